@@ -1,0 +1,35 @@
+use std::sync::atomic::AtomicBool;
+
+use vectro::output::Durability;
+
+use super::{human_bytes, print_json};
+use crate::cli::DecompressArgs;
+use crate::exit_codes;
+use crate::progress::Bar;
+
+pub fn run(a: DecompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
+    let bar = Bar::new(a.common.quiet || a.common.json, "decompress");
+    let durability = if a.no_fsync { Durability::None } else { Durability::Fsync };
+    let s = vectro::decompress(
+        &a.input,
+        &a.output,
+        a.common.threads,
+        a.force,
+        durability,
+        &bar,
+        cancel,
+    )?;
+    if a.common.json {
+        print_json(&s)?;
+    } else {
+        println!(
+            "decompressed {} rows x {} dims to {} ({}) in {:.2} s",
+            s.rows,
+            s.dims,
+            s.output.display(),
+            human_bytes(s.output_bytes),
+            s.seconds
+        );
+    }
+    Ok(exit_codes::OK)
+}

@@ -1,0 +1,71 @@
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use vectro::eval::{EvalOptions, evaluate};
+use vectro::output::Durability;
+use vectro::{CompressOptions, Container, GenerateOptions, NoProgress};
+
+use crate::cli::DemoArgs;
+use crate::exit_codes;
+use crate::progress::Bar;
+
+pub fn run(a: DemoArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
+    let tmp;
+    let dir: PathBuf = match &a.keep {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let npy = dir.join("demo.npy");
+    let vec = dir.join("demo.vectro");
+    let back = dir.join("demo.restored.npy");
+    let quiet = a.common.quiet;
+    println!("vectro demo: {} rows x {} dims of synthetic embeddings in {}", a.rows, a.dims, dir.display());
+
+    let gen_opts = GenerateOptions {
+        rows: a.rows,
+        dims: a.dims,
+        threads: a.common.threads,
+        ..GenerateOptions::default()
+    };
+    vectro::generate::generate(&npy, &gen_opts, true, &Bar::new(quiet, "generate"), cancel)?;
+    println!("1. generated  {}", npy.display());
+
+    let opts = CompressOptions {
+        threads: a.common.threads,
+        overwrite: true,
+        durability: Durability::None,
+        ..CompressOptions::default()
+    };
+    let s = vectro::compress(&npy, &vec, &opts, &Bar::new(quiet, "compress"), cancel)?;
+    println!("2. {}", super::compress::summary_line(&s));
+
+    let eval_opts = EvalOptions {
+        threads: a.common.threads,
+        ..EvalOptions::default()
+    };
+    let r = evaluate(&npy, &vec, &eval_opts, &Bar::new(quiet, "eval"), cancel)?;
+    println!("3. evaluated:");
+    super::eval::print_table(&r);
+
+    let d = vectro::decompress(&vec, &back, a.common.threads, true, Durability::None, &NoProgress, cancel)?;
+    let c = Container::open(&vec)?;
+    let mut row = vec![0f32; c.dims()];
+    c.get(c.rows() / 2, &mut row)?;
+    println!(
+        "4. decompressed {} rows to {} in {:.2} s; random access to row {} works",
+        d.rows,
+        back.display(),
+        d.seconds,
+        c.rows() / 2
+    );
+    if a.keep.is_none() {
+        println!("(files removed; pass --keep DIR to keep them)");
+    }
+    Ok(exit_codes::OK)
+}

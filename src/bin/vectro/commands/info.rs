@@ -1,0 +1,69 @@
+use serde::Serialize;
+use vectro::Container;
+
+use super::{human_bytes, print_json};
+use crate::cli::InfoArgs;
+use crate::exit_codes;
+
+#[derive(Serialize)]
+struct Info<'a> {
+    path: String,
+    format_version: String,
+    codec: String,
+    codec_params_bytes: usize,
+    rows: u64,
+    dims: usize,
+    source_dtype: &'static str,
+    chunk_rows: u32,
+    chunks: usize,
+    header_bytes: usize,
+    payload_bytes: u64,
+    file_bytes: u64,
+    bytes_per_vector: f64,
+    ratio_vs_float32: f64,
+    metadata: &'a vectro::format::Metadata,
+}
+
+pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
+    let c = Container::open(&a.file)?;
+    let h = c.header();
+    let payload: u64 = c.chunks().iter().map(|e| e.payload_range().len() as u64).sum();
+    let info = Info {
+        path: a.file.display().to_string(),
+        format_version: format!("{}.{}", vectro::format::MAJOR, vectro::format::MINOR),
+        codec: c.codec().name(),
+        codec_params_bytes: h.codec.params.len(),
+        rows: c.rows(),
+        dims: c.dims(),
+        source_dtype: h.source_dtype.descr(),
+        chunk_rows: h.chunk_rows,
+        chunks: c.chunks().len(),
+        header_bytes: c.header_len(),
+        payload_bytes: payload,
+        file_bytes: c.file_len(),
+        bytes_per_vector: c.file_len() as f64 / c.rows() as f64,
+        ratio_vs_float32: (c.rows() * c.dims() as u64 * 4) as f64 / c.file_len() as f64,
+        metadata: c.metadata(),
+    };
+    if a.json {
+        print_json(&info)?;
+        return Ok(exit_codes::OK);
+    }
+    println!("file:          {}", info.path);
+    println!("format:        vectro {}", info.format_version);
+    println!("codec:         {}", info.codec);
+    println!("shape:         {} rows x {} dims (source dtype {})", info.rows, info.dims, info.source_dtype);
+    println!("chunks:        {} of {} rows", info.chunks, info.chunk_rows);
+    println!(
+        "size:          {} ({} header, {} payload); {:.1} bytes/vector, {:.2}x vs float32",
+        human_bytes(info.file_bytes),
+        human_bytes(info.header_bytes as u64),
+        human_bytes(info.payload_bytes),
+        info.bytes_per_vector,
+        info.ratio_vs_float32
+    );
+    for (k, v) in info.metadata {
+        println!("meta {k:<9} {v}");
+    }
+    Ok(exit_codes::OK)
+}

@@ -1,0 +1,191 @@
+//! Per-vector int8: the reference codec, bit-exact with `shared/reference/int8_reference.py`.
+//!
+//! For each row `v`:
+//! - `scale = max|v| / 127` in float32; an all-zero row gets `scale = 1.0`;
+//! - `q = round_half_to_even(v / scale)` with a float32 division, stored as int8;
+//! - the reconstruction is `float32(q) * scale`.
+//!
+//! Payload of a block of `n` rows: `n × dims` codes (i8, row-major), then `n` scales (f32 LE).
+//! The error bound is `|v - v'| <= scale / 2` per element.
+
+use super::{Codec, CodecId, CodecSpec, EncodeFault};
+
+/// The per-vector int8 codec.
+#[derive(Debug, Clone)]
+pub struct Int8 {
+    dims: usize,
+}
+
+impl Int8 {
+    /// An int8 codec for `dims`-dimensional vectors.
+    pub fn new(dims: usize) -> Self {
+        Int8 { dims }
+    }
+}
+
+/// Adding then subtracting 1.5·2²³ rounds a float32 in (-2²², 2²²) to an integer, half to
+/// even, in the default rounding mode; afterwards the low mantissa bits hold that integer.
+const ROUND_MAGIC: f32 = 12_582_912.0;
+
+/// The scale of one row, exactly as the reference computes it.
+pub fn row_scale(row: &[f32]) -> f32 {
+    let max_abs = row.iter().fold(0f32, |m, &x| m.max(x.abs()));
+    if max_abs == 0.0 { 1.0 } else { max_abs / 127.0 }
+}
+
+/// Quantizes one row given its scale.
+///
+/// Clamping before the magic-number rounding keeps the result in i8 range without a
+/// saturating cast, which would stop the loop from vectorising; it never changes a result,
+/// because `|v / scale| <= 127` up to one ulp.
+pub fn quantize_row(row: &[f32], scale: f32, out: &mut [i8]) {
+    if scale == 0.0 {
+        // max|v| is so small that max|v|/127 underflows to zero. numpy then divides by zero
+        // and casts the resulting ±inf/nan to int8, which yields 0 on x86-64; we match that.
+        out.fill(0);
+        return;
+    }
+    let magic_bits = ROUND_MAGIC.to_bits() as i32;
+    for (o, &x) in out.iter_mut().zip(row) {
+        let y = (x / scale).clamp(-127.0, 127.0) + ROUND_MAGIC;
+        *o = (y.to_bits() as i32 - magic_bits) as i8;
+    }
+}
+
+/// Reconstructs one row.
+pub fn dequantize_row(codes: &[i8], scale: f32, out: &mut [f32]) {
+    for (o, &q) in out.iter_mut().zip(codes) {
+        *o = f32::from(q) * scale;
+    }
+}
+
+impl Codec for Int8 {
+    fn name(&self) -> String {
+        "int8".into()
+    }
+
+    fn spec(&self) -> CodecSpec {
+        CodecSpec {
+            id: CodecId::Int8,
+            params: Vec::new(),
+        }
+    }
+
+    fn dims(&self) -> usize {
+        self.dims
+    }
+
+    fn encoded_len(&self, rows: usize) -> usize {
+        rows * (self.dims + 4)
+    }
+
+    fn encode(&self, input: &[f32], out: &mut [u8]) -> Result<(), EncodeFault> {
+        let d = self.dims;
+        let rows = input.len() / d;
+        let (codes, scales) = out.split_at_mut(rows * d);
+        for (r, (row, code)) in input
+            .chunks_exact(d)
+            .zip(codes.chunks_exact_mut(d))
+            .enumerate()
+        {
+            let scale = row_scale(row);
+            quantize_row(row, scale, bytemuck_i8_mut(code));
+            scales[r * 4..r * 4 + 4].copy_from_slice(&scale.to_le_bytes());
+        }
+        Ok(())
+    }
+
+    fn decode(&self, payload: &[u8], rows: usize, out: &mut [f32]) {
+        for r in 0..rows {
+            self.decode_row(payload, rows, r, &mut out[r * self.dims..(r + 1) * self.dims]);
+        }
+    }
+
+    fn decode_row(&self, payload: &[u8], rows: usize, row: usize, out: &mut [f32]) {
+        let d = self.dims;
+        let codes = &payload[row * d..(row + 1) * d];
+        let s = rows * d + row * 4;
+        let scale = f32::from_le_bytes([payload[s], payload[s + 1], payload[s + 2], payload[s + 3]]);
+        dequantize_row(bytemuck_i8(codes), scale, out);
+    }
+}
+
+fn bytemuck_i8(b: &[u8]) -> &[i8] {
+    // SAFETY: u8 and i8 have the same size, alignment and validity (every bit pattern).
+    unsafe { std::slice::from_raw_parts(b.as_ptr().cast::<i8>(), b.len()) }
+}
+
+fn bytemuck_i8_mut(b: &mut [u8]) -> &mut [i8] {
+    // SAFETY: as above; the borrow is unique for the returned lifetime.
+    unsafe { std::slice::from_raw_parts_mut(b.as_mut_ptr().cast::<i8>(), b.len()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::harness::round_trip;
+    use proptest::prelude::*;
+
+    /// The reference rounding, written the slow obvious way.
+    fn rint(x: f32) -> f32 {
+        let r = x.round();
+        if (x - x.trunc()).abs() == 0.5 && r % 2.0 != 0.0 {
+            r - x.signum()
+        } else {
+            r
+        }
+    }
+
+    #[test]
+    fn ties_round_half_to_even() {
+        // max 127 gives scale 1.0 exactly, so v/scale == v and ties are exact.
+        let row = [127.0f32, 0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5];
+        let mut q = [0i8; 8];
+        quantize_row(&row, row_scale(&row), &mut q);
+        assert_eq!(q, [127, 0, 2, 2, 0, -2, -2, 126]);
+    }
+
+    #[test]
+    fn zero_row_has_unit_scale() {
+        let codec = Int8::new(3);
+        let out = round_trip(&codec, &[0.0, -0.0, 0.0]);
+        assert_eq!(out, [0.0, 0.0, 0.0]);
+        assert_eq!(row_scale(&[0.0, -0.0, 0.0]), 1.0);
+    }
+
+    #[test]
+    fn subnormal_row_whose_scale_underflows_decodes_to_zero() {
+        let tiny = f32::from_bits(1);
+        let row = [tiny, -tiny];
+        assert_eq!(row_scale(&row), 0.0);
+        let out = round_trip(&Int8::new(2), &row);
+        assert_eq!(out, [0.0, 0.0]);
+    }
+
+    proptest! {
+        #[test]
+        fn matches_slow_reference_and_error_bound(
+            dims in 1usize..40,
+            rows in 1usize..6,
+            mag in -30i32..30,
+            seed in any::<u64>(),
+        ) {
+            let mut s = seed | 1;
+            let data: Vec<f32> = (0..dims * rows).map(|_| {
+                s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2f32.powi(mag)
+            }).collect();
+            let codec = Int8::new(dims);
+            let out = round_trip(&codec, &data);
+            for (r, row) in data.chunks(dims).enumerate() {
+                let scale = row_scale(row);
+                for (c, &v) in row.iter().enumerate() {
+                    let q = rint(v / scale).clamp(-127.0, 127.0);
+                    let want = q * scale;
+                    prop_assert_eq!(out[r * dims + c].to_bits(), want.to_bits());
+                    prop_assert!((v - out[r * dims + c]).abs() <= scale / 2.0 * (1.0 + 1e-6));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The one error type of the library.
+//!
+//! Every variant carries enough context (file, row, column, field) for a user to act on it
+//! without a debugger. The binary maps each [`ErrorKind`] to its own exit code.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in Vectro.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O operation on a named file failed.
+    #[error("{path}: {action}: {source}")]
+    Io {
+        /// The file the operation was on.
+        path: PathBuf,
+        /// What was being done, e.g. "reading" or "renaming into place".
+        action: &'static str,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The input `.npy` is malformed or unsupported.
+    #[error("{path}: {msg}")]
+    BadNpy {
+        /// The offending file.
+        path: PathBuf,
+        /// What is wrong and what to do about it.
+        msg: String,
+    },
+
+    /// The input holds a NaN or an infinity.
+    #[error(
+        "{path}: row {row}, column {col} is {value} (non-finite); clean the input (e.g. np.nan_to_num) before compressing"
+    )]
+    NonFinite {
+        /// The offending file.
+        path: PathBuf,
+        /// Zero-based row of the value.
+        row: u64,
+        /// Zero-based column of the value.
+        col: u64,
+        /// The value itself, formatted.
+        value: String,
+    },
+
+    /// A value does not fit the codec's range (e.g. f16 overflow).
+    #[error("{path}: row {row}, column {col}: {msg}")]
+    OutOfRange {
+        /// The offending file.
+        path: PathBuf,
+        /// Zero-based row of the value.
+        row: u64,
+        /// Zero-based column of the value.
+        col: u64,
+        /// What is wrong and what to do about it.
+        msg: String,
+    },
+
+    /// The container is malformed, corrupt, truncated or of an unknown version.
+    #[error("{path}: {msg}")]
+    Corrupt {
+        /// The offending container.
+        path: PathBuf,
+        /// What is wrong, with byte offsets where known.
+        msg: String,
+    },
+
+    /// The output exists and `--force` was not given.
+    #[error("{0}: output already exists; pass --force to overwrite it")]
+    OutputExists(PathBuf),
+
+    /// A configuration value is invalid (codec parameters, chunk size, ...).
+    #[error("{0}")]
+    Config(String),
+
+    /// Two inputs that must agree do not (dims, rows, codec).
+    #[error("{0}")]
+    Mismatch(String),
+
+    /// The run was cancelled (e.g. by Ctrl-C) at a chunk boundary.
+    #[error("cancelled")]
+    Cancelled,
+
+    /// A worker thread panicked: a bug in Vectro, not in the input.
+    #[error("internal error: a worker panicked: {0}; please report this")]
+    WorkerPanic(String),
+}
+
+/// The broad category of an [`Error`], for exit codes and retries.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The input data or container is bad; rerunning will not help.
+    BadInput,
+    /// The operating system failed an operation; a retry may help.
+    Io,
+    /// The request itself is invalid.
+    Usage,
+    /// The run was cancelled.
+    Cancelled,
+    /// A bug in Vectro.
+    Internal,
+}
+
+impl Error {
+    /// The category of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Io { .. } => ErrorKind::Io,
+            Error::BadNpy { .. }
+            | Error::NonFinite { .. }
+            | Error::OutOfRange { .. }
+            | Error::Corrupt { .. }
+            | Error::Mismatch(_) => ErrorKind::BadInput,
+            Error::OutputExists(_) | Error::Config(_) => ErrorKind::Usage,
+            Error::Cancelled => ErrorKind::Cancelled,
+            Error::WorkerPanic(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// Wraps an I/O error with the file and the action.
+    pub fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            action,
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Corrupt {
+            path: path.into(),
+            msg: msg.into(),
+        }
+    }
+
+    pub(crate) fn bad_npy(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::BadNpy {
+            path: path.into(),
+            msg: msg.into(),
+        }
+    }
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,248 @@
+//! The container header: what the file holds and how it was encoded.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use byteorder::{ByteOrder, LittleEndian as LE};
+
+use super::{MAGIC, MAJOR, MAX_HEADER_LEN, MINOR, crc};
+use crate::codec::{CodecId, CodecSpec};
+use crate::error::{Error, Result};
+use crate::npy::Dtype;
+
+/// Free-form string metadata, sorted so that it serialises deterministically.
+pub type Metadata = BTreeMap<String, String>;
+
+/// The fixed part of the header, before the codec parameters.
+const FIXED_LEN: usize = 40;
+
+/// Everything the header records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Header {
+    /// The codec and its parameters.
+    pub codec: CodecSpec,
+    /// Total rows in the file.
+    pub rows: u64,
+    /// Dimensions per row.
+    pub dims: u32,
+    /// Rows per chunk; every chunk but the last holds exactly this many.
+    pub chunk_rows: u32,
+    /// The element type of the source `.npy`.
+    pub source_dtype: Dtype,
+    /// Source file name, tool version and the like.
+    pub metadata: Metadata,
+}
+
+impl Header {
+    /// Number of chunks the file must hold.
+    pub fn chunk_count(&self) -> u64 {
+        self.rows.div_ceil(self.chunk_rows as u64)
+    }
+
+    /// Rows in chunk `i`.
+    pub fn rows_in_chunk(&self, i: u64) -> u64 {
+        let first = i * self.chunk_rows as u64;
+        (self.rows - first).min(self.chunk_rows as u64)
+    }
+
+    /// Serialises the header, crc included.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![0u8; FIXED_LEN];
+        out[0..4].copy_from_slice(&MAGIC);
+        LE::write_u16(&mut out[4..6], MAJOR);
+        LE::write_u16(&mut out[6..8], MINOR);
+        // 8..12: header length, filled in below.
+        LE::write_u16(&mut out[12..14], self.codec.id.code());
+        // 14..16: reserved flags, zero.
+        LE::write_u64(&mut out[16..24], self.rows);
+        LE::write_u32(&mut out[24..28], self.dims);
+        LE::write_u32(&mut out[28..32], self.chunk_rows);
+        out[32] = self.source_dtype.code();
+        // 33..36: reserved, zero.
+        LE::write_u32(&mut out[36..40], self.codec.params.len() as u32);
+        out.extend_from_slice(&self.codec.params);
+        push_u32(&mut out, self.metadata.len() as u32);
+        for (k, v) in &self.metadata {
+            push_u32(&mut out, k.len() as u32);
+            out.extend_from_slice(k.as_bytes());
+            push_u32(&mut out, v.len() as u32);
+            out.extend_from_slice(v.as_bytes());
+        }
+        let total = out.len() + 4;
+        LE::write_u32(&mut out[8..12], total as u32);
+        let c = crc(&out);
+        push_u32(&mut out, c);
+        out
+    }
+
+    /// Parses and checks the header at the start of `bytes`; returns it and its length.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming `path` for a wrong magic, a newer major version, a bad crc,
+    /// or any field out of range.
+    pub fn decode(path: &Path, bytes: &[u8]) -> Result<(Header, usize)> {
+        let corrupt = |msg: String| Error::corrupt(path, msg);
+        if bytes.len() < 8 || bytes[0..4] != MAGIC {
+            return Err(corrupt(
+                "not a vectro container (bad magic at byte 0)".into(),
+            ));
+        }
+        let major = LE::read_u16(&bytes[4..6]);
+        let minor = LE::read_u16(&bytes[6..8]);
+        if major > MAJOR {
+            return Err(corrupt(format!(
+                "written by a newer vectro (format {major}.{minor}; this build reads {MAJOR}.x): upgrade vectro"
+            )));
+        }
+        if major == 0 {
+            return Err(corrupt(format!("invalid format version {major}.{minor} at byte 4")));
+        }
+        if bytes.len() < FIXED_LEN + 8 {
+            return Err(corrupt("truncated: the file ends inside the header".into()));
+        }
+        let len = LE::read_u32(&bytes[8..12]) as usize;
+        if !(FIXED_LEN + 8..=MAX_HEADER_LEN).contains(&len) {
+            return Err(corrupt(format!(
+                "header length {len} at byte 8 is out of range; the header is corrupt"
+            )));
+        }
+        if len > bytes.len() {
+            return Err(corrupt(format!(
+                "truncated: the header claims {len} bytes, the file has {}",
+                bytes.len()
+            )));
+        }
+        let stored = LE::read_u32(&bytes[len - 4..len]);
+        if crc(&bytes[..len - 4]) != stored {
+            return Err(corrupt(format!(
+                "header checksum mismatch (bytes 0..{len}); the header is corrupt"
+            )));
+        }
+        let h = &bytes[..len - 4];
+        let code = LE::read_u16(&h[12..14]);
+        let id = CodecId::from_code(code).ok_or_else(|| {
+            corrupt(format!(
+                "unknown codec id {code}: written by a newer vectro? upgrade vectro"
+            ))
+        })?;
+        let flags = LE::read_u16(&h[14..16]);
+        if flags != 0 {
+            return Err(corrupt(format!(
+                "unknown header flags {flags:#x}: written by a newer vectro? upgrade vectro"
+            )));
+        }
+        let rows = LE::read_u64(&h[16..24]);
+        let dims = LE::read_u32(&h[24..28]);
+        let chunk_rows = LE::read_u32(&h[28..32]);
+        let source_dtype = Dtype::from_code(h[32])
+            .ok_or_else(|| corrupt(format!("unknown source dtype code {}", h[32])))?;
+        if rows == 0 || dims == 0 || chunk_rows == 0 {
+            return Err(corrupt(format!(
+                "invalid shape: rows {rows}, dims {dims}, chunk rows {chunk_rows}"
+            )));
+        }
+        let mut cur = Cursor { b: h, i: 36 };
+        let params = cur
+            .bytes_u32()
+            .ok_or_else(|| corrupt("codec parameters run past the header".into()))?
+            .to_vec();
+        let count = cur
+            .u32()
+            .ok_or_else(|| corrupt("metadata runs past the header".into()))?;
+        let mut metadata = Metadata::new();
+        for _ in 0..count {
+            let (k, v) = cur
+                .bytes_u32()
+                .zip(cur.bytes_u32())
+                .ok_or_else(|| corrupt("metadata runs past the header".into()))?;
+            let k = String::from_utf8_lossy(k).into_owned();
+            metadata.insert(k, String::from_utf8_lossy(v).into_owned());
+        }
+        if cur.i != h.len() {
+            return Err(corrupt("unexpected bytes at the end of the header".into()));
+        }
+        let header = Header {
+            codec: CodecSpec { id, params },
+            rows,
+            dims,
+            chunk_rows,
+            source_dtype,
+            metadata,
+        };
+        Ok((header, len))
+    }
+}
+
+fn push_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn u32(&mut self) -> Option<u32> {
+        let s = self.b.get(self.i..self.i.checked_add(4)?)?;
+        self.i += 4;
+        Some(LE::read_u32(s))
+    }
+
+    fn bytes_u32(&mut self) -> Option<&'a [u8]> {
+        let n = self.u32()? as usize;
+        let s = self.b.get(self.i..self.i.checked_add(n)?)?;
+        self.i += n;
+        Some(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Header {
+        let mut metadata = Metadata::new();
+        metadata.insert("source".into(), "x.npy".into());
+        Header {
+            codec: CodecSpec {
+                id: CodecId::Int8,
+                params: vec![],
+            },
+            rows: 10,
+            dims: 3,
+            chunk_rows: 4,
+            source_dtype: Dtype::F32Le,
+            metadata,
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let h = sample();
+        let bytes = h.encode();
+        let (back, len) = Header::decode(Path::new("x"), &bytes).unwrap();
+        assert_eq!(back, h);
+        assert_eq!(len, bytes.len());
+        assert_eq!(h.chunk_count(), 3);
+        assert_eq!(h.rows_in_chunk(2), 2);
+    }
+
+    #[test]
+    fn every_flipped_byte_is_detected() {
+        let bytes = sample().encode();
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x40;
+            assert!(Header::decode(Path::new("x"), &b).is_err(), "byte {i}");
+        }
+    }
+
+    #[test]
+    fn newer_major_is_named() {
+        let mut b = sample().encode();
+        b[4] = 9;
+        let e = Header::decode(Path::new("x"), &b).unwrap_err().to_string();
+        assert!(e.contains("newer vectro"), "{e}");
+    }
+}

@@ -1,0 +1,48 @@
+//! The container format, version 1. FORMAT.md is the byte-by-byte specification.
+//!
+//! ```text
+//! +--------+---------+---------+-----+---------+-------+---------+
+//! | header | chunk 0 | chunk 1 | ... | chunk n | index | trailer |
+//! +--------+---------+---------+-----+---------+-------+---------+
+//!  magic+version, crc     each self-describing,   offsets   index offset, crc,
+//!                         crc32c                            version+magic
+//! ```
+//!
+//! Reading one row costs O(1) seeks: trailer → index → chunk.
+
+mod header;
+pub mod read;
+pub mod write;
+
+pub use header::{Header, Metadata};
+pub use read::{ChunkEntry, Container, scan_chunks};
+pub use write::ContainerWriter;
+
+/// Magic at the start of the header and at the end of the trailer.
+pub const MAGIC: [u8; 4] = *b"VCTR";
+/// Magic at the start of each chunk.
+pub const CHUNK_MAGIC: [u8; 4] = *b"VCHK";
+/// Magic at the start of the index.
+pub const INDEX_MAGIC: [u8; 4] = *b"VIDX";
+/// The format's major version: a reader refuses a file with a larger one.
+pub const MAJOR: u16 = 1;
+/// The format's minor version: additions that older readers can safely ignore.
+pub const MINOR: u16 = 0;
+
+/// Bytes of a chunk header, including its own crc.
+pub const CHUNK_HEADER_LEN: usize = 36;
+/// Bytes of a chunk's framing: header plus the trailing crc.
+pub const CHUNK_OVERHEAD: usize = CHUNK_HEADER_LEN + 4;
+/// Bytes of the index header.
+pub const INDEX_HEADER_LEN: usize = 16;
+/// Bytes of one index entry.
+pub const INDEX_ENTRY_LEN: usize = 32;
+/// Bytes of the trailer.
+pub const TRAILER_LEN: usize = 40;
+
+/// The largest header accepted, to refuse allocation bombs from a corrupt length.
+pub const MAX_HEADER_LEN: usize = 1 << 24;
+
+fn crc(bytes: &[u8]) -> u32 {
+    crc32c::crc32c(bytes)
+}

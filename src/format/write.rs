@@ -1,0 +1,169 @@
+//! Writing a container: header, chunks in order, then index and trailer.
+//!
+//! The writer only appends, so it works on any [`Write`] (a file, a pipe, a socket). The
+//! index is kept in memory (32 bytes a chunk) and written last.
+
+use std::io::Write;
+
+use byteorder::{ByteOrder, LittleEndian as LE};
+
+use super::read::ChunkEntry;
+use super::{
+    CHUNK_HEADER_LEN, CHUNK_MAGIC, Header, INDEX_ENTRY_LEN, INDEX_HEADER_LEN, INDEX_MAGIC, MAGIC,
+    MAJOR, MINOR, TRAILER_LEN, crc,
+};
+
+/// Appends chunks to a container and finishes it with an index and a trailer.
+#[derive(Debug)]
+pub struct ContainerWriter<W: Write> {
+    out: W,
+    header: Header,
+    offset: u64,
+    index: Vec<ChunkEntry>,
+}
+
+impl<W: Write> ContainerWriter<W> {
+    /// Writes the header and returns a writer positioned for chunk 0.
+    ///
+    /// # Errors
+    /// Any error of the underlying writer.
+    pub fn new(mut out: W, header: Header) -> std::io::Result<Self> {
+        let bytes = header.encode();
+        out.write_all(&bytes)?;
+        Ok(ContainerWriter {
+            out,
+            header,
+            offset: bytes.len() as u64,
+            index: Vec::new(),
+        })
+    }
+
+    /// Resumes appending after `chunks` that are already in `out`, which must be positioned
+    /// right after the last of them.
+    pub fn resume(out: W, header: Header, chunks: Vec<ChunkEntry>, offset: u64) -> Self {
+        ContainerWriter {
+            out,
+            header,
+            offset,
+            index: chunks,
+        }
+    }
+
+    /// The header being written.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Bytes written so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Chunks written so far.
+    pub fn chunks(&self) -> &[ChunkEntry] {
+        &self.index
+    }
+
+    /// Appends the next chunk, holding `rows` rows encoded as `payload`.
+    ///
+    /// # Panics
+    /// If `rows` is not what the header implies for the next chunk: the pipeline guarantees
+    /// it, so a mismatch is a bug, not bad input.
+    pub fn write_chunk(&mut self, rows: u64, payload: &[u8]) -> std::io::Result<()> {
+        let i = self.index.len() as u64;
+        assert_eq!(rows, self.header.rows_in_chunk(i), "chunk {i} row count");
+        let first_row = i * self.header.chunk_rows as u64;
+        let head = chunk_header(i, first_row, rows, payload.len() as u64);
+        let c = crc32c::crc32c_append(crc(&head), payload);
+        self.out.write_all(&head)?;
+        self.out.write_all(payload)?;
+        self.out.write_all(&c.to_le_bytes())?;
+        let len = (head.len() + payload.len() + 4) as u64;
+        self.index.push(ChunkEntry {
+            offset: self.offset,
+            len,
+            first_row,
+            rows,
+        });
+        self.offset += len;
+        Ok(())
+    }
+
+    /// Writes the index and trailer, flushes, and returns the inner writer.
+    ///
+    /// # Panics
+    /// If fewer chunks were written than the header implies (a pipeline bug).
+    pub fn finish(mut self) -> std::io::Result<W> {
+        assert_eq!(self.index.len() as u64, self.header.chunk_count());
+        let index = encode_index(&self.index);
+        let index_offset = self.offset;
+        self.out.write_all(&index)?;
+        let trailer = encode_trailer(index_offset, index.len() as u64, self.header.rows, crc(&index));
+        self.out.write_all(&trailer)?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+
+    /// The inner writer, without finishing the file.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+/// The 36-byte self-describing chunk header, its own crc included.
+pub(crate) fn chunk_header(
+    index: u64,
+    first_row: u64,
+    rows: u64,
+    payload_len: u64,
+) -> [u8; CHUNK_HEADER_LEN] {
+    let mut h = [0u8; CHUNK_HEADER_LEN];
+    h[0..4].copy_from_slice(&CHUNK_MAGIC);
+    LE::write_u32(&mut h[4..8], rows as u32);
+    LE::write_u64(&mut h[8..16], index);
+    LE::write_u64(&mut h[16..24], first_row);
+    LE::write_u64(&mut h[24..32], payload_len);
+    let c = crc(&h[..32]);
+    LE::write_u32(&mut h[32..36], c);
+    h
+}
+
+pub(crate) fn encode_index(entries: &[ChunkEntry]) -> Vec<u8> {
+    let mut out = vec![0u8; INDEX_HEADER_LEN + entries.len() * INDEX_ENTRY_LEN];
+    out[0..4].copy_from_slice(&INDEX_MAGIC);
+    LE::write_u64(&mut out[8..16], entries.len() as u64);
+    for (e, b) in entries
+        .iter()
+        .zip(out[INDEX_HEADER_LEN..].chunks_exact_mut(INDEX_ENTRY_LEN))
+    {
+        LE::write_u64(&mut b[0..8], e.offset);
+        LE::write_u64(&mut b[8..16], e.len);
+        LE::write_u64(&mut b[16..24], e.first_row);
+        LE::write_u64(&mut b[24..32], e.rows);
+    }
+    out
+}
+
+pub(crate) fn encode_trailer(
+    index_offset: u64,
+    index_len: u64,
+    rows: u64,
+    index_crc: u32,
+) -> [u8; TRAILER_LEN] {
+    let mut t = [0u8; TRAILER_LEN];
+    LE::write_u64(&mut t[0..8], index_offset);
+    LE::write_u64(&mut t[8..16], index_len);
+    LE::write_u64(&mut t[16..24], rows);
+    LE::write_u32(&mut t[24..28], index_crc);
+    LE::write_u16(&mut t[32..34], MAJOR);
+    LE::write_u16(&mut t[34..36], MINOR);
+    t[36..40].copy_from_slice(&MAGIC);
+    let c = trailer_crc(&t);
+    LE::write_u32(&mut t[28..32], c);
+    t
+}
+
+/// The trailer's crc covers every trailer byte except the crc field itself.
+pub(crate) fn trailer_crc(t: &[u8; TRAILER_LEN]) -> u32 {
+    crc32c::crc32c_append(crc(&t[0..28]), &t[32..40])
+}

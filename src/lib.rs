@@ -1,0 +1,43 @@
+//! Vectro compresses embedding vectors: streaming, out of core, checksummed.
+//!
+//! A `.npy` of float32 rows is memory-mapped, cut into chunks, encoded by parallel workers
+//! and written in order into a chunked container with an index, so that a dataset bigger
+//! than RAM can be compressed, verified, evaluated, decompressed and read by row.
+//!
+//! ```
+//! use std::sync::atomic::AtomicBool;
+//! use vectro::{CompressOptions, Container, NoProgress, compress, generate, GenerateOptions};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let npy = dir.path().join("x.npy");
+//! let out = dir.path().join("x.vectro");
+//! let stop = AtomicBool::new(false);
+//! generate::generate(&npy, &GenerateOptions { rows: 1000, dims: 64, ..Default::default() },
+//!     false, &NoProgress, &stop)?;
+//! compress(&npy, &out, &CompressOptions::default(), &NoProgress, &stop)?;
+//!
+//! let c = Container::open(&out)?;
+//! let mut row = vec![0f32; c.dims()];
+//! c.get(17, &mut row)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod codec;
+mod error;
+pub mod eval;
+pub mod format;
+pub mod generate;
+pub mod npy;
+pub mod output;
+pub mod pipeline;
+
+pub use codec::{Codec, CodecId, CodecSpec};
+pub use error::{Error, ErrorKind, Result};
+pub use format::Container;
+pub use generate::GenerateOptions;
+pub use pipeline::{
+    CompressOptions, CompressSummary, DecompressSummary, NoProgress, Progress, compress,
+    decompress,
+};

@@ -1,0 +1,105 @@
+//! `decompress`: a container back into a float32 `.npy`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::ordered::run_ordered;
+use super::{Progress, default_threads, peak_rss_bytes};
+use crate::error::{Error, Result};
+use crate::format::Container;
+use crate::npy;
+use crate::output::{AtomicOutput, Durability};
+
+/// What a decompress run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecompressSummary {
+    /// The container read.
+    pub input: PathBuf,
+    /// The `.npy` written.
+    pub output: PathBuf,
+    /// Rows written.
+    pub rows: u64,
+    /// Dimensions per row.
+    pub dims: u64,
+    /// Output file size.
+    pub output_bytes: u64,
+    /// Wall time.
+    pub seconds: f64,
+    /// Peak resident memory of the process.
+    pub peak_rss_bytes: u64,
+}
+
+/// Decodes the container at `input` into a float32 `.npy` at `output`.
+///
+/// # Errors
+/// A corrupt container ([`Error::Corrupt`]), an existing output, I/O errors, or
+/// [`Error::Cancelled`].
+pub fn decompress(
+    input: &Path,
+    output: &Path,
+    threads: usize,
+    overwrite: bool,
+    durability: Durability,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
+) -> Result<DecompressSummary> {
+    let start = Instant::now();
+    let c = Container::open(input)?;
+    let out = AtomicOutput::create(output, overwrite, durability)?;
+    let tmp = out.tmp_path().to_path_buf();
+    let io = |e| Error::io(&tmp, "writing", e);
+    let mut w = out.writer();
+    w.write_all(&npy::write_header(c.rows(), c.dims() as u64))
+        .map_err(io)?;
+    let threads = if threads == 0 { default_threads() } else { threads };
+    let row_bytes = c.dims() as u64 * 4;
+    progress.begin(c.rows(), c.rows() * row_bytes);
+    let result = run_ordered(
+        threads,
+        (0..c.chunks().len()).map(Ok),
+        |i| {
+            let mut rows = vec![0f32; c.chunks()[i].rows as usize * c.dims()];
+            c.decode_chunk(i, &mut rows)?;
+            Ok(rows)
+        },
+        |rows| {
+            w.write_all(&f32_le_bytes(&rows)).map_err(io)?;
+            let n = (rows.len() / c.dims()) as u64;
+            progress.advance(n, n * row_bytes);
+            Ok(())
+        },
+        cancel,
+    );
+    progress.finish();
+    result?;
+    w.flush().map_err(io)?;
+    drop(w);
+    out.commit()?;
+    let output_bytes = std::fs::metadata(output)
+        .map_err(|e| Error::io(output, "reading metadata of", e))?
+        .len();
+    Ok(DecompressSummary {
+        input: input.to_path_buf(),
+        output: output.to_path_buf(),
+        rows: c.rows(),
+        dims: c.dims() as u64,
+        output_bytes,
+        seconds: start.elapsed().as_secs_f64(),
+        peak_rss_bytes: peak_rss_bytes(),
+    })
+}
+
+/// The little-endian bytes of `v`; free (no copy) on little-endian machines.
+pub fn f32_le_bytes(v: &[f32]) -> std::borrow::Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        // SAFETY: f32 has no padding and u8 has alignment 1; the length is scaled by 4.
+        let b = unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), v.len() * 4) };
+        std::borrow::Cow::Borrowed(b)
+    } else {
+        std::borrow::Cow::Owned(v.iter().flat_map(|x| x.to_le_bytes()).collect())
+    }
+}

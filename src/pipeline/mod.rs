@@ -1,0 +1,29 @@
+//! The streaming engine: reader → parallel workers → ordered writer.
+//!
+//! Memory in flight is bounded by the channel depths (see [`ordered`]), never by the input
+//! size: at most `3 × threads + 1` chunks are between the reader and the writer.
+
+mod compress;
+mod decompress;
+pub mod ordered;
+mod progress;
+pub mod reader;
+pub mod writer;
+
+pub use compress::{CompressOptions, CompressSummary, compress, default_chunk_rows};
+pub use decompress::{DecompressSummary, decompress, f32_le_bytes};
+pub use progress::{NoProgress, Progress};
+
+/// The number of worker threads to use when none is given: the available cores.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// This process's peak resident set size in bytes, from `getrusage`.
+pub fn peak_rss_bytes() -> u64 {
+    // SAFETY: getrusage only writes into the struct we pass; zeroed is a valid rusage.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage for the duration of the call.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    if rc == 0 { ru.ru_maxrss as u64 * 1024 } else { 0 }
+}

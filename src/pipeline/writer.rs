@@ -1,0 +1,57 @@
+//! The ordered writer stage: appends encoded chunks to the container in input order and
+//! releases the input pages behind it.
+
+use std::io::Write;
+use std::path::Path;
+
+use crossbeam_channel::Sender;
+
+use super::Progress;
+use super::reader::NpySource;
+use crate::error::{Error, Result};
+use crate::format::ContainerWriter;
+
+/// One encoded chunk, as a worker hands it to the writer.
+#[derive(Debug)]
+pub struct EncodedChunk {
+    /// First row of the chunk.
+    pub first_row: u64,
+    /// Rows in the chunk.
+    pub rows: u64,
+    /// The codec's payload.
+    pub payload: Vec<u8>,
+}
+
+/// Writes chunks as they arrive in order.
+pub struct ChunkSink<'a, W: Write> {
+    /// The container being written.
+    pub writer: ContainerWriter<W>,
+    /// Where errors are reported to the user.
+    pub out_path: &'a Path,
+    /// The input, whose pages are released once written.
+    pub source: Option<&'a NpySource>,
+    /// Progress receiver.
+    pub progress: &'a dyn Progress,
+    /// Finished payload buffers go back to the workers through this.
+    pub recycle: Sender<Vec<u8>>,
+}
+
+impl<W: Write> ChunkSink<'_, W> {
+    /// Appends one chunk.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the output.
+    pub fn put(&mut self, chunk: EncodedChunk) -> Result<()> {
+        self.writer
+            .write_chunk(chunk.rows, &chunk.payload)
+            .map_err(|e| Error::io(self.out_path, "writing", e))?;
+        let end = chunk.first_row + chunk.rows;
+        if let Some(src) = self.source {
+            src.release_rows(chunk.first_row, end);
+            self.progress
+                .advance(chunk.rows, chunk.rows * src.header().row_bytes() as u64);
+        }
+        let _ = self.recycle.try_send(chunk.payload);
+        Ok(())
+    }
+}
