@@ -536,14 +536,23 @@ mod tests {
 
     #[test]
     fn dtype_conversion_matches_numpy_rounding() {
-        let vals = [1.0f64, -2.5, 1.0 + f64::EPSILON, 1e300, 3.1415926535];
+        let vals = [
+            1.0f64,
+            -2.5,
+            1.0 + f64::EPSILON,
+            1e300,
+            0.123_456_789_012_345,
+        ];
         let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
         let mut out = [0f32; 5];
         Dtype::F64Le.to_f32(&bytes, &mut out);
         for (o, v) in out.iter().zip(vals) {
             assert_eq!(o.to_bits(), (v as f32).to_bits());
         }
-        let be: Vec<u8> = [1.5f32, -7.25].iter().flat_map(|v| v.to_be_bytes()).collect();
+        let be: Vec<u8> = [1.5f32, -7.25]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect();
         let mut out = [0f32; 2];
         Dtype::F32Be.to_f32(&be, &mut out);
         assert_eq!(out, [1.5, -7.25]);

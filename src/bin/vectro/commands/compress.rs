@@ -14,7 +14,11 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         threads: a.common.threads,
         chunk_rows: a.chunk_rows,
         overwrite: a.force,
-        durability: if a.no_fsync { Durability::None } else { Durability::Fsync },
+        durability: if a.no_fsync {
+            Durability::None
+        } else {
+            Durability::Fsync
+        },
     };
     let bar = Bar::new(a.common.quiet || a.common.json, "compress");
     let s = vectro::compress(&a.input, &a.output, &opts, &bar, cancel)?;
