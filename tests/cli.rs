@@ -357,3 +357,25 @@ fn demo_runs_end_to_end() {
         .stdout(contains("recall@10"))
         .stdout(contains("random access"));
 }
+
+#[test]
+fn a_container_without_its_trailer_is_reported_incomplete() {
+    let t = Case::new();
+    let (npy, _) = t.npy("x.npy", 100, 8, 9);
+    compress(&npy, &t.path("x.vectro"), &["--chunk-rows", "10"]).success();
+    let full = std::fs::read(t.path("x.vectro")).unwrap();
+    // Each chunk is 36 + 10 * (8 + 4) + 4 = 160 bytes; cut inside chunk 3.
+    let header_len = u32::from_le_bytes(full[8..12].try_into().unwrap()) as usize;
+    let cut = t.raw("cut.vectro", &full[..header_len + 3 * 160 + 50]);
+    vectro()
+        .arg("info")
+        .arg(&cut)
+        .assert()
+        .code(3)
+        .stderr(contains("incomplete container"))
+        .stderr(contains("3 complete chunks holding rows 0..30 of 100"));
+    for len in [0, 5, header_len - 1, full.len() - 1] {
+        let p = t.raw("short.vectro", &full[..len]);
+        vectro().arg("info").arg(&p).assert().code(3);
+    }
+}
