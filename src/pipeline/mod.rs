@@ -4,10 +4,14 @@
 //! size: at most `3 × threads + 1` chunks are between the reader and the writer.
 
 mod compress;
+pub mod dataset;
 mod decompress;
+pub mod dest;
 pub mod ordered;
 mod progress;
 pub mod reader;
+pub mod shard;
+pub mod stream;
 pub mod writer;
 
 pub use compress::{CompressOptions, CompressSummary, compress, default_chunk_rows};
@@ -25,5 +29,9 @@ pub fn peak_rss_bytes() -> u64 {
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `ru` is a valid, writable rusage for the duration of the call.
     let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    if rc == 0 { ru.ru_maxrss as u64 * 1024 } else { 0 }
+    if rc == 0 {
+        ru.ru_maxrss as u64 * 1024
+    } else {
+        0
+    }
 }

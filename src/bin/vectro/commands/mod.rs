@@ -6,6 +6,7 @@ pub mod demo;
 pub mod eval;
 pub mod generate;
 pub mod info;
+pub mod merge;
 
 /// Formats a byte count for people.
 pub fn human_bytes(n: u64) -> String {
@@ -16,7 +17,11 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.2} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.2} {}", UNITS[u])
+    }
 }
 
 /// Prints a serialisable value as pretty JSON on stdout.
