@@ -169,6 +169,13 @@ pub fn compress(
         let len = std::fs::metadata(output).map_or(0, |m| m.len());
         return Ok(summary(chunk_range.end - chunk_range.start, len, true));
     }
+    if let Some(dir) = output
+        .parent()
+        .filter(|d| opts.shard.is_some() && !d.as_os_str().is_empty())
+    {
+        // Shards of one run share an output directory that nobody else creates.
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "creating directory", e))?;
+    }
     let out = Dest::create(output, opts.overwrite, opts.durability)?;
     let threads = if opts.threads == 0 {
         default_threads()

@@ -49,7 +49,8 @@ pub struct CompressArgs {
     /// ('dump/part-*.npy') of them, read as one matrix in natural order; or - for stdin.
     #[arg(long = "in", value_name = "NPY")]
     pub input: PathBuf,
-    /// Output container, or - for stdout. With --shard, {shard} is replaced by K.
+    /// Output container, or - for stdout. With --shard, {shard} is replaced by K, and a
+    /// missing directory is created.
     #[arg(long = "out", value_name = "VECTRO")]
     pub output: PathBuf,
     /// Codec and parameters, e.g. int8.

@@ -32,9 +32,7 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     let s = vectro::compress(&a.input, &output, &opts, &bar, cancel)?;
     // With --out -, stdout carries the container: the summary goes to stderr.
     if output.as_os_str() == "-" {
-        if !a.common.quiet {
-            eprintln!("{}", summary_line(&s));
-        }
+        eprintln!("{}", summary_line(&s));
     } else if a.common.json {
         print_json(&s)?;
     } else {

@@ -27,9 +27,7 @@ pub fn run(a: MergeArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     );
     // With --out -, stdout carries the container: the summary goes to stderr.
     if a.output.as_os_str() == "-" {
-        if !a.common.quiet {
-            eprintln!("{line}");
-        }
+        eprintln!("{line}");
     } else if a.common.json {
         print_json(&s)?;
     } else {
