@@ -1,7 +1,8 @@
 //! The reader stage: a memory-mapped `.npy` cut into chunks of rows.
 //!
 //! [`Input`] generalises it to what `--in` accepts: one file, many files read as one
-//! matrix ([`Dataset`]), or a stream without mmap ([`StreamSource`], `--in -`).
+//! matrix ([`Dataset`](super::dataset::Dataset)), or a stream without mmap
+//! ([`StreamSource`](super::stream::StreamSource), `--in -`).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -277,13 +277,13 @@ mod tests {
         }
         let (c, r) = Shard::new(3, 4).unwrap().plan(1000, 64).unwrap();
         assert_eq!((c, r), (12..16, 768..1000));
-        let e = Shard::new(3, 4)
+        let e = Shard::new(0, 4)
             .unwrap()
             .plan(100, 64)
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("shard 3/4 would be empty") && e.contains("at most 2 shards"),
+            e.contains("shard 0/4 would be empty") && e.contains("at most 2 shards"),
             "{e}"
         );
     }
