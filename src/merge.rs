@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::format::{Container, ContainerWriter, Header};
 use crate::output::Durability;
 use crate::pipeline::dataset::expand;
-use crate::pipeline::dest::Dest;
+use crate::pipeline::dest::{Dest, finished_len};
 use crate::pipeline::shard::{ShardInfo, is_shard_key};
 use crate::pipeline::{Progress, peak_rss_bytes};
 
@@ -88,10 +88,7 @@ pub fn merge(
             }
         }
         let chunks = w.chunks().len() as u64;
-        let bytes = w.offset()
-            + (crate::format::INDEX_HEADER_LEN + crate::format::INDEX_ENTRY_LEN * chunks as usize)
-                as u64
-            + crate::format::TRAILER_LEN as u64;
+        let bytes = finished_len(&w);
         w.finish().map_err(io)?.flush().map_err(io)?;
         Ok((chunks, bytes))
     })();

@@ -177,11 +177,7 @@ pub fn compress(
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "creating directory", e))?;
     }
     let out = Dest::create(output, opts.overwrite, opts.durability)?;
-    let threads = if opts.threads == 0 {
-        default_threads()
-    } else {
-        opts.threads
-    };
+    let threads = if opts.threads == 0 { default_threads() } else { opts.threads };
     progress.begin(header.rows, header.rows * h.row_bytes() as u64);
     let jobs = source.chunks(chunk_rows as u64, chunk_range)?;
     let result = encode_all(
@@ -275,10 +271,7 @@ fn source_metadata(source: &Input) -> Metadata {
             m.insert("source".into(), "-".into());
         }
     }
-    m.insert(
-        "tool".into(),
-        format!("vectro {}", env!("CARGO_PKG_VERSION")),
-    );
+    m.insert("tool".into(), format!("vectro {}", env!("CARGO_PKG_VERSION")));
     m
 }
 
@@ -320,10 +313,7 @@ fn encode_all(
         cancel,
     )?;
     let chunks = sink.writer.chunks().len() as u64;
-    let bytes = sink.writer.offset()
-        + (crate::format::INDEX_HEADER_LEN + crate::format::INDEX_ENTRY_LEN * chunks as usize)
-            as u64
-        + crate::format::TRAILER_LEN as u64;
+    let bytes = super::dest::finished_len(&sink.writer);
     let mut w = sink
         .writer
         .finish()
@@ -385,16 +375,13 @@ fn as_f32(bytes: &[u8], dtype: Dtype) -> Option<&[f32]> {
 /// Refuses NaN and ±Inf, naming the first offender.
 fn check_finite(data: &[f32], dims: usize, first_row: u64, path: &Path) -> Result<()> {
     // A branch-free pass vectorises; we only search for the position when it fails.
-    let any_bad = data.iter().fold(false, |acc, x| {
-        acc | (x.to_bits() & 0x7f80_0000 == 0x7f80_0000)
-    });
+    let any_bad = data
+        .iter()
+        .fold(false, |acc, x| acc | (x.to_bits() & 0x7f80_0000 == 0x7f80_0000));
     if !any_bad {
         return Ok(());
     }
-    let i = data
-        .iter()
-        .position(|x| !x.is_finite())
-        .expect("found above");
+    let i = data.iter().position(|x| !x.is_finite()).expect("found above");
     Err(Error::NonFinite {
         path: path.to_path_buf(),
         row: first_row + (i / dims) as u64,

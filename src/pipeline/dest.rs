@@ -8,6 +8,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use crate::error::Result;
+use crate::format::{ContainerWriter, INDEX_ENTRY_LEN, INDEX_HEADER_LEN, TRAILER_LEN};
 use crate::output::{AtomicOutput, Durability};
 
 /// An output being written.
@@ -59,4 +60,11 @@ impl Dest {
             Dest::Stdout => Ok(()),
         }
     }
+}
+
+/// The size `w`'s file will have once finished: what is written, then index and trailer.
+/// (A pipe cannot be asked for its length afterwards.)
+pub(crate) fn finished_len<W: Write>(w: &ContainerWriter<W>) -> u64 {
+    let index = INDEX_HEADER_LEN + INDEX_ENTRY_LEN * w.chunks().len();
+    w.offset() + (index + TRAILER_LEN) as u64
 }
