@@ -84,6 +84,7 @@ pub fn merge(
                 }
                 w.write_chunk(e.rows, p.container.chunk_payload(i)?)
                     .map_err(io)?;
+                release(&p.container, e.offset..e.offset + e.len);
                 progress.advance(e.rows, e.len);
             }
         }
@@ -109,6 +110,26 @@ pub fn merge(
         mb_per_s: output_bytes as f64 / 1e6 / seconds.max(1e-9),
         peak_rss_bytes: peak_rss_bytes(),
     })
+}
+
+/// Drops this process's view of bytes `range` of `c` once copied (the page cache keeps
+/// them), so that merging shards bigger than RAM does not grow the resident set.
+fn release(c: &Container, range: std::ops::Range<u64>) {
+    const PAGE: u64 = 4096;
+    let (start, end) = (range.start / PAGE * PAGE, range.end / PAGE * PAGE);
+    let bytes = c.bytes();
+    if end > start && end as usize <= bytes.len() {
+        // SAFETY: the range lies inside the container's read-only file mapping, which
+        // starts on a page boundary. MADV_DONTNEED on such a mapping only discards our view
+        // of the pages; any later read refaults them from the file, so no byte changes.
+        unsafe {
+            libc::madvise(
+                bytes.as_ptr().add(start as usize) as *mut libc::c_void,
+                (end - start) as usize,
+                libc::MADV_DONTNEED,
+            );
+        }
+    }
 }
 
 /// Opens every part, in shard order, leaving out `output` itself if a directory holds it.
