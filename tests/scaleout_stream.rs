@@ -204,3 +204,55 @@ fn bad_files_in_a_dataset_are_named() {
     assert_eq!(code, 2);
     assert!(err.contains("matches no .npy file"), "{err}");
 }
+
+/// Peak RSS of `compress --in - --json` fed `rows` rows of 384 dims by a writer thread.
+fn stdin_peak_rss(rows: u64) -> u64 {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s.vectro");
+    let mut c = vectro();
+    c.args([
+        "compress",
+        "--json",
+        "--threads",
+        "2",
+        "--chunk-rows",
+        "256",
+        "--in",
+        "-",
+        "--out",
+    ])
+    .arg(&out)
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        stdin
+            .write_all(&vectro::npy::write_header(rows, 384))
+            .unwrap();
+        let block: Vec<u8> = (0..64 * 384u32)
+            .flat_map(|i| ((i % 251) as f32 / 251.0).to_le_bytes())
+            .collect();
+        for _ in 0..rows / 64 {
+            stdin.write_all(&block).unwrap();
+        }
+    });
+    let o = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["rows"], rows);
+    v["peak_rss_bytes"].as_u64().unwrap()
+}
+
+#[test]
+fn stdin_read_ahead_is_bounded() {
+    // 6 MB and 60 MB of input: the read-ahead is a few chunks, whatever the stream's size.
+    let small = stdin_peak_rss(4096);
+    let large = stdin_peak_rss(40960);
+    assert!(
+        large < small + (16 << 20),
+        "peak RSS grew from {small} to {large} bytes with 10x the input"
+    );
+}
