@@ -108,6 +108,7 @@ fn kubernetes_indexed_job_parses_and_runs() {
                 // The only addition: chunks small enough that the test data has 4 shards.
                 .args(["--chunk-rows", &CHUNK_ROWS.to_string()])
                 .env("JOB_COMPLETION_INDEX", k.to_string())
+                .stdout(std::process::Stdio::null())
                 .spawn()
                 .unwrap()
         })
@@ -191,6 +192,7 @@ fn slurm_script_runs_as_slurm_runs_it() {
                 .env("SLURM_ARRAY_TASK_ID", id.to_string())
                 .env("SLURM_ARRAY_TASK_COUNT", "4")
                 .env_remove("JOB_COMPLETION_INDEX")
+                .stdout(std::process::Stdio::null())
                 .spawn()
                 .unwrap()
         })

@@ -27,7 +27,12 @@ fn merge(parts: &Path, out: &Path) -> Vec<u8> {
 fn run_concurrently(cmds: Vec<Command>) {
     let children: Vec<_> = cmds
         .into_iter()
-        .map(|mut c| (format!("{c:?}"), c.spawn().unwrap()))
+        .map(|mut c| {
+            (
+                format!("{c:?}"),
+                c.stdout(std::process::Stdio::null()).spawn().unwrap(),
+            )
+        })
         .collect();
     for (what, child) in children {
         let out = child.wait_with_output().unwrap();
@@ -55,6 +60,17 @@ fn four_concurrent_shards_merge_to_the_single_run() {
     }
     let merged = merge(&parts, &dir.path().join("all.vectro"));
     assert!(merged == single, "merged file differs from the single run");
+    // To stdout, from a glob of the parts: the same bytes.
+    let mut c = vectro();
+    c.args(["merge", "--out", "-"])
+        .arg(parts.join("p-*.vectro"));
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.stdout == single,
+        "merge --out - differs from the single run"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("merged 4 shards"));
 }
 
 #[test]

@@ -91,8 +91,12 @@ pub struct MergeArgs {
     /// Skip fsync before the rename.
     #[arg(long)]
     pub no_fsync: bool,
-    #[command(flatten)]
-    pub common: Common,
+    /// Hide the progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

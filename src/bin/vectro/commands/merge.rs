@@ -13,7 +13,7 @@ pub fn run(a: MergeArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     } else {
         Durability::Fsync
     };
-    let bar = Bar::new(a.common.quiet || a.common.json, "merge");
+    let bar = Bar::new(a.quiet || a.json, "merge");
     let s = vectro::merge(&a.parts, &a.output, a.force, durability, &bar, cancel)?;
     let line = format!(
         "merged {} shards: {} rows in {} chunks -> {} ({}) in {:.2} s, {:.0} MB/s",
@@ -28,7 +28,7 @@ pub fn run(a: MergeArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     // With --out -, stdout carries the container: the summary goes to stderr.
     if a.output.as_os_str() == "-" {
         eprintln!("{line}");
-    } else if a.common.json {
+    } else if a.json {
         print_json(&s)?;
     } else {
         println!("{line}");
