@@ -79,6 +79,21 @@ pub enum Error {
     #[error("{0}")]
     Mismatch(String),
 
+    /// `merge` was not given every shard.
+    #[error(
+        "shard {k} of {n} (rows {first_row}..{end_row}) is missing: run `vectro compress ... --shard {k}/{n}` and merge again with its output"
+    )]
+    MissingShard {
+        /// The missing shard, from 0.
+        k: u32,
+        /// The number of shards.
+        n: u32,
+        /// Its first row.
+        first_row: u64,
+        /// One past its last row.
+        end_row: u64,
+    },
+
     /// The run was cancelled (e.g. by Ctrl-C) at a chunk boundary.
     #[error("cancelled")]
     Cancelled,
@@ -113,7 +128,8 @@ impl Error {
             | Error::NonFinite { .. }
             | Error::OutOfRange { .. }
             | Error::Corrupt { .. }
-            | Error::Mismatch(_) => ErrorKind::BadInput,
+            | Error::Mismatch(_)
+            | Error::MissingShard { .. } => ErrorKind::BadInput,
             Error::OutputExists(_) | Error::Config(_) => ErrorKind::Usage,
             Error::Cancelled => ErrorKind::Cancelled,
             Error::WorkerPanic(_) => ErrorKind::Internal,

@@ -29,6 +29,7 @@ mod error;
 pub mod eval;
 pub mod format;
 pub mod generate;
+pub mod merge;
 pub mod npy;
 pub mod output;
 pub mod pipeline;
@@ -37,6 +38,7 @@ pub use codec::{Codec, CodecId, CodecSpec};
 pub use error::{Error, ErrorKind, Result};
 pub use format::Container;
 pub use generate::GenerateOptions;
+pub use merge::{MergeSummary, merge};
 pub use pipeline::{
     CompressOptions, CompressSummary, DecompressSummary, NoProgress, Progress, compress, decompress,
 };

@@ -9,15 +9,17 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, bounded};
 use serde::Serialize;
 
+use super::dest::Dest;
 use super::ordered::run_ordered;
-use super::reader::{ChunkJob, NpySource};
+use super::reader::{ChunkJob, Input};
+use super::shard::{self, Shard};
 use super::writer::{ChunkSink, EncodedChunk};
 use super::{Progress, default_threads, peak_rss_bytes};
 use crate::codec::{self, Codec};
 use crate::error::{Error, Result};
 use crate::format::{ContainerWriter, Header, Metadata};
 use crate::npy::Dtype;
-use crate::output::{AtomicOutput, Durability};
+use crate::output::Durability;
 
 /// Input bytes a default chunk aims for: a few MiB keeps workers busy and memory small.
 const TARGET_CHUNK_BYTES: u64 = 4 << 20;
@@ -40,6 +42,8 @@ pub struct CompressOptions {
     pub overwrite: bool,
     /// fsync before the rename, or not.
     pub durability: Durability,
+    /// Compress only this shard of the input's chunks.
+    pub shard: Option<Shard>,
 }
 
 impl Default for CompressOptions {
@@ -50,6 +54,7 @@ impl Default for CompressOptions {
             chunk_rows: None,
             overwrite: false,
             durability: Durability::Fsync,
+            shard: None,
         }
     }
 }
@@ -81,9 +86,19 @@ pub struct CompressSummary {
     pub mb_per_s: f64,
     /// Peak resident memory of the process.
     pub peak_rss_bytes: u64,
+    /// The shard compressed, as `K/N`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// True if a complete, verified output of this shard was already there: nothing was done.
+    pub already_complete: bool,
 }
 
 /// Compresses the `.npy` at `input` into a new container at `output`.
+///
+/// `input` may also be a directory or a glob pattern of `.npy` files, compressed as one
+/// matrix, or `-` for standard input; `output` may be `-` for standard output. With
+/// `opts.shard`, only that shard's rows are written, and an existing output that is already
+/// that shard, complete and verified, is kept as it is.
 ///
 /// The output appears at `output` only when complete and synced; on any error nothing is
 /// left there.
@@ -99,73 +114,167 @@ pub fn compress(
     cancel: &AtomicBool,
 ) -> Result<CompressSummary> {
     let start = Instant::now();
-    let source = NpySource::open(input)?;
-    let h = *source.header();
+    let source = Input::open(input)?;
+    let h = source.header();
     let codec = codec::parse(&opts.codec, h.dims as usize)?;
     let chunk_rows = match opts.chunk_rows {
         Some(0) => return Err(Error::Config("--chunk-rows must be at least 1".into())),
         Some(n) => n,
         None => default_chunk_rows(h.dims),
     };
-    let out = AtomicOutput::create(output, opts.overwrite, opts.durability)?;
+    let mut metadata = source_metadata(&source);
+    let (chunk_range, rows) = match opts.shard {
+        Some(s) => {
+            let (c, r) = s.plan(h.rows, chunk_rows as u64)?;
+            s.record(&mut metadata, &r, h.rows);
+            (c, r)
+        }
+        None => (0..h.rows.div_ceil(chunk_rows as u64), 0..h.rows),
+    };
     let header = Header {
         codec: codec.spec(),
-        rows: h.rows,
+        rows: rows.end - rows.start,
         dims: h.dims as u32,
         chunk_rows,
         source_dtype: h.dtype,
-        metadata: source_metadata(&source),
+        metadata,
     };
+    let input_bytes = match opts.shard {
+        Some(_) => header.rows * h.row_bytes() as u64,
+        None => source.input_bytes(),
+    };
+    let summary = |chunks, output_bytes: u64, already_complete| CompressSummary {
+        input: input.to_path_buf(),
+        output: output.to_path_buf(),
+        codec: codec.name(),
+        rows: header.rows,
+        dims: h.dims,
+        chunks,
+        input_bytes,
+        output_bytes,
+        ratio: input_bytes as f64 / output_bytes as f64,
+        seconds: start.elapsed().as_secs_f64(),
+        mb_per_s: input_bytes as f64 / 1e6 / start.elapsed().as_secs_f64().max(1e-9),
+        peak_rss_bytes: peak_rss_bytes(),
+        shard: opts.shard.map(|s| s.to_string()),
+        already_complete,
+    };
+    if let Some(s) = opts.shard.filter(|_| !opts.overwrite && output.exists()) {
+        shard::check_complete(output, &header).map_err(|e| {
+            Error::Config(format!(
+                "shard {s}: {} exists but is not this shard's complete output ({e}); pass --force to redo it",
+                output.display()
+            ))
+        })?;
+        let len = std::fs::metadata(output).map_or(0, |m| m.len());
+        return Ok(summary(chunk_range.end - chunk_range.start, len, true));
+    }
+    if let Some(dir) = output
+        .parent()
+        .filter(|d| opts.shard.is_some() && !d.as_os_str().is_empty())
+    {
+        // Shards of one run share an output directory that nobody else creates.
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "creating directory", e))?;
+    }
+    let out = Dest::create(output, opts.overwrite, opts.durability)?;
     let threads = if opts.threads == 0 {
         default_threads()
     } else {
         opts.threads
     };
-    progress.begin(h.rows, h.rows * h.row_bytes() as u64);
+    progress.begin(header.rows, header.rows * h.row_bytes() as u64);
+    let jobs = source.chunks(chunk_rows as u64, chunk_range)?;
     let result = encode_all(
         &source,
+        jobs,
         &out,
-        header,
+        header.clone(),
         codec.as_ref(),
         threads,
         progress,
         cancel,
     );
     progress.finish();
-    let chunks = result?;
+    let (chunks, output_bytes) = result.map_err(|e| locate_error(e, &source))?;
     out.commit()?;
-    let output_bytes = std::fs::metadata(output)
-        .map_err(|e| Error::io(output, "reading metadata of", e))?
-        .len();
-    let seconds = start.elapsed().as_secs_f64();
-    Ok(CompressSummary {
-        input: input.to_path_buf(),
-        output: output.to_path_buf(),
-        codec: codec.name(),
-        rows: h.rows,
-        dims: h.dims,
-        chunks,
-        input_bytes: source.file_len(),
-        output_bytes,
-        ratio: source.file_len() as f64 / output_bytes as f64,
-        seconds,
-        mb_per_s: source.file_len() as f64 / 1e6 / seconds.max(1e-9),
-        peak_rss_bytes: peak_rss_bytes(),
-    })
+    Ok(summary(chunks, output_bytes, false))
+}
+
+/// Names the file and its own row for an error about a global row of a many-file input.
+fn locate_error(e: Error, source: &Input) -> Error {
+    match e {
+        Error::NonFinite {
+            row, col, value, ..
+        } => {
+            let (path, row) = source.locate(row);
+            Error::NonFinite {
+                path,
+                row,
+                col,
+                value,
+            }
+        }
+        Error::OutOfRange { row, col, msg, .. } => {
+            let (path, row) = source.locate(row);
+            Error::OutOfRange {
+                path,
+                row,
+                col,
+                msg,
+            }
+        }
+        e => e,
+    }
 }
 
 /// What the container records about its source. Deliberately no wall-clock time: the same
 /// input and settings must give the same bytes. The file's own mtime says when it was made.
-fn source_metadata(source: &NpySource) -> Metadata {
+fn source_metadata(source: &Input) -> Metadata {
     let mut m = Metadata::new();
-    let name = source
-        .path()
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    m.insert("source".into(), name);
-    m.insert("source_bytes".into(), source.file_len().to_string());
-    m.insert("source_mtime".into(), source.mtime().to_string());
+    let name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| p.to_string_lossy().into_owned())
+    };
+    match source {
+        Input::Files(d) if !d.is_multi() => {
+            let f = &d.files()[0];
+            m.insert("source".into(), name(f.path()));
+            m.insert("source_bytes".into(), f.file_len().to_string());
+            m.insert("source_mtime".into(), f.mtime().to_string());
+        }
+        Input::Files(d) => {
+            // From the files, not from how --in named them, and without mtimes: shards on
+            // other machines, or given a glob instead of the directory, must agree.
+            let (f, n) = (d.files(), d.files().len());
+            let source = match n {
+                1 => name(f[0].path()),
+                _ => format!(
+                    "{} .. {} ({n} files)",
+                    name(f[0].path()),
+                    name(f[n - 1].path())
+                ),
+            };
+            m.insert("source".into(), source);
+            m.insert("source_bytes".into(), d.total_bytes().to_string());
+            let files: Vec<_> = d
+                .files()
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let r = d.file_rows(i);
+                    serde_json::json!({ "name": name(f.path()), "rows": [r.start, r.end], "bytes": f.file_len() })
+                })
+                .collect();
+            m.insert(
+                "source_files".into(),
+                serde_json::Value::from(files).to_string(),
+            );
+        }
+        Input::Stream(_) => {
+            m.insert("source".into(), "-".into());
+        }
+    }
     m.insert(
         "tool".into(),
         format!("vectro {}", env!("CARGO_PKG_VERSION")),
@@ -173,41 +282,51 @@ fn source_metadata(source: &NpySource) -> Metadata {
     m
 }
 
+#[allow(clippy::too_many_arguments)]
 fn encode_all(
-    source: &NpySource,
-    out: &AtomicOutput,
+    source: &Input,
+    jobs: Box<dyn Iterator<Item = Result<ChunkJob>> + Send>,
+    out: &Dest,
     header: Header,
     codec: &dyn Codec,
     threads: usize,
     progress: &dyn Progress,
     cancel: &AtomicBool,
-) -> Result<u64> {
-    let out_path = out.tmp_path();
+) -> Result<(u64, u64)> {
+    let out_path = out.error_path();
     let writer = ContainerWriter::new(out.writer(), header.clone())
         .map_err(|e| Error::io(out_path, "writing", e))?;
     let (recycle, pool) = bounded::<Vec<u8>>(2 * threads + 2);
     let mut sink = ChunkSink {
         writer,
         out_path,
-        source: Some(source),
+        source: None,
         progress,
         recycle,
     };
     let dtype = header.source_dtype;
+    let row_bytes = source.header().row_bytes() as u64;
     run_ordered(
         threads,
-        source.chunks(header.chunk_rows as u64),
+        jobs,
         |job| encode_job(&job, dtype, codec, source.path(), &pool),
-        |chunk| sink.put(chunk),
+        |chunk| {
+            let (first, rows) = (chunk.first_row, chunk.rows);
+            sink.put(chunk)?;
+            source.release_rows(first, first + rows);
+            progress.advance(rows, rows * row_bytes);
+            Ok(())
+        },
         cancel,
     )?;
     let chunks = sink.writer.chunks().len() as u64;
+    let bytes = super::dest::finished_len(&sink.writer);
     let mut w = sink
         .writer
         .finish()
         .map_err(|e| Error::io(out_path, "writing", e))?;
     w.flush().map_err(|e| Error::io(out_path, "writing", e))?;
-    Ok(chunks)
+    Ok((chunks, bytes))
 }
 
 thread_local! {

@@ -4,10 +4,14 @@
 //! size: at most `3 × threads + 1` chunks are between the reader and the writer.
 
 mod compress;
+pub mod dataset;
 mod decompress;
+pub mod dest;
 pub mod ordered;
 mod progress;
 pub mod reader;
+pub mod shard;
+pub mod stream;
 pub mod writer;
 
 pub use compress::{CompressOptions, CompressSummary, compress, default_chunk_rows};

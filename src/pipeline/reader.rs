@@ -1,4 +1,8 @@
 //! The reader stage: a memory-mapped `.npy` cut into chunks of rows.
+//!
+//! [`Input`] generalises it to what `--in` accepts: one file, many files read as one
+//! matrix ([`Dataset`](super::dataset::Dataset)), or a stream without mmap
+//! ([`StreamSource`](super::stream::StreamSource), `--in -`).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -28,15 +32,37 @@ pub struct ChunkJob {
     pub first_row: u64,
     /// Rows in the chunk.
     pub rows: u64,
-    map: Arc<Mmap>,
-    start: usize,
-    len: usize,
+    data: JobData,
+}
+
+/// A chunk's bytes: a window of one mapping, or a copy (a chunk spanning two files, or read
+/// from a stream).
+#[derive(Debug)]
+enum JobData {
+    Mapped {
+        map: Arc<Mmap>,
+        start: usize,
+        len: usize,
+    },
+    Owned(Vec<u8>),
 }
 
 impl ChunkJob {
     /// The raw source bytes of the chunk.
     pub fn bytes(&self) -> &[u8] {
-        &self.map[self.start..self.start + self.len]
+        match &self.data {
+            JobData::Mapped { map, start, len } => &map[*start..*start + *len],
+            JobData::Owned(v) => v,
+        }
+    }
+
+    pub(crate) fn owned(index: u64, first_row: u64, rows: u64, bytes: Vec<u8>) -> ChunkJob {
+        ChunkJob {
+            index,
+            first_row,
+            rows,
+            data: JobData::Owned(bytes),
+        }
     }
 }
 
@@ -121,11 +147,29 @@ impl NpySource {
                 index,
                 first_row,
                 rows: n,
-                map: Arc::clone(&map),
-                start: data + first_row as usize * rb,
-                len: n as usize * rb,
+                data: JobData::Mapped {
+                    map: Arc::clone(&map),
+                    start: data + first_row as usize * rb,
+                    len: n as usize * rb,
+                },
             })
         })
+    }
+
+    /// A job for rows `first..first + rows` of this file, numbered `index` with global
+    /// first row `global_first`: a window of the mapping, no copy.
+    pub(crate) fn job(&self, index: u64, global_first: u64, first: u64, rows: u64) -> ChunkJob {
+        let rb = self.header.row_bytes();
+        ChunkJob {
+            index,
+            first_row: global_first,
+            rows,
+            data: JobData::Mapped {
+                map: Arc::clone(&self.map),
+                start: self.header.data_offset as usize + first as usize * rb,
+                len: rows as usize * rb,
+            },
+        }
     }
 
     /// Drops the mapped pages of rows `first..end` from this process's memory. The data
@@ -145,6 +189,97 @@ impl NpySource {
                 self.map
                     .unchecked_advise_range(UncheckedAdvice::DontNeed, a, b - a)
             };
+        }
+    }
+}
+
+/// Whatever `--in` names: files (one, a directory, or a glob) or a stream (`-`).
+#[derive(Debug)]
+pub enum Input {
+    /// One or more memory-mapped files read as one matrix.
+    Files(super::dataset::Dataset),
+    /// A `.npy` on standard input (or any reader), read once, in order.
+    Stream(super::stream::StreamSource),
+}
+
+impl Input {
+    /// Opens `spec`: `-` is standard input; anything else goes to
+    /// [`Dataset::open`](super::dataset::Dataset::open).
+    ///
+    /// # Errors
+    /// As [`Dataset::open`](super::dataset::Dataset::open) and
+    /// [`StreamSource::new`](super::stream::StreamSource::new).
+    pub fn open(spec: &Path) -> Result<Input> {
+        if spec == Path::new("-") {
+            return Ok(Input::Stream(super::stream::StreamSource::stdin()?));
+        }
+        Ok(Input::Files(super::dataset::Dataset::open(spec)?))
+    }
+
+    /// The shape of the whole logical matrix (`data_offset` is meaningless for many files).
+    pub fn header(&self) -> NpyHeader {
+        match self {
+            Input::Files(d) => d.header(),
+            Input::Stream(s) => *s.header(),
+        }
+    }
+
+    /// How errors name the input.
+    pub fn path(&self) -> &Path {
+        match self {
+            Input::Files(d) if !d.is_multi() => d.files()[0].path(),
+            Input::Files(d) => d.spec(),
+            Input::Stream(s) => s.name(),
+        }
+    }
+
+    /// Bytes of input: the files' sizes, or header plus data for a stream.
+    pub fn input_bytes(&self) -> u64 {
+        match self {
+            Input::Files(d) => d.total_bytes(),
+            Input::Stream(s) => s.header().data_offset + s.header().data_len().unwrap_or(0),
+        }
+    }
+
+    /// Chunks `range` (chunk numbers) of `chunk_rows` rows each, in order.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a stream, unless `range` starts at chunk 0 and the stream has
+    /// not been read yet: a stream cannot skip rows or be read twice.
+    pub fn chunks(
+        &self,
+        chunk_rows: u64,
+        range: std::ops::Range<u64>,
+    ) -> Result<Box<dyn Iterator<Item = Result<ChunkJob>> + Send + 'static>> {
+        match self {
+            Input::Files(d) => Ok(Box::new(d.chunks(chunk_rows, range))),
+            Input::Stream(s) => {
+                let all = s.header().rows.div_ceil(chunk_rows);
+                if range != (0..all) {
+                    return Err(Error::Config(
+                        "a stream (--in -) cannot be sharded: give the shards files to read".into(),
+                    ));
+                }
+                Ok(Box::new(s.chunks(chunk_rows)?))
+            }
+        }
+    }
+
+    /// Releases the input pages of global rows `first..end` (files only).
+    pub fn release_rows(&self, first: u64, end: u64) {
+        if let Input::Files(d) = self {
+            d.release_rows(first, end);
+        }
+    }
+
+    /// The file and the row within it that hold global `row`, for messages.
+    pub fn locate(&self, row: u64) -> (PathBuf, u64) {
+        match self {
+            Input::Files(d) => {
+                let (f, local) = d.locate(row);
+                (f.path().to_path_buf(), local)
+            }
+            Input::Stream(s) => (s.name().to_path_buf(), row),
         }
     }
 }

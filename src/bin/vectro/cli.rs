@@ -26,6 +26,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Generate a sample, compress, evaluate and decompress it, and report.
     Demo(DemoArgs),
+    /// Join the shards of one `compress --shard` run into one container, without re-encoding.
+    Merge(MergeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -43,10 +45,12 @@ pub struct Common {
 
 #[derive(Debug, Args)]
 pub struct CompressArgs {
-    /// Input .npy (float32, float16 or float64; C order; 2-D).
+    /// Input .npy (float32, float16 or float64; C order; 2-D); a directory or a quoted glob
+    /// ('dump/part-*.npy') of them, read as one matrix in natural order; or - for stdin.
     #[arg(long = "in", value_name = "NPY")]
     pub input: PathBuf,
-    /// Output container.
+    /// Output container, or - for stdout. With --shard, {shard} is replaced by K, and a
+    /// missing directory is created.
     #[arg(long = "out", value_name = "VECTRO")]
     pub output: PathBuf,
     /// Codec and parameters, e.g. int8.
@@ -61,8 +65,38 @@ pub struct CompressArgs {
     /// Skip fsync before the rename (scratch outputs only: a crash may lose the file).
     #[arg(long)]
     pub no_fsync: bool,
+    /// Compress only shard K of N (K from 0), or `auto`: K from JOB_COMPLETION_INDEX
+    /// (Kubernetes, with --shards) or SLURM_ARRAY_TASK_ID/COUNT (Slurm). A shard whose
+    /// complete, verified output exists is left as it is (exit 0).
+    #[arg(long, value_name = "K/N|auto")]
+    pub shard: Option<String>,
+    /// The number of shards, for --shard auto under a Kubernetes Indexed Job.
+    #[arg(long, value_name = "N", requires = "shard")]
+    pub shards: Option<u32>,
     #[command(flatten)]
     pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shard files, directories of them, or quoted globs, in any order.
+    #[arg(required = true, value_name = "PART")]
+    pub parts: Vec<PathBuf>,
+    /// The merged container, or - for stdout.
+    #[arg(long = "out", value_name = "VECTRO")]
+    pub output: PathBuf,
+    /// Overwrite an existing output.
+    #[arg(long)]
+    pub force: bool,
+    /// Skip fsync before the rename.
+    #[arg(long)]
+    pub no_fsync: bool,
+    /// Hide the progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

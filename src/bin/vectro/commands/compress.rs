@@ -1,6 +1,7 @@
 use std::sync::atomic::AtomicBool;
 
 use vectro::output::Durability;
+use vectro::pipeline::shard::Shard;
 use vectro::{CompressOptions, CompressSummary};
 
 use super::{human_bytes, print_json};
@@ -9,6 +10,12 @@ use crate::exit_codes;
 use crate::progress::Bar;
 
 pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
+    let shard = a
+        .shard
+        .as_deref()
+        .map(|s| Shard::resolve(s, a.shards, |k| std::env::var(k).ok()))
+        .transpose()?;
+    let output = shard.map_or(a.output.clone(), |s| s.expand_output(&a.output));
     let opts = CompressOptions {
         codec: a.codec,
         threads: a.common.threads,
@@ -19,10 +26,14 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         } else {
             Durability::Fsync
         },
+        shard,
     };
     let bar = Bar::new(a.common.quiet || a.common.json, "compress");
-    let s = vectro::compress(&a.input, &a.output, &opts, &bar, cancel)?;
-    if a.common.json {
+    let s = vectro::compress(&a.input, &output, &opts, &bar, cancel)?;
+    // With --out -, stdout carries the container: the summary goes to stderr.
+    if output.as_os_str() == "-" {
+        eprintln!("{}", summary_line(&s));
+    } else if a.common.json {
         print_json(&s)?;
     } else {
         println!("{}", summary_line(&s));
@@ -31,8 +42,20 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
 }
 
 pub fn summary_line(s: &CompressSummary) -> String {
+    if s.already_complete {
+        return format!(
+            "shard {} is already complete and verified: {} ({} rows); nothing to do",
+            s.shard.as_deref().unwrap_or("?"),
+            s.output.display(),
+            s.rows
+        );
+    }
+    let shard = s
+        .shard
+        .as_ref()
+        .map_or(String::new(), |k| format!(" (shard {k})"));
     format!(
-        "compressed {} rows x {} dims with {}: {} -> {} ({:.2}x) in {:.2} s, {:.0} MB/s",
+        "compressed {} rows x {} dims with {}{shard}: {} -> {} ({:.2}x) in {:.2} s, {:.0} MB/s",
         s.rows,
         s.dims,
         s.codec,

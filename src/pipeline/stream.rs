@@ -1,0 +1,181 @@
+//! A `.npy` read from a stream (`--in -`: stdin), without mmap and without seeking.
+//!
+//! The header is parsed as it arrives; each chunk is then read into its own buffer by the
+//! pipeline's feeder thread. The feeder blocks on the pipeline's bounded channels, so the
+//! read-ahead is at most the pipeline's `3 × threads + 1` chunks, whatever the stream's size.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::reader::ChunkJob;
+use crate::error::{Error, Result};
+use crate::npy::{self, NpyHeader};
+
+type BoxRead = Box<dyn Read + Send>;
+
+/// A `.npy` arriving on a stream.
+pub struct StreamSource {
+    name: PathBuf,
+    header: NpyHeader,
+    reader: Mutex<Option<BoxRead>>,
+}
+
+impl std::fmt::Debug for StreamSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamSource")
+            .field("name", &self.name)
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamSource {
+    /// Reads the header from standard input.
+    ///
+    /// # Errors
+    /// As [`StreamSource::new`].
+    pub fn stdin() -> Result<StreamSource> {
+        StreamSource::new(Box::new(std::io::stdin()), Path::new("<stdin>"))
+    }
+
+    /// Reads the header from `reader`; `name` names the stream in errors.
+    ///
+    /// # Errors
+    /// [`Error::BadNpy`] if the stream does not start with a usable `.npy` header;
+    /// [`Error::Io`] if reading fails.
+    pub fn new(mut reader: BoxRead, name: &Path) -> Result<StreamSource> {
+        let mut head = vec![0u8; 10];
+        read_full(&mut reader, &mut head, name, "the .npy header")?;
+        if &head[..6] != npy::MAGIC {
+            // parse_header words the error.
+            npy::parse_header(name, &head, u64::MAX)?;
+        }
+        let (len_at, len_bytes) = if head[6] == 1 { (8, 2) } else { (8, 4) };
+        if len_bytes == 4 {
+            head.resize(12, 0);
+            read_full(&mut reader, &mut head[10..], name, "the .npy header")?;
+        }
+        let mut n = [0u8; 4];
+        n[..len_bytes].copy_from_slice(&head[len_at..len_at + len_bytes]);
+        let header_len = u32::from_le_bytes(n) as usize;
+        if header_len <= npy::MAX_HEADER_LEN {
+            let at = head.len();
+            head.resize(at + header_len, 0);
+            read_full(&mut reader, &mut head[at..], name, "the .npy header")?;
+        }
+        // The data length of a stream is unknown; a short stream is caught chunk by chunk.
+        let header = npy::parse_header(name, &head, u64::MAX)?;
+        Ok(StreamSource {
+            name: name.to_path_buf(),
+            header,
+            reader: Mutex::new(Some(reader)),
+        })
+    }
+
+    /// The stream's name for messages.
+    pub fn name(&self) -> &Path {
+        &self.name
+    }
+
+    /// The parsed header; `data_offset` is the header's length.
+    pub fn header(&self) -> &NpyHeader {
+        &self.header
+    }
+
+    /// The chunks of `chunk_rows` rows, read in order as the pipeline asks for them.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if called twice: a stream is read once.
+    pub fn chunks(
+        &self,
+        chunk_rows: u64,
+    ) -> Result<impl Iterator<Item = Result<ChunkJob>> + Send + 'static> {
+        let mut reader = self
+            .reader
+            .lock()
+            .map_err(|_| Error::Config("stream reader poisoned".into()))?
+            .take()
+            .ok_or_else(|| Error::Config(format!("{} was already read", self.name.display())))?;
+        let (rows, rb) = (self.header.rows, self.header.row_bytes());
+        let name = self.name.clone();
+        Ok((0..rows.div_ceil(chunk_rows)).map(move |index| {
+            let first = index * chunk_rows;
+            let n = chunk_rows.min(rows - first);
+            let mut buf = vec![0u8; n as usize * rb];
+            read_full(&mut reader, &mut buf, &name, "the data").map_err(|e| match e {
+                Error::BadNpy { .. } => Error::bad_npy(
+                    &name,
+                    format!(
+                        "data section is truncated: the stream ended inside rows {first}..{} of the {rows} its header promises",
+                        first + n
+                    ),
+                ),
+                e => e,
+            })?;
+            Ok(ChunkJob::owned(index, first, n, buf))
+        }))
+    }
+}
+
+/// Fills `buf`, or fails: a clean end of stream is a truncated input, not an I/O error.
+fn read_full(r: &mut BoxRead, buf: &mut [u8], name: &Path, what: &str) -> Result<()> {
+    r.read_exact(buf).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Error::bad_npy(name, format!("the stream ended inside {what}"))
+        } else {
+            Error::io(name, "reading", e)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn npy(rows: u64, dims: u64) -> Vec<u8> {
+        let mut v = npy::write_header(rows, dims);
+        for i in 0..rows * dims {
+            v.extend_from_slice(&(i as f32).to_le_bytes());
+        }
+        v
+    }
+
+    #[test]
+    fn reads_chunks_in_order() {
+        let bytes = npy(10, 3);
+        let s = StreamSource::new(
+            Box::new(std::io::Cursor::new(bytes.clone())),
+            Path::new("s"),
+        )
+        .unwrap();
+        let data: Vec<u8> = s
+            .chunks(4)
+            .unwrap()
+            .flat_map(|j| j.unwrap().bytes().to_vec())
+            .collect();
+        assert_eq!(data, bytes[s.header().data_offset as usize..]);
+        assert!(s.chunks(4).is_err(), "a stream is read once");
+    }
+
+    #[test]
+    fn truncated_stream_names_the_rows() {
+        let mut bytes = npy(10, 3);
+        bytes.truncate(bytes.len() - 5);
+        let s = StreamSource::new(Box::new(std::io::Cursor::new(bytes)), Path::new("s")).unwrap();
+        let e = s
+            .chunks(4)
+            .unwrap()
+            .find_map(|j| j.err())
+            .unwrap()
+            .to_string();
+        assert!(e.contains("rows 8..10"), "{e}");
+        let e = StreamSource::new(
+            Box::new(std::io::Cursor::new(b"\x93NUM".to_vec())),
+            Path::new("s"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("ended inside the .npy header"), "{e}");
+    }
+}
