@@ -30,8 +30,10 @@ pub mod eval;
 pub mod format;
 pub mod generate;
 pub mod npy;
+pub mod npz;
 pub mod output;
 pub mod pipeline;
+pub mod stream;
 
 pub use codec::{Codec, CodecId, CodecSpec};
 pub use error::{Error, ErrorKind, Result};

@@ -83,6 +83,13 @@ pub trait Codec: Send + Sync + std::fmt::Debug {
 
     /// Decodes row `row` of a block of `rows` rows, without decoding the others.
     fn decode_row(&self, payload: &[u8], rows: usize, row: usize, out: &mut [f32]);
+
+    /// Whether [`Codec::decode_row`] costs about one row's work, as for per-row codecs
+    /// (int8, int4, binary, f16). A codec that must decode a whole block to reach one row
+    /// returns false, and readers then decode each touched block once instead.
+    fn row_access(&self) -> bool {
+        true
+    }
 }
 
 /// Builds the codec a container header describes.

@@ -11,6 +11,7 @@ pub mod reader;
 pub mod writer;
 
 pub use compress::{CompressOptions, CompressSummary, compress, default_chunk_rows};
+pub(crate) use compress::check_finite;
 pub use decompress::{DecompressSummary, decompress, f32_le_bytes};
 pub use progress::{NoProgress, Progress};
 

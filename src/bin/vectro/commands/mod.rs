@@ -6,6 +6,9 @@ pub mod demo;
 pub mod eval;
 pub mod generate;
 pub mod info;
+pub mod get;
+pub mod export;
+pub mod import_npz;
 
 /// Formats a byte count for people.
 pub fn human_bytes(n: u64) -> String {
