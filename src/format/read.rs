@@ -586,6 +586,63 @@ pub fn scan_chunks(
 #[cfg(test)]
 mod tests {
     use super::Container;
+    use crate::codec::{Codec, CodecSpec, EncodeFault};
+    use crate::stream::Compressor;
+
+    /// A codec that claims no row access and panics if asked for one row, so that the
+    /// readers' whole-chunk path is the only one that can pass.
+    #[derive(Debug)]
+    struct BlockOnly(Box<dyn Codec>);
+
+    impl Codec for BlockOnly {
+        fn name(&self) -> String {
+            self.0.name()
+        }
+        fn spec(&self) -> CodecSpec {
+            self.0.spec()
+        }
+        fn dims(&self) -> usize {
+            self.0.dims()
+        }
+        fn encoded_len(&self, rows: usize) -> usize {
+            self.0.encoded_len(rows)
+        }
+        fn encode(&self, input: &[f32], out: &mut [u8]) -> Result<(), EncodeFault> {
+            self.0.encode(input, out)
+        }
+        fn decode(&self, payload: &[u8], rows: usize, out: &mut [f32]) {
+            self.0.decode(payload, rows, out)
+        }
+        fn decode_row(&self, _: &[u8], _: usize, _: usize, _: &mut [f32]) {
+            panic!("decode_row called on a codec without row access");
+        }
+        fn row_access(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn codecs_without_row_access_decode_whole_chunks() {
+        let d = 5;
+        let data: Vec<f32> = (0..97 * d).map(|i| (i as f32 * 0.731).sin()).collect();
+        let mut bytes = Vec::new();
+        Compressor::new()
+            .chunk_rows(10)
+            .compress_f32(&data, d, &mut bytes)
+            .unwrap();
+        let per_row = Container::from_bytes("x", &bytes).unwrap();
+        let mut block = Container::from_bytes("x", &bytes).unwrap();
+        block.codec = Box::new(BlockOnly(crate::codec::parse("int8", d).unwrap()));
+        let ids = [96u64, 3, 15, 14, 3, 50, 0, 59, 60];
+        let (mut a, mut b) = (vec![0f32; ids.len() * d], vec![0f32; ids.len() * d]);
+        per_row.get_many(&ids, &mut a).unwrap();
+        block.get_many(&ids, &mut b).unwrap();
+        assert_eq!(a, b);
+        let (mut a, mut b) = (vec![0f32; 43 * d], vec![0f32; 43 * d]);
+        per_row.get_range(7..50, &mut a).unwrap();
+        block.get_range(7..50, &mut b).unwrap();
+        assert_eq!(a, b);
+    }
 
     /// Many threads read one container at once; this stops compiling if a field ever
     /// makes that unsound.
