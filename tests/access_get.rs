@@ -11,7 +11,9 @@ use vectro::{Container, ErrorKind};
 
 #[test]
 fn codec_list_covers_the_registry() {
-    let e = vectro::codec::parse("no-such-codec", 8).unwrap_err().to_string();
+    let e = vectro::codec::parse("no-such-codec", 8)
+        .unwrap_err()
+        .to_string();
     if let Some((_, names)) = e.split_once("known codecs: ") {
         for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             assert!(
@@ -29,7 +31,11 @@ fn check_all_paths(c: &Container, want: &[f32], seed: u64) {
     let mut one = vec![0f32; d];
     for r in 0..rows {
         c.get(r, &mut one).unwrap();
-        assert_bits_eq(&one, &want[r as usize * d..(r as usize + 1) * d], &format!("get({r})"));
+        assert_bits_eq(
+            &one,
+            &want[r as usize * d..(r as usize + 1) * d],
+            &format!("get({r})"),
+        );
     }
     let mut rng = Rng(seed | 1);
     for _ in 0..20 {
@@ -37,14 +43,22 @@ fn check_all_paths(c: &Container, want: &[f32], seed: u64) {
         let b = a + rng.below(rows - a + 1);
         let mut out = vec![0f32; (b - a) as usize * d];
         c.get_range(a..b, &mut out).unwrap();
-        assert_bits_eq(&out, &want[a as usize * d..b as usize * d], &format!("get_range({a}..{b})"));
+        assert_bits_eq(
+            &out,
+            &want[a as usize * d..b as usize * d],
+            &format!("get_range({a}..{b})"),
+        );
     }
     let ids: Vec<u64> = (0..3 * rows).map(|_| rng.below(rows)).collect();
     let mut out = vec![0f32; ids.len() * d];
     c.get_many(&ids, &mut out).unwrap();
     for (k, &id) in ids.iter().enumerate() {
         let w = &want[id as usize * d..(id as usize + 1) * d];
-        assert_bits_eq(&out[k * d..(k + 1) * d], w, &format!("get_many[{k}] = row {id}"));
+        assert_bits_eq(
+            &out[k * d..(k + 1) * d],
+            w,
+            &format!("get_many[{k}] = row {id}"),
+        );
     }
 }
 
@@ -79,7 +93,9 @@ fn many_threads_read_one_container_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let npy = make_npy(dir.path(), "x.npy", 2000, 24, 3);
     for codec in CODECS {
-        let out = dir.path().join(format!("{}.vectro", codec.replace(':', "_")));
+        let out = dir
+            .path()
+            .join(format!("{}.vectro", codec.replace(':', "_")));
         compress(&npy, &out, codec, 64, 2);
         let want = Arc::new(decompressed(&out));
         // Fresh: no chunk verified yet, so threads race on the first checks too.

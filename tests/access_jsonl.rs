@@ -20,15 +20,21 @@ fn exported_lines_parse_back_to_the_exact_rows() {
     let dir = tempfile::tempdir().unwrap();
     let npy = make_npy(dir.path(), "x.npy", 700, 33, 21);
     for codec in CODECS {
-        let file = dir.path().join(format!("{}.vectro", codec.replace(':', "_")));
+        let file = dir
+            .path()
+            .join(format!("{}.vectro", codec.replace(':', "_")));
         compress(&npy, &file, codec, 64, 2);
         let c = Container::open(&file).unwrap();
         let mut want = vec![0f32; 700 * 33];
         c.get_range(0..700, &mut want).unwrap();
         for threads in [1, 2, 4] {
             let mut out = Vec::new();
-            let opts = JsonlOptions { id_offset: 1_000_000, threads };
-            let s = export_jsonl(&c, &mut out, &opts, &NoProgress, &AtomicBool::new(false)).unwrap();
+            let opts = JsonlOptions {
+                id_offset: 1_000_000,
+                threads,
+            };
+            let s =
+                export_jsonl(&c, &mut out, &opts, &NoProgress, &AtomicBool::new(false)).unwrap();
             assert_eq!((s.rows, s.bytes_out), (700, out.len() as u64));
             let text = std::str::from_utf8(&out).unwrap();
             let mut n = 0;
@@ -36,7 +42,13 @@ fn exported_lines_parse_back_to_the_exact_rows() {
                 let p: Point = serde_json::from_str(line).unwrap();
                 assert_eq!(p.id, 1_000_000 + r as u64);
                 let w = &want[r * 33..(r + 1) * 33];
-                assert!(p.vector.iter().zip(w).all(|(a, b)| a.to_bits() == b.to_bits()), "row {r}");
+                assert!(
+                    p.vector
+                        .iter()
+                        .zip(w)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "row {r}"
+                );
                 assert_eq!(p.vector.len(), 33);
                 n += 1;
             }
@@ -52,7 +64,10 @@ fn overflowing_ids_are_refused() {
     let file = dir.path().join("x.vectro");
     compress(&npy, &file, "int8", 64, 1);
     let c = Container::open(&file).unwrap();
-    let opts = JsonlOptions { id_offset: u64::MAX - 3, threads: 1 };
+    let opts = JsonlOptions {
+        id_offset: u64::MAX - 3,
+        threads: 1,
+    };
     let e = export_jsonl(&c, Vec::new(), &opts, &NoProgress, &AtomicBool::new(false)).unwrap_err();
     assert!(e.to_string().contains("overflows"), "{e}");
 }
@@ -63,7 +78,10 @@ fn non_finite_values_are_not_written() {
     assert_eq!(push_jsonl_row(&mut buf, 1, &[1.0, f32::INFINITY]), Err(1));
     assert_eq!(buf, b"keep");
     push_jsonl_row(&mut buf, 7, &[0.5, -0.0, 1e-7]).unwrap();
-    assert_eq!(std::str::from_utf8(&buf).unwrap(), "keep{\"id\":7,\"vector\":[0.5,-0.0,1e-7]}\n");
+    assert_eq!(
+        std::str::from_utf8(&buf).unwrap(),
+        "keep{\"id\":7,\"vector\":[0.5,-0.0,1e-7]}\n"
+    );
 }
 
 proptest! {

@@ -29,7 +29,9 @@ fn compressor_from_a_stream_matches_the_file_path_and_any_thread_count() {
     let npy = make_npy(dir.path(), "x.npy", 333, 20, 11);
     let npy_bytes = std::fs::read(&npy).unwrap();
     for codec in CODECS {
-        let file = dir.path().join(format!("{}.vectro", codec.replace(':', "_")));
+        let file = dir
+            .path()
+            .join(format!("{}.vectro", codec.replace(':', "_")));
         compress(&npy, &file, codec, 50, 2);
         let want = decompressed(&file);
         let mut first: Option<Vec<u8>> = None;
@@ -39,7 +41,13 @@ fn compressor_from_a_stream_matches_the_file_path_and_any_thread_count() {
                 .codec(*codec)
                 .threads(threads)
                 .chunk_rows(50)
-                .compress_npy(Trickle { data: &npy_bytes, step: 13 }, &mut out)
+                .compress_npy(
+                    Trickle {
+                        data: &npy_bytes,
+                        step: 13,
+                    },
+                    &mut out,
+                )
                 .unwrap();
             assert_eq!((s.rows, s.dims, s.chunks), (333, 20, 7));
             assert_eq!(s.bytes_in, npy_bytes.len() as u64);
@@ -56,8 +64,15 @@ fn compressor_from_a_stream_matches_the_file_path_and_any_thread_count() {
         // From a slice: the same rows again.
         let (_, _, data) = read_npy(&npy);
         let mut out = Vec::new();
-        Compressor::new().codec(*codec).chunk_rows(50).compress_f32(&data, 20, &mut out).unwrap();
-        assert!(first.as_ref() == Some(&out), "compress_f32 differs from compress_npy");
+        Compressor::new()
+            .codec(*codec)
+            .chunk_rows(50)
+            .compress_f32(&data, 20, &mut out)
+            .unwrap();
+        assert!(
+            first.as_ref() == Some(&out),
+            "compress_f32 differs from compress_npy"
+        );
     }
 }
 
@@ -66,7 +81,9 @@ fn decompressor_from_a_stream_writes_the_same_npy_as_decompress() {
     let dir = tempfile::tempdir().unwrap();
     let npy = make_npy(dir.path(), "x.npy", 201, 9, 4);
     for codec in CODECS {
-        let file = dir.path().join(format!("{}.vectro", codec.replace(':', "_")));
+        let file = dir
+            .path()
+            .join(format!("{}.vectro", codec.replace(':', "_")));
         compress(&npy, &file, codec, 32, 2);
         let want_path = file.with_extension("decoded.npy");
         decompressed(&file);
@@ -76,11 +93,20 @@ fn decompressor_from_a_stream_writes_the_same_npy_as_decompress() {
             let mut out = Vec::new();
             let s = Decompressor::new()
                 .threads(threads)
-                .decompress_npy(Trickle { data: &bytes, step: 7 }, &mut out)
+                .decompress_npy(
+                    Trickle {
+                        data: &bytes,
+                        step: 7,
+                    },
+                    &mut out,
+                )
                 .unwrap();
             assert!(out == want, "streamed .npy differs ({threads} threads)");
             assert_eq!((s.rows, s.dims, s.chunks), (201, 9, 7));
-            assert_eq!((s.bytes_in, s.bytes_out), (bytes.len() as u64, want.len() as u64));
+            assert_eq!(
+                (s.bytes_in, s.bytes_out),
+                (bytes.len() as u64, want.len() as u64)
+            );
         }
     }
 }
@@ -89,7 +115,10 @@ fn decompressor_from_a_stream_writes_the_same_npy_as_decompress() {
 fn decompressor_refuses_every_truncation_and_trailing_bytes() {
     let data: Vec<f32> = (0..40 * 3).map(|i| i as f32 - 50.0).collect();
     let mut bytes = Vec::new();
-    Compressor::new().chunk_rows(16).compress_f32(&data, 3, &mut bytes).unwrap();
+    Compressor::new()
+        .chunk_rows(16)
+        .compress_f32(&data, 3, &mut bytes)
+        .unwrap();
     for cut in 0..bytes.len() {
         let r = Decompressor::new().for_each_chunk(&bytes[..cut], |_, _, _| Ok(()));
         let e = r.expect_err(&format!("truncated at {cut} was accepted"));
@@ -97,7 +126,9 @@ fn decompressor_refuses_every_truncation_and_trailing_bytes() {
     }
     let mut longer = bytes.clone();
     longer.push(0);
-    let e = Decompressor::new().for_each_chunk(longer.as_slice(), |_, _, _| Ok(())).unwrap_err();
+    let e = Decompressor::new()
+        .for_each_chunk(longer.as_slice(), |_, _, _| Ok(()))
+        .unwrap_err();
     assert!(e.to_string().contains("after the trailer"), "{e}");
 }
 
@@ -105,11 +136,16 @@ fn decompressor_refuses_every_truncation_and_trailing_bytes() {
 fn decompressor_detects_every_flipped_byte() {
     let data: Vec<f32> = (0..20 * 4).map(|i| (i as f32).sqrt()).collect();
     let mut bytes = Vec::new();
-    Compressor::new().chunk_rows(8).compress_f32(&data, 4, &mut bytes).unwrap();
+    Compressor::new()
+        .chunk_rows(8)
+        .compress_f32(&data, 4, &mut bytes)
+        .unwrap();
     for i in 0..bytes.len() {
         let mut b = bytes.clone();
         b[i] ^= 0x04;
-        let r = Decompressor::new().name("flipped.vectro").for_each_chunk(b.as_slice(), |_, _, _| Ok(()));
+        let r = Decompressor::new()
+            .name("flipped.vectro")
+            .for_each_chunk(b.as_slice(), |_, _, _| Ok(()));
         let e = r.expect_err(&format!("flip at byte {i} went unnoticed"));
         assert!(e.to_string().starts_with("flipped.vectro: "), "{e}");
     }
@@ -121,14 +157,27 @@ fn compressor_names_truncated_and_non_finite_input() {
     for x in [1.0f32, 2.0, 3.0, f32::NAN, 5.0, 6.0, 7.0, 8.0] {
         npy.extend_from_slice(&x.to_le_bytes());
     }
-    let e = Compressor::new().name("in.npy").compress_npy(npy.as_slice(), Vec::new()).unwrap_err();
+    let e = Compressor::new()
+        .name("in.npy")
+        .compress_npy(npy.as_slice(), Vec::new())
+        .unwrap_err();
     assert!(e.to_string().contains("row 1, column 1"), "{e}");
-    let e = Compressor::new().name("in.npy").compress_npy(&npy[..npy.len() - 10], Vec::new()).unwrap_err();
+    let e = Compressor::new()
+        .name("in.npy")
+        .compress_npy(&npy[..npy.len() - 10], Vec::new())
+        .unwrap_err();
     assert!(e.to_string().contains("ends inside row 2 of 4"), "{e}");
-    let e = Compressor::new().compress_npy(&b"\x93NUMPY\x01"[..], Vec::new()).unwrap_err();
+    let e = Compressor::new()
+        .compress_npy(&b"\x93NUMPY\x01"[..], Vec::new())
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::BadInput);
-    let e = Compressor::new().compress_f32(&[1.0; 5], 2, Vec::new()).unwrap_err();
+    let e = Compressor::new()
+        .compress_f32(&[1.0; 5], 2, Vec::new())
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Usage);
-    let e = Compressor::new().chunk_rows(0).compress_f32(&[1.0; 4], 2, Vec::new()).unwrap_err();
+    let e = Compressor::new()
+        .chunk_rows(0)
+        .compress_f32(&[1.0; 4], 2, Vec::new())
+        .unwrap_err();
     assert!(e.to_string().contains("at least 1"), "{e}");
 }

@@ -69,7 +69,11 @@ pub fn decompressed(container: &Path) -> Vec<f32> {
 /// Asserts two float slices are equal bit for bit, naming the first difference.
 pub fn assert_bits_eq(got: &[f32], want: &[f32], what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
-    if let Some(i) = got.iter().zip(want).position(|(a, b)| a.to_bits() != b.to_bits()) {
+    if let Some(i) = got
+        .iter()
+        .zip(want)
+        .position(|(a, b)| a.to_bits() != b.to_bits())
+    {
         panic!("{what}: value {i} is {} but should be {}", got[i], want[i]);
     }
 }
