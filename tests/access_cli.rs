@@ -198,3 +198,30 @@ fn export_jsonl_round_trips_and_npz_import_export_work_from_the_cli() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a readable .npz"));
 }
+
+#[test]
+fn export_jsonl_streams_to_stdout_with_a_dash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, all) = setup(dir.path());
+    let out = vectro()
+        .args(["export"])
+        .arg(&file)
+        .args(["--format", "jsonl", "--out", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut got = Vec::new();
+    for (r, line) in String::from_utf8(out.stdout).unwrap().lines().enumerate() {
+        let p: Point = serde_json::from_str(line).unwrap();
+        assert_eq!(p.id, r as u64);
+        got.extend(p.vector);
+    }
+    assert_bits_eq(&got, &all, "jsonl on stdout");
+    let out = vectro()
+        .args(["export"])
+        .arg(&file)
+        .args(["--format", "npz", "--out", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

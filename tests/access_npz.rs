@@ -132,8 +132,11 @@ fn round_trip_and_fresh_compress_export_the_reference_arrays() {
     assert_eq!(e.kind(), ErrorKind::Usage);
 }
 
-/// Writes a .npz whose members are given as (name, descr, shape, data).
-fn write_npz(path: &Path, members: &[(&str, &str, &str, Vec<u8>)]) {
+/// One .npz member: name, dtype, shape, data.
+type Member = (&'static str, &'static str, &'static str, Vec<u8>);
+
+/// Writes a .npz of the given members.
+fn write_npz(path: &Path, members: &[Member]) {
     let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
     for (name, descr, shape, data) in members {
         z.start_file(
@@ -161,7 +164,7 @@ fn malformed_npz_files_are_named_and_refused() {
             .collect::<Vec<u8>>()
     };
     let dims = || 2i64.to_le_bytes().to_vec();
-    let cases: Vec<(&str, Vec<(&str, &str, &str, Vec<u8>)>, &str)> = vec![
+    let cases: Vec<(&str, Vec<Member>, &str)> = vec![
         (
             "missing",
             vec![("q", "|i1", "(6,)", q()), ("dims", "<i8", "()", dims())],

@@ -249,6 +249,18 @@ impl Container {
         (row / self.header.chunk_rows as u64) as usize
     }
 
+    /// The checked payload of the chunk holding `row` (in range), its row count, and the
+    /// row's index within it.
+    fn locate(&self, row: u64) -> Result<(&[u8], usize, usize)> {
+        let ci = self.chunk_of(row);
+        let e = self.index[ci];
+        Ok((
+            self.chunk_payload(ci)?,
+            e.rows as usize,
+            (row - e.first_row) as usize,
+        ))
+    }
+
     fn check_row(&self, row: u64) -> Result<()> {
         if row >= self.header.rows {
             return Err(Error::Config(format!(
@@ -390,12 +402,20 @@ impl Container {
         }
         let d = self.dims();
         if self.codec.row_access() {
-            for (&id, o) in ids.iter().zip(out.chunks_exact_mut(d)) {
-                let ci = self.chunk_of(id);
-                let e = self.index[ci];
-                let payload = self.chunk_payload(ci)?;
-                self.codec
-                    .decode_row(payload, e.rows as usize, (id - e.first_row) as usize, o);
+            for (ids, out) in ids
+                .chunks(PREFETCH_ROWS)
+                .zip(out.chunks_mut(PREFETCH_ROWS * d))
+            {
+                // Start every row's loads first, so that the cache misses of a batch
+                // overlap; the decode loop then finds its rows in cache.
+                for &id in ids {
+                    let (payload, rows, row) = self.locate(id)?;
+                    self.codec.prefetch_row(payload, rows, row);
+                }
+                for (&id, o) in ids.iter().zip(out.chunks_exact_mut(d)) {
+                    let (payload, rows, row) = self.locate(id)?;
+                    self.codec.decode_row(payload, rows, row, o);
+                }
             }
             return Ok(());
         }
@@ -417,6 +437,10 @@ impl Container {
         Ok(())
     }
 }
+
+/// Rows whose loads `get_many` starts before decoding them: enough to keep the memory
+/// system busy, few enough that the first are still cached when their turn comes.
+const PREFETCH_ROWS: usize = 128;
 
 thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };

@@ -179,7 +179,7 @@ impl<'a> Compressor<'a> {
         dims: usize,
         output: W,
     ) -> Result<StreamSummary> {
-        if dims == 0 || data.is_empty() || data.len() % dims != 0 {
+        if dims == 0 || data.is_empty() || !data.len().is_multiple_of(dims) {
             return Err(Error::Config(format!(
                 "{} floats are not a whole, non-zero number of {dims}-dimensional rows",
                 data.len()

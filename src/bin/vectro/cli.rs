@@ -202,7 +202,7 @@ pub struct ExportArgs {
     /// Output format.
     #[arg(long, value_enum)]
     pub format: ExportFormat,
-    /// Output file.
+    /// Output file; `-` streams JSONL to stdout (for piping into an uploader).
     #[arg(long = "out", value_name = "FILE")]
     pub output: PathBuf,
     /// Added to each row number to make its JSONL id.

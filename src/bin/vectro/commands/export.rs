@@ -32,6 +32,19 @@ pub fn run(a: ExportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     };
     let start = std::time::Instant::now();
     let (format, rows, output_bytes) = match a.format {
+        ExportFormat::Jsonl if a.output.as_os_str() == "-" => {
+            let bar = Bar::new(a.common.quiet || a.common.json, "export");
+            let opts = JsonlOptions {
+                id_offset: a.id_offset,
+                threads: a.common.threads,
+            };
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            let s = export_jsonl(&c, &mut w, &opts, &bar, cancel)?;
+            w.flush()?;
+            // The rows went to stdout: the summary must not follow them there.
+            eprintln!("exported {} rows as jsonl to stdout", s.rows);
+            return Ok(exit_codes::OK);
+        }
         ExportFormat::Jsonl => {
             let out = AtomicOutput::create(&a.output, a.force, durability)?;
             let bar = Bar::new(a.common.quiet || a.common.json, "export");
@@ -48,6 +61,13 @@ pub fn run(a: ExportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
             ("jsonl", s.rows, s.bytes_out)
         }
         ExportFormat::Npz => {
+            if a.output.as_os_str() == "-" {
+                return Err(Error::Config(
+                    "--format npz needs a file for --out (a zip is not streamable to stdout)"
+                        .into(),
+                )
+                .into());
+            }
             if a.id_offset != 0 {
                 return Err(
                     Error::Config("--id-offset applies to --format jsonl only".into()).into(),
