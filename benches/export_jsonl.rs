@@ -29,7 +29,9 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
     let mut bytes = Vec::new();
-    Compressor::new().compress_f32(&data, DIMS, &mut bytes).unwrap();
+    Compressor::new()
+        .compress_f32(&data, DIMS, &mut bytes)
+        .unwrap();
     let container = Container::from_bytes("bench", &bytes).unwrap();
     let mut rows = vec![0f32; ROWS * DIMS];
     let mut text = Vec::with_capacity(ROWS * DIMS * 12);
@@ -52,8 +54,18 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("export_jsonl_2_threads", |b| {
         b.iter(|| {
-            let opts = JsonlOptions { id_offset: 0, threads: 2 };
-            export_jsonl(&container, std::io::sink(), &opts, &NoProgress, &AtomicBool::new(false)).unwrap()
+            let opts = JsonlOptions {
+                id_offset: 0,
+                threads: 2,
+            };
+            export_jsonl(
+                &container,
+                std::io::sink(),
+                &opts,
+                &NoProgress,
+                &AtomicBool::new(false),
+            )
+            .unwrap()
         })
     });
     g.finish();
