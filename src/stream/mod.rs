@@ -1,4 +1,4 @@
-//! Streaming to and from any [`Read`](std::io::Read) and [`Write`](std::io::Write), for
+//! Streaming to and from any [`Read`] and [`Write`], for
 //! embedding Vectro in a service: no file paths, no seeking, bounded memory.
 //!
 //! - [`Compressor`] turns a `.npy` stream (or a float slice) into a container written to any
