@@ -87,8 +87,9 @@ pub fn import_npz(
     let dims = read_dims(input, &mut open_zip(input)?)?;
     let mut q = member(input, &mut q_zip, "q")?;
     let mut s = member(input, &mut s_zip, "scales")?;
-    let (q_descr, q_shape) = read_member_header(input, "q", &mut q)?;
-    let (s_descr, s_shape) = read_member_header(input, "scales", &mut s)?;
+    let (q_size, s_size) = (q.size(), s.size());
+    let (q_descr, q_shape, q_head) = read_member_header(input, "q", &mut q)?;
+    let (s_descr, s_shape, s_head) = read_member_header(input, "scales", &mut s)?;
     let bad = |msg: String| Error::bad_npy(input, msg);
     if !matches!(q_descr.as_str(), "|i1" | "<i1" | "i1") {
         return Err(bad(format!(
@@ -113,6 +114,19 @@ pub fn import_npz(
         return Err(bad(format!(
             "member q has shape {q_shape:?} ({codes} codes) but scales × dims = {rows} × {dims}; the file is inconsistent"
         )));
+    }
+    // The zip directory states each member's size: check it before trusting the shapes
+    // with an allocation.
+    for (name, size, head, want) in [
+        ("q", q_size, q_head, codes),
+        ("scales", s_size, s_head, rows * 4),
+    ] {
+        if size != head + want {
+            return Err(bad(format!(
+                "member {name} holds {} data bytes but its shape needs {want}; the file is inconsistent",
+                size.saturating_sub(head)
+            )));
+        }
     }
     let chunk_rows = match opts.chunk_rows {
         Some(0) => return Err(Error::Config("--chunk-rows must be at least 1".into())),
@@ -336,7 +350,7 @@ fn member<'z>(
 /// Reads the `dims` scalar.
 fn read_dims(input: &Path, zip: &mut ZipArchive<BufReader<File>>) -> Result<u64> {
     let mut m = member(input, zip, "dims")?;
-    let (descr, shape) = read_member_header(input, "dims", &mut m)?;
+    let (descr, shape, _) = read_member_header(input, "dims", &mut m)?;
     if shape.iter().product::<u64>() != 1 {
         return Err(Error::bad_npy(
             input,
@@ -370,11 +384,16 @@ fn read_dims(input: &Path, zip: &mut ZipArchive<BufReader<File>>) -> Result<u64>
     Ok(v as u64)
 }
 
-/// Reads a member's `.npy` header; returns its dtype string and shape.
-fn read_member_header(input: &Path, name: &str, r: &mut impl Read) -> Result<(String, Vec<u64>)> {
+/// Reads a member's `.npy` header; returns its dtype string, shape and length in bytes.
+fn read_member_header(
+    input: &Path,
+    name: &str,
+    r: &mut impl Read,
+) -> Result<(String, Vec<u64>, u64)> {
     let bad = |msg: String| Error::bad_npy(input, format!("member {name}: {msg}"));
     let mut pre = [0u8; 10];
     read_member(input, name, r, &mut pre)?;
+    let mut head = 10u64;
     if &pre[..6] != npy::MAGIC {
         return Err(bad("not a .npy array (bad magic)".into()));
     }
@@ -383,6 +402,7 @@ fn read_member_header(input: &Path, name: &str, r: &mut impl Read) -> Result<(St
         2 | 3 => {
             let mut more = [0u8; 2];
             read_member(input, name, r, &mut more)?;
+            head += 2;
             u32::from_le_bytes([pre[8], pre[9], more[0], more[1]]) as usize
         }
         v => return Err(bad(format!(".npy version {v} is not supported"))),
@@ -402,7 +422,7 @@ fn read_member_header(input: &Path, name: &str, r: &mut impl Read) -> Result<(St
             "is in Fortran order; save np.ascontiguousarray(q) instead".into(),
         ));
     }
-    Ok((descr, shape))
+    Ok((descr, shape, head + len as u64))
 }
 
 fn read_member(input: &Path, name: &str, r: &mut impl Read, buf: &mut [u8]) -> Result<()> {

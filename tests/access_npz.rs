@@ -195,7 +195,7 @@ fn malformed_npz_files_are_named_and_refused() {
                 ("scales", "<f4", "(3,)", scales(1.0)),
                 ("dims", "<i8", "()", dims()),
             ],
-            "member q ends early",
+            "member q holds 4 data bytes but its shape needs 6",
         ),
         (
             "long",
@@ -204,7 +204,7 @@ fn malformed_npz_files_are_named_and_refused() {
                 ("scales", "<f4", "(3,)", scales(1.0)),
                 ("dims", "<i8", "()", dims()),
             ],
-            "more data than its shape",
+            "member q holds 9 data bytes",
         ),
         (
             "nan",

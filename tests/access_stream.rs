@@ -181,3 +181,34 @@ fn compressor_names_truncated_and_non_finite_input() {
         .unwrap_err();
     assert!(e.to_string().contains("at least 1"), "{e}");
 }
+
+#[test]
+fn decompressor_refuses_absurd_chunks_before_allocating() {
+    use vectro::codec::{CodecId, CodecSpec};
+    use vectro::format::{Header, Metadata};
+    let (rows, dims) = (1u64 << 20, 1u32 << 16);
+    let header = Header {
+        codec: CodecSpec {
+            id: CodecId::Int8,
+            params: vec![],
+        },
+        rows,
+        dims,
+        chunk_rows: rows as u32,
+        source_dtype: vectro::npy::Dtype::F32Le,
+        metadata: Metadata::new(),
+    };
+    let mut bytes = header.encode();
+    let payload_len = rows * (dims as u64 + 4);
+    let mut h = [0u8; 36];
+    h[0..4].copy_from_slice(b"VCHK");
+    h[4..8].copy_from_slice(&(rows as u32).to_le_bytes());
+    h[24..32].copy_from_slice(&payload_len.to_le_bytes());
+    let c = crc32c::crc32c(&h[..32]);
+    h[32..36].copy_from_slice(&c.to_le_bytes());
+    bytes.extend_from_slice(&h);
+    let e = Decompressor::new()
+        .for_each_chunk(bytes.as_slice(), |_, _, _| Ok(()))
+        .unwrap_err();
+    assert!(e.to_string().contains("streaming reader's"), "{e}");
+}

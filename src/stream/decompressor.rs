@@ -22,6 +22,10 @@ use crate::npy;
 use crate::pipeline::ordered::run_ordered;
 use crate::pipeline::{NoProgress, Progress, default_threads, f32_le_bytes};
 
+/// The largest chunk (payload, or decoded floats) the streaming reader holds in memory.
+/// Default chunks are a few MiB; only a hand-set `--chunk-rows` comes near this.
+const MAX_STREAM_CHUNK: u64 = 1 << 30;
+
 /// Builds and runs a streaming decompression.
 ///
 /// ```
@@ -298,6 +302,15 @@ impl<R: Read> ChunkReader<'_, R> {
             return Err(corrupt(format!(
                 "chunk header says rows {first_row}+{rows}, {payload_len} payload bytes; the file header implies rows {}+{want_rows}, {want_len} bytes",
                 i * self.header.chunk_rows as u64
+            )));
+        }
+        // Crc-valid headers can still describe absurd chunks; refuse before allocating.
+        let decoded = rows
+            .saturating_mul(self.header.dims as u64)
+            .saturating_mul(4);
+        if payload_len > MAX_STREAM_CHUNK || decoded > MAX_STREAM_CHUNK {
+            return Err(corrupt(format!(
+                "a chunk of {payload_len} bytes decoding to {decoded} exceeds the streaming reader's {MAX_STREAM_CHUNK}-byte limit; open the file with Container::open instead"
             )));
         }
         let len = CHUNK_OVERHEAD + payload_len as usize;
