@@ -31,8 +31,10 @@ pub mod format;
 pub mod generate;
 pub mod merge;
 pub mod npy;
+pub mod npz;
 pub mod output;
 pub mod pipeline;
+pub mod stream;
 
 pub use codec::{Codec, CodecId, CodecSpec};
 pub use error::{Error, ErrorKind, Result};

@@ -239,6 +239,21 @@ pub fn write_header(rows: u64, dims: u64) -> Vec<u8> {
     unreachable!("a 2.0 header always fits")
 }
 
+/// The fields of a header dict of any dtype and rank: `(descr, fortran_order, shape)`.
+///
+/// [`parse_header`] accepts only 2-D float matrices; this is for the other arrays Vectro
+/// reads, such as the int8 codes and scales inside a `.npz`. `shape` is empty for a scalar.
+///
+/// # Errors
+/// What is malformed or missing, as a message for the caller to put in context.
+pub fn parse_header_fields(text: &str) -> std::result::Result<(String, bool, Vec<u64>), String> {
+    let d = parse_dict(text)?;
+    let descr = d.descr.ok_or("header has no 'descr' field")?;
+    let fortran = d.fortran.ok_or("header has no 'fortran_order' field")?;
+    let shape = d.shape.ok_or("header has no 'shape' field")?;
+    Ok((descr, fortran, shape))
+}
+
 #[derive(Default)]
 struct Dict {
     descr: Option<String>,

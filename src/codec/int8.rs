@@ -114,6 +114,15 @@ impl Codec for Int8 {
             f32::from_le_bytes([payload[s], payload[s + 1], payload[s + 2], payload[s + 3]]);
         dequantize_row(bytemuck_i8(codes), scale, out);
     }
+
+    fn prefetch_row(&self, payload: &[u8], rows: usize, row: usize) {
+        let d = self.dims;
+        // The codes (one line, or more for wide rows) and the scale, far away at the end.
+        for at in (row * d..(row + 1) * d).step_by(64) {
+            super::prefetch(payload, at);
+        }
+        super::prefetch(payload, rows * d + row * 4);
+    }
 }
 
 fn bytemuck_i8(b: &[u8]) -> &[i8] {

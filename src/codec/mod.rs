@@ -83,6 +83,37 @@ pub trait Codec: Send + Sync + std::fmt::Debug {
 
     /// Decodes row `row` of a block of `rows` rows, without decoding the others.
     fn decode_row(&self, payload: &[u8], rows: usize, row: usize, out: &mut [f32]);
+
+    /// Whether [`Codec::decode_row`] costs about one row's work, as for per-row codecs
+    /// (int8, int4, binary, f16). A codec that must decode a whole block to reach one row
+    /// returns false, and readers then decode each touched block once instead.
+    fn row_access(&self) -> bool {
+        true
+    }
+
+    /// Hints the CPU to start loading the bytes [`Codec::decode_row`] will read for `row`.
+    /// Random-access readers call it for a batch of rows before decoding them, so the
+    /// cache misses overlap instead of coming one after another. The default does nothing.
+    fn prefetch_row(&self, _payload: &[u8], _rows: usize, _row: usize) {}
+}
+
+/// Asks the CPU to start loading the cache line holding `bytes[at]`; a no-op when `at` is
+/// out of bounds or the target has no prefetch instruction. Never faults: a prefetch is a
+/// hint.
+#[inline]
+pub fn prefetch(bytes: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(b) = bytes.get(at) {
+        // SAFETY: SSE is part of the x86-64 baseline, and a prefetch only hints the cache:
+        // it reads nothing into the program and cannot fault, whatever the address.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (b as *const u8).cast::<i8>(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (bytes, at);
 }
 
 /// Builds the codec a container header describes.

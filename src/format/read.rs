@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use byteorder::{ByteOrder, LittleEndian as LE};
-use memmap2::Mmap;
+use memmap2::{Mmap, MmapMut};
 
 use super::write::trailer_crc;
 use super::{
@@ -38,8 +38,35 @@ impl ChunkEntry {
     }
 }
 
-/// An open, validated container, memory-mapped. `&Container` is `Sync`: many threads may
-/// read rows at once.
+/// An open, validated container, memory-mapped.
+///
+/// Opening is cheap: it checks the header, the trailer and the index, and reads no chunk.
+/// Rows are decoded on demand with [`Container::get`], [`Container::get_range`] and
+/// [`Container::get_many`]; a chunk's crc32c is checked the first time it is touched and
+/// the result remembered.
+///
+/// `Container` is `Send + Sync`: share one `&Container` (or an `Arc`) between threads and
+/// read from all of them at once.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("x.vectro");
+/// # let data: Vec<f32> = (0..100 * 8).map(|i| (i as f32 * 0.37).sin()).collect();
+/// # let file = std::fs::File::create(&path)?;
+/// # vectro::stream::Compressor::new().chunk_rows(16).compress_f32(&data, 8, file)?;
+/// let c = vectro::Container::open(&path)?;
+/// println!("{} rows x {} dims, codec {}", c.rows(), c.dims(), c.codec().name());
+/// std::thread::scope(|s| {
+///     for t in 0..4u64 {
+///         let c = &c;
+///         s.spawn(move || {
+///             let mut row = vec![0f32; c.dims()];
+///             c.get(t * 10, &mut row).unwrap();
+///         });
+///     }
+/// });
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Container {
     path: PathBuf,
@@ -71,6 +98,34 @@ impl Container {
         // while we read is outside what we can guard against (as for any mmap reader);
         // every length we derive from the bytes is checked against the map's size.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, "mapping", e))?;
+        Self::from_map(path, map)
+    }
+
+    /// Opens a container held in memory (received over the network, say), copying it
+    /// into an anonymous mapping. `name` stands for the file in error messages.
+    ///
+    /// ```
+    /// # let data: Vec<f32> = (0..50 * 4).map(|i| i as f32).collect();
+    /// let mut bytes = Vec::new();
+    /// vectro::stream::Compressor::new().compress_f32(&data, 4, &mut bytes)?;
+    /// let c = vectro::Container::from_bytes("upload", &bytes)?;
+    /// assert_eq!((c.rows(), c.dims()), (50, 4));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Container::open`].
+    pub fn from_bytes(name: impl AsRef<Path>, bytes: &[u8]) -> Result<Container> {
+        let path = name.as_ref();
+        if bytes.is_empty() {
+            return Err(Error::corrupt(path, "empty file: not a vectro container"));
+        }
+        let mut anon = MmapMut::map_anon(bytes.len())
+            .map_err(|e| Error::io(path, "allocating a map for", e))?;
+        anon.copy_from_slice(bytes);
+        let map = anon
+            .make_read_only()
+            .map_err(|e| Error::io(path, "mapping", e))?;
         Self::from_map(path, map)
     }
 
@@ -141,13 +196,23 @@ impl Container {
         &self.map
     }
 
-    /// The payload of chunk `i`, its crc checked (once; the result is remembered).
+    /// The payload of chunk `i`, its crc checked (once; the result is remembered, so a hot
+    /// chunk is hashed only the first time it is touched).
     ///
     /// # Errors
-    /// [`Error::Corrupt`] with the chunk's byte offset and row range on a crc mismatch.
+    /// [`Error::Config`] if there is no chunk `i`; [`Error::Corrupt`] with the chunk's byte
+    /// offset and row range on a crc mismatch.
     pub fn chunk_payload(&self, i: usize) -> Result<&[u8]> {
-        let e = self.index[i];
+        let Some(&e) = self.index.get(i) else {
+            return Err(Error::Config(format!(
+                "chunk {i} is out of range: {} has {} chunks",
+                self.path.display(),
+                self.index.len()
+            )));
+        };
         let whole = &self.map[e.offset as usize..(e.offset + e.len) as usize];
+        // Two threads touching a fresh chunk at once may both hash it; that is harmless
+        // and cheaper than a lock on the hot path.
         if !self.verified[i].load(Ordering::Acquire) {
             let (body, tail) = whole.split_at(whole.len() - 4);
             if crc(body) != LE::read_u32(tail) {
@@ -170,18 +235,38 @@ impl Container {
     /// Decodes chunk `i` into `out` (`rows × dims`).
     ///
     /// # Errors
-    /// As [`Container::chunk_payload`].
+    /// As [`Container::chunk_payload`], and [`Error::Config`] if `out` has the wrong size.
     pub fn decode_chunk(&self, i: usize, out: &mut [f32]) -> Result<()> {
         let payload = self.chunk_payload(i)?;
-        self.codec.decode(payload, self.index[i].rows as usize, out);
+        let rows = self.index[i].rows as usize;
+        self.check_out(rows, out)?;
+        self.codec.decode(payload, rows, out);
         Ok(())
+    }
+
+    /// The chunk holding `row` (which must be in range).
+    fn chunk_of(&self, row: u64) -> usize {
+        (row / self.header.chunk_rows as u64) as usize
+    }
+
+    /// The checked payload of the chunk holding `row` (in range), its row count, and the
+    /// row's index within it.
+    fn locate(&self, row: u64) -> Result<(&[u8], usize, usize)> {
+        let ci = self.chunk_of(row);
+        let e = self.index[ci];
+        Ok((
+            self.chunk_payload(ci)?,
+            e.rows as usize,
+            (row - e.first_row) as usize,
+        ))
     }
 
     fn check_row(&self, row: u64) -> Result<()> {
         if row >= self.header.rows {
             return Err(Error::Config(format!(
-                "row {row} is out of range: {} has {} rows",
+                "row {row} is out of range: {} has {} rows (numbered 0..{})",
                 self.path.display(),
+                self.header.rows,
                 self.header.rows
             )));
         }
@@ -189,19 +274,54 @@ impl Container {
     }
 
     fn check_out(&self, rows: usize, out: &[f32]) -> Result<()> {
-        if out.len() != rows * self.dims() {
+        let need = rows.checked_mul(self.dims());
+        if need != Some(out.len()) {
             return Err(Error::Config(format!(
                 "output buffer holds {} floats, {} rows × {} dims need {}",
                 out.len(),
                 rows,
                 self.dims(),
-                rows * self.dims()
+                need.map_or_else(|| "more than fits in memory".into(), |n| n.to_string())
             )));
         }
         Ok(())
     }
 
+    /// Decodes rows `rows` (numbered within chunk `ci`) into `out`, row by row when the
+    /// codec allows it, else by decoding the whole chunk once into a scratch buffer.
+    fn decode_rows_of_chunk(&self, ci: usize, rows: Range<usize>, out: &mut [f32]) -> Result<()> {
+        let payload = self.chunk_payload(ci)?;
+        let n = self.index[ci].rows as usize;
+        let d = self.dims();
+        if rows == (0..n) {
+            self.codec.decode(payload, n, out);
+        } else if self.codec.row_access() {
+            for (r, o) in rows.zip(out.chunks_exact_mut(d)) {
+                self.codec.decode_row(payload, n, r, o);
+            }
+        } else {
+            with_scratch(n * d, |all| {
+                self.codec.decode(payload, n, all);
+                out.copy_from_slice(&all[rows.start * d..rows.end * d]);
+            });
+        }
+        Ok(())
+    }
+
     /// Decodes one row into `out` (`dims` floats).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("x.vectro");
+    /// # let data: Vec<f32> = (0..100 * 8).map(|i| (i as f32 * 0.37).sin()).collect();
+    /// # let file = std::fs::File::create(&path)?;
+    /// # vectro::stream::Compressor::new().chunk_rows(16).compress_f32(&data, 8, file)?;
+    /// let c = vectro::Container::open(&path)?;
+    /// let mut row = vec![0f32; c.dims()];
+    /// c.get(42, &mut row)?;
+    /// assert!(c.get(c.rows(), &mut row).is_err()); // out of range: an error, not a panic
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// An out-of-range row or a wrong buffer size is [`Error::Config`]; a corrupt chunk is
@@ -210,72 +330,130 @@ impl Container {
         self.get_many(&[row], out)
     }
 
-    /// Decodes rows `range` into `out` (`range.len() × dims` floats).
+    /// Decodes rows `range` into `out` (`range.len() × dims` floats). Chunks wholly inside
+    /// the range are decoded whole; the partial ones at either end row by row.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("x.vectro");
+    /// # let data: Vec<f32> = (0..100 * 8).map(|i| (i as f32 * 0.37).sin()).collect();
+    /// # let file = std::fs::File::create(&path)?;
+    /// # vectro::stream::Compressor::new().chunk_rows(16).compress_f32(&data, 8, file)?;
+    /// let c = vectro::Container::open(&path)?;
+    /// let mut rows = vec![0f32; 30 * c.dims()];
+    /// c.get_range(10..40, &mut rows)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
-    /// As [`Container::get`].
+    /// As [`Container::get`]; a reversed range is [`Error::Config`].
     pub fn get_range(&self, range: Range<u64>, out: &mut [f32]) -> Result<()> {
         if range.start > range.end {
-            return Err(Error::Config(format!("empty or reversed range {range:?}")));
+            return Err(Error::Config(format!(
+                "reversed row range {}..{}",
+                range.start, range.end
+            )));
         }
         if range.end > self.header.rows {
             self.check_row(range.end - 1)?;
         }
         self.check_out((range.end - range.start) as usize, out)?;
         let d = self.dims();
-        let cr = self.header.chunk_rows as u64;
         let mut row = range.start;
         while row < range.end {
-            let ci = (row / cr) as usize;
+            let ci = self.chunk_of(row);
             let e = self.index[ci];
             let end = range.end.min(e.first_row + e.rows);
-            let payload = self.chunk_payload(ci)?;
             let o = (row - range.start) as usize * d;
-            if row == e.first_row && end == e.first_row + e.rows {
-                let n = e.rows as usize * d;
-                self.codec
-                    .decode(payload, e.rows as usize, &mut out[o..o + n]);
-            } else {
-                for (k, r) in (row..end).enumerate() {
-                    let at = o + k * d;
-                    self.codec.decode_row(
-                        payload,
-                        e.rows as usize,
-                        (r - e.first_row) as usize,
-                        &mut out[at..at + d],
-                    );
-                }
-            }
+            let local = (row - e.first_row) as usize..(end - e.first_row) as usize;
+            let n = local.len() * d;
+            self.decode_rows_of_chunk(ci, local, &mut out[o..o + n])?;
             row = end;
         }
         Ok(())
     }
 
     /// Decodes the rows `ids` (any order, repeats allowed) into `out`, row `k` of the
-    /// output being `ids[k]`. Each touched chunk's checksum is checked once.
+    /// output being `ids[k]`. Every id is checked before anything is decoded. Each touched
+    /// chunk's checksum is checked once (and remembered); per-row codecs decode only the
+    /// touched rows, others decode each touched chunk once.
+    ///
+    /// This is the call for query-time rescoring: fetch the candidates an index found.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("x.vectro");
+    /// # let data: Vec<f32> = (0..100 * 8).map(|i| (i as f32 * 0.37).sin()).collect();
+    /// # let file = std::fs::File::create(&path)?;
+    /// # vectro::stream::Compressor::new().chunk_rows(16).compress_f32(&data, 8, file)?;
+    /// let c = vectro::Container::open(&path)?;
+    /// let candidates = [93, 5, 17, 5];
+    /// let mut rows = vec![0f32; candidates.len() * c.dims()];
+    /// c.get_many(&candidates, &mut rows)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
-    /// As [`Container::get`].
+    /// As [`Container::get`]; the message names the first out-of-range id.
     pub fn get_many(&self, ids: &[u64], out: &mut [f32]) -> Result<()> {
         self.check_out(ids.len(), out)?;
         for &id in ids {
             self.check_row(id)?;
         }
         let d = self.dims();
-        let cr = self.header.chunk_rows as u64;
-        for (k, &id) in ids.iter().enumerate() {
-            let ci = (id / cr) as usize;
+        if self.codec.row_access() {
+            for (ids, out) in ids
+                .chunks(PREFETCH_ROWS)
+                .zip(out.chunks_mut(PREFETCH_ROWS * d))
+            {
+                // Start every row's loads first, so that the cache misses of a batch
+                // overlap; the decode loop then finds its rows in cache.
+                for &id in ids {
+                    let (payload, rows, row) = self.locate(id)?;
+                    self.codec.prefetch_row(payload, rows, row);
+                }
+                for (&id, o) in ids.iter().zip(out.chunks_exact_mut(d)) {
+                    let (payload, rows, row) = self.locate(id)?;
+                    self.codec.decode_row(payload, rows, row, o);
+                }
+            }
+            return Ok(());
+        }
+        // Group by chunk so that each touched chunk is decoded once.
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_unstable_by_key(|&k| ids[k]);
+        for group in order.chunk_by(|&a, &b| self.chunk_of(ids[a]) == self.chunk_of(ids[b])) {
+            let ci = self.chunk_of(ids[group[0]]);
             let e = self.index[ci];
             let payload = self.chunk_payload(ci)?;
-            self.codec.decode_row(
-                payload,
-                e.rows as usize,
-                (id - e.first_row) as usize,
-                &mut out[k * d..(k + 1) * d],
-            );
+            with_scratch(e.rows as usize * d, |all| {
+                self.codec.decode(payload, e.rows as usize, all);
+                for &k in group {
+                    let r = (ids[k] - e.first_row) as usize;
+                    out[k * d..(k + 1) * d].copy_from_slice(&all[r * d..(r + 1) * d]);
+                }
+            });
         }
         Ok(())
     }
+}
+
+/// Rows whose loads `get_many` starts before decoding them: enough to keep the memory
+/// system busy, few enough that the first are still cached when their turn comes.
+const PREFETCH_ROWS: usize = 128;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on a thread-local buffer of `len` floats, so that codecs without row access do
+/// not allocate a chunk on every call.
+fn with_scratch<T>(len: usize, f: impl FnOnce(&mut [f32]) -> T) -> T {
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        s.resize(len, 0.0);
+        f(&mut s[..len])
+    })
 }
 
 fn read_index(
@@ -427,4 +605,76 @@ pub fn scan_chunks(
         at += len;
     }
     (out, at as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Container;
+    use crate::codec::{Codec, CodecSpec, EncodeFault};
+    use crate::stream::Compressor;
+
+    /// A codec that claims no row access and panics if asked for one row, so that the
+    /// readers' whole-chunk path is the only one that can pass.
+    #[derive(Debug)]
+    struct BlockOnly(Box<dyn Codec>);
+
+    impl Codec for BlockOnly {
+        fn name(&self) -> String {
+            self.0.name()
+        }
+        fn spec(&self) -> CodecSpec {
+            self.0.spec()
+        }
+        fn dims(&self) -> usize {
+            self.0.dims()
+        }
+        fn encoded_len(&self, rows: usize) -> usize {
+            self.0.encoded_len(rows)
+        }
+        fn encode(&self, input: &[f32], out: &mut [u8]) -> Result<(), EncodeFault> {
+            self.0.encode(input, out)
+        }
+        fn decode(&self, payload: &[u8], rows: usize, out: &mut [f32]) {
+            self.0.decode(payload, rows, out)
+        }
+        fn decode_row(&self, _: &[u8], _: usize, _: usize, _: &mut [f32]) {
+            panic!("decode_row called on a codec without row access");
+        }
+        fn row_access(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn codecs_without_row_access_decode_whole_chunks() {
+        let d = 5;
+        let data: Vec<f32> = (0..97 * d).map(|i| (i as f32 * 0.731).sin()).collect();
+        let mut bytes = Vec::new();
+        Compressor::new()
+            .chunk_rows(10)
+            .compress_f32(&data, d, &mut bytes)
+            .unwrap();
+        let per_row = Container::from_bytes("x", &bytes).unwrap();
+        let mut block = Container::from_bytes("x", &bytes).unwrap();
+        block.codec = Box::new(BlockOnly(crate::codec::parse("int8", d).unwrap()));
+        let ids = [96u64, 3, 15, 14, 3, 50, 0, 59, 60];
+        let (mut a, mut b) = (vec![0f32; ids.len() * d], vec![0f32; ids.len() * d]);
+        per_row.get_many(&ids, &mut a).unwrap();
+        block.get_many(&ids, &mut b).unwrap();
+        assert_eq!(a, b);
+        let (mut a, mut b) = (vec![0f32; 43 * d], vec![0f32; 43 * d]);
+        per_row.get_range(7..50, &mut a).unwrap();
+        block.get_range(7..50, &mut b).unwrap();
+        assert_eq!(a, b);
+    }
+
+    /// Many threads read one container at once; this stops compiling if a field ever
+    /// makes that unsound.
+    #[test]
+    fn container_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Container>();
+        assert_send_sync::<&Container>();
+        assert_send_sync::<std::sync::Arc<Container>>();
+    }
 }

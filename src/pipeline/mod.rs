@@ -14,6 +14,7 @@ pub mod shard;
 pub mod stream;
 pub mod writer;
 
+pub(crate) use compress::check_finite;
 pub use compress::{CompressOptions, CompressSummary, compress, default_chunk_rows};
 pub use decompress::{DecompressSummary, decompress, f32_le_bytes};
 pub use progress::{NoProgress, Progress};

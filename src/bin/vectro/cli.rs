@@ -28,6 +28,12 @@ pub enum Command {
     Demo(DemoArgs),
     /// Join the shards of one `compress --shard` run into one container, without re-encoding.
     Merge(MergeArgs),
+    /// Print or write chosen rows, decoded: `--rows 5,17,100..110`.
+    Get(GetArgs),
+    /// Stream every row out as JSON Lines (for vector-DB upserts) or as the prototype's .npz.
+    Export(ExportArgs),
+    /// Convert the Python prototype's .npz (q, scales, dims) into an int8 container.
+    ImportNpz(ImportNpzArgs),
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +188,86 @@ pub struct DemoArgs {
     /// Keep the demo's files in this directory instead of a temporary one.
     #[arg(long)]
     pub keep: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GetFormat {
+    /// A JSON array of {"id": N, "vector": [...]} objects.
+    Json,
+    /// A float32 .npy of the rows, in the order asked.
+    Npy,
+    /// A header line `id,d0,d1,...`, then one line a row.
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The container.
+    pub file: PathBuf,
+    /// Rows to decode, numbered from 0: a comma-separated list of N, A..B (B excluded) and
+    /// A..=B (B included), kept in the order given, repeats allowed.
+    #[arg(long, value_name = "LIST")]
+    pub rows: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GetFormat::Json)]
+    pub format: GetFormat,
+    /// Write to this file instead of stdout.
+    #[arg(long = "out", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite an existing --out.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// One {"id": N, "vector": [...]} object a line.
+    Jsonl,
+    /// The Python prototype's layout: q (flat int8), scales (float32), dims. int8 only.
+    Npz,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The container.
+    pub file: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Output file; `-` streams JSONL to stdout (for piping into an uploader).
+    #[arg(long = "out", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Added to each row number to make its JSONL id.
+    #[arg(long, default_value_t = 0)]
+    pub id_offset: u64,
+    /// Overwrite an existing output.
+    #[arg(long)]
+    pub force: bool,
+    /// Skip fsync before the rename.
+    #[arg(long)]
+    pub no_fsync: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportNpzArgs {
+    /// The prototype's .npz (members q, scales, dims).
+    pub input: PathBuf,
+    /// Output container.
+    #[arg(long = "out", value_name = "VECTRO")]
+    pub output: PathBuf,
+    /// Rows per chunk [default: about 4 MiB of float32].
+    #[arg(long)]
+    pub chunk_rows: Option<u32>,
+    /// Overwrite an existing output.
+    #[arg(long)]
+    pub force: bool,
+    /// Skip fsync before the rename.
+    #[arg(long)]
+    pub no_fsync: bool,
     #[command(flatten)]
     pub common: Common,
 }

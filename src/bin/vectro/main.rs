@@ -25,6 +25,9 @@ fn main() {
         Command::Generate(a) => commands::generate::run(a, &CANCEL),
         Command::Demo(a) => commands::demo::run(a, &CANCEL),
         Command::Merge(a) => commands::merge::run(a, &CANCEL),
+        Command::Get(a) => commands::get::run(a),
+        Command::Export(a) => commands::export::run(a, &CANCEL),
+        Command::ImportNpz(a) => commands::import_npz::run(a, &CANCEL),
     };
     let code = match result {
         Ok(code) => code,

@@ -4,7 +4,10 @@ pub mod compress;
 pub mod decompress;
 pub mod demo;
 pub mod eval;
+pub mod export;
 pub mod generate;
+pub mod get;
+pub mod import_npz;
 pub mod info;
 pub mod merge;
 

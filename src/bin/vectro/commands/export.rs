@@ -1,0 +1,103 @@
+//! `vectro export`: every row as JSON Lines, or the container as the prototype's .npz.
+
+use std::io::Write;
+use std::sync::atomic::AtomicBool;
+
+use serde::Serialize;
+use vectro::output::{AtomicOutput, Durability};
+use vectro::stream::{JsonlOptions, export_jsonl};
+use vectro::{Container, Error, npz};
+
+use super::{human_bytes, print_json};
+use crate::cli::{ExportArgs, ExportFormat};
+use crate::exit_codes;
+use crate::progress::Bar;
+
+#[derive(Serialize)]
+struct Summary {
+    format: &'static str,
+    output: String,
+    rows: u64,
+    output_bytes: u64,
+    seconds: f64,
+    mb_per_s: f64,
+}
+
+pub fn run(a: ExportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
+    let c = Container::open(&a.file)?;
+    let durability = if a.no_fsync {
+        Durability::None
+    } else {
+        Durability::Fsync
+    };
+    let start = std::time::Instant::now();
+    let (format, rows, output_bytes) = match a.format {
+        ExportFormat::Jsonl if a.output.as_os_str() == "-" => {
+            let bar = Bar::new(a.common.quiet || a.common.json, "export");
+            let opts = JsonlOptions {
+                id_offset: a.id_offset,
+                threads: a.common.threads,
+            };
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            let s = export_jsonl(&c, &mut w, &opts, &bar, cancel)?;
+            w.flush()?;
+            // The rows went to stdout: the summary must not follow them there.
+            eprintln!("exported {} rows as jsonl to stdout", s.rows);
+            return Ok(exit_codes::OK);
+        }
+        ExportFormat::Jsonl => {
+            let out = AtomicOutput::create(&a.output, a.force, durability)?;
+            let bar = Bar::new(a.common.quiet || a.common.json, "export");
+            let opts = JsonlOptions {
+                id_offset: a.id_offset,
+                threads: a.common.threads,
+            };
+            let mut w = out.writer();
+            let s = export_jsonl(&c, &mut w, &opts, &bar, cancel)?;
+            w.flush()
+                .map_err(|e| Error::io(out.tmp_path(), "writing", e))?;
+            drop(w);
+            out.commit()?;
+            ("jsonl", s.rows, s.bytes_out)
+        }
+        ExportFormat::Npz => {
+            if a.output.as_os_str() == "-" {
+                return Err(Error::Config(
+                    "--format npz needs a file for --out (a zip is not streamable to stdout)"
+                        .into(),
+                )
+                .into());
+            }
+            if a.id_offset != 0 {
+                return Err(
+                    Error::Config("--id-offset applies to --format jsonl only".into()).into(),
+                );
+            }
+            let s = npz::export_npz(&c, &a.output, a.force, durability)?;
+            ("npz", s.rows, s.output_bytes)
+        }
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    let s = Summary {
+        format,
+        output: a.output.display().to_string(),
+        rows,
+        output_bytes,
+        seconds,
+        mb_per_s: output_bytes as f64 / 1e6 / seconds.max(1e-9),
+    };
+    if a.common.json {
+        print_json(&s)?;
+    } else {
+        println!(
+            "exported {} rows as {} to {} ({}) in {:.2} s, {:.0} MB/s",
+            s.rows,
+            s.format,
+            s.output,
+            human_bytes(s.output_bytes),
+            s.seconds,
+            s.mb_per_s
+        );
+    }
+    Ok(exit_codes::OK)
+}

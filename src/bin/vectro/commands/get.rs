@@ -1,0 +1,180 @@
+//! `vectro get`: decode chosen rows and print them, or write them to a file.
+
+use std::io::{IsTerminal, Write};
+use std::ops::Range;
+
+use anyhow::{Context, bail};
+use vectro::output::{AtomicOutput, Durability};
+use vectro::stream::{push_f32, push_jsonl_row};
+use vectro::{Container, Error};
+
+use crate::cli::{GetArgs, GetFormat};
+use crate::exit_codes;
+
+/// Rows decoded at a time, so that `--rows 0..100000000` streams in bounded memory.
+const BATCH: usize = 4096;
+
+pub fn run(a: GetArgs) -> anyhow::Result<i32> {
+    let c = Container::open(&a.file)?;
+    let ranges = parse_rows(&a.rows)?;
+    for r in &ranges {
+        if r.end > c.rows() {
+            return Err(Error::Config(format!(
+                "--rows: row {} is out of range: {} has {} rows (numbered 0..{})",
+                r.start.max(c.rows()),
+                a.file.display(),
+                c.rows(),
+                c.rows()
+            ))
+            .into());
+        }
+    }
+    if a.format == GetFormat::Npy && a.output.is_none() && std::io::stdout().is_terminal() {
+        bail!(Error::Config(
+            "--format npy writes binary: give --out FILE or redirect stdout".into()
+        ));
+    }
+    match &a.output {
+        Some(path) => {
+            let out = AtomicOutput::create(path, a.force, Durability::Fsync)?;
+            let mut w = out.writer();
+            write_rows(&c, &ranges, a.format, &mut w)
+                .and_then(|_| Ok(w.flush()?))
+                .with_context(|| format!("writing {}", out.tmp_path().display()))?;
+            drop(w);
+            out.commit()?;
+        }
+        None => {
+            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            write_rows(&c, &ranges, a.format, &mut w)?;
+            w.flush()?;
+        }
+    }
+    Ok(exit_codes::OK)
+}
+
+/// Parses `5,17,100..110,7..=9` into ranges, in the order given.
+pub fn parse_rows(spec: &str) -> Result<Vec<Range<u64>>, Error> {
+    let bad = |item: &str, why: &str| {
+        Error::Config(format!(
+            "--rows: '{item}' {why}; expected a comma-separated list of N, A..B (B excluded) or A..=B"
+        ))
+    };
+    let num = |item: &str, s: &str| {
+        s.trim()
+            .parse::<u64>()
+            .map_err(|_| bad(item, "is not a row number or range"))
+    };
+    let mut out = Vec::new();
+    for item in spec.split(',') {
+        let item = item.trim();
+        let r = if let Some((a, b)) = item.split_once("..=") {
+            let (a, b) = (num(item, a)?, num(item, b)?);
+            a..b.checked_add(1).ok_or_else(|| bad(item, "is too large"))?
+        } else if let Some((a, b)) = item.split_once("..") {
+            num(item, a)?..num(item, b)?
+        } else {
+            let n = num(item, item)?;
+            n..n + 1
+        };
+        if r.start > r.end {
+            return Err(bad(item, "is reversed"));
+        }
+        out.push(r);
+    }
+    if out.iter().all(|r| r.is_empty()) {
+        return Err(bad(spec, "selects no rows"));
+    }
+    Ok(out)
+}
+
+fn write_rows(
+    c: &Container,
+    ranges: &[Range<u64>],
+    format: GetFormat,
+    w: &mut impl Write,
+) -> anyhow::Result<()> {
+    let d = c.dims();
+    let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+    match format {
+        GetFormat::Npy => w.write_all(&vectro::npy::write_header(total, d as u64))?,
+        GetFormat::Json => w.write_all(b"[\n")?,
+        GetFormat::Csv => {
+            let head: Vec<String> = (0..d).map(|k| format!("d{k}")).collect();
+            writeln!(w, "id,{}", head.join(","))?;
+        }
+    }
+    let mut ids = ranges.iter().flat_map(|r| r.clone()).peekable();
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut rows = Vec::new();
+    let mut text = Vec::new();
+    while ids.peek().is_some() {
+        batch.clear();
+        batch.extend(ids.by_ref().take(BATCH));
+        rows.resize(batch.len() * d, 0f32);
+        c.get_many(&batch, &mut rows)?;
+        text.clear();
+        for (k, (&id, row)) in batch.iter().zip(rows.chunks_exact(d)).enumerate() {
+            match format {
+                GetFormat::Npy => text.extend(row.iter().flat_map(|x| x.to_le_bytes())),
+                GetFormat::Json => {
+                    let last = ids.peek().is_none() && k + 1 == batch.len();
+                    push_jsonl_row(&mut text, id, row).map_err(|col| non_finite(c, id, col))?;
+                    if !last {
+                        text.insert(text.len() - 1, b',');
+                    }
+                }
+                GetFormat::Csv => {
+                    text.extend_from_slice(id.to_string().as_bytes());
+                    for (col, &x) in row.iter().enumerate() {
+                        if !x.is_finite() {
+                            return Err(non_finite(c, id, col).into());
+                        }
+                        text.push(b',');
+                        push_f32(&mut text, x);
+                    }
+                    text.push(b'\n');
+                }
+            }
+        }
+        w.write_all(&text)?;
+    }
+    if format == GetFormat::Json {
+        w.write_all(b"]\n")?;
+    }
+    Ok(())
+}
+
+fn non_finite(c: &Container, row: u64, col: usize) -> Error {
+    Error::Corrupt {
+        path: c.path().to_path_buf(),
+        msg: format!(
+            "row {row}, column {col} decodes to a non-finite value, which JSON and CSV cannot hold; use --format npy"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rows;
+
+    #[test]
+    fn parses_lists_and_ranges_in_order() {
+        let r = parse_rows("5, 17,100..103,7..=8,5").unwrap();
+        assert_eq!(r, vec![5..6, 17..18, 100..103, 7..9, 5..6]);
+    }
+
+    #[test]
+    fn rejects_bad_items_with_the_item_named() {
+        for (spec, want) in [
+            ("5,x", "'x'"),
+            ("10..5", "reversed"),
+            ("1..", "'1..'"),
+            ("3..3", "selects no rows"),
+            ("", "''"),
+        ] {
+            let e = parse_rows(spec).unwrap_err().to_string();
+            assert!(e.contains(want), "{spec}: {e}");
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! [`Compressor`]: a `.npy` stream or a float slice into a container on any writer.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use super::{CountingWriter, StreamSummary, read_full};
+use crate::codec::{self, Codec};
+use crate::error::{Error, Result};
+use crate::format::{ContainerWriter, Header, Metadata};
+use crate::npy::{self, Dtype, NpyHeader};
+use crate::pipeline::ordered::run_ordered;
+use crate::pipeline::{NoProgress, Progress, check_finite, default_chunk_rows, default_threads};
+
+/// Builds and runs a streaming compression.
+///
+/// Unlike [`compress`](crate::compress), which memory-maps a file, a `Compressor` reads its
+/// input front to back, so it works on pipes and sockets. It holds at most
+/// `3 × threads + 1` chunks in memory.
+///
+/// ```
+/// use vectro::stream::Compressor;
+///
+/// // A .npy arriving on a socket, say; here, built in memory.
+/// let mut npy = vectro::npy::write_header(3, 2);
+/// for x in [0.5f32, -1.0, 2.0, 0.0, 1.5, 1.5] {
+///     npy.extend_from_slice(&x.to_le_bytes());
+/// }
+/// let mut out = Vec::new();
+/// let s = Compressor::new()
+///     .codec("int8")
+///     .threads(2)
+///     .chunk_rows(2)
+///     .metadata("source", "socket")
+///     .compress_npy(npy.as_slice(), &mut out)?;
+/// assert_eq!((s.rows, s.dims, s.chunks), (3, 2, 2));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Compressor<'a> {
+    codec: String,
+    threads: usize,
+    chunk_rows: Option<u32>,
+    metadata: Metadata,
+    name: PathBuf,
+    progress: &'a dyn Progress,
+    cancel: Option<&'a AtomicBool>,
+}
+
+impl Default for Compressor<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Compressor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compressor")
+            .field("codec", &self.codec)
+            .field("threads", &self.threads)
+            .field("chunk_rows", &self.chunk_rows)
+            .field("metadata", &self.metadata)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Compressor<'a> {
+    /// The defaults: int8, all cores, about 4 MiB of input per chunk, no progress.
+    pub fn new() -> Self {
+        Compressor {
+            codec: "int8".into(),
+            threads: 0,
+            chunk_rows: None,
+            metadata: Metadata::new(),
+            name: PathBuf::from("<input>"),
+            progress: &NoProgress,
+            cancel: None,
+        }
+    }
+
+    /// The codec, as `--codec` takes it (e.g. `int8`).
+    pub fn codec(mut self, spec: impl Into<String>) -> Self {
+        self.codec = spec.into();
+        self
+    }
+
+    /// Worker threads; 0 (the default) means the available cores.
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n;
+        self
+    }
+
+    /// Rows per chunk; unset picks [`default_chunk_rows`].
+    pub fn chunk_rows(mut self, n: u32) -> Self {
+        self.chunk_rows = Some(n);
+        self
+    }
+
+    /// Adds a metadata entry to the container header.
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// What to call the input in error messages (default `<input>`).
+    pub fn name(mut self, name: impl AsRef<Path>) -> Self {
+        self.name = name.as_ref().to_path_buf();
+        self
+    }
+
+    /// Receives progress as chunks are written.
+    pub fn progress(mut self, progress: &'a dyn Progress) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// Stops at the next chunk boundary with [`Error::Cancelled`] once this is set.
+    pub fn cancel(mut self, flag: &'a AtomicBool) -> Self {
+        self.cancel = Some(flag);
+        self
+    }
+
+    /// Reads a `.npy` (any dtype [`compress`](crate::compress) takes) from `input` and
+    /// writes a container to `output`. The writer gets whole chunks in order; on an error
+    /// it holds a partial container, which a reader refuses.
+    ///
+    /// # Errors
+    /// [`Error::BadNpy`] for a malformed header or a stream that ends early,
+    /// [`Error::NonFinite`], [`Error::Config`] for bad settings, [`Error::Io`] from either
+    /// side, [`Error::Cancelled`].
+    pub fn compress_npy<R: Read + Send, W: Write>(
+        &self,
+        mut input: R,
+        output: W,
+    ) -> Result<StreamSummary> {
+        let h = read_npy_header(&self.name, &mut input)?;
+        let codec = codec::parse(&self.codec, h.dims as usize)?;
+        let header = self.header(h.rows, h.dims, h.dtype, codec.as_ref())?;
+        let row_bytes = h.row_bytes();
+        let chunk_rows = header.chunk_rows as u64;
+        let name = &self.name;
+        let jobs = (0..header.chunk_count()).map(move |i| {
+            let first = i * chunk_rows;
+            let rows = chunk_rows.min(h.rows - first);
+            let mut buf = vec![0u8; rows as usize * row_bytes];
+            let got = read_full(&mut input, &mut buf).map_err(|e| Error::io(name, "reading", e))?;
+            if got < buf.len() {
+                return Err(Error::bad_npy(
+                    name,
+                    format!(
+                        "the data ends inside row {} of {}: the stream is truncated",
+                        first + (got / row_bytes) as u64,
+                        h.rows
+                    ),
+                ));
+            }
+            Ok((first, buf))
+        });
+        let work = |(first, bytes): (u64, Vec<u8>)| {
+            let mut data = vec![0f32; bytes.len() / h.dtype.size()];
+            h.dtype.to_f32(&bytes, &mut data);
+            encode_block(&data, first, codec.as_ref(), name)
+        };
+        let s = self.run(header, codec.as_ref(), jobs, work, output)?;
+        Ok(StreamSummary {
+            bytes_in: h.data_offset + h.rows * row_bytes as u64,
+            ..s
+        })
+    }
+
+    /// Compresses `data`, `dims` floats a row, row-major, into a container on `output`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if `data` is empty or not a whole number of rows;
+    /// [`Error::NonFinite`]; [`Error::Io`] from the writer; [`Error::Cancelled`].
+    pub fn compress_f32<W: Write>(
+        &self,
+        data: &[f32],
+        dims: usize,
+        output: W,
+    ) -> Result<StreamSummary> {
+        if dims == 0 || data.is_empty() || !data.len().is_multiple_of(dims) {
+            return Err(Error::Config(format!(
+                "{} floats are not a whole, non-zero number of {dims}-dimensional rows",
+                data.len()
+            )));
+        }
+        let rows = (data.len() / dims) as u64;
+        let codec = codec::parse(&self.codec, dims)?;
+        let header = self.header(rows, dims as u64, Dtype::F32Le, codec.as_ref())?;
+        let step = header.chunk_rows as usize * dims;
+        let jobs = data
+            .chunks(step)
+            .enumerate()
+            .map(|(i, c)| Ok(((i * step / dims) as u64, c)));
+        let name = &self.name;
+        let work = |(first, block): (u64, &[f32])| encode_block(block, first, codec.as_ref(), name);
+        let s = self.run(header, codec.as_ref(), jobs, work, output)?;
+        Ok(StreamSummary {
+            bytes_in: data.len() as u64 * 4,
+            ..s
+        })
+    }
+
+    fn header(&self, rows: u64, dims: u64, dtype: Dtype, codec: &dyn Codec) -> Result<Header> {
+        let chunk_rows = match self.chunk_rows {
+            Some(0) => return Err(Error::Config("chunk rows must be at least 1".into())),
+            Some(n) => n,
+            None => default_chunk_rows(dims),
+        };
+        let dims = u32::try_from(dims)
+            .map_err(|_| Error::Config(format!("{dims} dims is more than Vectro supports")))?;
+        let mut metadata = self.metadata.clone();
+        metadata
+            .entry("tool".into())
+            .or_insert_with(|| format!("vectro {}", env!("CARGO_PKG_VERSION")));
+        Ok(Header {
+            codec: codec.spec(),
+            rows,
+            dims,
+            chunk_rows,
+            source_dtype: dtype,
+            metadata,
+        })
+    }
+
+    /// Encodes the jobs on the workers and appends the chunks in order.
+    fn run<J, I, F, W>(
+        &self,
+        header: Header,
+        codec: &dyn Codec,
+        jobs: I,
+        work: F,
+        output: W,
+    ) -> Result<StreamSummary>
+    where
+        J: Send,
+        I: Iterator<Item = Result<J>> + Send,
+        F: Fn(J) -> Result<(u64, Vec<u8>)> + Sync,
+        W: Write,
+    {
+        let out_name = Path::new("<output>");
+        let io = |e| Error::io(out_name, "writing", e);
+        let (rows, dims) = (header.rows, header.dims as u64);
+        let row_bytes = dims * header.source_dtype.size() as u64;
+        let counting = CountingWriter {
+            inner: output,
+            count: 0,
+        };
+        let mut writer = ContainerWriter::new(counting, header).map_err(io)?;
+        let threads = if self.threads == 0 {
+            default_threads()
+        } else {
+            self.threads
+        };
+        let never = AtomicBool::new(false);
+        self.progress.begin(rows, rows * row_bytes);
+        let result = run_ordered(
+            threads,
+            jobs,
+            work,
+            |(first, payload)| {
+                let n = writer.header().rows_in_chunk(writer.chunks().len() as u64);
+                debug_assert_eq!(
+                    first,
+                    writer.chunks().len() as u64 * writer.header().chunk_rows as u64
+                );
+                writer.write_chunk(n, &payload).map_err(io)?;
+                self.progress.advance(n, n * row_bytes);
+                Ok(())
+            },
+            self.cancel.unwrap_or(&never),
+        );
+        self.progress.finish();
+        result?;
+        let chunks = writer.chunks().len() as u64;
+        let counting = writer.finish().map_err(io)?;
+        Ok(StreamSummary {
+            codec: codec.name(),
+            rows,
+            dims,
+            chunks,
+            bytes_in: 0,
+            bytes_out: counting.count,
+        })
+    }
+}
+
+/// Refuses non-finite values, then encodes one block; returns its first row and payload.
+fn encode_block(
+    data: &[f32],
+    first: u64,
+    codec: &dyn Codec,
+    name: &Path,
+) -> Result<(u64, Vec<u8>)> {
+    let d = codec.dims();
+    check_finite(data, d, first, name)?;
+    let mut payload = vec![0u8; codec.encoded_len(data.len() / d)];
+    codec
+        .encode(data, &mut payload)
+        .map_err(|f| Error::OutOfRange {
+            path: name.to_path_buf(),
+            row: first + f.row as u64,
+            col: f.col as u64,
+            msg: f.msg,
+        })?;
+    Ok((first, payload))
+}
+
+/// Reads and parses a `.npy` header from the front of a stream, leaving the stream at the
+/// first data byte.
+///
+/// # Errors
+/// [`Error::BadNpy`] as [`npy::parse_header`] gives it, or for a stream that ends inside
+/// the header; [`Error::Io`] from the reader.
+pub(crate) fn read_npy_header<R: Read + ?Sized>(name: &Path, input: &mut R) -> Result<NpyHeader> {
+    let io = |e| Error::io(name, "reading", e);
+    let mut buf = vec![0u8; 12];
+    let got = read_full(input, &mut buf[..10]).map_err(io)?;
+    // A v2/v3 header has a 4-byte length; v1 a 2-byte one. parse_header names bad versions.
+    let len_bytes = if got >= 7 && buf[6] >= 2 { 4 } else { 2 };
+    if got == 10 && len_bytes == 4 {
+        let more = read_full(input, &mut buf[10..12]).map_err(io)?;
+        buf.truncate(10 + more);
+    } else {
+        buf.truncate(got);
+    }
+    if buf.len() == 8 + len_bytes {
+        let len = if len_bytes == 2 {
+            u16::from_le_bytes([buf[8], buf[9]]) as usize
+        } else {
+            u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize
+        };
+        // parse_header refuses an oversized length before looking at the bytes.
+        let take = if len > npy::MAX_HEADER_LEN { 0 } else { len };
+        let start = buf.len();
+        buf.resize(start + take, 0);
+        let got = read_full(input, &mut buf[start..]).map_err(io)?;
+        buf.truncate(start + got);
+    }
+    // The data length is unknown on a stream: a short stream is caught as rows are read.
+    npy::parse_header(name, &buf, u64::MAX)
+}
