@@ -1,12 +1,16 @@
-//! A bounded top-k by score, ties broken by the smaller id, so results are deterministic.
+//! A bounded top-k by score, ties broken by the smaller id, so results are deterministic
+//! whatever order candidates arrive in (and so whatever the thread count or chunking).
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+/// One candidate: its score (greater is better) and its row id.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Entry {
-    score: f32,
-    id: u64,
+pub struct Entry {
+    /// Greater is closer.
+    pub score: f32,
+    /// Row id.
+    pub id: u64,
 }
 
 impl Eq for Entry {}
@@ -32,6 +36,9 @@ impl PartialOrd for Entry {
 pub struct TopK {
     k: usize,
     heap: BinaryHeap<std::cmp::Reverse<Entry>>,
+    /// The worst kept score once full (`-inf` before): most candidates of a scan lose to
+    /// it, and a float compare rejects them without touching the heap.
+    floor: f32,
 }
 
 impl TopK {
@@ -40,12 +47,22 @@ impl TopK {
         TopK {
             k,
             heap: BinaryHeap::with_capacity(k + 1),
+            floor: f32::NEG_INFINITY,
         }
     }
 
     /// Offers one candidate.
+    #[inline]
     pub fn push(&mut self, score: f32, id: u64) {
-        let e = Entry { score, id };
+        // Strictly below the floor can never enter; equal scores fall through to the id
+        // tie-break.
+        if score < self.floor || self.k == 0 {
+            return;
+        }
+        self.push_slow(Entry { score, id });
+    }
+
+    fn push_slow(&mut self, e: Entry) {
         if self.heap.len() < self.k {
             self.heap.push(std::cmp::Reverse(e));
         } else if let Some(worst) = self.heap.peek()
@@ -53,6 +70,9 @@ impl TopK {
         {
             self.heap.pop();
             self.heap.push(std::cmp::Reverse(e));
+        }
+        if self.heap.len() == self.k {
+            self.floor = self.heap.peek().map_or(f32::NEG_INFINITY, |w| w.0.score);
         }
     }
 
@@ -63,11 +83,16 @@ impl TopK {
         }
     }
 
-    /// The ids of the best `k` (at most), best first.
-    pub fn ids(&self, k: usize) -> Vec<u64> {
+    /// The kept entries, best first.
+    pub fn sorted(&self) -> Vec<Entry> {
         let mut v: Vec<Entry> = self.heap.iter().map(|e| e.0).collect();
         v.sort_unstable_by(|a, b| b.cmp(a));
-        v.into_iter().take(k).map(|e| e.id).collect()
+        v
+    }
+
+    /// The ids of the best `k` (at most), best first.
+    pub fn ids(&self, k: usize) -> Vec<u64> {
+        self.sorted().into_iter().take(k).map(|e| e.id).collect()
     }
 }
 
@@ -89,5 +114,30 @@ mod tests {
         b.push(0.5, 7);
         a.merge(b);
         assert_eq!(a.ids(2), vec![6, 5]);
+    }
+
+    #[test]
+    fn any_arrival_order_gives_the_same_result() {
+        let cands: Vec<(f32, u64)> = (0..200u64).map(|i| (((i * 37) % 23) as f32, i)).collect();
+        let mut fwd = TopK::new(7);
+        cands.iter().for_each(|&(s, i)| fwd.push(s, i));
+        let mut rev = TopK::new(7);
+        cands.iter().rev().for_each(|&(s, i)| rev.push(s, i));
+        let mut split = TopK::new(7);
+        let mut other = TopK::new(7);
+        for (n, &(s, i)) in cands.iter().enumerate() {
+            if n % 2 == 0 {
+                split.push(s, i)
+            } else {
+                other.push(s, i)
+            }
+        }
+        split.merge(other);
+        let mut naive = cands.clone();
+        naive.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let want: Vec<u64> = naive.iter().take(7).map(|c| c.1).collect();
+        assert_eq!(fwd.ids(7), want);
+        assert_eq!(rev.ids(7), want);
+        assert_eq!(split.ids(7), want);
     }
 }
