@@ -24,7 +24,8 @@ fn gaussian(rows: usize, dims: usize, seed: u64) -> Vec<f32> {
 
 fn write_npy(path: &Path, data: &[f32], dims: usize) {
     let mut bytes = vectro::npy::write_header((data.len() / dims) as u64, dims as u64);
-    data.iter().for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
+    data.iter()
+        .for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
     std::fs::write(path, bytes).unwrap();
 }
 
@@ -66,12 +67,22 @@ fn fixture(rows: usize, dims: usize, chunk_rows: u32) -> Fixture {
 }
 
 fn run(f: &Fixture, opts: &EvalOptions) -> EvalReport {
-    evaluate(&f.npy, &f.vectro, opts, &NoProgress, &AtomicBool::new(false)).unwrap()
+    evaluate(
+        &f.npy,
+        &f.vectro,
+        opts,
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .unwrap()
 }
 
 fn close(got: f64, want: f64, what: &str) {
     let tol = 1e-9 * want.abs().max(1e-300);
-    assert!((got - want).abs() <= tol, "{what}: eval {got}, naive {want}");
+    assert!(
+        (got - want).abs() <= tol,
+        "{what}: eval {got}, naive {want}"
+    );
 }
 
 fn naive_cosine(a: &[f32], b: &[f32]) -> f64 {
@@ -97,12 +108,22 @@ fn naive_score(metric: Metric, q: &[f32], x: &[f32]) -> f64 {
     match metric {
         Metric::Ip => q.iter().zip(x).map(|(a, b)| *a as f64 * *b as f64).sum(),
         Metric::Cos => naive_cosine(q, x),
-        Metric::L2 => -q.iter().zip(x).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>(),
+        Metric::L2 => -q
+            .iter()
+            .zip(x)
+            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+            .sum::<f64>(),
     }
 }
 
 /// Every row id except `skip`, best first: a full sort, ties to the smaller id.
-fn ranking(metric: Metric, q: &[f32], rows: &[f32], d: usize, skip: Option<usize>) -> Vec<(usize, f64)> {
+fn ranking(
+    metric: Metric,
+    q: &[f32],
+    rows: &[f32],
+    d: usize,
+    skip: Option<usize>,
+) -> Vec<(usize, f64)> {
     let mut v: Vec<(usize, f64)> = rows
         .chunks_exact(d)
         .enumerate()
@@ -114,13 +135,26 @@ fn ranking(metric: Metric, q: &[f32], rows: &[f32], d: usize, skip: Option<usize
 }
 
 /// Naive recall and rescored recall at `k` for queries `qs` (own rows `own`).
-fn naive_recall(f: &Fixture, metric: Metric, qs: &[f32], own: &[Option<usize>], k: usize, rerank: usize) -> (f64, f64) {
+fn naive_recall(
+    f: &Fixture,
+    metric: Metric,
+    qs: &[f32],
+    own: &[Option<usize>],
+    k: usize,
+    rerank: usize,
+) -> (f64, f64) {
     let d = f.dims;
     let (mut plain, mut rescored) = (0.0, 0.0);
     for (qi, q) in qs.chunks_exact(d).enumerate() {
-        let truth: Vec<usize> = ranking(metric, q, &f.orig, d, own[qi]).iter().take(k).map(|e| e.0).collect();
+        let truth: Vec<usize> = ranking(metric, q, &f.orig, d, own[qi])
+            .iter()
+            .take(k)
+            .map(|e| e.0)
+            .collect();
         let found = ranking(metric, q, &f.recon, d, own[qi]);
-        let hits = |ids: &[usize]| ids.iter().filter(|i| truth.contains(i)).count() as f64 / truth.len() as f64;
+        let hits = |ids: &[usize]| {
+            ids.iter().filter(|i| truth.contains(i)).count() as f64 / truth.len() as f64
+        };
         let top: Vec<usize> = found.iter().take(k).map(|e| e.0).collect();
         let mut cands: Vec<(usize, f64)> = found
             .iter()
@@ -156,23 +190,49 @@ fn reconstruction_metrics_match_a_naive_implementation() {
     }
     assert_eq!(r.rows, 300);
     assert_eq!(r.dims, 24);
-    close(r.cosine_mean, cos.iter().sum::<f64>() / 300.0, "cosine_mean");
-    close(r.cosine_min, cos.iter().copied().fold(f64::INFINITY, f64::min), "cosine_min");
+    close(
+        r.cosine_mean,
+        cos.iter().sum::<f64>() / 300.0,
+        "cosine_mean",
+    );
+    close(
+        r.cosine_min,
+        cos.iter().copied().fold(f64::INFINITY, f64::min),
+        "cosine_min",
+    );
     close(r.mse, se / f.orig.len() as f64, "mse");
     close(r.nmse, se / ss, "nmse");
     close(r.max_abs_error, mx, "max_abs_error");
     assert_eq!(r.original_bytes, std::fs::metadata(&f.npy).unwrap().len());
-    assert_eq!(r.compressed_bytes, std::fs::metadata(&f.vectro).unwrap().len());
-    close(r.ratio, r.original_bytes as f64 / r.compressed_bytes as f64, "ratio");
-    close(r.bits_per_dim, r.compressed_bytes as f64 * 8.0 / (300.0 * 24.0), "bits_per_dim");
+    assert_eq!(
+        r.compressed_bytes,
+        std::fs::metadata(&f.vectro).unwrap().len()
+    );
+    close(
+        r.ratio,
+        r.original_bytes as f64 / r.compressed_bytes as f64,
+        "ratio",
+    );
+    close(
+        r.bits_per_dim,
+        r.compressed_bytes as f64 * 8.0 / (300.0 * 24.0),
+        "bits_per_dim",
+    );
 
     let mut sorted = cos.clone();
     sorted.sort_by(f64::total_cmp);
     let rel = 10f64.powf(0.5 / PERCENTILE_BINS_PER_DECADE as f64) - 1.0;
-    for (p, got) in [(1.0, r.cosine_p1), (5.0, r.cosine_p5), (50.0, r.cosine_median)] {
+    for (p, got) in [
+        (1.0, r.cosine_p1),
+        (5.0, r.cosine_p5),
+        (50.0, r.cosine_median),
+    ] {
         let want = sorted[((p / 100.0 * 300.0) as f64).ceil() as usize - 1];
         let tol = rel * (1.0 - want) + 1e-12;
-        assert!((got - want).abs() <= tol, "p{p}: eval {got}, naive {want}, tolerance {tol}");
+        assert!(
+            (got - want).abs() <= tol,
+            "p{p}: eval {got}, naive {want}, tolerance {tol}"
+        );
     }
 }
 
@@ -197,7 +257,11 @@ fn recall_matches_naive_top_k_for_every_metric_with_all_rows_as_queries() {
         }
         // int8 on 8 dims loses some neighbours: the test would not notice a broken search
         // that returned the truth for both sides.
-        assert!(r.recall[2].recall < 1.0, "{metric}: recall@10 {}", r.recall[2].recall);
+        assert!(
+            r.recall[2].recall < 1.0,
+            "{metric}: recall@10 {}",
+            r.recall[2].recall
+        );
     }
 }
 
@@ -217,7 +281,12 @@ fn queries_from_a_file_match_naive_top_k_without_exclusion() {
     assert_eq!((r.queries, r.query_source), (30, "file"));
     for rec in &r.recall {
         let (plain, rescored) = naive_recall(&f, Metric::Cos, &qs, &[None; 30], rec.k, 7);
-        assert_eq!((rec.recall, rec.rescored), (plain, rescored), "recall@{}", rec.k);
+        assert_eq!(
+            (rec.recall, rec.rescored),
+            (plain, rescored),
+            "recall@{}",
+            rec.k
+        );
     }
 }
 
@@ -236,7 +305,11 @@ fn results_do_not_depend_on_threads_or_chunking() {
         for threads in [1, 2, 3] {
             let r = run(&f, &opts(threads));
             for (a, b) in r.recall.iter().zip(&want.recall) {
-                assert_eq!((a.recall, a.rescored), (b.recall, b.rescored), "chunk {chunk}, {threads} threads");
+                assert_eq!(
+                    (a.recall, a.rescored),
+                    (b.recall, b.rescored),
+                    "chunk {chunk}, {threads} threads"
+                );
             }
             close(r.cosine_mean, want.cosine_mean, "cosine_mean");
             close(r.nmse, want.nmse, "nmse");
