@@ -13,7 +13,7 @@ use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::search::{Metric, Queries};
+use super::search::{Floors, Metric, Queries};
 use super::{Totals, measure, recall};
 use crate::codec::{self, Codec};
 use crate::error::{Error, Result};
@@ -220,6 +220,7 @@ fn pass(
 ) -> Result<Totals> {
     let rows = data.len() / d;
     let mut total = Totals::new(q.len(), k_truth, k_found);
+    let floors = (Floors::new(q.len()), Floors::new(q.len()));
     run_ordered(
         threads,
         (0..rows.div_ceil(chunk)).map(Ok),
@@ -234,11 +235,12 @@ fn pass(
                 d,
                 k_truth,
                 k_found,
+                &floors,
             ))
         },
         |p| {
             progress.advance(p.rows, 0);
-            total.merge(p);
+            total.merge(p, &floors);
             Ok(())
         },
         cancel,

@@ -39,6 +39,7 @@ pub use hist::PER_DECADE as PERCENTILE_BINS_PER_DECADE;
 use quality::Quality;
 pub use quality::cosine;
 pub use recall::Recall;
+use search::Floors;
 pub use search::{Metric, Queries};
 use topk::TopK;
 
@@ -147,19 +148,26 @@ impl Totals {
         }
     }
 
-    fn merge(&mut self, p: Partial) {
+    /// Adds a chunk's partial, and raises the floors the workers prune with.
+    fn merge(&mut self, p: Partial, floors: &(Floors, Floors)) {
         self.quality.merge(p.quality, &mut self.hist);
-        for (a, b) in self.truth.iter_mut().zip(p.truth) {
-            a.merge(b);
-        }
-        for (a, b) in self.found.iter_mut().zip(p.found) {
-            a.merge(b);
+        for (heaps, part, floors) in [
+            (&mut self.truth, p.truth, &floors.0),
+            (&mut self.found, p.found, &floors.1),
+        ] {
+            for (i, (a, b)) in heaps.iter_mut().zip(part).enumerate() {
+                a.merge(b);
+                if let Some(f) = a.full_floor() {
+                    floors.raise(i, f);
+                }
+            }
         }
     }
 }
 
 /// Measures one block of rows: quality if `recon` is given, the truth heaps if
 /// `k_truth > 0`, the found heaps over `recon` if `k_found > 0`.
+#[allow(clippy::too_many_arguments)]
 fn measure(
     q: &Queries,
     orig: &[f32],
@@ -168,16 +176,15 @@ fn measure(
     d: usize,
     k_truth: usize,
     k_found: usize,
+    floors: &(Floors, Floors),
 ) -> Partial {
+    let k_found = if recon.is_some() { k_found } else { 0 };
     Partial {
         rows: (orig.len() / d) as u64,
         first_row,
         quality: recon.map_or_else(Quality::default, |r| Quality::of_block(orig, r, d)),
-        truth: q.scan(orig, first_row, k_truth),
-        found: recon.map_or_else(
-            || q.scan(&[], first_row, 0),
-            |r| q.scan(r, first_row, k_found),
-        ),
+        truth: q.scan(orig, first_row, k_truth, &floors.0),
+        found: q.scan(recon.unwrap_or(&[]), first_row, k_found, &floors.1),
     }
 }
 
@@ -215,6 +222,7 @@ pub fn evaluate(
         opts.threads
     };
     let mut total = Totals::new(queries.len(), k_truth, k_found);
+    let floors = (Floors::new(queries.len()), Floors::new(queries.len()));
     progress.begin(h.rows, h.rows * h.row_bytes() as u64);
     let result = run_ordered(
         threads,
@@ -234,12 +242,13 @@ pub fn evaluate(
                 d,
                 k_truth,
                 k_found,
+                &floors,
             ))
         },
         |p| {
             progress.advance(p.rows, p.rows * h.row_bytes() as u64);
             src.release_rows(p.first_row, p.first_row + p.rows);
-            total.merge(p);
+            total.merge(p, &floors);
             Ok(())
         },
         cancel,
