@@ -227,7 +227,7 @@ fn reconstruction_metrics_match_a_naive_implementation() {
         (5.0, r.cosine_p5),
         (50.0, r.cosine_median),
     ] {
-        let want = sorted[((p / 100.0 * 300.0) as f64).ceil() as usize - 1];
+        let want = sorted[(p / 100.0 * 300.0_f64).ceil() as usize - 1];
         let tol = rel * (1.0 - want) + 1e-12;
         assert!(
             (got - want).abs() <= tol,

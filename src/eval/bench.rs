@@ -124,7 +124,7 @@ pub fn bench(
     progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<BenchReport> {
-    if dims == 0 || data.is_empty() || data.len() % dims != 0 {
+    if dims == 0 || data.is_empty() || !data.len().is_multiple_of(dims) {
         return Err(Error::Config(format!(
             "bench needs at least one row of {dims} dims, got {} values",
             data.len()

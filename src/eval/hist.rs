@@ -96,7 +96,7 @@ mod tests {
         sorted.sort_by(f64::total_cmp);
         let tol = 10f64.powf(0.5 / PER_DECADE as f64) - 1.0;
         for p in [1.0, 5.0, 50.0, 100.0] {
-            let rank = ((p / 100.0 * 10_000.0) as f64).ceil() as usize;
+            let rank = (p / 100.0 * 10_000.0_f64).ceil() as usize;
             let exact = sorted[rank - 1];
             let got = h.percentile(p).unwrap();
             assert!(
