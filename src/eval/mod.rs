@@ -1,13 +1,13 @@
 //! `eval`: what compression cost, streamed over both files chunk by chunk.
 //!
 //! One pass over the container's chunks, in parallel through
-//! [`run_ordered`](crate::pipeline::ordered::run_ordered): each worker decodes a chunk,
+//! [`run_ordered`]: each worker decodes a chunk,
 //! reads the same rows of the original, and measures
-//! - reconstruction quality ([`quality`]): cosine, squared error and max error, in f64, and
-//!   each row's cosine into a log-spaced histogram for percentiles ([`hist`]);
-//! - retrieval ([`search`]): exact top-k of every query over the original rows (the truth)
+//! - reconstruction quality (`quality.rs`): cosine, squared error and max error, in f64, and
+//!   each row's cosine into a log-spaced histogram for percentiles (`hist.rs`);
+//! - retrieval (`search.rs`): exact top-k of every query over the original rows (the truth)
 //!   and over the reconstructed rows (what a search over the compressed data finds), one
-//!   matrix multiply per tile into bounded heaps.
+//!   matrix multiply per tile into bounded top-k buffers.
 //!
 //! Then the found candidates are re-ranked with the original floats (random reads of a few
 //! rows per query) for the rescored recall. Memory is bounded by the chunks in flight and
