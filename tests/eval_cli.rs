@@ -221,6 +221,18 @@ fn bad_options_are_usage_errors() {
     assert!(stderr(&a).contains("--k must list"), "{}", stderr(&a));
     let a = eval(&f, &["--metric", "dot"]).code(USAGE);
     assert!(stderr(&a).contains("ip, cos or l2"), "{}", stderr(&a));
+    let a = eval(&f, &["--sample-queries", "0", "--min-recall", "0.5"]).code(USAGE);
+    assert!(
+        stderr(&a).contains("--min-recall needs queries"),
+        "{}",
+        stderr(&a)
+    );
+    let a = eval(&f, &["--sample-queries", "0", "--json"]).success();
+    let v: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
+    assert_eq!(
+        (v["queries"].as_u64(), v["recall"].as_array().map(Vec::len)),
+        (Some(0), Some(0))
+    );
 }
 
 #[test]

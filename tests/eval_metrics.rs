@@ -335,3 +335,34 @@ fn sampled_queries_are_seeded() {
     let differs = (2..10).any(|s| run(&f, &opts(s)).recall[0].recall != a.recall[0].recall);
     assert!(differs, "the seed does not change the query sample");
 }
+
+#[test]
+fn bench_agrees_with_eval_on_the_same_data() {
+    use vectro::eval::bench::{BenchOptions, bench};
+    let f = fixture(400, 16, 90);
+    let opts = BenchOptions {
+        queries: 50,
+        k: 10,
+        rerank: 30,
+        runs: 1,
+        ..BenchOptions::default()
+    };
+    let b = bench(&f.orig, 16, &opts, &NoProgress, &AtomicBool::new(false)).unwrap();
+    let e = run(
+        &f,
+        &EvalOptions {
+            k: vec![10],
+            sample_queries: 50,
+            rerank: 30,
+            ..EvalOptions::default()
+        },
+    );
+    let row = &b.codecs[0];
+    assert_eq!(row.codec, "int8");
+    close(row.cosine_mean, e.cosine_mean, "cosine_mean");
+    assert_eq!(
+        (row.recall, row.rescored_recall),
+        (e.recall[0].recall, e.recall[0].rescored)
+    );
+    assert_eq!(row.bytes_per_vector, 16.0 + 4.0);
+}

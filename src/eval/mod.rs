@@ -115,7 +115,7 @@ pub struct EvalReport {
     pub query_source: &'static str,
     /// Candidates re-ranked for the rescored recall.
     pub rerank: usize,
-    /// Recall at each k.
+    /// Recall at each k; empty with no queries.
     pub recall: Vec<Recall>,
     /// Wall time of the evaluation.
     pub seconds: f64,
@@ -258,7 +258,12 @@ pub fn evaluate(
     let exact = recall::exact_scores(&queries, &total.found, d, |id, out| {
         h.dtype.to_f32(src.row_bytes(id, 1), out);
     });
-    let recall = recall::recalls(&opts.k, &total.truth, &total.found, &exact, opts.rerank);
+    // Without queries there is no recall to report (rather than a recall of 0).
+    let recall = if queries.is_empty() {
+        Vec::new()
+    } else {
+        recall::recalls(&opts.k, &total.truth, &total.found, &exact, opts.rerank)
+    };
     let q = &total.quality;
     let n = (h.rows * h.dims) as f64;
     let pct = |p| {

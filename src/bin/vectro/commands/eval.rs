@@ -40,6 +40,12 @@ pub fn run(a: EvalArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         metric: a.metric,
         rerank: a.rerank,
     };
+    if a.min_recall.is_some() && a.queries.is_none() && a.sample_queries == 0 {
+        return Err(vectro::Error::Config(
+            "--min-recall needs queries: drop --sample-queries 0 or pass --queries".into(),
+        )
+        .into());
+    }
     let bar = Bar::new(a.common.quiet || a.common.json, "eval");
     let r = evaluate(&a.orig, &a.comp, &opts, &bar, cancel)?;
     let gates = gates(&a, &r);
@@ -119,10 +125,14 @@ pub fn print_table(r: &EvalReport) {
     );
     println!("mse / nmse         {:.3e} / {:.3e}", r.mse, r.nmse);
     println!("max abs error      {:.3e}", r.max_abs_error);
-    println!(
-        "recall ({}, {} {} queries, rescored = top {} re-ranked with the originals)",
-        r.metric, r.queries, r.query_source, r.rerank
-    );
+    if r.queries == 0 {
+        println!("recall             (no queries)");
+    } else {
+        println!(
+            "recall ({}, {} {} queries, rescored = top {} re-ranked with the originals)",
+            r.metric, r.queries, r.query_source, r.rerank
+        );
+    }
     for rec in &r.recall {
         println!(
             "  recall@{:<10} {:.4}   rescored {:.4}",
