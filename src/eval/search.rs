@@ -172,6 +172,7 @@ impl Queries {
                 }
             }
         }
+        heaps.iter_mut().for_each(TopK::shrink);
         heaps
     }
 }

@@ -90,6 +90,13 @@ impl TopK {
         }
     }
 
+    /// Drops all but the best `k` and frees the spare buffer: for a top-k that is kept
+    /// around (a chunk's, waiting to be merged) rather than pushed into.
+    pub fn shrink(&mut self) {
+        self.compact();
+        self.buf.shrink_to_fit();
+    }
+
     /// The worst kept score once `k` are kept, else `None`.
     pub fn full_floor(&mut self) -> Option<f32> {
         self.compact();
