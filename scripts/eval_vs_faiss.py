@@ -96,7 +96,10 @@ def main():
     ap.add_argument("--dims", type=int, default=384)
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0, help="threads for every contender; 0 = all")
     a = ap.parse_args()
+    if a.threads:
+        faiss.omp_set_num_threads(a.threads)
     v, w = a.vectro, a.work
     npy = a.npy or os.path.join(w, "x.npy")
     if not a.npy:
@@ -111,7 +114,7 @@ def main():
     np.save(qpath, q)
     ks = ",".join(map(str, K))
     eval_cmd = [v, "eval", "-q", "--json", "--orig", npy, "--comp", comp, "--queries", qpath,
-                "--k", ks, "--rerank", str(RERANK)]
+                "--k", ks, "--rerank", str(RERANK)] + (["--threads", str(a.threads)] if a.threads else [])
 
     # eval is timed as a whole process (reading, decoding, metrics, both searches, rescoring);
     # faiss only inside index.search, on indexes built beforehand.

@@ -142,7 +142,7 @@ impl Queries {
         if k == 0 || self.is_empty() {
             return heaps;
         }
-        let mut tile = vec![0f32; QUERY_TILE * ROW_TILE];
+        let mut tile = vec![0f32; QUERY_TILE.min(self.len()) * ROW_TILE];
         let mut mul = Vec::with_capacity(ROW_TILE);
         let mut add = Vec::with_capacity(ROW_TILE);
         for (b, block) in rows.chunks(ROW_TILE * d).enumerate() {
@@ -151,7 +151,7 @@ impl Queries {
             mul.clear();
             add.clear();
             for x in block.chunks_exact(d) {
-                let (m, a) = self.metric.per_row(x.iter().map(|v| v * v).sum());
+                let (m, a) = self.metric.per_row(dot_and_norm(x, x).1);
                 mul.push(m);
                 add.push(a);
             }
