@@ -309,3 +309,15 @@ fn bench_reads_an_input_file_and_refuses_unknown_codecs() {
         stderr(&a)
     );
 }
+
+#[test]
+fn a_non_finite_original_fails_gates_instead_of_panicking() {
+    let f = files(100, 16);
+    let mut bytes = std::fs::read(&f.npy).unwrap();
+    let at = bytes.len() - 4 * 16 * 3; // a value in row 97
+    bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&f.npy, bytes).unwrap();
+    eval(&f, &[]).success();
+    let a = eval(&f, &["--min-cosine", "0"]).code(GATE);
+    assert!(stderr(&a).contains("cosine_mean = NaN"), "{}", stderr(&a));
+}

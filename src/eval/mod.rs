@@ -270,7 +270,8 @@ pub fn evaluate(
         total
             .hist
             .percentile(p)
-            .map_or(1.0, |v: f64| v.clamp(q.cos_min, q.cos_max))
+            // Not `clamp`, which panics on NaN or an empty range.
+            .map_or(1.0, |v: f64| v.max(q.cos_min).min(q.cos_max))
     };
     Ok(EvalReport {
         rows: h.rows,
