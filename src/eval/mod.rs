@@ -1,13 +1,28 @@
 //! `eval`: what compression cost, streamed over both files chunk by chunk.
 //!
-//! Reconstruction quality (cosine, MSE, normalised MSE, max error) is accumulated in f64.
-//! Retrieval quality is recall@k of exact search over the reconstruction against exact
-//! search over the originals, for sampled queries (the query row itself excluded).
+//! One pass over the container's chunks, in parallel through
+//! [`run_ordered`]: each worker decodes a chunk,
+//! reads the same rows of the original, and measures
+//! - reconstruction quality (`quality.rs`): cosine, squared error and max error, in f64, and
+//!   each row's cosine into a log-spaced histogram for percentiles (`hist.rs`);
+//! - retrieval (`search.rs`): exact top-k of every query over the original rows (the truth)
+//!   and over the reconstructed rows (what a search over the compressed data finds), one
+//!   matrix multiply per tile into bounded top-k buffers.
+//!
+//! Then the found candidates are re-ranked with the original floats (random reads of a few
+//! rows per query) for the rescored recall. Memory is bounded by the chunks in flight and
+//! the heaps (`queries × (k + rerank)` entries), never by the number of rows.
 
+pub mod bench;
+mod hist;
+mod quality;
+mod recall;
+mod search;
 mod topk;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 use rand::SeedableRng;
 use rand::seq::index::sample;
@@ -19,6 +34,13 @@ use crate::format::Container;
 use crate::pipeline::ordered::run_ordered;
 use crate::pipeline::reader::NpySource;
 use crate::pipeline::{Progress, default_threads};
+use hist::CosHist;
+pub use hist::PER_DECADE as PERCENTILE_BINS_PER_DECADE;
+use quality::Quality;
+pub use quality::cosine;
+pub use recall::Recall;
+use search::Floors;
+pub use search::{Metric, Queries};
 use topk::TopK;
 
 /// Settings of an eval run.
@@ -26,12 +48,18 @@ use topk::TopK;
 pub struct EvalOptions {
     /// The k of recall@k.
     pub k: Vec<usize>,
-    /// How many rows of the original to use as queries.
+    /// How many rows of the original to use as queries (when `queries` is `None`).
     pub sample_queries: usize,
+    /// A `.npy` of queries to use instead of sampled rows.
+    pub queries: Option<PathBuf>,
     /// Seed of the query sample.
     pub seed: u64,
     /// Worker threads; 0 means the available cores.
     pub threads: usize,
+    /// How neighbours are ranked.
+    pub metric: Metric,
+    /// Found candidates re-ranked with the original floats for the rescored recall.
+    pub rerank: usize,
 }
 
 impl Default for EvalOptions {
@@ -39,22 +67,16 @@ impl Default for EvalOptions {
         EvalOptions {
             k: vec![1, 10, 100],
             sample_queries: 100,
+            queries: None,
             seed: 42,
             threads: 0,
+            metric: Metric::Cos,
+            rerank: 100,
         }
     }
 }
 
-/// Recall at one k.
-#[derive(Debug, Clone, Serialize)]
-pub struct Recall {
-    /// The k.
-    pub k: usize,
-    /// Mean over queries of |true top-k ∩ found top-k| / k.
-    pub recall: f64,
-}
-
-/// Everything eval measures.
+/// Everything eval measures. Serialised as the `--json` output (see the README).
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
     /// Rows compared.
@@ -73,34 +95,104 @@ pub struct EvalReport {
     pub cosine_mean: f64,
     /// Smallest such cosine.
     pub cosine_min: f64,
+    /// 1st percentile of the cosines (nearest rank; see [`PERCENTILE_BINS_PER_DECADE`]).
+    pub cosine_p1: f64,
+    /// 5th percentile of the cosines.
+    pub cosine_p5: f64,
+    /// Median of the cosines.
+    pub cosine_median: f64,
     /// Mean squared error per element.
     pub mse: f64,
     /// Sum of squared errors over sum of squares.
     pub nmse: f64,
     /// Largest absolute error of any element.
     pub max_abs_error: f64,
+    /// The ranking metric of the recall.
+    pub metric: Metric,
     /// Queries used for recall.
     pub queries: usize,
-    /// Recall at each k.
+    /// `sampled` (rows of the original, each excluded from its own results) or `file`.
+    pub query_source: &'static str,
+    /// Candidates re-ranked for the rescored recall.
+    pub rerank: usize,
+    /// Recall at each k; empty with no queries.
     pub recall: Vec<Recall>,
+    /// Wall time of the evaluation.
+    pub seconds: f64,
 }
 
-#[derive(Default)]
+/// What one chunk contributes.
 struct Partial {
     rows: u64,
-    cos_sum: f64,
-    cos_min: f64,
-    sq_err: f64,
-    sq_sum: f64,
-    max_err: f64,
+    first_row: u64,
+    quality: Quality,
     truth: Vec<TopK>,
     found: Vec<TopK>,
+}
+
+/// The running totals of a pass.
+struct Totals {
+    quality: Quality,
+    hist: CosHist,
+    truth: Vec<TopK>,
+    found: Vec<TopK>,
+}
+
+impl Totals {
+    fn new(nq: usize, k_truth: usize, k_found: usize) -> Totals {
+        Totals {
+            quality: Quality::default(),
+            hist: CosHist::default(),
+            truth: vec![TopK::new(k_truth); nq],
+            found: vec![TopK::new(k_found); nq],
+        }
+    }
+
+    /// Adds a chunk's partial, and raises the floors the workers prune with.
+    fn merge(&mut self, p: Partial, floors: &(Floors, Floors)) {
+        self.quality.merge(p.quality, &mut self.hist);
+        for (heaps, part, floors) in [
+            (&mut self.truth, p.truth, &floors.0),
+            (&mut self.found, p.found, &floors.1),
+        ] {
+            for (i, (a, b)) in heaps.iter_mut().zip(part).enumerate() {
+                a.merge(b);
+                if let Some(f) = a.full_floor() {
+                    floors.raise(i, f);
+                }
+            }
+        }
+    }
+}
+
+/// Measures one block of rows: quality if `recon` is given, the truth heaps if
+/// `k_truth > 0`, the found heaps over `recon` if `k_found > 0`.
+#[allow(clippy::too_many_arguments)]
+fn measure(
+    q: &Queries,
+    orig: &[f32],
+    recon: Option<&[f32]>,
+    first_row: u64,
+    d: usize,
+    k_truth: usize,
+    k_found: usize,
+    floors: &(Floors, Floors),
+) -> Partial {
+    let k_found = if recon.is_some() { k_found } else { 0 };
+    Partial {
+        rows: (orig.len() / d) as u64,
+        first_row,
+        quality: recon.map_or_else(Quality::default, |r| Quality::of_block(orig, r, d)),
+        truth: q.scan(orig, first_row, k_truth, &floors.0),
+        found: q.scan(recon.unwrap_or(&[]), first_row, k_found, &floors.1),
+    }
 }
 
 /// Compares the original `.npy` with its container.
 ///
 /// # Errors
-/// [`Error::Mismatch`] when the shapes differ; errors of opening either file.
+/// [`Error::Mismatch`] when the shapes differ or the queries have other dims;
+/// [`Error::Config`] for an invalid option; errors of opening or reading either file.
 pub fn evaluate(
     orig: &Path,
     comp: &Path,
@@ -108,45 +200,29 @@ pub fn evaluate(
     progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<EvalReport> {
+    let start = Instant::now();
+    check_ks(&opts.k)?;
     let src = NpySource::open(orig)?;
     let c = Container::open(comp)?;
     let h = *src.header();
-    if h.rows != c.rows() || h.dims != c.dims() as u64 {
-        return Err(Error::Mismatch(format!(
-            "{} is ({}, {}) but {} holds ({}, {}): they are not the same dataset",
-            orig.display(),
-            h.rows,
-            h.dims,
-            comp.display(),
-            c.rows(),
-            c.dims()
-        )));
-    }
+    check_shapes(orig, comp, (h.rows, h.dims), (c.rows(), c.dims() as u64))?;
     let d = h.dims as usize;
-    let kmax = opts.k.iter().copied().max().unwrap_or(10).max(1);
-    let nq = opts.sample_queries.min(h.rows as usize);
-    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let mut qids: Vec<u64> = sample(&mut rng, h.rows as usize, nq)
-        .into_iter()
-        .map(|i| i as u64)
-        .collect();
-    qids.sort_unstable();
-    let mut queries = vec![0f32; nq * d];
-    for (q, &id) in queries.chunks_exact_mut(d).zip(&qids) {
-        h.dtype.to_f32(src.row_bytes(id, 1), q);
-        normalize(q);
-    }
+    let (queries, query_source) = match &opts.queries {
+        Some(p) => (load_queries(p, d, opts.metric)?, "file"),
+        None => (
+            sample_queries(&src, opts.sample_queries, opts.seed, opts.metric),
+            "sampled",
+        ),
+    };
+    let k_truth = opts.k.iter().copied().max().unwrap_or(1);
+    let k_found = k_truth.max(opts.rerank);
     let threads = if opts.threads == 0 {
         default_threads()
     } else {
         opts.threads
     };
-    let mut total = Partial {
-        cos_min: f64::INFINITY,
-        truth: vec![TopK::new(kmax); nq],
-        found: vec![TopK::new(kmax); nq],
-        ..Partial::default()
-    };
+    let mut total = Totals::new(queries.len(), k_truth, k_found);
+    let floors = (Floors::new(queries.len()), Floors::new(queries.len()));
     progress.begin(h.rows, h.rows * h.row_bytes() as u64);
     let result = run_ordered(
         threads,
@@ -158,163 +234,139 @@ pub fn evaluate(
             let mut original = vec![0f32; recon.len()];
             h.dtype
                 .to_f32(src.row_bytes(e.first_row, e.rows), &mut original);
-            Ok(chunk_partial(
+            Ok(measure(
+                &queries,
                 &original,
-                &recon,
+                Some(&recon),
                 e.first_row,
                 d,
-                &queries,
-                &qids,
-                kmax,
+                k_truth,
+                k_found,
+                &floors,
             ))
         },
         |p| {
             progress.advance(p.rows, p.rows * h.row_bytes() as u64);
-            total.merge(p);
+            src.release_rows(p.first_row, p.first_row + p.rows);
+            total.merge(p, &floors);
             Ok(())
         },
         cancel,
     );
     progress.finish();
     result?;
+    let exact = recall::exact_scores(&queries, &total.found, d, |id, out| {
+        h.dtype.to_f32(src.row_bytes(id, 1), out);
+    });
+    // Without queries there is no recall to report (rather than a recall of 0).
+    let recall = if queries.is_empty() {
+        Vec::new()
+    } else {
+        recall::recalls(&opts.k, &total.truth, &total.found, &exact, opts.rerank)
+    };
+    let q = &total.quality;
     let n = (h.rows * h.dims) as f64;
-    let recall = opts
-        .k
-        .iter()
-        .map(|&k| Recall {
-            k,
-            recall: mean_recall(&total.truth, &total.found, k),
-        })
-        .collect();
+    let pct = |p| {
+        total
+            .hist
+            .percentile(p)
+            // Not `clamp`, which panics on NaN or an empty range.
+            .map_or(1.0, |v: f64| v.max(q.cos_min).min(q.cos_max))
+    };
     Ok(EvalReport {
         rows: h.rows,
         dims: h.dims,
         original_bytes: src.file_len(),
         compressed_bytes: c.file_len(),
         ratio: src.file_len() as f64 / c.file_len() as f64,
-        bits_per_dim: c.file_len() as f64 * 8.0 / n,
-        cosine_mean: total.cos_sum / h.rows as f64,
-        cosine_min: total.cos_min,
-        mse: total.sq_err / n,
-        nmse: if total.sq_sum > 0.0 {
-            total.sq_err / total.sq_sum
+        bits_per_dim: if n > 0.0 {
+            c.file_len() as f64 * 8.0 / n
         } else {
             0.0
         },
-        max_abs_error: total.max_err,
-        queries: nq,
+        cosine_mean: if q.rows > 0 {
+            q.cos_sum / q.rows as f64
+        } else {
+            1.0
+        },
+        cosine_min: if q.rows > 0 { q.cos_min } else { 1.0 },
+        cosine_p1: pct(1.0),
+        cosine_p5: pct(5.0),
+        cosine_median: pct(50.0),
+        mse: if n > 0.0 { q.sq_err / n } else { 0.0 },
+        nmse: if q.sq_sum > 0.0 {
+            q.sq_err / q.sq_sum
+        } else {
+            0.0
+        },
+        max_abs_error: q.max_err,
+        metric: opts.metric,
+        queries: queries.len(),
+        query_source,
+        rerank: opts.rerank,
         recall,
+        seconds: start.elapsed().as_secs_f64(),
     })
 }
 
-impl Partial {
-    fn merge(&mut self, p: Partial) {
-        self.rows += p.rows;
-        self.cos_sum += p.cos_sum;
-        self.cos_min = self.cos_min.min(p.cos_min);
-        self.sq_err += p.sq_err;
-        self.sq_sum += p.sq_sum;
-        self.max_err = self.max_err.max(p.max_err);
-        for (a, b) in self.truth.iter_mut().zip(p.truth) {
-            a.merge(b);
-        }
-        for (a, b) in self.found.iter_mut().zip(p.found) {
-            a.merge(b);
-        }
+fn check_ks(ks: &[usize]) -> Result<()> {
+    if ks.is_empty() || ks.contains(&0) {
+        return Err(Error::Config(format!(
+            "--k must list one or more k of at least 1, got {ks:?}"
+        )));
     }
+    Ok(())
 }
 
-fn chunk_partial(
-    original: &[f32],
-    recon: &[f32],
-    first_row: u64,
-    d: usize,
-    queries: &[f32],
-    qids: &[u64],
-    kmax: usize,
-) -> Partial {
-    let mut p = Partial {
-        rows: (original.len() / d) as u64,
-        cos_min: f64::INFINITY,
-        ..Partial::default()
-    };
-    let mut onorm = Vec::with_capacity(original.len() / d);
-    let mut rnorm = Vec::with_capacity(original.len() / d);
-    for (o, r) in original.chunks_exact(d).zip(recon.chunks_exact(d)) {
-        let (mut dot, mut oo, mut rr, mut ee) = (0f64, 0f64, 0f64, 0f64);
-        for (&a, &b) in o.iter().zip(r) {
-            let (a, b) = (a as f64, b as f64);
-            dot += a * b;
-            oo += a * a;
-            rr += b * b;
-            ee += (a - b) * (a - b);
-            p.max_err = p.max_err.max((a - b).abs());
-        }
-        let cos = cosine(dot, oo, rr);
-        p.cos_sum += cos;
-        p.cos_min = p.cos_min.min(cos);
-        p.sq_err += ee;
-        p.sq_sum += oo;
-        onorm.push(oo.sqrt() as f32);
-        rnorm.push(rr.sqrt() as f32);
-    }
-    for (q, &qid) in queries.chunks_exact(d).zip(qids) {
-        let mut truth = TopK::new(kmax);
-        let mut found = TopK::new(kmax);
-        for (i, (o, r)) in original
-            .chunks_exact(d)
-            .zip(recon.chunks_exact(d))
-            .enumerate()
-        {
-            let id = first_row + i as u64;
-            if id == qid {
-                continue;
-            }
-            truth.push(dot(q, o) / onorm[i].max(f32::MIN_POSITIVE), id);
-            found.push(dot(q, r) / rnorm[i].max(f32::MIN_POSITIVE), id);
-        }
-        p.truth.push(truth);
-        p.found.push(found);
-    }
-    p
-}
-
-/// Cosine of two vectors from their dot product and squared norms; two zero vectors are
-/// identical (1), one zero vector against a non-zero one is orthogonal (0).
-fn cosine(dot: f64, aa: f64, bb: f64) -> f64 {
-    if aa == 0.0 && bb == 0.0 {
-        1.0
-    } else if aa == 0.0 || bb == 0.0 {
-        0.0
+fn check_shapes(orig: &Path, comp: &Path, o: (u64, u64), c: (u64, u64)) -> Result<()> {
+    let what = if o.1 != c.1 {
+        "dims"
+    } else if o.0 != c.0 {
+        "rows"
     } else {
-        dot / (aa.sqrt() * bb.sqrt())
-    }
+        return Ok(());
+    };
+    Err(Error::Mismatch(format!(
+        "{what} differ: {} is ({}, {}) but {} holds ({}, {}); pass the .npy this container was compressed from",
+        orig.display(),
+        o.0,
+        o.1,
+        comp.display(),
+        c.0,
+        c.1
+    )))
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+/// `n` distinct rows of the original, drawn with `seed`, in row order.
+fn sample_queries(src: &NpySource, n: usize, seed: u64, metric: Metric) -> Queries {
+    let h = src.header();
+    let d = h.dims as usize;
+    let n = n.min(h.rows as usize);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut ids: Vec<u64> = sample(&mut rng, h.rows as usize, n)
+        .into_iter()
+        .map(|i| i as u64)
+        .collect();
+    ids.sort_unstable();
+    let mut data = vec![0f32; n * d];
+    for (q, &id) in data.chunks_exact_mut(d.max(1)).zip(&ids) {
+        h.dtype.to_f32(src.row_bytes(id, 1), q);
+    }
+    Queries::new(data, d, Some(ids), metric)
 }
 
-fn normalize(v: &mut [f32]) {
-    let n = dot(v, v).sqrt();
-    if n > 0.0 {
-        v.iter_mut().for_each(|x| *x /= n);
+/// Every row of a queries `.npy`, which must have `dims` columns.
+fn load_queries(path: &Path, dims: usize, metric: Metric) -> Result<Queries> {
+    let q = NpySource::open(path)?;
+    let h = q.header();
+    if h.dims as usize != dims {
+        return Err(Error::Mismatch(format!(
+            "{}: queries have {} dims but the data has {dims}; use queries embedded with the same model",
+            path.display(),
+            h.dims
+        )));
     }
-}
-
-fn mean_recall(truth: &[TopK], found: &[TopK], k: usize) -> f64 {
-    if truth.is_empty() {
-        return 0.0;
-    }
-    let sum: f64 = truth
-        .iter()
-        .zip(found)
-        .map(|(t, f)| {
-            let t = t.ids(k);
-            let f = f.ids(k);
-            let hits = f.iter().filter(|id| t.contains(id)).count();
-            hits as f64 / t.len().max(1) as f64
-        })
-        .sum();
-    sum / truth.len() as f64
+    let mut data = vec![0f32; h.rows as usize * dims];
+    h.dtype.to_f32(q.row_bytes(0, h.rows), &mut data);
+    Ok(Queries::new(data, dims, None, metric))
 }

@@ -1,19 +1,21 @@
-//! A bounded top-k by score, ties broken by the smaller id, so results are deterministic.
+//! A bounded top-k by score, ties broken by the smaller id, so results are deterministic
+//! whatever order candidates arrive in (and so whatever the thread count or chunking).
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 
+/// One candidate: its score (greater is better) and its row id.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Entry {
-    score: f32,
-    id: u64,
+pub struct Entry {
+    /// Greater is closer.
+    pub score: f32,
+    /// Row id.
+    pub id: u64,
 }
 
 impl Eq for Entry {}
 
 impl Ord for Entry {
-    /// "Greater" means "better": higher score, then lower id. The heap keeps the worst on
-    /// top by reversing this.
+    /// "Greater" means "better": higher score, then lower id.
     fn cmp(&self, other: &Self) -> Ordering {
         self.score
             .total_cmp(&other.score)
@@ -28,46 +30,97 @@ impl PartialOrd for Entry {
 }
 
 /// The best `k` (score, id) pairs seen.
+///
+/// Candidates collect in a buffer of up to `2k`; when it fills, a selection keeps the best
+/// `k` and raises the floor to the worst kept score. That is amortised O(1) per accepted
+/// candidate (a heap costs O(log k)), and most candidates of a long scan fall below the
+/// floor and cost one float compare.
 #[derive(Debug, Clone)]
 pub struct TopK {
     k: usize,
-    heap: BinaryHeap<std::cmp::Reverse<Entry>>,
+    buf: Vec<Entry>,
+    /// No candidate scoring strictly below this can be among the best `k`.
+    floor: f32,
 }
 
 impl TopK {
     /// An empty top-k.
     pub fn new(k: usize) -> TopK {
+        TopK::with_floor(k, f32::NEG_INFINITY)
+    }
+
+    /// An empty top-k that ignores scores strictly below `floor`: pass the worst score of
+    /// a full top-k over other rows of the same search, which those candidates can never
+    /// beat.
+    pub fn with_floor(k: usize, floor: f32) -> TopK {
         TopK {
             k,
-            heap: BinaryHeap::with_capacity(k + 1),
+            buf: Vec::new(),
+            floor,
         }
     }
 
     /// Offers one candidate.
+    #[inline]
     pub fn push(&mut self, score: f32, id: u64) {
-        let e = Entry { score, id };
-        if self.heap.len() < self.k {
-            self.heap.push(std::cmp::Reverse(e));
-        } else if let Some(worst) = self.heap.peek()
-            && e > worst.0
-        {
-            self.heap.pop();
-            self.heap.push(std::cmp::Reverse(e));
+        // Strictly below the floor can never enter; equal scores are kept for the id
+        // tie-break at the next selection.
+        if score < self.floor || self.k == 0 {
+            return;
         }
+        let cap = 2 * self.k.max(16);
+        if self.buf.capacity() == 0 {
+            self.buf.reserve_exact(cap);
+        }
+        self.buf.push(Entry { score, id });
+        if self.buf.len() >= cap {
+            self.compact();
+        }
+    }
+
+    /// Keeps the best `k` of the buffer and raises the floor.
+    fn compact(&mut self) {
+        if self.buf.len() > self.k {
+            self.buf.select_nth_unstable_by(self.k - 1, |a, b| b.cmp(a));
+            self.buf.truncate(self.k);
+        }
+        if self.buf.len() == self.k {
+            let worst = self.buf.iter().min().map_or(f32::NEG_INFINITY, |e| e.score);
+            self.floor = self.floor.max(worst);
+        }
+    }
+
+    /// Drops all but the best `k` and frees the spare buffer: for a top-k that is kept
+    /// around (a chunk's, waiting to be merged) rather than pushed into.
+    pub fn shrink(&mut self) {
+        self.compact();
+        self.buf.shrink_to_fit();
+    }
+
+    /// The worst kept score once `k` are kept, else `None`.
+    pub fn full_floor(&mut self) -> Option<f32> {
+        self.compact();
+        (self.buf.len() == self.k && self.k > 0).then_some(self.floor)
     }
 
     /// Takes in every candidate of `other`.
     pub fn merge(&mut self, other: TopK) {
-        for e in other.heap {
-            self.push(e.0.score, e.0.id);
+        for e in other.buf {
+            self.push(e.score, e.id);
         }
+    }
+
+    /// The kept entries (at most `k`), best first.
+    pub fn sorted(&self) -> Vec<Entry> {
+        let mut v = self.buf.clone();
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        v.truncate(self.k);
+        v
     }
 
     /// The ids of the best `k` (at most), best first.
     pub fn ids(&self, k: usize) -> Vec<u64> {
-        let mut v: Vec<Entry> = self.heap.iter().map(|e| e.0).collect();
-        v.sort_unstable_by(|a, b| b.cmp(a));
-        v.into_iter().take(k).map(|e| e.id).collect()
+        self.sorted().into_iter().take(k).map(|e| e.id).collect()
     }
 }
 
@@ -89,5 +142,45 @@ mod tests {
         b.push(0.5, 7);
         a.merge(b);
         assert_eq!(a.ids(2), vec![6, 5]);
+    }
+
+    #[test]
+    fn any_arrival_order_gives_the_same_result() {
+        let cands: Vec<(f32, u64)> = (0..200u64).map(|i| (((i * 37) % 23) as f32, i)).collect();
+        let mut fwd = TopK::new(7);
+        cands.iter().for_each(|&(s, i)| fwd.push(s, i));
+        let mut rev = TopK::new(7);
+        cands.iter().rev().for_each(|&(s, i)| rev.push(s, i));
+        let mut split = TopK::new(7);
+        let mut other = TopK::new(7);
+        for (n, &(s, i)) in cands.iter().enumerate() {
+            if n % 2 == 0 {
+                split.push(s, i)
+            } else {
+                other.push(s, i)
+            }
+        }
+        split.merge(other);
+        let mut naive = cands.clone();
+        naive.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let want: Vec<u64> = naive.iter().take(7).map(|c| c.1).collect();
+        assert_eq!(fwd.ids(7), want);
+        assert_eq!(rev.ids(7), want);
+        assert_eq!(split.ids(7), want);
+    }
+
+    #[test]
+    fn a_floor_drops_only_candidates_that_cannot_win() {
+        let cands: Vec<(f32, u64)> = (0..500u64).map(|i| (((i * 7919) % 97) as f32, i)).collect();
+        let mut all = TopK::new(20);
+        cands.iter().for_each(|&(s, i)| all.push(s, i));
+        let mut first = TopK::new(20);
+        cands[..250].iter().for_each(|&(s, i)| first.push(s, i));
+        let floor = first.full_floor().unwrap();
+        let mut second = TopK::with_floor(20, floor);
+        cands[250..].iter().for_each(|&(s, i)| second.push(s, i));
+        first.merge(second);
+        assert_eq!(first.ids(20), all.ids(20));
+        assert!(TopK::new(3).full_floor().is_none());
     }
 }

@@ -34,6 +34,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Convert the Python prototype's .npz (q, scales, dims) into an int8 container.
     ImportNpz(ImportNpzArgs),
+    /// Compare codecs on one data set: size, speed, cosine, recall@k.
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -143,12 +145,30 @@ pub struct EvalArgs {
     /// The k of recall@k (comma-separated).
     #[arg(long, value_delimiter = ',', default_values_t = vec![1, 10, 100])]
     pub k: Vec<usize>,
-    /// Rows of the original to use as queries.
-    #[arg(long, default_value_t = 100)]
+    /// Rows of the original to use as queries (each excluded from its own neighbours).
+    #[arg(long, default_value_t = 100, conflicts_with = "queries")]
     pub sample_queries: usize,
+    /// A .npy of queries to use instead of sampled rows.
+    #[arg(long, value_name = "NPY")]
+    pub queries: Option<PathBuf>,
     /// Seed of the query sample.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Ranking metric of the search: ip, cos or l2.
+    #[arg(long, default_value = "cos")]
+    pub metric: vectro::eval::Metric,
+    /// Found candidates to re-rank with the original floats (rescored recall).
+    #[arg(long, default_value_t = 100)]
+    pub rerank: usize,
+    /// Exit with code 1 if the mean cosine is below this.
+    #[arg(long)]
+    pub min_cosine: Option<f64>,
+    /// Exit with code 1 if recall@k is below this for any --k.
+    #[arg(long)]
+    pub min_recall: Option<f64>,
+    /// Exit with code 1 if the normalised MSE is above this.
+    #[arg(long)]
+    pub max_nmse: Option<f64>,
     #[command(flatten)]
     pub common: Common,
 }
@@ -268,6 +288,42 @@ pub struct ImportNpzArgs {
     /// Skip fsync before the rename.
     #[arg(long)]
     pub no_fsync: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Benchmark on this .npy (read into memory) instead of generated data.
+    #[arg(long = "in", value_name = "NPY")]
+    pub input: Option<PathBuf>,
+    /// Rows to generate, or the first rows of --in to use [default: 20000 generated, all of --in].
+    #[arg(long)]
+    pub rows: Option<u64>,
+    /// Dimensions of the generated data.
+    #[arg(long, default_value_t = 384, conflicts_with = "input")]
+    pub dims: u64,
+    /// Codecs to compare (comma-separated codec strings).
+    #[arg(long, value_delimiter = ',', default_value = "int8")]
+    pub codecs: Vec<String>,
+    /// Rows sampled as queries.
+    #[arg(long, default_value_t = 100)]
+    pub queries: usize,
+    /// The k of recall@k.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Candidates re-ranked with the original floats (rescored recall).
+    #[arg(long, default_value_t = 100)]
+    pub rerank: usize,
+    /// Ranking metric: ip, cos or l2.
+    #[arg(long, default_value = "cos")]
+    pub metric: vectro::eval::Metric,
+    /// Timed runs of encode and decode; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Seed of the generated data and the query sample.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
     #[command(flatten)]
     pub common: Common,
 }

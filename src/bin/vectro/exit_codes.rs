@@ -5,7 +5,6 @@ use vectro::{Error, ErrorKind};
 /// Success.
 pub const OK: i32 = 0;
 /// A quality gate was not met (eval --min-*).
-#[allow(dead_code)] // used once eval grows its gates
 pub const QUALITY_GATE: i32 = 1;
 /// The command line is wrong (clap also uses 2).
 pub const USAGE: i32 = 2;

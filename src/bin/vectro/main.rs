@@ -28,6 +28,7 @@ fn main() {
         Command::Get(a) => commands::get::run(a),
         Command::Export(a) => commands::export::run(a, &CANCEL),
         Command::ImportNpz(a) => commands::import_npz::run(a, &CANCEL),
+        Command::Bench(a) => commands::bench::run(a, &CANCEL),
     };
     let code = match result {
         Ok(code) => code,

@@ -1,5 +1,6 @@
 use std::sync::atomic::AtomicBool;
 
+use serde::Serialize;
 use vectro::eval::{EvalOptions, EvalReport, evaluate};
 
 use super::{human_bytes, print_json};
@@ -7,21 +8,102 @@ use crate::cli::EvalArgs;
 use crate::exit_codes;
 use crate::progress::Bar;
 
+/// One quality gate and how the run fared against it.
+#[derive(Debug, Serialize)]
+pub struct Gate {
+    /// The flag, e.g. `--min-cosine`.
+    pub flag: &'static str,
+    /// The measured metric, as named in the JSON report (e.g. `recall@10`).
+    pub metric: String,
+    /// The limit given.
+    pub limit: f64,
+    /// The measured value.
+    pub value: f64,
+    /// Whether the value meets the limit.
+    pub passed: bool,
+}
+
+#[derive(Serialize)]
+struct Output<'a> {
+    #[serde(flatten)]
+    report: &'a EvalReport,
+    gates: &'a [Gate],
+}
+
 pub fn run(a: EvalArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     let opts = EvalOptions {
-        k: a.k,
+        k: a.k.clone(),
         sample_queries: a.sample_queries,
+        queries: a.queries.clone(),
         seed: a.seed,
         threads: a.common.threads,
+        metric: a.metric,
+        rerank: a.rerank,
     };
+    if a.min_recall.is_some() && a.queries.is_none() && a.sample_queries == 0 {
+        return Err(vectro::Error::Config(
+            "--min-recall needs queries: drop --sample-queries 0 or pass --queries".into(),
+        )
+        .into());
+    }
     let bar = Bar::new(a.common.quiet || a.common.json, "eval");
     let r = evaluate(&a.orig, &a.comp, &opts, &bar, cancel)?;
+    let gates = gates(&a, &r);
     if a.common.json {
-        print_json(&r)?;
+        print_json(&Output {
+            report: &r,
+            gates: &gates,
+        })?;
     } else {
         print_table(&r);
     }
-    Ok(exit_codes::OK)
+    let failed: Vec<&Gate> = gates.iter().filter(|g| !g.passed).collect();
+    for g in &failed {
+        eprintln!(
+            "vectro: quality gate failed: {} = {} does not meet {} {}",
+            g.metric, g.value, g.flag, g.limit
+        );
+    }
+    Ok(if failed.is_empty() {
+        exit_codes::OK
+    } else {
+        exit_codes::QUALITY_GATE
+    })
+}
+
+/// The gates asked for on the command line, checked against the report. NaN never passes.
+pub fn gates(a: &EvalArgs, r: &EvalReport) -> Vec<Gate> {
+    let mut g = Vec::new();
+    if let Some(limit) = a.min_cosine {
+        g.push(Gate {
+            flag: "--min-cosine",
+            metric: "cosine_mean".into(),
+            limit,
+            value: r.cosine_mean,
+            passed: r.cosine_mean >= limit,
+        });
+    }
+    if let Some(limit) = a.min_recall {
+        for rec in &r.recall {
+            g.push(Gate {
+                flag: "--min-recall",
+                metric: format!("recall@{}", rec.k),
+                limit,
+                value: rec.recall,
+                passed: rec.recall >= limit,
+            });
+        }
+    }
+    if let Some(limit) = a.max_nmse {
+        g.push(Gate {
+            flag: "--max-nmse",
+            metric: "nmse".into(),
+            limit,
+            value: r.nmse,
+            passed: r.nmse <= limit,
+        });
+    }
+    g
 }
 
 pub fn print_table(r: &EvalReport) {
@@ -37,12 +119,25 @@ pub fn print_table(r: &EvalReport) {
         "cosine mean / min  {:.7} / {:.7}",
         r.cosine_mean, r.cosine_min
     );
+    println!(
+        "cosine p1/p5/p50   {:.7} / {:.7} / {:.7}",
+        r.cosine_p1, r.cosine_p5, r.cosine_median
+    );
     println!("mse / nmse         {:.3e} / {:.3e}", r.mse, r.nmse);
     println!("max abs error      {:.3e}", r.max_abs_error);
-    for rec in &r.recall {
+    if r.queries == 0 {
+        println!("recall             (no queries)");
+    } else {
         println!(
-            "recall@{:<11} {:.4}  ({} queries)",
-            rec.k, rec.recall, r.queries
+            "recall ({}, {} {} queries, rescored = top {} re-ranked with the originals)",
+            r.metric, r.queries, r.query_source, r.rerank
         );
     }
+    for rec in &r.recall {
+        println!(
+            "  recall@{:<10} {:.4}   rescored {:.4}",
+            rec.k, rec.recall, rec.rescored
+        );
+    }
+    println!("time               {:.2} s", r.seconds);
 }

@@ -1,5 +1,6 @@
 //! One file per subcommand. Each returns the exit code on success.
 
+pub mod bench;
 pub mod compress;
 pub mod decompress;
 pub mod demo;

@@ -1,0 +1,73 @@
+use std::sync::atomic::AtomicBool;
+
+use vectro::GenerateOptions;
+use vectro::eval::bench::{BenchOptions, BenchReport, bench, load_npy};
+
+use super::print_json;
+use crate::cli::BenchArgs;
+use crate::exit_codes;
+use crate::progress::Bar;
+
+/// Rows generated when neither --in nor --rows is given.
+const DEFAULT_ROWS: u64 = 20_000;
+
+pub fn run(a: BenchArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
+    let quiet = a.common.quiet || a.common.json;
+    let (data, dims) = match &a.input {
+        Some(p) => load_npy(p, a.rows)?,
+        None => {
+            let dir = tempfile::tempdir()?;
+            let npy = dir.path().join("bench.npy");
+            let g = GenerateOptions {
+                rows: a.rows.unwrap_or(DEFAULT_ROWS),
+                dims: a.dims,
+                seed: a.seed,
+                threads: a.common.threads,
+                ..GenerateOptions::default()
+            };
+            vectro::generate::generate(&npy, &g, true, &Bar::new(quiet, "generate"), cancel)?;
+            load_npy(&npy, None)?
+        }
+    };
+    let opts = BenchOptions {
+        codecs: a.codecs,
+        queries: a.queries,
+        k: a.k,
+        rerank: a.rerank,
+        metric: a.metric,
+        runs: a.runs,
+        seed: a.seed,
+        threads: a.common.threads,
+    };
+    let r = bench(&data, dims, &opts, &Bar::new(quiet, "bench"), cancel)?;
+    if a.common.json {
+        print_json(&r)?;
+    } else {
+        print_table(&r);
+    }
+    Ok(exit_codes::OK)
+}
+
+fn print_table(r: &BenchReport) {
+    println!(
+        "{} rows x {} dims; {} {} queries; recall@{}, rescored from the top {}; median of {} runs, one thread",
+        r.rows, r.dims, r.queries, r.metric, r.k, r.rerank, r.runs
+    );
+    println!(
+        "{:<16} {:>9} {:>7} {:>12} {:>12} {:>10} {:>9} {:>9}",
+        "codec", "B/vector", "ratio", "enc MB/s", "dec MB/s", "cos mean", "recall", "rescored"
+    );
+    for c in &r.codecs {
+        println!(
+            "{:<16} {:>9.1} {:>7.2} {:>12.0} {:>12.0} {:>10.6} {:>9.4} {:>9.4}",
+            c.codec,
+            c.bytes_per_vector,
+            c.ratio,
+            c.compress_mb_s,
+            c.decompress_mb_s,
+            c.cosine_mean,
+            c.recall,
+            c.rescored_recall
+        );
+    }
+}

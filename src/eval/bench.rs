@@ -1,0 +1,318 @@
+//! `bench`: the codec trade-off table, in memory, on one data set.
+//!
+//! For each codec: encode and decode the data chunk by chunk on one thread (the median of
+//! several runs gives the throughput), then measure the reconstruction against the original
+//! as `eval` does. The truth neighbours are computed once and shared by every codec.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand::seq::index::sample;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::search::{Floors, Metric, Queries};
+use super::{Totals, measure, recall};
+use crate::codec::{self, Codec};
+use crate::error::{Error, Result};
+use crate::pipeline::ordered::run_ordered;
+use crate::pipeline::reader::NpySource;
+use crate::pipeline::{Progress, default_chunk_rows, default_threads};
+
+/// Settings of a bench run.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Codec strings, as `--codec` takes them.
+    pub codecs: Vec<String>,
+    /// Rows sampled as queries (each excluded from its own results).
+    pub queries: usize,
+    /// The k of recall@k.
+    pub k: usize,
+    /// Candidates re-ranked with the original floats for the rescored recall.
+    pub rerank: usize,
+    /// How neighbours are ranked.
+    pub metric: Metric,
+    /// Timed runs of encode and of decode; the median is reported.
+    pub runs: usize,
+    /// Seed of the query sample.
+    pub seed: u64,
+    /// Worker threads for the search; 0 means the available cores. Encode and decode
+    /// are timed on one thread.
+    pub threads: usize,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions {
+            codecs: vec!["int8".into()],
+            queries: 100,
+            k: 10,
+            rerank: 100,
+            metric: Metric::Cos,
+            runs: 5,
+            seed: 42,
+            threads: 0,
+        }
+    }
+}
+
+/// One codec's row of the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchRow {
+    /// The codec string.
+    pub codec: String,
+    /// Encoded payload bytes per vector (container framing excluded).
+    pub bytes_per_vector: f64,
+    /// float32 bytes per vector over encoded bytes per vector.
+    pub ratio: f64,
+    /// Encode throughput, MB (1e6 bytes) of float32 input per second, one thread.
+    pub compress_mb_s: f64,
+    /// Decode throughput, MB of float32 output per second, one thread.
+    pub decompress_mb_s: f64,
+    /// Mean cosine between each row and its reconstruction.
+    pub cosine_mean: f64,
+    /// Recall@k of search over the reconstruction.
+    pub recall: f64,
+    /// Recall@k after re-ranking the top `max(rerank, k)` with the original floats.
+    pub rescored_recall: f64,
+}
+
+/// The whole table.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Rows of the data.
+    pub rows: u64,
+    /// Dimensions per row.
+    pub dims: u64,
+    /// Queries sampled.
+    pub queries: usize,
+    /// The k of recall@k.
+    pub k: usize,
+    /// Candidates re-ranked.
+    pub rerank: usize,
+    /// Ranking metric.
+    pub metric: Metric,
+    /// Timed runs per measurement.
+    pub runs: usize,
+    /// One row per codec, in the order asked.
+    pub codecs: Vec<BenchRow>,
+}
+
+/// Reads the first `max_rows` rows (all if `None`) of a `.npy` into memory as float32.
+///
+/// # Errors
+/// As [`NpySource::open`].
+pub fn load_npy(path: &Path, max_rows: Option<u64>) -> Result<(Vec<f32>, usize)> {
+    let src = NpySource::open(path)?;
+    let h = *src.header();
+    let rows = max_rows.map_or(h.rows, |m| m.min(h.rows));
+    let mut data = vec![0f32; (rows * h.dims) as usize];
+    h.dtype.to_f32(src.row_bytes(0, rows), &mut data);
+    Ok((data, h.dims as usize))
+}
+
+/// Benchmarks every codec of `opts` on `data` (`rows × dims`).
+///
+/// # Errors
+/// [`Error::Config`] for an unknown codec or empty data; a codec's encode fault.
+pub fn bench(
+    data: &[f32],
+    dims: usize,
+    opts: &BenchOptions,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
+) -> Result<BenchReport> {
+    if dims == 0 || data.is_empty() || !data.len().is_multiple_of(dims) {
+        return Err(Error::Config(format!(
+            "bench needs at least one row of {dims} dims, got {} values",
+            data.len()
+        )));
+    }
+    if opts.k == 0 {
+        return Err(Error::Config("--k must be at least 1".into()));
+    }
+    let codecs = opts
+        .codecs
+        .iter()
+        .map(|c| codec::parse(c, dims))
+        .collect::<Result<Vec<_>>>()?;
+    let rows = data.len() / dims;
+    let queries = sampled(data, dims, opts.queries, opts.seed, opts.metric);
+    let k_found = opts.k.max(opts.rerank);
+    let threads = if opts.threads == 0 {
+        default_threads()
+    } else {
+        opts.threads
+    };
+    let chunk = default_chunk_rows(dims as u64) as usize;
+    progress.begin((rows * (codecs.len() + 1)) as u64, 0);
+    let truth = pass(
+        data,
+        None,
+        dims,
+        chunk,
+        &queries,
+        (opts.k, 0),
+        threads,
+        progress,
+        cancel,
+    )?
+    .truth;
+    let mut table = Vec::new();
+    for (name, c) in opts.codecs.iter().zip(&codecs) {
+        let (payloads, enc_s) = timed_encode(c.as_ref(), data, chunk, opts.runs)?;
+        let mut recon = vec![0f32; data.len()];
+        let dec_s = timed_decode(c.as_ref(), &payloads, chunk, opts.runs, &mut recon);
+        let t = pass(
+            data,
+            Some(&recon),
+            dims,
+            chunk,
+            &queries,
+            (0, k_found),
+            threads,
+            progress,
+            cancel,
+        )?;
+        let exact = recall::exact_scores(&queries, &t.found, dims, |id, out| {
+            out.copy_from_slice(&data[id as usize * dims..(id as usize + 1) * dims]);
+        });
+        let r = &recall::recalls(&[opts.k], &truth, &t.found, &exact, opts.rerank)[0];
+        let bytes: usize = payloads.iter().map(Vec::len).sum();
+        let mb = (data.len() * 4) as f64 / 1e6;
+        table.push(BenchRow {
+            codec: name.clone(),
+            bytes_per_vector: bytes as f64 / rows as f64,
+            ratio: (data.len() * 4) as f64 / bytes.max(1) as f64,
+            compress_mb_s: mb / enc_s,
+            decompress_mb_s: mb / dec_s,
+            cosine_mean: t.quality.cos_sum / rows as f64,
+            recall: r.recall,
+            rescored_recall: r.rescored,
+        });
+    }
+    progress.finish();
+    Ok(BenchReport {
+        rows: rows as u64,
+        dims: dims as u64,
+        queries: queries.len(),
+        k: opts.k,
+        rerank: opts.rerank,
+        metric: opts.metric,
+        runs: opts.runs,
+        codecs: table,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pass(
+    data: &[f32],
+    recon: Option<&[f32]>,
+    d: usize,
+    chunk: usize,
+    q: &Queries,
+    (k_truth, k_found): (usize, usize),
+    threads: usize,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
+) -> Result<Totals> {
+    let rows = data.len() / d;
+    let mut total = Totals::new(q.len(), k_truth, k_found);
+    let floors = (Floors::new(q.len()), Floors::new(q.len()));
+    run_ordered(
+        threads,
+        (0..rows.div_ceil(chunk)).map(Ok),
+        |i| {
+            let r = i * chunk * d..((i + 1) * chunk).min(rows) * d;
+            let rc = recon.map(|x| &x[r.clone()]);
+            Ok(measure(
+                q,
+                &data[r],
+                rc,
+                (i * chunk) as u64,
+                d,
+                k_truth,
+                k_found,
+                &floors,
+            ))
+        },
+        |p| {
+            progress.advance(p.rows, 0);
+            total.merge(p, &floors);
+            Ok(())
+        },
+        cancel,
+    )?;
+    Ok(total)
+}
+
+fn sampled(data: &[f32], d: usize, n: usize, seed: u64, metric: Metric) -> Queries {
+    let rows = data.len() / d;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut ids: Vec<u64> = sample(&mut rng, rows, n.min(rows))
+        .into_iter()
+        .map(|i| i as u64)
+        .collect();
+    ids.sort_unstable();
+    let q = ids
+        .iter()
+        .flat_map(|&i| data[i as usize * d..(i as usize + 1) * d].iter().copied())
+        .collect();
+    Queries::new(q, d, Some(ids), metric)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2].max(1e-9)
+}
+
+fn timed_encode(
+    c: &dyn Codec,
+    data: &[f32],
+    chunk: usize,
+    runs: usize,
+) -> Result<(Vec<Vec<u8>>, f64)> {
+    let d = c.dims();
+    let mut payloads: Vec<Vec<u8>> = data
+        .chunks(chunk * d)
+        .map(|b| vec![0u8; c.encoded_len(b.len() / d)])
+        .collect();
+    let mut times = Vec::new();
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        for (i, (b, out)) in data.chunks(chunk * d).zip(&mut payloads).enumerate() {
+            c.encode(b, out).map_err(|f| {
+                Error::Config(format!(
+                    "{}: row {}, column {}: {}",
+                    c.name(),
+                    i * chunk + f.row,
+                    f.col,
+                    f.msg
+                ))
+            })?;
+        }
+        times.push(t.elapsed().as_secs_f64());
+    }
+    Ok((payloads, median(times)))
+}
+
+fn timed_decode(
+    c: &dyn Codec,
+    payloads: &[Vec<u8>],
+    chunk: usize,
+    runs: usize,
+    out: &mut [f32],
+) -> f64 {
+    let d = c.dims();
+    let mut times = Vec::new();
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        for (p, o) in payloads.iter().zip(out.chunks_mut(chunk * d)) {
+            c.decode(p, o.len() / d, o);
+        }
+        times.push(t.elapsed().as_secs_f64());
+    }
+    median(times)
+}
