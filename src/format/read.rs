@@ -1,6 +1,7 @@
 //! Reading a container: validate the two ends and the index on open, then read chunks on
 //! demand, checking each chunk's crc32c the first time it is touched.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -167,13 +168,38 @@ impl Container {
         Ok(&self.map[e.payload_range()])
     }
 
+    /// The codec payload of chunk `i`: [`Container::chunk_payload`] with the payload stage
+    /// undone (zstd decompressed; borrowed as is for plain chunks).
+    ///
+    /// # Errors
+    /// As [`Container::chunk_payload`], and [`Error::Corrupt`] when a compressed payload
+    /// does not decompress to exactly the codec's size.
+    pub fn chunk_data(&self, i: usize) -> Result<Cow<'_, [u8]>> {
+        let stored = self.chunk_payload(i)?;
+        let e = self.index[i];
+        let plain = self.codec.encoded_len(e.rows as usize);
+        self.header.stage.unstage(stored, plain).map_err(|msg| {
+            Error::corrupt(
+                &self.path,
+                format!(
+                    "chunk {i} (bytes {}..{}, rows {}..{}): {msg}; the file is corrupt",
+                    e.offset,
+                    e.offset + e.len,
+                    e.first_row,
+                    e.first_row + e.rows
+                ),
+            )
+        })
+    }
+
     /// Decodes chunk `i` into `out` (`rows × dims`).
     ///
     /// # Errors
-    /// As [`Container::chunk_payload`].
+    /// As [`Container::chunk_data`].
     pub fn decode_chunk(&self, i: usize, out: &mut [f32]) -> Result<()> {
-        let payload = self.chunk_payload(i)?;
-        self.codec.decode(payload, self.index[i].rows as usize, out);
+        let payload = self.chunk_data(i)?;
+        self.codec
+            .decode(&payload, self.index[i].rows as usize, out);
         Ok(())
     }
 
@@ -229,16 +255,17 @@ impl Container {
             let ci = (row / cr) as usize;
             let e = self.index[ci];
             let end = range.end.min(e.first_row + e.rows);
-            let payload = self.chunk_payload(ci)?;
+            let payload = self.chunk_data(ci)?;
             let o = (row - range.start) as usize * d;
             if row == e.first_row && end == e.first_row + e.rows {
                 let n = e.rows as usize * d;
-                self.codec.decode(payload, e.rows as usize, &mut out[o..o + n]);
+                self.codec
+                    .decode(&payload, e.rows as usize, &mut out[o..o + n]);
             } else {
                 for (k, r) in (row..end).enumerate() {
                     let at = o + k * d;
                     self.codec.decode_row(
-                        payload,
+                        &payload,
                         e.rows as usize,
                         (r - e.first_row) as usize,
                         &mut out[at..at + d],
@@ -262,10 +289,19 @@ impl Container {
         }
         let d = self.dims();
         let cr = self.header.chunk_rows as u64;
-        for (k, &id) in ids.iter().enumerate() {
+        // Visit the ids chunk by chunk, so that a compressed chunk is decompressed once
+        // however many of its rows are asked for.
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&k| ids[k] / cr);
+        let mut current: Option<(usize, Cow<'_, [u8]>)> = None;
+        for k in order {
+            let id = ids[k];
             let ci = (id / cr) as usize;
             let e = self.index[ci];
-            let payload = self.chunk_payload(ci)?;
+            if current.as_ref().is_none_or(|(c, _)| *c != ci) {
+                current = Some((ci, self.chunk_data(ci)?));
+            }
+            let payload = &current.as_ref().expect("set above").1;
             self.codec.decode_row(
                 payload,
                 e.rows as usize,
@@ -355,11 +391,15 @@ fn read_index(
         };
         let i = i as u64;
         let rows = header.rows_in_chunk(i);
-        let want = codec.encoded_len(rows as usize) as u64 + CHUNK_OVERHEAD as u64;
+        let plain = codec.encoded_len(rows as usize);
+        let len_ok = e
+            .len
+            .checked_sub(CHUNK_OVERHEAD as u64)
+            .is_some_and(|p| header.stage.payload_len_ok(p, plain));
         if e.offset != next
             || e.first_row != i * header.chunk_rows as u64
             || e.rows != rows
-            || e.len != want
+            || !len_ok
         {
             return Err(corrupt(format!(
                 "index entry {i} is inconsistent (offset {}, len {}, rows {}..{})",
@@ -405,7 +445,9 @@ pub fn scan_chunks(
         if LE::read_u64(&h[8..16]) != i
             || first_row != i * header.chunk_rows as u64
             || rows != header.rows_in_chunk(i)
-            || payload_len != codec.encoded_len(rows as usize) as u64
+            || !header
+                .stage
+                .payload_len_ok(payload_len, codec.encoded_len(rows as usize))
         {
             break;
         }

@@ -13,7 +13,8 @@ use super::ordered::run_ordered;
 use super::reader::{ChunkJob, NpySource};
 use super::writer::{ChunkSink, EncodedChunk};
 use super::{Progress, default_threads, peak_rss_bytes};
-use crate::codec::{self, Codec};
+use crate::codec::auto::{self, AutoReport, Target};
+use crate::codec::{self, Codec, PayloadStage};
 use crate::error::{Error, Result};
 use crate::format::{ContainerWriter, Header, Metadata};
 use crate::npy::Dtype;
@@ -21,6 +22,9 @@ use crate::output::{AtomicOutput, Durability};
 
 /// Input bytes a default chunk aims for: a few MiB keeps workers busy and memory small.
 const TARGET_CHUNK_BYTES: u64 = 4 << 20;
+
+/// Rows `--codec auto` samples when not told otherwise.
+pub const DEFAULT_SAMPLE: usize = 2000;
 
 /// The default rows per chunk for `dims`-dimensional float32 rows.
 pub fn default_chunk_rows(dims: u64) -> u32 {
@@ -40,6 +44,12 @@ pub struct CompressOptions {
     pub overwrite: bool,
     /// fsync before the rename, or not.
     pub durability: Durability,
+    /// Compress each chunk payload with zstd at this level.
+    pub zstd: Option<i32>,
+    /// The quality target of `codec = "auto"`.
+    pub target: Option<Target>,
+    /// Rows sampled by `codec = "auto"`.
+    pub sample: usize,
 }
 
 impl Default for CompressOptions {
@@ -50,6 +60,9 @@ impl Default for CompressOptions {
             chunk_rows: None,
             overwrite: false,
             durability: Durability::Fsync,
+            zstd: None,
+            target: None,
+            sample: DEFAULT_SAMPLE,
         }
     }
 }
@@ -81,6 +94,10 @@ pub struct CompressSummary {
     pub mb_per_s: f64,
     /// Peak resident memory of the process.
     pub peak_rss_bytes: u64,
+    /// The zstd level of the payload stage, if any.
+    pub zstd: Option<i32>,
+    /// What `--codec auto` measured and chose.
+    pub auto: Option<AutoReport>,
 }
 
 /// Compresses the `.npy` at `input` into a new container at `output`.
@@ -101,7 +118,10 @@ pub fn compress(
     let start = Instant::now();
     let source = NpySource::open(input)?;
     let h = *source.header();
-    let codec = codec::parse(&opts.codec, h.dims as usize)?;
+    let (codec, auto) = pick_codec(&source, opts, progress)?;
+    if let Some(level) = opts.zstd {
+        codec::zstd::check_level(level)?;
+    }
     let chunk_rows = match opts.chunk_rows {
         Some(0) => return Err(Error::Config("--chunk-rows must be at least 1".into())),
         Some(n) => n,
@@ -115,10 +135,27 @@ pub fn compress(
         chunk_rows,
         source_dtype: h.dtype,
         metadata: source_metadata(&source),
+        stage: if opts.zstd.is_some() {
+            PayloadStage::Zstd
+        } else {
+            PayloadStage::Plain
+        },
     };
-    let threads = if opts.threads == 0 { default_threads() } else { opts.threads };
+    let threads = if opts.threads == 0 {
+        default_threads()
+    } else {
+        opts.threads
+    };
     progress.begin(h.rows, h.rows * h.row_bytes() as u64);
-    let result = encode_all(&source, &out, header, codec.as_ref(), threads, progress, cancel);
+    let result = encode_all(
+        &source,
+        &out,
+        header,
+        codec.as_ref(),
+        (threads, opts.zstd),
+        progress,
+        cancel,
+    );
     progress.finish();
     let chunks = result?;
     out.commit()?;
@@ -139,7 +176,47 @@ pub fn compress(
         seconds,
         mb_per_s: source.file_len() as f64 / 1e6 / seconds.max(1e-9),
         peak_rss_bytes: peak_rss_bytes(),
+        zstd: opts.zstd,
+        auto,
     })
+}
+
+/// The codec `opts` asks for; for `auto`, the one the sample measurement picks (each line
+/// of its report also goes to `progress.note`).
+fn pick_codec(
+    source: &NpySource,
+    opts: &CompressOptions,
+    progress: &dyn Progress,
+) -> Result<(Box<dyn Codec>, Option<AutoReport>)> {
+    let dims = source.header().dims as usize;
+    if opts.codec != "auto" {
+        if opts.target.is_some() {
+            return Err(Error::Config(
+                "--min-cosine and --min-recall only apply with --codec auto".into(),
+            ));
+        }
+        return Ok((codec::parse(&opts.codec, dims)?, None));
+    }
+    let Some(target) = opts.target else {
+        return Err(Error::Config(
+            "--codec auto needs a target: --min-cosine X or --min-recall X".into(),
+        ));
+    };
+    if opts.sample == 0 {
+        return Err(Error::Config("--sample must be at least 1".into()));
+    }
+    let h = source.header();
+    let ids = auto::sample_ids(h.rows, opts.sample as u64, auto::SAMPLE_SEED);
+    let mut sample = vec![0f32; ids.len() * dims];
+    for (&id, row) in ids.iter().zip(sample.chunks_exact_mut(dims)) {
+        h.dtype.to_f32(source.row_bytes(id, 1), row);
+        check_finite(row, dims, id, source.path())?;
+    }
+    let report = auto::choose(&sample, dims, target)?;
+    for line in report.lines() {
+        progress.note(&line);
+    }
+    Ok((codec::parse(&report.chosen, dims)?, Some(report)))
 }
 
 /// What the container records about its source. Deliberately no wall-clock time: the same
@@ -154,7 +231,10 @@ fn source_metadata(source: &NpySource) -> Metadata {
     m.insert("source".into(), name);
     m.insert("source_bytes".into(), source.file_len().to_string());
     m.insert("source_mtime".into(), source.mtime().to_string());
-    m.insert("tool".into(), format!("vectro {}", env!("CARGO_PKG_VERSION")));
+    m.insert(
+        "tool".into(),
+        format!("vectro {}", env!("CARGO_PKG_VERSION")),
+    );
     m
 }
 
@@ -163,7 +243,7 @@ fn encode_all(
     out: &AtomicOutput,
     header: Header,
     codec: &dyn Codec,
-    threads: usize,
+    (threads, zstd): (usize, Option<i32>),
     progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<u64> {
@@ -182,7 +262,13 @@ fn encode_all(
     run_ordered(
         threads,
         source.chunks(header.chunk_rows as u64),
-        |job| encode_job(&job, dtype, codec, source.path(), &pool),
+        |job| {
+            let chunk = encode_job(&job, dtype, codec, source.path(), &pool)?;
+            match zstd {
+                Some(level) => zstd_stage(chunk, level, &pool),
+                None => Ok(chunk),
+            }
+        },
         |chunk| sink.put(chunk),
         cancel,
     )?;
@@ -235,6 +321,16 @@ pub(crate) fn encode_job(
     })
 }
 
+/// The zstd payload stage: replaces the chunk's payload by its zstd frame.
+fn zstd_stage(chunk: EncodedChunk, level: i32, pool: &Receiver<Vec<u8>>) -> Result<EncodedChunk> {
+    let mut frame = pool.try_recv().unwrap_or_default();
+    codec::zstd::compress_into(&chunk.payload, level, &mut frame)?;
+    Ok(EncodedChunk {
+        payload: frame,
+        ..chunk
+    })
+}
+
 /// Views little-endian float32 bytes as floats without a copy, when alignment allows.
 fn as_f32(bytes: &[u8], dtype: Dtype) -> Option<&[f32]> {
     if dtype != Dtype::F32Le || cfg!(target_endian = "big") {
@@ -248,13 +344,16 @@ fn as_f32(bytes: &[u8], dtype: Dtype) -> Option<&[f32]> {
 /// Refuses NaN and ±Inf, naming the first offender.
 fn check_finite(data: &[f32], dims: usize, first_row: u64, path: &Path) -> Result<()> {
     // A branch-free pass vectorises; we only search for the position when it fails.
-    let any_bad = data
-        .iter()
-        .fold(false, |acc, x| acc | (x.to_bits() & 0x7f80_0000 == 0x7f80_0000));
+    let any_bad = data.iter().fold(false, |acc, x| {
+        acc | (x.to_bits() & 0x7f80_0000 == 0x7f80_0000)
+    });
     if !any_bad {
         return Ok(());
     }
-    let i = data.iter().position(|x| !x.is_finite()).expect("found above");
+    let i = data
+        .iter()
+        .position(|x| !x.is_finite())
+        .expect("found above");
     Err(Error::NonFinite {
         path: path.to_path_buf(),
         row: first_row + (i / dims) as u64,

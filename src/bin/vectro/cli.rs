@@ -49,9 +49,21 @@ pub struct CompressArgs {
     /// Output container.
     #[arg(long = "out", value_name = "VECTRO")]
     pub output: PathBuf,
-    /// Codec and parameters, e.g. int8.
-    #[arg(long, default_value = "int8")]
+    /// Codec and parameters: int8, int4, binary, f16, bf16 (e.g. int4:rotate=1), or auto.
+    #[arg(long, default_value = "int8", value_name = "NAME[:k=v,...]")]
     pub codec: String,
+    /// Also compress each chunk with zstd at this level (-7..=22; 3 is a good default).
+    #[arg(long, value_name = "LEVEL", allow_negative_numbers = true)]
+    pub zstd: Option<i32>,
+    /// With --codec auto: the smallest codec whose mean cosine is at least this.
+    #[arg(long, value_name = "X", conflicts_with = "min_recall")]
+    pub min_cosine: Option<f64>,
+    /// With --codec auto: the smallest codec whose recall@10 is at least this.
+    #[arg(long, value_name = "X")]
+    pub min_recall: Option<f64>,
+    /// With --codec auto: rows sampled (seeded) to measure the candidates.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pub sample: usize,
     /// Rows per chunk [default: about 4 MiB of input].
     #[arg(long)]
     pub chunk_rows: Option<u32>,

@@ -1,5 +1,6 @@
 use std::sync::atomic::AtomicBool;
 
+use vectro::codec::auto::Target;
 use vectro::output::Durability;
 use vectro::{CompressOptions, CompressSummary};
 
@@ -14,7 +15,18 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         threads: a.common.threads,
         chunk_rows: a.chunk_rows,
         overwrite: a.force,
-        durability: if a.no_fsync { Durability::None } else { Durability::Fsync },
+        durability: if a.no_fsync {
+            Durability::None
+        } else {
+            Durability::Fsync
+        },
+        zstd: a.zstd,
+        target: match (a.min_cosine, a.min_recall) {
+            (Some(x), _) => Some(Target::MinCosine(x)),
+            (_, Some(x)) => Some(Target::MinRecall(x)),
+            _ => None,
+        },
+        sample: a.sample,
     };
     let bar = Bar::new(a.common.quiet || a.common.json, "compress");
     let s = vectro::compress(&a.input, &a.output, &opts, &bar, cancel)?;
@@ -28,10 +40,11 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
 
 pub fn summary_line(s: &CompressSummary) -> String {
     format!(
-        "compressed {} rows x {} dims with {}: {} -> {} ({:.2}x) in {:.2} s, {:.0} MB/s",
+        "compressed {} rows x {} dims with {}{}: {} -> {} ({:.2}x) in {:.2} s, {:.0} MB/s",
         s.rows,
         s.dims,
         s.codec,
+        s.zstd.map(|l| format!(" + zstd {l}")).unwrap_or_default(),
         human_bytes(s.input_bytes),
         human_bytes(s.output_bytes),
         s.ratio,
