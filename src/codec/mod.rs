@@ -14,6 +14,9 @@ pub mod params;
 pub mod rotate;
 pub mod zstd;
 
+#[cfg(test)]
+mod bounds;
+
 use crate::error::{Error, Result};
 
 pub use bf16::Bf16;
