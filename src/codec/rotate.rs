@@ -114,6 +114,14 @@ pub fn window_for(dims: usize) -> usize {
 fn fwht(x: &mut [f32]) {
     let n = x.len();
     let mut h = 1;
+    if n >= 4 {
+        // The first two stages in registers: short inner loops would dominate otherwise.
+        for q in x.chunks_exact_mut(4) {
+            let (a, b, c, d) = (q[0] + q[1], q[0] - q[1], q[2] + q[3], q[2] - q[3]);
+            q.copy_from_slice(&[a + c, b + d, a - c, b - d]);
+        }
+        h = 4;
+    }
     while h < n {
         for block in x.chunks_exact_mut(2 * h) {
             let (a, b) = block.split_at_mut(h);
@@ -264,6 +272,32 @@ mod tests {
         Rotation::new(d, 3, 1).forward(&mut x);
         let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
         assert!(max < 0.25, "a one-hot vector is spread out, max {max}");
+    }
+
+    #[test]
+    fn fwht_matches_the_textbook_definition() {
+        for n in [1usize, 2, 4, 8, 16, 64] {
+            let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let mut y = x.clone();
+            fwht(&mut y);
+            for (k, &got) in y.iter().enumerate() {
+                // H[k][i] = (-1)^popcount(k & i) / sqrt(n)
+                let want: f64 = x
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| {
+                        f64::from(v)
+                            * if (k & i).count_ones() % 2 == 0 {
+                                1.0
+                            } else {
+                                -1.0
+                            }
+                    })
+                    .sum::<f64>()
+                    / (n as f64).sqrt();
+                assert!((f64::from(got) - want).abs() < 1e-5, "n={n} k={k}");
+            }
+        }
     }
 
     #[test]
