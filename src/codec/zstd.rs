@@ -83,7 +83,7 @@ const MIN_FRAME: u64 = 9;
 /// Compresses one chunk payload at `level` into `out` (cleared first).
 ///
 /// # Errors
-/// [`Error::Internal`]-kind failure of the zstd library (it does not fail on valid input).
+/// [`Error::Config`] if zstd refuses the level (it does not fail on valid input otherwise).
 pub fn compress_into(payload: &[u8], level: i32, out: &mut Vec<u8>) -> Result<()> {
     out.clear();
     out.reserve(zstd::zstd_safe::compress_bound(payload.len()));
