@@ -17,12 +17,14 @@ use rayon::prelude::*;
 use vectro::codec::{self, auto::sample_ids};
 use vectro::pipeline::reader::NpySource;
 
-const CONFIGS: [&str; 10] = [
+const CONFIGS: [&str; 12] = [
     "int8",
     "int8:rotate=1",
     "int4:scale=max",
     "int4",
+    "int4:grid=gauss",
     "int4:rotate=1,scale=max",
+    "int4:grid=uniform,rotate=1",
     "int4:rotate=1",
     "binary",
     "binary:rotate=1",

@@ -5,13 +5,16 @@
 use proptest::prelude::*;
 
 use super::harness::round_trip;
+use super::int4::GAUSS;
 use super::{Rotation, binary, int8, parse};
 
 /// Every `--codec` configuration with a distinct bound or layout.
-const ALL: [&str; 11] = [
+const ALL: [&str; 13] = [
     "int8",
     "int8:rotate=1",
     "int4",
+    "int4:grid=gauss",
+    "int4:grid=uniform,rotate=1",
     "int4:scale=max",
     "int4:rotate=1",
     "int4:rotate=1,scale=max,seed=3,rounds=1",
@@ -58,7 +61,25 @@ fn check_row(name: &str, v: &[f32], out: &[f32]) -> Result<(), String> {
     }
     let slack = 1e-5 * sq_norm(v) + d as f64 * 2f64.powi(-270);
     let err = sq_err(v, out);
+    let gauss = base == "int4"
+        && (params.contains("grid=gauss")
+            || (rotated && !params.contains("grid=uniform") && !params.contains("scale=")));
     let ok = match base {
+        "int4" if gauss => {
+            // At most the error of the nearest levels at scale rms(w).
+            let sigma = (sq_norm(&w) / d as f64).sqrt();
+            let nearest: f64 = w
+                .iter()
+                .map(|&x| {
+                    let u = f64::from(x.abs());
+                    GAUSS
+                        .iter()
+                        .map(|&l| (u - f64::from(l) * sigma).powi(2))
+                        .fold(f64::INFINITY, f64::min)
+                })
+                .sum();
+            err <= nearest * (1.0 + 1e-5) + slack
+        }
         "int8" | "int4" => {
             let levels = if base == "int8" { 127.0 } else { 7.0 };
             let scale = f64::from(max_abs(&w)) / levels;
@@ -76,7 +97,9 @@ fn check_row(name: &str, v: &[f32], out: &[f32]) -> Result<(), String> {
                         if s == 0.0 {
                             *y == 0.0
                         } else {
-                            (x - y).abs() <= s / 2.0 * (1.0 + 1e-6)
+                            // A subnormal scale is itself rounded by up to 2⁻¹⁵⁰,
+                            // which the largest code multiplies (FORMAT.md).
+                            (x - y).abs() <= s / 2.0 * (1.0 + 1e-6) + 64.0 * f32::from_bits(1)
                         }
                     })
                     .then_some(())
@@ -139,7 +162,12 @@ fn make_row(d: usize, kind: u8, mag: i32, seed: u64) -> Vec<f32> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    // A fixed seed keeps the test deterministic; raise `cases` locally to search harder.
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn every_codec_meets_its_bound(

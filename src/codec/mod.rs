@@ -124,8 +124,11 @@ pub fn from_spec(id: CodecId, params: &[u8], dims: usize) -> Result<Box<dyn Code
         CodecId::Int8 | CodecId::Int4 | CodecId::Binary => {
             let name = registry_name(id);
             let p = QuantParams::decode(name, params, dims)?;
-            if p.scale == ScaleRule::Max && id != CodecId::Int4 {
-                return Err(Error::Config(format!("{name} has no scale rule 'max'")));
+            if p.scale != ScaleRule::Default && id != CodecId::Int4 {
+                return Err(Error::Config(format!(
+                    "{name} has no scale rule {:?}",
+                    p.scale
+                )));
             }
             Ok(build_quant(id, p, dims))
         }
@@ -193,7 +196,10 @@ pub fn parse(text: &str, dims: usize) -> Result<Box<dyn Codec>> {
     let (name, params) = text.split_once(':').unwrap_or((text, ""));
     let (id, keys): (CodecId, &[&str]) = match name {
         "int8" => (CodecId::Int8, &["rotate", "seed", "rounds"]),
-        "int4" => (CodecId::Int4, &["rotate", "seed", "rounds", "scale"]),
+        "int4" => (
+            CodecId::Int4,
+            &["rotate", "seed", "rounds", "scale", "grid"],
+        ),
         "binary" => (CodecId::Binary, &["rotate", "seed", "rounds"]),
         "f16" => (CodecId::F16, &[]),
         "bf16" => (CodecId::Bf16, &[]),

@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! 0  u8   layout, 1
-//! 1  u8   scale rule: 0 = the codec's default, 1 = max (int4: exactly max|v|/7)
+//! 1  u8   scale rule: 0 = the codec's default, 1 = max (int4: exactly max|v|/7),
+//!         2 = gauss (int4: Lloyd–Max levels for a Gaussian; changes decoding)
 //! 2  u16  reserved, 0
 //! 4  u32  rotation rounds R (0 = no rotation)
 //! 8  u32  rotation window w (0 without rotation; else the largest power of two <= dims)
@@ -29,6 +30,9 @@ pub enum ScaleRule {
     Default,
     /// int4 only: exactly `max|v|/7`, never clipping.
     Max,
+    /// int4 only: codes index the Lloyd–Max levels of a unit Gaussian instead of a uniform
+    /// grid (the right grid for rotated, hence near-Gaussian, coordinates).
+    Gauss,
 }
 
 /// The rotation a quantizer applies first.
@@ -60,6 +64,7 @@ impl QuantParams {
         b[1] = match self.scale {
             ScaleRule::Default => 0,
             ScaleRule::Max => 1,
+            ScaleRule::Gauss => 2,
         };
         if let Some(r) = self.rotation {
             LE::write_u32(&mut b[4..8], r.rounds);
@@ -93,6 +98,7 @@ impl QuantParams {
         let scale = match bytes[1] {
             0 => ScaleRule::Default,
             1 => ScaleRule::Max,
+            2 => ScaleRule::Gauss,
             s => return bad(format!("unknown scale rule {s}")),
         };
         let rounds = LE::read_u32(&bytes[4..8]);
@@ -117,13 +123,18 @@ impl QuantParams {
 }
 
 /// Parses the `key=value,...` part of `--codec int4:rotate=1,seed=9` for codec `name`, which
-/// accepts the keys in `keys` (a subset of `rotate`, `seed`, `rounds`, `scale`).
+/// accepts the keys in `keys` (a subset of `rotate`, `seed`, `rounds`, `scale`, `grid`).
+///
+/// A codec that takes `grid` (int4) defaults to `grid=gauss` when rotated and to the
+/// uniform grid otherwise: rotated coordinates are near-Gaussian, which is what the
+/// Lloyd–Max levels are optimal for.
 ///
 /// # Errors
 /// [`Error::Config`] naming the key or value that is wrong and listing the valid ones.
 pub fn parse_quant(name: &str, text: &str, keys: &[&str]) -> Result<QuantParams> {
     let mut p = QuantParams::default();
     let (mut rotate, mut seed, mut rounds) = (false, None, None);
+    let (mut grid, mut scale_set) = (None, false);
     for kv in text.split(',').filter(|s| !s.is_empty()) {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         if !keys.contains(&k) {
@@ -155,7 +166,19 @@ pub fn parse_quant(name: &str, text: &str, keys: &[&str]) -> Result<QuantParams>
             }
             "seed" => seed = Some(num(v)?),
             "rounds" => rounds = Some(num(v)?),
+            "grid" => {
+                grid = Some(match v {
+                    "uniform" => false,
+                    "gauss" => true,
+                    _ => {
+                        return Err(Error::Config(format!(
+                            "{name}: grid takes 'uniform' or 'gauss', got '{v}'"
+                        )));
+                    }
+                })
+            }
             "scale" => {
+                scale_set = true;
                 p.scale = match v {
                     "fit" => ScaleRule::Default,
                     "max" => ScaleRule::Max,
@@ -173,6 +196,15 @@ pub fn parse_quant(name: &str, text: &str, keys: &[&str]) -> Result<QuantParams>
         return Err(Error::Config(format!(
             "{name}: seed and rounds only apply with rotate=1"
         )));
+    }
+    if grid == Some(true) && scale_set {
+        return Err(Error::Config(format!(
+            "{name}: scale=fit|max only applies to grid=uniform"
+        )));
+    }
+    let gauss_by_default = keys.contains(&"grid") && rotate && !scale_set;
+    if grid.unwrap_or(gauss_by_default) {
+        p.scale = ScaleRule::Gauss;
     }
     if rotate {
         let rounds = rounds.unwrap_or(DEFAULT_ROUNDS as u64);

@@ -178,7 +178,13 @@ impl Rotated {
 
 impl Codec for Rotated {
     fn name(&self) -> String {
-        let mut n = self.inner.name();
+        // int4's grid defaults to gauss when rotated, so the name says whichever is not
+        // the default for a rotated int4.
+        let mut n = match self.inner.name().as_str() {
+            "int4" => "int4:grid=uniform".to_string(),
+            "int4:grid=gauss" => "int4".to_string(),
+            other => other.to_string(),
+        };
         n.push_str(if n.contains(':') { "," } else { ":" });
         n.push_str("rotate=1");
         if self.rotation.seed() != DEFAULT_SEED {
