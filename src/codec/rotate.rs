@@ -307,6 +307,16 @@ mod tests {
     }
 
     #[test]
+    fn overflow_inside_the_transform_names_the_row() {
+        let codec = crate::codec::parse("int8:rotate=1", 4).unwrap();
+        let mut payload = vec![0u8; codec.encoded_len(2)];
+        let data = [1.0f32, 2.0, 3.0, 4.0, 3e38, 3e38, 3e38, 3e38];
+        let f = codec.encode(&data, &mut payload).unwrap_err();
+        assert_eq!(f.row, 1);
+        assert!(f.msg.contains("rotate"), "{}", f.msg);
+    }
+
+    #[test]
     fn seed_decides_the_signs() {
         assert_eq!(Rotation::new(10, 2, 5), Rotation::new(10, 2, 5));
         assert_ne!(Rotation::new(10, 2, 5), Rotation::new(10, 2, 6));

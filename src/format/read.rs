@@ -198,8 +198,7 @@ impl Container {
     /// As [`Container::chunk_data`].
     pub fn decode_chunk(&self, i: usize, out: &mut [f32]) -> Result<()> {
         let payload = self.chunk_data(i)?;
-        self.codec
-            .decode(&payload, self.index[i].rows as usize, out);
+        self.codec.decode(&payload, self.index[i].rows as usize, out);
         Ok(())
     }
 
@@ -259,8 +258,7 @@ impl Container {
             let o = (row - range.start) as usize * d;
             if row == e.first_row && end == e.first_row + e.rows {
                 let n = e.rows as usize * d;
-                self.codec
-                    .decode(&payload, e.rows as usize, &mut out[o..o + n]);
+                self.codec.decode(&payload, e.rows as usize, &mut out[o..o + n]);
             } else {
                 for (k, r) in (row..end).enumerate() {
                     let at = o + k * d;

@@ -135,27 +135,12 @@ pub fn compress(
         chunk_rows,
         source_dtype: h.dtype,
         metadata: source_metadata(&source),
-        stage: if opts.zstd.is_some() {
-            PayloadStage::Zstd
-        } else {
-            PayloadStage::Plain
-        },
+        stage: if opts.zstd.is_some() { PayloadStage::Zstd } else { PayloadStage::Plain },
     };
-    let threads = if opts.threads == 0 {
-        default_threads()
-    } else {
-        opts.threads
-    };
+    let threads = if opts.threads == 0 { default_threads() } else { opts.threads };
     progress.begin(h.rows, h.rows * h.row_bytes() as u64);
-    let result = encode_all(
-        &source,
-        &out,
-        header,
-        codec.as_ref(),
-        (threads, opts.zstd),
-        progress,
-        cancel,
-    );
+    let stages = (threads, opts.zstd);
+    let result = encode_all(&source, &out, header, codec.as_ref(), stages, progress, cancel);
     progress.finish();
     let chunks = result?;
     out.commit()?;

@@ -15,11 +15,7 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         threads: a.common.threads,
         chunk_rows: a.chunk_rows,
         overwrite: a.force,
-        durability: if a.no_fsync {
-            Durability::None
-        } else {
-            Durability::Fsync
-        },
+        durability: if a.no_fsync { Durability::None } else { Durability::Fsync },
         zstd: a.zstd,
         target: match (a.min_cosine, a.min_recall) {
             (Some(x), _) => Some(Target::MinCosine(x)),
