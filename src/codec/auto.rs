@@ -6,9 +6,11 @@
 //! - recall: recall@10 of exact cosine search, with up to [`MAX_QUERIES`] sampled rows as
 //!   float queries against the reconstructions of the other sampled rows.
 //!
-//! Recall measured on a sample of `N` rows is an estimate: neighbours in a small sample are
-//! farther apart than in the full set, so it tends to read a little high. The report says how
-//! many rows it used, and the user can raise `--sample` for a closer estimate.
+//! Recall measured on a sample of `N` rows is an estimate of recall on the full file, not
+//! the same number: a small sample has fewer, farther neighbours, and its queries are few. On
+//! the shared 10k MiniLM sample, 2000 rows estimated `int4:rotate=1` at 0.949 against 0.954
+//! to 0.956 on the full set. The report says how many rows it used; raise `--sample` for a
+//! closer estimate, and leave a margin when a target is tight.
 
 use std::collections::BTreeSet;
 
