@@ -192,3 +192,22 @@ fn zstd_shrinks_low_entropy_data() {
     assert!(zl * 4 < p, "zstd {zl} vs plain {p}");
     assert!(got.iter().all(|&v| v == 0.5));
 }
+
+#[test]
+fn a_truncated_zstd_file_reports_its_intact_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.npy");
+    write_npy(&input, &data());
+    let (file, _) = run(dir.path(), &input, "binary:rotate=1", Some(1), 2, 8);
+    let c = Container::open(&file).unwrap();
+    // Cut inside chunk 4: chunks 0..4 (rows 0..32) survive.
+    let cut = c.chunks()[4].offset + 20;
+    drop(c);
+    let b = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &b[..cut as usize]).unwrap();
+    let err = Container::open(&file).unwrap_err().to_string();
+    assert!(
+        err.contains("4 complete chunks holding rows 0..32"),
+        "{err}"
+    );
+}
