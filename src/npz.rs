@@ -141,6 +141,7 @@ pub fn import_npz(
         chunk_rows,
         source_dtype: Dtype::F32Le,
         metadata: import_metadata(input),
+        stage: crate::codec::PayloadStage::Plain,
     };
     progress.begin(rows, rows * dims * 4);
     let result = copy_chunks(input, &mut q, &mut s, header, &out, progress, cancel);

@@ -11,16 +11,11 @@ use vectro::{Container, ErrorKind};
 
 #[test]
 fn codec_list_covers_the_registry() {
-    let e = vectro::codec::parse("no-such-codec", 8)
-        .unwrap_err()
-        .to_string();
-    if let Some((_, names)) = e.split_once("known codecs: ") {
-        for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            assert!(
-                CODECS.iter().any(|c| c.split(':').next() == Some(name)),
-                "codec '{name}' is registered but missing from access_util::CODECS"
-            );
-        }
+    for name in vectro::codec::NAMES {
+        assert!(
+            CODECS.iter().any(|c| c.split(':').next() == Some(name)),
+            "codec '{name}' is registered but missing from access_util::CODECS"
+        );
     }
 }
 

@@ -197,6 +197,7 @@ fn decompressor_refuses_absurd_chunks_before_allocating() {
         chunk_rows: rows as u32,
         source_dtype: vectro::npy::Dtype::F32Le,
         metadata: Metadata::new(),
+        stage: vectro::codec::PayloadStage::Plain,
     };
     let mut bytes = header.encode();
     let payload_len = rows * (dims as u64 + 4);

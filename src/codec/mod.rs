@@ -4,11 +4,29 @@
 //! payload whose size it can state up front ([`Codec::encoded_len`]), and back. Encoding and
 //! decoding write into buffers the caller owns, so the pipeline can reuse them.
 
+pub mod auto;
+pub mod bf16;
+pub mod binary;
+pub mod f16;
+pub mod int4;
 pub mod int8;
+pub mod params;
+pub mod rotate;
+pub mod zstd;
+
+#[cfg(test)]
+mod bounds;
 
 use crate::error::{Error, Result};
 
+pub use bf16::Bf16;
+pub use binary::Binary;
+pub use f16::F16;
+pub use int4::Int4;
 pub use int8::Int8;
+pub use params::{QuantParams, ScaleRule};
+pub use rotate::{Rotated, Rotation};
+pub use zstd::PayloadStage;
 
 /// The registry id of a codec, stored in the container header.
 ///
@@ -19,6 +37,14 @@ pub use int8::Int8;
 pub enum CodecId {
     /// Per-vector int8 ([`Int8`]).
     Int8 = 1,
+    /// Per-vector int4 ([`Int4`]).
+    Int4 = 2,
+    /// Sign bits with a per-vector scale ([`Binary`]).
+    Binary = 3,
+    /// IEEE half precision ([`F16`]).
+    F16 = 4,
+    /// bfloat16 ([`Bf16`]).
+    Bf16 = 5,
 }
 
 impl CodecId {
@@ -31,6 +57,10 @@ impl CodecId {
     pub fn from_code(code: u16) -> Option<CodecId> {
         match code {
             1 => Some(CodecId::Int8),
+            2 => Some(CodecId::Int4),
+            3 => Some(CodecId::Binary),
+            4 => Some(CodecId::F16),
+            5 => Some(CodecId::Bf16),
             _ => None,
         }
     }
@@ -122,33 +152,105 @@ pub fn prefetch(bytes: &[u8], at: usize) {
 /// [`Error::Config`] when the parameter block does not fit the codec.
 pub fn from_spec(id: CodecId, params: &[u8], dims: usize) -> Result<Box<dyn Codec>> {
     match id {
-        CodecId::Int8 => {
+        CodecId::Int8 | CodecId::Int4 | CodecId::Binary => {
+            let name = registry_name(id);
+            let p = QuantParams::decode(name, params, dims)?;
+            if p.scale != ScaleRule::Default && id != CodecId::Int4 {
+                return Err(Error::Config(format!(
+                    "{name} has no scale rule {:?}",
+                    p.scale
+                )));
+            }
+            Ok(build_quant(id, p, dims))
+        }
+        CodecId::F16 | CodecId::Bf16 => {
             if !params.is_empty() {
                 return Err(Error::Config(format!(
-                    "int8 takes no parameters, the container has {} bytes",
+                    "{} takes no parameters, the container has {} bytes",
+                    registry_name(id),
                     params.len()
                 )));
             }
-            Ok(Box::new(Int8::new(dims)))
+            Ok(build_float(id, dims))
         }
     }
 }
 
-/// Parses a `--codec` string such as `int8`.
+/// The `--codec` name of a registry id.
+pub fn registry_name(id: CodecId) -> &'static str {
+    match id {
+        CodecId::Int8 => "int8",
+        CodecId::Int4 => "int4",
+        CodecId::Binary => "binary",
+        CodecId::F16 => "f16",
+        CodecId::Bf16 => "bf16",
+    }
+}
+
+/// Every codec name `--codec` takes (besides `auto`).
+pub const NAMES: [&str; 5] = ["int8", "int4", "binary", "f16", "bf16"];
+
+fn build_quant(id: CodecId, p: QuantParams, dims: usize) -> Box<dyn Codec> {
+    let inner: Box<dyn Codec> = match id {
+        CodecId::Int8 => Box::new(Int8::new(dims)),
+        CodecId::Int4 => Box::new(Int4::new(dims, p.scale)),
+        _ => Box::new(Binary::new(dims)),
+    };
+    match p.rotation {
+        None => inner,
+        Some(r) => {
+            let spec = CodecSpec {
+                id,
+                params: p.encode(dims),
+            };
+            Box::new(Rotated::new(
+                inner,
+                Rotation::new(dims, r.rounds, r.seed),
+                spec,
+            ))
+        }
+    }
+}
+
+fn build_float(id: CodecId, dims: usize) -> Box<dyn Codec> {
+    match id {
+        CodecId::F16 => Box::new(F16::new(dims)),
+        _ => Box::new(Bf16::new(dims)),
+    }
+}
+
+/// Parses a `--codec` string such as `int8`, `int4:rotate=1` or `binary:rotate=1,seed=7`.
 ///
 /// # Errors
-/// [`Error::Config`] listing the known codecs.
+/// [`Error::Config`] naming the unknown codec or parameter and listing the valid ones.
 pub fn parse(text: &str, dims: usize) -> Result<Box<dyn Codec>> {
     let (name, params) = text.split_once(':').unwrap_or((text, ""));
-    match name {
-        "int8" if params.is_empty() => Ok(Box::new(Int8::new(dims))),
-        "int8" => Err(Error::Config(format!(
-            "int8 takes no parameters, got '{params}'"
-        ))),
-        _ => Err(Error::Config(format!(
-            "unknown codec '{name}'; known codecs: int8"
-        ))),
-    }
+    let (id, keys): (CodecId, &[&str]) = match name {
+        "int8" => (CodecId::Int8, &["rotate", "seed", "rounds"]),
+        "int4" => (
+            CodecId::Int4,
+            &["rotate", "seed", "rounds", "scale", "grid"],
+        ),
+        "binary" => (CodecId::Binary, &["rotate", "seed", "rounds"]),
+        "f16" => (CodecId::F16, &[]),
+        "bf16" => (CodecId::Bf16, &[]),
+        _ => {
+            return Err(Error::Config(format!(
+                "unknown codec '{name}'; known codecs: {}, auto",
+                NAMES.join(", ")
+            )));
+        }
+    };
+    let p = params::parse_quant(name, params, keys)?;
+    Ok(match id {
+        CodecId::F16 | CodecId::Bf16 => build_float(id, dims),
+        _ => build_quant(id, p, dims),
+    })
+}
+
+/// Reads the little-endian f32 at byte `at`.
+pub(crate) fn read_f32(b: &[u8], at: usize) -> f32 {
+    f32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::path::Path;
 use byteorder::{ByteOrder, LittleEndian as LE};
 
 use super::{MAGIC, MAJOR, MAX_HEADER_LEN, MINOR, crc};
-use crate::codec::{CodecId, CodecSpec};
+use crate::codec::{CodecId, CodecSpec, PayloadStage};
 use crate::error::{Error, Result};
 use crate::npy::Dtype;
 
@@ -31,6 +31,8 @@ pub struct Header {
     pub source_dtype: Dtype,
     /// Source file name, tool version and the like.
     pub metadata: Metadata,
+    /// How chunk payloads are stored (plain, or zstd-compressed): header flag bit 0.
+    pub stage: PayloadStage,
 }
 
 impl Header {
@@ -53,7 +55,7 @@ impl Header {
         LE::write_u16(&mut out[6..8], MINOR);
         // 8..12: header length, filled in below.
         LE::write_u16(&mut out[12..14], self.codec.id.code());
-        // 14..16: reserved flags, zero.
+        LE::write_u16(&mut out[14..16], self.stage.flags());
         LE::write_u64(&mut out[16..24], self.rows);
         LE::write_u32(&mut out[24..28], self.dims);
         LE::write_u32(&mut out[28..32], self.chunk_rows);
@@ -128,11 +130,11 @@ impl Header {
             ))
         })?;
         let flags = LE::read_u16(&h[14..16]);
-        if flags != 0 {
-            return Err(corrupt(format!(
+        let stage = PayloadStage::from_flags(flags).ok_or_else(|| {
+            corrupt(format!(
                 "unknown header flags {flags:#x}: written by a newer vectro? upgrade vectro"
-            )));
-        }
+            ))
+        })?;
         let rows = LE::read_u64(&h[16..24]);
         let dims = LE::read_u32(&h[24..28]);
         let chunk_rows = LE::read_u32(&h[28..32]);
@@ -170,6 +172,7 @@ impl Header {
             chunk_rows,
             source_dtype,
             metadata,
+            stage,
         };
         Ok((header, len))
     }
@@ -216,6 +219,7 @@ mod tests {
             chunk_rows: 4,
             source_dtype: Dtype::F32Le,
             metadata,
+            stage: PayloadStage::Plain,
         }
     }
 
@@ -238,6 +242,15 @@ mod tests {
             b[i] ^= 0x40;
             assert!(Header::decode(Path::new("x"), &b).is_err(), "byte {i}");
         }
+    }
+
+    #[test]
+    fn zstd_stage_is_flag_bit_0() {
+        let mut h = sample();
+        h.stage = PayloadStage::Zstd;
+        let bytes = h.encode();
+        assert_eq!(LE::read_u16(&bytes[14..16]), 1);
+        assert_eq!(Header::decode(Path::new("x"), &bytes).unwrap().0, h);
     }
 
     #[test]

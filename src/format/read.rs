@@ -1,6 +1,7 @@
 //! Reading a container: validate the two ends and the index on open, then read chunks on
 //! demand, checking each chunk's crc32c the first time it is touched.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use super::{
     CHUNK_HEADER_LEN, CHUNK_MAGIC, CHUNK_OVERHEAD, Header, INDEX_ENTRY_LEN, INDEX_HEADER_LEN,
     INDEX_MAGIC, MAGIC, MAJOR, Metadata, TRAILER_LEN, crc,
 };
-use crate::codec::{self, Codec};
+use crate::codec::{self, Codec, PayloadStage};
 use crate::error::{Error, Result};
 
 /// Where one chunk lives in the file.
@@ -232,15 +233,39 @@ impl Container {
         Ok(&self.map[e.payload_range()])
     }
 
+    /// The codec payload of chunk `i`: [`Container::chunk_payload`] with the payload stage
+    /// undone (zstd decompressed; borrowed as is for plain chunks).
+    ///
+    /// # Errors
+    /// As [`Container::chunk_payload`], and [`Error::Corrupt`] when a compressed payload
+    /// does not decompress to exactly the codec's size.
+    pub fn chunk_data(&self, i: usize) -> Result<Cow<'_, [u8]>> {
+        let stored = self.chunk_payload(i)?;
+        let e = self.index[i];
+        let plain = self.codec.encoded_len(e.rows as usize);
+        self.header.stage.unstage(stored, plain).map_err(|msg| {
+            Error::corrupt(
+                &self.path,
+                format!(
+                    "chunk {i} (bytes {}..{}, rows {}..{}): {msg}; the file is corrupt",
+                    e.offset,
+                    e.offset + e.len,
+                    e.first_row,
+                    e.first_row + e.rows
+                ),
+            )
+        })
+    }
+
     /// Decodes chunk `i` into `out` (`rows × dims`).
     ///
     /// # Errors
-    /// As [`Container::chunk_payload`], and [`Error::Config`] if `out` has the wrong size.
+    /// As [`Container::chunk_data`], and [`Error::Config`] if `out` has the wrong size.
     pub fn decode_chunk(&self, i: usize, out: &mut [f32]) -> Result<()> {
-        let payload = self.chunk_payload(i)?;
         let rows = self.index[i].rows as usize;
         self.check_out(rows, out)?;
-        self.codec.decode(payload, rows, out);
+        let payload = self.chunk_data(i)?;
+        self.codec.decode(&payload, rows, out);
         Ok(())
     }
 
@@ -290,7 +315,8 @@ impl Container {
     /// Decodes rows `rows` (numbered within chunk `ci`) into `out`, row by row when the
     /// codec allows it, else by decoding the whole chunk once into a scratch buffer.
     fn decode_rows_of_chunk(&self, ci: usize, rows: Range<usize>, out: &mut [f32]) -> Result<()> {
-        let payload = self.chunk_payload(ci)?;
+        let payload = self.chunk_data(ci)?;
+        let payload = &payload[..];
         let n = self.index[ci].rows as usize;
         let d = self.dims();
         if rows == (0..n) {
@@ -401,7 +427,7 @@ impl Container {
             self.check_row(id)?;
         }
         let d = self.dims();
-        if self.codec.row_access() {
+        if self.codec.row_access() && self.header.stage == PayloadStage::Plain {
             for (ids, out) in ids
                 .chunks(PREFETCH_ROWS)
                 .zip(out.chunks_mut(PREFETCH_ROWS * d))
@@ -419,15 +445,25 @@ impl Container {
             }
             return Ok(());
         }
-        // Group by chunk so that each touched chunk is decoded once.
+        // Group by chunk so that each touched chunk is decompressed (and, for codecs
+        // without row access, decoded) once.
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_unstable_by_key(|&k| ids[k]);
         for group in order.chunk_by(|&a, &b| self.chunk_of(ids[a]) == self.chunk_of(ids[b])) {
             let ci = self.chunk_of(ids[group[0]]);
             let e = self.index[ci];
-            let payload = self.chunk_payload(ci)?;
-            with_scratch(e.rows as usize * d, |all| {
-                self.codec.decode(payload, e.rows as usize, all);
+            let payload = self.chunk_data(ci)?;
+            let n = e.rows as usize;
+            if self.codec.row_access() {
+                for &k in group {
+                    let r = (ids[k] - e.first_row) as usize;
+                    self.codec
+                        .decode_row(&payload, n, r, &mut out[k * d..(k + 1) * d]);
+                }
+                continue;
+            }
+            with_scratch(n * d, |all| {
+                self.codec.decode(&payload, n, all);
                 for &k in group {
                     let r = (ids[k] - e.first_row) as usize;
                     out[k * d..(k + 1) * d].copy_from_slice(&all[r * d..(r + 1) * d]);
@@ -534,11 +570,15 @@ fn read_index(
         };
         let i = i as u64;
         let rows = header.rows_in_chunk(i);
-        let want = codec.encoded_len(rows as usize) as u64 + CHUNK_OVERHEAD as u64;
+        let plain = codec.encoded_len(rows as usize);
+        let len_ok = e
+            .len
+            .checked_sub(CHUNK_OVERHEAD as u64)
+            .is_some_and(|p| header.stage.payload_len_ok(p, plain));
         if e.offset != next
             || e.first_row != i * header.chunk_rows as u64
             || e.rows != rows
-            || e.len != want
+            || !len_ok
         {
             return Err(corrupt(format!(
                 "index entry {i} is inconsistent (offset {}, len {}, rows {}..{})",
@@ -584,7 +624,9 @@ pub fn scan_chunks(
         if LE::read_u64(&h[8..16]) != i
             || first_row != i * header.chunk_rows as u64
             || rows != header.rows_in_chunk(i)
-            || payload_len != codec.encoded_len(rows as usize) as u64
+            || !header
+                .stage
+                .payload_len_ok(payload_len, codec.encoded_len(rows as usize))
         {
             break;
         }

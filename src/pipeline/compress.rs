@@ -15,7 +15,8 @@ use super::reader::{ChunkJob, Input};
 use super::shard::{self, Shard};
 use super::writer::{ChunkSink, EncodedChunk};
 use super::{Progress, default_threads, peak_rss_bytes};
-use crate::codec::{self, Codec};
+use crate::codec::auto::{self, AutoReport, Target};
+use crate::codec::{self, Codec, PayloadStage};
 use crate::error::{Error, Result};
 use crate::format::{ContainerWriter, Header, Metadata};
 use crate::npy::Dtype;
@@ -23,6 +24,9 @@ use crate::output::Durability;
 
 /// Input bytes a default chunk aims for: a few MiB keeps workers busy and memory small.
 const TARGET_CHUNK_BYTES: u64 = 4 << 20;
+
+/// Rows `--codec auto` samples when not told otherwise.
+pub const DEFAULT_SAMPLE: usize = 2000;
 
 /// The default rows per chunk for `dims`-dimensional float32 rows.
 pub fn default_chunk_rows(dims: u64) -> u32 {
@@ -44,6 +48,12 @@ pub struct CompressOptions {
     pub durability: Durability,
     /// Compress only this shard of the input's chunks.
     pub shard: Option<Shard>,
+    /// Compress each chunk payload with zstd at this level.
+    pub zstd: Option<i32>,
+    /// The quality target of `codec = "auto"`.
+    pub target: Option<Target>,
+    /// Rows sampled by `codec = "auto"`.
+    pub sample: usize,
 }
 
 impl Default for CompressOptions {
@@ -55,6 +65,9 @@ impl Default for CompressOptions {
             overwrite: false,
             durability: Durability::Fsync,
             shard: None,
+            zstd: None,
+            target: None,
+            sample: DEFAULT_SAMPLE,
         }
     }
 }
@@ -91,6 +104,10 @@ pub struct CompressSummary {
     pub shard: Option<String>,
     /// True if a complete, verified output of this shard was already there: nothing was done.
     pub already_complete: bool,
+    /// The zstd level of the payload stage, if any.
+    pub zstd: Option<i32>,
+    /// What `--codec auto` measured and chose.
+    pub auto: Option<AutoReport>,
 }
 
 /// Compresses the `.npy` at `input` into a new container at `output`.
@@ -116,7 +133,10 @@ pub fn compress(
     let start = Instant::now();
     let source = Input::open(input)?;
     let h = source.header();
-    let codec = codec::parse(&opts.codec, h.dims as usize)?;
+    let (codec, auto) = pick_codec(&source, opts, progress)?;
+    if let Some(level) = opts.zstd {
+        codec::zstd::check_level(level)?;
+    }
     let chunk_rows = match opts.chunk_rows {
         Some(0) => return Err(Error::Config("--chunk-rows must be at least 1".into())),
         Some(n) => n,
@@ -138,6 +158,11 @@ pub fn compress(
         chunk_rows,
         source_dtype: h.dtype,
         metadata,
+        stage: if opts.zstd.is_some() {
+            PayloadStage::Zstd
+        } else {
+            PayloadStage::Plain
+        },
     };
     let input_bytes = match opts.shard {
         Some(_) => header.rows * h.row_bytes() as u64,
@@ -158,6 +183,8 @@ pub fn compress(
         peak_rss_bytes: peak_rss_bytes(),
         shard: opts.shard.map(|s| s.to_string()),
         already_complete,
+        zstd: opts.zstd,
+        auto: auto.clone(),
     };
     if let Some(s) = opts.shard.filter(|_| !opts.overwrite && output.exists()) {
         shard::check_complete(output, &header).map_err(|e| {
@@ -190,7 +217,7 @@ pub fn compress(
         &out,
         header.clone(),
         codec.as_ref(),
-        threads,
+        (threads, opts.zstd),
         progress,
         cancel,
     );
@@ -225,6 +252,40 @@ fn locate_error(e: Error, source: &Input) -> Error {
         }
         e => e,
     }
+}
+
+/// The codec `opts` asks for; for `auto`, the one the sample measurement picks (each line
+/// of its report also goes to `progress.note`).
+fn pick_codec(
+    source: &Input,
+    opts: &CompressOptions,
+    progress: &dyn Progress,
+) -> Result<(Box<dyn Codec>, Option<AutoReport>)> {
+    let dims = source.header().dims as usize;
+    if opts.codec != "auto" {
+        if opts.target.is_some() {
+            return Err(Error::Config(
+                "--min-cosine and --min-recall only apply with --codec auto".into(),
+            ));
+        }
+        return Ok((codec::parse(&opts.codec, dims)?, None));
+    }
+    let Some(target) = opts.target else {
+        return Err(Error::Config(
+            "--codec auto needs a target: --min-cosine X or --min-recall X".into(),
+        ));
+    };
+    if opts.sample == 0 {
+        return Err(Error::Config("--sample must be at least 1".into()));
+    }
+    let ids = auto::sample_ids(source.header().rows, opts.sample as u64, auto::SAMPLE_SEED);
+    let mut sample = vec![0f32; ids.len() * dims];
+    source.read_rows(&ids, &mut sample)?;
+    let report = auto::choose(&sample, dims, target)?;
+    for line in report.lines() {
+        progress.note(&line);
+    }
+    Ok((codec::parse(&report.chosen, dims)?, Some(report)))
 }
 
 /// What the container records about its source. Deliberately no wall-clock time: the same
@@ -289,7 +350,7 @@ fn encode_all(
     out: &Dest,
     header: Header,
     codec: &dyn Codec,
-    threads: usize,
+    (threads, zstd): (usize, Option<i32>),
     progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<(u64, u64)> {
@@ -309,7 +370,13 @@ fn encode_all(
     run_ordered(
         threads,
         jobs,
-        |job| encode_job(&job, dtype, codec, source.path(), &pool),
+        |job| {
+            let chunk = encode_job(&job, dtype, codec, source.path(), &pool)?;
+            match zstd {
+                Some(level) => zstd_stage(chunk, level, &pool),
+                None => Ok(chunk),
+            }
+        },
         |chunk| {
             let (first, rows) = (chunk.first_row, chunk.rows);
             sink.put(chunk)?;
@@ -366,6 +433,16 @@ pub(crate) fn encode_job(
         first_row: job.first_row,
         rows: job.rows,
         payload,
+    })
+}
+
+/// The zstd payload stage: replaces the chunk's payload by its zstd frame.
+fn zstd_stage(chunk: EncodedChunk, level: i32, pool: &Receiver<Vec<u8>>) -> Result<EncodedChunk> {
+    let mut frame = pool.try_recv().unwrap_or_default();
+    codec::zstd::compress_into(&chunk.payload, level, &mut frame)?;
+    Ok(EncodedChunk {
+        payload: frame,
+        ..chunk
     })
 }
 

@@ -272,6 +272,30 @@ impl Input {
         }
     }
 
+    /// Reads global rows `ids` as float32 into `out` (`ids.len() × dims`), checking that
+    /// they are finite: the random access that sampling (`--codec auto`, training) needs.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a stream, which cannot be sampled before it is read;
+    /// [`Error::NonFinite`] naming the file and its own row.
+    pub fn read_rows(&self, ids: &[u64], out: &mut [f32]) -> Result<()> {
+        let Input::Files(d) = self else {
+            return Err(Error::Config(
+                "this codec samples rows before encoding, which a stream (--in -) cannot offer: \
+                 save the stream to a file first, or pass a trained --codebook"
+                    .into(),
+            ));
+        };
+        let h = d.header();
+        let dims = h.dims as usize;
+        for (&id, row) in ids.iter().zip(out.chunks_exact_mut(dims)) {
+            let (f, local) = d.locate(id);
+            h.dtype.to_f32(f.row_bytes(local, 1), row);
+            super::compress::check_finite(row, dims, local, f.path())?;
+        }
+        Ok(())
+    }
+
     /// The file and the row within it that hold global `row`, for messages.
     pub fn locate(&self, row: u64) -> (PathBuf, u64) {
         match self {

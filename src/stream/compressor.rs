@@ -221,6 +221,7 @@ impl<'a> Compressor<'a> {
             chunk_rows,
             source_dtype: dtype,
             metadata,
+            stage: crate::codec::PayloadStage::Plain,
         })
     }
 

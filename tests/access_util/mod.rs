@@ -9,7 +9,16 @@ use vectro::{CompressOptions, GenerateOptions, NoProgress};
 
 /// Every codec spec the random-access tests run on. Other codecs are being added in
 /// parallel: append them here. `codec_list_covers_the_registry` fails when one is missing.
-pub const CODECS: &[&str] = &["int8"];
+pub const CODECS: &[&str] = &[
+    "int8",
+    "int8:rotate=1",
+    "int4",
+    "int4:rotate=1",
+    "binary",
+    "binary:rotate=1",
+    "f16",
+    "bf16",
+];
 
 /// Writes a seeded synthetic `.npy` of `rows × dims` float32.
 pub fn make_npy(dir: &Path, name: &str, rows: u64, dims: u64, seed: u64) -> PathBuf {

@@ -61,9 +61,21 @@ pub struct CompressArgs {
     /// missing directory is created.
     #[arg(long = "out", value_name = "VECTRO")]
     pub output: PathBuf,
-    /// Codec and parameters, e.g. int8.
-    #[arg(long, default_value = "int8")]
+    /// Codec and parameters: int8, int4, binary, f16, bf16 (e.g. int4:rotate=1), or auto.
+    #[arg(long, default_value = "int8", value_name = "NAME[:k=v,...]")]
     pub codec: String,
+    /// Also compress each chunk with zstd at this level (-7..=22; 3 is a good default).
+    #[arg(long, value_name = "LEVEL", allow_negative_numbers = true)]
+    pub zstd: Option<i32>,
+    /// With --codec auto: the smallest codec whose mean cosine is at least this.
+    #[arg(long, value_name = "X", conflicts_with = "min_recall")]
+    pub min_cosine: Option<f64>,
+    /// With --codec auto: the smallest codec whose recall@10 is at least this.
+    #[arg(long, value_name = "X")]
+    pub min_recall: Option<f64>,
+    /// With --codec auto: rows sampled (seeded) to measure the candidates.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pub sample: usize,
     /// Rows per chunk [default: about 4 MiB of input].
     #[arg(long)]
     pub chunk_rows: Option<u32>,
@@ -304,7 +316,11 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 384, conflicts_with = "input")]
     pub dims: u64,
     /// Codecs to compare (comma-separated codec strings).
-    #[arg(long, value_delimiter = ',', default_value = "int8")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "int8,int4,int4:rotate=1,binary,binary:rotate=1,f16,bf16"
+    )]
     pub codecs: Vec<String>,
     /// Rows sampled as queries.
     #[arg(long, default_value_t = 100)]

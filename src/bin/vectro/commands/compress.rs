@@ -1,5 +1,6 @@
 use std::sync::atomic::AtomicBool;
 
+use vectro::codec::auto::Target;
 use vectro::output::Durability;
 use vectro::pipeline::shard::Shard;
 use vectro::{CompressOptions, CompressSummary};
@@ -27,6 +28,13 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
             Durability::Fsync
         },
         shard,
+        zstd: a.zstd,
+        target: match (a.min_cosine, a.min_recall) {
+            (Some(x), _) => Some(Target::MinCosine(x)),
+            (_, Some(x)) => Some(Target::MinRecall(x)),
+            _ => None,
+        },
+        sample: a.sample,
     };
     let bar = Bar::new(a.common.quiet || a.common.json, "compress");
     let s = vectro::compress(&a.input, &output, &opts, &bar, cancel)?;
@@ -55,10 +63,11 @@ pub fn summary_line(s: &CompressSummary) -> String {
         .as_ref()
         .map_or(String::new(), |k| format!(" (shard {k})"));
     format!(
-        "compressed {} rows x {} dims with {}{shard}: {} -> {} ({:.2}x) in {:.2} s, {:.0} MB/s",
+        "compressed {} rows x {} dims with {}{}{shard}: {} -> {} ({:.2}x) in {:.2} s, {:.0} MB/s",
         s.rows,
         s.dims,
         s.codec,
+        s.zstd.map(|l| format!(" + zstd {l}")).unwrap_or_default(),
         human_bytes(s.input_bytes),
         human_bytes(s.output_bytes),
         s.ratio,

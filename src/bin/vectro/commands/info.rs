@@ -10,6 +10,7 @@ struct Info<'a> {
     path: String,
     format_version: String,
     codec: String,
+    payload_stage: &'static str,
     codec_params_bytes: usize,
     rows: u64,
     dims: usize,
@@ -36,6 +37,10 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
         path: a.file.display().to_string(),
         format_version: format!("{}.{}", vectro::format::MAJOR, vectro::format::MINOR),
         codec: c.codec().name(),
+        payload_stage: match h.stage {
+            vectro::codec::PayloadStage::Zstd => "zstd",
+            _ => "plain",
+        },
         codec_params_bytes: h.codec.params.len(),
         rows: c.rows(),
         dims: c.dims(),
@@ -55,7 +60,10 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
     }
     println!("file:          {}", info.path);
     println!("format:        vectro {}", info.format_version);
-    println!("codec:         {}", info.codec);
+    println!(
+        "codec:         {} (payload: {})",
+        info.codec, info.payload_stage
+    );
     println!(
         "shape:         {} rows x {} dims (source dtype {})",
         info.rows, info.dims, info.source_dtype

@@ -1,0 +1,328 @@
+//! Per-vector int4: codes in [-7, 7], two per byte, one f32 scale per row.
+//!
+//! Payload of a block of `n` rows: `n × ceil(dims/2)` code bytes (row-major; dimension `2i`
+//! in the low nibble of byte `i`, `2i+1` in the high nibble, each a 4-bit two's-complement
+//! code; an odd row's last high nibble is 0 and never decoded), then `n` f32 scales. The
+//! reconstruction is `float32(q) × scale`.
+//!
+//! Two scale rules, both decoded the same way:
+//! - `max` (`int4:scale=max`): `scale = max|v| / 7`, so nothing clips and
+//!   `|v − v'| <= scale / 2` per element.
+//! - `fit` (the default): try clipping scales `max|v|/7 × f` for `f` in
+//!   `{1, 0.95, ..., 0.6}`, refit each one's codes by least squares
+//!   (`scale = <v,q> / <q,q>`), and keep the one with the least squared error. Clipping a few
+//!   large values buys finer steps for all the others; on real embeddings it lifts R@10
+//!   by about 1.5 points. Bound: the row's squared error is at most the `max` rule's, hence
+//!   `||v − v'||² <= dims × (max|v| / 14)²`. Rows whose `max|v|/7` is subnormal keep the
+//!   `max` rule.
+//! - `gauss` (`int4:grid=gauss`, the default with `rotate=1`): code `q` decodes to
+//!   `sign(q) × GAUSS[|q|] × scale`, the Lloyd–Max levels of a unit Gaussian, which is what
+//!   rotated coordinates look like: about 14% less squared error than the uniform fit on real
+//!   embeddings. Codes are the nearest level at scale `rms(v)`, then the scale is refit by
+//!   least squares; bound: the row's squared error is at most that of those nearest-level
+//!   codes at scale `rms(v)`.
+
+use super::params::ScaleRule;
+use super::{Codec, CodecId, CodecSpec, EncodeFault, read_f32};
+
+/// The non-negative Lloyd–Max levels of a unit Gaussian for 15 symmetric levels (code
+/// `q` decodes to `sign(q) × GAUSS[|q|] × scale`), computed by Lloyd's algorithm on 2·10⁶
+/// normal samples and rounded to 4 decimals; FORMAT.md lists the same values.
+pub const GAUSS: [f32; 8] = [0.0, 0.2751, 0.5572, 0.8545, 1.1783, 1.5497, 2.0103, 2.6829];
+
+/// Clipping factors tried by the `fit` rule, largest first.
+const FIT_FACTORS: [f32; 9] = [1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6];
+
+/// The per-vector int4 codec.
+#[derive(Debug, Clone)]
+pub struct Int4 {
+    dims: usize,
+    rule: ScaleRule,
+}
+
+impl Int4 {
+    /// An int4 codec for `dims`-dimensional vectors with scale rule `rule`.
+    pub fn new(dims: usize, rule: ScaleRule) -> Self {
+        Int4 { dims, rule }
+    }
+
+    fn row_bytes(&self) -> usize {
+        self.dims.div_ceil(2)
+    }
+}
+
+/// Adding then subtracting 1.5·2²³ rounds a float32 of magnitude < 2²² to an integer, half to
+/// even; unlike `f32::round` it needs no libm call, so the loop vectorises.
+const ROUND_MAGIC: f32 = 12_582_912.0;
+
+/// Codes for `row` at clipping scale `s` (non-zero), into `q`.
+fn quantize(row: &[f32], s: f32, q: &mut [i8]) {
+    let magic_bits = ROUND_MAGIC.to_bits() as i32;
+    let code = |y: f32| ((y.clamp(-7.0, 7.0) + ROUND_MAGIC).to_bits() as i32 - magic_bits) as i8;
+    let inv = 1.0 / s;
+    if !inv.is_finite() {
+        // 1/s overflows for the smallest subnormal scales: divide instead.
+        q.iter_mut().zip(row).for_each(|(o, &x)| *o = code(x / s));
+        return;
+    }
+    q.iter_mut().zip(row).for_each(|(o, &x)| *o = code(x * inv));
+}
+
+/// `<v, q>` and `<q, q>` of a row and its codes. Eight f32 lanes keep the loop vectorised;
+/// `<q, q>` is exact (integers below 2²⁴ for any dims under 342,000).
+fn dots(row: &[f32], q: &[i8]) -> (f64, f64) {
+    let (mut vq, mut qq) = ([0f32; 8], [0f32; 8]);
+    let (rc, qc) = (row.chunks_exact(8), q.chunks_exact(8));
+    let (mut tvq, mut tqq) = (0f32, 0f32);
+    for (&x, &c) in rc.remainder().iter().zip(qc.remainder()) {
+        tvq += x * f32::from(c);
+        tqq += f32::from(c) * f32::from(c);
+    }
+    for (r, c) in rc.zip(qc) {
+        for i in 0..8 {
+            let c = f32::from(c[i]);
+            vq[i] += r[i] * c;
+            qq[i] += c * c;
+        }
+    }
+    let sum = |a: [f32; 8], t: f32| a.iter().map(|&x| f64::from(x)).sum::<f64>() + f64::from(t);
+    (sum(vq, tvq), sum(qq, tqq))
+}
+
+/// Chooses one row's codes and scale under `rule`; `q` and `best` are scratch of `dims`.
+///
+/// For fixed codes the least-squares scale is `<v,q>/<q,q>` and leaves the squared error
+/// `||v||² − <v,q>²/<q,q>`, so the best candidate is the one with the largest `<v,q>²/<q,q>`.
+fn encode_row(row: &[f32], rule: ScaleRule, q: &mut [i8], best: &mut [i8]) -> f32 {
+    if rule == ScaleRule::Gauss {
+        return encode_row_gauss(row, best);
+    }
+    let max_abs = row.iter().fold(0f32, |m, &x| m.max(x.abs()));
+    let s0 = max_abs / 7.0;
+    if max_abs == 0.0 || s0 == 0.0 {
+        // All zero, or so tiny that max|v|/7 underflows: everything decodes to 0.
+        best.fill(0);
+        return 1.0;
+    }
+    quantize(row, s0, best);
+    // A subnormal scale has too few mantissa bits for the fitted scale to be what the
+    // fit measured; such rows keep the max rule (and its per-element bound).
+    if rule == ScaleRule::Max || s0 < f32::MIN_POSITIVE {
+        return s0;
+    }
+    let (vq, qq) = dots(row, best);
+    let (mut best_vq, mut best_qq) = (vq, qq);
+    for f in &FIT_FACTORS[1..] {
+        quantize(row, s0 * f, q);
+        let (vq, qq) = dots(row, q);
+        // vq²/qq > best_vq²/best_qq, without dividing (qq > 0: max|v| always codes to ±7).
+        if vq * vq * best_qq > best_vq * best_vq * qq {
+            (best_vq, best_qq) = (vq, qq);
+            best.copy_from_slice(q);
+        }
+    }
+    (best_vq / best_qq) as f32
+}
+
+/// The decoded value of code `c` on the Gaussian grid, before the scale.
+fn gauss_level(c: i8) -> f32 {
+    let l = GAUSS[c.unsigned_abs() as usize];
+    if c < 0 { -l } else { l }
+}
+
+/// The `gauss` rule: codes are the nearest Gaussian level at scale `rms(v)` (ties to the
+/// level nearer zero), then the scale is refit by least squares. Bound: the row's squared
+/// error is at most that of the nearest-level codes at scale `rms(v)`.
+fn encode_row_gauss(row: &[f32], q: &mut [i8]) -> f32 {
+    let ms: f64 = row
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        / row.len() as f64;
+    let sigma = ms.sqrt() as f32;
+    if sigma == 0.0 {
+        q.fill(0);
+        return 1.0;
+    }
+    // Midpoints between neighbouring levels.
+    let mut mid = [0f32; 7];
+    for (m, w) in mid.iter_mut().zip(GAUSS.windows(2)) {
+        *m = (w[0] + w[1]) / 2.0;
+    }
+    for (o, &x) in q.iter_mut().zip(row) {
+        let u = (x / sigma).abs();
+        let k = mid.iter().fold(0i8, |acc, &m| acc + i8::from(u > m));
+        *o = if x < 0.0 { -k } else { k };
+    }
+    let (mut vl, mut ll) = (0f64, 0f64);
+    for (&x, &c) in row.iter().zip(q.iter()) {
+        let l = f64::from(gauss_level(c));
+        vl += f64::from(x) * l;
+        ll += l * l;
+    }
+    // Every code is 0 only if every |v| < 0.1376·rms(v), which cannot happen.
+    if ll == 0.0 { 1.0 } else { (vl / ll) as f32 }
+}
+
+fn pack(codes: &[i8], out: &mut [u8]) {
+    for (o, pair) in out.iter_mut().zip(codes.chunks(2)) {
+        let lo = pair[0] as u8 & 0x0f;
+        let hi = pair.get(1).map_or(0, |&c| c as u8 & 0x0f);
+        *o = lo | (hi << 4);
+    }
+}
+
+/// Sign-extends a 4-bit two's-complement nibble.
+fn nibble_code(b: u8) -> i8 {
+    ((b << 4) as i8) >> 4
+}
+
+fn nibble(b: u8) -> f32 {
+    f32::from(nibble_code(b))
+}
+
+thread_local! {
+    static CODES: std::cell::RefCell<(Vec<i8>, Vec<i8>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+impl Codec for Int4 {
+    fn name(&self) -> String {
+        match self.rule {
+            ScaleRule::Default => "int4".into(),
+            ScaleRule::Max => "int4:scale=max".into(),
+            ScaleRule::Gauss => "int4:grid=gauss".into(),
+        }
+    }
+
+    fn spec(&self) -> CodecSpec {
+        let params = super::params::QuantParams {
+            scale: self.rule,
+            rotation: None,
+        };
+        CodecSpec {
+            id: CodecId::Int4,
+            params: params.encode(self.dims),
+        }
+    }
+
+    fn dims(&self) -> usize {
+        self.dims
+    }
+
+    fn encoded_len(&self, rows: usize) -> usize {
+        rows * (self.row_bytes() + 4)
+    }
+
+    fn encode(&self, input: &[f32], out: &mut [u8]) -> Result<(), EncodeFault> {
+        let (d, rb) = (self.dims, self.row_bytes());
+        let rows = input.len() / d;
+        let (codes, scales) = out.split_at_mut(rows * rb);
+        CODES.with(|c| {
+            let (q, best) = &mut *c.borrow_mut();
+            q.resize(d, 0);
+            best.resize(d, 0);
+            for (r, (row, code)) in input
+                .chunks_exact(d)
+                .zip(codes.chunks_exact_mut(rb))
+                .enumerate()
+            {
+                let scale = encode_row(row, self.rule, q, best);
+                pack(best, code);
+                scales[r * 4..r * 4 + 4].copy_from_slice(&scale.to_le_bytes());
+            }
+        });
+        Ok(())
+    }
+
+    fn decode(&self, payload: &[u8], rows: usize, out: &mut [f32]) {
+        for (r, o) in out.chunks_exact_mut(self.dims).enumerate() {
+            self.decode_row(payload, rows, r, o);
+        }
+    }
+
+    fn decode_row(&self, payload: &[u8], rows: usize, row: usize, out: &mut [f32]) {
+        let rb = self.row_bytes();
+        let codes = &payload[row * rb..(row + 1) * rb];
+        let scale = read_f32(payload, rows * rb + row * 4);
+        if self.rule == ScaleRule::Gauss {
+            for (pair, &b) in out.chunks_mut(2).zip(codes) {
+                pair[0] = gauss_level(nibble_code(b)) * scale;
+                if let Some(hi) = pair.get_mut(1) {
+                    *hi = gauss_level(nibble_code(b >> 4)) * scale;
+                }
+            }
+            return;
+        }
+        for (pair, &b) in out.chunks_mut(2).zip(codes) {
+            pair[0] = nibble(b) * scale;
+            if let Some(hi) = pair.get_mut(1) {
+                *hi = nibble(b >> 4) * scale;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::harness::round_trip;
+
+    #[test]
+    fn max_rule_bound_and_packing() {
+        let row = [7.0f32, -7.0, 3.4, -3.6, 0.2];
+        let codec = Int4::new(5, ScaleRule::Max);
+        let mut payload = vec![0u8; codec.encoded_len(1)];
+        codec.encode(&row, &mut payload).unwrap();
+        // codes 7, -7, 3, -4, 0: low nibble first, padding nibble zero.
+        assert_eq!(&payload[..3], &[0x97, 0xc3, 0x00]);
+        let out = round_trip(&codec, &row);
+        assert_eq!(out, [7.0, -7.0, 3.0, -4.0, 0.0]);
+    }
+
+    #[test]
+    fn gauss_grid_codes_the_nearest_level() {
+        let codec = Int4::new(4, ScaleRule::Gauss);
+        // rms = 1 for this row, so the codes are the nearest levels of the raw values.
+        let row = [0.1f32, -0.5, 1.3, -(4.0f32 - 0.01 - 0.25 - 1.69).sqrt()];
+        let mut payload = vec![0u8; codec.encoded_len(1)];
+        codec.encode(&row, &mut payload).unwrap();
+        let codes: Vec<i8> = (0..4)
+            .map(|i| nibble_code(payload[i / 2] >> (4 * (i % 2))))
+            .collect();
+        assert_eq!(codes, [0, -2, 4, -5]);
+        let out = round_trip(&codec, &row);
+        assert_eq!(out[0], 0.0);
+        assert!(out[2] > 1.0 && out[3] < -1.3);
+    }
+
+    #[test]
+    fn fit_is_never_worse_than_max() {
+        // Bell-shaped values plus one outlier: clipping the outlier pays off.
+        let mut row: Vec<f32> = (0..33)
+            .map(|i| {
+                let u = ((i * 7919) % 101) as f32 / 50.0 - 1.0;
+                u * u * u
+            })
+            .collect();
+        row[5] = 3.0;
+        let err = |out: &[f32]| -> f64 {
+            row.iter()
+                .zip(out)
+                .map(|(a, b)| f64::from(a - b).powi(2))
+                .sum()
+        };
+        let fit = round_trip(&Int4::new(33, ScaleRule::Default), &row);
+        let max = round_trip(&Int4::new(33, ScaleRule::Max), &row);
+        assert!(
+            err(&fit) <= err(&max) * (1.0 + 1e-6),
+            "{} vs {}",
+            err(&fit),
+            err(&max)
+        );
+        assert!(
+            err(&fit) < err(&max),
+            "fit helps when an outlier sets max|v|"
+        );
+    }
+}

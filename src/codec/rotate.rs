@@ -1,0 +1,327 @@
+//! The seeded rotation stage (array→array): a randomized Walsh–Hadamard transform applied to
+//! each row before a low-bit codec quantizes it, and inverted after decoding.
+//!
+//! Why: a few outlier dimensions set the per-vector scale of int4/binary and waste their
+//! levels on everything else. An orthogonal transform spreads the energy evenly over the
+//! dimensions (QuaRot, RaBitQ, Weaviate RQ) while keeping dot products and norms.
+//!
+//! The transform is `R` rounds of: flip signs with a seeded ±1 diagonal, then an orthonormal
+//! Hadamard transform on the window `[0, w)`, then (when `w < dims`) on the window
+//! `[dims − w, dims)`, where `w` is the largest power of two `<= dims`. The two overlapping
+//! windows cover every dimension, so nothing is padded: a 384-d vector stays 384-d and int4
+//! keeps its 196 bytes (padding to 512 would cost 260). Each round is O(dims log dims).
+//!
+//! Rotation is per row, so a single row still decodes on its own ([`Rotated::decode_row`]).
+
+use std::cell::RefCell;
+
+use super::{Codec, CodecSpec, EncodeFault};
+
+/// Rounds used when the user does not ask for another number.
+pub const DEFAULT_ROUNDS: u32 = 3;
+/// The seed used by `rotate=1` without `seed=`.
+pub const DEFAULT_SEED: u64 = 0x5eed_5eed;
+/// The most rounds a container may ask for (refuses absurd headers).
+pub const MAX_ROUNDS: u32 = 16;
+
+/// A seeded orthogonal transform of `dims`-dimensional rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rotation {
+    dims: usize,
+    window: usize,
+    seed: u64,
+    /// `rounds × dims` signs, ±1.0.
+    signs: Vec<f32>,
+}
+
+impl Rotation {
+    /// The rotation for `dims` dimensions, `rounds` rounds, drawn from `seed`.
+    ///
+    /// # Panics
+    /// If `dims` or `rounds` is zero (the registry never builds one).
+    pub fn new(dims: usize, rounds: u32, seed: u64) -> Rotation {
+        assert!(dims > 0 && rounds > 0, "rotation needs dims and rounds");
+        let mut rng = SplitMix64(seed);
+        let mut signs = Vec::with_capacity(rounds as usize * dims);
+        for _ in 0..rounds {
+            let mut word = 0u64;
+            for i in 0..dims {
+                if i % 64 == 0 {
+                    word = rng.next();
+                }
+                signs.push(if (word >> (i % 64)) & 1 == 1 {
+                    -1.0
+                } else {
+                    1.0
+                });
+            }
+        }
+        Rotation {
+            dims,
+            window: window_for(dims),
+            seed,
+            signs,
+        }
+    }
+
+    /// The seed the signs were drawn from.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Number of rounds.
+    pub fn rounds(&self) -> u32 {
+        (self.signs.len() / self.dims) as u32
+    }
+
+    /// The Hadamard window: the largest power of two `<= dims`.
+    pub fn window(&self) -> usize {
+        self.window
+    }
+
+    /// Rotates one row in place.
+    pub fn forward(&self, row: &mut [f32]) {
+        let (d, w) = (self.dims, self.window);
+        for signs in self.signs.chunks_exact(d) {
+            row.iter_mut().zip(signs).for_each(|(x, s)| *x *= s);
+            fwht(&mut row[..w]);
+            if w < d {
+                fwht(&mut row[d - w..]);
+            }
+        }
+    }
+
+    /// Undoes [`Rotation::forward`] in place (up to float rounding).
+    pub fn inverse(&self, row: &mut [f32]) {
+        let (d, w) = (self.dims, self.window);
+        for signs in self.signs.chunks_exact(d).rev() {
+            if w < d {
+                fwht(&mut row[d - w..]);
+            }
+            fwht(&mut row[..w]);
+            row.iter_mut().zip(signs).for_each(|(x, s)| *x *= s);
+        }
+    }
+}
+
+/// The largest power of two `<= dims`.
+pub fn window_for(dims: usize) -> usize {
+    1 << (usize::BITS - 1 - dims.leading_zeros())
+}
+
+/// The orthonormal (hence self-inverse) fast Walsh–Hadamard transform; `x.len()` is a power
+/// of two.
+fn fwht(x: &mut [f32]) {
+    let n = x.len();
+    let mut h = 1;
+    if n >= 4 {
+        // The first two stages in registers: short inner loops would dominate otherwise.
+        for q in x.chunks_exact_mut(4) {
+            let (a, b, c, d) = (q[0] + q[1], q[0] - q[1], q[2] + q[3], q[2] - q[3]);
+            q.copy_from_slice(&[a + c, b + d, a - c, b - d]);
+        }
+        h = 4;
+    }
+    while h < n {
+        for block in x.chunks_exact_mut(2 * h) {
+            let (a, b) = block.split_at_mut(h);
+            for (p, q) in a.iter_mut().zip(b.iter_mut()) {
+                let (u, v) = (*p, *q);
+                *p = u + v;
+                *q = u - v;
+            }
+        }
+        h *= 2;
+    }
+    let norm = (n as f64).sqrt().recip() as f32;
+    x.iter_mut().for_each(|v| *v *= norm);
+}
+
+/// splitmix64 (Steele, Lea, Flood 2014): tiny, seedable, and easy to reimplement from
+/// FORMAT.md, which a reader in another language needs to rebuild the signs.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A quantizing codec behind a [`Rotation`]: rows are rotated, then encoded by `inner`;
+/// decoding runs `inner` and rotates back.
+#[derive(Debug)]
+pub struct Rotated {
+    inner: Box<dyn Codec>,
+    rotation: Rotation,
+    spec: CodecSpec,
+}
+
+impl Rotated {
+    /// Wraps `inner`; `spec` is what the container records (the inner codec's id, with the
+    /// rotation in its parameter block).
+    pub fn new(inner: Box<dyn Codec>, rotation: Rotation, spec: CodecSpec) -> Rotated {
+        Rotated {
+            inner,
+            rotation,
+            spec,
+        }
+    }
+}
+
+impl Codec for Rotated {
+    fn name(&self) -> String {
+        // int4's grid defaults to gauss when rotated, so the name says whichever is not
+        // the default for a rotated int4.
+        let mut n = match self.inner.name().as_str() {
+            "int4" => "int4:grid=uniform".to_string(),
+            "int4:grid=gauss" => "int4".to_string(),
+            other => other.to_string(),
+        };
+        n.push_str(if n.contains(':') { "," } else { ":" });
+        n.push_str("rotate=1");
+        if self.rotation.seed() != DEFAULT_SEED {
+            n.push_str(&format!(",seed={}", self.rotation.seed()));
+        }
+        n
+    }
+
+    fn spec(&self) -> CodecSpec {
+        self.spec.clone()
+    }
+
+    fn dims(&self) -> usize {
+        self.inner.dims()
+    }
+
+    fn encoded_len(&self, rows: usize) -> usize {
+        self.inner.encoded_len(rows)
+    }
+
+    fn encode(&self, input: &[f32], out: &mut [u8]) -> Result<(), EncodeFault> {
+        let d = self.dims();
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            s.clear();
+            s.extend_from_slice(input);
+            for (r, row) in s.chunks_exact_mut(d).enumerate() {
+                self.rotation.forward(row);
+                // Rows near f32::MAX can overflow inside the transform; the rotated value
+                // is what gets quantized, so it must be finite.
+                if let Some(col) = row.iter().position(|x| !x.is_finite()) {
+                    return Err(EncodeFault {
+                        row: r,
+                        col,
+                        msg: "the row is too large to rotate without overflowing float32; \
+                              drop rotate=1 for this data"
+                            .into(),
+                    });
+                }
+            }
+            self.inner.encode(&s, out)
+        })
+    }
+
+    fn decode(&self, payload: &[u8], rows: usize, out: &mut [f32]) {
+        self.inner.decode(payload, rows, out);
+        out.chunks_exact_mut(self.dims())
+            .for_each(|row| self.rotation.inverse(row));
+    }
+
+    fn decode_row(&self, payload: &[u8], rows: usize, row: usize, out: &mut [f32]) {
+        self.inner.decode_row(payload, rows, row, out);
+        self.rotation.inverse(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_is_largest_power_of_two() {
+        assert_eq!(window_for(1), 1);
+        assert_eq!(window_for(384), 256);
+        assert_eq!(window_for(512), 512);
+        assert_eq!(window_for(513), 512);
+    }
+
+    #[test]
+    fn is_orthogonal_and_inverts() {
+        for d in [1usize, 2, 3, 5, 8, 13, 64, 100, 384] {
+            let r = Rotation::new(d, 3, 7);
+            let x: Vec<f32> = (0..d).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.3).collect();
+            let mut y = x.clone();
+            r.forward(&mut y);
+            let nx: f64 = x.iter().map(|&v| f64::from(v).powi(2)).sum();
+            let ny: f64 = y.iter().map(|&v| f64::from(v).powi(2)).sum();
+            assert!((nx - ny).abs() <= 1e-5 * nx.max(1e-30), "norm kept, d={d}");
+            r.inverse(&mut y);
+            for (a, b) in x.iter().zip(&y) {
+                assert!((a - b).abs() <= 1e-5, "d={d}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn spreads_a_spike() {
+        let d = 384;
+        let mut x = vec![0f32; d];
+        x[17] = 1.0;
+        Rotation::new(d, 3, 1).forward(&mut x);
+        let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(max < 0.25, "a one-hot vector is spread out, max {max}");
+    }
+
+    #[test]
+    fn fwht_matches_the_textbook_definition() {
+        for n in [1usize, 2, 4, 8, 16, 64] {
+            let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let mut y = x.clone();
+            fwht(&mut y);
+            for (k, &got) in y.iter().enumerate() {
+                // H[k][i] = (-1)^popcount(k & i) / sqrt(n)
+                let want: f64 = x
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| {
+                        f64::from(v)
+                            * if (k & i).count_ones() % 2 == 0 {
+                                1.0
+                            } else {
+                                -1.0
+                            }
+                    })
+                    .sum::<f64>()
+                    / (n as f64).sqrt();
+                assert!((f64::from(got) - want).abs() < 1e-5, "n={n} k={k}");
+            }
+        }
+    }
+
+    #[test]
+    fn overflow_inside_the_transform_names_the_row() {
+        let codec = crate::codec::parse("int8:rotate=1", 4).unwrap();
+        let mut payload = vec![0u8; codec.encoded_len(2)];
+        let data = [1.0f32, 2.0, 3.0, 4.0, 3e38, 3e38, 3e38, 3e38];
+        let f = codec.encode(&data, &mut payload).unwrap_err();
+        assert_eq!(f.row, 1);
+        assert!(f.msg.contains("rotate"), "{}", f.msg);
+    }
+
+    #[test]
+    fn seed_decides_the_signs() {
+        assert_eq!(Rotation::new(10, 2, 5), Rotation::new(10, 2, 5));
+        assert_ne!(Rotation::new(10, 2, 5), Rotation::new(10, 2, 6));
+        // The first draws of splitmix64 from seed 0, as published with the algorithm.
+        let mut g = SplitMix64(0);
+        assert_eq!(g.next(), 0xe220_a839_7b1d_cdaf);
+    }
+}
