@@ -32,6 +32,7 @@ pub mod generate;
 pub mod npy;
 pub mod output;
 pub mod pipeline;
+pub mod simd;
 
 pub use codec::{Codec, CodecId, CodecSpec};
 pub use error::{Error, ErrorKind, Result};

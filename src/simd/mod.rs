@@ -1,0 +1,125 @@
+//! SIMD kernels behind safe dispatchers with runtime CPU detection.
+//!
+//! Every kernel has a scalar reference (the plain Rust loop in the codec's own file), and
+//! tests check that each instruction set available on the test machine agrees with it bit
+//! for bit. The default build targets generic x86-64 (SSE2), so the wider paths are chosen
+//! at run time: detection runs once per process and is cached.
+//!
+//! Adding a kernel: its `#[target_feature]` functions go in `x86.rs` / `neon.rs`, a safe
+//! dispatcher in a module named for the codec (see [`int8`]), plus agreement tests there.
+
+pub mod int8;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// An instruction-set level a kernel can run at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Level {
+    /// Plain Rust; the reference every other level must match.
+    Scalar = 1,
+    /// x86-64 AVX2 (256-bit).
+    Avx2 = 2,
+    /// x86-64 AVX-512 F/BW/VL (512-bit).
+    Avx512 = 3,
+    /// aarch64 NEON (128-bit).
+    Neon = 4,
+}
+
+/// The best level the CPU has, and the one in use; 0 until detected.
+static BEST: AtomicU8 = AtomicU8::new(0);
+static CHOSEN: AtomicU8 = AtomicU8::new(0);
+
+impl Level {
+    /// The level the dispatchers use: the best this CPU supports, detected once.
+    ///
+    /// The environment variable `VECTRO_SIMD` (`scalar`, `avx2`, `avx512` or `neon`) picks
+    /// a lower level, for benchmarking or to rule the kernels out when chasing a bug; a
+    /// level the CPU lacks, or an unknown name, means scalar.
+    pub fn detect() -> Level {
+        match CHOSEN.load(Ordering::Relaxed) {
+            0 => {
+                let best = Self::best();
+                let l = match std::env::var("VECTRO_SIMD") {
+                    Ok(cap) => Self::available()
+                        .into_iter()
+                        .find(|l| l.name() == cap)
+                        .unwrap_or(Level::Scalar),
+                    Err(_) => best,
+                };
+                CHOSEN.store(l as u8, Ordering::Relaxed);
+                l
+            }
+            n => Self::from_u8(n),
+        }
+    }
+
+    /// The best level this CPU supports, whatever `VECTRO_SIMD` says.
+    pub fn best() -> Level {
+        match BEST.load(Ordering::Relaxed) {
+            0 => {
+                let l = *Self::available().last().expect("scalar is always there");
+                BEST.store(l as u8, Ordering::Relaxed);
+                l
+            }
+            n => Self::from_u8(n),
+        }
+    }
+
+    /// Every level this CPU can run, scalar first.
+    pub fn available() -> Vec<Level> {
+        let mut v = vec![Level::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                v.push(Level::Avx2);
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                {
+                    v.push(Level::Avx512);
+                }
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            if std::arch::is_aarch64_feature_detected!("neon") {
+                v.push(Level::Neon);
+            }
+        }
+        v
+    }
+
+    /// The level's name, as `VECTRO_SIMD` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Scalar => "scalar",
+            Level::Avx2 => "avx2",
+            Level::Avx512 => "avx512",
+            Level::Neon => "neon",
+        }
+    }
+
+    /// Whether this CPU can run `self`. Levels of the same architecture are nested, so
+    /// comparing with the best one is enough.
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(dead_code)
+    )]
+    pub(crate) fn runs_here(self) -> bool {
+        self <= Self::best()
+    }
+
+    fn from_u8(n: u8) -> Level {
+        match n {
+            2 => Level::Avx2,
+            3 => Level::Avx512,
+            4 => Level::Neon,
+            _ => Level::Scalar,
+        }
+    }
+}
