@@ -1,7 +1,8 @@
 //! `compress`: a `.npy` file into a container.
 
 use std::cell::RefCell;
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -11,13 +12,13 @@ use serde::Serialize;
 
 use super::ordered::run_ordered;
 use super::reader::{ChunkJob, NpySource};
-use super::writer::{ChunkSink, EncodedChunk};
+use super::writer::{ChunkLayout, ChunkSink, EncodedChunk, PlacedChunk, PlacedSink};
 use super::{Progress, default_threads, peak_rss_bytes};
 use crate::codec::{self, Codec};
 use crate::error::{Error, Result};
-use crate::format::{ContainerWriter, Header, Metadata};
+use crate::format::{CHUNK_OVERHEAD, ContainerWriter, Header, Metadata};
 use crate::npy::Dtype;
-use crate::output::{AtomicOutput, Durability};
+use crate::output::{AtomicOutput, DirectWriter, Durability, WriteBehind};
 
 /// Input bytes a default chunk aims for: a few MiB keeps workers busy and memory small.
 const TARGET_CHUNK_BYTES: u64 = 4 << 20;
@@ -98,6 +99,18 @@ pub fn compress(
     progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<CompressSummary> {
+    compress_with(input, output, opts, progress, cancel, true)
+}
+
+/// [`compress`], choosing whether to try direct I/O (tests run both ways).
+pub(crate) fn compress_with(
+    input: &Path,
+    output: &Path,
+    opts: &CompressOptions,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
+    direct_io: bool,
+) -> Result<CompressSummary> {
     let start = Instant::now();
     let source = NpySource::open(input)?;
     let h = *source.header();
@@ -116,9 +129,18 @@ pub fn compress(
         source_dtype: h.dtype,
         metadata: source_metadata(&source),
     };
-    let threads = if opts.threads == 0 { default_threads() } else { opts.threads };
+    let threads = if opts.threads == 0 {
+        default_threads()
+    } else {
+        opts.threads
+    };
     progress.begin(h.rows, h.rows * h.row_bytes() as u64);
-    let result = encode_all(&source, &out, header, codec.as_ref(), threads, progress, cancel);
+    let codec = codec.as_ref();
+    let direct = if direct_io { out.direct_writer() } else { None };
+    let result = match direct {
+        Some(w) => encode_direct(&source, &out, w, header, codec, threads, progress, cancel),
+        None => encode_all(&source, &out, header, codec, threads, progress, cancel),
+    };
     progress.finish();
     let chunks = result?;
     out.commit()?;
@@ -154,10 +176,67 @@ fn source_metadata(source: &NpySource) -> Metadata {
     m.insert("source".into(), name);
     m.insert("source_bytes".into(), source.file_len().to_string());
     m.insert("source_mtime".into(), source.mtime().to_string());
-    m.insert("tool".into(), format!("vectro {}", env!("CARGO_PKG_VERSION")));
+    m.insert(
+        "tool".into(),
+        format!("vectro {}", env!("CARGO_PKG_VERSION")),
+    );
     m
 }
 
+/// Encodes on the workers and writes in order through direct I/O (see [`DirectWriter`]):
+/// the one writer thread copies each chunk into the aligned block, and the device reads it
+/// from there.
+#[allow(clippy::too_many_arguments)]
+fn encode_direct(
+    source: &NpySource,
+    out: &AtomicOutput,
+    direct: DirectWriter<'_>,
+    header: Header,
+    codec: &dyn Codec,
+    threads: usize,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
+) -> Result<u64> {
+    let out_path = out.tmp_path();
+    let writer = ContainerWriter::new(direct, header.clone())
+        .map_err(|e| Error::io(out_path, "writing", e))?;
+    let (recycle, pool) = bounded::<Vec<u8>>(2 * threads + 2);
+    // read() or the mapping: measured by scripts/bench.sh; VECTRO_READ=mmap picks the map.
+    let input = match std::env::var("VECTRO_READ").as_deref() {
+        Ok("mmap") => None,
+        _ => std::fs::File::open(source.path()).ok(),
+    };
+    let mut sink = ChunkSink {
+        writer,
+        out_path,
+        // Also in read mode, for progress; releasing pages never mapped costs next to nothing.
+        source: Some(source),
+        progress,
+        recycle,
+    };
+    let dtype = header.source_dtype;
+    run_ordered(
+        threads,
+        source.chunks(header.chunk_rows as u64),
+        |job| match &input {
+            Some(f) => encode_read(&job, source, f, dtype, codec, &pool),
+            None => encode_job(&job, dtype, codec, source.path(), &pool),
+        },
+        |chunk| sink.put(chunk),
+        cancel,
+    )?;
+    let chunks = sink.writer.chunks().len() as u64;
+    let w = sink
+        .writer
+        .finish()
+        .map_err(|e| Error::io(out_path, "writing", e))?;
+    w.finish().map_err(|e| Error::io(out_path, "writing", e))?;
+    Ok(chunks)
+}
+
+/// Encodes on the workers, which also write their chunks at their final offsets (see
+/// [`ChunkLayout`]), so the copy into the page cache runs on every core; the ordered stage
+/// records the index and starts write-back in durable mode.
 fn encode_all(
     source: &NpySource,
     out: &AtomicOutput,
@@ -168,12 +247,19 @@ fn encode_all(
     cancel: &AtomicBool,
 ) -> Result<u64> {
     let out_path = out.tmp_path();
-    let writer = ContainerWriter::new(out.writer(), header.clone())
-        .map_err(|e| Error::io(out_path, "writing", e))?;
+    let io = |e| Error::io(out_path, "writing", e);
+    let file = out.file();
+    let head = header.encode();
+    file.write_all_at(&head, 0).map_err(io)?;
+    let layout = ChunkLayout {
+        start: head.len() as u64,
+        stride: (CHUNK_OVERHEAD + codec.encoded_len(header.chunk_rows as usize)) as u64,
+    };
     let (recycle, pool) = bounded::<Vec<u8>>(2 * threads + 2);
-    let mut sink = ChunkSink {
-        writer,
-        out_path,
+    let mut sink = PlacedSink {
+        index: Vec::new(),
+        offset: layout.start,
+        behind: WriteBehind::new(file, out.durability()),
         source: Some(source),
         progress,
         recycle,
@@ -182,21 +268,32 @@ fn encode_all(
     run_ordered(
         threads,
         source.chunks(header.chunk_rows as u64),
-        |job| encode_job(&job, dtype, codec, source.path(), &pool),
+        |job| {
+            let c = encode_job(&job, dtype, codec, source.path(), &pool)?;
+            let entry = layout
+                .place(file, job.index, c.first_row, c.rows, &c.payload)
+                .map_err(io)?;
+            Ok(PlacedChunk {
+                entry,
+                payload: c.payload,
+            })
+        },
         |chunk| sink.put(chunk),
         cancel,
     )?;
-    let chunks = sink.writer.chunks().len() as u64;
-    let mut w = sink
-        .writer
+    let chunks = sink.index.len() as u64;
+    let mut w = out.writer();
+    w.seek(SeekFrom::Start(sink.offset)).map_err(io)?;
+    let mut w = ContainerWriter::resume(w, header, sink.index, sink.offset)
         .finish()
-        .map_err(|e| Error::io(out_path, "writing", e))?;
-    w.flush().map_err(|e| Error::io(out_path, "writing", e))?;
+        .map_err(io)?;
+    w.flush().map_err(io)?;
     Ok(chunks)
 }
 
 thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static READ: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Encodes one chunk: convert to float32 if needed, refuse non-finite values, encode.
@@ -207,14 +304,70 @@ pub(crate) fn encode_job(
     path: &Path,
     pool: &Receiver<Vec<u8>>,
 ) -> Result<EncodedChunk> {
+    encode_bytes(
+        job.bytes(),
+        job.first_row,
+        job.rows,
+        dtype,
+        codec,
+        path,
+        pool,
+    )
+}
+
+/// [`encode_job`] reading the chunk with `pread` into a reused buffer instead of touching
+/// the mapping: no page faults, no `madvise` to release pages behind, and the data is hot
+/// in cache for the passes that follow the copy.
+pub(crate) fn encode_read(
+    job: &ChunkJob,
+    source: &NpySource,
+    file: &std::fs::File,
+    dtype: Dtype,
+    codec: &dyn Codec,
+    pool: &Receiver<Vec<u8>>,
+) -> Result<EncodedChunk> {
+    let h = source.header();
+    let offset = h.data_offset + job.first_row * h.row_bytes() as u64;
+    let len = job.rows as usize * h.row_bytes();
+    READ.with(|b| {
+        let mut b = b.borrow_mut();
+        b.resize(len.div_ceil(4), 0.0);
+        let bytes = &mut bytemuck_bytes_mut(&mut b)[..len];
+        file.read_exact_at(bytes, offset)
+            .map_err(|e| Error::io(source.path(), "reading", e))?;
+        encode_bytes(
+            bytes,
+            job.first_row,
+            job.rows,
+            dtype,
+            codec,
+            source.path(),
+            pool,
+        )
+    })
+}
+
+fn bytemuck_bytes_mut(v: &mut [f32]) -> &mut [u8] {
+    // SAFETY: any byte pattern is a valid f32 and u8 has alignment 1; length scaled by 4.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), v.len() * 4) }
+}
+
+fn encode_bytes(
+    bytes: &[u8],
+    first_row: u64,
+    rows: u64,
+    dtype: Dtype,
+    codec: &dyn Codec,
+    path: &Path,
+    pool: &Receiver<Vec<u8>>,
+) -> Result<EncodedChunk> {
     let mut payload = pool.try_recv().unwrap_or_default();
-    payload.resize(codec.encoded_len(job.rows as usize), 0);
-    let bytes = job.bytes();
+    payload.resize(codec.encoded_len(rows as usize), 0);
     let encode = |data: &[f32], payload: &mut [u8]| -> Result<()> {
-        check_finite(data, codec.dims(), job.first_row, path)?;
+        check_finite(data, codec.dims(), first_row, path)?;
         codec.encode(data, payload).map_err(|f| Error::OutOfRange {
             path: path.to_path_buf(),
-            row: job.first_row + f.row as u64,
+            row: first_row + f.row as u64,
             col: f.col as u64,
             msg: f.msg,
         })
@@ -229,8 +382,8 @@ pub(crate) fn encode_job(
         })?,
     }
     Ok(EncodedChunk {
-        first_row: job.first_row,
-        rows: job.rows,
+        first_row,
+        rows,
         payload,
     })
 }
@@ -248,17 +401,94 @@ fn as_f32(bytes: &[u8], dtype: Dtype) -> Option<&[f32]> {
 /// Refuses NaN and ±Inf, naming the first offender.
 fn check_finite(data: &[f32], dims: usize, first_row: u64, path: &Path) -> Result<()> {
     // A branch-free pass vectorises; we only search for the position when it fails.
-    let any_bad = data
-        .iter()
-        .fold(false, |acc, x| acc | (x.to_bits() & 0x7f80_0000 == 0x7f80_0000));
+    let any_bad = data.iter().fold(false, |acc, x| {
+        acc | (x.to_bits() & 0x7f80_0000 == 0x7f80_0000)
+    });
     if !any_bad {
         return Ok(());
     }
-    let i = data.iter().position(|x| !x.is_finite()).expect("found above");
+    let i = data
+        .iter()
+        .position(|x| !x.is_finite())
+        .expect("found above");
     Err(Error::NonFinite {
         path: path.to_path_buf(),
         row: first_row + (i / dims) as u64,
         col: (i % dims) as u64,
         value: format!("{}", data[i]),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::{GenerateOptions, generate};
+    use crate::pipeline::NoProgress;
+
+    /// The container a plain sequential writer makes from the same input: the reference the
+    /// parallel, positional writes must reproduce byte for byte.
+    fn sequential(npy: &Path, chunk_rows: u32) -> Vec<u8> {
+        let source = NpySource::open(npy).unwrap();
+        let h = *source.header();
+        let codec = codec::parse("int8", h.dims as usize).unwrap();
+        let header = Header {
+            codec: codec.spec(),
+            rows: h.rows,
+            dims: h.dims as u32,
+            chunk_rows,
+            source_dtype: h.dtype,
+            metadata: source_metadata(&source),
+        };
+        let mut w = ContainerWriter::new(Vec::new(), header).unwrap();
+        for job in source.chunks(chunk_rows as u64) {
+            let job = job.unwrap();
+            let data: Vec<f32> = job
+                .bytes()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            let mut payload = vec![0u8; codec.encoded_len(job.rows as usize)];
+            codec.encode(&data, &mut payload).unwrap();
+            w.write_chunk(job.rows, &payload).unwrap();
+        }
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn parallel_placed_chunks_equal_the_sequential_container() {
+        let dir = tempfile::tempdir().unwrap();
+        let npy = dir.path().join("x.npy");
+        let opts = GenerateOptions {
+            rows: 1000,
+            dims: 37,
+            ..Default::default()
+        };
+        let stop = AtomicBool::new(false);
+        generate(&npy, &opts, false, &NoProgress, &stop).unwrap();
+        for chunk_rows in [1u32, 7, 64, 999, 1000, 5000] {
+            let want = sequential(&npy, chunk_rows);
+            for (threads, durability) in [
+                (1, Durability::None),
+                (2, Durability::Fsync),
+                (5, Durability::None),
+            ] {
+                let out = dir.path().join(format!("o{chunk_rows}-{threads}.vectro"));
+                let o = CompressOptions {
+                    threads,
+                    chunk_rows: Some(chunk_rows),
+                    durability,
+                    ..Default::default()
+                };
+                for direct_io in [false, true] {
+                    std::fs::remove_file(&out).ok();
+                    compress_with(&npy, &out, &o, &NoProgress, &stop, direct_io).unwrap();
+                    let got = std::fs::read(&out).unwrap();
+                    assert!(
+                        got == want,
+                        "chunk_rows {chunk_rows}, threads {threads}, direct {direct_io}"
+                    );
+                }
+            }
+        }
+    }
 }
