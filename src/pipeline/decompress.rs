@@ -84,6 +84,7 @@ pub(crate) fn decompress_with(
         Ok(rows)
     };
     let jobs = || (0..c.chunks().len()).map(Ok);
+    let (mut done, mut released) = (0, 0);
     let direct = if direct_io { out.direct_writer() } else { None };
     let result = if let Some(mut w) = direct {
         // In order through direct I/O: see `DirectWriter` for why.
@@ -93,6 +94,8 @@ pub(crate) fn decompress_with(
                 jobs(),
                 decode,
                 |rows| {
+                    released = release_chunk(&c, done, released);
+                    done += 1;
                     w.write_all(&f32_le_bytes(&rows)).map_err(io)?;
                     let n = (rows.len() / c.dims()) as u64;
                     progress.advance(n, n * row_bytes);
@@ -119,6 +122,8 @@ pub(crate) fn decompress_with(
                 Ok((rows, at + e.rows * row_bytes))
             },
             |(rows, end)| {
+                released = release_chunk(&c, done, released);
+                done += 1;
                 behind.written_to(end);
                 let n = (rows.len() / c.dims()) as u64;
                 progress.advance(n, n * row_bytes);
@@ -143,6 +148,31 @@ pub(crate) fn decompress_with(
         seconds: start.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss_bytes(),
     })
+}
+
+/// Drops this process's view of the mapped container up to the end of chunk `i` (already
+/// decoded), from `from`, and returns the new release point. Without it the mapping's pages
+/// stay resident and peak RSS grows with the container's size.
+fn release_chunk(c: &Container, i: usize, from: usize) -> usize {
+    const PAGE: usize = 4096;
+    let e = c.chunks()[i];
+    let to = (e.offset + e.len) as usize / PAGE * PAGE;
+    if to > from {
+        let base = c.bytes().as_ptr();
+        // SAFETY: `from..to` lies inside the read-only, shared file mapping that `c` owns
+        // (`to` is at most the end of a chunk, and the map base is page-aligned). DONTNEED
+        // on such a mapping only drops our page-table entries: a later access refaults the
+        // same bytes from the file, so no reference into the map ever sees a change.
+        unsafe {
+            libc::madvise(
+                base.add(from).cast_mut().cast(),
+                to - from,
+                libc::MADV_DONTNEED,
+            );
+        }
+        return to;
+    }
+    from
 }
 
 /// The little-endian bytes of `v`; free (no copy) on little-endian machines.
