@@ -22,10 +22,14 @@ RUNS=${RUNS:-3}
 THREADS=${THREADS:-2}
 DIMS=${DIMS:-384}
 RSS_SIZES=${RSS_SIZES:-}
-DIR=${DIR:-$(mktemp -d "${TMPDIR:-/tmp}/vectro-bench.XXXXXX")}
 VENV=${VENV:-target/bench-venv}
-mkdir -p "$DIR"
-trap 'rm -f "$DIR"/in.npy "$DIR"/out.* "$DIR"/copy.* "$DIR"/rss.npy; rmdir "$DIR" 2>/dev/null || true' EXIT
+if [ -z "${DIR:-}" ]; then
+  DIR=$(mktemp -d "${TMPDIR:-/tmp}/vectro-bench.XXXXXX")
+  trap 'rm -rf "$DIR"' EXIT
+else
+  mkdir -p "$DIR"
+  trap 'rm -f "$DIR"/in.npy "$DIR"/out.* "$DIR"/copy.* "$DIR"/rss.npy "$DIR"/t.* "$DIR"/numpy_int8.py' EXIT
+fi
 
 cargo build --release --quiet
 V=target/release/vectro

@@ -455,6 +455,39 @@ mod tests {
     }
 
     #[test]
+    fn check_finite_finds_exactly_the_non_finite_values() {
+        let p = Path::new("x.npy");
+        let edge = [
+            f32::MAX,
+            -f32::MAX,
+            f32::MIN_POSITIVE,
+            f32::from_bits(1),
+            -0.0,
+            0.0,
+        ];
+        let mut data: Vec<f32> = (0..300).map(|i| edge[i % edge.len()]).collect();
+        check_finite(&data, 3, 0, p).unwrap();
+        for (at, bad) in [
+            (0, f32::NAN),
+            (150, f32::INFINITY),
+            (299, f32::NEG_INFINITY),
+        ] {
+            let keep = data[at];
+            data[at] = bad;
+            match check_finite(&data, 3, 10, p) {
+                Err(Error::NonFinite { row, col, .. }) => {
+                    assert_eq!((row, col), (10 + at as u64 / 3, at as u64 % 3))
+                }
+                other => panic!("{bad} at {at}: {other:?}"),
+            }
+            data[at] = keep;
+        }
+        // A NaN with a payload and the sign bit set is still NaN.
+        data[7] = f32::from_bits(0xffc0_0001);
+        assert!(check_finite(&data, 3, 0, p).is_err());
+    }
+
+    #[test]
     fn parallel_placed_chunks_equal_the_sequential_container() {
         let dir = tempfile::tempdir().unwrap();
         let npy = dir.path().join("x.npy");
