@@ -81,7 +81,7 @@ impl AtomicOutput {
 
     /// A [`DirectWriter`] on the temporary file, when direct I/O is available (see there
     /// for why; `VECTRO_DIRECT_IO=0` turns it off).
-    pub fn direct_writer(&self) -> Option<DirectWriter<'_>> {
+    pub fn direct_writer(&self) -> Option<DirectWriter> {
         DirectWriter::open(self.tmp.path(), self.tmp.as_file())
     }
 
@@ -184,90 +184,158 @@ impl<'a> WriteBehind<'a> {
 /// Sequential output through `O_DIRECT`, in large aligned blocks, beside the buffered file.
 ///
 /// On this project's reference VM, copying into freshly allocated page-cache pages costs
-/// about 25× more per byte than copying out of cached ones (`perf`: `dd` of a 1 GiB file
-/// spends 84% in `copy_folio_from_iter_atomic`), so a buffered write of the output, not
-/// the codec, bounded every run. Direct I/O hands our own, reused buffer to the device: no
-/// page-cache pages are allocated, and the data is already on the device when the final
-/// fsync comes, so durable mode costs little more than scratch mode.
+/// far more per byte than copying out of cached ones (`perf`: `dd` of a 1 GiB file spends
+/// 84% of its time in `copy_folio_from_iter_atomic`; `dd conv=fsync` took 5-7 s where
+/// `oflag=direct` took 0.7-1.0 s), so a buffered write of the output, not the codec, bound
+/// every run. Direct I/O hands our own, reused buffers to the device: no page-cache pages
+/// are allocated, and the data is already on the device when the final fsync comes.
 ///
-/// Bytes are staged into an aligned block of [`Self::BLOCK`] bytes and written when it
-/// fills; [`DirectWriter::finish`] writes the unaligned tail through the ordinary file
-/// descriptor. If the filesystem refuses direct I/O (`EINVAL`), every block goes through
-/// the ordinary descriptor instead, with the same bytes at the same offsets.
+/// Bytes are staged into aligned blocks of [`Self::BLOCK`] bytes. A full block goes to an
+/// I/O thread while the caller fills the other one, so encoding and the disk overlap.
+/// [`DirectWriter::finish`] writes the unaligned tail through the ordinary descriptor. If
+/// the filesystem refuses direct I/O (`EINVAL`), blocks go through the ordinary descriptor
+/// instead, with the same bytes at the same offsets.
 #[derive(Debug)]
-pub struct DirectWriter<'a> {
-    direct: File,
-    plain: &'a File,
-    raw: Vec<u8>,
-    /// Where the aligned block starts inside `raw`, and its length.
-    at: usize,
-    block: usize,
+pub struct DirectWriter {
+    cur: Block,
     len: usize,
-    /// File offset of the block, a multiple of [`Self::ALIGN`].
+    /// File offset of `cur`, a multiple of [`Self::ALIGN`].
     pos: u64,
-    use_direct: bool,
+    block: usize,
+    allocated: usize,
+    plain: File,
+    to_io: Option<crossbeam_channel::Sender<(Block, u64)>>,
+    free: crossbeam_channel::Receiver<Block>,
+    io: Option<std::thread::JoinHandle<std::io::Result<()>>>,
 }
 
-impl<'a> DirectWriter<'a> {
-    /// Bytes per write(2): large enough that the device sees big requests, small enough
-    /// that the staging block stays in cache-friendly territory.
+/// An aligned block inside a slightly larger allocation.
+#[derive(Debug)]
+struct Block {
+    raw: Vec<u8>,
+    at: usize,
+}
+
+impl Block {
+    fn new(len: usize) -> Block {
+        let raw = vec![0u8; len + DirectWriter::ALIGN];
+        let at = raw.as_ptr().align_offset(DirectWriter::ALIGN);
+        Block { raw, at }
+    }
+
+    fn bytes(&self, len: usize) -> &[u8] {
+        &self.raw[self.at..self.at + len]
+    }
+
+    fn bytes_mut(&mut self, range: std::ops::Range<usize>) -> &mut [u8] {
+        &mut self.raw[self.at + range.start..self.at + range.end]
+    }
+}
+
+/// Blocks in flight: one being filled, one being written.
+const BLOCKS: usize = 2;
+
+impl DirectWriter {
+    /// Bytes per write(2): large enough that the device sees big requests.
     pub const BLOCK: usize = 8 << 20;
-    /// Alignment of buffer, offsets and lengths; covers every common logical block size.
+    /// Alignment of buffers, offsets and lengths; covers every common logical block size.
     pub const ALIGN: usize = 4096;
 
-    /// Opens `path` (already open as `plain`, positioned nowhere in particular) for direct
-    /// writes from offset 0. `None` where the platform or the filesystem has no `O_DIRECT`;
-    /// then write through `plain` as usual.
-    pub fn open(path: &Path, plain: &'a File) -> Option<Self> {
+    /// Opens `path` (already open as `plain`) for direct writes from offset 0. `None` where
+    /// the platform or the filesystem has no `O_DIRECT`; then write through `plain`.
+    pub fn open(path: &Path, plain: &File) -> Option<Self> {
         Self::with_block(path, plain, Self::BLOCK)
     }
 
     /// [`DirectWriter::open`] with blocks of `block` bytes, a multiple of [`Self::ALIGN`].
-    pub(crate) fn with_block(path: &Path, plain: &'a File, block: usize) -> Option<Self> {
+    pub(crate) fn with_block(path: &Path, plain: &File, block: usize) -> Option<Self> {
         assert!(
             block > 0 && block.is_multiple_of(Self::ALIGN),
             "block {block} is not aligned"
         );
         let direct = open_direct(path)?;
-        let raw = vec![0u8; block + Self::ALIGN];
-        let at = raw.as_ptr().align_offset(Self::ALIGN);
+        let plain = plain.try_clone().ok()?;
+        let io_plain = plain.try_clone().ok()?;
+        let (to_io, jobs) = crossbeam_channel::bounded::<(Block, u64)>(1);
+        let (done, free) = crossbeam_channel::bounded::<Block>(BLOCKS);
+        let io = std::thread::Builder::new()
+            .name("vectro-direct-io".into())
+            .spawn(move || {
+                let mut use_direct = true;
+                for (b, pos) in jobs {
+                    let bytes = b.bytes(block);
+                    if use_direct {
+                        match direct.write_all_at(bytes, pos) {
+                            Ok(()) => {}
+                            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                                use_direct = false;
+                                io_plain.write_all_at(bytes, pos)?;
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    } else {
+                        io_plain.write_all_at(bytes, pos)?;
+                    }
+                    let _ = done.send(b);
+                }
+                Ok(())
+            })
+            .ok()?;
         Some(DirectWriter {
-            direct,
-            plain,
-            raw,
-            at,
-            block,
+            cur: Block::new(block),
             len: 0,
             pos: 0,
-            use_direct: true,
+            block,
+            allocated: 1,
+            plain,
+            to_io: Some(to_io),
+            free,
+            io: Some(io),
         })
     }
 
-    /// Writes what is staged and returns the file length written.
+    /// Waits for the blocks in flight, writes what is staged, and returns the file length
+    /// written.
     ///
     /// # Errors
-    /// Any write error.
+    /// The first write error.
     pub fn finish(mut self) -> std::io::Result<u64> {
-        let tail = &self.raw[self.at..self.at + self.len];
-        self.plain.write_all_at(tail, self.pos)?;
+        self.join_io()?;
+        self.plain
+            .write_all_at(self.cur.bytes(self.len), self.pos)?;
         self.pos += self.len as u64;
         self.len = 0;
         Ok(self.pos)
     }
 
+    /// Stops the I/O thread after its queue and returns its first error.
+    fn join_io(&mut self) -> std::io::Result<()> {
+        drop(self.to_io.take());
+        match self.io.take().map(|h| h.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(std::io::Error::other("the direct I/O thread panicked")),
+            None => Ok(()),
+        }
+    }
+
     fn write_block(&mut self) -> std::io::Result<()> {
-        let block = &self.raw[self.at..self.at + self.block];
-        if self.use_direct {
-            match self.direct.write_all_at(block, self.pos) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    self.use_direct = false;
-                    self.plain.write_all_at(block, self.pos)?;
-                }
-                Err(e) => return Err(e),
-            }
+        let next = if self.allocated < BLOCKS {
+            self.allocated += 1;
+            Some(Block::new(self.block))
         } else {
-            self.plain.write_all_at(block, self.pos)?;
+            self.free.recv().ok()
+        };
+        let sent = match (next, &self.to_io) {
+            (Some(next), Some(tx)) => {
+                let full = std::mem::replace(&mut self.cur, next);
+                tx.send((full, self.pos)).is_ok()
+            }
+            _ => false,
+        };
+        if !sent {
+            // The I/O thread stopped: it holds the reason.
+            self.join_io()?;
+            return Err(std::io::Error::other("the direct I/O thread stopped"));
         }
         self.pos += self.block as u64;
         self.len = 0;
@@ -275,11 +343,20 @@ impl<'a> DirectWriter<'a> {
     }
 }
 
-impl Write for DirectWriter<'_> {
+impl Drop for DirectWriter {
+    fn drop(&mut self) {
+        // On an error path: let the thread finish its queue and end; the error that
+        // stopped the caller is already on its way up.
+        let _ = self.join_io();
+    }
+}
+
+impl Write for DirectWriter {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         let n = data.len().min(self.block - self.len);
-        let start = self.at + self.len;
-        self.raw[start..start + n].copy_from_slice(&data[..n]);
+        self.cur
+            .bytes_mut(self.len..self.len + n)
+            .copy_from_slice(&data[..n]);
         self.len += n;
         if self.len == self.block {
             self.write_block()?;

@@ -190,7 +190,7 @@ fn source_metadata(source: &NpySource) -> Metadata {
 fn encode_direct(
     source: &NpySource,
     out: &AtomicOutput,
-    direct: DirectWriter<'_>,
+    direct: DirectWriter,
     header: Header,
     codec: &dyn Codec,
     threads: usize,
