@@ -9,6 +9,7 @@
 //! The error bound is `|v - v'| <= scale / 2` per element.
 
 use super::{Codec, CodecId, CodecSpec, EncodeFault};
+use crate::simd::Level;
 use crate::simd::int8 as simd;
 
 /// The per-vector int8 codec.
@@ -94,13 +95,14 @@ impl Codec for Int8 {
         let d = self.dims;
         let rows = input.len() / d;
         let (codes, scales) = out.split_at_mut(rows * d);
+        let level = Level::detect();
         for (r, (row, code)) in input
             .chunks_exact(d)
             .zip(codes.chunks_exact_mut(d))
             .enumerate()
         {
-            let scale = scale_of_max(simd::max_abs(row));
-            simd::quantize(row, scale, bytemuck_i8_mut(code));
+            let scale = scale_of_max(simd::max_abs_at(level, row));
+            simd::quantize_at(level, row, scale, bytemuck_i8_mut(code));
             scales[r * 4..r * 4 + 4].copy_from_slice(&scale.to_le_bytes());
         }
         Ok(())

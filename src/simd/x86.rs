@@ -123,3 +123,36 @@ pub(super) fn dequantize_avx512(codes: &[i8], scale: f32, out: &mut [f32]) {
     }
     dequantize_avx2(src.remainder(), scale, dst.into_remainder());
 }
+
+/// Whether any value is NaN or ±Inf: an exponent field of all ones.
+#[target_feature(enable = "avx2")]
+pub(super) fn any_non_finite_avx2(data: &[f32]) -> bool {
+    let exp = _mm256_set1_epi32(0x7f80_0000);
+    let mut acc = _mm256_setzero_si256();
+    let mut blocks = data.chunks_exact(8);
+    for b in &mut blocks {
+        // SAFETY: `b` has exactly 8 floats.
+        let x = unsafe { _mm256_loadu_si256(b.as_ptr().cast()) };
+        let e = _mm256_and_si256(x, exp);
+        acc = _mm256_or_si256(acc, _mm256_cmpeq_epi32(e, exp));
+    }
+    _mm256_testz_si256(acc, acc) == 0 || reference_any_non_finite(blocks.remainder())
+}
+
+/// Whether any value is NaN or ±Inf.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) fn any_non_finite_avx512(data: &[f32]) -> bool {
+    let exp = _mm512_set1_epi32(0x7f80_0000);
+    let mut acc: __mmask16 = 0;
+    let mut blocks = data.chunks_exact(16);
+    for b in &mut blocks {
+        // SAFETY: `b` has exactly 16 floats.
+        let x = unsafe { _mm512_loadu_si512(b.as_ptr().cast()) };
+        acc |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(x, exp), exp);
+    }
+    acc != 0 || any_non_finite_avx2(blocks.remainder())
+}
+
+fn reference_any_non_finite(data: &[f32]) -> bool {
+    super::any_non_finite_scalar(data)
+}
