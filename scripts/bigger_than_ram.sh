@@ -45,7 +45,7 @@ step() {
   local wall rss
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s}' "$DIR/t.$name")
   rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$DIR/t.$name")
-  echo "| $name | $wall | $rss | $(awk -v b="$nbytes" -v t="$wall" 'BEGIN {printf "%.2f", b / 1e9 / t}') |"
+  echo "| $name | $wall | $rss | $(awk -v b="$nbytes" -v t="$wall" 'BEGIN {if (t > 0) printf "%.2f", b / 1e9 / t; else print "-"}') |"
 }
 
 echo "MemTotal $(gib $((mem_kib * 1024))) GiB; input $(gib "$bytes") GiB ($rows rows × $DIMS dims) in $DIR;" \
