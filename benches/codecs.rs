@@ -24,7 +24,11 @@ fn data(rows: usize, dims: usize) -> Vec<f32> {
             s ^= s >> 7;
             s ^= s << 17;
             let u = (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
-            let big = if (i % dims).is_multiple_of(97) { 8.0 } else { 1.0 };
+            let big = if (i % dims).is_multiple_of(97) {
+                8.0
+            } else {
+                1.0
+            };
             u * big * (1.0 + (i / dims % 7) as f32 * 0.1)
         })
         .collect()
