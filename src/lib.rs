@@ -34,6 +34,7 @@ pub mod npy;
 pub mod npz;
 pub mod output;
 pub mod pipeline;
+pub mod simd;
 pub mod stream;
 
 pub use codec::{Codec, CodecId, CodecSpec};

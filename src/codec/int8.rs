@@ -9,6 +9,8 @@
 //! The error bound is `|v - v'| <= scale / 2` per element.
 
 use super::{Codec, CodecId, CodecSpec, EncodeFault};
+use crate::simd::Level;
+use crate::simd::int8 as simd;
 
 /// The per-vector int8 codec.
 #[derive(Debug, Clone)]
@@ -29,11 +31,21 @@ const ROUND_MAGIC: f32 = 12_582_912.0;
 
 /// The scale of one row, exactly as the reference computes it.
 pub fn row_scale(row: &[f32]) -> f32 {
-    let max_abs = row.iter().fold(0f32, |m, &x| m.max(x.abs()));
+    scale_of_max(max_abs(row))
+}
+
+/// `max_j |row[j]|`: the scalar reference of [`crate::simd::int8::max_abs`].
+pub fn max_abs(row: &[f32]) -> f32 {
+    row.iter().fold(0f32, |m, &x| m.max(x.abs()))
+}
+
+/// The scale of a row whose largest magnitude is `max_abs`.
+pub fn scale_of_max(max_abs: f32) -> f32 {
     if max_abs == 0.0 { 1.0 } else { max_abs / 127.0 }
 }
 
-/// Quantizes one row given its scale.
+/// Quantizes one row given its scale: the scalar reference of
+/// [`crate::simd::int8::quantize`].
 ///
 /// Clamping before the magic-number rounding keeps the result in i8 range without a
 /// saturating cast, which would stop the loop from vectorising; it never changes a result,
@@ -52,7 +64,7 @@ pub fn quantize_row(row: &[f32], scale: f32, out: &mut [i8]) {
     }
 }
 
-/// Reconstructs one row.
+/// Reconstructs one row: the scalar reference of [`crate::simd::int8::dequantize`].
 pub fn dequantize_row(codes: &[i8], scale: f32, out: &mut [f32]) {
     for (o, &q) in out.iter_mut().zip(codes) {
         *o = f32::from(q) * scale;
@@ -83,13 +95,14 @@ impl Codec for Int8 {
         let d = self.dims;
         let rows = input.len() / d;
         let (codes, scales) = out.split_at_mut(rows * d);
+        let level = Level::detect();
         for (r, (row, code)) in input
             .chunks_exact(d)
             .zip(codes.chunks_exact_mut(d))
             .enumerate()
         {
-            let scale = row_scale(row);
-            quantize_row(row, scale, bytemuck_i8_mut(code));
+            let scale = scale_of_max(simd::max_abs_at(level, row));
+            simd::quantize_at(level, row, scale, bytemuck_i8_mut(code));
             scales[r * 4..r * 4 + 4].copy_from_slice(&scale.to_le_bytes());
         }
         Ok(())
@@ -112,7 +125,7 @@ impl Codec for Int8 {
         let s = rows * d + row * 4;
         let scale =
             f32::from_le_bytes([payload[s], payload[s + 1], payload[s + 2], payload[s + 3]]);
-        dequantize_row(bytemuck_i8(codes), scale, out);
+        simd::dequantize(bytemuck_i8(codes), scale, out);
     }
 
     fn prefetch_row(&self, payload: &[u8], rows: usize, row: usize) {
@@ -195,7 +208,7 @@ mod tests {
             for (r, row) in data.chunks(dims).enumerate() {
                 let scale = row_scale(row);
                 for (c, &v) in row.iter().enumerate() {
-                    // Through an integer, as numpy's astype(int8): -0.0 becomes +0.
+                    // Through i8, as numpy's astype(int8): a code of -0.0 decodes to +0.0.
                     let q = rint(v / scale).clamp(-127.0, 127.0) as i8;
                     let want = f32::from(q) * scale;
                     prop_assert_eq!(out[r * dims + c].to_bits(), want.to_bits());

@@ -458,11 +458,8 @@ fn as_f32(bytes: &[u8], dtype: Dtype) -> Option<&[f32]> {
 
 /// Refuses NaN and ±Inf, naming the first offender.
 pub(crate) fn check_finite(data: &[f32], dims: usize, first_row: u64, path: &Path) -> Result<()> {
-    // A branch-free pass vectorises; we only search for the position when it fails.
-    let any_bad = data.iter().fold(false, |acc, x| {
-        acc | (x.to_bits() & 0x7f80_0000 == 0x7f80_0000)
-    });
-    if !any_bad {
+    // A SIMD pass (12% of compress CPU when it was SSE2); the position only on failure.
+    if !crate::simd::any_non_finite(data) {
         return Ok(());
     }
     let i = data

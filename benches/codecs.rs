@@ -1,0 +1,102 @@
+//! Encode and decode throughput of every codec, in float32 input bytes per second.
+//!
+//! `cargo bench --bench codecs`. A new codec is one line in `CODECS`. The `int8_kernels`
+//! group also times each SIMD level of the int8 kernels on this CPU against the scalar
+//! reference.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use std::hint::black_box;
+use vectro::codec;
+use vectro::simd::{Level, int8 as k8};
+
+/// Codec specs as `--codec` takes them.
+const CODECS: &[&str] = &["int8"];
+const DIMS: usize = 384;
+/// One default chunk: about 4 MiB of input, the unit a worker encodes.
+const ROWS: usize = (4 << 20) / (DIMS * 4);
+
+/// Embedding-like rows: a few large dimensions over small noise, varied norms.
+fn data(rows: usize, dims: usize) -> Vec<f32> {
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    (0..rows * dims)
+        .map(|i| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let u = (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+            let big = if (i % dims).is_multiple_of(97) {
+                8.0
+            } else {
+                1.0
+            };
+            u * big * (1.0 + (i / dims % 7) as f32 * 0.1)
+        })
+        .collect()
+}
+
+fn codecs(c: &mut Criterion) {
+    let input = data(ROWS, DIMS);
+    let bytes = (input.len() * 4) as u64;
+    let mut g = c.benchmark_group("codecs");
+    g.throughput(Throughput::Bytes(bytes));
+    for spec in CODECS {
+        let codec = codec::parse(spec, DIMS).expect("known codec");
+        let mut payload = vec![0u8; codec.encoded_len(ROWS)];
+        g.bench_function(BenchmarkId::new("encode", spec), |b| {
+            b.iter(|| codec.encode(black_box(&input), &mut payload).unwrap())
+        });
+        let mut out = vec![0f32; input.len()];
+        g.bench_function(BenchmarkId::new("decode", spec), |b| {
+            b.iter(|| codec.decode(black_box(&payload), ROWS, &mut out))
+        });
+    }
+    g.finish();
+}
+
+fn int8_kernels(c: &mut Criterion) {
+    let input = data(ROWS, DIMS);
+    let mut g = c.benchmark_group("int8_kernels");
+    g.throughput(Throughput::Bytes((input.len() * 4) as u64));
+    let mut codes = vec![0i8; input.len()];
+    let scales: Vec<f32> = input
+        .chunks_exact(DIMS)
+        .map(vectro::codec::int8::row_scale)
+        .collect();
+    for level in Level::available() {
+        g.bench_function(BenchmarkId::new("max_abs", level.name()), |b| {
+            b.iter(|| {
+                input
+                    .chunks_exact(DIMS)
+                    .map(|r| k8::max_abs_at(level, black_box(r)))
+                    .sum::<f32>()
+            })
+        });
+        g.bench_function(BenchmarkId::new("quantize", level.name()), |b| {
+            b.iter(|| {
+                for ((r, o), &s) in input
+                    .chunks_exact(DIMS)
+                    .zip(codes.chunks_exact_mut(DIMS))
+                    .zip(&scales)
+                {
+                    k8::quantize_at(level, black_box(r), s, o);
+                }
+            })
+        });
+        let mut out = vec![0f32; input.len()];
+        g.bench_function(BenchmarkId::new("dequantize", level.name()), |b| {
+            b.iter(|| {
+                for ((q, o), &s) in codes
+                    .chunks_exact(DIMS)
+                    .zip(out.chunks_exact_mut(DIMS))
+                    .zip(&scales)
+                {
+                    k8::dequantize_at(level, black_box(q), s, o);
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, codecs, int8_kernels);
+criterion_main!(benches);

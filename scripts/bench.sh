@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# End-to-end throughput of vectro against the machine's own limits, in one run.
+#
+#   scripts/bench.sh                 # 4 GiB input, 3 runs of each, 2 threads
+#   GIB=8 RUNS=5 THREADS=2 DIR=/big/scratch scripts/bench.sh
+#   RSS_SIZES="1 4 16" scripts/bench.sh   # also peak RSS of compress per input size
+#
+# Baselines, each timed in the same run as what it is compared with:
+#   cat FILE > /dev/null             the sequential read of the input (warm cache)
+#   dd if=/dev/zero conv=fsync       writing the output's bytes durably
+#   cp OUT-sized file                writing a decompressed output's bytes (not durable)
+#   numpy                            the int8 reference semantics, chunked, in a local venv
+# Outputs are deleted between runs (overwriting a file still being written back stalls),
+# and the input is read once before timing so the page cache is warm.
+# Prints markdown tables: median wall seconds, input GB/s, ratio to the baseline, and CPU
+# seconds (user+sys), which stay meaningful when the machine is shared.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+GIB=${GIB:-4}
+RUNS=${RUNS:-3}
+THREADS=${THREADS:-2}
+DIMS=${DIMS:-384}
+RSS_SIZES=${RSS_SIZES:-}
+VENV=${VENV:-target/bench-venv}
+if [ -z "${DIR:-}" ]; then
+  DIR=$(mktemp -d "${TMPDIR:-/tmp}/vectro-bench.XXXXXX")
+  trap 'rm -rf "$DIR"' EXIT
+else
+  mkdir -p "$DIR"
+  trap 'rm -f "$DIR"/in.npy "$DIR"/out.* "$DIR"/copy.* "$DIR"/rss.npy "$DIR"/t.* "$DIR"/numpy_int8.py' EXIT
+fi
+
+cargo build --release --quiet
+V=target/release/vectro
+IN=$DIR/in.npy
+
+rows_for() { python3 -c "print(int($1 * 2**30) // ($DIMS * 4))" 2>/dev/null || echo $(( $1 * 1073741824 / (DIMS * 4) )); }
+
+echo "generating ${GIB} GiB ($DIMS dims) in $DIR ..." >&2
+$V generate --rows "$(rows_for "$GIB")" --dims "$DIMS" --out "$IN" --quiet --force
+IN_BYTES=$(stat -c %s "$IN")
+
+# timed NAME CMD...: runs CMD, appends "wall cpu" to $DIR/t.NAME.
+timed() {
+  local name=$1; shift
+  /usr/bin/time -f "%e %U %S" -o "$DIR/t.last" "$@" > /dev/null
+  awk '{printf "%s %.3f\n", $1, $2 + $3}' "$DIR/t.last" >> "$DIR/t.$name"
+}
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+wall() { cut -d' ' -f1 < "$DIR/t.$1" | median; }
+cpu() { cut -d' ' -f2 < "$DIR/t.$1" | median; }
+
+# The numpy reference, chunked and preallocated like vectro, in its own venv.
+NUMPY=""
+if command -v python3 > /dev/null; then
+  if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV" && "$VENV/bin/pip" install --quiet numpy || true
+  fi
+  if "$VENV/bin/python" -c "import numpy" 2> /dev/null; then
+    NUMPY="$VENV/bin/python"
+    cat > "$DIR/numpy_int8.py" <<'PY'
+import sys
+import numpy as np
+src, dst = sys.argv[1], sys.argv[2]
+v = np.load(src, mmap_mode="r")
+rows, dims = v.shape
+step = max(1, (4 << 20) // (dims * 4))
+with open(dst, "wb") as f:
+    for a in range(0, rows, step):
+        x = np.asarray(v[a:a + step], dtype=np.float32)
+        m = np.abs(x).max(axis=1)
+        s = (m / np.float32(127)).astype(np.float32)
+        s[m == 0] = np.float32(1.0)
+        q = np.rint(x / s[:, None]).astype(np.int8)
+        f.write(q.tobytes()); f.write(s.tobytes())
+PY
+  fi
+fi
+
+rm -f "$DIR"/t.*
+cat "$IN" > /dev/null
+for _ in $(seq "$RUNS"); do
+  cat "$IN" > /dev/null   # keep the cache warm: this VM drains it after ~60 s idle
+  timed cat cat "$IN"
+  rm -f "$DIR/out.vectro"
+  timed compress_nofsync $V compress --in "$IN" --out "$DIR/out.vectro" --threads "$THREADS" --no-fsync --quiet
+  OUT_BYTES=$(stat -c %s "$DIR/out.vectro")
+  rm -f "$DIR/out.vectro"
+  timed compress_durable $V compress --in "$IN" --out "$DIR/out.vectro" --threads "$THREADS" --quiet
+  rm -f "$DIR/copy.out"
+  timed dd_fsync dd if=/dev/zero of="$DIR/copy.out" bs=1M count=$(( (OUT_BYTES + 1048575) / 1048576 )) conv=fsync status=none
+  rm -f "$DIR/copy.out" "$DIR/out.npy"
+  timed decompress $V decompress --in "$DIR/out.vectro" --out "$DIR/out.npy" --threads "$THREADS" --no-fsync --quiet
+  rm -f "$DIR/out.npy" "$DIR/copy.npy"
+  timed cp cp "$IN" "$DIR/copy.npy"
+  rm -f "$DIR/copy.npy"
+  if [ -n "$NUMPY" ]; then
+    timed numpy "$NUMPY" "$DIR/numpy_int8.py" "$IN" "$DIR/out.numpy"
+    rm -f "$DIR/out.numpy"
+  fi
+  rm -f "$DIR/out.vectro"
+done
+
+gbs() { awk -v b="$IN_BYTES" -v t="$1" 'BEGIN {printf "%.2f", b / 1e9 / t}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+row() { # NAME BASELINE GOAL
+  local w c bw bc
+  w=$(wall "$1"); c=$(cpu "$1"); bw=$(wall "$2"); bc=$(cpu "$2")
+  echo "| $1 | $w | $(gbs "$w") | $2 | $bw | **$(ratio "$w" "$bw")** | $3 | $c / $bc = $(ratio "$c" "$bc") |"
+}
+echo
+echo "Input: $(awk -v b="$IN_BYTES" 'BEGIN {printf "%.2f GiB", b / 2^30}'), $DIMS dims, output $(awk -v b="${OUT_BYTES:-0}" 'BEGIN {printf "%.2f GiB", b / 2^30}'); $THREADS threads; medians of $RUNS runs; load average $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores."
+echo
+echo "| what | wall s | input GB/s | baseline | baseline s | ratio | goal | CPU s (user+sys), ratio |"
+echo "|---|---|---|---|---|---|---|---|"
+row compress_nofsync cat "≤ 1.5"
+row compress_durable dd_fsync "≤ 1.3"
+row decompress cp "≤ 1.5"
+[ -n "$NUMPY" ] && row compress_nofsync numpy "faster"
+echo "| cat | $(wall cat) | $(gbs "$(wall cat)") | | | | | $(cpu cat) |"
+
+if [ -n "$RSS_SIZES" ]; then
+  echo
+  echo "| input GiB | compress peak RSS MiB | decompress peak RSS MiB |"
+  echo "|---|---|---|"
+  rm -f "$IN"
+  for g in $RSS_SIZES; do
+    R=$DIR/rss.npy
+    $V generate --rows "$(rows_for "$g")" --dims "$DIMS" --out "$R" --quiet --force
+    c=$($V compress --in "$R" --out "$DIR/out.vectro" --threads "$THREADS" --no-fsync --json --force \
+      | python3 -c "import json,sys; print(json.load(sys.stdin)['peak_rss_bytes'] >> 20)")
+    rm -f "$R"
+    d=$($V decompress --in "$DIR/out.vectro" --out "$DIR/out.npy" --threads "$THREADS" --no-fsync --json --force \
+      | python3 -c "import json,sys; print(json.load(sys.stdin)['peak_rss_bytes'] >> 20)")
+    rm -f "$DIR/out.vectro" "$DIR/out.npy"
+    echo "| $g | $c | $d |"
+  done
+fi

@@ -1,0 +1,245 @@
+//! int8 kernels: the max-abs reduction, quantization and dequantization of one row.
+//!
+//! The scalar references are [`crate::codec::int8::max_abs`],
+//! [`crate::codec::int8::quantize_row`] and [`crate::codec::int8::dequantize_row`]. Every
+//! faster path must agree with them bit for bit on finite input, which the codec contract
+//! guarantees: `v / scale` stays a true float32 division (a reciprocal multiply can differ
+//! by one ulp), rounding is half to even, and values are clamped to ±127 first.
+
+use super::Level;
+use crate::codec::int8 as reference;
+
+/// `max_j |row[j]|`, 0.0 for an empty row. `row` must be finite.
+pub fn max_abs(row: &[f32]) -> f32 {
+    max_abs_at(Level::detect(), row)
+}
+
+/// Quantizes `row` with `scale` into `out` (over the shorter of the two lengths).
+/// `row` must be finite and `scale` the row's [`crate::codec::int8::row_scale`].
+pub fn quantize(row: &[f32], scale: f32, out: &mut [i8]) {
+    quantize_at(Level::detect(), row, scale, out)
+}
+
+/// `out[j] = f32(codes[j]) * scale` (over the shorter of the two lengths).
+pub fn dequantize(codes: &[i8], scale: f32, out: &mut [f32]) {
+    dequantize_at(Level::detect(), codes, scale, out)
+}
+
+/// [`max_abs`] at a given level; a level this CPU lacks runs the scalar reference.
+pub fn max_abs_at(level: Level, row: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if level.runs_here() {
+        match level {
+            // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
+            Level::Avx512 => return unsafe { super::x86::max_abs_avx512(row) },
+            // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
+            Level::Avx2 => return unsafe { super::x86::max_abs_avx2(row) },
+            _ => {}
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    if level == Level::Neon && level.runs_here() {
+        // SAFETY: NEON was detected at run time.
+        return unsafe { super::neon::max_abs(row) };
+    }
+    let _ = level;
+    reference::max_abs(row)
+}
+
+/// [`quantize`] at a given level; a level this CPU lacks runs the scalar reference.
+pub fn quantize_at(level: Level, row: &[f32], scale: f32, out: &mut [i8]) {
+    let n = row.len().min(out.len());
+    let (row, out) = (&row[..n], &mut out[..n]);
+    if scale == 0.0 {
+        // The kernels would turn 0/0 into a clamped ±127; the reference defines 0.
+        return reference::quantize_row(row, scale, out);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if level.runs_here() {
+        match level {
+            // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
+            Level::Avx512 => return unsafe { super::x86::quantize_avx512(row, scale, out) },
+            // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
+            Level::Avx2 => return unsafe { super::x86::quantize_avx2(row, scale, out) },
+            _ => {}
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    if level == Level::Neon && level.runs_here() {
+        // SAFETY: NEON was detected at run time.
+        return unsafe { super::neon::quantize(row, scale, out) };
+    }
+    let _ = level;
+    reference::quantize_row(row, scale, out)
+}
+
+/// [`dequantize`] at a given level; a level this CPU lacks runs the scalar reference.
+pub fn dequantize_at(level: Level, codes: &[i8], scale: f32, out: &mut [f32]) {
+    let n = codes.len().min(out.len());
+    let (codes, out) = (&codes[..n], &mut out[..n]);
+    #[cfg(target_arch = "x86_64")]
+    if level.runs_here() {
+        match level {
+            // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
+            Level::Avx512 => return unsafe { super::x86::dequantize_avx512(codes, scale, out) },
+            // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
+            Level::Avx2 => return unsafe { super::x86::dequantize_avx2(codes, scale, out) },
+            _ => {}
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    if level == Level::Neon && level.runs_here() {
+        // SAFETY: NEON was detected at run time.
+        return unsafe { super::neon::dequantize(codes, scale, out) };
+    }
+    let _ = level;
+    reference::dequantize_row(codes, scale, out)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every level this CPU runs must give the scalar reference's bits, on random rows of
+    //! every length up to a few vectors (so each kernel's tail is hit) and on the values
+    //! that break naive kernels: exact .5 ties, ±0, subnormals, huge magnitudes.
+    use super::*;
+    use crate::codec::int8::scale_of_max;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// A row of `len` values of one of several kinds, chosen by `kind`.
+    fn row(rng: &mut Rng, len: usize, kind: u64) -> Vec<f32> {
+        let e = rng.below(250) as i32 - 140;
+        let mut v: Vec<f32> = (0..len)
+            .map(|_| match kind {
+                // Uniform in ±2^e, e from deep subnormal to near f32::MAX.
+                0 => (rng.next() as i64 as f32 / i64::MAX as f32) * 2f32.powi(e.min(126)),
+                // Exact ties: the max is 127·2^k so the scale is 2^k and v/scale = n + 0.5.
+                1 => {
+                    let k = (e / 2).clamp(-100, 100);
+                    let n = rng.below(254) as f32 - 127.0;
+                    // The row's first value is 127·2^k (below), pinning the scale.
+                    let v = if rng.below(2) == 0 {
+                        n + 0.5
+                    } else {
+                        -(n + 0.5)
+                    };
+                    v.clamp(-127.0, 127.0) * 2f32.powi(k)
+                }
+                // Subnormals and zeros of both signs.
+                2 => {
+                    let bits = rng.below(0x0080_0000) as u32 * (rng.below(3) as u32 % 2);
+                    f32::from_bits(bits | (rng.below(2) as u32) << 31)
+                }
+                // Huge values next to tiny ones.
+                _ => match rng.below(3) {
+                    0 => f32::MAX * if rng.below(2) == 0 { 1.0 } else { -1.0 },
+                    1 => f32::from_bits(rng.below(0x7f80_0000) as u32),
+                    _ => -f32::from_bits(rng.below(0x7f80_0000) as u32),
+                },
+            })
+            .collect();
+        if kind == 1 && len > 0 {
+            v[0] = 127.0 * 2f32.powi((e / 2).clamp(-100, 100));
+        }
+        v
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    #[test]
+    fn every_level_matches_the_scalar_reference() {
+        let levels = Level::available();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for case in 0..3000u64 {
+            let len = match case % 3 {
+                0 => rng.below(200) as usize,
+                1 => 384,
+                _ => 1 + rng.below(4) as usize * 64 + rng.below(3) as usize,
+            };
+            let data = row(&mut rng, len, case % 4);
+            let max = reference::max_abs(&data);
+            let scale = scale_of_max(max);
+            let mut want = vec![0i8; len];
+            reference::quantize_row(&data, scale, &mut want);
+            let mut back = vec![0f32; len];
+            reference::dequantize_row(&want, scale, &mut back);
+            for &l in &levels {
+                let ctx = format!("{} case {case} len {len}", l.name());
+                assert_eq!(
+                    max_abs_at(l, &data).to_bits(),
+                    max.to_bits(),
+                    "max_abs {ctx}"
+                );
+                let mut got = vec![0i8; len];
+                quantize_at(l, &data, scale, &mut got);
+                assert_eq!(got, want, "quantize {ctx}: {data:?}");
+                let mut out = vec![0f32; len];
+                dequantize_at(l, &want, scale, &mut out);
+                assert_eq!(bits(&out), bits(&back), "dequantize {ctx}");
+            }
+        }
+    }
+
+    #[test]
+    fn ties_round_half_to_even_on_every_level() {
+        // scale 1.0: the codes are rint of the values themselves.
+        let mut data = vec![127.0f32; 64];
+        let cases = [0.5f32, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, -126.5, 3.5, -3.5];
+        data[..cases.len()].copy_from_slice(&cases);
+        let want = [0i8, 2, 2, 0, -2, -2, 126, -126, 4, -4];
+        for l in Level::available() {
+            let mut got = vec![0i8; data.len()];
+            quantize_at(l, &data, 1.0, &mut got);
+            assert_eq!(&got[..want.len()], &want, "{}", l.name());
+            assert!(got[want.len()..].iter().all(|&q| q == 127), "{}", l.name());
+        }
+    }
+
+    #[test]
+    fn every_code_dequantizes_exactly_on_every_level() {
+        let codes: Vec<i8> = (i8::MIN..=i8::MAX).collect();
+        for scale in [1.0f32, 0.0, f32::MIN_POSITIVE, 1e-42, 3.7e-3, 2.68e36] {
+            let mut want = vec![0f32; codes.len()];
+            reference::dequantize_row(&codes, scale, &mut want);
+            for l in Level::available() {
+                let mut got = vec![0f32; codes.len()];
+                dequantize_at(l, &codes, scale, &mut got);
+                assert_eq!(bits(&got), bits(&want), "{} scale {scale}", l.name());
+            }
+        }
+    }
+
+    #[test]
+    fn underflowed_scale_gives_zero_codes_on_every_level() {
+        let data = vec![f32::from_bits(1); 70];
+        assert_eq!(scale_of_max(reference::max_abs(&data)), 0.0);
+        for l in Level::available() {
+            let mut got = vec![5i8; data.len()];
+            quantize_at(l, &data, 0.0, &mut got);
+            assert!(got.iter().all(|&q| q == 0), "{}", l.name());
+        }
+    }
+
+    #[test]
+    fn the_wide_levels_exist_where_the_cpu_has_them() {
+        // Guards against the agreement tests passing vacuously through a broken detection.
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            assert!(Level::available().contains(&Level::Avx2));
+            assert!(Level::best() >= Level::Avx2);
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! aarch64 NEON kernels. Callers check for NEON first and pass slices of equal length;
+//! tails run the scalar reference. `vcvtnq_s32_f32` rounds to nearest, ties to even, as
+//! the reference's `rint`; values are clamped to ±127 first, so narrowing never saturates.
+//!
+//! Neither run nor compiled yet: the development machine is x86-64 with no aarch64 standard
+//! library. The agreement tests in `simd::int8` cover it on the first aarch64 build.
+
+// The value intrinsics are safe to call inside a NEON `#[target_feature]` function on
+// recent toolchains and `unsafe` on older ones; each body sits in an `unsafe` block so the
+// file builds on both, and this keeps the newer toolchains from calling the blocks unused.
+#![allow(unused_unsafe)]
+
+use std::arch::aarch64::*;
+
+use crate::codec::int8 as reference;
+
+/// `max |x|` over `row`.
+#[target_feature(enable = "neon")]
+pub(super) fn max_abs(row: &[f32]) -> f32 {
+    // SAFETY: NEON is enabled for this function; every pointer access is bounds-checked
+    // by the slice it comes from, as noted at each one.
+    unsafe {
+        let mut acc = [vdupq_n_f32(0.0); 4];
+        let mut blocks = row.chunks_exact(16);
+        for b in &mut blocks {
+            for (k, a) in acc.iter_mut().enumerate() {
+                // SAFETY: `b` has 16 floats, so 4 from offset 4k are in bounds.
+                let x = unsafe { vld1q_f32(b.as_ptr().add(4 * k)) };
+                *a = vmaxq_f32(*a, vabsq_f32(x));
+            }
+        }
+        let m = vmaxq_f32(vmaxq_f32(acc[0], acc[1]), vmaxq_f32(acc[2], acc[3]));
+        vmaxvq_f32(m).max(reference::max_abs(blocks.remainder()))
+    }
+}
+
+/// Quantizes `row` (finite) with `scale` (finite, non-zero) into `out` (same length).
+#[target_feature(enable = "neon")]
+pub(super) fn quantize(row: &[f32], scale: f32, out: &mut [i8]) {
+    // SAFETY: NEON is enabled for this function; every pointer access is bounds-checked
+    // by the slice it comes from, as noted at each one.
+    unsafe {
+        let s = vdupq_n_f32(scale);
+        let (lo, hi) = (vdupq_n_f32(-127.0), vdupq_n_f32(127.0));
+        let mut src = row.chunks_exact(16);
+        let mut dst = out.chunks_exact_mut(16);
+        for (x, o) in (&mut src).zip(&mut dst) {
+            let mut q = [vdupq_n_s32(0); 4];
+            for (k, q) in q.iter_mut().enumerate() {
+                // SAFETY: `x` has 16 floats, so 4 from offset 4k are in bounds.
+                let v = unsafe { vld1q_f32(x.as_ptr().add(4 * k)) };
+                *q = vcvtnq_s32_f32(vminq_f32(vmaxq_f32(vdivq_f32(v, s), lo), hi));
+            }
+            let a = vcombine_s16(vqmovn_s32(q[0]), vqmovn_s32(q[1]));
+            let b = vcombine_s16(vqmovn_s32(q[2]), vqmovn_s32(q[3]));
+            let bytes = vcombine_s8(vqmovn_s16(a), vqmovn_s16(b));
+            // SAFETY: `o` has exactly 16 bytes.
+            unsafe { vst1q_s8(o.as_mut_ptr(), bytes) };
+        }
+        reference::quantize_row(src.remainder(), scale, dst.into_remainder());
+    }
+}
+
+/// `out[j] = f32(codes[j]) * scale`, slices of the same length.
+#[target_feature(enable = "neon")]
+pub(super) fn dequantize(codes: &[i8], scale: f32, out: &mut [f32]) {
+    // SAFETY: NEON is enabled for this function; every pointer access is bounds-checked
+    // by the slice it comes from, as noted at each one.
+    unsafe {
+        let mut src = codes.chunks_exact(8);
+        let mut dst = out.chunks_exact_mut(8);
+        for (c, o) in (&mut src).zip(&mut dst) {
+            // SAFETY: `c` has exactly 8 bytes.
+            let w = vmovl_s8(unsafe { vld1_s8(c.as_ptr()) });
+            let a = vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(w))), scale);
+            let b = vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(w)), scale);
+            // SAFETY: `o` has exactly 8 floats.
+            unsafe {
+                vst1q_f32(o.as_mut_ptr(), a);
+                vst1q_f32(o.as_mut_ptr().add(4), b);
+            }
+        }
+        reference::dequantize_row(src.remainder(), scale, dst.into_remainder());
+    }
+}

@@ -1,0 +1,158 @@
+//! x86-64 kernels (AVX2, AVX-512). Callers check the CPU features first and pass slices
+//! of equal length; tails shorter than one vector run the scalar reference, which gives
+//! the same bits by construction.
+//!
+//! Rounding: `cvtps2dq` rounds by MXCSR, which Rust keeps at round-to-nearest-even, the
+//! reference's `rint`. Values are clamped to ±127 before converting, so packing to i8 never
+//! saturates and the result equals the reference's clamp-then-round.
+
+use std::arch::x86_64::*;
+
+use crate::codec::int8 as reference;
+
+/// `max |x|` over `row`.
+#[target_feature(enable = "avx2")]
+pub(super) fn max_abs_avx2(row: &[f32]) -> f32 {
+    let mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut blocks = row.chunks_exact(32);
+    for b in &mut blocks {
+        for (k, a) in acc.iter_mut().enumerate() {
+            // SAFETY: `b` has 32 floats, so 8 from offset 8k are in bounds; loadu needs no
+            // alignment.
+            let x = unsafe { _mm256_loadu_ps(b.as_ptr().add(8 * k)) };
+            *a = _mm256_max_ps(*a, _mm256_and_ps(x, mask));
+        }
+    }
+    let m = _mm256_max_ps(_mm256_max_ps(acc[0], acc[1]), _mm256_max_ps(acc[2], acc[3]));
+    let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    let m = _mm_max_ss(m, _mm_shuffle_ps::<0b01>(m, m));
+    _mm_cvtss_f32(m).max(reference::max_abs(blocks.remainder()))
+}
+
+/// `max |x|` over `row`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) fn max_abs_avx512(row: &[f32]) -> f32 {
+    let mut acc = [_mm512_setzero_ps(); 4];
+    let mut blocks = row.chunks_exact(64);
+    for b in &mut blocks {
+        for (k, a) in acc.iter_mut().enumerate() {
+            // SAFETY: `b` has 64 floats, so 16 from offset 16k are in bounds.
+            let x = unsafe { _mm512_loadu_ps(b.as_ptr().add(16 * k)) };
+            *a = _mm512_max_ps(*a, _mm512_abs_ps(x));
+        }
+    }
+    let m = _mm512_max_ps(_mm512_max_ps(acc[0], acc[1]), _mm512_max_ps(acc[2], acc[3]));
+    // Exact: max is associative and commutative on finite, non-negative values.
+    _mm512_reduce_max_ps(m).max(max_abs_avx2(blocks.remainder()))
+}
+
+/// Quantizes `row` (finite) with `scale` (finite, non-zero) into `out` (same length).
+#[target_feature(enable = "avx2")]
+pub(super) fn quantize_avx2(row: &[f32], scale: f32, out: &mut [i8]) {
+    let s = _mm256_set1_ps(scale);
+    let (lo, hi) = (_mm256_set1_ps(-127.0), _mm256_set1_ps(127.0));
+    // Undoes the lane interleaving of the two pack instructions below.
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    let mut src = row.chunks_exact(32);
+    let mut dst = out.chunks_exact_mut(32);
+    for (x, o) in (&mut src).zip(&mut dst) {
+        let mut q = [_mm256_setzero_si256(); 4];
+        for (k, q) in q.iter_mut().enumerate() {
+            // SAFETY: `x` has 32 floats, so 8 from offset 8k are in bounds.
+            let v = unsafe { _mm256_loadu_ps(x.as_ptr().add(8 * k)) };
+            let y = _mm256_min_ps(_mm256_max_ps(_mm256_div_ps(v, s), lo), hi);
+            *q = _mm256_cvtps_epi32(y);
+        }
+        let w = _mm256_packs_epi32(q[0], q[1]);
+        let z = _mm256_packs_epi32(q[2], q[3]);
+        let b = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w, z), order);
+        // SAFETY: `o` has exactly 32 bytes; storeu needs no alignment.
+        unsafe { _mm256_storeu_si256(o.as_mut_ptr().cast(), b) };
+    }
+    reference::quantize_row(src.remainder(), scale, dst.into_remainder());
+}
+
+/// Quantizes `row` (finite) with `scale` (finite, non-zero) into `out` (same length).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) fn quantize_avx512(row: &[f32], scale: f32, out: &mut [i8]) {
+    let s = _mm512_set1_ps(scale);
+    let (lo, hi) = (_mm512_set1_ps(-127.0), _mm512_set1_ps(127.0));
+    let mut src = row.chunks_exact(16);
+    let mut dst = out.chunks_exact_mut(16);
+    for (x, o) in (&mut src).zip(&mut dst) {
+        // SAFETY: `x` has exactly 16 floats.
+        let v = unsafe { _mm512_loadu_ps(x.as_ptr()) };
+        let y = _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(v, s), lo), hi);
+        let q = _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y);
+        // SAFETY: `o` has exactly 16 bytes.
+        unsafe { _mm_storeu_si128(o.as_mut_ptr().cast(), _mm512_cvtepi32_epi8(q)) };
+    }
+    quantize_avx2(src.remainder(), scale, dst.into_remainder());
+}
+
+/// `out[j] = f32(codes[j]) * scale`, slices of the same length.
+#[target_feature(enable = "avx2")]
+pub(super) fn dequantize_avx2(codes: &[i8], scale: f32, out: &mut [f32]) {
+    let s = _mm256_set1_ps(scale);
+    let mut src = codes.chunks_exact(8);
+    let mut dst = out.chunks_exact_mut(8);
+    for (c, o) in (&mut src).zip(&mut dst) {
+        // SAFETY: `c` has exactly 8 bytes, the width of loadl_epi64.
+        let q = unsafe { _mm_loadl_epi64(c.as_ptr().cast()) };
+        let v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), s);
+        // SAFETY: `o` has exactly 8 floats.
+        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), v) };
+    }
+    reference::dequantize_row(src.remainder(), scale, dst.into_remainder());
+}
+
+/// `out[j] = f32(codes[j]) * scale`, slices of the same length.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) fn dequantize_avx512(codes: &[i8], scale: f32, out: &mut [f32]) {
+    let s = _mm512_set1_ps(scale);
+    let mut src = codes.chunks_exact(16);
+    let mut dst = out.chunks_exact_mut(16);
+    for (c, o) in (&mut src).zip(&mut dst) {
+        // SAFETY: `c` has exactly 16 bytes.
+        let q = unsafe { _mm_loadu_si128(c.as_ptr().cast()) };
+        let v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), s);
+        // SAFETY: `o` has exactly 16 floats.
+        unsafe { _mm512_storeu_ps(o.as_mut_ptr(), v) };
+    }
+    dequantize_avx2(src.remainder(), scale, dst.into_remainder());
+}
+
+/// Whether any value is NaN or ±Inf: an exponent field of all ones.
+#[target_feature(enable = "avx2")]
+pub(super) fn any_non_finite_avx2(data: &[f32]) -> bool {
+    let exp = _mm256_set1_epi32(0x7f80_0000);
+    let mut acc = _mm256_setzero_si256();
+    let mut blocks = data.chunks_exact(8);
+    for b in &mut blocks {
+        // SAFETY: `b` has exactly 8 floats.
+        let x = unsafe { _mm256_loadu_si256(b.as_ptr().cast()) };
+        let e = _mm256_and_si256(x, exp);
+        acc = _mm256_or_si256(acc, _mm256_cmpeq_epi32(e, exp));
+    }
+    _mm256_testz_si256(acc, acc) == 0 || reference_any_non_finite(blocks.remainder())
+}
+
+/// Whether any value is NaN or ±Inf.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) fn any_non_finite_avx512(data: &[f32]) -> bool {
+    let exp = _mm512_set1_epi32(0x7f80_0000);
+    let mut acc: __mmask16 = 0;
+    let mut blocks = data.chunks_exact(16);
+    for b in &mut blocks {
+        // SAFETY: `b` has exactly 16 floats.
+        let x = unsafe { _mm512_loadu_si512(b.as_ptr().cast()) };
+        acc |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(x, exp), exp);
+    }
+    acc != 0 || any_non_finite_avx2(blocks.remainder())
+}
+
+fn reference_any_non_finite(data: &[f32]) -> bool {
+    super::any_non_finite_scalar(data)
+}
