@@ -1,13 +1,19 @@
 //! Crash-safe output files: write to a temporary file beside the target, fsync, rename.
 //!
-//! A half-written file never sits at the final path. If the process dies, only the
-//! temporary file remains; if an error is returned, the temporary file is removed.
+//! A half-written file never sits at the final path. Two kinds of temporary file exist:
+//!
+//! - [`AtomicOutput::create`]: a randomly named temporary file, removed if the output is
+//!   abandoned (an error, or the value dropped without [`AtomicOutput::commit`]).
+//! - [`AtomicOutput::create_resumable`]: a temporary file with a predictable name,
+//!   [`partial_path`] (`<dir>/.<name>.partial`), locked with an advisory `flock` so that a
+//!   second writer of the same output fails at once. It survives a crash or an error so
+//!   that `compress --resume` can continue it.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use tempfile::NamedTempFile;
+use tempfile::TempPath;
 
 use crate::error::{Error, Result};
 
@@ -21,11 +27,25 @@ pub enum Durability {
     None,
 }
 
+/// The predictable temporary path of a resumable output for `target`:
+/// `<dir>/.<name>.partial`.
+pub fn partial_path(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parent_dir(target).join(format!(".{name}.partial"))
+}
+
 /// An output being written; [`AtomicOutput::commit`] puts it in place.
 #[derive(Debug)]
 pub struct AtomicOutput {
     target: PathBuf,
-    tmp: NamedTempFile,
+    file: File,
+    /// Removes the temporary file when dropped; `None` once committed or kept.
+    tmp: Option<TempPath>,
+    tmp_path: PathBuf,
+    keep_on_drop: bool,
     overwrite: bool,
     durability: Durability,
 }
@@ -37,9 +57,7 @@ impl AtomicOutput {
     /// # Errors
     /// [`Error::OutputExists`], or [`Error::Io`] if the temporary file cannot be created.
     pub fn create(target: &Path, overwrite: bool, durability: Durability) -> Result<Self> {
-        if !overwrite && target.exists() {
-            return Err(Error::OutputExists(target.to_path_buf()));
-        }
+        check_target(target, overwrite)?;
         let dir = parent_dir(target);
         let name = target
             .file_name()
@@ -50,12 +68,70 @@ impl AtomicOutput {
             .suffix(".tmp")
             .tempfile_in(dir)
             .map_err(|e| Error::io(dir, "creating a temporary file in", e))?;
+        let (file, tmp) = tmp.into_parts();
         Ok(AtomicOutput {
             target: target.to_path_buf(),
-            tmp,
+            file,
+            tmp_path: tmp.to_path_buf(),
+            tmp: Some(tmp),
+            keep_on_drop: false,
             overwrite,
             durability,
         })
+    }
+
+    /// Starts a resumable output for `target` at [`partial_path`]: opens it read-write
+    /// without truncating (an earlier run's chunks may be reused) and takes an exclusive
+    /// advisory lock on it.
+    ///
+    /// The caller decides what to keep: call [`AtomicOutput::truncate`] to start afresh.
+    /// If the output is dropped without a commit, the file stays for a later resume while
+    /// [`AtomicOutput::keep_on_drop`] is true (the default here), and is removed otherwise.
+    ///
+    /// # Errors
+    /// [`Error::OutputExists`]; [`Error::Locked`] if another process is writing the same
+    /// output; [`Error::Io`] if the file cannot be opened or locked.
+    pub fn create_resumable(
+        target: &Path,
+        overwrite: bool,
+        durability: Durability,
+    ) -> Result<Self> {
+        check_target(target, overwrite)?;
+        let path = partial_path(target);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io(&path, "opening the partial output", e))?;
+        lock_exclusive(&file, &path, target)?;
+        let tmp = TempPath::try_from_path(&path)
+            .map_err(|e| Error::io(&path, "opening the partial output", e))?;
+        Ok(AtomicOutput {
+            target: target.to_path_buf(),
+            file,
+            tmp: Some(tmp),
+            tmp_path: path,
+            keep_on_drop: true,
+            overwrite,
+            durability,
+        })
+    }
+
+    /// Whether an abandoned output keeps its temporary file (for `--resume`).
+    pub fn keep_on_drop(&mut self, keep: bool) {
+        self.keep_on_drop = keep;
+    }
+
+    /// Empties the temporary file, to start the output afresh.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the temporary file.
+    pub fn truncate(&self, len: u64) -> Result<()> {
+        self.file
+            .set_len(len)
+            .map_err(|e| Error::io(&self.tmp_path, "truncating", e))
     }
 
     /// The final path.
@@ -65,50 +141,89 @@ impl AtomicOutput {
 
     /// The temporary path being written.
     pub fn tmp_path(&self) -> &Path {
-        self.tmp.path()
+        &self.tmp_path
     }
 
     /// The temporary file, for writing.
     pub fn file(&self) -> &File {
-        self.tmp.as_file()
+        &self.file
     }
 
-    /// A buffered writer on the temporary file.
+    /// A buffered writer on the temporary file, at the file's current position.
     pub fn writer(&self) -> BufWriter<&File> {
-        BufWriter::with_capacity(1 << 20, self.tmp.as_file())
+        BufWriter::with_capacity(1 << 20, &self.file)
     }
 
     /// Flushes to disk (unless durability is off) and renames into place.
     ///
     /// # Errors
     /// [`Error::Io`] naming the file; [`Error::OutputExists`] if the target appeared
-    /// meanwhile and overwriting is off. The temporary file is removed either way.
-    pub fn commit(self) -> Result<()> {
-        let tmp_path = self.tmp.path().to_path_buf();
+    /// meanwhile and overwriting is off. On an error the temporary file is removed, or kept
+    /// if it is resumable and [`AtomicOutput::keep_on_drop`] is set.
+    pub fn commit(mut self) -> Result<()> {
         if self.durability == Durability::Fsync {
-            self.tmp
-                .as_file()
+            self.file
                 .sync_all()
-                .map_err(|e| Error::io(&tmp_path, "syncing", e))?;
+                .map_err(|e| Error::io(&self.tmp_path, "syncing", e))?;
         }
-        let target = self.target;
+        let tmp = self.tmp.take().expect("not yet committed");
+        let target = self.target.clone();
         let persisted = if self.overwrite {
-            self.tmp.persist(&target).map_err(|e| e.error)
+            tmp.persist(&target).map_err(|e| (e.error, e.path))
         } else {
-            self.tmp.persist_noclobber(&target).map_err(|e| e.error)
+            tmp.persist_noclobber(&target)
+                .map_err(|e| (e.error, e.path))
         };
-        persisted.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::OutputExists(target.clone())
+        if let Err((e, tmp)) = persisted {
+            self.tmp = Some(tmp);
+            return Err(if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::OutputExists(target)
             } else {
                 Error::io(&target, "renaming into place", e)
-            }
-        })?;
+            });
+        }
         if self.durability == Durability::Fsync {
             sync_dir(parent_dir(&target))?;
         }
         Ok(())
     }
+}
+
+impl Drop for AtomicOutput {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            if self.keep_on_drop {
+                // Leave the partial output for `--resume`; dropping the file releases the lock.
+                let _ = tmp.keep();
+            } // else: dropping the TempPath removes the file.
+        }
+    }
+}
+
+fn check_target(target: &Path, overwrite: bool) -> Result<()> {
+    if !overwrite && target.exists() {
+        return Err(Error::OutputExists(target.to_path_buf()));
+    }
+    Ok(())
+}
+
+/// Takes an exclusive advisory lock, failing at once if another process holds it. The lock
+/// lives as long as the file handle, and the kernel releases it if the process dies.
+fn lock_exclusive(file: &File, path: &Path, target: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock only reads the descriptor, which `file` keeps open for the call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    if e.kind() == std::io::ErrorKind::WouldBlock {
+        return Err(Error::Locked {
+            target: target.to_path_buf(),
+            lock: path.to_path_buf(),
+        });
+    }
+    Err(Error::io(path, "locking", e))
 }
 
 fn parent_dir(p: &Path) -> &Path {

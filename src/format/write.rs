@@ -89,6 +89,15 @@ impl<W: Write> ContainerWriter<W> {
         Ok(())
     }
 
+    /// Flushes the inner writer, so that every chunk written so far reaches the file: a
+    /// killed run then leaves them for a resume.
+    ///
+    /// # Errors
+    /// Any error of the underlying writer.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+
     /// Writes the index and trailer, flushes, and returns the inner writer.
     ///
     /// # Panics
@@ -98,7 +107,12 @@ impl<W: Write> ContainerWriter<W> {
         let index = encode_index(&self.index);
         let index_offset = self.offset;
         self.out.write_all(&index)?;
-        let trailer = encode_trailer(index_offset, index.len() as u64, self.header.rows, crc(&index));
+        let trailer = encode_trailer(
+            index_offset,
+            index.len() as u64,
+            self.header.rows,
+            crc(&index),
+        );
         self.out.write_all(&trailer)?;
         self.out.flush()?;
         Ok(self.out)

@@ -11,10 +11,11 @@ use serde::Serialize;
 
 use super::ordered::run_ordered;
 use super::reader::{ChunkJob, NpySource};
+use super::resume::{self, Start};
 use super::writer::{ChunkSink, EncodedChunk};
 use super::{Progress, default_threads, peak_rss_bytes};
 use crate::codec::{self, Codec};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::format::{ContainerWriter, Header, Metadata};
 use crate::npy::Dtype;
 use crate::output::{AtomicOutput, Durability};
@@ -40,6 +41,10 @@ pub struct CompressOptions {
     pub overwrite: bool,
     /// fsync before the rename, or not.
     pub durability: Durability,
+    /// Continue the partial output an interrupted run left, if it matches this run.
+    pub resume: bool,
+    /// Keep the partial output on an I/O error or a cancel, for a later `resume`.
+    pub keep_partial: bool,
 }
 
 impl Default for CompressOptions {
@@ -50,6 +55,8 @@ impl Default for CompressOptions {
             chunk_rows: None,
             overwrite: false,
             durability: Durability::Fsync,
+            resume: false,
+            keep_partial: true,
         }
     }
 }
@@ -81,6 +88,10 @@ pub struct CompressSummary {
     pub mb_per_s: f64,
     /// Peak resident memory of the process.
     pub peak_rss_bytes: u64,
+    /// Rows taken from an interrupted run's partial output (`resume`).
+    pub resumed_rows: u64,
+    /// Why a partial output found with `resume` was not reused.
+    pub partial_discarded: Option<String>,
 }
 
 /// Compresses the `.npy` at `input` into a new container at `output`.
@@ -107,7 +118,9 @@ pub fn compress(
         Some(n) => n,
         None => default_chunk_rows(h.dims),
     };
-    let out = AtomicOutput::create(output, opts.overwrite, opts.durability)?;
+    check_chunk_size(chunk_rows, h.rows, h.dims)?;
+    let mut out = AtomicOutput::create_resumable(output, opts.overwrite, opts.durability)?;
+    out.keep_on_drop(opts.keep_partial);
     let header = Header {
         codec: codec.spec(),
         rows: h.rows,
@@ -116,11 +129,36 @@ pub fn compress(
         source_dtype: h.dtype,
         metadata: source_metadata(&source),
     };
-    let threads = if opts.threads == 0 { default_threads() } else { opts.threads };
+    let threads = if opts.threads == 0 {
+        default_threads()
+    } else {
+        opts.threads
+    };
+    let resume_at = resume::prepare(&out, &header, &source, codec.as_ref(), opts.resume)?;
     progress.begin(h.rows, h.rows * h.row_bytes() as u64);
-    let result = encode_all(&source, &out, header, codec.as_ref(), threads, progress, cancel);
+    let resumed_rows = resume_at.rows();
+    let partial_discarded = resume_at.discarded.clone();
+    progress.advance(resumed_rows, resumed_rows * h.row_bytes() as u64);
+    let result = encode_all(
+        &source,
+        &out,
+        header,
+        codec.as_ref(),
+        threads,
+        progress,
+        cancel,
+        resume_at,
+    );
     progress.finish();
-    let chunks = result?;
+    let chunks = result.inspect_err(|e| {
+        // A bad input needs a new input, which a resume would discard anyway.
+        if !matches!(
+            e.kind(),
+            ErrorKind::Io | ErrorKind::Cancelled | ErrorKind::Internal
+        ) {
+            out.keep_on_drop(false);
+        }
+    })?;
     out.commit()?;
     let output_bytes = std::fs::metadata(output)
         .map_err(|e| Error::io(output, "reading metadata of", e))?
@@ -139,7 +177,21 @@ pub fn compress(
         seconds,
         mb_per_s: source.file_len() as f64 / 1e6 / seconds.max(1e-9),
         peak_rss_bytes: peak_rss_bytes(),
+        resumed_rows,
+        partial_discarded,
     })
+}
+
+/// Refuses chunks so large that readers would refuse them ([`crate::format::MAX_CHUNK_VALUES`]).
+fn check_chunk_size(chunk_rows: u32, rows: u64, dims: u64) -> Result<()> {
+    let values = (chunk_rows as u64).min(rows).saturating_mul(dims);
+    if values > crate::format::MAX_CHUNK_VALUES {
+        return Err(Error::Config(format!(
+            "--chunk-rows {chunk_rows} × {dims} dims is {values} values a chunk, over the limit of {}; use a smaller --chunk-rows",
+            crate::format::MAX_CHUNK_VALUES
+        )));
+    }
+    Ok(())
 }
 
 /// What the container records about its source. Deliberately no wall-clock time: the same
@@ -154,10 +206,14 @@ fn source_metadata(source: &NpySource) -> Metadata {
     m.insert("source".into(), name);
     m.insert("source_bytes".into(), source.file_len().to_string());
     m.insert("source_mtime".into(), source.mtime().to_string());
-    m.insert("tool".into(), format!("vectro {}", env!("CARGO_PKG_VERSION")));
+    m.insert(
+        "tool".into(),
+        format!("vectro {}", env!("CARGO_PKG_VERSION")),
+    );
     m
 }
 
+#[allow(clippy::too_many_arguments)]
 fn encode_all(
     source: &NpySource,
     out: &AtomicOutput,
@@ -166,10 +222,18 @@ fn encode_all(
     threads: usize,
     progress: &dyn Progress,
     cancel: &AtomicBool,
+    start: Start,
 ) -> Result<u64> {
     let out_path = out.tmp_path();
-    let writer = ContainerWriter::new(out.writer(), header.clone())
-        .map_err(|e| Error::io(out_path, "writing", e))?;
+    let done = start.chunks.len();
+    let writer = if done == 0 {
+        let mut w = ContainerWriter::new(out.writer(), header.clone())
+            .map_err(|e| Error::io(out_path, "writing", e))?;
+        w.flush().map_err(|e| Error::io(out_path, "writing", e))?;
+        w
+    } else {
+        ContainerWriter::resume(out.writer(), header.clone(), start.chunks, start.offset)
+    };
     let (recycle, pool) = bounded::<Vec<u8>>(2 * threads + 2);
     let mut sink = ChunkSink {
         writer,
@@ -181,7 +245,7 @@ fn encode_all(
     let dtype = header.source_dtype;
     run_ordered(
         threads,
-        source.chunks(header.chunk_rows as u64),
+        source.chunks(header.chunk_rows as u64).skip(done),
         |job| encode_job(&job, dtype, codec, source.path(), &pool),
         |chunk| sink.put(chunk),
         cancel,
@@ -248,13 +312,16 @@ fn as_f32(bytes: &[u8], dtype: Dtype) -> Option<&[f32]> {
 /// Refuses NaN and ±Inf, naming the first offender.
 fn check_finite(data: &[f32], dims: usize, first_row: u64, path: &Path) -> Result<()> {
     // A branch-free pass vectorises; we only search for the position when it fails.
-    let any_bad = data
-        .iter()
-        .fold(false, |acc, x| acc | (x.to_bits() & 0x7f80_0000 == 0x7f80_0000));
+    let any_bad = data.iter().fold(false, |acc, x| {
+        acc | (x.to_bits() & 0x7f80_0000 == 0x7f80_0000)
+    });
     if !any_bad {
         return Ok(());
     }
-    let i = data.iter().position(|x| !x.is_finite()).expect("found above");
+    let i = data
+        .iter()
+        .position(|x| !x.is_finite())
+        .expect("found above");
     Err(Error::NonFinite {
         path: path.to_path_buf(),
         row: first_row + (i / dims) as u64,

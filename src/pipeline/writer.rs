@@ -44,6 +44,7 @@ impl<W: Write> ChunkSink<'_, W> {
     pub fn put(&mut self, chunk: EncodedChunk) -> Result<()> {
         self.writer
             .write_chunk(chunk.rows, &chunk.payload)
+            .and_then(|()| self.writer.flush())
             .map_err(|e| Error::io(self.out_path, "writing", e))?;
         let end = chunk.first_row + chunk.rows;
         if let Some(src) = self.source {

@@ -26,6 +26,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Generate a sample, compress, evaluate and decompress it, and report.
     Demo(DemoArgs),
+    /// Check every checksum of a container (header, chunks, index, trailer), streaming.
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -61,8 +63,24 @@ pub struct CompressArgs {
     /// Skip fsync before the rename (scratch outputs only: a crash may lose the file).
     #[arg(long)]
     pub no_fsync: bool,
+    /// Continue an interrupted run from its partial output (.<name>.partial beside the
+    /// output), keeping every checksum-valid chunk; starts afresh if it does not match.
+    #[arg(long)]
+    pub resume: bool,
+    /// On an error or Ctrl-C, delete the partial output instead of keeping it for --resume.
+    #[arg(long)]
+    pub no_resume_file: bool,
     #[command(flatten)]
     pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The container.
+    pub file: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

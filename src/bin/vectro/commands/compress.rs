@@ -1,7 +1,8 @@
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
-use vectro::output::Durability;
-use vectro::{CompressOptions, CompressSummary};
+use vectro::output::{Durability, partial_path};
+use vectro::{CompressOptions, CompressSummary, ErrorKind, Progress};
 
 use super::{human_bytes, print_json};
 use crate::cli::CompressArgs;
@@ -14,16 +15,62 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         threads: a.common.threads,
         chunk_rows: a.chunk_rows,
         overwrite: a.force,
-        durability: if a.no_fsync { Durability::None } else { Durability::Fsync },
+        durability: if a.no_fsync {
+            Durability::None
+        } else {
+            Durability::Fsync
+        },
+        resume: a.resume,
+        keep_partial: !a.no_resume_file,
     };
     let bar = Bar::new(a.common.quiet || a.common.json, "compress");
-    let s = vectro::compress(&a.input, &a.output, &opts, &bar, cancel)?;
+    let slow = Throttle::from_env(&bar);
+    let progress: &dyn Progress = slow.as_ref().map_or(&bar, |t| t as &dyn Progress);
+    let s = match vectro::compress(&a.input, &a.output, &opts, progress, cancel) {
+        Ok(s) => s,
+        Err(e) => {
+            explain_partial(&e, &a.output, opts.keep_partial);
+            return Err(e.into());
+        }
+    };
+    if let Some(why) = &s.partial_discarded {
+        eprintln!(
+            "vectro: note: started afresh: the partial output {} was not reused: {why}",
+            partial_path(&a.output).display()
+        );
+    } else if s.resumed_rows > 0 && !a.common.json {
+        eprintln!(
+            "vectro: resumed: kept {} rows from the interrupted run",
+            s.resumed_rows
+        );
+    }
     if a.common.json {
         print_json(&s)?;
     } else {
         println!("{}", summary_line(&s));
     }
     Ok(exit_codes::OK)
+}
+
+/// Tells the user where the completed chunks are after an interruption or I/O error.
+fn explain_partial(e: &vectro::Error, output: &std::path::Path, kept: bool) {
+    let resumable = matches!(e.kind(), ErrorKind::Io | ErrorKind::Cancelled)
+        && !matches!(
+            e,
+            vectro::Error::Locked { .. } | vectro::Error::OutputExists(_)
+        );
+    if !resumable {
+        return;
+    }
+    let partial = partial_path(output);
+    if kept && partial.exists() {
+        eprintln!(
+            "vectro: the complete chunks are kept in {}; rerun the same command with --resume to continue",
+            partial.display()
+        );
+    } else {
+        eprintln!("vectro: nothing was written to {}", output.display());
+    }
 }
 
 pub fn summary_line(s: &CompressSummary) -> String {
@@ -38,4 +85,43 @@ pub fn summary_line(s: &CompressSummary) -> String {
         s.seconds,
         s.mb_per_s
     )
+}
+
+/// A test hook: `VECTRO_TEST_SLOW_CHUNK_MS=n` sleeps n ms after each chunk is written, so
+/// that tests can interrupt a run of a tiny input midway. Not for users.
+struct Throttle<'a> {
+    inner: &'a dyn Progress,
+    pause: Duration,
+}
+
+impl<'a> Throttle<'a> {
+    fn from_env(inner: &'a dyn Progress) -> Option<Throttle<'a>> {
+        let ms = std::env::var("VECTRO_TEST_SLOW_CHUNK_MS")
+            .ok()?
+            .parse()
+            .ok()?;
+        Some(Throttle {
+            inner,
+            pause: Duration::from_millis(ms),
+        })
+    }
+}
+
+impl Progress for Throttle<'_> {
+    fn begin(&self, rows: u64, bytes: u64) {
+        self.inner.begin(rows, bytes);
+    }
+
+    fn advance(&self, rows: u64, bytes: u64) {
+        self.inner.advance(rows, bytes);
+        std::thread::sleep(self.pause);
+    }
+
+    fn finish(&self) {
+        self.inner.finish();
+    }
+
+    fn note(&self, msg: &str) {
+        self.inner.note(msg);
+    }
 }
