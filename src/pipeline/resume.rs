@@ -88,6 +88,9 @@ fn reusable_prefix(
     // dropped before the file is truncated or written.
     let map = unsafe { Mmap::map(out.file()) }.map_err(|e| Error::io(path, "mapping", e))?;
     let want = header.encode();
+    if want.starts_with(&map) {
+        return Ok(Start::default()); // killed while writing the header: nothing to keep
+    }
     if map.get(..want.len()) != Some(&want[..]) {
         return Ok(discard(why_headers_differ(path, &map, header)));
     }
