@@ -28,10 +28,17 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     let progress: &dyn Progress = slow.as_ref().map_or(&bar, |t| t as &dyn Progress);
     let s = match vectro::compress(&a.input, &a.output, &opts, progress, cancel) {
         Ok(s) => s,
-        Err(e) => {
-            explain_partial(&e, &a.output, opts.keep_partial);
-            return Err(e.into());
+        Err(e) if kept_partial(&e, &a.output, opts.keep_partial) => {
+            // Print the error here, so that the hint on how to continue comes after it.
+            let err = anyhow::Error::from(e);
+            eprintln!("vectro: error: {err}");
+            eprintln!(
+                "vectro: the complete chunks are kept in {}; rerun the same command with --resume to continue",
+                partial_path(&a.output).display()
+            );
+            return Ok(exit_codes::for_error(&err));
         }
+        Err(e) => return Err(e.into()),
     };
     if let Some(why) = &s.partial_discarded {
         eprintln!(
@@ -52,25 +59,15 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     Ok(exit_codes::OK)
 }
 
-/// Tells the user where the completed chunks are after an interruption or I/O error.
-fn explain_partial(e: &vectro::Error, output: &std::path::Path, kept: bool) {
-    let resumable = matches!(e.kind(), ErrorKind::Io | ErrorKind::Cancelled)
-        && !matches!(
-            e,
-            vectro::Error::Locked { .. } | vectro::Error::OutputExists(_)
-        );
-    if !resumable {
-        return;
-    }
-    let partial = partial_path(output);
-    if kept && partial.exists() {
-        eprintln!(
-            "vectro: the complete chunks are kept in {}; rerun the same command with --resume to continue",
-            partial.display()
-        );
-    } else {
-        eprintln!("vectro: nothing was written to {}", output.display());
-    }
+/// Whether a failed run left a partial output that `--resume` can continue.
+fn kept_partial(e: &vectro::Error, output: &std::path::Path, keep: bool) -> bool {
+    keep && matches!(
+        e.kind(),
+        ErrorKind::Io | ErrorKind::Cancelled | ErrorKind::Internal
+    ) && !matches!(
+        e,
+        vectro::Error::Locked { .. } | vectro::Error::OutputExists(_)
+    ) && partial_path(output).exists()
 }
 
 pub fn summary_line(s: &CompressSummary) -> String {
