@@ -50,10 +50,10 @@ pub fn container(data: &[u8]) {
             opened.err()
         );
     }
-    if let Ok((header, len)) = Header::decode(path, &bytes) {
-        if let Ok(codec) = format::read::codec_for(path, &header) {
-            let _ = format::scan_chunks(&bytes, &header, len, codec.as_ref());
-        }
+    if let Ok((header, len)) = Header::decode(path, &bytes)
+        && let Ok(codec) = format::read::codec_for(path, &header)
+    {
+        let _ = format::scan_chunks(&bytes, &header, len, codec.as_ref());
     }
 }
 

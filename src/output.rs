@@ -191,11 +191,12 @@ impl AtomicOutput {
 
 impl Drop for AtomicOutput {
     fn drop(&mut self) {
-        if let Some(tmp) = self.tmp.take() {
-            if self.keep_on_drop {
-                // Leave the partial output for `--resume`; dropping the file releases the lock.
-                let _ = tmp.keep();
-            } // else: dropping the TempPath removes the file.
+        // Otherwise dropping the TempPath removes the file.
+        if let Some(tmp) = self.tmp.take()
+            && self.keep_on_drop
+        {
+            // Leave the partial output for `--resume`; dropping the file releases the lock.
+            let _ = tmp.keep();
         }
     }
 }

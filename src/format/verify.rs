@@ -1,6 +1,6 @@
 //! `verify`: checks every checksum of a container in one sequential pass.
 //!
-//! The file is streamed in blocks of [`BLOCK`] bytes, so memory stays bounded (one block,
+//! The file is streamed in blocks of 1 MiB, so memory stays bounded (one block,
 //! the header, and 32 bytes of index a chunk) and the pass runs at disk speed. Every byte
 //! of a valid file is covered by the header's, a chunk's, the index's or the trailer's
 //! crc32c, so any flipped byte is reported.
