@@ -202,6 +202,12 @@ impl Drop for AtomicOutput {
 }
 
 fn check_target(target: &Path, overwrite: bool) -> Result<()> {
+    if target.is_dir() || target.file_name().is_none() {
+        return Err(Error::Config(format!(
+            "{}: is a directory; give the path of the output file",
+            target.display()
+        )));
+    }
     if !overwrite && target.exists() {
         return Err(Error::OutputExists(target.to_path_buf()));
     }
@@ -274,5 +280,35 @@ mod tests {
         // An abandoned output leaves nothing behind.
         drop(AtomicOutput::create(&dir.path().join("x"), false, Durability::None).unwrap());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn resumable_output_is_locked_kept_and_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("o.vectro");
+        let a = AtomicOutput::create_resumable(&t, false, Durability::None).unwrap();
+        assert_eq!(a.tmp_path(), partial_path(&t));
+        let second = AtomicOutput::create_resumable(&t, false, Durability::None);
+        assert!(matches!(second, Err(Error::Locked { .. })), "{second:?}");
+        (&*a.file()).write_all(b"chunks").unwrap();
+        drop(a);
+        assert_eq!(
+            std::fs::read(partial_path(&t)).unwrap(),
+            b"chunks",
+            "kept for resume"
+        );
+        let mut b = AtomicOutput::create_resumable(&t, false, Durability::None).unwrap();
+        b.keep_on_drop(false);
+        drop(b);
+        assert!(!partial_path(&t).exists(), "removed when not wanted");
+        let c = AtomicOutput::create_resumable(&t, false, Durability::None).unwrap();
+        (&*c.file()).write_all(b"done").unwrap();
+        c.commit().unwrap();
+        assert_eq!(std::fs::read(&t).unwrap(), b"done");
+        assert!(!partial_path(&t).exists());
+        assert!(matches!(
+            AtomicOutput::create_resumable(dir.path(), true, Durability::None),
+            Err(Error::Config(_))
+        ));
     }
 }

@@ -271,6 +271,19 @@ fn compress_rows(dir: &Path, out: &str) -> Vec<Row> {
             needle: "pass --force",
         },
         Row {
+            what: "output is a directory",
+            args: s(&[
+                "compress",
+                "--in",
+                &good,
+                "--out",
+                &d.display().to_string(),
+                "--force",
+            ]),
+            code: 2,
+            needle: "is a directory",
+        },
+        Row {
             what: "output directory missing",
             args: s(&[
                 "compress",
@@ -450,8 +463,19 @@ fn bad_input_matrix() {
         let args: Vec<&str> = r.args.iter().map(String::as_str).collect();
         let o = run(&args);
         let err = stderr(&o);
-        assert_eq!(o.status.code(), Some(r.code), "{}: {:?}: {err}", r.what, r.args);
-        assert!(err.contains(r.needle), "{}: expected {:?} in {err}", r.what, r.needle);
+        assert_eq!(
+            o.status.code(),
+            Some(r.code),
+            "{}: {:?}: {err}",
+            r.what,
+            r.args
+        );
+        assert!(
+            err.contains(r.needle),
+            "{}: expected {:?} in {err}",
+            r.what,
+            r.needle
+        );
         assert!(!err.contains("panicked"), "{}: {err}", r.what);
         assert!(!Path::new(&out).exists(), "{}: output written", r.what);
         let cmd = format!("vectro {}", r.args.join(" ")).replace(&dir_text, "");
@@ -469,7 +493,11 @@ fn bad_input_matrix() {
     println!("| bad input | command | exit | what the user sees (first line of stderr) |");
     println!("|---|---|---|---|");
     for (what, cmds, code, line) in table {
-        let also = if cmds.len() > 1 { format!(" (also {})", cmds[1..].join(", ")) } else { String::new() };
+        let also = if cmds.len() > 1 {
+            format!(" (also {})", cmds[1..].join(", "))
+        } else {
+            String::new()
+        };
         println!("| {what} | `{}`{also} | {code} | {line} |", cmds[0]);
     }
 }
