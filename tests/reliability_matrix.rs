@@ -425,6 +425,25 @@ fn container_rows(dir: &Path, good: &[u8]) -> Vec<Row> {
             needle: "",
         });
     }
+    let comp = d.join("c.vectro").display().to_string();
+    for (what, flag, value, code, needle) in [
+        ("eval --k 0", "--k", "0", 2, "at least 1"),
+        ("eval --k 2^64-1", "--k", "18446744073709551615", 0, ""),
+        (
+            "eval --sample-queries 0",
+            "--sample-queries",
+            "0",
+            2,
+            "at least 1",
+        ),
+    ] {
+        rows.push(Row {
+            what,
+            args: s(&["eval", "--orig", &orig, "--comp", &comp, "-q", flag, value]),
+            code,
+            needle,
+        });
+    }
     rows.push(Row {
         what: "container does not exist",
         args: s(&["verify", &d.join("none.vectro").display().to_string()]),

@@ -108,6 +108,14 @@ pub fn evaluate(
     progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<EvalReport> {
+    if opts.k.contains(&0) {
+        return Err(Error::Config("--k values must be at least 1".into()));
+    }
+    if opts.sample_queries == 0 && !opts.k.is_empty() {
+        return Err(Error::Config(
+            "--sample-queries must be at least 1 to measure recall".into(),
+        ));
+    }
     let src = NpySource::open(orig)?;
     let c = Container::open(comp)?;
     let h = *src.header();
@@ -123,7 +131,14 @@ pub fn evaluate(
         )));
     }
     let d = h.dims as usize;
-    let kmax = opts.k.iter().copied().max().unwrap_or(10).max(1);
+    // No top-k list can hold more than all the rows: a huge --k must not allocate for it.
+    let kmax = opts
+        .k
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(10)
+        .clamp(1, h.rows as usize);
     let nq = opts.sample_queries.min(h.rows as usize);
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let mut qids: Vec<u64> = sample(&mut rng, h.rows as usize, nq)
