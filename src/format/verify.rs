@@ -309,7 +309,7 @@ fn walk_chunks<R: Read + Seek>(
         r.read_exact(&mut h)?;
         let framed = check_chunk_header(&h, i, header, codec);
         let payload_len = match framed {
-            Ok((_, p)) if at + CHUNK_OVERHEAD as u64 + p <= limit => p,
+            Ok((_, p)) if at.saturating_add(CHUNK_OVERHEAD as u64).saturating_add(p) <= limit => p,
             Ok(_) => {
                 bad(
                     rep,
