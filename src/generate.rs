@@ -136,11 +136,7 @@ pub fn generate(
     let mut w = target.writer();
     w.write_all(&npy::write_header(opts.rows, opts.dims))
         .map_err(io)?;
-    let threads = if opts.threads == 0 {
-        default_threads()
-    } else {
-        opts.threads
-    };
+    let threads = if opts.threads == 0 { default_threads() } else { opts.threads };
     let row_bytes = opts.dims * 4;
     progress.begin(opts.rows, opts.rows * row_bytes);
     let rows = opts.rows;

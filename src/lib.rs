@@ -40,5 +40,6 @@ pub use error::{Error, ErrorKind, Result};
 pub use format::Container;
 pub use generate::GenerateOptions;
 pub use pipeline::{
-    CompressOptions, CompressSummary, DecompressSummary, NoProgress, Progress, compress, decompress,
+    CompressOptions, CompressSummary, DecompressSummary, NoProgress, Progress, compress,
+    decompress,
 };

@@ -543,10 +543,7 @@ mod tests {
         for (o, v) in out.iter().zip(vals) {
             assert_eq!(o.to_bits(), (v as f32).to_bits());
         }
-        let be: Vec<u8> = [1.5f32, -7.25]
-            .iter()
-            .flat_map(|v| v.to_be_bytes())
-            .collect();
+        let be: Vec<u8> = [1.5f32, -7.25].iter().flat_map(|v| v.to_be_bytes()).collect();
         let mut out = [0f32; 2];
         Dtype::F32Be.to_f32(&be, &mut out);
         assert_eq!(out, [1.5, -7.25]);

@@ -97,12 +97,7 @@ impl Codec for Int8 {
 
     fn decode(&self, payload: &[u8], rows: usize, out: &mut [f32]) {
         for r in 0..rows {
-            self.decode_row(
-                payload,
-                rows,
-                r,
-                &mut out[r * self.dims..(r + 1) * self.dims],
-            );
+            self.decode_row(payload, rows, r, &mut out[r * self.dims..(r + 1) * self.dims]);
         }
     }
 
@@ -110,8 +105,7 @@ impl Codec for Int8 {
         let d = self.dims;
         let codes = &payload[row * d..(row + 1) * d];
         let s = rows * d + row * 4;
-        let scale =
-            f32::from_le_bytes([payload[s], payload[s + 1], payload[s + 2], payload[s + 3]]);
+        let scale = f32::from_le_bytes([payload[s], payload[s + 1], payload[s + 2], payload[s + 3]]);
         dequantize_row(bytemuck_i8(codes), scale, out);
     }
 }

@@ -139,9 +139,7 @@ pub(crate) mod harness {
             codec.decode_row(&payload, rows, r, &mut one);
             let want = &whole[r * d..(r + 1) * d];
             assert!(
-                one.iter()
-                    .zip(want)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                one.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits()),
                 "decode_row({r}) differs from decode"
             );
         }

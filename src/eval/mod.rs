@@ -151,11 +151,7 @@ pub fn evaluate(
         h.dtype.to_f32(src.row_bytes(id, 1), q);
         normalize(q);
     }
-    let threads = if opts.threads == 0 {
-        default_threads()
-    } else {
-        opts.threads
-    };
+    let threads = if opts.threads == 0 { default_threads() } else { opts.threads };
     let mut total = Partial {
         cos_min: f64::INFINITY,
         truth: vec![TopK::new(kmax); nq],
@@ -171,17 +167,8 @@ pub fn evaluate(
             let mut recon = vec![0f32; e.rows as usize * d];
             c.decode_chunk(i, &mut recon)?;
             let mut original = vec![0f32; recon.len()];
-            h.dtype
-                .to_f32(src.row_bytes(e.first_row, e.rows), &mut original);
-            Ok(chunk_partial(
-                &original,
-                &recon,
-                e.first_row,
-                d,
-                &queries,
-                &qids,
-                kmax,
-            ))
+            h.dtype.to_f32(src.row_bytes(e.first_row, e.rows), &mut original);
+            Ok(chunk_partial(&original, &recon, e.first_row, d, &queries, &qids, kmax))
         },
         |p| {
             progress.advance(p.rows, p.rows * h.row_bytes() as u64);
@@ -211,11 +198,7 @@ pub fn evaluate(
         cosine_mean: total.cos_sum / h.rows as f64,
         cosine_min: total.cos_min,
         mse: total.sq_err / n,
-        nmse: if total.sq_sum > 0.0 {
-            total.sq_err / total.sq_sum
-        } else {
-            0.0
-        },
+        nmse: if total.sq_sum > 0.0 { total.sq_err / total.sq_sum } else { 0.0 },
         max_abs_error: total.max_err,
         queries: nq,
         recall,
@@ -276,11 +259,7 @@ fn chunk_partial(
     for (q, &qid) in queries.chunks_exact(d).zip(qids) {
         let mut truth = TopK::new(kmax);
         let mut found = TopK::new(kmax);
-        for (i, (o, r)) in original
-            .chunks_exact(d)
-            .zip(recon.chunks_exact(d))
-            .enumerate()
-        {
+        for (i, (o, r)) in original.chunks_exact(d).zip(recon.chunks_exact(d)).enumerate() {
             let id = first_row + i as u64;
             if id == qid {
                 continue;

@@ -95,9 +95,7 @@ impl Header {
             )));
         }
         if major == 0 {
-            return Err(corrupt(format!(
-                "invalid format version {major}.{minor} at byte 4"
-            )));
+            return Err(corrupt(format!("invalid format version {major}.{minor} at byte 4")));
         }
         if bytes.len() < FIXED_LEN + 8 {
             return Err(corrupt("truncated: the file ends inside the header".into()));

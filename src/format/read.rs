@@ -268,8 +268,7 @@ impl Container {
             let o = (row - range.start) as usize * d;
             if row == e.first_row && end == e.first_row + e.rows {
                 let n = e.rows as usize * d;
-                self.codec
-                    .decode(payload, e.rows as usize, &mut out[o..o + n]);
+                self.codec.decode(payload, e.rows as usize, &mut out[o..o + n]);
             } else {
                 for (k, r) in (row..end).enumerate() {
                     let at = o + k * d;

@@ -107,12 +107,7 @@ impl<W: Write> ContainerWriter<W> {
         let index = encode_index(&self.index);
         let index_offset = self.offset;
         self.out.write_all(&index)?;
-        let trailer = encode_trailer(
-            index_offset,
-            index.len() as u64,
-            self.header.rows,
-            crc(&index),
-        );
+        let trailer = encode_trailer(index_offset, index.len() as u64, self.header.rows, crc(&index));
         self.out.write_all(&trailer)?;
         self.out.flush()?;
         Ok(self.out)

@@ -129,11 +129,7 @@ pub fn compress(
         source_dtype: h.dtype,
         metadata: source_metadata(&source),
     };
-    let threads = if opts.threads == 0 {
-        default_threads()
-    } else {
-        opts.threads
-    };
+    let threads = if opts.threads == 0 { default_threads() } else { opts.threads };
     let resume_at = resume::prepare(&out, &header, &source, codec.as_ref(), opts.resume)?;
     progress.begin(h.rows, h.rows * h.row_bytes() as u64);
     let resumed_rows = resume_at.rows();
@@ -206,10 +202,7 @@ fn source_metadata(source: &NpySource) -> Metadata {
     m.insert("source".into(), name);
     m.insert("source_bytes".into(), source.file_len().to_string());
     m.insert("source_mtime".into(), source.mtime().to_string());
-    m.insert(
-        "tool".into(),
-        format!("vectro {}", env!("CARGO_PKG_VERSION")),
-    );
+    m.insert("tool".into(), format!("vectro {}", env!("CARGO_PKG_VERSION")));
     m
 }
 
@@ -312,16 +305,13 @@ fn as_f32(bytes: &[u8], dtype: Dtype) -> Option<&[f32]> {
 /// Refuses NaN and ±Inf, naming the first offender.
 fn check_finite(data: &[f32], dims: usize, first_row: u64, path: &Path) -> Result<()> {
     // A branch-free pass vectorises; we only search for the position when it fails.
-    let any_bad = data.iter().fold(false, |acc, x| {
-        acc | (x.to_bits() & 0x7f80_0000 == 0x7f80_0000)
-    });
+    let any_bad = data
+        .iter()
+        .fold(false, |acc, x| acc | (x.to_bits() & 0x7f80_0000 == 0x7f80_0000));
     if !any_bad {
         return Ok(());
     }
-    let i = data
-        .iter()
-        .position(|x| !x.is_finite())
-        .expect("found above");
+    let i = data.iter().position(|x| !x.is_finite()).expect("found above");
     Err(Error::NonFinite {
         path: path.to_path_buf(),
         row: first_row + (i / dims) as u64,

@@ -55,11 +55,7 @@ pub fn decompress(
     let mut w = out.writer();
     w.write_all(&npy::write_header(c.rows(), c.dims() as u64))
         .map_err(io)?;
-    let threads = if threads == 0 {
-        default_threads()
-    } else {
-        threads
-    };
+    let threads = if threads == 0 { default_threads() } else { threads };
     let row_bytes = c.dims() as u64 * 4;
     progress.begin(c.rows(), c.rows() * row_bytes);
     let result = run_ordered(

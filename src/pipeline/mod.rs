@@ -26,9 +26,5 @@ pub fn peak_rss_bytes() -> u64 {
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `ru` is a valid, writable rusage for the duration of the call.
     let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    if rc == 0 {
-        ru.ru_maxrss as u64 * 1024
-    } else {
-        0
-    }
+    if rc == 0 { ru.ru_maxrss as u64 * 1024 } else { 0 }
 }

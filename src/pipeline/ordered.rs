@@ -61,12 +61,8 @@ where
     })
 }
 
-fn feed<J, R, I>(
-    jobs: I,
-    job_tx: Sender<(J, Oneshot<R>)>,
-    order_tx: Sender<Receiver<Result<R>>>,
-    cancel: &AtomicBool,
-) where
+fn feed<J, R, I>(jobs: I, job_tx: Sender<(J, Oneshot<R>)>, order_tx: Sender<Receiver<Result<R>>>, cancel: &AtomicBool)
+where
     I: Iterator<Item = Result<J>>,
 {
     for job in jobs {
@@ -92,11 +88,7 @@ fn feed<J, R, I>(
     }
 }
 
-fn drain<R, S>(
-    order_rx: Receiver<Receiver<Result<R>>>,
-    sink: &mut S,
-    cancel: &AtomicBool,
-) -> Result<()>
+fn drain<R, S>(order_rx: Receiver<Receiver<Result<R>>>, sink: &mut S, cancel: &AtomicBool) -> Result<()>
 where
     S: FnMut(R) -> Result<()>,
 {
@@ -126,12 +118,7 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
 mod tests {
     use super::*;
 
-    fn collect(
-        threads: usize,
-        n: u64,
-        fail_at: Option<u64>,
-        panic_at: Option<u64>,
-    ) -> Result<Vec<u64>> {
+    fn collect(threads: usize, n: u64, fail_at: Option<u64>, panic_at: Option<u64>) -> Result<Vec<u64>> {
         let mut out = Vec::new();
         let jobs = (0..n).map(Ok);
         run_ordered(
@@ -182,11 +169,7 @@ mod tests {
             Ok,
             |_| {
                 n += 1;
-                if n == 3 {
-                    Err(Error::Cancelled)
-                } else {
-                    Ok(())
-                }
+                if n == 3 { Err(Error::Cancelled) } else { Ok(()) }
             },
             &AtomicBool::new(false),
         );

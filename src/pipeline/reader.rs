@@ -106,10 +106,7 @@ impl NpySource {
     }
 
     /// The chunks of `chunk_rows` rows, in order.
-    pub fn chunks(
-        &self,
-        chunk_rows: u64,
-    ) -> impl Iterator<Item = Result<ChunkJob>> + Send + 'static {
+    pub fn chunks(&self, chunk_rows: u64) -> impl Iterator<Item = Result<ChunkJob>> + Send + 'static {
         let map = Arc::clone(&self.map);
         let rows = self.header.rows;
         let rb = self.header.row_bytes();
@@ -134,17 +131,13 @@ impl NpySource {
     pub fn release_rows(&self, first: u64, end: u64) {
         const PAGE: usize = 4096;
         let at = |row: u64| {
-            (self.header.data_offset as usize + row as usize * self.header.row_bytes()) / PAGE
-                * PAGE
+            (self.header.data_offset as usize + row as usize * self.header.row_bytes()) / PAGE * PAGE
         };
         let (a, b) = (at(first), at(end));
         if b > a {
             // SAFETY: DONTNEED on a read-only file mapping only discards our view of the
             // pages; a later access refaults them from the file, so no byte ever changes.
-            let _ = unsafe {
-                self.map
-                    .unchecked_advise_range(UncheckedAdvice::DontNeed, a, b - a)
-            };
+            let _ = unsafe { self.map.unchecked_advise_range(UncheckedAdvice::DontNeed, a, b - a) };
         }
     }
 }

@@ -15,11 +15,7 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         threads: a.common.threads,
         chunk_rows: a.chunk_rows,
         overwrite: a.force,
-        durability: if a.no_fsync {
-            Durability::None
-        } else {
-            Durability::Fsync
-        },
+        durability: if a.no_fsync { Durability::None } else { Durability::Fsync },
         resume: a.resume,
         keep_partial: !a.no_resume_file,
     };

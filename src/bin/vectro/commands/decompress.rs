@@ -9,11 +9,7 @@ use crate::progress::Bar;
 
 pub fn run(a: DecompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     let bar = Bar::new(a.common.quiet || a.common.json, "decompress");
-    let durability = if a.no_fsync {
-        Durability::None
-    } else {
-        Durability::Fsync
-    };
+    let durability = if a.no_fsync { Durability::None } else { Durability::Fsync };
     let s = vectro::decompress(
         &a.input,
         &a.output,

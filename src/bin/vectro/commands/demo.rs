@@ -25,12 +25,7 @@ pub fn run(a: DemoArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     let vec = dir.join("demo.vectro");
     let back = dir.join("demo.restored.npy");
     let quiet = a.common.quiet;
-    println!(
-        "vectro demo: {} rows x {} dims of synthetic embeddings in {}",
-        a.rows,
-        a.dims,
-        dir.display()
-    );
+    println!("vectro demo: {} rows x {} dims of synthetic embeddings in {}", a.rows, a.dims, dir.display());
 
     let gen_opts = GenerateOptions {
         rows: a.rows,
@@ -58,15 +53,7 @@ pub fn run(a: DemoArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     println!("3. evaluated:");
     super::eval::print_table(&r);
 
-    let d = vectro::decompress(
-        &vec,
-        &back,
-        a.common.threads,
-        true,
-        Durability::None,
-        &NoProgress,
-        cancel,
-    )?;
+    let d = vectro::decompress(&vec, &back, a.common.threads, true, Durability::None, &NoProgress, cancel)?;
     let c = Container::open(&vec)?;
     let mut row = vec![0f32; c.dims()];
     c.get(c.rows() / 2, &mut row)?;

@@ -33,16 +33,10 @@ pub fn print_table(r: &EvalReport) {
         r.ratio,
         r.bits_per_dim
     );
-    println!(
-        "cosine mean / min  {:.7} / {:.7}",
-        r.cosine_mean, r.cosine_min
-    );
+    println!("cosine mean / min  {:.7} / {:.7}", r.cosine_mean, r.cosine_min);
     println!("mse / nmse         {:.3e} / {:.3e}", r.mse, r.nmse);
     println!("max abs error      {:.3e}", r.max_abs_error);
     for rec in &r.recall {
-        println!(
-            "recall@{:<11} {:.4}  ({} queries)",
-            rec.k, rec.recall, r.queries
-        );
+        println!("recall@{:<11} {:.4}  ({} queries)", rec.k, rec.recall, r.queries);
     }
 }

@@ -17,12 +17,7 @@ pub fn run(a: GenerateArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     let bar = Bar::new(a.common.quiet, "generate");
     vectro::generate::generate(&a.output, &opts, a.force, &bar, cancel)?;
     if !a.common.quiet {
-        eprintln!(
-            "wrote {} rows x {} dims to {}",
-            a.rows,
-            a.dims,
-            a.output.display()
-        );
+        eprintln!("wrote {} rows x {} dims to {}", a.rows, a.dims, a.output.display());
     }
     Ok(exit_codes::OK)
 }

@@ -27,11 +27,7 @@ struct Info<'a> {
 pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
     let c = Container::open(&a.file)?;
     let h = c.header();
-    let payload: u64 = c
-        .chunks()
-        .iter()
-        .map(|e| e.payload_range().len() as u64)
-        .sum();
+    let payload: u64 = c.chunks().iter().map(|e| e.payload_range().len() as u64).sum();
     let info = Info {
         path: a.file.display().to_string(),
         format_version: format!("{}.{}", vectro::format::MAJOR, vectro::format::MINOR),
@@ -56,10 +52,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
     println!("file:          {}", info.path);
     println!("format:        vectro {}", info.format_version);
     println!("codec:         {}", info.codec);
-    println!(
-        "shape:         {} rows x {} dims (source dtype {})",
-        info.rows, info.dims, info.source_dtype
-    );
+    println!("shape:         {} rows x {} dims (source dtype {})", info.rows, info.dims, info.source_dtype);
     println!("chunks:        {} of {} rows", info.chunks, info.chunk_rows);
     println!(
         "size:          {} ({} header, {} payload); {:.1} bytes/vector, {:.2}x vs float32",
