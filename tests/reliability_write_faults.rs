@@ -143,7 +143,7 @@ fn sigint(child: &Child) {
 #[test]
 fn a_second_writer_of_the_same_output_fails_at_once() {
     let c = case();
-    let mut first = spawn_slow(&c, 5, &[]);
+    let mut first = spawn_slow(&c, 50, &[]);
     assert!(wait_for_growth(&mut first, &partial_path(&c.out), 0));
     let o = compress(&c, &[]).output().unwrap();
     assert_fails(&o, 4, &["another vectro process is writing this output"]);
