@@ -10,7 +10,7 @@
 //! (an incomplete file) the walk stops there.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use byteorder::{ByteOrder, LittleEndian as LE};
@@ -137,7 +137,7 @@ pub fn verify(path: &Path) -> Result<VerifyReport> {
 ///
 /// # Errors
 /// Only the reader's errors.
-pub fn verify_reader<R: Read + Seek>(
+pub fn verify_reader<R: BufRead + Seek>(
     path: &Path,
     mut r: R,
     len: u64,
@@ -270,7 +270,7 @@ fn read_tail<R: Read + Seek>(
 
 /// Walks the chunks in order, streaming each through its crc; returns where the last
 /// chunk walked ends.
-fn walk_chunks<R: Read + Seek>(
+fn walk_chunks<R: BufRead + Seek>(
     r: &mut R,
     len: u64,
     header: &Header,
@@ -283,7 +283,6 @@ fn walk_chunks<R: Read + Seek>(
         .and_then(|i| i.last())
         .map_or(len, |e| e.offset + e.len);
     let mut at = header_len as u64;
-    let mut buf = vec![0u8; BLOCK];
     r.seek(SeekFrom::Start(at))?;
     for i in 0..header.chunk_count() {
         let first = i * header.chunk_rows as u64;
@@ -332,9 +331,14 @@ fn walk_chunks<R: Read + Seek>(
         let mut c = crc32c::crc32c(&h);
         let mut left = payload_len;
         while left > 0 {
-            let n = left.min(BLOCK as u64) as usize;
-            r.read_exact(&mut buf[..n])?;
-            c = crc32c::crc32c_append(c, &buf[..n]);
+            // Checksum straight out of the reader's buffer: one copy, as `cat` makes.
+            let avail = r.fill_buf()?;
+            if avail.is_empty() {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            let n = avail.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            c = crc32c::crc32c_append(c, &avail[..n]);
+            r.consume(n);
             left -= n as u64;
         }
         let mut stored = [0u8; 4];
