@@ -174,18 +174,26 @@ impl Container {
         let whole = &self.map[e.offset as usize..(e.offset + e.len) as usize];
         if !self.verified[i].load(Ordering::Acquire) {
             let (body, tail) = whole.split_at(whole.len() - 4);
-            if crc(body) != LE::read_u32(tail) {
-                return Err(Error::corrupt(
+            let bad = |what: String| {
+                Error::corrupt(
                     &self.path,
                     format!(
-                        "chunk {i} (bytes {}..{}, rows {}..{}) fails its crc32c check; the file is corrupt",
+                        "chunk {i} (bytes {}..{}, rows {}..{}) {what}; the file is corrupt",
                         e.offset,
                         e.offset + e.len,
                         e.first_row,
                         e.first_row + e.rows
                     ),
-                ));
+                )
+            };
+            if crc(body) != LE::read_u32(tail) {
+                return Err(bad("fails its crc32c check".into()));
             }
+            // The index vouches for where the chunk is; its own header must agree, or a
+            // recovery scan would read the file differently from us.
+            let head: &[u8; CHUNK_HEADER_LEN] = body[..CHUNK_HEADER_LEN].try_into().expect("length");
+            check_chunk_header(head, i as u64, &self.header, self.codec.as_ref())
+                .map_err(|m| bad(format!("has a bad header: {m}")))?;
             self.verified[i].store(true, Ordering::Release);
         }
         Ok(&self.map[e.payload_range()])
