@@ -80,6 +80,22 @@ fn a_partial_of_other_settings_or_input_is_discarded_with_the_reason() {
     assert_eq!(std::fs::read(&out).unwrap(), want);
     std::fs::remove_file(&out).unwrap();
 
+    // The input touched since (a new mtime): the settings match, the input may not.
+    std::fs::write(partial_path(&out), &want[..want.len() / 2]).unwrap();
+    let later =
+        std::fs::metadata(&input).unwrap().modified().unwrap() + std::time::Duration::from_secs(10);
+    std::fs::File::options()
+        .write(true)
+        .open(&input)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let s = resume(&input, &out, 10);
+    let why = s.partial_discarded.expect("discarded");
+    assert!(why.contains("the input changed"), "{why}");
+    std::fs::remove_file(&out).unwrap();
+    let want = std::fs::read(container(dir.path(), &input, "ref2.vectro", 10)).unwrap();
+
     // The same input rewritten in place with its size and mtime preserved.
     std::fs::write(partial_path(&out), &want[..want.len() / 2]).unwrap();
     let mtime = std::fs::metadata(&input).unwrap().modified().unwrap();

@@ -142,12 +142,19 @@ fn why_headers_differ(path: &std::path::Path, map: &[u8], want: &Header) -> Stri
         return "its header is incomplete or unreadable".into();
     };
     let meta = |h: &Header, k: &str| h.metadata.get(k).cloned().unwrap_or_default();
-    if ["source", "source_bytes", "source_mtime"]
+    if meta(&old, "source") != meta(want, "source") {
+        return format!(
+            "it was written from {}, not {}",
+            meta(&old, "source"),
+            meta(want, "source")
+        );
+    }
+    if ["source_bytes", "source_mtime"]
         .iter()
         .any(|k| meta(&old, k) != meta(want, k))
     {
         return format!(
-            "it was written from another input or an older version of it ({} bytes, mtime {}; now {} bytes, mtime {})",
+            "the input changed since it was written ({} bytes, mtime {} then; {} bytes, mtime {} now)",
             meta(&old, "source_bytes"),
             meta(&old, "source_mtime"),
             meta(want, "source_bytes"),
