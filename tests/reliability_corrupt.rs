@@ -216,3 +216,38 @@ fn random_access_rejects_bad_arguments_without_panicking() {
     assert!(c.chunk_payload(4).is_err());
     assert!(c.decode_chunk(0, &mut row).is_err(), "wrong buffer size");
 }
+
+#[test]
+fn verify_cli_exit_codes_and_json() {
+    let (dir, good) = small();
+    let p = dir.path().join("c.vectro");
+    let path = p.to_str().unwrap();
+    let o = run(&["verify", path]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("ok: 4 chunks, 10 rows"));
+    let o = run(&["verify", "--json", path]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["ok"], true);
+    assert_eq!(j["chunks_ok"], 4);
+    assert_eq!(j["rows_ok"], 10);
+
+    let c = Container::from_bytes("t", &good).unwrap();
+    let e = c.chunks()[1];
+    let mut bad = good.clone();
+    bad[e.payload_range().end - 1] ^= 4;
+    std::fs::write(&p, &bad).unwrap();
+    let o = run(&["verify", "--json", path]);
+    assert_eq!(o.status.code(), Some(3));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["ok"], false);
+    let f = &j["first_bad_chunk"];
+    assert_eq!(f["chunk"], 1);
+    assert_eq!(f["bytes"], serde_json::json!([e.offset, e.offset + e.len]));
+    assert_eq!(f["rows"], serde_json::json!([3, 6]));
+    let o = run(&["verify", path]);
+    assert_fails(
+        &o,
+        3,
+        &["CORRUPT", "first bad chunk: 1 at bytes", "rows 3..6"],
+    );
+}
