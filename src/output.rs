@@ -104,7 +104,12 @@ impl AtomicOutput {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(|e| Error::io(&path, "opening the partial output", e))?;
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    Error::io(parent_dir(target), "creating the output in directory", e)
+                }
+                _ => Error::io(&path, "creating the partial output", e),
+            })?;
         lock_exclusive(&file, &path, target)?;
         let tmp = TempPath::try_from_path(&path)
             .map_err(|e| Error::io(&path, "opening the partial output", e))?;
