@@ -64,6 +64,7 @@ fn compress_rows(dir: &Path, out: &str) -> Vec<Row> {
     let mut huge_len = npy_bytes(&dict("(2, 4)", "<f4", "False"), 2, &f32s(&ok));
     huge_len[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
     std::fs::create_dir_all(d.join("dir.npy")).unwrap();
+    std::fs::create_dir_all(d.join("outdir")).unwrap();
     std::fs::write(d.join("exists.vectro"), b"x").unwrap();
     let c = |what, input: String, code, needle| Row {
         what,
@@ -277,7 +278,7 @@ fn compress_rows(dir: &Path, out: &str) -> Vec<Row> {
                 "--in",
                 &good,
                 "--out",
-                &d.display().to_string(),
+                &d.join("outdir").display().to_string(),
                 "--force",
             ]),
             code: 2,
