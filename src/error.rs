@@ -95,8 +95,19 @@ pub enum Error {
     },
 
     /// The run was cancelled (e.g. by Ctrl-C) at a chunk boundary.
-    #[error("cancelled")]
+    #[error("cancelled (Ctrl-C): stopped at a chunk boundary")]
     Cancelled,
+
+    /// Another process is writing the same output (it holds the lock on the partial file).
+    #[error(
+        "{target}: another vectro process is writing this output (it holds the lock on {lock}); wait for it to finish, or write to another path"
+    )]
+    Locked {
+        /// The final output path.
+        target: PathBuf,
+        /// The locked partial file.
+        lock: PathBuf,
+    },
 
     /// A worker thread panicked: a bug in Vectro, not in the input.
     #[error("internal error: a worker panicked: {0}; please report this")]
@@ -123,7 +134,7 @@ impl Error {
     /// The category of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Io { .. } => ErrorKind::Io,
+            Error::Io { .. } | Error::Locked { .. } => ErrorKind::Io,
             Error::BadNpy { .. }
             | Error::NonFinite { .. }
             | Error::OutOfRange { .. }

@@ -28,6 +28,8 @@ pub mod codec;
 mod error;
 pub mod eval;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod generate;
 pub mod merge;
 pub mod npy;

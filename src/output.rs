@@ -1,14 +1,19 @@
 //! Crash-safe output files: write to a temporary file beside the target, fsync, rename.
 //!
-//! A half-written file never sits at the final path. If the process dies, only the
-//! temporary file remains; if an error is returned, the temporary file is removed.
+//! A half-written file never sits at the final path. Two kinds of temporary file exist:
+//!
+//! - [`AtomicOutput::create`]: a randomly named temporary file, removed if the output is
+//!   abandoned (an error, or the value dropped without [`AtomicOutput::commit`]).
+//! - [`AtomicOutput::create_resumable`]: a temporary file with a predictable name,
+//!   [`partial_path`] (`<dir>/.<name>.partial`), locked with an advisory `flock` so that a
+//!   second writer of the same output fails at once. It survives a crash or an error so
+//!   that `compress --resume` can continue it.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use tempfile::NamedTempFile;
+use tempfile::TempPath;
 
 use crate::error::{Error, Result};
 
@@ -22,11 +27,25 @@ pub enum Durability {
     None,
 }
 
+/// The predictable temporary path of a resumable output for `target`:
+/// `<dir>/.<name>.partial`.
+pub fn partial_path(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parent_dir(target).join(format!(".{name}.partial"))
+}
+
 /// An output being written; [`AtomicOutput::commit`] puts it in place.
 #[derive(Debug)]
 pub struct AtomicOutput {
     target: PathBuf,
-    tmp: NamedTempFile,
+    file: File,
+    /// Removes the temporary file when dropped; `None` once committed or kept.
+    tmp: Option<TempPath>,
+    tmp_path: PathBuf,
+    keep_on_drop: bool,
     overwrite: bool,
     durability: Durability,
 }
@@ -38,9 +57,7 @@ impl AtomicOutput {
     /// # Errors
     /// [`Error::OutputExists`], or [`Error::Io`] if the temporary file cannot be created.
     pub fn create(target: &Path, overwrite: bool, durability: Durability) -> Result<Self> {
-        if !overwrite && target.exists() {
-            return Err(Error::OutputExists(target.to_path_buf()));
-        }
+        check_target(target, overwrite)?;
         let dir = parent_dir(target);
         let name = target
             .file_name()
@@ -51,12 +68,75 @@ impl AtomicOutput {
             .suffix(".tmp")
             .tempfile_in(dir)
             .map_err(|e| Error::io(dir, "creating a temporary file in", e))?;
+        let (file, tmp) = tmp.into_parts();
         Ok(AtomicOutput {
             target: target.to_path_buf(),
-            tmp,
+            file,
+            tmp_path: tmp.to_path_buf(),
+            tmp: Some(tmp),
+            keep_on_drop: false,
             overwrite,
             durability,
         })
+    }
+
+    /// Starts a resumable output for `target` at [`partial_path`]: opens it read-write
+    /// without truncating (an earlier run's chunks may be reused) and takes an exclusive
+    /// advisory lock on it.
+    ///
+    /// The caller decides what to keep: call [`AtomicOutput::truncate`] to start afresh.
+    /// If the output is dropped without a commit, the file stays for a later resume while
+    /// [`AtomicOutput::keep_on_drop`] is true (the default here), and is removed otherwise.
+    ///
+    /// # Errors
+    /// [`Error::OutputExists`]; [`Error::Locked`] if another process is writing the same
+    /// output; [`Error::Io`] if the file cannot be opened or locked.
+    pub fn create_resumable(
+        target: &Path,
+        overwrite: bool,
+        durability: Durability,
+    ) -> Result<Self> {
+        check_target(target, overwrite)?;
+        let path = partial_path(target);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    Error::io(parent_dir(target), "creating the output in directory", e)
+                }
+                _ => Error::io(&path, "creating the partial output", e),
+            })?;
+        lock_exclusive(&file, &path, target)?;
+        let tmp = TempPath::try_from_path(&path)
+            .map_err(|e| Error::io(&path, "opening the partial output", e))?;
+        Ok(AtomicOutput {
+            target: target.to_path_buf(),
+            file,
+            tmp: Some(tmp),
+            tmp_path: path,
+            keep_on_drop: true,
+            overwrite,
+            durability,
+        })
+    }
+
+    /// Whether an abandoned output keeps its temporary file (for `--resume`).
+    pub fn keep_on_drop(&mut self, keep: bool) {
+        self.keep_on_drop = keep;
+    }
+
+    /// Empties the temporary file, to start the output afresh.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the temporary file.
+    pub fn truncate(&self, len: u64) -> Result<()> {
+        self.file
+            .set_len(len)
+            .map_err(|e| Error::io(&self.tmp_path, "truncating", e))
     }
 
     /// The final path.
@@ -66,56 +146,47 @@ impl AtomicOutput {
 
     /// The temporary path being written.
     pub fn tmp_path(&self) -> &Path {
-        self.tmp.path()
-    }
-
-    /// Whether the output is synced before the rename.
-    pub fn durability(&self) -> Durability {
-        self.durability
+        &self.tmp_path
     }
 
     /// The temporary file, for writing.
     pub fn file(&self) -> &File {
-        self.tmp.as_file()
+        &self.file
     }
 
-    /// A [`DirectWriter`] on the temporary file, when direct I/O is available (see there
-    /// for why; `VECTRO_DIRECT_IO=0` turns it off).
-    pub fn direct_writer(&self) -> Option<DirectWriter> {
-        DirectWriter::open(self.tmp.path(), self.tmp.as_file())
-    }
-
-    /// A buffered writer on the temporary file.
+    /// A buffered writer on the temporary file, at the file's current position.
     pub fn writer(&self) -> BufWriter<&File> {
-        BufWriter::with_capacity(1 << 20, self.tmp.as_file())
+        BufWriter::with_capacity(1 << 20, &self.file)
     }
 
     /// Flushes to disk (unless durability is off) and renames into place.
     ///
     /// # Errors
     /// [`Error::Io`] naming the file; [`Error::OutputExists`] if the target appeared
-    /// meanwhile and overwriting is off. The temporary file is removed either way.
-    pub fn commit(self) -> Result<()> {
-        let tmp_path = self.tmp.path().to_path_buf();
+    /// meanwhile and overwriting is off. On an error the temporary file is removed, or kept
+    /// if it is resumable and [`AtomicOutput::keep_on_drop`] is set.
+    pub fn commit(mut self) -> Result<()> {
         if self.durability == Durability::Fsync {
-            self.tmp
-                .as_file()
+            self.file
                 .sync_all()
-                .map_err(|e| Error::io(&tmp_path, "syncing", e))?;
+                .map_err(|e| Error::io(&self.tmp_path, "syncing", e))?;
         }
-        let target = self.target;
+        let tmp = self.tmp.take().expect("not yet committed");
+        let target = self.target.clone();
         let persisted = if self.overwrite {
-            self.tmp.persist(&target).map_err(|e| e.error)
+            tmp.persist(&target).map_err(|e| (e.error, e.path))
         } else {
-            self.tmp.persist_noclobber(&target).map_err(|e| e.error)
+            tmp.persist_noclobber(&target)
+                .map_err(|e| (e.error, e.path))
         };
-        persisted.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::OutputExists(target.clone())
+        if let Err((e, tmp)) = persisted {
+            self.tmp = Some(tmp);
+            return Err(if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::OutputExists(target)
             } else {
                 Error::io(&target, "renaming into place", e)
-            }
-        })?;
+            });
+        }
         if self.durability == Durability::Fsync {
             sync_dir(parent_dir(&target))?;
         }
@@ -123,270 +194,48 @@ impl AtomicOutput {
     }
 }
 
-/// Starts the disk write-back of finished byte ranges while later ones are still being
-/// produced, so that the fsync at [`AtomicOutput::commit`] finds little left to do and a
-/// durable run costs about what the disk needs, not compute time plus disk time.
-///
-/// With [`Durability::None`] it does nothing: scratch outputs are left to the kernel.
-#[derive(Debug)]
-pub struct WriteBehind<'a> {
-    file: &'a File,
-    enabled: bool,
-    /// Write-back has been started for every byte before this offset.
-    started: u64,
-}
-
-impl<'a> WriteBehind<'a> {
-    /// Ranges are handed to the kernel in steps of this many bytes: large enough for the
-    /// device to merge, small enough that the disk starts early.
-    pub const STEP: u64 = 32 << 20;
-
-    /// Write-behind on `file`, active only for [`Durability::Fsync`].
-    pub fn new(file: &'a File, durability: Durability) -> Self {
-        WriteBehind {
-            file,
-            enabled: durability == Durability::Fsync && cfg!(target_os = "linux"),
-            started: 0,
-        }
-    }
-
-    /// Says that every byte before `end` has been written; starts write-back of the
-    /// finished bytes once a [`Self::STEP`] has accumulated. Never waits for the disk
-    /// except when the device queue is full, which is the backpressure we want.
-    pub fn written_to(&mut self, end: u64) {
-        if !self.enabled || end < self.started + Self::STEP {
-            return;
-        }
-        self.start(self.started, end);
-        self.started = end;
-    }
-
-    #[cfg(target_os = "linux")]
-    fn start(&self, from: u64, to: u64) {
-        use std::os::fd::AsRawFd;
-        // SAFETY: a plain syscall on a file descriptor we own, for a range inside the file;
-        // it reads no memory of ours. A failure only loses the overlap: the final fsync
-        // still makes the file durable and reports any I/O error.
-        let _ = unsafe {
-            libc::sync_file_range(
-                self.file.as_raw_fd(),
-                from as libc::off64_t,
-                (to - from) as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            )
-        };
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn start(&self, _from: u64, _to: u64) {}
-}
-
-/// Sequential output through `O_DIRECT`, in large aligned blocks, beside the buffered file.
-///
-/// On this project's reference VM, copying into freshly allocated page-cache pages costs
-/// far more per byte than copying out of cached ones (`perf`: `dd` of a 1 GiB file spends
-/// 84% of its time in `copy_folio_from_iter_atomic`; `dd conv=fsync` took 5-7 s where
-/// `oflag=direct` took 0.7-1.0 s), so a buffered write of the output, not the codec, bound
-/// every run. Direct I/O hands our own, reused buffers to the device: no page-cache pages
-/// are allocated, and the data is already on the device when the final fsync comes.
-///
-/// Bytes are staged into aligned blocks of [`Self::BLOCK`] bytes. A full block goes to an
-/// I/O thread while the caller fills the other one, so encoding and the disk overlap.
-/// [`DirectWriter::finish`] writes the unaligned tail through the ordinary descriptor. If
-/// the filesystem refuses direct I/O (`EINVAL`), blocks go through the ordinary descriptor
-/// instead, with the same bytes at the same offsets.
-#[derive(Debug)]
-pub struct DirectWriter {
-    cur: Block,
-    len: usize,
-    /// File offset of `cur`, a multiple of [`Self::ALIGN`].
-    pos: u64,
-    block: usize,
-    allocated: usize,
-    plain: File,
-    to_io: Option<crossbeam_channel::Sender<(Block, u64)>>,
-    free: crossbeam_channel::Receiver<Block>,
-    io: Option<std::thread::JoinHandle<std::io::Result<()>>>,
-}
-
-/// An aligned block inside a slightly larger allocation.
-#[derive(Debug)]
-struct Block {
-    raw: Vec<u8>,
-    at: usize,
-}
-
-impl Block {
-    fn new(len: usize) -> Block {
-        let raw = vec![0u8; len + DirectWriter::ALIGN];
-        let at = raw.as_ptr().align_offset(DirectWriter::ALIGN);
-        Block { raw, at }
-    }
-
-    fn bytes(&self, len: usize) -> &[u8] {
-        &self.raw[self.at..self.at + len]
-    }
-
-    fn bytes_mut(&mut self, range: std::ops::Range<usize>) -> &mut [u8] {
-        &mut self.raw[self.at + range.start..self.at + range.end]
-    }
-}
-
-/// Blocks in flight: one being filled, one being written.
-const BLOCKS: usize = 2;
-
-impl DirectWriter {
-    /// Bytes per write(2): large enough that the device sees big requests.
-    pub const BLOCK: usize = 8 << 20;
-    /// Alignment of buffers, offsets and lengths; covers every common logical block size.
-    pub const ALIGN: usize = 4096;
-
-    /// Opens `path` (already open as `plain`) for direct writes from offset 0. `None` where
-    /// the platform or the filesystem has no `O_DIRECT`; then write through `plain`.
-    pub fn open(path: &Path, plain: &File) -> Option<Self> {
-        Self::with_block(path, plain, Self::BLOCK)
-    }
-
-    /// [`DirectWriter::open`] with blocks of `block` bytes, a multiple of [`Self::ALIGN`].
-    pub(crate) fn with_block(path: &Path, plain: &File, block: usize) -> Option<Self> {
-        assert!(
-            block > 0 && block.is_multiple_of(Self::ALIGN),
-            "block {block} is not aligned"
-        );
-        let direct = open_direct(path)?;
-        let plain = plain.try_clone().ok()?;
-        let io_plain = plain.try_clone().ok()?;
-        let (to_io, jobs) = crossbeam_channel::bounded::<(Block, u64)>(1);
-        let (done, free) = crossbeam_channel::bounded::<Block>(BLOCKS);
-        let io = std::thread::Builder::new()
-            .name("vectro-direct-io".into())
-            .spawn(move || {
-                let mut use_direct = true;
-                for (b, pos) in jobs {
-                    let bytes = b.bytes(block);
-                    if use_direct {
-                        match direct.write_all_at(bytes, pos) {
-                            Ok(()) => {}
-                            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                                use_direct = false;
-                                io_plain.write_all_at(bytes, pos)?;
-                            }
-                            Err(e) => return Err(e),
-                        }
-                    } else {
-                        io_plain.write_all_at(bytes, pos)?;
-                    }
-                    let _ = done.send(b);
-                }
-                Ok(())
-            })
-            .ok()?;
-        Some(DirectWriter {
-            cur: Block::new(block),
-            len: 0,
-            pos: 0,
-            block,
-            allocated: 1,
-            plain,
-            to_io: Some(to_io),
-            free,
-            io: Some(io),
-        })
-    }
-
-    /// Waits for the blocks in flight, writes what is staged, and returns the file length
-    /// written.
-    ///
-    /// # Errors
-    /// The first write error.
-    pub fn finish(mut self) -> std::io::Result<u64> {
-        self.join_io()?;
-        self.plain
-            .write_all_at(self.cur.bytes(self.len), self.pos)?;
-        self.pos += self.len as u64;
-        self.len = 0;
-        Ok(self.pos)
-    }
-
-    /// Stops the I/O thread after its queue and returns its first error.
-    fn join_io(&mut self) -> std::io::Result<()> {
-        drop(self.to_io.take());
-        match self.io.take().map(|h| h.join()) {
-            Some(Ok(r)) => r,
-            Some(Err(_)) => Err(std::io::Error::other("the direct I/O thread panicked")),
-            None => Ok(()),
-        }
-    }
-
-    fn write_block(&mut self) -> std::io::Result<()> {
-        let next = if self.allocated < BLOCKS {
-            self.allocated += 1;
-            Some(Block::new(self.block))
-        } else {
-            self.free.recv().ok()
-        };
-        let sent = match (next, &self.to_io) {
-            (Some(next), Some(tx)) => {
-                let full = std::mem::replace(&mut self.cur, next);
-                tx.send((full, self.pos)).is_ok()
-            }
-            _ => false,
-        };
-        if !sent {
-            // The I/O thread stopped: it holds the reason.
-            self.join_io()?;
-            return Err(std::io::Error::other("the direct I/O thread stopped"));
-        }
-        self.pos += self.block as u64;
-        self.len = 0;
-        Ok(())
-    }
-}
-
-impl Drop for DirectWriter {
+impl Drop for AtomicOutput {
     fn drop(&mut self) {
-        // On an error path: let the thread finish its queue and end; the error that
-        // stopped the caller is already on its way up.
-        let _ = self.join_io();
-    }
-}
-
-impl Write for DirectWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let n = data.len().min(self.block - self.len);
-        self.cur
-            .bytes_mut(self.len..self.len + n)
-            .copy_from_slice(&data[..n]);
-        self.len += n;
-        if self.len == self.block {
-            self.write_block()?;
+        // Otherwise dropping the TempPath removes the file.
+        if let Some(tmp) = self.tmp.take()
+            && self.keep_on_drop
+        {
+            // Leave the partial output for `--resume`; dropping the file releases the lock.
+            let _ = tmp.keep();
         }
-        Ok(n)
-    }
-
-    /// Does nothing: a partial block cannot be written without breaking the alignment of
-    /// the next one. [`DirectWriter::finish`] writes it.
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
-#[cfg(target_os = "linux")]
-fn open_direct(path: &Path) -> Option<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if std::env::var_os("VECTRO_DIRECT_IO").is_some_and(|v| v == "0") {
-        return None;
+fn check_target(target: &Path, overwrite: bool) -> Result<()> {
+    if target.is_dir() || target.file_name().is_none() {
+        return Err(Error::Config(format!(
+            "{}: is a directory; give the path of the output file",
+            target.display()
+        )));
     }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(path)
-        .ok()
+    if !overwrite && target.exists() {
+        return Err(Error::OutputExists(target.to_path_buf()));
+    }
+    Ok(())
 }
 
-#[cfg(not(target_os = "linux"))]
-fn open_direct(_path: &Path) -> Option<File> {
-    None
+/// Takes an exclusive advisory lock, failing at once if another process holds it. The lock
+/// lives as long as the file handle, and the kernel releases it if the process dies.
+fn lock_exclusive(file: &File, path: &Path, target: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock only reads the descriptor, which `file` keeps open for the call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    if e.kind() == std::io::ErrorKind::WouldBlock {
+        return Err(Error::Locked {
+            target: target.to_path_buf(),
+            lock: path.to_path_buf(),
+        });
+    }
+    Err(Error::io(path, "locking", e))
 }
 
 fn parent_dir(p: &Path) -> &Path {
@@ -439,21 +288,32 @@ mod tests {
     }
 
     #[test]
-    fn direct_writer_puts_every_byte_in_place() {
+    fn resumable_output_is_locked_kept_and_committed() {
         let dir = tempfile::tempdir().unwrap();
-        let out =
-            AtomicOutput::create(&dir.path().join("d.bin"), false, Durability::Fsync).unwrap();
-        let block = 2 * DirectWriter::ALIGN;
-        let Some(mut w) = DirectWriter::with_block(out.tmp_path(), out.file(), block) else {
-            return; // no O_DIRECT on this filesystem: the buffered path is what runs
-        };
-        let want: Vec<u8> = (0..5 * block + 1234).map(|i| (i * 7 % 251) as u8).collect();
-        // Odd piece sizes, so that pieces straddle block boundaries.
-        for piece in want.chunks(3001) {
-            w.write_all(piece).unwrap();
-        }
-        assert_eq!(w.finish().unwrap(), want.len() as u64);
-        out.commit().unwrap();
-        assert!(std::fs::read(dir.path().join("d.bin")).unwrap() == want);
+        let t = dir.path().join("o.vectro");
+        let a = AtomicOutput::create_resumable(&t, false, Durability::None).unwrap();
+        assert_eq!(a.tmp_path(), partial_path(&t));
+        let second = AtomicOutput::create_resumable(&t, false, Durability::None);
+        assert!(matches!(second, Err(Error::Locked { .. })), "{second:?}");
+        a.file().write_all(b"chunks").unwrap();
+        drop(a);
+        assert_eq!(
+            std::fs::read(partial_path(&t)).unwrap(),
+            b"chunks",
+            "kept for resume"
+        );
+        let mut b = AtomicOutput::create_resumable(&t, false, Durability::None).unwrap();
+        b.keep_on_drop(false);
+        drop(b);
+        assert!(!partial_path(&t).exists(), "removed when not wanted");
+        let c = AtomicOutput::create_resumable(&t, false, Durability::None).unwrap();
+        c.file().write_all(b"done").unwrap();
+        c.commit().unwrap();
+        assert_eq!(std::fs::read(&t).unwrap(), b"done");
+        assert!(!partial_path(&t).exists());
+        assert!(matches!(
+            AtomicOutput::create_resumable(dir.path(), true, Durability::None),
+            Err(Error::Config(_))
+        ));
     }
 }

@@ -214,8 +214,11 @@ pub fn evaluate(
             "sampled",
         ),
     };
-    let k_truth = opts.k.iter().copied().max().unwrap_or(1);
-    let k_found = k_truth.max(opts.rerank);
+    // No top-k list can hold more than all the rows: a huge --k or --rerank must not
+    // size a buffer by it.
+    let all = h.rows as usize;
+    let k_truth = opts.k.iter().copied().max().unwrap_or(1).min(all);
+    let k_found = k_truth.max(opts.rerank.min(all));
     let threads = if opts.threads == 0 {
         default_threads()
     } else {

@@ -12,10 +12,12 @@
 
 mod header;
 pub mod read;
+pub mod verify;
 pub mod write;
 
 pub use header::{Header, Metadata};
 pub use read::{ChunkEntry, Container, scan_chunks};
+pub use verify::{VerifyReport, verify};
 pub use write::ContainerWriter;
 
 /// Magic at the start of the header and at the end of the trailer.
@@ -46,3 +48,7 @@ pub const MAX_HEADER_LEN: usize = 1 << 24;
 fn crc(bytes: &[u8]) -> u32 {
     crc32c::crc32c(bytes)
 }
+
+/// The most values (rows × dims) a chunk may hold: 2²⁸, 1 GiB of float32. Readers refuse
+/// larger chunks before allocating, so that a corrupt header cannot demand a huge buffer.
+pub const MAX_CHUNK_VALUES: u64 = 1 << 28;

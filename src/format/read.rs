@@ -13,7 +13,7 @@ use memmap2::{Mmap, MmapMut};
 use super::write::trailer_crc;
 use super::{
     CHUNK_HEADER_LEN, CHUNK_MAGIC, CHUNK_OVERHEAD, Header, INDEX_ENTRY_LEN, INDEX_HEADER_LEN,
-    INDEX_MAGIC, MAGIC, MAJOR, Metadata, TRAILER_LEN, crc,
+    INDEX_MAGIC, MAGIC, MAJOR, MAX_CHUNK_VALUES, Metadata, TRAILER_LEN, crc,
 };
 use crate::codec::{self, Codec, PayloadStage};
 use crate::error::{Error, Result};
@@ -92,6 +92,12 @@ impl Container {
             .metadata()
             .map_err(|e| Error::io(path, "reading metadata of", e))?
             .len();
+        if file.metadata().is_ok_and(|m| m.is_dir()) {
+            return Err(Error::corrupt(
+                path,
+                "is a directory, not a vectro container",
+            ));
+        }
         if len == 0 {
             return Err(Error::corrupt(path, "empty file: not a vectro container"));
         }
@@ -132,8 +138,7 @@ impl Container {
 
     fn from_map(path: &Path, map: Mmap) -> Result<Container> {
         let (header, header_len) = Header::decode(path, &map)?;
-        let codec = codec::from_spec(header.codec.id, &header.codec.params, header.dims as usize)
-            .map_err(|e| Error::corrupt(path, format!("header: {e}")))?;
+        let codec = codec_for(path, &header)?;
         let index = read_index(path, &map, &header, header_len, codec.as_ref())?;
         let verified = (0..index.len()).map(|_| AtomicBool::new(false)).collect();
         Ok(Container {
@@ -204,30 +209,33 @@ impl Container {
     /// [`Error::Config`] if there is no chunk `i`; [`Error::Corrupt`] with the chunk's byte
     /// offset and row range on a crc mismatch.
     pub fn chunk_payload(&self, i: usize) -> Result<&[u8]> {
-        let Some(&e) = self.index.get(i) else {
-            return Err(Error::Config(format!(
-                "chunk {i} is out of range: {} has {} chunks",
-                self.path.display(),
-                self.index.len()
-            )));
-        };
+        let e = self.entry(i)?;
         let whole = &self.map[e.offset as usize..(e.offset + e.len) as usize];
         // Two threads touching a fresh chunk at once may both hash it; that is harmless
         // and cheaper than a lock on the hot path.
         if !self.verified[i].load(Ordering::Acquire) {
             let (body, tail) = whole.split_at(whole.len() - 4);
-            if crc(body) != LE::read_u32(tail) {
-                return Err(Error::corrupt(
+            let bad = |what: String| {
+                Error::corrupt(
                     &self.path,
                     format!(
-                        "chunk {i} (bytes {}..{}, rows {}..{}) fails its crc32c check; the file is corrupt",
+                        "chunk {i} (bytes {}..{}, rows {}..{}) {what}; the file is corrupt",
                         e.offset,
                         e.offset + e.len,
                         e.first_row,
                         e.first_row + e.rows
                     ),
-                ));
+                )
+            };
+            if crc(body) != LE::read_u32(tail) {
+                return Err(bad("fails its crc32c check".into()));
             }
+            // The index vouches for where the chunk is; its own header must agree, or a
+            // recovery scan would read the file differently from us.
+            let head: &[u8; CHUNK_HEADER_LEN] =
+                body[..CHUNK_HEADER_LEN].try_into().expect("length");
+            check_chunk_header(head, i as u64, &self.header, self.codec.as_ref())
+                .map_err(|m| bad(format!("has a bad header: {m}")))?;
             self.verified[i].store(true, Ordering::Release);
         }
         Ok(&self.map[e.payload_range()])
@@ -262,7 +270,7 @@ impl Container {
     /// # Errors
     /// As [`Container::chunk_data`], and [`Error::Config`] if `out` has the wrong size.
     pub fn decode_chunk(&self, i: usize, out: &mut [f32]) -> Result<()> {
-        let rows = self.index[i].rows as usize;
+        let rows = self.entry(i)?.rows as usize;
         self.check_out(rows, out)?;
         let payload = self.chunk_data(i)?;
         self.codec.decode(&payload, rows, out);
@@ -284,6 +292,16 @@ impl Container {
             e.rows as usize,
             (row - e.first_row) as usize,
         ))
+    }
+
+    fn entry(&self, i: usize) -> Result<ChunkEntry> {
+        self.index.get(i).copied().ok_or_else(|| {
+            Error::Config(format!(
+                "chunk {i} is out of range: {} has {} chunks",
+                self.path.display(),
+                self.index.len()
+            ))
+        })
     }
 
     fn check_row(&self, row: u64) -> Result<()> {
@@ -492,6 +510,34 @@ fn with_scratch<T>(len: usize, f: impl FnOnce(&mut [f32]) -> T) -> T {
     })
 }
 
+/// Builds the codec the header names, refusing chunks too large to decode safely.
+pub(crate) fn codec_for(path: &Path, header: &Header) -> Result<Box<dyn Codec>> {
+    let values = header
+        .rows_in_chunk(0)
+        .checked_mul(header.dims as u64)
+        .filter(|&v| v <= MAX_CHUNK_VALUES);
+    if values.is_none() {
+        return Err(Error::corrupt(
+            path,
+            format!(
+                "header: chunks of {} rows × {} dims exceed the {MAX_CHUNK_VALUES}-value limit; the header is corrupt",
+                header.rows_in_chunk(0),
+                header.dims
+            ),
+        ));
+    }
+    codec::from_spec(header.codec.id, &header.codec.params, header.dims as usize)
+        .map_err(|e| Error::corrupt(path, format!("header: {e}")))
+}
+
+/// Where the trailer says the index is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IndexLocation {
+    pub offset: u64,
+    pub len: u64,
+    pub crc: u32,
+}
+
 fn read_index(
     path: &Path,
     map: &[u8],
@@ -499,23 +545,46 @@ fn read_index(
     header_len: usize,
     codec: &dyn Codec,
 ) -> Result<Vec<ChunkEntry>> {
-    let corrupt = |msg: String| Error::corrupt(path, msg);
     let len = map.len();
     if len < header_len + TRAILER_LEN || map[len - 4..] != MAGIC {
         let (found, _) = scan_chunks(map, header, header_len, codec);
         let rows: u64 = found.iter().map(|c| c.rows).sum();
-        return Err(corrupt(format!(
-            "incomplete container: no trailer at the end (the writer was probably killed or the file is truncated); \
-             {} complete chunks holding rows 0..{rows} of {} are intact; rerun the compress with --resume to finish it",
-            found.len(),
-            header.rows
-        )));
+        return Err(Error::corrupt(
+            path,
+            format!(
+                "incomplete container: no trailer at the end (the writer was probably killed or the file is truncated); \
+                 {} complete chunks holding rows 0..{rows} of {} are intact; rerun the compress with --resume to finish it",
+                found.len(),
+                header.rows
+            ),
+        ));
     }
     let t: &[u8; TRAILER_LEN] = map[len - TRAILER_LEN..].try_into().expect("length");
+    let at = check_trailer(path, t, len as u64, header, header_len)?;
+    let raw = &map[at.offset as usize..(at.offset + at.len) as usize];
+    parse_index(path, raw, at, header, header_len, codec)
+}
+
+/// Checks the trailer (the last [`TRAILER_LEN`] bytes of a `file_len`-byte file) and that
+/// the index it points to fits between the header and the trailer.
+pub(crate) fn check_trailer(
+    path: &Path,
+    t: &[u8; TRAILER_LEN],
+    file_len: u64,
+    header: &Header,
+    header_len: usize,
+) -> Result<IndexLocation> {
+    let corrupt = |msg: String| Error::corrupt(path, msg);
+    let start = file_len - TRAILER_LEN as u64;
+    if t[36..40] != MAGIC {
+        return Err(corrupt(format!(
+            "no trailer magic at byte {}: the file is incomplete or truncated",
+            file_len - 4
+        )));
+    }
     if trailer_crc(t) != LE::read_u32(&t[28..32]) {
         return Err(corrupt(format!(
-            "trailer checksum mismatch (bytes {}..{len}); the trailer is corrupt",
-            len - TRAILER_LEN
+            "trailer checksum mismatch (bytes {start}..{file_len}); the trailer is corrupt"
         )));
     }
     let major = LE::read_u16(&t[32..34]);
@@ -524,8 +593,8 @@ fn read_index(
             "trailer format version {major} does not match the header's {MAJOR}; the file is corrupt or mixed"
         )));
     }
-    let index_offset = LE::read_u64(&t[0..8]);
-    let index_len = LE::read_u64(&t[8..16]);
+    let offset = LE::read_u64(&t[0..8]);
+    let len = LE::read_u64(&t[8..16]);
     let rows = LE::read_u64(&t[16..24]);
     if rows != header.rows {
         return Err(corrupt(format!(
@@ -537,24 +606,46 @@ fn read_index(
     let want_len = count
         .checked_mul(INDEX_ENTRY_LEN as u64)
         .and_then(|n| n.checked_add(INDEX_HEADER_LEN as u64));
-    let index_end = index_offset.checked_add(index_len);
-    if want_len != Some(index_len)
-        || index_offset < header_len as u64
-        || index_end != Some((len - TRAILER_LEN) as u64)
+    if want_len != Some(len) || offset < header_len as u64 || offset.checked_add(len) != Some(start)
     {
         return Err(corrupt(format!(
-            "index at bytes {index_offset}+{index_len} does not fit the file ({len} bytes, {count} chunks expected)"
+            "index at bytes {offset}+{len} does not fit the file ({file_len} bytes, {count} chunks expected)"
         )));
     }
-    let raw = &map[index_offset as usize..(index_offset + index_len) as usize];
-    if crc(raw) != LE::read_u32(&t[24..28]) {
+    Ok(IndexLocation {
+        offset,
+        len,
+        crc: LE::read_u32(&t[24..28]),
+    })
+}
+
+/// Checks the index bytes `raw` found `at` and returns its entries, which are known to be
+/// contiguous from the header to the index and to agree with the header's shape.
+pub(crate) fn parse_index(
+    path: &Path,
+    raw: &[u8],
+    at: IndexLocation,
+    header: &Header,
+    header_len: usize,
+    codec: &dyn Codec,
+) -> Result<Vec<ChunkEntry>> {
+    let corrupt = |msg: String| Error::corrupt(path, msg);
+    let count = header.chunk_count();
+    if crc(raw) != at.crc {
         return Err(corrupt(format!(
-            "index checksum mismatch (bytes {index_offset}..{}); the index is corrupt",
-            index_offset + index_len
+            "index checksum mismatch (bytes {}..{}); the index is corrupt",
+            at.offset,
+            at.offset + at.len
         )));
     }
-    if raw[0..4] != INDEX_MAGIC || LE::read_u64(&raw[8..16]) != count {
-        return Err(corrupt("index header is malformed".into()));
+    if raw.len() < INDEX_HEADER_LEN
+        || raw[0..4] != INDEX_MAGIC
+        || LE::read_u64(&raw[8..16]) != count
+    {
+        return Err(corrupt(format!(
+            "index header at byte {} is malformed",
+            at.offset
+        )));
     }
     let mut out = Vec::with_capacity(count as usize);
     let mut next = header_len as u64;
@@ -591,12 +682,50 @@ fn read_index(
         next += e.len;
         out.push(e);
     }
-    if next != index_offset {
+    if next != at.offset {
         return Err(corrupt(format!(
-            "chunks end at byte {next} but the index starts at {index_offset}"
+            "chunks end at byte {next} but the index starts at {}",
+            at.offset
         )));
     }
     Ok(out)
+}
+
+/// Checks the 36-byte header `h` of what must be chunk `i`, trusting only its own crc and
+/// the container header; returns the chunk's rows and payload length.
+///
+/// # Errors
+/// What is wrong, for the caller to place (it knows the byte offset).
+pub(crate) fn check_chunk_header(
+    h: &[u8; CHUNK_HEADER_LEN],
+    i: u64,
+    header: &Header,
+    codec: &dyn Codec,
+) -> std::result::Result<(u64, u64), String> {
+    if h[0..4] != CHUNK_MAGIC {
+        return Err("no chunk magic (VCHK)".into());
+    }
+    if crc(&h[..32]) != LE::read_u32(&h[32..36]) {
+        return Err("chunk header checksum mismatch".into());
+    }
+    let rows = LE::read_u32(&h[4..8]) as u64;
+    let index = LE::read_u64(&h[8..16]);
+    let first_row = LE::read_u64(&h[16..24]);
+    let payload_len = LE::read_u64(&h[24..32]);
+    let want_rows = header.rows_in_chunk(i);
+    if index != i || first_row != i * header.chunk_rows as u64 || rows != want_rows {
+        return Err(format!(
+            "chunk header says chunk {index}, rows {first_row}+{rows}; expected chunk {i}, rows {}+{want_rows}",
+            i * header.chunk_rows as u64
+        ));
+    }
+    let plain = codec.encoded_len(rows as usize);
+    if !header.stage.payload_len_ok(payload_len, plain) {
+        return Err(format!(
+            "chunk payload length {payload_len} does not fit the codec's {plain} bytes"
+        ));
+    }
+    Ok((rows, payload_len))
 }
 
 /// Walks the chunks after the header, trusting nothing but their own framing, and returns
@@ -612,26 +741,24 @@ pub fn scan_chunks(
     let mut out = Vec::new();
     let mut at = header_len;
     for i in 0..header.chunk_count() {
-        let Some(h) = map.get(at..at + CHUNK_HEADER_LEN) else {
+        let Some(h) = at
+            .checked_add(CHUNK_HEADER_LEN)
+            .and_then(|end| map.get(at..end))
+        else {
             break;
         };
-        if h[0..4] != CHUNK_MAGIC || crc(&h[..32]) != LE::read_u32(&h[32..36]) {
+        let Ok((rows, payload_len)) =
+            check_chunk_header(h.try_into().expect("length"), i, header, codec)
+        else {
             break;
-        }
-        let rows = LE::read_u32(&h[4..8]) as u64;
-        let payload_len = LE::read_u64(&h[24..32]);
-        let first_row = LE::read_u64(&h[16..24]);
-        if LE::read_u64(&h[8..16]) != i
-            || first_row != i * header.chunk_rows as u64
-            || rows != header.rows_in_chunk(i)
-            || !header
-                .stage
-                .payload_len_ok(payload_len, codec.encoded_len(rows as usize))
-        {
+        };
+        let Some(len) = usize::try_from(payload_len)
+            .ok()
+            .and_then(|p| p.checked_add(CHUNK_OVERHEAD))
+        else {
             break;
-        }
-        let len = CHUNK_OVERHEAD + payload_len as usize;
-        let Some(whole) = map.get(at..at + len) else {
+        };
+        let Some(whole) = at.checked_add(len).and_then(|end| map.get(at..end)) else {
             break;
         };
         let (body, tail) = whole.split_at(len - 4);
@@ -641,7 +768,7 @@ pub fn scan_chunks(
         out.push(ChunkEntry {
             offset: at as u64,
             len: len as u64,
-            first_row,
+            first_row: i * header.chunk_rows as u64,
             rows,
         });
         at += len;

@@ -89,6 +89,15 @@ impl<W: Write> ContainerWriter<W> {
         Ok(())
     }
 
+    /// Flushes the inner writer, so that every chunk written so far reaches the file: a
+    /// killed run then leaves them for a resume.
+    ///
+    /// # Errors
+    /// Any error of the underlying writer.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+
     /// Writes the index and trailer, flushes, and returns the inner writer.
     ///
     /// # Panics

@@ -12,12 +12,13 @@ use serde::Serialize;
 use super::dest::Dest;
 use super::ordered::run_ordered;
 use super::reader::{ChunkJob, Input};
+use super::resume::{self, Start};
 use super::shard::{self, Shard};
 use super::writer::{ChunkSink, EncodedChunk};
 use super::{Progress, default_threads, peak_rss_bytes};
 use crate::codec::auto::{self, AutoReport, Target};
 use crate::codec::{self, Codec, PayloadStage};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::format::{ContainerWriter, Header, Metadata};
 use crate::npy::Dtype;
 use crate::output::Durability;
@@ -54,6 +55,10 @@ pub struct CompressOptions {
     pub target: Option<Target>,
     /// Rows sampled by `codec = "auto"`.
     pub sample: usize,
+    /// Continue the partial output an interrupted run left, if it matches this run.
+    pub resume: bool,
+    /// Keep the partial output on an I/O error or a cancel, for a later `resume`.
+    pub keep_partial: bool,
 }
 
 impl Default for CompressOptions {
@@ -68,6 +73,8 @@ impl Default for CompressOptions {
             zstd: None,
             target: None,
             sample: DEFAULT_SAMPLE,
+            resume: false,
+            keep_partial: true,
         }
     }
 }
@@ -108,6 +115,10 @@ pub struct CompressSummary {
     pub zstd: Option<i32>,
     /// What `--codec auto` measured and chose.
     pub auto: Option<AutoReport>,
+    /// Rows taken from an interrupted run's partial output (`resume`).
+    pub resumed_rows: u64,
+    /// Why a partial output found with `resume` was not reused.
+    pub partial_discarded: Option<String>,
 }
 
 /// Compresses the `.npy` at `input` into a new container at `output`.
@@ -142,6 +153,7 @@ pub fn compress(
         Some(n) => n,
         None => default_chunk_rows(h.dims),
     };
+    check_chunk_size(chunk_rows, h.rows, h.dims)?;
     let mut metadata = source_metadata(&source);
     let (chunk_range, rows) = match opts.shard {
         Some(s) => {
@@ -168,7 +180,7 @@ pub fn compress(
         Some(_) => header.rows * h.row_bytes() as u64,
         None => source.input_bytes(),
     };
-    let summary = |chunks, output_bytes: u64, already_complete| CompressSummary {
+    let summary = |chunks, output_bytes: u64, already_complete, resume: &Start| CompressSummary {
         input: input.to_path_buf(),
         output: output.to_path_buf(),
         codec: codec.name(),
@@ -185,6 +197,8 @@ pub fn compress(
         already_complete,
         zstd: opts.zstd,
         auto: auto.clone(),
+        resumed_rows: resume.rows(),
+        partial_discarded: resume.discarded.clone(),
     };
     if let Some(s) = opts.shard.filter(|_| !opts.overwrite && output.exists()) {
         shard::check_complete(output, &header).map_err(|e| {
@@ -194,7 +208,12 @@ pub fn compress(
             ))
         })?;
         let len = std::fs::metadata(output).map_or(0, |m| m.len());
-        return Ok(summary(chunk_range.end - chunk_range.start, len, true));
+        return Ok(summary(
+            chunk_range.end - chunk_range.start,
+            len,
+            true,
+            &Start::default(),
+        ));
     }
     if let Some(dir) = output
         .parent()
@@ -203,14 +222,44 @@ pub fn compress(
         // Shards of one run share an output directory that nobody else creates.
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "creating directory", e))?;
     }
-    let out = Dest::create(output, opts.overwrite, opts.durability)?;
+    let mut out = Dest::create_resumable(output, opts.overwrite, opts.durability)?;
+    out.keep_on_drop(opts.keep_partial);
     let threads = if opts.threads == 0 {
         default_threads()
     } else {
         opts.threads
     };
+    let (_keep, one) = bounded(1);
+    let reencode = |i: u64| -> Result<Vec<u8>> {
+        let at = chunk_range.start + i;
+        let job = source
+            .chunks(chunk_rows as u64, at..at + 1)?
+            .next()
+            .expect("one chunk")?;
+        let chunk = encode_job(&job, h.dtype, codec.as_ref(), source.path(), &one)?;
+        Ok(staged(chunk, opts.zstd, &one)?.payload)
+    };
+    let resume = match &out {
+        Dest::File(o) => resume::prepare(o, &header, codec.as_ref(), opts.resume, &reencode)?,
+        Dest::Stdout if opts.resume => {
+            return Err(Error::Config(
+                "--resume needs a file output, not --out -".into(),
+            ));
+        }
+        Dest::Stdout => Start::default(),
+    };
+    if opts.resume && matches!(source, Input::Stream(_)) {
+        return Err(Error::Config(
+            "--resume needs a file input: a stream (--in -) cannot be read again".into(),
+        ));
+    }
     progress.begin(header.rows, header.rows * h.row_bytes() as u64);
-    let jobs = source.chunks(chunk_rows as u64, chunk_range)?;
+    let done = resume.rows();
+    progress.advance(done, done * h.row_bytes() as u64);
+    let jobs = source.chunks(
+        chunk_rows as u64,
+        chunk_range.start + resume.chunks.len() as u64..chunk_range.end,
+    )?;
     let result = encode_all(
         &source,
         jobs,
@@ -220,11 +269,34 @@ pub fn compress(
         (threads, opts.zstd),
         progress,
         cancel,
+        &resume,
     );
     progress.finish();
-    let (chunks, output_bytes) = result.map_err(|e| locate_error(e, &source))?;
+    let (chunks, output_bytes) = result
+        .map_err(|e| locate_error(e, &source))
+        .inspect_err(|e| {
+            // A bad input needs a new input, which a resume would discard anyway.
+            if !matches!(
+                e.kind(),
+                ErrorKind::Io | ErrorKind::Cancelled | ErrorKind::Internal
+            ) {
+                out.keep_on_drop(false);
+            }
+        })?;
     out.commit()?;
-    Ok(summary(chunks, output_bytes, false))
+    Ok(summary(chunks, output_bytes, false, &resume))
+}
+
+/// Refuses chunks so large that readers would refuse them ([`crate::format::MAX_CHUNK_VALUES`]).
+fn check_chunk_size(chunk_rows: u32, rows: u64, dims: u64) -> Result<()> {
+    let values = (chunk_rows as u64).min(rows).saturating_mul(dims);
+    if values > crate::format::MAX_CHUNK_VALUES {
+        return Err(Error::Config(format!(
+            "--chunk-rows {chunk_rows} × {dims} dims is {values} values a chunk, over the limit of {}; use a smaller --chunk-rows",
+            crate::format::MAX_CHUNK_VALUES
+        )));
+    }
+    Ok(())
 }
 
 /// Names the file and its own row for an error about a global row of a many-file input.
@@ -353,10 +425,23 @@ fn encode_all(
     (threads, zstd): (usize, Option<i32>),
     progress: &dyn Progress,
     cancel: &AtomicBool,
+    resume: &Start,
 ) -> Result<(u64, u64)> {
     let out_path = out.error_path();
-    let writer = ContainerWriter::new(out.writer(), header.clone())
-        .map_err(|e| Error::io(out_path, "writing", e))?;
+    let writer = if resume.chunks.is_empty() {
+        let mut w = ContainerWriter::new(out.writer(), header.clone())
+            .map_err(|e| Error::io(out_path, "writing", e))?;
+        // The header reaches the file at once: a run killed now leaves a resumable file.
+        w.flush().map_err(|e| Error::io(out_path, "writing", e))?;
+        w
+    } else {
+        ContainerWriter::resume(
+            out.writer(),
+            header.clone(),
+            resume.chunks.clone(),
+            resume.offset,
+        )
+    };
     let (recycle, pool) = bounded::<Vec<u8>>(2 * threads + 2);
     let mut sink = ChunkSink {
         writer,
@@ -372,10 +457,7 @@ fn encode_all(
         jobs,
         |job| {
             let chunk = encode_job(&job, dtype, codec, source.path(), &pool)?;
-            match zstd {
-                Some(level) => zstd_stage(chunk, level, &pool),
-                None => Ok(chunk),
-            }
+            staged(chunk, zstd, &pool)
         },
         |chunk| {
             let (first, rows) = (chunk.first_row, chunk.rows);
@@ -434,6 +516,18 @@ pub(crate) fn encode_job(
         rows: job.rows,
         payload,
     })
+}
+
+/// Applies the payload stage, if any.
+fn staged(
+    chunk: EncodedChunk,
+    zstd: Option<i32>,
+    pool: &Receiver<Vec<u8>>,
+) -> Result<EncodedChunk> {
+    match zstd {
+        Some(level) => zstd_stage(chunk, level, pool),
+        None => Ok(chunk),
+    }
 }
 
 /// The zstd payload stage: replaces the chunk's payload by its zstd frame.

@@ -34,6 +34,31 @@ impl Dest {
         )?))
     }
 
+    /// Like [`Dest::create`], but a file output is resumable: a predictable, locked
+    /// partial file beside the target (see [`AtomicOutput::create_resumable`]).
+    ///
+    /// # Errors
+    /// As [`AtomicOutput::create_resumable`].
+    pub fn create_resumable(
+        target: &Path,
+        overwrite: bool,
+        durability: Durability,
+    ) -> Result<Dest> {
+        if target == Path::new("-") {
+            return Ok(Dest::Stdout);
+        }
+        Ok(Dest::File(AtomicOutput::create_resumable(
+            target, overwrite, durability,
+        )?))
+    }
+
+    /// Whether an abandoned file output keeps its partial file (for `--resume`).
+    pub fn keep_on_drop(&mut self, keep: bool) {
+        if let Dest::File(o) = self {
+            o.keep_on_drop(keep);
+        }
+    }
+
     /// The path that errors name: the temporary file, or `<stdout>`.
     pub fn error_path(&self) -> &Path {
         match self {

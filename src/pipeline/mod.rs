@@ -10,6 +10,7 @@ pub mod dest;
 pub mod ordered;
 mod progress;
 pub mod reader;
+mod resume;
 pub mod shard;
 pub mod stream;
 pub mod writer;

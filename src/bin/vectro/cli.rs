@@ -36,6 +36,8 @@ pub enum Command {
     ImportNpz(ImportNpzArgs),
     /// Compare codecs on one data set: size, speed, cosine, recall@k.
     Bench(BenchArgs),
+    /// Check every checksum of a container (header, chunks, index, trailer), streaming.
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -93,6 +95,13 @@ pub struct CompressArgs {
     /// The number of shards, for --shard auto under a Kubernetes Indexed Job.
     #[arg(long, value_name = "N", requires = "shard")]
     pub shards: Option<u32>,
+    /// Continue an interrupted run from its partial output (.<name>.partial beside the
+    /// output), keeping every checksum-valid chunk; starts afresh if it does not match.
+    #[arg(long)]
+    pub resume: bool,
+    /// On an error or Ctrl-C, delete the partial output instead of keeping it for --resume.
+    #[arg(long)]
+    pub no_resume_file: bool,
     #[command(flatten)]
     pub common: Common,
 }
@@ -115,6 +124,15 @@ pub struct MergeArgs {
     #[arg(long, short)]
     pub quiet: bool,
     /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The container.
+    pub file: PathBuf,
+    /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -29,6 +29,7 @@ fn main() {
         Command::Export(a) => commands::export::run(a, &CANCEL),
         Command::ImportNpz(a) => commands::import_npz::run(a, &CANCEL),
         Command::Bench(a) => commands::bench::run(a, &CANCEL),
+        Command::Verify(a) => commands::verify::run(a),
     };
     let code = match result {
         Ok(code) => code,

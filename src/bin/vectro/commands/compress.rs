@@ -1,9 +1,10 @@
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use vectro::codec::auto::Target;
-use vectro::output::Durability;
+use vectro::output::{Durability, partial_path};
 use vectro::pipeline::shard::Shard;
-use vectro::{CompressOptions, CompressSummary};
+use vectro::{CompressOptions, CompressSummary, ErrorKind, Progress};
 
 use super::{human_bytes, print_json};
 use crate::cli::CompressArgs;
@@ -35,9 +36,37 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
             _ => None,
         },
         sample: a.sample,
+        resume: a.resume,
+        keep_partial: !a.no_resume_file,
     };
     let bar = Bar::new(a.common.quiet || a.common.json, "compress");
-    let s = vectro::compress(&a.input, &output, &opts, &bar, cancel)?;
+    let slow = Throttle::from_env(&bar);
+    let progress: &dyn Progress = slow.as_ref().map_or(&bar, |t| t as &dyn Progress);
+    let s = match vectro::compress(&a.input, &output, &opts, progress, cancel) {
+        Ok(s) => s,
+        Err(e) if kept_partial(&e, &output, opts.keep_partial) => {
+            // Print the error here, so that the hint on how to continue comes after it.
+            let err = anyhow::Error::from(e);
+            eprintln!("vectro: error: {err}");
+            eprintln!(
+                "vectro: the complete chunks are kept in {}; rerun the same command with --resume to continue",
+                partial_path(&output).display()
+            );
+            return Ok(exit_codes::for_error(&err));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(why) = &s.partial_discarded {
+        eprintln!(
+            "vectro: note: started afresh: the partial output {} was not reused: {why}",
+            partial_path(&output).display()
+        );
+    } else if s.resumed_rows > 0 && !a.common.json {
+        eprintln!(
+            "vectro: resumed: kept {} rows from the interrupted run",
+            s.resumed_rows
+        );
+    }
     // With --out -, stdout carries the container: the summary goes to stderr.
     if output.as_os_str() == "-" {
         eprintln!("{}", summary_line(&s));
@@ -47,6 +76,17 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         println!("{}", summary_line(&s));
     }
     Ok(exit_codes::OK)
+}
+
+/// Whether a failed run left a partial output that `--resume` can continue.
+fn kept_partial(e: &vectro::Error, output: &std::path::Path, keep: bool) -> bool {
+    keep && matches!(
+        e.kind(),
+        ErrorKind::Io | ErrorKind::Cancelled | ErrorKind::Internal
+    ) && !matches!(
+        e,
+        vectro::Error::Locked { .. } | vectro::Error::OutputExists(_)
+    ) && partial_path(output).exists()
 }
 
 pub fn summary_line(s: &CompressSummary) -> String {
@@ -74,4 +114,43 @@ pub fn summary_line(s: &CompressSummary) -> String {
         s.seconds,
         s.mb_per_s
     )
+}
+
+/// A test hook: `VECTRO_TEST_SLOW_CHUNK_MS=n` sleeps n ms after each chunk is written, so
+/// that tests can interrupt a run of a tiny input midway. Not for users.
+struct Throttle<'a> {
+    inner: &'a dyn Progress,
+    pause: Duration,
+}
+
+impl<'a> Throttle<'a> {
+    fn from_env(inner: &'a dyn Progress) -> Option<Throttle<'a>> {
+        let ms = std::env::var("VECTRO_TEST_SLOW_CHUNK_MS")
+            .ok()?
+            .parse()
+            .ok()?;
+        Some(Throttle {
+            inner,
+            pause: Duration::from_millis(ms),
+        })
+    }
+}
+
+impl Progress for Throttle<'_> {
+    fn begin(&self, rows: u64, bytes: u64) {
+        self.inner.begin(rows, bytes);
+    }
+
+    fn advance(&self, rows: u64, bytes: u64) {
+        self.inner.advance(rows, bytes);
+        std::thread::sleep(self.pause);
+    }
+
+    fn finish(&self) {
+        self.inner.finish();
+    }
+
+    fn note(&self, msg: &str) {
+        self.inner.note(msg);
+    }
 }

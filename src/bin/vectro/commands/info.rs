@@ -77,6 +77,9 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
         info.bytes_per_vector,
         info.ratio_vs_float32
     );
+    println!(
+        "checksums:     header, index and trailer ok; chunks are checked when read (`vectro verify` checks them all)"
+    );
     for (k, v) in info.metadata {
         println!("meta {k:<9} {v}");
     }

@@ -11,6 +11,7 @@ pub mod get;
 pub mod import_npz;
 pub mod info;
 pub mod merge;
+pub mod verify;
 
 /// Formats a byte count for people.
 pub fn human_bytes(n: u64) -> String {
@@ -30,6 +31,9 @@ pub fn human_bytes(n: u64) -> String {
 
 /// Prints a serialisable value as pretty JSON on stdout.
 pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    // writeln, not println: a closed pipe (`| head`) must be an error main can recognise,
+    // not a panic.
+    use std::io::Write;
+    writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(v)?)?;
     Ok(())
 }

@@ -1,0 +1,360 @@
+//! `verify`: checks every checksum of a container in one sequential pass.
+//!
+//! The file is streamed in blocks of 1 MiB, so memory stays bounded (one block,
+//! the header, and 32 bytes of index a chunk) and the pass runs at disk speed. Every byte
+//! of a valid file is covered by the header's, a chunk's, the index's or the trailer's
+//! crc32c, so any flipped byte is reported.
+//!
+//! Order: header, trailer, index, then the chunks from first to last. A chunk whose own
+//! header is damaged is skipped using the index when the index is sound; without an index
+//! (an incomplete file) the walk stops there.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use byteorder::{ByteOrder, LittleEndian as LE};
+use serde::Serialize;
+
+use super::read::{check_chunk_header, check_trailer, codec_for, parse_index};
+use super::{CHUNK_HEADER_LEN, CHUNK_OVERHEAD, ChunkEntry, Header, MAX_HEADER_LEN, TRAILER_LEN};
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+
+/// Bytes read at a time.
+const BLOCK: usize = 1 << 20;
+/// Problems listed in a report; more are only counted.
+const MAX_LISTED: usize = 100;
+
+/// One thing wrong with a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// Which part: `header`, `chunk`, `index`, `trailer` or `file`.
+    pub part: &'static str,
+    /// The chunk number, for a chunk.
+    pub chunk: Option<u64>,
+    /// Byte range of the damaged part (as far as it is known).
+    pub bytes: [u64; 2],
+    /// Row range the damaged chunk holds, for a chunk.
+    pub rows: Option<[u64; 2]>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// The file checked.
+    pub path: PathBuf,
+    /// True when every check passed.
+    pub ok: bool,
+    /// File size.
+    pub file_bytes: u64,
+    /// Codec name, once the header is read.
+    pub codec: Option<String>,
+    /// Rows the header declares.
+    pub rows: Option<u64>,
+    /// Dimensions per row.
+    pub dims: Option<u32>,
+    /// Chunks the header implies.
+    pub chunks: u64,
+    /// Chunks whose framing and crc32c passed.
+    pub chunks_ok: u64,
+    /// Rows in those chunks.
+    pub rows_ok: u64,
+    /// Problems found, in file order (at most 100 listed).
+    pub problems: Vec<Problem>,
+    /// Problems found in all.
+    pub problem_count: u64,
+    /// The first damaged chunk, if any: the first thing to look at.
+    pub first_bad_chunk: Option<Problem>,
+}
+
+impl VerifyReport {
+    fn new(path: &Path, file_bytes: u64) -> Self {
+        VerifyReport {
+            path: path.to_path_buf(),
+            ok: false,
+            file_bytes,
+            codec: None,
+            rows: None,
+            dims: None,
+            chunks: 0,
+            chunks_ok: 0,
+            rows_ok: 0,
+            problems: Vec::new(),
+            problem_count: 0,
+            first_bad_chunk: None,
+        }
+    }
+
+    fn add(&mut self, p: Problem) {
+        if p.part == "chunk" && self.first_bad_chunk.is_none() {
+            self.first_bad_chunk = Some(p.clone());
+        }
+        self.problem_count += 1;
+        if self.problems.len() < MAX_LISTED {
+            self.problems.push(p);
+        }
+    }
+
+    fn whole(&mut self, part: &'static str, bytes: [u64; 2], err: Error) {
+        let message = match err {
+            Error::Corrupt { msg, .. } => msg,
+            e => e.to_string(),
+        };
+        self.add(Problem {
+            part,
+            chunk: None,
+            bytes,
+            rows: None,
+            message,
+        });
+    }
+}
+
+/// Verifies the container at `path`.
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be opened or read. A damaged file is not an error: it
+/// is a report with `ok == false`.
+pub fn verify(path: &Path) -> Result<VerifyReport> {
+    let file = File::open(path).map_err(|e| Error::io(path, "opening", e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(path, "reading metadata of", e))?;
+    if meta.is_dir() {
+        return Err(Error::corrupt(
+            path,
+            "is a directory, not a vectro container",
+        ));
+    }
+    let r = BufReader::with_capacity(BLOCK, file);
+    verify_reader(path, r, meta.len()).map_err(|e| Error::io(path, "reading", e))
+}
+
+/// Verifies a container read from `r`, which holds `len` bytes; `path` names it.
+///
+/// # Errors
+/// Only the reader's errors.
+pub fn verify_reader<R: BufRead + Seek>(
+    path: &Path,
+    mut r: R,
+    len: u64,
+) -> std::io::Result<VerifyReport> {
+    let mut rep = VerifyReport::new(path, len);
+    let Some((header, header_len)) = read_header(path, &mut r, len, &mut rep)? else {
+        return Ok(rep);
+    };
+    rep.rows = Some(header.rows);
+    rep.dims = Some(header.dims);
+    rep.chunks = header.chunk_count();
+    let codec = match codec_for(path, &header) {
+        Ok(c) => c,
+        Err(e) => {
+            rep.whole("header", [0, header_len as u64], e);
+            return Ok(rep);
+        }
+    };
+    rep.codec = Some(codec.name());
+    let index = read_tail(
+        path,
+        &mut r,
+        len,
+        &header,
+        header_len,
+        codec.as_ref(),
+        &mut rep,
+    )?;
+    let end = walk_chunks(
+        &mut r,
+        len,
+        &header,
+        header_len,
+        codec.as_ref(),
+        index.as_deref(),
+        &mut rep,
+    )?;
+    if let Some(idx) = &index {
+        let index_start = idx.last().map_or(header_len as u64, |e| e.offset + e.len);
+        if end != index_start && rep.problem_count == 0 {
+            rep.whole(
+                "file",
+                [end, index_start],
+                Error::corrupt(path, "chunks do not end where the index starts"),
+            );
+        }
+    }
+    if rep.problem_count == 0 && rep.rows_ok != header.rows {
+        let msg = format!(
+            "chunks hold {} rows, the header says {}",
+            rep.rows_ok, header.rows
+        );
+        rep.whole("file", [0, len], Error::corrupt(path, msg));
+    }
+    rep.ok = rep.problem_count == 0;
+    rep.problems.sort_by_key(|p| p.bytes[0]);
+    Ok(rep)
+}
+
+fn read_header<R: Read + Seek>(
+    path: &Path,
+    r: &mut R,
+    len: u64,
+    rep: &mut VerifyReport,
+) -> std::io::Result<Option<(Header, usize)>> {
+    let mut prefix = vec![0u8; len.min(12) as usize];
+    r.read_exact(&mut prefix)?;
+    // The claimed length is only trusted as far as the file and the format's limit allow;
+    // Header::decode then names what is wrong.
+    let claimed = if prefix.len() == 12 {
+        LE::read_u32(&prefix[8..12]) as u64
+    } else {
+        0
+    };
+    let take = claimed.clamp(12, MAX_HEADER_LEN as u64).min(len) as usize;
+    let mut bytes = prefix;
+    bytes.resize(take.max(bytes.len()), 0);
+    let have = bytes.len().min(12);
+    r.read_exact(&mut bytes[have..])?;
+    match Header::decode(path, &bytes) {
+        Ok(h) => Ok(Some(h)),
+        Err(e) => {
+            rep.whole("header", [0, bytes.len() as u64], e);
+            Ok(None)
+        }
+    }
+}
+
+/// Checks the trailer and the index; returns the index if both are sound.
+fn read_tail<R: Read + Seek>(
+    path: &Path,
+    r: &mut R,
+    len: u64,
+    header: &Header,
+    header_len: usize,
+    codec: &dyn Codec,
+    rep: &mut VerifyReport,
+) -> std::io::Result<Option<Vec<ChunkEntry>>> {
+    if len < (header_len + TRAILER_LEN) as u64 {
+        let msg = "no trailer: the file ends too early (incomplete or truncated; an interrupted compress can be finished with --resume)";
+        rep.whole(
+            "trailer",
+            [header_len as u64, len],
+            Error::corrupt(path, msg),
+        );
+        return Ok(None);
+    }
+    let mut t = [0u8; TRAILER_LEN];
+    r.seek(SeekFrom::Start(len - TRAILER_LEN as u64))?;
+    r.read_exact(&mut t)?;
+    let at = match check_trailer(path, &t, len, header, header_len) {
+        Ok(at) => at,
+        Err(e) => {
+            rep.whole("trailer", [len - TRAILER_LEN as u64, len], e);
+            return Ok(None);
+        }
+    };
+    // check_trailer bounded the index by the file size, so this allocation is too.
+    let mut raw = vec![0u8; at.len as usize];
+    r.seek(SeekFrom::Start(at.offset))?;
+    r.read_exact(&mut raw)?;
+    match parse_index(path, &raw, at, header, header_len, codec) {
+        Ok(idx) => Ok(Some(idx)),
+        Err(e) => {
+            rep.whole("index", [at.offset, at.offset + at.len], e);
+            Ok(None)
+        }
+    }
+}
+
+/// Walks the chunks in order, streaming each through its crc; returns where the last
+/// chunk walked ends.
+fn walk_chunks<R: BufRead + Seek>(
+    r: &mut R,
+    len: u64,
+    header: &Header,
+    header_len: usize,
+    codec: &dyn Codec,
+    index: Option<&[ChunkEntry]>,
+    rep: &mut VerifyReport,
+) -> std::io::Result<u64> {
+    let limit = index
+        .and_then(|i| i.last())
+        .map_or(len, |e| e.offset + e.len);
+    let mut at = header_len as u64;
+    r.seek(SeekFrom::Start(at))?;
+    for i in 0..header.chunk_count() {
+        let first = i * header.chunk_rows as u64;
+        let rows = [first, first + header.rows_in_chunk(i)];
+        let bad = |rep: &mut VerifyReport, end: u64, message: String| {
+            rep.add(Problem {
+                part: "chunk",
+                chunk: Some(i),
+                bytes: [at, end],
+                rows: Some(rows),
+                message,
+            })
+        };
+        if at + CHUNK_HEADER_LEN as u64 > limit {
+            bad(
+                rep,
+                limit,
+                "missing: the file ends before this chunk".into(),
+            );
+            return Ok(at);
+        }
+        let mut h = [0u8; CHUNK_HEADER_LEN];
+        r.read_exact(&mut h)?;
+        let framed = check_chunk_header(&h, i, header, codec);
+        let payload_len = match framed {
+            Ok((_, p)) if at.saturating_add(CHUNK_OVERHEAD as u64).saturating_add(p) <= limit => p,
+            Ok(_) => {
+                bad(
+                    rep,
+                    limit,
+                    "truncated: the file ends inside this chunk".into(),
+                );
+                return Ok(at);
+            }
+            Err(msg) => {
+                let Some(e) = index.map(|idx| idx[i as usize]) else {
+                    bad(rep, at + CHUNK_HEADER_LEN as u64, msg);
+                    return Ok(at);
+                };
+                bad(rep, e.offset + e.len, msg);
+                at = e.offset + e.len;
+                r.seek(SeekFrom::Start(at))?;
+                continue;
+            }
+        };
+        let mut c = crc32c::crc32c(&h);
+        let mut left = payload_len;
+        while left > 0 {
+            // Checksum straight out of the reader's buffer: one copy, as `cat` makes.
+            let avail = r.fill_buf()?;
+            if avail.is_empty() {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            let n = avail.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            c = crc32c::crc32c_append(c, &avail[..n]);
+            r.consume(n);
+            left -= n as u64;
+        }
+        let mut stored = [0u8; 4];
+        r.read_exact(&mut stored)?;
+        let end = at + CHUNK_OVERHEAD as u64 + payload_len;
+        if c != u32::from_le_bytes(stored) {
+            bad(
+                rep,
+                end,
+                "chunk checksum mismatch: the payload is corrupt".into(),
+            );
+        } else {
+            rep.chunks_ok += 1;
+            rep.rows_ok += rows[1] - rows[0];
+        }
+        at = end;
+    }
+    Ok(at)
+}

@@ -1,0 +1,120 @@
+//! Entry points shared by the `cargo fuzz` targets (`fuzz/`) and the tests that replay
+//! their regression inputs on stable Rust. Not part of the supported API.
+//!
+//! Each function feeds arbitrary bytes to a parser and exercises everything a user could
+//! then do with the result. Any panic, hang or unbounded allocation is a bug; errors are
+//! the expected outcome.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use byteorder::{ByteOrder, LittleEndian as LE};
+
+use crate::format::write::trailer_crc;
+use crate::format::{self, CHUNK_HEADER_LEN, CHUNK_OVERHEAD, Container, Header, TRAILER_LEN};
+
+/// The `.npy` header parser, with the real length and with a huge claimed file length.
+pub fn npy_header(data: &[u8]) {
+    let path = Path::new("fuzz.npy");
+    for file_len in [data.len() as u64, u64::MAX] {
+        if let Ok(h) = crate::npy::parse_header(path, data, file_len) {
+            assert!(h.data_offset as usize <= data.len());
+            let _ = h.row_bytes();
+        }
+    }
+}
+
+/// The container reader and verifier. If the first byte is odd, the checksums of the rest
+/// are recomputed first, so that mutations reach the code behind them.
+pub fn container(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let mut bytes = rest.to_vec();
+    if mode & 1 == 1 {
+        fix_checksums(&mut bytes);
+    }
+    let path = Path::new("fuzz.vectro");
+    let report = format::verify::verify_reader(path, Cursor::new(&bytes), bytes.len() as u64)
+        .expect("reading memory cannot fail");
+    let opened = Container::from_bytes(path, &bytes);
+    let all_read = opened.as_ref().is_ok_and(read_everything);
+    // Two implementations of the same checks must agree: verify (streaming) passes exactly
+    // when the reader opens the file and reads every chunk without an error.
+    assert_eq!(
+        report.ok,
+        all_read,
+        "verify says {:?}, the reader says {:?}",
+        report.problems,
+        opened.err()
+    );
+    if let Ok((header, len)) = Header::decode(path, &bytes)
+        && let Ok(codec) = format::read::codec_for(path, &header)
+    {
+        let _ = format::scan_chunks(&bytes, &header, len, codec.as_ref());
+    }
+}
+
+/// Reads every row through every access path; true if nothing was refused.
+fn read_everything(c: &Container) -> bool {
+    let d = c.dims();
+    let mut ok = true;
+    for (i, e) in c.chunks().iter().enumerate() {
+        let mut out = vec![0f32; e.rows as usize * d];
+        ok &= c.decode_chunk(i, &mut out).is_ok();
+    }
+    let mut row = vec![0f32; d];
+    let last = c.rows() - 1;
+    let _ = c.get(0, &mut row);
+    let _ = c.get_range(last..last + 1, &mut row);
+    assert!(c.get(c.rows(), &mut row).is_err());
+    let mut two = vec![0f32; 2 * d];
+    let _ = c.get_many(&[last, 0], &mut two);
+    assert!(c.chunk_payload(c.chunks().len()).is_err());
+    ok
+}
+
+/// Recomputes every checksum whose position the bytes themselves reveal (the header's,
+/// each chunk's reachable by walking, the index's and the trailer's), so that a test can
+/// craft a damaged file that checksums do not catch.
+pub fn fix_checksums(b: &mut [u8]) {
+    let n = b.len();
+    if n < 12 {
+        return;
+    }
+    let h = LE::read_u32(&b[8..12]) as usize;
+    if !(12..=n).contains(&h) {
+        return;
+    }
+    let c = crc32c::crc32c(&b[..h - 4]);
+    LE::write_u32(&mut b[h - 4..h], c);
+    let mut at = h;
+    while at + CHUNK_HEADER_LEN <= n && &b[at..at + 4] == b"VCHK" {
+        let c = crc32c::crc32c(&b[at..at + 32]);
+        LE::write_u32(&mut b[at + 32..at + 36], c);
+        let payload = LE::read_u64(&b[at + 24..at + 32]);
+        let Some(end) = usize::try_from(payload)
+            .ok()
+            .and_then(|p| p.checked_add(at + CHUNK_OVERHEAD))
+            .filter(|&e| e <= n)
+        else {
+            break;
+        };
+        let c = crc32c::crc32c(&b[at..end - 4]);
+        LE::write_u32(&mut b[end - 4..end], c);
+        at = end;
+    }
+    if n < h + TRAILER_LEN {
+        return;
+    }
+    let t = n - TRAILER_LEN;
+    let off = LE::read_u64(&b[t..t + 8]);
+    let len = LE::read_u64(&b[t + 8..t + 16]);
+    if let Some(end) = off.checked_add(len).filter(|&e| e <= t as u64) {
+        let c = crc32c::crc32c(&b[off as usize..end as usize]);
+        LE::write_u32(&mut b[t + 24..t + 28], c);
+    }
+    let trailer: &[u8; TRAILER_LEN] = b[t..].try_into().expect("length");
+    let c = trailer_crc(trailer);
+    LE::write_u32(&mut b[t + 28..t + 32], c);
+}

@@ -1,0 +1,208 @@
+//! Crash-safe resume: a compress killed anywhere, then resumed, gives the same bytes as an
+//! uninterrupted run.
+
+mod reliability_util;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use reliability_util::*;
+use vectro::output::partial_path;
+use vectro::{CompressSummary, Container, NoProgress};
+
+fn resume(input: &Path, out: &Path, chunk_rows: u32) -> CompressSummary {
+    let mut o = opts(chunk_rows);
+    o.resume = true;
+    vectro::compress(input, out, &o, &NoProgress, &AtomicBool::new(false)).unwrap()
+}
+
+#[test]
+fn every_torn_prefix_resumes_to_identical_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = npy(dir.path(), "in.npy", 40, 4);
+    let reference = container(dir.path(), &input, "ref.vectro", 3);
+    let want = std::fs::read(&reference).unwrap();
+    let chunks = Container::open(&reference).unwrap().chunks().to_vec();
+    let out = dir.path().join("out.vectro");
+    for k in 0..=want.len() {
+        std::fs::write(partial_path(&out), &want[..k]).unwrap();
+        let s = resume(&input, &out, 3);
+        assert_eq!(std::fs::read(&out).unwrap(), want, "prefix of {k} bytes");
+        let kept: u64 = chunks
+            .iter()
+            .filter(|c| c.offset + c.len <= k as u64)
+            .map(|c| c.rows)
+            .sum();
+        assert_eq!(s.resumed_rows, kept, "prefix of {k} bytes");
+        assert!(s.partial_discarded.is_none());
+        assert!(
+            !partial_path(&out).exists(),
+            "the partial becomes the output"
+        );
+        std::fs::remove_file(&out).unwrap();
+    }
+}
+
+#[test]
+fn a_damaged_chunk_in_the_partial_is_recomputed() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = npy(dir.path(), "in.npy", 100, 8);
+    let reference = container(dir.path(), &input, "ref.vectro", 10);
+    let want = std::fs::read(&reference).unwrap();
+    let c5 = Container::open(&reference).unwrap().chunks()[5];
+    let out = dir.path().join("out.vectro");
+    let mut partial = want.clone();
+    partial[c5.offset as usize + 50] ^= 1;
+    std::fs::write(partial_path(&out), &partial).unwrap();
+    let s = resume(&input, &out, 10);
+    assert_eq!(s.resumed_rows, 50, "chunks 0..5 kept, the rest recomputed");
+    assert_eq!(std::fs::read(&out).unwrap(), want);
+}
+
+#[test]
+fn a_partial_of_other_settings_or_input_is_discarded_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = npy(dir.path(), "in.npy", 100, 8);
+    let out = dir.path().join("out.vectro");
+    let want = std::fs::read(container(dir.path(), &input, "ref.vectro", 10)).unwrap();
+
+    // Another chunk size.
+    let other = std::fs::read(container(dir.path(), &input, "other.vectro", 7)).unwrap();
+    std::fs::write(partial_path(&out), &other[..other.len() / 2]).unwrap();
+    let s = resume(&input, &out, 10);
+    let why = s.partial_discarded.expect("discarded");
+    assert!(why.contains("--chunk-rows 7"), "{why}");
+    assert_eq!(s.resumed_rows, 0);
+    assert_eq!(std::fs::read(&out).unwrap(), want);
+    std::fs::remove_file(&out).unwrap();
+
+    // The input touched since (a new mtime): the settings match, the input may not.
+    std::fs::write(partial_path(&out), &want[..want.len() / 2]).unwrap();
+    let later =
+        std::fs::metadata(&input).unwrap().modified().unwrap() + std::time::Duration::from_secs(10);
+    std::fs::File::options()
+        .write(true)
+        .open(&input)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let s = resume(&input, &out, 10);
+    let why = s.partial_discarded.expect("discarded");
+    assert!(why.contains("the input changed"), "{why}");
+    std::fs::remove_file(&out).unwrap();
+    let want = std::fs::read(container(dir.path(), &input, "ref2.vectro", 10)).unwrap();
+
+    // The same input rewritten in place with its size and mtime preserved.
+    std::fs::write(partial_path(&out), &want[..want.len() / 2]).unwrap();
+    let mtime = std::fs::metadata(&input).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(&input).unwrap();
+    let data = bytes.len() - 100 * 8 * 4;
+    bytes[data..data + 4].copy_from_slice(&0.5f32.to_le_bytes());
+    std::fs::write(&input, &bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&input)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let s = resume(&input, &out, 10);
+    let why = s.partial_discarded.expect("discarded");
+    assert!(why.contains("re-encoded"), "{why}");
+    let fresh = container(dir.path(), &input, "fresh.vectro", 10);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(fresh).unwrap());
+}
+
+#[test]
+fn without_resume_a_stale_partial_is_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = npy(dir.path(), "in.npy", 50, 8);
+    let want = std::fs::read(container(dir.path(), &input, "ref.vectro", 10)).unwrap();
+    let out = dir.path().join("out.vectro");
+    std::fs::write(partial_path(&out), b"garbage from an old run").unwrap();
+    let s = vectro::compress(
+        &input,
+        &out,
+        &opts(10),
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!(s.resumed_rows, 0);
+    assert_eq!(std::fs::read(&out).unwrap(), want);
+}
+
+/// Waits until `path` is longer than `than` bytes or the child exits; returns false if it
+/// exited. The deadline only stops a broken test from hanging; nothing asserts on time.
+fn wait_for_growth(child: &mut std::process::Child, path: &Path, than: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        if std::fs::metadata(path).is_ok_and(|m| m.len() > than) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    true
+}
+
+#[test]
+fn sigkill_at_random_points_then_resume_is_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = npy(dir.path(), "in.npy", 6000, 16);
+    let want = std::fs::read(container(dir.path(), &input, "ref.vectro", 20)).unwrap();
+    let out = dir.path().join("out.vectro");
+    let partial = partial_path(&out);
+    let args = |resume: bool| {
+        let mut a = vec![
+            "compress".to_string(),
+            "--in".into(),
+            input.display().to_string(),
+            "--out".into(),
+            out.display().to_string(),
+            "--chunk-rows".into(),
+            "20".into(),
+            "--no-fsync".into(),
+            "--quiet".into(),
+        ];
+        if resume {
+            a.push("--resume".into());
+        }
+        a
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut kills = 0;
+    for round in 0..6 {
+        let before = std::fs::metadata(&partial).map_or(0, |m| m.len());
+        let mut child = bin()
+            .args(args(round > 0))
+            .env("VECTRO_TEST_SLOW_CHUNK_MS", "2")
+            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        if wait_for_growth(&mut child, &partial, before) {
+            std::thread::sleep(Duration::from_micros(rng.random_range(0..20_000)));
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+        if out.exists() {
+            break; // it finished before the kill landed
+        }
+        assert!(
+            partial.exists(),
+            "round {round}: the partial output survives SIGKILL"
+        );
+    }
+    assert!(kills >= 3, "only {kills} kills landed");
+    let o = run(&args(true).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&out).unwrap(), want, "resumed output differs");
+    assert!(!partial.exists());
+}
