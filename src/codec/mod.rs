@@ -5,10 +5,16 @@
 //! decoding write into buffers the caller owns, so the pipeline can reuse them.
 
 pub mod int8;
+pub mod codebook;
+pub mod kmeans;
+pub mod opq;
+pub mod pq;
 
 use crate::error::{Error, Result};
 
 pub use int8::Int8;
+pub use codebook::{Codebook, RowSource, TrainOptions};
+pub use pq::Pq;
 
 /// The registry id of a codec, stored in the container header.
 ///
@@ -19,6 +25,10 @@ pub use int8::Int8;
 pub enum CodecId {
     /// Per-vector int8 ([`Int8`]).
     Int8 = 1,
+    /// Product quantization with a trained codebook ([`Pq`]).
+    Pq = 16,
+    /// PQ after a learned rotation ([`Pq`] with a rotation).
+    Opq = 17,
 }
 
 impl CodecId {
@@ -31,6 +41,8 @@ impl CodecId {
     pub fn from_code(code: u16) -> Option<CodecId> {
         match code {
             1 => Some(CodecId::Int8),
+            16 => Some(CodecId::Pq),
+            17 => Some(CodecId::Opq),
             _ => None,
         }
     }
@@ -83,6 +95,11 @@ pub trait Codec: Send + Sync + std::fmt::Debug {
 
     /// Decodes row `row` of a block of `rows` rows, without decoding the others.
     fn decode_row(&self, payload: &[u8], rows: usize, row: usize, out: &mut [f32]);
+
+    /// Facts worth showing in `info` (e.g. how a codebook was trained), as label/value.
+    fn facts(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// Builds the codec a container header describes.
@@ -100,6 +117,7 @@ pub fn from_spec(id: CodecId, params: &[u8], dims: usize) -> Result<Box<dyn Code
             }
             Ok(Box::new(Int8::new(dims)))
         }
+        CodecId::Pq | CodecId::Opq => Ok(Box::new(Pq::new(Codebook::from_params(id, params, dims)?))),
     }
 }
 
@@ -114,10 +132,58 @@ pub fn parse(text: &str, dims: usize) -> Result<Box<dyn Codec>> {
         "int8" => Err(Error::Config(format!(
             "int8 takes no parameters, got '{params}'"
         ))),
+        "pq" | "opq" => {
+            pq::PqParams::parse(name, params, dims)?;
+            Err(Error::Config(format!(
+                "{name} must be trained: use `vectro compress` (it trains on a sample) or `vectro train`"
+            )))
+        }
         _ => Err(Error::Config(format!(
-            "unknown codec '{name}'; known codecs: int8"
+            "unknown codec '{name}'; known codecs: int8, pq, opq"
         ))),
     }
+}
+
+/// Like [`parse`], but a codec that needs training (`pq`, `opq`) is trained on a seeded
+/// sample of `source`'s rows; the others ignore `source` beyond its dims.
+///
+/// # Errors
+/// As [`parse`] and [`train_codebook`].
+pub fn parse_trained(
+    text: &str,
+    source: &dyn RowSource,
+    opts: &TrainOptions,
+    progress: &dyn crate::pipeline::Progress,
+) -> Result<Box<dyn Codec>> {
+    match text.split_once(':').map_or(text, |(n, _)| n) {
+        "pq" | "opq" => Ok(Box::new(Pq::new(train_codebook(text, source, opts, progress)?))),
+        _ => parse(text, source.dims()),
+    }
+}
+
+/// Trains the codebook of `text` (`pq:...` or `opq:...`) on a sample of `source`.
+///
+/// # Errors
+/// [`Error::Config`] for a bad codec string or too few rows; errors reading the sample.
+pub fn train_codebook(
+    text: &str,
+    source: &dyn RowSource,
+    opts: &TrainOptions,
+    progress: &dyn crate::pipeline::Progress,
+) -> Result<Codebook> {
+    let (name, params) = text.split_once(':').unwrap_or((text, ""));
+    let id = match name {
+        "pq" => CodecId::Pq,
+        "opq" => CodecId::Opq,
+        _ => {
+            return Err(Error::Config(format!(
+                "only pq and opq are trained, not '{name}'"
+            )));
+        }
+    };
+    let p = pq::PqParams::parse(name, params, source.dims())?;
+    let sample = codebook::draw_sample(source, opts, p.seed, p.ksub(), progress)?;
+    Ok(pq::train(id, &p, &sample, source.dims(), progress))
 }
 
 #[cfg(test)]

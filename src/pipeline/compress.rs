@@ -40,6 +40,10 @@ pub struct CompressOptions {
     pub overwrite: bool,
     /// fsync before the rename, or not.
     pub durability: Durability,
+    /// A frozen `.vcb` codebook to encode with instead of training (`--codebook`).
+    pub codebook: Option<PathBuf>,
+    /// Rows to train `pq`/`opq` on (`--train-rows`); `None` means `min(rows, 65536)`.
+    pub train_rows: Option<u64>,
 }
 
 impl Default for CompressOptions {
@@ -50,6 +54,8 @@ impl Default for CompressOptions {
             chunk_rows: None,
             overwrite: false,
             durability: Durability::Fsync,
+            codebook: None,
+            train_rows: None,
         }
     }
 }
@@ -101,7 +107,12 @@ pub fn compress(
     let start = Instant::now();
     let source = NpySource::open(input)?;
     let h = *source.header();
-    let codec = codec::parse(&opts.codec, h.dims as usize)?;
+    let threads = if opts.threads == 0 { default_threads() } else { opts.threads };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start {threads} threads: {e}")))?;
+    let codec = pool.install(|| build_codec(&source, opts, progress))?;
     let chunk_rows = match opts.chunk_rows {
         Some(0) => return Err(Error::Config("--chunk-rows must be at least 1".into())),
         Some(n) => n,
@@ -116,7 +127,6 @@ pub fn compress(
         source_dtype: h.dtype,
         metadata: source_metadata(&source),
     };
-    let threads = if opts.threads == 0 { default_threads() } else { opts.threads };
     progress.begin(h.rows, h.rows * h.row_bytes() as u64);
     let result = encode_all(&source, &out, header, codec.as_ref(), threads, progress, cancel);
     progress.finish();
@@ -140,6 +150,31 @@ pub fn compress(
         mb_per_s: source.file_len() as f64 / 1e6 / seconds.max(1e-9),
         peak_rss_bytes: peak_rss_bytes(),
     })
+}
+
+/// The codec of a run: a frozen `--codebook`, or `--codec`, trained on a sample first if
+/// it needs training. Training happens before the output is created.
+fn build_codec(source: &NpySource, opts: &CompressOptions, progress: &dyn Progress) -> Result<Box<dyn Codec>> {
+    let dims = source.header().dims as usize;
+    match &opts.codebook {
+        Some(path) => {
+            let book = super::train::read_codebook(path, dims)?;
+            let kind = if book.rotation.is_some() { "opq" } else { "pq" };
+            let asked = opts.codec.split(':').next().unwrap_or("");
+            if asked != kind && opts.codec != CompressOptions::default().codec {
+                return Err(Error::Mismatch(format!(
+                    "{}: the codebook is {kind}, but --codec asks for '{}'; drop --codec or use a {asked} codebook",
+                    path.display(),
+                    opts.codec
+                )));
+            }
+            Ok(Box::new(codec::Pq::new(book)))
+        }
+        None => {
+            let train = codec::TrainOptions { train_rows: opts.train_rows };
+            codec::parse_trained(&opts.codec, source, &train, progress)
+        }
+    }
 }
 
 /// What the container records about its source. Deliberately no wall-clock time: the same

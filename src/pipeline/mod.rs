@@ -8,6 +8,7 @@ mod decompress;
 pub mod ordered;
 mod progress;
 pub mod reader;
+pub mod train;
 pub mod writer;
 
 pub use compress::{CompressOptions, CompressSummary, compress, default_chunk_rows};

@@ -26,6 +26,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Generate a sample, compress, evaluate and decompress it, and report.
     Demo(DemoArgs),
+    /// Train a pq/opq codebook on a sample of a .npy and write it as a reusable .vcb.
+    Train(TrainArgs),
 }
 
 #[derive(Debug, Args)]
@@ -49,9 +51,15 @@ pub struct CompressArgs {
     /// Output container.
     #[arg(long = "out", value_name = "VECTRO")]
     pub output: PathBuf,
-    /// Codec and parameters, e.g. int8.
+    /// Codec and parameters, e.g. int8, pq:m=48, opq:m=48,nbits=4.
     #[arg(long, default_value = "int8")]
     pub codec: String,
+    /// Encode with this frozen pq/opq codebook (from `vectro train`) instead of training.
+    #[arg(long, value_name = "VCB")]
+    pub codebook: Option<PathBuf>,
+    /// Rows sampled to train pq/opq [default: min(rows, 65536)].
+    #[arg(long)]
+    pub train_rows: Option<u64>,
     /// Rows per chunk [default: about 4 MiB of input].
     #[arg(long)]
     pub chunk_rows: Option<u32>,
@@ -148,6 +156,27 @@ pub struct DemoArgs {
     /// Keep the demo's files in this directory instead of a temporary one.
     #[arg(long)]
     pub keep: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Input .npy to sample the training rows from.
+    #[arg(long = "in", value_name = "NPY")]
+    pub input: PathBuf,
+    /// Codec to train, e.g. pq:m=48 or opq:m=48,nbits=4.
+    #[arg(long)]
+    pub codec: String,
+    /// Output codebook (.vcb).
+    #[arg(long = "out", value_name = "VCB")]
+    pub output: PathBuf,
+    /// Rows sampled for training [default: min(rows, 65536)].
+    #[arg(long)]
+    pub train_rows: Option<u64>,
+    /// Overwrite an existing output.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub common: Common,
 }

@@ -24,6 +24,7 @@ fn main() {
         Command::Eval(a) => commands::eval::run(a, &CANCEL),
         Command::Generate(a) => commands::generate::run(a, &CANCEL),
         Command::Demo(a) => commands::demo::run(a, &CANCEL),
+        Command::Train(a) => commands::train::run(a),
     };
     let code = match result {
         Ok(code) => code,

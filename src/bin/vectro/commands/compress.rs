@@ -15,6 +15,8 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         chunk_rows: a.chunk_rows,
         overwrite: a.force,
         durability: if a.no_fsync { Durability::None } else { Durability::Fsync },
+        codebook: a.codebook,
+        train_rows: a.train_rows,
     };
     let bar = Bar::new(a.common.quiet || a.common.json, "compress");
     let s = vectro::compress(&a.input, &a.output, &opts, &bar, cancel)?;

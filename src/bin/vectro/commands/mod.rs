@@ -6,6 +6,7 @@ pub mod demo;
 pub mod eval;
 pub mod generate;
 pub mod info;
+pub mod train;
 
 /// Formats a byte count for people.
 pub fn human_bytes(n: u64) -> String {
