@@ -3,10 +3,12 @@
 //! the variance and correlated coordinates land in the same subspace.
 //!
 //! Training:
-//! 1. Start from the parametric solution: PCA, with the eigenvectors dealt to the `m`
-//!    subspaces by "eigenvalue allocation" (balancing the product of eigenvalues per
-//!    subspace). This starts much closer to the optimum than the random rotation faiss uses,
-//!    so far fewer alternations are needed.
+//! 1. Start from no rotation (`opq_init=identity`, the default), so the alternation only
+//!    improves on PQ. On real 384-d sentence embeddings (10k rows, m = 48) it ended with the
+//!    lowest distortion and the best recall@10: 0.740, against 0.738 from a seeded random
+//!    rotation (`random`, faiss's start) and 0.626 from the parametric start (`pca`: PCA
+//!    with eigenvalue allocation), which sits in a poor local optimum and puts the error
+//!    along the directions of largest variance, the ones that rank neighbours.
 //! 2. Alternate: a few Lloyd iterations of the PQ codebooks on `X·R` (warm-started), then
 //!    the best rotation for the fixed reconstruction `Y`, the orthogonal Procrustes
 //!    solution `R = U·Vᵀ` where `Xᵀ·Y = U·Σ·Vᵀ` (SVD by `nalgebra`).
@@ -16,11 +18,14 @@
 //! thread count.
 
 use nalgebra::{DMatrix, DMatrixView};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
 use super::codebook::{Codebook, TrainingFacts};
 use super::kmeans::CentroidTable;
-use super::pq::{PqParams, train_subspaces};
+use super::pq::{OpqInit, PqParams, train_subspaces};
 use crate::pipeline::Progress;
 
 /// Rows per block of the reductions; fixed for determinism.
@@ -179,6 +184,14 @@ fn eigen_allocation(x: &[f32], d: usize, m: usize) -> Vec<f32> {
     r
 }
 
+/// A seeded random orthogonal `d × d` matrix: Q of the QR of a Gaussian matrix.
+fn random_rotation(d: usize, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let g = DMatrix::<f64>::from_fn(d, d, |_, _| StandardNormal.sample(&mut rng));
+    let q = g.qr().q();
+    (0..d * d).map(|k| q[(k / d, k % d)] as f32).collect()
+}
+
 /// The reconstruction of rotated rows `xr` by the codebooks `centroids`.
 fn reconstruct(xr: &[f32], d: usize, p: &PqParams, centroids: &[f32]) -> Vec<f32> {
     let (ksub, dsub) = (p.ksub(), d / p.m);
@@ -218,7 +231,11 @@ fn procrustes(x: &[f32], y: &[f32], d: usize) -> Vec<f32> {
 
 /// Trains an OPQ codebook (rotation and PQ codebooks) on `sample` (`n × dims`).
 pub fn train(p: &PqParams, sample: &[f32], dims: usize, progress: &dyn Progress) -> Codebook {
-    let mut r = eigen_allocation(sample, dims, p.m);
+    let mut r = match p.opq_init {
+        OpqInit::Random => random_rotation(dims, p.seed),
+        OpqInit::Identity => (0..dims * dims).map(|k| f32::from(u8::from(k / dims == k % dims))).collect(),
+        OpqInit::Pca => eigen_allocation(sample, dims, p.m),
+    };
     let mut centroids: Option<Vec<f32>> = None;
     for it in 0..p.opq_iters {
         let xr = rotate_par(sample, dims, &r);

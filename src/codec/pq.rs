@@ -30,6 +30,19 @@ pub struct PqParams {
     pub seed: u64,
     /// OPQ rotation updates (`opq_iters=`); ignored by PQ.
     pub opq_iters: usize,
+    /// OPQ starting rotation (`opq_init=random|identity|pca`); ignored by PQ.
+    pub opq_init: OpqInit,
+}
+
+/// Where OPQ's alternation starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpqInit {
+    /// A seeded random orthogonal matrix, as faiss starts.
+    Random,
+    /// No rotation: OPQ then only improves on PQ.
+    Identity,
+    /// PCA with eigenvalue allocation (the parametric OPQ solution).
+    Pca,
 }
 
 impl PqParams {
@@ -46,6 +59,7 @@ impl PqParams {
             tol: 2e-3,
             seed: 1234,
             opq_iters: 10,
+            opq_init: OpqInit::Identity,
         };
         let bad = |msg: String| Error::Config(format!("{name}: {msg}"));
         for kv in text.split(',').filter(|s| !s.is_empty()) {
@@ -62,6 +76,14 @@ impl PqParams {
                 "iters" => p.max_iter = num("iters")? as usize,
                 "seed" => p.seed = num("seed")?,
                 "opq_iters" => p.opq_iters = num("opq_iters")? as usize,
+                "opq_init" => {
+                    p.opq_init = match v {
+                        "random" => OpqInit::Random,
+                        "identity" => OpqInit::Identity,
+                        "pca" => OpqInit::Pca,
+                        _ => return Err(bad(format!("opq_init must be random, identity or pca, got '{v}'"))),
+                    }
+                }
                 "tol" => {
                     p.tol = v
                         .parse()
@@ -71,7 +93,7 @@ impl PqParams {
                 }
                 _ => {
                     return Err(bad(format!(
-                        "unknown parameter '{k}'; known: m, nbits, iters, tol, seed, opq_iters"
+                        "unknown parameter '{k}'; known: m, nbits, iters, tol, seed, opq_iters, opq_init"
                     )));
                 }
             }

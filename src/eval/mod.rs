@@ -5,6 +5,7 @@
 //! search over the originals, for sampled queries (the query row itself excluded).
 
 mod topk;
+pub mod adc;
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
