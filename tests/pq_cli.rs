@@ -12,7 +12,14 @@ fn generate(dir: &Path, rows: u64, dims: u64) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let npy = dir.join("x.npy");
     vectro()
-        .args(["generate", "--clusters", "8", "-q", "--rows", &rows.to_string()])
+        .args([
+            "generate",
+            "--clusters",
+            "8",
+            "-q",
+            "--rows",
+            &rows.to_string(),
+        ])
         .args(["--dims", &dims.to_string(), "--out"])
         .arg(&npy)
         .assert()
@@ -23,7 +30,14 @@ fn generate(dir: &Path, rows: u64, dims: u64) -> PathBuf {
 /// Runs compress and returns its stderr (where notes go).
 fn compress(npy: &Path, out: &Path, extra: &[&str]) -> String {
     let o = vectro()
-        .args(["compress", "--no-fsync", "-q", "--chunk-rows", "100", "--in"])
+        .args([
+            "compress",
+            "--no-fsync",
+            "-q",
+            "--chunk-rows",
+            "100",
+            "--in",
+        ])
         .arg(npy)
         .arg("--out")
         .arg(out)
@@ -51,17 +65,38 @@ fn shared_codebook_gives_the_same_file_as_one_run() {
         let one = dir.path().join("one.vectro");
         let shared = dir.path().join("two.vectro");
         let vcb = dir.path().join("c.vcb");
-        let warn = compress(&npy, &one, &["--force", "--codec", codec, "--train-rows", "500"]);
+        let warn = compress(
+            &npy,
+            &one,
+            &["--force", "--codec", codec, "--train-rows", "500"],
+        );
         assert!(warn.contains("fewer than 624"), "{warn}");
         vectro()
-            .args(["train", "-q", "--force", "--codec", codec, "--train-rows", "500", "--in"])
+            .args([
+                "train",
+                "-q",
+                "--force",
+                "--codec",
+                codec,
+                "--train-rows",
+                "500",
+                "--in",
+            ])
             .arg(&npy)
             .arg("--out")
             .arg(&vcb)
             .assert()
             .success();
-        compress(&npy, &shared, &["--force", "--codebook", vcb.to_str().unwrap()]);
-        assert_eq!(std::fs::read(&one).unwrap(), std::fs::read(&shared).unwrap(), "{codec}");
+        compress(
+            &npy,
+            &shared,
+            &["--force", "--codebook", vcb.to_str().unwrap()],
+        );
+        assert_eq!(
+            std::fs::read(&one).unwrap(),
+            std::fs::read(&shared).unwrap(),
+            "{codec}"
+        );
     }
 }
 
@@ -108,12 +143,22 @@ fn info_shows_training_and_decompress_reconstructs() {
         .assert()
         .success();
     let read = |p: &Path| -> Vec<f32> {
-        npyz::NpyFile::new(&std::fs::read(p).unwrap()[..]).unwrap().into_vec().unwrap()
+        npyz::NpyFile::new(&std::fs::read(p).unwrap()[..])
+            .unwrap()
+            .into_vec()
+            .unwrap()
     };
     let (x, y) = (read(&npy), read(&back));
-    let err: f64 = x.iter().zip(&y).map(|(a, b)| f64::from(a - b).powi(2)).sum();
+    let err: f64 = x
+        .iter()
+        .zip(&y)
+        .map(|(a, b)| f64::from(a - b).powi(2))
+        .sum();
     let energy: f64 = x.iter().map(|a| f64::from(*a).powi(2)).sum();
-    assert!(err < 0.5 * energy, "reconstruction error {err} vs energy {energy}");
+    assert!(
+        err < 0.5 * energy,
+        "reconstruction error {err} vs energy {energy}"
+    );
 }
 
 #[test]
@@ -128,7 +173,10 @@ fn bad_requests_are_named_and_leave_no_output() {
         "{msg}"
     );
     // nbits=8 needs one row per centroid at the very least.
-    let msg = stderr_of_failure(&["compress", "--codec", "pq:m=3", "--train-rows", "100"], &io);
+    let msg = stderr_of_failure(
+        &["compress", "--codec", "pq:m=3", "--train-rows", "100"],
+        &io,
+    );
     assert!(msg.contains("at least 256 rows"), "{msg}");
     // A codebook trained on data of another dimension.
     let other = generate(&dir.path().join("o"), 300, 8);
@@ -140,13 +188,23 @@ fn bad_requests_are_named_and_leave_no_output() {
         .arg(&vcb)
         .assert()
         .success();
-    let msg = stderr_of_failure(&["compress"], &[("--codebook", vcb.as_path()), io[0], io[1]]);
-    assert!(msg.contains("c.vcb") && msg.contains("8-dimensional") && msg.contains("12 dims"), "{msg}");
+    let msg = stderr_of_failure(
+        &["compress"],
+        &[("--codebook", vcb.as_path()), io[0], io[1]],
+    );
+    assert!(
+        msg.contains("c.vcb") && msg.contains("8-dimensional") && msg.contains("12 dims"),
+        "{msg}"
+    );
     // A codebook of another kind than --codec asks for.
     let npy8 = other;
     let msg = stderr_of_failure(
         &["compress", "--codec", "opq:m=2"],
-        &[("--codebook", vcb.as_path()), ("--in", npy8.as_path()), io[1]],
+        &[
+            ("--codebook", vcb.as_path()),
+            ("--in", npy8.as_path()),
+            io[1],
+        ],
     );
     assert!(msg.contains("the codebook is pq"), "{msg}");
     assert!(!out.exists());

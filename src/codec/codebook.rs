@@ -73,7 +73,11 @@ impl Codebook {
 
     /// The registry id this codebook belongs to.
     pub fn codec_id(&self) -> CodecId {
-        if self.rotation.is_some() { CodecId::Opq } else { CodecId::Pq }
+        if self.rotation.is_some() {
+            CodecId::Opq
+        } else {
+            CodecId::Pq
+        }
     }
 
     /// The codec parameter block (FORMAT.md, "pq and opq").
@@ -102,7 +106,10 @@ impl Codebook {
     pub fn from_params(id: CodecId, params: &[u8], dims: usize) -> Result<Codebook> {
         let bad = |msg: String| Error::Config(format!("{} codebook: {msg}", id_name(id)));
         if params.len() < FIXED_LEN {
-            return Err(bad(format!("{} bytes, at least {FIXED_LEN} expected", params.len())));
+            return Err(bad(format!(
+                "{} bytes, at least {FIXED_LEN} expected",
+                params.len()
+            )));
         }
         let stored_dims = LE::read_u32(&params[0..4]) as usize;
         if stored_dims != dims {
@@ -145,7 +152,10 @@ impl Codebook {
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
         if let Some(i) = floats.iter().position(|v| !v.is_finite()) {
-            return Err(bad(format!("non-finite value at byte {}", FIXED_LEN + 4 * i)));
+            return Err(bad(format!(
+                "non-finite value at byte {}",
+                FIXED_LEN + 4 * i
+            )));
         }
         let (c, r) = floats.split_at(ncent);
         Ok(Codebook {
@@ -190,11 +200,15 @@ impl Codebook {
             return Err(corrupt("not a vectro codebook (.vcb): bad magic at byte 0"));
         }
         if LE::read_u16(&bytes[4..6]) != 1 {
-            return Err(corrupt("codebook written by a newer vectro: upgrade vectro"));
+            return Err(corrupt(
+                "codebook written by a newer vectro: upgrade vectro",
+            ));
         }
         let p = LE::read_u32(&bytes[12..16]) as usize;
         if bytes.len() != VCB_HEAD + p + 4 {
-            return Err(corrupt("truncated or padded: length does not match byte 12"));
+            return Err(corrupt(
+                "truncated or padded: length does not match byte 12",
+            ));
         }
         let stored = LE::read_u32(&bytes[VCB_HEAD + p..]);
         if crc32c::crc32c(&bytes[..VCB_HEAD + p]) != stored {
@@ -203,7 +217,11 @@ impl Codebook {
         let code = LE::read_u16(&bytes[8..10]);
         let id = match CodecId::from_code(code) {
             Some(id @ (CodecId::Pq | CodecId::Opq)) => id,
-            _ => return Err(corrupt(&format!("codec id {code} at byte 8 is not pq or opq"))),
+            _ => {
+                return Err(corrupt(&format!(
+                    "codec id {code} at byte 8 is not pq or opq"
+                )));
+            }
         };
         Codebook::from_params(id, &bytes[VCB_HEAD..VCB_HEAD + p], dims).map_err(|e| match e {
             Error::Mismatch(m) => Error::Mismatch(format!("{}: {m}", path.display())),
@@ -323,10 +341,18 @@ mod tests {
         for i in 0..v.len() {
             let mut w = v.clone();
             w[i] ^= 0x10;
-            assert!(Codebook::from_vcb(Path::new("x.vcb"), &w, 4).is_err(), "byte {i}");
+            assert!(
+                Codebook::from_vcb(Path::new("x.vcb"), &w, 4).is_err(),
+                "byte {i}"
+            );
         }
-        let e = Codebook::from_vcb(Path::new("x.vcb"), &v, 8).unwrap_err().to_string();
-        assert!(e.contains("x.vcb") && e.contains("4-dimensional") && e.contains("8 dims"), "{e}");
+        let e = Codebook::from_vcb(Path::new("x.vcb"), &v, 8)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("x.vcb") && e.contains("4-dimensional") && e.contains("8 dims"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -131,7 +131,9 @@ pub fn argmin(v: &[f32]) -> (usize, f32) {
             *l = if x < *l { x } else { *l };
         }
     }
-    let mut m = rest.iter().fold(f32::INFINITY, |a, &x| if x < a { x } else { a });
+    let mut m = rest
+        .iter()
+        .fold(f32::INFINITY, |a, &x| if x < a { x } else { a });
     for &l in &lanes {
         if l < m {
             m = l;
@@ -174,7 +176,10 @@ fn ordered_sum(v: &[f32]) -> f64 {
 /// If `data` holds fewer than `k` rows or is not a whole number of rows.
 pub fn train(data: &[f32], d: usize, p: &KMeansParams) -> KMeans {
     let n = data.len() / d;
-    assert!(n >= p.k && data.len() == n * d, "k-means needs at least k rows");
+    assert!(
+        n >= p.k && data.len() == n * d,
+        "k-means needs at least k rows"
+    );
     refine(data, d, p, init_plus_plus(data, d, p.k, p.seed))
 }
 
@@ -183,7 +188,11 @@ pub fn train(data: &[f32], d: usize, p: &KMeansParams) -> KMeans {
 /// # Panics
 /// If `centroids` is not `p.k × d` floats.
 pub fn refine(data: &[f32], d: usize, p: &KMeansParams, mut centroids: Vec<f32>) -> KMeans {
-    assert_eq!(centroids.len(), p.k * d, "k-means warm start of the wrong shape");
+    assert_eq!(
+        centroids.len(),
+        p.k * d,
+        "k-means warm start of the wrong shape"
+    );
     let n = data.len() / d;
     let mut labels = vec![0u32; n];
     let mut prev = f64::INFINITY;
@@ -244,11 +253,17 @@ fn update(data: &[f32], d: usize, k: usize, labels: &[u32], old: &[f32]) -> Vec<
     }
     for j in 0..k {
         if counts[j] == 0 {
-            let big = (0..k).max_by_key(|&i| (counts[i], std::cmp::Reverse(i))).unwrap_or(0);
+            let big = (0..k)
+                .max_by_key(|&i| (counts[i], std::cmp::Reverse(i)))
+                .unwrap_or(0);
             const EPS: f32 = 1.0 / 1024.0;
             for t in 0..d {
                 let c = out[big * d + t];
-                let (a, b) = if t % 2 == 0 { (1.0 + EPS, 1.0 - EPS) } else { (1.0 - EPS, 1.0 + EPS) };
+                let (a, b) = if t % 2 == 0 {
+                    (1.0 + EPS, 1.0 - EPS)
+                } else {
+                    (1.0 - EPS, 1.0 + EPS)
+                };
                 out[j * d + t] = c * a;
                 out[big * d + t] = c * b;
             }
@@ -319,7 +334,9 @@ mod tests {
 
     fn blobs(k: usize, per: usize, d: usize, seed: u64) -> (Vec<f32>, Vec<usize>) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let centres: Vec<f32> = (0..k * d).map(|_| rng.random_range(-100.0..100.0)).collect();
+        let centres: Vec<f32> = (0..k * d)
+            .map(|_| rng.random_range(-100.0..100.0))
+            .collect();
         let mut data = Vec::new();
         let mut truth = Vec::new();
         for i in 0..k * per {
@@ -336,14 +353,28 @@ mod tests {
     fn recovers_separable_clusters() {
         let (k, d) = (8, 4);
         let (data, truth) = blobs(k, 50, d, 3);
-        let p = KMeansParams { k, max_iter: 25, tol: 1e-4, seed: 1 };
+        let p = KMeansParams {
+            k,
+            max_iter: 25,
+            tol: 1e-4,
+            seed: 1,
+        };
         let km = train(&data, d, &p);
         let mut labels = vec![0u32; truth.len()];
-        assign(&data, d, &CentroidTable::new(&km.centroids, k, d), &mut labels);
+        assign(
+            &data,
+            d,
+            &CentroidTable::new(&km.centroids, k, d),
+            &mut labels,
+        );
         // Same partition: rows with the same true cluster share a label, and vice versa.
         for i in 0..truth.len() {
             for j in 0..truth.len() {
-                assert_eq!(truth[i] == truth[j], labels[i] == labels[j], "rows {i}, {j}");
+                assert_eq!(
+                    truth[i] == truth[j],
+                    labels[i] == labels[j],
+                    "rows {i}, {j}"
+                );
             }
         }
         // Noise is uniform in ±1 per coordinate: variance 1/3 each.
@@ -353,7 +384,12 @@ mod tests {
     #[test]
     fn same_result_for_any_thread_count() {
         let (data, _) = blobs(20, 300, 6, 9);
-        let p = KMeansParams { k: 32, max_iter: 10, tol: 0.0, seed: 7 };
+        let p = KMeansParams {
+            k: 32,
+            max_iter: 10,
+            tol: 0.0,
+            seed: 7,
+        };
         let run = |t| {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(t)
@@ -364,20 +400,35 @@ mod tests {
         let (a, b) = (run(1), run(3));
         assert_eq!(a.iterations, b.iterations);
         assert_eq!(a.distortion.to_bits(), b.distortion.to_bits());
-        assert!(a.centroids.iter().zip(&b.centroids).all(|(x, y)| x.to_bits() == y.to_bits()));
+        assert!(
+            a.centroids
+                .iter()
+                .zip(&b.centroids)
+                .all(|(x, y)| x.to_bits() == y.to_bits())
+        );
     }
 
     #[test]
     fn early_stopping_stops_before_the_cap() {
         let (data, _) = blobs(4, 100, 3, 5);
-        let p = KMeansParams { k: 4, max_iter: 100, tol: 1e-3, seed: 2 };
+        let p = KMeansParams {
+            k: 4,
+            max_iter: 100,
+            tol: 1e-3,
+            seed: 2,
+        };
         assert!(train(&data, 3, &p).iterations < 100);
     }
 
     #[test]
     fn duplicate_rows_fill_every_centroid() {
         let data = vec![1.0f32; 3 * 10];
-        let p = KMeansParams { k: 4, max_iter: 5, tol: 0.0, seed: 0 };
+        let p = KMeansParams {
+            k: 4,
+            max_iter: 5,
+            tol: 0.0,
+            seed: 0,
+        };
         let km = train(&data, 3, &p);
         assert!(km.centroids.iter().all(|v| v.is_finite()));
         assert!(km.distortion < 1e-3);

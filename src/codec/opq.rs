@@ -93,7 +93,14 @@ pub fn rotate_scalar(x: &[f32], d: usize, r: &[f32], out: &mut [f32]) {
 }
 
 /// Rows `rows`, columns `first_col..d`, one element at a time in the same order.
-fn rotate_edge(x: &[f32], d: usize, r: &[f32], out: &mut [f32], rows: std::ops::Range<usize>, first_col: usize) {
+fn rotate_edge(
+    x: &[f32],
+    d: usize,
+    r: &[f32],
+    out: &mut [f32],
+    rows: std::ops::Range<usize>,
+    first_col: usize,
+) {
     for i in rows {
         for j in first_col..d {
             let mut acc = 0f32;
@@ -153,7 +160,9 @@ fn eigen_allocation(x: &[f32], d: usize, m: usize) -> Vec<f32> {
     let n = x.len() / d;
     let mut mean = vec![0f64; d];
     for row in x.chunks_exact(d) {
-        mean.iter_mut().zip(row).for_each(|(a, &v)| *a += f64::from(v));
+        mean.iter_mut()
+            .zip(row)
+            .for_each(|(a, &v)| *a += f64::from(v));
     }
     mean.iter_mut().for_each(|a| *a /= n as f64);
     let mut cov = cross(x, x, d);
@@ -164,7 +173,11 @@ fn eigen_allocation(x: &[f32], d: usize, m: usize) -> Vec<f32> {
     }
     let eig = cov.symmetric_eigen();
     let mut order: Vec<usize> = (0..d).collect();
-    order.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        eig.eigenvalues[b]
+            .total_cmp(&eig.eigenvalues[a])
+            .then(a.cmp(&b))
+    });
     let dsub = d / m;
     let mut fill = vec![0usize; m];
     let mut log_prod = vec![0f64; m];
@@ -233,7 +246,9 @@ fn procrustes(x: &[f32], y: &[f32], d: usize) -> Vec<f32> {
 pub fn train(p: &PqParams, sample: &[f32], dims: usize, progress: &dyn Progress) -> Codebook {
     let mut r = match p.opq_init {
         OpqInit::Random => random_rotation(dims, p.seed),
-        OpqInit::Identity => (0..dims * dims).map(|k| f32::from(u8::from(k / dims == k % dims))).collect(),
+        OpqInit::Identity => (0..dims * dims)
+            .map(|k| f32::from(u8::from(k / dims == k % dims)))
+            .collect(),
         OpqInit::Pca => eigen_allocation(sample, dims, p.m),
     };
     let mut centroids: Option<Vec<f32>> = None;
@@ -249,7 +264,11 @@ pub fn train(p: &PqParams, sample: &[f32], dims: usize, progress: &dyn Progress)
         let y = reconstruct(&xr, dims, p, &c);
         r = procrustes(sample, &y, dims);
         centroids = Some(c);
-        progress.note(&format!("opq: round {} of {}, distortion {dist:.6}", it + 1, p.opq_iters));
+        progress.note(&format!(
+            "opq: round {} of {}, distortion {dist:.6}",
+            it + 1,
+            p.opq_iters
+        ));
     }
     let xr = rotate_par(sample, dims, &r);
     let (centroids, iters, distortion) = train_subspaces(p, &xr, dims, centroids.as_deref());
@@ -288,7 +307,12 @@ mod tests {
             rotate(&x, d, &r, &mut fast);
             let mut slow = vec![0f32; n * d];
             rotate_edge(&x, d, &r, &mut slow, 0..n, 0);
-            assert!(fast.iter().zip(&slow).all(|(a, b)| a.to_bits() == b.to_bits()), "{n}x{d}");
+            assert!(
+                fast.iter()
+                    .zip(&slow)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{n}x{d}"
+            );
             let mut scalar = vec![0f32; n * d];
             rotate_scalar(&x, d, &r, &mut scalar);
             assert_eq!(fast, scalar);
@@ -300,7 +324,9 @@ mod tests {
         let d = 6;
         let x = random(200 * d, 3);
         // A rotation from the QR of a random matrix.
-        let q = DMatrix::from_fn(d, d, |i, j| f64::from(random(d * d, 4)[i * d + j])).qr().q();
+        let q = DMatrix::from_fn(d, d, |i, j| f64::from(random(d * d, 4)[i * d + j]))
+            .qr()
+            .q();
         let rq: Vec<f32> = (0..d * d).map(|k| q[(k / d, k % d)] as f32).collect();
         let mut y = vec![0f32; x.len()];
         rotate(&x, d, &rq, &mut y);

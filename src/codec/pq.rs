@@ -81,7 +81,11 @@ impl PqParams {
                         "random" => OpqInit::Random,
                         "identity" => OpqInit::Identity,
                         "pca" => OpqInit::Pca,
-                        _ => return Err(bad(format!("opq_init must be random, identity or pca, got '{v}'"))),
+                        _ => {
+                            return Err(bad(format!(
+                                "opq_init must be random, identity or pca, got '{v}'"
+                            )));
+                        }
                     }
                 }
                 "tol" => {
@@ -108,7 +112,10 @@ impl PqParams {
             return Err(bad(format!("nbits must be 8 or 4, got {}", p.nbits)));
         }
         if dims % p.m != 0 {
-            let valid: Vec<String> = (1..=dims).filter(|m| dims % m == 0).map(|m| m.to_string()).collect();
+            let valid: Vec<String> = (1..=dims)
+                .filter(|m| dims % m == 0)
+                .map(|m| m.to_string())
+                .collect();
             return Err(bad(format!(
                 "{dims} dims are not divisible by m={}; valid m for {dims} dims: {}",
                 p.m,
@@ -129,11 +136,20 @@ impl PqParams {
 
 /// A divisor of `dims` giving about 8 dimensions per subspace, for the error message.
 fn suggest_m(dims: usize) -> usize {
-    (1..=dims).filter(|m| dims % m == 0).min_by_key(|m| (dims / m).abs_diff(8)).unwrap_or(1)
+    (1..=dims)
+        .filter(|m| dims % m == 0)
+        .min_by_key(|m| (dims / m).abs_diff(8))
+        .unwrap_or(1)
 }
 
 /// Trains a PQ (or, for [`CodecId::Opq`], OPQ) codebook on `sample` (`n × dims`).
-pub fn train(id: CodecId, p: &PqParams, sample: &[f32], dims: usize, progress: &dyn Progress) -> Codebook {
+pub fn train(
+    id: CodecId,
+    p: &PqParams,
+    sample: &[f32],
+    dims: usize,
+    progress: &dyn Progress,
+) -> Codebook {
     if id == CodecId::Opq {
         return opq::train(p, sample, dims, progress);
     }
@@ -176,7 +192,12 @@ pub(crate) fn train_subspaces(
                 seed: p.seed ^ (s as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             };
             match warm {
-                Some(w) => kmeans::refine(&sub, dsub, &kp, w[s * ksub * dsub..(s + 1) * ksub * dsub].to_vec()),
+                Some(w) => kmeans::refine(
+                    &sub,
+                    dsub,
+                    &kp,
+                    w[s * ksub * dsub..(s + 1) * ksub * dsub].to_vec(),
+                ),
                 None => kmeans::train(&sub, dsub, &kp),
             }
         })
@@ -189,7 +210,10 @@ pub(crate) fn train_subspaces(
 
 /// Columns `first..first + width` of a row-major `n × dims` matrix, contiguous.
 fn subspace(data: &[f32], dims: usize, first: usize, width: usize) -> Vec<f32> {
-    data.chunks_exact(dims).flat_map(|r| &r[first..first + width]).copied().collect()
+    data.chunks_exact(dims)
+        .flat_map(|r| &r[first..first + width])
+        .copied()
+        .collect()
 }
 
 /// The PQ and OPQ codec: a frozen codebook.
@@ -254,12 +278,20 @@ fn put_code(code: &mut [u8], s: usize, nbits: u8, j: usize) {
 
 /// Reads the code of subspace `s`.
 pub fn get_code(code: &[u8], s: usize, nbits: u8) -> usize {
-    if nbits == 8 { code[s] as usize } else { ((code[s / 2] >> (4 * (s % 2))) & 0xf) as usize }
+    if nbits == 8 {
+        code[s] as usize
+    } else {
+        ((code[s / 2] >> (4 * (s % 2))) & 0xf) as usize
+    }
 }
 
 impl Codec for Pq {
     fn name(&self) -> String {
-        let kind = if self.book.rotation.is_some() { "opq" } else { "pq" };
+        let kind = if self.book.rotation.is_some() {
+            "opq"
+        } else {
+            "pq"
+        };
         format!("{kind}:m={},nbits={}", self.book.m, self.book.nbits)
     }
 
@@ -318,14 +350,23 @@ impl Codec for Pq {
     fn facts(&self) -> Vec<(String, String)> {
         let f = &self.book.facts;
         let mut v = vec![
-            ("codebook".into(), format!("{:08x} (crc32c of the codebook section)", self.book.fingerprint())),
+            (
+                "codebook".into(),
+                format!(
+                    "{:08x} (crc32c of the codebook section)",
+                    self.book.fingerprint()
+                ),
+            ),
             ("train rows".into(), f.sample_rows.to_string()),
             ("k-means iterations".into(), f.kmeans_iterations.to_string()),
         ];
         if self.book.rotation.is_some() {
             v.push(("opq iterations".into(), f.opq_iterations.to_string()));
         }
-        v.push(("train distortion".into(), format!("{:.6} (mean squared error per row)", f.distortion)));
+        v.push((
+            "train distortion".into(),
+            format!("{:.6} (mean squared error per row)", f.distortion),
+        ));
         v.push(("train seed".into(), f.seed.to_string()));
         v
     }
@@ -336,7 +377,7 @@ mod tests {
     use super::*;
     use crate::codec::harness::round_trip;
     use crate::pipeline::NoProgress;
-    use rand::{SeedableRng, RngExt};
+    use rand::{RngExt, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
     /// Rows near one of a few centres per subspace, so PQ can represent them well.
@@ -355,13 +396,26 @@ mod tests {
     fn round_trip_reaches_the_training_distortion() {
         let (dims, rows) = (16, 2000);
         let x = data(rows, dims, 1);
-        for (id, text) in [(CodecId::Pq, "m=8"), (CodecId::Pq, "m=8,nbits=4"), (CodecId::Opq, "m=4")] {
+        for (id, text) in [
+            (CodecId::Pq, "m=8"),
+            (CodecId::Pq, "m=8,nbits=4"),
+            (CodecId::Opq, "m=4"),
+        ] {
             let book = train(id, &params(text, dims), &x, dims, &NoProgress);
             let codec = Pq::new(book.clone());
             let y = round_trip(&codec, &x);
-            let mse: f64 = x.iter().zip(&y).map(|(a, b)| f64::from(a - b).powi(2)).sum::<f64>() / rows as f64;
+            let mse: f64 = x
+                .iter()
+                .zip(&y)
+                .map(|(a, b)| f64::from(a - b).powi(2))
+                .sum::<f64>()
+                / rows as f64;
             // Encoding the training rows reproduces the training distortion.
-            assert!((mse - book.facts.distortion).abs() <= 1e-3 * book.facts.distortion.max(1e-3), "{text}: {mse} vs {}", book.facts.distortion);
+            assert!(
+                (mse - book.facts.distortion).abs() <= 1e-3 * book.facts.distortion.max(1e-3),
+                "{text}: {mse} vs {}",
+                book.facts.distortion
+            );
             // PQ: 2 coordinates per subspace take 16 combinations of centres,
             // which the centroids cover; what is left is the noise, variance 8.3e-4 each.
             // OPQ rotates away from that lattice; it must still explain most of the
@@ -375,12 +429,20 @@ mod tests {
     fn dims_not_divisible_by_m_lists_valid_values() {
         let e = PqParams::parse("pq", "m=50", 384).unwrap_err().to_string();
         assert!(e.contains("384 dims are not divisible by m=50"), "{e}");
-        assert!(e.contains("valid m for 384 dims: 1, 2, 3, 4, 6, 8,") && e.contains(" 48, 64, 96, 128, 192, 384"), "{e}");
+        assert!(
+            e.contains("valid m for 384 dims: 1, 2, 3, 4, 6, 8,")
+                && e.contains(" 48, 64, 96, 128, 192, 384"),
+            "{e}"
+        );
         let e = PqParams::parse("pq", "", 384).unwrap_err().to_string();
         assert!(e.contains("pq:m=48"), "{e}");
-        let e = PqParams::parse("opq", "m=8,nbits=6", 384).unwrap_err().to_string();
+        let e = PqParams::parse("opq", "m=8,nbits=6", 384)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("nbits must be 8 or 4"), "{e}");
-        let e = PqParams::parse("pq", "m=8,q=1", 384).unwrap_err().to_string();
+        let e = PqParams::parse("pq", "m=8,q=1", 384)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown parameter 'q'"), "{e}");
     }
 
@@ -391,7 +453,10 @@ mod tests {
             put_code(&mut code, s, 4, j);
         }
         assert_eq!(code, [0xf3, 0x09]);
-        assert_eq!((0..3).map(|s| get_code(&code, s, 4)).collect::<Vec<_>>(), [3, 15, 9]);
+        assert_eq!(
+            (0..3).map(|s| get_code(&code, s, 4)).collect::<Vec<_>>(),
+            [3, 15, 9]
+        );
     }
 
     #[test]
@@ -404,7 +469,15 @@ mod tests {
                     .num_threads(t)
                     .build()
                     .unwrap()
-                    .install(|| train(id, &params("m=4,nbits=4,iters=8", dims), &x, dims, &NoProgress))
+                    .install(|| {
+                        train(
+                            id,
+                            &params("m=4,nbits=4,iters=8", dims),
+                            &x,
+                            dims,
+                            &NoProgress,
+                        )
+                    })
             };
             assert_eq!(run(1), run(3), "{id:?}");
         }

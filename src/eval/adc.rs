@@ -36,7 +36,10 @@ use crate::codec::pq::get_code;
 /// If `codes` or `queries` is not a whole number of rows.
 pub fn adc_search(codebook: &Codebook, codes: &[u8], queries: &[f32], k: usize) -> Vec<Vec<u64>> {
     let (d, cb) = (codebook.dims, codebook.code_bytes());
-    assert!(codes.len() % cb == 0 && queries.len() % d == 0, "adc_search: ragged input");
+    assert!(
+        codes.len() % cb == 0 && queries.len() % d == 0,
+        "adc_search: ragged input"
+    );
     let rotated;
     let queries = match &codebook.rotation {
         Some(r) => {
@@ -76,9 +79,14 @@ fn scan(book: &Codebook, table: &[f32], codes: &[u8], k: usize) -> Vec<u64> {
     let mut top = TopK::new(k);
     for (id, code) in codes.chunks_exact(cb).enumerate() {
         let dist: f32 = if book.nbits == 8 {
-            code.iter().enumerate().map(|(s, &c)| table[s * ksub + c as usize]).sum()
+            code.iter()
+                .enumerate()
+                .map(|(s, &c)| table[s * ksub + c as usize])
+                .sum()
         } else {
-            (0..book.m).map(|s| table[s * ksub + get_code(code, s, 4)]).sum()
+            (0..book.m)
+                .map(|s| table[s * ksub + get_code(code, s, 4)])
+                .sum()
         };
         top.push(-dist, id as u64);
     }
@@ -98,9 +106,17 @@ mod tests {
     fn adc_equals_decode_then_exact_search() {
         let (dims, rows, nq, k) = (16, 600, 20, 10);
         let mut rng = ChaCha8Rng::seed_from_u64(11);
-        let x: Vec<f32> = (0..rows * dims).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-        let q: Vec<f32> = (0..nq * dims).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-        for (id, text) in [(CodecId::Pq, "m=4"), (CodecId::Pq, "m=8,nbits=4"), (CodecId::Opq, "m=4,opq_iters=2")] {
+        let x: Vec<f32> = (0..rows * dims)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        let q: Vec<f32> = (0..nq * dims)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        for (id, text) in [
+            (CodecId::Pq, "m=4"),
+            (CodecId::Pq, "m=8,nbits=4"),
+            (CodecId::Opq, "m=4,opq_iters=2"),
+        ] {
             let p = PqParams::parse("pq", text, dims).unwrap();
             let codec = Pq::new(train(id, &p, &x, dims, &NoProgress));
             let mut codes = vec![0u8; codec.encoded_len(rows)];
@@ -111,7 +127,12 @@ mod tests {
             for (qi, qv) in q.chunks_exact(dims).enumerate() {
                 let exact: Vec<f64> = y
                     .chunks_exact(dims)
-                    .map(|r| r.iter().zip(qv).map(|(a, b)| f64::from(a - b).powi(2)).sum())
+                    .map(|r| {
+                        r.iter()
+                            .zip(qv)
+                            .map(|(a, b)| f64::from(a - b).powi(2))
+                            .sum()
+                    })
                     .collect();
                 let mut order: Vec<usize> = (0..rows).collect();
                 order.sort_by(|&a, &b| exact[a].total_cmp(&exact[b]).then(a.cmp(&b)));
@@ -120,7 +141,10 @@ mod tests {
                     // Only a near-tie, within float rounding, may reorder the answer.
                     for (g, w) in got[qi].iter().zip(&want) {
                         let (a, b) = (exact[*g as usize], exact[*w as usize]);
-                        assert!((a - b).abs() <= 1e-5 * b.max(1.0), "{text} query {qi}: {got:?} vs {want:?}");
+                        assert!(
+                            (a - b).abs() <= 1e-5 * b.max(1.0),
+                            "{text} query {qi}: {got:?} vs {want:?}"
+                        );
                     }
                 }
             }

@@ -48,7 +48,12 @@ impl RowSource for NpySource {
 ///
 /// # Errors
 /// A bad input or codec string, too few rows, or a non-finite value in the sample.
-pub fn train(input: &Path, codec: &str, opts: &TrainOptions, progress: &dyn Progress) -> Result<Codebook> {
+pub fn train(
+    input: &Path,
+    codec: &str,
+    opts: &TrainOptions,
+    progress: &dyn Progress,
+) -> Result<Codebook> {
     let source = NpySource::open(input)?;
     codec::train_codebook(codec, &source, opts, progress)
 }

@@ -24,10 +24,18 @@ struct Summary {
 
 pub fn run(a: TrainArgs) -> anyhow::Result<i32> {
     let start = Instant::now();
-    let threads = if a.common.threads == 0 { vectro::pipeline::default_threads() } else { a.common.threads };
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let threads = if a.common.threads == 0 {
+        vectro::pipeline::default_threads()
+    } else {
+        a.common.threads
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
     let bar = Bar::new(a.common.quiet || a.common.json, "train");
-    let opts = TrainOptions { train_rows: a.train_rows };
+    let opts = TrainOptions {
+        train_rows: a.train_rows,
+    };
     let book = pool.install(|| vectro::pipeline::train::train(&a.input, &a.codec, &opts, &bar))?;
     let bytes = book.to_vcb();
     vectro::output::write_file(&a.output, &bytes, a.force)?;
@@ -53,7 +61,11 @@ pub fn run(a: TrainArgs) -> anyhow::Result<i32> {
             s.train_rows,
             s.seconds,
             s.kmeans_iterations,
-            if s.opq_iterations > 0 { format!(", {} opq rounds", s.opq_iterations) } else { String::new() },
+            if s.opq_iterations > 0 {
+                format!(", {} opq rounds", s.opq_iterations)
+            } else {
+                String::new()
+            },
             s.distortion,
             s.output,
             human_bytes(s.bytes),
