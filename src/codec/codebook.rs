@@ -120,7 +120,7 @@ impl Codebook {
         }
         let m = LE::read_u16(&params[4..6]) as usize;
         let nbits = params[6];
-        if m == 0 || dims % m != 0 {
+        if m == 0 || !dims.is_multiple_of(m) {
             return Err(bad(format!("m = {m} does not divide dims {dims}")));
         }
         if nbits != 4 && nbits != 8 {

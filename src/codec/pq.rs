@@ -111,9 +111,9 @@ impl PqParams {
         if p.nbits != 4 && p.nbits != 8 {
             return Err(bad(format!("nbits must be 8 or 4, got {}", p.nbits)));
         }
-        if dims % p.m != 0 {
+        if !dims.is_multiple_of(p.m) {
             let valid: Vec<String> = (1..=dims)
-                .filter(|m| dims % m == 0)
+                .filter(|&m| dims.is_multiple_of(m))
                 .map(|m| m.to_string())
                 .collect();
             return Err(bad(format!(
@@ -137,7 +137,7 @@ impl PqParams {
 /// A divisor of `dims` giving about 8 dimensions per subspace, for the error message.
 fn suggest_m(dims: usize) -> usize {
     (1..=dims)
-        .filter(|m| dims % m == 0)
+        .filter(|&m| dims.is_multiple_of(m))
         .min_by_key(|m| (dims / m).abs_diff(8))
         .unwrap_or(1)
 }

@@ -37,7 +37,7 @@ use crate::codec::pq::get_code;
 pub fn adc_search(codebook: &Codebook, codes: &[u8], queries: &[f32], k: usize) -> Vec<Vec<u64>> {
     let (d, cb) = (codebook.dims, codebook.code_bytes());
     assert!(
-        codes.len() % cb == 0 && queries.len() % d == 0,
+        codes.len().is_multiple_of(cb) && queries.len().is_multiple_of(d),
         "adc_search: ragged input"
     );
     let rotated;
