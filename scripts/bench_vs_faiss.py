@@ -40,6 +40,7 @@ def run_faiss(m, opq):
 
 
 def vectro(*args):
+    """Wall time of one vectro command, process start and file output included."""
     t = time.perf_counter()
     subprocess.run([VECTRO, *args, "-q"], check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t

@@ -26,7 +26,6 @@ use rayon::prelude::*;
 use super::codebook::{Codebook, TrainingFacts};
 use super::kmeans::CentroidTable;
 use super::pq::{OpqInit, PqParams, train_subspaces};
-use crate::pipeline::Progress;
 
 /// Rows per block of the reductions; fixed for determinism.
 const BLOCK: usize = 4096;
@@ -242,8 +241,9 @@ fn procrustes(x: &[f32], y: &[f32], d: usize) -> Vec<f32> {
     out
 }
 
-/// Trains an OPQ codebook (rotation and PQ codebooks) on `sample` (`n × dims`).
-pub fn train(p: &PqParams, sample: &[f32], dims: usize, progress: &dyn Progress) -> Codebook {
+/// Trains an OPQ codebook (rotation and PQ codebooks) on `sample` (`n × dims`). Nothing is
+/// reported per round: the training facts go into the codebook, where `info` shows them.
+pub fn train(p: &PqParams, sample: &[f32], dims: usize) -> Codebook {
     let mut r = match p.opq_init {
         OpqInit::Random => random_rotation(dims, p.seed),
         OpqInit::Identity => (0..dims * dims)
@@ -260,15 +260,10 @@ pub fn train(p: &PqParams, sample: &[f32], dims: usize, progress: &dyn Progress)
             tol: 0.0,
             ..*p
         };
-        let (c, _, dist) = train_subspaces(&inner, &xr, dims, centroids.as_deref());
+        let (c, _, _) = train_subspaces(&inner, &xr, dims, centroids.as_deref());
         let y = reconstruct(&xr, dims, p, &c);
         r = procrustes(sample, &y, dims);
         centroids = Some(c);
-        progress.note(&format!(
-            "opq: round {} of {}, distortion {dist:.6}",
-            it + 1,
-            p.opq_iters
-        ));
     }
     let xr = rotate_par(sample, dims, &r);
     let (centroids, iters, distortion) = train_subspaces(p, &xr, dims, centroids.as_deref());

@@ -143,15 +143,16 @@ fn suggest_m(dims: usize) -> usize {
 }
 
 /// Trains a PQ (or, for [`CodecId::Opq`], OPQ) codebook on `sample` (`n × dims`).
+/// `_progress` is kept for long trainings to report on.
 pub fn train(
     id: CodecId,
     p: &PqParams,
     sample: &[f32],
     dims: usize,
-    progress: &dyn Progress,
+    _progress: &dyn Progress,
 ) -> Codebook {
     if id == CodecId::Opq {
-        return opq::train(p, sample, dims, progress);
+        return opq::train(p, sample, dims);
     }
     let (centroids, iters, distortion) = train_subspaces(p, sample, dims, None);
     Codebook {
