@@ -2,7 +2,7 @@
 //! early stopping on the relative improvement of the distortion.
 //!
 //! Determinism for any thread count: every per-row result (nearest centroid, distance) is
-//! computed independently, and every sum is reduced over fixed blocks of [`BLOCK`] rows in
+//! computed independently, and every sum is reduced over fixed blocks of `BLOCK` (1024) rows in
 //! block order, so the rayon schedule never changes a bit of the result.
 
 use rand::{RngExt, SeedableRng};
@@ -96,7 +96,7 @@ pub fn scores(x: &[f32], ct: &[f32], norms: &[f32], out: &mut [f32]) {
 
 /// The reference for [`scores`]; written so that it also auto-vectorises.
 ///
-/// Centroids are taken [`SCORE_TILE`] at a time, so that the tile's accumulators stay in
+/// Centroids are taken `SCORE_TILE` (64) at a time, so that the tile's accumulators stay in
 /// registers while the short loop over the `d` coordinates runs; each score is still
 /// `norm`, then `+ (−2·x[t])·c[t]` for `t = 0, 1, …` in order, whatever the tile.
 #[inline(always)]
