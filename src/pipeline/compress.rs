@@ -160,11 +160,17 @@ fn build_codec(source: &NpySource, opts: &CompressOptions, progress: &dyn Progre
         Some(path) => {
             let book = super::train::read_codebook(path, dims)?;
             let kind = if book.rotation.is_some() { "opq" } else { "pq" };
-            let asked = opts.codec.split(':').next().unwrap_or("");
-            if asked != kind && opts.codec != CompressOptions::default().codec {
+            let (asked, params) = opts.codec.split_once(':').unwrap_or((&opts.codec, ""));
+            let fits = opts.codec == CompressOptions::default().codec
+                || (asked == kind
+                    && codec::pq::PqParams::parse(asked, params, dims)
+                        .map_or(params.is_empty(), |p| p.m == book.m && p.nbits == book.nbits));
+            if !fits {
                 return Err(Error::Mismatch(format!(
-                    "{}: the codebook is {kind}, but --codec asks for '{}'; drop --codec or use a {asked} codebook",
+                    "{}: the codebook is {kind}:m={},nbits={}, but --codec asks for '{}'; drop --codec or train a matching codebook",
                     path.display(),
+                    book.m,
+                    book.nbits,
                     opts.codec
                 )));
             }
