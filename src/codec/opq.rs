@@ -4,11 +4,11 @@
 //!
 //! Training:
 //! 1. Start from no rotation (`opq_init=identity`, the default), so the alternation only
-//!    improves on PQ. On real 384-d sentence embeddings (10k rows, m = 48) it ended with the
-//!    lowest distortion and the best recall@10: 0.740, against 0.738 from a seeded random
-//!    rotation (`random`, faiss's start) and 0.626 from the parametric start (`pca`: PCA
-//!    with eigenvalue allocation), which sits in a poor local optimum and puts the error
-//!    along the directions of largest variance, the ones that rank neighbours.
+//!    improves on PQ. On real 384-d sentence embeddings (10k rows, m = 48, 40 rounds) it
+//!    reached recall@10 0.760, against 0.755 from a seeded random rotation (`random`,
+//!    faiss's start); the parametric start (`pca`: PCA with eigenvalue allocation) stalls in
+//!    a poor local optimum (0.626 after 10 rounds) with the error along the directions of
+//!    largest variance, the ones that rank neighbours.
 //! 2. Alternate: a few Lloyd iterations of the PQ codebooks on `X·R` (warm-started), then
 //!    the best rotation for the fixed reconstruction `Y`, the orthogonal Procrustes
 //!    solution `R = U·Vᵀ` where `Xᵀ·Y = U·Σ·Vᵀ` (SVD by `nalgebra`).

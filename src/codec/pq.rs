@@ -58,7 +58,7 @@ impl PqParams {
             max_iter: 25,
             tol: 2e-3,
             seed: 1234,
-            opq_iters: 10,
+            opq_iters: 40,
             opq_init: OpqInit::Identity,
         };
         let bad = |msg: String| Error::Config(format!("{name}: {msg}"));
