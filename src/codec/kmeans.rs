@@ -208,6 +208,21 @@ pub fn train(data: &[f32], d: usize, p: &KMeansParams) -> KMeans {
     refine(data, d, p, init_plus_plus(data, d, p.k, p.seed))
 }
 
+/// Like [`train`], but seeded with `k` distinct rows drawn uniformly (faiss's start), so
+/// centroids follow the density of the data rather than its spread.
+///
+/// # Panics
+/// As [`train`].
+pub fn train_random_init(data: &[f32], d: usize, p: &KMeansParams) -> KMeans {
+    let n = data.len() / d;
+    assert!(n >= p.k && data.len() == n * d, "k-means needs at least k rows");
+    let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
+    let mut ids = rand::seq::index::sample(&mut rng, n, p.k).into_vec();
+    ids.sort_unstable();
+    let init = ids.iter().flat_map(|&i| &data[i * d..(i + 1) * d]).copied().collect();
+    refine(data, d, p, init)
+}
+
 /// Lloyd iterations from the given `k × d` centroids (a warm start); `p.seed` is unused.
 ///
 /// # Panics

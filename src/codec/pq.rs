@@ -32,6 +32,8 @@ pub struct PqParams {
     pub opq_iters: usize,
     /// OPQ starting rotation (`opq_init=random|identity|pca`); ignored by PQ.
     pub opq_init: OpqInit,
+    /// k-means seeding (`kinit=random|kpp`): uniformly drawn rows, or greedy k-means++.
+    pub kmeans_pp: bool,
 }
 
 /// Where OPQ's alternation starts.
@@ -60,6 +62,7 @@ impl PqParams {
             seed: 1234,
             opq_iters: 40,
             opq_init: OpqInit::Identity,
+            kmeans_pp: false,
         };
         let bad = |msg: String| Error::Config(format!("{name}: {msg}"));
         for kv in text.split(',').filter(|s| !s.is_empty()) {
@@ -76,6 +79,13 @@ impl PqParams {
                 "iters" => p.max_iter = num("iters")? as usize,
                 "seed" => p.seed = num("seed")?,
                 "opq_iters" => p.opq_iters = num("opq_iters")? as usize,
+                "kinit" => {
+                    p.kmeans_pp = match v {
+                        "kpp" => true,
+                        "random" => false,
+                        _ => return Err(bad(format!("kinit must be kpp or random, got '{v}'"))),
+                    }
+                }
                 "opq_init" => {
                     p.opq_init = match v {
                         "random" => OpqInit::Random,
@@ -97,7 +107,7 @@ impl PqParams {
                 }
                 _ => {
                     return Err(bad(format!(
-                        "unknown parameter '{k}'; known: m, nbits, iters, tol, seed, opq_iters, opq_init"
+                        "unknown parameter '{k}'; known: m, nbits, iters, tol, seed, kinit, opq_iters, opq_init"
                     )));
                 }
             }
@@ -199,7 +209,8 @@ pub(crate) fn train_subspaces(
                     &kp,
                     w[s * ksub * dsub..(s + 1) * ksub * dsub].to_vec(),
                 ),
-                None => kmeans::train(&sub, dsub, &kp),
+                None if p.kmeans_pp => kmeans::train(&sub, dsub, &kp),
+                None => kmeans::train_random_init(&sub, dsub, &kp),
             }
         })
         .collect();
@@ -398,8 +409,8 @@ mod tests {
         let (dims, rows) = (16, 2000);
         let x = data(rows, dims, 1);
         for (id, text) in [
-            (CodecId::Pq, "m=8"),
-            (CodecId::Pq, "m=8,nbits=4"),
+            (CodecId::Pq, "m=8,kinit=kpp"),
+            (CodecId::Pq, "m=8,nbits=4,kinit=kpp"),
             (CodecId::Opq, "m=4"),
         ] {
             let book = train(id, &params(text, dims), &x, dims, &NoProgress);
@@ -417,7 +428,8 @@ mod tests {
                 "{text}: {mse} vs {}",
                 book.facts.distortion
             );
-            // PQ: 2 coordinates per subspace take 16 combinations of centres,
+            // PQ (seeded by k-means++, which finds separated clusters that uniformly drawn
+            // rows may miss): 2 coordinates per subspace take 16 combinations of centres,
             // which the centroids cover; what is left is the noise, variance 8.3e-4 each.
             // OPQ rotates away from that lattice; it must still explain most of the
             // variance (1.25 per coordinate).
