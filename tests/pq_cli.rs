@@ -209,7 +209,11 @@ fn bad_requests_are_named_and_leave_no_output() {
     assert!(msg.contains("the codebook is pq:m=2,nbits=4"), "{msg}");
     let msg = stderr_of_failure(
         &["compress", "--codec", "pq:m=4,nbits=4"],
-        &[("--codebook", vcb.as_path()), ("--in", npy8.as_path()), io[1]],
+        &[
+            ("--codebook", vcb.as_path()),
+            ("--in", npy8.as_path()),
+            io[1],
+        ],
     );
     assert!(msg.contains("train a matching codebook"), "{msg}");
     assert!(!out.exists());

@@ -215,11 +215,18 @@ pub fn train(data: &[f32], d: usize, p: &KMeansParams) -> KMeans {
 /// As [`train`].
 pub fn train_random_init(data: &[f32], d: usize, p: &KMeansParams) -> KMeans {
     let n = data.len() / d;
-    assert!(n >= p.k && data.len() == n * d, "k-means needs at least k rows");
+    assert!(
+        n >= p.k && data.len() == n * d,
+        "k-means needs at least k rows"
+    );
     let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
     let mut ids = rand::seq::index::sample(&mut rng, n, p.k).into_vec();
     ids.sort_unstable();
-    let init = ids.iter().flat_map(|&i| &data[i * d..(i + 1) * d]).copied().collect();
+    let init = ids
+        .iter()
+        .flat_map(|&i| &data[i * d..(i + 1) * d])
+        .copied()
+        .collect();
     refine(data, d, p, init)
 }
 
