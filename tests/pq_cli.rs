@@ -129,7 +129,7 @@ fn info_shows_training_and_decompress_reconstructs() {
         "opq:m=4,nbits=4",
         "train rows:    400",
         "k-means iterations:",
-        "opq iterations:1",
+        "opq iterations: 1",
         "train distortion:",
     ] {
         assert!(text.contains(want), "missing '{want}' in:\n{text}");

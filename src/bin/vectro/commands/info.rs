@@ -65,7 +65,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
         info.ratio_vs_float32
     );
     for (k, v) in c.codec().facts() {
-        println!("{:<15}{v}", format!("{k}:"));
+        println!("{:<14} {v}", format!("{k}:"));
     }
     for (k, v) in info.metadata {
         println!("meta {k:<9} {v}");
