@@ -198,7 +198,11 @@ fn a_second_sigint_exits_at_once_with_130() {
     // Past the header means chunk 0 is written and the run is inside its 5 s pause; a
     // Ctrl-C any earlier could stop it cleanly before the first chunk.
     let header_len = u32::from_le_bytes(c.want[8..12].try_into().unwrap()) as u64;
-    assert!(wait_for_growth(&mut child, &partial_path(&c.out), header_len));
+    assert!(wait_for_growth(
+        &mut child,
+        &partial_path(&c.out),
+        header_len
+    ));
     sigint(&child);
     std::thread::sleep(Duration::from_millis(200));
     sigint(&child);

@@ -16,15 +16,21 @@ pub mod zstd;
 
 #[cfg(test)]
 mod bounds;
+pub mod codebook;
+pub mod kmeans;
+pub mod opq;
+pub mod pq;
 
 use crate::error::{Error, Result};
 
 pub use bf16::Bf16;
 pub use binary::Binary;
+pub use codebook::{Codebook, RowSource, TrainOptions};
 pub use f16::F16;
 pub use int4::Int4;
 pub use int8::Int8;
 pub use params::{QuantParams, ScaleRule};
+pub use pq::Pq;
 pub use rotate::{Rotated, Rotation};
 pub use zstd::PayloadStage;
 
@@ -45,6 +51,10 @@ pub enum CodecId {
     F16 = 4,
     /// bfloat16 ([`Bf16`]).
     Bf16 = 5,
+    /// Product quantization with a trained codebook ([`Pq`]).
+    Pq = 16,
+    /// PQ after a learned rotation ([`Pq`] with a rotation).
+    Opq = 17,
 }
 
 impl CodecId {
@@ -61,6 +71,8 @@ impl CodecId {
             3 => Some(CodecId::Binary),
             4 => Some(CodecId::F16),
             5 => Some(CodecId::Bf16),
+            16 => Some(CodecId::Pq),
+            17 => Some(CodecId::Opq),
             _ => None,
         }
     }
@@ -125,6 +137,11 @@ pub trait Codec: Send + Sync + std::fmt::Debug {
     /// Random-access readers call it for a batch of rows before decoding them, so the
     /// cache misses overlap instead of coming one after another. The default does nothing.
     fn prefetch_row(&self, _payload: &[u8], _rows: usize, _row: usize) {}
+
+    /// Facts worth showing in `info` (e.g. how a codebook was trained), as label/value.
+    fn facts(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// Asks the CPU to start loading the cache line holding `bytes[at]`; a no-op when `at` is
@@ -173,6 +190,9 @@ pub fn from_spec(id: CodecId, params: &[u8], dims: usize) -> Result<Box<dyn Code
             }
             Ok(build_float(id, dims))
         }
+        CodecId::Pq | CodecId::Opq => {
+            Ok(Box::new(Pq::new(Codebook::from_params(id, params, dims)?)))
+        }
     }
 }
 
@@ -184,10 +204,13 @@ pub fn registry_name(id: CodecId) -> &'static str {
         CodecId::Binary => "binary",
         CodecId::F16 => "f16",
         CodecId::Bf16 => "bf16",
+        CodecId::Pq => "pq",
+        CodecId::Opq => "opq",
     }
 }
 
-/// Every codec name `--codec` takes (besides `auto`).
+/// Every codec name `--codec` takes without training (besides `auto`; `pq` and `opq` are
+/// trained on the input).
 pub const NAMES: [&str; 5] = ["int8", "int4", "binary", "f16", "bf16"];
 
 fn build_quant(id: CodecId, p: QuantParams, dims: usize) -> Box<dyn Codec> {
@@ -234,9 +257,15 @@ pub fn parse(text: &str, dims: usize) -> Result<Box<dyn Codec>> {
         "binary" => (CodecId::Binary, &["rotate", "seed", "rounds"]),
         "f16" => (CodecId::F16, &[]),
         "bf16" => (CodecId::Bf16, &[]),
+        "pq" | "opq" => {
+            pq::PqParams::parse(name, params, dims)?;
+            return Err(Error::Config(format!(
+                "{name} must be trained: use `vectro compress` (it trains on a sample) or `vectro train`"
+            )));
+        }
         _ => {
             return Err(Error::Config(format!(
-                "unknown codec '{name}'; known codecs: {}, auto",
+                "unknown codec '{name}'; known codecs: {}, pq, opq (trained), auto",
                 NAMES.join(", ")
             )));
         }
@@ -251,6 +280,50 @@ pub fn parse(text: &str, dims: usize) -> Result<Box<dyn Codec>> {
 /// Reads the little-endian f32 at byte `at`.
 pub(crate) fn read_f32(b: &[u8], at: usize) -> f32 {
     f32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Like [`parse`], but a codec that needs training (`pq`, `opq`) is trained on a seeded
+/// sample of `source`'s rows; the others ignore `source` beyond its dims.
+///
+/// # Errors
+/// As [`parse`] and [`train_codebook`].
+pub fn parse_trained(
+    text: &str,
+    source: &dyn RowSource,
+    opts: &TrainOptions,
+    progress: &dyn crate::pipeline::Progress,
+) -> Result<Box<dyn Codec>> {
+    match text.split_once(':').map_or(text, |(n, _)| n) {
+        "pq" | "opq" => Ok(Box::new(Pq::new(train_codebook(
+            text, source, opts, progress,
+        )?))),
+        _ => parse(text, source.dims()),
+    }
+}
+
+/// Trains the codebook of `text` (`pq:...` or `opq:...`) on a sample of `source`.
+///
+/// # Errors
+/// [`Error::Config`] for a bad codec string or too few rows; errors reading the sample.
+pub fn train_codebook(
+    text: &str,
+    source: &dyn RowSource,
+    opts: &TrainOptions,
+    progress: &dyn crate::pipeline::Progress,
+) -> Result<Codebook> {
+    let (name, params) = text.split_once(':').unwrap_or((text, ""));
+    let id = match name {
+        "pq" => CodecId::Pq,
+        "opq" => CodecId::Opq,
+        _ => {
+            return Err(Error::Config(format!(
+                "only pq and opq are trained, not '{name}'"
+            )));
+        }
+    };
+    let p = pq::PqParams::parse(name, params, source.dims())?;
+    let sample = codebook::draw_sample(source, opts, p.seed, p.ksub(), progress)?;
+    Ok(pq::train(id, &p, &sample, source.dims(), progress))
 }
 
 #[cfg(test)]

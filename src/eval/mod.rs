@@ -13,6 +13,7 @@
 //! rows per query) for the rescored recall. Memory is bounded by the chunks in flight and
 //! the heaps (`queries × (k + rerank)` entries), never by the number of rows.
 
+pub mod adc;
 pub mod bench;
 mod hist;
 mod quality;

@@ -59,6 +59,10 @@ pub struct CompressOptions {
     pub resume: bool,
     /// Keep the partial output on an I/O error or a cancel, for a later `resume`.
     pub keep_partial: bool,
+    /// A frozen `.vcb` codebook to encode with instead of training (`--codebook`).
+    pub codebook: Option<PathBuf>,
+    /// Rows to train `pq`/`opq` on (`--train-rows`); `None` means `min(rows, 65536)`.
+    pub train_rows: Option<u64>,
 }
 
 impl Default for CompressOptions {
@@ -75,6 +79,8 @@ impl Default for CompressOptions {
             sample: DEFAULT_SAMPLE,
             resume: false,
             keep_partial: true,
+            codebook: None,
+            train_rows: None,
         }
     }
 }
@@ -144,7 +150,21 @@ pub fn compress(
     let start = Instant::now();
     let source = Input::open(input)?;
     let h = source.header();
-    let (codec, auto) = pick_codec(&source, opts, progress)?;
+    let threads = if opts.threads == 0 {
+        default_threads()
+    } else {
+        opts.threads
+    };
+    let (codec, auto) = if opts.codebook.is_some() || is_trained(&opts.codec) {
+        // Training is parallel; it runs on exactly --threads threads.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| Error::Config(format!("cannot start {threads} threads: {e}")))?;
+        (pool.install(|| build_codec(&source, opts, progress))?, None)
+    } else {
+        pick_codec(&source, opts, progress)?
+    };
     if let Some(level) = opts.zstd {
         codec::zstd::check_level(level)?;
     }
@@ -224,11 +244,6 @@ pub fn compress(
     }
     let mut out = Dest::create_resumable(output, opts.overwrite, opts.durability)?;
     out.keep_on_drop(opts.keep_partial);
-    let threads = if opts.threads == 0 {
-        default_threads()
-    } else {
-        opts.threads
-    };
     let (_keep, one) = bounded(1);
     let reencode = |i: u64| -> Result<Vec<u8>> {
         let at = chunk_range.start + i;
@@ -326,6 +341,11 @@ fn locate_error(e: Error, source: &Input) -> Error {
     }
 }
 
+/// Whether `codec` names a codec that is trained on the input (pq, opq).
+fn is_trained(codec: &str) -> bool {
+    matches!(codec.split(':').next(), Some("pq" | "opq"))
+}
+
 /// The codec `opts` asks for; for `auto`, the one the sample measurement picks (each line
 /// of its report also goes to `progress.note`).
 fn pick_codec(
@@ -358,6 +378,45 @@ fn pick_codec(
         progress.note(&line);
     }
     Ok((codec::parse(&report.chosen, dims)?, Some(report)))
+}
+
+/// The codec of a run: a frozen `--codebook`, or `--codec`, trained on a sample first if
+/// it needs training. Training happens before the output is created.
+fn build_codec(
+    source: &Input,
+    opts: &CompressOptions,
+    progress: &dyn Progress,
+) -> Result<Box<dyn Codec>> {
+    let dims = source.header().dims as usize;
+    match &opts.codebook {
+        Some(path) => {
+            let book = super::train::read_codebook(path, dims)?;
+            let kind = if book.rotation.is_some() { "opq" } else { "pq" };
+            let (asked, params) = opts.codec.split_once(':').unwrap_or((&opts.codec, ""));
+            let fits = opts.codec == CompressOptions::default().codec
+                || (asked == kind
+                    && codec::pq::PqParams::parse(asked, params, dims)
+                        .map_or(params.is_empty(), |p| {
+                            p.m == book.m && p.nbits == book.nbits
+                        }));
+            if !fits {
+                return Err(Error::Mismatch(format!(
+                    "{}: the codebook is {kind}:m={},nbits={}, but --codec asks for '{}'; drop --codec or train a matching codebook",
+                    path.display(),
+                    book.m,
+                    book.nbits,
+                    opts.codec
+                )));
+            }
+            Ok(Box::new(codec::Pq::new(book)))
+        }
+        None => {
+            let train = codec::TrainOptions {
+                train_rows: opts.train_rows,
+            };
+            codec::parse_trained(&opts.codec, source, &train, progress)
+        }
+    }
 }
 
 /// What the container records about its source. Deliberately no wall-clock time: the same

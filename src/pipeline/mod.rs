@@ -13,6 +13,7 @@ pub mod reader;
 mod resume;
 pub mod shard;
 pub mod stream;
+pub mod train;
 pub mod writer;
 
 pub(crate) use compress::check_finite;

@@ -38,6 +38,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Check every checksum of a container (header, chunks, index, trailer), streaming.
     Verify(VerifyArgs),
+    /// Train a pq/opq codebook on a sample of a .npy and write it as a reusable .vcb.
+    Train(TrainArgs),
 }
 
 #[derive(Debug, Args)]
@@ -63,7 +65,8 @@ pub struct CompressArgs {
     /// missing directory is created.
     #[arg(long = "out", value_name = "VECTRO")]
     pub output: PathBuf,
-    /// Codec and parameters: int8, int4, binary, f16, bf16 (e.g. int4:rotate=1), or auto.
+    /// Codec and parameters: int8, int4, binary, f16, bf16, pq, opq (e.g. int4:rotate=1,
+    /// pq:m=48), or auto.
     #[arg(long, default_value = "int8", value_name = "NAME[:k=v,...]")]
     pub codec: String,
     /// Also compress each chunk with zstd at this level (-7..=22; 3 is a good default).
@@ -78,6 +81,12 @@ pub struct CompressArgs {
     /// With --codec auto: rows sampled (seeded) to measure the candidates.
     #[arg(long, value_name = "N", default_value_t = 2000)]
     pub sample: usize,
+    /// Encode with this frozen pq/opq codebook (from `vectro train`) instead of training.
+    #[arg(long, value_name = "VCB")]
+    pub codebook: Option<PathBuf>,
+    /// Rows sampled to train pq/opq [default: min(rows, 65536)].
+    #[arg(long)]
+    pub train_rows: Option<u64>,
     /// Rows per chunk [default: about 4 MiB of input].
     #[arg(long)]
     pub chunk_rows: Option<u32>,
@@ -358,6 +367,27 @@ pub struct BenchArgs {
     /// Seed of the generated data and the query sample.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Input .npy to sample the training rows from.
+    #[arg(long = "in", value_name = "NPY")]
+    pub input: PathBuf,
+    /// Codec to train, e.g. pq:m=48 or opq:m=48,nbits=4.
+    #[arg(long)]
+    pub codec: String,
+    /// Output codebook (.vcb).
+    #[arg(long = "out", value_name = "VCB")]
+    pub output: PathBuf,
+    /// Rows sampled for training [default: min(rows, 65536)].
+    #[arg(long)]
+    pub train_rows: Option<u64>,
+    /// Overwrite an existing output.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub common: Common,
 }

@@ -38,6 +38,8 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         sample: a.sample,
         resume: a.resume,
         keep_partial: !a.no_resume_file,
+        codebook: a.codebook,
+        train_rows: a.train_rows,
     };
     let bar = Bar::new(a.common.quiet || a.common.json, "compress");
     let slow = Throttle::from_env(&bar);

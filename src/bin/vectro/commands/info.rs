@@ -23,6 +23,7 @@ struct Info<'a> {
     bytes_per_vector: f64,
     ratio_vs_float32: f64,
     metadata: &'a vectro::format::Metadata,
+    codec_facts: std::collections::BTreeMap<String, String>,
 }
 
 pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
@@ -53,6 +54,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
         bytes_per_vector: c.file_len() as f64 / c.rows() as f64,
         ratio_vs_float32: (c.rows() * c.dims() as u64 * 4) as f64 / c.file_len() as f64,
         metadata: c.metadata(),
+        codec_facts: c.codec().facts().into_iter().collect(),
     };
     if a.json {
         print_json(&info)?;
@@ -80,6 +82,9 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
     println!(
         "checksums:     header, index and trailer ok; chunks are checked when read (`vectro verify` checks them all)"
     );
+    for (k, v) in c.codec().facts() {
+        println!("{:<14} {v}", format!("{k}:"));
+    }
     for (k, v) in info.metadata {
         println!("meta {k:<9} {v}");
     }

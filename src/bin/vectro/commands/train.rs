@@ -1,0 +1,76 @@
+use std::time::Instant;
+
+use serde::Serialize;
+use vectro::codec::TrainOptions;
+
+use super::{human_bytes, print_json};
+use crate::cli::TrainArgs;
+use crate::exit_codes;
+use crate::progress::Bar;
+
+#[derive(Serialize)]
+struct Summary {
+    input: String,
+    output: String,
+    codec: String,
+    train_rows: u64,
+    kmeans_iterations: u32,
+    opq_iterations: u32,
+    distortion: f64,
+    fingerprint: String,
+    bytes: u64,
+    seconds: f64,
+}
+
+pub fn run(a: TrainArgs) -> anyhow::Result<i32> {
+    let start = Instant::now();
+    let threads = if a.common.threads == 0 {
+        vectro::pipeline::default_threads()
+    } else {
+        a.common.threads
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+    let bar = Bar::new(a.common.quiet || a.common.json, "train");
+    let opts = TrainOptions {
+        train_rows: a.train_rows,
+    };
+    let book = pool.install(|| vectro::pipeline::train::train(&a.input, &a.codec, &opts, &bar))?;
+    let bytes = book.to_vcb();
+    vectro::output::write_file(&a.output, &bytes, a.force)?;
+    let f = book.facts;
+    let s = Summary {
+        input: a.input.display().to_string(),
+        output: a.output.display().to_string(),
+        codec: vectro::Codec::name(&vectro::codec::Pq::new(book.clone())),
+        train_rows: f.sample_rows,
+        kmeans_iterations: f.kmeans_iterations,
+        opq_iterations: f.opq_iterations,
+        distortion: f.distortion,
+        fingerprint: format!("{:08x}", book.fingerprint()),
+        bytes: bytes.len() as u64,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    if a.common.json {
+        print_json(&s)?;
+    } else {
+        println!(
+            "trained {} on {} rows in {:.2} s: {} k-means iterations{}, distortion {:.6}; wrote {} ({}, codebook {})",
+            s.codec,
+            s.train_rows,
+            s.seconds,
+            s.kmeans_iterations,
+            if s.opq_iterations > 0 {
+                format!(", {} opq rounds", s.opq_iterations)
+            } else {
+                String::new()
+            },
+            s.distortion,
+            s.output,
+            human_bytes(s.bytes),
+            s.fingerprint
+        );
+    }
+    Ok(exit_codes::OK)
+}

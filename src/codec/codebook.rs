@@ -1,0 +1,366 @@
+//! The codebook section of PQ and OPQ: centroids, the optional rotation, and the facts of
+//! its training. It is the codec parameter block of a container, and, wrapped in a small
+//! checksummed frame, the standalone `.vcb` file that `vectro train` writes and
+//! `compress --codebook` reads. FORMAT.md gives both layouts byte by byte.
+
+use std::path::Path;
+
+use byteorder::{ByteOrder, LittleEndian as LE};
+use rand::SeedableRng;
+use rand::seq::index::sample;
+use rand_chacha::ChaCha8Rng;
+
+use super::CodecId;
+use crate::error::{Error, Result};
+use crate::pipeline::Progress;
+
+/// Bytes of the fixed part of the parameter block, before the centroids.
+const FIXED_LEN: usize = 40;
+/// Magic of a standalone `.vcb` file.
+pub const VCB_MAGIC: [u8; 4] = *b"VCBK";
+/// Bytes of the `.vcb` frame before the parameter block.
+const VCB_HEAD: usize = 16;
+/// Rows per centroid below which k-means is known to be starved (faiss warns likewise).
+pub const MIN_ROWS_PER_CENTROID: u64 = 39;
+
+/// How a codebook was trained, as `info` shows it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainingFacts {
+    /// Rows in the training sample.
+    pub sample_rows: u64,
+    /// Lloyd iterations of the final PQ training (the most any subspace ran).
+    pub kmeans_iterations: u32,
+    /// Rotation updates of OPQ (0 for PQ).
+    pub opq_iterations: u32,
+    /// Mean squared reconstruction error per row on the sample, `‖x − x̂‖²`.
+    pub distortion: f64,
+    /// Seed of the sample and the initialisation.
+    pub seed: u64,
+}
+
+/// A trained product quantizer, optionally preceded by an orthogonal rotation (OPQ).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Codebook {
+    /// Vector dimension.
+    pub dims: usize,
+    /// Subspaces; `dims` is a multiple of `m`.
+    pub m: usize,
+    /// Bits per code: 8 (256 centroids per subspace) or 4 (16).
+    pub nbits: u8,
+    /// `m × 2^nbits × (dims / m)` floats: subspace, then centroid, then coordinate.
+    pub centroids: Vec<f32>,
+    /// `dims × dims`, row-major: a row `x` is encoded as `x · R`. OPQ only.
+    pub rotation: Option<Vec<f32>>,
+    /// How it was trained.
+    pub facts: TrainingFacts,
+}
+
+impl Codebook {
+    /// Centroids per subspace.
+    pub fn ksub(&self) -> usize {
+        1 << self.nbits
+    }
+
+    /// Dimensions per subspace.
+    pub fn dsub(&self) -> usize {
+        self.dims / self.m
+    }
+
+    /// Bytes of one encoded row: `m` codes of `nbits` bits, two 4-bit codes per byte.
+    pub fn code_bytes(&self) -> usize {
+        (self.m * self.nbits as usize).div_ceil(8)
+    }
+
+    /// The registry id this codebook belongs to.
+    pub fn codec_id(&self) -> CodecId {
+        if self.rotation.is_some() {
+            CodecId::Opq
+        } else {
+            CodecId::Pq
+        }
+    }
+
+    /// The codec parameter block (FORMAT.md, "pq and opq").
+    pub fn to_params(&self) -> Vec<u8> {
+        let mut out = vec![0u8; FIXED_LEN];
+        LE::write_u32(&mut out[0..4], self.dims as u32);
+        LE::write_u16(&mut out[4..6], self.m as u16);
+        out[6] = self.nbits;
+        out[7] = u8::from(self.rotation.is_some());
+        let f = &self.facts;
+        LE::write_u64(&mut out[8..16], f.sample_rows);
+        LE::write_u32(&mut out[16..20], f.kmeans_iterations);
+        LE::write_u32(&mut out[20..24], f.opq_iterations);
+        LE::write_f64(&mut out[24..32], f.distortion);
+        LE::write_u64(&mut out[32..40], f.seed);
+        for v in self.centroids.iter().chain(self.rotation.iter().flatten()) {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    /// Parses a parameter block for codec `id`, for `dims`-dimensional rows.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the field that does not fit.
+    pub fn from_params(id: CodecId, params: &[u8], dims: usize) -> Result<Codebook> {
+        let bad = |msg: String| Error::Config(format!("{} codebook: {msg}", id_name(id)));
+        if params.len() < FIXED_LEN {
+            return Err(bad(format!(
+                "{} bytes, at least {FIXED_LEN} expected",
+                params.len()
+            )));
+        }
+        let stored_dims = LE::read_u32(&params[0..4]) as usize;
+        if stored_dims != dims {
+            return Err(Error::Mismatch(format!(
+                "the codebook is for {stored_dims}-dimensional vectors, the data has {dims} dims; \
+                 train a codebook on data of this shape"
+            )));
+        }
+        let m = LE::read_u16(&params[4..6]) as usize;
+        let nbits = params[6];
+        if m == 0 || !dims.is_multiple_of(m) {
+            return Err(bad(format!("m = {m} does not divide dims {dims}")));
+        }
+        if nbits != 4 && nbits != 8 {
+            return Err(bad(format!("nbits = {nbits}, expected 4 or 8")));
+        }
+        let rotated = match params[7] {
+            0 => false,
+            1 => true,
+            f => return Err(bad(format!("unknown flags {f:#x} at byte 7"))),
+        };
+        if rotated != (id == CodecId::Opq) {
+            return Err(bad("rotation flag does not match the codec id".into()));
+        }
+        let facts = TrainingFacts {
+            sample_rows: LE::read_u64(&params[8..16]),
+            kmeans_iterations: LE::read_u32(&params[16..20]),
+            opq_iterations: LE::read_u32(&params[20..24]),
+            distortion: LE::read_f64(&params[24..32]),
+            seed: LE::read_u64(&params[32..40]),
+        };
+        let ncent = dims << nbits;
+        let nrot = if rotated { dims * dims } else { 0 };
+        let want = FIXED_LEN + 4 * (ncent + nrot);
+        if params.len() != want {
+            return Err(bad(format!("{} bytes, expected {want}", params.len())));
+        }
+        let floats: Vec<f32> = params[FIXED_LEN..]
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        if let Some(i) = floats.iter().position(|v| !v.is_finite()) {
+            return Err(bad(format!(
+                "non-finite value at byte {}",
+                FIXED_LEN + 4 * i
+            )));
+        }
+        let (c, r) = floats.split_at(ncent);
+        Ok(Codebook {
+            dims,
+            m,
+            nbits,
+            centroids: c.to_vec(),
+            rotation: rotated.then(|| r.to_vec()),
+            facts,
+        })
+    }
+
+    /// A short identity for people comparing shards: the crc32c of the parameter block.
+    /// Two containers with the same fingerprint share one codebook.
+    pub fn fingerprint(&self) -> u32 {
+        crc32c::crc32c(&self.to_params())
+    }
+
+    /// The standalone `.vcb` bytes: frame, parameter block, crc32c.
+    pub fn to_vcb(&self) -> Vec<u8> {
+        let params = self.to_params();
+        let mut out = vec![0u8; VCB_HEAD];
+        out[0..4].copy_from_slice(&VCB_MAGIC);
+        LE::write_u16(&mut out[4..6], 1);
+        LE::write_u16(&mut out[6..8], 0);
+        LE::write_u16(&mut out[8..10], self.codec_id().code());
+        LE::write_u32(&mut out[12..16], params.len() as u32);
+        out.extend_from_slice(&params);
+        let c = crc32c::crc32c(&out);
+        out.extend_from_slice(&c.to_le_bytes());
+        out
+    }
+
+    /// Parses a `.vcb` file's bytes; `dims` is the data's dimension it must fit.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for a damaged or foreign file; [`Error::Mismatch`] when the
+    /// codebook was trained for another dimension.
+    pub fn from_vcb(path: &Path, bytes: &[u8], dims: usize) -> Result<Codebook> {
+        let corrupt = |msg: &str| Error::corrupt(path, msg.to_string());
+        if bytes.len() < VCB_HEAD + 4 || bytes[0..4] != VCB_MAGIC {
+            return Err(corrupt("not a vectro codebook (.vcb): bad magic at byte 0"));
+        }
+        if LE::read_u16(&bytes[4..6]) != 1 {
+            return Err(corrupt(
+                "codebook written by a newer vectro: upgrade vectro",
+            ));
+        }
+        let p = LE::read_u32(&bytes[12..16]) as usize;
+        if bytes.len() != VCB_HEAD + p + 4 {
+            return Err(corrupt(
+                "truncated or padded: length does not match byte 12",
+            ));
+        }
+        let stored = LE::read_u32(&bytes[VCB_HEAD + p..]);
+        if crc32c::crc32c(&bytes[..VCB_HEAD + p]) != stored {
+            return Err(corrupt("checksum mismatch: the codebook is corrupt"));
+        }
+        let code = LE::read_u16(&bytes[8..10]);
+        let id = match CodecId::from_code(code) {
+            Some(id @ (CodecId::Pq | CodecId::Opq)) => id,
+            _ => {
+                return Err(corrupt(&format!(
+                    "codec id {code} at byte 8 is not pq or opq"
+                )));
+            }
+        };
+        Codebook::from_params(id, &bytes[VCB_HEAD..VCB_HEAD + p], dims).map_err(|e| match e {
+            Error::Mismatch(m) => Error::Mismatch(format!("{}: {m}", path.display())),
+            e => Error::corrupt(path, e.to_string()),
+        })
+    }
+}
+
+fn id_name(id: CodecId) -> &'static str {
+    if id == CodecId::Opq { "opq" } else { "pq" }
+}
+
+/// Rows a trained codec may sample, without reading anything else.
+pub trait RowSource: Sync {
+    /// Rows available.
+    fn rows(&self) -> u64;
+    /// Dimensions per row.
+    fn dims(&self) -> usize;
+    /// Copies rows `ids` (ascending) as float32 into `out` (`ids.len() × dims`).
+    ///
+    /// # Errors
+    /// A non-finite value, named by row and column.
+    fn read_rows(&self, ids: &[u64], out: &mut [f32]) -> Result<()>;
+}
+
+/// How to draw the training sample.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrainOptions {
+    /// Rows to sample; `None` means `min(rows, 65536)`.
+    pub train_rows: Option<u64>,
+}
+
+/// The default sample size cap: 256 rows per centroid at 8 bits, as faiss caps it.
+pub const DEFAULT_TRAIN_ROWS: u64 = 65_536;
+
+/// Draws a seeded sample of distinct rows from `src`, in file order, and returns them as
+/// `n × dims` floats. Only the sampled rows are read.
+///
+/// # Errors
+/// [`Error::Config`] for `--train-rows 0`; errors of [`RowSource::read_rows`].
+pub fn draw_sample(
+    src: &dyn RowSource,
+    opts: &TrainOptions,
+    seed: u64,
+    ksub: usize,
+    progress: &dyn Progress,
+) -> Result<Vec<f32>> {
+    let want = opts.train_rows.unwrap_or(DEFAULT_TRAIN_ROWS);
+    if want == 0 {
+        return Err(Error::Config("--train-rows must be at least 1".into()));
+    }
+    let n = want.min(src.rows());
+    let floor = MIN_ROWS_PER_CENTROID * ksub as u64;
+    if n < ksub as u64 {
+        return Err(Error::Config(format!(
+            "training needs at least {ksub} rows (one per centroid), the sample has {n}; \
+             use more rows, a larger --train-rows, or nbits=4"
+        )));
+    }
+    if n < floor {
+        progress.note(&format!(
+            "training on {n} rows, fewer than {floor} ({MIN_ROWS_PER_CENTROID} per centroid): \
+             the codebook may be poor; use more rows or --train-rows"
+        ));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut ids: Vec<u64> = if n == src.rows() {
+        (0..n).collect()
+    } else {
+        sample(&mut rng, src.rows() as usize, n as usize)
+            .into_iter()
+            .map(|i| i as u64)
+            .collect()
+    };
+    ids.sort_unstable();
+    let mut out = vec![0f32; n as usize * src.dims()];
+    src.read_rows(&ids, &mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_book(rot: bool) -> Codebook {
+        let dims = 4;
+        Codebook {
+            dims,
+            m: 2,
+            nbits: 4,
+            centroids: (0..dims * 16).map(|i| i as f32 * 0.5).collect(),
+            rotation: rot.then(|| (0..16).map(|i| i as f32).collect()),
+            facts: TrainingFacts {
+                sample_rows: 100,
+                kmeans_iterations: 7,
+                opq_iterations: 3,
+                distortion: 0.25,
+                seed: 9,
+            },
+        }
+    }
+
+    #[test]
+    fn params_and_vcb_round_trip() {
+        for rot in [false, true] {
+            let b = sample_book(rot);
+            let id = b.codec_id();
+            assert_eq!(Codebook::from_params(id, &b.to_params(), 4).unwrap(), b);
+            let v = b.to_vcb();
+            assert_eq!(Codebook::from_vcb(Path::new("x.vcb"), &v, 4).unwrap(), b);
+        }
+    }
+
+    #[test]
+    fn vcb_damage_and_wrong_dims_are_named() {
+        let v = sample_book(false).to_vcb();
+        for i in 0..v.len() {
+            let mut w = v.clone();
+            w[i] ^= 0x10;
+            assert!(
+                Codebook::from_vcb(Path::new("x.vcb"), &w, 4).is_err(),
+                "byte {i}"
+            );
+        }
+        let e = Codebook::from_vcb(Path::new("x.vcb"), &v, 8)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("x.vcb") && e.contains("4-dimensional") && e.contains("8 dims"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn fingerprint_tells_codebooks_apart() {
+        let a = sample_book(false);
+        let mut b = a.clone();
+        b.centroids[3] += 1.0;
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.fingerprint(), a.clone().fingerprint());
+    }
+}

@@ -1,0 +1,346 @@
+//! Optimised product quantization (OPQ, Ge et al. 2013): an orthogonal rotation `R`
+//! learned together with the PQ codebooks, so that each subspace carries a fair share of
+//! the variance and correlated coordinates land in the same subspace.
+//!
+//! Training:
+//! 1. Start from no rotation (`opq_init=identity`, the default), so the alternation only
+//!    improves on PQ. On real 384-d sentence embeddings (10k rows, m = 48, 40 rounds,
+//!    k-means++ seeding) it reached recall@10 0.760, against 0.755 from a seeded random rotation (`random`,
+//!    faiss's start); the parametric start (`pca`: PCA with eigenvalue allocation) stalls in
+//!    a poor local optimum (0.626 after 10 rounds) with the error along the directions of
+//!    largest variance, the ones that rank neighbours.
+//! 2. Alternate: a few Lloyd iterations of the PQ codebooks on `X·R` (warm-started), then
+//!    the best rotation for the fixed reconstruction `Y`, the orthogonal Procrustes
+//!    solution `R = U·Vᵀ` where `Xᵀ·Y = U·Σ·Vᵀ` (SVD by `nalgebra`).
+//! 3. Train the final codebooks on `X·R`, warm-started, with the full iteration budget.
+//!
+//! Every sum runs over fixed blocks of rows in order, so results do not depend on the
+//! thread count.
+
+use nalgebra::{DMatrix, DMatrixView};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
+
+use super::codebook::{Codebook, TrainingFacts};
+use super::kmeans::CentroidTable;
+use super::pq::{OpqInit, PqParams, train_subspaces};
+
+/// Rows per block of the reductions; fixed for determinism.
+const BLOCK: usize = 4096;
+/// Columns per register tile of [`rotate`].
+const TILE_COLS: usize = 32;
+/// Rows per register tile of [`rotate`].
+const TILE_ROWS: usize = 4;
+
+/// `out = x · r` for row-major `x` (`n × d`) and `r` (`d × d`). Each output element is
+/// accumulated over `t = 0..d` in order, whatever the tiling, so one row and a block give
+/// identical bits.
+pub fn rotate(x: &[f32], d: usize, r: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { rotate_avx512(x, d, r, out) };
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { rotate_avx2(x, d, r, out) };
+        }
+    }
+    rotate_scalar(x, d, r, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn rotate_avx512(x: &[f32], d: usize, r: &[f32], out: &mut [f32]) {
+    rotate_scalar(x, d, r, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn rotate_avx2(x: &[f32], d: usize, r: &[f32], out: &mut [f32]) {
+    rotate_scalar(x, d, r, out)
+}
+
+/// The reference of [`rotate`]: a register-tiled loop the compiler vectorises.
+#[inline(always)]
+pub fn rotate_scalar(x: &[f32], d: usize, r: &[f32], out: &mut [f32]) {
+    let n = x.len() / d;
+    let full_rows = n / TILE_ROWS * TILE_ROWS;
+    let full_cols = d / TILE_COLS * TILE_COLS;
+    for i0 in (0..full_rows).step_by(TILE_ROWS) {
+        for j0 in (0..full_cols).step_by(TILE_COLS) {
+            let mut acc = [[0f32; TILE_COLS]; TILE_ROWS];
+            for t in 0..d {
+                let rr = &r[t * d + j0..t * d + j0 + TILE_COLS];
+                for (ri, a) in acc.iter_mut().enumerate() {
+                    let xv = x[(i0 + ri) * d + t];
+                    for (o, &c) in a.iter_mut().zip(rr) {
+                        *o += xv * c;
+                    }
+                }
+            }
+            for (ri, a) in acc.iter().enumerate() {
+                out[(i0 + ri) * d + j0..(i0 + ri) * d + j0 + TILE_COLS].copy_from_slice(a);
+            }
+        }
+        rotate_edge(x, d, r, out, i0..i0 + TILE_ROWS, full_cols);
+    }
+    rotate_edge(x, d, r, out, full_rows..n, 0);
+}
+
+/// Rows `rows`, columns `first_col..d`, one element at a time in the same order.
+fn rotate_edge(
+    x: &[f32],
+    d: usize,
+    r: &[f32],
+    out: &mut [f32],
+    rows: std::ops::Range<usize>,
+    first_col: usize,
+) {
+    for i in rows {
+        for j in first_col..d {
+            let mut acc = 0f32;
+            for t in 0..d {
+                acc += x[i * d + t] * r[t * d + j];
+            }
+            out[i * d + j] = acc;
+        }
+    }
+}
+
+/// [`rotate`] over many rows, in parallel over fixed blocks.
+fn rotate_par(x: &[f32], d: usize, r: &[f32]) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(BLOCK * d)
+        .zip(x.par_chunks(BLOCK * d))
+        .for_each(|(o, xb)| rotate(xb, d, r, o));
+    out
+}
+
+/// The transpose of a row-major `d × d` matrix.
+pub fn transpose(r: &[f32], d: usize) -> Vec<f32> {
+    let mut t = vec![0f32; d * d];
+    for i in 0..d {
+        for j in 0..d {
+            t[j * d + i] = r[i * d + j];
+        }
+    }
+    t
+}
+
+/// `Aᵀ·B` for row-major `a`, `b` (`n × d`), summed over fixed blocks of rows in order.
+fn cross(a: &[f32], b: &[f32], d: usize) -> DMatrix<f64> {
+    let parts: Vec<DMatrix<f32>> = a
+        .par_chunks(BLOCK * d)
+        .zip(b.par_chunks(BLOCK * d))
+        .map(|(ab, bb)| {
+            let n = ab.len() / d;
+            // Column-major views: `ab` read as d × n is Aᵀ; `bb` with strides is B (n × d).
+            let at = DMatrixView::from_slice(ab, d, n);
+            let bv = DMatrixView::from_slice_with_strides(bb, n, d, d, 1);
+            let mut m = DMatrix::<f32>::zeros(d, d);
+            m.gemm(1.0, &at, &bv, 0.0);
+            m
+        })
+        .collect();
+    let mut sum = DMatrix::<f64>::zeros(d, d);
+    for p in &parts {
+        sum.zip_apply(p, |s, v| *s += f64::from(v));
+    }
+    sum
+}
+
+/// The parametric OPQ start: PCA eigenvectors dealt to subspaces so that the products of
+/// their eigenvalues are balanced. Returns `R` (row-major, `x · R`).
+fn eigen_allocation(x: &[f32], d: usize, m: usize) -> Vec<f32> {
+    let n = x.len() / d;
+    let mut mean = vec![0f64; d];
+    for row in x.chunks_exact(d) {
+        mean.iter_mut()
+            .zip(row)
+            .for_each(|(a, &v)| *a += f64::from(v));
+    }
+    mean.iter_mut().for_each(|a| *a /= n as f64);
+    let mut cov = cross(x, x, d);
+    for i in 0..d {
+        for j in 0..d {
+            cov[(i, j)] = cov[(i, j)] / n as f64 - mean[i] * mean[j];
+        }
+    }
+    let eig = cov.symmetric_eigen();
+    let mut order: Vec<usize> = (0..d).collect();
+    order.sort_by(|&a, &b| {
+        eig.eigenvalues[b]
+            .total_cmp(&eig.eigenvalues[a])
+            .then(a.cmp(&b))
+    });
+    let dsub = d / m;
+    let mut fill = vec![0usize; m];
+    let mut log_prod = vec![0f64; m];
+    let mut r = vec![0f32; d * d];
+    for &e in &order {
+        let b = (0..m)
+            .filter(|&b| fill[b] < dsub)
+            .min_by(|&a, &b| log_prod[a].total_cmp(&log_prod[b]).then(a.cmp(&b)))
+            .expect("a bucket with room");
+        let col = b * dsub + fill[b];
+        fill[b] += 1;
+        log_prod[b] += eig.eigenvalues[e].max(1e-12).ln();
+        for t in 0..d {
+            r[t * d + col] = eig.eigenvectors[(t, e)] as f32;
+        }
+    }
+    r
+}
+
+/// A seeded random orthogonal `d × d` matrix: Q of the QR of a Gaussian matrix.
+fn random_rotation(d: usize, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let g = DMatrix::<f64>::from_fn(d, d, |_, _| StandardNormal.sample(&mut rng));
+    let q = g.qr().q();
+    (0..d * d).map(|k| q[(k / d, k % d)] as f32).collect()
+}
+
+/// The reconstruction of rotated rows `xr` by the codebooks `centroids`.
+fn reconstruct(xr: &[f32], d: usize, p: &PqParams, centroids: &[f32]) -> Vec<f32> {
+    let (ksub, dsub) = (p.ksub(), d / p.m);
+    let tables: Vec<CentroidTable> = centroids
+        .chunks_exact(ksub * dsub)
+        .map(|c| CentroidTable::new(c, ksub, dsub))
+        .collect();
+    let mut y = vec![0f32; xr.len()];
+    y.par_chunks_mut(BLOCK * d)
+        .zip(xr.par_chunks(BLOCK * d))
+        .for_each(|(yb, xb)| {
+            let mut scratch = vec![0f32; ksub];
+            for (yr, xrow) in yb.chunks_exact_mut(d).zip(xb.chunks_exact(d)) {
+                for (s, t) in tables.iter().enumerate() {
+                    let (j, _) = t.nearest(&xrow[s * dsub..(s + 1) * dsub], &mut scratch);
+                    let at = (s * ksub + j) * dsub;
+                    yr[s * dsub..(s + 1) * dsub].copy_from_slice(&centroids[at..at + dsub]);
+                }
+            }
+        });
+    y
+}
+
+/// The orthogonal `R` minimising `‖X·R − Y‖`: `U·Vᵀ` from the SVD of `Xᵀ·Y`.
+fn procrustes(x: &[f32], y: &[f32], d: usize) -> Vec<f32> {
+    let svd = cross(x, y, d).svd(true, true);
+    let (u, vt) = (svd.u.expect("asked for U"), svd.v_t.expect("asked for Vᵀ"));
+    let r = u * vt;
+    let mut out = vec![0f32; d * d];
+    for i in 0..d {
+        for j in 0..d {
+            out[i * d + j] = r[(i, j)] as f32;
+        }
+    }
+    out
+}
+
+/// Trains an OPQ codebook (rotation and PQ codebooks) on `sample` (`n × dims`). Nothing is
+/// reported per round: the training facts go into the codebook, where `info` shows them.
+pub fn train(p: &PqParams, sample: &[f32], dims: usize) -> Codebook {
+    let mut r = match p.opq_init {
+        OpqInit::Random => random_rotation(dims, p.seed),
+        OpqInit::Identity => (0..dims * dims)
+            .map(|k| f32::from(u8::from(k / dims == k % dims)))
+            .collect(),
+        OpqInit::Pca => eigen_allocation(sample, dims, p.m),
+    };
+    let mut centroids: Option<Vec<f32>> = None;
+    for it in 0..p.opq_iters {
+        let xr = rotate_par(sample, dims, &r);
+        // The first round seeds the codebooks properly; later rounds only refine them.
+        let inner = PqParams {
+            max_iter: if it == 0 { 8 } else { 3 },
+            tol: 0.0,
+            ..*p
+        };
+        let (c, _, _) = train_subspaces(&inner, &xr, dims, centroids.as_deref());
+        let y = reconstruct(&xr, dims, p, &c);
+        r = procrustes(sample, &y, dims);
+        centroids = Some(c);
+    }
+    let xr = rotate_par(sample, dims, &r);
+    let (centroids, iters, distortion) = train_subspaces(p, &xr, dims, centroids.as_deref());
+    Codebook {
+        dims,
+        m: p.m,
+        nbits: p.nbits,
+        centroids,
+        rotation: Some(r),
+        facts: TrainingFacts {
+            sample_rows: (sample.len() / dims) as u64,
+            kmeans_iterations: iters as u32,
+            opq_iterations: p.opq_iters as u32,
+            distortion,
+            seed: p.seed,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{RngExt, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn random(n: usize, seed: u64) -> Vec<f32> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+    }
+
+    #[test]
+    fn rotate_matches_a_plain_loop_and_one_row_matches_a_block() {
+        for (n, d) in [(9, 70), (4, 32), (1, 5)] {
+            let (x, r) = (random(n * d, 1), random(d * d, 2));
+            let mut fast = vec![0f32; n * d];
+            rotate(&x, d, &r, &mut fast);
+            let mut slow = vec![0f32; n * d];
+            rotate_edge(&x, d, &r, &mut slow, 0..n, 0);
+            assert!(
+                fast.iter()
+                    .zip(&slow)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{n}x{d}"
+            );
+            let mut scalar = vec![0f32; n * d];
+            rotate_scalar(&x, d, &r, &mut scalar);
+            assert_eq!(fast, scalar);
+        }
+    }
+
+    #[test]
+    fn procrustes_recovers_a_known_rotation() {
+        let d = 6;
+        let x = random(200 * d, 3);
+        // A rotation from the QR of a random matrix.
+        let q = DMatrix::from_fn(d, d, |i, j| f64::from(random(d * d, 4)[i * d + j]))
+            .qr()
+            .q();
+        let rq: Vec<f32> = (0..d * d).map(|k| q[(k / d, k % d)] as f32).collect();
+        let mut y = vec![0f32; x.len()];
+        rotate(&x, d, &rq, &mut y);
+        let r = procrustes(&x, &y, d);
+        assert!(r.iter().zip(&rq).all(|(a, b)| (a - b).abs() < 1e-4));
+    }
+
+    #[test]
+    fn eigen_allocation_is_orthogonal() {
+        let d = 8;
+        let r = eigen_allocation(&random(300 * d, 5), d, 4);
+        let rt = transpose(&r, d);
+        let mut id = vec![0f32; d * d];
+        rotate(&r, d, &rt, &mut id);
+        for i in 0..d {
+            for j in 0..d {
+                let want = if i == j { 1.0 } else { 0.0 };
+                assert!((id[i * d + j] - want).abs() < 1e-5);
+            }
+        }
+    }
+}

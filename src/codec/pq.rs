@@ -1,0 +1,498 @@
+//! Product quantization (PQ), and the codec for OPQ (PQ after a learned rotation).
+//!
+//! A row is cut into `m` subspaces of `dims / m` coordinates; each subspace is replaced by
+//! the index of its nearest centroid among `2^nbits` trained by k-means. A row costs
+//! `m × nbits / 8` bytes. Decoding concatenates the centroids (and, for OPQ, rotates back).
+//!
+//! Payload of a chunk of `n` rows: `n × code_bytes` bytes, row-major; with `nbits = 4` the
+//! code of subspace `j` is in byte `j / 2`, low nibble for even `j`.
+
+use rayon::prelude::*;
+
+use super::codebook::{Codebook, TrainingFacts};
+use super::kmeans::{self, CentroidTable, KMeansParams};
+use super::{Codec, CodecId, CodecSpec, EncodeFault, opq};
+use crate::error::{Error, Result};
+use crate::pipeline::Progress;
+
+/// Training settings parsed from `--codec pq:m=48,nbits=8,...`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PqParams {
+    /// Subspaces.
+    pub m: usize,
+    /// Bits per code: 8 or 4.
+    pub nbits: u8,
+    /// Most Lloyd iterations per subspace (`iters=`).
+    pub max_iter: usize,
+    /// Early stop when an iteration improves distortion by less than this fraction (`tol=`).
+    pub tol: f64,
+    /// Seed of the sample and the initialisation (`seed=`).
+    pub seed: u64,
+    /// OPQ rotation updates (`opq_iters=`); ignored by PQ.
+    pub opq_iters: usize,
+    /// OPQ starting rotation (`opq_init=random|identity|pca`); ignored by PQ.
+    pub opq_init: OpqInit,
+    /// k-means seeding (`kinit=random|kpp`): uniformly drawn rows, or greedy k-means++.
+    pub kmeans_pp: bool,
+}
+
+/// Where OPQ's alternation starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpqInit {
+    /// A seeded random orthogonal matrix, as faiss starts.
+    Random,
+    /// No rotation: OPQ then only improves on PQ.
+    Identity,
+    /// PCA with eigenvalue allocation (the parametric OPQ solution).
+    Pca,
+}
+
+impl PqParams {
+    /// Parses the parameter list of `pq:` or `opq:` for `dims`-dimensional rows.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a missing `m`, an unknown key, a bad value, or `m` not dividing
+    /// `dims` (the message lists the values that do).
+    pub fn parse(name: &str, text: &str, dims: usize) -> Result<PqParams> {
+        let mut p = PqParams {
+            m: 0,
+            nbits: 8,
+            max_iter: 25,
+            tol: 2e-3,
+            seed: 1234,
+            opq_iters: 40,
+            opq_init: OpqInit::Identity,
+            kmeans_pp: false,
+        };
+        let bad = |msg: String| Error::Config(format!("{name}: {msg}"));
+        for kv in text.split(',').filter(|s| !s.is_empty()) {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| bad(format!("expected key=value, got '{kv}' (e.g. {name}:m=48)")))?;
+            let num = |what: &str| -> Result<u64> {
+                v.parse()
+                    .map_err(|_| bad(format!("{what} must be a whole number, got '{v}'")))
+            };
+            match k {
+                "m" => p.m = num("m")? as usize,
+                "nbits" => p.nbits = num("nbits")?.min(255) as u8,
+                "iters" => p.max_iter = num("iters")? as usize,
+                "seed" => p.seed = num("seed")?,
+                "opq_iters" => p.opq_iters = num("opq_iters")? as usize,
+                "kinit" => {
+                    p.kmeans_pp = match v {
+                        "kpp" => true,
+                        "random" => false,
+                        _ => return Err(bad(format!("kinit must be kpp or random, got '{v}'"))),
+                    }
+                }
+                "opq_init" => {
+                    p.opq_init = match v {
+                        "random" => OpqInit::Random,
+                        "identity" => OpqInit::Identity,
+                        "pca" => OpqInit::Pca,
+                        _ => {
+                            return Err(bad(format!(
+                                "opq_init must be random, identity or pca, got '{v}'"
+                            )));
+                        }
+                    }
+                }
+                "tol" => {
+                    p.tol = v
+                        .parse()
+                        .ok()
+                        .filter(|t: &f64| (0.0..1.0).contains(t))
+                        .ok_or_else(|| bad(format!("tol must be in [0, 1), got '{v}'")))?
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "unknown parameter '{k}'; known: m, nbits, iters, tol, seed, kinit, opq_iters, opq_init"
+                    )));
+                }
+            }
+        }
+        if p.m == 0 {
+            return Err(bad(format!(
+                "needs the number of subspaces m, e.g. {name}:m={}",
+                suggest_m(dims)
+            )));
+        }
+        if p.nbits != 4 && p.nbits != 8 {
+            return Err(bad(format!("nbits must be 8 or 4, got {}", p.nbits)));
+        }
+        if !dims.is_multiple_of(p.m) {
+            let valid: Vec<String> = (1..=dims)
+                .filter(|&m| dims.is_multiple_of(m))
+                .map(|m| m.to_string())
+                .collect();
+            return Err(bad(format!(
+                "{dims} dims are not divisible by m={}; valid m for {dims} dims: {}",
+                p.m,
+                valid.join(", ")
+            )));
+        }
+        if p.m > u16::MAX as usize {
+            return Err(bad(format!("m = {} is too large (at most 65535)", p.m)));
+        }
+        Ok(p)
+    }
+
+    /// Centroids per subspace.
+    pub fn ksub(&self) -> usize {
+        1 << self.nbits
+    }
+}
+
+/// A divisor of `dims` giving about 8 dimensions per subspace, for the error message.
+fn suggest_m(dims: usize) -> usize {
+    (1..=dims)
+        .filter(|&m| dims.is_multiple_of(m))
+        .min_by_key(|m| (dims / m).abs_diff(8))
+        .unwrap_or(1)
+}
+
+/// Trains a PQ (or, for [`CodecId::Opq`], OPQ) codebook on `sample` (`n × dims`).
+/// `_progress` is kept for long trainings to report on.
+pub fn train(
+    id: CodecId,
+    p: &PqParams,
+    sample: &[f32],
+    dims: usize,
+    _progress: &dyn Progress,
+) -> Codebook {
+    if id == CodecId::Opq {
+        return opq::train(p, sample, dims);
+    }
+    let (centroids, iters, distortion) = train_subspaces(p, sample, dims, None);
+    Codebook {
+        dims,
+        m: p.m,
+        nbits: p.nbits,
+        centroids,
+        rotation: None,
+        facts: TrainingFacts {
+            sample_rows: (sample.len() / dims) as u64,
+            kmeans_iterations: iters as u32,
+            opq_iterations: 0,
+            distortion,
+            seed: p.seed,
+        },
+    }
+}
+
+/// k-means in each subspace, in parallel; from k-means++ or, with `warm`, from given
+/// centroids. Returns the centroids, the most iterations any subspace ran, and the total
+/// mean squared error per row.
+pub(crate) fn train_subspaces(
+    p: &PqParams,
+    data: &[f32],
+    dims: usize,
+    warm: Option<&[f32]>,
+) -> (Vec<f32>, usize, f64) {
+    let dsub = dims / p.m;
+    let ksub = p.ksub();
+    let parts: Vec<kmeans::KMeans> = (0..p.m)
+        .into_par_iter()
+        .map(|s| {
+            let sub = subspace(data, dims, s * dsub, dsub);
+            let kp = KMeansParams {
+                k: ksub,
+                max_iter: p.max_iter,
+                tol: p.tol,
+                seed: p.seed ^ (s as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            };
+            match warm {
+                Some(w) => kmeans::refine(
+                    &sub,
+                    dsub,
+                    &kp,
+                    w[s * ksub * dsub..(s + 1) * ksub * dsub].to_vec(),
+                ),
+                None if p.kmeans_pp => kmeans::train(&sub, dsub, &kp),
+                None => kmeans::train_random_init(&sub, dsub, &kp),
+            }
+        })
+        .collect();
+    let iters = parts.iter().map(|k| k.iterations).max().unwrap_or(0);
+    let distortion = parts.iter().map(|k| k.distortion).sum();
+    let centroids = parts.into_iter().flat_map(|k| k.centroids).collect();
+    (centroids, iters, distortion)
+}
+
+/// Columns `first..first + width` of a row-major `n × dims` matrix, contiguous.
+fn subspace(data: &[f32], dims: usize, first: usize, width: usize) -> Vec<f32> {
+    data.chunks_exact(dims)
+        .flat_map(|r| &r[first..first + width])
+        .copied()
+        .collect()
+}
+
+/// The PQ and OPQ codec: a frozen codebook.
+#[derive(Debug, Clone)]
+pub struct Pq {
+    book: Codebook,
+    tables: Vec<CentroidTable>,
+    /// `Rᵀ` for decoding (OPQ only): `x̂ = ŷ · Rᵀ`.
+    rt: Option<Vec<f32>>,
+}
+
+impl Pq {
+    /// The codec of a trained codebook.
+    pub fn new(book: Codebook) -> Pq {
+        let (ksub, dsub) = (book.ksub(), book.dsub());
+        let tables = book
+            .centroids
+            .chunks_exact(ksub * dsub)
+            .map(|c| CentroidTable::new(c, ksub, dsub))
+            .collect();
+        let rt = book.rotation.as_ref().map(|r| opq::transpose(r, book.dims));
+        Pq { book, tables, rt }
+    }
+
+    /// The codebook.
+    pub fn codebook(&self) -> &Codebook {
+        &self.book
+    }
+
+    /// Writes the codes of the (already rotated) rows `x` into `out`.
+    pub(crate) fn encode_rotated(&self, x: &[f32], out: &mut [u8]) {
+        let (d, dsub, cb) = (self.book.dims, self.book.dsub(), self.book.code_bytes());
+        let mut scratch = vec![0f32; self.book.ksub()];
+        for (row, code) in x.chunks_exact(d).zip(out.chunks_exact_mut(cb)) {
+            code.fill(0);
+            for (s, t) in self.tables.iter().enumerate() {
+                let (j, _) = t.nearest(&row[s * dsub..(s + 1) * dsub], &mut scratch);
+                put_code(code, s, self.book.nbits, j);
+            }
+        }
+    }
+
+    /// The reconstruction of one row in the rotated space.
+    fn decode_rotated(&self, code: &[u8], out: &mut [f32]) {
+        let (ksub, dsub) = (self.book.ksub(), self.book.dsub());
+        for (s, o) in out.chunks_exact_mut(dsub).enumerate() {
+            let j = get_code(code, s, self.book.nbits);
+            let at = (s * ksub + j) * dsub;
+            o.copy_from_slice(&self.book.centroids[at..at + dsub]);
+        }
+    }
+}
+
+/// Stores code `j` of subspace `s`.
+fn put_code(code: &mut [u8], s: usize, nbits: u8, j: usize) {
+    if nbits == 8 {
+        code[s] = j as u8;
+    } else {
+        code[s / 2] |= (j as u8 & 0xf) << (4 * (s % 2));
+    }
+}
+
+/// Reads the code of subspace `s`.
+pub fn get_code(code: &[u8], s: usize, nbits: u8) -> usize {
+    if nbits == 8 {
+        code[s] as usize
+    } else {
+        ((code[s / 2] >> (4 * (s % 2))) & 0xf) as usize
+    }
+}
+
+impl Codec for Pq {
+    fn name(&self) -> String {
+        let kind = if self.book.rotation.is_some() {
+            "opq"
+        } else {
+            "pq"
+        };
+        format!("{kind}:m={},nbits={}", self.book.m, self.book.nbits)
+    }
+
+    fn spec(&self) -> CodecSpec {
+        CodecSpec {
+            id: self.book.codec_id(),
+            params: self.book.to_params(),
+        }
+    }
+
+    fn dims(&self) -> usize {
+        self.book.dims
+    }
+
+    fn encoded_len(&self, rows: usize) -> usize {
+        rows * self.book.code_bytes()
+    }
+
+    fn encode(&self, input: &[f32], out: &mut [u8]) -> Result<(), EncodeFault> {
+        match &self.book.rotation {
+            None => self.encode_rotated(input, out),
+            Some(r) => {
+                let mut x = vec![0f32; input.len()];
+                opq::rotate(input, self.book.dims, r, &mut x);
+                self.encode_rotated(&x, out);
+            }
+        }
+        Ok(())
+    }
+
+    fn decode(&self, payload: &[u8], rows: usize, out: &mut [f32]) {
+        let (d, cb) = (self.book.dims, self.book.code_bytes());
+        let target: &mut [f32] = &mut out[..rows * d];
+        match &self.rt {
+            None => {
+                for (code, o) in payload.chunks_exact(cb).zip(target.chunks_exact_mut(d)) {
+                    self.decode_rotated(code, o);
+                }
+            }
+            Some(rt) => {
+                let mut y = vec![0f32; rows * d];
+                for (code, o) in payload.chunks_exact(cb).zip(y.chunks_exact_mut(d)) {
+                    self.decode_rotated(code, o);
+                }
+                opq::rotate(&y, d, rt, target);
+            }
+        }
+    }
+
+    fn decode_row(&self, payload: &[u8], _rows: usize, row: usize, out: &mut [f32]) {
+        let cb = self.book.code_bytes();
+        // One row through the same block path, so both decoding paths agree bit for bit.
+        self.decode(&payload[row * cb..(row + 1) * cb], 1, out);
+    }
+
+    fn facts(&self) -> Vec<(String, String)> {
+        let f = &self.book.facts;
+        let mut v = vec![
+            (
+                "codebook".into(),
+                format!(
+                    "{:08x} (crc32c of the codebook section)",
+                    self.book.fingerprint()
+                ),
+            ),
+            ("train rows".into(), f.sample_rows.to_string()),
+            ("k-means iterations".into(), f.kmeans_iterations.to_string()),
+        ];
+        if self.book.rotation.is_some() {
+            v.push(("opq iterations".into(), f.opq_iterations.to_string()));
+        }
+        v.push((
+            "train distortion".into(),
+            format!("{:.6} (mean squared error per row)", f.distortion),
+        ));
+        v.push(("train seed".into(), f.seed.to_string()));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::harness::round_trip;
+    use crate::pipeline::NoProgress;
+    use rand::{RngExt, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Rows near one of a few centres per subspace, so PQ can represent them well.
+    fn data(rows: usize, dims: usize, seed: u64) -> Vec<f32> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        (0..rows * dims)
+            .map(|_| rng.random_range(0..4) as f32 + rng.random_range(-0.05f32..0.05))
+            .collect()
+    }
+
+    fn params(text: &str, dims: usize) -> PqParams {
+        PqParams::parse("pq", text, dims).unwrap()
+    }
+
+    #[test]
+    fn round_trip_reaches_the_training_distortion() {
+        let (dims, rows) = (16, 2000);
+        let x = data(rows, dims, 1);
+        for (id, text) in [
+            (CodecId::Pq, "m=8,kinit=kpp"),
+            (CodecId::Pq, "m=8,nbits=4,kinit=kpp"),
+            (CodecId::Opq, "m=4"),
+        ] {
+            let book = train(id, &params(text, dims), &x, dims, &NoProgress);
+            let codec = Pq::new(book.clone());
+            let y = round_trip(&codec, &x);
+            let mse: f64 = x
+                .iter()
+                .zip(&y)
+                .map(|(a, b)| f64::from(a - b).powi(2))
+                .sum::<f64>()
+                / rows as f64;
+            // Encoding the training rows reproduces the training distortion.
+            assert!(
+                (mse - book.facts.distortion).abs() <= 1e-3 * book.facts.distortion.max(1e-3),
+                "{text}: {mse} vs {}",
+                book.facts.distortion
+            );
+            // PQ (seeded by k-means++, which finds separated clusters that uniformly drawn
+            // rows may miss): 2 coordinates per subspace take 16 combinations of centres,
+            // which the centroids cover; what is left is the noise, variance 8.3e-4 each.
+            // OPQ rotates away from that lattice; it must still explain most of the
+            // variance (1.25 per coordinate).
+            let bound = if id == CodecId::Pq { 0.01 } else { 0.1 };
+            assert!(mse < dims as f64 * bound, "{text}: mse {mse}");
+        }
+    }
+
+    #[test]
+    fn dims_not_divisible_by_m_lists_valid_values() {
+        let e = PqParams::parse("pq", "m=50", 384).unwrap_err().to_string();
+        assert!(e.contains("384 dims are not divisible by m=50"), "{e}");
+        assert!(
+            e.contains("valid m for 384 dims: 1, 2, 3, 4, 6, 8,")
+                && e.contains(" 48, 64, 96, 128, 192, 384"),
+            "{e}"
+        );
+        let e = PqParams::parse("pq", "", 384).unwrap_err().to_string();
+        assert!(e.contains("pq:m=48"), "{e}");
+        let e = PqParams::parse("opq", "m=8,nbits=6", 384)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nbits must be 8 or 4"), "{e}");
+        let e = PqParams::parse("pq", "m=8,q=1", 384)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown parameter 'q'"), "{e}");
+    }
+
+    #[test]
+    fn nibble_codes_pack_two_per_byte() {
+        let mut code = [0u8; 2];
+        for (s, j) in [(0, 3), (1, 15), (2, 9)] {
+            put_code(&mut code, s, 4, j);
+        }
+        assert_eq!(code, [0xf3, 0x09]);
+        assert_eq!(
+            (0..3).map(|s| get_code(&code, s, 4)).collect::<Vec<_>>(),
+            [3, 15, 9]
+        );
+    }
+
+    #[test]
+    fn training_is_identical_for_any_thread_count() {
+        let dims = 8;
+        let x = data(600, dims, 2);
+        for id in [CodecId::Pq, CodecId::Opq] {
+            let run = |t| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .unwrap()
+                    .install(|| {
+                        train(
+                            id,
+                            &params("m=4,nbits=4,iters=8", dims),
+                            &x,
+                            dims,
+                            &NoProgress,
+                        )
+                    })
+            };
+            assert_eq!(run(1), run(3), "{id:?}");
+        }
+    }
+}

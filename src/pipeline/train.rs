@@ -1,0 +1,84 @@
+//! Training a codebook from a memory-mapped `.npy`: only the sampled rows are read.
+
+use std::path::Path;
+
+use super::Progress;
+use super::reader::{Input, NpySource};
+use crate::codec::{self, Codebook, RowSource, TrainOptions};
+use crate::error::{Error, Result};
+
+/// Sampled rows are copied in batches of this many; the pages behind each batch are then
+/// released, so the resident set never holds more than the sample itself.
+const BATCH: usize = 1024;
+
+impl RowSource for NpySource {
+    fn rows(&self) -> u64 {
+        self.header().rows
+    }
+
+    fn dims(&self) -> usize {
+        self.header().dims as usize
+    }
+
+    fn read_rows(&self, ids: &[u64], out: &mut [f32]) -> Result<()> {
+        let d = RowSource::dims(self);
+        let dtype = self.header().dtype;
+        for (batch, dst) in ids.chunks(BATCH).zip(out.chunks_mut(BATCH * d)) {
+            for (&r, o) in batch.iter().zip(dst.chunks_exact_mut(d)) {
+                dtype.to_f32(self.row_bytes(r, 1), o);
+                if let Some(c) = o.iter().position(|v| !v.is_finite()) {
+                    return Err(Error::NonFinite {
+                        path: self.path().to_path_buf(),
+                        row: r,
+                        col: c as u64,
+                        value: format!("{}", o[c]),
+                    });
+                }
+            }
+            if let (Some(&a), Some(&b)) = (batch.first(), batch.last()) {
+                self.release_rows(a, b + 1);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Any input `compress` takes: the rows are sampled through [`Input::read_rows`], which
+/// refuses a stream (it cannot be sampled before it is read).
+impl RowSource for Input {
+    fn rows(&self) -> u64 {
+        self.header().rows
+    }
+
+    fn dims(&self) -> usize {
+        self.header().dims as usize
+    }
+
+    fn read_rows(&self, ids: &[u64], out: &mut [f32]) -> Result<()> {
+        Input::read_rows(self, ids, out)
+    }
+}
+
+/// Trains the codebook of `codec` (`pq:...` or `opq:...`) on a seeded sample of the `.npy`
+/// at `input`, for `vectro train`.
+///
+/// # Errors
+/// A bad input or codec string, too few rows, or a non-finite value in the sample.
+pub fn train(
+    input: &Path,
+    codec: &str,
+    opts: &TrainOptions,
+    progress: &dyn Progress,
+) -> Result<Codebook> {
+    let source = NpySource::open(input)?;
+    codec::train_codebook(codec, &source, opts, progress)
+}
+
+/// Reads a `.vcb` codebook for `dims`-dimensional data.
+///
+/// # Errors
+/// [`Error::Io`] if unreadable; the errors of [`Codebook::from_vcb`].
+pub fn read_codebook(path: &Path, dims: usize) -> Result<Codebook> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, "reading", e))?;
+    Codebook::from_vcb(path, &bytes, dims)
+}

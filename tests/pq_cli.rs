@@ -1,0 +1,220 @@
+//! The pq/opq codecs end to end through the `vectro` binary.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+fn vectro() -> Command {
+    Command::cargo_bin("vectro").unwrap()
+}
+
+fn generate(dir: &Path, rows: u64, dims: u64) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let npy = dir.join("x.npy");
+    vectro()
+        .args([
+            "generate",
+            "--clusters",
+            "8",
+            "-q",
+            "--rows",
+            &rows.to_string(),
+        ])
+        .args(["--dims", &dims.to_string(), "--out"])
+        .arg(&npy)
+        .assert()
+        .success();
+    npy
+}
+
+/// Runs compress and returns its stderr (where notes go).
+fn compress(npy: &Path, out: &Path, extra: &[&str]) -> String {
+    let o = vectro()
+        .args([
+            "compress",
+            "--no-fsync",
+            "-q",
+            "--chunk-rows",
+            "100",
+            "--in",
+        ])
+        .arg(npy)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .assert()
+        .success();
+    String::from_utf8_lossy(&o.get_output().stderr).into_owned()
+}
+
+fn stderr_of_failure(args: &[&str], paths: &[(&str, &Path)]) -> String {
+    let mut c = vectro();
+    c.args(args);
+    for (flag, p) in paths {
+        c.arg(flag).arg(p);
+    }
+    let o = c.assert().failure();
+    String::from_utf8_lossy(&o.get_output().stderr).into_owned()
+}
+
+#[test]
+fn shared_codebook_gives_the_same_file_as_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let npy = generate(dir.path(), 700, 16);
+    for codec in ["pq:m=4,nbits=4", "opq:m=4,nbits=4,opq_iters=2"] {
+        let one = dir.path().join("one.vectro");
+        let shared = dir.path().join("two.vectro");
+        let vcb = dir.path().join("c.vcb");
+        let warn = compress(
+            &npy,
+            &one,
+            &["--force", "--codec", codec, "--train-rows", "500"],
+        );
+        assert!(warn.contains("fewer than 624"), "{warn}");
+        vectro()
+            .args([
+                "train",
+                "-q",
+                "--force",
+                "--codec",
+                codec,
+                "--train-rows",
+                "500",
+                "--in",
+            ])
+            .arg(&npy)
+            .arg("--out")
+            .arg(&vcb)
+            .assert()
+            .success();
+        compress(
+            &npy,
+            &shared,
+            &["--force", "--codebook", vcb.to_str().unwrap()],
+        );
+        assert_eq!(
+            std::fs::read(&one).unwrap(),
+            std::fs::read(&shared).unwrap(),
+            "{codec}"
+        );
+    }
+}
+
+#[test]
+fn same_bytes_for_any_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let npy = generate(dir.path(), 600, 16);
+    for codec in ["pq:m=8,nbits=4", "opq:m=4,nbits=4,opq_iters=2"] {
+        let files: Vec<Vec<u8>> = ["1", "3"]
+            .iter()
+            .map(|t| {
+                let out = dir.path().join(format!("t{t}.vectro"));
+                compress(&npy, &out, &["--force", "--codec", codec, "--threads", t]);
+                std::fs::read(out).unwrap()
+            })
+            .collect();
+        assert_eq!(files[0], files[1], "{codec}");
+    }
+}
+
+#[test]
+fn info_shows_training_and_decompress_reconstructs() {
+    let dir = tempfile::tempdir().unwrap();
+    let npy = generate(dir.path(), 400, 16);
+    let out = dir.path().join("x.vectro");
+    compress(&npy, &out, &["--codec", "opq:m=4,nbits=4,opq_iters=1"]);
+    let info = vectro().arg("info").arg(&out).assert().success();
+    let text = String::from_utf8_lossy(&info.get_output().stdout).into_owned();
+    for want in [
+        "opq:m=4,nbits=4",
+        "train rows:    400",
+        "k-means iterations:",
+        "opq iterations: 1",
+        "train distortion:",
+    ] {
+        assert!(text.contains(want), "missing '{want}' in:\n{text}");
+    }
+    let back = dir.path().join("y.npy");
+    vectro()
+        .args(["decompress", "-q", "--no-fsync", "--in"])
+        .arg(&out)
+        .arg("--out")
+        .arg(&back)
+        .assert()
+        .success();
+    let read = |p: &Path| -> Vec<f32> {
+        npyz::NpyFile::new(&std::fs::read(p).unwrap()[..])
+            .unwrap()
+            .into_vec()
+            .unwrap()
+    };
+    let (x, y) = (read(&npy), read(&back));
+    let err: f64 = x
+        .iter()
+        .zip(&y)
+        .map(|(a, b)| f64::from(a - b).powi(2))
+        .sum();
+    let energy: f64 = x.iter().map(|a| f64::from(*a).powi(2)).sum();
+    assert!(
+        err < 0.5 * energy,
+        "reconstruction error {err} vs energy {energy}"
+    );
+}
+
+#[test]
+fn bad_requests_are_named_and_leave_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let npy = generate(dir.path(), 300, 12);
+    let out = dir.path().join("x.vectro");
+    let io = [("--in", npy.as_path()), ("--out", out.as_path())];
+    let msg = stderr_of_failure(&["compress", "--codec", "pq:m=5"], &io);
+    assert!(
+        msg.contains("12 dims are not divisible by m=5; valid m for 12 dims: 1, 2, 3, 4, 6, 12"),
+        "{msg}"
+    );
+    // nbits=8 needs one row per centroid at the very least.
+    let msg = stderr_of_failure(
+        &["compress", "--codec", "pq:m=3", "--train-rows", "100"],
+        &io,
+    );
+    assert!(msg.contains("at least 256 rows"), "{msg}");
+    // A codebook trained on data of another dimension.
+    let other = generate(&dir.path().join("o"), 300, 8);
+    let vcb = dir.path().join("c.vcb");
+    vectro()
+        .args(["train", "-q", "--codec", "pq:m=2,nbits=4", "--in"])
+        .arg(&other)
+        .arg("--out")
+        .arg(&vcb)
+        .assert()
+        .success();
+    let msg = stderr_of_failure(
+        &["compress"],
+        &[("--codebook", vcb.as_path()), io[0], io[1]],
+    );
+    assert!(
+        msg.contains("c.vcb") && msg.contains("8-dimensional") && msg.contains("12 dims"),
+        "{msg}"
+    );
+    // A codebook of another kind than --codec asks for.
+    let npy8 = other;
+    let msg = stderr_of_failure(
+        &["compress", "--codec", "opq:m=2"],
+        &[
+            ("--codebook", vcb.as_path()),
+            ("--in", npy8.as_path()),
+            io[1],
+        ],
+    );
+    assert!(msg.contains("the codebook is pq:m=2,nbits=4"), "{msg}");
+    let msg = stderr_of_failure(
+        &["compress", "--codec", "pq:m=4,nbits=4"],
+        &[
+            ("--codebook", vcb.as_path()),
+            ("--in", npy8.as_path()),
+            io[1],
+        ],
+    );
+    assert!(msg.contains("train a matching codebook"), "{msg}");
+    assert!(!out.exists());
+}
