@@ -134,7 +134,9 @@ pub fn compress(
     progress.begin(h.rows, h.rows * h.row_bytes() as u64);
     let resumed_rows = resume_at.rows();
     let partial_discarded = resume_at.discarded.clone();
-    progress.advance(resumed_rows, resumed_rows * h.row_bytes() as u64);
+    if resumed_rows > 0 {
+        progress.advance(resumed_rows, resumed_rows * h.row_bytes() as u64);
+    }
     let result = encode_all(
         &source,
         &out,
