@@ -252,6 +252,8 @@ pub fn evaluate(
         |p| {
             progress.advance(p.rows, p.rows * h.row_bytes() as u64);
             src.release_rows(p.first_row, p.first_row + p.rows);
+            let ci = (p.first_row / c.header().chunk_rows as u64) as usize;
+            c.release_chunks(ci..ci + 1);
             total.merge(p, &floors);
             Ok(())
         },

@@ -77,6 +77,9 @@ pub struct Container {
     index: Vec<ChunkEntry>,
     codec: Box<dyn Codec>,
     verified: Vec<AtomicBool>,
+    /// The map is of a file (not a copy in anonymous memory), so its pages can be dropped
+    /// and refaulted from the file.
+    file_backed: bool,
 }
 
 impl Container {
@@ -105,7 +108,9 @@ impl Container {
         // while we read is outside what we can guard against (as for any mmap reader);
         // every length we derive from the bytes is checked against the map's size.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, "mapping", e))?;
-        Self::from_map(path, map)
+        let mut c = Self::from_map(path, map)?;
+        c.file_backed = true;
+        Ok(c)
     }
 
     /// Opens a container held in memory (received over the network, say), copying it
@@ -149,7 +154,35 @@ impl Container {
             index,
             codec,
             verified,
+            file_backed: false,
         })
+    }
+
+    /// Drops the mapped pages of chunks `chunks` from this process's memory, for a
+    /// streaming pass (eval, decompress) over a file bigger than RAM: the data stays in the
+    /// page cache and a later read refaults it. Does nothing for [`Container::from_bytes`].
+    pub fn release_chunks(&self, chunks: std::ops::Range<usize>) {
+        const PAGE: usize = 4096;
+        let (Some(first), Some(last)) = (
+            self.index.get(chunks.start),
+            chunks.end.checked_sub(1).and_then(|i| self.index.get(i)),
+        ) else {
+            return;
+        };
+        if !self.file_backed {
+            return;
+        }
+        let a = (first.offset as usize).div_ceil(PAGE) * PAGE;
+        let b = (last.offset + last.len) as usize / PAGE * PAGE;
+        if b > a {
+            // SAFETY: DONTNEED on a read-only file mapping only discards our view of the
+            // pages; the next access refaults them from the file, so no byte ever changes.
+            // (An anonymous map would lose its contents, hence the file_backed check.)
+            let _ = unsafe {
+                self.map
+                    .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, a, b - a)
+            };
+        }
     }
 
     /// The file this container was opened from.

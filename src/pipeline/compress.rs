@@ -270,7 +270,9 @@ pub fn compress(
     }
     progress.begin(header.rows, header.rows * h.row_bytes() as u64);
     let done = resume.rows();
-    progress.advance(done, done * h.row_bytes() as u64);
+    if done > 0 {
+        progress.advance(done, done * h.row_bytes() as u64);
+    }
     let jobs = source.chunks(
         chunk_rows as u64,
         chunk_range.start + resume.chunks.len() as u64..chunk_range.end,

@@ -68,10 +68,11 @@ pub fn decompress(
         |i| {
             let mut rows = vec![0f32; c.chunks()[i].rows as usize * c.dims()];
             c.decode_chunk(i, &mut rows)?;
-            Ok(rows)
+            Ok((i, rows))
         },
-        |rows| {
+        |(i, rows)| {
             w.write_all(&f32_le_bytes(&rows)).map_err(io)?;
+            c.release_chunks(i..i + 1);
             let n = (rows.len() / c.dims()) as u64;
             progress.advance(n, n * row_bytes);
             Ok(())

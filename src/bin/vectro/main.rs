@@ -15,6 +15,12 @@ use cli::{Cli, Command};
 static CANCEL: AtomicBool = AtomicBool::new(false);
 
 fn main() {
+    // Die quietly of SIGPIPE like other Unix tools (`vectro get ... | head`), instead of
+    // panicking in println! on a closed pipe.
+    // SAFETY: restoring the default disposition of one signal, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     install_ctrl_c();
     let result = match cli.command {
