@@ -62,11 +62,15 @@ pub fn decompress(
     };
     let row_bytes = c.dims() as u64 * 4;
     progress.begin(c.rows(), c.rows() * row_bytes);
+    // Written buffers go back to the workers: a fresh multi-MiB Vec per chunk would
+    // page-fault its way through every chunk again.
+    let (recycle, pool) = crossbeam_channel::bounded::<Vec<f32>>(2 * threads + 2);
     let result = run_ordered(
         threads,
         (0..c.chunks().len()).map(Ok),
         |i| {
-            let mut rows = vec![0f32; c.chunks()[i].rows as usize * c.dims()];
+            let mut rows = pool.try_recv().unwrap_or_default();
+            rows.resize(c.chunks()[i].rows as usize * c.dims(), 0.0);
             c.decode_chunk(i, &mut rows)?;
             Ok((i, rows))
         },
@@ -75,6 +79,7 @@ pub fn decompress(
             c.release_chunks(i..i + 1);
             let n = (rows.len() / c.dims()) as u64;
             progress.advance(n, n * row_bytes);
+            let _ = recycle.try_send(rows);
             Ok(())
         },
         cancel,
