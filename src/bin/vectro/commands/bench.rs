@@ -48,7 +48,7 @@ pub fn run(a: BenchArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     Ok(exit_codes::OK)
 }
 
-fn print_table(r: &BenchReport) {
+pub fn print_table(r: &BenchReport) {
     println!(
         "{} rows x {} dims; {} {} queries; recall@{}, rescored from the top {}; median of {} runs, one thread",
         r.rows, r.dims, r.queries, r.metric, r.k, r.rerank, r.runs

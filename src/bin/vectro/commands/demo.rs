@@ -77,6 +77,28 @@ pub fn run(a: DemoArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         d.seconds,
         c.rows() / 2
     );
+    // The size/quality curve on the same sample: every codec that needs no training.
+    let (data, dims) = vectro::eval::bench::load_npy(&npy, None)?;
+    let bench_opts = vectro::eval::bench::BenchOptions {
+        codecs: vectro::codec::NAMES
+            .iter()
+            .flat_map(|n| match *n {
+                "int4" | "binary" => vec![n.to_string(), format!("{n}:rotate=1")],
+                _ => vec![n.to_string()],
+            })
+            .collect(),
+        queries: 100,
+        k: 10,
+        rerank: 100,
+        metric: vectro::eval::Metric::Cos,
+        runs: 1,
+        seed: 42,
+        threads: a.common.threads,
+    };
+    let b =
+        vectro::eval::bench::bench(&data, dims, &bench_opts, &Bar::new(quiet, "bench"), cancel)?;
+    println!("5. every codec on the same sample (`vectro bench`):");
+    super::bench::print_table(&b);
     if a.keep.is_none() {
         println!("(files removed; pass --keep DIR to keep them)");
     }
