@@ -7,7 +7,10 @@
 //!   each row's cosine into a log-spaced histogram for percentiles (`hist.rs`);
 //! - retrieval (`search.rs`): exact top-k of every query over the original rows (the truth)
 //!   and over the reconstructed rows (what a search over the compressed data finds), one
-//!   matrix multiply per tile into bounded top-k buffers.
+//!   matrix multiply per tile into bounded top-k buffers. For pq/opq containers the found
+//!   top-k comes instead from the chunk's codes by ADC (`adc.rs`: one lookup table per
+//!   query, built once, then `m` lookups per row), as PQ is searched in practice; the
+//!   chunk is still decoded for the quality metrics.
 //!
 //! Then the found candidates are re-ranked with the original floats (random reads of a few
 //! rows per query) for the rescored recall. Memory is bounded by the chunks in flight and
@@ -30,11 +33,13 @@ use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use crate::codec::{Codebook, CodecId};
 use crate::error::{Error, Result};
 use crate::format::Container;
 use crate::pipeline::ordered::run_ordered;
 use crate::pipeline::reader::NpySource;
 use crate::pipeline::{Progress, default_threads};
+use adc::AdcTables;
 use hist::CosHist;
 pub use hist::PER_DECADE as PERCENTILE_BINS_PER_DECADE;
 use quality::Quality;
@@ -61,6 +66,9 @@ pub struct EvalOptions {
     pub metric: Metric,
     /// Found candidates re-ranked with the original floats for the rescored recall.
     pub rerank: usize,
+    /// Search pq/opq containers over their decoded rows, as for every other codec, instead
+    /// of over their codes by ADC: for comparing the two (not a CLI option).
+    pub exact_float_search: bool,
 }
 
 impl Default for EvalOptions {
@@ -73,6 +81,7 @@ impl Default for EvalOptions {
             threads: 0,
             metric: Metric::Cos,
             rerank: 100,
+            exact_float_search: false,
         }
     }
 }
@@ -116,6 +125,9 @@ pub struct EvalReport {
     pub query_source: &'static str,
     /// Candidates re-ranked for the rescored recall.
     pub rerank: usize,
+    /// How the found neighbours were searched: `adc` (over the pq/opq codes, one lookup
+    /// table per query) or `exact-float` (brute force over the decoded rows).
+    pub search: &'static str,
     /// Recall at each k; empty with no queries.
     pub recall: Vec<Recall>,
     /// Wall time of the evaluation.
@@ -164,6 +176,14 @@ impl Totals {
             }
         }
     }
+}
+
+/// How the found neighbours are searched.
+enum FoundSearch {
+    /// Brute force over the decoded rows.
+    ExactFloat,
+    /// Over the pq/opq codes, with the queries' lookup tables.
+    Adc(AdcTables),
 }
 
 /// Measures one block of rows: quality if `recon` is given, the truth heaps if
@@ -225,6 +245,14 @@ pub fn evaluate(
     } else {
         opts.threads
     };
+    // pq/opq rows are searched on their codes, as they would be in production.
+    let search = match c.header().codec.id {
+        CodecId::Pq | CodecId::Opq if !opts.exact_float_search => {
+            let book = Codebook::from_params(c.header().codec.id, &c.header().codec.params, d)?;
+            FoundSearch::Adc(AdcTables::new(&book, &queries))
+        }
+        _ => FoundSearch::ExactFloat,
+    };
     let mut total = Totals::new(queries.len(), k_truth, k_found);
     let floors = (Floors::new(queries.len()), Floors::new(queries.len()));
     progress.begin(h.rows, h.rows * h.row_bytes() as u64);
@@ -233,21 +261,31 @@ pub fn evaluate(
         (0..c.chunks().len()).map(Ok),
         |i| {
             let e = c.chunks()[i];
+            // Decoded for the quality metrics whatever the search.
+            let codes = c.chunk_data(i)?;
             let mut recon = vec![0f32; e.rows as usize * d];
-            c.decode_chunk(i, &mut recon)?;
+            c.codec().decode(&codes, e.rows as usize, &mut recon);
             let mut original = vec![0f32; recon.len()];
             h.dtype
                 .to_f32(src.row_bytes(e.first_row, e.rows), &mut original);
-            Ok(measure(
+            let adc = match &search {
+                FoundSearch::Adc(t) => Some(t),
+                FoundSearch::ExactFloat => None,
+            };
+            let mut p = measure(
                 &queries,
                 &original,
                 Some(&recon),
                 e.first_row,
                 d,
                 k_truth,
-                k_found,
+                if adc.is_some() { 0 } else { k_found },
                 &floors,
-            ))
+            );
+            if let Some(t) = adc {
+                p.found = t.scan(&queries, &codes, e.first_row, k_found, &floors.1);
+            }
+            Ok(p)
         },
         |p| {
             progress.advance(p.rows, p.rows * h.row_bytes() as u64);
@@ -310,6 +348,10 @@ pub fn evaluate(
         queries: queries.len(),
         query_source,
         rerank: opts.rerank,
+        search: match search {
+            FoundSearch::ExactFloat => "exact-float",
+            FoundSearch::Adc(_) => "adc",
+        },
         recall,
         seconds: start.elapsed().as_secs_f64(),
     })

@@ -39,6 +39,7 @@ pub fn run(a: EvalArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         threads: a.common.threads,
         metric: a.metric,
         rerank: a.rerank,
+        exact_float_search: false,
     };
     if a.min_recall.is_some() && a.queries.is_none() && a.sample_queries == 0 {
         return Err(vectro::Error::Config(
@@ -129,8 +130,8 @@ pub fn print_table(r: &EvalReport) {
         println!("recall             (no queries)");
     } else {
         println!(
-            "recall ({}, {} {} queries, rescored = top {} re-ranked with the originals)",
-            r.metric, r.queries, r.query_source, r.rerank
+            "recall ({}, {} {} queries, {} search, rescored = top {} re-ranked with the originals)",
+            r.metric, r.queries, r.query_source, r.search, r.rerank
         );
     }
     for rec in &r.recall {
