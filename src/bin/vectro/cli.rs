@@ -171,6 +171,10 @@ pub struct InfoArgs {
     /// Print as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Read only the header, index and trailer (instant on any size); by default every
+    /// chunk's checksum is checked too, at disk speed.
+    #[arg(long)]
+    pub quick: bool,
 }
 
 #[derive(Debug, Args)]
