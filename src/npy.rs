@@ -5,6 +5,7 @@
 //! with `descr`, `fortran_order` and `shape`. The data starts right after the header; numpy
 //! pads it to 64 bytes, but we take the offset from the header length, never assume it.
 
+use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -210,6 +211,63 @@ pub fn parse_header(path: &Path, bytes: &[u8], file_len: u64) -> Result<NpyHeade
         )));
     }
     Ok(header)
+}
+
+/// Reads and parses a `.npy` header from the front of a stream, leaving the stream at the
+/// first data byte.
+///
+/// # Errors
+/// [`Error::BadNpy`] as [`parse_header`] gives it, or for a stream that ends inside
+/// the header; [`Error::Io`] from the reader.
+pub fn read_header<R: Read + ?Sized>(name: &Path, input: &mut R) -> Result<NpyHeader> {
+    let io = |e| Error::io(name, "reading", e);
+    let mut buf = vec![0u8; 12];
+    let got = read_full(input, &mut buf[..10]).map_err(io)?;
+    if got < 10 && got > 0 && MAGIC.starts_with(&buf[..got.min(6)]) {
+        return Err(Error::bad_npy(
+            name,
+            format!(
+                "truncated .npy header: the stream ended inside the .npy header after {got} bytes"
+            ),
+        ));
+    }
+    // A v2/v3 header has a 4-byte length; v1 a 2-byte one. parse_header names bad versions.
+    let len_bytes = if got >= 7 && buf[6] >= 2 { 4 } else { 2 };
+    if got == 10 && len_bytes == 4 {
+        let more = read_full(input, &mut buf[10..12]).map_err(io)?;
+        buf.truncate(10 + more);
+    } else {
+        buf.truncate(got);
+    }
+    if buf.len() == 8 + len_bytes {
+        let len = if len_bytes == 2 {
+            u16::from_le_bytes([buf[8], buf[9]]) as usize
+        } else {
+            u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize
+        };
+        // parse_header refuses an oversized length before looking at the bytes.
+        let take = if len > MAX_HEADER_LEN { 0 } else { len };
+        let start = buf.len();
+        buf.resize(start + take, 0);
+        let got = read_full(input, &mut buf[start..]).map_err(io)?;
+        buf.truncate(start + got);
+    }
+    // The data length is unknown on a stream: a short stream is caught as rows are read.
+    parse_header(name, &buf, u64::MAX)
+}
+
+/// Reads until `buf` is full or the stream ends; returns the bytes read.
+fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// Builds a version 1.0 header (2.0 when it would not fit) for a C-order `<f4` matrix,

@@ -45,27 +45,8 @@ impl StreamSource {
     /// [`Error::BadNpy`] if the stream does not start with a usable `.npy` header;
     /// [`Error::Io`] if reading fails.
     pub fn new(mut reader: BoxRead, name: &Path) -> Result<StreamSource> {
-        let mut head = vec![0u8; 10];
-        read_full(&mut reader, &mut head, name, "the .npy header")?;
-        if &head[..6] != npy::MAGIC {
-            // parse_header words the error.
-            npy::parse_header(name, &head, u64::MAX)?;
-        }
-        let (len_at, len_bytes) = if head[6] == 1 { (8, 2) } else { (8, 4) };
-        if len_bytes == 4 {
-            head.resize(12, 0);
-            read_full(&mut reader, &mut head[10..], name, "the .npy header")?;
-        }
-        let mut n = [0u8; 4];
-        n[..len_bytes].copy_from_slice(&head[len_at..len_at + len_bytes]);
-        let header_len = u32::from_le_bytes(n) as usize;
-        if header_len <= npy::MAX_HEADER_LEN {
-            let at = head.len();
-            head.resize(at + header_len, 0);
-            read_full(&mut reader, &mut head[at..], name, "the .npy header")?;
-        }
         // The data length of a stream is unknown; a short stream is caught chunk by chunk.
-        let header = npy::parse_header(name, &head, u64::MAX)?;
+        let header = npy::read_header(name, &mut reader)?;
         Ok(StreamSource {
             name: name.to_path_buf(),
             header,

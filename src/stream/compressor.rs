@@ -8,7 +8,7 @@ use super::{CountingWriter, StreamSummary, read_full};
 use crate::codec::{self, Codec};
 use crate::error::{Error, Result};
 use crate::format::{ContainerWriter, Header, Metadata};
-use crate::npy::{self, Dtype, NpyHeader};
+use crate::npy::{self, Dtype};
 use crate::pipeline::ordered::run_ordered;
 use crate::pipeline::{NoProgress, Progress, check_finite, default_chunk_rows, default_threads};
 
@@ -133,7 +133,7 @@ impl<'a> Compressor<'a> {
         mut input: R,
         output: W,
     ) -> Result<StreamSummary> {
-        let h = read_npy_header(&self.name, &mut input)?;
+        let h = npy::read_header(&self.name, &mut input)?;
         let codec = codec::parse(&self.codec, h.dims as usize)?;
         let header = self.header(h.rows, h.dims, h.dtype, codec.as_ref())?;
         let row_bytes = h.row_bytes();
@@ -306,39 +306,4 @@ fn encode_block(
             msg: f.msg,
         })?;
     Ok((first, payload))
-}
-
-/// Reads and parses a `.npy` header from the front of a stream, leaving the stream at the
-/// first data byte.
-///
-/// # Errors
-/// [`Error::BadNpy`] as [`npy::parse_header`] gives it, or for a stream that ends inside
-/// the header; [`Error::Io`] from the reader.
-pub(crate) fn read_npy_header<R: Read + ?Sized>(name: &Path, input: &mut R) -> Result<NpyHeader> {
-    let io = |e| Error::io(name, "reading", e);
-    let mut buf = vec![0u8; 12];
-    let got = read_full(input, &mut buf[..10]).map_err(io)?;
-    // A v2/v3 header has a 4-byte length; v1 a 2-byte one. parse_header names bad versions.
-    let len_bytes = if got >= 7 && buf[6] >= 2 { 4 } else { 2 };
-    if got == 10 && len_bytes == 4 {
-        let more = read_full(input, &mut buf[10..12]).map_err(io)?;
-        buf.truncate(10 + more);
-    } else {
-        buf.truncate(got);
-    }
-    if buf.len() == 8 + len_bytes {
-        let len = if len_bytes == 2 {
-            u16::from_le_bytes([buf[8], buf[9]]) as usize
-        } else {
-            u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize
-        };
-        // parse_header refuses an oversized length before looking at the bytes.
-        let take = if len > npy::MAX_HEADER_LEN { 0 } else { len };
-        let start = buf.len();
-        buf.resize(start + take, 0);
-        let got = read_full(input, &mut buf[start..]).map_err(io)?;
-        buf.truncate(start + got);
-    }
-    // The data length is unknown on a stream: a short stream is caught as rows are read.
-    npy::parse_header(name, &buf, u64::MAX)
 }
