@@ -63,9 +63,13 @@ impl AtomicOutput {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        // 0666 before the umask, like any file a program creates: tempfile's private 0600
+        // would leave outputs unreadable to the services (a vector DB loader, say) they
+        // are written for.
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .suffix(".tmp")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
             .tempfile_in(dir)
             .map_err(|e| Error::io(dir, "creating a temporary file in", e))?;
         let (file, tmp) = tmp.into_parts();
@@ -269,6 +273,26 @@ pub fn write_file(target: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outputs_get_the_usual_permissions_not_private_ones() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("o.bin");
+        write_file(&t, b"x", false).unwrap();
+        // SAFETY: umask only swaps a process-wide integer; set it back at once.
+        let umask = unsafe {
+            let m = libc::umask(0o022);
+            libc::umask(m);
+            m
+        };
+        let mode = std::fs::metadata(&t).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            mode,
+            0o666 & !(umask as u32),
+            "mode {mode:o}, umask {umask:o}"
+        );
+    }
 
     #[test]
     fn refuses_existing_and_cleans_up() {

@@ -45,7 +45,12 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
         .sum();
     let info = Info {
         path: a.file.display().to_string(),
-        format_version: format!("{}.{}", vectro::format::MAJOR, vectro::format::MINOR),
+        // The file's own version (bytes 4..8), which may be older than this build's.
+        format_version: {
+            let b = c.bytes();
+            let v = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+            format!("{}.{}", v(4), v(6))
+        },
         codec: c.codec().name(),
         payload_stage: match h.stage {
             vectro::codec::PayloadStage::Zstd => "zstd",
