@@ -10,6 +10,7 @@ pub mod binary;
 pub mod f16;
 pub mod int4;
 pub mod int8;
+pub mod itq;
 pub mod params;
 pub mod rotate;
 pub mod zstd;
@@ -55,6 +56,8 @@ pub enum CodecId {
     Pq = 16,
     /// PQ after a learned rotation ([`Pq`] with a rotation).
     Opq = 17,
+    /// Sign bits after a learned rotation ([`itq::Itq`]).
+    BinaryItq = 18,
 }
 
 impl CodecId {
@@ -73,6 +76,7 @@ impl CodecId {
             5 => Some(CodecId::Bf16),
             16 => Some(CodecId::Pq),
             17 => Some(CodecId::Opq),
+            18 => Some(CodecId::BinaryItq),
             _ => None,
         }
     }
@@ -190,6 +194,7 @@ pub fn from_spec(id: CodecId, params: &[u8], dims: usize) -> Result<Box<dyn Code
             }
             Ok(build_float(id, dims))
         }
+        CodecId::BinaryItq => Ok(Box::new(itq::Itq::from_params(params, dims)?)),
         CodecId::Pq | CodecId::Opq => {
             Ok(Box::new(Pq::new(Codebook::from_params(id, params, dims)?)))
         }
@@ -206,6 +211,7 @@ pub fn registry_name(id: CodecId) -> &'static str {
         CodecId::Bf16 => "bf16",
         CodecId::Pq => "pq",
         CodecId::Opq => "opq",
+        CodecId::BinaryItq => "binary-itq",
     }
 }
 
@@ -257,6 +263,11 @@ pub fn parse(text: &str, dims: usize) -> Result<Box<dyn Codec>> {
         "binary" => (CodecId::Binary, &["rotate", "seed", "rounds"]),
         "f16" => (CodecId::F16, &[]),
         "bf16" => (CodecId::Bf16, &[]),
+        "binary-itq" => {
+            return Err(Error::Config(
+                "binary-itq must be trained: use `vectro compress` (it trains on a sample)".into(),
+            ));
+        }
         "pq" | "opq" => {
             pq::PqParams::parse(name, params, dims)?;
             return Err(Error::Config(format!(
@@ -265,7 +276,7 @@ pub fn parse(text: &str, dims: usize) -> Result<Box<dyn Codec>> {
         }
         _ => {
             return Err(Error::Config(format!(
-                "unknown codec '{name}'; known codecs: {}, pq, opq (trained), auto",
+                "unknown codec '{name}'; known codecs: {}, pq, opq, binary-itq (trained), auto",
                 NAMES.join(", ")
             )));
         }
@@ -297,6 +308,12 @@ pub fn parse_trained(
         "pq" | "opq" => Ok(Box::new(Pq::new(train_codebook(
             text, source, opts, progress,
         )?))),
+        "binary-itq" if !text.contains(':') => {
+            Ok(Box::new(itq::Itq::train(source, opts, progress)?))
+        }
+        "binary-itq" => Err(Error::Config(format!(
+            "binary-itq takes no parameters, got '{text}'"
+        ))),
         _ => parse(text, source.dims()),
     }
 }

@@ -343,9 +343,9 @@ fn locate_error(e: Error, source: &Input) -> Error {
     }
 }
 
-/// Whether `codec` names a codec that is trained on the input (pq, opq).
+/// Whether `codec` names a codec that is trained on the input (pq, opq, binary-itq).
 fn is_trained(codec: &str) -> bool {
-    matches!(codec.split(':').next(), Some("pq" | "opq"))
+    matches!(codec.split(':').next(), Some("pq" | "opq" | "binary-itq"))
 }
 
 /// The codec `opts` asks for; for `auto`, the one the sample measurement picks (each line
