@@ -91,8 +91,10 @@ for _ in $(seq "$RUNS"); do
   rm -f "$DIR/copy.out"
   timed dd_fsync dd if=/dev/zero of="$DIR/copy.out" bs=1M count=$(( (OUT_BYTES + 1048575) / 1048576 )) conv=fsync status=none
   rm -f "$DIR/copy.out" "$DIR/out.npy"
+  sync   # start each big write with no dirty backlog, or the kernel throttles whichever comes second
   timed decompress $V decompress --in "$DIR/out.vectro" --out "$DIR/out.npy" --threads "$THREADS" --no-fsync --quiet
   rm -f "$DIR/out.npy" "$DIR/copy.npy"
+  sync
   timed cp cp "$IN" "$DIR/copy.npy"
   rm -f "$DIR/copy.npy"
   if [ -n "$NUMPY" ]; then
