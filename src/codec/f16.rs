@@ -130,12 +130,6 @@ impl<H: HalfKind> Codec for Half<H> {
         Ok(())
     }
 
-    fn decode(&self, payload: &[u8], rows: usize, out: &mut [f32]) {
-        for (r, o) in out.chunks_exact_mut(self.dims).enumerate() {
-            self.decode_row(payload, rows, r, o);
-        }
-    }
-
     fn decode_row(&self, payload: &[u8], _rows: usize, row: usize, out: &mut [f32]) {
         let d = self.dims;
         let bytes = &payload[row * 2 * d..(row + 1) * 2 * d];

@@ -235,12 +235,6 @@ impl Codec for Int4 {
         Ok(())
     }
 
-    fn decode(&self, payload: &[u8], rows: usize, out: &mut [f32]) {
-        for (r, o) in out.chunks_exact_mut(self.dims).enumerate() {
-            self.decode_row(payload, rows, r, o);
-        }
-    }
-
     fn decode_row(&self, payload: &[u8], rows: usize, row: usize, out: &mut [f32]) {
         let rb = self.row_bytes();
         let codes = &payload[row * rb..(row + 1) * rb];

@@ -108,17 +108,6 @@ impl Codec for Int8 {
         Ok(())
     }
 
-    fn decode(&self, payload: &[u8], rows: usize, out: &mut [f32]) {
-        for r in 0..rows {
-            self.decode_row(
-                payload,
-                rows,
-                r,
-                &mut out[r * self.dims..(r + 1) * self.dims],
-            );
-        }
-    }
-
     fn decode_row(&self, payload: &[u8], rows: usize, row: usize, out: &mut [f32]) {
         let d = self.dims;
         let codes = &payload[row * d..(row + 1) * d];

@@ -232,12 +232,6 @@ impl Codec for Itq {
         self.inner.encode(&y, out)
     }
 
-    fn decode(&self, payload: &[u8], rows: usize, out: &mut [f32]) {
-        for (r, o) in out.chunks_exact_mut(self.dims).enumerate() {
-            self.decode_row(payload, rows, r, o);
-        }
-    }
-
     fn decode_row(&self, payload: &[u8], rows: usize, row: usize, out: &mut [f32]) {
         let mut y = vec![0f32; self.dims];
         self.inner.decode_row(payload, rows, row, &mut y);

@@ -125,7 +125,13 @@ pub trait Codec: Send + Sync + std::fmt::Debug {
     fn encode(&self, input: &[f32], out: &mut [u8]) -> Result<(), EncodeFault>;
 
     /// Decodes a whole block of `rows` rows from `payload` into `out` (`rows × dims`).
-    fn decode(&self, payload: &[u8], rows: usize, out: &mut [f32]);
+    ///
+    /// The default decodes row by row; codecs with a faster whole-block path override it.
+    fn decode(&self, payload: &[u8], rows: usize, out: &mut [f32]) {
+        for (r, o) in out.chunks_exact_mut(self.dims()).take(rows).enumerate() {
+            self.decode_row(payload, rows, r, o);
+        }
+    }
 
     /// Decodes row `row` of a block of `rows` rows, without decoding the others.
     fn decode_row(&self, payload: &[u8], rows: usize, row: usize, out: &mut [f32]);

@@ -62,16 +62,7 @@ pub fn adc_search(codebook: &Codebook, codes: &[u8], queries: &[f32], k: usize) 
 
 /// `table[s × ksub + j] = ‖q_s − c_{s,j}‖²`.
 fn distance_table(book: &Codebook, q: &[f32]) -> Vec<f32> {
-    let dsub = book.dsub();
-    book.centroids
-        .chunks_exact(dsub)
-        .enumerate()
-        .map(|(i, c)| {
-            let s = i / book.ksub();
-            let qs = &q[s * dsub..(s + 1) * dsub];
-            qs.iter().zip(c).map(|(a, b)| (a - b) * (a - b)).sum()
-        })
-        .collect()
+    table(book, q, |a, b| (a - b) * (a - b))
 }
 
 /// Sums the table lookups of every row and keeps the `k` smallest.
@@ -256,6 +247,11 @@ fn lookup_sums(table: &[f32], group: &[u32], m: usize) -> [f32; LANES] {
 
 /// `table[s × ksub + j] = q_s · c_{s,j}`.
 fn product_table(book: &Codebook, q: &[f32]) -> Vec<f32> {
+    table(book, q, |a, b| a * b)
+}
+
+/// `table[s × ksub + j] = Σ_t term(q_s[t], c_{s,j}[t])`, one entry per centroid.
+fn table(book: &Codebook, q: &[f32], term: impl Fn(f32, f32) -> f32) -> Vec<f32> {
     let dsub = book.dsub();
     book.centroids
         .chunks_exact(dsub)
@@ -263,7 +259,7 @@ fn product_table(book: &Codebook, q: &[f32]) -> Vec<f32> {
         .map(|(i, c)| {
             let s = i / book.ksub();
             let qs = &q[s * dsub..(s + 1) * dsub];
-            qs.iter().zip(c).map(|(a, b)| a * b).sum()
+            qs.iter().zip(c).map(|(&a, &b)| term(a, b)).sum()
         })
         .collect()
 }
