@@ -48,6 +48,8 @@ pub struct AtomicOutput {
     keep_on_drop: bool,
     overwrite: bool,
     durability: Durability,
+    /// Disk blocks were reserved past the end of the file, to be released at commit.
+    preallocated: bool,
 }
 
 impl AtomicOutput {
@@ -81,6 +83,7 @@ impl AtomicOutput {
             keep_on_drop: false,
             overwrite,
             durability,
+            preallocated: false,
         })
     }
 
@@ -125,6 +128,7 @@ impl AtomicOutput {
             keep_on_drop: true,
             overwrite,
             durability,
+            preallocated: false,
         })
     }
 
@@ -138,9 +142,52 @@ impl AtomicOutput {
     /// # Errors
     /// [`Error::Io`] naming the temporary file.
     pub fn truncate(&self, len: u64) -> Result<()> {
+        // ext4 runs its truncate even when the size does not change, and a file truncated
+        // to 0 is written back when closed (its `auto_da_alloc` heuristic): a fresh output
+        // would start writing back everything it holds when closed, even with --no-fsync.
+        if self.len()? == len {
+            return Ok(());
+        }
         self.file
             .set_len(len)
             .map_err(|e| Error::io(&self.tmp_path, "truncating", e))
+    }
+
+    fn len(&self) -> Result<u64> {
+        self.file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|e| Error::io(&self.tmp_path, "reading metadata of", e))
+    }
+
+    /// Reserves disk blocks for an output expected to grow to `len` bytes, without
+    /// changing the file's size (so a resume still sees only what was written).
+    ///
+    /// Writing new pages into reserved blocks skips the filesystem's per-page delayed
+    /// allocation, which on ext4 here is about 40% of the kernel's cost of writing a new
+    /// file. Best effort: where `fallocate` is not supported, or the disk is too full for
+    /// the whole reservation, nothing changes and the writes report any real shortage.
+    /// Blocks left past the end are released by [`AtomicOutput::commit`].
+    pub fn preallocate(&mut self, len: u64) {
+        let Ok(cur) = self.len() else { return };
+        if len <= cur || i64::try_from(len).is_err() {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: fallocate only reads the descriptor, which `self.file` keeps open;
+            // KEEP_SIZE reserves blocks past the end and changes no byte of the file.
+            let rc = unsafe {
+                libc::fallocate(
+                    self.file.as_raw_fd(),
+                    libc::FALLOC_FL_KEEP_SIZE,
+                    cur as libc::off_t,
+                    (len - cur) as libc::off_t,
+                )
+            };
+            self.preallocated |= rc == 0;
+        }
     }
 
     /// The final path.
@@ -170,6 +217,13 @@ impl AtomicOutput {
     /// meanwhile and overwriting is off. On an error the temporary file is removed, or kept
     /// if it is resumable and [`AtomicOutput::keep_on_drop`] is set.
     pub fn commit(mut self) -> Result<()> {
+        if self.preallocated {
+            // Cutting the file at its own size releases reserved blocks past the end.
+            let len = self.len()?;
+            self.file
+                .set_len(len)
+                .map_err(|e| Error::io(&self.tmp_path, "truncating", e))?;
+        }
         if self.durability == Durability::Fsync {
             self.file
                 .sync_all()

@@ -34,9 +34,22 @@ pub fn row_scale(row: &[f32]) -> f32 {
     scale_of_max(max_abs(row))
 }
 
-/// `max_j |row[j]|`: the scalar reference of [`crate::simd::int8::max_abs`].
+/// `max_j |row[j]|` of a finite row.
 pub fn max_abs(row: &[f32]) -> f32 {
     row.iter().fold(0f32, |m, &x| m.max(x.abs()))
+}
+
+/// The bits of +Inf: [`max_abs_bits`] is at least this exactly when a value is NaN or ±Inf.
+pub const INF_BITS: u32 = 0x7f80_0000;
+
+/// `max_j (bits(row[j]) & 0x7fff_ffff)`: the scalar reference of
+/// [`crate::simd::int8::max_abs_bits`].
+///
+/// Clearing the sign bit leaves `|x|`'s bits, and non-negative floats order as their bits
+/// do, so for a finite row this is `max_abs(row).to_bits()`; NaN and ±Inf have the largest
+/// exponent, so the same pass that finds the scale also rejects them.
+pub fn max_abs_bits(row: &[f32]) -> u32 {
+    row.iter().fold(0, |m, &x| m.max(x.to_bits() & 0x7fff_ffff))
 }
 
 /// The scale of a row whose largest magnitude is `max_abs`.
@@ -101,11 +114,24 @@ impl Codec for Int8 {
             .zip(codes.chunks_exact_mut(d))
             .enumerate()
         {
-            let scale = scale_of_max(simd::max_abs_at(level, row));
+            let max = simd::max_abs_bits_at(level, row);
+            if max >= INF_BITS {
+                let col = row.iter().position(|x| !x.is_finite()).unwrap_or(0);
+                return Err(EncodeFault {
+                    row: r,
+                    col,
+                    msg: format!("{} is not a finite number", row[col]),
+                });
+            }
+            let scale = scale_of_max(f32::from_bits(max));
             simd::quantize_at(level, row, scale, bytemuck_i8_mut(code));
             scales[r * 4..r * 4 + 4].copy_from_slice(&scale.to_le_bytes());
         }
         Ok(())
+    }
+
+    fn rejects_non_finite(&self) -> bool {
+        true
     }
 
     fn decode_row(&self, payload: &[u8], rows: usize, row: usize, out: &mut [f32]) {

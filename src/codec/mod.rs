@@ -124,6 +124,13 @@ pub trait Codec: Send + Sync + std::fmt::Debug {
     /// An [`EncodeFault`] naming the first value the codec cannot represent.
     fn encode(&self, input: &[f32], out: &mut [u8]) -> Result<(), EncodeFault>;
 
+    /// Whether [`Codec::encode`] itself refuses NaN and ±Inf with an [`EncodeFault`], so
+    /// callers can skip their own pass over the input (int8 finds them in the pass that
+    /// finds each row's scale). Callers still name the offender as a non-finite value.
+    fn rejects_non_finite(&self) -> bool {
+        false
+    }
+
     /// Decodes a whole block of `rows` rows from `payload` into `out` (`rows × dims`).
     ///
     /// The default decodes row by row; codecs with a faster whole-block path override it.

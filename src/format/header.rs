@@ -47,6 +47,22 @@ impl Header {
         (self.rows - first).min(self.chunk_rows as u64)
     }
 
+    /// The length of the whole container when chunk payloads of `rows` rows take
+    /// `payload_len(rows)` bytes: header, chunks, index and trailer.
+    pub fn container_len(&self, payload_len: impl Fn(u64) -> u64) -> u64 {
+        let n = self.chunk_count();
+        let full = payload_len(self.chunk_rows as u64) + super::CHUNK_OVERHEAD as u64;
+        let last = match n {
+            0 => 0,
+            _ => payload_len(self.rows_in_chunk(n - 1)) + super::CHUNK_OVERHEAD as u64,
+        };
+        self.encode().len() as u64
+            + n.saturating_sub(1) * full
+            + last
+            + (super::INDEX_HEADER_LEN + super::TRAILER_LEN) as u64
+            + n * super::INDEX_ENTRY_LEN as u64
+    }
+
     /// Serialises the header, crc included.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![0u8; FIXED_LEN];
@@ -241,6 +257,30 @@ mod tests {
             let mut b = bytes.clone();
             b[i] ^= 0x40;
             assert!(Header::decode(Path::new("x"), &b).is_err(), "byte {i}");
+        }
+    }
+
+    #[test]
+    fn container_len_is_what_the_writer_writes() {
+        // compress reserves this many bytes up front, so it must be exact.
+        for (rows, chunk_rows) in [(0u64, 4u32), (1, 4), (4, 4), (10, 4), (10, 1), (9, 100)] {
+            let h = Header {
+                rows,
+                chunk_rows,
+                ..sample()
+            };
+            let payload = |r: u64| r * (3 + 4);
+            let mut w = crate::format::ContainerWriter::new(Vec::new(), h.clone()).unwrap();
+            for i in 0..h.chunk_count() {
+                let r = h.rows_in_chunk(i);
+                w.write_chunk(r, &vec![0u8; payload(r) as usize]).unwrap();
+            }
+            let bytes = w.finish().unwrap();
+            assert_eq!(
+                h.container_len(payload),
+                bytes.len() as u64,
+                "{rows} rows / {chunk_rows}"
+            );
         }
     }
 

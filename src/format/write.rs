@@ -70,11 +70,26 @@ impl<W: Write> ContainerWriter<W> {
     /// If `rows` is not what the header implies for the next chunk: the pipeline guarantees
     /// it, so a mismatch is a bug, not bad input.
     pub fn write_chunk(&mut self, rows: u64, payload: &[u8]) -> std::io::Result<()> {
+        self.write_chunk_with_crc(rows, payload, crc(payload))
+    }
+
+    /// [`ContainerWriter::write_chunk`] given `payload_crc = crc32c(payload)`, computed
+    /// elsewhere: the pipeline's workers checksum their chunks in parallel, which keeps the
+    /// single writer thread to copying.
+    ///
+    /// # Panics
+    /// As [`ContainerWriter::write_chunk`].
+    pub fn write_chunk_with_crc(
+        &mut self,
+        rows: u64,
+        payload: &[u8],
+        payload_crc: u32,
+    ) -> std::io::Result<()> {
         let i = self.index.len() as u64;
         assert_eq!(rows, self.header.rows_in_chunk(i), "chunk {i} row count");
         let first_row = i * self.header.chunk_rows as u64;
         let head = chunk_header(i, first_row, rows, payload.len() as u64);
-        let c = crc32c::crc32c_append(crc(&head), payload);
+        let c = crc32c::crc32c_combine(crc(&head), payload_crc, payload.len());
         self.out.write_all(&head)?;
         self.out.write_all(payload)?;
         self.out.write_all(&c.to_le_bytes())?;

@@ -263,6 +263,10 @@ pub fn compress(
         }
         Dest::Stdout => Start::default(),
     };
+    if opts.zstd.is_none() {
+        // The size is exact when payloads are not compressed.
+        out.preallocate(header.container_len(|rows| codec.encoded_len(rows as usize) as u64));
+    }
     if opts.resume && matches!(source, Input::Stream(_)) {
         return Err(Error::Config(
             "--resume needs a file input: a stream (--in -) cannot be read again".into(),
@@ -555,13 +559,7 @@ pub(crate) fn encode_job(
     payload.resize(codec.encoded_len(job.rows as usize), 0);
     let bytes = job.bytes();
     let encode = |data: &[f32], payload: &mut [u8]| -> Result<()> {
-        check_finite(data, codec.dims(), job.first_row, path)?;
-        codec.encode(data, payload).map_err(|f| Error::OutOfRange {
-            path: path.to_path_buf(),
-            row: job.first_row + f.row as u64,
-            col: f.col as u64,
-            msg: f.msg,
-        })
+        encode_block(codec, data, payload, job.first_row, path)
     };
     match as_f32(bytes, dtype) {
         Some(data) => encode(data, &mut payload)?,
@@ -575,6 +573,7 @@ pub(crate) fn encode_job(
     Ok(EncodedChunk {
         first_row: job.first_row,
         rows: job.rows,
+        crc: crc32c::crc32c(&payload),
         payload,
     })
 }
@@ -596,6 +595,7 @@ fn zstd_stage(chunk: EncodedChunk, level: i32, pool: &Receiver<Vec<u8>>) -> Resu
     let mut frame = pool.try_recv().unwrap_or_default();
     codec::zstd::compress_into(&chunk.payload, level, &mut frame)?;
     Ok(EncodedChunk {
+        crc: crc32c::crc32c(&frame),
         payload: frame,
         ..chunk
     })
@@ -609,6 +609,34 @@ fn as_f32(bytes: &[u8], dtype: Dtype) -> Option<&[f32]> {
     // SAFETY: every bit pattern is a valid f32; align_to only yields the aligned middle.
     let (pre, mid, post) = unsafe { bytes.align_to::<f32>() };
     (pre.is_empty() && post.is_empty()).then_some(mid)
+}
+
+/// Encodes the rows of `data`, the first of which is row `first_row` of `path`, into
+/// `payload`: NaN and ±Inf are refused as [`Error::NonFinite`] naming the first offender,
+/// other values the codec cannot hold as [`Error::OutOfRange`].
+pub(crate) fn encode_block(
+    codec: &dyn Codec,
+    data: &[f32],
+    payload: &mut [u8],
+    first_row: u64,
+    path: &Path,
+) -> Result<()> {
+    if !codec.rejects_non_finite() {
+        check_finite(data, codec.dims(), first_row, path)?;
+    }
+    codec.encode(data, payload).map_err(|f| {
+        // A codec that checks for itself stops at its first fault, which may be a
+        // non-finite value: name it as one.
+        if let Err(e) = check_finite(data, codec.dims(), first_row, path) {
+            return e;
+        }
+        Error::OutOfRange {
+            path: path.to_path_buf(),
+            row: first_row + f.row as u64,
+            col: f.col as u64,
+            msg: f.msg,
+        }
+    })
 }
 
 /// Refuses NaN and ±Inf, naming the first offender.

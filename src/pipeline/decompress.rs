@@ -49,12 +49,13 @@ pub fn decompress(
 ) -> Result<DecompressSummary> {
     let start = Instant::now();
     let c = Container::open(input)?;
-    let out = AtomicOutput::create(output, overwrite, durability)?;
+    let mut out = AtomicOutput::create(output, overwrite, durability)?;
+    let header = npy::write_header(c.rows(), c.dims() as u64);
+    out.preallocate(header.len() as u64 + c.rows() * c.dims() as u64 * 4);
     let tmp = out.tmp_path().to_path_buf();
     let io = |e| Error::io(&tmp, "writing", e);
     let mut w = out.writer();
-    w.write_all(&npy::write_header(c.rows(), c.dims() as u64))
-        .map_err(io)?;
+    w.write_all(&header).map_err(io)?;
     let threads = if threads == 0 {
         default_threads()
     } else {

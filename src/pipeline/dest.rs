@@ -59,6 +59,14 @@ impl Dest {
         }
     }
 
+    /// Reserves disk blocks for a file output expected to reach `len` bytes
+    /// ([`AtomicOutput::preallocate`]).
+    pub fn preallocate(&mut self, len: u64) {
+        if let Dest::File(o) = self {
+            o.preallocate(len);
+        }
+    }
+
     /// The path that errors name: the temporary file, or `<stdout>`.
     pub fn error_path(&self) -> &Path {
         match self {

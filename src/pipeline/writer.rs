@@ -20,6 +20,8 @@ pub struct EncodedChunk {
     pub rows: u64,
     /// The codec's payload.
     pub payload: Vec<u8>,
+    /// `crc32c(payload)`, computed by the worker.
+    pub crc: u32,
 }
 
 /// Writes chunks as they arrive in order.
@@ -43,7 +45,7 @@ impl<W: Write> ChunkSink<'_, W> {
     /// [`Error::Io`] naming the output.
     pub fn put(&mut self, chunk: EncodedChunk) -> Result<()> {
         self.writer
-            .write_chunk(chunk.rows, &chunk.payload)
+            .write_chunk_with_crc(chunk.rows, &chunk.payload, chunk.crc)
             .and_then(|()| self.writer.flush())
             .map_err(|e| Error::io(self.out_path, "writing", e))?;
         let end = chunk.first_row + chunk.rows;

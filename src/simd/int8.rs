@@ -1,6 +1,6 @@
 //! int8 kernels: the max-abs reduction, quantization and dequantization of one row.
 //!
-//! The scalar references are [`crate::codec::int8::max_abs`],
+//! The scalar references are [`crate::codec::int8::max_abs_bits`],
 //! [`crate::codec::int8::quantize_row`] and [`crate::codec::int8::dequantize_row`]. Every
 //! faster path must agree with them bit for bit on finite input, which the codec contract
 //! guarantees: `v / scale` stays a true float32 division (a reciprocal multiply can differ
@@ -9,9 +9,10 @@
 use super::Level;
 use crate::codec::int8 as reference;
 
-/// `max_j |row[j]|`, 0.0 for an empty row. `row` must be finite.
-pub fn max_abs(row: &[f32]) -> f32 {
-    max_abs_at(Level::detect(), row)
+/// `max_j (bits(row[j]) & 0x7fff_ffff)`, 0 for an empty row: the bits of `max_j |row[j]|`
+/// when the row is finite, and at least [`crate::codec::int8::INF_BITS`] when it is not.
+pub fn max_abs_bits(row: &[f32]) -> u32 {
+    max_abs_bits_at(Level::detect(), row)
 }
 
 /// Quantizes `row` with `scale` into `out` (over the shorter of the two lengths).
@@ -25,25 +26,25 @@ pub fn dequantize(codes: &[i8], scale: f32, out: &mut [f32]) {
     dequantize_at(Level::detect(), codes, scale, out)
 }
 
-/// [`max_abs`] at a given level; a level this CPU lacks runs the scalar reference.
-pub fn max_abs_at(level: Level, row: &[f32]) -> f32 {
+/// [`max_abs_bits`] at a given level; a level this CPU lacks runs the scalar reference.
+pub fn max_abs_bits_at(level: Level, row: &[f32]) -> u32 {
     #[cfg(target_arch = "x86_64")]
     if level.runs_here() {
         match level {
             // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
-            Level::Avx512 => return unsafe { super::x86::max_abs_avx512(row) },
+            Level::Avx512 => return unsafe { super::x86::max_abs_bits_avx512(row) },
             // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
-            Level::Avx2 => return unsafe { super::x86::max_abs_avx2(row) },
+            Level::Avx2 => return unsafe { super::x86::max_abs_bits_avx2(row) },
             _ => {}
         }
     }
     #[cfg(target_arch = "aarch64")]
     if level == Level::Neon && level.runs_here() {
         // SAFETY: NEON was detected at run time.
-        return unsafe { super::neon::max_abs(row) };
+        return unsafe { super::neon::max_abs_bits(row) };
     }
     let _ = level;
-    reference::max_abs(row)
+    reference::max_abs_bits(row)
 }
 
 /// [`quantize`] at a given level; a level this CPU lacks runs the scalar reference.
@@ -171,6 +172,8 @@ mod tests {
             };
             let data = row(&mut rng, len, case % 4);
             let max = reference::max_abs(&data);
+            let max_bits = reference::max_abs_bits(&data);
+            assert_eq!(max_bits, max.to_bits(), "reference case {case}");
             let scale = scale_of_max(max);
             let mut want = vec![0i8; len];
             reference::quantize_row(&data, scale, &mut want);
@@ -178,17 +181,46 @@ mod tests {
             reference::dequantize_row(&want, scale, &mut back);
             for &l in &levels {
                 let ctx = format!("{} case {case} len {len}", l.name());
-                assert_eq!(
-                    max_abs_at(l, &data).to_bits(),
-                    max.to_bits(),
-                    "max_abs {ctx}"
-                );
+                assert_eq!(max_abs_bits_at(l, &data), max_bits, "max_abs_bits {ctx}");
                 let mut got = vec![0i8; len];
                 quantize_at(l, &data, scale, &mut got);
                 assert_eq!(got, want, "quantize {ctx}: {data:?}");
                 let mut out = vec![0f32; len];
                 dequantize_at(l, &want, scale, &mut out);
                 assert_eq!(bits(&out), bits(&back), "dequantize {ctx}");
+            }
+        }
+    }
+
+    #[test]
+    fn max_abs_bits_flags_every_non_finite_value_on_every_level() {
+        use crate::codec::int8::INF_BITS;
+        let bad = [
+            f32::NAN,
+            -f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::from_bits(0x7f80_0001),
+            f32::from_bits(0xffc0_0001),
+        ];
+        for len in [1usize, 7, 8, 31, 32, 33, 63, 64, 65, 130, 384] {
+            let mut data: Vec<f32> = (0..len).map(|i| -f32::MAX * (i % 2) as f32).collect();
+            for l in Level::available() {
+                assert!(
+                    max_abs_bits_at(l, &data) < INF_BITS,
+                    "{} len {len}",
+                    l.name()
+                );
+            }
+            for at in 0..len {
+                for b in bad {
+                    let keep = std::mem::replace(&mut data[at], b);
+                    for l in Level::available() {
+                        let got = max_abs_bits_at(l, &data);
+                        assert!(got >= INF_BITS, "{} {b} at {at}/{len}", l.name());
+                    }
+                    data[at] = keep;
+                }
             }
         }
     }

@@ -87,6 +87,7 @@ impl Level {
     }
 
     /// The best level this CPU supports, whatever `VECTRO_SIMD` says.
+    #[inline]
     pub fn best() -> Level {
         match BEST.load(Ordering::Relaxed) {
             0 => {
@@ -138,10 +139,12 @@ impl Level {
         not(any(target_arch = "x86_64", target_arch = "aarch64")),
         allow(dead_code)
     )]
+    #[inline]
     pub(crate) fn runs_here(self) -> bool {
         self <= Self::best()
     }
 
+    #[inline]
     fn from_u8(n: u8) -> Level {
         match n {
             2 => Level::Avx2,

@@ -2,8 +2,9 @@
 //! tails run the scalar reference. `vcvtnq_s32_f32` rounds to nearest, ties to even, as
 //! the reference's `rint`; values are clamped to ±127 first, so narrowing never saturates.
 //!
-//! Neither run nor compiled yet: the development machine is x86-64 with no aarch64 standard
-//! library. The agreement tests in `simd::int8` cover it on the first aarch64 build.
+//! Type-checked for aarch64 (this file alone, in a scratch crate: the whole crate's zstd-sys
+//! needs a C cross-compiler the development machine lacks) but never run there. The
+//! agreement tests in `simd::int8` cover it on the first aarch64 build.
 
 // The value intrinsics are safe to call inside a NEON `#[target_feature]` function on
 // recent toolchains and `unsafe` on older ones; each body sits in an `unsafe` block so the
@@ -14,23 +15,25 @@ use std::arch::aarch64::*;
 
 use crate::codec::int8 as reference;
 
-/// `max |x|` over `row`.
+/// `max(bits(x) & 0x7fff_ffff)` over `row`, as an integer (see
+/// [`crate::codec::int8::max_abs_bits`]).
 #[target_feature(enable = "neon")]
-pub(super) fn max_abs(row: &[f32]) -> f32 {
+pub(super) fn max_abs_bits(row: &[f32]) -> u32 {
     // SAFETY: NEON is enabled for this function; every pointer access is bounds-checked
     // by the slice it comes from, as noted at each one.
     unsafe {
-        let mut acc = [vdupq_n_f32(0.0); 4];
+        let mask = vdupq_n_u32(0x7fff_ffff);
+        let mut acc = [vdupq_n_u32(0); 4];
         let mut blocks = row.chunks_exact(16);
         for b in &mut blocks {
             for (k, a) in acc.iter_mut().enumerate() {
                 // SAFETY: `b` has 16 floats, so 4 from offset 4k are in bounds.
-                let x = unsafe { vld1q_f32(b.as_ptr().add(4 * k)) };
-                *a = vmaxq_f32(*a, vabsq_f32(x));
+                let x = unsafe { vld1q_u32(b.as_ptr().add(4 * k).cast()) };
+                *a = vmaxq_u32(*a, vandq_u32(x, mask));
             }
         }
-        let m = vmaxq_f32(vmaxq_f32(acc[0], acc[1]), vmaxq_f32(acc[2], acc[3]));
-        vmaxvq_f32(m).max(reference::max_abs(blocks.remainder()))
+        let m = vmaxq_u32(vmaxq_u32(acc[0], acc[1]), vmaxq_u32(acc[2], acc[3]));
+        vmaxvq_u32(m).max(reference::max_abs_bits(blocks.remainder()))
     }
 }
 

@@ -10,42 +10,51 @@ use std::arch::x86_64::*;
 
 use crate::codec::int8 as reference;
 
-/// `max |x|` over `row`.
+/// `max(bits(x) & 0x7fff_ffff)` over `row`, as an integer (see
+/// [`crate::codec::int8::max_abs_bits`]). Integer max needs no finiteness: one pass both
+/// finds the scale and detects NaN/±Inf.
 #[target_feature(enable = "avx2")]
-pub(super) fn max_abs_avx2(row: &[f32]) -> f32 {
-    let mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
-    let mut acc = [_mm256_setzero_ps(); 4];
+pub(super) fn max_abs_bits_avx2(row: &[f32]) -> u32 {
+    let mask = _mm256_set1_epi32(0x7fff_ffff);
+    let mut acc = [_mm256_setzero_si256(); 4];
     let mut blocks = row.chunks_exact(32);
     for b in &mut blocks {
         for (k, a) in acc.iter_mut().enumerate() {
             // SAFETY: `b` has 32 floats, so 8 from offset 8k are in bounds; loadu needs no
             // alignment.
-            let x = unsafe { _mm256_loadu_ps(b.as_ptr().add(8 * k)) };
-            *a = _mm256_max_ps(*a, _mm256_and_ps(x, mask));
+            let x = unsafe { _mm256_loadu_si256(b.as_ptr().add(8 * k).cast()) };
+            // Masked values are non-negative as i32, so the signed max orders them as u32.
+            *a = _mm256_max_epi32(*a, _mm256_and_si256(x, mask));
         }
     }
-    let m = _mm256_max_ps(_mm256_max_ps(acc[0], acc[1]), _mm256_max_ps(acc[2], acc[3]));
-    let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
-    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    let m = _mm_max_ss(m, _mm_shuffle_ps::<0b01>(m, m));
-    _mm_cvtss_f32(m).max(reference::max_abs(blocks.remainder()))
+    let m = _mm256_max_epi32(
+        _mm256_max_epi32(acc[0], acc[1]),
+        _mm256_max_epi32(acc[2], acc[3]),
+    );
+    let m = _mm_max_epi32(_mm256_castsi256_si128(m), _mm256_extracti128_si256::<1>(m));
+    let m = _mm_max_epi32(m, _mm_shuffle_epi32::<0b01_00_11_10>(m));
+    let m = _mm_max_epi32(m, _mm_shuffle_epi32::<0b10_11_00_01>(m));
+    (_mm_cvtsi128_si32(m) as u32).max(reference::max_abs_bits(blocks.remainder()))
 }
 
-/// `max |x|` over `row`.
+/// [`max_abs_bits_avx2`] on 512-bit vectors.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub(super) fn max_abs_avx512(row: &[f32]) -> f32 {
-    let mut acc = [_mm512_setzero_ps(); 4];
+pub(super) fn max_abs_bits_avx512(row: &[f32]) -> u32 {
+    let mask = _mm512_set1_epi32(0x7fff_ffff);
+    let mut acc = [_mm512_setzero_si512(); 4];
     let mut blocks = row.chunks_exact(64);
     for b in &mut blocks {
         for (k, a) in acc.iter_mut().enumerate() {
             // SAFETY: `b` has 64 floats, so 16 from offset 16k are in bounds.
-            let x = unsafe { _mm512_loadu_ps(b.as_ptr().add(16 * k)) };
-            *a = _mm512_max_ps(*a, _mm512_abs_ps(x));
+            let x = unsafe { _mm512_loadu_si512(b.as_ptr().add(16 * k).cast()) };
+            *a = _mm512_max_epi32(*a, _mm512_and_si512(x, mask));
         }
     }
-    let m = _mm512_max_ps(_mm512_max_ps(acc[0], acc[1]), _mm512_max_ps(acc[2], acc[3]));
-    // Exact: max is associative and commutative on finite, non-negative values.
-    _mm512_reduce_max_ps(m).max(max_abs_avx2(blocks.remainder()))
+    let m = _mm512_max_epi32(
+        _mm512_max_epi32(acc[0], acc[1]),
+        _mm512_max_epi32(acc[2], acc[3]),
+    );
+    (_mm512_reduce_max_epi32(m) as u32).max(max_abs_bits_avx2(blocks.remainder()))
 }
 
 /// Quantizes `row` (finite) with `scale` (finite, non-zero) into `out` (same length).

@@ -9,8 +9,9 @@ use crate::codec::{self, Codec};
 use crate::error::{Error, Result};
 use crate::format::{ContainerWriter, Header, Metadata};
 use crate::npy::{self, Dtype};
+use crate::pipeline::encode_block as encode_rows;
 use crate::pipeline::ordered::run_ordered;
-use crate::pipeline::{NoProgress, Progress, check_finite, default_chunk_rows, default_threads};
+use crate::pipeline::{NoProgress, Progress, default_chunk_rows, default_threads};
 
 /// Builds and runs a streaming compression.
 ///
@@ -287,23 +288,14 @@ impl<'a> Compressor<'a> {
     }
 }
 
-/// Refuses non-finite values, then encodes one block; returns its first row and payload.
+/// Encodes one block (refusing non-finite values); returns its first row and payload.
 fn encode_block(
     data: &[f32],
     first: u64,
     codec: &dyn Codec,
     name: &Path,
 ) -> Result<(u64, Vec<u8>)> {
-    let d = codec.dims();
-    check_finite(data, d, first, name)?;
-    let mut payload = vec![0u8; codec.encoded_len(data.len() / d)];
-    codec
-        .encode(data, &mut payload)
-        .map_err(|f| Error::OutOfRange {
-            path: name.to_path_buf(),
-            row: first + f.row as u64,
-            col: f.col as u64,
-            msg: f.msg,
-        })?;
+    let mut payload = vec![0u8; codec.encoded_len(data.len() / codec.dims())];
+    encode_rows(codec, data, &mut payload, first, name)?;
     Ok((first, payload))
 }
