@@ -63,12 +63,12 @@ fn int8_kernels(c: &mut Criterion) {
         .map(vectro::codec::int8::row_scale)
         .collect();
     for level in Level::available() {
-        g.bench_function(BenchmarkId::new("max_abs", level.name()), |b| {
+        g.bench_function(BenchmarkId::new("max_abs_bits", level.name()), |b| {
             b.iter(|| {
                 input
                     .chunks_exact(DIMS)
-                    .map(|r| k8::max_abs_at(level, black_box(r)))
-                    .sum::<f32>()
+                    .map(|r| k8::max_abs_bits_at(level, black_box(r)))
+                    .fold(0u32, u32::max)
             })
         });
         g.bench_function(BenchmarkId::new("quantize", level.name()), |b| {
