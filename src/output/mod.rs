@@ -17,6 +17,9 @@ use tempfile::TempPath;
 
 use crate::error::{Error, Result};
 
+mod write_behind;
+pub use write_behind::WriteBehind;
+
 /// Whether and how hard to make the output durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
@@ -205,9 +208,15 @@ impl AtomicOutput {
         &self.file
     }
 
-    /// A buffered writer on the temporary file, at the file's current position.
-    pub fn writer(&self) -> BufWriter<&File> {
-        BufWriter::with_capacity(1 << 20, &self.file)
+    /// A buffered writer on the temporary file, at the file's current position. A durable
+    /// output is written back as it grows ([`WriteBehind`]), so the final fsync is short.
+    pub fn writer(&self) -> BufWriter<OutputFile<'_>> {
+        let file = match self.durability {
+            Durability::Fsync => WriteBehind::new(&self.file)
+                .map_or(OutputFile::Plain(&self.file), OutputFile::WriteBehind),
+            Durability::None => OutputFile::Plain(&self.file),
+        };
+        BufWriter::with_capacity(1 << 20, file)
     }
 
     /// Flushes to disk (unless durability is off) and renames into place.
@@ -249,6 +258,40 @@ impl AtomicOutput {
             sync_dir(parent_dir(&target))?;
         }
         Ok(())
+    }
+}
+
+/// The file under [`AtomicOutput::writer`]'s buffer.
+#[derive(Debug)]
+pub enum OutputFile<'a> {
+    /// Written as is; the page cache writes it back when it likes.
+    Plain(&'a File),
+    /// Written back as it grows.
+    WriteBehind(WriteBehind<'a>),
+}
+
+impl Write for OutputFile<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            OutputFile::Plain(f) => f.write(buf),
+            OutputFile::WriteBehind(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            OutputFile::Plain(f) => f.flush(),
+            OutputFile::WriteBehind(w) => w.flush(),
+        }
+    }
+}
+
+impl std::io::Seek for OutputFile<'_> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        match self {
+            OutputFile::Plain(f) => f.seek(to),
+            OutputFile::WriteBehind(w) => w.seek(to),
+        }
     }
 }
 
