@@ -29,8 +29,8 @@ impl HalfKind for half::bf16 {
     fn from_bits(b: u16) -> Self {
         half::bf16::from_bits(b)
     }
-    fn is_infinite(self) -> bool {
-        half::bf16::is_infinite(self)
+    fn is_finite(self) -> bool {
+        half::bf16::is_finite(self)
     }
 }
 

@@ -29,7 +29,7 @@ pub trait HalfKind: Copy + Default + Send + Sync + std::fmt::Debug + 'static {
     /// From raw bits.
     fn from_bits(b: u16) -> Self;
     /// Whether the value is ±Inf.
-    fn is_infinite(self) -> bool;
+    fn is_finite(self) -> bool;
 }
 
 impl HalfKind for half::f16 {
@@ -48,8 +48,8 @@ impl HalfKind for half::f16 {
     fn from_bits(b: u16) -> Self {
         half::f16::from_bits(b)
     }
-    fn is_infinite(self) -> bool {
-        half::f16::is_infinite(self)
+    fn is_finite(self) -> bool {
+        half::f16::is_finite(self)
     }
 }
 
@@ -106,7 +106,9 @@ impl<H: HalfKind> Codec for Half<H> {
             .enumerate()
         {
             H::from_f32_slice(row, &mut halves);
-            if let Some(col) = halves.iter().position(|h| h.is_infinite()) {
+            // NaN and ±Inf stay what they are, and too large a value becomes ±Inf: one test
+            // of the converted row finds all three (the caller names NaN/Inf as such).
+            if let Some(col) = halves.iter().position(|h| !h.is_finite()) {
                 return Err(EncodeFault {
                     row: r,
                     col,
@@ -128,6 +130,10 @@ impl<H: HalfKind> Codec for Half<H> {
             }
         }
         Ok(())
+    }
+
+    fn rejects_non_finite(&self) -> bool {
+        true
     }
 
     fn decode_row(&self, payload: &[u8], _rows: usize, row: usize, out: &mut [f32]) {

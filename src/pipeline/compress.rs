@@ -627,7 +627,8 @@ pub(crate) fn encode_block(
     codec.encode(data, payload).map_err(|f| {
         // A codec that checks for itself stops at its first fault, which may be a
         // non-finite value: name it as one.
-        if let Err(e) = check_finite(data, codec.dims(), first_row, path) {
+        let upto = (f.row * codec.dims() + f.col + 1).min(data.len());
+        if let Err(e) = check_finite(&data[..upto], codec.dims(), first_row, path) {
             return e;
         }
         Error::OutOfRange {
@@ -655,4 +656,59 @@ pub(crate) fn check_finite(data: &[f32], dims: usize, first_row: u64, path: &Pat
         col: (i % dims) as u64,
         value: format!("{}", data[i]),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{Bf16, F16, Int4, Int8, ScaleRule};
+
+    /// `(row, col, text)` of the error `encode_block` gives for two rows of 3 dims that
+    /// start at row 10.
+    fn offender(codec: &dyn Codec, data: &[f32]) -> Option<(u64, u64, String)> {
+        let mut out = vec![0u8; codec.encoded_len(2)];
+        match encode_block(codec, data, &mut out, 10, Path::new("x.npy")) {
+            Ok(()) => None,
+            Err(Error::NonFinite {
+                row, col, value, ..
+            }) => Some((row, col, value)),
+            Err(Error::OutOfRange { row, col, msg, .. }) => Some((row, col, msg)),
+            Err(e) => panic!("{}: {e}", codec.name()),
+        }
+    }
+
+    /// The first offender in row-major order is named, as NaN/Inf or as out of range,
+    /// whether the codec checks for itself (int8, f16, bf16) or relies on the separate
+    /// pass (int4).
+    #[test]
+    fn encode_block_names_the_first_offender() {
+        let codecs: Vec<Box<dyn Codec>> = vec![
+            Box::new(Int8::new(3)),
+            Box::new(F16::new(3)),
+            Box::new(Bf16::new(3)),
+            Box::new(Int4::new(3, ScaleRule::Default)),
+        ];
+        let (nan, inf) = (f32::NAN, f32::INFINITY);
+        for c in &codecs {
+            let c = c.as_ref();
+            assert_eq!(offender(c, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]), None);
+            let got = offender(c, &[1.0, 2.0, 3.0, 4.0, nan, 6.0]);
+            assert_eq!(got, Some((11, 1, "NaN".into())), "{}", c.name());
+            let got = offender(c, &[1.0, -inf, 3.0, nan, 5.0, 6.0]);
+            assert_eq!(got, Some((10, 1, "-inf".into())), "{}", c.name());
+        }
+        // Too large for f16 but finite: named as out of range, before a later NaN/Inf.
+        let f16 = F16::new(3);
+        for data in [
+            [1.0e6, 2.0, 3.0, 4.0, nan, 6.0],
+            [1.0, 2.0, 3.0, 1.0e6, inf, 6.0],
+        ] {
+            let (row, col, msg) = offender(&f16, &data).unwrap();
+            assert_eq!((row, col), (10 + u64::from(data[0] == 1.0), 0), "{data:?}");
+            assert!(msg.contains("does not fit f16"), "{msg}");
+        }
+        // A NaN before the overflow in the same row is the first offender.
+        let got = offender(&f16, &[nan, 1.0e6, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(got, Some((10, 0, "NaN".into())));
+    }
 }
