@@ -67,7 +67,7 @@ pub struct EvalOptions {
     /// Found candidates re-ranked with the original floats for the rescored recall.
     pub rerank: usize,
     /// Search pq/opq containers over their decoded rows, as for every other codec, instead
-    /// of over their codes by ADC: for comparing the two (not a CLI option).
+    /// of over their codes by ADC: for comparing the two (`vectro eval --search exact-float`).
     pub exact_float_search: bool,
 }
 
