@@ -22,6 +22,7 @@
 
 use rayon::prelude::*;
 
+use super::huge::LanesBuf;
 use super::search::{Floors, Metric, Queries};
 use super::topk::TopK;
 use crate::codec::Codebook;
@@ -93,8 +94,8 @@ pub(crate) struct AdcTables {
     nbits: u8,
     code_bytes: usize,
     metric: Metric,
-    /// Per block of queries, `m × ksub` vectors.
-    tables: Vec<Vec<Lanes>>,
+    /// `blocks × m × ksub` vectors.
+    tables: LanesBuf,
     /// `‖c_{s,j}‖²` at `s × ksub + j` (cosine only, else empty).
     norms: Vec<f32>,
 }
@@ -113,16 +114,12 @@ impl AdcTables {
             q = rotated;
         }
         let metric = queries.metric();
-        // One allocation per block, each first written by the thread that builds it: the
-        // page faults of tens of MB of tables then run in parallel too.
-        let tables = q
-            .par_chunks(BLOCK * d.max(1))
-            .map(|qs| {
-                let mut t = vec![Lanes::default(); book.m * book.ksub()];
-                block_table(book, qs, metric, &mut t);
-                t
-            })
-            .collect();
+        let per_block = book.m * book.ksub();
+        let mut tables = LanesBuf::zeroed(n.div_ceil(BLOCK) * per_block);
+        tables
+            .par_chunks_mut(per_block.max(1))
+            .zip(q.par_chunks(BLOCK * d.max(1)))
+            .for_each(|(t, qs)| block_table(book, qs, metric, t));
         let norms = if metric == Metric::Cos {
             book.centroids
                 .chunks_exact(book.dsub())
@@ -189,7 +186,8 @@ impl AdcTables {
         own: &[Option<u64>; BLOCK],
     ) {
         let (m, cb) = (self.m, self.code_bytes);
-        let table = &self.tables[b];
+        let per_block = m * self.ksub;
+        let table = &self.tables[b * per_block..(b + 1) * per_block];
         // Lanes past the last query never take a candidate.
         let mut floor = [f32::INFINITY; BLOCK];
         for (f, h) in floor.iter_mut().zip(heaps.iter()) {

@@ -19,6 +19,7 @@
 pub mod adc;
 pub mod bench;
 mod hist;
+mod huge;
 mod quality;
 mod recall;
 mod search;
