@@ -217,13 +217,17 @@ impl AdcTables {
                     Metric::Cos => s.0.map(|v| v * inv_norm[first + r]),
                 };
                 // Most rows beat no query's floor: one pass over the lanes rules them out.
-                let any = (0..BLOCK).fold(false, |a, l| a | may_enter(score[l], floor[l]));
-                if !any {
-                    continue;
-                }
+                let mut hits = (0..BLOCK).fold(0u32, |h, l| {
+                    h | (u32::from(may_enter(score[l], floor[l])) << l)
+                });
                 let id = first_row + (first + r) as u64;
-                for (l, heap) in heaps.iter_mut().enumerate() {
-                    if may_enter(score[l], floor[l]) && own[l] != Some(id) {
+                while hits != 0 {
+                    let l = hits.trailing_zeros() as usize;
+                    hits &= hits - 1;
+                    // A push raises only its own lane's floor: the other bits still hold.
+                    if let Some(heap) = heaps.get_mut(l)
+                        && own[l] != Some(id)
+                    {
                         heap.push(score[l], id);
                         floor[l] = heap.floor();
                     }
