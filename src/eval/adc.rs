@@ -50,14 +50,15 @@ pub fn adc_search(codebook: &Codebook, codes: &[u8], queries: &[f32], k: usize) 
         return vec![Vec::new(); nq];
     }
     let tables = AdcTables::new(codebook, &queries);
-    (0..nq.div_ceil(BLOCK))
+    let blocks: Vec<Vec<Vec<u64>>> = (0..nq.div_ceil(BLOCK))
         .into_par_iter()
-        .flat_map_iter(|b| {
+        .map_init(Vec::new, |sums, b| {
             let mut heaps = vec![TopK::new(k); BLOCK.min(nq - b * BLOCK)];
-            tables.scan_block(b, codes, 0, &[], &mut heaps, &[None; BLOCK]);
-            heaps.into_iter().map(move |h| h.ids(k))
+            tables.scan_block(b, codes, 0, &[], &mut heaps, &[None; BLOCK], sums);
+            heaps.iter().map(|h| h.ids(k)).collect()
         })
-        .collect()
+        .collect();
+    blocks.into_iter().flatten().collect()
 }
 
 /// Rows summed at a time by [`AdcTables::scan_block`] (a default chunk of 384-d rows is
@@ -162,20 +163,24 @@ impl AdcTables {
         } else {
             Vec::new()
         };
+        let mut sums = Vec::new();
         for (b, block) in heaps.chunks_mut(BLOCK).enumerate() {
             let own = std::array::from_fn(|l| {
                 (l < block.len())
                     .then(|| queries.own(b * BLOCK + l))
                     .flatten()
             });
-            self.scan_block(b, codes, first_row, &inv_norm, block, &own);
+            self.scan_block(b, codes, first_row, &inv_norm, block, &own, &mut sums);
         }
         heaps.iter_mut().for_each(TopK::shrink);
         heaps
     }
 
     /// Offers every row of `codes` (from `first_row`) to the `heaps` of query block `b`,
-    /// except each query's `own` row. `inv_norm` holds each row's `1/‖x̂‖` for cosine.
+    /// except each query's `own` row. `inv_norm` holds each row's `1/‖x̂‖` for cosine;
+    /// `sums` is scratch, kept by the caller from block to block so that it is allocated
+    /// once.
+    #[allow(clippy::too_many_arguments)]
     fn scan_block(
         &self,
         b: usize,
@@ -184,6 +189,7 @@ impl AdcTables {
         inv_norm: &[f32],
         heaps: &mut [TopK],
         own: &[Option<u64>; BLOCK],
+        sums: &mut Vec<Lanes>,
     ) {
         let (m, cb) = (self.m, self.code_bytes);
         let per_block = m * self.ksub;
@@ -195,7 +201,7 @@ impl AdcTables {
         }
         // Subspaces whose tables fit in L2 beside the rows' sums and codes.
         let group = (GROUP_BYTES / (self.ksub * size_of::<Lanes>())).max(1);
-        let mut sums = vec![Lanes::default(); ROW_TILE.min(codes.len() / cb)];
+        sums.resize(ROW_TILE.min(codes.len() / cb), Lanes::default());
         for (t, tile) in codes.chunks(ROW_TILE * cb).enumerate() {
             let sums = &mut sums[..tile.len() / cb];
             sums.fill(Lanes::default());
