@@ -127,3 +127,44 @@ fn other_codecs_search_the_decoded_rows() {
     let r = eval(&npy, &comp, &EvalOptions::default());
     assert_eq!(r.search, "exact-float");
 }
+
+/// `vectro eval --search exact-float` searches a pq container over its decoded rows, and
+/// finds what the default ADC search finds.
+#[test]
+fn the_cli_searches_the_codes_unless_asked_for_exact_float() {
+    let dir = tempfile::tempdir().unwrap();
+    let (npy, comp) = container(dir.path(), "pq:m=4");
+    let run = |extra: &[&str]| -> serde_json::Value {
+        let out = assert_cmd::Command::cargo_bin("vectro")
+            .unwrap()
+            .args(["eval", "--json", "--metric", "l2", "--sample-queries", "30"])
+            .arg("--orig")
+            .arg(&npy)
+            .arg("--comp")
+            .arg(&comp)
+            .args(extra)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        serde_json::from_slice(&out).unwrap()
+    };
+    let (auto, float) = (run(&[]), run(&["--search", "exact-float"]));
+    assert_eq!(auto["search"], "adc");
+    assert_eq!(run(&["--search", "auto"])["search"], "adc");
+    assert_eq!(float["search"], "exact-float");
+    assert_eq!(auto["recall"], float["recall"]);
+    let bad = assert_cmd::Command::cargo_bin("vectro")
+        .unwrap()
+        .args([
+            "eval", "--orig", "x.npy", "--comp", "x.vectro", "--search", "fast",
+        ])
+        .assert()
+        .failure()
+        .get_output()
+        .stderr
+        .clone();
+    let bad = String::from_utf8_lossy(&bad);
+    assert!(bad.contains("auto") && bad.contains("exact-float"), "{bad}");
+}

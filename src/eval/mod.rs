@@ -8,9 +8,9 @@
 //! - retrieval (`search.rs`): exact top-k of every query over the original rows (the truth)
 //!   and over the reconstructed rows (what a search over the compressed data finds), one
 //!   matrix multiply per tile into bounded top-k buffers. For pq/opq containers the found
-//!   top-k comes instead from the chunk's codes by ADC (`adc.rs`: one lookup table per
-//!   query, built once, then `m` lookups per row), as PQ is searched in practice; the
-//!   chunk is still decoded for the quality metrics.
+//!   top-k comes instead from the chunk's codes by ADC (`adc.rs`: lookup tables built
+//!   once, 16 queries interleaved, then `m` vector adds per row for 16 queries), as PQ is
+//!   searched in practice; the chunk is still decoded for the quality metrics.
 //!
 //! Then the found candidates are re-ranked with the original floats (random reads of a few
 //! rows per query) for the rescored recall. Memory is bounded by the chunks in flight and
@@ -19,6 +19,7 @@
 pub mod adc;
 pub mod bench;
 mod hist;
+mod huge;
 mod quality;
 mod recall;
 mod search;
@@ -67,7 +68,7 @@ pub struct EvalOptions {
     /// Found candidates re-ranked with the original floats for the rescored recall.
     pub rerank: usize,
     /// Search pq/opq containers over their decoded rows, as for every other codec, instead
-    /// of over their codes by ADC: for comparing the two (not a CLI option).
+    /// of over their codes by ADC: for comparing the two (`vectro eval --search exact-float`).
     pub exact_float_search: bool,
 }
 

@@ -78,6 +78,13 @@ impl TopK {
         }
     }
 
+    /// No candidate scoring strictly below this can enter ([`TopK::push`] drops it): a
+    /// caller with many candidates can test them against it before pushing any.
+    #[inline]
+    pub(crate) fn floor(&self) -> f32 {
+        self.floor
+    }
+
     /// Keeps the best `k` of the buffer and raises the floor.
     fn compact(&mut self) {
         if self.buf.len() > self.k {

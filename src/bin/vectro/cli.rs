@@ -212,8 +212,19 @@ pub struct EvalArgs {
     /// Exit with code 1 if the normalised MSE is above this.
     #[arg(long)]
     pub max_nmse: Option<f64>,
+    /// How the neighbours in the compressed data are found.
+    #[arg(long, value_enum, default_value_t = EvalSearch::Auto)]
+    pub search: EvalSearch,
     #[command(flatten)]
     pub common: Common,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EvalSearch {
+    /// pq/opq: over the codes by ADC, as PQ is searched in practice; others: exact-float.
+    Auto,
+    /// Exact search over the decoded rows, whatever the codec.
+    ExactFloat,
 }
 
 #[derive(Debug, Args)]

@@ -4,7 +4,7 @@ use serde::Serialize;
 use vectro::eval::{EvalOptions, EvalReport, evaluate};
 
 use super::{human_bytes, print_json};
-use crate::cli::EvalArgs;
+use crate::cli::{EvalArgs, EvalSearch};
 use crate::exit_codes;
 use crate::progress::Bar;
 
@@ -39,7 +39,7 @@ pub fn run(a: EvalArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         threads: a.common.threads,
         metric: a.metric,
         rerank: a.rerank,
-        exact_float_search: false,
+        exact_float_search: a.search == EvalSearch::ExactFloat,
     };
     if a.min_recall.is_some() && a.queries.is_none() && a.sample_queries == 0 {
         return Err(vectro::Error::Config(
