@@ -8,11 +8,14 @@
 //! Adding a kernel: its `#[target_feature]` functions go in `x86.rs` / `neon.rs`, a safe
 //! dispatcher in a module named for the codec (see [`int8`]), plus agreement tests there.
 
+pub mod int4;
 pub mod int8;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_int4;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
