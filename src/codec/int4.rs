@@ -93,21 +93,7 @@ pub fn fit_dots(row: &[f32], inv: f32) -> (f64, f64) {
 /// values, then the lanes added pairwise in f64 (a short dependency chain).
 pub fn fit_dots_finish(vq: &[f32; LANES], qq: &[f32; LANES], tail: &[f32], inv: f32) -> (f64, f64) {
     let (tvq, tqq) = fit_dots_tail(tail, inv);
-    let sum = |l: &[f32; LANES], t: f32| {
-        let mut h = [0f64; LANES / 2];
-        for (i, h) in h.iter_mut().enumerate() {
-            *h = f64::from(l[i]) + f64::from(l[i + LANES / 2]);
-        }
-        let mut w = LANES / 4;
-        while w > 0 {
-            for i in 0..w {
-                h[i] += h[i + w];
-            }
-            w /= 2;
-        }
-        h[0] + f64::from(t)
-    };
-    (sum(vq, tvq), sum(qq, tqq))
+    (lane_sum(vq, tvq), lane_sum(qq, tqq))
 }
 
 /// The tail's part of [`fit_dots_finish`]: plain sequential sums, in f32.
@@ -148,7 +134,7 @@ pub fn quantize_pack(row: &[f32], s: f32, out: &mut [u8]) {
 /// quantized and packed.
 fn encode_row(row: &[f32], rule: ScaleRule, q: &mut [i8], out: &mut [u8]) -> f32 {
     if rule == ScaleRule::Gauss {
-        let scale = encode_row_gauss(row, q);
+        let scale = crate::simd::int4::encode_row_gauss(row, q);
         pack(q, out);
         return scale;
     }
@@ -190,13 +176,28 @@ fn gauss_level(c: i8) -> f32 {
 /// The `gauss` rule: codes are the nearest Gaussian level at scale `rms(v)` (ties to the
 /// level nearer zero), then the scale is refit by least squares. Bound: the row's squared
 /// error is at most that of the nearest-level codes at scale `rms(v)`.
-fn encode_row_gauss(row: &[f32], q: &mut [i8]) -> f32 {
-    let ms: f64 = row
-        .iter()
-        .map(|&x| f64::from(x) * f64::from(x))
-        .sum::<f64>()
-        / row.len() as f64;
-    let sigma = ms.sqrt() as f32;
+///
+/// The scalar reference of [`crate::simd::int4::encode_row_gauss`]: the SIMD levels compile
+/// this same body with wider instructions. Sums run in [`LANES`] f32 lanes, added as in
+/// [`fit_dots_finish`], so their order is fixed and the loops vectorise.
+pub fn encode_row_gauss(row: &[f32], q: &mut [i8]) -> f32 {
+    encode_row_gauss_body(row, q)
+}
+
+/// The body of [`encode_row_gauss`], inlined into each SIMD level's wrapper.
+#[inline(always)]
+pub(crate) fn encode_row_gauss_body(row: &[f32], q: &mut [i8]) -> f32 {
+    // Squares and `<|v|, level>` in f64: their f32 versions overflow for |v| past 1.8e19.
+    let sq = |x: f32| f64::from(x) * f64::from(x);
+    let mut ss = [0f64; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            ss[i] += sq(c[i]);
+        }
+    }
+    let tail = chunks.remainder().iter().fold(0f64, |t, &x| t + sq(x));
+    let sigma = (lane_sum(&ss, tail) / row.len() as f64).sqrt() as f32;
     if sigma == 0.0 {
         q.fill(0);
         return 1.0;
@@ -206,19 +207,65 @@ fn encode_row_gauss(row: &[f32], q: &mut [i8]) -> f32 {
     for (m, w) in mid.iter_mut().zip(GAUSS.windows(2)) {
         *m = (w[0] + w[1]) / 2.0;
     }
-    for (o, &x) in q.iter_mut().zip(row) {
-        let u = (x / sigma).abs();
-        let k = mid.iter().fold(0i8, |acc, &m| acc + i8::from(u > m));
-        *o = if x < 0.0 { -k } else { k };
+    let inv = 1.0 / sigma;
+    // 1/σ overflows for the smallest subnormal σ, and is imprecise when σ is huge and 1/σ
+    // subnormal: divide instead.
+    let divide = !inv.is_normal();
+    // The code and level of `x`: the highest level whose midpoint |x|/σ passes. A select
+    // per midpoint (not a table lookup) keeps the loop vectorised.
+    let code = |x: f32| {
+        let u = if divide {
+            x.abs() / sigma
+        } else {
+            x.abs() * inv
+        };
+        let (mut k, mut l) = (0i32, 0f32);
+        for (j, &m) in mid.iter().enumerate() {
+            let past = u > m;
+            k += i32::from(past);
+            l = if past { GAUSS[j + 1] } else { l };
+        }
+        (if x < 0.0 { -k } else { k } as i8, l)
+    };
+    let (mut vl, mut ll) = ([0f64; LANES], [0f32; LANES]);
+    let (mut rows, mut codes) = (row.chunks_exact(LANES), q.chunks_exact_mut(LANES));
+    for (c, o) in (&mut rows).zip(&mut codes) {
+        for i in 0..LANES {
+            let (k, l) = code(c[i]);
+            o[i] = k;
+            // v·level(q) = |v|·|level| exactly: the code has the value's sign.
+            vl[i] += f64::from(c[i].abs()) * f64::from(l);
+            ll[i] += l * l;
+        }
     }
-    let (mut vl, mut ll) = (0f64, 0f64);
-    for (&x, &c) in row.iter().zip(q.iter()) {
-        let l = f64::from(gauss_level(c));
-        vl += f64::from(x) * l;
-        ll += l * l;
+    let (mut tvl, mut tll) = (0f64, 0f32);
+    for (&x, o) in rows.remainder().iter().zip(codes.into_remainder()) {
+        let (k, l) = code(x);
+        *o = k;
+        tvl += f64::from(x.abs()) * f64::from(l);
+        tll += l * l;
     }
+    let (vl, ll) = (lane_sum(&vl, tvl), lane_sum(&ll, tll));
     // Every code is 0 only if every |v| < 0.1376·rms(v), which cannot happen.
     if ll == 0.0 { 1.0 } else { (vl / ll) as f32 }
+}
+
+/// `LANES` partial sums and a tail, added in f64 in a fixed order: `h[i] = l[i] + l[i + 8]`,
+/// then halves pairwise, then the tail.
+#[inline(always)]
+fn lane_sum<T: Copy + Into<f64>>(l: &[T; LANES], t: T) -> f64 {
+    let mut h = [0f64; LANES / 2];
+    for (i, h) in h.iter_mut().enumerate() {
+        *h = l[i].into() + l[i + LANES / 2].into();
+    }
+    let mut w = LANES / 4;
+    while w > 0 {
+        for i in 0..w {
+            h[i] += h[i + w];
+        }
+        w /= 2;
+    }
+    h[0] + t.into()
 }
 
 fn pack(codes: &[i8], out: &mut [u8]) {

@@ -22,6 +22,27 @@ pub fn quantize_pack(row: &[f32], s: f32, out: &mut [u8]) {
     quantize_pack_at(Level::detect(), row, s, out)
 }
 
+/// Codes (into `q`, as long as `row`) and scale of `row` (finite) under the `gauss` rule.
+pub fn encode_row_gauss(row: &[f32], q: &mut [i8]) -> f32 {
+    encode_row_gauss_at(Level::detect(), row, q)
+}
+
+/// [`encode_row_gauss`] at a given level; a level this CPU lacks runs the scalar reference.
+pub fn encode_row_gauss_at(level: Level, row: &[f32], q: &mut [i8]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if level.runs_here() {
+        match level {
+            // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
+            Level::Avx512 => return unsafe { super::x86_int4::gauss_avx512(row, q) },
+            // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
+            Level::Avx2 => return unsafe { super::x86_int4::gauss_avx2(row, q) },
+            _ => {}
+        }
+    }
+    let _ = level;
+    reference::encode_row_gauss(row, q)
+}
+
 /// [`fit_dots`] at a given level; a level this CPU lacks runs the scalar reference.
 ///
 /// # Panics
@@ -150,6 +171,28 @@ mod tests {
                     quantize_pack_at(l, &data, s, &mut got);
                     assert_eq!(got, want, "quantize_pack {ctx}: {data:?}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn gauss_rule_matches_the_scalar_reference_on_every_level() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for case in 0..2000u64 {
+            let len = 1 + match case % 3 {
+                0 => rng.below(100) as usize,
+                1 => 383,
+                _ => rng.below(4) as usize * 64 + rng.below(3) as usize,
+            };
+            let data = row(&mut rng, len, case % 4);
+            let mut want = vec![0i8; len];
+            let scale = reference::encode_row_gauss(&data, &mut want);
+            for l in Level::available() {
+                let mut got = vec![9i8; len];
+                let s = encode_row_gauss_at(l, &data, &mut got);
+                let ctx = format!("{} case {case} len {len}", l.name());
+                assert_eq!(s.to_bits(), scale.to_bits(), "scale {ctx}");
+                assert_eq!(got, want, "codes {ctx}: {data:?}");
             }
         }
     }

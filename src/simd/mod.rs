@@ -12,6 +12,7 @@ pub mod int4;
 pub mod int8;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+pub mod rotate;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 #[cfg(target_arch = "x86_64")]

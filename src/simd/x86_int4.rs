@@ -205,3 +205,16 @@ pub(super) fn quantize_pack_avx512(row: &[f32], s: f32, out: &mut [u8]) {
     }
     reference::quantize_pack(rest, s, tail);
 }
+
+/// The `gauss` rule's codes and scale: the reference's body, compiled for AVX2. Rust never
+/// fuses a multiply and an add by itself, so wider registers change no bits.
+#[target_feature(enable = "avx2")]
+pub(super) fn gauss_avx2(row: &[f32], q: &mut [i8]) -> f32 {
+    reference::encode_row_gauss_body(row, q)
+}
+
+/// The `gauss` rule's codes and scale: the reference's body, compiled for AVX-512.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) fn gauss_avx512(row: &[f32], q: &mut [i8]) -> f32 {
+    reference::encode_row_gauss_body(row, q)
+}
