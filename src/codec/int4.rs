@@ -253,7 +253,7 @@ pub(crate) fn encode_row_gauss_body(row: &[f32], q: &mut [i8]) -> f32 {
 /// `LANES` partial sums and a tail, added in f64 in a fixed order: `h[i] = l[i] + l[i + 8]`,
 /// then halves pairwise, then the tail.
 #[inline(always)]
-fn lane_sum<T: Copy + Into<f64>>(l: &[T; LANES], t: T) -> f64 {
+pub(crate) fn lane_sum<T: Copy + Into<f64>>(l: &[T; LANES], t: T) -> f64 {
     let mut h = [0f64; LANES / 2];
     for (i, h) in h.iter_mut().enumerate() {
         *h = l[i].into() + l[i + LANES / 2].into();

@@ -8,6 +8,7 @@
 //! Adding a kernel: its `#[target_feature]` functions go in `x86.rs` / `neon.rs`, a safe
 //! dispatcher in a module named for the codec (see [`int8`]), plus agreement tests there.
 
+pub mod binary;
 pub mod int4;
 pub mod int8;
 #[cfg(target_arch = "aarch64")]
