@@ -1,6 +1,6 @@
 //! The seeded rotation ([`crate::codec::Rotation`]) at each SIMD level.
 //!
-//! The scalar reference is the rotation's own body with [`fwht`]: sign flips and
+//! The scalar reference is the rotation's own body with its `fwht`: sign flips and
 //! Walsh–Hadamard butterflies, each output an add or a subtract of the same two values in
 //! the same stage order, then one multiply. The AVX2 level compiles that body with wider
 //! instructions; the AVX-512 level also runs the four shortest butterfly stages inside one
