@@ -1,16 +1,24 @@
 //! Encode and decode throughput of every codec, in float32 input bytes per second.
 //!
 //! `cargo bench --bench codecs`. A new codec is one line in `CODECS`. The `int8_kernels`
-//! group also times each SIMD level of the int8 kernels on this CPU against the scalar
-//! reference.
+//! and `int4_kernels` groups also time each SIMD level of those kernels on this CPU against
+//! the scalar reference (`int4_kernels` includes the rotation of `rotate=1`).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use vectro::codec;
-use vectro::simd::{Level, int8 as k8};
+use vectro::simd::{Level, int4 as k4, int8 as k8, rotate};
 
 /// Codec specs as `--codec` takes them.
-const CODECS: &[&str] = &["int8"];
+const CODECS: &[&str] = &[
+    "int8",
+    "int4",
+    "int4:rotate=1",
+    "binary",
+    "binary:rotate=1",
+    "f16",
+    "bf16",
+];
 const DIMS: usize = 384;
 /// One default chunk: about 4 MiB of input, the unit a worker encodes.
 const ROWS: usize = (4 << 20) / (DIMS * 4);
@@ -98,5 +106,60 @@ fn int8_kernels(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, codecs, int8_kernels);
+fn int4_kernels(c: &mut Criterion) {
+    let input = data(ROWS, DIMS);
+    let mut g = c.benchmark_group("int4_kernels");
+    g.throughput(Throughput::Bytes((input.len() * 4) as u64));
+    // The fit rule's nine candidate scales of each row, as the encoder derives them.
+    let invs: Vec<[f32; 9]> = input
+        .chunks_exact(DIMS)
+        .map(|r| {
+            let s0 = vectro::codec::int8::max_abs(r) / 7.0;
+            vectro::codec::int4::FIT_FACTORS.map(|f| 1.0 / (s0 * f))
+        })
+        .collect();
+    let rot = vectro::codec::Rotation::new(DIMS, 3, 1);
+    let mut packed = vec![0u8; input.len() / 2];
+    let mut codes = vec![0i8; DIMS];
+    let mut row = vec![0f32; DIMS];
+    for level in Level::available() {
+        g.bench_function(BenchmarkId::new("fit_dots_x9", level.name()), |b| {
+            let mut out = [(0f64, 0f64); 9];
+            b.iter(|| {
+                for (r, i) in input.chunks_exact(DIMS).zip(&invs) {
+                    k4::fit_dots_at(level, black_box(r), i, &mut out);
+                }
+            })
+        });
+        g.bench_function(BenchmarkId::new("quantize_pack", level.name()), |b| {
+            b.iter(|| {
+                for ((r, o), i) in input
+                    .chunks_exact(DIMS)
+                    .zip(packed.chunks_exact_mut(DIMS / 2))
+                    .zip(&invs)
+                {
+                    k4::quantize_pack_at(level, black_box(r), 1.0 / i[0], o);
+                }
+            })
+        });
+        g.bench_function(BenchmarkId::new("gauss", level.name()), |b| {
+            b.iter(|| {
+                for r in input.chunks_exact(DIMS) {
+                    black_box(k4::encode_row_gauss_at(level, black_box(r), &mut codes));
+                }
+            })
+        });
+        g.bench_function(BenchmarkId::new("rotate_forward", level.name()), |b| {
+            b.iter(|| {
+                for r in input.chunks_exact(DIMS) {
+                    row.copy_from_slice(r);
+                    rotate::forward_at(level, &rot, black_box(&mut row));
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, codecs, int8_kernels, int4_kernels);
 criterion_main!(benches);

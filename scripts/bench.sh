@@ -4,6 +4,8 @@
 #   scripts/bench.sh                 # 4 GiB input, 3 runs of each, 2 threads
 #   GIB=8 RUNS=5 THREADS=2 DIR=/big/scratch scripts/bench.sh
 #   RSS_SIZES="1 4 16" scripts/bench.sh   # also peak RSS of compress per input size
+#   CODECS="int4 binary f16 bf16" scripts/bench.sh   # also each codec's compress time / int8's
+#   CODECS="int4 int4:rotate=1" CODECS_ONLY=1 scripts/bench.sh   # only that comparison
 #
 # Baselines, each timed in the same run as what it is compared with:
 #   cat FILE > /dev/null             the sequential read of the input (warm cache)
@@ -22,6 +24,8 @@ RUNS=${RUNS:-3}
 THREADS=${THREADS:-2}
 DIMS=${DIMS:-384}
 RSS_SIZES=${RSS_SIZES:-}
+CODECS=${CODECS:-}
+CODECS_ONLY=${CODECS_ONLY:-}
 VENV=${VENV:-target/bench-venv}
 if [ -z "${DIR:-}" ]; then
   DIR=$(mktemp -d "${TMPDIR:-/tmp}/vectro-bench.XXXXXX")
@@ -53,7 +57,7 @@ cpu() { cut -d' ' -f2 < "$DIR/t.$1" | median; }
 
 # The numpy reference, chunked and preallocated like vectro, in its own venv.
 NUMPY=""
-if command -v python3 > /dev/null; then
+if [ -z "$CODECS_ONLY" ] && command -v python3 > /dev/null; then
   if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV" && "$VENV/bin/pip" install --quiet numpy || true
   fi
@@ -83,9 +87,20 @@ cat "$IN" > /dev/null
 # decompress and cp each write an input-sized file right after an input-sized file was
 # deleted: on this VM, pages freed a moment ago are cheap to reuse, while pages the host
 # has taken back (free page reporting) cost a fault each; so the order must not favour one.
-cp "$IN" "$DIR/copy.npy"
+[ -n "$CODECS_ONLY" ] || cp "$IN" "$DIR/copy.npy"
+# A codec spec as a file-name part: int4:rotate=1 -> int4_rotate_1.
+tag() { echo "$1" | tr ':=,' '___'; }
 for _ in $(seq "$RUNS"); do
   cat "$IN" > /dev/null   # keep the cache warm: this VM drains it after ~60 s idle
+  # Each codec right after int8, so the pair sees the same machine load.
+  for c in $CODECS; do
+    rm -f "$DIR/out.vectro"
+    timed codec_int8 $V compress --in "$IN" --out "$DIR/out.vectro" --codec int8 --threads "$THREADS" --no-fsync --quiet
+    rm -f "$DIR/out.vectro"
+    timed "codec_$(tag "$c")" $V compress --in "$IN" --out "$DIR/out.vectro" --codec "$c" --threads "$THREADS" --no-fsync --quiet
+    rm -f "$DIR/out.vectro"
+  done
+  [ -n "$CODECS_ONLY" ] && continue
   timed cat cat "$IN"
   rm -f "$DIR/out.vectro"
   timed compress_nofsync $V compress --in "$IN" --out "$DIR/out.vectro" --threads "$THREADS" --no-fsync --quiet
@@ -114,6 +129,19 @@ row() { # NAME BASELINE GOAL
   w=$(wall "$1"); c=$(cpu "$1"); bw=$(wall "$2"); bc=$(cpu "$2")
   echo "| $1 | $w | $(gbs "$w") | $2 | $bw | **$(ratio "$w" "$bw")** | $3 | $c / $bc = $(ratio "$c" "$bc") |"
 }
+if [ -n "$CODECS" ]; then
+  echo
+  echo "Compress with --no-fsync, $THREADS threads, each codec against int8 (timed alternately, medians of $RUNS pairs; int8's median over all pairs); load average $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo
+  echo "| codec | wall s | input GB/s | int8 wall s | ratio to int8 | goal | CPU s (user+sys), ratio |"
+  echo "|---|---|---|---|---|---|---|"
+  for c in $CODECS; do
+    t=codec_$(tag "$c")
+    echo "| $c | $(wall "$t") | $(gbs "$(wall "$t")") | $(wall codec_int8) | **$(ratio "$(wall "$t")" "$(wall codec_int8)")** | ≤ 1.5 | $(cpu "$t") / $(cpu codec_int8) = $(ratio "$(cpu "$t")" "$(cpu codec_int8)") |"
+  done
+fi
+[ -n "$CODECS_ONLY" ] && exit 0
+
 echo
 echo "Input: $(awk -v b="$IN_BYTES" 'BEGIN {printf "%.2f GiB", b / 2^30}'), $DIMS dims, output $(awk -v b="${OUT_BYTES:-0}" 'BEGIN {printf "%.2f GiB", b / 2^30}'); $THREADS threads; medians of $RUNS runs; load average $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores."
 echo

@@ -31,7 +31,7 @@ use super::{Codec, CodecId, CodecSpec, EncodeFault, read_f32};
 pub const GAUSS: [f32; 8] = [0.0, 0.2751, 0.5572, 0.8545, 1.1783, 1.5497, 2.0103, 2.6829];
 
 /// Clipping factors tried by the `fit` rule, largest first.
-const FIT_FACTORS: [f32; 9] = [1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6];
+pub const FIT_FACTORS: [f32; 9] = [1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6];
 
 /// The per-vector int4 codec.
 #[derive(Debug, Clone)]
@@ -55,72 +55,116 @@ impl Int4 {
 /// even; unlike `f32::round` it needs no libm call, so the loop vectorises.
 const ROUND_MAGIC: f32 = 12_582_912.0;
 
-/// Codes for `row` at clipping scale `s` (non-zero), into `q`.
-fn quantize(row: &[f32], s: f32, q: &mut [i8]) {
-    let magic_bits = ROUND_MAGIC.to_bits() as i32;
-    let code = |y: f32| ((y.clamp(-7.0, 7.0) + ROUND_MAGIC).to_bits() as i32 - magic_bits) as i8;
-    let inv = 1.0 / s;
-    if !inv.is_finite() {
-        // 1/s overflows for the smallest subnormal scales: divide instead.
-        q.iter_mut().zip(row).for_each(|(o, &x)| *o = code(x / s));
-        return;
-    }
-    q.iter_mut().zip(row).for_each(|(o, &x)| *o = code(x * inv));
+/// Lanes of the `fit` search's partial sums. They fix the order of the float additions, so
+/// every SIMD level reproduces the scalar reference's bits: 16 is one AVX-512 register or
+/// two AVX2 ones.
+pub const LANES: usize = 16;
+
+/// The code magnitude for `a = |v| / s`: `min(a, 7)` rounded half to even, as a float.
+/// `min` is written as a comparison so it compiles to one `minps`, the SIMD levels' op.
+#[inline(always)]
+fn magnitude(a: f32) -> f32 {
+    let y = if a < 7.0 { a } else { 7.0 };
+    (y + ROUND_MAGIC) - ROUND_MAGIC
 }
 
-/// `<v, q>` and `<q, q>` of a row and its codes. Eight f32 lanes keep the loop vectorised;
-/// `<q, q>` is exact (integers below 2²⁴ for any dims under 342,000).
-fn dots(row: &[f32], q: &[i8]) -> (f64, f64) {
-    let (mut vq, mut qq) = ([0f32; 8], [0f32; 8]);
-    let (rc, qc) = (row.chunks_exact(8), q.chunks_exact(8));
-    let (mut tvq, mut tqq) = (0f32, 0f32);
-    for (&x, &c) in rc.remainder().iter().zip(qc.remainder()) {
-        tvq += x * f32::from(c);
-        tqq += f32::from(c) * f32::from(c);
-    }
-    for (r, c) in rc.zip(qc) {
-        for i in 0..8 {
-            let c = f32::from(c[i]);
-            vq[i] += r[i] * c;
-            qq[i] += c * c;
+/// `<v, q>` and `<q, q>` of `row` and its codes at scale `1 / inv`, without storing the
+/// codes: the scalar reference of [`crate::simd::int4::fit_dots`].
+///
+/// `v·q = |v|·|q|` exactly (the code has the value's sign), so the sums run on magnitudes.
+/// Lane `i` adds the products of dimensions `i, i + 16, ...` in order, then
+/// [`fit_dots_finish`] adds the tail and the lanes; `<q, q>` is exact (integers below 2²⁴
+/// for any dims under 342,000).
+pub fn fit_dots(row: &[f32], inv: f32) -> (f64, f64) {
+    let (mut vq, mut qq) = ([0f32; LANES], [0f32; LANES]);
+    let mut chunks = row.chunks_exact(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            let a = c[i].abs();
+            let q = magnitude(a * inv);
+            vq[i] += a * q;
+            qq[i] += q * q;
         }
     }
-    let sum = |a: [f32; 8], t: f32| a.iter().map(|&x| f64::from(x)).sum::<f64>() + f64::from(t);
-    (sum(vq, tvq), sum(qq, tqq))
+    fit_dots_finish(&vq, &qq, chunks.remainder(), inv)
 }
 
-/// Chooses one row's codes and scale under `rule`; `q` and `best` are scratch of `dims`.
+/// The end of [`fit_dots`], shared by every SIMD level: the tail of fewer than [`LANES`]
+/// values, then the lanes added pairwise in f64 (a short dependency chain).
+pub fn fit_dots_finish(vq: &[f32; LANES], qq: &[f32; LANES], tail: &[f32], inv: f32) -> (f64, f64) {
+    let (tvq, tqq) = fit_dots_tail(tail, inv);
+    (lane_sum(vq, tvq), lane_sum(qq, tqq))
+}
+
+/// The tail's part of [`fit_dots_finish`]: plain sequential sums, in f32.
+pub fn fit_dots_tail(tail: &[f32], inv: f32) -> (f32, f32) {
+    let (mut tvq, mut tqq) = (0f32, 0f32);
+    for &x in tail {
+        let a = x.abs();
+        let q = magnitude(a * inv);
+        tvq += a * q;
+        tqq += q * q;
+    }
+    (tvq, tqq)
+}
+
+/// Codes of `row` at scale `s` (non-zero), packed two per byte into `out`
+/// (`ceil(row.len() / 2)` bytes): the scalar reference of
+/// [`crate::simd::int4::quantize_pack`].
+pub fn quantize_pack(row: &[f32], s: f32, out: &mut [u8]) {
+    let magic_bits = ROUND_MAGIC.to_bits() as i32;
+    let inv = 1.0 / s;
+    // 1/s overflows for the smallest subnormal scales: divide instead.
+    let divide = !inv.is_finite();
+    let code = |x: f32| {
+        let y = if divide { x / s } else { x * inv };
+        ((y.clamp(-7.0, 7.0) + ROUND_MAGIC).to_bits() as i32 - magic_bits) as u8 & 0x0f
+    };
+    for (o, pair) in out.iter_mut().zip(row.chunks(2)) {
+        *o = code(pair[0]) | pair.get(1).map_or(0, |&x| code(x)) << 4;
+    }
+}
+
+/// Chooses one row's codes and scale under `rule` and packs the codes into `out`; `q` is
+/// scratch of `dims` codes (used by the `gauss` rule only).
 ///
 /// For fixed codes the least-squares scale is `<v,q>/<q,q>` and leaves the squared error
 /// `||v||² − <v,q>²/<q,q>`, so the best candidate is the one with the largest `<v,q>²/<q,q>`.
-fn encode_row(row: &[f32], rule: ScaleRule, q: &mut [i8], best: &mut [i8]) -> f32 {
+/// Each candidate costs one fused pass that never stores its codes; only the winner is
+/// quantized and packed.
+fn encode_row(row: &[f32], rule: ScaleRule, q: &mut [i8], out: &mut [u8]) -> f32 {
     if rule == ScaleRule::Gauss {
-        return encode_row_gauss(row, best);
+        let scale = crate::simd::int4::encode_row_gauss(row, q);
+        pack(q, out);
+        return scale;
     }
-    let max_abs = row.iter().fold(0f32, |m, &x| m.max(x.abs()));
+    // The row is finite (the pipeline checked), so these are the bits of max|v|.
+    let max_abs = f32::from_bits(crate::simd::int8::max_abs_bits(row));
     let s0 = max_abs / 7.0;
     if max_abs == 0.0 || s0 == 0.0 {
         // All zero, or so tiny that max|v|/7 underflows: everything decodes to 0.
-        best.fill(0);
+        out.fill(0);
         return 1.0;
     }
-    quantize(row, s0, best);
     // A subnormal scale has too few mantissa bits for the fitted scale to be what the
     // fit measured; such rows keep the max rule (and its per-element bound).
     if rule == ScaleRule::Max || s0 < f32::MIN_POSITIVE {
+        crate::simd::int4::quantize_pack(row, s0, out);
         return s0;
     }
-    let (vq, qq) = dots(row, best);
-    let (mut best_vq, mut best_qq) = (vq, qq);
-    for f in &FIT_FACTORS[1..] {
-        quantize(row, s0 * f, q);
-        let (vq, qq) = dots(row, q);
+    let scales = FIT_FACTORS.map(|f| s0 * f);
+    // Finite: s >= 0.6 × f32::MIN_POSITIVE.
+    let invs = scales.map(|s| 1.0 / s);
+    let mut dots = [(0f64, 0f64); FIT_FACTORS.len()];
+    crate::simd::int4::fit_dots(row, &invs, &mut dots);
+    let (mut best_s, mut best_vq, mut best_qq) = (s0, 0f64, 1f64);
+    for (k, (&s, &(vq, qq))) in scales.iter().zip(&dots).enumerate() {
         // vq²/qq > best_vq²/best_qq, without dividing (qq > 0: max|v| always codes to ±7).
-        if vq * vq * best_qq > best_vq * best_vq * qq {
-            (best_vq, best_qq) = (vq, qq);
-            best.copy_from_slice(q);
+        if k == 0 || vq * vq * best_qq > best_vq * best_vq * qq {
+            (best_s, best_vq, best_qq) = (s, vq, qq);
         }
     }
+    crate::simd::int4::quantize_pack(row, best_s, out);
     (best_vq / best_qq) as f32
 }
 
@@ -133,13 +177,28 @@ fn gauss_level(c: i8) -> f32 {
 /// The `gauss` rule: codes are the nearest Gaussian level at scale `rms(v)` (ties to the
 /// level nearer zero), then the scale is refit by least squares. Bound: the row's squared
 /// error is at most that of the nearest-level codes at scale `rms(v)`.
-fn encode_row_gauss(row: &[f32], q: &mut [i8]) -> f32 {
-    let ms: f64 = row
-        .iter()
-        .map(|&x| f64::from(x) * f64::from(x))
-        .sum::<f64>()
-        / row.len() as f64;
-    let sigma = ms.sqrt() as f32;
+///
+/// The scalar reference of [`crate::simd::int4::encode_row_gauss`]: the SIMD levels compile
+/// this same body with wider instructions. Sums run in [`LANES`] f32 lanes, added as in
+/// [`fit_dots_finish`], so their order is fixed and the loops vectorise.
+pub fn encode_row_gauss(row: &[f32], q: &mut [i8]) -> f32 {
+    encode_row_gauss_body(row, q)
+}
+
+/// The body of [`encode_row_gauss`], inlined into each SIMD level's wrapper.
+#[inline(always)]
+pub(crate) fn encode_row_gauss_body(row: &[f32], q: &mut [i8]) -> f32 {
+    // Squares and `<|v|, level>` in f64: their f32 versions overflow for |v| past 1.8e19.
+    let sq = |x: f32| f64::from(x) * f64::from(x);
+    let mut ss = [0f64; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            ss[i] += sq(c[i]);
+        }
+    }
+    let tail = chunks.remainder().iter().fold(0f64, |t, &x| t + sq(x));
+    let sigma = (lane_sum(&ss, tail) / row.len() as f64).sqrt() as f32;
     if sigma == 0.0 {
         q.fill(0);
         return 1.0;
@@ -149,19 +208,65 @@ fn encode_row_gauss(row: &[f32], q: &mut [i8]) -> f32 {
     for (m, w) in mid.iter_mut().zip(GAUSS.windows(2)) {
         *m = (w[0] + w[1]) / 2.0;
     }
-    for (o, &x) in q.iter_mut().zip(row) {
-        let u = (x / sigma).abs();
-        let k = mid.iter().fold(0i8, |acc, &m| acc + i8::from(u > m));
-        *o = if x < 0.0 { -k } else { k };
+    let inv = 1.0 / sigma;
+    // 1/σ overflows for the smallest subnormal σ, and is imprecise when σ is huge and 1/σ
+    // subnormal: divide instead.
+    let divide = !inv.is_normal();
+    // The code and level of `x`: the highest level whose midpoint |x|/σ passes. A select
+    // per midpoint (not a table lookup) keeps the loop vectorised.
+    let code = |x: f32| {
+        let u = if divide {
+            x.abs() / sigma
+        } else {
+            x.abs() * inv
+        };
+        let (mut k, mut l) = (0i32, 0f32);
+        for (j, &m) in mid.iter().enumerate() {
+            let past = u > m;
+            k += i32::from(past);
+            l = if past { GAUSS[j + 1] } else { l };
+        }
+        (if x < 0.0 { -k } else { k } as i8, l)
+    };
+    let (mut vl, mut ll) = ([0f64; LANES], [0f32; LANES]);
+    let (mut rows, mut codes) = (row.chunks_exact(LANES), q.chunks_exact_mut(LANES));
+    for (c, o) in (&mut rows).zip(&mut codes) {
+        for i in 0..LANES {
+            let (k, l) = code(c[i]);
+            o[i] = k;
+            // v·level(q) = |v|·|level| exactly: the code has the value's sign.
+            vl[i] += f64::from(c[i].abs()) * f64::from(l);
+            ll[i] += l * l;
+        }
     }
-    let (mut vl, mut ll) = (0f64, 0f64);
-    for (&x, &c) in row.iter().zip(q.iter()) {
-        let l = f64::from(gauss_level(c));
-        vl += f64::from(x) * l;
-        ll += l * l;
+    let (mut tvl, mut tll) = (0f64, 0f32);
+    for (&x, o) in rows.remainder().iter().zip(codes.into_remainder()) {
+        let (k, l) = code(x);
+        *o = k;
+        tvl += f64::from(x.abs()) * f64::from(l);
+        tll += l * l;
     }
+    let (vl, ll) = (lane_sum(&vl, tvl), lane_sum(&ll, tll));
     // Every code is 0 only if every |v| < 0.1376·rms(v), which cannot happen.
     if ll == 0.0 { 1.0 } else { (vl / ll) as f32 }
+}
+
+/// `LANES` partial sums and a tail, added in f64 in a fixed order: `h[i] = l[i] + l[i + 8]`,
+/// then halves pairwise, then the tail.
+#[inline(always)]
+pub(crate) fn lane_sum<T: Copy + Into<f64>>(l: &[T; LANES], t: T) -> f64 {
+    let mut h = [0f64; LANES / 2];
+    for (i, h) in h.iter_mut().enumerate() {
+        *h = l[i].into() + l[i + LANES / 2].into();
+    }
+    let mut w = LANES / 4;
+    while w > 0 {
+        for i in 0..w {
+            h[i] += h[i + w];
+        }
+        w /= 2;
+    }
+    h[0] + t.into()
 }
 
 fn pack(codes: &[i8], out: &mut [u8]) {
@@ -182,8 +287,7 @@ fn nibble(b: u8) -> f32 {
 }
 
 thread_local! {
-    static CODES: std::cell::RefCell<(Vec<i8>, Vec<i8>)> =
-        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    static CODES: std::cell::RefCell<Vec<i8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Codec for Int4 {
@@ -219,16 +323,14 @@ impl Codec for Int4 {
         let rows = input.len() / d;
         let (codes, scales) = out.split_at_mut(rows * rb);
         CODES.with(|c| {
-            let (q, best) = &mut *c.borrow_mut();
+            let q = &mut *c.borrow_mut();
             q.resize(d, 0);
-            best.resize(d, 0);
             for (r, (row, code)) in input
                 .chunks_exact(d)
                 .zip(codes.chunks_exact_mut(rb))
                 .enumerate()
             {
-                let scale = encode_row(row, self.rule, q, best);
-                pack(best, code);
+                let scale = encode_row(row, self.rule, q, code);
                 scales[r * 4..r * 4 + 4].copy_from_slice(&scale.to_le_bytes());
             }
         });

@@ -79,8 +79,17 @@ impl Rotation {
         self.window
     }
 
-    /// Rotates one row in place.
+    /// Rotates one row in place, with the widest SIMD level this CPU has (same bits at
+    /// every level: see [`crate::simd::rotate`]).
     pub fn forward(&self, row: &mut [f32]) {
+        crate::simd::rotate::forward(self, row)
+    }
+
+    /// [`Rotation::forward`] in plain Rust: the scalar reference, and the body each SIMD
+    /// level compiles with wider instructions and its own `fwht` (which must give
+    /// [`fwht`]'s bits).
+    #[inline(always)]
+    pub(crate) fn forward_with(&self, row: &mut [f32], fwht: impl Fn(&mut [f32])) {
         let (d, w) = (self.dims, self.window);
         for signs in self.signs.chunks_exact(d) {
             row.iter_mut().zip(signs).for_each(|(x, s)| *x *= s);
@@ -91,8 +100,15 @@ impl Rotation {
         }
     }
 
-    /// Undoes [`Rotation::forward`] in place (up to float rounding).
+    /// Undoes [`Rotation::forward`] in place (up to float rounding), with the widest SIMD
+    /// level this CPU has (same bits at every level).
     pub fn inverse(&self, row: &mut [f32]) {
+        crate::simd::rotate::inverse(self, row)
+    }
+
+    /// [`Rotation::inverse`]'s body; see [`Rotation::forward_with`].
+    #[inline(always)]
+    pub(crate) fn inverse_with(&self, row: &mut [f32], fwht: impl Fn(&mut [f32])) {
         let (d, w) = (self.dims, self.window);
         for signs in self.signs.chunks_exact(d).rev() {
             if w < d {
@@ -111,7 +127,8 @@ pub fn window_for(dims: usize) -> usize {
 
 /// The orthonormal (hence self-inverse) fast Walsh–Hadamard transform; `x.len()` is a power
 /// of two.
-fn fwht(x: &mut [f32]) {
+#[inline(always)]
+pub(crate) fn fwht(x: &mut [f32]) {
     let n = x.len();
     let mut h = 1;
     if n >= 4 {
@@ -122,6 +139,15 @@ fn fwht(x: &mut [f32]) {
         }
         h = 4;
     }
+    fwht_from(x, h);
+}
+
+/// [`fwht`]'s stages from butterfly distance `h` on (`x` has had the earlier ones), then
+/// the normalisation. Stage `h` maps each pair `(u, v) = (x[i], x[i + h])` to
+/// `(u + v, u − v)`, for `i` with bit `h` clear.
+#[inline(always)]
+pub(crate) fn fwht_from(x: &mut [f32], mut h: usize) {
+    let n = x.len();
     while h < n {
         for block in x.chunks_exact_mut(2 * h) {
             let (a, b) = block.split_at_mut(h);
@@ -215,6 +241,9 @@ impl Codec for Rotated {
                 self.rotation.forward(row);
                 // Rows near f32::MAX can overflow inside the transform; the rotated value
                 // is what gets quantized, so it must be finite.
+                if !crate::simd::any_non_finite(row) {
+                    continue;
+                }
                 if let Some(col) = row.iter().position(|x| !x.is_finite()) {
                     return Err(EncodeFault {
                         row: r,

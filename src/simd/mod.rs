@@ -10,13 +10,17 @@
 //! [`adc`] keeps its x86 kernels apart, in `x86_adc.rs`.
 
 pub mod adc;
+pub mod binary;
+pub mod int4;
 pub mod int8;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+pub mod rotate;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 #[cfg(target_arch = "x86_64")]
 mod x86_adc;
+mod x86_int4;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 

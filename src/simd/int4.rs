@@ -1,0 +1,247 @@
+//! int4 kernels: the fused pass that scores one candidate scale of the `fit` rule, and the
+//! quantize-and-pack of the chosen codes.
+//!
+//! The scalar references are [`crate::codec::int4::fit_dots`] and
+//! [`crate::codec::int4::quantize_pack`]. Every faster path gives their bits: the partial
+//! sums keep the reference's [`crate::codec::int4::LANES`] lanes and order, products and
+//! sums of `<v, q>` stay separate roundings (no fused multiply-add), and rounding is half
+//! to even after clamping to ±7.
+
+use super::Level;
+use crate::codec::int4 as reference;
+
+/// `<v, q>` and `<q, q>` of `row` (finite) and its int4 codes at each scale `1 / invs[k]`
+/// (finite and positive), into `out[k]`; `out` is as long as `invs`.
+pub fn fit_dots(row: &[f32], invs: &[f32], out: &mut [(f64, f64)]) {
+    fit_dots_at(Level::detect(), row, invs, out)
+}
+
+/// Packs the int4 codes of `row` (finite) at scale `s` (positive) into `out`, which has
+/// `ceil(row.len() / 2)` bytes.
+pub fn quantize_pack(row: &[f32], s: f32, out: &mut [u8]) {
+    quantize_pack_at(Level::detect(), row, s, out)
+}
+
+/// Codes (into `q`, as long as `row`) and scale of `row` (finite) under the `gauss` rule.
+pub fn encode_row_gauss(row: &[f32], q: &mut [i8]) -> f32 {
+    encode_row_gauss_at(Level::detect(), row, q)
+}
+
+/// [`encode_row_gauss`] at a given level; a level this CPU lacks runs the scalar reference.
+pub fn encode_row_gauss_at(level: Level, row: &[f32], q: &mut [i8]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if level.runs_here() {
+        match level {
+            // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
+            Level::Avx512 => return unsafe { super::x86_int4::gauss_avx512(row, q) },
+            // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
+            Level::Avx2 => return unsafe { super::x86_int4::gauss_avx2(row, q) },
+            _ => {}
+        }
+    }
+    let _ = level;
+    reference::encode_row_gauss(row, q)
+}
+
+/// [`fit_dots`] at a given level; a level this CPU lacks runs the scalar reference.
+///
+/// # Panics
+/// If `out` is shorter than `invs`.
+pub fn fit_dots_at(level: Level, row: &[f32], invs: &[f32], out: &mut [(f64, f64)]) {
+    let out = &mut out[..invs.len()];
+    #[cfg(target_arch = "x86_64")]
+    if level.runs_here() {
+        match level {
+            // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
+            Level::Avx512 => return unsafe { super::x86_int4::fit_dots_avx512(row, invs, out) },
+            // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
+            Level::Avx2 => return unsafe { super::x86_int4::fit_dots_avx2(row, invs, out) },
+            _ => {}
+        }
+    }
+    let _ = level;
+    for (o, &inv) in out.iter_mut().zip(invs) {
+        *o = reference::fit_dots(row, inv);
+    }
+}
+
+/// [`quantize_pack`] at a given level; a level this CPU lacks runs the scalar reference.
+///
+/// # Panics
+/// If `out` is shorter than `ceil(row.len() / 2)`.
+pub fn quantize_pack_at(level: Level, row: &[f32], s: f32, out: &mut [u8]) {
+    let out = &mut out[..row.len().div_ceil(2)];
+    let inv = 1.0 / s;
+    #[cfg(target_arch = "x86_64")]
+    if inv.is_finite() && level.runs_here() {
+        match level {
+            // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL;
+            // `out` has `ceil(row.len() / 2)` bytes.
+            Level::Avx512 => return unsafe { super::x86_int4::quantize_pack_avx512(row, s, out) },
+            // SAFETY: `runs_here` checked at run time that the CPU has AVX2; `out` has
+            // `ceil(row.len() / 2)` bytes.
+            Level::Avx2 => return unsafe { super::x86_int4::quantize_pack_avx2(row, s, out) },
+            _ => {}
+        }
+    }
+    let _ = (level, inv);
+    reference::quantize_pack(row, s, out)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every level this CPU runs must give the scalar references' bits, on rows of every
+    //! length up to a few blocks (so each kernel's tail is hit) and on the values that break
+    //! naive kernels: exact .5 ties, values at the ±7 clamp, ±0, subnormals, huge magnitudes.
+    use super::*;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        fn sign(&mut self) -> f32 {
+            if self.below(2) == 0 { 1.0 } else { -1.0 }
+        }
+    }
+
+    /// A row of `len` values of one of several kinds, chosen by `kind`.
+    fn row(rng: &mut Rng, len: usize, kind: u64) -> Vec<f32> {
+        let e = rng.below(250) as i32 - 140;
+        (0..len)
+            .map(|_| match kind {
+                // Uniform in ±2^e, e from deep subnormal to near f32::MAX.
+                0 => (rng.next() as i64 as f32 / i64::MAX as f32) * 2f32.powi(e.min(126)),
+                // Halves and quarters up to ±9: exact ties at scale 1, codes past the clamp.
+                1 => rng.sign() * rng.below(37) as f32 * 0.25,
+                // Subnormals and zeros of both signs.
+                2 => {
+                    let bits = rng.below(0x0080_0000) as u32 * (rng.below(3) as u32 % 2);
+                    f32::from_bits(bits | (rng.below(2) as u32) << 31)
+                }
+                // Embedding-like: small noise and a few large dimensions.
+                _ => {
+                    let u = rng.next() as i64 as f32 / i64::MAX as f32;
+                    u * if rng.below(50) == 0 { 8.0 } else { 0.3 }
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_level_matches_the_scalar_reference() {
+        let levels = Level::available();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for case in 0..3000u64 {
+            let len = match case % 3 {
+                0 => rng.below(100) as usize,
+                1 => 384,
+                _ => 1 + rng.below(4) as usize * 64 + rng.below(3) as usize,
+            };
+            let data = row(&mut rng, len, case % 4);
+            let max = crate::codec::int8::max_abs(&data);
+            let mut scales = vec![1.0f32, 0.5, 3.7e-3, f32::MIN_POSITIVE];
+            if max / 7.0 > 0.0 {
+                scales.extend(reference::FIT_FACTORS.iter().map(|f| max / 7.0 * f));
+            }
+            for s in scales {
+                let inv = 1.0 / s;
+                let dots = reference::fit_dots(&data, inv);
+                let mut want = vec![0u8; len.div_ceil(2)];
+                reference::quantize_pack(&data, s, &mut want);
+                for &l in &levels {
+                    let ctx = format!("{} case {case} len {len} scale {s}", l.name());
+                    if inv.is_finite() {
+                        // One scale alone and as the last of four: both code paths.
+                        let mut got = [(0f64, 0f64); 5];
+                        fit_dots_at(l, &data, &[inv], &mut got);
+                        fit_dots_at(l, &data, &[1.0, 0.5, 2.0, inv], &mut got[1..]);
+                        for g in [got[0], got[4]] {
+                            assert_eq!(g.0.to_bits(), dots.0.to_bits(), "vq {ctx}");
+                            assert_eq!(g.1.to_bits(), dots.1.to_bits(), "qq {ctx}");
+                        }
+                    }
+                    let mut got = vec![0xaau8; len.div_ceil(2)];
+                    quantize_pack_at(l, &data, s, &mut got);
+                    assert_eq!(got, want, "quantize_pack {ctx}: {data:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gauss_rule_matches_the_scalar_reference_on_every_level() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for case in 0..2000u64 {
+            let len = 1 + match case % 3 {
+                0 => rng.below(100) as usize,
+                1 => 383,
+                _ => rng.below(4) as usize * 64 + rng.below(3) as usize,
+            };
+            let data = row(&mut rng, len, case % 4);
+            let mut want = vec![0i8; len];
+            let scale = reference::encode_row_gauss(&data, &mut want);
+            for l in Level::available() {
+                let mut got = vec![9i8; len];
+                let s = encode_row_gauss_at(l, &data, &mut got);
+                let ctx = format!("{} case {case} len {len}", l.name());
+                assert_eq!(s.to_bits(), scale.to_bits(), "scale {ctx}");
+                assert_eq!(got, want, "codes {ctx}: {data:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn codes_round_half_to_even_and_clamp_on_every_level() {
+        // scale 1: the codes are rint of the values, clamped to ±7.
+        let mut data = vec![0f32; 40];
+        let cases = [
+            0.5f32, 1.5, 2.5, -0.5, -1.5, -2.5, 6.5, -6.5, 7.5, -9.0, -0.0, 3.49,
+        ];
+        data[..cases.len()].copy_from_slice(&cases);
+        let want: [i8; 12] = [0, 2, 2, 0, -2, -2, 6, -6, 7, -7, 0, 3];
+        let magnitudes: f64 = want.iter().map(|&q| f64::from(q).powi(2)).sum();
+        let vq: f64 = cases
+            .iter()
+            .zip(want)
+            .map(|(&x, q)| f64::from(x) * f64::from(q))
+            .sum();
+        for l in Level::available() {
+            let mut got = vec![0u8; 20];
+            quantize_pack_at(l, &data, 1.0, &mut got);
+            let codes: Vec<i8> = (0..cases.len())
+                .map(|i| ((got[i / 2] >> (4 * (i % 2))) << 4) as i8 >> 4)
+                .collect();
+            assert_eq!(codes, want, "{}", l.name());
+            assert!(
+                got[cases.len() / 2..].iter().all(|&b| b == 0),
+                "{}",
+                l.name()
+            );
+            let mut got = [(0f64, 0f64)];
+            fit_dots_at(l, &data, &[1.0], &mut got);
+            let [(v, q)] = got;
+            assert_eq!(q, magnitudes, "{}", l.name());
+            assert!((v - vq).abs() <= 1e-6 * vq, "{}: {v} vs {vq}", l.name());
+        }
+    }
+
+    #[test]
+    fn odd_rows_leave_the_last_high_nibble_zero() {
+        for len in [1usize, 15, 17, 33, 383] {
+            let data = vec![-7.0f32; len];
+            for l in Level::available() {
+                let mut got = vec![0xffu8; len.div_ceil(2)];
+                quantize_pack_at(l, &data, 1.0, &mut got);
+                assert_eq!(got[len / 2], 0x09, "{} len {len}", l.name());
+                assert!(got[..len / 2].iter().all(|&b| b == 0x99), "{}", l.name());
+            }
+        }
+    }
+}
