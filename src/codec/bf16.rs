@@ -32,6 +32,9 @@ impl HalfKind for half::bf16 {
     fn is_finite(self) -> bool {
         half::bf16::is_finite(self)
     }
+    fn encode_le(src: &[f32], dst: &mut [u8]) -> Option<usize> {
+        crate::simd::half::f32_to_bf16_le(src, dst)
+    }
 }
 
 #[cfg(test)]

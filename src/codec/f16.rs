@@ -30,6 +30,9 @@ pub trait HalfKind: Copy + Default + Send + Sync + std::fmt::Debug + 'static {
     fn from_bits(b: u16) -> Self;
     /// Whether the value is ±Inf.
     fn is_finite(self) -> bool;
+    /// Converts a row into LE payload bytes; the index of the first value that is not a
+    /// finite 16-bit float, if any (then `dst` is unspecified).
+    fn encode_le(src: &[f32], dst: &mut [u8]) -> Option<usize>;
 }
 
 impl HalfKind for half::f16 {
@@ -50,6 +53,9 @@ impl HalfKind for half::f16 {
     }
     fn is_finite(self) -> bool {
         half::f16::is_finite(self)
+    }
+    fn encode_le(src: &[f32], dst: &mut [u8]) -> Option<usize> {
+        crate::simd::half::f32_to_f16_le(src, dst)
     }
 }
 
@@ -99,16 +105,14 @@ impl<H: HalfKind> Codec for Half<H> {
 
     fn encode(&self, input: &[f32], out: &mut [u8]) -> Result<(), EncodeFault> {
         let d = self.dims;
-        let mut halves = vec![H::default(); d];
         for (r, (row, o)) in input
             .chunks_exact(d)
             .zip(out.chunks_exact_mut(2 * d))
             .enumerate()
         {
-            H::from_f32_slice(row, &mut halves);
-            // NaN and ±Inf stay what they are, and too large a value becomes ±Inf: one test
-            // of the converted row finds all three (the caller names NaN/Inf as such).
-            if let Some(col) = halves.iter().position(|h| !h.is_finite()) {
+            // NaN and ±Inf stay what they are, and too large a value becomes ±Inf: the
+            // kernel finds all three as it converts (the caller names NaN/Inf as such).
+            if let Some(col) = H::encode_le(row, o) {
                 return Err(EncodeFault {
                     row: r,
                     col,
@@ -124,9 +128,6 @@ impl<H: HalfKind> Codec for Half<H> {
                         }
                     ),
                 });
-            }
-            for (b, h) in o.chunks_exact_mut(2).zip(&halves) {
-                b.copy_from_slice(&h.to_bits().to_le_bytes());
             }
         }
         Ok(())

@@ -11,6 +11,7 @@
 
 pub mod adc;
 pub mod binary;
+pub mod half;
 pub mod int4;
 pub mod int8;
 #[cfg(target_arch = "aarch64")]
@@ -20,6 +21,9 @@ pub mod rotate;
 mod x86;
 #[cfg(target_arch = "x86_64")]
 mod x86_adc;
+#[cfg(target_arch = "x86_64")]
+mod x86_half;
+#[cfg(target_arch = "x86_64")]
 mod x86_int4;
 
 use std::sync::atomic::{AtomicU8, Ordering};
