@@ -125,32 +125,37 @@ pub fn quantize_pack(row: &[f32], s: f32, out: &mut [u8]) {
     }
 }
 
-/// Chooses one row's codes and scale under `rule` and packs the codes into `out`; `q` is
-/// scratch of `dims` codes (used by the `gauss` rule only).
+/// Chooses one row's codes and scale under `rule`, packs the codes into `out` and returns
+/// the scale; `q` is scratch of `dims` codes (used by the `gauss` rule only). Under `fit`
+/// and `max`, a NaN or ±Inf is refused: `Err` holds its column.
 ///
 /// For fixed codes the least-squares scale is `<v,q>/<q,q>` and leaves the squared error
 /// `||v||² − <v,q>²/<q,q>`, so the best candidate is the one with the largest `<v,q>²/<q,q>`.
 /// Each candidate costs one fused pass that never stores its codes; only the winner is
 /// quantized and packed.
-fn encode_row(row: &[f32], rule: ScaleRule, q: &mut [i8], out: &mut [u8]) -> f32 {
+fn encode_row(row: &[f32], rule: ScaleRule, q: &mut [i8], out: &mut [u8]) -> Result<f32, usize> {
     if rule == ScaleRule::Gauss {
         let scale = crate::simd::int4::encode_row_gauss(row, q);
         pack(q, out);
-        return scale;
+        return Ok(scale);
     }
-    // The row is finite (the pipeline checked), so these are the bits of max|v|.
-    let max_abs = f32::from_bits(crate::simd::int8::max_abs_bits(row));
+    // One pass finds max|v| and any NaN/Inf (see int8's max_abs_bits).
+    let bits = crate::simd::int8::max_abs_bits(row);
+    if bits >= super::int8::INF_BITS {
+        return Err(row.iter().position(|x| !x.is_finite()).unwrap_or(0));
+    }
+    let max_abs = f32::from_bits(bits);
     let s0 = max_abs / 7.0;
     if max_abs == 0.0 || s0 == 0.0 {
         // All zero, or so tiny that max|v|/7 underflows: everything decodes to 0.
         out.fill(0);
-        return 1.0;
+        return Ok(1.0);
     }
     // A subnormal scale has too few mantissa bits for the fitted scale to be what the
     // fit measured; such rows keep the max rule (and its per-element bound).
     if rule == ScaleRule::Max || s0 < f32::MIN_POSITIVE {
         crate::simd::int4::quantize_pack(row, s0, out);
-        return s0;
+        return Ok(s0);
     }
     let scales = FIT_FACTORS.map(|f| s0 * f);
     // Finite: s >= 0.6 × f32::MIN_POSITIVE.
@@ -165,7 +170,7 @@ fn encode_row(row: &[f32], rule: ScaleRule, q: &mut [i8], out: &mut [u8]) -> f32
         }
     }
     crate::simd::int4::quantize_pack(row, best_s, out);
-    (best_vq / best_qq) as f32
+    Ok((best_vq / best_qq) as f32)
 }
 
 /// The decoded value of code `c` on the Gaussian grid, before the scale.
@@ -330,11 +335,20 @@ impl Codec for Int4 {
                 .zip(codes.chunks_exact_mut(rb))
                 .enumerate()
             {
-                let scale = encode_row(row, self.rule, q, code);
+                let scale = encode_row(row, self.rule, q, code).map_err(|col| EncodeFault {
+                    row: r,
+                    col,
+                    msg: format!("{} is not a finite number", row[col]),
+                })?;
                 scales[r * 4..r * 4 + 4].copy_from_slice(&scale.to_le_bytes());
             }
-        });
-        Ok(())
+            Ok(())
+        })
+    }
+
+    fn rejects_non_finite(&self) -> bool {
+        // The gauss rule (rotate=1's grid) has no max pass to find them in.
+        self.rule != ScaleRule::Gauss
     }
 
     fn decode_row(&self, payload: &[u8], rows: usize, row: usize, out: &mut [f32]) {

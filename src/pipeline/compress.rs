@@ -678,8 +678,8 @@ mod tests {
     }
 
     /// The first offender in row-major order is named, as NaN/Inf or as out of range,
-    /// whether the codec checks for itself (int8, f16, bf16) or relies on the separate
-    /// pass (int4).
+    /// whether the codec checks for itself (int8, f16, bf16, int4) or relies on the
+    /// separate pass (int4's gauss grid).
     #[test]
     fn encode_block_names_the_first_offender() {
         let codecs: Vec<Box<dyn Codec>> = vec![
@@ -687,6 +687,7 @@ mod tests {
             Box::new(F16::new(3)),
             Box::new(Bf16::new(3)),
             Box::new(Int4::new(3, ScaleRule::Default)),
+            Box::new(Int4::new(3, ScaleRule::Gauss)),
         ];
         let (nan, inf) = (f32::NAN, f32::INFINITY);
         for c in &codecs {
