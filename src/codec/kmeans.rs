@@ -34,6 +34,8 @@ pub struct KMeans {
     pub iterations: usize,
     /// Mean squared distance of a row to its centroid, after the last update.
     pub distortion: f64,
+    /// The nearest of `centroids` to each row (the assignment `distortion` was measured on).
+    pub labels: Vec<u32>,
 }
 
 /// Centroids laid out for the nearest-centroid kernel: transposed (`d × k`) so that the
@@ -262,6 +264,7 @@ pub fn refine(data: &[f32], d: usize, p: &KMeansParams, mut centroids: Vec<f32>)
         centroids,
         iterations,
         distortion,
+        labels,
     }
 }
 

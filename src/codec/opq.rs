@@ -24,8 +24,7 @@ use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
 use super::codebook::{Codebook, TrainingFacts};
-use super::kmeans::CentroidTable;
-use super::pq::{OpqInit, PqParams, train_subspaces};
+use super::pq::{OpqInit, PqParams, SubspaceFit, train_subspaces};
 
 /// Rows per block of the reductions; fixed for determinism.
 const BLOCK: usize = 4096;
@@ -204,26 +203,20 @@ fn random_rotation(d: usize, seed: u64) -> Vec<f32> {
     (0..d * d).map(|k| q[(k / d, k % d)] as f32).collect()
 }
 
-/// The reconstruction of rotated rows `xr` by the codebooks `centroids`.
-fn reconstruct(xr: &[f32], d: usize, p: &PqParams, centroids: &[f32]) -> Vec<f32> {
+/// The reconstruction of `n` rows from their codes: per subspace, the centroid each row
+/// was assigned to (k-means' last assignment, so no search is repeated).
+fn reconstruct(fit: &SubspaceFit, n: usize, d: usize, p: &PqParams) -> Vec<f32> {
     let (ksub, dsub) = (p.ksub(), d / p.m);
-    let tables: Vec<CentroidTable> = centroids
-        .chunks_exact(ksub * dsub)
-        .map(|c| CentroidTable::new(c, ksub, dsub))
-        .collect();
-    let mut y = vec![0f32; xr.len()];
-    y.par_chunks_mut(BLOCK * d)
-        .zip(xr.par_chunks(BLOCK * d))
-        .for_each(|(yb, xb)| {
-            let mut scratch = vec![0f32; ksub];
-            for (yr, xrow) in yb.chunks_exact_mut(d).zip(xb.chunks_exact(d)) {
-                for (s, t) in tables.iter().enumerate() {
-                    let (j, _) = t.nearest(&xrow[s * dsub..(s + 1) * dsub], &mut scratch);
-                    let at = (s * ksub + j) * dsub;
-                    yr[s * dsub..(s + 1) * dsub].copy_from_slice(&centroids[at..at + dsub]);
-                }
+    let mut y = vec![0f32; n * d];
+    y.par_chunks_mut(BLOCK * d).enumerate().for_each(|(b, yb)| {
+        for (i, yr) in yb.chunks_exact_mut(d).enumerate() {
+            let row = b * BLOCK + i;
+            for (s, (o, lab)) in yr.chunks_exact_mut(dsub).zip(&fit.labels).enumerate() {
+                let at = (s * ksub + lab[row] as usize) * dsub;
+                o.copy_from_slice(&fit.centroids[at..at + dsub]);
             }
-        });
+        }
+    });
     y
 }
 
@@ -251,6 +244,7 @@ pub fn train(p: &PqParams, sample: &[f32], dims: usize) -> Codebook {
             .collect(),
         OpqInit::Pca => eigen_allocation(sample, dims, p.m),
     };
+    let n = sample.len() / dims;
     let mut centroids: Option<Vec<f32>> = None;
     for it in 0..p.opq_iters {
         let xr = rotate_par(sample, dims, &r);
@@ -258,15 +252,17 @@ pub fn train(p: &PqParams, sample: &[f32], dims: usize) -> Codebook {
         let inner = PqParams {
             max_iter: if it == 0 { 8 } else { 3 },
             tol: 0.0,
+            redo: 1,
             ..*p
         };
-        let (c, _, _) = train_subspaces(&inner, &xr, dims, centroids.as_deref());
-        let y = reconstruct(&xr, dims, p, &c);
+        let fit = train_subspaces(&inner, &xr, dims, centroids.as_deref());
+        let y = reconstruct(&fit, n, dims, p);
         r = procrustes(sample, &y, dims);
-        centroids = Some(c);
+        centroids = Some(fit.centroids);
     }
     let xr = rotate_par(sample, dims, &r);
-    let (centroids, iters, distortion) = train_subspaces(p, &xr, dims, centroids.as_deref());
+    let fit = train_subspaces(p, &xr, dims, centroids.as_deref());
+    let (centroids, iters, distortion) = (fit.centroids, fit.iterations, fit.distortion);
     Codebook {
         dims,
         m: p.m,

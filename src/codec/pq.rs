@@ -34,6 +34,9 @@ pub struct PqParams {
     pub opq_init: OpqInit,
     /// k-means seeding (`kinit=random|kpp`): uniformly drawn rows, or greedy k-means++.
     pub kmeans_pp: bool,
+    /// k-means runs per subspace from different seeds (`redo=`); each subspace keeps its
+    /// run of least distortion.
+    pub redo: usize,
 }
 
 /// Where OPQ's alternation starts.
@@ -58,11 +61,12 @@ impl PqParams {
             m: 0,
             nbits: 8,
             max_iter: 25,
-            tol: 2e-3,
+            tol: 0.0,
             seed: 1234,
             opq_iters: 40,
             opq_init: OpqInit::Identity,
             kmeans_pp: false,
+            redo: 1,
         };
         let bad = |msg: String| Error::Config(format!("{name}: {msg}"));
         for kv in text.split(',').filter(|s| !s.is_empty()) {
@@ -79,6 +83,12 @@ impl PqParams {
                 "iters" => p.max_iter = num("iters")? as usize,
                 "seed" => p.seed = num("seed")?,
                 "opq_iters" => p.opq_iters = num("opq_iters")? as usize,
+                "redo" => {
+                    p.redo = num("redo")? as usize;
+                    if !(1..=64).contains(&p.redo) {
+                        return Err(bad(format!("redo must be 1 to 64, got {v}")));
+                    }
+                }
                 "kinit" => {
                     p.kmeans_pp = match v {
                         "kpp" => true,
@@ -107,7 +117,7 @@ impl PqParams {
                 }
                 _ => {
                     return Err(bad(format!(
-                        "unknown parameter '{k}'; known: m, nbits, iters, tol, seed, kinit, opq_iters, opq_init"
+                        "unknown parameter '{k}'; known: m, nbits, iters, tol, seed, kinit, redo, opq_iters, opq_init"
                     )));
                 }
             }
@@ -164,60 +174,95 @@ pub fn train(
     if id == CodecId::Opq {
         return opq::train(p, sample, dims);
     }
-    let (centroids, iters, distortion) = train_subspaces(p, sample, dims, None);
+    let fit = train_subspaces(p, sample, dims, None);
     Codebook {
         dims,
         m: p.m,
         nbits: p.nbits,
-        centroids,
+        centroids: fit.centroids,
         rotation: None,
         facts: TrainingFacts {
             sample_rows: (sample.len() / dims) as u64,
-            kmeans_iterations: iters as u32,
+            kmeans_iterations: fit.iterations as u32,
             opq_iterations: 0,
-            distortion,
+            distortion: fit.distortion,
             seed: p.seed,
         },
     }
 }
 
-/// k-means in each subspace, in parallel; from k-means++ or, with `warm`, from given
-/// centroids. Returns the centroids, the most iterations any subspace ran, and the total
-/// mean squared error per row.
+/// The codebooks of all subspaces, as k-means left them.
+pub(crate) struct SubspaceFit {
+    /// `m × ksub × dsub` centroids.
+    pub centroids: Vec<f32>,
+    /// The most Lloyd iterations any subspace ran.
+    pub iterations: usize,
+    /// Total mean squared error per row.
+    pub distortion: f64,
+    /// Per subspace, each row's nearest centroid (its code).
+    pub labels: Vec<Vec<u32>>,
+}
+
+/// k-means in each subspace, in parallel; from fresh seeds (`p.redo` runs per subspace,
+/// keeping the one of least distortion) or, with `warm`, from given centroids.
 pub(crate) fn train_subspaces(
     p: &PqParams,
     data: &[f32],
     dims: usize,
     warm: Option<&[f32]>,
-) -> (Vec<f32>, usize, f64) {
+) -> SubspaceFit {
     let dsub = dims / p.m;
     let ksub = p.ksub();
     let parts: Vec<kmeans::KMeans> = (0..p.m)
         .into_par_iter()
         .map(|s| {
             let sub = subspace(data, dims, s * dsub, dsub);
-            let kp = KMeansParams {
-                k: ksub,
-                max_iter: p.max_iter,
-                tol: p.tol,
-                seed: p.seed ^ (s as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            let run = |r: usize| {
+                // Run 0 keeps the seed of a single run, so `redo=1` is the plain k-means.
+                let seed = p.seed ^ (s as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let kp = KMeansParams {
+                    k: ksub,
+                    max_iter: p.max_iter,
+                    tol: p.tol,
+                    seed: seed.wrapping_add((r as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)),
+                };
+                match warm {
+                    Some(w) => kmeans::refine(
+                        &sub,
+                        dsub,
+                        &kp,
+                        w[s * ksub * dsub..(s + 1) * ksub * dsub].to_vec(),
+                    ),
+                    None if p.kmeans_pp => kmeans::train(&sub, dsub, &kp),
+                    None => kmeans::train_random_init(&sub, dsub, &kp),
+                }
             };
-            match warm {
-                Some(w) => kmeans::refine(
-                    &sub,
-                    dsub,
-                    &kp,
-                    w[s * ksub * dsub..(s + 1) * ksub * dsub].to_vec(),
-                ),
-                None if p.kmeans_pp => kmeans::train(&sub, dsub, &kp),
-                None => kmeans::train_random_init(&sub, dsub, &kp),
-            }
+            let runs = if warm.is_some() { 1 } else { p.redo.max(1) };
+            // Subspaces are independent, so the best run of each is kept on its own; the
+            // first of equal distortions wins, whatever the schedule.
+            (1..runs).map(run).fold(run(0), |best, k| {
+                if k.distortion < best.distortion {
+                    k
+                } else {
+                    best
+                }
+            })
         })
         .collect();
-    let iters = parts.iter().map(|k| k.iterations).max().unwrap_or(0);
+    let iterations = parts.iter().map(|k| k.iterations).max().unwrap_or(0);
     let distortion = parts.iter().map(|k| k.distortion).sum();
-    let centroids = parts.into_iter().flat_map(|k| k.centroids).collect();
-    (centroids, iters, distortion)
+    let mut centroids = Vec::with_capacity(p.m * ksub * dsub);
+    let mut labels = Vec::with_capacity(p.m);
+    for k in parts {
+        centroids.extend_from_slice(&k.centroids);
+        labels.push(k.labels);
+    }
+    SubspaceFit {
+        centroids,
+        iterations,
+        distortion,
+        labels,
+    }
 }
 
 /// Columns `first..first + width` of a row-major `n × dims` matrix, contiguous.
@@ -457,6 +502,55 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown parameter 'q'"), "{e}");
+    }
+
+    #[test]
+    fn restarts_keep_each_subspace_at_its_best_run() {
+        let dims = 8;
+        let x = data(1500, dims, 5);
+        let p1 = params("m=4,nbits=4,iters=10", dims);
+        let p3 = PqParams { redo: 3, ..p1 };
+        let one = train_subspaces(&p1, &x, dims, None);
+        let three = train_subspaces(&p3, &x, dims, None);
+        // Run 0 of the restarts is the single run, so no subspace can end up worse.
+        assert!(
+            three.distortion <= one.distortion,
+            "{} > {}",
+            three.distortion,
+            one.distortion
+        );
+        // The labels are the codes of the kept centroids.
+        let book = Codebook {
+            dims,
+            m: 4,
+            nbits: 4,
+            centroids: three.centroids.clone(),
+            rotation: None,
+            facts: TrainingFacts {
+                sample_rows: 1500,
+                kmeans_iterations: 0,
+                opq_iterations: 0,
+                distortion: 0.0,
+                seed: 0,
+            },
+        };
+        let mut codes = vec![0u8; 1500 * book.code_bytes()];
+        Pq::new(book.clone())
+            .encode(&x, &mut codes)
+            .expect("encodes");
+        for (row, code) in codes.chunks_exact(book.code_bytes()).enumerate() {
+            for (s, lab) in three.labels.iter().enumerate() {
+                assert_eq!(
+                    get_code(code, s, 4),
+                    lab[row] as usize,
+                    "row {row}, subspace {s}"
+                );
+            }
+        }
+        let e = PqParams::parse("pq", "m=4,redo=0", dims)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("redo must be 1 to 64"), "{e}");
     }
 
     #[test]
