@@ -181,7 +181,7 @@ impl AtomicOutput {
             use std::os::fd::AsRawFd;
             // SAFETY: fallocate only reads the descriptor, which `self.file` keeps open;
             // KEEP_SIZE reserves blocks past the end and changes no byte of the file.
-            let rc = unsafe {
+            unsafe {
                 libc::fallocate(
                     self.file.as_raw_fd(),
                     libc::FALLOC_FL_KEEP_SIZE,
@@ -189,7 +189,9 @@ impl AtomicOutput {
                     (len - cur) as libc::off_t,
                 )
             };
-            self.preallocated |= rc == 0;
+            // Even a failed call (ENOSPC) may have reserved part of the range: trim at
+            // commit whatever happened.
+            self.preallocated = true;
         }
     }
 
@@ -406,6 +408,25 @@ mod tests {
         // An abandoned output leaves nothing behind.
         drop(AtomicOutput::create(&dir.path().join("x"), false, Durability::None).unwrap());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn preallocated_blocks_past_the_end_are_released_at_commit() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("x");
+        let mut out = AtomicOutput::create(&t, false, Durability::None).unwrap();
+        out.preallocate(64 << 20);
+        let mut w = out.writer();
+        w.write_all(b"0123456789").unwrap();
+        w.flush().unwrap();
+        drop(w);
+        // Where fallocate works, 64 MiB is reserved but the size is what was written.
+        assert_eq!(out.file().metadata().unwrap().len(), 10);
+        out.commit().unwrap();
+        let m = std::fs::metadata(&t).unwrap();
+        assert_eq!(m.len(), 10);
+        assert!(m.blocks() * 512 < 1 << 20, "{} blocks kept", m.blocks());
     }
 
     #[test]
