@@ -74,7 +74,8 @@ fn magnitude(a: f32) -> f32 {
 /// `v·q = |v|·|q|` exactly (the code has the value's sign), so the sums run on magnitudes.
 /// Lane `i` adds the products of dimensions `i, i + 16, ...` in order, then
 /// [`fit_dots_finish`] adds the tail and the lanes; `<q, q>` is exact (integers below 2²⁴
-/// for any dims under 342,000).
+/// for any dims under 342,000). `<v, q>` accumulates with fused multiply-adds (one
+/// rounding each), so every SIMD level's FMA reproduces it.
 pub fn fit_dots(row: &[f32], inv: f32) -> (f64, f64) {
     let (mut vq, mut qq) = ([0f32; LANES], [0f32; LANES]);
     let mut chunks = row.chunks_exact(LANES);
@@ -82,7 +83,7 @@ pub fn fit_dots(row: &[f32], inv: f32) -> (f64, f64) {
         for i in 0..LANES {
             let a = c[i].abs();
             let q = magnitude(a * inv);
-            vq[i] += a * q;
+            vq[i] = a.mul_add(q, vq[i]);
             qq[i] += q * q;
         }
     }
@@ -102,7 +103,7 @@ pub fn fit_dots_tail(tail: &[f32], inv: f32) -> (f32, f32) {
     for &x in tail {
         let a = x.abs();
         let q = magnitude(a * inv);
-        tvq += a * q;
+        tvq = a.mul_add(q, tvq);
         tqq += q * q;
     }
     (tvq, tqq)

@@ -54,8 +54,10 @@ pub fn fit_dots_at(level: Level, row: &[f32], invs: &[f32], out: &mut [(f64, f64
         match level {
             // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
             Level::Avx512 => return unsafe { super::x86_int4::fit_dots_avx512(row, invs, out) },
-            // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
-            Level::Avx2 => return unsafe { super::x86_int4::fit_dots_avx2(row, invs, out) },
+            // SAFETY: `runs_here` checked AVX2 at run time, and FMA is checked here.
+            Level::Avx2 if std::arch::is_x86_feature_detected!("fma") => {
+                return unsafe { super::x86_int4::fit_dots_avx2(row, invs, out) };
+            }
             _ => {}
         }
     }

@@ -13,7 +13,7 @@ const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 const GROUP: usize = 3;
 
 /// `out[k]` = `<v, q>` and `<q, q>` of `row` and its codes at scale `1 / invs[k]`.
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 pub(super) fn fit_dots_avx2(row: &[f32], invs: &[f32], out: &mut [(f64, f64)]) {
     let mut groups = invs.chunks_exact(GROUP);
     let mut outs = out.chunks_exact_mut(GROUP);
@@ -27,7 +27,7 @@ pub(super) fn fit_dots_avx2(row: &[f32], invs: &[f32], out: &mut [(f64, f64)]) {
 
 /// [`fit_dots_avx2`] for `G` scales: lanes 0–7 of the reference in one register, 8–15 in
 /// another.
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 #[inline]
 fn group_avx2<const G: usize>(row: &[f32], invs: [f32; G]) -> [(f64, f64); G] {
     let mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
@@ -44,7 +44,7 @@ fn group_avx2<const G: usize>(row: &[f32], invs: [f32; G]) -> [(f64, f64); G] {
                 // min(y, 7) is the reference's `if y < 7 { y } else { 7 }` (y is never NaN).
                 let y = _mm256_min_ps(_mm256_mul_ps(a, vinv[g]), seven);
                 let q = _mm256_round_ps::<NEAREST>(y);
-                vq[g][h] = _mm256_add_ps(vq[g][h], _mm256_mul_ps(a, q));
+                vq[g][h] = _mm256_fmadd_ps(a, q, vq[g][h]);
                 qq[g][h] = _mm256_add_ps(qq[g][h], _mm256_mul_ps(q, q));
             }
         }
@@ -112,7 +112,8 @@ pub(super) fn fit_dots_avx512(row: &[f32], invs: &[f32], out: &mut [(f64, f64)])
 }
 
 /// [`fit_dots_avx512`] for `G` scales: the reference's 16 lanes are one register.
-/// `<q, q>` may use a fused multiply-add: its sums are exact.
+/// `<v, q>` uses fused multiply-adds, as the reference does; `<q, q>` may too: its sums
+/// are exact.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 #[inline]
 fn group_avx512<const G: usize>(row: &[f32], invs: [f32; G]) -> [(f64, f64); G] {
@@ -127,7 +128,7 @@ fn group_avx512<const G: usize>(row: &[f32], invs: [f32; G]) -> [(f64, f64); G] 
         for g in 0..G {
             let y = _mm512_min_ps(_mm512_mul_ps(a, vinv[g]), seven);
             let q = _mm512_roundscale_ps::<NEAREST>(y);
-            vq[g] = _mm512_add_ps(vq[g], _mm512_mul_ps(a, q));
+            vq[g] = _mm512_fmadd_ps(a, q, vq[g]);
             qq[g] = _mm512_fmadd_ps(q, q, qq[g]);
         }
     }
