@@ -38,6 +38,8 @@ pub mod output;
 pub mod pipeline;
 pub mod simd;
 pub mod stream;
+#[cfg(test)]
+mod test_rng;
 
 pub use codec::{Codec, CodecId, CodecSpec};
 pub use error::{Error, ErrorKind, Result};

@@ -262,14 +262,9 @@ mod tests {
     use super::*;
 
     fn data(rows: usize, d: usize) -> Vec<f32> {
-        let mut s = 12345u64;
+        let mut rng = crate::test_rng::Rng(12345);
         (0..rows * d)
-            .map(|i| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) + (i % d == 3) as u8 as f32
-            })
+            .map(|i| rng.centred() + (i % d == 3) as u8 as f32)
             .collect()
     }
 

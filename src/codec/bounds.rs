@@ -147,13 +147,10 @@ fn check_row(name: &str, v: &[f32], out: &[f32]) -> Result<(), String> {
 /// A row of kind `kind`: 0 zeros, 1 constant, 2 spike, else spread values; times 2^mag.
 fn make_row(d: usize, kind: u8, mag: i32, seed: u64) -> Vec<f32> {
     let scale = 2f64.powi(mag);
-    let mut s = seed | 1;
+    let mut rng = crate::test_rng::Rng(seed | 1);
     (0..d)
         .map(|i| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let u = (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+            let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
             let x = match kind {
                 0 => 0.0,
                 1 => 0.75,

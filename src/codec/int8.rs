@@ -248,11 +248,8 @@ mod tests {
             mag in -30i32..30,
             seed in any::<u64>(),
         ) {
-            let mut s = seed | 1;
-            let data: Vec<f32> = (0..dims * rows).map(|_| {
-                s ^= s << 13; s ^= s >> 7; s ^= s << 17;
-                ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2f32.powi(mag)
-            }).collect();
+            let mut rng = crate::test_rng::Rng(seed | 1);
+            let data: Vec<f32> = (0..dims * rows).map(|_| rng.centred() * 2f32.powi(mag)).collect();
             let codec = Int8::new(dims);
             let out = round_trip(&codec, &data);
             for (r, row) in data.chunks(dims).enumerate() {

@@ -80,13 +80,8 @@ mod tests {
 
     #[test]
     fn every_level_matches_the_scalar_reference() {
-        let mut s = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        };
+        let mut rng = crate::test_rng::Rng(0x2545_f491_4f6c_dd1d);
+        let mut next = move || rng.next();
         for case in 0..2000usize {
             let len = 1 + case % 97 + (case % 3) * 128;
             let row: Vec<f32> = (0..len)

@@ -88,20 +88,15 @@ pub fn bf16_scalar(src: &[f32], dst: &mut [u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::Rng;
 
     /// Random bit patterns of every class: normal, subnormal, zero, near each format's
     /// overflow and rounding edges, NaN and ±Inf.
     fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed | 1;
-        let mut next = move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        };
+        let mut rng = Rng(seed | 1);
         (0..n)
             .map(|_| {
-                let r = next();
+                let r = rng.next();
                 let bits = match r % 8 {
                     0 => (r >> 32) as u32,                               // anything, NaN included
                     1 => (r >> 40) as u32 & 0x807f_ffff,                 // f32 subnormal

@@ -96,22 +96,7 @@ mod tests {
     //! length up to a few blocks (so each kernel's tail is hit) and on the values that break
     //! naive kernels: exact .5 ties, values at the ±7 clamp, ±0, subnormals, huge magnitudes.
     use super::*;
-
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-        fn sign(&mut self) -> f32 {
-            if self.below(2) == 0 { 1.0 } else { -1.0 }
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// A row of `len` values of one of several kinds, chosen by `kind`.
     fn row(rng: &mut Rng, len: usize, kind: u64) -> Vec<f32> {

@@ -104,19 +104,7 @@ mod tests {
     //! that break naive kernels: exact .5 ties, ±0, subnormals, huge magnitudes.
     use super::*;
     use crate::codec::int8::scale_of_max;
-
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// A row of `len` values of one of several kinds, chosen by `kind`.
     fn row(rng: &mut Rng, len: usize, kind: u64) -> Vec<f32> {

@@ -159,21 +159,14 @@ mod tests {
 
     #[test]
     fn every_level_matches_the_scalar_reference() {
-        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = crate::test_rng::Rng(0x9e37_79b9_7f4a_7c15);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         for dims in [
             1usize, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 64, 100, 384, 513, 1000,
         ] {
             for rounds in [1u32, 3] {
                 let rot = Rotation::new(dims, rounds, dims as u64);
-                let row: Vec<f32> = (0..dims)
-                    .map(|_| {
-                        s ^= s << 13;
-                        s ^= s >> 7;
-                        s ^= s << 17;
-                        (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-                    })
-                    .collect();
+                let row: Vec<f32> = (0..dims).map(|_| rng.centred()).collect();
                 let mut fwd = row.clone();
                 rot.forward_with(&mut fwd, fwht);
                 let mut back = fwd.clone();
