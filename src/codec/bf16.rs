@@ -17,20 +17,8 @@ impl HalfKind for half::bf16 {
     const ID: CodecId = CodecId::Bf16;
     const NAME: &'static str = "bf16";
     const MAX: f32 = 3.389_531_4e38;
-    fn from_f32_slice(src: &[f32], dst: &mut [Self]) {
-        dst.convert_from_f32_slice(src);
-    }
     fn to_f32_slice(src: &[Self], dst: &mut [f32]) {
         src.convert_to_f32_slice(dst);
-    }
-    fn to_bits(self) -> u16 {
-        half::bf16::to_bits(self)
-    }
-    fn from_bits(b: u16) -> Self {
-        half::bf16::from_bits(b)
-    }
-    fn is_finite(self) -> bool {
-        half::bf16::is_finite(self)
     }
     fn encode_le(src: &[f32], dst: &mut [u8]) -> Option<usize> {
         crate::simd::half::f32_to_bf16_le(src, dst)

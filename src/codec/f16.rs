@@ -20,16 +20,8 @@ pub trait HalfKind: Copy + Default + Send + Sync + std::fmt::Debug + 'static {
     const NAME: &'static str;
     /// The largest finite magnitude, for error messages.
     const MAX: f32;
-    /// Converts a row with round-to-nearest-even.
-    fn from_f32_slice(src: &[f32], dst: &mut [Self]);
     /// Widens a row exactly.
     fn to_f32_slice(src: &[Self], dst: &mut [f32]);
-    /// Raw bits.
-    fn to_bits(self) -> u16;
-    /// From raw bits.
-    fn from_bits(b: u16) -> Self;
-    /// Whether the value is ±Inf.
-    fn is_finite(self) -> bool;
     /// Converts a row into LE payload bytes; the index of the first value that is not a
     /// finite 16-bit float, if any (then `dst` is unspecified).
     fn encode_le(src: &[f32], dst: &mut [u8]) -> Option<usize>;
@@ -39,20 +31,8 @@ impl HalfKind for half::f16 {
     const ID: CodecId = CodecId::F16;
     const NAME: &'static str = "f16";
     const MAX: f32 = 65504.0;
-    fn from_f32_slice(src: &[f32], dst: &mut [Self]) {
-        dst.convert_from_f32_slice(src);
-    }
     fn to_f32_slice(src: &[Self], dst: &mut [f32]) {
         src.convert_to_f32_slice(dst);
-    }
-    fn to_bits(self) -> u16 {
-        half::f16::to_bits(self)
-    }
-    fn from_bits(b: u16) -> Self {
-        half::f16::from_bits(b)
-    }
-    fn is_finite(self) -> bool {
-        half::f16::is_finite(self)
     }
     fn encode_le(src: &[f32], dst: &mut [u8]) -> Option<usize> {
         crate::simd::half::f32_to_f16_le(src, dst)
