@@ -1,5 +1,5 @@
 //! bfloat16: the top 16 bits of a float32 (8-bit exponent, 7-bit mantissa), rounded to
-//! nearest even by the `half` crate. Same range as float32, so only values within half an
+//! nearest even (the `half` crate's rounding, which `simd::half` reproduces bit for bit). Same range as float32, so only values within half an
 //! ulp of `f32::MAX` overflow (an error naming the row); less precise than f16.
 //!
 //! Payload: `n × dims` u16 LE bit patterns. Bound: `|v − v'| <= |v| × 2⁻⁸` for normal
