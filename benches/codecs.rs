@@ -1,12 +1,14 @@
 //! Encode and decode throughput of every codec, in float32 input bytes per second.
 //!
-//! `cargo bench --bench codecs`. A new codec is one line in `CODECS`. The `int8_kernels`
+//! `cargo bench --bench codecs`. A new codec is one line in `CODECS` (or `TRAINED`, for
+//! codecs with a codebook: trained once on the bench rows, untimed). The `int8_kernels`
 //! and `int4_kernels` groups also time each SIMD level of those kernels on this CPU against
 //! the scalar reference (`int4_kernels` includes the rotation of `rotate=1`).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use vectro::codec;
+use vectro::pipeline::NoProgress;
 use vectro::simd::{Level, int4 as k4, int8 as k8, rotate};
 
 /// Codec specs as `--codec` takes them.
@@ -20,6 +22,14 @@ const CODECS: &[&str] = &[
     "bf16",
 ];
 const DIMS: usize = 384;
+/// Trained codecs: their codebooks are trained (untimed) on the bench rows, with few Lloyd
+/// iterations: encode and decode cost the same whatever the centroids' quality.
+const TRAINED: &[&str] = &[
+    "pq:m=48,iters=4",
+    "pq:m=96,iters=4",
+    "pq:m=48,nbits=4,iters=4",
+    "opq:m=48,iters=4,opq_iters=2",
+];
 /// One default chunk: about 4 MiB of input, the unit a worker encodes.
 const ROWS: usize = (4 << 20) / (DIMS * 4);
 
@@ -47,8 +57,23 @@ fn codecs(c: &mut Criterion) {
     let bytes = (input.len() * 4) as u64;
     let mut g = c.benchmark_group("codecs");
     g.throughput(Throughput::Bytes(bytes));
-    for spec in CODECS {
-        let codec = codec::parse(spec, DIMS).expect("known codec");
+    let trained = TRAINED.iter().map(|spec| {
+        let (name, params) = spec.split_once(':').expect("name:params");
+        let p = codec::pq::PqParams::parse(name, params, DIMS).expect("valid pq spec");
+        let id = match name {
+            "opq" => codec::CodecId::Opq,
+            _ => codec::CodecId::Pq,
+        };
+        let book = codec::pq::train(id, &p, &input, DIMS, &NoProgress);
+        (
+            *spec,
+            Box::new(codec::Pq::new(book)) as Box<dyn codec::Codec>,
+        )
+    });
+    let plain = CODECS
+        .iter()
+        .map(|spec| (*spec, codec::parse(spec, DIMS).expect("known codec")));
+    for (spec, codec) in plain.chain(trained) {
         let mut payload = vec![0u8; codec.encoded_len(ROWS)];
         g.bench_function(BenchmarkId::new("encode", spec), |b| {
             b.iter(|| codec.encode(black_box(&input), &mut payload).unwrap())
