@@ -86,11 +86,11 @@ pub fn fix_checksums(b: &mut [u8]) {
     if !(12..=n).contains(&h) {
         return;
     }
-    let c = crc32c::crc32c(&b[..h - 4]);
+    let c = crate::format::crc(&b[..h - 4]);
     LE::write_u32(&mut b[h - 4..h], c);
     let mut at = h;
     while at + CHUNK_HEADER_LEN <= n && &b[at..at + 4] == b"VCHK" {
-        let c = crc32c::crc32c(&b[at..at + 32]);
+        let c = crate::format::crc(&b[at..at + 32]);
         LE::write_u32(&mut b[at + 32..at + 36], c);
         let payload = LE::read_u64(&b[at + 24..at + 32]);
         let Some(end) = usize::try_from(payload)
@@ -100,7 +100,7 @@ pub fn fix_checksums(b: &mut [u8]) {
         else {
             break;
         };
-        let c = crc32c::crc32c(&b[at..end - 4]);
+        let c = crate::format::crc(&b[at..end - 4]);
         LE::write_u32(&mut b[end - 4..end], c);
         at = end;
     }
@@ -111,7 +111,7 @@ pub fn fix_checksums(b: &mut [u8]) {
     let off = LE::read_u64(&b[t..t + 8]);
     let len = LE::read_u64(&b[t + 8..t + 16]);
     if let Some(end) = off.checked_add(len).filter(|&e| e <= t as u64) {
-        let c = crc32c::crc32c(&b[off as usize..end as usize]);
+        let c = crate::format::crc(&b[off as usize..end as usize]);
         LE::write_u32(&mut b[t + 24..t + 28], c);
     }
     let trailer: &[u8; TRAILER_LEN] = b[t..].try_into().expect("length");

@@ -171,7 +171,7 @@ impl Codebook {
     /// A short identity for people comparing shards: the crc32c of the parameter block.
     /// Two containers with the same fingerprint share one codebook.
     pub fn fingerprint(&self) -> u32 {
-        crc32c::crc32c(&self.to_params())
+        crate::format::crc(&self.to_params())
     }
 
     /// The standalone `.vcb` bytes: frame, parameter block, crc32c.
@@ -184,7 +184,7 @@ impl Codebook {
         LE::write_u16(&mut out[8..10], self.codec_id().code());
         LE::write_u32(&mut out[12..16], params.len() as u32);
         out.extend_from_slice(&params);
-        let c = crc32c::crc32c(&out);
+        let c = crate::format::crc(&out);
         out.extend_from_slice(&c.to_le_bytes());
         out
     }
@@ -211,7 +211,7 @@ impl Codebook {
             ));
         }
         let stored = LE::read_u32(&bytes[VCB_HEAD + p..]);
-        if crc32c::crc32c(&bytes[..VCB_HEAD + p]) != stored {
+        if crate::format::crc(&bytes[..VCB_HEAD + p]) != stored {
             return Err(corrupt("checksum mismatch: the codebook is corrupt"));
         }
         let code = LE::read_u16(&bytes[8..10]);

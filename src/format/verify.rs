@@ -328,7 +328,7 @@ fn walk_chunks<R: BufRead + Seek>(
                 continue;
             }
         };
-        let mut c = crc32c::crc32c(&h);
+        let mut c = super::crc(&h);
         let mut left = payload_len;
         while left > 0 {
             // Checksum straight out of the reader's buffer: one copy, as `cat` makes.
@@ -337,7 +337,7 @@ fn walk_chunks<R: BufRead + Seek>(
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
             let n = avail.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            c = crc32c::crc32c_append(c, &avail[..n]);
+            c = super::crc_append(c, &avail[..n]);
             r.consume(n);
             left -= n as u64;
         }

@@ -10,8 +10,31 @@ use byteorder::{ByteOrder, LittleEndian as LE};
 use super::read::ChunkEntry;
 use super::{
     CHUNK_HEADER_LEN, CHUNK_MAGIC, Header, INDEX_ENTRY_LEN, INDEX_HEADER_LEN, INDEX_MAGIC, MAGIC,
-    MAJOR, MINOR, TRAILER_LEN, crc,
+    MAJOR, MINOR, TRAILER_LEN, crc, crc_append,
 };
+
+/// A chunk's crc32c computed where its payload was made (the pipeline's workers, in
+/// parallel), so that the single writer thread only copies.
+///
+/// The chunk crc covers the 36-byte header, then the payload. A header ends with the
+/// little-endian crc32c of its other bytes, and the crc32c of any message followed by its
+/// own crc is one constant (the CRC's residue), so the crc after any valid header is the
+/// same: the chunk crc depends on the payload alone. The writer still checks that its
+/// header gives that constant, and computes the crc in full if not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkCrc(u32);
+
+impl ChunkCrc {
+    /// The crc of any chunk holding `payload`.
+    pub fn new(payload: &[u8]) -> ChunkCrc {
+        ChunkCrc(crc_append(header_residue(), payload))
+    }
+}
+
+/// The crc32c of every valid chunk header (see [`ChunkCrc`]).
+fn header_residue() -> u32 {
+    crc(&chunk_header(0, 0, 0, 0))
+}
 
 /// Appends chunks to a container and finishes it with an index and a trailer.
 #[derive(Debug)]
@@ -70,12 +93,11 @@ impl<W: Write> ContainerWriter<W> {
     /// If `rows` is not what the header implies for the next chunk: the pipeline guarantees
     /// it, so a mismatch is a bug, not bad input.
     pub fn write_chunk(&mut self, rows: u64, payload: &[u8]) -> std::io::Result<()> {
-        self.write_chunk_with_crc(rows, payload, crc(payload))
+        self.write_chunk_with_crc(rows, payload, None)
     }
 
-    /// [`ContainerWriter::write_chunk`] given `payload_crc = crc32c(payload)`, computed
-    /// elsewhere: the pipeline's workers checksum their chunks in parallel, which keeps the
-    /// single writer thread to copying.
+    /// [`ContainerWriter::write_chunk`], given the chunk's crc if it was computed elsewhere
+    /// (see [`ChunkCrc`]).
     ///
     /// # Panics
     /// As [`ContainerWriter::write_chunk`].
@@ -83,13 +105,17 @@ impl<W: Write> ContainerWriter<W> {
         &mut self,
         rows: u64,
         payload: &[u8],
-        payload_crc: u32,
+        pre: Option<&ChunkCrc>,
     ) -> std::io::Result<()> {
         let i = self.index.len() as u64;
         assert_eq!(rows, self.header.rows_in_chunk(i), "chunk {i} row count");
         let first_row = i * self.header.chunk_rows as u64;
         let head = chunk_header(i, first_row, rows, payload.len() as u64);
-        let c = crc32c::crc32c_combine(crc(&head), payload_crc, payload.len());
+        let head_crc = crc(&head);
+        let c = match pre {
+            Some(p) if head_crc == header_residue() => p.0,
+            _ => crc_append(head_crc, payload),
+        };
         self.out.write_all(&head)?;
         self.out.write_all(payload)?;
         self.out.write_all(&c.to_le_bytes())?;
@@ -194,5 +220,75 @@ pub(crate) fn encode_trailer(
 
 /// The trailer's crc covers every trailer byte except the crc field itself.
 pub(crate) fn trailer_crc(t: &[u8; TRAILER_LEN]) -> u32 {
-    crc32c::crc32c_append(crc(&t[0..28]), &t[32..40])
+    crc_append(crc(&t[0..28]), &t[32..40])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::Container;
+    use crate::test_rng::Rng;
+
+    #[test]
+    fn crc_and_append_match_an_independent_crc32c() {
+        let mut rng = Rng(0x0dd_c0ffee);
+        let bytes: Vec<u8> = (0..70_000).map(|_| rng.next() as u8).collect();
+        for len in [0usize, 1, 3, 31, 32, 64, 255, 256, 4097, 70_000] {
+            let b = &bytes[..len];
+            assert_eq!(crc(b), crc32c::crc32c(b), "len {len}");
+            for cut in [0, len / 3, len] {
+                let head = crc32c::crc32c(&b[..cut]);
+                assert_eq!(
+                    crc_append(head, &b[cut..]),
+                    crc32c::crc32c(b),
+                    "len {len} cut {cut}"
+                );
+            }
+        }
+    }
+
+    /// A 6-row int8 container of three 2-row chunks, each written with `pre`'s crc for
+    /// it, then opened and every chunk's crc checked.
+    fn write_and_check(pre: impl Fn(&[u8]) -> Option<ChunkCrc>) {
+        let header = Header {
+            codec: crate::codec::CodecSpec {
+                id: crate::codec::CodecId::Int8,
+                params: vec![],
+            },
+            rows: 6,
+            dims: 3,
+            chunk_rows: 2,
+            source_dtype: crate::npy::Dtype::F32Le,
+            metadata: Default::default(),
+            stage: crate::codec::PayloadStage::Plain,
+        };
+        let mut w = ContainerWriter::new(Vec::new(), header).unwrap();
+        for i in 0..3u64 {
+            // 2 rows of 3 codes and a scale.
+            let payload: Vec<u8> = (0..14).map(|b| b * 3 + i as u8).collect();
+            w.write_chunk_with_crc(2, &payload, pre(&payload).as_ref())
+                .unwrap();
+        }
+        let bytes = w.finish().unwrap();
+        let c = Container::from_bytes("t.vectro", &bytes).expect("a valid container");
+        for i in 0..3 {
+            c.chunk_payload(i).expect("chunk crc checks");
+        }
+    }
+
+    #[test]
+    fn every_chunk_header_has_the_same_crc() {
+        // What lets workers checksum a chunk before the writer numbers it.
+        let mut rng = Rng(0x5eed_cafe);
+        for _ in 0..1000 {
+            let h = chunk_header(rng.next(), rng.next(), rng.next(), rng.next());
+            assert_eq!(crc(&h), header_residue());
+        }
+    }
+
+    #[test]
+    fn a_crc_from_the_workers_makes_a_valid_container() {
+        write_and_check(|p| Some(ChunkCrc::new(p)));
+        write_and_check(|_| None);
+    }
 }

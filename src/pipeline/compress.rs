@@ -19,7 +19,7 @@ use super::{Progress, default_threads, peak_rss_bytes};
 use crate::codec::auto::{self, AutoReport, Target};
 use crate::codec::{self, Codec, PayloadStage};
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{ContainerWriter, Header, Metadata};
+use crate::format::{ChunkCrc, ContainerWriter, Header, Metadata};
 use crate::npy::Dtype;
 use crate::output::Durability;
 
@@ -573,7 +573,7 @@ pub(crate) fn encode_job(
     Ok(EncodedChunk {
         first_row: job.first_row,
         rows: job.rows,
-        crc: crc32c::crc32c(&payload),
+        crc: ChunkCrc::new(&payload),
         payload,
     })
 }
@@ -595,7 +595,7 @@ fn zstd_stage(chunk: EncodedChunk, level: i32, pool: &Receiver<Vec<u8>>) -> Resu
     let mut frame = pool.try_recv().unwrap_or_default();
     codec::zstd::compress_into(&chunk.payload, level, &mut frame)?;
     Ok(EncodedChunk {
-        crc: crc32c::crc32c(&frame),
+        crc: ChunkCrc::new(&frame),
         payload: frame,
         ..chunk
     })

@@ -9,7 +9,7 @@ use crossbeam_channel::Sender;
 use super::Progress;
 use super::reader::NpySource;
 use crate::error::{Error, Result};
-use crate::format::ContainerWriter;
+use crate::format::{ChunkCrc, ContainerWriter};
 
 /// One encoded chunk, as a worker hands it to the writer.
 #[derive(Debug)]
@@ -20,8 +20,8 @@ pub struct EncodedChunk {
     pub rows: u64,
     /// The codec's payload.
     pub payload: Vec<u8>,
-    /// `crc32c(payload)`, computed by the worker.
-    pub crc: u32,
+    /// The chunk's crc, computed by the worker.
+    pub crc: ChunkCrc,
 }
 
 /// Writes chunks as they arrive in order.
@@ -45,7 +45,7 @@ impl<W: Write> ChunkSink<'_, W> {
     /// [`Error::Io`] naming the output.
     pub fn put(&mut self, chunk: EncodedChunk) -> Result<()> {
         self.writer
-            .write_chunk_with_crc(chunk.rows, &chunk.payload, chunk.crc)
+            .write_chunk_with_crc(chunk.rows, &chunk.payload, Some(&chunk.crc))
             .and_then(|()| self.writer.flush())
             .map_err(|e| Error::io(self.out_path, "writing", e))?;
         let end = chunk.first_row + chunk.rows;

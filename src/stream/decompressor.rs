@@ -235,7 +235,7 @@ impl RawChunk {
 
     fn check_crc(&self, name: &Path) -> Result<()> {
         let (body, tail) = self.bytes.split_at(self.bytes.len() - 4);
-        if crc32c::crc32c(body) != LE::read_u32(tail) {
+        if crate::format::crc(body) != LE::read_u32(tail) {
             return Err(Error::corrupt(
                 name,
                 format!(
@@ -284,7 +284,9 @@ impl<R: Read> ChunkReader<'_, R> {
         if got < head.len() {
             return Err(truncated());
         }
-        if head[0..4] != CHUNK_MAGIC || crc32c::crc32c(&head[..32]) != LE::read_u32(&head[32..36]) {
+        if head[0..4] != CHUNK_MAGIC
+            || crate::format::crc(&head[..32]) != LE::read_u32(&head[32..36])
+        {
             return Err(corrupt(
                 "bad chunk header (magic or checksum); the data is corrupt".into(),
             ));
@@ -370,14 +372,14 @@ fn read_index_and_trailer<R: Read>(
         )));
     }
     // Entries are read one at a time: a huge chunk count costs time, never memory.
-    let mut crc = crc32c::crc32c(&head);
+    let mut crc = crate::format::crc(&head);
     let mut offset = header_len as u64;
     let mut entry = [0u8; INDEX_ENTRY_LEN];
     for i in 0..count {
         if read_full(input, &mut entry).map_err(io)? < entry.len() {
             return Err(truncated("index"));
         }
-        crc = crc32c::crc32c_append(crc, &entry);
+        crc = crate::format::crc_append(crc, &entry);
         let rows = header.rows_in_chunk(i);
         let len = codec.encoded_len(rows as usize) as u64 + CHUNK_OVERHEAD as u64;
         let want = [offset, len, i * header.chunk_rows as u64, rows];
