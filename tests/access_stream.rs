@@ -166,7 +166,7 @@ fn compressor_names_truncated_and_non_finite_input() {
         .name("in.npy")
         .compress_npy(&npy[..npy.len() - 10], Vec::new())
         .unwrap_err();
-    assert!(e.to_string().contains("ends inside row 2 of 4"), "{e}");
+    assert!(e.to_string().contains("ends inside row 2 of the 4"), "{e}");
     let e = Compressor::new()
         .compress_npy(&b"\x93NUMPY\x01"[..], Vec::new())
         .unwrap_err();

@@ -72,41 +72,53 @@ impl StreamSource {
         &self,
         chunk_rows: u64,
     ) -> Result<impl Iterator<Item = Result<ChunkJob>> + Send + 'static> {
-        let mut reader = self
+        let reader = self
             .reader
             .lock()
             .map_err(|_| Error::Config("stream reader poisoned".into()))?
             .take()
             .ok_or_else(|| Error::Config(format!("{} was already read", self.name.display())))?;
-        let (rows, rb) = (self.header.rows, self.header.row_bytes());
-        let name = self.name.clone();
-        Ok((0..rows.div_ceil(chunk_rows)).map(move |index| {
-            let first = index * chunk_rows;
-            let n = chunk_rows.min(rows - first);
-            let mut buf = vec![0u8; n as usize * rb];
-            read_full(&mut reader, &mut buf, &name, "the data").map_err(|e| match e {
-                Error::BadNpy { .. } => Error::bad_npy(
-                    &name,
-                    format!(
-                        "data section is truncated: the stream ended inside rows {first}..{} of the {rows} its header promises",
-                        first + n
-                    ),
-                ),
-                e => e,
-            })?;
-            Ok(ChunkJob::owned(index, first, n, buf))
-        }))
+        let h = &self.header;
+        Ok(read_chunks(
+            reader,
+            self.name.clone(),
+            h.rows,
+            h.row_bytes(),
+            chunk_rows,
+        ))
     }
 }
 
-/// Fills `buf`, or fails: a clean end of stream is a truncated input, not an I/O error.
-fn read_full(r: &mut BoxRead, buf: &mut [u8], name: &Path, what: &str) -> Result<()> {
-    r.read_exact(buf).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            Error::bad_npy(name, format!("the stream ended inside {what}"))
-        } else {
-            Error::io(name, "reading", e)
+/// The chunks of `chunk_rows` rows of a `.npy` data section (`rows` rows of `row_bytes`),
+/// each read from `reader` (positioned after the header) into its own buffer when the
+/// iterator is asked for it. A stream that ends early is an error naming the row it ends in.
+/// Shared by `--in -` and [`crate::stream::Compressor`].
+pub(crate) fn read_chunks<R: Read>(
+    mut reader: R,
+    name: PathBuf,
+    rows: u64,
+    row_bytes: usize,
+    chunk_rows: u64,
+) -> impl Iterator<Item = Result<ChunkJob>> {
+    (0..rows.div_ceil(chunk_rows)).map(move |index| {
+        let first = index * chunk_rows;
+        let n = chunk_rows.min(rows - first);
+        let mut buf = vec![0u8; n as usize * row_bytes];
+        let got = crate::stream::read_full(&mut reader, &mut buf)
+            .map_err(|e| Error::io(&name, "reading", e))?;
+        if got < buf.len() {
+            // `got < buf.len()` implies row_bytes > 0.
+            return Err(Error::bad_npy(
+                &name,
+                format!(
+                    "data section is truncated: the stream ends inside row {} of the {rows} its \
+                     header promises (in the chunk of rows {first}..{})",
+                    first + (got / row_bytes) as u64,
+                    first + n
+                ),
+            ));
         }
+        Ok(ChunkJob::owned(index, first, n, buf))
     })
 }
 

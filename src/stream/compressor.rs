@@ -4,13 +4,15 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use super::{CountingWriter, StreamSummary, read_full};
+use super::{CountingWriter, StreamSummary};
 use crate::codec::{self, Codec};
 use crate::error::{Error, Result};
-use crate::format::{ContainerWriter, Header, Metadata};
+use crate::format::{ChunkCrc, ContainerWriter, Header, Metadata};
 use crate::npy::{self, Dtype};
 use crate::pipeline::encode_block as encode_rows;
 use crate::pipeline::ordered::run_ordered;
+use crate::pipeline::reader::ChunkJob;
+use crate::pipeline::stream::read_chunks;
 use crate::pipeline::{NoProgress, Progress, default_chunk_rows, default_threads};
 
 /// Builds and runs a streaming compression.
@@ -140,27 +142,12 @@ impl<'a> Compressor<'a> {
         let row_bytes = h.row_bytes();
         let chunk_rows = header.chunk_rows as u64;
         let name = &self.name;
-        let jobs = (0..header.chunk_count()).map(move |i| {
-            let first = i * chunk_rows;
-            let rows = chunk_rows.min(h.rows - first);
-            let mut buf = vec![0u8; rows as usize * row_bytes];
-            let got = read_full(&mut input, &mut buf).map_err(|e| Error::io(name, "reading", e))?;
-            if got < buf.len() {
-                return Err(Error::bad_npy(
-                    name,
-                    format!(
-                        "the data ends inside row {} of {}: the stream is truncated",
-                        first + (got / row_bytes) as u64,
-                        h.rows
-                    ),
-                ));
-            }
-            Ok((first, buf))
-        });
-        let work = |(first, bytes): (u64, Vec<u8>)| {
+        let jobs = read_chunks(&mut input, name.clone(), h.rows, row_bytes, chunk_rows);
+        let work = |job: ChunkJob| {
+            let bytes = job.bytes();
             let mut data = vec![0f32; bytes.len() / h.dtype.size()];
-            h.dtype.to_f32(&bytes, &mut data);
-            encode_block(&data, first, codec.as_ref(), name)
+            h.dtype.to_f32(bytes, &mut data);
+            encode_block(&data, job.first_row, codec.as_ref(), name)
         };
         let s = self.run(header, codec.as_ref(), jobs, work, output)?;
         Ok(StreamSummary {
@@ -238,7 +225,7 @@ impl<'a> Compressor<'a> {
     where
         J: Send,
         I: Iterator<Item = Result<J>> + Send,
-        F: Fn(J) -> Result<(u64, Vec<u8>)> + Sync,
+        F: Fn(J) -> Result<(u64, Vec<u8>, ChunkCrc)> + Sync,
         W: Write,
     {
         let out_name = Path::new("<output>");
@@ -261,13 +248,15 @@ impl<'a> Compressor<'a> {
             threads,
             jobs,
             work,
-            |(first, payload)| {
+            |(first, payload, crc)| {
                 let n = writer.header().rows_in_chunk(writer.chunks().len() as u64);
                 debug_assert_eq!(
                     first,
                     writer.chunks().len() as u64 * writer.header().chunk_rows as u64
                 );
-                writer.write_chunk(n, &payload).map_err(io)?;
+                writer
+                    .write_chunk_with_crc(n, &payload, Some(&crc))
+                    .map_err(io)?;
                 self.progress.advance(n, n * row_bytes);
                 Ok(())
             },
@@ -288,14 +277,16 @@ impl<'a> Compressor<'a> {
     }
 }
 
-/// Encodes one block (refusing non-finite values); returns its first row and payload.
+/// Encodes one block (refusing non-finite values); returns its first row, payload and
+/// chunk crc (computed here, on the workers).
 fn encode_block(
     data: &[f32],
     first: u64,
     codec: &dyn Codec,
     name: &Path,
-) -> Result<(u64, Vec<u8>)> {
+) -> Result<(u64, Vec<u8>, ChunkCrc)> {
     let mut payload = vec![0u8; codec.encoded_len(data.len() / codec.dims())];
     encode_rows(codec, data, &mut payload, first, name)?;
-    Ok((first, payload))
+    let crc = ChunkCrc::new(&payload);
+    Ok((first, payload, crc))
 }

@@ -73,7 +73,7 @@ impl<W: Write> Write for CountingWriter<W> {
 
 /// Reads until `buf` is full or the input ends; returns the bytes read. Unlike
 /// `read_exact`, a short read says where the input ended, for the error message.
-fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match r.read(&mut buf[n..]) {
