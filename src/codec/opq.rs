@@ -3,12 +3,12 @@
 //! the variance and correlated coordinates land in the same subspace.
 //!
 //! Training:
-//! 1. Start from no rotation (`opq_init=identity`, the default), so the alternation only
-//!    improves on PQ. On real 384-d sentence embeddings (10k rows, m = 48, 40 rounds,
-//!    k-means++ seeding) it reached recall@10 0.760, against 0.755 from a seeded random rotation (`random`,
-//!    faiss's start); the parametric start (`pca`: PCA with eigenvalue allocation) stalls in
-//!    a poor local optimum (0.626 after 10 rounds) with the error along the directions of
-//!    largest variance, the ones that rank neighbours.
+//! 1. Start from the parametric solution (`opq_init=pca`, the default): the principal axes
+//!    of the centred sample, dealt to the subspaces so that the products of their variances
+//!    are balanced (Ge et al.'s eigenvalue allocation), which is optimal for Gaussian data.
+//!    On the shared 10k × 384 MiniLM sample (mean of 3 seeds, recall@10) OPQ48 reaches
+//!    0.783 from it, against 0.760 from no rotation (`identity`) and faiss's 0.762 from a
+//!    random rotation (`random`, faiss's start); OPQ96 0.899 against 0.862 and 0.860.
 //! 2. Alternate: a few Lloyd iterations of the PQ codebooks on `X·R` (warm-started), then
 //!    the best rotation for the fixed reconstruction `Y`, the orthogonal Procrustes
 //!    solution `R = U·Vᵀ` where `Xᵀ·Y = U·Σ·Vᵀ` (SVD by `nalgebra`).
@@ -153,7 +153,8 @@ fn cross(a: &[f32], b: &[f32], d: usize) -> DMatrix<f64> {
 }
 
 /// The parametric OPQ start: PCA eigenvectors dealt to subspaces so that the products of
-/// their eigenvalues are balanced. Returns `R` (row-major, `x · R`).
+/// their eigenvalues are balanced: in decreasing order, each goes to the subspace with room
+/// whose product is smallest. Returns `R` (row-major, `x · R`).
 fn eigen_allocation(x: &[f32], d: usize, m: usize) -> Vec<f32> {
     let n = x.len() / d;
     let mut mean = vec![0f64; d];
@@ -180,6 +181,15 @@ fn eigen_allocation(x: &[f32], d: usize, m: usize) -> Vec<f32> {
     let mut fill = vec![0usize; m];
     let mut log_prod = vec![0f64; m];
     let mut r = vec![0f32; d * d];
+    // Products are compared in units of the smallest eigenvalue, so every factor is at
+    // least 1 and an empty bucket (product 1) is the least filled: the m largest
+    // eigenvalues each start a bucket. Raw eigenvalues below 1 (unit-norm embeddings have
+    // all of them) made every product shrink as it grew, and the greedy rule then stacked
+    // the largest eigenvalues into one subspace.
+    let floor =
+        eig.eigenvalues
+            .iter()
+            .fold(f64::INFINITY, |a, &v| if v > 1e-12 { a.min(v) } else { a });
     for &e in &order {
         let b = (0..m)
             .filter(|&b| fill[b] < dsub)
@@ -187,7 +197,7 @@ fn eigen_allocation(x: &[f32], d: usize, m: usize) -> Vec<f32> {
             .expect("a bucket with room");
         let col = b * dsub + fill[b];
         fill[b] += 1;
-        log_prod[b] += eig.eigenvalues[e].max(1e-12).ln();
+        log_prod[b] += (eig.eigenvalues[e] / floor).max(1.0).ln();
         for t in 0..d {
             r[t * d + col] = eig.eigenvectors[(t, e)] as f32;
         }
@@ -338,5 +348,60 @@ mod tests {
                 assert!((id[i * d + j] - want).abs() < 1e-5);
             }
         }
+    }
+
+    #[test]
+    fn eigen_allocation_spreads_the_largest_eigenvalues_whatever_their_scale() {
+        // Axis-aligned variances 8², 7², ..., 1² (times a scale): the PCA axes are the
+        // coordinate axes, and the four largest must start four different subspaces.
+        // Scaled to below 1 (as unit-norm embeddings are), the old rule stacked them.
+        let (d, m, n) = (8, 4, 4000);
+        for scale in [1e-3f32, 1.0, 1e3] {
+            let mut rng = ChaCha8Rng::seed_from_u64(9);
+            let x: Vec<f32> = (0..n * d)
+                .map(|k| rng.random_range(-1.0f32..1.0) * (8 - k % d) as f32 * scale)
+                .collect();
+            let r = eigen_allocation(&x, d, m);
+            let subspace_of_axis = |i: usize| {
+                let col = (0..d)
+                    .max_by(|&a, &b| r[i * d + a].abs().total_cmp(&r[i * d + b].abs()))
+                    .unwrap();
+                col / (d / m)
+            };
+            let mut seen: Vec<usize> = (0..m).map(subspace_of_axis).collect();
+            seen.sort_unstable();
+            assert_eq!(seen, [0, 1, 2, 3], "scale {scale}: {seen:?}");
+        }
+    }
+
+    #[test]
+    fn opq_beats_pq_on_correlated_coordinates() {
+        // Gaussian rows with variances 16², 15², ..., 1² along the axes, then turned by a
+        // random rotation, so every coordinate mixes large and small directions. PQ must
+        // quantize the coordinates as they are; OPQ should find axes worth a split.
+        let (d, n) = (16, 3000);
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        let z: Vec<f32> = (0..n * d)
+            .map(|k| {
+                let g: f32 = StandardNormal.sample(&mut rng);
+                g * (d - k % d) as f32
+            })
+            .collect();
+        let mut x = vec![0f32; n * d];
+        rotate(&z, d, &random_rotation(d, 5), &mut x);
+        let distortion = |id, text| {
+            let p = PqParams::parse("opq", text, d).unwrap();
+            super::super::pq::train(id, &p, &x, d, &crate::pipeline::NoProgress)
+                .facts
+                .distortion
+        };
+        let pq = distortion(super::super::CodecId::Pq, "m=4,nbits=4");
+        let opq = distortion(super::super::CodecId::Opq, "m=4,nbits=4");
+        let identity = distortion(super::super::CodecId::Opq, "m=4,nbits=4,opq_init=identity");
+        assert!(opq < 0.8 * pq, "opq {opq} vs pq {pq}");
+        assert!(
+            opq <= identity * 1.01,
+            "pca start {opq} vs identity start {identity}"
+        );
     }
 }

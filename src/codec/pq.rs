@@ -46,7 +46,7 @@ pub enum OpqInit {
     Random,
     /// No rotation: OPQ then only improves on PQ.
     Identity,
-    /// PCA with eigenvalue allocation (the parametric OPQ solution).
+    /// PCA with eigenvalue allocation (the parametric OPQ solution); the default.
     Pca,
 }
 
@@ -63,8 +63,8 @@ impl PqParams {
             max_iter: 25,
             tol: 0.0,
             seed: 1234,
-            opq_iters: 40,
-            opq_init: OpqInit::Identity,
+            opq_iters: 20,
+            opq_init: OpqInit::Pca,
             kmeans_pp: false,
             redo: 1,
         };
