@@ -372,6 +372,12 @@ mod tests {
             seen.sort_unstable();
             assert_eq!(seen, [0, 1, 2, 3], "scale {scale}: {seen:?}");
         }
+        // Constant rows (every eigenvalue 0): still a rotation, no NaN.
+        let r = eigen_allocation(&vec![0.5f32; n * d], d, m);
+        assert!(r.iter().all(|v| v.is_finite()));
+        let mut id = vec![0f32; d * d];
+        rotate(&r, d, &transpose(&r, d), &mut id);
+        assert!((0..d).all(|i| (id[i * d + i] - 1.0).abs() < 1e-4));
     }
 
     #[test]
