@@ -186,10 +186,10 @@ fn eigen_allocation(x: &[f32], d: usize, m: usize) -> Vec<f32> {
     // eigenvalues each start a bucket. Raw eigenvalues below 1 (unit-norm embeddings have
     // all of them) made every product shrink as it grew, and the greedy rule then stacked
     // the largest eigenvalues into one subspace.
-    let floor =
-        eig.eigenvalues
-            .iter()
-            .fold(f64::INFINITY, |a, &v| if v > 1e-12 { a.min(v) } else { a });
+    let floor = eig
+        .eigenvalues
+        .iter()
+        .fold(f64::INFINITY, |a, &v| if v > 1e-12 { a.min(v) } else { a });
     for &e in &order {
         let b = (0..m)
             .filter(|&b| fill[b] < dsub)
