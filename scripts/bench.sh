@@ -13,7 +13,9 @@
 #   cp OUT-sized file                writing a decompressed output's bytes (not durable)
 #   numpy                            the int8 reference semantics, chunked, in a local venv
 # Outputs are deleted between runs (overwriting a file still being written back stalls),
-# and the input is read once before timing so the page cache is warm.
+# every writer (vectro's and the baselines) runs once untimed right before its timed run,
+# so each writes into memory freed a moment before, and the input is read once before
+# timing so the page cache is warm.
 # Prints markdown tables: median wall seconds, input GB/s, ratio to the baseline, and CPU
 # seconds (user+sys), which stay meaningful when the machine is shared.
 set -euo pipefail
@@ -51,6 +53,14 @@ timed() {
   /usr/bin/time -f "%e %U %S" -o "$DIR/t.last" "$@" > /dev/null
   awk '{printf "%s %.3f\n", $1, $2 + $3}' "$DIR/t.last" >> "$DIR/t.$name"
 }
+# warm_timed NAME OUT CMD...: runs CMD once untimed, deletes OUT, then times CMD (OUT kept).
+warm_timed() {
+  local name=$1 out=$2; shift 2
+  "$@" > /dev/null
+  rm -f "$out"
+  sync   # no dirty backlog from the warm-up to throttle the timed run
+  timed "$name" "$@"
+}
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 wall() { cut -d' ' -f1 < "$DIR/t.$1" | median; }
 cpu() { cut -d' ' -f2 < "$DIR/t.$1" | median; }
@@ -84,10 +94,6 @@ fi
 
 rm -f "$DIR"/t.*
 cat "$IN" > /dev/null
-# decompress and cp each write an input-sized file right after an input-sized file was
-# deleted: on this VM, pages freed a moment ago are cheap to reuse, while pages the host
-# has taken back (free page reporting) cost a fault each; so the order must not favour one.
-[ -n "$CODECS_ONLY" ] || cp "$IN" "$DIR/copy.npy"
 # A codec spec as a file-name part: int4:rotate=1 -> int4_rotate_1.
 tag() { echo "$1" | tr ':=,' '___'; }
 for _ in $(seq "$RUNS"); do
@@ -107,19 +113,21 @@ for _ in $(seq "$RUNS"); do
   done
   [ -n "$CODECS_ONLY" ] && continue
   timed cat cat "$IN"
-  rm -f "$DIR/out.vectro"
-  timed compress_nofsync $V compress --in "$IN" --out "$DIR/out.vectro" --threads "$THREADS" --no-fsync --quiet
+  rm -f "$DIR/out.vectro" "$DIR/out.npy" "$DIR/copy.npy" "$DIR/copy.out"
+  # Every writer below runs once untimed, its output deleted, then timed: on this VM,
+  # memory left idle for ~10 s is taken back by the host and costs ~2 s a GiB to touch
+  # again (a 4 GiB dd: 9.8 s on such pages, 1.0 s on pages freed a moment before), so a
+  # writer timed first after an idle spell would pay for it and the next would not.
+  warm_timed compress_nofsync "$DIR/out.vectro" $V compress --in "$IN" --out "$DIR/out.vectro" --threads "$THREADS" --no-fsync --quiet
   OUT_BYTES=$(stat -c %s "$DIR/out.vectro")
   rm -f "$DIR/out.vectro"
-  timed compress_durable $V compress --in "$IN" --out "$DIR/out.vectro" --threads "$THREADS" --quiet
+  warm_timed compress_durable "$DIR/out.vectro" $V compress --in "$IN" --out "$DIR/out.vectro" --threads "$THREADS" --quiet
+  warm_timed dd_fsync "$DIR/copy.out" dd if=/dev/zero of="$DIR/copy.out" bs=1M count=$(( (OUT_BYTES + 1048575) / 1048576 )) conv=fsync status=none
   rm -f "$DIR/copy.out"
-  timed dd_fsync dd if=/dev/zero of="$DIR/copy.out" bs=1M count=$(( (OUT_BYTES + 1048575) / 1048576 )) conv=fsync status=none
-  rm -f "$DIR/copy.out" "$DIR/out.npy" "$DIR/copy.npy"
-  sync   # start each big write with no dirty backlog, or the kernel throttles whichever comes second
-  timed decompress $V decompress --in "$DIR/out.vectro" --out "$DIR/out.npy" --threads "$THREADS" --no-fsync --quiet
+  warm_timed decompress "$DIR/out.npy" $V decompress --in "$DIR/out.vectro" --out "$DIR/out.npy" --threads "$THREADS" --no-fsync --quiet
   rm -f "$DIR/out.npy"
-  sync
-  timed cp cp "$IN" "$DIR/copy.npy"   # kept until the next decompress
+  warm_timed cp "$DIR/copy.npy" cp "$IN" "$DIR/copy.npy"
+  rm -f "$DIR/copy.npy"
   if [ -n "$NUMPY" ]; then
     timed numpy "$NUMPY" "$DIR/numpy_int8.py" "$IN" "$DIR/out.numpy"
     rm -f "$DIR/out.numpy"
