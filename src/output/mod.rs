@@ -13,6 +13,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+/// Bytes [`AtomicOutput::writer`] buffers: below any real chunk payload.
+const WRITE_BUFFER: usize = 64 << 10;
+
 use tempfile::TempPath;
 
 use crate::error::{Error, Result};
@@ -212,13 +215,17 @@ impl AtomicOutput {
 
     /// A buffered writer on the temporary file, at the file's current position. A durable
     /// output is written back as it grows ([`WriteBehind`]), so the final fsync is short.
+    ///
+    /// The buffer gathers headers, index and trailer; chunk payloads, which are larger,
+    /// go straight to the file. (With a 1 MiB buffer, int4's 0.5 MiB payloads were first
+    /// copied into it: 2.5% of an int4 compress, all on the single writer thread.)
     pub fn writer(&self) -> BufWriter<OutputFile<'_>> {
         let file = match self.durability {
             Durability::Fsync => WriteBehind::new(&self.file)
                 .map_or(OutputFile::Plain(&self.file), OutputFile::WriteBehind),
             Durability::None => OutputFile::Plain(&self.file),
         };
-        BufWriter::with_capacity(1 << 20, file)
+        BufWriter::with_capacity(WRITE_BUFFER, file)
     }
 
     /// Flushes to disk (unless durability is off) and renames into place.
