@@ -156,30 +156,7 @@ fn encode_row(
         pack(q, out);
         return Ok(scale);
     }
-    match prepare(row, rule, level, out)? {
-        Prepared::Done(scale) => Ok(scale),
-        Prepared::Fit(s0) => {
-            let mut best = Best::NONE;
-            score(row, s0, &FIT_FIRST, level, &mut best);
-            if let Some(ks) = extension(best.k) {
-                score(row, s0, ks, level, &mut best);
-            }
-            Ok(best.finish(row, s0, level, out))
-        }
-    }
-}
-
-/// A row after its max pass under the `fit` or `max` rule.
-enum Prepared {
-    /// Packed already (the `max` rule, a zero row, a subnormal scale): its scale.
-    Done(f32),
-    /// To be fitted, with `s0 = max|v| / 7`.
-    Fit(f32),
-}
-
-/// The max pass of `row`: finds max|v| and any NaN/Inf (see int8's `max_abs_bits`), and
-/// packs the rows that need no fit. `Err` holds the column of a NaN or ±Inf.
-fn prepare(row: &[f32], rule: ScaleRule, level: Level, out: &mut [u8]) -> Result<Prepared, usize> {
+    // One pass finds max|v| and any NaN/Inf (see int8's max_abs_bits).
     let bits = crate::simd::int8::max_abs_bits_at(level, row);
     if bits >= super::int8::INF_BITS {
         return Err(row.iter().position(|x| !x.is_finite()).unwrap_or(0));
@@ -189,132 +166,47 @@ fn prepare(row: &[f32], rule: ScaleRule, level: Level, out: &mut [u8]) -> Result
     if max_abs == 0.0 || s0 == 0.0 {
         // All zero, or so tiny that max|v|/7 underflows: everything decodes to 0.
         out.fill(0);
-        return Ok(Prepared::Done(1.0));
+        return Ok(1.0);
     }
     // A subnormal scale has too few mantissa bits for the fitted scale to be what the
     // fit measured; such rows keep the max rule (and its per-element bound).
     if rule == ScaleRule::Max || s0 < f32::MIN_POSITIVE {
         k4::quantize_pack_at(level, row, s0, out);
-        return Ok(Prepared::Done(s0));
+        return Ok(s0);
     }
-    Ok(Prepared::Fit(s0))
-}
-
-/// The best `fit` candidate scored so far: its score `<v,q>²/<q,q>`, its index into
-/// [`FIT_FACTORS`], `<v,q>` and `<q,q>`.
-#[derive(Clone, Copy)]
-struct Best {
-    score: f64,
-    k: usize,
-    vq: f64,
-    qq: f64,
-}
-
-impl Best {
-    const NONE: Best = Best {
-        score: f64::NEG_INFINITY,
-        k: 0,
-        vq: 0.0,
-        qq: 1.0,
+    // Scores the factors `ks` (listed in increasing order) and keeps the best so far in
+    // `best`: (score, index, <v,q>, <q,q>). The score is vq²/qq (qq > 0: max|v| always
+    // codes to ±7); the first in list order, the larger scale, wins ties. Independent
+    // divisions, not cross products compared against the last winner: that chain cost a
+    // fifth of the encode.
+    let score = |ks: &[usize], best: &mut (f64, usize, f64, f64)| {
+        let mut inv = [0f32; 4];
+        let mut got = [(0f64, 0f64); 4];
+        for (i, &k) in inv.iter_mut().zip(ks) {
+            // Finite: the scale is at least 0.6 × f32::MIN_POSITIVE.
+            *i = 1.0 / (s0 * FIT_FACTORS[k]);
+        }
+        k4::fit_dots_at(level, row, &inv[..ks.len()], &mut got);
+        for (&k, &(vq, qq)) in ks.iter().zip(&got) {
+            let sc = vq * vq / qq;
+            if sc > best.0 || (sc == best.0 && k < best.1) {
+                *best = (sc, k, vq, qq);
+            }
+        }
     };
-
-    /// Packs `row`'s codes at the winning scale into `out`; returns their least-squares
-    /// scale.
-    fn finish(self, row: &[f32], s0: f32, level: Level, out: &mut [u8]) -> f32 {
-        k4::quantize_pack_at(level, row, s0 * FIT_FACTORS[self.k], out);
-        (self.vq / self.qq) as f32
-    }
-}
-
-/// The factors to score after the first pass, given its winner: the neighbours on the side
-/// it points to, if it sits at an edge.
-fn extension(k: usize) -> Option<&'static [usize]> {
-    match k {
+    let mut best = (f64::NEG_INFINITY, 0, 0f64, 1f64);
+    score(&FIT_FIRST, &mut best);
+    match best.1 {
         // f = 1 or 0.85 won: the optimum may lie between them.
-        0 | 3 => Some(&[1, 2]),
+        0 | 3 => score(&[1, 2], &mut best),
         // 0.75 won: look further down.
-        5 => Some(&[6, 7, 8]),
-        _ => None,
+        5 => score(&[6, 7, 8], &mut best),
+        _ => {}
     }
-}
-
-/// Scores the factors `ks` (at most 4, in increasing order) of `row` and keeps the best so
-/// far in `best`. The score is `<v,q>²/<q,q>` (`<q,q>` > 0: max|v| always codes to ±7);
-/// the first in list order, the larger scale, wins ties. Independent divisions, not cross
-/// products compared against the last winner: that chain cost a fifth of the encode.
-fn score(row: &[f32], s0: f32, ks: &[usize], level: Level, best: &mut Best) {
-    let mut inv = [0f32; 4];
-    let mut got = [(0f64, 0f64); 4];
-    for (i, &k) in inv.iter_mut().zip(ks) {
-        // Finite: the scale is at least 0.6 × f32::MIN_POSITIVE.
-        *i = 1.0 / (s0 * FIT_FACTORS[k]);
-    }
-    k4::fit_dots_at(level, row, &inv[..ks.len()], &mut got);
-    for (&k, &(vq, qq)) in ks.iter().zip(&got) {
-        let sc = vq * vq / qq;
-        if sc > best.score || (sc == best.score && k < best.k) {
-            *best = Best {
-                score: sc,
-                k,
-                vq,
-                qq,
-            };
-        }
-    }
-}
-
-/// Rows the batched `fit` encoder takes at a time: few enough that they stay in L2 between
-/// its passes.
-const BATCH: usize = 64;
-
-/// [`encode_row`] under the `fit` or `max` rule for up to [`BATCH`] rows, pass by pass
-/// instead of row by row: the same choices and bytes (tested), but each pass (max, first
-/// scores, second scores, packing) runs over many rows without waiting on the last row's
-/// divisions and branches, which the out-of-order core then overlaps with the next row's
-/// sums. 492 → 427 µs per 4 MiB block (`cargo bench --bench codecs -- encode/int4`).
-/// `Err` holds the first bad row of the batch and its column.
-fn encode_batch(
-    rows: &[f32],
-    d: usize,
-    rule: ScaleRule,
-    level: Level,
-    codes: &mut [u8],
-    scales: &mut [f32],
-) -> Result<(), (usize, usize)> {
-    let rb = d.div_ceil(2);
-    let mut s0 = [0f32; BATCH];
-    let mut best = [Best::NONE; BATCH];
-    let mut fit = [false; BATCH];
-    for (r, (row, out)) in rows
-        .chunks_exact(d)
-        .zip(codes.chunks_exact_mut(rb))
-        .enumerate()
-    {
-        match prepare(row, rule, level, out).map_err(|col| (r, col))? {
-            Prepared::Done(scale) => scales[r] = scale,
-            Prepared::Fit(s) => (s0[r], fit[r]) = (s, true),
-        }
-    }
-    let n = rows.len() / d;
-    for r in (0..n).filter(|&r| fit[r]) {
-        score(
-            &rows[r * d..(r + 1) * d],
-            s0[r],
-            &FIT_FIRST,
-            level,
-            &mut best[r],
-        );
-    }
-    for r in (0..n).filter(|&r| fit[r]) {
-        if let Some(ks) = extension(best[r].k) {
-            score(&rows[r * d..(r + 1) * d], s0[r], ks, level, &mut best[r]);
-        }
-    }
-    for r in (0..n).filter(|&r| fit[r]) {
-        let (row, out) = (&rows[r * d..(r + 1) * d], &mut codes[r * rb..(r + 1) * rb]);
-        scales[r] = best[r].finish(row, s0[r], level, out);
-    }
-    Ok(())
+    let (_, k, best_vq, best_qq) = best;
+    let best_s = s0 * FIT_FACTORS[k];
+    k4::quantize_pack_at(level, row, best_s, out);
+    Ok((best_vq / best_qq) as f32)
 }
 
 /// The decoded value of code `c` on the Gaussian grid, before the scale.
@@ -473,29 +365,6 @@ impl Codec for Int4 {
         let (codes, scales) = out.split_at_mut(rows * rb);
         // Detected once a block, not once a kernel call.
         let level = Level::detect();
-        if self.rule != ScaleRule::Gauss {
-            let mut s = [0f32; BATCH];
-            for (b, ((rows, codes), scales)) in input
-                .chunks(BATCH * d)
-                .zip(codes.chunks_mut(BATCH * rb))
-                .zip(scales.chunks_mut(BATCH * 4))
-                .enumerate()
-            {
-                let s = &mut s[..rows.len() / d];
-                encode_batch(rows, d, self.rule, level, codes, s).map_err(|(r, col)| {
-                    let row = b * BATCH + r;
-                    EncodeFault {
-                        row,
-                        col,
-                        msg: format!("{} is not a finite number", input[row * d + col]),
-                    }
-                })?;
-                for (o, v) in scales.chunks_exact_mut(4).zip(s.iter()) {
-                    o.copy_from_slice(&v.to_le_bytes());
-                }
-            }
-            return Ok(());
-        }
         CODES.with(|c| {
             let q = &mut *c.borrow_mut();
             q.resize(d, 0);
@@ -647,50 +516,5 @@ mod tests {
             "{same} of {rows} rows pick the best factor"
         );
         assert!(err_search <= err_best * 1.002, "{err_search} vs {err_best}");
-    }
-
-    #[test]
-    fn batched_encode_gives_the_row_by_row_bytes() {
-        // Int4::encode takes the fit and max rules through encode_batch; encode_row is the
-        // one-row reference. Rows of every kind the max pass sorts out, blocks that are
-        // not a multiple of BATCH, and a NaN that must be reported at its own row.
-        let mut rng = crate::test_rng::Rng(0x0ba7_c4ed);
-        for (d, n) in [(384, 150), (7, BATCH + 3), (33, 1)] {
-            let mut data: Vec<f32> = (0..n * d)
-                .map(|i| {
-                    let u = rng.next() as i64 as f32 / i64::MAX as f32;
-                    match (i / d) % 5 {
-                        0 => 0.0,
-                        1 => u * 1e-44,
-                        2 => u * u * u,
-                        3 => u * if i % 17 == 0 { 9.0 } else { 1.0 },
-                        _ => u,
-                    }
-                })
-                .collect();
-            for rule in [ScaleRule::Default, ScaleRule::Max] {
-                let codec = Int4::new(d, rule);
-                let rb = codec.row_bytes();
-                let mut got = vec![0xaau8; codec.encoded_len(n)];
-                codec.encode(&data, &mut got).unwrap();
-                let mut want = vec![0u8; codec.encoded_len(n)];
-                let (codes, scales) = want.split_at_mut(n * rb);
-                for (r, row) in data.chunks_exact(d).enumerate() {
-                    let out = &mut codes[r * rb..(r + 1) * rb];
-                    let s = encode_row(row, rule, Level::detect(), &mut [], out).unwrap();
-                    scales[r * 4..r * 4 + 4].copy_from_slice(&s.to_le_bytes());
-                }
-                assert_eq!(got, want, "{rule:?} d {d} n {n}");
-            }
-            let bad = (n - 1) * d + d / 2;
-            data[bad] = f32::NAN;
-            let e = Int4::new(d, ScaleRule::Default)
-                .encode(
-                    &data,
-                    &mut vec![0u8; Int4::new(d, ScaleRule::Default).encoded_len(n)],
-                )
-                .unwrap_err();
-            assert_eq!((e.row, e.col), (n - 1, d / 2));
-        }
     }
 }
