@@ -112,7 +112,8 @@ pub(crate) fn read_chunks<R: Read>(
                 &name,
                 format!(
                     "data section is truncated: the stream ends inside row {} of the {rows} its \
-                     header promises (in the chunk of rows {first}..{})",
+                     header promises (in the chunk of rows {first}..{}); check that whatever \
+                     writes the stream finishes it, then rerun",
                     first + (got / row_bytes) as u64,
                     first + n
                 ),
