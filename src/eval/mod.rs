@@ -38,7 +38,7 @@ use crate::codec::{Codebook, CodecId};
 use crate::error::{Error, Result};
 use crate::format::Container;
 use crate::pipeline::ordered::run_ordered;
-use crate::pipeline::reader::NpySource;
+use crate::pipeline::reader::{NpySource, ReleaseBehind};
 use crate::pipeline::{Progress, default_threads};
 use adc::AdcTables;
 use hist::CosHist;
@@ -257,6 +257,9 @@ pub fn evaluate(
     let mut total = Totals::new(queries.len(), k_truth, k_found);
     let floors = (Floors::new(queries.len()), Floors::new(queries.len()));
     progress.begin(h.rows, h.rows * h.row_bytes() as u64);
+    let mut rows_behind = ReleaseBehind::by_bytes(h.row_bytes() as u64);
+    let chunk_rows = c.header().chunk_rows as u64;
+    let mut chunks_behind = ReleaseBehind::by_bytes(chunk_rows * h.row_bytes() as u64);
     let result = run_ordered(
         threads,
         (0..c.chunks().len()).map(Ok),
@@ -290,9 +293,13 @@ pub fn evaluate(
         },
         |p| {
             progress.advance(p.rows, p.rows * h.row_bytes() as u64);
-            src.release_rows(p.first_row, p.first_row + p.rows);
-            let ci = (p.first_row / c.header().chunk_rows as u64) as usize;
-            c.release_chunks(ci..ci + 1);
+            if let Some(r) = rows_behind.consumed(p.first_row, p.first_row + p.rows) {
+                src.release_rows(r.start, r.end);
+            }
+            let ci = p.first_row / chunk_rows;
+            if let Some(r) = chunks_behind.consumed(ci, ci + 1) {
+                c.release_chunks(r.start as usize..r.end as usize);
+            }
             total.merge(p, &floors);
             Ok(())
         },

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::dest::Dest;
 use super::ordered::run_ordered;
-use super::reader::{ChunkJob, Input};
+use super::reader::{ChunkJob, Input, ReleaseBehind};
 use super::resume::{self, Start};
 use super::shard::{self, Shard};
 use super::writer::{ChunkSink, EncodedChunk};
@@ -511,12 +511,11 @@ fn encode_all(
     let mut sink = ChunkSink {
         writer,
         out_path,
-        source: None,
-        progress,
         recycle,
     };
     let dtype = header.source_dtype;
     let row_bytes = source.header().row_bytes() as u64;
+    let mut behind = ReleaseBehind::by_bytes(row_bytes);
     run_ordered(
         threads,
         jobs,
@@ -527,7 +526,9 @@ fn encode_all(
         |chunk| {
             let (first, rows) = (chunk.first_row, chunk.rows);
             sink.put(chunk)?;
-            source.release_rows(first, first + rows);
+            if let Some(r) = behind.consumed(first, first + rows) {
+                source.release_rows(r.start, r.end);
+            }
             progress.advance(rows, rows * row_bytes);
             Ok(())
         },

@@ -1,13 +1,10 @@
-//! The ordered writer stage: appends encoded chunks to the container in input order and
-//! releases the input pages behind it.
+//! The ordered writer stage: appends encoded chunks to the container in input order.
 
 use std::io::Write;
 use std::path::Path;
 
 use crossbeam_channel::Sender;
 
-use super::Progress;
-use super::reader::NpySource;
 use crate::error::{Error, Result};
 use crate::format::{ChunkCrc, ContainerWriter};
 
@@ -30,10 +27,6 @@ pub struct ChunkSink<'a, W: Write> {
     pub writer: ContainerWriter<W>,
     /// Where errors are reported to the user.
     pub out_path: &'a Path,
-    /// The input, whose pages are released once written.
-    pub source: Option<&'a NpySource>,
-    /// Progress receiver.
-    pub progress: &'a dyn Progress,
     /// Finished payload buffers go back to the workers through this.
     pub recycle: Sender<Vec<u8>>,
 }
@@ -48,12 +41,6 @@ impl<W: Write> ChunkSink<'_, W> {
             .write_chunk_with_crc(chunk.rows, &chunk.payload, Some(&chunk.crc))
             .and_then(|()| self.writer.flush())
             .map_err(|e| Error::io(self.out_path, "writing", e))?;
-        let end = chunk.first_row + chunk.rows;
-        if let Some(src) = self.source {
-            src.release_rows(chunk.first_row, end);
-            self.progress
-                .advance(chunk.rows, chunk.rows * src.header().row_bytes() as u64);
-        }
         let _ = self.recycle.try_send(chunk.payload);
         Ok(())
     }
