@@ -178,7 +178,8 @@ pub fn bench(
         )?;
         let exact = recall::exact_scores(&queries, &t.found, dims, |id, out| {
             out.copy_from_slice(&data[id as usize * dims..(id as usize + 1) * dims]);
-        });
+            Ok(())
+        })?;
         let r = &recall::recalls(&[opts.k], &truth, &t.found, &exact, opts.rerank)[0];
         let bytes: usize = payloads.iter().map(Vec::len).sum();
         let mb = (data.len() * 4) as f64 / 1e6;

@@ -133,6 +133,8 @@ pub struct EvalReport {
     pub recall: Vec<Recall>,
     /// Wall time of the evaluation.
     pub seconds: f64,
+    /// Peak resident set size of this process, bytes.
+    pub peak_rss_bytes: u64,
 }
 
 /// What one chunk contributes.
@@ -232,7 +234,7 @@ pub fn evaluate(
     let (queries, query_source) = match &opts.queries {
         Some(p) => (load_queries(p, d, opts.metric)?, "file"),
         None => (
-            sample_queries(&src, opts.sample_queries, opts.seed, opts.metric),
+            sample_queries(&src, opts.sample_queries, opts.seed, opts.metric)?,
             "sampled",
         ),
     };
@@ -308,8 +310,11 @@ pub fn evaluate(
     progress.finish();
     result?;
     let exact = recall::exact_scores(&queries, &total.found, d, |id, out| {
-        h.dtype.to_f32(src.row_bytes(id, 1), out);
-    });
+        let mut raw = vec![0u8; h.row_bytes()];
+        src.read_rows_at(id, 1, &mut raw)?;
+        h.dtype.to_f32(&raw, out);
+        Ok(())
+    })?;
     // Without queries there is no recall to report (rather than a recall of 0).
     let recall = if queries.is_empty() {
         Vec::new()
@@ -362,6 +367,7 @@ pub fn evaluate(
         },
         recall,
         seconds: start.elapsed().as_secs_f64(),
+        peak_rss_bytes: crate::pipeline::peak_rss_bytes(),
     })
 }
 
@@ -394,7 +400,7 @@ fn check_shapes(orig: &Path, comp: &Path, o: (u64, u64), c: (u64, u64)) -> Resul
 }
 
 /// `n` distinct rows of the original, drawn with `seed`, in row order.
-fn sample_queries(src: &NpySource, n: usize, seed: u64, metric: Metric) -> Queries {
+fn sample_queries(src: &NpySource, n: usize, seed: u64, metric: Metric) -> Result<Queries> {
     let h = src.header();
     let d = h.dims as usize;
     let n = n.min(h.rows as usize);
@@ -405,10 +411,13 @@ fn sample_queries(src: &NpySource, n: usize, seed: u64, metric: Metric) -> Queri
         .collect();
     ids.sort_unstable();
     let mut data = vec![0f32; n * d];
+    let mut raw = vec![0u8; h.row_bytes()];
     for (q, &id) in data.chunks_exact_mut(d.max(1)).zip(&ids) {
-        h.dtype.to_f32(src.row_bytes(id, 1), q);
+        // Not through the mapping: see `NpySource::read_rows_at`.
+        src.read_rows_at(id, 1, &mut raw)?;
+        h.dtype.to_f32(&raw, q);
     }
-    Queries::new(data, d, Some(ids), metric)
+    Ok(Queries::new(data, d, Some(ids), metric))
 }
 
 /// Every row of a queries `.npy`, which must have `dims` columns.

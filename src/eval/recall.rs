@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::search::Queries;
 use super::topk::TopK;
+use crate::error::Result;
 
 /// Recall at one k.
 #[derive(Debug, Clone, Serialize)]
@@ -19,14 +20,17 @@ pub struct Recall {
 
 /// For each query, the found candidates (best first) with their exact scores against the
 /// original rows, which `fetch(id, out)` reads.
+///
+/// # Errors
+/// The first error `fetch` returns.
 pub fn exact_scores<F>(
     queries: &Queries,
     found: &[TopK],
     dims: usize,
     fetch: F,
-) -> Vec<Vec<(u64, f32)>>
+) -> Result<Vec<Vec<(u64, f32)>>>
 where
-    F: Fn(u64, &mut [f32]) + Sync,
+    F: Fn(u64, &mut [f32]) -> Result<()> + Sync,
 {
     use rayon::prelude::*;
     (0..queries.len())
@@ -37,8 +41,8 @@ where
                 .sorted()
                 .iter()
                 .map(|e| {
-                    fetch(e.id, &mut row);
-                    (e.id, queries.metric().score(queries.get(i), &row))
+                    fetch(e.id, &mut row)?;
+                    Ok((e.id, queries.metric().score(queries.get(i), &row)))
                 })
                 .collect()
         })

@@ -1,4 +1,4 @@
-//! Training a codebook from a memory-mapped `.npy`: only the sampled rows are read.
+//! Training a codebook from a `.npy`: only the sampled rows are read.
 
 use std::path::Path;
 
@@ -6,10 +6,6 @@ use super::Progress;
 use super::reader::{Input, NpySource};
 use crate::codec::{self, Codebook, RowSource, TrainOptions};
 use crate::error::{Error, Result};
-
-/// Sampled rows are copied in batches of this many; the pages behind each batch are then
-/// released, so the resident set never holds more than the sample itself.
-const BATCH: usize = 1024;
 
 impl RowSource for NpySource {
     fn rows(&self) -> u64 {
@@ -20,23 +16,22 @@ impl RowSource for NpySource {
         self.header().dims as usize
     }
 
+    /// Reads each sampled row with `pread` ([`NpySource::read_rows_at`]): the resident set
+    /// holds the sample, never the pages around it.
     fn read_rows(&self, ids: &[u64], out: &mut [f32]) -> Result<()> {
         let d = RowSource::dims(self);
         let dtype = self.header().dtype;
-        for (batch, dst) in ids.chunks(BATCH).zip(out.chunks_mut(BATCH * d)) {
-            for (&r, o) in batch.iter().zip(dst.chunks_exact_mut(d)) {
-                dtype.to_f32(self.row_bytes(r, 1), o);
-                if let Some(c) = o.iter().position(|v| !v.is_finite()) {
-                    return Err(Error::NonFinite {
-                        path: self.path().to_path_buf(),
-                        row: r,
-                        col: c as u64,
-                        value: format!("{}", o[c]),
-                    });
-                }
-            }
-            if let (Some(&a), Some(&b)) = (batch.first(), batch.last()) {
-                self.release_rows(a, b + 1);
+        let mut raw = vec![0u8; self.header().row_bytes()];
+        for (&r, o) in ids.iter().zip(out.chunks_exact_mut(d)) {
+            self.read_rows_at(r, 1, &mut raw)?;
+            dtype.to_f32(&raw, o);
+            if let Some(c) = o.iter().position(|v| !v.is_finite()) {
+                return Err(Error::NonFinite {
+                    path: self.path().to_path_buf(),
+                    row: r,
+                    col: c as u64,
+                    value: format!("{}", o[c]),
+                });
             }
         }
         Ok(())
