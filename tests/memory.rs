@@ -6,9 +6,20 @@ mod common;
 
 use common::vectro;
 
+/// What to measure after compressing.
+#[derive(Clone, Copy)]
+enum Then {
+    /// Compress itself.
+    Nothing,
+    /// `eval` of the container against its input.
+    Eval,
+    /// `export --format FORMAT` of the container.
+    Export(&'static str),
+}
+
 /// Generates `rows` rows of 256 dims and compresses them with `codec`, then returns the
-/// peak RSS that compress (or, with `eval`, an eval of the result) reports.
-fn peak_rss(rows: u64, dir: &std::path::Path, codec: &[&str], eval: bool) -> u64 {
+/// peak RSS that compress, or the command `then` names, reports.
+fn peak_rss(rows: u64, dir: &std::path::Path, codec: &[&str], then: Then) -> u64 {
     let npy = dir.join(format!("m{rows}.npy"));
     let comp = dir.join(format!("m{rows}.vectro"));
     vectro()
@@ -27,16 +38,32 @@ fn peak_rss(rows: u64, dir: &std::path::Path, codec: &[&str], eval: bool) -> u64
         .arg(&npy)
         .arg("--out")
         .arg(&comp);
-    let mut cmd = if eval {
-        compress.assert().success();
-        let mut e = vectro();
-        e.args(["eval", "--json", "--threads", "2", "--orig"])
-            .arg(&npy)
-            .arg("--comp")
+    let mut cmd = match then {
+        Then::Nothing => compress,
+        Then::Eval => {
+            compress.assert().success();
+            let mut e = vectro();
+            e.args(["eval", "--json", "--threads", "2", "--orig"])
+                .arg(&npy)
+                .arg("--comp")
+                .arg(&comp);
+            e
+        }
+        Then::Export(format) => {
+            compress.assert().success();
+            let mut e = vectro();
+            e.args([
+                "export",
+                "--json",
+                "--no-fsync",
+                "--format",
+                format,
+                "--out",
+            ])
+            .arg(dir.join(format!("m{rows}.{format}")))
             .arg(&comp);
-        e
-    } else {
-        compress
+            e
+        }
     };
     let out = cmd.assert().success();
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
@@ -45,13 +72,15 @@ fn peak_rss(rows: u64, dir: &std::path::Path, codec: &[&str], eval: bool) -> u64
     v["peak_rss_bytes"].as_u64().unwrap()
 }
 
-fn assert_flat(codec: &[&str], eval: bool) {
+/// Peak RSS for 128 MiB of input exceeds that for `small_rows` rows (1 KiB each) by less
+/// than 16 MiB.
+fn assert_flat(small_rows: u64, codec: &[&str], then: Then) {
     let dir = tempfile::tempdir().unwrap();
-    let small = peak_rss(8_192, dir.path(), codec, eval); // 8 MiB of input
-    let large = peak_rss(131_072, dir.path(), codec, eval); // 128 MiB of input
+    let small = peak_rss(small_rows, dir.path(), codec, then);
+    let large = peak_rss(131_072, dir.path(), codec, then); // 128 MiB of input
     let grew = large.saturating_sub(small);
-    // The larger input has 120 MiB more data; a pipeline that held it, or a mapping that
-    // pinned it, would grow by about that much. Allow 16 MiB of noise.
+    // A pipeline that held the larger input, or a mapping that pinned it, would grow by
+    // about the difference in size. Allow 16 MiB of noise.
     assert!(
         grew < 16 << 20,
         "peak RSS grew by {} MiB ({} -> {} MiB)",
@@ -63,7 +92,7 @@ fn assert_flat(codec: &[&str], eval: bool) {
 
 #[test]
 fn compress_peak_memory_is_flat_in_the_number_of_rows() {
-    assert_flat(&[], false);
+    assert_flat(8_192, &[], Then::Nothing);
 }
 
 #[test]
@@ -71,7 +100,11 @@ fn trained_compress_peak_memory_is_flat_in_the_number_of_rows() {
     // The same 4,096-row sample from either input. Read through the mapping, the sampled
     // rows mapped the windows around them, and the larger input's compress held most of
     // its 128 MiB before encoding began.
-    assert_flat(&["--codec", "pq:m=16", "--train-rows", "4096"], false);
+    assert_flat(
+        8_192,
+        &["--codec", "pq:m=16", "--train-rows", "4096"],
+        Then::Nothing,
+    );
 }
 
 #[test]
@@ -79,5 +112,15 @@ fn eval_peak_memory_is_flat_in_the_number_of_rows() {
     // 100 sampled queries re-rank 100 candidates each: 10,000 scattered rows. Read through
     // the mapping, each mapped a fault-around window or more, and the larger input's eval
     // held most of its 128 MiB.
-    assert_flat(&[], true);
+    assert_flat(8_192, &[], Then::Eval);
+}
+
+#[test]
+fn export_peak_memory_is_flat_in_the_number_of_rows() {
+    // Without releasing the container's pages behind them, both exports held the whole
+    // container (64 MiB of f16 or 32 MiB of int8 for the larger input). The smaller input
+    // is 32 MiB, so that both fill the pipeline: blocks of JSON text in flight (about
+    // 20 MiB) and a release step of container pages (16 MiB) then cost both the same.
+    assert_flat(32_768, &["--codec", "f16"], Then::Export("jsonl"));
+    assert_flat(32_768, &[], Then::Export("npz"));
 }

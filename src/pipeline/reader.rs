@@ -220,11 +220,11 @@ impl NpySource {
 /// shootdown: an interrupt to every other core. Released per 4 MiB chunk, that was 5% of
 /// the CPU time of a 4 GiB int8 compress in `perf`; per 16 MiB it is a quarter of that,
 /// and the resident set grows by at most these 16 MiB, whatever the input's size.
-pub const RELEASE_STEP_BYTES: u64 = 16 << 20;
+pub(crate) const RELEASE_STEP_BYTES: u64 = 16 << 20;
 
 /// Batches the release of input behind a stage that consumes it in order (rows or chunks).
 #[derive(Debug)]
-pub struct ReleaseBehind {
+pub(crate) struct ReleaseBehind {
     from: Option<u64>,
     step: u64,
 }

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::format::Container;
 use crate::pipeline::ordered::run_ordered;
+use crate::pipeline::reader::ReleaseBehind;
 use crate::pipeline::{Progress, default_threads};
 
 /// Floats decoded per export job: small enough to bound memory, big enough to amortise.
@@ -124,6 +125,10 @@ pub fn export_jsonl<W: Write>(
     let mut out = out;
     let mut written = 0u64;
     progress.begin(rows, rows * d as u64 * 4);
+    // The container's pages behind the writer are released, or the whole file would stay
+    // in the resident set.
+    let mut behind = ReleaseBehind::by_bytes(c.chunks().first().map_or(1, |e| e.len));
+    let mut released = 0;
     let result = run_ordered(
         threads,
         (0..rows.div_ceil(step)).map(|j| Ok(j * step..rows.min((j + 1) * step))),
@@ -133,6 +138,13 @@ pub fn export_jsonl<W: Write>(
                 .map_err(|e| Error::io(out_name, "writing", e))?;
             written += text.bytes.len() as u64;
             progress.advance(text.rows, text.rows * d as u64 * 4);
+            let done =
+                c.chunks()
+                    .partition_point(|e| e.first_row + e.rows <= text.end) as u64;
+            if let Some(r) = behind.consumed(released, done) {
+                c.release_chunks(r.start as usize..r.end as usize);
+            }
+            released = done;
             Ok(())
         },
         cancel,
@@ -151,6 +163,8 @@ pub fn export_jsonl<W: Write>(
 
 struct Text {
     rows: u64,
+    /// One past the last row.
+    end: u64,
     bytes: Vec<u8>,
 }
 
@@ -175,6 +189,7 @@ fn format_block(c: &Container, range: std::ops::Range<u64>, id_offset: u64) -> R
     }
     Ok(Text {
         rows: n as u64,
+        end: range.end,
         bytes,
     })
 }

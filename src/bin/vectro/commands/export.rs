@@ -21,6 +21,7 @@ struct Summary {
     output_bytes: u64,
     seconds: f64,
     mb_per_s: f64,
+    peak_rss_bytes: u64,
 }
 
 pub fn run(a: ExportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
@@ -85,6 +86,7 @@ pub fn run(a: ExportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         output_bytes,
         seconds,
         mb_per_s: output_bytes as f64 / 1e6 / seconds.max(1e-9),
+        peak_rss_bytes: vectro::pipeline::peak_rss_bytes(),
     };
     if a.common.json {
         print_json(&s)?;
