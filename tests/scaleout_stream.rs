@@ -81,6 +81,47 @@ fn stdin_through_cat_matches_the_file_run() {
 }
 
 #[test]
+fn decompress_to_stdout_matches_the_file_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let npy = dir.path().join("x.npy");
+    write_npy(&npy, &rows(1000, DIMS, 7), DIMS);
+    let comp = dir.path().join("x.vectro");
+    assert!(
+        vectro()
+            .args(["compress", "--quiet", "--codec", "int4", "--in"])
+            .arg(&npy)
+            .arg("--out")
+            .arg(&comp)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let file = dir.path().join("back.npy");
+    assert!(
+        vectro()
+            .args(["decompress", "--quiet", "--in"])
+            .arg(&comp)
+            .arg("--out")
+            .arg(&file)
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Run where a file named `-` would land, had `-` been taken as a path.
+    let o = vectro()
+        .current_dir(dir.path())
+        .args(["decompress", "--quiet", "--out", "-", "--in"])
+        .arg(&comp)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.stdout, std::fs::read(&file).unwrap());
+    assert!(!dir.path().join("-").exists());
+    // The summary goes to stderr, never into the .npy on stdout.
+    assert!(String::from_utf8_lossy(&o.stderr).contains("decompressed 1000 rows"));
+}
+
+#[test]
 fn a_truncated_stream_names_the_rows_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let npy = dir.path().join("x.npy");

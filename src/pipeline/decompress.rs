@@ -7,13 +7,14 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::dest::Dest;
 use super::ordered::run_ordered;
 use super::reader::ReleaseBehind;
 use super::{Progress, default_threads, peak_rss_bytes};
 use crate::error::{Error, Result};
 use crate::format::Container;
 use crate::npy;
-use crate::output::{AtomicOutput, Durability};
+use crate::output::Durability;
 
 /// What a decompress run did.
 #[derive(Debug, Clone, Serialize)]
@@ -26,7 +27,7 @@ pub struct DecompressSummary {
     pub rows: u64,
     /// Dimensions per row.
     pub dims: u64,
-    /// Output file size.
+    /// Bytes of `.npy` written.
     pub output_bytes: u64,
     /// Wall time.
     pub seconds: f64,
@@ -34,7 +35,8 @@ pub struct DecompressSummary {
     pub peak_rss_bytes: u64,
 }
 
-/// Decodes the container at `input` into a float32 `.npy` at `output`.
+/// Decodes the container at `input` into a float32 `.npy` at `output`, or to standard
+/// output for `-`.
 ///
 /// # Errors
 /// A corrupt container ([`Error::Corrupt`]), an existing output, I/O errors, or
@@ -50,10 +52,11 @@ pub fn decompress(
 ) -> Result<DecompressSummary> {
     let start = Instant::now();
     let c = Container::open(input)?;
-    let mut out = AtomicOutput::create(output, overwrite, durability)?;
+    let mut out = Dest::create(output, overwrite, durability)?;
     let header = npy::write_header(c.rows(), c.dims() as u64);
-    out.preallocate(header.len() as u64 + c.rows() * c.dims() as u64 * 4);
-    let tmp = out.tmp_path().to_path_buf();
+    let output_bytes = header.len() as u64 + c.rows() * c.dims() as u64 * 4;
+    out.preallocate(output_bytes);
+    let tmp = out.error_path().to_path_buf();
     let io = |e| Error::io(&tmp, "writing", e);
     let mut w = out.writer();
     w.write_all(&header).map_err(io)?;
@@ -94,9 +97,6 @@ pub fn decompress(
     w.flush().map_err(io)?;
     drop(w);
     out.commit()?;
-    let output_bytes = std::fs::metadata(output)
-        .map_err(|e| Error::io(output, "reading metadata of", e))?
-        .len();
     Ok(DecompressSummary {
         input: input.to_path_buf(),
         output: output.to_path_buf(),

@@ -151,7 +151,7 @@ pub struct DecompressArgs {
     /// Input container.
     #[arg(long = "in", value_name = "VECTRO")]
     pub input: PathBuf,
-    /// Output .npy (float32).
+    /// Output .npy (float32), or - for stdout.
     #[arg(long = "out", value_name = "NPY")]
     pub output: PathBuf,
     /// Overwrite an existing output.

@@ -23,7 +23,16 @@ pub fn run(a: DecompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         &bar,
         cancel,
     )?;
-    if a.common.json {
+    // With --out -, stdout carries the .npy: the summary goes to stderr.
+    if a.output.as_os_str() == "-" {
+        eprintln!(
+            "decompressed {} rows x {} dims to stdout ({}) in {:.2} s",
+            s.rows,
+            s.dims,
+            human_bytes(s.output_bytes),
+            s.seconds
+        );
+    } else if a.common.json {
         print_json(&s)?;
     } else {
         println!(
