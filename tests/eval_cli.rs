@@ -317,6 +317,35 @@ fn bench_reads_an_input_file_and_refuses_unknown_codecs() {
 }
 
 #[test]
+fn bench_takes_at_most_100000_rows_of_an_input_unless_told() {
+    // bench holds its data in memory: a dump's first 100,000 rows, not all of it.
+    let f = files(100_001, 2);
+    let a = vectro()
+        .args(["bench", "-q", "--runs", "1", "--codecs", "int8", "--in"])
+        .arg(&f.npy)
+        .assert()
+        .success();
+    let out = String::from_utf8_lossy(&a.get_output().stdout).into_owned();
+    assert!(out.contains("100000 rows x 2 dims"), "{out}");
+    assert!(
+        stderr(&a).contains("first 100000 of the 100001 rows") && stderr(&a).contains("--rows"),
+        "{}",
+        stderr(&a)
+    );
+    let a = vectro()
+        .args([
+            "bench", "-q", "--runs", "1", "--codecs", "int8", "--rows", "100001",
+        ])
+        .arg("--in")
+        .arg(&f.npy)
+        .assert()
+        .success();
+    let out = String::from_utf8_lossy(&a.get_output().stdout).into_owned();
+    assert!(out.contains("100001 rows x 2 dims"), "{out}");
+    assert!(!stderr(&a).contains("first"), "{}", stderr(&a));
+}
+
+#[test]
 fn a_non_finite_original_fails_gates_instead_of_panicking() {
     let f = files(100, 16);
     let mut bytes = std::fs::read(&f.npy).unwrap();

@@ -351,7 +351,7 @@ pub struct BenchArgs {
     /// Benchmark on this .npy (read into memory) instead of generated data.
     #[arg(long = "in", value_name = "NPY")]
     pub input: Option<PathBuf>,
-    /// Rows to generate, or the first rows of --in to use [default: 20000 generated, all of --in].
+    /// Rows to generate, or the first rows of --in to use [default: 20000 generated; of --in, all up to 100000].
     #[arg(long)]
     pub rows: Option<u64>,
     /// Dimensions of the generated data.
