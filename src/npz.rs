@@ -36,7 +36,7 @@ use serde::Serialize;
 use zip::ZipArchive;
 use zip::write::SimpleFileOptions;
 
-use crate::codec::{Codec, CodecId, Int8};
+use crate::codec::{Codec, CodecId, Int8, QuantParams};
 use crate::error::{Error, Result};
 use crate::format::{Container, ContainerWriter, Header, Metadata};
 use crate::npy::{self, Dtype};
@@ -176,6 +176,9 @@ fn import_metadata(input: &Path) -> Metadata {
     m
 }
 
+/// The largest scale whose codes all decode to finite floats.
+const MAX_SCALE: f32 = f32::MAX / 128.0;
+
 /// Copies the codes and scales chunk by chunk into int8 payloads (codes, then scales).
 fn copy_chunks(
     input: &Path,
@@ -203,11 +206,14 @@ fn copy_chunks(
         read_member(input, "scales", s, scales)?;
         for (r, b) in scales.chunks_exact(4).enumerate() {
             let x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            if !x.is_finite() {
+            // Any code times the scale must stay finite: |q| ≤ 128. (The reference's
+            // scales, max|v| / 127 of finite float32 rows, are all below this.)
+            if x.is_nan() || x.abs() > MAX_SCALE {
                 return Err(Error::bad_npy(
                     input,
                     format!(
-                        "member scales: row {} has scale {x}; a scale must be finite",
+                        "member scales: row {} has scale {x}; a scale must be finite and at \
+                         most {MAX_SCALE:e} (f32::MAX / 128), or its codes decode to infinity",
                         first + r as u64
                     ),
                 ));
@@ -236,6 +242,18 @@ pub fn export_npz(
         return Err(Error::Config(format!(
             "{} uses the {} codec; the .npz layout (q, scales, dims) holds int8 codes only: \
              export --format jsonl, decompress to .npy, or compress again with --codec int8",
+            c.path().display(),
+            c.codec().name()
+        )));
+    }
+    let params = QuantParams::decode("int8", &c.header().codec.params, c.dims())?;
+    if params.rotation.is_some() {
+        // The prototype reads `q × scale` as the vector; rotated codes decode only after
+        // the inverse rotation, which the .npz has no place for.
+        return Err(Error::Config(format!(
+            "{} uses {}, whose codes are rotated; the .npz layout (q, scales, dims) holds \
+             plain int8 codes only: export --format jsonl, decompress to .npy, or compress \
+             again with --codec int8",
             c.path().display(),
             c.codec().name()
         )));
@@ -270,8 +288,9 @@ fn write_npz<W: Write + Seek>(c: &Container, w: W) -> std::io::Result<()> {
     // stay in the resident set.
     let chunk_bytes = c.chunks().first().map_or(1, |e| e.len);
     let mut behind = ReleaseBehind::by_bytes(chunk_bytes);
+    // chunk_data, not chunk_payload: a --zstd chunk is stored compressed.
     for i in 0..c.chunks().len() {
-        let p = c.chunk_payload(i).map_err(std::io::Error::other)?;
+        let p = c.chunk_data(i).map_err(std::io::Error::other)?;
         z.write_all(&p[..c.chunks()[i].rows as usize * d])?;
         release_behind(c, &mut behind, i);
     }
@@ -280,7 +299,7 @@ fn write_npz<W: Write + Seek>(c: &Container, w: W) -> std::io::Result<()> {
     z.write_all(&member_header("<f4", &[rows]))?;
     let mut behind = ReleaseBehind::by_bytes(chunk_bytes);
     for i in 0..c.chunks().len() {
-        let p = c.chunk_payload(i).map_err(std::io::Error::other)?;
+        let p = c.chunk_data(i).map_err(std::io::Error::other)?;
         z.write_all(&p[c.chunks()[i].rows as usize * d..])?;
         release_behind(c, &mut behind, i);
     }

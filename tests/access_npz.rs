@@ -132,6 +132,42 @@ fn round_trip_and_fresh_compress_export_the_reference_arrays() {
     assert_eq!(e.kind(), ErrorKind::Usage);
 }
 
+#[test]
+fn zstd_chunks_export_like_plain_ones_and_rotated_codes_are_refused() {
+    let want = members(&fixture("npz_reference.npz"));
+    let dir = tempfile::tempdir().unwrap();
+    // A --zstd container stores its chunks compressed: the export must unstage them (it
+    // sliced the compressed bytes and panicked).
+    let z = dir.path().join("z.vectro");
+    let opts = vectro::CompressOptions {
+        codec: "int8".into(),
+        chunk_rows: Some(8),
+        zstd: Some(3),
+        durability: Durability::None,
+        ..vectro::CompressOptions::default()
+    };
+    vectro::compress(
+        &fixture("npz_input.npy"),
+        &z,
+        &opts,
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    let out = dir.path().join("z.npz");
+    export_npz(&Container::open(&z).unwrap(), &out, false, Durability::None).unwrap();
+    assert_eq!(members(&out), want);
+    // Rotated int8 codes are not `q × scale` of the vector: refused, nothing written
+    // (they exported, and decoded the prototype's way to a mean cosine of -0.06).
+    let r = dir.path().join("r.vectro");
+    compress(&fixture("npz_input.npy"), &r, "int8:rotate=1", 8, 2);
+    let out = dir.path().join("r.npz");
+    let e = export_npz(&Container::open(&r).unwrap(), &out, false, Durability::None).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Usage);
+    assert!(e.to_string().contains("rotated"), "{e}");
+    assert!(!out.exists());
+}
+
 /// One .npz member: name, dtype, shape, data.
 type Member = (&'static str, &'static str, &'static str, Vec<u8>);
 
@@ -214,6 +250,16 @@ fn malformed_npz_files_are_named_and_refused() {
                 ("dims", "<i8", "()", dims()),
             ],
             "row 0 has scale NaN",
+        ),
+        (
+            // Finite, but 127 × 3e38 decodes to infinity (it imported, and `verify` passed).
+            "huge",
+            vec![
+                ("q", "|i1", "(6,)", q()),
+                ("scales", "<f4", "(3,)", scales(3e38)),
+                ("dims", "<i8", "()", dims()),
+            ],
+            "or its codes decode to infinity",
         ),
         (
             "zero dims",
