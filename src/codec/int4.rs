@@ -65,6 +65,11 @@ impl Int4 {
 /// even; unlike `f32::round` it needs no libm call, so the loop vectorises.
 const ROUND_MAGIC: f32 = 12_582_912.0;
 
+/// `max|v|` from which a row keeps the `max` rule: 2¹¹⁰. Each lane of `<v, q>` adds at most
+/// `dims / 16 + 16` terms of at most `7 × max|v|`, under 2¹⁸ × max|v| for any dims below
+/// 342,000 (the bound `<q, q>` already needs), so the sums stay below f32::MAX (2¹²⁸).
+pub const FIT_MAX: f32 = 1.298_074_2e33;
+
 /// Lanes of the `fit` search's partial sums. They fix the order of the float additions, so
 /// every SIMD level reproduces the scalar reference's bits: 16 is one AVX-512 register or
 /// two AVX2 ones.
@@ -169,8 +174,9 @@ fn encode_row(
         return Ok(1.0);
     }
     // A subnormal scale has too few mantissa bits for the fitted scale to be what the
-    // fit measured; such rows keep the max rule (and its per-element bound).
-    if rule == ScaleRule::Max || s0 < f32::MIN_POSITIVE {
+    // fit measured, and from FIT_MAX up the fit's float32 sums could overflow (rows of
+    // 1e37 decoded to inf and NaN); such rows keep the max rule (and its bound).
+    if rule == ScaleRule::Max || s0 < f32::MIN_POSITIVE || max_abs >= FIT_MAX {
         k4::quantize_pack_at(level, row, s0, out);
         return Ok(s0);
     }
@@ -473,6 +479,34 @@ mod tests {
             err(&fit) < err(&max),
             "fit helps when an outlier sets max|v|"
         );
+    }
+
+    #[test]
+    fn huge_rows_keep_the_max_rule_and_decode_finite() {
+        assert_eq!(FIT_MAX, 2f32.powi(110));
+        let base: Vec<f32> = (0..40)
+            .map(|i| ((i * 37) % 19) as f32 / 9.0 - 1.0)
+            .collect();
+        // 1e37 and f32::MAX decoded to inf/NaN under `fit`; just below FIT_MAX the fit
+        // still runs, and is still finite.
+        for top in [f32::MAX, 1e37, FIT_MAX, FIT_MAX * 0.99] {
+            let row: Vec<f32> = base.iter().map(|&u| u * top).collect();
+            let max_abs = row.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let fit = round_trip(&Int4::new(40, ScaleRule::Default), &row);
+            assert!(fit.iter().all(|x| x.is_finite()), "{top:e}: {fit:?}");
+            let max = round_trip(&Int4::new(40, ScaleRule::Max), &row);
+            if max_abs >= FIT_MAX {
+                assert_eq!(fit, max, "{top:e}");
+            }
+            // The max rule's per-element bound, scaled: the fit is never worse than it.
+            let bound = f64::from(max_abs) / 14.0;
+            let err = row
+                .iter()
+                .zip(&fit)
+                .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+                .sum::<f64>();
+            assert!(err <= 40.0 * bound * bound * (1.0 + 1e-6), "{top:e}");
+        }
     }
 
     #[test]
