@@ -346,13 +346,30 @@ fn bench_takes_at_most_100000_rows_of_an_input_unless_told() {
 }
 
 #[test]
-fn a_non_finite_original_fails_gates_instead_of_panicking() {
+fn a_non_finite_original_or_query_is_refused_by_row() {
     let f = files(100, 16);
     let mut bytes = std::fs::read(&f.npy).unwrap();
-    let at = bytes.len() - 4 * 16 * 3; // a value in row 97
+    let at = bytes.len() - 4 * 16 * 3; // row 97, column 0
     bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
     std::fs::write(&f.npy, bytes).unwrap();
-    eval(&f, &[]).success();
-    let a = eval(&f, &["--min-cosine", "0"]).code(GATE);
-    assert!(stderr(&a).contains("cosine_mean = NaN"), "{}", stderr(&a));
+    // It used to report NaN metrics, and an NMSE of 0 passed --max-nmse.
+    for extra in [&[][..], &["--max-nmse", "0.001"]] {
+        let a = eval(&f, extra).code(BAD_INPUT);
+        let e = stderr(&a);
+        assert!(
+            e.contains("row 97, column 0 is NaN") && e.contains("x.npy"),
+            "{e}"
+        );
+    }
+    // A NaN in a queries file is named there.
+    let g = files(100, 16);
+    let q = g.npy.with_file_name("q.npy");
+    write_npy(&q, 5, 16, 9);
+    let mut bytes = std::fs::read(&q).unwrap();
+    let at = bytes.len() - 4 * 16 * 2 + 4 * 3; // row 3, column 3
+    bytes[at..at + 4].copy_from_slice(&f32::INFINITY.to_le_bytes());
+    std::fs::write(&q, bytes).unwrap();
+    let a = eval(&g, &["--queries", q.to_str().unwrap()]).code(BAD_INPUT);
+    let e = stderr(&a);
+    assert!(e.contains("q.npy") && e.contains("row 3, column 3"), "{e}");
 }

@@ -39,7 +39,7 @@ use crate::error::{Error, Result};
 use crate::format::Container;
 use crate::pipeline::ordered::run_ordered;
 use crate::pipeline::reader::{NpySource, ReleaseBehind};
-use crate::pipeline::{Progress, default_threads};
+use crate::pipeline::{Progress, check_finite, default_threads};
 use adc::AdcTables;
 use hist::CosHist;
 pub use hist::PER_DECADE as PERCENTILE_BINS_PER_DECADE;
@@ -274,6 +274,8 @@ pub fn evaluate(
             let mut original = vec![0f32; recon.len()];
             h.dtype
                 .to_f32(src.row_bytes(e.first_row, e.rows), &mut original);
+            // A NaN would poison every metric quietly (an NMSE of 0 passed its gate).
+            check_finite(&original, d, e.first_row, src.path())?;
             let adc = match &search {
                 FoundSearch::Adc(t) => Some(t),
                 FoundSearch::ExactFloat => None,
@@ -416,6 +418,7 @@ fn sample_queries(src: &NpySource, n: usize, seed: u64, metric: Metric) -> Resul
         // Not through the mapping: see `NpySource::read_rows_at`.
         src.read_rows_at(id, 1, &mut raw)?;
         h.dtype.to_f32(&raw, q);
+        check_finite(q, d, id, src.path())?;
     }
     Ok(Queries::new(data, d, Some(ids), metric))
 }
@@ -433,5 +436,6 @@ fn load_queries(path: &Path, dims: usize, metric: Metric) -> Result<Queries> {
     }
     let mut data = vec![0f32; h.rows as usize * dims];
     h.dtype.to_f32(q.row_bytes(0, h.rows), &mut data);
+    check_finite(&data, dims, 0, path)?;
     Ok(Queries::new(data, dims, None, metric))
 }

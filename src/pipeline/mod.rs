@@ -16,8 +16,8 @@ pub mod stream;
 pub mod train;
 pub mod writer;
 
-pub(crate) use compress::encode_block;
 pub use compress::{CompressOptions, CompressSummary, compress, default_chunk_rows};
+pub(crate) use compress::{check_finite, encode_block};
 pub use decompress::{DecompressSummary, decompress, f32_le_bytes};
 pub use progress::{NoProgress, Progress};
 
