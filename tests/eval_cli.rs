@@ -314,6 +314,43 @@ fn bench_reads_an_input_file_and_refuses_unknown_codecs() {
         "{}",
         stderr(&a)
     );
+
+    // A trained codec gets advice that works from bench (it was told to pass a codebook
+    // bench has no flag for).
+    let a = vectro()
+        .args([
+            "bench",
+            "-q",
+            "--rows",
+            "50",
+            "--dims",
+            "8",
+            "--codecs",
+            "int8,pq:m=4",
+        ])
+        .assert()
+        .code(USAGE);
+    assert!(
+        stderr(&a).contains("pq:m=4 learns from the data") && stderr(&a).contains("vectro eval"),
+        "{}",
+        stderr(&a)
+    );
+
+    // A NaN in --in is named by file, row and column, as compress names it (exit 3, not 2).
+    let mut bytes = std::fs::read(&f.npy).unwrap();
+    let at = bytes.len() - 4 * 16 * 2 + 4; // row 118, column 1
+    bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&f.npy, bytes).unwrap();
+    let a = vectro()
+        .args(["bench", "-q", "--runs", "1", "--in"])
+        .arg(&f.npy)
+        .assert()
+        .code(BAD_INPUT);
+    assert!(
+        stderr(&a).contains("x.npy") && stderr(&a).contains("row 118, column 1 is NaN"),
+        "{}",
+        stderr(&a)
+    );
 }
 
 #[test]

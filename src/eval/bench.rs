@@ -103,13 +103,14 @@ pub struct BenchReport {
 /// Reads the first `max_rows` rows (all if `None`) of a `.npy` into memory as float32.
 ///
 /// # Errors
-/// As [`NpySource::open`].
+/// As [`NpySource::open`]; [`Error::NonFinite`] naming the first NaN or ±Inf.
 pub fn load_npy(path: &Path, max_rows: Option<u64>) -> Result<(Vec<f32>, usize)> {
     let src = NpySource::open(path)?;
     let h = *src.header();
     let rows = max_rows.map_or(h.rows, |m| m.min(h.rows));
     let mut data = vec![0f32; (rows * h.dims) as usize];
     h.dtype.to_f32(src.row_bytes(0, rows), &mut data);
+    crate::pipeline::check_finite(&data, h.dims as usize, 0, path)?;
     Ok((data, h.dims as usize))
 }
 
@@ -136,7 +137,17 @@ pub fn bench(
     let codecs = opts
         .codecs
         .iter()
-        .map(|c| codec::parse(c, dims))
+        .map(|c| {
+            codec::parse(c, dims).map_err(|e| match e {
+                // The parser's advice (compress or train) does not reach bench.
+                Error::Config(m) if m.contains("must be trained") => Error::Config(format!(
+                    "bench compares codecs that need no training, and {c} learns from the \
+                     data: compress with it (vectro compress --codec {c}), then measure it \
+                     with vectro eval"
+                )),
+                e => e,
+            })
+        })
         .collect::<Result<Vec<_>>>()?;
     let rows = data.len() / dims;
     let queries = sampled(data, dims, opts.queries, opts.seed, opts.metric);
