@@ -586,7 +586,9 @@ fn read_index(
             path,
             format!(
                 "incomplete container: no trailer at the end (the writer was probably killed or the file is truncated); \
-                 {} complete chunks holding rows 0..{rows} of {} are intact; rerun the compress with --resume to finish it",
+                 {} complete chunks holding rows 0..{rows} of {} are intact; if this is an interrupted compress's .partial file, \
+                 rerun that compress with --resume to finish it; a finished container cut short later (a partial copy or \
+                 download) must be copied again",
                 found.len(),
                 header.rows
             ),
