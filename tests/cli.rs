@@ -345,6 +345,16 @@ fn generate_is_deterministic_and_valid() {
     let (shape, data) = read_npy::<f32>(&t.path("a.npy"));
     assert_eq!(shape, vec![500, 128]);
     assert!(data.iter().all(|x| x.is_finite()));
+    // --json prints a summary on stdout (it printed text on stderr and nothing here).
+    let a = vectro()
+        .args(["generate", "--json", "--rows", "5", "--dims", "3", "--out"])
+        .arg(t.path("c.npy"))
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
+    assert_eq!((v["rows"].as_u64(), v["dims"].as_u64()), (Some(5), Some(3)));
+    let len = std::fs::metadata(t.path("c.npy")).unwrap().len();
+    assert_eq!(v["output_bytes"].as_u64(), Some(len));
 }
 
 #[test]

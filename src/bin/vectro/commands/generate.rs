@@ -2,6 +2,7 @@ use std::sync::atomic::AtomicBool;
 
 use vectro::GenerateOptions;
 
+use super::print_json;
 use crate::cli::GenerateArgs;
 use crate::exit_codes;
 use crate::progress::Bar;
@@ -14,9 +15,19 @@ pub fn run(a: GenerateArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         seed: a.seed,
         threads: a.common.threads,
     };
-    let bar = Bar::new(a.common.quiet, "generate");
+    let bar = Bar::new(a.common.quiet || a.common.json, "generate");
+    let start = std::time::Instant::now();
     vectro::generate::generate(&a.output, &opts, a.force, &bar, cancel)?;
-    if !a.common.quiet {
+    if a.common.json {
+        let bytes = std::fs::metadata(&a.output).map_or(0, |m| m.len());
+        print_json(&serde_json::json!({
+            "output": a.output.display().to_string(),
+            "rows": a.rows,
+            "dims": a.dims,
+            "output_bytes": bytes,
+            "seconds": start.elapsed().as_secs_f64(),
+        }))?;
+    } else if !a.common.quiet {
         eprintln!(
             "wrote {} rows x {} dims to {}",
             a.rows,
