@@ -109,6 +109,11 @@ pub enum Error {
         lock: PathBuf,
     },
 
+    /// Training a codec on a sample failed: its arithmetic left the finite range, or a
+    /// decomposition did not converge.
+    #[error("{0}")]
+    Training(String),
+
     /// A worker thread panicked: a bug in Vectro, not in the input.
     #[error("internal error: a worker panicked: {0}; please report this")]
     WorkerPanic(String),
@@ -140,7 +145,8 @@ impl Error {
             | Error::OutOfRange { .. }
             | Error::Corrupt { .. }
             | Error::Mismatch(_)
-            | Error::MissingShard { .. } => ErrorKind::BadInput,
+            | Error::MissingShard { .. }
+            | Error::Training(_) => ErrorKind::BadInput,
             Error::OutputExists(_) | Error::Config(_) => ErrorKind::Usage,
             Error::Cancelled => ErrorKind::Cancelled,
             Error::WorkerPanic(_) => ErrorKind::Internal,

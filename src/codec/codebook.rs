@@ -3,7 +3,7 @@
 //! checksummed frame, the standalone `.vcb` file that `vectro train` writes and
 //! `compress --codebook` reads. FORMAT.md gives both layouts byte by byte.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use byteorder::{ByteOrder, LittleEndian as LE};
 use rand::SeedableRng;
@@ -245,6 +245,10 @@ pub trait RowSource: Sync {
     /// # Errors
     /// A non-finite value, named by row and column.
     fn read_rows(&self, ids: &[u64], out: &mut [f32]) -> Result<()>;
+    /// The file and the row within it that hold `row`, for messages.
+    fn locate(&self, row: u64) -> (PathBuf, u64) {
+        (PathBuf::from("<input>"), row)
+    }
 }
 
 /// How to draw the training sample.
@@ -254,6 +258,19 @@ pub struct TrainOptions {
     pub train_rows: Option<u64>,
 }
 
+/// The largest magnitude a training sample of `n` rows × `d` dims may hold.
+///
+/// Training sums float32 squares of sample values and of differences of two of them (k-means
+/// distances, the OPQ cross products, the ITQ loss) over up to all `n × d` values. With
+/// every `|v| ≤ M`, such a sum is at most `n·d·(2M)²`, and a further factor 4 covers the
+/// squared norm of a rotated row; keeping `16·n·d·M²` below `f32::MAX` keeps every sum
+/// finite. Past it, an infinity turns into NaN in the matrices handed to the SVD or eigen
+/// decomposition, which then never converges. Even at 65536 rows × 4096 dims the bound is
+/// about 3·10¹⁴, far above any real embedding.
+pub fn max_train_abs(n: usize, d: usize) -> f32 {
+    (f64::from(f32::MAX) / (16.0 * n.max(1) as f64 * d.max(1) as f64)).sqrt() as f32
+}
+
 /// The default sample size cap: 256 rows per centroid at 8 bits, as faiss caps it.
 pub const DEFAULT_TRAIN_ROWS: u64 = 65_536;
 
@@ -261,7 +278,8 @@ pub const DEFAULT_TRAIN_ROWS: u64 = 65_536;
 /// `n × dims` floats. Only the sampled rows are read.
 ///
 /// # Errors
-/// [`Error::Config`] for `--train-rows 0`; errors of [`RowSource::read_rows`].
+/// [`Error::Config`] for `--train-rows 0`; errors of [`RowSource::read_rows`];
+/// [`Error::OutOfRange`] naming the file and row of a value above [`max_train_abs`].
 pub fn draw_sample(
     src: &dyn RowSource,
     opts: &TrainOptions,
@@ -297,9 +315,33 @@ pub fn draw_sample(
             .collect()
     };
     ids.sort_unstable();
-    let mut out = vec![0f32; n as usize * src.dims()];
+    let d = src.dims();
+    let mut out = vec![0f32; n as usize * d];
     src.read_rows(&ids, &mut out)?;
+    check_magnitude(src, &ids, &out)?;
     Ok(out)
+}
+
+/// Refuses a sample holding a value above [`max_train_abs`], naming its file and row.
+fn check_magnitude(src: &dyn RowSource, ids: &[u64], sample: &[f32]) -> Result<()> {
+    let d = src.dims();
+    let bound = max_train_abs(ids.len(), d);
+    let Some(at) = sample.iter().position(|v| v.abs() > bound) else {
+        return Ok(());
+    };
+    let (path, row) = src.locate(ids[at / d]);
+    Err(Error::OutOfRange {
+        path,
+        row,
+        col: (at % d) as u64,
+        msg: format!(
+            "{:e} is too large to train on: a sample of {} rows x {d} dims must stay within \
+             ±{bound:.1e}, or float32 sums of squares overflow; check this row for corruption, \
+             or normalise the data (e.g. to unit length) before training",
+            sample[at],
+            ids.len()
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -352,6 +394,60 @@ mod tests {
         assert!(
             e.contains("x.vcb") && e.contains("4-dimensional") && e.contains("8 dims"),
             "{e}"
+        );
+    }
+
+    struct Rows(Vec<f32>, usize);
+
+    impl RowSource for Rows {
+        fn rows(&self) -> u64 {
+            (self.0.len() / self.1) as u64
+        }
+        fn dims(&self) -> usize {
+            self.1
+        }
+        fn read_rows(&self, ids: &[u64], out: &mut [f32]) -> Result<()> {
+            for (&id, o) in ids.iter().zip(out.chunks_exact_mut(self.1)) {
+                let at = id as usize * self.1;
+                o.copy_from_slice(&self.0[at..at + self.1]);
+            }
+            Ok(())
+        }
+        fn locate(&self, row: u64) -> (PathBuf, u64) {
+            (PathBuf::from("part-1.npy"), row - 100)
+        }
+    }
+
+    #[test]
+    fn a_sample_value_past_the_bound_is_named_by_file_and_row() {
+        let (n, d) = (300, 8);
+        let bound = max_train_abs(n, d);
+        // 16·n·d·bound² is f32::MAX: a sum of squares of differences stays finite.
+        let worst = 16.0 * n as f64 * d as f64 * f64::from(bound).powi(2);
+        assert!(worst <= f64::from(f32::MAX) * 1.000_001, "{worst}");
+        let mut x = vec![0.5f32; n * d];
+        x[123 * d + 5] = bound;
+        x[124 * d + 5] = -bound;
+        let opts = TrainOptions::default();
+        let progress = crate::pipeline::NoProgress;
+        assert!(draw_sample(&Rows(x.clone(), d), &opts, 1, 16, &progress).is_ok());
+        x[200 * d + 6] = -bound * 1.01;
+        let e = draw_sample(&Rows(x, d), &opts, 1, 16, &progress).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::OutOfRange {
+                    row: 100,
+                    col: 6,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("part-1.npy: row 100, column 6: ") && msg.contains("normalise"),
+            "{msg}"
         );
     }
 

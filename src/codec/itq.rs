@@ -50,7 +50,8 @@ impl Itq {
     /// Learns μ and R on a seeded sample of `source`.
     ///
     /// # Errors
-    /// [`Error::Config`] for `--train-rows 0`; errors reading the sample.
+    /// [`Error::Config`] for `--train-rows 0`; errors reading the sample;
+    /// [`Error::Training`] if the SVD is handed a non-finite matrix or does not converge.
     pub fn train(
         source: &dyn RowSource,
         opts: &TrainOptions,
@@ -75,7 +76,11 @@ impl Itq {
             let v = &x * &r;
             let b = v.map(|y| if y >= 0.0 { 1.0f32 } else { -1.0 });
             loss = (&b - &v).norm_squared() / n as f32;
-            let svd = (x.transpose() * &b).svd(true, true);
+            let c = x.transpose() * &b;
+            super::opq::check_finite(&c, "ITQ cross-product")?;
+            let svd = c
+                .try_svd(true, true, f32::EPSILON, 1000 + 100 * d)
+                .ok_or_else(|| super::opq::not_converged("SVD of the ITQ cross-product"))?;
             let (u, vt) = (svd.u.expect("asked for U"), svd.v_t.expect("asked for Vᵀ"));
             r = u * vt;
         }

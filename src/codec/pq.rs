@@ -164,16 +164,34 @@ fn suggest_m(dims: usize) -> usize {
 
 /// Trains a PQ (or, for [`CodecId::Opq`], OPQ) codebook on `sample` (`n × dims`).
 /// `_progress` is kept for long trainings to report on.
+///
+/// # Errors
+/// As [`opq::train`]; [`Error::Training`] if the distortion or a centroid is not finite.
 pub fn train(
     id: CodecId,
     p: &PqParams,
     sample: &[f32],
     dims: usize,
     _progress: &dyn Progress,
-) -> Codebook {
-    if id == CodecId::Opq {
-        return opq::train(p, sample, dims);
+) -> Result<Codebook> {
+    let book = if id == CodecId::Opq {
+        opq::train(p, sample, dims)?
+    } else {
+        pq_only(p, sample, dims)
+    };
+    // k-means does not fail on values whose squares overflow: it returns centroids that
+    // encode nothing. Refuse them rather than write a useless codebook.
+    if !book.facts.distortion.is_finite() || book.centroids.iter().any(|v| !v.is_finite()) {
+        return Err(Error::Training(
+            "training failed: the distortion on the sample is non-finite (its values are too \
+             large for float32 arithmetic); check the input for outliers, or normalise it"
+                .into(),
+        ));
     }
+    Ok(book)
+}
+
+fn pq_only(p: &PqParams, sample: &[f32], dims: usize) -> Codebook {
     let fit = train_subspaces(p, sample, dims, None);
     Codebook {
         dims,
@@ -458,7 +476,7 @@ mod tests {
             (CodecId::Pq, "m=8,nbits=4,kinit=kpp"),
             (CodecId::Opq, "m=4"),
         ] {
-            let book = train(id, &params(text, dims), &x, dims, &NoProgress);
+            let book = train(id, &params(text, dims), &x, dims, &NoProgress).unwrap();
             let codec = Pq::new(book.clone());
             let y = round_trip(&codec, &x);
             let mse: f64 = x
@@ -584,6 +602,7 @@ mod tests {
                             dims,
                             &NoProgress,
                         )
+                        .unwrap()
                     })
             };
             assert_eq!(run(1), run(3), "{id:?}");

@@ -36,6 +36,10 @@ impl RowSource for NpySource {
         }
         Ok(())
     }
+
+    fn locate(&self, row: u64) -> (std::path::PathBuf, u64) {
+        (self.path().to_path_buf(), row)
+    }
 }
 
 /// Any input `compress` takes: the rows are sampled through [`Input::read_rows`], which
@@ -51,6 +55,10 @@ impl RowSource for Input {
 
     fn read_rows(&self, ids: &[u64], out: &mut [f32]) -> Result<()> {
         Input::read_rows(self, ids, out)
+    }
+
+    fn locate(&self, row: u64) -> (std::path::PathBuf, u64) {
+        Input::locate(self, row)
     }
 }
 
