@@ -4,6 +4,7 @@
 //! `compress --codebook` reads. FORMAT.md gives both layouts byte by byte.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use byteorder::{ByteOrder, LittleEndian as LE};
 use rand::SeedableRng;
@@ -251,12 +252,36 @@ pub trait RowSource: Sync {
     }
 }
 
-/// How to draw the training sample.
+/// How to draw the training sample, and when to give up.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct TrainOptions {
+pub struct TrainOptions<'a> {
     /// Rows to sample; `None` means `min(rows, 65536)`.
     pub train_rows: Option<u64>,
+    /// Set by another thread (the binary's Ctrl-C handler) to stop: training then returns
+    /// [`Error::Cancelled`] within about a second. `None` never cancels.
+    pub cancel: Option<&'a AtomicBool>,
 }
+
+impl<'a> TrainOptions<'a> {
+    /// The cancel flag, or one that is never set.
+    pub(crate) fn flag(&self) -> &'a AtomicBool {
+        static NEVER: AtomicBool = AtomicBool::new(false);
+        self.cancel.unwrap_or(&NEVER)
+    }
+}
+
+/// [`Error::Cancelled`] once `flag` is set: polled between the steps of training, each of
+/// which takes well under a second on a default sample.
+pub(crate) fn check_cancel(flag: &AtomicBool) -> Result<()> {
+    if flag.load(Ordering::Relaxed) {
+        return Err(Error::Cancelled);
+    }
+    Ok(())
+}
+
+/// Rows read between two looks at the cancel flag: a sample of a cold file is 65,536
+/// random reads.
+const READ_BATCH: usize = 4096;
 
 /// The largest magnitude a training sample of `n` rows × `d` dims may hold.
 ///
@@ -279,7 +304,8 @@ pub const DEFAULT_TRAIN_ROWS: u64 = 65_536;
 ///
 /// # Errors
 /// [`Error::Config`] for `--train-rows 0`; errors of [`RowSource::read_rows`];
-/// [`Error::OutOfRange`] naming the file and row of a value above [`max_train_abs`].
+/// [`Error::OutOfRange`] naming the file and row of a value above [`max_train_abs`];
+/// [`Error::Cancelled`] once `opts.cancel` is set.
 pub fn draw_sample(
     src: &dyn RowSource,
     opts: &TrainOptions,
@@ -317,7 +343,10 @@ pub fn draw_sample(
     ids.sort_unstable();
     let d = src.dims();
     let mut out = vec![0f32; n as usize * d];
-    src.read_rows(&ids, &mut out)?;
+    for (batch, o) in ids.chunks(READ_BATCH).zip(out.chunks_mut(READ_BATCH * d)) {
+        check_cancel(opts.flag())?;
+        src.read_rows(batch, o)?;
+    }
     check_magnitude(src, &ids, &out)?;
     Ok(out)
 }
@@ -449,6 +478,61 @@ mod tests {
             msg.starts_with("part-1.npy: row 100, column 6: ") && msg.contains("normalise"),
             "{msg}"
         );
+    }
+
+    /// Sets the flag once the sample is read, so that only training itself can see it.
+    struct CancelAfterRead<'a>(Rows, &'a AtomicBool);
+
+    impl RowSource for CancelAfterRead<'_> {
+        fn rows(&self) -> u64 {
+            self.0.rows()
+        }
+        fn dims(&self) -> usize {
+            self.0.dims()
+        }
+        fn read_rows(&self, ids: &[u64], out: &mut [f32]) -> Result<()> {
+            self.0.read_rows(ids, out)?;
+            self.1.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_set_cancel_flag_stops_every_trained_codec() {
+        let (n, d) = (400, 8);
+        let x: Vec<f32> = (0..n * d)
+            .map(|i| ((i * 7919) % 113) as f32 / 113.0)
+            .collect();
+        let codecs = [
+            "pq:m=4,nbits=4",
+            "pq:m=4,nbits=4,kinit=kpp",
+            "opq:m=4,nbits=4",
+            "opq:m=4,nbits=4,opq_init=random",
+            "binary-itq",
+        ];
+        let progress = crate::pipeline::NoProgress;
+        for codec in codecs {
+            // Not cancelled: trains.
+            let flag = AtomicBool::new(false);
+            let opts = TrainOptions {
+                cancel: Some(&flag),
+                ..TrainOptions::default()
+            };
+            let src = Rows(x.clone(), d);
+            assert!(super::super::parse_trained(codec, &src, &opts, &progress).is_ok());
+            // Set before the start (Ctrl-C during the sampling) ...
+            flag.store(true, Ordering::Relaxed);
+            let e = super::super::parse_trained(codec, &src, &opts, &progress).unwrap_err();
+            assert!(matches!(e, Error::Cancelled), "{codec}: {e:?}");
+            // ... and set once the sample is in: k-means, OPQ and ITQ loops must see it.
+            flag.store(false, Ordering::Relaxed);
+            let src = CancelAfterRead(Rows(x.clone(), d), &flag);
+            let e = super::super::parse_trained(codec, &src, &opts, &progress).unwrap_err();
+            assert!(
+                matches!(e, Error::Cancelled),
+                "{codec} during training: {e:?}"
+            );
+        }
     }
 
     #[test]

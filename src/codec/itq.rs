@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::binary::Binary;
-use super::codebook::{RowSource, TrainOptions, draw_sample};
+use super::codebook::{RowSource, TrainOptions, check_cancel, draw_sample};
 use super::{Codec, CodecId, CodecSpec, EncodeFault, read_f32};
 use crate::error::{Error, Result};
 use crate::pipeline::Progress;
@@ -51,7 +51,8 @@ impl Itq {
     ///
     /// # Errors
     /// [`Error::Config`] for `--train-rows 0`; errors reading the sample;
-    /// [`Error::Training`] if the SVD is handed a non-finite matrix or does not converge.
+    /// [`Error::Training`] if the SVD is handed a non-finite matrix or does not converge;
+    /// [`Error::Cancelled`] once `opts.cancel` is set (polled every iteration).
     pub fn train(
         source: &dyn RowSource,
         opts: &TrainOptions,
@@ -60,6 +61,7 @@ impl Itq {
         let d = source.dims();
         let opts = TrainOptions {
             train_rows: Some(opts.train_rows.unwrap_or(DEFAULT_ITQ_ROWS)),
+            ..*opts
         };
         let sample = draw_sample(source, &opts, SEED, 1, progress)?;
         let n = sample.len() / d;
@@ -73,6 +75,7 @@ impl Itq {
         let mut r = g.qr().q();
         let mut loss = 0f32;
         for _ in 0..ITERATIONS {
+            check_cancel(opts.flag())?;
             let v = &x * &r;
             let b = v.map(|y| if y >= 0.0 { 1.0f32 } else { -1.0 });
             loss = (&b - &v).norm_squared() / n as f32;

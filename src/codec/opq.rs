@@ -23,7 +23,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
-use super::codebook::{Codebook, TrainingFacts};
+use std::sync::atomic::AtomicBool;
+
+use super::codebook::{Codebook, TrainingFacts, check_cancel};
 use super::pq::{OpqInit, PqParams, SubspaceFit, train_subspaces};
 use crate::error::{Error, Result};
 
@@ -296,8 +298,9 @@ fn procrustes(x: &[f32], y: &[f32], d: usize) -> Result<Vec<f32>> {
 ///
 /// # Errors
 /// [`Error::Training`] if a decomposition is handed a non-finite matrix or does not
-/// converge.
-pub fn train(p: &PqParams, sample: &[f32], dims: usize) -> Result<Codebook> {
+/// converge; [`Error::Cancelled`] once `cancel` is set (polled every round and every
+/// Lloyd iteration).
+pub fn train(p: &PqParams, sample: &[f32], dims: usize, cancel: &AtomicBool) -> Result<Codebook> {
     let mut r = match p.opq_init {
         OpqInit::Random => random_rotation(dims, p.seed),
         OpqInit::Identity => (0..dims * dims)
@@ -308,6 +311,7 @@ pub fn train(p: &PqParams, sample: &[f32], dims: usize) -> Result<Codebook> {
     let n = sample.len() / dims;
     let mut centroids: Option<Vec<f32>> = None;
     for it in 0..p.opq_iters {
+        check_cancel(cancel)?;
         let xr = rotate_par(sample, dims, &r);
         // The first round seeds the codebooks properly; later rounds only refine them.
         let inner = PqParams {
@@ -316,13 +320,14 @@ pub fn train(p: &PqParams, sample: &[f32], dims: usize) -> Result<Codebook> {
             redo: 1,
             ..*p
         };
-        let fit = train_subspaces(&inner, &xr, dims, centroids.as_deref());
+        let fit = train_subspaces(&inner, &xr, dims, centroids.as_deref(), cancel)?;
         let y = reconstruct(&fit, n, dims, p);
         r = procrustes(sample, &y, dims)?;
         centroids = Some(fit.centroids);
     }
     let xr = rotate_par(sample, dims, &r);
-    let fit = train_subspaces(p, &xr, dims, centroids.as_deref());
+    check_cancel(cancel)?;
+    let fit = train_subspaces(p, &xr, dims, centroids.as_deref(), cancel)?;
     let (centroids, iters, distortion) = (fit.centroids, fit.iterations, fit.distortion);
     Ok(Codebook {
         dims,
@@ -473,10 +478,17 @@ mod tests {
         rotate(&z, d, &random_rotation(d, 5), &mut x);
         let distortion = |id, text| {
             let p = PqParams::parse("opq", text, d).unwrap();
-            super::super::pq::train(id, &p, &x, d, &crate::pipeline::NoProgress)
-                .unwrap()
-                .facts
-                .distortion
+            super::super::pq::train(
+                id,
+                &p,
+                &x,
+                d,
+                &crate::pipeline::NoProgress,
+                &AtomicBool::new(false),
+            )
+            .unwrap()
+            .facts
+            .distortion
         };
         let pq = distortion(super::super::CodecId::Pq, "m=4,nbits=4");
         let opq = distortion(super::super::CodecId::Opq, "m=4,nbits=4");
@@ -502,8 +514,15 @@ mod tests {
             (super::super::CodecId::Pq, "pca"),
         ] {
             let p = PqParams::parse("opq", &format!("m=4,nbits=4,opq_init={init}"), d).unwrap();
-            let e =
-                super::super::pq::train(id, &p, &x, d, &crate::pipeline::NoProgress).unwrap_err();
+            let e = super::super::pq::train(
+                id,
+                &p,
+                &x,
+                d,
+                &crate::pipeline::NoProgress,
+                &AtomicBool::new(false),
+            )
+            .unwrap_err();
             assert!(
                 matches!(&e, Error::Training(m) if m.contains("non-finite")),
                 "{id:?} {init}: {e:?}"

@@ -8,6 +8,7 @@
 //! code of subspace `j` is in byte `j / 2`, low nibble for even `j`.
 
 use rayon::prelude::*;
+use std::sync::atomic::AtomicBool;
 
 use super::codebook::{Codebook, TrainingFacts};
 use super::kmeans::{self, CentroidTable, KMeansParams};
@@ -166,18 +167,20 @@ fn suggest_m(dims: usize) -> usize {
 /// `_progress` is kept for long trainings to report on.
 ///
 /// # Errors
-/// As [`opq::train`]; [`Error::Training`] if the distortion or a centroid is not finite.
+/// As [`opq::train`]; [`Error::Training`] if the distortion or a centroid is not finite;
+/// [`Error::Cancelled`] once `cancel` is set (polled between Lloyd iterations).
 pub fn train(
     id: CodecId,
     p: &PqParams,
     sample: &[f32],
     dims: usize,
     _progress: &dyn Progress,
+    cancel: &AtomicBool,
 ) -> Result<Codebook> {
     let book = if id == CodecId::Opq {
-        opq::train(p, sample, dims)?
+        opq::train(p, sample, dims, cancel)?
     } else {
-        pq_only(p, sample, dims)
+        pq_only(p, sample, dims, cancel)?
     };
     // k-means does not fail on values whose squares overflow: it returns centroids that
     // encode nothing. Refuse them rather than write a useless codebook.
@@ -191,9 +194,9 @@ pub fn train(
     Ok(book)
 }
 
-fn pq_only(p: &PqParams, sample: &[f32], dims: usize) -> Codebook {
-    let fit = train_subspaces(p, sample, dims, None);
-    Codebook {
+fn pq_only(p: &PqParams, sample: &[f32], dims: usize, cancel: &AtomicBool) -> Result<Codebook> {
+    let fit = train_subspaces(p, sample, dims, None, cancel)?;
+    Ok(Codebook {
         dims,
         m: p.m,
         nbits: p.nbits,
@@ -206,7 +209,7 @@ fn pq_only(p: &PqParams, sample: &[f32], dims: usize) -> Codebook {
             distortion: fit.distortion,
             seed: p.seed,
         },
-    }
+    })
 }
 
 /// The codebooks of all subspaces, as k-means left them.
@@ -228,7 +231,8 @@ pub(crate) fn train_subspaces(
     data: &[f32],
     dims: usize,
     warm: Option<&[f32]>,
-) -> SubspaceFit {
+    cancel: &AtomicBool,
+) -> Result<SubspaceFit> {
     let dsub = dims / p.m;
     let ksub = p.ksub();
     let parts: Vec<kmeans::KMeans> = (0..p.m)
@@ -250,23 +254,25 @@ pub(crate) fn train_subspaces(
                         dsub,
                         &kp,
                         w[s * ksub * dsub..(s + 1) * ksub * dsub].to_vec(),
+                        cancel,
                     ),
-                    None if p.kmeans_pp => kmeans::train(&sub, dsub, &kp),
-                    None => kmeans::train_random_init(&sub, dsub, &kp),
+                    None if p.kmeans_pp => kmeans::train(&sub, dsub, &kp, cancel),
+                    None => kmeans::train_random_init(&sub, dsub, &kp, cancel),
                 }
             };
             let runs = if warm.is_some() { 1 } else { p.redo.max(1) };
             // Subspaces are independent, so the best run of each is kept on its own; the
             // first of equal distortions wins, whatever the schedule.
-            (1..runs).map(run).fold(run(0), |best, k| {
-                if k.distortion < best.distortion {
+            (1..runs).try_fold(run(0)?, |best, r| {
+                let k = run(r)?;
+                Ok(if k.distortion < best.distortion {
                     k
                 } else {
                     best
-                }
+                })
             })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let iterations = parts.iter().map(|k| k.iterations).max().unwrap_or(0);
     let distortion = parts.iter().map(|k| k.distortion).sum();
     let mut centroids = Vec::with_capacity(p.m * ksub * dsub);
@@ -275,12 +281,12 @@ pub(crate) fn train_subspaces(
         centroids.extend_from_slice(&k.centroids);
         labels.push(k.labels);
     }
-    SubspaceFit {
+    Ok(SubspaceFit {
         centroids,
         iterations,
         distortion,
         labels,
-    }
+    })
 }
 
 /// Columns `first..first + width` of a row-major `n × dims` matrix, contiguous.
@@ -476,7 +482,15 @@ mod tests {
             (CodecId::Pq, "m=8,nbits=4,kinit=kpp"),
             (CodecId::Opq, "m=4"),
         ] {
-            let book = train(id, &params(text, dims), &x, dims, &NoProgress).unwrap();
+            let book = train(
+                id,
+                &params(text, dims),
+                &x,
+                dims,
+                &NoProgress,
+                &AtomicBool::new(false),
+            )
+            .unwrap();
             let codec = Pq::new(book.clone());
             let y = round_trip(&codec, &x);
             let mse: f64 = x
@@ -528,8 +542,8 @@ mod tests {
         let x = data(1500, dims, 5);
         let p1 = params("m=4,nbits=4,iters=10", dims);
         let p3 = PqParams { redo: 3, ..p1 };
-        let one = train_subspaces(&p1, &x, dims, None);
-        let three = train_subspaces(&p3, &x, dims, None);
+        let one = train_subspaces(&p1, &x, dims, None, &AtomicBool::new(false)).unwrap();
+        let three = train_subspaces(&p3, &x, dims, None, &AtomicBool::new(false)).unwrap();
         // Run 0 of the restarts is the single run, so no subspace can end up worse.
         assert!(
             three.distortion <= one.distortion,
@@ -601,6 +615,7 @@ mod tests {
                             &x,
                             dims,
                             &NoProgress,
+                            &AtomicBool::new(false),
                         )
                         .unwrap()
                     })

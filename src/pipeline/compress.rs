@@ -161,7 +161,10 @@ pub fn compress(
             .num_threads(threads)
             .build()
             .map_err(|e| Error::Config(format!("cannot start {threads} threads: {e}")))?;
-        (pool.install(|| build_codec(&source, opts, progress))?, None)
+        (
+            pool.install(|| build_codec(&source, opts, progress, cancel))?,
+            None,
+        )
     } else {
         pick_codec(&source, opts, progress)?
     };
@@ -392,6 +395,7 @@ fn build_codec(
     source: &Input,
     opts: &CompressOptions,
     progress: &dyn Progress,
+    cancel: &AtomicBool,
 ) -> Result<Box<dyn Codec>> {
     let dims = source.header().dims as usize;
     match &opts.codebook {
@@ -419,6 +423,7 @@ fn build_codec(
         None => {
             let train = codec::TrainOptions {
                 train_rows: opts.train_rows,
+                cancel: Some(cancel),
             };
             codec::parse_trained(&opts.codec, source, &train, progress)
         }

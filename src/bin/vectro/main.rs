@@ -36,7 +36,7 @@ fn main() {
         Command::ImportNpz(a) => commands::import_npz::run(a, &CANCEL),
         Command::Bench(a) => commands::bench::run(a, &CANCEL),
         Command::Verify(a) => commands::verify::run(a),
-        Command::Train(a) => commands::train::run(a),
+        Command::Train(a) => commands::train::run(a, &CANCEL),
     };
     let code = match result {
         Ok(code) => code,

@@ -1,3 +1,4 @@
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -22,7 +23,7 @@ struct Summary {
     seconds: f64,
 }
 
-pub fn run(a: TrainArgs) -> anyhow::Result<i32> {
+pub fn run(a: TrainArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     let start = Instant::now();
     let threads = if a.common.threads == 0 {
         vectro::pipeline::default_threads()
@@ -35,6 +36,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<i32> {
     let bar = Bar::new(a.common.quiet || a.common.json, "train");
     let opts = TrainOptions {
         train_rows: a.train_rows,
+        cancel: Some(cancel),
     };
     let book = pool.install(|| vectro::pipeline::train::train(&a.input, &a.codec, &opts, &bar))?;
     let bytes = book.to_vcb();
