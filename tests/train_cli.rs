@@ -47,3 +47,82 @@ fn a_huge_value_is_refused_before_training_naming_file_and_row() {
         }
     }
 }
+
+/// Runs `args` and returns (exit code, stderr).
+fn run(args: &[&str], paths: &[(&str, &Path)]) -> (Option<i32>, String) {
+    let mut c = vectro();
+    c.timeout(Duration::from_secs(120)).args(args);
+    for (flag, p) in paths {
+        c.arg(flag).arg(p);
+    }
+    let o = c.output().unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_existing_or_unwritable_output_fails_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    // Training on this input fails (a value too large) and notes its small sample: an
+    // output error that comes first proves the output was checked before training.
+    let npy = with_huge_row(dir.path(), 1e30);
+    let exists = dir.path().join("exists.out");
+    std::fs::write(&exists, b"keep me").unwrap();
+    let missing_dir = dir.path().join("no-such-dir/x.out");
+    for codec in ["pq:m=8,nbits=4", "opq:m=8,nbits=4", "binary-itq"] {
+        let mut cases = vec![(["compress", "--codec", codec, "--no-fsync"], "compress")];
+        if codec != "binary-itq" {
+            cases.push((["train", "--codec", codec, "--train-rows"], "train"));
+        }
+        for (args, cmd) in cases {
+            let args: Vec<&str> = if cmd == "train" {
+                vec![args[0], args[1], args[2], args[3], "100000"]
+            } else {
+                args.to_vec()
+            };
+            let (code, err) = run(&args, &[("--in", &npy), ("--out", &exists)]);
+            assert_eq!(code, Some(2), "{cmd} {codec}: {err}");
+            assert!(
+                err.contains("exists.out: output already exists; pass --force"),
+                "{cmd} {codec}: {err}"
+            );
+            assert!(
+                !err.contains("training on") && !err.contains("too large"),
+                "{cmd} {codec} trained first: {err}"
+            );
+            assert_eq!(std::fs::read(&exists).unwrap(), b"keep me");
+            let (code, err) = run(&args, &[("--in", &npy), ("--out", &missing_dir)]);
+            assert_eq!(code, Some(4), "{cmd} {codec}: {err}");
+            assert!(
+                err.contains("no-such-dir") && !err.contains("training on"),
+                "{cmd} {codec}: {err}"
+            );
+        }
+    }
+    // Nothing was left beside the outputs: no temporary or empty partial file.
+    let mut left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["exists.out", "huge.npy"]);
+}
+
+#[test]
+fn a_failed_training_leaves_no_partial_output() {
+    // The output now exists before training: a training that fails must not leave an
+    // empty `.partial` behind (which would invite a pointless --resume).
+    let dir = tempfile::tempdir().unwrap();
+    let npy = with_huge_row(dir.path(), 1e30);
+    let out = dir.path().join("x.vectro");
+    let (code, err) = run(
+        &["compress", "--codec", "opq:m=8,nbits=4", "--no-fsync"],
+        &[("--in", &npy), ("--out", &out)],
+    );
+    assert_eq!(code, Some(3), "{err}");
+    assert!(!err.contains("--resume"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+}

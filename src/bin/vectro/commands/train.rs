@@ -1,8 +1,10 @@
+use std::io::Write;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use serde::Serialize;
 use vectro::codec::TrainOptions;
+use vectro::output::{AtomicOutput, Durability};
 
 use super::{human_bytes, print_json};
 use crate::cli::TrainArgs;
@@ -38,9 +40,16 @@ pub fn run(a: TrainArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         train_rows: a.train_rows,
         cancel: Some(cancel),
     };
+    // Created before training: an existing or unwritable output fails at once.
+    let out = AtomicOutput::create(&a.output, a.force, Durability::Fsync)?;
     let book = pool.install(|| vectro::pipeline::train::train(&a.input, &a.codec, &opts, &bar))?;
     let bytes = book.to_vcb();
-    vectro::output::write_file(&a.output, &bytes, a.force)?;
+    let mut w = out.writer();
+    w.write_all(&bytes)
+        .and_then(|_| w.flush())
+        .map_err(|e| vectro::Error::io(out.tmp_path(), "writing", e))?;
+    drop(w);
+    out.commit()?;
     let f = book.facts;
     let s = Summary {
         input: a.input.display().to_string(),
