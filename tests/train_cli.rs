@@ -126,3 +126,58 @@ fn a_failed_training_leaves_no_partial_output() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(left.len(), 1, "{left:?}");
 }
+
+/// Trains `codec` on `input` and returns the codebook's bytes.
+fn train(input: &Path, out: &Path, codec: &str) -> Vec<u8> {
+    let (code, err) = run(
+        &["train", "-q", "--codec", codec, "--train-rows", "200"],
+        &[("--in", input), ("--out", out)],
+    );
+    assert_eq!(code, Some(0), "{}: {err}", input.display());
+    std::fs::read(out).unwrap()
+}
+
+#[test]
+fn training_on_shards_equals_training_on_their_concatenation() {
+    let dir = tempfile::tempdir().unwrap();
+    let dims = 16;
+    let x = random_rows(300, dims, 11);
+    let shards = dir.path().join("dump");
+    std::fs::create_dir(&shards).unwrap();
+    // Natural order: part-2 comes before part-10, whatever the byte order says.
+    write_npy(
+        &shards.join("part-2.npy"),
+        120,
+        dims as u64,
+        &x[..120 * dims],
+    );
+    write_npy(
+        &shards.join("part-10.npy"),
+        180,
+        dims as u64,
+        &x[120 * dims..],
+    );
+    let whole = dir.path().join("whole.npy");
+    write_npy(&whole, 300, dims as u64, &x);
+    let glob = shards.join("part-*.npy");
+    for codec in ["pq:m=4,nbits=4", "opq:m=4,nbits=4"] {
+        // 200 of 300 rows: the seeded sample must pick the same global rows.
+        let one = train(&whole, &dir.path().join("one.vcb"), codec);
+        let from_dir = train(&shards, &dir.path().join("dir.vcb"), codec);
+        let from_glob = train(&glob, &dir.path().join("glob.vcb"), codec);
+        assert!(one == from_dir, "{codec}: directory codebook differs");
+        assert!(one == from_glob, "{codec}: glob codebook differs");
+        // A different order of the same rows gives another codebook: the test can tell.
+        let mut swapped = x[120 * dims..].to_vec();
+        swapped.extend_from_slice(&x[..120 * dims]);
+        let other = dir.path().join("swapped.npy");
+        write_npy(&other, 300, dims as u64, &swapped);
+        assert!(
+            one != train(&other, &dir.path().join("other.vcb"), codec),
+            "{codec}"
+        );
+        for f in ["one.vcb", "dir.vcb", "glob.vcb", "other.vcb"] {
+            std::fs::remove_file(dir.path().join(f)).unwrap();
+        }
+    }
+}
