@@ -94,8 +94,8 @@ pub enum Error {
         end_row: u64,
     },
 
-    /// The run was cancelled (e.g. by Ctrl-C) at a chunk boundary.
-    #[error("cancelled (Ctrl-C): stopped at a chunk boundary")]
+    /// The run was cancelled (e.g. by Ctrl-C) at a chunk boundary or between training steps.
+    #[error("cancelled (Ctrl-C): stopped at a chunk boundary or training step")]
     Cancelled,
 
     /// Another process is writing the same output (it holds the lock on the partial file).

@@ -343,7 +343,10 @@ pub fn draw_sample(
     ids.sort_unstable();
     let d = src.dims();
     let mut out = vec![0f32; n as usize * d];
-    for (batch, o) in ids.chunks(READ_BATCH).zip(out.chunks_mut(READ_BATCH * d)) {
+    for (batch, o) in ids
+        .chunks(READ_BATCH)
+        .zip(out.chunks_mut(READ_BATCH * d.max(1)))
+    {
         check_cancel(opts.flag())?;
         src.read_rows(batch, o)?;
     }
