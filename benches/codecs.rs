@@ -64,7 +64,8 @@ fn codecs(c: &mut Criterion) {
             "opq" => codec::CodecId::Opq,
             _ => codec::CodecId::Pq,
         };
-        let book = codec::pq::train(id, &p, &input, DIMS, &NoProgress);
+        let book = codec::pq::train(id, &p, &input, DIMS, &NoProgress, &Default::default())
+            .expect("trains");
         (
             *spec,
             Box::new(codec::Pq::new(book)) as Box<dyn codec::Codec>,

@@ -94,8 +94,8 @@ pub enum Error {
         end_row: u64,
     },
 
-    /// The run was cancelled (e.g. by Ctrl-C) at a chunk boundary.
-    #[error("cancelled (Ctrl-C): stopped at a chunk boundary")]
+    /// The run was cancelled (e.g. by Ctrl-C) at a chunk boundary or between training steps.
+    #[error("cancelled (Ctrl-C): stopped at a chunk boundary or training step")]
     Cancelled,
 
     /// Another process is writing the same output (it holds the lock on the partial file).
@@ -108,6 +108,11 @@ pub enum Error {
         /// The locked partial file.
         lock: PathBuf,
     },
+
+    /// Training a codec on a sample failed: its arithmetic left the finite range, or a
+    /// decomposition did not converge.
+    #[error("{0}")]
+    Training(String),
 
     /// A worker thread panicked: a bug in Vectro, not in the input.
     #[error("internal error: a worker panicked: {0}; please report this")]
@@ -140,7 +145,8 @@ impl Error {
             | Error::OutOfRange { .. }
             | Error::Corrupt { .. }
             | Error::Mismatch(_)
-            | Error::MissingShard { .. } => ErrorKind::BadInput,
+            | Error::MissingShard { .. }
+            | Error::Training(_) => ErrorKind::BadInput,
             Error::OutputExists(_) | Error::Config(_) => ErrorKind::Usage,
             Error::Cancelled => ErrorKind::Cancelled,
             Error::WorkerPanic(_) => ErrorKind::Internal,

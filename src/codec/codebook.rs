@@ -3,7 +3,8 @@
 //! checksummed frame, the standalone `.vcb` file that `vectro train` writes and
 //! `compress --codebook` reads. FORMAT.md gives both layouts byte by byte.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use byteorder::{ByteOrder, LittleEndian as LE};
 use rand::SeedableRng;
@@ -245,13 +246,54 @@ pub trait RowSource: Sync {
     /// # Errors
     /// A non-finite value, named by row and column.
     fn read_rows(&self, ids: &[u64], out: &mut [f32]) -> Result<()>;
+    /// The file and the row within it that hold `row`, for messages.
+    fn locate(&self, row: u64) -> (PathBuf, u64) {
+        (PathBuf::from("<input>"), row)
+    }
 }
 
-/// How to draw the training sample.
+/// How to draw the training sample, and when to give up.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct TrainOptions {
+pub struct TrainOptions<'a> {
     /// Rows to sample; `None` means `min(rows, 65536)`.
     pub train_rows: Option<u64>,
+    /// Set by another thread (the binary's Ctrl-C handler) to stop: training then returns
+    /// [`Error::Cancelled`] within about a second. `None` never cancels.
+    pub cancel: Option<&'a AtomicBool>,
+}
+
+impl<'a> TrainOptions<'a> {
+    /// The cancel flag, or one that is never set.
+    pub(crate) fn flag(&self) -> &'a AtomicBool {
+        static NEVER: AtomicBool = AtomicBool::new(false);
+        self.cancel.unwrap_or(&NEVER)
+    }
+}
+
+/// [`Error::Cancelled`] once `flag` is set: polled between the steps of training, each of
+/// which takes well under a second on a default sample.
+pub(crate) fn check_cancel(flag: &AtomicBool) -> Result<()> {
+    if flag.load(Ordering::Relaxed) {
+        return Err(Error::Cancelled);
+    }
+    Ok(())
+}
+
+/// Rows read between two looks at the cancel flag: a sample of a cold file is 65,536
+/// random reads.
+const READ_BATCH: usize = 4096;
+
+/// The largest magnitude a training sample of `n` rows × `d` dims may hold.
+///
+/// Training sums float32 squares of sample values and of differences of two of them (k-means
+/// distances, the OPQ cross products, the ITQ loss) over up to all `n × d` values. With
+/// every `|v| ≤ M`, such a sum is at most `n·d·(2M)²`, and a further factor 4 covers the
+/// squared norm of a rotated row; keeping `16·n·d·M²` below `f32::MAX` keeps every sum
+/// finite. Past it, an infinity turns into NaN in the matrices handed to the SVD or eigen
+/// decomposition, which then never converges. Even at 65536 rows × 4096 dims the bound is
+/// about 3·10¹⁴, far above any real embedding.
+pub fn max_train_abs(n: usize, d: usize) -> f32 {
+    (f64::from(f32::MAX) / (16.0 * n.max(1) as f64 * d.max(1) as f64)).sqrt() as f32
 }
 
 /// The default sample size cap: 256 rows per centroid at 8 bits, as faiss caps it.
@@ -261,7 +303,9 @@ pub const DEFAULT_TRAIN_ROWS: u64 = 65_536;
 /// `n × dims` floats. Only the sampled rows are read.
 ///
 /// # Errors
-/// [`Error::Config`] for `--train-rows 0`; errors of [`RowSource::read_rows`].
+/// [`Error::Config`] for `--train-rows 0`; errors of [`RowSource::read_rows`];
+/// [`Error::OutOfRange`] naming the file and row of a value above [`max_train_abs`];
+/// [`Error::Cancelled`] once `opts.cancel` is set.
 pub fn draw_sample(
     src: &dyn RowSource,
     opts: &TrainOptions,
@@ -297,9 +341,39 @@ pub fn draw_sample(
             .collect()
     };
     ids.sort_unstable();
-    let mut out = vec![0f32; n as usize * src.dims()];
-    src.read_rows(&ids, &mut out)?;
+    let d = src.dims();
+    let mut out = vec![0f32; n as usize * d];
+    for (batch, o) in ids
+        .chunks(READ_BATCH)
+        .zip(out.chunks_mut(READ_BATCH * d.max(1)))
+    {
+        check_cancel(opts.flag())?;
+        src.read_rows(batch, o)?;
+    }
+    check_magnitude(src, &ids, &out)?;
     Ok(out)
+}
+
+/// Refuses a sample holding a value above [`max_train_abs`], naming its file and row.
+fn check_magnitude(src: &dyn RowSource, ids: &[u64], sample: &[f32]) -> Result<()> {
+    let d = src.dims();
+    let bound = max_train_abs(ids.len(), d);
+    let Some(at) = sample.iter().position(|v| v.abs() > bound) else {
+        return Ok(());
+    };
+    let (path, row) = src.locate(ids[at / d]);
+    Err(Error::OutOfRange {
+        path,
+        row,
+        col: (at % d) as u64,
+        msg: format!(
+            "{:e} is too large to train on: a sample of {} rows x {d} dims must stay within \
+             ±{bound:.1e}, or float32 sums of squares overflow; check this row for corruption, \
+             or normalise the data (e.g. to unit length) before training",
+            sample[at],
+            ids.len()
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -353,6 +427,115 @@ mod tests {
             e.contains("x.vcb") && e.contains("4-dimensional") && e.contains("8 dims"),
             "{e}"
         );
+    }
+
+    struct Rows(Vec<f32>, usize);
+
+    impl RowSource for Rows {
+        fn rows(&self) -> u64 {
+            (self.0.len() / self.1) as u64
+        }
+        fn dims(&self) -> usize {
+            self.1
+        }
+        fn read_rows(&self, ids: &[u64], out: &mut [f32]) -> Result<()> {
+            for (&id, o) in ids.iter().zip(out.chunks_exact_mut(self.1)) {
+                let at = id as usize * self.1;
+                o.copy_from_slice(&self.0[at..at + self.1]);
+            }
+            Ok(())
+        }
+        fn locate(&self, row: u64) -> (PathBuf, u64) {
+            (PathBuf::from("part-1.npy"), row - 100)
+        }
+    }
+
+    #[test]
+    fn a_sample_value_past_the_bound_is_named_by_file_and_row() {
+        let (n, d) = (300, 8);
+        let bound = max_train_abs(n, d);
+        // 16·n·d·bound² is f32::MAX: a sum of squares of differences stays finite.
+        let worst = 16.0 * n as f64 * d as f64 * f64::from(bound).powi(2);
+        assert!(worst <= f64::from(f32::MAX) * 1.000_001, "{worst}");
+        let mut x = vec![0.5f32; n * d];
+        x[123 * d + 5] = bound;
+        x[124 * d + 5] = -bound;
+        let opts = TrainOptions::default();
+        let progress = crate::pipeline::NoProgress;
+        assert!(draw_sample(&Rows(x.clone(), d), &opts, 1, 16, &progress).is_ok());
+        x[200 * d + 6] = -bound * 1.01;
+        let e = draw_sample(&Rows(x, d), &opts, 1, 16, &progress).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::OutOfRange {
+                    row: 100,
+                    col: 6,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("part-1.npy: row 100, column 6: ") && msg.contains("normalise"),
+            "{msg}"
+        );
+    }
+
+    /// Sets the flag once the sample is read, so that only training itself can see it.
+    struct CancelAfterRead<'a>(Rows, &'a AtomicBool);
+
+    impl RowSource for CancelAfterRead<'_> {
+        fn rows(&self) -> u64 {
+            self.0.rows()
+        }
+        fn dims(&self) -> usize {
+            self.0.dims()
+        }
+        fn read_rows(&self, ids: &[u64], out: &mut [f32]) -> Result<()> {
+            self.0.read_rows(ids, out)?;
+            self.1.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_set_cancel_flag_stops_every_trained_codec() {
+        let (n, d) = (400, 8);
+        let x: Vec<f32> = (0..n * d)
+            .map(|i| ((i * 7919) % 113) as f32 / 113.0)
+            .collect();
+        let codecs = [
+            "pq:m=4,nbits=4",
+            "pq:m=4,nbits=4,kinit=kpp",
+            "opq:m=4,nbits=4",
+            "opq:m=4,nbits=4,opq_init=random",
+            "binary-itq",
+        ];
+        let progress = crate::pipeline::NoProgress;
+        for codec in codecs {
+            // Not cancelled: trains.
+            let flag = AtomicBool::new(false);
+            let opts = TrainOptions {
+                cancel: Some(&flag),
+                ..TrainOptions::default()
+            };
+            let src = Rows(x.clone(), d);
+            assert!(super::super::parse_trained(codec, &src, &opts, &progress).is_ok());
+            // Set before the start (Ctrl-C during the sampling) ...
+            flag.store(true, Ordering::Relaxed);
+            let e = super::super::parse_trained(codec, &src, &opts, &progress).unwrap_err();
+            assert!(matches!(e, Error::Cancelled), "{codec}: {e:?}");
+            // ... and set once the sample is in: k-means, OPQ and ITQ loops must see it.
+            flag.store(false, Ordering::Relaxed);
+            let src = CancelAfterRead(Rows(x.clone(), d), &flag);
+            let e = super::super::parse_trained(codec, &src, &opts, &progress).unwrap_err();
+            assert!(
+                matches!(e, Error::Cancelled),
+                "{codec} during training: {e:?}"
+            );
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::binary::Binary;
-use super::codebook::{RowSource, TrainOptions, draw_sample};
+use super::codebook::{RowSource, TrainOptions, check_cancel, draw_sample};
 use super::{Codec, CodecId, CodecSpec, EncodeFault, read_f32};
 use crate::error::{Error, Result};
 use crate::pipeline::Progress;
@@ -50,7 +50,9 @@ impl Itq {
     /// Learns μ and R on a seeded sample of `source`.
     ///
     /// # Errors
-    /// [`Error::Config`] for `--train-rows 0`; errors reading the sample.
+    /// [`Error::Config`] for `--train-rows 0`; errors reading the sample;
+    /// [`Error::Training`] if the SVD is handed a non-finite matrix or does not converge;
+    /// [`Error::Cancelled`] once `opts.cancel` is set (polled every iteration).
     pub fn train(
         source: &dyn RowSource,
         opts: &TrainOptions,
@@ -59,6 +61,7 @@ impl Itq {
         let d = source.dims();
         let opts = TrainOptions {
             train_rows: Some(opts.train_rows.unwrap_or(DEFAULT_ITQ_ROWS)),
+            ..*opts
         };
         let sample = draw_sample(source, &opts, SEED, 1, progress)?;
         let n = sample.len() / d;
@@ -72,10 +75,15 @@ impl Itq {
         let mut r = g.qr().q();
         let mut loss = 0f32;
         for _ in 0..ITERATIONS {
+            check_cancel(opts.flag())?;
             let v = &x * &r;
             let b = v.map(|y| if y >= 0.0 { 1.0f32 } else { -1.0 });
             loss = (&b - &v).norm_squared() / n as f32;
-            let svd = (x.transpose() * &b).svd(true, true);
+            let c = x.transpose() * &b;
+            super::opq::check_finite(&c, "ITQ cross-product")?;
+            let svd = c
+                .try_svd(true, true, f32::EPSILON, 1000 + 100 * d)
+                .ok_or_else(|| super::opq::not_converged("SVD of the ITQ cross-product"))?;
             let (u, vt) = (svd.u.expect("asked for U"), svd.v_t.expect("asked for Vᵀ"));
             r = u * vt;
         }

@@ -5,9 +5,14 @@
 //! computed independently, and every sum is reduced over fixed blocks of `BLOCK` (1024) rows in
 //! block order, so the rayon schedule never changes a bit of the result.
 
+use std::sync::atomic::AtomicBool;
+
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+
+use super::codebook::check_cancel;
+use crate::error::Result;
 
 /// Rows per reduction block. Fixed, so that sums do not depend on the thread count.
 const BLOCK: usize = 1024;
@@ -199,23 +204,36 @@ fn ordered_sum(v: &[f32]) -> f64 {
 
 /// Trains `p.k` centroids on `data` (`n × d`, row-major). `n` must be at least `k`.
 ///
+/// # Errors
+/// [`Error::Cancelled`](crate::Error::Cancelled) once `stop` is set; it is polled between
+/// Lloyd iterations and between the picks of the seeding.
+///
 /// # Panics
 /// If `data` holds fewer than `k` rows or is not a whole number of rows.
-pub fn train(data: &[f32], d: usize, p: &KMeansParams) -> KMeans {
+pub fn train(data: &[f32], d: usize, p: &KMeansParams, stop: &AtomicBool) -> Result<KMeans> {
     let n = data.len() / d;
     assert!(
         n >= p.k && data.len() == n * d,
         "k-means needs at least k rows"
     );
-    refine(data, d, p, init_plus_plus(data, d, p.k, p.seed))
+    let init = init_plus_plus(data, d, p.k, p.seed, stop)?;
+    refine(data, d, p, init, stop)
 }
 
 /// Like [`train`], but seeded with `k` distinct rows drawn uniformly (faiss's start), so
 /// centroids follow the density of the data rather than its spread.
 ///
+/// # Errors
+/// As [`train`].
+///
 /// # Panics
 /// As [`train`].
-pub fn train_random_init(data: &[f32], d: usize, p: &KMeansParams) -> KMeans {
+pub fn train_random_init(
+    data: &[f32],
+    d: usize,
+    p: &KMeansParams,
+    stop: &AtomicBool,
+) -> Result<KMeans> {
     let n = data.len() / d;
     assert!(
         n >= p.k && data.len() == n * d,
@@ -229,14 +247,23 @@ pub fn train_random_init(data: &[f32], d: usize, p: &KMeansParams) -> KMeans {
         .flat_map(|&i| &data[i * d..(i + 1) * d])
         .copied()
         .collect();
-    refine(data, d, p, init)
+    refine(data, d, p, init, stop)
 }
 
 /// Lloyd iterations from the given `k × d` centroids (a warm start); `p.seed` is unused.
 ///
+/// # Errors
+/// As [`train`].
+///
 /// # Panics
 /// If `centroids` is not `p.k × d` floats.
-pub fn refine(data: &[f32], d: usize, p: &KMeansParams, mut centroids: Vec<f32>) -> KMeans {
+pub fn refine(
+    data: &[f32],
+    d: usize,
+    p: &KMeansParams,
+    mut centroids: Vec<f32>,
+    stop: &AtomicBool,
+) -> Result<KMeans> {
     assert_eq!(
         centroids.len(),
         p.k * d,
@@ -247,6 +274,7 @@ pub fn refine(data: &[f32], d: usize, p: &KMeansParams, mut centroids: Vec<f32>)
     let mut prev = f64::INFINITY;
     let mut iterations = 0;
     loop {
+        check_cancel(stop)?;
         let table = CentroidTable::new(&centroids, p.k, d);
         let dist = assign(data, d, &table, &mut labels);
         let cur = ordered_sum(&dist) / n as f64;
@@ -260,12 +288,12 @@ pub fn refine(data: &[f32], d: usize, p: &KMeansParams, mut centroids: Vec<f32>)
         iterations += 1;
     }
     let distortion = prev;
-    KMeans {
+    Ok(KMeans {
         centroids,
         iterations,
         distortion,
         labels,
-    }
+    })
 }
 
 /// One Lloyd update: each centroid becomes the mean of its rows. Empty clusters take half
@@ -328,7 +356,13 @@ fn update(data: &[f32], d: usize, k: usize, labels: &[u32], old: &[f32]) -> Vec<
 /// candidate rows are drawn with probability proportional to their squared distance to the
 /// nearest centroid chosen so far, and the one that lowers the total distance most is kept.
 /// It costs a few Lloyd iterations and starts from a lower distortion than plain k-means++.
-fn init_plus_plus(data: &[f32], d: usize, k: usize, seed: u64) -> Vec<f32> {
+fn init_plus_plus(
+    data: &[f32],
+    d: usize,
+    k: usize,
+    seed: u64,
+    stop: &AtomicBool,
+) -> Result<Vec<f32>> {
     let n = data.len() / d;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let trials = 2 + (k as f64).ln() as usize;
@@ -338,6 +372,7 @@ fn init_plus_plus(data: &[f32], d: usize, k: usize, seed: u64) -> Vec<f32> {
     let mut best = vec![f32::INFINITY; n];
     lower_to(&mut best, data, d, &data[first * d..(first + 1) * d]);
     for _ in 1..k {
+        check_cancel(stop)?;
         let block_sums = block_sums(&best);
         let total: f64 = block_sums.iter().sum();
         let picks: Vec<usize> = (0..trials)
@@ -363,7 +398,7 @@ fn init_plus_plus(data: &[f32], d: usize, k: usize, seed: u64) -> Vec<f32> {
         best = trial;
         centroids.extend_from_slice(&data[pick * d..(pick + 1) * d]);
     }
-    centroids
+    Ok(centroids)
 }
 
 /// Lowers each `best[i]` to the squared distance from row `i` to `c`.
@@ -440,7 +475,7 @@ mod tests {
             tol: 1e-4,
             seed: 1,
         };
-        let km = train(&data, d, &p);
+        let km = train(&data, d, &p, &AtomicBool::new(false)).unwrap();
         let mut labels = vec![0u32; truth.len()];
         assign(
             &data,
@@ -476,7 +511,7 @@ mod tests {
                 .num_threads(t)
                 .build()
                 .unwrap()
-                .install(|| train(&data, 6, &p))
+                .install(|| train(&data, 6, &p, &AtomicBool::new(false)).unwrap())
         };
         let (a, b) = (run(1), run(3));
         assert_eq!(a.iterations, b.iterations);
@@ -498,7 +533,12 @@ mod tests {
             tol: 1e-3,
             seed: 2,
         };
-        assert!(train(&data, 3, &p).iterations < 100);
+        assert!(
+            train(&data, 3, &p, &AtomicBool::new(false))
+                .unwrap()
+                .iterations
+                < 100
+        );
     }
 
     #[test]
@@ -510,7 +550,7 @@ mod tests {
             tol: 0.0,
             seed: 0,
         };
-        let km = train(&data, 3, &p);
+        let km = train(&data, 3, &p, &AtomicBool::new(false)).unwrap();
         assert!(km.centroids.iter().all(|v| v.is_finite()));
         assert!(km.distortion < 1e-3);
     }

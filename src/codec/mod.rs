@@ -353,7 +353,7 @@ pub fn train_codebook(
     };
     let p = pq::PqParams::parse(name, params, source.dims())?;
     let sample = codebook::draw_sample(source, opts, p.seed, p.ksub(), progress)?;
-    Ok(pq::train(id, &p, &sample, source.dims(), progress))
+    pq::train(id, &p, &sample, source.dims(), progress, opts.flag())
 }
 
 #[cfg(test)]

@@ -23,8 +23,11 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
-use super::codebook::{Codebook, TrainingFacts};
+use std::sync::atomic::AtomicBool;
+
+use super::codebook::{Codebook, TrainingFacts, check_cancel};
 use super::pq::{OpqInit, PqParams, SubspaceFit, train_subspaces};
+use crate::error::{Error, Result};
 
 /// Rows per block of the reductions; fixed for determinism.
 const BLOCK: usize = 4096;
@@ -165,7 +168,7 @@ fn cross(a: &[f32], b: &[f32], d: usize) -> DMatrix<f64> {
 /// The parametric OPQ start: PCA eigenvectors dealt to subspaces so that the products of
 /// their eigenvalues are balanced: in decreasing order, each goes to the subspace with room
 /// whose product is smallest. Returns `R` (row-major, `x · R`).
-fn eigen_allocation(x: &[f32], d: usize, m: usize) -> Vec<f32> {
+fn eigen_allocation(x: &[f32], d: usize, m: usize) -> Result<Vec<f32>> {
     let n = x.len() / d;
     let mut mean = vec![0f64; d];
     for row in x.chunks_exact(d) {
@@ -180,7 +183,10 @@ fn eigen_allocation(x: &[f32], d: usize, m: usize) -> Vec<f32> {
             cov[(i, j)] = cov[(i, j)] / n as f64 - mean[i] * mean[j];
         }
     }
-    let eig = cov.symmetric_eigen();
+    check_finite(&cov, "covariance")?;
+    let eig = cov
+        .try_symmetric_eigen(f64::EPSILON, max_sweeps(d))
+        .ok_or_else(|| not_converged("eigen decomposition of the covariance"))?;
     let mut order: Vec<usize> = (0..d).collect();
     order.sort_by(|&a, &b| {
         eig.eigenvalues[b]
@@ -212,7 +218,36 @@ fn eigen_allocation(x: &[f32], d: usize, m: usize) -> Vec<f32> {
             r[t * d + col] = eig.eigenvectors[(t, e)] as f32;
         }
     }
-    r
+    Ok(r)
+}
+
+/// A cap on the QR sweeps of a `d × d` decomposition: a few per singular value converge
+/// finite input, so hitting it means the input was bad, and stopping beats a hang.
+fn max_sweeps(d: usize) -> usize {
+    1000 + 100 * d
+}
+
+/// Refuses a non-finite matrix before it reaches a decomposition, where NaN loops forever.
+/// The sample bound ([`max_train_abs`](super::codebook::max_train_abs)) should make this
+/// unreachable; it is the last line of defence.
+pub(crate) fn check_finite<T: nalgebra::RealField + Copy>(
+    m: &DMatrix<T>,
+    what: &str,
+) -> Result<()> {
+    if m.iter().all(|v| v.is_finite()) {
+        return Ok(());
+    }
+    Err(Error::Training(format!(
+        "training failed: the {what} matrix holds a non-finite value (the sample's values are \
+         too large for float32 arithmetic); check the input for outliers, or normalise it"
+    )))
+}
+
+pub(crate) fn not_converged(what: &str) -> Error {
+    Error::Training(format!(
+        "training failed: the {what} did not converge; check the input for outliers or \
+         near-duplicate rows, or try another seed"
+    ))
 }
 
 /// A seeded random orthogonal `d × d` matrix: Q of the QR of a Gaussian matrix.
@@ -241,8 +276,12 @@ fn reconstruct(fit: &SubspaceFit, n: usize, d: usize, p: &PqParams) -> Vec<f32> 
 }
 
 /// The orthogonal `R` minimising `‖X·R − Y‖`: `U·Vᵀ` from the SVD of `Xᵀ·Y`.
-fn procrustes(x: &[f32], y: &[f32], d: usize) -> Vec<f32> {
-    let svd = cross(x, y, d).svd(true, true);
+fn procrustes(x: &[f32], y: &[f32], d: usize) -> Result<Vec<f32>> {
+    let c = cross(x, y, d);
+    check_finite(&c, "Procrustes cross-product")?;
+    let svd = c
+        .try_svd(true, true, f64::EPSILON, max_sweeps(d))
+        .ok_or_else(|| not_converged("SVD of the Procrustes cross-product"))?;
     let (u, vt) = (svd.u.expect("asked for U"), svd.v_t.expect("asked for Vᵀ"));
     let r = u * vt;
     let mut out = vec![0f32; d * d];
@@ -251,22 +290,28 @@ fn procrustes(x: &[f32], y: &[f32], d: usize) -> Vec<f32> {
             out[i * d + j] = r[(i, j)] as f32;
         }
     }
-    out
+    Ok(out)
 }
 
 /// Trains an OPQ codebook (rotation and PQ codebooks) on `sample` (`n × dims`). Nothing is
 /// reported per round: the training facts go into the codebook, where `info` shows them.
-pub fn train(p: &PqParams, sample: &[f32], dims: usize) -> Codebook {
+///
+/// # Errors
+/// [`Error::Training`] if a decomposition is handed a non-finite matrix or does not
+/// converge; [`Error::Cancelled`] once `cancel` is set (polled every round and every
+/// Lloyd iteration).
+pub fn train(p: &PqParams, sample: &[f32], dims: usize, cancel: &AtomicBool) -> Result<Codebook> {
     let mut r = match p.opq_init {
         OpqInit::Random => random_rotation(dims, p.seed),
         OpqInit::Identity => (0..dims * dims)
             .map(|k| f32::from(u8::from(k / dims == k % dims)))
             .collect(),
-        OpqInit::Pca => eigen_allocation(sample, dims, p.m),
+        OpqInit::Pca => eigen_allocation(sample, dims, p.m)?,
     };
     let n = sample.len() / dims;
     let mut centroids: Option<Vec<f32>> = None;
     for it in 0..p.opq_iters {
+        check_cancel(cancel)?;
         let xr = rotate_par(sample, dims, &r);
         // The first round seeds the codebooks properly; later rounds only refine them.
         let inner = PqParams {
@@ -275,15 +320,16 @@ pub fn train(p: &PqParams, sample: &[f32], dims: usize) -> Codebook {
             redo: 1,
             ..*p
         };
-        let fit = train_subspaces(&inner, &xr, dims, centroids.as_deref());
+        let fit = train_subspaces(&inner, &xr, dims, centroids.as_deref(), cancel)?;
         let y = reconstruct(&fit, n, dims, p);
-        r = procrustes(sample, &y, dims);
+        r = procrustes(sample, &y, dims)?;
         centroids = Some(fit.centroids);
     }
     let xr = rotate_par(sample, dims, &r);
-    let fit = train_subspaces(p, &xr, dims, centroids.as_deref());
+    check_cancel(cancel)?;
+    let fit = train_subspaces(p, &xr, dims, centroids.as_deref(), cancel)?;
     let (centroids, iters, distortion) = (fit.centroids, fit.iterations, fit.distortion);
-    Codebook {
+    Ok(Codebook {
         dims,
         m: p.m,
         nbits: p.nbits,
@@ -296,7 +342,7 @@ pub fn train(p: &PqParams, sample: &[f32], dims: usize) -> Codebook {
             distortion,
             seed: p.seed,
         },
-    }
+    })
 }
 
 #[cfg(test)]
@@ -366,14 +412,14 @@ mod tests {
         let rq: Vec<f32> = (0..d * d).map(|k| q[(k / d, k % d)] as f32).collect();
         let mut y = vec![0f32; x.len()];
         rotate(&x, d, &rq, &mut y);
-        let r = procrustes(&x, &y, d);
+        let r = procrustes(&x, &y, d).unwrap();
         assert!(r.iter().zip(&rq).all(|(a, b)| (a - b).abs() < 1e-4));
     }
 
     #[test]
     fn eigen_allocation_is_orthogonal() {
         let d = 8;
-        let r = eigen_allocation(&random(300 * d, 5), d, 4);
+        let r = eigen_allocation(&random(300 * d, 5), d, 4).unwrap();
         let rt = transpose(&r, d);
         let mut id = vec![0f32; d * d];
         rotate(&r, d, &rt, &mut id);
@@ -396,7 +442,7 @@ mod tests {
             let x: Vec<f32> = (0..n * d)
                 .map(|k| rng.random_range(-1.0f32..1.0) * (8 - k % d) as f32 * scale)
                 .collect();
-            let r = eigen_allocation(&x, d, m);
+            let r = eigen_allocation(&x, d, m).unwrap();
             let subspace_of_axis = |i: usize| {
                 let col = (0..d)
                     .max_by(|&a, &b| r[i * d + a].abs().total_cmp(&r[i * d + b].abs()))
@@ -408,7 +454,7 @@ mod tests {
             assert_eq!(seen, [0, 1, 2, 3], "scale {scale}: {seen:?}");
         }
         // Constant rows (every eigenvalue 0): still a rotation, no NaN.
-        let r = eigen_allocation(&vec![0.5f32; n * d], d, m);
+        let r = eigen_allocation(&vec![0.5f32; n * d], d, m).unwrap();
         assert!(r.iter().all(|v| v.is_finite()));
         let mut id = vec![0f32; d * d];
         rotate(&r, d, &transpose(&r, d), &mut id);
@@ -432,9 +478,17 @@ mod tests {
         rotate(&z, d, &random_rotation(d, 5), &mut x);
         let distortion = |id, text| {
             let p = PqParams::parse("opq", text, d).unwrap();
-            super::super::pq::train(id, &p, &x, d, &crate::pipeline::NoProgress)
-                .facts
-                .distortion
+            super::super::pq::train(
+                id,
+                &p,
+                &x,
+                d,
+                &crate::pipeline::NoProgress,
+                &AtomicBool::new(false),
+            )
+            .unwrap()
+            .facts
+            .distortion
         };
         let pq = distortion(super::super::CodecId::Pq, "m=4,nbits=4");
         let opq = distortion(super::super::CodecId::Opq, "m=4,nbits=4");
@@ -444,5 +498,39 @@ mod tests {
             opq <= identity * 1.01,
             "pca start {opq} vs identity start {identity}"
         );
+    }
+
+    #[test]
+    fn an_overflowing_sample_is_an_error_not_a_hang() {
+        // Past the sample bound (which `draw_sample` enforces), f32 sums overflow: the
+        // decompositions must refuse a non-finite matrix rather than loop on NaN, and a
+        // run that gets through anyway must not return an infinite distortion.
+        let d = 16;
+        let mut x = random(300 * d, 7);
+        x[..d].fill(1e30);
+        for (id, init) in [
+            (super::super::CodecId::Opq, "pca"),
+            (super::super::CodecId::Opq, "random"),
+            (super::super::CodecId::Pq, "pca"),
+        ] {
+            let p = PqParams::parse("opq", &format!("m=4,nbits=4,opq_init={init}"), d).unwrap();
+            let e = super::super::pq::train(
+                id,
+                &p,
+                &x,
+                d,
+                &crate::pipeline::NoProgress,
+                &AtomicBool::new(false),
+            )
+            .unwrap_err();
+            assert!(
+                matches!(&e, Error::Training(m) if m.contains("non-finite")),
+                "{id:?} {init}: {e:?}"
+            );
+        }
+        let mut m = DMatrix::<f64>::identity(3, 3);
+        assert!(check_finite(&m, "test").is_ok());
+        m[(1, 2)] = f64::NAN;
+        assert!(check_finite(&m, "test").is_err());
     }
 }

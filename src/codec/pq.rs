@@ -8,6 +8,7 @@
 //! code of subspace `j` is in byte `j / 2`, low nibble for even `j`.
 
 use rayon::prelude::*;
+use std::sync::atomic::AtomicBool;
 
 use super::codebook::{Codebook, TrainingFacts};
 use super::kmeans::{self, CentroidTable, KMeansParams};
@@ -164,18 +165,38 @@ fn suggest_m(dims: usize) -> usize {
 
 /// Trains a PQ (or, for [`CodecId::Opq`], OPQ) codebook on `sample` (`n × dims`).
 /// `_progress` is kept for long trainings to report on.
+///
+/// # Errors
+/// As [`opq::train`]; [`Error::Training`] if the distortion or a centroid is not finite;
+/// [`Error::Cancelled`] once `cancel` is set (polled between Lloyd iterations).
 pub fn train(
     id: CodecId,
     p: &PqParams,
     sample: &[f32],
     dims: usize,
     _progress: &dyn Progress,
-) -> Codebook {
-    if id == CodecId::Opq {
-        return opq::train(p, sample, dims);
+    cancel: &AtomicBool,
+) -> Result<Codebook> {
+    let book = if id == CodecId::Opq {
+        opq::train(p, sample, dims, cancel)?
+    } else {
+        pq_only(p, sample, dims, cancel)?
+    };
+    // k-means does not fail on values whose squares overflow: it returns centroids that
+    // encode nothing. Refuse them rather than write a useless codebook.
+    if !book.facts.distortion.is_finite() || book.centroids.iter().any(|v| !v.is_finite()) {
+        return Err(Error::Training(
+            "training failed: the distortion on the sample is non-finite (its values are too \
+             large for float32 arithmetic); check the input for outliers, or normalise it"
+                .into(),
+        ));
     }
-    let fit = train_subspaces(p, sample, dims, None);
-    Codebook {
+    Ok(book)
+}
+
+fn pq_only(p: &PqParams, sample: &[f32], dims: usize, cancel: &AtomicBool) -> Result<Codebook> {
+    let fit = train_subspaces(p, sample, dims, None, cancel)?;
+    Ok(Codebook {
         dims,
         m: p.m,
         nbits: p.nbits,
@@ -188,7 +209,7 @@ pub fn train(
             distortion: fit.distortion,
             seed: p.seed,
         },
-    }
+    })
 }
 
 /// The codebooks of all subspaces, as k-means left them.
@@ -210,7 +231,8 @@ pub(crate) fn train_subspaces(
     data: &[f32],
     dims: usize,
     warm: Option<&[f32]>,
-) -> SubspaceFit {
+    cancel: &AtomicBool,
+) -> Result<SubspaceFit> {
     let dsub = dims / p.m;
     let ksub = p.ksub();
     let parts: Vec<kmeans::KMeans> = (0..p.m)
@@ -232,23 +254,25 @@ pub(crate) fn train_subspaces(
                         dsub,
                         &kp,
                         w[s * ksub * dsub..(s + 1) * ksub * dsub].to_vec(),
+                        cancel,
                     ),
-                    None if p.kmeans_pp => kmeans::train(&sub, dsub, &kp),
-                    None => kmeans::train_random_init(&sub, dsub, &kp),
+                    None if p.kmeans_pp => kmeans::train(&sub, dsub, &kp, cancel),
+                    None => kmeans::train_random_init(&sub, dsub, &kp, cancel),
                 }
             };
             let runs = if warm.is_some() { 1 } else { p.redo.max(1) };
             // Subspaces are independent, so the best run of each is kept on its own; the
             // first of equal distortions wins, whatever the schedule.
-            (1..runs).map(run).fold(run(0), |best, k| {
-                if k.distortion < best.distortion {
+            (1..runs).try_fold(run(0)?, |best, r| {
+                let k = run(r)?;
+                Ok(if k.distortion < best.distortion {
                     k
                 } else {
                     best
-                }
+                })
             })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let iterations = parts.iter().map(|k| k.iterations).max().unwrap_or(0);
     let distortion = parts.iter().map(|k| k.distortion).sum();
     let mut centroids = Vec::with_capacity(p.m * ksub * dsub);
@@ -257,12 +281,12 @@ pub(crate) fn train_subspaces(
         centroids.extend_from_slice(&k.centroids);
         labels.push(k.labels);
     }
-    SubspaceFit {
+    Ok(SubspaceFit {
         centroids,
         iterations,
         distortion,
         labels,
-    }
+    })
 }
 
 /// Columns `first..first + width` of a row-major `n × dims` matrix, contiguous.
@@ -458,7 +482,15 @@ mod tests {
             (CodecId::Pq, "m=8,nbits=4,kinit=kpp"),
             (CodecId::Opq, "m=4"),
         ] {
-            let book = train(id, &params(text, dims), &x, dims, &NoProgress);
+            let book = train(
+                id,
+                &params(text, dims),
+                &x,
+                dims,
+                &NoProgress,
+                &AtomicBool::new(false),
+            )
+            .unwrap();
             let codec = Pq::new(book.clone());
             let y = round_trip(&codec, &x);
             let mse: f64 = x
@@ -510,8 +542,8 @@ mod tests {
         let x = data(1500, dims, 5);
         let p1 = params("m=4,nbits=4,iters=10", dims);
         let p3 = PqParams { redo: 3, ..p1 };
-        let one = train_subspaces(&p1, &x, dims, None);
-        let three = train_subspaces(&p3, &x, dims, None);
+        let one = train_subspaces(&p1, &x, dims, None, &AtomicBool::new(false)).unwrap();
+        let three = train_subspaces(&p3, &x, dims, None, &AtomicBool::new(false)).unwrap();
         // Run 0 of the restarts is the single run, so no subspace can end up worse.
         assert!(
             three.distortion <= one.distortion,
@@ -583,7 +615,9 @@ mod tests {
                             &x,
                             dims,
                             &NoProgress,
+                            &AtomicBool::new(false),
                         )
+                        .unwrap()
                     })
             };
             assert_eq!(run(1), run(3), "{id:?}");

@@ -324,7 +324,7 @@ mod tests {
             (CodecId::Opq, "m=8,opq_iters=2"),
         ] {
             let p = PqParams::parse("pq", text, dims).unwrap();
-            let codec = Pq::new(train(id, &p, &x, dims, &NoProgress));
+            let codec = Pq::new(train(id, &p, &x, dims, &NoProgress, &Default::default()).unwrap());
             let book = codec.codebook();
             let mut codes = vec![0u8; codec.encoded_len(rows)];
             codec.encode(&x, &mut codes).unwrap();
@@ -404,7 +404,7 @@ mod tests {
             (CodecId::Opq, "m=4,opq_iters=2"),
         ] {
             let p = PqParams::parse("pq", text, dims).unwrap();
-            let codec = Pq::new(train(id, &p, &x, dims, &NoProgress));
+            let codec = Pq::new(train(id, &p, &x, dims, &NoProgress, &Default::default()).unwrap());
             let mut codes = vec![0u8; codec.encoded_len(rows)];
             codec.encode(&x, &mut codes).unwrap();
             let mut y = vec![0f32; rows * dims];

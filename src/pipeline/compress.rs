@@ -155,13 +155,25 @@ pub fn compress(
     } else {
         opts.threads
     };
+    // Whether an existing shard output is complete can only be told from the header of
+    // the trained codec; every other output is created before training, so that an
+    // existing, locked or unwritable output fails at once, not after minutes of work.
+    let keep_existing_shard = opts.shard.is_some() && !opts.overwrite && output.exists();
+    let early = if keep_existing_shard {
+        None
+    } else {
+        Some(open_dest(output, opts)?)
+    };
     let (codec, auto) = if opts.codebook.is_some() || is_trained(&opts.codec) {
         // Training is parallel; it runs on exactly --threads threads.
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .map_err(|e| Error::Config(format!("cannot start {threads} threads: {e}")))?;
-        (pool.install(|| build_codec(&source, opts, progress))?, None)
+        (
+            pool.install(|| build_codec(&source, opts, progress, cancel))?,
+            None,
+        )
     } else {
         pick_codec(&source, opts, progress)?
     };
@@ -220,7 +232,7 @@ pub fn compress(
         resumed_rows: resume.rows(),
         partial_discarded: resume.discarded.clone(),
     };
-    if let Some(s) = opts.shard.filter(|_| !opts.overwrite && output.exists()) {
+    if let Some(s) = opts.shard.filter(|_| keep_existing_shard) {
         shard::check_complete(output, &header).map_err(|e| {
             Error::Config(format!(
                 "shard {s}: {} exists but is not this shard's complete output ({e}); pass --force to redo it",
@@ -235,14 +247,10 @@ pub fn compress(
             &Start::default(),
         ));
     }
-    if let Some(dir) = output
-        .parent()
-        .filter(|d| opts.shard.is_some() && !d.as_os_str().is_empty())
-    {
-        // Shards of one run share an output directory that nobody else creates.
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "creating directory", e))?;
-    }
-    let mut out = Dest::create_resumable(output, opts.overwrite, opts.durability)?;
+    let mut out = match early {
+        Some(out) => out,
+        None => open_dest(output, opts)?,
+    };
     out.keep_on_drop(opts.keep_partial);
     let (_keep, one) = bounded(1);
     let reencode = |i: u64| -> Result<Vec<u8>> {
@@ -347,6 +355,25 @@ fn locate_error(e: Error, source: &Input) -> Error {
     }
 }
 
+/// Creates the (resumable) output, and for a shard its directory.
+fn open_dest(output: &Path, opts: &CompressOptions) -> Result<Dest> {
+    if let Some(dir) = output
+        .parent()
+        .filter(|d| opts.shard.is_some() && !d.as_os_str().is_empty())
+    {
+        // Shards of one run share an output directory that nobody else creates.
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "creating directory", e))?;
+    }
+    let earlier_chunks =
+        std::fs::metadata(crate::output::partial_path(output)).is_ok_and(|m| m.len() > 0);
+    let mut out = Dest::create_resumable(output, opts.overwrite, opts.durability)?;
+    // Until encoding starts, only an earlier run's chunks are worth keeping: the empty
+    // partial file of a training that failed or was cancelled would only invite a
+    // pointless --resume.
+    out.keep_on_drop(opts.keep_partial && earlier_chunks);
+    Ok(out)
+}
+
 /// Whether `codec` names a codec that is trained on the input (pq, opq, binary-itq).
 fn is_trained(codec: &str) -> bool {
     matches!(codec.split(':').next(), Some("pq" | "opq" | "binary-itq"))
@@ -392,6 +419,7 @@ fn build_codec(
     source: &Input,
     opts: &CompressOptions,
     progress: &dyn Progress,
+    cancel: &AtomicBool,
 ) -> Result<Box<dyn Codec>> {
     let dims = source.header().dims as usize;
     match &opts.codebook {
@@ -419,6 +447,7 @@ fn build_codec(
         None => {
             let train = codec::TrainOptions {
                 train_rows: opts.train_rows,
+                cancel: Some(cancel),
             };
             codec::parse_trained(&opts.codec, source, &train, progress)
         }

@@ -1,4 +1,4 @@
-//! Training a codebook from a `.npy`: only the sampled rows are read.
+//! Training a codebook from what `compress --in` reads: only the sampled rows are read.
 
 use std::path::Path;
 
@@ -36,6 +36,10 @@ impl RowSource for NpySource {
         }
         Ok(())
     }
+
+    fn locate(&self, row: u64) -> (std::path::PathBuf, u64) {
+        (self.path().to_path_buf(), row)
+    }
 }
 
 /// Any input `compress` takes: the rows are sampled through [`Input::read_rows`], which
@@ -52,10 +56,16 @@ impl RowSource for Input {
     fn read_rows(&self, ids: &[u64], out: &mut [f32]) -> Result<()> {
         Input::read_rows(self, ids, out)
     }
+
+    fn locate(&self, row: u64) -> (std::path::PathBuf, u64) {
+        Input::locate(self, row)
+    }
 }
 
-/// Trains the codebook of `codec` (`pq:...` or `opq:...`) on a seeded sample of the `.npy`
-/// at `input`, for `vectro train`.
+/// Trains the codebook of `codec` (`pq:...` or `opq:...`) on a seeded sample of `input`,
+/// for `vectro train`. `input` is what `compress --in` takes: a `.npy`, a directory or a
+/// glob of them (one matrix, in the same order, so a codebook trained on the shards equals
+/// one trained on their concatenation); a stream cannot be sampled and is refused.
 ///
 /// # Errors
 /// A bad input or codec string, too few rows, or a non-finite value in the sample.
@@ -65,7 +75,7 @@ pub fn train(
     opts: &TrainOptions,
     progress: &dyn Progress,
 ) -> Result<Codebook> {
-    let source = NpySource::open(input)?;
+    let source = Input::open(input)?;
     codec::train_codebook(codec, &source, opts, progress)
 }
 

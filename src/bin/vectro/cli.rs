@@ -388,7 +388,8 @@ pub struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Input .npy to sample the training rows from.
+    /// Input .npy to sample the training rows from; a directory or a quoted glob
+    /// ('dump/part-*.npy') of them, read as one matrix in natural order, as compress reads it.
     #[arg(long = "in", value_name = "NPY")]
     pub input: PathBuf,
     /// Codec to train, e.g. pq:m=48 or opq:m=48,nbits=4.

@@ -11,7 +11,7 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
-/// Set by the first Ctrl-C; the library stops at the next chunk boundary.
+/// Set by the first Ctrl-C; the library stops at the next chunk boundary or training step.
 static CANCEL: AtomicBool = AtomicBool::new(false);
 
 fn main() {
@@ -36,7 +36,7 @@ fn main() {
         Command::ImportNpz(a) => commands::import_npz::run(a, &CANCEL),
         Command::Bench(a) => commands::bench::run(a, &CANCEL),
         Command::Verify(a) => commands::verify::run(a),
-        Command::Train(a) => commands::train::run(a),
+        Command::Train(a) => commands::train::run(a, &CANCEL),
     };
     let code = match result {
         Ok(code) => code,
@@ -58,7 +58,9 @@ fn install_ctrl_c() {
     let _ = ctrlc::set_handler(|| {
         if HITS.fetch_add(1, Ordering::SeqCst) == 0 {
             CANCEL.store(true, Ordering::SeqCst);
-            eprintln!("\nvectro: stopping at the next chunk boundary (Ctrl-C again to abort)");
+            eprintln!(
+                "\nvectro: stopping at the next chunk boundary or training step (Ctrl-C again to abort)"
+            );
         } else {
             std::process::exit(exit_codes::INTERRUPTED);
         }

@@ -1,7 +1,10 @@
+use std::io::Write;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use serde::Serialize;
 use vectro::codec::TrainOptions;
+use vectro::output::{AtomicOutput, Durability};
 
 use super::{human_bytes, print_json};
 use crate::cli::TrainArgs;
@@ -22,7 +25,7 @@ struct Summary {
     seconds: f64,
 }
 
-pub fn run(a: TrainArgs) -> anyhow::Result<i32> {
+pub fn run(a: TrainArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     let start = Instant::now();
     let threads = if a.common.threads == 0 {
         vectro::pipeline::default_threads()
@@ -35,10 +38,18 @@ pub fn run(a: TrainArgs) -> anyhow::Result<i32> {
     let bar = Bar::new(a.common.quiet || a.common.json, "train");
     let opts = TrainOptions {
         train_rows: a.train_rows,
+        cancel: Some(cancel),
     };
+    // Created before training: an existing or unwritable output fails at once.
+    let out = AtomicOutput::create(&a.output, a.force, Durability::Fsync)?;
     let book = pool.install(|| vectro::pipeline::train::train(&a.input, &a.codec, &opts, &bar))?;
     let bytes = book.to_vcb();
-    vectro::output::write_file(&a.output, &bytes, a.force)?;
+    let mut w = out.writer();
+    w.write_all(&bytes)
+        .and_then(|_| w.flush())
+        .map_err(|e| vectro::Error::io(out.tmp_path(), "writing", e))?;
+    drop(w);
+    out.commit()?;
     let f = book.facts;
     let s = Summary {
         input: a.input.display().to_string(),
