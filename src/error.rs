@@ -71,6 +71,15 @@ pub enum Error {
     #[error("{0}: output already exists; pass --force to overwrite it")]
     OutputExists(PathBuf),
 
+    /// The output is the same file as an input: writing it would destroy the input.
+    #[error("{output}: --out is the input file {input}; write the output elsewhere")]
+    OutputIsInput {
+        /// The output path as given.
+        output: PathBuf,
+        /// The input it is the same file as.
+        input: PathBuf,
+    },
+
     /// A configuration value is invalid (codec parameters, chunk size, ...).
     #[error("{0}")]
     Config(String),
@@ -141,7 +150,9 @@ impl Error {
             | Error::Corrupt { .. }
             | Error::Mismatch(_)
             | Error::MissingShard { .. } => ErrorKind::BadInput,
-            Error::OutputExists(_) | Error::Config(_) => ErrorKind::Usage,
+            Error::OutputExists(_) | Error::OutputIsInput { .. } | Error::Config(_) => {
+                ErrorKind::Usage
+            }
             Error::Cancelled => ErrorKind::Cancelled,
             Error::WorkerPanic(_) => ErrorKind::Internal,
         }

@@ -20,7 +20,9 @@ use tempfile::TempPath;
 
 use crate::error::{Error, Result};
 
+mod same_file;
 mod write_behind;
+pub use same_file::{check_not_input, same_file};
 pub use write_behind::WriteBehind;
 
 /// Whether and how hard to make the output durable.

@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::ops::Range;
 
 use anyhow::{Context, bail};
-use vectro::output::{AtomicOutput, Durability};
+use vectro::output::{AtomicOutput, Durability, check_not_input};
 use vectro::stream::{push_f32, push_jsonl_row};
 use vectro::{Container, Error};
 
@@ -36,6 +36,7 @@ pub fn run(a: GetArgs) -> anyhow::Result<i32> {
     }
     match &a.output {
         Some(path) => {
+            check_not_input(path, [a.file.as_path()])?;
             let out = AtomicOutput::create(path, a.force, Durability::Fsync)?;
             let mut w = out.writer();
             write_rows(&c, &ranges, a.format, &mut w)
