@@ -334,7 +334,7 @@ fn file_len(p: &Path) -> Result<u64> {
 }
 
 fn open_zip(input: &Path) -> Result<ZipArchive<BufReader<File>>> {
-    let f = File::open(input).map_err(|e| Error::io(input, "opening", e))?;
+    let f = crate::input::open_input(input)?;
     ZipArchive::new(BufReader::with_capacity(1 << 20, f)).map_err(|e| {
         Error::bad_npy(
             input,

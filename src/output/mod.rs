@@ -319,7 +319,19 @@ impl Drop for AtomicOutput {
     }
 }
 
-fn check_target(target: &Path, overwrite: bool) -> Result<()> {
+/// Checks up front that an output can be written at `target`, as [`AtomicOutput::create`]
+/// will: for a command that works long before it creates its output.
+///
+/// # Errors
+/// [`Error::Config`] for `-` or a directory; [`Error::OutputExists`].
+pub fn check_target(target: &Path, overwrite: bool) -> Result<()> {
+    // Commands that can stream handle `-` before they get here; for the others it would
+    // quietly become a file named `-`.
+    if target == Path::new("-") {
+        return Err(Error::Config(
+            "-: this command writes files only; give --out a path, not -".into(),
+        ));
+    }
     if target.is_dir() || target.file_name().is_none() {
         return Err(Error::Config(format!(
             "{}: is a directory; give the path of the output file",

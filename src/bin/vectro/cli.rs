@@ -287,7 +287,7 @@ pub struct GetArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = GetFormat::Json)]
     pub format: GetFormat,
-    /// Write to this file instead of stdout.
+    /// Write to this file instead of stdout (`-` is stdout).
     #[arg(long = "out", value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Overwrite an existing --out.

@@ -24,6 +24,8 @@ struct Summary {
 
 pub fn run(a: TrainArgs) -> anyhow::Result<i32> {
     vectro::output::check_not_input(&a.output, [a.input.as_path()])?;
+    // Training may take minutes: refuse an output it could not write before it starts.
+    vectro::output::check_target(&a.output, a.force)?;
     let start = Instant::now();
     let threads = if a.common.threads == 0 {
         vectro::pipeline::default_threads()
