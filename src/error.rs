@@ -103,8 +103,8 @@ pub enum Error {
         end_row: u64,
     },
 
-    /// The run was cancelled (e.g. by Ctrl-C) at a chunk boundary.
-    #[error("cancelled (Ctrl-C): stopped at a chunk boundary")]
+    /// The run was cancelled (e.g. by Ctrl-C or SIGTERM) at a chunk boundary.
+    #[error("cancelled (Ctrl-C or SIGTERM): stopped at a chunk boundary")]
     Cancelled,
 
     /// Another process is writing the same output (it holds the lock on the partial file).

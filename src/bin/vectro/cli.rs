@@ -108,7 +108,7 @@ pub struct CompressArgs {
     /// output), keeping every checksum-valid chunk; starts afresh if it does not match.
     #[arg(long)]
     pub resume: bool,
-    /// On an error or Ctrl-C, delete the partial output instead of keeping it for --resume.
+    /// On an error, Ctrl-C or SIGTERM, delete the partial output instead of keeping it for --resume.
     #[arg(long)]
     pub no_resume_file: bool,
     #[command(flatten)]
