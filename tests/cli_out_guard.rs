@@ -156,6 +156,33 @@ fn import_npz_and_train_refuse_their_input() {
 }
 
 #[test]
+fn compress_refuses_its_codebook_even_reading_stdin() {
+    let d = Dir::new();
+    let npy = d.npy("t.npy");
+    vectro()
+        .current_dir(d.0.path())
+        .args(["train", "-q", "--codec", "pq:m=2,nbits=4", "--in", "t.npy"])
+        .args(["--out", "book.vcb"])
+        .assert()
+        .success();
+    let book = d.path("book.vcb");
+    let mut cmd = vectro();
+    cmd.args([
+        "compress",
+        "-q",
+        "--force",
+        "--in",
+        "-",
+        "--codebook",
+        "book.vcb",
+    ])
+    .args(["--out", "book.vcb"])
+    .pipe_stdin(&npy)
+    .unwrap();
+    refused(&d, &mut cmd, &book);
+}
+
+#[test]
 fn merge_says_out_is_one_of_the_parts() {
     let d = Dir::new();
     let npy = d.npy("g.npy");
