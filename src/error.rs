@@ -71,6 +71,15 @@ pub enum Error {
     #[error("{0}: output already exists; pass --force to overwrite it")]
     OutputExists(PathBuf),
 
+    /// The output is the same file as an input: writing it would destroy the input.
+    #[error("{output}: --out is the input file {input}; write the output elsewhere")]
+    OutputIsInput {
+        /// The output path as given.
+        output: PathBuf,
+        /// The input it is the same file as.
+        input: PathBuf,
+    },
+
     /// A configuration value is invalid (codec parameters, chunk size, ...).
     #[error("{0}")]
     Config(String),
@@ -94,8 +103,9 @@ pub enum Error {
         end_row: u64,
     },
 
-    /// The run was cancelled (e.g. by Ctrl-C) at a chunk boundary or between training steps.
-    #[error("cancelled (Ctrl-C): stopped at a chunk boundary or training step")]
+    /// The run was cancelled (e.g. by Ctrl-C or SIGTERM) at a chunk boundary or between
+    /// training steps.
+    #[error("cancelled (Ctrl-C or SIGTERM): stopped at a chunk boundary or training step")]
     Cancelled,
 
     /// Another process is writing the same output (it holds the lock on the partial file).
@@ -147,7 +157,9 @@ impl Error {
             | Error::Mismatch(_)
             | Error::MissingShard { .. }
             | Error::Training(_) => ErrorKind::BadInput,
-            Error::OutputExists(_) | Error::Config(_) => ErrorKind::Usage,
+            Error::OutputExists(_) | Error::OutputIsInput { .. } | Error::Config(_) => {
+                ErrorKind::Usage
+            }
             Error::Cancelled => ErrorKind::Cancelled,
             Error::WorkerPanic(_) => ErrorKind::Internal,
         }

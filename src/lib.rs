@@ -31,6 +31,7 @@ pub mod format;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod generate;
+mod input;
 pub mod merge;
 pub mod npy;
 pub mod npz;

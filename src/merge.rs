@@ -132,16 +132,32 @@ fn release(c: &Container, range: std::ops::Range<u64>) {
     }
 }
 
-/// Opens every part, in shard order, leaving out `output` itself if a directory holds it.
+/// Opens every part, in shard order, leaving out `output` itself if a directory or
+/// pattern matched it and it is not a shard (an earlier merge's output, say).
+///
+/// # Errors
+/// [`Error::OutputIsInput`] if `output` is a part named on its own or is a shard.
 fn open_parts(args: &[PathBuf], output: &Path) -> Result<Vec<Part>> {
     if args.is_empty() {
         return Err(Error::Config("merge: no parts given".into()));
     }
-    let out = std::fs::canonicalize(output).ok();
     let mut parts = Vec::new();
     for a in args {
-        for path in expand(a, "vectro")?.0 {
-            if out.is_some() && std::fs::canonicalize(&path).ok() == out {
+        let (paths, multi) = expand(a, "vectro")?;
+        for path in paths {
+            if crate::output::same_file(output, &path) {
+                let is_shard = || {
+                    Container::open(&path).is_ok_and(|c| {
+                        ShardInfo::from_metadata(&path, c.metadata()).is_ok_and(|i| i.is_some())
+                    })
+                };
+                // Skipping a shard would report it missing, not that --out would replace it.
+                if !multi || is_shard() {
+                    return Err(Error::OutputIsInput {
+                        output: output.to_path_buf(),
+                        input: path,
+                    });
+                }
                 continue;
             }
             let container = Container::open(&path).map_err(|e| match e {

@@ -83,6 +83,7 @@ pub fn import_npz(
     progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<NpzSummary> {
+    crate::output::check_not_input(output, [input])?;
     let mut q_zip = open_zip(input)?;
     let mut s_zip = open_zip(input)?;
     let dims = read_dims(input, &mut open_zip(input)?)?;
@@ -238,6 +239,7 @@ pub fn export_npz(
     overwrite: bool,
     durability: Durability,
 ) -> Result<NpzSummary> {
+    crate::output::check_not_input(output, [c.path()])?;
     if c.header().codec.id != CodecId::Int8 {
         return Err(Error::Config(format!(
             "{} uses the {} codec; the .npz layout (q, scales, dims) holds int8 codes only: \
@@ -351,7 +353,7 @@ fn file_len(p: &Path) -> Result<u64> {
 }
 
 fn open_zip(input: &Path) -> Result<ZipArchive<BufReader<File>>> {
-    let f = File::open(input).map_err(|e| Error::io(input, "opening", e))?;
+    let f = crate::input::open_input(input)?;
     ZipArchive::new(BufReader::with_capacity(1 << 20, f)).map_err(|e| {
         Error::bad_npy(
             input,

@@ -180,6 +180,31 @@ fn sigint_stops_at_a_chunk_boundary_and_the_run_resumes() {
 }
 
 #[test]
+fn sigterm_stops_like_the_first_ctrl_c_and_the_run_resumes() {
+    let c = case();
+    let mut child = spawn_slow(&c, 5, &[]);
+    assert!(wait_for_growth(&mut child, &partial_path(&c.out), 2000));
+    // SAFETY: kill only sends a signal to our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let o = child.wait_with_output().unwrap();
+    assert_fails(
+        &o,
+        143,
+        &[
+            "SIGTERM: stopping at the next chunk boundary",
+            "rerun the same command with --resume",
+        ],
+    );
+    assert!(!c.out.exists());
+    let part = std::fs::read(partial_path(&c.out)).unwrap();
+    assert!(
+        c.want.starts_with(&part),
+        "the partial is a clean prefix of the output"
+    );
+    finish_with_resume(&c);
+}
+
+#[test]
 fn sigint_with_no_resume_file_removes_the_partial() {
     let c = case();
     let mut child = spawn_slow(&c, 5, &["--no-resume-file"]);

@@ -2,7 +2,6 @@
 //! demand, checking each chunk's crc32c the first time it is touched.
 
 use std::borrow::Cow;
-use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,7 +89,7 @@ impl Container {
     /// (truncated, incomplete, checksum mismatch, newer version) otherwise.
     pub fn open(path: impl AsRef<Path>) -> Result<Container> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| Error::io(path, "opening", e))?;
+        let file = crate::input::open_input(path)?;
         let len = file
             .metadata()
             .map_err(|e| Error::io(path, "reading metadata of", e))?

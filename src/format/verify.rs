@@ -9,7 +9,6 @@
 //! header is damaged is skipped using the index when the index is sound; without an index
 //! (an incomplete file) the walk stops there.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -119,7 +118,7 @@ impl VerifyReport {
 /// [`Error::Io`] if the file cannot be opened or read. A damaged file is not an error: it
 /// is a report with `ok == false`.
 pub fn verify(path: &Path) -> Result<VerifyReport> {
-    let file = File::open(path).map_err(|e| Error::io(path, "opening", e))?;
+    let file = crate::input::open_input(path)?;
     let meta = file
         .metadata()
         .map_err(|e| Error::io(path, "reading metadata of", e))?;

@@ -2,12 +2,19 @@
 //!
 //! A half-written file never sits at the final path. Two kinds of temporary file exist:
 //!
-//! - [`AtomicOutput::create`]: a randomly named temporary file, removed if the output is
-//!   abandoned (an error, or the value dropped without [`AtomicOutput::commit`]).
+//! - [`AtomicOutput::create`]: a temporary file with a predictable name, [`tmp_path`]
+//!   (`<dir>/.<name>.tmp`), removed if the output is abandoned (an error, or the value
+//!   dropped without [`AtomicOutput::commit`]). A run killed before it could remove the
+//!   file leaves it behind, and the next run for the same output truncates and reuses it,
+//!   so retries never pile up orphans.
 //! - [`AtomicOutput::create_resumable`]: a temporary file with a predictable name,
-//!   [`partial_path`] (`<dir>/.<name>.partial`), locked with an advisory `flock` so that a
-//!   second writer of the same output fails at once. It survives a crash or an error so
-//!   that `compress --resume` can continue it.
+//!   [`partial_path`] (`<dir>/.<name>.partial`). It survives a crash or an error so that
+//!   `compress --resume` can continue it.
+//!
+//! Both are locked with an advisory `flock` while written, so that a second writer of the
+//! same output fails at once with [`Error::Locked`]; the kernel drops the lock of a killed
+//! process, which is how a stale file is told from a live one. The two suffixes differ, so
+//! neither name can be the other's for any target.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -20,7 +27,9 @@ use tempfile::TempPath;
 
 use crate::error::{Error, Result};
 
+mod same_file;
 mod write_behind;
+pub use same_file::{check_not_input, same_file};
 pub use write_behind::WriteBehind;
 
 /// Whether and how hard to make the output durable.
@@ -43,6 +52,16 @@ pub fn partial_path(target: &Path) -> PathBuf {
     parent_dir(target).join(format!(".{name}.partial"))
 }
 
+/// The predictable temporary path of an [`AtomicOutput::create`] output for `target`:
+/// `<dir>/.<name>.tmp`.
+pub fn tmp_path(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parent_dir(target).join(format!(".{name}.tmp"))
+}
+
 /// An output being written; [`AtomicOutput::commit`] puts it in place.
 #[derive(Debug)]
 pub struct AtomicOutput {
@@ -59,38 +78,33 @@ pub struct AtomicOutput {
 }
 
 impl AtomicOutput {
-    /// Starts an output for `target`. Fails at once if `target` exists and `overwrite` is
-    /// false, so no work is wasted.
+    /// Starts an output for `target` at [`tmp_path`], locked; a stale temporary file left
+    /// by a killed run is truncated and reused. Fails at once if `target` exists and
+    /// `overwrite` is false, so no work is wasted.
     ///
     /// # Errors
-    /// [`Error::OutputExists`], or [`Error::Io`] if the temporary file cannot be created.
+    /// [`Error::OutputExists`]; [`Error::Locked`] if another process is writing the same
+    /// output; [`Error::Io`] if the temporary file cannot be created.
     pub fn create(target: &Path, overwrite: bool, durability: Durability) -> Result<Self> {
         check_target(target, overwrite)?;
-        let dir = parent_dir(target);
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        // 0666 before the umask, like any file a program creates: tempfile's private 0600
-        // would leave outputs unreadable to the services (a vector DB loader, say) they
-        // are written for.
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".tmp")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-            .tempfile_in(dir)
-            .map_err(|e| Error::io(dir, "creating a temporary file in", e))?;
-        let (file, tmp) = tmp.into_parts();
-        Ok(AtomicOutput {
+        let path = tmp_path(target);
+        let file = open_locked(&path, target)?;
+        let out = AtomicOutput {
             target: target.to_path_buf(),
             file,
-            tmp_path: tmp.to_path_buf(),
-            tmp: Some(tmp),
+            tmp: Some(
+                TempPath::try_from_path(&path)
+                    .map_err(|e| Error::io(&path, "opening the temporary output", e))?,
+            ),
+            tmp_path: path,
             keep_on_drop: false,
             overwrite,
             durability,
             preallocated: false,
-        })
+        };
+        // The lock is ours, so whatever the file holds is a killed run's leftovers.
+        out.truncate(0)?;
+        Ok(out)
     }
 
     /// Starts a resumable output for `target` at [`partial_path`]: opens it read-write
@@ -111,19 +125,7 @@ impl AtomicOutput {
     ) -> Result<Self> {
         check_target(target, overwrite)?;
         let path = partial_path(target);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => {
-                    Error::io(parent_dir(target), "creating the output in directory", e)
-                }
-                _ => Error::io(&path, "creating the partial output", e),
-            })?;
-        lock_exclusive(&file, &path, target)?;
+        let file = open_locked(&path, target)?;
         let tmp = TempPath::try_from_path(&path)
             .map_err(|e| Error::io(&path, "opening the partial output", e))?;
         Ok(AtomicOutput {
@@ -317,7 +319,19 @@ impl Drop for AtomicOutput {
     }
 }
 
-fn check_target(target: &Path, overwrite: bool) -> Result<()> {
+/// Checks up front that an output can be written at `target`, as [`AtomicOutput::create`]
+/// will: for a command that works long before it creates its output.
+///
+/// # Errors
+/// [`Error::Config`] for `-` or a directory; [`Error::OutputExists`].
+pub fn check_target(target: &Path, overwrite: bool) -> Result<()> {
+    // Commands that can stream handle `-` before they get here; for the others it would
+    // quietly become a file named `-`.
+    if target == Path::new("-") {
+        return Err(Error::Config(
+            "-: this command writes files only; give --out a path, not -".into(),
+        ));
+    }
     if target.is_dir() || target.file_name().is_none() {
         return Err(Error::Config(format!(
             "{}: is a directory; give the path of the output file",
@@ -328,6 +342,46 @@ fn check_target(target: &Path, overwrite: bool) -> Result<()> {
         return Err(Error::OutputExists(target.to_path_buf()));
     }
     Ok(())
+}
+
+/// Opens (creating if need be, never truncating) and locks the temporary file `path` of
+/// `target`.
+///
+/// The file at `path` may be renamed into place or removed by the writer whose lock we
+/// waited out, so the lock is only good if `path` still names the locked file: otherwise
+/// truncating it would destroy that writer's finished output. Then we open afresh.
+fn open_locked(path: &Path, target: &Path) -> Result<File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    for _ in 0..8 {
+        // 0666 before the umask, like any file a program creates: a private 0600 would
+        // leave outputs unreadable to the services (a vector DB loader, say) they are
+        // written for.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o666)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    Error::io(parent_dir(target), "creating the output in directory", e)
+                }
+                _ => Error::io(path, "creating the temporary output", e),
+            })?;
+        lock_exclusive(&file, path, target)?;
+        let locked = file
+            .metadata()
+            .map_err(|e| Error::io(path, "reading metadata of", e))?;
+        if std::fs::metadata(path).is_ok_and(|m| m.dev() == locked.dev() && m.ino() == locked.ino())
+        {
+            return Ok(file);
+        }
+    }
+    Err(Error::Locked {
+        target: target.to_path_buf(),
+        lock: path.to_path_buf(),
+    })
 }
 
 /// Takes an exclusive advisory lock, failing at once if another process holds it. The lock
@@ -435,6 +489,56 @@ mod tests {
         let m = std::fs::metadata(&t).unwrap();
         assert_eq!(m.len(), 10);
         assert!(m.blocks() * 512 < 1 << 20, "{} blocks kept", m.blocks());
+    }
+
+    #[test]
+    fn a_killed_runs_temp_file_is_reused_and_gone_after_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("d.npy");
+        // What a SIGKILLed run leaves: the temporary file, with no process holding its lock.
+        std::fs::write(tmp_path(&t), vec![7u8; 4096]).unwrap();
+        let out = AtomicOutput::create(&t, false, Durability::None).unwrap();
+        assert_eq!(out.tmp_path(), tmp_path(&t));
+        assert_eq!(out.file().metadata().unwrap().len(), 0, "stale bytes kept");
+        out.file().write_all(b"fresh").unwrap();
+        out.commit().unwrap();
+        assert_eq!(std::fs::read(&t).unwrap(), b"fresh");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["d.npy"]);
+    }
+
+    #[test]
+    fn a_second_writer_of_one_target_is_locked_out_while_the_first_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("d.npy");
+        let first = AtomicOutput::create(&t, false, Durability::None).unwrap();
+        first.file().write_all(b"first").unwrap();
+        let second = AtomicOutput::create(&t, false, Durability::None);
+        assert!(matches!(second, Err(Error::Locked { .. })), "{second:?}");
+        // The loser neither truncated nor removed the live writer's file.
+        assert_eq!(std::fs::read(tmp_path(&t)).unwrap(), b"first");
+        first.commit().unwrap();
+        assert_eq!(std::fs::read(&t).unwrap(), b"first");
+        // Once the first is done the name is free again.
+        drop(AtomicOutput::create(&t, true, Durability::None).unwrap());
+        assert!(!tmp_path(&t).exists());
+    }
+
+    #[test]
+    fn temp_and_partial_names_never_meet() {
+        for name in ["x", "x.tmp", "x.partial", ".x.partial", ".x.tmp"] {
+            for other in ["x", "x.tmp", "x.partial", ".x.partial", ".x.tmp"] {
+                assert_ne!(tmp_path(Path::new(name)), partial_path(Path::new(other)));
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("o.vectro");
+        let resumable = AtomicOutput::create_resumable(&t, false, Durability::None).unwrap();
+        let plain = AtomicOutput::create(&t, false, Durability::None).unwrap();
+        assert_ne!(resumable.tmp_path(), plain.tmp_path());
     }
 
     #[test]

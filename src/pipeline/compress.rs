@@ -149,6 +149,11 @@ pub fn compress(
 ) -> Result<CompressSummary> {
     let start = Instant::now();
     let source = Input::open(input)?;
+    let files = match &source {
+        Input::Files(d) => d.files().iter().map(|f| f.path()).collect(),
+        Input::Stream(_) => Vec::new(),
+    };
+    crate::output::check_not_input(output, files.into_iter().chain(opts.codebook.as_deref()))?;
     let h = source.header();
     let threads = if opts.threads == 0 {
         default_threads()

@@ -52,6 +52,7 @@ pub fn decompress(
 ) -> Result<DecompressSummary> {
     let start = Instant::now();
     let c = Container::open(input)?;
+    crate::output::check_not_input(output, [input])?;
     let mut out = Dest::create(output, overwrite, durability)?;
     let header = npy::write_header(c.rows(), c.dims() as u64);
     let output_bytes = header.len() as u64 + c.rows() * c.dims() as u64 * 4;

@@ -74,7 +74,7 @@ impl NpySource {
     /// # Errors
     /// [`Error::Io`] if it cannot be opened; [`Error::BadNpy`] if it is not a usable matrix.
     pub fn open(path: &Path) -> Result<NpySource> {
-        let file = File::open(path).map_err(|e| Error::io(path, "opening", e))?;
+        let file = crate::input::open_input(path)?;
         let meta = file
             .metadata()
             .map_err(|e| Error::io(path, "reading metadata of", e))?;

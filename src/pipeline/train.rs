@@ -75,6 +75,11 @@ pub fn train(
     opts: &TrainOptions,
     progress: &dyn Progress,
 ) -> Result<Codebook> {
+    if input == Path::new("-") {
+        // Training samples rows at random, which a stream cannot offer; say so before
+        // reading anything from stdin.
+        crate::input::open_input(input)?;
+    }
     let source = Input::open(input)?;
     codec::train_codebook(codec, &source, opts, progress)
 }
@@ -84,6 +89,8 @@ pub fn train(
 /// # Errors
 /// [`Error::Io`] if unreadable; the errors of [`Codebook::from_vcb`].
 pub fn read_codebook(path: &Path, dims: usize) -> Result<Codebook> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, "reading", e))?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut crate::input::open_input(path)?, &mut bytes)
+        .map_err(|e| Error::io(path, "reading", e))?;
     Codebook::from_vcb(path, &bytes, dims)
 }

@@ -108,7 +108,7 @@ pub struct CompressArgs {
     /// output), keeping every checksum-valid chunk; starts afresh if it does not match.
     #[arg(long)]
     pub resume: bool,
-    /// On an error or Ctrl-C, delete the partial output instead of keeping it for --resume.
+    /// On an error, Ctrl-C or SIGTERM, delete the partial output instead of keeping it for --resume.
     #[arg(long)]
     pub no_resume_file: bool,
     #[command(flatten)]
@@ -287,7 +287,7 @@ pub struct GetArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = GetFormat::Json)]
     pub format: GetFormat,
-    /// Write to this file instead of stdout.
+    /// Write to this file instead of stdout (`-` is stdout).
     #[arg(long = "out", value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Overwrite an existing --out.

@@ -16,6 +16,8 @@ pub const IO: i32 = 4;
 pub const INTERNAL: i32 = 70;
 /// Interrupted by Ctrl-C (128 + SIGINT).
 pub const INTERRUPTED: i32 = 130;
+/// Stopped by SIGTERM (128 + SIGTERM).
+pub const TERMINATED: i32 = 143;
 
 /// The exit code for an error anywhere in the chain.
 pub fn for_error(err: &anyhow::Error) -> i32 {

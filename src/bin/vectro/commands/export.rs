@@ -4,7 +4,7 @@ use std::io::Write;
 use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
-use vectro::output::{AtomicOutput, Durability};
+use vectro::output::{AtomicOutput, Durability, check_not_input};
 use vectro::stream::{JsonlOptions, export_jsonl};
 use vectro::{Container, Error, npz};
 
@@ -26,6 +26,7 @@ struct Summary {
 
 pub fn run(a: ExportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     let c = Container::open(&a.file)?;
+    check_not_input(&a.output, [a.file.as_path()])?;
     let durability = if a.no_fsync {
         Durability::None
     } else {

@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::ops::Range;
 
 use anyhow::{Context, bail};
-use vectro::output::{AtomicOutput, Durability};
+use vectro::output::{AtomicOutput, Durability, check_not_input};
 use vectro::stream::{push_f32, push_jsonl_row};
 use vectro::{Container, Error};
 
@@ -29,13 +29,16 @@ pub fn run(a: GetArgs) -> anyhow::Result<i32> {
             .into());
         }
     }
-    if a.format == GetFormat::Npy && a.output.is_none() && std::io::stdout().is_terminal() {
+    // `--out -` is stdout, as in the commands that stream, rather than a file named `-`.
+    let output = a.output.as_ref().filter(|p| p.as_os_str() != "-");
+    if a.format == GetFormat::Npy && output.is_none() && std::io::stdout().is_terminal() {
         bail!(Error::Config(
             "--format npy writes binary: give --out FILE or redirect stdout".into()
         ));
     }
-    match &a.output {
+    match output {
         Some(path) => {
+            check_not_input(path, [a.file.as_path()])?;
             let out = AtomicOutput::create(path, a.force, Durability::Fsync)?;
             let mut w = out.writer();
             write_rows(&c, &ranges, a.format, &mut w)

@@ -26,6 +26,7 @@ struct Summary {
 }
 
 pub fn run(a: TrainArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
+    vectro::output::check_not_input(&a.output, [a.input.as_path()])?;
     let start = Instant::now();
     let threads = if a.common.threads == 0 {
         vectro::pipeline::default_threads()
