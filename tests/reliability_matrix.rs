@@ -235,6 +235,24 @@ fn compress_rows(dir: &Path, out: &str) -> Vec<Row> {
             "row 1, column 1 is NaN",
         ),
         c(
+            "float64 past float32's range",
+            put(
+                d,
+                "f64big.npy",
+                &npy_bytes(
+                    &dict("(2, 4)", "<f8", "False"),
+                    1,
+                    &[1.0f64, 1.0, 1.0, 1.0, 1.0, 1.0, 1e300, 1.0]
+                        .iter()
+                        .flat_map(|v| v.to_le_bytes())
+                        .collect::<Vec<u8>>(),
+                ),
+            ),
+            3,
+            // It said "row 1, column 2 is inf (non-finite)", which the file does not hold.
+            "row 1, column 2: 1e300 is beyond float32's range",
+        ),
+        c(
             "-Inf in the data",
             put(
                 d,

@@ -598,12 +598,14 @@ pub(crate) fn encode_job(
     };
     match as_f32(bytes, dtype) {
         Some(data) => encode(data, &mut payload)?,
-        None => SCRATCH.with(|s| {
-            let mut s = s.borrow_mut();
-            s.resize(bytes.len() / dtype.size(), 0.0);
-            dtype.to_f32(bytes, &mut s);
-            encode(&s, &mut payload)
-        })?,
+        None => SCRATCH
+            .with(|s| {
+                let mut s = s.borrow_mut();
+                s.resize(bytes.len() / dtype.size(), 0.0);
+                dtype.to_f32(bytes, &mut s);
+                encode(&s, &mut payload)
+            })
+            .map_err(|e| f64_overflow(e, bytes, dtype, job.first_row, codec.dims()))?,
     }
     Ok(EncodedChunk {
         first_row: job.first_row,
@@ -611,6 +613,34 @@ pub(crate) fn encode_job(
         crc: ChunkCrc::new(&payload),
         payload,
     })
+}
+
+/// A float64 value past float32's range converts to ±inf, which the encoder reports as
+/// non-finite; say what the input really holds (it said "1e300 ... is inf").
+fn f64_overflow(e: Error, bytes: &[u8], dtype: Dtype, first_row: u64, dims: usize) -> Error {
+    let Error::NonFinite { path, row, col, .. } = &e else {
+        return e;
+    };
+    if dtype != Dtype::F64Le {
+        return e;
+    }
+    let at = ((row - first_row) as usize * dims + *col as usize) * 8;
+    let Some(b) = bytes.get(at..at + 8) else {
+        return e;
+    };
+    let v = f64::from_le_bytes(b.try_into().expect("8 bytes"));
+    if !v.is_finite() {
+        return e;
+    }
+    Error::OutOfRange {
+        path: path.clone(),
+        row: *row,
+        col: *col,
+        msg: format!(
+            "{v:e} is beyond float32's range (±3.4e38), which Vectro computes in; scale or \
+             clip the data first"
+        ),
+    }
 }
 
 /// Applies the payload stage, if any.
