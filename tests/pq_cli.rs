@@ -216,5 +216,20 @@ fn bad_requests_are_named_and_leave_no_output() {
         ],
     );
     assert!(msg.contains("train a matching codebook"), "{msg}");
+    // An explicit codec that no codebook can serve (it silently gave pq codes).
+    for codec in ["int8", "int4:rotate=1"] {
+        let msg = stderr_of_failure(
+            &["compress", "--codec", codec],
+            &[
+                ("--codebook", vcb.as_path()),
+                ("--in", npy8.as_path()),
+                io[1],
+            ],
+        );
+        assert!(
+            msg.contains(&format!("which --codec {codec} cannot use")),
+            "{msg}"
+        );
+    }
     assert!(!out.exists());
 }
