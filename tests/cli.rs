@@ -389,3 +389,25 @@ fn a_container_without_its_trailer_is_reported_incomplete() {
         vectro().arg("info").arg(&p).assert().code(3);
     }
 }
+
+#[test]
+fn an_io_error_is_one_line_without_a_repeated_cause() {
+    // The message already ends with the OS error; a "caused by:" line repeated it.
+    let a = vectro()
+        .args([
+            "decompress",
+            "--in",
+            "/nonexistent/x.vectro",
+            "--out",
+            "/nonexistent/x.npy",
+        ])
+        .assert()
+        .code(4);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].contains("/nonexistent/x.vectro") && lines[0].contains("No such file"),
+        "{err}"
+    );
+}

@@ -336,6 +336,31 @@ fn bench_reads_an_input_file_and_refuses_unknown_codecs() {
         stderr(&a)
     );
 
+    // auto is not a codec to bench (it said "unknown codec 'auto'; known codecs: ... auto").
+    let a = vectro()
+        .args([
+            "bench",
+            "-q",
+            "--rows",
+            "50",
+            "--dims",
+            "8",
+            "--codecs",
+            "int8,auto",
+        ])
+        .assert()
+        .code(USAGE);
+    assert!(
+        stderr(&a).contains("leave auto out of --codecs"),
+        "{}",
+        stderr(&a)
+    );
+    let a = vectro()
+        .args(["bench", "-q", "--rows", "50", "--dims", "8", "--runs", "0"])
+        .assert()
+        .code(USAGE);
+    assert!(stderr(&a).contains("--runs"), "{}", stderr(&a));
+
     // A NaN in --in is named by file, row and column, as compress names it (exit 3, not 2).
     let mut bytes = std::fs::read(&f.npy).unwrap();
     let at = bytes.len() - 4 * 16 * 2 + 4; // row 118, column 1

@@ -138,6 +138,15 @@ pub fn bench(
         .codecs
         .iter()
         .map(|c| {
+            if c.split(':').next() == Some("auto") {
+                // auto is a choice among the codecs bench already lists, not a codec.
+                return Err(Error::Config(
+                    "bench lists every codec side by side, which is what --codec auto \
+                     chooses from: leave auto out of --codecs (compress --codec auto \
+                     --min-cosine X picks one for a target)"
+                        .into(),
+                ));
+            }
             codec::parse(c, dims).map_err(|e| match e {
                 // The parser's advice (compress or train) does not reach bench.
                 Error::Config(m) if m.contains("must be trained") => Error::Config(format!(

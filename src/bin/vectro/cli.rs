@@ -377,7 +377,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "cos")]
     pub metric: vectro::eval::Metric,
     /// Timed runs of encode and decode; the median is reported.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub runs: usize,
     /// Seed of the generated data and the query sample.
     #[arg(long, default_value_t = 42)]

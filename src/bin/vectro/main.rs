@@ -48,9 +48,15 @@ fn main() {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => exit_codes::OK,
         Err(err) => {
-            eprintln!("vectro: error: {err}");
+            let top = err.to_string();
+            eprintln!("vectro: error: {top}");
+            // Most of our errors already end with their source's text ("x: reading:
+            // Permission denied"): print a cause only when it adds something.
             for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                let cause = cause.to_string();
+                if !top.contains(&cause) {
+                    eprintln!("  caused by: {cause}");
+                }
             }
             exit_codes::for_error(&err)
         }
