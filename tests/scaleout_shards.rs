@@ -267,3 +267,20 @@ fn merge_refuses_what_is_not_one_whole_compress() {
     let e = fails(&mut c).1;
     assert!(e.contains("would be empty"), "{e}");
 }
+
+#[test]
+fn a_shard_placeholder_without_shard_is_refused() {
+    // Nothing fills {shard} in without --shard: the file was named literally part-{shard}.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dataset(dir.path());
+    let out = dir.path().join("part-{shard}.vectro");
+    let mut c = vectro();
+    c.args(["compress", "--quiet", "--in"])
+        .arg(&input)
+        .arg("--out")
+        .arg(&out);
+    let (code, e) = fails(&mut c);
+    assert_eq!(code, 2, "{e}");
+    assert!(e.contains("only --shard K/N fills in"), "{e}");
+    assert!(!out.exists());
+}

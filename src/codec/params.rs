@@ -135,8 +135,14 @@ pub fn parse_quant(name: &str, text: &str, keys: &[&str]) -> Result<QuantParams>
     let mut p = QuantParams::default();
     let (mut rotate, mut seed, mut rounds) = (false, None, None);
     let (mut grid, mut scale_set) = (None, false);
+    let mut seen = Vec::new();
     for kv in text.split(',').filter(|s| !s.is_empty()) {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        if seen.contains(&k) {
+            // `int4:seed=1,seed=2` silently took the last value.
+            return Err(Error::Config(format!("{name}: '{k}' is given twice")));
+        }
+        seen.push(k);
         if !keys.contains(&k) {
             return Err(Error::Config(format!(
                 "{name} has no parameter '{k}'; valid: {}",
@@ -223,6 +229,16 @@ pub fn parse_quant(name: &str, text: &str, keys: &[&str]) -> Result<QuantParams>
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_key_given_twice_is_refused() {
+        // Both parsers took the last value silently.
+        let e = parse_quant("int4", "seed=1,seed=2,rotate=1", &["rotate", "seed"]).unwrap_err();
+        assert!(e.to_string().contains("'seed' is given twice"), "{e}");
+        let e = crate::codec::pq::PqParams::parse("pq", "m=8,m=16", 16).unwrap_err();
+        assert!(e.to_string().contains("'m' is given twice"), "{e}");
+    }
+
     use super::*;
 
     #[test]

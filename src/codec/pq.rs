@@ -70,10 +70,16 @@ impl PqParams {
             redo: 1,
         };
         let bad = |msg: String| Error::Config(format!("{name}: {msg}"));
+        let mut seen = Vec::new();
         for kv in text.split(',').filter(|s| !s.is_empty()) {
             let (k, v) = kv
                 .split_once('=')
                 .ok_or_else(|| bad(format!("expected key=value, got '{kv}' (e.g. {name}:m=48)")))?;
+            if seen.contains(&k) {
+                // `pq:m=8,m=16` silently took the last value.
+                return Err(bad(format!("'{k}' is given twice")));
+            }
+            seen.push(k);
             let num = |what: &str| -> Result<u64> {
                 v.parse()
                     .map_err(|_| bad(format!("{what} must be a whole number, got '{v}'")))

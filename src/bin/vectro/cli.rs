@@ -65,8 +65,8 @@ pub struct CompressArgs {
     /// missing directory is created.
     #[arg(long = "out", value_name = "VECTRO")]
     pub output: PathBuf,
-    /// Codec and parameters: int8, int4, binary, f16, bf16, pq, opq (e.g. int4:rotate=1,
-    /// pq:m=48), or auto [default: int8; with --codebook, the codebook's].
+    /// Codec and parameters: int8, int4, binary, f16, bf16, pq, opq, binary-itq (e.g.
+    /// int4:rotate=1, pq:m=48), or auto [default: int8; with --codebook, the codebook's].
     #[arg(long, value_name = "NAME[:k=v,...]")]
     pub codec: Option<String>,
     /// Also compress each chunk with zstd at this level (-7..=22; 3 is a good default).

@@ -17,6 +17,15 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         .as_deref()
         .map(|s| Shard::resolve(s, a.shards, |k| std::env::var(k).ok()))
         .transpose()?;
+    if shard.is_none() && a.output.to_string_lossy().contains("{shard}") {
+        // Without --shard nothing replaces it: the file was named literally `x-{shard}...`.
+        return Err(vectro::Error::Config(format!(
+            "--out {} holds {{shard}}, which only --shard K/N fills in: pass --shard, or name \
+             the output plainly",
+            a.output.display()
+        ))
+        .into());
+    }
     let output = shard.map_or(a.output.clone(), |s| s.expand_output(&a.output));
     // The library reads the default codec string as "whatever the codebook holds": an
     // explicit --codec int8 (or any codec that is not pq/opq) next to a codebook would
