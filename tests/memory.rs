@@ -72,17 +72,19 @@ fn peak_rss(rows: u64, dir: &std::path::Path, codec: &[&str], then: Then) -> u64
     v["peak_rss_bytes"].as_u64().unwrap()
 }
 
-/// Peak RSS for 128 MiB of input exceeds that for `small_rows` rows (1 KiB each) by less
-/// than 16 MiB.
+/// Peak RSS for 256 MiB of input exceeds that for `small_rows` rows (1 KiB each) by less
+/// than 24 MiB.
 fn assert_flat(small_rows: u64, codec: &[&str], then: Then) {
     let dir = tempfile::tempdir().unwrap();
     let small = peak_rss(small_rows, dir.path(), codec, then);
-    let large = peak_rss(131_072, dir.path(), codec, then); // 128 MiB of input
+    let large = peak_rss(262_144, dir.path(), codec, then); // 256 MiB of input
     let grew = large.saturating_sub(small);
     // A pipeline that held the larger input, or a mapping that pinned it, would grow by
-    // about the difference in size. Allow 16 MiB of noise.
+    // about the difference in size (56 MiB for the smallest case, npz's int8 codes).
+    // Allow 24 MiB of noise: the input is released in 16 MiB steps, and jsonl blocks in
+    // flight vary with timing (growth of 8-15 MiB measured over many runs at 128 MiB).
     assert!(
-        grew < 16 << 20,
+        grew < 24 << 20,
         "peak RSS grew by {} MiB ({} -> {} MiB)",
         grew >> 20,
         small >> 20,
@@ -92,16 +94,16 @@ fn assert_flat(small_rows: u64, codec: &[&str], then: Then) {
 
 #[test]
 fn compress_peak_memory_is_flat_in_the_number_of_rows() {
-    assert_flat(8_192, &[], Then::Nothing);
+    assert_flat(32_768, &[], Then::Nothing);
 }
 
 #[test]
 fn trained_compress_peak_memory_is_flat_in_the_number_of_rows() {
     // The same 4,096-row sample from either input. Read through the mapping, the sampled
     // rows mapped the windows around them, and the larger input's compress held most of
-    // its 128 MiB before encoding began.
+    // it before encoding began.
     assert_flat(
-        8_192,
+        32_768,
         &["--codec", "pq:m=16", "--train-rows", "4096"],
         Then::Nothing,
     );
@@ -111,16 +113,17 @@ fn trained_compress_peak_memory_is_flat_in_the_number_of_rows() {
 fn eval_peak_memory_is_flat_in_the_number_of_rows() {
     // 100 sampled queries re-rank 100 candidates each: 10,000 scattered rows. Read through
     // the mapping, each mapped a fault-around window or more, and the larger input's eval
-    // held most of its 128 MiB.
-    assert_flat(8_192, &[], Then::Eval);
+    // held most of it.
+    assert_flat(32_768, &[], Then::Eval);
 }
 
 #[test]
 fn export_peak_memory_is_flat_in_the_number_of_rows() {
     // Without releasing the container's pages behind them, both exports held the whole
-    // container (64 MiB of f16 or 32 MiB of int8 for the larger input). The smaller input
-    // is 32 MiB, so that both fill the pipeline: blocks of JSON text in flight (about
-    // 20 MiB) and a release step of container pages (16 MiB) then cost both the same.
+    // container (128 MiB of f16 or 64 MiB of int8 for the larger input). The smaller
+    // input is 32 MiB, so that both fill the pipeline: blocks of JSON text in flight
+    // (about 20 MiB) and a release step of container pages (16 MiB) then cost both the
+    // same.
     assert_flat(32_768, &["--codec", "f16"], Then::Export("jsonl"));
     assert_flat(32_768, &[], Then::Export("npz"));
 }

@@ -178,6 +178,33 @@ fn bad_requests_are_named_and_leave_no_output() {
         &io,
     );
     assert!(msg.contains("at least 256 rows"), "{msg}");
+    // Settings are checked before training (which would fail here, and can take minutes).
+    let msg = stderr_of_failure(
+        &[
+            "compress",
+            "--codec",
+            "pq:m=3",
+            "--train-rows",
+            "100",
+            "--chunk-rows",
+            "0",
+        ],
+        &io,
+    );
+    assert!(msg.contains("--chunk-rows must be at least 1"), "{msg}");
+    let msg = stderr_of_failure(
+        &[
+            "compress",
+            "--codec",
+            "pq:m=3",
+            "--train-rows",
+            "100",
+            "--zstd",
+            "99",
+        ],
+        &io,
+    );
+    assert!(msg.contains("--zstd 99 is out of range"), "{msg}");
     // A codebook trained on data of another dimension.
     let other = generate(&dir.path().join("o"), 300, 8);
     let vcb = dir.path().join("c.vcb");

@@ -160,6 +160,16 @@ pub fn compress(
     } else {
         opts.threads
     };
+    // Settings checked before training, which can take minutes.
+    if let Some(level) = opts.zstd {
+        codec::zstd::check_level(level)?;
+    }
+    let chunk_rows = match opts.chunk_rows {
+        Some(0) => return Err(Error::Config("--chunk-rows must be at least 1".into())),
+        Some(n) => n,
+        None => default_chunk_rows(h.dims),
+    };
+    check_chunk_size(chunk_rows, h.rows, h.dims)?;
     // Whether an existing shard output is complete can only be told from the header of
     // the trained codec; every other output is created before training, so that an
     // existing, locked or unwritable output fails at once, not after minutes of work.
@@ -182,15 +192,6 @@ pub fn compress(
     } else {
         pick_codec(&source, opts, progress)?
     };
-    if let Some(level) = opts.zstd {
-        codec::zstd::check_level(level)?;
-    }
-    let chunk_rows = match opts.chunk_rows {
-        Some(0) => return Err(Error::Config("--chunk-rows must be at least 1".into())),
-        Some(n) => n,
-        None => default_chunk_rows(h.dims),
-    };
-    check_chunk_size(chunk_rows, h.rows, h.dims)?;
     let mut metadata = source_metadata(&source);
     let (chunk_range, rows) = match opts.shard {
         Some(s) => {
