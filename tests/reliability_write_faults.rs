@@ -155,21 +155,17 @@ fn a_second_writer_of_the_same_output_fails_at_once() {
     finish_with_resume(&c);
 }
 
-#[test]
-fn sigint_stops_at_a_chunk_boundary_and_the_run_resumes() {
+/// Sends `signal` mid-run: the run stops at a chunk boundary with `code`, saying `said`,
+/// leaves no output but a partial that is a clean prefix of it, and `--resume` finishes
+/// it byte-identically.
+fn stops_cleanly_and_resumes(signal: i32, code: i32, said: &str) {
     let c = case();
     let mut child = spawn_slow(&c, 5, &[]);
     assert!(wait_for_growth(&mut child, &partial_path(&c.out), 2000));
-    sigint(&child);
+    // SAFETY: kill only sends a signal to our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
     let o = child.wait_with_output().unwrap();
-    assert_fails(
-        &o,
-        130,
-        &[
-            "stopping at the next chunk boundary",
-            "rerun the same command with --resume",
-        ],
-    );
+    assert_fails(&o, code, &[said, "rerun the same command with --resume"]);
     assert!(!c.out.exists());
     let part = std::fs::read(partial_path(&c.out)).unwrap();
     assert!(
@@ -180,28 +176,17 @@ fn sigint_stops_at_a_chunk_boundary_and_the_run_resumes() {
 }
 
 #[test]
+fn sigint_stops_at_a_chunk_boundary_and_the_run_resumes() {
+    stops_cleanly_and_resumes(libc::SIGINT, 130, "stopping at the next chunk boundary");
+}
+
+#[test]
 fn sigterm_stops_like_the_first_ctrl_c_and_the_run_resumes() {
-    let c = case();
-    let mut child = spawn_slow(&c, 5, &[]);
-    assert!(wait_for_growth(&mut child, &partial_path(&c.out), 2000));
-    // SAFETY: kill only sends a signal to our own child's pid.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    let o = child.wait_with_output().unwrap();
-    assert_fails(
-        &o,
+    stops_cleanly_and_resumes(
+        libc::SIGTERM,
         143,
-        &[
-            "SIGTERM: stopping at the next chunk boundary",
-            "rerun the same command with --resume",
-        ],
+        "SIGTERM: stopping at the next chunk boundary",
     );
-    assert!(!c.out.exists());
-    let part = std::fs::read(partial_path(&c.out)).unwrap();
-    assert!(
-        c.want.starts_with(&part),
-        "the partial is a clean prefix of the output"
-    );
-    finish_with_resume(&c);
 }
 
 #[test]
