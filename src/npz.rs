@@ -288,33 +288,26 @@ fn write_npz<W: Write + Seek>(c: &Container, w: W) -> std::io::Result<()> {
     z.write_all(&member_header("|i1", &[codes]))?;
     // Both passes release the container's pages behind them, or the whole file would
     // stay in the resident set.
-    let chunk_bytes = c.chunks().first().map_or(1, |e| e.len);
-    let mut behind = ReleaseBehind::by_bytes(chunk_bytes);
+    let mut behind = ReleaseBehind::for_chunks(c);
     // chunk_data, not chunk_payload: a --zstd chunk is stored compressed.
     for i in 0..c.chunks().len() {
         let p = c.chunk_data(i).map_err(std::io::Error::other)?;
         z.write_all(&p[..c.chunks()[i].rows as usize * d])?;
-        release_behind(c, &mut behind, i);
+        behind.release_chunks(c, i, i + 1);
     }
     z.start_file("scales.npy", large(rows * 4 + 128))
         .map_err(zip_io)?;
     z.write_all(&member_header("<f4", &[rows]))?;
-    let mut behind = ReleaseBehind::by_bytes(chunk_bytes);
+    let mut behind = ReleaseBehind::for_chunks(c);
     for i in 0..c.chunks().len() {
         let p = c.chunk_data(i).map_err(std::io::Error::other)?;
         z.write_all(&p[c.chunks()[i].rows as usize * d..])?;
-        release_behind(c, &mut behind, i);
+        behind.release_chunks(c, i, i + 1);
     }
     z.start_file("dims.npy", opts).map_err(zip_io)?;
     z.write_all(&member_header("<i8", &[]))?;
     z.write_all(&(d as i64).to_le_bytes())?;
     z.finish().map_err(zip_io)?.flush()
-}
-
-fn release_behind(c: &Container, behind: &mut ReleaseBehind, chunk: usize) {
-    if let Some(r) = behind.consumed(chunk as u64, chunk as u64 + 1) {
-        c.release_chunks(r.start as usize..r.end as usize);
-    }
 }
 
 fn zip_io(e: zip::result::ZipError) -> std::io::Error {

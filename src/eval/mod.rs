@@ -261,7 +261,7 @@ pub fn evaluate(
     progress.begin(h.rows, h.rows * h.row_bytes() as u64);
     let mut rows_behind = ReleaseBehind::by_bytes(h.row_bytes() as u64);
     let chunk_rows = c.header().chunk_rows as u64;
-    let mut chunks_behind = ReleaseBehind::by_bytes(chunk_rows * h.row_bytes() as u64);
+    let mut chunks_behind = ReleaseBehind::for_chunks(&c);
     let result = run_ordered(
         threads,
         (0..c.chunks().len()).map(Ok),
@@ -300,10 +300,8 @@ pub fn evaluate(
             if let Some(r) = rows_behind.consumed(p.first_row, p.first_row + p.rows) {
                 src.release_rows(r.start, r.end);
             }
-            let ci = p.first_row / chunk_rows;
-            if let Some(r) = chunks_behind.consumed(ci, ci + 1) {
-                c.release_chunks(r.start as usize..r.end as usize);
-            }
+            let ci = (p.first_row / chunk_rows) as usize;
+            chunks_behind.release_chunks(&c, ci, ci + 1);
             total.merge(p, &floors);
             Ok(())
         },
@@ -312,10 +310,7 @@ pub fn evaluate(
     progress.finish();
     result?;
     let exact = recall::exact_scores(&queries, &total.found, d, |id, out| {
-        let mut raw = vec![0u8; h.row_bytes()];
-        src.read_rows_at(id, 1, &mut raw)?;
-        h.dtype.to_f32(&raw, out);
-        Ok(())
+        src.read_row_f32(id, &mut Vec::new(), out)
     })?;
     // Without queries there is no recall to report (rather than a recall of 0).
     let recall = if queries.is_empty() {
@@ -413,12 +408,10 @@ fn sample_queries(src: &NpySource, n: usize, seed: u64, metric: Metric) -> Resul
         .collect();
     ids.sort_unstable();
     let mut data = vec![0f32; n * d];
-    let mut raw = vec![0u8; h.row_bytes()];
+    let mut raw = Vec::new();
     for (q, &id) in data.chunks_exact_mut(d.max(1)).zip(&ids) {
         // Not through the mapping: see `NpySource::read_rows_at`.
-        src.read_rows_at(id, 1, &mut raw)?;
-        h.dtype.to_f32(&raw, q);
-        check_finite(q, d, id, src.path())?;
+        src.read_row_f32(id, &mut raw, q)?;
     }
     Ok(Queries::new(data, d, Some(ids), metric))
 }

@@ -20,12 +20,12 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-/// Bytes [`AtomicOutput::writer`] buffers; larger writes bypass the buffer.
-const WRITE_BUFFER: usize = 64 << 10;
-
 use tempfile::TempPath;
 
 use crate::error::{Error, Result};
+
+/// Bytes [`AtomicOutput::writer`] buffers; larger writes bypass the buffer.
+const WRITE_BUFFER: usize = 64 << 10;
 
 mod same_file;
 mod write_behind;
@@ -45,21 +45,22 @@ pub enum Durability {
 /// The predictable temporary path of a resumable output for `target`:
 /// `<dir>/.<name>.partial`.
 pub fn partial_path(target: &Path) -> PathBuf {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    parent_dir(target).join(format!(".{name}.partial"))
+    hidden_sibling(target, "partial")
 }
 
 /// The predictable temporary path of an [`AtomicOutput::create`] output for `target`:
 /// `<dir>/.<name>.tmp`.
 pub fn tmp_path(target: &Path) -> PathBuf {
+    hidden_sibling(target, "tmp")
+}
+
+/// `<dir>/.<name>.<suffix>` beside `target`.
+fn hidden_sibling(target: &Path, suffix: &str) -> PathBuf {
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    parent_dir(target).join(format!(".{name}.tmp"))
+    parent_dir(target).join(format!(".{name}.{suffix}"))
 }
 
 /// An output being written; [`AtomicOutput::commit`] puts it in place.
@@ -229,6 +230,19 @@ impl AtomicOutput {
             Durability::None => OutputFile::Plain(&self.file),
         };
         BufWriter::with_capacity(WRITE_BUFFER, file)
+    }
+
+    /// Writes `bytes` as the whole output and commits it ([`AtomicOutput::commit`]).
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the temporary file; as [`AtomicOutput::commit`].
+    pub fn commit_bytes(self, bytes: &[u8]) -> Result<()> {
+        let mut w = self.writer();
+        w.write_all(bytes)
+            .and_then(|_| w.flush())
+            .map_err(|e| Error::io(self.tmp_path(), "writing", e))?;
+        drop(w);
+        self.commit()
     }
 
     /// Flushes to disk (unless durability is off) and renames into place.
@@ -422,13 +436,7 @@ fn sync_dir(dir: &Path) -> Result<()> {
 /// # Errors
 /// As [`AtomicOutput::create`] and [`AtomicOutput::commit`].
 pub fn write_file(target: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
-    let out = AtomicOutput::create(target, overwrite, Durability::Fsync)?;
-    let mut w = out.writer();
-    w.write_all(bytes)
-        .and_then(|_| w.flush())
-        .map_err(|e| Error::io(out.tmp_path(), "writing", e))?;
-    drop(w);
-    out.commit()
+    AtomicOutput::create(target, overwrite, Durability::Fsync)?.commit_bytes(bytes)
 }
 
 #[cfg(test)]

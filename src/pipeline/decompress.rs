@@ -71,7 +71,7 @@ pub fn decompress(
     // Written buffers go back to the workers: a fresh multi-MiB Vec per chunk would
     // page-fault its way through every chunk again.
     let (recycle, pool) = crossbeam_channel::bounded::<Vec<f32>>(2 * threads + 2);
-    let mut behind = ReleaseBehind::by_bytes(c.header().chunk_rows as u64 * row_bytes);
+    let mut behind = ReleaseBehind::for_chunks(&c);
     let result = run_ordered(
         threads,
         (0..c.chunks().len()).map(Ok),
@@ -83,9 +83,7 @@ pub fn decompress(
         },
         |(i, rows)| {
             w.write_all(&f32_le_bytes(&rows)).map_err(io)?;
-            if let Some(r) = behind.consumed(i as u64, i as u64 + 1) {
-                c.release_chunks(r.start as usize..r.end as usize);
-            }
+            behind.release_chunks(&c, i, i + 1);
             let n = (rows.len() / c.dims()) as u64;
             progress.advance(n, n * row_bytes);
             let _ = recycle.try_send(rows);

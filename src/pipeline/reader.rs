@@ -11,6 +11,7 @@ use std::sync::Arc;
 use memmap2::{Advice, Mmap, UncheckedAdvice};
 
 use crate::error::{Error, Result};
+use crate::format::Container;
 use crate::npy::{self, NpyHeader};
 
 /// A `.npy` input, memory-mapped read-only.
@@ -152,6 +153,18 @@ impl NpySource {
             .map_err(|e| Error::io(&self.path, "reading", e))
     }
 
+    /// Row `row` as float32 in `out` (`dims` values), read with
+    /// [`NpySource::read_rows_at`]; `raw` is scratch for its bytes.
+    ///
+    /// # Errors
+    /// As [`NpySource::read_rows_at`]; [`Error::NonFinite`] naming a NaN or ±Inf.
+    pub fn read_row_f32(&self, row: u64, raw: &mut Vec<u8>, out: &mut [f32]) -> Result<()> {
+        raw.resize(self.header.row_bytes(), 0);
+        self.read_rows_at(row, 1, raw)?;
+        self.header.dtype.to_f32(raw, out);
+        super::compress::check_finite(out, out.len().max(1), row, &self.path)
+    }
+
     /// The chunks of `chunk_rows` rows, in order.
     pub fn chunks(
         &self,
@@ -241,6 +254,19 @@ impl ReleaseBehind {
     /// Steps of [`RELEASE_STEP_BYTES`] for units of `unit_bytes` each.
     pub fn by_bytes(unit_bytes: u64) -> Self {
         Self::new(RELEASE_STEP_BYTES / unit_bytes.max(1))
+    }
+
+    /// Steps of [`RELEASE_STEP_BYTES`] of `c`'s chunks (each taken as its first's size).
+    pub fn for_chunks(c: &Container) -> Self {
+        Self::by_bytes(c.chunks().first().map_or(1, |e| e.len))
+    }
+
+    /// Records chunks `first..end` of `c` as consumed, and releases their pages a step at
+    /// a time ([`Container::release_chunks`]).
+    pub fn release_chunks(&mut self, c: &Container, first: usize, end: usize) {
+        if let Some(r) = self.consumed(first as u64, end as u64) {
+            c.release_chunks(r.start as usize..r.end as usize);
+        }
     }
 
     /// Records that units `first..end` are consumed. Returns the range to release now,
@@ -352,13 +378,11 @@ impl Input {
         };
         let h = d.header();
         let dims = h.dims as usize;
-        let mut raw = vec![0u8; h.row_bytes()];
+        let mut raw = Vec::new();
         for (&id, row) in ids.iter().zip(out.chunks_exact_mut(dims)) {
             let (f, local) = d.locate(id);
             // Not through the mapping: see `NpySource::read_rows_at`.
-            f.read_rows_at(local, 1, &mut raw)?;
-            h.dtype.to_f32(&raw, row);
-            super::compress::check_finite(row, dims, local, f.path())?;
+            f.read_row_f32(local, &mut raw, row)?;
         }
         Ok(())
     }

@@ -19,20 +19,9 @@ impl RowSource for NpySource {
     /// Reads each sampled row with `pread` ([`NpySource::read_rows_at`]): the resident set
     /// holds the sample, never the pages around it.
     fn read_rows(&self, ids: &[u64], out: &mut [f32]) -> Result<()> {
-        let d = RowSource::dims(self);
-        let dtype = self.header().dtype;
-        let mut raw = vec![0u8; self.header().row_bytes()];
-        for (&r, o) in ids.iter().zip(out.chunks_exact_mut(d)) {
-            self.read_rows_at(r, 1, &mut raw)?;
-            dtype.to_f32(&raw, o);
-            if let Some(c) = o.iter().position(|v| !v.is_finite()) {
-                return Err(Error::NonFinite {
-                    path: self.path().to_path_buf(),
-                    row: r,
-                    col: c as u64,
-                    value: format!("{}", o[c]),
-                });
-            }
+        let mut raw = Vec::new();
+        for (&r, o) in ids.iter().zip(out.chunks_exact_mut(RowSource::dims(self))) {
+            self.read_row_f32(r, &mut raw, o)?;
         }
         Ok(())
     }

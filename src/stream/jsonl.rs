@@ -127,7 +127,7 @@ pub fn export_jsonl<W: Write>(
     progress.begin(rows, rows * d as u64 * 4);
     // The container's pages behind the writer are released, or the whole file would stay
     // in the resident set.
-    let mut behind = ReleaseBehind::by_bytes(c.chunks().first().map_or(1, |e| e.len));
+    let mut behind = ReleaseBehind::for_chunks(c);
     let mut released = 0;
     let result = run_ordered(
         threads,
@@ -138,12 +138,10 @@ pub fn export_jsonl<W: Write>(
                 .map_err(|e| Error::io(out_name, "writing", e))?;
             written += text.bytes.len() as u64;
             progress.advance(text.rows, text.rows * d as u64 * 4);
-            let done =
-                c.chunks()
-                    .partition_point(|e| e.first_row + e.rows <= text.end) as u64;
-            if let Some(r) = behind.consumed(released, done) {
-                c.release_chunks(r.start as usize..r.end as usize);
-            }
+            let done = c
+                .chunks()
+                .partition_point(|e| e.first_row + e.rows <= text.end);
+            behind.release_chunks(c, released, done);
             released = done;
             Ok(())
         },

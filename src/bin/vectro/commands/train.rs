@@ -1,4 +1,3 @@
-use std::io::Write;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -45,12 +44,7 @@ pub fn run(a: TrainArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     let out = AtomicOutput::create(&a.output, a.force, Durability::Fsync)?;
     let book = pool.install(|| vectro::pipeline::train::train(&a.input, &a.codec, &opts, &bar))?;
     let bytes = book.to_vcb();
-    let mut w = out.writer();
-    w.write_all(&bytes)
-        .and_then(|_| w.flush())
-        .map_err(|e| vectro::Error::io(out.tmp_path(), "writing", e))?;
-    drop(w);
-    out.commit()?;
+    out.commit_bytes(&bytes)?;
     let f = book.facts;
     let s = Summary {
         input: a.input.display().to_string(),
