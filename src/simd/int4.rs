@@ -43,6 +43,31 @@ pub fn encode_row_gauss_at(level: Level, row: &[f32], q: &mut [i8]) -> f32 {
     reference::encode_row_gauss(row, q)
 }
 
+/// `max_abs_bits(row)` (see [`crate::codec::int8::max_abs_bits`]) and `Σ v²` in the `fit`
+/// search's lane order, in one pass: the reference is
+/// [`crate::codec::int4::max_abs_sumsq`].
+pub fn max_abs_sumsq(row: &[f32]) -> (u32, f64) {
+    max_abs_sumsq_at(Level::detect(), row)
+}
+
+/// [`max_abs_sumsq`] at a given level; a level this CPU lacks runs the scalar reference.
+pub fn max_abs_sumsq_at(level: Level, row: &[f32]) -> (u32, f64) {
+    #[cfg(target_arch = "x86_64")]
+    if level.runs_here() {
+        match level {
+            // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
+            Level::Avx512 => return unsafe { super::x86_int4::max_abs_sumsq_avx512(row) },
+            // SAFETY: `runs_here` checked AVX2 at run time, and FMA is checked here.
+            Level::Avx2 if std::arch::is_x86_feature_detected!("fma") => {
+                return unsafe { super::x86_int4::max_abs_sumsq_avx2(row) };
+            }
+            _ => {}
+        }
+    }
+    let _ = level;
+    reference::max_abs_sumsq(row)
+}
+
 /// [`fit_dots`] at a given level; a level this CPU lacks runs the scalar reference.
 ///
 /// # Panics
@@ -157,6 +182,32 @@ mod tests {
                     let mut got = vec![0xaau8; len.div_ceil(2)];
                     quantize_pack_at(l, &data, s, &mut got);
                     assert_eq!(got, want, "quantize_pack {ctx}: {data:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn max_abs_sumsq_matches_the_scalar_reference_on_every_level() {
+        let mut rng = Rng(0x6a09_e667_f3bc_c908);
+        for case in 0..3000u64 {
+            let len = match case % 3 {
+                0 => rng.below(100) as usize,
+                1 => 384,
+                _ => 1 + rng.below(4) as usize * 64 + rng.below(3) as usize,
+            };
+            let mut data = row(&mut rng, len, case % 4);
+            if case % 50 == 7 && len > 0 {
+                data[rng.below(len as u64) as usize] = [f32::NAN, f32::INFINITY][case as usize % 2];
+            }
+            let (bits, ss) = reference::max_abs_sumsq(&data);
+            assert_eq!(bits, crate::codec::int8::max_abs_bits(&data));
+            for l in Level::available() {
+                let (b, s) = max_abs_sumsq_at(l, &data);
+                let ctx = format!("{} case {case} len {len}", l.name());
+                assert_eq!(b, bits, "max {ctx}");
+                if bits < crate::codec::int8::INF_BITS {
+                    assert_eq!(s.to_bits(), ss.to_bits(), "sum {ctx}: {data:?}");
                 }
             }
         }

@@ -4,6 +4,7 @@
 use std::arch::x86_64::*;
 
 use crate::codec::int4::{self as reference, LANES};
+use crate::codec::int8::max_abs_bits;
 
 /// Round to nearest, ties to even, without raising exceptions.
 const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
@@ -150,6 +151,55 @@ fn lanes_avx512(l: __m512, t: f32) -> f64 {
     );
     let h = _mm256_add_pd(_mm512_castpd512_pd256(h), _mm512_extractf64x4_pd::<1>(h));
     horizontal_pd(h) + f64::from(t)
+}
+
+/// `max_abs_bits` and `Σ v²` of `row` in one pass: each of the reference's two lane sets
+/// is two registers (lanes 0–7, 8–15).
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn max_abs_sumsq_avx2(row: &[f32]) -> (u32, f64) {
+    let mask = _mm256_set1_epi32(0x7fff_ffff);
+    let mut m = [_mm256_setzero_si256(); 2];
+    let mut ss = [[_mm256_setzero_ps(); 2]; 2];
+    let mut chunks = row.chunks_exact(LANES);
+    for (j, c) in (&mut chunks).enumerate() {
+        for h in 0..2 {
+            // SAFETY: `c` has 16 floats, so 8 from offset 8h are in bounds.
+            let x = unsafe { _mm256_loadu_si256(c.as_ptr().add(8 * h).cast()) };
+            let a = _mm256_and_si256(x, mask);
+            // Masked values are non-negative as i32, so the signed max orders them as u32.
+            m[h] = _mm256_max_epi32(m[h], a);
+            let v = _mm256_castsi256_ps(a);
+            ss[j % 2][h] = _mm256_fmadd_ps(v, v, ss[j % 2][h]);
+        }
+    }
+    let rest = chunks.remainder();
+    let mut lanes = [0u32; 8];
+    // SAFETY: `lanes` is 32 bytes; storeu needs no alignment.
+    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), _mm256_max_epi32(m[0], m[1])) };
+    let bits = lanes.into_iter().fold(max_abs_bits(rest), u32::max);
+    let sum = lanes_avx2(ss[0], reference::sum_squares_tail(rest)) + lanes_avx2(ss[1], 0.0);
+    (bits, sum)
+}
+
+/// [`max_abs_sumsq_avx2`] on 512-bit vectors: each of the reference's lane sets is one
+/// register.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) fn max_abs_sumsq_avx512(row: &[f32]) -> (u32, f64) {
+    let mask = _mm512_set1_epi32(0x7fff_ffff);
+    let mut m = _mm512_setzero_si512();
+    let mut ss = [_mm512_setzero_ps(); 2];
+    let mut chunks = row.chunks_exact(LANES);
+    for (j, c) in (&mut chunks).enumerate() {
+        // SAFETY: `c` has exactly 16 floats.
+        let a = _mm512_and_si512(unsafe { _mm512_loadu_si512(c.as_ptr().cast()) }, mask);
+        m = _mm512_max_epi32(m, a);
+        let v = _mm512_castsi512_ps(a);
+        ss[j % 2] = _mm512_fmadd_ps(v, v, ss[j % 2]);
+    }
+    let rest = chunks.remainder();
+    let bits = (_mm512_reduce_max_epi32(m) as u32).max(max_abs_bits(rest));
+    let sum = lanes_avx512(ss[0], reference::sum_squares_tail(rest)) + lanes_avx512(ss[1], 0.0);
+    (bits, sum)
 }
 
 /// Packs 16 codes in `i8` lanes, in order, into the low 8 bytes: low nibble first.
