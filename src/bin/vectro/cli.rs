@@ -105,7 +105,8 @@ pub struct CompressArgs {
     #[arg(long, value_name = "N", requires = "shard")]
     pub shards: Option<u32>,
     /// Continue an interrupted run from its partial output (.<name>.partial beside the
-    /// output), keeping every checksum-valid chunk; starts afresh if it does not match.
+    /// output), keeping every checksum-valid chunk; starts afresh if it does not match. An
+    /// output already complete, verified and of this input and settings is left as it is (exit 0).
     #[arg(long)]
     pub resume: bool,
     /// On an error, Ctrl-C or SIGTERM, delete the partial output instead of keeping it for --resume.
