@@ -262,6 +262,11 @@ fn bad_inputs_are_refused_clearly_and_leave_nothing() {
             npy_with(&f4("(3, 4)"), &[0; 40]),
             vec!["data section is truncated", "48 bytes", "has 40"],
         ),
+        (
+            "long.npy",
+            npy_with(&f4("(3, 4)"), &[0; 52]),
+            vec!["longer than its shape says", "48 bytes", "has 52"],
+        ),
         ("zero_rows.npy", npy_with(&f4("(0, 4)"), &[]), vec!["empty"]),
         ("zero_dims.npy", npy_with(&f4("(3, 0)"), &[]), vec!["empty"]),
         (

@@ -167,6 +167,37 @@ fn a_truncated_stream_names_the_rows_and_leaves_nothing() {
 }
 
 #[test]
+fn a_stream_longer_than_its_shape_is_refused_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let npy = dir.path().join("x.npy");
+    write_npy(&npy, &rows(1000, DIMS, 7), DIMS);
+    let mut bytes = std::fs::read(&npy).unwrap();
+    bytes.extend_from_slice(&[0; 40]);
+    std::fs::write(&npy, bytes).unwrap();
+    let out = dir.path().join("t.vectro");
+    let mut c = vectro();
+    c.args([
+        "compress",
+        "--quiet",
+        "--chunk-rows",
+        "64",
+        "--in",
+        "-",
+        "--out",
+    ])
+    .arg(&out)
+    .stdin(std::fs::File::open(&npy).unwrap());
+    let (code, err) = fails(&mut c);
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("<stdin>") && err.contains("longer than its shape says"),
+        "{err}"
+    );
+    assert!(err.contains("after the 1000 rows"), "{err}");
+    assert!(!out.exists(), "no half-written output at the final path");
+}
+
+#[test]
 fn many_files_are_one_matrix() {
     let dir = tempfile::tempdir().unwrap();
     let input = dataset(dir.path());
