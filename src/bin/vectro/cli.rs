@@ -18,7 +18,7 @@ pub enum Command {
     Compress(CompressArgs),
     /// Decode a .vectro container back into a float32 .npy.
     Decompress(DecompressArgs),
-    /// Show what a container holds.
+    /// Show what a container (or a .vcb codebook) holds.
     Info(InfoArgs),
     /// Measure what compression cost: reconstruction error and recall@k.
     Eval(EvalArgs),
@@ -167,7 +167,7 @@ pub struct DecompressArgs {
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// The container.
+    /// The container, or a codebook (.vcb) from `vectro train`.
     pub file: PathBuf,
     /// Print as JSON.
     #[arg(long)]

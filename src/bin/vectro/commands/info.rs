@@ -29,6 +29,9 @@ struct Info<'a> {
 }
 
 pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
+    if vectro::pipeline::train::is_codebook_file(&a.file) {
+        return codebook(&a);
+    }
     let c = Container::open(&a.file)?;
     if !a.quick {
         // A flipped byte in a chunk must not pass unnoticed because only `info` was run.
@@ -107,6 +110,85 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
     }
     for (k, v) in info.metadata {
         println!("meta {k:<9} {v}");
+    }
+    Ok(exit_codes::OK)
+}
+
+/// What `info --json` shows of a `.vcb` codebook (from `vectro train`).
+#[derive(Serialize)]
+struct CodebookInfo {
+    path: String,
+    /// "codebook", where a container's info has a `format_version` of the container.
+    kind: &'static str,
+    format_version: String,
+    codec: String,
+    dims: usize,
+    m: usize,
+    nbits: u8,
+    ksub: usize,
+    code_bytes: usize,
+    rotation: bool,
+    file_bytes: u64,
+    train_rows: u64,
+    kmeans_iterations: u32,
+    opq_iterations: u32,
+    distortion: f64,
+    seed: u64,
+    fingerprint: String,
+    codec_facts: std::collections::BTreeMap<String, String>,
+}
+
+/// `info` of a `.vcb` codebook: its codec parameters and training facts, as a container's
+/// info shows them, after its checksum is checked.
+fn codebook(a: &InfoArgs) -> anyhow::Result<i32> {
+    let book = vectro::pipeline::train::read_codebook_file(&a.file)?;
+    let file_bytes = std::fs::metadata(&a.file).map_or(0, |m| m.len());
+    let codec = vectro::codec::Pq::new(book.clone());
+    let f = book.facts;
+    let info = CodebookInfo {
+        path: a.file.display().to_string(),
+        kind: "codebook",
+        // from_vcb accepts only major version 1; the minor version is informational.
+        format_version: "1.0".into(),
+        codec: vectro::Codec::name(&codec),
+        dims: book.dims,
+        m: book.m,
+        nbits: book.nbits,
+        ksub: book.ksub(),
+        code_bytes: book.code_bytes(),
+        rotation: book.rotation.is_some(),
+        file_bytes,
+        train_rows: f.sample_rows,
+        kmeans_iterations: f.kmeans_iterations,
+        opq_iterations: f.opq_iterations,
+        distortion: f.distortion,
+        seed: f.seed,
+        fingerprint: format!("{:08x}", book.fingerprint()),
+        codec_facts: vectro::Codec::facts(&codec).into_iter().collect(),
+    };
+    if a.json {
+        print_json(&info)?;
+        return Ok(exit_codes::OK);
+    }
+    println!("file:          {}", info.path);
+    println!(
+        "format:        vectro codebook (.vcb) {}",
+        info.format_version
+    );
+    println!("codec:         {}", info.codec);
+    println!(
+        "shape:         {} dims in {} subspaces of {}, {} centroids each{}; {} bytes a row",
+        info.dims,
+        info.m,
+        book.dsub(),
+        info.ksub,
+        if info.rotation { ", rotated" } else { "" },
+        info.code_bytes
+    );
+    println!("size:          {}", human_bytes(info.file_bytes));
+    println!("checksums:     crc32c ok");
+    for (k, v) in vectro::Codec::facts(&codec) {
+        println!("{:<14} {v}", format!("{k}:"));
     }
     Ok(exit_codes::OK)
 }
