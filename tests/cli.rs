@@ -416,3 +416,72 @@ fn an_io_error_is_one_line_without_a_repeated_cause() {
         "{err}"
     );
 }
+
+#[test]
+fn every_command_accepts_quiet() {
+    // Every subcommand lists -q/--quiet in its help (clap refuses what it does not list).
+    let help = vectro().arg("--help").output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let commands: Vec<&str> = help
+        .split("Commands:")
+        .nth(1)
+        .unwrap()
+        .split("Options:")
+        .next()
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() >= 13, "{commands:?}");
+    for cmd in &commands {
+        let o = vectro().args([cmd, "--help"]).output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains("-q, --quiet"), "{cmd} --help: {text}");
+    }
+
+    // get, info and verify: same stdout with or without it, nothing on stderr.
+    let t = Case::new();
+    let (npy, _) = t.npy("x.npy", 20, 4, 3);
+    let c = t.path("x.vectro");
+    compress(&npy, &c, &["--chunk-rows", "5"]).success();
+    for args in [
+        vec!["info"],
+        vec!["info", "--json"],
+        vec!["verify"],
+        vec!["get", "--rows", "0..3,7"],
+    ] {
+        let plain = vectro().args(&args).arg(&c).output().unwrap();
+        assert!(plain.status.success(), "{args:?}");
+        for q in ["-q", "--quiet"] {
+            let o = vectro().args(&args).arg(q).arg(&c).output().unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(0), "{args:?} {q}: {err}");
+            assert_eq!(o.stdout, plain.stdout, "{args:?} {q}");
+            assert!(err.is_empty(), "{args:?} {q}: {err}");
+        }
+    }
+
+    // verify --quiet of a damaged file: the verdict and the first bad chunk only.
+    let mut bytes = std::fs::read(&c).unwrap();
+    let n = bytes.len();
+    for at in [200, 260, n / 2] {
+        bytes[at] ^= 1;
+    }
+    let bad = t.raw("bad.vectro", &bytes);
+    let full = vectro().arg("verify").arg(&bad).output().unwrap();
+    let quiet = vectro().args(["verify", "-q"]).arg(&bad).output().unwrap();
+    assert_eq!(full.status.code(), Some(3));
+    assert_eq!(quiet.status.code(), Some(3));
+    let (full, quiet) = (
+        String::from_utf8_lossy(&full.stderr),
+        String::from_utf8_lossy(&quiet.stderr),
+    );
+    assert!(
+        quiet.contains("CORRUPT") && quiet.contains("first bad chunk"),
+        "{quiet}"
+    );
+    assert_eq!(quiet.lines().count(), 2, "{quiet}");
+    assert!(full.lines().count() > 2, "{full}");
+    assert!(full.starts_with(&*quiet), "{full}\n--\n{quiet}");
+}

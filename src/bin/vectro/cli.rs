@@ -145,6 +145,9 @@ pub struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Of a damaged file, list only the first bad chunk, not every problem.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +179,9 @@ pub struct InfoArgs {
     /// chunk's checksum is checked too, at disk speed.
     #[arg(long)]
     pub quick: bool,
+    /// Accepted as by every command (info shows no progress: nothing to hide).
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -294,6 +300,9 @@ pub struct GetArgs {
     /// Overwrite an existing --out.
     #[arg(long)]
     pub force: bool,
+    /// Accepted as by every command (get shows no progress: nothing to hide).
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
