@@ -374,6 +374,40 @@ fn demo_runs_end_to_end() {
 }
 
 #[test]
+fn demo_json_prints_one_json_object() {
+    let o = vectro()
+        .args(["demo", "--json", "--rows", "2000", "--dims", "64"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The whole of stdout is one object: no text lines before or after it.
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&o.stdout));
+    });
+    assert_eq!(
+        (v["rows"].as_u64(), v["dims"].as_u64()),
+        (Some(2000), Some(64))
+    );
+    assert_eq!(v["compress"]["rows"], 2000);
+    assert!(v["compress"]["ratio"].as_f64().unwrap() > 3.0, "{v}");
+    assert!(v["eval"]["cosine_mean"].as_f64().unwrap() > 0.99, "{v}");
+    assert!(
+        v["eval"]["recall"].is_array() || v["eval"]["recall"].is_object(),
+        "{v}"
+    );
+    assert_eq!(v["decompress"]["rows"], 2000);
+    assert_eq!(v["random_access_row"], 1000);
+    assert!(v["kept_in"].is_null());
+    let codecs = v["bench"]["codecs"].as_array().unwrap();
+    assert!(codecs.iter().any(|c| c["codec"] == "int8"), "{v}");
+}
+
+#[test]
 fn a_container_without_its_trailer_is_reported_incomplete() {
     let t = Case::new();
     let (npy, _) = t.npy("x.npy", 100, 8, 9);
