@@ -158,6 +158,8 @@ fn get_peak_rss(rows: u64, dir: &std::path::Path) -> u64 {
         .assert()
         .success();
     std::fs::remove_file(&npy).unwrap();
+    // Reaped by wait4 below, which std's wait cannot replace: it returns no rusage.
+    #[allow(clippy::zombie_processes)]
     let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("vectro"))
         .args(["get", "--format", "npy", "--rows"])
         .arg(format!("0..{rows}"))
