@@ -148,6 +148,11 @@ impl NpyHeader {
 /// [`Error::BadNpy`] naming `path` for anything that is not a 2-D, C-order float matrix
 /// with a complete data section.
 pub fn parse_header(path: &Path, bytes: &[u8], file_len: u64) -> Result<NpyHeader> {
+    parse(path, bytes, Some(file_len))
+}
+
+/// As [`parse_header`]; a `file_len` of `None` (a stream) skips the data length checks.
+fn parse(path: &Path, bytes: &[u8], file_len: Option<u64>) -> Result<NpyHeader> {
     let bad = |msg: String| Error::bad_npy(path, msg);
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(bad(
@@ -200,6 +205,9 @@ pub fn parse_header(path: &Path, bytes: &[u8], file_len: u64) -> Result<NpyHeade
         .data_len()
         .and_then(|n| n.checked_add(header.data_offset))
         .ok_or_else(|| bad("shape is too large to address".into()))?;
+    let Some(file_len) = file_len else {
+        return Ok(header);
+    };
     if file_len < need {
         return Err(bad(format!(
             "data section is truncated: shape ({}, {}) of {} needs {} bytes after the header, the file has {}",
@@ -208,6 +216,22 @@ pub fn parse_header(path: &Path, bytes: &[u8], file_len: u64) -> Result<NpyHeade
             header.dtype.descr(),
             need - header.data_offset,
             file_len.saturating_sub(header.data_offset)
+        )));
+    }
+    if file_len > need {
+        // Rows past the shape would be silently dropped: either the shape is wrong and
+        // the matrix would be cut, or something was appended that is not this matrix.
+        return Err(bad(format!(
+            "data section is longer than its shape says: shape ({}, {}) of {} needs {} bytes \
+             after the header ({need} in all), the file has {} ({} bytes too many); the \
+             shape in the header may be wrong (re-save the array with numpy.save), or \
+             something was appended to the file (cut it back to {need} bytes, or write it again)",
+            header.rows,
+            header.dims,
+            header.dtype.descr(),
+            need - header.data_offset,
+            file_len - header.data_offset,
+            file_len - need
         )));
     }
     Ok(header)
@@ -253,7 +277,7 @@ pub fn read_header<R: Read + ?Sized>(name: &Path, input: &mut R) -> Result<NpyHe
         buf.truncate(start + got);
     }
     // The data length is unknown on a stream: a short stream is caught as rows are read.
-    parse_header(name, &buf, u64::MAX)
+    parse(name, &buf, None)
 }
 
 /// Reads until `buf` is full or the stream ends; returns the bytes read.
@@ -537,7 +561,7 @@ mod tests {
                 ("<f8", Dtype::F64Le),
             ] {
                 let dict = format!("{{'descr': '{d}', 'fortran_order': False, 'shape': (3, 2), }}");
-                let h = parse(&header_bytes(major, &dict), 6 * 8).unwrap();
+                let h = parse(&header_bytes(major, &dict), 6 * dt.size() as u64).unwrap();
                 assert_eq!(h.dtype, dt);
                 assert_eq!((h.rows, h.dims), (3, 2));
             }
@@ -585,6 +609,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("data section is truncated"), "{err}");
+        let err = parse_header(Path::new("x.npy"), &bytes, bytes.len() as u64 + 25)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("x.npy: "), "{err}");
+        assert!(err.contains("longer than its shape says"), "{err}");
+        assert!(err.contains("needs 24 bytes"), "{err}");
+        assert!(err.contains("the file has 25 (1 bytes too many)"), "{err}");
+        assert!(parse_header(Path::new("x.npy"), &bytes, bytes.len() as u64 + 24).is_ok());
         let err = parse(&bytes[..20], 0).unwrap_err().to_string();
         assert!(err.contains("truncated .npy header"), "{err}");
         let err = parse(b"hello world, not npy", 0).unwrap_err().to_string();

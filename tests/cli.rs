@@ -262,6 +262,11 @@ fn bad_inputs_are_refused_clearly_and_leave_nothing() {
             npy_with(&f4("(3, 4)"), &[0; 40]),
             vec!["data section is truncated", "48 bytes", "has 40"],
         ),
+        (
+            "long.npy",
+            npy_with(&f4("(3, 4)"), &[0; 52]),
+            vec!["longer than its shape says", "48 bytes", "has 52"],
+        ),
         ("zero_rows.npy", npy_with(&f4("(0, 4)"), &[]), vec!["empty"]),
         ("zero_dims.npy", npy_with(&f4("(3, 0)"), &[]), vec!["empty"]),
         (
@@ -369,6 +374,40 @@ fn demo_runs_end_to_end() {
 }
 
 #[test]
+fn demo_json_prints_one_json_object() {
+    let o = vectro()
+        .args(["demo", "--json", "--rows", "2000", "--dims", "64"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The whole of stdout is one object: no text lines before or after it.
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&o.stdout));
+    });
+    assert_eq!(
+        (v["rows"].as_u64(), v["dims"].as_u64()),
+        (Some(2000), Some(64))
+    );
+    assert_eq!(v["compress"]["rows"], 2000);
+    assert!(v["compress"]["ratio"].as_f64().unwrap() > 3.0, "{v}");
+    assert!(v["eval"]["cosine_mean"].as_f64().unwrap() > 0.99, "{v}");
+    assert!(
+        v["eval"]["recall"].is_array() || v["eval"]["recall"].is_object(),
+        "{v}"
+    );
+    assert_eq!(v["decompress"]["rows"], 2000);
+    assert_eq!(v["random_access_row"], 1000);
+    assert!(v["kept_in"].is_null());
+    let codecs = v["bench"]["codecs"].as_array().unwrap();
+    assert!(codecs.iter().any(|c| c["codec"] == "int8"), "{v}");
+}
+
+#[test]
 fn a_container_without_its_trailer_is_reported_incomplete() {
     let t = Case::new();
     let (npy, _) = t.npy("x.npy", 100, 8, 9);
@@ -410,4 +449,73 @@ fn an_io_error_is_one_line_without_a_repeated_cause() {
         lines[0].contains("/nonexistent/x.vectro") && lines[0].contains("No such file"),
         "{err}"
     );
+}
+
+#[test]
+fn every_command_accepts_quiet() {
+    // Every subcommand lists -q/--quiet in its help (clap refuses what it does not list).
+    let help = vectro().arg("--help").output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let commands: Vec<&str> = help
+        .split("Commands:")
+        .nth(1)
+        .unwrap()
+        .split("Options:")
+        .next()
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() >= 13, "{commands:?}");
+    for cmd in &commands {
+        let o = vectro().args([cmd, "--help"]).output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains("-q, --quiet"), "{cmd} --help: {text}");
+    }
+
+    // get, info and verify: same stdout with or without it, nothing on stderr.
+    let t = Case::new();
+    let (npy, _) = t.npy("x.npy", 20, 4, 3);
+    let c = t.path("x.vectro");
+    compress(&npy, &c, &["--chunk-rows", "5"]).success();
+    for args in [
+        vec!["info"],
+        vec!["info", "--json"],
+        vec!["verify"],
+        vec!["get", "--rows", "0..3,7"],
+    ] {
+        let plain = vectro().args(&args).arg(&c).output().unwrap();
+        assert!(plain.status.success(), "{args:?}");
+        for q in ["-q", "--quiet"] {
+            let o = vectro().args(&args).arg(q).arg(&c).output().unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(0), "{args:?} {q}: {err}");
+            assert_eq!(o.stdout, plain.stdout, "{args:?} {q}");
+            assert!(err.is_empty(), "{args:?} {q}: {err}");
+        }
+    }
+
+    // verify --quiet of a damaged file: the verdict and the first bad chunk only.
+    let mut bytes = std::fs::read(&c).unwrap();
+    let n = bytes.len();
+    for at in [200, 260, n / 2] {
+        bytes[at] ^= 1;
+    }
+    let bad = t.raw("bad.vectro", &bytes);
+    let full = vectro().arg("verify").arg(&bad).output().unwrap();
+    let quiet = vectro().args(["verify", "-q"]).arg(&bad).output().unwrap();
+    assert_eq!(full.status.code(), Some(3));
+    assert_eq!(quiet.status.code(), Some(3));
+    let (full, quiet) = (
+        String::from_utf8_lossy(&full.stderr),
+        String::from_utf8_lossy(&quiet.stderr),
+    );
+    assert!(
+        quiet.contains("CORRUPT") && quiet.contains("first bad chunk"),
+        "{quiet}"
+    );
+    assert_eq!(quiet.lines().count(), 2, "{quiet}");
+    assert!(full.lines().count() > 2, "{full}");
+    assert!(full.starts_with(&*quiet), "{full}\n--\n{quiet}");
 }

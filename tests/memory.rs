@@ -127,3 +127,74 @@ fn export_peak_memory_is_flat_in_the_number_of_rows() {
     assert_flat(32_768, &["--codec", "f16"], Then::Export("jsonl"));
     assert_flat(32_768, &[], Then::Export("npz"));
 }
+
+/// Peak RSS of `vectro get` of every row of a container of `rows` rows of 256 dims (f16,
+/// 512 bytes a row), written as .npy to a file. Measured by `wait4`, since `get` reports
+/// nothing but the rows.
+#[cfg(target_os = "linux")]
+fn get_peak_rss(rows: u64, dir: &std::path::Path) -> u64 {
+    use std::os::unix::process::ExitStatusExt;
+    let npy = dir.join(format!("g{rows}.npy"));
+    let comp = dir.join(format!("g{rows}.vectro"));
+    vectro()
+        .args(["generate", "--quiet", "--dims", "256", "--rows"])
+        .arg(rows.to_string())
+        .arg("--out")
+        .arg(&npy)
+        .assert()
+        .success();
+    vectro()
+        .args([
+            "compress",
+            "--quiet",
+            "--no-fsync",
+            "--codec",
+            "f16",
+            "--in",
+        ])
+        .arg(&npy)
+        .arg("--out")
+        .arg(&comp)
+        .assert()
+        .success();
+    std::fs::remove_file(&npy).unwrap();
+    // Reaped by wait4 below, which std's wait cannot replace: it returns no rusage.
+    #[allow(clippy::zombie_processes)]
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("vectro"))
+        .args(["get", "--format", "npy", "--rows"])
+        .arg(format!("0..{rows}"))
+        .arg("--out")
+        .arg(dir.join(format!("g{rows}.out.npy")))
+        .arg(&comp)
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: zeroed rusage is a valid value to be overwritten; the pid is our own child,
+    // reaped here (the Child is never waited on again).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t);
+    let status = std::process::ExitStatus::from_raw(status);
+    assert!(status.success(), "get failed: {status}");
+    std::fs::remove_file(&comp).unwrap();
+    std::fs::remove_file(dir.join(format!("g{rows}.out.npy"))).unwrap();
+    usage.ru_maxrss as u64 * 1024 // kilobytes on Linux
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn get_peak_memory_is_flat_in_the_number_of_rows() {
+    // Without releasing the container's pages behind the decoded batches, get of every
+    // row held the whole container: 64 MiB more for the larger one.
+    let dir = tempfile::tempdir().unwrap();
+    let small = get_peak_rss(16_384, dir.path());
+    let large = get_peak_rss(131_072, dir.path());
+    let grew = large.saturating_sub(small);
+    assert!(
+        grew < 24 << 20,
+        "peak RSS grew by {} MiB ({} -> {} MiB)",
+        grew >> 20,
+        small >> 20,
+        large >> 20
+    );
+}

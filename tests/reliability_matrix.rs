@@ -78,6 +78,14 @@ fn compress_rows(dir: &Path, out: &str) -> Vec<Row> {
         code,
         needle,
     };
+    // Two rows of data and a third appended: every command reading a .npy refuses it.
+    let mut appended = ok.clone();
+    appended.extend_from_slice(&[0.25; 4]);
+    let long = put(
+        d,
+        "long.npy",
+        &npy_bytes(&dict("(2, 4)", "<f4", "False"), 1, &f32s(&appended)),
+    );
     let mut rows = vec![
         c(
             "input does not exist",
@@ -314,6 +322,25 @@ fn compress_rows(dir: &Path, out: &str) -> Vec<Row> {
             code: 4,
             needle: "No such file",
         },
+    ]);
+    let comp = d.join("c.vectro").display().to_string();
+    // A directory input: the second part is the long one.
+    let parts = d.join("parts").display().to_string();
+    std::fs::create_dir_all(&parts).unwrap();
+    std::fs::copy(&good, d.join("parts/a.npy")).unwrap();
+    std::fs::copy(&long, d.join("parts/b.npy")).unwrap();
+    let longer = |args: &[&str]| Row {
+        what: "data section longer than the shape",
+        args: s(args),
+        code: 3,
+        needle: "longer than its shape says",
+    };
+    rows.extend([
+        longer(&["compress", "--in", &long, "--out", out]),
+        longer(&["eval", "--orig", &long, "--comp", &comp]),
+        longer(&["train", "--in", &long, "--codec", "pq:m=2", "--out", out]),
+        longer(&["bench", "--in", &long, "--runs", "1"]),
+        longer(&["compress", "--in", &parts, "--out", out]),
     ]);
     rows
 }

@@ -206,3 +206,69 @@ fn sigkill_at_random_points_then_resume_is_byte_identical() {
     assert_eq!(std::fs::read(&out).unwrap(), want, "resumed output differs");
     assert!(!partial.exists());
 }
+
+#[test]
+fn resume_on_a_finished_output_leaves_it_and_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = npy(dir.path(), "in.npy", 50, 8);
+    let out = dir.path().join("out.vectro");
+    let (i, o) = (input.display().to_string(), out.display().to_string());
+    let args = |chunk_rows: &'static str, extra: &[&'static str]| {
+        let mut a = vec![
+            "compress",
+            "--in",
+            &i,
+            "--out",
+            &o,
+            "--chunk-rows",
+            chunk_rows,
+            "--no-fsync",
+            "--quiet",
+        ];
+        a.extend_from_slice(extra);
+        a.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let go = |a: Vec<String>| run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let first = go(args("10", &[]));
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let want = std::fs::read(&out).unwrap();
+    let mtime = std::fs::metadata(&out).unwrap().modified().unwrap();
+
+    // The cron job reruns the same command: told it is done, nothing touched.
+    let again = go(args("10", &["--resume"]));
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(said.contains("already complete and verified"), "{said}");
+    assert!(said.contains("left unchanged"), "{said}");
+    assert_eq!(std::fs::read(&out).unwrap(), want);
+    assert_eq!(std::fs::metadata(&out).unwrap().modified().unwrap(), mtime);
+    assert!(!partial_path(&out).exists());
+    let json = go(args("10", &["--resume", "--json"]));
+    assert_eq!(json.status.code(), Some(0), "{}", stderr(&json));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["already_complete"], true);
+    assert_eq!(v["rows"], 50);
+
+    // Other settings than the finished output's: an error, the output kept.
+    let other = go(args("7", &["--resume"]));
+    assert_fails(
+        &other,
+        2,
+        &[
+            &o,
+            "not the complete output",
+            "codec, shape or chunking",
+            "--force",
+        ],
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), want);
+
+    // A damaged output is not "complete": an error naming the damage, the file kept.
+    let mut bad = want.clone();
+    let c = Container::open(&out).unwrap().chunks()[2];
+    bad[c.offset as usize + c.len as usize - 3] ^= 1;
+    std::fs::write(&out, &bad).unwrap();
+    let damaged = go(args("10", &["--resume"]));
+    assert_fails(&damaged, 2, &[&o, "not the complete output", "--force"]);
+    assert_eq!(std::fs::read(&out).unwrap(), bad);
+}

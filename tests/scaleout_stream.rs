@@ -167,6 +167,37 @@ fn a_truncated_stream_names_the_rows_and_leaves_nothing() {
 }
 
 #[test]
+fn a_stream_longer_than_its_shape_is_refused_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let npy = dir.path().join("x.npy");
+    write_npy(&npy, &rows(1000, DIMS, 7), DIMS);
+    let mut bytes = std::fs::read(&npy).unwrap();
+    bytes.extend_from_slice(&[0; 40]);
+    std::fs::write(&npy, bytes).unwrap();
+    let out = dir.path().join("t.vectro");
+    let mut c = vectro();
+    c.args([
+        "compress",
+        "--quiet",
+        "--chunk-rows",
+        "64",
+        "--in",
+        "-",
+        "--out",
+    ])
+    .arg(&out)
+    .stdin(std::fs::File::open(&npy).unwrap());
+    let (code, err) = fails(&mut c);
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("<stdin>") && err.contains("longer than its shape says"),
+        "{err}"
+    );
+    assert!(err.contains("after the 1000 rows"), "{err}");
+    assert!(!out.exists(), "no half-written output at the final path");
+}
+
+#[test]
 fn many_files_are_one_matrix() {
     let dir = tempfile::tempdir().unwrap();
     let input = dataset(dir.path());
@@ -292,4 +323,32 @@ fn stdin_read_ahead_is_bounded() {
         large < small + (16 << 20),
         "peak RSS grew from {small} to {large} bytes with 10x the input"
     );
+}
+
+#[test]
+fn info_shows_source_files_as_a_json_array_and_one_line_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dataset(dir.path());
+    let whole = dir.path().join("whole.vectro");
+    single_run(&input, &whole);
+    let json = ok(vectro().args(["info", "--json"]).arg(&whole));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let files = v["metadata"]["source_files"]
+        .as_array()
+        .unwrap_or_else(|| panic!("source_files is not an array: {json}"));
+    let names: Vec<_> = files.iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(names, FILES.map(|f| f.0));
+    assert_eq!(files[1]["rows"], serde_json::json!([301, 558]));
+    assert!(files.iter().all(|f| f["bytes"].as_u64().unwrap() > 0));
+    // The other metadata stays as stored: strings.
+    assert!(v["metadata"]["source_bytes"].is_string(), "{json}");
+
+    let text = ok(vectro().arg("info").arg(&whole));
+    let at = text.find("meta source_files ").expect(&text);
+    let lines: Vec<_> = text[at..].lines().take(FILES.len()).collect();
+    assert!(lines[1].contains("rows 301..558"), "{text}");
+    for (line, (name, _)) in lines.iter().zip(FILES) {
+        assert!(line.contains(&format!("{name}: rows ")), "{text}");
+    }
+    assert!(!text.contains("\"name\""), "raw JSON in the text: {text}");
 }

@@ -181,3 +181,91 @@ fn training_on_shards_equals_training_on_their_concatenation() {
         }
     }
 }
+
+/// Runs `vectro info [--json] path` and returns its stdout.
+fn info(path: &Path, json: bool) -> String {
+    let mut c = vectro();
+    c.arg("info").arg(path);
+    if json {
+        c.arg("--json");
+    }
+    let o = c.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "info {}: {err}", path.display());
+    String::from_utf8(o.stdout).unwrap()
+}
+
+#[test]
+fn info_reads_a_codebook_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let dims = 16;
+    let npy = dir.path().join("x.npy");
+    write_npy(&npy, 300, dims as u64, &random_rows(300, dims, 5));
+    for (codec, rotated) in [("pq:m=4,nbits=4", false), ("opq:m=8,nbits=4", true)] {
+        let vcb = dir.path().join("book.vcb");
+        let _ = std::fs::remove_file(&vcb);
+        let o = vectro()
+            .args(["train", "--json", "--codec", codec, "--train-rows", "200"])
+            .arg("--in")
+            .arg(&npy)
+            .arg("--out")
+            .arg(&vcb)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{codec}");
+        let trained: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+
+        let v: serde_json::Value = serde_json::from_str(&info(&vcb, true)).unwrap();
+        assert_eq!(v["kind"], "codebook", "{v}");
+        assert_eq!(v["codec"], trained["codec"], "{v}");
+        assert_eq!(v["codec"], codec, "{v}");
+        assert_eq!(v["dims"], dims);
+        assert_eq!(v["m"], if rotated { 8 } else { 4 });
+        assert_eq!(v["nbits"], 4);
+        assert_eq!(v["rotation"], rotated);
+        assert_eq!(v["train_rows"], 200);
+        assert_eq!(v["train_rows"], trained["train_rows"]);
+        assert_eq!(v["kmeans_iterations"], trained["kmeans_iterations"]);
+        assert_eq!(v["opq_iterations"], trained["opq_iterations"]);
+        assert_eq!(v["distortion"], trained["distortion"]);
+        assert_eq!(v["fingerprint"], trained["fingerprint"]);
+        assert_eq!(v["file_bytes"], trained["bytes"]);
+
+        // The text shows what a container encoded with it shows of its codec.
+        let out = dir.path().join("x.vectro");
+        let _ = std::fs::remove_file(&out);
+        let (code, err) = run(
+            &["compress", "-q", "--no-fsync"],
+            &[("--in", &npy), ("--codebook", &vcb), ("--out", &out)],
+        );
+        assert_eq!(code, Some(0), "{err}");
+        let text = info(&vcb, false);
+        assert!(text.contains("vectro codebook (.vcb)"), "{text}");
+        assert!(text.contains(&format!("codec:         {codec}")), "{text}");
+        let container = info(&out, false);
+        let facts = [
+            "codebook:",
+            "train rows:",
+            "k-means iterations:",
+            "train distortion:",
+        ];
+        for key in facts {
+            let line = |t: &str| t.lines().find(|l| l.starts_with(key)).map(str::to_owned);
+            assert!(line(&text).is_some(), "{key} in {text}");
+            assert_eq!(line(&text), line(&container), "{key}");
+        }
+
+        // A damaged codebook is refused, naming the file.
+        let mut bytes = std::fs::read(&vcb).unwrap();
+        bytes[60] ^= 1;
+        let bad = dir.path().join("bad.vcb");
+        std::fs::write(&bad, &bytes).unwrap();
+        let o = vectro().arg("info").arg(&bad).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(3), "{err}");
+        assert!(
+            err.contains("bad.vcb") && err.contains("checksum mismatch"),
+            "{err}"
+        );
+    }
+}

@@ -229,6 +229,18 @@ impl Codebook {
             e => Error::corrupt(path, e.to_string()),
         })
     }
+
+    /// Parses a `.vcb` file's bytes for the dimension it records itself (for `info`, which
+    /// has no data to fit it to).
+    ///
+    /// # Errors
+    /// As [`Codebook::from_vcb`].
+    pub fn from_vcb_own_dims(path: &Path, bytes: &[u8]) -> Result<Codebook> {
+        // The dims field opens the section; from_vcb checks the frame and crc before
+        // trusting it, and refuses a section too short to hold it.
+        let dims = bytes.get(VCB_HEAD..VCB_HEAD + 4).map_or(0, LE::read_u32);
+        Codebook::from_vcb(path, bytes, dims as usize)
+    }
 }
 
 fn id_name(id: CodecId) -> &'static str {

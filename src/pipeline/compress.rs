@@ -115,7 +115,8 @@ pub struct CompressSummary {
     /// The shard compressed, as `K/N`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
-    /// True if a complete, verified output of this shard was already there: nothing was done.
+    /// True if a complete, verified output of this shard (or, with `resume`, of this whole
+    /// run) was already there: nothing was done.
     pub already_complete: bool,
     /// The zstd level of the payload stage, if any.
     pub zstd: Option<i32>,
@@ -173,8 +174,12 @@ pub fn compress(
     // Whether an existing shard output is complete can only be told from the header of
     // the trained codec; every other output is created before training, so that an
     // existing, locked or unwritable output fails at once, not after minutes of work.
-    let keep_existing_shard = opts.shard.is_some() && !opts.overwrite && output.exists();
-    let early = if keep_existing_shard {
+    // So is a `--resume` rerun of a run that already finished (a cron job repeating itself).
+    let keep_existing = (opts.shard.is_some() || opts.resume)
+        && !opts.overwrite
+        && output.as_os_str() != "-"
+        && output.exists();
+    let early = if keep_existing {
         None
     } else {
         Some(open_dest(output, opts)?)
@@ -238,12 +243,17 @@ pub fn compress(
         resumed_rows: resume.rows(),
         partial_discarded: resume.discarded.clone(),
     };
-    if let Some(s) = opts.shard.filter(|_| keep_existing_shard) {
-        shard::check_complete(output, &header).map_err(|e| {
-            Error::Config(format!(
+    if keep_existing {
+        shard::check_complete(output, &header).map_err(|e| match opts.shard {
+            Some(s) => Error::Config(format!(
                 "shard {s}: {} exists but is not this shard's complete output ({e}); pass --force to redo it",
                 output.display()
-            ))
+            )),
+            None => Error::Config(format!(
+                "--resume: {} exists but is not the complete output of this input and these \
+                 settings ({e}); pass --force to redo it, or choose another --out",
+                output.display()
+            )),
         })?;
         let len = std::fs::metadata(output).map_or(0, |m| m.len());
         return Ok(summary(

@@ -79,19 +79,24 @@ impl StreamSource {
             .take()
             .ok_or_else(|| Error::Config(format!("{} was already read", self.name.display())))?;
         let h = &self.header;
+        // A file with more data than its shape says is refused; so is a stream.
         Ok(read_chunks(
             reader,
             self.name.clone(),
             h.rows,
             h.row_bytes(),
             chunk_rows,
+            true,
         ))
     }
 }
 
 /// The chunks of `chunk_rows` rows of a `.npy` data section (`rows` rows of `row_bytes`),
 /// each read from `reader` (positioned after the header) into its own buffer when the
-/// iterator is asked for it. A stream that ends early is an error naming the row it ends in.
+/// iterator is asked for it. A stream that ends early is an error naming the row it ends in;
+/// with `check_end`, so is one that goes on after the last row (the library's
+/// [`crate::stream::Compressor`] does not check: its caller may hold several arrays in one
+/// stream, as `numpy.save` to one file object writes them).
 /// Shared by `--in -` and [`crate::stream::Compressor`].
 pub(crate) fn read_chunks<R: Read>(
     mut reader: R,
@@ -99,8 +104,10 @@ pub(crate) fn read_chunks<R: Read>(
     rows: u64,
     row_bytes: usize,
     chunk_rows: u64,
+    check_end: bool,
 ) -> impl Iterator<Item = Result<ChunkJob>> {
-    (0..rows.div_ceil(chunk_rows)).map(move |index| {
+    let chunks = rows.div_ceil(chunk_rows);
+    (0..chunks).map(move |index| {
         let first = index * chunk_rows;
         let n = chunk_rows.min(rows - first);
         let mut buf = vec![0u8; n as usize * row_bytes];
@@ -118,6 +125,22 @@ pub(crate) fn read_chunks<R: Read>(
                     first + n
                 ),
             ));
+        }
+        if check_end && index + 1 == chunks {
+            let more = crate::stream::read_full(&mut reader, &mut [0u8; 1])
+                .map_err(|e| Error::io(&name, "reading", e))?;
+            if more > 0 {
+                return Err(Error::bad_npy(
+                    &name,
+                    format!(
+                        "data section is longer than its shape says: the stream goes on after \
+                         the {rows} rows ({} bytes) its header promises; the shape in the \
+                         header may be wrong, or something is written after the array: check \
+                         whatever writes the stream, then rerun",
+                        rows * row_bytes as u64
+                    ),
+                ));
+            }
         }
         Ok(ChunkJob::owned(index, first, n, buf))
     })
@@ -171,5 +194,18 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("ended inside the .npy header"), "{e}");
+    }
+
+    #[test]
+    fn a_stream_longer_than_its_shape_is_refused_after_the_last_row() {
+        let mut bytes = npy(10, 3);
+        bytes.push(0);
+        let s = StreamSource::new(Box::new(std::io::Cursor::new(bytes)), Path::new("s")).unwrap();
+        let got: Vec<_> = s.chunks(4).unwrap().collect();
+        assert!(got[..2].iter().all(|j| j.is_ok()));
+        let e = got[2].as_ref().unwrap_err().to_string();
+        assert!(e.starts_with("s: "), "{e}");
+        assert!(e.contains("longer than its shape says"), "{e}");
+        assert!(e.contains("10 rows (120 bytes)"), "{e}");
     }
 }

@@ -83,3 +83,25 @@ pub fn read_codebook(path: &Path, dims: usize) -> Result<Codebook> {
         .map_err(|e| Error::io(path, "reading", e))?;
     Codebook::from_vcb(path, &bytes, dims)
 }
+
+/// Reads a `.vcb` codebook for whatever dimension it was trained on (for `info`).
+///
+/// # Errors
+/// [`Error::Io`] if unreadable; the errors of [`Codebook::from_vcb`].
+pub fn read_codebook_file(path: &Path) -> Result<Codebook> {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut crate::input::open_input(path)?, &mut bytes)
+        .map_err(|e| Error::io(path, "reading", e))?;
+    Codebook::from_vcb_own_dims(path, &bytes)
+}
+
+/// Whether the file at `path` starts with the `.vcb` magic. Any error reading it is
+/// `false`: the caller's own open of the file reports it.
+pub fn is_codebook_file(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    std::fs::metadata(path).is_ok_and(|m| m.is_file())
+        && std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok()
+        && magic == crate::codec::codebook::VCB_MAGIC
+}

@@ -142,7 +142,14 @@ impl<'a> Compressor<'a> {
         let row_bytes = h.row_bytes();
         let chunk_rows = header.chunk_rows as u64;
         let name = &self.name;
-        let jobs = read_chunks(&mut input, name.clone(), h.rows, row_bytes, chunk_rows);
+        let jobs = read_chunks(
+            &mut input,
+            name.clone(),
+            h.rows,
+            row_bytes,
+            chunk_rows,
+            false,
+        );
         let work = |job: ChunkJob| {
             let bytes = job.bytes();
             let mut data = vec![0f32; bytes.len() / h.dtype.size()];

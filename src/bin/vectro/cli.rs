@@ -18,7 +18,7 @@ pub enum Command {
     Compress(CompressArgs),
     /// Decode a .vectro container back into a float32 .npy.
     Decompress(DecompressArgs),
-    /// Show what a container holds.
+    /// Show what a container (or a .vcb codebook) holds.
     Info(InfoArgs),
     /// Measure what compression cost: reconstruction error and recall@k.
     Eval(EvalArgs),
@@ -105,7 +105,8 @@ pub struct CompressArgs {
     #[arg(long, value_name = "N", requires = "shard")]
     pub shards: Option<u32>,
     /// Continue an interrupted run from its partial output (.<name>.partial beside the
-    /// output), keeping every checksum-valid chunk; starts afresh if it does not match.
+    /// output), keeping every checksum-valid chunk; starts afresh if it does not match. An
+    /// output already complete, verified and of this input and settings is left as it is (exit 0).
     #[arg(long)]
     pub resume: bool,
     /// On an error, Ctrl-C or SIGTERM, delete the partial output instead of keeping it for --resume.
@@ -144,6 +145,9 @@ pub struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Of a damaged file, list only the first bad chunk, not every problem.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -166,7 +170,7 @@ pub struct DecompressArgs {
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// The container.
+    /// The container, or a codebook (.vcb) from `vectro train`.
     pub file: PathBuf,
     /// Print as JSON.
     #[arg(long)]
@@ -175,6 +179,9 @@ pub struct InfoArgs {
     /// chunk's checksum is checked too, at disk speed.
     #[arg(long)]
     pub quick: bool,
+    /// Accepted as by every command (info shows no progress: nothing to hide).
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -293,6 +300,9 @@ pub struct GetArgs {
     /// Overwrite an existing --out.
     #[arg(long)]
     pub force: bool,
+    /// Accepted as by every command (get shows no progress: nothing to hide).
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

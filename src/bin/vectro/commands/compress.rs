@@ -116,12 +116,21 @@ fn kept_partial(e: &vectro::Error, output: &std::path::Path, keep: bool) -> bool
 
 pub fn summary_line(s: &CompressSummary) -> String {
     if s.already_complete {
-        return format!(
-            "shard {} is already complete and verified: {} ({} rows); nothing to do",
-            s.shard.as_deref().unwrap_or("?"),
-            s.output.display(),
-            s.rows
-        );
+        return match &s.shard {
+            Some(k) => format!(
+                "shard {k} is already complete and verified: {} ({} rows); nothing to do",
+                s.output.display(),
+                s.rows
+            ),
+            None => format!(
+                "{} is already complete and verified ({} rows x {} dims with {}, from this input); \
+                 left unchanged, nothing to do",
+                s.output.display(),
+                s.rows,
+                s.dims,
+                s.codec
+            ),
+        };
     }
     let shard = s
         .shard

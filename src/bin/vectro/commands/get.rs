@@ -11,8 +11,11 @@ use vectro::{Container, Error};
 use crate::cli::{GetArgs, GetFormat};
 use crate::exit_codes;
 
-/// Rows decoded at a time, so that `--rows 0..100000000` streams in bounded memory.
+/// Rows decoded at a time, at most, so that `--rows 0..100000000` streams in bounded memory.
 const BATCH: usize = 4096;
+/// Decoded floats per batch, at most: wide rows come in smaller batches, so that the
+/// decoded rows and their text stay a few MiB whatever the dims.
+const BATCH_FLOATS: usize = 1 << 18;
 
 pub fn run(a: GetArgs) -> anyhow::Result<i32> {
     let c = Container::open(&a.file)?;
@@ -108,14 +111,21 @@ fn write_rows(
         }
     }
     let mut ids = ranges.iter().flat_map(|r| r.clone()).peekable();
-    let mut batch = Vec::with_capacity(BATCH);
+    let per_batch = (BATCH_FLOATS / d.max(1)).clamp(1, BATCH);
+    let chunk_rows = c.header().chunk_rows as u64;
+    let mut batch = Vec::with_capacity(per_batch);
     let mut rows = Vec::new();
     let mut text = Vec::new();
     while ids.peek().is_some() {
         batch.clear();
-        batch.extend(ids.by_ref().take(BATCH));
+        batch.extend(ids.by_ref().take(per_batch));
         rows.resize(batch.len() * d, 0f32);
         c.get_many(&batch, &mut rows)?;
+        // The mapped pages read so far would otherwise stay resident, and memory grow
+        // with the rows asked for. A chunk asked for again later is simply read again.
+        let lo = batch.iter().min().map_or(0, |&r| r / chunk_rows) as usize;
+        let hi = batch.iter().max().map_or(0, |&r| r / chunk_rows) as usize;
+        c.release_chunks(lo..hi + 1);
         text.clear();
         for (k, (&id, row)) in batch.iter().zip(rows.chunks_exact(d)).enumerate() {
             match format {

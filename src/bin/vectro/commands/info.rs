@@ -6,7 +6,7 @@ use crate::cli::InfoArgs;
 use crate::exit_codes;
 
 #[derive(Serialize)]
-struct Info<'a> {
+struct Info {
     path: String,
     format_version: String,
     codec: String,
@@ -22,13 +22,17 @@ struct Info<'a> {
     file_bytes: u64,
     bytes_per_vector: f64,
     ratio_vs_float32: f64,
-    metadata: &'a vectro::format::Metadata,
+    /// The container's metadata; `source_files` as the JSON array it holds, not as a string.
+    metadata: serde_json::Map<String, serde_json::Value>,
     codec_facts: std::collections::BTreeMap<String, String>,
     /// False with --quick: chunk checksums were not read.
     chunks_verified: bool,
 }
 
 pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
+    if vectro::pipeline::train::is_codebook_file(&a.file) {
+        return codebook(&a);
+    }
     let c = Container::open(&a.file)?;
     if !a.quick {
         // A flipped byte in a chunk must not pass unnoticed because only `info` was run.
@@ -67,7 +71,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
         file_bytes: c.file_len(),
         bytes_per_vector: c.file_len() as f64 / c.rows() as f64,
         ratio_vs_float32: (c.rows() * c.dims() as u64 * 4) as f64 / c.file_len() as f64,
-        metadata: c.metadata(),
+        metadata: json_metadata(c.metadata()),
         codec_facts: c.codec().facts().into_iter().collect(),
         chunks_verified: !a.quick,
     };
@@ -105,8 +109,134 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
     for (k, v) in c.codec().facts() {
         println!("{:<14} {v}", format!("{k}:"));
     }
-    for (k, v) in info.metadata {
-        println!("meta {k:<9} {v}");
+    for (k, v) in c.metadata() {
+        let head = format!("meta {k:<9} ");
+        match source_files(k, v) {
+            Some(files) => {
+                for (i, f) in files.iter().enumerate() {
+                    let pad = if i == 0 {
+                        head.clone()
+                    } else {
+                        " ".repeat(head.len())
+                    };
+                    println!("{pad}{f}");
+                }
+            }
+            None => println!("{head}{v}"),
+        }
+    }
+    Ok(exit_codes::OK)
+}
+
+/// The metadata for `--json`: each value a string, but `source_files` (which the container
+/// stores as JSON text) the array of `{name, rows, bytes}` objects it encodes.
+fn json_metadata(m: &vectro::format::Metadata) -> serde_json::Map<String, serde_json::Value> {
+    m.iter()
+        .map(|(k, v)| {
+            let parsed = (k == SOURCE_FILES)
+                .then(|| serde_json::from_str::<serde_json::Value>(v).ok())
+                .flatten()
+                .filter(serde_json::Value::is_array);
+            (k.clone(), parsed.unwrap_or_else(|| v.clone().into()))
+        })
+        .collect()
+}
+
+const SOURCE_FILES: &str = "source_files";
+
+/// `source_files` as one line a file (`part-1.npy: rows 0..100, 3.25 KiB`), or `None` for
+/// another key or a value that is not the expected array.
+fn source_files(key: &str, value: &str) -> Option<Vec<String>> {
+    if key != SOURCE_FILES {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(value).ok()?;
+    v.as_array()?
+        .iter()
+        .map(|f| {
+            let name = f["name"].as_str()?;
+            let (a, b) = (f["rows"][0].as_u64()?, f["rows"][1].as_u64()?);
+            let bytes = human_bytes(f["bytes"].as_u64()?);
+            Some(format!("{name}: rows {a}..{b}, {bytes}"))
+        })
+        .collect()
+}
+
+/// What `info --json` shows of a `.vcb` codebook (from `vectro train`).
+#[derive(Serialize)]
+struct CodebookInfo {
+    path: String,
+    /// "codebook", where a container's info has a `format_version` of the container.
+    kind: &'static str,
+    format_version: String,
+    codec: String,
+    dims: usize,
+    m: usize,
+    nbits: u8,
+    ksub: usize,
+    code_bytes: usize,
+    rotation: bool,
+    file_bytes: u64,
+    train_rows: u64,
+    kmeans_iterations: u32,
+    opq_iterations: u32,
+    distortion: f64,
+    seed: u64,
+    fingerprint: String,
+    codec_facts: std::collections::BTreeMap<String, String>,
+}
+
+/// `info` of a `.vcb` codebook: its codec parameters and training facts, as a container's
+/// info shows them, after its checksum is checked.
+fn codebook(a: &InfoArgs) -> anyhow::Result<i32> {
+    let book = vectro::pipeline::train::read_codebook_file(&a.file)?;
+    let file_bytes = std::fs::metadata(&a.file).map_or(0, |m| m.len());
+    let codec = vectro::codec::Pq::new(book.clone());
+    let f = book.facts;
+    let info = CodebookInfo {
+        path: a.file.display().to_string(),
+        kind: "codebook",
+        // from_vcb accepts only major version 1; the minor version is informational.
+        format_version: "1.0".into(),
+        codec: vectro::Codec::name(&codec),
+        dims: book.dims,
+        m: book.m,
+        nbits: book.nbits,
+        ksub: book.ksub(),
+        code_bytes: book.code_bytes(),
+        rotation: book.rotation.is_some(),
+        file_bytes,
+        train_rows: f.sample_rows,
+        kmeans_iterations: f.kmeans_iterations,
+        opq_iterations: f.opq_iterations,
+        distortion: f.distortion,
+        seed: f.seed,
+        fingerprint: format!("{:08x}", book.fingerprint()),
+        codec_facts: vectro::Codec::facts(&codec).into_iter().collect(),
+    };
+    if a.json {
+        print_json(&info)?;
+        return Ok(exit_codes::OK);
+    }
+    println!("file:          {}", info.path);
+    println!(
+        "format:        vectro codebook (.vcb) {}",
+        info.format_version
+    );
+    println!("codec:         {}", info.codec);
+    println!(
+        "shape:         {} dims in {} subspaces of {}, {} centroids each{}; {} bytes a row",
+        info.dims,
+        info.m,
+        book.dsub(),
+        info.ksub,
+        if info.rotation { ", rotated" } else { "" },
+        info.code_bytes
+    );
+    println!("size:          {}", human_bytes(info.file_bytes));
+    println!("checksums:     crc32c ok");
+    for (k, v) in vectro::Codec::facts(&codec) {
+        println!("{:<14} {v}", format!("{k}:"));
     }
     Ok(exit_codes::OK)
 }

@@ -46,7 +46,13 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<i32> {
             p.message
         );
     }
-    for p in &r.problems {
+    // --quiet: one detail is enough to act on; a badly damaged file lists thousands.
+    let shown = match (a.quiet, &r.first_bad_chunk) {
+        (false, _) => r.problems.len(),
+        (true, Some(_)) => 0,
+        (true, None) => 1,
+    };
+    for p in r.problems.iter().take(shown) {
         let what = match p.chunk {
             Some(c) => format!("chunk {c}"),
             None => p.part.to_string(),
