@@ -17,18 +17,23 @@ enum Then {
     Export(&'static str),
 }
 
+/// Writes `rows` generated rows of 256 dims to `npy`.
+fn generate(rows: u64, npy: &std::path::Path) {
+    vectro()
+        .args(["generate", "--quiet", "--dims", "256", "--rows"])
+        .arg(rows.to_string())
+        .arg("--out")
+        .arg(npy)
+        .assert()
+        .success();
+}
+
 /// Generates `rows` rows of 256 dims and compresses them with `codec`, then returns the
 /// peak RSS that compress, or the command `then` names, reports.
 fn peak_rss(rows: u64, dir: &std::path::Path, codec: &[&str], then: Then) -> u64 {
     let npy = dir.join(format!("m{rows}.npy"));
     let comp = dir.join(format!("m{rows}.vectro"));
-    vectro()
-        .args(["generate", "--quiet", "--dims", "256", "--rows"])
-        .arg(rows.to_string())
-        .arg("--out")
-        .arg(&npy)
-        .assert()
-        .success();
+    generate(rows, &npy);
     let mut compress = vectro();
     compress
         .args(["compress", "--json", "--no-fsync", "--threads", "2"])
@@ -78,11 +83,16 @@ fn assert_flat(small_rows: u64, codec: &[&str], then: Then) {
     let dir = tempfile::tempdir().unwrap();
     let small = peak_rss(small_rows, dir.path(), codec, then);
     let large = peak_rss(262_144, dir.path(), codec, then); // 256 MiB of input
-    let grew = large.saturating_sub(small);
     // A pipeline that held the larger input, or a mapping that pinned it, would grow by
     // about the difference in size (56 MiB for the smallest case, npz's int8 codes).
-    // Allow 24 MiB of noise: the input is released in 16 MiB steps, and jsonl blocks in
-    // flight vary with timing (growth of 8-15 MiB measured over many runs at 128 MiB).
+    assert_grew_little(small, large);
+}
+
+/// Peak RSS `large` exceeds `small` by less than 24 MiB: the noise allowed, since input is
+/// released in 16 MiB steps and jsonl blocks in flight vary with timing (growth of 8-15 MiB
+/// measured over many runs at 128 MiB).
+fn assert_grew_little(small: u64, large: u64) {
+    let grew = large.saturating_sub(small);
     assert!(
         grew < 24 << 20,
         "peak RSS grew by {} MiB ({} -> {} MiB)",
@@ -136,13 +146,7 @@ fn get_peak_rss(rows: u64, dir: &std::path::Path) -> u64 {
     use std::os::unix::process::ExitStatusExt;
     let npy = dir.join(format!("g{rows}.npy"));
     let comp = dir.join(format!("g{rows}.vectro"));
-    vectro()
-        .args(["generate", "--quiet", "--dims", "256", "--rows"])
-        .arg(rows.to_string())
-        .arg("--out")
-        .arg(&npy)
-        .assert()
-        .success();
+    generate(rows, &npy);
     vectro()
         .args([
             "compress",
@@ -189,12 +193,5 @@ fn get_peak_memory_is_flat_in_the_number_of_rows() {
     let dir = tempfile::tempdir().unwrap();
     let small = get_peak_rss(16_384, dir.path());
     let large = get_peak_rss(131_072, dir.path());
-    let grew = large.saturating_sub(small);
-    assert!(
-        grew < 24 << 20,
-        "peak RSS grew by {} MiB ({} -> {} MiB)",
-        grew >> 20,
-        small >> 20,
-        large >> 20
-    );
+    assert_grew_little(small, large);
 }

@@ -121,15 +121,8 @@ fn decompress_to_stdout_matches_the_file_run() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("decompressed 1000 rows"));
 }
 
-#[test]
-fn a_truncated_stream_names_the_rows_and_leaves_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let npy = dir.path().join("x.npy");
-    write_npy(&npy, &rows(1000, DIMS, 7), DIMS);
-    let mut bytes = std::fs::read(&npy).unwrap();
-    bytes.truncate(bytes.len() - 1000);
-    std::fs::write(&npy, bytes).unwrap();
-    let out = dir.path().join("t.vectro");
+/// `compress --in - --out OUT` in chunks of 64 rows, with `npy` on stdin.
+fn compress_stdin(npy: &std::path::Path, out: &std::path::Path) -> Command {
     let mut c = vectro();
     c.args([
         "compress",
@@ -140,9 +133,21 @@ fn a_truncated_stream_names_the_rows_and_leaves_nothing() {
         "-",
         "--out",
     ])
-    .arg(&out)
-    .stdin(std::fs::File::open(&npy).unwrap());
-    let (code, err) = fails(&mut c);
+    .arg(out)
+    .stdin(std::fs::File::open(npy).unwrap());
+    c
+}
+
+#[test]
+fn a_truncated_stream_names_the_rows_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let npy = dir.path().join("x.npy");
+    write_npy(&npy, &rows(1000, DIMS, 7), DIMS);
+    let mut bytes = std::fs::read(&npy).unwrap();
+    bytes.truncate(bytes.len() - 1000);
+    std::fs::write(&npy, bytes).unwrap();
+    let out = dir.path().join("t.vectro");
+    let (code, err) = fails(&mut compress_stdin(&npy, &out));
     assert_eq!(code, 3);
     assert!(
         err.contains("<stdin>") && err.contains("rows 960..1000"),
@@ -175,19 +180,7 @@ fn a_stream_longer_than_its_shape_is_refused_and_leaves_nothing() {
     bytes.extend_from_slice(&[0; 40]);
     std::fs::write(&npy, bytes).unwrap();
     let out = dir.path().join("t.vectro");
-    let mut c = vectro();
-    c.args([
-        "compress",
-        "--quiet",
-        "--chunk-rows",
-        "64",
-        "--in",
-        "-",
-        "--out",
-    ])
-    .arg(&out)
-    .stdin(std::fs::File::open(&npy).unwrap());
-    let (code, err) = fails(&mut c);
+    let (code, err) = fails(&mut compress_stdin(&npy, &out));
     assert_eq!(code, 3);
     assert!(
         err.contains("<stdin>") && err.contains("longer than its shape says"),
