@@ -491,7 +491,7 @@ mod tests {
     }
 
     #[test]
-    fn fit_is_never_worse_than_max() {
+    fn fit_beats_max_when_an_outlier_sets_the_scale() {
         // Bell-shaped values plus one outlier: clipping the outlier pays off.
         let mut row: Vec<f32> = (0..33)
             .map(|i| {
