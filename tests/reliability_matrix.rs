@@ -18,6 +18,22 @@ struct Row {
     needle: &'static str,
 }
 
+/// A FIFO named `special` in `dir`, as a path string.
+fn special_output(dir: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let path = dir.join("special");
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `c` is a NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    path.display().to_string()
+}
+
+/// Whether `path` is still the FIFO [`special_output`] made.
+fn is_fifo(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo())
+}
+
 fn npy_bytes(header_dict: &str, major: u8, data: &[u8]) -> Vec<u8> {
     let mut out = b"\x93NUMPY".to_vec();
     out.extend_from_slice(&[major, 0]);
@@ -324,6 +340,25 @@ fn compress_rows(dir: &Path, out: &str) -> Vec<Row> {
         },
     ]);
     let comp = d.join("c.vectro").display().to_string();
+    // A FIFO stands for /dev/null and other special files: a rename into place replaced
+    // them (`--out /dev/null --force` as root left a regular file there).
+    let fifo = special_output(d);
+    let special = |args: &[&str]| Row {
+        what: "output is a device or FIFO (such as /dev/null)",
+        args: s(args),
+        code: 2,
+        needle: "not a regular file",
+    };
+    rows.extend([
+        special(&["compress", "--in", &good, "--out", &fifo, "--force"]),
+        special(&["decompress", "--in", &comp, "--out", &fifo, "--force"]),
+        special(&[
+            "export", &comp, "--format", "jsonl", "--out", &fifo, "--force",
+        ]),
+        special(&[
+            "train", "--in", &good, "--codec", "pq:m=2", "--out", &fifo, "--force",
+        ]),
+    ]);
     // A directory input: the second part is the long one.
     let parts = d.join("parts").display().to_string();
     std::fs::create_dir_all(&parts).unwrap();
@@ -540,6 +575,11 @@ fn bad_input_matrix() {
         );
         assert!(!err.contains("panicked"), "{}: {err}", r.what);
         assert!(!Path::new(&out).exists(), "{}: output written", r.what);
+        assert!(
+            is_fifo(&d.join("special")),
+            "{}: the FIFO was replaced",
+            r.what
+        );
         let cmd = format!("vectro {}", r.args.join(" ")).replace(&dir_text, "");
         let line = err
             .lines()

@@ -337,7 +337,8 @@ impl Drop for AtomicOutput {
 /// will: for a command that works long before it creates its output.
 ///
 /// # Errors
-/// [`Error::Config`] for `-` or a directory; [`Error::OutputExists`].
+/// [`Error::Config`] for `-`, a directory, or anything else that is not a regular file (a
+/// device such as /dev/null, a FIFO, a socket); [`Error::OutputExists`].
 pub fn check_target(target: &Path, overwrite: bool) -> Result<()> {
     // Commands that can stream handle `-` before they get here; for the others it would
     // quietly become a file named `-`.
@@ -349,6 +350,21 @@ pub fn check_target(target: &Path, overwrite: bool) -> Result<()> {
     if target.is_dir() || target.file_name().is_none() {
         return Err(Error::Config(format!(
             "{}: is a directory; give the path of the output file",
+            target.display()
+        )));
+    }
+    // The output is renamed into place, and a rename replaces whatever the name holds:
+    // `--out /dev/null --force`, run as root, left a regular file at /dev/null (every later
+    // `> /dev/null` then wrote to disk). Devices, FIFOs and sockets are refused, --force
+    // or not.
+    if let Ok(meta) = std::fs::metadata(target)
+        && !meta.is_file()
+    {
+        return Err(Error::Config(format!(
+            "{}: not a regular file (a device, FIFO or socket); vectro writes its output to \
+             a temporary file beside it and renames it into place, which would replace it: \
+             give the path of a regular file (to discard the output or pipe it, use \
+             --out - where the command has it and redirect stdout)",
             target.display()
         )));
     }
