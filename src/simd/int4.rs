@@ -146,16 +146,21 @@ mod tests {
             .collect()
     }
 
+    /// A row length for test case `case`: short ones, 384, or a few blocks plus a tail.
+    fn case_len(rng: &mut Rng, case: u64) -> usize {
+        match case % 3 {
+            0 => rng.below(100) as usize,
+            1 => 384,
+            _ => 1 + rng.below(4) as usize * 64 + rng.below(3) as usize,
+        }
+    }
+
     #[test]
     fn every_level_matches_the_scalar_reference() {
         let levels = Level::available();
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         for case in 0..3000u64 {
-            let len = match case % 3 {
-                0 => rng.below(100) as usize,
-                1 => 384,
-                _ => 1 + rng.below(4) as usize * 64 + rng.below(3) as usize,
-            };
+            let len = case_len(&mut rng, case);
             let data = row(&mut rng, len, case % 4);
             let max = crate::codec::int8::max_abs(&data);
             let mut scales = vec![1.0f32, 0.5, 3.7e-3, f32::MIN_POSITIVE];
@@ -191,11 +196,7 @@ mod tests {
     fn max_abs_sumsq_matches_the_scalar_reference_on_every_level() {
         let mut rng = Rng(0x6a09_e667_f3bc_c908);
         for case in 0..3000u64 {
-            let len = match case % 3 {
-                0 => rng.below(100) as usize,
-                1 => 384,
-                _ => 1 + rng.below(4) as usize * 64 + rng.below(3) as usize,
-            };
+            let len = case_len(&mut rng, case);
             let mut data = row(&mut rng, len, case % 4);
             if case % 50 == 7 && len > 0 {
                 data[rng.below(len as u64) as usize] = [f32::NAN, f32::INFINITY][case as usize % 2];
