@@ -243,3 +243,24 @@ fn merge_says_out_is_one_of_the_parts() {
         .assert()
         .success();
 }
+
+#[test]
+fn outputs_named_in_proc_or_dev_are_refused() {
+    // `--out /dev/stdout` (or /proc/self/fd/1) with stdout redirected to a file names a
+    // regular file, but vectro would create its temporary file in /dev and rename it over
+    // the link (as root). /proc stands in for /dev here: a failing run can do no harm there.
+    let d = Dir::new();
+    let c = d.container("c.vectro");
+    let redirected = d.path("stdout.npy");
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("vectro"))
+        .args(["decompress", "--force", "--out", "/proc/self/fd/1", "--in"])
+        .arg(&c)
+        .stdout(std::fs::File::create(&redirected).unwrap())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot write a temporary file"), "{err}");
+    assert!(err.contains("use --out -"), "{err}");
+    assert_eq!(std::fs::metadata(&redirected).unwrap().len(), 0);
+}

@@ -337,8 +337,9 @@ impl Drop for AtomicOutput {
 /// will: for a command that works long before it creates its output.
 ///
 /// # Errors
-/// [`Error::Config`] for `-`, a directory, or anything else that is not a regular file (a
-/// device such as /dev/null, a FIFO, a socket); [`Error::OutputExists`].
+/// [`Error::Config`] for `-`, a directory, anything else that is not a regular file (a
+/// device such as /dev/null, a FIFO, a socket), or a name directly in /dev, or in /proc or
+/// /sys; [`Error::OutputExists`].
 pub fn check_target(target: &Path, overwrite: bool) -> Result<()> {
     // Commands that can stream handle `-` before they get here; for the others it would
     // quietly become a file named `-`.
@@ -366,6 +367,21 @@ pub fn check_target(target: &Path, overwrite: bool) -> Result<()> {
              give the path of a regular file (to discard the output or pipe it, use \
              --out - where the command has it and redirect stdout)",
             target.display()
+        )));
+    }
+    // Likewise the names in /dev, /proc and /sys: `--out /dev/stdout` with stdout redirected
+    // to a file passes the check above, and as root the temporary file would be created in
+    // /dev and renamed over the /dev/stdout link. (/dev/shm and other mounts below /dev
+    // are ordinary directories and stay allowed.)
+    if let Ok(dir) = std::fs::canonicalize(parent_dir(target))
+        && (dir == Path::new("/dev") || dir.starts_with("/proc") || dir.starts_with("/sys"))
+    {
+        return Err(Error::Config(format!(
+            "{}: in {}, where vectro cannot write a temporary file and rename it into place: \
+             give a path on an ordinary filesystem (for stdout, use --out - where the command \
+             has it and redirect)",
+            target.display(),
+            dir.display()
         )));
     }
     if !overwrite && target.exists() {
