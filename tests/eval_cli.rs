@@ -296,70 +296,29 @@ fn bench_reads_an_input_file_and_refuses_unknown_codecs() {
         "{out}"
     );
 
-    let a = vectro()
-        .args([
-            "bench",
-            "-q",
-            "--rows",
-            "50",
-            "--dims",
-            "8",
-            "--codecs",
-            "int8,zstd9",
-        ])
-        .assert()
-        .code(USAGE);
-    assert!(
-        stderr(&a).contains("unknown codec 'zstd9'"),
-        "{}",
+    // A usage error (exit 2) from bench on 50 generated rows of 8 dims.
+    let refused = |args: &[&str]| {
+        let a = vectro()
+            .args(["bench", "-q", "--rows", "50", "--dims", "8"])
+            .args(args)
+            .assert()
+            .code(USAGE);
         stderr(&a)
-    );
-
+    };
+    let e = refused(&["--codecs", "int8,zstd9"]);
+    assert!(e.contains("unknown codec 'zstd9'"), "{e}");
     // A trained codec gets advice that works from bench (it was told to pass a codebook
     // bench has no flag for).
-    let a = vectro()
-        .args([
-            "bench",
-            "-q",
-            "--rows",
-            "50",
-            "--dims",
-            "8",
-            "--codecs",
-            "int8,pq:m=4",
-        ])
-        .assert()
-        .code(USAGE);
+    let e = refused(&["--codecs", "int8,pq:m=4"]);
     assert!(
-        stderr(&a).contains("pq:m=4 learns from the data") && stderr(&a).contains("vectro eval"),
-        "{}",
-        stderr(&a)
+        e.contains("pq:m=4 learns from the data") && e.contains("vectro eval"),
+        "{e}"
     );
-
     // auto is not a codec to bench (it said "unknown codec 'auto'; known codecs: ... auto").
-    let a = vectro()
-        .args([
-            "bench",
-            "-q",
-            "--rows",
-            "50",
-            "--dims",
-            "8",
-            "--codecs",
-            "int8,auto",
-        ])
-        .assert()
-        .code(USAGE);
-    assert!(
-        stderr(&a).contains("leave auto out of --codecs"),
-        "{}",
-        stderr(&a)
-    );
-    let a = vectro()
-        .args(["bench", "-q", "--rows", "50", "--dims", "8", "--runs", "0"])
-        .assert()
-        .code(USAGE);
-    assert!(stderr(&a).contains("--runs"), "{}", stderr(&a));
+    let e = refused(&["--codecs", "int8,auto"]);
+    assert!(e.contains("leave auto out of --codecs"), "{e}");
+    let e = refused(&["--runs", "0"]);
+    assert!(e.contains("--runs"), "{e}");
 
     // A NaN in --in is named by file, row and column, as compress names it (exit 3, not 2).
     let mut bytes = std::fs::read(&f.npy).unwrap();

@@ -264,6 +264,49 @@ pub trait RowSource: Sync {
     }
 }
 
+/// Rows held in memory, for tests of training: `part` names the file and its first row
+/// that [`RowSource::locate`] reports (the default's otherwise).
+#[cfg(test)]
+pub(crate) struct MemRows {
+    pub data: Vec<f32>,
+    pub dims: usize,
+    pub part: Option<(&'static str, u64)>,
+}
+
+#[cfg(test)]
+impl MemRows {
+    pub fn new(data: Vec<f32>, dims: usize) -> MemRows {
+        MemRows {
+            data,
+            dims,
+            part: None,
+        }
+    }
+}
+
+#[cfg(test)]
+impl RowSource for MemRows {
+    fn rows(&self) -> u64 {
+        (self.data.len() / self.dims) as u64
+    }
+    fn dims(&self) -> usize {
+        self.dims
+    }
+    fn read_rows(&self, ids: &[u64], out: &mut [f32]) -> Result<()> {
+        for (&id, o) in ids.iter().zip(out.chunks_exact_mut(self.dims)) {
+            let at = id as usize * self.dims;
+            o.copy_from_slice(&self.data[at..at + self.dims]);
+        }
+        Ok(())
+    }
+    fn locate(&self, row: u64) -> (PathBuf, u64) {
+        match self.part {
+            Some((name, first)) => (PathBuf::from(name), row - first),
+            None => (PathBuf::from("<input>"), row),
+        }
+    }
+}
+
 /// How to draw the training sample, and when to give up.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TrainOptions<'a> {
@@ -441,27 +484,6 @@ mod tests {
         );
     }
 
-    struct Rows(Vec<f32>, usize);
-
-    impl RowSource for Rows {
-        fn rows(&self) -> u64 {
-            (self.0.len() / self.1) as u64
-        }
-        fn dims(&self) -> usize {
-            self.1
-        }
-        fn read_rows(&self, ids: &[u64], out: &mut [f32]) -> Result<()> {
-            for (&id, o) in ids.iter().zip(out.chunks_exact_mut(self.1)) {
-                let at = id as usize * self.1;
-                o.copy_from_slice(&self.0[at..at + self.1]);
-            }
-            Ok(())
-        }
-        fn locate(&self, row: u64) -> (PathBuf, u64) {
-            (PathBuf::from("part-1.npy"), row - 100)
-        }
-    }
-
     #[test]
     fn a_sample_value_past_the_bound_is_named_by_file_and_row() {
         let (n, d) = (300, 8);
@@ -474,9 +496,13 @@ mod tests {
         x[124 * d + 5] = -bound;
         let opts = TrainOptions::default();
         let progress = crate::pipeline::NoProgress;
-        assert!(draw_sample(&Rows(x.clone(), d), &opts, 1, 16, &progress).is_ok());
+        let in_part = |x: Vec<f32>| MemRows {
+            part: Some(("part-1.npy", 100)),
+            ..MemRows::new(x, d)
+        };
+        assert!(draw_sample(&in_part(x.clone()), &opts, 1, 16, &progress).is_ok());
         x[200 * d + 6] = -bound * 1.01;
-        let e = draw_sample(&Rows(x, d), &opts, 1, 16, &progress).unwrap_err();
+        let e = draw_sample(&in_part(x), &opts, 1, 16, &progress).unwrap_err();
         assert!(
             matches!(
                 e,
@@ -496,7 +522,7 @@ mod tests {
     }
 
     /// Sets the flag once the sample is read, so that only training itself can see it.
-    struct CancelAfterRead<'a>(Rows, &'a AtomicBool);
+    struct CancelAfterRead<'a>(MemRows, &'a AtomicBool);
 
     impl RowSource for CancelAfterRead<'_> {
         fn rows(&self) -> u64 {
@@ -533,7 +559,7 @@ mod tests {
                 cancel: Some(&flag),
                 ..TrainOptions::default()
             };
-            let src = Rows(x.clone(), d);
+            let src = MemRows::new(x.clone(), d);
             assert!(super::super::parse_trained(codec, &src, &opts, &progress).is_ok());
             // Set before the start (Ctrl-C during the sampling) ...
             flag.store(true, Ordering::Relaxed);
@@ -541,7 +567,7 @@ mod tests {
             assert!(matches!(e, Error::Cancelled), "{codec}: {e:?}");
             // ... and set once the sample is in: k-means, OPQ and ITQ loops must see it.
             flag.store(false, Ordering::Relaxed);
-            let src = CancelAfterRead(Rows(x.clone(), d), &flag);
+            let src = CancelAfterRead(MemRows::new(x.clone(), d), &flag);
             let e = super::super::parse_trained(codec, &src, &opts, &progress).unwrap_err();
             assert!(
                 matches!(e, Error::Cancelled),

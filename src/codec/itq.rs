@@ -261,26 +261,9 @@ impl Codec for Itq {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::codebook::MemRows;
     use crate::codec::harness::round_trip;
     use crate::pipeline::NoProgress;
-
-    struct Rows(Vec<f32>, usize);
-
-    impl RowSource for Rows {
-        fn rows(&self) -> u64 {
-            (self.0.len() / self.1) as u64
-        }
-        fn dims(&self) -> usize {
-            self.1
-        }
-        fn read_rows(&self, ids: &[u64], out: &mut [f32]) -> Result<()> {
-            for (&id, o) in ids.iter().zip(out.chunks_exact_mut(self.1)) {
-                let at = id as usize * self.1;
-                o.copy_from_slice(&self.0[at..at + self.1]);
-            }
-            Ok(())
-        }
-    }
 
     fn data(rows: usize, d: usize) -> Vec<f32> {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -297,7 +280,7 @@ mod tests {
     fn reconstruction_is_the_rotated_binary_code_and_params_round_trip() {
         let (n, d) = (400, 12);
         let x = data(n, d);
-        let src = Rows(x.clone(), d);
+        let src = MemRows::new(x.clone(), d);
         let itq = Itq::train(&src, &TrainOptions::default(), &NoProgress).unwrap();
         let back = round_trip(&itq, &x);
         for (row, rec) in x.chunks(d).zip(back.chunks(d)) {
@@ -327,7 +310,7 @@ mod tests {
     fn training_is_deterministic_and_beats_a_random_rotation() {
         let (n, d) = (600, 16);
         let x = data(n, d);
-        let src = Rows(x.clone(), d);
+        let src = MemRows::new(x.clone(), d);
         let a = Itq::train(&src, &TrainOptions::default(), &NoProgress).unwrap();
         let b = Itq::train(&src, &TrainOptions::default(), &NoProgress).unwrap();
         assert_eq!(a.spec(), b.spec());
