@@ -173,37 +173,18 @@ fn bad_requests_are_named_and_leave_no_output() {
         "{msg}"
     );
     // nbits=8 needs one row per centroid at the very least.
-    let msg = stderr_of_failure(
-        &["compress", "--codec", "pq:m=3", "--train-rows", "100"],
-        &io,
-    );
+    // pq:m=3 on a sample of 100 rows, which training would refuse, plus `extra`.
+    let small_sample = |extra: &[&str]| {
+        let mut args = vec!["compress", "--codec", "pq:m=3", "--train-rows", "100"];
+        args.extend_from_slice(extra);
+        stderr_of_failure(&args, &io)
+    };
+    let msg = small_sample(&[]);
     assert!(msg.contains("at least 256 rows"), "{msg}");
     // Settings are checked before training (which would fail here, and can take minutes).
-    let msg = stderr_of_failure(
-        &[
-            "compress",
-            "--codec",
-            "pq:m=3",
-            "--train-rows",
-            "100",
-            "--chunk-rows",
-            "0",
-        ],
-        &io,
-    );
+    let msg = small_sample(&["--chunk-rows", "0"]);
     assert!(msg.contains("--chunk-rows must be at least 1"), "{msg}");
-    let msg = stderr_of_failure(
-        &[
-            "compress",
-            "--codec",
-            "pq:m=3",
-            "--train-rows",
-            "100",
-            "--zstd",
-            "99",
-        ],
-        &io,
-    );
+    let msg = small_sample(&["--zstd", "99"]);
     assert!(msg.contains("--zstd 99 is out of range"), "{msg}");
     // A codebook trained on data of another dimension.
     let other = generate(&dir.path().join("o"), 300, 8);
