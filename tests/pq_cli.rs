@@ -131,6 +131,7 @@ fn info_shows_training_and_decompress_reconstructs() {
         "k-means iterations:",
         "opq iterations: 1",
         "train distortion:",
+        "encoding:      anisotropic, aniso=2",
     ] {
         assert!(text.contains(want), "missing '{want}' in:\n{text}");
     }
@@ -159,6 +160,65 @@ fn info_shows_training_and_decompress_reconstructs() {
         err < 0.5 * energy,
         "reconstruction error {err} vs energy {energy}"
     );
+}
+
+/// Squared error of each row of `b` against `a`, and the part of it along the row.
+fn errors(a: &[f32], b: &[f32], dims: usize) -> (f64, f64) {
+    let (mut all, mut along) = (0f64, 0f64);
+    for (x, y) in a.chunks(dims).zip(b.chunks(dims)) {
+        let r: Vec<f64> = x.iter().zip(y).map(|(x, y)| f64::from(x - y)).collect();
+        let xx: f64 = x.iter().map(|v| f64::from(*v).powi(2)).sum();
+        let rx: f64 = r.iter().zip(x).map(|(r, v)| r * f64::from(*v)).sum();
+        all += r.iter().map(|v| v * v).sum::<f64>();
+        along += rx * rx / xx;
+    }
+    (all, along)
+}
+
+#[test]
+fn anisotropic_encoding_trades_error_across_rows_for_error_along_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rows, dims) = (1500, 32);
+    let npy = generate(dir.path(), rows, dims);
+    let read = |p: &Path| -> Vec<f32> {
+        npyz::NpyFile::new(&std::fs::read(p).unwrap()[..])
+            .unwrap()
+            .into_vec()
+            .unwrap()
+    };
+    let mut got = Vec::new();
+    for (name, codec) in [
+        ("plain", "pq:m=8,nbits=4,aniso=1"),
+        ("aniso", "pq:m=8,nbits=4"),
+    ] {
+        let out = dir.path().join(format!("{name}.vectro"));
+        compress(&npy, &out, &["--codec", codec]);
+        let back = dir.path().join(format!("{name}.npy"));
+        vectro()
+            .args(["decompress", "-q", "--no-fsync", "--in"])
+            .arg(&out)
+            .arg("--out")
+            .arg(&back)
+            .assert()
+            .success();
+        got.push(errors(&read(&npy), &read(&back), dims as usize));
+    }
+    let (plain, aniso) = (got[0], got[1]);
+    // Same codebook (training does not depend on aniso), other codes: less error along the
+    // rows, more in all, as the loss trades them.
+    assert!(aniso.1 < 0.9 * plain.1, "along: {aniso:?} vs {plain:?}");
+    assert!(aniso.0 > plain.0, "total: {aniso:?} vs {plain:?}");
+
+    let bad_out = dir.path().join("bad.vectro");
+    let io = [("--in", npy.as_path()), ("--out", bad_out.as_path())];
+    for bad in ["0.5", "65", "x"] {
+        let msg = stderr_of_failure(
+            &["compress", "--codec", &format!("pq:m=8,aniso={bad}")],
+            &io,
+        );
+        assert!(msg.contains("aniso must be a number from 1 to 64"), "{msg}");
+        assert!(!bad_out.exists());
+    }
 }
 
 #[test]

@@ -52,6 +52,11 @@ pub struct Codebook {
     pub centroids: Vec<f32>,
     /// `dims × dims`, row-major: a row `x` is encoded as `x · R`. OPQ only.
     pub rotation: Option<Vec<f32>>,
+    /// Encoding's weight `η` on the error along the row against the error across it
+    /// (`aniso=`, at least 1): each row gets the centroids that minimise
+    /// `‖r‖² + (η − 1)·⟨r, x⟩²/‖x‖²` for its error `r`, which search ranks by better than
+    /// by `‖r‖²` alone. 1 picks the nearest centroids (plain PQ). Decoding ignores it.
+    pub aniso: f32,
     /// How it was trained.
     pub facts: TrainingFacts,
 }
@@ -87,7 +92,7 @@ impl Codebook {
         LE::write_u32(&mut out[0..4], self.dims as u32);
         LE::write_u16(&mut out[4..6], self.m as u16);
         out[6] = self.nbits;
-        out[7] = u8::from(self.rotation.is_some());
+        out[7] = u8::from(self.rotation.is_some()) | (u8::from(self.aniso != 1.0) << 1);
         let f = &self.facts;
         LE::write_u64(&mut out[8..16], f.sample_rows);
         LE::write_u32(&mut out[16..20], f.kmeans_iterations);
@@ -96,6 +101,9 @@ impl Codebook {
         LE::write_u64(&mut out[32..40], f.seed);
         for v in self.centroids.iter().chain(self.rotation.iter().flatten()) {
             out.extend_from_slice(&v.to_le_bytes());
+        }
+        if self.aniso != 1.0 {
+            out.extend_from_slice(&self.aniso.to_le_bytes());
         }
         out
     }
@@ -127,11 +135,11 @@ impl Codebook {
         if nbits != 4 && nbits != 8 {
             return Err(bad(format!("nbits = {nbits}, expected 4 or 8")));
         }
-        let rotated = match params[7] {
-            0 => false,
-            1 => true,
-            f => return Err(bad(format!("unknown flags {f:#x} at byte 7"))),
-        };
+        let flags = params[7];
+        if flags & !0b11 != 0 {
+            return Err(bad(format!("unknown flags {flags:#x} at byte 7")));
+        }
+        let (rotated, anisotropic) = (flags & 1 != 0, flags & 2 != 0);
         if rotated != (id == CodecId::Opq) {
             return Err(bad("rotation flag does not match the codec id".into()));
         }
@@ -144,7 +152,7 @@ impl Codebook {
         };
         let ncent = dims << nbits;
         let nrot = if rotated { dims * dims } else { 0 };
-        let want = FIXED_LEN + 4 * (ncent + nrot);
+        let want = FIXED_LEN + 4 * (ncent + nrot + usize::from(anisotropic));
         if params.len() != want {
             return Err(bad(format!("{} bytes, expected {want}", params.len())));
         }
@@ -158,13 +166,23 @@ impl Codebook {
                 FIXED_LEN + 4 * i
             )));
         }
-        let (c, r) = floats.split_at(ncent);
+        let (c, rest) = floats.split_at(ncent);
+        let (r, a) = rest.split_at(nrot);
+        let aniso = a.first().copied().unwrap_or(1.0);
+        if anisotropic && !(aniso > 1.0 && aniso <= super::aniso::MAX) {
+            return Err(bad(format!(
+                "anisotropic weight {aniso} at byte {}, expected above 1 and at most {}",
+                params.len() - 4,
+                super::aniso::MAX
+            )));
+        }
         Ok(Codebook {
             dims,
             m,
             nbits,
             centroids: c.to_vec(),
             rotation: rotated.then(|| r.to_vec()),
+            aniso,
             facts,
         })
     }
@@ -443,6 +461,7 @@ mod tests {
             nbits: 4,
             centroids: (0..dims * 16).map(|i| i as f32 * 0.5).collect(),
             rotation: rot.then(|| (0..16).map(|i| i as f32).collect()),
+            aniso: 1.0,
             facts: TrainingFacts {
                 sample_rows: 100,
                 kmeans_iterations: 7,
@@ -455,13 +474,45 @@ mod tests {
 
     #[test]
     fn params_and_vcb_round_trip() {
-        for rot in [false, true] {
-            let b = sample_book(rot);
+        for (rot, aniso) in [(false, 1.0), (true, 1.0), (false, 4.0), (true, 2.5)] {
+            let b = Codebook {
+                aniso,
+                ..sample_book(rot)
+            };
             let id = b.codec_id();
-            assert_eq!(Codebook::from_params(id, &b.to_params(), 4).unwrap(), b);
+            let params = b.to_params();
+            // Plain encoding keeps the layout it always had: no weight is stored.
+            let floats = 4 * 16 + if rot { 16 } else { 0 } + usize::from(aniso != 1.0);
+            assert_eq!(params.len(), FIXED_LEN + 4 * floats);
+            assert_eq!(Codebook::from_params(id, &params, 4).unwrap(), b);
             let v = b.to_vcb();
             assert_eq!(Codebook::from_vcb(Path::new("x.vcb"), &v, 4).unwrap(), b);
         }
+    }
+
+    #[test]
+    fn a_bad_anisotropic_weight_is_refused() {
+        let b = Codebook {
+            aniso: 4.0,
+            ..sample_book(false)
+        };
+        let mut params = b.to_params();
+        let at = params.len() - 4;
+        for bad in [1.0f32, 0.5, 100.0] {
+            params[at..].copy_from_slice(&bad.to_le_bytes());
+            let e = Codebook::from_params(CodecId::Pq, &params, 4)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("anisotropic weight") && e.contains(&format!("byte {at}")),
+                "{e}"
+            );
+        }
+        params[7] |= 4;
+        let e = Codebook::from_params(CodecId::Pq, &params, 4)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown flags"), "{e}");
     }
 
     #[test]

@@ -74,6 +74,30 @@ impl CentroidTable {
         }
     }
 
+    /// Centroids in the table.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// `‖c‖²` of each centroid.
+    pub fn norms(&self) -> &[f32] {
+        &self.norms
+    }
+
+    /// `‖c‖² − 2·x·c` for every centroid `c`, into `out` (`k` floats); the scores
+    /// [`CentroidTable::nearest`] takes the smallest of.
+    pub fn all_scores(&self, x: &[f32], out: &mut [f32]) {
+        debug_assert_eq!(x.len(), self.d);
+        scores(x, &self.transposed, &self.norms, &mut out[..self.k]);
+    }
+
+    /// Centroid `j`, gathered from the transposed layout (for tests and diagnostics).
+    pub fn centroid(&self, j: usize) -> Vec<f32> {
+        (0..self.d)
+            .map(|t| self.transposed[t * self.k + j])
+            .collect()
+    }
+
     /// The nearest centroid of `x` (lowest index on ties) and `||c||² − 2·x·c` for it;
     /// add `||x||²` for the squared distance. `scratch` holds `k` floats.
     pub fn nearest(&self, x: &[f32], scratch: &mut [f32]) -> (usize, f32) {

@@ -15,6 +15,7 @@ pub mod params;
 pub mod rotate;
 pub mod zstd;
 
+pub mod aniso;
 #[cfg(test)]
 mod bounds;
 pub mod codebook;

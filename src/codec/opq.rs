@@ -335,6 +335,7 @@ pub fn train(p: &PqParams, sample: &[f32], dims: usize, cancel: &AtomicBool) -> 
         nbits: p.nbits,
         centroids,
         rotation: Some(r),
+        aniso: p.aniso,
         facts: TrainingFacts {
             sample_rows: (sample.len() / dims) as u64,
             kmeans_iterations: iters as u32,

@@ -12,7 +12,7 @@ use std::sync::atomic::AtomicBool;
 
 use super::codebook::{Codebook, TrainingFacts};
 use super::kmeans::{self, CentroidTable, KMeansParams};
-use super::{Codec, CodecId, CodecSpec, EncodeFault, opq};
+use super::{Codec, CodecId, CodecSpec, EncodeFault, aniso, opq};
 use crate::error::{Error, Result};
 use crate::pipeline::Progress;
 
@@ -38,6 +38,9 @@ pub struct PqParams {
     /// k-means runs per subspace from different seeds (`redo=`); each subspace keeps its
     /// run of least distortion.
     pub redo: usize,
+    /// Encoding's weight on the error along the row against the error across it
+    /// (`aniso=`); 1 is plain nearest-centroid encoding. See [`Codebook::aniso`].
+    pub aniso: f32,
 }
 
 /// Where OPQ's alternation starts.
@@ -68,6 +71,7 @@ impl PqParams {
             opq_init: OpqInit::Pca,
             kmeans_pp: false,
             redo: 1,
+            aniso: aniso::DEFAULT,
         };
         let bad = |msg: String| Error::Config(format!("{name}: {msg}"));
         let mut seen = Vec::new();
@@ -115,6 +119,18 @@ impl PqParams {
                         }
                     }
                 }
+                "aniso" => {
+                    p.aniso = v
+                        .parse()
+                        .ok()
+                        .filter(|a: &f32| (1.0..=aniso::MAX).contains(a))
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "aniso must be a number from 1 to {}, got '{v}'",
+                                aniso::MAX
+                            ))
+                        })?
+                }
                 "tol" => {
                     p.tol = v
                         .parse()
@@ -124,7 +140,7 @@ impl PqParams {
                 }
                 _ => {
                     return Err(bad(format!(
-                        "unknown parameter '{k}'; known: m, nbits, iters, tol, seed, kinit, redo, opq_iters, opq_init"
+                        "unknown parameter '{k}'; known: m, nbits, iters, tol, seed, kinit, redo, aniso, opq_iters, opq_init"
                     )));
                 }
             }
@@ -208,6 +224,7 @@ fn pq_only(p: &PqParams, sample: &[f32], dims: usize, cancel: &AtomicBool) -> Re
         nbits: p.nbits,
         centroids: fit.centroids,
         rotation: None,
+        aniso: p.aniso,
         facts: TrainingFacts {
             sample_rows: (sample.len() / dims) as u64,
             kmeans_iterations: fit.iterations as u32,
@@ -333,6 +350,18 @@ impl Pq {
     /// Writes the codes of the (already rotated) rows `x` into `out`.
     pub(crate) fn encode_rotated(&self, x: &[f32], out: &mut [u8]) {
         let (d, dsub, cb) = (self.book.dims, self.book.dsub(), self.book.code_bytes());
+        if self.book.aniso != 1.0 {
+            let mut scratch = aniso::Scratch::default();
+            let mut codes = vec![0; self.book.m];
+            for (row, code) in x.chunks_exact(d).zip(out.chunks_exact_mut(cb)) {
+                aniso::encode_row(&self.tables, row, self.book.aniso, &mut scratch, &mut codes);
+                code.fill(0);
+                for (s, &j) in codes.iter().enumerate() {
+                    put_code(code, s, self.book.nbits, j);
+                }
+            }
+            return;
+        }
         let mut scratch = vec![0f32; self.book.ksub()];
         for (row, code) in x.chunks_exact(d).zip(out.chunks_exact_mut(cb)) {
             code.fill(0);
@@ -379,7 +408,12 @@ impl Codec for Pq {
         } else {
             "pq"
         };
-        format!("{kind}:m={},nbits={}", self.book.m, self.book.nbits)
+        let b = &self.book;
+        if b.aniso == 1.0 {
+            format!("{kind}:m={},nbits={}", b.m, b.nbits)
+        } else {
+            format!("{kind}:m={},nbits={},aniso={}", b.m, b.nbits, b.aniso)
+        }
     }
 
     fn spec(&self) -> CodecSpec {
@@ -455,6 +489,17 @@ impl Codec for Pq {
             format!("{:.6} (mean squared error per row)", f.distortion),
         ));
         v.push(("train seed".into(), f.seed.to_string()));
+        v.push((
+            "encoding".into(),
+            if self.book.aniso == 1.0 {
+                "nearest centroid (aniso=1)".into()
+            } else {
+                format!(
+                    "anisotropic, aniso={} (error along the row weighs {}x error across it)",
+                    self.book.aniso, self.book.aniso
+                )
+            },
+        ));
         v
     }
 }
@@ -483,10 +528,11 @@ mod tests {
     fn round_trip_reaches_the_training_distortion() {
         let (dims, rows) = (16, 2000);
         let x = data(rows, dims, 1);
+        // Plain encoding (aniso=1) picks the nearest centroids, as training assigns rows.
         for (id, text) in [
-            (CodecId::Pq, "m=8,kinit=kpp"),
-            (CodecId::Pq, "m=8,nbits=4,kinit=kpp"),
-            (CodecId::Opq, "m=4"),
+            (CodecId::Pq, "m=8,kinit=kpp,aniso=1"),
+            (CodecId::Pq, "m=8,nbits=4,kinit=kpp,aniso=1"),
+            (CodecId::Opq, "m=4,aniso=1"),
         ] {
             let book = train(
                 id,
@@ -518,6 +564,28 @@ mod tests {
             // variance (1.25 per coordinate).
             let bound = if id == CodecId::Pq { 0.01 } else { 0.1 };
             assert!(mse < dims as f64 * bound, "{text}: mse {mse}");
+            // The default anisotropic encoding trades a little squared error for less
+            // error along the rows: never less than the nearest centroids', not much more.
+            let aniso = Pq::new(Codebook {
+                aniso: super::aniso::DEFAULT,
+                ..book
+            });
+            let z = round_trip(&aniso, &x);
+            let (mut all, mut along) = ([0f64; 2], [0f64; 2]);
+            for ((r, y), z) in x.chunks(dims).zip(y.chunks(dims)).zip(z.chunks(dims)) {
+                let norm = r.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
+                for (k, rec) in [y, z].into_iter().enumerate() {
+                    let e: Vec<f64> = r.iter().zip(rec).map(|(a, b)| f64::from(a - b)).collect();
+                    all[k] += e.iter().map(|v| v * v).sum::<f64>();
+                    let dot: f64 = e.iter().zip(r).map(|(e, v)| e * f64::from(*v)).sum();
+                    along[k] += (dot / norm).powi(2);
+                }
+            }
+            assert!(
+                all[1] >= all[0] && all[1] <= 1.5 * all[0],
+                "{text}: {all:?}"
+            );
+            assert!(along[1] <= along[0], "{text}: {along:?}");
         }
     }
 
@@ -564,6 +632,7 @@ mod tests {
             nbits: 4,
             centroids: three.centroids.clone(),
             rotation: None,
+            aniso: 1.0,
             facts: TrainingFacts {
                 sample_rows: 1500,
                 kmeans_iterations: 0,

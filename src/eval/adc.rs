@@ -10,7 +10,7 @@
 //! # use vectro::eval::adc::adc_search;
 //! // A codebook as a container's codec parameters hold it, e.g. from
 //! // `Codebook::from_params(header.codec.id, &header.codec.params, dims)`.
-//! # let book = Codebook { dims: 2, m: 1, nbits: 4, rotation: None,
+//! # let book = Codebook { dims: 2, m: 1, nbits: 4, rotation: None, aniso: 1.0,
 //! #     centroids: (0..32).map(|i| i as f32).collect(),
 //! #     facts: TrainingFacts { sample_rows: 0, kmeans_iterations: 0, opq_iterations: 0,
 //! #         distortion: 0.0, seed: 0 } };

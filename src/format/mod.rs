@@ -29,7 +29,7 @@ pub const INDEX_MAGIC: [u8; 4] = *b"VIDX";
 /// The format's major version: a reader refuses a file with a larger one.
 pub const MAJOR: u16 = 1;
 /// The format's minor version: additions that older readers can safely ignore.
-pub const MINOR: u16 = 2;
+pub const MINOR: u16 = 3;
 
 /// Bytes of a chunk header, including its own crc.
 pub const CHUNK_HEADER_LEN: usize = 36;
