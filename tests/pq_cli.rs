@@ -47,6 +47,23 @@ fn compress(npy: &Path, out: &Path, extra: &[&str]) -> String {
     String::from_utf8_lossy(&o.get_output().stderr).into_owned()
 }
 
+fn decompress(container: &Path, npy: &Path) {
+    vectro()
+        .args(["decompress", "-q", "--no-fsync", "--in"])
+        .arg(container)
+        .arg("--out")
+        .arg(npy)
+        .assert()
+        .success();
+}
+
+fn read_npy(p: &Path) -> Vec<f32> {
+    npyz::NpyFile::new(&std::fs::read(p).unwrap()[..])
+        .unwrap()
+        .into_vec()
+        .unwrap()
+}
+
 fn stderr_of_failure(args: &[&str], paths: &[(&str, &Path)]) -> String {
     let mut c = vectro();
     c.args(args);
@@ -136,20 +153,8 @@ fn info_shows_training_and_decompress_reconstructs() {
         assert!(text.contains(want), "missing '{want}' in:\n{text}");
     }
     let back = dir.path().join("y.npy");
-    vectro()
-        .args(["decompress", "-q", "--no-fsync", "--in"])
-        .arg(&out)
-        .arg("--out")
-        .arg(&back)
-        .assert()
-        .success();
-    let read = |p: &Path| -> Vec<f32> {
-        npyz::NpyFile::new(&std::fs::read(p).unwrap()[..])
-            .unwrap()
-            .into_vec()
-            .unwrap()
-    };
-    let (x, y) = (read(&npy), read(&back));
+    decompress(&out, &back);
+    let (x, y) = (read_npy(&npy), read_npy(&back));
     let err: f64 = x
         .iter()
         .zip(&y)
@@ -180,12 +185,6 @@ fn anisotropic_encoding_trades_error_across_rows_for_error_along_them() {
     let dir = tempfile::tempdir().unwrap();
     let (rows, dims) = (1500, 32);
     let npy = generate(dir.path(), rows, dims);
-    let read = |p: &Path| -> Vec<f32> {
-        npyz::NpyFile::new(&std::fs::read(p).unwrap()[..])
-            .unwrap()
-            .into_vec()
-            .unwrap()
-    };
     let mut got = Vec::new();
     for (name, codec) in [
         ("plain", "pq:m=8,nbits=4,aniso=1"),
@@ -194,14 +193,8 @@ fn anisotropic_encoding_trades_error_across_rows_for_error_along_them() {
         let out = dir.path().join(format!("{name}.vectro"));
         compress(&npy, &out, &["--codec", codec]);
         let back = dir.path().join(format!("{name}.npy"));
-        vectro()
-            .args(["decompress", "-q", "--no-fsync", "--in"])
-            .arg(&out)
-            .arg("--out")
-            .arg(&back)
-            .assert()
-            .success();
-        got.push(errors(&read(&npy), &read(&back), dims as usize));
+        decompress(&out, &back);
+        got.push(errors(&read_npy(&npy), &read_npy(&back), dims as usize));
     }
     let (plain, aniso) = (got[0], got[1]);
     // Same codebook (training does not depend on aniso), other codes: less error along the
