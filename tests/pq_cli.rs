@@ -209,7 +209,10 @@ fn anisotropic_encoding_trades_error_across_rows_for_error_along_them() {
             &["compress", "--codec", &format!("pq:m=8,aniso={bad}")],
             &io,
         );
-        assert!(msg.contains("aniso must be a number from 1 to 64"), "{msg}");
+        assert!(
+            msg.contains("aniso must be auto or a number from 1 to 64"),
+            "{msg}"
+        );
         assert!(!bad_out.exists());
     }
 }

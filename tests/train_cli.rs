@@ -270,3 +270,39 @@ fn info_reads_a_codebook_file() {
         );
     }
 }
+
+#[test]
+fn unit_length_rows_decode_to_unit_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rows, dims) = (400, 16);
+    let mut x = random_rows(rows, dims, 9);
+    for r in x.chunks_mut(dims) {
+        let n = r.iter().map(|v| v * v).sum::<f32>().sqrt();
+        r.iter_mut().for_each(|v| *v /= n);
+    }
+    let npy = dir.path().join("unit.npy");
+    write_npy(&npy, rows as u64, dims as u64, &x);
+    let out = dir.path().join("unit.vectro");
+    let back = dir.path().join("back.npy");
+    let (code, err) = run(
+        &["compress", "-q", "--no-fsync", "--codec", "pq:m=4,nbits=4"],
+        &[("--in", &npy), ("--out", &out)],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let text = info(&out, false);
+    // Detected from the sample; the anisotropic default steps aside (aniso=1).
+    assert!(text.contains("pq:m=4,nbits=4,unit=1"), "{text}");
+    assert!(text.contains("scaled to unit length"), "{text}");
+    assert!(text.contains("nearest centroid (aniso=1)"), "{text}");
+    let (code, err) = run(
+        &["decompress", "-q", "--no-fsync"],
+        &[("--in", &out), ("--out", &back)],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (shape, y) = common::read_npy::<f32>(&back);
+    assert_eq!(shape, [rows as u64, dims as u64]);
+    for r in y.chunks(dims) {
+        let len = r.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
+        assert!((len - 1.0).abs() < 1e-5, "{len}");
+    }
+}

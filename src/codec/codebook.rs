@@ -57,6 +57,12 @@ pub struct Codebook {
     /// `‖r‖² + (η − 1)·⟨r, x⟩²/‖x‖²` for its error `r`, which search ranks by better than
     /// by `‖r‖²` alone. 1 picks the nearest centroids (plain PQ). Decoding ignores it.
     pub aniso: f32,
+    /// Decoding scales each reconstruction to unit length: set when every training row
+    /// had unit length (`unit=auto`), as normalised embeddings do. Their neighbours are
+    /// found by angle alone, and a reconstruction's length (centroids shrink towards the
+    /// mean, by more for some rows than others) would only add noise to L2 and inner
+    /// product scores.
+    pub unit: bool,
     /// How it was trained.
     pub facts: TrainingFacts,
 }
@@ -92,7 +98,9 @@ impl Codebook {
         LE::write_u32(&mut out[0..4], self.dims as u32);
         LE::write_u16(&mut out[4..6], self.m as u16);
         out[6] = self.nbits;
-        out[7] = u8::from(self.rotation.is_some()) | (u8::from(self.aniso != 1.0) << 1);
+        out[7] = u8::from(self.rotation.is_some())
+            | (u8::from(self.aniso != 1.0) << 1)
+            | (u8::from(self.unit) << 2);
         let f = &self.facts;
         LE::write_u64(&mut out[8..16], f.sample_rows);
         LE::write_u32(&mut out[16..20], f.kmeans_iterations);
@@ -136,7 +144,7 @@ impl Codebook {
             return Err(bad(format!("nbits = {nbits}, expected 4 or 8")));
         }
         let flags = params[7];
-        if flags & !0b11 != 0 {
+        if flags & !0b111 != 0 {
             return Err(bad(format!("unknown flags {flags:#x} at byte 7")));
         }
         let (rotated, anisotropic) = (flags & 1 != 0, flags & 2 != 0);
@@ -183,6 +191,7 @@ impl Codebook {
             centroids: c.to_vec(),
             rotation: rotated.then(|| r.to_vec()),
             aniso,
+            unit: flags & 4 != 0,
             facts,
         })
     }
@@ -462,6 +471,7 @@ mod tests {
             centroids: (0..dims * 16).map(|i| i as f32 * 0.5).collect(),
             rotation: rot.then(|| (0..16).map(|i| i as f32).collect()),
             aniso: 1.0,
+            unit: false,
             facts: TrainingFacts {
                 sample_rows: 100,
                 kmeans_iterations: 7,
@@ -474,9 +484,15 @@ mod tests {
 
     #[test]
     fn params_and_vcb_round_trip() {
-        for (rot, aniso) in [(false, 1.0), (true, 1.0), (false, 4.0), (true, 2.5)] {
+        for (rot, aniso, unit) in [
+            (false, 1.0, false),
+            (true, 1.0, true),
+            (false, 4.0, true),
+            (true, 2.5, false),
+        ] {
             let b = Codebook {
                 aniso,
+                unit,
                 ..sample_book(rot)
             };
             let id = b.codec_id();
@@ -508,7 +524,7 @@ mod tests {
                 "{e}"
             );
         }
-        params[7] |= 4;
+        params[7] |= 8;
         let e = Codebook::from_params(CodecId::Pq, &params, 4)
             .unwrap_err()
             .to_string();

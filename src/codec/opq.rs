@@ -335,7 +335,8 @@ pub fn train(p: &PqParams, sample: &[f32], dims: usize, cancel: &AtomicBool) -> 
         nbits: p.nbits,
         centroids,
         rotation: Some(r),
-        aniso: p.aniso,
+        aniso: 1.0,
+        unit: false,
         facts: TrainingFacts {
             sample_rows: (sample.len() / dims) as u64,
             kmeans_iterations: iters as u32,

@@ -39,8 +39,13 @@ pub struct PqParams {
     /// run of least distortion.
     pub redo: usize,
     /// Encoding's weight on the error along the row against the error across it
-    /// (`aniso=`); 1 is plain nearest-centroid encoding. See [`Codebook::aniso`].
-    pub aniso: f32,
+    /// (`aniso=`); 1 is plain nearest-centroid encoding. See [`Codebook::aniso`]. `None`
+    /// (`auto`): [`aniso::DEFAULT`], or 1 for a unit-length codebook, whose decoding
+    /// already removes the error along the row.
+    pub aniso: Option<f32>,
+    /// Whether decoding scales reconstructions to unit length (`unit=auto|1|0`); `None`
+    /// (`auto`) decides from the training sample. See [`Codebook::unit`].
+    pub unit: Option<bool>,
 }
 
 /// Where OPQ's alternation starts.
@@ -71,7 +76,8 @@ impl PqParams {
             opq_init: OpqInit::Pca,
             kmeans_pp: false,
             redo: 1,
-            aniso: aniso::DEFAULT,
+            aniso: None,
+            unit: None,
         };
         let bad = |msg: String| Error::Config(format!("{name}: {msg}"));
         let mut seen = Vec::new();
@@ -119,17 +125,27 @@ impl PqParams {
                         }
                     }
                 }
+                "aniso" if v == "auto" => p.aniso = None,
                 "aniso" => {
-                    p.aniso = v
-                        .parse()
-                        .ok()
-                        .filter(|a: &f32| (1.0..=aniso::MAX).contains(a))
-                        .ok_or_else(|| {
-                            bad(format!(
-                                "aniso must be a number from 1 to {}, got '{v}'",
-                                aniso::MAX
-                            ))
-                        })?
+                    p.aniso = Some(
+                        v.parse()
+                            .ok()
+                            .filter(|a: &f32| (1.0..=aniso::MAX).contains(a))
+                            .ok_or_else(|| {
+                                bad(format!(
+                                    "aniso must be auto or a number from 1 to {}, got '{v}'",
+                                    aniso::MAX
+                                ))
+                            })?,
+                    )
+                }
+                "unit" => {
+                    p.unit = match v {
+                        "auto" => None,
+                        "1" => Some(true),
+                        "0" => Some(false),
+                        _ => return Err(bad(format!("unit must be auto, 1 or 0, got '{v}'"))),
+                    }
                 }
                 "tol" => {
                     p.tol = v
@@ -140,7 +156,7 @@ impl PqParams {
                 }
                 _ => {
                     return Err(bad(format!(
-                        "unknown parameter '{k}'; known: m, nbits, iters, tol, seed, kinit, redo, aniso, opq_iters, opq_init"
+                        "unknown parameter '{k}'; known: m, nbits, iters, tol, seed, kinit, redo, aniso, unit, opq_iters, opq_init"
                     )));
                 }
             }
@@ -199,11 +215,15 @@ pub fn train(
     _progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<Codebook> {
-    let book = if id == CodecId::Opq {
+    let mut book = if id == CodecId::Opq {
         opq::train(p, sample, dims, cancel)?
     } else {
         pq_only(p, sample, dims, cancel)?
     };
+    book.unit = p.unit.unwrap_or_else(|| all_unit_length(sample, dims));
+    book.aniso = p
+        .aniso
+        .unwrap_or(if book.unit { 1.0 } else { aniso::DEFAULT });
     // k-means does not fail on values whose squares overflow: it returns centroids that
     // encode nothing. Refuse them rather than write a useless codebook.
     if !book.facts.distortion.is_finite() || book.centroids.iter().any(|v| !v.is_finite()) {
@@ -216,6 +236,16 @@ pub fn train(
     Ok(book)
 }
 
+/// Whether every row of `sample` has unit length, to within what float32 normalisation
+/// leaves (`|‖x‖² − 1| ≤ 2e-3`, i.e. lengths within 0.1% of 1).
+fn all_unit_length(sample: &[f32], dims: usize) -> bool {
+    !sample.is_empty()
+        && sample.chunks_exact(dims).all(|r| {
+            let n2: f32 = r.iter().map(|v| v * v).sum();
+            (n2 - 1.0).abs() <= 2e-3
+        })
+}
+
 fn pq_only(p: &PqParams, sample: &[f32], dims: usize, cancel: &AtomicBool) -> Result<Codebook> {
     let fit = train_subspaces(p, sample, dims, None, cancel)?;
     Ok(Codebook {
@@ -224,7 +254,8 @@ fn pq_only(p: &PqParams, sample: &[f32], dims: usize, cancel: &AtomicBool) -> Re
         nbits: p.nbits,
         centroids: fit.centroids,
         rotation: None,
-        aniso: p.aniso,
+        aniso: 1.0,
+        unit: false,
         facts: TrainingFacts {
             sample_rows: (sample.len() / dims) as u64,
             kmeans_iterations: fit.iterations as u32,
@@ -372,6 +403,27 @@ impl Pq {
         }
     }
 
+    /// The concatenated centroids of `rows` rows (rotated back, for OPQ), before any
+    /// scaling to unit length.
+    fn decode_unscaled(&self, payload: &[u8], rows: usize, out: &mut [f32]) {
+        let (d, cb) = (self.book.dims, self.book.code_bytes());
+        let target: &mut [f32] = &mut out[..rows * d];
+        match &self.rt {
+            None => {
+                for (code, o) in payload.chunks_exact(cb).zip(target.chunks_exact_mut(d)) {
+                    self.decode_rotated(code, o);
+                }
+            }
+            Some(rt) => {
+                let mut y = vec![0f32; rows * d];
+                for (code, o) in payload.chunks_exact(cb).zip(y.chunks_exact_mut(d)) {
+                    self.decode_rotated(code, o);
+                }
+                opq::rotate(&y, d, rt, target);
+            }
+        }
+    }
+
     /// The reconstruction of one row in the rotated space.
     fn decode_rotated(&self, code: &[u8], out: &mut [f32]) {
         let (ksub, dsub) = (self.book.ksub(), self.book.dsub());
@@ -409,11 +461,14 @@ impl Codec for Pq {
             "pq"
         };
         let b = &self.book;
-        if b.aniso == 1.0 {
-            format!("{kind}:m={},nbits={}", b.m, b.nbits)
-        } else {
-            format!("{kind}:m={},nbits={},aniso={}", b.m, b.nbits, b.aniso)
+        let mut name = format!("{kind}:m={},nbits={}", b.m, b.nbits);
+        if b.aniso != 1.0 {
+            name += &format!(",aniso={}", b.aniso);
         }
+        if b.unit {
+            name += ",unit=1";
+        }
+        name
     }
 
     fn spec(&self) -> CodecSpec {
@@ -445,19 +500,19 @@ impl Codec for Pq {
 
     fn decode(&self, payload: &[u8], rows: usize, out: &mut [f32]) {
         let (d, cb) = (self.book.dims, self.book.code_bytes());
-        let target: &mut [f32] = &mut out[..rows * d];
-        match &self.rt {
-            None => {
-                for (code, o) in payload.chunks_exact(cb).zip(target.chunks_exact_mut(d)) {
-                    self.decode_rotated(code, o);
-                }
-            }
-            Some(rt) => {
-                let mut y = vec![0f32; rows * d];
-                for (code, o) in payload.chunks_exact(cb).zip(y.chunks_exact_mut(d)) {
-                    self.decode_rotated(code, o);
-                }
-                opq::rotate(&y, d, rt, target);
+        self.decode_unscaled(payload, rows, out);
+        if self.book.unit {
+            // The squared length from the centroid norms, summed over the subspaces in
+            // order: exactly what ADC computes from the codes, so both scale alike.
+            for (code, o) in payload
+                .chunks_exact(cb)
+                .zip(out[..rows * d].chunks_exact_mut(d))
+            {
+                let nsq: f32 = (0..self.book.m)
+                    .map(|s| self.tables[s].norms()[get_code(code, s, self.book.nbits)])
+                    .sum();
+                let inv = if nsq > 0.0 { 1.0 / nsq.sqrt() } else { 0.0 };
+                o.iter_mut().for_each(|v| *v *= inv);
             }
         }
     }
@@ -500,6 +555,12 @@ impl Codec for Pq {
                 )
             },
         ));
+        if self.book.unit {
+            v.push((
+                "decoding".into(),
+                "scaled to unit length (unit=1: the training rows had unit length)".into(),
+            ));
+        }
         v
     }
 }
@@ -590,6 +651,53 @@ mod tests {
     }
 
     #[test]
+    fn unit_length_training_rows_give_a_unit_codebook() {
+        let dims = 16;
+        let raw = data(1000, dims, 3);
+        let unit: Vec<f32> = raw
+            .chunks(dims)
+            .flat_map(|r| {
+                let n = r.iter().map(|v| v * v).sum::<f32>().sqrt();
+                r.iter().map(move |v| v / n)
+            })
+            .collect();
+        let trained = |x: &[f32], text: &str| {
+            train(
+                CodecId::Pq,
+                &params(text, dims),
+                x,
+                dims,
+                &NoProgress,
+                &AtomicBool::new(false),
+            )
+            .unwrap()
+        };
+        for (x, is_unit) in [(&raw, false), (&unit, true)] {
+            let book = trained(x, "m=4,nbits=4");
+            assert_eq!(book.unit, is_unit);
+            // Scaling to unit length already removes the error along the row.
+            let aniso = if is_unit { 1.0 } else { super::aniso::DEFAULT };
+            assert_eq!(book.aniso, aniso);
+            let y = round_trip(&Pq::new(book), x);
+            if is_unit {
+                for y in y.chunks(dims) {
+                    let len = y.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
+                    assert!((len - 1.0).abs() < 1e-5, "{len}");
+                }
+            }
+        }
+        // Explicit settings win over what the sample suggests.
+        let book = trained(&unit, "m=4,nbits=4,unit=0,aniso=3");
+        assert!(!book.unit && book.aniso == 3.0);
+        let book = trained(&raw, "m=4,nbits=4,unit=1");
+        assert!(book.unit && book.aniso == 1.0);
+        let e = PqParams::parse("pq", "m=4,unit=yes", dims)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unit must be auto, 1 or 0"), "{e}");
+    }
+
+    #[test]
     fn dims_not_divisible_by_m_lists_valid_values() {
         let e = PqParams::parse("pq", "m=50", 384).unwrap_err().to_string();
         assert!(e.contains("384 dims are not divisible by m=50"), "{e}");
@@ -633,6 +741,7 @@ mod tests {
             centroids: three.centroids.clone(),
             rotation: None,
             aniso: 1.0,
+            unit: false,
             facts: TrainingFacts {
                 sample_rows: 1500,
                 kmeans_iterations: 0,

@@ -10,7 +10,7 @@
 //! # use vectro::eval::adc::adc_search;
 //! // A codebook as a container's codec parameters hold it, e.g. from
 //! // `Codebook::from_params(header.codec.id, &header.codec.params, dims)`.
-//! # let book = Codebook { dims: 2, m: 1, nbits: 4, rotation: None, aniso: 1.0,
+//! # let book = Codebook { dims: 2, m: 1, nbits: 4, rotation: None, aniso: 1.0, unit: false,
 //! #     centroids: (0..32).map(|i| i as f32).collect(),
 //! #     facts: TrainingFacts { sample_rows: 0, kmeans_iterations: 0, opq_iterations: 0,
 //! #         distortion: 0.0, seed: 0 } };
@@ -32,7 +32,8 @@ use crate::simd;
 use crate::simd::adc::{BLOCK, Lanes, Term, block_sums};
 
 /// The ids of the `k` rows nearest (squared L2) to each query, nearest first, ties to the
-/// smaller id. `codes` holds the rows' codes back to back (`rows × codebook.code_bytes()`,
+/// smaller id; nearest to the decoded rows, so scaled to unit length for a
+/// [`Codebook::unit`] codebook. `codes` holds the rows' codes back to back (`rows × codebook.code_bytes()`,
 /// as the chunk payloads are, in row order); `queries` is `n × codebook.dims` floats.
 /// Blocks of 16 queries run in parallel on the current rayon pool.
 ///
@@ -50,11 +51,16 @@ pub fn adc_search(codebook: &Codebook, codes: &[u8], queries: &[f32], k: usize) 
         return vec![Vec::new(); nq];
     }
     let tables = AdcTables::new(codebook, &queries);
+    let inv_norm = if codebook.unit {
+        tables.inv_norms(codes)
+    } else {
+        Vec::new()
+    };
     let blocks: Vec<Vec<Vec<u64>>> = (0..nq.div_ceil(BLOCK))
         .into_par_iter()
         .map_init(Vec::new, |sums, b| {
             let mut heaps = vec![TopK::new(k); BLOCK.min(nq - b * BLOCK)];
-            tables.scan_block(b, codes, 0, &[], &mut heaps, &[None; BLOCK], sums);
+            tables.scan_block(b, codes, 0, &inv_norm, &mut heaps, &[None; BLOCK], sums);
             heaps.iter().map(|h| h.ids(k)).collect()
         })
         .collect();
@@ -81,6 +87,9 @@ const GROUP_BYTES: usize = 192 << 10;
 ///   coordinates, so the squared norm has no cross terms: it is `m` lookups in one table of
 ///   centroid norms shared by all queries, once per row, from the codes alone. A zero
 ///   reconstruction scores 0, as in the float path.
+/// - A unit-length codebook ([`Codebook::unit`]) decodes `x̃ = x̂/‖x̂‖`: `ip` is the `cos`
+///   score above, and `l2` ranks by `2q·x̃ − ‖x̃‖² = 2·(q·x̂)/‖x̂‖ − 1` (inner-product tables
+///   and the same norm lookups; `0` for a zero row), as the float path ranks `x̃`.
 ///
 /// Queries go in blocks of [`BLOCK`], their tables interleaved (`T[s][j]` holds all the
 /// block's values for centroid `j` of subspace `s`), so that a row's scores for the whole
@@ -95,9 +104,11 @@ pub(crate) struct AdcTables {
     nbits: u8,
     code_bytes: usize,
     metric: Metric,
+    /// The codebook decodes to unit length ([`Codebook::unit`]).
+    unit: bool,
     /// `blocks × m × ksub` vectors.
     tables: LanesBuf,
-    /// `‖c_{s,j}‖²` at `s × ksub + j` (cosine only, else empty).
+    /// `‖c_{s,j}‖²` at `s × ksub + j` (cosine or a unit-length codebook, else empty).
     norms: Vec<f32>,
 }
 
@@ -122,7 +133,9 @@ impl AdcTables {
             .par_chunks_mut(per_block.max(1))
             .zip(q.par_chunks(BLOCK * d.max(1)))
             .for_each(|(t, qs)| block_table(book, qs, metric, t));
-        let norms = if metric == Metric::Cos {
+        // A unit-length codebook decodes `x̂ / ‖x̂‖`: every metric scores through the
+        // inner product and the row's `1/‖x̂‖`.
+        let norms = if metric == Metric::Cos || book.unit {
             book.centroids
                 .chunks_exact(book.dsub())
                 .map(|c| c.iter().map(|v| v * v).sum())
@@ -136,6 +149,7 @@ impl AdcTables {
             nbits: book.nbits,
             code_bytes: book.code_bytes(),
             metric,
+            unit: book.unit,
             tables,
             norms,
         }
@@ -159,7 +173,7 @@ impl AdcTables {
         if k == 0 || nq == 0 || self.code_bytes == 0 {
             return heaps;
         }
-        let inv_norm = if self.metric == Metric::Cos {
+        let inv_norm = if self.metric == Metric::Cos || self.unit {
             self.inv_norms(codes)
         } else {
             Vec::new()
@@ -219,10 +233,16 @@ impl AdcTables {
             }
             let first = t * ROW_TILE;
             for (r, s) in sums.iter().enumerate() {
-                let score = match self.metric {
-                    Metric::L2 => s.0.map(|v| -v),
-                    Metric::Ip => s.0,
-                    Metric::Cos => s.0.map(|v| v * inv_norm[first + r]),
+                let score = match (self.metric, self.unit) {
+                    (Metric::L2, false) => s.0.map(|v| -v),
+                    (Metric::Ip, false) => s.0,
+                    (Metric::Cos, _) | (Metric::Ip, true) => s.0.map(|v| v * inv_norm[first + r]),
+                    // `2q·x̃ − ‖x̃‖²` for `x̃ = x̂/‖x̂‖`, of length 1 (0 for a zero row).
+                    (Metric::L2, true) => {
+                        let inv = inv_norm[first + r];
+                        let len = if inv > 0.0 { 1.0 } else { 0.0 };
+                        s.0.map(|v| 2.0 * (v * inv) - len)
+                    }
                 };
                 // Most rows beat no query's floor: one pass over the lanes rules them out.
                 let mut hits = (0..BLOCK).fold(0u32, |h, l| {
@@ -279,8 +299,8 @@ fn block_table(book: &Codebook, qs: &[f32], metric: Metric, out: &mut [Lanes]) {
         }
     }
     let term = match metric {
-        Metric::L2 => Term::SquaredDistance,
-        Metric::Ip | Metric::Cos => Term::Product,
+        Metric::L2 if !book.unit => Term::SquaredDistance,
+        _ => Term::Product,
     };
     simd::adc::block_table(
         &by_dim,
@@ -322,6 +342,8 @@ mod tests {
             (CodecId::Pq, "m=4"),
             (CodecId::Pq, "m=16,nbits=4"),
             (CodecId::Opq, "m=8,opq_iters=2"),
+            (CodecId::Pq, "m=4,unit=1"),
+            (CodecId::Opq, "m=8,opq_iters=2,unit=1"),
         ] {
             let p = PqParams::parse("pq", text, dims).unwrap();
             let codec = Pq::new(train(id, &p, &x, dims, &NoProgress, &Default::default()).unwrap());
@@ -344,7 +366,7 @@ mod tests {
                         rotate(queries.get(qi), dims, r, &mut qv);
                     }
                     let table = match metric {
-                        Metric::L2 => table(book, &qv, |a, b| (a - b) * (a - b)),
+                        Metric::L2 if !book.unit => table(book, &qv, |a, b| (a - b) * (a - b)),
                         _ => table(book, &qv, |a, b| a * b),
                     };
                     let mut want = TopK::new(k);
@@ -352,11 +374,14 @@ mod tests {
                         let at = |s| s * ksub + get_code(code, s, nb);
                         let sum = (0..m).fold(0f32, |a, s| a + table[at(s)]);
                         let nsq: f32 = (0..m).map(|s| norms[at(s)]).sum();
-                        let score = match metric {
-                            Metric::L2 => -sum,
-                            Metric::Ip => sum,
-                            Metric::Cos if nsq > 0.0 => sum * (1.0 / nsq.sqrt()),
-                            Metric::Cos => sum * 0.0,
+                        let inv = if nsq > 0.0 { 1.0 / nsq.sqrt() } else { 0.0 };
+                        let score = match (metric, book.unit) {
+                            (Metric::L2, false) => -sum,
+                            (Metric::Ip, false) => sum,
+                            (Metric::Cos, _) | (Metric::Ip, true) => sum * inv,
+                            (Metric::L2, true) => {
+                                2.0 * (sum * inv) - f32::from(u8::from(nsq > 0.0))
+                            }
                         };
                         if row as u64 != own[qi] {
                             want.push(score, row as u64);
@@ -402,6 +427,8 @@ mod tests {
             (CodecId::Pq, "m=4"),
             (CodecId::Pq, "m=8,nbits=4"),
             (CodecId::Opq, "m=4,opq_iters=2"),
+            (CodecId::Pq, "m=4,unit=1"),
+            (CodecId::Opq, "m=4,opq_iters=2,unit=1"),
         ] {
             let p = PqParams::parse("pq", text, dims).unwrap();
             let codec = Pq::new(train(id, &p, &x, dims, &NoProgress, &Default::default()).unwrap());
