@@ -176,9 +176,59 @@ unsafe fn scores_avx2(x: &[f32], ct: &[f32], norms: &[f32], out: &mut [f32]) {
     scores_scalar(x, ct, norms, out)
 }
 
-/// Index and value of the smallest element, the lowest index on ties. The minimum is taken
-/// lane-wise over 16 accumulators (which vectorises), then its first position is found.
+/// Index and value of the smallest element, the lowest index on ties (all NaN: index 0,
+/// value infinity), dispatched to the widest instruction set the CPU has; every variant
+/// returns what [`argmin_scalar`] returns.
 pub fn argmin(v: &[f32]) -> (usize, f32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { argmin_avx512(v) };
+        }
+    }
+    argmin_scalar(v)
+}
+
+/// One pass, 16 lanes each keeping the first minimum of its positions, then the lanes
+/// merged by value and then index. Anything but a finite non-zero minimum (all NaN or
+/// infinite, or a zero whose sign the reference might pick differently) goes to the
+/// reference, which settles those cases.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn argmin_avx512(v: &[f32]) -> (usize, f32) {
+    use std::arch::x86_64::*;
+    let n = v.len() / 16 * 16;
+    let (mut low, mut at) = (_mm512_set1_ps(f32::INFINITY), _mm512_setzero_si512());
+    let mut idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for i in (0..n).step_by(16) {
+        // SAFETY: `i + 16 <= n <= v.len()`.
+        let x = unsafe { _mm512_loadu_ps(v.as_ptr().add(i)) };
+        let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, low);
+        low = _mm512_mask_mov_ps(low, lt, x);
+        at = _mm512_mask_mov_epi32(at, lt, idx);
+        idx = _mm512_add_epi32(idx, _mm512_set1_epi32(16));
+    }
+    let mut best = (0, f32::INFINITY);
+    if n > 0 {
+        let min = _mm512_reduce_min_ps(low);
+        let eq = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(low, _mm512_set1_ps(min));
+        best = (_mm512_mask_reduce_min_epu32(eq, at) as usize, min);
+    }
+    for (i, &x) in v.iter().enumerate().skip(n) {
+        if x < best.1 {
+            best = (i, x);
+        }
+    }
+    if best.1 == f32::INFINITY || best.1 == 0.0 {
+        return argmin_scalar(v);
+    }
+    best
+}
+
+/// The reference for [`argmin`]. The minimum is taken lane-wise over 16 accumulators
+/// (which vectorises), then its first position is found.
+pub fn argmin_scalar(v: &[f32]) -> (usize, f32) {
     let mut lanes = [f32::INFINITY; 16];
     let chunks = v.chunks_exact(16);
     let rest = chunks.remainder();
@@ -590,6 +640,35 @@ mod tests {
             scores(&x, &ct, &norms, &mut a);
             scores_scalar(&x, &ct, &norms, &mut b);
             assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()));
+        }
+    }
+
+    #[test]
+    fn dispatched_argmin_matches_the_reference() {
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        for len in [0, 1, 5, 16, 17, 31, 256, 300] {
+            for case in 0..6 {
+                let mut v: Vec<f32> = (0..len).map(|_| rng.random_range(-4.0f32..4.0)).collect();
+                match case {
+                    // Ties at the minimum, in different lanes and in the tail.
+                    1 if len > 20 => {
+                        v[len - 1] = -9.0;
+                        v[3] = -9.0;
+                        v[19] = -9.0;
+                    }
+                    2 => v.iter_mut().for_each(|x| *x = x.round()),
+                    3 => v.iter_mut().step_by(2).for_each(|x| *x = f32::NAN),
+                    4 => v.iter_mut().for_each(|x| *x = f32::NAN),
+                    5 => v.iter_mut().for_each(|x| *x = f32::INFINITY),
+                    _ => {}
+                }
+                let (a, b) = (argmin(&v), argmin_scalar(&v));
+                assert_eq!(
+                    (a.0, a.1.to_bits()),
+                    (b.0, b.1.to_bits()),
+                    "len {len} case {case}"
+                );
+            }
         }
     }
 
