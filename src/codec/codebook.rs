@@ -208,7 +208,8 @@ impl Codebook {
         let mut out = vec![0u8; VCB_HEAD];
         out[0..4].copy_from_slice(&VCB_MAGIC);
         LE::write_u16(&mut out[4..6], 1);
-        LE::write_u16(&mut out[6..8], 0);
+        // Minor 1: the section may carry flag bits 1 and 2 (FORMAT.md, version 1.3).
+        LE::write_u16(&mut out[6..8], 1);
         LE::write_u16(&mut out[8..10], self.codec_id().code());
         LE::write_u32(&mut out[12..16], params.len() as u32);
         out.extend_from_slice(&params);

@@ -186,6 +186,15 @@ struct CodebookInfo {
     codec_facts: std::collections::BTreeMap<String, String>,
 }
 
+/// The minor version of a `.vcb` file (bytes 6..8), which has just been read and checked.
+fn vcb_minor(path: &std::path::Path) -> u16 {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .map_or(0, |()| u16::from_le_bytes([head[6], head[7]]))
+}
+
 /// `info` of a `.vcb` codebook: its codec parameters and training facts, as a container's
 /// info shows them, after its checksum is checked.
 fn codebook(a: &InfoArgs) -> anyhow::Result<i32> {
@@ -197,7 +206,7 @@ fn codebook(a: &InfoArgs) -> anyhow::Result<i32> {
         path: a.file.display().to_string(),
         kind: "codebook",
         // from_vcb accepts only major version 1; the minor version is informational.
-        format_version: "1.0".into(),
+        format_version: format!("1.{}", vcb_minor(&a.file)),
         codec: vectro::Codec::name(&codec),
         dims: book.dims,
         m: book.m,
