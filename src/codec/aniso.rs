@@ -39,10 +39,39 @@ pub const MAX_SWEEPS: usize = 1;
 /// Per-thread buffers of [`encode_row`], reused from row to row.
 #[derive(Default)]
 pub(crate) struct Scratch {
-    /// `‖x_j − c‖²` for every centroid of every subspace (`m × k`).
-    err: Vec<f32>,
-    /// `⟨x_j − c, x_j⟩`, likewise.
-    par: Vec<f32>,
+    /// The scores `s = ‖c‖² − 2·x_j·c` of every centroid of every subspace (`m × k`).
+    scores: Vec<f32>,
+    /// `‖x_j‖²` of each subspace.
+    xj2: Vec<f32>,
+}
+
+/// What a subspace's loss terms are computed from, so that they need not be stored:
+/// `e(c) = ‖x_j‖² + s(c)` (the squared error) and `p(c) = ‖x_j‖² + (s(c) − ‖c‖²)/2`
+/// (the error's inner product with `x_j`).
+#[derive(Clone, Copy)]
+struct Terms<'a> {
+    s: &'a [f32],
+    norms: &'a [f32],
+    xj2: f32,
+}
+
+impl Terms<'_> {
+    #[inline(always)]
+    fn e(&self, c: usize) -> f32 {
+        self.xj2 + self.s[c]
+    }
+
+    #[inline(always)]
+    fn p(&self, c: usize) -> f32 {
+        self.xj2 + 0.5 * (self.s[c] - self.norms[c])
+    }
+
+    /// The loss of centroid `c`: `e(c) + w·(rest + p(c))²`.
+    #[inline(always)]
+    fn loss(&self, c: usize, rest: f32, w: f32) -> f32 {
+        let a = rest + self.p(c);
+        self.e(c) + w * (a * a)
+    }
 }
 
 /// Writes into `codes` the centroid of each subspace that minimises the anisotropic loss
@@ -57,38 +86,38 @@ pub(crate) fn encode_row(
 ) {
     let m = tables.len();
     let (k, dsub) = (tables[0].k(), x.len() / m);
-    let Scratch { err, par } = scratch;
-    err.resize(m * k, 0.0);
-    par.resize(m * k, 0.0);
+    let Scratch { scores, xj2 } = scratch;
+    scores.resize(m * k, 0.0);
+    xj2.clear();
     for (j, t) in tables.iter().enumerate() {
         let xj = &x[j * dsub..(j + 1) * dsub];
-        let e = &mut err[j * k..(j + 1) * k];
-        t.all_scores(xj, e);
-        codes[j] = argmin(e).0;
-        let xj2: f32 = xj.iter().map(|v| v * v).sum();
-        for ((p, e), n) in par[j * k..(j + 1) * k].iter_mut().zip(e).zip(t.norms()) {
-            *p = xj2 + 0.5 * (*e - n);
-            *e += xj2;
-        }
+        let s = &mut scores[j * k..(j + 1) * k];
+        t.all_scores(xj, s);
+        codes[j] = argmin(s).0;
+        xj2.push(xj.iter().map(|v| v * v).sum());
     }
     let nx2: f32 = x.iter().map(|v| v * v).sum();
     let w = (eta - 1.0) / nx2;
     if eta == 1.0 || !(w.is_finite() && w > 0.0) {
         return;
     }
+    let terms = |j: usize| Terms {
+        s: &scores[j * k..(j + 1) * k],
+        norms: tables[j].norms(),
+        xj2: xj2[j],
+    };
     for _ in 0..MAX_SWEEPS {
         // Summed afresh each sweep, so that rounding does not build up over the updates.
-        let mut along: f32 = (0..m).map(|j| par[j * k + codes[j]]).sum();
+        let mut along: f32 = (0..m).map(|j| terms(j).p(codes[j])).sum();
         let mut moved = false;
-        for j in 0..m {
-            let (e, p) = (&err[j * k..(j + 1) * k], &par[j * k..(j + 1) * k]);
-            let now = codes[j];
-            let rest = along - p[now];
-            let (best, low) = step(e, p, rest, w);
-            let a = rest + p[now];
-            if low < e[now] + w * (a * a) {
-                codes[j] = best;
-                along = rest + p[best];
+        for (j, code) in codes.iter_mut().enumerate().take(m) {
+            let t = terms(j);
+            let now = *code;
+            let rest = along - t.p(now);
+            let (best, low) = step(t, rest, w);
+            if low < t.loss(now, rest, w) {
+                *code = best;
+                along = rest + t.p(best);
                 moved = true;
             }
         }
@@ -98,77 +127,78 @@ pub(crate) fn encode_row(
     }
 }
 
-/// The centroid `c` of least `e[c] + w·(rest + p[c])²` (the lowest index on ties) and that
-/// loss, dispatched to the widest instruction set the CPU has. The operations are
-/// element-wise and the same in every variant, so all agree bit for bit with
-/// [`step_scalar`].
-fn step(e: &[f32], p: &[f32], rest: f32, w: f32) -> (usize, f32) {
+/// The centroid `c` of least [`Terms::loss`] (the lowest index on ties) and that loss,
+/// dispatched to the widest instruction set the CPU has. The operations are element-wise
+/// and the same in every variant, so all agree bit for bit with [`step_scalar`].
+fn step(t: Terms, rest: f32, w: f32) -> (usize, f32) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports AVX-512F, checked just above.
-            return unsafe { step_avx512(e, p, rest, w) };
+            return unsafe { step_avx512(t, rest, w) };
         }
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { step_avx2(e, p, rest, w) };
+            return unsafe { step_avx2(t, rest, w) };
         }
     }
-    step_scalar(e, p, rest, w)
+    step_scalar(t, rest, w)
 }
 
 /// The reference for [`step`]: the first minimum in index order.
-fn step_scalar(e: &[f32], p: &[f32], rest: f32, w: f32) -> (usize, f32) {
-    merge(&[], &[], e, p, rest, w, 0)
+fn step_scalar(t: Terms, rest: f32, w: f32) -> (usize, f32) {
+    merge(&[], &[], t, rest, w, 0)
 }
 
 /// Merges per-lane first minima (`low`, at indices `at`) with the losses of the centroids
 /// from `from` on, which no lane covered: the smallest loss, then the lowest index.
 /// All-NaN or infinite losses give centroid 0, as [`argmin`] does.
-fn merge(
-    low: &[f32],
-    at: &[u32],
-    e: &[f32],
-    p: &[f32],
-    rest: f32,
-    w: f32,
-    from: usize,
-) -> (usize, f32) {
-    let loss = |c: usize| {
-        let a = rest + p[c];
-        e[c] + w * (a * a)
-    };
+fn merge(low: &[f32], at: &[u32], t: Terms, rest: f32, w: f32, from: usize) -> (usize, f32) {
     let mut best = (usize::MAX, f32::INFINITY);
     let lanes = low.iter().zip(at).map(|(&v, &i)| (i as usize, v));
-    for (i, v) in lanes.chain((from..e.len()).map(|c| (c, loss(c)))) {
+    for (i, v) in lanes.chain((from..t.s.len()).map(|c| (c, t.loss(c, rest, w)))) {
         if v < best.1 || (v == best.1 && i < best.0) {
             best = (i, v);
         }
     }
     if best.0 == usize::MAX {
-        return (0, e.first().map_or(f32::INFINITY, |_| loss(0)));
+        return (
+            0,
+            if t.s.is_empty() {
+                f32::INFINITY
+            } else {
+                t.loss(0, rest, w)
+            },
+        );
     }
     best
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn step_avx512(e: &[f32], p: &[f32], rest: f32, w: f32) -> (usize, f32) {
+fn step_avx512(t: Terms, rest: f32, w: f32) -> (usize, f32) {
     use std::arch::x86_64::*;
-    let n = e.len().min(p.len()) / 16 * 16;
-    let (vr, vw) = (_mm512_set1_ps(rest), _mm512_set1_ps(w));
+    let n = t.s.len().min(t.norms.len()) / 16 * 16;
+    let (vr, vw, vx) = (
+        _mm512_set1_ps(rest),
+        _mm512_set1_ps(w),
+        _mm512_set1_ps(t.xj2),
+    );
+    let half = _mm512_set1_ps(0.5);
     let (mut low, mut at) = (_mm512_set1_ps(f32::INFINITY), _mm512_setzero_si512());
     let mut idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     for i in (0..n).step_by(16) {
         // SAFETY: `i + 16 <= n`, within both slices.
-        let (ev, pv) = unsafe {
+        let (sv, nv) = unsafe {
             (
-                _mm512_loadu_ps(e.as_ptr().add(i)),
-                _mm512_loadu_ps(p.as_ptr().add(i)),
+                _mm512_loadu_ps(t.s.as_ptr().add(i)),
+                _mm512_loadu_ps(t.norms.as_ptr().add(i)),
             )
         };
-        let a = _mm512_add_ps(vr, pv);
-        let v = _mm512_add_ps(ev, _mm512_mul_ps(vw, _mm512_mul_ps(a, a)));
+        let e = _mm512_add_ps(vx, sv);
+        let p = _mm512_add_ps(vx, _mm512_mul_ps(half, _mm512_sub_ps(sv, nv)));
+        let a = _mm512_add_ps(vr, p);
+        let v = _mm512_add_ps(e, _mm512_mul_ps(vw, _mm512_mul_ps(a, a)));
         let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, low);
         low = _mm512_mask_mov_ps(low, lt, v);
         at = _mm512_mask_mov_epi32(at, lt, idx);
@@ -177,31 +207,38 @@ fn step_avx512(e: &[f32], p: &[f32], rest: f32, w: f32) -> (usize, f32) {
     // The lanes' smallest loss, then the lowest index among the lanes holding it.
     let min = _mm512_reduce_min_ps(low);
     if min == f32::INFINITY {
-        return step_scalar(e, p, rest, w);
+        return step_scalar(t, rest, w);
     }
     let eq = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(low, _mm512_set1_ps(min));
     let i = _mm512_mask_reduce_min_epu32(eq, at) as usize;
-    merge(&[min], &[i as u32], e, p, rest, w, n)
+    merge(&[min], &[i as u32], t, rest, w, n)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn step_avx2(e: &[f32], p: &[f32], rest: f32, w: f32) -> (usize, f32) {
+fn step_avx2(t: Terms, rest: f32, w: f32) -> (usize, f32) {
     use std::arch::x86_64::*;
-    let n = e.len().min(p.len()) / 8 * 8;
-    let (vr, vw) = (_mm256_set1_ps(rest), _mm256_set1_ps(w));
+    let n = t.s.len().min(t.norms.len()) / 8 * 8;
+    let (vr, vw, vx) = (
+        _mm256_set1_ps(rest),
+        _mm256_set1_ps(w),
+        _mm256_set1_ps(t.xj2),
+    );
+    let half = _mm256_set1_ps(0.5);
     let (mut low, mut at) = (_mm256_set1_ps(f32::INFINITY), _mm256_setzero_si256());
     let mut idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     for i in (0..n).step_by(8) {
         // SAFETY: `i + 8 <= n`, within both slices.
-        let (ev, pv) = unsafe {
+        let (sv, nv) = unsafe {
             (
-                _mm256_loadu_ps(e.as_ptr().add(i)),
-                _mm256_loadu_ps(p.as_ptr().add(i)),
+                _mm256_loadu_ps(t.s.as_ptr().add(i)),
+                _mm256_loadu_ps(t.norms.as_ptr().add(i)),
             )
         };
-        let a = _mm256_add_ps(vr, pv);
-        let v = _mm256_add_ps(ev, _mm256_mul_ps(vw, _mm256_mul_ps(a, a)));
+        let e = _mm256_add_ps(vx, sv);
+        let p = _mm256_add_ps(vx, _mm256_mul_ps(half, _mm256_sub_ps(sv, nv)));
+        let a = _mm256_add_ps(vr, p);
+        let v = _mm256_add_ps(e, _mm256_mul_ps(vw, _mm256_mul_ps(a, a)));
         let lt = _mm256_cmp_ps::<_CMP_LT_OQ>(v, low);
         low = _mm256_blendv_ps(low, v, lt);
         at = _mm256_blendv_epi8(at, idx, _mm256_castps_si256(lt));
@@ -213,9 +250,9 @@ fn step_avx2(e: &[f32], p: &[f32], rest: f32, w: f32) -> (usize, f32) {
         _mm256_storeu_ps(lv.as_mut_ptr(), low);
         _mm256_storeu_si256(li.as_mut_ptr().cast(), at);
     }
-    match merge(&lv, &li, e, p, rest, w, n) {
+    match merge(&lv, &li, t, rest, w, n) {
         // Lanes that never moved hold index 0; let the reference settle all-infinite cases.
-        (_, v) if v == f32::INFINITY => step_scalar(e, p, rest, w),
+        (_, v) if v == f32::INFINITY => step_scalar(t, rest, w),
         best => best,
     }
 }
@@ -342,41 +379,51 @@ mod tests {
     #[test]
     fn dispatched_step_matches_scalar_bit_for_bit() {
         let mut rng = Rng(13);
+        let (xj2, rest, w) = (0.8, 0.3, 0.05);
         for k in [16, 256, 7, 33, 48, 100] {
-            let mut e: Vec<f32> = (0..k).map(|_| rng.centred().abs() + 0.1).collect();
-            let mut p: Vec<f32> = (0..k).map(|_| rng.centred()).collect();
-            // A tie at the minimum (loss 0 at two centroids): the lower index must win in
-            // every variant, whichever lane each falls in.
+            let mut sc: Vec<f32> = (0..k).map(|_| rng.centred().abs() + 0.1).collect();
+            let mut norms: Vec<f32> = (0..k).map(|_| rng.centred().abs()).collect();
+            // A tie at the minimum (the same terms at two centroids): the lower index must
+            // win in every variant, whichever lane each falls in.
             if k > 20 {
                 for i in [5, k - 1] {
-                    (e[i], p[i]) = (0.0, -0.3);
+                    (sc[i], norms[i]) = (-1.0, 0.25);
                 }
             }
-            let want = step_scalar(&e, &p, 0.3, 0.7);
-            let got = step(&e, &p, 0.3, 0.7);
+            let t = Terms {
+                s: &sc,
+                norms: &norms,
+                xj2,
+            };
+            let want = step_scalar(t, rest, w);
+            let got = step(t, rest, w);
             assert_eq!(
                 (got.0, got.1.to_bits()),
                 (want.0, want.1.to_bits()),
                 "k={k}"
             );
+            if k > 20 {
+                assert_eq!(want.0, 5);
+            }
             #[cfg(target_arch = "x86_64")]
             {
                 if std::is_x86_feature_detected!("avx512f") {
                     // SAFETY: the CPU has AVX-512F, checked just above.
-                    let got = unsafe { step_avx512(&e, &p, 0.3, 0.7) };
+                    let got = unsafe { step_avx512(t, rest, w) };
                     assert_eq!((got.0, got.1.to_bits()), (want.0, want.1.to_bits()));
                 }
                 if std::is_x86_feature_detected!("avx2") {
                     // SAFETY: the CPU has AVX2, checked just above.
-                    let got = unsafe { step_avx2(&e, &p, 0.3, 0.7) };
+                    let got = unsafe { step_avx2(t, rest, w) };
                     assert_eq!((got.0, got.1.to_bits()), (want.0, want.1.to_bits()));
                 }
             }
             // And the same as an argmin over the losses written out.
-            let loss: Vec<f32> = e
-                .iter()
-                .zip(&p)
-                .map(|(e, p)| e + 0.7 * ((0.3 + p) * (0.3 + p)))
+            let loss: Vec<f32> = (0..k)
+                .map(|c| {
+                    let (e, p) = (xj2 + sc[c], xj2 + 0.5 * (sc[c] - norms[c]));
+                    e + w * ((rest + p) * (rest + p))
+                })
                 .collect();
             let (i, v) = argmin(&loss);
             assert_eq!((i, v.to_bits()), (want.0, want.1.to_bits()), "k={k}");
