@@ -186,8 +186,51 @@ pub fn argmin(v: &[f32]) -> (usize, f32) {
             // SAFETY: the CPU supports AVX-512F, checked just above.
             return unsafe { argmin_avx512(v) };
         }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { argmin_avx2(v) };
+        }
     }
     argmin_scalar(v)
+}
+
+/// [`argmin_avx512`] with 8 lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn argmin_avx2(v: &[f32]) -> (usize, f32) {
+    use std::arch::x86_64::*;
+    let n = v.len() / 8 * 8;
+    let (mut low, mut at) = (_mm256_set1_ps(f32::INFINITY), _mm256_setzero_si256());
+    let mut idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for i in (0..n).step_by(8) {
+        // SAFETY: `i + 8 <= n <= v.len()`.
+        let x = unsafe { _mm256_loadu_ps(v.as_ptr().add(i)) };
+        let lt = _mm256_cmp_ps::<_CMP_LT_OQ>(x, low);
+        low = _mm256_blendv_ps(low, x, lt);
+        at = _mm256_blendv_epi8(at, idx, _mm256_castps_si256(lt));
+        idx = _mm256_add_epi32(idx, _mm256_set1_epi32(8));
+    }
+    let (mut lv, mut li) = ([0f32; 8], [0u32; 8]);
+    // SAFETY: both arrays hold exactly 8 lanes; storeu needs no alignment.
+    unsafe {
+        _mm256_storeu_ps(lv.as_mut_ptr(), low);
+        _mm256_storeu_si256(li.as_mut_ptr().cast(), at);
+    }
+    let mut best = (0, f32::INFINITY);
+    for (&x, &i) in lv.iter().zip(&li) {
+        if x < best.1 || (x == best.1 && (i as usize) < best.0) {
+            best = (i as usize, x);
+        }
+    }
+    for (i, &x) in v.iter().enumerate().skip(n) {
+        if x < best.1 {
+            best = (i, x);
+        }
+    }
+    if best.1 == f32::INFINITY || best.1 == 0.0 {
+        return argmin_scalar(v);
+    }
+    best
 }
 
 /// One pass, 16 lanes each keeping the first minimum of its positions, then the lanes
@@ -650,11 +693,13 @@ mod tests {
             for case in 0..6 {
                 let mut v: Vec<f32> = (0..len).map(|_| rng.random_range(-4.0f32..4.0)).collect();
                 match case {
-                    // Ties at the minimum, in different lanes and in the tail.
+                    // Ties at the minimum, in different lanes and in the tail; 9 and 17
+                    // sit in lower lanes than 3 (8 or 16 lanes), so merging the lanes in
+                    // lane order instead of by index would pick them.
                     1 if len > 20 => {
-                        v[len - 1] = -9.0;
-                        v[3] = -9.0;
-                        v[19] = -9.0;
+                        for i in [3, 9, 17, 19, len - 1] {
+                            v[i] = -9.0;
+                        }
                     }
                     2 => v.iter_mut().for_each(|x| *x = x.round()),
                     3 => v.iter_mut().step_by(2).for_each(|x| *x = f32::NAN),
@@ -668,6 +713,16 @@ mod tests {
                     (b.0, b.1.to_bits()),
                     "len {len} case {case}"
                 );
+                #[cfg(target_arch = "x86_64")]
+                if std::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2, checked just above.
+                    let a = unsafe { argmin_avx2(&v) };
+                    assert_eq!(
+                        (a.0, a.1.to_bits()),
+                        (b.0, b.1.to_bits()),
+                        "avx2 {len} {case}"
+                    );
+                }
             }
         }
     }
