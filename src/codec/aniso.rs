@@ -386,7 +386,7 @@ mod tests {
             // A tie at the minimum (the same terms at two centroids): the lower index must
             // win in every variant, whichever lane each falls in.
             if k > 20 {
-                for i in [5, k - 1] {
+                for i in [5, 17, k - 1] {
                     (sc[i], norms[i]) = (-1.0, 0.25);
                 }
             }
