@@ -200,28 +200,34 @@ pub fn argmin(v: &[f32]) -> (usize, f32) {
 fn argmin_avx2(v: &[f32]) -> (usize, f32) {
     use std::arch::x86_64::*;
     let n = v.len() / 8 * 8;
-    let (mut low, mut at) = (_mm256_set1_ps(f32::INFINITY), _mm256_setzero_si256());
-    let mut idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let mut lanes = MinLanes8::new();
     for i in (0..n).step_by(8) {
         // SAFETY: `i + 8 <= n <= v.len()`.
-        let x = unsafe { _mm256_loadu_ps(v.as_ptr().add(i)) };
-        let lt = _mm256_cmp_ps::<_CMP_LT_OQ>(x, low);
-        low = _mm256_blendv_ps(low, x, lt);
-        at = _mm256_blendv_epi8(at, idx, _mm256_castps_si256(lt));
-        idx = _mm256_add_epi32(idx, _mm256_set1_epi32(8));
+        lanes.push(unsafe { _mm256_loadu_ps(v.as_ptr().add(i)) });
     }
-    let (mut lv, mut li) = ([0f32; 8], [0u32; 8]);
-    // SAFETY: both arrays hold exactly 8 lanes; storeu needs no alignment.
-    unsafe {
-        _mm256_storeu_ps(lv.as_mut_ptr(), low);
-        _mm256_storeu_si256(li.as_mut_ptr().cast(), at);
+    first_min_or_reference(v, lanes.first_min(), n)
+}
+
+/// One pass, 16 lanes each keeping the first minimum of its positions, then the lanes
+/// merged by value and then index.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn argmin_avx512(v: &[f32]) -> (usize, f32) {
+    use std::arch::x86_64::*;
+    let n = v.len() / 16 * 16;
+    let mut lanes = MinLanes16::new();
+    for i in (0..n).step_by(16) {
+        // SAFETY: `i + 16 <= n <= v.len()`.
+        lanes.push(unsafe { _mm512_loadu_ps(v.as_ptr().add(i)) });
     }
-    let mut best = (0, f32::INFINITY);
-    for (&x, &i) in lv.iter().zip(&li) {
-        if x < best.1 || (x == best.1 && (i as usize) < best.0) {
-            best = (i as usize, x);
-        }
-    }
+    first_min_or_reference(v, lanes.first_min(), n)
+}
+
+/// The lanes' first minimum `best`, then the positions from `n` on, which no lane
+/// covered. Anything but a finite non-zero minimum (all NaN or infinite, or a zero whose
+/// sign the reference might pick differently) goes to [`argmin_scalar`], which settles
+/// those cases.
+fn first_min_or_reference(v: &[f32], mut best: (usize, f32), n: usize) -> (usize, f32) {
     for (i, &x) in v.iter().enumerate().skip(n) {
         if x < best.1 {
             best = (i, x);
@@ -233,40 +239,96 @@ fn argmin_avx2(v: &[f32]) -> (usize, f32) {
     best
 }
 
-/// One pass, 16 lanes each keeping the first minimum of its positions, then the lanes
-/// merged by value and then index. Anything but a finite non-zero minimum (all NaN or
-/// infinite, or a zero whose sign the reference might pick differently) goes to the
-/// reference, which settles those cases.
+/// 16 running minima, one per lane, each the first (lowest position) among that lane's
+/// values, with their positions: blocks of 16 values are pushed in position order.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn argmin_avx512(v: &[f32]) -> (usize, f32) {
-    use std::arch::x86_64::*;
-    let n = v.len() / 16 * 16;
-    let (mut low, mut at) = (_mm512_set1_ps(f32::INFINITY), _mm512_setzero_si512());
-    let mut idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    for i in (0..n).step_by(16) {
-        // SAFETY: `i + 16 <= n <= v.len()`.
-        let x = unsafe { _mm512_loadu_ps(v.as_ptr().add(i)) };
-        let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, low);
-        low = _mm512_mask_mov_ps(low, lt, x);
-        at = _mm512_mask_mov_epi32(at, lt, idx);
-        idx = _mm512_add_epi32(idx, _mm512_set1_epi32(16));
-    }
-    let mut best = (0, f32::INFINITY);
-    if n > 0 {
-        let min = _mm512_reduce_min_ps(low);
-        let eq = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(low, _mm512_set1_ps(min));
-        best = (_mm512_mask_reduce_min_epu32(eq, at) as usize, min);
-    }
-    for (i, &x) in v.iter().enumerate().skip(n) {
-        if x < best.1 {
-            best = (i, x);
+pub(crate) struct MinLanes16 {
+    low: std::arch::x86_64::__m512,
+    at: std::arch::x86_64::__m512i,
+    next: std::arch::x86_64::__m512i,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl MinLanes16 {
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn new() -> MinLanes16 {
+        use std::arch::x86_64::*;
+        MinLanes16 {
+            low: _mm512_set1_ps(f32::INFINITY),
+            at: _mm512_setzero_si512(),
+            next: _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
         }
     }
-    if best.1 == f32::INFINITY || best.1 == 0.0 {
-        return argmin_scalar(v);
+
+    /// Offers the next 16 values (NaN never wins).
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn push(&mut self, v: std::arch::x86_64::__m512) {
+        use std::arch::x86_64::*;
+        let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, self.low);
+        self.low = _mm512_mask_mov_ps(self.low, lt, v);
+        self.at = _mm512_mask_mov_epi32(self.at, lt, self.next);
+        self.next = _mm512_add_epi32(self.next, _mm512_set1_epi32(16));
     }
-    best
+
+    /// The smallest value and the lowest position holding it; infinity (at a position
+    /// that means nothing) when no value was below it.
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn first_min(&self) -> (usize, f32) {
+        use std::arch::x86_64::*;
+        let min = _mm512_reduce_min_ps(self.low);
+        let eq = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(self.low, _mm512_set1_ps(min));
+        (_mm512_mask_reduce_min_epu32(eq, self.at) as usize, min)
+    }
+}
+
+/// [`MinLanes16`] with 8 lanes, for AVX2.
+#[cfg(target_arch = "x86_64")]
+pub(crate) struct MinLanes8 {
+    low: std::arch::x86_64::__m256,
+    at: std::arch::x86_64::__m256i,
+    next: std::arch::x86_64::__m256i,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl MinLanes8 {
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn new() -> MinLanes8 {
+        use std::arch::x86_64::*;
+        MinLanes8 {
+            low: _mm256_set1_ps(f32::INFINITY),
+            at: _mm256_setzero_si256(),
+            next: _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        }
+    }
+
+    /// Offers the next 8 values (NaN never wins).
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn push(&mut self, v: std::arch::x86_64::__m256) {
+        use std::arch::x86_64::*;
+        let lt = _mm256_cmp_ps::<_CMP_LT_OQ>(v, self.low);
+        self.low = _mm256_blendv_ps(self.low, v, lt);
+        self.at = _mm256_blendv_epi8(self.at, self.next, _mm256_castps_si256(lt));
+        self.next = _mm256_add_epi32(self.next, _mm256_set1_epi32(8));
+    }
+
+    /// As [`MinLanes16::first_min`].
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn first_min(&self) -> (usize, f32) {
+        use std::arch::x86_64::*;
+        let (mut lv, mut li) = ([0f32; 8], [0u32; 8]);
+        // SAFETY: both arrays hold exactly 8 lanes; storeu needs no alignment.
+        unsafe {
+            _mm256_storeu_ps(lv.as_mut_ptr(), self.low);
+            _mm256_storeu_si256(li.as_mut_ptr().cast(), self.at);
+        }
+        let mut best = (0, f32::INFINITY);
+        for (&x, &i) in lv.iter().zip(&li) {
+            if x < best.1 || (x == best.1 && (i as usize) < best.0) {
+                best = (i as usize, x);
+            }
+        }
+        best
+    }
 }
 
 /// The reference for [`argmin`]. The minimum is taken lane-wise over 16 accumulators
