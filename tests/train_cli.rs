@@ -305,4 +305,29 @@ fn unit_length_rows_decode_to_unit_length() {
         let len = r.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
         assert!((len - 1.0).abs() < 1e-5, "{len}");
     }
+
+    // Rows of other lengths through that codebook would come back at length 1: refused,
+    // by file and row, and nothing is written.
+    let vcb = dir.path().join("unit.vcb");
+    let (code, err) = run(
+        &["train", "-q", "--codec", "pq:m=4,nbits=4"],
+        &[("--in", &npy), ("--out", &vcb)],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let mut raw = x.clone();
+    raw[7 * dims..8 * dims].iter_mut().for_each(|v| *v *= 3.0);
+    let rawp = dir.path().join("raw.npy");
+    write_npy(&rawp, rows as u64, dims as u64, &raw);
+    let out2 = dir.path().join("raw.vectro");
+    let (code, err) = run(
+        &["compress", "-q", "--no-fsync"],
+        &[("--in", &rawp), ("--codebook", &vcb), ("--out", &out2)],
+    );
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains("raw.npy") && err.contains("row 7") && err.contains("length is 3.0000"),
+        "{err}"
+    );
+    assert!(err.contains("normalise the rows"), "{err}");
+    assert!(!out2.exists());
 }

@@ -435,6 +435,30 @@ impl Pq {
     }
 }
 
+/// How far from 1 a row's length may be for a unit-length codebook, which decodes it to
+/// exactly 1: beyond this the decoded row's length would visibly change.
+pub const UNIT_TOLERANCE: f32 = 0.01;
+
+/// Refuses a row whose length is not 1 (within [`UNIT_TOLERANCE`]) for a codebook that
+/// decodes to unit length: decoding would silently change its length.
+fn check_unit_length(input: &[f32], dims: usize) -> Result<(), EncodeFault> {
+    for (r, row) in input.chunks_exact(dims).enumerate() {
+        let len = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if (len - 1.0).abs() > UNIT_TOLERANCE {
+            return Err(EncodeFault {
+                row: r,
+                col: 0,
+                msg: format!(
+                    "the row's length is {len:.4}, not 1, and this codebook decodes every row \
+                     to length 1 (unit=1: its training rows had unit length); normalise the \
+                     rows, or use a codebook trained with unit=0"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Stores code `j` of subspace `s`.
 fn put_code(code: &mut [u8], s: usize, nbits: u8, j: usize) {
     if nbits == 8 {
@@ -487,6 +511,9 @@ impl Codec for Pq {
     }
 
     fn encode(&self, input: &[f32], out: &mut [u8]) -> Result<(), EncodeFault> {
+        if self.book.unit {
+            check_unit_length(input, self.book.dims)?;
+        }
         match &self.book.rotation {
             None => self.encode_rotated(input, out),
             Some(r) => {
@@ -691,6 +718,22 @@ mod tests {
         assert!(!book.unit && book.aniso == 3.0);
         let book = trained(&raw, "m=4,nbits=4,unit=1");
         assert!(book.unit && book.aniso == 1.0);
+        // A unit-length codebook refuses rows it would change the length of, by row.
+        let codec = Pq::new(trained(&unit, "m=4,nbits=4"));
+        let mut rows = unit[..3 * dims].to_vec();
+        rows[dims..2 * dims].iter_mut().for_each(|v| *v *= 1.02);
+        let mut out = vec![0u8; codec.encoded_len(3)];
+        let e = codec.encode(&rows, &mut out).unwrap_err();
+        assert_eq!(e.row, 1);
+        assert!(
+            e.msg.contains("length is 1.0200") && e.msg.contains("unit=0"),
+            "{}",
+            e.msg
+        );
+        rows[dims..2 * dims]
+            .iter_mut()
+            .for_each(|v| *v /= 1.02 / 1.005);
+        assert!(codec.encode(&rows, &mut out).is_ok());
         let e = PqParams::parse("pq", "m=4,unit=yes", dims)
             .unwrap_err()
             .to_string();

@@ -346,6 +346,12 @@ mod tests {
             (CodecId::Opq, "m=8,opq_iters=2,unit=1"),
         ] {
             let p = PqParams::parse("pq", text, dims).unwrap();
+            // A unit-length codebook takes rows of length 1 only.
+            let x = if p.unit == Some(true) {
+                unit_rows(&x, dims)
+            } else {
+                x.clone()
+            };
             let codec = Pq::new(train(id, &p, &x, dims, &NoProgress, &Default::default()).unwrap());
             let book = codec.codebook();
             let mut codes = vec![0u8; codec.encoded_len(rows)];
@@ -400,6 +406,19 @@ mod tests {
         }
     }
 
+    /// `x`'s rows scaled to length 1 (a zero row becomes the first axis).
+    fn unit_rows(x: &[f32], dims: usize) -> Vec<f32> {
+        x.chunks_exact(dims)
+            .flat_map(|r| {
+                let len = r.iter().map(|v| v * v).sum::<f32>().sqrt();
+                (0..dims).map(move |t| match len > 0.0 {
+                    true => r[t] / len,
+                    false => f32::from(u8::from(t == 0)),
+                })
+            })
+            .collect()
+    }
+
     /// `table[s × ksub + j] = Σ_t term(q_s[t], c_{s,j}[t])`: the per-query table.
     fn table(book: &Codebook, q: &[f32], term: impl Fn(f32, f32) -> f32) -> Vec<f32> {
         let dsub = book.dsub();
@@ -431,6 +450,11 @@ mod tests {
             (CodecId::Opq, "m=4,opq_iters=2,unit=1"),
         ] {
             let p = PqParams::parse("pq", text, dims).unwrap();
+            let x = if p.unit == Some(true) {
+                unit_rows(&x, dims)
+            } else {
+                x.clone()
+            };
             let codec = Pq::new(train(id, &p, &x, dims, &NoProgress, &Default::default()).unwrap());
             let mut codes = vec![0u8; codec.encoded_len(rows)];
             codec.encode(&x, &mut codes).unwrap();
