@@ -149,29 +149,26 @@ fn step(t: Terms, rest: f32, w: f32) -> (usize, f32) {
 
 /// The reference for [`step`]: the first minimum in index order.
 fn step_scalar(t: Terms, rest: f32, w: f32) -> (usize, f32) {
-    merge(&[], &[], t, rest, w, 0)
+    scan_from((usize::MAX, f32::INFINITY), t, rest, w, 0)
 }
 
-/// Merges per-lane first minima (`low`, at indices `at`) with the losses of the centroids
-/// from `from` on, which no lane covered: the smallest loss, then the lowest index.
-/// All-NaN or infinite losses give centroid 0, as [`argmin`] does.
-fn merge(low: &[f32], at: &[u32], t: Terms, rest: f32, w: f32, from: usize) -> (usize, f32) {
-    let mut best = (usize::MAX, f32::INFINITY);
-    let lanes = low.iter().zip(at).map(|(&v, &i)| (i as usize, v));
-    for (i, v) in lanes.chain((from..t.s.len()).map(|c| (c, t.loss(c, rest, w)))) {
-        if v < best.1 || (v == best.1 && i < best.0) {
-            best = (i, v);
+/// `best` (a loss and its centroid) against the centroids from `from` on: the smallest
+/// loss, then the lowest index. All-NaN or infinite losses give centroid 0, as [`argmin`]
+/// does.
+fn scan_from(mut best: (usize, f32), t: Terms, rest: f32, w: f32, from: usize) -> (usize, f32) {
+    for c in from..t.s.len() {
+        let v = t.loss(c, rest, w);
+        if v < best.1 || (v == best.1 && c < best.0) {
+            best = (c, v);
         }
     }
     if best.0 == usize::MAX {
-        return (
-            0,
-            if t.s.is_empty() {
-                f32::INFINITY
-            } else {
-                t.loss(0, rest, w)
-            },
-        );
+        let v = if t.s.is_empty() {
+            f32::INFINITY
+        } else {
+            t.loss(0, rest, w)
+        };
+        return (0, v);
     }
     best
 }
@@ -232,14 +229,14 @@ fn step_avx2(t: Terms, rest: f32, w: f32) -> (usize, f32) {
     with_tail(lanes.first_min(), t, rest, w, n)
 }
 
-/// The lanes' first minimum `(at, min)` merged with the centroids from `n` on, which no
-/// lane covered; all-infinite (or NaN) lanes go to the reference, which settles them.
+/// The lanes' first minimum against the centroids from `n` on, which no lane covered;
+/// all-infinite (or NaN) lanes go to the reference, which settles them.
 #[cfg(target_arch = "x86_64")]
-fn with_tail((at, min): (usize, f32), t: Terms, rest: f32, w: f32, n: usize) -> (usize, f32) {
-    if min == f32::INFINITY {
+fn with_tail(lanes: (usize, f32), t: Terms, rest: f32, w: f32, n: usize) -> (usize, f32) {
+    if lanes.1 == f32::INFINITY {
         return step_scalar(t, rest, w);
     }
-    merge(&[min], &[at as u32], t, rest, w, n)
+    scan_from(lanes, t, rest, w, n)
 }
 
 #[cfg(test)]

@@ -91,8 +91,9 @@ impl CentroidTable {
         scores(x, &self.transposed, &self.norms, &mut out[..self.k]);
     }
 
-    /// Centroid `j`, gathered from the transposed layout (for tests and diagnostics).
-    pub fn centroid(&self, j: usize) -> Vec<f32> {
+    /// Centroid `j`, gathered from the transposed layout.
+    #[cfg(test)]
+    pub(crate) fn centroid(&self, j: usize) -> Vec<f32> {
         (0..self.d)
             .map(|t| self.transposed[t * self.k + j])
             .collect()

@@ -468,6 +468,20 @@ fn put_code(code: &mut [u8], s: usize, nbits: u8, j: usize) {
     }
 }
 
+/// `1/‖x̂‖` of the row with `code` (0 for a zero row), where `norm(s, j)` is `‖c‖²` of
+/// centroid `j` of subspace `s`. The subspaces split the coordinates (and OPQ's rotation
+/// keeps lengths), so `‖x̂‖²` is the chosen centroids' squared norms, summed in subspace
+/// order: decoding and ADC both take it from here, so they scale alike.
+pub(crate) fn inv_length(
+    code: &[u8],
+    m: usize,
+    nbits: u8,
+    norm: impl Fn(usize, usize) -> f32,
+) -> f32 {
+    let nsq: f32 = (0..m).map(|s| norm(s, get_code(code, s, nbits))).sum();
+    if nsq > 0.0 { 1.0 / nsq.sqrt() } else { 0.0 }
+}
+
 /// Reads the code of subspace `s`.
 pub fn get_code(code: &[u8], s: usize, nbits: u8) -> usize {
     if nbits == 8 {
@@ -535,10 +549,9 @@ impl Codec for Pq {
                 .chunks_exact(cb)
                 .zip(out[..rows * d].chunks_exact_mut(d))
             {
-                let nsq: f32 = (0..self.book.m)
-                    .map(|s| self.tables[s].norms()[get_code(code, s, self.book.nbits)])
-                    .sum();
-                let inv = if nsq > 0.0 { 1.0 / nsq.sqrt() } else { 0.0 };
+                let inv = inv_length(code, self.book.m, self.book.nbits, |s, j| {
+                    self.tables[s].norms()[j]
+                });
                 o.iter_mut().for_each(|v| *v *= inv);
             }
         }

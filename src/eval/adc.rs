@@ -27,7 +27,7 @@ use super::search::{Floors, Metric, Queries};
 use super::topk::TopK;
 use crate::codec::Codebook;
 use crate::codec::opq::rotate;
-use crate::codec::pq::get_code;
+use crate::codec::pq::inv_length;
 use crate::simd;
 use crate::simd::adc::{BLOCK, Lanes, Term, block_sums};
 
@@ -269,10 +269,9 @@ impl AdcTables {
         codes
             .chunks_exact(self.code_bytes)
             .map(|code| {
-                let nsq: f32 = (0..self.m)
-                    .map(|s| self.norms[s * self.ksub + get_code(code, s, self.nbits)])
-                    .sum();
-                if nsq > 0.0 { 1.0 / nsq.sqrt() } else { 0.0 }
+                inv_length(code, self.m, self.nbits, |s, j| {
+                    self.norms[s * self.ksub + j]
+                })
             })
             .collect()
     }
@@ -315,7 +314,7 @@ fn block_table(book: &Codebook, qs: &[f32], metric: Metric, out: &mut [Lanes]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::pq::{PqParams, train};
+    use crate::codec::pq::{PqParams, get_code, train};
     use crate::codec::{Codec, CodecId, Pq};
     use crate::pipeline::NoProgress;
     use rand::{RngExt, SeedableRng};

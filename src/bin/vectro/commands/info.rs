@@ -186,27 +186,21 @@ struct CodebookInfo {
     codec_facts: std::collections::BTreeMap<String, String>,
 }
 
-/// The minor version of a `.vcb` file (bytes 6..8), which has just been read and checked.
-fn vcb_minor(path: &std::path::Path) -> u16 {
-    use std::io::Read;
-    let mut head = [0u8; 8];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .map_or(0, |()| u16::from_le_bytes([head[6], head[7]]))
-}
-
 /// `info` of a `.vcb` codebook: its codec parameters and training facts, as a container's
 /// info shows them, after its checksum is checked.
 fn codebook(a: &InfoArgs) -> anyhow::Result<i32> {
-    let book = vectro::pipeline::train::read_codebook_file(&a.file)?;
-    let file_bytes = std::fs::metadata(&a.file).map_or(0, |m| m.len());
+    // One read: the codebook, its size and its minor version (bytes 6..8) all come from it.
+    let bytes = std::fs::read(&a.file).map_err(|e| vectro::Error::io(&a.file, "reading", e))?;
+    let book = vectro::codec::Codebook::from_vcb_own_dims(&a.file, &bytes)?;
+    let file_bytes = bytes.len() as u64;
+    let minor = u16::from_le_bytes([bytes[6], bytes[7]]);
     let codec = vectro::codec::Pq::new(book.clone());
     let f = book.facts;
     let info = CodebookInfo {
         path: a.file.display().to_string(),
         kind: "codebook",
         // from_vcb accepts only major version 1; the minor version is informational.
-        format_version: format!("1.{}", vcb_minor(&a.file)),
+        format_version: format!("1.{minor}"),
         codec: vectro::Codec::name(&codec),
         dims: book.dims,
         m: book.m,
