@@ -8,14 +8,15 @@
 //! Two scale rules, both decoded the same way:
 //! - `max` (`int4:scale=max`): `scale = max|v| / 7`, so nothing clips and
 //!   `|v − v'| <= scale / 2` per element.
-//! - `fit` (the default): try clipping scales `max|v|/7 × f` for `f` in
+//! - `fit` (the default): search the clipping scales `max|v|/7 × f` for `f` in
 //!   `{1, 0.95, ..., 0.6}` (0.85–0.75 first, then the ones on the winner's side if it sits
-//!   at an edge), refit each one's codes by least squares (`scale = <v,q> / <q,q>`),
-//!   and keep the one with the least squared error. Clipping a few large values buys finer
-//!   steps for all the others; on real embeddings it lifts R@10 by about 1.5 points.
-//!   Bound: `||v − v'||² <= dims × (max|v| / 14)²`, the `max` rule's (a search that ends
-//!   above it also scores `f = 1`, the `max` rule's scale refit). Rows whose `max|v|/7` is
-//!   subnormal keep the `max` rule.
+//!   at an edge) for the least squared error after a least-squares refit of the scale
+//!   (`scale = <v,q> / <q,q>`), ranking them on the row's values rounded to 127 steps of
+//!   `max|v|` ([`FIT_U`]); the winner's scale is refit on the real values. Clipping a few
+//!   large values buys finer steps for all the others; on real embeddings it lifts R@10
+//!   by about 1.5 points. Bound: `||v − v'||² <= dims × (max|v| / 14)²`, the `max` rule's
+//!   (a winner above it is compared with `f = 1`, the `max` rule's scale refit). Rows whose
+//!   `max|v|/7` is subnormal, or `max|v|` below ~3.7e-37, keep the `max` rule.
 //! - `gauss` (`int4:grid=gauss`, the default with `rotate=1`): code `q` decodes to
 //!   `sign(q) × GAUSS[|q|] × scale`, the Lloyd–Max levels of a unit Gaussian, which is what
 //!   rotated coordinates look like: about 14% less squared error than the uniform fit on real
@@ -39,8 +40,9 @@ pub const FIT_FACTORS: [f32; 9] = [1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0
 /// real embeddings' optimum usually lies (0.75–0.85 for two thirds of
 /// `minilm_wordnet_10k`'s rows, and for most rows of Gaussian, Laplacian and spiky
 /// synthetic data). Only when the winner sits at an edge are the factors beyond it scored:
-/// 4.9 candidates a row on average on real embeddings, against 5.7 when `f = 1` was always
-/// among the first, with the same choices; 0.06% more squared error than scoring all nine.
+/// 4.7 candidates a row on average on real embeddings. Ranked on [`FIT_U`] levels, the
+/// search leaves 0.11% more squared error on `minilm_wordnet_10k` than the best of all
+/// nine factors scored on the real values (0.07% when it ranked on the real values).
 const FIT_FIRST: [usize; 3] = [3, 4, 5];
 
 /// The per-vector int4 codec.
@@ -87,14 +89,17 @@ fn magnitude(a: f32) -> f32 {
 /// codes: the scalar reference of [`crate::simd::int4::fit_dots`].
 ///
 /// `v·q = |v|·|q|` exactly (the code has the value's sign), so the sums run on magnitudes.
-/// Lane `i` adds the products of dimensions `i, i + 16, ...` in order, then
-/// [`fit_dots_finish`] adds the tail and the lanes; `<q, q>` is exact (integers below 2²⁴
-/// for any dims under 342,000). `<v, q>` accumulates with fused multiply-adds (one
-/// rounding each), so every SIMD level's FMA reproduces it.
+/// [`FIT_SETS`] sets of [`LANES`] lanes take the 16-value chunks in turn (chunk `j` to set
+/// `j mod 4`; lane `i` of a set adds its chunks' `i`th products in order), so a row is
+/// four independent chains of fused multiply-adds; then [`fit_dots_finish`] adds the tail
+/// and the lanes. `<q, q>` is exact (integers below 2²⁴ for any dims under 342,000).
+/// `<v, q>` accumulates with fused multiply-adds (one rounding each), so every SIMD level's
+/// FMA reproduces it.
 pub fn fit_dots(row: &[f32], inv: f32) -> (f64, f64) {
-    let (mut vq, mut qq) = ([0f32; LANES], [0f32; LANES]);
+    let (mut vq, mut qq) = ([[0f32; LANES]; FIT_SETS], [[0f32; LANES]; FIT_SETS]);
     let mut chunks = row.chunks_exact(LANES);
-    for c in &mut chunks {
+    for (j, c) in (&mut chunks).enumerate() {
+        let (vq, qq) = (&mut vq[j % FIT_SETS], &mut qq[j % FIT_SETS]);
         for i in 0..LANES {
             let a = c[i].abs();
             let q = magnitude(a * inv);
@@ -104,6 +109,10 @@ pub fn fit_dots(row: &[f32], inv: f32) -> (f64, f64) {
     }
     fit_dots_finish(&vq, &qq, chunks.remainder(), inv)
 }
+
+/// Lane sets of [`fit_dots`]: one chain of 4-cycle fused multiply-adds would make a
+/// single candidate's pass wait on latency, not throughput.
+pub const FIT_SETS: usize = 4;
 
 /// `Σ v²` of `row` in a fixed order, and its [`crate::codec::int8::max_abs_bits`]: the scalar
 /// reference of [`crate::simd::int4::max_abs_sumsq`]. Two sets of [`LANES`] lanes take
@@ -129,11 +138,20 @@ pub fn sum_squares_tail(tail: &[f32]) -> f32 {
     tail.iter().fold(0f32, |t, &x| x.mul_add(x, t))
 }
 
-/// The end of [`fit_dots`], shared by every SIMD level: the tail of fewer than [`LANES`]
-/// values, then the lanes added pairwise in f64 (a short dependency chain).
-pub fn fit_dots_finish(vq: &[f32; LANES], qq: &[f32; LANES], tail: &[f32], inv: f32) -> (f64, f64) {
+/// The end of [`fit_dots`], shared by every SIMD level: the sets added lane by lane in
+/// float32, `(s0 + s1) + (s2 + s3)`, then the tail of fewer than [`LANES`] values and the
+/// lanes added pairwise in f64 (a short dependency chain).
+pub fn fit_dots_finish(
+    vq: &[[f32; LANES]; FIT_SETS],
+    qq: &[[f32; LANES]; FIT_SETS],
+    tail: &[f32],
+    inv: f32,
+) -> (f64, f64) {
+    let merge = |s: &[[f32; LANES]; FIT_SETS]| -> [f32; LANES] {
+        std::array::from_fn(|i| (s[0][i] + s[1][i]) + (s[2][i] + s[3][i]))
+    };
     let (tvq, tqq) = fit_dots_tail(tail, inv);
-    (lane_sum(vq, tvq), lane_sum(qq, tqq))
+    (lane_sum(&merge(vq), tvq), lane_sum(&merge(qq), tqq))
 }
 
 /// The tail's part of [`fit_dots_finish`]: plain sequential sums, in f32.
@@ -146,6 +164,79 @@ pub fn fit_dots_tail(tail: &[f32], inv: f32) -> (f32, f32) {
         tqq += q * q;
     }
     (tvq, tqq)
+}
+
+/// The `fit` search's resolution: it scores candidate scales on `u = round(|v| × 127 /
+/// max|v|)`, an integer in `0..=127`, instead of on `|v|`. Its sums are then integers, so
+/// every SIMD level gets them exactly and in any order, and AVX-512 scores all nine factors
+/// with one byte lookup and two dot products per 64 values. Only the choice of factor comes
+/// from them: the stored scale is refit on the real values.
+pub const FIT_U: u8 = 127;
+
+/// `fit_codes()[k][u]`: the code magnitude of `u` (see [`FIT_U`]) at factor
+/// `FIT_FACTORS[k]`, `round(min(u × 7 / (127 × f), 7))`, computed in float64 and rounded half
+/// to even.
+pub fn fit_codes() -> &'static [[u8; 128]; 9] {
+    static CODES: std::sync::OnceLock<[[u8; 128]; 9]> = std::sync::OnceLock::new();
+    CODES.get_or_init(|| {
+        let mut t = [[0u8; 128]; 9];
+        for (row, &f) in t.iter_mut().zip(&FIT_FACTORS) {
+            for (u, q) in row.iter_mut().enumerate() {
+                let y = u as f64 * 7.0 / (f64::from(FIT_U) * f64::from(f));
+                *q = y.min(7.0).round_ties_even() as u8;
+            }
+        }
+        t
+    })
+}
+
+/// `fit_thresholds()[k][j]`: the first level whose code at factor `FIT_FACTORS[k]` is
+/// above `j` (128 if none), so a level's code is the count of thresholds it reaches: the
+/// form of [`fit_codes`] that compares, rather than looks up, in SIMD.
+pub fn fit_thresholds() -> &'static [[u8; 7]; 9] {
+    static THRESHOLDS: std::sync::OnceLock<[[u8; 7]; 9]> = std::sync::OnceLock::new();
+    THRESHOLDS.get_or_init(|| {
+        fit_codes().map(|t| {
+            std::array::from_fn(|j| t.iter().position(|&q| usize::from(q) > j).unwrap_or(128) as u8)
+        })
+    })
+}
+
+/// `u[i] = round(min(|row[i]| × c, 127))`, half to even: the search's levels of `row` at
+/// `c = 127 / max|v|` (finite). The scalar reference of [`crate::simd::int4::fit_levels`].
+pub fn fit_levels(row: &[f32], c: f32, u: &mut [u8]) {
+    fit_levels_body(row, c, u)
+}
+
+/// The body of [`fit_levels`], inlined into each SIMD level's wrapper: the integer is read
+/// from the bits of `y + 1.5·2²³`, so the loop vectorises.
+#[inline(always)]
+pub(crate) fn fit_levels_body(row: &[f32], c: f32, u: &mut [u8]) {
+    let magic = ROUND_MAGIC.to_bits();
+    for (o, &x) in u.iter_mut().zip(row) {
+        let y = x.abs() * c;
+        let y = if y < 127.0 { y } else { 127.0 };
+        *o = (y + ROUND_MAGIC).to_bits().wrapping_sub(magic) as u8;
+    }
+}
+
+/// `(Σ u·q, Σ q²)` of levels `u` (each at most 127) and their codes `q` at factor
+/// `FIT_FACTORS[k]`: the scalar reference of [`crate::simd::int4::fit_scores`].
+pub fn fit_scores(u: &[u8], k: usize) -> (u64, u64) {
+    let t = &fit_codes()[k];
+    let (mut vq, mut qq) = (0u64, 0u64);
+    for &x in u {
+        let q = u64::from(t[usize::from(x & 127)]);
+        vq += u64::from(x) * q;
+        qq += q * q;
+    }
+    (vq, qq)
+}
+
+/// Whether integer scores `a` rank above `b`: `a.0² / a.1 > b.0² / b.1`, compared exactly.
+fn ranks_above(a: (u64, u64), b: (u64, u64)) -> bool {
+    let (av, aq, bv, bq) = (a.0 as u128, a.1 as u128, b.0 as u128, b.1 as u128);
+    av * av * bq > bv * bv * aq
 }
 
 /// Codes of `row` at scale `s` (non-zero), packed two per byte into `out`
@@ -166,18 +257,19 @@ pub fn quantize_pack(row: &[f32], s: f32, out: &mut [u8]) {
 }
 
 /// Chooses one row's codes and scale under `rule`, packs the codes into `out` and returns
-/// the scale; `q` is scratch of `dims` codes (used by the `gauss` rule only). Under `fit`
-/// and `max`, a NaN or ±Inf is refused: `Err` holds its column.
+/// the scale; `q` (the `gauss` rule's) and `u` (the `fit` rule's) are scratch of `dims`
+/// values. Under `fit` and `max`, a NaN or ±Inf is refused: `Err` holds its column.
 ///
 /// For fixed codes the least-squares scale is `<v,q>/<q,q>` and leaves the squared error
 /// `||v||² − <v,q>²/<q,q>`, so the best candidate is the one with the largest `<v,q>²/<q,q>`.
-/// Each candidate costs one fused pass that never stores its codes; only the winner is
-/// quantized and packed.
+/// The search ranks candidates by that score on the row's [`FIT_U`] levels; only the
+/// winner is scored on the real values, quantized and packed.
 fn encode_row(
     row: &[f32],
     rule: ScaleRule,
     level: Level,
     q: &mut [i8],
+    u: &mut [u8],
     out: &mut [u8],
 ) -> Result<f32, usize> {
     if rule == ScaleRule::Gauss {
@@ -199,60 +291,70 @@ fn encode_row(
     }
     // A subnormal scale has too few mantissa bits for the fitted scale to be what the
     // fit measured, and from FIT_MAX up the fit's float32 sums could overflow (rows of
-    // 1e37 decoded to inf and NaN); such rows keep the max rule (and its bound).
-    if rule == ScaleRule::Max || s0 < f32::MIN_POSITIVE || max_abs >= FIT_MAX {
+    // 1e37 decoded to inf and NaN); such rows keep the max rule (and its bound), as do
+    // rows below ~3.7e-37, where the levels' factor 127 / max|v| overflows.
+    let c = f32::from(FIT_U) / max_abs;
+    if rule == ScaleRule::Max || s0 < f32::MIN_POSITIVE || max_abs >= FIT_MAX || !c.is_finite() {
         k4::quantize_pack_at(level, row, s0, out);
         return Ok(s0);
     }
-    // Scores the factors `ks` and keeps the best so far in `best`: (score, index, <v,q>,
-    // <q,q>). The score is vq²/qq (qq > 0: max|v| always codes to ±7); the larger scale
-    // (the lower index) wins ties, whatever the order scored. Independent divisions, not
-    // cross products compared against the last winner: that chain cost a fifth of the
-    // encode.
-    let score = |ks: &[usize], best: &mut (f64, usize, f64, f64)| {
-        let mut inv = [0f32; 3];
-        let mut got = [(0f64, 0f64); 3];
-        for (i, &k) in inv.iter_mut().zip(ks) {
-            // Finite: the scale is at least 0.6 × f32::MIN_POSITIVE.
-            *i = 1.0 / (s0 * FIT_FACTORS[k]);
+    let u = &mut u[..row.len()];
+    k4::fit_levels_at(level, row, c, u);
+    // The search on the levels' integer scores. Where one pass scores all nine factors as
+    // cheaply as three, they are all scored at once; the search reads the same scores
+    // either way, so every level chooses alike.
+    let mut sc = [(0u64, 0u64); 9];
+    if k4::fit_scores_all_at(level) {
+        k4::fit_scores_at(level, u, &ALL_FACTORS, &mut sc);
+    }
+    let all = k4::fit_scores_all_at(level);
+    let mut score = |ks: &[usize], best: &mut usize| {
+        if !all {
+            k4::fit_scores_at(level, u, ks, &mut sc);
         }
-        k4::fit_dots_at(level, row, &inv[..ks.len()], &mut got);
-        for (&k, &(vq, qq)) in ks.iter().zip(&got) {
-            let sc = vq * vq / qq;
-            if sc > best.0 || (sc == best.0 && k < best.1) {
-                *best = (sc, k, vq, qq);
+        for &k in ks {
+            // The larger scale (the lower index) wins ties, whatever the order scored.
+            if ranks_above(sc[k], sc[*best]) || (!ranks_above(sc[*best], sc[k]) && k < *best) {
+                *best = k;
             }
         }
     };
-    let mut best = (f64::NEG_INFINITY, 0, 0f64, 1f64);
+    let mut best = FIT_FIRST[0];
     score(&FIT_FIRST, &mut best);
-    let mut scored_one = false;
-    match best.1 {
+    match best {
         // 0.85 won: the optimum may lie above, where the error falls smoothly.
         3 => {
             score(&[1, 2], &mut best);
-            if best.1 == 1 {
+            if best == 1 {
                 score(&[0], &mut best);
-                scored_one = true;
             }
         }
-        // 0.75 won: score all below at once (one pass costs about as much as two): with
-        // an outlier, clipping it further can pay off past a local optimum.
+        // 0.75 won: score all below at once: with an outlier, clipping it further can pay
+        // off past a local optimum.
         5 => score(&[6, 7, 8], &mut best),
         _ => {}
     }
-    // The search may stop at a local optimum; the documented bound is the max rule's, so a
-    // row left above it also scores f = 1 (never worse than the max rule). `sum_sq` is inf
-    // for rows past ~1e18, which always takes this branch.
+    // The winner's codes, and their least-squares scale on the real values, in one pass.
+    // (The scale is at least 0.6 × f32::MIN_POSITIVE, so its inverse is finite.)
+    let (vq, qq) = k4::quantize_pack_dots_at(level, row, s0 * FIT_FACTORS[best], out);
+    // The documented bound is the max rule's, so a row left above it also scores f = 1
+    // (never worse than the max rule), and keeps it if it is at least as good. `sum_sq`
+    // is inf for rows past ~1e18, which always takes this branch.
     let bound = row.len() as f64 * (f64::from(max_abs) / 14.0).powi(2);
-    if !scored_one && sum_sq - best.0 > bound {
-        score(&[0], &mut best);
+    if best != 0 && sum_sq - vq * vq / qq > bound {
+        let mut one = [(0f64, 0f64)];
+        k4::fit_dots_at(level, row, &[1.0 / s0], &mut one);
+        let (v1, q1) = one[0];
+        if v1 * v1 / q1 >= vq * vq / qq {
+            k4::quantize_pack_at(level, row, s0, out);
+            return Ok((v1 / q1) as f32);
+        }
     }
-    let (_, k, best_vq, best_qq) = best;
-    let best_s = s0 * FIT_FACTORS[k];
-    k4::quantize_pack_at(level, row, best_s, out);
-    Ok((best_vq / best_qq) as f32)
+    Ok((vq / qq) as f32)
 }
+
+/// Every index into [`FIT_FACTORS`].
+const ALL_FACTORS: [usize; 9] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
 
 /// The decoded value of code `c` on the Gaussian grid, before the scale.
 fn gauss_level(c: i8) -> f32 {
@@ -373,7 +475,9 @@ fn nibble(b: u8) -> f32 {
 }
 
 thread_local! {
-    static CODES: std::cell::RefCell<Vec<i8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Per-row scratch: the `gauss` rule's codes and the `fit` rule's levels.
+    static SCRATCH: std::cell::RefCell<(Vec<i8>, Vec<u8>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 impl Codec for Int4 {
@@ -410,16 +514,17 @@ impl Codec for Int4 {
         let (codes, scales) = out.split_at_mut(rows * rb);
         // Detected once a block, not once a kernel call.
         let level = Level::detect();
-        CODES.with(|c| {
-            let q = &mut *c.borrow_mut();
+        SCRATCH.with(|c| {
+            let (q, u) = &mut *c.borrow_mut();
             q.resize(d, 0);
+            u.resize(d, 0);
             for (r, (row, code)) in input
                 .chunks_exact(d)
                 .zip(codes.chunks_exact_mut(rb))
                 .enumerate()
             {
                 let scale =
-                    encode_row(row, self.rule, level, q, code).map_err(|col| EncodeFault {
+                    encode_row(row, self.rule, level, q, u, code).map_err(|col| EncodeFault {
                         row: r,
                         col,
                         msg: format!("{} is not a finite number", row[col]),
@@ -611,7 +716,15 @@ mod tests {
             }
             let encode = |level: Level| {
                 let mut out = vec![0u8; d.div_ceil(2)];
-                let s = encode_row(&row, ScaleRule::Default, level, &mut [], &mut out).unwrap();
+                let s = encode_row(
+                    &row,
+                    ScaleRule::Default,
+                    level,
+                    &mut [],
+                    &mut vec![0; row.len()],
+                    &mut out,
+                )
+                .unwrap();
                 (s.to_bits(), out)
             };
             let want = encode(Level::Scalar);
@@ -648,8 +761,15 @@ mod tests {
             let err = dots.map(|(vq, qq)| norm - vq * vq / qq);
             let best = (0..9).fold(0, |b, k| if err[k] < err[b] { k } else { b });
             let mut out = vec![0u8; d / 2];
-            let scale =
-                encode_row(&row, ScaleRule::Default, Level::detect(), &mut [], &mut out).unwrap();
+            let scale = encode_row(
+                &row,
+                ScaleRule::Default,
+                Level::detect(),
+                &mut [],
+                &mut vec![0; row.len()],
+                &mut out,
+            )
+            .unwrap();
             let k = (0..9)
                 .find(|&k| (dots[k].0 / dots[k].1) as f32 == scale)
                 .expect("the scale is one candidate's least-squares scale");
@@ -657,8 +777,9 @@ mod tests {
             err_search += err[k];
             err_best += err[best];
         }
+        // The search ranks on 127 levels of |v|, not |v|: 561 rows and 0.15% measured.
         assert!(
-            same * 100 >= rows * 95,
+            same * 100 >= rows * 90,
             "{same} of {rows} rows pick the best factor"
         );
         assert!(err_search <= err_best * 1.002, "{err_search} vs {err_best}");

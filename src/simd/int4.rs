@@ -115,6 +115,91 @@ pub fn quantize_pack_at(level: Level, row: &[f32], s: f32, out: &mut [u8]) {
     reference::quantize_pack(row, s, out)
 }
 
+/// The `fit` search's levels of `row` (finite) at `c = 127 / max|v|` (finite), into `u`
+/// (as long as `row`): see [`crate::codec::int4::fit_levels`].
+pub fn fit_levels(row: &[f32], c: f32, u: &mut [u8]) {
+    fit_levels_at(Level::detect(), row, c, u)
+}
+
+/// [`fit_levels`] at a given level; a level this CPU lacks runs the scalar reference.
+pub fn fit_levels_at(level: Level, row: &[f32], c: f32, u: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if level.runs_here() {
+        match level {
+            // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
+            Level::Avx512 => return unsafe { super::x86_int4::fit_levels_avx512(row, c, u) },
+            // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
+            Level::Avx2 => return unsafe { super::x86_int4::fit_levels_avx2(row, c, u) },
+            _ => {}
+        }
+    }
+    let _ = level;
+    reference::fit_levels(row, c, u)
+}
+
+/// `out[k]` = `(Σ u·q, Σ q²)` of levels `u` (each at most 127) and their codes at factor
+/// `FIT_FACTORS[k]`, for each `k` in `ks`: see [`crate::codec::int4::fit_scores`]. Where
+/// [`fit_scores_all_at`] is true, every `out[k]` is set, whatever `ks` holds.
+pub fn fit_scores(u: &[u8], ks: &[usize], out: &mut [(u64, u64); 9]) {
+    fit_scores_at(Level::detect(), u, ks, out)
+}
+
+/// Whether [`fit_scores_at`] scores all nine factors in one pass at `level`: AVX-512 with
+/// VBMI (a 128-entry byte lookup) and VNNI (byte dot products) on this CPU.
+pub fn fit_scores_all_at(level: Level) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if level == Level::Avx512 && level.runs_here() {
+        return std::arch::is_x86_feature_detected!("avx512vbmi")
+            && std::arch::is_x86_feature_detected!("avx512vnni");
+    }
+    let _ = level;
+    false
+}
+
+/// [`fit_scores`] at a given level; a level this CPU lacks runs the scalar reference.
+///
+/// The integer sums are exact on every level for rows under 2.4 million dimensions (the
+/// SIMD lanes are 32-bit).
+pub fn fit_scores_at(level: Level, u: &[u8], ks: &[usize], out: &mut [(u64, u64); 9]) {
+    #[cfg(target_arch = "x86_64")]
+    if fit_scores_all_at(level) {
+        // SAFETY: `fit_scores_all_at` checked at run time that the CPU has AVX-512
+        // F/BW/VL, VBMI and VNNI.
+        return unsafe { super::x86_int4::fit_scores_vbmi(u, out) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if matches!(level, Level::Avx2 | Level::Avx512) && level.runs_here() {
+        for &k in ks {
+            // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
+            out[k] = unsafe { super::x86_int4::fit_scores_avx2(u, k) };
+        }
+        return;
+    }
+    let _ = level;
+    for &k in ks {
+        out[k] = reference::fit_scores(u, k);
+    }
+}
+
+/// [`quantize_pack_at`] at scale `s` (with `1 / s` finite), and the [`fit_dots_at`] of
+/// those codes (at `1 / s`), in one pass where the level has one.
+///
+/// # Panics
+/// If `out` is shorter than `ceil(row.len() / 2)`.
+pub fn quantize_pack_dots_at(level: Level, row: &[f32], s: f32, out: &mut [u8]) -> (f64, f64) {
+    #[cfg(target_arch = "x86_64")]
+    if level == Level::Avx512 && level.runs_here() {
+        let out = &mut out[..row.len().div_ceil(2)];
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL; `out`
+        // has `ceil(row.len() / 2)` bytes.
+        return unsafe { super::x86_int4::quantize_pack_dots_avx512(row, s, out) };
+    }
+    quantize_pack_at(level, row, s, out);
+    let mut got = [(0f64, 0f64)];
+    fit_dots_at(level, row, &[1.0 / s], &mut got);
+    got[0]
+}
+
 #[cfg(test)]
 mod tests {
     //! Every level this CPU runs must give the scalar references' bits, on rows of every
@@ -188,6 +273,73 @@ mod tests {
                     quantize_pack_at(l, &data, s, &mut got);
                     assert_eq!(got, want, "quantize_pack {ctx}: {data:?}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn fit_levels_scores_and_fused_pack_match_the_scalar_reference_on_every_level() {
+        let mut rng = Rng(0x3c6e_f372_fe94_f82b);
+        for case in 0..3000u64 {
+            let len = case_len(&mut rng, case);
+            let data = row(&mut rng, len, case % 4);
+            let max = crate::codec::int8::max_abs(&data);
+            let c = f32::from(reference::FIT_U) / max;
+            if !c.is_finite() {
+                continue;
+            }
+            let mut want_u = vec![0u8; len];
+            reference::fit_levels(&data, c, &mut want_u);
+            assert!(want_u.iter().all(|&x| x <= 127), "case {case}");
+            // The levels as stored, and levels of every value (each count and tail).
+            let mut all_u: Vec<u8> = (0..len).map(|i| (i * 37 % 128) as u8).collect();
+            all_u.extend(0..128u8);
+            let ks = [0usize, 1, 2, 3, 4, 5, 6, 7, 8];
+            for l in Level::available() {
+                let ctx = format!("{} case {case} len {len}", l.name());
+                let mut u = vec![0xffu8; len];
+                fit_levels_at(l, &data, c, &mut u);
+                assert_eq!(u, want_u, "levels {ctx}: {data:?}");
+                for levels in [&want_u, &all_u] {
+                    let mut got = [(0u64, 0u64); 9];
+                    fit_scores_at(l, levels, &ks, &mut got);
+                    for k in ks {
+                        assert_eq!(got[k], reference::fit_scores(levels, k), "scores {k} {ctx}");
+                    }
+                }
+                for f in reference::FIT_FACTORS {
+                    let s = max / 7.0 * f;
+                    if !(1.0 / s).is_finite() {
+                        continue;
+                    }
+                    let mut want = vec![0u8; len.div_ceil(2)];
+                    reference::quantize_pack(&data, s, &mut want);
+                    let dots = reference::fit_dots(&data, 1.0 / s);
+                    let mut got = vec![0xaau8; len.div_ceil(2)];
+                    let d = quantize_pack_dots_at(l, &data, s, &mut got);
+                    assert_eq!(got, want, "fused pack {ctx}");
+                    assert_eq!(d.0.to_bits(), dots.0.to_bits(), "fused vq {ctx}");
+                    assert_eq!(d.1.to_bits(), dots.1.to_bits(), "fused qq {ctx}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fit_tables_agree_and_code_the_scaled_level() {
+        let (codes, thresholds) = (reference::fit_codes(), reference::fit_thresholds());
+        for (k, &f) in reference::FIT_FACTORS.iter().enumerate() {
+            assert_eq!(codes[k][0], 0);
+            assert_eq!(codes[k][127], 7, "max|v| codes to 7 at every factor");
+            for (u, &code) in codes[k].iter().enumerate() {
+                let by_count = thresholds[k]
+                    .iter()
+                    .filter(|&&t| u >= usize::from(t))
+                    .count();
+                assert_eq!(usize::from(code), by_count, "factor {k} level {u}");
+                // The code of the level's value u/127 × max|v| at scale max|v|/7 × f.
+                let y = u as f64 / 127.0 * 7.0 / f64::from(f);
+                assert!((f64::from(code) - y.min(7.0)).abs() <= 0.5 + 1e-9);
             }
         }
     }

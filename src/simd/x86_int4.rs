@@ -3,76 +3,52 @@
 
 use std::arch::x86_64::*;
 
-use crate::codec::int4::{self as reference, LANES};
+use crate::codec::int4::{self as reference, FIT_SETS, LANES};
 use crate::codec::int8::max_abs_bits;
 
 /// Round to nearest, ties to even, without raising exceptions.
 const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
 /// `out[k]` = `<v, q>` and `<q, q>` of `row` and its codes at scale `1 / invs[k]`.
-///
-/// Three candidates a pass: enough independent sums to hide the add latency, few enough
-/// that accumulators and constants stay in AVX2's 16 registers.
 #[target_feature(enable = "avx2,fma")]
 pub(super) fn fit_dots_avx2(row: &[f32], invs: &[f32], out: &mut [(f64, f64)]) {
-    for (i, o) in invs.chunks(3).zip(out.chunks_mut(3)) {
-        match *i {
-            [a, b, c] => o.copy_from_slice(&group_avx2(row, [a, b, c])),
-            [a, b] => o.copy_from_slice(&group_avx2(row, [a, b])),
-            [a] => o.copy_from_slice(&group_avx2(row, [a])),
-            _ => unreachable!("chunks of 1 to 3"),
-        }
+    for (o, &inv) in out.iter_mut().zip(invs) {
+        *o = dots_avx2(row, inv);
     }
 }
 
-/// [`fit_dots_avx2`] for `G` scales: lanes 0–7 of the reference in one register, 8–15 in
-/// another.
+/// One scale's sums: each of the reference's lane sets is two registers (lanes 0–7, 8–15).
 #[target_feature(enable = "avx2,fma")]
-#[inline]
-fn group_avx2<const G: usize>(row: &[f32], invs: [f32; G]) -> [(f64, f64); G] {
+fn dots_avx2(row: &[f32], inv: f32) -> (f64, f64) {
     let mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
     let seven = _mm256_set1_ps(7.0);
-    let vinv = invs.map(|i| _mm256_set1_ps(i));
-    let mut vq = [[_mm256_setzero_ps(); 2]; G];
-    let mut qq = [[_mm256_setzero_ps(); 2]; G];
+    let vinv = _mm256_set1_ps(inv);
+    let mut vq = [[_mm256_setzero_ps(); 2]; FIT_SETS];
+    let mut qq = [[_mm256_setzero_ps(); 2]; FIT_SETS];
     let mut chunks = row.chunks_exact(LANES);
-    for c in &mut chunks {
+    for (j, c) in (&mut chunks).enumerate() {
+        let s = j % FIT_SETS;
         for h in 0..2 {
             // SAFETY: `c` has 16 floats, so 8 from offset 8h are in bounds.
             let a = _mm256_and_ps(unsafe { _mm256_loadu_ps(c.as_ptr().add(8 * h)) }, mask);
-            for g in 0..G {
-                // min(y, 7) is the reference's `if y < 7 { y } else { 7 }` (y is never NaN).
-                let y = _mm256_min_ps(_mm256_mul_ps(a, vinv[g]), seven);
-                let q = _mm256_round_ps::<NEAREST>(y);
-                vq[g][h] = _mm256_fmadd_ps(a, q, vq[g][h]);
-                qq[g][h] = _mm256_add_ps(qq[g][h], _mm256_mul_ps(q, q));
-            }
+            // min(y, 7) is the reference's `if y < 7 { y } else { 7 }` (y is never NaN).
+            let y = _mm256_min_ps(_mm256_mul_ps(a, vinv), seven);
+            let q = _mm256_round_ps::<NEAREST>(y);
+            vq[s][h] = _mm256_fmadd_ps(a, q, vq[s][h]);
+            qq[s][h] = _mm256_add_ps(qq[s][h], _mm256_mul_ps(q, q));
         }
     }
-    finish(chunks.remainder(), &invs, |g, tv, tq| {
-        (lanes_avx2(vq[g], tv), lanes_avx2(qq[g], tq))
-    })
-}
-
-/// The sums of each of `G` scales: `lanes(g, tail_vq, tail_qq)` adds the lanes and tail.
-/// Inlined, so the closure's calls inherit the caller's target features.
-#[inline(always)]
-fn finish<const G: usize>(
-    tail: &[f32],
-    invs: &[f32; G],
-    lanes: impl Fn(usize, f32, f32) -> (f64, f64),
-) -> [(f64, f64); G] {
-    let mut out = [(0f64, 0f64); G];
-    for (g, o) in out.iter_mut().enumerate() {
-        // An empty tail adds 0.0, as the reference does.
-        let (tv, tq) = if tail.is_empty() {
-            (0.0, 0.0)
-        } else {
-            reference::fit_dots_tail(tail, invs[g])
-        };
-        *o = lanes(g, tv, tq);
-    }
-    out
+    // The reference's merge of the four sets, lane by lane: (s0 + s1) + (s2 + s3).
+    let merge = |s: [[__m256; 2]; FIT_SETS]| {
+        std::array::from_fn(|h| {
+            _mm256_add_ps(
+                _mm256_add_ps(s[0][h], s[1][h]),
+                _mm256_add_ps(s[2][h], s[3][h]),
+            )
+        })
+    };
+    let (tv, tq) = reference::fit_dots_tail(chunks.remainder(), inv);
+    (lanes_avx2(merge(vq), tv), lanes_avx2(merge(qq), tq))
 }
 
 /// The reference's sum of 16 lanes (`l[0]` = lanes 0–7) and the tail `t`, in its order:
@@ -99,46 +75,36 @@ fn horizontal_pd(h: __m256d) -> f64 {
 }
 
 /// `out[k]` = `<v, q>` and `<q, q>` of `row` and its codes at scale `1 / invs[k]`.
-///
-/// Up to four candidates a pass: the `fit` search's first pass scores four, and AVX-512's
-/// 32 registers hold their sums. (All nine in one pass measured 4% slower.)
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub(super) fn fit_dots_avx512(row: &[f32], invs: &[f32], out: &mut [(f64, f64)]) {
-    for (i, o) in invs.chunks(4).zip(out.chunks_mut(4)) {
-        match *i {
-            [a, b, c, d] => o.copy_from_slice(&group_avx512(row, [a, b, c, d])),
-            [a, b, c] => o.copy_from_slice(&group_avx512(row, [a, b, c])),
-            [a, b] => o.copy_from_slice(&group_avx512(row, [a, b])),
-            [a] => o.copy_from_slice(&group_avx512(row, [a])),
-            _ => unreachable!("chunks of 1 to 4"),
-        }
+    for (o, &inv) in out.iter_mut().zip(invs) {
+        *o = dots_avx512(row, inv);
     }
 }
 
-/// [`fit_dots_avx512`] for `G` scales: the reference's 16 lanes are one register.
-/// `<v, q>` uses fused multiply-adds, as the reference does; `<q, q>` may too: its sums
-/// are exact.
+/// One scale's sums: each of the reference's lane sets is one register. `<q, q>` may use
+/// fused multiply-adds: its sums are exact.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-#[inline]
-fn group_avx512<const G: usize>(row: &[f32], invs: [f32; G]) -> [(f64, f64); G] {
+fn dots_avx512(row: &[f32], inv: f32) -> (f64, f64) {
     let seven = _mm512_set1_ps(7.0);
-    let vinv = invs.map(|i| _mm512_set1_ps(i));
-    let mut vq = [_mm512_setzero_ps(); G];
-    let mut qq = [_mm512_setzero_ps(); G];
+    let vinv = _mm512_set1_ps(inv);
+    let mut vq = [_mm512_setzero_ps(); FIT_SETS];
+    let mut qq = [_mm512_setzero_ps(); FIT_SETS];
     let mut chunks = row.chunks_exact(LANES);
-    for c in &mut chunks {
+    for (j, c) in (&mut chunks).enumerate() {
+        let s = j % FIT_SETS;
         // SAFETY: `c` has exactly 16 floats.
         let a = _mm512_abs_ps(unsafe { _mm512_loadu_ps(c.as_ptr()) });
-        for g in 0..G {
-            let y = _mm512_min_ps(_mm512_mul_ps(a, vinv[g]), seven);
-            let q = _mm512_roundscale_ps::<NEAREST>(y);
-            vq[g] = _mm512_fmadd_ps(a, q, vq[g]);
-            qq[g] = _mm512_fmadd_ps(q, q, qq[g]);
-        }
+        let y = _mm512_min_ps(_mm512_mul_ps(a, vinv), seven);
+        let q = _mm512_roundscale_ps::<NEAREST>(y);
+        vq[s] = _mm512_fmadd_ps(a, q, vq[s]);
+        qq[s] = _mm512_fmadd_ps(q, q, qq[s]);
     }
-    finish(chunks.remainder(), &invs, |g, tv, tq| {
-        (lanes_avx512(vq[g], tv), lanes_avx512(qq[g], tq))
-    })
+    // The reference's merge of the four sets, lane by lane: (s0 + s1) + (s2 + s3).
+    let merge =
+        |s: [__m512; FIT_SETS]| _mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3]));
+    let (tv, tq) = reference::fit_dots_tail(chunks.remainder(), inv);
+    (lanes_avx512(merge(vq), tv), lanes_avx512(merge(qq), tq))
 }
 
 /// The reference's sum of 16 lanes and the tail `t`, in its order (see [`lanes_avx2`]).
@@ -260,6 +226,39 @@ pub(super) fn quantize_pack_avx512(row: &[f32], s: f32, out: &mut [u8]) {
     reference::quantize_pack(rest, s, tail);
 }
 
+/// [`quantize_pack_avx512`] and the `<v, q>`, `<q, q>` of those codes in the same pass, in
+/// the reference's lane order (see [`dots_avx512`]): `v·q = |v|·|q|`, as the code has the
+/// value's sign.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) fn quantize_pack_dots_avx512(row: &[f32], s: f32, out: &mut [u8]) -> (f64, f64) {
+    let inv = 1.0 / s;
+    let vinv = _mm512_set1_ps(inv);
+    let (lo, hi) = (_mm512_set1_ps(-7.0), _mm512_set1_ps(7.0));
+    let mut vq = [_mm512_setzero_ps(); FIT_SETS];
+    let mut qq = [_mm512_setzero_ps(); FIT_SETS];
+    let src = row.chunks_exact(16);
+    let (body, tail) = out.split_at_mut(row.len() / 16 * 8);
+    let rest = src.remainder();
+    for (j, (x, o)) in src.zip(body.chunks_exact_mut(8)).enumerate() {
+        let s = j % FIT_SETS;
+        // SAFETY: `x` has exactly 16 floats.
+        let v = unsafe { _mm512_loadu_ps(x.as_ptr()) };
+        let y = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, vinv), lo), hi);
+        let q = _mm512_roundscale_ps::<NEAREST>(y);
+        vq[s] = _mm512_fmadd_ps(v, q, vq[s]);
+        qq[s] = _mm512_fmadd_ps(q, q, qq[s]);
+        // `q` is integral, so truncating converts it exactly.
+        let c = _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(q));
+        // SAFETY: `o` has exactly 8 bytes, the width of storel_epi64.
+        unsafe { _mm_storel_epi64(o.as_mut_ptr().cast(), nibbles(c)) };
+    }
+    reference::quantize_pack(rest, s, tail);
+    let merge =
+        |s: [__m512; FIT_SETS]| _mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3]));
+    let (tv, tq) = reference::fit_dots_tail(rest, inv);
+    (lanes_avx512(merge(vq), tv), lanes_avx512(merge(qq), tq))
+}
+
 /// The `gauss` rule's codes and scale: the reference's body, compiled for AVX2. Rust never
 /// fuses a multiply and an add by itself, so wider registers change no bits.
 #[target_feature(enable = "avx2")]
@@ -271,4 +270,84 @@ pub(super) fn gauss_avx2(row: &[f32], q: &mut [i8]) -> f32 {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub(super) fn gauss_avx512(row: &[f32], q: &mut [i8]) -> f32 {
     reference::encode_row_gauss_body(row, q)
+}
+
+/// The `fit` search's levels: the reference's body, compiled for AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) fn fit_levels_avx2(row: &[f32], c: f32, u: &mut [u8]) {
+    reference::fit_levels_body(row, c, u)
+}
+
+/// The `fit` search's levels: the reference's body, compiled for AVX-512.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) fn fit_levels_avx512(row: &[f32], c: f32, u: &mut [u8]) {
+    reference::fit_levels_body(row, c, u)
+}
+
+/// The integer scores of all nine factors in one pass: per 64 levels and factor, one
+/// 128-entry byte lookup (`vpermi2b`) for the codes and two byte dot products
+/// (`vpdpbusd`) for `Σ u·q` and `Σ q²`. A short last block is loaded zero-padded: level 0
+/// has code 0 and adds nothing.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni")]
+pub(super) fn fit_scores_vbmi(u: &[u8], out: &mut [(u64, u64); 9]) {
+    let t = reference::fit_codes();
+    // SAFETY: each table row has 128 bytes: two unaligned 64-byte loads.
+    let lo = t.map(|r| unsafe { _mm512_loadu_si512(r.as_ptr().cast()) });
+    // SAFETY: as above, from byte 64.
+    let hi = t.map(|r| unsafe { _mm512_loadu_si512(r.as_ptr().add(64).cast()) });
+    let mut vq = [_mm512_setzero_si512(); 9];
+    let mut qq = [_mm512_setzero_si512(); 9];
+    for c in u.chunks(64) {
+        let mask = if c.len() == 64 {
+            u64::MAX
+        } else {
+            (1u64 << c.len()) - 1
+        };
+        // SAFETY: the mask covers only `c`'s bytes; masked-off bytes are not read.
+        let x = unsafe { _mm512_maskz_loadu_epi8(mask, c.as_ptr().cast()) };
+        for k in 0..9 {
+            // Levels are at most 127: bit 6 picks the table half, bit 7 is clear.
+            let q = _mm512_permutex2var_epi8(lo[k], x, hi[k]);
+            vq[k] = _mm512_dpbusd_epi32(vq[k], x, q);
+            qq[k] = _mm512_dpbusd_epi32(qq[k], q, q);
+        }
+    }
+    // The lanes' total is below 2³¹ for rows under 2.4 million dimensions.
+    let sum = |v: __m512i| u64::from(_mm512_reduce_add_epi32(v) as u32);
+    for k in 0..9 {
+        out[k] = (sum(vq[k]), sum(qq[k]));
+    }
+}
+
+/// One factor's integer scores: the code of each level is the count of the factor's
+/// thresholds it reaches (seven byte compares), then byte dot products widen to 32-bit
+/// lanes. Levels are at most 127, so signed byte compares order them.
+#[target_feature(enable = "avx2")]
+pub(super) fn fit_scores_avx2(u: &[u8], k: usize) -> (u64, u64) {
+    // Each threshold less one, for `>`; thresholds are at least 1 (level 0 codes 0).
+    let thr = reference::fit_thresholds()[k].map(|t| _mm256_set1_epi8((i32::from(t) - 1) as i8));
+    let ones = _mm256_set1_epi16(1);
+    let (mut vq, mut qq) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+    let mut chunks = u.chunks_exact(32);
+    for c in &mut chunks {
+        // SAFETY: `c` has exactly 32 bytes.
+        let x = unsafe { _mm256_loadu_si256(c.as_ptr().cast()) };
+        let mut q = _mm256_setzero_si256();
+        for th in &thr {
+            // A passed threshold compares to -1: subtracting it counts it.
+            q = _mm256_sub_epi8(q, _mm256_cmpgt_epi8(x, *th));
+        }
+        // u·q and q·q of neighbouring bytes in 16 bits (at most 2 × 127 × 7), then pairs
+        // of those into 32-bit lanes.
+        vq = _mm256_add_epi32(vq, _mm256_madd_epi16(_mm256_maddubs_epi16(x, q), ones));
+        qq = _mm256_add_epi32(qq, _mm256_madd_epi16(_mm256_maddubs_epi16(q, q), ones));
+    }
+    let sum = |v: __m256i| {
+        let mut l = [0u32; 8];
+        // SAFETY: `l` is 32 bytes; storeu needs no alignment.
+        unsafe { _mm256_storeu_si256(l.as_mut_ptr().cast(), v) };
+        l.iter().map(|&x| u64::from(x)).sum::<u64>()
+    };
+    let (tv, tq) = reference::fit_scores(chunks.remainder(), k);
+    (sum(vq) + tv, sum(qq) + tq)
 }
