@@ -117,6 +117,10 @@ impl<H: HalfKind> Codec for Half<H> {
         true
     }
 
+    fn row_major(&self) -> bool {
+        true
+    }
+
     fn decode_row(&self, payload: &[u8], _rows: usize, row: usize, out: &mut [f32]) {
         let d = self.dims;
         let bytes = &payload[row * 2 * d..(row + 1) * 2 * d];

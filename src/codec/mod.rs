@@ -132,6 +132,13 @@ pub trait Codec: Send + Sync + std::fmt::Debug {
         false
     }
 
+    /// Whether a block's payload is its rows' encodings one after another, each made from
+    /// its row alone (f16, bf16), so a block can be encoded in pieces of rows, each into
+    /// its own stretch of the payload, with the same bytes.
+    fn row_major(&self) -> bool {
+        false
+    }
+
     /// Decodes a whole block of `rows` rows from `payload` into `out` (`rows × dims`).
     ///
     /// The default decodes row by row; codecs with a faster whole-block path override it.

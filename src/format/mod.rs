@@ -18,7 +18,7 @@ pub mod write;
 pub use header::{Header, Metadata};
 pub use read::{ChunkEntry, Container, scan_chunks};
 pub use verify::{VerifyReport, verify};
-pub use write::{ChunkCrc, ContainerWriter};
+pub use write::{ChunkCrc, ChunkCrcBuilder, ContainerWriter};
 
 /// Magic at the start of the header and at the end of the trailer.
 pub const MAGIC: [u8; 4] = *b"VCTR";

@@ -31,6 +31,38 @@ impl ChunkCrc {
     }
 }
 
+/// The [`ChunkCrc`] of a payload given in pieces, in order: a worker can checksum each
+/// piece while the encoder's output is still in its cache.
+#[derive(Debug)]
+pub struct ChunkCrcBuilder(crc_fast::Digest);
+
+impl ChunkCrcBuilder {
+    /// A builder for a payload of no bytes yet.
+    pub fn new() -> ChunkCrcBuilder {
+        // The running state is the finished crc with its final inversion undone.
+        ChunkCrcBuilder(crc_fast::Digest::new_with_init_state(
+            crc_fast::CrcAlgorithm::Crc32Iscsi,
+            u64::from(!header_residue()),
+        ))
+    }
+
+    /// Appends the payload's next bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The crc of any chunk holding the bytes given.
+    pub fn finish(self) -> ChunkCrc {
+        ChunkCrc(self.0.finalize() as u32)
+    }
+}
+
+impl Default for ChunkCrcBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The crc32c of every valid chunk header (see [`ChunkCrc`]).
 fn header_residue() -> u32 {
     crc(&chunk_header(0, 0, 0, 0))
@@ -228,6 +260,27 @@ mod tests {
     use super::*;
     use crate::format::Container;
     use crate::test_rng::Rng;
+
+    #[test]
+    fn a_crc_built_in_pieces_is_the_whole_payloads() {
+        let mut rng = Rng(0x9b05_688c_2b3e_6c1f);
+        let payload: Vec<u8> = (0..5000).map(|_| rng.next() as u8).collect();
+        for cuts in [
+            vec![],
+            vec![0, 1],
+            vec![7, 4096, 4999],
+            vec![2500, 2500, 5000],
+        ] {
+            let mut b = ChunkCrcBuilder::new();
+            let mut at = 0;
+            for c in cuts.into_iter().chain([payload.len()]) {
+                b.update(&payload[at..c]);
+                at = c;
+            }
+            assert_eq!(b.finish(), ChunkCrc::new(&payload));
+        }
+        assert_ne!(ChunkCrc::new(&payload), ChunkCrc::new(&payload[1..]));
+    }
 
     #[test]
     fn crc_and_append_match_an_independent_crc32c() {
