@@ -153,11 +153,28 @@ fn int4_kernels(c: &mut Criterion) {
     let mut codes = vec![0i8; DIMS];
     let mut row = vec![0f32; DIMS];
     for level in Level::available() {
-        g.bench_function(BenchmarkId::new("fit_dots_x9", level.name()), |b| {
-            let mut out = [(0f64, 0f64); 9];
+        // The fit search's ranking of all nine candidates: levels, then integer scores.
+        g.bench_function(
+            BenchmarkId::new("fit_levels_scores_x9", level.name()),
+            |b| {
+                let mut u = vec![0u8; DIMS];
+                let mut out = [(0u64, 0u64); 9];
+                let all = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+                b.iter(|| {
+                    for (r, i) in input.chunks_exact(DIMS).zip(&invs) {
+                        // 127 / max|v| = inv(f = 1) × 7 / 127 … as the encoder derives it.
+                        let c = f32::from(vectro::codec::int4::FIT_U) / (7.0 / i[0]);
+                        k4::fit_levels_at(level, black_box(r), c, &mut u);
+                        k4::fit_scores_at(level, &u, &all, &mut out);
+                    }
+                })
+            },
+        );
+        g.bench_function(BenchmarkId::new("fit_dots", level.name()), |b| {
+            let mut out = [(0f64, 0f64)];
             b.iter(|| {
                 for (r, i) in input.chunks_exact(DIMS).zip(&invs) {
-                    k4::fit_dots_at(level, black_box(r), i, &mut out);
+                    k4::fit_dots_at(level, black_box(r), &i[4..5], &mut out);
                 }
             })
         });
@@ -169,6 +186,22 @@ fn int4_kernels(c: &mut Criterion) {
                     .zip(&invs)
                 {
                     k4::quantize_pack_at(level, black_box(r), 1.0 / i[0], o);
+                }
+            })
+        });
+        g.bench_function(BenchmarkId::new("quantize_pack_dots", level.name()), |b| {
+            b.iter(|| {
+                for ((r, o), i) in input
+                    .chunks_exact(DIMS)
+                    .zip(packed.chunks_exact_mut(DIMS / 2))
+                    .zip(&invs)
+                {
+                    black_box(k4::quantize_pack_dots_at(
+                        level,
+                        black_box(r),
+                        1.0 / i[4],
+                        o,
+                    ));
                 }
             })
         });

@@ -1,11 +1,11 @@
-//! int4 kernels: the fused pass that scores one candidate scale of the `fit` rule, and the
-//! quantize-and-pack of the chosen codes.
+//! int4 kernels: the `fit` search's integer levels and candidate scores, the pass that
+//! sums `<v, q>` and `<q, q>` of one scale's codes, the quantize-and-pack of the chosen
+//! codes (alone or fused with those sums), the max pass and the `gauss` rule.
 //!
-//! The scalar references are [`crate::codec::int4::fit_dots`] and
-//! [`crate::codec::int4::quantize_pack`]. Every faster path gives their bits: the partial
-//! sums keep the reference's [`crate::codec::int4::LANES`] lanes and order, products and
-//! sums of `<v, q>` stay separate roundings (no fused multiply-add), and rounding is half
-//! to even after clamping to ±7.
+//! The scalar references live in [`crate::codec::int4`]. Every faster path gives their
+//! bits: float partial sums keep the reference's [`crate::codec::int4::LANES`] lanes, lane
+//! sets and order, with a fused multiply-add wherever the reference has one; rounding is
+//! half to even after clamping; the candidate scores are exact integers.
 
 use super::Level;
 use crate::codec::int4 as reference;
