@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end throughput of vectro against the machine's own limits, in one run.
 #
-#   scripts/bench.sh                 # 4 GiB input, 3 runs of each, 2 threads
+#   scripts/bench.sh                 # 4 GiB input, 5 runs of each, 2 threads
 #   GIB=8 RUNS=5 THREADS=2 DIR=/big/scratch scripts/bench.sh
 #   RSS_SIZES="1 4 16" scripts/bench.sh   # also peak RSS of compress per input size
 #   CODECS="int4 binary f16 bf16" scripts/bench.sh   # also each codec's compress time / int8's
@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 GIB=${GIB:-4}
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 THREADS=${THREADS:-2}
 DIMS=${DIMS:-384}
 RSS_SIZES=${RSS_SIZES:-}
