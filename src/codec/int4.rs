@@ -304,10 +304,10 @@ fn encode_row(
     // cheaply as three, they are all scored at once; the search reads the same scores
     // either way, so every level chooses alike.
     let mut sc = [(0u64, 0u64); 9];
-    if k4::fit_scores_all_at(level) {
+    let all = k4::fit_scores_all_at(level);
+    if all {
         k4::fit_scores_at(level, u, &ALL_FACTORS, &mut sc);
     }
-    let all = k4::fit_scores_all_at(level);
     let mut score = |ks: &[usize], best: &mut usize| {
         if !all {
             k4::fit_scores_at(level, u, ks, &mut sc);

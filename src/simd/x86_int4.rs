@@ -100,10 +100,21 @@ fn dots_avx512(row: &[f32], inv: f32) -> (f64, f64) {
         vq[s] = _mm512_fmadd_ps(a, q, vq[s]);
         qq[s] = _mm512_fmadd_ps(q, q, qq[s]);
     }
-    // The reference's merge of the four sets, lane by lane: (s0 + s1) + (s2 + s3).
+    finish_avx512(vq, qq, chunks.remainder(), inv)
+}
+
+/// The reference's end of `fit_dots` ([`reference::fit_dots_finish`]): the four sets
+/// merged lane by lane, `(s0 + s1) + (s2 + s3)`, then the tail and the lanes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn finish_avx512(
+    vq: [__m512; FIT_SETS],
+    qq: [__m512; FIT_SETS],
+    tail: &[f32],
+    inv: f32,
+) -> (f64, f64) {
     let merge =
         |s: [__m512; FIT_SETS]| _mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3]));
-    let (tv, tq) = reference::fit_dots_tail(chunks.remainder(), inv);
+    let (tv, tq) = reference::fit_dots_tail(tail, inv);
     (lanes_avx512(merge(vq), tv), lanes_avx512(merge(qq), tq))
 }
 
@@ -253,10 +264,7 @@ pub(super) fn quantize_pack_dots_avx512(row: &[f32], s: f32, out: &mut [u8]) -> 
         unsafe { _mm_storel_epi64(o.as_mut_ptr().cast(), nibbles(c)) };
     }
     reference::quantize_pack(rest, s, tail);
-    let merge =
-        |s: [__m512; FIT_SETS]| _mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3]));
-    let (tv, tq) = reference::fit_dots_tail(rest, inv);
-    (lanes_avx512(merge(vq), tv), lanes_avx512(merge(qq), tq))
+    finish_avx512(vq, qq, rest, inv)
 }
 
 /// The `gauss` rule's codes and scale: the reference's body, compiled for AVX2. Rust never
