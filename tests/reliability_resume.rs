@@ -272,3 +272,141 @@ fn resume_on_a_finished_output_leaves_it_and_succeeds() {
     assert_fails(&damaged, 2, &[&o, "not the complete output", "--force"]);
     assert_eq!(std::fs::read(&out).unwrap(), bad);
 }
+
+/// Keeps the notes: training on a small sample says so ("training on 300 rows, fewer
+/// than ..."), which tells whether a run trained.
+#[derive(Default)]
+struct Notes(std::sync::Mutex<Vec<String>>);
+
+impl vectro::Progress for Notes {
+    fn note(&self, msg: &str) {
+        self.0.lock().unwrap().push(msg.to_owned());
+    }
+}
+
+impl Notes {
+    fn trained(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|n| n.starts_with("training on"))
+    }
+}
+
+/// Compresses with `codec` (trained), optionally resuming; true if it trained.
+fn try_trained(
+    input: &Path,
+    out: &Path,
+    codec: &str,
+    resume: bool,
+) -> (vectro::Result<CompressSummary>, bool) {
+    let mut o = opts(40);
+    o.codec = codec.into();
+    o.train_rows = Some(300);
+    o.resume = resume;
+    let notes = Notes::default();
+    let s = vectro::compress(input, out, &o, &notes, &AtomicBool::new(false));
+    (s, notes.trained())
+}
+
+fn trained(input: &Path, out: &Path, codec: &str, resume: bool) -> CompressSummary {
+    let (s, trained) = try_trained(input, out, codec, resume);
+    let s = s.unwrap();
+    if codec != "binary-itq" {
+        // binary-itq's sample is never small enough to be warned about.
+        assert_eq!(trained, !s.training_reused, "{codec}");
+    }
+    s
+}
+
+#[test]
+fn resume_takes_the_codebook_from_the_partial_instead_of_training_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = npy(dir.path(), "in.npy", 400, 16);
+    let out = dir.path().join("out.vectro");
+    for codec in [
+        "pq:m=4,nbits=4",
+        "opq:m=4,nbits=4,opq_iters=2",
+        "binary-itq",
+    ] {
+        let reference = dir.path().join("ref.vectro");
+        let s = trained(&input, &reference, codec, false);
+        assert!(!s.training_reused, "{codec}: nothing to reuse");
+        let want = std::fs::read(&reference).unwrap();
+        let c = Container::open(&reference).unwrap();
+        assert!(c.header().metadata.contains_key("train"), "{codec}");
+        // Killed after its fourth chunk.
+        let cut = c.chunks()[3].offset + c.chunks()[3].len;
+        std::fs::write(partial_path(&out), &want[..cut as usize]).unwrap();
+
+        let s = trained(&input, &out, codec, true);
+        assert!(s.training_reused, "{codec}");
+        assert_eq!(s.resumed_rows, 160, "{codec}");
+        assert_eq!(std::fs::read(&out).unwrap(), want, "{codec}");
+
+        // A cron job reruns the finished command: nothing trained, nothing written.
+        let s = trained(&input, &out, codec, true);
+        assert!(s.already_complete && s.training_reused, "{codec}");
+        // Other settings than the finished output's: refused, without training first.
+        if codec != "binary-itq" {
+            let (e, did_train) = try_trained(&input, &out, &format!("{codec},seed=5"), true);
+            let e = e.unwrap_err().to_string();
+            assert!(e.contains("metadata \"train\" differs"), "{e}");
+            assert!(!did_train, "{codec}");
+        }
+        assert_eq!(std::fs::read(&out).unwrap(), want, "{codec}");
+        std::fs::remove_file(&out).unwrap();
+
+        // The partial's codebook, damaged: its header crc fails, so it is trained again
+        // and the partial (whose header no longer matches) is discarded.
+        let mut bad = want[..cut as usize].to_vec();
+        let at = c.header_len() / 2;
+        bad[at] ^= 1;
+        std::fs::write(partial_path(&out), &bad).unwrap();
+        let s = trained(&input, &out, codec, true);
+        assert!(!s.training_reused, "{codec}");
+        assert!(s.partial_discarded.is_some(), "{codec}");
+        assert_eq!(std::fs::read(&out).unwrap(), want, "{codec}");
+        std::fs::remove_file(&out).unwrap();
+        std::fs::remove_file(&reference).unwrap();
+    }
+}
+
+#[test]
+fn a_partial_trained_with_other_settings_is_trained_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = npy(dir.path(), "in.npy", 400, 16);
+    let (reference, out) = (dir.path().join("ref.vectro"), dir.path().join("out.vectro"));
+    trained(&input, &reference, "pq:m=4,nbits=4", false);
+    let old = std::fs::read(&reference).unwrap();
+    // The same settings spelled otherwise reuse it; another seed, iteration count or
+    // sample size does not.
+    for (codec, rows, reused) in [
+        ("pq:nbits=4,m=4,seed=1234", 300, true),
+        ("pq:m=4,nbits=4,seed=7", 300, false),
+        ("pq:m=4,nbits=4,iters=3", 300, false),
+        ("pq:m=4,nbits=4", 250, false),
+    ] {
+        std::fs::write(partial_path(&out), &old[..old.len() / 2]).unwrap();
+        let mut o = opts(40);
+        o.codec = codec.into();
+        o.train_rows = Some(rows);
+        o.resume = true;
+        let s = vectro::compress(&input, &out, &o, &NoProgress, &AtomicBool::new(false)).unwrap();
+        assert_eq!(s.training_reused, reused, "{codec}, {rows} rows");
+        assert_eq!(
+            s.partial_discarded.is_some(),
+            !reused,
+            "{codec}, {rows} rows"
+        );
+        // Either way the bytes of an uninterrupted run of these settings.
+        let fresh = dir.path().join("fresh.vectro");
+        o.resume = false;
+        vectro::compress(&input, &fresh, &o, &NoProgress, &AtomicBool::new(false)).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&fresh).unwrap());
+        assert_eq!(std::fs::read(&out).unwrap() == old, reused, "{codec}");
+        std::fs::remove_file(&out).unwrap();
+        std::fs::remove_file(&fresh).unwrap();
+    }
+}

@@ -202,20 +202,38 @@ impl Codebook {
         crate::format::crc(&self.to_params())
     }
 
-    /// The standalone `.vcb` bytes: frame, parameter block, crc32c.
-    pub fn to_vcb(&self) -> Vec<u8> {
+    /// The standalone `.vcb` bytes: frame, parameter block, the training recipe if given
+    /// ([`crate::codec::training_recipe`]), crc32c.
+    pub fn to_vcb(&self, recipe: Option<&str>) -> Vec<u8> {
         let params = self.to_params();
+        let recipe = recipe.unwrap_or("").as_bytes();
+        let recipe = &recipe[..recipe.len().min(u16::MAX as usize)];
         let mut out = vec![0u8; VCB_HEAD];
         out[0..4].copy_from_slice(&VCB_MAGIC);
         LE::write_u16(&mut out[4..6], 1);
-        // Minor 1: the section may carry flag bits 1 and 2 (FORMAT.md, version 1.3).
-        LE::write_u16(&mut out[6..8], 1);
+        // Minor 1: the section may carry flag bits 1 and 2 (FORMAT.md, version 1.3);
+        // minor 2: a recipe follows the section. A file without one stays minor 1.
+        LE::write_u16(&mut out[6..8], if recipe.is_empty() { 1 } else { 2 });
         LE::write_u16(&mut out[8..10], self.codec_id().code());
+        LE::write_u16(&mut out[10..12], recipe.len() as u16);
         LE::write_u32(&mut out[12..16], params.len() as u32);
         out.extend_from_slice(&params);
+        out.extend_from_slice(recipe);
         let c = crate::format::crc(&out);
         out.extend_from_slice(&c.to_le_bytes());
         out
+    }
+
+    /// The training recipe a `.vcb` file records, if any. Call on bytes that
+    /// [`Codebook::from_vcb`] accepted.
+    pub fn vcb_recipe(bytes: &[u8]) -> Option<String> {
+        let r = bytes.get(10..12).map_or(0, LE::read_u16) as usize;
+        let p = bytes.get(12..16).map_or(0, LE::read_u32) as usize;
+        let text = bytes.get(VCB_HEAD + p..VCB_HEAD + p + r)?;
+        std::str::from_utf8(text)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
     }
 
     /// Parses a `.vcb` file's bytes; `dims` is the data's dimension it must fit.
@@ -234,14 +252,21 @@ impl Codebook {
             ));
         }
         let p = LE::read_u32(&bytes[12..16]) as usize;
-        if bytes.len() != VCB_HEAD + p + 4 {
+        let r = LE::read_u16(&bytes[10..12]) as usize;
+        if bytes.len() as u64 != (VCB_HEAD + r + 4) as u64 + p as u64 {
             return Err(corrupt(
-                "truncated or padded: length does not match byte 12",
+                "truncated or padded: length does not match bytes 10 and 12",
             ));
         }
-        let stored = LE::read_u32(&bytes[VCB_HEAD + p..]);
-        if crate::format::crc(&bytes[..VCB_HEAD + p]) != stored {
+        let end = VCB_HEAD + p + r;
+        let stored = LE::read_u32(&bytes[end..]);
+        if crate::format::crc(&bytes[..end]) != stored {
             return Err(corrupt("checksum mismatch: the codebook is corrupt"));
+        }
+        if std::str::from_utf8(&bytes[VCB_HEAD + p..end]).is_err() {
+            return Err(corrupt(
+                "the training recipe after the section is not UTF-8",
+            ));
         }
         let code = LE::read_u16(&bytes[8..10]);
         let id = match CodecId::from_code(code) {
@@ -502,8 +527,17 @@ mod tests {
             let floats = 4 * 16 + if rot { 16 } else { 0 } + usize::from(aniso != 1.0);
             assert_eq!(params.len(), FIXED_LEN + 4 * floats);
             assert_eq!(Codebook::from_params(id, &params, 4).unwrap(), b);
-            let v = b.to_vcb();
+            let v = b.to_vcb(None);
             assert_eq!(Codebook::from_vcb(Path::new("x.vcb"), &v, 4).unwrap(), b);
+            assert_eq!(Codebook::vcb_recipe(&v), None);
+            // Without a recipe the file is laid out as before minor version 2.
+            assert_eq!(v.len(), VCB_HEAD + params.len() + 4);
+            assert_eq!((v[6], v[10], v[11]), (1, 0, 0));
+            let recipe = "pq:m=4,nbits=4;train_rows=100";
+            let v = b.to_vcb(Some(recipe));
+            assert_eq!(Codebook::from_vcb(Path::new("x.vcb"), &v, 4).unwrap(), b);
+            assert_eq!(Codebook::vcb_recipe(&v).as_deref(), Some(recipe));
+            assert_eq!(v[6], 2);
         }
     }
 
@@ -534,7 +568,7 @@ mod tests {
 
     #[test]
     fn vcb_damage_and_wrong_dims_are_named() {
-        let v = sample_book(false).to_vcb();
+        let v = sample_book(false).to_vcb(Some("pq:m=4;train_rows=100"));
         for i in 0..v.len() {
             let mut w = v.clone();
             w[i] ^= 0x10;

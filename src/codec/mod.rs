@@ -339,6 +339,33 @@ pub fn parse_trained(
     }
 }
 
+/// What training the codec `text` depends on besides the input and vectro's version: its
+/// parameters in canonical form and the sample size, e.g.
+/// `pq:m=48,nbits=8,...;train_rows=65536`. `None` for a codec that is not trained.
+/// Training is deterministic, so two runs with the same recipe, input and version train
+/// the same codebook; `compress` records the recipe (metadata key `train`) so that
+/// `--resume` can take the codebook from an interrupted run's partial output.
+///
+/// # Errors
+/// [`Error::Config`] for a bad codec string.
+pub fn training_recipe(text: &str, dims: usize, train_rows: Option<u64>) -> Result<Option<String>> {
+    let (name, params) = text.split_once(':').unwrap_or((text, ""));
+    let (canonical, default_rows) = match name {
+        "pq" | "opq" => (
+            pq::PqParams::parse(name, params, dims)?.canonical(name),
+            codebook::DEFAULT_TRAIN_ROWS,
+        ),
+        "binary-itq" if params.is_empty() && !text.contains(':') => {
+            (name.to_string(), itq::DEFAULT_ITQ_ROWS)
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(format!(
+        "{canonical};train_rows={}",
+        train_rows.unwrap_or(default_rows)
+    )))
+}
+
 /// Trains the codebook of `text` (`pq:...` or `opq:...`) on a sample of `source`.
 ///
 /// # Errors
@@ -390,5 +417,56 @@ pub(crate) mod harness {
             );
         }
         whole
+    }
+}
+
+#[cfg(test)]
+mod recipe_tests {
+    use super::training_recipe;
+
+    fn recipe(text: &str, rows: Option<u64>) -> Option<String> {
+        training_recipe(text, 16, rows).unwrap()
+    }
+
+    #[test]
+    fn a_recipe_names_every_setting_training_depends_on_and_nothing_else() {
+        let plain = recipe("pq:m=4", None).unwrap();
+        assert_eq!(
+            plain,
+            "pq:m=4,nbits=8,iters=25,tol=0,seed=1234,kinit=random,redo=1,aniso=auto,unit=auto;train_rows=65536"
+        );
+        // The same training, spelled otherwise.
+        for same in ["pq:nbits=8,m=4", "pq:m=4,seed=1234,aniso=auto"] {
+            assert_eq!(recipe(same, None).unwrap(), plain, "{same}");
+        }
+        assert_eq!(recipe("pq:m=4", Some(65536)).unwrap(), plain);
+        // Every setting that changes the codebook changes the recipe.
+        for other in [
+            "pq:m=8",
+            "pq:m=4,nbits=4",
+            "pq:m=4,iters=3",
+            "pq:m=4,tol=0.01",
+            "pq:m=4,seed=7",
+            "pq:m=4,kinit=kpp",
+            "pq:m=4,redo=2",
+            "pq:m=4,aniso=2",
+            "pq:m=4,unit=1",
+            "opq:m=4",
+        ] {
+            assert_ne!(recipe(other, None).unwrap(), plain, "{other}");
+        }
+        assert_ne!(recipe("pq:m=4", Some(100)).unwrap(), plain);
+        let opq = recipe("opq:m=4", None).unwrap();
+        assert!(opq.contains(",opq_iters=20,opq_init=pca;"), "{opq}");
+        assert_ne!(recipe("opq:m=4,opq_init=random", None).unwrap(), opq);
+        assert_ne!(recipe("opq:m=4,opq_iters=2", None).unwrap(), opq);
+        assert_eq!(
+            recipe("binary-itq", None).unwrap(),
+            "binary-itq;train_rows=20000"
+        );
+        for untrained in ["int8", "int4:rotate=1", "f16", "auto"] {
+            assert_eq!(recipe(untrained, None), None, "{untrained}");
+        }
+        assert!(training_recipe("pq:m=5", 16, None).is_err());
     }
 }

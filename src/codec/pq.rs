@@ -191,6 +191,33 @@ impl PqParams {
     pub fn ksub(&self) -> usize {
         1 << self.nbits
     }
+
+    /// Every parameter, defaults included, in one fixed order: two codec strings that
+    /// train the same codebook (`pq:m=48` and `pq:nbits=8,m=48`) give the same text.
+    pub fn canonical(&self, name: &str) -> String {
+        let auto = |v: Option<String>| v.unwrap_or_else(|| "auto".into());
+        let mut s = format!(
+            "{name}:m={},nbits={},iters={},tol={},seed={},kinit={},redo={},aniso={},unit={}",
+            self.m,
+            self.nbits,
+            self.max_iter,
+            self.tol,
+            self.seed,
+            if self.kmeans_pp { "kpp" } else { "random" },
+            self.redo,
+            auto(self.aniso.map(|a| a.to_string())),
+            auto(self.unit.map(|u| u8::from(u).to_string())),
+        );
+        if name == "opq" {
+            let init = match self.opq_init {
+                OpqInit::Random => "random",
+                OpqInit::Identity => "identity",
+                OpqInit::Pca => "pca",
+            };
+            s += &format!(",opq_iters={},opq_init={init}", self.opq_iters);
+        }
+        s
+    }
 }
 
 /// A divisor of `dims` giving about 8 dimensions per subspace, for the error message.

@@ -126,6 +126,10 @@ pub struct CompressSummary {
     pub resumed_rows: u64,
     /// Why a partial output found with `resume` was not reused.
     pub partial_discarded: Option<String>,
+    /// True if the trained codec (pq, opq, binary-itq) was taken from an earlier run's
+    /// output (the partial a `resume` continues, or a finished output or shard) instead
+    /// of training again.
+    pub training_reused: bool,
 }
 
 /// Compresses the `.npy` at `input` into a new container at `output`.
@@ -134,6 +138,12 @@ pub struct CompressSummary {
 /// matrix, or `-` for standard input; `output` may be `-` for standard output. With
 /// `opts.shard`, only that shard's rows are written, and an existing output that is already
 /// that shard, complete and verified, is kept as it is.
+///
+/// A trained codec is trained afresh unless an earlier run's output that is kept (the
+/// partial a `resume` continues, or a finished output or shard) was written with the same
+/// training recipe (metadata key `train`), input, vectro version and settings: training
+/// is deterministic, so its codebook is the one training again would give, and it is
+/// reused ([`CompressSummary::training_reused`]).
 ///
 /// The output appears at `output` only when complete and synced; on any error nothing is
 /// left there.
@@ -184,20 +194,22 @@ pub fn compress(
     } else {
         Some(open_dest(output, opts)?)
     };
-    let (codec, auto) = if opts.codebook.is_some() || is_trained(&opts.codec) {
-        // Training is parallel; it runs on exactly --threads threads.
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| Error::Config(format!("cannot start {threads} threads: {e}")))?;
-        (
-            pool.install(|| build_codec(&source, opts, progress, cancel))?,
-            None,
-        )
-    } else {
-        pick_codec(&source, opts, progress)?
+    // What training depends on besides the input and vectro's version, recorded in the
+    // header: with --resume, an earlier run's codebook can then stand in for a new one.
+    // A frozen --codebook records the recipe it was trained with, so that its header is
+    // the one training here would write.
+    let frozen = match &opts.codebook {
+        Some(path) => Some(frozen_codec(path, opts, h.dims as usize)?),
+        None => None,
+    };
+    let recipe = match &frozen {
+        Some((_, r)) => r.clone(),
+        None => codec::training_recipe(&opts.codec, h.dims as usize, opts.train_rows)?,
     };
     let mut metadata = source_metadata(&source);
+    if let Some(r) = &recipe {
+        metadata.insert("train".into(), r.clone());
+    }
     let (chunk_range, rows) = match opts.shard {
         Some(s) => {
             let (c, r) = s.plan(h.rows, chunk_rows as u64)?;
@@ -206,19 +218,61 @@ pub fn compress(
         }
         None => (0..h.rows.div_ceil(chunk_rows as u64), 0..h.rows),
     };
-    let header = Header {
+    let header_for = |codec: &dyn Codec| Header {
         codec: codec.spec(),
         rows: rows.end - rows.start,
         dims: h.dims as u32,
         chunk_rows,
         source_dtype: h.dtype,
-        metadata,
+        metadata: metadata.clone(),
         stage: if opts.zstd.is_some() {
             PayloadStage::Zstd
         } else {
             PayloadStage::Plain
         },
     };
+    // Training takes minutes; a cron job's --resume rerun, or a retried shard, should not
+    // repeat it. The file an earlier run left: the partial output a resume continues, or
+    // with `keep_existing` the finished one.
+    let from = match &early {
+        Some(Dest::File(o)) => o.tmp_path(),
+        _ => output,
+    };
+    let found = match &early {
+        _ if frozen.is_some() || recipe.is_none() => None,
+        Some(Dest::File(o)) if opts.resume => earlier_codec(from, o.file()),
+        Some(_) => None,
+        None => std::fs::File::open(from)
+            .ok()
+            .and_then(|f| earlier_codec(from, &f)),
+    };
+    // Reused only if the file's header is exactly the one this run writes with that
+    // codebook: the same recipe, input, vectro and settings. Training is deterministic,
+    // so it is then the codebook training again would give.
+    let (earlier, stale) = match found {
+        Some((c, old)) if header_for(c.as_ref()) == old => (Some(c), None),
+        Some((c, _)) => (None, Some(c)),
+        None => (None, None),
+    };
+    let training_reused = earlier.is_some();
+    if training_reused {
+        progress.note(&format!(
+            "{} holds a codebook trained with these settings on this input by this vectro; \
+             reusing it instead of training again",
+            from.display()
+        ));
+    }
+    let (codec, auto) = match (earlier, frozen) {
+        (Some(c), _) | (None, Some((c, _))) => (c, None),
+        // A finished output of other settings: the check below says what differs, and
+        // training first would not change its answer.
+        (None, None) if keep_existing && stale.is_some() => (stale.expect("checked"), None),
+        (None, None) if is_trained(&opts.codec) => {
+            (train_codec(&source, opts, threads, progress, cancel)?, None)
+        }
+        (None, None) => pick_codec(&source, opts, progress)?,
+    };
+    let header = header_for(codec.as_ref());
     let input_bytes = match opts.shard {
         Some(_) => header.rows * h.row_bytes() as u64,
         None => source.input_bytes(),
@@ -242,6 +296,7 @@ pub fn compress(
         auto: auto.clone(),
         resumed_rows: resume.rows(),
         partial_discarded: resume.discarded.clone(),
+        training_reused,
     };
     if keep_existing {
         shard::check_complete(output, &header).map_err(|e| match opts.shard {
@@ -395,6 +450,18 @@ fn is_trained(codec: &str) -> bool {
     matches!(codec.split(':').next(), Some("pq" | "opq" | "binary-itq"))
 }
 
+/// The trained codec recorded in an earlier run's output `file` (at `path`), with that
+/// file's header. Anything unreadable is `None`: the caller then trains.
+fn earlier_codec(path: &Path, file: &std::fs::File) -> Option<(Box<dyn Codec>, Header)> {
+    // SAFETY: read-only. The partial output is under this run's exclusive lock; another
+    // process rewriting a finished output while we read is outside what we can guard
+    // against (as for any mmap reader), and every length is checked against the map's size.
+    let map = unsafe { memmap2::Mmap::map(file) }.ok()?;
+    let (old, _) = Header::decode(path, &map).ok()?;
+    let codec = codec::from_spec(old.codec.id, &old.codec.params, old.dims as usize).ok()?;
+    Some((codec, old))
+}
+
 /// The codec `opts` asks for; for `auto`, the one the sample measurement picks (each line
 /// of its report also goes to `progress.note`).
 fn pick_codec(
@@ -429,45 +496,51 @@ fn pick_codec(
     Ok((codec::parse(&report.chosen, dims)?, Some(report)))
 }
 
-/// The codec of a run: a frozen `--codebook`, or `--codec`, trained on a sample first if
-/// it needs training. Training happens before the output is created.
-fn build_codec(
+/// The codec of a frozen `--codebook`, checked against `--codec` if one is given, and the
+/// training recipe its file records.
+fn frozen_codec(
+    path: &Path,
+    opts: &CompressOptions,
+    dims: usize,
+) -> Result<(Box<dyn Codec>, Option<String>)> {
+    let (book, recipe) = super::train::read_codebook(path, dims)?;
+    let kind = if book.rotation.is_some() { "opq" } else { "pq" };
+    let (asked, params) = opts.codec.split_once(':').unwrap_or((&opts.codec, ""));
+    let fits = opts.codec == CompressOptions::default().codec
+        || (asked == kind
+            && codec::pq::PqParams::parse(asked, params, dims).map_or(params.is_empty(), |p| {
+                p.m == book.m && p.nbits == book.nbits
+            }));
+    if !fits {
+        return Err(Error::Mismatch(format!(
+            "{}: the codebook is {kind}:m={},nbits={}, but --codec asks for '{}'; drop --codec or train a matching codebook",
+            path.display(),
+            book.m,
+            book.nbits,
+            opts.codec
+        )));
+    }
+    Ok((Box::new(codec::Pq::new(book)), recipe))
+}
+
+/// `--codec` (pq, opq, binary-itq) trained on a sample of the input, on exactly
+/// `threads` threads.
+fn train_codec(
     source: &Input,
     opts: &CompressOptions,
+    threads: usize,
     progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<Box<dyn Codec>> {
-    let dims = source.header().dims as usize;
-    match &opts.codebook {
-        Some(path) => {
-            let book = super::train::read_codebook(path, dims)?;
-            let kind = if book.rotation.is_some() { "opq" } else { "pq" };
-            let (asked, params) = opts.codec.split_once(':').unwrap_or((&opts.codec, ""));
-            let fits = opts.codec == CompressOptions::default().codec
-                || (asked == kind
-                    && codec::pq::PqParams::parse(asked, params, dims)
-                        .map_or(params.is_empty(), |p| {
-                            p.m == book.m && p.nbits == book.nbits
-                        }));
-            if !fits {
-                return Err(Error::Mismatch(format!(
-                    "{}: the codebook is {kind}:m={},nbits={}, but --codec asks for '{}'; drop --codec or train a matching codebook",
-                    path.display(),
-                    book.m,
-                    book.nbits,
-                    opts.codec
-                )));
-            }
-            Ok(Box::new(codec::Pq::new(book)))
-        }
-        None => {
-            let train = codec::TrainOptions {
-                train_rows: opts.train_rows,
-                cancel: Some(cancel),
-            };
-            codec::parse_trained(&opts.codec, source, &train, progress)
-        }
-    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start {threads} threads: {e}")))?;
+    let train = codec::TrainOptions {
+        train_rows: opts.train_rows,
+        cancel: Some(cancel),
+    };
+    pool.install(|| codec::parse_trained(&opts.codec, source, &train, progress))
 }
 
 /// What the container records about its source. Deliberately no wall-clock time: the same

@@ -73,15 +73,17 @@ pub fn train(
     codec::train_codebook(codec, &source, opts, progress)
 }
 
-/// Reads a `.vcb` codebook for `dims`-dimensional data.
+/// Reads a `.vcb` codebook for `dims`-dimensional data, with the training recipe it
+/// records, if any ([`Codebook::vcb_recipe`]).
 ///
 /// # Errors
 /// [`Error::Io`] if unreadable; the errors of [`Codebook::from_vcb`].
-pub fn read_codebook(path: &Path, dims: usize) -> Result<Codebook> {
+pub fn read_codebook(path: &Path, dims: usize) -> Result<(Codebook, Option<String>)> {
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut crate::input::open_input(path)?, &mut bytes)
         .map_err(|e| Error::io(path, "reading", e))?;
-    Codebook::from_vcb(path, &bytes, dims)
+    let book = Codebook::from_vcb(path, &bytes, dims)?;
+    Ok((book, Codebook::vcb_recipe(&bytes)))
 }
 
 /// Reads a `.vcb` codebook for whatever dimension it was trained on (for `info`).

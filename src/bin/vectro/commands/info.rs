@@ -183,6 +183,9 @@ struct CodebookInfo {
     distortion: f64,
     seed: u64,
     fingerprint: String,
+    /// The codec string and sample size it was trained with (`vectro train`, minor 2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipe: Option<String>,
     codec_facts: std::collections::BTreeMap<String, String>,
 }
 
@@ -215,6 +218,7 @@ fn codebook(a: &InfoArgs) -> anyhow::Result<i32> {
         distortion: f.distortion,
         seed: f.seed,
         fingerprint: format!("{:08x}", book.fingerprint()),
+        recipe: vectro::codec::Codebook::vcb_recipe(&bytes),
         codec_facts: vectro::Codec::facts(&codec).into_iter().collect(),
     };
     if a.json {
@@ -227,6 +231,9 @@ fn codebook(a: &InfoArgs) -> anyhow::Result<i32> {
         info.format_version
     );
     println!("codec:         {}", info.codec);
+    if let Some(r) = &info.recipe {
+        println!("trained with:  {r}");
+    }
     println!(
         "shape:         {} dims in {} subspaces of {}, {} centroids each{}; {} bytes a row",
         info.dims,

@@ -43,7 +43,10 @@ pub fn run(a: TrainArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     // Created before training: an existing or unwritable output fails at once.
     let out = AtomicOutput::create(&a.output, a.force, Durability::Fsync)?;
     let book = pool.install(|| vectro::pipeline::train::train(&a.input, &a.codec, &opts, &bar))?;
-    let bytes = book.to_vcb();
+    // Recorded so that `compress --codebook` writes the header a direct training run
+    // writes (metadata key `train`).
+    let recipe = vectro::codec::training_recipe(&a.codec, book.dims, a.train_rows)?;
+    let bytes = book.to_vcb(recipe.as_deref());
     out.commit_bytes(&bytes)?;
     let f = book.facts;
     let s = Summary {
