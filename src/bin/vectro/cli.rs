@@ -107,6 +107,7 @@ pub struct CompressArgs {
     /// Continue an interrupted run from its partial output (.<name>.partial beside the
     /// output), keeping every checksum-valid chunk; starts afresh if it does not match. An
     /// output already complete, verified and of this input and settings is left as it is (exit 0).
+    /// pq, opq and binary-itq reuse the codebook of such a file instead of training again.
     #[arg(long)]
     pub resume: bool,
     /// On an error, Ctrl-C or SIGTERM, delete the partial output instead of keeping it for --resume.
