@@ -66,6 +66,9 @@ warm_timed() {
 }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 wall() { cut -d' ' -f1 < "$DIR/t.$1" | median; }
+# Runs over 1.5x the fastest of their kind: on this VM, writes into memory the host has
+# taken back stall (see README, Performance), and a median moves once most runs do.
+slow() { cut -d' ' -f1 < "$DIR/t.$1" | sort -n | awk 'NR == 1 {m = $1} $1 > 1.5 * m {n++} END {printf "%d of %d", n, NR}'; }
 cpu() { cut -d' ' -f2 < "$DIR/t.$1" | median; }
 
 # The numpy reference, chunked and preallocated like vectro, in its own venv.
@@ -149,11 +152,11 @@ if [ -n "$CODECS" ]; then
   echo
   echo "Compress with --no-fsync, $THREADS threads, each codec against int8 (timed alternately, medians of $RUNS pairs; int8's median over all pairs); load average $(cut -d' ' -f1-3 /proc/loadavg)."
   echo
-  echo "| codec | wall s | input GB/s | int8 wall s | ratio to int8 | goal | CPU s (user+sys), ratio |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| codec | wall s | input GB/s | int8 wall s | ratio to int8 | goal | CPU s (user+sys), ratio | runs > 1.5x the fastest (codec; int8) |"
+  echo "|---|---|---|---|---|---|---|---|"
   for c in $CODECS; do
     t=codec_$(tag "$c")
-    echo "| $c | $(wall "$t") | $(gbs "$(wall "$t")") | $(wall codec_int8) | **$(ratio "$(wall "$t")" "$(wall codec_int8)")** | ≤ 1.5 | $(cpu "$t") / $(cpu codec_int8) = $(ratio "$(cpu "$t")" "$(cpu codec_int8)") |"
+    echo "| $c | $(wall "$t") | $(gbs "$(wall "$t")") | $(wall codec_int8) | **$(ratio "$(wall "$t")" "$(wall codec_int8)")** | ≤ 1.5 | $(cpu "$t") / $(cpu codec_int8) = $(ratio "$(cpu "$t")" "$(cpu codec_int8)") | $(slow "$t"); $(slow codec_int8) |"
   done
 fi
 [ -n "$CODECS_ONLY" ] && exit 0
