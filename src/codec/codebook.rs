@@ -207,7 +207,8 @@ impl Codebook {
     pub fn to_vcb(&self, recipe: Option<&str>) -> Vec<u8> {
         let params = self.to_params();
         let recipe = recipe.unwrap_or("").as_bytes();
-        let recipe = &recipe[..recipe.len().min(u16::MAX as usize)];
+        // A recipe is one short line of parameters (training_recipe), far below 64 KiB.
+        let recipe_len = u16::try_from(recipe.len()).expect("a training recipe under 64 KiB");
         let mut out = vec![0u8; VCB_HEAD];
         out[0..4].copy_from_slice(&VCB_MAGIC);
         LE::write_u16(&mut out[4..6], 1);
@@ -215,7 +216,7 @@ impl Codebook {
         // minor 2: a recipe follows the section. A file without one stays minor 1.
         LE::write_u16(&mut out[6..8], if recipe.is_empty() { 1 } else { 2 });
         LE::write_u16(&mut out[8..10], self.codec_id().code());
-        LE::write_u16(&mut out[10..12], recipe.len() as u16);
+        LE::write_u16(&mut out[10..12], recipe_len);
         LE::write_u32(&mut out[12..16], params.len() as u32);
         out.extend_from_slice(&params);
         out.extend_from_slice(recipe);

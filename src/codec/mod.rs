@@ -355,9 +355,7 @@ pub fn training_recipe(text: &str, dims: usize, train_rows: Option<u64>) -> Resu
             pq::PqParams::parse(name, params, dims)?.canonical(name),
             codebook::DEFAULT_TRAIN_ROWS,
         ),
-        "binary-itq" if params.is_empty() && !text.contains(':') => {
-            (name.to_string(), itq::DEFAULT_ITQ_ROWS)
-        }
+        "binary-itq" if !text.contains(':') => (name.to_string(), itq::DEFAULT_ITQ_ROWS),
         _ => return Ok(None),
     };
     Ok(Some(format!(

@@ -262,15 +262,15 @@ pub fn compress(
             from.display()
         ));
     }
-    let (codec, auto) = match (earlier, frozen) {
-        (Some(c), _) | (None, Some((c, _))) => (c, None),
+    let (codec, auto) = match (earlier, frozen, stale) {
+        (Some(c), _, _) | (None, Some((c, _)), _) => (c, None),
         // A finished output of other settings: the check below says what differs, and
         // training first would not change its answer.
-        (None, None) if keep_existing && stale.is_some() => (stale.expect("checked"), None),
-        (None, None) if is_trained(&opts.codec) => {
+        (None, None, Some(c)) if keep_existing => (c, None),
+        (None, None, _) if is_trained(&opts.codec) => {
             (train_codec(&source, opts, threads, progress, cancel)?, None)
         }
-        (None, None) => pick_codec(&source, opts, progress)?,
+        (None, None, _) => pick_codec(&source, opts, progress)?,
     };
     let header = header_for(codec.as_ref());
     let input_bytes = match opts.shard {
