@@ -55,7 +55,7 @@ pub fn container(data: &[u8]) {
         opened.err()
     );
     if let Ok((header, len)) = Header::decode(path, &bytes)
-        && let Ok(codec) = format::read::codec_for(path, &header)
+        && let Ok(codec) = format::layout::codec_for(path, &header)
     {
         let _ = format::scan_chunks(&bytes, &header, len, codec.as_ref());
     }

@@ -213,3 +213,64 @@ fn decompressor_refuses_absurd_chunks_before_allocating() {
         .unwrap_err();
     assert!(e.to_string().contains("streaming reader's"), "{e}");
 }
+
+#[test]
+fn decompressor_reads_zstd_containers_as_container_does() {
+    // The streaming reader once refused every --zstd container: it had its own copy of the
+    // chunk checks, which expected plain payloads. It now shares the container parser.
+    let dir = tempfile::tempdir().unwrap();
+    let npy = make_npy(dir.path(), "x.npy", 201, 9, 5);
+    for codec in CODECS {
+        let file = dir
+            .path()
+            .join(format!("{}.z.vectro", codec.replace(':', "_")));
+        let opts = vectro::CompressOptions {
+            codec: (*codec).into(),
+            threads: 2,
+            chunk_rows: Some(32),
+            zstd: Some(3),
+            durability: vectro::output::Durability::None,
+            ..vectro::CompressOptions::default()
+        };
+        vectro::compress(
+            &npy,
+            &file,
+            &opts,
+            &vectro::NoProgress,
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+        .unwrap();
+        let c = Container::open(&file).unwrap();
+        assert_eq!(c.header().stage, vectro::codec::PayloadStage::Zstd);
+        let mut want = vec![0f32; 201 * 9];
+        c.get_range(0..201, &mut want).unwrap();
+        let bytes = std::fs::read(&file).unwrap();
+        for threads in [1, 3] {
+            let mut got = Vec::new();
+            let s = Decompressor::new()
+                .threads(threads)
+                .for_each_chunk(
+                    Trickle {
+                        data: &bytes,
+                        step: 11,
+                    },
+                    |_, first, rows| {
+                        assert_eq!(first, got.len() as u64 / 9);
+                        got.extend_from_slice(rows);
+                        Ok(())
+                    },
+                )
+                .unwrap_or_else(|e| panic!("{codec} zstd, {threads} threads: {e}"));
+            assert_eq!((s.rows, s.chunks, s.bytes_in), (201, 7, bytes.len() as u64));
+            assert_bits_eq(&got, &want, codec);
+        }
+        // A flipped byte inside a zstd payload is still caught (by the chunk crc).
+        let e = c.chunks()[3];
+        let mut bad = bytes.clone();
+        bad[e.payload_range().start + 2] ^= 0x10;
+        let err = Decompressor::new()
+            .for_each_chunk(bad.as_slice(), |_, _, _| Ok(()))
+            .unwrap_err();
+        assert!(err.to_string().contains("chunk 3"), "{codec}: {err}");
+    }
+}

@@ -11,12 +11,14 @@
 //! Reading one row costs O(1) seeks: trailer → index → chunk.
 
 mod header;
+pub(crate) mod layout;
 pub mod read;
 pub mod verify;
 pub mod write;
 
 pub use header::{Header, Metadata};
-pub use read::{ChunkEntry, Container, scan_chunks};
+pub use layout::{ChunkEntry, scan_chunks};
+pub use read::Container;
 pub use verify::{VerifyReport, verify};
 pub use write::{ChunkCrc, ChunkCrcBuilder, ContainerWriter};
 

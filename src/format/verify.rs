@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use byteorder::{ByteOrder, LittleEndian as LE};
 use serde::Serialize;
 
-use super::read::{check_chunk_header, check_trailer, codec_for, parse_index};
+use super::layout::{check_chunk_header, check_trailer, codec_for, parse_index};
 use super::{CHUNK_HEADER_LEN, CHUNK_OVERHEAD, ChunkEntry, Header, MAX_HEADER_LEN, TRAILER_LEN};
 use crate::codec::Codec;
 use crate::error::{Error, Result};

@@ -7,7 +7,7 @@ use std::io::Write;
 
 use byteorder::{ByteOrder, LittleEndian as LE};
 
-use super::read::ChunkEntry;
+use super::layout::ChunkEntry;
 use super::{
     CHUNK_HEADER_LEN, CHUNK_MAGIC, Header, INDEX_ENTRY_LEN, INDEX_HEADER_LEN, INDEX_MAGIC, MAGIC,
     MAJOR, MINOR, TRAILER_LEN, crc, crc_append,

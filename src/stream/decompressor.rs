@@ -1,8 +1,10 @@
 //! [`Decompressor`]: a container read front to back from any reader.
 //!
 //! Chunks are self-describing, so a reader that cannot seek still decodes them in order: it
-//! checks each chunk header as it arrives, has the workers check the chunk crc and decode,
-//! then checks the index and trailer against the chunks it saw.
+//! checks each chunk header as it arrives, has the workers check the chunk crc, undo the
+//! payload stage and decode, then checks the index and trailer against the chunks it saw.
+//! Every check is the container parser's (`format::layout`), the one
+//! [`Container`](crate::Container) and [`verify`](crate::format::verify()) use.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -13,10 +15,12 @@ use byteorder::{ByteOrder, LittleEndian as LE};
 use super::{CountingWriter, StreamSummary, read_full};
 use crate::codec::{self, Codec};
 use crate::error::{Error, Result};
-use crate::format::write::trailer_crc;
+use crate::format::layout::{
+    check_chunk_header, check_index_entry, check_trailer, chunk_crc_ok, index_header_ok, unstage,
+};
 use crate::format::{
-    CHUNK_HEADER_LEN, CHUNK_MAGIC, CHUNK_OVERHEAD, Header, INDEX_ENTRY_LEN, INDEX_HEADER_LEN,
-    INDEX_MAGIC, MAGIC, MAJOR, MAX_HEADER_LEN, TRAILER_LEN,
+    CHUNK_HEADER_LEN, CHUNK_OVERHEAD, Header, INDEX_ENTRY_LEN, INDEX_HEADER_LEN, MAGIC,
+    MAX_HEADER_LEN, TRAILER_LEN,
 };
 use crate::npy;
 use crate::pipeline::ordered::run_ordered;
@@ -167,6 +171,7 @@ impl<'a> Decompressor<'a> {
             codec,
             next: 0,
             offset: header_len as u64,
+            lens: Vec::new(),
         };
         self.progress.begin(header.rows, header.rows * row_bytes);
         let result = run_ordered(
@@ -174,8 +179,10 @@ impl<'a> Decompressor<'a> {
             chunks.by_ref(),
             |c: RawChunk| {
                 c.check_crc(name)?;
+                let payload = unstage(c.payload(), c.rows, &header, codec)
+                    .map_err(|msg| c.corrupt(name, &msg))?;
                 let mut rows = vec![0f32; c.rows as usize * dims];
-                codec.decode(c.payload(), c.rows as usize, &mut rows);
+                codec.decode(&payload, c.rows as usize, &mut rows);
                 Ok((c.first_row, rows))
             },
             |(first, rows)| {
@@ -188,8 +195,10 @@ impl<'a> Decompressor<'a> {
         );
         self.progress.finish();
         result?;
-        let chunks_end = chunks.offset;
-        let end = read_index_and_trailer(name, &mut input, &header, header_len, chunks_end, codec)?;
+        let (chunks_end, lens) = (chunks.offset, chunks.lens);
+        let end = read_index_and_trailer(
+            name, &mut input, &header, header_len, chunks_end, &lens, codec,
+        )?;
         Ok(StreamSummary {
             codec: codec.name(),
             rows: header.rows,
@@ -234,21 +243,25 @@ impl RawChunk {
     }
 
     fn check_crc(&self, name: &Path) -> Result<()> {
-        let (body, tail) = self.bytes.split_at(self.bytes.len() - 4);
-        if crate::format::crc(body) != LE::read_u32(tail) {
-            return Err(Error::corrupt(
-                name,
-                format!(
-                    "chunk {} (bytes {}..{}, rows {}..{}) fails its crc32c check; the data is corrupt",
-                    self.index,
-                    self.offset,
-                    self.offset + self.bytes.len() as u64,
-                    self.first_row,
-                    self.first_row + self.rows
-                ),
-            ));
+        if chunk_crc_ok(&self.bytes) {
+            Ok(())
+        } else {
+            Err(self.corrupt(name, "fails its crc32c check"))
         }
-        Ok(())
+    }
+
+    fn corrupt(&self, name: &Path, what: &str) -> Error {
+        Error::corrupt(
+            name,
+            format!(
+                "chunk {} (bytes {}..{}, rows {}..{}) {what}; the data is corrupt",
+                self.index,
+                self.offset,
+                self.offset + self.bytes.len() as u64,
+                self.first_row,
+                self.first_row + self.rows
+            ),
+        )
     }
 }
 
@@ -260,6 +273,8 @@ struct ChunkReader<'r, R> {
     codec: &'r dyn Codec,
     next: u64,
     offset: u64,
+    /// The length of each chunk read, for the index to be checked against.
+    lens: Vec<u64>,
 }
 
 impl<R: Read> ChunkReader<'_, R> {
@@ -284,28 +299,9 @@ impl<R: Read> ChunkReader<'_, R> {
         if got < head.len() {
             return Err(truncated());
         }
-        if head[0..4] != CHUNK_MAGIC
-            || crate::format::crc(&head[..32]) != LE::read_u32(&head[32..36])
-        {
-            return Err(corrupt(
-                "bad chunk header (magic or checksum); the data is corrupt".into(),
-            ));
-        }
-        let rows = LE::read_u32(&head[4..8]) as u64;
-        let first_row = LE::read_u64(&head[16..24]);
-        let payload_len = LE::read_u64(&head[24..32]);
-        let want_rows = self.header.rows_in_chunk(i);
-        let want_len = self.codec.encoded_len(want_rows as usize) as u64;
-        if LE::read_u64(&head[8..16]) != i
-            || first_row != i * self.header.chunk_rows as u64
-            || rows != want_rows
-            || payload_len != want_len
-        {
-            return Err(corrupt(format!(
-                "chunk header says rows {first_row}+{rows}, {payload_len} payload bytes; the file header implies rows {}+{want_rows}, {want_len} bytes",
-                i * self.header.chunk_rows as u64
-            )));
-        }
+        let (rows, payload_len) =
+            check_chunk_header(&head, i, self.header, self.codec).map_err(corrupt)?;
+        let first_row = i * self.header.chunk_rows as u64;
         // Crc-valid headers can still describe absurd chunks; refuse before allocating.
         let decoded = rows
             .saturating_mul(self.header.dims as u64)
@@ -332,6 +328,7 @@ impl<R: Read> ChunkReader<'_, R> {
         };
         self.next += 1;
         self.offset += len as u64;
+        self.lens.push(len as u64);
         Ok(chunk)
     }
 }
@@ -344,14 +341,16 @@ impl<R: Read> Iterator for ChunkReader<'_, R> {
     }
 }
 
-/// Reads the index and trailer after the last chunk, checks them against what the chunks
-/// implied, and checks that nothing follows. Returns the container's total length.
+/// Reads the index and trailer after the last chunk, checks them against the chunks as
+/// read (`lens`, their lengths), and checks that nothing follows. Returns the container's
+/// total length.
 fn read_index_and_trailer<R: Read>(
     name: &Path,
     input: &mut R,
     header: &Header,
     header_len: usize,
     chunks_end: u64,
+    lens: &[u64],
     codec: &dyn Codec,
 ) -> Result<u64> {
     let corrupt = |msg: String| Error::corrupt(name, msg);
@@ -361,58 +360,46 @@ fn read_index_and_trailer<R: Read>(
             "the stream ends inside the {what} (the container is truncated)"
         ))
     };
-    let count = header.chunk_count();
     let mut head = [0u8; INDEX_HEADER_LEN];
     if read_full(input, &mut head).map_err(io)? < head.len() {
         return Err(truncated("index"));
     }
-    if head[0..4] != INDEX_MAGIC || LE::read_u64(&head[8..16]) != count {
+    if !index_header_ok(&head, header) {
         return Err(corrupt(format!(
             "index header at byte {chunks_end} is malformed"
         )));
     }
-    // Entries are read one at a time: a huge chunk count costs time, never memory.
+    // Entries are read one at a time: the index costs no memory beyond the chunks' lengths.
     let mut crc = crate::format::crc(&head);
     let mut offset = header_len as u64;
     let mut entry = [0u8; INDEX_ENTRY_LEN];
-    for i in 0..count {
+    for (i, &len) in lens.iter().enumerate() {
         if read_full(input, &mut entry).map_err(io)? < entry.len() {
             return Err(truncated("index"));
         }
         crc = crate::format::crc_append(crc, &entry);
-        let rows = header.rows_in_chunk(i);
-        let len = codec.encoded_len(rows as usize) as u64 + CHUNK_OVERHEAD as u64;
-        let want = [offset, len, i * header.chunk_rows as u64, rows];
-        if (0..4).any(|k| LE::read_u64(&entry[k * 8..k * 8 + 8]) != want[k]) {
+        let e = check_index_entry(&entry, i as u64, offset, header, codec).map_err(corrupt)?;
+        if e.len != len {
             return Err(corrupt(format!(
-                "index entry {i} does not match chunk {i} as read"
+                "index entry {i} does not match chunk {i} as read ({} bytes, not {len})",
+                e.len
             )));
         }
         offset += len;
     }
-    let index_len = INDEX_HEADER_LEN as u64 + count * INDEX_ENTRY_LEN as u64;
+    let index_len = INDEX_HEADER_LEN as u64 + lens.len() as u64 * INDEX_ENTRY_LEN as u64;
     let mut t = [0u8; TRAILER_LEN];
     if read_full(input, &mut t).map_err(io)? < t.len() {
         return Err(truncated("trailer"));
     }
     let end = chunks_end + index_len + TRAILER_LEN as u64;
-    if t[36..40] != MAGIC
-        || trailer_crc(&t) != LE::read_u32(&t[28..32])
-        || LE::read_u16(&t[32..34]) != MAJOR
-    {
+    // With the file's length known to end here, the trailer must point at the index read.
+    let at = check_trailer(name, &t, end, header, header_len)?;
+    if at.crc != crc {
         return Err(corrupt(format!(
-            "trailer at bytes {}..{end} is corrupt (magic, checksum or version)",
-            end - TRAILER_LEN as u64
+            "index checksum mismatch (bytes {chunks_end}..{}); the index is corrupt",
+            chunks_end + index_len
         )));
-    }
-    if LE::read_u64(&t[0..8]) != chunks_end
-        || LE::read_u64(&t[8..16]) != index_len
-        || LE::read_u64(&t[16..24]) != header.rows
-        || LE::read_u32(&t[24..28]) != crc
-    {
-        return Err(corrupt(
-            "trailer does not match the index and chunks as read; the file is corrupt".into(),
-        ));
     }
     let mut extra = [0u8; 1];
     if read_full(input, &mut extra).map_err(io)? != 0 {
