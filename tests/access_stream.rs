@@ -274,3 +274,67 @@ fn decompressor_reads_zstd_containers_as_container_does() {
         assert!(err.to_string().contains("chunk 3"), "{codec}: {err}");
     }
 }
+
+#[test]
+fn compressor_with_zstd_writes_compress_bytes() {
+    // compress() and stream::Compressor share one encoder and writer: given the header
+    // metadata compress() records about its source file, the bytes are the same.
+    let dir = tempfile::tempdir().unwrap();
+    let npy = make_npy(dir.path(), "x.npy", 333, 20, 9);
+    let npy_bytes = std::fs::read(&npy).unwrap();
+    let (_, _, data) = read_npy(&npy);
+    for codec in CODECS {
+        for zstd in [None, Some(3), Some(-2)] {
+            let file = dir.path().join("z.vectro");
+            let _ = std::fs::remove_file(&file);
+            let opts = vectro::CompressOptions {
+                codec: (*codec).into(),
+                threads: 2,
+                chunk_rows: Some(50),
+                zstd,
+                durability: vectro::output::Durability::None,
+                ..vectro::CompressOptions::default()
+            };
+            vectro::compress(
+                &npy,
+                &file,
+                &opts,
+                &vectro::NoProgress,
+                &std::sync::atomic::AtomicBool::new(false),
+            )
+            .unwrap();
+            let want = std::fs::read(&file).unwrap();
+            let c = Container::open(&file).unwrap();
+            let streamed = |threads: usize, from_npy: bool| {
+                let mut b = Compressor::new()
+                    .codec(*codec)
+                    .threads(threads)
+                    .chunk_rows(50);
+                if let Some(level) = zstd {
+                    b = b.zstd(level);
+                }
+                for (k, v) in c.metadata() {
+                    b = b.metadata(k.clone(), v.clone());
+                }
+                let mut out = Vec::new();
+                if from_npy {
+                    b.compress_npy(npy_bytes.as_slice(), &mut out).unwrap();
+                } else {
+                    b.compress_f32(&data, 20, &mut out).unwrap();
+                }
+                out
+            };
+            for (threads, from_npy) in [(1, true), (3, true), (2, false)] {
+                assert!(
+                    streamed(threads, from_npy) == want,
+                    "{codec}, zstd {zstd:?}, {threads} threads, from npy {from_npy}: bytes differ from compress()"
+                );
+            }
+        }
+    }
+    let e = Compressor::new()
+        .zstd(99)
+        .compress_f32(&[1.0; 4], 2, Vec::new())
+        .unwrap_err();
+    assert!(e.to_string().contains("--zstd 99 is out of range"), "{e}");
+}

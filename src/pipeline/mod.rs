@@ -14,12 +14,13 @@ mod resume;
 pub mod shard;
 pub mod stream;
 pub mod train;
+pub(crate) mod worker;
 pub mod writer;
 
 pub use compress::{CompressOptions, CompressSummary, compress, default_chunk_rows};
-pub(crate) use compress::{check_finite, encode_block};
 pub use decompress::{DecompressSummary, decompress, f32_le_bytes};
 pub use progress::{NoProgress, Progress};
+pub(crate) use worker::check_finite;
 
 /// The number of worker threads to use when none is given: the available cores.
 pub fn default_threads() -> usize {

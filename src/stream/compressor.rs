@@ -5,21 +5,24 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use super::{CountingWriter, StreamSummary};
-use crate::codec::{self, Codec};
+use crate::codec::{self, Codec, PayloadStage};
 use crate::error::{Error, Result};
-use crate::format::{ChunkCrc, ContainerWriter, Header, Metadata};
+use crate::format::{ContainerWriter, Header, Metadata};
 use crate::npy::{self, Dtype};
-use crate::pipeline::encode_block as encode_rows;
 use crate::pipeline::ordered::run_ordered;
 use crate::pipeline::reader::ChunkJob;
 use crate::pipeline::stream::read_chunks;
+use crate::pipeline::worker::Encoder;
+use crate::pipeline::writer::{ChunkSink, EncodedChunk};
 use crate::pipeline::{NoProgress, Progress, default_chunk_rows, default_threads};
 
 /// Builds and runs a streaming compression.
 ///
 /// Unlike [`compress`](crate::compress), which memory-maps a file, a `Compressor` reads its
 /// input front to back, so it works on pipes and sockets. It holds at most
-/// `3 × threads + 1` chunks in memory.
+/// `3 × threads + 1` chunks in memory. It shares `compress`'s encoder (the worker stage,
+/// zstd stage included) and writer, so the same rows, codec and settings give the same
+/// chunks; with the same header metadata, the same bytes.
 ///
 /// ```
 /// use vectro::stream::Compressor;
@@ -43,6 +46,7 @@ pub struct Compressor<'a> {
     codec: String,
     threads: usize,
     chunk_rows: Option<u32>,
+    zstd: Option<i32>,
     metadata: Metadata,
     name: PathBuf,
     progress: &'a dyn Progress,
@@ -61,6 +65,7 @@ impl std::fmt::Debug for Compressor<'_> {
             .field("codec", &self.codec)
             .field("threads", &self.threads)
             .field("chunk_rows", &self.chunk_rows)
+            .field("zstd", &self.zstd)
             .field("metadata", &self.metadata)
             .field("name", &self.name)
             .finish_non_exhaustive()
@@ -74,6 +79,7 @@ impl<'a> Compressor<'a> {
             codec: "int8".into(),
             threads: 0,
             chunk_rows: None,
+            zstd: None,
             metadata: Metadata::new(),
             name: PathBuf::from("<input>"),
             progress: &NoProgress,
@@ -96,6 +102,22 @@ impl<'a> Compressor<'a> {
     /// Rows per chunk; unset picks [`default_chunk_rows`].
     pub fn chunk_rows(mut self, n: u32) -> Self {
         self.chunk_rows = Some(n);
+        self
+    }
+
+    /// Also compresses each chunk payload with zstd at `level` (as `--zstd`: -7..=22, 3
+    /// is a good default); unset (the default) stores payloads as the codec writes them.
+    ///
+    /// ```
+    /// let data: Vec<f32> = (0..500 * 8).map(|i| (i % 17) as f32).collect();
+    /// let mut out = Vec::new();
+    /// vectro::stream::Compressor::new().zstd(3).compress_f32(&data, 8, &mut out)?;
+    /// let c = vectro::Container::from_bytes("z", &out)?;
+    /// assert_eq!(c.header().stage, vectro::codec::PayloadStage::Zstd);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn zstd(mut self, level: i32) -> Self {
+        self.zstd = Some(level);
         self
     }
 
@@ -141,21 +163,15 @@ impl<'a> Compressor<'a> {
         let header = self.header(h.rows, h.dims, h.dtype, codec.as_ref())?;
         let row_bytes = h.row_bytes();
         let chunk_rows = header.chunk_rows as u64;
-        let name = &self.name;
         let jobs = read_chunks(
             &mut input,
-            name.clone(),
+            self.name.clone(),
             h.rows,
             row_bytes,
             chunk_rows,
             false,
         );
-        let work = |job: ChunkJob| {
-            let bytes = job.bytes();
-            let mut data = vec![0f32; bytes.len() / h.dtype.size()];
-            h.dtype.to_f32(bytes, &mut data);
-            encode_block(&data, job.first_row, codec.as_ref(), name)
-        };
+        let work = |e: &Encoder, job: ChunkJob| e.encode(&job);
         let s = self.run(header, codec.as_ref(), jobs, work, output)?;
         Ok(StreamSummary {
             bytes_in: h.data_offset + h.rows * row_bytes as u64,
@@ -188,8 +204,7 @@ impl<'a> Compressor<'a> {
             .chunks(step)
             .enumerate()
             .map(|(i, c)| Ok(((i * step / dims) as u64, c)));
-        let name = &self.name;
-        let work = |(first, block): (u64, &[f32])| encode_block(block, first, codec.as_ref(), name);
+        let work = |e: &Encoder, (first, block): (u64, &[f32])| e.encode_f32(block, first);
         let s = self.run(header, codec.as_ref(), jobs, work, output)?;
         Ok(StreamSummary {
             bytes_in: data.len() as u64 * 4,
@@ -198,6 +213,9 @@ impl<'a> Compressor<'a> {
     }
 
     fn header(&self, rows: u64, dims: u64, dtype: Dtype, codec: &dyn Codec) -> Result<Header> {
+        if let Some(level) = self.zstd {
+            codec::zstd::check_level(level)?;
+        }
         let chunk_rows = match self.chunk_rows {
             Some(0) => return Err(Error::Config("chunk rows must be at least 1".into())),
             Some(n) => n,
@@ -216,11 +234,15 @@ impl<'a> Compressor<'a> {
             chunk_rows,
             source_dtype: dtype,
             metadata,
-            stage: crate::codec::PayloadStage::Plain,
+            stage: match self.zstd {
+                Some(_) => PayloadStage::Zstd,
+                None => PayloadStage::Plain,
+            },
         })
     }
 
-    /// Encodes the jobs on the workers and appends the chunks in order.
+    /// Encodes the jobs on the workers (`work` with the shared [`Encoder`]) and appends the
+    /// chunks in order.
     fn run<J, I, F, W>(
         &self,
         header: Header,
@@ -232,7 +254,7 @@ impl<'a> Compressor<'a> {
     where
         J: Send,
         I: Iterator<Item = Result<J>> + Send,
-        F: Fn(J) -> Result<(u64, Vec<u8>, ChunkCrc)> + Sync,
+        F: Fn(&Encoder, J) -> Result<EncodedChunk> + Sync,
         W: Write,
     {
         let out_name = Path::new("<output>");
@@ -243,27 +265,33 @@ impl<'a> Compressor<'a> {
             inner: output,
             count: 0,
         };
-        let mut writer = ContainerWriter::new(counting, header).map_err(io)?;
+        let writer = ContainerWriter::new(counting, header).map_err(io)?;
         let threads = if self.threads == 0 {
             default_threads()
         } else {
             self.threads
+        };
+        let (encoder, recycle) = Encoder::new(
+            codec,
+            writer.header().source_dtype,
+            self.zstd,
+            &self.name,
+            threads,
+        );
+        let mut sink = ChunkSink {
+            writer,
+            out_path: out_name,
+            recycle,
         };
         let never = AtomicBool::new(false);
         self.progress.begin(rows, rows * row_bytes);
         let result = run_ordered(
             threads,
             jobs,
-            work,
-            |(first, payload, crc)| {
-                let n = writer.header().rows_in_chunk(writer.chunks().len() as u64);
-                debug_assert_eq!(
-                    first,
-                    writer.chunks().len() as u64 * writer.header().chunk_rows as u64
-                );
-                writer
-                    .write_chunk_with_crc(n, &payload, Some(&crc))
-                    .map_err(io)?;
+            |job| work(&encoder, job),
+            |chunk| {
+                let n = chunk.rows;
+                sink.put(chunk)?;
                 self.progress.advance(n, n * row_bytes);
                 Ok(())
             },
@@ -271,6 +299,7 @@ impl<'a> Compressor<'a> {
         );
         self.progress.finish();
         result?;
+        let writer = sink.writer;
         let chunks = writer.chunks().len() as u64;
         let counting = writer.finish().map_err(io)?;
         Ok(StreamSummary {
@@ -282,18 +311,4 @@ impl<'a> Compressor<'a> {
             bytes_out: counting.count,
         })
     }
-}
-
-/// Encodes one block (refusing non-finite values); returns its first row, payload and
-/// chunk crc (computed here, on the workers).
-fn encode_block(
-    data: &[f32],
-    first: u64,
-    codec: &dyn Codec,
-    name: &Path,
-) -> Result<(u64, Vec<u8>, ChunkCrc)> {
-    let mut payload = vec![0u8; codec.encoded_len(data.len() / codec.dims())];
-    encode_rows(codec, data, &mut payload, first, name)?;
-    let crc = ChunkCrc::new(&payload);
-    Ok((first, payload, crc))
 }
