@@ -22,10 +22,10 @@ use rand_distr::{Distribution, LogNormal, StandardNormal};
 
 use crate::error::{Error, Result};
 use crate::npy;
+use crate::npy::f32_le_bytes;
 use crate::output::{AtomicOutput, Durability};
-use crate::pipeline::f32_le_bytes;
-use crate::pipeline::ordered::run_ordered;
-use crate::pipeline::{Progress, default_threads};
+use crate::par::run_ordered;
+use crate::pipeline::Progress;
 
 /// Rows per generated chunk.
 const CHUNK_ROWS: u64 = 4096;
@@ -136,11 +136,7 @@ pub fn generate(
     let mut w = target.writer();
     w.write_all(&npy::write_header(opts.rows, opts.dims))
         .map_err(io)?;
-    let threads = if opts.threads == 0 {
-        default_threads()
-    } else {
-        opts.threads
-    };
+    let threads = crate::par::resolve_threads(opts.threads);
     let row_bytes = opts.dims * 4;
     progress.begin(opts.rows, opts.rows * row_bytes);
     let rows = opts.rows;

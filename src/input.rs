@@ -1,7 +1,9 @@
 //! Opening an input file by path, with the two mistakes that cannot work named plainly:
-//! `-` where the command does not stream, and a pipe where it needs a file.
+//! `-` where the command does not stream, and a pipe where it needs a file; and reading a
+//! stream in whole buffers.
 
 use std::fs::File;
+use std::io::{self, Read};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -35,4 +37,19 @@ pub(crate) fn open_input(path: &Path) -> Result<File> {
         )));
     }
     File::open(path).map_err(|e| Error::io(path, "opening", e))
+}
+
+/// Reads until `buf` is full or the input ends; returns the bytes read. Unlike
+/// `read_exact`, a short read says where the input ended, for the error message.
+pub(crate) fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }

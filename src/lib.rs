@@ -25,6 +25,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod codec;
+mod encode;
 mod error;
 pub mod eval;
 pub mod format;
@@ -36,8 +37,10 @@ pub mod merge;
 pub mod npy;
 pub mod npz;
 pub mod output;
+pub mod par;
 pub mod pipeline;
 pub mod simd;
+pub mod source;
 pub mod stream;
 #[cfg(test)]
 mod test_rng;

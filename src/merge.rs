@@ -16,10 +16,11 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::format::{Container, ContainerWriter, Header};
 use crate::output::Durability;
-use crate::pipeline::dataset::expand;
+use crate::par::peak_rss_bytes;
+use crate::pipeline::Progress;
 use crate::pipeline::dest::{Dest, finished_len};
 use crate::pipeline::shard::{ShardInfo, is_shard_key};
-use crate::pipeline::{Progress, peak_rss_bytes};
+use crate::source::dataset::expand;
 
 /// What a merge did.
 #[derive(Debug, Clone, Serialize)]

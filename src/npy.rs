@@ -9,6 +9,7 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::input::read_full;
 
 /// The `.npy` magic string.
 pub const MAGIC: &[u8; 6] = b"\x93NUMPY";
@@ -280,18 +281,27 @@ pub fn read_header<R: Read + ?Sized>(name: &Path, input: &mut R) -> Result<NpyHe
     parse(name, &buf, None)
 }
 
-/// Reads until `buf` is full or the stream ends; returns the bytes read.
-fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+/// The little-endian bytes of `v`; free (no copy) on little-endian machines. With
+/// `f32_view`, the crate's one pair of byte views of float32 data.
+pub fn f32_le_bytes(v: &[f32]) -> std::borrow::Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        // SAFETY: f32 has no padding and u8 has alignment 1; the length is scaled by 4.
+        let b = unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), v.len() * 4) };
+        std::borrow::Cow::Borrowed(b)
+    } else {
+        std::borrow::Cow::Owned(v.iter().flat_map(|x| x.to_le_bytes()).collect())
     }
-    Ok(n)
+}
+
+/// Views little-endian float32 bytes (`dtype` [`Dtype::F32Le`]) as floats without a copy,
+/// when the machine and the alignment allow; `None` otherwise (convert with [`Dtype::to_f32`]).
+pub(crate) fn f32_view(bytes: &[u8], dtype: Dtype) -> Option<&[f32]> {
+    if dtype != Dtype::F32Le || cfg!(target_endian = "big") {
+        return None;
+    }
+    // SAFETY: every bit pattern is a valid f32; align_to only yields the aligned middle.
+    let (pre, mid, post) = unsafe { bytes.align_to::<f32>() };
+    (pre.is_empty() && post.is_empty()).then_some(mid)
 }
 
 /// Builds a version 1.0 header (2.0 when it would not fit) for a C-order `<f4` matrix,

@@ -37,12 +37,13 @@ use zip::ZipArchive;
 use zip::write::SimpleFileOptions;
 
 use crate::codec::{Codec, CodecId, Int8, QuantParams};
+use crate::encode::default_chunk_rows;
 use crate::error::{Error, Result};
 use crate::format::{Container, ContainerWriter, Header, Metadata};
 use crate::npy::{self, Dtype};
 use crate::output::{AtomicOutput, Durability};
-use crate::pipeline::reader::ReleaseBehind;
-use crate::pipeline::{Progress, default_chunk_rows};
+use crate::pipeline::Progress;
+use crate::source::reader::ReleaseBehind;
 
 /// Settings of [`import_npz`].
 #[derive(Debug, Clone, Default)]
@@ -170,10 +171,7 @@ fn import_metadata(input: &Path) -> Metadata {
         .unwrap_or_default();
     m.insert("source".into(), name);
     m.insert("imported_from".into(), "npz (q, scales, dims)".into());
-    m.insert(
-        "tool".into(),
-        format!("vectro {}", env!("CARGO_PKG_VERSION")),
-    );
+    m.insert("tool".into(), crate::format::TOOL.into());
     m
 }
 

@@ -16,10 +16,11 @@ use serde::Serialize;
 use super::search::{Floors, Metric, Queries};
 use super::{Totals, measure, recall};
 use crate::codec::{self, Codec};
+use crate::encode::default_chunk_rows;
 use crate::error::{Error, Result};
-use crate::pipeline::ordered::run_ordered;
-use crate::pipeline::reader::NpySource;
-use crate::pipeline::{Progress, default_chunk_rows, default_threads};
+use crate::par::run_ordered;
+use crate::pipeline::Progress;
+use crate::source::NpySource;
 
 /// Settings of a bench run.
 #[derive(Debug, Clone)]
@@ -110,7 +111,7 @@ pub fn load_npy(path: &Path, max_rows: Option<u64>) -> Result<(Vec<f32>, usize)>
     let rows = max_rows.map_or(h.rows, |m| m.min(h.rows));
     let mut data = vec![0f32; (rows * h.dims) as usize];
     h.dtype.to_f32(src.row_bytes(0, rows), &mut data);
-    crate::pipeline::check_finite(&data, h.dims as usize, 0, path)?;
+    crate::source::check_finite(&data, h.dims as usize, 0, path)?;
     Ok((data, h.dims as usize))
 }
 
@@ -161,11 +162,7 @@ pub fn bench(
     let rows = data.len() / dims;
     let queries = sampled(data, dims, opts.queries, opts.seed, opts.metric);
     let k_found = opts.k.max(opts.rerank);
-    let threads = if opts.threads == 0 {
-        default_threads()
-    } else {
-        opts.threads
-    };
+    let threads = crate::par::resolve_threads(opts.threads);
     let chunk = default_chunk_rows(dims as u64) as usize;
     progress.begin((rows * (codecs.len() + 1)) as u64, 0);
     let truth = pass(

@@ -37,9 +37,10 @@ use serde::Serialize;
 use crate::codec::{Codebook, CodecId};
 use crate::error::{Error, Result};
 use crate::format::Container;
-use crate::pipeline::ordered::run_ordered;
-use crate::pipeline::reader::{NpySource, ReleaseBehind};
-use crate::pipeline::{Progress, check_finite, default_threads};
+use crate::par::run_ordered;
+use crate::pipeline::Progress;
+use crate::source::check_finite;
+use crate::source::reader::{NpySource, ReleaseBehind};
 use adc::AdcTables;
 use hist::CosHist;
 pub use hist::PER_DECADE as PERCENTILE_BINS_PER_DECADE;
@@ -243,11 +244,7 @@ pub fn evaluate(
     let all = h.rows as usize;
     let k_truth = opts.k.iter().copied().max().unwrap_or(1).min(all);
     let k_found = k_truth.max(opts.rerank.min(all));
-    let threads = if opts.threads == 0 {
-        default_threads()
-    } else {
-        opts.threads
-    };
+    let threads = crate::par::resolve_threads(opts.threads);
     // pq/opq rows are searched on their codes, as they would be in production.
     let search = match c.header().codec.id {
         CodecId::Pq | CodecId::Opq if !opts.exact_float_search => {
@@ -364,7 +361,7 @@ pub fn evaluate(
         },
         recall,
         seconds: start.elapsed().as_secs_f64(),
-        peak_rss_bytes: crate::pipeline::peak_rss_bytes(),
+        peak_rss_bytes: crate::par::peak_rss_bytes(),
     })
 }
 

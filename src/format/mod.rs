@@ -44,6 +44,9 @@ pub const INDEX_ENTRY_LEN: usize = 32;
 /// Bytes of the trailer.
 pub const TRAILER_LEN: usize = 40;
 
+/// What this build records as the `tool` metadata of the containers it writes.
+pub const TOOL: &str = concat!("vectro ", env!("CARGO_PKG_VERSION"));
+
 /// The largest header accepted, to refuse allocation bombs from a corrupt length.
 pub const MAX_HEADER_LEN: usize = 1 << 24;
 

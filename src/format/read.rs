@@ -519,8 +519,30 @@ fn with_scratch<T>(len: usize, f: impl FnOnce(&mut [f32]) -> T) -> T {
 #[cfg(test)]
 mod tests {
     use super::Container;
-    use crate::codec::{Codec, CodecSpec, EncodeFault};
-    use crate::stream::Compressor;
+    use crate::codec::{Codec, CodecSpec, EncodeFault, PayloadStage};
+    use crate::format::{ContainerWriter, Header};
+
+    /// `data` (`dims` floats a row) as an int8 container of `chunk_rows`-row chunks.
+    fn int8_container(data: &[f32], dims: usize, chunk_rows: usize) -> Vec<u8> {
+        let codec = crate::codec::parse("int8", dims).unwrap();
+        let header = Header {
+            codec: codec.spec(),
+            rows: (data.len() / dims) as u64,
+            dims: dims as u32,
+            chunk_rows: chunk_rows as u32,
+            source_dtype: crate::npy::Dtype::F32Le,
+            metadata: Default::default(),
+            stage: PayloadStage::Plain,
+        };
+        let mut w = ContainerWriter::new(Vec::new(), header).unwrap();
+        for rows in data.chunks(chunk_rows * dims) {
+            let n = rows.len() / dims;
+            let mut payload = vec![0u8; codec.encoded_len(n)];
+            codec.encode(rows, &mut payload).unwrap();
+            w.write_chunk(n as u64, &payload).unwrap();
+        }
+        w.finish().unwrap()
+    }
 
     /// A codec that claims no row access and panics if asked for one row, so that the
     /// readers' whole-chunk path is the only one that can pass.
@@ -558,11 +580,7 @@ mod tests {
     fn codecs_without_row_access_decode_whole_chunks() {
         let d = 5;
         let data: Vec<f32> = (0..97 * d).map(|i| (i as f32 * 0.731).sin()).collect();
-        let mut bytes = Vec::new();
-        Compressor::new()
-            .chunk_rows(10)
-            .compress_f32(&data, d, &mut bytes)
-            .unwrap();
+        let bytes = int8_container(&data, d, 10);
         let per_row = Container::from_bytes("x", &bytes).unwrap();
         let mut block = Container::from_bytes("x", &bytes).unwrap();
         block.codec = Box::new(BlockOnly(crate::codec::parse("int8", d).unwrap()));

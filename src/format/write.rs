@@ -190,11 +190,6 @@ impl<W: Write> ContainerWriter<W> {
         self.out.flush()?;
         Ok(self.out)
     }
-
-    /// The inner writer, without finishing the file.
-    pub fn into_inner(self) -> W {
-        self.out
-    }
 }
 
 /// The 36-byte self-describing chunk header, its own crc included.

@@ -7,30 +7,23 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::Progress;
 use super::dest::Dest;
-use super::ordered::run_ordered;
-use super::reader::{ChunkJob, Input, ReleaseBehind};
 use super::resume::{self, Start};
 use super::shard::{self, Shard};
-use super::worker::Encoder;
-use super::writer::ChunkSink;
-use super::{Progress, default_threads, peak_rss_bytes};
 use crate::codec::auto::{self, AutoReport, Target};
 use crate::codec::{self, Codec, PayloadStage};
+use crate::encode::default_chunk_rows;
+use crate::encode::worker::Encoder;
+use crate::encode::writer::ChunkSink;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{ContainerWriter, Header, Metadata};
 use crate::output::Durability;
-
-/// Input bytes a default chunk aims for: a few MiB keeps workers busy and memory small.
-const TARGET_CHUNK_BYTES: u64 = 4 << 20;
+use crate::par::{peak_rss_bytes, run_ordered};
+use crate::source::reader::{ChunkJob, Input, ReleaseBehind};
 
 /// Rows `--codec auto` samples when not told otherwise.
 pub const DEFAULT_SAMPLE: usize = 2000;
-
-/// The default rows per chunk for `dims`-dimensional float32 rows.
-pub fn default_chunk_rows(dims: u64) -> u32 {
-    (TARGET_CHUNK_BYTES / (dims * 4)).clamp(1, u32::MAX as u64) as u32
-}
 
 /// Settings of a compress run.
 #[derive(Debug, Clone)]
@@ -164,11 +157,7 @@ pub fn compress(
     };
     crate::output::check_not_input(output, files.into_iter().chain(opts.codebook.as_deref()))?;
     let h = source.header();
-    let threads = if opts.threads == 0 {
-        default_threads()
-    } else {
-        opts.threads
-    };
+    let threads = crate::par::resolve_threads(opts.threads);
     // Settings checked before training, which can take minutes.
     if let Some(level) = opts.zstd {
         codec::zstd::check_level(level)?;
@@ -588,10 +577,7 @@ fn source_metadata(source: &Input) -> Metadata {
             m.insert("source".into(), "-".into());
         }
     }
-    m.insert(
-        "tool".into(),
-        format!("vectro {}", env!("CARGO_PKG_VERSION")),
-    );
+    m.insert("tool".into(), crate::format::TOOL.into());
     m
 }
 

@@ -7,14 +7,15 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::Progress;
 use super::dest::Dest;
-use super::ordered::run_ordered;
-use super::reader::ReleaseBehind;
-use super::{Progress, default_threads, peak_rss_bytes};
 use crate::error::{Error, Result};
 use crate::format::Container;
 use crate::npy;
+use crate::npy::f32_le_bytes;
 use crate::output::Durability;
+use crate::par::{peak_rss_bytes, run_ordered};
+use crate::source::reader::ReleaseBehind;
 
 /// What a decompress run did.
 #[derive(Debug, Clone, Serialize)]
@@ -61,11 +62,7 @@ pub fn decompress(
     let io = |e| Error::io(&tmp, "writing", e);
     let mut w = out.writer();
     w.write_all(&header).map_err(io)?;
-    let threads = if threads == 0 {
-        default_threads()
-    } else {
-        threads
-    };
+    let threads = crate::par::resolve_threads(threads);
     let row_bytes = c.dims() as u64 * 4;
     progress.begin(c.rows(), c.rows() * row_bytes);
     // Written buffers go back to the workers: a fresh multi-MiB Vec per chunk would
@@ -105,15 +102,4 @@ pub fn decompress(
         seconds: start.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss_bytes(),
     })
-}
-
-/// The little-endian bytes of `v`; free (no copy) on little-endian machines.
-pub fn f32_le_bytes(v: &[f32]) -> std::borrow::Cow<'_, [u8]> {
-    if cfg!(target_endian = "little") {
-        // SAFETY: f32 has no padding and u8 has alignment 1; the length is scaled by 4.
-        let b = unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), v.len() * 4) };
-        std::borrow::Cow::Borrowed(b)
-    } else {
-        std::borrow::Cow::Owned(v.iter().flat_map(|x| x.to_le_bytes()).collect())
-    }
 }

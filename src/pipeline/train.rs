@@ -3,9 +3,9 @@
 use std::path::Path;
 
 use super::Progress;
-use super::reader::{Input, NpySource};
 use crate::codec::{self, Codebook, RowSource, TrainOptions};
 use crate::error::{Error, Result};
+use crate::source::{Input, NpySource};
 
 impl RowSource for NpySource {
     fn rows(&self) -> u64 {
@@ -84,17 +84,6 @@ pub fn read_codebook(path: &Path, dims: usize) -> Result<(Codebook, Option<Strin
         .map_err(|e| Error::io(path, "reading", e))?;
     let book = Codebook::from_vcb(path, &bytes, dims)?;
     Ok((book, Codebook::vcb_recipe(&bytes)))
-}
-
-/// Reads a `.vcb` codebook for whatever dimension it was trained on (for `info`).
-///
-/// # Errors
-/// [`Error::Io`] if unreadable; the errors of [`Codebook::from_vcb`].
-pub fn read_codebook_file(path: &Path) -> Result<Codebook> {
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut crate::input::open_input(path)?, &mut bytes)
-        .map_err(|e| Error::io(path, "reading", e))?;
-    Codebook::from_vcb_own_dims(path, &bytes)
 }
 
 /// Whether the file at `path` starts with the `.vcb` magic. Any error reading it is

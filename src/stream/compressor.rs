@@ -6,15 +6,16 @@ use std::sync::atomic::AtomicBool;
 
 use super::{CountingWriter, StreamSummary};
 use crate::codec::{self, Codec, PayloadStage};
+use crate::encode::default_chunk_rows;
+use crate::encode::worker::Encoder;
+use crate::encode::writer::{ChunkSink, EncodedChunk};
 use crate::error::{Error, Result};
 use crate::format::{ContainerWriter, Header, Metadata};
 use crate::npy::{self, Dtype};
-use crate::pipeline::ordered::run_ordered;
-use crate::pipeline::reader::ChunkJob;
-use crate::pipeline::stream::read_chunks;
-use crate::pipeline::worker::Encoder;
-use crate::pipeline::writer::{ChunkSink, EncodedChunk};
-use crate::pipeline::{NoProgress, Progress, default_chunk_rows, default_threads};
+use crate::par::run_ordered;
+use crate::pipeline::{NoProgress, Progress};
+use crate::source::reader::ChunkJob;
+use crate::source::stream::read_chunks;
 
 /// Builds and runs a streaming compression.
 ///
@@ -226,7 +227,7 @@ impl<'a> Compressor<'a> {
         let mut metadata = self.metadata.clone();
         metadata
             .entry("tool".into())
-            .or_insert_with(|| format!("vectro {}", env!("CARGO_PKG_VERSION")));
+            .or_insert_with(|| crate::format::TOOL.into());
         Ok(Header {
             codec: codec.spec(),
             rows,
@@ -266,11 +267,7 @@ impl<'a> Compressor<'a> {
             count: 0,
         };
         let writer = ContainerWriter::new(counting, header).map_err(io)?;
-        let threads = if self.threads == 0 {
-            default_threads()
-        } else {
-            self.threads
-        };
+        let threads = crate::par::resolve_threads(self.threads);
         let (encoder, recycle) = Encoder::new(
             codec,
             writer.header().source_dtype,

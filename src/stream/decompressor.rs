@@ -12,7 +12,7 @@ use std::sync::atomic::AtomicBool;
 
 use byteorder::{ByteOrder, LittleEndian as LE};
 
-use super::{CountingWriter, StreamSummary, read_full};
+use super::{CountingWriter, StreamSummary};
 use crate::codec::{self, Codec};
 use crate::error::{Error, Result};
 use crate::format::layout::{
@@ -22,9 +22,11 @@ use crate::format::{
     CHUNK_HEADER_LEN, CHUNK_OVERHEAD, Header, INDEX_ENTRY_LEN, INDEX_HEADER_LEN, MAGIC,
     MAX_HEADER_LEN, TRAILER_LEN,
 };
+use crate::input::read_full;
 use crate::npy;
-use crate::pipeline::ordered::run_ordered;
-use crate::pipeline::{NoProgress, Progress, default_threads, f32_le_bytes};
+use crate::npy::f32_le_bytes;
+use crate::par::run_ordered;
+use crate::pipeline::{NoProgress, Progress};
 
 /// The largest chunk (payload, or decoded floats) the streaming reader holds in memory.
 /// Default chunks are a few MiB; only a hand-set `--chunk-rows` comes near this.
@@ -157,11 +159,7 @@ impl<'a> Decompressor<'a> {
             .map_err(|e| Error::corrupt(name, format!("header: {e}")))?;
         let codec = codec.as_ref();
         let dims = header.dims as usize;
-        let threads = if self.threads == 0 {
-            default_threads()
-        } else {
-            self.threads
-        };
+        let threads = crate::par::resolve_threads(self.threads);
         let never = AtomicBool::new(false);
         let row_bytes = dims as u64 * 4;
         let mut chunks = ChunkReader {

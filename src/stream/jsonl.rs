@@ -14,9 +14,9 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::format::Container;
-use crate::pipeline::ordered::run_ordered;
-use crate::pipeline::reader::ReleaseBehind;
-use crate::pipeline::{Progress, default_threads};
+use crate::par::run_ordered;
+use crate::pipeline::Progress;
+use crate::source::reader::ReleaseBehind;
 
 /// Floats decoded per export job: small enough to bound memory, big enough to amortise.
 const JOB_FLOATS: usize = 1 << 18;
@@ -116,11 +116,7 @@ pub fn export_jsonl<W: Write>(
     }
     let d = c.dims();
     let step = (JOB_FLOATS / d).max(1) as u64;
-    let threads = if opts.threads == 0 {
-        default_threads()
-    } else {
-        opts.threads
-    };
+    let threads = crate::par::resolve_threads(opts.threads);
     let out_name = Path::new("<output>");
     let mut out = out;
     let mut written = 0u64;

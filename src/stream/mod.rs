@@ -1,4 +1,4 @@
-//! Streaming to and from any [`Read`] and [`Write`], for
+//! Streaming to and from any [`Read`](std::io::Read) and [`Write`], for
 //! embedding Vectro in a service: no file paths, no seeking, bounded memory.
 //!
 //! - [`Compressor`] turns a `.npy` stream (or a float slice) into a container written to any
@@ -8,7 +8,7 @@
 //! - [`export_jsonl`] writes `{"id": N, "vector": [...]}` lines for vector-database batch
 //!   upserts, formatting floats on all workers.
 //!
-//! All three run on [`run_ordered`](crate::pipeline::ordered::run_ordered): at most
+//! All three run on [`run_ordered`](crate::par::run_ordered): at most
 //! `3 × threads + 1` chunks are in flight, whatever the input size.
 //!
 //! ```
@@ -28,7 +28,7 @@ mod compressor;
 mod decompressor;
 mod jsonl;
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use serde::Serialize;
 
@@ -69,19 +69,4 @@ impl<W: Write> Write for CountingWriter<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
-}
-
-/// Reads until `buf` is full or the input ends; returns the bytes read. Unlike
-/// `read_exact`, a short read says where the input ended, for the error message.
-pub(crate) fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }

@@ -27,11 +27,7 @@ struct Summary {
 pub fn run(a: TrainArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     vectro::output::check_not_input(&a.output, [a.input.as_path()])?;
     let start = Instant::now();
-    let threads = if a.common.threads == 0 {
-        vectro::pipeline::default_threads()
-    } else {
-        a.common.threads
-    };
+    let threads = vectro::par::resolve_threads(a.common.threads);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()?;

@@ -111,7 +111,7 @@ pub(crate) fn read_chunks<R: Read>(
         let first = index * chunk_rows;
         let n = chunk_rows.min(rows - first);
         let mut buf = vec![0u8; n as usize * row_bytes];
-        let got = crate::stream::read_full(&mut reader, &mut buf)
+        let got = crate::input::read_full(&mut reader, &mut buf)
             .map_err(|e| Error::io(&name, "reading", e))?;
         if got < buf.len() {
             // `got < buf.len()` implies row_bytes > 0.
@@ -127,7 +127,7 @@ pub(crate) fn read_chunks<R: Read>(
             ));
         }
         if check_end && index + 1 == chunks {
-            let more = crate::stream::read_full(&mut reader, &mut [0u8; 1])
+            let more = crate::input::read_full(&mut reader, &mut [0u8; 1])
                 .map_err(|e| Error::io(&name, "reading", e))?;
             if more > 0 {
                 return Err(Error::bad_npy(

@@ -162,7 +162,7 @@ impl NpySource {
         raw.resize(self.header.row_bytes(), 0);
         self.read_rows_at(row, 1, raw)?;
         self.header.dtype.to_f32(raw, out);
-        super::worker::check_finite(out, out.len().max(1), row, &self.path)
+        super::check_finite(out, out.len().max(1), row, &self.path)
     }
 
     /// The chunks of `chunk_rows` rows, in order.

@@ -9,12 +9,13 @@ use std::path::Path;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use super::reader::ChunkJob;
 use super::writer::EncodedChunk;
 use crate::codec::{self, Codec};
 use crate::error::{Error, Result};
 use crate::format::{ChunkCrc, ChunkCrcBuilder};
-use crate::npy::Dtype;
+use crate::npy::{Dtype, f32_view};
+use crate::source::check_finite;
+use crate::source::reader::ChunkJob;
 
 /// Encodes chunks on the workers (it is `Sync`: share one `&Encoder`).
 #[derive(Debug)]
@@ -59,16 +60,18 @@ impl<'a> Encoder<'a> {
     pub(crate) fn encode(&self, job: &ChunkJob) -> Result<EncodedChunk> {
         let bytes = job.bytes();
         let (dtype, first_row) = (self.dtype, job.first_row);
-        self.chunk(first_row, job.rows, |payload| match as_f32(bytes, dtype) {
-            Some(data) => self.encode_rows(data, first_row, payload),
-            None => SCRATCH
-                .with(|s| {
-                    let mut s = s.borrow_mut();
-                    s.resize(bytes.len() / dtype.size(), 0.0);
-                    dtype.to_f32(bytes, &mut s);
-                    self.encode_rows(&s, first_row, payload)
-                })
-                .map_err(|e| f64_overflow(e, bytes, dtype, first_row, self.codec.dims())),
+        self.chunk(first_row, job.rows, |payload| {
+            match f32_view(bytes, dtype) {
+                Some(data) => self.encode_rows(data, first_row, payload),
+                None => SCRATCH
+                    .with(|s| {
+                        let mut s = s.borrow_mut();
+                        s.resize(bytes.len() / dtype.size(), 0.0);
+                        dtype.to_f32(bytes, &mut s);
+                        self.encode_rows(&s, first_row, payload)
+                    })
+                    .map_err(|e| f64_overflow(e, bytes, dtype, first_row, self.codec.dims())),
+            }
         })
     }
 
@@ -177,16 +180,6 @@ fn f64_overflow(e: Error, bytes: &[u8], dtype: Dtype, first_row: u64, dims: usiz
     }
 }
 
-/// Views little-endian float32 bytes as floats without a copy, when alignment allows.
-fn as_f32(bytes: &[u8], dtype: Dtype) -> Option<&[f32]> {
-    if dtype != Dtype::F32Le || cfg!(target_endian = "big") {
-        return None;
-    }
-    // SAFETY: every bit pattern is a valid f32; align_to only yields the aligned middle.
-    let (pre, mid, post) = unsafe { bytes.align_to::<f32>() };
-    (pre.is_empty() && post.is_empty()).then_some(mid)
-}
-
 /// Encodes the rows of `data`, the first of which is row `first_row` of `path`, into
 /// `payload`: NaN and ±Inf are refused as [`Error::NonFinite`] naming the first offender,
 /// other values the codec cannot hold as [`Error::OutOfRange`].
@@ -213,24 +206,6 @@ pub(crate) fn encode_block(
             col: f.col as u64,
             msg: f.msg,
         }
-    })
-}
-
-/// Refuses NaN and ±Inf, naming the first offender.
-pub(crate) fn check_finite(data: &[f32], dims: usize, first_row: u64, path: &Path) -> Result<()> {
-    // A SIMD pass (12% of compress CPU when it was SSE2); the position only on failure.
-    if !crate::simd::any_non_finite(data) {
-        return Ok(());
-    }
-    let i = data
-        .iter()
-        .position(|x| !x.is_finite())
-        .expect("found above");
-    Err(Error::NonFinite {
-        path: path.to_path_buf(),
-        row: first_row + (i / dims) as u64,
-        col: (i % dims) as u64,
-        value: format!("{}", data[i]),
     })
 }
 
