@@ -1,127 +1,24 @@
 //! `compress`: a `.npy` file into a container.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use serde::Serialize;
-
 use super::Progress;
+use super::choose::{self, Choice, Choose, Recipe};
 use super::dest::Dest;
+pub use super::options::{CompressOptions, CompressSummary};
 use super::resume::{self, Start};
-use super::shard::{self, Shard};
-use crate::codec::auto::{self, AutoReport, Target};
+use super::shard;
 use crate::codec::{self, Codec, PayloadStage};
 use crate::encode::default_chunk_rows;
 use crate::encode::worker::Encoder;
 use crate::encode::writer::ChunkSink;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{ContainerWriter, Header, Metadata};
-use crate::output::Durability;
 use crate::par::{peak_rss_bytes, run_ordered};
 use crate::source::reader::{ChunkJob, Input, ReleaseBehind};
-
-/// Rows `--codec auto` samples when not told otherwise.
-pub const DEFAULT_SAMPLE: usize = 2000;
-
-/// Settings of a compress run.
-#[derive(Debug, Clone)]
-pub struct CompressOptions {
-    /// The codec, as `--codec` takes it (e.g. `int8`).
-    pub codec: String,
-    /// Worker threads; 0 means the available cores.
-    pub threads: usize,
-    /// Rows per chunk; `None` picks [`default_chunk_rows`].
-    pub chunk_rows: Option<u32>,
-    /// Overwrite an existing output.
-    pub overwrite: bool,
-    /// fsync before the rename, or not.
-    pub durability: Durability,
-    /// Compress only this shard of the input's chunks.
-    pub shard: Option<Shard>,
-    /// Compress each chunk payload with zstd at this level.
-    pub zstd: Option<i32>,
-    /// The quality target of `codec = "auto"`.
-    pub target: Option<Target>,
-    /// Rows sampled by `codec = "auto"`.
-    pub sample: usize,
-    /// Continue the partial output an interrupted run left, if it matches this run.
-    pub resume: bool,
-    /// Keep the partial output on an I/O error or a cancel, for a later `resume`.
-    pub keep_partial: bool,
-    /// A frozen `.vcb` codebook to encode with instead of training (`--codebook`).
-    pub codebook: Option<PathBuf>,
-    /// Rows to train `pq`/`opq` on (`--train-rows`); `None` means `min(rows, 65536)`.
-    pub train_rows: Option<u64>,
-}
-
-impl Default for CompressOptions {
-    fn default() -> Self {
-        CompressOptions {
-            codec: "int8".into(),
-            threads: 0,
-            chunk_rows: None,
-            overwrite: false,
-            durability: Durability::Fsync,
-            shard: None,
-            zstd: None,
-            target: None,
-            sample: DEFAULT_SAMPLE,
-            resume: false,
-            keep_partial: true,
-            codebook: None,
-            train_rows: None,
-        }
-    }
-}
-
-/// What a compress run did.
-#[derive(Debug, Clone, Serialize)]
-pub struct CompressSummary {
-    /// The input file.
-    pub input: PathBuf,
-    /// The output file.
-    pub output: PathBuf,
-    /// The codec used.
-    pub codec: String,
-    /// Rows compressed.
-    pub rows: u64,
-    /// Dimensions per row.
-    pub dims: u64,
-    /// Chunks written.
-    pub chunks: u64,
-    /// Input file size.
-    pub input_bytes: u64,
-    /// Output file size.
-    pub output_bytes: u64,
-    /// `input_bytes / output_bytes`.
-    pub ratio: f64,
-    /// Wall time.
-    pub seconds: f64,
-    /// Input MB (10⁶ bytes) per second.
-    pub mb_per_s: f64,
-    /// Peak resident memory of the process.
-    pub peak_rss_bytes: u64,
-    /// The shard compressed, as `K/N`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shard: Option<String>,
-    /// True if a complete, verified output of this shard (or, with `resume`, of this whole
-    /// run) was already there: nothing was done.
-    pub already_complete: bool,
-    /// The zstd level of the payload stage, if any.
-    pub zstd: Option<i32>,
-    /// What `--codec auto` measured and chose.
-    pub auto: Option<AutoReport>,
-    /// Rows taken from an interrupted run's partial output (`resume`).
-    pub resumed_rows: u64,
-    /// Why a partial output found with `resume` was not reused.
-    pub partial_discarded: Option<String>,
-    /// True if the trained codec (pq, opq, binary-itq) was taken from an earlier run's
-    /// output (the partial a `resume` continues, or a finished output or shard) instead
-    /// of training again.
-    pub training_reused: bool,
-}
 
 /// Compresses the `.npy` at `input` into a new container at `output`.
 ///
@@ -181,20 +78,9 @@ pub fn compress(
     } else {
         Some(open_dest(output, opts)?)
     };
-    // What training depends on besides the input and vectro's version, recorded in the
-    // header: with --resume, an earlier run's codebook can then stand in for a new one.
-    // A frozen --codebook records the recipe it was trained with, so that its header is
-    // the one training here would write.
-    let frozen = match &opts.codebook {
-        Some(path) => Some(frozen_codec(path, opts, h.dims as usize)?),
-        None => None,
-    };
-    let recipe = match &frozen {
-        Some((_, r)) => r.clone(),
-        None => codec::training_recipe(&opts.codec, h.dims as usize, opts.train_rows)?,
-    };
+    let recipe = Recipe::new(opts, h.dims as usize)?;
     let mut metadata = source_metadata(&source);
-    if let Some(r) = &recipe {
+    if let Some(r) = &recipe.recipe {
         metadata.insert("train".into(), r.clone());
     }
     let (chunk_range, rows) = match opts.shard {
@@ -218,47 +104,23 @@ pub fn compress(
             PayloadStage::Plain
         },
     };
-    // Training takes minutes; a cron job's --resume rerun, or a retried shard, should not
-    // repeat it. The file an earlier run left: the partial output a resume continues, or
-    // with `keep_existing` the finished one.
-    let from = match &early {
-        Some(Dest::File(o)) => o.tmp_path(),
-        _ => output,
-    };
-    let found = match &early {
-        _ if frozen.is_some() || recipe.is_none() => None,
-        Some(Dest::File(o)) if opts.resume => earlier_codec(from, o.file()),
-        Some(_) => None,
-        None => std::fs::File::open(from)
-            .ok()
-            .and_then(|f| earlier_codec(from, &f)),
-    };
-    // Reused only if the file's header is exactly the one this run writes with that
-    // codebook: the same recipe, input, vectro and settings. Training is deterministic,
-    // so it is then the codebook training again would give.
-    let (earlier, stale) = match found {
-        Some((c, old)) if header_for(c.as_ref()) == old => (Some(c), None),
-        Some((c, _)) => (None, Some(c)),
-        None => (None, None),
-    };
-    let training_reused = earlier.is_some();
-    if training_reused {
-        progress.note(&format!(
-            "{} holds a codebook trained with these settings on this input by this vectro; \
-             reusing it instead of training again",
-            from.display()
-        ));
-    }
-    let (codec, auto) = match (earlier, frozen, stale) {
-        (Some(c), _, _) | (None, Some((c, _)), _) => (c, None),
-        // A finished output of other settings: the check below says what differs, and
-        // training first would not change its answer.
-        (None, None, Some(c)) if keep_existing => (c, None),
-        (None, None, _) if is_trained(&opts.codec) => {
-            (train_codec(&source, opts, threads, progress, cancel)?, None)
-        }
-        (None, None, _) => pick_codec(&source, opts, progress)?,
-    };
+    let Choice {
+        codec,
+        auto,
+        training_reused,
+    } = choose::choose(
+        Choose {
+            source: &source,
+            opts,
+            early: early.as_ref(),
+            output,
+            header_for: &header_for,
+            threads,
+            progress,
+            cancel,
+        },
+        recipe,
+    )?;
     let header = header_for(codec.as_ref());
     let input_bytes = match opts.shard {
         Some(_) => header.rows * h.row_bytes() as u64,
@@ -346,17 +208,18 @@ pub fn compress(
         chunk_rows as u64,
         chunk_range.start + resume.chunks.len() as u64..chunk_range.end,
     )?;
-    let result = encode_all(
-        &source,
+    let result = run(Run {
+        source: &source,
         jobs,
-        &out,
-        header.clone(),
-        codec.as_ref(),
-        (threads, opts.zstd),
+        out: &out,
+        header: header.clone(),
+        codec: codec.as_ref(),
+        threads,
+        zstd: opts.zstd,
         progress,
         cancel,
-        &resume,
-    );
+        resume: &resume,
+    });
     progress.finish();
     let (chunks, output_bytes) = result
         .map_err(|e| locate_error(e, &source))
@@ -431,104 +294,6 @@ fn open_dest(output: &Path, opts: &CompressOptions) -> Result<Dest> {
     Ok(out)
 }
 
-/// Whether `codec` names a codec that is trained on the input (pq, opq, binary-itq).
-fn is_trained(codec: &str) -> bool {
-    matches!(codec.split(':').next(), Some("pq" | "opq" | "binary-itq"))
-}
-
-/// The trained codec recorded in an earlier run's output `file` (at `path`), with that
-/// file's header. Anything unreadable is `None`: the caller then trains.
-fn earlier_codec(path: &Path, file: &std::fs::File) -> Option<(Box<dyn Codec>, Header)> {
-    // SAFETY: read-only. The partial output is under this run's exclusive lock; another
-    // process rewriting a finished output while we read is outside what we can guard
-    // against (as for any mmap reader), and every length is checked against the map's size.
-    let map = unsafe { memmap2::Mmap::map(file) }.ok()?;
-    let (old, _) = Header::decode(path, &map).ok()?;
-    let codec = codec::from_spec(old.codec.id, &old.codec.params, old.dims as usize).ok()?;
-    Some((codec, old))
-}
-
-/// The codec `opts` asks for; for `auto`, the one the sample measurement picks (each line
-/// of its report also goes to `progress.note`).
-fn pick_codec(
-    source: &Input,
-    opts: &CompressOptions,
-    progress: &dyn Progress,
-) -> Result<(Box<dyn Codec>, Option<AutoReport>)> {
-    let dims = source.header().dims as usize;
-    if opts.codec != "auto" {
-        if opts.target.is_some() {
-            return Err(Error::Config(
-                "--min-cosine and --min-recall only apply with --codec auto".into(),
-            ));
-        }
-        return Ok((codec::parse(&opts.codec, dims)?, None));
-    }
-    let Some(target) = opts.target else {
-        return Err(Error::Config(
-            "--codec auto needs a target: --min-cosine X or --min-recall X".into(),
-        ));
-    };
-    if opts.sample == 0 {
-        return Err(Error::Config("--sample must be at least 1".into()));
-    }
-    let ids = auto::sample_ids(source.header().rows, opts.sample as u64, auto::SAMPLE_SEED);
-    let mut sample = vec![0f32; ids.len() * dims];
-    source.read_rows(&ids, &mut sample)?;
-    let report = auto::choose(&sample, dims, target)?;
-    for line in report.lines() {
-        progress.note(&line);
-    }
-    Ok((codec::parse(&report.chosen, dims)?, Some(report)))
-}
-
-/// The codec of a frozen `--codebook`, checked against `--codec` if one is given, and the
-/// training recipe its file records.
-fn frozen_codec(
-    path: &Path,
-    opts: &CompressOptions,
-    dims: usize,
-) -> Result<(Box<dyn Codec>, Option<String>)> {
-    let (book, recipe) = super::train::read_codebook(path, dims)?;
-    let kind = if book.rotation.is_some() { "opq" } else { "pq" };
-    let (asked, params) = opts.codec.split_once(':').unwrap_or((&opts.codec, ""));
-    let fits = opts.codec == CompressOptions::default().codec
-        || (asked == kind
-            && codec::pq::PqParams::parse(asked, params, dims).map_or(params.is_empty(), |p| {
-                p.m == book.m && p.nbits == book.nbits
-            }));
-    if !fits {
-        return Err(Error::Mismatch(format!(
-            "{}: the codebook is {kind}:m={},nbits={}, but --codec asks for '{}'; drop --codec or train a matching codebook",
-            path.display(),
-            book.m,
-            book.nbits,
-            opts.codec
-        )));
-    }
-    Ok((Box::new(codec::Pq::new(book)), recipe))
-}
-
-/// `--codec` (pq, opq, binary-itq) trained on a sample of the input, on exactly
-/// `threads` threads.
-fn train_codec(
-    source: &Input,
-    opts: &CompressOptions,
-    threads: usize,
-    progress: &dyn Progress,
-    cancel: &AtomicBool,
-) -> Result<Box<dyn Codec>> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| Error::Config(format!("cannot start {threads} threads: {e}")))?;
-    let train = codec::TrainOptions {
-        train_rows: opts.train_rows,
-        cancel: Some(cancel),
-    };
-    pool.install(|| codec::parse_trained(&opts.codec, source, &train, progress))
-}
-
 /// What the container records about its source. Deliberately no wall-clock time: the same
 /// input and settings must give the same bytes. The file's own mtime says when it was made.
 fn source_metadata(source: &Input) -> Metadata {
@@ -581,18 +346,37 @@ fn source_metadata(source: &Input) -> Metadata {
     m
 }
 
-#[allow(clippy::too_many_arguments)]
-fn encode_all(
-    source: &Input,
+/// The encoding stages of a compress run, set up.
+struct Run<'a> {
+    source: &'a Input,
+    /// The chunks to encode (after those a resume keeps).
     jobs: Box<dyn Iterator<Item = Result<ChunkJob>> + Send>,
-    out: &Dest,
+    out: &'a Dest,
     header: Header,
-    codec: &dyn Codec,
-    (threads, zstd): (usize, Option<i32>),
-    progress: &dyn Progress,
-    cancel: &AtomicBool,
-    resume: &Start,
-) -> Result<(u64, u64)> {
+    codec: &'a dyn Codec,
+    threads: usize,
+    zstd: Option<i32>,
+    progress: &'a dyn Progress,
+    cancel: &'a AtomicBool,
+    /// The chunks an interrupted run left, which the writer continues after.
+    resume: &'a Start,
+}
+
+/// The pipeline: reader (`jobs`) → workers ([`Encoder`]) → ordered writer ([`ChunkSink`]).
+/// Returns the chunks written in all and the container's length.
+fn run(r: Run<'_>) -> Result<(u64, u64)> {
+    let Run {
+        source,
+        jobs,
+        out,
+        header,
+        codec,
+        threads,
+        zstd,
+        progress,
+        cancel,
+        resume,
+    } = r;
     let out_path = out.error_path();
     let writer = if resume.chunks.is_empty() {
         let mut w = ContainerWriter::new(out.writer(), header.clone())

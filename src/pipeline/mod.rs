@@ -3,9 +3,11 @@
 //! Memory in flight is bounded by the channel depths (see [`ordered`]), never by the input
 //! size: at most `3 × threads + 1` chunks are between the reader and the writer.
 
+mod choose;
 mod compress;
 mod decompress;
 pub mod dest;
+mod options;
 mod progress;
 mod resume;
 pub mod shard;

@@ -1,0 +1,229 @@
+//! Choosing the codec of a compress run: a frozen `--codebook`, the codebook an earlier
+//! run of the same settings left (a `--resume` partial, a finished shard), training, the
+//! `--codec auto` measurement, or the codec `--codec` names.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use super::Progress;
+use super::dest::Dest;
+use super::options::CompressOptions;
+use crate::codec::auto::{self, AutoReport};
+use crate::codec::{self, Codec};
+use crate::error::{Error, Result};
+use crate::format::Header;
+use crate::source::Input;
+
+/// What a run's codec starts from: a frozen `--codebook`, if any, and the training recipe
+/// the header records.
+pub(super) struct Recipe {
+    frozen: Option<Box<dyn Codec>>,
+    /// What training depends on besides the input and vectro's version (metadata key
+    /// `train`): with `--resume`, an earlier run's codebook can then stand in for a new
+    /// one. A frozen `--codebook` records the recipe it was trained with, so that its
+    /// header is the one training here would write.
+    pub(super) recipe: Option<String>,
+}
+
+impl Recipe {
+    /// Reads the `--codebook`, if any, or works out the recipe of `--codec`.
+    pub(super) fn new(opts: &CompressOptions, dims: usize) -> Result<Recipe> {
+        Ok(match &opts.codebook {
+            Some(path) => {
+                let (codec, recipe) = frozen_codec(path, opts, dims)?;
+                Recipe {
+                    frozen: Some(codec),
+                    recipe,
+                }
+            }
+            None => Recipe {
+                frozen: None,
+                recipe: codec::training_recipe(&opts.codec, dims, opts.train_rows)?,
+            },
+        })
+    }
+}
+
+/// The codec chosen, and how.
+pub(super) struct Choice {
+    /// The codec to encode with.
+    pub(super) codec: Box<dyn Codec>,
+    /// What `--codec auto` measured.
+    pub(super) auto: Option<AutoReport>,
+    /// The trained codec was taken from an earlier run's output.
+    pub(super) training_reused: bool,
+}
+
+/// What the choice looks at besides the recipe.
+pub(super) struct Choose<'a> {
+    pub(super) source: &'a Input,
+    pub(super) opts: &'a CompressOptions,
+    /// The output as opened before the choice; `None` when an existing one is kept.
+    pub(super) early: Option<&'a Dest>,
+    pub(super) output: &'a Path,
+    /// The header this run writes with a given codec.
+    pub(super) header_for: &'a dyn Fn(&dyn Codec) -> Header,
+    pub(super) threads: usize,
+    pub(super) progress: &'a dyn Progress,
+    pub(super) cancel: &'a AtomicBool,
+}
+
+/// Chooses the codec: an earlier run's codebook of exactly these settings, else the
+/// frozen `--codebook`, else (keeping an existing output) that output's codec for the
+/// completeness check to judge, else training, `--codec auto` or `--codec` itself.
+pub(super) fn choose(c: Choose<'_>, recipe: Recipe) -> Result<Choice> {
+    let Choose {
+        source,
+        opts,
+        early,
+        output,
+        header_for,
+        threads,
+        progress,
+        cancel,
+    } = c;
+    // Training takes minutes; a cron job's --resume rerun, or a retried shard, should not
+    // repeat it. The file an earlier run left: the partial output a resume continues, or
+    // with an existing output kept, the finished one.
+    let from = match early {
+        Some(Dest::File(o)) => o.tmp_path(),
+        _ => output,
+    };
+    let found = match early {
+        _ if recipe.frozen.is_some() || recipe.recipe.is_none() => None,
+        Some(Dest::File(o)) if opts.resume => earlier_codec(from, o.file()),
+        Some(_) => None,
+        None => std::fs::File::open(from)
+            .ok()
+            .and_then(|f| earlier_codec(from, &f)),
+    };
+    // Reused only if the file's header is exactly the one this run writes with that
+    // codebook: the same recipe, input, vectro and settings. Training is deterministic,
+    // so it is then the codebook training again would give.
+    let (earlier, stale) = match found {
+        Some((c, old)) if header_for(c.as_ref()) == old => (Some(c), None),
+        Some((c, _)) => (None, Some(c)),
+        None => (None, None),
+    };
+    let training_reused = earlier.is_some();
+    if training_reused {
+        progress.note(&format!(
+            "{} holds a codebook trained with these settings on this input by this vectro; \
+             reusing it instead of training again",
+            from.display()
+        ));
+    }
+    let (codec, auto) = match (earlier, recipe.frozen, stale) {
+        (Some(c), _, _) | (None, Some(c), _) => (c, None),
+        // A finished output of other settings: the completeness check says what differs,
+        // and training first would not change its answer.
+        (None, None, Some(c)) if early.is_none() => (c, None),
+        (None, None, _) if is_trained(&opts.codec) => {
+            (train_codec(source, opts, threads, progress, cancel)?, None)
+        }
+        (None, None, _) => pick_codec(source, opts, progress)?,
+    };
+    Ok(Choice {
+        codec,
+        auto,
+        training_reused,
+    })
+}
+
+/// Whether `codec` names a codec that is trained on the input (pq, opq, binary-itq).
+fn is_trained(codec: &str) -> bool {
+    matches!(codec.split(':').next(), Some("pq" | "opq" | "binary-itq"))
+}
+
+/// The trained codec recorded in an earlier run's output `file` (at `path`), with that
+/// file's header. Anything unreadable is `None`: the caller then trains.
+fn earlier_codec(path: &Path, file: &std::fs::File) -> Option<(Box<dyn Codec>, Header)> {
+    // SAFETY: read-only. The partial output is under this run's exclusive lock; another
+    // process rewriting a finished output while we read is outside what we can guard
+    // against (as for any mmap reader), and every length is checked against the map's size.
+    let map = unsafe { memmap2::Mmap::map(file) }.ok()?;
+    let (old, _) = Header::decode(path, &map).ok()?;
+    let codec = codec::from_spec(old.codec.id, &old.codec.params, old.dims as usize).ok()?;
+    Some((codec, old))
+}
+
+/// The codec `opts` asks for; for `auto`, the one the sample measurement picks (each line
+/// of its report also goes to `progress.note`).
+fn pick_codec(
+    source: &Input,
+    opts: &CompressOptions,
+    progress: &dyn Progress,
+) -> Result<(Box<dyn Codec>, Option<AutoReport>)> {
+    let dims = source.header().dims as usize;
+    if opts.codec != "auto" {
+        if opts.target.is_some() {
+            return Err(Error::Config(
+                "--min-cosine and --min-recall only apply with --codec auto".into(),
+            ));
+        }
+        return Ok((codec::parse(&opts.codec, dims)?, None));
+    }
+    let Some(target) = opts.target else {
+        return Err(Error::Config(
+            "--codec auto needs a target: --min-cosine X or --min-recall X".into(),
+        ));
+    };
+    if opts.sample == 0 {
+        return Err(Error::Config("--sample must be at least 1".into()));
+    }
+    let ids = auto::sample_ids(source.header().rows, opts.sample as u64, auto::SAMPLE_SEED);
+    let mut sample = vec![0f32; ids.len() * dims];
+    source.read_rows(&ids, &mut sample)?;
+    let report = auto::choose(&sample, dims, target)?;
+    for line in report.lines() {
+        progress.note(&line);
+    }
+    Ok((codec::parse(&report.chosen, dims)?, Some(report)))
+}
+
+/// The codec of a frozen `--codebook`, checked against `--codec` if one is given, and the
+/// training recipe its file records.
+fn frozen_codec(
+    path: &Path,
+    opts: &CompressOptions,
+    dims: usize,
+) -> Result<(Box<dyn Codec>, Option<String>)> {
+    let (book, recipe) = super::train::read_codebook(path, dims)?;
+    let kind = if book.rotation.is_some() { "opq" } else { "pq" };
+    let (asked, params) = opts.codec.split_once(':').unwrap_or((&opts.codec, ""));
+    let fits = opts.codec == CompressOptions::default().codec
+        || (asked == kind
+            && codec::pq::PqParams::parse(asked, params, dims).map_or(params.is_empty(), |p| {
+                p.m == book.m && p.nbits == book.nbits
+            }));
+    if !fits {
+        return Err(Error::Mismatch(format!(
+            "{}: the codebook is {kind}:m={},nbits={}, but --codec asks for '{}'; drop --codec or train a matching codebook",
+            path.display(),
+            book.m,
+            book.nbits,
+            opts.codec
+        )));
+    }
+    Ok((Box::new(codec::Pq::new(book)), recipe))
+}
+
+/// `--codec` (pq, opq, binary-itq) trained on a sample of the input, on exactly
+/// `threads` threads.
+fn train_codec(
+    source: &Input,
+    opts: &CompressOptions,
+    threads: usize,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
+) -> Result<Box<dyn Codec>> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start {threads} threads: {e}")))?;
+    let train = codec::TrainOptions {
+        train_rows: opts.train_rows,
+        cancel: Some(cancel),
+    };
+    pool.install(|| codec::parse_trained(&opts.codec, source, &train, progress))
+}
