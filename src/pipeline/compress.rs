@@ -47,24 +47,11 @@ pub fn compress(
     cancel: &AtomicBool,
 ) -> Result<CompressSummary> {
     let start = Instant::now();
-    let source = Input::open(input)?;
-    let files = match &source {
-        Input::Files(d) => d.files().iter().map(|f| f.path()).collect(),
-        Input::Stream(_) => Vec::new(),
-    };
-    crate::output::check_not_input(output, files.into_iter().chain(opts.codebook.as_deref()))?;
+    // Open, and check every setting before training, which can take minutes.
+    let source = open_source(input, output, opts)?;
     let h = source.header();
     let threads = crate::par::resolve_threads(opts.threads);
-    // Settings checked before training, which can take minutes.
-    if let Some(level) = opts.zstd {
-        codec::zstd::check_level(level)?;
-    }
-    let chunk_rows = match opts.chunk_rows {
-        Some(0) => return Err(Error::Config("--chunk-rows must be at least 1".into())),
-        Some(n) => n,
-        None => default_chunk_rows(h.dims),
-    };
-    check_chunk_size(chunk_rows, h.rows, h.dims)?;
+    let chunk_rows = chunk_rows(opts, h.rows, h.dims)?;
     // Whether an existing shard output is complete can only be told from the header of
     // the trained codec; every other output is created before training, so that an
     // existing, locked or unwritable output fails at once, not after minutes of work.
@@ -73,147 +60,65 @@ pub fn compress(
         && !opts.overwrite
         && output.as_os_str() != "-"
         && output.exists();
-    let early = if keep_existing {
-        None
-    } else {
-        Some(open_dest(output, opts)?)
+    let early = match keep_existing {
+        true => None,
+        false => Some(open_dest(output, opts)?),
     };
+    // Plan, and choose the codec.
     let recipe = Recipe::new(opts, h.dims as usize)?;
-    let mut metadata = source_metadata(&source);
-    if let Some(r) = &recipe.recipe {
-        metadata.insert("train".into(), r.clone());
-    }
-    let (chunk_range, rows) = match opts.shard {
-        Some(s) => {
-            let (c, r) = s.plan(h.rows, chunk_rows as u64)?;
-            s.record(&mut metadata, &r, h.rows);
-            (c, r)
-        }
-        None => (0..h.rows.div_ceil(chunk_rows as u64), 0..h.rows),
-    };
-    let header_for = |codec: &dyn Codec| Header {
-        codec: codec.spec(),
-        rows: rows.end - rows.start,
-        dims: h.dims as u32,
-        chunk_rows,
-        source_dtype: h.dtype,
-        metadata: metadata.clone(),
-        stage: if opts.zstd.is_some() {
-            PayloadStage::Zstd
-        } else {
-            PayloadStage::Plain
-        },
-    };
-    let Choice {
-        codec,
-        auto,
-        training_reused,
-    } = choose::choose(
+    let plan = Plan::new(&source, opts, chunk_rows, recipe.recipe.as_deref())?;
+    let choice = choose::choose(
         Choose {
             source: &source,
             opts,
             early: early.as_ref(),
             output,
-            header_for: &header_for,
+            header_for: &|c| plan.header(c),
             threads,
             progress,
             cancel,
         },
         recipe,
     )?;
-    let header = header_for(codec.as_ref());
-    let input_bytes = match opts.shard {
-        Some(_) => header.rows * h.row_bytes() as u64,
-        None => source.input_bytes(),
-    };
-    let summary = |chunks, output_bytes: u64, already_complete, resume: &Start| CompressSummary {
-        input: input.to_path_buf(),
-        output: output.to_path_buf(),
-        codec: codec.name(),
-        rows: header.rows,
-        dims: h.dims,
-        chunks,
-        input_bytes,
-        output_bytes,
-        ratio: input_bytes as f64 / output_bytes as f64,
-        seconds: start.elapsed().as_secs_f64(),
-        mb_per_s: input_bytes as f64 / 1e6 / start.elapsed().as_secs_f64().max(1e-9),
-        peak_rss_bytes: peak_rss_bytes(),
-        shard: opts.shard.map(|s| s.to_string()),
-        already_complete,
-        zstd: opts.zstd,
-        auto: auto.clone(),
-        resumed_rows: resume.rows(),
-        partial_discarded: resume.discarded.clone(),
-        training_reused,
+    let codec = choice.codec.as_ref();
+    let header = plan.header(codec);
+    let report = Report {
+        input,
+        output,
+        opts,
+        start,
+        header: &header,
+        choice: &choice,
+        input_bytes: match opts.shard {
+            Some(_) => header.rows * h.row_bytes() as u64,
+            None => source.input_bytes(),
+        },
     };
     if keep_existing {
-        shard::check_complete(output, &header).map_err(|e| match opts.shard {
-            Some(s) => Error::Config(format!(
-                "shard {s}: {} exists but is not this shard's complete output ({e}); pass --force to redo it",
-                output.display()
-            )),
-            None => Error::Config(format!(
-                "--resume: {} exists but is not the complete output of this input and these \
-                 settings ({e}); pass --force to redo it, or choose another --out",
-                output.display()
-            )),
-        })?;
-        let len = std::fs::metadata(output).map_or(0, |m| m.len());
-        return Ok(summary(
-            chunk_range.end - chunk_range.start,
-            len,
-            true,
-            &Start::default(),
-        ));
+        let len = existing_output(output, &header, opts)?;
+        return Ok(report.summary(plan.chunks(), len, true, &Start::default()));
     }
+    // Open the destination, continuing an interrupted run's partial output if asked.
     let mut out = match early {
         Some(out) => out,
         None => open_dest(output, opts)?,
     };
     out.keep_on_drop(opts.keep_partial);
-    let (encoder, _recycle) = Encoder::new(codec.as_ref(), h.dtype, opts.zstd, source.path(), 1);
-    let reencode = |i: u64| -> Result<Vec<u8>> {
-        let at = chunk_range.start + i;
-        let job = source
-            .chunks(chunk_rows as u64, at..at + 1)?
-            .next()
-            .expect("one chunk")?;
-        Ok(encoder.encode(&job)?.payload)
-    };
-    let resume = match &out {
-        Dest::File(o) => resume::prepare(o, &header, codec.as_ref(), opts.resume, &reencode)?,
-        Dest::Stdout if opts.resume => {
-            return Err(Error::Config(
-                "--resume needs a file output, not --out -".into(),
-            ));
-        }
-        Dest::Stdout => Start::default(),
-    };
-    if opts.zstd.is_none() {
-        // The size is exact when payloads are not compressed.
-        out.preallocate(header.container_len(|rows| codec.encoded_len(rows as usize) as u64));
-    }
-    if opts.resume && matches!(source, Input::Stream(_)) {
-        return Err(Error::Config(
-            "--resume needs a file input: a stream (--in -) cannot be read again".into(),
-        ));
-    }
+    let resume = prepare_output(&mut out, &source, &plan, &header, codec, opts)?;
+    // Run: reader -> workers -> ordered writer.
     progress.begin(header.rows, header.rows * h.row_bytes() as u64);
     let done = resume.rows();
     if done > 0 {
         progress.advance(done, done * h.row_bytes() as u64);
     }
-    let jobs = source.chunks(
-        chunk_rows as u64,
-        chunk_range.start + resume.chunks.len() as u64..chunk_range.end,
-    )?;
+    let first = plan.chunk_range.start + resume.chunks.len() as u64;
+    let jobs = source.chunks(chunk_rows as u64, first..plan.chunk_range.end)?;
     let result = run(Run {
         source: &source,
         jobs,
         out: &out,
         header: header.clone(),
-        codec: codec.as_ref(),
+        codec,
         threads,
         zstd: opts.zstd,
         progress,
@@ -232,8 +137,206 @@ pub fn compress(
                 out.keep_on_drop(false);
             }
         })?;
+    // Commit.
     out.commit()?;
-    Ok(summary(chunks, output_bytes, false, &resume))
+    Ok(report.summary(chunks, output_bytes, false, &resume))
+}
+
+/// Opens the input, refusing an output that is one of the input files or the codebook.
+fn open_source(input: &Path, output: &Path, opts: &CompressOptions) -> Result<Input> {
+    let source = Input::open(input)?;
+    let files = match &source {
+        Input::Files(d) => d.files().iter().map(|f| f.path()).collect(),
+        Input::Stream(_) => Vec::new(),
+    };
+    crate::output::check_not_input(output, files.into_iter().chain(opts.codebook.as_deref()))?;
+    Ok(source)
+}
+
+/// The rows per chunk (`--chunk-rows`, or the default for `dims`), with the zstd level
+/// checked too: the settings a run can refuse before any work.
+fn chunk_rows(opts: &CompressOptions, rows: u64, dims: u64) -> Result<u32> {
+    if let Some(level) = opts.zstd {
+        codec::zstd::check_level(level)?;
+    }
+    let chunk_rows = match opts.chunk_rows {
+        Some(0) => return Err(Error::Config("--chunk-rows must be at least 1".into())),
+        Some(n) => n,
+        None => default_chunk_rows(dims),
+    };
+    check_chunk_size(chunk_rows, rows, dims)?;
+    Ok(chunk_rows)
+}
+
+/// What a run writes, whatever the codec: the chunks and rows (of its shard), and the
+/// header but for the codec.
+struct Plan {
+    chunk_rows: u32,
+    /// The input's chunks this run encodes.
+    chunk_range: std::ops::Range<u64>,
+    /// The input's rows they hold.
+    rows: std::ops::Range<u64>,
+    dims: u32,
+    source_dtype: crate::npy::Dtype,
+    metadata: Metadata,
+    stage: PayloadStage,
+}
+
+impl Plan {
+    /// Plans a run of `source` with `opts`, recording `recipe` (the training recipe, if
+    /// any) and the shard in the metadata.
+    fn new(
+        source: &Input,
+        opts: &CompressOptions,
+        chunk_rows: u32,
+        recipe: Option<&str>,
+    ) -> Result<Plan> {
+        let h = source.header();
+        let mut metadata = source_metadata(source);
+        if let Some(r) = recipe {
+            metadata.insert("train".into(), r.to_string());
+        }
+        let (chunk_range, rows) = match opts.shard {
+            Some(s) => {
+                let (c, r) = s.plan(h.rows, chunk_rows as u64)?;
+                s.record(&mut metadata, &r, h.rows);
+                (c, r)
+            }
+            None => (0..h.rows.div_ceil(chunk_rows as u64), 0..h.rows),
+        };
+        Ok(Plan {
+            chunk_rows,
+            chunk_range,
+            rows,
+            dims: h.dims as u32,
+            source_dtype: h.dtype,
+            metadata,
+            stage: match opts.zstd {
+                Some(_) => PayloadStage::Zstd,
+                None => PayloadStage::Plain,
+            },
+        })
+    }
+
+    /// The header this run writes with `codec`.
+    fn header(&self, codec: &dyn Codec) -> Header {
+        Header {
+            codec: codec.spec(),
+            rows: self.rows.end - self.rows.start,
+            dims: self.dims,
+            chunk_rows: self.chunk_rows,
+            source_dtype: self.source_dtype,
+            metadata: self.metadata.clone(),
+            stage: self.stage,
+        }
+    }
+
+    /// The number of chunks the run writes.
+    fn chunks(&self) -> u64 {
+        self.chunk_range.end - self.chunk_range.start
+    }
+}
+
+/// What the summary of a run reports besides its outcome.
+struct Report<'a> {
+    input: &'a Path,
+    output: &'a Path,
+    opts: &'a CompressOptions,
+    start: Instant,
+    header: &'a Header,
+    choice: &'a Choice,
+    input_bytes: u64,
+}
+
+impl Report<'_> {
+    fn summary(
+        &self,
+        chunks: u64,
+        output_bytes: u64,
+        already_complete: bool,
+        resume: &Start,
+    ) -> CompressSummary {
+        let (input_bytes, seconds) = (self.input_bytes, self.start.elapsed().as_secs_f64());
+        CompressSummary {
+            input: self.input.to_path_buf(),
+            output: self.output.to_path_buf(),
+            codec: self.choice.codec.name(),
+            rows: self.header.rows,
+            dims: self.header.dims as u64,
+            chunks,
+            input_bytes,
+            output_bytes,
+            ratio: input_bytes as f64 / output_bytes as f64,
+            seconds,
+            mb_per_s: input_bytes as f64 / 1e6 / seconds.max(1e-9),
+            peak_rss_bytes: peak_rss_bytes(),
+            shard: self.opts.shard.map(|s| s.to_string()),
+            already_complete,
+            zstd: self.opts.zstd,
+            auto: self.choice.auto.clone(),
+            resumed_rows: resume.rows(),
+            partial_discarded: resume.discarded.clone(),
+            training_reused: self.choice.training_reused,
+        }
+    }
+}
+
+/// Checks that the existing `output` a shard or `--resume` run keeps is its complete
+/// output; returns its length.
+fn existing_output(output: &Path, header: &Header, opts: &CompressOptions) -> Result<u64> {
+    shard::check_complete(output, header).map_err(|e| match opts.shard {
+        Some(s) => Error::Config(format!(
+            "shard {s}: {} exists but is not this shard's complete output ({e}); pass --force to redo it",
+            output.display()
+        )),
+        None => Error::Config(format!(
+            "--resume: {} exists but is not the complete output of this input and these \
+             settings ({e}); pass --force to redo it, or choose another --out",
+            output.display()
+        )),
+    })?;
+    Ok(std::fs::metadata(output).map_or(0, |m| m.len()))
+}
+
+/// Readies the opened output: with `--resume`, keeps the checksum-valid chunks of the
+/// partial output an interrupted run left (re-encoding the last to check it was this
+/// run's); without, reserves the container's size when it is known.
+fn prepare_output(
+    out: &mut Dest,
+    source: &Input,
+    plan: &Plan,
+    header: &Header,
+    codec: &dyn Codec,
+    opts: &CompressOptions,
+) -> Result<Start> {
+    let (encoder, _recycle) = Encoder::new(codec, header.source_dtype, opts.zstd, source.path(), 1);
+    let reencode = |i: u64| -> Result<Vec<u8>> {
+        let at = plan.chunk_range.start + i;
+        let job = source
+            .chunks(plan.chunk_rows as u64, at..at + 1)?
+            .next()
+            .expect("one chunk")?;
+        Ok(encoder.encode(&job)?.payload)
+    };
+    let resume = match &*out {
+        Dest::File(o) => resume::prepare(o, header, codec, opts.resume, &reencode)?,
+        Dest::Stdout if opts.resume => {
+            return Err(Error::Config(
+                "--resume needs a file output, not --out -".into(),
+            ));
+        }
+        Dest::Stdout => Start::default(),
+    };
+    if opts.zstd.is_none() {
+        // The size is exact when payloads are not compressed.
+        out.preallocate(header.container_len(|rows| codec.encoded_len(rows as usize) as u64));
+    }
+    if opts.resume && matches!(source, Input::Stream(_)) {
+        return Err(Error::Config(
+            "--resume needs a file input: a stream (--in -) cannot be read again".into(),
+        ));
+    }
+    Ok(resume)
 }
 
 /// Refuses chunks so large that readers would refuse them ([`crate::format::MAX_CHUNK_VALUES`]).
