@@ -1,5 +1,5 @@
-//! The encode core, shared by [`compress`](crate::compress) and
-//! [`stream::Compressor`](crate::stream::Compressor): the worker stage ([`worker`]: a
+//! The encode core, shared by `compress()` and
+//! `stream::Compressor`: the worker stage ([`worker`]: a
 //! chunk of source rows into a chunk payload, zstd stage included) and the ordered writer
 //! stage ([`writer`]: finished chunks appended in order, buffers handed back).
 

@@ -1,5 +1,5 @@
-//! The worker stage, shared by [`compress`](crate::compress) and
-//! [`stream::Compressor`](crate::stream::Compressor): a chunk of source rows into the
+//! The worker stage, shared by `compress()` and
+//! `stream::Compressor`: a chunk of source rows into the
 //! chunk payload the writer appends. Convert to float32 if needed, refuse non-finite
 //! values, encode (checksumming as it goes), then the optional zstd stage; payload buffers
 //! come back from the writer and are reused.

@@ -2,7 +2,7 @@
 //! header, a chunk's crc, the index and the trailer. Every check works on a byte slice, so
 //! the memory-mapped reader ([`Container`](super::Container)), [`verify`](super::verify)
 //! (streaming the file in blocks) and the `Read`-based
-//! [`stream::Decompressor`](crate::stream::Decompressor) all judge a file the same way.
+//! `stream::Decompressor` all judge a file the same way.
 
 use std::borrow::Cow;
 use std::ops::Range;

@@ -95,9 +95,9 @@ impl StreamSource {
 /// each read from `reader` (positioned after the header) into its own buffer when the
 /// iterator is asked for it. A stream that ends early is an error naming the row it ends in;
 /// with `check_end`, so is one that goes on after the last row (the library's
-/// [`crate::stream::Compressor`] does not check: its caller may hold several arrays in one
+/// `stream::Compressor` does not check: its caller may hold several arrays in one
 /// stream, as `numpy.save` to one file object writes them).
-/// Shared by `--in -` and [`crate::stream::Compressor`].
+/// Shared by `--in -` and `stream::Compressor`.
 pub(crate) fn read_chunks<R: Read>(
     mut reader: R,
     name: PathBuf,
