@@ -60,11 +60,27 @@ pub fn adc_search(codebook: &Codebook, codes: &[u8], queries: &[f32], k: usize) 
         .into_par_iter()
         .map_init(Vec::new, |sums, b| {
             let mut heaps = vec![TopK::new(k); BLOCK.min(nq - b * BLOCK)];
-            tables.scan_block(b, codes, 0, &inv_norm, &mut heaps, &[None; BLOCK], sums);
+            let rows = Candidates {
+                codes,
+                first_row: 0,
+                inv_norm: &inv_norm,
+            };
+            tables.scan_block(b, rows, &mut heaps, &[None; BLOCK], sums);
             heaps.iter().map(|h| h.ids(k)).collect()
         })
         .collect();
     blocks.into_iter().flatten().collect()
+}
+
+/// The rows a query block is scanned against.
+#[derive(Clone, Copy)]
+struct Candidates<'a> {
+    /// Their codes.
+    codes: &'a [u8],
+    /// The row number of the first.
+    first_row: u64,
+    /// Each row's `1/‖x̂‖`, for cosine (empty otherwise).
+    inv_norm: &'a [f32],
 }
 
 /// Rows summed at a time by [`AdcTables::scan_block`] (a default chunk of 384-d rows is
@@ -185,27 +201,33 @@ impl AdcTables {
                     .then(|| queries.own(b * BLOCK + l))
                     .flatten()
             });
-            self.scan_block(b, codes, first_row, &inv_norm, block, &own, &mut sums);
+            let rows = Candidates {
+                codes,
+                first_row,
+                inv_norm: &inv_norm,
+            };
+            self.scan_block(b, rows, block, &own, &mut sums);
         }
         heaps.iter_mut().for_each(TopK::shrink);
         heaps
     }
 
-    /// Offers every row of `codes` (from `first_row`) to the `heaps` of query block `b`,
-    /// except each query's `own` row. `inv_norm` holds each row's `1/‖x̂‖` for cosine;
-    /// `sums` is scratch, kept by the caller from block to block so that it is allocated
-    /// once.
-    #[allow(clippy::too_many_arguments)]
+    /// Offers every candidate row to the `heaps` of query block `b`, except each query's
+    /// `own` row. `sums` is scratch, kept by the caller from block to block so that it is
+    /// allocated once.
     fn scan_block(
         &self,
         b: usize,
-        codes: &[u8],
-        first_row: u64,
-        inv_norm: &[f32],
+        rows: Candidates<'_>,
         heaps: &mut [TopK],
         own: &[Option<u64>; BLOCK],
         sums: &mut Vec<Lanes>,
     ) {
+        let Candidates {
+            codes,
+            first_row,
+            inv_norm,
+        } = rows;
         let (m, cb) = (self.m, self.code_bytes);
         let per_block = m * self.ksub;
         let table = &self.tables[b * per_block..(b + 1) * per_block];

@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::search::{Floors, Metric, Queries};
-use super::{Totals, measure, recall};
+use super::{Measure, Totals, recall};
 use crate::codec::{self, Codec};
 use crate::encode::default_chunk_rows;
 use crate::error::{Error, Result};
@@ -165,34 +165,21 @@ pub fn bench(
     let threads = crate::par::resolve_threads(opts.threads);
     let chunk = default_chunk_rows(dims as u64) as usize;
     progress.begin((rows * (codecs.len() + 1)) as u64, 0);
-    let truth = pass(
-        data,
-        None,
-        dims,
+    let pass = Pass {
+        d: dims,
         chunk,
-        &queries,
-        (opts.k, 0),
+        q: &queries,
         threads,
         progress,
         cancel,
-    )?
-    .truth;
+    };
+    let truth = pass.run(data, None, (opts.k, 0))?.truth;
     let mut table = Vec::new();
     for (name, c) in opts.codecs.iter().zip(&codecs) {
         let (payloads, enc_s) = timed_encode(c.as_ref(), data, chunk, opts.runs)?;
         let mut recon = vec![0f32; data.len()];
         let dec_s = timed_decode(c.as_ref(), &payloads, chunk, opts.runs, &mut recon);
-        let t = pass(
-            data,
-            Some(&recon),
-            dims,
-            chunk,
-            &queries,
-            (0, k_found),
-            threads,
-            progress,
-            cancel,
-        )?;
+        let t = pass.run(data, Some(&recon), (0, k_found))?;
         let exact = recall::exact_scores(&queries, &t.found, dims, |id, out| {
             out.copy_from_slice(&data[id as usize * dims..(id as usize + 1) * dims]);
             Ok(())
@@ -224,46 +211,62 @@ pub fn bench(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn pass(
-    data: &[f32],
-    recon: Option<&[f32]>,
+/// A measuring pass over the data, in chunks on the workers.
+struct Pass<'a> {
+    /// Dimensions per row.
     d: usize,
+    /// Rows per chunk.
     chunk: usize,
-    q: &Queries,
-    (k_truth, k_found): (usize, usize),
+    q: &'a Queries,
     threads: usize,
-    progress: &dyn Progress,
-    cancel: &AtomicBool,
-) -> Result<Totals> {
-    let rows = data.len() / d;
-    let mut total = Totals::new(q.len(), k_truth, k_found);
-    let floors = (Floors::new(q.len()), Floors::new(q.len()));
-    run_ordered(
-        threads,
-        (0..rows.div_ceil(chunk)).map(Ok),
-        |i| {
-            let r = i * chunk * d..((i + 1) * chunk).min(rows) * d;
-            let rc = recon.map(|x| &x[r.clone()]);
-            Ok(measure(
-                q,
-                &data[r],
-                rc,
-                (i * chunk) as u64,
-                d,
-                k_truth,
-                k_found,
-                &floors,
-            ))
-        },
-        |p| {
-            progress.advance(p.rows, 0);
-            total.merge(p, &floors);
-            Ok(())
-        },
-        cancel,
-    )?;
-    Ok(total)
+    progress: &'a dyn Progress,
+    cancel: &'a AtomicBool,
+}
+
+impl Pass<'_> {
+    /// Measures `data` (with its reconstruction `recon`, if any), keeping the `k_truth`
+    /// nearest rows of each query in `data` and the `k_found` in `recon`.
+    fn run(
+        &self,
+        data: &[f32],
+        recon: Option<&[f32]>,
+        (k_truth, k_found): (usize, usize),
+    ) -> Result<Totals> {
+        let Pass {
+            d,
+            chunk,
+            q,
+            threads,
+            progress,
+            cancel,
+        } = *self;
+        let rows = data.len() / d;
+        let mut total = Totals::new(q.len(), k_truth, k_found);
+        let floors = (Floors::new(q.len()), Floors::new(q.len()));
+        let measure = Measure {
+            q,
+            d,
+            k_truth,
+            k_found,
+            floors: &floors,
+        };
+        run_ordered(
+            threads,
+            (0..rows.div_ceil(chunk)).map(Ok),
+            |i| {
+                let r = i * chunk * d..((i + 1) * chunk).min(rows) * d;
+                let rc = recon.map(|x| &x[r.clone()]);
+                Ok(measure.block(&data[r], rc, (i * chunk) as u64))
+            },
+            |p| {
+                progress.advance(p.rows, 0);
+                total.merge(p, &floors);
+                Ok(())
+            },
+            cancel,
+        )?;
+        Ok(total)
+    }
 }
 
 fn sampled(data: &[f32], d: usize, n: usize, seed: u64, metric: Metric) -> Queries {

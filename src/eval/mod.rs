@@ -190,26 +190,32 @@ enum FoundSearch {
     Adc(AdcTables),
 }
 
-/// Measures one block of rows: quality if `recon` is given, the truth heaps if
-/// `k_truth > 0`, the found heaps over `recon` if `k_found > 0`.
-#[allow(clippy::too_many_arguments)]
-fn measure(
-    q: &Queries,
-    orig: &[f32],
-    recon: Option<&[f32]>,
-    first_row: u64,
+/// What each block of rows is measured against.
+struct Measure<'a> {
+    q: &'a Queries,
+    /// Dimensions per row.
     d: usize,
+    /// The truth heaps' size (0: none).
     k_truth: usize,
+    /// The found heaps' size (0: none).
     k_found: usize,
-    floors: &(Floors, Floors),
-) -> Partial {
-    let k_found = if recon.is_some() { k_found } else { 0 };
-    Partial {
-        rows: (orig.len() / d) as u64,
-        first_row,
-        quality: recon.map_or_else(Quality::default, |r| Quality::of_block(orig, r, d)),
-        truth: q.scan(orig, first_row, k_truth, &floors.0),
-        found: q.scan(recon.unwrap_or(&[]), first_row, k_found, &floors.1),
+    /// The truth and found heaps' floors, shared by all blocks.
+    floors: &'a (Floors, Floors),
+}
+
+impl Measure<'_> {
+    /// Measures one block of rows from `first_row`: quality if `recon` is given, the
+    /// truth heaps if `k_truth > 0`, the found heaps over `recon` if `k_found > 0`.
+    fn block(&self, orig: &[f32], recon: Option<&[f32]>, first_row: u64) -> Partial {
+        let (q, d, floors) = (self.q, self.d, self.floors);
+        let k_found = if recon.is_some() { self.k_found } else { 0 };
+        Partial {
+            rows: (orig.len() / d) as u64,
+            first_row,
+            quality: recon.map_or_else(Quality::default, |r| Quality::of_block(orig, r, d)),
+            truth: q.scan(orig, first_row, self.k_truth, &floors.0),
+            found: q.scan(recon.unwrap_or(&[]), first_row, k_found, &floors.1),
+        }
     }
 }
 
@@ -277,16 +283,14 @@ pub fn evaluate(
                 FoundSearch::Adc(t) => Some(t),
                 FoundSearch::ExactFloat => None,
             };
-            let mut p = measure(
-                &queries,
-                &original,
-                Some(&recon),
-                e.first_row,
+            let measure = Measure {
+                q: &queries,
                 d,
                 k_truth,
-                if adc.is_some() { 0 } else { k_found },
-                &floors,
-            );
+                k_found: if adc.is_some() { 0 } else { k_found },
+                floors: &floors,
+            };
+            let mut p = measure.block(&original, Some(&recon), e.first_row);
             if let Some(t) = adc {
                 p.found = t.scan(&queries, &codes, e.first_row, k_found, &floors.1);
             }
