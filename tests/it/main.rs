@@ -31,6 +31,7 @@ mod reliability_fuzz_replay;
 mod reliability_matrix;
 mod reliability_resume;
 mod reliability_write_faults;
+mod roundtrip;
 mod scaleout_deploy;
 mod scaleout_shards;
 mod scaleout_slurm;
