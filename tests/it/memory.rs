@@ -171,9 +171,10 @@ fn get_peak_rss(rows: u64, dir: &std::path::Path) -> u64 {
         .spawn()
         .unwrap();
     let mut status = 0;
-    // SAFETY: zeroed rusage is a valid value to be overwritten; the pid is our own child,
-    // reaped here (the Child is never waited on again).
+    // SAFETY: rusage is plain integers, for which all-zero bytes are a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pid is our own child, reaped here (the Child is never waited on again);
+    // `status` and `usage` are valid for writes.
     let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
     assert_eq!(pid, child.id() as libc::pid_t);
     let status = std::process::ExitStatus::from_raw(status);
