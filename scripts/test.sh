@@ -16,7 +16,7 @@ if [ "${VECTRO_SKIP_SLURM:-0}" = 1 ]; then
     echo "skipped (VECTRO_SKIP_SLURM=1)"
 elif [ "$(id -u)" = 0 ] && timeout 600 scripts/slurm_local.sh up; then
     slurm_status=0
-    cargo test --release --test scaleout_slurm -- --ignored || slurm_status=$?
+    cargo test --release --test it scaleout_slurm -- --ignored || slurm_status=$?
     scripts/slurm_local.sh down
     [ "$slurm_status" = 0 ] || { echo "the real-Slurm test failed"; exit "$slurm_status"; }
 else
