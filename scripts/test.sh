@@ -21,7 +21,7 @@ elif [ "$(id -u)" = 0 ] && timeout 600 scripts/slurm_local.sh up; then
     [ "$slurm_status" = 0 ] || { echo "the real-Slurm test failed"; exit "$slurm_status"; }
 else
     echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
-    echo "!! SKIPPED: the real-Slurm test (tests/scaleout_slurm.rs): no local Slurm cluster  !!"
+    echo "!! SKIPPED: the real-Slurm test (tests/it/scaleout_slurm.rs): no local Slurm cluster  !!"
     echo "!! could be started (needs root and apt access: scripts/slurm_local.sh up).        !!"
     echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
 fi
