@@ -73,7 +73,7 @@ pub struct CompressArgs {
     #[arg(long, value_name = "LEVEL", allow_negative_numbers = true)]
     pub zstd: Option<i32>,
     /// With --codec auto: the smallest codec whose mean cosine is at least this.
-    #[arg(long, value_name = "X", conflicts_with = "min_recall", value_parser = parse_cosine)]
+    #[arg(long, value_name = "X", conflicts_with = "min_recall", allow_negative_numbers = true, value_parser = parse_cosine)]
     pub min_cosine: Option<f64>,
     /// With --codec auto: the smallest codec whose recall@10 is at least this.
     #[arg(long, value_name = "X", value_parser = parse_recall)]
@@ -212,7 +212,7 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 100)]
     pub rerank: usize,
     /// Exit with code 1 if the mean cosine is below this.
-    #[arg(long, value_parser = parse_cosine)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_cosine)]
     pub min_cosine: Option<f64>,
     /// Exit with code 1 if recall@k is below this for any --k.
     #[arg(long, value_parser = parse_recall)]
@@ -449,20 +449,25 @@ fn parse_threads(s: &str) -> Result<usize, String> {
     }
 }
 
-/// A number in `lo..=hi` (NaN and infinities are refused: no gate could be met or failed by them).
-fn parse_in(s: &str, lo: f64, hi: f64) -> Result<f64, String> {
+/// A finite number in `lo..=hi` (or `lo < x <= hi` when `open_lo`): NaN and infinities are
+/// refused, since no gate could be met or failed by them.
+fn parse_in(s: &str, lo: f64, hi: f64, open_lo: bool) -> Result<f64, String> {
+    let ok = |x: f64| (if open_lo { x > lo } else { x >= lo }) && x <= hi;
     match s.parse::<f64>() {
-        Ok(x) if (lo..=hi).contains(&x) => Ok(x),
-        _ => Err(format!("expected a number from {lo} to {hi}, got '{s}'")),
+        Ok(x) if ok(x) => Ok(x),
+        _ => Err(format!(
+            "expected a number in {}{lo}, {hi}], got '{s}'",
+            if open_lo { "(" } else { "[" }
+        )),
     }
 }
 
 /// `--min-cosine`: a cosine, -1 to 1.
 fn parse_cosine(s: &str) -> Result<f64, String> {
-    parse_in(s, -1.0, 1.0)
+    parse_in(s, -1.0, 1.0, false)
 }
 
-/// `--min-recall`: a fraction, 0 to 1.
+/// `--min-recall`: a fraction above 0, at most 1.
 fn parse_recall(s: &str) -> Result<f64, String> {
-    parse_in(s, 0.0, 1.0)
+    parse_in(s, 0.0, 1.0, true)
 }
