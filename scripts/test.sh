@@ -16,12 +16,12 @@ if [ "${VECTRO_SKIP_SLURM:-0}" = 1 ]; then
     echo "skipped (VECTRO_SKIP_SLURM=1)"
 elif [ "$(id -u)" = 0 ] && timeout 600 scripts/slurm_local.sh up; then
     slurm_status=0
-    cargo test --release --test scaleout_slurm -- --ignored || slurm_status=$?
+    cargo test --release --test it scaleout_slurm -- --ignored || slurm_status=$?
     scripts/slurm_local.sh down
     [ "$slurm_status" = 0 ] || { echo "the real-Slurm test failed"; exit "$slurm_status"; }
 else
     echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
-    echo "!! SKIPPED: the real-Slurm test (tests/scaleout_slurm.rs): no local Slurm cluster  !!"
+    echo "!! SKIPPED: the real-Slurm test (tests/it/scaleout_slurm.rs): no local Slurm cluster  !!"
     echo "!! could be started (needs root and apt access: scripts/slurm_local.sh up).        !!"
     echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
 fi

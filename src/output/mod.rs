@@ -264,7 +264,9 @@ impl AtomicOutput {
                 .sync_all()
                 .map_err(|e| Error::io(&self.tmp_path, "syncing", e))?;
         }
-        let tmp = self.tmp.take().expect("not yet committed");
+        let Some(tmp) = self.tmp.take() else {
+            unreachable!("only commit, which consumes self, takes the temporary file")
+        };
         let target = self.target.clone();
         let persisted = if self.overwrite {
             tmp.persist(&target).map_err(|e| (e.error, e.path))

@@ -329,7 +329,7 @@ pub fn compress(
         let job = source
             .chunks(chunk_rows as u64, at..at + 1)?
             .next()
-            .expect("one chunk")?;
+            .unwrap_or_else(|| unreachable!("a range of one chunk yields one chunk"))?;
         let chunk = encode_job(&job, h.dtype, codec.as_ref(), source.path(), &one)?;
         Ok(staged(chunk, opts.zstd, &one)?.payload)
     };
