@@ -239,6 +239,7 @@ mod tests {
     fn a_file_cut_under_the_map_is_an_error_not_a_sigbus() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.bin");
+        // SAFETY: sysconf only reads a system setting.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
         let mut f = File::create(&path).unwrap();
         f.write_all(&vec![7u8; page * 8]).unwrap();
@@ -258,6 +259,8 @@ mod tests {
         assert_eq!(map[page], 7);
         assert!(!map.is_cut());
         // A page past the new end: without the guard, SIGBUS. With it, a zero page.
+        // SAFETY: the address is inside the live 8-page map; the page behind it is past the
+        // file's end, which the guard under test turns into a zero page instead of SIGBUS.
         let v = unsafe { std::ptr::read_volatile(map.as_ptr().add(page * 6 + 3)) };
         assert_eq!(v, 0);
         assert!(map.is_cut());

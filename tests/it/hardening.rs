@@ -2,13 +2,11 @@
 //! hangs up, `--threads` at its bounds, impossible sizes and gates. Each must end with the
 //! documented exit code and a message, never a panic (exit 101) or a death by signal.
 
-mod common;
-
 use std::fs::{File, OpenOptions};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use common::*;
+use crate::helpers::*;
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_vectro")
@@ -315,18 +313,6 @@ fn impossible_sizes_are_refused() {
                 "nan",
             ],
             "--min-cosine",
-        ),
-        (
-            vec![
-                "eval",
-                "--orig",
-                "a.npy",
-                "--comp",
-                "b.vectro",
-                "--min-recall",
-                "1.5",
-            ],
-            "--min-recall",
         ),
         (
             vec![
