@@ -32,6 +32,7 @@ pub mod format;
 pub mod fuzzing;
 pub mod generate;
 mod input;
+pub mod mapping;
 pub mod merge;
 pub mod npy;
 pub mod npz;

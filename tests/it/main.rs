@@ -22,6 +22,7 @@ mod eval_cli;
 mod eval_metrics;
 mod format_compat;
 mod golden;
+mod hardening;
 mod int8_parity;
 mod itq_cli;
 mod memory;
