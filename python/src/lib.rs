@@ -130,6 +130,22 @@ struct Counter {
     total: AtomicU64,
     done: AtomicU64,
     notes: Mutex<Vec<String>>,
+    /// A test hook, as the CLI's: `VECTRO_TEST_SLOW_CHUNK_MS=n` sleeps n ms after each
+    /// chunk, so that tests can interrupt a run of a small input midway. Not for users.
+    pause: Option<Duration>,
+}
+
+impl Counter {
+    fn new() -> Counter {
+        let pause = std::env::var("VECTRO_TEST_SLOW_CHUNK_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis);
+        Counter {
+            pause,
+            ..Counter::default()
+        }
+    }
 }
 
 impl Progress for Counter {
@@ -139,6 +155,9 @@ impl Progress for Counter {
     }
     fn advance(&self, rows: u64, _bytes: u64) {
         self.done.fetch_add(rows, Ordering::Relaxed);
+        if let Some(p) = self.pause {
+            std::thread::sleep(p);
+        }
     }
     fn note(&self, msg: &str) {
         if let Ok(mut n) = self.notes.lock() {
@@ -218,7 +237,7 @@ fn run_long<T: Send>(
     work: impl FnOnce(&dyn Progress, &AtomicBool) -> vectro::Result<T> + Send,
 ) -> PyResult<T> {
     let stop = AtomicBool::new(false);
-    let counter = Counter::default();
+    let counter = Counter::new();
     let mut reporter = Reporter::new(progress);
     let (tx, rx) = crossbeam_channel::bounded::<()>(1);
     let mut raised: Option<PyErr> = None;
@@ -684,12 +703,15 @@ fn import_npz(
 /// Rows per parallel task of the int8 kernels: a few hundred KiB of floats.
 const BLOCK_ROWS: usize = 256;
 
+/// The prototype's `(q, scales)`.
+type Int8Arrays<'py> = (Bound<'py, PyArray2<i8>>, Bound<'py, PyArray1<f32>>);
+
 /// `(q, scales)` of float32 rows, bit-exact with the reference. See `vectro.quantize_embeddings`.
 #[pyfunction]
 fn quantize_embeddings<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyArray2<f32>>,
-) -> PyResult<(Bound<'py, PyArray2<i8>>, Bound<'py, PyArray1<f32>>)> {
+) -> PyResult<Int8Arrays<'py>> {
     let x = x.readonly();
     let view = x.as_array();
     let (rows, dims) = view.dim();
@@ -1027,7 +1049,8 @@ impl PyContainer {
         let spec = &c.header().codec;
         let (row_bytes, scaled, signed) = match spec.id {
             CodecId::Int8 if spec.params.is_empty() => (d, true, true),
-            CodecId::Binary | CodecId::BinaryItq => (d.div_ceil(8), true, false),
+            CodecId::Binary if spec.params.is_empty() => (d.div_ceil(8), true, false),
+            CodecId::BinaryItq => (d.div_ceil(8), true, false),
             CodecId::Pq | CodecId::Opq => (c.codec().encoded_len(1), false, false),
             _ => {
                 return Err(UsageError::new_err(format!(
@@ -1206,6 +1229,32 @@ fn _borrowed_address(arr: &Bound<'_, PyUntypedArray>) -> PyResult<u64> {
     Ok(borrow_rows(arr, "<array>")?.1)
 }
 
+/// For `scripts/bench_python.py`: the seconds the library's own `get_many` takes for each
+/// row of `ids` (one call per row, into a reused buffer), timed in Rust: the baseline that
+/// `Container.__getitem__` is compared with.
+#[pyfunction]
+fn _time_get_many(
+    py: Python<'_>,
+    path: PathBuf,
+    ids: numpy::PyReadonlyArray2<'_, u64>,
+) -> PyResult<Vec<f64>> {
+    let c = Container::open(&path).map_err(to_py)?;
+    let ids = ids.as_array();
+    let mut out = vec![0f32; ids.ncols() * c.dims()];
+    let sets: Vec<Vec<u64>> = ids.rows().into_iter().map(|r| r.to_vec()).collect();
+    py.detach(|| {
+        sets.iter()
+            .map(|set| {
+                let t = std::time::Instant::now();
+                c.get_many(set, &mut out)?;
+                std::hint::black_box(&out);
+                Ok(t.elapsed().as_secs_f64())
+            })
+            .collect::<vectro::Result<Vec<f64>>>()
+    })
+    .map_err(to_py)
+}
+
 /// The Rust side of the `vectro` package.
 #[pymodule]
 fn _vectro(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -1231,5 +1280,6 @@ fn _vectro(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(quantize_embeddings, m)?)?;
     m.add_function(wrap_pyfunction!(reconstruct_embeddings, m)?)?;
     m.add_function(wrap_pyfunction!(_borrowed_address, m)?)?;
+    m.add_function(wrap_pyfunction!(_time_get_many, m)?)?;
     Ok(())
 }

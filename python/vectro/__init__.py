@@ -120,8 +120,7 @@ def compress(
         VectroIOError: the file system failed. KeyboardInterrupt: Ctrl-C; the complete chunks
             are kept for ``resume=True``.
     """
-    if not _is_array(data):
-        data = _os.fspath(data)
+    data = _array_or_path(data)
     return _vectro.compress(
         data,
         _os.fspath(out),
@@ -253,8 +252,7 @@ def train(
     not copied) or what :func:`compress` takes as a path. Returns the summary
     ``vectro train --json`` prints.
     """
-    if not _is_array(data):
-        data = _os.fspath(data)
+    data = _array_or_path(data)
     return _vectro.train(
         data,
         _os.fspath(out),
@@ -363,6 +361,18 @@ def load_npz(path: PathLike) -> tuple:
 def _is_array(x: Any) -> bool:
     # Without importing numpy: an ndarray is whatever exposes the array interface.
     return hasattr(x, "__array_interface__") and not isinstance(x, (str, bytes))
+
+
+def _array_or_path(x: Any) -> Any:
+    if _is_array(x):
+        return x
+    try:
+        return _os.fspath(x)
+    except TypeError:
+        raise TypeError(
+            f"data must be a numpy array or a path (str or os.PathLike), not {type(x).__name__}; "
+            "for a list of vectors, pass np.asarray(rows, dtype=np.float32)"
+        ) from None
 
 
 def _npy_path(x: Any, tmp: str, name: str) -> str:
