@@ -802,7 +802,14 @@ fn reconstruct_embeddings<'py>(
 // ---------------------------------------------------------------------------------------
 // Container
 
-/// An open container. See `vectro.open` and `vectro.Container` for the documentation.
+/// An open Vectro container, memory-mapped: `Container(path)` or `vectro.open(path)`.
+///
+/// `len(c)`, `c.shape`, `c.dims`, `c.codec`, `c.metadata`; rows as float32 arrays with
+/// `c[i]`, `c[i:j]`, `c[[ids]]`, `c[np_array]`, `c[bool_mask]`; raw codes with `c.codes()`;
+/// `c.iter_chunks()`, `c.verify()`, `c.to_npz(out)`, `c.close()` or `with`. Every read
+/// releases the GIL, and one container may be shared by any number of threads. Each chunk's
+/// checksum is checked the first time a read touches it (a damaged chunk raises
+/// CorruptError).
 #[pyclass(frozen, name = "Container", module = "vectro")]
 struct PyContainer {
     inner: RwLock<Option<Arc<Container>>>,
@@ -1034,7 +1041,15 @@ impl PyContainer {
         rows_of(py, &c, &ids)
     }
 
-    /// Raw codes of rows start..stop: see `vectro.Container.codes`.
+    /// The raw codes of rows `start..stop`, for the codecs that have a natural array form:
+    ///
+    /// - int8: `(q, scales)`, q int8 `(n, dims)`, scales float32 `(n,)`: the prototype's
+    ///   arrays (`reconstruct_embeddings(q, scales)` gives the rows);
+    /// - binary, binary-itq: `(bits, scales)`, bits uint8 `(n, ceil(dims / 8))`, bit `j` of
+    ///   byte `i` (least significant first) is dimension `8i + j`, 1 for `v >= 0`;
+    /// - pq, opq: `(codes, None)`, codes uint8 `(n, code_bytes)` (4-bit codes two a byte).
+    ///
+    /// Other codecs (and rotated int8/binary) raise UsageError.
     #[pyo3(signature = (start=0, stop=None))]
     fn codes<'py>(
         &self,
@@ -1112,7 +1127,8 @@ impl PyContainer {
         Ok((codes_arr, scales))
     }
 
-    /// An iterator of `(first_row, rows)` per chunk, rows a float32 array.
+    /// An iterator of `(first_row, rows)` per chunk, rows a float32 array: one chunk in
+    /// memory at a time, its pages released after it, for bigger-than-RAM passes.
     fn iter_chunks(&self) -> PyResult<ChunkIter> {
         Ok(ChunkIter {
             c: self.get()?,
@@ -1120,7 +1136,8 @@ impl PyContainer {
         })
     }
 
-    /// Check every chunk's checksum and the file's structure.
+    /// Check every chunk's checksum and the file's structure; return the report of
+    /// `vectro verify --json`. Raises CorruptError (with `.report`) if anything is wrong.
     fn verify(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.get()?;
         verify(py, self.path.clone())

@@ -275,7 +275,7 @@ mod tests {
             err.starts_with("arr: shape (2, 2) of <f4 needs 16 bytes"),
             "{err}"
         );
-        let mut v = vec![1f32; 4 * 3];
+        let mut v = [1f32; 4 * 3];
         v[7] = f32::NAN;
         let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
         let src = MemorySource::new("arr", Arc::new(bytes), Dtype::F32Le, 4, 3).unwrap();
