@@ -234,8 +234,8 @@ mod tests {
             let npy = dir.path().join("x.npy");
             let mut file = crate::npy::write_header(rows, dims);
             // write_header writes <f4; patch the descr for the other dtypes (same length).
-            let text = String::from_utf8(file.clone()).unwrap();
-            file = text.replace("<f4", dtype.descr()).into_bytes();
+            let at = file.windows(3).position(|w| w == b"<f4").unwrap();
+            file[at..at + 3].copy_from_slice(dtype.descr().as_bytes());
             file.extend_from_slice(&bytes);
             std::fs::write(&npy, &file).unwrap();
             for codec in ["int8", "f16", "int4", "binary", "pq:m=4,nbits=4"] {
