@@ -334,8 +334,13 @@ fn float_dtype(arr: &Bound<'_, PyUntypedArray>, what: &str) -> PyResult<Dtype> {
     Ok(dtype)
 }
 
-/// A 2-D, C-contiguous float array borrowed as a [`MemorySource`], without a copy.
-fn borrow_rows(arr: &Bound<'_, PyUntypedArray>, name: &str) -> PyResult<(MemorySource, u64)> {
+/// A 2-D, C-contiguous float array borrowed as a [`MemorySource`], without a copy, with the
+/// address of its data and a handle: the caller drops the handle after the library is done,
+/// with the GIL held, so that the array's reference is released there and then.
+fn borrow_rows(
+    arr: &Bound<'_, PyUntypedArray>,
+    name: &str,
+) -> PyResult<(MemorySource, u64, Arc<ArrayBytes>)> {
     let dtype = float_dtype(arr, name)?;
     if arr.ndim() != 2 {
         return Err(BadInputError::new_err(format!(
@@ -354,13 +359,13 @@ fn borrow_rows(arr: &Bound<'_, PyUntypedArray>, name: &str) -> PyResult<(MemoryS
     // field does not touch the data.
     let ptr = unsafe { (*arr.as_array_ptr()).fields.data } as *const u8;
     let len = (rows * dims) as usize * dtype.size();
-    let bytes = ArrayBytes {
+    let bytes = Arc::new(ArrayBytes {
         ptr,
         len,
         _owner: arr.clone().into_any().unbind(),
-    };
-    let src = MemorySource::new(name, Arc::new(bytes), dtype, rows, dims).map_err(to_py)?;
-    Ok((src, ptr as u64))
+    });
+    let src = MemorySource::new(name, bytes.clone(), dtype, rows, dims).map_err(to_py)?;
+    Ok((src, ptr as u64, bytes))
 }
 
 fn as_array<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyUntypedArray>> {
@@ -446,10 +451,12 @@ fn compress(
     };
     let progress = ProgressArg::from_py(progress, "compress")?;
     let summary = if let Some(arr) = as_array(data) {
-        let (src, _) = borrow_rows(&arr, name.as_deref().unwrap_or("<array>"))?;
-        run_long(py, progress, |p, stop| {
+        let (src, _, handle) = borrow_rows(&arr, name.as_deref().unwrap_or("<array>"))?;
+        let r = run_long(py, progress, |p, stop| {
             vectro::compress_memory(src, &output, &opts, p, stop)
-        })?
+        });
+        drop(handle);
+        r?
     } else {
         let input: PathBuf = data.extract().map_err(|_| {
             PyTypeError::new_err(format!(
@@ -506,8 +513,13 @@ fn train(
     use vectro::codec::TrainOptions;
     use vectro::pipeline::reader::Input;
     let progress = ProgressArg::from_py(progress, "train")?;
+    let mut handle = None;
     let source = match as_array(data) {
-        Some(arr) => Input::Memory(borrow_rows(&arr, name.as_deref().unwrap_or("<array>"))?.0),
+        Some(arr) => {
+            let (src, _, h) = borrow_rows(&arr, name.as_deref().unwrap_or("<array>"))?;
+            handle = Some(h);
+            Input::Memory(src)
+        }
         None => {
             let input: PathBuf = data.extract().map_err(|_| {
                 PyTypeError::new_err("data must be a numpy array or a path (str or os.PathLike)")
@@ -525,7 +537,7 @@ fn train(
     };
     let output =
         vectro::output::AtomicOutput::create(&out, force, Durability::Fsync).map_err(to_py)?;
-    let (book, bytes) = run_long(py, progress, |p, stop| {
+    let r = run_long(py, progress, |p, stop| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
@@ -539,7 +551,9 @@ fn train(
         let bytes = book.to_vcb(recipe.as_deref());
         output.commit_bytes(&bytes)?;
         Ok((book, bytes))
-    })?;
+    });
+    drop((source, handle));
+    let (book, bytes) = r?;
     let f = book.facts;
     let d = PyDict::new(py);
     d.set_item("input", input_name)?;
