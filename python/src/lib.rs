@@ -735,36 +735,33 @@ fn quantize_embeddings<'py>(
     let mut q = vec![0i8; rows * dims];
     let mut scales = vec![0f32; rows];
     if dims > 0 {
-        let codec = vectro::codec::Int8::new(dims);
+        // The int8 codec's own kernels (as `Int8::encode` runs them), writing straight into
+        // the two output arrays instead of a chunk payload.
+        use vectro::codec::int8::{INF_BITS, scale_of_max};
+        use vectro::simd::int8::{max_abs_bits_at, quantize_at};
+        let level = vectro::simd::Level::detect();
         py.detach(|| {
             q.par_chunks_mut(BLOCK_ROWS * dims)
                 .zip(scales.par_chunks_mut(BLOCK_ROWS))
                 .zip(data.par_chunks(BLOCK_ROWS * dims))
                 .enumerate()
                 .try_for_each(|(b, ((q, s), x))| {
-                    let n = s.len();
-                    let mut payload = vec![0u8; codec.encoded_len(n)];
-                    codec.encode(x, &mut payload).map_err(|f| {
-                        let row = b * BLOCK_ROWS + f.row;
-                        let value = x.get(f.row * dims + f.col).copied().unwrap_or(f32::NAN);
-                        BadInputError::new_err(if value.is_finite() {
-                            format!("x: row {row}, column {}: {}", f.col, f.msg)
-                        } else {
-                            format!(
-                                "x: row {row}, column {} is {value} (non-finite); clean the \
-                                 input (e.g. np.nan_to_num) before quantizing",
-                                f.col
-                            )
-                        })
-                    })?;
-                    let (codes, sc) = payload.split_at(n * dims);
-                    for (o, &c) in q.iter_mut().zip(codes) {
-                        *o = c as i8;
+                    let rows = q.chunks_exact_mut(dims).zip(x.chunks_exact(dims));
+                    for (r, ((q, x), s)) in rows.zip(s.iter_mut()).enumerate() {
+                        let max = max_abs_bits_at(level, x);
+                        if max >= INF_BITS {
+                            let col = x.iter().position(|v| !v.is_finite()).unwrap_or(0);
+                            return Err(BadInputError::new_err(format!(
+                                "x: row {}, column {col} is {} (non-finite); clean the input \
+                                 (e.g. np.nan_to_num) before quantizing",
+                                b * BLOCK_ROWS + r,
+                                x[col]
+                            )));
+                        }
+                        *s = scale_of_max(f32::from_bits(max));
+                        quantize_at(level, x, *s, q);
                     }
-                    for (o, c) in s.iter_mut().zip(sc.chunks_exact(4)) {
-                        *o = f32::from_le_bytes(c.try_into().expect("4 bytes"));
-                    }
-                    Ok::<(), PyErr>(())
+                    Ok(())
                 })
         })?;
     }
@@ -804,7 +801,7 @@ fn reconstruct_embeddings<'py>(
                 .zip(sc.par_chunks(BLOCK_ROWS))
                 .for_each(|((o, c), s)| {
                     for ((o, c), &s) in o.chunks_exact_mut(dims).zip(c.chunks_exact(dims)).zip(s) {
-                        vectro::codec::int8::dequantize_row(c, s, o);
+                        vectro::simd::int8::dequantize(c, s, o);
                     }
                 });
         });
