@@ -3,7 +3,7 @@
 
 1. int8 of a (1_000_000, 384) float32 array in memory: vectro.quantize_embeddings and
    vectro.compress (to a container file, no fsync) against the numpy reference
-   (shared/reference/int8_reference.py's definition) and faiss
+   (the int8 reference definition, restated below) and faiss
    ScalarQuantizer(QT_8bit).compute_codes (training excluded);
 2. 100 random rows from an open container: Container[ids] against the library's own
    get_many on the same file, timed inside Rust (warm: every chunk touched first);
@@ -36,7 +36,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def reference_quantize(v):
-    # shared/reference/int8_reference.py, verbatim.
+    # The int8 reference definition (the prototype's numpy), verbatim.
     v = np.asarray(v, dtype=np.float32)
     max_abs = np.abs(v).max(axis=1)
     scales = (max_abs / np.float32(127)).astype(np.float32)
