@@ -4,12 +4,20 @@
 #
 #   scripts/test.sh            # everything
 #   VECTRO_SKIP_SLURM=1 ...    # leave out the local Slurm cluster test (needs root and apt)
+#   VECTRO_SKIP_PYTHON=1 ...   # leave out the Python package's tests (python/tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 echo "== cargo test --release"
 cargo test --release
+
+echo "== Python: build the wheel (maturin) into a fresh venv, then pytest python/tests"
+if [ "${VECTRO_SKIP_PYTHON:-0}" = 1 ]; then
+    echo "skipped (VECTRO_SKIP_PYTHON=1)"
+else
+    scripts/test_python.sh
+fi
 
 echo "== Slurm: deploy/slurm-array.sh on a local one-node cluster"
 if [ "${VECTRO_SKIP_SLURM:-0}" = 1 ]; then

@@ -49,5 +49,6 @@ pub use format::Container;
 pub use generate::GenerateOptions;
 pub use merge::{MergeSummary, merge};
 pub use pipeline::{
-    CompressOptions, CompressSummary, DecompressSummary, NoProgress, Progress, compress, decompress,
+    CompressOptions, CompressSummary, DecompressSummary, MemorySource, NoProgress, Progress,
+    compress, compress_memory, decompress,
 };
