@@ -33,6 +33,7 @@ pub mod format;
 pub mod fuzzing;
 pub mod generate;
 mod input;
+pub mod mapping;
 pub mod merge;
 pub mod npy;
 pub mod npz;
@@ -51,5 +52,6 @@ pub use format::Container;
 pub use generate::GenerateOptions;
 pub use merge::{MergeSummary, merge};
 pub use pipeline::{
-    CompressOptions, CompressSummary, DecompressSummary, NoProgress, Progress, compress, decompress,
+    CompressOptions, CompressSummary, DecompressSummary, MemorySource, NoProgress, Progress,
+    compress, compress_memory, decompress,
 };

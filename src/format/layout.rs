@@ -314,15 +314,13 @@ pub fn scan_chunks(
     let mut out = Vec::new();
     let mut at = header_len;
     for i in 0..header.chunk_count() {
-        let Some(h) = at
-            .checked_add(CHUNK_HEADER_LEN)
-            .and_then(|end| map.get(at..end))
+        let Some(h) = map
+            .get(at..)
+            .and_then(|m| m.first_chunk::<CHUNK_HEADER_LEN>())
         else {
             break;
         };
-        let Ok((rows, payload_len)) =
-            check_chunk_header(h.try_into().expect("length"), i, header, codec)
-        else {
+        let Ok((rows, payload_len)) = check_chunk_header(h, i, header, codec) else {
             break;
         };
         let Some(len) = usize::try_from(payload_len)

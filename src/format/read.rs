@@ -239,8 +239,9 @@ impl Container {
             }
             // The index vouches for where the chunk is; its own header must agree, or a
             // recovery scan would read the file differently from us.
-            let head: &[u8; CHUNK_HEADER_LEN] =
-                whole[..CHUNK_HEADER_LEN].try_into().expect("length");
+            let head = whole
+                .first_chunk::<CHUNK_HEADER_LEN>()
+                .ok_or_else(|| bad("is shorter than a chunk header".into()))?;
             check_chunk_header(head, i as u64, &self.header, self.codec.as_ref())
                 .map_err(|m| bad(format!("has a bad header: {m}")))?;
             self.verified[i].store(true, Ordering::Release);

@@ -46,9 +46,21 @@ pub fn compress(
     progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<CompressSummary> {
+    compress_source(Input::open(input)?, input, output, opts, progress, cancel)
+}
+
+/// [`compress`] of an opened `source`, named `input` in the summary.
+pub(crate) fn compress_source(
+    source: Input,
+    input: &Path,
+    output: &Path,
+    opts: &CompressOptions,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
+) -> Result<CompressSummary> {
     let start = Instant::now();
-    // Open, and check every setting before training, which can take minutes.
-    let source = open_source(input, output, opts)?;
+    // Check every setting before training, which can take minutes.
+    check_output(&source, output, opts)?;
     let h = source.header();
     let threads = crate::par::resolve_threads(opts.threads);
     let chunk_rows = chunk_rows(opts, h.rows, h.dims)?;
@@ -142,15 +154,13 @@ pub fn compress(
     Ok(report.summary(chunks, output_bytes, false, &resume))
 }
 
-/// Opens the input, refusing an output that is one of the input files or the codebook.
-fn open_source(input: &Path, output: &Path, opts: &CompressOptions) -> Result<Input> {
-    let source = Input::open(input)?;
-    let files = match &source {
+/// Refuses an output that is one of the input files or the codebook.
+fn check_output(source: &Input, output: &Path, opts: &CompressOptions) -> Result<()> {
+    let files = match source {
         Input::Files(d) => d.files().iter().map(|f| f.path()).collect(),
-        Input::Stream(_) => Vec::new(),
+        Input::Stream(_) | Input::Memory(_) => Vec::new(),
     };
-    crate::output::check_not_input(output, files.into_iter().chain(opts.codebook.as_deref()))?;
-    Ok(source)
+    crate::output::check_not_input(output, files.into_iter().chain(opts.codebook.as_deref()))
 }
 
 /// The rows per chunk (`--chunk-rows`, or the default for `dims`), with the zstd level
@@ -315,7 +325,7 @@ fn prepare_output(
         let job = source
             .chunks(plan.chunk_rows as u64, at..at + 1)?
             .next()
-            .expect("one chunk")?;
+            .unwrap_or_else(|| unreachable!("a range of one chunk yields one chunk"))?;
         Ok(encoder.encode(&job)?.payload)
     };
     let resume = match &*out {
@@ -443,6 +453,10 @@ fn source_metadata(source: &Input) -> Metadata {
         }
         Input::Stream(_) => {
             m.insert("source".into(), "-".into());
+        }
+        Input::Memory(s) => {
+            m.insert("source".into(), name(s.name()));
+            m.insert("source_bytes".into(), s.len_bytes().to_string());
         }
     }
     m.insert("tool".into(), crate::format::TOOL.into());

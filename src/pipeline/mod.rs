@@ -7,6 +7,7 @@ mod choose;
 mod compress;
 mod decompress;
 pub mod dest;
+pub mod memory;
 mod options;
 mod progress;
 mod resume;
@@ -16,6 +17,7 @@ pub mod train;
 pub use crate::npy::f32_le_bytes;
 pub use compress::{CompressOptions, CompressSummary, compress};
 pub use decompress::{DecompressSummary, decompress};
+pub use memory::{MemorySource, compress_memory};
 pub use progress::{NoProgress, Progress};
 
 // The modules and functions that moved to the layers below, at their old paths.

@@ -1,15 +1,17 @@
 //! The source layer: the rows a run reads. A memory-mapped `.npy` ([`NpySource`]), many
 //! of them read as one matrix ([`Dataset`]), or a `.npy` arriving on a stream
-//! ([`StreamSource`], `--in -`), each cut into [`ChunkJob`]s of rows; [`Input`] is
+//! ([`StreamSource`], `--in -`), or rows already in memory ([`MemorySource`]), each cut into [`ChunkJob`]s of rows; [`Input`] is
 //! whichever of them `--in` names.
 
 pub mod dataset;
+pub mod memory;
 pub mod reader;
 pub mod stream;
 
 use std::path::Path;
 
 pub use dataset::Dataset;
+pub use memory::MemorySource;
 pub use reader::{ChunkJob, Input, NpySource};
 pub use stream::StreamSource;
 
