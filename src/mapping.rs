@@ -78,6 +78,16 @@ impl Map {
         })
     }
 
+    /// Wraps a map that no file backs (an anonymous copy of a container held in memory):
+    /// it cannot be cut short, so it is not registered.
+    pub fn unguarded(map: Mmap, name: &Path) -> Map {
+        Map {
+            map,
+            slot: None,
+            path: name.to_path_buf(),
+        }
+    }
+
     /// Whether a read met a page past the end of the file.
     pub fn is_cut(&self) -> bool {
         self.slot

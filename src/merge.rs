@@ -85,6 +85,7 @@ pub fn merge(
                 }
                 w.write_chunk(e.rows, p.container.chunk_payload(i)?)
                     .map_err(io)?;
+                p.container.check_unchanged()?;
                 release(&p.container, e.offset..e.offset + e.len);
                 progress.advance(e.rows, e.len);
             }

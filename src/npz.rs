@@ -291,6 +291,7 @@ fn write_npz<W: Write + Seek>(c: &Container, w: W) -> std::io::Result<()> {
     for i in 0..c.chunks().len() {
         let p = c.chunk_data(i).map_err(std::io::Error::other)?;
         z.write_all(&p[..c.chunks()[i].rows as usize * d])?;
+        c.check_unchanged().map_err(std::io::Error::other)?;
         behind.release_chunks(c, i, i + 1);
     }
     z.start_file("scales.npy", large(rows * 4 + 128))
@@ -300,6 +301,7 @@ fn write_npz<W: Write + Seek>(c: &Container, w: W) -> std::io::Result<()> {
     for i in 0..c.chunks().len() {
         let p = c.chunk_data(i).map_err(std::io::Error::other)?;
         z.write_all(&p[c.chunks()[i].rows as usize * d..])?;
+        c.check_unchanged().map_err(std::io::Error::other)?;
         behind.release_chunks(c, i, i + 1);
     }
     z.start_file("dims.npy", opts).map_err(zip_io)?;

@@ -56,11 +56,12 @@ impl<'a> Encoder<'a> {
     ///
     /// # Errors
     /// [`Error::NonFinite`] or [`Error::OutOfRange`] naming the first offending value by
-    /// its row in the input; [`Error::Config`] if zstd refuses the level.
+    /// its row in the input; [`Error::Config`] if zstd refuses the level;
+    /// [`Error::Truncated`] if the input was cut short while the chunk was read.
     pub(crate) fn encode(&self, job: &ChunkJob) -> Result<EncodedChunk> {
         let bytes = job.bytes();
         let (dtype, first_row) = (self.dtype, job.first_row);
-        self.chunk(first_row, job.rows, |payload| {
+        let chunk = self.chunk(first_row, job.rows, |payload| {
             match f32_view(bytes, dtype) {
                 Some(data) => self.encode_rows(data, first_row, payload),
                 None => SCRATCH
@@ -72,7 +73,11 @@ impl<'a> Encoder<'a> {
                     })
                     .map_err(|e| f64_overflow(e, bytes, dtype, first_row, self.codec.dims())),
             }
-        })
+        });
+        // The input cut short under the map: what was encoded may be zeros, and whatever
+        // error the encoder met may be an artefact of them. Say so instead.
+        job.check_unchanged()?;
+        chunk
     }
 
     /// Encodes one chunk of float32 rows, the first of which is row `first_row`.

@@ -111,6 +111,7 @@ pub fn load_npy(path: &Path, max_rows: Option<u64>) -> Result<(Vec<f32>, usize)>
     let rows = max_rows.map_or(h.rows, |m| m.min(h.rows));
     let mut data = vec![0f32; (rows * h.dims) as usize];
     h.dtype.to_f32(src.row_bytes(0, rows), &mut data);
+    src.check_unchanged()?;
     crate::source::check_finite(&data, h.dims as usize, 0, path)?;
     Ok((data, h.dims as usize))
 }

@@ -277,6 +277,9 @@ pub fn evaluate(
             let mut original = vec![0f32; recon.len()];
             h.dtype
                 .to_f32(src.row_bytes(e.first_row, e.rows), &mut original);
+            // Either file cut short under its map: zeros, not data.
+            c.check_unchanged()?;
+            src.check_unchanged()?;
             // A NaN would poison every metric quietly (an NMSE of 0 passed its gate).
             check_finite(&original, d, e.first_row, src.path())?;
             let adc = match &search {
@@ -430,6 +433,7 @@ fn load_queries(path: &Path, dims: usize, metric: Metric) -> Result<Queries> {
     }
     let mut data = vec![0f32; h.rows as usize * dims];
     h.dtype.to_f32(q.row_bytes(0, h.rows), &mut data);
+    q.check_unchanged()?;
     check_finite(&data, dims, 0, path)?;
     Ok(Queries::new(data, dims, None, metric))
 }

@@ -6,7 +6,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use memmap2::{Mmap, MmapMut};
+use memmap2::MmapMut;
+
+use crate::mapping::Map;
 
 pub use super::layout::ChunkEntry;
 use super::layout::{check_chunk_header, chunk_crc_ok, codec_for, read_index, unstage};
@@ -46,7 +48,7 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub struct Container {
     path: PathBuf,
-    map: Mmap,
+    map: Map,
     header: Header,
     header_len: usize,
     index: Vec<ChunkEntry>,
@@ -79,10 +81,10 @@ impl Container {
         if len == 0 {
             return Err(Error::corrupt(path, "empty file: not a vectro container"));
         }
-        // SAFETY: the map is read-only. Another process truncating or rewriting the file
-        // while we read is outside what we can guard against (as for any mmap reader);
-        // every length we derive from the bytes is checked against the map's size.
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, "mapping", e))?;
+        // Another process cutting the file short while we read it is an error, not a SIGBUS
+        // (see `crate::mapping`); every length we derive from the bytes is checked against
+        // the map's size, and every checksum against the bytes.
+        let map = Map::new(&file, path)?;
         let mut c = Self::from_map(path, map)?;
         c.file_backed = true;
         Ok(c)
@@ -113,10 +115,10 @@ impl Container {
         let map = anon
             .make_read_only()
             .map_err(|e| Error::io(path, "mapping", e))?;
-        Self::from_map(path, map)
+        Self::from_map(path, Map::unguarded(map, path))
     }
 
-    fn from_map(path: &Path, map: Mmap) -> Result<Container> {
+    fn from_map(path: &Path, map: Map) -> Result<Container> {
         let (header, header_len) = Header::decode(path, &map)?;
         let codec = codec_for(path, &header)?;
         let index = read_index(path, &map, &header, header_len, codec.as_ref())?;
@@ -155,9 +157,21 @@ impl Container {
             // (An anonymous map would lose its contents, hence the file_backed check.)
             let _ = unsafe {
                 self.map
+                    .mmap()
                     .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, a, b - a)
             };
         }
+    }
+
+    /// Fails if the file was cut short under the map since it was opened (another process
+    /// truncated or rewrote it): bytes read from it since may be zeros. The decoding calls
+    /// check it themselves; a caller that reads [`Container::chunk_payload`] or
+    /// [`Container::bytes`] directly calls it after using them.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] naming the file.
+    pub fn check_unchanged(&self) -> Result<()> {
+        self.map.check()
     }
 
     /// The file this container was opened from.
@@ -235,6 +249,8 @@ impl Container {
                 )
             };
             if !chunk_crc_ok(whole) {
+                // Zeros where the file was cut short fail the crc too: say which it was.
+                self.map.check()?;
                 return Err(bad("fails its crc32c check".into()));
             }
             // The index vouches for where the chunk is; its own header must agree, or a
@@ -259,6 +275,10 @@ impl Container {
         let stored = self.chunk_payload(i)?;
         let e = self.index[i];
         unstage(stored, e.rows, &self.header, self.codec.as_ref()).map_err(|msg| {
+            // Zeros where the file was cut short do not decompress either.
+            if let Err(cut) = self.map.check() {
+                return cut;
+            }
             Error::corrupt(
                 &self.path,
                 format!(
@@ -281,7 +301,7 @@ impl Container {
         self.check_out(rows, out)?;
         let payload = self.chunk_data(i)?;
         self.codec.decode(&payload, rows, out);
-        Ok(())
+        self.map.check()
     }
 
     /// The chunk holding `row` (which must be in range).
@@ -356,7 +376,7 @@ impl Container {
                 out.copy_from_slice(&all[rows.start * d..rows.end * d]);
             });
         }
-        Ok(())
+        self.map.check()
     }
 
     /// Decodes one row into `out` (`dims` floats).

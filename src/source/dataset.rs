@@ -99,14 +99,14 @@ impl Dataset {
         range.map(move |index| {
             let first = index * chunk_rows;
             let n = chunk_rows.min(total - first);
-            Ok(me.job(index, first, n))
+            me.job(index, first, n)
         })
     }
 
-    fn job(&self, index: u64, first: u64, rows: u64) -> ChunkJob {
+    fn job(&self, index: u64, first: u64, rows: u64) -> Result<ChunkJob> {
         let (f, local) = self.locate(first);
         if local + rows <= f.header().rows {
-            return f.job(index, first, local, rows);
+            return Ok(f.job(index, first, local, rows));
         }
         let rb = f.header().row_bytes();
         let mut buf = Vec::with_capacity(rows as usize * rb);
@@ -115,9 +115,11 @@ impl Dataset {
             let (f, local) = self.locate(row);
             let n = (f.header().rows - local).min(first + rows - row);
             buf.extend_from_slice(f.row_bytes(local, n));
+            // The copy no longer points at the map: check it here, while it still can be.
+            f.check_unchanged()?;
             row += n;
         }
-        ChunkJob::owned(index, first, rows, buf)
+        Ok(ChunkJob::owned(index, first, rows, buf))
     }
 
     /// Releases the mapped pages of global rows `first..end` (see [`NpySource::release_rows`]).

@@ -8,10 +8,11 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use memmap2::{Advice, Mmap, UncheckedAdvice};
+use memmap2::{Advice, UncheckedAdvice};
 
 use crate::error::{Error, Result};
 use crate::format::Container;
+use crate::mapping::Map;
 use crate::npy::{self, NpyHeader};
 
 /// A `.npy` input, memory-mapped read-only.
@@ -20,7 +21,7 @@ pub struct NpySource {
     path: PathBuf,
     /// For scattered reads, which bypass the mapping ([`NpySource::read_rows_at`]).
     file: Arc<File>,
-    map: Arc<Mmap>,
+    map: Arc<Map>,
     header: NpyHeader,
     file_len: u64,
     mtime: u64,
@@ -43,7 +44,7 @@ pub struct ChunkJob {
 #[derive(Debug)]
 enum JobData {
     Mapped {
-        map: Arc<Mmap>,
+        map: Arc<Map>,
         start: usize,
         len: usize,
     },
@@ -63,6 +64,19 @@ impl ChunkJob {
             JobData::Mapped { map, start, len } => &map[*start..*start + *len],
             JobData::Owned(v) => v,
             JobData::Shared { data, start, len } => &data.bytes()[*start..*start + *len],
+        }
+    }
+
+    /// Fails if the chunk's bytes came from a mapped file that was cut short while they
+    /// were read (they are then zeros, not the file's): call it after using
+    /// [`ChunkJob::bytes`] and before keeping anything derived from them.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] naming the file.
+    pub fn check_unchanged(&self) -> Result<()> {
+        match &self.data {
+            JobData::Mapped { map, .. } => map.check(),
+            JobData::Owned(_) | JobData::Shared { .. } => Ok(()),
         }
     }
 
@@ -114,12 +128,11 @@ impl NpySource {
         if file_len == 0 {
             return Err(Error::bad_npy(path, "empty file: not a .npy file"));
         }
-        // SAFETY: read-only mapping. If another process truncates the file while we read,
-        // the kernel raises SIGBUS; like every mmap reader we document that inputs must not
-        // change during a run. All offsets below are checked against the file length.
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, "mapping", e))?;
+        // A file cut short while we read it is an error, not a SIGBUS (see `crate::mapping`).
+        // All offsets below are checked against the file length.
+        let map = Map::new(&file, path)?;
         // Only a hint: failure just means the kernel reads ahead less eagerly.
-        let _ = map.advise(Advice::Sequential);
+        let _ = map.mmap().advise(Advice::Sequential);
         let header = npy::parse_header(path, &map, file_len)?;
         Ok(NpySource {
             path: path.to_path_buf(),
@@ -149,6 +162,15 @@ impl NpySource {
     /// Modification time, seconds since the epoch.
     pub fn mtime(&self) -> u64 {
         self.mtime
+    }
+
+    /// Fails if the file was cut short under the map since it was opened: bytes read
+    /// through [`NpySource::row_bytes`] since then may be zeros. Call it after using them.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] naming the file.
+    pub fn check_unchanged(&self) -> Result<()> {
+        self.map.check()
     }
 
     /// The raw bytes of rows `first..first + rows`.
@@ -244,6 +266,7 @@ impl NpySource {
             // pages; a later access refaults them from the file, so no byte ever changes.
             let _ = unsafe {
                 self.map
+                    .mmap()
                     .unchecked_advise_range(UncheckedAdvice::DontNeed, a, b - a)
             };
         }

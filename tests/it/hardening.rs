@@ -378,3 +378,91 @@ fn bench_caps_k_like_eval() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["k"], 3000);
 }
+
+/// A mapped input cut short by another process while compress reads it (a log rotation, a
+/// producer writing the same path again): a clear error naming the file, exit 4, nothing at
+/// the final path, and the complete chunks kept for `--resume`. Without the guard this was
+/// SIGBUS (exit 135, no message).
+#[test]
+fn an_input_truncated_while_compress_reads_it_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let npy = dir.path().join("t.npy");
+    let (rows, dims) = (4000u64, 64u64);
+    write_npy(
+        &npy,
+        rows,
+        dims,
+        &random_rows(rows as usize, dims as usize, 3),
+    );
+    let out = dir.path().join("t.vectro");
+    let partial = dir.path().join(".t.vectro.partial");
+    let child = Command::new(bin())
+        .args([
+            "compress",
+            "-q",
+            "--threads",
+            "1",
+            "--chunk-rows",
+            "100",
+            "--in",
+        ])
+        .arg(&npy)
+        .arg("--out")
+        .arg(&out)
+        .env("VECTRO_TEST_SLOW_CHUNK_MS", "40")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once a few chunks are written, cut the input to its first 300 rows.
+    while std::fs::metadata(&partial).map_or(0, |m| m.len()) < 3 * 100 * dims {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let header = std::fs::metadata(&npy).unwrap().len() - rows * dims * 4;
+    OpenOptions::new()
+        .write(true)
+        .open(&npy)
+        .unwrap()
+        .set_len(header + 300 * dims * 4)
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    no_panic(&o, "compress of a truncated input");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("t.npy") && err.contains("truncated while being read"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing at the final path");
+    assert!(
+        partial.exists(),
+        "the complete chunks are kept for --resume"
+    );
+}
+
+/// A container cut short under an open `Container`: reads past the cut are an error naming
+/// the file, not SIGBUS, and never rows of zeros.
+#[test]
+fn a_container_truncated_under_a_reader_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, vec) = dataset(dir.path());
+    let c = vectro::Container::open(&vec).unwrap();
+    let mut row = vec![0f32; c.dims()];
+    c.get(2999, &mut row).unwrap();
+    let len = std::fs::metadata(&vec).unwrap().len();
+    OpenOptions::new()
+        .write(true)
+        .open(&vec)
+        .unwrap()
+        .set_len(len / 8)
+        .unwrap();
+    let mut all = vec![0f32; 3000 * c.dims()];
+    let e = c.get_range(0..3000, &mut all).unwrap_err();
+    assert_eq!(e.kind(), vectro::ErrorKind::Io, "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("x.vectro") && msg.contains("truncated"),
+        "{msg}"
+    );
+    // The reader goes on reporting the cut.
+    assert!(c.check_unchanged().is_err());
+}
