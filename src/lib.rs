@@ -24,6 +24,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod checksum;
 pub mod codec;
 mod error;
 pub mod eval;
@@ -37,6 +38,7 @@ pub mod npy;
 pub mod npz;
 pub mod output;
 pub mod pipeline;
+pub mod progress;
 pub mod simd;
 pub mod stream;
 #[cfg(test)]

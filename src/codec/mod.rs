@@ -323,7 +323,7 @@ pub fn parse_trained(
     text: &str,
     source: &dyn RowSource,
     opts: &TrainOptions,
-    progress: &dyn crate::pipeline::Progress,
+    progress: &dyn crate::progress::Progress,
 ) -> Result<Box<dyn Codec>> {
     match text.split_once(':').map_or(text, |(n, _)| n) {
         "pq" | "opq" => Ok(Box::new(Pq::new(train_codebook(
@@ -372,7 +372,7 @@ pub fn train_codebook(
     text: &str,
     source: &dyn RowSource,
     opts: &TrainOptions,
-    progress: &dyn crate::pipeline::Progress,
+    progress: &dyn crate::progress::Progress,
 ) -> Result<Codebook> {
     let (name, params) = text.split_once(':').unwrap_or((text, ""));
     let id = match name {

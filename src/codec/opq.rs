@@ -485,7 +485,7 @@ mod tests {
                 &p,
                 &x,
                 d,
-                &crate::pipeline::NoProgress,
+                &crate::progress::NoProgress,
                 &AtomicBool::new(false),
             )
             .unwrap()
@@ -521,7 +521,7 @@ mod tests {
                 &p,
                 &x,
                 d,
-                &crate::pipeline::NoProgress,
+                &crate::progress::NoProgress,
                 &AtomicBool::new(false),
             )
             .unwrap_err();

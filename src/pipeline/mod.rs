@@ -8,7 +8,6 @@ pub mod dataset;
 mod decompress;
 pub mod dest;
 pub mod ordered;
-mod progress;
 pub mod reader;
 mod resume;
 pub mod shard;
@@ -16,10 +15,10 @@ pub mod stream;
 pub mod train;
 pub mod writer;
 
+pub use crate::progress::{NoProgress, Progress};
 pub use compress::{CompressOptions, CompressSummary, compress, default_chunk_rows};
 pub(crate) use compress::{check_finite, encode_block};
 pub use decompress::{DecompressSummary, decompress, f32_le_bytes};
-pub use progress::{NoProgress, Progress};
 
 /// The number of worker threads to use when none is given: the available cores.
 pub fn default_threads() -> usize {
