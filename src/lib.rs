@@ -33,6 +33,8 @@ pub mod format;
 pub mod fuzzing;
 pub mod generate;
 mod input;
+#[cfg(test)]
+mod layers;
 pub mod merge;
 pub mod npy;
 pub mod npz;
@@ -49,6 +51,5 @@ pub use error::{Error, ErrorKind, Result};
 pub use format::Container;
 pub use generate::GenerateOptions;
 pub use merge::{MergeSummary, merge};
-pub use pipeline::{
-    CompressOptions, CompressSummary, DecompressSummary, NoProgress, Progress, compress, decompress,
-};
+pub use pipeline::{CompressOptions, CompressSummary, DecompressSummary, compress, decompress};
+pub use progress::{NoProgress, Progress};
