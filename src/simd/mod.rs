@@ -16,14 +16,19 @@
 //! Adding a kernel: put it in its family's folder (or a new one) in that shape.
 
 pub mod adc;
+pub mod aniso;
 pub mod binary;
 mod finite;
 pub mod half;
 pub mod int4;
 pub mod int8;
+pub mod kmeans;
+pub mod opq;
 pub mod rotate;
 #[cfg(target_arch = "x86_64")]
 mod x86_adc;
+#[cfg(target_arch = "x86_64")]
+mod x86_common;
 #[cfg(target_arch = "x86_64")]
 mod x86_half;
 
