@@ -26,11 +26,7 @@ pub mod kmeans;
 pub mod opq;
 pub mod rotate;
 #[cfg(target_arch = "x86_64")]
-mod x86_adc;
-#[cfg(target_arch = "x86_64")]
 mod x86_common;
-#[cfg(target_arch = "x86_64")]
-mod x86_half;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
