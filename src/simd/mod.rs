@@ -32,6 +32,25 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 pub use finite::{any_non_finite, any_non_finite_at, any_non_finite_scalar};
 
+/// Asks the CPU to start loading the cache line holding `bytes[at]`; a no-op when `at` is
+/// out of bounds or the target has no prefetch instruction. Never faults: a prefetch is a
+/// hint.
+#[inline]
+pub fn prefetch(bytes: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(b) = bytes.get(at) {
+        // SAFETY: SSE is part of the x86-64 baseline, and a prefetch only hints the cache:
+        // it reads nothing into the program and cannot fault, whatever the address.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (b as *const u8).cast::<i8>(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (bytes, at);
+}
+
 /// An instruction-set level a kernel can run at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[non_exhaustive]
