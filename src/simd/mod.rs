@@ -74,23 +74,29 @@ impl Level {
     ///
     /// The environment variable `VECTRO_SIMD` (`scalar`, `avx2`, `avx512` or `neon`) picks
     /// a lower level, for benchmarking or to rule the kernels out when chasing a bug; a
-    /// level the CPU lacks, or an unknown name, means scalar.
+    /// level the CPU lacks, or an unknown name, means scalar. Whatever it returns, this CPU
+    /// runs ([`Level::runs_here`]): kernels may rely on that.
+    #[inline]
     pub fn detect() -> Level {
         match CHOSEN.load(Ordering::Relaxed) {
-            0 => {
-                let best = Self::best();
-                let l = match std::env::var("VECTRO_SIMD") {
-                    Ok(cap) => Self::available()
-                        .into_iter()
-                        .find(|l| l.name() == cap)
-                        .unwrap_or(Level::Scalar),
-                    Err(_) => best,
-                };
-                CHOSEN.store(l as u8, Ordering::Relaxed);
-                l
-            }
+            0 => Self::detect_first(),
             n => Self::from_u8(n),
         }
+    }
+
+    /// [`Level::detect`]'s first call: reads `VECTRO_SIMD` and caches the choice.
+    #[cold]
+    fn detect_first() -> Level {
+        let best = Self::best();
+        let l = match std::env::var("VECTRO_SIMD") {
+            Ok(cap) => Self::available()
+                .into_iter()
+                .find(|l| l.name() == cap)
+                .unwrap_or(Level::Scalar),
+            Err(_) => best,
+        };
+        CHOSEN.store(l as u8, Ordering::Relaxed);
+        l
     }
 
     /// The best level this CPU supports, whatever `VECTRO_SIMD` says.

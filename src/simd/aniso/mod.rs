@@ -47,21 +47,37 @@ impl Terms<'_> {
 /// The centroid `c` of least [`Terms::loss`] (the lowest index on ties) and that loss,
 /// dispatched to the widest instruction set the CPU has. The operations are element-wise
 /// and the same in every variant, so all agree bit for bit with [`step_scalar`].
+#[inline]
 pub fn step(t: Terms, rest: f32, w: f32) -> (usize, f32) {
-    step_at(Level::detect(), t, rest, w)
+    // SAFETY: `Level::detect` only returns levels this CPU runs.
+    unsafe { step_on(Level::detect(), t, rest, w) }
 }
 
 /// [`step`] at a given level; a level this CPU lacks runs the scalar reference.
+#[inline]
 pub fn step_at(level: Level, t: Terms, rest: f32, w: f32) -> (usize, f32) {
+    let level = if level.runs_here() {
+        level
+    } else {
+        Level::Scalar
+    };
+    // SAFETY: `runs_here` checked at run time that the CPU has `level`'s features.
+    unsafe { step_on(level, t, rest, w) }
+}
+
+/// [`step`] at `level`, which this CPU must run.
+///
+/// # Safety
+/// This CPU has `level`'s features ([`Level::runs_here`]).
+#[inline(always)]
+unsafe fn step_on(level: Level, t: Terms, rest: f32, w: f32) -> (usize, f32) {
     #[cfg(target_arch = "x86_64")]
-    if level.runs_here() {
-        match level {
-            // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
-            Level::Avx512 => return unsafe { x86::step_avx512(t, rest, w) },
-            // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
-            Level::Avx2 => return unsafe { x86::step_avx2(t, rest, w) },
-            _ => {}
-        }
+    match level {
+        // SAFETY: the caller guarantees the CPU has AVX-512 F/BW/VL.
+        Level::Avx512 => return unsafe { x86::step_avx512(t, rest, w) },
+        // SAFETY: the caller guarantees the CPU has AVX2.
+        Level::Avx2 => return unsafe { x86::step_avx2(t, rest, w) },
+        _ => {}
     }
     let _ = level;
     step_scalar(t, rest, w)

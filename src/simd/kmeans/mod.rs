@@ -13,21 +13,37 @@ use super::Level;
 
 /// `out[j] = norms[j] − 2·Σₜ x[t]·ct[t·k + j]` for the `k = out.len()` centroids of the
 /// transposed (`d × k`) table `ct`, at the widest level this CPU has.
+#[inline]
 pub fn scores(x: &[f32], ct: &[f32], norms: &[f32], out: &mut [f32]) {
-    scores_at(Level::detect(), x, ct, norms, out)
+    // SAFETY: `Level::detect` only returns levels this CPU runs.
+    unsafe { scores_on(Level::detect(), x, ct, norms, out) }
 }
 
 /// [`scores`] at a given level; a level this CPU lacks runs the scalar reference.
+#[inline]
 pub fn scores_at(level: Level, x: &[f32], ct: &[f32], norms: &[f32], out: &mut [f32]) {
+    let level = if level.runs_here() {
+        level
+    } else {
+        Level::Scalar
+    };
+    // SAFETY: `runs_here` checked at run time that the CPU has `level`'s features.
+    unsafe { scores_on(level, x, ct, norms, out) }
+}
+
+/// [`scores`] at `level`, which this CPU must run.
+///
+/// # Safety
+/// This CPU has `level`'s features ([`Level::runs_here`]).
+#[inline(always)]
+unsafe fn scores_on(level: Level, x: &[f32], ct: &[f32], norms: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if level.runs_here() {
-        match level {
-            // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
-            Level::Avx512 => return unsafe { x86::scores_avx512(x, ct, norms, out) },
-            // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
-            Level::Avx2 => return unsafe { x86::scores_avx2(x, ct, norms, out) },
-            _ => {}
-        }
+    match level {
+        // SAFETY: the caller guarantees the CPU has AVX-512 F/BW/VL.
+        Level::Avx512 => return unsafe { x86::scores_avx512(x, ct, norms, out) },
+        // SAFETY: the caller guarantees the CPU has AVX2.
+        Level::Avx2 => return unsafe { x86::scores_avx2(x, ct, norms, out) },
+        _ => {}
     }
     let _ = level;
     scores_scalar(x, ct, norms, out)
@@ -36,21 +52,37 @@ pub fn scores_at(level: Level, x: &[f32], ct: &[f32], norms: &[f32], out: &mut [
 /// Index and value of the smallest element, the lowest index on ties (all NaN: index 0,
 /// value infinity), at the widest level this CPU has; every level returns what
 /// [`argmin_scalar`] returns.
+#[inline]
 pub fn argmin(v: &[f32]) -> (usize, f32) {
-    argmin_at(Level::detect(), v)
+    // SAFETY: `Level::detect` only returns levels this CPU runs.
+    unsafe { argmin_on(Level::detect(), v) }
 }
 
 /// [`argmin`] at a given level; a level this CPU lacks runs the scalar reference.
+#[inline]
 pub fn argmin_at(level: Level, v: &[f32]) -> (usize, f32) {
+    let level = if level.runs_here() {
+        level
+    } else {
+        Level::Scalar
+    };
+    // SAFETY: `runs_here` checked at run time that the CPU has `level`'s features.
+    unsafe { argmin_on(level, v) }
+}
+
+/// [`argmin`] at `level`, which this CPU must run.
+///
+/// # Safety
+/// This CPU has `level`'s features ([`Level::runs_here`]).
+#[inline(always)]
+unsafe fn argmin_on(level: Level, v: &[f32]) -> (usize, f32) {
     #[cfg(target_arch = "x86_64")]
-    if level.runs_here() {
-        match level {
-            // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
-            Level::Avx512 => return unsafe { x86::argmin_avx512(v) },
-            // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
-            Level::Avx2 => return unsafe { x86::argmin_avx2(v) },
-            _ => {}
-        }
+    match level {
+        // SAFETY: the caller guarantees the CPU has AVX-512 F/BW/VL.
+        Level::Avx512 => return unsafe { x86::argmin_avx512(v) },
+        // SAFETY: the caller guarantees the CPU has AVX2.
+        Level::Avx2 => return unsafe { x86::argmin_avx2(v) },
+        _ => {}
     }
     let _ = level;
     argmin_scalar(v)

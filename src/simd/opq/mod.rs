@@ -12,11 +12,13 @@ use super::Level;
 /// `out = x · r` for row-major `x` (`n × d`) and `r` (`d × d`). Each output element is
 /// accumulated over `t = 0..d` in order, whatever the tiling, so one row and a block give
 /// identical bits.
+#[inline]
 pub fn rotate(x: &[f32], d: usize, r: &[f32], out: &mut [f32]) {
     rotate_at(Level::detect(), x, d, r, out)
 }
 
 /// [`rotate`] at a given level; a level this CPU lacks runs the scalar reference.
+#[inline]
 pub fn rotate_at(level: Level, x: &[f32], d: usize, r: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if level.runs_here() {
