@@ -75,6 +75,7 @@ fn ranks_above(a: (u64, u64), b: (u64, u64)) -> bool {
 /// `||v||² − <v,q>²/<q,q>`, so the best candidate is the one with the largest `<v,q>²/<q,q>`.
 /// The search ranks candidates by that score on the row's [`FIT_U`] levels; only the
 /// winner is scored on the real values, quantized and packed.
+#[inline]
 fn encode_row(
     row: &[f32],
     rule: ScaleRule,

@@ -75,7 +75,7 @@ impl Level {
     /// The environment variable `VECTRO_SIMD` (`scalar`, `avx2`, `avx512` or `neon`) picks
     /// a lower level, for benchmarking or to rule the kernels out when chasing a bug; a
     /// level the CPU lacks, or an unknown name, means scalar. Whatever it returns, this CPU
-    /// runs ([`Level::runs_here`]): kernels may rely on that.
+    /// runs: kernels may rely on that.
     #[inline]
     pub fn detect() -> Level {
         match CHOSEN.load(Ordering::Relaxed) {
