@@ -6,6 +6,10 @@
 #   RSS_SIZES="1 4 16" scripts/bench.sh   # also peak RSS of compress per input size
 #   CODECS="int4 binary f16 bf16" scripts/bench.sh   # also each codec's compress time / int8's
 #   CODECS="int4 int4:rotate=1" CODECS_ONLY=1 scripts/bench.sh   # only that comparison
+#   GIB=0.01 RUNS=1 VECTRO=path/to/vectro scripts/bench.sh    # a seconds-long smoke run, no build
+#
+# Each run appends its raw timings to bench/runs/<date>-<host>/bench.csv and what it prints
+# to bench.md there (scripts/lib/bench_out.sh; BENCH_DIR overrides the directory).
 #
 # Baselines, each timed in the same run as what it is compared with:
 #   cat FILE > /dev/null             the sequential read of the input (warm cache)
@@ -20,6 +24,7 @@
 # seconds (user+sys), which stay meaningful when the machine is shared.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/bench_out.sh
 
 GIB=${GIB:-4}
 RUNS=${RUNS:-5}
@@ -37,8 +42,15 @@ else
   trap 'rm -f "$DIR"/in.npy "$DIR"/out.* "$DIR"/copy.* "$DIR"/rss.npy "$DIR"/t.* "$DIR"/numpy_int8.py' EXIT
 fi
 
-cargo build --release --quiet
-V=target/release/vectro
+bench_begin bench "GIB=$GIB RUNS=$RUNS THREADS=$THREADS DIMS=$DIMS${CODECS:+ CODECS=\"$CODECS\"}${CODECS_ONLY:+ CODECS_ONLY=1}${RSS_SIZES:+ RSS_SIZES=\"$RSS_SIZES\"} scripts/bench.sh"
+CSV=$(bench_csv bench "started,host,input_gib,dims,threads,measure,run,wall_s,cpu_s,peak_rss_mib")
+# Raw rows: one per timed run (measure = the timing's name: codec_int8, codec_int4_rotate_1,
+# compress_nofsync, compress_durable, cat, dd_fsync, decompress, cp, numpy), then one per
+# peak-RSS measurement (rss_compress, rss_decompress).
+csv_row() { echo "$BENCH_STARTED,$BENCH_HOST,$1,$DIMS,$THREADS,$2,$3,$4,$5,$6" >> "$CSV"; }
+
+if [ -z "${VECTRO:-}" ]; then cargo build --release --quiet; fi
+V=${VECTRO:-target/release/vectro}
 IN=$DIR/in.npy
 
 rows_for() { python3 -c "print(int($1 * 2**30) // ($DIMS * 4))" 2>/dev/null || echo $(( $1 * 1073741824 / (DIMS * 4) )); }
@@ -67,7 +79,7 @@ warm_timed() {
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 wall() { cut -d' ' -f1 < "$DIR/t.$1" | median; }
 # Runs over 1.5x the fastest of their kind: on this VM, writes into memory the host has
-# taken back stall (see README, Performance), and a median moves once most runs do.
+# taken back stall (see docs/performance.md), and a median moves once most runs do.
 slow() { cut -d' ' -f1 < "$DIR/t.$1" | sort -n | awk 'NR == 1 {m = $1} $1 > 1.5 * m {n++} END {printf "%d of %d", n, NR}'; }
 cpu() { cut -d' ' -f2 < "$DIR/t.$1" | median; }
 
@@ -111,7 +123,7 @@ for _ in $(seq "$RUNS"); do
   # measured 0.15 s or 1.1 s depending on that).
   for c in $CODECS; do
     for k in int8 "$c"; do
-      $V compress --in "$IN" --out "$DIR/out.vectro" --codec "$k" --threads "$THREADS" --no-fsync --quiet --force
+      $V compress --in "$IN" --out "$DIR/out.vectro" --codec "$k" --threads "$THREADS" --no-fsync --quiet --force > /dev/null
       rm -f "$DIR/out.vectro"
       timed "codec_$(tag "$k")" $V compress --in "$IN" --out "$DIR/out.vectro" --codec "$k" --threads "$THREADS" --no-fsync --quiet
       rm -f "$DIR/out.vectro"
@@ -139,6 +151,13 @@ for _ in $(seq "$RUNS"); do
     rm -f "$DIR/out.numpy"
   fi
   rm -f "$DIR/out.vectro"
+done
+
+for f in "$DIR"/t.*; do
+  name=${f##*/t.}
+  [ "$name" = last ] && continue
+  n=0
+  while read -r w c; do n=$((n + 1)); csv_row "$GIB" "$name" "$n" "$w" "$c" ""; done < "$f"
 done
 
 gbs() { awk -v b="$IN_BYTES" -v t="$1" 'BEGIN {printf "%.2f", b / 1e9 / t}'; }
@@ -187,5 +206,7 @@ if [ -n "$RSS_SIZES" ]; then
       | python3 -c "import json,sys; print(json.load(sys.stdin)['peak_rss_bytes'] >> 20)")
     rm -f "$DIR/out.vectro" "$DIR/out.npy"
     echo "| $g | $c | $d |"
+    csv_row "$g" rss_compress 1 "" "" "$c"
+    csv_row "$g" rss_decompress 1 "" "" "$d"
   done
 fi

@@ -8,11 +8,17 @@
 #
 # Outputs are written without fsync, from a warm page cache, and deleted between runs (an
 # O_TRUNC over an old file stalls on its dirty pages). Best of REPS (default 5) wall times.
+# VECTRO=path/to/vectro uses that binary instead of building one.
+# Each run appends to bench/runs/<date>-<host>/bench_merge.csv (one row per comparison) and
+# bench_merge.md (what it prints); see bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${1:-400000} DIMS=${2:-384}
-cargo build --release --quiet
-V=$PWD/target/release/vectro
+. scripts/lib/bench_out.sh
+bench_begin bench_merge "REPS=${REPS:-5} scripts/bench_merge.sh $ROWS $DIMS"
+CSV=$(bench_csv bench_merge "started,host,rows,dims,reps,what,seconds,baseline,baseline_seconds,ratio,identical")
+if [ -z "${VECTRO:-}" ]; then cargo build --release --quiet; fi
+V=$(realpath "${VECTRO:-target/release/vectro}")
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 $V generate --rows "$ROWS" --dims "$DIMS" --out "$W/in.npy" --quiet >/dev/null
@@ -46,3 +52,7 @@ awk -v c="$t_cat" -v m="$t_merge" -v f="$t_file" -v i="$t_stdin" -v s="$t_shards
     printf "compress --in -      %7.3f s  (compress the file %7.3f s)  ratio %.2f\n", i, f, i / f
     printf "4 shards in sequence %7.3f s  (one process       %7.3f s)  ratio %.2f\n", s, f, s / f
 }'
+row() { echo "$BENCH_STARTED,$BENCH_HOST,$ROWS,$DIMS,${REPS:-5},$1,$2,$3,$4,$(awk -v a="$2" -v b="$4" 'BEGIN {printf "%.3f", a / b}'),$5" >> "$CSV"; }
+row merge_4_shards "$t_merge" cat_of_shards "$t_cat" "$same"
+row compress_stdin "$t_stdin" compress_file "$t_file" ""
+row shards_in_sequence "$t_shards" one_process "$t_file" ""

@@ -8,7 +8,8 @@ Environment: VECTRO_ONLY=1 skips faiss; ONLY="PQ48x8 OPQ96" keeps the named rows
 (vectro `seed=`, faiss `cp.seed` of the PQ k-means; faiss's OPQ rotation start is fixed) and
 adds the means, with "all": recall@10 with every row as a query (files up to 20,000 rows),
 which removes the query-sampling part of the noise. VECTRO_EXTRA=",redo=2" appends
-parameters to vectro's codec strings.
+parameters to vectro's codec strings. BENCH_CSV=path appends one CSV row per method (and
+seed) to that file (bench_vs_faiss.sh sets it, with BENCH_STARTED and BENCH_HOST).
 """
 import json, os, subprocess, sys, tempfile, time
 
@@ -71,6 +72,19 @@ def run_faiss(m, opq, seed=None):
                 all=recall_all(recon) if SEEDS else None)
 
 
+def record(method, seed, r):
+    """Appends one raw row to $BENCH_CSV, whose header bench_vs_faiss.sh wrote."""
+    path = os.environ.get("BENCH_CSV")
+    if not path:
+        return
+    row = [os.environ.get("BENCH_STARTED", ""), os.environ.get("BENCH_HOST", ""),
+           os.path.basename(DATA), n, d, method, "" if seed is None else seed, r["bytes"],
+           f"{r['recall']:.4f}", "" if r.get("all") is None else f"{r['all']:.4f}",
+           f"{r['train']:.3f}", f"{r['encode']:.3f}"]
+    with open(path, "a") as f:
+        f.write(",".join(map(str, row)) + "\n")
+
+
 def vectro(*args):
     """Wall time of one vectro command, process start and file output included."""
     t = time.perf_counter()
@@ -107,6 +121,7 @@ if SEEDS:
                 for seed in SEEDS:
                     r = run_faiss(m, opq, seed) if who == "faiss" else run_vectro(m, opq, tmp, seed)
                     rs.append(r)
+                    record(f"{who} {name}", seed, r)
                     print(f"{who + ' ' + name:<14}{seed:>6}{r['bytes']:>6}{r['recall']:>8.4f}"
                           f"{r['all']:>8.4f}{r['train']:>9.2f}")
                     sys.stdout.flush()
@@ -125,6 +140,7 @@ with tempfile.TemporaryDirectory() as tmp:
         for who, r in (("faiss", f), ("vectro", v)):
             if r is None:
                 continue
+            record(f"{who} {name}", None, r)
             tot = r["train"] + r["encode"]
             sp = f"{(f['train'] + f['encode']) / tot:>8.2f}x" if f else f"{'-':>9}"
             print(f"{who + ' ' + name:<12}{r['bytes']:>6}{r['recall']:>8.3f}{r['train']:>9.2f}"

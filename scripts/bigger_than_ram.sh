@@ -6,6 +6,10 @@
 #
 #   scripts/bigger_than_ram.sh                 # in a fresh directory under $TMPDIR or /tmp
 #   DIR=/big/scratch FACTOR=1.25 THREADS=2 scripts/bigger_than_ram.sh
+#   FACTOR=0.001 VECTRO=path/to/vectro scripts/bigger_than_ram.sh   # a seconds-long smoke run
+#
+# Each run appends one row per step to bench/runs/<date>-<host>/bigger_than_ram.csv and what
+# it prints to bigger_than_ram.md there; see bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,8 +38,11 @@ if [ "$free_kib" -lt "$need_kib" ]; then
   exit 2
 fi
 
-cargo build --release --quiet
-V=target/release/vectro
+. scripts/lib/bench_out.sh
+bench_begin bigger_than_ram "FACTOR=$FACTOR THREADS=$THREADS DIMS=$DIMS scripts/bigger_than_ram.sh"
+CSV=$(bench_csv bigger_than_ram "started,host,input_bytes,rows,dims,threads,step,wall_s,peak_rss_mib,gb_per_s")
+if [ -z "${VECTRO:-}" ]; then cargo build --release --quiet; fi
+V=${VECTRO:-target/release/vectro}
 gib() { awk -v b="$1" 'BEGIN {printf "%.2f", b / 2^30}'; }
 
 # step NAME BYTES CMD...: runs CMD under /usr/bin/time -v, prints one table row.
@@ -45,7 +52,10 @@ step() {
   local wall rss
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s}' "$DIR/t.$name")
   rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$DIR/t.$name")
-  echo "| $name | $wall | $rss | $(awk -v b="$nbytes" -v t="$wall" 'BEGIN {if (t > 0) printf "%.2f", b / 1e9 / t; else print "-"}') |"
+  local gbs
+  gbs=$(awk -v b="$nbytes" -v t="$wall" 'BEGIN {if (t > 0) printf "%.2f", b / 1e9 / t; else print "-"}')
+  echo "| $name | $wall | $rss | $gbs |"
+  echo "$BENCH_STARTED,$BENCH_HOST,$bytes,$rows,$DIMS,$THREADS,$name,$wall,$rss,$gbs" >> "$CSV"
 }
 
 echo "MemTotal $(gib $((mem_kib * 1024))) GiB; input $(gib "$bytes") GiB ($rows rows × $DIMS dims) in $DIR;" \

@@ -97,6 +97,7 @@ def main():
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="threads for every contender; 0 = all")
+    ap.add_argument("--csv", help="append raw rows (each timed run, each metric compared) to this CSV")
     a = ap.parse_args()
     if a.threads:
         faiss.omp_set_num_threads(a.threads)
@@ -151,6 +152,15 @@ def main():
     print("  metric            vectro eval     independent (numpy f64 / faiss)")
     for key, want in ref.items():
         print(f"  {key:<16} {got[key]:14.8f}  {want:14.8f}   diff {abs(got[key] - want):.2e}")
+    if a.csv:
+        pre = [os.environ.get("BENCH_STARTED", ""), os.environ.get("BENCH_HOST", ""),
+               os.path.basename(a.npy) if a.npy else "generated", n, d, len(q), a.threads or "all"]
+        with open(a.csv, "a") as f:
+            for name, ts in times.items():
+                for i, t in enumerate(ts, 1):
+                    f.write(",".join(map(str, pre + ["seconds", f'"{name}"', i, f"{t:.4f}", ""])) + "\n")
+            for key, want in ref.items():
+                f.write(",".join(map(str, pre + ["metric", key, "", repr(float(got[key])), repr(float(want))])) + "\n")
     print(f"  cosine p1/p5/median: {report['cosine_p1']:.7f} / {report['cosine_p5']:.7f} / "
           f"{report['cosine_median']:.7f}; ratio {report['ratio']:.3f}")
 

@@ -21,6 +21,21 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A memory-mapped file was cut short while it was being read (another process
+    /// truncated or rewrote it).
+    #[error(
+        "{path}: the file was truncated while being read ({mapped} bytes when opened, {} now); nothing read after the cut was used: rerun when whatever rewrites it has finished",
+        now.map_or_else(|| "unknown".to_string(), |n| format!("{n} bytes"))
+    )]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Its length when it was mapped.
+        mapped: u64,
+        /// Its length now, if it can still be read.
+        now: Option<u64>,
+    },
+
     /// The input `.npy` is malformed or unsupported.
     #[error("{path}: {msg}")]
     BadNpy {
@@ -149,7 +164,7 @@ impl Error {
     /// The category of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Io { .. } | Error::Locked { .. } => ErrorKind::Io,
+            Error::Io { .. } | Error::Locked { .. } | Error::Truncated { .. } => ErrorKind::Io,
             Error::BadNpy { .. }
             | Error::NonFinite { .. }
             | Error::OutOfRange { .. }

@@ -115,10 +115,51 @@ impl Model {
     }
 }
 
+/// The most dimensions [`generate`] writes: far beyond any embedding model, and small
+/// enough that a chunk of rows and the cluster centres fit in memory.
+pub const MAX_DIMS: u64 = 1 << 16;
+/// The most clusters [`generate`] draws (each is a row of centres held in memory).
+pub const MAX_CLUSTERS: usize = 1 << 16;
+/// The largest file [`generate`] writes: 1 PiB of float32 rows.
+pub const MAX_BYTES: u64 = 1 << 50;
+
+/// Refuses a shape that is empty or that no disk could hold, before anything is written.
+fn check_shape(opts: &GenerateOptions) -> Result<()> {
+    if opts.rows == 0 || opts.dims == 0 {
+        return Err(Error::Config("--rows and --dims must be at least 1".into()));
+    }
+    if opts.dims > MAX_DIMS {
+        return Err(Error::Config(format!(
+            "--dims {} is more than {MAX_DIMS}, the most generate writes",
+            opts.dims
+        )));
+    }
+    if opts.clusters > MAX_CLUSTERS {
+        return Err(Error::Config(format!(
+            "--clusters {} is more than {MAX_CLUSTERS}, the most generate draws",
+            opts.clusters
+        )));
+    }
+    let bytes = opts
+        .rows
+        .checked_mul(opts.dims)
+        .and_then(|n| n.checked_mul(4));
+    if bytes.is_none_or(|b| b > MAX_BYTES) {
+        return Err(Error::Config(format!(
+            "--rows {} x --dims {} is more than {} TiB of float32; ask for fewer rows",
+            opts.rows,
+            opts.dims,
+            MAX_BYTES >> 40
+        )));
+    }
+    Ok(())
+}
+
 /// Writes `opts.rows × opts.dims` synthetic float32 rows to a new `.npy` at `out`.
 ///
 /// # Errors
-/// [`Error::Config`] for an empty shape, an existing output, or I/O errors.
+/// [`Error::Config`] for an empty or impossibly large shape (see [`MAX_DIMS`],
+/// [`MAX_CLUSTERS`], [`MAX_BYTES`]) or an existing output; [`Error::Io`] for I/O errors.
 pub fn generate(
     out: &Path,
     opts: &GenerateOptions,
@@ -126,9 +167,7 @@ pub fn generate(
     progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<()> {
-    if opts.rows == 0 || opts.dims == 0 {
-        return Err(Error::Config("--rows and --dims must be at least 1".into()));
-    }
+    check_shape(opts)?;
     let model = Model::new(opts);
     let target = AtomicOutput::create(out, overwrite, Durability::Fsync)?;
     let tmp = target.tmp_path().to_path_buf();

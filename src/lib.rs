@@ -35,6 +35,7 @@ pub mod generate;
 mod input;
 #[cfg(test)]
 mod layers;
+pub mod mapping;
 pub mod merge;
 pub mod npy;
 pub mod npz;
@@ -51,5 +52,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use format::Container;
 pub use generate::GenerateOptions;
 pub use merge::{MergeSummary, merge};
-pub use pipeline::{CompressOptions, CompressSummary, DecompressSummary, compress, decompress};
+pub use pipeline::{
+    CompressOptions, CompressSummary, DecompressSummary, MemorySource, compress, compress_memory,
+    decompress,
+};
 pub use progress::{NoProgress, Progress};

@@ -160,10 +160,10 @@ fn parse(path: &Path, bytes: &[u8], file_len: Option<u64>) -> Result<NpyHeader> 
         ));
     }
     let (major, minor) = (bytes[6], bytes[7]);
-    let (len_bytes, utf8) = match major {
-        1 => (2usize, false),
-        2 => (4, false),
-        3 => (4, true),
+    let (len_bytes, utf8) = match (major, minor) {
+        (1, 0) => (2usize, false),
+        (2, 0) => (4, false),
+        (3, 0) => (4, true),
         _ => {
             return Err(bad(format!(
                 ".npy format version {major}.{minor} is not supported (1.0, 2.0 and 3.0 are)"
@@ -565,6 +565,20 @@ mod tests {
                 assert_eq!(h.dtype, dt);
                 assert_eq!((h.rows, h.dims), (3, 2));
             }
+        }
+    }
+
+    #[test]
+    fn minor_versions_numpy_never_wrote_are_refused() {
+        let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }";
+        for major in [1u8, 2, 3] {
+            let mut b = header_bytes(major, dict);
+            b[7] = 1;
+            let e = parse(&b, 24).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("version {major}.1 is not supported")),
+                "{e}"
+            );
         }
     }
 

@@ -204,6 +204,9 @@ impl Codebook {
 
     /// The standalone `.vcb` bytes: frame, parameter block, the training recipe if given
     /// ([`crate::codec::training_recipe`]), crc32c.
+    ///
+    /// # Panics
+    /// If `recipe` is 64 KiB or longer (a recipe is a codec string and a row count).
     pub fn to_vcb(&self, recipe: Option<&str>) -> Vec<u8> {
         let params = self.to_params();
         let recipe = recipe.unwrap_or("").as_bytes();

@@ -84,7 +84,9 @@ impl Itq {
             let svd = c
                 .try_svd(true, true, f32::EPSILON, 1000 + 100 * d)
                 .ok_or_else(|| super::opq::not_converged("SVD of the ITQ cross-product"))?;
-            let (u, vt) = (svd.u.expect("asked for U"), svd.v_t.expect("asked for Vᵀ"));
+            let (Some(u), Some(vt)) = (svd.u, svd.v_t) else {
+                return Err(super::opq::not_converged("SVD of the ITQ cross-product"));
+            };
             r = u * vt;
         }
         let rot: Vec<f32> = (0..d)
@@ -126,13 +128,15 @@ impl Itq {
     /// [`Error::Config`] when the block is not one for `dims`.
     pub fn from_params(params: &[u8], dims: usize) -> Result<Itq> {
         let want = FIXED + 4 * (dims + dims * dims);
-        if params.len() != want || u32::from_le_bytes(params[0..4].try_into().expect("4")) != 1 {
+        if params.len() != want || params[0..4] != 1u32.to_le_bytes() {
             return Err(Error::Config(format!(
                 "binary-itq parameters are {} bytes, {dims} dims need {want} with layout 1",
                 params.len()
             )));
         }
-        let u = |at: usize| u32::from_le_bytes(params[at..at + 4].try_into().expect("4"));
+        let u = |at: usize| {
+            u32::from_le_bytes([params[at], params[at + 1], params[at + 2], params[at + 3]])
+        };
         let floats: Vec<f32> = (FIXED..want)
             .step_by(4)
             .map(|at| read_f32(params, at))

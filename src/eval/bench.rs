@@ -134,6 +134,14 @@ pub fn bench(
     if opts.k == 0 {
         return Err(Error::Config("--k must be at least 1".into()));
     }
+    // As in eval: k and the re-ranked candidates cannot exceed the rows there are.
+    let rows = data.len() / dims;
+    let capped = BenchOptions {
+        k: opts.k.min(rows),
+        rerank: opts.rerank.min(rows),
+        ..opts.clone()
+    };
+    let opts = &capped;
     let codecs = opts
         .codecs
         .iter()

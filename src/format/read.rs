@@ -264,8 +264,9 @@ impl Container {
             }
             // The index vouches for where the chunk is; its own header must agree, or a
             // recovery scan would read the file differently from us.
-            let head: &[u8; CHUNK_HEADER_LEN] =
-                body[..CHUNK_HEADER_LEN].try_into().expect("length");
+            let head = body
+                .first_chunk::<CHUNK_HEADER_LEN>()
+                .ok_or_else(|| bad("is shorter than a chunk header".into()))?;
             check_chunk_header(head, i as u64, &self.header, self.codec.as_ref())
                 .map_err(|m| bad(format!("has a bad header: {m}")))?;
             self.verified[i].store(true, Ordering::Release);
@@ -775,15 +776,13 @@ pub fn scan_chunks(
     let mut out = Vec::new();
     let mut at = header_len;
     for i in 0..header.chunk_count() {
-        let Some(h) = at
-            .checked_add(CHUNK_HEADER_LEN)
-            .and_then(|end| map.get(at..end))
+        let Some(h) = map
+            .get(at..)
+            .and_then(|m| m.first_chunk::<CHUNK_HEADER_LEN>())
         else {
             break;
         };
-        let Ok((rows, payload_len)) =
-            check_chunk_header(h.try_into().expect("length"), i, header, codec)
-        else {
+        let Ok((rows, payload_len)) = check_chunk_header(h, i, header, codec) else {
             break;
         };
         let Some(len) = usize::try_from(payload_len)

@@ -124,6 +124,9 @@ impl<W: Write> ContainerWriter<W> {
     /// # Panics
     /// If `rows` is not what the header implies for the next chunk: the pipeline guarantees
     /// it, so a mismatch is a bug, not bad input.
+    ///
+    /// # Errors
+    /// Any error of the underlying writer.
     pub fn write_chunk(&mut self, rows: u64, payload: &[u8]) -> std::io::Result<()> {
         self.write_chunk_with_crc(rows, payload, None)
     }
@@ -133,6 +136,9 @@ impl<W: Write> ContainerWriter<W> {
     ///
     /// # Panics
     /// As [`ContainerWriter::write_chunk`].
+    ///
+    /// # Errors
+    /// Any error of the underlying writer.
     pub fn write_chunk_with_crc(
         &mut self,
         rows: u64,
@@ -175,6 +181,9 @@ impl<W: Write> ContainerWriter<W> {
     ///
     /// # Panics
     /// If fewer chunks were written than the header implies (a pipeline bug).
+    ///
+    /// # Errors
+    /// Any error of the underlying writer.
     pub fn finish(mut self) -> std::io::Result<W> {
         assert_eq!(self.index.len() as u64, self.header.chunk_count());
         let index = encode_index(&self.index);

@@ -54,13 +54,41 @@ pub fn tmp_path(target: &Path) -> PathBuf {
     hidden_sibling(target, "tmp")
 }
 
-/// `<dir>/.<name>.<suffix>` beside `target`.
+/// The longest file name most filesystems take (`NAME_MAX`).
+const NAME_MAX: usize = 255;
+
+/// `<dir>/.<name>.<suffix>` beside `target`. When that name would exceed [`NAME_MAX`] bytes
+/// (an output named with 247 to 255 bytes), the name is cut and a hash of the whole name
+/// added, `.<cut name>~<16 hex digits>.<suffix>`, so the temporary name is still valid,
+/// still the same on every run (for `--resume`) and still distinct for distinct outputs.
 fn hidden_sibling(target: &Path, suffix: &str) -> PathBuf {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    parent_dir(target).join(format!(".{name}.{suffix}"))
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let name = target.file_name().map(|n| n.as_bytes()).unwrap_or_default();
+    let mut out = Vec::with_capacity(NAME_MAX);
+    out.push(b'.');
+    if 1 + name.len() + 1 + suffix.len() <= NAME_MAX {
+        out.extend_from_slice(name);
+    } else {
+        // FNV-1a: stable across runs and builds, unlike std's hasher.
+        let hash = name.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let tag = format!("~{hash:016x}");
+        let keep = NAME_MAX - 1 - tag.len() - 1 - suffix.len();
+        // Cut at a character boundary when the name is UTF-8, so the result stays readable.
+        let cut = match std::str::from_utf8(name) {
+            Ok(s) => (0..=keep)
+                .rev()
+                .find(|&i| s.is_char_boundary(i))
+                .unwrap_or(0),
+            Err(_) => keep,
+        };
+        out.extend_from_slice(&name[..cut]);
+        out.extend_from_slice(tag.as_bytes());
+    }
+    out.push(b'.');
+    out.extend_from_slice(suffix.as_bytes());
+    parent_dir(target).join(std::ffi::OsString::from_vec(out))
 }
 
 /// An output being written; [`AtomicOutput::commit`] puts it in place.
@@ -264,7 +292,9 @@ impl AtomicOutput {
                 .sync_all()
                 .map_err(|e| Error::io(&self.tmp_path, "syncing", e))?;
         }
-        let tmp = self.tmp.take().expect("not yet committed");
+        let Some(tmp) = self.tmp.take() else {
+            unreachable!("only commit, which consumes self, takes the temporary file")
+        };
         let target = self.target.clone();
         let persisted = if self.overwrite {
             tmp.persist(&target).map_err(|e| (e.error, e.path))
@@ -609,5 +639,31 @@ mod tests {
             AtomicOutput::create_resumable(dir.path(), true, Durability::None),
             Err(Error::Config(_))
         ));
+    }
+
+    #[test]
+    fn long_names_get_a_valid_distinct_stable_temporary_name() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [246usize, 247, 250, 255] {
+            let a = dir.path().join("a".repeat(len));
+            let b = dir.path().join(format!("{}b", "a".repeat(len - 1)));
+            for p in [partial_path(&a), tmp_path(&a)] {
+                let n = p.file_name().unwrap().len();
+                assert!(n <= NAME_MAX, "{len}: {n}");
+                // The filesystem takes it.
+                std::fs::write(&p, b"x").unwrap();
+                std::fs::remove_file(&p).unwrap();
+            }
+            assert_eq!(partial_path(&a), partial_path(&a));
+            assert_ne!(partial_path(&a), partial_path(&b));
+        }
+        // Short names are as before.
+        assert_eq!(
+            partial_path(Path::new("/d/x.vectro")),
+            Path::new("/d/.x.vectro.partial")
+        );
+        // A UTF-8 name is cut at a character boundary.
+        let p = partial_path(&dir.path().join("é".repeat(127)));
+        assert!(p.file_name().unwrap().to_str().is_some());
     }
 }

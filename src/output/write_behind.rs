@@ -32,6 +32,9 @@ pub struct WriteBehind<'a> {
 
 impl<'a> WriteBehind<'a> {
     /// Starts at the file's current position.
+    ///
+    /// # Errors
+    /// Any error reading the file's position.
     pub fn new(file: &'a File) -> std::io::Result<Self> {
         Self::with_window(file, STEP, WINDOW)
     }

@@ -158,11 +158,22 @@ pub fn compress(
     progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<CompressSummary> {
+    compress_source(Input::open(input)?, input, output, opts, progress, cancel)
+}
+
+/// [`compress`] of an opened `source`, named `input` in the summary.
+pub(crate) fn compress_source(
+    source: Input,
+    input: &Path,
+    output: &Path,
+    opts: &CompressOptions,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
+) -> Result<CompressSummary> {
     let start = Instant::now();
-    let source = Input::open(input)?;
     let files = match &source {
         Input::Files(d) => d.files().iter().map(|f| f.path()).collect(),
-        Input::Stream(_) => Vec::new(),
+        Input::Stream(_) | Input::Memory(_) => Vec::new(),
     };
     crate::output::check_not_input(output, files.into_iter().chain(opts.codebook.as_deref()))?;
     let h = source.header();
@@ -329,7 +340,7 @@ pub fn compress(
         let job = source
             .chunks(chunk_rows as u64, at..at + 1)?
             .next()
-            .expect("one chunk")?;
+            .unwrap_or_else(|| unreachable!("a range of one chunk yields one chunk"))?;
         let chunk = encode_job(&job, h.dtype, codec.as_ref(), source.path(), &one)?;
         Ok(staged(chunk, opts.zstd, &one)?.payload)
     };
@@ -589,6 +600,10 @@ fn source_metadata(source: &Input) -> Metadata {
         }
         Input::Stream(_) => {
             m.insert("source".into(), "-".into());
+        }
+        Input::Memory(s) => {
+            m.insert("source".into(), name(s.name()));
+            m.insert("source_bytes".into(), s.len_bytes().to_string());
         }
     }
     m.insert(

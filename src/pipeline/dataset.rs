@@ -37,7 +37,7 @@ impl Dataset {
             if let Some(first) = files.first() {
                 check_same(first, &f)?;
             }
-            starts.push(starts.last().expect("non-empty") + f.header().rows);
+            starts.push(starts[files.len()] + f.header().rows);
             files.push(f);
         }
         Ok(Dataset {
@@ -71,7 +71,7 @@ impl Dataset {
     /// The first file's header with the total row count: the shape of the logical matrix.
     pub fn header(&self) -> NpyHeader {
         NpyHeader {
-            rows: *self.starts.last().expect("non-empty"),
+            rows: self.starts[self.files.len()],
             ..*self.files[0].header()
         }
     }

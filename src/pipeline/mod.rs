@@ -7,6 +7,7 @@ mod compress;
 pub mod dataset;
 mod decompress;
 pub mod dest;
+pub mod memory;
 pub mod ordered;
 pub mod reader;
 mod resume;
@@ -19,6 +20,7 @@ pub use crate::progress::{NoProgress, Progress};
 pub use compress::{CompressOptions, CompressSummary, compress, default_chunk_rows};
 pub(crate) use compress::{check_finite, encode_block};
 pub use decompress::{DecompressSummary, decompress, f32_le_bytes};
+pub use memory::{MemorySource, compress_memory};
 
 /// The number of worker threads to use when none is given: the available cores.
 pub fn default_threads() -> usize {

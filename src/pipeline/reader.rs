@@ -48,6 +48,12 @@ enum JobData {
         len: usize,
     },
     Owned(Vec<u8>),
+    /// A window of bytes held in memory ([`super::memory::MemorySource`]).
+    Shared {
+        data: super::memory::SharedBytes,
+        start: usize,
+        len: usize,
+    },
 }
 
 impl ChunkJob {
@@ -56,6 +62,7 @@ impl ChunkJob {
         match &self.data {
             JobData::Mapped { map, start, len } => &map[*start..*start + *len],
             JobData::Owned(v) => v,
+            JobData::Shared { data, start, len } => &data.bytes()[*start..*start + *len],
         }
     }
 
@@ -65,6 +72,22 @@ impl ChunkJob {
             first_row,
             rows,
             data: JobData::Owned(bytes),
+        }
+    }
+
+    pub(crate) fn shared(
+        index: u64,
+        first_row: u64,
+        rows: u64,
+        data: super::memory::SharedBytes,
+        start: usize,
+        len: usize,
+    ) -> ChunkJob {
+        ChunkJob {
+            index,
+            first_row,
+            rows,
+            data: JobData::Shared { data, start, len },
         }
     }
 }
@@ -290,6 +313,8 @@ pub enum Input {
     Files(super::dataset::Dataset),
     /// A `.npy` on standard input (or any reader), read once, in order.
     Stream(super::stream::StreamSource),
+    /// Rows held in memory ([`super::memory::MemorySource`]).
+    Memory(super::memory::MemorySource),
 }
 
 impl Input {
@@ -311,6 +336,7 @@ impl Input {
         match self {
             Input::Files(d) => d.header(),
             Input::Stream(s) => *s.header(),
+            Input::Memory(m) => *m.header(),
         }
     }
 
@@ -320,6 +346,7 @@ impl Input {
             Input::Files(d) if !d.is_multi() => d.files()[0].path(),
             Input::Files(d) => d.spec(),
             Input::Stream(s) => s.name(),
+            Input::Memory(m) => m.name(),
         }
     }
 
@@ -328,6 +355,7 @@ impl Input {
         match self {
             Input::Files(d) => d.total_bytes(),
             Input::Stream(s) => s.header().data_offset + s.header().data_len().unwrap_or(0),
+            Input::Memory(m) => m.len_bytes(),
         }
     }
 
@@ -343,6 +371,7 @@ impl Input {
     ) -> Result<Box<dyn Iterator<Item = Result<ChunkJob>> + Send + 'static>> {
         match self {
             Input::Files(d) => Ok(Box::new(d.chunks(chunk_rows, range))),
+            Input::Memory(m) => Ok(Box::new(m.chunks(chunk_rows, range))),
             Input::Stream(s) => {
                 let all = s.header().rows.div_ceil(chunk_rows);
                 if range != (0..all) {
@@ -369,6 +398,9 @@ impl Input {
     /// [`Error::Config`] for a stream, which cannot be sampled before it is read;
     /// [`Error::NonFinite`] naming the file and its own row.
     pub fn read_rows(&self, ids: &[u64], out: &mut [f32]) -> Result<()> {
+        if let Input::Memory(m) = self {
+            return m.read_rows(ids, out);
+        }
         let Input::Files(d) = self else {
             return Err(Error::Config(
                 "this codec samples rows before encoding, which a stream (--in -) cannot offer: \
@@ -395,6 +427,7 @@ impl Input {
                 (f.path().to_path_buf(), local)
             }
             Input::Stream(s) => (s.name().to_path_buf(), row),
+            Input::Memory(m) => (m.name().to_path_buf(), row),
         }
     }
 }

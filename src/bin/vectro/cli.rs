@@ -44,8 +44,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct Common {
-    /// Worker threads [default: available cores].
-    #[arg(long, default_value_t = 0, hide_default_value = true)]
+    /// Worker threads, at most 1024 [default: available cores].
+    #[arg(long, default_value_t = 0, hide_default_value = true, value_parser = parse_threads)]
     pub threads: usize,
     /// Hide the progress bar.
     #[arg(long, short)]
@@ -73,10 +73,10 @@ pub struct CompressArgs {
     #[arg(long, value_name = "LEVEL", allow_negative_numbers = true)]
     pub zstd: Option<i32>,
     /// With --codec auto: the smallest codec whose mean cosine is at least this.
-    #[arg(long, value_name = "X", conflicts_with = "min_recall")]
+    #[arg(long, value_name = "X", conflicts_with = "min_recall", allow_negative_numbers = true, value_parser = parse_gate)]
     pub min_cosine: Option<f64>,
     /// With --codec auto: the smallest codec whose recall@10 is at least this.
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", value_parser = parse_gate)]
     pub min_recall: Option<f64>,
     /// With --codec auto: rows sampled (seeded) to measure the candidates.
     #[arg(long, value_name = "N", default_value_t = 2000)]
@@ -212,10 +212,10 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 100)]
     pub rerank: usize,
     /// Exit with code 1 if the mean cosine is below this.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_gate)]
     pub min_cosine: Option<f64>,
     /// Exit with code 1 if recall@k is below this for any --k.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_gate)]
     pub min_recall: Option<f64>,
     /// Exit with code 1 if the normalised MSE is above this.
     #[arg(long)]
@@ -417,4 +417,44 @@ pub struct TrainArgs {
     pub force: bool,
     #[command(flatten)]
     pub common: Common,
+}
+
+impl Command {
+    /// Whether the command writes its data (rows, a container) to stdout, so that a closed
+    /// stdout must be an error rather than a silent loss.
+    pub fn writes_data_to_stdout(&self) -> bool {
+        let dash = |p: &std::path::Path| p.as_os_str() == "-";
+        match self {
+            Command::Compress(a) => dash(&a.output),
+            Command::Decompress(a) => dash(&a.output),
+            Command::Merge(a) => dash(&a.output),
+            Command::Export(a) => dash(&a.output),
+            Command::Get(a) => a.output.as_deref().is_none_or(dash),
+            _ => false,
+        }
+    }
+}
+
+/// The most worker threads `--threads` takes. Memory in flight grows with the thread count
+/// (about three chunks per thread), and more threads than this only contend.
+pub const MAX_THREADS: usize = 1024;
+
+/// `--threads`: 0 (all cores) up to [`MAX_THREADS`].
+fn parse_threads(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n <= MAX_THREADS => Ok(n),
+        _ => Err(format!(
+            "expected 0 (all cores) to {MAX_THREADS} worker threads, got '{s}'"
+        )),
+    }
+}
+
+/// `--min-cosine`, `--min-recall`: any finite number. NaN and the infinities are refused, since
+/// no gate could be met or failed by them; ranges are checked where they apply (compress
+/// --codec auto), while eval takes any threshold and reports a gate that cannot pass.
+fn parse_gate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok(x),
+        _ => Err(format!("expected a finite number, got '{s}'")),
+    }
 }

@@ -1,5 +1,7 @@
 //! The `vectro` command: parses flags, calls the library, prints, and picks the exit code.
 
+#[macro_use]
+mod out;
 mod cli;
 mod commands;
 mod exit_codes;
@@ -20,16 +22,44 @@ static HITS: AtomicUsize = AtomicUsize::new(0);
 static TERMINATED: AtomicBool = AtomicBool::new(false);
 
 fn main() {
-    // Die quietly of SIGPIPE like other Unix tools (`vectro get ... | head`), instead of
-    // panicking in println! on a closed pipe.
-    // SAFETY: restoring the default disposition of one signal, before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // SIGPIPE stays ignored (Rust's default): a closed pipe (`vectro get ... | head`) is a
+    // write error that `is_broken_pipe` turns into exit 0, as ripgrep does, not a death by
+    // signal (141) that fails `set -o pipefail` scripts.
     let cli = Cli::parse();
     install_ctrl_c();
     install_sigterm();
-    let result = match cli.command {
+    let result = if cli.command.writes_data_to_stdout() && stdout_is_closed() {
+        // Rust's stdout treats a closed descriptor as a sink that swallows everything:
+        // the rows would be lost with exit 0.
+        Err(anyhow::anyhow!(
+            "stdout is closed (>&-), so the output would be lost; redirect it to a file, or give --out FILE"
+        ))
+    } else {
+        run(cli.command)
+    };
+    let mut code = match result {
+        Ok(code) => code,
+        Err(err) if is_broken_pipe(&err) => exit_codes::OK,
+        Err(err) => report(&err),
+    };
+    // What was printed with outln! (summaries, tables) and never reached stdout.
+    match out::finish() {
+        Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Some(e) if code == exit_codes::OK => {
+            let err = anyhow::Error::new(e).context("writing to stdout");
+            code = report(&err);
+        }
+        _ => {}
+    }
+    if code == exit_codes::INTERRUPTED && TERMINATED.load(Ordering::SeqCst) {
+        code = exit_codes::TERMINATED;
+    }
+    std::process::exit(code);
+}
+
+/// Runs one subcommand.
+fn run(command: Command) -> anyhow::Result<i32> {
+    match command {
         Command::Compress(a) => commands::compress::run(a, &CANCEL),
         Command::Decompress(a) => commands::decompress::run(a, &CANCEL),
         Command::Info(a) => commands::info::run(a),
@@ -43,28 +73,46 @@ fn main() {
         Command::Bench(a) => commands::bench::run(a, &CANCEL),
         Command::Verify(a) => commands::verify::run(a),
         Command::Train(a) => commands::train::run(a, &CANCEL),
-    };
-    let mut code = match result {
-        Ok(code) => code,
-        Err(err) if is_broken_pipe(&err) => exit_codes::OK,
-        Err(err) => {
-            let top = err.to_string();
-            eprintln!("vectro: error: {top}");
-            // Most of our errors already end with their source's text ("x: reading:
-            // Permission denied"): print a cause only when it adds something.
-            for cause in err.chain().skip(1) {
-                let cause = cause.to_string();
-                if !top.contains(&cause) {
-                    eprintln!("  caused by: {cause}");
-                }
-            }
-            exit_codes::for_error(&err)
-        }
-    };
-    if code == exit_codes::INTERRUPTED && TERMINATED.load(Ordering::SeqCst) {
-        code = exit_codes::TERMINATED;
     }
-    std::process::exit(code);
+}
+
+/// Prints an error and its causes on stderr and returns its exit code.
+fn report(err: &anyhow::Error) -> i32 {
+    let top = err.to_string();
+    errln!("vectro: error: {top}");
+    // Most of our errors already end with their source's text ("x: reading:
+    // Permission denied"): print a cause only when it adds something.
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !top.contains(&cause) {
+            errln!("  caused by: {cause}");
+        }
+    }
+    exit_codes::for_error(err)
+}
+
+/// Whether stdout was closed when vectro started (`>&-`).
+///
+/// Rust's runtime reopens a closed descriptor 0, 1 or 2 on `/dev/null` (read-write) before
+/// `main`, so a closed stdout shows up as `/dev/null` opened read-write, which no shell
+/// redirection (`> /dev/null` opens it write-only) produces.
+fn stdout_is_closed() -> bool {
+    // SAFETY: fcntl and fstat on descriptor 1 only read the descriptor table, into a zeroed
+    // stat that lives across the call.
+    unsafe {
+        let flags = libc::fcntl(1, libc::F_GETFL);
+        if flags == -1 {
+            return true;
+        }
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(1, &mut st) != 0 {
+            return true;
+        }
+        let dev_null = (st.st_mode & libc::S_IFMT) == libc::S_IFCHR
+            && libc::major(st.st_rdev) == 1
+            && libc::minor(st.st_rdev) == 3;
+        dev_null && (flags & libc::O_ACCMODE) == libc::O_RDWR
+    }
 }
 
 /// A first Ctrl-C asks for a clean stop at a chunk boundary; a second exits at once.
@@ -72,7 +120,7 @@ fn install_ctrl_c() {
     let _ = ctrlc::set_handler(|| {
         if HITS.fetch_add(1, Ordering::SeqCst) == 0 {
             CANCEL.store(true, Ordering::SeqCst);
-            eprintln!(
+            errln!(
                 "\nvectro: stopping at the next chunk boundary or training step (Ctrl-C again to abort)"
             );
         } else {

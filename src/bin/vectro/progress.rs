@@ -56,6 +56,6 @@ impl Progress for Bar {
     }
 
     fn note(&self, msg: &str) {
-        self.bar.suspend(|| eprintln!("{}: {msg}", self.what));
+        self.bar.suspend(|| errln!("{}: {msg}", self.what));
     }
 }

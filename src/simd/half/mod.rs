@@ -22,6 +22,9 @@ pub fn f32_to_f16_le(src: &[f32], dst: &mut [u8]) -> Option<usize> {
 }
 
 /// [`f32_to_f16_le`] at a given level; a level this CPU lacks runs the scalar reference.
+///
+/// # Panics
+/// If `dst` is not `2 × src.len()` bytes long.
 pub fn f32_to_f16_le_at(level: Level, src: &[f32], dst: &mut [u8]) -> Option<usize> {
     assert_eq!(dst.len(), 2 * src.len(), "f32_to_f16_le: dst length");
     #[cfg(target_arch = "x86_64")]
@@ -29,8 +32,8 @@ pub fn f32_to_f16_le_at(level: Level, src: &[f32], dst: &mut [u8]) -> Option<usi
         match level {
             // SAFETY: `runs_here` checked AVX-512 F/BW/VL at run time.
             Level::Avx512 => return unsafe { x86::f16_avx512(src, dst) },
-            // SAFETY: AVX2 was checked by `runs_here`, F16C here.
             Level::Avx2 if std::arch::is_x86_feature_detected!("f16c") => {
+                // SAFETY: AVX2 was checked by `runs_here`, F16C here.
                 return unsafe { x86::f16_avx2(src, dst) };
             }
             _ => {}
@@ -48,6 +51,9 @@ pub fn f32_to_bf16_le(src: &[f32], dst: &mut [u8]) -> Option<usize> {
 }
 
 /// [`f32_to_bf16_le`] at a given level; a level this CPU lacks runs the scalar reference.
+///
+/// # Panics
+/// If `dst` is not `2 × src.len()` bytes long.
 pub fn f32_to_bf16_le_at(level: Level, src: &[f32], dst: &mut [u8]) -> Option<usize> {
     assert_eq!(dst.len(), 2 * src.len(), "f32_to_bf16_le: dst length");
     #[cfg(target_arch = "x86_64")]

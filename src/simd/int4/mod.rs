@@ -58,8 +58,8 @@ pub fn max_abs_sumsq_at(level: Level, row: &[f32]) -> (u32, f64) {
         match level {
             // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
             Level::Avx512 => return unsafe { x86::max_abs_sumsq_avx512(row) },
-            // SAFETY: `runs_here` checked AVX2 at run time, and FMA is checked here.
             Level::Avx2 if std::arch::is_x86_feature_detected!("fma") => {
+                // SAFETY: `runs_here` checked AVX2 at run time, and FMA is checked here.
                 return unsafe { x86::max_abs_sumsq_avx2(row) };
             }
             _ => {}
@@ -80,8 +80,8 @@ pub fn fit_dots_at(level: Level, row: &[f32], invs: &[f32], out: &mut [(f64, f64
         match level {
             // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
             Level::Avx512 => return unsafe { x86::fit_dots_avx512(row, invs, out) },
-            // SAFETY: `runs_here` checked AVX2 at run time, and FMA is checked here.
             Level::Avx2 if std::arch::is_x86_feature_detected!("fma") => {
+                // SAFETY: `runs_here` checked AVX2 at run time, and FMA is checked here.
                 return unsafe { x86::fit_dots_avx2(row, invs, out) };
             }
             _ => {}

@@ -23,7 +23,7 @@ pub fn run(a: BenchArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
             let all = vectro::pipeline::reader::NpySource::open(p)?.header().rows;
             let rows = a.rows.unwrap_or(DEFAULT_IN_ROWS.min(all));
             if rows < all && a.rows.is_none() {
-                eprintln!(
+                errln!(
                     "vectro: bench uses the first {rows} of the {all} rows of {} (held in memory); --rows N changes that",
                     p.display()
                 );
@@ -64,16 +64,29 @@ pub fn run(a: BenchArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
 }
 
 pub fn print_table(r: &BenchReport) {
-    println!(
+    outln!(
         "{} rows x {} dims; {} {} queries; recall@{}, rescored from the top {}; median of {} runs, one thread",
-        r.rows, r.dims, r.queries, r.metric, r.k, r.rerank, r.runs
+        r.rows,
+        r.dims,
+        r.queries,
+        r.metric,
+        r.k,
+        r.rerank,
+        r.runs
     );
-    println!(
+    outln!(
         "{:<16} {:>9} {:>7} {:>12} {:>12} {:>10} {:>9} {:>9}",
-        "codec", "B/vector", "ratio", "enc MB/s", "dec MB/s", "cos mean", "recall", "rescored"
+        "codec",
+        "B/vector",
+        "ratio",
+        "enc MB/s",
+        "dec MB/s",
+        "cos mean",
+        "recall",
+        "rescored"
     );
     for c in &r.codecs {
-        println!(
+        outln!(
             "{:<16} {:>9.1} {:>7.2} {:>12.0} {:>12.0} {:>10.6} {:>9.4} {:>9.4}",
             c.codec,
             c.bytes_per_vector,

@@ -72,8 +72,8 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         Err(e) if kept_partial(&e, &output, opts.keep_partial) => {
             // Print the error here, so that the hint on how to continue comes after it.
             let err = anyhow::Error::from(e);
-            eprintln!("vectro: error: {err}");
-            eprintln!(
+            errln!("vectro: error: {err}");
+            errln!(
                 "vectro: the complete chunks are kept in {}; rerun the same command with --resume to continue",
                 partial_path(&output).display()
             );
@@ -82,23 +82,23 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         Err(e) => return Err(e.into()),
     };
     if let Some(why) = &s.partial_discarded {
-        eprintln!(
+        errln!(
             "vectro: note: started afresh: the partial output {} was not reused: {why}",
             partial_path(&output).display()
         );
     } else if s.resumed_rows > 0 && !a.common.json {
-        eprintln!(
+        errln!(
             "vectro: resumed: kept {} rows from the interrupted run",
             s.resumed_rows
         );
     }
     // With --out -, stdout carries the container: the summary goes to stderr.
     if output.as_os_str() == "-" {
-        eprintln!("{}", summary_line(&s));
+        errln!("{}", summary_line(&s));
     } else if a.common.json {
         print_json(&s)?;
     } else {
-        println!("{}", summary_line(&s));
+        outln!("{}", summary_line(&s));
     }
     Ok(exit_codes::OK)
 }

@@ -25,7 +25,7 @@ pub fn run(a: DecompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     )?;
     // With --out -, stdout carries the .npy: the summary goes to stderr.
     if a.output.as_os_str() == "-" {
-        eprintln!(
+        errln!(
             "decompressed {} rows x {} dims to stdout ({}) in {:.2} s",
             s.rows,
             s.dims,
@@ -35,7 +35,7 @@ pub fn run(a: DecompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     } else if a.common.json {
         print_json(&s)?;
     } else {
-        println!(
+        outln!(
             "decompressed {} rows x {} dims to {} ({}) in {:.2} s",
             s.rows,
             s.dims,

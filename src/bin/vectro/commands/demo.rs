@@ -33,7 +33,7 @@ pub fn run(a: DemoArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     let quiet = a.common.quiet || json;
     let say = |line: String| {
         if !json {
-            println!("{line}");
+            outln!("{line}");
         }
     };
     say(format!(
@@ -67,7 +67,7 @@ pub fn run(a: DemoArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     };
     let r = evaluate(&npy, &vec, &eval_opts, &Bar::new(quiet, "eval"), cancel)?;
     if !json {
-        println!("3. evaluated:");
+        outln!("3. evaluated:");
         super::eval::print_table(&r);
     }
 
@@ -123,10 +123,10 @@ pub fn run(a: DemoArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         })?;
         return Ok(exit_codes::OK);
     }
-    println!("5. every codec on the same sample (`vectro bench`):");
+    outln!("5. every codec on the same sample (`vectro bench`):");
     super::bench::print_table(&b);
     if a.keep.is_none() {
-        println!("(files removed; pass --keep DIR to keep them)");
+        outln!("(files removed; pass --keep DIR to keep them)");
     }
     Ok(exit_codes::OK)
 }

@@ -60,9 +60,12 @@ pub fn run(a: EvalArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     }
     let failed: Vec<&Gate> = gates.iter().filter(|g| !g.passed).collect();
     for g in &failed {
-        eprintln!(
+        errln!(
             "vectro: quality gate failed: {} = {} does not meet {} {}",
-            g.metric, g.value, g.flag, g.limit
+            g.metric,
+            g.value,
+            g.flag,
+            g.limit
         );
     }
     Ok(if failed.is_empty() {
@@ -108,37 +111,46 @@ pub fn gates(a: &EvalArgs, r: &EvalReport) -> Vec<Gate> {
 }
 
 pub fn print_table(r: &EvalReport) {
-    println!("rows x dims        {} x {}", r.rows, r.dims);
-    println!(
+    outln!("rows x dims        {} x {}", r.rows, r.dims);
+    outln!(
         "size               {} -> {} ({:.2}x, {:.2} bits/dim)",
         human_bytes(r.original_bytes),
         human_bytes(r.compressed_bytes),
         r.ratio,
         r.bits_per_dim
     );
-    println!(
+    outln!(
         "cosine mean / min  {:.7} / {:.7}",
-        r.cosine_mean, r.cosine_min
+        r.cosine_mean,
+        r.cosine_min
     );
-    println!(
+    outln!(
         "cosine p1/p5/p50   {:.7} / {:.7} / {:.7}",
-        r.cosine_p1, r.cosine_p5, r.cosine_median
+        r.cosine_p1,
+        r.cosine_p5,
+        r.cosine_median
     );
-    println!("mse / nmse         {:.3e} / {:.3e}", r.mse, r.nmse);
-    println!("max abs error      {:.3e}", r.max_abs_error);
+    outln!("mse / nmse         {:.3e} / {:.3e}", r.mse, r.nmse);
+    outln!("max abs error      {:.3e}", r.max_abs_error);
     if r.queries == 0 {
-        println!("recall             (no queries)");
+        outln!("recall             (no queries)");
     } else {
-        println!(
+        outln!(
             "recall ({}, {} {} queries, {} search, rescored = top {} re-ranked with the originals)",
-            r.metric, r.queries, r.query_source, r.search, r.rerank
+            r.metric,
+            r.queries,
+            r.query_source,
+            r.search,
+            r.rerank
         );
     }
     for rec in &r.recall {
-        println!(
+        outln!(
             "  recall@{:<10} {:.4}   rescored {:.4}",
-            rec.k, rec.recall, rec.rescored
+            rec.k,
+            rec.recall,
+            rec.rescored
         );
     }
-    println!("time               {:.2} s", r.seconds);
+    outln!("time               {:.2} s", r.seconds);
 }

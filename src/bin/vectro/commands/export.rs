@@ -41,10 +41,10 @@ pub fn run(a: ExportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
                 threads: a.common.threads,
             };
             let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-            let s = export_jsonl(&c, &mut w, &opts, &bar, cancel)?;
-            w.flush()?;
+            let s = export_jsonl(&c, &mut w, &opts, &bar, cancel).map_err(super::on_stdout)?;
+            anyhow::Context::context(w.flush(), "writing to stdout")?;
             // The rows went to stdout: the summary must not follow them there.
-            eprintln!("exported {} rows as jsonl to stdout", s.rows);
+            errln!("exported {} rows as jsonl to stdout", s.rows);
             return Ok(exit_codes::OK);
         }
         ExportFormat::Jsonl => {
@@ -92,7 +92,7 @@ pub fn run(a: ExportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     if a.common.json {
         print_json(&s)?;
     } else {
-        println!(
+        outln!(
             "exported {} rows as {} to {} ({}) in {:.2} s, {:.0} MB/s",
             s.rows,
             s.format,

@@ -28,7 +28,7 @@ pub fn run(a: GenerateArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
             "seconds": start.elapsed().as_secs_f64(),
         }))?;
     } else if !a.common.quiet {
-        eprintln!(
+        errln!(
             "wrote {} rows x {} dims to {}",
             a.rows,
             a.dims,

@@ -52,8 +52,9 @@ pub fn run(a: GetArgs) -> anyhow::Result<i32> {
         }
         None => {
             let mut w = std::io::BufWriter::new(std::io::stdout().lock());
-            write_rows(&c, &ranges, a.format, &mut w)?;
-            w.flush()?;
+            write_rows(&c, &ranges, a.format, &mut w)
+                .and_then(|_| Ok(w.flush()?))
+                .context("writing to stdout")?;
         }
     }
     Ok(exit_codes::OK)

@@ -25,7 +25,7 @@ pub fn run(a: ImportNpzArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     if a.common.json {
         print_json(&s)?;
     } else {
-        println!(
+        outln!(
             "imported {} rows x {} dims from {} into {} ({})",
             s.rows,
             s.dims,

@@ -79,18 +79,21 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
         print_json(&info)?;
         return Ok(exit_codes::OK);
     }
-    println!("file:          {}", info.path);
-    println!("format:        vectro {}", info.format_version);
-    println!(
+    outln!("file:          {}", info.path);
+    outln!("format:        vectro {}", info.format_version);
+    outln!(
         "codec:         {} (payload: {})",
-        info.codec, info.payload_stage
+        info.codec,
+        info.payload_stage
     );
-    println!(
+    outln!(
         "shape:         {} rows x {} dims (source dtype {})",
-        info.rows, info.dims, info.source_dtype
+        info.rows,
+        info.dims,
+        info.source_dtype
     );
-    println!("chunks:        {} of {} rows", info.chunks, info.chunk_rows);
-    println!(
+    outln!("chunks:        {} of {} rows", info.chunks, info.chunk_rows);
+    outln!(
         "size:          {} ({} header, {} payload); {:.1} bytes/vector, {:.2}x vs float32",
         human_bytes(info.file_bytes),
         human_bytes(info.header_bytes as u64),
@@ -99,15 +102,15 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
         info.ratio_vs_float32
     );
     if info.chunks_verified {
-        println!(
+        outln!(
             "checksums:     header, index, trailer and all {} chunks ok",
             info.chunks
         );
     } else {
-        println!("checksums:     header, index and trailer ok; chunks not read (--quick)");
+        outln!("checksums:     header, index and trailer ok; chunks not read (--quick)");
     }
     for (k, v) in c.codec().facts() {
-        println!("{:<14} {v}", format!("{k}:"));
+        outln!("{:<14} {v}", format!("{k}:"));
     }
     for (k, v) in c.metadata() {
         let head = format!("meta {k:<9} ");
@@ -119,10 +122,10 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
                     } else {
                         " ".repeat(head.len())
                     };
-                    println!("{pad}{f}");
+                    outln!("{pad}{f}");
                 }
             }
-            None => println!("{head}{v}"),
+            None => outln!("{head}{v}"),
         }
     }
     Ok(exit_codes::OK)
@@ -225,16 +228,16 @@ fn codebook(a: &InfoArgs) -> anyhow::Result<i32> {
         print_json(&info)?;
         return Ok(exit_codes::OK);
     }
-    println!("file:          {}", info.path);
-    println!(
+    outln!("file:          {}", info.path);
+    outln!(
         "format:        vectro codebook (.vcb) {}",
         info.format_version
     );
-    println!("codec:         {}", info.codec);
+    outln!("codec:         {}", info.codec);
     if let Some(r) = &info.recipe {
-        println!("trained with:  {r}");
+        outln!("trained with:  {r}");
     }
-    println!(
+    outln!(
         "shape:         {} dims in {} subspaces of {}, {} centroids each{}; {} bytes a row",
         info.dims,
         info.m,
@@ -243,10 +246,10 @@ fn codebook(a: &InfoArgs) -> anyhow::Result<i32> {
         if info.rotation { ", rotated" } else { "" },
         info.code_bytes
     );
-    println!("size:          {}", human_bytes(info.file_bytes));
-    println!("checksums:     crc32c ok");
+    outln!("size:          {}", human_bytes(info.file_bytes));
+    outln!("checksums:     crc32c ok");
     for (k, v) in vectro::Codec::facts(&codec) {
-        println!("{:<14} {v}", format!("{k}:"));
+        outln!("{:<14} {v}", format!("{k}:"));
     }
     Ok(exit_codes::OK)
 }

@@ -27,11 +27,11 @@ pub fn run(a: MergeArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     );
     // With --out -, stdout carries the container: the summary goes to stderr.
     if a.output.as_os_str() == "-" {
-        eprintln!("{line}");
+        errln!("{line}");
     } else if a.json {
         print_json(&s)?;
     } else {
-        println!("{line}");
+        outln!("{line}");
     }
     Ok(exit_codes::OK)
 }

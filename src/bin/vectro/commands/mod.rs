@@ -34,7 +34,22 @@ pub fn human_bytes(n: u64) -> String {
 pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     // writeln, not println: a closed pipe (`| head`) must be an error main can recognise,
     // not a panic.
+    use anyhow::Context;
     use std::io::Write;
-    writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(v)?)?;
+    let text = serde_json::to_string_pretty(v)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")
+        .and_then(|_| out.flush())
+        .context("writing to stdout")?;
     Ok(())
+}
+
+/// An error from streaming rows to stdout: an I/O error says where it happened (the library
+/// only knows it as `<output>`); any other error is passed on as it is.
+pub fn on_stdout(e: vectro::Error) -> anyhow::Error {
+    if e.kind() == vectro::ErrorKind::Io {
+        anyhow::Error::new(e).context("writing to stdout")
+    } else {
+        e.into()
+    }
 }

@@ -64,7 +64,7 @@ pub fn run(a: TrainArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     if a.common.json {
         print_json(&s)?;
     } else {
-        println!(
+        outln!(
             "trained {} on {} rows in {:.2} s: {} k-means iterations{}, distortion {:.6}; wrote {} ({}, codebook {})",
             s.codec,
             s.train_rows,

@@ -17,7 +17,7 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<i32> {
         return Ok(code);
     }
     if r.ok {
-        println!(
+        outln!(
             "{}: ok: {} chunks, {} rows, {}; every checksum matches",
             r.path.display(),
             r.chunks_ok,
@@ -26,7 +26,7 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<i32> {
         );
         return Ok(code);
     }
-    eprintln!(
+    errln!(
         "vectro: {}: CORRUPT: {} problem(s); {} of {} chunks ({} rows) are intact",
         r.path.display(),
         r.problem_count,
@@ -36,7 +36,7 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<i32> {
     );
     if let Some(p) = &r.first_bad_chunk {
         let rows = p.rows.unwrap_or_default();
-        eprintln!(
+        errln!(
             "  first bad chunk: {} at bytes {}..{}, rows {}..{}: {}",
             p.chunk.unwrap_or_default(),
             p.bytes[0],
@@ -57,9 +57,11 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<i32> {
             Some(c) => format!("chunk {c}"),
             None => p.part.to_string(),
         };
-        eprintln!(
+        errln!(
             "  {what} (bytes {}..{}): {}",
-            p.bytes[0], p.bytes[1], p.message
+            p.bytes[0],
+            p.bytes[1],
+            p.message
         );
     }
     Ok(code)

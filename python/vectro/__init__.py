@@ -1,0 +1,385 @@
+"""Vectro: compress embedding vectors, from numpy to a checksummed container and back.
+
+The work is done by the Rust library (the same engine as the ``vectro`` command line tool);
+this package only hands it numpy arrays and paths, without copying the rows.
+
+>>> import numpy as np, vectro
+>>> x = np.random.default_rng(0).standard_normal((10_000, 384), dtype=np.float32)
+>>> summary = vectro.compress(x, "emb.vectro", codec="int8")      # doctest: +SKIP
+>>> with vectro.open("emb.vectro") as c:                            # doctest: +SKIP
+...     rows = c[[3, 1, 4]]                                          # float32, (3, 384)
+
+Long calls (compress, decompress, eval, train, verify) release the GIL; Ctrl-C stops them
+at a chunk boundary (a compress keeps its resumable partial output: call again with
+``resume=True``). Importing the package does not import numpy or start any thread.
+"""
+
+from __future__ import annotations
+
+import os as _os
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
+
+from . import _vectro
+from ._vectro import (
+    BadInputError,
+    CancelledError,
+    Container,
+    CorruptError,
+    InternalError,
+    QualityGateError,
+    UsageError,
+    VectroError,
+    VectroIOError,
+    __version__,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+__all__ = [
+    "BadInputError",
+    "CancelledError",
+    "Container",
+    "CorruptError",
+    "InternalError",
+    "QualityGateError",
+    "UsageError",
+    "VectroError",
+    "VectroIOError",
+    "__version__",
+    "compress",
+    "decompress",
+    "eval",
+    "import_npz",
+    "load_npz",
+    "open",
+    "quantize_embeddings",
+    "reconstruct_embeddings",
+    "save_npz",
+    "train",
+    "verify",
+]
+
+PathLike = Union[str, "_os.PathLike[str]"]
+Progress = Union[bool, Callable[[int, int], Any], None]
+
+
+def compress(
+    data: Union["np.ndarray", PathLike],
+    out: PathLike,
+    codec: Optional[str] = None,
+    *,
+    zstd: Optional[int] = None,
+    threads: int = 0,
+    chunk_rows: Optional[int] = None,
+    codebook: Optional[PathLike] = None,
+    train_rows: Optional[int] = None,
+    shard: Optional[str] = None,
+    resume: bool = False,
+    force: bool = False,
+    min_cosine: Optional[float] = None,
+    min_recall: Optional[float] = None,
+    sample: int = 2000,
+    fsync: bool = True,
+    keep_partial: bool = True,
+    name: Optional[str] = None,
+    progress: Progress = False,
+) -> dict:
+    """Compress rows into a new container at ``out``; return the summary ``vectro compress --json`` prints.
+
+    Args:
+        data: a 2-D numpy array of float32, float16 or float64 (C-contiguous: it is read in
+            place, never copied; a strided view raises BadInputError, pass
+            ``np.ascontiguousarray(x)``), or the path of a ``.npy``, a directory of them, or
+            a glob pattern (read as one matrix, memory-mapped).
+        out: the container to write. It appears only when complete; with ``shard``, a
+            ``{shard}`` in the name is replaced by the shard's number.
+        codec: ``int8`` (default), ``int4``, ``binary``, ``f16``, ``bf16``, ``pq``, ``opq``,
+            ``binary-itq``, ``auto`` (with ``min_cosine``/``min_recall``), with parameters as
+            the CLI takes them, e.g. ``"int4:rotate=1"`` or ``"pq:m=48,nbits=8"``.
+        zstd: also compress each chunk with zstd at this level.
+        threads: worker threads; 0 means all cores.
+        chunk_rows: rows per chunk (default: about 4 MiB of input per chunk).
+        codebook: a ``.vcb`` from :func:`train` to encode with, instead of training.
+        train_rows: rows sampled to train pq/opq/binary-itq.
+        shard: ``"K/N"`` (or ``"auto"``, from the Slurm/Kubernetes environment): compress
+            only this shard of the chunks; merge the shards with ``vectro merge``.
+        resume: continue the partial output an interrupted run left (Ctrl-C, a crash).
+        force: overwrite an existing output.
+        min_cosine, min_recall: the quality target of ``codec="auto"``.
+        sample: rows ``codec="auto"`` measures.
+        fsync: sync the output before it is renamed into place.
+        keep_partial: keep the partial output on an interruption or I/O error, for ``resume``.
+        name: how an array input is named in errors and in the metadata (default ``<array>``).
+        progress: ``True`` for a bar on stderr, or a callable ``f(done_rows, total_rows)``
+            called from this thread about every 50 ms.
+
+    Raises:
+        BadInputError: NaN/Inf or out-of-range values (naming row and column), a bad shape
+            or dtype. UsageError: a bad option, or ``out`` exists without ``force``.
+        VectroIOError: the file system failed. KeyboardInterrupt: Ctrl-C; the complete chunks
+            are kept for ``resume=True``.
+    """
+    data = _array_or_path(data)
+    return _vectro.compress(
+        data,
+        _os.fspath(out),
+        codec,
+        zstd=zstd,
+        threads=threads,
+        chunk_rows=chunk_rows,
+        codebook=None if codebook is None else _os.fspath(codebook),
+        train_rows=train_rows,
+        shard=shard,
+        resume=resume,
+        force=force,
+        min_cosine=min_cosine,
+        min_recall=min_recall,
+        sample=sample,
+        fsync=fsync,
+        keep_partial=keep_partial,
+        name=name,
+        progress=progress,
+    )
+
+
+def open(path: PathLike) -> Container:  # noqa: A001 - as gzip.open, h5py.File
+    """Open a container for reading: cheap (checks the header, trailer and index only).
+
+    The returned :class:`Container` supports ``len(c)``, ``c.shape``, ``c.dims``,
+    ``c.codec``, ``c.metadata``, ``c[i]``, ``c[i:j]``, ``c[[ids]]``/``c[np.array]`` (float32
+    arrays), ``c.codes()`` (raw codes), ``c.iter_chunks()``, ``c.verify()``, and ``with``.
+    One container may be shared by many Python threads; reads release the GIL.
+    """
+    return Container(_os.fspath(path))
+
+
+def decompress(
+    path: PathLike,
+    out: Optional[PathLike] = None,
+    *,
+    threads: int = 0,
+    force: bool = False,
+    fsync: bool = True,
+    progress: Progress = False,
+) -> Union["np.ndarray", dict]:
+    """Decode a whole container.
+
+    With ``out=None``, return the rows as a new float32 array of shape ``(rows, dims)``
+    (chunks decoded in parallel, straight into the array). With ``out``, write a float32
+    ``.npy`` there, streaming (memory stays small whatever the size) and return the summary
+    ``vectro decompress --json`` prints.
+    """
+    if out is None:
+        return _vectro.decompress_array(_os.fspath(path))
+    return _vectro.decompress_to(
+        _os.fspath(path),
+        _os.fspath(out),
+        threads=threads,
+        force=force,
+        fsync=fsync,
+        progress=progress,
+    )
+
+
+def eval(  # noqa: A001 - the CLI's name
+    orig: Union["np.ndarray", PathLike],
+    comp: PathLike,
+    *,
+    queries: Union["np.ndarray", PathLike, None] = None,
+    k: Union[int, Sequence[int]] = (1, 10, 100),
+    sample_queries: int = 100,
+    seed: int = 42,
+    metric: str = "cos",
+    rerank: int = 100,
+    threads: int = 0,
+    exact_float_search: bool = False,
+    min_cosine: Optional[float] = None,
+    min_recall: Optional[float] = None,
+    max_nmse: Optional[float] = None,
+    progress: Progress = False,
+) -> dict:
+    """Measure what compression cost: the keys of ``vectro eval --json`` (cosine, mse, nmse,
+    recall@k and rescored recall, sizes, ...) plus ``gates``.
+
+    ``orig`` is the original ``.npy`` (or an array, which is saved to a temporary ``.npy``
+    first: one copy on disk); ``queries`` a ``.npy`` or array of query rows (default: a
+    seeded sample of ``orig``). ``metric`` is ``cos``, ``ip`` or ``l2``.
+
+    Raises:
+        QualityGateError: a gate (``min_cosine``, ``min_recall`` for every k, ``max_nmse``)
+            failed; its ``report`` attribute holds the full result.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="vectro-eval-") as tmp:
+        orig_path = _npy_path(orig, tmp, "orig.npy")
+        q_path = None if queries is None else _npy_path(queries, tmp, "queries.npy")
+        ks = [int(k)] if isinstance(k, int) else [int(x) for x in k]
+        return _vectro.eval(
+            orig_path,
+            _os.fspath(comp),
+            queries=q_path,
+            k=ks,
+            sample_queries=sample_queries,
+            seed=seed,
+            metric=metric,
+            rerank=rerank,
+            threads=threads,
+            exact_float_search=exact_float_search,
+            min_cosine=min_cosine,
+            min_recall=min_recall,
+            max_nmse=max_nmse,
+            progress=progress,
+        )
+
+
+def train(
+    data: Union["np.ndarray", PathLike],
+    out: PathLike,
+    codec: str = "pq",
+    *,
+    train_rows: Optional[int] = None,
+    threads: int = 0,
+    force: bool = False,
+    name: Optional[str] = None,
+    progress: Progress = False,
+) -> dict:
+    """Train a pq or opq codebook on a seeded sample of ``data`` and write it as a ``.vcb``.
+
+    Pass it as ``compress(..., codebook=out)`` to encode other data (tomorrow's rows, other
+    shards) with the same codebook, without training again. ``data`` is an array (borrowed,
+    not copied) or what :func:`compress` takes as a path. Returns the summary
+    ``vectro train --json`` prints.
+    """
+    data = _array_or_path(data)
+    return _vectro.train(
+        data,
+        _os.fspath(out),
+        codec,
+        train_rows=train_rows,
+        threads=threads,
+        force=force,
+        name=name,
+        progress=progress,
+    )
+
+
+def verify(path: PathLike) -> dict:
+    """Check every checksum and the structure of a container; return the report of
+    ``vectro verify --json``. Raises CorruptError (with ``.report``) if anything is wrong."""
+    return _vectro.verify(_os.fspath(path))
+
+
+def import_npz(
+    npz: PathLike, out: PathLike, *, chunk_rows: Optional[int] = None, force: bool = False
+) -> dict:
+    """Convert the prototype's ``.npz`` (``q``, ``scales``, ``dims``) into an int8 container,
+    moving the codes as they are (no value is quantized again)."""
+    return _vectro.import_npz(
+        _os.fspath(npz), _os.fspath(out), chunk_rows=chunk_rows, force=force
+    )
+
+
+# --- the prototype's API ---------------------------------------------------------------
+
+
+def quantize_embeddings(x: Any) -> tuple:
+    """Per-vector int8 of the original prototype, bit for bit: returns ``(q, scales)``.
+
+    ``scales[i] = max|x[i]| / 127`` (float32; 1.0 for an all-zero row) and
+    ``q[i, j] = rint(x[i, j] / scales[i])`` as int8 (round half to even), ``q`` of shape
+    ``(rows, dims)``. ``x`` is converted as the prototype did (``np.asarray(x,
+    dtype=np.float32)``: a float32 C-contiguous array is not copied). NaN/Inf raise
+    BadInputError naming the row and column.
+    """
+    import numpy as np
+
+    x = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+    if x.ndim != 2:
+        raise BadInputError(f"expected a 2-D array, got shape {x.shape}")
+    return _vectro.quantize_embeddings(x)
+
+
+def reconstruct_embeddings(q: Any, scales: Any, dims: Optional[int] = None) -> "np.ndarray":
+    """The prototype's reconstruction, bit for bit: ``float32(q) * scales[:, None]``.
+
+    ``q`` is int8, either ``(rows, dims)`` or flat as the ``.npz`` stores it (then give
+    ``dims``); returns float32 of shape ``(rows, dims)``.
+    """
+    import numpy as np
+
+    q = np.asarray(q)
+    if q.dtype != np.int8:
+        raise BadInputError(f"q has dtype {q.dtype}, expected int8")
+    if dims is not None:
+        q = q.reshape(-1, int(dims))
+    if q.ndim != 2:
+        raise BadInputError(f"q has shape {q.shape}: give dims to reshape a flat q")
+    scales = np.asarray(scales, dtype=np.float32).reshape(-1)
+    return _vectro.reconstruct_embeddings(np.ascontiguousarray(q), np.ascontiguousarray(scales))
+
+
+def save_npz(path: PathLike, q: Any, scales: Any, dims: Optional[int] = None) -> None:
+    """Write ``(q, scales)`` in the prototype's ``.npz`` layout: ``q`` flat int8, ``scales``
+    float32, ``dims`` an int64 scalar (``np.savez``, as the prototype wrote it)."""
+    import numpy as np
+
+    q = np.asarray(q)
+    if dims is None:
+        if q.ndim != 2:
+            raise BadInputError("q is flat: give dims")
+        dims = q.shape[1]
+    np.savez(
+        path,
+        q=q.astype(np.int8, copy=False).reshape(-1),
+        scales=np.asarray(scales, dtype=np.float32).reshape(-1),
+        dims=np.int64(dims),
+    )
+
+
+def load_npz(path: PathLike) -> tuple:
+    """Read the prototype's ``.npz``: returns ``(q, scales, dims)``, ``q`` shaped ``(rows, dims)``."""
+    import numpy as np
+
+    with np.load(path) as z:
+        for member in ("q", "scales", "dims"):
+            if member not in z.files:
+                raise BadInputError(f"{_os.fspath(path)}: member {member} is missing")
+        dims = int(z["dims"])
+        q = z["q"]
+        if q.dtype != np.int8 or dims <= 0 or q.size % dims:
+            raise BadInputError(
+                f"{_os.fspath(path)}: member q ({q.dtype}, {q.size} values) is not int8 rows of {dims} dims"
+            )
+        return q.reshape(-1, dims), z["scales"], dims
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _is_array(x: Any) -> bool:
+    # Without importing numpy: an ndarray is whatever exposes the array interface.
+    return hasattr(x, "__array_interface__") and not isinstance(x, (str, bytes))
+
+
+def _array_or_path(x: Any) -> Any:
+    if _is_array(x):
+        return x
+    try:
+        return _os.fspath(x)
+    except TypeError:
+        raise TypeError(
+            f"data must be a numpy array or a path (str or os.PathLike), not {type(x).__name__}; "
+            "for a list of vectors, pass np.asarray(rows, dtype=np.float32)"
+        ) from None
+
+
+def _npy_path(x: Any, tmp: str, name: str) -> str:
+    if _is_array(x):
+        import numpy as np
+
+        p = _os.path.join(tmp, name)
+        np.save(p, np.asarray(x))
+        return p
+    return _os.fspath(x)

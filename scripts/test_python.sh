@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The Python package's tests: build the wheel with maturin into a venv made from the
+# machine's python3 (>= 3.9), install it, run pytest on python/tests. Installs what it
+# needs from PyPI into target/py-venv; nothing is assumed on the machine but python3
+# (with its venv module) and cargo.
+#
+#   scripts/test_python.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY="${PYTHON:-python3}"
+VENV="${VECTRO_PY_VENV:-target/py-venv}"
+if ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
+    if ! "$PY" -m venv "$VENV" 2>/dev/null; then
+        # Debian's python3 lacks venv and ensurepip until python3-venv is installed.
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+            rm -rf "$VENV"
+            "$PY" -m venv "$VENV"
+        else
+            echo "cannot create a venv with $PY: install python3-venv (Debian/Ubuntu)" >&2
+            exit 1
+        fi
+    fi
+fi
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+    "maturin>=1.9.4,<2" "numpy>=1.21,<3" "pytest>=8,<10" "hypothesis>=6.100,<7"
+
+# The CLI the tests compare against (cargo test --release built it already when run from
+# scripts/test.sh; this is a no-op then).
+cargo build --release --quiet --bin vectro
+
+rm -rf target/wheels
+"$VENV/bin/maturin" build --release --quiet -m python/Cargo.toml -o target/wheels
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps target/wheels/vectro-*.whl
+
+# From python/tests (not python/), so that `import vectro` finds the installed wheel and
+# not the source directory.
+cd python/tests
+VECTRO_BIN="$PWD/../../target/release/vectro" "../../$VENV/bin/python" -m pytest -p no:cacheprovider -q "$@"

@@ -1,0 +1,184 @@
+//! The codec flags of `vectro compress`, end to end.
+
+use std::path::Path;
+
+use crate::helpers::{vectro, write_npy};
+
+/// Writes `rows × dims` floats, value `i` being `f(i)`.
+fn write_with(path: &Path, rows: u64, dims: u64, f: impl Fn(u64) -> f32) {
+    write_npy(
+        path,
+        rows,
+        dims,
+        &(0..rows * dims).map(f).collect::<Vec<_>>(),
+    );
+}
+
+/// Runs `vectro args...`; returns the exit code, stdout and stderr.
+fn run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> (i32, String, String) {
+    let out = vectro()
+        .args(args.iter().map(|a| a.as_ref()))
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+fn wave(i: u64) -> f32 {
+    ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * (1.0 + (i % 13) as f32)
+}
+
+#[test]
+fn rotated_int4_with_zstd_round_trips_and_info_names_it() {
+    let d = tempfile::tempdir().unwrap();
+    let (npy, v, back) = (
+        d.path().join("x.npy"),
+        d.path().join("x.vectro"),
+        d.path().join("y.npy"),
+    );
+    write_with(&npy, 40, 24, wave);
+    let (code, out, err) = run(&[
+        &"compress",
+        &"--codec",
+        &"int4:rotate=1",
+        &"--zstd",
+        &"5",
+        &"-q",
+        &"--no-fsync",
+        &"--chunk-rows",
+        &"9",
+        &"--in",
+        &npy,
+        &"--out",
+        &v,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("int4:rotate=1 + zstd 5"), "{out}");
+    let (code, out, _) = run(&[&"info", &v]);
+    assert!(code == 0 && out.contains("int4:rotate=1"), "{out}");
+    let (code, _, err) = run(&[
+        &"decompress",
+        &"-q",
+        &"--no-fsync",
+        &"--in",
+        &v,
+        &"--out",
+        &back,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::metadata(&back).unwrap().len(),
+        std::fs::metadata(&npy).unwrap().len()
+    );
+}
+
+#[test]
+fn auto_prints_candidates_and_its_choice() {
+    let d = tempfile::tempdir().unwrap();
+    let (npy, v) = (d.path().join("x.npy"), d.path().join("x.vectro"));
+    write_with(&npy, 300, 32, wave);
+    let (code, _, err) = run(&[
+        &"compress",
+        &"--codec",
+        &"auto",
+        &"--min-cosine",
+        &"0.99",
+        &"--sample",
+        &"120",
+        &"-q",
+        &"--no-fsync",
+        &"--in",
+        &npy,
+        &"--out",
+        &v,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        "binary:rotate=1",
+        "int4:rotate=1",
+        "int8",
+        "f16",
+        "120 sampled rows",
+        "auto: chose",
+    ] {
+        assert!(err.contains(want), "missing '{want}' in:\n{err}");
+    }
+}
+
+#[test]
+fn auto_falls_back_to_f16_and_says_so() {
+    let d = tempfile::tempdir().unwrap();
+    let (npy, v) = (d.path().join("x.npy"), d.path().join("x.vectro"));
+    write_with(&npy, 50, 16, wave);
+    let (code, _, err) = run(&[
+        &"compress",
+        &"--codec",
+        &"auto",
+        &"--min-cosine",
+        &"1",
+        &"-q",
+        &"--no-fsync",
+        &"--in",
+        &npy,
+        &"--out",
+        &v,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("falling back to f16"), "{err}");
+    let (_, out, _) = run(&[&"info", &v]);
+    assert!(out.contains("f16"), "{out}");
+}
+
+#[test]
+fn bad_codec_flags_are_usage_errors_with_a_reason() {
+    let d = tempfile::tempdir().unwrap();
+    let (npy, v) = (d.path().join("x.npy"), d.path().join("x.vectro"));
+    write_with(&npy, 4, 8, wave);
+    for (args, want) in [
+        (vec!["--codec", "auto"], "needs a target"),
+        (
+            vec!["--codec", "int8", "--min-recall", "0.9"],
+            "only apply with --codec auto",
+        ),
+        (
+            vec!["--codec", "int4:bogus=1"],
+            "valid: rotate, seed, rounds, scale",
+        ),
+        (vec!["--codec", "int8", "--zstd", "40"], "out of range"),
+        (vec!["--codec", "auto", "--min-recall", "1.5"], "(0, 1]"),
+    ] {
+        let mut all: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"compress", &"-q"];
+        all.extend(args.iter().map(|a| a as &dyn AsRef<std::ffi::OsStr>));
+        all.extend([&"--in" as &dyn AsRef<std::ffi::OsStr>, &npy, &"--out", &v]);
+        let (code, _, err) = run(&all);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!v.exists(), "{args:?} left an output");
+    }
+}
+
+#[test]
+fn f16_overflow_names_the_row_and_leaves_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let (npy, v) = (d.path().join("x.npy"), d.path().join("x.vectro"));
+    write_with(&npy, 6, 4, |i| if i == 17 { 1e6 } else { 1.0 });
+    let (code, _, err) = run(&[
+        &"compress",
+        &"--codec",
+        &"f16",
+        &"-q",
+        &"--chunk-rows",
+        &"2",
+        &"--in",
+        &npy,
+        &"--out",
+        &v,
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("row 4") && err.contains("65504"), "{err}");
+    assert!(!v.exists());
+}

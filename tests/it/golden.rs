@@ -1,0 +1,422 @@
+//! Golden files: one container per codec id (and per option that changes the layout:
+//! rotation, the zstd payload stage, the pq/opq codebook flags, a frozen `.vcb` codebook),
+//! written by vectro and committed under `tests/fixtures/golden/`.
+//!
+//! - Writing again must give the same bytes (containers and `.vcb` files): the format and
+//!   every encoder are stable.
+//! - Every golden file, and the older committed ones (`v1_int8.vectro`, format 1.0), must
+//!   decode to the committed rows: `MANIFEST` records, per file, the codec id, the format
+//!   minor version in the header and the crc32c of the decoded rows (little-endian f32).
+//!
+//! Regenerate, after an intended change only, with
+//! `VECTRO_BLESS=1 cargo test --release --test it golden` (the inputs `d24.npy`,
+//! `d64.npy` and `d64_unit.npy` are written only when missing), and say in the commit why the bytes changed.
+//!
+//! Format minors covered: 1.0 (`v1_int8.vectro`) and 1.3 (everything this version writes).
+//! 1.1 and 1.2 files can only come from older builds; a 1.3 file of a 1.1/1.2 codec and
+//! options is laid out as 1.1/1.2 except for the minor number (FORMAT.md, version history).
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+use vectro::{CodecId, Container};
+
+use crate::helpers::vectro;
+
+/// Set to `1` to rewrite the golden files and `MANIFEST` instead of checking them.
+const BLESS_VAR: &str = "VECTRO_BLESS";
+
+/// The modification time given to the input before compressing: `compress` records it
+/// (`source_mtime`), and a checkout's own mtime would change the bytes.
+const INPUT_MTIME: u64 = 1_700_000_000;
+
+/// A `vectro train` run whose `.vcb` is a golden file too.
+struct Train {
+    out: &'static str,
+    input: &'static str,
+    codec: &'static str,
+}
+
+/// A `vectro compress` run whose container is a golden file.
+struct Case {
+    out: &'static str,
+    input: &'static str,
+    args: &'static [&'static str],
+    /// The smallest acceptable mean cosine between decoded and input rows.
+    min_cosine: f64,
+}
+
+const TRAINS: &[Train] = &[
+    Train {
+        out: "pq.vcb",
+        input: "d64.npy",
+        codec: "pq:m=16,nbits=4",
+    },
+    Train {
+        out: "opq.vcb",
+        input: "d64.npy",
+        codec: "opq:m=8,nbits=4",
+    },
+];
+
+const CASES: &[Case] = &[
+    Case {
+        out: "int8.vectro",
+        input: "d24.npy",
+        args: &["--codec", "int8"],
+        min_cosine: 0.999,
+    },
+    Case {
+        out: "int8_rotate.vectro",
+        input: "d24.npy",
+        args: &["--codec", "int8:rotate=1"],
+        min_cosine: 0.999,
+    },
+    Case {
+        out: "int8_zstd.vectro",
+        input: "d24.npy",
+        args: &["--codec", "int8", "--zstd", "3"],
+        min_cosine: 0.999,
+    },
+    Case {
+        out: "int4.vectro",
+        input: "d24.npy",
+        args: &["--codec", "int4"],
+        min_cosine: 0.95,
+    },
+    Case {
+        out: "int4_rotate.vectro",
+        input: "d24.npy",
+        args: &["--codec", "int4:rotate=1"],
+        min_cosine: 0.95,
+    },
+    Case {
+        out: "binary.vectro",
+        input: "d24.npy",
+        args: &["--codec", "binary"],
+        min_cosine: 0.6,
+    },
+    Case {
+        out: "binary_rotate.vectro",
+        input: "d24.npy",
+        args: &["--codec", "binary:rotate=1"],
+        min_cosine: 0.6,
+    },
+    Case {
+        out: "f16.vectro",
+        input: "d24.npy",
+        args: &["--codec", "f16"],
+        min_cosine: 0.999_99,
+    },
+    Case {
+        out: "bf16.vectro",
+        input: "d24.npy",
+        args: &["--codec", "bf16"],
+        min_cosine: 0.999,
+    },
+    Case {
+        out: "bf16_zstd.vectro",
+        input: "d24.npy",
+        args: &["--codec", "bf16", "--zstd", "1"],
+        min_cosine: 0.999,
+    },
+    Case {
+        out: "pq.vectro",
+        input: "d64.npy",
+        args: &["--codec", "pq:m=16,nbits=4"],
+        min_cosine: 0.6,
+    },
+    Case {
+        out: "pq_aniso1_unit.vectro",
+        input: "d64_unit.npy",
+        args: &["--codec", "pq:m=8,nbits=4,aniso=1,unit=1"],
+        min_cosine: 0.6,
+    },
+    Case {
+        out: "opq.vectro",
+        input: "d64.npy",
+        args: &["--codec", "opq:m=8,nbits=4"],
+        min_cosine: 0.6,
+    },
+    Case {
+        out: "opq_zstd.vectro",
+        input: "d64.npy",
+        args: &["--codec", "opq:m=8,nbits=4", "--zstd", "3"],
+        min_cosine: 0.6,
+    },
+    Case {
+        out: "binary_itq.vectro",
+        input: "d64.npy",
+        args: &["--codec", "binary-itq"],
+        min_cosine: 0.6,
+    },
+    Case {
+        out: "pq_codebook.vectro",
+        input: "d64.npy",
+        args: &["--codebook", "pq.vcb"],
+        min_cosine: 0.6,
+    },
+    Case {
+        out: "opq_codebook.vectro",
+        input: "d64.npy",
+        args: &["--codebook", "opq.vcb"],
+        min_cosine: 0.6,
+    },
+];
+
+/// Containers committed by earlier versions, decoded but never rewritten (relative to
+/// `tests/fixtures/`), with the source they were written from.
+const OLDER: &[(&str, &str)] = &[("v1_int8.vectro", "v1_int8_source.npy")];
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn golden_dir() -> PathBuf {
+    fixtures().join("golden")
+}
+
+fn blessing() -> bool {
+    std::env::var(BLESS_VAR).is_ok_and(|v| v == "1")
+}
+
+/// The inputs of the golden files, committed beside them.
+const INPUTS: [&str; 3] = ["d24.npy", "d64.npy", "d64_unit.npy"];
+
+/// Writes the inputs with `vectro generate` if they are missing (blessing only).
+fn ensure_inputs() {
+    for (name, rows, dims) in [("d24.npy", "300", "24"), ("d64.npy", "200", "64")] {
+        let path = golden_dir().join(name);
+        if path.exists() {
+            continue;
+        }
+        assert!(blessing(), "{} is missing", path.display());
+        vectro()
+            .args([
+                "generate",
+                "--rows",
+                rows,
+                "--dims",
+                dims,
+                "--clusters",
+                "8",
+            ])
+            .args(["--seed", "19", "-q", "--out"])
+            .arg(&path)
+            .assert()
+            .success();
+    }
+    // `unit=1` codebooks take unit-length rows only.
+    let unit = golden_dir().join("d64_unit.npy");
+    if !unit.exists() {
+        assert!(blessing(), "{} is missing", unit.display());
+        let (shape, mut rows) = crate::helpers::read_npy::<f32>(&golden_dir().join("d64.npy"));
+        for row in rows.chunks_mut(shape[1] as usize) {
+            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+            row.iter_mut().for_each(|x| *x /= norm);
+        }
+        crate::helpers::write_npy(&unit, shape[0], shape[1], &rows);
+    }
+}
+
+/// Copies the committed inputs into `dir` with a fixed modification time.
+fn stage_inputs(dir: &Path) {
+    for name in INPUTS {
+        let to = dir.join(name);
+        fs::copy(golden_dir().join(name), &to).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&to)
+            .unwrap()
+            .set_modified(UNIX_EPOCH + Duration::from_secs(INPUT_MTIME))
+            .unwrap();
+    }
+}
+
+/// Runs every `train` and `compress` of the tables in `dir`, as the golden files were.
+fn write_all(dir: &Path) {
+    stage_inputs(dir);
+    for t in TRAINS {
+        vectro()
+            .current_dir(dir)
+            .args(["train", "--in", t.input, "--codec", t.codec, "--out", t.out])
+            .args(["--threads", "2", "-q"])
+            .assert()
+            .success();
+    }
+    for c in CASES {
+        vectro()
+            .current_dir(dir)
+            .args(["compress", "--in", c.input, "--out", c.out])
+            .args(c.args)
+            .args(["--chunk-rows", "64", "--threads", "2", "--no-fsync", "-q"])
+            .assert()
+            .success();
+    }
+}
+
+fn written_names() -> impl Iterator<Item = &'static str> {
+    TRAINS
+        .iter()
+        .map(|t| t.out)
+        .chain(CASES.iter().map(|c| c.out))
+}
+
+/// Every row of a container, decoded.
+fn decode_all(path: &Path) -> (Container, Vec<f32>) {
+    let c = Container::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = vec![0f32; c.rows() as usize * c.dims()];
+    let ids: Vec<u64> = (0..c.rows()).collect();
+    c.get_many(&ids, &mut out).unwrap();
+    (c, out)
+}
+
+fn decoded_crc(rows: &[f32]) -> u32 {
+    let bytes: Vec<u8> = rows.iter().flat_map(|x| x.to_le_bytes()).collect();
+    crc32c::crc32c(&bytes)
+}
+
+/// One `MANIFEST` line: what a golden container is and what it decodes to.
+fn manifest_line(file: &str, path: &Path) -> String {
+    let bytes = fs::read(path).unwrap();
+    let minor = u16::from_le_bytes([bytes[6], bytes[7]]);
+    let (c, rows) = decode_all(path);
+    format!(
+        "{file} codec_id={} minor={minor} rows={} dims={} decoded_crc32c={:08x}",
+        c.header().codec.id.code(),
+        c.rows(),
+        c.dims(),
+        decoded_crc(&rows)
+    )
+}
+
+fn manifest_path() -> PathBuf {
+    golden_dir().join("MANIFEST")
+}
+
+/// The golden containers and `.vcb` files are what this build writes, byte for byte.
+#[test]
+fn golden_files_are_rewritten_byte_for_byte() {
+    ensure_inputs();
+    let dir = tempfile::tempdir().unwrap();
+    write_all(dir.path());
+    if blessing() {
+        for name in written_names() {
+            fs::copy(dir.path().join(name), golden_dir().join(name)).unwrap();
+        }
+        let mut lines: Vec<String> = OLDER
+            .iter()
+            .map(|(f, _)| manifest_line(&format!("../{f}"), &fixtures().join(f)))
+            .collect();
+        lines.extend(
+            CASES
+                .iter()
+                .map(|c| manifest_line(c.out, &golden_dir().join(c.out))),
+        );
+        fs::write(manifest_path(), lines.join("\n") + "\n").unwrap();
+        return;
+    }
+    let mut differ = Vec::new();
+    for name in written_names() {
+        let golden = fs::read(golden_dir().join(name))
+            .unwrap_or_else(|e| panic!("golden {name}: {e}; bless with {BLESS_VAR}=1"));
+        if fs::read(dir.path().join(name)).unwrap() != golden {
+            differ.push(name);
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "this build writes different bytes than the golden files {differ:?}; if the change \
+         is intended (a format change, a version bump: the header records `tool`), rerun \
+         with {BLESS_VAR}=1 and commit the new files"
+    );
+}
+
+/// Every golden file, the older ones included, decodes to the rows `MANIFEST` records,
+/// close to its input.
+#[test]
+fn golden_files_decode_to_the_committed_rows() {
+    if blessing() {
+        return; // MANIFEST is being rewritten: check it in the next, normal run.
+    }
+    let manifest = fs::read_to_string(manifest_path()).unwrap();
+    let lines: Vec<&str> = manifest.lines().collect();
+    assert_eq!(lines.len(), OLDER.len() + CASES.len(), "MANIFEST lines");
+    for line in &lines {
+        let file = line.split(' ').next().unwrap();
+        assert_eq!(
+            &manifest_line(file, &golden_dir().join(file)),
+            line,
+            "{file} no longer decodes to the committed rows (or its header changed)"
+        );
+    }
+    // Decoded rows are near the input: the manifest cannot have blessed garbage.
+    let sources = CASES
+        .iter()
+        .map(|c| (c.out.to_string(), golden_dir().join(c.input), c.min_cosine))
+        .chain(
+            OLDER
+                .iter()
+                .map(|(f, src)| (format!("../{f}"), fixtures().join(src), 0.999)),
+        );
+    for (file, src, min_cosine) in sources {
+        let (c, decoded) = decode_all(&golden_dir().join(&file));
+        let (shape, input) = crate::helpers::read_npy::<f32>(&src);
+        assert_eq!(shape, [c.rows(), c.dims() as u64], "{file}: input shape");
+        let cos = mean_cosine(&input, &decoded, c.dims());
+        assert!(
+            cos >= min_cosine,
+            "{file}: mean cosine {cos} < {min_cosine}"
+        );
+    }
+}
+
+/// Every codec id this build knows has a golden file, and the covered minors are listed.
+#[test]
+fn golden_files_cover_every_codec_id_and_known_minor() {
+    if blessing() {
+        return; // MANIFEST is being rewritten: check it in the next, normal run.
+    }
+    let manifest = fs::read_to_string(manifest_path()).unwrap();
+    let field = |line: &str, key: &str| -> u16 {
+        line.split(' ')
+            .find_map(|f| f.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("MANIFEST line without {key}: {line}"))
+    };
+    let ids: BTreeSet<u16> = manifest.lines().map(|l| field(l, "codec_id=")).collect();
+    let known: BTreeSet<u16> = (0..=u16::MAX)
+        .filter_map(CodecId::from_code)
+        .map(CodecId::code)
+        .collect();
+    assert_eq!(ids, known, "codec ids with a golden file");
+    let minors: BTreeSet<u16> = manifest.lines().map(|l| field(l, "minor=")).collect();
+    assert_eq!(
+        minors,
+        BTreeSet::from([0, vectro::format::MINOR]),
+        "format minors covered: 1.0 (an old file) and the one this build writes"
+    );
+    // Both codebook files of `train` are among the golden files, and each is used.
+    for t in TRAINS {
+        assert!(golden_dir().join(t.out).exists(), "{}", t.out);
+        assert!(CASES.iter().any(|c| c.args.contains(&t.out)), "{}", t.out);
+    }
+}
+
+fn mean_cosine(a: &[f32], b: &[f32], dims: usize) -> f64 {
+    let rows = a.len() / dims;
+    let mut sum = 0.0;
+    for (x, y) in a.chunks(dims).zip(b.chunks(dims)) {
+        let dot: f64 = x.iter().zip(y).map(|(p, q)| *p as f64 * *q as f64).sum();
+        let nx: f64 = x.iter().map(|p| (*p as f64).powi(2)).sum::<f64>().sqrt();
+        let ny: f64 = y.iter().map(|q| (*q as f64).powi(2)).sum::<f64>().sqrt();
+        sum += if nx == 0.0 || ny == 0.0 {
+            f64::from(nx == ny)
+        } else {
+            dot / (nx * ny)
+        };
+    }
+    sum / rows as f64
+}

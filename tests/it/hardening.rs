@@ -1,0 +1,380 @@
+//! Hostile environments: stdout and stderr on a full device, a closed stdout, a reader that
+//! hangs up, `--threads` at its bounds, impossible sizes and gates. Each must end with the
+//! documented exit code and a message, never a panic (exit 101) or a death by signal.
+
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use crate::helpers::*;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_vectro")
+}
+
+fn dev_full() -> File {
+    OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full")
+}
+
+/// A small dataset and its int8 container.
+fn dataset(dir: &Path) -> (String, String) {
+    let npy = dir.join("x.npy");
+    write_npy(&npy, 3000, 32, &random_rows(3000, 32, 7));
+    let vec = dir.join("x.vectro");
+    let st = Command::new(bin())
+        .args(["compress", "-q", "--in"])
+        .arg(&npy)
+        .arg("--out")
+        .arg(&vec)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    (
+        npy.to_str().unwrap().to_owned(),
+        vec.to_str().unwrap().to_owned(),
+    )
+}
+
+fn no_panic(o: &Output, what: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{what}: panicked: {err}");
+    assert_ne!(o.status.code(), Some(101), "{what}: exit 101");
+    assert!(
+        o.status.code().is_some(),
+        "{what}: killed by a signal: {:?}",
+        o.status
+    );
+}
+
+/// Every subcommand that prints to stdout, with stdout on a full device: exit 4 (I/O) and a
+/// message naming stdout, never a panic.
+#[test]
+fn stdout_on_a_full_device_is_an_io_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (npy, vec) = dataset(dir.path());
+    let out = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
+    let cases: Vec<Vec<String>> = vec![
+        vec!["info".into(), vec.clone()],
+        vec!["info".into(), "--quick".into(), vec.clone()],
+        vec!["info".into(), "--json".into(), vec.clone()],
+        vec!["verify".into(), vec.clone()],
+        vec![
+            "eval".into(),
+            "--orig".into(),
+            npy.clone(),
+            "--comp".into(),
+            vec.clone(),
+        ],
+        vec![
+            "eval".into(),
+            "--json".into(),
+            "--orig".into(),
+            npy.clone(),
+            "--comp".into(),
+            vec.clone(),
+        ],
+        vec!["get".into(), vec.clone(), "--rows".into(), "0..50".into()],
+        vec![
+            "export".into(),
+            vec.clone(),
+            "--format".into(),
+            "jsonl".into(),
+            "--out".into(),
+            "-".into(),
+        ],
+        vec![
+            "decompress".into(),
+            "--in".into(),
+            vec.clone(),
+            "--out".into(),
+            "-".into(),
+        ],
+        vec![
+            "compress".into(),
+            "--in".into(),
+            npy.clone(),
+            "--out".into(),
+            "-".into(),
+        ],
+        vec![
+            "compress".into(),
+            "--in".into(),
+            npy.clone(),
+            "--out".into(),
+            out("c.vectro"),
+        ],
+        vec![
+            "bench".into(),
+            "--in".into(),
+            npy.clone(),
+            "--codecs".into(),
+            "int8".into(),
+            "--runs".into(),
+            "1".into(),
+        ],
+    ];
+    for args in cases {
+        let what = args.join(" ");
+        let o = Command::new(bin())
+            .args(&args)
+            .stdout(dev_full())
+            .output()
+            .unwrap();
+        no_panic(&o, &what);
+        assert_eq!(
+            o.status.code(),
+            Some(4),
+            "{what}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("stdout"),
+            "{what}: the message names stdout: {err}"
+        );
+        assert!(
+            err.contains("No space left"),
+            "{what}: and the cause: {err}"
+        );
+    }
+}
+
+/// With stderr on a full device, an error still ends with its own exit code (3 for bad
+/// input), not a panic.
+#[test]
+fn stderr_on_a_full_device_keeps_the_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("nan.npy");
+    let mut rows = random_rows(10, 4, 1);
+    rows[9] = f32::NAN;
+    write_npy(&bad, 10, 4, &rows);
+    let o = Command::new(bin())
+        .args(["compress", "--in"])
+        .arg(&bad)
+        .arg("--out")
+        .arg(dir.path().join("x.vectro"))
+        .stderr(dev_full())
+        .output()
+        .unwrap();
+    no_panic(&o, "compress nan 2>/dev/full");
+    assert_eq!(o.status.code(), Some(3));
+    assert!(!dir.path().join("x.vectro").exists());
+}
+
+/// `>&-`: Rust would turn a closed stdout into a sink; the rows must not vanish with exit 0.
+#[test]
+fn a_closed_stdout_is_refused_for_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, vec) = dataset(dir.path());
+    for cmd in [
+        format!("\"$0\" decompress --in {vec} --out - >&-"),
+        format!("\"$0\" get {vec} --rows 0..5 >&-"),
+        format!("\"$0\" export {vec} --format jsonl --out - >&-"),
+    ] {
+        let o = Command::new("sh")
+            .args(["-c", &cmd, bin()])
+            .output()
+            .unwrap();
+        no_panic(&o, &cmd);
+        assert_eq!(o.status.code(), Some(4), "{cmd}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("stdout is closed"),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // A deliberate `> /dev/null` is a place to write, not a closed stdout.
+    let o = Command::new("sh")
+        .args([
+            "-c",
+            &format!("\"$0\" decompress --in {vec} --out - > /dev/null"),
+            bin(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+}
+
+/// A reader that hangs up early (`| head`) ends the run with exit 0, as in ripgrep, so
+/// `set -o pipefail` scripts do not fail.
+#[test]
+fn a_broken_pipe_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, vec) = dataset(dir.path());
+    for args in [
+        vec!["export", &vec, "--format", "jsonl", "--out", "-"],
+        vec!["get", &vec, "--rows", "0..3000"],
+        vec!["decompress", "--in", &vec, "--out", "-"],
+    ] {
+        let mut child = Command::new(bin())
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        no_panic(&o, &args.join(" "));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+/// `--threads` takes 0 to 1024; beyond is a usage error (exit 2) before any work, in every
+/// command that has it.
+#[test]
+fn threads_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (npy, vec) = dataset(dir.path());
+    let out = dir.path().join("t.vectro");
+    let ok = Command::new(bin())
+        .args(["compress", "-q", "--threads", "1024", "--in", &npy, "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    for n in ["1025", "5000", "18446744073709551615"] {
+        for args in [
+            vec!["compress", "--in", &npy, "--out", "u.vectro"],
+            vec!["decompress", "--in", &vec, "--out", "u.npy"],
+            vec!["eval", "--orig", &npy, "--comp", &vec],
+            vec!["export", &vec, "--format", "jsonl", "--out", "u.jsonl"],
+            vec!["generate", "--rows", "10", "--dims", "4", "--out", "u.npy"],
+            vec!["train", "--in", &npy, "--codec", "pq:m=4", "--out", "u.vcb"],
+            vec!["bench", "--in", &npy],
+        ] {
+            let o = Command::new(bin())
+                .current_dir(dir.path())
+                .args(&args)
+                .args(["--threads", n])
+                .output()
+                .unwrap();
+            no_panic(&o, &format!("{args:?} --threads {n}"));
+            assert_eq!(o.status.code(), Some(2), "{args:?} --threads {n}");
+            assert!(
+                String::from_utf8_lossy(&o.stderr).contains("--threads"),
+                "{args:?}: the message names the flag"
+            );
+        }
+    }
+    for name in ["u.vectro", "u.npy", "u.jsonl", "u.vcb"] {
+        assert!(!dir.path().join(name).exists(), "{name} was written");
+    }
+}
+
+/// Sizes no disk or memory could hold are usage errors, found before anything is written.
+#[test]
+fn impossible_sizes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = "4611686018427387904";
+    for (args, needle) in [
+        (
+            vec!["generate", "--rows", huge, "--dims", "4", "--out", "g.npy"],
+            "--rows",
+        ),
+        (
+            vec!["generate", "--rows", "10", "--dims", huge, "--out", "g.npy"],
+            "--dims",
+        ),
+        (
+            vec![
+                "generate",
+                "--rows",
+                "10",
+                "--dims",
+                "4",
+                "--clusters",
+                huge,
+                "--out",
+                "g.npy",
+            ],
+            "--clusters",
+        ),
+        (vec!["bench", "--rows", "100", "--dims", huge], "--dims"),
+        (
+            vec![
+                "eval",
+                "--orig",
+                "a.npy",
+                "--comp",
+                "b.vectro",
+                "--min-cosine",
+                "nan",
+            ],
+            "--min-cosine",
+        ),
+        (
+            vec![
+                "compress",
+                "--in",
+                "a.npy",
+                "--out",
+                "b.vectro",
+                "--codec",
+                "auto",
+                "--min-recall",
+                "inf",
+            ],
+            "--min-recall",
+        ),
+    ] {
+        let o = Command::new(bin())
+            .current_dir(dir.path())
+            .args(&args)
+            .args(["-q"])
+            .output()
+            .unwrap();
+        no_panic(&o, &args.join(" "));
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+}
+
+/// bench caps k at the rows there are, as eval does, instead of failing.
+#[test]
+fn bench_caps_k_like_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let (npy, _) = dataset(dir.path());
+    let o = Command::new(bin())
+        .args([
+            "bench",
+            "-q",
+            "--json",
+            "--codecs",
+            "int8",
+            "--runs",
+            "1",
+            "--k",
+            "18446744073709551615",
+            "--in",
+            &npy,
+        ])
+        .output()
+        .unwrap();
+    no_panic(&o, "bench --k huge");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["k"], 3000);
+}
