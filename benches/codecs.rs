@@ -216,7 +216,7 @@ fn int4_kernels(c: &mut Criterion) {
             b.iter(|| {
                 for r in input.chunks_exact(DIMS) {
                     row.copy_from_slice(r);
-                    rotate::forward_at(level, &rot, black_box(&mut row));
+                    rotate::forward_at(level, rot.signs(), rot.window(), black_box(&mut row));
                 }
             })
         });

@@ -25,7 +25,7 @@ use crate::npy;
 use crate::npy::f32_le_bytes;
 use crate::output::{AtomicOutput, Durability};
 use crate::par::run_ordered;
-use crate::pipeline::Progress;
+use crate::progress::Progress;
 
 /// Rows per generated chunk.
 const CHUNK_ROWS: u64 = 4096;

@@ -24,6 +24,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod checksum;
 pub mod codec;
 mod encode;
 mod error;
@@ -33,6 +34,8 @@ pub mod format;
 pub mod fuzzing;
 pub mod generate;
 mod input;
+#[cfg(test)]
+mod layers;
 pub mod mapping;
 pub mod merge;
 pub mod npy;
@@ -40,6 +43,7 @@ pub mod npz;
 pub mod output;
 pub mod par;
 pub mod pipeline;
+pub mod progress;
 pub mod simd;
 pub mod source;
 pub mod stream;
@@ -52,6 +56,7 @@ pub use format::Container;
 pub use generate::GenerateOptions;
 pub use merge::{MergeSummary, merge};
 pub use pipeline::{
-    CompressOptions, CompressSummary, DecompressSummary, MemorySource, NoProgress, Progress,
-    compress, compress_memory, decompress,
+    CompressOptions, CompressSummary, DecompressSummary, MemorySource, compress, compress_memory,
+    decompress,
 };
+pub use progress::{NoProgress, Progress};

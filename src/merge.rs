@@ -14,12 +14,12 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::format::shard::{ShardInfo, is_shard_key};
 use crate::format::{Container, ContainerWriter, Header};
 use crate::output::Durability;
+use crate::output::dest::{Dest, finished_len};
 use crate::par::peak_rss_bytes;
-use crate::pipeline::Progress;
-use crate::pipeline::dest::{Dest, finished_len};
-use crate::pipeline::shard::{ShardInfo, is_shard_key};
+use crate::progress::Progress;
 use crate::source::dataset::expand;
 
 /// What a merge did.
@@ -260,7 +260,7 @@ fn check_shard_rows(p: &Part, chunk_rows: u64) -> Result<()> {
 }
 
 fn missing(k: u32, n: u32, total: u64, chunk_rows: u64) -> Error {
-    let rows = crate::pipeline::shard::Shard { k, n }
+    let rows = crate::format::shard::Shard { k, n }
         .plan(total, chunk_rows)
         .map_or(0..0, |(_, r)| r);
     Error::MissingShard {

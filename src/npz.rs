@@ -42,7 +42,7 @@ use crate::error::{Error, Result};
 use crate::format::{Container, ContainerWriter, Header, Metadata};
 use crate::npy::{self, Dtype};
 use crate::output::{AtomicOutput, Durability};
-use crate::pipeline::Progress;
+use crate::progress::Progress;
 use crate::source::reader::ReleaseBehind;
 
 /// Settings of [`import_npz`].

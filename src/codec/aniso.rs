@@ -24,8 +24,7 @@
 //! `⟨x_j − c, x_j⟩ = ‖x_j‖² + (s − ‖c‖²) / 2`.
 
 use super::kmeans::{CentroidTable, argmin};
-#[cfg(target_arch = "x86_64")]
-use super::kmeans::{MinLanes8, MinLanes16};
+use crate::simd::aniso::{Terms, step};
 
 /// The default weight, `aniso=2`. On the shared MiniLM sample, raw and normalised, PQ and
 /// OPQ at 48 and 96 bytes, it raised recall@10 under L2 and inner product in 14 of 16
@@ -45,35 +44,6 @@ pub(crate) struct Scratch {
     scores: Vec<f32>,
     /// `‖x_j‖²` of each subspace.
     xj2: Vec<f32>,
-}
-
-/// What a subspace's loss terms are computed from, so that they need not be stored:
-/// `e(c) = ‖x_j‖² + s(c)` (the squared error) and `p(c) = ‖x_j‖² + (s(c) − ‖c‖²)/2`
-/// (the error's inner product with `x_j`).
-#[derive(Clone, Copy)]
-struct Terms<'a> {
-    s: &'a [f32],
-    norms: &'a [f32],
-    xj2: f32,
-}
-
-impl Terms<'_> {
-    #[inline(always)]
-    fn e(&self, c: usize) -> f32 {
-        self.xj2 + self.s[c]
-    }
-
-    #[inline(always)]
-    fn p(&self, c: usize) -> f32 {
-        self.xj2 + 0.5 * (self.s[c] - self.norms[c])
-    }
-
-    /// The loss of centroid `c`: `e(c) + w·(rest + p(c))²`.
-    #[inline(always)]
-    fn loss(&self, c: usize, rest: f32, w: f32) -> f32 {
-        let a = rest + self.p(c);
-        self.e(c) + w * (a * a)
-    }
 }
 
 /// Writes into `codes` the centroid of each subspace that minimises the anisotropic loss
@@ -127,116 +97,6 @@ pub(crate) fn encode_row(
             break;
         }
     }
-}
-
-/// The centroid `c` of least [`Terms::loss`] (the lowest index on ties) and that loss,
-/// dispatched to the widest instruction set the CPU has. The operations are element-wise
-/// and the same in every variant, so all agree bit for bit with [`step_scalar`].
-fn step(t: Terms, rest: f32, w: f32) -> (usize, f32) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F, checked just above.
-            return unsafe { step_avx512(t, rest, w) };
-        }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { step_avx2(t, rest, w) };
-        }
-    }
-    step_scalar(t, rest, w)
-}
-
-/// The reference for [`step`]: the first minimum in index order.
-fn step_scalar(t: Terms, rest: f32, w: f32) -> (usize, f32) {
-    scan_from((usize::MAX, f32::INFINITY), t, rest, w, 0)
-}
-
-/// `best` (a loss and its centroid) against the centroids from `from` on: the smallest
-/// loss, then the lowest index. All-NaN or infinite losses give centroid 0, as [`argmin`]
-/// does.
-fn scan_from(mut best: (usize, f32), t: Terms, rest: f32, w: f32, from: usize) -> (usize, f32) {
-    for c in from..t.s.len() {
-        let v = t.loss(c, rest, w);
-        if v < best.1 || (v == best.1 && c < best.0) {
-            best = (c, v);
-        }
-    }
-    if best.0 == usize::MAX {
-        let v = if t.s.is_empty() {
-            f32::INFINITY
-        } else {
-            t.loss(0, rest, w)
-        };
-        return (0, v);
-    }
-    best
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn step_avx512(t: Terms, rest: f32, w: f32) -> (usize, f32) {
-    use std::arch::x86_64::*;
-    let n = t.s.len().min(t.norms.len()) / 16 * 16;
-    let (vr, vw, vx) = (
-        _mm512_set1_ps(rest),
-        _mm512_set1_ps(w),
-        _mm512_set1_ps(t.xj2),
-    );
-    let half = _mm512_set1_ps(0.5);
-    let mut lanes = MinLanes16::new();
-    for i in (0..n).step_by(16) {
-        // SAFETY: `i + 16 <= n`, within both slices.
-        let (sv, nv) = unsafe {
-            (
-                _mm512_loadu_ps(t.s.as_ptr().add(i)),
-                _mm512_loadu_ps(t.norms.as_ptr().add(i)),
-            )
-        };
-        let e = _mm512_add_ps(vx, sv);
-        let p = _mm512_add_ps(vx, _mm512_mul_ps(half, _mm512_sub_ps(sv, nv)));
-        let a = _mm512_add_ps(vr, p);
-        lanes.push(_mm512_add_ps(e, _mm512_mul_ps(vw, _mm512_mul_ps(a, a))));
-    }
-    with_tail(lanes.first_min(), t, rest, w, n)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn step_avx2(t: Terms, rest: f32, w: f32) -> (usize, f32) {
-    use std::arch::x86_64::*;
-    let n = t.s.len().min(t.norms.len()) / 8 * 8;
-    let (vr, vw, vx) = (
-        _mm256_set1_ps(rest),
-        _mm256_set1_ps(w),
-        _mm256_set1_ps(t.xj2),
-    );
-    let half = _mm256_set1_ps(0.5);
-    let mut lanes = MinLanes8::new();
-    for i in (0..n).step_by(8) {
-        // SAFETY: `i + 8 <= n`, within both slices.
-        let (sv, nv) = unsafe {
-            (
-                _mm256_loadu_ps(t.s.as_ptr().add(i)),
-                _mm256_loadu_ps(t.norms.as_ptr().add(i)),
-            )
-        };
-        let e = _mm256_add_ps(vx, sv);
-        let p = _mm256_add_ps(vx, _mm256_mul_ps(half, _mm256_sub_ps(sv, nv)));
-        let a = _mm256_add_ps(vr, p);
-        lanes.push(_mm256_add_ps(e, _mm256_mul_ps(vw, _mm256_mul_ps(a, a))));
-    }
-    with_tail(lanes.first_min(), t, rest, w, n)
-}
-
-/// The lanes' first minimum against the centroids from `n` on, which no lane covered;
-/// all-infinite (or NaN) lanes go to the reference, which settles them.
-#[cfg(target_arch = "x86_64")]
-fn with_tail(lanes: (usize, f32), t: Terms, rest: f32, w: f32, n: usize) -> (usize, f32) {
-    if lanes.1 == f32::INFINITY {
-        return step_scalar(t, rest, w);
-    }
-    scan_from(lanes, t, rest, w, n)
 }
 
 #[cfg(test)]
@@ -355,60 +215,6 @@ mod tests {
             if !moved {
                 break;
             }
-        }
-    }
-
-    #[test]
-    fn dispatched_step_matches_scalar_bit_for_bit() {
-        let mut rng = Rng(13);
-        let (xj2, rest, w) = (0.8, 0.3, 0.05);
-        for k in [16, 256, 7, 33, 48, 100] {
-            let mut sc: Vec<f32> = (0..k).map(|_| rng.centred().abs() + 0.1).collect();
-            let mut norms: Vec<f32> = (0..k).map(|_| rng.centred().abs()).collect();
-            // A tie at the minimum (the same terms at two centroids): the lower index must
-            // win in every variant, whichever lane each falls in.
-            if k > 20 {
-                for i in [5, 17, k - 1] {
-                    (sc[i], norms[i]) = (-1.0, 0.25);
-                }
-            }
-            let t = Terms {
-                s: &sc,
-                norms: &norms,
-                xj2,
-            };
-            let want = step_scalar(t, rest, w);
-            let got = step(t, rest, w);
-            assert_eq!(
-                (got.0, got.1.to_bits()),
-                (want.0, want.1.to_bits()),
-                "k={k}"
-            );
-            if k > 20 {
-                assert_eq!(want.0, 5);
-            }
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has AVX-512F, checked just above.
-                    let got = unsafe { step_avx512(t, rest, w) };
-                    assert_eq!((got.0, got.1.to_bits()), (want.0, want.1.to_bits()));
-                }
-                if std::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU has AVX2, checked just above.
-                    let got = unsafe { step_avx2(t, rest, w) };
-                    assert_eq!((got.0, got.1.to_bits()), (want.0, want.1.to_bits()));
-                }
-            }
-            // And the same as an argmin over the losses written out.
-            let loss: Vec<f32> = (0..k)
-                .map(|c| {
-                    let (e, p) = (xj2 + sc[c], xj2 + 0.5 * (sc[c] - norms[c]));
-                    e + w * ((rest + p) * (rest + p))
-                })
-                .collect();
-            let (i, v) = argmin(&loss);
-            assert_eq!((i, v.to_bits()), (want.0, want.1.to_bits()), "k={k}");
         }
     }
 

@@ -9,7 +9,6 @@
 //! parabola in `c` with its minimum at `c = <v, s> / dims = Σ|v| / dims`. It is computed
 //! in f64 and stored as f32, so the reconstruction is exactly `sign × float32(mean|v|)`.
 
-use super::int4::{LANES, lane_sum};
 use super::{Codec, CodecId, CodecSpec, EncodeFault, read_f32};
 
 /// The sign-bit codec.
@@ -31,37 +30,7 @@ impl Binary {
 
 /// The scale of one row: `mean|v|`, rounded once to f32.
 pub fn row_scale(row: &[f32]) -> f32 {
-    row_scale_body(row)
-}
-
-/// [`row_scale`]'s body, inlined into each SIMD level's kernel. The f64 sum runs in
-/// [`LANES`] partial sums added in a fixed order, so it vectorises and every level gets the
-/// same bits.
-#[inline(always)]
-pub(crate) fn row_scale_body(row: &[f32]) -> f32 {
-    let mut l = [0f64; LANES];
-    let mut chunks = row.chunks_exact(LANES);
-    for c in &mut chunks {
-        for i in 0..LANES {
-            l[i] += f64::from(c[i].abs());
-        }
-    }
-    let tail = chunks
-        .remainder()
-        .iter()
-        .fold(0f64, |t, &x| t + f64::from(x.abs()));
-    (lane_sum(&l, tail) / row.len() as f64) as f32
-}
-
-/// One row's sign bits into `out` (`ceil(row.len() / 8)` bytes): the scalar reference of
-/// [`crate::simd::binary::encode_row`].
-pub fn sign_bits(row: &[f32], out: &mut [u8]) {
-    for (byte, eight) in out.iter_mut().zip(row.chunks(8)) {
-        *byte = eight
-            .iter()
-            .enumerate()
-            .fold(0u8, |acc, (j, &x)| acc | (u8::from(x >= 0.0) << j));
-    }
+    crate::simd::binary::row_scale_scalar(row)
 }
 
 impl Codec for Binary {

@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::CodecId;
 use crate::error::{Error, Result};
-use crate::pipeline::Progress;
+use crate::progress::Progress;
 
 /// Bytes of the fixed part of the parameter block, before the centroids.
 const FIXED_LEN: usize = 40;
@@ -199,7 +199,7 @@ impl Codebook {
     /// A short identity for people comparing shards: the crc32c of the parameter block.
     /// Two containers with the same fingerprint share one codebook.
     pub fn fingerprint(&self) -> u32 {
-        crate::format::crc(&self.to_params())
+        crate::checksum::crc(&self.to_params())
     }
 
     /// The standalone `.vcb` bytes: frame, parameter block, the training recipe if given
@@ -223,7 +223,7 @@ impl Codebook {
         LE::write_u32(&mut out[12..16], params.len() as u32);
         out.extend_from_slice(&params);
         out.extend_from_slice(recipe);
-        let c = crate::format::crc(&out);
+        let c = crate::checksum::crc(&out);
         out.extend_from_slice(&c.to_le_bytes());
         out
     }
@@ -264,7 +264,7 @@ impl Codebook {
         }
         let end = VCB_HEAD + p + r;
         let stored = LE::read_u32(&bytes[end..]);
-        if crate::format::crc(&bytes[..end]) != stored {
+        if crate::checksum::crc(&bytes[..end]) != stored {
             return Err(corrupt("checksum mismatch: the codebook is corrupt"));
         }
         if std::str::from_utf8(&bytes[VCB_HEAD + p..end]).is_err() {
@@ -601,7 +601,7 @@ mod tests {
         x[123 * d + 5] = bound;
         x[124 * d + 5] = -bound;
         let opts = TrainOptions::default();
-        let progress = crate::pipeline::NoProgress;
+        let progress = crate::progress::NoProgress;
         let in_part = |x: Vec<f32>| MemRows {
             part: Some(("part-1.npy", 100)),
             ..MemRows::new(x, d)
@@ -657,7 +657,7 @@ mod tests {
             "opq:m=4,nbits=4,opq_init=random",
             "binary-itq",
         ];
-        let progress = crate::pipeline::NoProgress;
+        let progress = crate::progress::NoProgress;
         for codec in codecs {
             // Not cancelled: trains.
             let flag = AtomicBool::new(false);

@@ -26,15 +26,8 @@
 
 use super::params::ScaleRule;
 use super::{Codec, CodecId, CodecSpec, EncodeFault, read_f32};
+pub use crate::simd::int4::{FIT_FACTORS, FIT_SETS, FIT_U, GAUSS, LANES};
 use crate::simd::{Level, int4 as k4};
-
-/// The non-negative Lloyd–Max levels of a unit Gaussian for 15 symmetric levels (code
-/// `q` decodes to `sign(q) × GAUSS[|q|] × scale`), computed by Lloyd's algorithm on 2·10⁶
-/// normal samples and rounded to 4 decimals; FORMAT.md lists the same values.
-pub const GAUSS: [f32; 8] = [0.0, 0.2751, 0.5572, 0.8545, 1.1783, 1.5497, 2.0103, 2.6829];
-
-/// Clipping factors the `fit` rule may try, largest first.
-pub const FIT_FACTORS: [f32; 9] = [1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6];
 
 /// The `fit` rule's first pass, as indices into [`FIT_FACTORS`]: the middle three, where
 /// real embeddings' optimum usually lies (0.75–0.85 for two thirds of
@@ -63,197 +56,15 @@ impl Int4 {
     }
 }
 
-/// Adding then subtracting 1.5·2²³ rounds a float32 of magnitude < 2²² to an integer, half to
-/// even; unlike `f32::round` it needs no libm call, so the loop vectorises.
-const ROUND_MAGIC: f32 = 12_582_912.0;
-
 /// `max|v|` from which a row keeps the `max` rule: 2¹¹⁰. Each lane of `<v, q>` adds at most
 /// `dims / 16 + 16` terms of at most `7 × max|v|`, under 2¹⁸ × max|v| for any dims below
 /// 342,000 (the bound `<q, q>` already needs), so the sums stay below f32::MAX (2¹²⁸).
 pub const FIT_MAX: f32 = 1.298_074_2e33;
 
-/// Lanes of the `fit` search's partial sums. They fix the order of the float additions, so
-/// every SIMD level reproduces the scalar reference's bits: 16 is one AVX-512 register or
-/// two AVX2 ones.
-pub const LANES: usize = 16;
-
-/// The code magnitude for `a = |v| / s`: `min(a, 7)` rounded half to even, as a float.
-/// `min` is written as a comparison so it compiles to one `minps`, the SIMD levels' op.
-#[inline(always)]
-fn magnitude(a: f32) -> f32 {
-    let y = if a < 7.0 { a } else { 7.0 };
-    (y + ROUND_MAGIC) - ROUND_MAGIC
-}
-
-/// `<v, q>` and `<q, q>` of `row` and its codes at scale `1 / inv`, without storing the
-/// codes: the scalar reference of [`crate::simd::int4::fit_dots`].
-///
-/// `v·q = |v|·|q|` exactly (the code has the value's sign), so the sums run on magnitudes.
-/// [`FIT_SETS`] sets of [`LANES`] lanes take the 16-value chunks in turn (chunk `j` to set
-/// `j mod 4`; lane `i` of a set adds its chunks' `i`th products in order), so a row is
-/// four independent chains of fused multiply-adds; then [`fit_dots_finish`] adds the tail
-/// and the lanes. `<q, q>` is exact (integers below 2²⁴ for any dims under 342,000).
-/// `<v, q>` accumulates with fused multiply-adds (one rounding each), so every SIMD level's
-/// FMA reproduces it.
-pub fn fit_dots(row: &[f32], inv: f32) -> (f64, f64) {
-    let (mut vq, mut qq) = ([[0f32; LANES]; FIT_SETS], [[0f32; LANES]; FIT_SETS]);
-    let mut chunks = row.chunks_exact(LANES);
-    for (j, c) in (&mut chunks).enumerate() {
-        let (vq, qq) = (&mut vq[j % FIT_SETS], &mut qq[j % FIT_SETS]);
-        for i in 0..LANES {
-            let a = c[i].abs();
-            let q = magnitude(a * inv);
-            vq[i] = a.mul_add(q, vq[i]);
-            qq[i] += q * q;
-        }
-    }
-    fit_dots_finish(&vq, &qq, chunks.remainder(), inv)
-}
-
-/// Lane sets of [`fit_dots`]: one chain of 4-cycle fused multiply-adds would make a
-/// single candidate's pass wait on latency, not throughput.
-pub const FIT_SETS: usize = 4;
-
-/// `Σ v²` of `row` in a fixed order, and its [`crate::codec::int8::max_abs_bits`]: the scalar
-/// reference of [`crate::simd::int4::max_abs_sumsq`]. Two sets of [`LANES`] lanes take
-/// alternate 16-value chunks (two independent chains of fused multiply-adds, so the sum does
-/// not wait on one chain's latency), each set is added like [`fit_dots`]' lanes (the first
-/// with the sequential tail), then the two. Only the `fit` search's bound check reads the sum; on
-/// rows past ~10¹⁸ its float32 lanes overflow to inf, which sends the check to its fallback.
-pub fn max_abs_sumsq(row: &[f32]) -> (u32, f64) {
-    let mut ss = [[0f32; LANES]; 2];
-    let mut chunks = row.chunks_exact(LANES);
-    for (j, c) in (&mut chunks).enumerate() {
-        for i in 0..LANES {
-            ss[j % 2][i] = c[i].mul_add(c[i], ss[j % 2][i]);
-        }
-    }
-    let tail = chunks.remainder();
-    let sum = lane_sum(&ss[0], sum_squares_tail(tail)) + lane_sum(&ss[1], 0.0);
-    (super::int8::max_abs_bits(row), sum)
-}
-
-/// The tail's part of [`max_abs_sumsq`]: a sequential sum, in f32.
-pub fn sum_squares_tail(tail: &[f32]) -> f32 {
-    tail.iter().fold(0f32, |t, &x| x.mul_add(x, t))
-}
-
-/// The end of [`fit_dots`], shared by every SIMD level: the sets added lane by lane in
-/// float32, `(s0 + s1) + (s2 + s3)`, then the tail of fewer than [`LANES`] values and the
-/// lanes added pairwise in f64 (a short dependency chain).
-pub fn fit_dots_finish(
-    vq: &[[f32; LANES]; FIT_SETS],
-    qq: &[[f32; LANES]; FIT_SETS],
-    tail: &[f32],
-    inv: f32,
-) -> (f64, f64) {
-    let merge = |s: &[[f32; LANES]; FIT_SETS]| -> [f32; LANES] {
-        std::array::from_fn(|i| (s[0][i] + s[1][i]) + (s[2][i] + s[3][i]))
-    };
-    let (tvq, tqq) = fit_dots_tail(tail, inv);
-    (lane_sum(&merge(vq), tvq), lane_sum(&merge(qq), tqq))
-}
-
-/// The tail's part of [`fit_dots_finish`]: plain sequential sums, in f32.
-pub fn fit_dots_tail(tail: &[f32], inv: f32) -> (f32, f32) {
-    let (mut tvq, mut tqq) = (0f32, 0f32);
-    for &x in tail {
-        let a = x.abs();
-        let q = magnitude(a * inv);
-        tvq = a.mul_add(q, tvq);
-        tqq += q * q;
-    }
-    (tvq, tqq)
-}
-
-/// The `fit` search's resolution: it scores candidate scales on `u = round(|v| × 127 /
-/// max|v|)`, an integer in `0..=127`, instead of on `|v|`. Its sums are then integers, so
-/// every SIMD level gets them exactly and in any order, and AVX-512 scores all nine factors
-/// with one byte lookup and two dot products per 64 values. Only the choice of factor comes
-/// from them: the stored scale is refit on the real values.
-pub const FIT_U: u8 = 127;
-
-/// `fit_codes()[k][u]`: the code magnitude of `u` (see [`FIT_U`]) at factor
-/// `FIT_FACTORS[k]`, `round(min(u × 7 / (127 × f), 7))`, computed in float64 and rounded half
-/// to even.
-pub fn fit_codes() -> &'static [[u8; 128]; 9] {
-    static CODES: std::sync::OnceLock<[[u8; 128]; 9]> = std::sync::OnceLock::new();
-    CODES.get_or_init(|| {
-        let mut t = [[0u8; 128]; 9];
-        for (row, &f) in t.iter_mut().zip(&FIT_FACTORS) {
-            for (u, q) in row.iter_mut().enumerate() {
-                let y = u as f64 * 7.0 / (f64::from(FIT_U) * f64::from(f));
-                *q = y.min(7.0).round_ties_even() as u8;
-            }
-        }
-        t
-    })
-}
-
-/// `fit_thresholds()[k][j]`: the first level whose code at factor `FIT_FACTORS[k]` is
-/// above `j` (128 if none), so a level's code is the count of thresholds it reaches: the
-/// form of [`fit_codes`] that compares, rather than looks up, in SIMD.
-pub fn fit_thresholds() -> &'static [[u8; 7]; 9] {
-    static THRESHOLDS: std::sync::OnceLock<[[u8; 7]; 9]> = std::sync::OnceLock::new();
-    THRESHOLDS.get_or_init(|| {
-        fit_codes().map(|t| {
-            std::array::from_fn(|j| t.iter().position(|&q| usize::from(q) > j).unwrap_or(128) as u8)
-        })
-    })
-}
-
-/// `u[i] = round(min(|row[i]| × c, 127))`, half to even: the search's levels of `row` at
-/// `c = 127 / max|v|` (finite). The scalar reference of [`crate::simd::int4::fit_levels`].
-pub fn fit_levels(row: &[f32], c: f32, u: &mut [u8]) {
-    fit_levels_body(row, c, u)
-}
-
-/// The body of [`fit_levels`], inlined into each SIMD level's wrapper: the integer is read
-/// from the bits of `y + 1.5·2²³`, so the loop vectorises.
-#[inline(always)]
-pub(crate) fn fit_levels_body(row: &[f32], c: f32, u: &mut [u8]) {
-    let magic = ROUND_MAGIC.to_bits();
-    for (o, &x) in u.iter_mut().zip(row) {
-        let y = x.abs() * c;
-        let y = if y < 127.0 { y } else { 127.0 };
-        *o = (y + ROUND_MAGIC).to_bits().wrapping_sub(magic) as u8;
-    }
-}
-
-/// `(Σ u·q, Σ q²)` of levels `u` (each at most 127) and their codes `q` at factor
-/// `FIT_FACTORS[k]`: the scalar reference of [`crate::simd::int4::fit_scores`].
-pub fn fit_scores(u: &[u8], k: usize) -> (u64, u64) {
-    let t = &fit_codes()[k];
-    let (mut vq, mut qq) = (0u64, 0u64);
-    for &x in u {
-        let q = u64::from(t[usize::from(x & 127)]);
-        vq += u64::from(x) * q;
-        qq += q * q;
-    }
-    (vq, qq)
-}
-
 /// Whether integer scores `a` rank above `b`: `a.0² / a.1 > b.0² / b.1`, compared exactly.
 fn ranks_above(a: (u64, u64), b: (u64, u64)) -> bool {
     let (av, aq, bv, bq) = (a.0 as u128, a.1 as u128, b.0 as u128, b.1 as u128);
     av * av * bq > bv * bv * aq
-}
-
-/// Codes of `row` at scale `s` (non-zero), packed two per byte into `out`
-/// (`ceil(row.len() / 2)` bytes): the scalar reference of
-/// [`crate::simd::int4::quantize_pack`].
-pub fn quantize_pack(row: &[f32], s: f32, out: &mut [u8]) {
-    let magic_bits = ROUND_MAGIC.to_bits() as i32;
-    let inv = 1.0 / s;
-    // 1/s overflows for the smallest subnormal scales: divide instead.
-    let divide = !inv.is_finite();
-    let code = |x: f32| {
-        let y = if divide { x / s } else { x * inv };
-        ((y.clamp(-7.0, 7.0) + ROUND_MAGIC).to_bits() as i32 - magic_bits) as u8 & 0x0f
-    };
-    for (o, pair) in out.iter_mut().zip(row.chunks(2)) {
-        *o = code(pair[0]) | pair.get(1).map_or(0, |&x| code(x)) << 4;
-    }
 }
 
 /// Chooses one row's codes and scale under `rule`, packs the codes into `out` and returns
@@ -264,6 +75,7 @@ pub fn quantize_pack(row: &[f32], s: f32, out: &mut [u8]) {
 /// `||v||² − <v,q>²/<q,q>`, so the best candidate is the one with the largest `<v,q>²/<q,q>`.
 /// The search ranks candidates by that score on the row's [`FIT_U`] levels; only the
 /// winner is scored on the real values, quantized and packed.
+#[inline]
 fn encode_row(
     row: &[f32],
     rule: ScaleRule,
@@ -279,7 +91,7 @@ fn encode_row(
     }
     // One pass finds max|v|, any NaN/Inf (see int8's max_abs_bits) and Σv².
     let (bits, sum_sq) = k4::max_abs_sumsq_at(level, row);
-    if bits >= super::int8::INF_BITS {
+    if bits >= crate::simd::int8::INF_BITS {
         return Err(row.iter().position(|x| !x.is_finite()).unwrap_or(0));
     }
     let max_abs = f32::from_bits(bits);
@@ -360,101 +172,6 @@ const ALL_FACTORS: [usize; 9] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
 fn gauss_level(c: i8) -> f32 {
     let l = GAUSS[c.unsigned_abs() as usize];
     if c < 0 { -l } else { l }
-}
-
-/// The `gauss` rule: codes are the nearest Gaussian level at scale `rms(v)` (ties to the
-/// level nearer zero), then the scale is refit by least squares. Bound: the row's squared
-/// error is at most that of the nearest-level codes at scale `rms(v)`.
-///
-/// The scalar reference of [`crate::simd::int4::encode_row_gauss`]: the SIMD levels compile
-/// this same body with wider instructions. Sums run in [`LANES`] f32 lanes, added as in
-/// [`fit_dots_finish`], so their order is fixed and the loops vectorise.
-pub fn encode_row_gauss(row: &[f32], q: &mut [i8]) -> f32 {
-    encode_row_gauss_body(row, q)
-}
-
-/// The body of [`encode_row_gauss`], inlined into each SIMD level's wrapper.
-#[inline(always)]
-pub(crate) fn encode_row_gauss_body(row: &[f32], q: &mut [i8]) -> f32 {
-    // Squares and `<|v|, level>` in f64: their f32 versions overflow for |v| past 1.8e19.
-    let sq = |x: f32| f64::from(x) * f64::from(x);
-    let mut ss = [0f64; LANES];
-    let mut chunks = row.chunks_exact(LANES);
-    for c in &mut chunks {
-        for i in 0..LANES {
-            ss[i] += sq(c[i]);
-        }
-    }
-    let tail = chunks.remainder().iter().fold(0f64, |t, &x| t + sq(x));
-    let sigma = (lane_sum(&ss, tail) / row.len() as f64).sqrt() as f32;
-    if sigma == 0.0 {
-        q.fill(0);
-        return 1.0;
-    }
-    // Midpoints between neighbouring levels.
-    let mut mid = [0f32; 7];
-    for (m, w) in mid.iter_mut().zip(GAUSS.windows(2)) {
-        *m = (w[0] + w[1]) / 2.0;
-    }
-    let inv = 1.0 / sigma;
-    // 1/σ overflows for the smallest subnormal σ, and is imprecise when σ is huge and 1/σ
-    // subnormal: divide instead.
-    let divide = !inv.is_normal();
-    // The code and level of `x`: the highest level whose midpoint |x|/σ passes. A select
-    // per midpoint (not a table lookup) keeps the loop vectorised.
-    let code = |x: f32| {
-        let u = if divide {
-            x.abs() / sigma
-        } else {
-            x.abs() * inv
-        };
-        let (mut k, mut l) = (0i32, 0f32);
-        for (j, &m) in mid.iter().enumerate() {
-            let past = u > m;
-            k += i32::from(past);
-            l = if past { GAUSS[j + 1] } else { l };
-        }
-        (if x < 0.0 { -k } else { k } as i8, l)
-    };
-    let (mut vl, mut ll) = ([0f64; LANES], [0f32; LANES]);
-    let (mut rows, mut codes) = (row.chunks_exact(LANES), q.chunks_exact_mut(LANES));
-    for (c, o) in (&mut rows).zip(&mut codes) {
-        for i in 0..LANES {
-            let (k, l) = code(c[i]);
-            o[i] = k;
-            // v·level(q) = |v|·|level| exactly: the code has the value's sign.
-            vl[i] += f64::from(c[i].abs()) * f64::from(l);
-            ll[i] += l * l;
-        }
-    }
-    let (mut tvl, mut tll) = (0f64, 0f32);
-    for (&x, o) in rows.remainder().iter().zip(codes.into_remainder()) {
-        let (k, l) = code(x);
-        *o = k;
-        tvl += f64::from(x.abs()) * f64::from(l);
-        tll += l * l;
-    }
-    let (vl, ll) = (lane_sum(&vl, tvl), lane_sum(&ll, tll));
-    // Every code is 0 only if every |v| < 0.1376·rms(v), which cannot happen.
-    if ll == 0.0 { 1.0 } else { (vl / ll) as f32 }
-}
-
-/// `LANES` partial sums and a tail, added in f64 in a fixed order: `h[i] = l[i] + l[i + 8]`,
-/// then halves pairwise, then the tail.
-#[inline(always)]
-pub(crate) fn lane_sum<T: Copy + Into<f64>>(l: &[T; LANES], t: T) -> f64 {
-    let mut h = [0f64; LANES / 2];
-    for (i, h) in h.iter_mut().enumerate() {
-        *h = l[i].into() + l[i + LANES / 2].into();
-    }
-    let mut w = LANES / 4;
-    while w > 0 {
-        for i in 0..w {
-            h[i] += h[i + w];
-        }
-        w /= 2;
-    }
-    h[0] + t.into()
 }
 
 fn pack(codes: &[i8], out: &mut [u8]) {

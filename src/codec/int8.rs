@@ -26,10 +26,6 @@ impl Int8 {
     }
 }
 
-/// Adding then subtracting 1.5·2²³ rounds a float32 in (-2²², 2²²) to an integer, half to
-/// even, in the default rounding mode; afterwards the low mantissa bits hold that integer.
-const ROUND_MAGIC: f32 = 12_582_912.0;
-
 /// The scale of one row, exactly as the reference computes it.
 pub fn row_scale(row: &[f32]) -> f32 {
     scale_of_max(max_abs(row))
@@ -40,49 +36,11 @@ pub fn max_abs(row: &[f32]) -> f32 {
     row.iter().fold(0f32, |m, &x| m.max(x.abs()))
 }
 
-/// The bits of +Inf: [`max_abs_bits`] is at least this exactly when a value is NaN or ±Inf.
-pub const INF_BITS: u32 = 0x7f80_0000;
-
-/// `max_j (bits(row[j]) & 0x7fff_ffff)`: the scalar reference of
-/// [`crate::simd::int8::max_abs_bits`].
-///
-/// Clearing the sign bit leaves `|x|`'s bits, and non-negative floats order as their bits
-/// do, so for a finite row this is `max_abs(row).to_bits()`; NaN and ±Inf have the largest
-/// exponent, so the same pass that finds the scale also rejects them.
-pub fn max_abs_bits(row: &[f32]) -> u32 {
-    row.iter().fold(0, |m, &x| m.max(x.to_bits() & 0x7fff_ffff))
-}
+pub use crate::simd::int8::INF_BITS;
 
 /// The scale of a row whose largest magnitude is `max_abs`.
 pub fn scale_of_max(max_abs: f32) -> f32 {
     if max_abs == 0.0 { 1.0 } else { max_abs / 127.0 }
-}
-
-/// Quantizes one row given its scale: the scalar reference of
-/// [`crate::simd::int8::quantize`].
-///
-/// Clamping before the magic-number rounding keeps the result in i8 range without a
-/// saturating cast, which would stop the loop from vectorising; it never changes a result,
-/// because `|v / scale| <= 127` up to one ulp.
-pub fn quantize_row(row: &[f32], scale: f32, out: &mut [i8]) {
-    if scale == 0.0 {
-        // max|v| is so small that max|v|/127 underflows to zero. numpy then divides by zero
-        // and casts the resulting ±inf/nan to int8, which yields 0 on x86-64; we match that.
-        out.fill(0);
-        return;
-    }
-    let magic_bits = ROUND_MAGIC.to_bits() as i32;
-    for (o, &x) in out.iter_mut().zip(row) {
-        let y = (x / scale).clamp(-127.0, 127.0) + ROUND_MAGIC;
-        *o = (y.to_bits() as i32 - magic_bits) as i8;
-    }
-}
-
-/// Reconstructs one row: the scalar reference of [`crate::simd::int8::dequantize`].
-pub fn dequantize_row(codes: &[i8], scale: f32, out: &mut [f32]) {
-    for (o, &q) in out.iter_mut().zip(codes) {
-        *o = f32::from(q) * scale;
-    }
 }
 
 impl Codec for Int8 {
@@ -185,7 +143,7 @@ mod tests {
         // max 127 gives scale 1.0 exactly, so v/scale == v and ties are exact.
         let row = [127.0f32, 0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5];
         let mut q = [0i8; 8];
-        quantize_row(&row, row_scale(&row), &mut q);
+        crate::simd::int8::quantize_scalar(&row, row_scale(&row), &mut q);
         assert_eq!(q, [127, 0, 2, 2, 0, -2, -2, 126]);
     }
 

@@ -22,7 +22,7 @@ use super::binary::Binary;
 use super::codebook::{RowSource, TrainOptions, check_cancel, draw_sample};
 use super::{Codec, CodecId, CodecSpec, EncodeFault, read_f32};
 use crate::error::{Error, Result};
-use crate::pipeline::Progress;
+use crate::progress::Progress;
 
 /// Rows ITQ trains on unless `--train-rows` says otherwise: its cost per iteration is
 /// `rows × dims²`, and more rows barely move the rotation.
@@ -267,7 +267,7 @@ mod tests {
     use super::*;
     use crate::codec::codebook::MemRows;
     use crate::codec::harness::round_trip;
-    use crate::pipeline::NoProgress;
+    use crate::progress::NoProgress;
 
     fn data(rows: usize, d: usize) -> Vec<f32> {
         let mut rng = ChaCha8Rng::seed_from_u64(3);

@@ -25,6 +25,7 @@ pub mod pq;
 
 use crate::error::{Error, Result};
 
+pub use crate::simd::prefetch;
 pub use bf16::Bf16;
 pub use binary::Binary;
 pub use codebook::{Codebook, RowSource, TrainOptions};
@@ -169,25 +170,6 @@ pub trait Codec: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// Asks the CPU to start loading the cache line holding `bytes[at]`; a no-op when `at` is
-/// out of bounds or the target has no prefetch instruction. Never faults: a prefetch is a
-/// hint.
-#[inline]
-pub fn prefetch(bytes: &[u8], at: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(b) = bytes.get(at) {
-        // SAFETY: SSE is part of the x86-64 baseline, and a prefetch only hints the cache:
-        // it reads nothing into the program and cannot fault, whatever the address.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                (b as *const u8).cast::<i8>(),
-            )
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (bytes, at);
-}
-
 /// Builds the codec a container header describes.
 ///
 /// # Errors
@@ -323,7 +305,7 @@ pub fn parse_trained(
     text: &str,
     source: &dyn RowSource,
     opts: &TrainOptions,
-    progress: &dyn crate::pipeline::Progress,
+    progress: &dyn crate::progress::Progress,
 ) -> Result<Box<dyn Codec>> {
     match text.split_once(':').map_or(text, |(n, _)| n) {
         "pq" | "opq" => Ok(Box::new(Pq::new(train_codebook(
@@ -372,7 +354,7 @@ pub fn train_codebook(
     text: &str,
     source: &dyn RowSource,
     opts: &TrainOptions,
-    progress: &dyn crate::pipeline::Progress,
+    progress: &dyn crate::progress::Progress,
 ) -> Result<Codebook> {
     let (name, params) = text.split_once(':').unwrap_or((text, ""));
     let id = match name {

@@ -28,100 +28,10 @@ use std::sync::atomic::AtomicBool;
 use super::codebook::{Codebook, TrainingFacts, check_cancel};
 use super::pq::{OpqInit, PqParams, SubspaceFit, train_subspaces};
 use crate::error::{Error, Result};
+pub use crate::simd::opq::rotate;
 
 /// Rows per block of the reductions; fixed for determinism.
 const BLOCK: usize = 4096;
-
-/// `out = x · r` for row-major `x` (`n × d`) and `r` (`d × d`). Each output element is
-/// accumulated over `t = 0..d` in order, whatever the tiling, so one row and a block give
-/// identical bits.
-pub fn rotate(x: &[f32], d: usize, r: &[f32], out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F, checked just above.
-            return unsafe { rotate_avx512(x, d, r, out) };
-        }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { rotate_avx2(x, d, r, out) };
-        }
-    }
-    rotate_scalar(x, d, r, out)
-}
-
-// Tile shapes per level, measured on a 384-dim OPQ decode (`cargo bench --bench codecs --
-// decode/opq`, Zen 5): each keeps its accumulators in registers. The old 4 × 32 everywhere
-// gave 616 MiB/s with AVX-512, 336 with AVX2 and 173 without (its 32 AVX2 or SSE
-// accumulators spill); these give 838, 518 and 242. Other shapes tried: AVX-512 4×64,
-// 6×64, 8×48, 12×32 (390-505); AVX2 4×16, 8×16, 2×32, 3×32 (305-464); SSE 4×16, 4×8,
-// 6×8 (194-224).
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn rotate_avx512(x: &[f32], d: usize, r: &[f32], out: &mut [f32]) {
-    rotate_tiled::<8, 32>(x, d, r, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn rotate_avx2(x: &[f32], d: usize, r: &[f32], out: &mut [f32]) {
-    rotate_tiled::<6, 16>(x, d, r, out)
-}
-
-/// The reference of [`rotate`]: a register-tiled loop the compiler vectorises.
-pub fn rotate_scalar(x: &[f32], d: usize, r: &[f32], out: &mut [f32]) {
-    rotate_tiled::<2, 16>(x, d, r, out)
-}
-
-/// `out = x · r` in tiles of `TR` rows × `TC` columns held in registers. Tiles change
-/// which products are in flight together, never the order in which one output element
-/// adds its `d` products, so every tiling gives the same bits.
-#[inline(always)]
-fn rotate_tiled<const TR: usize, const TC: usize>(x: &[f32], d: usize, r: &[f32], out: &mut [f32]) {
-    let n = x.len() / d;
-    let full_rows = n / TR * TR;
-    let full_cols = d / TC * TC;
-    for i0 in (0..full_rows).step_by(TR) {
-        for j0 in (0..full_cols).step_by(TC) {
-            let mut acc = [[0f32; TC]; TR];
-            for t in 0..d {
-                let rr = &r[t * d + j0..t * d + j0 + TC];
-                for (ri, a) in acc.iter_mut().enumerate() {
-                    let xv = x[(i0 + ri) * d + t];
-                    for (o, &c) in a.iter_mut().zip(rr) {
-                        *o += xv * c;
-                    }
-                }
-            }
-            for (ri, a) in acc.iter().enumerate() {
-                out[(i0 + ri) * d + j0..(i0 + ri) * d + j0 + TC].copy_from_slice(a);
-            }
-        }
-        rotate_edge(x, d, r, out, i0..i0 + TR, full_cols);
-    }
-    rotate_edge(x, d, r, out, full_rows..n, 0);
-}
-
-/// Rows `rows`, columns `first_col..d`, one element at a time in the same order.
-fn rotate_edge(
-    x: &[f32],
-    d: usize,
-    r: &[f32],
-    out: &mut [f32],
-    rows: std::ops::Range<usize>,
-    first_col: usize,
-) {
-    for i in rows {
-        for j in first_col..d {
-            let mut acc = 0f32;
-            for t in 0..d {
-                acc += x[i * d + t] * r[t * d + j];
-            }
-            out[i * d + j] = acc;
-        }
-    }
-}
 
 /// [`rotate`] over many rows, in parallel over fixed blocks.
 fn rotate_par(x: &[f32], d: usize, r: &[f32]) -> Vec<f32> {
@@ -359,51 +269,6 @@ mod tests {
     }
 
     #[test]
-    fn rotate_matches_a_plain_loop_at_every_level_and_tiling() {
-        // Shapes with and without partial tiles of every level's rows (8, 6, 2) and
-        // columns (32, 16).
-        for (n, d) in [(9, 70), (4, 32), (1, 5), (13, 48), (16, 64), (7, 33)] {
-            let (x, r) = (random(n * d, 1), random(d * d, 2));
-            let mut slow = vec![0f32; n * d];
-            rotate_edge(&x, d, &r, &mut slow, 0..n, 0);
-            let same = |got: &[f32], what: &str| {
-                assert!(
-                    got.iter()
-                        .zip(&slow)
-                        .all(|(a, b)| a.to_bits() == b.to_bits()),
-                    "{what} {n}x{d}"
-                );
-            };
-            let mut out = vec![0f32; n * d];
-            rotate(&x, d, &r, &mut out);
-            same(&out, "dispatch");
-            rotate_scalar(&x, d, &r, &mut out);
-            same(&out, "scalar");
-            rotate_tiled::<3, 8>(&x, d, &r, &mut out);
-            same(&out, "3x8");
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU supports AVX2, checked just above.
-                    unsafe { rotate_avx2(&x, d, &r, &mut out) };
-                    same(&out, "avx2");
-                }
-                if std::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU supports AVX-512F, checked just above.
-                    unsafe { rotate_avx512(&x, d, &r, &mut out) };
-                    same(&out, "avx512");
-                }
-            }
-            // One row alone gives the bits it gets inside a block.
-            if n > 1 {
-                let mut one = vec![0f32; d];
-                rotate(&x[d..2 * d], d, &r, &mut one);
-                assert_eq!(one, slow[d..2 * d], "row 1 alone {n}x{d}");
-            }
-        }
-    }
-
-    #[test]
     fn procrustes_recovers_a_known_rotation() {
         let d = 6;
         let x = random(200 * d, 3);
@@ -485,7 +350,7 @@ mod tests {
                 &p,
                 &x,
                 d,
-                &crate::pipeline::NoProgress,
+                &crate::progress::NoProgress,
                 &AtomicBool::new(false),
             )
             .unwrap()
@@ -521,7 +386,7 @@ mod tests {
                 &p,
                 &x,
                 d,
-                &crate::pipeline::NoProgress,
+                &crate::progress::NoProgress,
                 &AtomicBool::new(false),
             )
             .unwrap_err();

@@ -14,7 +14,7 @@ use super::codebook::{Codebook, TrainingFacts};
 use super::kmeans::{self, CentroidTable, KMeansParams};
 use super::{Codec, CodecId, CodecSpec, EncodeFault, aniso, opq};
 use crate::error::{Error, Result};
-use crate::pipeline::Progress;
+use crate::progress::Progress;
 
 /// Training settings parsed from `--codec pq:m=48,nbits=8,...`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -636,7 +636,7 @@ impl Codec for Pq {
 mod tests {
     use super::*;
     use crate::codec::harness::round_trip;
-    use crate::pipeline::NoProgress;
+    use crate::progress::NoProgress;
     use rand::{RngExt, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 

@@ -79,88 +79,27 @@ impl Rotation {
         self.window
     }
 
-    /// Rotates one row in place, with the widest SIMD level this CPU has (same bits at
-    /// every level: see [`crate::simd::rotate`]).
-    pub fn forward(&self, row: &mut [f32]) {
-        crate::simd::rotate::forward(self, row)
+    /// The `rounds × dims` signs, ±1.0, round by round.
+    pub fn signs(&self) -> &[f32] {
+        &self.signs
     }
 
-    /// [`Rotation::forward`] in plain Rust: the scalar reference, and the body each SIMD
-    /// level compiles with wider instructions and its own `fwht` (which must give
-    /// [`fwht`]'s bits).
-    #[inline(always)]
-    pub(crate) fn forward_with(&self, row: &mut [f32], fwht: impl Fn(&mut [f32])) {
-        let (d, w) = (self.dims, self.window);
-        for signs in self.signs.chunks_exact(d) {
-            row.iter_mut().zip(signs).for_each(|(x, s)| *x *= s);
-            fwht(&mut row[..w]);
-            if w < d {
-                fwht(&mut row[d - w..]);
-            }
-        }
+    /// Rotates one row (`dims` long) in place, with the widest SIMD level this CPU has
+    /// (same bits at every level: see [`crate::simd::rotate`]).
+    pub fn forward(&self, row: &mut [f32]) {
+        crate::simd::rotate::forward(&self.signs, self.window, &mut row[..self.dims])
     }
 
     /// Undoes [`Rotation::forward`] in place (up to float rounding), with the widest SIMD
     /// level this CPU has (same bits at every level).
     pub fn inverse(&self, row: &mut [f32]) {
-        crate::simd::rotate::inverse(self, row)
-    }
-
-    /// [`Rotation::inverse`]'s body; see [`Rotation::forward_with`].
-    #[inline(always)]
-    pub(crate) fn inverse_with(&self, row: &mut [f32], fwht: impl Fn(&mut [f32])) {
-        let (d, w) = (self.dims, self.window);
-        for signs in self.signs.chunks_exact(d).rev() {
-            if w < d {
-                fwht(&mut row[d - w..]);
-            }
-            fwht(&mut row[..w]);
-            row.iter_mut().zip(signs).for_each(|(x, s)| *x *= s);
-        }
+        crate::simd::rotate::inverse(&self.signs, self.window, &mut row[..self.dims])
     }
 }
 
 /// The largest power of two `<= dims`.
 pub fn window_for(dims: usize) -> usize {
     1 << (usize::BITS - 1 - dims.leading_zeros())
-}
-
-/// The orthonormal (hence self-inverse) fast Walsh–Hadamard transform; `x.len()` is a power
-/// of two.
-#[inline(always)]
-pub(crate) fn fwht(x: &mut [f32]) {
-    let n = x.len();
-    let mut h = 1;
-    if n >= 4 {
-        // The first two stages in registers: short inner loops would dominate otherwise.
-        for q in x.chunks_exact_mut(4) {
-            let (a, b, c, d) = (q[0] + q[1], q[0] - q[1], q[2] + q[3], q[2] - q[3]);
-            q.copy_from_slice(&[a + c, b + d, a - c, b - d]);
-        }
-        h = 4;
-    }
-    fwht_from(x, h);
-}
-
-/// [`fwht`]'s stages from butterfly distance `h` on (`x` has had the earlier ones), then
-/// the normalisation. Stage `h` maps each pair `(u, v) = (x[i], x[i + h])` to
-/// `(u + v, u − v)`, for `i` with bit `h` clear.
-#[inline(always)]
-pub(crate) fn fwht_from(x: &mut [f32], mut h: usize) {
-    let n = x.len();
-    while h < n {
-        for block in x.chunks_exact_mut(2 * h) {
-            let (a, b) = block.split_at_mut(h);
-            for (p, q) in a.iter_mut().zip(b.iter_mut()) {
-                let (u, v) = (*p, *q);
-                *p = u + v;
-                *q = u - v;
-            }
-        }
-        h *= 2;
-    }
-    let norm = (n as f64).sqrt().recip() as f32;
-    x.iter_mut().for_each(|v| *v *= norm);
 }
 
 /// splitmix64 (Steele, Lea, Flood 2014): tiny, seedable, and easy to reimplement from
@@ -307,32 +246,6 @@ mod tests {
         Rotation::new(d, 3, 1).forward(&mut x);
         let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
         assert!(max < 0.25, "a one-hot vector is spread out, max {max}");
-    }
-
-    #[test]
-    fn fwht_matches_the_textbook_definition() {
-        for n in [1usize, 2, 4, 8, 16, 64] {
-            let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
-            let mut y = x.clone();
-            fwht(&mut y);
-            for (k, &got) in y.iter().enumerate() {
-                // H[k][i] = (-1)^popcount(k & i) / sqrt(n)
-                let want: f64 = x
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &v)| {
-                        f64::from(v)
-                            * if (k & i).count_ones() % 2 == 0 {
-                                1.0
-                            } else {
-                                -1.0
-                            }
-                    })
-                    .sum::<f64>()
-                    / (n as f64).sqrt();
-                assert!((f64::from(got) - want).abs() < 1e-5, "n={n} k={k}");
-            }
-        }
     }
 
     #[test]

@@ -338,7 +338,7 @@ mod tests {
     use super::*;
     use crate::codec::pq::{PqParams, get_code, train};
     use crate::codec::{Codec, CodecId, Pq};
-    use crate::pipeline::NoProgress;
+    use crate::progress::NoProgress;
     use rand::{RngExt, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 

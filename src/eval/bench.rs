@@ -19,7 +19,7 @@ use crate::codec::{self, Codec};
 use crate::encode::default_chunk_rows;
 use crate::error::{Error, Result};
 use crate::par::run_ordered;
-use crate::pipeline::Progress;
+use crate::progress::Progress;
 use crate::source::NpySource;
 
 /// Settings of a bench run.

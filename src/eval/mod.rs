@@ -38,7 +38,7 @@ use crate::codec::{Codebook, CodecId};
 use crate::error::{Error, Result};
 use crate::format::Container;
 use crate::par::run_ordered;
-use crate::pipeline::Progress;
+use crate::progress::Progress;
 use crate::source::check_finite;
 use crate::source::reader::{NpySource, ReleaseBehind};
 use adc::AdcTables;

@@ -13,6 +13,7 @@
 mod header;
 pub(crate) mod layout;
 pub mod read;
+pub mod shard;
 pub mod verify;
 pub mod write;
 
@@ -50,25 +51,7 @@ pub const TOOL: &str = concat!("vectro ", env!("CARGO_PKG_VERSION"));
 /// The largest header accepted, to refuse allocation bombs from a corrupt length.
 pub const MAX_HEADER_LEN: usize = 1 << 24;
 
-/// CRC-32C (Castagnoli) of `bytes`, the checksum of every part of a container.
-///
-/// `crc-fast` folds with carry-less multiplies (VPCLMULQDQ on AVX-512): 64 GB/s a core here
-/// against 32 for the `crc32c` crate's three-way `crc32` instruction loop, which the tests
-/// keep as an independent check.
-pub fn crc(bytes: &[u8]) -> u32 {
-    crc_fast::crc32_iscsi(bytes)
-}
-
-/// CRC-32C of the concatenation of the bytes `prefix` summed to `prefix_crc` and `bytes`.
-pub fn crc_append(prefix_crc: u32, bytes: &[u8]) -> u32 {
-    // The running state is the finished CRC with its final inversion undone.
-    let mut d = crc_fast::Digest::new_with_init_state(
-        crc_fast::CrcAlgorithm::Crc32Iscsi,
-        u64::from(!prefix_crc),
-    );
-    d.update(bytes);
-    d.finalize() as u32
-}
+pub use crate::checksum::{crc, crc_append};
 
 /// The most values (rows × dims) a chunk may hold: 2²⁸, 1 GiB of float32. Readers refuse
 /// larger chunks before allocating, so that a corrupt header cannot demand a huge buffer.

@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 /// Bytes [`AtomicOutput::writer`] buffers; larger writes bypass the buffer.
 const WRITE_BUFFER: usize = 64 << 10;
 
+pub mod dest;
 mod same_file;
 mod write_behind;
 pub use same_file::{check_not_input, same_file};

@@ -6,12 +6,12 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use super::Progress;
-use super::dest::Dest;
 use super::options::CompressOptions;
 use crate::codec::auto::{self, AutoReport};
 use crate::codec::{self, Codec};
 use crate::error::{Error, Result};
 use crate::format::Header;
+use crate::output::dest::Dest;
 use crate::source::Input;
 
 /// What a run's codec starts from: a frozen `--codebook`, if any, and the training recipe

@@ -7,16 +7,15 @@ use std::time::Instant;
 
 use super::Progress;
 use super::choose::{self, Choice, Choose, Recipe};
-use super::dest::Dest;
 pub use super::options::{CompressOptions, CompressSummary};
 use super::resume::{self, Start};
-use super::shard;
 use crate::codec::{self, Codec, PayloadStage};
 use crate::encode::default_chunk_rows;
 use crate::encode::worker::Encoder;
 use crate::encode::writer::ChunkSink;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{ContainerWriter, Header, Metadata};
+use crate::output::dest::Dest;
 use crate::par::{peak_rss_bytes, run_ordered};
 use crate::source::reader::{ChunkJob, Input, ReleaseBehind};
 
@@ -294,7 +293,7 @@ impl Report<'_> {
 /// Checks that the existing `output` a shard or `--resume` run keeps is its complete
 /// output; returns its length.
 fn existing_output(output: &Path, header: &Header, opts: &CompressOptions) -> Result<u64> {
-    shard::check_complete(output, header).map_err(|e| match opts.shard {
+    crate::format::shard::check_complete(output, header).map_err(|e| match opts.shard {
         Some(s) => Error::Config(format!(
             "shard {s}: {} exists but is not this shard's complete output ({e}); pass --force to redo it",
             output.display()
@@ -533,7 +532,7 @@ fn run(r: Run<'_>) -> Result<(u64, u64)> {
         cancel,
     )?;
     let chunks = sink.writer.chunks().len() as u64;
-    let bytes = super::dest::finished_len(&sink.writer);
+    let bytes = crate::output::dest::finished_len(&sink.writer);
     let mut w = sink
         .writer
         .finish()

@@ -8,12 +8,12 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::Progress;
-use super::dest::Dest;
 use crate::error::{Error, Result};
 use crate::format::Container;
 use crate::npy;
 use crate::npy::f32_le_bytes;
 use crate::output::Durability;
+use crate::output::dest::Dest;
 use crate::par::{peak_rss_bytes, run_ordered};
 use crate::source::reader::ReleaseBehind;
 

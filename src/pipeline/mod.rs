@@ -6,23 +6,22 @@
 mod choose;
 mod compress;
 mod decompress;
-pub mod dest;
 pub mod memory;
 mod options;
-mod progress;
 mod resume;
-pub mod shard;
 pub mod train;
 
 pub use crate::npy::f32_le_bytes;
+pub use crate::progress::{NoProgress, Progress};
 pub use compress::{CompressOptions, CompressSummary, compress};
 pub use decompress::{DecompressSummary, decompress};
 pub use memory::{MemorySource, compress_memory};
-pub use progress::{NoProgress, Progress};
 
 // The modules and functions that moved to the layers below, at their old paths.
 pub use crate::encode::default_chunk_rows;
 pub use crate::encode::writer;
+pub use crate::format::shard;
+pub use crate::output::dest;
 pub use crate::par::ordered;
 pub use crate::par::{default_threads, peak_rss_bytes};
 pub use crate::source::{dataset, reader, stream};

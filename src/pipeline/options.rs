@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::shard::Shard;
 use crate::codec::auto::{AutoReport, Target};
+use crate::format::shard::Shard;
 use crate::output::Durability;
 
 /// Rows `--codec auto` samples when not told otherwise.

@@ -1,59 +1,54 @@
 //! SIMD kernels behind safe dispatchers with runtime CPU detection.
 //!
-//! Every kernel has a scalar reference (the plain Rust loop in the codec's own file), and
-//! tests check that each instruction set available on the test machine agrees with it bit
-//! for bit. The default build targets generic x86-64 (SSE2), so the wider paths are chosen
-//! at run time: detection runs once per process and is cached.
+//! Every kernel has a scalar reference (plain Rust, in the family's `mod.rs`), and tests
+//! check that each instruction set available on the test machine agrees with it bit for
+//! bit. The default build targets generic x86-64 (SSE2), so the wider paths are chosen at
+//! run time: detection runs once per process and is cached.
 //!
-//! Adding a kernel: its `#[target_feature]` functions go in `x86.rs` / `neon.rs`, a safe
-//! dispatcher in a module named for the codec (see [`int8`]), plus agreement tests there.
-//! [`adc`] keeps its x86 kernels apart, in `x86_adc.rs`.
+//! Kernels take plain slices and parameters and import nothing from the codecs above them:
+//! a codec calls down into its family here. Each family is a folder, `simd/<family>/`:
+//! - `mod.rs`: the safe dispatchers (`f` at the detected level, `f_at` at a given one), the
+//!   scalar references (named `*_scalar` where a dispatcher has the plain name) and the
+//!   agreement tests;
+//! - `x86.rs`: the AVX2 / AVX-512 `#[target_feature]` functions;
+//! - `neon.rs`: the aarch64 NEON ones, where a family has them.
+//!
+//! Adding a kernel: put it in its family's folder (or a new one) in that shape.
 
 pub mod adc;
+pub mod aniso;
 pub mod binary;
+mod finite;
 pub mod half;
 pub mod int4;
 pub mod int8;
-#[cfg(target_arch = "aarch64")]
-mod neon;
+pub mod kmeans;
+pub mod opq;
 pub mod rotate;
 #[cfg(target_arch = "x86_64")]
-mod x86;
-#[cfg(target_arch = "x86_64")]
-mod x86_adc;
-#[cfg(target_arch = "x86_64")]
-mod x86_half;
-#[cfg(target_arch = "x86_64")]
-mod x86_int4;
+mod x86_common;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-/// Whether any value in `data` is NaN or ±Inf: the input check every codec relies on.
-pub fn any_non_finite(data: &[f32]) -> bool {
-    any_non_finite_at(Level::detect(), data)
-}
+pub use finite::{any_non_finite, any_non_finite_at, any_non_finite_scalar};
 
-/// [`any_non_finite`] at a given level; a level this CPU lacks runs the scalar reference.
-pub fn any_non_finite_at(level: Level, data: &[f32]) -> bool {
+/// Asks the CPU to start loading the cache line holding `bytes[at]`; a no-op when `at` is
+/// out of bounds or the target has no prefetch instruction. Never faults: a prefetch is a
+/// hint.
+#[inline]
+pub fn prefetch(bytes: &[u8], at: usize) {
     #[cfg(target_arch = "x86_64")]
-    if level.runs_here() {
-        match level {
-            // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
-            Level::Avx512 => return unsafe { x86::any_non_finite_avx512(data) },
-            // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
-            Level::Avx2 => return unsafe { x86::any_non_finite_avx2(data) },
-            _ => {}
-        }
+    if let Some(b) = bytes.get(at) {
+        // SAFETY: SSE is part of the x86-64 baseline, and a prefetch only hints the cache:
+        // it reads nothing into the program and cannot fault, whatever the address.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (b as *const u8).cast::<i8>(),
+            )
+        };
     }
-    let _ = level;
-    any_non_finite_scalar(data)
-}
-
-/// The scalar reference of [`any_non_finite`]: branch-free, so it vectorises on SSE2.
-pub fn any_non_finite_scalar(data: &[f32]) -> bool {
-    data.iter().fold(false, |acc, x| {
-        acc | (x.to_bits() & 0x7f80_0000 == 0x7f80_0000)
-    })
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (bytes, at);
 }
 
 /// An instruction-set level a kernel can run at.
@@ -79,23 +74,29 @@ impl Level {
     ///
     /// The environment variable `VECTRO_SIMD` (`scalar`, `avx2`, `avx512` or `neon`) picks
     /// a lower level, for benchmarking or to rule the kernels out when chasing a bug; a
-    /// level the CPU lacks, or an unknown name, means scalar.
+    /// level the CPU lacks, or an unknown name, means scalar. Whatever it returns, this CPU
+    /// runs: kernels may rely on that.
+    #[inline]
     pub fn detect() -> Level {
         match CHOSEN.load(Ordering::Relaxed) {
-            0 => {
-                let best = Self::best();
-                let l = match std::env::var("VECTRO_SIMD") {
-                    Ok(cap) => Self::available()
-                        .into_iter()
-                        .find(|l| l.name() == cap)
-                        .unwrap_or(Level::Scalar),
-                    Err(_) => best,
-                };
-                CHOSEN.store(l as u8, Ordering::Relaxed);
-                l
-            }
+            0 => Self::detect_first(),
             n => Self::from_u8(n),
         }
+    }
+
+    /// [`Level::detect`]'s first call: reads `VECTRO_SIMD` and caches the choice.
+    #[cold]
+    fn detect_first() -> Level {
+        let best = Self::best();
+        let l = match std::env::var("VECTRO_SIMD") {
+            Ok(cap) => Self::available()
+                .into_iter()
+                .find(|l| l.name() == cap)
+                .unwrap_or(Level::Scalar),
+            Err(_) => best,
+        };
+        CHOSEN.store(l as u8, Ordering::Relaxed);
+        l
     }
 
     /// The best level this CPU supports, whatever `VECTRO_SIMD` says.
@@ -163,48 +164,6 @@ impl Level {
             3 => Level::Avx512,
             4 => Level::Neon,
             _ => Level::Scalar,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn any_non_finite_agrees_on_every_level() {
-        let edge = [
-            f32::MAX,
-            -f32::MAX,
-            f32::MIN_POSITIVE,
-            f32::from_bits(1),
-            -0.0,
-            1.5,
-        ];
-        let bad = [
-            f32::NAN,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            f32::from_bits(0xffc0_0001),
-        ];
-        for len in [0usize, 1, 7, 8, 15, 16, 17, 63, 64, 100] {
-            let mut data: Vec<f32> = (0..len).map(|i| edge[i % edge.len()]).collect();
-            for l in Level::available() {
-                assert!(!any_non_finite_at(l, &data), "{} len {len}", l.name());
-            }
-            for at in 0..len {
-                for b in bad {
-                    let keep = std::mem::replace(&mut data[at], b);
-                    for l in Level::available() {
-                        assert!(
-                            any_non_finite_at(l, &data),
-                            "{} {b} at {at}/{len}",
-                            l.name()
-                        );
-                    }
-                    data[at] = keep;
-                }
-            }
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::format::{ContainerWriter, Header, Metadata};
 use crate::npy::{self, Dtype};
 use crate::par::run_ordered;
-use crate::pipeline::{NoProgress, Progress};
+use crate::progress::{NoProgress, Progress};
 use crate::source::reader::ChunkJob;
 use crate::source::stream::read_chunks;
 

@@ -26,7 +26,7 @@ use crate::input::read_full;
 use crate::npy;
 use crate::npy::f32_le_bytes;
 use crate::par::run_ordered;
-use crate::pipeline::{NoProgress, Progress};
+use crate::progress::{NoProgress, Progress};
 
 /// The largest chunk (payload, or decoded floats) the streaming reader holds in memory.
 /// Default chunks are a few MiB; only a hand-set `--chunk-rows` comes near this.

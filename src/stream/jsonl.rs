@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::format::Container;
 use crate::par::run_ordered;
-use crate::pipeline::Progress;
+use crate::progress::Progress;
 use crate::source::reader::ReleaseBehind;
 
 /// Floats decoded per export job: small enough to bound memory, big enough to amortise.

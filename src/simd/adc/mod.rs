@@ -8,9 +8,13 @@
 //!
 //! Lane `l` of a row's sums is `0 + T[0][c₀][l] + T[1][c₁][l] + …`, added in subspace
 //! order (over one range of subspaces at a time if the caller wants: the table of a few
-//! subspaces stays in cache while many rows are summed). Vector adds are lane-wise IEEE adds (no FMA, no reassociation), so every level
-//! gives the bits of [`block_sums_scalar`], whatever the lane width or rows in flight.
+//! subspaces stays in cache while many rows are summed). Vector adds are lane-wise IEEE
+//! adds (no FMA, no reassociation), so every level gives the bits of [`block_sums_scalar`],
+//! whatever the lane width or rows in flight.
 //! [`block_table`] builds those tables, 16 queries side by side.
+
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 use std::ops::Range;
 
@@ -67,7 +71,7 @@ pub fn block_sums_at(
     check(tables, codes, m, nbits, &subspaces, out);
     #[cfg(target_arch = "x86_64")]
     if level.runs_here() && !subspaces.is_empty() {
-        use super::x86_adc as k;
+        use x86 as k;
         let cb = code_bytes(m, nbits);
         let s = subspaces.clone();
         // SAFETY: `runs_here` checked at run time that the CPU has the level's features,
@@ -172,7 +176,7 @@ pub fn block_table_at(
     );
     #[cfg(target_arch = "x86_64")]
     if level.runs_here() {
-        use super::x86_adc as k;
+        use x86 as k;
         // SAFETY: `runs_here` checked at run time that the CPU has the level's features.
         unsafe {
             match level {

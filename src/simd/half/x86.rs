@@ -1,9 +1,9 @@
-//! x86-64 float32 → f16 / bf16 kernels (see [`super::half`]). Each returns the index of the
+//! x86-64 float32 → f16 / bf16 kernels (see [`super`]). Each returns the index of the
 //! first value whose 16-bit form is not finite; tails run the scalar reference.
 
 use std::arch::x86_64::*;
 
-use super::half::{bf16_scalar, f16_scalar};
+use super::{bf16_scalar, f16_scalar};
 
 /// The lowest set lane of a non-zero mask, offset by `base`.
 fn first(mask: u32, base: usize) -> usize {

@@ -1,22 +1,33 @@
 //! int8 kernels: the max-abs reduction, quantization and dequantization of one row.
 //!
-//! The scalar references are [`crate::codec::int8::max_abs_bits`],
-//! [`crate::codec::int8::quantize_row`] and [`crate::codec::int8::dequantize_row`]. Every
-//! faster path must agree with them bit for bit on finite input, which the codec contract
-//! guarantees: `v / scale` stays a true float32 division (a reciprocal multiply can differ
-//! by one ulp), rounding is half to even, and values are clamped to ±127 first.
+//! The scalar references are [`max_abs_bits_scalar`], [`quantize_scalar`] and
+//! [`dequantize_scalar`]. Every faster path must agree with them bit for bit on finite
+//! input, which the codec contract guarantees: `v / scale` stays a true float32 division
+//! (a reciprocal multiply can differ by one ulp), rounding is half to even, and values are
+//! clamped to ±127 first.
+
+#[cfg(target_arch = "aarch64")]
+mod neon;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 use super::Level;
-use crate::codec::int8 as reference;
+
+/// The bits of +Inf: [`max_abs_bits`] is at least this exactly when a value is NaN or ±Inf.
+pub const INF_BITS: u32 = 0x7f80_0000;
+
+/// Adding then subtracting 1.5·2²³ rounds a float32 in (-2²², 2²²) to an integer, half to
+/// even, in the default rounding mode; afterwards the low mantissa bits hold that integer.
+const ROUND_MAGIC: f32 = 12_582_912.0;
 
 /// `max_j (bits(row[j]) & 0x7fff_ffff)`, 0 for an empty row: the bits of `max_j |row[j]|`
-/// when the row is finite, and at least [`crate::codec::int8::INF_BITS`] when it is not.
+/// when the row is finite, and at least [`INF_BITS`] when it is not.
 pub fn max_abs_bits(row: &[f32]) -> u32 {
     max_abs_bits_at(Level::detect(), row)
 }
 
 /// Quantizes `row` with `scale` into `out` (over the shorter of the two lengths).
-/// `row` must be finite and `scale` the row's [`crate::codec::int8::row_scale`].
+/// `row` must be finite and `scale` its int8 scale, `max|row| / 127` (or 1 for a zero row).
 pub fn quantize(row: &[f32], scale: f32, out: &mut [i8]) {
     quantize_at(Level::detect(), row, scale, out)
 }
@@ -32,19 +43,19 @@ pub fn max_abs_bits_at(level: Level, row: &[f32]) -> u32 {
     if level.runs_here() {
         match level {
             // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
-            Level::Avx512 => return unsafe { super::x86::max_abs_bits_avx512(row) },
+            Level::Avx512 => return unsafe { x86::max_abs_bits_avx512(row) },
             // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
-            Level::Avx2 => return unsafe { super::x86::max_abs_bits_avx2(row) },
+            Level::Avx2 => return unsafe { x86::max_abs_bits_avx2(row) },
             _ => {}
         }
     }
     #[cfg(target_arch = "aarch64")]
     if level == Level::Neon && level.runs_here() {
         // SAFETY: NEON was detected at run time.
-        return unsafe { super::neon::max_abs_bits(row) };
+        return unsafe { neon::max_abs_bits(row) };
     }
     let _ = level;
-    reference::max_abs_bits(row)
+    max_abs_bits_scalar(row)
 }
 
 /// [`quantize`] at a given level; a level this CPU lacks runs the scalar reference.
@@ -53,25 +64,25 @@ pub fn quantize_at(level: Level, row: &[f32], scale: f32, out: &mut [i8]) {
     let (row, out) = (&row[..n], &mut out[..n]);
     if scale == 0.0 {
         // The kernels would turn 0/0 into a clamped ±127; the reference defines 0.
-        return reference::quantize_row(row, scale, out);
+        return quantize_scalar(row, scale, out);
     }
     #[cfg(target_arch = "x86_64")]
     if level.runs_here() {
         match level {
             // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
-            Level::Avx512 => return unsafe { super::x86::quantize_avx512(row, scale, out) },
+            Level::Avx512 => return unsafe { x86::quantize_avx512(row, scale, out) },
             // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
-            Level::Avx2 => return unsafe { super::x86::quantize_avx2(row, scale, out) },
+            Level::Avx2 => return unsafe { x86::quantize_avx2(row, scale, out) },
             _ => {}
         }
     }
     #[cfg(target_arch = "aarch64")]
     if level == Level::Neon && level.runs_here() {
         // SAFETY: NEON was detected at run time.
-        return unsafe { super::neon::quantize(row, scale, out) };
+        return unsafe { neon::quantize(row, scale, out) };
     }
     let _ = level;
-    reference::quantize_row(row, scale, out)
+    quantize_scalar(row, scale, out)
 }
 
 /// [`dequantize`] at a given level; a level this CPU lacks runs the scalar reference.
@@ -82,19 +93,54 @@ pub fn dequantize_at(level: Level, codes: &[i8], scale: f32, out: &mut [f32]) {
     if level.runs_here() {
         match level {
             // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
-            Level::Avx512 => return unsafe { super::x86::dequantize_avx512(codes, scale, out) },
+            Level::Avx512 => return unsafe { x86::dequantize_avx512(codes, scale, out) },
             // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
-            Level::Avx2 => return unsafe { super::x86::dequantize_avx2(codes, scale, out) },
+            Level::Avx2 => return unsafe { x86::dequantize_avx2(codes, scale, out) },
             _ => {}
         }
     }
     #[cfg(target_arch = "aarch64")]
     if level == Level::Neon && level.runs_here() {
         // SAFETY: NEON was detected at run time.
-        return unsafe { super::neon::dequantize(codes, scale, out) };
+        return unsafe { neon::dequantize(codes, scale, out) };
     }
     let _ = level;
-    reference::dequantize_row(codes, scale, out)
+    dequantize_scalar(codes, scale, out)
+}
+
+/// `max_j (bits(row[j]) & 0x7fff_ffff)`: the scalar reference of [`max_abs_bits`].
+///
+/// Clearing the sign bit leaves `|x|`'s bits, and non-negative floats order as their bits
+/// do, so for a finite row this is the bits of `max_j |row[j]|`; NaN and ±Inf have the
+/// largest exponent, so the same pass that finds the scale also rejects them.
+pub fn max_abs_bits_scalar(row: &[f32]) -> u32 {
+    row.iter().fold(0, |m, &x| m.max(x.to_bits() & 0x7fff_ffff))
+}
+
+/// Quantizes one row given its scale: the scalar reference of [`quantize`].
+///
+/// Clamping before the magic-number rounding keeps the result in i8 range without a
+/// saturating cast, which would stop the loop from vectorising; it never changes a result,
+/// because `|v / scale| <= 127` up to one ulp.
+pub fn quantize_scalar(row: &[f32], scale: f32, out: &mut [i8]) {
+    if scale == 0.0 {
+        // max|v| is so small that max|v|/127 underflows to zero. numpy then divides by zero
+        // and casts the resulting ±inf/nan to int8, which yields 0 on x86-64; we match that.
+        out.fill(0);
+        return;
+    }
+    let magic_bits = ROUND_MAGIC.to_bits() as i32;
+    for (o, &x) in out.iter_mut().zip(row) {
+        let y = (x / scale).clamp(-127.0, 127.0) + ROUND_MAGIC;
+        *o = (y.to_bits() as i32 - magic_bits) as i8;
+    }
+}
+
+/// Reconstructs one row: the scalar reference of [`dequantize`].
+pub fn dequantize_scalar(codes: &[i8], scale: f32, out: &mut [f32]) {
+    for (o, &q) in out.iter_mut().zip(codes) {
+        *o = f32::from(q) * scale;
+    }
 }
 
 #[cfg(test)]
@@ -103,8 +149,17 @@ mod tests {
     //! every length up to a few vectors (so each kernel's tail is hit) and on the values
     //! that break naive kernels: exact .5 ties, ±0, subnormals, huge magnitudes.
     use super::*;
-    use crate::codec::int8::scale_of_max;
     use crate::test_rng::Rng;
+
+    /// The int8 codec's scale for a row whose largest magnitude is `max`.
+    fn scale_of_max(max: f32) -> f32 {
+        if max == 0.0 { 1.0 } else { max / 127.0 }
+    }
+
+    /// `max_j |row[j]|`, the obvious way.
+    fn max_abs(row: &[f32]) -> f32 {
+        row.iter().fold(0f32, |m, &x| m.max(x.abs()))
+    }
 
     /// A row of `len` values of one of several kinds, chosen by `kind`.
     fn row(rng: &mut Rng, len: usize, kind: u64) -> Vec<f32> {
@@ -159,14 +214,14 @@ mod tests {
                 _ => 1 + rng.below(4) as usize * 64 + rng.below(3) as usize,
             };
             let data = row(&mut rng, len, case % 4);
-            let max = reference::max_abs(&data);
-            let max_bits = reference::max_abs_bits(&data);
+            let max = max_abs(&data);
+            let max_bits = max_abs_bits_scalar(&data);
             assert_eq!(max_bits, max.to_bits(), "reference case {case}");
             let scale = scale_of_max(max);
             let mut want = vec![0i8; len];
-            reference::quantize_row(&data, scale, &mut want);
+            quantize_scalar(&data, scale, &mut want);
             let mut back = vec![0f32; len];
-            reference::dequantize_row(&want, scale, &mut back);
+            dequantize_scalar(&want, scale, &mut back);
             for &l in &levels {
                 let ctx = format!("{} case {case} len {len}", l.name());
                 assert_eq!(max_abs_bits_at(l, &data), max_bits, "max_abs_bits {ctx}");
@@ -182,7 +237,6 @@ mod tests {
 
     #[test]
     fn max_abs_bits_flags_every_non_finite_value_on_every_level() {
-        use crate::codec::int8::INF_BITS;
         let bad = [
             f32::NAN,
             -f32::NAN,
@@ -239,7 +293,7 @@ mod tests {
                 }
             }
             let mut want = vec![0i8; row.len()];
-            reference::quantize_row(&row, scale, &mut want);
+            quantize_scalar(&row, scale, &mut want);
             for l in Level::available() {
                 let mut got = vec![0i8; row.len()];
                 quantize_at(l, &row, scale, &mut got);
@@ -270,7 +324,7 @@ mod tests {
         let codes: Vec<i8> = (i8::MIN..=i8::MAX).collect();
         for scale in [1.0f32, 0.0, f32::MIN_POSITIVE, 1e-42, 3.7e-3, 2.68e36] {
             let mut want = vec![0f32; codes.len()];
-            reference::dequantize_row(&codes, scale, &mut want);
+            dequantize_scalar(&codes, scale, &mut want);
             for l in Level::available() {
                 let mut got = vec![0f32; codes.len()];
                 dequantize_at(l, &codes, scale, &mut got);
@@ -282,7 +336,7 @@ mod tests {
     #[test]
     fn underflowed_scale_gives_zero_codes_on_every_level() {
         let data = vec![f32::from_bits(1); 70];
-        assert_eq!(scale_of_max(reference::max_abs(&data)), 0.0);
+        assert_eq!(scale_of_max(max_abs(&data)), 0.0);
         for l in Level::available() {
             let mut got = vec![5i8; data.len()];
             quantize_at(l, &data, 0.0, &mut got);

@@ -9,6 +9,9 @@
 //! zero, so it is not used). NaN bit patterns may differ between levels, but a NaN is
 //! refused, never stored.
 
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
 use super::Level;
 
 /// Writes `src` as f16 (LE, 2 bytes each) into `dst`, which must be `2 × src.len()` long;
@@ -28,10 +31,10 @@ pub fn f32_to_f16_le_at(level: Level, src: &[f32], dst: &mut [u8]) -> Option<usi
     if level.runs_here() {
         match level {
             // SAFETY: `runs_here` checked AVX-512 F/BW/VL at run time.
-            Level::Avx512 => return unsafe { super::x86_half::f16_avx512(src, dst) },
+            Level::Avx512 => return unsafe { x86::f16_avx512(src, dst) },
             Level::Avx2 if std::arch::is_x86_feature_detected!("f16c") => {
                 // SAFETY: AVX2 was checked by `runs_here`, F16C here.
-                return unsafe { super::x86_half::f16_avx2(src, dst) };
+                return unsafe { x86::f16_avx2(src, dst) };
             }
             _ => {}
         }
@@ -57,9 +60,9 @@ pub fn f32_to_bf16_le_at(level: Level, src: &[f32], dst: &mut [u8]) -> Option<us
     if level.runs_here() {
         match level {
             // SAFETY: `runs_here` checked AVX-512 F/BW/VL at run time.
-            Level::Avx512 => return unsafe { super::x86_half::bf16_avx512(src, dst) },
+            Level::Avx512 => return unsafe { x86::bf16_avx512(src, dst) },
             // SAFETY: `runs_here` checked AVX2 at run time.
-            Level::Avx2 => return unsafe { super::x86_half::bf16_avx2(src, dst) },
+            Level::Avx2 => return unsafe { x86::bf16_avx2(src, dst) },
             _ => {}
         }
     }

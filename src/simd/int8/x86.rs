@@ -1,4 +1,4 @@
-//! x86-64 kernels (AVX2, AVX-512). Callers check the CPU features first and pass slices
+//! x86-64 int8 kernels (AVX2, AVX-512). Callers check the CPU features first and pass slices
 //! of equal length; tails shorter than one vector run the scalar reference, which gives
 //! the same bits by construction.
 //!
@@ -8,10 +8,10 @@
 
 use std::arch::x86_64::*;
 
-use crate::codec::int8 as reference;
+use super::{dequantize_scalar, max_abs_bits_scalar, quantize_scalar};
 
 /// `max(bits(x) & 0x7fff_ffff)` over `row`, as an integer (see
-/// [`crate::codec::int8::max_abs_bits`]). Integer max needs no finiteness: one pass both
+/// [`super::max_abs_bits_scalar`]). Integer max needs no finiteness: one pass both
 /// finds the scale and detects NaN/±Inf.
 #[target_feature(enable = "avx2")]
 pub(super) fn max_abs_bits_avx2(row: &[f32]) -> u32 {
@@ -34,7 +34,7 @@ pub(super) fn max_abs_bits_avx2(row: &[f32]) -> u32 {
     let m = _mm_max_epi32(_mm256_castsi256_si128(m), _mm256_extracti128_si256::<1>(m));
     let m = _mm_max_epi32(m, _mm_shuffle_epi32::<0b01_00_11_10>(m));
     let m = _mm_max_epi32(m, _mm_shuffle_epi32::<0b10_11_00_01>(m));
-    (_mm_cvtsi128_si32(m) as u32).max(reference::max_abs_bits(blocks.remainder()))
+    (_mm_cvtsi128_si32(m) as u32).max(max_abs_bits_scalar(blocks.remainder()))
 }
 
 /// [`max_abs_bits_avx2`] on 512-bit vectors.
@@ -80,7 +80,7 @@ pub(super) fn quantize_avx2(row: &[f32], scale: f32, out: &mut [i8]) {
         // SAFETY: `o` has exactly 32 bytes; storeu needs no alignment.
         unsafe { _mm256_storeu_si256(o.as_mut_ptr().cast(), b) };
     }
-    reference::quantize_row(src.remainder(), scale, dst.into_remainder());
+    quantize_scalar(src.remainder(), scale, dst.into_remainder());
 }
 
 /// Quantizes `row` (finite) with `scale` (finite, non-zero) into `out` (same length).
@@ -114,7 +114,7 @@ pub(super) fn dequantize_avx2(codes: &[i8], scale: f32, out: &mut [f32]) {
         // SAFETY: `o` has exactly 8 floats.
         unsafe { _mm256_storeu_ps(o.as_mut_ptr(), v) };
     }
-    reference::dequantize_row(src.remainder(), scale, dst.into_remainder());
+    dequantize_scalar(src.remainder(), scale, dst.into_remainder());
 }
 
 /// `out[j] = f32(codes[j]) * scale`, slices of the same length.
@@ -131,37 +131,4 @@ pub(super) fn dequantize_avx512(codes: &[i8], scale: f32, out: &mut [f32]) {
         unsafe { _mm512_storeu_ps(o.as_mut_ptr(), v) };
     }
     dequantize_avx2(src.remainder(), scale, dst.into_remainder());
-}
-
-/// Whether any value is NaN or ±Inf: an exponent field of all ones.
-#[target_feature(enable = "avx2")]
-pub(super) fn any_non_finite_avx2(data: &[f32]) -> bool {
-    let exp = _mm256_set1_epi32(0x7f80_0000);
-    let mut acc = _mm256_setzero_si256();
-    let mut blocks = data.chunks_exact(8);
-    for b in &mut blocks {
-        // SAFETY: `b` has exactly 8 floats.
-        let x = unsafe { _mm256_loadu_si256(b.as_ptr().cast()) };
-        let e = _mm256_and_si256(x, exp);
-        acc = _mm256_or_si256(acc, _mm256_cmpeq_epi32(e, exp));
-    }
-    _mm256_testz_si256(acc, acc) == 0 || reference_any_non_finite(blocks.remainder())
-}
-
-/// Whether any value is NaN or ±Inf.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub(super) fn any_non_finite_avx512(data: &[f32]) -> bool {
-    let exp = _mm512_set1_epi32(0x7f80_0000);
-    let mut acc: __mmask16 = 0;
-    let mut blocks = data.chunks_exact(16);
-    for b in &mut blocks {
-        // SAFETY: `b` has exactly 16 floats.
-        let x = unsafe { _mm512_loadu_si512(b.as_ptr().cast()) };
-        acc |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(x, exp), exp);
-    }
-    acc != 0 || any_non_finite_avx2(blocks.remainder())
-}
-
-fn reference_any_non_finite(data: &[f32]) -> bool {
-    super::any_non_finite_scalar(data)
 }

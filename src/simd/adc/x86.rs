@@ -1,4 +1,4 @@
-//! x86-64 kernels of [`super::adc`]. The caller checks the CPU features and the shapes:
+//! x86-64 kernels of [`super`]. The caller checks the CPU features and the shapes:
 //! `tables` holds `m × 2^NB` vectors, `subspaces` lies within `0..m`, `codes` holds
 //! `out.len()` rows of `cb` bytes (`m`, or `⌈m/2⌉` for 4-bit codes).
 //!
@@ -9,7 +9,7 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use super::adc::{BLOCK, Lanes, Term, table_loop};
+use super::{BLOCK, Lanes, Term, table_loop};
 
 /// Rows summed side by side: one 512-bit accumulator each.
 const ROWS_512: usize = 8;
@@ -166,12 +166,9 @@ unsafe fn rows_avx2<const NB: u8, const R: usize>(
     }
 }
 
-/// [`super::adc::block_table`]'s loop compiled for AVX-512: one vector per entry.
-///
-/// # Safety
-/// The CPU has AVX-512F.
+/// [`super::block_table`]'s loop compiled for AVX-512: one vector per entry.
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn table_avx512(
+pub(super) fn table_avx512(
     by_dim: &[[f32; BLOCK]],
     centroids: &[f32],
     dsub: usize,
@@ -182,12 +179,9 @@ pub(super) unsafe fn table_avx512(
     table_loop(by_dim, centroids, dsub, ksub, term, out)
 }
 
-/// [`super::adc::block_table`]'s loop compiled for AVX2: two vectors per entry.
-///
-/// # Safety
-/// The CPU has AVX2.
+/// [`super::block_table`]'s loop compiled for AVX2: two vectors per entry.
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn table_avx2(
+pub(super) fn table_avx2(
     by_dim: &[[f32; BLOCK]],
     centroids: &[f32],
     dsub: usize,

@@ -1,4 +1,4 @@
-//! aarch64 NEON kernels. Callers check for NEON first and pass slices of equal length;
+//! aarch64 NEON int8 kernels. Callers check for NEON first and pass slices of equal length;
 //! tails run the scalar reference. `vcvtnq_s32_f32` rounds to nearest, ties to even, as
 //! the reference's `rint`; values are clamped to ±127 first, so narrowing never saturates.
 //!
@@ -13,10 +13,10 @@
 
 use std::arch::aarch64::*;
 
-use crate::codec::int8 as reference;
+use super::{dequantize_scalar, max_abs_bits_scalar, quantize_scalar};
 
 /// `max(bits(x) & 0x7fff_ffff)` over `row`, as an integer (see
-/// [`crate::codec::int8::max_abs_bits`]).
+/// [`super::max_abs_bits_scalar`]).
 #[target_feature(enable = "neon")]
 pub(super) fn max_abs_bits(row: &[f32]) -> u32 {
     // SAFETY: NEON is enabled for this function; every pointer access is bounds-checked
@@ -33,7 +33,7 @@ pub(super) fn max_abs_bits(row: &[f32]) -> u32 {
             }
         }
         let m = vmaxq_u32(vmaxq_u32(acc[0], acc[1]), vmaxq_u32(acc[2], acc[3]));
-        vmaxvq_u32(m).max(reference::max_abs_bits(blocks.remainder()))
+        vmaxvq_u32(m).max(max_abs_bits_scalar(blocks.remainder()))
     }
 }
 
@@ -60,7 +60,7 @@ pub(super) fn quantize(row: &[f32], scale: f32, out: &mut [i8]) {
             // SAFETY: `o` has exactly 16 bytes.
             unsafe { vst1q_s8(o.as_mut_ptr(), bytes) };
         }
-        reference::quantize_row(src.remainder(), scale, dst.into_remainder());
+        quantize_scalar(src.remainder(), scale, dst.into_remainder());
     }
 }
 
@@ -83,6 +83,6 @@ pub(super) fn dequantize(codes: &[i8], scale: f32, out: &mut [f32]) {
                 vst1q_f32(o.as_mut_ptr().add(4), b);
             }
         }
-        reference::dequantize_row(src.remainder(), scale, dst.into_remainder());
+        dequantize_scalar(src.remainder(), scale, dst.into_remainder());
     }
 }

@@ -2,13 +2,15 @@
 //! sums `<v, q>` and `<q, q>` of one scale's codes, the quantize-and-pack of the chosen
 //! codes (alone or fused with those sums), the max pass and the `gauss` rule.
 //!
-//! The scalar references live in [`crate::codec::int4`]. Every faster path gives their
-//! bits: float partial sums keep the reference's [`crate::codec::int4::LANES`] lanes, lane
-//! sets and order, with a fused multiply-add wherever the reference has one; rounding is
+//! The scalar references are the `_scalar` functions here. Every faster path gives their
+//! bits: float partial sums keep the reference's [`LANES`] lanes, lane sets and order,
+//! with a fused multiply-add wherever the reference has one; rounding is
 //! half to even after clamping; the candidate scores are exact integers.
 
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
 use super::Level;
-use crate::codec::int4 as reference;
 
 /// `<v, q>` and `<q, q>` of `row` (finite) and its int4 codes at each scale `1 / invs[k]`
 /// (finite and positive), into `out[k]`; `out` is as long as `invs`.
@@ -33,19 +35,18 @@ pub fn encode_row_gauss_at(level: Level, row: &[f32], q: &mut [i8]) -> f32 {
     if level.runs_here() {
         match level {
             // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
-            Level::Avx512 => return unsafe { super::x86_int4::gauss_avx512(row, q) },
+            Level::Avx512 => return unsafe { x86::gauss_avx512(row, q) },
             // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
-            Level::Avx2 => return unsafe { super::x86_int4::gauss_avx2(row, q) },
+            Level::Avx2 => return unsafe { x86::gauss_avx2(row, q) },
             _ => {}
         }
     }
     let _ = level;
-    reference::encode_row_gauss(row, q)
+    encode_row_gauss_scalar(row, q)
 }
 
-/// `max_abs_bits(row)` (see [`crate::codec::int8::max_abs_bits`]) and `Σ v²` in the `fit`
-/// search's lane order, in one pass: the reference is
-/// [`crate::codec::int4::max_abs_sumsq`].
+/// `max_abs_bits(row)` (see [`super::int8::max_abs_bits`]) and `Σ v²` in the `fit`
+/// search's lane order, in one pass: the reference is [`max_abs_sumsq_scalar`].
 pub fn max_abs_sumsq(row: &[f32]) -> (u32, f64) {
     max_abs_sumsq_at(Level::detect(), row)
 }
@@ -56,16 +57,16 @@ pub fn max_abs_sumsq_at(level: Level, row: &[f32]) -> (u32, f64) {
     if level.runs_here() {
         match level {
             // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
-            Level::Avx512 => return unsafe { super::x86_int4::max_abs_sumsq_avx512(row) },
+            Level::Avx512 => return unsafe { x86::max_abs_sumsq_avx512(row) },
             Level::Avx2 if std::arch::is_x86_feature_detected!("fma") => {
                 // SAFETY: `runs_here` checked AVX2 at run time, and FMA is checked here.
-                return unsafe { super::x86_int4::max_abs_sumsq_avx2(row) };
+                return unsafe { x86::max_abs_sumsq_avx2(row) };
             }
             _ => {}
         }
     }
     let _ = level;
-    reference::max_abs_sumsq(row)
+    max_abs_sumsq_scalar(row)
 }
 
 /// [`fit_dots`] at a given level; a level this CPU lacks runs the scalar reference.
@@ -78,17 +79,17 @@ pub fn fit_dots_at(level: Level, row: &[f32], invs: &[f32], out: &mut [(f64, f64
     if level.runs_here() {
         match level {
             // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
-            Level::Avx512 => return unsafe { super::x86_int4::fit_dots_avx512(row, invs, out) },
+            Level::Avx512 => return unsafe { x86::fit_dots_avx512(row, invs, out) },
             Level::Avx2 if std::arch::is_x86_feature_detected!("fma") => {
                 // SAFETY: `runs_here` checked AVX2 at run time, and FMA is checked here.
-                return unsafe { super::x86_int4::fit_dots_avx2(row, invs, out) };
+                return unsafe { x86::fit_dots_avx2(row, invs, out) };
             }
             _ => {}
         }
     }
     let _ = level;
     for (o, &inv) in out.iter_mut().zip(invs) {
-        *o = reference::fit_dots(row, inv);
+        *o = fit_dots_scalar(row, inv);
     }
 }
 
@@ -104,19 +105,19 @@ pub fn quantize_pack_at(level: Level, row: &[f32], s: f32, out: &mut [u8]) {
         match level {
             // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL;
             // `out` has `ceil(row.len() / 2)` bytes.
-            Level::Avx512 => return unsafe { super::x86_int4::quantize_pack_avx512(row, s, out) },
+            Level::Avx512 => return unsafe { x86::quantize_pack_avx512(row, s, out) },
             // SAFETY: `runs_here` checked at run time that the CPU has AVX2; `out` has
             // `ceil(row.len() / 2)` bytes.
-            Level::Avx2 => return unsafe { super::x86_int4::quantize_pack_avx2(row, s, out) },
+            Level::Avx2 => return unsafe { x86::quantize_pack_avx2(row, s, out) },
             _ => {}
         }
     }
     let _ = (level, inv);
-    reference::quantize_pack(row, s, out)
+    quantize_pack_scalar(row, s, out)
 }
 
 /// The `fit` search's levels of `row` (finite) at `c = 127 / max|v|` (finite), into `u`
-/// (as long as `row`): see [`crate::codec::int4::fit_levels`].
+/// (as long as `row`): see [`fit_levels_scalar`].
 pub fn fit_levels(row: &[f32], c: f32, u: &mut [u8]) {
     fit_levels_at(Level::detect(), row, c, u)
 }
@@ -127,18 +128,18 @@ pub fn fit_levels_at(level: Level, row: &[f32], c: f32, u: &mut [u8]) {
     if level.runs_here() {
         match level {
             // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
-            Level::Avx512 => return unsafe { super::x86_int4::fit_levels_avx512(row, c, u) },
+            Level::Avx512 => return unsafe { x86::fit_levels_avx512(row, c, u) },
             // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
-            Level::Avx2 => return unsafe { super::x86_int4::fit_levels_avx2(row, c, u) },
+            Level::Avx2 => return unsafe { x86::fit_levels_avx2(row, c, u) },
             _ => {}
         }
     }
     let _ = level;
-    reference::fit_levels(row, c, u)
+    fit_levels_scalar(row, c, u)
 }
 
 /// `out[k]` = `(Σ u·q, Σ q²)` of levels `u` (each at most 127) and their codes at factor
-/// `FIT_FACTORS[k]`, for each `k` in `ks`: see [`crate::codec::int4::fit_scores`]. Where
+/// `FIT_FACTORS[k]`, for each `k` in `ks`: see [`fit_scores_scalar`]. Where
 /// [`fit_scores_all_at`] is true, every `out[k]` is set, whatever `ks` holds.
 pub fn fit_scores(u: &[u8], ks: &[usize], out: &mut [(u64, u64); 9]) {
     fit_scores_at(Level::detect(), u, ks, out)
@@ -165,19 +166,19 @@ pub fn fit_scores_at(level: Level, u: &[u8], ks: &[usize], out: &mut [(u64, u64)
     if fit_scores_all_at(level) {
         // SAFETY: `fit_scores_all_at` checked at run time that the CPU has AVX-512
         // F/BW/VL, VBMI and VNNI.
-        return unsafe { super::x86_int4::fit_scores_vbmi(u, out) };
+        return unsafe { x86::fit_scores_vbmi(u, out) };
     }
     #[cfg(target_arch = "x86_64")]
     if matches!(level, Level::Avx2 | Level::Avx512) && level.runs_here() {
         for &k in ks {
             // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
-            out[k] = unsafe { super::x86_int4::fit_scores_avx2(u, k) };
+            out[k] = unsafe { x86::fit_scores_avx2(u, k) };
         }
         return;
     }
     let _ = level;
     for &k in ks {
-        out[k] = reference::fit_scores(u, k);
+        out[k] = fit_scores_scalar(u, k);
     }
 }
 
@@ -192,12 +193,297 @@ pub fn quantize_pack_dots_at(level: Level, row: &[f32], s: f32, out: &mut [u8]) 
         let out = &mut out[..row.len().div_ceil(2)];
         // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL; `out`
         // has `ceil(row.len() / 2)` bytes.
-        return unsafe { super::x86_int4::quantize_pack_dots_avx512(row, s, out) };
+        return unsafe { x86::quantize_pack_dots_avx512(row, s, out) };
     }
     quantize_pack_at(level, row, s, out);
     let mut got = [(0f64, 0f64)];
     fit_dots_at(level, row, &[1.0 / s], &mut got);
     got[0]
+}
+
+/// The non-negative Lloyd–Max levels of a unit Gaussian for 15 symmetric levels (code
+/// `q` decodes to `sign(q) × GAUSS[|q|] × scale`), computed by Lloyd's algorithm on 2·10⁶
+/// normal samples and rounded to 4 decimals; FORMAT.md lists the same values.
+pub const GAUSS: [f32; 8] = [0.0, 0.2751, 0.5572, 0.8545, 1.1783, 1.5497, 2.0103, 2.6829];
+
+/// Clipping factors the `fit` rule may try, largest first.
+pub const FIT_FACTORS: [f32; 9] = [1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6];
+
+/// Adding then subtracting 1.5·2²³ rounds a float32 of magnitude < 2²² to an integer, half to
+/// even; unlike `f32::round` it needs no libm call, so the loop vectorises.
+const ROUND_MAGIC: f32 = 12_582_912.0;
+
+/// Lanes of the `fit` search's partial sums. They fix the order of the float additions, so
+/// every SIMD level reproduces the scalar reference's bits: 16 is one AVX-512 register or
+/// two AVX2 ones.
+pub const LANES: usize = 16;
+
+/// The code magnitude for `a = |v| / s`: `min(a, 7)` rounded half to even, as a float.
+/// `min` is written as a comparison so it compiles to one `minps`, the SIMD levels' op.
+#[inline(always)]
+fn magnitude(a: f32) -> f32 {
+    let y = if a < 7.0 { a } else { 7.0 };
+    (y + ROUND_MAGIC) - ROUND_MAGIC
+}
+
+/// `<v, q>` and `<q, q>` of `row` and its codes at scale `1 / inv`, without storing the
+/// codes: the scalar reference of [`fit_dots`].
+///
+/// `v·q = |v|·|q|` exactly (the code has the value's sign), so the sums run on magnitudes.
+/// [`FIT_SETS`] sets of [`LANES`] lanes take the 16-value chunks in turn (chunk `j` to set
+/// `j mod 4`; lane `i` of a set adds its chunks' `i`th products in order), so a row is
+/// four independent chains of fused multiply-adds; then [`fit_dots_finish`] adds the tail
+/// and the lanes. `<q, q>` is exact (integers below 2²⁴ for any dims under 342,000).
+/// `<v, q>` accumulates with fused multiply-adds (one rounding each), so every SIMD level's
+/// FMA reproduces it.
+pub fn fit_dots_scalar(row: &[f32], inv: f32) -> (f64, f64) {
+    let (mut vq, mut qq) = ([[0f32; LANES]; FIT_SETS], [[0f32; LANES]; FIT_SETS]);
+    let mut chunks = row.chunks_exact(LANES);
+    for (j, c) in (&mut chunks).enumerate() {
+        let (vq, qq) = (&mut vq[j % FIT_SETS], &mut qq[j % FIT_SETS]);
+        for i in 0..LANES {
+            let a = c[i].abs();
+            let q = magnitude(a * inv);
+            vq[i] = a.mul_add(q, vq[i]);
+            qq[i] += q * q;
+        }
+    }
+    fit_dots_finish(&vq, &qq, chunks.remainder(), inv)
+}
+
+/// Lane sets of [`fit_dots_scalar`]: one chain of 4-cycle fused multiply-adds would make a
+/// single candidate's pass wait on latency, not throughput.
+pub const FIT_SETS: usize = 4;
+
+/// `Σ v²` of `row` in a fixed order, and its [`super::int8::max_abs_bits`]: the scalar
+/// reference of [`max_abs_sumsq`]. Two sets of [`LANES`] lanes take
+/// alternate 16-value chunks (two independent chains of fused multiply-adds, so the sum does
+/// not wait on one chain's latency), each set is added like [`fit_dots_scalar`]' lanes (the first
+/// with the sequential tail), then the two. Only the `fit` search's bound check reads the sum; on
+/// rows past ~10¹⁸ its float32 lanes overflow to inf, which sends the check to its fallback.
+pub fn max_abs_sumsq_scalar(row: &[f32]) -> (u32, f64) {
+    let mut ss = [[0f32; LANES]; 2];
+    let mut chunks = row.chunks_exact(LANES);
+    for (j, c) in (&mut chunks).enumerate() {
+        for i in 0..LANES {
+            ss[j % 2][i] = c[i].mul_add(c[i], ss[j % 2][i]);
+        }
+    }
+    let tail = chunks.remainder();
+    let sum = lane_sum(&ss[0], sum_squares_tail(tail)) + lane_sum(&ss[1], 0.0);
+    (super::int8::max_abs_bits_scalar(row), sum)
+}
+
+/// The tail's part of [`max_abs_sumsq_scalar`]: a sequential sum, in f32.
+pub fn sum_squares_tail(tail: &[f32]) -> f32 {
+    tail.iter().fold(0f32, |t, &x| x.mul_add(x, t))
+}
+
+/// The end of [`fit_dots_scalar`], shared by every SIMD level: the sets added lane by lane in
+/// float32, `(s0 + s1) + (s2 + s3)`, then the tail of fewer than [`LANES`] values and the
+/// lanes added pairwise in f64 (a short dependency chain).
+pub fn fit_dots_finish(
+    vq: &[[f32; LANES]; FIT_SETS],
+    qq: &[[f32; LANES]; FIT_SETS],
+    tail: &[f32],
+    inv: f32,
+) -> (f64, f64) {
+    let merge = |s: &[[f32; LANES]; FIT_SETS]| -> [f32; LANES] {
+        std::array::from_fn(|i| (s[0][i] + s[1][i]) + (s[2][i] + s[3][i]))
+    };
+    let (tvq, tqq) = fit_dots_tail(tail, inv);
+    (lane_sum(&merge(vq), tvq), lane_sum(&merge(qq), tqq))
+}
+
+/// The tail's part of [`fit_dots_finish`]: plain sequential sums, in f32.
+pub fn fit_dots_tail(tail: &[f32], inv: f32) -> (f32, f32) {
+    let (mut tvq, mut tqq) = (0f32, 0f32);
+    for &x in tail {
+        let a = x.abs();
+        let q = magnitude(a * inv);
+        tvq = a.mul_add(q, tvq);
+        tqq += q * q;
+    }
+    (tvq, tqq)
+}
+
+/// The `fit` search's resolution: it scores candidate scales on `u = round(|v| × 127 /
+/// max|v|)`, an integer in `0..=127`, instead of on `|v|`. Its sums are then integers, so
+/// every SIMD level gets them exactly and in any order, and AVX-512 scores all nine factors
+/// with one byte lookup and two dot products per 64 values. Only the choice of factor comes
+/// from them: the stored scale is refit on the real values.
+pub const FIT_U: u8 = 127;
+
+/// `fit_codes()[k][u]`: the code magnitude of `u` (see [`FIT_U`]) at factor
+/// `FIT_FACTORS[k]`, `round(min(u × 7 / (127 × f), 7))`, computed in float64 and rounded half
+/// to even.
+pub fn fit_codes() -> &'static [[u8; 128]; 9] {
+    static CODES: std::sync::OnceLock<[[u8; 128]; 9]> = std::sync::OnceLock::new();
+    CODES.get_or_init(|| {
+        let mut t = [[0u8; 128]; 9];
+        for (row, &f) in t.iter_mut().zip(&FIT_FACTORS) {
+            for (u, q) in row.iter_mut().enumerate() {
+                let y = u as f64 * 7.0 / (f64::from(FIT_U) * f64::from(f));
+                *q = y.min(7.0).round_ties_even() as u8;
+            }
+        }
+        t
+    })
+}
+
+/// `fit_thresholds()[k][j]`: the first level whose code at factor `FIT_FACTORS[k]` is
+/// above `j` (128 if none), so a level's code is the count of thresholds it reaches: the
+/// form of [`fit_codes`] that compares, rather than looks up, in SIMD.
+pub fn fit_thresholds() -> &'static [[u8; 7]; 9] {
+    static THRESHOLDS: std::sync::OnceLock<[[u8; 7]; 9]> = std::sync::OnceLock::new();
+    THRESHOLDS.get_or_init(|| {
+        fit_codes().map(|t| {
+            std::array::from_fn(|j| t.iter().position(|&q| usize::from(q) > j).unwrap_or(128) as u8)
+        })
+    })
+}
+
+/// `u[i] = round(min(|row[i]| × c, 127))`, half to even: the search's levels of `row` at
+/// `c = 127 / max|v|` (finite). The scalar reference of [`fit_levels`].
+pub fn fit_levels_scalar(row: &[f32], c: f32, u: &mut [u8]) {
+    fit_levels_body(row, c, u)
+}
+
+/// The body of [`fit_levels_scalar`], inlined into each SIMD level's wrapper: the integer is read
+/// from the bits of `y + 1.5·2²³`, so the loop vectorises.
+#[inline(always)]
+pub(crate) fn fit_levels_body(row: &[f32], c: f32, u: &mut [u8]) {
+    let magic = ROUND_MAGIC.to_bits();
+    for (o, &x) in u.iter_mut().zip(row) {
+        let y = x.abs() * c;
+        let y = if y < 127.0 { y } else { 127.0 };
+        *o = (y + ROUND_MAGIC).to_bits().wrapping_sub(magic) as u8;
+    }
+}
+
+/// `(Σ u·q, Σ q²)` of levels `u` (each at most 127) and their codes `q` at factor
+/// `FIT_FACTORS[k]`: the scalar reference of [`fit_scores`].
+pub fn fit_scores_scalar(u: &[u8], k: usize) -> (u64, u64) {
+    let t = &fit_codes()[k];
+    let (mut vq, mut qq) = (0u64, 0u64);
+    for &x in u {
+        let q = u64::from(t[usize::from(x & 127)]);
+        vq += u64::from(x) * q;
+        qq += q * q;
+    }
+    (vq, qq)
+}
+
+/// Codes of `row` at scale `s` (non-zero), packed two per byte into `out`
+/// (`ceil(row.len() / 2)` bytes): the scalar reference of
+/// [`quantize_pack`].
+pub fn quantize_pack_scalar(row: &[f32], s: f32, out: &mut [u8]) {
+    let magic_bits = ROUND_MAGIC.to_bits() as i32;
+    let inv = 1.0 / s;
+    // 1/s overflows for the smallest subnormal scales: divide instead.
+    let divide = !inv.is_finite();
+    let code = |x: f32| {
+        let y = if divide { x / s } else { x * inv };
+        ((y.clamp(-7.0, 7.0) + ROUND_MAGIC).to_bits() as i32 - magic_bits) as u8 & 0x0f
+    };
+    for (o, pair) in out.iter_mut().zip(row.chunks(2)) {
+        *o = code(pair[0]) | pair.get(1).map_or(0, |&x| code(x)) << 4;
+    }
+}
+
+/// The `gauss` rule: codes are the nearest Gaussian level at scale `rms(v)` (ties to the
+/// level nearer zero), then the scale is refit by least squares. Bound: the row's squared
+/// error is at most that of the nearest-level codes at scale `rms(v)`.
+///
+/// The scalar reference of [`encode_row_gauss`]: the SIMD levels compile
+/// this same body with wider instructions. Sums run in [`LANES`] f32 lanes, added as in
+/// [`fit_dots_finish`], so their order is fixed and the loops vectorise.
+pub fn encode_row_gauss_scalar(row: &[f32], q: &mut [i8]) -> f32 {
+    encode_row_gauss_body(row, q)
+}
+
+/// The body of [`encode_row_gauss_scalar`], inlined into each SIMD level's wrapper.
+#[inline(always)]
+pub(crate) fn encode_row_gauss_body(row: &[f32], q: &mut [i8]) -> f32 {
+    // Squares and `<|v|, level>` in f64: their f32 versions overflow for |v| past 1.8e19.
+    let sq = |x: f32| f64::from(x) * f64::from(x);
+    let mut ss = [0f64; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            ss[i] += sq(c[i]);
+        }
+    }
+    let tail = chunks.remainder().iter().fold(0f64, |t, &x| t + sq(x));
+    let sigma = (lane_sum(&ss, tail) / row.len() as f64).sqrt() as f32;
+    if sigma == 0.0 {
+        q.fill(0);
+        return 1.0;
+    }
+    // Midpoints between neighbouring levels.
+    let mut mid = [0f32; 7];
+    for (m, w) in mid.iter_mut().zip(GAUSS.windows(2)) {
+        *m = (w[0] + w[1]) / 2.0;
+    }
+    let inv = 1.0 / sigma;
+    // 1/σ overflows for the smallest subnormal σ, and is imprecise when σ is huge and 1/σ
+    // subnormal: divide instead.
+    let divide = !inv.is_normal();
+    // The code and level of `x`: the highest level whose midpoint |x|/σ passes. A select
+    // per midpoint (not a table lookup) keeps the loop vectorised.
+    let code = |x: f32| {
+        let u = if divide {
+            x.abs() / sigma
+        } else {
+            x.abs() * inv
+        };
+        let (mut k, mut l) = (0i32, 0f32);
+        for (j, &m) in mid.iter().enumerate() {
+            let past = u > m;
+            k += i32::from(past);
+            l = if past { GAUSS[j + 1] } else { l };
+        }
+        (if x < 0.0 { -k } else { k } as i8, l)
+    };
+    let (mut vl, mut ll) = ([0f64; LANES], [0f32; LANES]);
+    let (mut rows, mut codes) = (row.chunks_exact(LANES), q.chunks_exact_mut(LANES));
+    for (c, o) in (&mut rows).zip(&mut codes) {
+        for i in 0..LANES {
+            let (k, l) = code(c[i]);
+            o[i] = k;
+            // v·level(q) = |v|·|level| exactly: the code has the value's sign.
+            vl[i] += f64::from(c[i].abs()) * f64::from(l);
+            ll[i] += l * l;
+        }
+    }
+    let (mut tvl, mut tll) = (0f64, 0f32);
+    for (&x, o) in rows.remainder().iter().zip(codes.into_remainder()) {
+        let (k, l) = code(x);
+        *o = k;
+        tvl += f64::from(x.abs()) * f64::from(l);
+        tll += l * l;
+    }
+    let (vl, ll) = (lane_sum(&vl, tvl), lane_sum(&ll, tll));
+    // Every code is 0 only if every |v| < 0.1376·rms(v), which cannot happen.
+    if ll == 0.0 { 1.0 } else { (vl / ll) as f32 }
+}
+
+/// `LANES` partial sums and a tail, added in f64 in a fixed order: `h[i] = l[i] + l[i + 8]`,
+/// then halves pairwise, then the tail.
+#[inline(always)]
+pub(crate) fn lane_sum<T: Copy + Into<f64>>(l: &[T; LANES], t: T) -> f64 {
+    let mut h = [0f64; LANES / 2];
+    for (i, h) in h.iter_mut().enumerate() {
+        *h = l[i].into() + l[i + LANES / 2].into();
+    }
+    let mut w = LANES / 4;
+    while w > 0 {
+        for i in 0..w {
+            h[i] += h[i + w];
+        }
+        w /= 2;
+    }
+    h[0] + t.into()
 }
 
 #[cfg(test)]
@@ -247,16 +533,16 @@ mod tests {
         for case in 0..3000u64 {
             let len = case_len(&mut rng, case);
             let data = row(&mut rng, len, case % 4);
-            let max = crate::codec::int8::max_abs(&data);
+            let max = f32::from_bits(crate::simd::int8::max_abs_bits_scalar(&data));
             let mut scales = vec![1.0f32, 0.5, 3.7e-3, f32::MIN_POSITIVE];
             if max / 7.0 > 0.0 {
-                scales.extend(reference::FIT_FACTORS.iter().map(|f| max / 7.0 * f));
+                scales.extend(FIT_FACTORS.iter().map(|f| max / 7.0 * f));
             }
             for s in scales {
                 let inv = 1.0 / s;
-                let dots = reference::fit_dots(&data, inv);
+                let dots = fit_dots_scalar(&data, inv);
                 let mut want = vec![0u8; len.div_ceil(2)];
-                reference::quantize_pack(&data, s, &mut want);
+                quantize_pack_scalar(&data, s, &mut want);
                 for &l in &levels {
                     let ctx = format!("{} case {case} len {len} scale {s}", l.name());
                     if inv.is_finite() {
@@ -283,13 +569,13 @@ mod tests {
         for case in 0..3000u64 {
             let len = case_len(&mut rng, case);
             let data = row(&mut rng, len, case % 4);
-            let max = crate::codec::int8::max_abs(&data);
-            let c = f32::from(reference::FIT_U) / max;
+            let max = f32::from_bits(crate::simd::int8::max_abs_bits_scalar(&data));
+            let c = f32::from(FIT_U) / max;
             if !c.is_finite() {
                 continue;
             }
             let mut want_u = vec![0u8; len];
-            reference::fit_levels(&data, c, &mut want_u);
+            fit_levels_scalar(&data, c, &mut want_u);
             assert!(want_u.iter().all(|&x| x <= 127), "case {case}");
             // The levels as stored, and levels of every value (each count and tail).
             let mut all_u: Vec<u8> = (0..len).map(|i| (i * 37 % 128) as u8).collect();
@@ -304,17 +590,17 @@ mod tests {
                     let mut got = [(0u64, 0u64); 9];
                     fit_scores_at(l, levels, &ks, &mut got);
                     for k in ks {
-                        assert_eq!(got[k], reference::fit_scores(levels, k), "scores {k} {ctx}");
+                        assert_eq!(got[k], fit_scores_scalar(levels, k), "scores {k} {ctx}");
                     }
                 }
-                for f in reference::FIT_FACTORS {
+                for f in FIT_FACTORS {
                     let s = max / 7.0 * f;
                     if !(1.0 / s).is_finite() {
                         continue;
                     }
                     let mut want = vec![0u8; len.div_ceil(2)];
-                    reference::quantize_pack(&data, s, &mut want);
-                    let dots = reference::fit_dots(&data, 1.0 / s);
+                    quantize_pack_scalar(&data, s, &mut want);
+                    let dots = fit_dots_scalar(&data, 1.0 / s);
                     let mut got = vec![0xaau8; len.div_ceil(2)];
                     let d = quantize_pack_dots_at(l, &data, s, &mut got);
                     assert_eq!(got, want, "fused pack {ctx}");
@@ -327,8 +613,8 @@ mod tests {
 
     #[test]
     fn fit_tables_agree_and_code_the_scaled_level() {
-        let (codes, thresholds) = (reference::fit_codes(), reference::fit_thresholds());
-        for (k, &f) in reference::FIT_FACTORS.iter().enumerate() {
+        let (codes, thresholds) = (fit_codes(), fit_thresholds());
+        for (k, &f) in FIT_FACTORS.iter().enumerate() {
             assert_eq!(codes[k][0], 0);
             assert_eq!(codes[k][127], 7, "max|v| codes to 7 at every factor");
             for (u, &code) in codes[k].iter().enumerate() {
@@ -353,13 +639,13 @@ mod tests {
             if case % 50 == 7 && len > 0 {
                 data[rng.below(len as u64) as usize] = [f32::NAN, f32::INFINITY][case as usize % 2];
             }
-            let (bits, ss) = reference::max_abs_sumsq(&data);
-            assert_eq!(bits, crate::codec::int8::max_abs_bits(&data));
+            let (bits, ss) = max_abs_sumsq_scalar(&data);
+            assert_eq!(bits, crate::simd::int8::max_abs_bits_scalar(&data));
             for l in Level::available() {
                 let (b, s) = max_abs_sumsq_at(l, &data);
                 let ctx = format!("{} case {case} len {len}", l.name());
                 assert_eq!(b, bits, "max {ctx}");
-                if bits < crate::codec::int8::INF_BITS {
+                if bits < crate::simd::int8::INF_BITS {
                     assert_eq!(s.to_bits(), ss.to_bits(), "sum {ctx}: {data:?}");
                 }
             }
@@ -377,7 +663,7 @@ mod tests {
             };
             let data = row(&mut rng, len, case % 4);
             let mut want = vec![0i8; len];
-            let scale = reference::encode_row_gauss(&data, &mut want);
+            let scale = encode_row_gauss_scalar(&data, &mut want);
             for l in Level::available() {
                 let mut got = vec![9i8; len];
                 let s = encode_row_gauss_at(l, &data, &mut got);

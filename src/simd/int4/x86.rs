@@ -1,10 +1,10 @@
-//! x86-64 int4 kernels (AVX2, AVX-512); see [`super::int4`] for the contract. Tails shorter
+//! x86-64 int4 kernels (AVX2, AVX-512); see [`super`] for the contract. Tails shorter
 //! than one block run the scalar reference, which gives the same bits by construction.
 
 use std::arch::x86_64::*;
 
-use crate::codec::int4::{self as reference, FIT_SETS, LANES};
-use crate::codec::int8::max_abs_bits;
+use super::{FIT_SETS, LANES};
+use crate::simd::int8::max_abs_bits_scalar;
 
 /// Round to nearest, ties to even, without raising exceptions.
 const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
@@ -47,7 +47,7 @@ fn dots_avx2(row: &[f32], inv: f32) -> (f64, f64) {
             )
         })
     };
-    let (tv, tq) = reference::fit_dots_tail(chunks.remainder(), inv);
+    let (tv, tq) = super::fit_dots_tail(chunks.remainder(), inv);
     (lanes_avx2(merge(vq), tv), lanes_avx2(merge(qq), tq))
 }
 
@@ -103,7 +103,7 @@ fn dots_avx512(row: &[f32], inv: f32) -> (f64, f64) {
     finish_avx512(vq, qq, chunks.remainder(), inv)
 }
 
-/// The reference's end of `fit_dots` ([`reference::fit_dots_finish`]): the four sets
+/// The reference's end of `fit_dots` ([`super::fit_dots_finish`]): the four sets
 /// merged lane by lane, `(s0 + s1) + (s2 + s3)`, then the tail and the lanes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 fn finish_avx512(
@@ -114,7 +114,7 @@ fn finish_avx512(
 ) -> (f64, f64) {
     let merge =
         |s: [__m512; FIT_SETS]| _mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3]));
-    let (tv, tq) = reference::fit_dots_tail(tail, inv);
+    let (tv, tq) = super::fit_dots_tail(tail, inv);
     (lanes_avx512(merge(vq), tv), lanes_avx512(merge(qq), tq))
 }
 
@@ -153,8 +153,8 @@ pub(super) fn max_abs_sumsq_avx2(row: &[f32]) -> (u32, f64) {
     let mut lanes = [0u32; 8];
     // SAFETY: `lanes` is 32 bytes; storeu needs no alignment.
     unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), _mm256_max_epi32(m[0], m[1])) };
-    let bits = lanes.into_iter().fold(max_abs_bits(rest), u32::max);
-    let sum = lanes_avx2(ss[0], reference::sum_squares_tail(rest)) + lanes_avx2(ss[1], 0.0);
+    let bits = lanes.into_iter().fold(max_abs_bits_scalar(rest), u32::max);
+    let sum = lanes_avx2(ss[0], super::sum_squares_tail(rest)) + lanes_avx2(ss[1], 0.0);
     (bits, sum)
 }
 
@@ -174,8 +174,8 @@ pub(super) fn max_abs_sumsq_avx512(row: &[f32]) -> (u32, f64) {
         ss[j % 2] = _mm512_fmadd_ps(v, v, ss[j % 2]);
     }
     let rest = chunks.remainder();
-    let bits = (_mm512_reduce_max_epi32(m) as u32).max(max_abs_bits(rest));
-    let sum = lanes_avx512(ss[0], reference::sum_squares_tail(rest)) + lanes_avx512(ss[1], 0.0);
+    let bits = (_mm512_reduce_max_epi32(m) as u32).max(max_abs_bits_scalar(rest));
+    let sum = lanes_avx512(ss[0], super::sum_squares_tail(rest)) + lanes_avx512(ss[1], 0.0);
     (bits, sum)
 }
 
@@ -214,7 +214,7 @@ pub(super) fn quantize_pack_avx2(row: &[f32], s: f32, out: &mut [u8]) {
         // SAFETY: `o` has exactly 8 bytes, the width of storel_epi64.
         unsafe { _mm_storel_epi64(o.as_mut_ptr().cast(), nibbles(b)) };
     }
-    reference::quantize_pack(rest, s, tail);
+    super::quantize_pack_scalar(rest, s, tail);
 }
 
 /// The int4 codes of `row` at scale `s` (with `1/s` finite), packed into `out`
@@ -234,7 +234,7 @@ pub(super) fn quantize_pack_avx512(row: &[f32], s: f32, out: &mut [u8]) {
         // SAFETY: `o` has exactly 8 bytes, the width of storel_epi64.
         unsafe { _mm_storel_epi64(o.as_mut_ptr().cast(), nibbles(_mm512_cvtepi32_epi8(q))) };
     }
-    reference::quantize_pack(rest, s, tail);
+    super::quantize_pack_scalar(rest, s, tail);
 }
 
 /// [`quantize_pack_avx512`] and the `<v, q>`, `<q, q>` of those codes in the same pass, in
@@ -263,7 +263,7 @@ pub(super) fn quantize_pack_dots_avx512(row: &[f32], s: f32, out: &mut [u8]) -> 
         // SAFETY: `o` has exactly 8 bytes, the width of storel_epi64.
         unsafe { _mm_storel_epi64(o.as_mut_ptr().cast(), nibbles(c)) };
     }
-    reference::quantize_pack(rest, s, tail);
+    super::quantize_pack_scalar(rest, s, tail);
     finish_avx512(vq, qq, rest, inv)
 }
 
@@ -271,25 +271,25 @@ pub(super) fn quantize_pack_dots_avx512(row: &[f32], s: f32, out: &mut [u8]) -> 
 /// fuses a multiply and an add by itself, so wider registers change no bits.
 #[target_feature(enable = "avx2")]
 pub(super) fn gauss_avx2(row: &[f32], q: &mut [i8]) -> f32 {
-    reference::encode_row_gauss_body(row, q)
+    super::encode_row_gauss_body(row, q)
 }
 
 /// The `gauss` rule's codes and scale: the reference's body, compiled for AVX-512.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub(super) fn gauss_avx512(row: &[f32], q: &mut [i8]) -> f32 {
-    reference::encode_row_gauss_body(row, q)
+    super::encode_row_gauss_body(row, q)
 }
 
 /// The `fit` search's levels: the reference's body, compiled for AVX2.
 #[target_feature(enable = "avx2")]
 pub(super) fn fit_levels_avx2(row: &[f32], c: f32, u: &mut [u8]) {
-    reference::fit_levels_body(row, c, u)
+    super::fit_levels_body(row, c, u)
 }
 
 /// The `fit` search's levels: the reference's body, compiled for AVX-512.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub(super) fn fit_levels_avx512(row: &[f32], c: f32, u: &mut [u8]) {
-    reference::fit_levels_body(row, c, u)
+    super::fit_levels_body(row, c, u)
 }
 
 /// The integer scores of all nine factors in one pass: per 64 levels and factor, one
@@ -298,7 +298,7 @@ pub(super) fn fit_levels_avx512(row: &[f32], c: f32, u: &mut [u8]) {
 /// has code 0 and adds nothing.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni")]
 pub(super) fn fit_scores_vbmi(u: &[u8], out: &mut [(u64, u64); 9]) {
-    let t = reference::fit_codes();
+    let t = super::fit_codes();
     // SAFETY: each table row has 128 bytes: two unaligned 64-byte loads.
     let lo = t.map(|r| unsafe { _mm512_loadu_si512(r.as_ptr().cast()) });
     // SAFETY: as above, from byte 64.
@@ -333,7 +333,7 @@ pub(super) fn fit_scores_vbmi(u: &[u8], out: &mut [(u64, u64); 9]) {
 #[target_feature(enable = "avx2")]
 pub(super) fn fit_scores_avx2(u: &[u8], k: usize) -> (u64, u64) {
     // Each threshold less one, for `>`; thresholds are at least 1 (level 0 codes 0).
-    let thr = reference::fit_thresholds()[k].map(|t| _mm256_set1_epi8((i32::from(t) - 1) as i8));
+    let thr = super::fit_thresholds()[k].map(|t| _mm256_set1_epi8((i32::from(t) - 1) as i8));
     let ones = _mm256_set1_epi16(1);
     let (mut vq, mut qq) = (_mm256_setzero_si256(), _mm256_setzero_si256());
     let mut chunks = u.chunks_exact(32);
@@ -356,6 +356,6 @@ pub(super) fn fit_scores_avx2(u: &[u8], k: usize) -> (u64, u64) {
         unsafe { _mm256_storeu_si256(l.as_mut_ptr().cast(), v) };
         l.iter().map(|&x| u64::from(x)).sum::<u64>()
     };
-    let (tv, tq) = reference::fit_scores(chunks.remainder(), k);
+    let (tv, tq) = super::fit_scores_scalar(chunks.remainder(), k);
     (sum(vq) + tv, sum(qq) + tq)
 }

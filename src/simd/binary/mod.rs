@@ -1,12 +1,15 @@
 //! binary kernel: one row's sign bits and its scale `mean|v|`.
 //!
-//! The scalar references are [`crate::codec::binary::sign_bits`] and
-//! [`crate::codec::binary::row_scale`]. The wide levels take the sign bits from a compare
-//! mask (`v >= 0`, so both zeros give 1, as in the reference) and compile the reference's
-//! fixed-order f64 sum with wider instructions, so every level gives the reference's bits.
+//! The scalar references are [`sign_bits_scalar`] and [`row_scale_scalar`]. The wide levels
+//! take the sign bits from a compare mask (`v >= 0`, so both zeros give 1, as in the
+//! reference) and compile the reference's fixed-order f64 sum with wider instructions, so
+//! every level gives the reference's bits.
+
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 use super::Level;
-use crate::codec::binary as reference;
+use super::int4::{LANES, lane_sum};
 
 /// Writes `row`'s (finite) sign bits to `bits` (`ceil(row.len() / 8)` bytes) and returns
 /// its scale.
@@ -31,46 +34,43 @@ pub fn encode_row_at(level: Level, row: &[f32], bits: &mut [u8]) -> f32 {
         }
     }
     let _ = level;
-    reference::sign_bits(row, bits);
-    reference::row_scale(row)
+    sign_bits_scalar(row, bits);
+    row_scale_scalar(row)
 }
 
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use std::arch::x86_64::*;
+/// The row's scale, `mean|v|` rounded once to f32: the scalar reference of the scale
+/// [`encode_row`] returns.
+pub fn row_scale_scalar(row: &[f32]) -> f32 {
+    row_scale_body(row)
+}
 
-    use crate::codec::binary::{row_scale_body, sign_bits};
-
-    #[target_feature(enable = "avx2")]
-    pub(super) fn encode_row_avx2(row: &[f32], bits: &mut [u8]) -> f32 {
-        let zero = _mm256_setzero_ps();
-        let src = row.chunks_exact(8);
-        let (body, tail) = bits.split_at_mut(row.len() / 8);
-        let rest = src.remainder();
-        for (x, b) in src.zip(body) {
-            // SAFETY: `x` has exactly 8 floats.
-            let v = unsafe { _mm256_loadu_ps(x.as_ptr()) };
-            // Bit j of the mask is lane j: dimension 8i + j, as the format orders them.
-            *b = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(v, zero)) as u8;
+/// [`row_scale_scalar`]'s body, inlined into each SIMD level's kernel. The f64 sum runs in
+/// [`LANES`] partial sums added in a fixed order, so it vectorises and every level gets the
+/// same bits.
+#[inline(always)]
+pub(crate) fn row_scale_body(row: &[f32]) -> f32 {
+    let mut l = [0f64; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            l[i] += f64::from(c[i].abs());
         }
-        sign_bits(rest, tail);
-        row_scale_body(row)
     }
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(0f64, |t, &x| t + f64::from(x.abs()));
+    (lane_sum(&l, tail) / row.len() as f64) as f32
+}
 
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    pub(super) fn encode_row_avx512(row: &[f32], bits: &mut [u8]) -> f32 {
-        let zero = _mm512_setzero_ps();
-        let src = row.chunks_exact(16);
-        let (body, tail) = bits.split_at_mut(row.len() / 16 * 2);
-        let rest = src.remainder();
-        for (x, b) in src.zip(body.chunks_exact_mut(2)) {
-            // SAFETY: `x` has exactly 16 floats.
-            let v = unsafe { _mm512_loadu_ps(x.as_ptr()) };
-            let m = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(v, zero);
-            b.copy_from_slice(&m.to_le_bytes());
-        }
-        sign_bits(rest, tail);
-        row_scale_body(row)
+/// One row's sign bits into `out` (`ceil(row.len() / 8)` bytes): the scalar reference of
+/// the bits [`encode_row`] writes.
+pub fn sign_bits_scalar(row: &[f32], out: &mut [u8]) {
+    for (byte, eight) in out.iter_mut().zip(row.chunks(8)) {
+        *byte = eight
+            .iter()
+            .enumerate()
+            .fold(0u8, |acc, (j, &x)| acc | (u8::from(x >= 0.0) << j));
     }
 }
 
@@ -93,8 +93,8 @@ mod tests {
                 })
                 .collect();
             let mut want = vec![0u8; len.div_ceil(8)];
-            reference::sign_bits(&row, &mut want);
-            let scale = reference::row_scale(&row);
+            sign_bits_scalar(&row, &mut want);
+            let scale = row_scale_scalar(&row);
             for l in Level::available() {
                 let mut got = vec![0xa5u8; len.div_ceil(8)];
                 let s = encode_row_at(l, &row, &mut got);

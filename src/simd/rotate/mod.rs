@@ -1,0 +1,193 @@
+//! The seeded rotation of `rotate=1` (the codec's `Rotation`) at each SIMD level: `R`
+//! rounds of a ±1 sign flip, then an orthonormal Walsh–Hadamard transform on the window
+//! `[0, w)` and, when `w < dims`, on `[dims − w, dims)`.
+//!
+//! The scalar reference is [`forward_scalar`] / [`inverse_scalar`] with [`fwht`]: sign flips
+//! and Walsh–Hadamard butterflies, each output an add or a subtract of the same two values
+//! in the same stage order, then one multiply. The AVX2 level compiles that body with wider
+//! instructions; the AVX-512 level also runs the four shortest butterfly stages inside one
+//! register (a lane permute, an add and a masked subtract), and windows of up to 512
+//! floats entirely in registers. Rust never fuses a multiply and an add by itself and float
+//! addition is commutative, so every level gives the reference's bits.
+//!
+//! Every function takes the row (`dims` long), the `rounds × dims` signs (±1.0, round by
+//! round) and the window `w`, a power of two `<= dims`.
+
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use super::Level;
+
+/// Rotates `row` in place.
+pub fn forward(signs: &[f32], window: usize, row: &mut [f32]) {
+    forward_at(Level::detect(), signs, window, row)
+}
+
+/// Undoes [`forward`] in place.
+pub fn inverse(signs: &[f32], window: usize, row: &mut [f32]) {
+    inverse_at(Level::detect(), signs, window, row)
+}
+
+/// [`forward`] at a given level; a level this CPU lacks runs the scalar reference.
+pub fn forward_at(level: Level, signs: &[f32], window: usize, row: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if level.runs_here() {
+        match level {
+            // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
+            Level::Avx512 => return unsafe { x86::forward_avx512(signs, window, row) },
+            // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
+            Level::Avx2 => return unsafe { x86::forward_avx2(signs, window, row) },
+            _ => {}
+        }
+    }
+    let _ = level;
+    forward_scalar(signs, window, row)
+}
+
+/// [`inverse`] at a given level; a level this CPU lacks runs the scalar reference.
+pub fn inverse_at(level: Level, signs: &[f32], window: usize, row: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if level.runs_here() {
+        match level {
+            // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
+            Level::Avx512 => return unsafe { x86::inverse_avx512(signs, window, row) },
+            // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
+            Level::Avx2 => return unsafe { x86::inverse_avx2(signs, window, row) },
+            _ => {}
+        }
+    }
+    let _ = level;
+    inverse_scalar(signs, window, row)
+}
+
+/// The scalar reference of [`forward`].
+pub fn forward_scalar(signs: &[f32], window: usize, row: &mut [f32]) {
+    forward_with(signs, window, row, fwht)
+}
+
+/// The scalar reference of [`inverse`].
+pub fn inverse_scalar(signs: &[f32], window: usize, row: &mut [f32]) {
+    inverse_with(signs, window, row, fwht)
+}
+
+/// [`forward`]'s body: the scalar reference, and the body each SIMD level compiles with
+/// wider instructions and its own `fwht` (which must give [`fwht`]'s bits).
+#[inline(always)]
+fn forward_with(signs: &[f32], window: usize, row: &mut [f32], fwht: impl Fn(&mut [f32])) {
+    let (d, w) = (row.len(), window);
+    for signs in signs.chunks_exact(d) {
+        row.iter_mut().zip(signs).for_each(|(x, s)| *x *= s);
+        fwht(&mut row[..w]);
+        if w < d {
+            fwht(&mut row[d - w..]);
+        }
+    }
+}
+
+/// [`inverse`]'s body; see [`forward_with`].
+#[inline(always)]
+fn inverse_with(signs: &[f32], window: usize, row: &mut [f32], fwht: impl Fn(&mut [f32])) {
+    let (d, w) = (row.len(), window);
+    for signs in signs.chunks_exact(d).rev() {
+        if w < d {
+            fwht(&mut row[d - w..]);
+        }
+        fwht(&mut row[..w]);
+        row.iter_mut().zip(signs).for_each(|(x, s)| *x *= s);
+    }
+}
+
+/// The orthonormal (hence self-inverse) fast Walsh–Hadamard transform; `x.len()` is a power
+/// of two.
+#[inline(always)]
+pub fn fwht(x: &mut [f32]) {
+    let n = x.len();
+    let mut h = 1;
+    if n >= 4 {
+        // The first two stages in registers: short inner loops would dominate otherwise.
+        for q in x.chunks_exact_mut(4) {
+            let (a, b, c, d) = (q[0] + q[1], q[0] - q[1], q[2] + q[3], q[2] - q[3]);
+            q.copy_from_slice(&[a + c, b + d, a - c, b - d]);
+        }
+        h = 4;
+    }
+    fwht_from(x, h);
+}
+
+/// [`fwht`]'s stages from butterfly distance `h` on (`x` has had the earlier ones), then
+/// the normalisation. Stage `h` maps each pair `(u, v) = (x[i], x[i + h])` to
+/// `(u + v, u − v)`, for `i` with bit `h` clear.
+#[inline(always)]
+pub fn fwht_from(x: &mut [f32], mut h: usize) {
+    let n = x.len();
+    while h < n {
+        for block in x.chunks_exact_mut(2 * h) {
+            let (a, b) = block.split_at_mut(h);
+            for (p, q) in a.iter_mut().zip(b.iter_mut()) {
+                let (u, v) = (*p, *q);
+                *p = u + v;
+                *q = u - v;
+            }
+        }
+        h *= 2;
+    }
+    let norm = (n as f64).sqrt().recip() as f32;
+    x.iter_mut().for_each(|v| *v *= norm);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_level_matches_the_scalar_reference() {
+        let mut rng = crate::test_rng::Rng(0x9e37_79b9_7f4a_7c15);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for dims in [
+            1usize, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 64, 100, 384, 513, 1000,
+        ] {
+            for rounds in [1u32, 3] {
+                let signs: Vec<f32> = (0..rounds as usize * dims).map(|_| rng.sign()).collect();
+                let (signs, w) = (&signs[..], 1 << dims.ilog2());
+                let row: Vec<f32> = (0..dims).map(|_| rng.centred()).collect();
+                let mut fwd = row.clone();
+                forward_scalar(signs, w, &mut fwd);
+                let mut back = fwd.clone();
+                inverse_scalar(signs, w, &mut back);
+                for l in Level::available() {
+                    let mut got = row.clone();
+                    forward_at(l, signs, w, &mut got);
+                    assert_eq!(bits(&got), bits(&fwd), "forward {} dims {dims}", l.name());
+                    inverse_at(l, signs, w, &mut got);
+                    assert_eq!(bits(&got), bits(&back), "inverse {} dims {dims}", l.name());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fwht_matches_the_textbook_definition() {
+        for n in [1usize, 2, 4, 8, 16, 64] {
+            let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let mut y = x.clone();
+            fwht(&mut y);
+            for (k, &got) in y.iter().enumerate() {
+                // H[k][i] = (-1)^popcount(k & i) / sqrt(n)
+                let want: f64 = x
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| {
+                        f64::from(v)
+                            * if (k & i).count_ones() % 2 == 0 {
+                                1.0
+                            } else {
+                                -1.0
+                            }
+                    })
+                    .sum::<f64>()
+                    / (n as f64).sqrt();
+                assert!((f64::from(got) - want).abs() < 1e-5, "n={n} k={k}");
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! x86-64 kernels of the rotation (AVX2, AVX-512).
+
+use std::arch::x86_64::*;
+
+use super::{forward_with, fwht, fwht_from, inverse_with};
+
+#[target_feature(enable = "avx2")]
+pub(super) fn forward_avx2(signs: &[f32], window: usize, row: &mut [f32]) {
+    forward_with(signs, window, row, fwht)
+}
+
+#[target_feature(enable = "avx2")]
+pub(super) fn inverse_avx2(signs: &[f32], window: usize, row: &mut [f32]) {
+    inverse_with(signs, window, row, fwht)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) fn forward_avx512(signs: &[f32], window: usize, row: &mut [f32]) {
+    forward_with(signs, window, row, |x| fwht_avx512(x))
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) fn inverse_avx512(signs: &[f32], window: usize, row: &mut [f32]) {
+    inverse_with(signs, window, row, |x| fwht_avx512(x))
+}
+
+/// [`fwht`] with stages 1, 2, 4 and 8 inside each 16-lane register, and for windows of
+/// up to 512 floats the whole transform in registers (one load and one store a value).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn fwht_avx512(x: &mut [f32]) {
+    match x.len() {
+        16 => fwht_regs::<1>(x),
+        32 => fwht_regs::<2>(x),
+        64 => fwht_regs::<4>(x),
+        128 => fwht_regs::<8>(x),
+        256 => fwht_regs::<16>(x),
+        512 => fwht_regs::<32>(x),
+        n if n < 16 => fwht(x),
+        _ => {
+            for c in x.chunks_exact_mut(16) {
+                // SAFETY: `c` has exactly 16 floats.
+                let v = unsafe { _mm512_loadu_ps(c.as_ptr()) };
+                // SAFETY: as above.
+                unsafe { _mm512_storeu_ps(c.as_mut_ptr(), in_register(v)) };
+            }
+            fwht_from(x, 16);
+        }
+    }
+}
+
+/// [`fwht`] of `x`, exactly `16 × N` floats, held in `N` registers.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[inline]
+fn fwht_regs<const N: usize>(x: &mut [f32]) {
+    let x = &mut x[..16 * N];
+    let mut r = [_mm512_setzero_ps(); N];
+    for (k, r) in r.iter_mut().enumerate() {
+        // SAFETY: `x` has 16N floats, so 16 from offset 16k are in bounds.
+        *r = in_register(unsafe { _mm512_loadu_ps(x.as_ptr().add(16 * k)) });
+    }
+    // Stages 16, 32, ...: register k pairs with register k + h, as fwht_from pairs
+    // x[i] with x[i + 16h].
+    let mut h = 1;
+    while h < N {
+        for b in (0..N).step_by(2 * h) {
+            for i in b..b + h {
+                let (u, v) = (r[i], r[i + h]);
+                r[i] = _mm512_add_ps(u, v);
+                r[i + h] = _mm512_sub_ps(u, v);
+            }
+        }
+        h *= 2;
+    }
+    let norm = _mm512_set1_ps(((16 * N) as f64).sqrt().recip() as f32);
+    for (k, r) in r.iter().enumerate() {
+        // SAFETY: as above.
+        unsafe { _mm512_storeu_ps(x.as_mut_ptr().add(16 * k), _mm512_mul_ps(*r, norm)) };
+    }
+}
+
+/// Butterfly stages 1, 2, 4 and 8 of 16 floats in one register. Each stage: `t` is every
+/// lane's partner at distance h; lanes with bit h clear become u + v (self + partner),
+/// the others u − v (partner − self).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[inline]
+fn in_register(mut v: __m512) -> __m512 {
+    let t = _mm512_permute_ps::<0b10_11_00_01>(v);
+    v = _mm512_mask_sub_ps(_mm512_add_ps(v, t), 0xaaaa, t, v);
+    let t = _mm512_permute_ps::<0b01_00_11_10>(v);
+    v = _mm512_mask_sub_ps(_mm512_add_ps(v, t), 0xcccc, t, v);
+    let t = _mm512_shuffle_f32x4::<0b10_11_00_01>(v, v);
+    v = _mm512_mask_sub_ps(_mm512_add_ps(v, t), 0xf0f0, t, v);
+    let t = _mm512_shuffle_f32x4::<0b01_00_11_10>(v, v);
+    _mm512_mask_sub_ps(_mm512_add_ps(v, t), 0xff00, t, v)
+}
