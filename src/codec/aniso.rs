@@ -28,7 +28,7 @@ use crate::simd::aniso::{Terms, step};
 
 /// The default weight, `aniso=2`. On the shared MiniLM sample, raw and normalised, PQ and
 /// OPQ at 48 and 96 bytes, it raised recall@10 under L2 and inner product in 14 of 16
-/// cases and lost at most 0.005 in the other two (README, "Anisotropic encoding").
+/// cases and lost at most 0.005 in the other two (docs/pq-opq.md, "Anisotropic encoding").
 pub const DEFAULT: f32 = 2.0;
 /// The largest weight accepted; beyond it the error across the row is all but ignored.
 pub const MAX: f32 = 64.0;

@@ -88,7 +88,7 @@ impl Default for EvalOptions {
     }
 }
 
-/// Everything eval measures. Serialised as the `--json` output (see the README).
+/// Everything eval measures. Serialised as the `--json` output (see docs/eval-bench.md).
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
     /// Rows compared.

@@ -1,5 +1,5 @@
 //! JSON Lines export: `{"id":N,"vector":[...]}` per row, the shape Qdrant's and Weaviate's
-//! batch upserts take (after a `jq` reshaping; see the README).
+//! batch upserts take (after a `jq` reshaping; see docs/random-access.md).
 //!
 //! Floats are written by `ryu` in their shortest form that parses back to the same f32, so
 //! the JSON carries exactly the reconstructed values. Formatting costs far more than
