@@ -62,7 +62,7 @@ pub(crate) fn compress_source(
     check_output(&source, output, opts)?;
     let h = source.header();
     let threads = crate::par::resolve_threads(opts.threads);
-    let chunk_rows = chunk_rows(opts, h.rows, h.dims)?;
+    let chunk_rows = chunk_rows(opts, h.rows, h.dims, source.path())?;
     // Whether an existing shard output is complete can only be told from the header of
     // the trained codec; every other output is created before training, so that an
     // existing, locked or unwritable output fails at once, not after minutes of work.
@@ -164,13 +164,24 @@ fn check_output(source: &Input, output: &Path, opts: &CompressOptions) -> Result
 
 /// The rows per chunk (`--chunk-rows`, or the default for `dims`), with the zstd level
 /// checked too: the settings a run can refuse before any work.
-fn chunk_rows(opts: &CompressOptions, rows: u64, dims: u64) -> Result<u32> {
+fn chunk_rows(opts: &CompressOptions, rows: u64, dims: u64, input: &Path) -> Result<u32> {
     if let Some(level) = opts.zstd {
         codec::zstd::check_level(level)?;
     }
     let chunk_rows = match opts.chunk_rows {
         Some(0) => return Err(Error::Config("--chunk-rows must be at least 1".into())),
         Some(n) => n,
+        // Not the user's --chunk-rows to blame when a single row is too wide: the input is.
+        None if dims > crate::format::MAX_CHUNK_VALUES => {
+            return Err(Error::bad_npy(
+                input,
+                format!(
+                    "rows of {dims} dims are wider than a chunk can hold ({} values); \
+                     vectro compresses rows of at most that many dims",
+                    crate::format::MAX_CHUNK_VALUES
+                ),
+            ));
+        }
         None => default_chunk_rows(dims),
     };
     check_chunk_size(chunk_rows, rows, dims)?;

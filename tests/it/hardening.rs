@@ -466,3 +466,36 @@ fn a_container_truncated_under_a_reader_is_an_error() {
     // The reader goes on reporting the cut.
     assert!(c.check_unchanged().is_err());
 }
+
+/// A row wider than a chunk can hold is the input's fault (exit 3, naming the file), not a
+/// `--chunk-rows` the user never passed.
+#[test]
+fn a_too_wide_input_is_bad_input_not_a_flag_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let npy = dir.path().join("wide.npy");
+    let dims = (1u64 << 28) + 1;
+    let header = vectro::npy::write_header(1, dims);
+    std::fs::write(&npy, &header).unwrap();
+    // Sparse: the data section reads as zeros and takes no disk.
+    OpenOptions::new()
+        .write(true)
+        .open(&npy)
+        .unwrap()
+        .set_len(header.len() as u64 + dims * 4)
+        .unwrap();
+    let o = Command::new(bin())
+        .args(["compress", "-q", "--in"])
+        .arg(&npy)
+        .arg("--out")
+        .arg(dir.path().join("w.vectro"))
+        .output()
+        .unwrap();
+    no_panic(&o, "compress of a too-wide input");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("wide.npy") && err.contains("wider than a chunk"),
+        "{err}"
+    );
+    assert!(!err.contains("--chunk-rows"), "{err}");
+}
