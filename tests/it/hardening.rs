@@ -499,3 +499,52 @@ fn a_too_wide_input_is_bad_input_not_a_flag_error() {
     );
     assert!(!err.contains("--chunk-rows"), "{err}");
 }
+
+/// A zstd container whose header dims were rewritten with the header crc recomputed (as a
+/// buggy rewriting tool would): `verify` and `info` refuse it as every reader does, since
+/// they share one parser of the layout.
+#[test]
+fn verify_checks_what_every_reader_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let npy = dir.path().join("z.npy");
+    write_npy(&npy, 2000, 64, &random_rows(2000, 64, 5));
+    let good = dir.path().join("z.vectro");
+    let st = Command::new(bin())
+        .args(["compress", "-q", "--zstd", "3", "--in"])
+        .arg(&npy)
+        .arg("--out")
+        .arg(&good)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut b = std::fs::read(&good).unwrap();
+    let h = u32::from_le_bytes(b[8..12].try_into().unwrap()) as usize;
+    b[24..28].copy_from_slice(&32u32.to_le_bytes());
+    let crc = crc32c::crc32c(&b[..h - 4]);
+    b[h - 4..h].copy_from_slice(&crc.to_le_bytes());
+    let bad = dir.path().join("bad.vectro");
+    std::fs::write(&bad, &b).unwrap();
+    for args in [
+        vec!["verify"],
+        vec!["info"],
+        vec!["info", "--quick"],
+        vec!["get", "--rows", "0"],
+    ] {
+        let o = Command::new(bin()).args(&args).arg(&bad).output().unwrap();
+        no_panic(&o, &format!("{args:?}"));
+        assert_eq!(
+            o.status.code(),
+            Some(3),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let o = Command::new(bin())
+        .args(["decompress", "--in"])
+        .arg(&bad)
+        .arg("--out")
+        .arg(dir.path().join("d.npy"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+}
