@@ -410,19 +410,13 @@ fn compress(
                 .map_err(to_py)
         })
         .transpose()?;
-    if let (Some(c), Some(book)) = (&codec, &codebook) {
-        let n = c.split(':').next().unwrap_or_default();
-        if n != "pq" && n != "opq" {
-            return Err(UsageError::new_err(format!(
-                "codebook={} holds a pq or opq codebook, which codec={c:?} cannot use; \
-                 drop codec to encode with the codebook, or drop codebook",
-                book.display()
-            )));
-        }
-    }
     let output = shard.map_or(out.clone(), |s| s.expand_output(&out));
     let opts = CompressOptions {
-        codec: codec.unwrap_or_else(|| CompressOptions::default().codec),
+        codec: codec
+            .as_deref()
+            .map(vectro::codec::CodecRequest::parse)
+            .transpose()
+            .map_err(to_py)?,
         threads,
         chunk_rows,
         overwrite: force,

@@ -246,8 +246,14 @@ fn plain_int8_keeps_the_format_1_0_spec() {
 fn bad_codec_strings_are_named() {
     for (text, want) in [
         ("int3", "unknown codec 'int3'"),
-        ("f16:rotate=1", "no parameter 'rotate'"),
-        ("int4:scale=min", "'fit' or 'max'"),
+        (
+            "f16:rotate=1",
+            "f16: unknown parameter 'rotate'; valid: none",
+        ),
+        (
+            "int4:scale=min",
+            "int4: scale must be fit or max, got 'min'",
+        ),
         ("binary:rotate=1,rounds=99", "rounds must be"),
         ("int8:seed=1", "only apply with rotate=1"),
     ] {

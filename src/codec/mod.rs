@@ -12,6 +12,7 @@ pub mod int4;
 pub mod int8;
 pub mod itq;
 pub mod params;
+pub mod request;
 pub mod rotate;
 pub mod zstd;
 
@@ -34,6 +35,7 @@ pub use int4::Int4;
 pub use int8::Int8;
 pub use params::{QuantParams, ScaleRule};
 pub use pq::Pq;
+pub use request::{CodecRequest, TrainedRequest};
 pub use rotate::{Rotated, Rotation};
 pub use zstd::PayloadStage;
 
@@ -251,44 +253,22 @@ fn build_float(id: CodecId, dims: usize) -> Box<dyn Codec> {
     }
 }
 
-/// Parses a `--codec` string such as `int8`, `int4:rotate=1` or `binary:rotate=1,seed=7`.
-///
-/// # Errors
-/// [`Error::Config`] naming the unknown codec or parameter and listing the valid ones.
-pub fn parse(text: &str, dims: usize) -> Result<Box<dyn Codec>> {
-    let (name, params) = text.split_once(':').unwrap_or((text, ""));
-    let (id, keys): (CodecId, &[&str]) = match name {
-        "int8" => (CodecId::Int8, &["rotate", "seed", "rounds"]),
-        "int4" => (
-            CodecId::Int4,
-            &["rotate", "seed", "rounds", "scale", "grid"],
-        ),
-        "binary" => (CodecId::Binary, &["rotate", "seed", "rounds"]),
-        "f16" => (CodecId::F16, &[]),
-        "bf16" => (CodecId::Bf16, &[]),
-        "binary-itq" => {
-            return Err(Error::Config(
-                "binary-itq must be trained: use `vectro compress` (it trains on a sample)".into(),
-            ));
-        }
-        "pq" | "opq" => {
-            pq::PqParams::parse(name, params, dims)?;
-            return Err(Error::Config(format!(
-                "{name} must be trained: use `vectro compress` (it trains on a sample) or `vectro train`"
-            )));
-        }
-        _ => {
-            return Err(Error::Config(format!(
-                "unknown codec '{name}'; known codecs: {}, pq, opq, binary-itq (trained), auto",
-                NAMES.join(", ")
-            )));
-        }
-    };
-    let p = params::parse_quant(name, params, keys)?;
-    Ok(match id {
+/// The codec of a request that needs no training.
+fn build_fixed(id: CodecId, p: QuantParams, dims: usize) -> Box<dyn Codec> {
+    match id {
         CodecId::F16 | CodecId::Bf16 => build_float(id, dims),
         _ => build_quant(id, p, dims),
-    })
+    }
+}
+
+/// Parses a `--codec` string such as `int8`, `int4:rotate=1` or `binary:rotate=1,seed=7`
+/// and builds the codec: [`CodecRequest::parse`] then [`CodecRequest::build`].
+///
+/// # Errors
+/// [`Error::Config`] naming the unknown codec or parameter and listing the valid ones, or
+/// saying that a trained codec must be trained.
+pub fn parse(text: &str, dims: usize) -> Result<Box<dyn Codec>> {
+    CodecRequest::parse(text)?.build(dims)
 }
 
 /// Reads the little-endian f32 at byte `at`.
@@ -296,29 +276,18 @@ pub(crate) fn read_f32(b: &[u8], at: usize) -> f32 {
     f32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-/// Like [`parse`], but a codec that needs training (`pq`, `opq`) is trained on a seeded
-/// sample of `source`'s rows; the others ignore `source` beyond its dims.
+/// Like [`parse`], but a codec that needs training (`pq`, `opq`, `binary-itq`) is trained
+/// on a seeded sample of `source`'s rows; the others ignore `source` beyond its dims.
 ///
 /// # Errors
-/// As [`parse`] and [`train_codebook`].
+/// As [`parse`] and [`CodecRequest::train`].
 pub fn parse_trained(
     text: &str,
     source: &dyn RowSource,
     opts: &TrainOptions,
     progress: &dyn crate::progress::Progress,
 ) -> Result<Box<dyn Codec>> {
-    match text.split_once(':').map_or(text, |(n, _)| n) {
-        "pq" | "opq" => Ok(Box::new(Pq::new(train_codebook(
-            text, source, opts, progress,
-        )?))),
-        "binary-itq" if !text.contains(':') => {
-            Ok(Box::new(itq::Itq::train(source, opts, progress)?))
-        }
-        "binary-itq" => Err(Error::Config(format!(
-            "binary-itq takes no parameters, got '{text}'"
-        ))),
-        _ => parse(text, source.dims()),
-    }
+    CodecRequest::parse(text)?.train(source, opts, progress)
 }
 
 /// What training the codec `text` depends on besides the input and vectro's version: its
@@ -331,44 +300,29 @@ pub fn parse_trained(
 /// # Errors
 /// [`Error::Config`] for a bad codec string.
 pub fn training_recipe(text: &str, dims: usize, train_rows: Option<u64>) -> Result<Option<String>> {
-    let (name, params) = text.split_once(':').unwrap_or((text, ""));
-    let (canonical, default_rows) = match name {
-        "pq" | "opq" => (
-            pq::PqParams::parse(name, params, dims)?.canonical(name),
-            codebook::DEFAULT_TRAIN_ROWS,
-        ),
-        "binary-itq" if !text.contains(':') => (name.to_string(), itq::DEFAULT_ITQ_ROWS),
-        _ => return Ok(None),
-    };
-    Ok(Some(format!(
-        "{canonical};train_rows={}",
-        train_rows.unwrap_or(default_rows)
-    )))
+    CodecRequest::parse(text)?.training_recipe(dims, train_rows)
 }
 
 /// Trains the codebook of `text` (`pq:...` or `opq:...`) on a sample of `source`.
 ///
 /// # Errors
-/// [`Error::Config`] for a bad codec string or too few rows; errors reading the sample.
+/// [`Error::Config`] for a bad codec string, a codec other than pq and opq, or too few
+/// rows; errors reading the sample.
 pub fn train_codebook(
     text: &str,
     source: &dyn RowSource,
     opts: &TrainOptions,
     progress: &dyn crate::progress::Progress,
 ) -> Result<Codebook> {
-    let (name, params) = text.split_once(':').unwrap_or((text, ""));
-    let id = match name {
-        "pq" => CodecId::Pq,
-        "opq" => CodecId::Opq,
-        _ => {
-            return Err(Error::Config(format!(
-                "only pq and opq are trained, not '{name}'"
-            )));
+    match CodecRequest::parse(text)? {
+        CodecRequest::Trained(TrainedRequest::Pq { id, params }) => {
+            request::train_pq(id, &params, source, opts, progress)
         }
-    };
-    let p = pq::PqParams::parse(name, params, source.dims())?;
-    let sample = codebook::draw_sample(source, opts, p.seed, p.ksub(), progress)?;
-    pq::train(id, &p, &sample, source.dims(), progress, opts.flag())
+        other => Err(Error::Config(format!(
+            "only pq and opq are trained into a codebook, not '{}'",
+            other.name()
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -122,6 +122,45 @@ impl QuantParams {
     }
 }
 
+/// Splits the `key=value,...` part of a codec string (`--codec NAME:key=value,...`) into
+/// pairs, checking that each key is one of `keys` and given once: the one key=value parser
+/// of every codec, so every codec's message has the same style.
+///
+/// # Errors
+/// [`Error::Config`] for a pair without `=`, a key given twice, or a key not in `keys`
+/// (the message lists the valid ones).
+pub fn key_values<'a>(name: &str, text: &'a str, keys: &[&str]) -> Result<Vec<(&'a str, &'a str)>> {
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    for kv in text.split(',').filter(|s| !s.is_empty()) {
+        let (k, v) = kv.split_once('=').ok_or_else(|| {
+            let example = match keys.first() {
+                Some(&"m") => format!("{name}:m=48"),
+                Some(&"rotate") => format!("{name}:rotate=1"),
+                _ => format!("just {name}"),
+            };
+            Error::Config(format!(
+                "{name}: expected key=value, got '{kv}' (e.g. {example})"
+            ))
+        })?;
+        if pairs.iter().any(|&(seen, _)| seen == k) {
+            // `int4:seed=1,seed=2` silently took the last value.
+            return Err(Error::Config(format!("{name}: '{k}' is given twice")));
+        }
+        if !keys.contains(&k) {
+            return Err(Error::Config(format!(
+                "{name}: unknown parameter '{k}'; valid: {}",
+                if keys.is_empty() {
+                    "none".to_string()
+                } else {
+                    keys.join(", ")
+                }
+            )));
+        }
+        pairs.push((k, v));
+    }
+    Ok(pairs)
+}
+
 /// Parses the `key=value,...` part of `--codec int4:rotate=1,seed=9` for codec `name`, which
 /// accepts the keys in `keys` (a subset of `rotate`, `seed`, `rounds`, `scale`, `grid`).
 ///
@@ -135,27 +174,10 @@ pub fn parse_quant(name: &str, text: &str, keys: &[&str]) -> Result<QuantParams>
     let mut p = QuantParams::default();
     let (mut rotate, mut seed, mut rounds) = (false, None, None);
     let (mut grid, mut scale_set) = (None, false);
-    let mut seen = Vec::new();
-    for kv in text.split(',').filter(|s| !s.is_empty()) {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        if seen.contains(&k) {
-            // `int4:seed=1,seed=2` silently took the last value.
-            return Err(Error::Config(format!("{name}: '{k}' is given twice")));
-        }
-        seen.push(k);
-        if !keys.contains(&k) {
-            return Err(Error::Config(format!(
-                "{name} has no parameter '{k}'; valid: {}",
-                if keys.is_empty() {
-                    "none".to_string()
-                } else {
-                    keys.join(", ")
-                }
-            )));
-        }
+    for (k, v) in key_values(name, text, keys)? {
         let num = |v: &str| {
             v.parse::<u64>().map_err(|_| {
-                Error::Config(format!("{name}: '{k}' needs a whole number, got '{v}'"))
+                Error::Config(format!("{name}: {k} must be a whole number, got '{v}'"))
             })
         };
         match k {
@@ -165,7 +187,7 @@ pub fn parse_quant(name: &str, text: &str, keys: &[&str]) -> Result<QuantParams>
                     "0" | "false" => false,
                     _ => {
                         return Err(Error::Config(format!(
-                            "{name}: rotate takes 0 or 1, got '{v}'"
+                            "{name}: rotate must be 0 or 1, got '{v}'"
                         )));
                     }
                 }
@@ -178,7 +200,7 @@ pub fn parse_quant(name: &str, text: &str, keys: &[&str]) -> Result<QuantParams>
                     "gauss" => true,
                     _ => {
                         return Err(Error::Config(format!(
-                            "{name}: grid takes 'uniform' or 'gauss', got '{v}'"
+                            "{name}: grid must be uniform or gauss, got '{v}'"
                         )));
                     }
                 })
@@ -190,12 +212,12 @@ pub fn parse_quant(name: &str, text: &str, keys: &[&str]) -> Result<QuantParams>
                     "max" => ScaleRule::Max,
                     _ => {
                         return Err(Error::Config(format!(
-                            "{name}: scale takes 'fit' or 'max', got '{v}'"
+                            "{name}: scale must be fit or max, got '{v}'"
                         )));
                     }
                 }
             }
-            _ => unreachable!("keys are checked above"),
+            _ => unreachable!("key_values checks the keys"),
         }
     }
     if !rotate && (seed.is_some() || rounds.is_some()) {
@@ -262,7 +284,7 @@ mod tests {
     #[test]
     fn bad_text_is_named() {
         let e = parse_quant("int8", "scale=max", &["rotate", "seed"]).unwrap_err();
-        assert!(e.to_string().contains("no parameter 'scale'"), "{e}");
+        assert!(e.to_string().contains("unknown parameter 'scale'"), "{e}");
         let e = parse_quant("int8", "seed=3", &["rotate", "seed"]).unwrap_err();
         assert!(e.to_string().contains("rotate=1"), "{e}");
         let e = parse_quant("int8", "rotate=yes", &["rotate"]).unwrap_err();

@@ -66,30 +66,20 @@ impl PqParams {
     /// [`Error::Config`] for a missing `m`, an unknown key, a bad value, or `m` not dividing
     /// `dims` (the message lists the values that do).
     pub fn parse(name: &str, text: &str, dims: usize) -> Result<PqParams> {
-        let mut p = PqParams {
-            m: 0,
-            nbits: 8,
-            max_iter: 25,
-            tol: 0.0,
-            seed: 1234,
-            opq_iters: 20,
-            opq_init: OpqInit::Pca,
-            kmeans_pp: false,
-            redo: 1,
-            aniso: None,
-            unit: None,
-        };
+        let p = PqParams::parse_keys(name, text)?;
+        p.check_dims(name, dims)?;
+        Ok(p)
+    }
+
+    /// Parses the parameter list of `pq:` or `opq:`, checking everything that does not
+    /// depend on the data's dimension ([`PqParams::check_dims`] does the rest).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a missing `m`, an unknown key or a bad value.
+    pub fn parse_keys(name: &str, text: &str) -> Result<PqParams> {
+        let mut p = PqParams::defaults(0);
         let bad = |msg: String| Error::Config(format!("{name}: {msg}"));
-        let mut seen = Vec::new();
-        for kv in text.split(',').filter(|s| !s.is_empty()) {
-            let (k, v) = kv
-                .split_once('=')
-                .ok_or_else(|| bad(format!("expected key=value, got '{kv}' (e.g. {name}:m=48)")))?;
-            if seen.contains(&k) {
-                // `pq:m=8,m=16` silently took the last value.
-                return Err(bad(format!("'{k}' is given twice")));
-            }
-            seen.push(k);
+        for (k, v) in super::params::key_values(name, text, &KEYS)? {
             let num = |what: &str| -> Result<u64> {
                 v.parse()
                     .map_err(|_| bad(format!("{what} must be a whole number, got '{v}'")))
@@ -154,37 +144,73 @@ impl PqParams {
                         .filter(|t: &f64| (0.0..1.0).contains(t))
                         .ok_or_else(|| bad(format!("tol must be in [0, 1), got '{v}'")))?
                 }
-                _ => {
-                    return Err(bad(format!(
-                        "unknown parameter '{k}'; known: m, nbits, iters, tol, seed, kinit, redo, aniso, unit, opq_iters, opq_init"
-                    )));
-                }
+                _ => unreachable!("key_values checks the keys"),
             }
         }
         if p.m == 0 {
             return Err(bad(format!(
-                "needs the number of subspaces m, e.g. {name}:m={}",
-                suggest_m(dims)
+                "needs the number of subspaces m, a divisor of the dims (e.g. {name}:m=48 for \
+                 384 dims: about 8 dims a subspace)"
             )));
         }
         if p.nbits != 4 && p.nbits != 8 {
             return Err(bad(format!("nbits must be 8 or 4, got {}", p.nbits)));
         }
-        if !dims.is_multiple_of(p.m) {
-            let valid: Vec<String> = (1..=dims)
-                .filter(|&m| dims.is_multiple_of(m))
-                .map(|m| m.to_string())
-                .collect();
-            return Err(bad(format!(
-                "{dims} dims are not divisible by m={}; valid m for {dims} dims: {}",
-                p.m,
-                valid.join(", ")
-            )));
-        }
         if p.m > u16::MAX as usize {
             return Err(bad(format!("m = {} is too large (at most 65535)", p.m)));
         }
         Ok(p)
+    }
+
+    /// Every setting at its default, with `m` subspaces.
+    fn defaults(m: usize) -> PqParams {
+        PqParams {
+            m,
+            nbits: 8,
+            max_iter: 25,
+            tol: 0.0,
+            seed: 1234,
+            opq_iters: 20,
+            opq_init: OpqInit::Pca,
+            kmeans_pp: false,
+            redo: 1,
+            aniso: None,
+            unit: None,
+        }
+    }
+
+    /// Checks that `m` divides `dims`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] listing the values of `m` that do.
+    pub fn check_dims(&self, name: &str, dims: usize) -> Result<()> {
+        if dims.is_multiple_of(self.m) {
+            return Ok(());
+        }
+        let valid: Vec<String> = (1..=dims)
+            .filter(|&m| dims.is_multiple_of(m))
+            .map(|m| m.to_string())
+            .collect();
+        Err(Error::Config(format!(
+            "{name}: {dims} dims are not divisible by m={}; valid m for {dims} dims: {} (about 8 dims a subspace: m={})",
+            self.m,
+            valid.join(", "),
+            suggest_m(dims)
+        )))
+    }
+
+    /// The `key=value` settings that differ from their defaults, `m` first, in the order
+    /// of [`PqParams::canonical`].
+    pub fn non_default_keys(&self, name: &str) -> Vec<String> {
+        let all = self.canonical(name);
+        let base = PqParams::defaults(self.m).canonical(name);
+        let (_, all) = all.split_once(':').unwrap_or_default();
+        let (_, base) = base.split_once(':').unwrap_or_default();
+        all.split(',')
+            .zip(base.split(','))
+            .filter(|(a, b)| a.starts_with("m=") || a != b)
+            .map(|(a, _)| a.to_string())
+            .collect()
     }
 
     /// Centroids per subspace.
@@ -219,6 +245,21 @@ impl PqParams {
         s
     }
 }
+
+/// The keys `pq:` and `opq:` take.
+const KEYS: [&str; 11] = [
+    "m",
+    "nbits",
+    "iters",
+    "tol",
+    "seed",
+    "kinit",
+    "redo",
+    "aniso",
+    "unit",
+    "opq_iters",
+    "opq_init",
+];
 
 /// A divisor of `dims` giving about 8 dimensions per subspace, for the error message.
 fn suggest_m(dims: usize) -> usize {

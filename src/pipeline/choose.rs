@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use super::Progress;
 use super::options::CompressOptions;
 use crate::codec::auto::{self, AutoReport};
-use crate::codec::{self, Codec};
+use crate::codec::{self, Codec, CodecRequest, TrainedRequest};
 use crate::error::{Error, Result};
 use crate::format::Header;
 use crate::output::dest::Dest;
@@ -38,7 +38,10 @@ impl Recipe {
             }
             None => Recipe {
                 frozen: None,
-                recipe: codec::training_recipe(&opts.codec, dims, opts.train_rows)?,
+                recipe: match &opts.codec {
+                    Some(request) => request.training_recipe(dims, opts.train_rows)?,
+                    None => None,
+                },
             },
         })
     }
@@ -118,21 +121,19 @@ pub(super) fn choose(c: Choose<'_>, recipe: Recipe) -> Result<Choice> {
         // A finished output of other settings: the completeness check says what differs,
         // and training first would not change its answer.
         (None, None, Some(c)) if early.is_none() => (c, None),
-        (None, None, _) if is_trained(&opts.codec) => {
-            (train_codec(source, opts, threads, progress, cancel)?, None)
-        }
-        (None, None, _) => pick_codec(source, opts, progress)?,
+        (None, None, _) => match &opts.codec {
+            Some(request) if request.is_trained() => (
+                train_codec(request, source, opts, threads, progress, cancel)?,
+                None,
+            ),
+            request => pick_codec(request.as_ref(), source, opts, progress)?,
+        },
     };
     Ok(Choice {
         codec,
         auto,
         training_reused,
     })
-}
-
-/// Whether `codec` names a codec that is trained on the input (pq, opq, binary-itq).
-fn is_trained(codec: &str) -> bool {
-    matches!(codec.split(':').next(), Some("pq" | "opq" | "binary-itq"))
 }
 
 /// The trained codec recorded in an earlier run's output `file` (at `path`), with that
@@ -147,21 +148,23 @@ fn earlier_codec(path: &Path, file: &std::fs::File) -> Option<(Box<dyn Codec>, H
     Some((codec, old))
 }
 
-/// The codec `opts` asks for; for `auto`, the one the sample measurement picks (each line
-/// of its report also goes to `progress.note`).
+/// The codec `request` asks for (`None`: int8); for `auto`, the one the sample
+/// measurement picks (each line of its report also goes to `progress.note`).
 fn pick_codec(
+    request: Option<&CodecRequest>,
     source: &Input,
     opts: &CompressOptions,
     progress: &dyn Progress,
 ) -> Result<(Box<dyn Codec>, Option<AutoReport>)> {
     let dims = source.header().dims as usize;
-    if opts.codec != "auto" {
+    if request != Some(&CodecRequest::Auto) {
         if opts.target.is_some() {
             return Err(Error::Config(
                 "--min-cosine and --min-recall only apply with --codec auto".into(),
             ));
         }
-        return Ok((codec::parse(&opts.codec, dims)?, None));
+        let int8 = CodecRequest::default();
+        return Ok((request.unwrap_or(&int8).build(dims)?, None));
     }
     let Some(target) = opts.target else {
         return Err(Error::Config(
@@ -190,19 +193,21 @@ fn frozen_codec(
 ) -> Result<(Box<dyn Codec>, Option<String>)> {
     let (book, recipe) = super::train::read_codebook(path, dims)?;
     let kind = if book.rotation.is_some() { "opq" } else { "pq" };
-    let (asked, params) = opts.codec.split_once(':').unwrap_or((&opts.codec, ""));
-    let fits = opts.codec == CompressOptions::default().codec
-        || (asked == kind
-            && codec::pq::PqParams::parse(asked, params, dims).map_or(params.is_empty(), |p| {
-                p.m == book.m && p.nbits == book.nbits
-            }));
-    if !fits {
-        return Err(Error::Mismatch(format!(
-            "{}: the codebook is {kind}:m={},nbits={}, but --codec asks for '{}'; drop --codec or train a matching codebook",
+    let fits = match &opts.codec {
+        None => true,
+        Some(CodecRequest::Trained(TrainedRequest::Pq { id, params })) => {
+            codec::registry_name(*id) == kind && params.m == book.m && params.nbits == book.nbits
+        }
+        Some(_) => false,
+    };
+    if let (false, Some(asked)) = (fits, &opts.codec) {
+        // A usage error, as every other contradiction between flags: the command line
+        // asks for two different codecs.
+        return Err(Error::Config(format!(
+            "{}: the codebook is {kind}:m={},nbits={}, but --codec asks for '{asked}'; drop --codec to encode with the codebook, or train a matching codebook",
             path.display(),
             book.m,
             book.nbits,
-            opts.codec
         )));
     }
     Ok((Box::new(codec::Pq::new(book)), recipe))
@@ -211,6 +216,7 @@ fn frozen_codec(
 /// `--codec` (pq, opq, binary-itq) trained on a sample of the input, on exactly
 /// `threads` threads.
 fn train_codec(
+    request: &CodecRequest,
     source: &Input,
     opts: &CompressOptions,
     threads: usize,
@@ -225,5 +231,5 @@ fn train_codec(
         train_rows: opts.train_rows,
         cancel: Some(cancel),
     };
-    pool.install(|| codec::parse_trained(&opts.codec, source, &train, progress))
+    pool.install(|| request.train(source, &train, progress))
 }

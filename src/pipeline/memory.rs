@@ -39,7 +39,7 @@ mod tests {
 
     fn opts(codec: &str) -> CompressOptions {
         CompressOptions {
-            codec: codec.into(),
+            codec: Some(codec.parse().unwrap()),
             chunk_rows: Some(37),
             threads: 2,
             durability: Durability::None,

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::codec::CodecRequest;
 use crate::codec::auto::{AutoReport, Target};
 use crate::format::shard::Shard;
 use crate::output::Durability;
@@ -14,8 +15,10 @@ pub const DEFAULT_SAMPLE: usize = 2000;
 /// Settings of a compress run.
 #[derive(Debug, Clone)]
 pub struct CompressOptions {
-    /// The codec, as `--codec` takes it (e.g. `int8`).
-    pub codec: String,
+    /// The codec `--codec` asks for, parsed ([`CodecRequest::parse`], or `"int4:rotate=1"
+    /// .parse()`). `None` (the default) means int8, or with a [`codebook`](Self::codebook)
+    /// the codec the codebook holds; a request next to a codebook must match it.
+    pub codec: Option<CodecRequest>,
     /// Worker threads; 0 means the available cores.
     pub threads: usize,
     /// Rows per chunk; `None` picks [`default_chunk_rows`](super::default_chunk_rows).
@@ -45,7 +48,7 @@ pub struct CompressOptions {
 impl Default for CompressOptions {
     fn default() -> Self {
         CompressOptions {
-            codec: "int8".into(),
+            codec: None,
             threads: 0,
             chunk_rows: None,
             overwrite: false,

@@ -138,7 +138,7 @@ fn zstd_chunks_export_like_plain_ones_and_rotated_codes_are_refused() {
     // sliced the compressed bytes and panicked).
     let z = dir.path().join("z.vectro");
     let opts = vectro::CompressOptions {
-        codec: "int8".into(),
+        codec: None,
         chunk_rows: Some(8),
         zstd: Some(3),
         durability: Durability::None,

@@ -223,7 +223,7 @@ fn decompressor_reads_zstd_containers_as_container_does() {
             .path()
             .join(format!("{}.z.vectro", codec.replace(':', "_")));
         let opts = vectro::CompressOptions {
-            codec: (*codec).into(),
+            codec: Some(codec.parse().unwrap()),
             threads: 2,
             chunk_rows: Some(32),
             zstd: Some(3),
@@ -286,7 +286,7 @@ fn compressor_with_zstd_writes_compress_bytes() {
             let file = dir.path().join("z.vectro");
             let _ = std::fs::remove_file(&file);
             let opts = vectro::CompressOptions {
-                codec: (*codec).into(),
+                codec: Some(codec.parse().unwrap()),
                 threads: 2,
                 chunk_rows: Some(50),
                 zstd,

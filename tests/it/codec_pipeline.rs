@@ -77,7 +77,7 @@ fn run(
     );
     let out = dir.join(format!("{tag}.vectro"));
     let opts = CompressOptions {
-        codec: name.into(),
+        codec: Some(name.parse().unwrap()),
         threads,
         chunk_rows: Some(chunk),
         durability: Durability::None,

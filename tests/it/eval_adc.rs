@@ -30,7 +30,7 @@ fn container(dir: &Path, codec: &str) -> (PathBuf, PathBuf) {
     crate::helpers::write_npy(&npy, 600, DIMS as u64, &data);
     let out = dir.join(format!("{}.vectro", codec.replace([':', ',', '='], "_")));
     let opts = CompressOptions {
-        codec: codec.into(),
+        codec: Some(codec.parse().unwrap()),
         chunk_rows: Some(100),
         durability: Durability::None,
         ..CompressOptions::default()

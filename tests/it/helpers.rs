@@ -243,7 +243,7 @@ pub fn opts(chunk_rows: u32) -> CompressOptions {
 /// Compresses `npy` into `out` with the given codec, chunk size and threads.
 pub fn compress(npy: &Path, out: &Path, codec: &str, chunk_rows: u32, threads: usize) {
     let opts = CompressOptions {
-        codec: codec.into(),
+        codec: Some(codec.parse().unwrap()),
         threads,
         ..opts(chunk_rows)
     };

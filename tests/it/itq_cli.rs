@@ -72,5 +72,7 @@ fn binary_itq_is_deterministic_and_decodes_consistently() {
         .arg(dir.path().join("bad.vectro"))
         .assert()
         .code(2)
-        .stderr(predicates::str::contains("binary-itq takes no parameters"));
+        .stderr(predicates::str::contains(
+            "binary-itq: unknown parameter 'x'; valid: none",
+        ));
 }

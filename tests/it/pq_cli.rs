@@ -253,40 +253,36 @@ fn bad_requests_are_named_and_leave_no_output() {
         msg.contains("c.vcb") && msg.contains("8-dimensional") && msg.contains("12 dims"),
         "{msg}"
     );
-    // A codebook of another kind than --codec asks for.
+    // A codebook of another kind or shape than --codec asks for, or an explicit codec no
+    // codebook can serve (it silently gave pq codes): one mistake, one exit code (usage),
+    // one message, found before anything is written.
     let npy8 = other;
-    let msg = stderr_of_failure(
-        &["compress", "--codec", "opq:m=2"],
-        &[
-            ("--codebook", vcb.as_path()),
-            ("--in", npy8.as_path()),
-            io[1],
-        ],
-    );
-    assert!(msg.contains("the codebook is pq:m=2,nbits=4"), "{msg}");
-    let msg = stderr_of_failure(
-        &["compress", "--codec", "pq:m=4,nbits=4"],
-        &[
-            ("--codebook", vcb.as_path()),
-            ("--in", npy8.as_path()),
-            io[1],
-        ],
-    );
-    assert!(msg.contains("train a matching codebook"), "{msg}");
-    // An explicit codec that no codebook can serve (it silently gave pq codes).
-    for codec in ["int8", "int4:rotate=1"] {
-        let msg = stderr_of_failure(
-            &["compress", "--codec", codec],
-            &[
-                ("--codebook", vcb.as_path()),
-                ("--in", npy8.as_path()),
-                io[1],
-            ],
-        );
+    for codec in [
+        "opq:m=2",
+        "pq:m=4,nbits=4",
+        "int8",
+        "int4:rotate=1",
+        "binary-itq",
+    ] {
+        let o = vectro()
+            .args(["compress", "--codec", codec, "--codebook"])
+            .arg(&vcb)
+            .arg("--in")
+            .arg(&npy8)
+            .arg("--out")
+            .arg(io[1].1)
+            .assert()
+            .code(2);
+        let msg = String::from_utf8_lossy(&o.get_output().stderr).into_owned();
         assert!(
-            msg.contains(&format!("which --codec {codec} cannot use")),
-            "{msg}"
+            msg.contains("c.vcb: the codebook is pq:m=2,nbits=4, but --codec asks for")
+                && msg.contains(&format!("'{codec}'"))
+                && msg.contains(
+                    "drop --codec to encode with the codebook, or train a matching codebook"
+                ),
+            "{codec}: {msg}"
         );
+        assert!(!io[1].1.exists(), "{codec}");
     }
     assert!(!out.exists());
 }

@@ -300,7 +300,7 @@ fn try_trained(
     resume: bool,
 ) -> (vectro::Result<CompressSummary>, bool) {
     let mut o = opts(40);
-    o.codec = codec.into();
+    o.codec = Some(codec.parse().unwrap());
     o.train_rows = Some(300);
     o.resume = resume;
     let notes = Notes::default();
@@ -388,7 +388,7 @@ fn a_partial_trained_with_other_settings_is_trained_again() {
     ] {
         std::fs::write(partial_path(&out), &old[..old.len() / 2]).unwrap();
         let mut o = opts(40);
-        o.codec = codec.into();
+        o.codec = Some(codec.parse().unwrap());
         o.train_rows = Some(rows);
         o.resume = true;
         let s = vectro::compress(&input, &out, &o, &NoProgress, &AtomicBool::new(false)).unwrap();

@@ -121,7 +121,7 @@ fn compress(
     threads: usize,
 ) {
     let opts = CompressOptions {
-        codec: codec.into(),
+        codec: Some(codec.parse().unwrap()),
         threads,
         chunk_rows: chunk,
         zstd,

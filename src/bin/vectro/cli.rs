@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use vectro::codec::CodecRequest;
 
 /// Compress embedding vectors: streaming, out of core, checksummed.
 #[derive(Debug, Parser)]
@@ -68,7 +69,7 @@ pub struct CompressArgs {
     /// Codec and parameters: int8, int4, binary, f16, bf16, pq, opq, binary-itq (e.g.
     /// int4:rotate=1, pq:m=48), or auto [default: int8; with --codebook, the codebook's].
     #[arg(long, value_name = "NAME[:k=v,...]")]
-    pub codec: Option<String>,
+    pub codec: Option<CodecRequest>,
     /// Also compress each chunk with zstd at this level (-7..=22; 3 is a good default).
     #[arg(long, value_name = "LEVEL", allow_negative_numbers = true)]
     pub zstd: Option<i32>,
