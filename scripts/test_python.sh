@@ -31,7 +31,7 @@ fi
 cargo build --release --quiet --bin vectro
 
 rm -rf target/wheels
-"$VENV/bin/maturin" build --release --quiet -m python/Cargo.toml -o target/wheels
+"$VENV/bin/maturin" build --release --quiet -m python/Cargo.toml -o target/wheels --features test-hooks
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps target/wheels/vectro-*.whl
 
 # From python/tests (not python/), so that `import vectro` finds the installed wheel and

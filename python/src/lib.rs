@@ -131,14 +131,17 @@ struct Counter {
     done: AtomicU64,
     notes: Mutex<Vec<String>>,
     /// A test hook, as the CLI's: `VECTRO_TEST_SLOW_CHUNK_MS=n` sleeps n ms after each
-    /// chunk, so that tests can interrupt a run of a small input midway. Not for users.
+    /// chunk, so that tests can interrupt a run of a small input midway. Only with the
+    /// feature `test-hooks`, which the test build of the wheel turns on.
     pause: Option<Duration>,
 }
 
 impl Counter {
     fn new() -> Counter {
+        // Only in the wheel python/tests build (feature `test-hooks`).
         let pause = std::env::var("VECTRO_TEST_SLOW_CHUNK_MS")
             .ok()
+            .filter(|_| cfg!(feature = "test-hooks"))
             .and_then(|v| v.parse().ok())
             .map(Duration::from_millis);
         Counter {

@@ -58,26 +58,15 @@ pub(crate) fn compress_source(
     cancel: &AtomicBool,
 ) -> Result<CompressSummary> {
     let start = Instant::now();
-    // Check every setting before training, which can take minutes.
-    check_output(&source, output, opts)?;
-    let h = source.header();
-    let threads = crate::par::resolve_threads(opts.threads);
-    let chunk_rows = chunk_rows(opts, h.rows, h.dims, source.path())?;
-    // Whether an existing shard output is complete can only be told from the header of
-    // the trained codec; every other output is created before training, so that an
-    // existing, locked or unwritable output fails at once, not after minutes of work.
-    // So is a `--resume` rerun of a run that already finished (a cron job repeating itself).
-    let keep_existing = (opts.shard.is_some() || opts.resume)
-        && !opts.overwrite
-        && output.as_os_str() != "-"
-        && output.exists();
-    let early = match keep_existing {
+    // Plan: every setting is checked before training, which can take minutes.
+    let (plan, recipe) = Plan::new(&source, output, opts)?;
+    // An output that a shard or `--resume` rerun may keep is judged once the codec is
+    // known; any other is created now, so a locked or unwritable one fails before work.
+    let early = match plan.keep_existing {
         true => None,
         false => Some(open_dest(output, opts)?),
     };
-    // Plan, and choose the codec.
-    let recipe = Recipe::new(opts, h.dims as usize)?;
-    let plan = Plan::new(&source, opts, chunk_rows, recipe.recipe.as_deref())?;
+    // Choose the codec.
     let choice = choose::choose(
         Choose {
             source: &source,
@@ -85,27 +74,15 @@ pub(crate) fn compress_source(
             early: early.as_ref(),
             output,
             header_for: &|c| plan.header(c),
-            threads,
+            threads: plan.threads,
             progress,
             cancel,
         },
         recipe,
     )?;
-    let codec = choice.codec.as_ref();
-    let header = plan.header(codec);
-    let report = Report {
-        input,
-        output,
-        opts,
-        start,
-        header: &header,
-        choice: &choice,
-        input_bytes: match opts.shard {
-            Some(_) => header.rows * h.row_bytes() as u64,
-            None => source.input_bytes(),
-        },
-    };
-    if keep_existing {
+    let (codec, header) = (choice.codec.as_ref(), plan.header(choice.codec.as_ref()));
+    let report = Report::new(input, output, opts, start, &header, &choice, &source);
+    if plan.keep_existing {
         let len = existing_output(output, &header, opts)?;
         return Ok(report.summary(plan.chunks(), len, true, &Start::default()));
     }
@@ -114,43 +91,35 @@ pub(crate) fn compress_source(
         Some(out) => out,
         None => open_dest(output, opts)?,
     };
-    out.keep_on_drop(opts.keep_partial);
     let resume = prepare_output(&mut out, &source, &plan, &header, codec, opts)?;
     // Run: reader -> workers -> ordered writer.
-    progress.begin(header.rows, header.rows * h.row_bytes() as u64);
-    let done = resume.rows();
-    if done > 0 {
-        progress.advance(done, done * h.row_bytes() as u64);
-    }
-    let first = plan.chunk_range.start + resume.chunks.len() as u64;
-    let jobs = source.chunks(chunk_rows as u64, first..plan.chunk_range.end)?;
-    let result = run(Run {
+    let stages = Run {
         source: &source,
-        jobs,
+        plan: &plan,
         out: &out,
-        header: header.clone(),
+        header: &header,
         codec,
-        threads,
         zstd: opts.zstd,
         progress,
         cancel,
         resume: &resume,
-    });
-    progress.finish();
-    let (chunks, output_bytes) = result
-        .map_err(|e| locate_error(e, &source))
-        .inspect_err(|e| {
-            // A bad input needs a new input, which a resume would discard anyway.
-            if !matches!(
-                e.kind(),
-                ErrorKind::Io | ErrorKind::Cancelled | ErrorKind::Internal
-            ) {
-                out.keep_on_drop(false);
-            }
-        })?;
+    };
+    let (chunks, output_bytes) = run(stages).inspect_err(|e| keep_partial_for(&mut out, e))?;
     // Commit.
     out.commit()?;
     Ok(report.summary(chunks, output_bytes, false, &resume))
+}
+
+/// Drops the partial output of a run that failed on bad input, which needs a new input
+/// that a resume would discard anyway; keeps it (if asked) for an I/O error, a cancel or
+/// a bug, which a `--resume` rerun can continue after.
+fn keep_partial_for(out: &mut Dest, e: &Error) {
+    if !matches!(
+        e.kind(),
+        ErrorKind::Io | ErrorKind::Cancelled | ErrorKind::Internal
+    ) {
+        out.keep_on_drop(false);
+    }
 }
 
 /// Refuses an output that is one of the input files or the codebook.
@@ -189,7 +158,7 @@ fn chunk_rows(opts: &CompressOptions, rows: u64, dims: u64, input: &Path) -> Res
 }
 
 /// What a run writes, whatever the codec: the chunks and rows (of its shard), and the
-/// header but for the codec.
+/// header but for the codec; and how it runs.
 struct Plan {
     chunk_rows: u32,
     /// The input's chunks this run encodes.
@@ -200,20 +169,24 @@ struct Plan {
     source_dtype: crate::npy::Dtype,
     metadata: Metadata,
     stage: PayloadStage,
+    /// Worker threads.
+    threads: usize,
+    /// An existing output may be kept (a shard's, or a `--resume` rerun's finished one),
+    /// if it proves to be this run's complete output.
+    keep_existing: bool,
 }
 
 impl Plan {
-    /// Plans a run of `source` with `opts`, recording `recipe` (the training recipe, if
-    /// any) and the shard in the metadata.
-    fn new(
-        source: &Input,
-        opts: &CompressOptions,
-        chunk_rows: u32,
-        recipe: Option<&str>,
-    ) -> Result<Plan> {
+    /// Plans a run of `source` into `output` with `opts`, checking every setting, and
+    /// reads the `--codebook` or works out the training recipe, which the metadata
+    /// records with the shard.
+    fn new(source: &Input, output: &Path, opts: &CompressOptions) -> Result<(Plan, Recipe)> {
+        check_output(source, output, opts)?;
         let h = source.header();
+        let chunk_rows = chunk_rows(opts, h.rows, h.dims, source.path())?;
+        let recipe = Recipe::new(opts, h.dims as usize)?;
         let mut metadata = source_metadata(source);
-        if let Some(r) = recipe {
+        if let Some(r) = &recipe.recipe {
             metadata.insert("train".into(), r.to_string());
         }
         let (chunk_range, rows) = match opts.shard {
@@ -224,7 +197,7 @@ impl Plan {
             }
             None => (0..h.rows.div_ceil(chunk_rows as u64), 0..h.rows),
         };
-        Ok(Plan {
+        let plan = Plan {
             chunk_rows,
             chunk_range,
             rows,
@@ -235,7 +208,13 @@ impl Plan {
                 Some(_) => PayloadStage::Zstd,
                 None => PayloadStage::Plain,
             },
-        })
+            threads: crate::par::resolve_threads(opts.threads),
+            keep_existing: (opts.shard.is_some() || opts.resume)
+                && !opts.overwrite
+                && output.as_os_str() != "-"
+                && output.exists(),
+        };
+        Ok((plan, recipe))
     }
 
     /// The header this run writes with `codec`.
@@ -268,7 +247,31 @@ struct Report<'a> {
     input_bytes: u64,
 }
 
-impl Report<'_> {
+impl<'a> Report<'a> {
+    fn new(
+        input: &'a Path,
+        output: &'a Path,
+        opts: &'a CompressOptions,
+        start: Instant,
+        header: &'a Header,
+        choice: &'a Choice,
+        source: &Input,
+    ) -> Self {
+        let input_bytes = match opts.shard {
+            Some(_) => header.rows * source.header().row_bytes() as u64,
+            None => source.input_bytes(),
+        };
+        Report {
+            input,
+            output,
+            opts,
+            start,
+            header,
+            choice,
+            input_bytes,
+        }
+    }
+
     fn summary(
         &self,
         chunks: u64,
@@ -329,6 +332,7 @@ fn prepare_output(
     codec: &dyn Codec,
     opts: &CompressOptions,
 ) -> Result<Start> {
+    out.keep_on_drop(opts.keep_partial);
     let (encoder, _recycle) = Encoder::new(codec, header.source_dtype, opts.zstd, source.path(), 1);
     let reencode = |i: u64| -> Result<Vec<u8>> {
         let at = plan.chunk_range.start + i;
@@ -476,12 +480,10 @@ fn source_metadata(source: &Input) -> Metadata {
 /// The encoding stages of a compress run, set up.
 struct Run<'a> {
     source: &'a Input,
-    /// The chunks to encode (after those a resume keeps).
-    jobs: Box<dyn Iterator<Item = Result<ChunkJob>> + Send>,
+    plan: &'a Plan,
     out: &'a Dest,
-    header: Header,
+    header: &'a Header,
     codec: &'a dyn Codec,
-    threads: usize,
     zstd: Option<i32>,
     progress: &'a dyn Progress,
     cancel: &'a AtomicBool,
@@ -489,22 +491,42 @@ struct Run<'a> {
     resume: &'a Start,
 }
 
-/// The pipeline: reader (`jobs`) → workers ([`Encoder`]) → ordered writer ([`ChunkSink`]).
-/// Returns the chunks written in all and the container's length.
+/// Reports progress around [`stages`] and names the file and row of a bad value. Returns
+/// the chunks written in all and the container's length.
 fn run(r: Run<'_>) -> Result<(u64, u64)> {
+    let (source, header, progress) = (r.source, r.header, r.progress);
+    let row_bytes = source.header().row_bytes() as u64;
+    progress.begin(header.rows, header.rows * row_bytes);
+    let done = r.resume.rows();
+    if done > 0 {
+        progress.advance(done, done * row_bytes);
+    }
+    let first = r.plan.chunk_range.start + r.resume.chunks.len() as u64;
+    let result = source
+        .chunks(r.plan.chunk_rows as u64, first..r.plan.chunk_range.end)
+        .and_then(|jobs| stages(&r, jobs));
+    progress.finish();
+    result.map_err(|e| locate_error(e, source))
+}
+
+/// The pipeline: reader (`jobs`, the plan's chunks after those a resume keeps) → workers
+/// ([`Encoder`]) → ordered writer ([`ChunkSink`]).
+fn stages(
+    r: &Run<'_>,
+    jobs: Box<dyn Iterator<Item = Result<ChunkJob>> + Send>,
+) -> Result<(u64, u64)> {
     let Run {
         source,
-        jobs,
+        plan,
         out,
         header,
         codec,
-        threads,
         zstd,
         progress,
         cancel,
         resume,
-    } = r;
-    let out_path = out.error_path();
+    } = *r;
+    let (out_path, threads) = (out.error_path(), plan.threads);
     let writer = if resume.chunks.is_empty() {
         let mut w = ContainerWriter::new(out.writer(), header.clone())
             .map_err(|e| Error::io(out_path, "writing", e))?;

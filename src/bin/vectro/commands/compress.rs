@@ -1,4 +1,5 @@
 use std::sync::atomic::AtomicBool;
+#[cfg(feature = "test-hooks")]
 use std::time::Duration;
 
 use vectro::codec::auto::Target;
@@ -51,8 +52,12 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         train_rows: a.train_rows,
     };
     let bar = Bar::new(a.common.quiet || a.common.json, "compress");
+    #[cfg(feature = "test-hooks")]
     let slow = Throttle::from_env(&bar);
+    #[cfg(feature = "test-hooks")]
     let progress: &dyn Progress = slow.as_ref().map_or(&bar, |t| t as &dyn Progress);
+    #[cfg(not(feature = "test-hooks"))]
+    let progress: &dyn Progress = &bar;
     let s = match vectro::compress(&a.input, &output, &opts, progress, cancel) {
         Ok(s) => s,
         Err(e) if kept_partial(&e, &output, opts.keep_partial) => {
@@ -137,12 +142,15 @@ pub fn summary_line(s: &CompressSummary) -> String {
 }
 
 /// A test hook: `VECTRO_TEST_SLOW_CHUNK_MS=n` sleeps n ms after each chunk is written, so
-/// that tests can interrupt a run of a tiny input midway. Not for users.
+/// that tests can interrupt a run of a tiny input midway. Only in the test build (feature
+/// `test-hooks`), never in a release binary.
+#[cfg(feature = "test-hooks")]
 struct Throttle<'a> {
     inner: &'a dyn Progress,
     pause: Duration,
 }
 
+#[cfg(feature = "test-hooks")]
 impl<'a> Throttle<'a> {
     fn from_env(inner: &'a dyn Progress) -> Option<Throttle<'a>> {
         let ms = std::env::var("VECTRO_TEST_SLOW_CHUNK_MS")
@@ -156,6 +164,7 @@ impl<'a> Throttle<'a> {
     }
 }
 
+#[cfg(feature = "test-hooks")]
 impl Progress for Throttle<'_> {
     fn begin(&self, rows: u64, bytes: u64) {
         self.inner.begin(rows, bytes);
