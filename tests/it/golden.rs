@@ -12,9 +12,11 @@
 //! `VECTRO_BLESS=1 cargo test --release --test it golden` (the inputs `d24.npy`,
 //! `d64.npy` and `d64_unit.npy` are written only when missing), and say in the commit why the bytes changed.
 //!
-//! Format minors covered: 1.0 (`v1_int8.vectro`) and 1.3 (everything this version writes).
-//! 1.1 and 1.2 files can only come from older builds; a 1.3 file of a 1.1/1.2 codec and
-//! options is laid out as 1.1/1.2 except for the minor number (FORMAT.md, version history).
+//! Format minors covered: 1.0 (`v1_int8.vectro`, written by an early build), 1.3
+//! (everything this version writes), and 1.1 and 1.2 (`minor1_*`, `minor2_*`): a file of a
+//! 1.1 or 1.2 codec and options is laid out as in that minor except for the minor number
+//! (FORMAT.md, version history), so those golden files are this build's 1.3 files with
+//! the minor number (and the header crc) set back, exactly what the older builds wrote.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -135,6 +137,12 @@ const CASES: &[Case] = &[
         min_cosine: 0.6,
     },
     Case {
+        out: "pq_aniso1.vectro",
+        input: "d64.npy",
+        args: &["--codec", "pq:m=16,nbits=4,aniso=1,unit=0"],
+        min_cosine: 0.6,
+    },
+    Case {
         out: "opq.vectro",
         input: "d64.npy",
         args: &["--codec", "opq:m=8,nbits=4"],
@@ -169,6 +177,27 @@ const CASES: &[Case] = &[
 /// Containers committed by earlier versions, decoded but never rewritten (relative to
 /// `tests/fixtures/`), with the source they were written from.
 const OLDER: &[(&str, &str)] = &[("v1_int8.vectro", "v1_int8_source.npy")];
+
+/// Files of older minors: (name, the 1.3 golden file it is laid out as, its minor).
+const EARLIER: &[(&str, &str, u16)] = &[
+    // 1.1: the quantizer parameter block with a rotation; the zstd payload stage.
+    ("minor1_int4_rotate.vectro", "int4_rotate.vectro", 1),
+    ("minor1_bf16_zstd.vectro", "bf16_zstd.vectro", 1),
+    // 1.2: a pq codebook section without the 1.3 flags; binary-itq.
+    ("minor2_pq_aniso1.vectro", "pq_aniso1.vectro", 2),
+    ("minor2_binary_itq.vectro", "binary_itq.vectro", 2),
+];
+
+/// `container` as the format minor `minor` lays it out: the minor number, and the header
+/// crc over it.
+fn as_minor(container: &[u8], minor: u16) -> Vec<u8> {
+    let mut b = container.to_vec();
+    b[6..8].copy_from_slice(&minor.to_le_bytes());
+    let h = u32::from_le_bytes(b[8..12].try_into().unwrap()) as usize;
+    let crc = crc32c::crc32c(&b[..h - 4]);
+    b[h - 4..h].copy_from_slice(&crc.to_le_bytes());
+    b
+}
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -306,6 +335,10 @@ fn golden_files_are_rewritten_byte_for_byte() {
         for name in written_names() {
             fs::copy(dir.path().join(name), golden_dir().join(name)).unwrap();
         }
+        for (name, from, minor) in EARLIER {
+            let bytes = as_minor(&fs::read(golden_dir().join(from)).unwrap(), *minor);
+            fs::write(golden_dir().join(name), bytes).unwrap();
+        }
         let mut lines: Vec<String> = OLDER
             .iter()
             .map(|(f, _)| manifest_line(&format!("../{f}"), &fixtures().join(f)))
@@ -315,6 +348,11 @@ fn golden_files_are_rewritten_byte_for_byte() {
                 .iter()
                 .map(|c| manifest_line(c.out, &golden_dir().join(c.out))),
         );
+        lines.extend(
+            EARLIER
+                .iter()
+                .map(|(f, _, _)| manifest_line(f, &golden_dir().join(f))),
+        );
         fs::write(manifest_path(), lines.join("\n") + "\n").unwrap();
         return;
     }
@@ -323,6 +361,14 @@ fn golden_files_are_rewritten_byte_for_byte() {
         let golden = fs::read(golden_dir().join(name))
             .unwrap_or_else(|e| panic!("golden {name}: {e}; bless with {BLESS_VAR}=1"));
         if fs::read(dir.path().join(name)).unwrap() != golden {
+            differ.push(name);
+        }
+    }
+    // An older minor's file is the 1.3 file with the older number.
+    for (name, from, minor) in EARLIER {
+        let golden = fs::read(golden_dir().join(name))
+            .unwrap_or_else(|e| panic!("golden {name}: {e}; bless with {BLESS_VAR}=1"));
+        if as_minor(&fs::read(dir.path().join(from)).unwrap(), *minor) != golden {
             differ.push(name);
         }
     }
@@ -343,7 +389,11 @@ fn golden_files_decode_to_the_committed_rows() {
     }
     let manifest = fs::read_to_string(manifest_path()).unwrap();
     let lines: Vec<&str> = manifest.lines().collect();
-    assert_eq!(lines.len(), OLDER.len() + CASES.len(), "MANIFEST lines");
+    assert_eq!(
+        lines.len(),
+        OLDER.len() + CASES.len() + EARLIER.len(),
+        "MANIFEST lines"
+    );
     for line in &lines {
         let file = line.split(' ').next().unwrap();
         assert_eq!(
@@ -351,6 +401,29 @@ fn golden_files_decode_to_the_committed_rows() {
             line,
             "{file} no longer decodes to the committed rows (or its header changed)"
         );
+    }
+    // A file of an older minor decodes exactly as the file of this minor it is laid out as.
+    for (name, from, minor) in EARLIER {
+        let crc = |f: &str| {
+            let line = lines
+                .iter()
+                .find(|l| l.starts_with(&format!("{f} ")))
+                .unwrap();
+            line.split(' ').last().unwrap().to_string()
+        };
+        assert_eq!(crc(name), crc(from), "{name} decodes otherwise than {from}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("{name} "))
+                    && l.contains(&format!(" minor={minor} "))),
+            "{name}"
+        );
+        crate::helpers::vectro()
+            .arg("verify")
+            .arg(golden_dir().join(name))
+            .assert()
+            .success();
     }
     // Decoded rows are near the input: the manifest cannot have blessed garbage.
     let sources = CASES
@@ -395,8 +468,8 @@ fn golden_files_cover_every_codec_id_and_known_minor() {
     let minors: BTreeSet<u16> = manifest.lines().map(|l| field(l, "minor=")).collect();
     assert_eq!(
         minors,
-        BTreeSet::from([0, vectro::format::MINOR]),
-        "format minors covered: 1.0 (an old file) and the one this build writes"
+        (0..=vectro::format::MINOR).collect(),
+        "format minors covered: every one up to the one this build writes"
     );
     // Both codebook files of `train` are among the golden files, and each is used.
     for t in TRAINS {
