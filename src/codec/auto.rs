@@ -1,16 +1,18 @@
-//! `--codec auto`: measure the candidate codecs on a seeded sample of rows and pick the
-//! smallest that meets a quality target.
+//! `--codec auto`: pick the smallest codec that meets a quality target on the whole input.
 //!
-//! Quality is measured exactly as `vectro eval` does, on the sample only:
-//! - cosine: the mean cosine between each sampled row and its reconstruction;
-//! - recall: recall@10 of exact cosine search, with up to [`MAX_QUERIES`] sampled rows as
-//!   float queries against the reconstructions of the other sampled rows.
-//!
-//! Recall measured on a sample of `N` rows is an estimate of recall on the full file, not
-//! the same number: a small sample has fewer, farther neighbours, and its queries are few. On
-//! the shared 10k MiniLM sample, 2000 rows estimated `int4:rotate=1` at 0.949 against 0.954
-//! to 0.956 on the full set. The report says how many rows it used; raise `--sample` for a
-//! closer estimate, and leave a margin when a target is tight.
+//! Two steps:
+//! 1. **Screen** ([`choose`]): every candidate is measured on a seeded sample of rows, as
+//!    `vectro eval` measures (mean cosine; recall@10 of exact cosine search with up to
+//!    [`MAX_QUERIES`] sampled rows as queries against the other sampled rows). Recall on a
+//!    sample *overestimates* recall on the whole file (a small corpus has fewer, farther
+//!    neighbours; 0.97 on 2,000 rows was 0.85 on 100,000), so the sample only rules out
+//!    candidates far below the target ([`SCREEN_MARGIN`]).
+//! 2. **Decide** ([`AutoReport::decide`]): the remaining candidates are measured over
+//!    every row of the input in one streamed pass (`eval::whole`): [`WHOLE_QUERIES`] sampled
+//!    rows searched over all rows, each candidate encoding and decoding every chunk. The
+//!    smallest candidate whose whole-input recall is at least the target with
+//!    [`CONFIDENCE`] one-sided confidence over the query sample (mean minus [`Z`] standard
+//!    errors), or whose mean cosine over every row is at least the target, is chosen.
 
 use std::collections::BTreeSet;
 
@@ -19,8 +21,23 @@ use serde::Serialize;
 use super::parse;
 use crate::error::{Error, Result};
 
-/// Candidates in increasing encoded size (ties broken by listing order).
-pub const CANDIDATES: [&str; 4] = ["binary:rotate=1", "int4:rotate=1", "int8", "f16"];
+/// Candidates in increasing encoded size (at equal size, the higher quality wins).
+pub const CANDIDATES: [&str; 5] = [
+    "binary:rotate=1",
+    "int4:rotate=1",
+    "int8:rotate=1",
+    "int8",
+    "f16",
+];
+/// Queries of the whole-input measurement.
+pub const WHOLE_QUERIES: usize = 500;
+/// The one-sided confidence with which a chosen codec meets a recall target.
+pub const CONFIDENCE: f64 = 0.95;
+/// Standard errors below the measured recall for [`CONFIDENCE`].
+pub const Z: f64 = 1.645;
+/// A candidate whose sample estimate is this far below the target is not measured on the
+/// whole input: the sample overestimates, so it cannot meet the target there.
+pub const SCREEN_MARGIN: f64 = 0.02;
 /// The codec used when no candidate meets the target.
 pub const FALLBACK: &str = "f16";
 /// Queries used for the recall estimate.
@@ -58,8 +75,16 @@ pub struct Candidate {
     pub codec: String,
     /// Encoded bytes per row (chunk framing excluded).
     pub bytes_per_row: f64,
-    /// The measured quality; `None` when the codec cannot encode the sample.
+    /// The quality measured on the whole input, if it was (else on the sample); `None`
+    /// when the codec cannot encode the data.
     pub quality: Option<f64>,
+    /// The estimate on the sample, which screened the candidates.
+    pub sample_quality: Option<f64>,
+    /// For a recall target measured on the whole input: the standard error of `quality`
+    /// over the queries.
+    pub recall_se: Option<f64>,
+    /// Whether it was measured on the whole input.
+    pub whole: bool,
     /// Why it could not encode, if so.
     pub error: Option<String>,
     /// Whether it meets the target.
@@ -73,6 +98,14 @@ pub struct AutoReport {
     pub target: Target,
     /// Rows in the sample.
     pub sample_rows: usize,
+    /// Rows the decision was measured on: every row of the input, once [`decide`]d.
+    ///
+    /// [`decide`]: AutoReport::decide
+    pub measured_rows: u64,
+    /// Queries of the whole-input recall measurement (0 for a cosine target).
+    pub queries: usize,
+    /// The one-sided confidence with which the chosen codec meets a recall target.
+    pub confidence: f64,
     /// Every candidate, smallest first.
     pub candidates: Vec<Candidate>,
     /// The codec chosen.
@@ -84,12 +117,40 @@ pub struct AutoReport {
 impl AutoReport {
     /// Human-readable lines: one per candidate, then the decision.
     pub fn lines(&self) -> Vec<String> {
-        let mut out = vec![format!(
-            "auto: target {} measured on {} sampled rows",
-            self.target, self.sample_rows
-        )];
+        let mut out = vec![match (self.measured_rows, self.target) {
+            (0, _) => format!(
+                "auto: target {} measured on {} sampled rows",
+                self.target, self.sample_rows
+            ),
+            (n, Target::MinRecall(_)) => format!(
+                "auto: target {} measured over all {n} rows with {} sampled queries, \
+                 met with {:.0}% confidence (screened on {} sampled rows)",
+                self.target,
+                self.queries,
+                self.confidence * 100.0,
+                self.sample_rows
+            ),
+            (n, Target::MinCosine(_)) => format!(
+                "auto: target {} measured over all {n} rows (screened on {} sampled rows)",
+                self.target, self.sample_rows
+            ),
+        }];
         for c in &self.candidates {
             let q = match (&c.quality, &c.error) {
+                (Some(q), _) if c.whole => match c.recall_se {
+                    Some(se) => format!(
+                        "{q:.4} ± {:.4} (sample {:.4})",
+                        Z * se,
+                        c.sample_quality.unwrap_or(f64::NAN)
+                    ),
+                    None => format!(
+                        "{q:.6} (sample {:.6})",
+                        c.sample_quality.unwrap_or(f64::NAN)
+                    ),
+                },
+                (Some(q), _) if self.measured_rows > 0 => {
+                    format!("{q:.6} on the sample: far below, not measured further")
+                }
                 (Some(q), _) => format!("{q:.6}"),
                 (None, Some(e)) => format!("cannot encode: {e}"),
                 (None, None) => "-".into(),
@@ -141,6 +202,9 @@ pub fn choose(sample: &[f32], dims: usize, target: Target) -> Result<AutoReport>
             codec: name.into(),
             bytes_per_row: codec.encoded_len(rows) as f64 / rows as f64,
             quality: None,
+            sample_quality: None,
+            recall_se: None,
+            whole: false,
             error: None,
             meets: false,
         };
@@ -152,21 +216,115 @@ pub fn choose(sample: &[f32], dims: usize, target: Target) -> Result<AutoReport>
                     Target::MinRecall(_) => recall(sample, &recon, dims),
                 };
                 c.quality = Some(q);
+                c.sample_quality = Some(q);
                 c.meets = q >= t;
             }
             Err(f) => c.error = Some(format!("sampled row {}: {}", f.row, f.msg)),
         }
         candidates.push(c);
     }
-    candidates.sort_by(|a, b| a.bytes_per_row.total_cmp(&b.bytes_per_row));
+    sort_candidates(&mut candidates);
     let chosen = candidates.iter().find(|c| c.meets).map(|c| c.codec.clone());
     Ok(AutoReport {
         target,
         sample_rows: rows,
+        measured_rows: 0,
+        queries: 0,
+        confidence: CONFIDENCE,
         fell_back: chosen.is_none(),
         chosen: chosen.unwrap_or_else(|| FALLBACK.into()),
         candidates,
     })
+}
+
+/// Smallest first; at equal size, the higher quality first.
+fn sort_candidates(c: &mut [Candidate]) {
+    c.sort_by(|a, b| {
+        a.bytes_per_row.total_cmp(&b.bytes_per_row).then_with(|| {
+            b.quality
+                .unwrap_or(f64::NEG_INFINITY)
+                .total_cmp(&a.quality.unwrap_or(f64::NEG_INFINITY))
+        })
+    });
+}
+
+/// A candidate's quality over the whole input (`eval::whole` measures it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WholeQuality {
+    /// Mean cosine between every row and its reconstruction.
+    pub cosine: f64,
+    /// recall@10 of the sampled queries over every row.
+    pub recall: f64,
+    /// Its standard error over the queries.
+    pub recall_se: f64,
+    /// Why the codec cannot encode the input, if it cannot.
+    pub fault: Option<String>,
+}
+
+impl AutoReport {
+    /// The candidates worth measuring on the whole input, smallest first: those whose
+    /// sample estimate is within [`SCREEN_MARGIN`] of the target, and [`FALLBACK`].
+    pub fn screened(&self) -> Vec<String> {
+        let t = self.target.value();
+        self.candidates
+            .iter()
+            .filter(|c| {
+                c.codec == FALLBACK || c.sample_quality.is_some_and(|q| q >= t - SCREEN_MARGIN)
+            })
+            .map(|c| c.codec.clone())
+            .collect()
+    }
+
+    /// Decides from `whole`, the whole-input quality of each of [`screened`](Self::screened)
+    /// (in its order), measured over `rows` rows with `queries` queries: the smallest
+    /// candidate that meets the target there (a recall target with [`CONFIDENCE`]), or
+    /// [`FALLBACK`] when none does.
+    pub fn decide(&mut self, whole: &[(String, WholeQuality)], rows: u64, queries: usize) {
+        let t = self.target.value();
+        self.measured_rows = rows;
+        self.queries = match self.target {
+            Target::MinRecall(_) => queries,
+            Target::MinCosine(_) => 0,
+        };
+        for c in &mut self.candidates {
+            c.meets = false;
+            let Some((_, w)) = whole.iter().find(|(name, _)| *name == c.codec) else {
+                continue;
+            };
+            c.whole = true;
+            if let Some(f) = &w.fault {
+                c.quality = None;
+                c.error = Some(f.clone());
+                continue;
+            }
+            let (q, meets) = match self.target {
+                Target::MinRecall(_) => {
+                    c.recall_se = Some(w.recall_se);
+                    (w.recall, w.recall - Z * w.recall_se >= t)
+                }
+                Target::MinCosine(_) => (w.cosine, w.cosine >= t),
+            };
+            c.quality = Some(q);
+            c.meets = meets;
+        }
+        sort_candidates(&mut self.candidates);
+        let chosen = self
+            .candidates
+            .iter()
+            .find(|c| c.meets)
+            .map(|c| c.codec.clone());
+        self.fell_back = chosen.is_none();
+        self.chosen = chosen.unwrap_or_else(|| FALLBACK.into());
+    }
+}
+
+impl Target {
+    /// The threshold.
+    pub fn value(self) -> f64 {
+        match self {
+            Target::MinCosine(x) | Target::MinRecall(x) => x,
+        }
+    }
 }
 
 /// `k` distinct row ids out of `n`, sorted, drawn from `seed` (Floyd's algorithm).

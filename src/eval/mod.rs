@@ -24,6 +24,7 @@ mod quality;
 mod recall;
 mod search;
 mod topk;
+pub mod whole;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;

@@ -126,7 +126,7 @@ pub(super) fn choose(c: Choose<'_>, recipe: Recipe) -> Result<Choice> {
                 train_codec(request, source, opts, threads, progress, cancel)?,
                 None,
             ),
-            request => pick_codec(request.as_ref(), source, opts, progress)?,
+            request => pick_codec(request.as_ref(), source, opts, threads, progress, cancel)?,
         },
     };
     Ok(Choice {
@@ -148,13 +148,15 @@ fn earlier_codec(path: &Path, file: &std::fs::File) -> Option<(Box<dyn Codec>, H
     Some((codec, old))
 }
 
-/// The codec `request` asks for (`None`: int8); for `auto`, the one the sample
-/// measurement picks (each line of its report also goes to `progress.note`).
+/// The codec `request` asks for (`None`: int8); for `auto`, the smallest that meets the
+/// target over the whole input (each line of its report also goes to `progress.note`).
 fn pick_codec(
     request: Option<&CodecRequest>,
     source: &Input,
     opts: &CompressOptions,
+    threads: usize,
     progress: &dyn Progress,
+    cancel: &AtomicBool,
 ) -> Result<(Box<dyn Codec>, Option<AutoReport>)> {
     let dims = source.header().dims as usize;
     if request != Some(&CodecRequest::Auto) {
@@ -177,7 +179,32 @@ fn pick_codec(
     let ids = auto::sample_ids(source.header().rows, opts.sample as u64, auto::SAMPLE_SEED);
     let mut sample = vec![0f32; ids.len() * dims];
     source.read_rows(&ids, &mut sample)?;
-    let report = auto::choose(&sample, dims, target)?;
+    let mut report = auto::choose(&sample, dims, target)?;
+    // The sample overestimates recall on the whole file: it only screens. The candidates
+    // it does not rule out are measured over every row.
+    let names = report.screened();
+    let codecs = names
+        .iter()
+        .map(|n| codec::parse(n, dims))
+        .collect::<Result<Vec<_>>>()?;
+    let refs: Vec<&dyn Codec> = codecs.iter().map(|c| c.as_ref()).collect();
+    let whole = crate::eval::whole::WholeOptions {
+        k: auto::K,
+        queries: auto::WHOLE_QUERIES,
+        seed: auto::SAMPLE_SEED ^ 0x5eed,
+        metric: crate::eval::Metric::Cos,
+        threads,
+        chunk_rows: crate::encode::default_chunk_rows(dims as u64) as u64,
+    };
+    progress.note(&format!(
+        "auto: measuring {} over every row of the input",
+        names.join(", ")
+    ));
+    let measured =
+        crate::eval::whole::measure(source, &refs, &whole, &crate::progress::NoProgress, cancel)?;
+    let queries = auto::WHOLE_QUERIES.min(source.header().rows as usize);
+    let pairs: Vec<_> = names.into_iter().zip(measured).collect();
+    report.decide(&pairs, source.header().rows, queries);
     for line in report.lines() {
         progress.note(&line);
     }

@@ -409,7 +409,7 @@ fn golden_files_decode_to_the_committed_rows() {
                 .iter()
                 .find(|l| l.starts_with(&format!("{f} ")))
                 .unwrap();
-            line.split(' ').last().unwrap().to_string()
+            line.rsplit(' ').next().unwrap().to_string()
         };
         assert_eq!(crc(name), crc(from), "{name} decodes otherwise than {from}");
         assert!(

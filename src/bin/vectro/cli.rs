@@ -73,13 +73,17 @@ pub struct CompressArgs {
     /// Also compress each chunk with zstd at this level (-7..=22; 3 is a good default).
     #[arg(long, value_name = "LEVEL", allow_negative_numbers = true)]
     pub zstd: Option<i32>,
-    /// With --codec auto: the smallest codec whose mean cosine is at least this.
+    /// With --codec auto: the smallest codec whose mean cosine over every row is at least
+    /// this.
     #[arg(long, value_name = "X", conflicts_with = "min_recall", allow_negative_numbers = true, value_parser = parse_gate)]
     pub min_cosine: Option<f64>,
-    /// With --codec auto: the smallest codec whose recall@10 is at least this.
+    /// With --codec auto: the smallest codec whose recall@10 over the whole input is at
+    /// least this, with 95% one-sided confidence (500 sampled queries searched over every
+    /// row, as `vectro eval` measures it).
     #[arg(long, value_name = "X", value_parser = parse_gate)]
     pub min_recall: Option<f64>,
-    /// With --codec auto: rows sampled (seeded) to measure the candidates.
+    /// With --codec auto: rows sampled (seeded) to screen out candidates far below the
+    /// target before the whole input is measured.
     #[arg(long, value_name = "N", default_value_t = 2000)]
     pub sample: usize,
     /// Encode with this frozen pq/opq codebook (from `vectro train`) instead of training.
