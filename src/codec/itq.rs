@@ -157,6 +157,21 @@ impl Itq {
         ))
     }
 
+    /// Alternations of training (informational, from the parameter block).
+    pub fn iterations(&self) -> u32 {
+        self.iterations
+    }
+
+    /// Rows of the training sample (informational).
+    pub fn train_rows(&self) -> u32 {
+        self.train_rows
+    }
+
+    /// The final quantization loss `‖B − (X − μ)R‖² / rows` on the sample.
+    pub fn loss(&self) -> f32 {
+        self.loss
+    }
+
     /// One row of `y = (x − μ)R`, the plain reference for the sgemm in `encode`.
     #[cfg(test)]
     fn forward(&self, x: &[f32], y: &mut [f32]) {

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 pub use crate::simd::prefetch;
 pub use bf16::Bf16;
 pub use binary::Binary;
-pub use codebook::{Codebook, RowSource, TrainOptions};
+pub use codebook::{Codebook, RowSource, TrainOptions, Trained};
 pub use f16::F16;
 pub use int4::Int4;
 pub use int8::Int8;
@@ -268,7 +268,7 @@ pub fn parse(text: &str, dims: usize) -> Result<Box<dyn Codec>> {
         "bf16" => (CodecId::Bf16, &[]),
         "binary-itq" => {
             return Err(Error::Config(
-                "binary-itq must be trained: use `vectro compress` (it trains on a sample)".into(),
+                "binary-itq must be trained: use `vectro compress` (it trains on a sample) or `vectro train`".into(),
             ));
         }
         "pq" | "opq" => {
@@ -296,7 +296,7 @@ pub(crate) fn read_f32(b: &[u8], at: usize) -> f32 {
     f32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-/// Like [`parse`], but a codec that needs training (`pq`, `opq`) is trained on a seeded
+/// Like [`parse`], but a codec that needs training (`pq`, `opq`, `binary-itq`) is trained on a seeded
 /// sample of `source`'s rows; the others ignore `source` beyond its dims.
 ///
 /// # Errors
@@ -308,16 +308,29 @@ pub fn parse_trained(
     progress: &dyn crate::progress::Progress,
 ) -> Result<Box<dyn Codec>> {
     match text.split_once(':').map_or(text, |(n, _)| n) {
-        "pq" | "opq" => Ok(Box::new(Pq::new(train_codebook(
-            text, source, opts, progress,
-        )?))),
-        "binary-itq" if !text.contains(':') => {
-            Ok(Box::new(itq::Itq::train(source, opts, progress)?))
-        }
-        "binary-itq" => Err(Error::Config(format!(
+        "pq" | "opq" | "binary-itq" => Ok(train(text, source, opts, progress)?.into_codec()),
+        _ => parse(text, source.dims()),
+    }
+}
+
+/// Trains the codec `text` (`pq:...`, `opq:...` or `binary-itq`) on a seeded sample of
+/// `source`, as `vectro train` does.
+///
+/// # Errors
+/// [`Error::Config`] for a codec that is not trained or a bad codec string; as
+/// [`train_codebook`] and [`itq::Itq::train`].
+pub fn train(
+    text: &str,
+    source: &dyn RowSource,
+    opts: &TrainOptions,
+    progress: &dyn crate::progress::Progress,
+) -> Result<Trained> {
+    match text.split_once(':') {
+        None if text == "binary-itq" => Ok(Trained::Itq(itq::Itq::train(source, opts, progress)?)),
+        Some(("binary-itq", _)) => Err(Error::Config(format!(
             "binary-itq takes no parameters, got '{text}'"
         ))),
-        _ => parse(text, source.dims()),
+        _ => Ok(Trained::Pq(train_codebook(text, source, opts, progress)?)),
     }
 }
 
@@ -362,7 +375,7 @@ pub fn train_codebook(
         "opq" => CodecId::Opq,
         _ => {
             return Err(Error::Config(format!(
-                "only pq and opq are trained, not '{name}'"
+                "only pq, opq and binary-itq are trained, not '{name}'"
             )));
         }
     };

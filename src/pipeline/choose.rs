@@ -188,24 +188,12 @@ fn frozen_codec(
     opts: &CompressOptions,
     dims: usize,
 ) -> Result<(Box<dyn Codec>, Option<String>)> {
-    let (book, recipe) = super::train::read_codebook(path, dims)?;
-    let kind = if book.rotation.is_some() { "opq" } else { "pq" };
-    let (asked, params) = opts.codec.split_once(':').unwrap_or((&opts.codec, ""));
-    let fits = opts.codec == CompressOptions::default().codec
-        || (asked == kind
-            && codec::pq::PqParams::parse(asked, params, dims).map_or(params.is_empty(), |p| {
-                p.m == book.m && p.nbits == book.nbits
-            }));
-    if !fits {
-        return Err(Error::Mismatch(format!(
-            "{}: the codebook is {kind}:m={},nbits={}, but --codec asks for '{}'; drop --codec or train a matching codebook",
-            path.display(),
-            book.m,
-            book.nbits,
-            opts.codec
-        )));
+    let (trained, recipe) = super::train::read_codebook(path, dims)?;
+    // The default codec string stands for "no --codec": the codebook's own.
+    if opts.codec != CompressOptions::default().codec {
+        trained.check_fits(path, &opts.codec)?;
     }
-    Ok((Box::new(codec::Pq::new(book)), recipe))
+    Ok((trained.into_codec(), recipe))
 }
 
 /// `--codec` (pq, opq, binary-itq) trained on a sample of the input, on exactly

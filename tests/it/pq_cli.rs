@@ -253,40 +253,40 @@ fn bad_requests_are_named_and_leave_no_output() {
         msg.contains("c.vcb") && msg.contains("8-dimensional") && msg.contains("12 dims"),
         "{msg}"
     );
-    // A codebook of another kind than --codec asks for.
+    // A codebook of another kind, m or nbits than --codec asks for, or a codec no
+    // codebook serves (it silently gave pq codes): one usage error (exit 2), one message,
+    // found before any output is touched.
     let npy8 = other;
-    let msg = stderr_of_failure(
-        &["compress", "--codec", "opq:m=2"],
-        &[
-            ("--codebook", vcb.as_path()),
-            ("--in", npy8.as_path()),
-            io[1],
-        ],
-    );
-    assert!(msg.contains("the codebook is pq:m=2,nbits=4"), "{msg}");
-    let msg = stderr_of_failure(
-        &["compress", "--codec", "pq:m=4,nbits=4"],
-        &[
-            ("--codebook", vcb.as_path()),
-            ("--in", npy8.as_path()),
-            io[1],
-        ],
-    );
-    assert!(msg.contains("train a matching codebook"), "{msg}");
-    // An explicit codec that no codebook can serve (it silently gave pq codes).
-    for codec in ["int8", "int4:rotate=1"] {
-        let msg = stderr_of_failure(
-            &["compress", "--codec", codec],
-            &[
-                ("--codebook", vcb.as_path()),
-                ("--in", npy8.as_path()),
-                io[1],
-            ],
-        );
+    for codec in ["opq:m=2", "pq:m=4,nbits=4", "pq:m=2,nbits=8", "binary-itq", "int8", "int4:rotate=1"] {
+        let mut c = vectro();
+        c.args(["compress", "--codec", codec, "--codebook"])
+            .arg(&vcb)
+            .arg("--in")
+            .arg(&npy8)
+            .args([io[1].0])
+            .arg(io[1].1);
+        let o = c.assert().code(2);
+        let msg = String::from_utf8_lossy(&o.get_output().stderr).into_owned();
         assert!(
-            msg.contains(&format!("which --codec {codec} cannot use")),
+            msg.contains(&format!(
+                "holds a pq:m=2,nbits=4,aniso=2 codebook, which --codec {codec} does not match; \
+                 drop --codec to encode with the codebook"
+            )),
             "{msg}"
         );
+    }
+    // The codebook's own codec, spelled in full or by name only, is no mismatch.
+    for codec in ["pq", "pq:m=2,nbits=4"] {
+        vectro()
+            .args(["compress", "-q", "--force", "--codec", codec, "--codebook"])
+            .arg(&vcb)
+            .arg("--in")
+            .arg(&npy8)
+            .arg(io[1].0)
+            .arg(io[1].1)
+            .assert()
+            .success();
+        std::fs::remove_file(io[1].1).unwrap();
     }
     assert!(!out.exists());
 }

@@ -28,18 +28,10 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     }
     let output = shard.map_or(a.output.clone(), |s| s.expand_output(&a.output));
     // The library reads the default codec string as "whatever the codebook holds": an
-    // explicit --codec int8 (or any codec that is not pq/opq) next to a codebook would
-    // silently give pq codes.
+    // explicit --codec int8 next to a codebook would silently give the codebook's codes.
+    // Checked here, before any output is touched, as every other argument error is.
     if let (Some(c), Some(book)) = (&a.codec, &a.codebook) {
-        let name = c.split(':').next().unwrap_or_default();
-        if name != "pq" && name != "opq" {
-            return Err(vectro::Error::Config(format!(
-                "--codebook {} holds a pq or opq codebook, which --codec {c} cannot use; \
-                 drop --codec to encode with the codebook, or drop --codebook",
-                book.display()
-            ))
-            .into());
-        }
+        vectro::pipeline::train::check_codebook_codec(book, c)?;
     }
     let opts = CompressOptions {
         codec: a.codec.unwrap_or_else(|| CompressOptions::default().codec),
