@@ -500,10 +500,7 @@ impl Trained {
         if self.fits(asked) {
             return Ok(());
         }
-        let trained = matches!(
-            asked.split(':').next(),
-            Some("pq" | "opq" | "binary-itq")
-        );
+        let trained = matches!(asked.split(':').next(), Some("pq" | "opq" | "binary-itq"));
         let fix = if trained {
             format!("or train a matching one (vectro train --codec {asked})")
         } else {
@@ -605,6 +602,42 @@ pub(crate) fn check_cancel(flag: &AtomicBool) -> Result<()> {
     Ok(())
 }
 
+/// What a training loop polls between iterations: whether to stop, and where to count
+/// the iterations done. A bare cancel flag counts nothing.
+pub trait Watch: Sync {
+    /// [`Error::Cancelled`] once the run is to stop.
+    ///
+    /// # Errors
+    /// As said.
+    fn check(&self) -> Result<()>;
+    /// `n` more planned iterations are done (or will not run: a loop that converged early
+    /// reports the rest, so the count reaches what was planned).
+    fn steps(&self, _n: u64) {}
+}
+
+impl Watch for AtomicBool {
+    fn check(&self) -> Result<()> {
+        check_cancel(self)
+    }
+}
+
+/// A cancel flag that also reports iterations to a [`Progress`] ([`Progress::step`]).
+pub(crate) struct Ticker<'a> {
+    pub(crate) cancel: &'a AtomicBool,
+    pub(crate) progress: &'a dyn Progress,
+}
+
+impl Watch for Ticker<'_> {
+    fn check(&self) -> Result<()> {
+        check_cancel(self.cancel)
+    }
+    fn steps(&self, n: u64) {
+        if n > 0 {
+            self.progress.step(n);
+        }
+    }
+}
+
 /// Rows read between two looks at the cancel flag: a sample of a cold file is 65,536
 /// random reads.
 const READ_BATCH: usize = 4096;
@@ -669,12 +702,14 @@ pub fn draw_sample(
     ids.sort_unstable();
     let d = src.dims();
     let mut out = vec![0f32; n as usize * d];
+    progress.stage("rows sampled", n);
     for (batch, o) in ids
         .chunks(READ_BATCH)
         .zip(out.chunks_mut(READ_BATCH * d.max(1)))
     {
         check_cancel(opts.flag())?;
         src.read_rows(batch, o)?;
+        progress.step(batch.len() as u64);
     }
     check_magnitude(src, &ids, &out)?;
     Ok(out)
@@ -904,16 +939,23 @@ mod tests {
             .collect();
         let src = MemRows::new(x, d);
         let opts = TrainOptions::default();
-        let trained = super::super::train("binary-itq", &src, &opts, &crate::progress::NoProgress)
-            .unwrap();
+        let trained =
+            super::super::train("binary-itq", &src, &opts, &crate::progress::NoProgress).unwrap();
         let section = trained.to_params();
         let recipe = "binary-itq;train_rows=20000";
         let v = trained.to_vcb(Some(recipe));
         assert_eq!((v[6], LE::read_u16(&v[8..10])), (3, 18));
         let path = Path::new("itq.vcb");
         let f = VcbFile::parse(path, &v).unwrap();
-        assert_eq!((f.id, f.minor, f.recipe), (CodecId::BinaryItq, 3, Some(recipe)));
-        assert_eq!(f.section, &section[..], "the section is the container's block, unchanged");
+        assert_eq!(
+            (f.id, f.minor, f.recipe),
+            (CodecId::BinaryItq, 3, Some(recipe))
+        );
+        assert_eq!(
+            f.section,
+            &section[..],
+            "the section is the container's block, unchanged"
+        );
         assert_eq!(f.own_dims(), d);
         let back = f.codec(path, d).unwrap();
         assert_eq!(back.to_params(), section);
@@ -930,8 +972,61 @@ mod tests {
             let mut w = v.clone();
             w[i] ^= 0x10;
             assert!(
-                VcbFile::parse(path, &w).and_then(|f| f.codec(path, d)).is_err(),
+                VcbFile::parse(path, &w)
+                    .and_then(|f| f.codec(path, d))
+                    .is_err(),
                 "byte {i}"
+            );
+        }
+    }
+
+    /// Records stages and their steps.
+    #[derive(Default)]
+    struct Stages(std::sync::Mutex<Vec<(String, u64, u64)>>);
+
+    impl Progress for Stages {
+        fn stage(&self, what: &str, steps: u64) {
+            self.0.lock().unwrap().push((what.to_string(), steps, 0));
+        }
+        fn step(&self, n: u64) {
+            self.0.lock().unwrap().last_mut().expect("a stage first").2 += n;
+        }
+    }
+
+    #[test]
+    fn training_reports_each_stage_by_iteration_up_to_what_it_planned() {
+        let (n, d) = (400, 8);
+        let x: Vec<f32> = (0..n * d)
+            .map(|i| ((i * 7919) % 113) as f32 / 113.0)
+            .collect();
+        let src = MemRows::new(x, d);
+        let cases = [
+            ("pq:m=4,nbits=4", "k-means iterations", 4 * 25),
+            (
+                "pq:m=4,nbits=4,redo=2,iters=7,tol=0.5",
+                "k-means iterations",
+                4 * 2 * 7,
+            ),
+            ("pq:m=4,nbits=4,kinit=kpp", "k-means iterations", 4 * 25),
+            (
+                "opq:m=4,nbits=4,opq_iters=3",
+                "k-means iterations",
+                4 * (8 + 3 + 3 + 25),
+            ),
+            ("opq:m=2,nbits=4,opq_iters=0", "k-means iterations", 2 * 25),
+            ("binary-itq", "itq iterations", 50),
+        ];
+        for (codec, unit, planned) in cases {
+            let p = Stages::default();
+            super::super::train(codec, &src, &TrainOptions::default(), &p).unwrap();
+            let got = p.0.into_inner().unwrap();
+            assert_eq!(
+                got,
+                vec![
+                    ("rows sampled".to_string(), n as u64, n as u64),
+                    (unit.to_string(), planned, planned)
+                ],
+                "{codec}"
             );
         }
     }

@@ -74,6 +74,7 @@ impl Itq {
         let g = DMatrix::<f32>::from_fn(d, d, |_, _| StandardNormal.sample(&mut rng));
         let mut r = g.qr().q();
         let mut loss = 0f32;
+        progress.stage("itq iterations", u64::from(ITERATIONS));
         for _ in 0..ITERATIONS {
             check_cancel(opts.flag())?;
             let v = &x * &r;
@@ -88,6 +89,7 @@ impl Itq {
                 return Err(super::opq::not_converged("SVD of the ITQ cross-product"));
             };
             r = u * vt;
+            progress.step(1);
         }
         let rot: Vec<f32> = (0..d)
             .flat_map(|i| (0..d).map(move |j| (i, j)))

@@ -94,7 +94,10 @@ pub fn read_codebook(path: &Path, dims: usize) -> Result<(Trained, Option<String
 pub fn read_codebook_own_dims(path: &Path) -> Result<(Trained, Option<String>)> {
     let bytes = read_vcb_bytes(path)?;
     let vcb = VcbFile::parse(path, &bytes)?;
-    Ok((vcb.codec(path, vcb.own_dims())?, vcb.recipe.map(str::to_owned)))
+    Ok((
+        vcb.codec(path, vcb.own_dims())?,
+        vcb.recipe.map(str::to_owned),
+    ))
 }
 
 /// Checks that `--codec asked` names the trained codec of the `.vcb` at `path`: a usage

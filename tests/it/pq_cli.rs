@@ -257,7 +257,14 @@ fn bad_requests_are_named_and_leave_no_output() {
     // codebook serves (it silently gave pq codes): one usage error (exit 2), one message,
     // found before any output is touched.
     let npy8 = other;
-    for codec in ["opq:m=2", "pq:m=4,nbits=4", "pq:m=2,nbits=8", "binary-itq", "int8", "int4:rotate=1"] {
+    for codec in [
+        "opq:m=2",
+        "pq:m=4,nbits=4",
+        "pq:m=2,nbits=8",
+        "binary-itq",
+        "int8",
+        "int4:rotate=1",
+    ] {
         let mut c = vectro();
         c.args(["compress", "--codec", codec, "--codebook"])
             .arg(&vcb)

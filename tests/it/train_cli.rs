@@ -339,14 +339,26 @@ fn a_binary_itq_codebook_gives_the_bytes_of_training_in_runs_shards_and_resumes(
     let npy = p("x.npy");
     let vcb = p("itq.vcb");
     let o = vectro()
-        .args(["train", "--json", "--codec", "binary-itq", "--train-rows", "200"])
+        .args([
+            "train",
+            "--json",
+            "--codec",
+            "binary-itq",
+            "--train-rows",
+            "200",
+        ])
         .arg("--in")
         .arg(&npy)
         .arg("--out")
         .arg(&vcb)
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let trained: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(trained["codec"], "binary-itq", "{trained}");
     assert_eq!(trained["train_rows"], 200, "{trained}");
@@ -368,7 +380,10 @@ fn a_binary_itq_codebook_gives_the_bytes_of_training_in_runs_shards_and_resumes(
         assert_eq!(code, Some(0), "{extra:?}: {err}");
         std::fs::read(out).unwrap_or_default()
     };
-    let direct = compress(&p("direct.vectro"), &["--codec", "binary-itq", "--train-rows", "200"]);
+    let direct = compress(
+        &p("direct.vectro"),
+        &["--codec", "binary-itq", "--train-rows", "200"],
+    );
     let vcb_s = vcb.to_str().unwrap();
     // The header (metadata `train` included) and every chunk are the training run's.
     assert!(direct == compress(&p("frozen.vectro"), &["--codebook", vcb_s]));
@@ -394,33 +409,56 @@ fn a_binary_itq_codebook_gives_the_bytes_of_training_in_runs_shards_and_resumes(
         .args(["-q", "--no-fsync"])
         .assert()
         .success();
-    assert!(std::fs::read(&merged).unwrap() == direct, "merged shards differ");
+    assert!(
+        std::fs::read(&merged).unwrap() == direct,
+        "merged shards differ"
+    );
     // A --resume or retried --shard of a finished output keeps it: the same header.
     let frozen_out = p("frozen.vectro");
     let before = std::fs::metadata(&frozen_out).unwrap().modified().unwrap();
     compress(&frozen_out, &["--codebook", vcb_s, "--resume"]);
-    assert_eq!(std::fs::metadata(&frozen_out).unwrap().modified().unwrap(), before);
+    assert_eq!(
+        std::fs::metadata(&frozen_out).unwrap().modified().unwrap(),
+        before
+    );
     let shard0 = parts.join("part-0.vectro");
     let before = std::fs::metadata(&shard0).unwrap().modified().unwrap();
     compress(&pattern, &["--codebook", vcb_s, "--shard", "0/3"]);
-    assert_eq!(std::fs::metadata(&shard0).unwrap().modified().unwrap(), before);
+    assert_eq!(
+        std::fs::metadata(&shard0).unwrap().modified().unwrap(),
+        before
+    );
 
     // Data of another dimension is bad input naming the codebook (exit 3).
     write_npy(&p("y.npy"), 300, 8, &random_rows(300, 8, 1));
     let (code, err) = run(
         &["compress", "-q"],
-        &[("--in", &p("y.npy")), ("--codebook", &vcb), ("--out", &p("y.vectro"))],
+        &[
+            ("--in", &p("y.npy")),
+            ("--codebook", &vcb),
+            ("--out", &p("y.vectro")),
+        ],
     );
     assert_eq!(code, Some(3), "{err}");
-    assert!(err.contains("itq.vcb") && err.contains("16-dimensional"), "{err}");
+    assert!(
+        err.contains("itq.vcb") && err.contains("16-dimensional"),
+        "{err}"
+    );
     // A damaged one is refused, naming the file.
     let mut bad = bytes.clone();
     bad[40] ^= 1;
     std::fs::write(p("bad.vcb"), &bad).unwrap();
     let (code, err) = run(
         &["compress", "-q"],
-        &[("--in", &npy), ("--codebook", &p("bad.vcb")), ("--out", &p("z.vectro"))],
+        &[
+            ("--in", &npy),
+            ("--codebook", &p("bad.vcb")),
+            ("--out", &p("z.vectro")),
+        ],
     );
     assert_eq!(code, Some(3), "{err}");
-    assert!(err.contains("bad.vcb") && err.contains("checksum mismatch"), "{err}");
+    assert!(
+        err.contains("bad.vcb") && err.contains("checksum mismatch"),
+        "{err}"
+    );
 }

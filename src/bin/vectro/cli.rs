@@ -156,9 +156,13 @@ pub struct DecompressArgs {
     /// Input container.
     #[arg(long = "in", value_name = "VECTRO")]
     pub input: PathBuf,
-    /// Output .npy (float32), or - for stdout.
+    /// Output .npy, or - for stdout.
     #[arg(long = "out", value_name = "NPY")]
     pub output: PathBuf,
+    /// Element type of the .npy: f32, f16, or bf16 (its bit patterns as uint16, since
+    /// numpy has no bfloat16) [default: the input's: f16 for a float16 input, else f32].
+    #[arg(long, value_name = "f32|f16|bf16")]
+    pub dtype: Option<vectro::OutDtype>,
     /// Overwrite an existing output.
     #[arg(long)]
     pub force: bool,
