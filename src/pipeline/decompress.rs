@@ -71,12 +71,18 @@ impl OutDtype {
         }
     }
 
-    /// Converts decoded rows to the output's bytes, little-endian; `first_row` and
-    /// `path` name a value that does not fit.
+    /// Converts decoded rows (`dims` values each) to the output's bytes, little-endian;
+    /// `first_row` and `path` name a value that does not fit.
     ///
     /// # Errors
     /// [`Error::OutOfRange`] for a value that would round to ±Inf in float16 or bfloat16.
-    fn convert(self, rows: &[f32], dims: usize, first_row: u64, path: &Path) -> Result<Vec<u8>> {
+    pub fn convert(
+        self,
+        rows: &[f32],
+        dims: usize,
+        first_row: u64,
+        path: &Path,
+    ) -> Result<Vec<u8>> {
         let codec: Box<dyn Codec> = match self {
             OutDtype::F32 => return Ok(f32_le_bytes(rows).into_owned()),
             OutDtype::F16 => Box::new(F16::new(dims)),

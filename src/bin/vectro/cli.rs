@@ -38,7 +38,7 @@ pub enum Command {
     Bench(BenchArgs),
     /// Check every checksum of a container (header, chunks, index, trailer), streaming.
     Verify(VerifyArgs),
-    /// Train a pq/opq codebook on a sample of a .npy and write it as a reusable .vcb.
+    /// Train a pq, opq or binary-itq codebook on a sample of a .npy and write it as a reusable .vcb.
     Train(TrainArgs),
 }
 
@@ -81,10 +81,11 @@ pub struct CompressArgs {
     /// With --codec auto: rows sampled (seeded) to measure the candidates.
     #[arg(long, value_name = "N", default_value_t = 2000)]
     pub sample: usize,
-    /// Encode with this frozen pq/opq codebook (from `vectro train`) instead of training.
+    /// Encode with this frozen pq, opq or binary-itq codebook (from `vectro train`) instead
+    /// of training; a --codec beside it must name the codebook's codec.
     #[arg(long, value_name = "VCB")]
     pub codebook: Option<PathBuf>,
-    /// Rows sampled to train pq/opq [default: min(rows, 65536)].
+    /// Rows sampled to train pq/opq/binary-itq [default: min(rows, 65536); binary-itq: min(rows, 20000)].
     #[arg(long)]
     pub train_rows: Option<u64>,
     /// Rows per chunk [default: about 4 MiB of input].
@@ -407,13 +408,13 @@ pub struct TrainArgs {
     /// ('dump/part-*.npy') of them, read as one matrix in natural order, as compress reads it.
     #[arg(long = "in", value_name = "NPY")]
     pub input: PathBuf,
-    /// Codec to train, e.g. pq:m=48 or opq:m=48,nbits=4.
+    /// Codec to train, e.g. pq:m=48, opq:m=48,nbits=4 or binary-itq.
     #[arg(long)]
     pub codec: String,
     /// Output codebook (.vcb).
     #[arg(long = "out", value_name = "VCB")]
     pub output: PathBuf,
-    /// Rows sampled for training [default: min(rows, 65536)].
+    /// Rows sampled for training [default: min(rows, 65536); binary-itq: min(rows, 20000)].
     #[arg(long)]
     pub train_rows: Option<u64>,
     /// Overwrite an existing output.
