@@ -51,10 +51,11 @@ impl Progress for Bar {
     fn begin(&self, rows: u64, _bytes: u64) {
         // Whatever came before (a training stage) is not encode time: the ETA and the
         // rate start again here.
+        // Reset first: the bar never draws the old position against the new length.
+        self.bar.reset();
         self.bar.set_style(style(ROWS));
         self.bar.set_message("");
         self.bar.set_length(rows);
-        self.bar.reset();
         self.bytes.store(0, Ordering::Relaxed);
         if let Ok(mut s) = self.start.lock() {
             *s = Instant::now();
@@ -79,10 +80,10 @@ impl Progress for Bar {
     }
 
     fn stage(&self, what: &str, steps: u64) {
+        self.bar.reset();
         self.bar.set_style(style(STEPS));
         self.bar.set_message(what.to_string());
         self.bar.set_length(steps);
-        self.bar.reset();
     }
 
     fn step(&self, n: u64) {
