@@ -56,7 +56,7 @@ pub use format::Container;
 pub use generate::GenerateOptions;
 pub use merge::{MergeSummary, merge};
 pub use pipeline::{
-    CompressOptions, CompressSummary, DecompressSummary, MemorySource, compress, compress_memory,
-    decompress,
+    CompressOptions, CompressSummary, DecompressSummary, MemorySource, OutDtype, compress,
+    compress_memory, decompress, decompress_as,
 };
 pub use progress::{NoProgress, Progress};

@@ -307,7 +307,13 @@ pub(crate) fn f32_view(bytes: &[u8], dtype: Dtype) -> Option<&[f32]> {
 /// Builds a version 1.0 header (2.0 when it would not fit) for a C-order `<f4` matrix,
 /// padded so that the data starts on a 64-byte boundary, as numpy writes it.
 pub fn write_header(rows: u64, dims: u64) -> Vec<u8> {
-    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {dims}), }}");
+    write_header_descr(rows, dims, "<f4")
+}
+
+/// [`write_header`] for a matrix of any numpy `descr` (`<f2`, `<u2`, ...).
+pub fn write_header_descr(rows: u64, dims: u64, descr: &str) -> Vec<u8> {
+    let dict =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {dims}), }}");
     for (major, len_bytes) in [(1u8, 2usize), (2, 4)] {
         let unpadded = 6 + 2 + len_bytes + dict.len() + 1;
         let total = unpadded.div_ceil(64) * 64;

@@ -19,7 +19,7 @@ use pyo3::exceptions::{PyException, PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PySlice, PySliceMethods};
 use rayon::prelude::*;
-use vectro::codec::{Codec, CodecId};
+use vectro::codec::CodecId;
 use vectro::npy::Dtype;
 use vectro::output::Durability;
 use vectro::{CompressOptions, Container, ErrorKind, MemorySource, Progress};
@@ -166,6 +166,13 @@ impl Progress for Counter {
         if let Ok(mut n) = self.notes.lock() {
             n.push(msg.to_string());
         }
+    }
+    /// A training stage counts its iterations as the rows are counted after it.
+    fn stage(&self, _what: &str, steps: u64) {
+        self.begin(steps, 0);
+    }
+    fn step(&self, n: u64) {
+        self.done.fetch_add(n, Ordering::Relaxed);
     }
 }
 
@@ -468,18 +475,32 @@ fn compress(
     to_dict(py, &summary)
 }
 
+/// The `dtype=` argument: `None` is the container's input dtype.
+fn out_dtype(dtype: Option<&str>) -> PyResult<Option<vectro::OutDtype>> {
+    dtype
+        .map(|d| {
+            d.parse::<vectro::OutDtype>().map_err(|_| {
+                UsageError::new_err(format!("dtype={d:?}: use \"f32\", \"f16\" or \"bf16\""))
+            })
+        })
+        .transpose()
+}
+
 /// Decompress a container to a .npy file. See `vectro.decompress`.
 #[pyfunction]
-#[pyo3(signature = (path, out, *, threads=0, force=false, fsync=true, progress=None))]
+#[pyo3(signature = (path, out, *, dtype=None, threads=0, force=false, fsync=true, progress=None))]
+#[allow(clippy::too_many_arguments)]
 fn decompress_to(
     py: Python<'_>,
     path: PathBuf,
     out: PathBuf,
+    dtype: Option<&str>,
     threads: usize,
     force: bool,
     fsync: bool,
     progress: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<PyAny>> {
+    let dtype = out_dtype(dtype)?;
     let progress = ProgressArg::from_py(progress, "decompress")?;
     let durability = if fsync {
         Durability::Fsync
@@ -487,12 +508,12 @@ fn decompress_to(
         Durability::None
     };
     let s = run_long(py, progress, |p, stop| {
-        vectro::decompress(&path, &out, threads, force, durability, p, stop)
+        vectro::decompress_as(&path, &out, dtype, (threads, force, durability), p, stop)
     })?;
     to_dict(py, &s)
 }
 
-/// Train a pq/opq codebook and write it as a .vcb. See `vectro.train`.
+/// Train a pq/opq/binary-itq codebook and write it as a .vcb. See `vectro.train`.
 #[pyfunction]
 #[pyo3(signature = (data, out, codec, *, train_rows=None, threads=0, force=false, name=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
@@ -543,24 +564,36 @@ fn train(
             train_rows,
             cancel: Some(stop),
         };
-        let book = pool.install(|| vectro::codec::train_codebook(&codec, &source, &opts, p))?;
-        let recipe = vectro::codec::training_recipe(&codec, book.dims, train_rows)?;
-        let bytes = book.to_vcb(recipe.as_deref());
+        let trained = pool.install(|| vectro::codec::train(&codec, &source, &opts, p))?;
+        let recipe = vectro::codec::training_recipe(&codec, trained.dims(), train_rows)?;
+        let bytes = trained.to_vcb(recipe.as_deref());
         output.commit_bytes(&bytes)?;
-        Ok((book, bytes))
+        Ok((trained, bytes))
     });
     drop((source, handle));
-    let (book, bytes) = r?;
-    let f = book.facts;
+    let (trained, bytes) = r?;
     let d = PyDict::new(py);
     d.set_item("input", input_name)?;
     d.set_item("output", out.display().to_string())?;
-    d.set_item("codec", vectro::codec::Pq::new(book.clone()).name())?;
-    d.set_item("train_rows", f.sample_rows)?;
-    d.set_item("kmeans_iterations", f.kmeans_iterations)?;
-    d.set_item("opq_iterations", f.opq_iterations)?;
-    d.set_item("distortion", f.distortion)?;
-    d.set_item("fingerprint", format!("{:08x}", book.fingerprint()))?;
+    d.set_item("codec", trained.name())?;
+    // The keys of `vectro train --json`.
+    match &trained {
+        vectro::codec::Trained::Pq(book) => {
+            let f = book.facts;
+            d.set_item("train_rows", f.sample_rows)?;
+            d.set_item("kmeans_iterations", f.kmeans_iterations)?;
+            d.set_item("opq_iterations", f.opq_iterations)?;
+            d.set_item("distortion", f.distortion)?;
+        }
+        vectro::codec::Trained::Itq(itq) => {
+            d.set_item("train_rows", itq.train_rows())?;
+            d.set_item("kmeans_iterations", 0)?;
+            d.set_item("opq_iterations", 0)?;
+            d.set_item("itq_iterations", itq.iterations())?;
+            d.set_item("itq_loss", f64::from(itq.loss()))?;
+        }
+    }
+    d.set_item("fingerprint", format!("{:08x}", trained.fingerprint()))?;
     d.set_item("bytes", bytes.len() as u64)?;
     d.set_item("seconds", start.elapsed().as_secs_f64())?;
     Ok(d.into_any().unbind())
@@ -1241,11 +1274,34 @@ impl ChunkIter {
     }
 }
 
-/// Rows decoded into a new float32 array: the whole container.
+/// Rows decoded into a new array, the whole container: float32, or for `f16` and `bf16`
+/// (the default for a float16 input is `f16`) their 16-bit patterns as uint16, which the
+/// Python side views as float16. Returns the array and the dtype's name.
 #[pyfunction]
-fn decompress_array<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyArray2<f32>>> {
+#[pyo3(signature = (path, dtype=None))]
+fn decompress_array<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    dtype: Option<&str>,
+) -> PyResult<(Bound<'py, PyAny>, &'static str)> {
+    let dtype = out_dtype(dtype)?;
     let c = py.detach(|| Container::open(&path)).map_err(to_py)?;
-    range_of(py, &c, 0, c.rows())
+    let dtype = dtype.unwrap_or_else(|| vectro::OutDtype::for_source(c.header().source_dtype));
+    let rows = range_of(py, &c, 0, c.rows())?;
+    if dtype == vectro::OutDtype::F32 {
+        return Ok((rows.into_any(), dtype.name()));
+    }
+    let f = rows.readonly();
+    let flat = f.as_slice().expect("a new array is contiguous");
+    let bytes = py
+        .detach(|| dtype.convert(flat, c.dims().max(1), 0, &path))
+        .map_err(to_py)?;
+    let bits: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let a = Array2::from_shape_vec((c.rows() as usize, c.dims()), bits).expect("shape matches");
+    Ok((a.into_pyarray(py).into_any(), dtype.name()))
 }
 
 /// For tests: the address of a C-contiguous array's data as the compressor would borrow it.

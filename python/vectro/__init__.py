@@ -158,6 +158,7 @@ def decompress(
     path: PathLike,
     out: Optional[PathLike] = None,
     *,
+    dtype: Optional[str] = None,
     threads: int = 0,
     force: bool = False,
     fsync: bool = True,
@@ -165,16 +166,28 @@ def decompress(
 ) -> Union["np.ndarray", dict]:
     """Decode a whole container.
 
-    With ``out=None``, return the rows as a new float32 array of shape ``(rows, dims)``
-    (chunks decoded in parallel, straight into the array). With ``out``, write a float32
-    ``.npy`` there, streaming (memory stays small whatever the size) and return the summary
-    ``vectro decompress --json`` prints.
+    With ``out=None``, return the rows as a new array of shape ``(rows, dims)`` (chunks
+    decoded in parallel, straight into the array). With ``out``, write a ``.npy`` there,
+    streaming (memory stays small whatever the size) and return the summary
+    ``vectro decompress --json`` prints (its ``dtype`` says what was written).
+
+    ``dtype`` is ``"f32"``, ``"f16"`` or ``"bf16"``; by default the dtype the container's
+    input had: float16 for a float16 input, else float32 (a float64 input comes back
+    float32: every codec decodes to float32 values). numpy has no bfloat16, so ``"bf16"``
+    gives the bit patterns as uint16, in the array and in the ``.npy`` (``<u2``): view
+    them with ``ml_dtypes.bfloat16``, or widen with
+    ``(a.astype(np.uint32) << 16).view(np.float32)``. A value beyond the range of the
+    16-bit type raises BadInputError naming its row and column.
     """
     if out is None:
-        return _vectro.decompress_array(_os.fspath(path))
+        rows, name = _vectro.decompress_array(_os.fspath(path), dtype)
+        if name == "f16":
+            return rows.view("<f2")
+        return rows
     return _vectro.decompress_to(
         _os.fspath(path),
         _os.fspath(out),
+        dtype=dtype,
         threads=threads,
         force=force,
         fsync=fsync,
@@ -245,12 +258,17 @@ def train(
     name: Optional[str] = None,
     progress: Progress = False,
 ) -> dict:
-    """Train a pq or opq codebook on a seeded sample of ``data`` and write it as a ``.vcb``.
+    """Train a pq, opq or binary-itq codec on a seeded sample of ``data`` and write it as
+    a ``.vcb``.
 
-    Pass it as ``compress(..., codebook=out)`` to encode other data (tomorrow's rows, other
-    shards) with the same codebook, without training again. ``data`` is an array (borrowed,
-    not copied) or what :func:`compress` takes as a path. Returns the summary
-    ``vectro train --json`` prints.
+    ``codec`` is ``"pq:m=48"``, ``"opq:m=48,nbits=4"``, ``"binary-itq"`` and so on. Pass
+    the file as ``compress(..., codebook=out)`` to encode other data (tomorrow's rows,
+    other shards) with the same codebook, without training again; the container is the one
+    training in ``compress`` would write. ``data`` is an array (borrowed, not copied) or
+    what :func:`compress` takes as a path. Returns the summary ``vectro train --json``
+    prints (binary-itq: ``itq_iterations`` and ``itq_loss`` instead of ``distortion``).
+    With a ``progress`` callback, training reports its iterations as ``(done, total)``
+    before the rows of a compress are counted.
     """
     data = _array_or_path(data)
     return _vectro.train(

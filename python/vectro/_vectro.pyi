@@ -95,9 +95,16 @@ def compress(
     progress: _Progress = None,
 ) -> Dict[str, Any]: ...
 def decompress_to(
-    path: str, out: str, *, threads: int = 0, force: bool = False, fsync: bool = True, progress: _Progress = None
+    path: str,
+    out: str,
+    *,
+    dtype: Optional[str] = None,
+    threads: int = 0,
+    force: bool = False,
+    fsync: bool = True,
+    progress: _Progress = None,
 ) -> Dict[str, Any]: ...
-def decompress_array(path: str) -> npt.NDArray[np.float32]: ...
+def decompress_array(path: str, dtype: Optional[str] = None) -> Tuple[npt.NDArray[Any], str]: ...
 def train(
     data: Union[npt.NDArray[np.floating], str],
     out: str,

@@ -208,24 +208,7 @@ impl Codebook {
     /// # Panics
     /// If `recipe` is 64 KiB or longer (a recipe is a codec string and a row count).
     pub fn to_vcb(&self, recipe: Option<&str>) -> Vec<u8> {
-        let params = self.to_params();
-        let recipe = recipe.unwrap_or("").as_bytes();
-        // A recipe is one short line of parameters (training_recipe), far below 64 KiB.
-        let recipe_len = u16::try_from(recipe.len()).expect("a training recipe under 64 KiB");
-        let mut out = vec![0u8; VCB_HEAD];
-        out[0..4].copy_from_slice(&VCB_MAGIC);
-        LE::write_u16(&mut out[4..6], 1);
-        // Minor 1: the section may carry flag bits 1 and 2 (FORMAT.md, version 1.3);
-        // minor 2: a recipe follows the section. A file without one stays minor 1.
-        LE::write_u16(&mut out[6..8], if recipe.is_empty() { 1 } else { 2 });
-        LE::write_u16(&mut out[8..10], self.codec_id().code());
-        LE::write_u16(&mut out[10..12], recipe_len);
-        LE::write_u32(&mut out[12..16], params.len() as u32);
-        out.extend_from_slice(&params);
-        out.extend_from_slice(recipe);
-        let c = crate::checksum::crc(&out);
-        out.extend_from_slice(&c.to_le_bytes());
-        out
+        write_vcb(self.codec_id(), &self.to_params(), recipe)
     }
 
     /// The training recipe a `.vcb` file records, if any. Call on bytes that
@@ -243,9 +226,104 @@ impl Codebook {
     /// Parses a `.vcb` file's bytes; `dims` is the data's dimension it must fit.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] for a damaged or foreign file; [`Error::Mismatch`] when the
-    /// codebook was trained for another dimension.
+    /// [`Error::Corrupt`] for a damaged or foreign file, or one holding another trained
+    /// codec (binary-itq); [`Error::Mismatch`] when the codebook was trained for another
+    /// dimension.
     pub fn from_vcb(path: &Path, bytes: &[u8], dims: usize) -> Result<Codebook> {
+        let vcb = VcbFile::parse(path, bytes)?;
+        if !matches!(vcb.id, CodecId::Pq | CodecId::Opq) {
+            return Err(Error::corrupt(
+                path,
+                format!(
+                    "holds a {} codebook, not pq or opq",
+                    super::registry_name(vcb.id)
+                ),
+            ));
+        }
+        Codebook::from_params(vcb.id, vcb.section, dims).map_err(|e| vcb_error(path, e))
+    }
+
+    /// Parses a `.vcb` file's bytes for the dimension it records itself (for `info`, which
+    /// has no data to fit it to).
+    ///
+    /// # Errors
+    /// As [`Codebook::from_vcb`].
+    pub fn from_vcb_own_dims(path: &Path, bytes: &[u8]) -> Result<Codebook> {
+        // The dims field opens the section; from_vcb checks the frame and crc before
+        // trusting it, and refuses a section too short to hold it.
+        let dims = bytes.get(VCB_HEAD..VCB_HEAD + 4).map_or(0, LE::read_u32);
+        Codebook::from_vcb(path, bytes, dims as usize)
+    }
+}
+
+fn id_name(id: CodecId) -> &'static str {
+    if id == CodecId::Opq { "opq" } else { "pq" }
+}
+
+/// The errors of reading a section out of `path`: a dims mismatch stays one (bad input,
+/// named by the file); anything else is a corrupt file.
+fn vcb_error(path: &Path, e: Error) -> Error {
+    match e {
+        Error::Mismatch(m) => Error::Mismatch(format!("{}: {m}", path.display())),
+        e => Error::corrupt(path, e.to_string()),
+    }
+}
+
+/// The `.vcb` minor version a file of codec `id` is written with (FORMAT.md, "The
+/// standalone codebook file"): 3 for binary-itq, which older readers refuse by its id; for
+/// pq and opq, 2 with a recipe, else 1, as before, so their files keep their bytes.
+fn vcb_minor(id: CodecId, recipe: &[u8]) -> u16 {
+    match id {
+        CodecId::BinaryItq => 3,
+        _ if recipe.is_empty() => 1,
+        _ => 2,
+    }
+}
+
+/// The standalone `.vcb` bytes of a trained codec's parameter block `section` (the
+/// container's, copied unchanged), with the training recipe if given.
+///
+/// # Panics
+/// If `recipe` is 64 KiB or longer (a recipe is a codec string and a row count).
+pub fn write_vcb(id: CodecId, section: &[u8], recipe: Option<&str>) -> Vec<u8> {
+    let recipe = recipe.unwrap_or("").as_bytes();
+    // A recipe is one short line of parameters (training_recipe), far below 64 KiB.
+    let recipe_len = u16::try_from(recipe.len()).expect("a training recipe under 64 KiB");
+    let mut out = vec![0u8; VCB_HEAD];
+    out[0..4].copy_from_slice(&VCB_MAGIC);
+    LE::write_u16(&mut out[4..6], 1);
+    LE::write_u16(&mut out[6..8], vcb_minor(id, recipe));
+    LE::write_u16(&mut out[8..10], id.code());
+    LE::write_u16(&mut out[10..12], recipe_len);
+    LE::write_u32(&mut out[12..16], section.len() as u32);
+    out.extend_from_slice(section);
+    out.extend_from_slice(recipe);
+    let c = crate::checksum::crc(&out);
+    out.extend_from_slice(&c.to_le_bytes());
+    out
+}
+
+/// A `.vcb` file whose frame and checksum were checked: which trained codec it holds, its
+/// parameter block (not yet parsed) and the recipe it records.
+#[derive(Debug, Clone, Copy)]
+pub struct VcbFile<'a> {
+    /// `pq`, `opq` or `binary-itq`.
+    pub id: CodecId,
+    /// The minor version at byte 6 (informational).
+    pub minor: u16,
+    /// The codec parameter block, as a container holds it.
+    pub section: &'a [u8],
+    /// The training recipe (container metadata `train`), if the file records one.
+    pub recipe: Option<&'a str>,
+}
+
+impl<'a> VcbFile<'a> {
+    /// Checks the frame of a `.vcb` file's bytes: magic, major version, length, crc32c,
+    /// a UTF-8 recipe and a trained codec id.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming `path` and what is wrong.
+    pub fn parse(path: &Path, bytes: &'a [u8]) -> Result<VcbFile<'a>> {
         let corrupt = |msg: &str| Error::corrupt(path, msg.to_string());
         if bytes.len() < VCB_HEAD + 4 || bytes[0..4] != VCB_MAGIC {
             return Err(corrupt("not a vectro codebook (.vcb): bad magic at byte 0"));
@@ -267,41 +345,171 @@ impl Codebook {
         if crate::checksum::crc(&bytes[..end]) != stored {
             return Err(corrupt("checksum mismatch: the codebook is corrupt"));
         }
-        if std::str::from_utf8(&bytes[VCB_HEAD + p..end]).is_err() {
+        let Ok(recipe) = std::str::from_utf8(&bytes[VCB_HEAD + p..end]) else {
             return Err(corrupt(
                 "the training recipe after the section is not UTF-8",
             ));
-        }
+        };
         let code = LE::read_u16(&bytes[8..10]);
         let id = match CodecId::from_code(code) {
-            Some(id @ (CodecId::Pq | CodecId::Opq)) => id,
+            Some(id @ (CodecId::Pq | CodecId::Opq | CodecId::BinaryItq)) => id,
             _ => {
                 return Err(corrupt(&format!(
-                    "codec id {code} at byte 8 is not pq or opq"
+                    "codec id {code} at byte 8 is not pq, opq or binary-itq"
                 )));
             }
         };
-        Codebook::from_params(id, &bytes[VCB_HEAD..VCB_HEAD + p], dims).map_err(|e| match e {
-            Error::Mismatch(m) => Error::Mismatch(format!("{}: {m}", path.display())),
-            e => Error::corrupt(path, e.to_string()),
+        Ok(VcbFile {
+            id,
+            minor: LE::read_u16(&bytes[6..8]),
+            section: &bytes[VCB_HEAD..VCB_HEAD + p],
+            recipe: Some(recipe).filter(|r| !r.is_empty()),
         })
     }
 
-    /// Parses a `.vcb` file's bytes for the dimension it records itself (for `info`, which
-    /// has no data to fit it to).
+    /// The dimension the section is for: recorded by pq and opq (bytes 0..4); for
+    /// binary-itq, the `d` whose block of `16 + 4·(d + d²)` bytes it is (0 if none).
+    pub fn own_dims(&self) -> usize {
+        match self.id {
+            CodecId::BinaryItq => {
+                let k = self.section.len().saturating_sub(16) / 4;
+                let d = ((((1 + 4 * k) as f64).sqrt() - 1.0) / 2.0).round() as usize;
+                if d * (d + 1) == k && self.section.len() == 16 + 4 * k {
+                    d
+                } else {
+                    0
+                }
+            }
+            _ => self.section.get(0..4).map_or(0, LE::read_u32) as usize,
+        }
+    }
+
+    /// The codec the section describes, for `dims`-dimensional data.
     ///
     /// # Errors
-    /// As [`Codebook::from_vcb`].
-    pub fn from_vcb_own_dims(path: &Path, bytes: &[u8]) -> Result<Codebook> {
-        // The dims field opens the section; from_vcb checks the frame and crc before
-        // trusting it, and refuses a section too short to hold it.
-        let dims = bytes.get(VCB_HEAD..VCB_HEAD + 4).map_or(0, LE::read_u32);
-        Codebook::from_vcb(path, bytes, dims as usize)
+    /// [`Error::Mismatch`] naming `path` when it was trained for another dimension;
+    /// [`Error::Corrupt`] when the section does not parse.
+    pub fn codec(&self, path: &Path, dims: usize) -> Result<Trained> {
+        match self.id {
+            CodecId::BinaryItq => {
+                let own = self.own_dims();
+                if own != 0 && own != dims {
+                    return Err(Error::Mismatch(format!(
+                        "{}: the codebook is for {own}-dimensional vectors, the data has \
+                         {dims} dims; train a codebook on data of this shape",
+                        path.display()
+                    )));
+                }
+                super::itq::Itq::from_params(self.section, dims)
+                    .map(Trained::Itq)
+                    .map_err(|e| Error::corrupt(path, e.to_string()))
+            }
+            id => Codebook::from_params(id, self.section, dims)
+                .map(Trained::Pq)
+                .map_err(|e| vcb_error(path, e)),
+        }
     }
 }
 
-fn id_name(id: CodecId) -> &'static str {
-    if id == CodecId::Opq { "opq" } else { "pq" }
+/// A trained codec, as `vectro train` writes it to a `.vcb` and `compress --codebook`
+/// reads it back: a PQ/OPQ codebook or a binary-itq rotation.
+#[derive(Debug)]
+pub enum Trained {
+    /// `pq` or `opq`.
+    Pq(Codebook),
+    /// `binary-itq`.
+    Itq(super::itq::Itq),
+}
+
+impl Trained {
+    /// The codec that encodes with it.
+    pub fn into_codec(self) -> Box<dyn super::Codec> {
+        match self {
+            Trained::Pq(b) => Box::new(super::Pq::new(b)),
+            Trained::Itq(i) => Box::new(i),
+        }
+    }
+
+    /// The vector dimension it was trained for.
+    pub fn dims(&self) -> usize {
+        match self {
+            Trained::Pq(b) => b.dims,
+            Trained::Itq(i) => super::Codec::dims(i),
+        }
+    }
+
+    /// The registry id.
+    pub fn codec_id(&self) -> CodecId {
+        match self {
+            Trained::Pq(b) => b.codec_id(),
+            Trained::Itq(_) => CodecId::BinaryItq,
+        }
+    }
+
+    /// The container's parameter block: the `.vcb` section.
+    pub fn to_params(&self) -> Vec<u8> {
+        match self {
+            Trained::Pq(b) => b.to_params(),
+            Trained::Itq(i) => super::Codec::spec(i).params,
+        }
+    }
+
+    /// The `.vcb` bytes, with the training recipe if given.
+    ///
+    /// # Panics
+    /// As [`write_vcb`].
+    pub fn to_vcb(&self, recipe: Option<&str>) -> Vec<u8> {
+        write_vcb(self.codec_id(), &self.to_params(), recipe)
+    }
+
+    /// The crc32c of the parameter block: shards with the same fingerprint share one
+    /// trained codec.
+    pub fn fingerprint(&self) -> u32 {
+        crate::checksum::crc(&self.to_params())
+    }
+
+    /// The codec's name with its parameters, as `info` shows it (`pq:m=48,nbits=8`).
+    pub fn name(&self) -> String {
+        match self {
+            Trained::Pq(b) => super::Codec::name(&super::Pq::new(b.clone())),
+            Trained::Itq(i) => super::Codec::name(i),
+        }
+    }
+
+    /// Whether `asked` (`--codec`) names this trained codec: the same codec and, for pq
+    /// and opq, the same `m` and `nbits`.
+    pub fn fits(&self, asked: &super::CodecRequest) -> bool {
+        use super::{CodecRequest, TrainedRequest};
+        match (self, asked) {
+            (Trained::Itq(_), CodecRequest::Trained(TrainedRequest::BinaryItq)) => true,
+            (Trained::Pq(b), CodecRequest::Trained(TrainedRequest::Pq { id, params })) => {
+                *id == b.codec_id() && params.m == b.m && params.nbits == b.nbits
+            }
+            _ => false,
+        }
+    }
+
+    /// The [`Error::Config`] (a usage error: the command line contradicts itself) of a
+    /// `--codec` that the codebook at `path` does not fit, or `Ok` when it does.
+    ///
+    /// # Errors
+    /// As said.
+    pub fn check_fits(&self, path: &Path, asked: &super::CodecRequest) -> Result<()> {
+        if self.fits(asked) {
+            return Ok(());
+        }
+        let fix = if asked.is_trained() {
+            format!("or train a matching one (vectro train --codec {asked})")
+        } else {
+            "or drop --codebook".to_string()
+        };
+        Err(Error::Config(format!(
+            "--codebook {} holds a {} codebook, which --codec {asked} does not match; \
+             drop --codec to encode with the codebook, {fix}",
+            path.display(),
+            self.name()
+        )))
+    }
 }
 
 /// Rows a trained codec may sample, without reading anything else.
@@ -391,6 +599,42 @@ pub(crate) fn check_cancel(flag: &AtomicBool) -> Result<()> {
     Ok(())
 }
 
+/// What a training loop polls between iterations: whether to stop, and where to count
+/// the iterations done. A bare cancel flag counts nothing.
+pub trait Watch: Sync {
+    /// [`Error::Cancelled`] once the run is to stop.
+    ///
+    /// # Errors
+    /// As said.
+    fn check(&self) -> Result<()>;
+    /// `n` more planned iterations are done (or will not run: a loop that converged early
+    /// reports the rest, so the count reaches what was planned).
+    fn steps(&self, _n: u64) {}
+}
+
+impl Watch for AtomicBool {
+    fn check(&self) -> Result<()> {
+        check_cancel(self)
+    }
+}
+
+/// A cancel flag that also reports iterations to a [`Progress`] ([`Progress::step`]).
+pub(crate) struct Ticker<'a> {
+    pub(crate) cancel: &'a AtomicBool,
+    pub(crate) progress: &'a dyn Progress,
+}
+
+impl Watch for Ticker<'_> {
+    fn check(&self) -> Result<()> {
+        check_cancel(self.cancel)
+    }
+    fn steps(&self, n: u64) {
+        if n > 0 {
+            self.progress.step(n);
+        }
+    }
+}
+
 /// Rows read between two looks at the cancel flag: a sample of a cold file is 65,536
 /// random reads.
 const READ_BATCH: usize = 4096;
@@ -455,12 +699,14 @@ pub fn draw_sample(
     ids.sort_unstable();
     let d = src.dims();
     let mut out = vec![0f32; n as usize * d];
+    progress.stage("rows sampled", n);
     for (batch, o) in ids
         .chunks(READ_BATCH)
         .zip(out.chunks_mut(READ_BATCH * d.max(1)))
     {
         check_cancel(opts.flag())?;
         src.read_rows(batch, o)?;
+        progress.step(batch.len() as u64);
     }
     check_magnitude(src, &ids, &out)?;
     Ok(out)
@@ -678,6 +924,109 @@ mod tests {
             assert!(
                 matches!(e, Error::Cancelled),
                 "{codec} during training: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_binary_itq_section_round_trips_through_a_vcb_of_minor_3() {
+        let (n, d) = (300, 6);
+        let x: Vec<f32> = (0..n * d)
+            .map(|i| ((i * 7919) % 113) as f32 / 113.0 - 0.4)
+            .collect();
+        let src = MemRows::new(x, d);
+        let opts = TrainOptions::default();
+        let trained =
+            super::super::train("binary-itq", &src, &opts, &crate::progress::NoProgress).unwrap();
+        let section = trained.to_params();
+        let recipe = "binary-itq;train_rows=20000";
+        let v = trained.to_vcb(Some(recipe));
+        assert_eq!((v[6], LE::read_u16(&v[8..10])), (3, 18));
+        let path = Path::new("itq.vcb");
+        let f = VcbFile::parse(path, &v).unwrap();
+        assert_eq!(
+            (f.id, f.minor, f.recipe),
+            (CodecId::BinaryItq, 3, Some(recipe))
+        );
+        assert_eq!(
+            f.section,
+            &section[..],
+            "the section is the container's block, unchanged"
+        );
+        assert_eq!(f.own_dims(), d);
+        let back = f.codec(path, d).unwrap();
+        assert_eq!(back.to_params(), section);
+        assert_eq!(back.fingerprint(), trained.fingerprint());
+        let r = |t: &str| t.parse::<crate::codec::CodecRequest>().unwrap();
+        assert!(
+            back.fits(&r("binary-itq")) && !back.fits(&r("binary")) && !back.fits(&r("pq:m=4"))
+        );
+        // Another dimension is a mismatch naming the file; a pq reader refuses it by name.
+        let e = f.codec(path, d + 1).unwrap_err();
+        assert!(matches!(e, Error::Mismatch(_)), "{e:?}");
+        assert!(e.to_string().contains("itq.vcb"), "{e}");
+        let e = Codebook::from_vcb(path, &v, d).unwrap_err().to_string();
+        assert!(e.contains("holds a binary-itq codebook"), "{e}");
+        // Every byte is covered.
+        for i in 0..v.len() {
+            let mut w = v.clone();
+            w[i] ^= 0x10;
+            assert!(
+                VcbFile::parse(path, &w)
+                    .and_then(|f| f.codec(path, d))
+                    .is_err(),
+                "byte {i}"
+            );
+        }
+    }
+
+    /// Records stages and their steps.
+    #[derive(Default)]
+    struct Stages(std::sync::Mutex<Vec<(String, u64, u64)>>);
+
+    impl Progress for Stages {
+        fn stage(&self, what: &str, steps: u64) {
+            self.0.lock().unwrap().push((what.to_string(), steps, 0));
+        }
+        fn step(&self, n: u64) {
+            self.0.lock().unwrap().last_mut().expect("a stage first").2 += n;
+        }
+    }
+
+    #[test]
+    fn training_reports_each_stage_by_iteration_up_to_what_it_planned() {
+        let (n, d) = (400, 8);
+        let x: Vec<f32> = (0..n * d)
+            .map(|i| ((i * 7919) % 113) as f32 / 113.0)
+            .collect();
+        let src = MemRows::new(x, d);
+        let cases = [
+            ("pq:m=4,nbits=4", "k-means iterations", 4 * 25),
+            (
+                "pq:m=4,nbits=4,redo=2,iters=7,tol=0.5",
+                "k-means iterations",
+                4 * 2 * 7,
+            ),
+            ("pq:m=4,nbits=4,kinit=kpp", "k-means iterations", 4 * 25),
+            (
+                "opq:m=4,nbits=4,opq_iters=3",
+                "k-means iterations",
+                4 * (8 + 3 + 3 + 25),
+            ),
+            ("opq:m=2,nbits=4,opq_iters=0", "k-means iterations", 2 * 25),
+            ("binary-itq", "itq iterations", 50),
+        ];
+        for (codec, unit, planned) in cases {
+            let p = Stages::default();
+            super::super::train(codec, &src, &TrainOptions::default(), &p).unwrap();
+            let got = p.0.into_inner().unwrap();
+            assert_eq!(
+                got,
+                vec![
+                    ("rows sampled".to_string(), n as u64, n as u64),
+                    (unit.to_string(), planned, planned)
+                ],
+                "{codec}"
             );
         }
     }

@@ -74,6 +74,7 @@ impl Itq {
         let g = DMatrix::<f32>::from_fn(d, d, |_, _| StandardNormal.sample(&mut rng));
         let mut r = g.qr().q();
         let mut loss = 0f32;
+        progress.stage("itq iterations", u64::from(ITERATIONS));
         for _ in 0..ITERATIONS {
             check_cancel(opts.flag())?;
             let v = &x * &r;
@@ -88,6 +89,7 @@ impl Itq {
                 return Err(super::opq::not_converged("SVD of the ITQ cross-product"));
             };
             r = u * vt;
+            progress.step(1);
         }
         let rot: Vec<f32> = (0..d)
             .flat_map(|i| (0..d).map(move |j| (i, j)))
@@ -155,6 +157,21 @@ impl Itq {
             u(8),
             read_f32(params, 12),
         ))
+    }
+
+    /// Alternations of training (informational, from the parameter block).
+    pub fn iterations(&self) -> u32 {
+        self.iterations
+    }
+
+    /// Rows of the training sample (informational).
+    pub fn train_rows(&self) -> u32 {
+        self.train_rows
+    }
+
+    /// The final quantization loss `‖B − (X − μ)R‖² / rows` on the sample.
+    pub fn loss(&self) -> f32 {
+        self.loss
     }
 
     /// One row of `y = (x − μ)R`, the plain reference for the sgemm in `encode`.

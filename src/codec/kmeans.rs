@@ -5,13 +5,11 @@
 //! computed independently, and every sum is reduced over fixed blocks of `BLOCK` (1024) rows in
 //! block order, so the rayon schedule never changes a bit of the result.
 
-use std::sync::atomic::AtomicBool;
-
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::codebook::check_cancel;
+use super::codebook::Watch;
 use crate::error::Result;
 pub use crate::simd::kmeans::{argmin, scores};
 
@@ -144,7 +142,7 @@ fn ordered_sum(v: &[f32]) -> f64 {
 ///
 /// # Panics
 /// If `data` holds fewer than `k` rows or is not a whole number of rows.
-pub fn train(data: &[f32], d: usize, p: &KMeansParams, stop: &AtomicBool) -> Result<KMeans> {
+pub fn train(data: &[f32], d: usize, p: &KMeansParams, stop: &dyn Watch) -> Result<KMeans> {
     let n = data.len() / d;
     assert!(
         n >= p.k && data.len() == n * d,
@@ -166,7 +164,7 @@ pub fn train_random_init(
     data: &[f32],
     d: usize,
     p: &KMeansParams,
-    stop: &AtomicBool,
+    stop: &dyn Watch,
 ) -> Result<KMeans> {
     let n = data.len() / d;
     assert!(
@@ -196,7 +194,7 @@ pub fn refine(
     d: usize,
     p: &KMeansParams,
     mut centroids: Vec<f32>,
-    stop: &AtomicBool,
+    stop: &dyn Watch,
 ) -> Result<KMeans> {
     assert_eq!(
         centroids.len(),
@@ -208,7 +206,7 @@ pub fn refine(
     let mut prev = f64::INFINITY;
     let mut iterations = 0;
     loop {
-        check_cancel(stop)?;
+        stop.check()?;
         let table = CentroidTable::new(&centroids, p.k, d);
         let dist = assign(data, d, &table, &mut labels);
         let cur = ordered_sum(&dist) / n as f64;
@@ -220,7 +218,10 @@ pub fn refine(
         prev = cur;
         centroids = update(data, d, p.k, &labels, &centroids);
         iterations += 1;
+        stop.steps(1);
     }
+    // Planned iterations that convergence made unnecessary count as done.
+    stop.steps(p.max_iter.saturating_sub(iterations) as u64);
     let distortion = prev;
     Ok(KMeans {
         centroids,
@@ -295,7 +296,7 @@ fn init_plus_plus(
     d: usize,
     k: usize,
     seed: u64,
-    stop: &AtomicBool,
+    stop: &dyn Watch,
 ) -> Result<Vec<f32>> {
     let n = data.len() / d;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -306,7 +307,7 @@ fn init_plus_plus(
     let mut best = vec![f32::INFINITY; n];
     lower_to(&mut best, data, d, &data[first * d..(first + 1) * d]);
     for _ in 1..k {
-        check_cancel(stop)?;
+        stop.check()?;
         let block_sums = block_sums(&best);
         let total: f64 = block_sums.iter().sum();
         let picks: Vec<usize> = (0..trials)
@@ -381,6 +382,7 @@ fn pick_weighted(w: &[f32], block_sums: &[f64], mut target: f64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicBool;
 
     fn blobs(k: usize, per: usize, d: usize, seed: u64) -> (Vec<f32>, Vec<usize>) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);

@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 pub use crate::simd::prefetch;
 pub use bf16::Bf16;
 pub use binary::Binary;
-pub use codebook::{Codebook, RowSource, TrainOptions};
+pub use codebook::{Codebook, RowSource, TrainOptions, Trained};
 pub use f16::F16;
 pub use int4::Int4;
 pub use int8::Int8;
@@ -288,6 +288,32 @@ pub fn parse_trained(
     progress: &dyn crate::progress::Progress,
 ) -> Result<Box<dyn Codec>> {
     CodecRequest::parse(text)?.train(source, opts, progress)
+}
+
+/// Trains the codec `text` (`pq:...`, `opq:...` or `binary-itq`) on a seeded sample of
+/// `source`, as `vectro train` does.
+///
+/// # Errors
+/// [`Error::Config`] for a codec that is not trained or a bad codec string; errors reading
+/// the sample or training.
+pub fn train(
+    text: &str,
+    source: &dyn RowSource,
+    opts: &TrainOptions,
+    progress: &dyn crate::progress::Progress,
+) -> Result<Trained> {
+    match CodecRequest::parse(text)? {
+        CodecRequest::Trained(TrainedRequest::Pq { id, params }) => Ok(Trained::Pq(
+            request::train_pq(id, &params, source, opts, progress)?,
+        )),
+        CodecRequest::Trained(TrainedRequest::BinaryItq) => {
+            Ok(Trained::Itq(itq::Itq::train(source, opts, progress)?))
+        }
+        other => Err(Error::Config(format!(
+            "only pq, opq and binary-itq are trained, not '{}'",
+            other.name()
+        ))),
+    }
 }
 
 /// What training the codec `text` depends on besides the input and vectro's version: its

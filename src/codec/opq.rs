@@ -23,9 +23,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
-use std::sync::atomic::AtomicBool;
-
-use super::codebook::{Codebook, TrainingFacts, check_cancel};
+use super::codebook::{Codebook, TrainingFacts, Watch};
 use super::pq::{OpqInit, PqParams, SubspaceFit, train_subspaces};
 use crate::error::{Error, Result};
 pub use crate::simd::opq::rotate;
@@ -210,7 +208,7 @@ fn procrustes(x: &[f32], y: &[f32], d: usize) -> Result<Vec<f32>> {
 /// [`Error::Training`] if a decomposition is handed a non-finite matrix or does not
 /// converge; [`Error::Cancelled`] once `cancel` is set (polled every round and every
 /// Lloyd iteration).
-pub fn train(p: &PqParams, sample: &[f32], dims: usize, cancel: &AtomicBool) -> Result<Codebook> {
+pub fn train(p: &PqParams, sample: &[f32], dims: usize, cancel: &dyn Watch) -> Result<Codebook> {
     let mut r = match p.opq_init {
         OpqInit::Random => random_rotation(dims, p.seed),
         OpqInit::Identity => (0..dims * dims)
@@ -221,7 +219,7 @@ pub fn train(p: &PqParams, sample: &[f32], dims: usize, cancel: &AtomicBool) -> 
     let n = sample.len() / dims;
     let mut centroids: Option<Vec<f32>> = None;
     for it in 0..p.opq_iters {
-        check_cancel(cancel)?;
+        cancel.check()?;
         let xr = rotate_par(sample, dims, &r);
         // The first round seeds the codebooks properly; later rounds only refine them.
         let inner = PqParams {
@@ -236,7 +234,7 @@ pub fn train(p: &PqParams, sample: &[f32], dims: usize, cancel: &AtomicBool) -> 
         centroids = Some(fit.centroids);
     }
     let xr = rotate_par(sample, dims, &r);
-    check_cancel(cancel)?;
+    cancel.check()?;
     let fit = train_subspaces(p, &xr, dims, centroids.as_deref(), cancel)?;
     let (centroids, iters, distortion) = (fit.centroids, fit.iterations, fit.distortion);
     Ok(Codebook {
@@ -262,6 +260,7 @@ mod tests {
     use super::*;
     use rand::{RngExt, SeedableRng};
     use rand_chacha::ChaCha8Rng;
+    use std::sync::atomic::AtomicBool;
 
     fn random(n: usize, seed: u64) -> Vec<f32> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);

@@ -10,7 +10,7 @@
 use rayon::prelude::*;
 use std::sync::atomic::AtomicBool;
 
-use super::codebook::{Codebook, TrainingFacts};
+use super::codebook::{Codebook, Ticker, TrainingFacts, Watch};
 use super::kmeans::{self, CentroidTable, KMeansParams};
 use super::{Codec, CodecId, CodecSpec, EncodeFault, aniso, opq};
 use crate::error::{Error, Result};
@@ -269,8 +269,8 @@ fn suggest_m(dims: usize) -> usize {
         .unwrap_or(1)
 }
 
-/// Trains a PQ (or, for [`CodecId::Opq`], OPQ) codebook on `sample` (`n × dims`).
-/// `_progress` is kept for long trainings to report on.
+/// Trains a PQ (or, for [`CodecId::Opq`], OPQ) codebook on `sample` (`n × dims`),
+/// reporting Lloyd iterations (summed over subspaces) as a `progress` stage.
 ///
 /// # Errors
 /// As [`opq::train`]; [`Error::Training`] if the distortion or a centroid is not finite;
@@ -280,13 +280,15 @@ pub fn train(
     p: &PqParams,
     sample: &[f32],
     dims: usize,
-    _progress: &dyn Progress,
+    progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<Codebook> {
+    progress.stage("k-means iterations", planned_iterations(id, p));
+    let ticker = Ticker { cancel, progress };
     let mut book = if id == CodecId::Opq {
-        opq::train(p, sample, dims, cancel)?
+        opq::train(p, sample, dims, &ticker)?
     } else {
-        pq_only(p, sample, dims, cancel)?
+        pq_only(p, sample, dims, &ticker)?
     };
     book.unit = p.unit.unwrap_or_else(|| all_unit_length(sample, dims));
     book.aniso = p
@@ -304,6 +306,20 @@ pub fn train(
     Ok(book)
 }
 
+/// The Lloyd iterations training plans, summed over subspaces, for progress: each
+/// k-means run reports its iterations and, if it converges early, the rest as done.
+fn planned_iterations(id: CodecId, p: &PqParams) -> u64 {
+    let m = p.m as u64;
+    let full = m * p.max_iter as u64;
+    if id != CodecId::Opq || p.opq_iters == 0 {
+        // PQ, or OPQ without rotation rounds: `redo` fresh runs per subspace.
+        return full * p.redo.max(1) as u64;
+    }
+    // OPQ (opq::train): 8 iterations in the first round, 3 in each later one, then the
+    // final warm-started run.
+    m * (8 + 3 * (p.opq_iters as u64 - 1)) + full
+}
+
 /// Whether every row of `sample` has unit length, to within what float32 normalisation
 /// leaves (`|‖x‖² − 1| ≤ 2e-3`, i.e. lengths within 0.1% of 1).
 fn all_unit_length(sample: &[f32], dims: usize) -> bool {
@@ -314,7 +330,7 @@ fn all_unit_length(sample: &[f32], dims: usize) -> bool {
         })
 }
 
-fn pq_only(p: &PqParams, sample: &[f32], dims: usize, cancel: &AtomicBool) -> Result<Codebook> {
+fn pq_only(p: &PqParams, sample: &[f32], dims: usize, cancel: &dyn Watch) -> Result<Codebook> {
     let fit = train_subspaces(p, sample, dims, None, cancel)?;
     Ok(Codebook {
         dims,
@@ -353,7 +369,7 @@ pub(crate) fn train_subspaces(
     data: &[f32],
     dims: usize,
     warm: Option<&[f32]>,
-    cancel: &AtomicBool,
+    cancel: &dyn Watch,
 ) -> Result<SubspaceFit> {
     let dsub = dims / p.m;
     let ksub = p.ksub();

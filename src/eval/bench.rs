@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::search::{Floors, Metric, Queries};
 use super::{Measure, Totals, recall};
-use crate::codec::{self, Codec};
+use crate::codec::{self, Codec, RowSource};
 use crate::encode::default_chunk_rows;
 use crate::error::{Error, Result};
 use crate::par::run_ordered;
@@ -68,7 +68,11 @@ pub struct BenchRow {
     pub bytes_per_vector: f64,
     /// float32 bytes per vector over encoded bytes per vector.
     pub ratio: f64,
-    /// Encode throughput, MB (1e6 bytes) of float32 input per second, one thread.
+    /// Seconds spent training the codec on the data (pq, opq, binary-itq; on the bench
+    /// threads), apart from encoding; `None` for a codec that is not trained.
+    pub train_seconds: Option<f64>,
+    /// Encode throughput, MB (1e6 bytes) of float32 input per second, one thread; a
+    /// trained codec's training is not in it.
     pub compress_mb_s: f64,
     /// Decode throughput, MB of float32 output per second, one thread.
     pub decompress_mb_s: f64,
@@ -157,21 +161,40 @@ pub fn bench(
                         .into(),
                 ));
             }
-            codec::parse(c, dims).map_err(|e| match e {
-                // The parser's advice (compress or train) does not reach bench.
-                Error::Config(m) if m.contains("must be trained") => Error::Config(format!(
-                    "bench compares codecs that need no training, and {c} learns from the \
-                     data: compress with it (vectro compress --codec {c}), then measure it \
-                     with vectro eval"
-                )),
-                e => e,
-            })
+            Ok(c)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // Every codec string is checked before any training, which can take a while.
+    for c in &codecs {
+        if !is_trained(c) {
+            codec::parse(c, dims)?;
+        } else {
+            codec::training_recipe(c, dims, None)?;
+        }
+    }
+    let threads = crate::par::resolve_threads(opts.threads);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start {threads} threads: {e}")))?;
+    let src = SliceRows { data, dims };
+    let train = codec::TrainOptions {
+        train_rows: None,
+        cancel: Some(cancel),
+    };
+    // Trained codecs learn from the data itself, as compress trains on its input; the
+    // time it takes is reported apart from the encode throughput.
+    let codecs = codecs
+        .iter()
+        .map(|c| {
+            let t = Instant::now();
+            let codec = pool.install(|| codec::parse_trained(c, &src, &train, progress))?;
+            Ok((codec, is_trained(c).then(|| t.elapsed().as_secs_f64())))
         })
         .collect::<Result<Vec<_>>>()?;
     let rows = data.len() / dims;
     let queries = sampled(data, dims, opts.queries, opts.seed, opts.metric);
     let k_found = opts.k.max(opts.rerank);
-    let threads = crate::par::resolve_threads(opts.threads);
     let chunk = default_chunk_rows(dims as u64) as usize;
     progress.begin((rows * (codecs.len() + 1)) as u64, 0);
     let pass = Pass {
@@ -184,7 +207,7 @@ pub fn bench(
     };
     let truth = pass.run(data, None, (opts.k, 0))?.truth;
     let mut table = Vec::new();
-    for (name, c) in opts.codecs.iter().zip(&codecs) {
+    for (name, (c, train_seconds)) in opts.codecs.iter().zip(&codecs) {
         let (payloads, enc_s) = timed_encode(c.as_ref(), data, chunk, opts.runs)?;
         let mut recon = vec![0f32; data.len()];
         let dec_s = timed_decode(c.as_ref(), &payloads, chunk, opts.runs, &mut recon);
@@ -200,6 +223,7 @@ pub fn bench(
             codec: name.clone(),
             bytes_per_vector: bytes as f64 / rows as f64,
             ratio: (data.len() * 4) as f64 / bytes.max(1) as f64,
+            train_seconds: *train_seconds,
             compress_mb_s: mb / enc_s,
             decompress_mb_s: mb / dec_s,
             cosine_mean: t.quality.cos_sum / rows as f64,
@@ -275,6 +299,33 @@ impl Pass<'_> {
             cancel,
         )?;
         Ok(total)
+    }
+}
+
+/// Whether `codec` is trained on the data (pq, opq, binary-itq).
+fn is_trained(codec: &str) -> bool {
+    matches!(codec.split(':').next(), Some("pq" | "opq" | "binary-itq"))
+}
+
+/// The bench data as rows a trained codec samples.
+struct SliceRows<'a> {
+    data: &'a [f32],
+    dims: usize,
+}
+
+impl RowSource for SliceRows<'_> {
+    fn rows(&self) -> u64 {
+        (self.data.len() / self.dims) as u64
+    }
+    fn dims(&self) -> usize {
+        self.dims
+    }
+    fn read_rows(&self, ids: &[u64], out: &mut [f32]) -> Result<()> {
+        for (&id, o) in ids.iter().zip(out.chunks_exact_mut(self.dims)) {
+            let at = id as usize * self.dims;
+            o.copy_from_slice(&self.data[at..at + self.dims]);
+        }
+        Ok(())
     }
 }
 

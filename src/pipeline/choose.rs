@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use super::Progress;
 use super::options::CompressOptions;
 use crate::codec::auto::{self, AutoReport};
-use crate::codec::{self, Codec, CodecRequest, TrainedRequest};
+use crate::codec::{self, Codec, CodecRequest};
 use crate::error::{Error, Result};
 use crate::format::Header;
 use crate::output::dest::Dest;
@@ -218,26 +218,12 @@ fn frozen_codec(
     opts: &CompressOptions,
     dims: usize,
 ) -> Result<(Box<dyn Codec>, Option<String>)> {
-    let (book, recipe) = super::train::read_codebook(path, dims)?;
-    let kind = if book.rotation.is_some() { "opq" } else { "pq" };
-    let fits = match &opts.codec {
-        None => true,
-        Some(CodecRequest::Trained(TrainedRequest::Pq { id, params })) => {
-            codec::registry_name(*id) == kind && params.m == book.m && params.nbits == book.nbits
-        }
-        Some(_) => false,
-    };
-    if let (false, Some(asked)) = (fits, &opts.codec) {
-        // A usage error, as every other contradiction between flags: the command line
-        // asks for two different codecs.
-        return Err(Error::Config(format!(
-            "{}: the codebook is {kind}:m={},nbits={}, but --codec asks for '{asked}'; drop --codec to encode with the codebook, or train a matching codebook",
-            path.display(),
-            book.m,
-            book.nbits,
-        )));
+    let (trained, recipe) = super::train::read_codebook(path, dims)?;
+    // No --codec: the codebook's own.
+    if let Some(asked) = &opts.codec {
+        trained.check_fits(path, asked)?;
     }
-    Ok((Box::new(codec::Pq::new(book)), recipe))
+    Ok((trained.into_codec(), recipe))
 }
 
 /// `--codec` (pq, opq, binary-itq) trained on a sample of the input, on exactly

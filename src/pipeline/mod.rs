@@ -14,7 +14,7 @@ pub mod train;
 pub use crate::npy::f32_le_bytes;
 pub use crate::progress::{NoProgress, Progress};
 pub use compress::{CompressOptions, CompressSummary, compress};
-pub use decompress::{DecompressSummary, decompress};
+pub use decompress::{DecompressSummary, OutDtype, decompress, decompress_as};
 pub use memory::{MemorySource, compress_memory};
 
 // The modules and functions that moved to the layers below, at their old paths.

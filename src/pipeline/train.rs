@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use super::Progress;
-use crate::codec::{self, Codebook, RowSource, TrainOptions};
+use crate::codec::codebook::VcbFile;
+use crate::codec::{self, RowSource, TrainOptions, Trained};
 use crate::error::{Error, Result};
 use crate::source::{Input, NpySource};
 
@@ -51,7 +52,7 @@ impl RowSource for Input {
     }
 }
 
-/// Trains the codebook of `codec` (`pq:...` or `opq:...`) on a seeded sample of `input`,
+/// Trains `codec` (`pq:...`, `opq:...` or `binary-itq`) on a seeded sample of `input`,
 /// for `vectro train`. `input` is what `compress --in` takes: a `.npy`, a directory or a
 /// glob of them (one matrix, in the same order, so a codebook trained on the shards equals
 /// one trained on their concatenation); a stream cannot be sampled and is refused.
@@ -63,27 +64,47 @@ pub fn train(
     codec: &str,
     opts: &TrainOptions,
     progress: &dyn Progress,
-) -> Result<Codebook> {
+) -> Result<Trained> {
     if input == Path::new("-") {
         // Training samples rows at random, which a stream cannot offer; say so before
         // reading anything from stdin.
         crate::input::open_input(input)?;
     }
     let source = Input::open(input)?;
-    codec::train_codebook(codec, &source, opts, progress)
+    codec::train(codec, &source, opts, progress)
 }
 
-/// Reads a `.vcb` codebook for `dims`-dimensional data, with the training recipe it
-/// records, if any ([`Codebook::vcb_recipe`]).
+/// Reads a `.vcb` file (pq, opq or binary-itq) for `dims`-dimensional data: the trained
+/// codec, with the training recipe it records, if any ([`VcbFile::recipe`]).
 ///
 /// # Errors
-/// [`Error::Io`] if unreadable; the errors of [`Codebook::from_vcb`].
-pub fn read_codebook(path: &Path, dims: usize) -> Result<(Codebook, Option<String>)> {
+/// [`Error::Io`] if unreadable; [`Error::Corrupt`] for a damaged or foreign file;
+/// [`Error::Mismatch`] when it was trained for another dimension.
+pub fn read_codebook(path: &Path, dims: usize) -> Result<(Trained, Option<String>)> {
+    let bytes = read_vcb_bytes(path)?;
+    let vcb = VcbFile::parse(path, &bytes)?;
+    Ok((vcb.codec(path, dims)?, vcb.recipe.map(str::to_owned)))
+}
+
+/// Reads a `.vcb` file for the dimension it records itself (`info`, and checking
+/// `--codec` against `--codebook` before any data is read).
+///
+/// # Errors
+/// As [`read_codebook`].
+pub fn read_codebook_own_dims(path: &Path) -> Result<(Trained, Option<String>)> {
+    let bytes = read_vcb_bytes(path)?;
+    let vcb = VcbFile::parse(path, &bytes)?;
+    Ok((
+        vcb.codec(path, vcb.own_dims())?,
+        vcb.recipe.map(str::to_owned),
+    ))
+}
+
+fn read_vcb_bytes(path: &Path) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut crate::input::open_input(path)?, &mut bytes)
         .map_err(|e| Error::io(path, "reading", e))?;
-    let book = Codebook::from_vcb(path, &bytes, dims)?;
-    Ok((book, Codebook::vcb_recipe(&bytes)))
+    Ok(bytes)
 }
 
 /// Whether the file at `path` starts with the `.vcb` magic. Any error reading it is

@@ -279,6 +279,35 @@ fn bench_reports_one_row_per_codec() {
 }
 
 #[test]
+fn bench_trains_pq_opq_and_binary_itq_on_its_data_and_reports_training_apart() {
+    let a = vectro()
+        .args([
+            "bench", "-q", "--json", "--rows", "600", "--dims", "16", "--runs", "1",
+        ])
+        .args([
+            "--queries",
+            "20",
+            "--codecs",
+            "int8,pq:m=4,opq:m=4,binary-itq",
+        ])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
+    let rows = v["codecs"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["codec"].as_str().unwrap()).collect();
+    assert_eq!(names, ["int8", "pq:m=4", "opq:m=4", "binary-itq"]);
+    assert!(rows[0]["train_seconds"].is_null(), "{}", rows[0]);
+    for r in &rows[1..] {
+        assert!(r["train_seconds"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["compress_mb_s"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["cosine_mean"].as_f64().unwrap() > 0.5, "{r}");
+    }
+    // pq:m=4 stores 4 one-byte codes a row; binary-itq 2 bytes of bits and a scale.
+    assert_eq!(rows[1]["bytes_per_vector"].as_f64(), Some(4.0));
+    assert_eq!(rows[3]["bytes_per_vector"].as_f64(), Some(6.0));
+}
+
+#[test]
 fn bench_reads_an_input_file_and_refuses_unknown_codecs() {
     let f = files(120, 16);
     let a = vectro()
@@ -303,13 +332,9 @@ fn bench_reads_an_input_file_and_refuses_unknown_codecs() {
     };
     let e = refused(&["--codecs", "int8,zstd9"]);
     assert!(e.contains("unknown codec 'zstd9'"), "{e}");
-    // A trained codec gets advice that works from bench (it was told to pass a codebook
-    // bench has no flag for).
-    let e = refused(&["--codecs", "int8,pq:m=4"]);
-    assert!(
-        e.contains("pq:m=4 learns from the data") && e.contains("vectro eval"),
-        "{e}"
-    );
+    // A bad trained codec is refused before anything is trained.
+    let e = refused(&["--codecs", "int8,pq:m=3"]);
+    assert!(e.contains("not divisible by m=3"), "{e}");
     // auto is not a codec to bench (it said "unknown codec 'auto'; known codecs: ... auto").
     let e = refused(&["--codecs", "int8,auto"]);
     assert!(e.contains("leave auto out of --codecs"), "{e}");

@@ -61,6 +61,12 @@ const TRAINS: &[Train] = &[
         input: "d64.npy",
         codec: "opq:m=8,nbits=4",
     },
+    // `.vcb` minor version 3: the binary-itq block.
+    Train {
+        out: "itq.vcb",
+        input: "d64.npy",
+        codec: "binary-itq",
+    },
 ];
 
 const CASES: &[Case] = &[
@@ -170,6 +176,12 @@ const CASES: &[Case] = &[
         out: "opq_codebook.vectro",
         input: "d64.npy",
         args: &["--codebook", "opq.vcb"],
+        min_cosine: 0.6,
+    },
+    Case {
+        out: "itq_codebook.vectro",
+        input: "d64.npy",
+        args: &["--codebook", "itq.vcb"],
         min_cosine: 0.6,
     },
 ];
@@ -471,7 +483,20 @@ fn golden_files_cover_every_codec_id_and_known_minor() {
         (0..=vectro::format::MINOR).collect(),
         "format minors covered: every one up to the one this build writes"
     );
-    // Both codebook files of `train` are among the golden files, and each is used.
+    // A frozen codebook gives the bytes of the run that trains it (metadata `train`
+    // included), for every trained codec.
+    for (trained, frozen) in [
+        ("pq.vectro", "pq_codebook.vectro"),
+        ("opq.vectro", "opq_codebook.vectro"),
+        ("binary_itq.vectro", "itq_codebook.vectro"),
+    ] {
+        assert_eq!(
+            fs::read(golden_dir().join(trained)).unwrap(),
+            fs::read(golden_dir().join(frozen)).unwrap(),
+            "{frozen} differs from {trained}"
+        );
+    }
+    // Every codebook file of `train` is among the golden files, and each is used.
     for t in TRAINS {
         assert!(golden_dir().join(t.out).exists(), "{}", t.out);
         assert!(CASES.iter().any(|c| c.args.contains(&t.out)), "{}", t.out);

@@ -17,6 +17,7 @@ mod cli_dash_and_pipes;
 mod cli_out_guard;
 mod cli_temp_files;
 mod codec_pipeline;
+mod decompress_dtype;
 mod eval_adc;
 mod eval_cli;
 mod eval_metrics;

@@ -253,36 +253,50 @@ fn bad_requests_are_named_and_leave_no_output() {
         msg.contains("c.vcb") && msg.contains("8-dimensional") && msg.contains("12 dims"),
         "{msg}"
     );
-    // A codebook of another kind or shape than --codec asks for, or an explicit codec no
-    // codebook can serve (it silently gave pq codes): one mistake, one exit code (usage),
-    // one message, found before anything is written.
+    // A codebook of another kind, m or nbits than --codec asks for, or a codec no
+    // codebook serves (it silently gave pq codes): one usage error (exit 2), one message,
+    // found before any output is touched.
     let npy8 = other;
     for codec in [
         "opq:m=2",
         "pq:m=4,nbits=4",
+        "pq:m=2,nbits=8",
+        "binary-itq",
         "int8",
         "int4:rotate=1",
-        "binary-itq",
     ] {
-        let o = vectro()
-            .args(["compress", "--codec", codec, "--codebook"])
+        let mut c = vectro();
+        c.args(["compress", "--codec", codec, "--codebook"])
             .arg(&vcb)
             .arg("--in")
             .arg(&npy8)
-            .arg("--out")
-            .arg(io[1].1)
-            .assert()
-            .code(2);
+            .args([io[1].0])
+            .arg(io[1].1);
+        let o = c.assert().code(2);
         let msg = String::from_utf8_lossy(&o.get_output().stderr).into_owned();
+        // The request as parsed, in its shortest spelling (defaults left out).
+        let asked = codec.trim_end_matches(",nbits=8");
         assert!(
-            msg.contains("c.vcb: the codebook is pq:m=2,nbits=4, but --codec asks for")
-                && msg.contains(&format!("'{codec}'"))
-                && msg.contains(
-                    "drop --codec to encode with the codebook, or train a matching codebook"
-                ),
-            "{codec}: {msg}"
+            msg.contains(&format!(
+                "holds a pq:m=2,nbits=4,aniso=2 codebook, which --codec {asked} does not match; \
+                 drop --codec to encode with the codebook"
+            )),
+            "{msg}"
         );
         assert!(!io[1].1.exists(), "{codec}");
+    }
+    // The codebook's own codec is no mismatch.
+    for codec in ["pq:m=2,nbits=4", "pq:nbits=4,m=2"] {
+        vectro()
+            .args(["compress", "-q", "--force", "--codec", codec, "--codebook"])
+            .arg(&vcb)
+            .arg("--in")
+            .arg(&npy8)
+            .arg(io[1].0)
+            .arg(io[1].1)
+            .assert()
+            .success();
+        std::fs::remove_file(io[1].1).unwrap();
     }
     assert!(!out.exists());
 }

@@ -329,3 +329,136 @@ fn unit_length_rows_decode_to_unit_length() {
     assert!(err.contains("normalise the rows"), "{err}");
     assert!(!out2.exists());
 }
+
+#[test]
+fn a_binary_itq_codebook_gives_the_bytes_of_training_in_runs_shards_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    let dims = 16;
+    write_npy(&p("x.npy"), 600, dims as u64, &random_rows(600, dims, 8));
+    let npy = p("x.npy");
+    let vcb = p("itq.vcb");
+    let o = vectro()
+        .args([
+            "train",
+            "--json",
+            "--codec",
+            "binary-itq",
+            "--train-rows",
+            "200",
+        ])
+        .arg("--in")
+        .arg(&npy)
+        .arg("--out")
+        .arg(&vcb)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let trained: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(trained["codec"], "binary-itq", "{trained}");
+    assert_eq!(trained["train_rows"], 200, "{trained}");
+    assert_eq!(trained["itq_iterations"], 50, "{trained}");
+    let bytes = std::fs::read(&vcb).unwrap();
+    assert_eq!((&bytes[0..4], bytes[6], bytes[8]), (&b"VCBK"[..], 3, 18));
+
+    let v: serde_json::Value = serde_json::from_str(&info(&vcb, true)).unwrap();
+    assert_eq!(v["kind"], "codebook", "{v}");
+    assert_eq!(v["format_version"], "1.3", "{v}");
+    assert_eq!(v["dims"], dims, "{v}");
+    assert_eq!(v["fingerprint"], trained["fingerprint"], "{v}");
+    assert_eq!(v["recipe"], "binary-itq;train_rows=200", "{v}");
+
+    let compress = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["compress", "-q", "--no-fsync", "--chunk-rows", "100"];
+        args.extend_from_slice(extra);
+        let (code, err) = run(&args, &[("--in", &npy), ("--out", out)]);
+        assert_eq!(code, Some(0), "{extra:?}: {err}");
+        std::fs::read(out).unwrap_or_default()
+    };
+    let direct = compress(
+        &p("direct.vectro"),
+        &["--codec", "binary-itq", "--train-rows", "200"],
+    );
+    let vcb_s = vcb.to_str().unwrap();
+    // The header (metadata `train` included) and every chunk are the training run's.
+    assert!(direct == compress(&p("frozen.vectro"), &["--codebook", vcb_s]));
+    assert!(
+        direct
+            == compress(
+                &p("named.vectro"),
+                &["--codebook", vcb_s, "--codec", "binary-itq"]
+            )
+    );
+    // Shards encoded with the codebook merge into the single run's file.
+    let parts = p("parts");
+    let pattern = parts.join("part-{shard}.vectro");
+    for k in ["0/3", "1/3", "2/3"] {
+        compress(&pattern, &["--codebook", vcb_s, "--shard", k]);
+    }
+    let merged = p("merged.vectro");
+    vectro()
+        .arg("merge")
+        .arg(&parts)
+        .arg("--out")
+        .arg(&merged)
+        .args(["-q", "--no-fsync"])
+        .assert()
+        .success();
+    assert!(
+        std::fs::read(&merged).unwrap() == direct,
+        "merged shards differ"
+    );
+    // A --resume or retried --shard of a finished output keeps it: the same header.
+    let frozen_out = p("frozen.vectro");
+    let before = std::fs::metadata(&frozen_out).unwrap().modified().unwrap();
+    compress(&frozen_out, &["--codebook", vcb_s, "--resume"]);
+    assert_eq!(
+        std::fs::metadata(&frozen_out).unwrap().modified().unwrap(),
+        before
+    );
+    let shard0 = parts.join("part-0.vectro");
+    let before = std::fs::metadata(&shard0).unwrap().modified().unwrap();
+    compress(&pattern, &["--codebook", vcb_s, "--shard", "0/3"]);
+    assert_eq!(
+        std::fs::metadata(&shard0).unwrap().modified().unwrap(),
+        before
+    );
+
+    // Data of another dimension is bad input naming the codebook (exit 3).
+    write_npy(&p("y.npy"), 300, 8, &random_rows(300, 8, 1));
+    let (code, err) = run(
+        &["compress", "-q"],
+        &[
+            ("--in", &p("y.npy")),
+            ("--codebook", &vcb),
+            ("--out", &p("y.vectro")),
+        ],
+    );
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains("itq.vcb") && err.contains("16-dimensional"),
+        "{err}"
+    );
+    // A damaged one is refused, naming the file.
+    let mut bad = bytes.clone();
+    bad[40] ^= 1;
+    std::fs::write(p("bad.vcb"), &bad).unwrap();
+    let (code, err) = run(
+        &["compress", "-q"],
+        &[
+            ("--in", &npy),
+            ("--codebook", &p("bad.vcb")),
+            ("--out", &p("z.vectro")),
+        ],
+    );
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains("bad.vcb") && err.contains("checksum mismatch"),
+        "{err}"
+    );
+}

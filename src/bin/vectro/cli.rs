@@ -39,7 +39,7 @@ pub enum Command {
     Bench(BenchArgs),
     /// Check every checksum of a container (header, chunks, index, trailer), streaming.
     Verify(VerifyArgs),
-    /// Train a pq/opq codebook on a sample of a .npy and write it as a reusable .vcb.
+    /// Train a pq, opq or binary-itq codebook on a sample of a .npy and write it as a reusable .vcb.
     Train(TrainArgs),
 }
 
@@ -86,10 +86,11 @@ pub struct CompressArgs {
     /// target before the whole input is measured.
     #[arg(long, value_name = "N", default_value_t = 2000)]
     pub sample: usize,
-    /// Encode with this frozen pq/opq codebook (from `vectro train`) instead of training.
+    /// Encode with this frozen pq, opq or binary-itq codebook (from `vectro train`) instead
+    /// of training; a --codec beside it must name the codebook's codec.
     #[arg(long, value_name = "VCB")]
     pub codebook: Option<PathBuf>,
-    /// Rows sampled to train pq/opq [default: min(rows, 65536)].
+    /// Rows sampled to train pq/opq/binary-itq [default: min(rows, 65536); binary-itq: min(rows, 20000)].
     #[arg(long)]
     pub train_rows: Option<u64>,
     /// Rows per chunk [default: about 4 MiB of input].
@@ -161,9 +162,13 @@ pub struct DecompressArgs {
     /// Input container.
     #[arg(long = "in", value_name = "VECTRO")]
     pub input: PathBuf,
-    /// Output .npy (float32), or - for stdout.
+    /// Output .npy, or - for stdout.
     #[arg(long = "out", value_name = "NPY")]
     pub output: PathBuf,
+    /// Element type of the .npy: f32, f16, or bf16 (its bit patterns as uint16, since
+    /// numpy has no bfloat16) [default: the input's: f16 for a float16 input, else f32].
+    #[arg(long, value_name = "f32|f16|bf16")]
+    pub dtype: Option<vectro::OutDtype>,
     /// Overwrite an existing output.
     #[arg(long)]
     pub force: bool,
@@ -408,13 +413,13 @@ pub struct TrainArgs {
     /// ('dump/part-*.npy') of them, read as one matrix in natural order, as compress reads it.
     #[arg(long = "in", value_name = "NPY")]
     pub input: PathBuf,
-    /// Codec to train, e.g. pq:m=48 or opq:m=48,nbits=4.
+    /// Codec to train, e.g. pq:m=48, opq:m=48,nbits=4 or binary-itq.
     #[arg(long)]
     pub codec: String,
     /// Output codebook (.vcb).
     #[arg(long = "out", value_name = "VCB")]
     pub output: PathBuf,
-    /// Rows sampled for training [default: min(rows, 65536)].
+    /// Rows sampled for training [default: min(rows, 65536); binary-itq: min(rows, 20000)].
     #[arg(long)]
     pub train_rows: Option<u64>,
     /// Overwrite an existing output.

@@ -65,7 +65,7 @@ pub fn run(a: BenchArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
 
 pub fn print_table(r: &BenchReport) {
     outln!(
-        "{} rows x {} dims; {} {} queries; recall@{}, rescored from the top {}; median of {} runs, one thread",
+        "{} rows x {} dims; {} {} queries; recall@{}, rescored from the top {}; median of {} runs, one thread (training apart)",
         r.rows,
         r.dims,
         r.queries,
@@ -75,10 +75,11 @@ pub fn print_table(r: &BenchReport) {
         r.runs
     );
     outln!(
-        "{:<16} {:>9} {:>7} {:>12} {:>12} {:>10} {:>9} {:>9}",
+        "{:<16} {:>9} {:>7} {:>8} {:>12} {:>12} {:>10} {:>9} {:>9}",
         "codec",
         "B/vector",
         "ratio",
+        "train s",
         "enc MB/s",
         "dec MB/s",
         "cos mean",
@@ -87,10 +88,12 @@ pub fn print_table(r: &BenchReport) {
     );
     for c in &r.codecs {
         outln!(
-            "{:<16} {:>9.1} {:>7.2} {:>12.0} {:>12.0} {:>10.6} {:>9.4} {:>9.4}",
+            "{:<16} {:>9.1} {:>7.2} {:>8} {:>12.0} {:>12.0} {:>10.6} {:>9.4} {:>9.4}",
             c.codec,
             c.bytes_per_vector,
             c.ratio,
+            c.train_seconds
+                .map_or_else(|| "-".to_string(), |s| format!("{s:.2}")),
             c.compress_mb_s,
             c.decompress_mb_s,
             c.cosine_mean,

@@ -182,4 +182,12 @@ impl Progress for Throttle<'_> {
     fn note(&self, msg: &str) {
         self.inner.note(msg);
     }
+
+    fn stage(&self, what: &str, steps: u64) {
+        self.inner.stage(what, steps);
+    }
+
+    fn step(&self, n: u64) {
+        self.inner.step(n);
+    }
 }

@@ -14,21 +14,21 @@ pub fn run(a: DecompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     } else {
         Durability::Fsync
     };
-    let s = vectro::decompress(
+    let s = vectro::decompress_as(
         &a.input,
         &a.output,
-        a.common.threads,
-        a.force,
-        durability,
+        a.dtype,
+        (a.common.threads, a.force, durability),
         &bar,
         cancel,
     )?;
     // With --out -, stdout carries the .npy: the summary goes to stderr.
     if a.output.as_os_str() == "-" {
         errln!(
-            "decompressed {} rows x {} dims to stdout ({}) in {:.2} s",
+            "decompressed {} rows x {} dims to stdout ({}, {}) in {:.2} s",
             s.rows,
             s.dims,
+            s.dtype.name(),
             human_bytes(s.output_bytes),
             s.seconds
         );
@@ -36,10 +36,11 @@ pub fn run(a: DecompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         print_json(&s)?;
     } else {
         outln!(
-            "decompressed {} rows x {} dims to {} ({}) in {:.2} s",
+            "decompressed {} rows x {} dims to {} ({}, {}) in {:.2} s",
             s.rows,
             s.dims,
             s.output.display(),
+            s.dtype.name(),
             human_bytes(s.output_bytes),
             s.seconds
         );

@@ -197,6 +197,10 @@ struct CodebookInfo {
 fn codebook(a: &InfoArgs) -> anyhow::Result<i32> {
     // One read: the codebook, its size and its minor version (bytes 6..8) all come from it.
     let bytes = std::fs::read(&a.file).map_err(|e| vectro::Error::io(&a.file, "reading", e))?;
+    let vcb = vectro::codec::codebook::VcbFile::parse(&a.file, &bytes)?;
+    if vcb.id == vectro::CodecId::BinaryItq {
+        return itq_codebook(a, &vcb, bytes.len() as u64);
+    }
     let book = vectro::codec::Codebook::from_vcb_own_dims(&a.file, &bytes)?;
     let file_bytes = bytes.len() as u64;
     let minor = u16::from_le_bytes([bytes[6], bytes[7]]);
@@ -249,6 +253,75 @@ fn codebook(a: &InfoArgs) -> anyhow::Result<i32> {
     outln!("size:          {}", human_bytes(info.file_bytes));
     outln!("checksums:     crc32c ok");
     for (k, v) in vectro::Codec::facts(&codec) {
+        outln!("{:<14} {v}", format!("{k}:"));
+    }
+    Ok(exit_codes::OK)
+}
+
+/// What `info --json` shows of a binary-itq `.vcb` (from `vectro train --codec binary-itq`).
+#[derive(Serialize)]
+struct ItqCodebookInfo {
+    path: String,
+    kind: &'static str,
+    format_version: String,
+    codec: String,
+    dims: usize,
+    file_bytes: u64,
+    train_rows: u32,
+    itq_iterations: u32,
+    itq_loss: f32,
+    fingerprint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipe: Option<String>,
+    codec_facts: std::collections::BTreeMap<String, String>,
+}
+
+/// `info` of a binary-itq `.vcb`: its mean and rotation's shape and training facts.
+fn itq_codebook(
+    a: &InfoArgs,
+    vcb: &vectro::codec::codebook::VcbFile<'_>,
+    file_bytes: u64,
+) -> anyhow::Result<i32> {
+    let trained = vcb.codec(&a.file, vcb.own_dims())?;
+    let vectro::codec::Trained::Itq(itq) = &trained else {
+        unreachable!("a binary-itq id parses to an ITQ codec")
+    };
+    let info = ItqCodebookInfo {
+        path: a.file.display().to_string(),
+        kind: "codebook",
+        format_version: format!("1.{}", vcb.minor),
+        codec: trained.name(),
+        dims: trained.dims(),
+        file_bytes,
+        train_rows: itq.train_rows(),
+        itq_iterations: itq.iterations(),
+        itq_loss: itq.loss(),
+        fingerprint: format!("{:08x}", trained.fingerprint()),
+        recipe: vcb.recipe.map(str::to_owned),
+        codec_facts: vectro::Codec::facts(itq).into_iter().collect(),
+    };
+    if a.json {
+        print_json(&info)?;
+        return Ok(exit_codes::OK);
+    }
+    outln!("file:          {}", info.path);
+    outln!(
+        "format:        vectro codebook (.vcb) {}",
+        info.format_version
+    );
+    outln!("codec:         {}", info.codec);
+    if let Some(r) = &info.recipe {
+        outln!("trained with:  {r}");
+    }
+    outln!(
+        "shape:         {} dims: a mean and a {0} x {0} rotation; {} bytes a row",
+        info.dims,
+        info.dims.div_ceil(8) + 4
+    );
+    outln!("size:          {}", human_bytes(info.file_bytes));
+    outln!("checksums:     crc32c ok");
+    outln!("fingerprint:   {}", info.fingerprint);
+    for (k, v) in &info.codec_facts {
         outln!("{:<14} {v}", format!("{k}:"));
     }
     Ok(exit_codes::OK)

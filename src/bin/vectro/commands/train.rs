@@ -2,7 +2,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use serde::Serialize;
-use vectro::codec::TrainOptions;
+use vectro::codec::{TrainOptions, Trained};
 use vectro::output::{AtomicOutput, Durability};
 
 use super::{human_bytes, print_json};
@@ -18,7 +18,15 @@ struct Summary {
     train_rows: u64,
     kmeans_iterations: u32,
     opq_iterations: u32,
-    distortion: f64,
+    /// binary-itq only: alternations of the rotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    itq_iterations: Option<u32>,
+    /// pq and opq: mean squared reconstruction error per row on the sample.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    distortion: Option<f64>,
+    /// binary-itq: the squared sign error `‖B − (X − μ)R‖²` per row on the sample.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    itq_loss: Option<f64>,
     fingerprint: String,
     bytes: u64,
     seconds: f64,
@@ -38,40 +46,67 @@ pub fn run(a: TrainArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     };
     // Created before training: an existing or unwritable output fails at once.
     let out = AtomicOutput::create(&a.output, a.force, Durability::Fsync)?;
-    let book = pool.install(|| vectro::pipeline::train::train(&a.input, &a.codec, &opts, &bar))?;
+    let trained = pool.install(|| vectro::pipeline::train::train(&a.input, &a.codec, &opts, &bar));
+    // The bar is cleared before anything else is printed, on success or not.
+    vectro::Progress::finish(&bar);
+    let trained = trained?;
     // Recorded so that `compress --codebook` writes the header a direct training run
     // writes (metadata key `train`).
-    let recipe = vectro::codec::training_recipe(&a.codec, book.dims, a.train_rows)?;
-    let bytes = book.to_vcb(recipe.as_deref());
+    let recipe = vectro::codec::training_recipe(&a.codec, trained.dims(), a.train_rows)?;
+    let bytes = trained.to_vcb(recipe.as_deref());
     out.commit_bytes(&bytes)?;
-    let f = book.facts;
-    let s = Summary {
+    let mut s = Summary {
         input: a.input.display().to_string(),
         output: a.output.display().to_string(),
-        codec: vectro::Codec::name(&vectro::codec::Pq::new(book.clone())),
-        train_rows: f.sample_rows,
-        kmeans_iterations: f.kmeans_iterations,
-        opq_iterations: f.opq_iterations,
-        distortion: f.distortion,
-        fingerprint: format!("{:08x}", book.fingerprint()),
+        codec: trained.name(),
+        train_rows: 0,
+        kmeans_iterations: 0,
+        opq_iterations: 0,
+        itq_iterations: None,
+        distortion: None,
+        itq_loss: None,
+        fingerprint: format!("{:08x}", trained.fingerprint()),
         bytes: bytes.len() as u64,
         seconds: start.elapsed().as_secs_f64(),
     };
+    match &trained {
+        Trained::Pq(book) => {
+            let f = book.facts;
+            s.train_rows = f.sample_rows;
+            s.kmeans_iterations = f.kmeans_iterations;
+            s.opq_iterations = f.opq_iterations;
+            s.distortion = Some(f.distortion);
+        }
+        Trained::Itq(itq) => {
+            s.train_rows = u64::from(itq.train_rows());
+            s.itq_iterations = Some(itq.iterations());
+            s.itq_loss = Some(f64::from(itq.loss()));
+        }
+    }
     if a.common.json {
         print_json(&s)?;
     } else {
+        let how = match (s.itq_iterations, s.distortion) {
+            (Some(it), _) => format!(
+                "{it} itq iterations, loss {:.6}",
+                s.itq_loss.unwrap_or_default()
+            ),
+            (None, d) => format!(
+                "{} k-means iterations{}, distortion {:.6}",
+                s.kmeans_iterations,
+                if s.opq_iterations > 0 {
+                    format!(", {} opq rounds", s.opq_iterations)
+                } else {
+                    String::new()
+                },
+                d.unwrap_or_default()
+            ),
+        };
         outln!(
-            "trained {} on {} rows in {:.2} s: {} k-means iterations{}, distortion {:.6}; wrote {} ({}, codebook {})",
+            "trained {} on {} rows in {:.2} s: {how}; wrote {} ({}, codebook {})",
             s.codec,
             s.train_rows,
             s.seconds,
-            s.kmeans_iterations,
-            if s.opq_iterations > 0 {
-                format!(", {} opq rounds", s.opq_iterations)
-            } else {
-                String::new()
-            },
-            s.distortion,
             s.output,
             human_bytes(s.bytes),
             s.fingerprint
