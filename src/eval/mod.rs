@@ -16,14 +16,15 @@
 //! rows per query) for the rescored recall. Memory is bounded by the chunks in flight and
 //! the heaps (`queries × (k + rerank)` entries), never by the number of rows.
 
-pub mod adc;
 pub mod bench;
 mod hist;
-mod huge;
 mod quality;
 mod recall;
-mod search;
-mod topk;
+
+// The scan engine (exact float scan, pq/opq lookup tables, bounded top-k) is shared with
+// `vectro search` and lives in `crate::search`.
+pub use crate::search::adc;
+use crate::search::{exact as search, topk};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
