@@ -140,8 +140,8 @@ impl Hits {
 /// ```
 ///
 /// # Errors
-/// [`Error::Config`] for queries of the wrong width, a non-finite query value, `k = 0`
-/// or a filter id not in the container; errors reading the container's chunks;
+/// [`Error::BadNpy`] for queries of the wrong width or a non-finite query value;
+/// [`Error::Config`] for `k = 0` or a filter id not in the container; errors reading the container's chunks;
 /// [`Error::Cancelled`] once `cancel` is set.
 pub fn search(
     c: &Container,
@@ -278,19 +278,26 @@ fn norm_sq(q: &[f32]) -> f32 {
 }
 
 fn check_queries(queries: &[f32], d: usize) -> Result<()> {
+    let name = "<queries>";
     if d == 0 || !queries.len().is_multiple_of(d) {
-        return Err(Error::Config(format!(
-            "queries hold {} values, not a whole number of {d}-dimensional rows",
-            queries.len()
-        )));
+        return Err(Error::bad_npy(
+            name,
+            format!(
+                "{} values are not a whole number of {d}-dimensional rows",
+                queries.len()
+            ),
+        ));
     }
     if let Some(at) = queries.iter().position(|v| !v.is_finite()) {
-        return Err(Error::Config(format!(
-            "query {}, column {}: {} is not a finite number",
-            at / d,
-            at % d,
-            queries[at]
-        )));
+        return Err(Error::bad_npy(
+            name,
+            format!(
+                "query {}, column {} is {} (not a finite number); search needs finite queries",
+                at / d,
+                at % d,
+                queries[at]
+            ),
+        ));
     }
     Ok(())
 }
