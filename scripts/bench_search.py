@@ -70,9 +70,9 @@ def run_set(name, base, q, repeats, tmp, rows_out):
     def record(method, ids, secs, bytes_per_row, note=""):
         r = recall(ids, want)
         qps = nq / secs
-        rows_out.append(dict(data=name, rows=n, dims=d, queries=nq, method=method,
-                             recall10=f"{r:.4f}", qps=f"{qps:.1f}", seconds=f"{secs:.4f}",
-                             bytes_per_row=bytes_per_row, note=note))
+        rows_out(dict(data=name, rows=n, dims=d, queries=nq, method=method,
+                      recall10=f"{r:.4f}", qps=f"{qps:.1f}", seconds=f"{secs:.4f}",
+                      bytes_per_row=bytes_per_row, note=note))
         print(f"  {method:<46} recall@10 {r:.4f}   {qps:10.1f} q/s   {bytes_per_row:>4} B/row {note}")
         return qps
 
@@ -118,7 +118,9 @@ def run_set(name, base, q, repeats, tmp, rows_out):
     (ids, _), t = best(lambda: pq.search(q, K, metric="l2", threads=THREADS), repeats)
     v_pq = record("vectro pq m=48 nbits=8 (lookup scan)", ids, t, 48)
     ipq = faiss.IndexPQ(d, 48, 8)
-    ipq.train(base)
+    # Trained on a sample of at most 65,536 rows, as vectro trains by default.
+    sample = np.random.default_rng(1).permutation(n)[:65_536]
+    ipq.train(np.ascontiguousarray(base[sample]))
     ipq.add(base)
     (_, ids), t = best(lambda: ipq.search(q, K), repeats)
     f_pq = record("faiss IndexPQ m=48 nbits=8", ids, t, 48)
@@ -136,7 +138,15 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--csv", default=None)
     a = ap.parse_args()
-    rows_out = []
+
+    def rows_out(row):
+        # Appended as measured, so that a run cut short keeps what it measured.
+        if not a.csv:
+            return
+        with open(a.csv, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["started", "host", *row.keys()])
+            w.writerow(dict(started=os.environ.get("BENCH_STARTED", ""),
+                            host=os.environ.get("BENCH_HOST", ""), **row))
     with tempfile.TemporaryDirectory(dir=ROOT / "target") as tmp:
         tmp = pathlib.Path(tmp)
         if a.data and os.path.exists(a.data):
@@ -154,15 +164,6 @@ def main():
             g.unlink()
             run_set(f"generated{a.generated_rows}", np.ascontiguousarray(x[a.queries:]), x[: a.queries],
                     a.repeats, tmp, rows_out)
-    if a.csv:
-        new = not os.path.exists(a.csv) or os.path.getsize(a.csv) == 0
-        with open(a.csv, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["started", "host", *rows_out[0].keys()])
-            if new:
-                w.writeheader()
-            for r in rows_out:
-                w.writerow(dict(started=os.environ.get("BENCH_STARTED", ""),
-                                host=os.environ.get("BENCH_HOST", ""), **r))
 
 
 if __name__ == "__main__":

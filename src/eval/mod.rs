@@ -5,11 +5,12 @@
 //! reads the same rows of the original, and measures
 //! - reconstruction quality (`quality.rs`): cosine, squared error and max error, in f64, and
 //!   each row's cosine into a log-spaced histogram for percentiles (`hist.rs`);
-//! - retrieval (`search.rs`): exact top-k of every query over the original rows (the truth)
-//!   and over the reconstructed rows (what a search over the compressed data finds), one
-//!   matrix multiply per tile into bounded top-k buffers. For pq/opq containers the found
-//!   top-k comes instead from the chunk's codes by ADC (`adc.rs`: lookup tables built
-//!   once, 16 queries interleaved, then `m` vector adds per row for 16 queries), as PQ is
+//! - retrieval (`crate::search::exact`): exact top-k of every query over the original
+//!   rows (the truth) and over the reconstructed rows (what a search over the compressed
+//!   data finds), one matrix multiply per tile into bounded top-k buffers. For pq/opq
+//!   containers the found top-k comes instead from the chunk's codes by ADC
+//!   (`crate::search::adc`: lookup tables built once, 16 queries interleaved, then `m`
+//!   vector adds per row for 16 queries), as PQ is
 //!   searched in practice; the chunk is still decoded for the quality metrics.
 //!
 //! Then the found candidates are re-ranked with the original floats (random reads of a few

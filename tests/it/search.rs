@@ -614,3 +614,72 @@ fn cli_bad_input_gets_a_clear_error() {
     write_npy(&qpath, 2, DIMS as u64, &nan);
     assert_fails(&run(&["search", p, "--queries", q]), 3, &["q.npy", "row 1"]);
 }
+
+/// Peak RSS of `vectro search` of 10 queries over a container of `rows` generated rows of
+/// 256 dims (`codec`), measured by `wait4` (search reports only its results).
+#[cfg(target_os = "linux")]
+fn search_peak_rss(rows: u64, codec: &str, dir: &Path) -> u64 {
+    use std::os::unix::process::ExitStatusExt;
+    let npy = dir.join(format!("s{rows}.npy"));
+    let comp = dir.join(format!("s{rows}.vectro"));
+    let q = dir.join("q256.npy");
+    crate::helpers::vectro()
+        .args(["generate", "--quiet", "--dims", "256", "--rows"])
+        .arg(rows.to_string())
+        .arg("--out")
+        .arg(&npy)
+        .assert()
+        .success();
+    crate::helpers::vectro()
+        .args(["compress", "--quiet", "--no-fsync", "--chunk-rows", "256", "--codec", codec])
+        .arg("--in")
+        .arg(&npy)
+        .arg("--out")
+        .arg(&comp)
+        .assert()
+        .success();
+    std::fs::remove_file(&npy).unwrap();
+    let qs: Vec<f32> = (0..10 * 256).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
+    write_npy(&q, 10, 256, &qs);
+    // Reaped by wait4 below, which std's wait cannot replace: it returns no rusage.
+    #[allow(clippy::zombie_processes)]
+    let child = crate::helpers::vectro_std()
+        .args(["search", "--threads", "2", "--format", "npy", "--out"])
+        .arg(dir.join(format!("r{rows}")))
+        .arg("--queries")
+        .arg(&q)
+        .arg(&comp)
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: rusage is plain integers, for which all-zero bytes are a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pid is our own child, reaped here (the Child is never waited on again);
+    // `status` and `usage` are valid for writes.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t);
+    let status = std::process::ExitStatus::from_raw(status);
+    assert!(status.success(), "search failed: {status}");
+    std::fs::remove_file(&comp).unwrap();
+    usage.ru_maxrss as u64 * 1024 // kilobytes on Linux
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn search_peak_memory_is_flat_in_the_number_of_rows() {
+    // Without releasing the container's pages behind the scan, the larger search would
+    // hold its whole container: 112 MiB more of f16 (56 MiB of int8) than the smaller.
+    let dir = tempfile::tempdir().unwrap();
+    for codec in ["f16", "int8"] {
+        let small = search_peak_rss(32_768, codec, dir.path());
+        let large = search_peak_rss(262_144, codec, dir.path());
+        let grew = large.saturating_sub(small);
+        assert!(
+            grew < 24 << 20,
+            "{codec}: peak RSS grew by {} MiB ({} -> {} MiB)",
+            grew >> 20,
+            small >> 20,
+            large >> 20
+        );
+    }
+}
