@@ -46,7 +46,9 @@ fn kernels(c: &mut Criterion) {
             b.iter(|| hamming::hamming_rows_at(level, &qbits, black_box(&bits), rb, &mut dist))
         });
     }
-    let q: Vec<f32> = (0..DIMS).map(|_| r() as f32 / (1u64 << 31) as f32 - 0.5).collect();
+    let q: Vec<f32> = (0..DIMS)
+        .map(|_| r() as f32 / (1u64 << 31) as f32 - 0.5)
+        .collect();
     let mut tables = vec![0f32; rb * hamming::TABLE];
     let mut sums = vec![0f32; ROWS];
     g.bench_function("sign_bit_tables/scalar", |b| {
@@ -100,7 +102,10 @@ fn scan(c: &mut Criterion) {
         .map(|_| r() as f32 / (1u64 << 31) as f32 - 0.5)
         .collect();
     let data: Vec<f32> = (0..rows * DIMS)
-        .map(|i| centres[(i / DIMS % 64) * DIMS + i % DIMS] + 0.3 * (r() as f32 / (1u64 << 31) as f32 - 0.5))
+        .map(|i| {
+            centres[(i / DIMS % 64) * DIMS + i % DIMS]
+                + 0.3 * (r() as f32 / (1u64 << 31) as f32 - 0.5)
+        })
         .collect();
     let queries = &data[..16 * DIMS];
     let mut g = c.benchmark_group("scan");
@@ -130,7 +135,9 @@ fn scan(c: &mut Criterion) {
         };
         let name = format!("{codec}{}", if hamming { "/hamming" } else { "" });
         let stop = AtomicBool::new(false);
-        g.bench_function(name, |b| b.iter(|| search(&cont, queries, &opts, &stop).unwrap()));
+        g.bench_function(name, |b| {
+            b.iter(|| search(&cont, queries, &opts, &stop).unwrap())
+        });
     }
     g.finish();
 }

@@ -842,6 +842,9 @@ impl PyContainer {
     }
 }
 
+/// What `Container.search` returns: ids (int64) and scores (float32), `(queries, k)`.
+type SearchResult<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>);
+
 /// Rows `ids` decoded into a new float32 array.
 fn rows_of<'py>(
     py: Python<'py>,
@@ -1074,7 +1077,7 @@ impl PyContainer {
         filter_ids: Option<&Bound<'py, PyAny>>,
         hamming: bool,
         threads: usize,
-    ) -> PyResult<(Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>)> {
+    ) -> PyResult<SearchResult<'py>> {
         let c = self.get()?;
         let metric: vectro::search::Metric = metric.parse().map_err(to_py)?;
         let np = py.import("numpy")?;

@@ -631,7 +631,15 @@ fn search_peak_rss(rows: u64, codec: &str, dir: &Path) -> u64 {
         .assert()
         .success();
     crate::helpers::vectro()
-        .args(["compress", "--quiet", "--no-fsync", "--chunk-rows", "256", "--codec", codec])
+        .args([
+            "compress",
+            "--quiet",
+            "--no-fsync",
+            "--chunk-rows",
+            "256",
+            "--codec",
+            codec,
+        ])
         .arg("--in")
         .arg(&npy)
         .arg("--out")
@@ -639,7 +647,9 @@ fn search_peak_rss(rows: u64, codec: &str, dir: &Path) -> u64 {
         .assert()
         .success();
     std::fs::remove_file(&npy).unwrap();
-    let qs: Vec<f32> = (0..10 * 256).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
+    let qs: Vec<f32> = (0..10 * 256)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+        .collect();
     write_npy(&q, 10, 256, &qs);
     // Reaped by wait4 below, which std's wait cannot replace: it returns no rusage.
     #[allow(clippy::zombie_processes)]
