@@ -4,7 +4,7 @@
 //! (the chunks in flight and `queries × k` candidates, never the rows), pages released
 //! behind the scan. Each codec is scored where it is cheapest, and exactly: the score of
 //! a row is the metric between the query and the row as the container decodes it, up to
-//! float rounding (see [`codes`]):
+//! float rounding (the derivation is in `codes.rs` and docs/search.md):
 //! - `binary`, `binary:rotate=…`, `binary-itq`: per-byte lookup tables of the (rotated)
 //!   float query against the sign bits, the row's scale folded in; or, with
 //!   [`SearchOptions::hamming`], the Hamming distance of the query's own sign bits
