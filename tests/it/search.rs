@@ -655,7 +655,7 @@ fn search_peak_rss(rows: u64, codec: &str, dir: &Path) -> u64 {
     #[allow(clippy::zombie_processes)]
     let child = crate::helpers::vectro_std()
         .args(["search", "--threads", "2", "--format", "npy", "--out"])
-        .arg(dir.join(format!("r{rows}")))
+        .arg(dir.join(format!("r{rows}-{codec}")))
         .arg("--queries")
         .arg(&q)
         .arg(&comp)
