@@ -37,6 +37,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("source", 4),
     // The encode core (worker and writer stages) shared by compress and stream.
     ("encode", 5),
+    // The scan engine over a container's codes, shared by eval and `vectro search`.
+    ("search", 5),
     // Measuring codecs on data: `eval`, `bench`, and the whole-input pass with which
     // `compress --codec auto` decides.
     ("eval", 6),

@@ -872,6 +872,9 @@ impl PyContainer {
     }
 }
 
+/// What `Container.search` returns: ids (int64) and scores (float32), `(queries, k)`.
+type SearchResult<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>);
+
 /// Rows `ids` decoded into a new float32 array.
 fn rows_of<'py>(
     py: Python<'py>,
@@ -1080,6 +1083,118 @@ impl PyContainer {
         let c = self.get()?;
         let ids = ids_of(py, ids, c.rows())?;
         rows_of(py, &c, &ids)
+    }
+
+    /// The `k` nearest rows of each query, scored on the compressed codes (see
+    /// docs/search.md): `(ids, scores)`, int64 and float32 arrays of shape
+    /// `(len(queries), k)`, best first; `-1` and NaN where a query has fewer results.
+    /// Scores are the inner product (`ip`), the cosine (`cos`), the squared distance
+    /// (`l2`, smallest first) or, with `hamming=True` and no rescoring, the Hamming
+    /// distance. `rescore=N` re-ranks the best N with `rescore_with` (a Container or path
+    /// of the same rows, finer codec), else with this container's decoded rows.
+    /// `filter_ids` is an allow-list of ids.
+    #[pyo3(signature = (queries, k=10, *, metric="cos", rescore=0, rescore_with=None,
+        filter_ids=None, hamming=false, threads=0))]
+    #[allow(clippy::too_many_arguments)]
+    fn search<'py>(
+        &self,
+        py: Python<'py>,
+        queries: &Bound<'py, PyAny>,
+        k: usize,
+        metric: &str,
+        rescore: usize,
+        rescore_with: Option<&Bound<'py, PyAny>>,
+        filter_ids: Option<&Bound<'py, PyAny>>,
+        hamming: bool,
+        threads: usize,
+    ) -> PyResult<SearchResult<'py>> {
+        let c = self.get()?;
+        let metric: vectro::search::Metric = metric.parse().map_err(to_py)?;
+        let np = py.import("numpy")?;
+        let q = np.call_method1("ascontiguousarray", (queries, np.getattr("float32")?))?;
+        let q = q.cast::<PyUntypedArray>()?.clone();
+        let q = match q.ndim() {
+            1 => np.call_method1("reshape", (q, (1, -1)))?,
+            2 => q.into_any(),
+            n => {
+                return Err(BadInputError::new_err(format!(
+                    "queries: a {n}-D array; pass (n, dims) or one query of (dims,)"
+                )));
+            }
+        };
+        let q = q.cast::<PyArray2<f32>>()?.readonly();
+        let (nq, d) = (q.shape()[0], q.shape()[1]);
+        if d != c.dims() && nq > 0 {
+            return Err(BadInputError::new_err(format!(
+                "queries have {d} dimensions but {} holds {}-dimensional rows",
+                self.path.display(),
+                c.dims()
+            )));
+        }
+        let qdata = q.as_slice()?.to_vec();
+        let fine = match rescore_with {
+            None => None,
+            Some(obj) => Some(match obj.cast::<PyContainer>() {
+                Ok(pc) => pc.get().get()?,
+                Err(_) => {
+                    let path: PathBuf = obj.extract()?;
+                    Arc::new(py.detach(|| Container::open(&path)).map_err(to_py)?)
+                }
+            }),
+        };
+        let filter = match filter_ids {
+            None => None,
+            Some(ids) => {
+                let arr = np.call_method1("asarray", (ids, np.getattr("int64")?))?;
+                let arr = arr.cast::<PyArray1<i64>>().map_err(|_| {
+                    PyTypeError::new_err("filter_ids must be a 1-D sequence of integer ids")
+                })?;
+                let ro = arr.readonly();
+                let v: PyResult<Vec<u64>> = ro
+                    .as_array()
+                    .iter()
+                    .map(|&i| {
+                        u64::try_from(i)
+                            .map_err(|_| UsageError::new_err(format!("filter id {i} is negative")))
+                    })
+                    .collect();
+                Some(v?)
+            }
+        };
+        let opts = vectro::search::SearchOptions {
+            k,
+            metric,
+            threads,
+            filter,
+            hamming,
+            rescore: if fine.is_some() && rescore == 0 {
+                100
+            } else {
+                rescore
+            },
+        };
+        let progress = ProgressArg::from_py(None, "search")?;
+        let hits = run_long(py, progress, |_, stop| match &fine {
+            Some(f) => vectro::search::search_rescored(&c, f, &qdata, &opts, stop),
+            None => vectro::search::search(&c, &qdata, &opts, stop),
+        })?;
+        let ids: Vec<i64> = hits
+            .ids
+            .iter()
+            .map(|&i| {
+                if i == vectro::search::Hits::NONE {
+                    -1
+                } else {
+                    i as i64
+                }
+            })
+            .collect();
+        let shape = (hits.len(), hits.k);
+        let ids = Array2::from_shape_vec(shape, ids)
+            .map_err(|e| InternalError::new_err(e.to_string()))?;
+        let scores = Array2::from_shape_vec(shape, hits.scores)
+            .map_err(|e| InternalError::new_err(e.to_string()))?;
+        Ok((ids.into_pyarray(py), scores.into_pyarray(py)))
     }
 
     /// The raw codes of rows `start..stop`, for the codecs that have a natural array form:

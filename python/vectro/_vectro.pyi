@@ -63,6 +63,18 @@ class Container:
     def closed(self) -> bool: ...
     def __getitem__(self, key: _Index) -> npt.NDArray[np.float32]: ...
     def get_many(self, ids: Union[Sequence[int], npt.NDArray[np.integer]]) -> npt.NDArray[np.float32]: ...
+    def search(
+        self,
+        queries: npt.ArrayLike,
+        k: int = 10,
+        *,
+        metric: str = "cos",
+        rescore: int = 0,
+        rescore_with: Optional[Union["Container", _Path]] = None,
+        filter_ids: Optional[Union[Sequence[int], npt.NDArray[np.integer]]] = None,
+        hamming: bool = False,
+        threads: int = 0,
+    ) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
     def codes(
         self, start: int = 0, stop: Optional[int] = None
     ) -> Tuple[npt.NDArray[Any], Optional[npt.NDArray[np.float32]]]: ...

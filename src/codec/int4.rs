@@ -169,7 +169,7 @@ fn encode_row(
 const ALL_FACTORS: [usize; 9] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
 
 /// The decoded value of code `c` on the Gaussian grid, before the scale.
-fn gauss_level(c: i8) -> f32 {
+pub fn gauss_level(c: i8) -> f32 {
     let l = GAUSS[c.unsigned_abs() as usize];
     if c < 0 { -l } else { l }
 }

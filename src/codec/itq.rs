@@ -174,6 +174,16 @@ impl Itq {
         self.loss
     }
 
+    /// The mean `μ` subtracted before rotating (`dims` values).
+    pub fn mean(&self) -> &[f32] {
+        &self.mean
+    }
+
+    /// The rotation `R`, `dims × dims`, row-major: `y_j = Σ_i (x_i − μ_i) R[i][j]`.
+    pub fn rotation(&self) -> &[f32] {
+        &self.rot
+    }
+
     /// One row of `y = (x − μ)R`, the plain reference for the sgemm in `encode`.
     #[cfg(test)]
     fn forward(&self, x: &[f32], y: &mut [f32]) {

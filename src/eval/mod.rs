@@ -5,25 +5,27 @@
 //! reads the same rows of the original, and measures
 //! - reconstruction quality (`quality.rs`): cosine, squared error and max error, in f64, and
 //!   each row's cosine into a log-spaced histogram for percentiles (`hist.rs`);
-//! - retrieval (`search.rs`): exact top-k of every query over the original rows (the truth)
-//!   and over the reconstructed rows (what a search over the compressed data finds), one
-//!   matrix multiply per tile into bounded top-k buffers. For pq/opq containers the found
-//!   top-k comes instead from the chunk's codes by ADC (`adc.rs`: lookup tables built
-//!   once, 16 queries interleaved, then `m` vector adds per row for 16 queries), as PQ is
+//! - retrieval (`crate::search::exact`): exact top-k of every query over the original
+//!   rows (the truth) and over the reconstructed rows (what a search over the compressed
+//!   data finds), one matrix multiply per tile into bounded top-k buffers. For pq/opq
+//!   containers the found top-k comes instead from the chunk's codes by ADC
+//!   (`crate::search::adc`: lookup tables built once, 16 queries interleaved, then `m`
+//!   vector adds per row for 16 queries), as PQ is
 //!   searched in practice; the chunk is still decoded for the quality metrics.
 //!
 //! Then the found candidates are re-ranked with the original floats (random reads of a few
 //! rows per query) for the rescored recall. Memory is bounded by the chunks in flight and
 //! the heaps (`queries × (k + rerank)` entries), never by the number of rows.
 
-pub mod adc;
 pub mod bench;
 mod hist;
-mod huge;
 mod quality;
 mod recall;
-mod search;
-mod topk;
+
+// The scan engine (exact float scan, pq/opq lookup tables, bounded top-k) is shared with
+// `vectro search` and lives in `crate::search`.
+pub use crate::search::adc;
+use crate::search::{exact as search, topk};
 pub mod whole;
 
 use std::path::{Path, PathBuf};

@@ -20,6 +20,8 @@ pub mod aniso;
 pub mod binary;
 mod finite;
 pub mod half;
+pub mod hamming;
+pub mod idot;
 pub mod int4;
 pub mod int8;
 pub mod kmeans;

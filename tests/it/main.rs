@@ -38,4 +38,5 @@ mod scaleout_deploy;
 mod scaleout_shards;
 mod scaleout_slurm;
 mod scaleout_stream;
+mod search;
 mod train_cli;

@@ -41,6 +41,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Train a pq, opq or binary-itq codebook on a sample of a .npy and write it as a reusable .vcb.
     Train(TrainArgs),
+    /// Find the k nearest rows of each query, scored on the compressed codes.
+    Search(SearchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -316,6 +318,62 @@ pub struct GetArgs {
     pub quiet: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The container to search.
+    pub file: PathBuf,
+    /// The queries: a .npy (float32, float16 or float64; rows × the container's dims); `-`
+    /// reads it from stdin.
+    #[arg(long, value_name = "NPY")]
+    pub queries: PathBuf,
+    /// Results per query.
+    #[arg(long, short, default_value_t = 10)]
+    pub k: usize,
+    /// How rows are ranked: ip (inner product), cos (cosine) or l2 (squared Euclidean
+    /// distance, smallest first).
+    #[arg(long, default_value = "cos")]
+    pub metric: vectro::search::Metric,
+    /// Binary codecs: rank by the Hamming distance between the query's sign bits and the
+    /// rows' (XOR + popcount); scores are then distances, unless rescored.
+    #[arg(long)]
+    pub hamming: bool,
+    /// Re-rank the best N candidates with finer rows: those of --rescore-with, else the
+    /// container's own decoded rows [default with --rescore-with: 100].
+    #[arg(long, value_name = "N")]
+    pub rescore: Option<usize>,
+    /// A container of the same rows with a finer codec (e.g. int8 beside binary), whose
+    /// rows re-rank the candidates.
+    #[arg(long, value_name = "VECTRO")]
+    pub rescore_with: Option<PathBuf>,
+    /// Only return these ids: a comma-separated list of N, A..B and A..=B, or @FILE with
+    /// one id per line.
+    #[arg(long, value_name = "LIST")]
+    pub filter_ids: Option<String>,
+    /// Output format: json (one {"query", "ids", "scores"} object a line), table, or npy
+    /// (needs --out PREFIX: writes PREFIX.ids.npy, int64 with -1 for no result, and
+    /// PREFIX.scores.npy, float32).
+    #[arg(long, value_enum, default_value_t = SearchFormat::Json)]
+    pub format: SearchFormat,
+    /// Write to this file (or, for npy, these files) instead of stdout (`-` is stdout).
+    #[arg(long = "out", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite an existing --out.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SearchFormat {
+    /// One JSON object a line: {"query": i, "ids": [...], "scores": [...]}.
+    Json,
+    /// Aligned text: query, rank, id, score.
+    Table,
+    /// Two .npy files: PREFIX.ids.npy and PREFIX.scores.npy.
+    Npy,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
     /// One {"id": N, "vector": [...]} object a line.
@@ -440,6 +498,7 @@ impl Command {
             Command::Merge(a) => dash(&a.output),
             Command::Export(a) => dash(&a.output),
             Command::Get(a) => a.output.as_deref().is_none_or(dash),
+            Command::Search(a) => a.output.as_deref().is_none_or(dash),
             _ => false,
         }
     }

@@ -73,6 +73,7 @@ fn run(command: Command) -> anyhow::Result<i32> {
         Command::Bench(a) => commands::bench::run(a, &CANCEL),
         Command::Verify(a) => commands::verify::run(a),
         Command::Train(a) => commands::train::run(a, &CANCEL),
+        Command::Search(a) => commands::search::run(a, &CANCEL),
     }
 }
 

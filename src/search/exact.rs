@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::Serialize;
 
+use super::filter::RowFilter;
 use super::topk::TopK;
 use crate::error::{Error, Result};
 
@@ -60,7 +61,7 @@ impl Metric {
     /// norm. For cosine the query is already unit length; for L2, `2q·x − |x|²` ranks as
     /// `−|q − x|²` does (the `|q|²` term is the same for every row).
     #[inline]
-    fn per_row(self, norm_sq: f32) -> (f32, f32) {
+    pub(crate) fn per_row(self, norm_sq: f32) -> (f32, f32) {
         match self {
             Metric::Ip => (1.0, 0.0),
             Metric::Cos if norm_sq > 0.0 => (1.0 / norm_sq.sqrt(), 0.0),
@@ -135,6 +136,18 @@ impl Queries {
     /// Exact top-`k` of every query over `rows` (`n × dims`, row ids from `first_row`),
     /// ignoring candidates below each query's floor in `floors`.
     pub fn scan(&self, rows: &[f32], first_row: u64, k: usize, floors: &Floors) -> Vec<TopK> {
+        self.scan_filtered(rows, first_row, k, floors, None)
+    }
+
+    /// [`Queries::scan`] over only the rows `filter` allows (all with `None`).
+    pub fn scan_filtered(
+        &self,
+        rows: &[f32],
+        first_row: u64,
+        k: usize,
+        floors: &Floors,
+        filter: Option<&RowFilter>,
+    ) -> Vec<TopK> {
         let d = self.dims;
         let mut heaps: Vec<TopK> = (0..self.len())
             .map(|i| TopK::with_floor(k, floors.get(i)))
@@ -165,7 +178,7 @@ impl Queries {
                     let own = self.own(q0 + i);
                     for (j, &s) in row.iter().enumerate() {
                         let id = base + j as u64;
-                        if Some(id) != own {
+                        if Some(id) != own && filter.is_none_or(|f| f.allows(id)) {
                             heap.push(s * mul[j] + add[j], id);
                         }
                     }

@@ -22,8 +22,9 @@
 
 use rayon::prelude::*;
 
+use super::exact::{Floors, Metric, Queries};
+use super::filter::RowFilter;
 use super::huge::LanesBuf;
-use super::search::{Floors, Metric, Queries};
 use super::topk::TopK;
 use crate::codec::Codebook;
 use crate::codec::opq::rotate;
@@ -64,6 +65,7 @@ pub fn adc_search(codebook: &Codebook, codes: &[u8], queries: &[f32], k: usize) 
                 codes,
                 first_row: 0,
                 inv_norm: &inv_norm,
+                filter: None,
             };
             tables.scan_block(b, rows, &mut heaps, &[None; BLOCK], sums);
             heaps.iter().map(|h| h.ids(k)).collect()
@@ -81,6 +83,8 @@ struct Candidates<'a> {
     first_row: u64,
     /// Each row's `1/‖x̂‖`, for cosine (empty otherwise).
     inv_norm: &'a [f32],
+    /// The rows that may be returned (all with `None`).
+    filter: Option<&'a RowFilter>,
 }
 
 /// Rows summed at a time by [`AdcTables::scan_block`] (a default chunk of 384-d rows is
@@ -171,6 +175,12 @@ impl AdcTables {
         }
     }
 
+    /// Whether the `l2` scores are `−‖q − x̂‖²` itself rather than `2q·x̂ − ‖x̂‖²` (both
+    /// rank alike; a unit-length codebook scores the latter).
+    pub(crate) fn l2_is_negated_distance(&self) -> bool {
+        self.metric == Metric::L2 && !self.unit
+    }
+
     /// The top-`k` of every query over `codes` (the codes of consecutive rows from
     /// `first_row`), each query's own row excluded and candidates below its floor in
     /// `floors` skipped: [`Queries::scan`] on the codes instead of decoded rows.
@@ -181,6 +191,19 @@ impl AdcTables {
         first_row: u64,
         k: usize,
         floors: &Floors,
+    ) -> Vec<TopK> {
+        self.scan_filtered(queries, codes, first_row, k, floors, None)
+    }
+
+    /// [`AdcTables::scan`] over only the rows `filter` allows (all with `None`).
+    pub(crate) fn scan_filtered(
+        &self,
+        queries: &Queries,
+        codes: &[u8],
+        first_row: u64,
+        k: usize,
+        floors: &Floors,
+        filter: Option<&RowFilter>,
     ) -> Vec<TopK> {
         let nq = queries.len();
         let mut heaps: Vec<TopK> = (0..nq)
@@ -205,6 +228,7 @@ impl AdcTables {
                 codes,
                 first_row,
                 inv_norm: &inv_norm,
+                filter,
             };
             self.scan_block(b, rows, block, &own, &mut sums);
         }
@@ -227,6 +251,7 @@ impl AdcTables {
             codes,
             first_row,
             inv_norm,
+            filter,
         } = rows;
         let (m, cb) = (self.m, self.code_bytes);
         let per_block = m * self.ksub;
@@ -277,6 +302,7 @@ impl AdcTables {
                     // A push raises only its own lane's floor: the other bits still hold.
                     if let Some(heap) = heaps.get_mut(l)
                         && own[l] != Some(id)
+                        && filter.is_none_or(|f| f.allows(id))
                     {
                         heap.push(score[l], id);
                         floor[l] = heap.floor();

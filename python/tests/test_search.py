@@ -1,0 +1,103 @@
+"""Container.search: the same results as the CLI, brute force over the decoded rows where
+the codes are scored exactly, filters, rescoring with a second container, errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+import vectro
+
+from conftest import embeddings
+
+
+@pytest.fixture
+def base(tmp_path):
+    x = embeddings(900, 40, seed=3)
+    q = embeddings(12, 40, seed=11)  # held out: not rows of the base
+    return tmp_path, x, q
+
+
+def brute(rows, q, metric, k):
+    d = q @ rows.T
+    n = (rows * rows).sum(1)
+    if metric == "cos":
+        s = d / np.linalg.norm(q, axis=1, keepdims=True) / np.sqrt(n)
+    elif metric == "l2":
+        s = (q * q).sum(1, keepdims=True) - 2 * d + n
+    else:
+        s = d
+    order = np.argsort(s if metric == "l2" else -s, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(s, order, 1)
+
+
+@pytest.mark.parametrize("metric", ["ip", "cos", "l2"])
+def test_float_codecs_match_numpy_brute_force(base, metric):
+    tmp, x, q = base
+    vectro.compress(x, tmp / "h.vectro", codec="f16", chunk_rows=128)
+    with vectro.Container(tmp / "h.vectro") as c:
+        rows = c[:]
+        ids, scores = c.search(q, 7, metric=metric, threads=2)
+        assert ids.shape == scores.shape == (12, 7)
+        assert ids.dtype == np.int64 and scores.dtype == np.float32
+        want_ids, want_scores = brute(rows.astype(np.float64), q.astype(np.float64), metric, 7)
+        np.testing.assert_allclose(scores, want_scores, rtol=1e-4, atol=1e-4)
+        assert (ids == want_ids).mean() > 0.95
+
+
+def test_same_as_the_cli(base, cli):
+    tmp, x, q = base
+    vectro.compress(x, tmp / "b.vectro", codec="binary:rotate=1", chunk_rows=200)
+    np.save(tmp / "q.npy", q)
+    ids, scores = vectro.Container(tmp / "b.vectro").search(q, 5, metric="ip")
+    out = cli("search", tmp / "b.vectro", "--queries", tmp / "q.npy", "-k", "5", "--metric", "ip")
+    lines = [json.loads(l) for l in out.splitlines()]
+    assert [l["ids"] for l in lines] == ids.tolist()
+    np.testing.assert_array_equal(np.array([l["scores"] for l in lines], np.float32), scores)
+
+
+def test_rescoring_with_int8_is_brute_force_over_the_int8_rows(base):
+    tmp, x, q = base
+    vectro.compress(x, tmp / "b.vectro", codec="binary:rotate=1")
+    vectro.compress(x, tmp / "i.vectro", codec="int8")
+    fine = vectro.Container(tmp / "i.vectro")
+    ids, scores = vectro.Container(tmp / "b.vectro").search(
+        q, 10, metric="cos", hamming=True, rescore=900, rescore_with=fine
+    )
+    want_ids, want_scores = brute(fine[:].astype(np.float64), q.astype(np.float64), "cos", 10)
+    np.testing.assert_allclose(scores, want_scores, rtol=1e-4, atol=1e-5)
+    assert (ids == want_ids).mean() > 0.95
+    # A path works as well as an open container.
+    ids2, _ = vectro.Container(tmp / "b.vectro").search(
+        q, 10, hamming=True, rescore=900, rescore_with=tmp / "i.vectro"
+    )
+    np.testing.assert_array_equal(ids, ids2)
+
+
+def test_filter_one_query_and_missing_results(base):
+    tmp, x, q = base
+    vectro.compress(x, tmp / "i.vectro", codec="int8", chunk_rows=100)
+    c = vectro.Container(tmp / "i.vectro")
+    allowed = np.arange(3, 900, 11)
+    ids, _ = c.search(q, 8, filter_ids=allowed)
+    assert np.isin(ids, allowed).all()
+    ids, scores = c.search(q[0], 4, filter_ids=[5, 17])
+    assert ids.shape == (1, 4)
+    assert sorted(ids[0, :2].tolist()) == [5, 17]
+    assert ids[0, 2:].tolist() == [-1, -1] and np.isnan(scores[0, 2:]).all()
+
+
+def test_bad_queries_raise_clear_errors(base):
+    tmp, x, q = base
+    vectro.compress(x, tmp / "i.vectro", codec="int8")
+    c = vectro.Container(tmp / "i.vectro")
+    with pytest.raises(vectro.BadInputError, match="40-dimensional rows"):
+        c.search(q[:, :20])
+    with pytest.raises(vectro.UsageError, match="filter id 5000"):
+        c.search(q, filter_ids=[1, 5000])
+    with pytest.raises(vectro.UsageError, match="unknown metric"):
+        c.search(q, metric="dot")
+    bad = q.copy()
+    bad[2, 3] = np.nan
+    with pytest.raises(vectro.BadInputError, match="query 2, column 3"):
+        c.search(bad)

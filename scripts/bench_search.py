@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""vectro search against faiss, on the same rows and held-out queries, in one run.
+
+1. binary codes + int8 rescoring of the top 100 (the Hugging Face quantized-retrieval
+   recipe): vectro `Container.search(hamming=True, rescore=100, rescore_with=int8)` and
+   the asymmetric variant (float query against the sign bits, no Hamming), against faiss
+   `IndexBinaryFlat` (Hamming) followed by numpy rescoring of its top 100 with int8
+   embeddings (sentence-transformers' per-dimension ranges, float query · int8 codes, as
+   the recipe does);
+2. pq m=48 nbits=8 lookup scan: vectro on a `pq:m=48` container against faiss `IndexPQ`
+   (both trained on the base; training excluded from the timing), l2 on unit rows.
+
+recall@10 is against exact float search over the same base (cosine = l2 order on unit
+rows). QPS is queries / best-of-N wall time, 2 threads each side (faiss through OpenMP,
+vectro through --threads). Writes bench/runs/<date>-<host>/bench_search.csv.
+
+    scripts/bench_search.sh [DATA.npy] [--generated-rows N]
+"""
+
+import argparse
+import csv
+import os
+import pathlib
+import subprocess
+import tempfile
+import time
+
+import faiss
+import numpy as np
+
+import vectro
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+THREADS = 2
+K = 10
+RESCORE = 100
+
+
+def unit(x):
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def truth(base, q, k):
+    s = q @ base.T
+    return np.argsort(-s, axis=1, kind="stable")[:, :k]
+
+
+def recall(found, want):
+    k = want.shape[1]
+    return float(np.mean([len(set(f[:k]) & set(w)) / k for f, w in zip(found, want)]))
+
+
+def best(fn, repeats):
+    out, times = None, []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return out, min(times)
+
+
+def run_set(name, base, q, repeats, tmp, rows_out):
+    n, d = base.shape
+    nq = len(q)
+    print(f"\n{name}: {n} rows x {d} dims, {nq} held-out queries, {THREADS} threads, best of {repeats}")
+    want = truth(base, q, K)
+    faiss.omp_set_num_threads(THREADS)
+
+    def record(method, ids, secs, bytes_per_row, note=""):
+        r = recall(ids, want)
+        qps = nq / secs
+        rows_out(dict(data=name, rows=n, dims=d, queries=nq, method=method,
+                      recall10=f"{r:.4f}", qps=f"{qps:.1f}", seconds=f"{secs:.4f}",
+                      bytes_per_row=bytes_per_row, note=note))
+        print(f"  {method:<46} recall@10 {r:.4f}   {qps:10.1f} q/s   {bytes_per_row:>4} B/row {note}")
+        return qps
+
+    # ---- binary + int8 rescoring -------------------------------------------------------
+    b_path, i_path, p_path = tmp / f"{name}.bin.vectro", tmp / f"{name}.int8.vectro", tmp / f"{name}.pq.vectro"
+    for p in (b_path, i_path, p_path):
+        if p.exists():
+            p.unlink()
+    vectro.compress(base, b_path, codec="binary", threads=THREADS)
+    vectro.compress(base, i_path, codec="int8", threads=THREADS)
+    coarse, fine = vectro.Container(b_path), vectro.Container(i_path)
+    coarse.search(q[:1], K)  # touch every chunk once (checksums), as a server would
+    fine.get_many(np.arange(0, n, max(1, n // 64)))
+
+    (ids, _), t = best(lambda: coarse.search(q, K, metric="cos", hamming=True, rescore=RESCORE,
+                                            rescore_with=fine, threads=THREADS), repeats)
+    v_ham = record("vectro binary hamming + int8 rescore 100", ids, t, d // 8 + 4 + d + 4)
+    (ids, _), t = best(lambda: coarse.search(q, K, metric="cos", rescore=RESCORE,
+                                            rescore_with=fine, threads=THREADS), repeats)
+    record("vectro binary float-query + int8 rescore 100", ids, t, d // 8 + 4 + d + 4)
+    (ids, _), t = best(lambda: coarse.search(q, K, metric="cos", hamming=True, threads=THREADS), repeats)
+    record("vectro binary hamming, no rescoring", ids, t, d // 8 + 4)
+
+    index = faiss.IndexBinaryFlat(d)
+    index.add(np.packbits(base > 0, axis=1))
+    lo, hi = base.min(0), base.max(0)
+    step = (hi - lo) / 255
+    int8 = np.clip(np.round((base - lo) / step - 128), -128, 127).astype(np.int8)
+
+    def faiss_binary():
+        _, cand = index.search(np.packbits(q > 0, axis=1), RESCORE)
+        scores = np.einsum("qd,qcd->qc", q, int8[cand].astype(np.float32))
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :K]
+        return np.take_along_axis(cand, order, 1)
+
+    ids, t = best(faiss_binary, repeats)
+    f_ham = record("faiss IndexBinaryFlat + numpy int8 rescore 100", ids, t, d // 8 + d)
+
+    # ---- pq m=48 nbits=8 -----------------------------------------------------------------
+    vectro.compress(base, p_path, codec="pq:m=48", threads=THREADS)
+    pq = vectro.Container(p_path)
+    pq.search(q[:1], K)
+    (ids, _), t = best(lambda: pq.search(q, K, metric="l2", threads=THREADS), repeats)
+    v_pq = record("vectro pq m=48 nbits=8 (lookup scan)", ids, t, 48)
+    ipq = faiss.IndexPQ(d, 48, 8)
+    # Trained on a sample of at most 65,536 rows, as vectro trains by default.
+    sample = np.random.default_rng(1).permutation(n)[:65_536]
+    ipq.train(np.ascontiguousarray(base[sample]))
+    ipq.add(base)
+    (_, ids), t = best(lambda: ipq.search(q, K), repeats)
+    f_pq = record("faiss IndexPQ m=48 nbits=8", ids, t, 48)
+    print(f"  throughput ratio vectro/faiss: binary+rescore {v_ham / f_ham:.2f}x, pq {v_pq / f_pq:.2f}x")
+    for p in (b_path, i_path, p_path):
+        p.unlink()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("data", nargs="?", default="/work/shared/data/minilm_wordnet_10k.npy")
+    ap.add_argument("--queries", type=int, default=1000, help="rows split off as held-out queries")
+    ap.add_argument("--generated-rows", type=int, default=0,
+                    help="also run on this many rows of `vectro generate` (384-d, clustered)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--csv", default=None)
+    a = ap.parse_args()
+
+    def rows_out(row):
+        # Appended as measured, so that a run cut short keeps what it measured.
+        if not a.csv:
+            return
+        with open(a.csv, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["started", "host", *row.keys()])
+            w.writerow(dict(started=os.environ.get("BENCH_STARTED", ""),
+                            host=os.environ.get("BENCH_HOST", ""), **row))
+    with tempfile.TemporaryDirectory(dir=ROOT / "target") as tmp:
+        tmp = pathlib.Path(tmp)
+        if a.data and os.path.exists(a.data):
+            x = unit(np.load(a.data))
+            rng = np.random.default_rng(0)
+            perm = rng.permutation(len(x))
+            q, base = x[perm[: a.queries]], np.ascontiguousarray(x[perm[a.queries:]])
+            run_set(pathlib.Path(a.data).stem, base, q, a.repeats, tmp, rows_out)
+        if a.generated_rows:
+            g = tmp / "gen.npy"
+            subprocess.run([str(ROOT / "target/release/vectro"), "generate", "--out", str(g),
+                            "--rows", str(a.generated_rows + a.queries), "--dims", "384", "-q"],
+                           check=True)
+            x = unit(np.load(g))
+            g.unlink()
+            run_set(f"generated{a.generated_rows}", np.ascontiguousarray(x[a.queries:]), x[: a.queries],
+                    a.repeats, tmp, rows_out)
+
+
+if __name__ == "__main__":
+    main()

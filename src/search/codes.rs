@@ -1,0 +1,491 @@
+//! Scoring a chunk's codes without decoding them.
+//!
+//! The quantizing codecs decode a row as `x̂ = T⁻¹(s · ℓ(c))`: codes `c`, their levels
+//! `ℓ` (±1 for sign bits, the integer for int8/int4, a Gaussian level for int4's `gauss`
+//! grid), the row's scale `s`, and the codec's frame `T` (none; the seeded rotation of
+//! `rotate=1`; or ITQ's `y = Rᵀ(x − μ)`). `T` is orthogonal, so for a query `q`
+//! - `q·x̂ = s · (q̃·ℓ(c)) + q·μ` with `q̃ = Rᵀq` the query in the codes' frame, computed
+//!   once per query (`μ = 0` but for ITQ);
+//! - `‖x̂‖² = s²‖ℓ(c)‖² + 2s · (w·ℓ(c)) + ‖μ‖²` with `w = Rᵀμ` (ITQ; `s²‖ℓ(c)‖²`
+//!   otherwise), from the codes alone, once per row for all queries.
+//!
+//! The metric then ranks as [`Metric`] does over decoded rows: `ip` by `q·x̂`, `cos` by
+//! `q·x̂ / ‖x̂‖` (the query unit length), `l2` by `2q·x̂ − ‖x̂‖²`. So the result is the
+//! brute-force search over the decoded rows, up to float rounding, with one stated
+//! exception: int8 and int4 (uniform grid) quantize the query to int8 (`max|q̃|/127` per
+//! query) and score it with exact integer dot products, so they rank for that quantized
+//! query (an error of at most `max|q̃|/254` per coordinate).
+
+use std::borrow::Cow;
+
+use super::adc::AdcTables;
+use super::exact::{Floors, Metric, Queries};
+use super::filter::RowFilter;
+use super::topk::TopK;
+use crate::codec::int4::gauss_level;
+use crate::codec::itq::Itq;
+use crate::codec::{Codebook, CodecId, QuantParams, Rotation, ScaleRule};
+use crate::error::Result;
+use crate::format::Container;
+use crate::simd::{hamming, idot};
+
+/// Rows of int8/int4 codes scored against every query at a time: their codes stay in L2.
+const INT_TILE: usize = 512;
+
+/// How a container's chunks are scored for a set of queries.
+#[derive(Debug)]
+pub enum Scorer {
+    /// Decode the chunk, then one matrix multiply per tile (f16, bf16 and any codec
+    /// without a code-space path).
+    Float,
+    /// PQ/OPQ lookup tables.
+    Adc(AdcTables),
+    /// Sign bits (binary, rotated binary, binary-itq).
+    Bits(Bits),
+    /// int8 / int4 codes.
+    Ints(Ints),
+}
+
+/// What every code-space scorer knows about each query.
+#[derive(Debug)]
+struct Frame {
+    d: usize,
+    /// `nq × d`: each query in the codes' frame.
+    qt: Vec<f32>,
+    /// `q·μ` per query (ITQ; zeros otherwise).
+    c0: Vec<f32>,
+    /// `w = Rᵀμ` (ITQ only).
+    w: Option<Vec<f32>>,
+    /// `‖μ‖²` (ITQ; 0 otherwise).
+    mu2: f32,
+    metric: Metric,
+}
+
+impl Frame {
+    fn plain(q: &Queries, d: usize) -> Frame {
+        let mut qt = Vec::with_capacity(q.len() * d);
+        (0..q.len()).for_each(|i| qt.extend_from_slice(q.get(i)));
+        Frame {
+            d,
+            qt,
+            c0: vec![0.0; q.len()],
+            w: None,
+            mu2: 0.0,
+            metric: q.metric(),
+        }
+    }
+
+    fn rotated(q: &Queries, d: usize, r: &Rotation) -> Frame {
+        let mut f = Frame::plain(q, d);
+        f.qt.chunks_exact_mut(d).for_each(|row| r.forward(row));
+        f
+    }
+
+    fn itq(q: &Queries, d: usize, itq: &Itq) -> Frame {
+        let (mean, rot) = (itq.mean(), itq.rotation());
+        let apply = |x: &[f32], out: &mut [f32]| {
+            out.fill(0.0);
+            for (&xi, r) in x.iter().zip(rot.chunks_exact(d)) {
+                out.iter_mut().zip(r).for_each(|(o, &rij)| *o += xi * rij);
+            }
+        };
+        let mut f = Frame::plain(q, d);
+        let mut tmp = vec![0f32; d];
+        for (i, row) in f.qt.chunks_exact_mut(d).enumerate() {
+            f.c0[i] = dot(q.get(i), mean);
+            apply(q.get(i), &mut tmp);
+            row.copy_from_slice(&tmp);
+        }
+        let mut w = vec![0f32; d];
+        apply(mean, &mut w);
+        f.w = Some(w);
+        f.mu2 = dot(mean, mean);
+        f
+    }
+
+    fn q(&self, i: usize) -> &[f32] {
+        &self.qt[i * self.d..(i + 1) * self.d]
+    }
+
+    /// Whether the metric needs each row's norm.
+    fn needs_norms(&self) -> bool {
+        self.metric != Metric::Ip
+    }
+
+    /// The ranking score from `q·x̂` and `‖x̂‖²`, as [`Metric`] ranks decoded rows.
+    #[inline]
+    fn rank(&self, dot: f32, nsq: f32) -> f32 {
+        let (mul, add) = self.metric.per_row(nsq);
+        dot * mul + add
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// The sign-bit scorer.
+#[derive(Debug)]
+pub struct Bits {
+    frame: Frame,
+    /// `Σ q̃` per query.
+    qsum: Vec<f32>,
+    /// Each query's own sign bits in the codes' frame (Hamming mode), `nq × row_bytes`.
+    hamming: Option<Vec<u8>>,
+    /// The byte tables of `w` (ITQ norms) and `Σ w`.
+    w_tables: Option<(Vec<f32>, f32)>,
+}
+
+/// The int8 / int4 scorer.
+#[derive(Debug)]
+pub struct Ints {
+    frame: Frame,
+    /// int4 codes (else int8).
+    int4: bool,
+    /// int4 codes on the Gaussian grid: scored in float through per-dimension tables.
+    gauss: bool,
+    /// `nq × d` quantized queries and their scales (uniform grids).
+    qc: Vec<i8>,
+    qscale: Vec<f32>,
+}
+
+impl Scorer {
+    /// The scorer for `c`'s codec and the prepared queries. `hamming` asks binary codecs
+    /// for Hamming ranking (other codecs ignore it).
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] when the container's codec parameters do not parse.
+    pub fn new(c: &Container, q: &Queries, hamming: bool) -> Result<Scorer> {
+        let d = c.dims();
+        let spec = &c.header().codec;
+        let rotation = |name: &str| -> Result<(Option<Rotation>, ScaleRule)> {
+            let p = QuantParams::decode(name, &spec.params, d)?;
+            Ok((
+                p.rotation.map(|r| Rotation::new(d, r.rounds, r.seed)),
+                p.scale,
+            ))
+        };
+        let frame = |r: &Option<Rotation>| match r {
+            Some(r) => Frame::rotated(q, d, r),
+            None => Frame::plain(q, d),
+        };
+        Ok(match spec.id {
+            CodecId::Pq | CodecId::Opq => {
+                let book = Codebook::from_params(spec.id, &spec.params, d)?;
+                Scorer::Adc(AdcTables::new(&book, q))
+            }
+            CodecId::Binary => {
+                let (r, _) = rotation("binary")?;
+                Scorer::Bits(Bits::new(frame(&r), hamming))
+            }
+            CodecId::BinaryItq => {
+                let itq = Itq::from_params(&spec.params, d)?;
+                Scorer::Bits(Bits::new(Frame::itq(q, d, &itq), hamming))
+            }
+            CodecId::Int8 => {
+                let (r, _) = rotation("int8")?;
+                Scorer::Ints(Ints::new(frame(&r), false, false))
+            }
+            CodecId::Int4 => {
+                let (r, rule) = rotation("int4")?;
+                Scorer::Ints(Ints::new(frame(&r), true, rule == ScaleRule::Gauss))
+            }
+            _ => Scorer::Float,
+        })
+    }
+
+    /// Whether the `l2` ranking scores are `−‖q − x̂‖²` rather than `2q·x̂ − ‖x̂‖²`.
+    pub fn l2_is_negated_distance(&self) -> bool {
+        matches!(self, Scorer::Adc(t) if t.l2_is_negated_distance())
+    }
+
+    /// Whether the scores are negated Hamming distances.
+    pub fn is_hamming(&self) -> bool {
+        matches!(self, Scorer::Bits(b) if b.hamming.is_some())
+    }
+
+    /// What the scorer is, for reports: `float`, `adc`, `bits`, `hamming` or `int`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Scorer::Float => "float",
+            Scorer::Adc(_) => "adc",
+            Scorer::Bits(b) if b.hamming.is_some() => "hamming",
+            Scorer::Bits(_) => "bits",
+            Scorer::Ints(_) => "int",
+        }
+    }
+
+    /// The best `keep` rows of chunk `i` of `c` for each query, below each query's floor
+    /// in `floors` skipped, only rows `filter` allows.
+    ///
+    /// # Errors
+    /// Errors reading the chunk.
+    pub fn scan_chunk(
+        &self,
+        c: &Container,
+        i: usize,
+        q: &Queries,
+        keep: usize,
+        floors: &Floors,
+        filter: Option<&RowFilter>,
+    ) -> Result<Vec<TopK>> {
+        let e = c.chunks()[i];
+        let n = e.rows as usize;
+        let mut heaps: Vec<TopK> = (0..q.len())
+            .map(|j| TopK::with_floor(keep, floors.get(j)))
+            .collect();
+        match self {
+            Scorer::Float => {
+                let mut rows = vec![0f32; n * c.dims()];
+                c.decode_chunk(i, &mut rows)?;
+                return Ok(q.scan_filtered(&rows, e.first_row, keep, floors, filter));
+            }
+            Scorer::Adc(t) => {
+                let codes = c.chunk_data(i)?;
+                return Ok(t.scan_filtered(q, &codes, e.first_row, keep, floors, filter));
+            }
+            Scorer::Bits(b) => b.scan(&c.chunk_data(i)?, n, e.first_row, &mut heaps, filter),
+            Scorer::Ints(t) => t.scan(&c.chunk_data(i)?, n, e.first_row, &mut heaps, filter),
+        }
+        heaps.iter_mut().for_each(TopK::shrink);
+        Ok(heaps)
+    }
+}
+
+/// Offers row `first_row + r` with `score` to `heap` if the filter allows it.
+#[inline(always)]
+fn offer(heap: &mut TopK, score: f32, row: u64, filter: Option<&RowFilter>) {
+    // The floor test first: most rows fail it, and it is what `push` tests too.
+    if score >= heap.floor() && filter.is_none_or(|f| f.allows(row)) {
+        heap.push(score, row);
+    }
+}
+
+/// The f32 at `at` in `p` (little-endian).
+#[inline]
+fn f32_at(p: &[u8], at: usize) -> f32 {
+    f32::from_le_bytes([p[at], p[at + 1], p[at + 2], p[at + 3]])
+}
+
+impl Bits {
+    fn new(frame: Frame, hamming: bool) -> Bits {
+        let (d, rb) = (frame.d, frame.d.div_ceil(8));
+        let nq = frame.qt.len() / d.max(1);
+        let qsum = (0..nq).map(|i| frame.q(i).iter().sum()).collect();
+        let hamming = hamming.then(|| {
+            let mut bits = vec![0u8; nq * rb];
+            let mut y = vec![0f32; d];
+            for (i, out) in bits.chunks_exact_mut(rb.max(1)).enumerate() {
+                // The codes are the signs of `Rᵀ(x − μ) = x̃ − w`.
+                y.copy_from_slice(frame.q(i));
+                if let Some(w) = &frame.w {
+                    y.iter_mut().zip(w).for_each(|(a, b)| *a -= b);
+                }
+                hamming::sign_bits(&y, out);
+            }
+            bits
+        });
+        let w_tables = frame.w.as_ref().map(|w| {
+            let mut t = vec![0f32; rb * hamming::TABLE];
+            hamming::byte_tables(w, &mut t);
+            (t, w.iter().sum())
+        });
+        Bits {
+            frame,
+            qsum,
+            hamming,
+            w_tables,
+        }
+    }
+
+    fn scan(
+        &self,
+        payload: &[u8],
+        n: usize,
+        first_row: u64,
+        heaps: &mut [TopK],
+        filter: Option<&RowFilter>,
+    ) {
+        let f = &self.frame;
+        let rb = f.d.div_ceil(8);
+        let bits = &payload[..n * rb];
+        let scales: Vec<f32> = (0..n).map(|r| f32_at(payload, n * rb + 4 * r)).collect();
+        if let Some(qbits) = &self.hamming {
+            let mut dist = vec![0u32; n];
+            for (heap, qb) in heaps.iter_mut().zip(qbits.chunks_exact(rb)) {
+                hamming::hamming_rows(qb, bits, rb, &mut dist);
+                for (r, &h) in dist.iter().enumerate() {
+                    offer(heap, -(h as f32), first_row + r as u64, filter);
+                }
+            }
+            return;
+        }
+        let mut sums = vec![0f32; n];
+        // ‖x̂‖² per row: s²·d, plus ITQ's cross term and ‖μ‖².
+        let nsq: Vec<f32> = if f.needs_norms() {
+            let mut base: Vec<f32> = scales.iter().map(|s| s * s * f.d as f32).collect();
+            if let Some((t, wsum)) = &self.w_tables {
+                hamming::set_sums(t, bits, rb, &mut sums);
+                for ((b, &s), &ws) in base.iter_mut().zip(&scales).zip(&sums) {
+                    *b += 2.0 * s * (2.0 * ws - wsum) + f.mu2;
+                }
+            }
+            base
+        } else {
+            Vec::new()
+        };
+        let mut tables = vec![0f32; rb * hamming::TABLE];
+        for (i, heap) in heaps.iter_mut().enumerate() {
+            hamming::byte_tables(f.q(i), &mut tables);
+            hamming::set_sums(&tables, bits, rb, &mut sums);
+            let (qsum, c0) = (self.qsum[i], f.c0[i]);
+            for (r, (&ss, &s)) in sums.iter().zip(&scales).enumerate() {
+                let dot = s * (2.0 * ss - qsum) + c0;
+                let score = f.rank(dot, nsq.get(r).copied().unwrap_or(0.0));
+                offer(heap, score, first_row + r as u64, filter);
+            }
+        }
+    }
+}
+
+impl Ints {
+    fn new(frame: Frame, int4: bool, gauss: bool) -> Ints {
+        let d = frame.d;
+        let nq = frame.qt.len() / d.max(1);
+        let (mut qc, mut qscale) = (vec![0i8; nq * d], vec![0f32; nq]);
+        if !gauss {
+            for i in 0..nq {
+                let s = crate::codec::int8::row_scale(frame.q(i));
+                crate::simd::int8::quantize(frame.q(i), s, &mut qc[i * d..(i + 1) * d]);
+                qscale[i] = s;
+            }
+        }
+        Ints {
+            frame,
+            int4,
+            gauss,
+            qc,
+            qscale,
+        }
+    }
+
+    fn scan(
+        &self,
+        payload: &[u8],
+        n: usize,
+        first_row: u64,
+        heaps: &mut [TopK],
+        filter: Option<&RowFilter>,
+    ) {
+        let f = &self.frame;
+        let d = f.d;
+        let rb = if self.int4 { d.div_ceil(2) } else { d };
+        let scales: Vec<f32> = (0..n).map(|r| f32_at(payload, n * rb + 4 * r)).collect();
+        if self.gauss {
+            return self.scan_gauss(payload, n, &scales, first_row, heaps, filter);
+        }
+        let codes: Cow<'_, [i8]> = if self.int4 {
+            let mut out = vec![0i8; n * d];
+            for (packed, o) in payload[..n * rb]
+                .chunks_exact(rb.max(1))
+                .zip(out.chunks_exact_mut(d.max(1)))
+            {
+                idot::unpack_i4(packed, o);
+            }
+            Cow::Owned(out)
+        } else {
+            let bytes = &payload[..n * d];
+            // SAFETY: i8 and u8 have the same size and alignment and every bit pattern is
+            // a valid i8: this views the same initialised bytes as signed codes.
+            Cow::Borrowed(unsafe {
+                std::slice::from_raw_parts(bytes.as_ptr().cast::<i8>(), bytes.len())
+            })
+        };
+        let nsq: Vec<f32> = if f.needs_norms() {
+            let mut self_dot = [0i32; 1];
+            codes
+                .chunks_exact(d.max(1))
+                .zip(&scales)
+                .map(|(row, &s)| {
+                    idot::dot_rows(row, row, &mut self_dot);
+                    s * s * self_dot[0] as f32
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut dots = vec![0i32; INT_TILE];
+        for (t, tile) in codes.chunks(INT_TILE * d.max(1)).enumerate() {
+            let m = tile.len() / d.max(1);
+            let r0 = t * INT_TILE;
+            for (i, heap) in heaps.iter_mut().enumerate() {
+                idot::dot_rows(&self.qc[i * d..(i + 1) * d], tile, &mut dots[..m]);
+                let qs = self.qscale[i];
+                for (j, &p) in dots[..m].iter().enumerate() {
+                    let r = r0 + j;
+                    let dot = p as f32 * (qs * scales[r]);
+                    let score = f.rank(dot, nsq.get(r).copied().unwrap_or(0.0));
+                    offer(heap, score, first_row + r as u64, filter);
+                }
+            }
+        }
+    }
+
+    /// int4 on the Gaussian grid: per query, a table of `q̃_j · level(code)` for each
+    /// dimension and code; a row's dot is `d` lookups in a fixed order.
+    fn scan_gauss(
+        &self,
+        payload: &[u8],
+        n: usize,
+        scales: &[f32],
+        first_row: u64,
+        heaps: &mut [TopK],
+        filter: Option<&RowFilter>,
+    ) {
+        let f = &self.frame;
+        let d = f.d;
+        let rb = d.div_ceil(2);
+        let mut nibs = vec![0u8; n * d];
+        for (packed, o) in payload[..n * rb]
+            .chunks_exact(rb.max(1))
+            .zip(nibs.chunks_exact_mut(d.max(1)))
+        {
+            for (j, v) in o.iter_mut().enumerate() {
+                *v = (packed[j / 2] >> (4 * (j % 2))) & 15;
+            }
+        }
+        // Codes are within ±7: the nibble of −8 never occurs, and its entry is unused.
+        let level = |nib: u8| match nib {
+            8 => 0.0,
+            _ => gauss_level(((nib << 4) as i8) >> 4),
+        };
+        let nsq: Vec<f32> = if f.needs_norms() {
+            nibs.chunks_exact(d.max(1))
+                .zip(scales)
+                .map(|(row, &s)| {
+                    let l2: f32 = row.iter().map(|&c| level(c) * level(c)).sum();
+                    s * s * l2
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut lut = vec![0f32; d * 16];
+        for (i, heap) in heaps.iter_mut().enumerate() {
+            for (j, &qj) in f.q(i).iter().enumerate() {
+                for c in 0..16u8 {
+                    lut[j * 16 + c as usize] = qj * level(c);
+                }
+            }
+            for (r, row) in nibs.chunks_exact(d.max(1)).enumerate() {
+                let mut acc = [0f32; 4];
+                for (j, &c) in row.iter().enumerate() {
+                    acc[j % 4] += lut[j * 16 + c as usize];
+                }
+                let dot = scales[r] * ((acc[0] + acc[1]) + (acc[2] + acc[3]));
+                let score = f.rank(dot, nsq.get(r).copied().unwrap_or(0.0));
+                offer(heap, score, first_row + r as u64, filter);
+            }
+        }
+    }
+}
