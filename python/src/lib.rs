@@ -448,6 +448,7 @@ fn compress(
         keep_partial,
         codebook,
         train_rows,
+        ids: None,
     };
     let progress = ProgressArg::from_py(progress, "compress")?;
     let summary = if let Some(arr) = as_array(data) {

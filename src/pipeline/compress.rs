@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -11,10 +12,12 @@ pub use super::options::{CompressOptions, CompressSummary};
 use super::resume::{self, Start};
 use crate::codec::{self, Codec, PayloadStage};
 use crate::encode::default_chunk_rows;
+use crate::encode::ids::{append_ids, open_ids};
 use crate::encode::worker::Encoder;
-use crate::encode::writer::ChunkSink;
+use crate::encode::writer::{ChunkSink, EncodedChunk};
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{ContainerWriter, Header, Metadata};
+use crate::format::ids;
+use crate::format::{ContainerWriter, Header, IdKind, IdSource, Metadata};
 use crate::output::dest::Dest;
 use crate::par::{peak_rss_bytes, run_ordered};
 use crate::source::reader::{ChunkJob, Input, ReleaseBehind};
@@ -48,9 +51,25 @@ pub fn compress(
     compress_source(Input::open(input)?, input, output, opts, progress, cancel)
 }
 
-/// [`compress`] of an opened `source`, named `input` in the summary.
+/// [`compress`] of an opened `source`, named `input` in the summary, with the ids of
+/// `opts.ids` if any.
 pub(crate) fn compress_source(
     source: Input,
+    input: &Path,
+    output: &Path,
+    opts: &CompressOptions,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
+) -> Result<CompressSummary> {
+    let ids = opts.ids.as_deref().map(open_ids).transpose()?;
+    compress_with_ids(source, ids, input, output, opts, progress, cancel)
+}
+
+/// [`compress_source`] with the rows' ids taken from `ids` (a file of ids, or a column of
+/// a table input), one per input row, stored in each chunk after its payload.
+pub(crate) fn compress_with_ids(
+    source: Input,
+    ids: Option<Box<dyn IdSource>>,
     input: &Path,
     output: &Path,
     opts: &CompressOptions,
@@ -61,6 +80,22 @@ pub(crate) fn compress_source(
     // Check every setting before training, which can take minutes.
     check_output(&source, output, opts)?;
     let h = source.header();
+    if let Some(ids) = &ids
+        && ids.rows() != h.rows
+    {
+        return Err(Error::Mismatch(format!(
+            "--ids: {} holds {} ids, the input {} has {} rows; give one id per input row, in row order",
+            opts.ids
+                .as_deref()
+                .unwrap_or(Path::new("the id column"))
+                .display(),
+            ids.rows(),
+            input.display(),
+            h.rows
+        )));
+    }
+    let id_kind = ids.as_ref().map_or(IdKind::None, |s| s.kind());
+    let ids = ids.map(Mutex::new);
     let threads = crate::par::resolve_threads(opts.threads);
     let chunk_rows = chunk_rows(opts, h.rows, h.dims, source.path())?;
     // Whether an existing shard output is complete can only be told from the header of
@@ -77,7 +112,7 @@ pub(crate) fn compress_source(
     };
     // Plan, and choose the codec.
     let recipe = Recipe::new(opts, h.dims as usize)?;
-    let plan = Plan::new(&source, opts, chunk_rows, recipe.recipe.as_deref())?;
+    let plan = Plan::new(&source, opts, chunk_rows, recipe.recipe.as_deref(), id_kind)?;
     let choice = choose::choose(
         Choose {
             source: &source,
@@ -115,7 +150,7 @@ pub(crate) fn compress_source(
         None => open_dest(output, opts)?,
     };
     out.keep_on_drop(opts.keep_partial);
-    let resume = prepare_output(&mut out, &source, &plan, &header, codec, opts)?;
+    let resume = prepare_output(&mut out, &source, &plan, &header, codec, opts, ids.as_ref())?;
     // Run: reader -> workers -> ordered writer.
     progress.begin(header.rows, header.rows * h.row_bytes() as u64);
     let done = resume.rows();
@@ -135,6 +170,7 @@ pub(crate) fn compress_source(
         progress,
         cancel,
         resume: &resume,
+        ids: ids.as_ref(),
     });
     progress.finish();
     let (chunks, output_bytes) = result
@@ -159,7 +195,12 @@ fn check_output(source: &Input, output: &Path, opts: &CompressOptions) -> Result
         Input::Files(d) => d.files().iter().map(|f| f.path()).collect(),
         Input::Stream(_) | Input::Memory(_) => Vec::new(),
     };
-    crate::output::check_not_input(output, files.into_iter().chain(opts.codebook.as_deref()))
+    let others = opts
+        .codebook
+        .as_deref()
+        .into_iter()
+        .chain(opts.ids.as_deref());
+    crate::output::check_not_input(output, files.into_iter().chain(others))
 }
 
 /// The rows per chunk (`--chunk-rows`, or the default for `dims`), with the zstd level
@@ -200,6 +241,7 @@ struct Plan {
     source_dtype: crate::npy::Dtype,
     metadata: Metadata,
     stage: PayloadStage,
+    ids: IdKind,
 }
 
 impl Plan {
@@ -210,6 +252,7 @@ impl Plan {
         opts: &CompressOptions,
         chunk_rows: u32,
         recipe: Option<&str>,
+        ids: IdKind,
     ) -> Result<Plan> {
         let h = source.header();
         let mut metadata = source_metadata(source);
@@ -235,6 +278,7 @@ impl Plan {
                 Some(_) => PayloadStage::Zstd,
                 None => PayloadStage::Plain,
             },
+            ids,
         })
     }
 
@@ -248,6 +292,7 @@ impl Plan {
             source_dtype: self.source_dtype,
             metadata: self.metadata.clone(),
             stage: self.stage,
+            ids: self.ids,
         }
     }
 
@@ -328,6 +373,7 @@ fn prepare_output(
     header: &Header,
     codec: &dyn Codec,
     opts: &CompressOptions,
+    ids: Option<&Mutex<Box<dyn IdSource>>>,
 ) -> Result<Start> {
     let (encoder, _recycle) = Encoder::new(codec, header.source_dtype, opts.zstd, source.path(), 1);
     let reencode = |i: u64| -> Result<Vec<u8>> {
@@ -336,7 +382,9 @@ fn prepare_output(
             .chunks(plan.chunk_rows as u64, at..at + 1)?
             .next()
             .unwrap_or_else(|| unreachable!("a range of one chunk yields one chunk"))?;
-        Ok(encoder.encode(&job)?.payload)
+        let mut chunk = encoder.encode(&job)?;
+        with_ids(&mut chunk, ids)?;
+        Ok(chunk.payload)
     };
     let resume = match &*out {
         Dest::File(o) => resume::prepare(o, header, codec, opts.resume, &reencode)?,
@@ -347,9 +395,12 @@ fn prepare_output(
         }
         Dest::Stdout => Start::default(),
     };
-    if opts.zstd.is_none() {
-        // The size is exact when payloads are not compressed.
-        out.preallocate(header.container_len(|rows| codec.encoded_len(rows as usize) as u64));
+    if opts.zstd.is_none() && header.ids != IdKind::Str {
+        // The size is exact when payloads are not compressed (and ids, if any, are u64).
+        let ids = ids::block_len_bounds(header.ids, 1).0;
+        out.preallocate(
+            header.container_len(|rows| codec.encoded_len(rows as usize) as u64 + ids * rows),
+        );
     }
     if opts.resume && matches!(source, Input::Stream(_)) {
         return Err(Error::Config(
@@ -473,6 +524,22 @@ fn source_metadata(source: &Input) -> Metadata {
     m
 }
 
+/// Appends the ids of `chunk`'s rows to its payload (and its crc), if the run has ids.
+/// On the writer thread, in chunk order: the ids are read forward once, deterministically
+/// whatever the threads.
+fn with_ids(chunk: &mut EncodedChunk, ids: Option<&Mutex<Box<dyn IdSource>>>) -> Result<()> {
+    let Some(ids) = ids else {
+        return Ok(());
+    };
+    let rows = chunk.first_row..chunk.first_row + chunk.rows;
+    let column = ids
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .ids(rows.clone())?;
+    chunk.crc = append_ids(&mut chunk.payload, chunk.crc, &column, rows)?;
+    Ok(())
+}
+
 /// The encoding stages of a compress run, set up.
 struct Run<'a> {
     source: &'a Input,
@@ -487,6 +554,8 @@ struct Run<'a> {
     cancel: &'a AtomicBool,
     /// The chunks an interrupted run left, which the writer continues after.
     resume: &'a Start,
+    /// The rows' ids, appended to each chunk by the writer.
+    ids: Option<&'a Mutex<Box<dyn IdSource>>>,
 }
 
 /// The pipeline: reader (`jobs`) → workers ([`Encoder`]) → ordered writer ([`ChunkSink`]).
@@ -503,6 +572,7 @@ fn run(r: Run<'_>) -> Result<(u64, u64)> {
         progress,
         cancel,
         resume,
+        ids,
     } = r;
     let out_path = out.error_path();
     let writer = if resume.chunks.is_empty() {
@@ -531,8 +601,9 @@ fn run(r: Run<'_>) -> Result<(u64, u64)> {
         threads,
         jobs,
         |job| encoder.encode(&job),
-        |chunk| {
+        |mut chunk| {
             let (first, rows) = (chunk.first_row, chunk.rows);
+            with_ids(&mut chunk, ids)?;
             sink.put(chunk)?;
             if let Some(r) = behind.consumed(first, first + rows) {
                 source.release_rows(r.start, r.end);

@@ -87,6 +87,11 @@ pub struct CompressArgs {
     /// Rows sampled to train pq/opq [default: min(rows, 65536)].
     #[arg(long)]
     pub train_rows: Option<u64>,
+    /// One id per input row, stored with it (format 1.4): a 1-D .npy of integers
+    /// (uint64/int64, not negative) or strings (dtype <U..), or a UTF-8 text file with one
+    /// id a line. `get`, `export` and Python return them.
+    #[arg(long, value_name = "FILE")]
+    pub ids: Option<PathBuf>,
     /// Rows per chunk [default: about 4 MiB of input].
     #[arg(long)]
     pub chunk_rows: Option<u32>,
