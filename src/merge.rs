@@ -83,7 +83,7 @@ pub fn merge(
                 if cancel.load(Ordering::Relaxed) {
                     return Err(Error::Cancelled);
                 }
-                w.write_chunk(e.rows, p.container.chunk_payload(i)?)
+                w.write_chunk(e.rows, p.container.chunk_stored(i)?)
                     .map_err(io)?;
                 p.container.check_unchanged()?;
                 release(&p.container, e.offset..e.offset + e.len);

@@ -321,10 +321,9 @@ pub(crate) fn decode_block(
             };
             for j in want {
                 let e = end(j);
-                let id = data
-                    .get(start..e)
-                    .filter(|_| e >= start)
-                    .ok_or_else(|| format!("id {j} has offsets {start}..{e} out of order"))?;
+                let id = data.get(start..e).filter(|_| e >= start).ok_or_else(|| {
+                    format!("id {j} has offsets {start}..{e}, out of order or past the ids' bytes")
+                })?;
                 if let Some(why) = check_str_id(id) {
                     return Err(format!("id {j} {why}"));
                 }
