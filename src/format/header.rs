@@ -310,6 +310,34 @@ mod tests {
     }
 
     #[test]
+    fn ids_are_flag_bits_1_and_2_of_minor_4_and_a_1_3_reader_refuses_them() {
+        for (ids, bit) in [(IdKind::U64, 2u16), (IdKind::Str, 4)] {
+            for stage in [PayloadStage::Plain, PayloadStage::Zstd] {
+                let h = Header {
+                    ids,
+                    stage,
+                    ..sample()
+                };
+                let bytes = h.encode();
+                let flags = LE::read_u16(&bytes[14..16]);
+                assert_eq!(flags, bit | stage.flags());
+                assert_eq!(LE::read_u16(&bytes[6..8]), 4);
+                assert_eq!(Header::decode(Path::new("x"), &bytes).unwrap().0, h);
+                // Format 1.3 read the flags as the payload stage's alone.
+                assert_eq!(PayloadStage::from_flags(flags), None);
+            }
+        }
+        assert_eq!(LE::read_u16(&sample().encode()[6..8]), 3, "no ids: 1.3");
+        let mut b = sample().encode();
+        b[14] = 6;
+        let at = b.len() - 4;
+        let c = crc(&b[..at]);
+        b[at..].copy_from_slice(&c.to_le_bytes());
+        let e = Header::decode(Path::new("x"), &b).unwrap_err().to_string();
+        assert!(e.contains("unknown header flags 0x6"), "{e}");
+    }
+
+    #[test]
     fn newer_major_is_named() {
         let mut b = sample().encode();
         b[4] = 9;

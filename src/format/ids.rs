@@ -389,14 +389,16 @@ mod tests {
     fn bad_blocks_are_named() {
         let mut b = Vec::new();
         encode_block(&strs(&["ab", "c"]), &mut b).unwrap();
-        // The first id's end moved past the second's.
+        // The first id's end moved past the data.
         let mut bad = b.clone();
-        bad[3] = 3;
-        assert!(
-            check_block(IdKind::Str, &bad, 2)
-                .unwrap_err()
-                .contains("out of order")
-        );
+        bad[3] = 4;
+        let e = check_block(IdKind::Str, &bad, 2).unwrap_err();
+        assert!(e.contains("out of order"), "{e}");
+        // The last end short of the data.
+        let mut bad = b.clone();
+        bad[7] = 2;
+        let e = check_block(IdKind::Str, &bad, 2).unwrap_err();
+        assert!(e.contains("ends at byte 2"), "{e}");
         // An empty id.
         let mut bad = b.clone();
         bad[3] = 0;

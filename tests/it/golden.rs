@@ -12,7 +12,9 @@
 //! `VECTRO_BLESS=1 cargo test --release --test it golden` (the inputs `d24.npy`,
 //! `d64.npy` and `d64_unit.npy` are written only when missing), and say in the commit why the bytes changed.
 //!
-//! Format minors covered: 1.0 (`v1_int8.vectro`) and 1.3 (everything this version writes).
+//! Format minors covered: 1.0 (`v1_int8.vectro`), 1.3 (everything this version writes
+//! without ids) and 1.4 (the `*_ids_*` files, whose `MANIFEST` lines add the ids' kind and
+//! the crc32c of their text, one a line).
 //! 1.1 and 1.2 files can only come from older builds; a 1.3 file of a 1.1/1.2 codec and
 //! options is laid out as 1.1/1.2 except for the minor number (FORMAT.md, version history).
 
@@ -164,6 +166,25 @@ const CASES: &[Case] = &[
         args: &["--codebook", "opq.vcb"],
         min_cosine: 0.6,
     },
+    // Format 1.4: ids stored per row.
+    Case {
+        out: "int8_ids_u64.vectro",
+        input: "d24.npy",
+        args: &["--codec", "int8", "--ids", "ids_u64.npy"],
+        min_cosine: 0.999,
+    },
+    Case {
+        out: "int8_ids_str.vectro",
+        input: "d24.npy",
+        args: &["--codec", "int8", "--ids", "ids.txt"],
+        min_cosine: 0.999,
+    },
+    Case {
+        out: "int4_zstd_ids_str.vectro",
+        input: "d24.npy",
+        args: &["--codec", "int4", "--zstd", "3", "--ids", "ids.txt"],
+        min_cosine: 0.95,
+    },
 ];
 
 /// Containers committed by earlier versions, decoded but never rewritten (relative to
@@ -183,7 +204,13 @@ fn blessing() -> bool {
 }
 
 /// The inputs of the golden files, committed beside them.
-const INPUTS: [&str; 3] = ["d24.npy", "d64.npy", "d64_unit.npy"];
+const INPUTS: [&str; 5] = [
+    "d24.npy",
+    "d64.npy",
+    "d64_unit.npy",
+    "ids_u64.npy",
+    "ids.txt",
+];
 
 /// Writes the inputs with `vectro generate` if they are missing (blessing only).
 fn ensure_inputs() {
@@ -218,6 +245,22 @@ fn ensure_inputs() {
             row.iter_mut().for_each(|x| *x /= norm);
         }
         crate::helpers::write_npy(&unit, shape[0], shape[1], &rows);
+    }
+    // Ids of d24.npy's 300 rows: u64 (large, not row numbers) and strings (non-ASCII,
+    // varying lengths, a comma and a quote).
+    let ids = golden_dir().join("ids_u64.npy");
+    if !ids.exists() {
+        assert!(blessing(), "{} is missing", ids.display());
+        let v: Vec<u64> = (0..300u64).map(|i| (i * 0x9e37_79b9) ^ (1 << 63)).collect();
+        fs::write(&ids, crate::ids::u64_npy(&v)).unwrap();
+    }
+    let text = golden_dir().join("ids.txt");
+    if !text.exists() {
+        assert!(blessing(), "{} is missing", text.display());
+        let lines: String = (0..300)
+            .map(|i| format!("doc-{i}{}\n", "-ü,\"".repeat(i % 4)))
+            .collect();
+        fs::write(&text, lines).unwrap();
     }
 }
 
@@ -283,13 +326,27 @@ fn manifest_line(file: &str, path: &Path) -> String {
     let bytes = fs::read(path).unwrap();
     let minor = u16::from_le_bytes([bytes[6], bytes[7]]);
     let (c, rows) = decode_all(path);
-    format!(
+    let line = format!(
         "{file} codec_id={} minor={minor} rows={} dims={} decoded_crc32c={:08x}",
         c.header().codec.id.code(),
         c.rows(),
         c.dims(),
         decoded_crc(&rows)
-    )
+    );
+    // Ids: their kind and the crc32c of their text, one a line.
+    match c.ids(0..c.rows()).unwrap() {
+        _ if c.id_kind() == vectro::format::IdKind::None => line,
+        ids => {
+            let text: String = (0..ids.len())
+                .map(|i| format!("{}\n", ids.get(i)))
+                .collect();
+            format!(
+                "{line} ids={} ids_crc32c={:08x}",
+                c.id_kind().name(),
+                crc32c::crc32c(text.as_bytes())
+            )
+        }
+    }
 }
 
 fn manifest_path() -> PathBuf {
@@ -395,8 +452,9 @@ fn golden_files_cover_every_codec_id_and_known_minor() {
     let minors: BTreeSet<u16> = manifest.lines().map(|l| field(l, "minor=")).collect();
     assert_eq!(
         minors,
-        BTreeSet::from([0, vectro::format::MINOR]),
-        "format minors covered: 1.0 (an old file) and the one this build writes"
+        BTreeSet::from([0, vectro::format::MINOR_WITHOUT_IDS, vectro::format::MINOR]),
+        "format minors covered: 1.0 (an old file) and the two this build writes (1.3 \
+         without ids, 1.4 with)"
     );
     // Both codebook files of `train` are among the golden files, and each is used.
     for t in TRAINS {
