@@ -487,6 +487,16 @@ fn ids_are_deterministic_and_resume() {
         assert_eq!(c.ids(0..ROWS).unwrap(), want, "chunk rows {chunk_rows}");
         assert_eq!(c.id_kind(), IdKind::Str);
     }
+    // The streaming decompressor (a pipe) reads a container with ids as the map does.
+    let mut streamed = Vec::new();
+    vectro::stream::Decompressor::new()
+        .decompress_npy(&fs::read(&a).unwrap()[..], &mut streamed)
+        .unwrap();
+    fs::write(d.join("streamed.npy"), &streamed).unwrap();
+    let c = Container::open(&a).unwrap();
+    let mut all = vec![0f32; (ROWS * DIMS) as usize];
+    c.get_range(0..ROWS, &mut all).unwrap();
+    assert_eq!(read_npy_f32(&d.join("streamed.npy")).2, all);
     // An interrupted run's partial (a prefix ending inside a chunk) is resumed.
     let full = fs::read(&a).unwrap();
     let r = d.join("r.vectro");
