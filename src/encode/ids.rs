@@ -263,7 +263,7 @@ impl TextIds {
         let mut rows = 0u64;
         let mut at = 0;
         while at < bytes.len() {
-            if rows % CHECKPOINT_LINES == 0 {
+            if rows.is_multiple_of(CHECKPOINT_LINES) {
                 checkpoints.push(at);
             }
             let (line, next) = line_at(bytes, at);
