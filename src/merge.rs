@@ -278,6 +278,16 @@ fn header_difference(a: &Header, b: &Header) -> String {
     if a.dims != b.dims || a.chunk_rows != b.chunk_rows || a.source_dtype != b.source_dtype {
         return "dims, chunk rows or source dtype".into();
     }
+    if a.ids != b.ids {
+        return format!(
+            "ids ({} ids, {} ids: compress every shard with the same --ids)",
+            a.ids.name(),
+            b.ids.name()
+        );
+    }
+    if a.stage != b.stage {
+        return "payload stage (--zstd)".into();
+    }
     let key = a
         .metadata
         .iter()

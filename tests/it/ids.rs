@@ -615,3 +615,30 @@ fn a_1_3_reader_refuses_ids_by_their_flag() {
         assert_eq!(PayloadStage::from_flags(flags & 1), Some(stage));
     }
 }
+
+/// Shards compressed with and without ids are not one compress: merge says so.
+#[test]
+fn merge_refuses_shards_that_differ_in_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = make_npy(d, "x.npy", ROWS, DIMS, 4);
+    let ids = ids_file(d, IdKind::Str);
+    compress(
+        &input,
+        &d.join("p/0.vectro"),
+        &["--shard", "0/2", "--ids", ids.to_str().unwrap()],
+    );
+    compress(&input, &d.join("p/1.vectro"), &["--shard", "1/2"]);
+    let o = run(&[
+        "merge",
+        d.join("p").to_str().unwrap(),
+        "--out",
+        d.join("m.vectro").to_str().unwrap(),
+    ]);
+    assert_fails(
+        &o,
+        3,
+        &["differ in ids (string ids, none ids", "same --ids"],
+    );
+    assert!(!d.join("m.vectro").exists());
+}
