@@ -83,7 +83,7 @@ pub fn merge(
                 if cancel.load(Ordering::Relaxed) {
                     return Err(Error::Cancelled);
                 }
-                w.write_chunk(e.rows, p.container.chunk_payload(i)?)
+                w.write_chunk(e.rows, p.container.chunk_stored(i)?)
                     .map_err(io)?;
                 p.container.check_unchanged()?;
                 release(&p.container, e.offset..e.offset + e.len);
@@ -277,6 +277,16 @@ fn header_difference(a: &Header, b: &Header) -> String {
     }
     if a.dims != b.dims || a.chunk_rows != b.chunk_rows || a.source_dtype != b.source_dtype {
         return "dims, chunk rows or source dtype".into();
+    }
+    if a.ids != b.ids {
+        return format!(
+            "ids ({} ids, {} ids: compress every shard with the same --ids)",
+            a.ids.name(),
+            b.ids.name()
+        );
+    }
+    if a.stage != b.stage {
+        return "payload stage (--zstd)".into();
     }
     let key = a
         .metadata

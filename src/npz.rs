@@ -145,6 +145,7 @@ pub fn import_npz(
         source_dtype: Dtype::F32Le,
         metadata: import_metadata(input),
         stage: crate::codec::PayloadStage::Plain,
+        ids: Default::default(),
     };
     progress.begin(rows, rows * dims * 4);
     let result = copy_chunks(input, &mut q, &mut s, header, &out, progress, cancel);

@@ -389,7 +389,8 @@ fn as_array<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyUntypedArray>> 
 #[pyfunction]
 #[pyo3(signature = (data, out, codec=None, *, zstd=None, threads=0, chunk_rows=None,
     codebook=None, train_rows=None, shard=None, resume=false, force=false, min_cosine=None,
-    min_recall=None, sample=2000, fsync=true, keep_partial=true, name=None, progress=None))]
+    min_recall=None, sample=2000, fsync=true, keep_partial=true, name=None, progress=None,
+    ids=None))]
 #[allow(clippy::too_many_arguments)]
 fn compress(
     py: Python<'_>,
@@ -411,6 +412,7 @@ fn compress(
     keep_partial: bool,
     name: Option<String>,
     progress: Option<&Bound<'_, PyAny>>,
+    ids: Option<PathBuf>,
 ) -> PyResult<Py<PyAny>> {
     use vectro::codec::auto::Target;
     let shard = shard
@@ -452,6 +454,7 @@ fn compress(
         keep_partial,
         codebook,
         train_rows,
+        ids,
     };
     let progress = ProgressArg::from_py(progress, "compress")?;
     let summary = if let Some(arr) = as_array(data) {
@@ -1030,6 +1033,36 @@ impl PyContainer {
     #[getter]
     fn num_chunks(&self) -> PyResult<usize> {
         Ok(self.get()?.chunks().len())
+    }
+
+    /// The rows' stored ids: `"u64"`, `"string"` or `"none"` (rows are then known by
+    /// their numbers in the whole input, see `first_row`).
+    #[getter]
+    fn id_kind(&self) -> PyResult<&'static str> {
+        Ok(self.get()?.id_kind().name())
+    }
+
+    /// The number of this file's row 0 in the whole input: a shard's first row, else 0.
+    #[getter]
+    fn first_row(&self) -> PyResult<u64> {
+        Ok(self.get()?.first_row())
+    }
+
+    /// The ids of rows `start..stop` (positions in this file, as `c[start:stop]`): a list
+    /// of str for string ids, else a uint64 array: the stored ids, or for a container
+    /// without ids the rows' numbers in the whole input (`first_row + i`).
+    #[pyo3(signature = (start=0, stop=None))]
+    fn ids<'py>(&self, py: Python<'py>, start: u64, stop: Option<u64>) -> PyResult<Py<PyAny>> {
+        let c = self.get()?;
+        let stop = stop.unwrap_or(c.rows()).min(c.rows());
+        let start = start.min(stop);
+        let col = py.detach(|| c.ids(start..stop)).map_err(to_py)?;
+        Ok(match col {
+            vectro::format::IdColumn::U64(v) => {
+                Array1::from_vec(v).into_pyarray(py).into_any().unbind()
+            }
+            vectro::format::IdColumn::Str(v) => v.into_pyobject(py)?.into_any().unbind(),
+        })
     }
 
     /// Whether `close()` was called.

@@ -84,6 +84,7 @@ def compress(
     keep_partial: bool = True,
     name: Optional[str] = None,
     progress: Progress = False,
+    ids: Union[None, PathLike, Sequence[Any], "np.ndarray"] = None,
 ) -> dict:
     """Compress rows into a new container at ``out``; return the summary ``vectro compress --json`` prints.
 
@@ -113,6 +114,9 @@ def compress(
         name: how an array input is named in errors and in the metadata (default ``<array>``).
         progress: ``True`` for a bar on stderr, or a callable ``f(done_rows, total_rows)``
             called from this thread about every 50 ms.
+        ids: one id per input row, stored with it: a 1-D array or sequence of
+            non-negative integers or of str, or the path of a ``.npy`` of them or of a
+            text file with one id a line. ``Container.ids()`` returns them.
 
     Raises:
         BadInputError: NaN/Inf or out-of-range values (naming row and column), a bad shape
@@ -121,25 +125,44 @@ def compress(
             are kept for ``resume=True``.
     """
     data = _array_or_path(data)
+    if ids is None or isinstance(ids, (str, _os.PathLike)):
+        return _compress(data, out, codec, locals(), None if ids is None else _os.fspath(ids))
+    import tempfile
+
+    import numpy as np
+
+    arr = np.asarray(ids)
+    if arr.dtype.kind not in "uiU":
+        raise BadInputError(
+            f"ids: dtype {arr.dtype} cannot hold ids; give non-negative integers or str"
+        )
+    with tempfile.TemporaryDirectory(prefix="vectro-ids-") as tmp:
+        path = _os.path.join(tmp, "ids.npy")
+        np.save(path, np.ascontiguousarray(arr))
+        return _compress(data, out, codec, locals(), path)
+
+
+def _compress(data: Any, out: PathLike, codec: Optional[str], a: dict, ids: Optional[str]) -> dict:
     return _vectro.compress(
         data,
         _os.fspath(out),
         codec,
-        zstd=zstd,
-        threads=threads,
-        chunk_rows=chunk_rows,
-        codebook=None if codebook is None else _os.fspath(codebook),
-        train_rows=train_rows,
-        shard=shard,
-        resume=resume,
-        force=force,
-        min_cosine=min_cosine,
-        min_recall=min_recall,
-        sample=sample,
-        fsync=fsync,
-        keep_partial=keep_partial,
-        name=name,
-        progress=progress,
+        zstd=a["zstd"],
+        threads=a["threads"],
+        chunk_rows=a["chunk_rows"],
+        codebook=None if a["codebook"] is None else _os.fspath(a["codebook"]),
+        train_rows=a["train_rows"],
+        shard=a["shard"],
+        resume=a["resume"],
+        force=a["force"],
+        min_cosine=a["min_cosine"],
+        min_recall=a["min_recall"],
+        sample=a["sample"],
+        fsync=a["fsync"],
+        keep_partial=a["keep_partial"],
+        name=a["name"],
+        progress=a["progress"],
+        ids=ids,
     )
 
 

@@ -3,6 +3,7 @@
 //! chunk of source rows into a chunk payload, zstd stage included) and the ordered writer
 //! stage ([`writer`]: finished chunks appended in order, buffers handed back).
 
+pub mod ids;
 pub(crate) mod worker;
 pub mod writer;
 

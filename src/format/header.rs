@@ -5,7 +5,8 @@ use std::path::Path;
 
 use byteorder::{ByteOrder, LittleEndian as LE};
 
-use super::{MAGIC, MAJOR, MAX_HEADER_LEN, MINOR, crc};
+use super::ids::{self, IdKind};
+use super::{MAGIC, MAJOR, MAX_HEADER_LEN, MINOR, MINOR_WITHOUT_IDS, crc};
 use crate::codec::{CodecId, CodecSpec, PayloadStage};
 use crate::error::{Error, Result};
 use crate::npy::Dtype;
@@ -33,9 +34,20 @@ pub struct Header {
     pub metadata: Metadata,
     /// How chunk payloads are stored (plain, or zstd-compressed): header flag bit 0.
     pub stage: PayloadStage,
+    /// The ids each chunk stores after its payload (header flag bits 1 and 2; format 1.4).
+    pub ids: IdKind,
 }
 
 impl Header {
+    /// The minor version this header is written with: 1.4 only for what needs it (ids),
+    /// so that a container without ids is byte-identical to what 1.3 wrote.
+    pub fn minor(&self) -> u16 {
+        match self.ids {
+            IdKind::None => MINOR_WITHOUT_IDS,
+            _ => MINOR,
+        }
+    }
+
     /// Number of chunks the file must hold.
     pub fn chunk_count(&self) -> u64 {
         self.rows.div_ceil(self.chunk_rows as u64)
@@ -68,10 +80,10 @@ impl Header {
         let mut out = vec![0u8; FIXED_LEN];
         out[0..4].copy_from_slice(&MAGIC);
         LE::write_u16(&mut out[4..6], MAJOR);
-        LE::write_u16(&mut out[6..8], MINOR);
+        LE::write_u16(&mut out[6..8], self.minor());
         // 8..12: header length, filled in below.
         LE::write_u16(&mut out[12..14], self.codec.id.code());
-        LE::write_u16(&mut out[14..16], self.stage.flags());
+        LE::write_u16(&mut out[14..16], self.stage.flags() | self.ids.flags());
         LE::write_u64(&mut out[16..24], self.rows);
         LE::write_u32(&mut out[24..28], self.dims);
         LE::write_u32(&mut out[28..32], self.chunk_rows);
@@ -146,11 +158,13 @@ impl Header {
             ))
         })?;
         let flags = LE::read_u16(&h[14..16]);
-        let stage = PayloadStage::from_flags(flags).ok_or_else(|| {
+        let unknown = || {
             corrupt(format!(
                 "unknown header flags {flags:#x}: written by a newer vectro? upgrade vectro"
             ))
-        })?;
+        };
+        let id_kind = IdKind::from_flags(flags).ok_or_else(unknown)?;
+        let stage = PayloadStage::from_flags(flags & !ids::FLAG_MASK).ok_or_else(unknown)?;
         let rows = LE::read_u64(&h[16..24]);
         let dims = LE::read_u32(&h[24..28]);
         let chunk_rows = LE::read_u32(&h[28..32]);
@@ -189,6 +203,7 @@ impl Header {
             source_dtype,
             metadata,
             stage,
+            ids: id_kind,
         };
         Ok((header, len))
     }
@@ -236,6 +251,7 @@ mod tests {
             source_dtype: Dtype::F32Le,
             metadata,
             stage: PayloadStage::Plain,
+            ids: IdKind::None,
         }
     }
 
@@ -291,6 +307,34 @@ mod tests {
         let bytes = h.encode();
         assert_eq!(LE::read_u16(&bytes[14..16]), 1);
         assert_eq!(Header::decode(Path::new("x"), &bytes).unwrap().0, h);
+    }
+
+    #[test]
+    fn ids_are_flag_bits_1_and_2_of_minor_4_and_a_1_3_reader_refuses_them() {
+        for (ids, bit) in [(IdKind::U64, 2u16), (IdKind::Str, 4)] {
+            for stage in [PayloadStage::Plain, PayloadStage::Zstd] {
+                let h = Header {
+                    ids,
+                    stage,
+                    ..sample()
+                };
+                let bytes = h.encode();
+                let flags = LE::read_u16(&bytes[14..16]);
+                assert_eq!(flags, bit | stage.flags());
+                assert_eq!(LE::read_u16(&bytes[6..8]), 4);
+                assert_eq!(Header::decode(Path::new("x"), &bytes).unwrap().0, h);
+                // Format 1.3 read the flags as the payload stage's alone.
+                assert_eq!(PayloadStage::from_flags(flags), None);
+            }
+        }
+        assert_eq!(LE::read_u16(&sample().encode()[6..8]), 3, "no ids: 1.3");
+        let mut b = sample().encode();
+        b[14] = 6;
+        let at = b.len() - 4;
+        let c = crc(&b[..at]);
+        b[at..].copy_from_slice(&c.to_le_bytes());
+        let e = Header::decode(Path::new("x"), &b).unwrap_err().to_string();
+        assert!(e.contains("unknown header flags 0x6"), "{e}");
     }
 
     #[test]

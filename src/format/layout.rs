@@ -10,12 +10,13 @@ use std::path::Path;
 
 use byteorder::{ByteOrder, LittleEndian as LE};
 
+use super::ids::{self, IdKind};
 use super::write::trailer_crc;
 use super::{
     CHUNK_HEADER_LEN, CHUNK_MAGIC, CHUNK_OVERHEAD, Header, INDEX_ENTRY_LEN, INDEX_HEADER_LEN,
     INDEX_MAGIC, MAGIC, MAJOR, MAX_CHUNK_VALUES, TRAILER_LEN, crc,
 };
-use crate::codec::{self, Codec};
+use crate::codec::{self, Codec, PayloadStage};
 use crate::error::{Error, Result};
 
 /// Where one chunk lives in the file.
@@ -32,7 +33,8 @@ pub struct ChunkEntry {
 }
 
 impl ChunkEntry {
-    /// Byte range of the payload.
+    /// Byte range of the stored payload: what the payload stage made of the codec's
+    /// payload, then the rows' ids in a container that has them.
     pub fn payload_range(&self) -> Range<usize> {
         let start = self.offset as usize + CHUNK_HEADER_LEN;
         start..(self.offset + self.len) as usize - 4
@@ -228,7 +230,7 @@ pub(crate) fn check_index_entry(
     let len_ok = e
         .len
         .checked_sub(CHUNK_OVERHEAD as u64)
-        .is_some_and(|p| header.stage.payload_len_ok(p, plain));
+        .is_some_and(|p| stored_len_ok(header, p, rows, plain));
     if e.offset != next || e.first_row != i * header.chunk_rows as u64 || e.rows != rows || !len_ok
     {
         return Err(format!(
@@ -259,9 +261,48 @@ pub(crate) fn unstage<'a>(
     header: &Header,
     codec: &dyn Codec,
 ) -> std::result::Result<Cow<'a, [u8]>, String> {
-    header
-        .stage
-        .unstage(stored, codec.encoded_len(rows as usize))
+    let (staged, _) = split_ids(stored, rows, header)?;
+    let plain = codec.encoded_len(rows as usize);
+    if header.stage == PayloadStage::Plain && staged.len() != plain {
+        return Err(format!(
+            "its payload holds {} bytes before its ids, the codec needs {plain}",
+            staged.len()
+        ));
+    }
+    header.stage.unstage(staged, plain)
+}
+
+/// Whether a chunk of `rows` rows whose stored payload (chunk header field `L`) is
+/// `stored` bytes can hold a codec payload of `plain` bytes (before the payload stage)
+/// and, after it, the rows' ids. Exact without ids or with u64 ids and a plain stage.
+pub(crate) fn stored_len_ok(header: &Header, stored: u64, rows: u64, plain: usize) -> bool {
+    let (least, most) = ids::block_len_bounds(header.ids, rows);
+    match header.stage {
+        _ if least == most => stored
+            .checked_sub(least)
+            .is_some_and(|s| header.stage.payload_len_ok(s, plain)),
+        PayloadStage::Plain => (plain as u64 + least..=plain as u64 + most).contains(&stored),
+        PayloadStage::Zstd => {
+            // Between the smallest frame with the fewest id bytes and zstd's bound with
+            // the most.
+            let bound = zstd::zstd_safe::compress_bound(plain) as u64;
+            stored >= least + 9 && stored <= bound + most
+        }
+    }
+}
+
+/// A chunk's stored payload of `rows` rows cut into what the payload stage made and the
+/// id block after it (empty for a container without ids).
+///
+/// # Errors
+/// What is wrong, for the caller to place.
+pub(crate) fn split_ids<'a>(
+    stored: &'a [u8],
+    rows: u64,
+    header: &Header,
+) -> std::result::Result<(&'a [u8], &'a [u8]), String> {
+    let n = ids::block_len(header.ids, stored, rows)?;
+    Ok(stored.split_at(stored.len() - n))
 }
 
 /// Checks the 36-byte header `h` of what must be chunk `i`, trusting only its own crc and
@@ -293,9 +334,13 @@ pub(crate) fn check_chunk_header(
         ));
     }
     let plain = codec.encoded_len(rows as usize);
-    if !header.stage.payload_len_ok(payload_len, plain) {
+    if !stored_len_ok(header, payload_len, rows, plain) {
         return Err(format!(
-            "chunk payload length {payload_len} does not fit the codec's {plain} bytes"
+            "chunk payload length {payload_len} does not fit the codec's {plain} bytes{}",
+            match header.ids {
+                IdKind::None => "",
+                _ => " and the rows' ids",
+            }
         ));
     }
     Ok((rows, payload_len))

@@ -11,6 +11,7 @@
 //! Reading one row costs O(1) seeks: trailer → index → chunk.
 
 mod header;
+pub mod ids;
 pub(crate) mod layout;
 pub mod read;
 pub mod shard;
@@ -18,6 +19,7 @@ pub mod verify;
 pub mod write;
 
 pub use header::{Header, Metadata};
+pub use ids::{Id, IdColumn, IdKind, IdSource};
 pub use layout::{ChunkEntry, scan_chunks};
 pub use read::Container;
 pub use verify::{VerifyReport, verify};
@@ -31,8 +33,11 @@ pub const CHUNK_MAGIC: [u8; 4] = *b"VCHK";
 pub const INDEX_MAGIC: [u8; 4] = *b"VIDX";
 /// The format's major version: a reader refuses a file with a larger one.
 pub const MAJOR: u16 = 1;
-/// The format's minor version: additions that older readers can safely ignore.
-pub const MINOR: u16 = 3;
+/// The format's newest minor version, which this build reads and writes for files that
+/// need it (ids): additions that older readers refuse by name, never misread.
+pub const MINOR: u16 = 4;
+/// The minor version of a container without ids: laid out exactly as format 1.3 wrote it.
+pub const MINOR_WITHOUT_IDS: u16 = 3;
 
 /// Bytes of a chunk header, including its own crc.
 pub const CHUNK_HEADER_LEN: usize = 36;

@@ -10,8 +10,9 @@ use memmap2::MmapMut;
 
 use crate::mapping::Map;
 
+use super::ids::{self, IdColumn, IdKind};
 pub use super::layout::ChunkEntry;
-use super::layout::{check_chunk_header, chunk_crc_ok, codec_for, read_index, unstage};
+use super::layout::{check_chunk_header, chunk_crc_ok, codec_for, read_index, split_ids, unstage};
 use super::{CHUNK_HEADER_LEN, Header, Metadata};
 use crate::codec::{Codec, PayloadStage};
 use crate::error::{Error, Result};
@@ -224,45 +225,173 @@ impl Container {
         &self.map
     }
 
-    /// The payload of chunk `i`, its crc checked (once; the result is remembered, so a hot
-    /// chunk is hashed only the first time it is touched).
+    /// The stored payload of chunk `i` (chunk header field `L`: the staged codec payload,
+    /// then the rows' ids if the container has them), its crc checked (once; the result
+    /// is remembered, so a hot chunk is hashed only the first time it is touched). This is
+    /// what `merge` copies.
     ///
     /// # Errors
     /// [`Error::Config`] if there is no chunk `i`; [`Error::Corrupt`] with the chunk's byte
     /// offset and row range on a crc mismatch.
-    pub fn chunk_payload(&self, i: usize) -> Result<&[u8]> {
+    pub fn chunk_stored(&self, i: usize) -> Result<&[u8]> {
         let e = self.entry(i)?;
         let whole = &self.map[e.offset as usize..(e.offset + e.len) as usize];
         // Two threads touching a fresh chunk at once may both hash it; that is harmless
         // and cheaper than a lock on the hot path.
         if !self.verified[i].load(Ordering::Acquire) {
-            let bad = |what: String| {
-                Error::corrupt(
-                    &self.path,
-                    format!(
-                        "chunk {i} (bytes {}..{}, rows {}..{}) {what}; the file is corrupt",
-                        e.offset,
-                        e.offset + e.len,
-                        e.first_row,
-                        e.first_row + e.rows
-                    ),
-                )
-            };
             if !chunk_crc_ok(whole) {
                 // Zeros where the file was cut short fail the crc too: say which it was.
                 self.map.check()?;
-                return Err(bad("fails its crc32c check".into()));
+                return Err(self.bad_chunk(i, "fails its crc32c check".into()));
             }
             // The index vouches for where the chunk is; its own header must agree, or a
             // recovery scan would read the file differently from us.
             let head = whole
                 .first_chunk::<CHUNK_HEADER_LEN>()
-                .ok_or_else(|| bad("is shorter than a chunk header".into()))?;
+                .ok_or_else(|| self.bad_chunk(i, "is shorter than a chunk header".into()))?;
             check_chunk_header(head, i as u64, &self.header, self.codec.as_ref())
-                .map_err(|m| bad(format!("has a bad header: {m}")))?;
+                .map_err(|m| self.bad_chunk(i, format!("has a bad header: {m}")))?;
+            let (staged, _) = split_ids(&self.map[e.payload_range()], e.rows, &self.header)
+                .map_err(|m| self.bad_chunk(i, m))?;
+            let plain = self.codec.encoded_len(e.rows as usize);
+            if self.header.stage == PayloadStage::Plain && staged.len() != plain {
+                return Err(self.bad_chunk(
+                    i,
+                    format!(
+                        "holds {} payload bytes before its ids, the codec needs {plain}",
+                        staged.len()
+                    ),
+                ));
+            }
             self.verified[i].store(true, Ordering::Release);
         }
         Ok(&self.map[e.payload_range()])
+    }
+
+    /// The payload of chunk `i` as the payload stage stored it (a zstd frame, or the
+    /// codec's payload), without the rows' ids; its crc checked as by
+    /// [`Container::chunk_stored`].
+    ///
+    /// # Errors
+    /// As [`Container::chunk_stored`].
+    pub fn chunk_payload(&self, i: usize) -> Result<&[u8]> {
+        let stored = self.chunk_stored(i)?;
+        let (staged, _) = split_ids(stored, self.index[i].rows, &self.header)
+            .map_err(|m| self.bad_chunk(i, m))?;
+        Ok(staged)
+    }
+
+    /// The id block of chunk `i` (empty without ids), its crc checked.
+    fn chunk_id_block(&self, i: usize) -> Result<&[u8]> {
+        let stored = self.chunk_stored(i)?;
+        let (_, block) = split_ids(stored, self.index[i].rows, &self.header)
+            .map_err(|m| self.bad_chunk(i, m))?;
+        Ok(block)
+    }
+
+    fn bad_chunk(&self, i: usize, what: String) -> Error {
+        let e = self.index[i];
+        Error::corrupt(
+            &self.path,
+            format!(
+                "chunk {i} (bytes {}..{}, rows {}..{}) {what}; the file is corrupt",
+                e.offset,
+                e.offset + e.len,
+                e.first_row,
+                e.first_row + e.rows
+            ),
+        )
+    }
+
+    /// The kind of ids the rows carry ([`IdKind::None`] for a container without ids).
+    pub fn id_kind(&self) -> IdKind {
+        self.header.ids
+    }
+
+    /// The number of this file's row 0 in the whole input: a shard's first row
+    /// (metadata `shard_first_row`), else 0. A container without ids reports its rows by
+    /// these global numbers (`vectro get`, `export`), so the shards of one run never
+    /// reuse each other's numbers.
+    pub fn first_row(&self) -> u64 {
+        self.header
+            .metadata
+            .get(super::shard::KEY_FIRST_ROW)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Checks every id of chunk `i` (offsets, UTF-8, lengths); `verify` calls it for every
+    /// chunk. Nothing to check without ids.
+    ///
+    /// # Errors
+    /// As [`Container::chunk_stored`], and [`Error::Corrupt`] naming the first bad id.
+    pub fn check_chunk_ids(&self, i: usize) -> Result<()> {
+        if self.header.ids == IdKind::None {
+            return Ok(());
+        }
+        let block = self.chunk_id_block(i)?;
+        ids::check_block(self.header.ids, block, self.index[i].rows as usize)
+            .map_err(|m| self.bad_chunk(i, m))
+    }
+
+    /// The ids of rows `range` (numbered in this file from 0): the stored ids, or for a
+    /// container without ids the rows' global numbers ([`Container::first_row`] onward),
+    /// as [`IdColumn::U64`].
+    ///
+    /// ```
+    /// # let data: Vec<f32> = (0..50 * 4).map(|i| i as f32).collect();
+    /// # let mut bytes = Vec::new();
+    /// # vectro::stream::Compressor::new().compress_f32(&data, 4, &mut bytes)?;
+    /// let c = vectro::Container::from_bytes("x", &bytes)?;
+    /// assert_eq!(c.ids(3..5)?, vectro::format::IdColumn::U64(vec![3, 4]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// An out-of-range or reversed range is [`Error::Config`]; a corrupt chunk or a bad id
+    /// is [`Error::Corrupt`].
+    pub fn ids(&self, range: Range<u64>) -> Result<IdColumn> {
+        if range.start > range.end {
+            return Err(Error::Config(format!(
+                "reversed row range {}..{}",
+                range.start, range.end
+            )));
+        }
+        if range.end > self.header.rows {
+            self.check_row(range.end - 1)?;
+        }
+        if self.header.ids == IdKind::None {
+            let base = self.first_row();
+            return Ok(IdColumn::U64(
+                (range.start + base..range.end + base).collect(),
+            ));
+        }
+        let mut out = match self.header.ids {
+            IdKind::Str => IdColumn::Str(Vec::new()),
+            _ => IdColumn::U64(Vec::new()),
+        };
+        let mut row = range.start;
+        while row < range.end {
+            let ci = self.chunk_of(row);
+            let e = self.index[ci];
+            let end = range.end.min(e.first_row + e.rows);
+            let block = self.chunk_id_block(ci)?;
+            let part = ids::decode_block(
+                self.header.ids,
+                block,
+                e.rows as usize,
+                (row - e.first_row) as usize..(end - e.first_row) as usize,
+            )
+            .map_err(|m| self.bad_chunk(ci, m))?;
+            match (&mut out, part) {
+                (IdColumn::U64(a), IdColumn::U64(b)) => a.extend(b),
+                (IdColumn::Str(a), IdColumn::Str(b)) => a.extend(b),
+                _ => unreachable!("one kind per container"),
+            }
+            row = end;
+        }
+        self.map.check()?;
+        Ok(out)
     }
 
     /// The codec payload of chunk `i`: [`Container::chunk_payload`] with the payload stage
@@ -272,7 +401,7 @@ impl Container {
     /// As [`Container::chunk_payload`], and [`Error::Corrupt`] when a compressed payload
     /// does not decompress to exactly the codec's size.
     pub fn chunk_data(&self, i: usize) -> Result<Cow<'_, [u8]>> {
-        let stored = self.chunk_payload(i)?;
+        let stored = self.chunk_stored(i)?;
         let e = self.index[i];
         unstage(stored, e.rows, &self.header, self.codec.as_ref()).map_err(|msg| {
             // Zeros where the file was cut short do not decompress either.
@@ -554,6 +683,7 @@ mod tests {
             source_dtype: crate::npy::Dtype::F32Le,
             metadata: Default::default(),
             stage: PayloadStage::Plain,
+            ids: Default::default(),
         };
         let mut w = ContainerWriter::new(Vec::new(), header).unwrap();
         for rows in data.chunks(chunk_rows * dims) {

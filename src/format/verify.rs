@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 use byteorder::{ByteOrder, LittleEndian as LE};
 use serde::Serialize;
 
+use super::ids::{self, IdKind};
 use super::layout::{check_chunk_header, check_trailer, codec_for, parse_index};
 use super::{CHUNK_HEADER_LEN, CHUNK_OVERHEAD, ChunkEntry, Header, MAX_HEADER_LEN, TRAILER_LEN};
-use crate::codec::Codec;
+use crate::codec::{Codec, PayloadStage};
 use crate::error::{Error, Result};
 
 /// Bytes read at a time.
@@ -349,6 +350,9 @@ fn walk_chunks<R: BufRead + Seek>(
                 end,
                 "chunk checksum mismatch: the payload is corrupt".into(),
             );
+        } else if let Some(msg) = check_ids(r, at, payload_len, rows[1] - rows[0], header, codec)? {
+            bad(rep, end, msg);
+            r.seek(SeekFrom::Start(end))?;
         } else {
             rep.chunks_ok += 1;
             rep.rows_ok += rows[1] - rows[0];
@@ -356,4 +360,57 @@ fn walk_chunks<R: BufRead + Seek>(
         at = end;
     }
     Ok(at)
+}
+
+/// Checks the ids at the end of the chunk at byte `at` (whose crc matched), reading back
+/// only its id block (bounded by the format's per-chunk limit); the reader is left where
+/// it was, at the chunk's end. `None` when they are sound, or the container has no ids.
+fn check_ids<R: Read + Seek>(
+    r: &mut R,
+    at: u64,
+    payload_len: u64,
+    rows: u64,
+    header: &Header,
+    codec: &dyn Codec,
+) -> std::io::Result<Option<String>> {
+    if header.ids == IdKind::None {
+        return Ok(None);
+    }
+    let end = r.stream_position()?;
+    let payload_end = at + CHUNK_HEADER_LEN as u64 + payload_len;
+    let mut last = [0u8; 4];
+    let tail = payload_len.min(4);
+    r.seek(SeekFrom::Start(payload_end - tail))?;
+    r.read_exact(&mut last[4 - tail as usize..])?;
+    // The block's length is read from its end (see `ids`): the last u32 of string ids.
+    let n = match header.ids {
+        IdKind::Str => u64::from(LE::read_u32(&last)) + 4 * rows,
+        _ => 8 * rows,
+    };
+    let result = if n > payload_len || n - 4 * rows > ids::MAX_CHUNK_ID_BYTES {
+        Err(format!(
+            "its ids take {n} bytes, more than its {payload_len}-byte payload or the format's limit"
+        ))
+    } else {
+        Ok(n)
+    };
+    let msg = match result {
+        Err(m) => Some(m),
+        Ok(n) => {
+            let staged = payload_len - n;
+            let plain = codec.encoded_len(rows as usize) as u64;
+            if header.stage == PayloadStage::Plain && staged != plain {
+                Some(format!(
+                    "holds {staged} payload bytes before its ids, the codec needs {plain}"
+                ))
+            } else {
+                let mut block = vec![0u8; n as usize];
+                r.seek(SeekFrom::Start(payload_end - n))?;
+                r.read_exact(&mut block)?;
+                ids::check_block(header.ids, &block, rows as usize).err()
+            }
+        }
+    };
+    r.seek(SeekFrom::Start(end))?;
+    Ok(msg.map(|m| format!("bad ids: {m}")))
 }

@@ -10,7 +10,7 @@ use byteorder::{ByteOrder, LittleEndian as LE};
 use super::layout::ChunkEntry;
 use super::{
     CHUNK_HEADER_LEN, CHUNK_MAGIC, Header, INDEX_ENTRY_LEN, INDEX_HEADER_LEN, INDEX_MAGIC, MAGIC,
-    MAJOR, MINOR, TRAILER_LEN, crc, crc_append,
+    MAJOR, TRAILER_LEN, crc, crc_append,
 };
 
 /// A chunk's crc32c computed where its payload was made (the pipeline's workers, in
@@ -28,6 +28,11 @@ impl ChunkCrc {
     /// The crc of any chunk holding `payload`.
     pub fn new(payload: &[u8]) -> ChunkCrc {
         ChunkCrc(crc_append(header_residue(), payload))
+    }
+
+    /// The crc of the chunk once `more` bytes follow its payload (its ids).
+    pub fn extend(self, more: &[u8]) -> ChunkCrc {
+        ChunkCrc(crc_append(self.0, more))
     }
 }
 
@@ -194,6 +199,7 @@ impl<W: Write> ContainerWriter<W> {
             index.len() as u64,
             self.header.rows,
             crc(&index),
+            self.header.minor(),
         );
         self.out.write_all(&trailer)?;
         self.out.flush()?;
@@ -240,6 +246,7 @@ pub(crate) fn encode_trailer(
     index_len: u64,
     rows: u64,
     index_crc: u32,
+    minor: u16,
 ) -> [u8; TRAILER_LEN] {
     let mut t = [0u8; TRAILER_LEN];
     LE::write_u64(&mut t[0..8], index_offset);
@@ -247,7 +254,7 @@ pub(crate) fn encode_trailer(
     LE::write_u64(&mut t[16..24], rows);
     LE::write_u32(&mut t[24..28], index_crc);
     LE::write_u16(&mut t[32..34], MAJOR);
-    LE::write_u16(&mut t[34..36], MINOR);
+    LE::write_u16(&mut t[34..36], minor);
     t[36..40].copy_from_slice(&MAGIC);
     let c = trailer_crc(&t);
     LE::write_u32(&mut t[28..32], c);
@@ -318,6 +325,7 @@ mod tests {
             source_dtype: crate::npy::Dtype::F32Le,
             metadata: Default::default(),
             stage: crate::codec::PayloadStage::Plain,
+            ids: Default::default(),
         };
         let mut w = ContainerWriter::new(Vec::new(), header).unwrap();
         for i in 0..3u64 {

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -11,10 +12,12 @@ pub use super::options::{CompressOptions, CompressSummary};
 use super::resume::{self, Start};
 use crate::codec::{self, Codec, PayloadStage};
 use crate::encode::default_chunk_rows;
+use crate::encode::ids::{append_ids, open_ids};
 use crate::encode::worker::Encoder;
-use crate::encode::writer::ChunkSink;
+use crate::encode::writer::{ChunkSink, EncodedChunk};
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{ContainerWriter, Header, Metadata};
+use crate::format::ids;
+use crate::format::{ContainerWriter, Header, IdKind, IdSource, Metadata};
 use crate::output::dest::Dest;
 use crate::par::{peak_rss_bytes, run_ordered};
 use crate::source::reader::{ChunkJob, Input, ReleaseBehind};
@@ -48,7 +51,8 @@ pub fn compress(
     compress_source(Input::open(input)?, input, output, opts, progress, cancel)
 }
 
-/// [`compress`] of an opened `source`, named `input` in the summary.
+/// [`compress`] of an opened `source`, named `input` in the summary, with the ids of
+/// `opts.ids` if any.
 pub(crate) fn compress_source(
     source: Input,
     input: &Path,
@@ -57,9 +61,26 @@ pub(crate) fn compress_source(
     progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<CompressSummary> {
+    let ids = opts.ids.as_deref().map(open_ids).transpose()?;
+    compress_with_ids(source, ids, input, output, opts, progress, cancel)
+}
+
+/// [`compress_source`] with the rows' ids taken from `ids` (a file of ids, or a column of
+/// a table input), one per input row, stored in each chunk after its payload.
+pub(crate) fn compress_with_ids(
+    source: Input,
+    ids: Option<Box<dyn IdSource>>,
+    input: &Path,
+    output: &Path,
+    opts: &CompressOptions,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
+) -> Result<CompressSummary> {
     let start = Instant::now();
     // Plan: every setting is checked before training, which can take minutes.
-    let (plan, recipe) = Plan::new(&source, output, opts)?;
+    let id_kind = check_ids(ids.as_deref(), source.header().rows, input, opts)?;
+    let (plan, recipe) = Plan::new(&source, output, opts, id_kind)?;
+    let ids = ids.map(Mutex::new);
     // An output that a shard or `--resume` rerun may keep is judged once the codec is
     // known; any other is created now, so a locked or unwritable one fails before work.
     let early = match plan.keep_existing {
@@ -91,7 +112,7 @@ pub(crate) fn compress_source(
         Some(out) => out,
         None => open_dest(output, opts)?,
     };
-    let resume = prepare_output(&mut out, &source, &plan, &header, codec, opts)?;
+    let resume = prepare_output(&mut out, &source, &plan, &header, codec, opts, ids.as_ref())?;
     // Run: reader -> workers -> ordered writer.
     let stages = Run {
         source: &source,
@@ -103,11 +124,36 @@ pub(crate) fn compress_source(
         progress,
         cancel,
         resume: &resume,
+        ids: ids.as_ref(),
     };
     let (chunks, output_bytes) = run(stages).inspect_err(|e| keep_partial_for(&mut out, e))?;
     // Commit.
     out.commit()?;
     Ok(report.summary(chunks, output_bytes, false, &resume))
+}
+
+/// The kind of `ids`, which must hold one id per input row (`rows`).
+fn check_ids(
+    ids: Option<&dyn IdSource>,
+    rows: u64,
+    input: &Path,
+    opts: &CompressOptions,
+) -> Result<IdKind> {
+    let Some(ids) = ids else {
+        return Ok(IdKind::None);
+    };
+    if ids.rows() != rows {
+        return Err(Error::Mismatch(format!(
+            "--ids: {} holds {} ids, the input {} has {rows} rows; give one id per input row, in row order",
+            opts.ids
+                .as_deref()
+                .unwrap_or(Path::new("the id column"))
+                .display(),
+            ids.rows(),
+            input.display(),
+        )));
+    }
+    Ok(ids.kind())
 }
 
 /// Drops the partial output of a run that failed on bad input, which needs a new input
@@ -128,7 +174,12 @@ fn check_output(source: &Input, output: &Path, opts: &CompressOptions) -> Result
         Input::Files(d) => d.files().iter().map(|f| f.path()).collect(),
         Input::Stream(_) | Input::Memory(_) => Vec::new(),
     };
-    crate::output::check_not_input(output, files.into_iter().chain(opts.codebook.as_deref()))
+    let others = opts
+        .codebook
+        .as_deref()
+        .into_iter()
+        .chain(opts.ids.as_deref());
+    crate::output::check_not_input(output, files.into_iter().chain(others))
 }
 
 /// The rows per chunk (`--chunk-rows`, or the default for `dims`), with the zstd level
@@ -174,13 +225,20 @@ struct Plan {
     /// An existing output may be kept (a shard's, or a `--resume` rerun's finished one),
     /// if it proves to be this run's complete output.
     keep_existing: bool,
+    /// What ids the rows carry.
+    ids: IdKind,
 }
 
 impl Plan {
     /// Plans a run of `source` into `output` with `opts`, checking every setting, and
     /// reads the `--codebook` or works out the training recipe, which the metadata
     /// records with the shard.
-    fn new(source: &Input, output: &Path, opts: &CompressOptions) -> Result<(Plan, Recipe)> {
+    fn new(
+        source: &Input,
+        output: &Path,
+        opts: &CompressOptions,
+        ids: IdKind,
+    ) -> Result<(Plan, Recipe)> {
         check_output(source, output, opts)?;
         let h = source.header();
         let chunk_rows = chunk_rows(opts, h.rows, h.dims, source.path())?;
@@ -213,6 +271,7 @@ impl Plan {
                 && !opts.overwrite
                 && output.as_os_str() != "-"
                 && output.exists(),
+            ids,
         };
         Ok((plan, recipe))
     }
@@ -227,6 +286,7 @@ impl Plan {
             source_dtype: self.source_dtype,
             metadata: self.metadata.clone(),
             stage: self.stage,
+            ids: self.ids,
         }
     }
 
@@ -331,6 +391,7 @@ fn prepare_output(
     header: &Header,
     codec: &dyn Codec,
     opts: &CompressOptions,
+    ids: Option<&Mutex<Box<dyn IdSource>>>,
 ) -> Result<Start> {
     out.keep_on_drop(opts.keep_partial);
     let (encoder, _recycle) = Encoder::new(codec, header.source_dtype, opts.zstd, source.path(), 1);
@@ -340,7 +401,9 @@ fn prepare_output(
             .chunks(plan.chunk_rows as u64, at..at + 1)?
             .next()
             .unwrap_or_else(|| unreachable!("a range of one chunk yields one chunk"))?;
-        Ok(encoder.encode(&job)?.payload)
+        let mut chunk = encoder.encode(&job)?;
+        with_ids(&mut chunk, ids)?;
+        Ok(chunk.payload)
     };
     let resume = match &*out {
         Dest::File(o) => resume::prepare(o, header, codec, opts.resume, &reencode)?,
@@ -351,9 +414,12 @@ fn prepare_output(
         }
         Dest::Stdout => Start::default(),
     };
-    if opts.zstd.is_none() {
-        // The size is exact when payloads are not compressed.
-        out.preallocate(header.container_len(|rows| codec.encoded_len(rows as usize) as u64));
+    if opts.zstd.is_none() && header.ids != IdKind::Str {
+        // The size is exact when payloads are not compressed (and ids, if any, are u64).
+        let ids = ids::block_len_bounds(header.ids, 1).0;
+        out.preallocate(
+            header.container_len(|rows| codec.encoded_len(rows as usize) as u64 + ids * rows),
+        );
     }
     if opts.resume && matches!(source, Input::Stream(_)) {
         return Err(Error::Config(
@@ -477,6 +543,22 @@ fn source_metadata(source: &Input) -> Metadata {
     m
 }
 
+/// Appends the ids of `chunk`'s rows to its payload (and its crc), if the run has ids.
+/// On the writer thread, in chunk order: the ids are read forward once, deterministically
+/// whatever the threads.
+fn with_ids(chunk: &mut EncodedChunk, ids: Option<&Mutex<Box<dyn IdSource>>>) -> Result<()> {
+    let Some(ids) = ids else {
+        return Ok(());
+    };
+    let rows = chunk.first_row..chunk.first_row + chunk.rows;
+    let column = ids
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .ids(rows.clone())?;
+    chunk.crc = append_ids(&mut chunk.payload, chunk.crc, &column, rows)?;
+    Ok(())
+}
+
 /// The encoding stages of a compress run, set up.
 struct Run<'a> {
     source: &'a Input,
@@ -489,6 +571,8 @@ struct Run<'a> {
     cancel: &'a AtomicBool,
     /// The chunks an interrupted run left, which the writer continues after.
     resume: &'a Start,
+    /// The rows' ids, appended to each chunk by the writer.
+    ids: Option<&'a Mutex<Box<dyn IdSource>>>,
 }
 
 /// Reports progress around [`stages`] and names the file and row of a bad value. Returns
@@ -525,6 +609,7 @@ fn stages(
         progress,
         cancel,
         resume,
+        ids,
     } = *r;
     let (out_path, threads) = (out.error_path(), plan.threads);
     let writer = if resume.chunks.is_empty() {
@@ -553,8 +638,9 @@ fn stages(
         threads,
         jobs,
         |job| encoder.encode(&job),
-        |chunk| {
+        |mut chunk| {
             let (first, rows) = (chunk.first_row, chunk.rows);
+            with_ids(&mut chunk, ids)?;
             sink.put(chunk)?;
             if let Some(r) = behind.consumed(first, first + rows) {
                 source.release_rows(r.start, r.end);

@@ -43,6 +43,9 @@ pub struct CompressOptions {
     pub codebook: Option<PathBuf>,
     /// Rows to train `pq`/`opq` on (`--train-rows`); `None` means `min(rows, 65536)`.
     pub train_rows: Option<u64>,
+    /// A file of one id per input row (`--ids`): a `.npy` of integers or strings, or text
+    /// with one id a line; the container then stores each row's id (format 1.4).
+    pub ids: Option<PathBuf>,
 }
 
 impl Default for CompressOptions {
@@ -61,6 +64,7 @@ impl Default for CompressOptions {
             keep_partial: true,
             codebook: None,
             train_rows: None,
+            ids: None,
         }
     }
 }

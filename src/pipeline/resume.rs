@@ -101,7 +101,7 @@ fn reusable_prefix(
         let fresh = reencode(i as u64)?;
         if map.get(chunks[i].payload_range()) != Some(&fresh[..]) {
             return Ok(discard(format!(
-                "chunk {i} differs from the input re-encoded (the input changed since)"
+                "chunk {i} differs from the input re-encoded (the input or its ids changed since)"
             )));
         }
     }

@@ -239,6 +239,7 @@ impl<'a> Compressor<'a> {
                 Some(_) => PayloadStage::Zstd,
                 None => PayloadStage::Plain,
             },
+            ids: Default::default(),
         })
     }
 

@@ -13,7 +13,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::format::Container;
+use crate::format::{Container, Id, IdKind};
 use crate::par::run_ordered;
 use crate::progress::Progress;
 use crate::source::reader::ReleaseBehind;
@@ -24,7 +24,8 @@ const JOB_FLOATS: usize = 1 << 18;
 /// Settings of [`export_jsonl`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JsonlOptions {
-    /// Added to each row number to make its `id`.
+    /// Added to each row's number in the whole input to make its `id`, for a container
+    /// without stored ids (one with ids exports them as they are, and refuses an offset).
     pub id_offset: u64,
     /// Worker threads; 0 means the available cores.
     pub threads: usize,
@@ -57,13 +58,21 @@ pub fn push_f32(buf: &mut Vec<u8>, x: f32) {
 /// The index of the first non-finite value in `row`, which JSON cannot hold; nothing is
 /// appended then.
 pub fn push_jsonl_row(buf: &mut Vec<u8>, id: u64, row: &[f32]) -> Result<(), usize> {
+    push_jsonl_row_id(buf, Id::U64(id), row)
+}
+
+/// [`push_jsonl_row`] with any id: a number, or a string (JSON-escaped).
+///
+/// # Errors
+/// As [`push_jsonl_row`].
+pub fn push_jsonl_row_id(buf: &mut Vec<u8>, id: Id<'_>, row: &[f32]) -> Result<(), usize> {
     if let Some(bad) = row.iter().position(|x| !x.is_finite()) {
         return Err(bad);
     }
     let mut b = ryu::Buffer::new();
     buf.extend_from_slice(b"{\"id\":");
-    // ryu formats floats only; the id is an integer, formatted by std.
-    let _ = write!(buf, "{id}");
+    // ryu formats floats only; the id is formatted by std (or serde_json, a string).
+    id.push_json(buf);
     buf.extend_from_slice(b",\"vector\":[");
     for (k, &x) in row.iter().enumerate() {
         if k > 0 {
@@ -75,8 +84,10 @@ pub fn push_jsonl_row(buf: &mut Vec<u8>, id: u64, row: &[f32]) -> Result<(), usi
     Ok(())
 }
 
-/// Writes every row of `c` to `out` as JSON Lines, in row order, the `id` of row `r` being
-/// `opts.id_offset + r`. Memory stays bounded: workers decode and format blocks of about
+/// Writes every row of `c` to `out` as JSON Lines, in row order. The `id` is the row's
+/// stored id, or for a container without ids `opts.id_offset + c.first_row() + r` for row
+/// `r` of the file: a shard's rows keep their numbers in the whole input, so the exports
+/// of a sharded run's shards never share an id. Memory stays bounded: workers decode and format blocks of about
 /// a MiB of floats, and at most `3 × threads + 1` blocks are in flight.
 ///
 /// ```
@@ -108,10 +119,20 @@ pub fn export_jsonl<W: Write>(
 ) -> Result<ExportSummary> {
     let start = Instant::now();
     let rows = c.rows();
-    if opts.id_offset.checked_add(rows - 1).is_none() {
+    if c.id_kind() != IdKind::None && opts.id_offset != 0 {
         return Err(Error::Config(format!(
-            "--id-offset {} plus {rows} rows overflows a 64-bit id",
-            opts.id_offset
+            "--id-offset applies to containers without ids; {} stores {} ids, exported as they are",
+            c.path().display(),
+            c.id_kind().name()
+        )));
+    }
+    let offset = opts.id_offset.checked_add(c.first_row());
+    if offset.and_then(|o| o.checked_add(rows - 1)).is_none() {
+        return Err(Error::Config(format!(
+            "--id-offset {} plus rows {}..{} overflows a 64-bit id",
+            opts.id_offset,
+            c.first_row(),
+            c.first_row().saturating_add(rows)
         )));
     }
     let d = c.dims();
@@ -167,11 +188,17 @@ fn format_block(c: &Container, range: std::ops::Range<u64>, id_offset: u64) -> R
     let n = (range.end - range.start) as usize;
     let mut rows = vec![0f32; n * d];
     c.get_range(range.clone(), &mut rows)?;
+    // Global row numbers for a container without ids.
+    let ids = c.ids(range.clone())?;
     // About 11 bytes a float for typical embeddings; a guess only saves reallocations.
     let mut bytes = Vec::with_capacity(n * (d * 11 + 32));
     for (k, row) in rows.chunks_exact(d).enumerate() {
         let r = range.start + k as u64;
-        push_jsonl_row(&mut bytes, id_offset + r, row).map_err(|col| {
+        let id = match ids.get(k) {
+            Id::U64(v) if c.id_kind() == IdKind::None => Id::U64(id_offset + v),
+            id => id,
+        };
+        push_jsonl_row_id(&mut bytes, id, row).map_err(|col| {
             Error::corrupt(
                 c.path(),
                 format!(

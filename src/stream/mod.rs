@@ -34,7 +34,9 @@ use serde::Serialize;
 
 pub use compressor::Compressor;
 pub use decompressor::Decompressor;
-pub use jsonl::{ExportSummary, JsonlOptions, export_jsonl, push_f32, push_jsonl_row};
+pub use jsonl::{
+    ExportSummary, JsonlOptions, export_jsonl, push_f32, push_jsonl_row, push_jsonl_row_id,
+};
 
 /// What a streaming compress or decompress did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -196,6 +196,7 @@ fn decompressor_refuses_absurd_chunks_before_allocating() {
         source_dtype: vectro::npy::Dtype::F32Le,
         metadata: Metadata::new(),
         stage: vectro::codec::PayloadStage::Plain,
+        ids: Default::default(),
     };
     let mut bytes = header.encode();
     let payload_len = rows * (dims as u64 + 4);

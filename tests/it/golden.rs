@@ -13,10 +13,12 @@
 //! `d64.npy` and `d64_unit.npy` are written only when missing), and say in the commit why the bytes changed.
 //!
 //! Format minors covered: 1.0 (`v1_int8.vectro`, written by an early build), 1.3
-//! (everything this version writes), and 1.1 and 1.2 (`minor1_*`, `minor2_*`): a file of a
-//! 1.1 or 1.2 codec and options is laid out as in that minor except for the minor number
-//! (FORMAT.md, version history), so those golden files are this build's 1.3 files with
-//! the minor number (and the header crc) set back, exactly what the older builds wrote.
+//! (everything this version writes without ids), 1.4 (the `*_ids_*` files, whose
+//! `MANIFEST` lines add the ids' kind and the crc32c of their text, one a line), and 1.1
+//! and 1.2 (`minor1_*`, `minor2_*`): a file of a 1.1 or 1.2 codec and options is laid out
+//! as in that minor except for the minor number (FORMAT.md, version history), so those
+//! golden files are this build's 1.3 files with the minor number (and the header crc) set
+//! back, exactly what the older builds wrote.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -184,6 +186,25 @@ const CASES: &[Case] = &[
         args: &["--codebook", "itq.vcb"],
         min_cosine: 0.6,
     },
+    // Format 1.4: ids stored per row.
+    Case {
+        out: "int8_ids_u64.vectro",
+        input: "d24.npy",
+        args: &["--codec", "int8", "--ids", "ids_u64.npy"],
+        min_cosine: 0.999,
+    },
+    Case {
+        out: "int8_ids_str.vectro",
+        input: "d24.npy",
+        args: &["--codec", "int8", "--ids", "ids.txt"],
+        min_cosine: 0.999,
+    },
+    Case {
+        out: "int4_zstd_ids_str.vectro",
+        input: "d24.npy",
+        args: &["--codec", "int4", "--zstd", "3", "--ids", "ids.txt"],
+        min_cosine: 0.95,
+    },
 ];
 
 /// Containers committed by earlier versions, decoded but never rewritten (relative to
@@ -224,7 +245,13 @@ fn blessing() -> bool {
 }
 
 /// The inputs of the golden files, committed beside them.
-const INPUTS: [&str; 3] = ["d24.npy", "d64.npy", "d64_unit.npy"];
+const INPUTS: [&str; 5] = [
+    "d24.npy",
+    "d64.npy",
+    "d64_unit.npy",
+    "ids_u64.npy",
+    "ids.txt",
+];
 
 /// Writes the inputs with `vectro generate` if they are missing (blessing only).
 fn ensure_inputs() {
@@ -259,6 +286,22 @@ fn ensure_inputs() {
             row.iter_mut().for_each(|x| *x /= norm);
         }
         crate::helpers::write_npy(&unit, shape[0], shape[1], &rows);
+    }
+    // Ids of d24.npy's 300 rows: u64 (large, not row numbers) and strings (non-ASCII,
+    // varying lengths, a comma and a quote).
+    let ids = golden_dir().join("ids_u64.npy");
+    if !ids.exists() {
+        assert!(blessing(), "{} is missing", ids.display());
+        let v: Vec<u64> = (0..300u64).map(|i| (i * 0x9e37_79b9) ^ (1 << 63)).collect();
+        fs::write(&ids, crate::ids::u64_npy(&v)).unwrap();
+    }
+    let text = golden_dir().join("ids.txt");
+    if !text.exists() {
+        assert!(blessing(), "{} is missing", text.display());
+        let lines: String = (0..300)
+            .map(|i| format!("doc-{i}{}\n", "-ü,\"".repeat(i % 4)))
+            .collect();
+        fs::write(&text, lines).unwrap();
     }
 }
 
@@ -324,13 +367,27 @@ fn manifest_line(file: &str, path: &Path) -> String {
     let bytes = fs::read(path).unwrap();
     let minor = u16::from_le_bytes([bytes[6], bytes[7]]);
     let (c, rows) = decode_all(path);
-    format!(
+    let line = format!(
         "{file} codec_id={} minor={minor} rows={} dims={} decoded_crc32c={:08x}",
         c.header().codec.id.code(),
         c.rows(),
         c.dims(),
         decoded_crc(&rows)
-    )
+    );
+    // Ids: their kind and the crc32c of their text, one a line.
+    match c.ids(0..c.rows()).unwrap() {
+        _ if c.id_kind() == vectro::format::IdKind::None => line,
+        ids => {
+            let text: String = (0..ids.len())
+                .map(|i| format!("{}\n", ids.get(i)))
+                .collect();
+            format!(
+                "{line} ids={} ids_crc32c={:08x}",
+                c.id_kind().name(),
+                crc32c::crc32c(text.as_bytes())
+            )
+        }
+    }
 }
 
 fn manifest_path() -> PathBuf {

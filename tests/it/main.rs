@@ -24,6 +24,7 @@ mod eval_metrics;
 mod format_compat;
 mod golden;
 mod hardening;
+mod ids;
 mod int8_parity;
 mod itq_cli;
 mod memory;

@@ -118,9 +118,20 @@ fn structural_damage_behind_valid_checksums_is_refused() {
             "unknown codec",
         ),
         (
+            // Bits 1 and 2 say the chunks carry ids (format 1.4); bit 3 is unknown.
             "unknown flags",
-            crafted(&good, |b| LE::write_u16(&mut b[14..16], 4)),
+            crafted(&good, |b| LE::write_u16(&mut b[14..16], 8)),
             "flags",
+        ),
+        (
+            "both id flags",
+            crafted(&good, |b| LE::write_u16(&mut b[14..16], 6)),
+            "flags",
+        ),
+        (
+            "an id flag on chunks without ids",
+            crafted(&good, |b| LE::write_u16(&mut b[14..16], 2)),
+            "index entry 0 is inconsistent",
         ),
         (
             "zero rows",

@@ -95,6 +95,11 @@ pub struct CompressArgs {
     /// Rows sampled to train pq/opq/binary-itq [default: min(rows, 65536); binary-itq: min(rows, 20000)].
     #[arg(long)]
     pub train_rows: Option<u64>,
+    /// One id per input row, stored with it (format 1.4): a 1-D .npy of integers
+    /// (uint64/int64, not negative) or strings (dtype <U..), or a UTF-8 text file with one
+    /// id a line. `get`, `export` and Python return them.
+    #[arg(long, value_name = "FILE")]
+    pub ids: Option<PathBuf>,
     /// Rows per chunk [default: about 4 MiB of input].
     #[arg(long)]
     pub chunk_rows: Option<u32>,
@@ -300,10 +305,21 @@ pub enum GetFormat {
 pub struct GetArgs {
     /// The container.
     pub file: PathBuf,
-    /// Rows to decode, numbered from 0: a comma-separated list of N, A..B (B excluded) and
-    /// A..=B (B included), kept in the order given, repeats allowed.
+    /// Rows to decode, numbered from 0 in the whole input (a shard's rows from its first
+    /// row): a comma-separated list of N, A..B (B excluded) and A..=B (B included), kept in
+    /// the order given, repeats allowed.
+    #[arg(
+        long,
+        value_name = "LIST",
+        required_unless_present = "ids",
+        conflicts_with = "ids"
+    )]
+    pub rows: Option<String>,
+    /// Rows to decode by their stored id: a comma-separated list of ids (integers for u64
+    /// ids; for a container without ids, its global row numbers). Found by a scan of the
+    /// ids, in bounded memory; every row carrying an asked-for id is returned.
     #[arg(long, value_name = "LIST")]
-    pub rows: String,
+    pub ids: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = GetFormat::Json)]
     pub format: GetFormat,
@@ -392,7 +408,8 @@ pub struct ExportArgs {
     /// Output file; `-` streams JSONL to stdout (for piping into an uploader).
     #[arg(long = "out", value_name = "FILE")]
     pub output: PathBuf,
-    /// Added to each row number to make its JSONL id.
+    /// For a container without stored ids: added to each row's number in the whole input
+    /// (a shard's rows count from its first row) to make its JSONL id.
     #[arg(long, default_value_t = 0)]
     pub id_offset: u64,
     /// Overwrite an existing output.

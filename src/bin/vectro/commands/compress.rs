@@ -50,6 +50,7 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         keep_partial: !a.no_resume_file,
         codebook: a.codebook,
         train_rows: a.train_rows,
+        ids: a.ids,
     };
     let bar = Bar::new(a.common.quiet || a.common.json, "compress");
     #[cfg(feature = "test-hooks")]

@@ -12,6 +12,11 @@ struct Info {
     codec: String,
     payload_stage: &'static str,
     codec_params_bytes: usize,
+    /// The rows' stored ids: `u64`, `string` or `none` (rows are then known by their
+    /// global numbers, from `first_row`).
+    ids: &'static str,
+    /// The number of row 0 in the whole input: a shard's first row, else 0.
+    first_row: u64,
     rows: u64,
     dims: usize,
     source_dtype: &'static str,
@@ -38,6 +43,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
         // A flipped byte in a chunk must not pass unnoticed because only `info` was run.
         for i in 0..c.chunks().len() {
             c.chunk_payload(i)?;
+            c.check_chunk_ids(i)?;
             c.release_chunks(i..i + 1);
         }
     }
@@ -61,6 +67,8 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
             _ => "plain",
         },
         codec_params_bytes: h.codec.params.len(),
+        ids: c.id_kind().name(),
+        first_row: c.first_row(),
         rows: c.rows(),
         dims: c.dims(),
         source_dtype: h.source_dtype.descr(),
@@ -93,6 +101,14 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
         info.source_dtype
     );
     outln!("chunks:        {} of {} rows", info.chunks, info.chunk_rows);
+    match (c.id_kind(), info.first_row) {
+        (vectro::format::IdKind::None, 0) => outln!("ids:           none (rows numbered from 0)"),
+        (vectro::format::IdKind::None, f) => outln!(
+            "ids:           none (rows numbered {f}..{} of the whole input)",
+            f + info.rows
+        ),
+        (k, _) => outln!("ids:           {} (one stored per row)", k.name()),
+    }
     outln!(
         "size:          {} ({} header, {} payload); {:.1} bytes/vector, {:.2}x vs float32",
         human_bytes(info.file_bytes),
