@@ -93,6 +93,7 @@ def compress(
     keep_partial: bool = True,
     name: Optional[str] = None,
     progress: _Progress = None,
+    column: Optional[str] = None,
 ) -> Dict[str, Any]: ...
 def decompress_to(
     path: str, out: str, *, threads: int = 0, force: bool = False, fsync: bool = True, progress: _Progress = None
@@ -108,6 +109,7 @@ def train(
     force: bool = False,
     name: Optional[str] = None,
     progress: _Progress = None,
+    column: Optional[str] = None,
 ) -> Dict[str, Any]: ...
 def eval(
     orig: str,
@@ -125,6 +127,7 @@ def eval(
     min_recall: Optional[float] = None,
     max_nmse: Optional[float] = None,
     progress: _Progress = None,
+    column: Optional[str] = None,
 ) -> Dict[str, Any]: ...
 def verify(path: str) -> Dict[str, Any]: ...
 def import_npz(

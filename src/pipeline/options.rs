@@ -40,6 +40,8 @@ pub struct CompressOptions {
     pub codebook: Option<PathBuf>,
     /// Rows to train `pq`/`opq` on (`--train-rows`); `None` means `min(rows, 65536)`.
     pub train_rows: Option<u64>,
+    /// How to read the input beyond its path (`--column` of a Parquet or Arrow input).
+    pub input: crate::source::InputOptions,
 }
 
 impl Default for CompressOptions {
@@ -58,6 +60,7 @@ impl Default for CompressOptions {
             keep_partial: true,
             codebook: None,
             train_rows: None,
+            input: crate::source::InputOptions::default(),
         }
     }
 }

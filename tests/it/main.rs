@@ -23,6 +23,7 @@ mod eval_metrics;
 mod format_compat;
 mod golden;
 mod hardening;
+mod inputs;
 mod int8_parity;
 mod itq_cli;
 mod memory;
