@@ -322,7 +322,11 @@ pub fn evaluate(
     // files row by row (`NpySource::read_rows_at`).
     let decoded = match &src {
         Input::Table(_) => {
-            let mut ids: Vec<u64> = total.found.iter().flat_map(|t| t.sorted().iter().map(|e| e.id).collect::<Vec<_>>()).collect();
+            let mut ids: Vec<u64> = total
+                .found
+                .iter()
+                .flat_map(|t| t.sorted().iter().map(|e| e.id).collect::<Vec<_>>())
+                .collect();
             ids.sort_unstable();
             ids.dedup();
             let mut rows = vec![0f32; ids.len() * d];

@@ -471,7 +471,11 @@ fn source_metadata(source: &Input) -> Metadata {
             let (p, n) = (t.parts(), t.parts().len());
             let source = match n {
                 1 => name(p[0].name()),
-                _ => format!("{} .. {} ({n} files)", name(p[0].name()), name(p[n - 1].name())),
+                _ => format!(
+                    "{} .. {} ({n} files)",
+                    name(p[0].name()),
+                    name(p[n - 1].name())
+                ),
             };
             m.insert("source".into(), source);
             m.insert("source_bytes".into(), t.total_bytes().to_string());
@@ -485,7 +489,10 @@ fn source_metadata(source: &Input) -> Metadata {
                         serde_json::json!({ "name": name(f.name()), "rows": [r.start, r.end], "bytes": f.file_len() })
                     })
                     .collect();
-                m.insert("source_files".into(), serde_json::Value::from(files).to_string());
+                m.insert(
+                    "source_files".into(),
+                    serde_json::Value::from(files).to_string(),
+                );
             }
         }
     }

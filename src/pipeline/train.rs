@@ -69,7 +69,13 @@ pub fn train(
         // reading anything from stdin.
         crate::input::open_input(input)?;
     }
-    train_with(input, &crate::source::InputOptions::default(), codec, opts, progress)
+    train_with(
+        input,
+        &crate::source::InputOptions::default(),
+        codec,
+        opts,
+        progress,
+    )
 }
 
 /// [`train`] of an input read with `input_opts` (`--column`).

@@ -91,9 +91,7 @@ pub(crate) fn type_name(t: &DataType) -> String {
 /// The dtype of a column of float vectors, or `None` if it is not one.
 fn vector_dtype(t: &DataType) -> Option<Dtype> {
     let item = match t {
-        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
-            f.data_type()
-        }
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => f.data_type(),
         _ => return None,
     };
     match item {
@@ -220,7 +218,10 @@ fn append_vectors(
             let l = col.as_fixed_size_list();
             let n = *n as usize;
             if n != dims {
-                return Err(bad(0, format!("the vector has {n} values, the first file's rows have {dims}")));
+                return Err(bad(
+                    0,
+                    format!("the vector has {n} values, the first file's rows have {dims}"),
+                ));
             }
             let start = l.value_offset_at(0);
             (l.values(), start..start + l.len() * n)
@@ -237,7 +238,12 @@ fn append_vectors(
             check_lengths(o.windows(2).map(|w| (w[1] - w[0]) as usize), dims, &bad)?;
             (l.values(), o[0] as usize..o[o.len() - 1] as usize)
         }
-        t => return Err(bad(0, format!("the column is {}, not float vectors", type_name(t)))),
+        t => {
+            return Err(bad(
+                0,
+                format!("the column is {}, not float vectors", type_name(t)),
+            ));
+        }
     };
     if values.null_count() > 0
         && let Some(j) = range.clone().find(|&j| values.is_null(j))
@@ -259,14 +265,21 @@ fn append_vectors(
         DataType::Float16 => {
             let v = &values.as_primitive::<Float16Type>().values()[range];
             out.reserve(v.len() * 2);
-            v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
+            v.iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
         }
         DataType::Float64 => {
             let v = &values.as_primitive::<Float64Type>().values()[range];
             out.reserve(v.len() * 8);
-            v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
+            v.iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
         }
-        t => return Err(bad(0, format!("the vector's values are {}, not floats", type_name(t)))),
+        t => {
+            return Err(bad(
+                0,
+                format!("the vector's values are {}, not floats", type_name(t)),
+            ));
+        }
     }
     Ok(())
 }
@@ -291,29 +304,32 @@ fn check_lengths(
 }
 
 /// The ids of rows `0..col.len()` of an id column.
-fn column_ids(
-    path: &Path,
-    col: &dyn Array,
-    first: u64,
-    at: &dyn Fn(u64) -> String,
-) -> Result<Ids> {
-    let bad = |row: usize, msg: &str| {
-        Error::bad_npy(path, format!("{}: {msg}", at(first + row as u64)))
-    };
+fn column_ids(path: &Path, col: &dyn Array, first: u64, at: &dyn Fn(u64) -> String) -> Result<Ids> {
+    let bad =
+        |row: usize, msg: &str| Error::bad_npy(path, format!("{}: {msg}", at(first + row as u64)));
     if col.null_count() > 0 {
         let row = (0..col.len()).find(|&i| col.is_null(i)).unwrap_or(0);
         return Err(bad(row, "the id is null; every row needs an id"));
     }
     macro_rules! unsigned {
         ($t:ty) => {
-            Ids::U64(col.as_primitive::<$t>().values().iter().map(|&x| x as u64).collect())
+            Ids::U64(
+                col.as_primitive::<$t>()
+                    .values()
+                    .iter()
+                    .map(|&x| x as u64)
+                    .collect(),
+            )
         };
     }
     macro_rules! signed {
         ($t:ty) => {{
             let v = col.as_primitive::<$t>().values();
             if let Some(row) = v.iter().position(|&x| x < 0) {
-                return Err(bad(row, &format!("the id {} is negative; ids are unsigned", v[row])));
+                return Err(bad(
+                    row,
+                    &format!("the id {} is negative; ids are unsigned", v[row]),
+                ));
             }
             Ids::U64(v.iter().map(|&x| x as u64).collect())
         }};
@@ -328,10 +344,30 @@ fn column_ids(
         DataType::Int32 => signed!(Int32Type),
         DataType::Int16 => signed!(Int16Type),
         DataType::Int8 => signed!(Int8Type),
-        DataType::Utf8 => Ids::Str(col.as_string::<i32>().iter().map(|s| s.unwrap_or_default().to_string()).collect()),
-        DataType::LargeUtf8 => Ids::Str(col.as_string::<i64>().iter().map(|s| s.unwrap_or_default().to_string()).collect()),
-        DataType::Utf8View => Ids::Str(col.as_string_view().iter().map(|s| s.unwrap_or_default().to_string()).collect()),
-        t => return Err(bad(0, &format!("the id column is {}, not integers or strings", type_name(t)))),
+        DataType::Utf8 => Ids::Str(
+            col.as_string::<i32>()
+                .iter()
+                .map(|s| s.unwrap_or_default().to_string())
+                .collect(),
+        ),
+        DataType::LargeUtf8 => Ids::Str(
+            col.as_string::<i64>()
+                .iter()
+                .map(|s| s.unwrap_or_default().to_string())
+                .collect(),
+        ),
+        DataType::Utf8View => Ids::Str(
+            col.as_string_view()
+                .iter()
+                .map(|s| s.unwrap_or_default().to_string())
+                .collect(),
+        ),
+        t => {
+            return Err(bad(
+                0,
+                &format!("the id column is {}, not integers or strings", type_name(t)),
+            ));
+        }
     })
 }
 
@@ -480,7 +516,11 @@ impl ParquetPart {
     ) -> Result<ParquetRecordBatchReader> {
         let file = crate::input::open_input(&self.path)?;
         let groups = self.starts.len() - 1;
-        let rg = self.starts.partition_point(|&s| s <= row).saturating_sub(1).min(groups);
+        let rg = self
+            .starts
+            .partition_point(|&s| s <= row)
+            .saturating_sub(1)
+            .min(groups);
         let skip = row - self.starts[rg.min(groups)];
         let mask = ProjectionMask::roots(self.meta.parquet_schema(), [column]);
         let mut b = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone())
@@ -497,8 +537,13 @@ impl ParquetPart {
         if let Some(l) = limit {
             b = b.with_limit(l);
         }
-        b.build()
-            .map_err(|e| parquet_err(&self.path, &format!("reading {}", place(Unit::RowGroup, &self.starts, row)), e))
+        b.build().map_err(|e| {
+            parquet_err(
+                &self.path,
+                &format!("reading {}", place(Unit::RowGroup, &self.starts, row)),
+                e,
+            )
+        })
     }
 
     /// The Parquet id column `name`'s kind: strings (true) or integers.
@@ -527,8 +572,7 @@ impl Part for ParquetPart {
         self.dtype
     }
     fn open_at(&self, row: u64) -> Result<Box<dyn PartReader>> {
-        let batches: Box<dyn Iterator<Item = Result<RecordBatch>> + Send> = if row >= self.rows()
-        {
+        let batches: Box<dyn Iterator<Item = Result<RecordBatch>> + Send> = if row >= self.rows() {
             Box::new(std::iter::empty())
         } else {
             let path = self.path.clone();
@@ -536,7 +580,11 @@ impl Part for ParquetPart {
             let mut at = row;
             Box::new(self.batches(row, None, self.column)?.map(move |b| {
                 let b = b.map_err(|e| {
-                    parquet_err(&path, &format!("reading {}", place(Unit::RowGroup, &starts, at)), e)
+                    parquet_err(
+                        &path,
+                        &format!("reading {}", place(Unit::RowGroup, &starts, at)),
+                        e,
+                    )
                 })?;
                 at += b.num_rows() as u64;
                 Ok(b)
@@ -685,13 +733,21 @@ impl IpcPart {
         }
         let mut r = self.reader(column)?;
         let b = self.starts.partition_point(|&s| s <= row) - 1;
-        r.set_index(b).map_err(|e| ipc_err(&self.path, "seeking", e))?;
+        r.set_index(b)
+            .map_err(|e| ipc_err(&self.path, "seeking", e))?;
         let mut skip = (row - self.starts[b]) as usize;
         let (path, starts) = (self.path.clone(), self.starts.clone());
         let mut at = b;
         Ok(Box::new(r.map(move |batch| {
             let batch = batch.map_err(|e| {
-                ipc_err(&path, &format!("reading record batch {at} (rows from {})", starts[at.min(starts.len() - 1)]), e)
+                ipc_err(
+                    &path,
+                    &format!(
+                        "reading record batch {at} (rows from {})",
+                        starts[at.min(starts.len() - 1)]
+                    ),
+                    e,
+                )
             })?;
             at += 1;
             let s = std::mem::take(&mut skip).min(batch.num_rows());
@@ -717,9 +773,11 @@ fn ipc_batch_starts(path: &Path, file: &mut File, file_len: u64) -> Result<Vec<u
         return Err(bad("the footer is longer than the file"));
     }
     let mut footer = vec![0u8; footer_len as usize];
-    file.seek(SeekFrom::Start(file_len - 10 - footer_len)).map_err(io)?;
+    file.seek(SeekFrom::Start(file_len - 10 - footer_len))
+        .map_err(io)?;
     file.read_exact(&mut footer).map_err(io)?;
-    let footer = arrow_ipc::root_as_footer(&footer).map_err(|e| ipc_err(path, "reading the footer", e))?;
+    let footer =
+        arrow_ipc::root_as_footer(&footer).map_err(|e| ipc_err(path, "reading the footer", e))?;
     let mut starts = vec![0u64];
     for (i, block) in footer.recordBatches().into_iter().flatten().enumerate() {
         let len = block.metaDataLength().max(0) as u64;
@@ -731,7 +789,11 @@ fn ipc_batch_starts(path: &Path, file: &mut File, file_len: u64) -> Result<Vec<u
         file.seek(SeekFrom::Start(at)).map_err(io)?;
         file.read_exact(&mut msg).map_err(io)?;
         // A message starts with 0xFFFFFFFF and its length (the legacy format: the length).
-        let body = if msg[..4] == [0xff; 4] { &msg[8..] } else { &msg[4..] };
+        let body = if msg[..4] == [0xff; 4] {
+            &msg[8..]
+        } else {
+            &msg[4..]
+        };
         let rows = arrow_ipc::root_as_message(body)
             .ok()
             .and_then(|m| m.header_as_record_batch())
@@ -802,7 +864,12 @@ impl IdColumn {
         let mut v = Vec::new();
         for p in parts {
             let (i, s) = p.id_column(name)?;
-            v.push((IdPart::Parquet(Arc::clone(p), i), p.rows(), s, p.path.clone()));
+            v.push((
+                IdPart::Parquet(Arc::clone(p), i),
+                p.rows(),
+                s,
+                p.path.clone(),
+            ));
         }
         IdColumn::new(name, v)
     }
@@ -885,9 +952,9 @@ impl IdColumn {
                         let it = p.batches(local, Some(want), *c)?;
                         let path = p.path.clone();
                         let st = p.starts.clone();
-                        let b: Box<dyn Iterator<Item = Result<RecordBatch>>> = Box::new(it.map(
-                            move |b| b.map_err(|e| parquet_err(&path, "reading ids", e)),
-                        ));
+                        let b: Box<dyn Iterator<Item = Result<RecordBatch>>> = Box::new(
+                            it.map(move |b| b.map_err(|e| parquet_err(&path, "reading ids", e))),
+                        );
                         (p.path.clone(), Unit::RowGroup, st, b)
                     }
                     IdPart::Ipc(p, c) => {

@@ -45,7 +45,10 @@ impl Dataset {
     /// [`Error::Config`] for no file.
     pub fn from_sources(spec: &Path, files: Vec<NpySource>, multi: bool) -> Result<Dataset> {
         if files.is_empty() {
-            return Err(Error::Config(format!("{}: no file to read", spec.display())));
+            return Err(Error::Config(format!(
+                "{}: no file to read",
+                spec.display()
+            )));
         }
         let mut starts = vec![0u64];
         for (i, f) in files.iter().enumerate() {

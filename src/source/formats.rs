@@ -46,7 +46,10 @@ fn map_file(path: &Path) -> Result<(Map, u64)> {
 pub fn open_fbin(path: &Path) -> Result<NpySource> {
     NpySource::open_mapped(path, path, |b, len| {
         if len < 8 {
-            return Err(Error::bad_npy(path, "too short for a .fbin header (8 bytes)"));
+            return Err(Error::bad_npy(
+                path,
+                "too short for a .fbin header (8 bytes)",
+            ));
         }
         let rows = u32::from_le_bytes(b[0..4].try_into().expect("4 bytes")) as u64;
         let dims = u32::from_le_bytes(b[4..8].try_into().expect("4 bytes")) as u64;
@@ -239,7 +242,10 @@ pub fn open_safetensors(path: &Path, name: Option<&str>) -> Result<Tensor> {
     let chosen = match name {
         Some(want) => want.to_string(),
         None => {
-            let two_d: Vec<&&String> = names.iter().filter(|k| tensors[**k].shape.len() == 2).collect();
+            let two_d: Vec<&&String> = names
+                .iter()
+                .filter(|k| tensors[**k].shape.len() == 2)
+                .collect();
             match two_d.as_slice() {
                 [one] => (**one).clone(),
                 [] => {
@@ -293,7 +299,10 @@ pub fn open_safetensors(path: &Path, name: Option<&str>) -> Result<Tensor> {
         S::BF16 => {
             let need = rows * dims * 2;
             if offset + need > len {
-                return Err(Error::bad_npy(&display, "the tensor runs past the end of the file"));
+                return Err(Error::bad_npy(
+                    &display,
+                    "the tensor runs past the end of the file",
+                ));
             }
             return Ok(Tensor::Bf16(Bf16Part {
                 name: display,
@@ -319,7 +328,11 @@ pub fn open_safetensors(path: &Path, name: Option<&str>) -> Result<Tensor> {
         dims,
         data_offset: offset,
     };
-    Ok(Tensor::Mapped(NpySource::open_mapped(path, &display, |_, _| Ok(header))?))
+    Ok(Tensor::Mapped(NpySource::open_mapped(
+        path,
+        &display,
+        |_, _| Ok(header),
+    )?))
 }
 
 /// A bfloat16 tensor, read as float32 (every bfloat16 is a float32 exactly).
@@ -411,16 +424,18 @@ pub fn open_npz(path: &Path, name: Option<&str>) -> Result<Member> {
         .metadata()
         .map_err(|e| Error::io(path, "reading metadata of", e))?
         .len();
-    let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| {
-        Error::bad_npy(path, format!("not a readable .npz (zip) file: {e}"))
-    })?;
+    let mut zip = zip::ZipArchive::new(BufReader::new(file))
+        .map_err(|e| Error::bad_npy(path, format!("not a readable .npz (zip) file: {e}")))?;
     let members: Vec<String> = zip
         .file_names()
         .filter_map(|n| n.ok())
         .map(|n| n.into_owned())
         .collect();
     let list = || {
-        let mut m: Vec<&str> = members.iter().map(|m| m.strip_suffix(".npy").unwrap_or(m)).collect();
+        let mut m: Vec<&str> = members
+            .iter()
+            .map(|m| m.strip_suffix(".npy").unwrap_or(m))
+            .collect();
         m.sort();
         m.join(", ")
     };
@@ -460,7 +475,10 @@ pub fn open_npz(path: &Path, name: Option<&str>) -> Result<Member> {
         .ok_or_else(|| Error::bad_npy(&display, "the member's data offset is unknown"))?;
     drop(f);
     if start + csize > len {
-        return Err(Error::bad_npy(&display, "the member runs past the end of the file"));
+        return Err(Error::bad_npy(
+            &display,
+            "the member runs past the end of the file",
+        ));
     }
     match method {
         zip::CompressionMethod::Stored => {
@@ -475,7 +493,11 @@ pub fn open_npz(path: &Path, name: Option<&str>) -> Result<Member> {
         zip::CompressionMethod::Deflated => {
             let header = inflate(&display, path, start, csize)?.header;
             // The header's own length is its `data_offset` in the member.
-            if header.data_len().and_then(|n| n.checked_add(header.data_offset)) != Some(size) {
+            if header
+                .data_len()
+                .and_then(|n| n.checked_add(header.data_offset))
+                != Some(size)
+            {
                 return Err(Error::bad_npy(
                     &display,
                     format!(

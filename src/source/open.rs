@@ -104,7 +104,10 @@ fn split_member(spec: &Path) -> Option<(PathBuf, String)> {
     let text = spec.to_str()?;
     let (file, member) = text.rsplit_once(':')?;
     let file = Path::new(file);
-    let fmt = file.extension().and_then(|e| e.to_str()).and_then(Format::from_ext);
+    let fmt = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .and_then(Format::from_ext);
     match fmt {
         Some(Format::Safetensors | Format::Npz) if file.is_file() && !member.is_empty() => {
             Some((file.to_path_buf(), member.to_string()))
@@ -218,9 +221,8 @@ impl Input {
             )));
         }
         let column = opts.column.as_deref();
-        let table = |parts: Vec<Arc<dyn Part>>, multi: bool| {
-            Table::new(spec, parts, multi, format.name())
-        };
+        let table =
+            |parts: Vec<Arc<dyn Part>>, multi: bool| Table::new(spec, parts, multi, format.name());
         Ok(match format {
             Format::Npy => Input::Files(Dataset::open(spec)?),
             Format::Fbin => {

@@ -474,9 +474,16 @@ impl Input {
             job.check_unchanged()?;
             if let Err(e) = super::check_finite(o, dims, 0, self.path()) {
                 return Err(match e {
-                    Error::NonFinite { row, col, value, .. } => {
+                    Error::NonFinite {
+                        row, col, value, ..
+                    } => {
                         let (path, row) = self.locate(row);
-                        Error::NonFinite { path, row, col, value }
+                        Error::NonFinite {
+                            path,
+                            row,
+                            col,
+                            value,
+                        }
                     }
                     e => e,
                 });

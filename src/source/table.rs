@@ -203,7 +203,10 @@ impl Table {
             }
             let n = r.end - r.start;
             let mut buf = Vec::with_capacity(n as usize * row_bytes);
-            cursor.as_mut().expect("set above").read_exact(n, &mut buf)?;
+            cursor
+                .as_mut()
+                .expect("set above")
+                .read_exact(n, &mut buf)?;
             Ok(ChunkJob::owned(i as u64, r.start, n, buf))
         })
     }
@@ -396,9 +399,24 @@ pub(crate) mod tests {
 
     fn table() -> Table {
         let parts: Vec<Arc<dyn Part>> = vec![
-            Arc::new(Fake { rows: 7, dims: 3, base: 0.0, step: 3 }),
-            Arc::new(Fake { rows: 1, dims: 3, base: 100.0, step: 5 }),
-            Arc::new(Fake { rows: 12, dims: 3, base: 200.0, step: 4 }),
+            Arc::new(Fake {
+                rows: 7,
+                dims: 3,
+                base: 0.0,
+                step: 3,
+            }),
+            Arc::new(Fake {
+                rows: 1,
+                dims: 3,
+                base: 100.0,
+                step: 5,
+            }),
+            Arc::new(Fake {
+                rows: 12,
+                dims: 3,
+                base: 200.0,
+                step: 4,
+            }),
         ];
         Table::new(Path::new("t"), parts, true, "test").unwrap()
     }
@@ -419,7 +437,10 @@ pub(crate) mod tests {
         for chunk_rows in [1u64, 3, 5, 8, 20, 64] {
             let all = 20u64.div_ceil(chunk_rows);
             for start in [0, all / 2, all - 1] {
-                let jobs: Vec<_> = t.chunks(chunk_rows, start..all).map(|j| j.unwrap()).collect();
+                let jobs: Vec<_> = t
+                    .chunks(chunk_rows, start..all)
+                    .map(|j| j.unwrap())
+                    .collect();
                 for j in &jobs {
                     assert_eq!(j.first_row, j.index * chunk_rows);
                     let v: Vec<f32> = j
@@ -433,7 +454,10 @@ pub(crate) mod tests {
                         assert_eq!(*x, value(r, d), "chunk_rows {chunk_rows} row {r}");
                     }
                 }
-                assert_eq!(jobs.last().unwrap().first_row + jobs.last().unwrap().rows, 20);
+                assert_eq!(
+                    jobs.last().unwrap().first_row + jobs.last().unwrap().rows,
+                    20
+                );
             }
         }
     }
@@ -455,10 +479,22 @@ pub(crate) mod tests {
     #[test]
     fn parts_must_agree() {
         let parts: Vec<Arc<dyn Part>> = vec![
-            Arc::new(Fake { rows: 7, dims: 3, base: 0.0, step: 3 }),
-            Arc::new(Fake { rows: 1, dims: 4, base: 0.0, step: 3 }),
+            Arc::new(Fake {
+                rows: 7,
+                dims: 3,
+                base: 0.0,
+                step: 3,
+            }),
+            Arc::new(Fake {
+                rows: 1,
+                dims: 4,
+                base: 0.0,
+                step: 3,
+            }),
         ];
-        let e = Table::new(Path::new("t"), parts, true, "test").unwrap_err().to_string();
+        let e = Table::new(Path::new("t"), parts, true, "test")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("4 dims") && e.contains("3 dims"), "{e}");
     }
 }

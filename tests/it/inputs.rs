@@ -11,12 +11,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::builder::{FixedSizeListBuilder, Float32Builder, ListBuilder};
-use arrow_array::{ArrayRef, Float16Array, Float64Array, Int32Array, RecordBatch, StringArray, UInt64Array};
+use arrow_array::{
+    ArrayRef, Float16Array, Float64Array, Int32Array, RecordBatch, StringArray, UInt64Array,
+};
 use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 use vectro::Container;
-use vectro::source::{InputOptions, Ids, Input, open_id_column};
+use vectro::source::{Ids, Input, InputOptions, open_id_column};
 
 use crate::helpers::{assert_fails, random_rows, run, write_npy};
 
@@ -63,7 +65,12 @@ fn write_parquet(path: &Path, batches: &[RecordBatch], group: usize) {
         .set_max_row_group_row_count(Some(group))
         .set_compression(parquet::basic::Compression::SNAPPY)
         .build();
-    let mut w = ArrowWriter::try_new(File::create(path).unwrap(), batches[0].schema(), Some(props)).unwrap();
+    let mut w = ArrowWriter::try_new(
+        File::create(path).unwrap(),
+        batches[0].schema(),
+        Some(props),
+    )
+    .unwrap();
     for b in batches {
         w.write(b).unwrap();
     }
@@ -71,7 +78,9 @@ fn write_parquet(path: &Path, batches: &[RecordBatch], group: usize) {
 }
 
 fn write_ipc(path: &Path, batches: &[RecordBatch]) {
-    let mut w = arrow_ipc::writer::FileWriter::try_new(File::create(path).unwrap(), &batches[0].schema()).unwrap();
+    let mut w =
+        arrow_ipc::writer::FileWriter::try_new(File::create(path).unwrap(), &batches[0].schema())
+            .unwrap();
     for b in batches {
         w.write(b).unwrap();
     }
@@ -90,7 +99,8 @@ fn write_fvecs(path: &Path, v: &[f32]) {
 
 fn write_fbin(path: &Path, v: &[f32]) {
     let mut f = File::create(path).unwrap();
-    f.write_all(&((v.len() / DIMS) as u32).to_le_bytes()).unwrap();
+    f.write_all(&((v.len() / DIMS) as u32).to_le_bytes())
+        .unwrap();
     f.write_all(&(DIMS as u32).to_le_bytes()).unwrap();
     for x in v {
         f.write_all(&x.to_le_bytes()).unwrap();
@@ -105,7 +115,10 @@ fn write_safetensors(path: &Path, tensors: Vec<(&str, safetensors::Dtype, Vec<us
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
         .iter()
         .map(|(n, d, s, b)| {
-            (n.to_string(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap())
+            (
+                n.to_string(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
         })
         .collect();
     safetensors::serialize_to_file(views, None, path).unwrap();
@@ -136,8 +149,22 @@ fn assert_same_container(a: &Path, b: &Path) {
     let (a, b) = (Container::open(a).unwrap(), Container::open(b).unwrap());
     let (ha, hb) = (a.header(), b.header());
     assert_eq!(
-        (&ha.codec, ha.rows, ha.dims, ha.chunk_rows, ha.source_dtype, ha.stage),
-        (&hb.codec, hb.rows, hb.dims, hb.chunk_rows, hb.source_dtype, hb.stage),
+        (
+            &ha.codec,
+            ha.rows,
+            ha.dims,
+            ha.chunk_rows,
+            ha.source_dtype,
+            ha.stage
+        ),
+        (
+            &hb.codec,
+            hb.rows,
+            hb.dims,
+            hb.chunk_rows,
+            hb.source_dtype,
+            hb.stage
+        ),
         "{} vs {}",
         a.path().display(),
         b.path().display()
@@ -156,12 +183,27 @@ fn assert_same_container(a: &Path, b: &Path) {
 
 fn compress(input: &str, out: &Path, codec: &str, threads: &str, extra: &[&str]) {
     let mut args = vec![
-        "compress", "--in", input, "--out", out.to_str().unwrap(), "--codec", codec,
-        "--chunk-rows", "64", "--threads", threads, "--quiet", "--force",
+        "compress",
+        "--in",
+        input,
+        "--out",
+        out.to_str().unwrap(),
+        "--codec",
+        codec,
+        "--chunk-rows",
+        "64",
+        "--threads",
+        threads,
+        "--quiet",
+        "--force",
     ];
     args.extend_from_slice(extra);
     let o = run(&args);
-    assert!(o.status.success(), "{input}: {}", crate::helpers::stderr(&o));
+    assert!(
+        o.status.success(),
+        "{input}: {}",
+        crate::helpers::stderr(&o)
+    );
 }
 
 /// Every format of the same 1000 × 24 rows, against the `.npy`.
@@ -253,7 +295,9 @@ fn float16_and_float64_columns_keep_their_dtype() {
     for (tag, values, dtype) in [
         (
             "f16",
-            Arc::new(Float16Array::from_iter_values(v.iter().map(|&x| half::f16::from_f32(x)))) as ArrayRef,
+            Arc::new(Float16Array::from_iter_values(
+                v.iter().map(|&x| half::f16::from_f32(x)),
+            )) as ArrayRef,
             DataType::Float16,
         ),
         (
@@ -263,14 +307,20 @@ fn float16_and_float64_columns_keep_their_dtype() {
         ),
     ] {
         let field = Arc::new(Field::new("item", dtype, true));
-        let col: ArrayRef = Arc::new(arrow_array::FixedSizeListArray::new(field, DIMS as i32, values, None));
+        let col: ArrayRef = Arc::new(arrow_array::FixedSizeListArray::new(
+            field,
+            DIMS as i32,
+            values,
+            None,
+        ));
         let pq = dir.path().join(format!("{tag}.parquet"));
         write_parquet(&pq, &[batch(vec![("v", col)])], 128);
         // The same values as a .npy of that dtype.
         let npy = dir.path().join(format!("{tag}.npy"));
         let mut f = File::create(&npy).unwrap();
         let descr = if tag == "f16" { "<f2" } else { "<f8" };
-        let head = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (300, {DIMS}), }}");
+        let head =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (300, {DIMS}), }}");
         let pad = 64 - (10 + head.len() + 1) % 64;
         let head = format!("{head}{}\n", " ".repeat(pad % 64));
         f.write_all(b"\x93NUMPY\x01\x00").unwrap();
@@ -308,8 +358,16 @@ fn a_directory_of_parquet_shards_is_one_matrix() {
     for k in 0..3 {
         let rows = &v[cuts[k] * DIMS..cuts[k + 1] * DIMS];
         let b = batch(vec![("emb", vectors(rows, false))]);
-        write_parquet(&hf.join(format!("train-{k:05}-of-00003.parquet")), &[b.clone()], 100);
-        write_parquet(&spark.join(format!("part-{k}-c000.snappy.parquet")), &[b], 100);
+        write_parquet(
+            &hf.join(format!("train-{k:05}-of-00003.parquet")),
+            &[b.clone()],
+            100,
+        );
+        write_parquet(
+            &spark.join(format!("part-{k}-c000.snappy.parquet")),
+            &[b],
+            100,
+        );
     }
     std::fs::write(spark.join("_SUCCESS"), b"").unwrap();
     std::fs::write(spark.join(".part-0-c000.snappy.parquet.crc"), b"junk").unwrap();
@@ -324,7 +382,11 @@ fn a_directory_of_parquet_shards_is_one_matrix() {
         compress(&input, &got, "int8", "2", &[]);
         assert_same_container(&want, &got);
         let c = Container::open(&got).unwrap();
-        assert!(c.metadata()["source"].contains("(3 files)"), "{:?}", c.metadata());
+        assert!(
+            c.metadata()["source"].contains("(3 files)"),
+            "{:?}",
+            c.metadata()
+        );
     }
 }
 
@@ -340,23 +402,50 @@ fn train_eval_and_bench_read_parquet() {
     // A codebook trained on the Parquet is the one trained on the .npy.
     let (a, b) = (dir.path().join("a.vcb"), dir.path().join("b.vcb"));
     for (input, out) in [(p, &a), (npy.to_str().unwrap(), &b)] {
-        let o = run(&["train", "--in", input, "--codec", "pq:m=4,nbits=4", "--out", out.to_str().unwrap(), "--quiet"]);
+        let o = run(&[
+            "train",
+            "--in",
+            input,
+            "--codec",
+            "pq:m=4,nbits=4",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]);
         assert!(o.status.success(), "{}", crate::helpers::stderr(&o));
     }
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     let c = dir.path().join("c.vectro");
     compress(p, &c, "int8", "2", &[]);
     let eval = |orig: &str| {
-        let o = run(&["eval", "--orig", orig, "--comp", c.to_str().unwrap(), "--json", "--quiet", "--k", "1,10"]);
+        let o = run(&[
+            "eval",
+            "--orig",
+            orig,
+            "--comp",
+            c.to_str().unwrap(),
+            "--json",
+            "--quiet",
+            "--k",
+            "1,10",
+        ]);
         assert!(o.status.success(), "{}", crate::helpers::stderr(&o));
         let mut j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        for k in ["seconds", "peak_rss_bytes", "original_bytes", "ratio", "bits_per_dim"] {
+        for k in [
+            "seconds",
+            "peak_rss_bytes",
+            "original_bytes",
+            "ratio",
+            "bits_per_dim",
+        ] {
             j.as_object_mut().unwrap().remove(k);
         }
         j
     };
     assert_eq!(eval(p), eval(npy.to_str().unwrap()));
-    let o = run(&["bench", "--in", p, "--codecs", "int8", "--json", "--quiet", "--runs", "1"]);
+    let o = run(&[
+        "bench", "--in", p, "--codecs", "int8", "--json", "--quiet", "--runs", "1",
+    ]);
     assert!(o.status.success(), "{}", crate::helpers::stderr(&o));
 }
 
@@ -368,24 +457,44 @@ fn ids_are_read_beside_the_rows_across_files_and_row_groups() {
     std::fs::create_dir_all(&d).unwrap();
     for (k, r) in [(0usize, 0..200usize), (1, 200..500)] {
         let rows = &v[r.start * DIMS..r.end * DIMS];
-        let ids: ArrayRef = Arc::new(UInt64Array::from_iter_values(r.clone().map(|i| 1000 + i as u64)));
-        let names: ArrayRef = Arc::new(StringArray::from_iter_values(r.clone().map(|i| format!("doc-{i}"))));
-        let b = batch(vec![("id", ids), ("name", names), ("emb", vectors(rows, true))]);
+        let ids: ArrayRef = Arc::new(UInt64Array::from_iter_values(
+            r.clone().map(|i| 1000 + i as u64),
+        ));
+        let names: ArrayRef = Arc::new(StringArray::from_iter_values(
+            r.clone().map(|i| format!("doc-{i}")),
+        ));
+        let b = batch(vec![
+            ("id", ids),
+            ("name", names),
+            ("emb", vectors(rows, true)),
+        ]);
         write_parquet(&d.join(format!("part-{k}.parquet")), &[b.clone()], 64);
-        write_ipc(&d.join(format!("part-{k}.arrow")), &[b.slice(0, 70), b.slice(70, b.num_rows() - 70)]);
+        write_ipc(
+            &d.join(format!("part-{k}.arrow")),
+            &[b.slice(0, 70), b.slice(70, b.num_rows() - 70)],
+        );
     }
     for spec in [d.join("*.parquet"), d.join("*.arrow")] {
         let ids = open_id_column(&spec, "id").unwrap();
         assert_eq!(ids.rows(), 500);
-        assert_eq!(ids.read_ids(150..260).unwrap(), Ids::U64((1150..1260).collect()));
+        assert_eq!(
+            ids.read_ids(150..260).unwrap(),
+            Ids::U64((1150..1260).collect())
+        );
         let names = open_id_column(&spec, "name").unwrap();
         assert!(names.is_strings());
         let got = names.read_ids(63..201).unwrap();
-        assert_eq!(got, Ids::Str((63..201).map(|i| format!("doc-{i}")).collect()));
+        assert_eq!(
+            got,
+            Ids::Str((63..201).map(|i| format!("doc-{i}")).collect())
+        );
         assert_eq!(names.read_ids(0..500).unwrap().len(), 500);
         assert!(names.read_ids(400..501).is_err());
         let e = open_id_column(&spec, "nope").unwrap_err().to_string();
-        assert!(e.contains("no column \"nope\"") && e.contains("id (uint64)"), "{e}");
+        assert!(
+            e.contains("no column \"nope\"") && e.contains("id (uint64)"),
+            "{e}"
+        );
         let e = open_id_column(&spec, "emb").unwrap_err().to_string();
         assert!(e.contains("integers") && e.contains("strings"), "{e}");
         // The rows that go with them.
@@ -397,12 +506,25 @@ fn ids_are_read_beside_the_rows_across_files_and_row_groups() {
     // Negative and null ids are refused naming the file, row group and row.
     let p = dir.path().join("bad.parquet");
     let ids: ArrayRef = Arc::new(Int32Array::from(vec![Some(1), Some(2), None, Some(-4)]));
-    write_parquet(&p, &[batch(vec![("id", ids), ("emb", vectors(&v[..4 * DIMS], true))])], 3);
+    write_parquet(
+        &p,
+        &[batch(vec![
+            ("id", ids),
+            ("emb", vectors(&v[..4 * DIMS], true)),
+        ])],
+        3,
+    );
     let c = open_id_column(&p, "id").unwrap();
     let e = c.read_ids(0..4).unwrap_err().to_string();
-    assert!(e.contains("row group 0, row 2") && e.contains("null"), "{e}");
+    assert!(
+        e.contains("row group 0, row 2") && e.contains("null"),
+        "{e}"
+    );
     let e = c.read_ids(3..4).unwrap_err().to_string();
-    assert!(e.contains("row group 1, row 0 (row 3 of the file)") && e.contains("negative"), "{e}");
+    assert!(
+        e.contains("row group 1, row 0 (row 3 of the file)") && e.contains("negative"),
+        "{e}"
+    );
 }
 
 // ---- bad input -------------------------------------------------------------------------
@@ -410,14 +532,28 @@ fn ids_are_read_beside_the_rows_across_files_and_row_groups() {
 /// Runs compress on `input` and asserts exit 3 with every needle, and no output.
 fn refused(dir: &Path, input: &str, extra: &[&str], needles: &[&str]) {
     let out = dir.join("out.vectro");
-    let mut args = vec!["compress", "--in", input, "--out", out.to_str().unwrap(), "--chunk-rows", "16", "--quiet"];
+    let mut args = vec![
+        "compress",
+        "--in",
+        input,
+        "--out",
+        out.to_str().unwrap(),
+        "--chunk-rows",
+        "16",
+        "--quiet",
+    ];
     args.extend_from_slice(extra);
     let o = run(&args);
     assert_fails(&o, 3, needles);
     assert!(!out.exists(), "{input}: an output was left");
-    let names: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert!(
-        !names.iter().any(|n| n.to_string_lossy().contains("out.vectro")),
+        !names
+            .iter()
+            .any(|n| n.to_string_lossy().contains("out.vectro")),
         "{input}: a partial output was left: {names:?}"
     );
 }
@@ -429,49 +565,134 @@ fn bad_parquet_is_refused_naming_file_row_group_and_row() {
     let p = |n: &str| dir.path().join(n);
     let s = |n: &str| p(n).to_str().unwrap().to_string();
     // Missing column, and two candidates without --column.
-    let two = batch(vec![("a", vectors(&v, false)), ("b", vectors(&v, true)), ("n", Arc::new(Int32Array::from_iter_values(0..100)))]);
+    let two = batch(vec![
+        ("a", vectors(&v, false)),
+        ("b", vectors(&v, true)),
+        ("n", Arc::new(Int32Array::from_iter_values(0..100))),
+    ]);
     write_parquet(&p("two.parquet"), &[two], 40);
-    refused(dir.path(), &s("two.parquet"), &["--column", "emb"], &["two.parquet", "no column \"emb\"", "a (list<float>)", "n (int32)"]);
-    refused(dir.path(), &s("two.parquet"), &[], &["2 columns of float vectors", "a (list<float>)", "b (fixed_size_list<float>[24])", "--column"]);
+    refused(
+        dir.path(),
+        &s("two.parquet"),
+        &["--column", "emb"],
+        &[
+            "two.parquet",
+            "no column \"emb\"",
+            "a (list<float>)",
+            "n (int32)",
+        ],
+    );
+    refused(
+        dir.path(),
+        &s("two.parquet"),
+        &[],
+        &[
+            "2 columns of float vectors",
+            "a (list<float>)",
+            "b (fixed_size_list<float>[24])",
+            "--column",
+        ],
+    );
     // Not floats.
-    refused(dir.path(), &s("two.parquet"), &["--column", "n"], &["column \"n\" is int32, not float vectors"]);
+    refused(
+        dir.path(),
+        &s("two.parquet"),
+        &["--column", "n"],
+        &["column \"n\" is int32, not float vectors"],
+    );
     let mut ib = ListBuilder::new(arrow_array::builder::Int64Builder::new());
     ib.values().append_slice(&[1, 2]);
     ib.append(true);
-    write_parquet(&p("ints.parquet"), &[batch(vec![("x", Arc::new(ib.finish()) as ArrayRef)])], 10);
-    refused(dir.path(), &s("ints.parquet"), &[], &["no column of float vectors", "x (list<int64>)"]);
+    write_parquet(
+        &p("ints.parquet"),
+        &[batch(vec![("x", Arc::new(ib.finish()) as ArrayRef)])],
+        10,
+    );
+    refused(
+        dir.path(),
+        &s("ints.parquet"),
+        &[],
+        &["no column of float vectors", "x (list<int64>)"],
+    );
     // A null row in the third row group.
     let mut b = ListBuilder::new(Float32Builder::new());
     for (i, row) in v.chunks(DIMS).enumerate() {
         b.values().append_slice(row);
         b.append(i != 93);
     }
-    write_parquet(&p("null.parquet"), &[batch(vec![("emb", Arc::new(b.finish()) as ArrayRef)])], 40);
-    refused(dir.path(), &s("null.parquet"), &[], &["null.parquet: row group 2, row 13 (row 93 of the file)", "null"]);
+    write_parquet(
+        &p("null.parquet"),
+        &[batch(vec![("emb", Arc::new(b.finish()) as ArrayRef)])],
+        40,
+    );
+    refused(
+        dir.path(),
+        &s("null.parquet"),
+        &[],
+        &[
+            "null.parquet: row group 2, row 13 (row 93 of the file)",
+            "null",
+        ],
+    );
     // A null value inside a row.
     let mut b = ListBuilder::new(Float32Builder::new());
     for (i, row) in v.chunks(DIMS).enumerate() {
         for (j, &x) in row.iter().enumerate() {
-            if i == 41 && j == 5 { b.values().append_null() } else { b.values().append_value(x) }
+            if i == 41 && j == 5 {
+                b.values().append_null()
+            } else {
+                b.values().append_value(x)
+            }
         }
         b.append(true);
     }
-    write_parquet(&p("nullv.parquet"), &[batch(vec![("emb", Arc::new(b.finish()) as ArrayRef)])], 40);
-    refused(dir.path(), &s("nullv.parquet"), &[], &["row group 1, row 1 (row 41 of the file)", "value 5 of the vector is null"]);
+    write_parquet(
+        &p("nullv.parquet"),
+        &[batch(vec![("emb", Arc::new(b.finish()) as ArrayRef)])],
+        40,
+    );
+    refused(
+        dir.path(),
+        &s("nullv.parquet"),
+        &[],
+        &[
+            "row group 1, row 1 (row 41 of the file)",
+            "value 5 of the vector is null",
+        ],
+    );
     // A ragged row.
     let mut b = ListBuilder::new(Float32Builder::new());
     for (i, row) in v.chunks(DIMS).enumerate() {
-        b.values().append_slice(if i == 77 { &row[..20] } else { row });
+        b.values()
+            .append_slice(if i == 77 { &row[..20] } else { row });
         b.append(true);
     }
-    write_parquet(&p("ragged.parquet"), &[batch(vec![("emb", Arc::new(b.finish()) as ArrayRef)])], 40);
-    refused(dir.path(), &s("ragged.parquet"), &[], &["ragged.parquet: row group 1, row 37 (row 77 of the file)", "has 20 values", "have 24"]);
+    write_parquet(
+        &p("ragged.parquet"),
+        &[batch(vec![("emb", Arc::new(b.finish()) as ArrayRef)])],
+        40,
+    );
+    refused(
+        dir.path(),
+        &s("ragged.parquet"),
+        &[],
+        &[
+            "ragged.parquet: row group 1, row 37 (row 77 of the file)",
+            "has 20 values",
+            "have 24",
+        ],
+    );
     // A corrupt footer (the file cut short) and a corrupt page.
     let good = p("list.parquet");
     write_parquet(&good, &[batch(vec![("emb", vectors(&v, false))])], 40);
     let bytes = std::fs::read(&good).unwrap();
     std::fs::write(p("cut.parquet"), &bytes[..bytes.len() - 30]).unwrap();
-    refused(dir.path(), &s("cut.parquet"), &[], &["cut.parquet", "not a readable Parquet file"]);
+    refused(
+        dir.path(),
+        &s("cut.parquet"),
+        &[],
+        &["cut.parquet", "not a readable Parquet file"],
+    );
     // The first page's header (right after the magic) overwritten: pages have no checksum
     // unless the writer adds one, but a header that does not parse is caught.
     let mut bad = bytes.clone();
@@ -479,11 +700,20 @@ fn bad_parquet_is_refused_naming_file_row_group_and_row() {
         *b = 0xff;
     }
     std::fs::write(p("page.parquet"), &bad).unwrap();
-    refused(dir.path(), &s("page.parquet"), &[], &["page.parquet", "row group 0"]);
+    refused(
+        dir.path(),
+        &s("page.parquet"),
+        &[],
+        &["page.parquet", "row group 0"],
+    );
     // A shard whose rows have other dims than the first shard's.
     let ds = p("ds");
     std::fs::create_dir_all(&ds).unwrap();
-    write_parquet(&ds.join("a.parquet"), &[batch(vec![("emb", vectors(&v, true))])], 40);
+    write_parquet(
+        &ds.join("a.parquet"),
+        &[batch(vec![("emb", vectors(&v, true))])],
+        40,
+    );
     let other: ArrayRef = Arc::new(arrow_array::FixedSizeListArray::new(
         Arc::new(Field::new("item", DataType::Float32, true)),
         4,
@@ -491,10 +721,23 @@ fn bad_parquet_is_refused_naming_file_row_group_and_row() {
         None,
     ));
     write_parquet(&ds.join("b.parquet"), &[batch(vec![("emb", other)])], 40);
-    refused(dir.path(), ds.to_str().unwrap(), &[], &["b.parquet", "4 dims", "24 dims"]);
+    refused(
+        dir.path(),
+        ds.to_str().unwrap(),
+        &[],
+        &["b.parquet", "4 dims", "24 dims"],
+    );
     // --column on a format without columns is a usage error.
     write_fbin(&p("x.fbin"), &v);
-    let o = run(&["compress", "--in", &s("x.fbin"), "--column", "emb", "--out", &s("o.vectro")]);
+    let o = run(&[
+        "compress",
+        "--in",
+        &s("x.fbin"),
+        "--column",
+        "emb",
+        "--out",
+        &s("o.vectro"),
+    ]);
     assert_fails(&o, 2, &["--column applies to Parquet and Arrow"]);
 }
 
@@ -513,16 +756,54 @@ fn bad_arrays_are_refused_naming_the_file_and_row() {
             ("i", safetensors::Dtype::I32, vec![5, 2], vec![0u8; 40]),
         ],
     );
-    refused(dir.path(), &format!("{}:nope", s("m.safetensors")), &[], &["has no tensor \"nope\"", "a (F32 [50, 24])", "b (F32 [2, 3])"]);
-    refused(dir.path(), &s("m.safetensors"), &[], &["several 2-D tensors", "m.safetensors:NAME"]);
-    refused(dir.path(), &format!("{}:i", s("m.safetensors")), &[], &["m.safetensors:i", "I32"]);
+    refused(
+        dir.path(),
+        &format!("{}:nope", s("m.safetensors")),
+        &[],
+        &[
+            "has no tensor \"nope\"",
+            "a (F32 [50, 24])",
+            "b (F32 [2, 3])",
+        ],
+    );
+    refused(
+        dir.path(),
+        &s("m.safetensors"),
+        &[],
+        &["several 2-D tensors", "m.safetensors:NAME"],
+    );
+    refused(
+        dir.path(),
+        &format!("{}:i", s("m.safetensors")),
+        &[],
+        &["m.safetensors:i", "I32"],
+    );
     let b = std::fs::read(p("m.safetensors")).unwrap();
     std::fs::write(p("bad.safetensors"), &b[..b.len() - 100]).unwrap();
-    refused(dir.path(), &format!("{}:a", s("bad.safetensors")), &[], &["bad.safetensors", "not a readable safetensors file"]);
+    refused(
+        dir.path(),
+        &format!("{}:a", s("bad.safetensors")),
+        &[],
+        &["bad.safetensors", "not a readable safetensors file"],
+    );
     // npz: a missing member, no member named among several.
-    write_npz(&p("x.npz"), &[("emb", npy_bytes(&v)), ("ids", npy_bytes(&v))], false);
-    refused(dir.path(), &format!("{}:nope", s("x.npz")), &[], &["x.npz", "no member \"nope\"", "emb, ids"]);
-    refused(dir.path(), &s("x.npz"), &[], &["holds 2 arrays", "x.npz:NAME"]);
+    write_npz(
+        &p("x.npz"),
+        &[("emb", npy_bytes(&v)), ("ids", npy_bytes(&v))],
+        false,
+    );
+    refused(
+        dir.path(),
+        &format!("{}:nope", s("x.npz")),
+        &[],
+        &["x.npz", "no member \"nope\"", "emb, ids"],
+    );
+    refused(
+        dir.path(),
+        &s("x.npz"),
+        &[],
+        &["holds 2 arrays", "x.npz:NAME"],
+    );
     // A deflated member cut short.
     write_npz(&p("d.npz"), &[("emb", npy_bytes(&v))], true);
     let b = std::fs::read(p("d.npz")).unwrap();
@@ -532,7 +813,12 @@ fn bad_arrays_are_refused_naming_the_file_and_row() {
         *x = 0xff;
     }
     std::fs::write(p("dc.npz"), &cut).unwrap();
-    refused(dir.path(), &format!("{}:emb", s("dc.npz")), &[], &["dc.npz:emb"]);
+    refused(
+        dir.path(),
+        &format!("{}:emb", s("dc.npz")),
+        &[],
+        &["dc.npz:emb"],
+    );
     // fvecs: a ragged row; fbin: counts that do not fit the length.
     let mut f = Vec::new();
     for (i, row) in v.chunks(DIMS).enumerate() {
@@ -544,14 +830,33 @@ fn bad_arrays_are_refused_naming_the_file_and_row() {
         }
     }
     std::fs::write(p("r.fvecs"), &f).unwrap();
-    refused(dir.path(), &s("r.fvecs"), &[], &["r.fvecs: row 30 says it has 23 values, but row 0 has 24"]);
+    refused(
+        dir.path(),
+        &s("r.fvecs"),
+        &[],
+        &["r.fvecs: row 30 says it has 23 values, but row 0 has 24"],
+    );
     write_fbin(&p("x.fbin"), &v);
     let b = std::fs::read(p("x.fbin")).unwrap();
     std::fs::write(p("cut.fbin"), &b[..b.len() - 4]).unwrap();
-    refused(dir.path(), &s("cut.fbin"), &[], &["cut.fbin", "50 rows of 24 float32"]);
+    refused(
+        dir.path(),
+        &s("cut.fbin"),
+        &[],
+        &["cut.fbin", "50 rows of 24 float32"],
+    );
     // A NaN in a Parquet row names the file and its own row.
     let mut w = v.clone();
     w[33 * DIMS + 2] = f32::NAN;
-    write_parquet(&p("nan.parquet"), &[batch(vec![("emb", vectors(&w, false))])], 16);
-    refused(dir.path(), &s("nan.parquet"), &[], &["nan.parquet: row 33, column 2 is NaN"]);
+    write_parquet(
+        &p("nan.parquet"),
+        &[batch(vec![("emb", vectors(&w, false))])],
+        16,
+    );
+    refused(
+        dir.path(),
+        &s("nan.parquet"),
+        &[],
+        &["nan.parquet: row 33, column 2 is NaN"],
+    );
 }

@@ -41,9 +41,8 @@ pub fn run(a: TrainArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     let input = vectro::source::InputOptions {
         column: a.column.clone(),
     };
-    let book = pool.install(|| {
-        vectro::pipeline::train::train_with(&a.input, &input, &a.codec, &opts, &bar)
-    })?;
+    let book = pool
+        .install(|| vectro::pipeline::train::train_with(&a.input, &input, &a.codec, &opts, &bar))?;
     // Recorded so that `compress --codebook` writes the header a direct training run
     // writes (metadata key `train`).
     let recipe = vectro::codec::training_recipe(&a.codec, book.dims, a.train_rows)?;
