@@ -236,7 +236,7 @@ pub fn evaluate(
 ) -> Result<EvalReport> {
     let start = Instant::now();
     check_ks(&opts.k)?;
-    let src = Input::open_with(orig, &opts.input)?;
+    let src = Input::open_file(orig, &opts.input)?;
     let c = Container::open(comp)?;
     let h = src.header();
     check_shapes(orig, comp, (h.rows, h.dims), (c.rows(), c.dims() as u64))?;

@@ -275,6 +275,20 @@ impl Input {
     }
 }
 
+impl Input {
+    /// As [`Input::open_with`], for a command that cannot read standard input: `-` is
+    /// refused as every such command refuses it, before anything is read.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for `-`; as [`Input::open_with`].
+    pub fn open_file(spec: &Path, opts: &InputOptions) -> Result<Input> {
+        if spec == Path::new("-") {
+            crate::input::open_input(spec)?;
+        }
+        Input::open_with(spec, opts)
+    }
+}
+
 /// Opens the id column `name` of the Parquet or Arrow input `spec` (a file, a directory
 /// or a glob, as `--in` names it), aligned with the rows [`Input::open_with`] reads.
 ///

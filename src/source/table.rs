@@ -54,6 +54,8 @@ pub trait PartReader: Send {
 #[derive(Debug, Clone)]
 pub struct Table {
     spec: PathBuf,
+    /// The first part with rows: the dims and dtype of all.
+    first: Arc<dyn Part>,
     parts: Arc<Vec<Arc<dyn Part>>>,
     /// `starts[i]` is the first global row of part `i`; `starts[n]` is the total.
     starts: Arc<Vec<u64>>,
@@ -75,15 +77,18 @@ impl Table {
         multi: bool,
         format: &'static str,
     ) -> Result<Table> {
-        let Some(first) = parts.first() else {
+        if parts.is_empty() {
             return Err(Error::Config(format!(
                 "{}: no file to read",
                 spec.display()
             )));
-        };
+        }
+        // The dims of a list column come from a file's first row: an empty file has none,
+        // and agrees with any.
+        let first = Arc::clone(parts.iter().find(|p| p.rows() > 0).unwrap_or(&parts[0]));
         let mut starts = vec![0u64];
         for p in &parts {
-            if p.dims() != first.dims() || p.dtype() != first.dtype() {
+            if p.rows() > 0 && (p.dims() != first.dims() || p.dtype() != first.dtype()) {
                 return Err(Error::bad_npy(
                     p.name(),
                     format!(
@@ -117,6 +122,7 @@ impl Table {
         }
         Ok(Table {
             spec: spec.to_path_buf(),
+            first,
             parts: Arc::new(parts),
             starts: Arc::new(starts),
             multi,
@@ -152,9 +158,9 @@ impl Table {
     /// The shape and dtype of the whole matrix (`data_offset` 0).
     pub fn header(&self) -> NpyHeader {
         NpyHeader {
-            dtype: self.parts[0].dtype(),
+            dtype: self.first.dtype(),
             rows: self.starts[self.parts.len()],
-            dims: self.parts[0].dims(),
+            dims: self.first.dims(),
             data_offset: 0,
         }
     }

@@ -23,7 +23,7 @@ pub fn run(a: BenchArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
             let input = vectro::source::InputOptions {
                 column: a.column.clone(),
             };
-            let source = vectro::source::Input::open_with(p, &input)?;
+            let source = vectro::source::Input::open_file(p, &input)?;
             let all = source.header().rows;
             let rows = a.rows.unwrap_or(DEFAULT_IN_ROWS.min(all));
             if rows < all && a.rows.is_none() {
