@@ -145,7 +145,7 @@ def refused(vectro_bin, tmp_path, inp, *needles, extra=()):
         assert n in r.stderr, (n, r.stderr)
     assert not any(p.name.startswith("out.vectro") or ".out.vectro" in p.name for p in tmp_path.iterdir())
     with pytest.raises(vectro.BadInputError):
-        vectro.compress(str(inp), out, chunk_rows=16, column=dict(extra).get("--column") if extra else None)
+        vectro.compress(str(inp), out, chunk_rows=16, column=extra[1] if extra else None)
     return r.stderr
 
 
