@@ -51,8 +51,8 @@ pub fn open_fbin(path: &Path) -> Result<NpySource> {
                 "too short for a .fbin header (8 bytes)",
             ));
         }
-        let rows = u32::from_le_bytes(b[0..4].try_into().expect("4 bytes")) as u64;
-        let dims = u32::from_le_bytes(b[4..8].try_into().expect("4 bytes")) as u64;
+        let rows = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64;
+        let dims = u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as u64;
         let need = 8 + rows * dims * 4;
         if rows == 0 || dims == 0 {
             return Err(Error::bad_npy(
@@ -103,7 +103,7 @@ impl FvecsPart {
         if len < 4 {
             return Err(Error::bad_npy(path, "too short for a .fvecs row"));
         }
-        let d = i32::from_le_bytes(map[0..4].try_into().expect("4 bytes"));
+        let d = i32::from_le_bytes([map[0], map[1], map[2], map[3]]);
         if d <= 0 {
             return Err(Error::bad_npy(
                 path,
@@ -178,7 +178,8 @@ impl PartReader for FvecsReader {
         out.reserve(n as usize * (rb - 4));
         for r in self.row..self.row + n {
             let at = r as usize * rb;
-            let d = i32::from_le_bytes(self.map[at..at + 4].try_into().expect("4 bytes"));
+            let m = &self.map[at..at + 4];
+            let d = i32::from_le_bytes([m[0], m[1], m[2], m[3]]);
             if d as i64 != self.dims as i64 {
                 self.map.check()?;
                 return Err(Error::bad_npy(

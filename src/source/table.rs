@@ -204,15 +204,13 @@ impl Table {
         let table = self.clone();
         let mut cursor: Option<Cursor> = None;
         ranges.into_iter().enumerate().map(move |(i, r)| {
-            if cursor.as_ref().is_none_or(|c| c.row != r.start) {
-                cursor = Some(Cursor::new(table.clone(), r.start));
+            if cursor.as_ref().is_some_and(|c| c.row != r.start) {
+                cursor = None;
             }
+            let c = cursor.get_or_insert_with(|| Cursor::new(table.clone(), r.start));
             let n = r.end - r.start;
             let mut buf = Vec::with_capacity(n as usize * row_bytes);
-            cursor
-                .as_mut()
-                .expect("set above")
-                .read_exact(n, &mut buf)?;
+            c.read_exact(n, &mut buf)?;
             Ok(ChunkJob::owned(i as u64, r.start, n, buf))
         })
     }
@@ -245,9 +243,9 @@ impl Table {
                 c.row <= id && id - c.row <= SKIP_ROWS && self.locate(c.row).0 == self.locate(id).0
             });
             if !near {
-                cursor = Some(Cursor::new(self.clone(), id));
+                cursor = None;
             }
-            let c = cursor.as_mut().expect("set above");
+            let c = cursor.get_or_insert_with(|| Cursor::new(self.clone(), id));
             while c.row < id {
                 raw.clear();
                 let n = (id - c.row).min(1024);
