@@ -156,7 +156,7 @@ impl NpySource {
         let end = header
             .data_len()
             .and_then(|n| n.checked_add(header.data_offset));
-        if !end.is_some_and(|end| end <= file_len) {
+        if end.is_none_or(|end| end > file_len) {
             return Err(Error::bad_npy(
                 name,
                 "the array runs past the end of the file: it is cut short or corrupt",
@@ -467,7 +467,8 @@ impl Input {
         if rows == 0 {
             return Ok(out);
         }
-        for job in self.ranges(vec![0..rows])? {
+        let whole = std::iter::once(0..rows).collect();
+        for job in self.ranges(whole)? {
             let job = job?;
             let o = &mut out[..];
             h.dtype.to_f32(job.bytes(), o);
