@@ -360,7 +360,7 @@ fn a_directory_of_parquet_shards_is_one_matrix() {
         let b = batch(vec![("emb", vectors(rows, false))]);
         write_parquet(
             &hf.join(format!("train-{k:05}-of-00003.parquet")),
-            &[b.clone()],
+            std::slice::from_ref(&b),
             100,
         );
         write_parquet(
@@ -468,7 +468,11 @@ fn ids_are_read_beside_the_rows_across_files_and_row_groups() {
             ("name", names),
             ("emb", vectors(rows, true)),
         ]);
-        write_parquet(&d.join(format!("part-{k}.parquet")), &[b.clone()], 64);
+        write_parquet(
+            &d.join(format!("part-{k}.parquet")),
+            std::slice::from_ref(&b),
+            64,
+        );
         write_ipc(
             &d.join(format!("part-{k}.arrow")),
             &[b.slice(0, 70), b.slice(70, b.num_rows() - 70)],
