@@ -390,7 +390,7 @@ fn as_array<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyUntypedArray>> 
 #[pyo3(signature = (data, out, codec=None, *, zstd=None, threads=0, chunk_rows=None,
     codebook=None, train_rows=None, shard=None, resume=false, force=false, min_cosine=None,
     min_recall=None, sample=2000, fsync=true, keep_partial=true, name=None, progress=None,
-    ids=None))]
+    ids=None, column=None))]
 #[allow(clippy::too_many_arguments)]
 fn compress(
     py: Python<'_>,
@@ -413,6 +413,7 @@ fn compress(
     name: Option<String>,
     progress: Option<&Bound<'_, PyAny>>,
     ids: Option<PathBuf>,
+    column: Option<String>,
 ) -> PyResult<Py<PyAny>> {
     use vectro::codec::auto::Target;
     let shard = shard
@@ -455,6 +456,7 @@ fn compress(
         codebook,
         train_rows,
         ids,
+        input: vectro::source::InputOptions { column },
     };
     let progress = ProgressArg::from_py(progress, "compress")?;
     let summary = if let Some(arr) = as_array(data) {
@@ -518,7 +520,7 @@ fn decompress_to(
 
 /// Train a pq/opq/binary-itq codebook and write it as a .vcb. See `vectro.train`.
 #[pyfunction]
-#[pyo3(signature = (data, out, codec, *, train_rows=None, threads=0, force=false, name=None, progress=None))]
+#[pyo3(signature = (data, out, codec, *, train_rows=None, threads=0, force=false, name=None, progress=None, column=None))]
 #[allow(clippy::too_many_arguments)]
 fn train(
     py: Python<'_>,
@@ -530,6 +532,7 @@ fn train(
     force: bool,
     name: Option<String>,
     progress: Option<&Bound<'_, PyAny>>,
+    column: Option<String>,
 ) -> PyResult<Py<PyAny>> {
     use vectro::codec::TrainOptions;
     use vectro::pipeline::reader::Input;
@@ -546,7 +549,8 @@ fn train(
                 PyTypeError::new_err("data must be a numpy array or a path (str or os.PathLike)")
             })?;
             vectro::output::check_not_input(&out, [input.as_path()]).map_err(to_py)?;
-            Input::open(&input).map_err(to_py)?
+            let opts = vectro::source::InputOptions { column };
+            Input::open_with(&input, &opts).map_err(to_py)?
         }
     };
     let input_name = source.path().display().to_string();
@@ -606,7 +610,7 @@ fn train(
 #[pyfunction]
 #[pyo3(signature = (orig, comp, *, queries=None, k=vec![1, 10, 100], sample_queries=100,
     seed=42, metric="cos", rerank=100, threads=0, exact_float_search=false, min_cosine=None,
-    min_recall=None, max_nmse=None, progress=None))]
+    min_recall=None, max_nmse=None, progress=None, column=None))]
 #[allow(clippy::too_many_arguments)]
 fn eval(
     py: Python<'_>,
@@ -624,6 +628,7 @@ fn eval(
     min_recall: Option<f64>,
     max_nmse: Option<f64>,
     progress: Option<&Bound<'_, PyAny>>,
+    column: Option<String>,
 ) -> PyResult<Py<PyAny>> {
     use vectro::eval::{EvalOptions, Metric};
     let metric: Metric = metric.parse().map_err(to_py)?;
@@ -641,6 +646,7 @@ fn eval(
         metric,
         rerank,
         exact_float_search,
+        input: vectro::source::InputOptions { column },
     };
     let progress = ProgressArg::from_py(progress, "eval")?;
     let r = run_long(py, progress, |p, stop| {

@@ -85,14 +85,17 @@ def compress(
     name: Optional[str] = None,
     progress: Progress = False,
     ids: Union[None, PathLike, Sequence[Any], "np.ndarray"] = None,
+    column: Optional[str] = None,
 ) -> dict:
     """Compress rows into a new container at ``out``; return the summary ``vectro compress --json`` prints.
 
     Args:
         data: a 2-D numpy array of float32, float16 or float64 (C-contiguous: it is read in
             place, never copied; a strided view raises BadInputError, pass
-            ``np.ascontiguousarray(x)``), or the path of a ``.npy``, a directory of them, or
-            a glob pattern (read as one matrix, memory-mapped).
+            ``np.ascontiguousarray(x)``), or the path of an input in any format the CLI
+            reads (``.npy``, Parquet, Arrow/Feather, ``.fvecs``, ``.fbin``,
+            ``model.safetensors:tensor``, ``x.npz:member``; see docs/inputs.md), a directory
+            of them, or a glob pattern (read as one matrix).
         out: the container to write. It appears only when complete; with ``shard``, a
             ``{shard}`` in the name is replaced by the shard's number.
         codec: ``int8`` (default), ``int4``, ``binary``, ``f16``, ``bf16``, ``pq``, ``opq``,
@@ -117,6 +120,8 @@ def compress(
         ids: one id per input row, stored with it: a 1-D array or sequence of
             non-negative integers or of str, or the path of a ``.npy`` of them or of a
             text file with one id a line. ``Container.ids()`` returns them.
+        column: the Parquet or Arrow column of vectors (default: the one column of float
+            vectors).
 
     Raises:
         BadInputError: NaN/Inf or out-of-range values (naming row and column), a bad shape
@@ -163,6 +168,7 @@ def _compress(data: Any, out: PathLike, codec: Optional[str], a: dict, ids: Opti
         name=a["name"],
         progress=a["progress"],
         ids=ids,
+        column=a["column"],
     )
 
 
@@ -234,12 +240,14 @@ def eval(  # noqa: A001 - the CLI's name
     min_recall: Optional[float] = None,
     max_nmse: Optional[float] = None,
     progress: Progress = False,
+    column: Optional[str] = None,
 ) -> dict:
     """Measure what compression cost: the keys of ``vectro eval --json`` (cosine, mse, nmse,
     recall@k and rescored recall, sizes, ...) plus ``gates``.
 
-    ``orig`` is the original ``.npy`` (or an array, which is saved to a temporary ``.npy``
-    first: one copy on disk); ``queries`` a ``.npy`` or array of query rows (default: a
+    ``orig`` is the original input, in any format :func:`compress` reads (``column`` names
+    a Parquet or Arrow column), or an array (saved to a temporary ``.npy`` first: one
+    copy on disk); ``queries`` a ``.npy`` or array of query rows (default: a
     seeded sample of ``orig``). ``metric`` is ``cos``, ``ip`` or ``l2``.
 
     Raises:
@@ -267,6 +275,7 @@ def eval(  # noqa: A001 - the CLI's name
             min_recall=min_recall,
             max_nmse=max_nmse,
             progress=progress,
+            column=column,
         )
 
 
@@ -280,6 +289,7 @@ def train(
     force: bool = False,
     name: Optional[str] = None,
     progress: Progress = False,
+    column: Optional[str] = None,
 ) -> dict:
     """Train a pq, opq or binary-itq codec on a seeded sample of ``data`` and write it as
     a ``.vcb``.
@@ -303,6 +313,7 @@ def train(
         force=force,
         name=name,
         progress=progress,
+        column=column,
     )
 
 

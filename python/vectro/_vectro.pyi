@@ -113,6 +113,7 @@ def compress(
     name: Optional[str] = None,
     progress: _Progress = None,
     ids: Optional[str] = None,
+    column: Optional[str] = None,
 ) -> Dict[str, Any]: ...
 def decompress_to(
     path: str,
@@ -135,6 +136,7 @@ def train(
     force: bool = False,
     name: Optional[str] = None,
     progress: _Progress = None,
+    column: Optional[str] = None,
 ) -> Dict[str, Any]: ...
 def eval(
     orig: str,
@@ -152,6 +154,7 @@ def eval(
     min_recall: Optional[float] = None,
     max_nmse: Optional[float] = None,
     progress: _Progress = None,
+    column: Optional[str] = None,
 ) -> Dict[str, Any]: ...
 def verify(path: str) -> Dict[str, Any]: ...
 def import_npz(

@@ -43,7 +43,7 @@ use crate::format::Container;
 use crate::par::run_ordered;
 use crate::progress::Progress;
 use crate::source::check_finite;
-use crate::source::reader::{NpySource, ReleaseBehind};
+use crate::source::reader::{Input, NpySource, ReleaseBehind};
 use adc::AdcTables;
 use hist::CosHist;
 pub use hist::PER_DECADE as PERCENTILE_BINS_PER_DECADE;
@@ -74,6 +74,8 @@ pub struct EvalOptions {
     /// Search pq/opq containers over their decoded rows, as for every other codec, instead
     /// of over their codes by ADC: for comparing the two (`vectro eval --search exact-float`).
     pub exact_float_search: bool,
+    /// How to read the original beyond its path (`--column` of a Parquet or Arrow input).
+    pub input: crate::source::InputOptions,
 }
 
 impl Default for EvalOptions {
@@ -87,6 +89,7 @@ impl Default for EvalOptions {
             metric: Metric::Cos,
             rerank: 100,
             exact_float_search: false,
+            input: crate::source::InputOptions::default(),
         }
     }
 }
@@ -236,9 +239,9 @@ pub fn evaluate(
 ) -> Result<EvalReport> {
     let start = Instant::now();
     check_ks(&opts.k)?;
-    let src = NpySource::open(orig)?;
+    let src = Input::open_file(orig, &opts.input)?;
     let c = Container::open(comp)?;
-    let h = *src.header();
+    let h = src.header();
     check_shapes(orig, comp, (h.rows, h.dims), (c.rows(), c.dims() as u64))?;
     let d = h.dims as usize;
     let (queries, query_source) = match &opts.queries {
@@ -268,21 +271,23 @@ pub fn evaluate(
     let mut rows_behind = ReleaseBehind::by_bytes(h.row_bytes() as u64);
     let chunk_rows = c.header().chunk_rows as u64;
     let mut chunks_behind = ReleaseBehind::for_chunks(&c);
+    // The original's rows of each chunk of the container, read in order beside it.
+    let ranges = c.chunks().iter().map(|e| e.first_row..e.first_row + e.rows);
+    let jobs = src.ranges(ranges.collect())?.enumerate();
     let result = run_ordered(
         threads,
-        (0..c.chunks().len()).map(Ok),
-        |i| {
+        jobs.map(|(i, job)| job.map(|job| (i, job))),
+        |(i, job)| {
             let e = c.chunks()[i];
             // Decoded for the quality metrics whatever the search.
             let codes = c.chunk_data(i)?;
             let mut recon = vec![0f32; e.rows as usize * d];
             c.codec().decode(&codes, e.rows as usize, &mut recon);
             let mut original = vec![0f32; recon.len()];
-            h.dtype
-                .to_f32(src.row_bytes(e.first_row, e.rows), &mut original);
+            h.dtype.to_f32(job.bytes(), &mut original);
             // Either file cut short under its map: zeros, not data.
             c.check_unchanged()?;
-            src.check_unchanged()?;
+            job.check_unchanged()?;
             // A NaN would poison every metric quietly (an NMSE of 0 passed its gate).
             check_finite(&original, d, e.first_row, src.path())?;
             let adc = match &search {
@@ -316,8 +321,32 @@ pub fn evaluate(
     );
     progress.finish();
     result?;
-    let exact = recall::exact_scores(&queries, &total.found, d, |id, out| {
-        src.read_row_f32(id, &mut Vec::new(), out)
+    // Rows decoded from Parquet and the like are read all at once, in order; mapped
+    // files row by row (`NpySource::read_rows_at`).
+    let decoded = match &src {
+        Input::Table(_) => {
+            let mut ids: Vec<u64> = total
+                .found
+                .iter()
+                .flat_map(|t| t.sorted().iter().map(|e| e.id).collect::<Vec<_>>())
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let mut rows = vec![0f32; ids.len() * d];
+            src.read_rows(&ids, &mut rows)?;
+            Some((ids, rows))
+        }
+        _ => None,
+    };
+    let exact = recall::exact_scores(&queries, &total.found, d, |id, out| match &decoded {
+        Some((ids, rows)) => {
+            let i = ids.binary_search(&id).map_err(|_| {
+                Error::Config(format!("internal: row {id} was not read for re-ranking"))
+            })?;
+            out.copy_from_slice(&rows[i * d..(i + 1) * d]);
+            Ok(())
+        }
+        None => src.read_rows(&[id], out),
     })?;
     // Without queries there is no recall to report (rather than a recall of 0).
     let recall = if queries.is_empty() {
@@ -337,9 +366,9 @@ pub fn evaluate(
     Ok(EvalReport {
         rows: h.rows,
         dims: h.dims,
-        original_bytes: src.file_len(),
+        original_bytes: src.input_bytes(),
         compressed_bytes: c.file_len(),
-        ratio: src.file_len() as f64 / c.file_len() as f64,
+        ratio: src.input_bytes() as f64 / c.file_len() as f64,
         bits_per_dim: if n > 0.0 {
             c.file_len() as f64 * 8.0 / n
         } else {
@@ -404,7 +433,7 @@ fn check_shapes(orig: &Path, comp: &Path, o: (u64, u64), c: (u64, u64)) -> Resul
 }
 
 /// `n` distinct rows of the original, drawn with `seed`, in row order.
-fn sample_queries(src: &NpySource, n: usize, seed: u64, metric: Metric) -> Result<Queries> {
+fn sample_queries(src: &Input, n: usize, seed: u64, metric: Metric) -> Result<Queries> {
     let h = src.header();
     let d = h.dims as usize;
     let n = n.min(h.rows as usize);
@@ -415,11 +444,8 @@ fn sample_queries(src: &NpySource, n: usize, seed: u64, metric: Metric) -> Resul
         .collect();
     ids.sort_unstable();
     let mut data = vec![0f32; n * d];
-    let mut raw = Vec::new();
-    for (q, &id) in data.chunks_exact_mut(d.max(1)).zip(&ids) {
-        // Not through the mapping: see `NpySource::read_rows_at`.
-        src.read_row_f32(id, &mut raw, q)?;
-    }
+    // Not through the mapping: see `NpySource::read_rows_at`.
+    src.read_rows(&ids, &mut data)?;
     Ok(Queries::new(data, d, Some(ids), metric))
 }
 

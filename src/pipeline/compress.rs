@@ -48,7 +48,8 @@ pub fn compress(
     progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<CompressSummary> {
-    compress_source(Input::open(input)?, input, output, opts, progress, cancel)
+    let source = Input::open_with(input, &opts.input)?;
+    compress_source(source, input, output, opts, progress, cancel)
 }
 
 /// [`compress`] of an opened `source`, named `input` in the summary, with the ids of
@@ -170,10 +171,7 @@ fn keep_partial_for(out: &mut Dest, e: &Error) {
 
 /// Refuses an output that is one of the input files or the codebook.
 fn check_output(source: &Input, output: &Path, opts: &CompressOptions) -> Result<()> {
-    let files = match source {
-        Input::Files(d) => d.files().iter().map(|f| f.path()).collect(),
-        Input::Stream(_) | Input::Memory(_) => Vec::new(),
-    };
+    let files = source.files();
     let others = opts
         .codebook
         .as_deref()
@@ -537,6 +535,35 @@ fn source_metadata(source: &Input) -> Metadata {
         Input::Memory(s) => {
             m.insert("source".into(), name(s.name()));
             m.insert("source_bytes".into(), s.len_bytes().to_string());
+        }
+        Input::Table(t) => {
+            // As for many .npy files: from the files, without mtimes.
+            let (p, n) = (t.parts(), t.parts().len());
+            let source = match n {
+                1 => name(p[0].name()),
+                _ => format!(
+                    "{} .. {} ({n} files)",
+                    name(p[0].name()),
+                    name(p[n - 1].name())
+                ),
+            };
+            m.insert("source".into(), source);
+            m.insert("source_bytes".into(), t.total_bytes().to_string());
+            m.insert("source_format".into(), t.format().into());
+            if n > 1 {
+                let files: Vec<_> = p
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| {
+                        let r = t.part_rows(i);
+                        serde_json::json!({ "name": name(f.name()), "rows": [r.start, r.end], "bytes": f.file_len() })
+                    })
+                    .collect();
+                m.insert(
+                    "source_files".into(),
+                    serde_json::Value::from(files).to_string(),
+                );
+            }
         }
     }
     m.insert("tool".into(), crate::format::TOOL.into());

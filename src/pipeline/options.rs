@@ -46,6 +46,8 @@ pub struct CompressOptions {
     /// A file of one id per input row (`--ids`): a `.npy` of integers or strings, or text
     /// with one id a line; the container then stores each row's id (format 1.4).
     pub ids: Option<PathBuf>,
+    /// How to read the input beyond its path (`--column` of a Parquet or Arrow input).
+    pub input: crate::source::InputOptions,
 }
 
 impl Default for CompressOptions {
@@ -65,6 +67,7 @@ impl Default for CompressOptions {
             codebook: None,
             train_rows: None,
             ids: None,
+            input: crate::source::InputOptions::default(),
         }
     }
 }

@@ -70,7 +70,30 @@ pub fn train(
         // reading anything from stdin.
         crate::input::open_input(input)?;
     }
-    let source = Input::open(input)?;
+    train_with(
+        input,
+        &crate::source::InputOptions::default(),
+        codec,
+        opts,
+        progress,
+    )
+}
+
+/// [`train`] of an input read with `input_opts` (`--column`).
+///
+/// # Errors
+/// As [`train`].
+pub fn train_with(
+    input: &Path,
+    input_opts: &crate::source::InputOptions,
+    codec: &str,
+    opts: &TrainOptions,
+    progress: &dyn Progress,
+) -> Result<Trained> {
+    if input == Path::new("-") {
+        crate::input::open_input(input)?;
+    }
+    let source = Input::open_with(input, input_opts)?;
     codec::train(codec, &source, opts, progress)
 }
 

@@ -30,15 +30,30 @@ impl Dataset {
     /// unreadable file or one whose dims or dtype differ from the first file's, naming it.
     pub fn open(spec: &Path) -> Result<Dataset> {
         let (paths, multi) = expand(spec, "npy")?;
-        let mut files = Vec::with_capacity(paths.len());
+        let files = paths
+            .iter()
+            .map(|p| NpySource::open(p))
+            .collect::<Result<Vec<_>>>()?;
+        Dataset::from_sources(spec, files, multi)
+    }
+
+    /// The mapped `files` (`.npy` files, or arrays of other formats mapped as one) read
+    /// as one matrix named `spec`; `multi` when `--in` named a directory or a pattern.
+    ///
+    /// # Errors
+    /// [`Error::BadNpy`] for a file whose dims or dtype differ from the first file's;
+    /// [`Error::Config`] for no file.
+    pub fn from_sources(spec: &Path, files: Vec<NpySource>, multi: bool) -> Result<Dataset> {
+        if files.is_empty() {
+            return Err(Error::Config(format!(
+                "{}: no file to read",
+                spec.display()
+            )));
+        }
         let mut starts = vec![0u64];
-        for p in &paths {
-            let f = NpySource::open(p)?;
-            if let Some(first) = files.first() {
-                check_same(first, &f)?;
-            }
-            starts.push(starts[files.len()] + f.header().rows);
-            files.push(f);
+        for (i, f) in files.iter().enumerate() {
+            check_same(&files[0], f)?;
+            starts.push(starts[i] + f.header().rows);
         }
         Ok(Dataset {
             spec: spec.to_path_buf(),
@@ -103,7 +118,7 @@ impl Dataset {
         })
     }
 
-    fn job(&self, index: u64, first: u64, rows: u64) -> Result<ChunkJob> {
+    pub(crate) fn job(&self, index: u64, first: u64, rows: u64) -> Result<ChunkJob> {
         let (f, local) = self.locate(first);
         if local + rows <= f.header().rows {
             return Ok(f.job(index, first, local, rows));

@@ -139,6 +139,19 @@ impl MemorySource {
         })
     }
 
+    /// A job of rows `first..first + rows`, numbered `index`: a window, no copy.
+    pub(crate) fn window(&self, index: u64, first: u64, rows: u64) -> ChunkJob {
+        let rb = self.header.row_bytes();
+        ChunkJob::shared(
+            index,
+            first,
+            rows,
+            self.data.clone(),
+            first as usize * rb,
+            rows as usize * rb,
+        )
+    }
+
     /// Reads rows `ids` as float32 into `out` (`ids.len() × dims`), checking that they are
     /// finite.
     ///

@@ -1,19 +1,28 @@
 //! The source layer: the rows a run reads. A memory-mapped `.npy` ([`NpySource`]), many
 //! of them read as one matrix ([`Dataset`]), or a `.npy` arriving on a stream
-//! ([`StreamSource`], `--in -`), or rows already in memory ([`MemorySource`]), each cut into [`ChunkJob`]s of rows; [`Input`] is
-//! whichever of them `--in` names.
+//! ([`StreamSource`], `--in -`), or rows already in memory ([`MemorySource`]), or rows
+//! decoded from Parquet, Arrow, `.fvecs` and the like ([`Table`]), each cut into
+//! [`ChunkJob`]s of rows; [`Input`] is whichever of them `--in` names
+//! ([`Input::open_with`], which tells the formats apart: `docs/inputs.md`).
 
+pub mod columnar;
 pub mod dataset;
+pub mod formats;
 pub mod memory;
+pub mod open;
 pub mod reader;
 pub mod stream;
+pub mod table;
 
 use std::path::Path;
 
+pub use columnar::{IdColumn, Ids};
 pub use dataset::Dataset;
 pub use memory::MemorySource;
+pub use open::{Format, InputOptions, open_id_column};
 pub use reader::{ChunkJob, Input, NpySource};
 pub use stream::StreamSource;
+pub use table::Table;
 
 use crate::error::{Error, Result};
 

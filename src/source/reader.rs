@@ -18,7 +18,10 @@ use crate::npy::{self, NpyHeader};
 /// A `.npy` input, memory-mapped read-only.
 #[derive(Debug, Clone)]
 pub struct NpySource {
+    /// How errors name it: the file, or `file:member` for a member or tensor.
     path: PathBuf,
+    /// The file mapped.
+    file_path: PathBuf,
     /// For scattered reads, which bypass the mapping ([`NpySource::read_rows_at`]).
     file: Arc<File>,
     map: Arc<Map>,
@@ -112,6 +115,22 @@ impl NpySource {
     /// # Errors
     /// [`Error::Io`] if it cannot be opened; [`Error::BadNpy`] if it is not a usable matrix.
     pub fn open(path: &Path) -> Result<NpySource> {
+        NpySource::open_mapped(path, path, |map, len| npy::parse_header(path, map, len))
+    }
+
+    /// Maps the file at `file_path` and takes the matrix that `parse` finds in its bytes
+    /// (given the file's length): a `.npy`, or an array at an offset of another format
+    /// (a safetensors tensor, a `.fbin`, a stored `.npz` member). `name` names it in
+    /// errors.
+    ///
+    /// # Errors
+    /// As [`NpySource::open`], and what `parse` returns.
+    pub(crate) fn open_mapped(
+        file_path: &Path,
+        name: &Path,
+        parse: impl FnOnce(&[u8], u64) -> Result<NpyHeader>,
+    ) -> Result<NpySource> {
+        let path = file_path;
         let file = crate::input::open_input(path)?;
         let meta = file
             .metadata()
@@ -133,9 +152,19 @@ impl NpySource {
         let map = Map::new(&file, path)?;
         // Only a hint: failure just means the kernel reads ahead less eagerly.
         let _ = map.mmap().advise(Advice::Sequential);
-        let header = npy::parse_header(path, &map, file_len)?;
+        let header = parse(&map, file_len)?;
+        let end = header
+            .data_len()
+            .and_then(|n| n.checked_add(header.data_offset));
+        if end.is_none_or(|end| end > file_len) {
+            return Err(Error::bad_npy(
+                name,
+                "the array runs past the end of the file: it is cut short or corrupt",
+            ));
+        }
         Ok(NpySource {
-            path: path.to_path_buf(),
+            path: name.to_path_buf(),
+            file_path: path.to_path_buf(),
             file: Arc::new(file),
             map: Arc::new(map),
             header,
@@ -144,9 +173,14 @@ impl NpySource {
         })
     }
 
-    /// The input path.
+    /// The input path (`file:member` for a member of a file).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The file mapped: [`NpySource::path`] without a member.
+    pub fn file_path(&self) -> &Path {
+        &self.file_path
     }
 
     /// The parsed header.
@@ -338,20 +372,28 @@ pub enum Input {
     Stream(super::stream::StreamSource),
     /// Rows held in memory ([`super::memory::MemorySource`]).
     Memory(super::memory::MemorySource),
+    /// Rows decoded from files that cannot be mapped as a matrix: Parquet, Arrow,
+    /// `.fvecs`, ... ([`super::table::Table`]).
+    Table(super::table::Table),
 }
 
 impl Input {
-    /// Opens `spec`: `-` is standard input; anything else goes to
-    /// [`Dataset::open`](super::dataset::Dataset::open).
+    /// Opens `spec` in any format `--in` reads, with the default options: see
+    /// [`Input::open_with`].
     ///
     /// # Errors
-    /// As [`Dataset::open`](super::dataset::Dataset::open) and
-    /// [`StreamSource::new`](super::stream::StreamSource::new).
+    /// As [`Input::open_with`].
     pub fn open(spec: &Path) -> Result<Input> {
-        if spec == Path::new("-") {
-            return Ok(Input::Stream(super::stream::StreamSource::stdin()?));
+        Input::open_with(spec, &super::open::InputOptions::default())
+    }
+
+    /// The files read (not members or tensors): what an output must not overwrite.
+    pub fn files(&self) -> Vec<&Path> {
+        match self {
+            Input::Files(d) => d.files().iter().map(|f| f.file_path()).collect(),
+            Input::Table(t) => t.parts().iter().map(|p| p.file()).collect(),
+            Input::Stream(_) | Input::Memory(_) => Vec::new(),
         }
-        Ok(Input::Files(super::dataset::Dataset::open(spec)?))
     }
 
     /// The shape of the whole logical matrix (`data_offset` is meaningless for many files).
@@ -360,6 +402,7 @@ impl Input {
             Input::Files(d) => d.header(),
             Input::Stream(s) => *s.header(),
             Input::Memory(m) => *m.header(),
+            Input::Table(t) => t.header(),
         }
     }
 
@@ -370,6 +413,8 @@ impl Input {
             Input::Files(d) => d.spec(),
             Input::Stream(s) => s.name(),
             Input::Memory(m) => m.name(),
+            Input::Table(t) if !t.is_multi() => t.parts()[0].name(),
+            Input::Table(t) => t.spec(),
         }
     }
 
@@ -379,6 +424,7 @@ impl Input {
             Input::Files(d) => d.total_bytes(),
             Input::Stream(s) => s.header().data_offset + s.header().data_len().unwrap_or(0),
             Input::Memory(m) => m.len_bytes(),
+            Input::Table(t) => t.total_bytes(),
         }
     }
 
@@ -395,6 +441,7 @@ impl Input {
         match self {
             Input::Files(d) => Ok(Box::new(d.chunks(chunk_rows, range))),
             Input::Memory(m) => Ok(Box::new(m.chunks(chunk_rows, range))),
+            Input::Table(t) => Ok(Box::new(t.chunks(chunk_rows, range))),
             Input::Stream(s) => {
                 let all = s.header().rows.div_ceil(chunk_rows);
                 if range != (0..all) {
@@ -404,6 +451,85 @@ impl Input {
                 }
                 Ok(Box::new(s.chunks(chunk_rows)?))
             }
+        }
+    }
+
+    /// The first `rows` rows (all, if fewer) as float32, checked finite: what `bench`
+    /// holds in memory.
+    ///
+    /// # Errors
+    /// As [`Input::chunks`]; [`Error::NonFinite`] naming the file and its own row.
+    pub fn read_head(&self, rows: u64) -> Result<Vec<f32>> {
+        let h = self.header();
+        let rows = rows.min(h.rows);
+        let dims = h.dims as usize;
+        let mut out = vec![0f32; rows as usize * dims];
+        if rows == 0 {
+            return Ok(out);
+        }
+        let whole = std::iter::once(0..rows).collect();
+        for job in self.ranges(whole)? {
+            let job = job?;
+            let o = &mut out[..];
+            h.dtype.to_f32(job.bytes(), o);
+            job.check_unchanged()?;
+            if let Err(e) = super::check_finite(o, dims, 0, self.path()) {
+                return Err(match e {
+                    Error::NonFinite {
+                        row, col, value, ..
+                    } => {
+                        let (path, row) = self.locate(row);
+                        Error::NonFinite {
+                            path,
+                            row,
+                            col,
+                            value,
+                        }
+                    }
+                    e => e,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Jobs of the global rows of each of `ranges`, in order (numbered from 0): windows of
+    /// a mapping where they can be, decoded rows otherwise. For reading an input beside
+    /// a container whose chunks are laid out otherwise (`eval`).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a stream, or a range past the end.
+    pub fn ranges(
+        &self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> Result<Box<dyn Iterator<Item = Result<ChunkJob>> + Send + 'static>> {
+        let total = self.header().rows;
+        if let Some(r) = ranges.iter().find(|r| r.end > total || r.start > r.end) {
+            return Err(Error::Config(format!(
+                "{}: rows {}..{} are not rows of its {total}",
+                self.path().display(),
+                r.start,
+                r.end
+            )));
+        }
+        match self {
+            Input::Files(d) => {
+                let d = d.clone();
+                Ok(Box::new(ranges.into_iter().enumerate().map(move |(i, r)| {
+                    d.job(i as u64, r.start, r.end - r.start)
+                })))
+            }
+            Input::Table(t) => Ok(Box::new(t.ranges(ranges))),
+            Input::Memory(m) => {
+                let m = m.clone();
+                Ok(Box::new(ranges.into_iter().enumerate().map(move |(i, r)| {
+                    Ok(m.window(i as u64, r.start, r.end - r.start))
+                })))
+            }
+            Input::Stream(_) => Err(Error::Config(
+                "this command reads its input beside another file, which a stream (--in -)                  cannot offer: save the stream to a file first"
+                    .into(),
+            )),
         }
     }
 
@@ -423,6 +549,9 @@ impl Input {
     pub fn read_rows(&self, ids: &[u64], out: &mut [f32]) -> Result<()> {
         if let Input::Memory(m) = self {
             return m.read_rows(ids, out);
+        }
+        if let Input::Table(t) = self {
+            return t.read_rows(ids, out);
         }
         let Input::Files(d) = self else {
             return Err(Error::Config(
@@ -451,6 +580,10 @@ impl Input {
             }
             Input::Stream(s) => (s.name().to_path_buf(), row),
             Input::Memory(m) => (m.name().to_path_buf(), row),
+            Input::Table(t) => {
+                let (p, local) = t.locate(row);
+                (t.parts()[p].name().to_path_buf(), local)
+            }
         }
     }
 }

@@ -25,6 +25,7 @@ mod format_compat;
 mod golden;
 mod hardening;
 mod ids;
+mod inputs;
 mod int8_parity;
 mod itq_cli;
 mod memory;

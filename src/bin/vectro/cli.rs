@@ -60,10 +60,15 @@ pub struct Common {
 
 #[derive(Debug, Args)]
 pub struct CompressArgs {
-    /// Input .npy (float32, float16 or float64; C order; 2-D); a directory or a quoted glob
-    /// ('dump/part-*.npy') of them, read as one matrix in natural order; or - for stdin.
-    #[arg(long = "in", value_name = "NPY")]
+    /// Input: .npy (float32, float16 or float64; C order; 2-D), Parquet, Arrow/Feather,
+    /// .fvecs, .fbin, FILE.safetensors[:TENSOR] or FILE.npz[:MEMBER]; a directory or a
+    /// quoted glob ('dump/part-*.parquet') of them, read as one matrix in natural order; or -
+    /// for a .npy on stdin. See docs/inputs.md.
+    #[arg(long = "in", value_name = "INPUT")]
     pub input: PathBuf,
+    /// The Parquet or Arrow column of vectors [default: the one column of float vectors].
+    #[arg(long, value_name = "NAME")]
+    pub column: Option<String>,
     /// Output container, or - for stdout. With --shard, {shard} is replaced by K, and a
     /// missing directory is created.
     #[arg(long = "out", value_name = "VECTRO")]
@@ -204,9 +209,12 @@ pub struct InfoArgs {
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// The original .npy.
+    /// The original input, in any format compress reads (docs/inputs.md).
     #[arg(long)]
     pub orig: PathBuf,
+    /// The Parquet or Arrow column of vectors of --orig [default: the one column of float vectors].
+    #[arg(long, value_name = "NAME")]
+    pub column: Option<String>,
     /// Its container.
     #[arg(long)]
     pub comp: PathBuf,
@@ -444,9 +452,13 @@ pub struct ImportNpzArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Benchmark on this .npy (read into memory) instead of generated data.
-    #[arg(long = "in", value_name = "NPY")]
+    /// Benchmark on this input (its first rows read into memory; any format compress
+    /// reads) instead of generated data.
+    #[arg(long = "in", value_name = "INPUT")]
     pub input: Option<PathBuf>,
+    /// The Parquet or Arrow column of vectors of --in [default: the one column of float vectors].
+    #[arg(long, value_name = "NAME", requires = "input")]
+    pub column: Option<String>,
     /// Rows to generate, or the first rows of --in to use [default: 20000 generated; of --in, all up to 100000].
     #[arg(long)]
     pub rows: Option<u64>,
@@ -484,10 +496,13 @@ pub struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Input .npy to sample the training rows from; a directory or a quoted glob
-    /// ('dump/part-*.npy') of them, read as one matrix in natural order, as compress reads it.
-    #[arg(long = "in", value_name = "NPY")]
+    /// Input to sample the training rows from, in any format compress reads (a directory or
+    /// a quoted glob of files is one matrix in natural order, as compress reads it).
+    #[arg(long = "in", value_name = "INPUT")]
     pub input: PathBuf,
+    /// The Parquet or Arrow column of vectors [default: the one column of float vectors].
+    #[arg(long, value_name = "NAME")]
+    pub column: Option<String>,
     /// Codec to train, e.g. pq:m=48, opq:m=48,nbits=4 or binary-itq.
     #[arg(long)]
     pub codec: String,

@@ -20,7 +20,11 @@ pub fn run(a: BenchArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     let quiet = a.common.quiet || a.common.json;
     let (data, dims) = match &a.input {
         Some(p) => {
-            let all = vectro::pipeline::reader::NpySource::open(p)?.header().rows;
+            let input = vectro::source::InputOptions {
+                column: a.column.clone(),
+            };
+            let source = vectro::source::Input::open_file(p, &input)?;
+            let all = source.header().rows;
             let rows = a.rows.unwrap_or(DEFAULT_IN_ROWS.min(all));
             if rows < all && a.rows.is_none() {
                 errln!(
@@ -28,7 +32,7 @@ pub fn run(a: BenchArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
                     p.display()
                 );
             }
-            load_npy(p, Some(rows))?
+            (source.read_head(rows)?, source.header().dims as usize)
         }
         None => {
             let dir = tempfile::tempdir()?;

@@ -46,6 +46,9 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
             _ => None,
         },
         sample: a.sample,
+        input: vectro::source::InputOptions {
+            column: a.column.clone(),
+        },
         resume: a.resume,
         keep_partial: !a.no_resume_file,
         codebook: a.codebook,

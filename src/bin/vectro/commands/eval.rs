@@ -40,6 +40,9 @@ pub fn run(a: EvalArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         metric: a.metric,
         rerank: a.rerank,
         exact_float_search: a.search == EvalSearch::ExactFloat,
+        input: vectro::source::InputOptions {
+            column: a.column.clone(),
+        },
     };
     if a.min_recall.is_some() && a.queries.is_none() && a.sample_queries == 0 {
         return Err(vectro::Error::Config(

@@ -46,7 +46,11 @@ pub fn run(a: TrainArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     };
     // Created before training: an existing or unwritable output fails at once.
     let out = AtomicOutput::create(&a.output, a.force, Durability::Fsync)?;
-    let trained = pool.install(|| vectro::pipeline::train::train(&a.input, &a.codec, &opts, &bar));
+    let input = vectro::source::InputOptions {
+        column: a.column.clone(),
+    };
+    let trained = pool
+        .install(|| vectro::pipeline::train::train_with(&a.input, &input, &a.codec, &opts, &bar));
     // The bar is cleared before anything else is printed, on success or not.
     vectro::Progress::finish(&bar);
     let trained = trained?;
