@@ -189,7 +189,7 @@ pub fn bench(
         let mut recon = vec![0f32; data.len()];
         let dec_s = timed_decode(c.as_ref(), &payloads, chunk, opts.runs, &mut recon);
         let t = pass.run(data, Some(&recon), (0, k_found))?;
-        let exact = recall::exact_scores(&queries, &t.found, dims, |id, out| {
+        let exact = recall::exact_scores(&queries, &t.found, dims, threads, |id, out| {
             out.copy_from_slice(&data[id as usize * dims..(id as usize + 1) * dims]);
             Ok(())
         })?;

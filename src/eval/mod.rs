@@ -313,7 +313,7 @@ pub fn evaluate(
     );
     progress.finish();
     result?;
-    let exact = recall::exact_scores(&queries, &total.found, d, |id, out| {
+    let exact = recall::exact_scores(&queries, &total.found, d, threads, |id, out| {
         src.read_row_f32(id, &mut Vec::new(), out)
     })?;
     // Without queries there is no recall to report (rather than a recall of 0).

@@ -5,6 +5,8 @@ pub mod ordered;
 
 pub use ordered::run_ordered;
 
+use crate::error::{Error, Result};
+
 /// The number of worker threads to use when none is given: the available cores.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -16,6 +18,90 @@ pub fn resolve_threads(threads: usize) -> usize {
     match threads {
         0 => default_threads(),
         n => n,
+    }
+}
+
+/// A rayon pool of exactly `threads` workers (0: the available cores), for the passes that
+/// run on rayon (training, the recall pass).
+///
+/// # Errors
+/// [`Error::Threads`] if the system refuses a thread (a process or thread limit), the
+/// same error [`run_ordered`] gives, so every command fails the same way.
+pub fn pool(threads: usize) -> Result<rayon::ThreadPool> {
+    let threads = resolve_threads(threads);
+    #[cfg(test)]
+    if spawn_fault::take(threads - 1) {
+        return Err(refused(threads, threads - 1, &spawn_fault::error()));
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("vectro-pool-{i}"))
+        .build()
+        .map_err(|e| Error::Threads {
+            threads,
+            reason: e.to_string(),
+        })
+}
+
+/// Starts a scoped thread, or returns the system's refusal as [`Error::Threads`]
+/// (`threads` is the count asked for, `index` the one refused) instead of the panic
+/// `Scope::spawn` gives.
+pub(crate) fn spawn_scoped<'scope, 'env, T, F>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    threads: usize,
+    index: usize,
+    f: F,
+) -> Result<std::thread::ScopedJoinHandle<'scope, T>>
+where
+    F: FnOnce() -> T + Send + 'scope,
+    T: Send + 'scope,
+{
+    #[cfg(test)]
+    if spawn_fault::take(index) {
+        return Err(refused(threads, index, &spawn_fault::error()));
+    }
+    std::thread::Builder::new()
+        .name(format!("vectro-{index}"))
+        .spawn_scoped(scope, f)
+        .map_err(|e| refused(threads, index, &e))
+}
+
+fn refused(threads: usize, index: usize, e: &std::io::Error) -> Error {
+    Error::Threads {
+        threads,
+        reason: format!("the system refused thread {} ({e})", index + 1),
+    }
+}
+
+/// A test's way to make the system refuse a thread: `fail_from(n)` makes the calling
+/// thread's spawns fail from the `n`-th (counted from 0) of each run on, as
+/// `RLIMIT_NPROC` does.
+#[cfg(test)]
+pub(crate) mod spawn_fault {
+    use std::cell::Cell;
+
+    thread_local! {
+        static FROM: Cell<Option<usize>> = const { Cell::new(None) };
+    }
+
+    /// Spawns number `n` and later fail on this thread until [`clear`].
+    pub fn fail_from(n: usize) {
+        FROM.with(|f| f.set(Some(n)));
+    }
+
+    /// Spawns succeed again.
+    pub fn clear() {
+        FROM.with(|f| f.set(None));
+    }
+
+    /// Whether spawn number `index` is to fail.
+    pub fn take(index: usize) -> bool {
+        FROM.with(|f| f.get().is_some_and(|n| index >= n))
+    }
+
+    /// The error `RLIMIT_NPROC` gives.
+    pub fn error() -> std::io::Error {
+        std::io::Error::from_raw_os_error(libc::EAGAIN)
     }
 }
 
@@ -41,5 +127,16 @@ mod tests {
         assert_eq!(resolve_threads(0), default_threads());
         assert!(default_threads() >= 1);
         assert_eq!(resolve_threads(3), 3);
+    }
+
+    #[test]
+    fn a_refused_pool_is_the_runners_error() {
+        spawn_fault::fail_from(0);
+        let r = pool(3);
+        spawn_fault::clear();
+        let e = r.err().expect("refused");
+        assert!(matches!(e, Error::Threads { threads: 3, .. }), "{e}");
+        assert_eq!(e.kind(), crate::error::ErrorKind::Io);
+        assert_eq!(pool(2).unwrap().current_num_threads(), 2);
     }
 }
