@@ -143,7 +143,8 @@ pub enum Error {
     /// a container's pids limit) or memory for its stack. Every command reports it the
     /// same way, before or in place of any work, with exit code 4 (a retry may help).
     #[error(
-        "could not start {threads} worker threads: {reason}; a limit on processes and threads is reached (ulimit -u, or a container's pids limit) or memory is short: pass a smaller --threads than {threads} (threads= in Python), or raise the limit"
+        "could not start {threads} worker thread(s): {reason}; a limit on processes and threads is reached (ulimit -u, or a container's pids limit) or memory is short: {}",
+        if *threads > 1 { "pass a smaller --threads (threads= in Python), or raise the limit" } else { "raise the limit, or stop other processes of this user" }
     )]
     Threads {
         /// The worker threads asked for.

@@ -19,7 +19,7 @@ pub struct Recall {
 }
 
 /// For each query, the found candidates (best first) with their exact scores against the
-/// original rows, which `fetch(id, out)` reads, on `threads` threads (0: all cores).
+/// original rows, which `fetch(id, out)` reads, on at most `threads` threads (0: all cores).
 ///
 /// # Errors
 /// [`crate::Error::Threads`] if the system refuses a thread; the first error `fetch`

@@ -21,20 +21,24 @@ pub fn resolve_threads(threads: usize) -> usize {
     }
 }
 
-/// A rayon pool of exactly `threads` workers (0: the available cores), for the passes that
-/// run on rayon (training, the recall pass).
+/// A rayon pool for the passes that run on rayon (training, the recall pass): `threads`
+/// workers (0: the available cores), but no more than the available cores, since these
+/// passes only compute and rayon's work stealing slows down sharply with far more threads
+/// than cores (a 1024-thread pool on 2 cores took minutes where 2 threads take
+/// milliseconds). Their results do not depend on the pool's size.
 ///
 /// # Errors
 /// [`Error::Threads`] if the system refuses a thread (a process or thread limit), the
 /// same error [`run_ordered`] gives, so every command fails the same way.
 pub fn pool(threads: usize) -> Result<rayon::ThreadPool> {
     let threads = resolve_threads(threads);
+    let workers = threads.min(default_threads());
     #[cfg(test)]
     if spawn_fault::take(threads - 1) {
         return Err(refused(threads, threads - 1, &spawn_fault::error()));
     }
     rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
+        .num_threads(workers)
         .thread_name(|i| format!("vectro-pool-{i}"))
         .build()
         .map_err(|e| Error::Threads {
@@ -137,6 +141,10 @@ mod tests {
         let e = r.err().expect("refused");
         assert!(matches!(e, Error::Threads { threads: 3, .. }), "{e}");
         assert_eq!(e.kind(), crate::error::ErrorKind::Io);
-        assert_eq!(pool(2).unwrap().current_num_threads(), 2);
+        assert_eq!(
+            pool(2).unwrap().current_num_threads(),
+            2.min(default_threads())
+        );
+        assert_eq!(pool(1024).unwrap().current_num_threads(), default_threads());
     }
 }

@@ -200,7 +200,7 @@ mod tests {
             let e = r.unwrap_err();
             assert_eq!(e.kind(), crate::error::ErrorKind::Io, "{e}");
             let m = e.to_string();
-            assert!(m.contains("could not start 4 worker threads"), "{m}");
+            assert!(m.contains("could not start 4 worker thread(s)"), "{m}");
             assert!(m.contains(&format!("refused thread {}", from + 1)), "{m}");
             assert!(m.contains("--threads"), "{m}");
             assert_eq!(ran.load(Ordering::Relaxed), 0, "no job ran");

@@ -23,6 +23,7 @@ mod eval_metrics;
 mod format_compat;
 mod golden;
 mod hardening;
+mod hardening_every_command;
 mod int8_parity;
 mod itq_cli;
 mod memory;
