@@ -109,8 +109,16 @@ pub(crate) mod spawn_fault {
     }
 }
 
-/// This process's peak resident set size in bytes, from `getrusage`.
+/// This process's peak resident set size in bytes: `VmHWM` of `/proc/self/status` on
+/// Linux, else from `getrusage`.
+///
+/// Not `getrusage` on Linux: its `ru_maxrss` carries over `exec` the peak of the process
+/// that spawned us (a test harness holding a large buffer, a Python process), so a small
+/// run reported the parent's peak as its own. `VmHWM` starts afresh at `exec`.
 pub fn peak_rss_bytes() -> u64 {
+    if let Some(b) = vm_hwm_bytes() {
+        return b;
+    }
     // SAFETY: getrusage only writes into the struct we pass; zeroed is a valid rusage.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `ru` is a valid, writable rusage for the duration of the call.
@@ -122,6 +130,20 @@ pub fn peak_rss_bytes() -> u64 {
     }
 }
 
+/// `VmHWM` of `/proc/self/status`, in bytes, where there is one.
+fn vm_hwm_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +153,15 @@ mod tests {
         assert_eq!(resolve_threads(0), default_threads());
         assert!(default_threads() >= 1);
         assert_eq!(resolve_threads(3), 3);
+    }
+
+    #[test]
+    fn peak_rss_counts_what_this_process_touched() {
+        let before = peak_rss_bytes();
+        assert!(before > 0);
+        let v = vec![1u8; 64 << 20];
+        std::hint::black_box(&v);
+        assert!(peak_rss_bytes() >= before.max(64 << 20), "{before}");
     }
 
     #[test]
