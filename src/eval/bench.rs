@@ -112,7 +112,9 @@ pub fn load_npy(path: &Path, max_rows: Option<u64>) -> Result<(Vec<f32>, usize)>
     let mut data = vec![0f32; (rows * h.dims) as usize];
     h.dtype.to_f32(src.row_bytes(0, rows), &mut data);
     src.check_unchanged()?;
-    crate::source::check_finite(&data, h.dims as usize, 0, path)?;
+    crate::source::check_finite(&data, h.dims as usize, 0, path).map_err(|e| {
+        crate::npy::f64_overflow(e, src.row_bytes(0, rows), h.dtype, 0, h.dims as usize)
+    })?;
     Ok((data, h.dims as usize))
 }
 

@@ -281,7 +281,10 @@ pub fn evaluate(
             c.check_unchanged()?;
             src.check_unchanged()?;
             // A NaN would poison every metric quietly (an NMSE of 0 passed its gate).
-            check_finite(&original, d, e.first_row, src.path())?;
+            check_finite(&original, d, e.first_row, src.path()).map_err(|x| {
+                let raw = src.row_bytes(e.first_row, e.rows);
+                crate::npy::f64_overflow(x, raw, h.dtype, e.first_row, d)
+            })?;
             let adc = match &search {
                 FoundSearch::Adc(t) => Some(t),
                 FoundSearch::ExactFloat => None,

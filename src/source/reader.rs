@@ -208,6 +208,7 @@ impl NpySource {
         self.read_rows_at(row, 1, raw)?;
         self.header.dtype.to_f32(raw, out);
         super::check_finite(out, out.len().max(1), row, &self.path)
+            .map_err(|e| crate::npy::f64_overflow(e, raw, self.header.dtype, row, out.len().max(1)))
     }
 
     /// The chunks of `chunk_rows` rows, in order.
