@@ -24,6 +24,7 @@ mod format_compat;
 mod golden;
 mod hardening;
 mod hardening_every_command;
+mod hardening_fuzz_replay;
 mod hardening_memory;
 mod int8_parity;
 mod itq_cli;
