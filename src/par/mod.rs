@@ -169,7 +169,7 @@ mod tests {
         spawn_fault::fail_from(0);
         let r = pool(3);
         spawn_fault::clear();
-        let e = r.err().expect("refused");
+        let e = r.expect_err("refused");
         assert!(matches!(e, Error::Threads { threads: 3, .. }), "{e}");
         assert_eq!(e.kind(), crate::error::ErrorKind::Io);
         assert_eq!(
