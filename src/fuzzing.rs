@@ -191,7 +191,7 @@ pub fn npz(data: &[u8]) {
         &input,
         &output,
         &opts,
-        &crate::NoProgress,
+        &crate::progress::NoProgress,
         &AtomicBool::new(false),
     );
     if r.is_ok() {
