@@ -139,6 +139,20 @@ pub enum Error {
     #[error("{0}")]
     Training(String),
 
+    /// The system refused to start a thread: a limit on processes and threads (`ulimit -u`,
+    /// a container's pids limit) or memory for its stack. Every command reports it the
+    /// same way, before or in place of any work, with exit code 4 (a retry may help).
+    #[error(
+        "could not start {threads} worker thread(s): {reason}; a limit on processes and threads is reached (ulimit -u, or a container's pids limit) or memory is short: {}",
+        if *threads > 1 { "pass a smaller --threads (threads= in Python), or raise the limit" } else { "raise the limit, or stop other processes of this user" }
+    )]
+    Threads {
+        /// The worker threads asked for.
+        threads: usize,
+        /// The system's reason, e.g. "Resource temporarily unavailable (os error 11)".
+        reason: String,
+    },
+
     /// A worker thread panicked: a bug in Vectro, not in the input.
     #[error("internal error: a worker panicked: {0}; please report this")]
     WorkerPanic(String),
@@ -164,7 +178,10 @@ impl Error {
     /// The category of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Io { .. } | Error::Locked { .. } | Error::Truncated { .. } => ErrorKind::Io,
+            Error::Io { .. }
+            | Error::Locked { .. }
+            | Error::Truncated { .. }
+            | Error::Threads { .. } => ErrorKind::Io,
             Error::BadNpy { .. }
             | Error::NonFinite { .. }
             | Error::OutOfRange { .. }

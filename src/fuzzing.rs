@@ -124,3 +124,81 @@ pub fn fix_checksums(b: &mut [u8]) {
     let c = trailer_crc(trailer);
     LE::write_u32(&mut b[t + 28..t + 32], c);
 }
+
+/// A `--codec NAME:k=v,...` spec: the first byte picks the data's dims (1 to 256), the rest
+/// is the spec. A spec that parses must encode and decode a few rows of that many dims.
+pub fn codec_spec(data: &[u8]) {
+    let Some((&d, rest)) = data.split_first() else {
+        return;
+    };
+    let dims = usize::from(d) + 1;
+    let text = String::from_utf8_lossy(rest);
+    let Ok(codec) = crate::codec::parse(&text, dims) else {
+        return;
+    };
+    round_trip(codec.as_ref(), dims);
+}
+
+/// Encodes and decodes 3 rows through `codec`; an encode fault is fine, a panic is not.
+fn round_trip(codec: &dyn crate::codec::Codec, dims: usize) {
+    assert_eq!(codec.dims(), dims);
+    let rows = 3;
+    let input: Vec<f32> = (0..rows * dims)
+        .map(|i| ((i * 7919 % 201) as f32 - 100.0) / 100.0)
+        .collect();
+    let mut payload = vec![0u8; codec.encoded_len(rows)];
+    if codec.encode(&input, &mut payload).is_ok() {
+        let mut out = vec![0f32; rows * dims];
+        codec.decode(&payload, rows, &mut out);
+        let mut row = vec![0f32; dims];
+        codec.decode_row(&payload, rows, rows - 1, &mut row);
+    }
+}
+
+/// A `.vcb` codebook file: parsed for its own dims; one that parses must round-trip rows
+/// and serialise back to bytes that parse to the same codebook.
+pub fn vcb(data: &[u8]) {
+    let path = Path::new("fuzz.vcb");
+    let Ok(book) = crate::codec::Codebook::from_vcb_own_dims(path, data) else {
+        return;
+    };
+    let dims = book.dims;
+    let again = crate::codec::Codebook::from_vcb(path, &book.to_vcb(None), dims)
+        .expect("a codebook's own bytes parse");
+    assert_eq!(again.fingerprint(), book.fingerprint());
+    round_trip(&crate::codec::Pq::new(book), dims);
+}
+
+/// A `.npz` file of the prototype (members `q`, `scales`, `dims`) imported into a
+/// container in a scratch directory; one that imports must read back.
+pub fn npz(data: &[u8]) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!("vectro-fuzz-npz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let (input, output) = (
+        dir.join(format!("{n}.npz")),
+        dir.join(format!("{n}.vectro")),
+    );
+    std::fs::write(&input, data).expect("writing the scratch input");
+    let opts = crate::npz::ImportOptions {
+        chunk_rows: Some(7),
+        overwrite: true,
+        durability: crate::output::Durability::None,
+    };
+    let r = crate::npz::import_npz(
+        &input,
+        &output,
+        &opts,
+        &crate::progress::NoProgress,
+        &AtomicBool::new(false),
+    );
+    if r.is_ok() {
+        let c = Container::open(&output).expect("an imported container opens");
+        assert!(read_everything(&c), "an imported container reads back");
+    }
+    let _ = std::fs::remove_file(&input);
+    let _ = std::fs::remove_file(&output);
+    let _ = std::fs::remove_dir(&dir); // once empty
+}

@@ -536,6 +536,42 @@ impl Parser<'_> {
     }
 }
 
+/// A float64 value past float32's range converts to ±inf, which the float32 check reports
+/// as non-finite; say what the input really holds (it said "1e300 ... is inf"). `e` is that
+/// check's error on rows of `bytes` (in `dtype`, `dims` a row) from row `first_row` on;
+/// every reader of an input (compress, eval, bench) words it the same.
+pub(crate) fn f64_overflow(
+    e: Error,
+    bytes: &[u8],
+    dtype: Dtype,
+    first_row: u64,
+    dims: usize,
+) -> Error {
+    let Error::NonFinite { path, row, col, .. } = &e else {
+        return e;
+    };
+    if dtype != Dtype::F64Le {
+        return e;
+    }
+    let at = ((row - first_row) as usize * dims + *col as usize) * 8;
+    let Some(b) = bytes.get(at..at + 8) else {
+        return e;
+    };
+    let v = f64::from_le_bytes(b.try_into().expect("8 bytes"));
+    if !v.is_finite() {
+        return e;
+    }
+    Error::OutOfRange {
+        path: path.clone(),
+        row: *row,
+        col: *col,
+        msg: format!(
+            "{v:e} is beyond float32's range (±3.4e38), which Vectro computes in; scale or \
+             clip the data first"
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -252,11 +252,21 @@ fn run_long<T: Send>(
     let (tx, rx) = crossbeam_channel::bounded::<()>(1);
     let mut raised: Option<PyErr> = None;
     let result = std::thread::scope(|s| {
-        let worker = s.spawn(|| {
+        // A refused thread (a process limit) is an error like any other, not a panic.
+        let spawned = std::thread::Builder::new().spawn_scoped(s, || {
             let r = work(&counter, &stop);
             drop(tx);
             r
         });
+        let worker = match spawned {
+            Ok(w) => w,
+            Err(e) => {
+                return Ok(Err(vectro::Error::Threads {
+                    threads: 1,
+                    reason: e.to_string(),
+                }));
+            }
+        };
         loop {
             let finished = py.detach(|| {
                 matches!(
@@ -563,10 +573,7 @@ fn train(
     let output =
         vectro::output::AtomicOutput::create(&out, force, Durability::Fsync).map_err(to_py)?;
     let r = run_long(py, progress, |p, stop| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| vectro::Error::Config(format!("cannot start {threads} threads: {e}")))?;
+        let pool = vectro::par::pool(threads)?;
         let opts = TrainOptions {
             train_rows,
             cancel: Some(stop),

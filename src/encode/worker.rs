@@ -13,7 +13,7 @@ use super::writer::EncodedChunk;
 use crate::codec::{self, Codec};
 use crate::error::{Error, Result};
 use crate::format::{ChunkCrc, ChunkCrcBuilder};
-use crate::npy::{Dtype, f32_view};
+use crate::npy::{Dtype, f32_view, f64_overflow};
 use crate::source::check_finite;
 use crate::source::reader::ChunkJob;
 
@@ -156,34 +156,6 @@ thread_local! {
 /// Payload bytes a row-major codec encodes before checksumming them: well inside a core's
 /// L2 cache.
 const CRC_PIECE: usize = 128 << 10;
-
-/// A float64 value past float32's range converts to ±inf, which the encoder reports as
-/// non-finite; say what the input really holds (it said "1e300 ... is inf").
-fn f64_overflow(e: Error, bytes: &[u8], dtype: Dtype, first_row: u64, dims: usize) -> Error {
-    let Error::NonFinite { path, row, col, .. } = &e else {
-        return e;
-    };
-    if dtype != Dtype::F64Le {
-        return e;
-    }
-    let at = ((row - first_row) as usize * dims + *col as usize) * 8;
-    let Some(b) = bytes.get(at..at + 8) else {
-        return e;
-    };
-    let v = f64::from_le_bytes(b.try_into().expect("8 bytes"));
-    if !v.is_finite() {
-        return e;
-    }
-    Error::OutOfRange {
-        path: path.clone(),
-        row: *row,
-        col: *col,
-        msg: format!(
-            "{v:e} is beyond float32's range (±3.4e38), which Vectro computes in; scale or \
-             clip the data first"
-        ),
-    }
-}
 
 /// Encodes the rows of `data`, the first of which is row `first_row` of `path`, into
 /// `payload`: NaN and ±Inf are refused as [`Error::NonFinite`] naming the first offender,

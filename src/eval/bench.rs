@@ -116,7 +116,9 @@ pub fn load_npy(path: &Path, max_rows: Option<u64>) -> Result<(Vec<f32>, usize)>
     let mut data = vec![0f32; (rows * h.dims) as usize];
     h.dtype.to_f32(src.row_bytes(0, rows), &mut data);
     src.check_unchanged()?;
-    crate::source::check_finite(&data, h.dims as usize, 0, path)?;
+    crate::source::check_finite(&data, h.dims as usize, 0, path).map_err(|e| {
+        crate::npy::f64_overflow(e, src.row_bytes(0, rows), h.dtype, 0, h.dims as usize)
+    })?;
     Ok((data, h.dims as usize))
 }
 
@@ -173,10 +175,7 @@ pub fn bench(
         }
     }
     let threads = crate::par::resolve_threads(opts.threads);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| Error::Config(format!("cannot start {threads} threads: {e}")))?;
+    let pool = crate::par::pool(threads)?;
     let src = SliceRows { data, dims };
     let train = codec::TrainOptions {
         train_rows: None,
@@ -212,7 +211,7 @@ pub fn bench(
         let mut recon = vec![0f32; data.len()];
         let dec_s = timed_decode(c.as_ref(), &payloads, chunk, opts.runs, &mut recon);
         let t = pass.run(data, Some(&recon), (0, k_found))?;
-        let exact = recall::exact_scores(&queries, &t.found, dims, |id, out| {
+        let exact = recall::exact_scores(&queries, &t.found, dims, threads, |id, out| {
             out.copy_from_slice(&data[id as usize * dims..(id as usize + 1) * dims]);
             Ok(())
         })?;

@@ -289,7 +289,10 @@ pub fn evaluate(
             c.check_unchanged()?;
             job.check_unchanged()?;
             // A NaN would poison every metric quietly (an NMSE of 0 passed its gate).
-            check_finite(&original, d, e.first_row, src.path())?;
+            check_finite(&original, d, e.first_row, src.path()).map_err(|x| {
+                let raw = job.bytes();
+                crate::npy::f64_overflow(x, raw, h.dtype, e.first_row, d)
+            })?;
             let adc = match &search {
                 FoundSearch::Adc(t) => Some(t),
                 FoundSearch::ExactFloat => None,
@@ -338,16 +341,22 @@ pub fn evaluate(
         }
         _ => None,
     };
-    let exact = recall::exact_scores(&queries, &total.found, d, |id, out| match &decoded {
-        Some((ids, rows)) => {
-            let i = ids.binary_search(&id).map_err(|_| {
-                Error::Config(format!("internal: row {id} was not read for re-ranking"))
-            })?;
-            out.copy_from_slice(&rows[i * d..(i + 1) * d]);
-            Ok(())
-        }
-        None => src.read_rows(&[id], out),
-    })?;
+    let exact = recall::exact_scores(
+        &queries,
+        &total.found,
+        d,
+        threads,
+        |id, out| match &decoded {
+            Some((ids, rows)) => {
+                let i = ids.binary_search(&id).map_err(|_| {
+                    Error::Config(format!("internal: row {id} was not read for re-ranking"))
+                })?;
+                out.copy_from_slice(&rows[i * d..(i + 1) * d]);
+                Ok(())
+            }
+            None => src.read_rows(&[id], out),
+        },
+    )?;
     // Without queries there is no recall to report (rather than a recall of 0).
     let recall = if queries.is_empty() {
         Vec::new()

@@ -19,34 +19,38 @@ pub struct Recall {
 }
 
 /// For each query, the found candidates (best first) with their exact scores against the
-/// original rows, which `fetch(id, out)` reads.
+/// original rows, which `fetch(id, out)` reads, on at most `threads` threads (0: all cores).
 ///
 /// # Errors
-/// The first error `fetch` returns.
+/// [`crate::Error::Threads`] if the system refuses a thread; the first error `fetch`
+/// returns.
 pub fn exact_scores<F>(
     queries: &Queries,
     found: &[TopK],
     dims: usize,
+    threads: usize,
     fetch: F,
 ) -> Result<Vec<Vec<(u64, f32)>>>
 where
     F: Fn(u64, &mut [f32]) -> Result<()> + Sync,
 {
     use rayon::prelude::*;
-    (0..queries.len())
-        .into_par_iter()
-        .map(|i| {
-            let mut row = vec![0f32; dims];
-            found[i]
-                .sorted()
-                .iter()
-                .map(|e| {
-                    fetch(e.id, &mut row)?;
-                    Ok((e.id, queries.metric().score(queries.get(i), &row)))
-                })
-                .collect()
-        })
-        .collect()
+    crate::par::pool(threads)?.install(|| {
+        (0..queries.len())
+            .into_par_iter()
+            .map(|i| {
+                let mut row = vec![0f32; dims];
+                found[i]
+                    .sorted()
+                    .iter()
+                    .map(|e| {
+                        fetch(e.id, &mut row)?;
+                        Ok((e.id, queries.metric().score(queries.get(i), &row)))
+                    })
+                    .collect()
+            })
+            .collect()
+    })
 }
 
 /// Recall at each of `ks`, plain and rescored.

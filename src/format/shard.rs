@@ -246,6 +246,9 @@ pub fn check_complete(path: &Path, expected: &Header) -> Result<()> {
     }
     for i in 0..c.chunks().len() {
         c.chunk_payload(i)?;
+        // Checked pages leave the resident set, which would otherwise grow to the whole
+        // output (a retried shard or a `--resume` of a finished run).
+        c.release_chunks(i..i + 1);
     }
     Ok(())
 }

@@ -43,20 +43,25 @@ where
     let (job_tx, job_rx) = bounded::<(J, Oneshot<R>)>(2 * threads);
     let (order_tx, order_rx) = bounded::<Receiver<Result<R>>>(2 * threads);
     std::thread::scope(|s| {
-        s.spawn(move || feed(jobs, job_tx, order_tx, cancel));
-        for _ in 0..threads {
+        // The workers first: if the system refuses one (a process or thread limit), the
+        // error is returned before any job is read, and dropping the channels ends the
+        // workers already started.
+        for i in 0..threads {
             let job_rx = job_rx.clone();
             let work = &work;
-            s.spawn(move || {
+            super::spawn_scoped(s, threads, i, move || {
                 for (job, done) in job_rx {
                     let r = catch_unwind(AssertUnwindSafe(|| work(job)))
                         .unwrap_or_else(|p| Err(Error::WorkerPanic(panic_message(&p))));
                     // The sink may have stopped early; then nobody wants this result.
                     let _ = done.send(r);
                 }
-            });
+            })?;
         }
         drop(job_rx);
+        super::spawn_scoped(s, threads, threads, move || {
+            feed(jobs, job_tx, order_tx, cancel)
+        })?;
         drain(order_rx, &mut sink, cancel)
     })
 }
@@ -171,6 +176,37 @@ mod tests {
         assert!(e.contains("fail at 37"), "{e}");
         let e = collect(4, 100, None, Some(5)).unwrap_err().to_string();
         assert!(e.contains("boom at 5"), "{e}");
+    }
+
+    #[test]
+    fn a_refused_thread_is_an_error_not_a_panic() {
+        use crate::par::spawn_fault;
+        // Refused at the first worker, a later one, and the feeder (the last spawn): one
+        // error naming the thread count, no job run, and nothing left running.
+        for from in [0, 2, 4] {
+            spawn_fault::fail_from(from);
+            let ran = std::sync::atomic::AtomicUsize::new(0);
+            let r = run_ordered(
+                4,
+                (0..100u64).map(Ok),
+                |j| {
+                    ran.fetch_add(1, Ordering::Relaxed);
+                    Ok(j)
+                },
+                |_| Ok(()),
+                &AtomicBool::new(false),
+            );
+            spawn_fault::clear();
+            let e = r.unwrap_err();
+            assert_eq!(e.kind(), crate::error::ErrorKind::Io, "{e}");
+            let m = e.to_string();
+            assert!(m.contains("could not start 4 worker thread(s)"), "{m}");
+            assert!(m.contains(&format!("refused thread {}", from + 1)), "{m}");
+            assert!(m.contains("--threads"), "{m}");
+            assert_eq!(ran.load(Ordering::Relaxed), 0, "no job ran");
+        }
+        // And the runner works again afterwards.
+        assert_eq!(collect(4, 10, None, None).unwrap().len(), 10);
     }
 
     #[test]

@@ -236,10 +236,7 @@ fn train_codec(
     progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<Box<dyn Codec>> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| Error::Config(format!("cannot start {threads} threads: {e}")))?;
+    let pool = crate::par::pool(threads)?;
     let train = codec::TrainOptions {
         train_rows: opts.train_rows,
         cancel: Some(cancel),

@@ -242,6 +242,7 @@ impl NpySource {
         self.read_rows_at(row, 1, raw)?;
         self.header.dtype.to_f32(raw, out);
         super::check_finite(out, out.len().max(1), row, &self.path)
+            .map_err(|e| crate::npy::f64_overflow(e, raw, self.header.dtype, row, out.len().max(1)))
     }
 
     /// The chunks of `chunk_rows` rows, in order.
@@ -474,6 +475,8 @@ impl Input {
             h.dtype.to_f32(job.bytes(), o);
             job.check_unchanged()?;
             if let Err(e) = super::check_finite(o, dims, 0, self.path()) {
+                // A float64 past float32's range is named as compress names it.
+                let e = crate::npy::f64_overflow(e, job.bytes(), h.dtype, 0, dims);
                 return Err(match e {
                     Error::NonFinite {
                         row, col, value, ..

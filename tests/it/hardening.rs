@@ -548,3 +548,57 @@ fn verify_checks_what_every_reader_checks() {
         .unwrap();
     assert_eq!(o.status.code(), Some(3));
 }
+
+/// A float64 value past float32's range is named as such by every reader of an input, not
+/// called "inf" (what it converts to) by some.
+#[test]
+fn a_float64_past_float32_is_named_the_same_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rows, dims) = (40usize, 4usize);
+    let write = |name: &str, big: bool| {
+        let header =
+            format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, {dims}), }}");
+        let pad = 64 - (10 + header.len() + 1) % 64;
+        let header = format!("{header}{}\n", " ".repeat(pad));
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend((header.len() as u16).to_le_bytes());
+        b.extend(header.as_bytes());
+        for (i, v) in random_rows(rows, dims, 5).iter().enumerate() {
+            let v = if big && i == 6 * dims + 2 {
+                1e300
+            } else {
+                *v as f64
+            };
+            b.extend(v.to_le_bytes());
+        }
+        let p = dir.path().join(name);
+        std::fs::write(&p, b).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let (ok, big) = (write("ok.npy", false), write("big.npy", true));
+    let comp = dir.path().join("ok.vectro").to_str().unwrap().to_owned();
+    let o = Command::new(bin())
+        .args(["compress", "-q", "--in", &ok, "--out", &comp])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    for args in [
+        vec!["compress", "--in", &big, "--out", "x.vectro"],
+        vec!["eval", "--orig", &big, "--comp", &comp],
+        vec!["bench", "--in", &big, "--codecs", "int8", "--runs", "1"],
+    ] {
+        let o = Command::new(bin())
+            .current_dir(dir.path())
+            .args(&args)
+            .arg("-q")
+            .output()
+            .unwrap();
+        no_panic(&o, &args.join(" "));
+        assert_eq!(o.status.code(), Some(3), "{args:?}");
+        let err = stderr(&o);
+        assert!(
+            err.contains("row 6, column 2: 1e300 is beyond float32's range"),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -36,9 +36,7 @@ pub fn run(a: TrainArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     vectro::output::check_not_input(&a.output, [a.input.as_path()])?;
     let start = Instant::now();
     let threads = vectro::par::resolve_threads(a.common.threads);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()?;
+    let pool = vectro::par::pool(threads)?;
     let bar = Bar::new(a.common.quiet || a.common.json, "train");
     let opts = TrainOptions {
         train_rows: a.train_rows,
