@@ -400,7 +400,7 @@ fn as_array<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyUntypedArray>> 
 #[pyo3(signature = (data, out, codec=None, *, zstd=None, threads=0, chunk_rows=None,
     codebook=None, train_rows=None, shard=None, resume=false, force=false, min_cosine=None,
     min_recall=None, sample=2000, fsync=true, keep_partial=true, name=None, progress=None,
-    ids=None, column=None))]
+    ids=None, column=None, id_column=None))]
 #[allow(clippy::too_many_arguments)]
 fn compress(
     py: Python<'_>,
@@ -424,6 +424,7 @@ fn compress(
     progress: Option<&Bound<'_, PyAny>>,
     ids: Option<PathBuf>,
     column: Option<String>,
+    id_column: Option<String>,
 ) -> PyResult<Py<PyAny>> {
     use vectro::codec::auto::Target;
     let shard = shard
@@ -466,6 +467,7 @@ fn compress(
         codebook,
         train_rows,
         ids,
+        id_column,
         input: vectro::source::InputOptions { column },
     };
     let progress = ProgressArg::from_py(progress, "compress")?;

@@ -86,6 +86,7 @@ def compress(
     progress: Progress = False,
     ids: Union[None, PathLike, Sequence[Any], "np.ndarray"] = None,
     column: Optional[str] = None,
+    id_column: Optional[str] = None,
 ) -> dict:
     """Compress rows into a new container at ``out``; return the summary ``vectro compress --json`` prints.
 
@@ -122,6 +123,8 @@ def compress(
             text file with one id a line. ``Container.ids()`` returns them.
         column: the Parquet or Arrow column of vectors (default: the one column of float
             vectors).
+        id_column: the Parquet or Arrow column of ids (integers or str), stored as
+            ``ids`` are.
 
     Raises:
         BadInputError: NaN/Inf or out-of-range values (naming row and column), a bad shape
@@ -169,6 +172,7 @@ def _compress(data: Any, out: PathLike, codec: Optional[str], a: dict, ids: Opti
         progress=a["progress"],
         ids=ids,
         column=a["column"],
+        id_column=a["id_column"],
     )
 
 

@@ -114,6 +114,7 @@ def compress(
     progress: _Progress = None,
     ids: Optional[str] = None,
     column: Optional[str] = None,
+    id_column: Optional[str] = None,
 ) -> Dict[str, Any]: ...
 def decompress_to(
     path: str,

@@ -62,7 +62,16 @@ pub(crate) fn compress_source(
     progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<CompressSummary> {
-    let ids = opts.ids.as_deref().map(open_ids).transpose()?;
+    let ids: Option<Box<dyn IdSource>> = match (&opts.ids, &opts.id_column) {
+        (Some(_), Some(_)) => {
+            return Err(Error::Config(
+                "give the ids once: --ids FILE or --id-column NAME, not both".into(),
+            ));
+        }
+        (Some(path), None) => Some(open_ids(path)?),
+        (None, Some(name)) => Some(Box::new(crate::source::open_id_column(input, name)?)),
+        (None, None) => None,
+    };
     compress_with_ids(source, ids, input, output, opts, progress, cancel)
 }
 

@@ -46,6 +46,8 @@ pub struct CompressOptions {
     /// A file of one id per input row (`--ids`): a `.npy` of integers or strings, or text
     /// with one id a line; the container then stores each row's id (format 1.4).
     pub ids: Option<PathBuf>,
+    /// The id column of a Parquet or Arrow input (`--id-column`), stored as `ids` are.
+    pub id_column: Option<String>,
     /// How to read the input beyond its path (`--column` of a Parquet or Arrow input).
     pub input: crate::source::InputOptions,
 }
@@ -67,6 +69,7 @@ impl Default for CompressOptions {
             codebook: None,
             train_rows: None,
             ids: None,
+            id_column: None,
             input: crate::source::InputOptions::default(),
         }
     }

@@ -988,3 +988,38 @@ impl IdColumn {
         Ok(out)
     }
 }
+
+/// A Parquet or Arrow id column as the rows' stored ids (`compress --id-column`): each
+/// string id is checked as the container requires, naming the column and row.
+impl crate::format::IdSource for IdColumn {
+    fn kind(&self) -> crate::format::IdKind {
+        if self.strings {
+            crate::format::IdKind::Str
+        } else {
+            crate::format::IdKind::U64
+        }
+    }
+
+    fn rows(&self) -> u64 {
+        IdColumn::rows(self)
+    }
+
+    fn ids(&mut self, rows: Range<u64>) -> Result<crate::format::IdColumn> {
+        let first = rows.start;
+        Ok(match self.read_ids(rows)? {
+            Ids::U64(v) => crate::format::IdColumn::U64(v),
+            Ids::Str(v) => {
+                for (i, id) in v.iter().enumerate() {
+                    if let Some(why) = crate::format::ids::check_str_id(id.as_bytes()) {
+                        return Err(Error::Mismatch(format!(
+                            "--id-column {}: row {}: the id {why}",
+                            self.name,
+                            first + i as u64
+                        )));
+                    }
+                }
+                crate::format::IdColumn::Str(v)
+            }
+        })
+    }
+}

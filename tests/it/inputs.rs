@@ -864,3 +864,97 @@ fn bad_arrays_are_refused_naming_the_file_and_row() {
         &["nan.parquet: row 33, column 2 is NaN"],
     );
 }
+
+/// `--id-column` stores a Parquet dataset's string ids with their rows: after shards and
+/// merge, export gives every id exactly once with its own vector, and the container is
+/// the one `--ids` of the same ids in a text file writes.
+#[test]
+fn an_id_column_is_stored_through_shards_and_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = data(300, 21);
+    let d = dir.path().join("ds");
+    std::fs::create_dir_all(&d).unwrap();
+    for (k, r) in [(0usize, 0..130usize), (1, 130..300)] {
+        let names: ArrayRef = Arc::new(StringArray::from_iter_values(
+            r.clone().map(|i| format!("doc-{i}")),
+        ));
+        let b = batch(vec![
+            ("name", names),
+            ("emb", vectors(&v[r.start * DIMS..r.end * DIMS], true)),
+        ]);
+        write_parquet(&d.join(format!("part-{k}.parquet")), &[b], 50);
+    }
+    let spec = d.to_str().unwrap().to_string();
+    let whole = dir.path().join("whole.vectro");
+    compress(&spec, &whole, "int8", "2", &["--id-column", "name"]);
+    // The same ids from a file give the same bytes.
+    let txt = dir.path().join("ids.txt");
+    std::fs::write(
+        &txt,
+        (0..300).map(|i| format!("doc-{i}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let from_file = dir.path().join("file.vectro");
+    compress(
+        &spec,
+        &from_file,
+        "int8",
+        "1",
+        &["--ids", txt.to_str().unwrap()],
+    );
+    assert_same_container(&whole, &from_file);
+    // Shards and merge.
+    let parts = dir.path().join("parts");
+    for k in 0..3 {
+        let out = parts.join(format!("p-{k}.vectro"));
+        let shard = format!("{k}/3");
+        compress(
+            &spec,
+            &out,
+            "int8",
+            "1",
+            &["--id-column", "name", "--shard", &shard],
+        );
+    }
+    let merged = dir.path().join("merged.vectro");
+    let o = run(&[
+        "merge",
+        "-q",
+        parts.to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", crate::helpers::stderr(&o));
+    assert_same_container(&whole, &merged);
+    let c = Container::open(&merged).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut row = vec![0f32; DIMS];
+    let ids = c.ids(0..c.rows()).unwrap();
+    for i in 0..ids.len() {
+        let id = ids.get(i).to_string();
+        let n: usize = id.strip_prefix("doc-").unwrap().parse().unwrap();
+        assert!(seen.insert(n), "{id} twice");
+        c.get(i as u64, &mut row).unwrap();
+        let want = &v[n * DIMS..(n + 1) * DIMS];
+        let err = row
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(err < 0.05, "{id}: its row is not its vector ({err})");
+    }
+    assert_eq!(seen.len(), 300);
+    // Both ways of giving ids at once is a usage error.
+    let o = run(&[
+        "compress",
+        "--in",
+        &spec,
+        "--out",
+        dir.path().join("x.vectro").to_str().unwrap(),
+        "--ids",
+        txt.to_str().unwrap(),
+        "--id-column",
+        "name",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", crate::helpers::stderr(&o));
+}

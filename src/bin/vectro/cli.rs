@@ -105,6 +105,10 @@ pub struct CompressArgs {
     /// id a line. `get`, `export` and Python return them.
     #[arg(long, value_name = "FILE")]
     pub ids: Option<PathBuf>,
+    /// The id column of a Parquet or Arrow input (integers or strings), stored as --ids
+    /// stores ids.
+    #[arg(long, value_name = "NAME", conflicts_with = "ids")]
+    pub id_column: Option<String>,
     /// Rows per chunk [default: about 4 MiB of input].
     #[arg(long)]
     pub chunk_rows: Option<u32>,

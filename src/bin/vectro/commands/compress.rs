@@ -54,6 +54,7 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         codebook: a.codebook,
         train_rows: a.train_rows,
         ids: a.ids,
+        id_column: a.id_column,
     };
     let bar = Bar::new(a.common.quiet || a.common.json, "compress");
     #[cfg(feature = "test-hooks")]
