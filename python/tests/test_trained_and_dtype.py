@@ -21,7 +21,7 @@ def test_binary_itq_trains_to_a_codebook_that_gives_the_training_runs_bytes(tmp_
         with pytest.raises(vectro.UsageError, match="holds a binary-itq codebook"):
             vectro.compress(emb, tmp_path / "c.vectro", codec, codebook=book)
     assert not (tmp_path / "c.vectro").exists()
-    with pytest.raises(vectro.UsageError, match="takes no parameters"):
+    with pytest.raises(vectro.UsageError, match="binary-itq: unknown parameter .x.; valid: none"):
         vectro.train(emb, tmp_path / "d.vcb", "binary-itq:x=1")
 
 
