@@ -602,3 +602,31 @@ fn a_float64_past_float32_is_named_the_same_everywhere() {
         );
     }
 }
+
+/// A control character in a name the user gave (a NUL cannot be in a path, but a tab, an
+/// escape or \x01 can) is written escaped in the error message, never raw: a message must
+/// not hide text or drive the terminal.
+#[test]
+fn control_characters_in_names_are_escaped_in_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = dir.path().join("a\tb\u{1}c\u{1b}[2J.npy");
+    for args in [
+        vec!["info".into(), name.clone().into_os_string()],
+        vec![
+            "compress".into(),
+            "--in".into(),
+            name.clone().into_os_string(),
+            "--out".into(),
+            dir.path().join("x.vectro").into_os_string(),
+        ],
+    ] {
+        let o = vectro().args(&args).output().unwrap();
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(
+            !err.chars().any(|c| c.is_control() && c != '\n'),
+            "raw control character in: {err:?}"
+        );
+        assert!(err.contains(r"a\tb\u{1}c\u{1b}[2J.npy"), "{err}");
+    }
+}

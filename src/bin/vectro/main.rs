@@ -79,17 +79,33 @@ fn run(command: Command) -> anyhow::Result<i32> {
 
 /// Prints an error and its causes on stderr and returns its exit code.
 fn report(err: &anyhow::Error) -> i32 {
-    let top = err.to_string();
+    let top = escape_controls(&err.to_string());
     errln!("vectro: error: {top}");
     // Most of our errors already end with their source's text ("x: reading:
     // Permission denied"): print a cause only when it adds something.
     for cause in err.chain().skip(1) {
-        let cause = cause.to_string();
+        let cause = escape_controls(&cause.to_string());
         if !top.contains(&cause) {
             errln!("  caused by: {cause}");
         }
     }
     exit_codes::for_error(err)
+}
+
+/// `msg` with its control characters (a NUL, a tab, an escape sequence in a file name the
+/// user gave) written as escapes, so that an error message cannot hide text or drive the
+/// terminal. Line breaks stay: some messages have several lines.
+pub(crate) fn escape_controls(msg: &str) -> String {
+    if !msg.chars().any(|c| c.is_control() && c != '\n') {
+        return msg.to_string();
+    }
+    msg.chars()
+        .map(|c| match c {
+            '\n' => "\n".to_string(),
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 /// Whether stdout was closed when vectro started (`>&-`).

@@ -68,7 +68,10 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         Err(e) if kept_partial(&e, &output, opts.keep_partial) => {
             // Print the error here, so that the hint on how to continue comes after it.
             let err = anyhow::Error::from(e);
-            errln!("vectro: error: {err}");
+            errln!(
+                "vectro: error: {}",
+                crate::escape_controls(&err.to_string())
+            );
             errln!(
                 "vectro: the complete chunks are kept in {}; rerun the same command with --resume to continue",
                 partial_path(&output).display()
