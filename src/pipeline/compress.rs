@@ -513,30 +513,11 @@ fn source_metadata(source: &Input) -> Metadata {
         Input::Files(d) => {
             // From the files, not from how --in named them, and without mtimes: shards on
             // other machines, or given a glob instead of the directory, must agree.
-            let (f, n) = (d.files(), d.files().len());
-            let source = match n {
-                1 => name(f[0].path()),
-                _ => format!(
-                    "{} .. {} ({n} files)",
-                    name(f[0].path()),
-                    name(f[n - 1].path())
-                ),
-            };
-            m.insert("source".into(), source);
-            m.insert("source_bytes".into(), d.total_bytes().to_string());
-            let files: Vec<_> = d
-                .files()
-                .iter()
-                .enumerate()
-                .map(|(i, f)| {
-                    let r = d.file_rows(i);
-                    serde_json::json!({ "name": name(f.path()), "rows": [r.start, r.end], "bytes": f.file_len() })
-                })
+            let files: Vec<_> = (d.files().iter().enumerate())
+                .map(|(i, f)| (name(f.path()), d.file_rows(i), f.file_len()))
                 .collect();
-            m.insert(
-                "source_files".into(),
-                serde_json::Value::from(files).to_string(),
-            );
+            record_files(&mut m, &files, true);
+            m.insert("source_bytes".into(), d.total_bytes().to_string());
         }
         Input::Stream(_) => {
             m.insert("source".into(), "-".into());
@@ -547,36 +528,39 @@ fn source_metadata(source: &Input) -> Metadata {
         }
         Input::Table(t) => {
             // As for many .npy files: from the files, without mtimes.
-            let (p, n) = (t.parts(), t.parts().len());
-            let source = match n {
-                1 => name(p[0].name()),
-                _ => format!(
-                    "{} .. {} ({n} files)",
-                    name(p[0].name()),
-                    name(p[n - 1].name())
-                ),
-            };
-            m.insert("source".into(), source);
+            let files: Vec<_> = (t.parts().iter().enumerate())
+                .map(|(i, f)| (name(f.name()), t.part_rows(i), f.file_len()))
+                .collect();
+            record_files(&mut m, &files, files.len() > 1);
             m.insert("source_bytes".into(), t.total_bytes().to_string());
             m.insert("source_format".into(), t.format().into());
-            if n > 1 {
-                let files: Vec<_> = p
-                    .iter()
-                    .enumerate()
-                    .map(|(i, f)| {
-                        let r = t.part_rows(i);
-                        serde_json::json!({ "name": name(f.name()), "rows": [r.start, r.end], "bytes": f.file_len() })
-                    })
-                    .collect();
-                m.insert(
-                    "source_files".into(),
-                    serde_json::Value::from(files).to_string(),
-                );
-            }
         }
     }
     m.insert("tool".into(), crate::format::TOOL.into());
     m
+}
+
+/// Records a many-file input's `source` (`FIRST .. LAST (N files)`, or the one name) and,
+/// with `list`, `source_files`: each file's name, rows in the whole and bytes.
+fn record_files(m: &mut Metadata, files: &[(String, std::ops::Range<u64>, u64)], list: bool) {
+    let n = files.len();
+    let source = match n {
+        1 => files[0].0.clone(),
+        _ => format!("{} .. {} ({n} files)", files[0].0, files[n - 1].0),
+    };
+    m.insert("source".into(), source);
+    if list {
+        let json: Vec<_> = files
+            .iter()
+            .map(|(name, r, bytes)| {
+                serde_json::json!({ "name": name, "rows": [r.start, r.end], "bytes": bytes })
+            })
+            .collect();
+        m.insert(
+            "source_files".into(),
+            serde_json::Value::from(json).to_string(),
+        );
+    }
 }
 
 /// Appends the ids of `chunk`'s rows to its payload (and its crc), if the run has ids.
