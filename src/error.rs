@@ -5,6 +5,10 @@
 
 use std::path::PathBuf;
 
+/// What the streaming writers, handed any `Write`, call their output in an I/O error; the
+/// caller that knows the file renames it with [`Error::on_output`].
+pub const UNNAMED_OUTPUT: &str = "<output>";
+
 /// Everything that can go wrong in Vectro.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -203,6 +207,25 @@ impl Error {
             path: path.into(),
             action,
             source,
+        }
+    }
+
+    /// This error with an I/O failure on the unnamed output of a streaming writer (which
+    /// knows it only as [`UNNAMED_OUTPUT`]) put on `path`, the file it was writing; any
+    /// other error as it is.
+    #[must_use]
+    pub fn on_output(self, path: &std::path::Path) -> Self {
+        match self {
+            Error::Io {
+                path: p,
+                action,
+                source,
+            } if p.as_os_str() == UNNAMED_OUTPUT => Error::Io {
+                path: path.to_path_buf(),
+                action,
+                source,
+            },
+            e => e,
         }
     }
 

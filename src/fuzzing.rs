@@ -155,6 +155,29 @@ fn round_trip(codec: &dyn crate::codec::Codec, dims: usize) {
     }
 }
 
+/// A `--rows` list of `get` and `search`: one that parses selects at least one row, every
+/// range runs forward, and written back as `A..B` items it parses to the same ranges.
+pub fn rows(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let Ok(ranges) = crate::format::rows::parse(&text) else {
+        return;
+    };
+    assert!(
+        ranges.iter().all(|r| r.start <= r.end),
+        "{text:?}: {ranges:?}"
+    );
+    assert!(ranges.iter().any(|r| !r.is_empty()), "{text:?}: {ranges:?}");
+    let again: Vec<String> = ranges
+        .iter()
+        .map(|r| format!("{}..{}", r.start, r.end))
+        .collect();
+    assert_eq!(
+        crate::format::rows::parse(&again.join(",")).ok().as_ref(),
+        Some(&ranges),
+        "{text:?}"
+    );
+}
+
 /// A `.vcb` codebook file: parsed for its own dims; one that parses must round-trip rows
 /// and serialise back to bytes that parse to the same codebook.
 pub fn vcb(data: &[u8]) {

@@ -260,7 +260,10 @@ pub fn export_npz(
         )));
     }
     let out = AtomicOutput::create(output, overwrite, durability)?;
-    write_npz(c, out.writer()).map_err(|e| Error::io(out.tmp_path(), "writing", e))?;
+    // The zip writer finishes its archive when dropped after an error, and prints if that
+    // fails too: behind FirstError it fails once, here.
+    write_npz(c, crate::output::FirstError::new(out.writer()))
+        .map_err(|e| Error::io(out.tmp_path(), "writing", e))?;
     out.commit()?;
     Ok(NpzSummary {
         input: c.path().to_path_buf(),

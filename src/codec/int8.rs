@@ -102,6 +102,23 @@ impl Codec for Int8 {
         simd::dequantize(bytemuck_i8(codes), scale, out);
     }
 
+    fn first_non_finite_row(
+        &self,
+        payload: &[u8],
+        rows: usize,
+        _scratch: &mut Vec<f32>,
+    ) -> Option<usize> {
+        // A row decodes to code × scale with |code| ≤ 128: finite exactly when its scale is
+        // finite and at most f32::MAX / 128. The scales alone answer, without decoding.
+        const MAX_SCALE: f32 = f32::MAX / 128.0;
+        payload[rows * self.dims..rows * self.dims + rows * 4]
+            .chunks_exact(4)
+            .position(|b| {
+                let s = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                s.is_nan() || s.abs() > MAX_SCALE
+            })
+    }
+
     fn prefetch_row(&self, payload: &[u8], rows: usize, row: usize) {
         let d = self.dims;
         // The codes (one line, or more for wide rows) and the scale, far away at the end.

@@ -198,6 +198,8 @@ impl Itq {
         }
     }
 
+    /// One row of `x = yRᵀ + μ`, the plain reference for [`Itq::inverse_block`].
+    #[cfg(test)]
     fn inverse(&self, y: &[f32], x: &mut [f32]) {
         for ((xi, &mi), r) in x
             .iter_mut()
@@ -205,6 +207,37 @@ impl Itq {
             .zip(self.rot.chunks_exact(self.dims))
         {
             *xi = r.iter().zip(y).map(|(&rij, &yj)| rij * yj).sum::<f32>() + mi;
+        }
+    }
+
+    /// X = Y·Rᵀ + μ for a block of rows as one matrix product, as encode does; decode and
+    /// decode_row both come here, so one row decodes to the same bits either way.
+    fn inverse_block(&self, y: &[f32], out: &mut [f32]) {
+        let d = self.dims;
+        let rows = y.len() / d;
+        // SAFETY: `y` and `out` are rows × d and `rot` d × d, all row-major; Rᵀ is read
+        // through `rot` with its strides swapped (element (j, i) at i·d + j). The buffers
+        // do not overlap, and with beta = 0 `out` need not hold anything.
+        unsafe {
+            matrixmultiply::sgemm(
+                rows,
+                d,
+                d,
+                1.0,
+                y.as_ptr(),
+                d as isize,
+                1,
+                self.rot.as_ptr(),
+                1,
+                d as isize,
+                0.0,
+                out.as_mut_ptr(),
+                d as isize,
+                1,
+            );
+        }
+        for row in out.chunks_exact_mut(d) {
+            row.iter_mut().zip(&self.mean).for_each(|(x, m)| *x += m);
         }
     }
 }
@@ -274,7 +307,33 @@ impl Codec for Itq {
     fn decode_row(&self, payload: &[u8], rows: usize, row: usize, out: &mut [f32]) {
         let mut y = vec![0f32; self.dims];
         self.inner.decode_row(payload, rows, row, &mut y);
-        self.inverse(&y, out);
+        self.inverse_block(&y, out);
+    }
+
+    fn decode(&self, payload: &[u8], rows: usize, out: &mut [f32]) {
+        let mut y = vec![0f32; rows * self.dims];
+        self.inner.decode(payload, rows, &mut y);
+        self.inverse_block(&y, out);
+    }
+
+    fn first_non_finite_row(
+        &self,
+        payload: &[u8],
+        rows: usize,
+        scratch: &mut Vec<f32>,
+    ) -> Option<usize> {
+        // R is orthogonal and μ finite: a finite row stays finite unless it nears overflow.
+        let d = self.dims;
+        scratch.resize(rows * d, 0.0);
+        self.inner.decode(payload, rows, scratch);
+        let offset = self.mean.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let mut x = vec![0f32; d];
+        super::first_non_finite_row(scratch, d, |_, y| {
+            super::rotation_may_overflow(y, offset) && {
+                self.inverse_block(y, &mut x);
+                crate::simd::any_non_finite(&x)
+            }
+        })
     }
 
     fn facts(&self) -> Vec<(String, String)> {

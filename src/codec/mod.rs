@@ -170,6 +170,43 @@ pub trait Codec: Send + Sync + std::fmt::Debug {
     fn facts(&self) -> Vec<(String, String)> {
         Vec::new()
     }
+
+    /// The first row of the block whose decoded values are not all finite, or `None`:
+    /// what `verify` asks of every chunk, since a reader refuses such rows. The default
+    /// decodes the block into `scratch`; a codec that can answer from less work (an
+    /// orthogonal rotation keeps a finite row finite unless it nears overflow) overrides it.
+    fn first_non_finite_row(
+        &self,
+        payload: &[u8],
+        rows: usize,
+        scratch: &mut Vec<f32>,
+    ) -> Option<usize> {
+        let d = self.dims();
+        scratch.resize(rows * d, 0.0);
+        self.decode(payload, rows, scratch);
+        first_non_finite_row(scratch, d, |_, _| false)
+    }
+}
+
+/// The first row of `decoded` (`dims` floats a row) holding a NaN or an infinity, or for
+/// which `suspect(row, values)` is true.
+pub(crate) fn first_non_finite_row(
+    decoded: &[f32],
+    dims: usize,
+    mut suspect: impl FnMut(usize, &[f32]) -> bool,
+) -> Option<usize> {
+    decoded
+        .chunks_exact(dims.max(1))
+        .enumerate()
+        .position(|(r, row)| crate::simd::any_non_finite(row) || suspect(r, row))
+}
+
+/// Whether an orthogonal transform of `row` (plus an offset of at most `offset` in each
+/// value) can overflow float32: each output is at most the row's length plus the offset,
+/// and the length is at most `√dims · max|x|`.
+pub(crate) fn rotation_may_overflow(row: &[f32], offset: f32) -> bool {
+    let peak = row.iter().fold(0f32, |m, x| m.max(x.abs()));
+    (peak as f64) * (row.len() as f64).sqrt() + offset as f64 >= f32::MAX as f64 / 2.0
 }
 
 /// Builds the codec a container header describes.

@@ -207,6 +207,27 @@ impl Codec for Rotated {
         self.inner.decode_row(payload, rows, row, out);
         self.rotation.inverse(out);
     }
+
+    fn first_non_finite_row(
+        &self,
+        payload: &[u8],
+        rows: usize,
+        scratch: &mut Vec<f32>,
+    ) -> Option<usize> {
+        // The rotation is orthogonal: a finite row stays finite unless it nears overflow,
+        // and only such a row is decoded through it.
+        let d = self.dims();
+        scratch.resize(rows * d, 0.0);
+        self.inner.decode(payload, rows, scratch);
+        let mut row = vec![0f32; d];
+        super::first_non_finite_row(scratch, d, |_, y| {
+            super::rotation_may_overflow(y, 0.0) && {
+                row.copy_from_slice(y);
+                self.rotation.inverse(&mut row);
+                crate::simd::any_non_finite(&row)
+            }
+        })
+    }
 }
 
 #[cfg(test)]

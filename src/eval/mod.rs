@@ -283,6 +283,7 @@ pub fn evaluate(
             let codes = c.chunk_data(i)?;
             let mut recon = vec![0f32; e.rows as usize * d];
             c.codec().decode(&codes, e.rows as usize, &mut recon);
+            crate::format::decoded::check(c.path(), &recon, d, e.first_row)?;
             let mut original = vec![0f32; recon.len()];
             h.dtype.to_f32(job.bytes(), &mut original);
             // Either file cut short under its map: zeros, not data.

@@ -10,10 +10,12 @@
 //!
 //! Reading one row costs O(1) seeks: trailer → index → chunk.
 
+pub mod decoded;
 mod header;
 pub mod ids;
 pub(crate) mod layout;
 pub mod read;
+pub mod rows;
 pub mod shard;
 pub mod verify;
 pub mod write;

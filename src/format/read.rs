@@ -430,7 +430,13 @@ impl Container {
         self.check_out(rows, out)?;
         let payload = self.chunk_data(i)?;
         self.codec.decode(&payload, rows, out);
-        self.map.check()
+        self.map.check()?;
+        self.check_decoded(out, self.index[i].first_row)
+    }
+
+    /// [`super::decoded::check`] for rows of this container, the first being `first_row`.
+    fn check_decoded(&self, rows: &[f32], first_row: u64) -> Result<()> {
+        super::decoded::check(&self.path, rows, self.dims(), first_row)
     }
 
     /// The chunk holding `row` (which must be in range).
@@ -496,7 +502,7 @@ impl Container {
         if rows == (0..n) {
             self.codec.decode(payload, n, out);
         } else if self.codec.row_access() {
-            for (r, o) in rows.zip(out.chunks_exact_mut(d)) {
+            for (r, o) in rows.clone().zip(out.chunks_exact_mut(d)) {
                 self.codec.decode_row(payload, n, r, o);
             }
         } else {
@@ -505,7 +511,8 @@ impl Container {
                 out.copy_from_slice(&all[rows.start * d..rows.end * d]);
             });
         }
-        self.map.check()
+        self.map.check()?;
+        self.check_decoded(out, self.index[ci].first_row + rows.start as u64)
     }
 
     /// Decodes one row into `out` (`dims` floats).
@@ -596,6 +603,16 @@ impl Container {
     /// # Errors
     /// As [`Container::get`]; the message names the first out-of-range id.
     pub fn get_many(&self, ids: &[u64], out: &mut [f32]) -> Result<()> {
+        self.decode_many(ids, out)?;
+        let d = self.dims();
+        for (&id, row) in ids.iter().zip(out.chunks_exact(d)) {
+            self.check_decoded(row, id)?;
+        }
+        Ok(())
+    }
+
+    /// [`Container::get_many`] but for the check of the decoded rows.
+    fn decode_many(&self, ids: &[u64], out: &mut [f32]) -> Result<()> {
         self.check_out(ids.len(), out)?;
         for &id in ids {
             self.check_row(id)?;

@@ -1,9 +1,12 @@
-//! `verify`: checks every checksum of a container in one sequential pass.
+//! `verify`: checks every checksum of a container in one sequential pass, and everything a
+//! reader checks.
 //!
-//! The file is streamed in blocks of 1 MiB, so memory stays bounded (one block,
-//! the header, and 32 bytes of index a chunk) and the pass runs at disk speed. Every byte
-//! of a valid file is covered by the header's, a chunk's, the index's or the trailer's
-//! crc32c, so any flipped byte is reported.
+//! The file is read in order, a chunk at a time, so memory stays bounded (one chunk and its
+//! decoded rows, the header, and 32 bytes of index a chunk). Every byte of a valid file is
+//! covered by the header's, a chunk's, the index's or the trailer's crc32c, so any flipped
+//! byte is reported; each chunk whose checksum passes is then unstaged and decoded as a
+//! reader would, so a file a faulty writer made (a zstd frame of the wrong size, a NaN
+//! scale, with checksums that match) fails too.
 //!
 //! Order: header, trailer, index, then the chunks from first to last. A chunk whose own
 //! header is damaged is skipped using the index when the index is sound; without an index
@@ -284,6 +287,7 @@ fn walk_chunks<R: BufRead + Seek>(
         .map_or(len, |e| e.offset + e.len);
     let mut at = header_len as u64;
     r.seek(SeekFrom::Start(at))?;
+    let (mut buf, mut floats) = (Vec::new(), Vec::new());
     for i in 0..header.chunk_count() {
         let first = i * header.chunk_rows as u64;
         let rows = [first, first + header.rows_in_chunk(i)];
@@ -328,19 +332,10 @@ fn walk_chunks<R: BufRead + Seek>(
                 continue;
             }
         };
-        let mut c = super::crc(&h);
-        let mut left = payload_len;
-        while left > 0 {
-            // Checksum straight out of the reader's buffer: one copy, as `cat` makes.
-            let avail = r.fill_buf()?;
-            if avail.is_empty() {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            let n = avail.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            c = super::crc_append(c, &avail[..n]);
-            r.consume(n);
-            left -= n as u64;
-        }
+        // The payload is held (a chunk at most) to decode it once its checksum passes.
+        buf.resize(payload_len as usize, 0);
+        r.read_exact(&mut buf)?;
+        let c = super::crc_append(super::crc(&h), &buf);
         let mut stored = [0u8; 4];
         r.read_exact(&mut stored)?;
         let end = at + CHUNK_OVERHEAD as u64 + payload_len;
@@ -353,6 +348,8 @@ fn walk_chunks<R: BufRead + Seek>(
         } else if let Some(msg) = check_ids(r, at, payload_len, rows[1] - rows[0], header, codec)? {
             bad(rep, end, msg);
             r.seek(SeekFrom::Start(end))?;
+        } else if let Some(msg) = check_decoded(&buf, rows, header, codec, &mut floats) {
+            bad(rep, end, msg);
         } else {
             rep.chunks_ok += 1;
             rep.rows_ok += rows[1] - rows[0];
@@ -360,6 +357,30 @@ fn walk_chunks<R: BufRead + Seek>(
         at = end;
     }
     Ok(at)
+}
+
+/// What a reader would refuse in a chunk whose checksum and ids passed: a payload that does
+/// not unstage (a zstd frame that does not decompress to the codec's size) or rows that
+/// decode to NaN or infinity. `None` when it decodes cleanly; `floats` is scratch.
+fn check_decoded(
+    stored: &[u8],
+    rows: [u64; 2],
+    header: &Header,
+    codec: &dyn Codec,
+    floats: &mut Vec<f32>,
+) -> Option<String> {
+    let n = rows[1] - rows[0];
+    let payload = match super::layout::unstage(stored, n, header, codec) {
+        Ok(p) => p,
+        Err(msg) => return Some(format!("{msg}; the file is corrupt")),
+    };
+    let row = codec.first_non_finite_row(&payload, n as usize, floats)?;
+    Some(format!(
+        "row {} decodes to NaN or infinity, though its checksum matches: the file was written \
+         wrongly (by a faulty tool, or edited with its checksums recomputed); its rows cannot \
+         be trusted, compress again from the source",
+        rows[0] + row as u64
+    ))
 }
 
 /// Checks the ids at the end of the chunk at byte `at` (whose crc matched), reading back

@@ -352,6 +352,86 @@ impl std::io::Seek for OutputFile<'_> {
     }
 }
 
+/// A writer that reports its first error and then quietly accepts (and drops) everything
+/// after it, keeping track of where writes and seeks would have left it. For writers that
+/// write again when dropped after a failure, as the zip crate's does to finish an archive
+/// (printing to stderr when that fails too): the first error is the one to report, and the
+/// output is abandoned anyway.
+#[derive(Debug)]
+pub struct FirstError<W> {
+    inner: W,
+    failed: bool,
+    /// Where the next write goes, and the end of what was written.
+    pos: u64,
+    len: u64,
+}
+
+impl<W> FirstError<W> {
+    /// Wraps `inner`, which must be at position 0.
+    pub fn new(inner: W) -> Self {
+        FirstError {
+            inner,
+            failed: false,
+            pos: 0,
+            len: 0,
+        }
+    }
+
+    fn wrote(&mut self, n: usize) {
+        self.pos += n as u64;
+        self.len = self.len.max(self.pos);
+    }
+}
+
+impl<W: Write> Write for FirstError<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !self.failed {
+            match self.inner.write(buf) {
+                Ok(n) => {
+                    self.wrote(n);
+                    return Ok(n);
+                }
+                Err(e) => {
+                    self.failed = true;
+                    return Err(e);
+                }
+            }
+        }
+        self.wrote(buf.len());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.failed {
+            return Ok(());
+        }
+        let r = self.inner.flush();
+        self.failed = r.is_err();
+        r
+    }
+}
+
+impl<W: std::io::Seek> std::io::Seek for FirstError<W> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        use std::io::SeekFrom;
+        if !self.failed {
+            let r = self.inner.seek(to);
+            match &r {
+                Ok(p) => self.pos = *p,
+                Err(_) => self.failed = true,
+            }
+            return r;
+        }
+        let base = match to {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+        };
+        self.pos = base.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        Ok(self.pos)
+    }
+}
+
 impl Drop for AtomicOutput {
     fn drop(&mut self) {
         // Otherwise dropping the TempPath removes the file.
@@ -505,6 +585,30 @@ pub fn write_file(target: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_error_reports_once_then_swallows() {
+        struct Full(usize);
+        impl Write for Full {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if self.0 + buf.len() > 4 {
+                    return Err(std::io::ErrorKind::StorageFull.into());
+                }
+                self.0 += buf.len();
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut w = FirstError::new(Full(0));
+        w.write_all(b"abc").unwrap();
+        let e = w.write_all(b"defg").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::StorageFull);
+        w.write_all(b"more").unwrap();
+        w.flush().unwrap();
+        assert_eq!(w.inner.0, 3);
+    }
 
     #[test]
     fn outputs_get_the_usual_permissions_not_private_ones() {

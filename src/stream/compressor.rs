@@ -259,7 +259,7 @@ impl<'a> Compressor<'a> {
         F: Fn(&Encoder, J) -> Result<EncodedChunk> + Sync,
         W: Write,
     {
-        let out_name = Path::new("<output>");
+        let out_name = Path::new(crate::error::UNNAMED_OUTPUT);
         let io = |e| Error::io(out_name, "writing", e);
         let (rows, dims) = (header.rows, header.dims as u64);
         let row_bytes = dims * header.source_dtype.size() as u64;

@@ -123,7 +123,7 @@ impl<'a> Decompressor<'a> {
         input: R,
         output: W,
     ) -> Result<StreamSummary> {
-        let out_name = Path::new("<output>");
+        let out_name = Path::new(crate::error::UNNAMED_OUTPUT);
         let io = |e| Error::io(out_name, "writing", e);
         let mut w = CountingWriter {
             inner: output,
@@ -181,6 +181,7 @@ impl<'a> Decompressor<'a> {
                     .map_err(|msg| c.corrupt(name, &msg))?;
                 let mut rows = vec![0f32; c.rows as usize * dims];
                 codec.decode(&payload, c.rows as usize, &mut rows);
+                crate::format::decoded::check(name, &rows, dims, c.first_row)?;
                 Ok((c.first_row, rows))
             },
             |(first, rows)| {

@@ -138,7 +138,7 @@ pub fn export_jsonl<W: Write>(
     let d = c.dims();
     let step = (JOB_FLOATS / d).max(1) as u64;
     let threads = crate::par::resolve_threads(opts.threads);
-    let out_name = Path::new("<output>");
+    let out_name = Path::new(crate::error::UNNAMED_OUTPUT);
     let mut out = out;
     let mut written = 0u64;
     progress.begin(rows, rows * d as u64 * 4);

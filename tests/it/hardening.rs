@@ -630,3 +630,85 @@ fn control_characters_in_names_are_escaped_in_messages() {
         assert!(err.contains(r"a\tb\u{1}c\u{1b}[2J.npy"), "{err}");
     }
 }
+
+/// A container whose checksums all match but whose payload decodes to NaN (a faulty writer:
+/// an f16 NaN, an int8 NaN scale, with and without rotation) is refused by every reader and
+/// by `verify`, naming the row, exit 3; nothing is written at an output path.
+#[test]
+fn a_payload_that_decodes_to_nan_is_refused_everywhere() {
+    use vectro::codec::PayloadStage;
+    use vectro::format::{ContainerWriter, Header};
+    let dir = tempfile::tempdir().unwrap();
+    let (rows, dims, chunk_rows) = (300usize, 16usize, 128usize);
+    let data = random_rows(rows, dims, 11);
+    let npy = dir.path().join("x.npy");
+    write_npy(&npy, rows as u64, dims as u64, &data);
+    // (codec, the byte range to overwrite in chunk 1's payload, the bytes): row 128 + 5.
+    type Patch = fn(usize, usize) -> (usize, Vec<u8>);
+    let cases: [(&str, Patch); 3] = [
+        ("f16", |_, d| ((5 * d + 3) * 2, vec![0x00, 0x7e])),
+        ("int8", |n, d| {
+            (n * d + 5 * 4, f32::NAN.to_le_bytes().to_vec())
+        }),
+        ("int8:rotate=1", |n, d| {
+            (n * d + 5 * 4, f32::INFINITY.to_le_bytes().to_vec())
+        }),
+    ];
+    for (spec, patch) in cases {
+        let codec = vectro::codec::parse(spec, dims).unwrap();
+        let header = Header {
+            codec: codec.spec(),
+            rows: rows as u64,
+            dims: dims as u32,
+            chunk_rows: chunk_rows as u32,
+            source_dtype: vectro::npy::Dtype::F32Le,
+            metadata: Default::default(),
+            stage: PayloadStage::Plain,
+            ids: Default::default(),
+        };
+        let mut w = ContainerWriter::new(Vec::new(), header).unwrap();
+        for (i, block) in data.chunks(chunk_rows * dims).enumerate() {
+            let n = block.len() / dims;
+            let mut payload = vec![0u8; codec.encoded_len(n)];
+            codec.encode(block, &mut payload).unwrap();
+            if i == 1 {
+                let (at, bytes) = patch(n, dims);
+                payload[at..at + bytes.len()].copy_from_slice(&bytes);
+            }
+            w.write_chunk(n as u64, &payload).unwrap();
+        }
+        let file = dir
+            .path()
+            .join(format!("{}.vectro", spec.replace([':', '='], "_")));
+        std::fs::write(&file, w.finish().unwrap()).unwrap();
+        let f = file.to_str().unwrap();
+        let out = dir.path().join("out.npy");
+        let o_ = out.to_str().unwrap();
+        for args in [
+            vec!["verify", f],
+            vec!["get", f, "--rows", "133"],
+            vec!["get", f, "--rows", "100..200", "--out", o_],
+            vec!["decompress", "--in", f, "--out", o_],
+            vec!["export", f, "--format", "jsonl", "--out", o_],
+            vec!["eval", "--orig", npy.to_str().unwrap(), "--comp", f],
+        ] {
+            let o = Command::new(bin()).args(&args).output().unwrap();
+            no_panic(&o, &format!("{spec} {args:?}"));
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(3), "{spec} {args:?}: {err}");
+            assert!(err.contains("row 133 decodes to"), "{spec} {args:?}: {err}");
+            assert!(err.contains("checksum matches"), "{spec} {args:?}: {err}");
+            assert!(!out.exists(), "{spec} {args:?}: wrote {o_}");
+        }
+        // Rows before the bad one still read: the check is per row, not per file.
+        let o = Command::new(bin())
+            .args(["get", f, "--rows", "0..128"])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{spec}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}

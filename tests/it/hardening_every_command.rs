@@ -377,3 +377,110 @@ fn a_process_limit_is_one_clear_error_in_every_command() {
         assert!(!d.join(name).exists(), "{name} was written");
     }
 }
+
+/// Every command that writes a file, when the disk refuses a write (the file-size limit,
+/// which fails a write as a full disk does, with the signal it sends ignored): exit 4, one
+/// error line naming the output or its temporary file (never a stray line from a library),
+/// and nothing at the final path.
+#[test]
+fn every_writer_on_a_disk_that_refuses_writes() {
+    let dir = setup();
+    let d = dir.path();
+    // 64 KiB: each output below is larger.
+    let limited = |args: &[&str]| {
+        let mut c = Command::new("sh");
+        c.current_dir(d)
+            .arg("-c")
+            .arg("trap '' XFSZ; ulimit -f 64; exec \"$0\" \"$@\"")
+            .arg(bin())
+            .args(args)
+            .stdin(Stdio::null());
+        c.output().unwrap()
+    };
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["compress", "-q", "--in", "x.npy", "--out", "o.vectro"],
+            "o.vectro",
+        ),
+        (
+            &[
+                "compress", "-q", "--in", "x.npy", "--codec", "f16", "--out", "o.vectro",
+            ],
+            "o.vectro",
+        ),
+        (
+            &["decompress", "-q", "--in", "x.vectro", "--out", "o.npy"],
+            "o.npy",
+        ),
+        (
+            &[
+                "decompress",
+                "-q",
+                "--in",
+                "x.vectro",
+                "--dtype",
+                "f16",
+                "--out",
+                "o.npy",
+            ],
+            "o.npy",
+        ),
+        (
+            &[
+                "export", "-q", "x.vectro", "--format", "jsonl", "--out", "o.jsonl",
+            ],
+            "o.jsonl",
+        ),
+        (
+            &[
+                "export", "-q", "x.vectro", "--format", "npz", "--out", "o.npz",
+            ],
+            "o.npz",
+        ),
+        (
+            &["get", "x.vectro", "--rows", "0..3000", "--out", "o.npy"],
+            "o.npy",
+        ),
+        (
+            &[
+                "generate", "-q", "--rows", "3000", "--dims", "32", "--out", "o.npy",
+            ],
+            "o.npy",
+        ),
+        (
+            &["import-npz", "-q", "x.npz", "--out", "o.vectro"],
+            "o.vectro",
+        ),
+        (
+            &["merge", "-q", "s0.vectro", "s1.vectro", "--out", "o.vectro"],
+            "o.vectro",
+        ),
+    ];
+    for (args, target) in cases {
+        let o = limited(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(documented(&o, &format!("{args:?}")), 4, "{args:?}: {err}");
+        let errors: Vec<&str> = err
+            .lines()
+            .filter(|l| !l.starts_with("vectro: note"))
+            .collect();
+        assert!(
+            errors[0].starts_with("vectro: error: ")
+                && errors[0].contains(target.trim_start_matches('o')),
+            "{args:?}: {err}"
+        );
+        assert!(errors[0].contains("File too large"), "{args:?}: {err}");
+        // A resumable compress also says where its partial is; nothing else is printed.
+        assert!(
+            errors[1..].iter().all(|l| l.contains("--resume")),
+            "{args:?}: stray lines: {err}"
+        );
+        assert!(!d.join(target).exists(), "{args:?}: {target} exists");
+        for e in std::fs::read_dir(d).unwrap() {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            if name.starts_with(".o.") {
+                std::fs::remove_file(d.join(&name)).unwrap();
+            }
+        }
+    }
+}

@@ -1,5 +1,5 @@
-//! The fuzz targets of every parser that takes user input (`--codec` specs, `.vcb`
-//! codebooks, the prototype's `.npz`), replayed on stable Rust: each seed in
+//! The fuzz targets of every parser that takes user input (`--codec` specs, `--rows`
+//! lists, `.vcb` codebooks, the prototype's `.npz`), replayed on stable Rust: each seed in
 //! `fuzz/seeds/<target>/`, then deterministic mutations of them (bytes flipped, set to
 //! values parsers trip on, cut, repeated, inserted). A panic in the harness is a bug; the
 //! harness itself asserts what a parsed input must then do.
@@ -88,4 +88,9 @@ fn vcb_corpus_and_mutations() {
 fn npz_corpus_and_mutations() {
     // Each run writes and imports a file: fewer.
     replay("npz", vectro::fuzzing::npz, 1500, 2);
+}
+
+#[test]
+fn rows_corpus_and_mutations() {
+    replay("rows", vectro::fuzzing::rows, 20_000, 10);
 }

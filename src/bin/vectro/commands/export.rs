@@ -55,7 +55,8 @@ pub fn run(a: ExportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
                 threads: a.common.threads,
             };
             let mut w = out.writer();
-            let s = export_jsonl(&c, &mut w, &opts, &bar, cancel)?;
+            let s = export_jsonl(&c, &mut w, &opts, &bar, cancel)
+                .map_err(|e| e.on_output(&a.output))?;
             w.flush()
                 .map_err(|e| Error::io(out.tmp_path(), "writing", e))?;
             drop(w);

@@ -23,7 +23,9 @@ const BATCH_FLOATS: usize = 1 << 18;
 pub fn run(a: GetArgs) -> anyhow::Result<i32> {
     let c = Container::open(&a.file)?;
     let rows = match (&a.rows, &a.ids) {
-        (Some(spec), _) => Selection::Ranges(local_ranges(&c, &parse_rows(spec)?)?),
+        (Some(spec), _) => {
+            Selection::Ranges(local_ranges(&c, &vectro::format::rows::parse(spec)?)?)
+        }
         (None, Some(spec)) => Selection::Rows(lookup_ids(&c, spec)?),
         (None, None) => unreachable!("clap requires --rows or --ids"),
     };
@@ -41,7 +43,7 @@ pub fn run(a: GetArgs) -> anyhow::Result<i32> {
             let mut w = out.writer();
             write_rows(&c, &rows, a.format, &mut w)
                 .and_then(|_| Ok(w.flush()?))
-                .with_context(|| format!("writing {}", out.tmp_path().display()))?;
+                .map_err(super::on_file(out.tmp_path()))?;
             drop(w);
             out.commit()?;
         }
@@ -188,41 +190,6 @@ fn lookup_ids(c: &Container, spec: &str) -> Result<Vec<u64>, Error> {
         .collect())
 }
 
-/// Parses `5,17,100..110,7..=9` into ranges, in the order given.
-pub fn parse_rows(spec: &str) -> Result<Vec<Range<u64>>, Error> {
-    let bad = |item: &str, why: &str| {
-        Error::Config(format!(
-            "--rows: '{item}' {why}; expected a comma-separated list of N, A..B (B excluded) or A..=B"
-        ))
-    };
-    let num = |item: &str, s: &str| {
-        s.trim()
-            .parse::<u64>()
-            .map_err(|_| bad(item, "is not a row number or range"))
-    };
-    let mut out = Vec::new();
-    for item in spec.split(',') {
-        let item = item.trim();
-        let r = if let Some((a, b)) = item.split_once("..=") {
-            let (a, b) = (num(item, a)?, num(item, b)?);
-            a..b.checked_add(1).ok_or_else(|| bad(item, "is too large"))?
-        } else if let Some((a, b)) = item.split_once("..") {
-            num(item, a)?..num(item, b)?
-        } else {
-            let n = num(item, item)?;
-            n..n + 1
-        };
-        if r.start > r.end {
-            return Err(bad(item, "is reversed"));
-        }
-        out.push(r);
-    }
-    if out.iter().all(|r| r.is_empty()) {
-        return Err(bad(spec, "selects no rows"));
-    }
-    Ok(out)
-}
-
 fn write_rows(
     c: &Container,
     selection: &Selection,
@@ -314,30 +281,5 @@ fn non_finite(c: &Container, row: u64, col: usize) -> Error {
         msg: format!(
             "row {row}, column {col} decodes to a non-finite value, which JSON and CSV cannot hold; use --format npy"
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_rows;
-
-    #[test]
-    fn parses_lists_and_ranges_in_order() {
-        let r = parse_rows("5, 17,100..103,7..=8,5").unwrap();
-        assert_eq!(r, vec![5..6, 17..18, 100..103, 7..9, 5..6]);
-    }
-
-    #[test]
-    fn rejects_bad_items_with_the_item_named() {
-        for (spec, want) in [
-            ("5,x", "'x'"),
-            ("10..5", "reversed"),
-            ("1..", "'1..'"),
-            ("3..3", "selects no rows"),
-            ("", "''"),
-        ] {
-            let e = parse_rows(spec).unwrap_err().to_string();
-            assert!(e.contains(want), "{spec}: {e}");
-        }
     }
 }

@@ -45,6 +45,15 @@ pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An error from writing the file at `path`: a bare I/O error is named as writing `path`,
+/// in the one style of every I/O error; any other error is passed on as it is.
+pub fn on_file(path: &std::path::Path) -> impl Fn(anyhow::Error) -> anyhow::Error + '_ {
+    move |e| match e.downcast::<std::io::Error>() {
+        Ok(io) => vectro::Error::io(path, "writing", io).into(),
+        Err(e) => e,
+    }
+}
+
 /// An error from streaming rows to stdout: an I/O error says where it happened (the library
 /// only knows it as `<output>`); any other error is passed on as it is.
 pub fn on_stdout(e: vectro::Error) -> anyhow::Error {

@@ -57,7 +57,7 @@ pub fn run(a: SearchArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
             let mut w = out.writer();
             write_text(&hits, format, &mut w)
                 .and_then(|_| Ok(w.flush()?))
-                .with_context(|| format!("writing {}", out.tmp_path().display()))?;
+                .map_err(super::on_file(out.tmp_path()))?;
             drop(w);
             out.commit()?;
         }
@@ -99,7 +99,7 @@ fn parse_ids(spec: &str) -> anyhow::Result<Vec<u64>> {
         }
         return Ok(ids);
     }
-    let ranges = super::get::parse_rows(spec)
+    let ranges = vectro::format::rows::parse(spec)
         .map_err(|e| Error::Config(e.to_string().replacen("--rows", "--filter-ids", 1)))?;
     Ok(ranges.into_iter().flatten().collect())
 }
