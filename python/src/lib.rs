@@ -759,6 +759,30 @@ fn import_npz(
     to_dict(py, &s)
 }
 
+/// Merge the shards of one compress into the container a single run writes. See
+/// `vectro.merge`.
+#[pyfunction]
+#[pyo3(signature = (parts, out, *, force=false, fsync=true, progress=None))]
+fn merge(
+    py: Python<'_>,
+    parts: Vec<PathBuf>,
+    out: PathBuf,
+    force: bool,
+    fsync: bool,
+    progress: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    let durability = if fsync {
+        Durability::Fsync
+    } else {
+        Durability::None
+    };
+    let progress = ProgressArg::from_py(progress, "merge")?;
+    let s = run_long(py, progress, |p, stop| {
+        vectro::merge(&parts, &out, force, durability, p, stop)
+    })?;
+    to_dict(py, &s)
+}
+
 // ---------------------------------------------------------------------------------------
 // The prototype's int8 API.
 
@@ -1518,6 +1542,7 @@ fn _vectro(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decompress_to, m)?)?;
     m.add_function(wrap_pyfunction!(decompress_array, m)?)?;
     m.add_function(wrap_pyfunction!(train, m)?)?;
+    m.add_function(wrap_pyfunction!(merge, m)?)?;
     m.add_function(wrap_pyfunction!(eval, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(import_npz, m)?)?;
