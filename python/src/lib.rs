@@ -25,49 +25,49 @@ use vectro::output::Durability;
 use vectro::{CompressOptions, Container, ErrorKind, MemorySource, Progress};
 
 create_exception!(
-    _vectro,
+    vectro,
     VectroError,
     PyException,
     "Base class of every error Vectro raises; the message is the library's."
 );
 create_exception!(
-    _vectro,
+    vectro,
     BadInputError,
     VectroError,
     "The input data is unusable: wrong shape or dtype, NaN/Inf, values out of a codec's range."
 );
 create_exception!(
-    _vectro,
+    vectro,
     CorruptError,
     VectroError,
     "A container (or codebook, or .npz) is malformed, truncated or fails its checksums."
 );
 create_exception!(
-    _vectro,
+    vectro,
     VectroIOError,
     VectroError,
     "The operating system failed an operation (open, read, write, lock); a retry may help."
 );
 create_exception!(
-    _vectro,
+    vectro,
     UsageError,
     VectroError,
     "The request itself is invalid: a bad option, an existing output without force=True, ..."
 );
 create_exception!(
-    _vectro,
+    vectro,
     QualityGateError,
     VectroError,
     "eval() measured a quality below a gate (min_cosine, min_recall, max_nmse); `.report` holds the measurements."
 );
 create_exception!(
-    _vectro,
+    vectro,
     CancelledError,
     VectroError,
     "The run was cancelled (the library's own cancel, not Ctrl-C, which raises KeyboardInterrupt)."
 );
 create_exception!(
-    _vectro,
+    vectro,
     InternalError,
     VectroError,
     "A bug in Vectro (a worker panicked); please report it."

@@ -53,6 +53,18 @@ def shard_plan(rows: int, chunk_rows: int, shards: int) -> List[Tuple[int, int]]
     return [(at[k] * chunk_rows, min(at[k + 1] * chunk_rows, rows)) for k in range(shards)]
 
 
+def _get(refs: Any) -> Any:
+    """``ray.get``, raising a task's own exception (a ``vectro.BadInputError`` naming the
+    row, a ``ValueError`` naming the column) rather than Ray's wrapper of it."""
+    try:
+        return ray.get(refs)
+    except ray.exceptions.RayTaskError as e:
+        cause = getattr(e, "cause", None)
+        if isinstance(cause, Exception):
+            raise cause from None
+        raise
+
+
 def _column_array(block: Any, column: str, lo: int, hi: int) -> np.ndarray:
     acc = BlockAccessor.for_block(block)
     if column not in acc.column_names():
@@ -194,7 +206,7 @@ def compress_dataset(
             column = next((c for c in ("embedding", "data") if c in names), None)
             if column is None:
                 raise ValueError(f"the dataset has columns {names}: say which holds the vectors with column=")
-    described = ray.get([_describe.remote(r, column) for r in refs])
+    described = _get([_describe.remote(r, column) for r in refs])
     blocks = [(r, d[0]) for r, d in zip(refs, described) if d[0] > 0]
     kinds = {(d[1], d[2]) for d in described if d[0] > 0}
     if not blocks:
@@ -231,7 +243,7 @@ def compress_dataset(
         }
         if id_column is not None:
             ids: List[Any] = []
-            for chunk in ray.get([_ids.remote(r, id_column) for r, _ in blocks]):
+            for chunk in _get([_ids.remote(r, id_column) for r, _ in blocks]):
                 ids.extend(chunk)
             ids_path = os.path.join(parts, "ids.npy")
             arr = np.asarray(ids)
@@ -256,7 +268,7 @@ def compress_dataset(
                     k, n, pieces, total, dims, dtype, (a, b), column, target, options
                 )
             )
-        summaries = ray.get(tasks)
+        summaries = _get(tasks)
         merged = vectro.merge(
             [os.path.join(parts, f) for f in sorted(os.listdir(parts)) if f.endswith(".vectro")],
             out,
