@@ -64,6 +64,44 @@ def _write_atomic(path: str, data: bytes) -> None:
     _fsync_dir(d or ".")
 
 
+def _stamp(st: os.stat_result) -> Tuple[int, int, int]:
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class _Writing:
+    """The store's write lock: its thread lock and, on the outermost entry, an exclusive
+    ``flock`` of ``.lock`` in the directory (against writers in other processes), then a
+    reload if another process committed since this one last read the manifest."""
+
+    def __init__(self, store: "Store"):
+        self.store = store
+
+    def __enter__(self) -> None:
+        st = self.store
+        st._lock.acquire()
+        st._depth += 1
+        if st._depth == 1:
+            try:
+                import fcntl
+
+                st._lockfile = open(os.path.join(st.root, ".lock"), "a+b")
+                fcntl.flock(st._lockfile.fileno(), fcntl.LOCK_EX)
+            except ImportError:  # pragma: no cover - no flock (Windows): threads only
+                st._lockfile = None
+            except BaseException:
+                self.__exit__()
+                raise
+            st._refresh()
+
+    def __exit__(self, *exc: Any) -> None:
+        st = self.store
+        st._depth -= 1
+        if st._depth == 0 and st._lockfile is not None:
+            st._lockfile.close()  # releases the flock
+            st._lockfile = None
+        st._lock.release()
+
+
 class Segment:
     """One committed segment: its containers (opened lazily) and its records."""
 
@@ -151,9 +189,13 @@ class Store:
         self.fsync = fsync
         self._lock = threading.RLock()
         os.makedirs(self.root, exist_ok=True)
+        self._depth = 0
+        self._lockfile: Any = None
+        self._stamp: Any = None
         mpath = os.path.join(self.root, MANIFEST)
         if os.path.exists(mpath):
             with open(mpath, encoding="utf-8") as f:
+                self._stamp = _stamp(os.fstat(f.fileno()))
                 m = json.load(f)
             if m.get("format") != FORMAT or int(m.get("version", 0)) > VERSION:
                 from . import CorruptError
@@ -203,7 +245,19 @@ class Store:
 
     def _commit(self) -> None:
         data = json.dumps(self._manifest(), indent=1).encode()
-        _write_atomic(os.path.join(self.root, MANIFEST), data)
+        path = os.path.join(self.root, MANIFEST)
+        _write_atomic(path, data)
+        self._stamp = _stamp(os.stat(path))
+
+    def _refresh(self) -> None:
+        """Reload if the manifest on disk is not the one this object last read or wrote
+        (another process committed)."""
+        try:
+            now: Any = _stamp(os.stat(os.path.join(self.root, MANIFEST)))
+        except FileNotFoundError:
+            now = None
+        if now != self._stamp:
+            self._reload()
 
     def _ids(self) -> Dict[str, Tuple[int, int]]:
         """id -> (segment number, row) of every live row."""
@@ -218,10 +272,12 @@ class Store:
 
     def __len__(self) -> int:
         with self._lock:
+            self._refresh()
             return len(self._ids())
 
     def __contains__(self, id: str) -> bool:
         with self._lock:
+            self._refresh()
             return id in self._ids()
 
     # --- writes ----------------------------------------------------------------------
@@ -265,7 +321,7 @@ class Store:
                 raise ValueError(
                     f"record {rec['id']!r}: its text and metadata must be JSON serializable ({e})"
                 ) from None
-        with self._lock:
+        with _Writing(self):
             if self.dims is None:
                 self.dims = int(x.shape[1])
             elif x.shape[1] != self.dims:
@@ -303,19 +359,20 @@ class Store:
         for s in self.segments:
             s.close()
         fresh = Store(self.root, fsync=self.fsync)
-        self.__dict__.update({k: v for k, v in fresh.__dict__.items() if k != "_lock"})
+        keep = ("_lock", "_depth", "_lockfile")
+        self.__dict__.update({k: v for k, v in fresh.__dict__.items() if k not in keep})
 
     def delete(self, ids: Iterable[str]) -> int:
         """Tombstone the rows of ``ids`` (ids not in the store are ignored); returns how
         many rows were deleted."""
-        with self._lock:
+        with _Writing(self):
             idx = self._ids()
             hit = [(i, idx[i]) for i in dict.fromkeys(str(i) for i in ids) if i in idx]
             return self._tombstone(hit)
 
     def delete_where(self, pred: Callable[[Dict[str, Any]], bool]) -> int:
         """Tombstone every live row whose record satisfies ``pred``."""
-        with self._lock:
+        with _Writing(self):
             hit = []
             for si, s in enumerate(self.segments):
                 for r, rec in enumerate(s.records):
@@ -340,7 +397,7 @@ class Store:
 
     def clear(self) -> None:
         """Delete every row."""
-        with self._lock:
+        with _Writing(self):
             old = self.segments
             self.segments = []
             self._index = None
@@ -355,7 +412,7 @@ class Store:
         ``{"rows", "segments_before", "files_removed"}``."""
         import numpy as np
 
-        with self._lock:
+        with _Writing(self):
             before = len(self.segments)
             parts, recs = [], []
             for s in self.segments:
@@ -392,6 +449,7 @@ class Store:
     def get(self, ids: Iterable[str]) -> List[Dict[str, Any]]:
         """The records of ``ids`` that are in the store, in the order given."""
         with self._lock:
+            self._refresh()
             idx = self._ids()
             out = []
             for i in ids:
@@ -405,6 +463,7 @@ class Store:
         import numpy as np
 
         with self._lock:
+            self._refresh()
             idx = self._ids()
             rows = []
             for i in ids:
@@ -413,13 +472,16 @@ class Store:
                 rows.append(s.container(fine=s.fine)[r])
             return np.stack(rows) if rows else np.zeros((0, self.dims or 0), np.float32)
 
-    def records(self) -> Iterable[Dict[str, Any]]:
+    def records(self) -> List[Dict[str, Any]]:
         """Every live record, in insertion order."""
         with self._lock:
-            for s in self.segments:
-                for r, rec in enumerate(s.records):
-                    if r not in s.deleted:
-                        yield rec
+            self._refresh()
+            return [
+                rec
+                for s in self.segments
+                for r, rec in enumerate(s.records)
+                if r not in s.deleted
+            ]
 
     def search(
         self,
@@ -441,6 +503,7 @@ class Store:
         if k <= 0:
             return []
         with self._lock:
+            self._refresh()
             if self.dims is None:
                 return []
             if q.shape[1] != self.dims:

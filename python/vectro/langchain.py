@@ -10,6 +10,7 @@ Needs ``langchain-core``: ``pip install vectro[langchain]``. See docs/vector-sto
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type, Union
@@ -243,11 +244,13 @@ class VectroVectorStore(VectorStore):
         return [_doc(hits[i][0]) for i in chosen]
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
+        """Scores mapped into [0, 1], monotonically, whatever the vectors' norms:
+        ``(1 + cos) / 2``; ``1 / (1 + exp(-ip))``; ``1 / (1 + squared l2)``."""
         if self.store.metric == "l2":
-            return self._euclidean_relevance_score_fn
-        if self.store.metric == "cos":
-            return lambda s: (1.0 + s) / 2.0
-        return self._max_inner_product_relevance_score_fn
+            return lambda s: 1.0 / (1.0 + max(s, 0.0))
+        if self.store.metric == "ip":
+            return lambda s: 1.0 / (1.0 + math.exp(-max(min(s, 700.0), -700.0)))
+        return lambda s: (1.0 + s) / 2.0
 
     @classmethod
     def from_texts(
