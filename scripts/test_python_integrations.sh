@@ -7,7 +7,6 @@
 #
 #   scripts/test_python_integrations.sh [pytest args...]
 #
-# Uses the wheel scripts/test_python.sh built in target/wheels (builds it if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,9 +20,10 @@ fi
     "langchain-core==1.8.1" "langchain-tests==1.1.9" \
     "llama-index-core==0.14.25" "ray[data]==2.60.0"
 
-if ! ls target/wheels/vectro-*.whl >/dev/null 2>&1; then
-    "$VENV/bin/maturin" build --release --quiet -m python/Cargo.toml -o target/wheels
-fi
+# The wheel of the current sources (after scripts/test_python.sh, which builds with the
+# same features, cargo has nothing to do and this only packs the Python files again).
+rm -rf target/wheels
+"$VENV/bin/maturin" build --release --quiet -m python/Cargo.toml -o target/wheels --features test-hooks
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps target/wheels/vectro-*.whl
 
 # Offline, and without Ray's dashboard or usage reporting.

@@ -1,7 +1,6 @@
 """vectro.merge: the shards of one compress, merged, are the bytes of a single run and of
 the CLI's merge; a missing shard is named."""
 
-import numpy as np
 import pytest
 
 import vectro

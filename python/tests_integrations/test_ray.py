@@ -102,3 +102,23 @@ def test_bad_input_is_named(tmp_path):
     (tmp_path / "exists.vectro").write_bytes(b"x")
     with pytest.raises(vectro.UsageError, match="force"):
         compress_dataset(ray.data.from_numpy(x[:10]), tmp_path / "exists.vectro")
+
+
+def test_a_shard_costs_memory_for_its_rows_only(tmp_path):
+    # A task maps the whole input's size but writes (and compress reads) only its shard:
+    # shard 0 of 80 of a 4 GB input must not bring the 4 GB into memory.
+    import subprocess
+    import sys
+
+    code = f"""
+import resource, numpy as np, vectro
+from vectro.ray import _virtual_rows
+x = _virtual_rows(8_000_000, 128, np.dtype("<f4"))   # 4.1 GB of address space
+x[:100_000] = np.random.default_rng(0).standard_normal((100_000, 128), dtype=np.float32)
+s = vectro.compress(x, r"{tmp_path}/p-{{shard}}.vectro", shard="0/80", chunk_rows=100_000, fsync=False)
+assert s["rows"] == 100_000
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    peak_mb = int(r.stdout.split()[-1])
+    assert peak_mb < 1000, f"peak RSS {peak_mb} MB for a 51 MB shard of a 4 GB input"

@@ -15,7 +15,7 @@ import mmap
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 try:
     import ray
@@ -224,6 +224,7 @@ def compress_dataset(
     n = max(1, min(shards or len(blocks), chunks))
     plan = shard_plan(total, chunk_rows, n)
 
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     own_parts = parts_dir is None
     parts = (
         tempfile.mkdtemp(prefix=".vectro-ray-", dir=os.path.dirname(os.path.abspath(out)))
@@ -262,7 +263,7 @@ def compress_dataset(
                 lo, hi = max(a, starts[i]), min(b, starts[i] + rows)
                 if lo < hi:
                     pieces.append((ref, int(lo - starts[i]), int(hi - starts[i])))
-            target = os.path.join(parts, f"part-{{shard}}.vectro")
+            target = os.path.join(parts, "part-{shard}.vectro")
             tasks.append(
                 _compress_shard.options(num_cpus=1).remote(
                     k, n, pieces, total, dims, dtype, (a, b), column, target, options
