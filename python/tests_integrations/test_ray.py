@@ -122,3 +122,19 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     peak_mb = int(r.stdout.split()[-1])
     assert peak_mb < 1000, f"peak RSS {peak_mb} MB for a 51 MB shard of a 4 GB input"
+
+
+def test_a_rerun_redoes_only_the_missing_shards(tmp_path):
+    x = rows(800, 12, seed=7)
+    ids = [f"r{i}" for i in range(800)]
+    ds = uneven_blocks(x, [200, 200, 200, 200], ids=ids)
+    parts = tmp_path / "parts"
+    first = compress_dataset(ds, tmp_path / "a.vectro", column="embedding", id_column="doc_id",
+                             chunk_rows=50, parts_dir=parts, fsync=False)
+    assert first["parts_dir"] == str(parts) and len(first["shards"]) == 4
+    os.unlink(first["shards"][2]["output"])  # as if that task had failed
+    again = compress_dataset(ds, tmp_path / "a.vectro", column="embedding", id_column="doc_id",
+                             chunk_rows=50, parts_dir=parts, force=True, fsync=False)
+    assert [s["already_complete"] for s in again["shards"]] == [True, True, False, True]
+    vectro.compress(x, tmp_path / "one.vectro", chunk_rows=50, ids=ids, name="<ray-dataset>", fsync=False)
+    assert (tmp_path / "a.vectro").read_bytes() == (tmp_path / "one.vectro").read_bytes()

@@ -177,14 +177,17 @@ def compress_dataset(
         shards: the number of shards (default: the number of blocks, capped by chunks).
         chunk_rows, zstd: as :func:`vectro.compress`.
         name: how the input is named in the container's metadata (``source``).
-        parts_dir: where the shards go (default: a temporary directory beside ``out``);
-            with ``keep_parts`` they are kept there.
+        parts_dir: where the shards go (default: a temporary directory beside ``out``,
+            removed at the end unless ``keep_parts``). A shard already complete there
+            (verified) is kept, not compressed again: after a failure, the same call with
+            the same ``parts_dir`` redoes only the missing shards.
         force: overwrite an existing ``out``.
         fsync: sync the shards and the output before they are renamed into place.
         threads_per_shard: encoder threads in each task (each task asks Ray for one CPU).
 
     Returns:
-        ``vectro merge``'s summary plus ``shards`` (each shard's compress summary).
+        ``vectro merge``'s summary plus ``shards`` (each shard's compress summary, with
+        ``already_complete``) and ``parts_dir`` (where the shards are, if kept).
     """
     out = os.fspath(out)
     spec = (codec or "int8").split(":", 1)[0]
@@ -270,13 +273,9 @@ def compress_dataset(
                 )
             )
         summaries = _get(tasks)
-        merged = vectro.merge(
-            [os.path.join(parts, f) for f in sorted(os.listdir(parts)) if f.endswith(".vectro")],
-            out,
-            force=force,
-            fsync=fsync,
-        )
+        merged = vectro.merge([s["output"] for s in summaries], out, force=force, fsync=fsync)
         merged["shards"] = summaries
+        merged["parts_dir"] = parts if keep_parts or not own_parts else None
         return merged
     finally:
         if own_parts and not keep_parts:
