@@ -64,6 +64,12 @@ def _write_atomic(path: str, data: bytes) -> None:
     _fsync_dir(d or ".")
 
 
+def _threads(rows: int) -> int:
+    """Worker threads for a segment of ``rows``: one for a small one (a pool costs more
+    than it saves), every core for a large one."""
+    return 1 if rows < 65536 else 0
+
+
 def _stamp(st: os.stat_result) -> Tuple[int, int, int]:
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
@@ -330,11 +336,12 @@ class Store:
             seg = Segment(self.root, {"name": name, "rows": len(recs)})
             # The files first (each appears whole, by rename), the manifest last: until it
             # is committed, the segment is an orphan nobody reads.
-            compress(x, seg.path(".vectro"), self.codec, fsync=self.fsync, threads=1, name=name)
+            threads = _threads(len(recs))
+            compress(x, seg.path(".vectro"), self.codec, fsync=self.fsync, threads=threads, name=name)
             if self.rescore_codec:
                 seg.fine = True
                 compress(
-                    x, seg.path(".fine.vectro"), self.rescore_codec, fsync=self.fsync, threads=1, name=name
+                    x, seg.path(".fine.vectro"), self.rescore_codec, fsync=self.fsync, threads=threads, name=name
                 )
             _write_atomic(seg.path(".jsonl"), ("\n".join(lines) + "\n").encode("utf-8"))
             seg._records = [json.loads(line) for line in lines]
@@ -521,7 +528,7 @@ class Store:
                     if not allowed:
                         continue
                 kk = min(k, s.rows if allowed is None else len(allowed))
-                kw: Dict[str, Any] = {"metric": self.metric, "threads": 1}
+                kw: Dict[str, Any] = {"metric": self.metric, "threads": _threads(s.rows)}
                 if allowed is not None:
                     kw["filter_ids"] = np.asarray(allowed, dtype=np.int64)
                 if s.fine:
