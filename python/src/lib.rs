@@ -25,49 +25,49 @@ use vectro::output::Durability;
 use vectro::{CompressOptions, Container, ErrorKind, MemorySource, Progress};
 
 create_exception!(
-    _vectro,
+    vectro,
     VectroError,
     PyException,
     "Base class of every error Vectro raises; the message is the library's."
 );
 create_exception!(
-    _vectro,
+    vectro,
     BadInputError,
     VectroError,
     "The input data is unusable: wrong shape or dtype, NaN/Inf, values out of a codec's range."
 );
 create_exception!(
-    _vectro,
+    vectro,
     CorruptError,
     VectroError,
     "A container (or codebook, or .npz) is malformed, truncated or fails its checksums."
 );
 create_exception!(
-    _vectro,
+    vectro,
     VectroIOError,
     VectroError,
     "The operating system failed an operation (open, read, write, lock); a retry may help."
 );
 create_exception!(
-    _vectro,
+    vectro,
     UsageError,
     VectroError,
     "The request itself is invalid: a bad option, an existing output without force=True, ..."
 );
 create_exception!(
-    _vectro,
+    vectro,
     QualityGateError,
     VectroError,
     "eval() measured a quality below a gate (min_cosine, min_recall, max_nmse); `.report` holds the measurements."
 );
 create_exception!(
-    _vectro,
+    vectro,
     CancelledError,
     VectroError,
     "The run was cancelled (the library's own cancel, not Ctrl-C, which raises KeyboardInterrupt)."
 );
 create_exception!(
-    _vectro,
+    vectro,
     InternalError,
     VectroError,
     "A bug in Vectro (a worker panicked); please report it."
@@ -755,6 +755,30 @@ fn import_npz(
     };
     let s = run_long(py, ProgressArg::None, |p, stop| {
         vectro::npz::import_npz(&npz, &out, &opts, p, stop)
+    })?;
+    to_dict(py, &s)
+}
+
+/// Merge the shards of one compress into the container a single run writes. See
+/// `vectro.merge`.
+#[pyfunction]
+#[pyo3(signature = (parts, out, *, force=false, fsync=true, progress=None))]
+fn merge(
+    py: Python<'_>,
+    parts: Vec<PathBuf>,
+    out: PathBuf,
+    force: bool,
+    fsync: bool,
+    progress: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    let durability = if fsync {
+        Durability::Fsync
+    } else {
+        Durability::None
+    };
+    let progress = ProgressArg::from_py(progress, "merge")?;
+    let s = run_long(py, progress, |p, stop| {
+        vectro::merge(&parts, &out, force, durability, p, stop)
     })?;
     to_dict(py, &s)
 }
@@ -1518,6 +1542,7 @@ fn _vectro(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decompress_to, m)?)?;
     m.add_function(wrap_pyfunction!(decompress_array, m)?)?;
     m.add_function(wrap_pyfunction!(train, m)?)?;
+    m.add_function(wrap_pyfunction!(merge, m)?)?;
     m.add_function(wrap_pyfunction!(eval, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(import_npz, m)?)?;

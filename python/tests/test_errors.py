@@ -104,3 +104,13 @@ def test_quality_gate(tmp_path):
         vectro.eval(tmp_path / "x.npy", tmp_path / "b.vectro", min_cosine=0.999)
     assert e.value.report["gates"][0]["passed"] is False
     assert e.value.report["cosine_mean"] < 0.999
+
+
+def test_errors_pickle_as_themselves():
+    # Raised in a worker process (multiprocessing, Ray) they reach the caller as the
+    # same class, so `except vectro.BadInputError` works there too.
+    import pickle
+
+    for cls in (vectro.VectroError, vectro.BadInputError, vectro.UsageError, vectro.CorruptError):
+        e = pickle.loads(pickle.dumps(cls("row 3 is NaN")))
+        assert type(e) is cls and str(e) == "row 3 is NaN"

@@ -52,6 +52,7 @@ __all__ = [
     "eval",
     "import_npz",
     "load_npz",
+    "merge",
     "open",
     "quantize_embeddings",
     "reconstruct_embeddings",
@@ -325,6 +326,28 @@ def verify(path: PathLike) -> dict:
     """Check every checksum and the structure of a container; return the report of
     ``vectro verify --json``. Raises CorruptError (with ``.report``) if anything is wrong."""
     return _vectro.verify(_os.fspath(path))
+
+
+def merge(
+    parts: Union[PathLike, Sequence[PathLike]],
+    out: PathLike,
+    *,
+    force: bool = False,
+    fsync: bool = True,
+    progress: Progress = False,
+) -> dict:
+    """Join the shards of one compress (``compress(..., shard="K/N")``) into ``out``, the
+    container a single run writes, byte for byte; return ``vectro merge --json``'s summary.
+
+    ``parts`` are shard files, directories of them or glob patterns, in any order. Chunks
+    are copied, not re-encoded, after their checksums and the shards' agreement (codec,
+    dims, chunking, source, every shard once) are checked (docs/scale-out.md).
+    """
+    if isinstance(parts, (str, _os.PathLike)):
+        parts = [parts]
+    return _vectro.merge(
+        [_os.fspath(p) for p in parts], _os.fspath(out), force=force, fsync=fsync, progress=progress
+    )
 
 
 def import_npz(
