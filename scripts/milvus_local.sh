@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# A local Milvus standalone server, the one the `milvus` package on PyPI ships (etcd and
+# storage embedded, data under target/), for the integration tests.
+#
+#   scripts/milvus_local.sh up      # start it; returns once it answers (or fails with its log)
+#   scripts/milvus_local.sh down    # stop it and remove its data
+#   scripts/milvus_local.sh status
+#
+# Needs the venv of scripts/test_integrations.sh (milvus, pymilvus). The server listens on
+# 127.0.0.1:${VECTRO_MILVUS_PORT:-19530}; the tests read VECTRO_MILVUS_URI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${VECTRO_PY_VENV:-target/py-venv}"
+DIR="${VECTRO_MILVUS_DIR:-target/milvus-local}"
+PORT="${VECTRO_MILVUS_PORT:-19530}"
+PIDFILE="$DIR/pid"
+
+running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+
+case "${1:-}" in
+up)
+    if running; then
+        echo "milvus: already running (pid $(cat "$PIDFILE"), port $PORT)"
+        exit 0
+    fi
+    rm -rf "$DIR"
+    mkdir -p "$DIR"
+    # Its own session, so that `down` stops the wrapper and the server it spawns together.
+    setsid "$VENV/bin/milvus-server" --data "$DIR/server" --proxy-port "$PORT" \
+        >"$DIR/server.log" 2>&1 </dev/null &
+    echo $! >"$PIDFILE"
+    for _ in $(seq 1 180); do
+        if ! running; then
+            echo "milvus: the server exited while starting; its log:" >&2
+            tail -n 40 "$DIR/server.log" >&2 || true
+            tail -n 40 "$DIR"/server/logs/milvus-stderr.log >&2 2>/dev/null || true
+            exit 1
+        fi
+        if "$VENV/bin/python" - "$PORT" <<'EOF' 2>/dev/null; then
+import sys, warnings
+warnings.simplefilter("ignore")
+from pymilvus import connections, utility
+connections.connect(uri=f"http://127.0.0.1:{sys.argv[1]}", timeout=2)
+utility.get_server_version()
+EOF
+            echo "milvus: up on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"), data $DIR)"
+            exit 0
+        fi
+        sleep 1
+    done
+    echo "milvus: not answering after 180 s; stopping it" >&2
+    "$0" down
+    exit 1
+    ;;
+down)
+    if running; then
+        pid="$(cat "$PIDFILE")"
+        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
+        for _ in $(seq 1 30); do
+            kill -0 -- "-$pid" 2>/dev/null || break
+            sleep 1
+        done
+        kill -KILL -- "-$pid" 2>/dev/null || true
+        echo "milvus: stopped"
+    else
+        echo "milvus: not running"
+    fi
+    rm -rf "$DIR"
+    ;;
+status)
+    if running; then echo "milvus: running (pid $(cat "$PIDFILE"), port $PORT)"; else
+        echo "milvus: not running"
+        exit 1
+    fi
+    ;;
+*)
+    echo "usage: $0 up|down|status" >&2
+    exit 2
+    ;;
+esac
