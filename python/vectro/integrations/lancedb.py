@@ -155,13 +155,14 @@ def load(
             reporter.close()
         built = None
         if index:
-            tbl.create_index(
-                metric=_METRIC[metric],
-                vector_column_name=vector_field,
-                index_type="IVF_PQ",
+            from lancedb.index import IvfPq
+
+            config = IvfPq(
+                distance_type=_METRIC[metric],
                 num_partitions=num_partitions,
                 num_sub_vectors=num_sub_vectors,
             )
+            tbl.create_index(vector_field, config=config)
             built = "IVF_PQ"
         return {
             "rows": written,

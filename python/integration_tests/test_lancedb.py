@@ -1,0 +1,116 @@
+"""vectro.integrations.lancedb against LanceDB embedded (a directory)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+
+import lancedb
+import pyarrow as pa
+import pytest
+
+from conftest import CHUNK, DIMS, EXAMPLES, K, ROWS, Failing
+
+from vectro.integrations import lancedb as vlance
+
+
+def everything(db, table):
+    return lancedb.connect(str(db)).open_table(table).to_arrow()
+
+
+def test_string_ids_payload_index_and_recall(data, tmp_path):
+    seen = []
+    db = tmp_path / "lance"
+    s = vlance.load(
+        data.str_path, db, "docs", payload=data.payload_path, num_partitions=8, num_sub_vectors=8,
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert s["rows"] == ROWS and s["table_rows"] == ROWS and s["index"] == "IVF_PQ"
+    assert seen[0] == (0, ROWS) and seen[-1] == (ROWS, ROWS) and len(seen) == ROWS // CHUNK + 1
+    t = everything(db, "docs")
+    assert t.schema.field("id").type == pa.string()
+    assert t.schema.field("vector").type == pa.list_(pa.float32(), DIMS)
+    assert t.num_rows == ROWS
+    ids = Counter(t.column("id").to_pylist())
+    assert set(ids) == set(data.str_ids) and max(ids.values()) == 1
+    # Rows in the container's order, payload equal, vectors the decoded rows.
+    assert t.column("id").to_pylist() == data.str_ids
+    assert t.select(data.payload.column_names).equals(data.payload)
+    import vectro
+    import numpy as np
+
+    with vectro.open(data.str_path) as c:
+        np.testing.assert_array_equal(np.stack(t.column("vector").to_numpy(zero_copy_only=False)), c[:])
+
+    tbl = lancedb.connect(str(db)).open_table("docs")
+    (idx,) = tbl.list_indices()
+    assert idx.index_type == "IvfPq" and idx.columns == ["vector"]
+    hits, _ = vlance.search(db, "docs", data.queries, k=K, exact=True)
+    assert data.recall_of("str", hits) == pytest.approx(data.recall["str"], abs=0.005)
+    # Through the IVF_PQ index, refined with the stored vectors: close to the exact search.
+    approx, _ = vlance.search(db, "docs", data.queries, k=K, nprobes=8, refine_factor=20)
+    assert data.recall_of("str", approx) >= data.recall["str"] - 0.05
+
+
+def test_integer_ids_table_payload_and_recall(data, tmp_path):
+    db = tmp_path / "lance"
+    s = vlance.load(data.u64_path, db, "docs", payload=data.payload, payload_columns=["year", "tags"], index=False)
+    assert s["id_type"] == "uint64" and s["payload_columns"] == ["year", "tags"]
+    t = everything(db, "docs")
+    assert t.schema.field("id").type == pa.uint64()
+    assert t.column("id").to_pylist() == [int(i) for i in data.u64_ids]
+    assert t.select(["year", "tags"]).equals(data.payload.select(["year", "tags"]))
+    hits, _ = vlance.search(db, "docs", data.queries, k=K, exact=True)
+    assert data.recall_of("u64", hits) == pytest.approx(data.recall["u64"], abs=0.005)
+
+
+def test_resume_after_a_failure_between_the_commit_and_the_checkpoint(data, tmp_path, monkeypatch):
+    db, ckpt = tmp_path / "lance", tmp_path / "load.json"
+    Failing(monkeypatch, after=3)
+    with pytest.raises(RuntimeError, match="injected"):
+        vlance.load(data.str_path, db, "docs", checkpoint=ckpt, payload=data.payload, index=False)
+    monkeypatch.undo()
+    assert everything(db, "docs").num_rows == 3 * CHUNK  # window 3 committed, not recorded
+    s = vlance.load(data.str_path, db, "docs", checkpoint=ckpt, payload=data.payload, index=False)
+    assert s["skipped_rows"] == 2 * CHUNK and s["table_rows"] == ROWS
+    # Without the checkpoint, into the full table: every row merged on id, none added.
+    assert vlance.load(data.str_path, db, "docs", payload=data.payload, index=False)["table_rows"] == ROWS
+    t = everything(db, "docs")
+    ids = Counter(t.column("id").to_pylist())
+    assert t.num_rows == ROWS and set(ids) == set(data.str_ids) and max(ids.values()) == 1
+    rows = data.rows_of("str")
+    want = data.payload_rows()
+    for r in t.select(["id", *data.payload.column_names]).to_pylist():
+        assert {k: v for k, v in r.items() if k != "id"} == want[rows[r["id"]]]
+
+
+def test_resume_after_the_process_is_killed(data, tmp_path):
+    db, ckpt = tmp_path / "lance", tmp_path / "load.json"
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from vectro.integrations import lancedb as vlance
+        def die(done, total):
+            if done >= {ROWS // 2}:
+                os.kill(os.getpid(), signal.SIGKILL)
+        vlance.load({str(data.u64_path)!r}, {str(db)!r}, "docs", checkpoint={str(ckpt)!r},
+                    index=False, progress=die)
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    s = vlance.load(data.u64_path, db, "docs", checkpoint=ckpt, index=False)
+    assert s["skipped_rows"] == ROWS // 2 and s["table_rows"] == ROWS
+    assert sorted(everything(db, "docs").column("id").to_pylist()) == sorted(int(i) for i in data.u64_ids)
+
+
+def test_example_runs(tmp_path):
+    r = subprocess.run(
+        [sys.executable, str(EXAMPLES / "lancedb_example.py"), "--dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "loaded 2000 rows into docs, index IVF_PQ" in r.stdout
