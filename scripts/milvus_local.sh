@@ -7,13 +7,13 @@
 #   scripts/milvus_local.sh status
 #
 # Needs the venv of scripts/test_integrations.sh (milvus, pymilvus). The server listens on
-# 127.0.0.1:${VECTRO_MILVUS_PORT:-19530}; the tests read VECTRO_MILVUS_URI.
+# 127.0.0.1:$VECTRO_MILVUS_PORT, by default the first free port from 19530 (another
+# session's server is never reused); `up` prints it and writes it to $DIR/port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV="${VECTRO_PY_VENV:-target/py-venv}"
 DIR="${VECTRO_MILVUS_DIR:-target/milvus-local}"
-PORT="${VECTRO_MILVUS_PORT:-19530}"
 PIDFILE="$DIR/pid"
 
 running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
@@ -21,11 +21,23 @@ running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 case "${1:-}" in
 up)
     if running; then
-        echo "milvus: already running (pid $(cat "$PIDFILE"), port $PORT)"
+        echo "milvus: already running (pid $(cat "$PIDFILE"), port $(cat "$DIR/port"))"
         exit 0
     fi
     rm -rf "$DIR"
     mkdir -p "$DIR"
+    PORT="${VECTRO_MILVUS_PORT:-$("$VENV/bin/python" -c '
+import socket
+for p in range(19530, 19630):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass
+    finally:
+        s.close()
+')}"
+    echo "$PORT" >"$DIR/port"
     # Its own session, so that `down` stops the wrapper and the server it spawns together.
     setsid "$VENV/bin/milvus-server" --data "$DIR/server" --proxy-port "$PORT" \
         >"$DIR/server.log" 2>&1 </dev/null &
@@ -69,7 +81,7 @@ down)
     rm -rf "$DIR"
     ;;
 status)
-    if running; then echo "milvus: running (pid $(cat "$PIDFILE"), port $PORT)"; else
+    if running; then echo "milvus: running (pid $(cat "$PIDFILE"), port $(cat "$DIR/port"))"; else
         echo "milvus: not running"
         exit 1
     fi

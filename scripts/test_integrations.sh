@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV="${VECTRO_PY_VENV:-target/py-venv}"
-PYBIN="$VENV/bin/python"
+PYBIN="$PWD/$VENV/bin/python"
+case "$VENV" in /*) PYBIN="$VENV/bin/python" ;; esac
 if ! (cd / && "$PYBIN" -c 'import vectro') 2>/dev/null; then
     echo "no vectro wheel in $VENV: run scripts/test_python.sh first" >&2
     exit 1
@@ -26,11 +27,10 @@ EOF
 )
 "$PYBIN" -m pip install -q --disable-pip-version-check "${reqs[@]}"
 
-export VECTRO_MILVUS_PORT="${VECTRO_MILVUS_PORT:-19530}"
-export VECTRO_MILVUS_URI="http://127.0.0.1:$VECTRO_MILVUS_PORT"
+trap "'$PWD/scripts/milvus_local.sh' down" EXIT
 scripts/milvus_local.sh up
-trap 'scripts/milvus_local.sh down' EXIT
+export VECTRO_MILVUS_URI="http://127.0.0.1:$(cat "${VECTRO_MILVUS_DIR:-target/milvus-local}/port")"
 
 cd python/integration_tests
 VECTRO_BIN="$PWD/../../target/release/vectro" VECTRO_EXAMPLES="$PWD/../../examples/integrations" \
-    "../../$PYBIN" -m pytest -p no:cacheprovider -q "$@"
+    "$PYBIN" -m pytest -p no:cacheprovider -q "$@"

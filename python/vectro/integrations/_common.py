@@ -22,9 +22,12 @@ def require(module: str, extra: str, engine: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as e:
+        hint = ""
+        if getattr(e, "name", None) == "pkg_resources":
+            hint = " (pymilvus 2.3 imports pkg_resources: setuptools<81 provides it)"
         raise ImportError(
-            f"vectro.integrations.{extra} needs {engine}'s Python package ({module} is "
-            f"missing: {e}); install it with: pip install vectro[{extra}]"
+            f"vectro.integrations.{extra} needs {engine}'s Python package ({module} cannot "
+            f"be imported: {e}){hint}; install it with: pip install vectro[{extra}]"
         ) from e
 
 

@@ -26,8 +26,12 @@ _INT64_MAX = (1 << 63) - 1
 
 
 def _pymilvus() -> Any:
-    common.require("pkg_resources", "milvus", "pymilvus (with setuptools<81)")
-    return common.require("pymilvus", "milvus", "Milvus")
+    import warnings
+
+    with warnings.catch_warnings():
+        # pymilvus 2.3 imports pkg_resources, which warns that it is deprecated.
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+        return common.require("pymilvus", "milvus", "Milvus")
 
 
 def _connect(uri: str, token: Optional[str], using: Optional[str]) -> str:
