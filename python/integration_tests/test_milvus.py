@@ -125,6 +125,51 @@ def test_resume_after_the_process_is_killed(data, tmp_path):
     assert {e["id"] for e in got} == {int(i) for i in data.u64_ids}
 
 
+def test_binary_codes_as_binary_vectors_searched_by_hamming(data):
+    import numpy as np
+
+    import vectro
+
+    s = milvus.load(data.u64_path, "t_bin", uri=URI, binary=True, overwrite=True)
+    assert s["vector_type"] == "BINARY_VECTOR" and s["index"]["index_type"] == "BIN_FLAT"
+    count, got = everything("t_bin", [])
+    assert count == ROWS and len(got) == ROWS and {e["id"] for e in got} == {int(i) for i in data.u64_ids}
+    hits, dists = milvus.search("t_bin", data.queries, k=K, uri=URI, binary=True)
+    with vectro.open(data.u64_path) as c:
+        bits, _ = c.codes()
+        want_ids, want_d = c.search(data.queries, K, hamming=True)
+    qbits = np.packbits(data.queries >= 0, axis=1, bitorder="little")
+    rows = data.rows_of("u64")
+    for i in range(len(data.queries)):
+        # The same K smallest Hamming distances as Vectro's search on the codes ...
+        assert sorted(dists[i]) == sorted(want_d[i].tolist())
+        # ... each the distance between the query's sign bits and the row's stored bits.
+        for h, d in zip(hits[i], dists[i]):
+            assert int(np.unpackbits(qbits[i] ^ bits[rows[h]]).sum()) == d
+        # Rows closer than the K-th are found by both (ties at the K-th may differ).
+        kth = max(dists[i])
+        ours = {data.u64_ids[r] for r, d in zip(want_ids[i], want_d[i]) if d < kth}
+        assert ours == {h for h, d in zip(hits[i], dists[i]) if d < kth}
+
+
+def test_binary_vectors_need_the_plain_binary_codec(data):
+    from vectro import UsageError
+
+    with pytest.raises(UsageError, match="plain binary codec, this one is int4"):
+        milvus.load(data.str_path, "t_bin2", uri=URI, binary=True)
+
+
+def test_a_null_in_the_payload_is_refused_with_its_row(data):
+    import pyarrow as pa
+
+    from vectro import BadInputError
+
+    year = [2000] * ROWS
+    year[1234] = None
+    with pytest.raises(BadInputError, match="'year' is null at row 1234"):
+        milvus.load(data.str_path, "t_null", uri=URI, payload=pa.table({"year": year}), overwrite=True)
+
+
 def test_a_payload_of_other_length_is_refused(data):
     import pyarrow as pa
 

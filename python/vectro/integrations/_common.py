@@ -312,13 +312,15 @@ def run_windows(
     write: Callable[[int, int, Any, Any, Any], None],
     checkpoint: Checkpoint,
     reporter: Reporter,
+    read: Optional[Callable[[int, int], Any]] = None,
 ) -> int:
-    """Decode rows ``start..`` window by window and hand each to ``write(a, b, ids, rows,
-    payload_table)``; record each acknowledged window. Returns the rows written."""
+    """Decode rows ``start..`` window by window (``read(a, b)``, by default ``c[a:b]``) and
+    hand each to ``write(a, b, ids, rows, payload_table)``; record each acknowledged
+    window. Returns the rows written."""
     written = 0
     reporter.update(start)
     for a, b in windows(len(c), start, step):
-        rows = c[a:b]
+        rows = c[a:b] if read is None else read(a, b)
         write(a, b, ids_of(c, a, b), rows, payload.slice(a, b))
         del rows
         written += b - a

@@ -146,6 +146,7 @@ def load(
     vector_field: str = "vector",
     max_id_length: int = 512,
     max_string_length: int = 65535,
+    binary: bool = False,
 ) -> Dict[str, Any]:
     """Load every row of ``container`` into the Milvus collection ``collection``.
 
@@ -170,6 +171,13 @@ def load(
             the same file after a failure or Ctrl-C skips them.
         overwrite: drop the collection first.
         progress: ``True`` for a line on stderr, or ``f(done_rows, total_rows)``.
+        binary: store a ``binary`` container's sign bits as they are, in a BINARY_VECTOR
+            field searched by Hamming distance (``metric`` is then ignored; the index is
+            ``BIN_FLAT`` unless ``index`` names another binary one, such as
+            ``BIN_IVF_FLAT``): dims/8 bytes a row instead of 4·dims. Only the plain
+            ``binary`` codec, at dims a multiple of 8: ``binary:rotate=1`` and
+            ``binary-itq`` rotate the rows first, which a query would need too. Search with
+            ``search(..., binary=True)``.
 
     Rows are inserted, or upserted when they may be in the collection already (the first
     window after a checkpoint, and every window when loading into a non-empty collection
@@ -187,11 +195,23 @@ def load(
         alias = _connect(uri, token, using)
         src = common.PayloadSource(payload, payload_columns, c, (id_field, vector_field))
         string_ids = common.id_kind(c) == "string"
+        if binary:
+            if c.codec != "binary":
+                raise UsageError(
+                    f"binary=True needs a container of the plain binary codec, this one is "
+                    f"{c.codec}: binary:rotate=1 and binary-itq rotate the rows first, which "
+                    "Milvus would have to do to each query too; load the decoded rows instead"
+                )
+            if c.dims % 8:
+                raise UsageError(f"binary=True needs dims a multiple of 8 (Milvus), not {c.dims}")
+            if index == "HNSW":
+                index = "BIN_FLAT"
+        vtype = pm.DataType.BINARY_VECTOR if binary else pm.DataType.FLOAT_VECTOR
         fields = [
             pm.FieldSchema(id_field, pm.DataType.VARCHAR, is_primary=True, max_length=max_id_length)
             if string_ids
             else pm.FieldSchema(id_field, pm.DataType.INT64, is_primary=True),
-            pm.FieldSchema(vector_field, pm.DataType.FLOAT_VECTOR, dim=c.dims),
+            pm.FieldSchema(vector_field, vtype, dim=c.dims),
         ]
         kinds = []
         for f in [] if src.schema is None else src.schema:
@@ -237,7 +257,7 @@ def load(
                         f"rows {a}..{b}: an id is beyond Milvus's INT64 primary key"
                     )
                 id_col = ids.astype("int64").tolist()
-            data = [id_col, rows]
+            data = [id_col, [r.tobytes() for r in rows] if binary else rows]
             for name, kind in kinds:
                 data.append(_column_values(table, name, kind, pm, a))
             if nonempty or (start and first[0]):
@@ -248,7 +268,8 @@ def load(
 
         try:
             written = common.run_windows(
-                c, src, start=start, step=step, write=write, checkpoint=ckpt, reporter=reporter
+                c, src, start=start, step=step, write=write, checkpoint=ckpt, reporter=reporter,
+                read=(lambda a, b: c.codes(a, b)[0]) if binary else None,
             )
         finally:
             reporter.close()
@@ -256,7 +277,8 @@ def load(
         built = None
         if index is not None:
             if not coll.has_index():
-                params = {"index_type": index, "metric_type": _METRIC[metric]}
+                mtype = "HAMMING" if binary else _METRIC[metric]
+                params = {"index_type": index, "metric_type": mtype}
                 params["params"] = dict(index_params or _default_params(index))
                 coll.create_index(vector_field, params)
             built = coll.index().params
@@ -267,6 +289,7 @@ def load(
             "total_rows": len(c),
             "collection": collection,
             "id_type": "VARCHAR" if string_ids else "INT64",
+            "vector_type": "BINARY_VECTOR" if binary else "FLOAT_VECTOR",
             "payload_columns": src.columns,
             "index": built,
             "seconds": time.monotonic() - t0,
@@ -308,20 +331,28 @@ def search(
     params: Optional[Dict[str, Any]] = None,
     output_fields: Optional[Sequence[str]] = None,
     vector_field: str = "vector",
+    binary: bool = False,
 ) -> Tuple[List[List[Any]], List[List[float]]]:
     """Search a loaded collection: the ids and scores (Milvus's distances: cosine or inner
     product similarity, or squared L2) of each query's ``k`` nearest rows, best first.
-    With ``output_fields``, the ids are ``(id, {field: value})`` pairs."""
+    With ``output_fields``, the ids are ``(id, {field: value})`` pairs. ``binary=True``
+    searches a collection loaded with ``binary=True``: each float query becomes its sign
+    bits (set for a value >= 0, as the binary codec encodes a row) and the scores are
+    Hamming distances, as ``Container.search(..., hamming=True)`` gives."""
     import numpy as np
 
     pm = _pymilvus()
     alias = _connect(uri, token, using)
     coll = pm.Collection(collection, using=alias)
     q = np.ascontiguousarray(np.asarray(queries, dtype=np.float32).reshape(-1, coll_dim(coll, vector_field)))
+    mtype = _METRIC[common.check_metric(metric)]
+    if binary:
+        bits = np.packbits(q >= 0, axis=1, bitorder="little")
+        q, mtype = [r.tobytes() for r in bits], "HAMMING"
     res = coll.search(
         q,
         vector_field,
-        {"metric_type": _METRIC[common.check_metric(metric)], "params": dict(params or {})},
+        {"metric_type": mtype, "params": dict(params or {})},
         limit=k,
         output_fields=list(output_fields) if output_fields else None,
     )
