@@ -44,17 +44,10 @@ def check_metric(metric: str) -> str:
     return metric
 
 
-def window_rows(c: Container, batch_rows: Optional[int]) -> int:
-    """Rows per window: ``batch_rows``, or the rows of the container's first chunk (every
-    chunk of a container ``compress`` wrote has them but the last), so that each window
-    decodes one chunk."""
-    if batch_rows is not None:
-        if int(batch_rows) < 1:
-            raise UsageError(f"batch_rows must be at least 1, got {batch_rows}")
-        return int(batch_rows)
-    for _, rows in c.iter_chunks():
-        return max(1, int(rows.shape[0]))
-    return 1
+def check_batch_rows(batch_rows: Optional[int]) -> Optional[int]:
+    if batch_rows is not None and int(batch_rows) < 1:
+        raise UsageError(f"batch_rows must be at least 1, got {batch_rows}")
+    return None if batch_rows is None else int(batch_rows)
 
 
 def windows(total: int, start: int, step: int) -> Iterator[Tuple[int, int]]:
@@ -308,22 +301,41 @@ def run_windows(
     payload: PayloadSource,
     *,
     start: int,
-    step: int,
+    batch_rows: Optional[int],
     write: Callable[[int, int, Any, Any, Any], None],
     checkpoint: Checkpoint,
     reporter: Reporter,
-    read: Optional[Callable[[int, int], Any]] = None,
+    codes: bool = False,
 ) -> int:
-    """Decode rows ``start..`` window by window (``read(a, b)``, by default ``c[a:b]``) and
-    hand each to ``write(a, b, ids, rows, payload_table)``; record each acknowledged
-    window. Returns the rows written."""
+    """Hand rows ``start..`` to ``write(a, b, ids, rows, payload_table)`` window by window
+    and record each window the engine acknowledged. Returns the rows written.
+
+    A window is one chunk of the container, or ``batch_rows`` of it: the chunks are decoded
+    one at a time (``Container.iter_chunks``, which releases each chunk's pages after it), so
+    memory holds one chunk whatever the container's size. A resumed load decodes and drops
+    the chunks before ``start`` (decoding is far faster than any engine's insert). With
+    ``codes``, the rows are the raw codes of ``Container.codes`` instead, by windows of
+    ``batch_rows`` (default 4096)."""
     written = 0
     reporter.update(start)
-    for a, b in windows(len(c), start, step):
-        rows = c[a:b] if read is None else read(a, b)
+
+    def send(a: int, b: int, rows: Any) -> None:
+        nonlocal written
         write(a, b, ids_of(c, a, b), rows, payload.slice(a, b))
-        del rows
         written += b - a
         checkpoint.save(b)
         reporter.update(b)
+
+    if codes:
+        for a, b in windows(len(c), start, batch_rows or 4096):
+            send(a, b, c.codes(a, b)[0])
+        return written
+    for first, rows in c.iter_chunks():
+        end = first + rows.shape[0]
+        if end <= start:
+            continue
+        step = batch_rows or rows.shape[0]
+        for a, b in windows(end, max(start, first), step):
+            send(a, b, rows[a - first : b - first])
+        del rows
     return written

@@ -73,7 +73,7 @@ def load(
         index: build an IVF_PQ index on the vectors at the end (``num_partitions``,
             ``num_sub_vectors``: its parameters, by default LanceDB's); PQ training needs
             at least 256 rows.
-        batch_rows: rows per commit (default: one chunk of the container).
+        batch_rows: rows per commit (default and at most: one chunk of the container).
         checkpoint: a JSON file recording the rows committed; a rerun with the same file
             skips them.
         overwrite: drop the table first.
@@ -148,7 +148,7 @@ def load(
 
         try:
             written = common.run_windows(
-                c, src, start=start, step=common.window_rows(c, batch_rows),
+                c, src, start=start, batch_rows=common.check_batch_rows(batch_rows),
                 write=write, checkpoint=ckpt, reporter=reporter,
             )
         finally:

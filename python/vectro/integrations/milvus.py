@@ -166,7 +166,8 @@ def load(
         index: the Milvus index built after loading: ``HNSW`` (default), ``FLAT``
             (exact search), ``IVF_FLAT``, ... or None for no index (and no load for
             search); ``index_params`` its build parameters.
-        batch_rows: rows per insert (default: one chunk of the container).
+        batch_rows: rows per insert (default and at most: one chunk of the container;
+            with ``binary``, 4096 by default).
         checkpoint: a JSON file recording the rows the server acknowledged; a rerun with
             the same file after a failure or Ctrl-C skips them.
         overwrite: drop the collection first.
@@ -236,7 +237,7 @@ def load(
                 f"{ckpt.path} says {start} rows were loaded, but collection {collection!r} "
                 "does not exist: delete the checkpoint to load from the start"
             )
-        step = common.window_rows(c, batch_rows)
+        batch_rows = common.check_batch_rows(batch_rows)
         reporter = common.Reporter(progress, len(c), f"milvus {collection}")
         first = [True]
 
@@ -268,8 +269,8 @@ def load(
 
         try:
             written = common.run_windows(
-                c, src, start=start, step=step, write=write, checkpoint=ckpt, reporter=reporter,
-                read=(lambda a, b: c.codes(a, b)[0]) if binary else None,
+                c, src, start=start, batch_rows=batch_rows, write=write, checkpoint=ckpt,
+                reporter=reporter, codes=binary,
             )
         finally:
             reporter.close()

@@ -184,7 +184,7 @@ def load(
             columns, or the path of a Parquet file (read by row group). Default: the
             container's own payload columns, if it has any.
         metric: ``cos``, ``ip`` or ``l2`` (Qdrant's Cosine, Dot, Euclid).
-        batch_rows: points per upsert (default: one chunk of the container).
+        batch_rows: points per upsert (default and at most: one chunk of the container).
         checkpoint: a JSON file recording the rows Qdrant acknowledged; a rerun with the
             same file skips them. Without it a rerun upserts every point again: still no
             duplicate, as a point id is a function of the container's id.
@@ -224,7 +224,7 @@ def load(
 
             try:
                 written = common.run_windows(
-                    c, src, start=start, step=common.window_rows(c, batch_rows),
+                    c, src, start=start, batch_rows=common.check_batch_rows(batch_rows),
                     write=write, checkpoint=ckpt, reporter=reporter,
                 )
             finally:
