@@ -71,16 +71,18 @@ def test_string_ids_payload_and_recall(data):
 
 
 def test_integer_ids_dict_payload_and_recall(data):
-    payload = {"year": data.payload.column("year"), "title": data.payload.column("title").to_pylist()}
+    # A dict of columns; the titles dictionary-encoded, as a categorical column would be.
+    payload = {"year": data.payload.column("year"), "title": data.payload.column("title").dictionary_encode()}
     s = milvus.load(data.u64_path, "t_u64", uri=URI, payload=payload, index="FLAT", overwrite=True)
     assert s["id_type"] == "INT64" and s["payload_columns"] == ["year", "title"]
-    count, got = everything("t_u64", ["year"])
+    count, got = everything("t_u64", ["year", "title"])
     ids = Counter(e["id"] for e in got)
     assert count == ROWS and len(got) == ROWS and max(ids.values()) == 1
     assert set(ids) == {int(i) for i in data.u64_ids}
     rows = data.rows_of("u64")
-    years = data.payload.column("year").to_pylist()
+    years, titles = data.payload.column("year").to_pylist(), data.payload.column("title").to_pylist()
     assert all(e["year"] == years[rows[e["id"]]] for e in got)
+    assert all(e["title"] == titles[rows[e["id"]]] for e in got)
     hits, _ = milvus.search("t_u64", data.queries, k=K, uri=URI)
     assert data.recall_of("u64", hits) == pytest.approx(data.recall["u64"], abs=0.005)
 

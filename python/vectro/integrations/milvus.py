@@ -77,6 +77,8 @@ def _field_type(pm: Any, field: Any, max_string_length: int) -> Tuple[Any, Dict[
     import pyarrow as pa
 
     t = field.type
+    if pa.types.is_dictionary(t):  # a categorical column: its values
+        t = t.value_type
     DataType = pm.DataType
     kind = _scalar_type(pm, t)
     if kind == DataType.VARCHAR:
