@@ -148,3 +148,21 @@ def test_memory_holds_a_chunk_not_the_container(tmp_path):
     big = peak_rss_of_a_load(paths[200_000], tmp_path / "big")
     decoded_more = (200_000 - 25_000) * 256 * 4
     assert big - small < decoded_more / 4, (small, big)
+
+
+def test_an_id_column_in_the_payload_is_checked_against_the_ids_and_left_out(data, tmp_path):
+    """As in the Parquet file a container was compressed from with --id-column."""
+    from vectro import BadInputError
+
+    with_ids = data.payload.add_column(0, "id", pa.array(data.str_ids))
+    s = vlance.load(data.str_path, tmp_path / "a", "docs", payload=with_ids, index=False)
+    assert s["payload_columns"] == data.payload.column_names
+    t = everything(tmp_path / "a", "docs")
+    assert t.column_names == ["id", "vector", *data.payload.column_names]
+    assert t.column("id").to_pylist() == data.str_ids
+
+    wrong = list(data.str_ids)
+    wrong[2345] = "someone else"
+    bad = data.payload.add_column(0, "id", pa.array(wrong))
+    with pytest.raises(BadInputError, match="at row 2345 it holds 'someone else'"):
+        vlance.load(data.str_path, tmp_path / "b", "docs", payload=bad, index=False)

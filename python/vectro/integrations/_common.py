@@ -79,6 +79,11 @@ class PayloadSource:
     arrays), or the path of a Parquet file (read by row group: memory stays bounded);
     ``columns`` picks some of its columns. Without ``payload``, the container's own payload
     columns (``Container.payload``) when it has any.
+
+    A column named ``id_name`` (the loader's id field) is taken for a copy of the ids, as
+    in a Parquet file the container was compressed from with ``--id-column``: each window
+    checks that it equals the container's ids and leaves it out of the payload. Other
+    columns named like the loader's fields (``reserved``) are refused.
     """
 
     def __init__(
@@ -87,17 +92,24 @@ class PayloadSource:
         columns: Optional[Sequence[str]],
         c: Container,
         reserved: Sequence[str] = (),
+        id_name: Optional[str] = None,
     ) -> None:
         self.rows = len(c)
+        self.id_column: Optional[str] = None
         self._table = None
         self._pq = None
         self._container = None
         self._cache: Optional[Tuple[int, int, Any]] = None
         self.schema = None
         if payload is None:
-            if columns is not None:
-                raise UsageError("payload_columns given without payload")
             self._from_container(c)
+            if columns is not None and self.schema is None:
+                raise UsageError(
+                    "payload_columns given, but no payload= and the container has no payload columns"
+                )
+            if self.schema is not None:
+                self._name = f"{c.path}'s payload"
+                n = self.rows
         else:
             pa = require("pyarrow", "payload", "pyarrow")
             if isinstance(payload, (str, os.PathLike)):
@@ -120,7 +132,9 @@ class PayloadSource:
                     table = pa.table(payload)
                 elif isinstance(payload, pa.Table):
                     table = payload
-                elif hasattr(payload, "to_pandas") or type(payload).__name__ == "DataFrame":
+                elif type(payload).__name__ == "DataFrame" and hasattr(payload, "to_arrow"):
+                    table = payload.to_arrow()  # polars
+                elif type(payload).__name__ == "DataFrame":
                     table = pa.Table.from_pandas(payload, preserve_index=False)
                 else:
                     raise TypeError(
@@ -131,6 +145,8 @@ class PayloadSource:
                 n = table.num_rows
                 self.schema = table.schema
                 self._table = table
+        if self.schema is not None:
+            pa = require("pyarrow", "payload", "pyarrow")
             if n != self.rows:
                 raise BadInputError(
                     f"{self._name} has {n} rows but the container has {self.rows}: the "
@@ -146,8 +162,9 @@ class PayloadSource:
                 self.schema = pa.schema([self.schema.field(x) for x in columns])
                 if self._table is not None:
                     self._table = self._table.select(list(columns))
-        if self.schema is not None:
-            clash = [x for x in self.schema.names if x in reserved]
+            if id_name is not None and id_name in self.schema.names:
+                self.id_column = id_name
+            clash = [x for x in self.columns if x in reserved]
             if clash:
                 raise BadInputError(
                     f"payload column {clash[0]!r} has the name of the loader's own field; "
@@ -169,17 +186,46 @@ class PayloadSource:
 
     @property
     def columns(self) -> List[str]:
-        return [] if self.schema is None else list(self.schema.names)
-
-    def slice(self, a: int, b: int) -> Any:
-        """Rows ``a..b`` as a pyarrow Table, or None without payload."""
+        """The payload columns (without a copy of the ids)."""
         if self.schema is None:
+            return []
+        return [x for x in self.schema.names if x != self.id_column]
+
+    @property
+    def fields(self) -> List[Any]:
+        """The pyarrow fields of the payload columns."""
+        return [self.schema.field(x) for x in self.columns]
+
+    def slice(self, a: int, b: int, ids: Any = None) -> Any:
+        """Rows ``a..b`` of the payload columns as a pyarrow Table, or None without payload;
+        a copy of the ids is checked against ``ids`` and left out."""
+        if not self.columns:
+            if self.id_column is not None:
+                self._check_ids(self._rows(a, b), a, ids)
             return None
+        t = self._rows(a, b)
+        if self.id_column is not None:
+            self._check_ids(t, a, ids)
+            t = t.select(self.columns)
+        return t
+
+    def _rows(self, a: int, b: int) -> Any:
         if self._table is not None:
             return self._table.slice(a, b - a)
         if self._container is not None:
-            return self._container.payload(a, b)
+            return self._container.payload(a, b).select(self.schema.names)
         return self._parquet_slice(a, b)
+
+    def _check_ids(self, t: Any, a: int, ids: Any) -> None:
+        got = t.column(self.id_column).to_pylist()
+        want = ids if isinstance(ids, list) else [int(i) for i in ids]
+        if got != want:
+            i = next(i for i, (x, y) in enumerate(zip(got, want)) if x != y)
+            raise BadInputError(
+                f"{self._name}: column {self.id_column!r} is taken for the ids, but at row "
+                f"{a + i} it holds {got[i]!r} where the container's id is {want[i]!r}; rename "
+                "the column, or leave it out with payload_columns="
+            )
 
     def _parquet_slice(self, a: int, b: int) -> Any:
         import bisect
@@ -321,7 +367,8 @@ def run_windows(
 
     def send(a: int, b: int, rows: Any) -> None:
         nonlocal written
-        write(a, b, ids_of(c, a, b), rows, payload.slice(a, b))
+        ids = ids_of(c, a, b)
+        write(a, b, ids, rows, payload.slice(a, b, ids))
         written += b - a
         checkpoint.save(b)
         reporter.update(b)

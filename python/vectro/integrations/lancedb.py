@@ -94,13 +94,13 @@ def load(
     conn = _connect(db)
     c, owned = common.open_container(container)
     try:
-        src = common.PayloadSource(payload, payload_columns, c, (id_field, vector_field))
+        src = common.PayloadSource(payload, payload_columns, c, (id_field, vector_field), id_field)
         string_ids = common.id_kind(c) == "string"
         fields = [
             pa.field(id_field, pa.string() if string_ids else pa.uint64(), nullable=False),
             pa.field(vector_field, pa.list_(pa.float32(), c.dims), nullable=False),
         ]
-        fields += [] if src.schema is None else list(src.schema)
+        fields += src.fields
         schema = pa.schema(fields)
         if overwrite and _open(conn, table) is not None:
             conn.drop_table(table)
@@ -212,7 +212,7 @@ def search(
                 s = s.nprobes(nprobes)
             if refine_factor is not None:
                 s = s.refine_factor(refine_factor)
-        s = s.select([id_field, *(columns or [])])
+        s = s.select([id_field, *(columns or []), "_distance"])
         t = s.to_arrow()
         ids = t.column(id_field).to_pylist()
         if columns:

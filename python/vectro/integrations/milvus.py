@@ -196,7 +196,7 @@ def load(
     c, owned = common.open_container(container)
     try:
         alias = _connect(uri, token, using)
-        src = common.PayloadSource(payload, payload_columns, c, (id_field, vector_field))
+        src = common.PayloadSource(payload, payload_columns, c, (id_field, vector_field), id_field)
         string_ids = common.id_kind(c) == "string"
         if binary:
             if c.codec != "binary":
@@ -217,7 +217,7 @@ def load(
             pm.FieldSchema(vector_field, vtype, dim=c.dims),
         ]
         kinds = []
-        for f in [] if src.schema is None else src.schema:
+        for f in src.fields:
             kind, kw = _field_type(pm, f, max_string_length)
             kinds.append((f.name, kind))
             fields.append(pm.FieldSchema(f.name, kind, **kw))

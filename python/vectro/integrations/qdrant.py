@@ -136,7 +136,7 @@ def _target(target: Any, collection: Optional[str], dims: int, metric: str, over
     )
 
 
-def _json_safe(schema: Any) -> bool:
+def _json_safe(fields: Any) -> bool:
     import pyarrow as pa
 
     def ok(t: Any) -> bool:
@@ -153,7 +153,7 @@ def _json_safe(schema: Any) -> bool:
             or pa.types.is_null(t)
         )
 
-    return schema is None or all(ok(f.type) for f in schema)
+    return all(ok(f.type) for f in fields)
 
 
 def load(
@@ -201,11 +201,11 @@ def load(
     common.check_metric(metric)
     c, owned = common.open_container(container)
     try:
-        src = common.PayloadSource(payload, payload_columns, c, (id_key,))
+        src = common.PayloadSource(payload, payload_columns, c, (id_key,), id_key)
         tgt, name = _target(target, collection, c.dims, metric, overwrite)
         try:
             string_ids = common.id_kind(c) == "string"
-            safe = _json_safe(src.schema)
+            safe = _json_safe(src.fields)
             ckpt = common.Checkpoint(checkpoint, c, f"qdrant:{name}")
             start = ckpt.done_rows()
             reporter = common.Reporter(progress, len(c), f"qdrant {name}")
