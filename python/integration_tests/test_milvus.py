@@ -127,6 +127,29 @@ def test_resume_after_the_process_is_killed(data, tmp_path):
     assert {e["id"] for e in got} == {int(i) for i in data.u64_ids}
 
 
+def test_rerun_without_a_checkpoint_after_the_process_is_killed(data):
+    """Rows a killed run left unflushed are counted (the collection is flushed first), so
+    the rerun upserts them instead of inserting a second copy."""
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from vectro.integrations import milvus
+        def die(done, total):
+            if done >= {ROWS // 2}:
+                os.kill(os.getpid(), signal.SIGKILL)
+        milvus.load({str(data.str_path)!r}, "t_kill2", uri={URI!r}, index=None, overwrite=True,
+                    progress=die)
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    s = milvus.load(data.str_path, "t_kill2", uri=URI, index="FLAT")
+    assert s["rows"] == ROWS and s["skipped_rows"] == 0
+    count, got = everything("t_kill2", [])
+    ids = Counter(e["id"] for e in got)
+    assert count == ROWS and len(got) == ROWS and max(ids.values()) == 1
+
+
 def test_binary_codes_as_binary_vectors_searched_by_hamming(data):
     import numpy as np
 

@@ -228,6 +228,8 @@ def load(
         if existed:
             coll = pm.Collection(collection, using=alias)
             _check_schema(coll, schema, collection)
+            # num_entities counts sealed segments only: seal what a failed run left growing.
+            coll.flush()
             nonempty = coll.num_entities > 0
         else:
             coll = pm.Collection(collection, schema, using=alias)
@@ -305,7 +307,7 @@ def load(
 def _default_params(index: str) -> Dict[str, Any]:
     if index == "HNSW":
         return {"M": 16, "efConstruction": 200}
-    if index.startswith("IVF"):
+    if "IVF" in index:
         return {"nlist": 128}
     return {}
 
