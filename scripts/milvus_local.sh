@@ -42,12 +42,25 @@ for p in range(19530, 19630):
     setsid "$VENV/bin/milvus-server" --data "$DIR/server" --proxy-port "$PORT" \
         >"$DIR/server.log" 2>&1 </dev/null &
     echo $! >"$PIDFILE"
-    for _ in $(seq 1 180); do
-        if ! running; then
-            echo "milvus: the server exited while starting; its log:" >&2
-            tail -n 40 "$DIR/server.log" >&2 || true
-            tail -n 40 "$DIR"/server/logs/milvus-stderr.log >&2 2>/dev/null || true
-            exit 1
+    # The wrapper outlives the server it spawns: watch the server itself (a live `milvus`
+    # in our process group), which dies at once when a port it needs is taken (its etcd
+    # peer port, 2380, is fixed: one such server per machine).
+    server_alive() {
+        ps -eo pgid=,stat=,comm= | awk -v g="$(cat "$PIDFILE")" \
+            '$1 == g && $3 == "milvus" && $2 !~ /Z/ { found = 1 } END { exit !found }'
+    }
+    fail() {
+        echo "milvus: $1; its log:" >&2
+        tail -n 20 "$DIR/server.log" >&2 || true
+        grep -h -E '\[(ERROR|FATAL)\]' "$DIR"/server/logs/milvus-stdout.log 2>/dev/null | tail -n 5 | cut -c1-300 >&2 || true
+        "$0" down >/dev/null
+        exit 1
+    }
+    start=$SECONDS
+    while [ $((SECONDS - start)) -lt 180 ]; do
+        running || fail "the server exited while starting"
+        if [ $((SECONDS - start)) -ge 20 ] && ! server_alive; then
+            fail "the server process died while starting"
         fi
         if "$VENV/bin/python" - "$PORT" <<'EOF' 2>/dev/null; then
 import sys, warnings
