@@ -166,3 +166,18 @@ def test_an_id_column_in_the_payload_is_checked_against_the_ids_and_left_out(dat
     bad = data.payload.add_column(0, "id", pa.array(wrong))
     with pytest.raises(BadInputError, match="at row 2345 it holds 'someone else'"):
         vlance.load(data.str_path, tmp_path / "b", "docs", payload=bad, index=False)
+
+
+def test_a_container_without_ids_is_loaded_with_its_row_numbers(data, tmp_path):
+    """Without ids a row's id is its number in the whole input: a shard's rows keep theirs."""
+    import vectro
+
+    path = tmp_path / "part-{shard}.vectro"
+    vectro.compress(data.x, path, codec="int8", chunk_rows=CHUNK, shard="1/2", fsync=False)
+    (part,) = tmp_path.glob("part-*.vectro")
+    with vectro.open(part) as c:
+        first, n = c.first_row, len(c)
+        assert c.id_kind == "none" and first > 0
+    s = vlance.load(part, tmp_path / "lance", "docs", index=False)
+    assert s["id_type"] == "uint64"
+    assert everything(tmp_path / "lance", "docs").column("id").to_pylist() == list(range(first, first + n))
