@@ -82,7 +82,7 @@ down)
     if running; then
         pid="$(cat "$PIDFILE")"
         kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
-        for _ in $(seq 1 30); do
+        for _ in $(seq 1 10); do
             kill -0 -- "-$pid" 2>/dev/null || break
             sleep 1
         done
