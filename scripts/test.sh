@@ -6,6 +6,7 @@
 #   VECTRO_SKIP_SLURM=1 ...    # leave out the local Slurm cluster test (needs root and apt)
 #   VECTRO_SKIP_PYTHON=1 ...   # leave out the Python package's tests (python/tests)
 #   VECTRO_SKIP_PYTHON_INTEGRATIONS=1 ...  # leave out python/tests_integrations (LangChain, LlamaIndex, Ray)
+#   VECTRO_SKIP_DBS=1 ...      # leave out the loaders into Milvus, Qdrant, LanceDB
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -25,6 +26,13 @@ if [ "${VECTRO_SKIP_PYTHON:-0}" = 1 ] || [ "${VECTRO_SKIP_PYTHON_INTEGRATIONS:-0
     echo "skipped (VECTRO_SKIP_PYTHON=1 or VECTRO_SKIP_PYTHON_INTEGRATIONS=1)"
 else
     scripts/test_python_integrations.sh
+fi
+
+echo "== Vector databases: the loaders into Milvus (a local server), Qdrant Edge and LanceDB"
+if [ "${VECTRO_SKIP_PYTHON:-0}" = 1 ] || [ "${VECTRO_SKIP_DBS:-0}" = 1 ]; then
+    echo "skipped (VECTRO_SKIP_PYTHON=1 or VECTRO_SKIP_DBS=1)"
+else
+    scripts/test_integrations.sh
 fi
 
 echo "== Slurm: deploy/slurm-array.sh on a local one-node cluster"
