@@ -216,7 +216,15 @@ pub struct Report {
 /// it is not such an array, a number is out of range or a `k` is not `k`.
 pub fn read_peers(path: &Path, k: usize) -> Result<Vec<Peer>> {
     let text = std::fs::read(path).map_err(|e| Error::io(path, "reading", e))?;
-    let peers: Vec<Peer> = serde_json::from_slice(&text).map_err(|e| {
+    parse_peers(&text, path, k)
+}
+
+/// Parses peers as [`read_peers`] does, `path` naming where the JSON came from.
+///
+/// # Errors
+/// As [`read_peers`].
+pub fn parse_peers(text: &[u8], path: &Path, k: usize) -> Result<Vec<Peer>> {
+    let peers: Vec<Peer> = serde_json::from_slice(text).map_err(|e| {
         Error::Mismatch(format!(
             "{}: not a peers file: {e}; expected a JSON array of \
              {{\"name\", \"bytes_per_vector\", \"recall\", optional \"k\"}} (docs/report.md)",
@@ -242,6 +250,82 @@ pub fn read_peers(path: &Path, k: usize) -> Result<Vec<Peer>> {
         }
     }
     Ok(peers)
+}
+
+/// Where a report is written: the page, and optionally each figure as an SVG file.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    /// The HTML page.
+    pub html: PathBuf,
+    /// A directory for the standalone SVG figures (created if missing).
+    pub svg_dir: Option<PathBuf>,
+    /// Replace existing files.
+    pub overwrite: bool,
+}
+
+impl Outputs {
+    /// The page's default path: the first container's with `.report.html` in place of its
+    /// extension (`x.vectro` → `x.report.html`, which `vectro serve` links to), else the
+    /// original's.
+    pub fn default_html(orig: &Path, containers: &[PathBuf]) -> PathBuf {
+        containers.first().map_or(orig, |c| c.as_path()).with_extension("report.html")
+    }
+
+    /// The SVG files for entries labelled `labels`, in the order [`svg::all`] gives them.
+    pub fn svg_paths(&self, labels: &[String]) -> Vec<PathBuf> {
+        let Some(dir) = &self.svg_dir else {
+            return Vec::new();
+        };
+        let mut v = vec![dir.join("recall_vs_bytes.svg")];
+        for (i, l) in labels.iter().enumerate() {
+            let stem = svg::entry_stem(i, l);
+            for f in svg::ENTRY_FIGURES {
+                v.push(dir.join(format!("{stem}-{f}.svg")));
+            }
+        }
+        v
+    }
+
+    /// Checks up front, before the long passes, that every output can be written.
+    ///
+    /// # Errors
+    /// As [`crate::output::check_target`].
+    pub fn check(&self, labels: &[String]) -> Result<()> {
+        crate::output::check_target(&self.html, self.overwrite)?;
+        for p in self.svg_paths(labels) {
+            crate::output::check_target(&p, self.overwrite)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the SVG figures, then the page, each through a temporary file renamed into
+    /// place.
+    ///
+    /// # Errors
+    /// As [`crate::output::write_file`]; [`Error::Io`] creating the SVG directory.
+    pub fn write(&self, r: &Report) -> Result<()> {
+        if let Some(dir) = &self.svg_dir {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "creating", e))?;
+            for (stem, text) in svg::all(r, true) {
+                let p = dir.join(format!("{stem}.svg"));
+                crate::output::write_file(&p, text.as_bytes(), self.overwrite)?;
+            }
+        }
+        crate::output::write_file(&self.html, html::render(r).as_bytes(), self.overwrite)
+    }
+}
+
+/// The labels of a report's entries: the containers' file names, or the codec strings.
+pub fn labels(containers: &[PathBuf], codecs: &[String]) -> Vec<String> {
+    if containers.is_empty() {
+        return codecs.to_vec();
+    }
+    containers.iter().map(|c| label_of(c)).collect()
+}
+
+fn label_of(c: &Path) -> String {
+    c.file_name()
+        .map_or_else(|| c.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
 /// Reports on `containers`, each compressed from `orig`.
@@ -275,12 +359,7 @@ pub fn report(
     }
     let entries = containers
         .iter()
-        .map(|c| {
-            let label = c
-                .file_name()
-                .map_or_else(|| c.display().to_string(), |n| n.to_string_lossy().into_owned());
-            entry(orig, c, label, opts, progress, cancel)
-        })
+        .map(|c| entry(orig, c, label_of(c), opts, progress, cancel))
         .collect::<Result<Vec<_>>>()?;
     Ok(finish(orig, h.rows, entries, opts, start))
 }

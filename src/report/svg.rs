@@ -79,7 +79,7 @@ impl Scale {
         } else {
             (lo, hi)
         };
-        if !(hi > lo) {
+        if hi.is_nan() || lo.is_nan() || hi <= lo {
             let pad = if lo == 0.0 { 1.0 } else { lo.abs() * 0.1 };
             lo -= pad;
             hi += pad;
@@ -105,9 +105,22 @@ impl Scale {
     /// About five tick values inside the range.
     fn ticks(&self) -> Vec<f64> {
         if self.log {
-            let (a, b) = (self.lo.ceil() as i32, self.hi.floor() as i32);
-            let step = ((b - a) / 6 + 1).max(1);
-            return (a..=b).step_by(step as usize).map(|e| 10f64.powi(e)).collect();
+            // Over a few decades, 1-2-5 steps; else every decade or so.
+            let few = self.hi - self.lo <= 3.5;
+            let (a, b, mantissas): (i32, i32, &[f64]) = if few {
+                (self.lo.floor() as i32, self.hi.ceil() as i32, &[1.0, 2.0, 5.0])
+            } else {
+                (self.lo.ceil() as i32, self.hi.floor() as i32, &[1.0])
+            };
+            let step = if few { 1 } else { ((b - a) / 6 + 1).max(1) };
+            return (a..=b)
+                .step_by(step as usize)
+                .flat_map(|e| mantissas.iter().map(move |m| m * 10f64.powi(e)))
+                .filter(|v| {
+                    let l = v.log10();
+                    l >= self.lo - 1e-9 && l <= self.hi + 1e-9
+                })
+                .collect();
         }
         let span = self.hi - self.lo;
         let raw = span / 5.0;
@@ -238,7 +251,8 @@ fn histogram(name: &str, title: &str, xlabel: &str, bars: &[Bar], color: &str, s
     // Edge labels: the first, some in between, the last.
     let every = bars.len().div_ceil(6).max(1);
     for (i, b) in bars.iter().enumerate() {
-        if i % every == 0 {
+        // Not one that would run into the last edge's label.
+        if i % every == 0 && (bars.len() - i) * 2 > every {
             g.text(x.px0 + i as f64 * bw, y.px0 + 16.0, "middle", &num(b.lo));
         }
     }
@@ -338,6 +352,9 @@ pub fn pca(e: &Entry, sa: bool) -> String {
     if !x0.is_finite() {
         (x0, x1, y0, y1) = (-1.0, 1.0, -1.0, 1.0);
     }
+    // A margin, so that no point sits on the frame.
+    let (px, py) = (0.04 * (x1 - x0), 0.04 * (y1 - y0));
+    (x0, x1, y0, y1) = (x0 - px, x1 + px, y0 - py, y1 + py);
     let half = w / 2.0;
     for (panel, (pts, class, color, what)) in [
         (&e.pca.original, "orig", PALETTE[0], "originals"),
@@ -381,13 +398,14 @@ pub fn movement(e: &Entry, sa: bool) -> String {
     let miss = depth as f64 + 1.0;
     let (x, y) = plot_scales((0.5, 10.5, false), (0.8, miss * 1.3, true), W, H);
     g.axes(&x, &y, "true rank", "rank in the compressed search", true);
+    // Where a neighbour that did not move sits: compressed rank = true rank.
+    let diagonal: Vec<String> = (1..=10)
+        .map(|t| format!("{:.1},{:.1}", x.at(t as f64), y.at(t as f64)))
+        .collect();
     let _ = writeln!(
         g.s,
-        "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#999\" stroke-dasharray=\"3 3\"/>",
-        x.at(0.5),
-        x.at(10.5),
-        y.at(0.5f64.max(0.8)),
-        y.at(10.5)
+        "<polyline points=\"{}\" fill=\"none\" stroke=\"#999\" stroke-dasharray=\"3 3\"/>",
+        diagonal.join(" ")
     );
     g.text(x.px1 - 4.0, y.at(miss) - 4.0, "end", &format!("not in the first {depth}"));
     let _ = writeln!(
@@ -493,6 +511,9 @@ pub fn recall_vs_bytes(r: &Report, sa: bool) -> String {
     g.close()
 }
 
+/// The figures of each entry, in order: their names and file name suffixes.
+pub const ENTRY_FIGURES: [&str; 5] = ["cosine", "error_norm", "per_dim", "pca", "movement"];
+
 /// Every figure of the report: (file name stem, SVG).
 pub fn all(r: &Report, standalone: bool) -> Vec<(String, String)> {
     let mut v = vec![("recall_vs_bytes".to_string(), recall_vs_bytes(r, standalone))];
@@ -544,6 +565,8 @@ mod tests {
         let t = s.ticks();
         assert!(t.len() >= 3 && t.iter().all(|&v| (0.0..=1.05).contains(&v)), "{t:?}");
         let l = Scale::new(3.0, 5000.0, true, 0.0, 100.0);
-        assert_eq!(l.ticks(), vec![10.0, 100.0, 1000.0]);
+        assert_eq!(l.ticks(), vec![5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0]);
+        let wide = Scale::new(0.5, 5e6, true, 0.0, 100.0);
+        assert_eq!(wide.ticks(), vec![1.0, 100.0, 1e4, 1e6]);
     }
 }

@@ -1,7 +1,7 @@
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use vectro::report::{Report, ReportOptions, html, read_peers, report, report_codecs, svg};
+use vectro::report::{Outputs, Report, ReportOptions, labels, read_peers, report, report_codecs};
 
 use super::print_json;
 use crate::cli::ReportArgs;
@@ -9,27 +9,16 @@ use crate::exit_codes;
 use crate::progress::Bar;
 
 pub fn run(a: ReportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
-    let out = a.output.clone().unwrap_or_else(|| default_out(&a));
-    // Refused before the long passes, not after.
-    vectro::output::check_target(&out, a.force)?;
-    let labels: Vec<String> = if a.codecs.is_empty() {
-        a.containers.iter().map(|c| label(c)).collect()
-    } else {
-        a.codecs.clone()
+    let outputs = Outputs {
+        html: a
+            .output
+            .clone()
+            .unwrap_or_else(|| Outputs::default_html(&a.orig, &a.containers)),
+        svg_dir: a.svg_dir.clone(),
+        overwrite: a.force,
     };
-    let svgs = a.svg_dir.as_ref().map(|dir| {
-        let mut names = vec![dir.join("recall_vs_bytes.svg")];
-        for (i, l) in labels.iter().enumerate() {
-            let stem = svg::entry_stem(i, l);
-            for f in ["cosine", "error_norm", "per_dim", "pca", "movement"] {
-                names.push(dir.join(format!("{stem}-{f}.svg")));
-            }
-        }
-        names
-    });
-    for p in svgs.iter().flatten() {
-        vectro::output::check_target(p, a.force)?;
-    }
+    // Refused before the long passes, not after.
+    outputs.check(&labels(&a.containers, &a.codecs))?;
     let opts = ReportOptions {
         k: a.k,
         sample_queries: a.sample_queries,
@@ -55,20 +44,14 @@ pub fn run(a: ReportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     } else {
         report_codecs(&a.orig, &a.codecs, &opts, &bar, cancel)?
     };
-    if let Some(dir) = &a.svg_dir {
-        std::fs::create_dir_all(dir).map_err(|e| vectro::Error::io(dir, "creating", e))?;
-        for (stem, text) in svg::all(&r, true) {
-            vectro::output::write_file(&dir.join(format!("{stem}.svg")), text.as_bytes(), a.force)?;
-        }
-    }
-    vectro::output::write_file(&out, html::render(&r).as_bytes(), a.force)?;
+    outputs.write(&r)?;
     if a.common.json {
         print_json(&Output {
-            html: &out,
+            html: &outputs.html,
             report: &r,
         })?;
     } else {
-        print_summary(&r, &out, a.svg_dir.as_deref());
+        print_summary(&r, &outputs);
     }
     Ok(exit_codes::OK)
 }
@@ -80,23 +63,10 @@ struct Output<'a> {
     report: &'a Report,
 }
 
-/// `x.vectro` -> `x.report.html`, beside the first container (or the original).
-fn default_out(a: &ReportArgs) -> PathBuf {
-    let base = a.containers.first().unwrap_or(&a.orig);
-    base.with_extension("report.html")
-}
-
-fn label(c: &Path) -> String {
-    c.file_name()
-        .map_or_else(|| c.display().to_string(), |n| n.to_string_lossy().into_owned())
-}
-
 /// The command line as typed, quoted for a POSIX shell where needed.
 fn command_line() -> String {
-    let mut args = std::env::args_os();
     let mut words = vec!["vectro".to_string()];
-    args.next();
-    for a in args {
+    for a in std::env::args_os().skip(1) {
         let a = a.to_string_lossy();
         let plain = !a.is_empty()
             && a.chars()
@@ -110,7 +80,7 @@ fn command_line() -> String {
     words.join(" ")
 }
 
-fn print_summary(r: &Report, out: &Path, svg_dir: Option<&Path>) {
+fn print_summary(r: &Report, out: &Outputs) {
     outln!(
         "{:<28} {:>9} {:>10} {:>10} {:>9} {:>9}",
         "container / codec",
@@ -131,8 +101,8 @@ fn print_summary(r: &Report, out: &Path, svg_dir: Option<&Path>) {
             e.rescored_recall
         );
     }
-    outln!("wrote {}", out.display());
-    if let Some(d) = svg_dir {
+    outln!("wrote {}", out.html.display());
+    if let Some(d) = &out.svg_dir {
         outln!("wrote the figures as SVG into {}", d.display());
     }
 }
