@@ -753,8 +753,9 @@ fn report(
         .check(&vectro::report::labels(&containers, &codecs))
         .map_err(to_py)?;
     let peers = match &peers_json {
-        Some(text) => vectro::report::parse_peers(text.as_bytes(), Path::new("peers"), k)
-            .map_err(to_py)?,
+        Some(text) => {
+            vectro::report::parse_peers(text.as_bytes(), Path::new("peers"), k).map_err(to_py)?
+        }
         None => Vec::new(),
     };
     let opts = ReportOptions {

@@ -250,10 +250,13 @@ pub fn evaluate(
 /// a part should be bounded by the chunk, and the merged total by anything but the rows.
 pub struct Observer<'a, P> {
     /// Measures one chunk.
-    pub observe: &'a (dyn Fn(u64, &[f32], &[f32]) -> P + Sync),
+    pub observe: &'a ObserveChunk<'a, P>,
     /// Adds one chunk's measure to the total.
     pub merge: &'a mut dyn FnMut(P),
 }
+
+/// Measures one chunk: `(first_row, original, reconstruction)` to a part.
+pub type ObserveChunk<'a, P> = dyn Fn(u64, &[f32], &[f32]) -> P + Sync + 'a;
 
 /// The neighbour lists behind the recall, per query, best first.
 #[derive(Debug, Clone, Default)]
@@ -422,45 +425,48 @@ pub fn evaluate_observed<P: Send>(
             // Not `clamp`, which panics on NaN or an empty range.
             .map_or(1.0, |v: f64| v.max(q.cos_min).min(q.cos_max))
     };
-    Ok((EvalReport {
-        rows: h.rows,
-        dims: h.dims,
-        original_bytes: src.input_bytes(),
-        compressed_bytes: c.file_len(),
-        ratio: src.input_bytes() as f64 / c.file_len() as f64,
-        bits_per_dim: if n > 0.0 {
-            c.file_len() as f64 * 8.0 / n
-        } else {
-            0.0
+    Ok((
+        EvalReport {
+            rows: h.rows,
+            dims: h.dims,
+            original_bytes: src.input_bytes(),
+            compressed_bytes: c.file_len(),
+            ratio: src.input_bytes() as f64 / c.file_len() as f64,
+            bits_per_dim: if n > 0.0 {
+                c.file_len() as f64 * 8.0 / n
+            } else {
+                0.0
+            },
+            cosine_mean: if q.rows > 0 {
+                q.cos_sum / q.rows as f64
+            } else {
+                1.0
+            },
+            cosine_min: if q.rows > 0 { q.cos_min } else { 1.0 },
+            cosine_p1: pct(1.0),
+            cosine_p5: pct(5.0),
+            cosine_median: pct(50.0),
+            mse: if n > 0.0 { q.sq_err / n } else { 0.0 },
+            nmse: if q.sq_sum > 0.0 {
+                q.sq_err / q.sq_sum
+            } else {
+                0.0
+            },
+            max_abs_error: q.max_err,
+            metric: opts.metric,
+            queries: queries.len(),
+            query_source,
+            rerank: opts.rerank,
+            search: match search {
+                FoundSearch::ExactFloat => "exact-float",
+                FoundSearch::Adc(_) => "adc",
+            },
+            recall,
+            seconds: start.elapsed().as_secs_f64(),
+            peak_rss_bytes: crate::par::peak_rss_bytes(),
         },
-        cosine_mean: if q.rows > 0 {
-            q.cos_sum / q.rows as f64
-        } else {
-            1.0
-        },
-        cosine_min: if q.rows > 0 { q.cos_min } else { 1.0 },
-        cosine_p1: pct(1.0),
-        cosine_p5: pct(5.0),
-        cosine_median: pct(50.0),
-        mse: if n > 0.0 { q.sq_err / n } else { 0.0 },
-        nmse: if q.sq_sum > 0.0 {
-            q.sq_err / q.sq_sum
-        } else {
-            0.0
-        },
-        max_abs_error: q.max_err,
-        metric: opts.metric,
-        queries: queries.len(),
-        query_source,
-        rerank: opts.rerank,
-        search: match search {
-            FoundSearch::ExactFloat => "exact-float",
-            FoundSearch::Adc(_) => "adc",
-        },
-        recall,
-        seconds: start.elapsed().as_secs_f64(),
-        peak_rss_bytes: crate::par::peak_rss_bytes(),
-    }, neighbours))
+        neighbours,
+    ))
 }
 
 fn check_ks(ks: &[usize]) -> Result<()> {

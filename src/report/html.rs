@@ -17,13 +17,23 @@ details{margin:.3em 0 1em}summary{cursor:pointer;color:#036}";
 fn table(head: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
     let mut s = String::from("<table><tr>");
     for (i, h) in head.iter().enumerate() {
-        let _ = write!(s, "<th{}>{}</th>", if i == 0 { " class=\"l\"" } else { "" }, esc(h));
+        let _ = write!(
+            s,
+            "<th{}>{}</th>",
+            if i == 0 { " class=\"l\"" } else { "" },
+            esc(h)
+        );
     }
     s.push_str("</tr>\n");
     for r in rows {
         s.push_str("<tr>");
         for (i, c) in r.iter().enumerate() {
-            let _ = write!(s, "<td{}>{}</td>", if i == 0 { " class=\"l\"" } else { "" }, esc(c));
+            let _ = write!(
+                s,
+                "<td{}>{}</td>",
+                if i == 0 { " class=\"l\"" } else { "" },
+                esc(c)
+            );
         }
         s.push_str("</tr>\n");
     }
@@ -32,7 +42,10 @@ fn table(head: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
 }
 
 fn details(summary: &str, body: &str) -> String {
-    format!("<details><summary>{}</summary>\n{body}</details>\n", esc(summary))
+    format!(
+        "<details><summary>{}</summary>\n{body}</details>\n",
+        esc(summary)
+    )
 }
 
 fn hist_table(bars: &[super::stats::Bar], what: &str) -> String {
@@ -70,7 +83,18 @@ fn entry_section(i: usize, e: &Entry, k: usize) -> String {
     s.push_str(&svg::error_norm(e, color, false));
     s.push_str("</div>\n");
     s.push_str(&table(
-        &["cosine mean", "min", "p1", "p5", "median", "error norm mean", "max", "mse", "nmse", "max |error|"],
+        &[
+            "cosine mean",
+            "min",
+            "p1",
+            "p5",
+            "median",
+            "error norm mean",
+            "max",
+            "mse",
+            "nmse",
+            "max |error|",
+        ],
         [vec![
             format!("{:.7}", r.cosine_mean),
             format!("{:.7}", r.cosine_min),
@@ -90,10 +114,13 @@ fn entry_section(i: usize, e: &Entry, k: usize) -> String {
     s.push_str(&svg::per_dim(e, color, false));
     s.push_str(&table(
         &["worst dimensions", "RMS error", "mean |error|"],
-        e.per_dim
-            .worst
-            .iter()
-            .map(|&d| vec![d.to_string(), num(e.per_dim.rms[d]), num(e.per_dim.mean_abs[d])]),
+        e.per_dim.worst.iter().map(|&d| {
+            vec![
+                d.to_string(),
+                num(e.per_dim.rms[d]),
+                num(e.per_dim.mean_abs[d]),
+            ]
+        }),
     ));
     s.push_str(&details(
         &format!("numbers: every dimension ({})", e.per_dim.rms.len()),
@@ -117,7 +144,13 @@ fn entry_section(i: usize, e: &Entry, k: usize) -> String {
     s.push_str(&details(
         &format!("numbers: the {} rows drawn", e.pca.rows.len()),
         &table(
-            &["row", "original PC 1", "PC 2", "reconstruction PC 1", "PC 2"],
+            &[
+                "row",
+                "original PC 1",
+                "PC 2",
+                "reconstruction PC 1",
+                "PC 2",
+            ],
             e.pca
                 .rows
                 .iter()
@@ -134,9 +167,11 @@ fn entry_section(i: usize, e: &Entry, k: usize) -> String {
         &head,
         e.movement.iter().map(|m| {
             let mut row = vec![m.query_row.map_or_else(|| "-".into(), |q| q.to_string())];
-            row.extend(m.ranks.iter().map(|r| {
-                r.map_or_else(|| format!("> {}", m.depth), |r| r.to_string())
-            }));
+            row.extend(
+                m.ranks
+                    .iter()
+                    .map(|r| r.map_or_else(|| format!("> {}", m.depth), |r| r.to_string())),
+            );
             row
         }),
     ));
@@ -209,12 +244,29 @@ pub fn render(r: &Report) -> String {
     ));
     s.push_str(&svg::recall_vs_bytes(r, false));
     s.push_str(&table(
-        &["point", "kind", "bytes per vector", &format!("recall@{}", r.k)],
+        &[
+            "point",
+            "kind",
+            "bytes per vector",
+            &format!("recall@{}", r.k),
+        ],
         r.entries
             .iter()
-            .map(|e| vec![e.label.clone(), "vectro".into(), num(e.bytes_per_vector), format!("{:.4}", e.recall)])
+            .map(|e| {
+                vec![
+                    e.label.clone(),
+                    "vectro".into(),
+                    num(e.bytes_per_vector),
+                    format!("{:.4}", e.recall),
+                ]
+            })
             .chain(r.peers.iter().map(|p| {
-                vec![p.name.clone(), "peer".into(), num(p.bytes_per_vector), format!("{:.4}", p.recall)]
+                vec![
+                    p.name.clone(),
+                    "peer".into(),
+                    num(p.bytes_per_vector),
+                    format!("{:.4}", p.recall),
+                ]
             })),
     ));
     for (i, e) in r.entries.iter().enumerate() {

@@ -268,7 +268,10 @@ impl Outputs {
     /// extension (`x.vectro` → `x.report.html`, which `vectro serve` links to), else the
     /// original's.
     pub fn default_html(orig: &Path, containers: &[PathBuf]) -> PathBuf {
-        containers.first().map_or(orig, |c| c.as_path()).with_extension("report.html")
+        containers
+            .first()
+            .map_or(orig, |c| c.as_path())
+            .with_extension("report.html")
     }
 
     /// The SVG files for entries labelled `labels`, in the order [`svg::all`] gives them.
@@ -324,8 +327,10 @@ pub fn labels(containers: &[PathBuf], codecs: &[String]) -> Vec<String> {
 }
 
 fn label_of(c: &Path) -> String {
-    c.file_name()
-        .map_or_else(|| c.display().to_string(), |n| n.to_string_lossy().into_owned())
+    c.file_name().map_or_else(
+        || c.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// Reports on `containers`, each compressed from `orig`.
@@ -354,7 +359,12 @@ pub fn report(
     for c in containers {
         let c = Container::open(c)?;
         if (c.rows(), c.dims() as u64) != (h.rows, h.dims) {
-            crate::eval::check_shapes(orig, c.path(), (h.rows, h.dims), (c.rows(), c.dims() as u64))?;
+            crate::eval::check_shapes(
+                orig,
+                c.path(),
+                (h.rows, h.dims),
+                (c.rows(), c.dims() as u64),
+            )?;
         }
     }
     let entries = containers
@@ -448,7 +458,8 @@ fn write_head(src: &Input, rows: u64, path: &Path) -> Result<()> {
     let file = std::fs::File::create(path).map_err(|e| Error::io(path, "creating", e))?;
     let mut w = std::io::BufWriter::new(file);
     let io = |e| Error::io(path, "writing", e);
-    w.write_all(&crate::npy::write_header(rows, d)).map_err(io)?;
+    w.write_all(&crate::npy::write_header(rows, d))
+        .map_err(io)?;
     let block = 4096u64;
     let mut buf = Vec::new();
     let mut at = 0;
@@ -464,7 +475,13 @@ fn write_head(src: &Input, rows: u64, path: &Path) -> Result<()> {
     w.flush().map_err(io)
 }
 
-fn finish(orig: &Path, rows: u64, entries: Vec<Entry>, opts: &ReportOptions, start: Instant) -> Report {
+fn finish(
+    orig: &Path,
+    rows: u64,
+    entries: Vec<Entry>,
+    opts: &ReportOptions,
+    start: Instant,
+) -> Report {
     let dims = entries.first().map_or(0, |e| e.eval.dims);
     let queries = entries.first().map_or(0, |e| e.eval.queries);
     Report {

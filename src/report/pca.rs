@@ -106,7 +106,10 @@ pub fn axes(rows: &[&[f32]], dims: usize) -> Axes {
         std::mem::swap(&mut vu, &mut vw);
     }
     for v in [&mut u, &mut w] {
-        let big = v.iter().copied().fold(0f64, |m, z| if z.abs() > m.abs() { z } else { m });
+        let big = v
+            .iter()
+            .copied()
+            .fold(0f64, |m, z| if z.abs() > m.abs() { z } else { m });
         if big < 0.0 {
             v.iter_mut().for_each(|z| *z = -*z);
         }
@@ -143,9 +146,21 @@ mod tests {
         let ax = axes(&refs, 4);
         let s = std::f64::consts::FRAC_1_SQRT_2;
         assert!(dot(&ax.axes[0], &[s, s, 0.0, 0.0]) > 0.999, "{:?}", ax.axes);
-        assert!(dot(&ax.axes[1], &[0.0, 0.0, 1.0, 0.0]) > 0.999, "{:?}", ax.axes);
-        assert!((ax.variance[0] / 9.0 - 1.0).abs() < 0.1, "{:?}", ax.variance);
-        assert!((ax.variance[1] / 4.0 - 1.0).abs() < 0.1, "{:?}", ax.variance);
+        assert!(
+            dot(&ax.axes[1], &[0.0, 0.0, 1.0, 0.0]) > 0.999,
+            "{:?}",
+            ax.axes
+        );
+        assert!(
+            (ax.variance[0] / 9.0 - 1.0).abs() < 0.1,
+            "{:?}",
+            ax.variance
+        );
+        assert!(
+            (ax.variance[1] / 4.0 - 1.0).abs() < 0.1,
+            "{:?}",
+            ax.variance
+        );
         assert!((ax.mean[0] - 5.0).abs() < 0.2);
         assert!(ax.total_variance > ax.variance[0] + ax.variance[1]);
         // The mean projects to the origin.

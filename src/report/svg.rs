@@ -75,7 +75,10 @@ struct Scale {
 impl Scale {
     fn new(lo: f64, hi: f64, log: bool, px0: f64, px1: f64) -> Scale {
         let (mut lo, mut hi) = if log {
-            (lo.max(f64::MIN_POSITIVE).log10(), hi.max(f64::MIN_POSITIVE).log10())
+            (
+                lo.max(f64::MIN_POSITIVE).log10(),
+                hi.max(f64::MIN_POSITIVE).log10(),
+            )
         } else {
             (lo, hi)
         };
@@ -108,7 +111,11 @@ impl Scale {
             // Over a few decades, 1-2-5 steps; else every decade or so.
             let few = self.hi - self.lo <= 3.5;
             let (a, b, mantissas): (i32, i32, &[f64]) = if few {
-                (self.lo.floor() as i32, self.hi.ceil() as i32, &[1.0, 2.0, 5.0])
+                (
+                    self.lo.floor() as i32,
+                    self.hi.ceil() as i32,
+                    &[1.0, 2.0, 5.0],
+                )
             } else {
                 (self.lo.ceil() as i32, self.hi.floor() as i32, &[1.0])
             };
@@ -278,7 +285,10 @@ pub fn cosine(e: &Entry, color: &str, sa: bool) -> String {
 pub fn error_norm(e: &Entry, color: &str, sa: bool) -> String {
     histogram(
         "error_norm",
-        &format!("{}: per-row error norm ‖original − reconstruction‖", e.label),
+        &format!(
+            "{}: per-row error norm ‖original − reconstruction‖",
+            e.label
+        ),
         "error norm (log-spaced bars)",
         &e.error_norm_hist,
         color,
@@ -298,7 +308,12 @@ pub fn per_dim(e: &Entry, color: &str, sa: bool) -> String {
     let v = &e.per_dim.rms;
     let max = v.iter().copied().fold(0f64, f64::max);
     let n = v.len().max(1) as f64;
-    let (x, y) = plot_scales((0.0, n, false), (0.0, if max > 0.0 { max * 1.1 } else { 1.0 }, false), W, H);
+    let (x, y) = plot_scales(
+        (0.0, n, false),
+        (0.0, if max > 0.0 { max * 1.1 } else { 1.0 }, false),
+        W,
+        H,
+    );
     g.axes(&x, &y, "dimension", "RMS error", true);
     let bw = (x.px1 - x.px0) / n;
     for (i, &r) in v.iter().enumerate() {
@@ -342,7 +357,12 @@ pub fn pca(e: &Entry, sa: bool) -> String {
         H + 20.0,
     );
     let all = e.pca.original.iter().chain(&e.pca.reconstruction);
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
     for p in all {
         x0 = x0.min(p[0]);
         x1 = x1.max(p[0]);
@@ -358,7 +378,12 @@ pub fn pca(e: &Entry, sa: bool) -> String {
     let half = w / 2.0;
     for (panel, (pts, class, color, what)) in [
         (&e.pca.original, "orig", PALETTE[0], "originals"),
-        (&e.pca.reconstruction, "recon", PALETTE[1], "reconstructions"),
+        (
+            &e.pca.reconstruction,
+            "recon",
+            PALETTE[1],
+            "reconstructions",
+        ),
     ]
     .into_iter()
     .enumerate()
@@ -389,12 +414,21 @@ pub fn pca(e: &Entry, sa: bool) -> String {
 pub fn movement(e: &Entry, sa: bool) -> String {
     let mut g = Svg::open(
         "movement",
-        &format!("{}: where each query's true top 10 landed in the compressed ranking", e.label),
+        &format!(
+            "{}: where each query's true top 10 landed in the compressed ranking",
+            e.label
+        ),
         sa,
         W,
         H,
     );
-    let depth = e.movement.iter().map(|m| m.depth).max().unwrap_or(10).max(10);
+    let depth = e
+        .movement
+        .iter()
+        .map(|m| m.depth)
+        .max()
+        .unwrap_or(10)
+        .max(10);
     let miss = depth as f64 + 1.0;
     let (x, y) = plot_scales((0.5, 10.5, false), (0.8, miss * 1.3, true), W, H);
     g.axes(&x, &y, "true rank", "rank in the compressed search", true);
@@ -407,7 +441,12 @@ pub fn movement(e: &Entry, sa: bool) -> String {
         "<polyline points=\"{}\" fill=\"none\" stroke=\"#999\" stroke-dasharray=\"3 3\"/>",
         diagonal.join(" ")
     );
-    g.text(x.px1 - 4.0, y.at(miss) - 4.0, "end", &format!("not in the first {depth}"));
+    g.text(
+        x.px1 - 4.0,
+        y.at(miss) - 4.0,
+        "end",
+        &format!("not in the first {depth}"),
+    );
     let _ = writeln!(
         g.s,
         "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#c00\" stroke-dasharray=\"2 4\"/>",
@@ -427,7 +466,9 @@ pub fn movement(e: &Entry, sa: bool) -> String {
             let py = y.at(r.map_or(miss, |r| r as f64));
             let _ = write!(path, "{}{px:.1},{py:.1}", if ti == 0 { "M" } else { " L" });
             let rank = r.map_or_else(|| "none".to_string(), |r| r.to_string());
-            let q = m.query_row.map_or_else(|| "-".to_string(), |r| r.to_string());
+            let q = m
+                .query_row
+                .map_or_else(|| "-".to_string(), |r| r.to_string());
             let _ = writeln!(
                 g.s,
                 "<circle class=\"pt\" data-query=\"{qi}\" data-true=\"{}\" data-rank=\"{rank}\" cx=\"{px:.2}\" cy=\"{py:.2}\" \
@@ -459,10 +500,20 @@ pub fn recall_vs_bytes(r: &Report, sa: bool) -> String {
         .map(|e| e.bytes_per_vector)
         .chain(r.peers.iter().map(|p| p.bytes_per_vector));
     let (lo, hi) = xs.fold((f64::INFINITY, 0f64), |(a, b), v| (a.min(v), b.max(v)));
-    let (lo, hi) = if lo.is_finite() { (lo / 1.5, hi * 1.5) } else { (1.0, 10.0) };
+    let (lo, hi) = if lo.is_finite() {
+        (lo / 1.5, hi * 1.5)
+    } else {
+        (1.0, 10.0)
+    };
     let x = Scale::new(lo, hi, true, LEFT, W - RIGHT);
     let y = Scale::new(0.0, 1.05, false, H - BOTTOM, TOP);
-    g.axes(&x, &y, "bytes per vector (log scale)", &format!("recall@{}", r.k), true);
+    g.axes(
+        &x,
+        &y,
+        "bytes per vector (log scale)",
+        &format!("recall@{}", r.k),
+        true,
+    );
     for (i, e) in r.entries.iter().enumerate() {
         let (px, py) = (x.at(e.bytes_per_vector), y.at(e.recall));
         let _ = writeln!(
@@ -516,12 +567,18 @@ pub const ENTRY_FIGURES: [&str; 5] = ["cosine", "error_norm", "per_dim", "pca", 
 
 /// Every figure of the report: (file name stem, SVG).
 pub fn all(r: &Report, standalone: bool) -> Vec<(String, String)> {
-    let mut v = vec![("recall_vs_bytes".to_string(), recall_vs_bytes(r, standalone))];
+    let mut v = vec![(
+        "recall_vs_bytes".to_string(),
+        recall_vs_bytes(r, standalone),
+    )];
     for (i, e) in r.entries.iter().enumerate() {
         let stem = entry_stem(i, &e.label);
         let color = PALETTE[i % PALETTE.len()];
         v.push((format!("{stem}-cosine"), cosine(e, color, standalone)));
-        v.push((format!("{stem}-error_norm"), error_norm(e, color, standalone)));
+        v.push((
+            format!("{stem}-error_norm"),
+            error_norm(e, color, standalone),
+        ));
         v.push((format!("{stem}-per_dim"), per_dim(e, color, standalone)));
         v.push((format!("{stem}-pca"), pca(e, standalone)));
         v.push((format!("{stem}-movement"), movement(e, standalone)));
@@ -563,9 +620,17 @@ mod tests {
     fn ticks_fall_inside_the_range() {
         let s = Scale::new(0.0, 1.05, false, 0.0, 100.0);
         let t = s.ticks();
-        assert!(t.len() >= 3 && t.iter().all(|&v| (0.0..=1.05).contains(&v)), "{t:?}");
+        assert!(
+            t.len() >= 3 && t.iter().all(|&v| (0.0..=1.05).contains(&v)),
+            "{t:?}"
+        );
         let l = Scale::new(3.0, 5000.0, true, 0.0, 100.0);
-        assert_eq!(l.ticks(), vec![5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0]);
+        assert_eq!(
+            l.ticks(),
+            vec![
+                5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0
+            ]
+        );
         let wide = Scale::new(0.5, 5e6, true, 0.0, 100.0);
         assert_eq!(wide.ticks(), vec![1.0, 100.0, 1e4, 1e6]);
     }

@@ -15,7 +15,9 @@ fn setup() -> tempfile::TempDir {
     for (out, codec) in [("a.vectro", "int8"), ("b.vectro", "binary")] {
         vectro()
             .current_dir(dir.path())
-            .args(["compress", "-q", "--in", "x.npy", "--codec", codec, "--out", out])
+            .args([
+                "compress", "-q", "--in", "x.npy", "--codec", codec, "--out", out,
+            ])
             .assert()
             .success();
     }
@@ -97,8 +99,18 @@ fn the_page_is_self_contained_and_each_figure_holds_the_numbers_of_the_json() {
     let v = json_of(
         d,
         &[
-            "--orig", "x.npy", "a.vectro", "b.vectro", "--peers", "peers.json", "--svg-dir",
-            "figs", "--pca-sample", "300", "--movement-queries", "4",
+            "--orig",
+            "x.npy",
+            "a.vectro",
+            "b.vectro",
+            "--peers",
+            "peers.json",
+            "--svg-dir",
+            "figs",
+            "--pca-sample",
+            "300",
+            "--movement-queries",
+            "4",
         ],
     );
     // The default name, beside the first container: what `vectro serve` links to.
@@ -110,7 +122,10 @@ fn the_page_is_self_contained_and_each_figure_holds_the_numbers_of_the_json() {
         html.contains("vectro report --json --orig x.npy a.vectro b.vectro --peers peers.json"),
         "the command is on the page"
     );
-    assert_eq!(v["command"].as_str().unwrap().split(' ').nth(1), Some("report"));
+    assert_eq!(
+        v["command"].as_str().unwrap().split(' ').nth(1),
+        Some("report")
+    );
 
     let figs = figures(&html);
     let names: Vec<&str> = figs.iter().map(|f| f.0.as_str()).collect();
@@ -152,15 +167,23 @@ fn the_page_is_self_contained_and_each_figure_holds_the_numbers_of_the_json() {
     assert!(entries[1]["bytes_per_vector"].as_f64().unwrap() < 10.0);
 
     for (i, e) in entries.iter().enumerate() {
-        let fig = |name: &str| &figs[1 + 5 * i + ["cosine", "error_norm", "per_dim", "pca", "movement"]
-            .iter()
-            .position(|n| *n == name)
-            .unwrap()]
-        .1;
+        let fig = |name: &str| {
+            &figs[1
+                + 5 * i
+                + ["cosine", "error_norm", "per_dim", "pca", "movement"]
+                    .iter()
+                    .position(|n| *n == name)
+                    .unwrap()]
+            .1
+        };
         for (name, key) in [("cosine", "cosine_hist"), ("error_norm", "error_norm_hist")] {
             let bars = marks(fig(name), "bar");
             let want = e[key].as_array().unwrap();
-            assert!(!want.is_empty() && want.len() <= 40, "{key}: {}", want.len());
+            assert!(
+                !want.is_empty() && want.len() <= 40,
+                "{key}: {}",
+                want.len()
+            );
             assert_eq!(bars.len(), want.len(), "{name} of entry {i}");
             let mut total = 0;
             for (b, w) in bars.iter().zip(want) {
@@ -195,7 +218,10 @@ fn the_page_is_self_contained_and_each_figure_holds_the_numbers_of_the_json() {
         let mv = e["movement"].as_array().unwrap();
         assert_eq!(mv.len(), 4);
         assert_eq!(moved.len(), 40);
-        for (m, want) in moved.iter().zip(mv.iter().flat_map(|q| q["ranks"].as_array().unwrap())) {
+        for (m, want) in moved
+            .iter()
+            .zip(mv.iter().flat_map(|q| q["ranks"].as_array().unwrap()))
+        {
             let got = attr(m, "data-rank").unwrap();
             match want.as_u64() {
                 Some(r) => assert_eq!(got, r.to_string()),
@@ -222,28 +248,50 @@ fn the_page_is_self_contained_and_each_figure_holds_the_numbers_of_the_json() {
         .collect();
     files.sort();
     assert_eq!(files.len(), 11);
-    assert!(files.contains(&"1-a.vectro-pca.svg".to_string()), "{files:?}");
+    assert!(
+        files.contains(&"1-a.vectro-pca.svg".to_string()),
+        "{files:?}"
+    );
     let svg = std::fs::read_to_string(d.join("figs/2-b.vectro-cosine.svg")).unwrap();
     assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
-    assert_eq!(svg.replacen(" xmlns=\"http://www.w3.org/2000/svg\"", "", 1), figs[6].1.clone() + "\n");
+    assert_eq!(
+        svg.replacen(" xmlns=\"http://www.w3.org/2000/svg\"", "", 1),
+        figs[6].1.clone() + "\n"
+    );
 }
 
 #[test]
 fn the_numbers_are_the_ones_eval_gives() {
     let dir = setup();
     let d = dir.path();
-    let v = json_of(d, &["--orig", "x.npy", "a.vectro", "b.vectro", "--out", "r.html"]);
+    let v = json_of(
+        d,
+        &["--orig", "x.npy", "a.vectro", "b.vectro", "--out", "r.html"],
+    );
     for (i, comp) in ["a.vectro", "b.vectro"].iter().enumerate() {
         let out = vectro()
             .current_dir(d)
-            .args(["eval", "--json", "--k", "10", "--orig", "x.npy", "--comp", comp])
+            .args([
+                "eval", "--json", "--k", "10", "--orig", "x.npy", "--comp", comp,
+            ])
             .assert()
             .success();
         let ev: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
         let e = &v["entries"][i];
         for key in [
-            "rows", "dims", "compressed_bytes", "cosine_mean", "cosine_min", "cosine_p1",
-            "cosine_p5", "cosine_median", "mse", "nmse", "max_abs_error", "queries", "search",
+            "rows",
+            "dims",
+            "compressed_bytes",
+            "cosine_mean",
+            "cosine_min",
+            "cosine_p1",
+            "cosine_p5",
+            "cosine_median",
+            "mse",
+            "nmse",
+            "max_abs_error",
+            "queries",
+            "search",
         ] {
             assert_eq!(e["eval"][key], ev[key], "{comp}: {key}");
         }
@@ -258,9 +306,22 @@ fn codecs_are_tried_on_the_first_rows_and_leave_nothing_behind() {
     let dir = setup();
     let d = dir.path();
     let before = std::fs::read_dir(d).unwrap().count();
-    let v = json_of(d, &["--orig", "x.npy", "--codecs", "int8,int4,binary", "--rows", "1200"]);
+    let v = json_of(
+        d,
+        &[
+            "--orig",
+            "x.npy",
+            "--codecs",
+            "int8,int4,binary",
+            "--rows",
+            "1200",
+        ],
+    );
     assert_eq!(v["html"], "x.report.html");
-    assert_eq!((v["rows"].as_u64(), v["original_rows"].as_u64()), (Some(1200), Some(3000)));
+    assert_eq!(
+        (v["rows"].as_u64(), v["original_rows"].as_u64()),
+        (Some(1200), Some(3000))
+    );
     let labels: Vec<&str> = v["entries"]
         .as_array()
         .unwrap()
@@ -278,7 +339,11 @@ fn codecs_are_tried_on_the_first_rows_and_leave_nothing_behind() {
     for e in v["entries"].as_array().unwrap() {
         assert_eq!(e["eval"]["rows"], 1200);
     }
-    assert_eq!(std::fs::read_dir(d).unwrap().count(), before + 1, "only the page is new");
+    assert_eq!(
+        std::fs::read_dir(d).unwrap().count(),
+        before + 1,
+        "only the page is new"
+    );
     let html = std::fs::read_to_string(d.join("x.report.html")).unwrap();
     assert_self_contained(&html);
     assert!(html.contains("the first 1200 of 3000"));
@@ -290,20 +355,60 @@ fn bad_inputs_are_named_with_their_exit_code_and_nothing_is_written() {
     let d = dir.path();
     make_npy(d, "other_dims.npy", 3000, 16, 1);
     make_npy(d, "other_rows.npy", 2000, 32, 1);
-    std::fs::write(d.join("bad_peers.json"), r#"[{"name": "x", "bytes_per_vector": 8, "recall": 1.5}]"#).unwrap();
-    std::fs::write(d.join("k_peers.json"), r#"[{"name": "x", "bytes_per_vector": 8, "recall": 0.5, "k": 100}]"#).unwrap();
+    std::fs::write(
+        d.join("bad_peers.json"),
+        r#"[{"name": "x", "bytes_per_vector": 8, "recall": 1.5}]"#,
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("k_peers.json"),
+        r#"[{"name": "x", "bytes_per_vector": 8, "recall": 0.5, "k": 100}]"#,
+    )
+    .unwrap();
     std::fs::write(d.join("not_peers.json"), r#"{"name": "x"}"#).unwrap();
     let cases: &[(&[&str], i32, &[&str])] = &[
-        (&["--orig", "other_dims.npy", "a.vectro"], 3, &["dims differ", "other_dims.npy", "a.vectro"]),
-        (&["--orig", "other_rows.npy", "a.vectro"], 3, &["rows differ", "other_rows.npy", "a.vectro"]),
+        (
+            &["--orig", "other_dims.npy", "a.vectro"],
+            3,
+            &["dims differ", "other_dims.npy", "a.vectro"],
+        ),
+        (
+            &["--orig", "other_rows.npy", "a.vectro"],
+            3,
+            &["rows differ", "other_rows.npy", "a.vectro"],
+        ),
         // The second container is checked before the first is measured.
-        (&["--orig", "x.npy", "a.vectro", "nope.vectro"], 4, &["nope.vectro"]),
+        (
+            &["--orig", "x.npy", "a.vectro", "nope.vectro"],
+            4,
+            &["nope.vectro"],
+        ),
         (&["--orig", "missing.npy", "a.vectro"], 4, &["missing.npy"]),
-        (&["--orig", "x.npy", "a.vectro", "--peers", "bad_peers.json"], 3, &["bad_peers.json", "peer 0", "recall"]),
-        (&["--orig", "x.npy", "a.vectro", "--peers", "k_peers.json"], 3, &["k_peers.json", "k differs"]),
-        (&["--orig", "x.npy", "a.vectro", "--peers", "not_peers.json"], 3, &["not_peers.json", "JSON array"]),
-        (&["--orig", "x.npy", "a.vectro", "--peers", "no_peers.json"], 4, &["no_peers.json"]),
-        (&["--orig", "x.npy", "--codecs", "int8,nosuch"], 2, &["nosuch"]),
+        (
+            &["--orig", "x.npy", "a.vectro", "--peers", "bad_peers.json"],
+            3,
+            &["bad_peers.json", "peer 0", "recall"],
+        ),
+        (
+            &["--orig", "x.npy", "a.vectro", "--peers", "k_peers.json"],
+            3,
+            &["k_peers.json", "k differs"],
+        ),
+        (
+            &["--orig", "x.npy", "a.vectro", "--peers", "not_peers.json"],
+            3,
+            &["not_peers.json", "JSON array"],
+        ),
+        (
+            &["--orig", "x.npy", "a.vectro", "--peers", "no_peers.json"],
+            4,
+            &["no_peers.json"],
+        ),
+        (
+            &["--orig", "x.npy", "--codecs", "int8,nosuch"],
+            2,
+            &["nosuch"],
+        ),
         (&["--orig", "x.npy", "a.vectro", "--k", "0"], 2, &["--k"]),
         (&["--orig", "x.npy"], 2, &["CONTAINER"]),
     ];
@@ -332,26 +437,44 @@ fn bad_inputs_are_named_with_their_exit_code_and_nothing_is_written() {
         .output()
         .unwrap();
     assert_fails(&o, 2, &["a.report.html"]);
-    assert_eq!(std::fs::read_to_string(d.join("a.report.html")).unwrap(), "mine");
+    assert_eq!(
+        std::fs::read_to_string(d.join("a.report.html")).unwrap(),
+        "mine"
+    );
     vectro()
         .current_dir(d)
         .args(["report", "-q", "--force", "--orig", "x.npy", "a.vectro"])
         .assert()
         .success();
-    assert!(std::fs::read_to_string(d.join("a.report.html")).unwrap().starts_with("<!DOCTYPE html>"));
+    assert!(
+        std::fs::read_to_string(d.join("a.report.html"))
+            .unwrap()
+            .starts_with("<!DOCTYPE html>")
+    );
 }
 
 /// Peak RSS of a report on `rows` rows of 256 dims (1 KiB a row of float32).
 fn report_peak(dir: &Path, rows: u64) -> u64 {
     vectro()
         .current_dir(dir)
-        .args(["generate", "-q", "--dims", "256", "--force", "--out", "m.npy", "--rows"])
+        .args([
+            "generate", "-q", "--dims", "256", "--force", "--out", "m.npy", "--rows",
+        ])
         .arg(rows.to_string())
         .assert()
         .success();
     vectro()
         .current_dir(dir)
-        .args(["compress", "-q", "--no-fsync", "--force", "--in", "m.npy", "--out", "m.vectro"])
+        .args([
+            "compress",
+            "-q",
+            "--no-fsync",
+            "--force",
+            "--in",
+            "m.npy",
+            "--out",
+            "m.vectro",
+        ])
         .assert()
         .success();
     let v = json_of(dir, &["--force", "--orig", "m.npy", "m.vectro"]);
