@@ -31,7 +31,7 @@ def test_report_writes_the_page_beside_the_container_with_the_cli_numbers(pair, 
     assert sum(b["count"] for b in e["cosine_hist"]) == 2000
     assert len(e["per_dim"]["rms"]) == 24
     cli = subprocess.run(
-        [str(vectro_bin), "report", "--json", "--orig", d / "x.npy", d / "x.vectro", "--out", d / "c.html"],
+        [str(vectro_bin), "report", "--json", "--pca-sample", "200", "--orig", d / "x.npy", d / "x.vectro", "--out", d / "c.html"],
         capture_output=True,
         text=True,
         check=True,
