@@ -7,6 +7,7 @@
 #   VECTRO_SKIP_PYTHON=1 ...   # leave out the Python package's tests (python/tests)
 #   VECTRO_SKIP_PYTHON_INTEGRATIONS=1 ...  # leave out python/tests_integrations (LangChain, LlamaIndex, Ray)
 #   VECTRO_SKIP_DBS=1 ...      # leave out the loaders into Milvus, Qdrant, LanceDB
+#   VECTRO_SKIP_BROWSER=1 ...  # leave out the browser test (headless Chromium; needs apt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -33,6 +34,13 @@ if [ "${VECTRO_SKIP_PYTHON:-0}" = 1 ] || [ "${VECTRO_SKIP_DBS:-0}" = 1 ]; then
     echo "skipped (VECTRO_SKIP_PYTHON=1 or VECTRO_SKIP_DBS=1)"
 else
     scripts/test_integrations.sh
+fi
+
+echo "== Browser: the report page in headless Chromium (Playwright), screenshots checked"
+if [ "${VECTRO_SKIP_BROWSER:-0}" = 1 ]; then
+    echo "skipped (VECTRO_SKIP_BROWSER=1)"
+else
+    scripts/test_browser.sh
 fi
 
 echo "== Slurm: deploy/slurm-array.sh on a local one-node cluster"

@@ -49,9 +49,11 @@ const LAYERS: &[(&str, u8)] = &[
     ("npz", 7),
     ("generate", 7),
     ("layers", 7),
-    // The fuzz harnesses, which drive the engines' parsers (npz's import among them), and
-    // the crate root, which re-exports what a user needs.
+    // The fuzz harnesses, which drive the engines' parsers (npz's import among them); the
+    // report, built on eval and on compress (to try codecs on a sample); and the crate
+    // root, which re-exports what a user needs.
     ("fuzzing", 8),
+    ("report", 8),
     ("lib", 8),
 ];
 

@@ -44,6 +44,7 @@ pub mod output;
 pub mod par;
 pub mod pipeline;
 pub mod progress;
+pub mod report;
 pub mod search;
 pub mod simd;
 pub mod source;

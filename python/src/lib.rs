@@ -4,7 +4,7 @@
 //! thread with the GIL released while the calling thread waits, polls for signals (Ctrl-C
 //! stops the run at a chunk boundary, as in the CLI) and reports progress.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -708,6 +708,83 @@ fn eval(
         return Err(e);
     }
     Ok(dict)
+}
+
+/// Write a report page on containers (or codecs tried on a sample). See `vectro.report`.
+#[pyfunction]
+#[pyo3(signature = (orig, containers, out=None, *, codecs=vec![], rows=100_000, svg_dir=None,
+    peers_json=None, k=10, sample_queries=100, seed=42, metric="cos", rerank=100, pca_sample=500,
+    movement_queries=5, threads=0, force=false, command=String::new(), progress=None, column=None))]
+#[allow(clippy::too_many_arguments)]
+fn report(
+    py: Python<'_>,
+    orig: PathBuf,
+    containers: Vec<PathBuf>,
+    out: Option<PathBuf>,
+    codecs: Vec<String>,
+    rows: u64,
+    svg_dir: Option<PathBuf>,
+    peers_json: Option<String>,
+    k: usize,
+    sample_queries: usize,
+    seed: u64,
+    metric: &str,
+    rerank: usize,
+    pca_sample: usize,
+    movement_queries: usize,
+    threads: usize,
+    force: bool,
+    command: String,
+    progress: Option<&Bound<'_, PyAny>>,
+    column: Option<String>,
+) -> PyResult<Py<PyAny>> {
+    use vectro::report::{Outputs, ReportOptions};
+    if containers.is_empty() == codecs.is_empty() {
+        return Err(UsageError::new_err(
+            "report takes containers or codecs (to try on a sample), one of the two",
+        ));
+    }
+    let outputs = Outputs {
+        html: out.unwrap_or_else(|| Outputs::default_html(&orig, &containers)),
+        svg_dir,
+        overwrite: force,
+    };
+    outputs
+        .check(&vectro::report::labels(&containers, &codecs))
+        .map_err(to_py)?;
+    let peers = match &peers_json {
+        Some(text) => {
+            vectro::report::parse_peers(text.as_bytes(), Path::new("peers"), k).map_err(to_py)?
+        }
+        None => Vec::new(),
+    };
+    let opts = ReportOptions {
+        k,
+        sample_queries,
+        seed,
+        metric: metric.parse().map_err(to_py)?,
+        rerank,
+        threads,
+        pca_sample,
+        movement_queries,
+        sample_rows: rows,
+        peers,
+        command,
+        input: vectro::source::InputOptions { column },
+    };
+    let progress = ProgressArg::from_py(progress, "report")?;
+    let r = run_long(py, progress, |p, stop| {
+        let r = if codecs.is_empty() {
+            vectro::report::report(&orig, &containers, &opts, p, stop)?
+        } else {
+            vectro::report::report_codecs(&orig, &codecs, &opts, p, stop)?
+        };
+        outputs.write(&r)?;
+        Ok(r)
+    })?;
+    let mut value = serde_json::to_value(&r).map_err(|e| InternalError::new_err(e.to_string()))?;
+    value["html"] = serde_json::Value::from(outputs.html.display().to_string());
+    to_dict(py, &value)
 }
 
 /// Verify every checksum of a container. See `Container.verify`.
@@ -1544,6 +1621,7 @@ fn _vectro(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(train, m)?)?;
     m.add_function(wrap_pyfunction!(merge, m)?)?;
     m.add_function(wrap_pyfunction!(eval, m)?)?;
+    m.add_function(wrap_pyfunction!(report, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(import_npz, m)?)?;
     m.add_function(wrap_pyfunction!(quantize_embeddings, m)?)?;

@@ -56,6 +56,7 @@ __all__ = [
     "open",
     "quantize_embeddings",
     "reconstruct_embeddings",
+    "report",
     "save_npz",
     "train",
     "verify",
@@ -279,6 +280,84 @@ def eval(  # noqa: A001 - the CLI's name
             min_cosine=min_cosine,
             min_recall=min_recall,
             max_nmse=max_nmse,
+            progress=progress,
+            column=column,
+        )
+
+
+def report(
+    orig: Union["np.ndarray", PathLike],
+    containers: Union[PathLike, Sequence[PathLike], None] = None,
+    out: Optional[PathLike] = None,
+    *,
+    codecs: Optional[Sequence[str]] = None,
+    rows: int = 100_000,
+    svg_dir: Optional[PathLike] = None,
+    peers: Union[PathLike, Sequence[dict], None] = None,
+    k: int = 10,
+    sample_queries: int = 100,
+    seed: int = 42,
+    metric: str = "cos",
+    rerank: int = 100,
+    pca_sample: int = 500,
+    movement_queries: int = 5,
+    threads: int = 0,
+    force: bool = False,
+    progress: Progress = False,
+    column: Optional[str] = None,
+) -> dict:
+    """Write one self-contained HTML page of what compression did, as ``vectro report``
+    does, and return its numbers (the keys of ``vectro report --json``, ``html`` the page).
+
+    ``containers`` are compressed from ``orig`` (a path, or an array saved to a temporary
+    ``.npy``); or, instead, ``codecs`` are tried on its first ``rows`` rows. ``out``
+    defaults to the first container's path with ``.report.html`` for its extension.
+    ``svg_dir`` also writes each figure as an SVG file. ``peers`` is a JSON file or a list of
+    ``{"name", "bytes_per_vector", "recall", "k"?}`` dicts (docs/report.md).
+    """
+    import json
+    import tempfile
+
+    if containers is None:
+        paths = []
+    elif isinstance(containers, (str, bytes)) or hasattr(containers, "__fspath__"):
+        paths = [_os.fspath(containers)]
+    else:
+        paths = [_os.fspath(c) for c in containers]
+    if peers is None:
+        peers_json = None
+    elif isinstance(peers, (str, bytes)) or hasattr(peers, "__fspath__"):
+        with open(_os.fspath(peers), "rb") as f:
+            peers_json = f.read().decode("utf-8")
+    else:
+        peers_json = json.dumps(list(peers))
+    with tempfile.TemporaryDirectory(prefix="vectro-report-") as tmp:
+        is_array = _is_array(orig)
+        if out is None and not paths and is_array:
+            raise UsageError("an array with codecs has no file to put the page beside: pass out=")
+        orig_path = _npy_path(orig, tmp, "orig.npy")
+        words = ["<array>" if is_array else repr(_os.fspath(orig))] + [repr(p) for p in paths]
+        if codecs:
+            words.append("codecs={!r}".format(list(codecs)))
+        command = "vectro.report({})".format(", ".join(words))
+        return _vectro.report(
+            orig_path,
+            paths,
+            None if out is None else _os.fspath(out),
+            codecs=list(codecs or []),
+            rows=rows,
+            svg_dir=None if svg_dir is None else _os.fspath(svg_dir),
+            peers_json=peers_json,
+            k=k,
+            sample_queries=sample_queries,
+            seed=seed,
+            metric=metric,
+            rerank=rerank,
+            pca_sample=pca_sample,
+            movement_queries=movement_queries,
+            threads=threads,
+            force=force,
+            command=command,
             progress=progress,
             column=column,
         )

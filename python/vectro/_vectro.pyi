@@ -157,6 +157,28 @@ def eval(
     progress: _Progress = None,
     column: Optional[str] = None,
 ) -> Dict[str, Any]: ...
+def report(
+    orig: str,
+    containers: List[str],
+    out: Optional[str] = None,
+    *,
+    codecs: List[str] = ...,
+    rows: int = 100_000,
+    svg_dir: Optional[str] = None,
+    peers_json: Optional[str] = None,
+    k: int = 10,
+    sample_queries: int = 100,
+    seed: int = 42,
+    metric: str = "cos",
+    rerank: int = 100,
+    pca_sample: int = 500,
+    movement_queries: int = 5,
+    threads: int = 0,
+    force: bool = False,
+    command: str = "",
+    progress: _Progress = None,
+    column: Optional[str] = None,
+) -> Dict[str, Any]: ...
 def verify(path: str) -> Dict[str, Any]: ...
 def merge(
     parts: List[str], out: str, *, force: bool = False, fsync: bool = True, progress: _Progress = None

@@ -237,6 +237,52 @@ pub fn evaluate(
     progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<EvalReport> {
+    let observer = Observer {
+        observe: &|_, _, _| (),
+        merge: &mut |()| {},
+    };
+    Ok(evaluate_observed(orig, comp, opts, observer, progress, cancel)?.0)
+}
+
+/// What a caller measures beside eval, in the same pass: `observe(first_row, original,
+/// reconstruction)` runs on the workers for each chunk (both `rows × dims`, row-major), and
+/// `merge` takes its results on the calling thread in row order. Memory is the caller's:
+/// a part should be bounded by the chunk, and the merged total by anything but the rows.
+pub struct Observer<'a, P> {
+    /// Measures one chunk.
+    pub observe: &'a ObserveChunk<'a, P>,
+    /// Adds one chunk's measure to the total.
+    pub merge: &'a mut dyn FnMut(P),
+}
+
+/// Measures one chunk: `(first_row, original, reconstruction)` to a part.
+pub type ObserveChunk<'a, P> = dyn Fn(u64, &[f32], &[f32]) -> P + Sync + 'a;
+
+/// The neighbour lists behind the recall, per query, best first.
+#[derive(Debug, Clone, Default)]
+pub struct Neighbours {
+    /// The row of the original each query was sampled from (`None` for a queries file).
+    pub query_rows: Vec<Option<u64>>,
+    /// The exact top-k over the original rows, `k` the largest of [`EvalOptions::k`].
+    pub truth: Vec<Vec<u64>>,
+    /// The top `max(k, rerank)` found over the compressed data (ADC for pq/opq).
+    pub found: Vec<Vec<u64>>,
+}
+
+/// [`evaluate`], with an [`Observer`] fed every chunk's original and reconstructed rows,
+/// and the neighbour lists of each query returned beside the report.
+///
+/// # Errors
+/// As [`evaluate`].
+pub fn evaluate_observed<P: Send>(
+    orig: &Path,
+    comp: &Path,
+    opts: &EvalOptions,
+    observer: Observer<'_, P>,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
+) -> Result<(EvalReport, Neighbours)> {
+    let Observer { observe, merge } = observer;
     let start = Instant::now();
     check_ks(&opts.k)?;
     let src = Input::open_file(orig, &opts.input)?;
@@ -309,9 +355,11 @@ pub fn evaluate(
             if let Some(t) = adc {
                 p.found = t.scan(&queries, &codes, e.first_row, k_found, &floors.1);
             }
-            Ok(p)
+            let seen = observe(e.first_row, &original, &recon);
+            Ok((p, seen))
         },
-        |p| {
+        |(p, seen)| {
+            merge(seen);
             progress.advance(p.rows, p.rows * h.row_bytes() as u64);
             if let Some(r) = rows_behind.consumed(p.first_row, p.first_row + p.rows) {
                 src.release_rows(r.start, r.end);
@@ -364,6 +412,11 @@ pub fn evaluate(
     } else {
         recall::recalls(&opts.k, &total.truth, &total.found, &exact, opts.rerank)
     };
+    let neighbours = Neighbours {
+        query_rows: (0..queries.len()).map(|i| queries.own(i)).collect(),
+        truth: total.truth.iter().map(|t| t.ids(k_truth)).collect(),
+        found: total.found.iter().map(|t| t.ids(k_found)).collect(),
+    };
     let q = &total.quality;
     let n = (h.rows * h.dims) as f64;
     let pct = |p| {
@@ -373,45 +426,48 @@ pub fn evaluate(
             // Not `clamp`, which panics on NaN or an empty range.
             .map_or(1.0, |v: f64| v.max(q.cos_min).min(q.cos_max))
     };
-    Ok(EvalReport {
-        rows: h.rows,
-        dims: h.dims,
-        original_bytes: src.input_bytes(),
-        compressed_bytes: c.file_len(),
-        ratio: src.input_bytes() as f64 / c.file_len() as f64,
-        bits_per_dim: if n > 0.0 {
-            c.file_len() as f64 * 8.0 / n
-        } else {
-            0.0
+    Ok((
+        EvalReport {
+            rows: h.rows,
+            dims: h.dims,
+            original_bytes: src.input_bytes(),
+            compressed_bytes: c.file_len(),
+            ratio: src.input_bytes() as f64 / c.file_len() as f64,
+            bits_per_dim: if n > 0.0 {
+                c.file_len() as f64 * 8.0 / n
+            } else {
+                0.0
+            },
+            cosine_mean: if q.rows > 0 {
+                q.cos_sum / q.rows as f64
+            } else {
+                1.0
+            },
+            cosine_min: if q.rows > 0 { q.cos_min } else { 1.0 },
+            cosine_p1: pct(1.0),
+            cosine_p5: pct(5.0),
+            cosine_median: pct(50.0),
+            mse: if n > 0.0 { q.sq_err / n } else { 0.0 },
+            nmse: if q.sq_sum > 0.0 {
+                q.sq_err / q.sq_sum
+            } else {
+                0.0
+            },
+            max_abs_error: q.max_err,
+            metric: opts.metric,
+            queries: queries.len(),
+            query_source,
+            rerank: opts.rerank,
+            search: match search {
+                FoundSearch::ExactFloat => "exact-float",
+                FoundSearch::Adc(_) => "adc",
+            },
+            recall,
+            seconds: start.elapsed().as_secs_f64(),
+            peak_rss_bytes: crate::par::peak_rss_bytes(),
         },
-        cosine_mean: if q.rows > 0 {
-            q.cos_sum / q.rows as f64
-        } else {
-            1.0
-        },
-        cosine_min: if q.rows > 0 { q.cos_min } else { 1.0 },
-        cosine_p1: pct(1.0),
-        cosine_p5: pct(5.0),
-        cosine_median: pct(50.0),
-        mse: if n > 0.0 { q.sq_err / n } else { 0.0 },
-        nmse: if q.sq_sum > 0.0 {
-            q.sq_err / q.sq_sum
-        } else {
-            0.0
-        },
-        max_abs_error: q.max_err,
-        metric: opts.metric,
-        queries: queries.len(),
-        query_source,
-        rerank: opts.rerank,
-        search: match search {
-            FoundSearch::ExactFloat => "exact-float",
-            FoundSearch::Adc(_) => "adc",
-        },
-        recall,
-        seconds: start.elapsed().as_secs_f64(),
-        peak_rss_bytes: crate::par::peak_rss_bytes(),
-    })
+        neighbours,
+    ))
 }
 
 fn check_ks(ks: &[usize]) -> Result<()> {
@@ -423,7 +479,7 @@ fn check_ks(ks: &[usize]) -> Result<()> {
     Ok(())
 }
 
-fn check_shapes(orig: &Path, comp: &Path, o: (u64, u64), c: (u64, u64)) -> Result<()> {
+pub(crate) fn check_shapes(orig: &Path, comp: &Path, o: (u64, u64), c: (u64, u64)) -> Result<()> {
     let what = if o.1 != c.1 {
         "dims"
     } else if o.0 != c.0 {

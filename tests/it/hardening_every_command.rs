@@ -75,6 +75,13 @@ const CASES: &[Case] = &[
         prints: true,
     },
     Case {
+        args: &[
+            "report", "--orig", "x.npy", "x.vectro", "--out", "o8.html", "--force",
+        ],
+        threads: true,
+        prints: true,
+    },
+    Case {
         args: &["info", "x.vectro"],
         threads: false,
         prints: true,

@@ -38,6 +38,7 @@ mod reliability_fuzz_replay;
 mod reliability_matrix;
 mod reliability_resume;
 mod reliability_write_faults;
+mod report;
 mod roundtrip;
 mod scaleout_deploy;
 mod scaleout_shards;

@@ -43,6 +43,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Find the k nearest rows of each query, scored on the compressed codes.
     Search(SearchArgs),
+    /// Write one self-contained HTML page (and SVG figures) of what compression did.
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -494,6 +496,63 @@ pub struct BenchArgs {
     /// Seed of the generated data and the query sample.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The original input, in any format compress reads (docs/inputs.md).
+    #[arg(long)]
+    pub orig: PathBuf,
+    /// The Parquet or Arrow column of vectors of --orig [default: the one column of float vectors].
+    #[arg(long, value_name = "NAME")]
+    pub column: Option<String>,
+    /// Containers compressed from --orig, compared side by side.
+    #[arg(value_name = "CONTAINER", required_unless_present = "codecs")]
+    pub containers: Vec<PathBuf>,
+    /// Instead of containers: codecs to try on the first --rows rows of --orig (comma-separated codec strings).
+    #[arg(long, value_delimiter = ',', conflicts_with = "containers")]
+    pub codecs: Vec<String>,
+    /// With --codecs: the rows of --orig they are tried on.
+    #[arg(long, default_value_t = 100_000, requires = "codecs")]
+    pub rows: u64,
+    /// The HTML page to write [default: the first container's path with .report.html in
+    /// place of its extension (x.vectro -> x.report.html); with --codecs, --orig's].
+    #[arg(long = "out", value_name = "HTML")]
+    pub output: Option<PathBuf>,
+    /// Also write each figure as a standalone SVG file into this directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub svg_dir: Option<PathBuf>,
+    /// A JSON array of other systems' points for the recall-versus-bytes figure:
+    /// [{"name", "bytes_per_vector", "recall", "k"?}] (docs/report.md).
+    #[arg(long, value_name = "JSON")]
+    pub peers: Option<PathBuf>,
+    /// The k of the recall plotted against bytes per vector.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Rows of the original to use as queries (each excluded from its own neighbours).
+    #[arg(long, default_value_t = 100)]
+    pub sample_queries: usize,
+    /// Seed of the query and PCA samples.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Ranking metric of the search: ip, cos or l2.
+    #[arg(long, default_value = "cos")]
+    pub metric: vectro::eval::Metric,
+    /// Found candidates re-ranked with the original floats (rescored recall); also how deep
+    /// the movement figure follows the compressed ranking.
+    #[arg(long, default_value_t = 100)]
+    pub rerank: usize,
+    /// Rows drawn in the PCA scatter.
+    #[arg(long, default_value_t = 500)]
+    pub pca_sample: usize,
+    /// Queries shown in the movement figure.
+    #[arg(long, default_value_t = 5)]
+    pub movement_queries: usize,
+    /// Overwrite an existing page or SVG files.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub common: Common,
 }

@@ -11,6 +11,7 @@ pub mod get;
 pub mod import_npz;
 pub mod info;
 pub mod merge;
+pub mod report;
 pub mod search;
 pub mod train;
 pub mod verify;
