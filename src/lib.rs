@@ -45,6 +45,7 @@ pub mod par;
 pub mod pipeline;
 pub mod progress;
 pub mod search;
+pub mod serve;
 pub mod simd;
 pub mod source;
 pub mod stream;

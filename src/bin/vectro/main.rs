@@ -74,6 +74,7 @@ fn run(command: Command) -> anyhow::Result<i32> {
         Command::Verify(a) => commands::verify::run(a),
         Command::Train(a) => commands::train::run(a, &CANCEL),
         Command::Search(a) => commands::search::run(a, &CANCEL),
+        Command::Serve(a) => commands::serve::run(a, &CANCEL),
     }
 }
 

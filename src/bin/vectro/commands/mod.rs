@@ -12,6 +12,7 @@ pub mod import_npz;
 pub mod info;
 pub mod merge;
 pub mod search;
+pub mod serve;
 pub mod train;
 pub mod verify;
 
