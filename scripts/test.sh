@@ -5,6 +5,7 @@
 #   scripts/test.sh            # everything
 #   VECTRO_SKIP_SLURM=1 ...    # leave out the local Slurm cluster test (needs root and apt)
 #   VECTRO_SKIP_PYTHON=1 ...   # leave out the Python package's tests (python/tests)
+#   VECTRO_SKIP_BROWSER=1 ...  # leave out the headless-Chromium tests (tests/browser)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -17,6 +18,13 @@ if [ "${VECTRO_SKIP_PYTHON:-0}" = 1 ]; then
     echo "skipped (VECTRO_SKIP_PYTHON=1)"
 else
     scripts/test_python.sh
+fi
+
+echo "== Browser: the serve dashboard in headless Chromium (tests/browser)"
+if [ "${VECTRO_SKIP_BROWSER:-0}" = 1 ]; then
+    echo "skipped (VECTRO_SKIP_BROWSER=1)"
+else
+    scripts/test_browser.sh
 fi
 
 echo "== Slurm: deploy/slurm-array.sh on a local one-node cluster"

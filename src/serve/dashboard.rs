@@ -202,7 +202,7 @@ fn bars_svg(bars: &[(String, f64, f64)]) -> String {
     );
     for (i, (name, bpv, f32b)) in bars.iter().enumerate() {
         let y = 5.0 + h * i as f64;
-        let scale = (w - lw - 90.0) / max;
+        let scale = (w - lw - 130.0) / max;
         let _ = write!(
             s,
             "<text x=\"0\" y=\"{:.1}\">{}</text><rect x=\"{lw}\" y=\"{:.1}\" width=\"{:.1}\" height=\"16\" fill=\"#dfe3ea\"/><rect class=\"bar\" x=\"{lw}\" y=\"{:.1}\" width=\"{:.1}\" height=\"16\" fill=\"#2f5fd0\"/><text x=\"{:.1}\" y=\"{:.1}\">{bpv:.1} B ({:.1}×)</text>",

@@ -156,7 +156,7 @@ pub fn serve(opts: ServeOptions, stop: &AtomicBool, ready: impl FnOnce(SocketAdd
         })?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let done = AtomicBool::new(false);
-    std::thread::scope(|scope| {
+    let result = std::thread::scope(|scope| {
         // Watches `stop` (set by a signal handler, which can do nothing more) and tells
         // the server to shut down gracefully.
         scope.spawn(|| {
@@ -168,7 +168,11 @@ pub fn serve(opts: ServeOptions, stop: &AtomicBool, ready: impl FnOnce(SocketAdd
         let r = rt.block_on(run(opts, rx, ready));
         done.store(true, Ordering::SeqCst);
         r
-    })
+    });
+    // The requests in flight are answered; a background verification still reading a
+    // file is not waited for (it only reads).
+    rt.shutdown_background();
+    result
 }
 
 async fn run(
