@@ -17,7 +17,10 @@ if [ -z "${VECTRO:-}" ]; then cargo build --release --quiet; fi
 v=${VECTRO:-target/release/vectro}
 dir=$(mktemp -d)
 pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"; }
+cleanup() {
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    rm -rf "$dir"
+}
 trap cleanup EXIT
 mkdir "$dir/served"
 $v generate --rows "$rows" --dims "$dims" --out "$dir/x.npy" --quiet
@@ -75,10 +78,10 @@ run("POST 100 random rows", max(1, n // 10),
 def query():
     q = [rng.gauss(0, 1) for _ in range(dims)]
     return ("POST", "/api/containers/emb/search", json.dumps({"queries": [q], "k": 10}))
-run("search 1 query, k=10 (full scan)", max(1, n // 100), query)
+run("search 1 query k=10 (full scan)", max(1, n // 100), query)
 def query_rescore():
     q = [rng.gauss(0, 1) for _ in range(dims)]
     return ("POST", "/api/containers/emb/search", json.dumps({"queries": [q], "k": 10, "rescore": 100}))
-run("search 1 query, k=10, rescore 100", max(1, n // 100), query_rescore)
+run("search 1 query k=10 rescore 100", max(1, n // 100), query_rescore)
 PY
 echo "machine: $(bench_machine)"

@@ -74,7 +74,10 @@ pub enum IdKey {
 impl Entry {
     /// The verification state.
     pub fn verify_state(&self) -> VerifyState {
-        self.verify.lock().expect("verify state").clone()
+        self.verify
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Marks the container failed: a read found it damaged.
@@ -86,7 +89,7 @@ impl Entry {
     }
 
     fn set_verify(&self, s: VerifyState) {
-        *self.verify.lock().expect("verify state") = s;
+        *self.verify.lock().unwrap_or_else(|p| p.into_inner()) = s;
     }
 
     /// The file name of the report beside the container, `NAME.report.html` (or
@@ -223,7 +226,7 @@ impl Catalog {
     pub fn all(&self) -> Vec<Arc<Entry>> {
         self.entries
             .read()
-            .expect("catalog")
+            .unwrap_or_else(|p| p.into_inner())
             .values()
             .cloned()
             .collect()
@@ -231,7 +234,11 @@ impl Catalog {
 
     /// The entry named `name`.
     pub fn get(&self, name: &str) -> Option<Arc<Entry>> {
-        self.entries.read().expect("catalog").get(name).cloned()
+        self.entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
     }
 
     /// Looks at the directory again (on the blocking pool): opens new and changed files,
@@ -279,7 +286,11 @@ impl Catalog {
                 found.insert(name.to_string(), (path, (meta.len(), meta.modified().ok())));
             }
         }
-        let old = self.entries.read().expect("catalog").clone();
+        let old = self
+            .entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let mut next = BTreeMap::new();
         let mut fresh = Vec::new();
         for (name, (path, stamp)) in found {
@@ -313,7 +324,7 @@ impl Catalog {
             }
             next.insert(name, e);
         }
-        *self.entries.write().expect("catalog") = next;
+        *self.entries.write().unwrap_or_else(|p| p.into_inner()) = next;
         fresh
     }
 }

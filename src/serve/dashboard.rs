@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::api::{describe, file_name, urlenc};
-use super::catalog::{Entry, VerifyState};
+use super::catalog::{Catalog, Entry, VerifyState};
 use super::{COOKIE, Shared, token_eq};
 
 /// What a dashboard page may load: its own inline styles and data: images, nothing else.
@@ -112,7 +112,24 @@ fn human(n: u64) -> String {
 /// `/`: every container, its shape, size and verification, and a chart of bytes per vector.
 pub(crate) async fn index(State(app): State<Shared>) -> Response {
     app.catalog.rescan().await;
-    let entries = app.catalog.all();
+    // Looking for reports beside the files is file-system work: off the async workers.
+    let cat = app.catalog.clone();
+    match tokio::task::spawn_blocking(move || index_page(&cat)).await {
+        Ok(r) => r,
+        Err(e) => page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "error",
+            &format!(
+                "<div class=\"card err\">internal error: {}</div>",
+                esc(&e.to_string())
+            ),
+            false,
+        ),
+    }
+}
+
+fn index_page(catalog: &Catalog) -> Response {
+    let entries = catalog.all();
     let mut rows = String::new();
     let (mut ok, mut bad, mut pending, mut total_rows, mut total_bytes) = (0, 0, 0, 0u64, 0u64);
     let mut bars: Vec<(String, f64, f64)> = Vec::new();
@@ -168,7 +185,7 @@ pub(crate) async fn index(State(app): State<Shared>) -> Response {
     let _ = write!(
         body,
         "<div class=\"card\"><h1>Containers in <code>{}</code></h1><div class=\"sum\"><div><b id=\"n-containers\">{}</b>containers</div><div><b>{ok}</b>verified</div><div><b>{pending}</b>verifying</div><div><b class=\"{}\">{bad}</b>corrupt</div><div><b>{total_rows}</b>rows</div><div><b>{}</b>on disk</div></div></div>",
-        esc(&app.catalog.dir().display().to_string()),
+        esc(&catalog.dir().display().to_string()),
         entries.len(),
         if bad > 0 { "err" } else { "" },
         human(total_bytes),

@@ -41,10 +41,10 @@ impl Metrics {
         *self
             .requests
             .lock()
-            .expect("metrics")
+            .unwrap_or_else(|p| p.into_inner())
             .entry((route.to_string(), method.to_string(), status))
             .or_default() += 1;
-        let mut lat = self.latency.lock().expect("metrics");
+        let mut lat = self.latency.lock().unwrap_or_else(|p| p.into_inner());
         let h = lat.entry(route.to_string()).or_default();
         let b = BUCKETS
             .iter()
@@ -89,7 +89,8 @@ pub(crate) async fn render(State(app): State<Shared>) -> Response {
     let mut s = String::new();
     s.push_str("# HELP vectro_http_requests_total HTTP requests answered, by route template, method and status.\n");
     s.push_str("# TYPE vectro_http_requests_total counter\n");
-    for ((route, method, status), n) in m.requests.lock().expect("metrics").iter() {
+    for ((route, method, status), n) in m.requests.lock().unwrap_or_else(|p| p.into_inner()).iter()
+    {
         let _ = writeln!(
             s,
             "vectro_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {n}",
@@ -98,7 +99,7 @@ pub(crate) async fn render(State(app): State<Shared>) -> Response {
     }
     s.push_str("# HELP vectro_http_request_duration_seconds Time to answer a request, by route template.\n");
     s.push_str("# TYPE vectro_http_request_duration_seconds histogram\n");
-    for (route, h) in m.latency.lock().expect("metrics").iter() {
+    for (route, h) in m.latency.lock().unwrap_or_else(|p| p.into_inner()).iter() {
         let r = label(route);
         let mut cum = 0;
         for (i, le) in BUCKETS.iter().enumerate() {

@@ -39,7 +39,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::error::{Error, Result};
-pub use catalog::{Catalog, VerifyState};
+use catalog::Catalog;
+pub use catalog::VerifyState;
 
 /// Every route the service answers, `(method, path)`, in axum's path syntax. The OpenAPI
 /// description (`/openapi.json`) documents exactly these (a test checks both ways).
