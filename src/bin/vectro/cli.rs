@@ -196,6 +196,9 @@ pub struct ServeArgs {
     /// Worker threads of one search, at most 1024 [default: available cores].
     #[arg(long, default_value_t = 0, hide_default_value = true, value_parser = parse_threads)]
     pub threads: usize,
+    /// Print only the address line (on stdout, which scripts wait for), no note on stopping.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

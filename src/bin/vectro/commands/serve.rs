@@ -53,6 +53,8 @@ pub fn run(a: ServeArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
     serve(opts, stop, |addr| {
         outln!("vectro serve: {dir} on http://{addr}/ ({auth}); Ctrl-C or SIGTERM stops");
     })?;
-    errln!("vectro serve: stopped; the requests in flight were answered");
+    if !a.quiet {
+        errln!("vectro serve: stopped; the requests in flight were answered");
+    }
     Ok(exit_codes::OK)
 }
