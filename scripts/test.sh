@@ -36,7 +36,7 @@ else
     scripts/test_integrations.sh
 fi
 
-echo "== Browser: the report page in headless Chromium (Playwright), screenshots checked"
+echo "== Browser: the report page and the serve dashboard in headless Chromium (tests/browser)"
 if [ "${VECTRO_SKIP_BROWSER:-0}" = 1 ]; then
     echo "skipped (VECTRO_SKIP_BROWSER=1)"
 else

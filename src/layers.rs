@@ -48,6 +48,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("merge", 7),
     ("npz", 7),
     ("generate", 7),
+    ("serve", 7),
     ("layers", 7),
     // The fuzz harnesses, which drive the engines' parsers (npz's import among them); the
     // report, built on eval and on compress (to try codecs on a sample); and the crate

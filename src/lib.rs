@@ -46,6 +46,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod report;
 pub mod search;
+pub mod serve;
 pub mod simd;
 pub mod source;
 pub mod stream;

@@ -45,4 +45,5 @@ mod scaleout_shards;
 mod scaleout_slurm;
 mod scaleout_stream;
 mod search;
+mod serve;
 mod train_cli;

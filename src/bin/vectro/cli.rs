@@ -45,6 +45,8 @@ pub enum Command {
     Search(SearchArgs),
     /// Write one self-contained HTML page (and SVG figures) of what compression did.
     Report(ReportArgs),
+    /// Serve the containers of a directory over HTTP: a JSON API (rows, search) and a dashboard.
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +163,44 @@ pub struct MergeArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The directory of .vectro files (scanned again on every listing).
+    pub dir: PathBuf,
+    /// The port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 8080, conflicts_with = "bind")]
+    pub port: u16,
+    /// Listen on another address, e.g. 0.0.0.0:8080 (every interface): the only way to
+    /// serve beyond this machine. Give a token with it.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub bind: Option<std::net::SocketAddr>,
+    /// A file whose first line is the bearer token every request must carry (else the
+    /// environment variable VECTRO_SERVE_TOKEN; never on the command line).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The largest request body, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    pub max_body: usize,
+    /// The most rows or ids one batch read may ask for.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_batch: usize,
+    /// The most queries one search may send.
+    #[arg(long, value_name = "N", default_value_t = 1_000)]
+    pub max_queries: usize,
+    /// The largest k of a search.
+    #[arg(long, value_name = "N", default_value_t = 1_000)]
+    pub max_k: usize,
+    /// Searches run at once (each uses --threads); more wait their turn.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub searches: usize,
+    /// Worker threads of one search, at most 1024 [default: available cores].
+    #[arg(long, default_value_t = 0, hide_default_value = true, value_parser = parse_threads)]
+    pub threads: usize,
+    /// Print only the address line (on stdout, which scripts wait for), no note on stopping.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

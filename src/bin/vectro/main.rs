@@ -75,6 +75,7 @@ fn run(command: Command) -> anyhow::Result<i32> {
         Command::Train(a) => commands::train::run(a, &CANCEL),
         Command::Search(a) => commands::search::run(a, &CANCEL),
         Command::Report(a) => commands::report::run(a, &CANCEL),
+        Command::Serve(a) => commands::serve::run(a, &CANCEL),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod info;
 pub mod merge;
 pub mod report;
 pub mod search;
+pub mod serve;
 pub mod train;
 pub mod verify;
 
