@@ -211,7 +211,7 @@ impl Error {
     }
 
     /// This error with an I/O failure on the unnamed output of a streaming writer (which
-    /// knows it only as [`UNNAMED_OUTPUT`]) put on `path`, the file it was writing; any
+    /// knows it only as `<output>`) put on `path`, the file it was writing; any
     /// other error as it is.
     #[must_use]
     pub fn on_output(self, path: &std::path::Path) -> Self {
