@@ -400,7 +400,7 @@ fn as_array<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyUntypedArray>> 
 #[pyo3(signature = (data, out, codec=None, *, zstd=None, threads=0, chunk_rows=None,
     codebook=None, train_rows=None, shard=None, resume=false, force=false, min_cosine=None,
     min_recall=None, sample=2000, fsync=true, keep_partial=true, name=None, progress=None,
-    ids=None, column=None, id_column=None))]
+    ids=None, column=None, id_column=None, payload_columns=None))]
 #[allow(clippy::too_many_arguments)]
 fn compress(
     py: Python<'_>,
@@ -425,6 +425,7 @@ fn compress(
     ids: Option<PathBuf>,
     column: Option<String>,
     id_column: Option<String>,
+    payload_columns: Option<Vec<String>>,
 ) -> PyResult<Py<PyAny>> {
     use vectro::codec::auto::Target;
     let shard = shard
@@ -468,6 +469,7 @@ fn compress(
         train_rows,
         ids,
         id_column,
+        payload_columns: payload_columns.unwrap_or_default(),
         input: vectro::source::InputOptions { column },
     };
     let progress = ProgressArg::from_py(progress, "compress")?;
