@@ -207,7 +207,7 @@ fn list(
     }
     let child = match parts.len() {
         0 => values.slice(0, 0),
-        1 => parts.pop().expect("one"),
+        1 => parts.swap_remove(0),
         _ => {
             let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
             arrow_select::concat::concat(&refs).map_err(|e| e.to_string())?
@@ -331,9 +331,10 @@ pub fn decode_block(block: &[u8], rows: usize) -> Result<RecordBatch, String> {
     for b in r {
         batches.push(b.map_err(|e| format!("its payload columns do not read: {e}"))?);
     }
-    let batch = match batches.len() {
-        1 => batches.pop().expect("one"),
-        n => return Err(format!("its payload block holds {n} record batches, not 1")),
+    let n = batches.len();
+    let batch = match batches.pop() {
+        Some(b) if n == 1 => b,
+        _ => return Err(format!("its payload block holds {n} record batches, not 1")),
     };
     if batch.num_rows() != rows {
         return Err(format!(

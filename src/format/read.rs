@@ -452,9 +452,9 @@ impl Container {
             let ci = self.chunk_of(row);
             let e = self.index[ci];
             let end = range.end.min(e.first_row + e.rows);
-            let b = self
-                .chunk_payload_columns(ci)?
-                .expect("the container has payload columns");
+            let Some(b) = self.chunk_payload_columns(ci)? else {
+                return Ok(None);
+            };
             if b.schema() != schema {
                 return Err(
                     self.bad_chunk(ci, "holds payload columns other than chunk 0's".to_string())

@@ -1078,6 +1078,15 @@ impl fmt::Debug for PayloadColumns {
     }
 }
 
+/// A file of a dataset, for [`PayloadColumns::new`]: its path and schema, and the part
+/// (Parquet or Arrow) it is.
+pub(crate) type PayloadPartSpec<'a> = (
+    &'a Path,
+    Arc<Schema>,
+    Option<Arc<ParquetPart>>,
+    Option<Arc<IpcPart>>,
+);
+
 enum PayloadPart {
     Parquet(Arc<ParquetPart>, Vec<usize>),
     Ipc(Arc<IpcPart>, Vec<usize>),
@@ -1116,15 +1125,7 @@ impl PayloadColumns {
     /// [`Error::BadNpy`] naming the file and the column that is missing, of a type a
     /// payload column cannot hold, or of another type than in the first file;
     /// [`Error::Config`] for no names, a repeated one, or `id`/`vector`.
-    pub(crate) fn new(
-        names: &[String],
-        parts: Vec<(
-            &Path,
-            Arc<Schema>,
-            Option<Arc<ParquetPart>>,
-            Option<Arc<IpcPart>>,
-        )>,
-    ) -> Result<PayloadColumns> {
+    pub(crate) fn new(names: &[String], parts: Vec<PayloadPartSpec<'_>>) -> Result<PayloadColumns> {
         check_payload_names(names)?;
         let mut types: Vec<DataType> = Vec::new();
         let mut out = Vec::new();
@@ -1258,7 +1259,9 @@ impl PayloadColumns {
         let mut got: Vec<(usize, RecordBatch)> = Vec::new();
         let mut want = (rows.end - rows.start) as usize;
         while want > 0 {
-            let c = self.cursor.as_mut().expect("opened above");
+            let Some(c) = self.cursor.as_mut() else {
+                unreachable!("opened above")
+            };
             let batch = match c.pending.take() {
                 Some(b) => b,
                 None => match c.batches.next() {

@@ -34,7 +34,7 @@ use crate::source::reader::ReleaseBehind;
 const JOB_FLOATS: usize = 1 << 20;
 
 /// Settings of [`export_parquet`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ParquetOptions {
     /// Added to each row's number in the whole input to make its `id`, for a container
     /// without stored ids (as [`JsonlOptions::id_offset`](super::JsonlOptions)).
@@ -43,16 +43,6 @@ pub struct ParquetOptions {
     pub threads: usize,
     /// Rows per row group, at most; 0 picks about 64 MiB of vectors a row group.
     pub row_group_rows: usize,
-}
-
-impl Default for ParquetOptions {
-    fn default() -> Self {
-        ParquetOptions {
-            id_offset: 0,
-            threads: 0,
-            row_group_rows: 0,
-        }
-    }
 }
 
 /// The schema [`export_parquet`] writes for `c`: `id` (`uint64`, or `string` for string
