@@ -1082,6 +1082,75 @@ impl PyContainer {
         })
     }
 
+    /// The payload columns of rows `start..stop` (positions in this file): a
+    /// `pyarrow.Table` when pyarrow is installed, else a dict of lists (column name to
+    /// values, `None` for nulls); `None` for a container without payload columns.
+    #[pyo3(signature = (start=0, stop=None))]
+    fn payload<'py>(&self, py: Python<'py>, start: u64, stop: Option<u64>) -> PyResult<Py<PyAny>> {
+        let c = self.get()?;
+        let stop = stop.unwrap_or(c.rows()).min(c.rows());
+        let start = start.min(stop);
+        let Some(batch) = py.detach(|| c.payload(start..stop)).map_err(to_py)? else {
+            return Ok(py.None());
+        };
+        if let Ok(pa) = py.import("pyarrow") {
+            let mut bytes = Vec::new();
+            vectro::format::payload::encode_block(&batch, &mut bytes)
+                .map_err(|m| PyValueError::new_err(format!("payload columns: {m}")))?;
+            bytes.truncate(bytes.len() - 8); // the block's length field
+            let buf = pyo3::types::PyBytes::new(py, &bytes);
+            let reader = pa.getattr("ipc")?.call_method1("open_stream", (buf,))?;
+            return Ok(reader.call_method0("read_all")?.unbind());
+        }
+        // Without pyarrow: the columns as JSON that Python's json module reads back.
+        let mut text = b"{".to_vec();
+        for (k, (f, col)) in batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .enumerate()
+        {
+            if k > 0 {
+                text.push(b',');
+            }
+            serde_json::to_writer(&mut text, f.name())
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
+            text.extend_from_slice(b":[");
+            for r in 0..batch.num_rows() {
+                if r > 0 {
+                    text.push(b',');
+                }
+                vectro::format::payload::push_python_json(&mut text, col.as_ref(), r).map_err(
+                    |m| PyValueError::new_err(format!("payload column {}: {m}", f.name())),
+                )?;
+            }
+            text.push(b']');
+        }
+        text.push(b'}');
+        let text = String::from_utf8(text).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
+    }
+
+    /// The payload columns' names and types (pyarrow's names), in order; empty without
+    /// payload columns.
+    #[getter]
+    fn payload_columns(&self) -> PyResult<Vec<(String, String)>> {
+        let c = self.get()?;
+        let schema = c.payload_schema().map_err(to_py)?;
+        Ok(schema.map_or_else(Vec::new, |s| {
+            s.fields()
+                .iter()
+                .map(|f| {
+                    (
+                        f.name().clone(),
+                        vectro::format::payload::type_label(f.data_type()),
+                    )
+                })
+                .collect()
+        }))
+    }
+
     /// Whether `close()` was called.
     #[getter]
     fn closed(&self) -> bool {

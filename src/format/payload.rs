@@ -361,6 +361,20 @@ pub fn decode_block(block: &[u8], rows: usize) -> Result<RecordBatch, String> {
 /// # Errors
 /// A message for a NaN or infinite float, which JSON cannot hold.
 pub fn push_json(buf: &mut Vec<u8>, col: &dyn Array, row: usize) -> Result<(), String> {
+    push_value(buf, col, row, false)
+}
+
+/// [`push_json`] as Python's `json` module reads it: a non-finite float is written as
+/// `NaN`, `Infinity` or `-Infinity` (not JSON, which has no such values) instead of
+/// refused. For the Python package's dict of lists when pyarrow is absent.
+///
+/// # Errors
+/// None in practice (every canonical type is written); a message for another type.
+pub fn push_python_json(buf: &mut Vec<u8>, col: &dyn Array, row: usize) -> Result<(), String> {
+    push_value(buf, col, row, true)
+}
+
+fn push_value(buf: &mut Vec<u8>, col: &dyn Array, row: usize, python: bool) -> Result<(), String> {
     if col.is_null(row) {
         buf.extend_from_slice(b"null");
         return Ok(());
@@ -375,7 +389,16 @@ pub fn push_json(buf: &mut Vec<u8>, col: &dyn Array, row: usize) -> Result<(), S
         ($t:ty) => {{
             let v = col.as_primitive::<$t>().value(row);
             if !v.is_finite() {
-                return Err(format!("holds {v}, which JSON cannot hold"));
+                if !python {
+                    return Err(format!("holds {v}, which JSON cannot hold"));
+                }
+                let text: &[u8] = match v {
+                    v if v.is_nan() => b"NaN",
+                    v if v > 0.0 => b"Infinity",
+                    _ => b"-Infinity",
+                };
+                buf.extend_from_slice(text);
+                return Ok(());
             }
             let mut b = ryu::Buffer::new();
             buf.extend_from_slice(b.format_finite(v).as_bytes());
@@ -406,7 +429,7 @@ pub fn push_json(buf: &mut Vec<u8>, col: &dyn Array, row: usize) -> Result<(), S
                 if k > 0 {
                     buf.push(b',');
                 }
-                push_json(buf, items.as_ref(), k)?;
+                push_value(buf, items.as_ref(), k, python)?;
             }
             buf.push(b']');
         }
