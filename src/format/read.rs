@@ -443,9 +443,12 @@ impl Container {
         if range.end > self.header.rows {
             self.check_row(range.end - 1)?;
         }
-        let Some(schema) = self.payload_schema()? else {
+        if !self.header.payload {
             return Ok(None);
-        };
+        }
+        // The schema of the first chunk read (chunk 0's for an empty range); every chunk
+        // read must agree with it.
+        let mut schema = None;
         let mut parts = Vec::new();
         let mut row = range.start;
         while row < range.end {
@@ -455,14 +458,23 @@ impl Container {
             let Some(b) = self.chunk_payload_columns(ci)? else {
                 return Ok(None);
             };
-            if b.schema() != schema {
-                return Err(
-                    self.bad_chunk(ci, "holds payload columns other than chunk 0's".to_string())
-                );
+            let first = schema.get_or_insert_with(|| b.schema());
+            if b.schema() != *first {
+                return Err(self.bad_chunk(
+                    ci,
+                    "holds payload columns other than the chunks before it".to_string(),
+                ));
             }
             parts.push(b.slice((row - e.first_row) as usize, (end - row) as usize));
             row = end;
         }
+        let schema = match schema {
+            Some(s) => s,
+            None => match self.payload_schema()? {
+                Some(s) => s,
+                None => return Ok(None),
+            },
+        };
         let batch = arrow_select::concat::concat_batches(&schema, &parts)
             .map_err(|e| Error::corrupt(&self.path, format!("payload columns: {e}")))?;
         Ok(Some(batch))

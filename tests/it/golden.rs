@@ -536,10 +536,12 @@ fn golden_files_decode_to_the_committed_rows() {
     }
     // Decoded rows are near the input: the manifest cannot have blessed garbage.
     // payload.parquet holds d24.npy's rows.
-    let npy = |input: &str| match input {
-        "payload.parquet" => "d24.npy",
-        other => other,
-    };
+    fn npy(input: &'static str) -> &'static str {
+        match input {
+            "payload.parquet" => "d24.npy",
+            other => other,
+        }
+    }
     let sources = CASES
         .iter()
         .map(|c| {
