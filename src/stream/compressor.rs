@@ -146,7 +146,7 @@ impl<'a> Compressor<'a> {
 
     /// Stores one id per row with the rows (format 1.4, as `compress --ids`): `ids` is
     /// asked for each chunk's ids in row order, once, as the chunk is written, so a source
-    /// may read them forward from a file or a socket. An [`IdColumn`] in memory is one.
+    /// may read them forward from a file or a socket. An [`IdColumn`](crate::format::IdColumn) in memory is one.
     ///
     /// ```
     /// use vectro::format::IdColumn;

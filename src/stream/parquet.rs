@@ -30,8 +30,9 @@ use crate::par::run_ordered;
 use crate::progress::Progress;
 use crate::source::reader::ReleaseBehind;
 
-/// Floats decoded per job.
-const JOB_FLOATS: usize = 1 << 20;
+/// Floats decoded per job: 1 MiB, as for JSONL; the blocks in flight stay small beside
+/// the row group the writer buffers.
+const JOB_FLOATS: usize = 1 << 18;
 
 /// Settings of [`export_parquet`].
 #[derive(Debug, Clone, Copy, Default)]
