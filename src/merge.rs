@@ -288,6 +288,9 @@ fn header_difference(a: &Header, b: &Header) -> String {
     if a.stage != b.stage {
         return "payload stage (--zstd)".into();
     }
+    if a.payload != b.payload {
+        return "payload columns (compress every shard with the same --payload-columns)".into();
+    }
     let key = a
         .metadata
         .iter()

@@ -39,7 +39,7 @@ use zip::write::SimpleFileOptions;
 use crate::codec::{Codec, CodecId, Int8, QuantParams};
 use crate::encode::default_chunk_rows;
 use crate::error::{Error, Result};
-use crate::format::{Container, ContainerWriter, Header, Metadata};
+use crate::format::{Container, ContainerWriter, Header, IdColumn, IdKind, Metadata};
 use crate::npy::{self, Dtype};
 use crate::output::{AtomicOutput, Durability};
 use crate::progress::Progress;
@@ -146,6 +146,7 @@ pub fn import_npz(
         metadata: import_metadata(input),
         stage: crate::codec::PayloadStage::Plain,
         ids: Default::default(),
+        payload: false,
     };
     progress.begin(rows, rows * dims * 4);
     let result = copy_chunks(input, &mut q, &mut s, header, &out, progress, cancel);
@@ -311,7 +312,66 @@ fn write_npz<W: Write + Seek>(c: &Container, w: W) -> std::io::Result<()> {
     z.start_file("dims.npy", opts).map_err(zip_io)?;
     z.write_all(&member_header("<i8", &[]))?;
     z.write_all(&(d as i64).to_le_bytes())?;
+    if c.id_kind() != IdKind::None || c.first_row() != 0 {
+        write_ids(c, &mut z, opts)?;
+    }
     z.finish().map_err(zip_io)?.flush()
+}
+
+/// Writes the member `ids.npy`: the stored ids (`<u8`, or numpy's fixed-width unicode
+/// `<U{longest}` for string ids), or for a shard without ids its rows' global numbers. A
+/// chunk's ids at a time; string ids take a first pass for the longest.
+fn write_ids<W: Write + Seek>(
+    c: &Container,
+    z: &mut zip::ZipWriter<W>,
+    opts: SimpleFileOptions,
+) -> std::io::Result<()> {
+    let rows = c.rows();
+    let chunk_ids = |i: usize| {
+        let e = c.chunks()[i];
+        c.ids(e.first_row..e.first_row + e.rows)
+            .map_err(std::io::Error::other)
+    };
+    let chars = match c.id_kind() {
+        IdKind::Str => {
+            let mut most = 1;
+            for i in 0..c.chunks().len() {
+                if let IdColumn::Str(v) = chunk_ids(i)? {
+                    most = v.iter().map(|s| s.chars().count()).fold(most, usize::max);
+                }
+            }
+            Some(most)
+        }
+        _ => None,
+    };
+    let width = chars.map_or(8, |n| 4 * n as u64);
+    let descr = chars.map_or("<u8".to_string(), |n| format!("<U{n}"));
+    z.start_file(
+        "ids.npy",
+        opts.large_file(rows * width + 128 >= u32::MAX as u64),
+    )
+    .map_err(zip_io)?;
+    z.write_all(&member_header(&descr, &[rows]))?;
+    let mut buf = Vec::new();
+    for i in 0..c.chunks().len() {
+        buf.clear();
+        match chunk_ids(i)? {
+            IdColumn::U64(v) => buf.extend(v.iter().flat_map(|x| x.to_le_bytes())),
+            IdColumn::Str(v) => {
+                let n = chars.unwrap_or(1);
+                for s in &v {
+                    let mut k = 0;
+                    for ch in s.chars() {
+                        buf.extend_from_slice(&(ch as u32).to_le_bytes());
+                        k += 1;
+                    }
+                    buf.resize(buf.len() + 4 * (n - k), 0);
+                }
+            }
+        }
+        z.write_all(&buf)?;
+    }
+    Ok(())
 }
 
 fn zip_io(e: zip::result::ZipError) -> std::io::Error {

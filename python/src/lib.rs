@@ -400,7 +400,7 @@ fn as_array<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyUntypedArray>> 
 #[pyo3(signature = (data, out, codec=None, *, zstd=None, threads=0, chunk_rows=None,
     codebook=None, train_rows=None, shard=None, resume=false, force=false, min_cosine=None,
     min_recall=None, sample=2000, fsync=true, keep_partial=true, name=None, progress=None,
-    ids=None, column=None, id_column=None))]
+    ids=None, column=None, id_column=None, payload_columns=None))]
 #[allow(clippy::too_many_arguments)]
 fn compress(
     py: Python<'_>,
@@ -425,6 +425,7 @@ fn compress(
     ids: Option<PathBuf>,
     column: Option<String>,
     id_column: Option<String>,
+    payload_columns: Option<Vec<String>>,
 ) -> PyResult<Py<PyAny>> {
     use vectro::codec::auto::Target;
     let shard = shard
@@ -468,6 +469,7 @@ fn compress(
         train_rows,
         ids,
         id_column,
+        payload_columns: payload_columns.unwrap_or_default(),
         input: vectro::source::InputOptions { column },
     };
     let progress = ProgressArg::from_py(progress, "compress")?;
@@ -1179,6 +1181,75 @@ impl PyContainer {
             }
             vectro::format::IdColumn::Str(v) => v.into_pyobject(py)?.into_any().unbind(),
         })
+    }
+
+    /// The payload columns of rows `start..stop` (positions in this file): a
+    /// `pyarrow.Table` when pyarrow is installed, else a dict of lists (column name to
+    /// values, `None` for nulls); `None` for a container without payload columns.
+    #[pyo3(signature = (start=0, stop=None))]
+    fn payload<'py>(&self, py: Python<'py>, start: u64, stop: Option<u64>) -> PyResult<Py<PyAny>> {
+        let c = self.get()?;
+        let stop = stop.unwrap_or(c.rows()).min(c.rows());
+        let start = start.min(stop);
+        let Some(batch) = py.detach(|| c.payload(start..stop)).map_err(to_py)? else {
+            return Ok(py.None());
+        };
+        if let Ok(pa) = py.import("pyarrow") {
+            let mut bytes = Vec::new();
+            vectro::format::payload::encode_block(&batch, &mut bytes)
+                .map_err(|m| PyValueError::new_err(format!("payload columns: {m}")))?;
+            bytes.truncate(bytes.len() - 8); // the block's length field
+            let buf = pyo3::types::PyBytes::new(py, &bytes);
+            let reader = pa.getattr("ipc")?.call_method1("open_stream", (buf,))?;
+            return Ok(reader.call_method0("read_all")?.unbind());
+        }
+        // Without pyarrow: the columns as JSON that Python's json module reads back.
+        let mut text = b"{".to_vec();
+        for (k, (f, col)) in batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .enumerate()
+        {
+            if k > 0 {
+                text.push(b',');
+            }
+            serde_json::to_writer(&mut text, f.name())
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
+            text.extend_from_slice(b":[");
+            for r in 0..batch.num_rows() {
+                if r > 0 {
+                    text.push(b',');
+                }
+                vectro::format::payload::push_python_json(&mut text, col.as_ref(), r).map_err(
+                    |m| PyValueError::new_err(format!("payload column {}: {m}", f.name())),
+                )?;
+            }
+            text.push(b']');
+        }
+        text.push(b'}');
+        let text = String::from_utf8(text).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
+    }
+
+    /// The payload columns' names and types (pyarrow's names), in order; empty without
+    /// payload columns.
+    #[getter]
+    fn payload_columns(&self) -> PyResult<Vec<(String, String)>> {
+        let c = self.get()?;
+        let schema = c.payload_schema().map_err(to_py)?;
+        Ok(schema.map_or_else(Vec::new, |s| {
+            s.fields()
+                .iter()
+                .map(|f| {
+                    (
+                        f.name().clone(),
+                        vectro::format::payload::type_label(f.data_type()),
+                    )
+                })
+                .collect()
+        }))
     }
 
     /// Whether `close()` was called.

@@ -89,6 +89,7 @@ def compress(
     ids: Union[None, PathLike, Sequence[Any], "np.ndarray"] = None,
     column: Optional[str] = None,
     id_column: Optional[str] = None,
+    payload_columns: Optional[Sequence[str]] = None,
 ) -> dict:
     """Compress rows into a new container at ``out``; return the summary ``vectro compress --json`` prints.
 
@@ -127,6 +128,9 @@ def compress(
             vectors).
         id_column: the Parquet or Arrow column of ids (integers or str), stored as
             ``ids`` are.
+        payload_columns: other columns of a Parquet or Arrow input (integers, floats,
+            bool, str, or lists of those) stored with the rows: ``Container.payload()``,
+            ``vectro get`` and ``vectro export`` return them (docs/inputs.md).
 
     Raises:
         BadInputError: NaN/Inf or out-of-range values (naming row and column), a bad shape
@@ -175,6 +179,7 @@ def _compress(data: Any, out: PathLike, codec: Optional[str], a: dict, ids: Opti
         ids=ids,
         column=a["column"],
         id_column=a["id_column"],
+        payload_columns=None if a["payload_columns"] is None else list(a["payload_columns"]),
     )
 
 

@@ -68,6 +68,11 @@ class Container:
     def ids(
         self, start: int = 0, stop: Optional[int] = None
     ) -> Union[npt.NDArray[np.uint64], List[str]]: ...
+    def payload(
+        self, start: int = 0, stop: Optional[int] = None
+    ) -> Union[None, Any, Dict[str, List[Any]]]: ...
+    @property
+    def payload_columns(self) -> List[Tuple[str, str]]: ...
     def __getitem__(self, key: _Index) -> npt.NDArray[np.float32]: ...
     def get_many(self, ids: Union[Sequence[int], npt.NDArray[np.integer]]) -> npt.NDArray[np.float32]: ...
     def search(
@@ -115,6 +120,7 @@ def compress(
     ids: Optional[str] = None,
     column: Optional[str] = None,
     id_column: Optional[str] = None,
+    payload_columns: Optional[List[str]] = None,
 ) -> Dict[str, Any]: ...
 def decompress_to(
     path: str,

@@ -6,7 +6,8 @@ use std::path::Path;
 use byteorder::{ByteOrder, LittleEndian as LE};
 
 use super::ids::{self, IdKind};
-use super::{MAGIC, MAJOR, MAX_HEADER_LEN, MINOR, MINOR_WITHOUT_IDS, crc};
+use super::payload::FLAG_PAYLOAD;
+use super::{MAGIC, MAJOR, MAX_HEADER_LEN, MINOR, MINOR_WITH_IDS, MINOR_WITHOUT_IDS, crc};
 use crate::codec::{CodecId, CodecSpec, PayloadStage};
 use crate::error::{Error, Result};
 use crate::npy::Dtype;
@@ -36,15 +37,19 @@ pub struct Header {
     pub stage: PayloadStage,
     /// The ids each chunk stores after its payload (header flag bits 1 and 2; format 1.4).
     pub ids: IdKind,
+    /// Each chunk stores payload columns after its ids (header flag bit 3; format 1.5);
+    /// metadata key `payload_columns` names them.
+    pub payload: bool,
 }
 
 impl Header {
     /// The minor version this header is written with: 1.4 only for what needs it (ids),
     /// so that a container without ids is byte-identical to what 1.3 wrote.
     pub fn minor(&self) -> u16 {
-        match self.ids {
-            IdKind::None => MINOR_WITHOUT_IDS,
-            _ => MINOR,
+        match (self.payload, self.ids) {
+            (true, _) => MINOR,
+            (false, IdKind::None) => MINOR_WITHOUT_IDS,
+            (false, _) => MINOR_WITH_IDS,
         }
     }
 
@@ -83,7 +88,10 @@ impl Header {
         LE::write_u16(&mut out[6..8], self.minor());
         // 8..12: header length, filled in below.
         LE::write_u16(&mut out[12..14], self.codec.id.code());
-        LE::write_u16(&mut out[14..16], self.stage.flags() | self.ids.flags());
+        LE::write_u16(
+            &mut out[14..16],
+            self.stage.flags() | self.ids.flags() | if self.payload { FLAG_PAYLOAD } else { 0 },
+        );
         LE::write_u64(&mut out[16..24], self.rows);
         LE::write_u32(&mut out[24..28], self.dims);
         LE::write_u32(&mut out[28..32], self.chunk_rows);
@@ -164,7 +172,9 @@ impl Header {
             ))
         };
         let id_kind = IdKind::from_flags(flags).ok_or_else(unknown)?;
-        let stage = PayloadStage::from_flags(flags & !ids::FLAG_MASK).ok_or_else(unknown)?;
+        let payload = flags & FLAG_PAYLOAD != 0;
+        let stage = PayloadStage::from_flags(flags & !ids::FLAG_MASK & !FLAG_PAYLOAD)
+            .ok_or_else(unknown)?;
         let rows = LE::read_u64(&h[16..24]);
         let dims = LE::read_u32(&h[24..28]);
         let chunk_rows = LE::read_u32(&h[28..32]);
@@ -204,6 +214,7 @@ impl Header {
             metadata,
             stage,
             ids: id_kind,
+            payload,
         };
         Ok((header, len))
     }
@@ -252,6 +263,7 @@ mod tests {
             metadata,
             stage: PayloadStage::Plain,
             ids: IdKind::None,
+            payload: false,
         }
     }
 
@@ -307,6 +319,24 @@ mod tests {
         let bytes = h.encode();
         assert_eq!(LE::read_u16(&bytes[14..16]), 1);
         assert_eq!(Header::decode(Path::new("x"), &bytes).unwrap().0, h);
+    }
+
+    #[test]
+    fn payload_columns_are_flag_bit_3_of_minor_5() {
+        for ids in [IdKind::None, IdKind::U64, IdKind::Str] {
+            let h = Header {
+                ids,
+                payload: true,
+                ..sample()
+            };
+            let bytes = h.encode();
+            assert_eq!(LE::read_u16(&bytes[14..16]), 8 | ids.flags());
+            assert_eq!(LE::read_u16(&bytes[6..8]), 5);
+            assert_eq!(Header::decode(Path::new("x"), &bytes).unwrap().0, h);
+            // A 1.4 reader knew bits 0..=2 only.
+            assert_eq!(IdKind::from_flags(8), Some(IdKind::None));
+            assert_eq!(PayloadStage::from_flags(8 | ids.flags() & !6), None);
+        }
     }
 
     #[test]

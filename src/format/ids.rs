@@ -184,6 +184,33 @@ pub trait IdSource: Send {
     fn ids(&mut self, rows: Range<u64>) -> Result<IdColumn>;
 }
 
+/// Ids held in memory, one per row from row 0: for [`crate::stream::Compressor::ids`].
+impl IdSource for IdColumn {
+    fn kind(&self) -> IdKind {
+        IdColumn::kind(self)
+    }
+
+    fn rows(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn ids(&mut self, rows: Range<u64>) -> Result<IdColumn> {
+        let r = rows.start as usize..rows.end as usize;
+        if r.end > self.len() {
+            return Err(crate::error::Error::Config(format!(
+                "ids asked for rows {}..{} of {}",
+                r.start,
+                r.end,
+                self.len()
+            )));
+        }
+        Ok(match self {
+            IdColumn::U64(v) => IdColumn::U64(v[r].to_vec()),
+            IdColumn::Str(v) => IdColumn::Str(v[r].to_vec()),
+        })
+    }
+}
+
 /// Why a string id cannot be stored, if it cannot; `None` when it is fine.
 pub fn check_str_id(id: &[u8]) -> Option<String> {
     if id.is_empty() {

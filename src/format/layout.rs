@@ -276,7 +276,12 @@ pub(crate) fn unstage<'a>(
 /// `stored` bytes can hold a codec payload of `plain` bytes (before the payload stage)
 /// and, after it, the rows' ids. Exact without ids or with u64 ids and a plain stage.
 pub(crate) fn stored_len_ok(header: &Header, stored: u64, rows: u64, plain: usize) -> bool {
-    let (least, most) = ids::block_len_bounds(header.ids, rows);
+    let (mut least, mut most) = ids::block_len_bounds(header.ids, rows);
+    if header.payload {
+        // The block's length field, and at most the largest block after it.
+        least += 8;
+        most += 8 + super::payload::MAX_BLOCK_BYTES;
+    }
     match header.stage {
         _ if least == most => stored
             .checked_sub(least)
@@ -292,7 +297,8 @@ pub(crate) fn stored_len_ok(header: &Header, stored: u64, rows: u64, plain: usiz
 }
 
 /// A chunk's stored payload of `rows` rows cut into what the payload stage made and the
-/// id block after it (empty for a container without ids).
+/// id block after it (empty for a container without ids); the payload columns' block, if
+/// any, is left out.
 ///
 /// # Errors
 /// What is wrong, for the caller to place.
@@ -301,8 +307,24 @@ pub(crate) fn split_ids<'a>(
     rows: u64,
     header: &Header,
 ) -> std::result::Result<(&'a [u8], &'a [u8]), String> {
+    let (stored, _) = split_payload(stored, header)?;
     let n = ids::block_len(header.ids, stored, rows)?;
     Ok(stored.split_at(stored.len() - n))
+}
+
+/// A chunk's stored payload cut into what precedes the payload columns' block and the
+/// block's Arrow IPC stream (empty for a container without payload columns).
+///
+/// # Errors
+/// What is wrong, for the caller to place.
+pub(crate) fn split_payload<'a>(
+    stored: &'a [u8],
+    header: &Header,
+) -> std::result::Result<(&'a [u8], &'a [u8]), String> {
+    match header.payload {
+        false => Ok((stored, &[])),
+        true => super::payload::split(stored),
+    }
 }
 
 /// Checks the 36-byte header `h` of what must be chunk `i`, trusting only its own crc and
@@ -337,9 +359,10 @@ pub(crate) fn check_chunk_header(
     if !stored_len_ok(header, payload_len, rows, plain) {
         return Err(format!(
             "chunk payload length {payload_len} does not fit the codec's {plain} bytes{}",
-            match header.ids {
-                IdKind::None => "",
-                _ => " and the rows' ids",
+            match (header.ids, header.payload) {
+                (IdKind::None, false) => "",
+                (_, false) => " and the rows' ids",
+                _ => " and the rows' ids and payload columns",
             }
         ));
     }

@@ -14,6 +14,7 @@ pub mod decoded;
 mod header;
 pub mod ids;
 pub(crate) mod layout;
+pub mod payload;
 pub mod read;
 pub mod rows;
 pub mod shard;
@@ -36,8 +37,11 @@ pub const INDEX_MAGIC: [u8; 4] = *b"VIDX";
 /// The format's major version: a reader refuses a file with a larger one.
 pub const MAJOR: u16 = 1;
 /// The format's newest minor version, which this build reads and writes for files that
-/// need it (ids): additions that older readers refuse by name, never misread.
-pub const MINOR: u16 = 4;
+/// need it (payload columns): additions that older readers refuse by name, never misread.
+pub const MINOR: u16 = 5;
+/// The minor version of a container with ids and no payload columns: laid out exactly as
+/// format 1.4 wrote it.
+pub const MINOR_WITH_IDS: u16 = 4;
 /// The minor version of a container without ids: laid out exactly as format 1.3 wrote it.
 pub const MINOR_WITHOUT_IDS: u16 = 3;
 

@@ -12,7 +12,9 @@ use crate::mapping::Map;
 
 use super::ids::{self, IdColumn, IdKind};
 pub use super::layout::ChunkEntry;
-use super::layout::{check_chunk_header, chunk_crc_ok, codec_for, read_index, split_ids, unstage};
+use super::layout::{
+    check_chunk_header, chunk_crc_ok, codec_for, read_index, split_ids, split_payload, unstage,
+};
 use super::{CHUNK_HEADER_LEN, Header, Metadata};
 use crate::codec::{Codec, PayloadStage};
 use crate::error::{Error, Result};
@@ -394,6 +396,90 @@ impl Container {
         Ok(out)
     }
 
+    /// Whether the rows carry payload columns (format 1.5; `compress --payload-columns`).
+    pub fn has_payload(&self) -> bool {
+        self.header.payload
+    }
+
+    /// The payload columns of chunk `i`, decoded and checked (one record batch of the
+    /// chunk's rows); `None` for a container without payload columns.
+    ///
+    /// # Errors
+    /// As [`Container::chunk_stored`], and [`Error::Corrupt`] for a block that does not
+    /// decode.
+    pub fn chunk_payload_columns(&self, i: usize) -> Result<Option<arrow_array::RecordBatch>> {
+        if !self.header.payload {
+            return Ok(None);
+        }
+        let stored = self.chunk_stored(i)?;
+        let (_, block) = split_payload(stored, &self.header).map_err(|m| self.bad_chunk(i, m))?;
+        let batch = super::payload::decode_block(block, self.index[i].rows as usize)
+            .map_err(|m| self.bad_chunk(i, m))?;
+        self.map.check()?;
+        Ok(Some(batch))
+    }
+
+    /// The schema of the payload columns (that of chunk 0), or `None` without them.
+    ///
+    /// # Errors
+    /// As [`Container::chunk_payload_columns`].
+    pub fn payload_schema(&self) -> Result<Option<arrow_schema::SchemaRef>> {
+        Ok(self.chunk_payload_columns(0)?.map(|b| b.schema()))
+    }
+
+    /// The payload columns of rows `range` (numbered in this file from 0), as one record
+    /// batch; `None` for a container without payload columns.
+    ///
+    /// # Errors
+    /// An out-of-range or reversed range is [`Error::Config`]; a corrupt chunk, or chunks
+    /// whose columns disagree, is [`Error::Corrupt`].
+    pub fn payload(&self, range: Range<u64>) -> Result<Option<arrow_array::RecordBatch>> {
+        if range.start > range.end {
+            return Err(Error::Config(format!(
+                "reversed row range {}..{}",
+                range.start, range.end
+            )));
+        }
+        if range.end > self.header.rows {
+            self.check_row(range.end - 1)?;
+        }
+        if !self.header.payload {
+            return Ok(None);
+        }
+        // The schema of the first chunk read (chunk 0's for an empty range); every chunk
+        // read must agree with it.
+        let mut schema = None;
+        let mut parts = Vec::new();
+        let mut row = range.start;
+        while row < range.end {
+            let ci = self.chunk_of(row);
+            let e = self.index[ci];
+            let end = range.end.min(e.first_row + e.rows);
+            let Some(b) = self.chunk_payload_columns(ci)? else {
+                return Ok(None);
+            };
+            let first = schema.get_or_insert_with(|| b.schema());
+            if b.schema() != *first {
+                return Err(self.bad_chunk(
+                    ci,
+                    "holds payload columns other than the chunks before it".to_string(),
+                ));
+            }
+            parts.push(b.slice((row - e.first_row) as usize, (end - row) as usize));
+            row = end;
+        }
+        let schema = match schema {
+            Some(s) => s,
+            None => match self.payload_schema()? {
+                Some(s) => s,
+                None => return Ok(None),
+            },
+        };
+        let batch = arrow_select::concat::concat_batches(&schema, &parts)
+            .map_err(|e| Error::corrupt(&self.path, format!("payload columns: {e}")))?;
+        Ok(Some(batch))
+    }
+
     /// The codec payload of chunk `i`: [`Container::chunk_payload`] with the payload stage
     /// undone (zstd decompressed; borrowed as is for plain chunks).
     ///
@@ -701,6 +787,7 @@ mod tests {
             metadata: Default::default(),
             stage: PayloadStage::Plain,
             ids: Default::default(),
+            payload: false,
         };
         let mut w = ContainerWriter::new(Vec::new(), header).unwrap();
         for rows in data.chunks(chunk_rows * dims) {

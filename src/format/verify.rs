@@ -383,9 +383,10 @@ fn check_decoded(
     ))
 }
 
-/// Checks the ids at the end of the chunk at byte `at` (whose crc matched), reading back
-/// only its id block (bounded by the format's per-chunk limit); the reader is left where
-/// it was, at the chunk's end. `None` when they are sound, or the container has no ids.
+/// Checks the ids and payload columns at the end of the chunk at byte `at` (whose crc
+/// matched), reading back only their blocks (bounded by the format's per-chunk limits);
+/// the reader is left where it was, at the chunk's end. `None` when they are sound, or the
+/// container has neither.
 fn check_ids<R: Read + Seek>(
     r: &mut R,
     at: u64,
@@ -394,11 +395,26 @@ fn check_ids<R: Read + Seek>(
     header: &Header,
     codec: &dyn Codec,
 ) -> std::io::Result<Option<String>> {
-    if header.ids == IdKind::None {
+    if header.ids == IdKind::None && !header.payload {
         return Ok(None);
     }
     let end = r.stream_position()?;
-    let payload_end = at + CHUNK_HEADER_LEN as u64 + payload_len;
+    let mut payload_end = at + CHUNK_HEADER_LEN as u64 + payload_len;
+    let mut payload_len = payload_len;
+    if header.payload {
+        let msg = match check_payload(r, payload_end, payload_len, rows)? {
+            Ok(n) => {
+                payload_end -= n;
+                payload_len -= n;
+                None
+            }
+            Err(m) => Some(m),
+        };
+        if msg.is_some() || header.ids == IdKind::None {
+            r.seek(SeekFrom::Start(end))?;
+            return Ok(msg);
+        }
+    }
     let mut last = [0u8; 4];
     let tail = payload_len.min(4);
     r.seek(SeekFrom::Start(payload_end - tail))?;
@@ -434,4 +450,34 @@ fn check_ids<R: Read + Seek>(
     };
     r.seek(SeekFrom::Start(end))?;
     Ok(msg.map(|m| format!("bad ids: {m}")))
+}
+
+/// Reads back and decodes the payload columns' block that ends the stored payload at
+/// `payload_end`; its bytes (block and length field), or what is wrong with it.
+fn check_payload<R: Read + Seek>(
+    r: &mut R,
+    payload_end: u64,
+    payload_len: u64,
+    rows: u64,
+) -> std::io::Result<std::result::Result<u64, String>> {
+    if payload_len < 8 {
+        return Ok(Err(
+            "bad payload columns: the payload is too short for them".into(),
+        ));
+    }
+    let mut len = [0u8; 8];
+    r.seek(SeekFrom::Start(payload_end - 8))?;
+    r.read_exact(&mut len)?;
+    let p = u64::from_le_bytes(len);
+    if p > super::payload::MAX_BLOCK_BYTES || p > payload_len - 8 {
+        return Ok(Err(format!(
+            "bad payload columns: they claim {p} bytes, more than the payload or the format's limit"
+        )));
+    }
+    let mut block = vec![0u8; p as usize];
+    r.seek(SeekFrom::Start(payload_end - 8 - p))?;
+    r.read_exact(&mut block)?;
+    Ok(super::payload::decode_block(&block, rows as usize)
+        .map(|_| p + 8)
+        .map_err(|m| format!("bad payload columns: {m}")))
 }

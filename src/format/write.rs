@@ -326,6 +326,7 @@ mod tests {
             metadata: Default::default(),
             stage: crate::codec::PayloadStage::Plain,
             ids: Default::default(),
+            payload: false,
         };
         let mut w = ContainerWriter::new(Vec::new(), header).unwrap();
         for i in 0..3u64 {

@@ -20,6 +20,7 @@ use crate::format::ids;
 use crate::format::{ContainerWriter, Header, IdKind, IdSource, Metadata};
 use crate::output::dest::Dest;
 use crate::par::{peak_rss_bytes, run_ordered};
+use crate::source::columnar::PayloadColumns;
 use crate::source::reader::{ChunkJob, Input, ReleaseBehind};
 
 /// Compresses the `.npy` at `input` into a new container at `output`.
@@ -89,8 +90,10 @@ pub(crate) fn compress_with_ids(
     let start = Instant::now();
     // Plan: every setting is checked before training, which can take minutes.
     let id_kind = check_ids(ids.as_deref(), source.header().rows, input, opts)?;
-    let (plan, recipe) = Plan::new(&source, output, opts, id_kind)?;
+    let payload = open_payload(&source, input, opts)?;
+    let (plan, recipe) = Plan::new(&source, output, opts, id_kind, payload.as_ref())?;
     let ids = ids.map(Mutex::new);
+    let payload = payload.map(Mutex::new);
     // An output that a shard or `--resume` rerun may keep is judged once the codec is
     // known; any other is created now, so a locked or unwritable one fails before work.
     let early = match plan.keep_existing {
@@ -122,7 +125,11 @@ pub(crate) fn compress_with_ids(
         Some(out) => out,
         None => open_dest(output, opts)?,
     };
-    let resume = prepare_output(&mut out, &source, &plan, &header, codec, opts, ids.as_ref())?;
+    let extra = Extra {
+        ids: ids.as_ref(),
+        payload: payload.as_ref(),
+    };
+    let resume = prepare_output(&mut out, &source, &plan, &header, codec, opts, extra)?;
     // Run: reader -> workers -> ordered writer.
     let stages = Run {
         source: &source,
@@ -134,7 +141,7 @@ pub(crate) fn compress_with_ids(
         progress,
         cancel,
         resume: &resume,
-        ids: ids.as_ref(),
+        extra,
     };
     let (chunks, output_bytes) = run(stages).inspect_err(|e| keep_partial_for(&mut out, e))?;
     // Commit.
@@ -164,6 +171,58 @@ fn check_ids(
         )));
     }
     Ok(ids.kind())
+}
+
+/// The payload columns of `opts.payload_columns`, if any, checked to hold one value per
+/// input row.
+fn open_payload(
+    source: &Input,
+    input: &Path,
+    opts: &CompressOptions,
+) -> Result<Option<PayloadColumns>> {
+    if opts.payload_columns.is_empty() {
+        return Ok(None);
+    }
+    let p = crate::source::open_payload_columns(input, &opts.payload_columns)?;
+    if p.rows() != source.header().rows {
+        return Err(Error::Mismatch(format!(
+            "--payload-columns: {} holds {} rows of payload columns, but {} rows of vectors",
+            input.display(),
+            p.rows(),
+            source.header().rows
+        )));
+    }
+    Ok(Some(p))
+}
+
+/// What the writer appends to each chunk after the codec's payload: the rows' ids, then
+/// their payload columns.
+#[derive(Clone, Copy)]
+struct Extra<'a> {
+    ids: Option<&'a Mutex<Box<dyn IdSource>>>,
+    payload: Option<&'a Mutex<PayloadColumns>>,
+}
+
+impl Extra<'_> {
+    /// Appends the ids and payload columns of `chunk`'s rows to its payload (and crc).
+    /// On the writer thread, in chunk order: both are read forward once,
+    /// deterministically whatever the threads.
+    fn append(&self, chunk: &mut EncodedChunk) -> Result<()> {
+        with_ids(chunk, self.ids)?;
+        let Some(p) = self.payload else {
+            return Ok(());
+        };
+        let rows = chunk.first_row..chunk.first_row + chunk.rows;
+        let batch = p
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .read(rows.clone())?;
+        let at = chunk.payload.len();
+        crate::format::payload::encode_block(&batch, &mut chunk.payload)
+            .map_err(|m| Error::Config(format!("rows {}..{}: {m}", rows.start, rows.end)))?;
+        chunk.crc = chunk.crc.extend(&chunk.payload[at..]);
+        Ok(())
+    }
 }
 
 /// Drops the partial output of a run that failed on bad input, which needs a new input
@@ -234,6 +293,8 @@ struct Plan {
     keep_existing: bool,
     /// What ids the rows carry.
     ids: IdKind,
+    /// The rows carry payload columns.
+    payload: bool,
 }
 
 impl Plan {
@@ -245,6 +306,7 @@ impl Plan {
         output: &Path,
         opts: &CompressOptions,
         ids: IdKind,
+        payload: Option<&PayloadColumns>,
     ) -> Result<(Plan, Recipe)> {
         check_output(source, output, opts)?;
         let h = source.header();
@@ -253,6 +315,12 @@ impl Plan {
         let mut metadata = source_metadata(source);
         if let Some(r) = &recipe.recipe {
             metadata.insert("train".into(), r.to_string());
+        }
+        if let Some(p) = payload {
+            metadata.insert(
+                crate::format::payload::KEY_COLUMNS.into(),
+                crate::format::payload::describe(p.schema()),
+            );
         }
         let (chunk_range, rows) = match opts.shard {
             Some(s) => {
@@ -279,6 +347,7 @@ impl Plan {
                 && output.as_os_str() != "-"
                 && output.exists(),
             ids,
+            payload: payload.is_some(),
         };
         Ok((plan, recipe))
     }
@@ -294,6 +363,7 @@ impl Plan {
             metadata: self.metadata.clone(),
             stage: self.stage,
             ids: self.ids,
+            payload: self.payload,
         }
     }
 
@@ -398,7 +468,7 @@ fn prepare_output(
     header: &Header,
     codec: &dyn Codec,
     opts: &CompressOptions,
-    ids: Option<&Mutex<Box<dyn IdSource>>>,
+    extra: Extra<'_>,
 ) -> Result<Start> {
     out.keep_on_drop(opts.keep_partial);
     let (encoder, _recycle) = Encoder::new(codec, header.source_dtype, opts.zstd, source.path(), 1);
@@ -409,7 +479,7 @@ fn prepare_output(
             .next()
             .unwrap_or_else(|| unreachable!("a range of one chunk yields one chunk"))?;
         let mut chunk = encoder.encode(&job)?;
-        with_ids(&mut chunk, ids)?;
+        extra.append(&mut chunk)?;
         Ok(chunk.payload)
     };
     let resume = match &*out {
@@ -421,7 +491,7 @@ fn prepare_output(
         }
         Dest::Stdout => Start::default(),
     };
-    if opts.zstd.is_none() && header.ids != IdKind::Str {
+    if opts.zstd.is_none() && header.ids != IdKind::Str && !header.payload {
         // The size is exact when payloads are not compressed (and ids, if any, are u64).
         let ids = ids::block_len_bounds(header.ids, 1).0;
         out.preallocate(
@@ -591,8 +661,8 @@ struct Run<'a> {
     cancel: &'a AtomicBool,
     /// The chunks an interrupted run left, which the writer continues after.
     resume: &'a Start,
-    /// The rows' ids, appended to each chunk by the writer.
-    ids: Option<&'a Mutex<Box<dyn IdSource>>>,
+    /// The rows' ids and payload columns, appended to each chunk by the writer.
+    extra: Extra<'a>,
 }
 
 /// Reports progress around [`stages`] and names the file and row of a bad value. Returns
@@ -629,7 +699,7 @@ fn stages(
         progress,
         cancel,
         resume,
-        ids,
+        extra,
     } = *r;
     let (out_path, threads) = (out.error_path(), plan.threads);
     let writer = if resume.chunks.is_empty() {
@@ -660,7 +730,7 @@ fn stages(
         |job| encoder.encode(&job),
         |mut chunk| {
             let (first, rows) = (chunk.first_row, chunk.rows);
-            with_ids(&mut chunk, ids)?;
+            extra.append(&mut chunk)?;
             sink.put(chunk)?;
             if let Some(r) = behind.consumed(first, first + rows) {
                 source.release_rows(r.start, r.end);

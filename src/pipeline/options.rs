@@ -48,6 +48,9 @@ pub struct CompressOptions {
     pub ids: Option<PathBuf>,
     /// The id column of a Parquet or Arrow input (`--id-column`), stored as `ids` are.
     pub id_column: Option<String>,
+    /// Other columns of a Parquet or Arrow input stored with the rows, per chunk
+    /// (`--payload-columns`; format 1.5); empty for none.
+    pub payload_columns: Vec<String>,
     /// How to read the input beyond its path (`--column` of a Parquet or Arrow input).
     pub input: crate::source::InputOptions,
 }
@@ -70,6 +73,7 @@ impl Default for CompressOptions {
             train_rows: None,
             ids: None,
             id_column: None,
+            payload_columns: Vec::new(),
             input: crate::source::InputOptions::default(),
         }
     }

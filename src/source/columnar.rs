@@ -507,12 +507,28 @@ impl ParquetPart {
         self.meta.schema().field(self.column).name()
     }
 
+    /// The file's Arrow schema.
+    pub(crate) fn arrow_schema(&self) -> Arc<Schema> {
+        self.meta.schema().clone()
+    }
+
     /// Batches of column `column` from file row `row` on (at most `limit` rows).
     fn batches(
         &self,
         row: u64,
         limit: Option<usize>,
         column: usize,
+    ) -> Result<ParquetRecordBatchReader> {
+        self.batches_of(row, limit, &[column])
+    }
+
+    /// Batches of columns `columns` (in the file's order) from file row `row` on (at most
+    /// `limit` rows).
+    fn batches_of(
+        &self,
+        row: u64,
+        limit: Option<usize>,
+        columns: &[usize],
     ) -> Result<ParquetRecordBatchReader> {
         let file = crate::input::open_input(&self.path)?;
         let groups = self.starts.len() - 1;
@@ -522,7 +538,7 @@ impl ParquetPart {
             .saturating_sub(1)
             .min(groups);
         let skip = row - self.starts[rg.min(groups)];
-        let mask = ProjectionMask::roots(self.meta.parquet_schema(), [column]);
+        let mask = ProjectionMask::roots(self.meta.parquet_schema(), columns.iter().copied());
         let mut b = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone())
             .with_projection(mask)
             .with_row_groups((rg..groups).collect())
@@ -712,14 +728,19 @@ impl IpcPart {
         })
     }
 
-    fn reader(&self, column: usize) -> Result<arrow_ipc::reader::FileReader<BufReader<File>>> {
+    fn reader(&self, columns: &[usize]) -> Result<arrow_ipc::reader::FileReader<BufReader<File>>> {
         let file = crate::input::open_input(&self.path)?;
-        arrow_ipc::reader::FileReader::try_new(BufReader::new(file), Some(vec![column]))
+        arrow_ipc::reader::FileReader::try_new(BufReader::new(file), Some(columns.to_vec()))
             .map_err(|e| ipc_err(&self.path, "reading the footer", e))
     }
 
     fn id_column(&self, name: &str) -> Result<(usize, bool)> {
         id_kind(&self.path, &self.schema, name)
+    }
+
+    /// The file's Arrow schema.
+    pub(crate) fn arrow_schema(&self) -> Arc<Schema> {
+        self.schema.clone()
     }
 
     /// Batches of `column` from file row `row` on, the first sliced to start there.
@@ -728,10 +749,19 @@ impl IpcPart {
         row: u64,
         column: usize,
     ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
+        self.batches_of(row, &[column])
+    }
+
+    /// Batches of `columns` from file row `row` on, the first sliced to start there.
+    fn batches_of(
+        &self,
+        row: u64,
+        columns: &[usize],
+    ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
         if row >= self.rows() {
             return Ok(Box::new(std::iter::empty()));
         }
-        let mut r = self.reader(column)?;
+        let mut r = self.reader(columns)?;
         let b = self.starts.partition_point(|&s| s <= row) - 1;
         r.set_index(b)
             .map_err(|e| ipc_err(&self.path, "seeking", e))?;
@@ -1022,4 +1052,310 @@ impl crate::format::IdSource for IdColumn {
             }
         })
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Payload columns
+
+/// Payload columns of a Parquet or Arrow dataset (`compress --payload-columns`), read
+/// beside its vector column, forward, a chunk's rows at a time, in the canonical form the
+/// container stores ([`crate::format::payload`]).
+pub struct PayloadColumns {
+    names: Vec<String>,
+    schema: arrow_schema::SchemaRef,
+    parts: Vec<PayloadPart>,
+    /// The first global row of each part, and the total at the end.
+    starts: Vec<u64>,
+    cursor: Option<PayloadCursor>,
+}
+
+impl fmt::Debug for PayloadColumns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PayloadColumns")
+            .field("names", &self.names)
+            .field("rows", &self.starts.last())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A file of a dataset, for [`PayloadColumns::new`]: its path and schema, and the part
+/// (Parquet or Arrow) it is.
+pub(crate) type PayloadPartSpec<'a> = (
+    &'a Path,
+    Arc<Schema>,
+    Option<Arc<ParquetPart>>,
+    Option<Arc<IpcPart>>,
+);
+
+enum PayloadPart {
+    Parquet(Arc<ParquetPart>, Vec<usize>),
+    Ipc(Arc<IpcPart>, Vec<usize>),
+}
+
+impl PayloadPart {
+    fn path(&self) -> &Path {
+        match self {
+            PayloadPart::Parquet(p, _) => &p.path,
+            PayloadPart::Ipc(p, _) => &p.path,
+        }
+    }
+
+    fn unit(&self) -> (Unit, &[u64]) {
+        match self {
+            PayloadPart::Parquet(p, _) => (Unit::RowGroup, &p.starts),
+            PayloadPart::Ipc(p, _) => (Unit::Batch, &p.starts),
+        }
+    }
+}
+
+/// Where the reader of payload columns is: part `part`, whose next batch starts at global
+/// row `next` once `pending` (the rest of the current batch) is taken.
+struct PayloadCursor {
+    part: usize,
+    next: u64,
+    batches: Box<dyn Iterator<Item = Result<RecordBatch>> + Send>,
+    pending: Option<RecordBatch>,
+}
+
+impl PayloadColumns {
+    /// The payload columns `names` of each part: every part must have each of them, of
+    /// a supported type, the same in every part.
+    ///
+    /// # Errors
+    /// [`Error::BadNpy`] naming the file and the column that is missing, of a type a
+    /// payload column cannot hold, or of another type than in the first file;
+    /// [`Error::Config`] for no names, a repeated one, or `id`/`vector`.
+    pub(crate) fn new(names: &[String], parts: Vec<PayloadPartSpec<'_>>) -> Result<PayloadColumns> {
+        check_payload_names(names)?;
+        let mut types: Vec<DataType> = Vec::new();
+        let mut out = Vec::new();
+        let mut starts = vec![0u64];
+        for (k, (path, schema, pq, ipc)) in parts.into_iter().enumerate() {
+            let mut idx = Vec::new();
+            for (j, name) in names.iter().enumerate() {
+                let Some(i) = schema.fields().iter().position(|f| f.name() == name) else {
+                    return Err(Error::bad_npy(
+                        path,
+                        format!(
+                            "has no column \"{name}\" for --payload-columns; its columns are: {}",
+                            columns_list(&schema)
+                        ),
+                    ));
+                };
+                let t = schema.field(i).data_type();
+                if !crate::format::payload::supported(t) {
+                    return Err(Error::bad_npy(
+                        path,
+                        format!(
+                            "payload column \"{name}\" is {}, which a payload column cannot hold; \
+                             payload columns hold {} (cast it, or leave it out of --payload-columns)",
+                            type_name(t),
+                            crate::format::payload::SUPPORTED
+                        ),
+                    ));
+                }
+                if k == 0 {
+                    types.push(t.clone());
+                } else if types[j] != *t {
+                    return Err(Error::bad_npy(
+                        path,
+                        format!(
+                            "payload column \"{name}\" is {} but the first file's is {}; \
+                             every file of the dataset must agree",
+                            type_name(t),
+                            type_name(&types[j])
+                        ),
+                    ));
+                }
+                idx.push(i);
+            }
+            let (part, rows) = match (pq, ipc) {
+                (Some(p), _) => {
+                    let n = p.rows();
+                    (PayloadPart::Parquet(p, idx), n)
+                }
+                (None, Some(p)) => {
+                    let n = p.rows();
+                    (PayloadPart::Ipc(p, idx), n)
+                }
+                (None, None) => unreachable!("a part is Parquet or Arrow"),
+            };
+            out.push(part);
+            starts.push(starts[starts.len() - 1] + rows);
+        }
+        let cols: Vec<(String, DataType)> = names.iter().cloned().zip(types).collect();
+        Ok(PayloadColumns {
+            names: names.to_vec(),
+            schema: crate::format::payload::schema(&cols),
+            parts: out,
+            starts,
+            cursor: None,
+        })
+    }
+
+    /// The canonical schema of the columns, as the container stores them.
+    pub fn schema(&self) -> &arrow_schema::SchemaRef {
+        &self.schema
+    }
+
+    /// Rows in all parts.
+    pub fn rows(&self) -> u64 {
+        self.starts[self.starts.len() - 1]
+    }
+
+    fn open_part(&self, part: usize, local: u64) -> Result<PayloadCursor> {
+        let p = &self.parts[part];
+        let batches: Box<dyn Iterator<Item = Result<RecordBatch>> + Send> = match p {
+            PayloadPart::Parquet(q, cols) => {
+                let path = q.path.clone();
+                let starts = q.starts.clone();
+                let mut at = local;
+                Box::new(q.batches_of(local, None, cols)?.map(move |b| {
+                    let b = b.map_err(|e| {
+                        parquet_err(
+                            &path,
+                            &format!(
+                                "reading the payload columns at {}",
+                                place(Unit::RowGroup, &starts, at)
+                            ),
+                            e,
+                        )
+                    })?;
+                    at += b.num_rows() as u64;
+                    Ok(b)
+                }))
+            }
+            PayloadPart::Ipc(q, cols) => q.batches_of(local, cols)?,
+        };
+        Ok(PayloadCursor {
+            part,
+            next: self.starts[part] + local,
+            batches,
+            pending: None,
+        })
+    }
+
+    /// The columns of global rows `rows`, canonical, as one record batch. Reading on from
+    /// where the last call ended continues the open readers; any other start reopens them.
+    ///
+    /// # Errors
+    /// [`Error::BadNpy`] naming the file, row group (or record batch) and row of a page
+    /// that does not decode, or of a column a chunk cannot hold; [`Error::Config`] for rows
+    /// past the end.
+    pub fn read(&mut self, rows: Range<u64>) -> Result<RecordBatch> {
+        if rows.end > self.rows() || rows.start > rows.end {
+            return Err(Error::Config(format!(
+                "payload columns: rows {}..{} go past the last row ({})",
+                rows.start,
+                rows.end,
+                self.rows()
+            )));
+        }
+        if self.cursor.as_ref().is_none_or(|c| c.next != rows.start) {
+            let part = self.starts.partition_point(|&s| s <= rows.start) - 1;
+            let part = part.min(self.parts.len() - 1);
+            self.cursor = Some(self.open_part(part, rows.start - self.starts[part])?);
+        }
+        let mut got: Vec<(usize, RecordBatch)> = Vec::new();
+        let mut want = (rows.end - rows.start) as usize;
+        while want > 0 {
+            let Some(c) = self.cursor.as_mut() else {
+                unreachable!("opened above")
+            };
+            let batch = match c.pending.take() {
+                Some(b) => b,
+                None => match c.batches.next() {
+                    Some(b) => b?,
+                    None => {
+                        let next = c.part + 1;
+                        if next >= self.parts.len() || c.next != self.starts[next] {
+                            let p = &self.parts[c.part];
+                            return Err(Error::bad_npy(
+                                p.path(),
+                                format!(
+                                    "the payload columns end at row {} of the file, although it holds {} rows",
+                                    c.next - self.starts[c.part],
+                                    self.starts[c.part + 1] - self.starts[c.part]
+                                ),
+                            ));
+                        }
+                        self.cursor = Some(self.open_part(next, 0)?);
+                        continue;
+                    }
+                },
+            };
+            let m = batch.num_rows().min(want);
+            if m < batch.num_rows() {
+                c.pending = Some(batch.slice(m, batch.num_rows() - m));
+            }
+            got.push((c.part, batch.slice(0, m)));
+            c.next += m as u64;
+            want -= m;
+        }
+        self.canonical_batch(&got, rows.start)
+    }
+
+    /// One canonical batch of the columns of `got` (slices of the parts' batches, in
+    /// order), whose first row is global row `first`.
+    fn canonical_batch(&self, got: &[(usize, RecordBatch)], first: u64) -> Result<RecordBatch> {
+        let mut cols = Vec::with_capacity(self.names.len());
+        for name in &self.names {
+            let arrays: Vec<ArrayRef> = got
+                .iter()
+                .map(|(_, b)| b.column_by_name(name).cloned().expect("projected"))
+                .collect();
+            let refs: Vec<&dyn Array> = arrays.iter().map(|a| a.as_ref()).collect();
+            let joined = match refs.len() {
+                1 => arrays[0].clone(),
+                _ => arrow_select::concat::concat(&refs)
+                    .map_err(|e| Error::Config(format!("payload column \"{name}\": {e}")))?,
+            };
+            let col = crate::format::payload::canonical(joined.as_ref()).map_err(|m| {
+                let part = got.first().map_or(0, |g| g.0);
+                let p = &self.parts[part];
+                let (unit, starts) = p.unit();
+                let local = first - self.starts[part];
+                Error::bad_npy(
+                    p.path(),
+                    format!(
+                        "payload column \"{name}\" at {} {m}",
+                        place(unit, starts, local)
+                    ),
+                )
+            })?;
+            cols.push(col);
+        }
+        RecordBatch::try_new(self.schema.clone(), cols)
+            .map_err(|e| Error::Config(format!("payload columns: {e}")))
+    }
+}
+
+/// Refuses an empty list of payload columns, a repeated name, and the names of the
+/// fields `get` and `export` write beside them.
+fn check_payload_names(names: &[String]) -> Result<()> {
+    if names.is_empty() {
+        return Err(Error::Config(
+            "--payload-columns: give at least one column name (a,b,c)".into(),
+        ));
+    }
+    for (i, n) in names.iter().enumerate() {
+        if n.is_empty() {
+            return Err(Error::Config(format!(
+                "--payload-columns: item {} is empty; expected a comma-separated list of column names",
+                i + 1
+            )));
+        }
+        if names[..i].contains(n) {
+            return Err(Error::Config(format!(
+                "--payload-columns: \"{n}\" is named twice"
+            )));
+        }
+        if n == "id" || n == "vector" {
+            return Err(Error::Config(format!(
+                "--payload-columns: a column named \"{n}\" would collide with the \"{n}\" field \
+                 that get and export write; store ids with --id-column, or rename the column"
+            )));
+        }
+    }
+    Ok(())
 }

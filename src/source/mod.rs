@@ -19,7 +19,7 @@ use std::path::Path;
 pub use columnar::{IdColumn, Ids};
 pub use dataset::Dataset;
 pub use memory::MemorySource;
-pub use open::{Format, InputOptions, open_id_column};
+pub use open::{Format, InputOptions, open_id_column, open_payload_columns};
 pub use reader::{ChunkJob, Input, NpySource};
 pub use stream::StreamSource;
 pub use table::Table;

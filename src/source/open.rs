@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::columnar::{IdColumn, IpcPart, ParquetPart};
+use super::columnar::{IdColumn, IpcPart, ParquetPart, PayloadColumns};
 use super::dataset::{Dataset, expand};
 use super::formats::{self, FvecsPart, Member, Tensor};
 use super::reader::Input;
@@ -316,6 +316,52 @@ pub fn open_id_column(spec: &Path, name: &str) -> Result<IdColumn> {
         }
         f => Err(Error::Config(format!(
             "--id-column applies to Parquet and Arrow inputs; {} is read as {}",
+            spec.display(),
+            f.name()
+        ))),
+    }
+}
+
+/// Opens the payload columns `names` of the Parquet or Arrow input `spec` (a file, a
+/// directory or a glob, as `--in` names it), aligned with the rows [`Input::open_with`]
+/// reads.
+///
+/// # Errors
+/// [`Error::Config`] for another format or bad names; [`Error::BadNpy`] naming the file
+/// that lacks a column or holds a type a payload column cannot hold.
+pub fn open_payload_columns(spec: &Path, names: &[String]) -> Result<PayloadColumns> {
+    let (format, path, _) = detect(spec);
+    match format {
+        Format::Parquet => {
+            let (paths, _) = files(&path, format)?;
+            let parts = paths
+                .iter()
+                .map(|p| ParquetPart::open_for_ids(p).map(Arc::new))
+                .collect::<Result<Vec<_>>>()?;
+            PayloadColumns::new(
+                names,
+                parts
+                    .iter()
+                    .map(|p| (p.file(), p.arrow_schema(), Some(p.clone()), None))
+                    .collect(),
+            )
+        }
+        Format::Arrow => {
+            let (paths, _) = files(&path, format)?;
+            let parts = paths
+                .iter()
+                .map(|p| IpcPart::open_for_ids(p).map(Arc::new))
+                .collect::<Result<Vec<_>>>()?;
+            PayloadColumns::new(
+                names,
+                parts
+                    .iter()
+                    .map(|p| (p.file(), p.arrow_schema(), None, Some(p.clone())))
+                    .collect(),
+            )
+        }
+        f => Err(Error::Config(format!(
+            "--payload-columns applies to Parquet and Arrow inputs; {} is read as {}",
             spec.display(),
             f.name()
         ))),

@@ -10,7 +10,7 @@ use crate::encode::default_chunk_rows;
 use crate::encode::worker::Encoder;
 use crate::encode::writer::{ChunkSink, EncodedChunk};
 use crate::error::{Error, Result};
-use crate::format::{ContainerWriter, Header, Metadata};
+use crate::format::{ContainerWriter, Header, IdSource, Metadata};
 use crate::npy::{self, Dtype};
 use crate::par::run_ordered;
 use crate::progress::{NoProgress, Progress};
@@ -52,6 +52,8 @@ pub struct Compressor<'a> {
     name: PathBuf,
     progress: &'a dyn Progress,
     cancel: Option<&'a AtomicBool>,
+    /// The rows' ids, appended to each chunk by the writer (format 1.4).
+    ids: Option<std::sync::Mutex<Box<dyn IdSource + 'a>>>,
 }
 
 impl Default for Compressor<'_> {
@@ -69,6 +71,7 @@ impl std::fmt::Debug for Compressor<'_> {
             .field("zstd", &self.zstd)
             .field("metadata", &self.metadata)
             .field("name", &self.name)
+            .field("ids", &self.ids.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -85,6 +88,7 @@ impl<'a> Compressor<'a> {
             name: PathBuf::from("<input>"),
             progress: &NoProgress,
             cancel: None,
+            ids: None,
         }
     }
 
@@ -137,6 +141,29 @@ impl<'a> Compressor<'a> {
     /// Receives progress as chunks are written.
     pub fn progress(mut self, progress: &'a dyn Progress) -> Self {
         self.progress = progress;
+        self
+    }
+
+    /// Stores one id per row with the rows (format 1.4, as `compress --ids`): `ids` is
+    /// asked for each chunk's ids in row order, once, as the chunk is written, so a source
+    /// may read them forward from a file or a socket. An [`IdColumn`](crate::format::IdColumn) in memory is one.
+    ///
+    /// ```
+    /// use vectro::format::IdColumn;
+    ///
+    /// let data: Vec<f32> = (0..4 * 2).map(|i| i as f32).collect();
+    /// let ids = IdColumn::Str(vec!["a".into(), "b".into(), "c".into(), "d".into()]);
+    /// let mut out = Vec::new();
+    /// vectro::stream::Compressor::new()
+    ///     .chunk_rows(3)
+    ///     .ids(Box::new(ids))
+    ///     .compress_f32(&data, 2, &mut out)?;
+    /// let c = vectro::Container::from_bytes("x", &out)?;
+    /// assert_eq!(c.ids(2..4)?, IdColumn::Str(vec!["c".into(), "d".into()]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn ids(mut self, ids: Box<dyn IdSource + 'a>) -> Self {
+        self.ids = Some(std::sync::Mutex::new(ids));
         self
     }
 
@@ -239,7 +266,20 @@ impl<'a> Compressor<'a> {
                 Some(_) => PayloadStage::Zstd,
                 None => PayloadStage::Plain,
             },
-            ids: Default::default(),
+            ids: match &self.ids {
+                Some(ids) => {
+                    let ids = ids.lock().unwrap_or_else(|p| p.into_inner());
+                    if ids.rows() != rows {
+                        return Err(Error::Mismatch(format!(
+                            "{} ids for {rows} rows: give one id per row",
+                            ids.rows()
+                        )));
+                    }
+                    ids.kind()
+                }
+                None => Default::default(),
+            },
+            payload: false,
         })
     }
 
@@ -287,8 +327,21 @@ impl<'a> Compressor<'a> {
             threads,
             jobs,
             |job| work(&encoder, job),
-            |chunk| {
+            |mut chunk| {
                 let n = chunk.rows;
+                if let Some(ids) = &self.ids {
+                    let rows = chunk.first_row..chunk.first_row + n;
+                    let column = ids
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .ids(rows.clone())?;
+                    chunk.crc = crate::encode::ids::append_ids(
+                        &mut chunk.payload,
+                        chunk.crc,
+                        &column,
+                        rows,
+                    )?;
+                }
                 sink.put(chunk)?;
                 self.progress.advance(n, n * row_bytes);
                 Ok(())

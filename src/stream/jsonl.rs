@@ -84,10 +84,43 @@ pub fn push_jsonl_row_id(buf: &mut Vec<u8>, id: Id<'_>, row: &[f32]) -> Result<(
     Ok(())
 }
 
+/// Appends row `row` of the payload columns `batch` as JSON members after the others of
+/// a line that [`push_jsonl_row_id`] wrote (before its closing `}`):
+/// `{"id":7,"vector":[...],"title":"...","tags":["a","b"]}`.
+///
+/// # Errors
+/// A message naming the column whose value JSON cannot hold (NaN, ±Inf); the line is
+/// left as it was.
+pub fn push_payload_fields(
+    buf: &mut Vec<u8>,
+    batch: &arrow_array::RecordBatch,
+    row: usize,
+) -> Result<(), String> {
+    let close = buf.len().saturating_sub(2);
+    if buf.get(close..) != Some(b"}\n".as_slice()) {
+        return Err("the line does not end in }\\n".into());
+    }
+    let tail = buf.split_off(close);
+    let start = buf.len();
+    for (f, col) in batch.schema().fields().iter().zip(batch.columns()) {
+        buf.push(b',');
+        let _ = serde_json::to_writer(&mut *buf, f.name());
+        buf.push(b':');
+        if let Err(m) = crate::format::payload::push_json(buf, col.as_ref(), row) {
+            buf.truncate(start);
+            buf.extend_from_slice(&tail);
+            return Err(format!("payload column \"{}\" {m}", f.name()));
+        }
+    }
+    buf.extend_from_slice(&tail);
+    Ok(())
+}
+
 /// Writes every row of `c` to `out` as JSON Lines, in row order. The `id` is the row's
 /// stored id, or for a container without ids `opts.id_offset + c.first_row() + r` for row
 /// `r` of the file: a shard's rows keep their numbers in the whole input, so the exports
-/// of a sharded run's shards never share an id. Memory stays bounded: workers decode and format blocks of about
+/// of a sharded run's shards never share an id. A container with payload columns adds
+/// them to each line after the vector ([`push_payload_fields`]). Memory stays bounded: workers decode and format blocks of about
 /// a MiB of floats, and at most `3 × threads + 1` blocks are in flight.
 ///
 /// ```
@@ -119,22 +152,7 @@ pub fn export_jsonl<W: Write>(
 ) -> Result<ExportSummary> {
     let start = Instant::now();
     let rows = c.rows();
-    if c.id_kind() != IdKind::None && opts.id_offset != 0 {
-        return Err(Error::Config(format!(
-            "--id-offset applies to containers without ids; {} stores {} ids, exported as they are",
-            c.path().display(),
-            c.id_kind().name()
-        )));
-    }
-    let offset = opts.id_offset.checked_add(c.first_row());
-    if offset.and_then(|o| o.checked_add(rows - 1)).is_none() {
-        return Err(Error::Config(format!(
-            "--id-offset {} plus rows {}..{} overflows a 64-bit id",
-            opts.id_offset,
-            c.first_row(),
-            c.first_row().saturating_add(rows)
-        )));
-    }
+    check_id_offset(c, opts.id_offset)?;
     let d = c.dims();
     let step = (JOB_FLOATS / d).max(1) as u64;
     let threads = crate::par::resolve_threads(opts.threads);
@@ -176,6 +194,28 @@ pub fn export_jsonl<W: Write>(
     })
 }
 
+/// Refuses an id offset for a container with ids, or one that overflows a u64.
+pub(super) fn check_id_offset(c: &Container, id_offset: u64) -> Result<()> {
+    let rows = c.rows();
+    if c.id_kind() != IdKind::None && id_offset != 0 {
+        return Err(Error::Config(format!(
+            "--id-offset applies to containers without ids; {} stores {} ids, exported as they are",
+            c.path().display(),
+            c.id_kind().name()
+        )));
+    }
+    let offset = id_offset.checked_add(c.first_row());
+    if offset.and_then(|o| o.checked_add(rows - 1)).is_none() {
+        return Err(Error::Config(format!(
+            "--id-offset {} plus rows {}..{} overflows a 64-bit id",
+            id_offset,
+            c.first_row(),
+            c.first_row().saturating_add(rows)
+        )));
+    }
+    Ok(())
+}
+
 struct Text {
     rows: u64,
     /// One past the last row.
@@ -190,6 +230,7 @@ fn format_block(c: &Container, range: std::ops::Range<u64>, id_offset: u64) -> R
     c.get_range(range.clone(), &mut rows)?;
     // Global row numbers for a container without ids.
     let ids = c.ids(range.clone())?;
+    let payload = c.payload(range.clone())?;
     // About 11 bytes a float for typical embeddings; a guess only saves reallocations.
     let mut bytes = Vec::with_capacity(n * (d * 11 + 32));
     for (k, row) in rows.chunks_exact(d).enumerate() {
@@ -207,6 +248,14 @@ fn format_block(c: &Container, range: std::ops::Range<u64>, id_offset: u64) -> R
                 ),
             )
         })?;
+        if let Some(p) = &payload {
+            push_payload_fields(&mut bytes, p, k).map_err(|m| {
+                Error::Config(format!(
+                    "{}: row {r}: {m}; export --format parquet keeps every value",
+                    c.path().display()
+                ))
+            })?;
+        }
     }
     Ok(Text {
         rows: n as u64,

@@ -27,6 +27,7 @@
 mod compressor;
 mod decompressor;
 mod jsonl;
+mod parquet;
 
 use std::io::{self, Write};
 
@@ -36,7 +37,9 @@ pub use compressor::Compressor;
 pub use decompressor::Decompressor;
 pub use jsonl::{
     ExportSummary, JsonlOptions, export_jsonl, push_f32, push_jsonl_row, push_jsonl_row_id,
+    push_payload_fields,
 };
+pub use parquet::{ParquetOptions, export_parquet, parquet_schema};
 
 /// What a streaming compress or decompress did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

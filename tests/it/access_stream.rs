@@ -197,6 +197,7 @@ fn decompressor_refuses_absurd_chunks_before_allocating() {
         metadata: Metadata::new(),
         stage: vectro::codec::PayloadStage::Plain,
         ids: Default::default(),
+        payload: false,
     };
     let mut bytes = header.encode();
     let payload_len = rows * (dims as u64 + 4);

@@ -14,7 +14,9 @@
 //!
 //! Format minors covered: 1.0 (`v1_int8.vectro`, written by an early build), 1.3
 //! (everything this version writes without ids), 1.4 (the `*_ids_*` files, whose
-//! `MANIFEST` lines add the ids' kind and the crc32c of their text, one a line), and 1.1
+//! `MANIFEST` lines add the ids' kind and the crc32c of their text, one a line), 1.5
+//! (`*_payload.vectro`, from a Parquet input, whose line adds the crc32c of the payload
+//! columns' values as JSON), and 1.1
 //! and 1.2 (`minor1_*`, `minor2_*`): a file of a 1.1 or 1.2 codec and options is laid out
 //! as in that minor except for the minor number (FORMAT.md, version history), so those
 //! golden files are this build's 1.3 files with the minor number (and the header crc) set
@@ -205,6 +207,22 @@ const CASES: &[Case] = &[
         args: &["--codec", "int4", "--zstd", "3", "--ids", "ids.txt"],
         min_cosine: 0.95,
     },
+    // Format 1.5: payload columns, from a Parquet file of d24.npy's rows and ids.txt's ids.
+    Case {
+        out: "int8_ids_str_payload.vectro",
+        input: "payload.parquet",
+        args: &[
+            "--codec",
+            "int8",
+            "--column",
+            "emb",
+            "--id-column",
+            "id",
+            "--payload-columns",
+            "title,n,score,flag,tags",
+        ],
+        min_cosine: 0.999,
+    },
 ];
 
 /// Containers committed by earlier versions, decoded but never rewritten (relative to
@@ -244,17 +262,24 @@ fn blessing() -> bool {
     std::env::var(BLESS_VAR).is_ok_and(|v| v == "1")
 }
 
-/// The inputs of the golden files, committed beside them.
-const INPUTS: [&str; 5] = [
+/// The inputs of the golden files, committed beside them. `payload.parquet` was written by
+/// pyarrow 26 from `d24.npy` and `ids.txt` (columns `id`, `emb` as
+/// `fixed_size_list<float>[24]`, and for row `k`: `title` = `title {k} ü, "q"` or null when
+/// `k % 7 == 3`, `n` = `3k − 100` (int64), `score` = `k / 7` (double), `flag` = `k % 3 == 0`,
+/// `tags` = `["t0", .., "t{k % 4 − 1}"]`; row groups of 100 rows) and is never rewritten.
+const INPUTS: [&str; 6] = [
     "d24.npy",
     "d64.npy",
     "d64_unit.npy",
     "ids_u64.npy",
     "ids.txt",
+    "payload.parquet",
 ];
 
 /// Writes the inputs with `vectro generate` if they are missing (blessing only).
 fn ensure_inputs() {
+    let pq = golden_dir().join("payload.parquet");
+    assert!(pq.exists(), "{} is missing: see INPUTS", pq.display());
     for (name, rows, dims) in [("d24.npy", "300", "24"), ("d64.npy", "200", "64")] {
         let path = golden_dir().join(name);
         if path.exists() {
@@ -375,7 +400,7 @@ fn manifest_line(file: &str, path: &Path) -> String {
         decoded_crc(&rows)
     );
     // Ids: their kind and the crc32c of their text, one a line.
-    match c.ids(0..c.rows()).unwrap() {
+    let line = match c.ids(0..c.rows()).unwrap() {
         _ if c.id_kind() == vectro::format::IdKind::None => line,
         ids => {
             let text: String = (0..ids.len())
@@ -386,6 +411,21 @@ fn manifest_line(file: &str, path: &Path) -> String {
                 c.id_kind().name(),
                 crc32c::crc32c(text.as_bytes())
             )
+        }
+    };
+    // Payload columns: the crc32c of their values as JSON, a row a line.
+    match c.payload(0..c.rows()).unwrap() {
+        None => line,
+        Some(p) => {
+            let mut text = Vec::new();
+            for r in 0..p.num_rows() {
+                for col in p.columns() {
+                    vectro::format::payload::push_json(&mut text, col.as_ref(), r).unwrap();
+                    text.push(b' ');
+                }
+                text.push(b'\n');
+            }
+            format!("{line} payload_crc32c={:08x}", crc32c::crc32c(&text))
         }
     }
 }
@@ -495,9 +535,19 @@ fn golden_files_decode_to_the_committed_rows() {
             .success();
     }
     // Decoded rows are near the input: the manifest cannot have blessed garbage.
+    // payload.parquet holds d24.npy's rows.
+    fn npy(input: &'static str) -> &'static str {
+        match input {
+            "payload.parquet" => "d24.npy",
+            other => other,
+        }
+    }
     let sources = CASES
         .iter()
-        .map(|c| (c.out.to_string(), golden_dir().join(c.input), c.min_cosine))
+        .map(|c| {
+            let src = golden_dir().join(npy(c.input));
+            (c.out.to_string(), src, c.min_cosine)
+        })
         .chain(
             OLDER
                 .iter()

@@ -32,6 +32,7 @@ mod inputs;
 mod int8_parity;
 mod itq_cli;
 mod memory;
+mod payload;
 mod pq_cli;
 mod reliability_corrupt;
 mod reliability_fuzz_replay;

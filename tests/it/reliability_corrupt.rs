@@ -118,10 +118,16 @@ fn structural_damage_behind_valid_checksums_is_refused() {
             "unknown codec",
         ),
         (
-            // Bits 1 and 2 say the chunks carry ids (format 1.4); bit 3 is unknown.
+            // Bits 1 and 2 say the chunks carry ids (format 1.4), bit 3 payload columns
+            // (1.5); bit 4 is unknown.
             "unknown flags",
-            crafted(&good, |b| LE::write_u16(&mut b[14..16], 8)),
+            crafted(&good, |b| LE::write_u16(&mut b[14..16], 16)),
             "flags",
+        ),
+        (
+            "a payload flag on chunks without payload columns",
+            crafted(&good, |b| LE::write_u16(&mut b[14..16], 8)),
+            "index entry 0 is inconsistent",
         ),
         (
             "both id flags",

@@ -113,6 +113,11 @@ pub struct CompressArgs {
     /// stores ids.
     #[arg(long, value_name = "NAME", conflicts_with = "ids")]
     pub id_column: Option<String>,
+    /// Other columns of a Parquet or Arrow input to store with the rows (integers, floats,
+    /// bool, strings, or lists of those), returned by get, export and Python. See
+    /// docs/inputs.md.
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
+    pub payload_columns: Option<Vec<String>>,
     /// Rows per chunk [default: about 4 MiB of input].
     #[arg(long)]
     pub chunk_rows: Option<u32>,
@@ -446,9 +451,11 @@ pub enum SearchFormat {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
-    /// One {"id": N, "vector": [...]} object a line.
+    /// One {"id": ID, "vector": [...], PAYLOAD...} object a line.
     Jsonl,
-    /// The Python prototype's layout: q (flat int8), scales (float32), dims. int8 only.
+    /// Parquet: id, vector (fixed_size_list<float>), then the payload columns.
+    Parquet,
+    /// The Python prototype's layout: q (flat int8), scales (float32), dims, and ids. int8 only.
     Npz,
 }
 
@@ -456,16 +463,21 @@ pub enum ExportFormat {
 pub struct ExportArgs {
     /// The container.
     pub file: PathBuf,
-    /// Output format.
+    /// Output format [default: from the extension of --out: .jsonl (.ndjson), .parquet
+    /// (.parq, .pq), .npz].
     #[arg(long, value_enum)]
-    pub format: ExportFormat,
+    pub format: Option<ExportFormat>,
     /// Output file; `-` streams JSONL to stdout (for piping into an uploader).
     #[arg(long = "out", value_name = "FILE")]
     pub output: PathBuf,
     /// For a container without stored ids: added to each row's number in the whole input
-    /// (a shard's rows count from its first row) to make its JSONL id.
+    /// (a shard's rows count from its first row) to make its id.
     #[arg(long, default_value_t = 0)]
     pub id_offset: u64,
+    /// With --format parquet: rows per row group, at most [default: about 64 MiB of
+    /// vectors].
+    #[arg(long, value_name = "N")]
+    pub row_group_rows: Option<usize>,
     /// Overwrite an existing output.
     #[arg(long)]
     pub force: bool,

@@ -55,6 +55,7 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         train_rows: a.train_rows,
         ids: a.ids,
         id_column: a.id_column,
+        payload_columns: a.payload_columns.unwrap_or_default(),
     };
     let bar = Bar::new(a.common.quiet || a.common.json, "compress");
     #[cfg(feature = "test-hooks")]

@@ -1,11 +1,12 @@
-//! `vectro export`: every row as JSON Lines, or the container as the prototype's .npz.
+//! `vectro export`: every row as JSON Lines or Parquet (with ids and payload columns), or
+//! the container as the prototype's .npz.
 
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 use vectro::output::{AtomicOutput, Durability, check_not_input};
-use vectro::stream::{JsonlOptions, export_jsonl};
+use vectro::stream::{JsonlOptions, ParquetOptions, export_jsonl, export_parquet};
 use vectro::{Container, Error, npz};
 
 use super::{human_bytes, print_json};
@@ -33,7 +34,19 @@ pub fn run(a: ExportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         Durability::Fsync
     };
     let start = std::time::Instant::now();
-    let (format, rows, output_bytes) = match a.format {
+    let export_format = match a.format {
+        Some(f) => f,
+        None => format_from_extension(&a.output)?,
+    };
+    if a.row_group_rows.is_some() && export_format != ExportFormat::Parquet {
+        return Err(
+            Error::Config("--row-group-rows applies to --format parquet only".into()).into(),
+        );
+    }
+    if a.row_group_rows == Some(0) {
+        return Err(Error::Config("--row-group-rows must be at least 1".into()).into());
+    }
+    let (format, rows, output_bytes) = match export_format {
         ExportFormat::Jsonl if a.output.as_os_str() == "-" => {
             let bar = Bar::new(a.common.quiet || a.common.json, "export");
             let opts = JsonlOptions {
@@ -62,6 +75,25 @@ pub fn run(a: ExportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
             drop(w);
             out.commit()?;
             ("jsonl", s.rows, s.bytes_out)
+        }
+        ExportFormat::Parquet => {
+            if a.output.as_os_str() == "-" {
+                return Err(Error::Config(
+                    "--format parquet needs a file for --out (its footer points back into the file)"
+                        .into(),
+                )
+                .into());
+            }
+            let out = AtomicOutput::create(&a.output, a.force, durability)?;
+            let bar = Bar::new(a.common.quiet || a.common.json, "export");
+            let opts = ParquetOptions {
+                id_offset: a.id_offset,
+                threads: a.common.threads,
+                row_group_rows: a.row_group_rows.unwrap_or(0),
+            };
+            let s = export_parquet(&c, out.writer(), &opts, &bar, cancel)?;
+            out.commit()?;
+            ("parquet", s.rows, s.bytes_out)
         }
         ExportFormat::Npz => {
             if a.output.as_os_str() == "-" {
@@ -104,4 +136,45 @@ pub fn run(a: ExportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         );
     }
     Ok(exit_codes::OK)
+}
+
+/// The export format an output's extension names, for `export` without `--format`.
+fn format_from_extension(out: &std::path::Path) -> anyhow::Result<ExportFormat> {
+    let choices = ".jsonl (or .ndjson), .parquet (or .parq, .pq), .npz";
+    if out.as_os_str() == "-" {
+        return Err(Error::Config(format!(
+            "--out - has no extension to take the format from: give --format jsonl (the one format written to stdout); files take it from {choices}"
+        ))
+        .into());
+    }
+    let ext = out
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    Ok(match ext.as_str() {
+        "jsonl" | "ndjson" => ExportFormat::Jsonl,
+        "parquet" | "parq" | "pq" => ExportFormat::Parquet,
+        "npz" => ExportFormat::Npz,
+        "npy" => {
+            return Err(Error::Config(format!(
+                "{}: export writes {choices}; a .npy of the vectors is what `vectro decompress` writes",
+                out.display()
+            ))
+            .into());
+        }
+        "" => {
+            return Err(Error::Config(format!(
+                "{} has no extension to take the format from: give --format jsonl|parquet|npz, or name the output {choices}",
+                out.display()
+            ))
+            .into());
+        }
+        other => {
+            return Err(Error::Config(format!(
+                "{}: the extension .{other} names no export format: give --format jsonl|parquet|npz, or name the output {choices}",
+                out.display()
+            ))
+            .into());
+        }
+    })
 }

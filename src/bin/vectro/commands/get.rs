@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use vectro::output::{AtomicOutput, Durability, check_not_input};
 
 use vectro::format::{Id, IdKind};
-use vectro::stream::{push_f32, push_jsonl_row_id};
+use vectro::stream::{push_f32, push_jsonl_row_id, push_payload_fields};
 use vectro::{Container, Error};
 
 use crate::cli::{GetArgs, GetFormat};
@@ -212,6 +212,8 @@ fn write_rows(
     let mut batch = Vec::with_capacity(per_batch);
     let mut rows = Vec::new();
     let mut text = Vec::new();
+    // The payload columns of the last chunk read: rows come in runs from one chunk.
+    let mut payload: Option<(usize, arrow_array::RecordBatch)> = None;
     while ids.peek().is_some() {
         batch.clear();
         batch.extend(ids.by_ref().take(per_batch));
@@ -236,6 +238,21 @@ fn write_rows(
                     let last = ids.peek().is_none() && k + 1 == batch.len();
                     push_jsonl_row_id(&mut text, id, v)
                         .map_err(|col| non_finite(c, global, col))?;
+                    if c.has_payload() {
+                        let ci = (row / chunk_rows) as usize;
+                        if payload.as_ref().is_none_or(|p| p.0 != ci) {
+                            let b = c.chunk_payload_columns(ci)?.expect("has payload columns");
+                            payload = Some((ci, b));
+                        }
+                        let b = &payload.as_ref().expect("read above").1;
+                        push_payload_fields(&mut text, b, (row % chunk_rows) as usize).map_err(
+                            |m| {
+                                Error::Config(format!(
+                                    "row {global}: {m}; use export --format parquet"
+                                ))
+                            },
+                        )?;
+                    }
                     if !last {
                         text.insert(text.len() - 1, b',');
                     }
