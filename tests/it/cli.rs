@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::helpers::{bits, random_rows, read_npy, vectro, write_npy};
+use crate::helpers::{assert_fails, bits, random_rows, read_npy, run, stderr, vectro, write_npy};
 use predicates::str::contains;
 
 struct Case {
@@ -516,4 +516,44 @@ fn every_command_accepts_quiet() {
     assert_eq!(quiet.lines().count(), 2, "{quiet}");
     assert!(full.lines().count() > 2, "{full}");
     assert!(full.starts_with(&*quiet), "{full}\n--\n{quiet}");
+}
+
+/// `completions` and `man` are generated from the clap definition: every subcommand and
+/// flag appears; an unknown shell is a usage error.
+#[test]
+fn completions_and_man_page_cover_every_subcommand() {
+    let sub = [
+        "compress",
+        "decompress",
+        "info",
+        "eval",
+        "get",
+        "export",
+        "merge",
+        "verify",
+        "train",
+        "search",
+        "report",
+        "serve",
+    ];
+    for shell in ["bash", "zsh", "fish"] {
+        let o = run(&["completions", shell]);
+        assert!(o.status.success(), "{shell}: {}", stderr(&o));
+        let text = String::from_utf8(o.stdout).unwrap();
+        for s in sub {
+            assert!(text.contains(s), "{shell}: no {s}");
+        }
+        assert!(text.contains("--codec"), "{shell}: no --codec");
+    }
+    let o = run(&["man"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let roff = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        roff.starts_with(".ie") || roff.contains(".TH vectro"),
+        "{roff}"
+    );
+    for s in sub {
+        assert!(roff.contains(s), "man: no {s}");
+    }
+    assert_fails(&run(&["completions", "nosh"]), 2, &["nosh"]);
 }

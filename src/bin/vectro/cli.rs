@@ -47,6 +47,17 @@ pub enum Command {
     Report(ReportArgs),
     /// Serve the containers of a directory over HTTP: a JSON API (rows, search) and a dashboard.
     Serve(ServeArgs),
+    /// Print a shell completion script on stdout: `vectro completions bash > /etc/bash_completion.d/vectro`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout: `vectro man > vectro.1; man ./vectro.1`.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

@@ -76,6 +76,8 @@ fn run(command: Command) -> anyhow::Result<i32> {
         Command::Search(a) => commands::search::run(a, &CANCEL),
         Command::Report(a) => commands::report::run(a, &CANCEL),
         Command::Serve(a) => commands::serve::run(a, &CANCEL),
+        Command::Completions(a) => commands::shell::completions(a),
+        Command::Man => commands::shell::man(),
     }
 }
 

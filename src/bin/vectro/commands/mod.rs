@@ -14,6 +14,7 @@ pub mod merge;
 pub mod report;
 pub mod search;
 pub mod serve;
+pub mod shell;
 pub mod train;
 pub mod verify;
 
