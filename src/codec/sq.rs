@@ -9,7 +9,8 @@
 //! is `|L_i| = 2·min(⌊t|v_i|⌋, 2^(B−1) − 1) + 1` with the sign of `v_i`, and the encoder
 //! picks, among a few `t` around the best step for a Gaussian of the row's RMS (and the
 //! step that clips nothing), the one whose codes point closest to `v`: the largest
-//! `cos θ = <L, v> / (‖L‖ ‖v‖)`.
+//! `cos θ = <L, v> / (‖L‖ ‖v‖)`. Bound: `sin² θ <= dims × (max|v| / 2^B)² / ‖v‖²`, from the
+//! step that clips nothing.
 //!
 //! Per row two factors are stored, both computed from the codes actually stored: `‖v‖` and
 //! `cos θ`. The row decodes to `x' = Qᵀ(g·L)` with `g = ‖v‖ / (‖L‖ cos θ) = ‖v‖² / <L, v>`.
@@ -387,8 +388,9 @@ impl Sq {
             let top = (half - 1) as f32;
             let rms = (sum_sq / v.len() as f64).sqrt() as f32;
             let t0 = 1.0 / (GAUSS_STEP[bits as usize] * rms);
-            // The step that clips nothing: the largest magnitude lands in the top level.
-            let t_max = top / max_abs * (1.0 - f32::EPSILON) + f32::MIN_POSITIVE;
+            // The step that clips nothing: the largest magnitude lands in the top cell,
+            // `[top, top + 1)` (its product may round to `half`, which `min` clips to `top`).
+            let t_max = half as f32 / max_abs;
             let suma: f32 = a.iter().sum();
             let mut best = (f64::NEG_INFINITY, 0f32);
             let cands = T_FACTORS.iter().map(|f| f * t0).chain([t_max]);
@@ -589,11 +591,11 @@ mod tests {
                 let f = Factors::from_word(word);
                 assert!((f.cos - cos).abs() < 1e-3, "bits={bits}: {} vs {cos}", f.cos);
                 // Bound: the no-clipping step is among the candidates, so
-                // sin² θ <= d (max|v| / (2^B − 1))² / ‖v‖² (v the rotated row).
+                // sin² θ <= d (max|v| / 2^B)² / ‖v‖² (v the rotated row).
                 let mut v = x.to_vec();
                 c.rotation.forward(&mut v);
                 let max = v.iter().fold(0f32, |m, y| m.max(y.abs())) as f64;
-                let top = f64::from((1u32 << bits) - 1);
+                let top = f64::from(1u32 << bits);
                 let sin2 = (d as f64 * (max / top).powi(2) / xx).min(1.0);
                 assert!(cos * cos >= 1.0 - sin2 - 1e-4, "bits={bits}: cos {cos}, sin² {sin2}");
                 cos_sum += cos;
