@@ -16,8 +16,8 @@ use std::str::FromStr;
 
 use super::params::{self, QuantParams, ScaleRule};
 use super::pq::PqParams;
-use super::sq::SqParams;
 use super::rotate::{DEFAULT_ROUNDS, DEFAULT_SEED};
+use super::sq::SqParams;
 use super::{Codec, CodecId, RowSource, TrainOptions, codebook, itq};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -373,13 +373,31 @@ mod tests {
                 "sq: needs the bits per dimension, 1 to 8 (e.g. sq:bits=4)",
             ),
             ("sq:seed=3", "sq: needs the bits per dimension"),
-            ("sq:bits=0", "sq: bits must be 1 to 8 (bits per dimension), got '0'"),
-            ("sq:bits=9", "sq: bits must be 1 to 8 (bits per dimension), got '9'"),
-            ("sq:bits=three", "sq: bits must be 1 to 8 (bits per dimension), got 'three'"),
-            ("sq:bits=-1", "sq: bits must be 1 to 8 (bits per dimension), got '-1'"),
-            ("sq:bits", "sq: expected key=value, got 'bits' (e.g. sq:bits=4)"),
+            (
+                "sq:bits=0",
+                "sq: bits must be 1 to 8 (bits per dimension), got '0'",
+            ),
+            (
+                "sq:bits=9",
+                "sq: bits must be 1 to 8 (bits per dimension), got '9'",
+            ),
+            (
+                "sq:bits=three",
+                "sq: bits must be 1 to 8 (bits per dimension), got 'three'",
+            ),
+            (
+                "sq:bits=-1",
+                "sq: bits must be 1 to 8 (bits per dimension), got '-1'",
+            ),
+            (
+                "sq:bits",
+                "sq: expected key=value, got 'bits' (e.g. sq:bits=4)",
+            ),
             ("sq:bits=3,bits=4", "sq: 'bits' is given twice"),
-            ("sq:rotate=1", "sq: unknown parameter 'rotate'; valid: bits, seed, rounds"),
+            (
+                "sq:rotate=1",
+                "sq: unknown parameter 'rotate'; valid: bits, seed, rounds",
+            ),
             ("sq:bits=3,rounds=0", "sq: rounds must be 1..=16, got 0"),
         ] {
             let e = CodecRequest::parse(text).unwrap_err();

@@ -320,10 +320,10 @@ fn grid_fit(a: &[f32], t: f32, top: f32) -> (f32, f32) {
     let chunks = a.chunks_exact(8);
     let tail = chunks.remainder();
     for c in chunks {
-        for l in 0..8 {
-            let m = ((c[l] * t) as i32 as f32).min(top);
-            ma[l] += m * c[l];
-            mm[l] += m * (m + 1.0);
+        for ((&x, a), b) in c.iter().zip(ma.iter_mut()).zip(mm.iter_mut()) {
+            let m = ((x * t) as i32 as f32).min(top);
+            *a += m * x;
+            *b += m * (m + 1.0);
         }
     }
     for (l, &x) in tail.iter().enumerate() {
@@ -460,7 +460,11 @@ impl Codec for Sq {
             v.resize(d, 0.0);
             a.resize(d, 0.0);
             codes.resize(d, 0);
-            for (r, (row, o)) in input.chunks_exact(d).zip(out.chunks_exact_mut(rb)).enumerate() {
+            for (r, (row, o)) in input
+                .chunks_exact(d)
+                .zip(out.chunks_exact_mut(rb))
+                .enumerate()
+            {
                 v.copy_from_slice(row);
                 self.rotation.forward(v);
                 if crate::simd::any_non_finite(v) {
@@ -475,11 +479,13 @@ impl Codec for Sq {
                         },
                     });
                 }
-                let word = self.encode_rotated(v, a, codes).ok_or_else(|| EncodeFault {
-                    row: r,
-                    col: 0,
-                    msg: "the row's norm does not fit a float32; scale the data down".into(),
-                })?;
+                let word = self
+                    .encode_rotated(v, a, codes)
+                    .ok_or_else(|| EncodeFault {
+                        row: r,
+                        col: 0,
+                        msg: "the row's norm does not fit a float32; scale the data down".into(),
+                    })?;
                 pack(codes, self.params.bits, &mut o[..cb]);
                 o[cb..].copy_from_slice(&word.to_le_bytes());
             }
@@ -537,7 +543,10 @@ mod tests {
     }
 
     fn dot(a: &[f32], b: &[f32]) -> f64 {
-        a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum()
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| f64::from(*x) * f64::from(*y))
+            .sum()
     }
 
     #[test]
@@ -584,12 +593,19 @@ mod tests {
                 let (xx, xy, yy) = (dot(x, x), dot(x, y), dot(y, y));
                 // The decoded row's inner product with its original is ‖x‖² (the
                 // unbiased gain), up to the factors' rounding and the rotation's.
-                assert!((xy - xx).abs() <= 2e-3 * xx, "bits={bits} row {r}: {xy} vs {xx}");
+                assert!(
+                    (xy - xx).abs() <= 2e-3 * xx,
+                    "bits={bits} row {r}: {xy} vs {xx}"
+                );
                 let cos = xy / (xx * yy).sqrt();
                 // The stored cos θ is the decoded row's.
                 let word = LE::read_u32(&payload[(r + 1) * c.row_bytes() - 4..]);
                 let f = Factors::from_word(word);
-                assert!((f.cos - cos).abs() < 1e-3, "bits={bits}: {} vs {cos}", f.cos);
+                assert!(
+                    (f.cos - cos).abs() < 1e-3,
+                    "bits={bits}: {} vs {cos}",
+                    f.cos
+                );
                 // Bound: the no-clipping step is among the candidates, so
                 // sin² θ <= d (max|v| / 2^B)² / ‖v‖² (v the rotated row).
                 let mut v = x.to_vec();
@@ -597,7 +613,10 @@ mod tests {
                 let max = v.iter().fold(0f32, |m, y| m.max(y.abs())) as f64;
                 let top = f64::from(1u32 << bits);
                 let sin2 = (d as f64 * (max / top).powi(2) / xx).min(1.0);
-                assert!(cos * cos >= 1.0 - sin2 - 1e-4, "bits={bits}: cos {cos}, sin² {sin2}");
+                assert!(
+                    cos * cos >= 1.0 - sin2 - 1e-4,
+                    "bits={bits}: cos {cos}, sin² {sin2}"
+                );
                 cos_sum += cos;
             }
             // Each width is a real step up on Gaussian rows.
@@ -646,10 +665,16 @@ mod tests {
             }
             let mean = sum / n as f64;
             let se = ((sum2 / n as f64 - mean * mean) / n as f64).sqrt();
-            assert!(mean.abs() <= 4.0 * se, "bits={bits}: mean error {mean}, se {se}");
+            assert!(
+                mean.abs() <= 4.0 * se,
+                "bits={bits}: mean error {mean}, se {se}"
+            );
             let ls_mean = ls_sum / n as f64;
             if bits <= 2 {
-                assert!(ls_mean.abs() > 10.0 * se, "bits={bits}: ls bias {ls_mean}, se {se}");
+                assert!(
+                    ls_mean.abs() > 10.0 * se,
+                    "bits={bits}: ls bias {ls_mean}, se {se}"
+                );
             }
         }
     }
@@ -660,7 +685,10 @@ mod tests {
         assert_eq!(p.to_string(), "sq:bits=3,seed=9");
         let b = p.encode(384);
         assert_eq!(SqParams::decode(&b, 384).unwrap(), p);
-        assert!(SqParams::decode(&b, 200).is_err(), "window checked against dims");
+        assert!(
+            SqParams::decode(&b, 200).is_err(),
+            "window checked against dims"
+        );
         for (i, v) in [(0usize, 2u8), (1, 0), (1, 9), (2, 1), (4, 0), (4, 99)] {
             let mut bad = b.clone();
             bad[i] = v;

@@ -296,7 +296,8 @@ impl Pass<'_> {
                 let rc = recon.map(|x| &x[r.clone()]);
                 let mut p = measure.block(&data[r], rc, (i * chunk) as u64);
                 if let Some((s, payloads)) = codes {
-                    p.found = s.scan_payload(&payloads[i], n, (i * chunk) as u64, k_found, &floors.1);
+                    p.found =
+                        s.scan_payload(&payloads[i], n, (i * chunk) as u64, k_found, &floors.1);
                 }
                 Ok(p)
             },

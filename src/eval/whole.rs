@@ -129,7 +129,9 @@ pub fn measure(
                         codec.decode(&payload, rows, &mut recon);
                         p.quality.push(Quality::of_block(&original, &recon, d));
                         p.found.push(match &estimators[i] {
-                            Some(s) => s.scan_payload(&payload, rows, job.first_row, k, &floors[i + 1]),
+                            Some(s) => {
+                                s.scan_payload(&payload, rows, job.first_row, k, &floors[i + 1])
+                            }
                             None => queries.scan(&recon, job.first_row, k, &floors[i + 1]),
                         });
                         p.faults.push(None);

@@ -263,10 +263,9 @@ impl Scorer {
         let mut heaps: Vec<TopK> = (0..nq)
             .map(|j| TopK::with_floor(keep, floors.get(j)))
             .collect();
-        if let Scorer::Sq(s) = self {
-            if keep > 0 {
-                s.scan(payload, n, first_row, &mut heaps, None);
-            }
+        match self {
+            Scorer::Sq(s) if keep > 0 => s.scan(payload, n, first_row, &mut heaps, None),
+            _ => {}
         }
         heaps.iter_mut().for_each(TopK::shrink);
         heaps
@@ -564,7 +563,7 @@ pub struct SqScan {
 
 impl SqScan {
     fn new(codec: Sq, q: &Queries) -> SqScan {
-        let d = codec_dims(&codec);
+        let d = crate::codec::Codec::dims(&codec);
         SqScan {
             frame: Frame::rotated(q, d, codec.rotation()),
             own: (0..q.len()).map(|i| q.own(i)).collect(),
@@ -597,7 +596,12 @@ impl SqScan {
             let m = SQ_TILE.min(n - t0);
             for j in 0..m {
                 let row = &payload[(t0 + j) * rb..(t0 + j + 1) * rb];
-                let ll = sq::row_levels(&row[..cb], bits, &mut codes, &mut levels[j * d..(j + 1) * d]);
+                let ll = sq::row_levels(
+                    &row[..cb],
+                    bits,
+                    &mut codes,
+                    &mut levels[j * d..(j + 1) * d],
+                );
                 let fac = Factors::from_word(u32::from_le_bytes([
                     row[cb],
                     row[cb + 1],
@@ -627,9 +631,4 @@ impl SqScan {
             }
         }
     }
-}
-
-fn codec_dims(c: &Sq) -> usize {
-    use crate::codec::Codec;
-    c.dims()
 }
