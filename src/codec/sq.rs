@@ -6,7 +6,7 @@
 //! Every coordinate gets a `B`-bit code `c` whose level is the odd integer
 //! `L = 2c + 1 − 2^B` (so `±1, ±3, …, ±(2^B − 1)`: a uniform grid without a zero level; at
 //! one bit it is the sign). The grid is rescaled per row: for a step `1/t` the code of `v_i`
-//! is `|L_i| = 2·min(⌊t|v_i|⌋, 2^(B−1) − 1) + 1` with the sign of `v_i`, and the encoder
+//! is `|L_i| = 2·min(⌊t|v_i|/max|v|⌋, 2^(B−1) − 1) + 1` with the sign of `v_i`, and the encoder
 //! picks, among a few `t` around the best step for a Gaussian of the row's RMS (and the
 //! step that clips nothing), the one whose codes point closest to `v`: the largest
 //! `cos θ = <L, v> / (‖L‖ ‖v‖)`. Bound: `sin² θ <= dims × (max|v| / 2^B)² / ‖v‖²`, from the
@@ -382,15 +382,19 @@ impl Sq {
         if !norm.is_finite() {
             return None;
         }
-        // The magnitude index m of each coordinate for the chosen step (0 at one bit).
+        // The magnitude index m of each coordinate for the chosen step (0 at one bit), on
+        // the magnitudes relative to the largest, so that no step overflows float32 however
+        // small or large the row.
         let mut t = 0f32;
         if bits > 1 && max_abs > 0.0 {
+            let inv = 1.0 / f64::from(max_abs);
+            a.iter_mut().for_each(|x| *x = (f64::from(*x) * inv) as f32);
             let top = (half - 1) as f32;
-            let rms = (sum_sq / v.len() as f64).sqrt() as f32;
+            let rms = ((sum_sq / v.len() as f64).sqrt() * inv) as f32;
             let t0 = 1.0 / (GAUSS_STEP[bits as usize] * rms);
-            // The step that clips nothing: the largest magnitude lands in the top cell,
-            // `[top, top + 1)` (its product may round to `half`, which `min` clips to `top`).
-            let t_max = half as f32 / max_abs;
+            // The step that clips nothing: the largest magnitude (1) lands in the top
+            // cell, `[top, top + 1)` (its product is `half`, which `min` clips to `top`).
+            let t_max = half as f32;
             let suma: f32 = a.iter().sum();
             let mut best = (f64::NEG_INFINITY, 0f32);
             let cands = T_FACTORS.iter().map(|f| f * t0).chain([t_max]);
@@ -561,7 +565,7 @@ mod tests {
                 assert_eq!(back, codes, "bits={bits} n={n}");
                 // Unused high bits of the last byte are zero.
                 let used = n * bits as usize;
-                if used % 8 != 0 {
+                if !used.is_multiple_of(8) {
                     assert_eq!(packed[packed.len() - 1] >> (used % 8), 0, "bits={bits}");
                 }
             }
