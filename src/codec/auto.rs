@@ -22,11 +22,18 @@ use super::parse;
 use crate::error::{Error, Result};
 
 /// Candidates in increasing encoded size (at equal size, the higher quality wins).
-pub const CANDIDATES: [&str; 5] = [
+pub const CANDIDATES: [&str; 12] = [
     "binary:rotate=1",
+    "sq:bits=1",
+    "sq:bits=2",
+    "sq:bits=3",
     "int4:rotate=1",
+    "sq:bits=4",
+    "sq:bits=5",
+    "sq:bits=6",
     "int8:rotate=1",
     "int8",
+    "sq:bits=8",
     "f16",
 ];
 /// Queries of the whole-input measurement.

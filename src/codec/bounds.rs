@@ -9,7 +9,12 @@ use super::int4::GAUSS;
 use super::{Rotation, binary, int8, parse};
 
 /// Every `--codec` configuration with a distinct bound or layout.
-const ALL: [&str; 13] = [
+const ALL: [&str; 18] = [
+    "sq:bits=1",
+    "sq:bits=2",
+    "sq:bits=3",
+    "sq:bits=4,seed=7,rounds=2",
+    "sq:bits=8",
     "int8",
     "int8:rotate=1",
     "int4",
@@ -44,7 +49,7 @@ fn sq_norm(a: &[f32]) -> f64 {
 fn check_row(name: &str, v: &[f32], out: &[f32]) -> Result<(), String> {
     let d = v.len();
     let (base, params) = name.split_once(':').unwrap_or((name, ""));
-    let rotated = params.contains("rotate=1");
+    let rotated = params.contains("rotate=1") || base == "sq";
     // Rotation keeps L2 distances, so quantizer bounds hold in the rotated domain and carry
     // over to the original one in L2, up to the transform's float rounding.
     let seed = params
@@ -124,6 +129,37 @@ fn check_row(name: &str, v: &[f32], out: &[f32]) -> Result<(), String> {
             // ||w − m·s||² = ||w||² − dims·m² for the least-squares m = mean|w|.
             let m = f64::from(binary::row_scale(&w));
             (err - (sq_norm(&w) - d as f64 * m * m)).abs() <= slack + 1e-5 * sq_norm(&w)
+        }
+        "sq" => {
+            // With the stored gain, x' = x‖x‖/(‖L‖ cos θ)·L̂: ‖x' − x‖² = ‖x‖² tan² θ, and the
+            // no-clipping step bounds sin² θ <= d (max|w| / 2^B)² / ‖w‖² (FORMAT.md); the
+            // factors' rounding (cos θ to 2⁻¹⁵, ‖x‖ to 2⁻¹¹) loosens it a little.
+            let bits: i32 = params
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("bits="))
+                .unwrap()
+                .parse()
+                .unwrap();
+            let n2 = sq_norm(&w);
+            if n2 == 0.0 {
+                return out
+                    .iter()
+                    .all(|&y| y == 0.0)
+                    .then_some(())
+                    .ok_or_else(|| format!("{name}: zero row not decoded to zeros"));
+            }
+            let m = f64::from(max_abs(&w));
+            let sin2 = (d as f64 * (m / 2f64.powi(bits)).powi(2) / n2).min(1.0);
+            let (t, c) = ((sin2 / (1.0 - sin2)).sqrt(), (1.0 - sin2).sqrt());
+            // The gain's relative error: the norm's 2⁻¹¹, cos θ's 2⁻¹⁵ / cos θ, f32.
+            let eps = 1e-3 + 1e-4 / c;
+            if sin2 < 0.9 && n2.sqrt() >= f64::from(f32::MIN_POSITIVE) {
+                err <= n2 * (t + eps / c).powi(2) * (1.0 + 1e-4) + slack
+            } else {
+                // A near-useless bound (tiny dims), or a subnormal norm, stored with fewer
+                // significant bits (FORMAT.md): the decoded row is still finite.
+                true
+            }
         }
         "f16" | "bf16" => {
             let (rel, abs) = if base == "f16" {

@@ -14,6 +14,7 @@ pub mod itq;
 pub mod params;
 pub mod request;
 pub mod rotate;
+pub mod sq;
 pub mod zstd;
 
 pub mod aniso;
@@ -37,6 +38,7 @@ pub use params::{QuantParams, ScaleRule};
 pub use pq::Pq;
 pub use request::{CodecRequest, TrainedRequest};
 pub use rotate::{Rotated, Rotation};
+pub use sq::{Sq, SqParams};
 pub use zstd::PayloadStage;
 
 /// The registry id of a codec, stored in the container header.
@@ -56,6 +58,9 @@ pub enum CodecId {
     F16 = 4,
     /// bfloat16 ([`Bf16`]).
     Bf16 = 5,
+    /// The rotated scalar quantizer at 1 to 8 bits, with the unbiased-estimator factors
+    /// ([`Sq`]).
+    Sq = 6,
     /// Product quantization with a trained codebook ([`Pq`]).
     Pq = 16,
     /// PQ after a learned rotation ([`Pq`] with a rotation).
@@ -78,6 +83,7 @@ impl CodecId {
             3 => Some(CodecId::Binary),
             4 => Some(CodecId::F16),
             5 => Some(CodecId::Bf16),
+            6 => Some(CodecId::Sq),
             16 => Some(CodecId::Pq),
             17 => Some(CodecId::Opq),
             18 => Some(CodecId::BinaryItq),
@@ -237,6 +243,7 @@ pub fn from_spec(id: CodecId, params: &[u8], dims: usize) -> Result<Box<dyn Code
             Ok(build_float(id, dims))
         }
         CodecId::BinaryItq => Ok(Box::new(itq::Itq::from_params(params, dims)?)),
+        CodecId::Sq => Ok(Box::new(Sq::from_params(params, dims)?)),
         CodecId::Pq | CodecId::Opq => {
             Ok(Box::new(Pq::new(Codebook::from_params(id, params, dims)?)))
         }
@@ -251,6 +258,7 @@ pub fn registry_name(id: CodecId) -> &'static str {
         CodecId::Binary => "binary",
         CodecId::F16 => "f16",
         CodecId::Bf16 => "bf16",
+        CodecId::Sq => "sq",
         CodecId::Pq => "pq",
         CodecId::Opq => "opq",
         CodecId::BinaryItq => "binary-itq",

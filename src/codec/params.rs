@@ -136,6 +136,7 @@ pub fn key_values<'a>(name: &str, text: &'a str, keys: &[&str]) -> Result<Vec<(&
             let example = match keys.first() {
                 Some(&"m") => format!("{name}:m=48"),
                 Some(&"rotate") => format!("{name}:rotate=1"),
+                Some(&"bits") => format!("{name}:bits=4"),
                 _ => format!("just {name}"),
             };
             Error::Config(format!(

@@ -5,7 +5,7 @@
 //! grammar and one style of message.
 //!
 //! ```text
-//! NAME[:key=value,...]     NAME: int8 int4 binary f16 bf16 | pq opq binary-itq | auto
+//! NAME[:key=value,...]     NAME: int8 int4 binary f16 bf16 sq | pq opq binary-itq | auto
 //! ```
 //!
 //! The checks that need the data's dimension (does `m` divide `dims`?) happen when the
@@ -17,6 +17,7 @@ use std::str::FromStr;
 use super::params::{self, QuantParams, ScaleRule};
 use super::pq::PqParams;
 use super::rotate::{DEFAULT_ROUNDS, DEFAULT_SEED};
+use super::sq::SqParams;
 use super::{Codec, CodecId, RowSource, TrainOptions, codebook, itq};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -33,6 +34,8 @@ pub enum CodecRequest {
         /// Rotation and scale rule.
         params: QuantParams,
     },
+    /// `sq:bits=B`: the rotated scalar quantizer at `B` bits per dimension.
+    Sq(SqParams),
     /// A codec trained on a sample of the input.
     Trained(TrainedRequest),
     /// The smallest codec that meets a quality target on a sample (`--codec auto`).
@@ -92,6 +95,7 @@ impl CodecRequest {
             "binary" => fixed(CodecId::Binary),
             "f16" => fixed(CodecId::F16),
             "bf16" => fixed(CodecId::Bf16),
+            "sq" => Ok(CodecRequest::Sq(SqParams::parse(rest)?)),
             "pq" | "opq" => Ok(CodecRequest::Trained(TrainedRequest::Pq {
                 id: if name == "pq" {
                     CodecId::Pq
@@ -109,7 +113,7 @@ impl CodecRequest {
                 })
             }
             _ => Err(Error::Config(format!(
-                "unknown codec '{name}'; known codecs: {}, pq, opq, binary-itq (trained), auto",
+                "unknown codec '{name}'; known codecs: {}, sq, pq, opq, binary-itq (trained), auto",
                 super::NAMES.join(", ")
             ))),
         }
@@ -128,6 +132,7 @@ impl CodecRequest {
     pub fn build(&self, dims: usize) -> Result<Box<dyn Codec>> {
         match self {
             CodecRequest::Fixed { id, params } => Ok(super::build_fixed(*id, *params, dims)),
+            CodecRequest::Sq(p) => Ok(Box::new(super::Sq::new(dims, *p))),
             CodecRequest::Trained(t) => {
                 if let TrainedRequest::Pq { params, .. } = t {
                     params.check_dims(&self.name(), dims)?;
@@ -198,6 +203,7 @@ impl CodecRequest {
                 super::registry_name(*id).to_string()
             }
             CodecRequest::Trained(TrainedRequest::BinaryItq) => "binary-itq".into(),
+            CodecRequest::Sq(_) => "sq".into(),
             CodecRequest::Auto => "auto".into(),
         }
     }
@@ -256,6 +262,8 @@ impl fmt::Display for CodecRequest {
             CodecRequest::Trained(TrainedRequest::Pq { id, params }) => {
                 kv = params.non_default_keys(super::registry_name(*id));
             }
+            // `sq:bits=B[,seed=S][,rounds=R]`, bits always spelled.
+            CodecRequest::Sq(p) => return write!(f, "{p}"),
             _ => {}
         }
         f.write_str(&self.name())?;
@@ -288,6 +296,9 @@ mod tests {
             ("binary:rotate=1", "binary:rotate=1"),
             ("f16", "f16"),
             ("bf16", "bf16"),
+            ("sq:bits=3", "sq:bits=3"),
+            ("sq:rounds=3,bits=1,seed=1592614637", "sq:bits=1"),
+            ("sq:bits=8,seed=7,rounds=2", "sq:bits=8,seed=7,rounds=2"),
             ("pq:m=48", "pq:m=48"),
             ("pq:nbits=8,m=48", "pq:m=48"),
             ("pq:m=48,nbits=4,seed=7", "pq:m=48,nbits=4,seed=7"),
@@ -314,6 +325,8 @@ mod tests {
             "binary:rotate=1,seed=3",
             "f16",
             "bf16",
+            "sq:bits=2",
+            "sq:bits=5,seed=3",
         ] {
             let c = CodecRequest::parse(text).unwrap().build(64).unwrap();
             let spec = c.spec();
@@ -327,7 +340,7 @@ mod tests {
         for (text, want) in [
             (
                 "int3",
-                "unknown codec 'int3'; known codecs: int8, int4, binary, f16, bf16, pq, opq, binary-itq (trained), auto",
+                "unknown codec 'int3'; known codecs: int8, int4, binary, f16, bf16, sq, pq, opq, binary-itq (trained), auto",
             ),
             (
                 "int8:rotate",
@@ -355,6 +368,37 @@ mod tests {
             ("pq:m=8,m=16", "pq: 'm' is given twice"),
             ("pq:nbits=8", "pq: needs the number of subspaces m"),
             ("pq:m=8,nbits=5", "pq: nbits must be 8 or 4, got 5"),
+            (
+                "sq",
+                "sq: needs the bits per dimension, 1 to 8 (e.g. sq:bits=4)",
+            ),
+            ("sq:seed=3", "sq: needs the bits per dimension"),
+            (
+                "sq:bits=0",
+                "sq: bits must be 1 to 8 (bits per dimension), got '0'",
+            ),
+            (
+                "sq:bits=9",
+                "sq: bits must be 1 to 8 (bits per dimension), got '9'",
+            ),
+            (
+                "sq:bits=three",
+                "sq: bits must be 1 to 8 (bits per dimension), got 'three'",
+            ),
+            (
+                "sq:bits=-1",
+                "sq: bits must be 1 to 8 (bits per dimension), got '-1'",
+            ),
+            (
+                "sq:bits",
+                "sq: expected key=value, got 'bits' (e.g. sq:bits=4)",
+            ),
+            ("sq:bits=3,bits=4", "sq: 'bits' is given twice"),
+            (
+                "sq:rotate=1",
+                "sq: unknown parameter 'rotate'; valid: bits, seed, rounds",
+            ),
+            ("sq:bits=3,rounds=0", "sq: rounds must be 1..=16, got 0"),
         ] {
             let e = CodecRequest::parse(text).unwrap_err();
             assert!(matches!(e, Error::Config(_)), "{text}");

@@ -204,13 +204,16 @@ pub fn bench(
         progress,
         cancel,
     };
-    let truth = pass.run(data, None, (opts.k, 0))?.truth;
+    let truth = pass.run(data, None, None, (opts.k, 0))?.truth;
     let mut table = Vec::new();
     for (name, (c, train_seconds)) in opts.codecs.iter().zip(&codecs) {
         let (payloads, enc_s) = timed_encode(c.as_ref(), data, chunk, opts.runs)?;
         let mut recon = vec![0f32; data.len()];
         let dec_s = timed_decode(c.as_ref(), &payloads, chunk, opts.runs, &mut recon);
-        let t = pass.run(data, Some(&recon), (0, k_found))?;
+        // Codes with their own estimator (sq) are searched by it, as `search` does.
+        let est = crate::search::codes::Scorer::estimator(&c.spec(), dims, &queries)?;
+        let codes = est.as_ref().map(|s| (s, payloads.as_slice()));
+        let t = pass.run(data, Some(&recon), codes, (0, k_found))?;
         let exact = recall::exact_scores(&queries, &t.found, dims, threads, |id, out| {
             out.copy_from_slice(&data[id as usize * dims..(id as usize + 1) * dims]);
             Ok(())
@@ -257,11 +260,13 @@ struct Pass<'a> {
 
 impl Pass<'_> {
     /// Measures `data` (with its reconstruction `recon`, if any), keeping the `k_truth`
-    /// nearest rows of each query in `data` and the `k_found` in `recon`.
+    /// nearest rows of each query in `data` and the `k_found` in `recon`, or, with
+    /// `codes`, in the chunks' payloads as that scorer ranks them.
     fn run(
         &self,
         data: &[f32],
         recon: Option<&[f32]>,
+        codes: Option<(&crate::search::codes::Scorer, &[Vec<u8>])>,
         (k_truth, k_found): (usize, usize),
     ) -> Result<Totals> {
         let Pass {
@@ -279,7 +284,7 @@ impl Pass<'_> {
             q,
             d,
             k_truth,
-            k_found,
+            k_found: if codes.is_some() { 0 } else { k_found },
             floors: &floors,
         };
         run_ordered(
@@ -287,8 +292,14 @@ impl Pass<'_> {
             (0..rows.div_ceil(chunk)).map(Ok),
             |i| {
                 let r = i * chunk * d..((i + 1) * chunk).min(rows) * d;
+                let n = r.len() / d;
                 let rc = recon.map(|x| &x[r.clone()]);
-                Ok(measure.block(&data[r], rc, (i * chunk) as u64))
+                let mut p = measure.block(&data[r], rc, (i * chunk) as u64);
+                if let Some((s, payloads)) = codes {
+                    p.found =
+                        s.scan_payload(&payloads[i], n, (i * chunk) as u64, k_found, &floors.1);
+                }
+                Ok(p)
             },
             |p| {
                 progress.advance(p.rows, 0);

@@ -134,7 +134,8 @@ pub struct EvalReport {
     /// Candidates re-ranked for the rescored recall.
     pub rerank: usize,
     /// How the found neighbours were searched: `adc` (over the pq/opq codes, one lookup
-    /// table per query) or `exact-float` (brute force over the decoded rows).
+    /// table per query), `estimator` (over the `sq` codes by their unbiased estimator, as
+    /// `vectro search` scores them) or `exact-float` (brute force over the decoded rows).
     pub search: &'static str,
     /// Recall at each k; empty with no queries.
     pub recall: Vec<Recall>,
@@ -194,6 +195,8 @@ enum FoundSearch {
     ExactFloat,
     /// Over the pq/opq codes, with the queries' lookup tables.
     Adc(AdcTables),
+    /// Over the codes by the codec's estimator (`sq`), as `vectro search` scores them.
+    Estimator(crate::search::codes::Scorer),
 }
 
 /// What each block of rows is measured against.
@@ -309,6 +312,12 @@ pub fn evaluate_observed<P: Send>(
             let book = Codebook::from_params(c.header().codec.id, &c.header().codec.params, d)?;
             FoundSearch::Adc(AdcTables::new(&book, &queries))
         }
+        _ if !opts.exact_float_search => {
+            match crate::search::codes::Scorer::estimator(&c.header().codec, d, &queries)? {
+                Some(s) => FoundSearch::Estimator(s),
+                None => FoundSearch::ExactFloat,
+            }
+        }
         _ => FoundSearch::ExactFloat,
     };
     let mut total = Totals::new(queries.len(), k_truth, k_found);
@@ -340,20 +349,26 @@ pub fn evaluate_observed<P: Send>(
                 let raw = job.bytes();
                 crate::npy::f64_overflow(x, raw, h.dtype, e.first_row, d)
             })?;
-            let adc = match &search {
-                FoundSearch::Adc(t) => Some(t),
-                FoundSearch::ExactFloat => None,
-            };
             let measure = Measure {
                 q: &queries,
                 d,
                 k_truth,
-                k_found: if adc.is_some() { 0 } else { k_found },
+                k_found: match search {
+                    FoundSearch::ExactFloat => k_found,
+                    _ => 0,
+                },
                 floors: &floors,
             };
             let mut p = measure.block(&original, Some(&recon), e.first_row);
-            if let Some(t) = adc {
-                p.found = t.scan(&queries, &codes, e.first_row, k_found, &floors.1);
+            match &search {
+                FoundSearch::Adc(t) => {
+                    p.found = t.scan(&queries, &codes, e.first_row, k_found, &floors.1);
+                }
+                FoundSearch::Estimator(s) => {
+                    let n = e.rows as usize;
+                    p.found = s.scan_payload(&codes, n, e.first_row, k_found, &floors.1);
+                }
+                FoundSearch::ExactFloat => {}
             }
             let seen = observe(e.first_row, &original, &recon);
             Ok((p, seen))
@@ -461,6 +476,7 @@ pub fn evaluate_observed<P: Send>(
             search: match search {
                 FoundSearch::ExactFloat => "exact-float",
                 FoundSearch::Adc(_) => "adc",
+                FoundSearch::Estimator(_) => "estimator",
             },
             recall,
             seconds: start.elapsed().as_secs_f64(),

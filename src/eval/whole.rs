@@ -78,6 +78,11 @@ pub fn measure(
     let mut found = vec![vec![TopK::new(k); nq]; codecs.len()];
     let mut quality = vec![Quality::default(); codecs.len()];
     let mut faults: Vec<Option<String>> = vec![None; codecs.len()];
+    // Codes with their own estimator (sq) are searched by it, as `vectro search` does.
+    let estimators = codecs
+        .iter()
+        .map(|c| crate::search::codes::Scorer::estimator(&c.spec(), d, &queries))
+        .collect::<Result<Vec<_>>>()?;
     let mut hist = super::hist::CosHist::default();
     let row_bytes = h.row_bytes() as u64;
     let mut behind = ReleaseBehind::by_bytes(row_bytes);
@@ -123,8 +128,12 @@ pub fn measure(
                     Ok(()) => {
                         codec.decode(&payload, rows, &mut recon);
                         p.quality.push(Quality::of_block(&original, &recon, d));
-                        p.found
-                            .push(queries.scan(&recon, job.first_row, k, &floors[i + 1]));
+                        p.found.push(match &estimators[i] {
+                            Some(s) => {
+                                s.scan_payload(&payload, rows, job.first_row, k, &floors[i + 1])
+                            }
+                            None => queries.scan(&recon, job.first_row, k, &floors[i + 1]),
+                        });
                         p.faults.push(None);
                     }
                     Err(f) => {

@@ -15,6 +15,12 @@
 //! exception: int8 and int4 (uniform grid) quantize the query to int8 (`max|q̃|/127` per
 //! query) and score it with exact integer dot products, so they rank for that quantized
 //! query (an error of at most `max|q̃|/254` per coordinate).
+//!
+//! `sq:bits=B` is scored with its estimator: `q·x̂ = g · (q̃·L)` (levels `L`, the row's
+//! stored gain `g`, which makes it an unbiased estimate of `q·x`) and the row's stored
+//! norm `‖x‖` in place of `‖x̂‖`, so cosine ranks by `q·x̂ / ‖x‖` and L2 by
+//! `2q·x̂ − ‖x‖²` (see `crate::codec::sq`). For inner product that is the search over the
+//! decoded rows; for cosine and L2 it is the corrected estimate they cannot give.
 
 use std::borrow::Cow;
 
@@ -24,7 +30,8 @@ use super::filter::RowFilter;
 use super::topk::TopK;
 use crate::codec::int4::gauss_level;
 use crate::codec::itq::Itq;
-use crate::codec::{Codebook, CodecId, QuantParams, Rotation, ScaleRule};
+use crate::codec::sq::{self, Factors, Sq};
+use crate::codec::{Codebook, CodecId, CodecSpec, QuantParams, Rotation, ScaleRule};
 use crate::error::Result;
 use crate::format::Container;
 use crate::simd::{hamming, idot};
@@ -44,6 +51,8 @@ pub enum Scorer {
     Bits(Bits),
     /// int8 / int4 codes.
     Ints(Ints),
+    /// `sq:bits=B` codes, by their unbiased estimator.
+    Sq(SqScan),
 }
 
 /// What every code-space scorer knows about each query.
@@ -156,8 +165,14 @@ impl Scorer {
     /// # Errors
     /// [`crate::Error::Config`] when the container's codec parameters do not parse.
     pub fn new(c: &Container, q: &Queries, hamming: bool) -> Result<Scorer> {
-        let d = c.dims();
-        let spec = &c.header().codec;
+        Scorer::for_spec(&c.header().codec, c.dims(), q, hamming)
+    }
+
+    /// The scorer for codec `spec` over `d`-dimensional rows and the prepared queries.
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] when the codec parameters do not parse.
+    pub fn for_spec(spec: &CodecSpec, d: usize, q: &Queries, hamming: bool) -> Result<Scorer> {
         let rotation = |name: &str| -> Result<(Option<Rotation>, ScaleRule)> {
             let p = QuantParams::decode(name, &spec.params, d)?;
             Ok((
@@ -190,6 +205,7 @@ impl Scorer {
                 let (r, rule) = rotation("int4")?;
                 Scorer::Ints(Ints::new(frame(&r), true, rule == ScaleRule::Gauss))
             }
+            CodecId::Sq => Scorer::Sq(SqScan::new(Sq::from_params(&spec.params, d)?, q)),
             _ => Scorer::Float,
         })
     }
@@ -212,7 +228,47 @@ impl Scorer {
             Scorer::Bits(b) if b.hamming.is_some() => "hamming",
             Scorer::Bits(_) => "bits",
             Scorer::Ints(_) => "int",
+            Scorer::Sq(_) => "estimator",
         }
+    }
+
+    /// The scorer of a codec whose codes rank better by their own estimator than their
+    /// decoded rows do under some metric (`sq`), for `eval` and `--codec auto` to search
+    /// with as `search` does; `None` for the others, which those search over decoded rows.
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] when the codec parameters do not parse.
+    pub fn estimator(spec: &CodecSpec, d: usize, q: &Queries) -> Result<Option<Scorer>> {
+        Ok(match spec.id {
+            CodecId::Sq => Some(Scorer::for_spec(spec, d, q, false)?),
+            _ => None,
+        })
+    }
+
+    /// The best `keep` rows of the block `payload` (`n` rows from `first_row`, as the
+    /// codec encoded them) for each query, each query's own row excluded, below each
+    /// query's floor in `floors` skipped: for the scorers [`Scorer::estimator`] returns.
+    pub fn scan_payload(
+        &self,
+        payload: &[u8],
+        n: usize,
+        first_row: u64,
+        keep: usize,
+        floors: &Floors,
+    ) -> Vec<TopK> {
+        let nq = match self {
+            Scorer::Sq(s) => s.own.len(),
+            _ => unreachable!("scan_payload is for Scorer::estimator's scorers"),
+        };
+        let mut heaps: Vec<TopK> = (0..nq)
+            .map(|j| TopK::with_floor(keep, floors.get(j)))
+            .collect();
+        match self {
+            Scorer::Sq(s) if keep > 0 => s.scan(payload, n, first_row, &mut heaps, None),
+            _ => {}
+        }
+        heaps.iter_mut().for_each(TopK::shrink);
+        heaps
     }
 
     /// The best `keep` rows of chunk `i` of `c` for each query, below each query's floor
@@ -246,6 +302,7 @@ impl Scorer {
             }
             Scorer::Bits(b) => b.scan(&c.chunk_data(i)?, n, e.first_row, &mut heaps, filter),
             Scorer::Ints(t) => t.scan(&c.chunk_data(i)?, n, e.first_row, &mut heaps, filter),
+            Scorer::Sq(s) => s.scan(&c.chunk_data(i)?, n, e.first_row, &mut heaps, filter),
         }
         heaps.iter_mut().for_each(TopK::shrink);
         Ok(heaps)
@@ -485,6 +542,92 @@ impl Ints {
                 let dot = scales[r] * ((acc[0] + acc[1]) + (acc[2] + acc[3]));
                 let score = f.rank(dot, nsq.get(r).copied().unwrap_or(0.0));
                 offer(heap, score, first_row + r as u64, filter);
+            }
+        }
+    }
+}
+
+/// Rows of `sq` codes turned into levels at a time.
+const SQ_TILE: usize = 256;
+/// Queries scored against one tile of levels at a time.
+const SQ_QUERIES: usize = 256;
+
+/// The `sq` scorer: the estimator `g · (q̃·L)` with the stored norm.
+#[derive(Debug)]
+pub struct SqScan {
+    frame: Frame,
+    codec: Sq,
+    /// Each query's own row (sampled queries), excluded from its results.
+    own: Vec<Option<u64>>,
+}
+
+impl SqScan {
+    fn new(codec: Sq, q: &Queries) -> SqScan {
+        let d = crate::codec::Codec::dims(&codec);
+        SqScan {
+            frame: Frame::rotated(q, d, codec.rotation()),
+            own: (0..q.len()).map(|i| q.own(i)).collect(),
+            codec,
+        }
+    }
+
+    fn scan(
+        &self,
+        payload: &[u8],
+        n: usize,
+        first_row: u64,
+        heaps: &mut [TopK],
+        filter: Option<&RowFilter>,
+    ) {
+        let f = &self.frame;
+        let d = f.d;
+        let nq = heaps.len();
+        if d == 0 || nq == 0 {
+            return;
+        }
+        let (bits, rb) = (self.codec.bits(), self.codec.row_bytes());
+        let cb = rb - 4;
+        let mut levels = vec![0f32; SQ_TILE * d];
+        let mut codes = vec![0u8; d];
+        let mut gain = vec![0f32; SQ_TILE];
+        let mut nsq = vec![0f32; SQ_TILE];
+        let mut dots = vec![0f32; SQ_QUERIES * SQ_TILE];
+        for t0 in (0..n).step_by(SQ_TILE) {
+            let m = SQ_TILE.min(n - t0);
+            for j in 0..m {
+                let row = &payload[(t0 + j) * rb..(t0 + j + 1) * rb];
+                let ll = sq::row_levels(
+                    &row[..cb],
+                    bits,
+                    &mut codes,
+                    &mut levels[j * d..(j + 1) * d],
+                );
+                let fac = Factors::from_word(u32::from_le_bytes([
+                    row[cb],
+                    row[cb + 1],
+                    row[cb + 2],
+                    row[cb + 3],
+                ]));
+                gain[j] = fac.gain(ll);
+                nsq[j] = fac.norm * fac.norm;
+            }
+            for q0 in (0..nq).step_by(SQ_QUERIES) {
+                let qm = SQ_QUERIES.min(nq - q0);
+                let out = &mut dots[..qm * m];
+                super::exact::dot_tile(&f.qt[q0 * d..(q0 + qm) * d], &levels[..m * d], d, out);
+                for (i, row) in out.chunks_exact(m).enumerate() {
+                    let qi = q0 + i;
+                    let own = self.own[qi];
+                    let heap = &mut heaps[qi];
+                    for (j, &s) in row.iter().enumerate() {
+                        let id = first_row + (t0 + j) as u64;
+                        if Some(id) == own {
+                            continue;
+                        }
+                        let score = f.rank(gain[j] * s, nsq[j]);
+                        offer(heap, score, id, filter);
+                    }
+                }
             }
         }
     }

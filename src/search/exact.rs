@@ -242,7 +242,7 @@ fn dot_and_norm(q: &[f32], x: &[f32]) -> (f32, f32) {
 }
 
 /// `out[i][j] = q_i · x_j` for `m` queries and `n` rows, both row-major with `d` columns.
-fn dot_tile(q: &[f32], x: &[f32], d: usize, out: &mut [f32]) {
+pub(crate) fn dot_tile(q: &[f32], x: &[f32], d: usize, out: &mut [f32]) {
     let m = q.len() / d;
     let n = x.len() / d;
     assert!(q.len() == m * d && x.len() == n * d && out.len() == m * n);

@@ -13,6 +13,8 @@
 //!   integer dot products, the two scales folded in;
 //! - `int4` on the Gaussian grid: a 16-entry table per dimension of the float query;
 //! - `pq`, `opq`: lookup tables, 16 queries per table vector ([`adc`]);
+//! - `sq:bits=B`: its unbiased estimator, the levels times the row's stored gain, with the
+//!   row's stored norm for cosine and L2 (one matrix multiply per tile of levels);
 //! - `f16`, `bf16`: decoded, then one matrix multiply per tile ([`exact`]).
 //!
 //! Ties are broken by the smaller row, so results do not depend on the thread count or the
@@ -89,7 +91,8 @@ pub struct Hits {
     /// What the scores are: `ip`, `cos`, `l2` or `hamming`.
     pub score: &'static str,
     /// How the coarse search scored the codes: `bits` (sign-bit tables), `hamming`, `int`
-    /// (integer dot products), `adc` (pq/opq lookup tables) or `float` (decoded rows).
+    /// (integer dot products), `adc` (pq/opq lookup tables), `estimator` (`sq`'s unbiased
+    /// estimator) or `float` (decoded rows).
     pub scorer: &'static str,
 }
 

@@ -8,7 +8,11 @@ use crate::helpers::{read_npy_f32, write_npy};
 use vectro::output::Durability;
 use vectro::{CompressOptions, Container, NoProgress, codec, compress, decompress};
 
-const CODECS: [&str; 9] = [
+const CODECS: [&str; 13] = [
+    "sq:bits=1",
+    "sq:bits=3",
+    "sq:bits=4",
+    "sq:bits=8",
     "int8",
     "int8:rotate=1",
     "int4",

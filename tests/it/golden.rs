@@ -117,6 +117,30 @@ const CASES: &[Case] = &[
         min_cosine: 0.6,
     },
     Case {
+        out: "sq1.vectro",
+        input: "d24.npy",
+        args: &["--codec", "sq:bits=1"],
+        min_cosine: 0.6,
+    },
+    Case {
+        out: "sq3.vectro",
+        input: "d24.npy",
+        args: &["--codec", "sq:bits=3"],
+        min_cosine: 0.9,
+    },
+    Case {
+        out: "sq4.vectro",
+        input: "d24.npy",
+        args: &["--codec", "sq:bits=4"],
+        min_cosine: 0.95,
+    },
+    Case {
+        out: "sq8.vectro",
+        input: "d24.npy",
+        args: &["--codec", "sq:bits=8"],
+        min_cosine: 0.999,
+    },
+    Case {
         out: "f16.vectro",
         input: "d24.npy",
         args: &["--codec", "f16"],

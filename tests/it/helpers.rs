@@ -226,6 +226,8 @@ pub const CODECS: &[&str] = &[
     "int4:rotate=1",
     "binary",
     "binary:rotate=1",
+    "sq:bits=2",
+    "sq:bits=5",
     "f16",
     "bf16",
 ];

@@ -126,6 +126,17 @@ fn brute_force(rows: &[f32], q: &[f32], metric: Metric) -> Vec<f64> {
 /// score is the row's own, they come in order, and nothing left out beats the last.
 /// Returns how many positions hold exactly the brute force's id.
 fn assert_top_k(what: &str, got: &[(u64, f64)], want: &[Option<f64>], k: usize) -> usize {
+    assert_top_k_tol(what, got, want, k, 2e-4)
+}
+
+/// [`assert_top_k`] with a tolerance of `rel` times the largest score.
+fn assert_top_k_tol(
+    what: &str,
+    got: &[(u64, f64)],
+    want: &[Option<f64>],
+    k: usize,
+    rel: f64,
+) -> usize {
     let mut order: Vec<usize> = (0..want.len()).filter(|&r| want[r].is_some()).collect();
     order.sort_by(|&a, &b| {
         want[b]
@@ -136,7 +147,7 @@ fn assert_top_k(what: &str, got: &[(u64, f64)], want: &[Option<f64>], k: usize) 
     let expect = order.len().min(k);
     assert_eq!(got.len(), expect, "{what}: result count");
     let scale = 1.0 + want.iter().flatten().fold(0f64, |m, v| m.max(v.abs()));
-    let tol = 2e-4 * scale;
+    let tol = rel * scale;
     let mut seen = std::collections::HashSet::new();
     for (j, &(id, s)) in got.iter().enumerate() {
         assert!(seen.insert(id), "{what}: id {id} twice");
@@ -190,6 +201,52 @@ const CODECS: [(&str, &str); 13] = [
     ("f16", "float"),
     ("bf16", "float"),
 ];
+
+/// `sq` at the widths whose packing differs (generic, nibbles, bytes).
+const SQ_CODECS: [&str; 4] = ["sq:bits=1", "sq:bits=3", "sq:bits=4", "sq:bits=8"];
+
+/// `sq` is scored by its estimator: the decoded row's inner product with the query (the
+/// unbiased estimate) and the row's stored norm `‖x‖` (not the decoded row's, which is
+/// longer by 1/cos θ), so cosine ranks by `q·x' / ‖x‖` and L2 by `2q·x' − ‖x‖²`. The stored
+/// norm is rounded to 11 significant bits, hence the looser tolerance.
+#[test]
+fn sq_search_ranks_by_the_estimator_with_the_stored_norm() {
+    let dir = tempfile::tempdir().unwrap();
+    let qs = queries(25);
+    let base = data(5, ROWS);
+    let k = 15;
+    for codec in SQ_CODECS {
+        let c = Container::open(container(dir.path(), codec, 128, None)).unwrap();
+        let rows = decoded(&c);
+        for metric in [Metric::Ip, Metric::Cos, Metric::L2] {
+            let opts = SearchOptions {
+                k,
+                metric,
+                threads: 2,
+                ..SearchOptions::default()
+            };
+            let hits = search(&c, &qs, &opts, &AtomicBool::new(false)).unwrap();
+            assert_eq!(hits.scorer, "estimator", "{codec}: scored by");
+            for (i, q) in qs.chunks_exact(DIMS).enumerate() {
+                let eq = effective_query(&c, q, metric);
+                let want: Vec<Option<f64>> = rows
+                    .chunks_exact(DIMS)
+                    .zip(base.chunks_exact(DIMS))
+                    .map(|(x, o)| {
+                        let (d, n) = (dot(&eq, x), dot(o, o));
+                        Some(match metric {
+                            Metric::Ip => d,
+                            Metric::Cos => d / n.sqrt(),
+                            _ => 2.0 * d - n,
+                        })
+                    })
+                    .collect();
+                let what = format!("{codec} {metric} query {i}");
+                assert_top_k_tol(&what, &ranked(&hits, i, q, metric), &want, k, 2e-3);
+            }
+        }
+    }
+}
 
 #[test]
 fn search_finds_what_brute_force_over_the_decoded_rows_finds() {
@@ -250,7 +307,7 @@ fn results_are_the_same_for_any_thread_count_and_chunk_size() {
     let dir = tempfile::tempdir().unwrap();
     let qs = queries(20);
     let no = AtomicBool::new(false);
-    for (codec, _) in CODECS {
+    for codec in CODECS.iter().map(|c| c.0).chain(SQ_CODECS) {
         // Trained codecs learn from a sample that may depend on the chunking: those are
         // compared across thread counts only.
         let trained = codec.starts_with("pq") || codec.starts_with("opq") || codec.contains("itq");

@@ -88,8 +88,8 @@ pub struct CompressArgs {
     /// missing directory is created.
     #[arg(long = "out", value_name = "VECTRO")]
     pub output: PathBuf,
-    /// Codec and parameters: int8, int4, binary, f16, bf16, pq, opq, binary-itq (e.g.
-    /// int4:rotate=1, pq:m=48), or auto [default: int8; with --codebook, the codebook's].
+    /// Codec and parameters: int8, int4, binary, f16, bf16, sq, pq, opq, binary-itq (e.g.
+    /// int4:rotate=1, sq:bits=3, pq:m=48), or auto [default: int8; with --codebook, the codebook's].
     #[arg(long, value_name = "NAME[:k=v,...]")]
     pub codec: Option<CodecRequest>,
     /// Also compress each chunk with zstd at this level (-7..=22; 3 is a good default).
@@ -538,7 +538,7 @@ pub struct BenchArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "int8,int4,int4:rotate=1,binary,binary:rotate=1,f16,bf16"
+        default_value = "int8,int4,int4:rotate=1,binary,binary:rotate=1,sq:bits=1,sq:bits=2,sq:bits=3,sq:bits=4,f16,bf16"
     )]
     pub codecs: Vec<String>,
     /// Rows sampled as queries.

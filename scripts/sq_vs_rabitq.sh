@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# vectro's training-free widths (`sq:bits=1..8`, int8, int4:rotate=1, binary:rotate=1) beside
+# faiss IndexRaBitQ at 1-8 bits, in one run: recall@10 of held-out float queries (not rows of
+# the base) against the compressed base rows, exact search, rows scaled to unit length
+# (inner product), and encode throughput. See scripts/sq_vs_rabitq.py.
+#
+#   scripts/sq_vs_rabitq.sh                                   # the shared 10k MiniLM sample
+#   NPY=embeddings.npy QUERIES=2000 scripts/sq_vs_rabitq.sh
+#   THREADS=1 REPEATS=5 scripts/sq_vs_rabitq.sh
+#
+# faiss-cpu and numpy are installed into target/faiss-venv on first use (the version used is
+# printed); VECTRO=path/to/vectro uses that binary instead of building one. Each run appends
+# its rows to bench/runs/<date>-<host>/sq_vs_rabitq.csv and what it prints to
+# sq_vs_rabitq.md there; see bench/README.md.
+set -euo pipefail
+NPY=$(realpath "${NPY:-/work/shared/data/minilm_wordnet_10k.npy}")
+cd "$(dirname "$0")/.."
+. scripts/lib/bench_out.sh
+bench_begin sq_vs_rabitq "$(for v in QUERIES REPEATS THREADS; do [ -n "${!v:-}" ] && printf '%s=%s ' "$v" "${!v}"; done)NPY=$(basename "$NPY") scripts/sq_vs_rabitq.sh"
+CSV=$(bench_csv sq_vs_rabitq "started,host,data,base_rows,dims,queries,who,codec,bits_per_dim,bytes_per_row,recall_at_10,encode_seconds,encode_mb_s")
+export BENCH_STARTED BENCH_HOST
+VENV=target/faiss-venv
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import faiss, numpy" 2>/dev/null; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet faiss-cpu numpy
+fi
+if [ -n "${THREADS:-}" ] && [ "$THREADS" != 0 ]; then
+    export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS
+fi
+if [ -z "${VECTRO:-}" ]; then nice cargo build --release --quiet; fi
+"$VENV/bin/python" scripts/sq_vs_rabitq.py --npy "$NPY" --vectro "${VECTRO:-target/release/vectro}" \
+    --csv "$CSV" --queries "${QUERIES:-1000}" --repeats "${REPEATS:-3}" --threads "${THREADS:-0}"

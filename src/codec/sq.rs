@@ -1,0 +1,703 @@
+//! `sq:bits=B`: a rotated scalar quantizer at every width from 1 to 8 bits per dimension,
+//! with a per-vector correction that makes the inner product with a float query unbiased
+//! (the estimator of RaBitQ and extended RaBitQ).
+//!
+//! Each row `x` is rotated by the seeded transform of `rotate=1` (always on here), `v = Qx`.
+//! Every coordinate gets a `B`-bit code `c` whose level is the odd integer
+//! `L = 2c + 1 − 2^B` (so `±1, ±3, …, ±(2^B − 1)`: a uniform grid without a zero level; at
+//! one bit it is the sign). The grid is rescaled per row: for a step `1/t` the code of `v_i`
+//! is `|L_i| = 2·min(⌊t|v_i|/max|v|⌋, 2^(B−1) − 1) + 1` with the sign of `v_i`, and the encoder
+//! picks, among a few `t` around the best step for a Gaussian of the row's RMS (and the
+//! step that clips nothing), the one whose codes point closest to `v`: the largest
+//! `cos θ = <L, v> / (‖L‖ ‖v‖)`. Bound: `sin² θ <= dims × (max|v| / 2^B)² / ‖v‖²`, from the
+//! step that clips nothing.
+//!
+//! Per row two factors are stored, both computed from the codes actually stored: `‖v‖` and
+//! `cos θ`. The row decodes to `x' = Qᵀ(g·L)` with `g = ‖v‖ / (‖L‖ cos θ) = ‖v‖² / <L, v>`.
+//! That `g` is not the least-squares scale (`<L, v>/‖L‖²`, which shrinks every row by its
+//! own `cos² θ`) but the one for which `<x', q>` estimates `<x, q>` without bias: writing
+//! `q = <q, v̂> v̂ + q⊥` (`v̂ = v/‖v‖`), `<g L, q> = <x, q> + g <L, q⊥>`, and the last term
+//! has mean zero over the random rotation. So ranking decoded rows by inner product *is*
+//! the corrected estimator, and `<x', x> = ‖x‖²` for every row. Searches by cosine or L2
+//! (`vectro search`, `vectro eval`) use `‖v‖` for the norm instead of `‖x'‖ = ‖v‖/cos θ`.
+//!
+//! Payload of a block of `n` rows, row after row: `ceil(dims × B / 8)` bytes of codes (the
+//! row's bit stream, code `j` in bits `[jB, (j+1)B)`, least significant bit first; unused
+//! high bits of the last byte 0), then one little-endian u32 of factors: bits 31..14 are
+//! bits 30..13 of the f32 `‖v‖` (8 exponent and 10 mantissa bits, rounded to nearest;
+//! relative error at most 2⁻¹¹), bits 13..0 are `round(cos θ × 16383)` (at least 1). At 384
+//! dimensions and 4 bits a row is 192 + 4 = 196 bytes.
+
+use std::cell::RefCell;
+use std::fmt;
+
+use byteorder::{ByteOrder, LittleEndian as LE};
+
+use super::rotate::{self, DEFAULT_ROUNDS, DEFAULT_SEED, MAX_ROUNDS};
+use super::{Codec, CodecId, CodecSpec, EncodeFault, Rotation};
+use crate::error::{Error, Result};
+
+/// Bytes of the `sq` parameter block.
+pub const SQ_PARAMS_LEN: usize = 20;
+/// The widths `sq` takes.
+pub const BITS: std::ops::RangeInclusive<u8> = 1..=8;
+/// Steps of `cos θ` in the factor word.
+const COS_STEPS: f64 = 16383.0;
+
+/// The step (in units of the row's RMS) of the uniform quantizer with `2^B` levels that
+/// has the least squared error on a unit Gaussian (Max 1960; Jayant & Noll, table 4.2),
+/// by width; the search starts from it.
+const GAUSS_STEP: [f32; 9] = [
+    0.0, 1.596, 0.9957, 0.5860, 0.3352, 0.1881, 0.1041, 0.0568, 0.0307,
+];
+/// The multiples of the Gaussian step's `t` the encoder scores (the no-clipping step is
+/// scored too).
+const T_FACTORS: [f32; 5] = [0.8, 0.9, 1.0, 1.12, 1.25];
+
+/// What `sq:bits=B[,seed=S][,rounds=R]` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqParams {
+    /// Bits per dimension, 1 to 8.
+    pub bits: u8,
+    /// Rotation rounds.
+    pub rounds: u32,
+    /// Rotation seed.
+    pub seed: u64,
+}
+
+impl SqParams {
+    /// Parses the `key=value,...` part of `--codec sq:...`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the key or value that is wrong, or the missing `bits`.
+    pub fn parse(text: &str) -> Result<SqParams> {
+        let mut p = SqParams {
+            bits: 0,
+            rounds: DEFAULT_ROUNDS,
+            seed: DEFAULT_SEED,
+        };
+        for (k, v) in super::params::key_values("sq", text, &["bits", "seed", "rounds"])? {
+            let num = |v: &str| {
+                v.parse::<u64>().map_err(|_| {
+                    Error::Config(format!("sq: {k} must be a whole number, got '{v}'"))
+                })
+            };
+            match k {
+                "bits" => {
+                    p.bits = match v.parse::<u8>() {
+                        Ok(b) if BITS.contains(&b) => b,
+                        _ => {
+                            return Err(Error::Config(format!(
+                                "sq: bits must be 1 to 8 (bits per dimension), got '{v}'"
+                            )));
+                        }
+                    }
+                }
+                "seed" => p.seed = num(v)?,
+                "rounds" => {
+                    let r = num(v)?;
+                    if !(1..=u64::from(MAX_ROUNDS)).contains(&r) {
+                        return Err(Error::Config(format!(
+                            "sq: rounds must be 1..={MAX_ROUNDS}, got {r}"
+                        )));
+                    }
+                    p.rounds = r as u32;
+                }
+                _ => unreachable!("key_values checks the keys"),
+            }
+        }
+        if p.bits == 0 {
+            return Err(Error::Config(
+                "sq: needs the bits per dimension, 1 to 8 (e.g. sq:bits=4)".into(),
+            ));
+        }
+        Ok(p)
+    }
+
+    /// The on-disk block (FORMAT.md, "`sq` parameter block").
+    pub fn encode(&self, dims: usize) -> Vec<u8> {
+        let mut b = vec![0u8; SQ_PARAMS_LEN];
+        b[0] = 1;
+        b[1] = self.bits;
+        LE::write_u32(&mut b[4..8], self.rounds);
+        LE::write_u32(&mut b[8..12], rotate::window_for(dims) as u32);
+        LE::write_u64(&mut b[12..20], self.seed);
+        b
+    }
+
+    /// Parses and checks an on-disk block for `dims`-dimensional rows.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the field that is wrong.
+    pub fn decode(bytes: &[u8], dims: usize) -> Result<SqParams> {
+        let bad = |what: String| Err(Error::Config(format!("sq parameters: {what}")));
+        if bytes.len() != SQ_PARAMS_LEN {
+            return bad(format!("{} bytes, expected {SQ_PARAMS_LEN}", bytes.len()));
+        }
+        if bytes[0] != 1 || bytes[2..4] != [0, 0] {
+            return bad(format!(
+                "unknown layout {} (written by a newer vectro? upgrade vectro)",
+                bytes[0]
+            ));
+        }
+        let bits = bytes[1];
+        if !BITS.contains(&bits) {
+            return bad(format!("{bits} bits per dimension (1 to 8)"));
+        }
+        let rounds = LE::read_u32(&bytes[4..8]);
+        let window = LE::read_u32(&bytes[8..12]) as usize;
+        if !(1..=MAX_ROUNDS).contains(&rounds) {
+            return bad(format!("{rounds} rotation rounds (1 to {MAX_ROUNDS})"));
+        }
+        if window != rotate::window_for(dims) {
+            return bad(format!(
+                "rotation window {window} for {dims} dims (expected {})",
+                rotate::window_for(dims)
+            ));
+        }
+        Ok(SqParams {
+            bits,
+            rounds,
+            seed: LE::read_u64(&bytes[12..20]),
+        })
+    }
+}
+
+/// The shortest spelling: `sq:bits=B`, then the seed and rounds if not the defaults.
+impl fmt::Display for SqParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sq:bits={}", self.bits)?;
+        if self.seed != DEFAULT_SEED {
+            write!(f, ",seed={}", self.seed)?;
+        }
+        if self.rounds != DEFAULT_ROUNDS {
+            write!(f, ",rounds={}", self.rounds)?;
+        }
+        Ok(())
+    }
+}
+
+/// A row's stored factors, unpacked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Factors {
+    /// `‖v‖` as stored.
+    pub norm: f32,
+    /// `cos θ` as stored (0 for an all-zero row).
+    pub cos: f64,
+}
+
+impl Factors {
+    /// Unpacks the factor word.
+    pub fn from_word(w: u32) -> Factors {
+        Factors {
+            norm: f32::from_bits((w >> 14) << 13),
+            cos: f64::from(w & 0x3fff) / COS_STEPS,
+        }
+    }
+
+    /// The multiplier `g` of the odd-integer levels, for a row whose levels have
+    /// `Σ L² = ll`: `‖v‖ / (‖L‖ cos θ)`, in f64, then f32 (0 for an all-zero row).
+    pub fn gain(&self, ll: u64) -> f32 {
+        if self.norm == 0.0 || ll == 0 || self.cos == 0.0 {
+            return 0.0;
+        }
+        (f64::from(self.norm) / ((ll as f64).sqrt() * self.cos)) as f32
+    }
+}
+
+/// Packs `norm` and `cos` into the factor word; `None` when the norm rounds past f32.
+fn factor_word(norm: f32, cos: f64) -> Option<u32> {
+    if norm == 0.0 {
+        return Some(0);
+    }
+    let n18 = (norm.to_bits() + (1 << 12)) >> 13;
+    if n18 >= 0xff << 10 {
+        return None;
+    }
+    let c = (cos * COS_STEPS).round().clamp(1.0, COS_STEPS) as u32;
+    Some((n18 << 14) | c)
+}
+
+/// Bytes of one row's codes.
+pub fn code_bytes(dims: usize, bits: u8) -> usize {
+    (dims * bits as usize).div_ceil(8)
+}
+
+/// Writes the `B`-bit codes `codes` densely into `out` (least significant bit first).
+fn pack(codes: &[u8], bits: u8, out: &mut [u8]) {
+    match bits {
+        8 => out.copy_from_slice(codes),
+        4 => {
+            for (o, pair) in out.iter_mut().zip(codes.chunks(2)) {
+                *o = pair[0] | (pair.get(1).copied().unwrap_or(0) << 4);
+            }
+        }
+        _ => {
+            let (mut acc, mut n, mut o) = (0u32, 0u32, 0usize);
+            for &c in codes {
+                acc |= u32::from(c) << n;
+                n += u32::from(bits);
+                while n >= 8 {
+                    out[o] = acc as u8;
+                    acc >>= 8;
+                    n -= 8;
+                    o += 1;
+                }
+            }
+            if n > 0 {
+                out[o] = acc as u8;
+            }
+        }
+    }
+}
+
+/// Reads `codes.len()` `B`-bit codes from the packed row `packed`.
+pub fn unpack(packed: &[u8], bits: u8, codes: &mut [u8]) {
+    match bits {
+        8 => codes.copy_from_slice(&packed[..codes.len()]),
+        4 => {
+            for (pair, &b) in codes.chunks_mut(2).zip(packed) {
+                pair[0] = b & 15;
+                if let Some(hi) = pair.get_mut(1) {
+                    *hi = b >> 4;
+                }
+            }
+        }
+        _ => {
+            let mask = (1u32 << bits) - 1;
+            let (mut acc, mut n, mut i) = (0u32, 0u32, 0usize);
+            for c in codes.iter_mut() {
+                while n < u32::from(bits) {
+                    acc |= u32::from(packed[i]) << n;
+                    i += 1;
+                    n += 8;
+                }
+                *c = (acc & mask) as u8;
+                acc >>= bits;
+                n -= u32::from(bits);
+            }
+        }
+    }
+}
+
+/// The odd-integer level of code `c` at `bits` bits: `2c + 1 − 2^bits`.
+#[inline]
+pub fn level(c: u8, bits: u8) -> i32 {
+    2 * i32::from(c) + 1 - (1 << bits)
+}
+
+/// One packed row's levels as f32 into `out`, and `Σ L²`.
+pub fn row_levels(packed: &[u8], bits: u8, codes: &mut [u8], out: &mut [f32]) -> u64 {
+    unpack(packed, bits, codes);
+    let mut ll = 0u64;
+    for (o, &c) in out.iter_mut().zip(codes.iter()) {
+        let l = level(c, bits);
+        ll += (l * l) as u64;
+        *o = l as f32;
+    }
+    ll
+}
+
+/// The rotated scalar quantizer.
+#[derive(Debug, Clone)]
+pub struct Sq {
+    dims: usize,
+    params: SqParams,
+    rotation: Rotation,
+}
+
+thread_local! {
+    /// Per-block scratch: the rotated row, its magnitudes, its codes.
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>, Vec<u8>)> =
+        const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+}
+
+/// `(Σ m·a, Σ (2m+1)²)` for `m = min(⌊t·a⌋, top)` over `a`, in f32 lanes: how well the
+/// grid of step `1/t` fits the magnitudes `a` (the score is `(2 Σ m·a + Σ a)² / Σ(2m+1)²`).
+#[inline]
+fn grid_fit(a: &[f32], t: f32, top: f32) -> (f32, f32) {
+    let (mut ma, mut mm) = ([0f32; 8], [0f32; 8]);
+    let chunks = a.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for ((&x, a), b) in c.iter().zip(ma.iter_mut()).zip(mm.iter_mut()) {
+            let m = ((x * t) as i32 as f32).min(top);
+            *a += m * x;
+            *b += m * (m + 1.0);
+        }
+    }
+    for (l, &x) in tail.iter().enumerate() {
+        let m = ((x * t) as i32 as f32).min(top);
+        ma[l] += m * x;
+        mm[l] += m * (m + 1.0);
+    }
+    (ma.iter().sum(), mm.iter().sum())
+}
+
+impl Sq {
+    /// The codec for `dims`-dimensional rows.
+    pub fn new(dims: usize, params: SqParams) -> Sq {
+        Sq {
+            dims,
+            params,
+            rotation: Rotation::new(dims, params.rounds, params.seed),
+        }
+    }
+
+    /// Builds the codec a container's parameter block describes.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad block.
+    pub fn from_params(params: &[u8], dims: usize) -> Result<Sq> {
+        Ok(Sq::new(dims, SqParams::decode(params, dims)?))
+    }
+
+    /// Bits per dimension.
+    pub fn bits(&self) -> u8 {
+        self.params.bits
+    }
+
+    /// The rotation applied before quantizing.
+    pub fn rotation(&self) -> &Rotation {
+        &self.rotation
+    }
+
+    /// Bytes per encoded row (codes and factors).
+    pub fn row_bytes(&self) -> usize {
+        code_bytes(self.dims, self.params.bits) + 4
+    }
+
+    /// Chooses the codes of the rotated row `v` (magnitudes `a`) into `codes`, returning
+    /// the factor word, or `None` when the norm does not fit a float32.
+    fn encode_rotated(&self, v: &[f32], a: &mut [f32], codes: &mut [u8]) -> Option<u32> {
+        let bits = self.params.bits;
+        let half = 1u32 << (bits - 1);
+        let (mut sum_sq, mut max_abs) = (0f64, 0f32);
+        for (x, &y) in a.iter_mut().zip(v) {
+            *x = y.abs();
+            sum_sq += f64::from(y) * f64::from(y);
+            max_abs = max_abs.max(*x);
+        }
+        let norm = sum_sq.sqrt() as f32;
+        if !norm.is_finite() {
+            return None;
+        }
+        // The magnitude index m of each coordinate for the chosen step (0 at one bit), on
+        // the magnitudes relative to the largest, so that no step overflows float32 however
+        // small or large the row.
+        let mut t = 0f32;
+        if bits > 1 && max_abs > 0.0 {
+            let inv = 1.0 / f64::from(max_abs);
+            a.iter_mut().for_each(|x| *x = (f64::from(*x) * inv) as f32);
+            let top = (half - 1) as f32;
+            let rms = ((sum_sq / v.len() as f64).sqrt() * inv) as f32;
+            let t0 = 1.0 / (GAUSS_STEP[bits as usize] * rms);
+            // The step that clips nothing: the largest magnitude (1) lands in the top
+            // cell, `[top, top + 1)` (its product is `half`, which `min` clips to `top`).
+            let t_max = half as f32;
+            let suma: f32 = a.iter().sum();
+            let mut best = (f64::NEG_INFINITY, 0f32);
+            let cands = T_FACTORS.iter().map(|f| f * t0).chain([t_max]);
+            for cand in cands {
+                if !cand.is_finite() || cand <= 0.0 {
+                    continue;
+                }
+                let (ma, mm) = grid_fit(a, cand, top);
+                // <L, a> = 2 Σ m a + Σ a; ‖L‖² = Σ (2m + 1)² = 4 Σ m(m+1) + n.
+                let la = 2.0 * f64::from(ma) + f64::from(suma);
+                let ll = 4.0 * f64::from(mm) + a.len() as f64;
+                let score = la * la / ll;
+                if score > best.0 {
+                    best = (score, cand);
+                }
+            }
+            t = best.1;
+        }
+        let top = (half - 1) as f32;
+        let (mut lv, mut ll) = (0f64, 0u64);
+        for ((c, &y), &x) in codes.iter_mut().zip(v).zip(a.iter()) {
+            let m = ((x * t) as i32 as f32).min(top) as u32;
+            let code = if y >= 0.0 { half + m } else { half - 1 - m };
+            *c = code as u8;
+            let l = level(code as u8, bits);
+            lv += f64::from(l) * f64::from(y);
+            ll += (l * l) as u64;
+        }
+        let cos = if norm > 0.0 {
+            lv / ((ll as f64).sqrt() * sum_sq.sqrt())
+        } else {
+            0.0
+        };
+        factor_word(norm, cos)
+    }
+}
+
+impl Codec for Sq {
+    fn name(&self) -> String {
+        self.params.to_string()
+    }
+
+    fn spec(&self) -> CodecSpec {
+        CodecSpec {
+            id: CodecId::Sq,
+            params: self.params.encode(self.dims),
+        }
+    }
+
+    fn dims(&self) -> usize {
+        self.dims
+    }
+
+    fn encoded_len(&self, rows: usize) -> usize {
+        rows * self.row_bytes()
+    }
+
+    fn row_major(&self) -> bool {
+        true
+    }
+
+    fn encode(&self, input: &[f32], out: &mut [u8]) -> Result<(), EncodeFault> {
+        let (d, rb) = (self.dims, self.row_bytes());
+        let cb = rb - 4;
+        SCRATCH.with(|s| {
+            let (v, a, codes) = &mut *s.borrow_mut();
+            v.resize(d, 0.0);
+            a.resize(d, 0.0);
+            codes.resize(d, 0);
+            for (r, (row, o)) in input
+                .chunks_exact(d)
+                .zip(out.chunks_exact_mut(rb))
+                .enumerate()
+            {
+                v.copy_from_slice(row);
+                self.rotation.forward(v);
+                if crate::simd::any_non_finite(v) {
+                    let col = v.iter().position(|x| !x.is_finite()).unwrap_or(0);
+                    return Err(EncodeFault {
+                        row: r,
+                        col,
+                        msg: if row.iter().all(|x| x.is_finite()) {
+                            "the row is too large to rotate without overflowing float32".into()
+                        } else {
+                            format!("{} is not a finite number", row[col])
+                        },
+                    });
+                }
+                let word = self
+                    .encode_rotated(v, a, codes)
+                    .ok_or_else(|| EncodeFault {
+                        row: r,
+                        col: 0,
+                        msg: "the row's norm does not fit a float32; scale the data down".into(),
+                    })?;
+                pack(codes, self.params.bits, &mut o[..cb]);
+                o[cb..].copy_from_slice(&word.to_le_bytes());
+            }
+            Ok(())
+        })
+    }
+
+    fn decode_row(&self, payload: &[u8], _rows: usize, row: usize, out: &mut [f32]) {
+        let rb = self.row_bytes();
+        let cb = rb - 4;
+        let r = &payload[row * rb..(row + 1) * rb];
+        SCRATCH.with(|s| {
+            let (_, _, codes) = &mut *s.borrow_mut();
+            codes.resize(self.dims, 0);
+            let out = &mut out[..self.dims];
+            let ll = row_levels(&r[..cb], self.params.bits, codes, out);
+            let g = Factors::from_word(LE::read_u32(&r[cb..])).gain(ll);
+            out.iter_mut().for_each(|x| *x *= g);
+        });
+        self.rotation.inverse(out);
+    }
+
+    fn prefetch_row(&self, payload: &[u8], _rows: usize, row: usize) {
+        crate::simd::prefetch(payload, row * self.row_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::harness::round_trip;
+    use crate::test_rng::Rng;
+
+    /// A standard normal draw (Box–Muller).
+    fn normal(rng: &mut Rng) -> f64 {
+        let u1 = (f64::from(rng.centred()) + 0.5).max(1e-12);
+        let u2 = f64::from(rng.centred()) + 0.5;
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
+    fn gaussian(rows: usize, d: usize, seed: u64) -> Vec<f32> {
+        let mut rng = Rng(seed);
+        (0..rows * d).map(|_| normal(&mut rng) as f32).collect()
+    }
+
+    fn sq(d: usize, bits: u8) -> Sq {
+        Sq::new(
+            d,
+            SqParams {
+                bits,
+                rounds: DEFAULT_ROUNDS,
+                seed: DEFAULT_SEED,
+            },
+        )
+    }
+
+    fn dot(a: &[f32], b: &[f32]) -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| f64::from(*x) * f64::from(*y))
+            .sum()
+    }
+
+    #[test]
+    fn packing_round_trips_at_every_width() {
+        for bits in BITS {
+            for n in [1usize, 3, 7, 8, 9, 33] {
+                let codes: Vec<u8> = (0..n).map(|i| ((i * 37 + 5) % (1 << bits)) as u8).collect();
+                let mut packed = vec![0u8; code_bytes(n, bits)];
+                pack(&codes, bits, &mut packed);
+                let mut back = vec![0u8; n];
+                unpack(&packed, bits, &mut back);
+                assert_eq!(back, codes, "bits={bits} n={n}");
+                // Unused high bits of the last byte are zero.
+                let used = n * bits as usize;
+                if !used.is_multiple_of(8) {
+                    assert_eq!(packed[packed.len() - 1] >> (used % 8), 0, "bits={bits}");
+                }
+            }
+        }
+        // 3 bits: code j in bits [3j, 3j+3), least significant first.
+        let mut p = [0u8; 2];
+        pack(&[1, 2, 3, 4, 5], 3, &mut p);
+        assert_eq!(p, [0b1101_0001, 0b0101_1000]);
+    }
+
+    #[test]
+    fn sizes_are_dense() {
+        for (bits, want) in [(1, 52), (2, 100), (3, 148), (4, 196), (8, 388)] {
+            assert_eq!(sq(384, bits).row_bytes(), want, "bits={bits}");
+        }
+    }
+
+    #[test]
+    fn round_trip_bounds_at_every_width() {
+        let d = 96;
+        let data = gaussian(40, d, 3);
+        for bits in BITS {
+            let c = sq(d, bits);
+            let out = round_trip(&c, &data);
+            let mut payload = vec![0u8; c.encoded_len(40)];
+            c.encode(&data, &mut payload).unwrap();
+            let mut cos_sum = 0.0;
+            for (r, (x, y)) in data.chunks(d).zip(out.chunks(d)).enumerate() {
+                let (xx, xy, yy) = (dot(x, x), dot(x, y), dot(y, y));
+                // The decoded row's inner product with its original is ‖x‖² (the
+                // unbiased gain), up to the factors' rounding and the rotation's.
+                assert!(
+                    (xy - xx).abs() <= 2e-3 * xx,
+                    "bits={bits} row {r}: {xy} vs {xx}"
+                );
+                let cos = xy / (xx * yy).sqrt();
+                // The stored cos θ is the decoded row's.
+                let word = LE::read_u32(&payload[(r + 1) * c.row_bytes() - 4..]);
+                let f = Factors::from_word(word);
+                assert!(
+                    (f.cos - cos).abs() < 1e-3,
+                    "bits={bits}: {} vs {cos}",
+                    f.cos
+                );
+                // Bound: the no-clipping step is among the candidates, so
+                // sin² θ <= d (max|v| / 2^B)² / ‖v‖² (v the rotated row).
+                let mut v = x.to_vec();
+                c.rotation.forward(&mut v);
+                let max = v.iter().fold(0f32, |m, y| m.max(y.abs())) as f64;
+                let top = f64::from(1u32 << bits);
+                let sin2 = (d as f64 * (max / top).powi(2) / xx).min(1.0);
+                assert!(
+                    cos * cos >= 1.0 - sin2 - 1e-4,
+                    "bits={bits}: cos {cos}, sin² {sin2}"
+                );
+                cos_sum += cos;
+            }
+            // Each width is a real step up on Gaussian rows.
+            let mean = cos_sum / 40.0;
+            let floor = [0.0, 0.79, 0.93, 0.98, 0.994, 0.998, 0.9995, 0.9998, 0.99995];
+            assert!(mean >= floor[bits as usize], "bits={bits}: mean cos {mean}");
+        }
+    }
+
+    #[test]
+    fn zero_and_tiny_rows() {
+        let c = sq(5, 3);
+        let data = [0f32, 0.0, -0.0, 0.0, 0.0, 1e-30, -2e-30, 3e-30, 0.0, 1e-30];
+        let out = round_trip(&c, &data);
+        assert!(out[..5].iter().all(|&x| x == 0.0));
+        assert!(out[5..].iter().all(|x| x.is_finite() && x.abs() < 1e-29));
+        let big = [3e38f32; 5];
+        let mut p = vec![0u8; c.encoded_len(1)];
+        assert!(c.encode(&big, &mut p).is_err());
+    }
+
+    #[test]
+    fn the_estimator_is_unbiased_and_the_least_squares_scale_is_not() {
+        // Over many random row/query pairs the mean error of <x', q> is within a few
+        // standard errors of 0; the least-squares reconstruction (g × cos² θ) is biased
+        // toward 0 by far more than that at low widths.
+        let (d, n) = (64, 4000);
+        let rows = gaussian(n, d, 11);
+        let mut rng = Rng(12);
+        for bits in [1u8, 2, 3] {
+            let c = sq(d, bits);
+            let mut payload = vec![0u8; c.encoded_len(n)];
+            c.encode(&rows, &mut payload).unwrap();
+            let mut dec = vec![0f32; n * d];
+            c.decode(&payload, n, &mut dec);
+            let (mut sum, mut sum2, mut ls_sum) = (0f64, 0f64, 0f64);
+            for (r, (x, y)) in rows.chunks(d).zip(dec.chunks(d)).enumerate() {
+                // A query correlated with the row, as near neighbours are.
+                let q: Vec<f32> = x.iter().map(|&v| v + normal(&mut rng) as f32).collect();
+                let truth = dot(x, &q);
+                let e = dot(y, &q) - truth;
+                sum += e;
+                sum2 += e * e;
+                let f = Factors::from_word(LE::read_u32(&payload[(r + 1) * c.row_bytes() - 4..]));
+                ls_sum += dot(y, &q) * f.cos * f.cos - truth;
+            }
+            let mean = sum / n as f64;
+            let se = ((sum2 / n as f64 - mean * mean) / n as f64).sqrt();
+            assert!(
+                mean.abs() <= 4.0 * se,
+                "bits={bits}: mean error {mean}, se {se}"
+            );
+            let ls_mean = ls_sum / n as f64;
+            if bits <= 2 {
+                assert!(
+                    ls_mean.abs() > 10.0 * se,
+                    "bits={bits}: ls bias {ls_mean}, se {se}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn params_round_trip_and_corrupt_blocks_are_refused() {
+        let p = SqParams::parse("bits=3,seed=9").unwrap();
+        assert_eq!(p.to_string(), "sq:bits=3,seed=9");
+        let b = p.encode(384);
+        assert_eq!(SqParams::decode(&b, 384).unwrap(), p);
+        assert!(
+            SqParams::decode(&b, 200).is_err(),
+            "window checked against dims"
+        );
+        for (i, v) in [(0usize, 2u8), (1, 0), (1, 9), (2, 1), (4, 0), (4, 99)] {
+            let mut bad = b.clone();
+            bad[i] = v;
+            assert!(SqParams::decode(&bad, 384).is_err(), "byte {i} = {v}");
+        }
+        assert!(SqParams::decode(&b[..19], 384).is_err());
+    }
+}
