@@ -39,6 +39,8 @@ pub struct Itq {
     mean: Vec<f32>,
     /// `dims × dims`, row-major: `y_j = Σ_i (x_i − μ_i) R[i][j]`.
     rot: Vec<f32>,
+    /// Rᵀ, row-major, for decoding: `x_i = Σ_j y_j Rᵀ[j][i] + μ_i`.
+    rot_t: Vec<f32>,
     inner: Binary,
     params: Vec<u8>,
     iterations: u32,
@@ -112,10 +114,17 @@ impl Itq {
         }
         params.extend_from_slice(&loss.to_le_bytes());
         params.extend(mean.iter().chain(&rot).flat_map(|v| v.to_le_bytes()));
+        let mut rot_t = vec![0f32; rot.len()];
+        for (i, row) in rot.chunks_exact(dims).enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                rot_t[j * dims + i] = v;
+            }
+        }
         Itq {
             dims,
             mean,
             rot,
+            rot_t,
             inner: Binary::new(dims),
             params,
             iterations,
@@ -198,7 +207,7 @@ impl Itq {
         }
     }
 
-    /// One row of `x = yRᵀ + μ`, the plain reference for [`Itq::inverse_block`].
+    /// One row of `x = yRᵀ + μ`, the plain reference for `inverse_block`.
     #[cfg(test)]
     fn inverse(&self, y: &[f32], x: &mut [f32]) {
         for ((xi, &mi), r) in x
@@ -210,33 +219,13 @@ impl Itq {
         }
     }
 
-    /// X = Y·Rᵀ + μ for a block of rows as one matrix product, as encode does; decode and
-    /// decode_row both come here, so one row decodes to the same bits either way.
+    /// X = Y·Rᵀ + μ for a block of rows, each output adding its `d` products in order
+    /// (the order of the one-row reference, `inverse` in the tests, so files decode to the same
+    /// bits as they always have), in the tiled SIMD kernel OPQ's rotation uses. decode and
+    /// decode_row both come here.
     fn inverse_block(&self, y: &[f32], out: &mut [f32]) {
-        let d = self.dims;
-        let rows = y.len() / d;
-        // SAFETY: `y` and `out` are rows × d and `rot` d × d, all row-major; Rᵀ is read
-        // through `rot` with its strides swapped (element (j, i) at i·d + j). The buffers
-        // do not overlap, and with beta = 0 `out` need not hold anything.
-        unsafe {
-            matrixmultiply::sgemm(
-                rows,
-                d,
-                d,
-                1.0,
-                y.as_ptr(),
-                d as isize,
-                1,
-                self.rot.as_ptr(),
-                1,
-                d as isize,
-                0.0,
-                out.as_mut_ptr(),
-                d as isize,
-                1,
-            );
-        }
-        for row in out.chunks_exact_mut(d) {
+        crate::simd::opq::rotate(y, self.dims, &self.rot_t, out);
+        for row in out.chunks_exact_mut(self.dims) {
             row.iter_mut().zip(&self.mean).for_each(|(x, m)| *x += m);
         }
     }
