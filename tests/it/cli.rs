@@ -559,3 +559,38 @@ fn completions_and_man_page_cover_every_subcommand() {
     }
     assert_fails(&run(&["completions", "nosh"]), 2, &["nosh"]);
 }
+
+/// `verify A B C` checks every file even after a bad one; the exit code is the worst of
+/// them; `--json` gives one report per file, in order.
+#[test]
+fn verify_takes_several_files() {
+    let t = Case::new();
+    let (npy, _) = t.npy("x.npy", 300, 8, 3);
+    let good = t.path("good.vectro");
+    compress(&npy, &good, &["--chunk-rows", "50"]).success();
+    let mut bytes = std::fs::read(&good).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    let bad = t.path("bad.vectro");
+    std::fs::write(&bad, bytes).unwrap();
+    let missing = t.path("missing.vectro");
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let o = run(&["verify", &s(&good), &s(&bad), &s(&good)]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.matches(": ok:").count(), 2, "{out}");
+    assert!(stderr(&o).contains("bad.vectro: CORRUPT"), "{}", stderr(&o));
+    let o = run(&["verify", "--json", &s(&bad), &s(&missing), &s(&good)]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let a = v.as_array().unwrap();
+    assert_eq!(a.len(), 3);
+    assert_eq!(a[0]["ok"], false);
+    assert_eq!(a[1]["exit_code"], 4);
+    assert!(a[1]["error"].as_str().unwrap().contains("missing.vectro"));
+    assert_eq!(a[2]["ok"], true);
+    // One file: the report object as before, not an array.
+    let o = run(&["verify", "--json", &s(&good)]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+}

@@ -221,8 +221,9 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The container.
-    pub file: PathBuf,
+    /// The containers, checked one after another.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

@@ -1,19 +1,65 @@
-use vectro::format::verify;
+use vectro::format::{VerifyReport, verify};
 
 use super::{human_bytes, print_json};
 use crate::cli::VerifyArgs;
 use crate::exit_codes;
 
-/// Exit 0 when every check passes, 3 (bad input) when anything is damaged.
+/// Each file in turn: exit 0 when every check of every file passes, 3 (bad input) when
+/// anything is damaged. A file that cannot be read is reported and the others are still
+/// checked; the exit code is then the highest of the files' codes. With `--json`, one file
+/// prints its report, several print an array of them (an unreadable one as
+/// `{"path", "error", "exit_code"}`).
 pub fn run(a: VerifyArgs) -> anyhow::Result<i32> {
-    let r = verify(&a.file)?;
+    if let [file] = &a.files[..] {
+        let r = verify(file)?;
+        return report(&a, &r, true);
+    }
+    let mut worst = exit_codes::OK;
+    let mut all = Vec::new();
+    for file in &a.files {
+        let code = match verify(file) {
+            Ok(r) => {
+                let code = report(&a, &r, false)?;
+                if a.json {
+                    all.push(serde_json::to_value(&r)?);
+                }
+                code
+            }
+            Err(e) => {
+                let e = anyhow::Error::new(e);
+                let code = exit_codes::for_error(&e);
+                let msg = crate::escape_controls(&e.to_string());
+                if a.json {
+                    all.push(serde_json::json!({
+                        "path": file,
+                        "error": msg,
+                        "exit_code": code,
+                    }));
+                } else {
+                    errln!("vectro: error: {msg}");
+                }
+                code
+            }
+        };
+        worst = worst.max(code);
+    }
+    if a.json {
+        print_json(&all)?;
+    }
+    Ok(worst)
+}
+
+/// Prints one file's report (unless `--json` and part of several) and returns its code.
+fn report(a: &VerifyArgs, r: &VerifyReport, single: bool) -> anyhow::Result<i32> {
     let code = if r.ok {
         exit_codes::OK
     } else {
         exit_codes::BAD_INPUT
     };
     if a.json {
-        print_json(&r)?;
+        if single {
+            print_json(r)?;
+        }
         return Ok(code);
     }
     if r.ok {
