@@ -15,9 +15,9 @@ const BLOCK: usize = 256;
 
 /// The index of the first value of `v` that is NaN or infinite.
 pub fn first_non_finite(v: &[f32]) -> Option<usize> {
-    // A branch-free fold per block vectorises; only a failing block is searched.
+    // The SIMD scan per block; only a failing block is searched.
     for (b, block) in v.chunks(BLOCK).enumerate() {
-        if !block.iter().fold(true, |ok, x| ok & x.is_finite()) {
+        if crate::simd::any_non_finite(block) {
             let at = block.iter().position(|x| !x.is_finite())?;
             return Some(b * BLOCK + at);
         }
