@@ -5,7 +5,7 @@
 #   scripts/test.sh            # everything
 #   VECTRO_SKIP_SLURM=1 ...    # leave out the local Slurm cluster test (needs root and apt)
 #   VECTRO_SKIP_PYTHON=1 ...   # leave out the Python package's tests (python/tests)
-#   VECTRO_SKIP_PYTHON_INTEGRATIONS=1 ...  # leave out python/tests_integrations (LangChain, LlamaIndex, Ray)
+#   VECTRO_SKIP_PYTHON_INTEGRATIONS=1 ...  # leave out python/tests_frameworks (LangChain, LlamaIndex, Ray)
 #   VECTRO_SKIP_DBS=1 ...      # leave out the loaders into Milvus, Qdrant, LanceDB
 #   VECTRO_SKIP_BROWSER=1 ...  # leave out the browser test (headless Chromium; needs apt)
 set -euo pipefail

@@ -31,6 +31,6 @@ trap "'$PWD/scripts/milvus_local.sh' down" EXIT
 scripts/milvus_local.sh up
 export VECTRO_MILVUS_URI="http://127.0.0.1:$(cat "${VECTRO_MILVUS_DIR:-target/milvus-local}/port")"
 
-cd python/integration_tests
+cd python/tests_databases
 VECTRO_BIN="$PWD/../../target/release/vectro" VECTRO_EXAMPLES="$PWD/../../examples/integrations" \
     "$PYBIN" -m pytest -p no:cacheprovider -q "$@"

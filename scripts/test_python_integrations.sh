@@ -28,5 +28,5 @@ rm -rf target/wheels
 
 # Offline, and without Ray's dashboard or usage reporting.
 export RAY_USAGE_STATS_ENABLED=0
-cd python/tests_integrations
+cd python/tests_frameworks
 "../../$VENV/bin/python" -m pytest -p no:cacheprovider -p no:logging -q "$@"
