@@ -8,22 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PY="${PYTHON:-python3}"
+. scripts/lib/venv.sh
 VENV="${VECTRO_PY_VENV:-target/py-venv}"
-if ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
-    if ! "$PY" -m venv "$VENV" 2>/dev/null; then
-        # Debian's python3 lacks venv and ensurepip until python3-venv is installed.
-        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-            apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
-            rm -rf "$VENV"
-            "$PY" -m venv "$VENV"
-        else
-            echo "cannot create a venv with $PY: install python3-venv (Debian/Ubuntu)" >&2
-            exit 1
-        fi
-    fi
-fi
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+make_venv "$VENV" \
     "maturin>=1.9.4,<2" "numpy>=1.21,<3" "pytest>=8,<10" "hypothesis>=6.100,<7" \
     "pyarrow>=14" "safetensors>=0.4"
 

@@ -10,12 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PY="${PYTHON:-python3}"
+. scripts/lib/venv.sh
 VENV="${VECTRO_PY_INT_VENV:-target/py-venv-int}"
-if ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
-    "$PY" -m venv "$VENV"
-fi
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+make_venv "$VENV" \
     "maturin>=1.9.4,<2" "numpy>=1.21,<3" "pytest>=8,<10" \
     "langchain-core==1.8.1" "langchain-tests==1.1.9" \
     "llama-index-core==0.14.25" "ray[data]==2.60.0"
