@@ -65,7 +65,8 @@ impl Rung {
             codec,
             dims_per_m: None,
             trained: true,
-            row_bytes: Some(|d, _| d.div_ceil(8)),
+            // The sign bits and the row's f32 norm, as binary stores them.
+            row_bytes: Some(|d, _| d.div_ceil(8) + 4),
         }
     }
 
@@ -666,6 +667,43 @@ mod tests {
         assert!(r.fell_back, "no lossy codec reaches cosine 1.0 exactly");
         assert_eq!(r.chosen, "f16");
         assert!(choose(&x, 16, Target::MinCosine(1.5)).is_err());
+    }
+
+    #[test]
+    fn the_ladder_sizes_trained_rungs_from_the_dimension() {
+        let fixed = fixed_candidates(384);
+        for want in ["binary:rotate=1", "int4:rotate=1", "int8:rotate=1", "f16"] {
+            assert!(fixed.iter().any(|c| c == want), "{want} missing: {fixed:?}");
+        }
+        let trained = trained_candidates(384);
+        let names: Vec<&str> = trained.iter().map(|(n, _)| n.as_str()).collect();
+        for want in ["pq:m=16", "opq:m=16", "pq:m=48", "opq:m=96", "binary-itq"] {
+            assert!(names.contains(&want), "{want} missing: {names:?}");
+        }
+        // Bytes per row known before training, as the codec writes them.
+        for (name, bytes) in &trained {
+            let expect = match name.as_str() {
+                "binary-itq" => 384 / 8 + 4,
+                n => n.rsplit('=').next().unwrap().parse().unwrap(),
+            };
+            assert_eq!(*bytes, expect, "{name}");
+        }
+        assert!(trained.windows(2).all(|w| w[0].1 <= w[1].1));
+        // A size that does not divide the dimension is left out.
+        let odd: Vec<String> = trained_candidates(64).into_iter().map(|c| c.0).collect();
+        assert!(odd.contains(&"pq:m=8".to_string()) && !odd.iter().any(|c| c == "pq:m=2"));
+    }
+
+    #[test]
+    fn a_trained_size_is_skipped_only_behind_a_no_bigger_candidate_that_clearly_meets() {
+        let x = data(300, 32);
+        let r = choose(&x, 32, Target::MinCosine(0.9)).unwrap();
+        let int8 = r.candidates.iter().find(|c| c.codec == "int8").unwrap();
+        assert!(int8.sample_quality.unwrap() >= 0.9 + SCREEN_MARGIN);
+        let b = int8.bytes_per_row as usize;
+        assert!(r.skip_training(b).unwrap().contains("meets the target"));
+        // Below every candidate's size nothing can skip it.
+        assert_eq!(r.skip_training(1), None);
     }
 
     #[test]

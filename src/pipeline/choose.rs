@@ -246,8 +246,7 @@ fn pick_codec(
         "auto: measuring {} over every row of the input",
         names.join(", ")
     ));
-    let measured =
-        crate::eval::whole::measure(source, &refs, &whole, &crate::progress::NoProgress, cancel)?;
+    let measured = crate::eval::whole::measure(source, &refs, &whole, &AsStage(progress), cancel)?;
     let queries = auto::WHOLE_QUERIES.min(source.header().rows as usize);
     let pairs: Vec<_> = names.iter().cloned().zip(measured).collect();
     report.decide(&pairs, source.header().rows, queries);
@@ -261,6 +260,20 @@ fn pick_codec(
     };
     let recipe = codec::training_recipe(&report.chosen, dims, Some(train_rows))?;
     Ok((chosen, Some(report), recipe))
+}
+
+/// The whole-input pass drawn as a stage of the run (rows measured), not as its rows: the
+/// encode's rate and ETA count from the encode's own start.
+struct AsStage<'a>(&'a dyn Progress);
+
+impl Progress for AsStage<'_> {
+    fn begin(&self, rows: u64, _bytes: u64) {
+        self.0.stage("rows measured (auto)", rows);
+    }
+
+    fn advance(&self, rows: u64, _bytes: u64) {
+        self.0.step(rows);
+    }
 }
 
 /// Training's progress (its stages and steps) without its notes: a warning about a small
