@@ -21,21 +21,120 @@ use serde::Serialize;
 use super::parse;
 use crate::error::{Error, Result};
 
-/// Candidates in increasing encoded size (at equal size, the higher quality wins).
-pub const CANDIDATES: [&str; 12] = [
-    "binary:rotate=1",
-    "sq:bits=1",
-    "sq:bits=2",
-    "sq:bits=3",
-    "int4:rotate=1",
-    "sq:bits=4",
-    "sq:bits=5",
-    "sq:bits=6",
-    "int8:rotate=1",
-    "int8",
-    "sq:bits=8",
-    "f16",
+/// One rung of the ladder `auto` climbs: a codec string, or a family sized from the data's
+/// dimension. Adding a codec to `auto` is one entry in [`LADDER`].
+#[derive(Debug, Clone, Copy)]
+pub struct Rung {
+    /// The codec string; for a rung sized by [`Rung::dims_per_m`], the codec name to which
+    /// `:m=M` is appended.
+    pub codec: &'static str,
+    /// For pq-like codecs: `m = dims / dims_per_m` subspaces (the rung is left out when
+    /// it does not divide the dimension).
+    pub dims_per_m: Option<usize>,
+    /// Whether the codec is trained (on the auto sample) before it is measured.
+    pub trained: bool,
+    /// Encoded bytes per row for `dims`-dimensional data, for a trained rung: known before
+    /// training, so a rung that cannot be chosen is not trained.
+    pub row_bytes: Option<fn(dims: usize, m: usize) -> usize>,
+}
+
+impl Rung {
+    /// A training-free codec string.
+    pub const fn fixed(codec: &'static str) -> Rung {
+        Rung {
+            codec,
+            dims_per_m: None,
+            trained: false,
+            row_bytes: None,
+        }
+    }
+
+    /// A trained codec of `m = dims / dims_per_m` one-byte subspaces (pq, opq).
+    pub const fn subspaces(codec: &'static str, dims_per_m: usize) -> Rung {
+        Rung {
+            codec,
+            dims_per_m: Some(dims_per_m),
+            trained: true,
+            row_bytes: Some(|_, m| m),
+        }
+    }
+
+    /// A trained codec of one bit per dimension (binary-itq).
+    pub const fn bits(codec: &'static str) -> Rung {
+        Rung {
+            codec,
+            dims_per_m: None,
+            trained: true,
+            // The sign bits and the row's f32 norm, as binary stores them.
+            row_bytes: Some(|d, _| d.div_ceil(8) + 4),
+        }
+    }
+
+    /// The codec string for `dims`-dimensional data, `None` when the rung does not apply.
+    pub fn codec_for(&self, dims: usize) -> Option<String> {
+        match self.dims_per_m {
+            None => Some(self.codec.to_string()),
+            Some(per) if per > 0 && dims >= per && dims.is_multiple_of(per) => {
+                Some(format!("{}:m={}", self.codec, dims / per))
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// Encoded bytes per row of a trained rung, before it is trained.
+    pub fn trained_row_bytes(&self, dims: usize) -> Option<usize> {
+        let m = self.dims_per_m.map_or(0, |per| dims / per.max(1));
+        self.row_bytes.map(|f| f(dims, m))
+    }
+}
+
+/// Every codec `auto` considers. Order does not matter: candidates are ranked by encoded
+/// size (at equal size, the higher quality wins). pq and opq come in three sizes (a
+/// subspace of 24, 8 or 4 dims: `m = d/24, d/8, d/4` bytes a row), filling the gaps
+/// between binary (`d/8` bytes) and int4 (`d/2`).
+pub const LADDER: &[Rung] = &[
+    Rung::fixed("binary:rotate=1"),
+    Rung::bits("binary-itq"),
+    Rung::fixed("sq:bits=1"),
+    Rung::fixed("sq:bits=2"),
+    Rung::fixed("sq:bits=3"),
+    Rung::fixed("int4:rotate=1"),
+    Rung::fixed("sq:bits=4"),
+    Rung::fixed("sq:bits=5"),
+    Rung::fixed("sq:bits=6"),
+    Rung::fixed("int8:rotate=1"),
+    Rung::fixed("int8"),
+    Rung::fixed("sq:bits=8"),
+    Rung::fixed("f16"),
+    Rung::subspaces("pq", 24),
+    Rung::subspaces("opq", 24),
+    Rung::subspaces("pq", 8),
+    Rung::subspaces("opq", 8),
+    Rung::subspaces("pq", 4),
+    Rung::subspaces("opq", 4),
 ];
+
+/// The training-free candidates for `dims`-dimensional data.
+pub fn fixed_candidates(dims: usize) -> Vec<String> {
+    LADDER
+        .iter()
+        .filter(|r| !r.trained)
+        .filter_map(|r| r.codec_for(dims))
+        .collect()
+}
+
+/// The trained candidates for `dims`-dimensional data, with their bytes per row, smallest
+/// first.
+pub fn trained_candidates(dims: usize) -> Vec<(String, usize)> {
+    let mut v: Vec<(String, usize)> = LADDER
+        .iter()
+        .filter(|r| r.trained)
+        .filter_map(|r| Some((r.codec_for(dims)?, r.trained_row_bytes(dims)?)))
+        .collect();
+    v.sort_by_key(|(_, b)| *b);
+    v
+}
+
 /// Queries of the whole-input measurement.
 pub const WHOLE_QUERIES: usize = 500;
 /// The one-sided confidence with which a chosen codec meets a recall target.
@@ -92,10 +191,15 @@ pub struct Candidate {
     pub recall_se: Option<f64>,
     /// Whether it was measured on the whole input.
     pub whole: bool,
-    /// Why it could not encode, if so.
+    /// Why it could not encode (or be trained), if so.
     pub error: Option<String>,
     /// Whether it meets the target.
     pub meets: bool,
+    /// Trained on the sample (pq, opq, binary-itq).
+    pub trained: bool,
+    /// Why a trained candidate was not trained, if it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// The outcome of the selection.
@@ -119,6 +223,8 @@ pub struct AutoReport {
     pub chosen: String,
     /// True when no candidate met the target and [`FALLBACK`] was used.
     pub fell_back: bool,
+    /// Rows each trained candidate was trained on (0 when none was).
+    pub train_rows: u64,
 }
 
 impl AutoReport {
@@ -142,6 +248,19 @@ impl AutoReport {
                 self.target, self.sample_rows
             ),
         }];
+        let trained: Vec<&str> = self
+            .candidates
+            .iter()
+            .filter(|c| c.trained && c.skipped.is_none() && c.error.is_none())
+            .map(|c| c.codec.as_str())
+            .collect();
+        if !trained.is_empty() {
+            out.push(format!(
+                "auto: trained {} on {} sampled rows",
+                trained.join(", "),
+                self.train_rows
+            ));
+        }
         for c in &self.candidates {
             let q = match (&c.quality, &c.error) {
                 (Some(q), _) if c.whole => match c.recall_se {
@@ -159,8 +278,12 @@ impl AutoReport {
                     format!("{q:.6} on the sample: far below, not measured further")
                 }
                 (Some(q), _) => format!("{q:.6}"),
+                (None, Some(e)) if c.trained && !c.whole => format!("cannot train: {e}"),
                 (None, Some(e)) => format!("cannot encode: {e}"),
-                (None, None) => "-".into(),
+                (None, None) => match &c.skipped {
+                    Some(why) => format!("not trained: {why}"),
+                    None => "-".into(),
+                },
             };
             out.push(format!(
                 "  {:<16} {:>7.1} B/row  {}  {}",
@@ -200,25 +323,44 @@ pub fn choose(sample: &[f32], dims: usize, target: Target) -> Result<AutoReport>
     if rows == 0 {
         return Err(Error::Config("auto needs at least one sampled row".into()));
     }
-    let mut candidates = Vec::new();
-    for name in CANDIDATES {
-        let codec = parse(name, dims)?;
+    let mut report = AutoReport {
+        target,
+        sample_rows: rows,
+        measured_rows: 0,
+        queries: 0,
+        confidence: CONFIDENCE,
+        fell_back: true,
+        chosen: FALLBACK.into(),
+        candidates: Vec::new(),
+        train_rows: 0,
+    };
+    for name in fixed_candidates(dims) {
+        let codec = parse(&name, dims)?;
+        report.measure_on_sample(&name, codec.as_ref(), sample, dims, false);
+    }
+    report.settle();
+    Ok(report)
+}
+
+impl AutoReport {
+    /// Measures `codec` (named `name`) on the `sample` and adds it as a candidate.
+    pub fn measure_on_sample(
+        &mut self,
+        name: &str,
+        codec: &dyn crate::codec::Codec,
+        sample: &[f32],
+        dims: usize,
+        trained: bool,
+    ) {
+        let rows = sample.len() / dims.max(1);
+        let t = self.target.value();
         let mut payload = vec![0u8; codec.encoded_len(rows)];
         let mut recon = vec![0f32; sample.len()];
-        let mut c = Candidate {
-            codec: name.into(),
-            bytes_per_row: codec.encoded_len(rows) as f64 / rows as f64,
-            quality: None,
-            sample_quality: None,
-            recall_se: None,
-            whole: false,
-            error: None,
-            meets: false,
-        };
+        let mut c = Candidate::new(name, codec.encoded_len(rows) as f64 / rows as f64, trained);
         match codec.encode(sample, &mut payload) {
             Ok(()) => {
                 codec.decode(&payload, rows, &mut recon);
-                let q = match target {
+                let q = match self.target {
                     Target::MinCosine(_) => mean_cosine(sample, &recon, dims),
                     Target::MinRecall(_) => recall(sample, &recon, dims),
                 };
@@ -228,20 +370,75 @@ pub fn choose(sample: &[f32], dims: usize, target: Target) -> Result<AutoReport>
             }
             Err(f) => c.error = Some(format!("sampled row {}: {}", f.row, f.msg)),
         }
-        candidates.push(c);
+        self.candidates.push(c);
     }
-    sort_candidates(&mut candidates);
-    let chosen = candidates.iter().find(|c| c.meets).map(|c| c.codec.clone());
-    Ok(AutoReport {
-        target,
-        sample_rows: rows,
-        measured_rows: 0,
-        queries: 0,
-        confidence: CONFIDENCE,
-        fell_back: chosen.is_none(),
-        chosen: chosen.unwrap_or_else(|| FALLBACK.into()),
-        candidates,
-    })
+
+    /// Why the trained candidate `name` (`row_bytes` a row) is not worth training, if it
+    /// is not: a candidate no bigger already meets the target on the sample by
+    /// [`SCREEN_MARGIN`] or more (a trained codec's sample estimate is no less biased than
+    /// theirs, so it would be chosen only if they all missed on the whole input).
+    pub fn skip_training(&self, row_bytes: usize) -> Option<String> {
+        let t = self.target.value();
+        self.candidates
+            .iter()
+            .filter(|c| c.skipped.is_none() && c.bytes_per_row <= row_bytes as f64)
+            .find(|c| c.sample_quality.is_some_and(|q| q >= t + SCREEN_MARGIN))
+            .map(|c| {
+                format!(
+                    "{} is no bigger and meets the target on the sample",
+                    c.codec
+                )
+            })
+    }
+
+    /// Adds the trained candidate `name` as not measured: `why` says why (not worth
+    /// training, or training failed).
+    pub fn add_unmeasured(&mut self, name: &str, row_bytes: f64, why: Unmeasured) {
+        let mut c = Candidate::new(name, row_bytes, true);
+        match why {
+            Unmeasured::Skipped(s) => c.skipped = Some(s),
+            Unmeasured::Failed(e) => c.error = Some(e),
+        }
+        self.candidates.push(c);
+    }
+
+    /// Ranks the candidates and chooses from their sample estimates.
+    pub fn settle(&mut self) {
+        sort_candidates(&mut self.candidates);
+        let chosen = self
+            .candidates
+            .iter()
+            .find(|c| c.meets)
+            .map(|c| c.codec.clone());
+        self.fell_back = chosen.is_none();
+        self.chosen = chosen.unwrap_or_else(|| FALLBACK.into());
+    }
+}
+
+/// Why a trained candidate was not measured.
+#[derive(Debug, Clone)]
+pub enum Unmeasured {
+    /// Not trained: a cheaper candidate made it pointless.
+    Skipped(String),
+    /// Training failed (too few rows, say).
+    Failed(String),
+}
+
+impl Candidate {
+    fn new(codec: &str, bytes_per_row: f64, trained: bool) -> Candidate {
+        Candidate {
+            codec: codec.into(),
+            bytes_per_row,
+            quality: None,
+            sample_quality: None,
+            recall_se: None,
+            whole: false,
+            error: None,
+            meets: false,
+            trained,
+            skipped: None,
+        }
+    }
 }
 
 /// Smallest first; at equal size, the higher quality first.
@@ -470,6 +667,43 @@ mod tests {
         assert!(r.fell_back, "no lossy codec reaches cosine 1.0 exactly");
         assert_eq!(r.chosen, "f16");
         assert!(choose(&x, 16, Target::MinCosine(1.5)).is_err());
+    }
+
+    #[test]
+    fn the_ladder_sizes_trained_rungs_from_the_dimension() {
+        let fixed = fixed_candidates(384);
+        for want in ["binary:rotate=1", "int4:rotate=1", "int8:rotate=1", "f16"] {
+            assert!(fixed.iter().any(|c| c == want), "{want} missing: {fixed:?}");
+        }
+        let trained = trained_candidates(384);
+        let names: Vec<&str> = trained.iter().map(|(n, _)| n.as_str()).collect();
+        for want in ["pq:m=16", "opq:m=16", "pq:m=48", "opq:m=96", "binary-itq"] {
+            assert!(names.contains(&want), "{want} missing: {names:?}");
+        }
+        // Bytes per row known before training, as the codec writes them.
+        for (name, bytes) in &trained {
+            let expect = match name.as_str() {
+                "binary-itq" => 384 / 8 + 4,
+                n => n.rsplit('=').next().unwrap().parse().unwrap(),
+            };
+            assert_eq!(*bytes, expect, "{name}");
+        }
+        assert!(trained.windows(2).all(|w| w[0].1 <= w[1].1));
+        // A size that does not divide the dimension is left out.
+        let odd: Vec<String> = trained_candidates(64).into_iter().map(|c| c.0).collect();
+        assert!(odd.contains(&"pq:m=8".to_string()) && !odd.iter().any(|c| c == "pq:m=2"));
+    }
+
+    #[test]
+    fn a_trained_size_is_skipped_only_behind_a_no_bigger_candidate_that_clearly_meets() {
+        let x = data(300, 32);
+        let r = choose(&x, 32, Target::MinCosine(0.9)).unwrap();
+        let int8 = r.candidates.iter().find(|c| c.codec == "int8").unwrap();
+        assert!(int8.sample_quality.unwrap() >= 0.9 + SCREEN_MARGIN);
+        let b = int8.bytes_per_row as usize;
+        assert!(r.skip_training(b).unwrap().contains("meets the target"));
+        // Below every candidate's size nothing can skip it.
+        assert_eq!(r.skip_training(1), None);
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub struct BenchOptions {
     /// Worker threads for the search; 0 means the available cores. Encode and decode
     /// are timed on one thread.
     pub threads: usize,
+    /// Frozen codebooks (`.vcb` from `vectro train`) benchmarked beside the codecs, each
+    /// a row named by its codec and file; nothing is trained for them.
+    pub codebooks: Vec<std::path::PathBuf>,
 }
 
 impl Default for BenchOptions {
@@ -55,6 +58,7 @@ impl Default for BenchOptions {
             runs: 5,
             seed: 42,
             threads: 0,
+            codebooks: Vec::new(),
         }
     }
 }
@@ -174,6 +178,16 @@ pub fn bench(
             codec::training_recipe(c, dims, None)?;
         }
     }
+    // Frozen codebooks are read (and checked against the data's dimension) before too.
+    let mut frozen: Vec<(String, Box<dyn Codec>)> = Vec::new();
+    for path in &opts.codebooks {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, "reading", e))?;
+        let trained = codec::codebook::VcbFile::parse(path, &bytes)?.codec(path, dims)?;
+        frozen.push((
+            format!("{} ({})", trained.name(), path.display()),
+            trained.into_codec(),
+        ));
+    }
     let threads = crate::par::resolve_threads(opts.threads);
     let pool = crate::par::pool(threads)?;
     let src = SliceRows { data, dims };
@@ -191,6 +205,12 @@ pub fn bench(
             Ok((codec, is_trained(c).then(|| t.elapsed().as_secs_f64())))
         })
         .collect::<Result<Vec<_>>>()?;
+    let mut names = opts.codecs.clone();
+    let mut codecs = codecs;
+    for (name, c) in frozen {
+        names.push(name);
+        codecs.push((c, None));
+    }
     let rows = data.len() / dims;
     let queries = sampled(data, dims, opts.queries, opts.seed, opts.metric);
     let k_found = opts.k.max(opts.rerank);
@@ -206,7 +226,7 @@ pub fn bench(
     };
     let truth = pass.run(data, None, None, (opts.k, 0))?.truth;
     let mut table = Vec::new();
-    for (name, (c, train_seconds)) in opts.codecs.iter().zip(&codecs) {
+    for (name, (c, train_seconds)) in names.iter().zip(&codecs) {
         let (payloads, enc_s) = timed_encode(c.as_ref(), data, chunk, opts.runs)?;
         let mut recon = vec![0f32; data.len()];
         let dec_s = timed_decode(c.as_ref(), &payloads, chunk, opts.runs, &mut recon);

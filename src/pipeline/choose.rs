@@ -55,6 +55,9 @@ pub(super) struct Choice {
     pub(super) auto: Option<AutoReport>,
     /// The trained codec was taken from an earlier run's output.
     pub(super) training_reused: bool,
+    /// `--codec auto` chose a trained codec: its training recipe, which the header
+    /// records as a `--codebook` of that codebook would.
+    pub(super) auto_recipe: Option<String>,
 }
 
 /// What the choice looks at besides the recipe.
@@ -116,14 +119,15 @@ pub(super) fn choose(c: Choose<'_>, recipe: Recipe) -> Result<Choice> {
             from.display()
         ));
     }
-    let (codec, auto) = match (earlier, recipe.frozen, stale) {
-        (Some(c), _, _) | (None, Some(c), _) => (c, None),
+    let (codec, auto, auto_recipe) = match (earlier, recipe.frozen, stale) {
+        (Some(c), _, _) | (None, Some(c), _) => (c, None, None),
         // A finished output of other settings: the completeness check says what differs,
         // and training first would not change its answer.
-        (None, None, Some(c)) if early.is_none() => (c, None),
+        (None, None, Some(c)) if early.is_none() => (c, None, None),
         (None, None, _) => match &opts.codec {
             Some(request) if request.is_trained() => (
                 train_codec(request, source, opts, threads, progress, cancel)?,
+                None,
                 None,
             ),
             request => pick_codec(request.as_ref(), source, opts, threads, progress, cancel)?,
@@ -133,6 +137,7 @@ pub(super) fn choose(c: Choose<'_>, recipe: Recipe) -> Result<Choice> {
         codec,
         auto,
         training_reused,
+        auto_recipe,
     })
 }
 
@@ -150,6 +155,9 @@ fn earlier_codec(path: &Path, file: &std::fs::File) -> Option<(Box<dyn Codec>, H
 
 /// The codec `request` asks for (`None`: int8); for `auto`, the smallest that meets the
 /// target over the whole input (each line of its report also goes to `progress.note`).
+/// With a trained codec chosen, its training recipe (the header's `train` key).
+type Picked = (Box<dyn Codec>, Option<AutoReport>, Option<String>);
+
 fn pick_codec(
     request: Option<&CodecRequest>,
     source: &Input,
@@ -157,7 +165,7 @@ fn pick_codec(
     threads: usize,
     progress: &dyn Progress,
     cancel: &AtomicBool,
-) -> Result<(Box<dyn Codec>, Option<AutoReport>)> {
+) -> Result<Picked> {
     let dims = source.header().dims as usize;
     if request != Some(&CodecRequest::Auto) {
         if opts.target.is_some() {
@@ -166,7 +174,7 @@ fn pick_codec(
             ));
         }
         let int8 = CodecRequest::default();
-        return Ok((request.unwrap_or(&int8).build(dims)?, None));
+        return Ok((request.unwrap_or(&int8).build(dims)?, None, None));
     }
     let Some(target) = opts.target else {
         return Err(Error::Config(
@@ -180,13 +188,51 @@ fn pick_codec(
     let mut sample = vec![0f32; ids.len() * dims];
     source.read_rows(&ids, &mut sample)?;
     let mut report = auto::choose(&sample, dims, target)?;
+    // Trained candidates: each trained once, on the auto sample's size of rows drawn as
+    // `vectro train --train-rows N` draws them (so its codebook is the one that command
+    // writes), unless a candidate no bigger already clearly meets the target.
+    let train_rows = opts.train_rows.unwrap_or(opts.sample as u64);
+    let mut trained: Vec<(String, Box<dyn Codec>)> = Vec::new();
+    let pool = crate::par::pool(threads)?;
+    let train_opts = codec::TrainOptions {
+        train_rows: Some(train_rows),
+        cancel: Some(cancel),
+    };
+    for (name, row_bytes) in auto::trained_candidates(dims) {
+        if let Some(why) = report.skip_training(row_bytes) {
+            report.add_unmeasured(&name, row_bytes as f64, auto::Unmeasured::Skipped(why));
+            continue;
+        }
+        progress.note(&format!(
+            "auto: training {name} on {train_rows} sampled rows"
+        ));
+        let quiet = TrainingOnly(progress);
+        match pool.install(|| codec::train(&name, source, &train_opts, &quiet)) {
+            Ok(t) => {
+                let c = t.into_codec();
+                report.measure_on_sample(&name, c.as_ref(), &sample, dims, true);
+                trained.push((name, c));
+            }
+            Err(Error::Cancelled) => return Err(Error::Cancelled),
+            Err(e) => report.add_unmeasured(
+                &name,
+                row_bytes as f64,
+                auto::Unmeasured::Failed(e.to_string()),
+            ),
+        }
+    }
+    report.train_rows = if trained.is_empty() { 0 } else { train_rows };
+    report.settle();
     // The sample overestimates recall on the whole file: it only screens. The candidates
-    // it does not rule out are measured over every row.
+    // it does not rule out are measured over every row, the trained ones among them.
     let names = report.screened();
-    let codecs = names
-        .iter()
-        .map(|n| codec::parse(n, dims))
-        .collect::<Result<Vec<_>>>()?;
+    let mut codecs: Vec<Box<dyn Codec>> = Vec::with_capacity(names.len());
+    for n in &names {
+        codecs.push(match trained.iter().position(|(t, _)| t == n) {
+            Some(i) => trained.swap_remove(i).1,
+            None => codec::parse(n, dims)?,
+        });
+    }
     let refs: Vec<&dyn Codec> = codecs.iter().map(|c| c.as_ref()).collect();
     let whole = crate::eval::whole::WholeOptions {
         k: auto::K,
@@ -200,15 +246,48 @@ fn pick_codec(
         "auto: measuring {} over every row of the input",
         names.join(", ")
     ));
-    let measured =
-        crate::eval::whole::measure(source, &refs, &whole, &crate::progress::NoProgress, cancel)?;
+    let measured = crate::eval::whole::measure(source, &refs, &whole, &AsStage(progress), cancel)?;
     let queries = auto::WHOLE_QUERIES.min(source.header().rows as usize);
-    let pairs: Vec<_> = names.into_iter().zip(measured).collect();
+    let pairs: Vec<_> = names.iter().cloned().zip(measured).collect();
     report.decide(&pairs, source.header().rows, queries);
     for line in report.lines() {
         progress.note(&line);
     }
-    Ok((codec::parse(&report.chosen, dims)?, Some(report)))
+    // The chosen codec is the one measured: a trained one is not trained again.
+    let chosen = match names.iter().position(|n| *n == report.chosen) {
+        Some(i) => codecs.swap_remove(i),
+        None => codec::parse(&report.chosen, dims)?,
+    };
+    let recipe = codec::training_recipe(&report.chosen, dims, Some(train_rows))?;
+    Ok((chosen, Some(report), recipe))
+}
+
+/// The whole-input pass drawn as a stage of the run (rows measured), not as its rows: the
+/// encode's rate and ETA count from the encode's own start.
+struct AsStage<'a>(&'a dyn Progress);
+
+impl Progress for AsStage<'_> {
+    fn begin(&self, rows: u64, _bytes: u64) {
+        self.0.stage("rows measured (auto)", rows);
+    }
+
+    fn advance(&self, rows: u64, _bytes: u64) {
+        self.0.step(rows);
+    }
+}
+
+/// Training's progress (its stages and steps) without its notes: a warning about a small
+/// sample is the auto report's business, which says what was trained on how many rows.
+struct TrainingOnly<'a>(&'a dyn Progress);
+
+impl Progress for TrainingOnly<'_> {
+    fn stage(&self, what: &str, steps: u64) {
+        self.0.stage(what, steps);
+    }
+
+    fn step(&self, n: u64) {
+        self.0.step(n);
+    }
 }
 
 /// The codec of a frozen `--codebook`, checked against `--codec` if one is given, and the

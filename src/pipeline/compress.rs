@@ -91,7 +91,7 @@ pub(crate) fn compress_with_ids(
     // Plan: every setting is checked before training, which can take minutes.
     let id_kind = check_ids(ids.as_deref(), source.header().rows, input, opts)?;
     let payload = open_payload(&source, input, opts)?;
-    let (plan, recipe) = Plan::new(&source, output, opts, id_kind, payload.as_ref())?;
+    let (mut plan, recipe) = Plan::new(&source, output, opts, id_kind, payload.as_ref())?;
     let ids = ids.map(Mutex::new);
     let payload = payload.map(Mutex::new);
     // An output that a shard or `--resume` rerun may keep is judged once the codec is
@@ -114,6 +114,11 @@ pub(crate) fn compress_with_ids(
         },
         recipe,
     )?;
+    // `--codec auto` chose a trained codec: the header records its recipe, as it does for
+    // `--codebook` of that codebook, so the two outputs are the same bytes.
+    if let Some(r) = &choice.auto_recipe {
+        plan.metadata.insert("train".into(), r.clone());
+    }
     let (codec, header) = (choice.codec.as_ref(), plan.header(choice.codec.as_ref()));
     let report = Report::new(input, output, opts, start, &header, &choice, &source);
     if plan.keep_existing {

@@ -252,3 +252,106 @@ fn auto_meets_a_recall_target_on_the_whole_file_where_the_sample_overestimates()
         .unwrap();
     assert!(r10 >= target, "{chosen}: eval recall@10 {r10} < {target}");
 }
+
+/// Rows near one of a few centres: a product quantizer's few bytes hold the centre, which
+/// binary and scalar quantizers of the same size cannot.
+fn clustered(rows: u64, dims: u64, centres: u64) -> Vec<f32> {
+    let c = crate::helpers::rows(centres, dims, 11);
+    let noise = crate::helpers::rows(rows, dims, 12);
+    (0..rows * dims)
+        .map(|i| {
+            let (r, j) = (i / dims, i % dims);
+            c[((r * 7 % centres) * dims + j) as usize] + 0.05 * noise[i as usize]
+        })
+        .collect()
+}
+
+/// `auto` considers the trained codecs: on clustered rows a pq or opq codebook of a few
+/// bytes a row meets a cosine target that no training-free candidate of its size does, so
+/// it is chosen; the output is then byte for byte what `vectro train --train-rows N` of
+/// that codec and `compress --codebook` of its book write (no second training).
+#[test]
+fn auto_chooses_a_trained_codec_and_writes_what_its_codebook_writes() {
+    let d = tempfile::tempdir().unwrap();
+    let npy = d.path().join("c.npy");
+    let (rows, dims) = (3000, 48);
+    write_npy(&npy, rows, dims, &clustered(rows, dims, 16));
+    let auto_out = d.path().join("auto.vectro");
+    let (code, out, err) = run(&[
+        &"compress",
+        &"--codec",
+        &"auto",
+        &"--min-cosine",
+        &"0.98",
+        &"--sample",
+        &"1000",
+        &"--json",
+        &"--no-fsync",
+        &"--in",
+        &npy,
+        &"--out",
+        &auto_out,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let auto = &s["auto"];
+    let chosen = auto["chosen"].as_str().unwrap().to_string();
+    assert!(
+        chosen.starts_with("pq:") || chosen.starts_with("opq:"),
+        "{chosen}: {auto}"
+    );
+    assert_eq!(auto["train_rows"], 1000, "{auto}");
+    let cands = auto["candidates"].as_array().unwrap();
+    let c = cands
+        .iter()
+        .find(|c| c["codec"] == chosen.as_str())
+        .unwrap();
+    assert!(c["trained"] == true && c["whole"] == true, "{c}");
+    // Every smaller candidate, trained or not, misses (or was not measured further).
+    let bytes = c["bytes_per_row"].as_f64().unwrap();
+    assert!(
+        cands
+            .iter()
+            .filter(|o| o["bytes_per_row"].as_f64().unwrap() < bytes)
+            .all(|o| o["meets"] == false),
+        "{auto}"
+    );
+    for want in ["auto: trained", "binary-itq", "opq:m=", "auto: chose"] {
+        assert!(
+            err.contains(want) || out.contains(want),
+            "no '{want}' in {err}"
+        );
+    }
+    // The same codebook, trained by `vectro train` and frozen.
+    let vcb = d.path().join("book.vcb");
+    let (code, _, err) = run(&[
+        &"train",
+        &"-q",
+        &"--codec",
+        &chosen,
+        &"--train-rows",
+        &"1000",
+        &"--in",
+        &npy,
+        &"--out",
+        &vcb,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let frozen = d.path().join("frozen.vectro");
+    let (code, _, err) = run(&[
+        &"compress",
+        &"-q",
+        &"--no-fsync",
+        &"--codebook",
+        &vcb,
+        &"--in",
+        &npy,
+        &"--out",
+        &frozen,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        std::fs::read(&auto_out).unwrap() == std::fs::read(&frozen).unwrap(),
+        "auto's {chosen} output differs from compress --codebook of the same book"
+    );
+}

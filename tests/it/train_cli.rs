@@ -462,3 +462,68 @@ fn a_binary_itq_codebook_gives_the_bytes_of_training_in_runs_shards_and_resumes(
         "{err}"
     );
 }
+
+/// `bench --codebook` measures frozen codebooks of each trained kind beside the codecs,
+/// training nothing: each row is named by the codebook's codec and file, has no training
+/// time, and measures the bytes the codec writes.
+#[test]
+fn bench_measures_frozen_codebooks_of_each_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let npy = dir.path().join("x.npy");
+    let (rows, dims) = (600, 32);
+    write_npy(
+        &npy,
+        rows,
+        dims,
+        &random_rows(rows as usize, dims as usize, 5),
+    );
+    let mut books = Vec::new();
+    for (codec, file) in [
+        ("pq:m=4,nbits=4", "pq.vcb"),
+        ("opq:m=8,nbits=4", "opq.vcb"),
+        ("binary-itq", "itq.vcb"),
+    ] {
+        let vcb = dir.path().join(file);
+        train(&npy, &vcb, codec);
+        books.push(vcb);
+    }
+    let mut c = vectro();
+    c.args(["bench", "--json", "--runs", "1", "--codecs", "int8", "--in"])
+        .arg(&npy);
+    for b in &books {
+        c.arg("--codebook").arg(b);
+    }
+    let o = c.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let table = r["codecs"].as_array().unwrap();
+    assert_eq!(table.len(), 4, "{r}");
+    for (row, (kind, bytes)) in
+        table[1..]
+            .iter()
+            .zip([("pq:m=4", 2.0), ("opq:m=8", 4.0), ("binary-itq", 8.0)])
+    {
+        let name = row["codec"].as_str().unwrap();
+        assert!(name.starts_with(kind) && name.contains(".vcb"), "{row}");
+        assert!(row["train_seconds"].is_null(), "{row}");
+        assert_eq!(row["bytes_per_vector"].as_f64().unwrap(), bytes, "{row}");
+        assert!(row["cosine_mean"].as_f64().unwrap() > 0.2, "{row}");
+    }
+    // A codebook of another dimension is refused before anything is measured.
+    let other = dir.path().join("other.npy");
+    write_npy(&other, 600, 16, &random_rows(600, 16, 6));
+    let o = vectro()
+        .args(["bench", "-q", "--runs", "1", "--codecs", "int8", "--in"])
+        .arg(&other)
+        .arg("--codebook")
+        .arg(&books[0])
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("pq.vcb"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

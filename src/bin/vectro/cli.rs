@@ -101,11 +101,15 @@ pub struct CompressArgs {
     pub min_cosine: Option<f64>,
     /// With --codec auto: the smallest codec whose recall@10 over the whole input is at
     /// least this, with 95% one-sided confidence (500 sampled queries searched over every
-    /// row, as `vectro eval` measures it).
+    /// row, as `vectro eval` measures it). Candidates: binary:rotate=1, sq:bits=1..8,
+    /// int4:rotate=1, int8:rotate=1, int8, f16, and the trained binary-itq, pq and opq
+    /// (m = d/24, d/8, d/4), each trained once on --sample rows unless a candidate no
+    /// bigger already meets the target on the sample.
     #[arg(long, value_name = "X", value_parser = parse_gate)]
     pub min_recall: Option<f64>,
     /// With --codec auto: rows sampled (seeded) to screen out candidates far below the
-    /// target before the whole input is measured.
+    /// target before the whole input is measured, and to train the trained candidates on
+    /// (--train-rows overrides the latter).
     #[arg(long, value_name = "N", default_value_t = 2000)]
     pub sample: usize,
     /// Encode with this frozen pq, opq or binary-itq codebook (from `vectro train`) instead
@@ -542,6 +546,10 @@ pub struct BenchArgs {
         default_value = "int8,int4,int4:rotate=1,binary,binary:rotate=1,sq:bits=1,sq:bits=2,sq:bits=3,sq:bits=4,f16,bf16"
     )]
     pub codecs: Vec<String>,
+    /// Also benchmark this frozen pq, opq or binary-itq codebook (from `vectro train`),
+    /// nothing trained; repeat for several.
+    #[arg(long, value_name = "VCB")]
+    pub codebook: Vec<std::path::PathBuf>,
     /// Rows sampled as queries.
     #[arg(long, default_value_t = 100)]
     pub queries: usize,

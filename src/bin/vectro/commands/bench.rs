@@ -57,6 +57,7 @@ pub fn run(a: BenchArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         runs: a.runs,
         seed: a.seed,
         threads: a.common.threads,
+        codebooks: a.codebook,
     };
     let r = bench(&data, dims, &opts, &Bar::new(quiet, "bench"), cancel)?;
     if a.common.json {

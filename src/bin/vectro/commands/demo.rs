@@ -107,6 +107,7 @@ pub fn run(a: DemoArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         runs: 1,
         seed: 42,
         threads: a.common.threads,
+        codebooks: Vec::new(),
     };
     let b =
         vectro::eval::bench::bench(&data, dims, &bench_opts, &Bar::new(quiet, "bench"), cancel)?;
