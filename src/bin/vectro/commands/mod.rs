@@ -34,13 +34,23 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-/// Prints a serialisable value as pretty JSON on stdout.
+/// Prints a serialisable value as pretty JSON on stdout, with a `"schema"` key in it (in
+/// each object of an array); nothing with `-q`.
 pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     // writeln, not println: a closed pipe (`| head`) must be an error main can recognise,
     // not a panic.
     use anyhow::Context;
     use std::io::Write;
-    let text = serde_json::to_string_pretty(v)?;
+    if crate::out::quiet() {
+        return Ok(());
+    }
+    let v = match serde_json::to_value(v)? {
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.into_iter().map(with_schema).collect())
+        }
+        v => with_schema(v),
+    };
+    let text = serde_json::to_string_pretty(&v)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{text}")
         .and_then(|_| out.flush())
@@ -65,4 +75,28 @@ pub fn on_stdout(e: vectro::Error) -> anyhow::Error {
     } else {
         e.into()
     }
+}
+
+/// `v` with `"schema": SCHEMA` in it, if it is an object.
+pub fn with_schema(mut v: serde_json::Value) -> serde_json::Value {
+    if let serde_json::Value::Object(m) = &mut v {
+        m.insert("schema".into(), crate::out::SCHEMA.into());
+    }
+    v
+}
+
+/// Renames the keys of a JSON object (the top level only): `(old, new)` pairs, so that one
+/// thing has one key in every command's `--json` (docs/cli.md).
+pub fn rename_keys(mut v: serde_json::Value, pairs: &[(&str, &str)]) -> serde_json::Value {
+    if let serde_json::Value::Object(m) = &mut v {
+        let old = std::mem::take(m);
+        for (k, val) in old {
+            let k = pairs
+                .iter()
+                .find(|(o, _)| *o == k)
+                .map_or(k, |(_, n)| n.to_string());
+            m.insert(k, val);
+        }
+    }
+    v
 }

@@ -8,7 +8,7 @@ use crate::exit_codes;
 /// anything is damaged. A file that cannot be read is reported and the others are still
 /// checked; the exit code is then the highest of the files' codes. With `--json`, one file
 /// prints its report, several print an array of them (an unreadable one as
-/// `{"path", "error", "exit_code"}`).
+/// `{"input", "error": {"message", "kind", "exit_code"}}`).
 pub fn run(a: VerifyArgs) -> anyhow::Result<i32> {
     if let [file] = &a.files[..] {
         let r = verify(file)?;
@@ -21,7 +21,7 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<i32> {
             Ok(r) => {
                 let code = report(&a, &r, false)?;
                 if a.json {
-                    all.push(serde_json::to_value(&r)?);
+                    all.push(json(&r)?);
                 }
                 code
             }
@@ -31,9 +31,12 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<i32> {
                 let msg = crate::escape_controls(&e.to_string());
                 if a.json {
                     all.push(serde_json::json!({
-                        "path": file,
-                        "error": msg,
-                        "exit_code": code,
+                        "input": file,
+                        "error": {
+                            "message": msg,
+                            "kind": exit_codes::kind_name(code),
+                            "exit_code": code,
+                        },
                     }));
                 } else {
                     errln!("vectro: error: {msg}");
@@ -49,6 +52,14 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<i32> {
     Ok(worst)
 }
 
+/// The report in the one vocabulary of `--json` (docs/cli.md).
+fn json(r: &VerifyReport) -> anyhow::Result<serde_json::Value> {
+    Ok(super::rename_keys(
+        serde_json::to_value(r)?,
+        &[("path", "input"), ("file_bytes", "input_bytes")],
+    ))
+}
+
 /// Prints one file's report (unless `--json` and part of several) and returns its code.
 fn report(a: &VerifyArgs, r: &VerifyReport, single: bool) -> anyhow::Result<i32> {
     let code = if r.ok {
@@ -58,11 +69,12 @@ fn report(a: &VerifyArgs, r: &VerifyReport, single: bool) -> anyhow::Result<i32>
     };
     if a.json {
         if single {
-            print_json(r)?;
+            print_json(&json(r)?)?;
         }
         return Ok(code);
     }
     if r.ok {
+        // With -q, outln! prints nothing: the exit code tells.
         outln!(
             "{}: ok: {} chunks, {} rows, {}; every checksum matches",
             r.path.display(),
