@@ -281,7 +281,7 @@ fn the_numbers_are_the_ones_eval_gives() {
         for key in [
             "rows",
             "dims",
-            "compressed_bytes",
+            "container_bytes",
             "cosine_mean",
             "cosine_min",
             "cosine_p1",

@@ -82,6 +82,20 @@ fn one(
     file: &std::path::Path,
     json: &mut Vec<serde_json::Value>,
 ) -> anyhow::Result<i32> {
+    let start = std::time::Instant::now();
+    let code = show(a, file, json)?;
+    if let Some(serde_json::Value::Object(m)) = json.last_mut() {
+        m.insert("seconds".into(), start.elapsed().as_secs_f64().into());
+    }
+    Ok(code)
+}
+
+/// [`one`], but the seconds.
+fn show(
+    a: &InfoArgs,
+    file: &std::path::Path,
+    json: &mut Vec<serde_json::Value>,
+) -> anyhow::Result<i32> {
     if vectro::pipeline::train::is_codebook_file(file) {
         return codebook(a, file, json);
     }

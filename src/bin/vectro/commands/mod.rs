@@ -44,7 +44,7 @@ pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     if crate::out::quiet() {
         return Ok(());
     }
-    let v = match serde_json::to_value(v)? {
+    let v = match vocabulary(serde_json::to_value(v)?) {
         serde_json::Value::Array(a) => {
             serde_json::Value::Array(a.into_iter().map(with_schema).collect())
         }
@@ -74,6 +74,54 @@ pub fn on_stdout(e: vectro::Error) -> anyhow::Error {
         anyhow::Error::new(e).context("writing to stdout")
     } else {
         e.into()
+    }
+}
+
+/// Keys that name one thing differently in the library's reports, and the one key
+/// `--json` prints for it (docs/cli.md), at any depth.
+const VOCABULARY: &[(&str, &str)] = &[
+    ("path", "input"),
+    ("file_bytes", "input_bytes"),
+    ("original_bytes", "input_bytes"),
+    ("compressed_bytes", "container_bytes"),
+    ("parts", "inputs"),
+];
+
+/// Objects whose keys are data, not vocabulary (a container's metadata, a codec's facts,
+/// auto's measurements, a report's figures): left as they are. docs/cli.md lists them.
+pub const OPAQUE: &[&str] = &[
+    "metadata",
+    "codec_facts",
+    "auto",
+    "cosine_hist",
+    "error_norm_hist",
+    "movement",
+    "pca",
+    "per_dim",
+    "peers",
+];
+
+/// `v` with every key of [`VOCABULARY`] renamed, at any depth but inside [`OPAQUE`].
+fn vocabulary(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.into_iter().map(vocabulary).collect())
+        }
+        serde_json::Value::Object(m) => serde_json::Value::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    if OPAQUE.contains(&k.as_str()) {
+                        return (k, v);
+                    }
+                    let k = VOCABULARY
+                        .iter()
+                        .find(|(o, _)| *o == k)
+                        .map_or(k, |(_, n)| n.to_string());
+                    (k, vocabulary(v))
+                })
+                .collect(),
+        ),
+        v => v,
     }
 }
 

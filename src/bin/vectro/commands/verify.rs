@@ -11,17 +11,19 @@ use crate::exit_codes;
 /// `{"input", "error": {"message", "kind", "exit_code"}}`).
 pub fn run(a: VerifyArgs) -> anyhow::Result<i32> {
     if let [file] = &a.files[..] {
+        let start = std::time::Instant::now();
         let r = verify(file)?;
-        return report(&a, &r, true);
+        return report(&a, &r, Some(start.elapsed().as_secs_f64()));
     }
     let mut worst = exit_codes::OK;
     let mut all = Vec::new();
     for file in &a.files {
+        let start = std::time::Instant::now();
         let code = match verify(file) {
             Ok(r) => {
-                let code = report(&a, &r, false)?;
+                let code = report(&a, &r, None)?;
                 if a.json {
-                    all.push(json(&r)?);
+                    all.push(json(&r, start.elapsed().as_secs_f64())?);
                 }
                 code
             }
@@ -53,23 +55,23 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<i32> {
 }
 
 /// The report in the one vocabulary of `--json` (docs/cli.md).
-fn json(r: &VerifyReport) -> anyhow::Result<serde_json::Value> {
-    Ok(super::rename_keys(
-        serde_json::to_value(r)?,
-        &[("path", "input"), ("file_bytes", "input_bytes")],
-    ))
+fn json(r: &VerifyReport, seconds: f64) -> anyhow::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(r)?;
+    v["seconds"] = seconds.into();
+    Ok(v)
 }
 
 /// Prints one file's report (unless `--json` and part of several) and returns its code.
-fn report(a: &VerifyArgs, r: &VerifyReport, single: bool) -> anyhow::Result<i32> {
+/// `single`: the seconds of the one file checked, whose JSON is printed here.
+fn report(a: &VerifyArgs, r: &VerifyReport, single: Option<f64>) -> anyhow::Result<i32> {
     let code = if r.ok {
         exit_codes::OK
     } else {
         exit_codes::BAD_INPUT
     };
     if a.json {
-        if single {
-            print_json(&json(r)?)?;
+        if let Some(seconds) = single {
+            print_json(&json(r, seconds)?)?;
         }
         return Ok(code);
     }
