@@ -102,11 +102,19 @@ fn show(
     let c = Container::open(file)?;
     if !a.quick {
         // A flipped byte in a chunk must not pass unnoticed because only `info` was run.
-        for i in 0..c.chunks().len() {
+        // Every chunk is read: a bar by chunk on a terminal.
+        let bar = crate::progress::Bar::new(a.quiet || a.json, "info");
+        vectro::Progress::begin(&bar, c.rows(), c.file_len());
+        let checked = (0..c.chunks().len()).try_for_each(|i| {
             c.chunk_payload(i)?;
             c.check_chunk_ids(i)?;
             c.release_chunks(i..i + 1);
-        }
+            let e = &c.chunks()[i];
+            vectro::Progress::advance(&bar, e.rows, e.len);
+            Ok::<(), vectro::Error>(())
+        });
+        vectro::Progress::finish(&bar);
+        checked?;
     }
     let h = c.header();
     let payload: u64 = c

@@ -1,4 +1,5 @@
-use vectro::format::{VerifyReport, verify};
+use vectro::format::VerifyReport;
+use vectro::format::verify::verify_with;
 
 use super::{human_bytes, print_json};
 use crate::cli::VerifyArgs;
@@ -12,14 +13,14 @@ use crate::exit_codes;
 pub fn run(a: VerifyArgs) -> anyhow::Result<i32> {
     if let [file] = &a.files[..] {
         let start = std::time::Instant::now();
-        let r = verify(file)?;
+        let r = verify_with(file, &bar(&a))?;
         return report(&a, &r, Some(start.elapsed().as_secs_f64()));
     }
     let mut worst = exit_codes::OK;
     let mut all = Vec::new();
     for file in &a.files {
         let start = std::time::Instant::now();
-        let code = match verify(file) {
+        let code = match verify_with(file, &bar(&a)) {
             Ok(r) => {
                 let code = report(&a, &r, None)?;
                 if a.json {
@@ -52,6 +53,11 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<i32> {
         print_json(&all)?;
     }
     Ok(worst)
+}
+
+/// A progress bar by chunk, on a terminal (a terabyte file takes minutes).
+fn bar(a: &VerifyArgs) -> crate::progress::Bar {
+    crate::progress::Bar::new(a.quiet || a.json, "verify")
 }
 
 /// The report in the one vocabulary of `--json` (docs/cli.md).
