@@ -122,6 +122,14 @@ impl VerifyReport {
 /// [`Error::Io`] if the file cannot be opened or read. A damaged file is not an error: it
 /// is a report with `ok == false`.
 pub fn verify(path: &Path) -> Result<VerifyReport> {
+    verify_with(path, &crate::progress::NoProgress)
+}
+
+/// [`verify`], reporting the chunks read to `progress` (rows and bytes, a chunk at a time).
+///
+/// # Errors
+/// As [`verify`].
+pub fn verify_with(path: &Path, progress: &dyn crate::progress::Progress) -> Result<VerifyReport> {
     let file = crate::input::open_input(path)?;
     let meta = file
         .metadata()
@@ -133,7 +141,9 @@ pub fn verify(path: &Path) -> Result<VerifyReport> {
         ));
     }
     let r = BufReader::with_capacity(BLOCK, file);
-    verify_reader(path, r, meta.len()).map_err(|e| Error::io(path, "reading", e))
+    let rep = verify_reader_with(path, r, meta.len(), progress);
+    progress.finish();
+    rep.map_err(|e| Error::io(path, "reading", e))
 }
 
 /// Verifies a container read from `r`, which holds `len` bytes; `path` names it.
@@ -142,8 +152,21 @@ pub fn verify(path: &Path) -> Result<VerifyReport> {
 /// Only the reader's errors.
 pub fn verify_reader<R: BufRead + Seek>(
     path: &Path,
+    r: R,
+    len: u64,
+) -> std::io::Result<VerifyReport> {
+    verify_reader_with(path, r, len, &crate::progress::NoProgress)
+}
+
+/// [`verify_reader`], reporting each chunk walked to `progress`.
+///
+/// # Errors
+/// Only the reader's errors.
+pub fn verify_reader_with<R: BufRead + Seek>(
+    path: &Path,
     mut r: R,
     len: u64,
+    progress: &dyn crate::progress::Progress,
 ) -> std::io::Result<VerifyReport> {
     let mut rep = VerifyReport::new(path, len);
     let Some((header, header_len)) = read_header(path, &mut r, len, &mut rep)? else {
@@ -169,14 +192,15 @@ pub fn verify_reader<R: BufRead + Seek>(
         codec.as_ref(),
         &mut rep,
     )?;
+    progress.begin(header.rows, len);
     let end = walk_chunks(
         &mut r,
         len,
-        &header,
-        header_len,
+        (&header, header_len),
         codec.as_ref(),
         index.as_deref(),
         &mut rep,
+        progress,
     )?;
     if let Some(idx) = &index {
         let index_start = idx.last().map_or(header_len as u64, |e| e.offset + e.len);
@@ -276,11 +300,11 @@ fn read_tail<R: Read + Seek>(
 fn walk_chunks<R: BufRead + Seek>(
     r: &mut R,
     len: u64,
-    header: &Header,
-    header_len: usize,
+    (header, header_len): (&Header, usize),
     codec: &dyn Codec,
     index: Option<&[ChunkEntry]>,
     rep: &mut VerifyReport,
+    progress: &dyn crate::progress::Progress,
 ) -> std::io::Result<u64> {
     let limit = index
         .and_then(|i| i.last())
@@ -354,6 +378,7 @@ fn walk_chunks<R: BufRead + Seek>(
             rep.chunks_ok += 1;
             rep.rows_ok += rows[1] - rows[0];
         }
+        progress.advance(rows[1] - rows[0], end - at);
         at = end;
     }
     Ok(at)

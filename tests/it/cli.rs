@@ -363,7 +363,7 @@ fn generate_is_deterministic_and_valid() {
 #[test]
 fn demo_runs_end_to_end() {
     vectro()
-        .args(["demo", "--quiet", "--rows", "2000", "--dims", "64"])
+        .args(["demo", "--rows", "2000", "--dims", "64"])
         .assert()
         .success()
         .stdout(contains("compressed 2000 rows x 64 dims"))
@@ -474,24 +474,31 @@ fn every_command_accepts_quiet() {
         assert!(text.contains("-q, --quiet"), "{cmd} --help: {text}");
     }
 
-    // get, info and verify: same stdout with or without it, nothing on stderr.
+    // -q is no output but errors: info and verify of a sound file print nothing (the exit
+    // code tells), --json included; get still prints the rows asked for.
     let t = Case::new();
     let (npy, _) = t.npy("x.npy", 20, 4, 3);
     let c = t.path("x.vectro");
     compress(&npy, &c, &["--chunk-rows", "5"]).success();
-    for args in [
-        vec!["info"],
-        vec!["info", "--json"],
-        vec!["verify"],
-        vec!["get", "--rows", "0..3,7"],
+    for (args, silent) in [
+        (vec!["info"], true),
+        (vec!["info", "--json"], true),
+        (vec!["verify"], true),
+        (vec!["verify", "--json"], true),
+        (vec!["get", "--rows", "0..3,7"], false),
     ] {
         let plain = vectro().args(&args).arg(&c).output().unwrap();
         assert!(plain.status.success(), "{args:?}");
+        assert!(!plain.stdout.is_empty(), "{args:?}");
         for q in ["-q", "--quiet"] {
             let o = vectro().args(&args).arg(q).arg(&c).output().unwrap();
             let err = String::from_utf8_lossy(&o.stderr);
             assert_eq!(o.status.code(), Some(0), "{args:?} {q}: {err}");
-            assert_eq!(o.stdout, plain.stdout, "{args:?} {q}");
+            if silent {
+                assert!(o.stdout.is_empty(), "{args:?} {q}");
+            } else {
+                assert_eq!(o.stdout, plain.stdout, "{args:?} {q}");
+            }
             assert!(err.is_empty(), "{args:?} {q}: {err}");
         }
     }
@@ -586,8 +593,14 @@ fn verify_takes_several_files() {
     let a = v.as_array().unwrap();
     assert_eq!(a.len(), 3);
     assert_eq!(a[0]["ok"], false);
-    assert_eq!(a[1]["exit_code"], 4);
-    assert!(a[1]["error"].as_str().unwrap().contains("missing.vectro"));
+    assert_eq!(a[1]["error"]["exit_code"], 4);
+    assert_eq!(a[1]["error"]["kind"], "io");
+    assert!(
+        a[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing.vectro")
+    );
     assert_eq!(a[2]["ok"], true);
     // One file: the report object as before, not an array.
     let o = run(&["verify", "--json", &s(&good)]);

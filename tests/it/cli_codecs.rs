@@ -47,7 +47,6 @@ fn rotated_int4_with_zstd_round_trips_and_info_names_it() {
         &"int4:rotate=1",
         &"--zstd",
         &"5",
-        &"-q",
         &"--no-fsync",
         &"--chunk-rows",
         &"9",

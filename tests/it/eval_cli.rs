@@ -51,9 +51,8 @@ fn files(rows: usize, dims: usize) -> Files {
 
 fn eval(f: &Files, extra: &[&str]) -> assert_cmd::assert::Assert {
     vectro()
-        .args(["eval", "-q", "--orig"])
+        .arg("eval")
         .arg(&f.npy)
-        .arg("--comp")
         .arg(&f.vectro)
         .args(extra)
         .assert()
@@ -71,8 +70,8 @@ fn json_report_has_the_documented_fields() {
     for key in [
         "rows",
         "dims",
-        "original_bytes",
-        "compressed_bytes",
+        "input_bytes",
+        "container_bytes",
         "ratio",
         "bits_per_dim",
         "cosine_mean",
@@ -144,7 +143,7 @@ fn mismatched_files_are_refused_clearly() {
     let other_dims = f.dir.path().join("d.npy");
     write_salted(&other_dims, 100, 8, 0);
     let a = vectro()
-        .args(["eval", "-q", "--orig"])
+        .args(["eval", "--orig"])
         .arg(&other_dims)
         .arg("--comp")
         .arg(&f.vectro)
@@ -159,7 +158,7 @@ fn mismatched_files_are_refused_clearly() {
     let other_rows = f.dir.path().join("r.npy");
     write_salted(&other_rows, 90, 16, 0);
     let a = vectro()
-        .args(["eval", "-q", "--orig"])
+        .args(["eval", "--orig"])
         .arg(&other_rows)
         .arg("--comp")
         .arg(&f.vectro)
@@ -169,7 +168,7 @@ fn mismatched_files_are_refused_clearly() {
     assert!(e.contains("rows differ") && e.contains("(90, 16)"), "{e}");
 
     let a = vectro()
-        .args(["eval", "-q", "--orig"])
+        .args(["eval", "--orig"])
         .arg(&f.npy)
         .arg("--comp")
         .arg(&f.npy)
@@ -236,7 +235,6 @@ fn bench_reports_one_row_per_codec() {
     let a = vectro()
         .args([
             "bench",
-            "-q",
             "--json",
             "--rows",
             "300",
@@ -254,6 +252,9 @@ fn bench_reports_one_row_per_codec() {
         (v["rows"].as_u64(), v["dims"].as_u64(), v["k"].as_u64()),
         (Some(300), Some(16), Some(10))
     );
+    // The old `--queries N` is still the query count, with a note naming the new flag.
+    assert_eq!(v["queries"].as_u64(), Some(20));
+    assert!(stderr(&a).contains("--query-count 20"), "{}", stderr(&a));
     let rows = v["codecs"].as_array().unwrap();
     let names: Vec<&str> = rows.iter().map(|r| r["codec"].as_str().unwrap()).collect();
     for name in vectro::codec::NAMES {
@@ -282,10 +283,10 @@ fn bench_reports_one_row_per_codec() {
 fn bench_trains_pq_opq_and_binary_itq_on_its_data_and_reports_training_apart() {
     let a = vectro()
         .args([
-            "bench", "-q", "--json", "--rows", "600", "--dims", "16", "--runs", "1",
+            "bench", "--json", "--rows", "600", "--dims", "16", "--runs", "1",
         ])
         .args([
-            "--queries",
+            "--query-count",
             "20",
             "--codecs",
             "int8,pq:m=4,opq:m=4,binary-itq",
@@ -311,7 +312,7 @@ fn bench_trains_pq_opq_and_binary_itq_on_its_data_and_reports_training_apart() {
 fn bench_reads_an_input_file_and_refuses_unknown_codecs() {
     let f = files(120, 16);
     let a = vectro()
-        .args(["bench", "-q", "--runs", "1", "--in"])
+        .args(["bench", "--runs", "1", "--in"])
         .arg(&f.npy)
         .assert()
         .success();
@@ -324,7 +325,7 @@ fn bench_reads_an_input_file_and_refuses_unknown_codecs() {
     // A usage error (exit 2) from bench on 50 generated rows of 8 dims.
     let refused = |args: &[&str]| {
         let a = vectro()
-            .args(["bench", "-q", "--rows", "50", "--dims", "8"])
+            .args(["bench", "--rows", "50", "--dims", "8"])
             .args(args)
             .assert()
             .code(USAGE);
@@ -347,7 +348,7 @@ fn bench_reads_an_input_file_and_refuses_unknown_codecs() {
     bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
     std::fs::write(&f.npy, bytes).unwrap();
     let a = vectro()
-        .args(["bench", "-q", "--runs", "1", "--in"])
+        .args(["bench", "--runs", "1", "--in"])
         .arg(&f.npy)
         .assert()
         .code(BAD_INPUT);
@@ -363,7 +364,7 @@ fn bench_takes_at_most_100000_rows_of_an_input_unless_told() {
     // bench holds its data in memory: a dump's first 100,000 rows, not all of it.
     let f = files(100_001, 2);
     let a = vectro()
-        .args(["bench", "-q", "--runs", "1", "--codecs", "int8", "--in"])
+        .args(["bench", "--runs", "1", "--codecs", "int8", "--in"])
         .arg(&f.npy)
         .assert()
         .success();
@@ -376,7 +377,7 @@ fn bench_takes_at_most_100000_rows_of_an_input_unless_told() {
     );
     let a = vectro()
         .args([
-            "bench", "-q", "--runs", "1", "--codecs", "int8", "--rows", "100001",
+            "bench", "--runs", "1", "--codecs", "int8", "--rows", "100001",
         ])
         .arg("--in")
         .arg(&f.npy)

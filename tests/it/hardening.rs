@@ -355,7 +355,6 @@ fn bench_caps_k_like_eval() {
     let o = Command::new(bin())
         .args([
             "bench",
-            "-q",
             "--json",
             "--codecs",
             "int8",

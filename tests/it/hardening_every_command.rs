@@ -23,7 +23,7 @@ fn dev_full() -> File {
 
 /// One working invocation of each subcommand, run in a directory holding `x.npy` (3000 ×
 /// 32), its container `x.vectro`, two shards and the prototype's `x.npz`; whether it has
-/// `--threads`; and whether its summary goes to stdout (`generate` reports on stderr).
+/// `--threads`; and whether its summary goes to stdout (every command's does).
 struct Case {
     args: &'static [&'static str],
     threads: bool,
@@ -125,7 +125,7 @@ const CASES: &[Case] = &[
             "generate", "--rows", "100", "--dims", "8", "--out", "o7.npy", "--force",
         ],
         threads: true,
-        prints: false,
+        prints: true,
     },
     Case {
         args: &["demo", "--rows", "500", "--dims", "16"],

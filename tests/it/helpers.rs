@@ -333,7 +333,6 @@ pub fn shard_cmd(input: &Path, out: &Path) -> std::process::Command {
     let mut c = vectro_std();
     c.args([
         "compress",
-        "--quiet",
         "--threads",
         "1",
         "--chunk-rows",

@@ -425,7 +425,6 @@ fn train_eval_and_bench_read_parquet() {
             "--comp",
             c.to_str().unwrap(),
             "--json",
-            "--quiet",
             "--k",
             "1,10",
         ]);
@@ -434,7 +433,8 @@ fn train_eval_and_bench_read_parquet() {
         for k in [
             "seconds",
             "peak_rss_bytes",
-            "original_bytes",
+            "input",
+            "input_bytes",
             "ratio",
             "bits_per_dim",
         ] {

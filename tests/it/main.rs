@@ -14,6 +14,7 @@ mod access_stream;
 mod cli;
 mod cli_codecs;
 mod cli_dash_and_pipes;
+mod cli_grammar;
 mod cli_out_guard;
 mod cli_temp_files;
 mod codec_pipeline;

@@ -82,13 +82,7 @@ fn compress_rows(dir: &Path, out: &str) -> Vec<Row> {
     std::fs::write(d.join("exists.vectro"), b"x").unwrap();
     let c = |what, input: String, code, needle| Row {
         what,
-        args: vec![
-            "compress".into(),
-            "--in".into(),
-            input,
-            "--out".into(),
-            out.into(),
-        ],
+        args: vec!["compress".into(), input, out.into()],
         code,
         needle,
     };

@@ -221,7 +221,6 @@ fn resume_on_a_finished_output_leaves_it_and_succeeds() {
             "--chunk-rows",
             chunk_rows,
             "--no-fsync",
-            "--quiet",
         ];
         a.extend_from_slice(extra);
         a.into_iter().map(str::to_owned).collect::<Vec<_>>()

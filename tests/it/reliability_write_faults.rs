@@ -35,7 +35,7 @@ fn compress(c: &Case, extra: &[&str]) -> Command {
         .arg(&c.input)
         .arg("--out")
         .arg(&c.out)
-        .args(["--chunk-rows", "20", "--quiet", "--no-fsync"])
+        .args(["--chunk-rows", "20", "--no-fsync"])
         .args(extra)
         .stdin(Stdio::null());
     cmd

@@ -114,7 +114,7 @@ fn the_page_is_self_contained_and_each_figure_holds_the_numbers_of_the_json() {
         ],
     );
     // The default name, beside the first container: what `vectro serve` links to.
-    assert_eq!(v["html"], "a.report.html");
+    assert_eq!(v["output"], "a.report.html");
     let html = std::fs::read_to_string(d.join("a.report.html")).unwrap();
     assert_self_contained(&html);
     assert!(html.contains("scann &lt;b&gt;"), "names are escaped");
@@ -281,7 +281,7 @@ fn the_numbers_are_the_ones_eval_gives() {
         for key in [
             "rows",
             "dims",
-            "compressed_bytes",
+            "container_bytes",
             "cosine_mean",
             "cosine_min",
             "cosine_p1",
@@ -317,7 +317,7 @@ fn codecs_are_tried_on_the_first_rows_and_leave_nothing_behind() {
             "1200",
         ],
     );
-    assert_eq!(v["html"], "x.report.html");
+    assert_eq!(v["output"], "x.report.html");
     assert_eq!(
         (v["rows"].as_u64(), v["original_rows"].as_u64()),
         (Some(1200), Some(3000))

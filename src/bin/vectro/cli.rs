@@ -63,12 +63,13 @@ pub struct CompletionsArgs {
 #[derive(Debug, Args)]
 pub struct Common {
     /// Worker threads, at most 1024 [default: available cores].
-    #[arg(long, default_value_t = 0, hide_default_value = true, value_parser = parse_threads)]
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 0, hide_default_value = true, value_parser = parse_threads)]
     pub threads: usize,
-    /// Hide the progress bar.
+    /// No output but errors: no progress bar, no notes, no summary (not even --json's).
     #[arg(long, short)]
     pub quiet: bool,
-    /// Print the summary as JSON.
+    /// Print the summary as one JSON object (keys in docs/cli.md), and an error as one
+    /// JSON object on stderr.
     #[arg(long)]
     pub json: bool,
 }
@@ -79,15 +80,21 @@ pub struct CompressArgs {
     /// .fvecs, .fbin, FILE.safetensors[:TENSOR] or FILE.npz[:MEMBER]; a directory or a
     /// quoted glob ('dump/part-*.parquet') of them, read as one matrix in natural order; or -
     /// for a .npy on stdin. See docs/inputs.md.
-    #[arg(long = "in", value_name = "INPUT")]
-    pub input: PathBuf,
+    #[arg(value_name = "INPUT")]
+    pub input: Option<PathBuf>,
+    /// The output container (or give it with -o).
+    #[arg(value_name = "OUTPUT")]
+    pub output_pos: Option<PathBuf>,
+    /// Old spelling of INPUT.
+    #[arg(long = "in", value_name = "INPUT", hide = true)]
+    pub in_flag: Option<PathBuf>,
     /// The Parquet or Arrow column of vectors [default: the one column of float vectors].
     #[arg(long, value_name = "NAME")]
     pub column: Option<String>,
     /// Output container, or - for stdout. With --shard, {shard} is replaced by K, and a
     /// missing directory is created.
-    #[arg(long = "out", value_name = "VECTRO")]
-    pub output: PathBuf,
+    #[arg(short = 'o', long = "out", value_name = "VECTRO")]
+    pub output: Option<PathBuf>,
     /// Codec and parameters: int8, int4, binary, f16, bf16, sq, pq, opq, binary-itq (e.g.
     /// int4:rotate=1, sq:bits=3, pq:m=48), or auto [default: int8; with --codebook, the codebook's].
     #[arg(long, value_name = "NAME[:k=v,...]")]
@@ -169,7 +176,7 @@ pub struct MergeArgs {
     #[arg(required = true, value_name = "PART")]
     pub parts: Vec<PathBuf>,
     /// The merged container, or - for stdout.
-    #[arg(long = "out", value_name = "VECTRO")]
+    #[arg(short = 'o', long = "out", value_name = "VECTRO")]
     pub output: PathBuf,
     /// Overwrite an existing output.
     #[arg(long)]
@@ -177,10 +184,11 @@ pub struct MergeArgs {
     /// Skip fsync before the rename.
     #[arg(long)]
     pub no_fsync: bool,
-    /// Hide the progress bar.
+    /// No output but errors: no progress bar, no summary (not even --json's).
     #[arg(long, short)]
     pub quiet: bool,
-    /// Print the summary as JSON.
+    /// Print the summary as one JSON object (keys in docs/cli.md), and an error as one
+    /// JSON object on stderr.
     #[arg(long)]
     pub json: bool,
 }
@@ -216,7 +224,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub searches: usize,
     /// Worker threads of one search, at most 1024 [default: available cores].
-    #[arg(long, default_value_t = 0, hide_default_value = true, value_parser = parse_threads)]
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 0, hide_default_value = true, value_parser = parse_threads)]
     pub threads: usize,
     /// Print only the address line (on stdout, which scripts wait for), no note on stopping.
     #[arg(long, short)]
@@ -228,10 +236,12 @@ pub struct VerifyArgs {
     /// The containers, checked one after another.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// Print the report as JSON.
+    /// Print the report as one JSON object (an array of them for several files; keys in
+    /// docs/cli.md), and an error as one JSON object on stderr.
     #[arg(long)]
     pub json: bool,
-    /// Of a damaged file, list only the first bad chunk, not every problem.
+    /// No output but errors: nothing for a sound file; of a damaged file, only the verdict
+    /// and the first bad chunk, not every problem.
     #[arg(long, short)]
     pub quiet: bool,
 }
@@ -239,11 +249,17 @@ pub struct VerifyArgs {
 #[derive(Debug, Args)]
 pub struct DecompressArgs {
     /// Input container.
-    #[arg(long = "in", value_name = "VECTRO")]
-    pub input: PathBuf,
+    #[arg(value_name = "CONTAINER")]
+    pub input: Option<PathBuf>,
+    /// The output .npy (or give it with -o).
+    #[arg(value_name = "OUTPUT")]
+    pub output_pos: Option<PathBuf>,
+    /// Old spelling of CONTAINER.
+    #[arg(long = "in", value_name = "VECTRO", hide = true)]
+    pub in_flag: Option<PathBuf>,
     /// Output .npy, or - for stdout.
-    #[arg(long = "out", value_name = "NPY")]
-    pub output: PathBuf,
+    #[arg(short = 'o', long = "out", value_name = "NPY")]
+    pub output: Option<PathBuf>,
     /// Element type of the .npy: f32, f16, or bf16 (its bit patterns as uint16, since
     /// numpy has no bfloat16) [default: the input's: f16 for a float16 input, else f32].
     #[arg(long, value_name = "f32|f16|bf16")]
@@ -260,33 +276,42 @@ pub struct DecompressArgs {
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// The container, or a codebook (.vcb) from `vectro train`.
-    pub file: PathBuf,
-    /// Print as JSON.
+    /// The containers, or codebooks (.vcb) from `vectro train`, shown one after another.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Print as one JSON object (an array of them for several files; keys in docs/cli.md),
+    /// and an error as one JSON object on stderr.
     #[arg(long)]
     pub json: bool,
     /// Read only the header, index and trailer (instant on any size); by default every
     /// chunk's checksum is checked too, at disk speed.
     #[arg(long)]
     pub quick: bool,
-    /// Accepted as by every command (info shows no progress: nothing to hide).
+    /// No output but errors: only the exit code tells (0: every checksum read matches).
     #[arg(long, short)]
     pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// The original input, in any format compress reads (docs/inputs.md).
-    #[arg(long)]
-    pub orig: PathBuf,
-    /// The Parquet or Arrow column of vectors of --orig [default: the one column of float vectors].
+    /// The original input, in any form compress reads: a file, a directory or a quoted glob
+    /// of them (docs/inputs.md).
+    #[arg(value_name = "INPUT")]
+    pub orig_pos: Option<PathBuf>,
+    /// Its container.
+    #[arg(value_name = "CONTAINER")]
+    pub comp_pos: Option<PathBuf>,
+    /// Old spelling of INPUT.
+    #[arg(long = "orig", value_name = "INPUT", hide = true)]
+    pub orig_flag: Option<PathBuf>,
+    /// Old spelling of CONTAINER.
+    #[arg(long = "comp", value_name = "CONTAINER", hide = true)]
+    pub comp_flag: Option<PathBuf>,
+    /// The Parquet or Arrow column of vectors of INPUT [default: the one column of float vectors].
     #[arg(long, value_name = "NAME")]
     pub column: Option<String>,
-    /// Its container.
-    #[arg(long)]
-    pub comp: PathBuf,
-    /// The k of recall@k (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 10, 100])]
+    /// The k of recall@k: one or more, spaced or comma-separated (--k 1 10 100).
+    #[arg(long, value_delimiter = ',', num_args = 1.., default_values_t = vec![1, 10, 100])]
     pub k: Vec<usize>,
     /// Rows of the original to use as queries (each excluded from its own neighbours).
     #[arg(long, default_value_t = 100, conflicts_with = "queries")]
@@ -341,9 +366,12 @@ pub struct GenerateArgs {
     /// Seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// The output .npy (or give it with -o).
+    #[arg(value_name = "OUTPUT")]
+    pub output_pos: Option<PathBuf>,
     /// Output .npy.
-    #[arg(long = "out", value_name = "NPY")]
-    pub output: PathBuf,
+    #[arg(short = 'o', long = "out", value_name = "NPY")]
+    pub output: Option<PathBuf>,
     /// Overwrite an existing output.
     #[arg(long)]
     pub force: bool,
@@ -399,12 +427,12 @@ pub struct GetArgs {
     #[arg(long, value_enum, default_value_t = GetFormat::Json)]
     pub format: GetFormat,
     /// Write to this file instead of stdout (`-` is stdout).
-    #[arg(long = "out", value_name = "FILE")]
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Overwrite an existing --out.
     #[arg(long)]
     pub force: bool,
-    /// Accepted as by every command (get shows no progress: nothing to hide).
+    /// No output but errors, besides the rows asked for (get prints no summary).
     #[arg(long, short)]
     pub quiet: bool,
 }
@@ -446,7 +474,7 @@ pub struct SearchArgs {
     #[arg(long, value_enum, default_value_t = SearchFormat::Json)]
     pub format: SearchFormat,
     /// Write to this file (or, for npy, these files) instead of stdout (`-` is stdout).
-    #[arg(long = "out", value_name = "FILE")]
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Overwrite an existing --out.
     #[arg(long)]
@@ -479,13 +507,16 @@ pub enum ExportFormat {
 pub struct ExportArgs {
     /// The container.
     pub file: PathBuf,
-    /// Output format [default: from the extension of --out: .jsonl (.ndjson), .parquet
-    /// (.parq, .pq), .npz].
+    /// The output file (or give it with -o).
+    #[arg(value_name = "OUTPUT")]
+    pub output_pos: Option<PathBuf>,
+    /// Output format [default: from the extension of the output: .jsonl (.ndjson), .parquet
+    /// (.parq, .pq), .npz; jsonl for -].
     #[arg(long, value_enum)]
     pub format: Option<ExportFormat>,
     /// Output file; `-` streams JSONL to stdout (for piping into an uploader).
-    #[arg(long = "out", value_name = "FILE")]
-    pub output: PathBuf,
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub output: Option<PathBuf>,
     /// For a container without stored ids: added to each row's number in the whole input
     /// (a shard's rows count from its first row) to make its id.
     #[arg(long, default_value_t = 0)]
@@ -508,9 +539,12 @@ pub struct ExportArgs {
 pub struct ImportNpzArgs {
     /// The prototype's .npz (members q, scales, dims).
     pub input: PathBuf,
+    /// The output container (or give it with -o).
+    #[arg(value_name = "OUTPUT")]
+    pub output_pos: Option<PathBuf>,
     /// Output container.
-    #[arg(long = "out", value_name = "VECTRO")]
-    pub output: PathBuf,
+    #[arg(short = 'o', long = "out", value_name = "VECTRO")]
+    pub output: Option<PathBuf>,
     /// Rows per chunk [default: about 4 MiB of float32].
     #[arg(long)]
     pub chunk_rows: Option<u32>,
@@ -526,23 +560,27 @@ pub struct ImportNpzArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Benchmark on this input (its first rows read into memory; any format compress
-    /// reads) instead of generated data.
-    #[arg(long = "in", value_name = "INPUT")]
+    /// Benchmark on this input (its first rows read into memory; any form compress reads:
+    /// a file, a directory or a quoted glob of them) instead of generated data.
+    #[arg(value_name = "INPUT")]
     pub input: Option<PathBuf>,
-    /// The Parquet or Arrow column of vectors of --in [default: the one column of float vectors].
-    #[arg(long, value_name = "NAME", requires = "input")]
+    /// Old spelling of INPUT.
+    #[arg(long = "in", value_name = "INPUT", hide = true)]
+    pub in_flag: Option<PathBuf>,
+    /// The Parquet or Arrow column of vectors of INPUT [default: the one column of float vectors].
+    #[arg(long, value_name = "NAME")]
     pub column: Option<String>,
-    /// Rows to generate, or the first rows of --in to use [default: 20000 generated; of --in, all up to 100000].
+    /// Rows to generate, or the first rows of INPUT to use [default: 20000 generated; of INPUT, all up to 100000].
     #[arg(long)]
     pub rows: Option<u64>,
     /// Dimensions of the generated data.
-    #[arg(long, default_value_t = 384, conflicts_with = "input")]
+    #[arg(long, default_value_t = 384)]
     pub dims: u64,
-    /// Codecs to compare (comma-separated codec strings).
+    /// Codecs to compare: one or more codec strings, spaced or comma-separated.
     #[arg(
         long,
         value_delimiter = ',',
+        num_args = 1..,
         default_value = "int8,int4,int4:rotate=1,binary,binary:rotate=1,sq:bits=1,sq:bits=2,sq:bits=3,sq:bits=4,f16,bf16"
     )]
     pub codecs: Vec<String>,
@@ -551,8 +589,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "VCB")]
     pub codebook: Vec<std::path::PathBuf>,
     /// Rows sampled as queries.
-    #[arg(long, default_value_t = 100)]
-    pub queries: usize,
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub query_count: usize,
+    /// Deprecated spelling of --query-count (a number); a queries file is not taken by bench.
+    #[arg(long, value_name = "N", hide = true, conflicts_with = "query_count")]
+    pub queries: Option<String>,
     /// The k of recall@k.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
@@ -574,24 +615,26 @@ pub struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The original input, in any format compress reads (docs/inputs.md).
-    #[arg(long)]
-    pub orig: PathBuf,
-    /// The Parquet or Arrow column of vectors of --orig [default: the one column of float vectors].
+    /// The original input, in any form compress reads (docs/inputs.md), then the
+    /// containers compressed from it, compared side by side.
+    #[arg(value_name = "PATH", required_unless_present = "orig")]
+    pub containers: Vec<PathBuf>,
+    /// Old spelling of INPUT (the positionals are then all containers).
+    #[arg(long = "orig", value_name = "INPUT", hide = true)]
+    pub orig: Option<PathBuf>,
+    /// The Parquet or Arrow column of vectors of INPUT [default: the one column of float vectors].
     #[arg(long, value_name = "NAME")]
     pub column: Option<String>,
-    /// Containers compressed from --orig, compared side by side.
-    #[arg(value_name = "CONTAINER", required_unless_present = "codecs")]
-    pub containers: Vec<PathBuf>,
-    /// Instead of containers: codecs to try on the first --rows rows of --orig (comma-separated codec strings).
-    #[arg(long, value_delimiter = ',', conflicts_with = "containers")]
+    /// Instead of containers: codecs to try on the first --rows rows of INPUT: one or more
+    /// codec strings, spaced or comma-separated.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
     pub codecs: Vec<String>,
-    /// With --codecs: the rows of --orig they are tried on.
+    /// With --codecs: the rows of INPUT they are tried on.
     #[arg(long, default_value_t = 100_000, requires = "codecs")]
     pub rows: u64,
     /// The HTML page to write [default: the first container's path with .report.html in
     /// place of its extension (x.vectro -> x.report.html); with --codecs, --orig's].
-    #[arg(long = "out", value_name = "HTML")]
+    #[arg(short = 'o', long = "out", value_name = "HTML")]
     pub output: Option<PathBuf>,
     /// Also write each figure as a standalone SVG file into this directory (created if missing).
     #[arg(long, value_name = "DIR")]
@@ -633,8 +676,14 @@ pub struct ReportArgs {
 pub struct TrainArgs {
     /// Input to sample the training rows from, in any format compress reads (a directory or
     /// a quoted glob of files is one matrix in natural order, as compress reads it).
-    #[arg(long = "in", value_name = "INPUT")]
-    pub input: PathBuf,
+    #[arg(value_name = "INPUT")]
+    pub input: Option<PathBuf>,
+    /// The output codebook (or give it with -o).
+    #[arg(value_name = "OUTPUT")]
+    pub output_pos: Option<PathBuf>,
+    /// Old spelling of INPUT.
+    #[arg(long = "in", value_name = "INPUT", hide = true)]
+    pub in_flag: Option<PathBuf>,
     /// The Parquet or Arrow column of vectors [default: the one column of float vectors].
     #[arg(long, value_name = "NAME")]
     pub column: Option<String>,
@@ -642,8 +691,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub codec: String,
     /// Output codebook (.vcb).
-    #[arg(long = "out", value_name = "VCB")]
-    pub output: PathBuf,
+    #[arg(short = 'o', long = "out", value_name = "VCB")]
+    pub output: Option<PathBuf>,
     /// Rows sampled for training [default: min(rows, 65536); binary-itq: min(rows, 20000)].
     #[arg(long)]
     pub train_rows: Option<u64>,
@@ -656,19 +705,227 @@ pub struct TrainArgs {
 
 impl Command {
     /// Whether the command writes its data (rows, a container) to stdout, so that a closed
-    /// stdout must be an error rather than a silent loss.
+    /// stdout must be an error rather than a silent loss. After [`Command::resolve`].
     pub fn writes_data_to_stdout(&self) -> bool {
         let dash = |p: &std::path::Path| p.as_os_str() == "-";
         match self {
-            Command::Compress(a) => dash(&a.output),
-            Command::Decompress(a) => dash(&a.output),
+            Command::Compress(a) => a.output.as_deref().is_some_and(dash),
+            Command::Decompress(a) => a.output.as_deref().is_some_and(dash),
             Command::Merge(a) => dash(&a.output),
-            Command::Export(a) => dash(&a.output),
+            Command::Export(a) => a.output.as_deref().is_some_and(dash),
             Command::Get(a) => a.output.as_deref().is_none_or(dash),
             Command::Search(a) => a.output.as_deref().is_none_or(dash),
             _ => false,
         }
     }
+
+    /// Whether the command writes binary to stdout (a container, a .npy), which a
+    /// terminal must never receive. After [`Command::resolve`].
+    pub fn writes_binary_to_stdout(&self) -> Option<&'static str> {
+        let dash = |p: &Option<PathBuf>| p.as_deref().is_some_and(|p| p.as_os_str() == "-");
+        match self {
+            Command::Compress(a) if dash(&a.output) => Some("a container"),
+            Command::Decompress(a) if dash(&a.output) => Some("a .npy"),
+            Command::Merge(a) if a.output.as_os_str() == "-" => Some("a container"),
+            Command::Export(a)
+                if dash(&a.output) && a.format.is_some_and(|f| f != ExportFormat::Jsonl) =>
+            {
+                Some("binary")
+            }
+            _ => None,
+        }
+    }
+
+    /// `-q`: no output but errors (serve's `-q` keeps its address line: scripts wait for it).
+    pub fn quiet(&self) -> bool {
+        match self {
+            Command::Compress(a) => a.common.quiet,
+            Command::Decompress(a) => a.common.quiet,
+            Command::Info(a) => a.quiet,
+            Command::Eval(a) => a.common.quiet,
+            Command::Generate(a) => a.common.quiet,
+            Command::Demo(a) => a.common.quiet,
+            Command::Merge(a) => a.quiet,
+            Command::Get(a) => a.quiet,
+            Command::Export(a) => a.common.quiet,
+            Command::ImportNpz(a) => a.common.quiet,
+            Command::Bench(a) => a.common.quiet,
+            Command::Verify(a) => a.quiet,
+            Command::Train(a) => a.common.quiet,
+            Command::Search(a) => a.common.quiet,
+            Command::Report(a) => a.common.quiet,
+            Command::Serve(_) | Command::Completions(_) | Command::Man => false,
+        }
+    }
+
+    /// `--json`: summaries, and errors, as JSON.
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Compress(a) => a.common.json,
+            Command::Decompress(a) => a.common.json,
+            Command::Info(a) => a.json,
+            Command::Eval(a) => a.common.json,
+            Command::Generate(a) => a.common.json,
+            Command::Demo(a) => a.common.json,
+            Command::Merge(a) => a.json,
+            Command::Export(a) => a.common.json,
+            Command::ImportNpz(a) => a.common.json,
+            Command::Bench(a) => a.common.json,
+            Command::Verify(a) => a.json,
+            Command::Train(a) => a.common.json,
+            Command::Search(a) => a.common.json,
+            Command::Report(a) => a.common.json,
+            Command::Get(_) | Command::Serve(_) | Command::Completions(_) | Command::Man => false,
+        }
+    }
+
+    /// Puts each input and output path in its one place, whichever spelling named it: the
+    /// positionals (`compress IN OUT`), `-o/--out`, or the old flags kept as hidden aliases
+    /// (`--in`, `--orig`, `--comp`). A flag fills its slot; the positionals fill the
+    /// others in order. Checked before any file is touched.
+    pub fn resolve(&mut self) -> Result<(), vectro::Error> {
+        match self {
+            Command::Compress(a) => {
+                let [i, o] = place(
+                    "compress",
+                    [a.input.take(), a.output_pos.take()],
+                    [("INPUT", a.in_flag.take()), ("OUTPUT", a.output.take())],
+                )?;
+                a.input = Some(need("compress", "INPUT", i)?);
+                a.output = Some(need("compress", "OUTPUT", o)?);
+            }
+            Command::Decompress(a) => {
+                let [i, o] = place(
+                    "decompress",
+                    [a.input.take(), a.output_pos.take()],
+                    [("CONTAINER", a.in_flag.take()), ("OUTPUT", a.output.take())],
+                )?;
+                a.input = Some(need("decompress", "CONTAINER", i)?);
+                a.output = Some(need("decompress", "OUTPUT", o)?);
+            }
+            Command::Train(a) => {
+                let [i, o] = place(
+                    "train",
+                    [a.input.take(), a.output_pos.take()],
+                    [("INPUT", a.in_flag.take()), ("OUTPUT", a.output.take())],
+                )?;
+                a.input = Some(need("train", "INPUT", i)?);
+                a.output = Some(need("train", "OUTPUT", o)?);
+            }
+            Command::Eval(a) => {
+                let [i, c] = place(
+                    "eval",
+                    [a.orig_pos.take(), a.comp_pos.take()],
+                    [
+                        ("INPUT", a.orig_flag.take()),
+                        ("CONTAINER", a.comp_flag.take()),
+                    ],
+                )?;
+                a.orig_pos = Some(need("eval", "INPUT", i)?);
+                a.comp_pos = Some(need("eval", "CONTAINER", c)?);
+            }
+            Command::Bench(a) => {
+                let [i] = place("bench", [a.input.take()], [("INPUT", a.in_flag.take())])?;
+                if i.is_some() && a.dims != 384 {
+                    return Err(vectro::Error::Config(
+                        "bench: --dims shapes generated data; with an INPUT the dims are its own"
+                            .into(),
+                    ));
+                }
+                if i.is_none() && a.column.is_some() {
+                    return Err(vectro::Error::Config(
+                        "bench: --column names a column of INPUT; give an INPUT".into(),
+                    ));
+                }
+                a.input = i;
+            }
+            Command::Generate(a) => {
+                let [o] = place(
+                    "generate",
+                    [a.output_pos.take()],
+                    [("OUTPUT", a.output.take())],
+                )?;
+                a.output = Some(need("generate", "OUTPUT", o)?);
+            }
+            Command::Export(a) => {
+                let [o] = place(
+                    "export",
+                    [a.output_pos.take()],
+                    [("OUTPUT", a.output.take())],
+                )?;
+                a.output = Some(need("export", "OUTPUT", o)?);
+            }
+            Command::ImportNpz(a) => {
+                let [o] = place(
+                    "import-npz",
+                    [a.output_pos.take()],
+                    [("OUTPUT", a.output.take())],
+                )?;
+                a.output = Some(need("import-npz", "OUTPUT", o)?);
+            }
+            Command::Report(a) => {
+                if a.orig.is_none() {
+                    if a.containers.is_empty() {
+                        return Err(missing("report", "INPUT"));
+                    }
+                    a.orig = Some(a.containers.remove(0));
+                }
+                match (a.containers.is_empty(), a.codecs.is_empty()) {
+                    (true, true) => {
+                        return Err(vectro::Error::Config(
+                            "report needs containers to compare, or --codecs to try: \
+                             vectro report INPUT CONTAINER... (or INPUT --codecs int8,int4)"
+                                .into(),
+                        ));
+                    }
+                    (false, false) => {
+                        return Err(vectro::Error::Config(
+                            "report takes containers or --codecs, not both".into(),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Fills each slot from its flag, else from the next positional; a positional left over is
+/// an error.
+fn place<const N: usize>(
+    cmd: &str,
+    positional: [Option<PathBuf>; N],
+    flags: [(&str, Option<PathBuf>); N],
+) -> Result<[Option<PathBuf>; N], vectro::Error> {
+    let mut queue = positional.into_iter().flatten();
+    let slots = flags.map(|(_, flag)| flag.or_else(|| queue.next()));
+    if let Some(extra) = queue.next() {
+        return Err(vectro::Error::Config(format!(
+            "{cmd}: unexpected argument '{}': every path it takes is already given",
+            extra.display()
+        )));
+    }
+    Ok(slots)
+}
+
+fn need(cmd: &str, what: &str, p: Option<PathBuf>) -> Result<PathBuf, vectro::Error> {
+    p.ok_or_else(|| missing(cmd, what))
+}
+
+fn missing(cmd: &str, what: &str) -> vectro::Error {
+    let usage = match cmd {
+        "compress" => "vectro compress INPUT OUTPUT (or INPUT -o OUTPUT)",
+        "decompress" => "vectro decompress CONTAINER OUTPUT (or CONTAINER -o OUTPUT)",
+        "train" => "vectro train INPUT OUTPUT --codec pq:m=48",
+        "eval" => "vectro eval INPUT CONTAINER",
+        "report" => "vectro report INPUT CONTAINER...",
+        "generate" => "vectro generate OUTPUT",
+        "export" => "vectro export CONTAINER OUTPUT",
+        _ => "vectro import-npz NPZ OUTPUT",
+    };
+    vectro::Error::Config(format!("{cmd} needs {what}: {usage}"))
 }
 
 /// The most worker threads `--threads` takes. Memory in flight grows with the thread count

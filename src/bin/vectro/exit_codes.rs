@@ -19,6 +19,20 @@ pub const INTERRUPTED: i32 = 130;
 /// Stopped by SIGTERM (128 + SIGTERM).
 pub const TERMINATED: i32 = 143;
 
+/// The `kind` of an error in `--json` (docs/cli.md), from its exit code: one name a row of
+/// the README's table.
+pub fn kind_name(code: i32) -> &'static str {
+    match code {
+        QUALITY_GATE => "quality_gate",
+        USAGE => "usage",
+        BAD_INPUT => "bad_input",
+        IO => "io",
+        INTERRUPTED => "interrupted",
+        TERMINATED => "terminated",
+        _ => "internal",
+    }
+}
+
 /// The exit code for an error anywhere in the chain.
 pub fn for_error(err: &anyhow::Error) -> i32 {
     match err.downcast_ref::<Error>().map(Error::kind) {

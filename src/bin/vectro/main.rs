@@ -7,6 +7,7 @@ mod commands;
 mod exit_codes;
 mod progress;
 
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use clap::Parser;
@@ -25,15 +26,27 @@ fn main() {
     // SIGPIPE stays ignored (Rust's default): a closed pipe (`vectro get ... | head`) is a
     // write error that `is_broken_pipe` turns into exit 0, as ripgrep does, not a death by
     // signal (141) that fails `set -o pipefail` scripts.
-    let cli = Cli::parse();
+    let mut cli = parse();
+    out::set_mode(cli.command.quiet(), cli.command.json());
     install_ctrl_c();
     install_sigterm();
-    let result = if cli.command.writes_data_to_stdout() && stdout_is_closed() {
+    let result = if let Err(e) = cli.command.resolve() {
+        Err(e.into())
+    } else if cli.command.writes_data_to_stdout() && stdout_is_closed() {
         // Rust's stdout treats a closed descriptor as a sink that swallows everything:
         // the rows would be lost with exit 0.
         Err(anyhow::anyhow!(
             "stdout is closed (>&-), so the output would be lost; redirect it to a file, or give --out FILE"
         ))
+    } else if let Some(what) = cli
+        .command
+        .writes_binary_to_stdout()
+        .filter(|_| std::io::stdout().is_terminal())
+    {
+        Err(vectro::Error::Config(format!(
+            "--out - writes {what}, and stdout is a terminal: redirect it (> FILE, | ...), or give --out FILE"
+        ))
+        .into())
     } else {
         run(cli.command)
     };
@@ -55,6 +68,50 @@ fn main() {
         code = exit_codes::TERMINATED;
     }
     std::process::exit(code);
+}
+
+/// The command line, parsed. A usage error exits 2 here, printed with the prefix every
+/// error has (`vectro: error:`), or as one JSON object with `--json`.
+fn parse() -> Cli {
+    let err = match Cli::try_parse() {
+        Ok(cli) => return cli,
+        Err(e) => e,
+    };
+    use clap::error::ErrorKind as K;
+    if matches!(
+        err.kind(),
+        K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        err.exit();
+    }
+    let json = std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    let text = err.render().to_string();
+    let text = text.trim_end();
+    if json {
+        // The first line, without clap's own "error: " prefix.
+        let msg = text.lines().next().unwrap_or_default();
+        let msg = msg.strip_prefix("error: ").unwrap_or(msg);
+        print_json_error(msg, exit_codes::USAGE);
+    } else {
+        errln!("vectro: {}", text.strip_prefix("vectro: ").unwrap_or(text));
+    }
+    std::process::exit(exit_codes::USAGE);
+}
+
+/// An error as the one JSON object `--json` prints on stderr (docs/cli.md).
+pub(crate) fn print_json_error(message: &str, code: i32) {
+    let v = serde_json::json!({
+        "schema": out::SCHEMA,
+        "error": {
+            "message": message,
+            "kind": exit_codes::kind_name(code),
+            "exit_code": code,
+        }
+    });
+    errln!("{v}");
 }
 
 /// Runs one subcommand.
@@ -81,8 +138,21 @@ fn run(command: Command) -> anyhow::Result<i32> {
     }
 }
 
-/// Prints an error and its causes on stderr and returns its exit code.
+/// Prints an error and its causes on stderr (one JSON object with `--json`) and returns
+/// its exit code.
 fn report(err: &anyhow::Error) -> i32 {
+    let code = exit_codes::for_error(err);
+    if out::json() {
+        let mut msg = err.to_string();
+        for cause in err.chain().skip(1) {
+            let cause = cause.to_string();
+            if !msg.contains(&cause) {
+                msg = format!("{msg}: {cause}");
+            }
+        }
+        print_json_error(&msg, code);
+        return code;
+    }
     let top = escape_controls(&err.to_string());
     errln!("vectro: error: {top}");
     // Most of our errors already end with their source's text ("x: reading:
@@ -93,7 +163,7 @@ fn report(err: &anyhow::Error) -> i32 {
             errln!("  caused by: {cause}");
         }
     }
-    exit_codes::for_error(err)
+    code
 }
 
 /// `msg` with its control characters (a NUL, a tab, an escape sequence in a file name the

@@ -17,6 +17,8 @@ const DEFAULT_ROWS: u64 = 20_000;
 const DEFAULT_IN_ROWS: u64 = 100_000;
 
 pub fn run(a: BenchArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
+    let start = std::time::Instant::now();
+    let queries = query_count(&a)?;
     let quiet = a.common.quiet || a.common.json;
     let (data, dims) = match &a.input {
         Some(p) => {
@@ -27,7 +29,7 @@ pub fn run(a: BenchArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
             let all = source.header().rows;
             let rows = a.rows.unwrap_or(DEFAULT_IN_ROWS.min(all));
             if rows < all && a.rows.is_none() {
-                errln!(
+                noteln!(
                     "vectro: bench uses the first {rows} of the {all} rows of {} (held in memory); --rows N changes that",
                     p.display()
                 );
@@ -50,7 +52,7 @@ pub fn run(a: BenchArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     };
     let opts = BenchOptions {
         codecs: a.codecs,
-        queries: a.queries,
+        queries,
         k: a.k,
         rerank: a.rerank,
         metric: a.metric,
@@ -61,11 +63,33 @@ pub fn run(a: BenchArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     };
     let r = bench(&data, dims, &opts, &Bar::new(quiet, "bench"), cancel)?;
     if a.common.json {
-        print_json(&r)?;
+        let mut v = serde_json::to_value(&r)?;
+        v["input"] = a.input.as_ref().map(|p| p.display().to_string()).into();
+        v["seconds"] = start.elapsed().as_secs_f64().into();
+        print_json(&v)?;
     } else {
         print_table(&r);
     }
     Ok(exit_codes::OK)
+}
+
+/// `--query-count`, or the number the old `--queries N` gave (with a note); bench
+/// samples its queries from the data, so a file there is refused.
+fn query_count(a: &BenchArgs) -> anyhow::Result<usize> {
+    let Some(q) = &a.queries else {
+        return Ok(a.query_count);
+    };
+    match q.parse::<usize>() {
+        Ok(n) => {
+            noteln!("vectro: note: bench --queries N is deprecated: write --query-count {n}");
+            Ok(n)
+        }
+        Err(_) => Err(vectro::Error::Config(format!(
+            "bench --queries takes no file ('{q}'): bench samples its queries from the data; \
+             give their number with --query-count N, or measure a queries file with `vectro eval INPUT CONTAINER --queries FILE`"
+        ))
+        .into()),
+    }
 }
 
 pub fn print_table(r: &BenchReport) {

@@ -13,21 +13,24 @@ use crate::exit_codes;
 use crate::progress::Bar;
 
 pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
+    let input = a.input.clone().expect("resolved");
+    let a_output = a.output.clone().expect("resolved");
+    check_target(&a)?;
     let shard = a
         .shard
         .as_deref()
         .map(|s| Shard::resolve(s, a.shards, |k| std::env::var(k).ok()))
         .transpose()?;
-    if shard.is_none() && a.output.to_string_lossy().contains("{shard}") {
+    if shard.is_none() && a_output.to_string_lossy().contains("{shard}") {
         // Without --shard nothing replaces it: the file was named literally `x-{shard}...`.
         return Err(vectro::Error::Config(format!(
             "--out {} holds {{shard}}, which only --shard K/N fills in: pass --shard, or name \
              the output plainly",
-            a.output.display()
+            a_output.display()
         ))
         .into());
     }
-    let output = shard.map_or(a.output.clone(), |s| s.expand_output(&a.output));
+    let output = shard.map_or(a_output.clone(), |s| s.expand_output(&a_output));
     let opts = CompressOptions {
         codec: a.codec,
         threads: a.common.threads,
@@ -64,7 +67,7 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     let progress: &dyn Progress = slow.as_ref().map_or(&bar, |t| t as &dyn Progress);
     #[cfg(not(feature = "test-hooks"))]
     let progress: &dyn Progress = &bar;
-    let s = match vectro::compress(&a.input, &output, &opts, progress, cancel) {
+    let s = match vectro::compress(&input, &output, &opts, progress, cancel) {
         Ok(s) => s,
         Err(e) if kept_partial(&e, &output, opts.keep_partial) => {
             // Print the error here, so that the hint on how to continue comes after it.
@@ -82,25 +85,51 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         Err(e) => return Err(e.into()),
     };
     if let Some(why) = &s.partial_discarded {
-        errln!(
+        noteln!(
             "vectro: note: started afresh: the partial output {} was not reused: {why}",
             partial_path(&output).display()
         );
     } else if s.resumed_rows > 0 && !a.common.json {
-        errln!(
+        noteln!(
             "vectro: resumed: kept {} rows from the interrupted run",
             s.resumed_rows
         );
     }
     // With --out -, stdout carries the container: the summary goes to stderr.
     if output.as_os_str() == "-" {
-        errln!("{}", summary_line(&s));
+        noteln!("{}", summary_line(&s));
     } else if a.common.json {
         print_json(&s)?;
     } else {
         outln!("{}", summary_line(&s));
     }
     Ok(exit_codes::OK)
+}
+
+/// The checks of `--codec auto`'s target that need no file, made before any file is
+/// touched: a wrong flag is reported before an existing output is.
+fn check_target(a: &CompressArgs) -> Result<(), vectro::Error> {
+    let auto = a.codec == Some(vectro::codec::CodecRequest::Auto);
+    let gate = a.min_cosine.or(a.min_recall);
+    if !auto && gate.is_some() {
+        return Err(vectro::Error::Config(
+            "--min-cosine and --min-recall only apply with --codec auto".into(),
+        ));
+    }
+    if auto && gate.is_none() {
+        return Err(vectro::Error::Config(
+            "--codec auto needs a target: --min-cosine X or --min-recall X".into(),
+        ));
+    }
+    if let Some(t) = gate.filter(|t| !(*t > 0.0 && *t <= 1.0)) {
+        return Err(vectro::Error::Config(format!(
+            "the auto target must be in (0, 1], got {t}"
+        )));
+    }
+    if auto && a.sample == 0 {
+        return Err(vectro::Error::Config("--sample must be at least 1".into()));
+    }
+    Ok(())
 }
 
 /// Whether a failed run left a partial output that `--resume` can continue.

@@ -14,17 +14,21 @@ pub fn run(a: DecompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     } else {
         Durability::Fsync
     };
+    let (input, output) = (
+        a.input.clone().expect("resolved"),
+        a.output.clone().expect("resolved"),
+    );
     let s = vectro::decompress_as(
-        &a.input,
-        &a.output,
+        &input,
+        &output,
         a.dtype,
         (a.common.threads, a.force, durability),
         &bar,
         cancel,
     )?;
     // With --out -, stdout carries the .npy: the summary goes to stderr.
-    if a.output.as_os_str() == "-" {
-        errln!(
+    if output.as_os_str() == "-" {
+        noteln!(
             "decompressed {} rows x {} dims to stdout ({}, {}) in {:.2} s",
             s.rows,
             s.dims,

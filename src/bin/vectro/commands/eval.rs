@@ -25,10 +25,18 @@ pub struct Gate {
 
 #[derive(Serialize)]
 struct Output<'a> {
+    input: &'a std::path::Path,
+    container: &'a std::path::Path,
     #[serde(flatten)]
     report: &'a EvalReport,
     gates: &'a [Gate],
 }
+
+/// eval's keys in the one vocabulary of `--json` (docs/cli.md).
+pub const RENAMES: &[(&str, &str)] = &[
+    ("original_bytes", "input_bytes"),
+    ("compressed_bytes", "container_bytes"),
+];
 
 pub fn run(a: EvalArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     let opts = EvalOptions {
@@ -51,25 +59,37 @@ pub fn run(a: EvalArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         .into());
     }
     let bar = Bar::new(a.common.quiet || a.common.json, "eval");
-    let r = evaluate(&a.orig, &a.comp, &opts, &bar, cancel)?;
+    let orig = a.orig_pos.clone().expect("resolved");
+    let comp = a.comp_pos.clone().expect("resolved");
+    let r = evaluate(&orig, &comp, &opts, &bar, cancel)?;
     let gates = gates(&a, &r);
     if a.common.json {
-        print_json(&Output {
+        let v = serde_json::to_value(Output {
+            input: &orig,
+            container: &comp,
             report: &r,
             gates: &gates,
         })?;
+        print_json(&super::rename_keys(v, RENAMES))?;
     } else {
         print_table(&r);
     }
     let failed: Vec<&Gate> = gates.iter().filter(|g| !g.passed).collect();
-    for g in &failed {
-        errln!(
-            "vectro: quality gate failed: {} = {} does not meet {} {}",
-            g.metric,
-            g.value,
-            g.flag,
-            g.limit
-        );
+    let msg: Vec<String> = failed
+        .iter()
+        .map(|g| {
+            format!(
+                "quality gate failed: {} = {} does not meet {} {}",
+                g.metric, g.value, g.flag, g.limit
+            )
+        })
+        .collect();
+    if !msg.is_empty() && crate::out::json() {
+        crate::print_json_error(&msg.join("; "), exit_codes::QUALITY_GATE);
+    } else {
+        for m in &msg {
+            errln!("vectro: {m}");
+        }
     }
     Ok(if failed.is_empty() {
         exit_codes::OK

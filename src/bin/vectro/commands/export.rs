@@ -16,6 +16,7 @@ use crate::progress::Bar;
 
 #[derive(Serialize)]
 struct Summary {
+    input: String,
     format: &'static str,
     output: String,
     rows: u64,
@@ -26,8 +27,9 @@ struct Summary {
 }
 
 pub fn run(a: ExportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
+    let output = a.output.clone().expect("resolved");
     let c = Container::open(&a.file)?;
-    check_not_input(&a.output, [a.file.as_path()])?;
+    check_not_input(&output, [a.file.as_path()])?;
     let durability = if a.no_fsync {
         Durability::None
     } else {
@@ -36,7 +38,7 @@ pub fn run(a: ExportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     let start = std::time::Instant::now();
     let export_format = match a.format {
         Some(f) => f,
-        None => format_from_extension(&a.output)?,
+        None => format_from_extension(&output)?,
     };
     if a.row_group_rows.is_some() && export_format != ExportFormat::Parquet {
         return Err(
@@ -47,7 +49,7 @@ pub fn run(a: ExportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         return Err(Error::Config("--row-group-rows must be at least 1".into()).into());
     }
     let (format, rows, output_bytes) = match export_format {
-        ExportFormat::Jsonl if a.output.as_os_str() == "-" => {
+        ExportFormat::Jsonl if output.as_os_str() == "-" => {
             let bar = Bar::new(a.common.quiet || a.common.json, "export");
             let opts = JsonlOptions {
                 id_offset: a.id_offset,
@@ -57,19 +59,19 @@ pub fn run(a: ExportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
             let s = export_jsonl(&c, &mut w, &opts, &bar, cancel).map_err(super::on_stdout)?;
             anyhow::Context::context(w.flush(), "writing to stdout")?;
             // The rows went to stdout: the summary must not follow them there.
-            errln!("exported {} rows as jsonl to stdout", s.rows);
+            noteln!("exported {} rows as jsonl to stdout", s.rows);
             return Ok(exit_codes::OK);
         }
         ExportFormat::Jsonl => {
-            let out = AtomicOutput::create(&a.output, a.force, durability)?;
+            let out = AtomicOutput::create(&output, a.force, durability)?;
             let bar = Bar::new(a.common.quiet || a.common.json, "export");
             let opts = JsonlOptions {
                 id_offset: a.id_offset,
                 threads: a.common.threads,
             };
             let mut w = out.writer();
-            let s = export_jsonl(&c, &mut w, &opts, &bar, cancel)
-                .map_err(|e| e.on_output(&a.output))?;
+            let s =
+                export_jsonl(&c, &mut w, &opts, &bar, cancel).map_err(|e| e.on_output(&output))?;
             w.flush()
                 .map_err(|e| Error::io(out.tmp_path(), "writing", e))?;
             drop(w);
@@ -77,14 +79,14 @@ pub fn run(a: ExportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
             ("jsonl", s.rows, s.bytes_out)
         }
         ExportFormat::Parquet => {
-            if a.output.as_os_str() == "-" {
+            if output.as_os_str() == "-" {
                 return Err(Error::Config(
                     "--format parquet needs a file for --out (its footer points back into the file)"
                         .into(),
                 )
                 .into());
             }
-            let out = AtomicOutput::create(&a.output, a.force, durability)?;
+            let out = AtomicOutput::create(&output, a.force, durability)?;
             let bar = Bar::new(a.common.quiet || a.common.json, "export");
             let opts = ParquetOptions {
                 id_offset: a.id_offset,
@@ -96,7 +98,7 @@ pub fn run(a: ExportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
             ("parquet", s.rows, s.bytes_out)
         }
         ExportFormat::Npz => {
-            if a.output.as_os_str() == "-" {
+            if output.as_os_str() == "-" {
                 return Err(Error::Config(
                     "--format npz needs a file for --out (a zip is not streamable to stdout)"
                         .into(),
@@ -108,14 +110,15 @@ pub fn run(a: ExportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
                     Error::Config("--id-offset applies to --format jsonl only".into()).into(),
                 );
             }
-            let s = npz::export_npz(&c, &a.output, a.force, durability)?;
+            let s = npz::export_npz(&c, &output, a.force, durability)?;
             ("npz", s.rows, s.output_bytes)
         }
     };
     let seconds = start.elapsed().as_secs_f64();
     let s = Summary {
+        input: a.file.display().to_string(),
         format,
-        output: a.output.display().to_string(),
+        output: output.display().to_string(),
         rows,
         output_bytes,
         seconds,
@@ -142,10 +145,8 @@ pub fn run(a: ExportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
 fn format_from_extension(out: &std::path::Path) -> anyhow::Result<ExportFormat> {
     let choices = ".jsonl (or .ndjson), .parquet (or .parq, .pq), .npz";
     if out.as_os_str() == "-" {
-        return Err(Error::Config(format!(
-            "--out - has no extension to take the format from: give --format jsonl (the one format written to stdout); files take it from {choices}"
-        ))
-        .into());
+        // The one format written to stdout.
+        return Ok(ExportFormat::Jsonl);
     }
     let ext = out
         .extension()

@@ -17,22 +17,24 @@ pub fn run(a: GenerateArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     };
     let bar = Bar::new(a.common.quiet || a.common.json, "generate");
     let start = std::time::Instant::now();
-    vectro::generate::generate(&a.output, &opts, a.force, &bar, cancel)?;
+    let output = a.output.clone().expect("resolved");
+    vectro::generate::generate(&output, &opts, a.force, &bar, cancel)?;
     if a.common.json {
-        let bytes = std::fs::metadata(&a.output).map_or(0, |m| m.len());
+        let bytes = std::fs::metadata(&output).map_or(0, |m| m.len());
         print_json(&serde_json::json!({
-            "output": a.output.display().to_string(),
+            "output": output.display().to_string(),
             "rows": a.rows,
             "dims": a.dims,
             "output_bytes": bytes,
             "seconds": start.elapsed().as_secs_f64(),
         }))?;
-    } else if !a.common.quiet {
-        errln!(
-            "wrote {} rows x {} dims to {}",
+    } else {
+        outln!(
+            "wrote {} rows x {} dims to {} in {:.2} s",
             a.rows,
             a.dims,
-            a.output.display()
+            output.display(),
+            start.elapsed().as_secs_f64()
         );
     }
     Ok(exit_codes::OK)

@@ -21,7 +21,13 @@ pub fn run(a: ImportNpzArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         },
     };
     let bar = Bar::new(a.common.quiet || a.common.json, "import");
-    let s = npz::import_npz(&a.input, &a.output, &opts, &bar, cancel)?;
+    let s = npz::import_npz(
+        &a.input,
+        a.output.as_deref().expect("resolved"),
+        &opts,
+        &bar,
+        cancel,
+    )?;
     if a.common.json {
         print_json(&s)?;
     } else {

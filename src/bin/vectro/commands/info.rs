@@ -7,7 +7,7 @@ use crate::exit_codes;
 
 #[derive(Serialize)]
 struct Info {
-    path: String,
+    input: String,
     format_version: String,
     codec: String,
     payload_stage: &'static str,
@@ -24,7 +24,7 @@ struct Info {
     chunks: usize,
     header_bytes: usize,
     payload_bytes: u64,
-    file_bytes: u64,
+    input_bytes: u64,
     bytes_per_vector: f64,
     ratio_vs_float32: f64,
     /// The container's metadata; `source_files` as the JSON array it holds, not as a string.
@@ -34,18 +34,87 @@ struct Info {
     chunks_verified: bool,
 }
 
+/// Each file in turn, as `verify` takes several: one that cannot be read is reported and
+/// the others are still shown; the exit code is the highest of the files'. With `--json`,
+/// one file prints its object, several an array of them (an unreadable one as `{"input",
+/// "error": {"message", "kind", "exit_code"}}`).
 pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
-    if vectro::pipeline::train::is_codebook_file(&a.file) {
-        return codebook(&a);
+    let mut all = Vec::new();
+    if let [file] = &a.files[..] {
+        one(&a, file, &mut all)?;
+        if let Some(v) = all.pop() {
+            print_json(&v)?;
+        }
+        return Ok(exit_codes::OK);
     }
-    let c = Container::open(&a.file)?;
+    let mut worst = exit_codes::OK;
+    for (i, file) in a.files.iter().enumerate() {
+        if i > 0 && !a.json {
+            outln!();
+        }
+        if let Err(e) = one(&a, file, &mut all) {
+            let code = exit_codes::for_error(&e);
+            let msg = crate::escape_controls(&e.to_string());
+            if a.json {
+                all.push(serde_json::json!({
+                    "input": file,
+                    "error": {
+                        "message": msg,
+                        "kind": exit_codes::kind_name(code),
+                        "exit_code": code,
+                    },
+                }));
+            } else {
+                errln!("vectro: error: {msg}");
+            }
+            worst = worst.max(code);
+        }
+    }
+    if a.json {
+        print_json(&all)?;
+    }
+    Ok(worst)
+}
+
+/// Shows one file: printed as text, or with `--json` its object pushed on `json`.
+fn one(
+    a: &InfoArgs,
+    file: &std::path::Path,
+    json: &mut Vec<serde_json::Value>,
+) -> anyhow::Result<i32> {
+    let start = std::time::Instant::now();
+    let code = show(a, file, json)?;
+    if let Some(serde_json::Value::Object(m)) = json.last_mut() {
+        m.insert("seconds".into(), start.elapsed().as_secs_f64().into());
+    }
+    Ok(code)
+}
+
+/// [`one`], but the seconds.
+fn show(
+    a: &InfoArgs,
+    file: &std::path::Path,
+    json: &mut Vec<serde_json::Value>,
+) -> anyhow::Result<i32> {
+    if vectro::pipeline::train::is_codebook_file(file) {
+        return codebook(a, file, json);
+    }
+    let c = Container::open(file)?;
     if !a.quick {
         // A flipped byte in a chunk must not pass unnoticed because only `info` was run.
-        for i in 0..c.chunks().len() {
+        // Every chunk is read: a bar by chunk on a terminal.
+        let bar = crate::progress::Bar::new(a.quiet || a.json, "info");
+        vectro::Progress::begin(&bar, c.rows(), c.file_len());
+        let checked = (0..c.chunks().len()).try_for_each(|i| {
             c.chunk_payload(i)?;
             c.check_chunk_ids(i)?;
             c.release_chunks(i..i + 1);
-        }
+            let e = &c.chunks()[i];
+            vectro::Progress::advance(&bar, e.rows, e.len);
+            Ok::<(), vectro::Error>(())
+        });
+        vectro::Progress::finish(&bar);
+        checked?;
     }
     let h = c.header();
     let payload: u64 = c
@@ -54,7 +123,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
         .map(|e| e.payload_range().len() as u64)
         .sum();
     let info = Info {
-        path: a.file.display().to_string(),
+        input: file.display().to_string(),
         // The file's own version (bytes 4..8), which may be older than this build's.
         format_version: {
             let b = c.bytes();
@@ -76,7 +145,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
         chunks: c.chunks().len(),
         header_bytes: c.header_len(),
         payload_bytes: payload,
-        file_bytes: c.file_len(),
+        input_bytes: c.file_len(),
         bytes_per_vector: c.file_len() as f64 / c.rows() as f64,
         ratio_vs_float32: (c.rows() * c.dims() as u64 * 4) as f64 / c.file_len() as f64,
         metadata: json_metadata(c.metadata()),
@@ -84,10 +153,10 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
         chunks_verified: !a.quick,
     };
     if a.json {
-        print_json(&info)?;
+        json.push(serde_json::to_value(&info)?);
         return Ok(exit_codes::OK);
     }
-    outln!("file:          {}", info.path);
+    outln!("file:          {}", info.input);
     outln!("format:        vectro {}", info.format_version);
     outln!(
         "codec:         {} (payload: {})",
@@ -111,7 +180,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
     }
     outln!(
         "size:          {} ({} header, {} payload); {:.1} bytes/vector, {:.2}x vs float32",
-        human_bytes(info.file_bytes),
+        human_bytes(info.input_bytes),
         human_bytes(info.header_bytes as u64),
         human_bytes(info.payload_bytes),
         info.bytes_per_vector,
@@ -147,8 +216,9 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
     Ok(exit_codes::OK)
 }
 
-/// The metadata for `--json`: each value a string, but `source_files` (which the container
-/// stores as JSON text) the array of `{name, rows, bytes}` objects it encodes.
+/// The metadata for `--json`: a number as a number (a value that is exactly an integer's
+/// or a float's text), `source_files` (which the container stores as JSON text) as the
+/// array of `{name, rows, bytes}` objects it encodes, anything else as its string.
 fn json_metadata(m: &vectro::format::Metadata) -> serde_json::Map<String, serde_json::Value> {
     m.iter()
         .map(|(k, v)| {
@@ -156,9 +226,27 @@ fn json_metadata(m: &vectro::format::Metadata) -> serde_json::Map<String, serde_
                 .then(|| serde_json::from_str::<serde_json::Value>(v).ok())
                 .flatten()
                 .filter(serde_json::Value::is_array);
-            (k.clone(), parsed.unwrap_or_else(|| v.clone().into()))
+            (
+                k.clone(),
+                parsed
+                    .or_else(|| number(v))
+                    .unwrap_or_else(|| v.clone().into()),
+            )
         })
         .collect()
+}
+
+/// `v` as a JSON number if it is written exactly as one (`"123"`, `"-4"`, `"0.5"`): not
+/// `"0123"` or `"1e3"`, which would not read back the same.
+fn number(v: &str) -> Option<serde_json::Value> {
+    if let Ok(n) = v.parse::<u64>() {
+        return (n.to_string() == v).then(|| n.into());
+    }
+    if let Ok(n) = v.parse::<i64>() {
+        return (n.to_string() == v).then(|| n.into());
+    }
+    let x = v.parse::<f64>().ok().filter(|x| x.is_finite())?;
+    (x.to_string() == v).then(|| x.into())
 }
 
 const SOURCE_FILES: &str = "source_files";
@@ -184,7 +272,7 @@ fn source_files(key: &str, value: &str) -> Option<Vec<String>> {
 /// What `info --json` shows of a `.vcb` codebook (from `vectro train`).
 #[derive(Serialize)]
 struct CodebookInfo {
-    path: String,
+    input: String,
     /// "codebook", where a container's info has a `format_version` of the container.
     kind: &'static str,
     format_version: String,
@@ -195,7 +283,7 @@ struct CodebookInfo {
     ksub: usize,
     code_bytes: usize,
     rotation: bool,
-    file_bytes: u64,
+    input_bytes: u64,
     train_rows: u64,
     kmeans_iterations: u32,
     opq_iterations: u32,
@@ -210,20 +298,24 @@ struct CodebookInfo {
 
 /// `info` of a `.vcb` codebook: its codec parameters and training facts, as a container's
 /// info shows them, after its checksum is checked.
-fn codebook(a: &InfoArgs) -> anyhow::Result<i32> {
+fn codebook(
+    a: &InfoArgs,
+    file: &std::path::Path,
+    json: &mut Vec<serde_json::Value>,
+) -> anyhow::Result<i32> {
     // One read: the codebook, its size and its minor version (bytes 6..8) all come from it.
-    let bytes = std::fs::read(&a.file).map_err(|e| vectro::Error::io(&a.file, "reading", e))?;
-    let vcb = vectro::codec::codebook::VcbFile::parse(&a.file, &bytes)?;
+    let bytes = std::fs::read(file).map_err(|e| vectro::Error::io(file, "reading", e))?;
+    let vcb = vectro::codec::codebook::VcbFile::parse(file, &bytes)?;
     if vcb.id == vectro::CodecId::BinaryItq {
-        return itq_codebook(a, &vcb, bytes.len() as u64);
+        return itq_codebook(a, file, &vcb, bytes.len() as u64, json);
     }
-    let book = vectro::codec::Codebook::from_vcb_own_dims(&a.file, &bytes)?;
+    let book = vectro::codec::Codebook::from_vcb_own_dims(file, &bytes)?;
     let file_bytes = bytes.len() as u64;
     let minor = u16::from_le_bytes([bytes[6], bytes[7]]);
     let codec = vectro::codec::Pq::new(book.clone());
     let f = book.facts;
     let info = CodebookInfo {
-        path: a.file.display().to_string(),
+        input: file.display().to_string(),
         kind: "codebook",
         // from_vcb accepts only major version 1; the minor version is informational.
         format_version: format!("1.{minor}"),
@@ -234,7 +326,7 @@ fn codebook(a: &InfoArgs) -> anyhow::Result<i32> {
         ksub: book.ksub(),
         code_bytes: book.code_bytes(),
         rotation: book.rotation.is_some(),
-        file_bytes,
+        input_bytes: file_bytes,
         train_rows: f.sample_rows,
         kmeans_iterations: f.kmeans_iterations,
         opq_iterations: f.opq_iterations,
@@ -245,10 +337,10 @@ fn codebook(a: &InfoArgs) -> anyhow::Result<i32> {
         codec_facts: vectro::Codec::facts(&codec).into_iter().collect(),
     };
     if a.json {
-        print_json(&info)?;
+        json.push(serde_json::to_value(&info)?);
         return Ok(exit_codes::OK);
     }
-    outln!("file:          {}", info.path);
+    outln!("file:          {}", info.input);
     outln!(
         "format:        vectro codebook (.vcb) {}",
         info.format_version
@@ -266,7 +358,7 @@ fn codebook(a: &InfoArgs) -> anyhow::Result<i32> {
         if info.rotation { ", rotated" } else { "" },
         info.code_bytes
     );
-    outln!("size:          {}", human_bytes(info.file_bytes));
+    outln!("size:          {}", human_bytes(info.input_bytes));
     outln!("checksums:     crc32c ok");
     for (k, v) in vectro::Codec::facts(&codec) {
         outln!("{:<14} {v}", format!("{k}:"));
@@ -277,12 +369,12 @@ fn codebook(a: &InfoArgs) -> anyhow::Result<i32> {
 /// What `info --json` shows of a binary-itq `.vcb` (from `vectro train --codec binary-itq`).
 #[derive(Serialize)]
 struct ItqCodebookInfo {
-    path: String,
+    input: String,
     kind: &'static str,
     format_version: String,
     codec: String,
     dims: usize,
-    file_bytes: u64,
+    input_bytes: u64,
     train_rows: u32,
     itq_iterations: u32,
     itq_loss: f32,
@@ -295,20 +387,22 @@ struct ItqCodebookInfo {
 /// `info` of a binary-itq `.vcb`: its mean and rotation's shape and training facts.
 fn itq_codebook(
     a: &InfoArgs,
+    file: &std::path::Path,
     vcb: &vectro::codec::codebook::VcbFile<'_>,
     file_bytes: u64,
+    json: &mut Vec<serde_json::Value>,
 ) -> anyhow::Result<i32> {
-    let trained = vcb.codec(&a.file, vcb.own_dims())?;
+    let trained = vcb.codec(file, vcb.own_dims())?;
     let vectro::codec::Trained::Itq(itq) = &trained else {
         unreachable!("a binary-itq id parses to an ITQ codec")
     };
     let info = ItqCodebookInfo {
-        path: a.file.display().to_string(),
+        input: file.display().to_string(),
         kind: "codebook",
         format_version: format!("1.{}", vcb.minor),
         codec: trained.name(),
         dims: trained.dims(),
-        file_bytes,
+        input_bytes: file_bytes,
         train_rows: itq.train_rows(),
         itq_iterations: itq.iterations(),
         itq_loss: itq.loss(),
@@ -317,10 +411,10 @@ fn itq_codebook(
         codec_facts: vectro::Codec::facts(itq).into_iter().collect(),
     };
     if a.json {
-        print_json(&info)?;
+        json.push(serde_json::to_value(&info)?);
         return Ok(exit_codes::OK);
     }
-    outln!("file:          {}", info.path);
+    outln!("file:          {}", info.input);
     outln!(
         "format:        vectro codebook (.vcb) {}",
         info.format_version
@@ -334,7 +428,7 @@ fn itq_codebook(
         info.dims,
         info.dims.div_ceil(8) + 4
     );
-    outln!("size:          {}", human_bytes(info.file_bytes));
+    outln!("size:          {}", human_bytes(info.input_bytes));
     outln!("checksums:     crc32c ok");
     outln!("fingerprint:   {}", info.fingerprint);
     for (k, v) in &info.codec_facts {

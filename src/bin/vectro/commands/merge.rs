@@ -27,9 +27,12 @@ pub fn run(a: MergeArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     );
     // With --out -, stdout carries the container: the summary goes to stderr.
     if a.output.as_os_str() == "-" {
-        errln!("{line}");
+        noteln!("{line}");
     } else if a.json {
-        print_json(&s)?;
+        print_json(&super::rename_keys(
+            serde_json::to_value(&s)?,
+            &[("parts", "inputs")],
+        ))?;
     } else {
         outln!("{line}");
     }

@@ -9,11 +9,12 @@ use crate::exit_codes;
 use crate::progress::Bar;
 
 pub fn run(a: ReportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
+    let orig = a.orig.clone().expect("resolved");
     let outputs = Outputs {
         html: a
             .output
             .clone()
-            .unwrap_or_else(|| Outputs::default_html(&a.orig, &a.containers)),
+            .unwrap_or_else(|| Outputs::default_html(&orig, &a.containers)),
         svg_dir: a.svg_dir.clone(),
         overwrite: a.force,
     };
@@ -40,16 +41,20 @@ pub fn run(a: ReportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     };
     let bar = Bar::new(a.common.quiet || a.common.json, "report");
     let r = if a.codecs.is_empty() {
-        report(&a.orig, &a.containers, &opts, &bar, cancel)?
+        report(&orig, &a.containers, &opts, &bar, cancel)?
     } else {
-        report_codecs(&a.orig, &a.codecs, &opts, &bar, cancel)?
+        report_codecs(&orig, &a.codecs, &opts, &bar, cancel)?
     };
     outputs.write(&r)?;
     if a.common.json {
-        print_json(&Output {
+        let v = serde_json::to_value(Output {
             html: &outputs.html,
             report: &r,
         })?;
+        print_json(&super::rename_keys(
+            v,
+            &[("original", "input"), ("html", "output")],
+        ))?;
     } else {
         print_summary(&r, &outputs);
     }

@@ -28,12 +28,16 @@ struct Summary {
     #[serde(skip_serializing_if = "Option::is_none")]
     itq_loss: Option<f64>,
     fingerprint: String,
-    bytes: u64,
+    output_bytes: u64,
     seconds: f64,
 }
 
 pub fn run(a: TrainArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
-    vectro::output::check_not_input(&a.output, [a.input.as_path()])?;
+    let (input_path, output) = (
+        a.input.clone().expect("resolved"),
+        a.output.clone().expect("resolved"),
+    );
+    vectro::output::check_not_input(&output, [input_path.as_path()])?;
     let start = Instant::now();
     let threads = vectro::par::resolve_threads(a.common.threads);
     let pool = vectro::par::pool(threads)?;
@@ -43,12 +47,13 @@ pub fn run(a: TrainArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         cancel: Some(cancel),
     };
     // Created before training: an existing or unwritable output fails at once.
-    let out = AtomicOutput::create(&a.output, a.force, Durability::Fsync)?;
+    let out = AtomicOutput::create(&output, a.force, Durability::Fsync)?;
     let input = vectro::source::InputOptions {
         column: a.column.clone(),
     };
-    let trained = pool
-        .install(|| vectro::pipeline::train::train_with(&a.input, &input, &a.codec, &opts, &bar));
+    let trained = pool.install(|| {
+        vectro::pipeline::train::train_with(&input_path, &input, &a.codec, &opts, &bar)
+    });
     // The bar is cleared before anything else is printed, on success or not.
     vectro::Progress::finish(&bar);
     let trained = trained?;
@@ -58,8 +63,8 @@ pub fn run(a: TrainArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     let bytes = trained.to_vcb(recipe.as_deref());
     out.commit_bytes(&bytes)?;
     let mut s = Summary {
-        input: a.input.display().to_string(),
-        output: a.output.display().to_string(),
+        input: input_path.display().to_string(),
+        output: output.display().to_string(),
         codec: trained.name(),
         train_rows: 0,
         kmeans_iterations: 0,
@@ -68,7 +73,7 @@ pub fn run(a: TrainArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         distortion: None,
         itq_loss: None,
         fingerprint: format!("{:08x}", trained.fingerprint()),
-        bytes: bytes.len() as u64,
+        output_bytes: bytes.len() as u64,
         seconds: start.elapsed().as_secs_f64(),
     };
     match &trained {
@@ -110,7 +115,7 @@ pub fn run(a: TrainArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
             s.train_rows,
             s.seconds,
             s.output,
-            human_bytes(s.bytes),
+            human_bytes(s.output_bytes),
             s.fingerprint
         );
     }

@@ -1,4 +1,5 @@
-use vectro::format::{VerifyReport, verify};
+use vectro::format::VerifyReport;
+use vectro::format::verify::verify_with;
 
 use super::{human_bytes, print_json};
 use crate::cli::VerifyArgs;
@@ -8,20 +9,22 @@ use crate::exit_codes;
 /// anything is damaged. A file that cannot be read is reported and the others are still
 /// checked; the exit code is then the highest of the files' codes. With `--json`, one file
 /// prints its report, several print an array of them (an unreadable one as
-/// `{"path", "error", "exit_code"}`).
+/// `{"input", "error": {"message", "kind", "exit_code"}}`).
 pub fn run(a: VerifyArgs) -> anyhow::Result<i32> {
     if let [file] = &a.files[..] {
-        let r = verify(file)?;
-        return report(&a, &r, true);
+        let start = std::time::Instant::now();
+        let r = verify_with(file, &bar(&a))?;
+        return report(&a, &r, Some(start.elapsed().as_secs_f64()));
     }
     let mut worst = exit_codes::OK;
     let mut all = Vec::new();
     for file in &a.files {
-        let code = match verify(file) {
+        let start = std::time::Instant::now();
+        let code = match verify_with(file, &bar(&a)) {
             Ok(r) => {
-                let code = report(&a, &r, false)?;
+                let code = report(&a, &r, None)?;
                 if a.json {
-                    all.push(serde_json::to_value(&r)?);
+                    all.push(json(&r, start.elapsed().as_secs_f64())?);
                 }
                 code
             }
@@ -31,9 +34,12 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<i32> {
                 let msg = crate::escape_controls(&e.to_string());
                 if a.json {
                     all.push(serde_json::json!({
-                        "path": file,
-                        "error": msg,
-                        "exit_code": code,
+                        "input": file,
+                        "error": {
+                            "message": msg,
+                            "kind": exit_codes::kind_name(code),
+                            "exit_code": code,
+                        },
                     }));
                 } else {
                     errln!("vectro: error: {msg}");
@@ -49,20 +55,34 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<i32> {
     Ok(worst)
 }
 
+/// A progress bar by chunk, on a terminal (a terabyte file takes minutes).
+fn bar(a: &VerifyArgs) -> crate::progress::Bar {
+    crate::progress::Bar::new(a.quiet || a.json, "verify")
+}
+
+/// The report in the one vocabulary of `--json` (docs/cli.md).
+fn json(r: &VerifyReport, seconds: f64) -> anyhow::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(r)?;
+    v["seconds"] = seconds.into();
+    Ok(v)
+}
+
 /// Prints one file's report (unless `--json` and part of several) and returns its code.
-fn report(a: &VerifyArgs, r: &VerifyReport, single: bool) -> anyhow::Result<i32> {
+/// `single`: the seconds of the one file checked, whose JSON is printed here.
+fn report(a: &VerifyArgs, r: &VerifyReport, single: Option<f64>) -> anyhow::Result<i32> {
     let code = if r.ok {
         exit_codes::OK
     } else {
         exit_codes::BAD_INPUT
     };
     if a.json {
-        if single {
-            print_json(r)?;
+        if let Some(seconds) = single {
+            print_json(&json(r, seconds)?)?;
         }
         return Ok(code);
     }
     if r.ok {
+        // With -q, outln! prints nothing: the exit code tells.
         outln!(
             "{}: ok: {} chunks, {} rows, {}; every checksum matches",
             r.path.display(),
