@@ -45,7 +45,7 @@ pub enum Scorer {
     /// Decode the chunk, then one matrix multiply per tile (f16, bf16 and any codec
     /// without a code-space path).
     Float,
-    /// PQ/OPQ lookup tables.
+    /// PQ/OPQ lookup tables (4-bit codes: the fast-scan over 8-bit tables first).
     Adc(AdcTables),
     /// Sign bits (binary, rotated binary, binary-itq).
     Bits(Bits),
@@ -220,10 +220,12 @@ impl Scorer {
         matches!(self, Scorer::Bits(b) if b.hamming.is_some())
     }
 
-    /// What the scorer is, for reports: `float`, `adc`, `bits`, `hamming` or `int`.
+    /// What the scorer is, for reports: `float`, `adc`, `fastscan` (pq/opq with 4-bit
+    /// codes), `bits`, `hamming`, `int` or `estimator`.
     pub fn name(&self) -> &'static str {
         match self {
             Scorer::Float => "float",
+            Scorer::Adc(t) if t.is_fast_scan() => "fastscan",
             Scorer::Adc(_) => "adc",
             Scorer::Bits(b) if b.hamming.is_some() => "hamming",
             Scorer::Bits(_) => "bits",
