@@ -230,44 +230,13 @@ impl AdcTables {
         } else {
             1.0
         };
-        let qmax = (65535 / (2 * pairs).max(1)).min(255) as f32;
         let mut luts = vec![0u8; nq * bb];
         let (mut step, mut base) = (vec![0f32; nq], vec![0f32; nq]);
-        let mut mins = vec![0f32; m];
         for (i, lut) in luts.chunks_exact_mut(bb.max(1)).enumerate() {
             let (b, l) = (i / BLOCK, i % BLOCK);
             let table = &self.tables[b * m * ksub..(b + 1) * m * ksub];
             let v = |s: usize, j: usize| sigma * table[s * ksub + j].0[l];
-            let (mut span, mut bias, mut mag) = (0f32, 0f32, 0f32);
-            for (s, min) in mins.iter_mut().enumerate() {
-                let (lo, hi, big) = (0..ksub).fold(
-                    (f32::INFINITY, f32::NEG_INFINITY, 0f32),
-                    |(lo, hi, big), j| {
-                        let x = v(s, j);
-                        (lo.min(x), hi.max(x), big.max(x.abs()))
-                    },
-                );
-                *min = lo;
-                span = span.max(hi - lo);
-                bias += lo;
-                mag += big;
-            }
-            let a = match qmax / span {
-                a if a.is_finite() && span > 0.0 => a,
-                _ => 1.0,
-            };
-            for (s, &min) in mins.iter().enumerate() {
-                let at = (s / 2) * BLOCK_BYTES_PER_PAIR + (s % 2) * 16;
-                for j in 0..ksub {
-                    lut[at + j] = ((v(s, j) - min) * a).round().clamp(0.0, qmax) as u8;
-                }
-            }
-            step[i] = 1.0 / a;
-            // Each entry within 1/2 (plus the rounding of its product) of the real value;
-            // the exact sum's float rounding, that of `Σ min_s` and that of evaluating
-            // `base + Q·step` are each below `(m + 2)·2⁻²³` times the magnitudes summed.
-            let slack = 0.501 * m as f32 / a + 2.5e-7 * (m + 8) as f32 * (mag + bias.abs());
-            base[i] = bias + slack;
+            (step[i], base[i]) = quantize_tables(m, pairs, v, m + 8, lut);
         }
         FastTables {
             pairs,
@@ -521,6 +490,57 @@ impl AdcTables {
             })
             .collect()
     }
+}
+
+/// Quantizes one query's tables `v(s, j)` (`m` of 16 entries; `v` greater for closer)
+/// into `lut` (`pairs × 32` bytes, the layout of [`fastscan`]; entries of sub-quantizers
+/// past `m` stay 0) and returns `(step, base)` such that any choice of one entry per table,
+/// whose 8-bit entries sum to `Q`, has its float sum at most `base + Q·step`, when that
+/// float sum adds up at most `terms` rounded values of the entries' magnitude.
+///
+/// With `min_s = min_j v(s, j)` and `a = ⌊min(255, 65535/2·pairs)⌋ / max_s (max_j v(s, j) −
+/// min_s)`, the entry is `round(a·(v(s, j) − min_s))`, within half a step of the real
+/// value: `Σ_s v_s ≤ Σ_s min_s + Q/a + m/(2a)`. The slack adds `2⁻²²·terms` times the
+/// magnitudes summed, for the float rounding of the sums (each below `terms·2⁻²⁴` of them).
+pub(crate) fn quantize_tables(
+    m: usize,
+    pairs: usize,
+    v: impl Fn(usize, usize) -> f32,
+    terms: usize,
+    lut: &mut [u8],
+) -> (f32, f32) {
+    let qmax = (65535 / (2 * pairs).max(1)).min(255) as f32;
+    let (mut span, mut bias, mut mag) = (0f32, 0f32, 0f32);
+    let mut mins = vec![0f32; m];
+    for (s, min) in mins.iter_mut().enumerate() {
+        let (lo, hi, big) = (0..16).fold(
+            (f32::INFINITY, f32::NEG_INFINITY, 0f32),
+            |(lo, hi, big), j| {
+                let x = v(s, j);
+                (lo.min(x), hi.max(x), big.max(x.abs()))
+            },
+        );
+        *min = lo;
+        span = span.max(hi - lo);
+        bias += lo;
+        mag += big;
+    }
+    let a = match qmax / span {
+        a if a.is_finite() && span > 0.0 => a,
+        _ => 1.0,
+    };
+    lut.fill(0);
+    for (s, &min) in mins.iter().enumerate() {
+        let at = (s / 2) * BLOCK_BYTES_PER_PAIR + (s % 2) * 16;
+        for j in 0..16 {
+            lut[at + j] = ((v(s, j) - min) * a).round().clamp(0.0, qmax) as u8;
+        }
+    }
+    // Each entry within 1/2 (plus the rounding of its product) of the real value; the
+    // float sums' rounding, that of `Σ min_s` and that of evaluating `base + Q·step`
+    // are each below `terms·2⁻²⁴` times the magnitudes summed.
+    let slack = 0.501 * m as f32 / a + 2.5e-7 * terms as f32 * (mag + bias.abs());
+    (1.0 / a, bias + slack)
 }
 
 /// Whether [`TopK::push`] would take `score` against `floor`: exactly its test, NaN
