@@ -8,8 +8,9 @@
 //!
 //! Kernels run over one chunk's worth of 384-d rows (2,730, the default chunk): the
 //! Hamming distance (XOR + popcount), the sign-bit table sums (a float query against
-//! binary codes), int8 dot products, int4 unpacking and the pq lookup sums, each at every
-//! SIMD level the CPU runs. The scans search 16 queries over 20,000 generated rows per
+//! binary codes), int8 dot products, int4 unpacking, the pq lookup sums and the pq 4-bit
+//! fast-scan (and its repacking of a chunk into blocks of 32 rows), each at every SIMD
+//! level the CPU runs. The scans search 16 queries over 20,000 generated rows per
 //! codec on one thread, so the codecs compare with each other and with decoding (f16).
 
 use std::hint::black_box;
@@ -17,7 +18,7 @@ use std::sync::atomic::AtomicBool;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use vectro::search::{Metric, SearchOptions, search};
-use vectro::simd::{Level, adc, hamming, idot};
+use vectro::simd::{Level, adc, fastscan, hamming, idot};
 
 const DIMS: usize = 384;
 const ROWS: usize = 2730;
@@ -92,6 +93,22 @@ fn kernels(c: &mut Criterion) {
             })
         });
     }
+    // pq m=96, nbits=4 fast-scan: the repacking into blocks of 32 rows (once per chunk),
+    // then 16 queries' 8-bit table sums (as the search runs them per query block).
+    let pairs = 48;
+    let pq4: Vec<u8> = (0..ROWS * pairs).map(|_| r() as u8).collect();
+    let nb = ROWS.div_ceil(fastscan::BLOCK_ROWS);
+    let mut blocks = vec![0u8; nb * pairs * 32];
+    g.bench_function("pq4_repack", |b| {
+        b.iter(|| fastscan::pack_blocks(black_box(&pq4), pairs, &mut blocks))
+    });
+    let luts: Vec<u8> = (0..16 * pairs * 32).map(|_| (r() % 128) as u8).collect();
+    let mut q16 = vec![0u16; 16 * nb * fastscan::BLOCK_ROWS];
+    for level in Level::available() {
+        g.bench_function(format!("pq4_fastscan_16q/{}", level.name()), |b| {
+            b.iter(|| fastscan::block_scores_at(level, &luts, pairs, black_box(&blocks), &mut q16))
+        });
+    }
     g.finish();
 }
 
@@ -118,6 +135,7 @@ fn scan(c: &mut Criterion) {
         ("int4", false),
         ("int4:rotate=1", false),
         ("pq:m=48", false),
+        ("pq:m=96,nbits=4", false),
         ("f16", false),
     ] {
         let mut bytes = Vec::new();

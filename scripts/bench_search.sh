@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# vectro search against faiss (IndexBinaryFlat + numpy int8 rescoring; IndexPQ), on the
+# vectro search against faiss (IndexBinaryFlat + numpy int8 rescoring; IndexPQ;
+# IndexPQFastScan), on the
 # same rows and held-out queries, in one run; see scripts/bench_search.py.
 # Usage: scripts/bench_search.sh [DATA.npy] [--generated-rows N] [--repeats N]
 # Builds the Python package into target/py-venv (scripts/test_python.sh) and installs
@@ -10,8 +11,13 @@ cd "$here/.."
 . scripts/lib/bench_out.sh
 bench_begin bench_search "scripts/bench_search.sh $*"
 venv=target/py-venv
-if ! "$venv/bin/python" -c "import vectro; vectro.Container.search" 2>/dev/null; then
+# The wheel is rebuilt when the sources changed since it was built (else it would measure
+# old kernels).
+stamp="$venv/.bench-wheel-stamp"
+if ! "$venv/bin/python" -c "import vectro; vectro.Container.search" 2>/dev/null \
+    || [ ! -e "$stamp" ] || [ -n "$(find src python/src -newer "$stamp" -print -quit)" ]; then
     scripts/test_python.sh -k nothing_at_all >/dev/null || true
+    touch "$stamp"
 fi
 if ! "$venv/bin/python" -c "import faiss" 2>/dev/null; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check faiss-cpu

@@ -28,9 +28,11 @@ use super::huge::LanesBuf;
 use super::topk::TopK;
 use crate::codec::Codebook;
 use crate::codec::opq::rotate;
+use crate::codec::pq::get_code;
 use crate::codec::pq::inv_length;
 use crate::simd;
 use crate::simd::adc::{BLOCK, Lanes, Term, block_sums};
+use crate::simd::fastscan::{self, BLOCK_BYTES_PER_PAIR, BLOCK_ROWS};
 
 /// The ids of the `k` rows nearest (squared L2) to each query, nearest first, ties to the
 /// smaller id; nearest to the decoded rows, so scaled to unit length for a
@@ -130,6 +132,30 @@ pub(crate) struct AdcTables {
     tables: LanesBuf,
     /// `‖c_{s,j}‖²` at `s × ksub + j` (cosine or a unit-length codebook, else empty).
     norms: Vec<f32>,
+    /// The 8-bit tables of the 4-bit fast-scan (`nbits = 4`), else `None`.
+    fast: Option<FastTables>,
+}
+
+/// Each query's tables quantized to `u8` for [`fastscan::block_scores`], and how a row's
+/// quantized sum bounds its exact score.
+///
+/// For query `q` let `v_s[j] = σ·T_s[j]` (`σ = −1` for the squared-distance tables, so
+/// that greater is better, `+1` for products), `min_s = min_j v_s[j]`, and
+/// `a = ⌊min(255, 65535/2p)⌋ / max_s (max_j v_s[j] − min_s)` (`p` pairs of sub-quantizers,
+/// so that no sum of `2p` entries overflows `u16`). The 8-bit entry is
+/// `e_s[j] = round(a·(v_s[j] − min_s))`, within `1/2` of the real value, so a row whose
+/// entries sum to `Q` has `σ·S ≤ Σ_s min_s + Q/a + m/(2a)` (`S` its exact sum), plus the
+/// float rounding of the exact sum, which `base` also covers.
+#[derive(Debug)]
+struct FastTables {
+    /// Sub-quantizer pairs: the code bytes of a row.
+    pairs: usize,
+    /// `queries × pairs × 32` entries, laid out as [`fastscan`] reads them.
+    luts: Vec<u8>,
+    /// Per query, `1/a`.
+    step: Vec<f32>,
+    /// Per query, `Σ_s min_s` plus the slack: `σ·S ≤ base + Q·step` for every row.
+    base: Vec<f32>,
 }
 
 impl AdcTables {
@@ -163,7 +189,7 @@ impl AdcTables {
         } else {
             Vec::new()
         };
-        AdcTables {
+        let mut t = AdcTables {
             m: book.m,
             ksub: book.ksub(),
             nbits: book.nbits,
@@ -172,6 +198,51 @@ impl AdcTables {
             unit: book.unit,
             tables,
             norms,
+            fast: None,
+        };
+        if t.nbits == 4 {
+            t.fast = Some(t.fast_tables(n));
+        }
+        t
+    }
+
+    /// The same tables scanned without the 4-bit fast-scan: the float lookups for every
+    /// row (the reference the fast-scan's results equal).
+    #[cfg(test)]
+    pub(crate) fn without_fast_scan(mut self) -> AdcTables {
+        self.fast = None;
+        self
+    }
+
+    /// Whether rows are scanned by the 4-bit fast-scan.
+    pub(crate) fn is_fast_scan(&self) -> bool {
+        self.fast.is_some()
+    }
+
+    /// The quantized tables of the `nq` queries (see [`FastTables`]).
+    fn fast_tables(&self, nq: usize) -> FastTables {
+        let (m, ksub) = (self.m, self.ksub);
+        debug_assert_eq!(ksub, 16);
+        let pairs = self.code_bytes;
+        let bb = pairs * BLOCK_BYTES_PER_PAIR;
+        let sigma = if self.l2_is_negated_distance() {
+            -1.0
+        } else {
+            1.0
+        };
+        let mut luts = vec![0u8; nq * bb];
+        let (mut step, mut base) = (vec![0f32; nq], vec![0f32; nq]);
+        for (i, lut) in luts.chunks_exact_mut(bb.max(1)).enumerate() {
+            let (b, l) = (i / BLOCK, i % BLOCK);
+            let table = &self.tables[b * m * ksub..(b + 1) * m * ksub];
+            let v = |s: usize, j: usize| sigma * table[s * ksub + j].0[l];
+            (step[i], base[i]) = quantize_tables(m, pairs, v, m + 8, lut);
+        }
+        FastTables {
+            pairs,
+            luts,
+            step,
+            base,
         }
     }
 
@@ -217,6 +288,17 @@ impl AdcTables {
         } else {
             Vec::new()
         };
+        if let Some(fast) = &self.fast {
+            let rows = Candidates {
+                codes,
+                first_row,
+                inv_norm: &inv_norm,
+                filter,
+            };
+            self.scan_fast(fast, queries, rows, &mut heaps);
+            heaps.iter_mut().for_each(TopK::shrink);
+            return heaps;
+        }
         let mut sums = Vec::new();
         for (b, block) in heaps.chunks_mut(BLOCK).enumerate() {
             let own = std::array::from_fn(|l| {
@@ -312,6 +394,91 @@ impl AdcTables {
         }
     }
 
+    /// The 4-bit fast-scan of `rows` for every query: the quantized sums of all rows, then
+    /// the exact float sum (the bits [`AdcTables::scan_block`] computes) of each row whose
+    /// bound from its quantized sum may still reach its query's floor. So the heaps end as
+    /// the float scan leaves them; only the rows scored exactly differ.
+    fn scan_fast(
+        &self,
+        fast: &FastTables,
+        queries: &Queries,
+        rows: Candidates<'_>,
+        heaps: &mut [TopK],
+    ) {
+        let Candidates {
+            codes,
+            first_row,
+            inv_norm,
+            filter,
+        } = rows;
+        let (m, ksub, pairs) = (self.m, self.ksub, fast.pairs);
+        let bb = pairs * BLOCK_BYTES_PER_PAIR;
+        let n = codes.len() / pairs;
+        let padded = n.div_ceil(BLOCK_ROWS) * BLOCK_ROWS;
+        let mut blocks = vec![0u8; padded / BLOCK_ROWS * bb];
+        fastscan::pack_blocks(codes, pairs, &mut blocks);
+        let mut quant = vec![0u16; BLOCK.min(heaps.len()) * padded];
+        let (metric, unit) = (self.metric, self.unit);
+        // The score from `σ·S` (`S` the row's float sum): `−S` is the `l2` score.
+        let score = |signed: f32, r: usize| match (metric, unit) {
+            (Metric::L2, false) | (Metric::Ip, false) => signed,
+            (Metric::Cos, _) | (Metric::Ip, true) => signed * inv_norm[r],
+            (Metric::L2, true) => {
+                let inv = inv_norm[r];
+                2.0 * (signed * inv) - if inv > 0.0 { 1.0 } else { 0.0 }
+            }
+        };
+        let sigma = if self.l2_is_negated_distance() {
+            -1.0
+        } else {
+            1.0
+        };
+        // Only the sum's sign differs with σ, and score is monotone in `σ·S`: each row
+        // bound below is the score of an upper bound of `σ·S`, with the same roundings.
+        let by_quant_alone = !(metric == Metric::Cos || unit);
+        for (b, block) in heaps.chunks_mut(BLOCK).enumerate() {
+            let q0 = b * BLOCK;
+            let out = &mut quant[..block.len() * padded];
+            fastscan::block_scores(
+                &fast.luts[q0 * bb..(q0 + block.len()) * bb],
+                pairs,
+                &blocks,
+                out,
+            );
+            let table = &self.tables[b * m * ksub..(b + 1) * m * ksub];
+            for (l, (heap, qs)) in block.iter_mut().zip(out.chunks_exact(padded)).enumerate() {
+                let (i, qs) = (q0 + l, &qs[..n]);
+                let own = queries.own(i);
+                let (step, base) = (fast.step[i], fast.base[i]);
+                let exact = |r: usize| {
+                    let code = &codes[r * pairs..(r + 1) * pairs];
+                    let sum =
+                        (0..m).fold(0f32, |a, s| a + table[s * ksub + get_code(code, s, 4)].0[l]);
+                    score(sigma * sum, r)
+                };
+                // The least quantized sum whose bound reaches `floor`, one lower for the
+                // rounding of this division (`as` saturates; NaN gives 0, all rows).
+                let least = |floor: f32| (((floor - base) / step).floor() as i32).saturating_sub(1);
+                let mut t = least(heap.floor());
+                for (r, &qv) in qs.iter().enumerate() {
+                    let hit = if by_quant_alone {
+                        i32::from(qv) >= t
+                    } else {
+                        may_enter(score(base + f32::from(qv) * step, r), heap.floor())
+                    };
+                    if !hit {
+                        continue;
+                    }
+                    let id = first_row + r as u64;
+                    if own != Some(id) && filter.is_none_or(|f| f.allows(id)) {
+                        heap.push(exact(r), id);
+                        t = least(heap.floor());
+                    }
+                }
+            }
+        }
+    }
+
     /// `1/‖x̂‖` of every row of `codes` (0 for a zero row), from the centroid norms.
     fn inv_norms(&self, codes: &[u8]) -> Vec<f32> {
         codes
@@ -323,6 +490,57 @@ impl AdcTables {
             })
             .collect()
     }
+}
+
+/// Quantizes one query's tables `v(s, j)` (`m` of 16 entries; `v` greater for closer)
+/// into `lut` (`pairs × 32` bytes, the layout of [`fastscan`]; entries of sub-quantizers
+/// past `m` stay 0) and returns `(step, base)` such that any choice of one entry per table,
+/// whose 8-bit entries sum to `Q`, has its float sum at most `base + Q·step`, when that
+/// float sum adds up at most `terms` rounded values of the entries' magnitude.
+///
+/// With `min_s = min_j v(s, j)` and `a = ⌊min(255, 65535/2·pairs)⌋ / max_s (max_j v(s, j) −
+/// min_s)`, the entry is `round(a·(v(s, j) − min_s))`, within half a step of the real
+/// value: `Σ_s v_s ≤ Σ_s min_s + Q/a + m/(2a)`. The slack adds `2⁻²²·terms` times the
+/// magnitudes summed, for the float rounding of the sums (each below `terms·2⁻²⁴` of them).
+pub(crate) fn quantize_tables(
+    m: usize,
+    pairs: usize,
+    v: impl Fn(usize, usize) -> f32,
+    terms: usize,
+    lut: &mut [u8],
+) -> (f32, f32) {
+    let qmax = (65535 / (2 * pairs).max(1)).min(255) as f32;
+    let (mut span, mut bias, mut mag) = (0f32, 0f32, 0f32);
+    let mut mins = vec![0f32; m];
+    for (s, min) in mins.iter_mut().enumerate() {
+        let (lo, hi, big) = (0..16).fold(
+            (f32::INFINITY, f32::NEG_INFINITY, 0f32),
+            |(lo, hi, big), j| {
+                let x = v(s, j);
+                (lo.min(x), hi.max(x), big.max(x.abs()))
+            },
+        );
+        *min = lo;
+        span = span.max(hi - lo);
+        bias += lo;
+        mag += big;
+    }
+    let a = match qmax / span {
+        a if a.is_finite() && span > 0.0 => a,
+        _ => 1.0,
+    };
+    lut.fill(0);
+    for (s, &min) in mins.iter().enumerate() {
+        let at = (s / 2) * BLOCK_BYTES_PER_PAIR + (s % 2) * 16;
+        for j in 0..16 {
+            lut[at + j] = ((v(s, j) - min) * a).round().clamp(0.0, qmax) as u8;
+        }
+    }
+    // Each entry within 1/2 (plus the rounding of its product) of the real value; the
+    // float sums' rounding, that of `Σ min_s` and that of evaluating `base + Q·step`
+    // are each below `terms·2⁻²⁴` times the magnitudes summed.
+    let slack = 0.501 * m as f32 / a + 2.5e-7 * terms as f32 * (mag + bias.abs());
+    (1.0 / a, bias + slack)
 }
 
 /// Whether [`TopK::push`] would take `score` against `floor`: exactly its test, NaN
@@ -449,6 +667,118 @@ mod tests {
                     assert_eq!(bits(got), bits(&want), "{text} {metric} query {qi}");
                     assert_eq!(got.sorted().len(), k);
                 }
+            }
+        }
+    }
+
+    /// The 4-bit fast-scan finds the float scan's heaps bit for bit (scores and ids) for
+    /// every metric, with an odd `m` (a padded pair), a partial last block of rows and of
+    /// queries, each query's own row excluded, a filter and floors from other chunks; and
+    /// every row's quantized sum bounds its float sum from above, within twice the slack.
+    #[test]
+    fn fast_scan_equals_the_float_scan_and_its_bound_holds() {
+        use crate::search::filter::RowFilter;
+        let (dims, rows, nq, k) = (28, 1000, 21, 10);
+        let mut rng = ChaCha8Rng::seed_from_u64(23);
+        let x: Vec<f32> = (0..rows * dims)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        let q: Vec<f32> = (0..nq * dims)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        let own: Vec<u64> = (0..nq as u64).map(|i| i * 41).collect();
+        let allow: Vec<u64> = (0..rows as u64).filter(|r| r % 7 != 3).collect();
+        let filter = RowFilter::new(&allow, rows as u64 + 5);
+        for (id, text) in [
+            (CodecId::Pq, "m=7,nbits=4"),
+            (CodecId::Pq, "m=14,nbits=4"),
+            (CodecId::Opq, "m=14,nbits=4,opq_iters=2"),
+            (CodecId::Pq, "m=14,nbits=4,unit=1"),
+        ] {
+            let p = PqParams::parse("pq", text, dims).unwrap();
+            let x = if p.unit == Some(true) {
+                unit_rows(&x, dims)
+            } else {
+                x.clone()
+            };
+            let codec = Pq::new(train(id, &p, &x, dims, &NoProgress, &Default::default()).unwrap());
+            let book = codec.codebook();
+            let mut codes = vec![0u8; codec.encoded_len(rows)];
+            codec.encode(&x, &mut codes).unwrap();
+            for metric in [Metric::L2, Metric::Ip, Metric::Cos] {
+                let queries = Queries::new(q.clone(), dims, Some(own.clone()), metric);
+                let fast = AdcTables::new(book, &queries);
+                assert!(fast.is_fast_scan());
+                let slow = AdcTables::new(book, &queries).without_fast_scan();
+                // Floors as a previous chunk would leave them: the 30th best float score.
+                let floors = Floors::new(nq);
+                let first = slow.scan(
+                    &queries,
+                    &codes[..200 * codes.len() / rows],
+                    0,
+                    30,
+                    &Floors::new(nq),
+                );
+                for (i, h) in first.iter().enumerate() {
+                    floors.raise(i, h.sorted()[29].score);
+                }
+                let bits = |t: &TopK| -> Vec<(u32, u64)> {
+                    t.sorted()
+                        .iter()
+                        .map(|e| (e.score.to_bits(), e.id))
+                        .collect()
+                };
+                for (fl, filt) in [(&Floors::new(nq), None), (&floors, Some(&filter))] {
+                    let got = fast.scan_filtered(&queries, &codes, 5, k, fl, filt);
+                    let want = slow.scan_filtered(&queries, &codes, 5, k, fl, filt);
+                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert_eq!(bits(g), bits(w), "{text} {metric} query {i}");
+                    }
+                }
+                // The bound, row by row, against the float sums.
+                let f = fast.fast.as_ref().unwrap();
+                let pairs = f.pairs;
+                let nb = rows.div_ceil(BLOCK_ROWS);
+                let mut blocks = vec![0u8; nb * pairs * 32];
+                fastscan::pack_blocks(&codes, pairs, &mut blocks);
+                let mut quant = vec![0u16; nq * nb * BLOCK_ROWS];
+                fastscan::block_scores(&f.luts, pairs, &blocks, &mut quant);
+                let sigma = if fast.l2_is_negated_distance() {
+                    -1.0
+                } else {
+                    1.0
+                };
+                let mut tight = 0f32;
+                for i in 0..nq {
+                    let (b, l) = (i / BLOCK, i % BLOCK);
+                    let per = book.m * 16;
+                    let table = &fast.tables[b * per..(b + 1) * per];
+                    let slack = f.base[i]
+                        - (0..book.m)
+                            .map(|s| {
+                                (0..16)
+                                    .map(|j| sigma * table[s * 16 + j].0[l])
+                                    .fold(f32::INFINITY, f32::min)
+                            })
+                            .sum::<f32>();
+                    for (r, code) in codes.chunks_exact(pairs).enumerate() {
+                        let sum: f32 = (0..book.m)
+                            .fold(0f32, |a, s| a + table[s * 16 + get_code(code, s, 4)].0[l]);
+                        let bound =
+                            f.base[i] + f32::from(quant[i * nb * BLOCK_ROWS + r]) * f.step[i];
+                        assert!(sigma * sum <= bound, "{text} {metric} q {i} row {r}");
+                        assert!(
+                            bound - sigma * sum <= 2.0 * slack + 1e-5,
+                            "{text}: loose bound"
+                        );
+                        tight = tight.max(slack / f.step[i]);
+                    }
+                }
+                // The slack is about m/2 steps of the quantized tables.
+                assert!(
+                    tight <= 0.51 * book.m as f32 + 1.0,
+                    "{text}: slack {tight} steps"
+                );
             }
         }
     }

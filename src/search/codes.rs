@@ -24,7 +24,7 @@
 
 use std::borrow::Cow;
 
-use super::adc::AdcTables;
+use super::adc::{AdcTables, quantize_tables};
 use super::exact::{Floors, Metric, Queries};
 use super::filter::RowFilter;
 use super::topk::TopK;
@@ -34,6 +34,7 @@ use crate::codec::sq::{self, Factors, Sq};
 use crate::codec::{Codebook, CodecId, CodecSpec, QuantParams, Rotation, ScaleRule};
 use crate::error::Result;
 use crate::format::Container;
+use crate::simd::fastscan::{self, BLOCK_BYTES_PER_PAIR, BLOCK_ROWS};
 use crate::simd::{hamming, idot};
 
 /// Rows of int8/int4 codes scored against every query at a time: their codes stay in L2.
@@ -45,7 +46,7 @@ pub enum Scorer {
     /// Decode the chunk, then one matrix multiply per tile (f16, bf16 and any codec
     /// without a code-space path).
     Float,
-    /// PQ/OPQ lookup tables.
+    /// PQ/OPQ lookup tables (4-bit codes: the fast-scan over 8-bit tables first).
     Adc(AdcTables),
     /// Sign bits (binary, rotated binary, binary-itq).
     Bits(Bits),
@@ -143,7 +144,27 @@ pub struct Bits {
     hamming: Option<Vec<u8>>,
     /// The byte tables of `w` (ITQ norms) and `Σ w`.
     w_tables: Option<(Vec<f32>, f32)>,
+    /// The float query scored by the fast-scan first (not Hamming mode).
+    fast: Option<FastBits>,
 }
+
+/// Each query's nibble tables quantized to `u8`, for the sign-bit fast-scan: a row's
+/// `row_bytes` bytes are `2 × row_bytes` nibbles, nibble `t` holding the bits of dimensions
+/// `4t..4t + 4`, and its table holds the sums of the query over the 16 subsets of those.
+/// That is the layout of 4-bit PQ codes, so [`fastscan::block_scores`] sums them, 32 rows
+/// per shuffle; `Σ_{bits set} q̃ ≤ base + Q·step` bounds the float set sum (see
+/// [`quantize_tables`]), and only the rows whose bound can still reach the floor are summed
+/// in float, as [`hamming::set_sums`] sums them.
+#[derive(Debug)]
+struct FastBits {
+    /// `queries × row_bytes × 32` entries.
+    luts: Vec<u8>,
+    step: Vec<f32>,
+    base: Vec<f32>,
+}
+
+/// Queries summed by one [`fastscan::block_scores`] call.
+const FAST_QUERIES: usize = 16;
 
 /// The int8 / int4 scorer.
 #[derive(Debug)]
@@ -220,10 +241,12 @@ impl Scorer {
         matches!(self, Scorer::Bits(b) if b.hamming.is_some())
     }
 
-    /// What the scorer is, for reports: `float`, `adc`, `bits`, `hamming` or `int`.
+    /// What the scorer is, for reports: `float`, `adc`, `fastscan` (pq/opq with 4-bit
+    /// codes), `bits`, `hamming`, `int` or `estimator`.
     pub fn name(&self) -> &'static str {
         match self {
             Scorer::Float => "float",
+            Scorer::Adc(t) if t.is_fast_scan() => "fastscan",
             Scorer::Adc(_) => "adc",
             Scorer::Bits(b) if b.hamming.is_some() => "hamming",
             Scorer::Bits(_) => "bits",
@@ -347,11 +370,99 @@ impl Bits {
             hamming::byte_tables(w, &mut t);
             (t, w.iter().sum())
         });
+        let fast = (hamming.is_none() && rb > 0).then(|| {
+            let bb = rb * BLOCK_BYTES_PER_PAIR;
+            let mut luts = vec![0u8; nq * bb];
+            let (mut step, mut base) = (vec![0f32; nq], vec![0f32; nq]);
+            for (i, lut) in luts.chunks_exact_mut(bb).enumerate() {
+                let q = frame.q(i);
+                // The sum of the nibble's dimensions over the bits set in `j`.
+                let v = |t: usize, j: usize| {
+                    (0..4)
+                        .filter(|b| j >> b & 1 == 1)
+                        .map(|b| q.get(4 * t + b).copied().unwrap_or(0.0))
+                        .sum::<f32>()
+                };
+                // A set sum adds 48 byte-table entries of up to 8 values each.
+                (step[i], base[i]) = quantize_tables(2 * rb, rb, v, 2 * rb + 64, lut);
+            }
+            FastBits { luts, step, base }
+        });
         Bits {
             frame,
             qsum,
             hamming,
             w_tables,
+            fast,
+        }
+    }
+
+    /// The same scorer without the fast-scan (the float set sums of every row).
+    #[cfg(test)]
+    fn without_fast_scan(mut self) -> Bits {
+        self.fast = None;
+        self
+    }
+
+    /// The float query against the sign bits by the fast-scan: the 8-bit sums of every
+    /// row, then the float set sum (the bits of [`hamming::set_sums`]) of each row whose
+    /// bound may still reach its query's floor. The score is monotone in the set sum for
+    /// a row (`s ≥ 0`, and the metric's factor is `≥ 0`), and float rounding is monotone,
+    /// so the bound's score bounds the row's; a row for which that does not hold is
+    /// summed in float.
+    #[allow(clippy::too_many_arguments)]
+    fn scan_fast(
+        &self,
+        fast: &FastBits,
+        bits: &[u8],
+        scales: &[f32],
+        nsq: &[f32],
+        first_row: u64,
+        heaps: &mut [TopK],
+        filter: Option<&RowFilter>,
+    ) {
+        let f = &self.frame;
+        let rb = f.d.div_ceil(8);
+        let n = scales.len();
+        let bb = rb * BLOCK_BYTES_PER_PAIR;
+        let padded = n.div_ceil(BLOCK_ROWS) * BLOCK_ROWS;
+        let mut blocks = vec![0u8; padded / BLOCK_ROWS * bb];
+        fastscan::pack_blocks(bits, rb, &mut blocks);
+        let mut quant = vec![0u16; FAST_QUERIES.min(heaps.len()) * padded];
+        // Each row's metric factors, once for all queries.
+        let per_row: Vec<(f32, f32)> = (0..n)
+            .map(|r| f.metric.per_row(nsq.get(r).copied().unwrap_or(0.0)))
+            .collect();
+        for (g, group) in heaps.chunks_mut(FAST_QUERIES).enumerate() {
+            let q0 = g * FAST_QUERIES;
+            let out = &mut quant[..group.len() * padded];
+            let luts = &fast.luts[q0 * bb..(q0 + group.len()) * bb];
+            fastscan::block_scores(luts, rb, &blocks, out);
+            for (l, (heap, qs)) in group.iter_mut().zip(out.chunks_exact(padded)).enumerate() {
+                let i = q0 + l;
+                let q = f.q(i);
+                let (qsum, c0, step, base) = (self.qsum[i], f.c0[i], fast.step[i], fast.base[i]);
+                let score = |ss: f32, r: usize| {
+                    let (mul, add) = per_row[r];
+                    let s = scales[r];
+                    (
+                        (s * (2.0 * ss - qsum) + c0) * mul + add,
+                        s >= 0.0 && mul >= 0.0,
+                    )
+                };
+                for (r, &qv) in qs[..n].iter().enumerate() {
+                    let (ub, monotone) = score(base + f32::from(qv) * step, r);
+                    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+                    if monotone && ub < heap.floor() {
+                        continue;
+                    }
+                    let id = first_row + r as u64;
+                    if filter.is_none_or(|fl| fl.allows(id)) {
+                        let ss = set_sum(q, &bits[r * rb..(r + 1) * rb]);
+                        heap.push(score(ss, r).0, id);
+                    }
+                }
+            }
         }
     }
 
@@ -391,6 +502,9 @@ impl Bits {
         } else {
             Vec::new()
         };
+        if let Some(fast) = &self.fast {
+            return self.scan_fast(fast, bits, &scales, &nsq, first_row, heaps, filter);
+        }
         let mut tables = vec![0f32; rb * hamming::TABLE];
         for (i, heap) in heaps.iter_mut().enumerate() {
             hamming::byte_tables(f.q(i), &mut tables);
@@ -403,6 +517,25 @@ impl Bits {
             }
         }
     }
+}
+
+/// `Σ_{bit set} q_i` over one row of sign bits, with the bits of [`hamming::set_sums`]:
+/// each byte's entry is the sum of its set dimensions in increasing order (what
+/// [`hamming::byte_tables`] holds), added into four partial sums by byte position mod 4,
+/// then `(s0 + s1) + (s2 + s3)`.
+fn set_sum(q: &[f32], row: &[u8]) -> f32 {
+    let mut s = [0f32; 4];
+    for (i, &b) in row.iter().enumerate() {
+        let mut e = 0f32;
+        let mut bits = b;
+        while bits != 0 {
+            let j = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            e += q.get(8 * i + j).copied().unwrap_or(0.0);
+        }
+        s[i % 4] += e;
+    }
+    (s[0] + s[1]) + (s[2] + s[3])
 }
 
 impl Ints {
@@ -628,6 +761,118 @@ impl SqScan {
                         offer(heap, score, id, filter);
                     }
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_rng::Rng;
+
+    /// The sign-bit fast-scan leaves the heaps of the float set sums bit for bit, for
+    /// every metric, plain and ITQ-like frames (`c0`, `w`), a filter, floors from other
+    /// chunks, a dimension count that is not a multiple of 8, and a partial query group.
+    #[test]
+    fn sign_bit_fast_scan_equals_the_float_set_sums() {
+        let mut rng = Rng(0x0b17_fa57);
+        let mut uniform = |n: usize| -> Vec<f32> {
+            (0..n)
+                .map(|_| rng.below(20001) as f32 / 10000.0 - 1.0)
+                .collect()
+        };
+        for (d, itq) in [(64usize, false), (100, false), (384, true)] {
+            let (rows, nq, k) = (700, 19, 10);
+            let rb = d.div_ceil(8);
+            let x = uniform(rows * d);
+            let qv = uniform(nq * d);
+            let mut payload = vec![0u8; rows * rb];
+            for (r, row) in x.chunks_exact(d).enumerate() {
+                hamming::sign_bits(row, &mut payload[r * rb..(r + 1) * rb]);
+            }
+            for r in 0..rows {
+                let s = 0.05 + (r % 13) as f32 / 50.0;
+                payload.extend_from_slice(&s.to_le_bytes());
+            }
+            let allow: Vec<u64> = (0..rows as u64 + 3).filter(|r| r % 5 != 1).collect();
+            let filter = RowFilter::new(&allow, rows as u64 + 3);
+            for metric in [Metric::Ip, Metric::Cos, Metric::L2] {
+                let q = Queries::new(qv.clone(), d, None, metric);
+                let frame = || {
+                    let mut f = Frame::plain(&q, d);
+                    if itq {
+                        f.c0 = (0..nq).map(|i| i as f32 / 7.0 - 1.0).collect();
+                        f.w = Some((0..d).map(|t| (t % 9) as f32 / 90.0 - 0.04).collect());
+                        f.mu2 = 0.3;
+                    }
+                    f
+                };
+                let fast = Bits::new(frame(), false);
+                assert!(fast.fast.is_some());
+                let slow = Bits::new(frame(), false).without_fast_scan();
+                let bits = |t: &TopK| -> Vec<(u32, u64)> {
+                    t.sorted()
+                        .iter()
+                        .map(|e| (e.score.to_bits(), e.id))
+                        .collect()
+                };
+                for (floors, filt) in [(false, None), (true, Some(&filter))] {
+                    let heaps = |b: &Bits| {
+                        let mut h: Vec<TopK> = (0..nq)
+                            .map(|i| {
+                                // A floor as a previous chunk would leave it: no floor,
+                                // or one that some rows beat.
+                                let fl = if floors {
+                                    (i as f32 - 9.0) / 40.0
+                                } else {
+                                    f32::NEG_INFINITY
+                                };
+                                TopK::with_floor(k, fl)
+                            })
+                            .collect();
+                        b.scan(&payload, rows, 3, &mut h, filt);
+                        h
+                    };
+                    let (got, want) = (heaps(&fast), heaps(&slow));
+                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert_eq!(bits(g), bits(w), "d={d} {metric} floors={floors} query {i}");
+                        assert!(floors || w.sorted().len() == k);
+                    }
+                    // The floors leave some queries candidates (else the case tests nothing).
+                    assert!(
+                        want.iter().any(|w| !w.sorted().is_empty()),
+                        "d={d} {metric}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn set_sum_has_the_bits_of_the_table_sums() {
+        let mut rng = Rng(0x5e75);
+        for d in [8usize, 13, 384] {
+            let q: Vec<f32> = (0..d)
+                .map(|_| rng.below(2001) as f32 / 997.0 - 1.0)
+                .collect();
+            let rb = d.div_ceil(8);
+            let mut t = vec![0f32; rb * hamming::TABLE];
+            hamming::byte_tables(&q, &mut t);
+            let rows = 50;
+            let mut codes: Vec<u8> = (0..rows * rb).map(|_| rng.below(256) as u8).collect();
+            if d % 8 != 0 {
+                for r in 0..rows {
+                    codes[r * rb + rb - 1] &= (1u8 << (d % 8)) - 1;
+                }
+            }
+            let mut want = vec![0f32; rows];
+            hamming::set_sums(&t, &codes, rb, &mut want);
+            for (r, w) in want.iter().enumerate() {
+                assert_eq!(
+                    set_sum(&q, &codes[r * rb..(r + 1) * rb]).to_bits(),
+                    w.to_bits()
+                );
             }
         }
     }

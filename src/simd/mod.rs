@@ -18,6 +18,7 @@
 pub mod adc;
 pub mod aniso;
 pub mod binary;
+pub mod fastscan;
 mod finite;
 pub mod half;
 pub mod hamming;

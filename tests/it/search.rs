@@ -186,7 +186,7 @@ fn ranked(hits: &Hits, i: usize, q: &[f32], metric: Metric) -> Vec<(u64, f64)> {
         .collect()
 }
 
-const CODECS: [(&str, &str); 13] = [
+const CODECS: [(&str, &str); 14] = [
     ("int8", "int"),
     ("int8:rotate=1", "int"),
     ("int4", "int"),
@@ -196,7 +196,8 @@ const CODECS: [(&str, &str); 13] = [
     ("binary:rotate=1", "bits"),
     ("binary-itq", "bits"),
     ("pq:m=11", "adc"),
-    ("pq:m=4,nbits=4", "adc"),
+    ("pq:m=4,nbits=4", "fastscan"),
+    ("opq:m=11,nbits=4,opq_iters=2", "fastscan"),
     ("opq:m=4,opq_iters=2", "adc"),
     ("f16", "float"),
     ("bf16", "float"),

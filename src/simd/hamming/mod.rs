@@ -14,6 +14,8 @@
 //!   order (four partial sums by byte position mod 4, then `(s0 + s1) + (s2 + s3)`), so
 //!   its bits do not depend on the chunking or the thread count. It is bound by the
 //!   table loads; there is no wider path (an AVX2 gather is no faster on x86-64 cores).
+//!   `search` runs the 8-bit nibble-table fast-scan (`simd::fastscan`) over the rows first
+//!   and sums in float only the rows its bound cannot rule out.
 
 #[cfg(target_arch = "x86_64")]
 mod x86;

@@ -1,0 +1,108 @@
+//! x86-64 fast-scan (AVX2 `vpshufb`). The caller checked the CPU features and the shapes
+//! (see [`super::block_scores_at`]).
+//!
+//! Per block of 32 rows and per pair of sub-quantizers: one load of the block's 32 code
+//! bytes, two masks for the low and high nibbles (rows `i` and `16 + i`), and per query
+//! two shuffles of the pair's table register. The shuffled bytes are added as `u16` words
+//! (`acc_full`: even row + 256 × odd row) and shifted right by 8 (`acc_odd`: the odd
+//! row); at the end the even rows' sums are `acc_full − (acc_odd << 8)` modulo 2¹⁶, and
+//! the two 128-bit halves (sub-quantizers `2p` and `2p + 1`) are added. All of it is
+//! wrapping integer arithmetic, so it equals the scalar reference's wrapping sums.
+//! AVX-512 (`vpermb` over 64-byte tables) is not here: the machines this was written on
+//! lack it.
+
+use std::arch::x86_64::*;
+
+use super::{BLOCK_BYTES_PER_PAIR, BLOCK_ROWS};
+
+/// Queries sharing each load of a block's codes: two keep their 8 accumulators, the
+/// codes and the nibble masks within the 16 vector registers.
+const GROUP: usize = 2;
+
+/// [`super::block_scores_scalar`] with AVX2.
+///
+/// # Safety
+/// The CPU must have AVX2; `pairs > 0`, `luts` and `blocks` whole multiples of
+/// `pairs × 32` bytes, `out` of `queries × blocks × 32` entries.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn block_scores_avx2(luts: &[u8], pairs: usize, blocks: &[u8], out: &mut [u16]) {
+    let bb = pairs * BLOCK_BYTES_PER_PAIR;
+    let rows = blocks.len() / bb * BLOCK_ROWS;
+    let nq = luts.len() / bb;
+    let mut q = 0;
+    while q + GROUP <= nq {
+        let (l, o) = (
+            &luts[q * bb..][..GROUP * bb],
+            &mut out[q * rows..][..GROUP * rows],
+        );
+        // SAFETY: AVX2 is present (our precondition); the slices have `GROUP` queries.
+        unsafe { group::<GROUP>(l, pairs, blocks, o) };
+        q += GROUP;
+    }
+    if q < nq {
+        let (l, o) = (&luts[q * bb..][..bb], &mut out[q * rows..][..rows]);
+        // SAFETY: as above, with one query.
+        unsafe { group::<1>(l, pairs, blocks, o) };
+    }
+}
+
+/// The scores of `G` queries (`luts`: `G × pairs × 32` bytes) over every block, into
+/// `out` (`G × rows`).
+///
+/// # Safety
+/// AVX2; shapes as [`block_scores_avx2`] with exactly `G` queries.
+#[target_feature(enable = "avx2")]
+unsafe fn group<const G: usize>(luts: &[u8], pairs: usize, blocks: &[u8], out: &mut [u16]) {
+    let bb = pairs * BLOCK_BYTES_PER_PAIR;
+    let rows = blocks.len() / bb * BLOCK_ROWS;
+    debug_assert!(luts.len() == G * bb && out.len() == G * rows);
+    let nibble = _mm256_set1_epi8(0x0f);
+    for (b, block) in blocks.chunks_exact(bb).enumerate() {
+        // Per query: low-nibble rows (full, odd), high-nibble rows (full, odd).
+        let mut acc = [[_mm256_setzero_si256(); 4]; G];
+        for p in 0..pairs {
+            // SAFETY: `block` has `pairs × 32` bytes, so 32 from `32p` are in bounds;
+            // loadu needs no alignment.
+            let c = unsafe { _mm256_loadu_si256(block.as_ptr().add(32 * p).cast()) };
+            let lo = _mm256_and_si256(c, nibble);
+            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(c), nibble);
+            for (g, a) in acc.iter_mut().enumerate() {
+                // SAFETY: `luts` has `G × pairs × 32` bytes; query `g`'s pair `p` is the
+                // 32 from `g × bb + 32p`.
+                let t = unsafe { _mm256_loadu_si256(luts.as_ptr().add(g * bb + 32 * p).cast()) };
+                let r0 = _mm256_shuffle_epi8(t, lo);
+                let r1 = _mm256_shuffle_epi8(t, hi);
+                a[0] = _mm256_add_epi16(a[0], r0);
+                a[1] = _mm256_add_epi16(a[1], _mm256_srli_epi16::<8>(r0));
+                a[2] = _mm256_add_epi16(a[2], r1);
+                a[3] = _mm256_add_epi16(a[3], _mm256_srli_epi16::<8>(r1));
+            }
+        }
+        for (g, a) in acc.iter().enumerate() {
+            let at = g * rows + b * BLOCK_ROWS;
+            let dst = &mut out[at..at + BLOCK_ROWS];
+            for (half, (full, odd)) in [(a[0], a[1]), (a[2], a[3])].into_iter().enumerate() {
+                let even = _mm256_sub_epi16(full, _mm256_slli_epi16::<8>(odd));
+                // Sub-quantizer 2p's half plus 2p + 1's.
+                let e = _mm_add_epi16(
+                    _mm256_castsi256_si128(even),
+                    _mm256_extracti128_si256::<1>(even),
+                );
+                let o = _mm_add_epi16(
+                    _mm256_castsi256_si128(odd),
+                    _mm256_extracti128_si256::<1>(odd),
+                );
+                // Words w of `e` and `o` are rows 2w and 2w + 1 of this half.
+                let first = _mm_unpacklo_epi16(e, o);
+                let second = _mm_unpackhi_epi16(e, o);
+                // SAFETY: `dst` has 32 entries; this half's 16 start at `16 × half`, and
+                // storeu needs no alignment.
+                unsafe {
+                    let p = dst.as_mut_ptr().add(16 * half);
+                    _mm_storeu_si128(p.cast(), first);
+                    _mm_storeu_si128(p.add(8).cast(), second);
+                }
+            }
+        }
+    }
+}
