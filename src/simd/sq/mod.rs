@@ -1,6 +1,6 @@
 //! The `sq:bits=B` encoder's passes over one rotated row: the magnitudes, norm and largest
-//! magnitude ([`stats`]), the magnitudes relative to the largest ([`scale`]), the fit of
-//! one candidate step ([`grid_fit`]) and the codes of the chosen step ([`codes`]).
+//! magnitude ([`stats_at`]), the magnitudes relative to the largest ([`scale_at`]), the fit of
+//! one candidate step ([`grid_fit_at`]) and the codes of the chosen step ([`codes_at`]).
 //!
 //! The scalar references are the `_scalar` functions here; they are the encoder's own
 //! definition (FORMAT.md, "`sq`"). The AVX2 level (also used at AVX-512) gives their bits:
@@ -17,7 +17,7 @@ mod x86;
 
 use super::Level;
 
-/// Lanes of [`grid_fit`]'s partial sums: value `i` goes to lane `i % LANES`.
+/// Lanes of [`grid_fit_at`]'s partial sums: value `i` goes to lane `i % LANES`.
 pub const LANES: usize = 8;
 
 /// The magnitudes `a[i] = |v[i]|` of the row `v` (finite), and `(Σ v², max |v|)` (the
