@@ -36,6 +36,8 @@ use byteorder::{ByteOrder, LittleEndian as LE};
 use super::rotate::{self, DEFAULT_ROUNDS, DEFAULT_SEED, MAX_ROUNDS};
 use super::{Codec, CodecId, CodecSpec, EncodeFault, Rotation};
 use crate::error::{Error, Result};
+use crate::simd::Level;
+use crate::simd::sq as simd_sq;
 
 /// Bytes of the `sq` parameter block.
 pub const SQ_PARAMS_LEN: usize = 20;
@@ -223,7 +225,8 @@ pub fn code_bytes(dims: usize, bits: u8) -> usize {
     (dims * bits as usize).div_ceil(8)
 }
 
-/// Writes the `B`-bit codes `codes` densely into `out` (least significant bit first).
+/// Writes the `B`-bit codes `codes` densely into `out` (least significant bit first), four
+/// bytes at a time.
 fn pack(codes: &[u8], bits: u8, out: &mut [u8]) {
     match bits {
         8 => out.copy_from_slice(codes),
@@ -233,19 +236,20 @@ fn pack(codes: &[u8], bits: u8, out: &mut [u8]) {
             }
         }
         _ => {
-            let (mut acc, mut n, mut o) = (0u32, 0u32, 0usize);
+            let (mut acc, mut n, mut o) = (0u64, 0u32, 0usize);
             for &c in codes {
-                acc |= u32::from(c) << n;
+                acc |= u64::from(c) << n;
                 n += u32::from(bits);
-                while n >= 8 {
-                    out[o] = acc as u8;
-                    acc >>= 8;
-                    n -= 8;
-                    o += 1;
+                if n >= 32 {
+                    out[o..o + 4].copy_from_slice(&(acc as u32).to_le_bytes());
+                    acc >>= 32;
+                    n -= 32;
+                    o += 4;
                 }
             }
-            if n > 0 {
-                out[o] = acc as u8;
+            for b in &mut out[o..o + (n as usize).div_ceil(8)] {
+                *b = acc as u8;
+                acc >>= 8;
             }
         }
     }
@@ -312,28 +316,6 @@ thread_local! {
         const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
-/// `(Σ m·a, Σ (2m+1)²)` for `m = min(⌊t·a⌋, top)` over `a`, in f32 lanes: how well the
-/// grid of step `1/t` fits the magnitudes `a` (the score is `(2 Σ m·a + Σ a)² / Σ(2m+1)²`).
-#[inline]
-fn grid_fit(a: &[f32], t: f32, top: f32) -> (f32, f32) {
-    let (mut ma, mut mm) = ([0f32; 8], [0f32; 8]);
-    let chunks = a.chunks_exact(8);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for ((&x, a), b) in c.iter().zip(ma.iter_mut()).zip(mm.iter_mut()) {
-            let m = ((x * t) as i32 as f32).min(top);
-            *a += m * x;
-            *b += m * (m + 1.0);
-        }
-    }
-    for (l, &x) in tail.iter().enumerate() {
-        let m = ((x * t) as i32 as f32).min(top);
-        ma[l] += m * x;
-        mm[l] += m * (m + 1.0);
-    }
-    (ma.iter().sum(), mm.iter().sum())
-}
-
 impl Sq {
     /// The codec for `dims`-dimensional rows.
     pub fn new(dims: usize, params: SqParams) -> Sq {
@@ -368,16 +350,18 @@ impl Sq {
     }
 
     /// Chooses the codes of the rotated row `v` (magnitudes `a`) into `codes`, returning
-    /// the factor word, or `None` when the norm does not fit a float32.
-    fn encode_rotated(&self, v: &[f32], a: &mut [f32], codes: &mut [u8]) -> Option<u32> {
+    /// the factor word, or `None` when the norm does not fit a float32. Its passes run at
+    /// `level` and give the same bits at every level ([`crate::simd::sq`]).
+    fn encode_rotated(
+        &self,
+        level: Level,
+        v: &[f32],
+        a: &mut [f32],
+        codes: &mut [u8],
+    ) -> Option<u32> {
         let bits = self.params.bits;
         let half = 1u32 << (bits - 1);
-        let (mut sum_sq, mut max_abs) = (0f64, 0f32);
-        for (x, &y) in a.iter_mut().zip(v) {
-            *x = y.abs();
-            sum_sq += f64::from(y) * f64::from(y);
-            max_abs = max_abs.max(*x);
-        }
+        let (sum_sq, max_abs) = simd_sq::stats_at(level, v, a);
         let norm = sum_sq.sqrt() as f32;
         if !norm.is_finite() {
             return None;
@@ -388,21 +372,20 @@ impl Sq {
         let mut t = 0f32;
         if bits > 1 && max_abs > 0.0 {
             let inv = 1.0 / f64::from(max_abs);
-            a.iter_mut().for_each(|x| *x = (f64::from(*x) * inv) as f32);
+            let suma = simd_sq::scale_at(level, a, inv);
             let top = (half - 1) as f32;
             let rms = ((sum_sq / v.len() as f64).sqrt() * inv) as f32;
             let t0 = 1.0 / (GAUSS_STEP[bits as usize] * rms);
             // The step that clips nothing: the largest magnitude (1) lands in the top
             // cell, `[top, top + 1)` (its product is `half`, which `min` clips to `top`).
             let t_max = half as f32;
-            let suma: f32 = a.iter().sum();
             let mut best = (f64::NEG_INFINITY, 0f32);
             let cands = T_FACTORS.iter().map(|f| f * t0).chain([t_max]);
             for cand in cands {
                 if !cand.is_finite() || cand <= 0.0 {
                     continue;
                 }
-                let (ma, mm) = grid_fit(a, cand, top);
+                let (ma, mm) = simd_sq::grid_fit_at(level, a, cand, top);
                 // <L, a> = 2 Σ m a + Σ a; ‖L‖² = Σ (2m + 1)² = 4 Σ m(m+1) + n.
                 let la = 2.0 * f64::from(ma) + f64::from(suma);
                 let ll = 4.0 * f64::from(mm) + a.len() as f64;
@@ -413,16 +396,7 @@ impl Sq {
             }
             t = best.1;
         }
-        let top = (half - 1) as f32;
-        let (mut lv, mut ll) = (0f64, 0u64);
-        for ((c, &y), &x) in codes.iter_mut().zip(v).zip(a.iter()) {
-            let m = ((x * t) as i32 as f32).min(top) as u32;
-            let code = if y >= 0.0 { half + m } else { half - 1 - m };
-            *c = code as u8;
-            let l = level(code as u8, bits);
-            lv += f64::from(l) * f64::from(y);
-            ll += (l * l) as u64;
-        }
+        let (lv, ll) = simd_sq::codes_at(level, v, a, t, bits, codes);
         let cos = if norm > 0.0 {
             lv / ((ll as f64).sqrt() * sum_sq.sqrt())
         } else {
@@ -459,6 +433,7 @@ impl Codec for Sq {
     fn encode(&self, input: &[f32], out: &mut [u8]) -> Result<(), EncodeFault> {
         let (d, rb) = (self.dims, self.row_bytes());
         let cb = rb - 4;
+        let level = Level::detect();
         SCRATCH.with(|s| {
             let (v, a, codes) = &mut *s.borrow_mut();
             v.resize(d, 0.0);
@@ -484,7 +459,7 @@ impl Codec for Sq {
                     });
                 }
                 let word = self
-                    .encode_rotated(v, a, codes)
+                    .encode_rotated(level, v, a, codes)
                     .ok_or_else(|| EncodeFault {
                         row: r,
                         col: 0,

@@ -28,6 +28,7 @@ pub mod int8;
 pub mod kmeans;
 pub mod opq;
 pub mod rotate;
+pub mod sq;
 #[cfg(target_arch = "x86_64")]
 mod x86_common;
 

@@ -4,10 +4,12 @@
 //!
 //! The scalar reference is [`forward_scalar`] / [`inverse_scalar`] with [`fwht`]: sign flips
 //! and Walsh–Hadamard butterflies, each output an add or a subtract of the same two values
-//! in the same stage order, then one multiply. The AVX2 level compiles that body with wider
-//! instructions; the AVX-512 level also runs the four shortest butterfly stages inside one
-//! register (a lane permute, an add and a masked subtract), and windows of up to 512
-//! floats entirely in registers. Rust never fuses a multiply and an add by itself and float
+//! in the same stage order, then one multiply. The AVX2 level runs the three shortest
+//! butterfly stages inside one register (a lane permute, an add, a subtract and a blend),
+//! the next three across the registers of a 64-float block, and the later ones two at a
+//! time; the AVX-512 level runs the four shortest inside one register (a lane permute, an
+//! add and a masked subtract), and windows of up to 512 floats entirely in registers.
+//! Every stage still maps each pair to the same sum and difference. Rust never fuses a multiply and an add by itself and float
 //! addition is commutative, so every level gives the reference's bits.
 //!
 //! Every function takes the row (`dims` long), the `rounds × dims` signs (±1.0, round by

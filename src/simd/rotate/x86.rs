@@ -6,12 +6,127 @@ use super::{forward_with, fwht, fwht_from, inverse_with};
 
 #[target_feature(enable = "avx2")]
 pub(super) fn forward_avx2(signs: &[f32], window: usize, row: &mut [f32]) {
-    forward_with(signs, window, row, fwht)
+    forward_with(signs, window, row, |x| fwht_avx2(x))
 }
 
 #[target_feature(enable = "avx2")]
 pub(super) fn inverse_avx2(signs: &[f32], window: usize, row: &mut [f32]) {
-    inverse_with(signs, window, row, fwht)
+    inverse_with(signs, window, row, |x| fwht_avx2(x))
+}
+
+/// [`fwht`] with stages 1, 2 and 4 inside each 8-lane register, stages 8 to 32 across the
+/// registers of a 64-float block, and the later stages two at a time (four registers
+/// `h` apart), then the normalisation: one load and store a value per pass, where the
+/// plain loop makes one per stage.
+#[target_feature(enable = "avx2")]
+fn fwht_avx2(x: &mut [f32]) {
+    let n = x.len();
+    let block = match n {
+        0..8 => return fwht(x),
+        8 => 8,
+        16 => 16,
+        32 => 32,
+        _ => 64,
+    };
+    for b in x.chunks_exact_mut(block) {
+        match block {
+            8 => fwht8_regs::<1>(b),
+            16 => fwht8_regs::<2>(b),
+            32 => fwht8_regs::<4>(b),
+            _ => fwht8_regs::<8>(b),
+        }
+    }
+    let mut h = block;
+    while h < n {
+        if 4 * h <= n {
+            for b in x.chunks_exact_mut(4 * h) {
+                for i in (0..h).step_by(8) {
+                    let p = b.as_mut_ptr();
+                    // SAFETY: `i + 3h + 8 <= 4h = b.len()` (h is a multiple of 8).
+                    unsafe {
+                        let p0 = _mm256_loadu_ps(p.add(i));
+                        let p1 = _mm256_loadu_ps(p.add(i + h));
+                        let p2 = _mm256_loadu_ps(p.add(i + 2 * h));
+                        let p3 = _mm256_loadu_ps(p.add(i + 3 * h));
+                        // Stage h, then stage 2h, as fwht_from runs them.
+                        let (q0, q1) = (_mm256_add_ps(p0, p1), _mm256_sub_ps(p0, p1));
+                        let (q2, q3) = (_mm256_add_ps(p2, p3), _mm256_sub_ps(p2, p3));
+                        _mm256_storeu_ps(p.add(i), _mm256_add_ps(q0, q2));
+                        _mm256_storeu_ps(p.add(i + 2 * h), _mm256_sub_ps(q0, q2));
+                        _mm256_storeu_ps(p.add(i + h), _mm256_add_ps(q1, q3));
+                        _mm256_storeu_ps(p.add(i + 3 * h), _mm256_sub_ps(q1, q3));
+                    }
+                }
+            }
+            h *= 4;
+        } else {
+            for b in x.chunks_exact_mut(2 * h) {
+                for i in (0..h).step_by(8) {
+                    let p = b.as_mut_ptr();
+                    // SAFETY: `i + h + 8 <= 2h = b.len()`.
+                    unsafe {
+                        let u = _mm256_loadu_ps(p.add(i));
+                        let v = _mm256_loadu_ps(p.add(i + h));
+                        _mm256_storeu_ps(p.add(i), _mm256_add_ps(u, v));
+                        _mm256_storeu_ps(p.add(i + h), _mm256_sub_ps(u, v));
+                    }
+                }
+            }
+            h *= 2;
+        }
+    }
+    let norm = _mm256_set1_ps((n as f64).sqrt().recip() as f32);
+    for c in x.chunks_exact_mut(8) {
+        // SAFETY: `c` has exactly 8 floats.
+        unsafe {
+            _mm256_storeu_ps(
+                c.as_mut_ptr(),
+                _mm256_mul_ps(_mm256_loadu_ps(c.as_ptr()), norm),
+            )
+        };
+    }
+}
+
+/// Stages 1 to `4N` of [`fwht`] on `x`, exactly `8 × N` floats, held in `N` registers
+/// (no normalisation).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn fwht8_regs<const N: usize>(x: &mut [f32]) {
+    let x = &mut x[..8 * N];
+    let mut r = [_mm256_setzero_ps(); N];
+    for (k, r) in r.iter_mut().enumerate() {
+        // SAFETY: `x` has 8N floats, so 8 from offset 8k are in bounds.
+        *r = in_register8(unsafe { _mm256_loadu_ps(x.as_ptr().add(8 * k)) });
+    }
+    let mut h = 1;
+    while h < N {
+        for b in (0..N).step_by(2 * h) {
+            for i in b..b + h {
+                let (u, v) = (r[i], r[i + h]);
+                r[i] = _mm256_add_ps(u, v);
+                r[i + h] = _mm256_sub_ps(u, v);
+            }
+        }
+        h *= 2;
+    }
+    for (k, r) in r.iter().enumerate() {
+        // SAFETY: as above.
+        unsafe { _mm256_storeu_ps(x.as_mut_ptr().add(8 * k), *r) };
+    }
+}
+
+/// Butterfly stages 1, 2 and 4 of 8 floats in one register. Each stage: `t` is every
+/// lane's partner at distance h; lanes with bit h clear become u + v (self + partner),
+/// the others u − v (partner − self).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn in_register8(mut v: __m256) -> __m256 {
+    let t = _mm256_permute_ps::<0b10_11_00_01>(v);
+    v = _mm256_blend_ps::<0b1010_1010>(_mm256_add_ps(v, t), _mm256_sub_ps(t, v));
+    let t = _mm256_permute_ps::<0b01_00_11_10>(v);
+    v = _mm256_blend_ps::<0b1100_1100>(_mm256_add_ps(v, t), _mm256_sub_ps(t, v));
+    let t = _mm256_permute2f128_ps::<0x01>(v, v);
+    _mm256_blend_ps::<0b1111_0000>(_mm256_add_ps(v, t), _mm256_sub_ps(t, v))
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]

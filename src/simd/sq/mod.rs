@@ -1,0 +1,226 @@
+//! The `sq:bits=B` encoder's passes over one rotated row: the magnitudes, norm and largest
+//! magnitude ([`stats_at`]), the magnitudes relative to the largest ([`scale_at`]), the fit of
+//! one candidate step ([`grid_fit_at`]) and the codes of the chosen step ([`codes_at`]).
+//!
+//! The scalar references are the `_scalar` functions here; they are the encoder's own
+//! definition (FORMAT.md, "`sq`"). The AVX2 level (also used at AVX-512) gives their bits:
+//! sums the reference adds one value after another (the row's `Σ v²` and `<L, v>` in f64,
+//! `Σ a` in f32) are still added one value after another, in order, from products computed
+//! eight at a time (each product of two floats is exact in f64, or the same f32 multiply);
+//! the fit's partial sums keep the reference's eight lanes and their order; `⌊t·a⌋` is a
+//! floor where the reference truncates to an integer, which is the same value for the
+//! non-negative finite products it sees (and past `2^31` both clip to the top level);
+//! maxima and integer sums do not depend on order. Rust never fuses a multiply and an add.
+
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use super::Level;
+
+/// Lanes of [`grid_fit_at`]'s partial sums: value `i` goes to lane `i % LANES`.
+pub const LANES: usize = 8;
+
+/// The magnitudes `a[i] = |v[i]|` of the row `v` (finite), and `(Σ v², max |v|)` (the
+/// sum in f64, value after value in order).
+pub fn stats_at(level: Level, v: &[f32], a: &mut [f32]) -> (f64, f32) {
+    #[cfg(target_arch = "x86_64")]
+    if level >= Level::Avx2 && level.runs_here() {
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX2 (AVX-512 has it).
+        return unsafe { x86::stats_avx2(v, a) };
+    }
+    let _ = level;
+    stats_scalar(v, a)
+}
+
+/// The scalar reference of [`stats_at`].
+pub fn stats_scalar(v: &[f32], a: &mut [f32]) -> (f64, f32) {
+    let (mut sum_sq, mut max_abs) = (0f64, 0f32);
+    for (x, &y) in a.iter_mut().zip(v) {
+        *x = y.abs();
+        sum_sq += f64::from(y) * f64::from(y);
+        max_abs = max_abs.max(*x);
+    }
+    (sum_sq, max_abs)
+}
+
+/// Replaces each magnitude `a[i]` by `(a[i] × inv)` (in f64, rounded to f32) and returns
+/// their f32 sum, value after value.
+pub fn scale_at(level: Level, a: &mut [f32], inv: f64) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if level >= Level::Avx2 && level.runs_here() {
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX2 (AVX-512 has it).
+        return unsafe { x86::scale_avx2(a, inv) };
+    }
+    let _ = level;
+    scale_scalar(a, inv)
+}
+
+/// The scalar reference of [`scale_at`].
+pub fn scale_scalar(a: &mut [f32], inv: f64) -> f32 {
+    a.iter_mut().for_each(|x| *x = (f64::from(*x) * inv) as f32);
+    a.iter().sum()
+}
+
+/// `(Σ m·a, Σ m(m+1))` for `m = min(⌊t·a⌋, top)` over the magnitudes `a` (finite, at least
+/// 0), for a step `1/t` (`t` finite and positive), in [`LANES`] f32 lanes added in lane
+/// order: how well the grid of step `1/t` fits `a`.
+pub fn grid_fit_at(level: Level, a: &[f32], t: f32, top: f32) -> (f32, f32) {
+    #[cfg(target_arch = "x86_64")]
+    if level >= Level::Avx2 && level.runs_here() {
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX2 (AVX-512 has it).
+        return unsafe { x86::grid_fit_avx2(a, t, top) };
+    }
+    let _ = level;
+    grid_fit_scalar(a, t, top)
+}
+
+/// The scalar reference of [`grid_fit_at`].
+pub fn grid_fit_scalar(a: &[f32], t: f32, top: f32) -> (f32, f32) {
+    let (mut ma, mut mm) = ([0f32; LANES], [0f32; LANES]);
+    let chunks = a.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for ((&x, a), b) in c.iter().zip(ma.iter_mut()).zip(mm.iter_mut()) {
+            let m = ((x * t) as i32 as f32).min(top);
+            *a += m * x;
+            *b += m * (m + 1.0);
+        }
+    }
+    for (l, &x) in tail.iter().enumerate() {
+        let m = ((x * t) as i32 as f32).min(top);
+        ma[l] += m * x;
+        mm[l] += m * (m + 1.0);
+    }
+    (ma.iter().sum(), mm.iter().sum())
+}
+
+/// The `bits`-bit codes of the row `v` (finite) with magnitudes `a` (finite, at least 0)
+/// for the step `1/t` (`t` finite, at least 0): `m = min(⌊t·a⌋, 2^(bits−1) − 1)`, code
+/// `2^(bits−1) + m` for `v >= 0` and `2^(bits−1) − 1 − m` below, into `codes` (as long as
+/// `v`). Returns `(<L, v>, Σ L²)` of their levels `L = 2c + 1 − 2^bits`, the first in f64,
+/// value after value.
+pub fn codes_at(
+    level: Level,
+    v: &[f32],
+    a: &[f32],
+    t: f32,
+    bits: u8,
+    codes: &mut [u8],
+) -> (f64, u64) {
+    #[cfg(target_arch = "x86_64")]
+    if level >= Level::Avx2 && level.runs_here() {
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX2 (AVX-512 has it).
+        return unsafe { x86::codes_avx2(v, a, t, bits, codes) };
+    }
+    let _ = level;
+    codes_scalar(v, a, t, bits, codes)
+}
+
+/// The scalar reference of [`codes_at`].
+pub fn codes_scalar(v: &[f32], a: &[f32], t: f32, bits: u8, codes: &mut [u8]) -> (f64, u64) {
+    let half = 1u32 << (bits - 1);
+    let top = (half - 1) as f32;
+    let (mut lv, mut ll) = (0f64, 0u64);
+    for ((c, &y), &x) in codes.iter_mut().zip(v).zip(a) {
+        let (code, l) = code_of(x, y, t, top, half, bits);
+        *c = code;
+        lv += f64::from(l) * f64::from(y);
+        ll += (l * l) as u64;
+    }
+    (lv, ll)
+}
+
+/// One value's code and level (see [`codes_at`]).
+#[inline(always)]
+fn code_of(x: f32, y: f32, t: f32, top: f32, half: u32, bits: u8) -> (u8, i32) {
+    let m = ((x * t) as i32 as f32).min(top) as u32;
+    let code = if y >= 0.0 { half + m } else { half - 1 - m };
+    (code as u8, 2 * code as i32 + 1 - (1 << bits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_rng::Rng;
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// Rows of every shape the encoder meets: Gaussian-like, one outlier, exact zeros and
+    /// negative zeros, tiny and huge magnitudes, lengths around the lane count.
+    fn rows() -> Vec<Vec<f32>> {
+        let mut rng = Rng(0x5151_2024);
+        let mut out = Vec::new();
+        for n in [1usize, 3, 7, 8, 9, 15, 16, 17, 31, 64, 100, 384, 385, 1000] {
+            let mut r: Vec<f32> = (0..n).map(|_| rng.centred()).collect();
+            out.push(r.clone());
+            r[n / 2] = 40.0;
+            out.push(r.clone());
+            for (i, x) in r.iter_mut().enumerate() {
+                if i % 3 == 0 {
+                    *x = if i % 2 == 0 { 0.0 } else { -0.0 };
+                }
+            }
+            out.push(r.clone());
+            out.push(r.iter().map(|x| x * 1e-30).collect());
+            out.push(r.iter().map(|x| x * 3e30).collect());
+        }
+        out
+    }
+
+    #[test]
+    fn every_level_matches_the_scalar_reference() {
+        for v in rows() {
+            let n = v.len();
+            let mut a_ref = vec![0f32; n];
+            let (ss, mx) = stats_scalar(&v, &mut a_ref);
+            let inv = if mx > 0.0 { 1.0 / f64::from(mx) } else { 1.0 };
+            let mut scaled_ref = a_ref.clone();
+            let suma = scale_scalar(&mut scaled_ref, inv);
+            for l in Level::available() {
+                let mut a = vec![0f32; n];
+                let got = stats_at(l, &v, &mut a);
+                assert_eq!(got.0.to_bits(), ss.to_bits(), "{} n={n}", l.name());
+                assert_eq!(got.1.to_bits(), mx.to_bits(), "{} n={n}", l.name());
+                assert_eq!(bits(&a), bits(&a_ref), "{} n={n}", l.name());
+                let s = scale_at(l, &mut a, inv);
+                assert_eq!(s.to_bits(), suma.to_bits(), "{} n={n}", l.name());
+                assert_eq!(bits(&a), bits(&scaled_ref), "{} n={n}", l.name());
+                for b in 1..=8u8 {
+                    let top = ((1u32 << (b - 1)) - 1) as f32;
+                    for t in [0.0f32, 0.37, 1.0, 2.5, 17.3, 128.0, 1e9, 3e38] {
+                        if t > 0.0 && b > 1 {
+                            let want = grid_fit_scalar(&scaled_ref, t, top);
+                            let got = grid_fit_at(l, &scaled_ref, t, top);
+                            assert_eq!(
+                                (got.0.to_bits(), got.1.to_bits()),
+                                (want.0.to_bits(), want.1.to_bits()),
+                                "grid_fit {} n={n} b={b} t={t}",
+                                l.name()
+                            );
+                        }
+                        // At one bit (and for zero rows) the encoder codes with t = 0 on
+                        // the unscaled magnitudes.
+                        let (mag, t) = if b == 1 {
+                            (&a_ref, 0.0)
+                        } else {
+                            (&scaled_ref, t)
+                        };
+                        let mut c_ref = vec![0u8; n];
+                        let want = codes_scalar(&v, mag, t, b, &mut c_ref);
+                        let mut c = vec![0xaau8; n];
+                        let got = codes_at(l, &v, mag, t, b, &mut c);
+                        assert_eq!(c, c_ref, "codes {} n={n} b={b} t={t}", l.name());
+                        assert_eq!(
+                            (got.0.to_bits(), got.1),
+                            (want.0.to_bits(), want.1),
+                            "codes sums {} n={n} b={b} t={t}",
+                            l.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
