@@ -8,12 +8,20 @@
 #   VECTRO_SKIP_PYTHON_INTEGRATIONS=1 ...  # leave out python/tests_frameworks (LangChain, LlamaIndex, Ray)
 #   VECTRO_SKIP_DBS=1 ...      # leave out the loaders into Milvus, Qdrant, LanceDB
 #   VECTRO_SKIP_BROWSER=1 ...  # leave out the browser test (headless Chromium; needs apt)
+#   VECTRO_SKIP_AARCH64=1 ...  # leave out the aarch64 unit tests under qemu-user (needs apt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 echo "== cargo test --release"
 cargo test --release
+
+echo "== aarch64: the simd and codec unit tests cross-compiled and run under qemu-user (NEON kernels)"
+if [ "${VECTRO_SKIP_AARCH64:-0}" = 1 ]; then
+    echo "skipped (VECTRO_SKIP_AARCH64=1)"
+else
+    scripts/test_aarch64.sh
+fi
 
 echo "== Python: build the wheel (maturin) into a fresh venv, then pytest python/tests"
 if [ "${VECTRO_SKIP_PYTHON:-0}" = 1 ]; then

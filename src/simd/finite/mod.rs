@@ -1,5 +1,7 @@
 //! The input check every codec relies on: whether a slice holds a NaN or ±Inf.
 
+#[cfg(target_arch = "aarch64")]
+mod neon;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -21,6 +23,11 @@ pub fn any_non_finite_at(level: Level, data: &[f32]) -> bool {
             Level::Avx2 => return unsafe { x86::any_non_finite_avx2(data) },
             _ => {}
         }
+    }
+    #[cfg(target_arch = "aarch64")]
+    if level == Level::Neon && level.runs_here() {
+        // SAFETY: NEON was detected at run time.
+        return unsafe { neon::any_non_finite(data) };
     }
     let _ = level;
     any_non_finite_scalar(data)

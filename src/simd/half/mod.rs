@@ -7,8 +7,11 @@
 //! exact on subnormal results); bf16 rounds with integer adds, `(x + 0x7fff + lsb) >> 16`,
 //! the same rule `half` applies (the AVX-512 BF16 instruction treats subnormal inputs as
 //! zero, so it is not used). NaN bit patterns may differ between levels, but a NaN is
-//! refused, never stored.
+//! refused, never stored. aarch64 NEON converts f16 with `fcvtn` (baseline AdvSIMD, the
+//! same rounding) and bf16 with the same integer adds.
 
+#[cfg(target_arch = "aarch64")]
+mod neon;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -39,6 +42,11 @@ pub fn f32_to_f16_le_at(level: Level, src: &[f32], dst: &mut [u8]) -> Option<usi
             _ => {}
         }
     }
+    #[cfg(target_arch = "aarch64")]
+    if level == Level::Neon && level.runs_here() {
+        // SAFETY: NEON was detected at run time.
+        return unsafe { neon::f16(src, dst) };
+    }
     let _ = level;
     f16_scalar(src, dst)
 }
@@ -65,6 +73,11 @@ pub fn f32_to_bf16_le_at(level: Level, src: &[f32], dst: &mut [u8]) -> Option<us
             Level::Avx2 => return unsafe { x86::bf16_avx2(src, dst) },
             _ => {}
         }
+    }
+    #[cfg(target_arch = "aarch64")]
+    if level == Level::Neon && level.runs_here() {
+        // SAFETY: NEON was detected at run time.
+        return unsafe { neon::bf16(src, dst) };
     }
     let _ = level;
     bf16_scalar(src, dst)

@@ -7,7 +7,8 @@
 //! - [`hamming_rows`]: `popcount(q XOR row)` per row; the scalar reference is
 //!   [`hamming_rows_scalar`]. Integer arithmetic, so every level gives the same counts.
 //!   x86-64 with `popcnt` runs one instruction per 8 bytes (the generic x86-64 build
-//!   otherwise compiles `count_ones` to a dozen bit operations).
+//!   otherwise compiles `count_ones` to a dozen bit operations). aarch64 NEON counts 16
+//!   bytes per `cnt` and sums the counts once per row.
 //! - [`set_sums`]: `Σ_{bit i set} q_i` per row through per-byte tables ([`byte_tables`]:
 //!   for each byte of the row, the 256 sums of `q` over the subsets of its 8 dimensions),
 //!   so a 384-bit row costs 48 lookups, not 384 multiply-adds. The sum runs in a fixed
@@ -17,6 +18,8 @@
 //!   `search` runs the 8-bit nibble-table fast-scan (`simd::fastscan`) over the rows first
 //!   and sums in float only the rows its bound cannot rule out.
 
+#[cfg(target_arch = "aarch64")]
+mod neon;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -46,6 +49,12 @@ pub fn hamming_rows_at(level: Level, q: &[u8], codes: &[u8], row_bytes: usize, o
     if level >= Level::Avx2 && level.runs_here() && std::arch::is_x86_feature_detected!("popcnt") {
         // SAFETY: the CPU has popcnt (checked just above); lengths were checked above.
         unsafe { x86::hamming_rows_popcnt(q, codes, row_bytes, out) };
+        return;
+    }
+    #[cfg(target_arch = "aarch64")]
+    if level == Level::Neon && level.runs_here() {
+        // SAFETY: NEON was detected at run time (`runs_here`); lengths were checked above.
+        unsafe { neon::hamming_rows(q, codes, row_bytes, out) };
         return;
     }
     let _ = level;

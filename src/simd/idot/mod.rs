@@ -11,7 +11,13 @@
 //! pairs of i16 into i32 (`pmaddwd`): 32 dimensions per step. AVX-512 VNNI (`vpdpbusd`)
 //! would fuse the two, but the CPUs this was written and tested on lack it, so it is not
 //! here (an untested kernel is not shipped).
+//!
+//! The NEON path multiplies byte pairs into i16 (`smull`/`smlal2`) and adds those pairs
+//! into i32 (`sadalp`), 16 dimensions per step; where the CPU has the `dotprod` extension
+//! (detected at run time) `sdot` does both in one instruction.
 
+#[cfg(target_arch = "aarch64")]
+mod neon;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -41,6 +47,13 @@ pub fn dot_rows_at(level: Level, q: &[i8], codes: &[i8], out: &mut [i32]) {
             // same length.
             *o = unsafe { x86::dot_avx2(q, row) };
         }
+        return;
+    }
+    #[cfg(target_arch = "aarch64")]
+    if level == Level::Neon && level.runs_here() {
+        // SAFETY: NEON was detected at run time (`runs_here`); `q` is not empty and `out`
+        // was checked above.
+        unsafe { neon::dot_rows(q, codes, out) };
         return;
     }
     let _ = level;
@@ -84,6 +97,12 @@ pub fn unpack_i4_at(level: Level, packed: &[u8], out: &mut [i8]) {
     if level >= Level::Avx2 && level.runs_here() {
         // SAFETY: AVX2 was detected at run time; the lengths were checked above.
         unsafe { x86::unpack_i4_avx2(packed, out) };
+        return;
+    }
+    #[cfg(target_arch = "aarch64")]
+    if level == Level::Neon && level.runs_here() {
+        // SAFETY: NEON was detected at run time; the lengths were checked above.
+        unsafe { neon::unpack_i4(packed, out) };
         return;
     }
     let _ = level;

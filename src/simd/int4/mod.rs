@@ -7,6 +7,8 @@
 //! with a fused multiply-add wherever the reference has one; rounding is
 //! half to even after clamping; the candidate scores are exact integers.
 
+#[cfg(target_arch = "aarch64")]
+mod neon;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -111,6 +113,11 @@ pub fn quantize_pack_at(level: Level, row: &[f32], s: f32, out: &mut [u8]) {
             Level::Avx2 => return unsafe { x86::quantize_pack_avx2(row, s, out) },
             _ => {}
         }
+    }
+    #[cfg(target_arch = "aarch64")]
+    if inv.is_finite() && level == Level::Neon && level.runs_here() {
+        // SAFETY: NEON was detected at run time; `out` has `ceil(row.len() / 2)` bytes.
+        return unsafe { neon::quantize_pack(row, s, out) };
     }
     let _ = (level, inv);
     quantize_pack_scalar(row, s, out)

@@ -352,5 +352,9 @@ mod tests {
             assert!(Level::available().contains(&Level::Avx2));
             assert!(Level::best() >= Level::Avx2);
         }
+        #[cfg(target_arch = "aarch64")]
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            assert_eq!(Level::best(), Level::Neon);
+        }
     }
 }

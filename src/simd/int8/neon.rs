@@ -2,9 +2,7 @@
 //! tails run the scalar reference. `vcvtnq_s32_f32` rounds to nearest, ties to even, as
 //! the reference's `rint`; values are clamped to ±127 first, so narrowing never saturates.
 //!
-//! Type-checked for aarch64 (this file alone, in a scratch crate: the whole crate's zstd-sys
-//! needs a C cross-compiler the development machine lacks) but never run there. The
-//! agreement tests in `simd::int8` cover it on the first aarch64 build.
+//! The agreement tests in `simd::int8` run it under qemu-user (`scripts/test_aarch64.sh`).
 
 // The value intrinsics are safe to call inside a NEON `#[target_feature]` function on
 // recent toolchains and `unsafe` on older ones; each body sits in an `unsafe` block so the
