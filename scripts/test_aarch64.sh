@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The aarch64 stage: cross-compiles the library's unit tests for aarch64-unknown-linux-gnu
+# The aarch64 stage: cross-compiles the SIMD kernels' tests for aarch64-unknown-linux-gnu
 # and runs them under qemu-user, so every NEON kernel is checked against its scalar
-# reference (the `simd` agreement tests) and the codecs round-trip on that architecture.
+# reference (the `simd` agreement tests). By default it builds `src/simd` alone, as the
+# small crate ci/simd-aarch64 (a minute or two from cold); `--full` cross-builds the whole
+# library's unit tests instead and runs the simd and codec ones (codec round trips on
+# aarch64; the first build takes long: Arrow, Parquet and tokio for another target).
 # Correctness only: an emulated CPU says nothing about speed.
 #
 # Installs what it needs: Debian's qemu-user, gcc-aarch64-linux-gnu and
@@ -9,8 +12,9 @@
 # and the Rust target with rustup.
 # Builds into target/aarch64 so the host build in target/ is left alone.
 #
-#   scripts/test_aarch64.sh                 # the simd and codec unit tests
-#   scripts/test_aarch64.sh FILTER...       # other unit-test filters (libtest's)
+#   scripts/test_aarch64.sh                 # every simd test (ci/simd-aarch64)
+#   scripts/test_aarch64.sh --full          # the library's simd and codec unit tests
+#   scripts/test_aarch64.sh --full FILTER...  # other unit-test filters (libtest's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/venv.sh
@@ -40,6 +44,12 @@ export QEMU_CPU=max VECTRO_EXPECT_DOTPROD=1
 # The detected level, not a cap inherited from the caller's environment.
 unset VECTRO_SIMD
 
+if [ "${1:-}" != --full ]; then
+    cargo test --release --target "$TARGET" --target-dir target/aarch64 \
+        --manifest-path ci/simd-aarch64/Cargo.toml
+    exit
+fi
+shift
 if [ "$#" = 0 ]; then
     set -- simd codec
 fi
