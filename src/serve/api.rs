@@ -337,7 +337,13 @@ fn rows_format(
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|m| m.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|m| {
+            m.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .collect::<Vec<_>>();
     let binary = accept
         .iter()
@@ -604,11 +610,7 @@ pub(crate) async fn rows(
 
 /// The ids of array `field` (`ids[i]` in errors) as keys of `c`'s id kind: strings for
 /// string ids, integers (or their decimal text) otherwise.
-fn keys_of(
-    c: &Container,
-    ids: &[Value],
-    field: &str,
-) -> std::result::Result<Vec<IdKey>, ApiError> {
+fn keys_of(c: &Container, ids: &[Value], field: &str) -> std::result::Result<Vec<IdKey>, ApiError> {
     let mut keys = Vec::with_capacity(ids.len());
     for (i, v) in ids.iter().enumerate() {
         let field = format!("{field}[{i}]");
