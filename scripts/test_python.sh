@@ -25,7 +25,7 @@ if ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
     "maturin>=1.9.4,<2" "numpy>=1.21,<3" "pytest>=8,<10" "hypothesis>=6.100,<7" \
-    "pyarrow>=14" "safetensors>=0.4"
+    "pyarrow>=14" "safetensors>=0.4" "pillow>=10"
 
 # The CLI the tests compare against (cargo test --release built it already when run from
 # scripts/test.sh; this is a no-op then).
