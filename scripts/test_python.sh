@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 VENV="${VECTRO_PY_VENV:-target/py-venv}"
 make_venv "$VENV" \
     "maturin>=1.9.4,<2" "numpy>=1.21,<3" "pytest>=8,<10" "hypothesis>=6.100,<7" \
-    "pyarrow>=14" "safetensors>=0.4"
+    "pyarrow>=14" "safetensors>=0.4" "pillow>=10"
 
 # The CLI the tests compare against (cargo test --release built it already when run from
 # scripts/test.sh; this is a no-op then).

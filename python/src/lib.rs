@@ -715,7 +715,7 @@ fn eval(
 /// Write a report page on containers (or codecs tried on a sample). See `vectro.report`.
 #[pyfunction]
 #[pyo3(signature = (orig, containers, out=None, *, codecs=vec![], rows=100_000, svg_dir=None,
-    peers_json=None, k=10, sample_queries=100, seed=42, metric="cos", rerank=100, pca_sample=500,
+    png=false, peers_json=None, k=10, sample_queries=100, seed=42, metric="cos", rerank=100, pca_sample=500,
     movement_queries=5, threads=0, force=false, command=String::new(), progress=None, column=None))]
 #[allow(clippy::too_many_arguments)]
 fn report(
@@ -726,6 +726,7 @@ fn report(
     codecs: Vec<String>,
     rows: u64,
     svg_dir: Option<PathBuf>,
+    png: bool,
     peers_json: Option<String>,
     k: usize,
     sample_queries: usize,
@@ -749,6 +750,7 @@ fn report(
     let outputs = Outputs {
         html: out.unwrap_or_else(|| Outputs::default_html(&orig, &containers)),
         svg_dir,
+        png,
         overwrite: force,
     };
     outputs

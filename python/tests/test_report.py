@@ -43,6 +43,26 @@ def test_report_writes_the_page_beside_the_container_with_the_cli_numbers(pair, 
     assert e["pca"]["original"] == c["pca"]["original"]
 
 
+def test_report_png_figures_decode_to_twice_the_svg_size_and_are_not_blank(pair):
+    import re
+
+    from PIL import Image
+
+    d, _ = pair
+    vectro.report(d / "x.npy", d / "x.vectro", out=d / "p.html", svg_dir=d / "pf", png=True, pca_sample=100)
+    svgs = sorted((d / "pf").glob("*.svg"))
+    assert len(svgs) == 6
+    for svg in svgs:
+        w, h = (int(v) for v in re.search(r'width="(\d+)" height="(\d+)"', svg.read_text()).groups())
+        with Image.open(svg.with_suffix(".png")) as im:
+            assert im.format == "PNG"
+            assert im.size == (2 * w, 2 * h), svg.name
+            px = im.convert("RGB").getdata()
+            marked = sum(1 for p in px if p != (255, 255, 255))
+        # Axes, bars, points and labels: far more than a frame's worth of pixels.
+        assert marked > (2 * w + 2 * h) * 4, f"{svg.name}: {marked} non-white pixels"
+
+
 def test_report_tries_codecs_on_an_array_and_takes_peers_as_dicts(tmp_path):
     x = embeddings(1500, 16, seed=4)
     peers = [{"name": "other", "bytes_per_vector": 4, "recall": 0.5}]

@@ -298,6 +298,7 @@ def report(
     codecs: Optional[Sequence[str]] = None,
     rows: int = 100_000,
     svg_dir: Optional[PathLike] = None,
+    png: bool = False,
     peers: Union[PathLike, Sequence[dict], None] = None,
     k: int = 10,
     sample_queries: int = 100,
@@ -317,7 +318,8 @@ def report(
     ``containers`` are compressed from ``orig`` (a path, or an array saved to a temporary
     ``.npy``); or, instead, ``codecs`` are tried on its first ``rows`` rows. ``out``
     defaults to the first container's path with ``.report.html`` for its extension.
-    ``svg_dir`` also writes each figure as an SVG file. ``peers`` is a JSON file or a list of
+    ``svg_dir`` also writes each figure as an SVG file, and ``png=True`` a PNG beside each
+    (twice the SVG's size). ``peers`` is a JSON file or a list of
     ``{"name", "bytes_per_vector", "recall", "k"?}`` dicts (docs/report.md).
     """
     import json
@@ -352,6 +354,7 @@ def report(
             codecs=list(codecs or []),
             rows=rows,
             svg_dir=None if svg_dir is None else _os.fspath(svg_dir),
+            png=png,
             peers_json=peers_json,
             k=k,
             sample_queries=sample_queries,

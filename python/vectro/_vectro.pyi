@@ -171,6 +171,7 @@ def report(
     codecs: List[str] = ...,
     rows: int = 100_000,
     svg_dir: Optional[str] = None,
+    png: bool = False,
     peers_json: Optional[str] = None,
     k: int = 10,
     sample_queries: int = 100,

@@ -12,6 +12,7 @@
 
 pub mod html;
 pub mod pca;
+pub mod png;
 pub mod stats;
 pub mod svg;
 
@@ -252,13 +253,16 @@ pub fn parse_peers(text: &[u8], path: &Path, k: usize) -> Result<Vec<Peer>> {
     Ok(peers)
 }
 
-/// Where a report is written: the page, and optionally each figure as an SVG file.
+/// Where a report is written: the page, and optionally each figure as an SVG file (and a
+/// PNG of it).
 #[derive(Debug, Clone)]
 pub struct Outputs {
     /// The HTML page.
     pub html: PathBuf,
     /// A directory for the standalone SVG figures (created if missing).
     pub svg_dir: Option<PathBuf>,
+    /// Also write each figure of `svg_dir` as a PNG beside its SVG (`X.svg` and `X.png`).
+    pub png: bool,
     /// Replace existing files.
     pub overwrite: bool,
 }
@@ -274,16 +278,24 @@ impl Outputs {
             .with_extension("report.html")
     }
 
-    /// The SVG files for entries labelled `labels`, in the order [`svg::all`] gives them.
+    /// The figure files for entries labelled `labels`, in the order [`svg::all`] gives
+    /// them: each SVG, followed by its PNG when [`Outputs::png`] is set.
     pub fn svg_paths(&self, labels: &[String]) -> Vec<PathBuf> {
         let Some(dir) = &self.svg_dir else {
             return Vec::new();
         };
-        let mut v = vec![dir.join("recall_vs_bytes.svg")];
+        let mut stems = vec!["recall_vs_bytes".to_string()];
         for (i, l) in labels.iter().enumerate() {
             let stem = svg::entry_stem(i, l);
             for f in svg::ENTRY_FIGURES {
-                v.push(dir.join(format!("{stem}-{f}.svg")));
+                stems.push(format!("{stem}-{f}"));
+            }
+        }
+        let mut v = Vec::new();
+        for s in stems {
+            v.push(dir.join(format!("{s}.svg")));
+            if self.png {
+                v.push(dir.join(format!("{s}.png")));
             }
         }
         v
@@ -301,8 +313,8 @@ impl Outputs {
         Ok(())
     }
 
-    /// Writes the SVG figures, then the page, each through a temporary file renamed into
-    /// place.
+    /// Writes the SVG figures (and their PNGs), then the page, each through a temporary
+    /// file renamed into place.
     ///
     /// # Errors
     /// As [`crate::output::write_file`]; [`Error::Io`] creating the SVG directory.
@@ -312,6 +324,11 @@ impl Outputs {
             for (stem, text) in svg::all(r, true) {
                 let p = dir.join(format!("{stem}.svg"));
                 crate::output::write_file(&p, text.as_bytes(), self.overwrite)?;
+                if self.png {
+                    let p = dir.join(format!("{stem}.png"));
+                    let png = png::render(&text, &stem)?;
+                    crate::output::write_file(&p, &png, self.overwrite)?;
+                }
             }
         }
         crate::output::write_file(&self.html, html::render(r).as_bytes(), self.overwrite)

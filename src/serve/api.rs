@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
@@ -74,6 +74,16 @@ pub(crate) fn json_body(text: String) -> Response {
         text,
     )
         .into_response()
+}
+
+/// Runs `f` on this thread, telling the runtime it may block (a page fault on a file bigger
+/// than RAM): the runtime moves its other tasks to another thread. For row reads, which are
+/// short: the answer does not wait for a blocking-pool thread to be woken and scheduled,
+/// which on a busy machine costs more than the read.
+fn inline<T>(
+    f: impl FnOnce() -> std::result::Result<T, ApiError>,
+) -> std::result::Result<T, ApiError> {
+    tokio::task::block_in_place(f)
 }
 
 /// Runs `f` on the blocking pool.
@@ -281,29 +291,121 @@ fn unknown(app: &Shared, name: &str) -> ApiError {
     .field("name")
 }
 
-/// Rows of `c` as `{"container", "dims", "rows": [{"row", "id", "vector"}]}`.
-fn rows_json(name: &str, c: &Container, rows: &[u64]) -> crate::Result<String> {
+/// How rows are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowsFormat {
+    /// `{"container", "dims", "rows": [{"row", "id", "vector"}]}`.
+    Json,
+    /// A `.npy` file of the vectors (`<f4`, `rows × dims`), in the order asked.
+    Npy,
+}
+
+/// The content type of a `.npy` answer.
+const NPY_TYPE: &str = "application/x-npy";
+
+/// The format asked for: `?format=json|npy`, else the `Accept` header (`application/x-npy`
+/// or `application/octet-stream` give npy), else JSON. Any other query parameter is refused.
+fn rows_format(
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> std::result::Result<RowsFormat, ApiError> {
+    let mut asked = None;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k != "format" {
+            return Err(ApiError::bad(
+                k,
+                format!("unknown query parameter '{k}'; the only one is format=json|npy"),
+            ));
+        }
+        asked = Some(match v {
+            "json" => RowsFormat::Json,
+            "npy" => RowsFormat::Npy,
+            _ => {
+                return Err(ApiError::bad(
+                    "format",
+                    format!("format is '{v}'; use json or npy"),
+                ));
+            }
+        });
+    }
+    if let Some(f) = asked {
+        return Ok(f);
+    }
+    let accept = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|m| {
+            m.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .collect::<Vec<_>>();
+    let binary = accept
+        .iter()
+        .any(|m| m == NPY_TYPE || m == "application/octet-stream");
+    let json = accept.iter().any(|m| m == "application/json");
+    Ok(if binary && !json {
+        RowsFormat::Npy
+    } else {
+        RowsFormat::Json
+    })
+}
+
+/// Rows `rows` of `c`, decoded, in `format`.
+fn rows_answer(
+    name: &str,
+    c: &Container,
+    rows: &[u64],
+    format: RowsFormat,
+) -> crate::Result<Response> {
     let d = c.dims();
     let mut data = vec![0f32; rows.len() * d];
     c.get_many(rows, &mut data)?;
+    if format == RowsFormat::Npy {
+        let mut buf = crate::npy::write_header(rows.len() as u64, d as u64);
+        buf.reserve(data.len() * 4);
+        for x in &data {
+            buf.extend_from_slice(&x.to_le_bytes());
+        }
+        return Ok((
+            [(header::CONTENT_TYPE, HeaderValue::from_static(NPY_TYPE))],
+            buf,
+        )
+            .into_response());
+    }
+    Ok(json_body(rows_json(name, c, rows, &data)?))
+}
+
+/// Rows of `c` (decoded in `data`) as `{"container", "dims", "rows": [{"row", "id", "vector"}]}`.
+fn rows_json(name: &str, c: &Container, rows: &[u64], data: &[f32]) -> crate::Result<String> {
+    use std::io::Write as _;
+    let d = c.dims();
+    // Most floats print in at most 12 bytes with the comma.
     let mut buf = Vec::with_capacity(rows.len() * (d * 12 + 40) + 64);
     buf.extend_from_slice(b"{\"container\":");
     serde_json::to_writer(&mut buf, name).map_err(|e| Error::Config(e.to_string()))?;
-    buf.extend_from_slice(format!(",\"dims\":{d},\"rows\":[").as_bytes());
+    let _ = write!(buf, ",\"dims\":{d},\"rows\":[");
     let mut f = ryu::Buffer::new();
     for (k, (&r, v)) in rows.iter().zip(data.chunks_exact(d.max(1))).enumerate() {
         if k > 0 {
             buf.push(b',');
         }
-        buf.extend_from_slice(format!("{{\"row\":{r},\"id\":").as_bytes());
+        let _ = write!(buf, "{{\"row\":{r},\"id\":");
         push_id(&mut buf, c, r)?;
         buf.extend_from_slice(b",\"vector\":[");
         for (j, x) in v.iter().enumerate() {
             if j > 0 {
                 buf.push(b',');
             }
+            // The reader refuses rows that are not finite; null keeps the JSON valid
+            // should one ever get here.
             if x.is_finite() {
-                buf.extend_from_slice(f.format(*x).as_bytes());
+                buf.extend_from_slice(f.format_finite(*x).as_bytes());
             } else {
                 buf.extend_from_slice(b"null");
             }
@@ -340,7 +442,10 @@ fn row_out_of_range(field: String, row: u64, c: &Container) -> ApiError {
 pub(crate) async fn row(
     State(app): State<Shared>,
     Path((name, row)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> ApiResult {
+    let format = rows_format(query.as_deref(), &headers)?;
     let row: u64 = row.parse().map_err(|_| {
         ApiError::bad(
             "row",
@@ -351,10 +456,7 @@ pub(crate) async fn row(
     if row >= c.rows() {
         return Err(row_out_of_range("row".into(), row, &c));
     }
-    let text =
-        blocking(move || rows_json(&entry.name, &c, &[row]).map_err(|e| lib_error(e, &entry)))
-            .await?;
-    Ok(json_body(text))
+    inline(|| rows_answer(&entry.name, &c, &[row], format).map_err(|e| lib_error(e, &entry)))
 }
 
 /// Parses an id of the container's kind from text (a path segment).
@@ -380,10 +482,13 @@ fn key_from_text(c: &Container, s: &str, field: &str) -> std::result::Result<IdK
 pub(crate) async fn by_id(
     State(app): State<Shared>,
     Path((name, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> ApiResult {
+    let format = rows_format(query.as_deref(), &headers)?;
     let (entry, c) = ready(&app, &name).await?;
     let key = key_from_text(&c, &id, "id")?;
-    let text = blocking(move || {
+    inline(|| {
         let rows = entry
             .rows_of(&c, std::slice::from_ref(&key))
             .map_err(|e| lib_error(e, &entry))?;
@@ -393,10 +498,8 @@ pub(crate) async fn by_id(
                     .field("id"),
             );
         };
-        rows_json(&entry.name, &c, &[row]).map_err(|e| lib_error(e, &entry))
+        rows_answer(&entry.name, &c, &[row], format).map_err(|e| lib_error(e, &entry))
     })
-    .await?;
-    Ok(json_body(text))
 }
 
 /// The body as a JSON object, within the size limit; unknown fields are refused.
@@ -469,8 +572,11 @@ fn uint(v: &Value, field: String) -> std::result::Result<u64, ApiError> {
 pub(crate) async fn rows(
     State(app): State<Shared>,
     Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> ApiResult {
+    let format = rows_format(query.as_deref(), &headers)?;
     let lim = &app.opts.limits;
     let m = object(body, lim.body_bytes, &["rows", "ids"])?;
     let rows = array(&m, "rows", lim.batch, "rows")?;
@@ -489,38 +595,8 @@ pub(crate) async fn rows(
             out
         }
         (None, Some(ids)) => {
-            let mut keys = Vec::with_capacity(ids.len());
-            for (i, v) in ids.iter().enumerate() {
-                let field = format!("ids[{i}]");
-                keys.push(match (v, c.id_kind()) {
-                    (Value::String(s), IdKind::Str) => IdKey::Str(s.clone()),
-                    (Value::String(s), _) => key_from_text(&c, s, &field)?,
-                    (v, IdKind::Str) => {
-                        return Err(ApiError::bad(
-                            field.clone(),
-                            format!("{field} is {v}; the container holds string ids"),
-                        ));
-                    }
-                    (v, _) => IdKey::U64(uint(v, field)?),
-                });
-            }
-            let (e2, c2) = (entry.clone(), c.clone());
-            let found =
-                blocking(move || e2.rows_of(&c2, &keys).map_err(|e| lib_error(e, &e2))).await?;
-            let mut out = Vec::with_capacity(found.len());
-            for (i, r) in found.into_iter().enumerate() {
-                match r {
-                    Some(r) => out.push(r),
-                    None => {
-                        return Err(ApiError::new(
-                            StatusCode::NOT_FOUND,
-                            format!("ids[{i}] ({}) is not in the container", ids[i]),
-                        )
-                        .field(format!("ids[{i}]")));
-                    }
-                }
-            }
-            out
+            let keys = keys_of(&c, ids, "ids")?;
+            inline(|| rows_of_ids(&entry, &c, &keys, ids, "ids"))?
         }
         _ => {
             return Err(ApiError::bad(
@@ -529,10 +605,54 @@ pub(crate) async fn rows(
             ));
         }
     };
-    let text =
-        blocking(move || rows_json(&entry.name, &c, &wanted).map_err(|e| lib_error(e, &entry)))
-            .await?;
-    Ok(json_body(text))
+    inline(|| rows_answer(&entry.name, &c, &wanted, format).map_err(|e| lib_error(e, &entry)))
+}
+
+/// The ids of array `field` (`ids[i]` in errors) as keys of `c`'s id kind: strings for
+/// string ids, integers (or their decimal text) otherwise.
+fn keys_of(c: &Container, ids: &[Value], field: &str) -> std::result::Result<Vec<IdKey>, ApiError> {
+    let mut keys = Vec::with_capacity(ids.len());
+    for (i, v) in ids.iter().enumerate() {
+        let field = format!("{field}[{i}]");
+        keys.push(match (v, c.id_kind()) {
+            (Value::String(s), IdKind::Str) => IdKey::Str(s.clone()),
+            (Value::String(s), _) => key_from_text(c, s, &field)?,
+            (v, IdKind::Str) => {
+                return Err(ApiError::bad(
+                    field.clone(),
+                    format!("{field} is {v}; the container holds string ids"),
+                ));
+            }
+            (v, _) => IdKey::U64(uint(v, field)?),
+        });
+    }
+    Ok(keys)
+}
+
+/// The rows carrying `keys` (parsed from `ids`, the array `field` of the request); an id
+/// the container does not have is a 404 naming it. Blocking.
+fn rows_of_ids(
+    entry: &Entry,
+    c: &Container,
+    keys: &[IdKey],
+    ids: &[Value],
+    field: &str,
+) -> std::result::Result<Vec<u64>, ApiError> {
+    let found = entry.rows_of(c, keys).map_err(|e| lib_error(e, entry))?;
+    let mut out = Vec::with_capacity(found.len());
+    for (i, r) in found.into_iter().enumerate() {
+        match r {
+            Some(r) => out.push(r),
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("{field}[{i}] ({}) is not in the container", ids[i]),
+                )
+                .field(format!("{field}[{i}]")));
+            }
+        }
+    }
+    Ok(out)
 }
 
 const SEARCH_FIELDS: &[&str] = &[
@@ -543,6 +663,7 @@ const SEARCH_FIELDS: &[&str] = &[
     "rescore_with",
     "hamming",
     "filter_rows",
+    "filter_ids",
 ];
 
 pub(crate) async fn search(
@@ -609,7 +730,23 @@ pub(crate) async fn search(
                 .collect::<std::result::Result<Vec<u64>, _>>()?,
         ),
     };
+    let filter_ids = array(&m, "filter_ids", usize::MAX, "ids")?;
+    if filter.is_some() && filter_ids.is_some() {
+        return Err(ApiError::bad(
+            "filter_ids",
+            "give at most one of 'filter_rows' (row numbers) or 'filter_ids'",
+        ));
+    }
     let (entry, c) = ready(&app, &name).await?;
+    let filter = match filter_ids {
+        None => filter,
+        Some(ids) => {
+            let keys = keys_of(&c, ids, "filter_ids")?;
+            let ids = ids.clone();
+            let (e2, c2) = (entry.clone(), c.clone());
+            Some(blocking(move || rows_of_ids(&e2, &c2, &keys, &ids, "filter_ids")).await?)
+        }
+    };
     let fine = match m.get("rescore_with") {
         None | Some(Value::Null) => None,
         Some(Value::String(other)) => Some(

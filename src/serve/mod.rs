@@ -196,6 +196,11 @@ async fn run(
     app.catalog.rescan().await;
     let router = router(app);
     ready(addr);
+    // Answers go out as soon as they are written: Nagle's algorithm would hold the last
+    // segment of a large answer until the client's (delayed) ack.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             let _ = stop.await;

@@ -497,3 +497,69 @@ fn memory_stays_flat_as_the_input_grows() {
         large >> 20
     );
 }
+
+#[test]
+fn png_figures_decode_to_twice_the_svg_size_with_marks_on_them() {
+    let dir = setup();
+    let d = dir.path();
+    vectro()
+        .current_dir(d)
+        .args([
+            "report",
+            "-q",
+            "--orig",
+            "x.npy",
+            "a.vectro",
+            "b.vectro",
+            "--svg-dir",
+            "figs",
+            "--png",
+            "--pca-sample",
+            "200",
+        ])
+        .assert()
+        .success();
+    let mut svgs: Vec<_> = std::fs::read_dir(d.join("figs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "svg"))
+        .collect();
+    svgs.sort();
+    assert_eq!(svgs.len(), 11);
+    for svg in &svgs {
+        let text = std::fs::read_to_string(svg).unwrap();
+        let attr = |name: &str| -> u32 {
+            let at = text.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+            text[at..].split('"').next().unwrap().parse().unwrap()
+        };
+        let (w, h) = (attr("width"), attr("height"));
+        let png = std::fs::read(svg.with_extension("png")).unwrap();
+        let px = resvg::tiny_skia::Pixmap::decode_png(&png).unwrap();
+        assert_eq!(
+            (px.width(), px.height()),
+            (2 * w, 2 * h),
+            "{}",
+            svg.display()
+        );
+        // Not an empty frame: bars, points, axes and labels cover far more than a border.
+        let marked = px
+            .pixels()
+            .iter()
+            .filter(|p| (p.red(), p.green(), p.blue()) != (255, 255, 255))
+            .count() as u32;
+        assert!(
+            marked > 8 * (w + h),
+            "{}: {marked} non-white pixels",
+            svg.display()
+        );
+    }
+    // --png needs --svg-dir.
+    let o = vectro_std()
+        .current_dir(d)
+        .args([
+            "report", "-q", "--orig", "x.npy", "a.vectro", "--out", "n.html", "--png",
+        ])
+        .output()
+        .unwrap();
+    assert_fails(&o, 2, &["--svg-dir"]);
+}

@@ -335,6 +335,73 @@ fn every_endpoint_without_a_token() {
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(a.body["rows"][1]["row"], 6);
 
+    // The same rows as .npy: asked by ?format=npy or the Accept header, the bytes numpy
+    // would write for the decoded rows, in the order asked.
+    let npy_of = |rows: &[u64]| {
+        let mut want = vectro::npy::write_header(rows.len() as u64, DIMS);
+        for &r in rows {
+            for x in expected_row(&dir, r) {
+                want.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+        want
+    };
+    let bytes = |r: Result<ureq::http::Response<ureq::Body>, ureq::Error>| {
+        let mut r = r.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers().get("content-type").unwrap().to_str().unwrap(),
+            "application/x-npy"
+        );
+        r.body_mut().read_to_vec().unwrap()
+    };
+    let got = bytes(
+        agent()
+            .get(format!(
+                "{}/api/containers/emb/rows/1234?format=npy",
+                s.base
+            ))
+            .call(),
+    );
+    assert_eq!(got, npy_of(&[1234]));
+    let got = bytes(
+        agent()
+            .get(format!(
+                "{}/api/containers/named/ids/doc%2F1234%20%C3%A9",
+                s.base
+            ))
+            .header("Accept", "application/x-npy")
+            .call(),
+    );
+    assert_eq!(got, npy_of(&[1234]));
+    let got = bytes(
+        agent()
+            .post(format!("{}/api/containers/emb/rows", s.base))
+            .header("Accept", "application/octet-stream")
+            .send(r#"{"rows": [2999, 0, 1234, 0]}"#),
+    );
+    assert_eq!(got, npy_of(&[2999, 0, 1234, 0]));
+    let got = bytes(
+        agent()
+            .post(format!("{}/api/containers/named/rows?format=npy", s.base))
+            .send(r#"{"ids": ["doc/7 é", "doc/1234 é"]}"#),
+    );
+    assert_eq!(got, npy_of(&[7, 1234]));
+    // JSON unless npy is asked for alone.
+    let a = answer(
+        agent()
+            .get(format!("{}/api/containers/emb/rows/3", s.base))
+            .header("Accept", "application/json, application/x-npy")
+            .call(),
+    );
+    assert_eq!(a.header("content-type"), Some("application/json"));
+    let a = s.get("/api/containers/emb/rows/3?format=json");
+    assert_bits_eq(
+        &vector(&a.body["rows"][0]["vector"]),
+        &expected_row(&dir, 3),
+        "format=json",
+    );
+
     // Search: a row finds itself first; ids are the container's own.
     let q = json!({"queries": [want.clone(), expected_row(&dir, 7)], "k": 5}).to_string();
     let a = s.post("/api/containers/emb/search", &q);
@@ -373,6 +440,31 @@ fn every_endpoint_without_a_token() {
     let q = json!({"queries": [want.clone()], "k": 2}).to_string();
     let a = s.post("/api/containers/named/search", &q);
     assert_eq!(a.body["results"][0]["ids"][0], "doc/1234 é", "{}", a.text);
+    // A filter by ids: only those rows are candidates, reported with their ids, as a
+    // filter of the same rows by number gives.
+    let q = json!({"queries": [want.clone()], "k": 3,
+                   "filter_ids": ["doc/17 é", "doc/5 é", "doc/2000 é", "doc/5 é"]})
+    .to_string();
+    let a = s.post("/api/containers/named/search", &q);
+    assert_eq!(a.status, 200, "{}", a.text);
+    let by_ids = a.body["results"][0].clone();
+    let mut got: Vec<String> = by_ids["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["doc/17 é", "doc/2000 é", "doc/5 é"]);
+    let q = json!({"queries": [want.clone()], "k": 3, "filter_rows": [17, 5, 2000]}).to_string();
+    let a = s.post("/api/containers/named/search", &q);
+    assert_eq!(a.body["results"][0], by_ids);
+    // Without stored ids, ids are the rows' global numbers.
+    let q = json!({"queries": [want.clone()], "k": 2, "filter_ids": [9, 1234, 8]}).to_string();
+    let a = s.post("/api/containers/emb/search", &q);
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["results"][0]["rows"][0], 1234);
+    assert_eq!(a.body["results"][0]["ids"][0], 1234);
 
     // Dashboard pages: the list, a container, its report; no external reference.
     for (path, needle) in [
@@ -756,6 +848,54 @@ fn every_bad_request_names_its_field() {
             404,
             "filter_rows[0]",
             "out of range",
+        ),
+        (
+            "POST",
+            "/api/containers/emb/search",
+            q(json!({"queries": [row], "filter_ids": [5, 99999]})),
+            404,
+            "filter_ids[1]",
+            "not in the container",
+        ),
+        (
+            "POST",
+            "/api/containers/named/search",
+            q(json!({"queries": [row], "filter_ids": ["doc/5 é", 7]})),
+            400,
+            "filter_ids[1]",
+            "string ids",
+        ),
+        (
+            "POST",
+            "/api/containers/emb/search",
+            q(json!({"queries": [row], "filter_ids": [5], "filter_rows": [5]})),
+            400,
+            "filter_ids",
+            "at most one",
+        ),
+        (
+            "GET",
+            "/api/containers/emb/rows/1?format=csv",
+            String::new(),
+            400,
+            "format",
+            "use json or npy",
+        ),
+        (
+            "GET",
+            "/api/containers/emb/ids/1?fmt=npy",
+            String::new(),
+            400,
+            "fmt",
+            "unknown query parameter",
+        ),
+        (
+            "POST",
+            "/api/containers/emb/rows?format=xml",
+            q(json!({"rows": [1]})),
+            400,
+            "format",
+            "use json or npy",
         ),
         (
             "POST",

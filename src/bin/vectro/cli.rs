@@ -639,6 +639,9 @@ pub struct ReportArgs {
     /// Also write each figure as a standalone SVG file into this directory (created if missing).
     #[arg(long, value_name = "DIR")]
     pub svg_dir: Option<PathBuf>,
+    /// With --svg-dir: also write each figure as a PNG beside its SVG (twice its size).
+    #[arg(long, requires = "svg_dir")]
+    pub png: bool,
     /// A JSON array of other systems' points for the recall-versus-bytes figure:
     /// [{"name", "bytes_per_vector", "recall", "k"?}] (docs/report.md).
     #[arg(long, value_name = "JSON")]

@@ -16,6 +16,7 @@ pub fn run(a: ReportArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
             .clone()
             .unwrap_or_else(|| Outputs::default_html(&orig, &a.containers)),
         svg_dir: a.svg_dir.clone(),
+        png: a.png,
         overwrite: a.force,
     };
     // Refused before the long passes, not after.
@@ -108,6 +109,7 @@ fn print_summary(r: &Report, out: &Outputs) {
     }
     outln!("wrote {}", out.html.display());
     if let Some(d) = &out.svg_dir {
-        outln!("wrote the figures as SVG into {}", d.display());
+        let what = if out.png { "SVG and PNG" } else { "SVG" };
+        outln!("wrote the figures as {what} into {}", d.display());
     }
 }
