@@ -280,6 +280,7 @@ impl<'a> Compressor<'a> {
                 None => Default::default(),
             },
             payload: false,
+            tiers: codec.search_tiers(),
         })
     }
 
