@@ -372,7 +372,7 @@ fn bad_tier_settings_are_refused_by_name() {
     assert_fails(
         &go(&["--codec", "int8", "--rescore", "binary"]),
         2,
-        &["--rescore binary (8 bytes a row) is not finer than --codec int8 (48 bytes a row)"],
+        &["--rescore binary (10 bytes a row) is not finer than --codec int8 (48 bytes a row)"],
     );
     assert_fails(
         &go(&["--codec", "int8", "--rescore", "int8"]),
