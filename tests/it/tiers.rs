@@ -397,3 +397,33 @@ fn bad_tier_settings_are_refused_by_name() {
         &["is not finer than --codec pq"],
     );
 }
+
+#[test]
+fn the_streaming_compressor_writes_the_same_tiers() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Container::open(write(
+        dir.path(),
+        "t.vectro",
+        "binary:rotate=1",
+        Some("int8"),
+        64,
+        2,
+    ))
+    .unwrap();
+    let mut out = Vec::new();
+    vectro::stream::Compressor::new()
+        .codec("binary:rotate=1")
+        .rescore("int8")
+        .chunk_rows(64)
+        .compress_f32(&random_rows(ROWS, DIMS, 7), DIMS, &mut out)
+        .unwrap();
+    let s = Container::from_bytes("stream", &out).unwrap();
+    assert_eq!(s.header().tiers, t.header().tiers);
+    for i in 0..t.chunks().len() {
+        assert_eq!(
+            s.chunk_payload(i).unwrap(),
+            t.chunk_payload(i).unwrap(),
+            "chunk {i}"
+        );
+    }
+}
