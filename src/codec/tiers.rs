@@ -132,10 +132,14 @@ pub fn tiered_from_specs(tiers: &[CodecSpec], rows: &CodecSpec, dims: usize) -> 
 
 /// Whether the tier payload at `r` in `payload` is followed by its own crc32c.
 pub fn tier_crc_ok(payload: &[u8], r: Range<usize>) -> bool {
-    let Some(stored) = payload.get(r.end..r.end + TIER_CRC_LEN) else {
+    let (Some(codes), Some(stored)) = (
+        payload.get(r.clone()),
+        payload.get(r.end..r.end + TIER_CRC_LEN),
+    ) else {
         return false;
     };
-    crc(&payload[r]) == u32::from_le_bytes(stored.try_into().expect("4 bytes"))
+    let stored = [stored[0], stored[1], stored[2], stored[3]];
+    crc(codes) == u32::from_le_bytes(stored)
 }
 
 impl Codec for Tiered {
