@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # vectro search against faiss (IndexBinaryFlat + numpy int8 rescoring; IndexPQ;
-# IndexPQFastScan), on the
+# IndexPQFastScan), and a tiered binary:rotate=1+int8 file beside the two-container
+# recipe, on the
 # same rows and held-out queries, in one run; see scripts/bench_search.py.
 # Usage: scripts/bench_search.sh [DATA.npy] [--generated-rows N] [--repeats N]
 # Builds the Python package into target/py-venv (scripts/test_python.sh) and installs

@@ -272,6 +272,17 @@ fn missing(k: u32, n: u32, total: u64, chunk_rows: u64) -> Error {
 }
 
 fn header_difference(a: &Header, b: &Header) -> String {
+    if a.tiers != b.tiers || (a.codec != b.codec && !(a.tiers.is_empty() && b.tiers.is_empty())) {
+        let name = |h: &Header| {
+            crate::codec::tiers::from_specs(&h.tiers, &h.codec, h.dims as usize)
+                .map_or_else(|_| "?".into(), |c| c.name())
+        };
+        return format!(
+            "tiers ({} and {}: compress every shard with the same --codec and --rescore)",
+            name(a),
+            name(b)
+        );
+    }
     if a.codec != b.codec {
         return "codec or codec parameters (codebook)".into();
     }

@@ -147,6 +147,7 @@ pub fn import_npz(
         stage: crate::codec::PayloadStage::Plain,
         ids: Default::default(),
         payload: false,
+        tiers: Vec::new(),
     };
     progress.begin(rows, rows * dims * 4);
     let result = copy_chunks(input, &mut q, &mut s, header, &out, progress, cancel);

@@ -400,7 +400,7 @@ fn as_array<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyUntypedArray>> 
 #[pyo3(signature = (data, out, codec=None, *, zstd=None, threads=0, chunk_rows=None,
     codebook=None, train_rows=None, shard=None, resume=false, force=false, min_cosine=None,
     min_recall=None, sample=2000, fsync=true, keep_partial=true, name=None, progress=None,
-    ids=None, column=None, id_column=None, payload_columns=None))]
+    ids=None, column=None, id_column=None, payload_columns=None, rescore=None))]
 #[allow(clippy::too_many_arguments)]
 fn compress(
     py: Python<'_>,
@@ -426,6 +426,7 @@ fn compress(
     column: Option<String>,
     id_column: Option<String>,
     payload_columns: Option<Vec<String>>,
+    rescore: Option<String>,
 ) -> PyResult<Py<PyAny>> {
     use vectro::codec::auto::Target;
     let shard = shard
@@ -438,6 +439,11 @@ fn compress(
     let output = shard.map_or(out.clone(), |s| s.expand_output(&out));
     let opts = CompressOptions {
         codec: codec
+            .as_deref()
+            .map(vectro::codec::CodecRequest::parse)
+            .transpose()
+            .map_err(to_py)?,
+        rescore: rescore
             .as_deref()
             .map(vectro::codec::CodecRequest::parse)
             .transpose()
@@ -1129,6 +1135,14 @@ impl PyContainer {
     #[getter]
     fn codec(&self) -> PyResult<String> {
         Ok(self.get()?.codec().name())
+    }
+
+    /// The codecs of the file's tiers, coarsest first: one name for a file without
+    /// tiers; for a tiered file (format 1.6) the search tier(s), then the finest, which
+    /// rows decode from and `search(..., rescore=N)` re-ranks with.
+    #[getter]
+    fn tiers(&self) -> PyResult<Vec<String>> {
+        Ok(self.get()?.tier_names())
     }
 
     /// The container's metadata (`source`, `tool`, ...), as a dict of strings.

@@ -101,3 +101,20 @@ def test_bad_queries_raise_clear_errors(base):
     bad[2, 3] = np.nan
     with pytest.raises(vectro.BadInputError, match="query 2, column 3"):
         c.search(bad)
+
+
+def test_a_tiered_file_searches_its_first_tier_and_rescores_with_its_last(base):
+    tmp, x, q = base
+    vectro.compress(x, tmp / "t.vectro", codec="binary:rotate=1", rescore="int8", chunk_rows=128)
+    vectro.compress(x, tmp / "b.vectro", codec="binary:rotate=1", chunk_rows=128)
+    vectro.compress(x, tmp / "i.vectro", codec="int8", chunk_rows=128)
+    with vectro.Container(tmp / "t.vectro") as t, vectro.Container(tmp / "i.vectro") as i:
+        assert t.tiers == ["binary:rotate=1", "int8"]
+        assert i.tiers == ["int8"]
+        # Rows decode from the finest tier.
+        assert np.array_equal(t[:], i[:])
+        got = t.search(q, 5, rescore=40)
+    with vectro.Container(tmp / "b.vectro") as b:
+        want = b.search(q, 5, rescore=40, rescore_with=str(tmp / "i.vectro"))
+    assert np.array_equal(got[0], want[0])
+    assert np.array_equal(got[1], want[1])

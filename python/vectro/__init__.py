@@ -90,6 +90,7 @@ def compress(
     column: Optional[str] = None,
     id_column: Optional[str] = None,
     payload_columns: Optional[Sequence[str]] = None,
+    rescore: Optional[str] = None,
 ) -> dict:
     """Compress rows into a new container at ``out``; return the summary ``vectro compress --json`` prints.
 
@@ -131,6 +132,10 @@ def compress(
         payload_columns: other columns of a Parquet or Arrow input (integers, floats,
             bool, str, or lists of those) stored with the rows: ``Container.payload()``,
             ``vectro get`` and ``vectro export`` return them (docs/inputs.md).
+        rescore: a finer codec of the same rows stored beside ``codec`` in every chunk
+            (a rescoring tier, e.g. ``codec="binary:rotate=1", rescore="int8"``):
+            ``Container.search`` scans ``codec`` and re-ranks with it, and rows decode from
+            it (docs/search.md).
 
     Raises:
         BadInputError: NaN/Inf or out-of-range values (naming row and column), a bad shape
@@ -180,6 +185,7 @@ def _compress(data: Any, out: PathLike, codec: Optional[str], a: dict, ids: Opti
         column=a["column"],
         id_column=a["id_column"],
         payload_columns=None if a["payload_columns"] is None else list(a["payload_columns"]),
+        rescore=a["rescore"],
     )
 
 

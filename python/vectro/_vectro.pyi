@@ -52,6 +52,8 @@ class Container:
     @property
     def codec(self) -> str: ...
     @property
+    def tiers(self) -> List[str]: ...
+    @property
     def metadata(self) -> Dict[str, str]: ...
     @property
     def path(self) -> str: ...
@@ -121,6 +123,7 @@ def compress(
     column: Optional[str] = None,
     id_column: Optional[str] = None,
     payload_columns: Optional[List[str]] = None,
+    rescore: Optional[str] = None,
 ) -> Dict[str, Any]: ...
 def decompress_to(
     path: str,

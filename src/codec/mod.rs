@@ -15,6 +15,7 @@ pub mod params;
 pub mod request;
 pub mod rotate;
 pub mod sq;
+pub mod tiers;
 pub mod zstd;
 
 pub mod aniso;
@@ -39,6 +40,7 @@ pub use pq::Pq;
 pub use request::{CodecRequest, TrainedRequest};
 pub use rotate::{Rotated, Rotation};
 pub use sq::{Sq, SqParams};
+pub use tiers::Tiered;
 pub use zstd::PayloadStage;
 
 /// The registry id of a codec, stored in the container header.
@@ -171,6 +173,13 @@ pub trait Codec: Send + Sync + std::fmt::Debug {
     /// Random-access readers call it for a batch of rows before decoding them, so the
     /// cache misses overlap instead of coming one after another. The default does nothing.
     fn prefetch_row(&self, _payload: &[u8], _rows: usize, _row: usize) {}
+
+    /// The search tiers stored before this codec's payload, coarsest first (format 1.6;
+    /// [`Tiered`]): empty for every codec but a tiered one, whose [`Codec::spec`] is its
+    /// finest tier, the one rows decode from.
+    fn search_tiers(&self) -> Vec<CodecSpec> {
+        Vec::new()
+    }
 
     /// Facts worth showing in `info` (e.g. how a codebook was trained), as label/value.
     fn facts(&self) -> Vec<(String, String)> {

@@ -7,7 +7,10 @@ use byteorder::{ByteOrder, LittleEndian as LE};
 
 use super::ids::{self, IdKind};
 use super::payload::FLAG_PAYLOAD;
-use super::{MAGIC, MAJOR, MAX_HEADER_LEN, MINOR, MINOR_WITH_IDS, MINOR_WITHOUT_IDS, crc};
+use super::{
+    MAGIC, MAJOR, MAX_HEADER_LEN, MINOR_WITH_IDS, MINOR_WITH_PAYLOAD, MINOR_WITH_TIERS,
+    MINOR_WITHOUT_IDS, crc,
+};
 use crate::codec::{CodecId, CodecSpec, PayloadStage};
 use crate::error::{Error, Result};
 use crate::npy::Dtype;
@@ -40,14 +43,26 @@ pub struct Header {
     /// Each chunk stores payload columns after its ids (header flag bit 3; format 1.5);
     /// metadata key `payload_columns` names them.
     pub payload: bool,
+    /// The search tiers each chunk stores before the rows' codec payload, coarsest first,
+    /// each finer than the one before and all coarser than [`Header::codec`], which is the
+    /// finest tier and the one rows decode from (header flag bit 4; format 1.6). Empty for
+    /// a container without tiers.
+    pub tiers: Vec<CodecSpec>,
 }
+
+/// Header flag bit 4: the header lists search tiers and each chunk stores them (format 1.6).
+pub const FLAG_TIERS: u16 = 1 << 4;
+
+/// The most search tiers a header may list.
+pub const MAX_TIERS: usize = 8;
 
 impl Header {
     /// The minor version this header is written with: 1.4 only for what needs it (ids),
     /// so that a container without ids is byte-identical to what 1.3 wrote.
     pub fn minor(&self) -> u16 {
         match (self.payload, self.ids) {
-            (true, _) => MINOR,
+            _ if !self.tiers.is_empty() => MINOR_WITH_TIERS,
+            (true, _) => MINOR_WITH_PAYLOAD,
             (false, IdKind::None) => MINOR_WITHOUT_IDS,
             (false, _) => MINOR_WITH_IDS,
         }
@@ -90,7 +105,10 @@ impl Header {
         LE::write_u16(&mut out[12..14], self.codec.id.code());
         LE::write_u16(
             &mut out[14..16],
-            self.stage.flags() | self.ids.flags() | if self.payload { FLAG_PAYLOAD } else { 0 },
+            self.stage.flags()
+                | self.ids.flags()
+                | if self.payload { FLAG_PAYLOAD } else { 0 }
+                | if self.tiers.is_empty() { 0 } else { FLAG_TIERS },
         );
         LE::write_u64(&mut out[16..24], self.rows);
         LE::write_u32(&mut out[24..28], self.dims);
@@ -99,6 +117,15 @@ impl Header {
         // 33..36: reserved, zero.
         LE::write_u32(&mut out[36..40], self.codec.params.len() as u32);
         out.extend_from_slice(&self.codec.params);
+        if !self.tiers.is_empty() {
+            push_u32(&mut out, self.tiers.len() as u32);
+            for t in &self.tiers {
+                out.extend_from_slice(&t.id.code().to_le_bytes());
+                out.extend_from_slice(&[0, 0]);
+                push_u32(&mut out, t.params.len() as u32);
+                out.extend_from_slice(&t.params);
+            }
+        }
         push_u32(&mut out, self.metadata.len() as u32);
         for (k, v) in &self.metadata {
             push_u32(&mut out, k.len() as u32);
@@ -173,8 +200,14 @@ impl Header {
         };
         let id_kind = IdKind::from_flags(flags).ok_or_else(unknown)?;
         let payload = flags & FLAG_PAYLOAD != 0;
-        let stage = PayloadStage::from_flags(flags & !ids::FLAG_MASK & !FLAG_PAYLOAD)
+        let tiered = flags & FLAG_TIERS != 0;
+        let stage = PayloadStage::from_flags(flags & !ids::FLAG_MASK & !FLAG_PAYLOAD & !FLAG_TIERS)
             .ok_or_else(unknown)?;
+        if tiered && stage != PayloadStage::Plain {
+            return Err(corrupt(
+                "header flags 0x1 (zstd) and 0x10 (tiers) together: tiers are stored plain; the header is corrupt".into(),
+            ));
+        }
         let rows = LE::read_u64(&h[16..24]);
         let dims = LE::read_u32(&h[24..28]);
         let chunk_rows = LE::read_u32(&h[28..32]);
@@ -190,6 +223,39 @@ impl Header {
             .bytes_u32()
             .ok_or_else(|| corrupt("codec parameters run past the header".into()))?
             .to_vec();
+        let mut tiers = Vec::new();
+        if tiered {
+            let n = cur
+                .u32()
+                .ok_or_else(|| corrupt("the tier list runs past the header".into()))?
+                as usize;
+            if !(1..=MAX_TIERS).contains(&n) {
+                return Err(corrupt(format!(
+                    "the header lists {n} search tiers (1 to {MAX_TIERS} allowed); the header is corrupt"
+                )));
+            }
+            for t in 0..n {
+                let head = cur
+                    .take(4)
+                    .ok_or_else(|| corrupt("the tier list runs past the header".into()))?;
+                let code = LE::read_u16(&head[0..2]);
+                if head[2..4] != [0, 0] {
+                    return Err(corrupt(format!(
+                        "tier {t}: reserved bytes are not zero; the header is corrupt"
+                    )));
+                }
+                let id = CodecId::from_code(code).ok_or_else(|| {
+                    corrupt(format!(
+                        "tier {t}: unknown codec id {code}: written by a newer vectro? upgrade vectro"
+                    ))
+                })?;
+                let params = cur
+                    .bytes_u32()
+                    .ok_or_else(|| corrupt("the tier list runs past the header".into()))?
+                    .to_vec();
+                tiers.push(CodecSpec { id, params });
+            }
+        }
         let count = cur
             .u32()
             .ok_or_else(|| corrupt("metadata runs past the header".into()))?;
@@ -215,6 +281,7 @@ impl Header {
             stage,
             ids: id_kind,
             payload,
+            tiers,
         };
         Ok((header, len))
     }
@@ -238,6 +305,10 @@ impl<'a> Cursor<'a> {
 
     fn bytes_u32(&mut self) -> Option<&'a [u8]> {
         let n = self.u32()? as usize;
+        self.take(n)
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let s = self.b.get(self.i..self.i.checked_add(n)?)?;
         self.i += n;
         Some(s)
@@ -264,6 +335,7 @@ mod tests {
             stage: PayloadStage::Plain,
             ids: IdKind::None,
             payload: false,
+            tiers: Vec::new(),
         }
     }
 
@@ -365,6 +437,55 @@ mod tests {
         b[at..].copy_from_slice(&c.to_le_bytes());
         let e = Header::decode(Path::new("x"), &b).unwrap_err().to_string();
         assert!(e.contains("unknown header flags 0x6"), "{e}");
+    }
+
+    #[test]
+    fn tiers_are_flag_bit_4_of_minor_6_and_a_1_5_reader_refuses_them() {
+        for ids in [IdKind::None, IdKind::U64] {
+            for payload in [false, true] {
+                let h = Header {
+                    ids,
+                    payload,
+                    tiers: vec![CodecSpec {
+                        id: CodecId::Binary,
+                        params: vec![1; 20],
+                    }],
+                    ..sample()
+                };
+                let bytes = h.encode();
+                let flags = LE::read_u16(&bytes[14..16]);
+                assert_eq!(flags & 0x10, 0x10);
+                assert_eq!(LE::read_u16(&bytes[6..8]), 6);
+                assert_eq!(Header::decode(Path::new("x"), &bytes).unwrap().0, h);
+                // A 1.5 reader knew bits 0..=3 only: bit 4 is an unknown stage flag to it.
+                assert_eq!(
+                    PayloadStage::from_flags(flags & !ids::FLAG_MASK & !FLAG_PAYLOAD),
+                    None
+                );
+            }
+        }
+        let zstd = Header {
+            stage: PayloadStage::Zstd,
+            tiers: vec![CodecSpec {
+                id: CodecId::Binary,
+                params: vec![],
+            }],
+            ..sample()
+        };
+        let e = Header::decode(Path::new("x"), &zstd.encode())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tiers are stored plain"), "{e}");
+        let mut unknown = zstd.clone();
+        unknown.stage = PayloadStage::Plain;
+        let mut b = unknown.encode();
+        // The tier's codec id follows the tier count after the (empty) params.
+        b[44..46].copy_from_slice(&999u16.to_le_bytes());
+        let at = b.len() - 4;
+        let c = crc(&b[..at]);
+        b[at..].copy_from_slice(&c.to_le_bytes());
+        let e = Header::decode(Path::new("x"), &b).unwrap_err().to_string();
+        assert!(e.contains("tier 0: unknown codec id 999"), "{e}");
     }
 
     #[test]

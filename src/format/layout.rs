@@ -57,7 +57,7 @@ pub(crate) fn codec_for(path: &Path, header: &Header) -> Result<Box<dyn Codec>> 
             ),
         ));
     }
-    codec::from_spec(header.codec.id, &header.codec.params, header.dims as usize)
+    codec::tiers::from_specs(&header.tiers, &header.codec, header.dims as usize)
         .map_err(|e| Error::corrupt(path, format!("header: {e}")))
 }
 

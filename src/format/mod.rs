@@ -21,7 +21,7 @@ pub mod shard;
 pub mod verify;
 pub mod write;
 
-pub use header::{Header, Metadata};
+pub use header::{FLAG_TIERS, Header, MAX_TIERS, Metadata};
 pub use ids::{Id, IdColumn, IdKind, IdSource};
 pub use layout::{ChunkEntry, scan_chunks};
 pub use read::Container;
@@ -37,8 +37,13 @@ pub const INDEX_MAGIC: [u8; 4] = *b"VIDX";
 /// The format's major version: a reader refuses a file with a larger one.
 pub const MAJOR: u16 = 1;
 /// The format's newest minor version, which this build reads and writes for files that
-/// need it (payload columns): additions that older readers refuse by name, never misread.
-pub const MINOR: u16 = 5;
+/// need it (tiers): additions that older readers refuse by name, never misread.
+pub const MINOR: u16 = 6;
+/// The minor version of a container with search tiers (format 1.6).
+pub const MINOR_WITH_TIERS: u16 = 6;
+/// The minor version of a container with payload columns and no tiers: laid out exactly as
+/// format 1.5 wrote it.
+pub const MINOR_WITH_PAYLOAD: u16 = 5;
 /// The minor version of a container with ids and no payload columns: laid out exactly as
 /// format 1.4 wrote it.
 pub const MINOR_WITH_IDS: u16 = 4;

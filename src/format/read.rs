@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use memmap2::MmapMut;
@@ -16,7 +17,7 @@ use super::layout::{
     check_chunk_header, chunk_crc_ok, codec_for, read_index, split_ids, split_payload, unstage,
 };
 use super::{CHUNK_HEADER_LEN, Header, Metadata};
-use crate::codec::{Codec, PayloadStage};
+use crate::codec::{Codec, CodecSpec, PayloadStage, Tiered};
 use crate::error::{Error, Result};
 
 /// An open, validated container, memory-mapped.
@@ -51,7 +52,7 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub struct Container {
     path: PathBuf,
-    map: Map,
+    map: Arc<Map>,
     header: Header,
     header_len: usize,
     index: Vec<ChunkEntry>,
@@ -60,6 +61,21 @@ pub struct Container {
     /// The map is of a file (not a copy in anonymous memory), so its pages can be dropped
     /// and refaulted from the file.
     file_backed: bool,
+    /// A tiered file's tiers (format 1.6), coarsest first; `None` without tiers.
+    tiered: Option<Tiered>,
+    /// What [`Container::tier`] made this: a view of one tier of a tiered file.
+    view: Option<Box<TierView>>,
+}
+
+/// A view of one tier of a tiered file: its header and codec are the tier's, its chunk
+/// data the tier's codes, checked by the tier's own crc32c alone.
+#[derive(Debug)]
+struct TierView {
+    /// The file's own header and codec, which the chunks' framing is checked against.
+    file_header: Header,
+    file_codec: Tiered,
+    /// Which tier, from 0 (the coarsest).
+    tier: usize,
 }
 
 impl Container {
@@ -126,16 +142,152 @@ impl Container {
         let codec = codec_for(path, &header)?;
         let index = read_index(path, &map, &header, header_len, codec.as_ref())?;
         let verified = (0..index.len()).map(|_| AtomicBool::new(false)).collect();
+        let tiered = match header.tiers.is_empty() {
+            true => None,
+            false => Some(
+                crate::codec::tiers::tiered_from_specs(
+                    &header.tiers,
+                    &header.codec,
+                    header.dims as usize,
+                )
+                .map_err(|e| Error::corrupt(path, format!("header: {e}")))?,
+            ),
+        };
         Ok(Container {
             path: path.to_path_buf(),
-            map,
+            map: Arc::new(map),
             header,
             header_len,
             index,
             codec,
             verified,
             file_backed: false,
+            tiered,
+            view: None,
         })
+    }
+
+    /// The codecs of the file's tiers, coarsest first: for a file without tiers, its one
+    /// codec; for a tiered file (format 1.6), its search tiers and then the finest, which
+    /// rows decode from.
+    pub fn tier_specs(&self) -> Vec<CodecSpec> {
+        let h = self.file_header();
+        h.tiers.iter().chain([&h.codec]).cloned().collect()
+    }
+
+    /// The names of the file's tiers, coarsest first (one name for a file without tiers).
+    pub fn tier_names(&self) -> Vec<String> {
+        match self.file_tiers() {
+            Some(t) => t.tiers().iter().map(|c| c.name()).collect(),
+            None => vec![self.codec.name()],
+        }
+    }
+
+    /// How many tiers the file stores: 1 without tiers.
+    pub fn tier_count(&self) -> usize {
+        self.file_header().tiers.len() + 1
+    }
+
+    /// Whether this is a view of one tier made by [`Container::tier`].
+    pub fn is_tier_view(&self) -> bool {
+        self.view.is_some()
+    }
+
+    /// The container as tier `t` alone sees it (0 the coarsest; `tier_count() − 1` the
+    /// finest): its header names the tier's codec and lists no tiers, its chunk data is
+    /// the tier's codes, and each chunk is checked by the tier's own crc32c, so scanning a
+    /// coarse tier never reads the finer ones. It shares this container's map. For a file
+    /// without tiers, tier 0 is the container itself.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a tier the file does not have.
+    pub fn tier(&self, t: usize) -> Result<Container> {
+        let n = self.tier_count();
+        if t >= n {
+            return Err(Error::Config(format!(
+                "tier {t} is out of range: {} has {n} tier{}",
+                self.path.display(),
+                if n == 1 { "" } else { "s" }
+            )));
+        }
+        let file_header = self.file_header().clone();
+        let (codec, view): (Box<dyn Codec>, _) = match self.file_tiers() {
+            None => (codec_for(&self.path, &file_header)?, None),
+            Some(tiered) => {
+                let spec = &self.tier_specs()[t];
+                let codec = crate::codec::from_spec(spec.id, &spec.params, self.dims())
+                    .map_err(|e| Error::corrupt(&self.path, format!("header: {e}")))?;
+                (
+                    codec,
+                    Some(Box::new(TierView {
+                        file_header: file_header.clone(),
+                        file_codec: tiered.clone(),
+                        tier: t,
+                    })),
+                )
+            }
+        };
+        let mut header = file_header;
+        if view.is_some() {
+            header.codec = self.tier_specs()[t].clone();
+            header.tiers.clear();
+        }
+        Ok(Container {
+            path: self.path.clone(),
+            map: self.map.clone(),
+            header,
+            header_len: self.header_len,
+            index: self.index.clone(),
+            codec,
+            verified: (0..self.index.len())
+                .map(|_| AtomicBool::new(false))
+                .collect(),
+            file_backed: self.file_backed,
+            tiered: self.file_tiers().cloned(),
+            view,
+        })
+    }
+
+    /// The file's own header (a tier view's header is its tier's).
+    fn file_header(&self) -> &Header {
+        match &self.view {
+            Some(v) => &v.file_header,
+            None => &self.header,
+        }
+    }
+
+    fn file_tiers(&self) -> Option<&Tiered> {
+        self.tiered.as_ref()
+    }
+
+    /// The header and codec the chunks' framing is checked against: the file's.
+    fn layout(&self) -> (&Header, &dyn Codec) {
+        match &self.view {
+            Some(v) => (&v.file_header, &v.file_codec),
+            None => (&self.header, self.codec.as_ref()),
+        }
+    }
+
+    /// A tier view's codes of chunk `i`, checked by the tier's own crc32c (once).
+    fn tier_codes(&self, v: &TierView, i: usize) -> Result<&[u8]> {
+        let e = self.entry(i)?;
+        let payload = &self.map[e.payload_range()];
+        let r = v.file_codec.range(v.tier, e.rows as usize);
+        if !self.verified[i].load(Ordering::Acquire) {
+            if !crate::codec::tiers::tier_crc_ok(payload, r.clone()) {
+                self.map.check()?;
+                return Err(self.bad_chunk(
+                    i,
+                    format!(
+                        "tier {} ({}) fails its crc32c check",
+                        v.tier,
+                        v.file_codec.tiers()[v.tier].name()
+                    ),
+                ));
+            }
+            self.verified[i].store(true, Ordering::Release);
+        }
+        Ok(&payload[r])
     }
 
     /// Drops the mapped pages of chunks `chunks` from this process's memory, for a
@@ -240,23 +392,34 @@ impl Container {
         let whole = &self.map[e.offset as usize..(e.offset + e.len) as usize];
         // Two threads touching a fresh chunk at once may both hash it; that is harmless
         // and cheaper than a lock on the hot path.
-        if !self.verified[i].load(Ordering::Acquire) {
+        let (header, codec) = self.layout();
+        if self.view.is_some() || !self.verified[i].load(Ordering::Acquire) {
             if !chunk_crc_ok(whole) {
                 // Zeros where the file was cut short fail the crc too: say which it was.
                 self.map.check()?;
-                return Err(self.bad_chunk(i, "fails its crc32c check".into()));
+                let tier = self.file_tiers().and_then(|t| {
+                    let bad = t.first_bad_tier(&self.map[e.payload_range()], e.rows as usize)?;
+                    Some(format!(
+                        " (tier {bad}, {}, fails its own)",
+                        t.tiers()[bad].name()
+                    ))
+                });
+                return Err(self.bad_chunk(
+                    i,
+                    format!("fails its crc32c check{}", tier.unwrap_or_default()),
+                ));
             }
             // The index vouches for where the chunk is; its own header must agree, or a
             // recovery scan would read the file differently from us.
             let head = whole
                 .first_chunk::<CHUNK_HEADER_LEN>()
                 .ok_or_else(|| self.bad_chunk(i, "is shorter than a chunk header".into()))?;
-            check_chunk_header(head, i as u64, &self.header, self.codec.as_ref())
+            check_chunk_header(head, i as u64, header, codec)
                 .map_err(|m| self.bad_chunk(i, format!("has a bad header: {m}")))?;
-            let (staged, _) = split_ids(&self.map[e.payload_range()], e.rows, &self.header)
+            let (staged, _) = split_ids(&self.map[e.payload_range()], e.rows, header)
                 .map_err(|m| self.bad_chunk(i, m))?;
-            let plain = self.codec.encoded_len(e.rows as usize);
-            if self.header.stage == PayloadStage::Plain && staged.len() != plain {
+            let plain = codec.encoded_len(e.rows as usize);
+            if header.stage == PayloadStage::Plain && staged.len() != plain {
                 return Err(self.bad_chunk(
                     i,
                     format!(
@@ -265,7 +428,9 @@ impl Container {
                     ),
                 ));
             }
-            self.verified[i].store(true, Ordering::Release);
+            if self.view.is_none() {
+                self.verified[i].store(true, Ordering::Release);
+            }
         }
         Ok(&self.map[e.payload_range()])
     }
@@ -277,6 +442,9 @@ impl Container {
     /// # Errors
     /// As [`Container::chunk_stored`].
     pub fn chunk_payload(&self, i: usize) -> Result<&[u8]> {
+        if let Some(v) = &self.view {
+            return self.tier_codes(v, i);
+        }
         let stored = self.chunk_stored(i)?;
         let (staged, _) = split_ids(stored, self.index[i].rows, &self.header)
             .map_err(|m| self.bad_chunk(i, m))?;
@@ -487,6 +655,9 @@ impl Container {
     /// As [`Container::chunk_payload`], and [`Error::Corrupt`] when a compressed payload
     /// does not decompress to exactly the codec's size.
     pub fn chunk_data(&self, i: usize) -> Result<Cow<'_, [u8]>> {
+        if let Some(v) = &self.view {
+            return self.tier_codes(v, i).map(Cow::Borrowed);
+        }
         let stored = self.chunk_stored(i)?;
         let e = self.index[i];
         unstage(stored, e.rows, &self.header, self.codec.as_ref()).map_err(|msg| {
@@ -788,6 +959,7 @@ mod tests {
             stage: PayloadStage::Plain,
             ids: Default::default(),
             payload: false,
+            tiers: Vec::new(),
         };
         let mut w = ContainerWriter::new(Vec::new(), header).unwrap();
         for rows in data.chunks(chunk_rows * dims) {

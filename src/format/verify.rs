@@ -21,7 +21,7 @@ use serde::Serialize;
 use super::ids::{self, IdKind};
 use super::layout::{check_chunk_header, check_trailer, codec_for, parse_index};
 use super::{CHUNK_HEADER_LEN, CHUNK_OVERHEAD, ChunkEntry, Header, MAX_HEADER_LEN, TRAILER_LEN};
-use crate::codec::{Codec, PayloadStage};
+use crate::codec::{Codec, PayloadStage, Tiered};
 use crate::error::{Error, Result};
 
 /// Bytes read at a time.
@@ -306,6 +306,18 @@ fn walk_chunks<R: BufRead + Seek>(
     rep: &mut VerifyReport,
     progress: &dyn crate::progress::Progress,
 ) -> std::io::Result<u64> {
+    // A tiered file's tiers, each of which has its own crc (format 1.6); the header's
+    // codec was built from the same specs, so this cannot fail where that did not.
+    let tiers = match header.tiers.is_empty() {
+        true => None,
+        false => crate::codec::tiers::tiered_from_specs(
+            &header.tiers,
+            &header.codec,
+            header.dims as usize,
+        )
+        .ok(),
+    };
+    let tiers = tiers.as_ref();
     let limit = index
         .and_then(|i| i.last())
         .map_or(len, |e| e.offset + e.len);
@@ -363,12 +375,18 @@ fn walk_chunks<R: BufRead + Seek>(
         let mut stored = [0u8; 4];
         r.read_exact(&mut stored)?;
         let end = at + CHUNK_OVERHEAD as u64 + payload_len;
+        let tier = bad_tier(&buf, rows[1] - rows[0], header, tiers);
         if c != u32::from_le_bytes(stored) {
             bad(
                 rep,
                 end,
-                "chunk checksum mismatch: the payload is corrupt".into(),
+                format!(
+                    "chunk checksum mismatch: the payload is corrupt{}",
+                    tier.map(|t| format!(" ({t})")).unwrap_or_default()
+                ),
             );
+        } else if let Some(t) = tier {
+            bad(rep, end, format!("{t}: the payload is corrupt"));
         } else if let Some(msg) = check_ids(r, at, payload_len, rows[1] - rows[0], header, codec)? {
             bad(rep, end, msg);
             r.seek(SeekFrom::Start(end))?;
@@ -382,6 +400,19 @@ fn walk_chunks<R: BufRead + Seek>(
         at = end;
     }
     Ok(at)
+}
+
+/// In a tiered file (format 1.6), the first tier of the chunk payload `stored` (of `n`
+/// rows) whose own crc32c does not match it, named; `None` when every tier checks or the
+/// file has no tiers.
+fn bad_tier(stored: &[u8], n: u64, header: &Header, tiers: Option<&Tiered>) -> Option<String> {
+    let t = tiers?;
+    let (staged, _) = super::layout::split_ids(stored, n, header).ok()?;
+    let bad = t.first_bad_tier(staged, n as usize)?;
+    Some(format!(
+        "tier {bad} ({}) fails its own crc32c",
+        t.tiers()[bad].name()
+    ))
 }
 
 /// What a reader would refuse in a chunk whose checksum and ids passed: a payload that does

@@ -327,6 +327,7 @@ mod tests {
             stage: crate::codec::PayloadStage::Plain,
             ids: Default::default(),
             payload: false,
+            tiers: Vec::new(),
         };
         let mut w = ContainerWriter::new(Vec::new(), header).unwrap();
         for i in 0..3u64 {

@@ -149,7 +149,9 @@ fn earlier_codec(path: &Path, file: &std::fs::File) -> Option<(Box<dyn Codec>, H
     // against (as for any mmap reader), and every length is checked against the map's size.
     let map = unsafe { memmap2::Mmap::map(file) }.ok()?;
     let (old, _) = Header::decode(path, &map).ok()?;
-    let codec = codec::from_spec(old.codec.id, &old.codec.params, old.dims as usize).ok()?;
+    // A tiered file's trained codec is its search tier (`--codec`; `--rescore` needs none).
+    let spec = old.tiers.first().unwrap_or(&old.codec);
+    let codec = codec::from_spec(spec.id, &spec.params, old.dims as usize).ok()?;
     Some((codec, old))
 }
 

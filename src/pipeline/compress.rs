@@ -10,7 +10,7 @@ use super::Progress;
 use super::choose::{self, Choice, Choose, Recipe};
 pub use super::options::{CompressOptions, CompressSummary};
 use super::resume::{self, Start};
-use crate::codec::{self, Codec, PayloadStage};
+use crate::codec::{self, Codec, CodecRequest, CodecSpec, PayloadStage, Tiered};
 use crate::encode::default_chunk_rows;
 use crate::encode::ids::{append_ids, open_ids};
 use crate::encode::worker::Encoder;
@@ -119,6 +119,8 @@ pub(crate) fn compress_with_ids(
     if let Some(r) = &choice.auto_recipe {
         plan.metadata.insert("train".into(), r.clone());
     }
+    let mut choice = choice;
+    choice.codec = plan.tiered(choice.codec)?;
     let (codec, header) = (choice.codec.as_ref(), plan.header(choice.codec.as_ref()));
     let report = Report::new(input, output, opts, start, &header, &choice, &source);
     if plan.keep_existing {
@@ -253,6 +255,32 @@ fn check_output(source: &Input, output: &Path, opts: &CompressOptions) -> Result
     crate::output::check_not_input(output, files.into_iter().chain(others))
 }
 
+/// The rescoring tier `--rescore` asks for, checked against `--codec` where that can be
+/// done before training: a codec built without training, not the `--codec` itself, and
+/// (when `--codec` needs no training) more bytes a row than it.
+fn rescore_tier(opts: &CompressOptions, dims: usize) -> Result<Option<CodecSpec>> {
+    let Some(r) = &opts.rescore else {
+        return Ok(None);
+    };
+    if r.is_trained() || *r == CodecRequest::Auto {
+        return Err(Error::Config(format!(
+            "--rescore {}: the rescoring tier must be a codec built without training (int8, int4, sq:bits=B, f16, bf16)",
+            r.name()
+        )));
+    }
+    if opts.zstd.is_some() {
+        return Err(Error::Config(
+            "--zstd and --rescore together are not supported: tiers are stored plain so that each can be read on its own".into(),
+        ));
+    }
+    let fine = r.build(dims)?;
+    let coarse = opts.codec.clone().unwrap_or_default();
+    if opts.codebook.is_none() && !coarse.is_trained() && coarse != CodecRequest::Auto {
+        Tiered::new(vec![coarse.build(dims)?, r.build(dims)?])?;
+    }
+    Ok(Some(fine.spec()))
+}
+
 /// The rows per chunk (`--chunk-rows`, or the default for `dims`), with the zstd level
 /// checked too: the settings a run can refuse before any work.
 fn chunk_rows(opts: &CompressOptions, rows: u64, dims: u64, input: &Path) -> Result<u32> {
@@ -300,6 +328,8 @@ struct Plan {
     ids: IdKind,
     /// The rows carry payload columns.
     payload: bool,
+    /// The rescoring tier (`--rescore`), stored after the codec's payload in every chunk.
+    rescore: Option<CodecSpec>,
 }
 
 impl Plan {
@@ -316,6 +346,7 @@ impl Plan {
         check_output(source, output, opts)?;
         let h = source.header();
         let chunk_rows = chunk_rows(opts, h.rows, h.dims, source.path())?;
+        let rescore = rescore_tier(opts, h.dims as usize)?;
         let recipe = Recipe::new(opts, h.dims as usize)?;
         let mut metadata = source_metadata(source);
         if let Some(r) = &recipe.recipe {
@@ -353,14 +384,33 @@ impl Plan {
                 && output.exists(),
             ids,
             payload: payload.is_some(),
+            rescore,
         };
         Ok((plan, recipe))
     }
 
-    /// The header this run writes with `codec`.
+    /// The codec this run encodes with: `chosen` (the `--codec`), with the `--rescore`
+    /// tier after it if there is one.
+    fn tiered(&self, chosen: Box<dyn Codec>) -> Result<Box<dyn Codec>> {
+        match &self.rescore {
+            Some(f) if chosen.search_tiers().is_empty() => Ok(Box::new(Tiered::new(vec![
+                chosen,
+                codec::from_spec(f.id, &f.params, self.dims as usize)?,
+            ])?)),
+            _ => Ok(chosen),
+        }
+    }
+
+    /// The header this run writes with `codec` (the `--codec`, or the tiered codec of
+    /// [`Plan::tiered`]).
     fn header(&self, codec: &dyn Codec) -> Header {
+        let (spec, tiers) = match (&self.rescore, codec.search_tiers()) {
+            (Some(f), t) if t.is_empty() => (f.clone(), vec![codec.spec()]),
+            (_, t) => (codec.spec(), t),
+        };
         Header {
-            codec: codec.spec(),
+            codec: spec,
+            tiers,
             rows: self.rows.end - self.rows.start,
             dims: self.dims,
             chunk_rows: self.chunk_rows,

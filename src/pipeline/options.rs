@@ -19,6 +19,10 @@ pub struct CompressOptions {
     /// .parse()`). `None` (the default) means int8, or with a [`codebook`](Self::codebook)
     /// the codec the codebook holds; a request next to a codebook must match it.
     pub codec: Option<CodecRequest>,
+    /// A finer codec of the same rows stored beside `codec` in every chunk (`--rescore`;
+    /// format 1.6): `codec` becomes the search tier and this the rescoring tier, which
+    /// rows decode from. It must need no training and take more bytes a row than `codec`.
+    pub rescore: Option<CodecRequest>,
     /// Worker threads; 0 means the available cores.
     pub threads: usize,
     /// Rows per chunk; `None` picks [`default_chunk_rows`](super::default_chunk_rows).
@@ -59,6 +63,7 @@ impl Default for CompressOptions {
     fn default() -> Self {
         CompressOptions {
             codec: None,
+            rescore: None,
             threads: 0,
             chunk_rows: None,
             overwrite: false,

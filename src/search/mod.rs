@@ -182,6 +182,9 @@ pub fn search_rescored(
     run(c, Some(fine), queries, opts, cancel)
 }
 
+/// Candidates a search of a tiered file re-ranks when [`SearchOptions::rescore`] is 0.
+pub const TIERED_RESCORE: usize = 100;
+
 fn run(
     c: &Container,
     fine: Option<&Container>,
@@ -189,6 +192,27 @@ fn run(
     opts: &SearchOptions,
     cancel: &AtomicBool,
 ) -> Result<Hits> {
+    // A tiered file (format 1.6): scan the coarsest tier, re-rank from the finest (or
+    // the finer container given), each read through its own tier alone.
+    if c.tier_count() > 1 && !c.is_tier_view() {
+        let coarse = c.tier(0)?;
+        let own;
+        let fine = match fine {
+            Some(f) => f,
+            None => {
+                own = c.tier(c.tier_count() - 1)?;
+                &own
+            }
+        };
+        let opts = SearchOptions {
+            rescore: match opts.rescore {
+                0 => TIERED_RESCORE,
+                n => n,
+            },
+            ..opts.clone()
+        };
+        return run(&coarse, Some(fine), queries, &opts, cancel);
+    }
     let d = c.dims();
     check_queries(queries, d)?;
     if opts.k == 0 {

@@ -45,6 +45,7 @@ use crate::source::stream::read_chunks;
 /// ```
 pub struct Compressor<'a> {
     codec: String,
+    rescore: Option<String>,
     threads: usize,
     chunk_rows: Option<u32>,
     zstd: Option<i32>,
@@ -66,6 +67,7 @@ impl std::fmt::Debug for Compressor<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Compressor")
             .field("codec", &self.codec)
+            .field("rescore", &self.rescore)
             .field("threads", &self.threads)
             .field("chunk_rows", &self.chunk_rows)
             .field("zstd", &self.zstd)
@@ -81,6 +83,7 @@ impl<'a> Compressor<'a> {
     pub fn new() -> Self {
         Compressor {
             codec: "int8".into(),
+            rescore: None,
             threads: 0,
             chunk_rows: None,
             zstd: None,
@@ -96,6 +99,31 @@ impl<'a> Compressor<'a> {
     pub fn codec(mut self, spec: impl Into<String>) -> Self {
         self.codec = spec.into();
         self
+    }
+
+    /// Also stores a finer codec of the same rows in every chunk, as `compress --rescore`
+    /// (format 1.6): [`Compressor::codec`] becomes the search tier, this the rescoring
+    /// tier rows decode from (e.g. `.codec("binary:rotate=1").rescore("int8")`).
+    pub fn rescore(mut self, spec: impl Into<String>) -> Self {
+        self.rescore = Some(spec.into());
+        self
+    }
+
+    /// The codec to encode with: [`Compressor::codec`], tiered with the rescoring tier.
+    fn build_codec(&self, dims: usize) -> Result<Box<dyn Codec>> {
+        let coarse = codec::parse(&self.codec, dims)?;
+        let Some(fine) = &self.rescore else {
+            return Ok(coarse);
+        };
+        if self.zstd.is_some() {
+            return Err(Error::Config(
+                "zstd and rescore together are not supported: tiers are stored plain so that each can be read on its own".into(),
+            ));
+        }
+        Ok(Box::new(codec::Tiered::new(vec![
+            coarse,
+            codec::parse(fine, dims)?,
+        ])?))
     }
 
     /// Worker threads; 0 (the default) means the available cores.
@@ -187,7 +215,7 @@ impl<'a> Compressor<'a> {
         output: W,
     ) -> Result<StreamSummary> {
         let h = npy::read_header(&self.name, &mut input)?;
-        let codec = codec::parse(&self.codec, h.dims as usize)?;
+        let codec = self.build_codec(h.dims as usize)?;
         let header = self.header(h.rows, h.dims, h.dtype, codec.as_ref())?;
         let row_bytes = h.row_bytes();
         let chunk_rows = header.chunk_rows as u64;
@@ -225,7 +253,7 @@ impl<'a> Compressor<'a> {
             )));
         }
         let rows = (data.len() / dims) as u64;
-        let codec = codec::parse(&self.codec, dims)?;
+        let codec = self.build_codec(dims)?;
         let header = self.header(rows, dims as u64, Dtype::F32Le, codec.as_ref())?;
         let step = header.chunk_rows as usize * dims;
         let jobs = data
@@ -280,6 +308,7 @@ impl<'a> Compressor<'a> {
                 None => Default::default(),
             },
             payload: false,
+            tiers: codec.search_tiers(),
         })
     }
 

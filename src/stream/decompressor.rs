@@ -155,7 +155,7 @@ impl<'a> Decompressor<'a> {
     {
         let name = self.name.as_path();
         let (header, header_len) = read_header(name, &mut input)?;
-        let codec = codec::from_spec(header.codec.id, &header.codec.params, header.dims as usize)
+        let codec = codec::tiers::from_specs(&header.tiers, &header.codec, header.dims as usize)
             .map_err(|e| Error::corrupt(name, format!("header: {e}")))?;
         let codec = codec.as_ref();
         let dims = header.dims as usize;

@@ -198,6 +198,7 @@ fn decompressor_refuses_absurd_chunks_before_allocating() {
         stage: vectro::codec::PayloadStage::Plain,
         ids: Default::default(),
         payload: false,
+        tiers: Vec::new(),
     };
     let mut bytes = header.encode();
     let payload_len = rows * (dims as u64 + 4);

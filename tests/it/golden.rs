@@ -16,7 +16,8 @@
 //! (everything this version writes without ids), 1.4 (the `*_ids_*` files, whose
 //! `MANIFEST` lines add the ids' kind and the crc32c of their text, one a line), 1.5
 //! (`*_payload.vectro`, from a Parquet input, whose line adds the crc32c of the payload
-//! columns' values as JSON), and 1.1
+//! columns' values as JSON), 1.6 (`*_tiers*`, whose line adds each search tier's codec id
+//! and the crc32c of its decoded rows), and 1.1
 //! and 1.2 (`minor1_*`, `minor2_*`): a file of a 1.1 or 1.2 codec and options is laid out
 //! as in that minor except for the minor number (FORMAT.md, version history), so those
 //! golden files are this build's 1.3 files with the minor number (and the header crc) set
@@ -247,6 +248,32 @@ const CASES: &[Case] = &[
         ],
         min_cosine: 0.999,
     },
+    // Format 1.6: tiers, a search tier and a rescoring tier of the same rows.
+    Case {
+        out: "binary_rotate_int8_tiers.vectro",
+        input: "d24.npy",
+        args: &["--codec", "binary:rotate=1", "--rescore", "int8"],
+        min_cosine: 0.999,
+    },
+    Case {
+        out: "int4_rotate_f16_tiers_ids_u64.vectro",
+        input: "d24.npy",
+        args: &[
+            "--codec",
+            "int4:rotate=1",
+            "--rescore",
+            "f16",
+            "--ids",
+            "ids_u64.npy",
+        ],
+        min_cosine: 0.999,
+    },
+    Case {
+        out: "pq_codebook_int8_tiers.vectro",
+        input: "d64.npy",
+        args: &["--codebook", "pq.vcb", "--rescore", "int8"],
+        min_cosine: 0.999,
+    },
 ];
 
 /// Containers committed by earlier versions, decoded but never rewritten (relative to
@@ -423,6 +450,17 @@ fn manifest_line(file: &str, path: &Path) -> String {
         c.dims(),
         decoded_crc(&rows)
     );
+    // Tiers: each search tier's codec id and the crc32c of its decoded rows.
+    let line = (0..c.tier_count() - 1).fold(line, |line, t| {
+        let v = c.tier(t).unwrap();
+        let mut rows = vec![0f32; v.rows() as usize * v.dims()];
+        v.get_range(0..v.rows(), &mut rows).unwrap();
+        format!(
+            "{line} tier{t}_codec_id={} tier{t}_decoded_crc32c={:08x}",
+            v.header().codec.id.code(),
+            decoded_crc(&rows)
+        )
+    });
     // Ids: their kind and the crc32c of their text, one a line.
     let line = match c.ids(0..c.rows()).unwrap() {
         _ if c.id_kind() == vectro::format::IdKind::None => line,

@@ -665,6 +665,7 @@ fn a_payload_that_decodes_to_nan_is_refused_everywhere() {
             stage: PayloadStage::Plain,
             ids: Default::default(),
             payload: false,
+            tiers: Vec::new(),
         };
         let mut w = ContainerWriter::new(Vec::new(), header).unwrap();
         for (i, block) in data.chunks(chunk_rows * dims).enumerate() {

@@ -48,4 +48,5 @@ mod scaleout_slurm;
 mod scaleout_stream;
 mod search;
 mod serve;
+mod tiers;
 mod train_cli;

@@ -99,6 +99,11 @@ pub struct CompressArgs {
     /// int4:rotate=1, sq:bits=3, pq:m=48), or auto [default: int8; with --codebook, the codebook's].
     #[arg(long, value_name = "NAME[:k=v,...]")]
     pub codec: Option<CodecRequest>,
+    /// Also store a finer codec of the same rows in every chunk (a rescoring tier; format
+    /// 1.6): --codec is then searched and this re-ranks and decodes (e.g. --codec
+    /// binary:rotate=1 --rescore int8).
+    #[arg(long, value_name = "NAME[:k=v,...]")]
+    pub rescore: Option<CodecRequest>,
     /// Also compress each chunk with zstd at this level (-7..=22; 3 is a good default).
     #[arg(long, value_name = "LEVEL", allow_negative_numbers = true)]
     pub zstd: Option<i32>,
@@ -456,8 +461,9 @@ pub struct SearchArgs {
     /// rows' (XOR + popcount); scores are then distances, unless rescored.
     #[arg(long)]
     pub hamming: bool,
-    /// Re-rank the best N candidates with finer rows: those of --rescore-with, else the
-    /// container's own decoded rows [default with --rescore-with: 100].
+    /// Re-rank the best N candidates with finer rows: those of --rescore-with, else a
+    /// tiered file's finest tier, else the container's own decoded rows [default with
+    /// --rescore-with or on a tiered file: 100].
     #[arg(long, value_name = "N")]
     pub rescore: Option<usize>,
     /// A container of the same rows with a finer codec (e.g. int8 beside binary), whose

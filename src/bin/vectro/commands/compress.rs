@@ -33,6 +33,7 @@ pub fn run(a: CompressArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
     let output = shard.map_or(a_output.clone(), |s| s.expand_output(&a_output));
     let opts = CompressOptions {
         codec: a.codec,
+        rescore: a.rescore,
         threads: a.common.threads,
         chunk_rows: a.chunk_rows,
         overwrite: a.force,

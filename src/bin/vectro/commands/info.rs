@@ -32,6 +32,44 @@ struct Info {
     codec_facts: std::collections::BTreeMap<String, String>,
     /// False with --quick: chunk checksums were not read.
     chunks_verified: bool,
+    /// A tiered file's tiers (format 1.6), coarsest first; absent without tiers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tiers: Vec<Tier>,
+}
+
+/// One tier of a tiered file.
+#[derive(Serialize)]
+struct Tier {
+    /// The codec, as `--codec` names it.
+    codec: String,
+    /// What `search` does with it: `search` (the first), `rescore` (the last, which rows
+    /// also decode from), or `middle`.
+    role: &'static str,
+    /// Bytes of its codes a row, its per-chunk crc aside.
+    bytes_per_row: f64,
+}
+
+/// The tiers of `c`, coarsest first; empty for a file without tiers.
+fn tiers(c: &Container) -> anyhow::Result<Vec<Tier>> {
+    let n = c.tier_count();
+    if n == 1 {
+        return Ok(Vec::new());
+    }
+    let rows = c.chunks().first().map_or(1, |e| e.rows as usize);
+    (0..n)
+        .map(|t| {
+            let v = c.tier(t)?;
+            Ok(Tier {
+                codec: v.codec().name(),
+                role: match t {
+                    0 => "search",
+                    _ if t == n - 1 => "rescore",
+                    _ => "middle",
+                },
+                bytes_per_row: v.codec().encoded_len(rows) as f64 / rows as f64,
+            })
+        })
+        .collect()
 }
 
 /// Each file in turn, as `verify` takes several: one that cannot be read is reported and
@@ -151,6 +189,7 @@ fn show(
         metadata: json_metadata(c.metadata()),
         codec_facts: c.codec().facts().into_iter().collect(),
         chunks_verified: !a.quick,
+        tiers: tiers(&c)?,
     };
     if a.json {
         json.push(serde_json::to_value(&info)?);
@@ -163,6 +202,14 @@ fn show(
         info.codec,
         info.payload_stage
     );
+    for (t, tier) in info.tiers.iter().enumerate() {
+        outln!(
+            "tier {t}:        {} ({}; {} bytes/row)",
+            tier.codec,
+            tier.role,
+            tier.bytes_per_row
+        );
+    }
     outln!(
         "shape:         {} rows x {} dims (source dtype {})",
         info.rows,

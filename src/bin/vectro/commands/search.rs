@@ -12,7 +12,7 @@ use vectro::{Container, Error};
 use crate::cli::{SearchArgs, SearchFormat};
 use crate::exit_codes;
 
-/// Candidates re-ranked with `--rescore-with` and no `--rescore`.
+/// Candidates re-ranked with `--rescore-with`, or on a tiered file, and no `--rescore`.
 const DEFAULT_RESCORE: usize = 100;
 
 pub fn run(a: SearchArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
@@ -43,7 +43,11 @@ pub fn run(a: SearchArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         hamming: a.hamming,
         rescore: a
             .rescore
-            .unwrap_or(if fine.is_some() { DEFAULT_RESCORE } else { 0 }),
+            .unwrap_or(if fine.is_some() || c.tier_count() > 1 {
+                DEFAULT_RESCORE
+            } else {
+                0
+            }),
     };
     let hits = match &fine {
         Some(f) => search_rescored(&c, f, &queries, &opts, cancel)?,
