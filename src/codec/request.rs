@@ -16,8 +16,8 @@ use std::str::FromStr;
 
 use super::params::{self, QuantParams, ScaleRule};
 use super::pq::PqParams;
-use super::rq::{self, RqParams};
 use super::rotate::{DEFAULT_ROUNDS, DEFAULT_SEED};
+use super::rq::{self, RqParams};
 use super::sq::SqParams;
 use super::{Codec, CodecId, RowSource, TrainOptions, codebook, itq};
 use crate::error::{Error, Result};

@@ -334,11 +334,8 @@ impl Rq {
     /// The beam-search codes of each row of `x` into `codes` (`m` a row).
     fn encode_codes(&self, x: &[f32], codes: &mut [u8]) {
         let (d, m) = (self.dims, self.m);
-        let cross = (m <= MAX_CROSS_M).then(|| {
-            self.cross
-                .get_or_init(|| cross_products(&self.books, m, d))
-                .as_slice()
-        });
+        let cross =
+            (m <= MAX_CROSS_M).then(|| self.cross.get_or_init(|| cross_products(self)).as_slice());
         x.par_chunks(ROWS_PER_TASK * d)
             .zip(codes.par_chunks_mut(ROWS_PER_TASK * m))
             .for_each(|(rows, out)| {
@@ -373,38 +370,23 @@ fn cross_at(l: usize) -> usize {
     l * (l - 1) / 2 * K * K
 }
 
-/// `T[l][j][a][k] = ⟨C_j[a], C_l[k]⟩` for every pair of levels `j < l`, level `l` at
+/// `T[l][j][a][k] = 2⟨C_j[a], C_l[k]⟩` for every pair of levels `j < l`, level `l` at
 /// [`cross_at`]`(l)`, then `j`, then `a`, then `k`. With them the error of extending a
 /// partial code `c₁..c_{l−1}` of `x` by `k` is, without the residual,
-/// `err + ‖C_l[k]‖² − 2⟨x, C_l[k]⟩ + 2 Σ_j T[l][j][c_j][k]` (faiss's beam LUT).
-fn cross_products(books: &[f32], m: usize, d: usize) -> Vec<f32> {
+/// `err + ‖C_l[k]‖² − 2⟨x, C_l[k]⟩ + Σ_j T[l][j][c_j][k]` (faiss's beam LUT). Computed as
+/// `‖C_l[k]‖²` minus the nearest-centroid kernel's scores of `C_j[a]` against level `l`,
+/// which every SIMD level computes bit for bit alike, so the codes do not depend on the CPU.
+fn cross_products(rq: &Rq) -> Vec<f32> {
+    let (m, d) = (rq.m, rq.dims);
     let mut t = vec![0f32; cross_at(m)];
     let blocks: Vec<(usize, usize)> = (1..m).flat_map(|l| (0..l).map(move |j| (l, j))).collect();
     t.par_chunks_mut(K * K)
         .zip(blocks.par_iter())
         .for_each(|(out, &(l, j))| {
-            let (a, b) = (&books[j * K * d..(j + 1) * K * d], &books[l * K * d..(l + 1) * K * d]);
-            // SAFETY: `a` and `b` are K × d row-major; `b` is read as its d × K transpose
-            // (row stride 1, column stride d); `out` is K × K row-major. The shapes and
-            // strides are exactly these, the buffers do not overlap, and with beta = 0 `out`
-            // need not be initialised.
-            unsafe {
-                matrixmultiply::sgemm(
-                    K,
-                    d,
-                    K,
-                    1.0,
-                    a.as_ptr(),
-                    d as isize,
-                    1,
-                    b.as_ptr(),
-                    1,
-                    d as isize,
-                    0.0,
-                    out.as_mut_ptr(),
-                    K as isize,
-                    1,
-                );
+            let norms = rq.tables[l].norms();
+            for (a, o) in out.chunks_exact_mut(K).enumerate() {
+                rq.tables[l].all_scores(&rq.books[(j * K + a) * d..(j * K + a + 1) * d], o);
+                o.iter_mut().zip(norms).for_each(|(v, &n)| *v = n - *v);
             }
         });
     t
@@ -466,7 +448,7 @@ impl Beam {
                     let at = cross_at(l) + (j * K + cj as usize) * K;
                     cand.iter_mut()
                         .zip(&t[at..at + K])
-                        .for_each(|(c, &v)| *c += 2.0 * v);
+                        .for_each(|(c, &v)| *c += v);
                 }
                 for (k, &e) in cand.iter().enumerate() {
                     self.offer((e, b as u32, k as u32));
@@ -754,7 +736,11 @@ impl Codec for Rq {
             .zip(input.par_chunks(ROWS_PER_TASK * d))
             .for_each(|((o, c), x)| {
                 let mut xh = vec![0f32; d];
-                for ((o, c), x) in o.chunks_exact_mut(rb).zip(c.chunks_exact(m)).zip(x.chunks_exact(d)) {
+                for ((o, c), x) in o
+                    .chunks_exact_mut(rb)
+                    .zip(c.chunks_exact(m))
+                    .zip(x.chunks_exact(d))
+                {
                     self.sum_codewords(c, &mut xh);
                     o[..m].copy_from_slice(c);
                     o[m..].copy_from_slice(&scale(x, &xh).to_le_bytes());
@@ -795,7 +781,10 @@ impl Codec for Rq {
                 "codebooks".into(),
                 format!("{} x 256 codewords of {} dims", self.m, self.dims),
             ),
-            ("encoding".into(), format!("beam search, beam={}", self.beam)),
+            (
+                "encoding".into(),
+                format!("beam search, beam={}", self.beam),
+            ),
             ("train rows".into(), f.sample_rows.to_string()),
             ("k-means iterations".into(), f.kmeans_iterations.to_string()),
             ("refine rounds".into(), f.refine_rounds.to_string()),
@@ -819,7 +808,9 @@ mod tests {
     /// Rows around a few centres, with noise.
     fn data(rows: usize, dims: usize, seed: u64) -> Vec<f32> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let centres: Vec<f32> = (0..20 * dims).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let centres: Vec<f32> = (0..20 * dims)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
         (0..rows)
             .flat_map(|_| {
                 let c = rng.random_range(0..20);
@@ -925,7 +916,10 @@ mod tests {
             .check_dims(8)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("m=16 codebooks do not fit 8-dimensional rows"), "{e}");
+        assert!(
+            e.contains("m=16 codebooks do not fit 8-dimensional rows"),
+            "{e}"
+        );
         let x = data(100, 8, 4);
         let e = train_on(
             &RqParams::parse_keys("m=2").unwrap(),
@@ -955,7 +949,10 @@ mod tests {
         )
         .unwrap();
         let pq = crate::codec::Pq::new(book);
-        let (a, b) = (mse(&x, &round_trip(&rq, &x), d), mse(&x, &round_trip(&pq, &x), d));
+        let (a, b) = (
+            mse(&x, &round_trip(&rq, &x), d),
+            mse(&x, &round_trip(&pq, &x), d),
+        );
         assert!(a < b, "rq {a} vs pq {b}");
     }
 }
