@@ -83,7 +83,7 @@ if args.threads:
 for name in [f for f in args.faiss.split(",") if f]:
     if name == "LSQ32x8" and not args.lsq32:
         continue
-    m = int(name[3:].split("x")[0])
+    m = int(name.lstrip("RLSQ").split("x")[0])  # RQ16x8, LSQ16x8: 16
     if name.startswith("RQ"):
         idx = faiss.IndexResidualQuantizer(d, m, 8, faiss.METRIC_INNER_PRODUCT)
     else:

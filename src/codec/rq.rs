@@ -495,9 +495,11 @@ impl Beam {
             for b in 0..live {
                 rq.tables[l].all_scores(&self.resid[b * d..(b + 1) * d], &mut self.scores);
                 let base = self.err[b];
-                for k in 0..K {
-                    self.offer((base + self.scores[k], b as u32, k as u32));
+                let scores = std::mem::take(&mut self.scores);
+                for (k, &sc) in scores.iter().enumerate() {
+                    self.offer((base + sc, b as u32, k as u32));
                 }
+                self.scores = scores;
             }
             live = self.best.len();
             for (j, &(_, b, k)) in self.best.iter().enumerate() {
@@ -654,15 +656,16 @@ fn update_codebooks(rq: &Rq, x: &[f32], codes: &[u8]) -> Vec<f32> {
             }
         }
         let mut new = book.to_vec();
-        for k in 0..K {
-            if counts[k] > 0 {
-                let inv = 1.0 / counts[k] as f64;
-                for (o, &s) in new[k * d..(k + 1) * d]
-                    .iter_mut()
-                    .zip(&sums[k * d..(k + 1) * d])
-                {
-                    *o = (s * inv) as f32;
-                }
+        for ((o, sum), &c) in new
+            .chunks_exact_mut(d)
+            .zip(sums.chunks_exact(d))
+            .zip(&counts)
+        {
+            if c > 0 {
+                let inv = 1.0 / c as f64;
+                o.iter_mut()
+                    .zip(sum)
+                    .for_each(|(o, &s)| *o = (s * inv) as f32);
             }
         }
         // The residuals with the new codewords of this level.
