@@ -609,6 +609,13 @@ fn train(
             d.set_item("opq_iterations", f.opq_iterations)?;
             d.set_item("distortion", f.distortion)?;
         }
+        vectro::codec::Trained::Rq(rq) => {
+            let f = rq.facts();
+            d.set_item("train_rows", f.sample_rows)?;
+            d.set_item("kmeans_iterations", f.kmeans_iterations)?;
+            d.set_item("opq_iterations", 0)?;
+            d.set_item("distortion", f.distortion)?;
+        }
         vectro::codec::Trained::Itq(itq) => {
             d.set_item("train_rows", itq.train_rows())?;
             d.set_item("kmeans_iterations", 0)?;

@@ -275,6 +275,7 @@ fn vcb_error(path: &Path, e: Error) -> Error {
 fn vcb_minor(id: CodecId, recipe: &[u8]) -> u16 {
     match id {
         CodecId::BinaryItq => 3,
+        CodecId::Rq => 4,
         _ if recipe.is_empty() => 1,
         _ => 2,
     }
@@ -352,10 +353,10 @@ impl<'a> VcbFile<'a> {
         };
         let code = LE::read_u16(&bytes[8..10]);
         let id = match CodecId::from_code(code) {
-            Some(id @ (CodecId::Pq | CodecId::Opq | CodecId::BinaryItq)) => id,
+            Some(id @ (CodecId::Pq | CodecId::Opq | CodecId::BinaryItq | CodecId::Rq)) => id,
             _ => {
                 return Err(corrupt(&format!(
-                    "codec id {code} at byte 8 is not pq, opq or binary-itq"
+                    "codec id {code} at byte 8 is not pq, opq, rq or binary-itq"
                 )));
             }
         };
@@ -404,6 +405,9 @@ impl<'a> VcbFile<'a> {
                     .map(Trained::Itq)
                     .map_err(|e| Error::corrupt(path, e.to_string()))
             }
+            CodecId::Rq => super::rq::Rq::from_params(self.section, dims)
+                .map(Trained::Rq)
+                .map_err(|e| vcb_error(path, e)),
             id => Codebook::from_params(id, self.section, dims)
                 .map(Trained::Pq)
                 .map_err(|e| vcb_error(path, e)),
@@ -419,6 +423,8 @@ pub enum Trained {
     Pq(Codebook),
     /// `binary-itq`.
     Itq(super::itq::Itq),
+    /// `rq`.
+    Rq(super::rq::Rq),
 }
 
 impl Trained {
@@ -427,6 +433,7 @@ impl Trained {
         match self {
             Trained::Pq(b) => Box::new(super::Pq::new(b)),
             Trained::Itq(i) => Box::new(i),
+            Trained::Rq(r) => Box::new(r),
         }
     }
 
@@ -435,6 +442,7 @@ impl Trained {
         match self {
             Trained::Pq(b) => b.dims,
             Trained::Itq(i) => super::Codec::dims(i),
+            Trained::Rq(r) => super::Codec::dims(r),
         }
     }
 
@@ -443,6 +451,7 @@ impl Trained {
         match self {
             Trained::Pq(b) => b.codec_id(),
             Trained::Itq(_) => CodecId::BinaryItq,
+            Trained::Rq(_) => CodecId::Rq,
         }
     }
 
@@ -451,6 +460,7 @@ impl Trained {
         match self {
             Trained::Pq(b) => b.to_params(),
             Trained::Itq(i) => super::Codec::spec(i).params,
+            Trained::Rq(r) => r.to_params(),
         }
     }
 
@@ -473,6 +483,7 @@ impl Trained {
         match self {
             Trained::Pq(b) => super::Codec::name(&super::Pq::new(b.clone())),
             Trained::Itq(i) => super::Codec::name(i),
+            Trained::Rq(r) => super::Codec::name(r),
         }
     }
 
@@ -482,6 +493,7 @@ impl Trained {
         use super::{CodecRequest, TrainedRequest};
         match (self, asked) {
             (Trained::Itq(_), CodecRequest::Trained(TrainedRequest::BinaryItq)) => true,
+            (Trained::Rq(r), CodecRequest::Trained(TrainedRequest::Rq(p))) => r.m() == p.m,
             (Trained::Pq(b), CodecRequest::Trained(TrainedRequest::Pq { id, params })) => {
                 *id == b.codec_id() && params.m == b.m && params.nbits == b.nbits
             }

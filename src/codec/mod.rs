@@ -25,6 +25,7 @@ pub mod codebook;
 pub mod kmeans;
 pub mod opq;
 pub mod pq;
+pub mod rq;
 
 use crate::error::{Error, Result};
 
@@ -69,6 +70,9 @@ pub enum CodecId {
     Opq = 17,
     /// Sign bits after a learned rotation ([`itq::Itq`]).
     BinaryItq = 18,
+    /// Residual quantization: additive codes over the full dimension, beam-search
+    /// encoded, with the norm coded separately ([`rq::Rq`]).
+    Rq = 19,
 }
 
 impl CodecId {
@@ -89,6 +93,7 @@ impl CodecId {
             16 => Some(CodecId::Pq),
             17 => Some(CodecId::Opq),
             18 => Some(CodecId::BinaryItq),
+            19 => Some(CodecId::Rq),
             _ => None,
         }
     }
@@ -253,6 +258,7 @@ pub fn from_spec(id: CodecId, params: &[u8], dims: usize) -> Result<Box<dyn Code
         }
         CodecId::BinaryItq => Ok(Box::new(itq::Itq::from_params(params, dims)?)),
         CodecId::Sq => Ok(Box::new(Sq::from_params(params, dims)?)),
+        CodecId::Rq => Ok(Box::new(rq::Rq::from_params(params, dims)?)),
         CodecId::Pq | CodecId::Opq => {
             Ok(Box::new(Pq::new(Codebook::from_params(id, params, dims)?)))
         }
@@ -271,6 +277,7 @@ pub fn registry_name(id: CodecId) -> &'static str {
         CodecId::Pq => "pq",
         CodecId::Opq => "opq",
         CodecId::BinaryItq => "binary-itq",
+        CodecId::Rq => "rq",
     }
 }
 
@@ -363,8 +370,11 @@ pub fn train(
         CodecRequest::Trained(TrainedRequest::BinaryItq) => {
             Ok(Trained::Itq(itq::Itq::train(source, opts, progress)?))
         }
+        CodecRequest::Trained(TrainedRequest::Rq(p)) => {
+            Ok(Trained::Rq(rq::Rq::train(&p, source, opts, progress)?))
+        }
         other => Err(Error::Config(format!(
-            "only pq, opq and binary-itq are trained, not '{}'",
+            "only pq, opq, rq and binary-itq are trained, not '{}'",
             other.name()
         ))),
     }

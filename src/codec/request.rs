@@ -5,7 +5,7 @@
 //! grammar and one style of message.
 //!
 //! ```text
-//! NAME[:key=value,...]     NAME: int8 int4 binary f16 bf16 sq | pq opq binary-itq | auto
+//! NAME[:key=value,...]     NAME: int8 int4 binary f16 bf16 sq | pq opq rq binary-itq | auto
 //! ```
 //!
 //! The checks that need the data's dimension (does `m` divide `dims`?) happen when the
@@ -17,6 +17,7 @@ use std::str::FromStr;
 use super::params::{self, QuantParams, ScaleRule};
 use super::pq::PqParams;
 use super::rotate::{DEFAULT_ROUNDS, DEFAULT_SEED};
+use super::rq::{self, RqParams};
 use super::sq::SqParams;
 use super::{Codec, CodecId, RowSource, TrainOptions, codebook, itq};
 use crate::error::{Error, Result};
@@ -55,6 +56,8 @@ pub enum TrainedRequest {
     },
     /// `binary-itq`, which takes no parameters.
     BinaryItq,
+    /// `rq`: residual quantization with its training settings.
+    Rq(RqParams),
 }
 
 /// int8, the default codec.
@@ -104,6 +107,9 @@ impl CodecRequest {
                 },
                 params: PqParams::parse_keys(name, rest)?,
             })),
+            "rq" => Ok(CodecRequest::Trained(TrainedRequest::Rq(
+                RqParams::parse_keys(rest)?,
+            ))),
             "binary-itq" | "auto" => {
                 params::key_values(name, rest, &[])?;
                 Ok(if name == "auto" {
@@ -113,7 +119,7 @@ impl CodecRequest {
                 })
             }
             _ => Err(Error::Config(format!(
-                "unknown codec '{name}'; known codecs: {}, sq, pq, opq, binary-itq (trained), auto",
+                "unknown codec '{name}'; known codecs: {}, sq, pq, opq, rq, binary-itq (trained), auto",
                 super::NAMES.join(", ")
             ))),
         }
@@ -136,6 +142,9 @@ impl CodecRequest {
             CodecRequest::Trained(t) => {
                 if let TrainedRequest::Pq { params, .. } = t {
                     params.check_dims(&self.name(), dims)?;
+                }
+                if let TrainedRequest::Rq(params) = t {
+                    params.check_dims(dims)?;
                 }
                 Err(Error::Config(format!(
                     "{} must be trained: use `vectro compress` (it trains on a sample) or `vectro train`",
@@ -167,6 +176,9 @@ impl CodecRequest {
             CodecRequest::Trained(TrainedRequest::BinaryItq) => {
                 Ok(Box::new(itq::Itq::train(source, opts, progress)?))
             }
+            CodecRequest::Trained(TrainedRequest::Rq(p)) => {
+                Ok(Box::new(rq::Rq::train(p, source, opts, progress)?))
+            }
             _ => self.build(source.dims()),
         }
     }
@@ -187,6 +199,10 @@ impl CodecRequest {
             CodecRequest::Trained(TrainedRequest::BinaryItq) => {
                 ("binary-itq".to_string(), itq::DEFAULT_ITQ_ROWS)
             }
+            CodecRequest::Trained(TrainedRequest::Rq(p)) => {
+                p.check_dims(dims)?;
+                (p.canonical(), rq::DEFAULT_RQ_ROWS)
+            }
             _ => return Ok(None),
         };
         Ok(Some(format!(
@@ -203,6 +219,7 @@ impl CodecRequest {
                 super::registry_name(*id).to_string()
             }
             CodecRequest::Trained(TrainedRequest::BinaryItq) => "binary-itq".into(),
+            CodecRequest::Trained(TrainedRequest::Rq(_)) => "rq".into(),
             CodecRequest::Sq(_) => "sq".into(),
             CodecRequest::Auto => "auto".into(),
         }
@@ -262,6 +279,7 @@ impl fmt::Display for CodecRequest {
             CodecRequest::Trained(TrainedRequest::Pq { id, params }) => {
                 kv = params.non_default_keys(super::registry_name(*id));
             }
+            CodecRequest::Trained(TrainedRequest::Rq(p)) => kv = p.non_default_keys(),
             // `sq:bits=B[,seed=S][,rounds=R]`, bits always spelled.
             CodecRequest::Sq(p) => return write!(f, "{p}"),
             _ => {}
@@ -340,7 +358,7 @@ mod tests {
         for (text, want) in [
             (
                 "int3",
-                "unknown codec 'int3'; known codecs: int8, int4, binary, f16, bf16, sq, pq, opq, binary-itq (trained), auto",
+                "unknown codec 'int3'; known codecs: int8, int4, binary, f16, bf16, sq, pq, opq, rq, binary-itq (trained), auto",
             ),
             (
                 "int8:rotate",

@@ -72,6 +72,12 @@ const TRAINS: &[Train] = &[
         input: "d64.npy",
         codec: "binary-itq",
     },
+    // `.vcb` minor version 4: the rq block (300 rows: rq needs 256 to train).
+    Train {
+        out: "rq.vcb",
+        input: "d24.npy",
+        codec: "rq:m=2,iters=3,refine=1,beam=4",
+    },
 ];
 
 const CASES: &[Case] = &[
@@ -212,6 +218,18 @@ const CASES: &[Case] = &[
         input: "d64.npy",
         args: &["--codebook", "itq.vcb"],
         min_cosine: 0.6,
+    },
+    Case {
+        out: "rq.vectro",
+        input: "d24.npy",
+        args: &["--codec", "rq:m=2,iters=3,refine=1,beam=4"],
+        min_cosine: 0.5,
+    },
+    Case {
+        out: "rq_codebook.vectro",
+        input: "d24.npy",
+        args: &["--codebook", "rq.vcb"],
+        min_cosine: 0.5,
     },
     // Format 1.4: ids stored per row.
     Case {
@@ -658,6 +676,7 @@ fn golden_files_cover_every_codec_id_and_known_minor() {
         ("pq.vectro", "pq_codebook.vectro"),
         ("opq.vectro", "opq_codebook.vectro"),
         ("binary_itq.vectro", "itq_codebook.vectro"),
+        ("rq.vectro", "rq_codebook.vectro"),
     ] {
         assert_eq!(
             fs::read(golden_dir().join(trained)).unwrap(),

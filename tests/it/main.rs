@@ -42,6 +42,7 @@ mod reliability_resume;
 mod reliability_write_faults;
 mod report;
 mod roundtrip;
+mod rq_cli;
 mod scaleout_deploy;
 mod scaleout_shards;
 mod scaleout_slurm;

@@ -356,6 +356,9 @@ fn codebook(
     if vcb.id == vectro::CodecId::BinaryItq {
         return itq_codebook(a, file, &vcb, bytes.len() as u64, json);
     }
+    if vcb.id == vectro::CodecId::Rq {
+        return rq_codebook(a, file, &vcb, bytes.len() as u64, json);
+    }
     let book = vectro::codec::Codebook::from_vcb_own_dims(file, &bytes)?;
     let file_bytes = bytes.len() as u64;
     let minor = u16::from_le_bytes([bytes[6], bytes[7]]);
@@ -408,6 +411,84 @@ fn codebook(
     outln!("size:          {}", human_bytes(info.input_bytes));
     outln!("checksums:     crc32c ok");
     for (k, v) in vectro::Codec::facts(&codec) {
+        outln!("{:<14} {v}", format!("{k}:"));
+    }
+    Ok(exit_codes::OK)
+}
+
+/// What `info --json` shows of an rq `.vcb` (from `vectro train --codec rq:...`).
+#[derive(Serialize)]
+struct RqCodebookInfo {
+    input: String,
+    kind: &'static str,
+    format_version: String,
+    codec: String,
+    dims: usize,
+    m: usize,
+    code_bytes: usize,
+    input_bytes: u64,
+    train_rows: u64,
+    kmeans_iterations: u32,
+    distortion: f64,
+    seed: u64,
+    fingerprint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipe: Option<String>,
+    codec_facts: std::collections::BTreeMap<String, String>,
+}
+
+/// `info` of an rq `.vcb`: its codebooks' shape and training facts.
+fn rq_codebook(
+    a: &InfoArgs,
+    file: &std::path::Path,
+    vcb: &vectro::codec::codebook::VcbFile<'_>,
+    file_bytes: u64,
+    json: &mut Vec<serde_json::Value>,
+) -> anyhow::Result<i32> {
+    let trained = vcb.codec(file, vcb.own_dims())?;
+    let vectro::codec::Trained::Rq(rq) = &trained else {
+        unreachable!("an rq id parses to an RQ codec")
+    };
+    let f = rq.facts();
+    let info = RqCodebookInfo {
+        input: file.display().to_string(),
+        kind: "codebook",
+        format_version: format!("1.{}", vcb.minor),
+        codec: trained.name(),
+        dims: trained.dims(),
+        m: rq.m(),
+        code_bytes: rq.row_bytes(),
+        input_bytes: file_bytes,
+        train_rows: f.sample_rows,
+        kmeans_iterations: f.kmeans_iterations,
+        distortion: f.distortion,
+        seed: f.seed,
+        fingerprint: format!("{:08x}", trained.fingerprint()),
+        recipe: vcb.recipe.map(str::to_owned),
+        codec_facts: vectro::Codec::facts(rq).into_iter().collect(),
+    };
+    if a.json {
+        json.push(serde_json::to_value(&info)?);
+        return Ok(exit_codes::OK);
+    }
+    outln!("file:          {}", info.input);
+    outln!(
+        "format:        vectro codebook (.vcb) {}",
+        info.format_version
+    );
+    outln!("codec:         {}", info.codec);
+    if let Some(r) = &info.recipe {
+        outln!("trained with:  {r}");
+    }
+    outln!(
+        "shape:         {} dims, {} codebooks of 256 codewords; {} bytes a row (codes and an f16 scale)",
+        info.dims,
+        info.m,
+        info.code_bytes
+    );
+    outln!("size:          {}", human_bytes(info.input_bytes));
+    outln!("checksums:     crc32c ok");
+    for (k, v) in &info.codec_facts {
         outln!("{:<14} {v}", format!("{k}:"));
     }
     Ok(exit_codes::OK)

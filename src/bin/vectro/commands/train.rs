@@ -84,6 +84,12 @@ pub fn run(a: TrainArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
             s.opq_iterations = f.opq_iterations;
             s.distortion = Some(f.distortion);
         }
+        Trained::Rq(rq) => {
+            let f = rq.facts();
+            s.train_rows = f.sample_rows;
+            s.kmeans_iterations = f.kmeans_iterations;
+            s.distortion = Some(f.distortion);
+        }
         Trained::Itq(itq) => {
             s.train_rows = u64::from(itq.train_rows());
             s.itq_iterations = Some(itq.iterations());
