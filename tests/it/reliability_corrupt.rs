@@ -119,10 +119,15 @@ fn structural_damage_behind_valid_checksums_is_refused() {
         ),
         (
             // Bits 1 and 2 say the chunks carry ids (format 1.4), bit 3 payload columns
-            // (1.5); bit 4 is unknown.
+            // (1.5), bit 4 search tiers (1.6); bit 5 is unknown.
             "unknown flags",
-            crafted(&good, |b| LE::write_u16(&mut b[14..16], 16)),
+            crafted(&good, |b| LE::write_u16(&mut b[14..16], 32)),
             "flags",
+        ),
+        (
+            "a tier flag on a header without a tier list",
+            crafted(&good, |b| LE::write_u16(&mut b[14..16], 16)),
+            "tier list runs past the header",
         ),
         (
             "a payload flag on chunks without payload columns",

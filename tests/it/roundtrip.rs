@@ -55,6 +55,7 @@ const CODECS: &[&str] = &[
     "pq:m=8,nbits=4",
     "opq:m=8,nbits=4",
     "binary-itq",
+    "rq:m=4",
 ];
 
 /// `None`: the default (one chunk for this data).
@@ -66,7 +67,7 @@ const ROWS: u64 = 300;
 const DIMS: u64 = 32;
 
 fn trained(codec: &str) -> bool {
-    ["pq", "opq", "binary-itq"].contains(&codec.split(':').next().unwrap())
+    ["pq", "opq", "binary-itq", "rq"].contains(&codec.split(':').next().unwrap())
 }
 
 /// The API paths of one combination.
