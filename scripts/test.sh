@@ -8,7 +8,7 @@
 #   VECTRO_SKIP_PYTHON_INTEGRATIONS=1 ...  # leave out python/tests_frameworks (LangChain, LlamaIndex, Ray)
 #   VECTRO_SKIP_DBS=1 ...      # leave out the loaders into Milvus, Qdrant, LanceDB
 #   VECTRO_SKIP_BROWSER=1 ...  # leave out the browser test (headless Chromium; needs apt)
-#   VECTRO_SKIP_AARCH64=1 ...  # leave out the aarch64 unit tests under qemu-user (needs apt)
+#   VECTRO_SKIP_AARCH64=1 ...  # leave out the SIMD kernels' tests on aarch64 under qemu-user (needs apt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -16,7 +16,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 echo "== cargo test --release"
 cargo test --release
 
-echo "== aarch64: the simd and codec unit tests cross-compiled and run under qemu-user (NEON kernels)"
+echo "== aarch64: the SIMD kernels' tests (ci/simd-aarch64) cross-compiled and run under qemu-user (NEON)"
 if [ "${VECTRO_SKIP_AARCH64:-0}" = 1 ]; then
     echo "skipped (VECTRO_SKIP_AARCH64=1)"
 else
