@@ -21,11 +21,8 @@ cd "$(dirname "$0")/.."
 bench_begin additive_vs_faiss "$(for v in QUERIES THREADS LSQ32 VCODECS; do [ -n "${!v:-}" ] && printf '%s=%s ' "$v" "${!v}"; done)NPY=$(basename "$NPY") scripts/additive_vs_faiss.sh"
 CSV=$(bench_csv additive_vs_faiss "started,host,data,base_rows,dims,queries,who,codec,code_bytes,bytes_per_row,recall_at_10,train_encode_seconds")
 export BENCH_STARTED BENCH_HOST
-VENV=target/faiss-venv
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import faiss, numpy" 2>/dev/null; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet faiss-cpu numpy
-fi
+. scripts/lib/venv.sh
+VENV=$(faiss_venv)
 if [ -n "${THREADS:-}" ] && [ "$THREADS" != 0 ]; then
     export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS
 fi

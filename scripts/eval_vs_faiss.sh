@@ -18,11 +18,8 @@ cd "$(dirname "$0")/.."
 bench_begin eval_vs_faiss "$(for v in ROWS DIMS QUERIES REPEATS THREADS; do [ -n "${!v:-}" ] && printf '%s=%s ' "$v" "${!v}"; done)${NPY:+NPY=$(basename "$NPY") }scripts/eval_vs_faiss.sh"
 CSV=$(bench_csv eval_vs_faiss "started,host,data,rows,dims,queries,threads,kind,name,run,value,reference")
 export BENCH_STARTED BENCH_HOST
-VENV=target/faiss-venv
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import faiss, numpy" 2>/dev/null; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet faiss-cpu numpy
-fi
+. scripts/lib/venv.sh
+VENV=$(faiss_venv)
 if [ -n "${THREADS:-}" ] && [ "$THREADS" != 0 ]; then
     # numpy's BLAS and faiss's OpenMP get the same thread count as eval.
     export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS

@@ -19,11 +19,8 @@ cd "$(dirname "$0")/.."
 bench_begin sq_vs_rabitq "$(for v in QUERIES REPEATS THREADS; do [ -n "${!v:-}" ] && printf '%s=%s ' "$v" "${!v}"; done)NPY=$(basename "$NPY") scripts/sq_vs_rabitq.sh"
 CSV=$(bench_csv sq_vs_rabitq "started,host,data,base_rows,dims,queries,who,codec,bits_per_dim,bytes_per_row,recall_at_10,encode_seconds,encode_mb_s")
 export BENCH_STARTED BENCH_HOST
-VENV=target/faiss-venv
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import faiss, numpy" 2>/dev/null; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet faiss-cpu numpy
-fi
+. scripts/lib/venv.sh
+VENV=$(faiss_venv)
 if [ -n "${THREADS:-}" ] && [ "$THREADS" != 0 ]; then
     export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS
 fi

@@ -31,3 +31,13 @@ make_venv() {
         "$venv/bin/python" -m pip install -q --disable-pip-version-check "$@"
     fi
 }
+
+# faiss_venv: the venv of the scripts that run faiss beside vectro (target/faiss-venv, with
+# faiss-cpu and numpy from PyPI); prints its directory. Made on first use only.
+faiss_venv() {
+    local venv=target/faiss-venv
+    if ! "$venv/bin/python" -c "import faiss, numpy" 2>/dev/null; then
+        make_venv "$venv" faiss-cpu numpy >&2
+    fi
+    echo "$venv"
+}
