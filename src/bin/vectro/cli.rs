@@ -750,44 +750,34 @@ impl Command {
 
     /// `-q`: no output but errors (serve's `-q` keeps its address line: scripts wait for it).
     pub fn quiet(&self) -> bool {
-        match self {
-            Command::Compress(a) => a.common.quiet,
-            Command::Decompress(a) => a.common.quiet,
-            Command::Info(a) => a.quiet,
-            Command::Eval(a) => a.common.quiet,
-            Command::Generate(a) => a.common.quiet,
-            Command::Demo(a) => a.common.quiet,
-            Command::Merge(a) => a.quiet,
-            Command::Get(a) => a.quiet,
-            Command::Export(a) => a.common.quiet,
-            Command::ImportNpz(a) => a.common.quiet,
-            Command::Bench(a) => a.common.quiet,
-            Command::Verify(a) => a.quiet,
-            Command::Train(a) => a.common.quiet,
-            Command::Search(a) => a.common.quiet,
-            Command::Report(a) => a.common.quiet,
-            Command::Serve(_) | Command::Completions(_) | Command::Man => false,
-        }
+        self.quiet_json().0
     }
 
     /// `--json`: summaries, and errors, as JSON.
     pub fn json(&self) -> bool {
+        self.quiet_json().1
+    }
+
+    /// `(-q, --json)` as the command spells them.
+    fn quiet_json(&self) -> (bool, bool) {
+        let c = |c: &Common| (c.quiet, c.json);
         match self {
-            Command::Compress(a) => a.common.json,
-            Command::Decompress(a) => a.common.json,
-            Command::Info(a) => a.json,
-            Command::Eval(a) => a.common.json,
-            Command::Generate(a) => a.common.json,
-            Command::Demo(a) => a.common.json,
-            Command::Merge(a) => a.json,
-            Command::Export(a) => a.common.json,
-            Command::ImportNpz(a) => a.common.json,
-            Command::Bench(a) => a.common.json,
-            Command::Verify(a) => a.json,
-            Command::Train(a) => a.common.json,
-            Command::Search(a) => a.common.json,
-            Command::Report(a) => a.common.json,
-            Command::Get(_) | Command::Serve(_) | Command::Completions(_) | Command::Man => false,
+            Command::Compress(a) => c(&a.common),
+            Command::Decompress(a) => c(&a.common),
+            Command::Eval(a) => c(&a.common),
+            Command::Generate(a) => c(&a.common),
+            Command::Demo(a) => c(&a.common),
+            Command::Export(a) => c(&a.common),
+            Command::ImportNpz(a) => c(&a.common),
+            Command::Bench(a) => c(&a.common),
+            Command::Train(a) => c(&a.common),
+            Command::Search(a) => c(&a.common),
+            Command::Report(a) => c(&a.common),
+            Command::Info(a) => (a.quiet, a.json),
+            Command::Merge(a) => (a.quiet, a.json),
+            Command::Verify(a) => (a.quiet, a.json),
+            Command::Get(a) => (a.quiet, false),
+            Command::Serve(_) | Command::Completions(_) | Command::Man => (false, false),
         }
     }
 
@@ -798,34 +788,31 @@ impl Command {
     pub fn resolve(&mut self) -> Result<(), vectro::Error> {
         match self {
             Command::Compress(a) => {
-                let [i, o] = place(
+                let [i, o] = place_all(
                     "compress",
                     [a.input.take(), a.output_pos.take()],
                     [("INPUT", a.in_flag.take()), ("OUTPUT", a.output.take())],
                 )?;
-                a.input = Some(need("compress", "INPUT", i)?);
-                a.output = Some(need("compress", "OUTPUT", o)?);
+                (a.input, a.output) = (Some(i), Some(o));
             }
             Command::Decompress(a) => {
-                let [i, o] = place(
+                let [i, o] = place_all(
                     "decompress",
                     [a.input.take(), a.output_pos.take()],
                     [("CONTAINER", a.in_flag.take()), ("OUTPUT", a.output.take())],
                 )?;
-                a.input = Some(need("decompress", "CONTAINER", i)?);
-                a.output = Some(need("decompress", "OUTPUT", o)?);
+                (a.input, a.output) = (Some(i), Some(o));
             }
             Command::Train(a) => {
-                let [i, o] = place(
+                let [i, o] = place_all(
                     "train",
                     [a.input.take(), a.output_pos.take()],
                     [("INPUT", a.in_flag.take()), ("OUTPUT", a.output.take())],
                 )?;
-                a.input = Some(need("train", "INPUT", i)?);
-                a.output = Some(need("train", "OUTPUT", o)?);
+                (a.input, a.output) = (Some(i), Some(o));
             }
             Command::Eval(a) => {
-                let [i, c] = place(
+                let [i, c] = place_all(
                     "eval",
                     [a.orig_pos.take(), a.comp_pos.take()],
                     [
@@ -833,8 +820,7 @@ impl Command {
                         ("CONTAINER", a.comp_flag.take()),
                     ],
                 )?;
-                a.orig_pos = Some(need("eval", "INPUT", i)?);
-                a.comp_pos = Some(need("eval", "CONTAINER", c)?);
+                (a.orig_pos, a.comp_pos) = (Some(i), Some(c));
             }
             Command::Bench(a) => {
                 let [i] = place("bench", [a.input.take()], [("INPUT", a.in_flag.take())])?;
@@ -852,28 +838,28 @@ impl Command {
                 a.input = i;
             }
             Command::Generate(a) => {
-                let [o] = place(
+                let [o] = place_all(
                     "generate",
                     [a.output_pos.take()],
                     [("OUTPUT", a.output.take())],
                 )?;
-                a.output = Some(need("generate", "OUTPUT", o)?);
+                a.output = Some(o);
             }
             Command::Export(a) => {
-                let [o] = place(
+                let [o] = place_all(
                     "export",
                     [a.output_pos.take()],
                     [("OUTPUT", a.output.take())],
                 )?;
-                a.output = Some(need("export", "OUTPUT", o)?);
+                a.output = Some(o);
             }
             Command::ImportNpz(a) => {
-                let [o] = place(
+                let [o] = place_all(
                     "import-npz",
                     [a.output_pos.take()],
                     [("OUTPUT", a.output.take())],
                 )?;
-                a.output = Some(need("import-npz", "OUTPUT", o)?);
+                a.output = Some(o);
             }
             Command::Report(a) => {
                 if a.orig.is_none() {
@@ -922,8 +908,19 @@ fn place<const N: usize>(
     Ok(slots)
 }
 
-fn need(cmd: &str, what: &str, p: Option<PathBuf>) -> Result<PathBuf, vectro::Error> {
-    p.ok_or_else(|| missing(cmd, what))
+/// [`place`], then every slot must be filled: the first empty one is named in the error.
+fn place_all<const N: usize>(
+    cmd: &str,
+    positional: [Option<PathBuf>; N],
+    flags: [(&str, Option<PathBuf>); N],
+) -> Result<[PathBuf; N], vectro::Error> {
+    let names = flags.each_ref().map(|(name, _)| *name);
+    let slots = place(cmd, positional, flags)?;
+    if let Some((_, name)) = slots.iter().zip(names).find(|(p, _)| p.is_none()) {
+        return Err(missing(cmd, name));
+    }
+    // Every slot is filled, so the default never stands in.
+    Ok(slots.map(Option::unwrap_or_default))
 }
 
 fn missing(cmd: &str, what: &str) -> vectro::Error {

@@ -390,17 +390,8 @@ fn codebook(
         json.push(serde_json::to_value(&info)?);
         return Ok(exit_codes::OK);
     }
-    outln!("file:          {}", info.input);
-    outln!(
-        "format:        vectro codebook (.vcb) {}",
-        info.format_version
-    );
-    outln!("codec:         {}", info.codec);
-    if let Some(r) = &info.recipe {
-        outln!("trained with:  {r}");
-    }
-    outln!(
-        "shape:         {} dims in {} subspaces of {}, {} centroids each{}; {} bytes a row",
+    let shape = format!(
+        "{} dims in {} subspaces of {}, {} centroids each{}; {} bytes a row",
         info.dims,
         info.m,
         book.dsub(),
@@ -408,11 +399,16 @@ fn codebook(
         if info.rotation { ", rotated" } else { "" },
         info.code_bytes
     );
-    outln!("size:          {}", human_bytes(info.input_bytes));
-    outln!("checksums:     crc32c ok");
-    for (k, v) in vectro::Codec::facts(&codec) {
-        outln!("{:<14} {v}", format!("{k}:"));
-    }
+    let facts = vectro::Codec::facts(&codec);
+    print_vcb(
+        &info.input,
+        &info.format_version,
+        &info.codec,
+        info.recipe.as_deref(),
+        &shape,
+        info.input_bytes,
+        facts,
+    );
     Ok(exit_codes::OK)
 }
 
@@ -471,26 +467,20 @@ fn rq_codebook(
         json.push(serde_json::to_value(&info)?);
         return Ok(exit_codes::OK);
     }
-    outln!("file:          {}", info.input);
-    outln!(
-        "format:        vectro codebook (.vcb) {}",
-        info.format_version
+    let shape = format!(
+        "{} dims, {} codebooks of 256 codewords; {} bytes a row (codes and an f16 scale)",
+        info.dims, info.m, info.code_bytes
     );
-    outln!("codec:         {}", info.codec);
-    if let Some(r) = &info.recipe {
-        outln!("trained with:  {r}");
-    }
-    outln!(
-        "shape:         {} dims, {} codebooks of 256 codewords; {} bytes a row (codes and an f16 scale)",
-        info.dims,
-        info.m,
-        info.code_bytes
+    let facts = info.codec_facts.into_iter();
+    print_vcb(
+        &info.input,
+        &info.format_version,
+        &info.codec,
+        info.recipe.as_deref(),
+        &shape,
+        info.input_bytes,
+        facts,
     );
-    outln!("size:          {}", human_bytes(info.input_bytes));
-    outln!("checksums:     crc32c ok");
-    for (k, v) in &info.codec_facts {
-        outln!("{:<14} {v}", format!("{k}:"));
-    }
     Ok(exit_codes::OK)
 }
 
@@ -542,25 +532,45 @@ fn itq_codebook(
         json.push(serde_json::to_value(&info)?);
         return Ok(exit_codes::OK);
     }
-    outln!("file:          {}", info.input);
-    outln!(
-        "format:        vectro codebook (.vcb) {}",
-        info.format_version
-    );
-    outln!("codec:         {}", info.codec);
-    if let Some(r) = &info.recipe {
-        outln!("trained with:  {r}");
-    }
-    outln!(
-        "shape:         {} dims: a mean and a {0} x {0} rotation; {} bytes a row",
+    let shape = format!(
+        "{} dims: a mean and a {0} x {0} rotation; {} bytes a row",
         info.dims,
         info.dims.div_ceil(8) + 4
     );
-    outln!("size:          {}", human_bytes(info.input_bytes));
+    let facts =
+        std::iter::once(("fingerprint".to_owned(), info.fingerprint)).chain(info.codec_facts);
+    print_vcb(
+        &info.input,
+        &info.format_version,
+        &info.codec,
+        info.recipe.as_deref(),
+        &shape,
+        info.input_bytes,
+        facts,
+    );
+    Ok(exit_codes::OK)
+}
+
+/// The text `info` shows of any `.vcb`: what it is, its `shape` line, then one line a fact.
+fn print_vcb(
+    input: &str,
+    format_version: &str,
+    codec: &str,
+    recipe: Option<&str>,
+    shape: &str,
+    input_bytes: u64,
+    facts: impl IntoIterator<Item = (String, String)>,
+) {
+    outln!("file:          {input}");
+    outln!("format:        vectro codebook (.vcb) {format_version}");
+    outln!("codec:         {codec}");
+    if let Some(r) = recipe {
+        outln!("trained with:  {r}");
+    }
+    outln!("shape:         {shape}");
+    outln!("size:          {}", human_bytes(input_bytes));
     outln!("checksums:     crc32c ok");
-    outln!("fingerprint:   {}", info.fingerprint);
-    for (k, v) in &info.codec_facts {
+    for (k, v) in facts {
         outln!("{:<14} {v}", format!("{k}:"));
     }
-    Ok(exit_codes::OK)
 }
