@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 pub(crate) fn open_input(path: &Path) -> Result<File> {
     if path == Path::new("-") {
         return Err(Error::Config(
-            "-: this command cannot read standard input (only `vectro compress --in -` does); \
+            "-: this command cannot read standard input (only `vectro compress - OUTPUT` does); \
              save the stream to a file first and give its path"
                 .into(),
         ));
@@ -32,7 +32,7 @@ pub(crate) fn open_input(path: &Path) -> Result<File> {
         return Err(Error::Config(format!(
             "{}: not a regular file (a pipe, FIFO, socket or device); vectro needs to map \
              or seek its inputs: save it to a file first (to stream a .npy into compress, \
-             use `vectro compress --in -`)",
+             use `vectro compress - OUTPUT`)",
             path.display()
         )));
     }

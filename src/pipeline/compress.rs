@@ -555,7 +555,7 @@ fn prepare_output(
     }
     if opts.resume && matches!(source, Input::Stream(_)) {
         return Err(Error::Config(
-            "--resume needs a file input: a stream (--in -) cannot be read again".into(),
+            "--resume needs a file input: a stream (input -) cannot be read again".into(),
         ));
     }
     Ok(resume)

@@ -447,7 +447,7 @@ impl Input {
                 let all = s.header().rows.div_ceil(chunk_rows);
                 if range != (0..all) {
                     return Err(Error::Config(
-                        "a stream (--in -) cannot be sharded: give the shards files to read".into(),
+                        "a stream (input -) cannot be sharded: give the shards files to read".into(),
                     ));
                 }
                 Ok(Box::new(s.chunks(chunk_rows)?))
@@ -530,7 +530,8 @@ impl Input {
                 })))
             }
             Input::Stream(_) => Err(Error::Config(
-                "this command reads its input beside another file, which a stream (--in -)                  cannot offer: save the stream to a file first"
+                "this command reads its input beside another file, which a stream (input -) cannot offer: \
+                 save the stream to a file first"
                     .into(),
             )),
         }
@@ -558,7 +559,7 @@ impl Input {
         }
         let Input::Files(d) = self else {
             return Err(Error::Config(
-                "this codec samples rows before encoding, which a stream (--in -) cannot offer: \
+                "this codec samples rows before encoding, which a stream (input -) cannot offer: \
                  save the stream to a file first, or pass a trained --codebook"
                     .into(),
             ));

@@ -119,7 +119,7 @@ fn in_dash_on_commands_that_cannot_stream_says_only_compress_reads_stdin() {
         assert_eq!(code, Some(2), "{args:?}: {err}");
         assert!(
             err.contains(
-                "-: this command cannot read standard input (only `vectro compress --in -` does)"
+                "-: this command cannot read standard input (only `vectro compress - OUTPUT` does)"
             ) && err.contains("save the stream to a file first"),
             "{args:?}: {err}"
         );
@@ -143,7 +143,7 @@ fn a_pipe_as_input_is_named_as_a_pipe() {
         let (code, err) = run(dir.path(), args);
         assert_eq!(code, Some(2), "{args:?}: {err}");
         assert!(
-            err.contains("fifo: not a regular file") && err.contains("`vectro compress --in -`"),
+            err.contains("fifo: not a regular file") && err.contains("`vectro compress - OUTPUT`"),
             "{args:?}: {err}"
         );
     }
