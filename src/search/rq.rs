@@ -30,8 +30,8 @@ use super::exact::{Metric, Queries};
 use super::filter::RowFilter;
 use super::huge::LanesBuf;
 use super::topk::TopK;
-use crate::codec::rq::{K, Rq};
 use crate::codec::Codec;
+use crate::codec::rq::{K, Rq};
 use crate::simd::Level;
 use crate::simd::adc::{BLOCK, Lanes, Term, block_sums, block_table_at};
 
@@ -282,7 +282,13 @@ mod tests {
             let cut = 217;
             let rb = rq.row_bytes();
             scan.scan(&payload[..cut * rb], cut, 0, &mut two, Some(&filter));
-            scan.scan(&payload[cut * rb..], n - cut, cut as u64, &mut two, Some(&filter));
+            scan.scan(
+                &payload[cut * rb..],
+                n - cut,
+                cut as u64,
+                &mut two,
+                Some(&filter),
+            );
             for i in 0..nq {
                 let a = one[i].sorted();
                 let b = two[i].sorted();
