@@ -3,10 +3,10 @@
 //! An `rq` row decodes to `x̃ = s · x̂` with `x̂ = Σ_l C_l[c_l]` (one codeword from each of
 //! the `m` codebooks, every codebook over all `d` coordinates) and `s` the row's f16 scale
 //! (see `crate::codec::rq`). For a query `q`, `q·x̃ = s · Σ_l ⟨q, C_l[c_l]⟩`: one table of
-//! `m × 256` inner products per query (`m·256·d` multiply-adds, as many as scoring `256`
-//! decoded rows would take per codebook), then `m` lookups and one multiply per row where
-//! a decoded row costs `m·d` adds and a `d`-long dot product; 16 queries per table vector,
-//! with the pq/opq kernels of [`crate::simd::adc`] ([`block_table_at`], [`block_sums`]).
+//! `m × 256` inner products per query (`m·256·d` multiply-adds, one matrix multiply of the
+//! queries by all the codewords), then `m` lookups and one multiply per row where a decoded
+//! row costs `m·d` adds and a `d`-long dot product; the tables are interleaved 16 queries
+//! per vector and summed with the pq/opq kernel of [`crate::simd::adc`] ([`block_sums`]).
 //!
 //! Cosine and L2 also need the decoded row's squared norm `‖x̃‖² = s²‖x̂‖²`, and unlike pq
 //! the codebooks overlap, so `‖x̂‖² = Σ_l ‖C_l[c_l]‖² + 2 Σ_{i<j} ⟨C_i[c_i], C_j[c_j]⟩` has
@@ -32,14 +32,16 @@ use super::huge::LanesBuf;
 use super::topk::TopK;
 use crate::codec::Codec;
 use crate::codec::rq::{K, Rq};
-use crate::simd::Level;
-use crate::simd::adc::{BLOCK, Lanes, Term, block_sums, block_table_at};
+use crate::simd::adc::{BLOCK, Lanes, block_sums};
 
 /// Rows summed at a time for one block of queries: their sums take 64 KiB.
 const ROW_TILE: usize = 1024;
 /// Codebooks whose tables are summed over a row tile at a time: 12 × 16 KiB, within L2
 /// beside the sums and the codes.
 const GROUP: usize = 12;
+/// Query blocks whose tables one matrix multiply computes (64 queries: the products take
+/// 1 MiB at m = 16).
+const TABLE_BLOCKS: usize = 4;
 
 /// The lookup tables of every query over an `rq` codec, built once per search and used on
 /// every chunk's codes.
@@ -56,34 +58,31 @@ pub struct RqScan {
 
 impl RqScan {
     /// The tables of the prepared `queries` (unit length for cosine) over `codec`'s
-    /// codebooks. Blocks of 16 queries are built in parallel on the current rayon pool.
+    /// codebooks: one matrix multiply of each group of 64 queries by all the codewords,
+    /// groups in parallel on the current rayon pool. The groups are fixed, so the tables
+    /// do not depend on the thread count.
     pub fn new(codec: Rq, queries: &Queries) -> RqScan {
         let (d, m, nq) = (codec.dims(), codec.m(), queries.len());
         let per_block = m * K;
         let mut tables = LanesBuf::zeroed(nq.div_ceil(BLOCK) * per_block);
-        let level = Level::detect();
+        let books = codec.codebooks();
         tables
-            .par_chunks_mut(per_block)
+            .par_chunks_mut(TABLE_BLOCKS * per_block)
             .enumerate()
-            .for_each(|(b, t)| {
-                // The block's queries by coordinate: lane `l` is query `16b + l`.
-                let mut by_dim = vec![[0f32; BLOCK]; d];
-                for l in 0..BLOCK.min(nq - b * BLOCK) {
-                    for (c, &v) in by_dim.iter_mut().zip(queries.get(b * BLOCK + l)) {
-                        c[l] = v;
+            .for_each(|(g, t)| {
+                let q0 = g * TABLE_BLOCKS * BLOCK;
+                let qn = (TABLE_BLOCKS * BLOCK).min(nq - q0);
+                let mut q = Vec::with_capacity(qn * d);
+                (q0..q0 + qn).for_each(|i| q.extend_from_slice(queries.get(i)));
+                // `prod[i][j] = q_i · codeword j`, codewords in level order.
+                let mut prod = vec![0f32; qn * per_block];
+                super::exact::dot_tile(&q, books, d, &mut prod);
+                for (i, row) in prod.chunks_exact(per_block).enumerate() {
+                    let (b, l) = (i / BLOCK, i % BLOCK);
+                    let block = &mut t[b * per_block..(b + 1) * per_block];
+                    for (e, &v) in block.iter_mut().zip(row) {
+                        e.0[l] = v;
                     }
-                }
-                for (i, out) in t.chunks_exact_mut(1).enumerate() {
-                    let (l, k) = (i / K, i % K);
-                    block_table_at(
-                        level,
-                        &by_dim,
-                        codec.codeword(l, k),
-                        d,
-                        1,
-                        Term::Product,
-                        out,
-                    );
                 }
             });
         RqScan {
