@@ -137,6 +137,8 @@ fn scan(c: &mut Criterion) {
         ("pq:m=48", false),
         ("pq:m=96,nbits=4", false),
         ("f16", false),
+        // Trained without refinement rounds: the scan's speed does not depend on them.
+        ("rq:m=16,refine=0", false),
     ] {
         let mut bytes = Vec::new();
         vectro::stream::Compressor::new()

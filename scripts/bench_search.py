@@ -13,6 +13,10 @@
    registers, exact re-scoring of the rows the quantized bound cannot rule out) against
    faiss `IndexPQFastScan` (M=96, nbits=4, bbs=32; its quantized distances as they are),
    l2 on unit rows.
+4. rq m=16 and m=32 (residual codes, `--only rq` runs this alone): vectro's lookup-table
+   search on the codes against decoding every row (`Container[:]`) and one numpy matrix
+   multiply, and pq at the same code bytes (m=16, m=32) searched by its lookup tables;
+   cosine on unit rows. rq trains on RQ_TRAIN_ROWS rows (its training time is printed).
 
 recall@10 is against exact float search over the same base (cosine = l2 order on unit
 rows). QPS is queries / best-of-N wall time, 2 threads each side (faiss through OpenMP,
@@ -159,6 +163,7 @@ def run_set(name, base, q, repeats, tmp, rows_out):
     f_pq = record("faiss IndexPQ m=48 nbits=8", ids, t, 48)
     print(f"  throughput ratio vectro/faiss: binary+rescore {v_ham / f_ham:.2f}x, pq {v_pq / f_pq:.2f}x")
     pq4_fastscan(name, base, q, repeats, tmp, record)
+    rq_search(name, base, q, repeats, tmp, record)
     for p in (b_path, i_path, p_path):
         p.unlink()
 
@@ -187,6 +192,63 @@ def pq4_fastscan(name, base, q, repeats, tmp, record):
     path.unlink()
 
 
+RQ_TRAIN_ROWS = 4000
+
+
+def rq_search(name, base, q, repeats, tmp, record):
+    """rq m=16/32: lookup tables on the codes vs decode + matrix multiply, and pq at equal
+    code bytes by its lookup tables, same run."""
+    n, d = base.shape
+    for m in (16, 32):
+        r_path, p_path = tmp / f"{name}.rq{m}.vectro", tmp / f"{name}.pq{m}.vectro"
+        for p in (r_path, p_path):
+            if p.exists():
+                p.unlink()
+        t = time.perf_counter()
+        vectro.compress(base, r_path, codec=f"rq:m={m}", train_rows=RQ_TRAIN_ROWS, threads=THREADS)
+        print(f"  (vectro rq m={m} trained on {RQ_TRAIN_ROWS} rows and encoded in {time.perf_counter() - t:.1f} s)")
+        rq = vectro.Container(r_path)
+        rq.search(q[:1], K)  # touch every chunk once (checksums), as a server would
+        (ids, _), t = best(lambda: rq.search(q, K, metric="cos", threads=THREADS), repeats)
+        v_lut = record(f"vectro rq m={m} (lookup tables)", ids, t, m + 2)
+
+        def decode_then_matmul():
+            x = rq[:]
+            s = q @ x.T / np.maximum(np.linalg.norm(x, axis=1), 1e-30)
+            top = np.argpartition(-s, K, axis=1)[:, :K]
+            return np.take_along_axis(top, np.argsort(-np.take_along_axis(s, top, 1), axis=1), 1)
+
+        ids, t = best(decode_then_matmul, repeats)
+        v_dec = record(f"rq m={m} decoded (Container[:]) + numpy matmul", ids, t, m + 2)
+        vectro.compress(base, p_path, codec=f"pq:m={m}", threads=THREADS)
+        pq = vectro.Container(p_path)
+        pq.search(q[:1], K)
+        (ids, _), t = best(lambda: pq.search(q, K, metric="cos", threads=THREADS), repeats)
+        v_pq = record(f"vectro pq m={m} nbits=8 (lookup tables)", ids, t, m)
+        print(f"  throughput ratio rq m={m}: lookup / decode {v_lut / v_dec:.2f}x, rq / pq {v_lut / v_pq:.2f}x")
+        for p in (r_path, p_path):
+            p.unlink()
+
+
+def rq_only(name, base, q, repeats, tmp, rows_out):
+    """`--only rq`: the rq comparison alone, recorded as run_set records."""
+    n, d = base.shape
+    nq = len(q)
+    print(f"\n{name}: {n} rows x {d} dims, {nq} held-out queries, {THREADS} threads, best of {repeats}")
+    want = truth(base, q, K)
+
+    def record(method, ids, secs, bytes_per_row, note=""):
+        r = recall(ids, want)
+        qps = nq / secs
+        rows_out(dict(data=name, rows=n, dims=d, queries=nq, method=method,
+                      recall10=f"{r:.4f}", qps=f"{qps:.1f}", seconds=f"{secs:.4f}",
+                      bytes_per_row=bytes_per_row, note=note))
+        print(f"  {method:<46} recall@10 {r:.4f}   {qps:10.1f} q/s   {bytes_per_row:>4} B/row {note}")
+        return qps
+
+    rq_search(name, base, q, repeats, tmp, record)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data", nargs="?", default="/work/shared/data/minilm_wordnet_10k.npy")
@@ -195,6 +257,8 @@ def main():
                     help="also run on this many rows of `vectro generate` (384-d, clustered)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--csv", default=None)
+    ap.add_argument("--only", choices=["all", "rq"], default="all",
+                    help="rq: only the rq comparison (4. above)")
     a = ap.parse_args()
 
     def rows_out(row):
@@ -212,7 +276,8 @@ def main():
             rng = np.random.default_rng(0)
             perm = rng.permutation(len(x))
             q, base = x[perm[: a.queries]], np.ascontiguousarray(x[perm[a.queries:]])
-            run_set(pathlib.Path(a.data).stem, base, q, a.repeats, tmp, rows_out)
+            run = run_set if a.only == "all" else rq_only
+            run(pathlib.Path(a.data).stem, base, q, a.repeats, tmp, rows_out)
         if a.generated_rows:
             g = tmp / "gen.npy"
             subprocess.run([str(ROOT / "target/release/vectro"), "generate", "--out", str(g),
@@ -220,7 +285,7 @@ def main():
                            check=True)
             x = unit(np.load(g))
             g.unlink()
-            run_set(f"generated{a.generated_rows}", np.ascontiguousarray(x[a.queries:]), x[: a.queries],
+            (run_set if a.only == "all" else rq_only)(f"generated{a.generated_rows}", np.ascontiguousarray(x[a.queries:]), x[: a.queries],
                     a.repeats, tmp, rows_out)
 
 

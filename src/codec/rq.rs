@@ -223,6 +223,11 @@ impl Rq {
         &self.books[at..at + self.dims]
     }
 
+    /// Every codeword, `m × 256 × dims` floats: level, then codeword, then coordinate.
+    pub fn codebooks(&self) -> &[f32] {
+        &self.books
+    }
+
     /// Bytes of one encoded row: the codes and the f16 scale.
     pub fn row_bytes(&self) -> usize {
         self.m + 2

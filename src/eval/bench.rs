@@ -332,9 +332,12 @@ impl Pass<'_> {
     }
 }
 
-/// Whether `codec` is trained on the data (pq, opq, binary-itq).
+/// Whether `codec` is trained on the data (pq, opq, rq, binary-itq).
 fn is_trained(codec: &str) -> bool {
-    matches!(codec.split(':').next(), Some("pq" | "opq" | "binary-itq"))
+    matches!(
+        codec.split(':').next(),
+        Some("pq" | "opq" | "rq" | "binary-itq")
+    )
 }
 
 /// The bench data as rows a trained codec samples.

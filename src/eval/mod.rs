@@ -11,7 +11,9 @@
 //!   containers the found top-k comes instead from the chunk's codes by ADC
 //!   (`crate::search::adc`: lookup tables built once, 16 queries interleaved, then `m`
 //!   vector adds per row for 16 queries), as PQ is
-//!   searched in practice; the chunk is still decoded for the quality metrics.
+//!   searched in practice; rq containers likewise by their lookup tables
+//!   (`crate::search::rq`), sq by its estimator; the chunk is still decoded for the
+//!   quality metrics.
 //!
 //! Then the found candidates are re-ranked with the original floats (random reads of a few
 //! rows per query) for the rescored recall. Memory is bounded by the chunks in flight and
@@ -133,7 +135,7 @@ pub struct EvalReport {
     pub query_source: &'static str,
     /// Candidates re-ranked for the rescored recall.
     pub rerank: usize,
-    /// How the found neighbours were searched: `adc` (over the pq/opq codes, one lookup
+    /// How the found neighbours were searched: `adc` (over the pq/opq/rq codes, one lookup
     /// table per query), `estimator` (over the `sq` codes by their unbiased estimator, as
     /// `vectro search` scores them) or `exact-float` (brute force over the decoded rows).
     pub search: &'static str,
@@ -195,7 +197,8 @@ enum FoundSearch {
     ExactFloat,
     /// Over the pq/opq codes, with the queries' lookup tables.
     Adc(AdcTables),
-    /// Over the codes by the codec's estimator (`sq`), as `vectro search` scores them.
+    /// Over the codes by the codec's estimator (`sq`) or lookup tables (`rq`), as
+    /// `vectro search` scores them.
     Estimator(crate::search::codes::Scorer),
 }
 
@@ -476,7 +479,7 @@ pub fn evaluate_observed<P: Send>(
             search: match search {
                 FoundSearch::ExactFloat => "exact-float",
                 FoundSearch::Adc(_) => "adc",
-                FoundSearch::Estimator(_) => "estimator",
+                FoundSearch::Estimator(s) => s.name(),
             },
             recall,
             seconds: start.elapsed().as_secs_f64(),

@@ -27,9 +27,11 @@ use std::borrow::Cow;
 use super::adc::{AdcTables, quantize_tables};
 use super::exact::{Floors, Metric, Queries};
 use super::filter::RowFilter;
+use super::rq::RqScan;
 use super::topk::TopK;
 use crate::codec::int4::gauss_level;
 use crate::codec::itq::Itq;
+use crate::codec::rq::Rq;
 use crate::codec::sq::{self, Factors, Sq};
 use crate::codec::{Codebook, CodecId, CodecSpec, QuantParams, Rotation, ScaleRule};
 use crate::error::Result;
@@ -54,6 +56,8 @@ pub enum Scorer {
     Ints(Ints),
     /// `sq:bits=B` codes, by their unbiased estimator.
     Sq(SqScan),
+    /// `rq` codes, by lookup tables of each query against the codebooks.
+    Rq(RqScan),
 }
 
 /// What every code-space scorer knows about each query.
@@ -227,6 +231,7 @@ impl Scorer {
                 Scorer::Ints(Ints::new(frame(&r), true, rule == ScaleRule::Gauss))
             }
             CodecId::Sq => Scorer::Sq(SqScan::new(Sq::from_params(&spec.params, d)?, q)),
+            CodecId::Rq => Scorer::Rq(RqScan::new(Rq::from_params(&spec.params, d)?, q)),
             _ => Scorer::Float,
         })
     }
@@ -241,8 +246,8 @@ impl Scorer {
         matches!(self, Scorer::Bits(b) if b.hamming.is_some())
     }
 
-    /// What the scorer is, for reports: `float`, `adc`, `fastscan` (pq/opq with 4-bit
-    /// codes), `bits`, `hamming`, `int` or `estimator`.
+    /// What the scorer is, for reports: `float`, `adc` (pq/opq/rq lookup tables),
+    /// `fastscan` (pq/opq with 4-bit codes), `bits`, `hamming`, `int` or `estimator`.
     pub fn name(&self) -> &'static str {
         match self {
             Scorer::Float => "float",
@@ -252,18 +257,21 @@ impl Scorer {
             Scorer::Bits(_) => "bits",
             Scorer::Ints(_) => "int",
             Scorer::Sq(_) => "estimator",
+            Scorer::Rq(_) => "adc",
         }
     }
 
     /// The scorer of a codec whose codes rank better by their own estimator than their
-    /// decoded rows do under some metric (`sq`), for `eval` and `--codec auto` to search
-    /// with as `search` does; `None` for the others, which those search over decoded rows.
+    /// decoded rows do under some metric (`sq`), or that ranks as the decoded rows do at a
+    /// fraction of decoding's cost (`rq`'s lookup tables), for `eval`, `bench` and
+    /// `--codec auto` to search with as `search` does; `None` for the others, which those
+    /// search over decoded rows (pq/opq have their own tables there).
     ///
     /// # Errors
     /// [`crate::Error::Config`] when the codec parameters do not parse.
     pub fn estimator(spec: &CodecSpec, d: usize, q: &Queries) -> Result<Option<Scorer>> {
         Ok(match spec.id {
-            CodecId::Sq => Some(Scorer::for_spec(spec, d, q, false)?),
+            CodecId::Sq | CodecId::Rq => Some(Scorer::for_spec(spec, d, q, false)?),
             _ => None,
         })
     }
@@ -281,6 +289,7 @@ impl Scorer {
     ) -> Vec<TopK> {
         let nq = match self {
             Scorer::Sq(s) => s.own.len(),
+            Scorer::Rq(s) => s.queries(),
             _ => unreachable!("scan_payload is for Scorer::estimator's scorers"),
         };
         let mut heaps: Vec<TopK> = (0..nq)
@@ -288,6 +297,7 @@ impl Scorer {
             .collect();
         match self {
             Scorer::Sq(s) if keep > 0 => s.scan(payload, n, first_row, &mut heaps, None),
+            Scorer::Rq(s) if keep > 0 => s.scan(payload, n, first_row, &mut heaps, None),
             _ => {}
         }
         heaps.iter_mut().for_each(TopK::shrink);
@@ -326,6 +336,7 @@ impl Scorer {
             Scorer::Bits(b) => b.scan(&c.chunk_data(i)?, n, e.first_row, &mut heaps, filter),
             Scorer::Ints(t) => t.scan(&c.chunk_data(i)?, n, e.first_row, &mut heaps, filter),
             Scorer::Sq(s) => s.scan(&c.chunk_data(i)?, n, e.first_row, &mut heaps, filter),
+            Scorer::Rq(s) => s.scan(&c.chunk_data(i)?, n, e.first_row, &mut heaps, filter),
         }
         heaps.iter_mut().for_each(TopK::shrink);
         Ok(heaps)

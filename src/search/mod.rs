@@ -30,6 +30,7 @@ pub mod exact;
 pub mod filter;
 pub(crate) mod huge;
 pub mod ids;
+pub(crate) mod rq;
 pub mod topk;
 
 use std::path::Path;

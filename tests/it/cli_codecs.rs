@@ -354,3 +354,95 @@ fn auto_chooses_a_trained_codec_and_writes_what_its_codebook_writes() {
         "auto's {chosen} output differs from compress --codebook of the same book"
     );
 }
+
+/// Rows that are the sum of a coarse and a finer component, each one of 100 vectors over
+/// all dimensions: two full-dimension codebooks (rq) hold them in 2 bytes of codes, where
+/// a product quantizer's subspaces see 10,000 combinations.
+fn two_level(rows: u64, dims: u64) -> Vec<f32> {
+    let a = crate::helpers::rows(100, dims, 21);
+    let b = crate::helpers::rows(100, dims, 22);
+    let pick = crate::helpers::rows(rows, 2, 23);
+    let noise = crate::helpers::rows(rows, dims, 24);
+    let at = |u: f32| (((u + 1.0) * 50.0) as usize).min(99);
+    (0..rows as usize)
+        .flat_map(|r| {
+            let (i, j) = (at(pick[2 * r]), at(pick[2 * r + 1]));
+            let d = dims as usize;
+            let (a, b, noise) = (&a, &b, &noise);
+            (0..d).map(move |t| a[i * d + t] + 0.6 * b[j * d + t] + 0.01 * noise[r * d + t])
+        })
+        .collect()
+}
+
+/// `auto` considers rq: on rows that are sums of two components, `rq:m=2` (4 bytes a row)
+/// meets a cosine target that pq and opq of 2 and 6 bytes miss, so it is chosen; the
+/// output is then byte for byte what `vectro train --train-rows N` of rq and
+/// `compress --codebook` of its book write (no second training).
+#[test]
+fn auto_chooses_rq_and_writes_what_its_codebook_writes() {
+    let d = tempfile::tempdir().unwrap();
+    let npy = d.path().join("sum.npy");
+    let (rows, dims) = (3000, 48);
+    write_npy(&npy, rows, dims, &two_level(rows, dims));
+    let auto_out = d.path().join("auto.vectro");
+    let (code, out, err) = run(&[
+        &"compress",
+        &"--codec",
+        &"auto",
+        &"--min-cosine",
+        &"0.99",
+        &"--sample",
+        &"1000",
+        &"--json",
+        &"--no-fsync",
+        &"--in",
+        &npy,
+        &"--out",
+        &auto_out,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let auto = &s["auto"];
+    let chosen = auto["chosen"].as_str().unwrap().to_string();
+    assert_eq!(chosen, "rq:m=2", "{auto}");
+    let cands = auto["candidates"].as_array().unwrap();
+    let c = cands.iter().find(|c| c["codec"] == "rq:m=2").unwrap();
+    assert!(c["trained"] == true && c["whole"] == true, "{c}");
+    assert_eq!(c["bytes_per_row"].as_f64(), Some(4.0), "{c}");
+    // The product quantizers of its size and the next were trained and miss.
+    for other in ["pq:m=2", "opq:m=2", "pq:m=6", "opq:m=6"] {
+        let o = cands.iter().find(|c| c["codec"] == other).unwrap();
+        assert!(o["trained"] == true && o["meets"] == false, "{o}");
+    }
+    let vcb = d.path().join("rq.vcb");
+    let (code, _, err) = run(&[
+        &"train",
+        &"-q",
+        &"--codec",
+        &chosen,
+        &"--train-rows",
+        &"1000",
+        &"--in",
+        &npy,
+        &"--out",
+        &vcb,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let frozen = d.path().join("frozen.vectro");
+    let (code, _, err) = run(&[
+        &"compress",
+        &"-q",
+        &"--no-fsync",
+        &"--codebook",
+        &vcb,
+        &"--in",
+        &npy,
+        &"--out",
+        &frozen,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        std::fs::read(&auto_out).unwrap() == std::fs::read(&frozen).unwrap(),
+        "auto's rq output differs from compress --codebook of the same book"
+    );
+}

@@ -1,4 +1,4 @@
-//! `eval` of pq/opq containers searches the codes by ADC (one lookup table per query) and
+//! `eval` of pq/opq/rq containers searches the codes by ADC (one lookup table per query) and
 //! must find exactly what an exact float search over the decoded rows finds, for every
 //! metric, and the same for any thread count.
 
@@ -55,7 +55,12 @@ fn measured(r: &EvalReport) -> String {
 #[test]
 fn adc_finds_what_exact_search_over_the_reconstruction_finds() {
     let dir = tempfile::tempdir().unwrap();
-    for codec in ["pq:m=4", "pq:m=8,nbits=4", "opq:m=4,opq_iters=2"] {
+    for codec in [
+        "pq:m=4",
+        "pq:m=8,nbits=4",
+        "opq:m=4,opq_iters=2",
+        "rq:m=3,beam=4",
+    ] {
         let (npy, comp) = container(dir.path(), codec);
         for metric in [Metric::L2, Metric::Ip, Metric::Cos] {
             let opts = EvalOptions {
@@ -95,7 +100,7 @@ fn adc_finds_what_exact_search_over_the_reconstruction_finds() {
 #[test]
 fn adc_results_do_not_depend_on_the_thread_count() {
     let dir = tempfile::tempdir().unwrap();
-    for codec in ["pq:m=4", "opq:m=4,opq_iters=2"] {
+    for codec in ["pq:m=4", "opq:m=4,opq_iters=2", "rq:m=3,beam=4"] {
         let (npy, comp) = container(dir.path(), codec);
         for metric in [Metric::L2, Metric::Cos] {
             let opts = |threads| EvalOptions {

@@ -416,3 +416,48 @@ fn a_non_finite_original_or_query_is_refused_by_row() {
     let e = stderr(&a);
     assert!(e.contains("q.npy") && e.contains("row 3, column 3"), "{e}");
 }
+
+/// `bench` trains rq on its data (reporting the training apart) and takes a frozen rq
+/// codebook: both are measured on their codes, the frozen one without training.
+#[test]
+fn bench_trains_rq_and_takes_a_frozen_rq_codebook() {
+    let f = files(600, 16);
+    let vcb = f.dir.path().join("rq.vcb");
+    vectro()
+        .args(["train", "-q", "--codec", "rq:m=3,beam=2", "--in"])
+        .arg(&f.npy)
+        .arg("--out")
+        .arg(&vcb)
+        .assert()
+        .success();
+    let a = vectro()
+        .args(["bench", "--json", "--runs", "1", "--query-count", "20"])
+        .args(["--codecs", "int8,rq:m=4"])
+        .arg("--codebook")
+        .arg(&vcb)
+        .arg("--in")
+        .arg(&f.npy)
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
+    let rows = v["codecs"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["codec"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(
+        names[1].starts_with("rq:m=4") && names[2].starts_with("rq:m=3"),
+        "{names:?}"
+    );
+    assert!(
+        rows[1]["train_seconds"].as_f64().unwrap() > 0.0,
+        "{}",
+        rows[1]
+    );
+    assert!(rows[2]["train_seconds"].is_null(), "{}", rows[2]);
+    // m code bytes and the f16 scale a row.
+    assert_eq!(rows[1]["bytes_per_vector"].as_f64(), Some(6.0));
+    assert_eq!(rows[2]["bytes_per_vector"].as_f64(), Some(5.0));
+    for r in &rows[1..] {
+        assert!(r["cosine_mean"].as_f64().unwrap() > 0.5, "{r}");
+        assert!(r["recall"].as_f64().unwrap() > 0.0, "{r}");
+    }
+}

@@ -751,3 +751,64 @@ fn search_peak_memory_is_flat_in_the_number_of_rows() {
         );
     }
 }
+
+/// `rq` is scored by lookup tables (`m × 256` inner products per query, the decoded row's
+/// norm for cosine and L2): a brute force over the decoded rows finds the same, within
+/// float rounding, for every metric, with and without a filter; and the result is the
+/// same for any thread count.
+#[test]
+fn rq_search_by_lookup_tables_finds_what_brute_force_over_the_decoded_rows_finds() {
+    let dir = tempfile::tempdir().unwrap();
+    let qs = queries(25);
+    let k = 15;
+    let allow: Vec<u64> = (0..ROWS as u64).filter(|r| r % 4 != 2).collect();
+    let no = AtomicBool::new(false);
+    for codec in ["rq:m=5,beam=4", "rq:m=12,beam=2,refine=1"] {
+        let c = Container::open(container(dir.path(), codec, 128, None)).unwrap();
+        let rows = decoded(&c);
+        for metric in [Metric::Ip, Metric::Cos, Metric::L2] {
+            for filter in [None, Some(allow.clone())] {
+                let opts = SearchOptions {
+                    k,
+                    metric,
+                    threads: 2,
+                    filter: filter.clone(),
+                    ..SearchOptions::default()
+                };
+                let hits = search(&c, &qs, &opts, &no).unwrap();
+                assert_eq!(hits.scorer, "adc", "{codec}: scored by");
+                let mut exact = 0;
+                for (i, q) in qs.chunks_exact(DIMS).enumerate() {
+                    let eq = effective_query(&c, q, metric);
+                    let want: Vec<Option<f64>> = brute_force(&rows, &eq, metric)
+                        .into_iter()
+                        .enumerate()
+                        .map(|(r, s)| {
+                            filter
+                                .as_ref()
+                                .is_none_or(|f| f.contains(&(r as u64)))
+                                .then_some(s)
+                        })
+                        .collect();
+                    let what = format!("{codec} {metric} query {i}");
+                    exact += assert_top_k(&what, &ranked(&hits, i, q, metric), &want, k);
+                }
+                assert!(
+                    exact * 100 >= 95 * k * 25,
+                    "{codec} {metric}: {exact} exact"
+                );
+                for threads in [1, 3] {
+                    let again = SearchOptions {
+                        threads,
+                        ..opts.clone()
+                    };
+                    assert_eq!(
+                        search(&c, &qs, &again, &no).unwrap(),
+                        hits,
+                        "{codec} {metric}: {threads} threads"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -593,7 +593,7 @@ pub struct BenchArgs {
         default_value = "int8,int4,int4:rotate=1,binary,binary:rotate=1,sq:bits=1,sq:bits=2,sq:bits=3,sq:bits=4,f16,bf16"
     )]
     pub codecs: Vec<String>,
-    /// Also benchmark this frozen pq, opq or binary-itq codebook (from `vectro train`),
+    /// Also benchmark this frozen pq, opq, rq or binary-itq codebook (from `vectro train`),
     /// nothing trained; repeat for several.
     #[arg(long, value_name = "VCB")]
     pub codebook: Vec<std::path::PathBuf>,
