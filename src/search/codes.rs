@@ -27,7 +27,7 @@ use std::borrow::Cow;
 use super::adc::{AdcTables, quantize_tables};
 use super::exact::{Floors, Metric, Queries};
 use super::filter::RowFilter;
-use super::topk::TopK;
+use super::topk::{TopK, smallest_by_count};
 use crate::codec::int4::gauss_level;
 use crate::codec::itq::Itq;
 use crate::codec::sq::{self, Factors, Sq};
@@ -479,12 +479,39 @@ impl Bits {
         let bits = &payload[..n * rb];
         let scales: Vec<f32> = (0..n).map(|r| f32_at(payload, n * rb + 4 * r)).collect();
         if let Some(qbits) = &self.hamming {
-            let mut dist = vec![0u32; n];
+            // Distances are integers in 0..=8·row_bytes: each query's best rows of the
+            // chunk by a counting selection ([`smallest_by_count`]), ties at the cut to the
+            // smaller row as the top-k breaks them, only its candidates offered.
+            let top = 8 * rb as u32;
+            let (mut dist, mut hist, mut picked) = (vec![0u32; n], Vec::new(), Vec::new());
             for (heap, qb) in heaps.iter_mut().zip(qbits.chunks_exact(rb)) {
                 hamming::hamming_rows(qb, bits, rb, &mut dist);
-                for (r, &h) in dist.iter().enumerate() {
-                    offer(heap, -(h as f32), first_row + r as u64, filter);
+                // Rows scoring `-h` below the floor cannot enter: `h ≤ -floor`.
+                let lim = -heap.floor();
+                let max = if lim >= top as f32 {
+                    top
+                } else if lim >= 0.0 {
+                    lim as u32
+                } else {
+                    continue;
+                };
+                let keep = heap.k();
+                match filter {
+                    None => smallest_by_count(&dist, max, keep, |_| true, &mut hist, &mut picked),
+                    Some(fl) => smallest_by_count(
+                        &dist,
+                        max,
+                        keep,
+                        |r| fl.allows(first_row + r as u64),
+                        &mut hist,
+                        &mut picked,
+                    ),
                 }
+                heap.extend_selected(
+                    picked
+                        .iter()
+                        .map(|&r| (-(dist[r] as f32), first_row + r as u64)),
+                );
             }
             return;
         }
@@ -677,6 +704,102 @@ impl Ints {
                 offer(heap, score, first_row + r as u64, filter);
             }
         }
+    }
+}
+
+/// Prefetch distance, in candidates, of [`Int8Rescorer::rescore`].
+const RESCORE_AHEAD: usize = 8;
+
+/// Re-ranking candidates by an `int8` container's rows without decoding them: `q·x̂ =
+/// s · (q̃·c)` and `‖x̂‖² = s² · Σc²` ([`crate::simd::int8::dot_codes`]: the float query
+/// against the codes, the row's scale folded in), the codes read in place from the
+/// mapped file, one row each. The scores are those of the decoded rows up to float
+/// rounding (the query is not quantized, unlike the int8 scan).
+#[derive(Debug)]
+pub(crate) struct Int8Rescorer<'a> {
+    c: &'a Container,
+    frame: Frame,
+}
+
+impl<'a> Int8Rescorer<'a> {
+    /// The rescorer of `c`'s rows for the prepared queries, or `None` when `c` is not
+    /// `int8` or its chunks are compressed (then rows are fetched by
+    /// [`Container::get_many`]).
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] when the codec parameters do not parse.
+    pub(crate) fn new(c: &'a Container, q: &Queries) -> Result<Option<Int8Rescorer<'a>>> {
+        let spec = &c.header().codec;
+        if spec.id != CodecId::Int8 || c.chunks().is_empty() || c.chunk_codes(0)?.is_none() {
+            return Ok(None);
+        }
+        let d = c.dims();
+        let p = QuantParams::decode("int8", &spec.params, d)?;
+        let frame = match p.rotation {
+            Some(r) => Frame::rotated(q, d, &Rotation::new(d, r.rounds, r.seed)),
+            None => Frame::plain(q, d),
+        };
+        Ok(Some(Int8Rescorer { c, frame }))
+    }
+
+    /// Scores query `i` against rows `cands` into `top`; `chunks` caches the chunks' codes
+    /// (one entry per chunk, `None` until first used).
+    ///
+    /// # Errors
+    /// Errors reading a chunk; [`crate::Error::Corrupt`] for a row whose scale is not
+    /// finite (as [`Container::get_many`] reports it).
+    pub(crate) fn rescore(
+        &self,
+        i: usize,
+        cands: &[u64],
+        top: &mut TopK,
+        chunks: &mut [Option<&'a [u8]>],
+    ) -> Result<()> {
+        let (c, f) = (self.c, &self.frame);
+        let d = f.d;
+        let q = f.q(i);
+        let per_chunk = u64::from(c.header().chunk_rows.max(1));
+        let mut at = |id: u64| -> Result<(&'a [u8], usize, usize)> {
+            let ci = (id / per_chunk) as usize;
+            let e = c.chunks()[ci];
+            let payload = match chunks[ci] {
+                Some(p) => p,
+                None => {
+                    let p = c.chunk_codes(ci)?.ok_or_else(|| {
+                        crate::Error::Config(format!(
+                            "{}: chunk {ci} is compressed, its first chunk was not",
+                            c.path().display()
+                        ))
+                    })?;
+                    chunks[ci] = Some(p);
+                    p
+                }
+            };
+            Ok((payload, e.rows as usize, (id - e.first_row) as usize))
+        };
+        for (j, &id) in cands.iter().enumerate() {
+            if let Some(&next) = cands.get(j + RESCORE_AHEAD) {
+                let (p, _, r) = at(next)?;
+                (r * d..(r + 1) * d)
+                    .step_by(64)
+                    .for_each(|b| crate::simd::prefetch(p, b));
+            }
+            let (p, n, r) = at(id)?;
+            let codes = &p[r * d..(r + 1) * d];
+            // SAFETY: i8 and u8 have the same size and alignment and every bit pattern is
+            // a valid i8: this views the same initialised bytes as signed codes.
+            let codes =
+                unsafe { std::slice::from_raw_parts(codes.as_ptr().cast::<i8>(), codes.len()) };
+            let s = f32_at(p, n * d + 4 * r);
+            if !s.is_finite() {
+                let mut row = vec![0f32; d];
+                crate::simd::int8::dequantize(codes, s, &mut row);
+                crate::format::decoded::check(c.path(), &row, d, id)?;
+            }
+            let (dot, sq) = crate::simd::int8::dot_codes(q, codes);
+            top.push(f.rank(s * dot, s * s * sq as f32), id);
+        }
+        Ok(())
     }
 }
 
