@@ -972,6 +972,55 @@ mod tests {
         }
     }
 
+    /// The Hamming scan's counting selection leaves each query the top-k of `-distance`
+    /// over every row offered one by one (ties to the smaller row): few distinct distances
+    /// (16 dimensions, so heavy ties at the cut), `keep` below and above the row count,
+    /// floors from other chunks (some below every row, some cutting through the ties) and
+    /// a filter.
+    #[test]
+    fn hamming_counting_selection_equals_offering_every_row() {
+        let mut rng = Rng(0x4a33_1e55);
+        for d in [16usize, 100] {
+            let (rows, nq) = (500, 9);
+            let rb = d.div_ceil(8);
+            let x: Vec<f32> = (0..rows * d)
+                .map(|_| rng.below(2001) as f32 - 1000.0)
+                .collect();
+            let qv: Vec<f32> = (0..nq * d)
+                .map(|_| rng.below(2001) as f32 - 1000.0)
+                .collect();
+            let mut payload = vec![0u8; rows * rb];
+            for (r, row) in x.chunks_exact(d).enumerate() {
+                hamming::sign_bits(row, &mut payload[r * rb..(r + 1) * rb]);
+            }
+            payload.extend((0..rows).flat_map(|_| 0.5f32.to_le_bytes()));
+            let allow: Vec<u64> = (0..rows as u64 + 7).filter(|r| r % 4 != 3).collect();
+            let filter = RowFilter::new(&allow, rows as u64 + 7);
+            let q = Queries::new(qv.clone(), d, None, Metric::Cos);
+            let b = Bits::new(Frame::plain(&q, d), true);
+            for keep in [1usize, 10, 37, 499, 600] {
+                for filt in [None, Some(&filter)] {
+                    for floor in [f32::NEG_INFINITY, -(d as f32) / 2.0, -1.0] {
+                        let mut got: Vec<TopK> =
+                            (0..nq).map(|_| TopK::with_floor(keep, floor)).collect();
+                        b.scan(&payload, rows, 7, &mut got, filt);
+                        let mut dist = vec![0u32; rows];
+                        for (i, g) in got.iter().enumerate() {
+                            let qb = &b.hamming.as_ref().unwrap()[i * rb..(i + 1) * rb];
+                            hamming::hamming_rows_scalar(qb, &payload[..rows * rb], rb, &mut dist);
+                            let mut want = TopK::with_floor(keep, floor);
+                            for (r, &h) in dist.iter().enumerate() {
+                                offer(&mut want, -(h as f32), 7 + r as u64, filt);
+                            }
+                            let what = format!("d={d} keep={keep} floor={floor} query {i}");
+                            assert_eq!(g.sorted(), want.sorted(), "{what}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn set_sum_has_the_bits_of_the_table_sums() {
         let mut rng = Rng(0x5e75);
