@@ -105,7 +105,9 @@ def binary_sweep(name, base, q, want, repeats, tmp, record, depths):
     the two files), faiss IndexBinaryFlat + numpy int8 rescoring on the sign bits of the rows
     as they are and on the sign bits of the rows under a seeded random orthogonal rotation
     (the kind of rotation vectro's rotate=1 applies, so faiss searches codes as good as
-    vectro's). Each method stops at the first N reaching the target."""
+    vectro's); each faiss recipe rescoring with the recipe's per-dimension int8, and with
+    vectro's per-row int8 (the same rescoring as vectro's, in numpy). Each method stops at
+    the first N reaching the target."""
     n, d = base.shape
     t_path, b_path, i_path = (tmp / f"{name}.sweep.{s}.vectro" for s in ("tiers", "binrot", "int8t"))
     for p in (t_path, b_path, i_path):
@@ -124,9 +126,16 @@ def binary_sweep(name, base, q, want, repeats, tmp, record, depths):
     rot, _ = np.linalg.qr(np.random.default_rng(7).standard_normal((d, d)))
     rot = rot.astype(np.float32)
 
-    def faiss_recipe(rotate):
+    # vectro's int8 (a scale per row, max|x|/127), for a numpy rescoring identical to
+    # vectro's: cosine against the decoded row s*c, its norm s*|c| precomputed per row.
+    row_scale = np.maximum(np.abs(base).max(1), 1e-30) / 127
+    row_int8 = np.clip(np.rint(base / row_scale[:, None]), -127, 127).astype(np.int8)
+    row_mul = (1 / np.linalg.norm(row_int8.astype(np.float32), axis=1)).astype(np.float32)
+
+    def faiss_recipe(rotate, per_row=False):
         index = faiss.IndexBinaryFlat(d)
         index.add(np.packbits((base @ rot if rotate else base) > 0, axis=1))
+        codes = row_int8 if per_row else int8
 
         def run(depth):
             def go():
@@ -135,7 +144,9 @@ def binary_sweep(name, base, q, want, repeats, tmp, record, depths):
                 out = np.empty((len(q), K), dtype=np.int64)
                 for a in range(0, len(q), NP_BLOCK):
                     c = cand[a:a + NP_BLOCK]
-                    scores = np.einsum("qd,qcd->qc", q[a:a + NP_BLOCK], int8[c].astype(np.float32))
+                    scores = np.einsum("qd,qcd->qc", q[a:a + NP_BLOCK], codes[c].astype(np.float32))
+                    if per_row:
+                        scores *= row_mul[c]  # cos(q, s*c) = q.c / |c|
                     order = np.argsort(-scores, axis=1, kind="stable")[:, :K]
                     out[a:a + NP_BLOCK] = np.take_along_axis(c, order, 1)
                 return out
@@ -152,6 +163,10 @@ def binary_sweep(name, base, q, want, repeats, tmp, record, depths):
                                              rescore_with=fine, threads=THREADS)[0]),
         ("faiss IndexBinaryFlat + numpy int8, sign bits", d // 8 + d, faiss_recipe(False)),
         ("faiss IndexBinaryFlat + numpy int8, rotated sign bits", d // 8 + d, faiss_recipe(True)),
+        ("faiss IndexBinaryFlat + numpy per-row int8 (vectro's), sign bits", d // 8 + d + 4,
+         faiss_recipe(False, True)),
+        ("faiss IndexBinaryFlat + numpy per-row int8 (vectro's), rotated sign bits", d // 8 + d + 4,
+         faiss_recipe(True, True)),
     ]
     print(f"  rescoring depth for recall@10 >= {TARGET} (each method stops at the first N reaching it):")
     reached = {}
@@ -167,7 +182,7 @@ def binary_sweep(name, base, q, want, repeats, tmp, record, depths):
     print(f"  at recall@10 >= {TARGET}:")
     for method, _, _ in methods:
         depth, qps = reached.get(method, (None, None))
-        print(f"    {method:<56} " + (f"N={depth:<5} {qps:10.1f} q/s" if depth else "not reached"))
+        print(f"    {method:<72} " + (f"N={depth:<5} {qps:10.1f} q/s" if depth else "not reached"))
     faiss_best = max((v for m, v in reached.items() if m.startswith("faiss")), key=lambda v: v[1], default=None)
     for method, _, _ in methods[:2]:
         if method in reached and faiss_best:

@@ -62,7 +62,7 @@ pub fn dot_codes_at(level: Level, q: &[f32], codes: &[i8]) -> (f32, i32) {
 
 /// The scalar reference of [`dot_codes`]: products `q_j · f32(c_j)` (rounded, then added,
 /// never fused) summed into 16 partial sums by `j mod 16` over the whole blocks of 16,
-/// which [`reduce16`] adds in a fixed tree, then the tail added in order. The sum of
+/// which `reduce16` adds in a fixed tree, then the tail added in order. The sum of
 /// squares is exact in i32 (at most `127² · 133,000` for any row under 2³¹).
 pub fn dot_codes_scalar(q: &[f32], codes: &[i8]) -> (f32, i32) {
     let n = q.len().min(codes.len());
