@@ -95,12 +95,109 @@ def tier_rows(name, base, q, repeats, tmp, record):
     return v_t, v_two
 
 
-def run_set(name, base, q, repeats, tmp, rows_out):
+DEPTHS = (100, 200, 300, 500, 1000, 2000, 3000)
+TARGET = 0.99
+# Queries per numpy rescoring step of the faiss recipe (keeps the gathered int8 rows of a
+# block in cache-sized pieces instead of queries x N x d floats at once).
+NP_BLOCK = 64
+BINARY_ONLY = False
+
+
+def binary_sweep(name, base, q, want, repeats, tmp, record, depths):
+    """The rescoring depth N each binary + int8 recipe needs for rescored recall@10 >= 0.99,
+    and its throughput there: vectro Hamming + int8 (a tiered binary:rotate=1+int8 file, and
+    the two files), faiss IndexBinaryFlat + numpy int8 rescoring on the sign bits of the rows
+    as they are and on the sign bits of the rows under a seeded random orthogonal rotation
+    (the kind of rotation vectro's rotate=1 applies, so faiss searches codes as good as
+    vectro's); each faiss recipe rescoring with the recipe's per-dimension int8, and with
+    vectro's per-row int8 (the same rescoring as vectro's, in numpy). Each method stops at
+    the first N reaching the target."""
     n, d = base.shape
-    nq = len(q)
-    print(f"\n{name}: {n} rows x {d} dims, {nq} held-out queries, {THREADS} threads, best of {repeats}")
-    want = truth(base, q, K)
-    faiss.omp_set_num_threads(THREADS)
+    t_path, b_path, i_path = (tmp / f"{name}.sweep.{s}.vectro" for s in ("tiers", "binrot", "int8t"))
+    for p in (t_path, b_path, i_path):
+        if p.exists():
+            p.unlink()
+    vectro.compress(base, t_path, codec="binary:rotate=1", rescore="int8", threads=THREADS)
+    vectro.compress(base, b_path, codec="binary:rotate=1", threads=THREADS)
+    vectro.compress(base, i_path, codec="int8", threads=THREADS)
+    tiered, coarse, fine = (vectro.Container(p) for p in (t_path, b_path, i_path))
+    for c in (tiered, coarse, fine):
+        c.search(q[:1], K)  # touch every chunk once (checksums), as a server would
+
+    lo, hi = base.min(0), base.max(0)
+    step = (hi - lo) / 255
+    int8 = np.clip(np.round((base - lo) / step - 128), -128, 127).astype(np.int8)
+    rot, _ = np.linalg.qr(np.random.default_rng(7).standard_normal((d, d)))
+    rot = rot.astype(np.float32)
+
+    # vectro's int8 (a scale per row, max|x|/127), for a numpy rescoring identical to
+    # vectro's: cosine against the decoded row s*c, its norm s*|c| precomputed per row.
+    row_scale = np.maximum(np.abs(base).max(1), 1e-30) / 127
+    row_int8 = np.clip(np.rint(base / row_scale[:, None]), -127, 127).astype(np.int8)
+    row_mul = (1 / np.linalg.norm(row_int8.astype(np.float32), axis=1)).astype(np.float32)
+
+    def faiss_recipe(rotate, per_row=False):
+        index = faiss.IndexBinaryFlat(d)
+        index.add(np.packbits((base @ rot if rotate else base) > 0, axis=1))
+        codes = row_int8 if per_row else int8
+
+        def run(depth):
+            def go():
+                qb = np.packbits((q @ rot if rotate else q) > 0, axis=1)
+                _, cand = index.search(qb, depth)
+                out = np.empty((len(q), K), dtype=np.int64)
+                for a in range(0, len(q), NP_BLOCK):
+                    c = cand[a:a + NP_BLOCK]
+                    scores = np.einsum("qd,qcd->qc", q[a:a + NP_BLOCK], codes[c].astype(np.float32))
+                    if per_row:
+                        scores *= row_mul[c]  # cos(q, s*c) = q.c / |c|
+                    order = np.argsort(-scores, axis=1, kind="stable")[:, :K]
+                    out[a:a + NP_BLOCK] = np.take_along_axis(c, order, 1)
+                return out
+            return go
+        return run
+
+    bpr = d // 8 + 4 + d + 4
+    methods = [
+        ("vectro tiered binary:rotate=1+int8 file, hamming", bpr,
+         lambda depth: lambda: tiered.search(q, K, metric="cos", hamming=True, rescore=depth,
+                                             threads=THREADS)[0]),
+        ("vectro binary:rotate=1 + int8 (two files), hamming", bpr,
+         lambda depth: lambda: coarse.search(q, K, metric="cos", hamming=True, rescore=depth,
+                                             rescore_with=fine, threads=THREADS)[0]),
+        ("faiss IndexBinaryFlat + numpy int8, sign bits", d // 8 + d, faiss_recipe(False)),
+        ("faiss IndexBinaryFlat + numpy int8, rotated sign bits", d // 8 + d, faiss_recipe(True)),
+        ("faiss IndexBinaryFlat + numpy per-row int8 (vectro's), sign bits", d // 8 + d + 4,
+         faiss_recipe(False, True)),
+        ("faiss IndexBinaryFlat + numpy per-row int8 (vectro's), rotated sign bits", d // 8 + d + 4,
+         faiss_recipe(True, True)),
+    ]
+    print(f"  rescoring depth for recall@10 >= {TARGET} (each method stops at the first N reaching it):")
+    reached = {}
+    for method, bytes_per_row, make in methods:
+        for depth in depths:
+            ids, t = best(make(depth), repeats)
+            qps = record(f"{method}, rescore {depth}", ids, t, bytes_per_row, note=f"sweep N={depth}")
+            if recall(ids, want) >= TARGET:
+                reached[method] = (depth, qps)
+                break
+    for p in (t_path, b_path, i_path):
+        p.unlink()
+    print(f"  at recall@10 >= {TARGET}:")
+    for method, _, _ in methods:
+        depth, qps = reached.get(method, (None, None))
+        print(f"    {method:<72} " + (f"N={depth:<5} {qps:10.1f} q/s" if depth else "not reached"))
+    faiss_best = max((v for m, v in reached.items() if m.startswith("faiss")), key=lambda v: v[1], default=None)
+    for method, _, _ in methods[:2]:
+        if method in reached and faiss_best:
+            print(f"    ratio {method} / fastest faiss recipe: {reached[method][1] / faiss_best[1]:.2f}x")
+    return reached
+
+
+def recorder(name, base, q, want, rows_out):
+    """`record(method, ids, secs, bytes_per_row, note)`: prints a row, appends it to the CSV
+    and returns its queries a second."""
+    (n, d), nq = base.shape, len(q)
 
     def record(method, ids, secs, bytes_per_row, note=""):
         r = recall(ids, want)
@@ -110,6 +207,18 @@ def run_set(name, base, q, repeats, tmp, rows_out):
                       bytes_per_row=bytes_per_row, note=note))
         print(f"  {method:<46} recall@10 {r:.4f}   {qps:10.1f} q/s   {bytes_per_row:>4} B/row {note}")
         return qps
+
+    return record
+
+
+def run_set(name, base, q, repeats, tmp, rows_out, depths=DEPTHS):
+    n, d = base.shape
+    nq = len(q)
+    print(f"\n{name}: {n} rows x {d} dims, {nq} held-out queries, {THREADS} threads, best of {repeats}")
+    want = truth(base, q, K)
+    faiss.omp_set_num_threads(THREADS)
+
+    record = recorder(name, base, q, want, rows_out)
 
     # ---- binary + int8 rescoring -------------------------------------------------------
     b_path, i_path, p_path = tmp / f"{name}.bin.vectro", tmp / f"{name}.int8.vectro", tmp / f"{name}.pq.vectro"
@@ -147,6 +256,9 @@ def run_set(name, base, q, repeats, tmp, rows_out):
     f_ham = record("faiss IndexBinaryFlat + numpy int8 rescore 100", ids, t, d // 8 + d)
     v_t, v_two = tier_rows(name, base, q, repeats, tmp, record)
     print(f"  throughput ratio tiered file / two files {v_t / v_two:.2f}x, tiered / faiss {v_t / f_ham:.2f}x")
+    binary_sweep(name, base, q, want, repeats, tmp, record, depths)
+    if BINARY_ONLY:
+        return
 
     # ---- pq m=48 nbits=8 -----------------------------------------------------------------
     vectro.compress(base, p_path, codec="pq:m=48", threads=THREADS)
@@ -237,14 +349,7 @@ def rq_only(name, base, q, repeats, tmp, rows_out):
     print(f"\n{name}: {n} rows x {d} dims, {nq} held-out queries, {THREADS} threads, best of {repeats}")
     want = truth(base, q, K)
 
-    def record(method, ids, secs, bytes_per_row, note=""):
-        r = recall(ids, want)
-        qps = nq / secs
-        rows_out(dict(data=name, rows=n, dims=d, queries=nq, method=method,
-                      recall10=f"{r:.4f}", qps=f"{qps:.1f}", seconds=f"{secs:.4f}",
-                      bytes_per_row=bytes_per_row, note=note))
-        print(f"  {method:<46} recall@10 {r:.4f}   {qps:10.1f} q/s   {bytes_per_row:>4} B/row {note}")
-        return qps
+    record = recorder(name, base, q, want, rows_out)
 
     rq_search(name, base, q, repeats, tmp, record)
 
@@ -259,7 +364,20 @@ def main():
     ap.add_argument("--csv", default=None)
     ap.add_argument("--only", choices=["all", "rq"], default="all",
                     help="rq: only the rq comparison (4. above)")
+    ap.add_argument("--depths", default=",".join(map(str, DEPTHS)),
+                    help="rescoring depths N swept for the binary recipes (comma-separated)")
+    ap.add_argument("--binary-only", action="store_true",
+                    help="only the binary + int8 rows and the depth sweep (no pq)")
     a = ap.parse_args()
+    depths = tuple(int(v) for v in a.depths.split(","))
+    global BINARY_ONLY
+    BINARY_ONLY = a.binary_only
+
+    def run(*args):
+        if a.only == "rq":
+            rq_only(*args)
+        else:
+            run_set(*args, depths)
 
     def rows_out(row):
         # Appended as measured, so that a run cut short keeps what it measured.
@@ -276,7 +394,6 @@ def main():
             rng = np.random.default_rng(0)
             perm = rng.permutation(len(x))
             q, base = x[perm[: a.queries]], np.ascontiguousarray(x[perm[a.queries:]])
-            run = run_set if a.only == "all" else rq_only
             run(pathlib.Path(a.data).stem, base, q, a.repeats, tmp, rows_out)
         if a.generated_rows:
             g = tmp / "gen.npy"
@@ -285,8 +402,8 @@ def main():
                            check=True)
             x = unit(np.load(g))
             g.unlink()
-            (run_set if a.only == "all" else rq_only)(f"generated{a.generated_rows}", np.ascontiguousarray(x[a.queries:]), x[: a.queries],
-                    a.repeats, tmp, rows_out)
+            run(f"generated{a.generated_rows}", np.ascontiguousarray(x[a.queries:]), x[: a.queries],
+                a.repeats, tmp, rows_out)
 
 
 if __name__ == "__main__":

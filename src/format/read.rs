@@ -451,6 +451,22 @@ impl Container {
         Ok(staged)
     }
 
+    /// The codec's payload of chunk `i` borrowed from the file when it is stored as is (a
+    /// tier, or a plain payload stage), its crc checked as by [`Container::chunk_stored`];
+    /// `None` when the chunk must be decompressed first ([`Container::chunk_data`]).
+    ///
+    /// # Errors
+    /// As [`Container::chunk_stored`].
+    pub fn chunk_codes(&self, i: usize) -> Result<Option<&[u8]>> {
+        if let Some(v) = &self.view {
+            return self.tier_codes(v, i).map(Some);
+        }
+        if self.header.stage != PayloadStage::Plain {
+            return Ok(None);
+        }
+        self.chunk_payload(i).map(Some)
+    }
+
     /// The id block of chunk `i` (empty without ids), its crc checked.
     fn chunk_id_block(&self, i: usize) -> Result<&[u8]> {
         let stored = self.chunk_stored(i)?;

@@ -28,7 +28,7 @@ use super::adc::{AdcTables, quantize_tables};
 use super::exact::{Floors, Metric, Queries};
 use super::filter::RowFilter;
 use super::rq::RqScan;
-use super::topk::TopK;
+use super::topk::{TopK, smallest_by_count};
 use crate::codec::int4::gauss_level;
 use crate::codec::itq::Itq;
 use crate::codec::rq::Rq;
@@ -490,12 +490,39 @@ impl Bits {
         let bits = &payload[..n * rb];
         let scales: Vec<f32> = (0..n).map(|r| f32_at(payload, n * rb + 4 * r)).collect();
         if let Some(qbits) = &self.hamming {
-            let mut dist = vec![0u32; n];
+            // Distances are integers in 0..=8·row_bytes: each query's best rows of the
+            // chunk by a counting selection ([`smallest_by_count`]), ties at the cut to the
+            // smaller row as the top-k breaks them, only its candidates offered.
+            let top = 8 * rb as u32;
+            let (mut dist, mut hist, mut picked) = (vec![0u32; n], Vec::new(), Vec::new());
             for (heap, qb) in heaps.iter_mut().zip(qbits.chunks_exact(rb)) {
                 hamming::hamming_rows(qb, bits, rb, &mut dist);
-                for (r, &h) in dist.iter().enumerate() {
-                    offer(heap, -(h as f32), first_row + r as u64, filter);
+                // Rows scoring `-h` below the floor cannot enter: `h ≤ -floor`.
+                let lim = -heap.floor();
+                let max = if lim >= top as f32 {
+                    top
+                } else if lim >= 0.0 {
+                    lim as u32
+                } else {
+                    continue;
+                };
+                let keep = heap.k();
+                match filter {
+                    None => smallest_by_count(&dist, max, keep, |_| true, &mut hist, &mut picked),
+                    Some(fl) => smallest_by_count(
+                        &dist,
+                        max,
+                        keep,
+                        |r| fl.allows(first_row + r as u64),
+                        &mut hist,
+                        &mut picked,
+                    ),
                 }
+                heap.extend_selected(
+                    picked
+                        .iter()
+                        .map(|&r| (-(dist[r] as f32), first_row + r as u64)),
+                );
             }
             return;
         }
@@ -691,6 +718,102 @@ impl Ints {
     }
 }
 
+/// Prefetch distance, in candidates, of [`Int8Rescorer::rescore`].
+const RESCORE_AHEAD: usize = 8;
+
+/// Re-ranking candidates by an `int8` container's rows without decoding them: `q·x̂ =
+/// s · (q̃·c)` and `‖x̂‖² = s² · Σc²` ([`crate::simd::int8::dot_codes`]: the float query
+/// against the codes, the row's scale folded in), the codes read in place from the
+/// mapped file, one row each. The scores are those of the decoded rows up to float
+/// rounding (the query is not quantized, unlike the int8 scan).
+#[derive(Debug)]
+pub(crate) struct Int8Rescorer<'a> {
+    c: &'a Container,
+    frame: Frame,
+}
+
+impl<'a> Int8Rescorer<'a> {
+    /// The rescorer of `c`'s rows for the prepared queries, or `None` when `c` is not
+    /// `int8` or its chunks are compressed (then rows are fetched by
+    /// [`Container::get_many`]).
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] when the codec parameters do not parse.
+    pub(crate) fn new(c: &'a Container, q: &Queries) -> Result<Option<Int8Rescorer<'a>>> {
+        let spec = &c.header().codec;
+        if spec.id != CodecId::Int8 || c.chunks().is_empty() || c.chunk_codes(0)?.is_none() {
+            return Ok(None);
+        }
+        let d = c.dims();
+        let p = QuantParams::decode("int8", &spec.params, d)?;
+        let frame = match p.rotation {
+            Some(r) => Frame::rotated(q, d, &Rotation::new(d, r.rounds, r.seed)),
+            None => Frame::plain(q, d),
+        };
+        Ok(Some(Int8Rescorer { c, frame }))
+    }
+
+    /// Scores query `i` against rows `cands` into `top`; `chunks` caches the chunks' codes
+    /// (one entry per chunk, `None` until first used).
+    ///
+    /// # Errors
+    /// Errors reading a chunk; [`crate::Error::Corrupt`] for a row whose scale is not
+    /// finite (as [`Container::get_many`] reports it).
+    pub(crate) fn rescore(
+        &self,
+        i: usize,
+        cands: &[u64],
+        top: &mut TopK,
+        chunks: &mut [Option<&'a [u8]>],
+    ) -> Result<()> {
+        let (c, f) = (self.c, &self.frame);
+        let d = f.d;
+        let q = f.q(i);
+        let per_chunk = u64::from(c.header().chunk_rows.max(1));
+        let mut at = |id: u64| -> Result<(&'a [u8], usize, usize)> {
+            let ci = (id / per_chunk) as usize;
+            let e = c.chunks()[ci];
+            let payload = match chunks[ci] {
+                Some(p) => p,
+                None => {
+                    let p = c.chunk_codes(ci)?.ok_or_else(|| {
+                        crate::Error::Config(format!(
+                            "{}: chunk {ci} is compressed, its first chunk was not",
+                            c.path().display()
+                        ))
+                    })?;
+                    chunks[ci] = Some(p);
+                    p
+                }
+            };
+            Ok((payload, e.rows as usize, (id - e.first_row) as usize))
+        };
+        for (j, &id) in cands.iter().enumerate() {
+            if let Some(&next) = cands.get(j + RESCORE_AHEAD) {
+                let (p, _, r) = at(next)?;
+                (r * d..(r + 1) * d)
+                    .step_by(64)
+                    .for_each(|b| crate::simd::prefetch(p, b));
+            }
+            let (p, n, r) = at(id)?;
+            let codes = &p[r * d..(r + 1) * d];
+            // SAFETY: i8 and u8 have the same size and alignment and every bit pattern is
+            // a valid i8: this views the same initialised bytes as signed codes.
+            let codes =
+                unsafe { std::slice::from_raw_parts(codes.as_ptr().cast::<i8>(), codes.len()) };
+            let s = f32_at(p, n * d + 4 * r);
+            if !s.is_finite() {
+                let mut row = vec![0f32; d];
+                crate::simd::int8::dequantize(codes, s, &mut row);
+                crate::format::decoded::check(c.path(), &row, d, id)?;
+            }
+            let (dot, sq) = crate::simd::int8::dot_codes(q, codes);
+            top.push(f.rank(s * dot, s * s * sq as f32), id);
+        }
+        Ok(())
+    }
+}
+
 /// Rows of `sq` codes turned into levels at a time.
 const SQ_TILE: usize = 256;
 /// Queries scored against one tile of levels at a time.
@@ -855,6 +978,55 @@ mod tests {
                         want.iter().any(|w| !w.sorted().is_empty()),
                         "d={d} {metric}"
                     );
+                }
+            }
+        }
+    }
+
+    /// The Hamming scan's counting selection leaves each query the top-k of `-distance`
+    /// over every row offered one by one (ties to the smaller row): few distinct distances
+    /// (16 dimensions, so heavy ties at the cut), `keep` below and above the row count,
+    /// floors from other chunks (some below every row, some cutting through the ties) and
+    /// a filter.
+    #[test]
+    fn hamming_counting_selection_equals_offering_every_row() {
+        let mut rng = Rng(0x4a33_1e55);
+        for d in [16usize, 100] {
+            let (rows, nq) = (500, 9);
+            let rb = d.div_ceil(8);
+            let x: Vec<f32> = (0..rows * d)
+                .map(|_| rng.below(2001) as f32 - 1000.0)
+                .collect();
+            let qv: Vec<f32> = (0..nq * d)
+                .map(|_| rng.below(2001) as f32 - 1000.0)
+                .collect();
+            let mut payload = vec![0u8; rows * rb];
+            for (r, row) in x.chunks_exact(d).enumerate() {
+                hamming::sign_bits(row, &mut payload[r * rb..(r + 1) * rb]);
+            }
+            payload.extend((0..rows).flat_map(|_| 0.5f32.to_le_bytes()));
+            let allow: Vec<u64> = (0..rows as u64 + 7).filter(|r| r % 4 != 3).collect();
+            let filter = RowFilter::new(&allow, rows as u64 + 7);
+            let q = Queries::new(qv.clone(), d, None, Metric::Cos);
+            let b = Bits::new(Frame::plain(&q, d), true);
+            for keep in [1usize, 10, 37, 499, 600] {
+                for filt in [None, Some(&filter)] {
+                    for floor in [f32::NEG_INFINITY, -(d as f32) / 2.0, -1.0] {
+                        let mut got: Vec<TopK> =
+                            (0..nq).map(|_| TopK::with_floor(keep, floor)).collect();
+                        b.scan(&payload, rows, 7, &mut got, filt);
+                        let mut dist = vec![0u32; rows];
+                        for (i, g) in got.iter().enumerate() {
+                            let qb = &b.hamming.as_ref().unwrap()[i * rb..(i + 1) * rb];
+                            hamming::hamming_rows_scalar(qb, &payload[..rows * rb], rb, &mut dist);
+                            let mut want = TopK::with_floor(keep, floor);
+                            for (r, &h) in dist.iter().enumerate() {
+                                offer(&mut want, -(h as f32), 7 + r as u64, filt);
+                            }
+                            let what = format!("d={d} keep={keep} floor={floor} query {i}");
+                            assert_eq!(g.sorted(), want.sorted(), "{what}");
+                        }
+                    }
                 }
             }
         }

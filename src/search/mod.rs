@@ -241,7 +241,7 @@ fn run(
     let (heaps, kind) = if rescoring {
         let fine = fine.unwrap_or(c);
         (
-            rescore(fine, &prepared, &heaps, opts.k, opts.threads, cancel)?,
+            rescore(fine, &prepared, heaps, opts.k, opts.threads, cancel)?,
             Kind::Metric,
         )
     } else if opts.hamming && scorer.is_hamming() {
@@ -389,32 +389,47 @@ fn scan(
 /// Queries re-ranked per job.
 const RESCORE_BLOCK: usize = 16;
 
-/// Re-ranks each query's candidates by the rows of `fine` (fetched by random access),
-/// keeping the best `k`.
+/// Re-ranks each query's candidates by the rows of `fine` (fetched by random access:
+/// an `int8` container's codes scored in place, [`codes::Int8Rescorer`]; any other's rows
+/// decoded by [`Container::get_many`]), keeping the best `k`.
 fn rescore(
     fine: &Container,
     q: &Queries,
-    coarse: &[TopK],
+    mut coarse: Vec<TopK>,
     k: usize,
     threads: usize,
     cancel: &AtomicBool,
 ) -> Result<Vec<TopK>> {
     let d = fine.dims();
     let threads = crate::par::resolve_threads(threads);
-    let mut out = Vec::with_capacity(coarse.len());
+    let int8 = codes::Int8Rescorer::new(fine, q)?;
+    let cands: Vec<Vec<u64>> = coarse
+        .iter_mut()
+        .map(|h| h.best_unordered().iter().map(|e| e.id).collect())
+        .collect();
+    drop(coarse);
+    let mut out = Vec::with_capacity(cands.len());
     run_ordered(
         threads,
-        (0..coarse.len()).step_by(RESCORE_BLOCK).map(Ok),
+        (0..cands.len()).step_by(RESCORE_BLOCK).map(Ok),
         |first| {
-            let mut rows = Vec::new();
-            let end = (first + RESCORE_BLOCK).min(coarse.len());
+            let end = (first + RESCORE_BLOCK).min(cands.len());
             let mut heaps = Vec::with_capacity(end - first);
-            for (i, h) in coarse.iter().enumerate().take(end).skip(first) {
-                let cands: Vec<u64> = h.sorted().iter().map(|e| e.id).collect();
-                rows.resize(cands.len() * d, 0f32);
-                fine.get_many(&cands, &mut rows)?;
+            if let Some(r) = &int8 {
+                let mut chunks = vec![None; fine.chunks().len()];
+                for (i, ids) in cands.iter().enumerate().take(end).skip(first) {
+                    let mut top = TopK::new(k);
+                    r.rescore(i, ids, &mut top, &mut chunks)?;
+                    heaps.push(top);
+                }
+                return Ok(heaps);
+            }
+            let mut rows = Vec::new();
+            for (i, ids) in cands.iter().enumerate().take(end).skip(first) {
+                rows.resize(ids.len() * d, 0f32);
+                fine.get_many(ids, &mut rows)?;
                 let mut top = TopK::new(k);
-                for (&id, x) in cands.iter().zip(rows.chunks_exact(d)) {
+                for (&id, x) in ids.iter().zip(rows.chunks_exact(d)) {
                     top.push(q.metric().score(q.get(i), x), id);
                 }
                 heaps.push(top);

@@ -85,6 +85,27 @@ impl TopK {
         self.floor
     }
 
+    /// Results wanted.
+    pub(crate) fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Offers candidates already selected (at most `k` of them, as
+    /// [`smallest_by_count`] selects), holding exactly their room rather than the `2k` of a
+    /// top-k pushed into one at a time.
+    pub(crate) fn extend_selected(&mut self, cands: impl ExactSizeIterator<Item = (f32, u64)>) {
+        self.buf.reserve_exact(cands.len());
+        for (score, id) in cands {
+            self.push(score, id);
+        }
+    }
+
+    /// The best `k` (at most), in no particular order.
+    pub(crate) fn best_unordered(&mut self) -> &[Entry] {
+        self.compact();
+        &self.buf
+    }
+
     /// Keeps the best `k` of the buffer and raises the floor.
     fn compact(&mut self) {
         if self.buf.len() > self.k {
@@ -128,6 +149,62 @@ impl TopK {
     /// The ids of the best `k` (at most), best first.
     pub fn ids(&self, k: usize) -> Vec<u64> {
         self.sorted().into_iter().take(k).map(|e| e.id).collect()
+    }
+}
+
+/// The positions of the `keep` smallest values of `dist` that are at most `max`, among the
+/// positions `allow` admits, into `out` in increasing position; `hist` is scratch.
+///
+/// For small integer scores (Hamming distances, `0..=bits`): a histogram of the values
+/// finds the `keep`-th smallest value `t` in one pass, and a second pass takes every
+/// position below `t` and the lowest positions holding `t` until `keep` are taken. So ties
+/// at the `keep`-th value go to the lower positions, the rule [`TopK`] applies to equal
+/// scores (the smaller id wins) when ids increase with positions: the selection is the
+/// one a [`TopK`] of `keep` gives for scores `-dist`, in O(len + max) instead of a
+/// selection over every candidate.
+pub(crate) fn smallest_by_count(
+    dist: &[u32],
+    max: u32,
+    keep: usize,
+    allow: impl Fn(usize) -> bool,
+    hist: &mut Vec<u32>,
+    out: &mut Vec<usize>,
+) {
+    out.clear();
+    if keep == 0 {
+        return;
+    }
+    hist.clear();
+    hist.resize(max as usize + 1, 0);
+    for (r, &h) in dist.iter().enumerate() {
+        if h <= max && allow(r) {
+            hist[h as usize] += 1;
+        }
+    }
+    let mut below = 0usize;
+    let mut cut = None;
+    for (h, &c) in hist.iter().enumerate() {
+        if below + c as usize >= keep {
+            cut = Some((h as u32, keep - below));
+            break;
+        }
+        below += c as usize;
+    }
+    match cut {
+        // Fewer than `keep` admitted: all of them.
+        None => out.extend((0..dist.len()).filter(|&r| dist[r] <= max && allow(r))),
+        Some((t, mut ties)) => {
+            for (r, &h) in dist.iter().enumerate() {
+                if h < t {
+                    if allow(r) {
+                        out.push(r);
+                    }
+                } else if h == t && ties > 0 && allow(r) {
+                    out.push(r);
+                    ties -= 1;
+                }
+            }
+        }
     }
 }
 
@@ -189,5 +266,35 @@ mod tests {
         first.merge(second);
         assert_eq!(first.ids(20), all.ids(20));
         assert!(TopK::new(3).full_floor().is_none());
+    }
+
+    /// The counting selection is the top-k of `-dist` with its id tie-break, for every
+    /// `keep` (below, at and above the admitted count), heavy ties at the cut, a `max`
+    /// below the largest value and a filter.
+    #[test]
+    fn counting_selection_is_the_top_k_of_the_negated_values() {
+        let mut rng = crate::test_rng::Rng(0x0c07_e5e1);
+        let (mut hist, mut out) = (Vec::new(), Vec::new());
+        for len in [0usize, 1, 7, 300, 2000] {
+            // Few distinct values: many ties at any cut.
+            let dist: Vec<u32> = (0..len).map(|_| rng.below(9) as u32 + 3).collect();
+            for keep in [0usize, 1, 5, 64, 299, 300, 301, 5000] {
+                for (max, filt) in [(20u32, false), (11, false), (8, true), (2, false)] {
+                    let allow = |r: usize| !filt || r % 3 != 1;
+                    smallest_by_count(&dist, max, keep, allow, &mut hist, &mut out);
+                    let mut top = TopK::new(keep);
+                    for (r, &h) in dist.iter().enumerate() {
+                        if h <= max && allow(r) {
+                            top.push(-(h as f32), r as u64);
+                        }
+                    }
+                    let mut want = top.ids(keep);
+                    want.sort_unstable();
+                    let got: Vec<u64> = out.iter().map(|&r| r as u64).collect();
+                    assert_eq!(got, want, "len {len} keep {keep} max {max} filter {filt}");
+                    assert!(got.windows(2).all(|w| w[0] < w[1]));
+                }
+            }
+        }
     }
 }

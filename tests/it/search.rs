@@ -434,36 +434,43 @@ fn rescoring_ranks_the_candidates_by_the_finer_rows() {
     let dir = tempfile::tempdir().unwrap();
     let qs = queries(15);
     let coarse = Container::open(container(dir.path(), "binary:rotate=1", 128, None)).unwrap();
-    let fine = Container::open(container(dir.path(), "int8", 100, None)).unwrap();
-    let fine_rows = decoded(&fine);
     let no = AtomicBool::new(false);
-    for metric in [Metric::Ip, Metric::Cos, Metric::L2] {
-        for hamming in [false, true] {
-            // Every row a candidate: the result is the brute force over the int8 rows.
-            let all = SearchOptions {
-                k: 10,
-                metric,
-                hamming,
-                rescore: ROWS,
-                ..SearchOptions::default()
-            };
-            let hits = search_rescored(&coarse, &fine, &qs, &all, &no).unwrap();
-            assert_eq!(hits.score, metric.to_string());
-            for (i, q) in qs.chunks_exact(DIMS).enumerate() {
-                let mut eq = q.to_vec();
-                if metric == Metric::Cos {
-                    let n = dot(q, q).sqrt() as f32;
-                    eq.iter_mut().for_each(|v| *v /= n);
+    // int8 codes are scored in place (plain, and in a rotated frame); zstd chunks are
+    // decoded through get_many; both are the brute force over the decoded rows.
+    for (codec, zstd) in [("int8", None), ("int8:rotate=1", None), ("int8", Some(3))] {
+        let fine = Container::open(container(dir.path(), codec, 100, zstd)).unwrap();
+        let fine_rows = decoded(&fine);
+        for metric in [Metric::Ip, Metric::Cos, Metric::L2] {
+            for hamming in [false, true] {
+                // Every row a candidate: the result is the brute force over the int8 rows.
+                let all = SearchOptions {
+                    k: 10,
+                    metric,
+                    hamming,
+                    rescore: ROWS,
+                    ..SearchOptions::default()
+                };
+                let hits = search_rescored(&coarse, &fine, &qs, &all, &no).unwrap();
+                assert_eq!(hits.score, metric.to_string());
+                for (i, q) in qs.chunks_exact(DIMS).enumerate() {
+                    let mut eq = q.to_vec();
+                    if metric == Metric::Cos {
+                        let n = dot(q, q).sqrt() as f32;
+                        eq.iter_mut().for_each(|v| *v /= n);
+                    }
+                    let want: Vec<Option<f64>> = brute_force(&fine_rows, &eq, metric)
+                        .into_iter()
+                        .map(Some)
+                        .collect();
+                    let what = format!(
+                        "{codec} zstd={zstd:?} rescored {metric} hamming={hamming} query {i}"
+                    );
+                    assert_top_k(&what, &ranked(&hits, i, q, metric), &want, 10);
                 }
-                let want: Vec<Option<f64>> = brute_force(&fine_rows, &eq, metric)
-                    .into_iter()
-                    .map(Some)
-                    .collect();
-                let what = format!("rescored {metric} hamming={hamming} query {i}");
-                assert_top_k(&what, &ranked(&hits, i, q, metric), &want, 10);
             }
         }
     }
+    let fine = Container::open(container(dir.path(), "int8", 100, None)).unwrap();
     // Rescoring a few candidates finds more of the int8 neighbours than the codes alone.
     let overlap = |h: &Hits| -> usize {
         let truth = search(

@@ -13,6 +13,8 @@
 //! whatever the lane width or rows in flight.
 //! [`block_table`] builds those tables, 16 queries side by side.
 
+#[cfg(target_arch = "aarch64")]
+mod neon;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -84,6 +86,19 @@ pub fn block_sums_at(
                 (Level::Avx2, 8) => return k::sums_avx2::<8>(tables, codes, s, cb, out),
                 (Level::Avx2, _) => return k::sums_avx2::<4>(tables, codes, s, cb, out),
                 _ => {}
+            }
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    if level == Level::Neon && level.runs_here() && !subspaces.is_empty() {
+        let cb = code_bytes(m, nbits);
+        let s = subspaces.clone();
+        // SAFETY: `runs_here` checked at run time that the CPU has NEON, and `check`
+        // proved the shapes the kernel relies on (as for x86 above).
+        unsafe {
+            match nbits {
+                8 => return neon::sums::<8>(tables, codes, s, cb, out),
+                _ => return neon::sums::<4>(tables, codes, s, cb, out),
             }
         }
     }

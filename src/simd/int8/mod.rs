@@ -1,7 +1,8 @@
-//! int8 kernels: the max-abs reduction, quantization and dequantization of one row.
+//! int8 kernels: the max-abs reduction, quantization and dequantization of one row, and
+//! the dot product of a float query with one row of codes (search's rescoring).
 //!
-//! The scalar references are [`max_abs_bits_scalar`], [`quantize_scalar`] and
-//! [`dequantize_scalar`]. Every faster path must agree with them bit for bit on finite
+//! The scalar references are [`max_abs_bits_scalar`], [`quantize_scalar`],
+//! [`dequantize_scalar`] and [`dot_codes_scalar`]. Every faster path must agree with them bit for bit on finite
 //! input, which the codec contract guarantees: `v / scale` stays a true float32 division
 //! (a reciprocal multiply can differ by one ulp), rounding is half to even, and values are
 //! clamped to ±127 first.
@@ -35,6 +36,66 @@ pub fn quantize(row: &[f32], scale: f32, out: &mut [i8]) {
 /// `out[j] = f32(codes[j]) * scale` (over the shorter of the two lengths).
 pub fn dequantize(codes: &[i8], scale: f32, out: &mut [f32]) {
     dequantize_at(Level::detect(), codes, scale, out)
+}
+
+/// `(Σ q_j · codes_j, Σ codes_j²)` over the shorter of the two lengths: a float query
+/// against one row of int8 codes without decoding it (the row's scale is applied by the
+/// caller: `q·x̂ = s · dot`, `‖x̂‖² = s² · sumsq`). The float sum runs in the fixed order of
+/// [`dot_codes_scalar`], so every level gives the same bits.
+pub fn dot_codes(q: &[f32], codes: &[i8]) -> (f32, i32) {
+    dot_codes_at(Level::detect(), q, codes)
+}
+
+/// [`dot_codes`] at a given level; a level this CPU lacks runs the scalar reference.
+pub fn dot_codes_at(level: Level, q: &[f32], codes: &[i8]) -> (f32, i32) {
+    let n = q.len().min(codes.len());
+    let (q, codes) = (&q[..n], &codes[..n]);
+    #[cfg(target_arch = "x86_64")]
+    if matches!(level, Level::Avx2 | Level::Avx512) && level.runs_here() {
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX2 (AVX-512 CPUs have
+        // it too); the lengths are equal.
+        return unsafe { x86::dot_codes_avx2(q, codes) };
+    }
+    let _ = level;
+    dot_codes_scalar(q, codes)
+}
+
+/// The scalar reference of [`dot_codes`]: products `q_j · f32(c_j)` (rounded, then added,
+/// never fused) summed into 16 partial sums by `j mod 16` over the whole blocks of 16,
+/// which `reduce16` adds in a fixed tree, then the tail added in order. The sum of
+/// squares is exact in i32 (at most `127² · 133,000` for any row under 2³¹).
+pub fn dot_codes_scalar(q: &[f32], codes: &[i8]) -> (f32, i32) {
+    let n = q.len().min(codes.len());
+    let body = n / 16 * 16;
+    let mut acc = [0f32; 16];
+    for (qb, cb) in q[..body]
+        .chunks_exact(16)
+        .zip(codes[..body].chunks_exact(16))
+    {
+        for t in 0..16 {
+            acc[t] += qb[t] * f32::from(cb[t]);
+        }
+    }
+    let mut s = reduce16(&acc);
+    for j in body..n {
+        s += q[j] * f32::from(codes[j]);
+    }
+    let sq = codes[..n]
+        .iter()
+        .map(|&c| i32::from(c) * i32::from(c))
+        .sum();
+    (s, sq)
+}
+
+/// `((a₀+a₈ + a₄+a₁₂) + (a₂+a₁₀ + a₆+a₁₄)) + ((a₁+a₉ + a₅+a₁₃) + (a₃+a₁₁ + a₇+a₁₅))`:
+/// the order a 2 × 8-lane accumulator folds in (the two vectors, then the halves, then
+/// pairs).
+#[inline]
+pub(crate) fn reduce16(a: &[f32; 16]) -> f32 {
+    let v: [f32; 8] = std::array::from_fn(|t| a[t] + a[t + 8]);
+    let w = [v[0] + v[4], v[1] + v[5], v[2] + v[6], v[3] + v[7]];
+    let x = [w[0] + w[2], w[1] + w[3]];
+    x[0] + x[1]
 }
 
 /// [`max_abs_bits`] at a given level; a level this CPU lacks runs the scalar reference.
@@ -341,6 +402,52 @@ mod tests {
             let mut got = vec![5i8; data.len()];
             quantize_at(l, &data, 0.0, &mut got);
             assert!(got.iter().all(|&q| q == 0), "{}", l.name());
+        }
+    }
+
+    #[test]
+    fn dot_codes_has_the_reference_bits_on_every_level() {
+        let mut rng = Rng(0xd07c_0de5);
+        for n in (0..80).chain([383, 384, 385, 1000]) {
+            let q: Vec<f32> = (0..n)
+                .map(|_| rng.below(20001) as f32 / 7919.0 - 1.26)
+                .collect();
+            let c: Vec<i8> = (0..n)
+                .map(|_| (rng.below(255) as i32 - 127) as i8)
+                .collect();
+            let want = dot_codes_scalar(&q, &c);
+            // The reference is the dot product of the decoded row, up to rounding.
+            let exact: f64 = q
+                .iter()
+                .zip(&c)
+                .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                .sum();
+            let mag: f64 = q
+                .iter()
+                .zip(&c)
+                .map(|(&a, &b)| (f64::from(a) * f64::from(b)).abs())
+                .sum();
+            assert!(
+                (f64::from(want.0) - exact).abs() <= 1e-5 * (1.0 + mag),
+                "n={n}"
+            );
+            let sq: i32 = c.iter().map(|&x| i32::from(x) * i32::from(x)).sum();
+            assert_eq!(want.1, sq, "n={n}");
+            for l in Level::available() {
+                let got = dot_codes_at(l, &q, &c);
+                assert_eq!(
+                    (got.0.to_bits(), got.1),
+                    (want.0.to_bits(), want.1),
+                    "{} n={n}",
+                    l.name()
+                );
+            }
+        }
+        // ±127 everywhere: the largest sums of squares.
+        let c = vec![-127i8; 4096];
+        let q = vec![1.0f32; 4096];
+        for l in Level::available() {
+            assert_eq!(dot_codes_at(l, &q, &c), (-127.0 * 4096.0, 127 * 127 * 4096));
         }
     }
 

@@ -8,7 +8,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{dequantize_scalar, max_abs_bits_scalar, quantize_scalar};
+use super::{dequantize_scalar, max_abs_bits_scalar, quantize_scalar, reduce16};
 
 /// `max(bits(x) & 0x7fff_ffff)` over `row`, as an integer (see
 /// [`super::max_abs_bits_scalar`]). Integer max needs no finiteness: one pass both
@@ -131,4 +131,49 @@ pub(super) fn dequantize_avx512(codes: &[i8], scale: f32, out: &mut [f32]) {
         unsafe { _mm512_storeu_ps(o.as_mut_ptr(), v) };
     }
     dequantize_avx2(src.remainder(), scale, dst.into_remainder());
+}
+
+/// `(Σ q_j · c_j, Σ c_j²)` on AVX2 (see [`super::dot_codes_scalar`], whose bits it gives):
+/// 16 codes a step, widened to i32 and converted to float, multiplied then added (no FMA,
+/// which would round once instead of twice) into two 8-lane sums, lanes `j mod 16`; the
+/// squares through `pmaddwd` on the codes widened to i16.
+#[target_feature(enable = "avx2")]
+pub(super) fn dot_codes_avx2(q: &[f32], codes: &[i8]) -> (f32, i32) {
+    let n = q.len().min(codes.len());
+    let body = n / 16 * 16;
+    let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let mut sq = _mm256_setzero_si256();
+    for j in (0..body).step_by(16) {
+        // SAFETY: `j + 16 <= body <= n`, the length of both slices: 16 codes and 16 floats
+        // from `j` are in bounds; loadu needs no alignment.
+        let (x, q0, q1) = unsafe {
+            (
+                _mm_loadu_si128(codes.as_ptr().add(j).cast()),
+                _mm256_loadu_ps(q.as_ptr().add(j)),
+                _mm256_loadu_ps(q.as_ptr().add(j + 8)),
+            )
+        };
+        let lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(x));
+        let hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128::<8>(x)));
+        a0 = _mm256_add_ps(a0, _mm256_mul_ps(q0, lo));
+        a1 = _mm256_add_ps(a1, _mm256_mul_ps(q1, hi));
+        let w = _mm256_cvtepi8_epi16(x);
+        sq = _mm256_add_epi32(sq, _mm256_madd_epi16(w, w));
+    }
+    let mut lanes = [0f32; 16];
+    // SAFETY: `lanes` holds 16 floats: 8 at offset 0 and 8 at offset 8.
+    unsafe {
+        _mm256_storeu_ps(lanes.as_mut_ptr(), a0);
+        _mm256_storeu_ps(lanes.as_mut_ptr().add(8), a1);
+    }
+    let mut s = reduce16(&lanes);
+    let mut sqs = [0i32; 8];
+    // SAFETY: `sqs` holds 8 i32.
+    unsafe { _mm256_storeu_si256(sqs.as_mut_ptr().cast(), sq) };
+    let mut total: i32 = sqs.iter().sum();
+    for j in body..n {
+        s += q[j] * f32::from(codes[j]);
+        total += i32::from(codes[j]) * i32::from(codes[j]);
+    }
+    (s, total)
 }

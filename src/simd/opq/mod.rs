@@ -4,6 +4,8 @@
 //! but every output element adds its `d` products in the same order, so every level
 //! agrees with it bit for bit.
 
+#[cfg(target_arch = "aarch64")]
+mod neon;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -29,6 +31,11 @@ pub fn rotate_at(level: Level, x: &[f32], d: usize, r: &[f32], out: &mut [f32]) 
             Level::Avx2 => return unsafe { x86::rotate_avx2(x, d, r, out) },
             _ => {}
         }
+    }
+    #[cfg(target_arch = "aarch64")]
+    if level == Level::Neon && level.runs_here() {
+        // SAFETY: `runs_here` checked at run time that the CPU has NEON.
+        return unsafe { neon::rotate(x, d, r, out) };
     }
     let _ = level;
     rotate_scalar(x, d, r, out)
@@ -101,7 +108,7 @@ mod tests {
 
     #[test]
     fn rotate_matches_a_plain_loop_at_every_level_and_tiling() {
-        // Shapes with and without partial tiles of every level's rows (8, 6, 2) and
+        // Shapes with and without partial tiles of every level's rows (8, 6, 4, 2) and
         // columns (32, 16).
         for (n, d) in [(9, 70), (4, 32), (1, 5), (13, 48), (16, 64), (7, 33)] {
             let (x, r) = (random(n * d, 1), random(d * d, 2));

@@ -15,6 +15,8 @@
 //! Every function takes the row (`dims` long), the `rounds × dims` signs (±1.0, round by
 //! round) and the window `w`, a power of two `<= dims`.
 
+#[cfg(target_arch = "aarch64")]
+mod neon;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -42,6 +44,11 @@ pub fn forward_at(level: Level, signs: &[f32], window: usize, row: &mut [f32]) {
             _ => {}
         }
     }
+    #[cfg(target_arch = "aarch64")]
+    if level == Level::Neon && level.runs_here() {
+        // SAFETY: `runs_here` checked at run time that the CPU has NEON.
+        return unsafe { neon::forward(signs, window, row) };
+    }
     let _ = level;
     forward_scalar(signs, window, row)
 }
@@ -57,6 +64,11 @@ pub fn inverse_at(level: Level, signs: &[f32], window: usize, row: &mut [f32]) {
             Level::Avx2 => return unsafe { x86::inverse_avx2(signs, window, row) },
             _ => {}
         }
+    }
+    #[cfg(target_arch = "aarch64")]
+    if level == Level::Neon && level.runs_here() {
+        // SAFETY: `runs_here` checked at run time that the CPU has NEON.
+        return unsafe { neon::inverse(signs, window, row) };
     }
     let _ = level;
     inverse_scalar(signs, window, row)
