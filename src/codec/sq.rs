@@ -252,6 +252,15 @@ fn pack(codes: &[u8], bits: u8, out: &mut [u8]) {
                 *o = pair[0] | (pair.get(1).copied().unwrap_or(0) << 4);
             }
         }
+        1 => {
+            // Eight 0/1 bytes to the eight bits of one byte, byte k to bit k: the multiply
+            // adds byte k shifted to bit 56 + k, with no carries between them.
+            for (o, c8) in out.iter_mut().zip(codes.chunks(8)) {
+                let mut w = [0u8; 8];
+                w[..c8.len()].copy_from_slice(c8);
+                *o = (u64::from_le_bytes(w).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8;
+            }
+        }
         _ => {
             // Eight codes fill `bits` whole bytes: one shift-or word per eight.
             let b = usize::from(bits);
@@ -450,7 +459,8 @@ impl Sq {
     }
 
     /// [`Sq::encode_rotated`] of [`GROUP`] rotated rows at once (`v`, `a` and `products`
-    /// hold `GROUP` rows, `codes` their codes), with the same bits: the three sums whose
+    /// hold `GROUP` rows, `codes` their codes), with the same bits, or `None` when a row
+    /// holds a value that is not finite (nothing checks before): the three sums whose
     /// order is fixed (`Σ v²`, `Σ a`, `<L, v>`) are made of per-row products first and
     /// then added in order for all the rows together ([`simd_sq::sums_in_order`]), which
     /// overlaps their latencies instead of paying them row after row.
@@ -461,7 +471,7 @@ impl Sq {
         a: &mut [f32],
         codes: &mut [u8],
         products: &mut [f64],
-    ) -> [Option<u32>; GROUP] {
+    ) -> Option<[Option<u32>; GROUP]> {
         let (d, bits) = (self.dims, self.params.bits);
         let mut max_abs = [0f32; GROUP];
         for (g, m) in max_abs.iter_mut().enumerate() {
@@ -473,6 +483,11 @@ impl Sq {
             }
         }
         let sum_sq = simd_sq::sums_in_order(rows_of::<f64, GROUP>(products, d));
+        // Squares of float32 values cannot overflow a float64 sum of them: a sum that is not
+        // finite has a NaN or an infinity among its values.
+        if sum_sq.iter().any(|s| !s.is_finite()) {
+            return None;
+        }
         let suma = simd_sq::sums_in_order(rows_of::<f32, GROUP>(a, d));
         let mut ll = [0u64; GROUP];
         for (g, l) in ll.iter_mut().enumerate() {
@@ -493,13 +508,13 @@ impl Sq {
             );
         }
         let lv = simd_sq::sums_in_order(rows_of::<f64, GROUP>(products, d));
-        std::array::from_fn(|g| {
+        Some(std::array::from_fn(|g| {
             let norm = sum_sq[g].sqrt() as f32;
             if !norm.is_finite() {
                 return None;
             }
             factor_word(norm, cos_of(lv[g], ll[g], sum_sq[g]))
-        })
+        }))
     }
 }
 
@@ -543,24 +558,20 @@ impl Codec for Sq {
             codes.resize(GROUP * d, 0);
             products.resize(GROUP * d, 0.0);
             let rows = input.len() / d.max(1);
-            let mut r = 0;
+            // Rows before `one_by_one` go row after row.
+            let (mut r, mut one_by_one) = (0, 0);
             while r < rows {
-                // A group of GROUP rows when there are that many and all rotate to finite
-                // values; otherwise row after row, which names the first faulty row.
-                let g = if rows - r >= GROUP {
-                    let mut finite = true;
+                let words = if r >= one_by_one && rows - r >= GROUP {
                     for (g, row) in input[r * d..(r + GROUP) * d].chunks_exact(d).enumerate() {
                         let vg = &mut v[g * d..(g + 1) * d];
                         vg.copy_from_slice(row);
                         self.rotation.forward(vg);
-                        finite &= !crate::simd::any_non_finite(vg);
                     }
-                    if finite { GROUP } else { 1 }
+                    self.encode_group(level, v, a, codes, products)
                 } else {
-                    1
+                    None
                 };
-                if g == GROUP {
-                    let words = self.encode_group(level, v, a, codes, products);
+                let g = if let Some(words) = words {
                     for (k, word) in words.into_iter().enumerate() {
                         let o = &mut out[(r + k) * rb..(r + k + 1) * rb];
                         let word = word.ok_or_else(|| EncodeFault {
@@ -572,7 +583,13 @@ impl Codec for Sq {
                         pack(&codes[k * d..(k + 1) * d], self.params.bits, &mut o[..cb]);
                         o[cb..].copy_from_slice(&word.to_le_bytes());
                     }
+                    GROUP
                 } else {
+                    // The tail, or a group with a value that is not finite after rotating:
+                    // row after row, which names the first faulty row.
+                    if rows - r >= GROUP {
+                        one_by_one = one_by_one.max(r + GROUP);
+                    }
                     let row = &input[r * d..(r + 1) * d];
                     let o = &mut out[r * rb..(r + 1) * rb];
                     let (v, a, codes) = (&mut v[..d], &mut a[..d], &mut codes[..d]);
@@ -600,7 +617,8 @@ impl Codec for Sq {
                             })?;
                     pack(codes, self.params.bits, &mut o[..cb]);
                     o[cb..].copy_from_slice(&word.to_le_bytes());
-                }
+                    1
+                };
                 r += g;
             }
             Ok(())
@@ -768,6 +786,11 @@ mod tests {
         let mut out = vec![0u8; c.encoded_len(n)];
         let f = c.encode(&bad, &mut out).unwrap_err();
         assert_eq!(f.row, 9);
+        let mut big = data.clone();
+        big[13 * d..14 * d].fill(3e38);
+        let f = c.encode(&big, &mut out).unwrap_err();
+        assert_eq!(f.row, 13);
+        assert!(f.msg.contains("too large to rotate"), "{}", f.msg);
     }
 
     #[test]
