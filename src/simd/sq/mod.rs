@@ -231,8 +231,8 @@ pub fn sums_in_order<T: Summand, const G: usize>(rows: [&[T]; G]) -> [T; G] {
     let rows = rows.map(|r| &r[..n]);
     let mut s = [T::ZERO; G];
     for i in 0..n {
-        for g in 0..G {
-            s[g] += rows[g][i];
+        for (s, r) in s.iter_mut().zip(&rows) {
+            *s += r[i];
         }
     }
     s
