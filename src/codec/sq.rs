@@ -220,6 +220,23 @@ fn factor_word(norm: f32, cos: f64) -> Option<u32> {
     Some((n18 << 14) | c)
 }
 
+/// `cos θ = <L, v> / (‖L‖ ‖v‖)` from the row's sums (0 for an all-zero row).
+fn cos_of(lv: f64, ll: u64, sum_sq: f64) -> f64 {
+    if sum_sq.sqrt() as f32 > 0.0 {
+        lv / ((ll as f64).sqrt() * sum_sq.sqrt())
+    } else {
+        0.0
+    }
+}
+
+/// The `G` consecutive `d`-long rows at the start of `buf`.
+fn rows_of<T, const G: usize>(buf: &[T], d: usize) -> [&[T]; G] {
+    std::array::from_fn(|g| &buf[g * d..(g + 1) * d])
+}
+
+/// Rows the encoder takes at once (see [`Sq::encode_group`]).
+const GROUP: usize = 4;
+
 /// Bytes of one row's codes.
 pub fn code_bytes(dims: usize, bits: u8) -> usize {
     (dims * bits as usize).div_ceil(8)
@@ -235,7 +252,27 @@ fn pack(codes: &[u8], bits: u8, out: &mut [u8]) {
                 *o = pair[0] | (pair.get(1).copied().unwrap_or(0) << 4);
             }
         }
+        1 => {
+            // Eight 0/1 bytes to the eight bits of one byte, byte k to bit k: the multiply
+            // adds byte k shifted to bit 56 + k, with no carries between them.
+            for (o, c8) in out.iter_mut().zip(codes.chunks(8)) {
+                let mut w = [0u8; 8];
+                w[..c8.len()].copy_from_slice(c8);
+                *o = (u64::from_le_bytes(w).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8;
+            }
+        }
         _ => {
+            // Eight codes fill `bits` whole bytes: one shift-or word per eight.
+            let b = usize::from(bits);
+            let whole = codes.len() / 8;
+            for (o, c8) in out.chunks_exact_mut(b).zip(codes.chunks_exact(8)) {
+                let w = c8
+                    .iter()
+                    .enumerate()
+                    .fold(0u64, |w, (k, &c)| w | (u64::from(c) << (k * b)));
+                o.copy_from_slice(&w.to_le_bytes()[..b]);
+            }
+            let (codes, out) = (&codes[whole * 8..], &mut out[whole * b..]);
             let (mut acc, mut n, mut o) = (0u64, 0u32, 0usize);
             for &c in codes {
                 acc |= u64::from(c) << n;
@@ -302,6 +339,14 @@ pub fn row_levels(packed: &[u8], bits: u8, codes: &mut [u8], out: &mut [f32]) ->
     ll
 }
 
+/// The encoder's (and the decoder's) per-thread buffers.
+struct Scratch {
+    v: Vec<f32>,
+    a: Vec<f32>,
+    codes: Vec<u8>,
+    products: Vec<f64>,
+}
+
 /// The rotated scalar quantizer.
 #[derive(Debug, Clone)]
 pub struct Sq {
@@ -311,9 +356,14 @@ pub struct Sq {
 }
 
 thread_local! {
-    /// Per-block scratch: the rotated row, its magnitudes, its codes.
-    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>, Vec<u8>)> =
-        const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+    /// Per-block scratch: [`GROUP`] rotated rows, their magnitudes, their codes and the
+    /// products of their sums.
+    static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch {
+        v: Vec::new(),
+        a: Vec::new(),
+        codes: Vec::new(),
+        products: Vec::new(),
+    }) };
 }
 
 impl Sq {
@@ -360,7 +410,6 @@ impl Sq {
         codes: &mut [u8],
     ) -> Option<u32> {
         let bits = self.params.bits;
-        let half = 1u32 << (bits - 1);
         let (sum_sq, max_abs) = simd_sq::stats_at(level, v, a);
         let norm = sum_sq.sqrt() as f32;
         if !norm.is_finite() {
@@ -371,38 +420,101 @@ impl Sq {
         // small or large the row.
         let mut t = 0f32;
         if bits > 1 && max_abs > 0.0 {
-            let inv = 1.0 / f64::from(max_abs);
-            let suma = simd_sq::scale_at(level, a, inv);
-            let top = (half - 1) as f32;
-            let rms = ((sum_sq / v.len() as f64).sqrt() * inv) as f32;
-            let t0 = 1.0 / (GAUSS_STEP[bits as usize] * rms);
-            // The step that clips nothing: the largest magnitude (1) lands in the top
-            // cell, `[top, top + 1)` (its product is `half`, which `min` clips to `top`).
-            let t_max = half as f32;
-            let mut best = (f64::NEG_INFINITY, 0f32);
-            let cands = T_FACTORS.iter().map(|f| f * t0).chain([t_max]);
-            for cand in cands {
-                if !cand.is_finite() || cand <= 0.0 {
-                    continue;
-                }
-                let (ma, mm) = simd_sq::grid_fit_at(level, a, cand, top);
-                // <L, a> = 2 Σ m a + Σ a; ‖L‖² = Σ (2m + 1)² = 4 Σ m(m+1) + n.
-                let la = 2.0 * f64::from(ma) + f64::from(suma);
-                let ll = 4.0 * f64::from(mm) + a.len() as f64;
-                let score = la * la / ll;
-                if score > best.0 {
-                    best = (score, cand);
-                }
-            }
-            t = best.1;
+            let suma = simd_sq::scale_at(level, a, 1.0 / f64::from(max_abs));
+            t = self.choose_step(level, a, sum_sq, max_abs, suma);
         }
         let (lv, ll) = simd_sq::codes_at(level, v, a, t, bits, codes);
-        let cos = if norm > 0.0 {
-            lv / ((ll as f64).sqrt() * sum_sq.sqrt())
-        } else {
-            0.0
-        };
-        factor_word(norm, cos)
+        factor_word(norm, cos_of(lv, ll, sum_sq))
+    }
+
+    /// The step `1/t` of a row of `Σ v² = sum_sq` and largest magnitude `max_abs` (> 0)
+    /// whose magnitudes relative to the largest are `a`, summing to `suma` (at two bits or
+    /// more): among the candidates, the one whose codes point closest to the row.
+    fn choose_step(&self, level: Level, a: &[f32], sum_sq: f64, max_abs: f32, suma: f32) -> f32 {
+        let bits = self.params.bits;
+        let half = 1u32 << (bits - 1);
+        let inv = 1.0 / f64::from(max_abs);
+        let top = (half - 1) as f32;
+        let rms = ((sum_sq / a.len() as f64).sqrt() * inv) as f32;
+        let t0 = 1.0 / (GAUSS_STEP[bits as usize] * rms);
+        // The step that clips nothing: the largest magnitude (1) lands in the top
+        // cell, `[top, top + 1)` (its product is `half`, which `min` clips to `top`).
+        let t_max = half as f32;
+        let mut best = (f64::NEG_INFINITY, 0f32);
+        let cands = T_FACTORS.iter().map(|f| f * t0).chain([t_max]);
+        for cand in cands {
+            if !cand.is_finite() || cand <= 0.0 {
+                continue;
+            }
+            let (ma, mm) = simd_sq::grid_fit_at(level, a, cand, top);
+            // <L, a> = 2 Σ m a + Σ a; ‖L‖² = Σ (2m + 1)² = 4 Σ m(m+1) + n.
+            let la = 2.0 * f64::from(ma) + f64::from(suma);
+            let ll = 4.0 * f64::from(mm) + a.len() as f64;
+            let score = la * la / ll;
+            if score > best.0 {
+                best = (score, cand);
+            }
+        }
+        best.1
+    }
+
+    /// [`Sq::encode_rotated`] of [`GROUP`] rotated rows at once (`v`, `a` and `products`
+    /// hold `GROUP` rows, `codes` their codes), with the same bits, or `None` when a row
+    /// holds a value that is not finite (nothing checks before): the three sums whose
+    /// order is fixed (`Σ v²`, `Σ a`, `<L, v>`) are made of per-row products first and
+    /// then added in order for all the rows together ([`simd_sq::sums_in_order`]), which
+    /// overlaps their latencies instead of paying them row after row.
+    fn encode_group(
+        &self,
+        level: Level,
+        v: &[f32],
+        a: &mut [f32],
+        codes: &mut [u8],
+        products: &mut [f64],
+    ) -> Option<[Option<u32>; GROUP]> {
+        let (d, bits) = (self.dims, self.params.bits);
+        let mut max_abs = [0f32; GROUP];
+        for (g, m) in max_abs.iter_mut().enumerate() {
+            let (vg, ag) = (&v[g * d..(g + 1) * d], &mut a[g * d..(g + 1) * d]);
+            *m = simd_sq::abs_max_at(level, vg, ag);
+            simd_sq::squares_at(level, vg, &mut products[g * d..(g + 1) * d]);
+            if bits > 1 && *m > 0.0 {
+                simd_sq::rescale_at(level, ag, 1.0 / f64::from(*m));
+            }
+        }
+        let sum_sq = simd_sq::sums_in_order(rows_of::<f64, GROUP>(products, d));
+        // Squares of float32 values cannot overflow a float64 sum of them: a sum that is not
+        // finite has a NaN or an infinity among its values.
+        if sum_sq.iter().any(|s| !s.is_finite()) {
+            return None;
+        }
+        let suma = simd_sq::sums_in_order(rows_of::<f32, GROUP>(a, d));
+        let mut ll = [0u64; GROUP];
+        for (g, l) in ll.iter_mut().enumerate() {
+            let ag = &a[g * d..(g + 1) * d];
+            let t = if bits > 1 && max_abs[g] > 0.0 {
+                self.choose_step(level, ag, sum_sq[g], max_abs[g], suma[g])
+            } else {
+                0.0
+            };
+            *l = simd_sq::code_products_at(
+                level,
+                &v[g * d..(g + 1) * d],
+                ag,
+                t,
+                bits,
+                &mut codes[g * d..(g + 1) * d],
+                &mut products[g * d..(g + 1) * d],
+            );
+        }
+        let lv = simd_sq::sums_in_order(rows_of::<f64, GROUP>(products, d));
+        Some(std::array::from_fn(|g| {
+            let norm = sum_sq[g].sqrt() as f32;
+            if !norm.is_finite() {
+                return None;
+            }
+            factor_word(norm, cos_of(lv[g], ll[g], sum_sq[g]))
+        }))
     }
 }
 
@@ -435,38 +547,79 @@ impl Codec for Sq {
         let cb = rb - 4;
         let level = Level::detect();
         SCRATCH.with(|s| {
-            let (v, a, codes) = &mut *s.borrow_mut();
-            v.resize(d, 0.0);
-            a.resize(d, 0.0);
-            codes.resize(d, 0);
-            for (r, (row, o)) in input
-                .chunks_exact(d)
-                .zip(out.chunks_exact_mut(rb))
-                .enumerate()
-            {
-                v.copy_from_slice(row);
-                self.rotation.forward(v);
-                if crate::simd::any_non_finite(v) {
-                    let col = v.iter().position(|x| !x.is_finite()).unwrap_or(0);
-                    return Err(EncodeFault {
-                        row: r,
-                        col,
-                        msg: if row.iter().all(|x| x.is_finite()) {
-                            "the row is too large to rotate without overflowing float32".into()
-                        } else {
-                            format!("{} is not a finite number", row[col])
-                        },
-                    });
-                }
-                let word = self
-                    .encode_rotated(level, v, a, codes)
-                    .ok_or_else(|| EncodeFault {
-                        row: r,
-                        col: 0,
-                        msg: "the row's norm does not fit a float32; scale the data down".into(),
-                    })?;
-                pack(codes, self.params.bits, &mut o[..cb]);
-                o[cb..].copy_from_slice(&word.to_le_bytes());
+            let Scratch {
+                v,
+                a,
+                codes,
+                products,
+            } = &mut *s.borrow_mut();
+            v.resize(GROUP * d, 0.0);
+            a.resize(GROUP * d, 0.0);
+            codes.resize(GROUP * d, 0);
+            products.resize(GROUP * d, 0.0);
+            let rows = input.len() / d.max(1);
+            // Rows before `one_by_one` go row after row.
+            let (mut r, mut one_by_one) = (0, 0);
+            while r < rows {
+                let words = if r >= one_by_one && rows - r >= GROUP {
+                    for (g, row) in input[r * d..(r + GROUP) * d].chunks_exact(d).enumerate() {
+                        let vg = &mut v[g * d..(g + 1) * d];
+                        vg.copy_from_slice(row);
+                        self.rotation.forward(vg);
+                    }
+                    self.encode_group(level, v, a, codes, products)
+                } else {
+                    None
+                };
+                let g = if let Some(words) = words {
+                    for (k, word) in words.into_iter().enumerate() {
+                        let o = &mut out[(r + k) * rb..(r + k + 1) * rb];
+                        let word = word.ok_or_else(|| EncodeFault {
+                            row: r + k,
+                            col: 0,
+                            msg: "the row's norm does not fit a float32; scale the data down"
+                                .into(),
+                        })?;
+                        pack(&codes[k * d..(k + 1) * d], self.params.bits, &mut o[..cb]);
+                        o[cb..].copy_from_slice(&word.to_le_bytes());
+                    }
+                    GROUP
+                } else {
+                    // The tail, or a group with a value that is not finite after rotating:
+                    // row after row, which names the first faulty row.
+                    if rows - r >= GROUP {
+                        one_by_one = one_by_one.max(r + GROUP);
+                    }
+                    let row = &input[r * d..(r + 1) * d];
+                    let o = &mut out[r * rb..(r + 1) * rb];
+                    let (v, a, codes) = (&mut v[..d], &mut a[..d], &mut codes[..d]);
+                    v.copy_from_slice(row);
+                    self.rotation.forward(v);
+                    if crate::simd::any_non_finite(v) {
+                        let col = v.iter().position(|x| !x.is_finite()).unwrap_or(0);
+                        return Err(EncodeFault {
+                            row: r,
+                            col,
+                            msg: if row.iter().all(|x| x.is_finite()) {
+                                "the row is too large to rotate without overflowing float32".into()
+                            } else {
+                                format!("{} is not a finite number", row[col])
+                            },
+                        });
+                    }
+                    let word =
+                        self.encode_rotated(level, v, a, codes)
+                            .ok_or_else(|| EncodeFault {
+                                row: r,
+                                col: 0,
+                                msg: "the row's norm does not fit a float32; scale the data down"
+                                    .into(),
+                            })?;
+                    pack(codes, self.params.bits, &mut o[..cb]);
+                    o[cb..].copy_from_slice(&word.to_le_bytes());
+                    1
+                };
+                r += g;
             }
             Ok(())
         })
@@ -477,8 +630,9 @@ impl Codec for Sq {
         let cb = rb - 4;
         let r = &payload[row * rb..(row + 1) * rb];
         SCRATCH.with(|s| {
-            let (_, _, codes) = &mut *s.borrow_mut();
+            let codes = &mut s.borrow_mut().codes;
             codes.resize(self.dims, 0);
+            let codes = &mut codes[..self.dims];
             let out = &mut out[..self.dims];
             let ll = row_levels(&r[..cb], self.params.bits, codes, out);
             let g = Factors::from_word(LE::read_u32(&r[cb..])).gain(ll);
@@ -603,6 +757,40 @@ mod tests {
             let floor = [0.0, 0.79, 0.93, 0.98, 0.994, 0.998, 0.9995, 0.9998, 0.99995];
             assert!(mean >= floor[bits as usize], "bits={bits}: mean cos {mean}");
         }
+    }
+
+    #[test]
+    fn groups_encode_the_bits_of_row_after_row() {
+        // 23 rows of 100 dims: five groups of four and a tail of three, with a zero row,
+        // a tiny row and an outlier among the grouped ones.
+        let (d, n) = (100, 23);
+        let mut data = gaussian(n, d, 5);
+        data[d..2 * d].fill(0.0);
+        data[2 * d..3 * d].iter_mut().for_each(|x| *x *= 1e-30);
+        data[5 * d + 7] = 40.0;
+        for bits in BITS {
+            let c = sq(d, bits);
+            let rb = c.row_bytes();
+            let mut grouped = vec![0u8; c.encoded_len(n)];
+            c.encode(&data, &mut grouped).unwrap();
+            let mut single = vec![0u8; c.encoded_len(n)];
+            for (r, row) in data.chunks(d).enumerate() {
+                c.encode(row, &mut single[r * rb..(r + 1) * rb]).unwrap();
+            }
+            assert_eq!(grouped, single, "bits={bits}");
+        }
+        // A fault inside a group names its row.
+        let mut bad = data.clone();
+        bad[9 * d + 3] = f32::NAN;
+        let c = sq(d, 3);
+        let mut out = vec![0u8; c.encoded_len(n)];
+        let f = c.encode(&bad, &mut out).unwrap_err();
+        assert_eq!(f.row, 9);
+        let mut big = data.clone();
+        big[13 * d..14 * d].fill(3e38);
+        let f = c.encode(&big, &mut out).unwrap_err();
+        assert_eq!(f.row, 13);
+        assert!(f.msg.contains("too large to rotate"), "{}", f.msg);
     }
 
     #[test]

@@ -138,6 +138,106 @@ fn code_of(x: f32, y: f32, t: f32, top: f32, half: u32, bits: u8) -> (u8, i32) {
     (code as u8, 2 * code as i32 + 1 - (1 << bits))
 }
 
+/// The magnitudes `a[i] = |v[i]|` of the row `v` (finite) and their largest: [`stats_at`]
+/// without the sum of squares, which [`squares_at`] and [`sums_in_order`] give for several
+/// rows at once.
+pub fn abs_max_at(level: Level, v: &[f32], a: &mut [f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if level >= Level::Avx2 && level.runs_here() {
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX2 (AVX-512 has it).
+        return unsafe { x86::abs_max_avx2(v, a) };
+    }
+    let _ = level;
+    let mut max_abs = 0f32;
+    for (x, &y) in a.iter_mut().zip(v) {
+        *x = y.abs();
+        max_abs = max_abs.max(*x);
+    }
+    max_abs
+}
+
+/// The squares `v[i]²` in f64 (exact) into `out`, whose sum in order is [`stats_at`]'s.
+pub fn squares_at(level: Level, v: &[f32], out: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if level >= Level::Avx2 && level.runs_here() {
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX2 (AVX-512 has it).
+        return unsafe { x86::products_into_avx2(v, v, out) };
+    }
+    let _ = level;
+    for (o, &y) in out.iter_mut().zip(v) {
+        *o = f64::from(y) * f64::from(y);
+    }
+}
+
+/// [`scale_at`] without the sum: each `a[i]` becomes `(a[i] × inv)` in f64, rounded to f32.
+pub fn rescale_at(level: Level, a: &mut [f32], inv: f64) {
+    #[cfg(target_arch = "x86_64")]
+    if level >= Level::Avx2 && level.runs_here() {
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX2 (AVX-512 has it).
+        return unsafe { x86::rescale_avx2(a, inv) };
+    }
+    let _ = level;
+    a.iter_mut().for_each(|x| *x = (f64::from(*x) * inv) as f32);
+}
+
+/// [`codes_at`] without the sum `<L, v>`: the codes into `codes`, the products `L_i v_i`
+/// (exact in f64) into `products`, whose sum in order is [`codes_at`]'s; returns `Σ L²`.
+pub fn code_products_at(
+    level: Level,
+    v: &[f32],
+    a: &[f32],
+    t: f32,
+    bits: u8,
+    codes: &mut [u8],
+    products: &mut [f64],
+) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if level >= Level::Avx2 && level.runs_here() {
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX2 (AVX-512 has it).
+        return unsafe { x86::code_products_avx2(v, a, t, bits, codes, products) };
+    }
+    let _ = level;
+    let half = 1u32 << (bits - 1);
+    let top = (half - 1) as f32;
+    let mut ll = 0u64;
+    for (((c, p), &y), &x) in codes.iter_mut().zip(products.iter_mut()).zip(v).zip(a) {
+        let (code, l) = code_of(x, y, t, top, half, bits);
+        *c = code;
+        *p = f64::from(l) * f64::from(y);
+        ll += (l * l) as u64;
+    }
+    ll
+}
+
+/// A summand of [`sums_in_order`]: f32 or f64.
+pub trait Summand: Copy + std::ops::AddAssign {
+    /// The sum of nothing: `0.0`.
+    const ZERO: Self;
+}
+impl Summand for f32 {
+    const ZERO: f32 = 0.0;
+}
+impl Summand for f64 {
+    const ZERO: f64 = 0.0;
+}
+
+/// The sums of `G` rows of equal length, each row's values added one after another in
+/// order from `0.0` (the order of the scalar references' sums), the rows' additions
+/// interleaved so that their latencies overlap: the one pass whose order is fixed runs `G`
+/// rows at the speed of one. (`Iterator::sum` may start from `-0.0` instead; for the
+/// non-negative magnitudes it sums the two starts give the same bits.)
+pub fn sums_in_order<T: Summand, const G: usize>(rows: [&[T]; G]) -> [T; G] {
+    let n = rows.iter().map(|r| r.len()).min().unwrap_or(0);
+    let rows = rows.map(|r| &r[..n]);
+    let mut s = [T::ZERO; G];
+    for i in 0..n {
+        for (s, r) in s.iter_mut().zip(&rows) {
+            *s += r[i];
+        }
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +267,59 @@ mod tests {
             out.push(r.iter().map(|x| x * 3e30).collect());
         }
         out
+    }
+
+    #[test]
+    fn the_split_passes_give_the_fused_passes_bits() {
+        let rows = rows();
+        for l in Level::available() {
+            for v in &rows {
+                let n = v.len();
+                let mut a_ref = vec![0f32; n];
+                let (ss, mx) = stats_scalar(v, &mut a_ref);
+                let mut a = vec![0f32; n];
+                assert_eq!(
+                    abs_max_at(l, v, &mut a).to_bits(),
+                    mx.to_bits(),
+                    "{}",
+                    l.name()
+                );
+                assert_eq!(bits(&a), bits(&a_ref), "{} n={n}", l.name());
+                let mut sq = vec![0f64; n];
+                squares_at(l, v, &mut sq);
+                let [s] = sums_in_order([&sq[..]]);
+                assert_eq!(s.to_bits(), ss.to_bits(), "{} n={n}", l.name());
+                let inv = if mx > 0.0 { 1.0 / f64::from(mx) } else { 1.0 };
+                let mut scaled_ref = a_ref.clone();
+                let suma = scale_scalar(&mut scaled_ref, inv);
+                rescale_at(l, &mut a, inv);
+                assert_eq!(bits(&a), bits(&scaled_ref), "{} n={n}", l.name());
+                let [s] = sums_in_order([&a[..]]);
+                assert_eq!(s.to_bits(), suma.to_bits(), "{} n={n}", l.name());
+                for b in 1..=8u8 {
+                    for t in [0.0f32, 0.37, 2.5, 17.3, 1e9] {
+                        let mut c_ref = vec![0u8; n];
+                        let (lv, ll) = codes_scalar(v, &a, t, b, &mut c_ref);
+                        let (mut c, mut p) = (vec![0xaau8; n], vec![0f64; n]);
+                        let got = code_products_at(l, v, &a, t, b, &mut c, &mut p);
+                        assert_eq!(c, c_ref, "{} n={n} b={b} t={t}", l.name());
+                        let [s] = sums_in_order([&p[..]]);
+                        assert_eq!((s.to_bits(), got), (lv.to_bits(), ll), "{} b={b}", l.name());
+                    }
+                }
+            }
+        }
+        // Several rows at once: each row's sum as if alone.
+        let sq: Vec<Vec<f64>> = rows
+            .iter()
+            .filter(|r| r.len() == 384)
+            .map(|r| r.iter().map(|&x| f64::from(x) * 1.7).collect())
+            .collect();
+        let four = sums_in_order([&sq[0][..], &sq[1][..], &sq[2][..], &sq[3][..]]);
+        for (g, s) in four.iter().enumerate() {
+            let alone = sq[g].iter().fold(0f64, |acc, &x| acc + x);
+            assert_eq!(s.to_bits(), alone.to_bits(), "row {g}");
+        }
     }
 
     #[test]
