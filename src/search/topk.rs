@@ -85,6 +85,20 @@ impl TopK {
         self.floor
     }
 
+    /// How many candidates are kept.
+    #[inline]
+    pub(crate) fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Raises the floor to `floor` (never lowers it): for a caller that knows at least `k`
+    /// candidates still to be pushed score `floor` or more, so none below it can be among
+    /// the best `k`.
+    #[inline]
+    pub(crate) fn raise_floor(&mut self, floor: f32) {
+        self.floor = self.floor.max(floor);
+    }
+
     /// Keeps the best `k` of the buffer and raises the floor.
     fn compact(&mut self) {
         if self.buf.len() > self.k {
