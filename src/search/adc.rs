@@ -470,16 +470,23 @@ impl AdcTables {
                         heap.raise_floor(score(low + f32::from(qk) * step, 0));
                     }
                 } else {
-                    // Lower bounds of the scores of the rows that may be returned.
+                    // Lower bounds of the scores of the rows that may be returned: a plain
+                    // loop over every row, then the rows that may not be returned.
                     lows.clear();
-                    lows.extend(qs.iter().enumerate().map(|(r, &qv)| {
-                        let id = first_row + r as u64;
-                        if own == Some(id) || filter.is_some_and(|f| !f.allows(id)) {
-                            f32::NEG_INFINITY
-                        } else {
-                            score(low + f32::from(qv) * step, r)
+                    lows.resize(n, f32::NEG_INFINITY);
+                    for (r, (l, &qv)) in lows.iter_mut().zip(qs).enumerate() {
+                        *l = score(low + f32::from(qv) * step, r);
+                    }
+                    if let Some(o) = own.filter(|_| own_here) {
+                        lows[(o - first_row) as usize] = f32::NEG_INFINITY;
+                    }
+                    if let Some(f) = filter {
+                        for (r, l) in lows.iter_mut().enumerate() {
+                            if !f.allows(first_row + r as u64) {
+                                *l = f32::NEG_INFINITY;
+                            }
                         }
-                    }));
+                    }
                     heap.raise_floor(kth_floor(&lows, heap.k(), &mut scratch));
                 }
                 // The least quantized sum whose bound reaches `floor`, one lower for the
