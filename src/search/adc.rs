@@ -92,6 +92,8 @@ struct Candidates<'a> {
 /// Rows summed at a time by [`AdcTables::scan_block`] (a default chunk of 384-d rows is
 /// 2730): their sums take 256 KiB, their codes 192 KiB at m = 48.
 const ROW_TILE: usize = 4096;
+/// Rows whose float sums the 4-bit fast-scan adds side by side.
+const EXACT_LANES: usize = 8;
 /// Bytes of the tables of the subspaces summed over a row tile at a time: with the sums
 /// and codes, within a 1 MiB L2. (12 subspaces of 8-bit codes, 192 of 4-bit ones.)
 const GROUP_BYTES: usize = 192 << 10;
@@ -156,6 +158,8 @@ struct FastTables {
     step: Vec<f32>,
     /// Per query, `Σ_s min_s` plus the slack: `σ·S ≤ base + Q·step` for every row.
     base: Vec<f32>,
+    /// Per query, `Σ_s min_s` less the slack: `σ·S ≥ low + Q·step` for every row.
+    low: Vec<f32>,
 }
 
 impl AdcTables {
@@ -231,18 +235,19 @@ impl AdcTables {
             1.0
         };
         let mut luts = vec![0u8; nq * bb];
-        let (mut step, mut base) = (vec![0f32; nq], vec![0f32; nq]);
+        let (mut step, mut base, mut low) = (vec![0f32; nq], vec![0f32; nq], vec![0f32; nq]);
         for (i, lut) in luts.chunks_exact_mut(bb.max(1)).enumerate() {
             let (b, l) = (i / BLOCK, i % BLOCK);
             let table = &self.tables[b * m * ksub..(b + 1) * m * ksub];
             let v = |s: usize, j: usize| sigma * table[s * ksub + j].0[l];
-            (step[i], base[i]) = quantize_tables(m, pairs, v, m + 8, lut);
+            (step[i], base[i], low[i]) = quantize_tables(m, pairs, v, m + 8, lut);
         }
         FastTables {
             pairs,
             luts,
             step,
             base,
+            low,
         }
     }
 
@@ -398,6 +403,11 @@ impl AdcTables {
     /// the exact float sum (the bits [`AdcTables::scan_block`] computes) of each row whose
     /// bound from its quantized sum may still reach its query's floor. So the heaps end as
     /// the float scan leaves them; only the rows scored exactly differ.
+    ///
+    /// Before any row is scored exactly, each query's floor is raised to a score that `k`
+    /// of the rows are known to reach from their lower bounds ([`kth_floor`]): without it
+    /// the floor of an empty top-k rises only as rows are pushed, and the first chunk's
+    /// first rows would all be scored exactly.
     fn scan_fast(
         &self,
         fast: &FastTables,
@@ -436,6 +446,8 @@ impl AdcTables {
         // Only the sum's sign differs with σ, and score is monotone in `σ·S`: each row
         // bound below is the score of an upper bound of `σ·S`, with the same roundings.
         let by_quant_alone = !(metric == Metric::Cos || unit);
+        let (mut lows, mut scratch, mut scratch16) = (Vec::new(), Vec::new(), Vec::new());
+        let mut hits = Vec::new();
         for (b, block) in heaps.chunks_mut(BLOCK).enumerate() {
             let q0 = b * BLOCK;
             let out = &mut quant[..block.len() * padded];
@@ -449,30 +461,65 @@ impl AdcTables {
             for (l, (heap, qs)) in block.iter_mut().zip(out.chunks_exact(padded)).enumerate() {
                 let (i, qs) = (q0 + l, &qs[..n]);
                 let own = queries.own(i);
-                let (step, base) = (fast.step[i], fast.base[i]);
-                let exact = |r: usize| {
-                    let code = &codes[r * pairs..(r + 1) * pairs];
-                    let sum =
-                        (0..m).fold(0f32, |a, s| a + table[s * ksub + get_code(code, s, 4)].0[l]);
-                    score(sigma * sum, r)
-                };
+                let (step, base, low) = (fast.step[i], fast.base[i], fast.low[i]);
+                let own_here = own.is_some_and(|o| (first_row..first_row + n as u64).contains(&o));
+                if by_quant_alone && filter.is_none() && !own_here {
+                    // Every row counts and the score is `low + Q·step` itself: the floor
+                    // from the quantized sums.
+                    if let Some(qk) = kth_floor_u16(qs, heap.k(), &mut scratch16) {
+                        heap.raise_floor(score(low + f32::from(qk) * step, 0));
+                    }
+                } else {
+                    // Lower bounds of the scores of the rows that may be returned: a plain
+                    // loop over every row, then the rows that may not be returned.
+                    lows.clear();
+                    lows.resize(n, f32::NEG_INFINITY);
+                    for (r, (l, &qv)) in lows.iter_mut().zip(qs).enumerate() {
+                        *l = score(low + f32::from(qv) * step, r);
+                    }
+                    if let Some(o) = own.filter(|_| own_here) {
+                        lows[(o - first_row) as usize] = f32::NEG_INFINITY;
+                    }
+                    if let Some(f) = filter {
+                        for (r, l) in lows.iter_mut().enumerate() {
+                            if !f.allows(first_row + r as u64) {
+                                *l = f32::NEG_INFINITY;
+                            }
+                        }
+                    }
+                    heap.raise_floor(kth_floor(&lows, heap.k(), &mut scratch));
+                }
                 // The least quantized sum whose bound reaches `floor`, one lower for the
                 // rounding of this division (`as` saturates; NaN gives 0, all rows).
                 let least = |floor: f32| (((floor - base) / step).floor() as i32).saturating_sub(1);
-                let mut t = least(heap.floor());
+                let floor = heap.floor();
+                let t = least(floor);
+                hits.clear();
                 for (r, &qv) in qs.iter().enumerate() {
                     let hit = if by_quant_alone {
                         i32::from(qv) >= t
                     } else {
-                        may_enter(score(base + f32::from(qv) * step, r), heap.floor())
+                        may_enter(score(base + f32::from(qv) * step, r), floor)
                     };
-                    if !hit {
-                        continue;
-                    }
                     let id = first_row + r as u64;
-                    if own != Some(id) && filter.is_none_or(|f| f.allows(id)) {
-                        heap.push(exact(r), id);
-                        t = least(heap.floor());
+                    if hit && own != Some(id) && filter.is_none_or(|f| f.allows(id)) {
+                        hits.push(r);
+                    }
+                }
+                // The float sums of the hits, `EXACT_LANES` rows at a time: each row's sum
+                // runs over the subspaces in order as `scan_block`'s does (the same bits),
+                // and the lanes' independent chains of adds overlap.
+                for group in hits.chunks(EXACT_LANES) {
+                    let mut sums = [0f32; EXACT_LANES];
+                    for s in 0..m {
+                        let t = &table[s * ksub..(s + 1) * ksub];
+                        for (sum, &r) in sums.iter_mut().zip(group) {
+                            let code = &codes[r * pairs..(r + 1) * pairs];
+                            *sum += t[get_code(code, s, 4)].0[l];
+                        }
+                    }
+                    for (&sum, &r) in sums.iter().zip(group) {
+                        heap.push(score(sigma * sum, r), first_row + r as u64);
                     }
                 }
             }
@@ -494,13 +541,14 @@ impl AdcTables {
 
 /// Quantizes one query's tables `v(s, j)` (`m` of 16 entries; `v` greater for closer)
 /// into `lut` (`pairs × 32` bytes, the layout of [`fastscan`]; entries of sub-quantizers
-/// past `m` stay 0) and returns `(step, base)` such that any choice of one entry per table,
-/// whose 8-bit entries sum to `Q`, has its float sum at most `base + Q·step`, when that
-/// float sum adds up at most `terms` rounded values of the entries' magnitude.
+/// past `m` stay 0) and returns `(step, base, low)` such that any choice of one entry per
+/// table, whose 8-bit entries sum to `Q`, has its float sum at most `base + Q·step` and at
+/// least `low + Q·step`, when that float sum adds up at most `terms` rounded values of the
+/// entries' magnitude.
 ///
 /// With `min_s = min_j v(s, j)` and `a = ⌊min(255, 65535/2·pairs)⌋ / max_s (max_j v(s, j) −
 /// min_s)`, the entry is `round(a·(v(s, j) − min_s))`, within half a step of the real
-/// value: `Σ_s v_s ≤ Σ_s min_s + Q/a + m/(2a)`. The slack adds `2⁻²²·terms` times the
+/// value: `Σ_s min_s + Q/a − m/(2a) ≤ Σ_s v_s ≤ Σ_s min_s + Q/a + m/(2a)`. The slack adds `2⁻²²·terms` times the
 /// magnitudes summed, for the float rounding of the sums (each below `terms·2⁻²⁴` of them).
 pub(crate) fn quantize_tables(
     m: usize,
@@ -508,7 +556,7 @@ pub(crate) fn quantize_tables(
     v: impl Fn(usize, usize) -> f32,
     terms: usize,
     lut: &mut [u8],
-) -> (f32, f32) {
+) -> (f32, f32, f32) {
     let qmax = (65535 / (2 * pairs).max(1)).min(255) as f32;
     let (mut span, mut bias, mut mag) = (0f32, 0f32, 0f32);
     let mut mins = vec![0f32; m];
@@ -540,7 +588,56 @@ pub(crate) fn quantize_tables(
     // float sums' rounding, that of `Σ min_s` and that of evaluating `base + Q·step`
     // are each below `terms·2⁻²⁴` times the magnitudes summed.
     let slack = 0.501 * m as f32 / a + 2.5e-7 * terms as f32 * (mag + bias.abs());
-    (1.0 / a, bias + slack)
+    (1.0 / a, bias + slack, bias - slack)
+}
+
+/// A score that at least `k` rows reach, given a lower bound of each row's score in
+/// `lows` (−∞ or NaN for a row that does not count): no row scoring below it can be among
+/// the best `k`. −∞ when fewer than `k` rows count.
+///
+/// Not the `k`-th largest bound itself, which would cost a selection over every row, but
+/// the `k`-th largest of the maxima of `G ≥ 4k` groups of rows (row `r` in group `r mod G`):
+/// `k` groups whose maxima reach it are `k` distinct rows that do. With `G` ≥ the rows it
+/// is the `k`-th largest bound. `scratch` is reused from call to call.
+pub(crate) fn kth_floor(lows: &[f32], k: usize, scratch: &mut Vec<f32>) -> f32 {
+    if k == 0 || lows.len() < k {
+        return f32::NEG_INFINITY;
+    }
+    let groups = (4 * k).next_multiple_of(32).min(lows.len());
+    scratch.clear();
+    scratch.resize(groups, f32::NEG_INFINITY);
+    for part in lows.chunks(groups) {
+        // `max` returns the other operand for a NaN: a NaN row never counts.
+        for (m, &v) in scratch.iter_mut().zip(part) {
+            *m = m.max(v);
+        }
+    }
+    scratch.retain(|v| *v > f32::NEG_INFINITY);
+    if scratch.len() < k {
+        return f32::NEG_INFINITY;
+    }
+    let (_, kth, _) = scratch.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+    *kth
+}
+
+/// [`kth_floor`] over integer bounds of which every row counts: a value that at least `k`
+/// of `qs` reach (`None` if there are fewer than `k`), the `k`-th largest of the maxima of
+/// the same groups.
+pub(crate) fn kth_floor_u16(qs: &[u16], k: usize, scratch: &mut Vec<u16>) -> Option<u16> {
+    if k == 0 || qs.len() < k {
+        return None;
+    }
+    let groups = (4 * k).next_multiple_of(32).min(qs.len());
+    scratch.clear();
+    scratch.resize(groups, 0);
+    // Every group holds at least one row (`groups ≤ rows`), so each maximum is a row's.
+    for part in qs.chunks(groups) {
+        for (m, &v) in scratch.iter_mut().zip(part) {
+            *m = (*m).max(v);
+        }
+    }
+    let (_, kth, _) = scratch.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
+    Some(*kth)
 }
 
 /// Whether [`TopK::push`] would take `score` against `floor`: exactly its test, NaN
@@ -728,11 +825,15 @@ mod tests {
                         .map(|e| (e.score.to_bits(), e.id))
                         .collect()
                 };
-                for (fl, filt) in [(&Floors::new(nq), None), (&floors, Some(&filter))] {
-                    let got = fast.scan_filtered(&queries, &codes, 5, k, fl, filt);
-                    let want = slow.scan_filtered(&queries, &codes, 5, k, fl, filt);
-                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                        assert_eq!(bits(g), bits(w), "{text} {metric} query {i}");
+                // k = 100 (a rescoring depth) asks for more rows than the floors from
+                // the lower bounds can skip: 3 groups or fewer per `k`.
+                for kk in [k, 100, rows] {
+                    for (fl, filt) in [(&Floors::new(nq), None), (&floors, Some(&filter))] {
+                        let got = fast.scan_filtered(&queries, &codes, 5, kk, fl, filt);
+                        let want = slow.scan_filtered(&queries, &codes, 5, kk, fl, filt);
+                        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                            assert_eq!(bits(g), bits(w), "{text} {metric} k={kk} query {i}");
+                        }
                     }
                 }
                 // The bound, row by row, against the float sums.
@@ -767,6 +868,10 @@ mod tests {
                         let bound =
                             f.base[i] + f32::from(quant[i * nb * BLOCK_ROWS + r]) * f.step[i];
                         assert!(sigma * sum <= bound, "{text} {metric} q {i} row {r}");
+                        let below =
+                            f.low[i] + f32::from(quant[i * nb * BLOCK_ROWS + r]) * f.step[i];
+                        assert!(sigma * sum >= below, "{text} {metric} q {i} row {r}: low");
+                        assert!(bound - below <= 2.0 * slack + 1e-5, "{text}: loose low");
                         assert!(
                             bound - sigma * sum <= 2.0 * slack + 1e-5,
                             "{text}: loose bound"
@@ -863,5 +968,71 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The floor is one that `k` distinct counted rows reach, never above the `k`-th
+    /// largest bound, equal to it when every row is its own group, and −∞ when fewer
+    /// than `k` rows count (−∞ and NaN do not).
+    #[test]
+    fn kth_floor_is_reached_by_k_rows() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut scratch = Vec::new();
+        for (n, k) in [
+            (1usize, 1usize),
+            (10, 3),
+            (31, 10),
+            (1000, 10),
+            (2730, 100),
+            (500, 200),
+        ] {
+            let lows: Vec<f32> = (0..n)
+                .map(|r| match r % 11 {
+                    3 => f32::NEG_INFINITY,
+                    7 => f32::NAN,
+                    _ => rng.random_range(-1.0f32..1.0),
+                })
+                .collect();
+            let mut counted: Vec<f32> = lows
+                .iter()
+                .copied()
+                .filter(|v| *v > f32::NEG_INFINITY)
+                .collect();
+            counted.sort_by(|a, b| b.total_cmp(a));
+            let fl = kth_floor(&lows, k, &mut scratch);
+            if counted.len() < k {
+                assert_eq!(fl, f32::NEG_INFINITY, "n={n} k={k}");
+                continue;
+            }
+            assert!(fl <= counted[k - 1], "n={n} k={k}");
+            assert!(counted.iter().filter(|&&v| v >= fl).count() >= k);
+            assert!(fl > f32::NEG_INFINITY);
+            if n <= (4 * k).next_multiple_of(32) {
+                assert_eq!(fl, counted[k - 1], "n={n} k={k}");
+            }
+        }
+        assert_eq!(
+            kth_floor(&[f32::NAN; 40], 1, &mut scratch),
+            f32::NEG_INFINITY
+        );
+        assert_eq!(kth_floor(&[1.0; 4], 0, &mut scratch), f32::NEG_INFINITY);
+        // The integer form, every row counting.
+        let mut s16 = Vec::new();
+        for (n, k) in [
+            (1usize, 1usize),
+            (31, 10),
+            (1000, 10),
+            (2730, 100),
+            (500, 200),
+        ] {
+            let qs: Vec<u16> = (0..n).map(|_| rng.random_range(0..4000u16)).collect();
+            let mut sorted = qs.clone();
+            sorted.sort_by(|a, b| b.cmp(a));
+            let fl = kth_floor_u16(&qs, k, &mut s16).unwrap();
+            assert!(fl <= sorted[k - 1] && qs.iter().filter(|&&v| v >= fl).count() >= k);
+            if n <= (4 * k).next_multiple_of(32) {
+                assert_eq!(fl, sorted[k - 1]);
+            }
+        }
+        assert_eq!(kth_floor_u16(&[3, 4], 3, &mut s16), None);
     }
 }

@@ -24,7 +24,7 @@
 
 use std::borrow::Cow;
 
-use super::adc::{AdcTables, quantize_tables};
+use super::adc::{AdcTables, kth_floor, quantize_tables};
 use super::exact::{Floors, Metric, Queries};
 use super::filter::RowFilter;
 use super::rq::RqScan;
@@ -165,10 +165,18 @@ struct FastBits {
     luts: Vec<u8>,
     step: Vec<f32>,
     base: Vec<f32>,
+    /// `Σ_{bits set} q̃ ≥ low + Q·step`.
+    low: Vec<f32>,
 }
 
 /// Queries summed by one [`fastscan::block_scores`] call.
 const FAST_QUERIES: usize = 16;
+
+/// Rows of one query summed in float past which the query's byte tables
+/// ([`hamming::byte_tables`], 256 entries a byte) are built to sum them, rather than
+/// adding the dimensions of each set bit: building them costs about as much as summing
+/// this many rows bit by bit.
+const ROWS_FOR_TABLES: usize = 96;
 
 /// The int8 / int4 scorer.
 #[derive(Debug)]
@@ -384,7 +392,7 @@ impl Bits {
         let fast = (hamming.is_none() && rb > 0).then(|| {
             let bb = rb * BLOCK_BYTES_PER_PAIR;
             let mut luts = vec![0u8; nq * bb];
-            let (mut step, mut base) = (vec![0f32; nq], vec![0f32; nq]);
+            let (mut step, mut base, mut low) = (vec![0f32; nq], vec![0f32; nq], vec![0f32; nq]);
             for (i, lut) in luts.chunks_exact_mut(bb).enumerate() {
                 let q = frame.q(i);
                 // The sum of the nibble's dimensions over the bits set in `j`.
@@ -395,9 +403,14 @@ impl Bits {
                         .sum::<f32>()
                 };
                 // A set sum adds 48 byte-table entries of up to 8 values each.
-                (step[i], base[i]) = quantize_tables(2 * rb, rb, v, 2 * rb + 64, lut);
+                (step[i], base[i], low[i]) = quantize_tables(2 * rb, rb, v, 2 * rb + 64, lut);
             }
-            FastBits { luts, step, base }
+            FastBits {
+                luts,
+                step,
+                base,
+                low,
+            }
         });
         Bits {
             frame,
@@ -444,6 +457,18 @@ impl Bits {
         let per_row: Vec<(f32, f32)> = (0..n)
             .map(|r| f.metric.per_row(nsq.get(r).copied().unwrap_or(0.0)))
             .collect();
+        // Whether a row's score is monotone in its set sum (`s ≥ 0`, factor `≥ 0`): only
+        // then do the set sum's bounds bound the score.
+        let monotone: Vec<bool> = (0..n)
+            .map(|r| scales[r] >= 0.0 && per_row[r].0 >= 0.0)
+            .collect();
+        let allowed: Vec<bool> = (0..n)
+            .map(|r| filter.is_none_or(|fl| fl.allows(first_row + r as u64)))
+            .collect();
+        // The rows whose lower bounds count towards the floor.
+        let counts: Vec<bool> = monotone.iter().zip(&allowed).map(|(m, a)| m & a).collect();
+        let (mut lows, mut scratch, mut hits) = (Vec::with_capacity(n), Vec::new(), Vec::new());
+        let mut tables = Vec::new();
         for (g, group) in heaps.chunks_mut(FAST_QUERIES).enumerate() {
             let q0 = g * FAST_QUERIES;
             let out = &mut quant[..group.len() * padded];
@@ -452,26 +477,61 @@ impl Bits {
             for (l, (heap, qs)) in group.iter_mut().zip(out.chunks_exact(padded)).enumerate() {
                 let i = q0 + l;
                 let q = f.q(i);
-                let (qsum, c0, step, base) = (self.qsum[i], f.c0[i], fast.step[i], fast.base[i]);
+                let (qsum, c0) = (self.qsum[i], f.c0[i]);
+                let (step, base, low) = (fast.step[i], fast.base[i], fast.low[i]);
                 let score = |ss: f32, r: usize| {
                     let (mul, add) = per_row[r];
-                    let s = scales[r];
-                    (
-                        (s * (2.0 * ss - qsum) + c0) * mul + add,
-                        s >= 0.0 && mul >= 0.0,
-                    )
+                    (scales[r] * (2.0 * ss - qsum) + c0) * mul + add
                 };
-                for (r, &qv) in qs[..n].iter().enumerate() {
-                    let (ub, monotone) = score(base + f32::from(qv) * step, r);
+                let qs = &qs[..n];
+                // The floor `k` of the rows reach by their lower bounds, before any row is
+                // summed in float (see `AdcTables::scan_fast`).
+                // Plain loops over the rows' factors (no per-row closure calls): these
+                // run over every row, as the kernel does.
+                lows.clear();
+                lows.resize(n, f32::NEG_INFINITY);
+                for ((((l, &qv), &s), &(mul, add)), &ok) in lows
+                    .iter_mut()
+                    .zip(qs)
+                    .zip(scales)
+                    .zip(&per_row)
+                    .zip(&counts)
+                {
+                    let v = (s * (2.0 * (low + f32::from(qv) * step) - qsum) + c0) * mul + add;
+                    *l = if ok { v } else { f32::NEG_INFINITY };
+                }
+                heap.raise_floor(kth_floor(&lows, heap.k(), &mut scratch));
+                hits.clear();
+                let floor = heap.floor();
+                for (r, ((&qv, &s), &(mul, add))) in qs.iter().zip(scales).zip(&per_row).enumerate()
+                {
+                    let ub = (s * (2.0 * (base + f32::from(qv) * step) - qsum) + c0) * mul + add;
                     #[allow(clippy::neg_cmp_op_on_partial_ord)]
-                    if monotone && ub < heap.floor() {
+                    let below = monotone[r] && ub < floor;
+                    if allowed[r] && !below {
+                        hits.push(r);
+                    }
+                }
+                let by_tables = hits.len() > ROWS_FOR_TABLES;
+                if by_tables {
+                    tables.resize(rb * hamming::TABLE, 0f32);
+                    hamming::byte_tables(q, &mut tables);
+                }
+                for &r in &hits {
+                    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+                    if monotone[r] && score(base + f32::from(qs[r]) * step, r) < heap.floor() {
                         continue;
                     }
-                    let id = first_row + r as u64;
-                    if filter.is_none_or(|fl| fl.allows(id)) {
-                        let ss = set_sum(q, &bits[r * rb..(r + 1) * rb]);
-                        heap.push(score(ss, r).0, id);
-                    }
+                    let row = &bits[r * rb..(r + 1) * rb];
+                    // The same bits either way (`set_sum` adds as the tables do).
+                    let ss = if by_tables {
+                        let mut one = [0f32];
+                        hamming::set_sums(&tables, row, rb, &mut one);
+                        one[0]
+                    } else {
+                        set_sum(q, row)
+                    };
+                    heap.push(score(ss, r), first_row + r as u64);
                 }
             }
         }
@@ -917,7 +977,7 @@ mod tests {
                 .collect()
         };
         for (d, itq) in [(64usize, false), (100, false), (384, true)] {
-            let (rows, nq, k) = (700, 19, 10);
+            let (rows, nq) = (700, 19);
             let rb = d.div_ceil(8);
             let x = uniform(rows * d);
             let qv = uniform(nq * d);
@@ -951,7 +1011,15 @@ mod tests {
                         .map(|e| (e.score.to_bits(), e.id))
                         .collect()
                 };
-                for (floors, filt) in [(false, None), (true, Some(&filter))] {
+                // k = 100 (a rescoring depth): more rows than the lower bounds' floor
+                // can skip; k = rows: none.
+                for (k, floors, filt) in [
+                    (10, false, None),
+                    (10, true, Some(&filter)),
+                    (100, false, None),
+                    (100, true, Some(&filter)),
+                    (rows, false, None),
+                ] {
                     let heaps = |b: &Bits| {
                         let mut h: Vec<TopK> = (0..nq)
                             .map(|i| {
@@ -970,7 +1038,11 @@ mod tests {
                     };
                     let (got, want) = (heaps(&fast), heaps(&slow));
                     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                        assert_eq!(bits(g), bits(w), "d={d} {metric} floors={floors} query {i}");
+                        assert_eq!(
+                            bits(g),
+                            bits(w),
+                            "d={d} {metric} k={k} floors={floors} query {i}"
+                        );
                         assert!(floors || w.sorted().len() == k);
                     }
                     // The floors leave some queries candidates (else the case tests nothing).

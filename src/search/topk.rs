@@ -85,7 +85,8 @@ impl TopK {
         self.floor
     }
 
-    /// Results wanted.
+    /// How many candidates are kept.
+    #[inline]
     pub(crate) fn k(&self) -> usize {
         self.k
     }
@@ -104,6 +105,14 @@ impl TopK {
     pub(crate) fn best_unordered(&mut self) -> &[Entry] {
         self.compact();
         &self.buf
+    }
+
+    /// Raises the floor to `floor` (never lowers it): for a caller that knows at least `k`
+    /// candidates still to be pushed score `floor` or more, so none below it can be among
+    /// the best `k`.
+    #[inline]
+    pub(crate) fn raise_floor(&mut self, floor: f32) {
+        self.floor = self.floor.max(floor);
     }
 
     /// Keeps the best `k` of the buffer and raises the floor.
