@@ -72,7 +72,7 @@ for codec in [c for c in args.vcodecs.split(";") if c]:
                                      capture_output=True).stdout)
     ev = json.loads(subprocess.run(
         [args.vectro, "eval", "--orig", base_npy, "--comp", out, "--queries", q_npy,
-         "--metric", "ip", "--k", "10", "--rerank", "0", "--json", "-q", *thr],
+         "--metric", "ip", "--k", "10", "--rerank", "0", "--json", *thr],
         check=True, capture_output=True).stdout)
     r10 = next(r["recall"] for r in ev["recall"] if r["k"] == 10)
     m = int(codec.split("m=")[1].split(",")[0])

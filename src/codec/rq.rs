@@ -42,6 +42,10 @@ pub const DEFAULT_RQ_ROWS: u64 = 32_768;
 pub const MAX_M: usize = 255;
 /// Widest beam.
 pub const MAX_BEAM: usize = 64;
+/// Most local-search rounds after the beam.
+pub const MAX_ICM: usize = 64;
+/// Conditional-mode sweeps over the levels in one local-search round.
+const ICM_SWEEPS: usize = 2;
 /// Rows encoded per parallel task (fixed, so the work split never depends on the input).
 const ROWS_PER_TASK: usize = 64;
 
@@ -58,10 +62,14 @@ pub struct RqParams {
     pub refine: usize,
     /// Seed of the sample and the k-means initialisations (`seed=`).
     pub seed: u64,
+    /// Rounds of iterated local search after the beam (`icm=`, 0 for none): each round
+    /// perturbs a few levels of the row's code, runs conditional-mode sweeps, and keeps the
+    /// result if its error is lower (LSQ++'s encoder, started from the beam's code).
+    pub icm: usize,
 }
 
 /// The keys `rq:` takes.
-const KEYS: [&str; 5] = ["m", "beam", "iters", "refine", "seed"];
+const KEYS: [&str; 6] = ["m", "beam", "iters", "refine", "seed", "icm"];
 
 impl RqParams {
     fn defaults(m: usize) -> RqParams {
@@ -71,6 +79,7 @@ impl RqParams {
             iters: 12,
             refine: 2,
             seed: 1234,
+            icm: 0,
         }
     }
 
@@ -95,6 +104,7 @@ impl RqParams {
                 "iters" => p.iters = num(1, 1000, "k-means iterations a level")? as usize,
                 "refine" => p.refine = num(0, 100, "codebook update rounds")? as usize,
                 "seed" => p.seed = num(0, u64::MAX, "a whole number")?,
+                "icm" => p.icm = num(0, MAX_ICM as u64, "local-search rounds")? as usize,
                 _ => unreachable!("key_values checks the keys"),
             }
         }
@@ -123,10 +133,16 @@ impl RqParams {
         )))
     }
 
-    /// Every parameter, defaults included, in one fixed order.
+    /// Every parameter, defaults included, in one fixed order (`icm` only when set, so
+    /// that recipes written before it existed read the same).
     pub fn canonical(&self) -> String {
+        let icm = if self.icm > 0 {
+            format!(",icm={}", self.icm)
+        } else {
+            String::new()
+        };
         format!(
-            "rq:m={},beam={},iters={},refine={},seed={}",
+            "rq:m={},beam={},iters={},refine={},seed={}{icm}",
             self.m, self.beam, self.iters, self.refine, self.seed
         )
     }
@@ -137,10 +153,11 @@ impl RqParams {
         let base = RqParams::defaults(self.m).canonical();
         let (_, all) = all.split_once(':').unwrap_or_default();
         let (_, base) = base.split_once(':').unwrap_or_default();
+        let base: Vec<&str> = base.split(',').collect();
         all.split(',')
-            .zip(base.split(','))
-            .filter(|(a, b)| a.starts_with("m=") || a != b)
-            .map(|(a, _)| a.to_string())
+            .enumerate()
+            .filter(|&(i, a)| a.starts_with("m=") || base.get(i) != Some(&a))
+            .map(|(_, a)| a.to_string())
             .collect()
     }
 }
@@ -151,6 +168,8 @@ pub struct Rq {
     dims: usize,
     m: usize,
     beam: usize,
+    /// Local-search rounds after the beam ([`RqParams::icm`]).
+    icm: usize,
     /// `m × K × dims`: level, then codeword, then coordinate.
     books: Vec<f32>,
     tables: Vec<CentroidTable>,
@@ -180,13 +199,20 @@ impl PartialEq for Rq {
         self.dims == o.dims
             && self.m == o.m
             && self.beam == o.beam
+            && self.icm == o.icm
             && self.books == o.books
             && self.facts == o.facts
     }
 }
 
 impl Rq {
-    fn from_parts(dims: usize, m: usize, beam: usize, books: Vec<f32>, facts: RqFacts) -> Rq {
+    fn from_parts(
+        dims: usize,
+        m: usize,
+        (beam, icm): (usize, usize),
+        books: Vec<f32>,
+        facts: RqFacts,
+    ) -> Rq {
         let tables = books
             .chunks_exact(K * dims)
             .map(|c| CentroidTable::new(c, K, dims))
@@ -195,6 +221,7 @@ impl Rq {
             dims,
             m,
             beam,
+            icm,
             books,
             tables,
             cross: std::sync::OnceLock::new(),
@@ -210,6 +237,11 @@ impl Rq {
     /// The encoding beam width.
     pub fn beam(&self) -> usize {
         self.beam
+    }
+
+    /// Local-search rounds after the beam (0: the beam's code as it is).
+    pub fn icm(&self) -> usize {
+        self.icm
     }
 
     /// How it was trained.
@@ -259,7 +291,8 @@ impl Rq {
         let mut out = vec![0u8; FIXED_LEN];
         LE::write_u32(&mut out[0..4], self.dims as u32);
         LE::write_u16(&mut out[4..6], self.m as u16);
-        LE::write_u16(&mut out[6..8], self.beam as u16);
+        out[6] = self.beam as u8;
+        out[7] = self.icm as u8;
         let f = &self.facts;
         LE::write_u64(&mut out[8..16], f.sample_rows);
         LE::write_u32(&mut out[16..20], f.kmeans_iterations);
@@ -294,7 +327,7 @@ impl Rq {
             )));
         }
         let m = LE::read_u16(&params[4..6]) as usize;
-        let beam = LE::read_u16(&params[6..8]) as usize;
+        let (beam, icm) = (params[6] as usize, params[7] as usize);
         if m == 0 || m > MAX_M.min(dims) {
             return Err(bad(format!(
                 "m = {m} at byte 4, expected 1 to {}",
@@ -304,6 +337,11 @@ impl Rq {
         if beam == 0 || beam > MAX_BEAM {
             return Err(bad(format!(
                 "beam = {beam} at byte 6, expected 1 to {MAX_BEAM}"
+            )));
+        }
+        if icm > MAX_ICM {
+            return Err(bad(format!(
+                "icm = {icm} at byte 7, expected 0 to {MAX_ICM}"
             )));
         }
         let want = FIXED_LEN as u64 + 4 * (m * K) as u64 * dims as u64;
@@ -327,7 +365,7 @@ impl Rq {
             distortion: LE::read_f64(&params[24..32]),
             seed: LE::read_u64(&params[32..40]),
         };
-        Ok(Rq::from_parts(dims, m, beam, books, facts))
+        Ok(Rq::from_parts(dims, m, (beam, icm), books, facts))
     }
 
     /// The crc32c of the parameter block: two containers with the same fingerprint share
@@ -345,10 +383,14 @@ impl Rq {
             .zip(codes.par_chunks_mut(ROWS_PER_TASK * m))
             .for_each(|(rows, out)| {
                 let mut beam = Beam::new(self.beam, d, m);
+                let mut ils = Ils::new(d, m);
                 for (row, code) in rows.chunks_exact(d).zip(out.chunks_exact_mut(m)) {
                     match cross {
                         Some(t) => beam.search_tables(self, t, row, code),
                         None => beam.search(self, row, code),
+                    }
+                    if self.icm > 0 {
+                        ils.refine(self, row, code);
                     }
                 }
             });
@@ -531,6 +573,96 @@ impl Beam {
     }
 }
 
+/// Iterated local search on one row's code at a time (LSQ++'s encoder, started from the
+/// beam's code): round 0 runs [`ICM_SWEEPS`] conditional-mode sweeps from the code as it
+/// is; each later round first sets a few levels to codewords drawn from a generator seeded
+/// by the row's current code and the round (so the result depends on the row alone, never
+/// on its position or the thread count). A sweep visits the levels in order and gives
+/// level `l` the codeword nearest to `x − Σ_{j≠l} C_j[c_j]`. A round's code replaces the
+/// row's only if its exact error `‖x − Σ C_l[c_l]‖²` (summed in level order) is lower.
+struct Ils {
+    d: usize,
+    m: usize,
+    cand: Vec<u8>,
+    resid: Vec<f32>,
+    xh: Vec<f32>,
+    scores: Vec<f32>,
+}
+
+impl Ils {
+    fn new(d: usize, m: usize) -> Ils {
+        Ils {
+            d,
+            m,
+            cand: vec![0; m],
+            resid: vec![0.0; d],
+            xh: vec![0.0; d],
+            scores: vec![0.0; K],
+        }
+    }
+
+    /// `‖x − Σ C_l[code_l]‖²`, the sum in level order.
+    fn error(&mut self, rq: &Rq, x: &[f32], code: &[u8]) -> f32 {
+        rq.sum_codewords(code, &mut self.xh);
+        x.iter().zip(&self.xh).map(|(a, b)| (a - b) * (a - b)).sum()
+    }
+
+    fn refine(&mut self, rq: &Rq, x: &[f32], code: &mut [u8]) {
+        let (d, m) = (self.d, self.m);
+        let mut best = self.error(rq, x, code);
+        // Levels a perturbation redraws: about one in eight, at least one.
+        let perturb = m.div_ceil(8).min(m);
+        for round in 0..rq.icm {
+            self.cand.copy_from_slice(code);
+            if round > 0 {
+                let mut h = 0xcbf2_9ce4_8422_2325u64 ^ round as u64;
+                for &c in code.iter() {
+                    h = (h ^ u64::from(c)).wrapping_mul(0x0100_0000_01b3);
+                }
+                for _ in 0..perturb {
+                    h = splitmix(h);
+                    let l = (h >> 32) as usize % m;
+                    h = splitmix(h);
+                    self.cand[l] = (h >> 56) as u8;
+                }
+            }
+            // resid = x − Σ C[cand].
+            rq.sum_codewords(&self.cand, &mut self.xh);
+            self.resid
+                .iter_mut()
+                .zip(x)
+                .zip(&self.xh)
+                .for_each(|((r, a), b)| *r = a - b);
+            for _ in 0..ICM_SWEEPS {
+                for l in 0..m {
+                    let old = rq.codeword(l, self.cand[l] as usize);
+                    self.resid.iter_mut().zip(old).for_each(|(r, c)| *r += c);
+                    let (k, _) = rq.tables[l].nearest(&self.resid, &mut self.scores);
+                    self.cand[l] = k as u8;
+                    let new = &rq.books[(l * K + k) * d..(l * K + k + 1) * d];
+                    self.resid.iter_mut().zip(new).for_each(|(r, c)| *r -= c);
+                }
+            }
+            let cand = std::mem::take(&mut self.cand);
+            let e = self.error(rq, x, &cand);
+            if e < best {
+                best = e;
+                code.copy_from_slice(&cand);
+            }
+            self.cand = cand;
+        }
+    }
+}
+
+/// One step of the splitmix64 generator.
+#[inline]
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// The order of beam candidates: error, then entry, then codeword; NaN last.
 #[inline]
 fn less(a: (f32, u32, u32), b: (f32, u32, u32)) -> bool {
@@ -594,13 +726,13 @@ pub fn train_on(
         distortion: 0.0,
         seed: p.seed,
     };
-    let mut rq = Rq::from_parts(d, p.m, p.beam, books, facts);
+    let mut rq = Rq::from_parts(d, p.m, (p.beam, p.icm), books, facts);
     let mut codes = vec![0u8; n * p.m];
     for _ in 0..p.refine {
         ticker.check()?;
         rq.encode_codes(sample, &mut codes);
         let books = update_codebooks(&rq, sample, &codes);
-        rq = Rq::from_parts(d, p.m, p.beam, books, facts);
+        rq = Rq::from_parts(d, p.m, (p.beam, p.icm), books, facts);
         ticker.steps(1);
     }
     ticker.check()?;
@@ -712,7 +844,11 @@ fn scale(x: &[f32], xh: &[f32]) -> half::f16 {
 
 impl Codec for Rq {
     fn name(&self) -> String {
-        format!("rq:m={},beam={}", self.m, self.beam)
+        if self.icm > 0 {
+            format!("rq:m={},beam={},icm={}", self.m, self.beam, self.icm)
+        } else {
+            format!("rq:m={},beam={}", self.m, self.beam)
+        }
     }
 
     fn spec(&self) -> CodecSpec {
@@ -791,7 +927,14 @@ impl Codec for Rq {
             ),
             (
                 "encoding".into(),
-                format!("beam search, beam={}", self.beam),
+                if self.icm > 0 {
+                    format!(
+                        "beam search, beam={}, then {} local-search rounds (icm={})",
+                        self.beam, self.icm, self.icm
+                    )
+                } else {
+                    format!("beam search, beam={}", self.beam)
+                },
             ),
             ("train rows".into(), f.sample_rows.to_string()),
             ("k-means iterations".into(), f.kmeans_iterations.to_string()),
@@ -889,6 +1032,60 @@ mod tests {
     }
 
     #[test]
+    fn local_search_lowers_the_error_and_keeps_old_blocks_readable() {
+        let d = 16;
+        let x = data(2000, d, 6);
+        let beam = trained("m=4,iters=8,refine=2,beam=4", &x, d);
+        let ils = trained("m=4,iters=8,refine=2,beam=4,icm=4", &x, d);
+        assert_eq!(ils.icm(), 4);
+        assert!(ils.name().ends_with(",icm=4"), "{}", ils.name());
+        // Local search from the beam's codes, with the beam's codebooks: never worse, and
+        // lower for some rows.
+        let with_ils = Rq::from_parts(d, 4, (4, 4), beam.books.clone(), beam.facts);
+        let (mut a, mut b) = (vec![0u8; 2000 * 4], vec![0u8; 2000 * 4]);
+        beam.encode_codes(&x, &mut a);
+        with_ils.encode_codes(&x, &mut b);
+        let mut ils_state = Ils::new(d, 4);
+        let mut lower = 0;
+        for ((row, ca), cb) in x.chunks(d).zip(a.chunks(4)).zip(b.chunks(4)) {
+            let (ea, eb) = (
+                ils_state.error(&beam, row, ca),
+                ils_state.error(&beam, row, cb),
+            );
+            assert!(eb <= ea, "{eb} > {ea}");
+            lower += usize::from(eb < ea);
+        }
+        assert!(lower > 0);
+        // Trained with local search (codebooks updated against its codes): lower still.
+        assert!(
+            ils.facts.distortion < beam.facts.distortion,
+            "{} vs {}",
+            ils.facts.distortion,
+            beam.facts.distortion
+        );
+        // Byte 7 holds the rounds; a block without them (byte 7 zero) is the plain beam.
+        let p = ils.to_params();
+        assert_eq!((p[6], p[7]), (4, 4));
+        assert_eq!(Rq::from_params(&p, d).unwrap(), ils);
+        assert_eq!(beam.to_params()[7], 0);
+        let mut bad = p.clone();
+        bad[7] = 65;
+        let e = Rq::from_params(&bad, d).unwrap_err().to_string();
+        assert!(e.contains("icm = 65 at byte 7, expected 0 to 64"), "{e}");
+        // The recipe names icm only when it is set.
+        let q = RqParams::parse_keys("m=4,icm=3").unwrap();
+        assert!(
+            q.canonical().ends_with(",seed=1234,icm=3"),
+            "{}",
+            q.canonical()
+        );
+        assert_eq!(q.non_default_keys(), ["m=4", "icm=3"]);
+        let q = RqParams::parse_keys("m=4,beam=2").unwrap();
+        assert!(q.canonical().ends_with(",seed=1234"), "{}", q.canonical());
+        assert_eq!(q.non_default_keys(), ["m=4", "beam=2"]);
+    }
+
+    #[test]
     fn training_and_encoding_are_identical_for_any_thread_count() {
         let d = 8;
         let x = data(700, d, 3);
@@ -898,7 +1095,7 @@ mod tests {
                 .build()
                 .unwrap()
                 .install(|| {
-                    let rq = trained("m=3,iters=4,refine=1,beam=3", &x, d);
+                    let rq = trained("m=3,iters=4,refine=1,beam=3,icm=2", &x, d);
                     let mut out = vec![0u8; rq.encoded_len(700)];
                     rq.encode(&x, &mut out).unwrap();
                     (rq.to_params(), out)
@@ -915,6 +1112,7 @@ mod tests {
             ("m=16,beam=0", "rq: beam must be 1 to 64"),
             ("m=16,iters=x", "rq: iters must be 1 to 1000"),
             ("m=16,q=1", "rq: unknown parameter 'q'"),
+            ("m=16,icm=65", "rq: icm must be 0 to 64"),
         ] {
             let e = RqParams::parse_keys(text).unwrap_err().to_string();
             assert!(e.starts_with(want), "{text}: {e}");

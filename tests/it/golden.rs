@@ -78,6 +78,12 @@ const TRAINS: &[Train] = &[
         input: "d24.npy",
         codec: "rq:m=2,iters=3,refine=1,beam=4",
     },
+    // The same with local search after the beam (byte 7 of the rq block).
+    Train {
+        out: "rq_icm.vcb",
+        input: "d24.npy",
+        codec: "rq:m=3,iters=3,refine=1,beam=2,icm=2",
+    },
 ];
 
 const CASES: &[Case] = &[
@@ -229,6 +235,18 @@ const CASES: &[Case] = &[
         out: "rq_codebook.vectro",
         input: "d24.npy",
         args: &["--codebook", "rq.vcb"],
+        min_cosine: 0.5,
+    },
+    Case {
+        out: "rq_icm.vectro",
+        input: "d24.npy",
+        args: &["--codec", "rq:m=3,iters=3,refine=1,beam=2,icm=2"],
+        min_cosine: 0.5,
+    },
+    Case {
+        out: "rq_icm_codebook.vectro",
+        input: "d24.npy",
+        args: &["--codebook", "rq_icm.vcb"],
         min_cosine: 0.5,
     },
     // Format 1.4: ids stored per row.
@@ -677,6 +695,7 @@ fn golden_files_cover_every_codec_id_and_known_minor() {
         ("opq.vectro", "opq_codebook.vectro"),
         ("binary_itq.vectro", "itq_codebook.vectro"),
         ("rq.vectro", "rq_codebook.vectro"),
+        ("rq_icm.vectro", "rq_icm_codebook.vectro"),
     ] {
         assert_eq!(
             fs::read(golden_dir().join(trained)).unwrap(),

@@ -56,6 +56,7 @@ const CODECS: &[&str] = &[
     "opq:m=8,nbits=4",
     "binary-itq",
     "rq:m=4",
+    "rq:m=4,icm=2",
 ];
 
 /// `None`: the default (one chunk for this data).
