@@ -447,7 +447,8 @@ impl Input {
                 let all = s.header().rows.div_ceil(chunk_rows);
                 if range != (0..all) {
                     return Err(Error::Config(
-                        "a stream (input -) cannot be sharded: give the shards files to read".into(),
+                        "a stream (input -) cannot be sharded: give the shards files to read"
+                            .into(),
                     ));
                 }
                 Ok(Box::new(s.chunks(chunk_rows)?))
