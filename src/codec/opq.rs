@@ -52,7 +52,7 @@ pub fn transpose(r: &[f32], d: usize) -> Vec<f32> {
 }
 
 /// `Aᵀ·B` for row-major `a`, `b` (`n × d`), summed over fixed blocks of rows in order.
-fn cross(a: &[f32], b: &[f32], d: usize) -> DMatrix<f64> {
+pub(crate) fn cross(a: &[f32], b: &[f32], d: usize) -> DMatrix<f64> {
     let parts: Vec<DMatrix<f32>> = a
         .par_chunks(BLOCK * d)
         .zip(b.par_chunks(BLOCK * d))
@@ -131,7 +131,7 @@ fn eigen_allocation(x: &[f32], d: usize, m: usize) -> Result<Vec<f32>> {
 
 /// A cap on the QR sweeps of a `d × d` decomposition: a few per singular value converge
 /// finite input, so hitting it means the input was bad, and stopping beats a hang.
-fn max_sweeps(d: usize) -> usize {
+pub(crate) fn max_sweeps(d: usize) -> usize {
     1000 + 100 * d
 }
 

@@ -173,7 +173,7 @@ mod tests {
     /// Rows around 10 centres, in `d` dimensions.
     fn clustered(rng: &mut Rng, n: usize, d: usize) -> Vec<f32> {
         let mut u = || rng.below(20001) as f32 / 10000.0 - 1.0;
-        let centres: Vec<f32> = (0..10 * d).map(|_| 2.0 * u()).collect();
+        let centres: Vec<f32> = (0..10 * d).map(|_| u()).collect();
         (0..n * d)
             .map(|i| centres[(i / d) % 10 * d + i % d] + 0.5 * u())
             .collect()
@@ -194,7 +194,7 @@ mod tests {
         let (d, n, nq, k) = (40, 900, 21, 10);
         let x = clustered(&mut rng, n, d);
         let q = clustered(&mut rng, nq, d);
-        for m in [3, 8] {
+        for m in [4, 8] {
             let rq = trained(&x, d, m);
             let mut payload = vec![0u8; rq.encoded_len(n)];
             rq.encode(&x, &mut payload).unwrap();
