@@ -68,20 +68,27 @@ def best(fn, repeats):
     return out, min(times)
 
 
+def tier_files(name, base, q, tmp):
+    """The tiered binary:rotate=1 + int8 file, and the same two codecs as two files, each
+    searched once (every chunk's checksum checked, as a server would)."""
+    paths = [tmp / f"{name}.{s}.vectro" for s in ("tiers", "binrot", "int8t")]
+    for p in paths:
+        if p.exists():
+            p.unlink()
+    vectro.compress(base, paths[0], codec="binary:rotate=1", rescore="int8", threads=THREADS)
+    vectro.compress(base, paths[1], codec="binary:rotate=1", threads=THREADS)
+    vectro.compress(base, paths[2], codec="int8", threads=THREADS)
+    files = [vectro.Container(p) for p in paths]
+    for c in files:
+        c.search(q[:1], K)
+    return files, paths
+
+
 def tier_rows(name, base, q, repeats, tmp, record):
     """Tiers (format 1.6): one binary:rotate=1 + int8 file beside the two-container recipe
     of the same codecs, each re-ranking the best 100 with int8."""
     n, d = base.shape
-    t_path, b_path, i_path = (tmp / f"{name}.{s}.vectro" for s in ("tiers", "binrot", "int8t"))
-    for p in (t_path, b_path, i_path):
-        if p.exists():
-            p.unlink()
-    vectro.compress(base, t_path, codec="binary:rotate=1", rescore="int8", threads=THREADS)
-    vectro.compress(base, b_path, codec="binary:rotate=1", threads=THREADS)
-    vectro.compress(base, i_path, codec="int8", threads=THREADS)
-    tiered, coarse, fine = (vectro.Container(p) for p in (t_path, b_path, i_path))
-    for c in (tiered, coarse):
-        c.search(q[:1], K)  # touch every chunk once (checksums), as a server would
+    (tiered, coarse, fine), paths = tier_files(name, base, q, tmp)
     (ids, _), t = best(lambda: tiered.search(q, K, metric="cos", rescore=RESCORE, threads=THREADS), repeats)
     v_t = record("vectro tiered binary:rotate=1+int8 file, rescore 100", ids, t, d // 8 + 4 + d + 4)
     (ids, _), t = best(lambda: coarse.search(q, K, metric="cos", rescore=RESCORE, rescore_with=fine,
@@ -90,7 +97,7 @@ def tier_rows(name, base, q, repeats, tmp, record):
     (ids, _), t = best(lambda: tiered.search(q, K, metric="cos", hamming=True, rescore=RESCORE,
                                              threads=THREADS), repeats)
     record("vectro tiered file, hamming + rescore 100", ids, t, d // 8 + 4 + d + 4)
-    for p in (t_path, b_path, i_path):
+    for p in paths:
         p.unlink()
     return v_t, v_two
 
@@ -113,16 +120,7 @@ def binary_sweep(name, base, q, want, repeats, tmp, record, depths):
     vectro's per-row int8 (the same rescoring as vectro's, in numpy). Each method stops at
     the first N reaching the target."""
     n, d = base.shape
-    t_path, b_path, i_path = (tmp / f"{name}.sweep.{s}.vectro" for s in ("tiers", "binrot", "int8t"))
-    for p in (t_path, b_path, i_path):
-        if p.exists():
-            p.unlink()
-    vectro.compress(base, t_path, codec="binary:rotate=1", rescore="int8", threads=THREADS)
-    vectro.compress(base, b_path, codec="binary:rotate=1", threads=THREADS)
-    vectro.compress(base, i_path, codec="int8", threads=THREADS)
-    tiered, coarse, fine = (vectro.Container(p) for p in (t_path, b_path, i_path))
-    for c in (tiered, coarse, fine):
-        c.search(q[:1], K)  # touch every chunk once (checksums), as a server would
+    (tiered, coarse, fine), paths = tier_files(f"{name}.sweep", base, q, tmp)
 
     lo, hi = base.min(0), base.max(0)
     step = (hi - lo) / 255
@@ -181,7 +179,7 @@ def binary_sweep(name, base, q, want, repeats, tmp, record, depths):
             if recall(ids, want) >= TARGET:
                 reached[method] = (depth, qps)
                 break
-    for p in (t_path, b_path, i_path):
+    for p in paths:
         p.unlink()
     print(f"  at recall@10 >= {TARGET}:")
     for method, _, _ in methods:
