@@ -52,7 +52,7 @@ pub fn transpose(r: &[f32], d: usize) -> Vec<f32> {
 }
 
 /// `Aᵀ·B` for row-major `a`, `b` (`n × d`), summed over fixed blocks of rows in order.
-pub(crate) fn cross(a: &[f32], b: &[f32], d: usize) -> DMatrix<f64> {
+fn cross(a: &[f32], b: &[f32], d: usize) -> DMatrix<f64> {
     let parts: Vec<DMatrix<f32>> = a
         .par_chunks(BLOCK * d)
         .zip(b.par_chunks(BLOCK * d))
@@ -73,10 +73,18 @@ pub(crate) fn cross(a: &[f32], b: &[f32], d: usize) -> DMatrix<f64> {
     sum
 }
 
-/// The parametric OPQ start: PCA eigenvectors dealt to subspaces so that the products of
-/// their eigenvalues are balanced: in decreasing order, each goes to the subspace with room
-/// whose product is smallest. Returns `R` (row-major, `x · R`).
-fn eigen_allocation(x: &[f32], d: usize, m: usize) -> Result<Vec<f32>> {
+/// The mean of the rows of `x` (`n × d`), the eigen decomposition of their covariance
+/// (`what` names it in errors), and the axes' indices by decreasing eigenvalue (ties to the
+/// lower index).
+pub(crate) fn principal_axes(
+    x: &[f32],
+    d: usize,
+    what: &str,
+) -> Result<(
+    Vec<f64>,
+    nalgebra::SymmetricEigen<f64, nalgebra::Dyn>,
+    Vec<usize>,
+)> {
     let n = x.len() / d;
     let mut mean = vec![0f64; d];
     for row in x.chunks_exact(d) {
@@ -91,16 +99,24 @@ fn eigen_allocation(x: &[f32], d: usize, m: usize) -> Result<Vec<f32>> {
             cov[(i, j)] = cov[(i, j)] / n as f64 - mean[i] * mean[j];
         }
     }
-    check_finite(&cov, "covariance")?;
+    check_finite(&cov, what)?;
     let eig = cov
         .try_symmetric_eigen(f64::EPSILON, max_sweeps(d))
-        .ok_or_else(|| not_converged("eigen decomposition of the covariance"))?;
+        .ok_or_else(|| not_converged(&format!("eigen decomposition of the {what}")))?;
     let mut order: Vec<usize> = (0..d).collect();
     order.sort_by(|&a, &b| {
         eig.eigenvalues[b]
             .total_cmp(&eig.eigenvalues[a])
             .then(a.cmp(&b))
     });
+    Ok((mean, eig, order))
+}
+
+/// The parametric OPQ start: PCA eigenvectors dealt to subspaces so that the products of
+/// their eigenvalues are balanced: in decreasing order, each goes to the subspace with room
+/// whose product is smallest. Returns `R` (row-major, `x · R`).
+fn eigen_allocation(x: &[f32], d: usize, m: usize) -> Result<Vec<f32>> {
+    let (_, eig, order) = principal_axes(x, d, "covariance")?;
     let dsub = d / m;
     let mut fill = vec![0usize; m];
     let mut log_prod = vec![0f64; m];
@@ -131,7 +147,7 @@ fn eigen_allocation(x: &[f32], d: usize, m: usize) -> Result<Vec<f32>> {
 
 /// A cap on the QR sweeps of a `d × d` decomposition: a few per singular value converge
 /// finite input, so hitting it means the input was bad, and stopping beats a hang.
-pub(crate) fn max_sweeps(d: usize) -> usize {
+fn max_sweeps(d: usize) -> usize {
     1000 + 100 * d
 }
 

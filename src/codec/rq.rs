@@ -767,29 +767,7 @@ fn progressive_kmeans(
 ) -> Result<kmeans::KMeans> {
     use nalgebra::DMatrix;
     let n = x.len() / d;
-    let mut mean = vec![0f64; d];
-    for row in x.chunks_exact(d) {
-        mean.iter_mut()
-            .zip(row)
-            .for_each(|(m, &v)| *m += f64::from(v));
-    }
-    mean.iter_mut().for_each(|m| *m /= n as f64);
-    let mut cov = super::opq::cross(x, x, d);
-    for i in 0..d {
-        for j in 0..d {
-            cov[(i, j)] = cov[(i, j)] / n as f64 - mean[i] * mean[j];
-        }
-    }
-    super::opq::check_finite(&cov, "covariance of the residuals")?;
-    let eig = cov
-        .try_symmetric_eigen(f64::EPSILON, super::opq::max_sweeps(d))
-        .ok_or_else(|| super::opq::not_converged("eigen decomposition of the residuals"))?;
-    let mut order: Vec<usize> = (0..d).collect();
-    order.sort_by(|&a, &b| {
-        eig.eigenvalues[b]
-            .total_cmp(&eig.eigenvalues[a])
-            .then(a.cmp(&b))
-    });
+    let (mean, eig, order) = super::opq::principal_axes(x, d, "covariance of the residuals")?;
     // V (d × d): column j is the j-th largest axis.
     let v = DMatrix::<f32>::from_fn(d, d, |i, j| eig.eigenvectors[(i, order[j])] as f32);
     let centred: Vec<f32> = x
