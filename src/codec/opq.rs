@@ -73,18 +73,17 @@ fn cross(a: &[f32], b: &[f32], d: usize) -> DMatrix<f64> {
     sum
 }
 
-/// The mean of the rows of `x` (`n × d`), the eigen decomposition of their covariance
-/// (`what` names it in errors), and the axes' indices by decreasing eigenvalue (ties to the
-/// lower index).
-pub(crate) fn principal_axes(
-    x: &[f32],
-    d: usize,
-    what: &str,
-) -> Result<(
+/// What [`principal_axes`] returns: the mean, the eigen decomposition, the axes' order.
+pub(crate) type PrincipalAxes = (
     Vec<f64>,
     nalgebra::SymmetricEigen<f64, nalgebra::Dyn>,
     Vec<usize>,
-)> {
+);
+
+/// The mean of the rows of `x` (`n × d`), the eigen decomposition of their covariance
+/// (`what` names it in errors), and the axes' indices by decreasing eigenvalue (ties to the
+/// lower index).
+pub(crate) fn principal_axes(x: &[f32], d: usize, what: &str) -> Result<PrincipalAxes> {
     let n = x.len() / d;
     let mut mean = vec![0f64; d];
     for row in x.chunks_exact(d) {
