@@ -47,8 +47,8 @@ echo
 echo "| codec | bytes/vector | codebook | vs float32 (whole file) | mean cosine | recall@10 | rescored | search |"
 echo "|---|---|---|---|---|---|---|---|"
 for c in $CODECS; do
-    "$V" compress -q --in "$WORK/base.npy" --out "$WORK/c.vectro" --codec "$c" --force >/dev/null 2>&1
-    "$V" eval --json --orig "$WORK/base.npy" --comp "$WORK/c.vectro" --queries "$WORK/queries.npy" \
+    "$V" compress -q "$WORK/base.npy" "$WORK/c.vectro" --codec "$c" --force >/dev/null 2>&1
+    "$V" eval --json "$WORK/base.npy" "$WORK/c.vectro" --queries "$WORK/queries.npy" \
         --k 10 --metric "$METRIC" > "$WORK/e.json"
     "$V" info --quick --json "$WORK/c.vectro" > "$WORK/i.json"
     "$VENV/bin/python" - "$WORK/e.json" "$WORK/i.json" "$c" "$BASE_ROWS" "$DIMS" "$CSV" "$BENCH_STARTED" "$BENCH_HOST" "$(basename "$NPY")" "$Q" "$METRIC" <<'PY'
@@ -57,7 +57,7 @@ e = json.load(open(sys.argv[1]))
 info = json.load(open(sys.argv[2]))
 codec, rows, dims, csv = sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 started, host, data, q, metric = sys.argv[7:12]
-size = info["file_bytes"]
+size = info["input_bytes"]  # info names the file it reads `input`
 bpv = info["payload_bytes"] / rows
 book = info["codec_params_bytes"]
 ratio = rows * dims * 4 / size
