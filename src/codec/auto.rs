@@ -169,6 +169,18 @@ pub const MAX_QUERIES: usize = 200;
 pub const K: usize = 10;
 /// Seed of the row sample, fixed so that a rerun makes the same choice.
 pub const SAMPLE_SEED: u64 = 0x00a0_70c0;
+/// The fewest rows a trained candidate is trained on (unless the input has fewer): 40 a
+/// centroid of a 256-entry codebook. The chosen codebook is the one written, and one trained
+/// on the screening sample alone is poor: `rq:m=32` trained on 2,000 rows of a 10,000-row
+/// file read recall@10 0.64 over the file, trained on 9,000 rows 0.90.
+pub const MIN_TRAIN_ROWS: u64 = 10_240;
+
+/// Rows each trained candidate is trained on: `--train-rows` if given, else the screening
+/// sample's size but at least [`MIN_TRAIN_ROWS`], and never more than the input has (so
+/// the training recipe names the rows actually drawn).
+pub fn train_rows(requested: Option<u64>, sample: u64, input_rows: u64) -> u64 {
+    requested.unwrap_or_else(|| sample.max(MIN_TRAIN_ROWS).min(input_rows.max(1)))
+}
 
 /// What the chosen codec must reach.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -645,6 +657,15 @@ mod tests {
         (0..rows * d)
             .map(|i| rng.centred() + (i % d == 3) as u8 as f32)
             .collect()
+    }
+
+    #[test]
+    fn trained_candidates_get_enough_rows_but_no_more_than_the_input() {
+        assert_eq!(train_rows(None, 2000, 1_000_000), MIN_TRAIN_ROWS);
+        assert_eq!(train_rows(None, 50_000, 1_000_000), 50_000);
+        assert_eq!(train_rows(None, 2000, 3000), 3000);
+        assert_eq!(train_rows(Some(500), 2000, 1_000_000), 500);
+        assert_eq!(train_rows(None, 2000, 0), 1);
     }
 
     #[test]

@@ -190,10 +190,10 @@ fn pick_codec(
     let mut sample = vec![0f32; ids.len() * dims];
     source.read_rows(&ids, &mut sample)?;
     let mut report = auto::choose(&sample, dims, target)?;
-    // Trained candidates: each trained once, on the auto sample's size of rows drawn as
-    // `vectro train --train-rows N` draws them (so its codebook is the one that command
-    // writes), unless a candidate no bigger already clearly meets the target.
-    let train_rows = opts.train_rows.unwrap_or(opts.sample as u64);
+    // Trained candidates: each trained once, on rows drawn as `vectro train --train-rows N`
+    // draws them (so its codebook is the one that command writes), unless a candidate no
+    // bigger already clearly meets the target.
+    let train_rows = auto::train_rows(opts.train_rows, opts.sample as u64, source.header().rows);
     let mut trained: Vec<(String, Box<dyn Codec>)> = Vec::new();
     let pool = crate::par::pool(threads)?;
     let train_opts = codec::TrainOptions {

@@ -299,7 +299,8 @@ fn auto_chooses_a_trained_codec_and_writes_what_its_codebook_writes() {
         chosen.starts_with("pq:") || chosen.starts_with("opq:"),
         "{chosen}: {auto}"
     );
-    assert_eq!(auto["train_rows"], 1000, "{auto}");
+    // At least auto::MIN_TRAIN_ROWS, but no more than the file's 3,000 rows.
+    assert_eq!(auto["train_rows"], 3000, "{auto}");
     let cands = auto["candidates"].as_array().unwrap();
     let c = cands
         .iter()
@@ -329,7 +330,7 @@ fn auto_chooses_a_trained_codec_and_writes_what_its_codebook_writes() {
         &"--codec",
         &chosen,
         &"--train-rows",
-        &"1000",
+        &"3000",
         &"--in",
         &npy,
         &"--out",
@@ -421,7 +422,7 @@ fn auto_chooses_rq_and_writes_what_its_codebook_writes() {
         &"--codec",
         &chosen,
         &"--train-rows",
-        &"1000",
+        &"3000",
         &"--in",
         &npy,
         &"--out",
