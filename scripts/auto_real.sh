@@ -22,8 +22,8 @@ echo "|---|---|---|---|---|---|---|---|"
 for t in $targets; do
     out="$dir/a.vectro"
     $v compress --codec auto --min-recall "$t" --json --no-fsync --force \
-        --in "$input" --out "$out" > "$dir/c.json" 2> "$dir/c.err"
-    $v eval --json --k 10 --sample-queries 1000 --orig "$input" --comp "$out" > "$dir/e.json"
+        "$input" "$out" > "$dir/c.json" 2> "$dir/c.err"
+    $v eval --json --k 10 --sample-queries 1000 "$input" "$out" > "$dir/e.json"
     python3 - "$input" "$t" "$dir/c.json" "$dir/e.json" "$BENCH_STARTED" "$BENCH_HOST" >> "$csv" <<'PY'
 import json, sys
 inp, t, c, e, started, host = sys.argv[1:]
