@@ -2,14 +2,14 @@
 # Encode throughput of the training-free widths against int8's, in one run: sq:bits=1..8,
 # int4:rotate=1 and binary:rotate=1, each beside int8 (issue 24's goal: within 2x of int8).
 #
-#   scripts/bench_encode.sh                      # the 10k MiniLM sample tiled 10x (154 MB)
+#   scripts/bench_encode.sh                      # the 10k MiniLM sample tiled 20x (307 MB)
 #   TILE=20 RUNS=5 THREADS=1 scripts/bench_encode.sh
 #   CODECS="sq:bits=4 int4:rotate=1" scripts/bench_encode.sh
 #   NPY=other.npy VECTRO=path/to/vectro scripts/bench_encode.sh
 #
 # Two numbers per codec, both as a ratio to int8 (codec / int8: 1 is int8's speed, 2 is half):
 #   compress   `vectro compress --no-fsync` of the tiled input (in the page cache) to a file,
-#              end to end as a user runs it; CPU seconds (user + sys, from /usr/bin/time) of
+#              end to end as a user runs it; CPU seconds (user + sys, from getrusage) of
 #              each run, the codec's run right after an int8 run, ratio = the median over runs
 #              of each pair's ratio. CPU time, not wall time: the machine may be shared and
 #              wall times then move several-fold between runs.
@@ -26,7 +26,7 @@ NPY=$(realpath "${NPY:-/work/shared/data/minilm_wordnet_10k.npy}")
 cd "$(dirname "$0")/.."
 . scripts/lib/bench_out.sh
 
-TILE=${TILE:-10}
+TILE=${TILE:-20}
 RUNS=${RUNS:-3}
 THREADS=${THREADS:-1}
 CODECS=${CODECS:-sq:bits=1 sq:bits=2 sq:bits=3 sq:bits=4 sq:bits=5 sq:bits=6 sq:bits=7 sq:bits=8 int4:rotate=1 binary:rotate=1}
@@ -48,16 +48,21 @@ np.save(sys.argv[2], np.tile(x, (int(sys.argv[3]), 1)))
 PY
 IN_BYTES=$(stat -c %s "$IN")
 
-# One timed compress: "wall cpu" on stdout (wall from date's nanoseconds, CPU = user + sys).
+# One timed compress: "wall cpu" on stdout, both in seconds: wall from the monotonic clock,
+# CPU = user + sys of the child from getrusage (microseconds; time's %U/%S have 10 ms steps,
+# half of int8's whole run here).
 compress() {
-  local t0 t1
   rm -f "$DIR/out.vectro"
-  t0=$(date +%s%N)
-  /usr/bin/time -f "%U %S" -o "$DIR/t.last" "$V" compress --in "$IN" --out "$DIR/out.vectro" \
-    --codec "$1" --threads "$THREADS" --no-fsync --quiet > /dev/null
-  t1=$(date +%s%N)
+  python3 - "$V" compress --in "$IN" --out "$DIR/out.vectro" --codec "$1" --threads "$THREADS" \
+    --no-fsync --quiet <<'PY'
+import resource, subprocess, sys, time
+t = time.perf_counter()
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+w = time.perf_counter() - t
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"{w:.4f} {r.ru_utime + r.ru_stime:.4f}")
+PY
   rm -f "$DIR/out.vectro"
-  awk -v w="$(( t1 - t0 ))" '{printf "%.4f %.3f\n", w / 1e9, $1 + $2}' "$DIR/t.last"
 }
 tag() { echo "$1" | tr ':=,' '___'; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
@@ -75,7 +80,7 @@ for run in $(seq "$RUNS"); do
 done
 
 # The encoder alone: one `vectro bench` over every codec (int8 first), RUNS timed passes each.
-"$V" bench "$NPY" --threads 1 --runs "$((RUNS < 3 ? 3 : RUNS))" --codecs int8 $CODECS --json --quiet > "$DIR/bench.json" || true
+"$V" bench "$NPY" --threads 1 --runs "$((RUNS < 3 ? 3 : RUNS))" --codecs int8 $CODECS --json 2> /dev/null > "$DIR/bench.json" || true
 python3 - "$DIR/bench.json" > "$DIR/enc" <<'PY' || true
 import json, sys
 for c in json.load(open(sys.argv[1]))["codecs"]:

@@ -232,9 +232,9 @@ pub fn sums_sq_abs_scalar(v: [&[f32]; 4], a: [&[f32]; 4]) -> ([f64; 4], [f32; 4]
     let n = v.iter().chain(&a).map(|r| r.len()).min().unwrap_or(0);
     let (mut ss, mut sa) = ([0f64; 4], [0f32; 4]);
     for i in 0..n {
-        for g in 0..4 {
-            ss[g] += f64::from(v[g][i]) * f64::from(v[g][i]);
-            sa[g] += a[g][i];
+        for (((s, t), v), a) in ss.iter_mut().zip(&mut sa).zip(&v).zip(&a) {
+            *s += f64::from(v[i]) * f64::from(v[i]);
+            *t += a[i];
         }
     }
     (ss, sa)
@@ -258,8 +258,8 @@ pub fn dots_in_order_scalar(l: [&[f32]; 4], v: [&[f32]; 4]) -> [f64; 4] {
     let n = l.iter().chain(&v).map(|r| r.len()).min().unwrap_or(0);
     let mut s = [0f64; 4];
     for i in 0..n {
-        for g in 0..4 {
-            s[g] += f64::from(l[g][i]) * f64::from(v[g][i]);
+        for ((s, l), v) in s.iter_mut().zip(&l).zip(&v) {
+            *s += f64::from(l[i]) * f64::from(v[i]);
         }
     }
     s
@@ -422,11 +422,11 @@ mod tests {
                     let v: [&[f32]; 4] = std::array::from_fn(|g| &four[g][..]);
                     let mut a: Vec<Vec<f32>> = v.iter().map(|r| vec![0f32; r.len()]).collect();
                     let mut want_ss = [0f64; 4];
-                    for g in 0..4 {
-                        let (ss, mx) = stats_scalar(v[g], &mut a[g]);
-                        want_ss[g] = ss;
+                    for ((w, vg), ag) in want_ss.iter_mut().zip(v).zip(a.iter_mut()) {
+                        let (ss, mx) = stats_scalar(vg, ag);
+                        *w = ss;
                         if mx > 0.0 {
-                            scale_scalar(&mut a[g], 1.0 / f64::from(mx));
+                            scale_scalar(ag, 1.0 / f64::from(mx));
                         }
                     }
                     let want_sa: [f32; 4] = std::array::from_fn(|g| {
@@ -456,14 +456,13 @@ mod tests {
                             let mut levels = a.clone();
                             let mut want = [(0f64, 0u64); 4];
                             let mut codes = vec![vec![0xaau8; n]; 4];
-                            let mut lls = [0u64; 4];
-                            for g in 0..4 {
+                            for (g, w) in want.iter_mut().enumerate() {
                                 let mut c_ref = vec![0u8; n];
-                                want[g] = codes_scalar(v[g], &a[g], t, b, &mut c_ref);
+                                *w = codes_scalar(v[g], &a[g], t, b, &mut c_ref);
                                 let mut lv_ref = levels[g].clone();
                                 let ll_ref =
                                     code_levels_scalar(v[g], &mut lv_ref, t, b, &mut c_ref.clone());
-                                lls[g] =
+                                let ll =
                                     code_levels_at(l, v[g], &mut levels[g], t, b, &mut codes[g]);
                                 assert_eq!(codes[g], c_ref, "{} n={n} b={b} t={t}", l.name());
                                 assert_eq!(
@@ -472,12 +471,7 @@ mod tests {
                                     "{} n={n} b={b}",
                                     l.name()
                                 );
-                                assert_eq!(
-                                    (lls[g], ll_ref),
-                                    (want[g].1, want[g].1),
-                                    "{} b={b}",
-                                    l.name()
-                                );
+                                assert_eq!((ll, ll_ref), (w.1, w.1), "{} b={b}", l.name());
                             }
                             let lr: [&[f32]; 4] = std::array::from_fn(|g| &levels[g][..]);
                             let lv = dots_in_order_at(l, lr, v);

@@ -369,9 +369,9 @@ pub(super) fn sums_sq_abs_avx2(v: [&[f32]; 4], a: [&[f32]; 4]) -> ([f64; 4], [f3
         _mm_storeu_ps(t.as_mut_ptr(), sa);
     }
     for i in full..n {
-        for g in 0..4 {
-            s[g] += f64::from(v[g][i]) * f64::from(v[g][i]);
-            t[g] += a[g][i];
+        for (((s, t), v), a) in s.iter_mut().zip(&mut t).zip(&v).zip(&a) {
+            *s += f64::from(v[i]) * f64::from(v[i]);
+            *t += a[i];
         }
     }
     (s, t)
@@ -392,8 +392,8 @@ pub(super) fn dots_in_order_avx2(l: [&[f32]; 4], v: [&[f32]; 4]) -> [f64; 4] {
     // SAFETY: `s` has 4 f64.
     unsafe { _mm256_storeu_pd(s.as_mut_ptr(), acc) };
     for i in full..n {
-        for g in 0..4 {
-            s[g] += f64::from(l[g][i]) * f64::from(v[g][i]);
+        for ((s, l), v) in s.iter_mut().zip(&l).zip(&v) {
+            *s += f64::from(l[i]) * f64::from(v[i]);
         }
     }
     s
