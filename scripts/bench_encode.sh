@@ -33,7 +33,7 @@ CODECS=${CODECS:-sq:bits=1 sq:bits=2 sq:bits=3 sq:bits=4 sq:bits=5 sq:bits=6 sq:
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/vectro-bench-encode.XXXXXX")
 trap 'rm -rf "$DIR"' EXIT
 
-bench_begin bench_encode "TILE=$TILE RUNS=$RUNS THREADS=$THREADS NPY=$(basename "$NPY")${CODECS:+ CODECS=\"$CODECS\"} scripts/bench_encode.sh"
+bench_begin bench_encode "${VECTRO:+VECTRO=$VECTRO }TILE=$TILE RUNS=$RUNS THREADS=$THREADS NPY=$(basename "$NPY")${CODECS:+ CODECS=\"$CODECS\"} scripts/bench_encode.sh"
 CSV=$(bench_csv bench_encode "started,host,input,input_bytes,threads,measure,codec,run,wall_s,cpu_s,mb_s")
 csv_row() { echo "$BENCH_STARTED,$BENCH_HOST,$(basename "$NPY")x$TILE,$IN_BYTES,$THREADS,$1,$2,$3,$4,$5,$6" >> "$CSV"; }
 
