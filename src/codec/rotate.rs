@@ -32,6 +32,8 @@ pub struct Rotation {
     seed: u64,
     /// `rounds × dims` signs, ±1.0.
     signs: Vec<f32>,
+    /// The signs folded into the transform's passes, for [`Rotation::forward`].
+    plan: crate::simd::rotate::Plan,
 }
 
 impl Rotation {
@@ -56,10 +58,12 @@ impl Rotation {
                 });
             }
         }
+        let window = window_for(dims);
         Rotation {
             dims,
-            window: window_for(dims),
+            window,
             seed,
+            plan: crate::simd::rotate::Plan::new(&signs, window, dims),
             signs,
         }
     }
@@ -87,7 +91,13 @@ impl Rotation {
     /// Rotates one row (`dims` long) in place, with the widest SIMD level this CPU has
     /// (same bits at every level: see [`crate::simd::rotate`]).
     pub fn forward(&self, row: &mut [f32]) {
-        crate::simd::rotate::forward(&self.signs, self.window, &mut row[..self.dims])
+        let level = crate::simd::Level::detect();
+        crate::simd::rotate::forward_planned_at(
+            level,
+            &self.plan,
+            &self.signs,
+            &mut row[..self.dims],
+        )
     }
 
     /// Undoes [`Rotation::forward`] in place (up to float rounding), with the widest SIMD

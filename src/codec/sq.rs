@@ -242,16 +242,20 @@ pub fn code_bytes(dims: usize, bits: u8) -> usize {
     (dims * bits as usize).div_ceil(8)
 }
 
-/// Writes the `B`-bit codes `codes` densely into `out` (least significant bit first), four
-/// bytes at a time.
+/// Eight codes of `b` bits (2 to 7), one a byte of `w`, packed into the low `8b` bits of
+/// the result (code `k` at bits `[kb, (k+1)b)`): pairs, then quads, then the eight.
+#[inline]
+fn pack8(w: u64, b: u32) -> u64 {
+    let w = (w & 0x00ff_00ff_00ff_00ff) | ((w & 0xff00_ff00_ff00_ff00) >> (8 - b));
+    let w = (w & 0x0000_ffff_0000_ffff) | ((w & 0xffff_0000_ffff_0000) >> (16 - 2 * b));
+    (w & 0xffff_ffff) | ((w >> 32) << (4 * b))
+}
+
+/// Writes the `B`-bit codes `codes` densely into `out` (least significant bit first), eight
+/// codes at a time.
 fn pack(codes: &[u8], bits: u8, out: &mut [u8]) {
     match bits {
         8 => out.copy_from_slice(codes),
-        4 => {
-            for (o, pair) in out.iter_mut().zip(codes.chunks(2)) {
-                *o = pair[0] | (pair.get(1).copied().unwrap_or(0) << 4);
-            }
-        }
         1 => {
             // Eight 0/1 bytes to the eight bits of one byte, byte k to bit k: the multiply
             // adds byte k shifted to bit 56 + k, with no carries between them.
@@ -262,15 +266,22 @@ fn pack(codes: &[u8], bits: u8, out: &mut [u8]) {
             }
         }
         _ => {
-            // Eight codes fill `bits` whole bytes: one shift-or word per eight.
+            // Eight codes fill `bits` whole bytes: one word per eight, stored eight bytes
+            // wide where the output has room (the next word overwrites the zero bytes past
+            // its `bits`).
             let b = usize::from(bits);
             let whole = codes.len() / 8;
-            for (o, c8) in out.chunks_exact_mut(b).zip(codes.chunks_exact(8)) {
-                let w = c8
-                    .iter()
-                    .enumerate()
-                    .fold(0u64, |w, (k, &c)| w | (u64::from(c) << (k * b)));
-                o.copy_from_slice(&w.to_le_bytes()[..b]);
+            for (k, c8) in codes.chunks_exact(8).enumerate() {
+                let w = pack8(
+                    u64::from_le_bytes(c8.try_into().expect("8 codes")),
+                    bits.into(),
+                );
+                let o = k * b;
+                if o + 8 <= out.len() {
+                    out[o..o + 8].copy_from_slice(&w.to_le_bytes());
+                } else {
+                    out[o..o + b].copy_from_slice(&w.to_le_bytes()[..b]);
+                }
             }
             let (codes, out) = (&codes[whole * 8..], &mut out[whole * b..]);
             let (mut acc, mut n, mut o) = (0u64, 0u32, 0usize);
@@ -344,7 +355,6 @@ struct Scratch {
     v: Vec<f32>,
     a: Vec<f32>,
     codes: Vec<u8>,
-    products: Vec<f64>,
 }
 
 /// The rotated scalar quantizer.
@@ -356,13 +366,12 @@ pub struct Sq {
 }
 
 thread_local! {
-    /// Per-block scratch: [`GROUP`] rotated rows, their magnitudes, their codes and the
-    /// products of their sums.
+    /// Per-block scratch: [`GROUP`] rotated rows, their magnitudes (then levels) and their
+    /// codes.
     static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch {
         v: Vec::new(),
         a: Vec::new(),
         codes: Vec::new(),
-        products: Vec::new(),
     }) };
 }
 
@@ -458,56 +467,61 @@ impl Sq {
         best.1
     }
 
-    /// [`Sq::encode_rotated`] of [`GROUP`] rotated rows at once (`v`, `a` and `products`
-    /// hold `GROUP` rows, `codes` their codes), with the same bits, or `None` when a row
-    /// holds a value that is not finite (nothing checks before): the three sums whose
-    /// order is fixed (`Σ v²`, `Σ a`, `<L, v>`) are made of per-row products first and
-    /// then added in order for all the rows together ([`simd_sq::sums_in_order`]), which
-    /// overlaps their latencies instead of paying them row after row.
+    /// [`Sq::encode_rotated`] of [`GROUP`] rotated rows at once (`v` and `a` hold `GROUP`
+    /// rows, `codes` their codes), with the same bits, or `None` when a row holds a value
+    /// that is not finite (nothing checks before): the three sums whose order is fixed
+    /// (`Σ v²`, `Σ a`, `<L, v>`) run for the four rows together, one row a vector lane
+    /// ([`simd_sq::sums_sq_abs_at`], [`simd_sq::dots_in_order_at`]), which overlaps their
+    /// latencies instead of paying them row after row.
     fn encode_group(
         &self,
         level: Level,
         v: &[f32],
         a: &mut [f32],
         codes: &mut [u8],
-        products: &mut [f64],
     ) -> Option<[Option<u32>; GROUP]> {
         let (d, bits) = (self.dims, self.params.bits);
         let mut max_abs = [0f32; GROUP];
         for (g, m) in max_abs.iter_mut().enumerate() {
             let (vg, ag) = (&v[g * d..(g + 1) * d], &mut a[g * d..(g + 1) * d]);
             *m = simd_sq::abs_max_at(level, vg, ag);
-            simd_sq::squares_at(level, vg, &mut products[g * d..(g + 1) * d]);
             if bits > 1 && *m > 0.0 {
                 simd_sq::rescale_at(level, ag, 1.0 / f64::from(*m));
             }
         }
-        let sum_sq = simd_sq::sums_in_order(rows_of::<f64, GROUP>(products, d));
+        let (sum_sq, suma) = simd_sq::sums_sq_abs_at(
+            level,
+            rows_of::<f32, GROUP>(v, d),
+            rows_of::<f32, GROUP>(a, d),
+        );
         // Squares of float32 values cannot overflow a float64 sum of them: a sum that is not
         // finite has a NaN or an infinity among its values.
         if sum_sq.iter().any(|s| !s.is_finite()) {
             return None;
         }
-        let suma = simd_sq::sums_in_order(rows_of::<f32, GROUP>(a, d));
         let mut ll = [0u64; GROUP];
         for (g, l) in ll.iter_mut().enumerate() {
-            let ag = &a[g * d..(g + 1) * d];
+            let ag = &mut a[g * d..(g + 1) * d];
             let t = if bits > 1 && max_abs[g] > 0.0 {
                 self.choose_step(level, ag, sum_sq[g], max_abs[g], suma[g])
             } else {
                 0.0
             };
-            *l = simd_sq::code_products_at(
+            // The magnitudes become the levels, whose products with `v` make `<L, v>`.
+            *l = simd_sq::code_levels_at(
                 level,
                 &v[g * d..(g + 1) * d],
                 ag,
                 t,
                 bits,
                 &mut codes[g * d..(g + 1) * d],
-                &mut products[g * d..(g + 1) * d],
             );
         }
-        let lv = simd_sq::sums_in_order(rows_of::<f64, GROUP>(products, d));
+        let lv = simd_sq::dots_in_order_at(
+            level,
+            rows_of::<f32, GROUP>(a, d),
+            rows_of::<f32, GROUP>(v, d),
+        );
         Some(std::array::from_fn(|g| {
             let norm = sum_sq[g].sqrt() as f32;
             if !norm.is_finite() {
@@ -547,16 +561,10 @@ impl Codec for Sq {
         let cb = rb - 4;
         let level = Level::detect();
         SCRATCH.with(|s| {
-            let Scratch {
-                v,
-                a,
-                codes,
-                products,
-            } = &mut *s.borrow_mut();
+            let Scratch { v, a, codes } = &mut *s.borrow_mut();
             v.resize(GROUP * d, 0.0);
             a.resize(GROUP * d, 0.0);
             codes.resize(GROUP * d, 0);
-            products.resize(GROUP * d, 0.0);
             let rows = input.len() / d.max(1);
             // Rows before `one_by_one` go row after row.
             let (mut r, mut one_by_one) = (0, 0);
@@ -567,7 +575,7 @@ impl Codec for Sq {
                         vg.copy_from_slice(row);
                         self.rotation.forward(vg);
                     }
-                    self.encode_group(level, v, a, codes, products)
+                    self.encode_group(level, v, a, codes)
                 } else {
                     None
                 };

@@ -56,6 +56,12 @@ pub fn dot_codes_at(level: Level, q: &[f32], codes: &[i8]) -> (f32, i32) {
         // it too); the lengths are equal.
         return unsafe { x86::dot_codes_avx2(q, codes) };
     }
+    #[cfg(target_arch = "aarch64")]
+    if level == Level::Neon && level.runs_here() {
+        // SAFETY: `runs_here` checked at run time that the CPU has NEON; the lengths are
+        // equal.
+        return unsafe { neon::dot_codes(q, codes) };
+    }
     let _ = level;
     dot_codes_scalar(q, codes)
 }

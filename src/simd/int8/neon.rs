@@ -11,7 +11,7 @@
 
 use std::arch::aarch64::*;
 
-use super::{dequantize_scalar, max_abs_bits_scalar, quantize_scalar};
+use super::{dequantize_scalar, max_abs_bits_scalar, quantize_scalar, reduce16};
 
 /// `max(bits(x) & 0x7fff_ffff)` over `row`, as an integer (see
 /// [`super::max_abs_bits_scalar`]).
@@ -82,5 +82,56 @@ pub(super) fn dequantize(codes: &[i8], scale: f32, out: &mut [f32]) {
             }
         }
         dequantize_scalar(src.remainder(), scale, dst.into_remainder());
+    }
+}
+
+/// `(Σ q_j · c_j, Σ c_j²)` with NEON (see [`super::dot_codes_scalar`], whose bits it
+/// gives): 16 codes a step, widened to i32 and converted to float, multiplied then added
+/// (`vmulq` then `vaddq`, never a fused multiply-add) into four 4-lane sums, lanes
+/// `j mod 16`, folded by the reference's `reduce16`; the squares by widening multiplies
+/// (`vmull_s8`, exact in i16: at most 128²) added pairwise into i32 lanes (`vpadalq_s16`).
+/// `q` and `codes` have the same length.
+#[target_feature(enable = "neon")]
+pub(super) fn dot_codes(q: &[f32], codes: &[i8]) -> (f32, i32) {
+    let n = q.len().min(codes.len());
+    let body = n / 16 * 16;
+    // SAFETY: NEON is enabled for this function; every pointer access is bounds-checked
+    // by the slice it comes from, as noted at each one.
+    unsafe {
+        let mut acc = [vdupq_n_f32(0.0); 4];
+        let mut sq = vdupq_n_s32(0);
+        for (qb, cb) in q[..body]
+            .chunks_exact(16)
+            .zip(codes[..body].chunks_exact(16))
+        {
+            // SAFETY: `cb` has exactly 16 codes.
+            let x = unsafe { vld1q_s8(cb.as_ptr()) };
+            let (lo, hi) = (vmovl_s8(vget_low_s8(x)), vmovl_high_s8(x));
+            let c = [
+                vmovl_s16(vget_low_s16(lo)),
+                vmovl_high_s16(lo),
+                vmovl_s16(vget_low_s16(hi)),
+                vmovl_high_s16(hi),
+            ];
+            for (k, (a, c)) in acc.iter_mut().zip(c).enumerate() {
+                // SAFETY: `qb` has 16 floats, so 4 from offset 4k are in bounds.
+                let qv = unsafe { vld1q_f32(qb.as_ptr().add(4 * k)) };
+                *a = vaddq_f32(*a, vmulq_f32(qv, vcvtq_f32_s32(c)));
+            }
+            sq = vpadalq_s16(sq, vmull_s8(vget_low_s8(x), vget_low_s8(x)));
+            sq = vpadalq_s16(sq, vmull_high_s8(x, x));
+        }
+        let mut lanes = [0f32; 16];
+        for (k, a) in acc.iter().enumerate() {
+            // SAFETY: `lanes` has 16 floats, so 4 from offset 4k are in bounds.
+            unsafe { vst1q_f32(lanes.as_mut_ptr().add(4 * k), *a) };
+        }
+        let mut s = reduce16(&lanes);
+        let mut total = vaddvq_s32(sq);
+        for j in body..n {
+            s += q[j] * f32::from(codes[j]);
+            total += i32::from(codes[j]) * i32::from(codes[j]);
+        }
+        (s, total)
     }
 }

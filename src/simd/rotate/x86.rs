@@ -2,7 +2,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{forward_with, fwht, fwht_from, inverse_with};
+use super::{Plan, forward_with, fwht, fwht_from, inverse_with};
 
 #[target_feature(enable = "avx2")]
 pub(super) fn forward_avx2(signs: &[f32], window: usize, row: &mut [f32]) {
@@ -84,6 +84,116 @@ fn fwht_avx2(x: &mut [f32]) {
                 _mm256_mul_ps(_mm256_loadu_ps(c.as_ptr()), norm),
             )
         };
+    }
+}
+
+/// [`super::forward_planned_at`] at AVX2 (the window `w` is at least 64): each window in
+/// as few passes as [`fwht_avx2`] makes, with round 1's signs multiplied in by the first
+/// pass's loads and the normalisation (times the next round's signs) by the last pass's
+/// stores, instead of a pass of their own each.
+#[target_feature(enable = "avx2")]
+pub(super) fn forward_planned_avx2(plan: &Plan, row: &mut [f32]) {
+    let (d, w) = (row.len(), plan.window);
+    for r in 0..plan.rounds {
+        let load1 = (r == 0).then_some(&plan.load1[..]);
+        fwht_fused_avx2(&mut row[..w], load1, &plan.store1[r * w..(r + 1) * w]);
+        if w < d {
+            let load2 = (r == 0).then_some(&plan.load2[..]);
+            fwht_fused_avx2(&mut row[d - w..], load2, &plan.store2[r * w..(r + 1) * w]);
+        }
+    }
+}
+
+/// `x[i] × m[i]` of the eight floats at `i` of `x` and `m` (both at least `i + 8` long).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn times8(v: __m256, m: &[f32], i: usize) -> __m256 {
+    let m = &m[i..i + 8];
+    // SAFETY: `m` has exactly 8 floats.
+    _mm256_mul_ps(v, unsafe { _mm256_loadu_ps(m.as_ptr()) })
+}
+
+/// The butterflies of [`fwht_avx2`] on `x` (a power of two, at least 64 long), each value
+/// multiplied by `load[i]` as the first pass loads it (when given) and by `store[i]` (the
+/// normalisation, and a sign) as the last pass stores it.
+#[target_feature(enable = "avx2")]
+fn fwht_fused_avx2(x: &mut [f32], load: Option<&[f32]>, store: &[f32]) {
+    let n = x.len();
+    assert!(n >= 64 && load.is_none_or(|l| l.len() == n) && store.len() == n);
+    // Stages 1 to 32 in 64-float blocks of 8 registers.
+    for (k, b) in x.chunks_exact_mut(64).enumerate() {
+        let mut r = [_mm256_setzero_ps(); 8];
+        for (j, r) in r.iter_mut().enumerate() {
+            // SAFETY: `b` has 64 floats, so 8 from offset 8j are in bounds.
+            let mut v = unsafe { _mm256_loadu_ps(b.as_ptr().add(8 * j)) };
+            if let Some(l) = load {
+                v = times8(v, l, 64 * k + 8 * j);
+            }
+            *r = in_register8(v);
+        }
+        let mut h = 1;
+        while h < 8 {
+            for s in (0..8).step_by(2 * h) {
+                for i in s..s + h {
+                    let (u, v) = (r[i], r[i + h]);
+                    r[i] = _mm256_add_ps(u, v);
+                    r[i + h] = _mm256_sub_ps(u, v);
+                }
+            }
+            h *= 2;
+        }
+        for (j, v) in r.into_iter().enumerate() {
+            let v = if n == 64 { times8(v, store, 8 * j) } else { v };
+            // SAFETY: as above.
+            unsafe { _mm256_storeu_ps(b.as_mut_ptr().add(8 * j), v) };
+        }
+    }
+    let mut h = 64;
+    while h < n {
+        let pair = 4 * h <= n;
+        let next = if pair { 4 * h } else { 2 * h };
+        let last = next >= n;
+        let span = next;
+        for (k, b) in x.chunks_exact_mut(span).enumerate() {
+            let base = k * span;
+            let p = b.as_mut_ptr();
+            let put = |off: usize, v: __m256| {
+                let v = if last {
+                    times8(v, store, base + off)
+                } else {
+                    v
+                };
+                // SAFETY: every `off` below is at most `span − 8` (`h` is a multiple of 8).
+                unsafe { _mm256_storeu_ps(p.add(off), v) };
+            };
+            for i in (0..h).step_by(8) {
+                if pair {
+                    // SAFETY: `i + 3h + 8 <= 4h = b.len()`.
+                    let (p0, p1, p2, p3) = unsafe {
+                        (
+                            _mm256_loadu_ps(p.add(i)),
+                            _mm256_loadu_ps(p.add(i + h)),
+                            _mm256_loadu_ps(p.add(i + 2 * h)),
+                            _mm256_loadu_ps(p.add(i + 3 * h)),
+                        )
+                    };
+                    // Stage h, then stage 2h, as fwht_from runs them.
+                    let (q0, q1) = (_mm256_add_ps(p0, p1), _mm256_sub_ps(p0, p1));
+                    let (q2, q3) = (_mm256_add_ps(p2, p3), _mm256_sub_ps(p2, p3));
+                    put(i, _mm256_add_ps(q0, q2));
+                    put(i + 2 * h, _mm256_sub_ps(q0, q2));
+                    put(i + h, _mm256_add_ps(q1, q3));
+                    put(i + 3 * h, _mm256_sub_ps(q1, q3));
+                } else {
+                    // SAFETY: `i + h + 8 <= 2h = b.len()`.
+                    let (u, v) =
+                        unsafe { (_mm256_loadu_ps(p.add(i)), _mm256_loadu_ps(p.add(i + h))) };
+                    put(i, _mm256_add_ps(u, v));
+                    put(i + h, _mm256_sub_ps(u, v));
+                }
+            }
+        }
+        h = next;
     }
 }
 

@@ -11,6 +11,9 @@
 //! floor where the reference truncates to an integer, which is the same value for the
 //! non-negative finite products it sees (and past `2^31` both clip to the top level);
 //! maxima and integer sums do not depend on order. Rust never fuses a multiply and an add.
+//! The encoder's groups of four rows add those ordered sums with one row a vector lane
+//! ([`sums_sq_abs_at`], [`dots_in_order_at`]): each lane still adds its row's values one
+//! after another, four rows for one add's latency.
 
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -209,6 +212,93 @@ pub fn code_products_at(
     ll
 }
 
+/// The sums of four rows (the encoder's group) whose order is fixed, for each row `g`:
+/// `Σ v_g[i]²` in f64 and `Σ a_g[i]` in f32, each added value after value in order from 0
+/// ([`stats_at`]'s and [`scale_at`]'s sums). The AVX2 level puts the four rows in the four
+/// lanes of one register (a 4 × 4 transpose of the values), so one vector add is one step of
+/// all four rows' sums and the two sums' chains run side by side.
+pub fn sums_sq_abs_at(level: Level, v: [&[f32]; 4], a: [&[f32]; 4]) -> ([f64; 4], [f32; 4]) {
+    #[cfg(target_arch = "x86_64")]
+    if level >= Level::Avx2 && level.runs_here() {
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX2 (AVX-512 has it).
+        return unsafe { x86::sums_sq_abs_avx2(v, a) };
+    }
+    let _ = level;
+    sums_sq_abs_scalar(v, a)
+}
+
+/// The scalar reference of [`sums_sq_abs_at`] (over the shortest row's length).
+pub fn sums_sq_abs_scalar(v: [&[f32]; 4], a: [&[f32]; 4]) -> ([f64; 4], [f32; 4]) {
+    let n = v.iter().chain(&a).map(|r| r.len()).min().unwrap_or(0);
+    let (mut ss, mut sa) = ([0f64; 4], [0f32; 4]);
+    for i in 0..n {
+        for (((s, t), v), a) in ss.iter_mut().zip(&mut sa).zip(&v).zip(&a) {
+            *s += f64::from(v[i]) * f64::from(v[i]);
+            *t += a[i];
+        }
+    }
+    (ss, sa)
+}
+
+/// For four rows, `Σ l_g[i] × v_g[i]` in f64 (each product exact), value after value in
+/// order from 0: [`codes_at`]'s `<L, v>` from the levels [`code_levels_at`] wrote. The
+/// AVX2 level transposes as [`sums_sq_abs_at`] does.
+pub fn dots_in_order_at(level: Level, l: [&[f32]; 4], v: [&[f32]; 4]) -> [f64; 4] {
+    #[cfg(target_arch = "x86_64")]
+    if level >= Level::Avx2 && level.runs_here() {
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX2 (AVX-512 has it).
+        return unsafe { x86::dots_in_order_avx2(l, v) };
+    }
+    let _ = level;
+    dots_in_order_scalar(l, v)
+}
+
+/// The scalar reference of [`dots_in_order_at`] (over the shortest row's length).
+pub fn dots_in_order_scalar(l: [&[f32]; 4], v: [&[f32]; 4]) -> [f64; 4] {
+    let n = l.iter().chain(&v).map(|r| r.len()).min().unwrap_or(0);
+    let mut s = [0f64; 4];
+    for i in 0..n {
+        for ((s, l), v) in s.iter_mut().zip(&l).zip(&v) {
+            *s += f64::from(l[i]) * f64::from(v[i]);
+        }
+    }
+    s
+}
+
+/// [`codes_at`] without the sum `<L, v>`: the codes into `codes` and each value's level
+/// `L_i` (a whole number, exact in f32) over its magnitude in `a`, whose products with `v`
+/// summed in order ([`dots_in_order_at`]) are [`codes_at`]'s; returns `Σ L²`.
+pub fn code_levels_at(
+    level: Level,
+    v: &[f32],
+    a: &mut [f32],
+    t: f32,
+    bits: u8,
+    codes: &mut [u8],
+) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if level >= Level::Avx2 && level.runs_here() {
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX2 (AVX-512 has it).
+        return unsafe { x86::code_levels_avx2(v, a, t, bits, codes) };
+    }
+    let _ = level;
+    code_levels_scalar(v, a, t, bits, codes)
+}
+
+/// The scalar reference of [`code_levels_at`].
+pub fn code_levels_scalar(v: &[f32], a: &mut [f32], t: f32, bits: u8, codes: &mut [u8]) -> u64 {
+    let half = 1u32 << (bits - 1);
+    let top = (half - 1) as f32;
+    let mut ll = 0u64;
+    for ((c, x), &y) in codes.iter_mut().zip(a.iter_mut()).zip(v) {
+        let (code, l) = code_of(*x, y, t, top, half, bits);
+        *c = code;
+        *x = l as f32;
+        ll += (l * l) as u64;
+    }
+    ll
+}
+
 /// A summand of [`sums_in_order`]: f32 or f64.
 pub trait Summand: Copy + std::ops::AddAssign {
     /// The sum of nothing: `0.0`.
@@ -319,6 +409,84 @@ mod tests {
         for (g, s) in four.iter().enumerate() {
             let alone = sq[g].iter().fold(0f64, |acc, &x| acc + x);
             assert_eq!(s.to_bits(), alone.to_bits(), "row {g}");
+        }
+    }
+
+    #[test]
+    fn the_transposed_group_passes_give_row_after_row_bits() {
+        let rows = rows();
+        for l in Level::available() {
+            for n in [1usize, 3, 8, 9, 100, 384, 385] {
+                let group: Vec<&Vec<f32>> = rows.iter().filter(|r| r.len() == n).collect();
+                for four in group.windows(4) {
+                    let v: [&[f32]; 4] = std::array::from_fn(|g| &four[g][..]);
+                    let mut a: Vec<Vec<f32>> = v.iter().map(|r| vec![0f32; r.len()]).collect();
+                    let mut want_ss = [0f64; 4];
+                    for ((w, vg), ag) in want_ss.iter_mut().zip(v).zip(a.iter_mut()) {
+                        let (ss, mx) = stats_scalar(vg, ag);
+                        *w = ss;
+                        if mx > 0.0 {
+                            scale_scalar(ag, 1.0 / f64::from(mx));
+                        }
+                    }
+                    let want_sa: [f32; 4] = std::array::from_fn(|g| {
+                        let [s] = sums_in_order([&a[g][..]]);
+                        s
+                    });
+                    let ar: [&[f32]; 4] = std::array::from_fn(|g| &a[g][..]);
+                    let (ss, sa) = sums_sq_abs_at(l, v, ar);
+                    assert_eq!(
+                        ss.map(f64::to_bits),
+                        want_ss.map(f64::to_bits),
+                        "{} n={n}",
+                        l.name()
+                    );
+                    assert_eq!(
+                        sa.map(f32::to_bits),
+                        want_sa.map(f32::to_bits),
+                        "{} n={n}",
+                        l.name()
+                    );
+                    assert_eq!(
+                        sums_sq_abs_scalar(v, ar).0.map(f64::to_bits),
+                        want_ss.map(f64::to_bits)
+                    );
+                    for b in 1..=8u8 {
+                        for t in [0.0f32, 0.37, 2.5, 17.3, 1e9] {
+                            let mut levels = a.clone();
+                            let mut want = [(0f64, 0u64); 4];
+                            let mut codes = vec![vec![0xaau8; n]; 4];
+                            for (g, w) in want.iter_mut().enumerate() {
+                                let mut c_ref = vec![0u8; n];
+                                *w = codes_scalar(v[g], &a[g], t, b, &mut c_ref);
+                                let mut lv_ref = levels[g].clone();
+                                let ll_ref =
+                                    code_levels_scalar(v[g], &mut lv_ref, t, b, &mut c_ref.clone());
+                                let ll =
+                                    code_levels_at(l, v[g], &mut levels[g], t, b, &mut codes[g]);
+                                assert_eq!(codes[g], c_ref, "{} n={n} b={b} t={t}", l.name());
+                                assert_eq!(
+                                    bits(&levels[g]),
+                                    bits(&lv_ref),
+                                    "{} n={n} b={b}",
+                                    l.name()
+                                );
+                                assert_eq!((ll, ll_ref), (w.1, w.1), "{} b={b}", l.name());
+                            }
+                            let lr: [&[f32]; 4] = std::array::from_fn(|g| &levels[g][..]);
+                            let lv = dots_in_order_at(l, lr, v);
+                            let want_lv = want.map(|w| w.0.to_bits());
+                            assert_eq!(
+                                lv.map(f64::to_bits),
+                                want_lv,
+                                "{} n={n} b={b} t={t}",
+                                l.name()
+                            );
+                            assert_eq!(dots_in_order_scalar(lr, v).map(f64::to_bits), want_lv);
+                        }
+                    }
+                }
+            }
         }
     }
 

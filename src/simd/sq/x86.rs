@@ -319,3 +319,153 @@ pub(super) fn code_products_avx2(
     }
     ll
 }
+
+/// The columns of the 4 × 4 block whose rows are `r`: column `k` holds `r[g][k]` in lane `g`.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn transpose4(r: [__m128; 4]) -> [__m128; 4] {
+    let t0 = _mm_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm_unpacklo_ps(r[2], r[3]);
+    let t2 = _mm_unpackhi_ps(r[0], r[1]);
+    let t3 = _mm_unpackhi_ps(r[2], r[3]);
+    [
+        _mm_movelh_ps(t0, t1),
+        _mm_movehl_ps(t1, t0),
+        _mm_movelh_ps(t2, t3),
+        _mm_movehl_ps(t3, t2),
+    ]
+}
+
+/// Values `i..i + 4` of each of the four rows, as the columns of [`transpose4`].
+#[target_feature(enable = "avx2")]
+#[inline]
+fn columns4(rows: &[&[f32]; 4], i: usize) -> [__m128; 4] {
+    transpose4(rows.map(|r| {
+        let r = &r[i..i + 4];
+        // SAFETY: `r` has exactly 4 floats.
+        unsafe { _mm_loadu_ps(r.as_ptr()) }
+    }))
+}
+
+#[target_feature(enable = "avx2")]
+pub(super) fn sums_sq_abs_avx2(v: [&[f32]; 4], a: [&[f32]; 4]) -> ([f64; 4], [f32; 4]) {
+    let n = v.iter().chain(&a).map(|r| r.len()).min().unwrap_or(0);
+    let full = n / 4 * 4;
+    let (mut ss, mut sa) = (_mm256_setzero_pd(), _mm_setzero_ps());
+    for i in (0..full).step_by(4) {
+        let (cv, ca) = (columns4(&v, i), columns4(&a, i));
+        // Column k is value i + k of every row: added in column order, each lane adds its
+        // row's values one after another.
+        for (y, x) in cv.into_iter().zip(ca) {
+            let y = _mm256_cvtps_pd(y);
+            ss = _mm256_add_pd(ss, _mm256_mul_pd(y, y));
+            sa = _mm_add_ps(sa, x);
+        }
+    }
+    let (mut s, mut t) = ([0f64; 4], [0f32; 4]);
+    // SAFETY: `s` has 4 f64 and `t` 4 f32.
+    unsafe {
+        _mm256_storeu_pd(s.as_mut_ptr(), ss);
+        _mm_storeu_ps(t.as_mut_ptr(), sa);
+    }
+    for i in full..n {
+        for (((s, t), v), a) in s.iter_mut().zip(&mut t).zip(&v).zip(&a) {
+            *s += f64::from(v[i]) * f64::from(v[i]);
+            *t += a[i];
+        }
+    }
+    (s, t)
+}
+
+#[target_feature(enable = "avx2")]
+pub(super) fn dots_in_order_avx2(l: [&[f32]; 4], v: [&[f32]; 4]) -> [f64; 4] {
+    let n = l.iter().chain(&v).map(|r| r.len()).min().unwrap_or(0);
+    let full = n / 4 * 4;
+    let mut acc = _mm256_setzero_pd();
+    for i in (0..full).step_by(4) {
+        let (cl, cv) = (columns4(&l, i), columns4(&v, i));
+        for (x, y) in cl.into_iter().zip(cv) {
+            acc = _mm256_add_pd(acc, _mm256_mul_pd(_mm256_cvtps_pd(x), _mm256_cvtps_pd(y)));
+        }
+    }
+    let mut s = [0f64; 4];
+    // SAFETY: `s` has 4 f64.
+    unsafe { _mm256_storeu_pd(s.as_mut_ptr(), acc) };
+    for i in full..n {
+        for ((s, l), v) in s.iter_mut().zip(&l).zip(&v) {
+            *s += f64::from(l[i]) * f64::from(v[i]);
+        }
+    }
+    s
+}
+
+#[target_feature(enable = "avx2")]
+pub(super) fn code_levels_avx2(
+    v: &[f32],
+    a: &mut [f32],
+    t: f32,
+    bits: u8,
+    codes: &mut [u8],
+) -> u64 {
+    let n = v.len().min(a.len()).min(codes.len());
+    let full = n / 8 * 8;
+    let half = 1u32 << (bits - 1);
+    let top = (half - 1) as f32;
+    let (vt, vtop) = (_mm256_set1_ps(t), _mm256_set1_ps(top));
+    let vhalf = _mm256_set1_epi32(half as i32);
+    let vhalf1 = _mm256_set1_epi32(half as i32 - 1);
+    let lv_off = _mm256_set1_epi32(1 - (1 << bits));
+    // Byte 0 of each 32-bit lane to the low 4 bytes of its 128-bit half.
+    let pick = _mm256_setr_epi8(
+        0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1, -1, -1,
+        -1, -1, -1, -1, -1, -1, -1, -1,
+    );
+    let mut ll = _mm256_setzero_si256();
+    for i in (0..full).step_by(8) {
+        // SAFETY: `i + 8 <= full <= n`, within all three slices.
+        let (y, x) = unsafe {
+            (
+                _mm256_loadu_ps(v.as_ptr().add(i)),
+                _mm256_loadu_ps(a.as_ptr().add(i)),
+            )
+        };
+        // m is a whole number in [0, top]: the conversion is exact.
+        let m = _mm256_cvttps_epi32(_mm256_min_ps(_mm256_floor_ps(_mm256_mul_ps(x, vt)), vtop));
+        let nonneg = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(y, _mm256_setzero_ps()));
+        let code = _mm256_blendv_epi8(
+            _mm256_sub_epi32(vhalf1, m),
+            _mm256_add_epi32(vhalf, m),
+            nonneg,
+        );
+        let l = _mm256_add_epi32(_mm256_add_epi32(code, code), lv_off);
+        let l2 = _mm256_mullo_epi32(l, l);
+        ll = _mm256_add_epi64(
+            ll,
+            _mm256_add_epi64(
+                _mm256_cvtepu32_epi64(_mm256_castsi256_si128(l2)),
+                _mm256_cvtepu32_epi64(_mm256_extracti128_si256::<1>(l2)),
+            ),
+        );
+        // SAFETY: as above.
+        unsafe { _mm256_storeu_ps(a.as_mut_ptr().add(i), _mm256_cvtepi32_ps(l)) };
+        let b = _mm256_shuffle_epi8(code, pick);
+        let lo = _mm256_cvtsi256_si32(b) as u32;
+        let hi = _mm256_extract_epi32::<4>(b) as u32;
+        codes[i..i + 8].copy_from_slice(&(u64::from(lo) | (u64::from(hi) << 32)).to_le_bytes());
+    }
+    let mut sums = [0u64; 4];
+    // SAFETY: `sums` has 4 u64.
+    unsafe { _mm256_storeu_si256(sums.as_mut_ptr().cast(), ll) };
+    let mut ll: u64 = sums.iter().sum();
+    for ((c, x), &y) in codes[full..n]
+        .iter_mut()
+        .zip(&mut a[full..n])
+        .zip(&v[full..n])
+    {
+        let (code, l) = code_of(*x, y, t, top, half, bits);
+        *c = code;
+        *x = l as f32;
+        ll += (l * l) as u64;
+    }
+    ll
+}

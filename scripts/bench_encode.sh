@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Encode throughput of the training-free widths against int8's, in one run: sq:bits=1..8,
+# int4:rotate=1 and binary:rotate=1, each beside int8 (issue 24's goal: within 2x of int8).
+#
+#   scripts/bench_encode.sh                      # the 10k MiniLM sample tiled 20x (307 MB)
+#   TILE=20 RUNS=5 THREADS=1 scripts/bench_encode.sh
+#   CODECS="sq:bits=4 int4:rotate=1" scripts/bench_encode.sh
+#   NPY=other.npy VECTRO=path/to/vectro scripts/bench_encode.sh
+#
+# Two numbers per codec, both as a ratio to int8 (codec / int8: 1 is int8's speed, 2 is half):
+#   compress   `vectro compress --no-fsync` of the tiled input (in the page cache) to a file,
+#              end to end as a user runs it; CPU seconds (user + sys, from getrusage) of
+#              each run, the codec's run right after an int8 run, ratio = the median over runs
+#              of each pair's ratio. CPU time, not wall time: the machine may be shared and
+#              wall times then move several-fold between runs.
+#   encoder    the codec's encode alone on rows in memory (`vectro bench --threads 1`, the
+#              median of RUNS timed passes over the 10k sample), in MB/s of input; wall time
+#              of a single thread, so a loaded machine stretches both codecs alike.
+# "Encode throughput" in the goal is the compress column (what a user sees); the encoder
+# column is the stricter ratio, with everything but the encoder taken away.
+#
+# Each run appends its raw timings to bench/runs/<date>-<host>/bench_encode.csv and what it
+# prints to bench_encode.md there (scripts/lib/bench_out.sh).
+set -euo pipefail
+NPY=$(realpath "${NPY:-/work/shared/data/minilm_wordnet_10k.npy}")
+cd "$(dirname "$0")/.."
+. scripts/lib/bench_out.sh
+
+TILE=${TILE:-20}
+RUNS=${RUNS:-3}
+THREADS=${THREADS:-1}
+CODECS=${CODECS:-sq:bits=1 sq:bits=2 sq:bits=3 sq:bits=4 sq:bits=5 sq:bits=6 sq:bits=7 sq:bits=8 int4:rotate=1 binary:rotate=1}
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/vectro-bench-encode.XXXXXX")
+trap 'rm -rf "$DIR"' EXIT
+
+bench_begin bench_encode "${VECTRO:+VECTRO=$VECTRO }TILE=$TILE RUNS=$RUNS THREADS=$THREADS NPY=$(basename "$NPY")${CODECS:+ CODECS=\"$CODECS\"} scripts/bench_encode.sh"
+CSV=$(bench_csv bench_encode "started,host,input,input_bytes,threads,measure,codec,run,wall_s,cpu_s,mb_s")
+csv_row() { echo "$BENCH_STARTED,$BENCH_HOST,$(basename "$NPY")x$TILE,$IN_BYTES,$THREADS,$1,$2,$3,$4,$5,$6" >> "$CSV"; }
+
+if [ -z "${VECTRO:-}" ]; then nice cargo build --release --quiet; fi
+V=${VECTRO:-target/release/vectro}
+IN=$DIR/in.npy
+python3 - "$NPY" "$IN" "$TILE" <<'PY'
+import sys
+import numpy as np
+x = np.load(sys.argv[1]).astype(np.float32)
+np.save(sys.argv[2], np.tile(x, (int(sys.argv[3]), 1)))
+PY
+IN_BYTES=$(stat -c %s "$IN")
+
+# One timed compress: "wall cpu" on stdout, both in seconds: wall from the monotonic clock,
+# CPU = user + sys of the child from getrusage (microseconds; time's %U/%S have 10 ms steps,
+# half of int8's whole run here).
+compress() {
+  rm -f "$DIR/out.vectro"
+  python3 - "$V" compress --in "$IN" --out "$DIR/out.vectro" --codec "$1" --threads "$THREADS" \
+    --no-fsync --quiet <<'PY'
+import resource, subprocess, sys, time
+t = time.perf_counter()
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+w = time.perf_counter() - t
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"{w:.4f} {r.ru_utime + r.ru_stime:.4f}")
+PY
+  rm -f "$DIR/out.vectro"
+}
+tag() { echo "$1" | tr ':=,' '___'; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+cat "$IN" > /dev/null
+for run in $(seq "$RUNS"); do
+  cat "$IN" > /dev/null
+  for c in $CODECS; do
+    read -r iw ic < <(compress int8)
+    read -r cw cc < <(compress "$c")
+    csv_row compress int8 "$run" "$iw" "$ic" ""
+    csv_row compress "$c" "$run" "$cw" "$cc" ""
+    echo "$iw $ic $cw $cc" >> "$DIR/p.$(tag "$c")"
+  done
+done
+
+# The encoder alone: one `vectro bench` over every codec (int8 first), RUNS timed passes each.
+"$V" bench "$NPY" --threads 1 --runs "$((RUNS < 3 ? 3 : RUNS))" --codecs int8 $CODECS --json 2> /dev/null > "$DIR/bench.json" || true
+python3 - "$DIR/bench.json" > "$DIR/enc" <<'PY' || true
+import json, sys
+for c in json.load(open(sys.argv[1]))["codecs"]:
+    print(c["codec"], c["compress_mb_s"])
+PY
+enc() { awk -v c="$1" '$1 == c {printf "%.0f", $2}' "$DIR/enc"; }
+while read -r c m; do csv_row encoder "$c" median "" "" "$m"; done < "$DIR/enc"
+
+MB=$(awk -v b="$IN_BYTES" 'BEGIN {printf "%.0f", b / 1e6}')
+echo "Input: $(basename "$NPY") tiled ${TILE}x, $MB MB in the page cache; compress --threads $THREADS --no-fsync, $RUNS runs of each codec, each right after an int8 run; encoder alone: vectro bench --threads 1 on the untiled rows. Load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores."
+echo
+echo "| codec | compress CPU s | int8 CPU s | **CPU ratio to int8** | compress MB/s (CPU) | wall s (int8 wall s) | encoder MB/s | int8 encoder MB/s | **encoder ratio** |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for c in $CODECS; do
+  p=$DIR/p.$(tag "$c")
+  cc=$(cut -d' ' -f4 < "$p" | median); ic=$(cut -d' ' -f2 < "$p" | median)
+  cw=$(cut -d' ' -f3 < "$p" | median); iw=$(cut -d' ' -f1 < "$p" | median)
+  r=$(awk '{print $4 / $2}' "$p" | median)
+  e=$(enc "$c"); ei=$(enc int8)
+  er=$(awk -v a="$ei" -v b="$e" 'BEGIN {if (b > 0) printf "%.1f", a / b; else print "-"}')
+  echo "| $c | $cc | $ic | **$(printf '%.2f' "$r")** | $(awk -v m="$MB" -v t="$cc" 'BEGIN {printf "%.0f", m / t}') | $cw ($iw) | ${e:--} | ${ei:--} | **$er** |"
+done
