@@ -12,7 +12,9 @@
 3. pq m=96 nbits=4 fast-scan: vectro on a `pq:m=96,nbits=4` container (8-bit tables in
    registers, exact re-scoring of the rows the quantized bound cannot rule out) against
    faiss `IndexPQFastScan` (M=96, nbits=4, bbs=32; its quantized distances as they are),
-   l2 on unit rows.
+   l2 on unit rows; then vectro with `fast_scan_candidates` R (float re-scoring of each
+   chunk's best R rows by the 8-bit scan), each vectro row timed beside a faiss row
+   (`--only pq4` runs this alone).
 4. rq m=16 and m=32 (residual codes, `--only rq` runs this alone): vectro's lookup-table
    search on the codes against decoding every row (`Container[:]`) and one numpy matrix
    multiply, and pq at the same code bytes (m=16, m=32) searched by its lookup tables;
@@ -272,13 +274,13 @@ def run_set(name, base, q, repeats, tmp, rows_out, depths=DEPTHS):
     (_, ids), t = best(lambda: ipq.search(q, K), repeats)
     f_pq = record("faiss IndexPQ m=48 nbits=8", ids, t, 48)
     print(f"  throughput ratio vectro/faiss: binary+rescore {v_ham / f_ham:.2f}x, pq {v_pq / f_pq:.2f}x")
-    pq4_fastscan(name, base, q, repeats, tmp, record)
+    pq4_fastscan(name, base, q, repeats, tmp, record, want)
     rq_search(name, base, q, repeats, tmp, record)
     for p in (b_path, i_path, p_path):
         p.unlink()
 
 
-def pq4_fastscan(name, base, q, repeats, tmp, record):
+def pq4_fastscan(name, base, q, repeats, tmp, record, want):
     """pq m=96 nbits=4: vectro's fast-scan against faiss IndexPQFastScan, same run."""
     n, d = base.shape
     m = 96 if d % 96 == 0 else 48
@@ -290,16 +292,36 @@ def pq4_fastscan(name, base, q, repeats, tmp, record):
     print(f"  (vectro pq m={m} nbits=4 trained and encoded in {time.perf_counter() - t:.1f} s)")
     pq4 = vectro.Container(path)
     pq4.search(q[:1], K)
-    (ids, _), t = best(lambda: pq4.search(q, K, metric="l2", threads=THREADS), repeats)
-    v = record(f"vectro pq m={m} nbits=4 (fast-scan)", ids, t, m // 2)
     sample = np.random.default_rng(1).permutation(n)[:65_536]
     fs = faiss.IndexPQFastScan(d, m, 4, faiss.METRIC_L2, 32)
     fs.train(np.ascontiguousarray(base[sample]))
     fs.add(base)
-    (_, ids), t = best(lambda: fs.search(q, K), repeats)
-    f = record(f"faiss IndexPQFastScan M={m} nbits=4", ids, t, m // 2)
-    print(f"  throughput ratio vectro/faiss: pq4 fast-scan {v / f:.2f}x")
+    # Interleaved, so that both sides see the same load: exact, then the opt-in
+    # fast_scan_candidates R (float re-scoring of each chunk's best R by the 8-bit scan).
+    rows = []
+    for cands in (0, *PQ4_CANDIDATES):
+        label = "exact" if cands == 0 else f"{cands} candidates"
+        (ids, _), t = best(lambda: pq4.search(q, K, metric="l2", threads=THREADS,
+                                              fast_scan_candidates=cands), repeats)
+        rows.append((record(f"vectro pq m={m} nbits=4 (fast-scan, {label})", ids, t, m // 2),
+                     recall(ids, want), label))
+        (_, ids), t = best(lambda: fs.search(q, K), repeats)
+        f = record(f"faiss IndexPQFastScan M={m} nbits=4", ids, t, m // 2, note=f"beside {label}")
+        print(f"  throughput ratio vectro ({label}) / faiss: {rows[-1][0] / f:.2f}x"
+              f" at recall@10 {rows[-1][1]:.4f} vs {recall(ids, want):.4f}")
     path.unlink()
+
+
+PQ4_CANDIDATES = (10, 40)
+
+
+def pq4_only(name, base, q, repeats, tmp, rows_out):
+    """`--only pq4`: the pq m=96 nbits=4 fast-scan comparison alone."""
+    n, d = base.shape
+    print(f"\n{name}: {n} rows x {d} dims, {len(q)} held-out queries, {THREADS} threads, best of {repeats}")
+    want = truth(base, q, K)
+    faiss.omp_set_num_threads(THREADS)
+    pq4_fastscan(name, base, q, repeats, tmp, recorder(name, base, q, want, rows_out), want)
 
 
 RQ_TRAIN_ROWS = 4000
@@ -360,8 +382,8 @@ def main():
                     help="also run on this many rows of `vectro generate` (384-d, clustered)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--csv", default=None)
-    ap.add_argument("--only", choices=["all", "rq"], default="all",
-                    help="rq: only the rq comparison (4. above)")
+    ap.add_argument("--only", choices=["all", "rq", "pq4"], default="all",
+                    help="rq: only the rq comparison (4. above); pq4: only 3.")
     ap.add_argument("--depths", default=",".join(map(str, DEPTHS)),
                     help="rescoring depths N swept for the binary recipes (comma-separated)")
     ap.add_argument("--binary-only", action="store_true",
@@ -374,6 +396,8 @@ def main():
     def run(*args):
         if a.only == "rq":
             rq_only(*args)
+        elif a.only == "pq4":
+            pq4_only(*args)
         else:
             run_set(*args, depths)
 

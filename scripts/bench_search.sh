@@ -3,7 +3,7 @@
 # IndexPQFastScan), and a tiered binary:rotate=1+int8 file beside the two-container
 # recipe, on the
 # same rows and held-out queries, in one run; see scripts/bench_search.py.
-# Usage: scripts/bench_search.sh [DATA.npy] [--generated-rows N] [--repeats N] [--only rq]
+# Usage: scripts/bench_search.sh [DATA.npy] [--generated-rows N] [--repeats N] [--only rq|pq4]
 # Builds the Python package into target/py-venv (scripts/test_python.sh) and installs
 # faiss-cpu there on first use. Appends to bench/runs/<date>-<host>/bench_search.{csv,md}.
 set -euo pipefail

@@ -1335,9 +1335,11 @@ impl PyContainer {
     /// (`l2`, smallest first) or, with `hamming=True` and no rescoring, the Hamming
     /// distance. `rescore=N` re-ranks the best N with `rescore_with` (a Container or path
     /// of the same rows, finer codec), else with this container's decoded rows.
-    /// `filter_ids` is an allow-list of ids.
+    /// `filter_ids` is an allow-list of ids. `fast_scan_candidates=R` (pq/opq with 4-bit
+    /// codes) scores in float only each chunk's best R rows by the 8-bit fast-scan, an
+    /// approximate search; 0 searches exactly.
     #[pyo3(signature = (queries, k=10, *, metric="cos", rescore=0, rescore_with=None,
-        filter_ids=None, hamming=false, threads=0))]
+        filter_ids=None, hamming=false, threads=0, fast_scan_candidates=0))]
     #[allow(clippy::too_many_arguments)]
     fn search<'py>(
         &self,
@@ -1350,6 +1352,7 @@ impl PyContainer {
         filter_ids: Option<&Bound<'py, PyAny>>,
         hamming: bool,
         threads: usize,
+        fast_scan_candidates: usize,
     ) -> PyResult<SearchResult<'py>> {
         let c = self.get()?;
         let metric: vectro::search::Metric = metric.parse().map_err(to_py)?;
@@ -1415,6 +1418,7 @@ impl PyContainer {
             } else {
                 rescore
             },
+            fast_scan_candidates,
         };
         let progress = ProgressArg::from_py(None, "search")?;
         let hits = run_long(py, progress, |_, stop| match &fine {

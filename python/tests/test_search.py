@@ -118,3 +118,19 @@ def test_a_tiered_file_searches_its_first_tier_and_rescores_with_its_last(base):
         want = b.search(q, 5, rescore=40, rescore_with=str(tmp / "i.vectro"))
     assert np.array_equal(got[0], want[0])
     assert np.array_equal(got[1], want[1])
+
+
+@pytest.mark.parametrize("metric", ["ip", "cos", "l2"])
+def test_fast_scan_candidates_whole_chunk_is_exact_and_fewer_are_rescored_exactly(base, metric):
+    tmp, x, q = base
+    vectro.compress(x, tmp / "p4.vectro", codec="pq:m=8,nbits=4", chunk_rows=128)
+    with vectro.Container(tmp / "p4.vectro") as c:
+        ids, scores = c.search(q, 7, metric=metric, threads=2)
+        same = c.search(q, 7, metric=metric, threads=2, fast_scan_candidates=128)
+        np.testing.assert_array_equal(same[0], ids)
+        np.testing.assert_array_equal(same[1], scores)
+        every_ids, every_scores = c.search(q, len(x), metric=metric, threads=2)
+        few_ids, few_scores = c.search(q, 7, metric=metric, threads=2, fast_scan_candidates=2)
+        for i in range(len(q)):
+            exact = dict(zip(every_ids[i].tolist(), every_scores[i].tolist()))
+            assert [exact[j] for j in few_ids[i].tolist()] == few_scores[i].tolist()

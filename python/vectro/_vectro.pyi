@@ -88,6 +88,7 @@ class Container:
         filter_ids: Optional[Union[Sequence[int], npt.NDArray[np.integer]]] = None,
         hamming: bool = False,
         threads: int = 0,
+        fast_scan_candidates: int = 0,
     ) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
     def codes(
         self, start: int = 0, stop: Optional[int] = None

@@ -28,7 +28,6 @@ use super::huge::LanesBuf;
 use super::topk::TopK;
 use crate::codec::Codebook;
 use crate::codec::opq::rotate;
-use crate::codec::pq::get_code;
 use crate::codec::pq::inv_length;
 use crate::simd;
 use crate::simd::adc::{BLOCK, Lanes, Term, block_sums};
@@ -136,6 +135,10 @@ pub(crate) struct AdcTables {
     norms: Vec<f32>,
     /// The 8-bit tables of the 4-bit fast-scan (`nbits = 4`), else `None`.
     fast: Option<FastTables>,
+    /// The fast-scan's rows scored exactly per chunk and query: 0 for every row whose
+    /// bound may reach the top-k (exact search), else only those among the best this
+    /// many (at least `k`) by their 8-bit estimate ([`AdcTables::with_candidates`]).
+    candidates: usize,
 }
 
 /// Each query's tables quantized to `u8` for [`fastscan::block_scores`], and how a row's
@@ -203,6 +206,7 @@ impl AdcTables {
             tables,
             norms,
             fast: None,
+            candidates: 0,
         };
         if t.nbits == 4 {
             t.fast = Some(t.fast_tables(n));
@@ -216,6 +220,34 @@ impl AdcTables {
     pub(crate) fn without_fast_scan(mut self) -> AdcTables {
         self.fast = None;
         self
+    }
+
+    /// The same tables, the 4-bit fast-scan scoring exactly only the rows among the best
+    /// `candidates` (at least the `k` asked for) of each chunk by their 8-bit estimate,
+    /// ties included, for each query: an approximate search whose results are the best
+    /// by the exact float sum among those rows. 0 is the exact search; a count of at
+    /// least the rows of a chunk gives its results. Other codes ignore it.
+    pub(crate) fn with_candidates(mut self, candidates: usize) -> AdcTables {
+        self.candidates = candidates;
+        self
+    }
+
+    /// `out[r]` = the score of row `r` whose `σ·S` is `add + qs[r]·step` (the bits the
+    /// scan's per-row scoring gives), one loop per metric so that it vectorizes.
+    fn bounds_into(&self, add: f32, step: f32, qs: &[u16], inv: &[f32], out: &mut Vec<f32>) {
+        out.clear();
+        let signed = qs.iter().map(|&q| add + f32::from(q) * step);
+        match (self.metric, self.unit) {
+            (Metric::L2, false) | (Metric::Ip, false) => out.extend(signed),
+            (Metric::Cos, _) | (Metric::Ip, true) => {
+                out.extend(signed.zip(inv).map(|(s, &i)| s * i));
+            }
+            (Metric::L2, true) => out.extend(
+                signed
+                    .zip(inv)
+                    .map(|(s, &i)| 2.0 * (s * i) - if i > 0.0 { 1.0 } else { 0.0 }),
+            ),
+        }
     }
 
     /// Whether rows are scanned by the 4-bit fast-scan.
@@ -235,13 +267,19 @@ impl AdcTables {
             1.0
         };
         let mut luts = vec![0u8; nq * bb];
-        let (mut step, mut base, mut low) = (vec![0f32; nq], vec![0f32; nq], vec![0f32; nq]);
-        for (i, lut) in luts.chunks_exact_mut(bb.max(1)).enumerate() {
-            let (b, l) = (i / BLOCK, i % BLOCK);
-            let table = &self.tables[b * m * ksub..(b + 1) * m * ksub];
-            let v = |s: usize, j: usize| sigma * table[s * ksub + j].0[l];
-            (step[i], base[i], low[i]) = quantize_tables(m, pairs, v, m + 8, lut);
-        }
+        // In parallel, a block of queries at a time, its lanes side by side.
+        let bounds: Vec<(f32, f32, f32)> = luts
+            .par_chunks_mut((BLOCK * bb).max(1))
+            .enumerate()
+            .map(|(b, lut)| {
+                let table = &self.tables[b * m * ksub..(b + 1) * m * ksub];
+                quantize_block(table, m, pairs, sigma, m + 8, lut)
+            })
+            .collect::<Vec<_>>()
+            .concat();
+        let step = bounds.iter().map(|b| b.0).collect();
+        let base = bounds.iter().map(|b| b.1).collect();
+        let low = bounds.iter().map(|b| b.2).collect();
         FastTables {
             pairs,
             luts,
@@ -446,7 +484,9 @@ impl AdcTables {
         // Only the sum's sign differs with σ, and score is monotone in `σ·S`: each row
         // bound below is the score of an upper bound of `σ·S`, with the same roundings.
         let by_quant_alone = !(metric == Metric::Cos || unit);
-        let (mut lows, mut scratch, mut scratch16) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut lows, mut ups, mut scratch, mut scratch16) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut masked: Vec<u16> = Vec::new();
         let mut hits = Vec::new();
         for (b, block) in heaps.chunks_mut(BLOCK).enumerate() {
             let q0 = b * BLOCK;
@@ -463,59 +503,136 @@ impl AdcTables {
                 let own = queries.own(i);
                 let (step, base, low) = (fast.step[i], fast.base[i], fast.low[i]);
                 let own_here = own.is_some_and(|o| (first_row..first_row + n as u64).contains(&o));
-                if by_quant_alone && filter.is_none() && !own_here {
-                    // Every row counts and the score is `low + Q·step` itself: the floor
-                    // from the quantized sums.
-                    if let Some(qk) = kth_floor_u16(qs, heap.k(), &mut scratch16) {
-                        heap.raise_floor(score(low + f32::from(qk) * step, 0));
-                    }
-                } else {
-                    // Lower bounds of the scores of the rows that may be returned: a plain
-                    // loop over every row, then the rows that may not be returned.
-                    lows.clear();
-                    lows.resize(n, f32::NEG_INFINITY);
-                    for (r, (l, &qv)) in lows.iter_mut().zip(qs).enumerate() {
-                        *l = score(low + f32::from(qv) * step, r);
-                    }
-                    if let Some(o) = own.filter(|_| own_here) {
-                        lows[(o - first_row) as usize] = f32::NEG_INFINITY;
-                    }
-                    if let Some(f) = filter {
-                        for (r, l) in lows.iter_mut().enumerate() {
-                            if !f.allows(first_row + r as u64) {
-                                *l = f32::NEG_INFINITY;
-                            }
-                        }
-                    }
-                    heap.raise_floor(kth_floor(&lows, heap.k(), &mut scratch));
-                }
+                let allowed = |r: usize| {
+                    let id = first_row + r as u64;
+                    own != Some(id) && filter.is_none_or(|f| f.allows(id))
+                };
                 // The least quantized sum whose bound reaches `floor`, one lower for the
                 // rounding of this division (`as` saturates; NaN gives 0, all rows).
                 let least = |floor: f32| (((floor - base) / step).floor() as i32).saturating_sub(1);
-                let floor = heap.floor();
-                let t = least(floor);
                 hits.clear();
-                for (r, &qv) in qs.iter().enumerate() {
-                    let hit = if by_quant_alone {
-                        i32::from(qv) >= t
+                // Rows whose 16-row run has no row passing `any` are skipped whole (a
+                // vectorized test); the others each pass `pass` and the filter.
+                let collect = |any: &dyn Fn(usize, usize) -> bool,
+                               pass: &dyn Fn(usize) -> bool,
+                               hits: &mut Vec<usize>| {
+                    for start in (0..n).step_by(16) {
+                        let end = (start + 16).min(n);
+                        if any(start, end) {
+                            hits.extend((start..end).filter(|&r| pass(r) && allowed(r)));
+                        }
+                    }
+                };
+                let restricted = filter.is_some() || own_here;
+                if self.candidates > 0 {
+                    // Opt-in: only the rows among the best `candidates` of this chunk by
+                    // their 8-bit estimate (ties kept) are scored exactly; the floor comes
+                    // from exact scores alone.
+                    let want = self.candidates.max(heap.k());
+                    let floor = heap.floor();
+                    if by_quant_alone {
+                        let qk = if restricted {
+                            masked.clear();
+                            masked.extend(
+                                qs.iter()
+                                    .enumerate()
+                                    .map(|(r, &v)| if allowed(r) { v } else { 0 }),
+                            );
+                            kth_floor_u16(&masked, want, &mut scratch16)
+                        } else {
+                            kth_floor_u16(qs, want, &mut scratch16)
+                        };
+                        let t = least(floor).max(qk.map_or(0, i32::from));
+                        let above = |r: usize| i32::from(qs[r]) >= t;
+                        collect(
+                            &|a, e| qs[a..e].iter().fold(false, |h, &v| h | (i32::from(v) >= t)),
+                            &above,
+                            &mut hits,
+                        );
                     } else {
-                        may_enter(score(base + f32::from(qv) * step, r), floor)
-                    };
-                    let id = first_row + r as u64;
-                    if hit && own != Some(id) && filter.is_none_or(|f| f.allows(id)) {
-                        hits.push(r);
+                        // The estimate is the middle of the bounds.
+                        self.bounds_into(0.5 * (base + low), step, qs, inv_norm, &mut lows);
+                        if restricted {
+                            for (r, v) in lows.iter_mut().enumerate() {
+                                if !allowed(r) {
+                                    *v = f32::NEG_INFINITY;
+                                }
+                            }
+                        }
+                        let cut = kth_floor(&lows, want, &mut scratch);
+                        let lows = &lows;
+                        collect(
+                            &|a, e| lows[a..e].iter().fold(false, |h, &v| h | may_enter(v, cut)),
+                            &|r| {
+                                may_enter(lows[r], cut)
+                                    && may_enter(score(base + f32::from(qs[r]) * step, r), floor)
+                            },
+                            &mut hits,
+                        );
+                    }
+                } else {
+                    if by_quant_alone && !restricted {
+                        // Every row counts and the score is `low + Q·step` itself: the
+                        // floor from the quantized sums.
+                        if let Some(qk) = kth_floor_u16(qs, heap.k(), &mut scratch16) {
+                            heap.raise_floor(score(low + f32::from(qk) * step, 0));
+                        }
+                    } else {
+                        // Lower bounds of the scores of the rows that may be returned: a
+                        // plain loop over every row, then the rows that may not be
+                        // returned.
+                        self.bounds_into(low, step, qs, inv_norm, &mut lows);
+                        if let Some(o) = own.filter(|_| own_here) {
+                            lows[(o - first_row) as usize] = f32::NEG_INFINITY;
+                        }
+                        if let Some(f) = filter {
+                            for (r, l) in lows.iter_mut().enumerate() {
+                                if !f.allows(first_row + r as u64) {
+                                    *l = f32::NEG_INFINITY;
+                                }
+                            }
+                        }
+                        heap.raise_floor(kth_floor(&lows, heap.k(), &mut scratch));
+                    }
+                    let floor = heap.floor();
+                    if by_quant_alone {
+                        let t = least(floor);
+                        collect(
+                            &|a, e| qs[a..e].iter().fold(false, |h, &v| h | (i32::from(v) >= t)),
+                            &|r| i32::from(qs[r]) >= t,
+                            &mut hits,
+                        );
+                    } else {
+                        self.bounds_into(base, step, qs, inv_norm, &mut ups);
+                        let ups = &ups;
+                        collect(
+                            &|a, e| {
+                                ups[a..e]
+                                    .iter()
+                                    .fold(false, |h, &v| h | may_enter(v, floor))
+                            },
+                            &|r| may_enter(ups[r], floor),
+                            &mut hits,
+                        );
                     }
                 }
                 // The float sums of the hits, `EXACT_LANES` rows at a time: each row's sum
                 // runs over the subspaces in order as `scan_block`'s does (the same bits),
                 // and the lanes' independent chains of adds overlap.
                 for group in hits.chunks(EXACT_LANES) {
+                    // Lanes past the group's rows sum row `group[0]` again, unused.
+                    let row: [&[u8]; EXACT_LANES] = std::array::from_fn(|j| {
+                        let r = group.get(j).copied().unwrap_or(group[0]);
+                        &codes[r * pairs..(r + 1) * pairs]
+                    });
                     let mut sums = [0f32; EXACT_LANES];
                     for s in 0..m {
                         let t = &table[s * ksub..(s + 1) * ksub];
-                        for (sum, &r) in sums.iter_mut().zip(group) {
-                            let code = &codes[r * pairs..(r + 1) * pairs];
-                            *sum += t[get_code(code, s, 4)].0[l];
+                        // `get_code(code, s, 4)`: sub-quantizer `s` in byte `s/2`, the
+                        // low nibble for even `s`.
+                        let (byte, shift) = (s / 2, 4 * (s % 2));
+                        for (sum, code) in sums.iter_mut().zip(&row) {
+                            *sum += t[usize::from((code[byte] >> shift) & 0x0f)].0[l];
                         }
                     }
                     for (&sum, &r) in sums.iter().zip(group) {
@@ -589,6 +706,70 @@ pub(crate) fn quantize_tables(
     // are each below `terms·2⁻²⁴` times the magnitudes summed.
     let slack = 0.501 * m as f32 / a + 2.5e-7 * terms as f32 * (mag + bias.abs());
     (1.0 / a, bias + slack, bias - slack)
+}
+
+/// [`quantize_tables`] of the queries of one block at once (`table`: `m × 16` vectors,
+/// query `l` in lane `l`, the value `σ·table`), into `luts` (`lanes × pairs × 32` bytes,
+/// zeroed): the same bytes and bounds, bit for bit, with the lanes side by side so that
+/// the loops vectorize (rounding as `f32::round` does for the non-negative values here,
+/// without its library call).
+fn quantize_block(
+    table: &[Lanes],
+    m: usize,
+    pairs: usize,
+    sigma: f32,
+    terms: usize,
+    luts: &mut [u8],
+) -> Vec<(f32, f32, f32)> {
+    let bb = pairs * BLOCK_BYTES_PER_PAIR;
+    let lanes = luts.len() / bb.max(1);
+    let qmax = (65535 / (2 * pairs).max(1)).min(255) as f32;
+    let (mut span, mut bias, mut mag) = ([0f32; BLOCK], [0f32; BLOCK], [0f32; BLOCK]);
+    let mut mins = vec![[0f32; BLOCK]; m];
+    for (s, min) in mins.iter_mut().enumerate() {
+        let mut lo = [f32::INFINITY; BLOCK];
+        let mut hi = [f32::NEG_INFINITY; BLOCK];
+        let mut big = [0f32; BLOCK];
+        for t in &table[s * 16..(s + 1) * 16] {
+            for l in 0..BLOCK {
+                let x = sigma * t.0[l];
+                (lo[l], hi[l], big[l]) = (lo[l].min(x), hi[l].max(x), big[l].max(x.abs()));
+            }
+        }
+        for l in 0..BLOCK {
+            min[l] = lo[l];
+            span[l] = span[l].max(hi[l] - lo[l]);
+            bias[l] += lo[l];
+            mag[l] += big[l];
+        }
+    }
+    let a: [f32; BLOCK] = std::array::from_fn(|l| match qmax / span[l] {
+        a if a.is_finite() && span[l] > 0.0 => a,
+        _ => 1.0,
+    });
+    for (s, min) in mins.iter().enumerate() {
+        let at = (s / 2) * BLOCK_BYTES_PER_PAIR + (s % 2) * 16;
+        for (j, t) in table[s * 16..(s + 1) * 16].iter().enumerate() {
+            let mut e = [0u8; BLOCK];
+            for l in 0..BLOCK {
+                // `round().clamp(0, qmax)`: NaN gives 0, and for `0 ≤ x ≤ qmax` the
+                // integer part plus one when the fraction is at least 1/2 (exact: `x`
+                // is below 2²³).
+                let x = ((sigma * t.0[l] - min[l]) * a[l]).max(0.0).min(qmax);
+                let int = x as i32 as f32;
+                e[l] = (int + if x - int >= 0.5 { 1.0 } else { 0.0 }) as u8;
+            }
+            for (l, &v) in e.iter().enumerate().take(lanes) {
+                luts[l * bb + at + j] = v;
+            }
+        }
+    }
+    (0..lanes)
+        .map(|l| {
+            let slack = 0.501 * m as f32 / a[l] + 2.5e-7 * terms as f32 * (mag[l] + bias[l].abs());
+            (1.0 / a[l], bias[l] + slack, bias[l] - slack)
+        })
+        .collect()
 }
 
 /// A score that at least `k` rows reach, given a lower bound of each row's score in
@@ -884,6 +1065,155 @@ mod tests {
                     tight <= 0.51 * book.m as f32 + 1.0,
                     "{text}: slack {tight} steps"
                 );
+            }
+        }
+    }
+
+    /// With `candidates = R`, the fast-scan's results are scored exactly (the float
+    /// scan's bits), and rank by rank at least as good as the exact top-k of the best `R`
+    /// allowed rows by the 8-bit estimate; `R` of at least the rows gives the exact scan.
+    #[test]
+    fn fast_scan_candidates_are_at_least_the_best_by_estimate_scored_exactly() {
+        use crate::search::filter::RowFilter;
+        use std::collections::HashMap;
+        let (dims, rows, nq, k) = (28, 700, 19, 10);
+        let mut rng = ChaCha8Rng::seed_from_u64(31);
+        let x: Vec<f32> = (0..rows * dims)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        let q: Vec<f32> = (0..nq * dims)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        let own: Vec<u64> = (0..nq as u64).map(|i| i * 29).collect();
+        let allow: Vec<u64> = (0..rows as u64).filter(|r| r % 5 != 2).collect();
+        let filter = RowFilter::new(&allow, rows as u64);
+        for text in ["m=14,nbits=4", "m=14,nbits=4,unit=1"] {
+            let p = PqParams::parse("pq", text, dims).unwrap();
+            let x = if p.unit == Some(true) {
+                unit_rows(&x, dims)
+            } else {
+                x.clone()
+            };
+            let codec = Pq::new(
+                train(CodecId::Pq, &p, &x, dims, &NoProgress, &Default::default()).unwrap(),
+            );
+            let book = codec.codebook();
+            let mut codes = vec![0u8; codec.encoded_len(rows)];
+            codec.encode(&x, &mut codes).unwrap();
+            for metric in [Metric::L2, Metric::Ip, Metric::Cos] {
+                let queries = Queries::new(q.clone(), dims, Some(own.clone()), metric);
+                let slow = AdcTables::new(book, &queries).without_fast_scan();
+                let every = slow.scan(&queries, &codes, 0, rows, &Floors::new(nq));
+                let exact: Vec<HashMap<u64, u32>> = every
+                    .iter()
+                    .map(|h| {
+                        h.sorted()
+                            .iter()
+                            .map(|e| (e.id, e.score.to_bits()))
+                            .collect()
+                    })
+                    .collect();
+                let fast = AdcTables::new(book, &queries);
+                let f = fast.fast.as_ref().unwrap();
+                let pairs = f.pairs;
+                let nb = rows.div_ceil(BLOCK_ROWS);
+                let mut blocks = vec![0u8; nb * pairs * 32];
+                fastscan::pack_blocks(&codes, pairs, &mut blocks);
+                let mut quant = vec![0u16; nq * nb * BLOCK_ROWS];
+                fastscan::block_scores(&f.luts, pairs, &blocks, &mut quant);
+                let inv = if metric == Metric::Cos || book.unit {
+                    fast.inv_norms(&codes)
+                } else {
+                    Vec::new()
+                };
+                let by_quant = !(metric == Metric::Cos || book.unit);
+                for cands in [1usize, 25, 80, rows] {
+                    let approx = AdcTables::new(book, &queries).with_candidates(cands);
+                    for filt in [None, Some(&filter)] {
+                        let got =
+                            approx.scan_filtered(&queries, &codes, 0, k, &Floors::new(nq), filt);
+                        if cands >= rows {
+                            let want =
+                                slow.scan_filtered(&queries, &codes, 0, k, &Floors::new(nq), filt);
+                            for (g, w) in got.iter().zip(&want) {
+                                assert_eq!(g.sorted(), w.sorted(), "{text} {metric} R={cands}");
+                            }
+                        }
+                        for (i, g) in got.iter().enumerate() {
+                            let what = format!("{text} {metric} R={cands} query {i}");
+                            let g = g.sorted();
+                            for e in &g {
+                                assert_eq!(Some(&e.score.to_bits()), exact[i].get(&e.id), "{what}");
+                            }
+                            // The estimates of the allowed rows, best first.
+                            let qs = &quant[i * nb * BLOCK_ROWS..][..rows];
+                            let mut est = Vec::new();
+                            let mid = 0.5 * (f.base[i] + f.low[i]);
+                            fast.bounds_into(mid, f.step[i], qs, &inv, &mut est);
+                            let mut ok: Vec<usize> = (0..rows)
+                                .filter(|&r| {
+                                    r as u64 != own[i] && filt.is_none_or(|f| f.allows(r as u64))
+                                })
+                                .collect();
+                            let key = |r: usize| if by_quant { f32::from(qs[r]) } else { est[r] };
+                            ok.sort_by(|&a, &b| key(b).total_cmp(&key(a)));
+                            let take = cands.max(k).min(ok.len());
+                            let best: Vec<f32> = {
+                                let mut s: Vec<f32> = ok[..take]
+                                    .iter()
+                                    .map(|&r| f32::from_bits(exact[i][&(r as u64)]))
+                                    .collect();
+                                s.sort_by(|a, b| b.total_cmp(a));
+                                s
+                            };
+                            assert_eq!(g.len(), k.min(ok.len()), "{what}");
+                            for (e, w) in g.iter().zip(&best) {
+                                assert!(e.score >= *w, "{what}: {} < {w}", e.score);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The block quantizer gives each query the bytes and bounds of [`quantize_tables`],
+    /// bit for bit, with a partial block, an odd `m`, a constant table and both signs.
+    #[test]
+    fn quantize_block_equals_quantize_tables_per_query() {
+        let mut rng = ChaCha8Rng::seed_from_u64(41);
+        for (m, lanes) in [(7usize, 16usize), (96, 5), (14, 16)] {
+            let pairs = m.div_ceil(2);
+            let bb = pairs * BLOCK_BYTES_PER_PAIR;
+            let mut table = vec![Lanes::default(); m * 16];
+            for (i, t) in table.iter_mut().enumerate() {
+                for l in 0..BLOCK {
+                    // Subspace 3 constant for lane 2 (span 0 there).
+                    t.0[l] = if i / 16 == 3 && l == 2 {
+                        0.25
+                    } else {
+                        rng.random_range(-3.0f32..5.0)
+                    };
+                }
+            }
+            for sigma in [1.0f32, -1.0] {
+                let mut got = vec![0u8; lanes * bb];
+                let bounds = quantize_block(&table, m, pairs, sigma, m + 8, &mut got);
+                assert_eq!(bounds.len(), lanes);
+                for l in 0..lanes {
+                    let mut want = vec![0u8; bb];
+                    let v = |s: usize, j: usize| sigma * table[s * 16 + j].0[l];
+                    let b = quantize_tables(m, pairs, v, m + 8, &mut want);
+                    assert_eq!(&got[l * bb..(l + 1) * bb], &want[..], "m={m} lane {l}");
+                    assert_eq!(
+                        (b.0.to_bits(), b.1.to_bits(), b.2.to_bits()),
+                        (
+                            bounds[l].0.to_bits(),
+                            bounds[l].1.to_bits(),
+                            bounds[l].2.to_bits()
+                        )
+                    );
+                }
             }
         }
     }

@@ -244,6 +244,16 @@ impl Scorer {
         })
     }
 
+    /// The same scorer, the pq/opq 4-bit fast-scan scoring exactly only each chunk's
+    /// best `candidates` rows by their 8-bit estimate ([`super::SearchOptions::fast_scan_candidates`]);
+    /// 0 (exact) and the other scorers are unchanged.
+    pub fn with_fast_scan_candidates(self, candidates: usize) -> Scorer {
+        match self {
+            Scorer::Adc(t) => Scorer::Adc(t.with_candidates(candidates)),
+            other => other,
+        }
+    }
+
     /// Whether the `l2` ranking scores are `−‖q − x̂‖²` rather than `2q·x̂ − ‖x̂‖²`.
     pub fn l2_is_negated_distance(&self) -> bool {
         matches!(self, Scorer::Adc(t) if t.l2_is_negated_distance())

@@ -62,6 +62,14 @@ pub struct SearchOptions {
     pub hamming: bool,
     /// Candidates of the coarse search re-ranked with the finer rows (0: no rescoring).
     pub rescore: usize,
+    /// pq/opq with 4-bit codes: 0 (the default) searches exactly, scoring in float every
+    /// row whose 8-bit fast-scan bound may still reach the top k. `R > 0` is approximate,
+    /// as faiss's `IndexPQFastScan` with a refine step: in each chunk only the best `R`
+    /// rows (at least `k`, or the rescoring depth) by their 8-bit fast-scan estimate, ties
+    /// included, are scored in float, and the results are the best of those by the float
+    /// score. An `R` of at least a chunk's rows gives the exact results. Other codecs
+    /// ignore it.
+    pub fast_scan_candidates: usize,
 }
 
 impl Default for SearchOptions {
@@ -73,6 +81,7 @@ impl Default for SearchOptions {
             filter: None,
             hamming: false,
             rescore: 0,
+            fast_scan_candidates: 0,
         }
     }
 }
@@ -227,7 +236,8 @@ fn run(
     let rescoring = opts.rescore > 0 || fine.is_some();
     let keep = opts.k.max(if rescoring { opts.rescore } else { 0 });
     let prepared = Queries::new(queries.to_vec(), d, None, opts.metric);
-    let scorer = Scorer::new(c, &prepared, opts.hamming)?;
+    let scorer = Scorer::new(c, &prepared, opts.hamming)?
+        .with_fast_scan_candidates(opts.fast_scan_candidates);
     let heaps = scan(
         c,
         &scorer,

@@ -806,6 +806,7 @@ pub(crate) async fn search(
         } else {
             rescore
         },
+        fast_scan_candidates: 0,
     };
     let _slot = app
         .searches

@@ -819,3 +819,74 @@ fn rq_search_by_lookup_tables_finds_what_brute_force_over_the_decoded_rows_finds
         }
     }
 }
+
+/// `fast_scan_candidates` (pq/opq with 4-bit codes): at least a chunk's rows gives the
+/// exact search's hits, bit for bit; fewer returns `k` hits per query whose scores are
+/// those of the exact search over every row; the CLI takes the flag alike.
+#[test]
+fn fast_scan_candidates_is_exact_with_a_whole_chunk_and_scores_exactly_with_fewer() {
+    let dir = tempfile::tempdir().unwrap();
+    let qs = queries(20);
+    let k = 10;
+    for codec in ["pq:m=4,nbits=4", "opq:m=11,nbits=4,opq_iters=2"] {
+        let path = container(dir.path(), codec, 128, None);
+        let c = Container::open(&path).unwrap();
+        for metric in [Metric::Ip, Metric::Cos, Metric::L2] {
+            let opts = |k: usize, fast_scan_candidates: usize| SearchOptions {
+                k,
+                metric,
+                threads: 2,
+                fast_scan_candidates,
+                ..SearchOptions::default()
+            };
+            let cancel = AtomicBool::new(false);
+            let exact = search(&c, &qs, &opts(k, 0), &cancel).unwrap();
+            assert_eq!(exact.scorer, "fastscan", "{codec}");
+            let whole = search(&c, &qs, &opts(k, 128), &cancel).unwrap();
+            assert_eq!(whole, exact, "{codec} {metric}: R = chunk rows");
+            let every = search(&c, &qs, &opts(ROWS, 0), &cancel).unwrap();
+            let few = search(&c, &qs, &opts(k, 3), &cancel).unwrap();
+            for i in 0..qs.len() / DIMS {
+                let (ids, scores) = few.query(i);
+                assert_eq!(ids.len(), k, "{codec} {metric} query {i}");
+                let (all_ids, all_scores) = every.query(i);
+                for (id, s) in ids.iter().zip(scores) {
+                    let at = all_ids.iter().position(|x| x == id).unwrap();
+                    assert_eq!(
+                        s.to_bits(),
+                        all_scores[at].to_bits(),
+                        "{codec} {metric} {id}"
+                    );
+                }
+                // Never better than the exact top k, rank by rank.
+                let (_, best) = exact.query(i);
+                for (s, b) in scores.iter().zip(best) {
+                    let worse_or_equal = match metric {
+                        Metric::L2 => s >= b,
+                        _ => s <= b,
+                    };
+                    assert!(worse_or_equal, "{codec} {metric} query {i}: {s} vs {b}");
+                }
+            }
+        }
+        let q = dir.path().join("q.npy");
+        write_npy(&q, (qs.len() / DIMS) as u64, DIMS as u64, &qs);
+        let (p, q) = (path.to_str().unwrap(), q.to_str().unwrap());
+        let plain = run(&["search", p, "--queries", q, "--metric", "l2"]);
+        let flag = ["--fast-scan-candidates", "128"];
+        let whole = run(&[
+            "search",
+            p,
+            "--queries",
+            q,
+            "--metric",
+            "l2",
+            flag[0],
+            flag[1],
+        ]);
+        assert!(plain.status.success() && whole.status.success(), "{codec}");
+        assert_eq!(plain.stdout, whole.stdout, "{codec}: CLI, R = chunk rows");
+        let few = run(&["search", p, "--queries", q, "--metric", "l2", flag[0], "3"]);
+        assert!(few.status.success(), "{codec}");
+    }
+}

@@ -469,6 +469,11 @@ pub struct SearchArgs {
     /// --rescore-with or on a tiered file: 100].
     #[arg(long, value_name = "N")]
     pub rescore: Option<usize>,
+    /// pq/opq with 4-bit codes: an approximate search that scores in float only the best
+    /// R rows of each chunk by the 8-bit fast-scan (at least k), as faiss's fast-scan with
+    /// a refine step; 0 searches exactly [default: 0].
+    #[arg(long, value_name = "R", default_value_t = 0)]
+    pub fast_scan_candidates: usize,
     /// A container of the same rows with a finer codec (e.g. int8 beside binary), whose
     /// rows re-rank the candidates.
     #[arg(long, value_name = "VECTRO")]

@@ -20,8 +20,11 @@
 //! of at most `⌊65535 / m⌋`) when it wants true sums rather than sums modulo 2¹⁶; the
 //! kernels are exact modulo 2¹⁶ either way. The AVX2 kernel accumulates the shuffled
 //! bytes as `u16` words (a word holds two rows' bytes) and a copy shifted right by 8
-//! (the odd rows'), and takes the even rows' sums as the difference at the end.
+//! (the odd rows'), and takes the even rows' sums as the difference at the end; the NEON
+//! kernel looks up 16 codes per `vqtbl1q_u8` and widens each row's two bytes to `u16`.
 
+#[cfg(target_arch = "aarch64")]
+mod neon;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -97,6 +100,13 @@ pub fn block_scores_at(level: Level, luts: &[u8], pairs: usize, blocks: &[u8], o
         // at or above Avx2 includes it), and `check` proved the shapes the kernel relies
         // on: whole queries and blocks of `pairs × 32` bytes, `out` of queries × rows.
         unsafe { x86::block_scores_avx2(luts, pairs, blocks, out) };
+        return;
+    }
+    #[cfg(target_arch = "aarch64")]
+    if level == Level::Neon && level.runs_here() {
+        // SAFETY: `runs_here` checked at run time that the CPU has NEON, and `check`
+        // proved the shapes the kernel relies on (as for x86 above).
+        unsafe { neon::block_scores_neon(luts, pairs, blocks, out) };
         return;
     }
     let _ = level;

@@ -41,6 +41,7 @@ pub fn run(a: SearchArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         threads: a.common.threads,
         filter,
         hamming: a.hamming,
+        fast_scan_candidates: a.fast_scan_candidates,
         rescore: a
             .rescore
             .unwrap_or(if fine.is_some() || c.tier_count() > 1 {
