@@ -374,6 +374,215 @@ def rq_only(name, base, q, repeats, tmp, rows_out):
     rq_search(name, base, q, repeats, tmp, record)
 
 
+# ---- --rows N: the binary + int8 recipe at a scale the real sample does not have --------
+# Synthetic base (docs/benchmarks.md, "Search at 1M rows"): the real base rows as they are,
+# then rows made from them: row i is real row (i mod n) plus a random mixture of two other
+# real rows (weights uniform in [0, SYNTH_MIX)) plus Gaussian noise of SYNTH_NOISE times the
+# real rows' per-dimension standard deviation, renormalised. The held-out queries never
+# make a base row. Base and exact top-k are cached in target/bench_search/.
+SYNTH_MIX, SYNTH_NOISE, SYNTH_SEED = 0.5, 0.5, 1
+SYNTH_BLOCK = 65_536
+CACHE = ROOT / "target" / "bench_search"
+
+
+def synth_base(real, rows, path):
+    """The `rows` x d synthetic base (a float32 .npy memory map), made once in blocks."""
+    if path.exists():
+        return np.load(path, mmap_mode="r")
+    n, d = real.shape
+    part = path.with_name(path.name + ".part")
+    out = np.lib.format.open_memmap(part, mode="w+", dtype=np.float32, shape=(rows, d))
+    spread = real.std(0).astype(np.float32)
+    rng = np.random.default_rng(SYNTH_SEED)
+    for a in range(0, rows, SYNTH_BLOCK):
+        b = min(rows, a + SYNTH_BLOCK)
+        m = b - a
+        y = real[np.arange(a, b) % n].copy()
+        for _ in range(2):
+            w = rng.uniform(0, SYNTH_MIX, (m, 1)).astype(np.float32)
+            y += w * real[rng.integers(0, n, m)]
+        y += SYNTH_NOISE * spread * rng.standard_normal((m, d), dtype=np.float32)
+        real_rows = max(0, min(b, n) - a)
+        y[:real_rows] = real[a:a + real_rows]
+        out[a:b] = unit(y)
+    out.flush()
+    del out
+    part.rename(path)
+    return np.load(path, mmap_mode="r")
+
+
+def exact_top(base, q, k, path):
+    """Exact float top-k ids (cosine on unit rows) over `base`, in blocks, cached."""
+    if path.exists():
+        return np.load(path)
+    nq = len(q)
+    best_s = np.full((nq, k), -np.inf, dtype=np.float32)
+    best_i = np.zeros((nq, k), dtype=np.int64)
+    for a in range(0, len(base), SYNTH_BLOCK // 2):
+        s = q @ np.asarray(base[a:a + SYNTH_BLOCK // 2]).T
+        top = np.argpartition(-s, k - 1, axis=1)[:, :k]
+        cand_s = np.concatenate([best_s, np.take_along_axis(s, top, 1)], 1)
+        cand_i = np.concatenate([best_i, top + a], 1)
+        # Best score first, the smaller row first among equal scores.
+        order = np.lexsort((cand_i, -cand_s), axis=1)[:, :k]
+        best_s, best_i = np.take_along_axis(cand_s, order, 1), np.take_along_axis(cand_i, order, 1)
+    np.save(path, best_i)
+    return best_i
+
+
+def max_rss_search(tiered, queries_npy, depth, hamming):
+    """`vectro search` on the file: (max RSS, as /usr/bin/time -v reports it; peak
+    anonymous RSS, /proc/PID/status RssAnon sampled every 10 ms; seconds)."""
+    cmd = [str(ROOT / "target/release/vectro"), "search", str(tiered),
+           "--queries", str(queries_npy), "-k", str(K), "--rescore", str(depth),
+           "--threads", str(THREADS), "--format", "npy", "--out", str(queries_npy.with_suffix("")) + ".hits",
+           "--force", "-q"] + (["--hamming"] if hamming else [])
+    t = time.perf_counter()
+    # Under /usr/bin/time (a fork of python itself would report python's pages), the
+    # search's own status sampled through time's child.
+    p = subprocess.Popen(["/usr/bin/time", "-v", *cmd], stderr=subprocess.PIPE, text=True)
+    anon = 0
+    while p.poll() is None:
+        try:
+            with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
+                for child in f.read().split():
+                    with open(f"/proc/{child}/status") as g:
+                        for line in g:
+                            if line.startswith("RssAnon:"):
+                                anon = max(anon, int(line.split()[1]) * 1024)
+        except OSError:
+            pass
+        time.sleep(0.01)
+    err = p.stderr.read()
+    secs = time.perf_counter() - t
+    if p.returncode != 0:
+        raise subprocess.CalledProcessError(p.returncode, cmd, stderr=err)
+    kb = next(int(line.split()[-1]) for line in err.splitlines() if "Maximum resident" in line)
+    return kb * 1024, anon, secs
+
+
+def scale_run(name, real, q, rows, repeats, rows_out, depths):
+    """Binary + int8 at `rows` synthetic rows: vectro's tiered binary:rotate=1+int8 file
+    (Hamming, and the float query against the sign bits) against faiss IndexBinaryFlat on
+    the sign bits of the rows as they are and under a random orthogonal rotation, each
+    rescored in numpy with per-row int8 (vectro's), every method at N=100 and up the depths
+    until recall@10 >= 0.99."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    n, d = real.shape
+    tag = f"{name}-synth{rows}-mix{SYNTH_MIX}-noise{SYNTH_NOISE}-seed{SYNTH_SEED}"
+    t = time.perf_counter()
+    base = synth_base(real, rows, CACHE / f"{tag}.npy")
+    want = exact_top(base, q, K, CACHE / f"{tag}.q{len(q)}.top{K}.npy")
+    print(f"\n{name} synthesised to {rows} rows x {d} dims ({n} real base rows, the rest made from "
+          f"them: mixture weights < {SYNTH_MIX}, noise {SYNTH_NOISE} x per-dimension spread); "
+          f"{len(q)} held-out real queries, {THREADS} threads, best of {repeats}; base and exact "
+          f"top-{K} ready in {time.perf_counter() - t:.1f} s (cached in {CACHE.relative_to(ROOT)})")
+    tiered = CACHE / f"{tag}.tiers.vectro"
+    if not tiered.exists():
+        t = time.perf_counter()
+        subprocess.run([str(ROOT / "target/release/vectro"), "compress", str(CACHE / f"{tag}.npy"),
+                        "-o", str(tiered), "--codec", "binary:rotate=1", "--rescore", "int8",
+                        "--threads", str(THREADS), "-q", "--force"], check=True)
+        print(f"  tiered binary:rotate=1 + int8 file written in {time.perf_counter() - t:.1f} s")
+    size = tiered.stat().st_size
+    print(f"  tiered file {size / 2**20:.0f} MiB ({size / rows:.0f} B/row)")
+    # vectro runs as the command line (`vectro search --format npy`), so its times include
+    # starting the process, opening the file and checking each chunk's crc32c once.
+    qpath = CACHE / f"{tag}.queries.npy"
+    np.save(qpath, q)
+    hits = CACHE / f"{tag}.hits"
+
+    def cli(depth, hamming):
+        cmd = [str(ROOT / "target/release/vectro"), "search", str(tiered), "--queries", str(qpath),
+               "-k", str(K), "--metric", "cos", "--rescore", str(depth), "--threads", str(THREADS),
+               "--format", "npy", "--out", str(hits), "--force", "-q"] + (["--hamming"] if hamming else [])
+
+        def go():
+            subprocess.run(cmd, check=True)
+            return np.load(f"{hits}.ids.npy")
+        return go
+
+    cli(100, True)()  # the file's pages in the page cache, as for faiss's arrays
+    faiss.omp_set_num_threads(THREADS)
+    record = recorder(f"{name}-synth{rows}", base, q, want, rows_out)
+
+    # faiss side: sign bits (plain and rotated) and vectro's per-row int8, made in blocks.
+    rot, _ = np.linalg.qr(np.random.default_rng(7).standard_normal((d, d)))
+    rot = rot.astype(np.float32)
+    plain, rotated = faiss.IndexBinaryFlat(d), faiss.IndexBinaryFlat(d)
+    row_int8 = np.empty((rows, d), dtype=np.int8)
+    row_mul = np.empty(rows, dtype=np.float32)
+    for a in range(0, rows, SYNTH_BLOCK):
+        x = np.asarray(base[a:a + SYNTH_BLOCK])
+        plain.add(np.packbits(x > 0, axis=1))
+        rotated.add(np.packbits(x @ rot > 0, axis=1))
+        scale = np.maximum(np.abs(x).max(1), 1e-30) / 127
+        c = np.clip(np.rint(x / scale[:, None]), -127, 127).astype(np.int8)
+        row_int8[a:a + len(x)] = c
+        row_mul[a:a + len(x)] = 1 / np.linalg.norm(c.astype(np.float32), axis=1)
+    del base
+
+    def faiss_recipe(index, rotate):
+        def run(depth):
+            def go():
+                qb = np.packbits((q @ rot if rotate else q) > 0, axis=1)
+                _, cand = index.search(qb, depth)
+                out = np.empty((len(q), K), dtype=np.int64)
+                for a in range(0, len(q), NP_BLOCK):
+                    c = cand[a:a + NP_BLOCK]
+                    scores = np.einsum("qd,qcd->qc", q[a:a + NP_BLOCK], row_int8[c].astype(np.float32))
+                    scores *= row_mul[c]
+                    order = np.argsort(-scores, axis=1, kind="stable")[:, :K]
+                    out[a:a + NP_BLOCK] = np.take_along_axis(c, order, 1)
+                return out
+            return go
+        return run
+
+    bpr = d // 8 + 4 + d + 4
+    methods = [
+        ("vectro search, tiered binary:rotate=1+int8 file, hamming", bpr, lambda depth: cli(depth, True)),
+        ("vectro search, tiered binary:rotate=1+int8 file, float query", bpr, lambda depth: cli(depth, False)),
+        ("faiss IndexBinaryFlat + numpy per-row int8 (vectro's), sign bits", d // 8 + d + 4,
+         faiss_recipe(plain, False)),
+        ("faiss IndexBinaryFlat + numpy per-row int8 (vectro's), rotated sign bits", d // 8 + d + 4,
+         faiss_recipe(rotated, True)),
+    ]
+    print(f"  every method at N=100, then up the depths until recall@10 >= {TARGET}:")
+    at100, reached = {}, {}
+    for method, bytes_per_row, make in methods:
+        for depth in depths:
+            ids, t = best(make(depth), repeats)
+            qps = record(f"{method}, rescore {depth}", ids, t, bytes_per_row, note=f"sweep N={depth}")
+            r = recall(ids, want)
+            if depth == 100:
+                at100[method] = (r, qps)
+            if r >= TARGET:
+                reached[method] = (depth, qps)
+                break
+    print(f"  load average {' '.join(open('/proc/loadavg').read().split()[:3])} after the timed runs")
+    print(f"  summary ({rows} rows):")
+    for method, _, _ in methods:
+        r, qps100 = at100.get(method, (float("nan"), float("nan")))
+        depth, qps = reached.get(method, (None, None))
+        print(f"    {method:<72} N=100: {r:.4f} {qps100:9.1f} q/s; "
+              + (f"first N >= {TARGET}: {depth} at {qps:9.1f} q/s" if depth else "0.99 not reached"))
+    faiss_best = max((v for m, v in reached.items() if m.startswith("faiss")), key=lambda v: v[1], default=None)
+    faiss100 = max(v[1] for m, v in at100.items() if m.startswith("faiss"))
+    for method, _, _ in methods[:2]:
+        if method in reached and faiss_best:
+            print(f"    ratio {method} / fastest faiss recipe at >= {TARGET}: "
+                  f"{reached[method][1] / faiss_best[1]:.2f}x")
+        print(f"    ratio {method} / fastest faiss recipe at N=100: {at100[method][1] / faiss100:.2f}x")
+
+    # Memory of the command-line search (the file is bigger than what it keeps resident?).
+    for method, hamming in ((methods[0][0], True), (methods[1][0], False)):
+        depth = reached.get(method, (max(depths), None))[0]
+        rss, anon, secs = max_rss_search(tiered, qpath, depth, hamming)
+        print(f"    vectro search --rescore {depth}{' --hamming' if hamming else ''}: max RSS "
+              f"{rss / 2**20:.0f} MiB (anonymous at most {anon / 2**20:.0f} MiB, the rest mapped pages of the file "
+              f"and the program) for a {size / 2**20:.0f} MiB file ({secs:.1f} s with process start)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data", nargs="?", default="/work/shared/data/minilm_wordnet_10k.npy")
@@ -386,6 +595,9 @@ def main():
                     help="rq: only the rq comparison (4. above); pq4: only 3.")
     ap.add_argument("--depths", default=",".join(map(str, DEPTHS)),
                     help="rescoring depths N swept for the binary recipes (comma-separated)")
+    ap.add_argument("--rows", type=int, default=0,
+                    help="only the binary + int8 recipe, on this many rows synthesised from the "
+                         "real base rows (see scale_run); --depths then starts at 100")
     ap.add_argument("--binary-only", action="store_true",
                     help="only the binary + int8 rows and the depth sweep (no pq)")
     a = ap.parse_args()
@@ -394,7 +606,10 @@ def main():
     BINARY_ONLY = a.binary_only
 
     def run(*args):
-        if a.only == "rq":
+        if a.rows:
+            name, base, q, repeats, _tmp, out = args
+            scale_run(name, base, q, a.rows, repeats, out, depths)
+        elif a.only == "rq":
             rq_only(*args)
         elif a.only == "pq4":
             pq4_only(*args)

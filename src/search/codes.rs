@@ -28,7 +28,7 @@ use super::adc::{AdcTables, kth_floor, quantize_tables};
 use super::exact::{Floors, Metric, Queries};
 use super::filter::RowFilter;
 use super::rq::RqScan;
-use super::topk::{TopK, smallest_by_count};
+use super::topk::{CountScratch, TopK, smallest_by_count};
 use crate::codec::int4::gauss_level;
 use crate::codec::itq::Itq;
 use crate::codec::rq::Rq;
@@ -478,6 +478,7 @@ impl Bits {
         // The rows whose lower bounds count towards the floor.
         let counts: Vec<bool> = monotone.iter().zip(&allowed).map(|(m, a)| m & a).collect();
         let (mut lows, mut scratch, mut hits) = (Vec::with_capacity(n), Vec::new(), Vec::new());
+        let mut ubs: Vec<f32> = Vec::with_capacity(n);
         let mut tables = Vec::new();
         for (g, group) in heaps.chunks_mut(FAST_QUERIES).enumerate() {
             let q0 = g * FAST_QUERIES;
@@ -511,23 +512,39 @@ impl Bits {
                     *l = if ok { v } else { f32::NEG_INFINITY };
                 }
                 heap.raise_floor(kth_floor(&lows, heap.k(), &mut scratch));
-                hits.clear();
                 let floor = heap.floor();
-                for (r, ((&qv, &s), &(mul, add))) in qs.iter().zip(scales).zip(&per_row).enumerate()
-                {
-                    let ub = (s * (2.0 * (base + f32::from(qv) * step) - qsum) + c0) * mul + add;
-                    #[allow(clippy::neg_cmp_op_on_partial_ord)]
-                    let below = monotone[r] && ub < floor;
-                    if allowed[r] && !below {
-                        hits.push(r);
-                    }
+                // Each row's upper bound into a buffer (a loop without branches, which
+                // vectorises as the lower bounds' does), then the rows that may reach the
+                // floor gathered without branches: at scale every row of every chunk
+                // passes here, and few of them are kept.
+                ubs.clear();
+                ubs.extend(
+                    qs.iter()
+                        .zip(scales)
+                        .zip(&per_row)
+                        .map(|((&qv, &s), &(mul, add))| {
+                            (s * (2.0 * (base + f32::from(qv) * step) - qsum) + c0) * mul + add
+                        }),
+                );
+                // `hits` is never shortened: its first `m` entries are this query's.
+                if hits.len() < n {
+                    hits.resize(n, 0);
                 }
+                let mut m = 0;
+                for (r, ((&ub, &ok), &cut)) in ubs.iter().zip(&allowed).zip(&counts).enumerate() {
+                    hits[m] = r;
+                    // Kept unless the bound rules it out (`counts`: allowed and monotone).
+                    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+                    let below = cut & (ub < floor);
+                    m += usize::from(ok & !below);
+                }
+                let hits = &hits[..m];
                 let by_tables = hits.len() > ROWS_FOR_TABLES;
                 if by_tables {
                     tables.resize(rb * hamming::TABLE, 0f32);
                     hamming::byte_tables(q, &mut tables);
                 }
-                for &r in &hits {
+                for &r in hits {
                     #[allow(clippy::neg_cmp_op_on_partial_ord)]
                     if monotone[r] && score(base + f32::from(qs[r]) * step, r) < heap.floor() {
                         continue;
@@ -564,7 +581,8 @@ impl Bits {
             // chunk by a counting selection ([`smallest_by_count`]), ties at the cut to the
             // smaller row as the top-k breaks them, only its candidates offered.
             let top = 8 * rb as u32;
-            let (mut dist, mut hist, mut picked) = (vec![0u32; n], Vec::new(), Vec::new());
+            let (mut dist, mut scratch, mut picked) =
+                (vec![0u32; n], CountScratch::default(), Vec::new());
             for (heap, qb) in heaps.iter_mut().zip(qbits.chunks_exact(rb)) {
                 hamming::hamming_rows(qb, bits, rb, &mut dist);
                 // Rows scoring `-h` below the floor cannot enter: `h ≤ -floor`.
@@ -578,13 +596,15 @@ impl Bits {
                 };
                 let keep = heap.k();
                 match filter {
-                    None => smallest_by_count(&dist, max, keep, |_| true, &mut hist, &mut picked),
+                    None => {
+                        smallest_by_count(&dist, max, keep, |_| true, &mut scratch, &mut picked)
+                    }
                     Some(fl) => smallest_by_count(
                         &dist,
                         max,
                         keep,
                         |r| fl.allows(first_row + r as u64),
-                        &mut hist,
+                        &mut scratch,
                         &mut picked,
                     ),
                 }
@@ -977,7 +997,8 @@ mod tests {
 
     /// The sign-bit fast-scan leaves the heaps of the float set sums bit for bit, for
     /// every metric, plain and ITQ-like frames (`c0`, `w`), a filter, floors from other
-    /// chunks, a dimension count that is not a multiple of 8, and a partial query group.
+    /// chunks, rows of negative scale, a dimension count that is not a multiple of 8, and a
+    /// partial query group.
     #[test]
     fn sign_bit_fast_scan_equals_the_float_set_sums() {
         let mut rng = Rng(0x0b17_fa57);
@@ -997,6 +1018,9 @@ mod tests {
             }
             for r in 0..rows {
                 let s = 0.05 + (r % 13) as f32 / 50.0;
+                // Some rows with a negative scale: their score falls as the set sum
+                // rises, so the bounds must not rule them out.
+                let s = if r % 17 == 5 { -s } else { s };
                 payload.extend_from_slice(&s.to_le_bytes());
             }
             let allow: Vec<u64> = (0..rows as u64 + 3).filter(|r| r % 5 != 1).collect();

@@ -161,58 +161,86 @@ impl TopK {
     }
 }
 
+/// Scratch of [`smallest_by_count`], reused across its calls (one per query of a chunk):
+/// a histogram of the admitted values and the admitted positions.
+#[derive(Debug, Default)]
+pub(crate) struct CountScratch {
+    hist: Vec<u32>,
+    /// Admitted positions; never shortened, so reuse writes no fill.
+    cand: Vec<u32>,
+}
+
 /// The positions of the `keep` smallest values of `dist` that are at most `max`, among the
-/// positions `allow` admits, into `out` in increasing position; `hist` is scratch.
+/// positions `allow` admits, into `out` in increasing position.
 ///
-/// For small integer scores (Hamming distances, `0..=bits`): a histogram of the values
-/// finds the `keep`-th smallest value `t` in one pass, and a second pass takes every
-/// position below `t` and the lowest positions holding `t` until `keep` are taken. So ties
-/// at the `keep`-th value go to the lower positions, the rule [`TopK`] applies to equal
-/// scores (the smaller id wins) when ids increase with positions: the selection is the
-/// one a [`TopK`] of `keep` gives for scores `-dist`, in O(len + max) instead of a
-/// selection over every candidate.
+/// For small integer scores (Hamming distances, `0..=bits`): one branch-free pass gathers
+/// the positions with values at most `max` (once a search has a floor, a small share of
+/// the rows), then a histogram of their values finds the `keep`-th smallest value `t`, and
+/// a pass over the gathered positions takes every one below `t` and the lowest positions
+/// holding `t` until `keep` are taken. So ties at the `keep`-th value go to the lower
+/// positions, the rule [`TopK`] applies to equal scores (the smaller id wins) when ids
+/// increase with positions: the selection is the one a [`TopK`] of `keep` gives for
+/// scores `-dist`, in O(len + max) instead of a selection over every candidate.
+///
+/// # Panics
+/// If `dist` has `u32::MAX` or more entries.
 pub(crate) fn smallest_by_count(
     dist: &[u32],
     max: u32,
     keep: usize,
     allow: impl Fn(usize) -> bool,
-    hist: &mut Vec<u32>,
+    scratch: &mut CountScratch,
     out: &mut Vec<usize>,
 ) {
     out.clear();
     if keep == 0 {
         return;
     }
+    assert!(
+        u32::try_from(dist.len()).is_ok(),
+        "smallest_by_count: too many values"
+    );
+    let CountScratch { hist, cand } = scratch;
+    if cand.len() < dist.len() {
+        cand.resize(dist.len(), 0);
+    }
+    // Every position is written; the count moves on only for an admitted value, so the
+    // first `m` entries are the admitted positions in increasing order.
+    let mut m = 0usize;
+    for (r, &h) in dist.iter().enumerate() {
+        cand[m] = r as u32;
+        m += usize::from(h <= max);
+    }
+    let admitted = cand[..m].iter().copied().filter(|&r| allow(r as usize));
     hist.clear();
     hist.resize(max as usize + 1, 0);
-    for (r, &h) in dist.iter().enumerate() {
-        if h <= max && allow(r) {
-            hist[h as usize] += 1;
-        }
+    let mut n_allowed = 0usize;
+    for r in admitted.clone() {
+        hist[dist[r as usize] as usize] += 1;
+        n_allowed += 1;
+    }
+    if n_allowed <= keep {
+        // At most `keep` admitted: all of them.
+        out.extend(admitted.map(|r| r as usize));
+        return;
     }
     let mut below = 0usize;
-    let mut cut = None;
+    let mut cut = (max, keep);
     for (h, &c) in hist.iter().enumerate() {
         if below + c as usize >= keep {
-            cut = Some((h as u32, keep - below));
+            cut = (h as u32, keep - below);
             break;
         }
         below += c as usize;
     }
-    match cut {
-        // Fewer than `keep` admitted: all of them.
-        None => out.extend((0..dist.len()).filter(|&r| dist[r] <= max && allow(r))),
-        Some((t, mut ties)) => {
-            for (r, &h) in dist.iter().enumerate() {
-                if h < t {
-                    if allow(r) {
-                        out.push(r);
-                    }
-                } else if h == t && ties > 0 && allow(r) {
-                    out.push(r);
-                    ties -= 1;
-                }
-            }
+    let (t, mut ties) = cut;
+    for r in admitted {
+        let h = dist[r as usize];
+        if h < t {
+            out.push(r as usize);
+        } else if h == t && ties > 0 {
+            out.push(r as usize);
+            ties -= 1;
         }
     }
 }
@@ -283,14 +311,15 @@ mod tests {
     #[test]
     fn counting_selection_is_the_top_k_of_the_negated_values() {
         let mut rng = crate::test_rng::Rng(0x0c07_e5e1);
-        let (mut hist, mut out) = (Vec::new(), Vec::new());
-        for len in [0usize, 1, 7, 300, 2000] {
+        let (mut scratch, mut out) = (CountScratch::default(), Vec::new());
+        // Lengths up and down, so the scratch is reused longer and shorter than a call.
+        for len in [0usize, 1, 7, 300, 2000, 5, 301] {
             // Few distinct values: many ties at any cut.
             let dist: Vec<u32> = (0..len).map(|_| rng.below(9) as u32 + 3).collect();
             for keep in [0usize, 1, 5, 64, 299, 300, 301, 5000] {
                 for (max, filt) in [(20u32, false), (11, false), (8, true), (2, false)] {
                     let allow = |r: usize| !filt || r % 3 != 1;
-                    smallest_by_count(&dist, max, keep, allow, &mut hist, &mut out);
+                    smallest_by_count(&dist, max, keep, allow, &mut scratch, &mut out);
                     let mut top = TopK::new(keep);
                     for (r, &h) in dist.iter().enumerate() {
                         if h <= max && allow(r) {
