@@ -63,7 +63,7 @@ fn write_input(path: &Path, x: &[f32]) {
 /// something from the data (`sq:...,centre=1`, its mean) is the one a compress run built.
 fn in_memory(dir: &Path, input: &Path, name: &str, x: &[f32]) -> Vec<f32> {
     let c = codec::parse(name, DIMS).unwrap_or_else(|_| {
-        let (file, _) = run(dir, input, name, None, 1, 64);
+        let (file, _) = run(dir, input, name, None, 2, 64);
         let spec = Container::open(&file).unwrap().header().codec.clone();
         codec::from_spec(spec.id, &spec.params, DIMS).unwrap()
     });
