@@ -228,7 +228,6 @@ pub const CODECS: &[&str] = &[
     "binary:rotate=1",
     "sq:bits=2",
     "sq:bits=5",
-    "sq:bits=3,centre=1",
     "f16",
     "bf16",
 ];

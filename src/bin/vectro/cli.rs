@@ -590,7 +590,7 @@ pub struct BenchArgs {
         long,
         value_delimiter = ',',
         num_args = 1..,
-        default_value = "int8,int4,int4:rotate=1,binary,binary:rotate=1,sq:bits=1,sq:bits=1,centre=1,sq:bits=2,sq:bits=3,sq:bits=4,f16,bf16"
+        default_value = "int8,int4,int4:rotate=1,binary,binary:rotate=1,sq:bits=1,sq:bits=2,sq:bits=3,sq:bits=4,f16,bf16"
     )]
     pub codecs: Vec<String>,
     /// Also benchmark this frozen pq, opq, rq or binary-itq codebook (from `vectro train`),
