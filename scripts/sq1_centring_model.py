@@ -14,7 +14,11 @@ variants:
   decoding each row to `c + Qᵀ g L`, so no new per-row bytes);
 - `rows+query`: faiss's estimator, `<Q (q − c), g L> + <o, c>`: `<o, c>` is one more float
   a row (4 bytes: 56 a row at 384 dims, faiss's size), and the score is not an inner product
-  with a decoded row.
+  with a decoded row;
+- `decoded`: what `sq:bits=B,centre=1` does, the rows centred and each decoded to
+  `x' = Qᵀ g L + κ c` with `κ = (<o, c> − <g L, Q c>) / ‖c‖²` (the same 4 bytes a row,
+  `<o, c>`), so that `<x', c> = <o, c>`; score `<q, x'>`, an inner product with a decoded
+  row whose error is `rows+query`'s without its term along `c`.
 
 `c` is the mean of the base rows (`base`), of 1,000 rows drawn from them (`sample`), or of the
 first 2,730 base rows in file order (`first-chunk`, what a streaming encoder sees first: one
@@ -87,7 +91,7 @@ print(f"{n} base rows x {d} dims, {len(q)} held-out queries, seeds 1..{args.seed
 print()
 print("| variant | centre | recall@10 per seed | mean ± sd |")
 print("|---|---|---|---|")
-runs = [("none", None)] + [(v, c) for v in ("rows", "rows+query") for c in centres]
+runs = [("none", None)] + [(v, c) for v in ("rows", "rows+query", "decoded") for c in centres]
 for variant, centre in runs:
     r = []
     for seed in range(1, args.seeds + 1):
@@ -96,6 +100,9 @@ for variant, centre in runs:
         est = one_bit(rot(base - c))
         if variant == "rows+query":
             s = rot(q - c) @ est.T + (base @ c)[None, :]
+        elif variant == "decoded":
+            kappa = ((base @ c) - est @ rot(c[None, :])[0]) / (c @ c)
+            s = rot(q) @ est.T + (q @ c)[:, None] * kappa[None, :]
         else:
             s = rot(q) @ est.T + (q @ c)[:, None]
         r.append(recall(s))

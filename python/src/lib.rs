@@ -616,6 +616,11 @@ fn train(
             d.set_item("opq_iterations", 0)?;
             d.set_item("distortion", f.distortion)?;
         }
+        vectro::codec::Trained::Sq(sq) => {
+            d.set_item("train_rows", sq.mean_rows())?;
+            d.set_item("kmeans_iterations", 0)?;
+            d.set_item("opq_iterations", 0)?;
+        }
         vectro::codec::Trained::Itq(itq) => {
             d.set_item("train_rows", itq.train_rows())?;
             d.set_item("kmeans_iterations", 0)?;

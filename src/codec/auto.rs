@@ -81,6 +81,18 @@ impl Rung {
         }
     }
 
+    /// `sq` at one bit on rows centred on the mean of a sample (`sq:bits=1,centre=1`),
+    /// which is "trained" only in that the mean comes from the data.
+    pub const fn centred_bits(codec: &'static str) -> Rung {
+        Rung {
+            codec,
+            dims_per_m: None,
+            trained: true,
+            // The sign bits, the factor word and the row's f32 `<x, c>`.
+            row_bytes: Some(|d, _| d.div_ceil(8) + 8),
+        }
+    }
+
     /// The codec string for `dims`-dimensional data, `None` when the rung does not apply.
     pub fn codec_for(&self, dims: usize) -> Option<String> {
         match self.dims_per_m {
@@ -111,6 +123,7 @@ pub const LADDER: &[Rung] = &[
     Rung::fixed("binary:rotate=1"),
     Rung::bits("binary-itq"),
     Rung::fixed("sq:bits=1"),
+    Rung::centred_bits("sq:bits=1,centre=1"),
     Rung::fixed("sq:bits=2"),
     Rung::fixed("sq:bits=3"),
     Rung::fixed("int4:rotate=1"),
@@ -723,6 +736,7 @@ mod tests {
             "rq:m=16",
             "rq:m=32",
             "binary-itq",
+            "sq:bits=1,centre=1",
         ] {
             assert!(names.contains(&want), "{want} missing: {names:?}");
         }
@@ -730,6 +744,7 @@ mod tests {
         for (name, bytes) in &trained {
             let expect = match name.as_str() {
                 "binary-itq" => 384 / 8 + 4,
+                "sq:bits=1,centre=1" => 384 / 8 + 8,
                 // The codes and the f16 norm scale.
                 n if n.starts_with("rq:") => {
                     n.rsplit('=').next().unwrap().parse::<usize>().unwrap() + 2

@@ -276,6 +276,7 @@ fn vcb_minor(id: CodecId, recipe: &[u8]) -> u16 {
     match id {
         CodecId::BinaryItq => 3,
         CodecId::Rq => 4,
+        CodecId::Sq => 5,
         _ if recipe.is_empty() => 1,
         _ => 2,
     }
@@ -353,10 +354,12 @@ impl<'a> VcbFile<'a> {
         };
         let code = LE::read_u16(&bytes[8..10]);
         let id = match CodecId::from_code(code) {
-            Some(id @ (CodecId::Pq | CodecId::Opq | CodecId::BinaryItq | CodecId::Rq)) => id,
+            Some(
+                id @ (CodecId::Pq | CodecId::Opq | CodecId::BinaryItq | CodecId::Rq | CodecId::Sq),
+            ) => id,
             _ => {
                 return Err(corrupt(&format!(
-                    "codec id {code} at byte 8 is not pq, opq, rq or binary-itq"
+                    "codec id {code} at byte 8 is not pq, opq, rq, binary-itq or sq"
                 )));
             }
         };
@@ -381,6 +384,8 @@ impl<'a> VcbFile<'a> {
                     0
                 }
             }
+            // A centred sq block (layout 2) records its dims at bytes 20..24.
+            CodecId::Sq => self.section.get(20..24).map_or(0, LE::read_u32) as usize,
             _ => self.section.get(0..4).map_or(0, LE::read_u32) as usize,
         }
     }
@@ -408,6 +413,19 @@ impl<'a> VcbFile<'a> {
             CodecId::Rq => super::rq::Rq::from_params(self.section, dims)
                 .map(Trained::Rq)
                 .map_err(|e| vcb_error(path, e)),
+            CodecId::Sq => {
+                let own = self.own_dims();
+                if own != dims {
+                    return Err(Error::Mismatch(format!(
+                        "{}: the codebook is for {own}-dimensional vectors, the data has \
+                         {dims} dims; train a codebook on data of this shape",
+                        path.display()
+                    )));
+                }
+                super::sq::Sq::from_params(self.section, dims)
+                    .map(Trained::Sq)
+                    .map_err(|e| Error::corrupt(path, e.to_string()))
+            }
             id => Codebook::from_params(id, self.section, dims)
                 .map(Trained::Pq)
                 .map_err(|e| vcb_error(path, e)),
@@ -425,6 +443,8 @@ pub enum Trained {
     Itq(super::itq::Itq),
     /// `rq`.
     Rq(super::rq::Rq),
+    /// `sq:bits=B,centre=1`: the mean its rows are centred on.
+    Sq(super::sq::Sq),
 }
 
 impl Trained {
@@ -434,6 +454,7 @@ impl Trained {
             Trained::Pq(b) => Box::new(super::Pq::new(b)),
             Trained::Itq(i) => Box::new(i),
             Trained::Rq(r) => Box::new(r),
+            Trained::Sq(s) => Box::new(s),
         }
     }
 
@@ -443,6 +464,7 @@ impl Trained {
             Trained::Pq(b) => b.dims,
             Trained::Itq(i) => super::Codec::dims(i),
             Trained::Rq(r) => super::Codec::dims(r),
+            Trained::Sq(s) => super::Codec::dims(s),
         }
     }
 
@@ -452,6 +474,7 @@ impl Trained {
             Trained::Pq(b) => b.codec_id(),
             Trained::Itq(_) => CodecId::BinaryItq,
             Trained::Rq(_) => CodecId::Rq,
+            Trained::Sq(_) => CodecId::Sq,
         }
     }
 
@@ -461,6 +484,7 @@ impl Trained {
             Trained::Pq(b) => b.to_params(),
             Trained::Itq(i) => super::Codec::spec(i).params,
             Trained::Rq(r) => r.to_params(),
+            Trained::Sq(s) => super::Codec::spec(s).params,
         }
     }
 
@@ -484,6 +508,7 @@ impl Trained {
             Trained::Pq(b) => super::Codec::name(&super::Pq::new(b.clone())),
             Trained::Itq(i) => super::Codec::name(i),
             Trained::Rq(r) => super::Codec::name(r),
+            Trained::Sq(s) => super::Codec::name(s),
         }
     }
 
@@ -494,6 +519,7 @@ impl Trained {
         match (self, asked) {
             (Trained::Itq(_), CodecRequest::Trained(TrainedRequest::BinaryItq)) => true,
             (Trained::Rq(r), CodecRequest::Trained(TrainedRequest::Rq(p))) => r.m() == p.m,
+            (Trained::Sq(s), CodecRequest::Trained(TrainedRequest::Sq(p))) => s.params() == *p,
             (Trained::Pq(b), CodecRequest::Trained(TrainedRequest::Pq { id, params })) => {
                 *id == b.codec_id() && params.m == b.m && params.nbits == b.nbits
             }

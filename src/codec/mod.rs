@@ -373,8 +373,11 @@ pub fn train(
         CodecRequest::Trained(TrainedRequest::Rq(p)) => {
             Ok(Trained::Rq(rq::Rq::train(&p, source, opts, progress)?))
         }
+        CodecRequest::Trained(TrainedRequest::Sq(p)) => {
+            Ok(Trained::Sq(Sq::train(&p, source, opts, progress)?))
+        }
         other => Err(Error::Config(format!(
-            "only pq, opq, rq and binary-itq are trained, not '{}'",
+            "only pq, opq, rq, binary-itq and sq:bits=B,centre=1 are trained, not '{}'",
             other.name()
         ))),
     }

@@ -58,6 +58,9 @@ pub enum TrainedRequest {
     BinaryItq,
     /// `rq`: residual quantization with its training settings.
     Rq(RqParams),
+    /// `sq:bits=B,centre=1`: the rotated scalar quantizer on rows centred on the mean of a
+    /// sample (a mean, not a learned codebook, but taken from the data all the same).
+    Sq(SqParams),
 }
 
 /// int8, the default codec.
@@ -98,7 +101,14 @@ impl CodecRequest {
             "binary" => fixed(CodecId::Binary),
             "f16" => fixed(CodecId::F16),
             "bf16" => fixed(CodecId::Bf16),
-            "sq" => Ok(CodecRequest::Sq(SqParams::parse(rest)?)),
+            "sq" => {
+                let p = SqParams::parse(rest)?;
+                Ok(if p.centre {
+                    CodecRequest::Trained(TrainedRequest::Sq(p))
+                } else {
+                    CodecRequest::Sq(p)
+                })
+            }
             "pq" | "opq" => Ok(CodecRequest::Trained(TrainedRequest::Pq {
                 id: if name == "pq" {
                     CodecId::Pq
@@ -146,9 +156,12 @@ impl CodecRequest {
                 if let TrainedRequest::Rq(params) = t {
                     params.check_dims(dims)?;
                 }
+                let name = match t {
+                    TrainedRequest::Sq(_) => self.to_string(),
+                    _ => self.name(),
+                };
                 Err(Error::Config(format!(
-                    "{} must be trained: use `vectro compress` (it trains on a sample) or `vectro train`",
-                    self.name()
+                    "{name} must be trained: use `vectro compress` (it trains on a sample) or `vectro train`"
                 )))
             }
             CodecRequest::Auto => Err(Error::Config(
@@ -179,6 +192,9 @@ impl CodecRequest {
             CodecRequest::Trained(TrainedRequest::Rq(p)) => {
                 Ok(Box::new(rq::Rq::train(p, source, opts, progress)?))
             }
+            CodecRequest::Trained(TrainedRequest::Sq(p)) => {
+                Ok(Box::new(super::Sq::train(p, source, opts, progress)?))
+            }
             _ => self.build(source.dims()),
         }
     }
@@ -203,6 +219,9 @@ impl CodecRequest {
                 p.check_dims(dims)?;
                 (p.canonical(), rq::DEFAULT_RQ_ROWS)
             }
+            CodecRequest::Trained(TrainedRequest::Sq(p)) => {
+                (p.to_string(), super::sq::DEFAULT_CENTRE_ROWS)
+            }
             _ => return Ok(None),
         };
         Ok(Some(format!(
@@ -220,7 +239,7 @@ impl CodecRequest {
             }
             CodecRequest::Trained(TrainedRequest::BinaryItq) => "binary-itq".into(),
             CodecRequest::Trained(TrainedRequest::Rq(_)) => "rq".into(),
-            CodecRequest::Sq(_) => "sq".into(),
+            CodecRequest::Sq(_) | CodecRequest::Trained(TrainedRequest::Sq(_)) => "sq".into(),
             CodecRequest::Auto => "auto".into(),
         }
     }
@@ -280,8 +299,10 @@ impl fmt::Display for CodecRequest {
                 kv = params.non_default_keys(super::registry_name(*id));
             }
             CodecRequest::Trained(TrainedRequest::Rq(p)) => kv = p.non_default_keys(),
-            // `sq:bits=B[,seed=S][,rounds=R]`, bits always spelled.
-            CodecRequest::Sq(p) => return write!(f, "{p}"),
+            // `sq:bits=B[,centre=1][,seed=S][,rounds=R]`, bits always spelled.
+            CodecRequest::Sq(p) | CodecRequest::Trained(TrainedRequest::Sq(p)) => {
+                return write!(f, "{p}");
+            }
             _ => {}
         }
         f.write_str(&self.name())?;
@@ -317,6 +338,9 @@ mod tests {
             ("sq:bits=3", "sq:bits=3"),
             ("sq:rounds=3,bits=1,seed=1592614637", "sq:bits=1"),
             ("sq:bits=8,seed=7,rounds=2", "sq:bits=8,seed=7,rounds=2"),
+            ("sq:centre=1,bits=1", "sq:bits=1,centre=1"),
+            ("sq:seed=7,centre=1,bits=3", "sq:bits=3,centre=1,seed=7"),
+            ("sq:bits=2,centre=0", "sq:bits=2"),
             ("pq:m=48", "pq:m=48"),
             ("pq:nbits=8,m=48", "pq:m=48"),
             ("pq:m=48,nbits=4,seed=7", "pq:m=48,nbits=4,seed=7"),
@@ -330,6 +354,7 @@ mod tests {
             assert_eq!(
                 r.is_trained(),
                 ["pq", "opq", "binary-itq"].contains(&r.name().as_str())
+                    || shortest.contains("centre=1")
             );
         }
     }
@@ -414,9 +439,18 @@ mod tests {
             ("sq:bits=3,bits=4", "sq: 'bits' is given twice"),
             (
                 "sq:rotate=1",
-                "sq: unknown parameter 'rotate'; valid: bits, seed, rounds",
+                "sq: unknown parameter 'rotate'; valid: bits, seed, rounds, centre",
             ),
             ("sq:bits=3,rounds=0", "sq: rounds must be 1..=16, got 0"),
+            (
+                "sq:bits=1,centre=yes",
+                "sq: centre must be 0 or 1 (1 centres the rows on the mean of a sample), got 'yes'",
+            ),
+            (
+                "sq:bits=1,center=1",
+                "sq: unknown parameter 'center'; valid: bits, seed, rounds, centre",
+            ),
+            ("sq:centre=1", "sq: needs the bits per dimension"),
         ] {
             let e = CodecRequest::parse(text).unwrap_err();
             assert!(matches!(e, Error::Config(_)), "{text}");
@@ -437,5 +471,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("pq must be trained"), "{e}");
+        let centred = CodecRequest::parse("sq:bits=1,centre=1").unwrap();
+        let e = centred.build(16).unwrap_err().to_string();
+        assert!(e.contains("sq:bits=1,centre=1 must be trained"), "{e}");
+        assert_eq!(
+            centred.training_recipe(16, None).unwrap().as_deref(),
+            Some("sq:bits=1,centre=1;train_rows=4096")
+        );
     }
 }

@@ -154,8 +154,8 @@ pub fn bench(
         ..opts.clone()
     };
     let opts = &capped;
-    let codecs = opts
-        .codecs
+    let codecs = rejoin_params(&opts.codecs);
+    let codecs = codecs
         .iter()
         .map(|c| {
             if c.split(':').next() == Some("auto") {
@@ -333,11 +333,25 @@ impl Pass<'_> {
 }
 
 /// Whether `codec` is trained on the data (pq, opq, rq, binary-itq).
+/// The codec strings of a comma-split list, each `key=value` piece without a codec name
+/// put back after the codec before it: `["sq:bits=1", "centre=1", "int8"]` is
+/// `["sq:bits=1,centre=1", "int8"]` (a codec name never holds `=`).
+fn rejoin_params(pieces: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for p in pieces {
+        match out.last_mut() {
+            Some(prev) if !p.contains(':') && p.contains('=') && prev.contains(':') => {
+                prev.push(',');
+                prev.push_str(p);
+            }
+            _ => out.push(p.clone()),
+        }
+    }
+    out
+}
+
 fn is_trained(codec: &str) -> bool {
-    matches!(
-        codec.split(':').next(),
-        Some("pq" | "opq" | "rq" | "binary-itq")
-    )
+    codec::CodecRequest::parse(codec).is_ok_and(|r| r.is_trained())
 }
 
 /// The bench data as rows a trained codec samples.
@@ -429,4 +443,20 @@ fn timed_decode(
         times.push(t.elapsed().as_secs_f64());
     }
     median(times)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rejoin_params;
+
+    #[test]
+    fn comma_split_codec_parameters_are_put_back() {
+        let split = |s: &str| s.split(',').map(String::from).collect::<Vec<_>>();
+        assert_eq!(
+            rejoin_params(&split("int8,sq:bits=1,centre=1,seed=3,pq:m=8,nbits=4,f16")),
+            ["int8", "sq:bits=1,centre=1,seed=3", "pq:m=8,nbits=4", "f16"]
+        );
+        // A stray parameter with no codec before it stays a (bad) codec string.
+        assert_eq!(rejoin_params(&split("m=8,int8")), ["m=8", "int8"]);
+    }
 }

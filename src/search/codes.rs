@@ -20,7 +20,10 @@
 //! stored gain `g`, which makes it an unbiased estimate of `q·x`) and the row's stored
 //! norm `‖x‖` in place of `‖x̂‖`, so cosine ranks by `q·x̂ / ‖x‖` and L2 by
 //! `2q·x̂ − ‖x‖²` (see `crate::codec::sq`). For inner product that is the search over the
-//! decoded rows; for cosine and L2 it is the corrected estimate they cannot give.
+//! decoded rows; for cosine and L2 it is the corrected estimate they cannot give. Centred
+//! (`centre=1`), `q·x̂ = g · (q̃·L) + κ · (q·c)` with the row's offset `κ` along the mean
+//! `c`, again the decoded row's inner product, and `‖x‖` comes from the stored `‖x − c‖`
+//! and `<x, c>`.
 
 use std::borrow::Cow;
 
@@ -32,7 +35,7 @@ use super::topk::{CountScratch, TopK, smallest_by_count};
 use crate::codec::int4::gauss_level;
 use crate::codec::itq::Itq;
 use crate::codec::rq::Rq;
-use crate::codec::sq::{self, Factors, Sq};
+use crate::codec::sq::{self, Sq};
 use crate::codec::{Codebook, CodecId, CodecSpec, QuantParams, Rotation, ScaleRule};
 use crate::error::Result;
 use crate::format::Container;
@@ -909,10 +912,13 @@ const SQ_TILE: usize = 256;
 /// Queries scored against one tile of levels at a time.
 const SQ_QUERIES: usize = 256;
 
-/// The `sq` scorer: the estimator `g · (q̃·L)` with the stored norm.
+/// The `sq` scorer: the estimator `g · (q̃·L)` (centred: `+ κ · (q·c)`) with the row's
+/// norm from its factors.
 #[derive(Debug)]
 pub struct SqScan {
     frame: Frame,
+    /// `q·c` per query (centred codecs; empty otherwise).
+    qc: Vec<f32>,
     codec: Sq,
     /// Each query's own row (sampled queries), excluded from its results.
     own: Vec<Option<u64>>,
@@ -921,8 +927,22 @@ pub struct SqScan {
 impl SqScan {
     fn new(codec: Sq, q: &Queries) -> SqScan {
         let d = crate::codec::Codec::dims(&codec);
+        let qc = codec.mean().map_or_else(Vec::new, |c| {
+            (0..q.len())
+                .map(|i| {
+                    let s: f64 = q
+                        .get(i)
+                        .iter()
+                        .zip(c)
+                        .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                        .sum();
+                    s as f32
+                })
+                .collect()
+        });
         SqScan {
             frame: Frame::rotated(q, d, codec.rotation()),
+            qc,
             own: (0..q.len()).map(|i| q.own(i)).collect(),
             codec,
         }
@@ -943,10 +963,11 @@ impl SqScan {
             return;
         }
         let (bits, rb) = (self.codec.bits(), self.codec.row_bytes());
-        let cb = rb - 4;
+        let cb = self.codec.code_bytes();
         let mut levels = vec![0f32; SQ_TILE * d];
         let mut codes = vec![0u8; d];
         let mut gain = vec![0f32; SQ_TILE];
+        let mut offset = vec![0f32; SQ_TILE];
         let mut nsq = vec![0f32; SQ_TILE];
         let mut dots = vec![0f32; SQ_QUERIES * SQ_TILE];
         for t0 in (0..n).step_by(SQ_TILE) {
@@ -959,14 +980,10 @@ impl SqScan {
                     &mut codes,
                     &mut levels[j * d..(j + 1) * d],
                 );
-                let fac = Factors::from_word(u32::from_le_bytes([
-                    row[cb],
-                    row[cb + 1],
-                    row[cb + 2],
-                    row[cb + 3],
-                ]));
-                gain[j] = fac.gain(ll);
-                nsq[j] = fac.norm * fac.norm;
+                let t = self.codec.row_terms(row, &levels[j * d..(j + 1) * d], ll);
+                gain[j] = t.gain;
+                offset[j] = t.offset;
+                nsq[j] = t.norm_sq;
             }
             for q0 in (0..nq).step_by(SQ_QUERIES) {
                 let qm = SQ_QUERIES.min(nq - q0);
@@ -976,12 +993,13 @@ impl SqScan {
                     let qi = q0 + i;
                     let own = self.own[qi];
                     let heap = &mut heaps[qi];
+                    let qc = self.qc.get(qi).copied().unwrap_or(0.0);
                     for (j, &s) in row.iter().enumerate() {
                         let id = first_row + (t0 + j) as u64;
                         if Some(id) == own {
                             continue;
                         }
-                        let score = f.rank(gain[j] * s, nsq[j]);
+                        let score = f.rank(gain[j] * s + offset[j] * qc, nsq[j]);
                         offer(heap, score, id, filter);
                     }
                 }

@@ -78,6 +78,12 @@ const TRAINS: &[Train] = &[
         input: "d24.npy",
         codec: "rq:m=2,iters=3,refine=1,beam=4",
     },
+    // `.vcb` minor version 5: a centred sq block (layout 2, with the mean).
+    Train {
+        out: "sq1_centre.vcb",
+        input: "d24.npy",
+        codec: "sq:bits=1,centre=1",
+    },
     // The same with local search after the beam (byte 7 of the rq block).
     Train {
         out: "rq_icm.vcb",
@@ -133,6 +139,23 @@ const CASES: &[Case] = &[
         out: "sq1.vectro",
         input: "d24.npy",
         args: &["--codec", "sq:bits=1"],
+        min_cosine: 0.6,
+    },
+    Case {
+        out: "sq1_centre.vectro",
+        input: "d24.npy",
+        args: &["--codec", "sq:bits=1,centre=1"],
+        min_cosine: 0.6,
+    },
+    Case {
+        out: "sq1_centre_codebook.vectro",
+        input: "d24.npy",
+        args: &[
+            "--codebook",
+            "sq1_centre.vcb",
+            "--codec",
+            "sq:bits=1,centre=1",
+        ],
         min_cosine: 0.6,
     },
     Case {

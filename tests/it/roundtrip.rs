@@ -50,6 +50,7 @@ const CODECS: &[&str] = &[
     "binary:rotate=1",
     "sq:bits=2",
     "sq:bits=5",
+    "sq:bits=1,centre=1",
     "f16",
     "bf16",
     "pq:m=8,nbits=4",
@@ -69,6 +70,7 @@ const DIMS: u64 = 32;
 
 fn trained(codec: &str) -> bool {
     ["pq", "opq", "binary-itq", "rq"].contains(&codec.split(':').next().unwrap())
+        || codec.contains("centre=1")
 }
 
 /// The API paths of one combination.

@@ -204,7 +204,14 @@ const CODECS: [(&str, &str); 14] = [
 ];
 
 /// `sq` at the widths whose packing differs (generic, nibbles, bytes).
-const SQ_CODECS: [&str; 4] = ["sq:bits=1", "sq:bits=3", "sq:bits=4", "sq:bits=8"];
+const SQ_CODECS: [&str; 6] = [
+    "sq:bits=1",
+    "sq:bits=3",
+    "sq:bits=4",
+    "sq:bits=8",
+    "sq:bits=1,centre=1",
+    "sq:bits=3,centre=1",
+];
 
 /// `sq` is scored by its estimator: the decoded row's inner product with the query (the
 /// unbiased estimate) and the row's stored norm `‖x‖` (not the decoded row's, which is

@@ -117,8 +117,8 @@ pub struct CompressArgs {
     /// With --codec auto: the smallest codec whose recall@10 over the whole input is at
     /// least this, with 95% one-sided confidence (500 sampled queries searched over every
     /// row, as `vectro eval` measures it). Candidates: binary:rotate=1, sq:bits=1..8,
-    /// int4:rotate=1, int8:rotate=1, int8, f16, and the trained binary-itq, pq and opq
-    /// (m = d/24, d/8, d/4), each trained once on --sample rows unless a candidate no
+    /// int4:rotate=1, int8:rotate=1, int8, f16, and the trained binary-itq,
+    /// sq:bits=1,centre=1 (a mean), pq and opq (m = d/24, d/8, d/4), rq, each trained once on --sample rows unless a candidate no
     /// bigger already meets the target on the sample.
     #[arg(long, value_name = "X", value_parser = parse_gate)]
     pub min_recall: Option<f64>,

@@ -359,6 +359,9 @@ fn codebook(
     if vcb.id == vectro::CodecId::Rq {
         return rq_codebook(a, file, &vcb, bytes.len() as u64, json);
     }
+    if vcb.id == vectro::CodecId::Sq {
+        return sq_codebook(a, file, &vcb, bytes.len() as u64, json);
+    }
     let book = vectro::codec::Codebook::from_vcb_own_dims(file, &bytes)?;
     let file_bytes = bytes.len() as u64;
     let minor = u16::from_le_bytes([bytes[6], bytes[7]]);
@@ -500,6 +503,69 @@ struct ItqCodebookInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     recipe: Option<String>,
     codec_facts: std::collections::BTreeMap<String, String>,
+}
+
+/// What `info --json` shows of a centred sq `.vcb` (`vectro train --codec sq:bits=B,centre=1`).
+#[derive(Serialize)]
+struct SqCodebookInfo {
+    input: String,
+    kind: &'static str,
+    format_version: String,
+    codec: String,
+    dims: usize,
+    input_bytes: u64,
+    train_rows: u64,
+    fingerprint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipe: Option<String>,
+    codec_facts: std::collections::BTreeMap<String, String>,
+}
+
+/// `info` of a centred sq `.vcb`: the mean its rows are centred on.
+fn sq_codebook(
+    a: &InfoArgs,
+    file: &std::path::Path,
+    vcb: &vectro::codec::codebook::VcbFile<'_>,
+    file_bytes: u64,
+    json: &mut Vec<serde_json::Value>,
+) -> anyhow::Result<i32> {
+    let trained = vcb.codec(file, vcb.own_dims())?;
+    let vectro::codec::Trained::Sq(sq) = &trained else {
+        unreachable!("an sq id parses to an sq codec")
+    };
+    let info = SqCodebookInfo {
+        input: file.display().to_string(),
+        kind: "codebook",
+        format_version: format!("1.{}", vcb.minor),
+        codec: trained.name(),
+        dims: trained.dims(),
+        input_bytes: file_bytes,
+        train_rows: sq.mean_rows(),
+        fingerprint: format!("{:08x}", trained.fingerprint()),
+        recipe: vcb.recipe.map(str::to_owned),
+        codec_facts: vectro::Codec::facts(sq).into_iter().collect(),
+    };
+    if a.json {
+        json.push(serde_json::to_value(&info)?);
+        return Ok(exit_codes::OK);
+    }
+    let shape = format!(
+        "{} dims: the mean rows are centred on; {} bytes a row",
+        info.dims,
+        sq.row_bytes()
+    );
+    let facts =
+        std::iter::once(("fingerprint".to_owned(), info.fingerprint)).chain(info.codec_facts);
+    print_vcb(
+        &info.input,
+        &info.format_version,
+        &info.codec,
+        info.recipe.as_deref(),
+        &shape,
+        info.input_bytes,
+        facts,
+    );
+    Ok(exit_codes::OK)
 }
 
 /// `info` of a binary-itq `.vcb`: its mean and rotation's shape and training facts.

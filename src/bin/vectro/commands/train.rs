@@ -90,6 +90,7 @@ pub fn run(a: TrainArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
             s.kmeans_iterations = f.kmeans_iterations;
             s.distortion = Some(f.distortion);
         }
+        Trained::Sq(sq) => s.train_rows = sq.mean_rows(),
         Trained::Itq(itq) => {
             s.train_rows = u64::from(itq.train_rows());
             s.itq_iterations = Some(itq.iterations());
@@ -100,6 +101,7 @@ pub fn run(a: TrainArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         print_json(&s)?;
     } else {
         let how = match (s.itq_iterations, s.distortion) {
+            _ if matches!(trained, Trained::Sq(_)) => "the mean of the sample".to_string(),
             (Some(it), _) => format!(
                 "{it} itq iterations, loss {:.6}",
                 s.itq_loss.unwrap_or_default()
