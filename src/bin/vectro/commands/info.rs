@@ -353,14 +353,11 @@ fn codebook(
     // One read: the codebook, its size and its minor version (bytes 6..8) all come from it.
     let bytes = std::fs::read(file).map_err(|e| vectro::Error::io(file, "reading", e))?;
     let vcb = vectro::codec::codebook::VcbFile::parse(file, &bytes)?;
-    if vcb.id == vectro::CodecId::BinaryItq {
-        return itq_codebook(a, file, &vcb, bytes.len() as u64, json);
+    if vcb.id == vectro::CodecId::BinaryItq || vcb.id == vectro::CodecId::Sq {
+        return mean_codebook(a, file, &vcb, bytes.len() as u64, json);
     }
     if vcb.id == vectro::CodecId::Rq {
         return rq_codebook(a, file, &vcb, bytes.len() as u64, json);
-    }
-    if vcb.id == vectro::CodecId::Sq {
-        return sq_codebook(a, file, &vcb, bytes.len() as u64, json);
     }
     let book = vectro::codec::Codebook::from_vcb_own_dims(file, &bytes)?;
     let file_bytes = bytes.len() as u64;
@@ -487,27 +484,11 @@ fn rq_codebook(
     Ok(exit_codes::OK)
 }
 
-/// What `info --json` shows of a binary-itq `.vcb` (from `vectro train --codec binary-itq`).
+/// What `info --json` shows of a `.vcb` of a mean-based trained codec: binary-itq (from
+/// `vectro train --codec binary-itq`; also its ITQ iterations and loss) or a centred sq
+/// (`vectro train --codec sq:bits=B,centre=1`).
 #[derive(Serialize)]
-struct ItqCodebookInfo {
-    input: String,
-    kind: &'static str,
-    format_version: String,
-    codec: String,
-    dims: usize,
-    input_bytes: u64,
-    train_rows: u32,
-    itq_iterations: u32,
-    itq_loss: f32,
-    fingerprint: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    recipe: Option<String>,
-    codec_facts: std::collections::BTreeMap<String, String>,
-}
-
-/// What `info --json` shows of a centred sq `.vcb` (`vectro train --codec sq:bits=B,centre=1`).
-#[derive(Serialize)]
-struct SqCodebookInfo {
+struct MeanCodebookInfo {
     input: String,
     kind: &'static str,
     format_version: String,
@@ -515,14 +496,17 @@ struct SqCodebookInfo {
     dims: usize,
     input_bytes: u64,
     train_rows: u64,
+    #[serde(flatten)]
+    training: serde_json::Map<String, serde_json::Value>,
     fingerprint: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     recipe: Option<String>,
     codec_facts: std::collections::BTreeMap<String, String>,
 }
 
-/// `info` of a centred sq `.vcb`: the mean its rows are centred on.
-fn sq_codebook(
+/// `info` of a binary-itq `.vcb` (its mean and rotation's shape and training facts) or a
+/// centred sq `.vcb` (the mean its rows are centred on).
+fn mean_codebook(
     a: &InfoArgs,
     file: &std::path::Path,
     vcb: &vectro::codec::codebook::VcbFile<'_>,
@@ -530,79 +514,48 @@ fn sq_codebook(
     json: &mut Vec<serde_json::Value>,
 ) -> anyhow::Result<i32> {
     let trained = vcb.codec(file, vcb.own_dims())?;
-    let vectro::codec::Trained::Sq(sq) = &trained else {
-        unreachable!("an sq id parses to an sq codec")
+    let dims = trained.dims();
+    let mut training = serde_json::Map::new();
+    let (train_rows, shape, codec_facts) = match &trained {
+        vectro::codec::Trained::Itq(itq) => {
+            training.insert("itq_iterations".into(), itq.iterations().into());
+            training.insert("itq_loss".into(), itq.loss().into());
+            (
+                u64::from(itq.train_rows()),
+                format!(
+                    "{dims} dims: a mean and a {dims} x {dims} rotation; {} bytes a row",
+                    dims.div_ceil(8) + 4
+                ),
+                vectro::Codec::facts(itq),
+            )
+        }
+        vectro::codec::Trained::Sq(sq) => (
+            sq.mean_rows(),
+            format!(
+                "{dims} dims: the mean rows are centred on; {} bytes a row",
+                sq.row_bytes()
+            ),
+            vectro::Codec::facts(sq),
+        ),
+        _ => unreachable!("only binary-itq and sq ids come here"),
     };
-    let info = SqCodebookInfo {
+    let info = MeanCodebookInfo {
         input: file.display().to_string(),
         kind: "codebook",
         format_version: format!("1.{}", vcb.minor),
         codec: trained.name(),
-        dims: trained.dims(),
+        dims,
         input_bytes: file_bytes,
-        train_rows: sq.mean_rows(),
+        train_rows,
+        training,
         fingerprint: format!("{:08x}", trained.fingerprint()),
         recipe: vcb.recipe.map(str::to_owned),
-        codec_facts: vectro::Codec::facts(sq).into_iter().collect(),
+        codec_facts: codec_facts.into_iter().collect(),
     };
     if a.json {
         json.push(serde_json::to_value(&info)?);
         return Ok(exit_codes::OK);
     }
-    let shape = format!(
-        "{} dims: the mean rows are centred on; {} bytes a row",
-        info.dims,
-        sq.row_bytes()
-    );
-    let facts =
-        std::iter::once(("fingerprint".to_owned(), info.fingerprint)).chain(info.codec_facts);
-    print_vcb(
-        &info.input,
-        &info.format_version,
-        &info.codec,
-        info.recipe.as_deref(),
-        &shape,
-        info.input_bytes,
-        facts,
-    );
-    Ok(exit_codes::OK)
-}
-
-/// `info` of a binary-itq `.vcb`: its mean and rotation's shape and training facts.
-fn itq_codebook(
-    a: &InfoArgs,
-    file: &std::path::Path,
-    vcb: &vectro::codec::codebook::VcbFile<'_>,
-    file_bytes: u64,
-    json: &mut Vec<serde_json::Value>,
-) -> anyhow::Result<i32> {
-    let trained = vcb.codec(file, vcb.own_dims())?;
-    let vectro::codec::Trained::Itq(itq) = &trained else {
-        unreachable!("a binary-itq id parses to an ITQ codec")
-    };
-    let info = ItqCodebookInfo {
-        input: file.display().to_string(),
-        kind: "codebook",
-        format_version: format!("1.{}", vcb.minor),
-        codec: trained.name(),
-        dims: trained.dims(),
-        input_bytes: file_bytes,
-        train_rows: itq.train_rows(),
-        itq_iterations: itq.iterations(),
-        itq_loss: itq.loss(),
-        fingerprint: format!("{:08x}", trained.fingerprint()),
-        recipe: vcb.recipe.map(str::to_owned),
-        codec_facts: vectro::Codec::facts(itq).into_iter().collect(),
-    };
-    if a.json {
-        json.push(serde_json::to_value(&info)?);
-        return Ok(exit_codes::OK);
-    }
-    let shape = format!(
-        "{} dims: a mean and a {0} x {0} rotation; {} bytes a row",
-        info.dims,
-        info.dims.div_ceil(8) + 4
-    );
     let facts =
         std::iter::once(("fingerprint".to_owned(), info.fingerprint)).chain(info.codec_facts);
     print_vcb(
