@@ -13,8 +13,10 @@
    registers, exact re-scoring of the rows the quantized bound cannot rule out) against
    faiss `IndexPQFastScan` (M=96, nbits=4, bbs=32; its quantized distances as they are),
    l2 on unit rows; then vectro with `fast_scan_candidates` R (float re-scoring of each
-   chunk's best R rows by the 8-bit scan), each vectro row timed beside a faiss row
-   (`--only pq4` runs this alone).
+   chunk's best R rows by the 8-bit scan), and a plain-codebook container
+   (`unit=0`: the tables' sums alone, as faiss scores, where the default unit-length
+   codebook also divides by each row's decoded length), each vectro row timed beside a
+   faiss row (`--only pq4` runs this alone).
 4. rq m=16 and m=32 (residual codes, `--only rq` runs this alone): vectro's lookup-table
    search on the codes against decoding every row (`Container[:]`) and one numpy matrix
    multiply, and pq at the same code bytes (m=16, m=32) searched by its lookup tables;
@@ -310,6 +312,22 @@ def pq4_fastscan(name, base, q, repeats, tmp, record, want):
         print(f"  throughput ratio vectro ({label}) / faiss: {rows[-1][0] / f:.2f}x"
               f" at recall@10 {rows[-1][1]:.4f} vs {recall(ids, want):.4f}")
     path.unlink()
+    # Like for like: a plain codebook (unit=0) sums the tables alone, as faiss does; the
+    # unit-length codebook above also divides each row's score by its decoded length.
+    plain = tmp / f"{name}.pq4plain.vectro"
+    if plain.exists():
+        plain.unlink()
+    vectro.compress(base, plain, codec=f"pq:m={m},nbits=4,unit=0", threads=THREADS)
+    pq4p = vectro.Container(plain)
+    pq4p.search(q[:1], K)
+    (ids, _), t = best(lambda: pq4p.search(q, K, metric="l2", threads=THREADS), repeats)
+    v = record(f"vectro pq m={m} nbits=4 unit=0 (fast-scan, exact)", ids, t, m // 2)
+    vr = recall(ids, want)
+    (_, ids), t = best(lambda: fs.search(q, K), repeats)
+    f = record(f"faiss IndexPQFastScan M={m} nbits=4", ids, t, m // 2, note="beside unit=0")
+    print(f"  throughput ratio vectro (unit=0, exact) / faiss: {v / f:.2f}x"
+          f" at recall@10 {vr:.4f} vs {recall(ids, want):.4f}")
+    plain.unlink()
 
 
 PQ4_CANDIDATES = (10, 40)
