@@ -43,6 +43,8 @@ ap.add_argument("--seed", type=int, default=2024)
 ap.add_argument("--repeats", type=int, default=3)
 ap.add_argument("--threads", type=int, default=0)
 ap.add_argument("--seeds", type=int, default=5)
+ap.add_argument("--sweep-bits", default="1",
+                help="widths of the rotation-seed sweep, comma-separated (default 1)")
 args = ap.parse_args()
 
 x = np.load(args.npy).astype(np.float32)
@@ -158,36 +160,44 @@ for bits in (1, 2, 3, 4, 5, 6, 8):
     ids = idx.search(q, 10, params=params)[1]
     emit("faiss", f"IndexRaBitQ nb_bits={bits}", bits, idx.code_size, recall(ids), secs)
 
-if args.seeds > 0:
+for sweep_bits in [int(b) for b in args.sweep_bits.split(",") if b] if args.seeds > 0 else []:
     print()
-    print(f"1 bit over {args.seeds} rotation seeds (1 to {args.seeds}): recall@10, mean ± sd")
+    print(f"{sweep_bits} bit(s) over {args.seeds} rotation seeds (1 to {args.seeds}): "
+          "recall@10, mean ± sd")
     print()
     print("| who | codec | bytes/row | recall@10 per seed | mean ± sd |")
     print("|---|---|---|---|---|")
     seeds = range(1, args.seeds + 1)
     sweep = {"vectro": [], "vectro-centred": [], "faiss": []}
+    faiss_bytes = 0
     for s in seeds:
-        sweep["vectro"].append(vectro_recall(f"sq:bits=1,seed={s}")[0])
-        sweep["vectro-centred"].append(vectro_recall(f"sq:bits=1,centre=1,seed={s}")[0])
+        sweep["vectro"].append(vectro_recall(f"sq:bits={sweep_bits},seed={s}")[0])
+        sweep["vectro-centred"].append(
+            vectro_recall(f"sq:bits={sweep_bits},centre=1,seed={s}")[0])
         rr = faiss.RandomRotationMatrix(d, d)
         rr.init(s)
-        inner = faiss.IndexRaBitQ(d, faiss.METRIC_INNER_PRODUCT, 1)
+        inner = faiss.IndexRaBitQ(d, faiss.METRIC_INNER_PRODUCT, sweep_bits)
         inner.qb = 0
         idx = faiss.IndexPreTransform(rr, inner)
         idx.train(base)
         idx.add(base)
+        faiss_bytes = inner.code_size
         sweep["faiss"].append(recall(idx.search(q, 10)[1]))
-    for who, name, nbytes in (("vectro", "sq:bits=1,seed=S", 52),
-                              ("vectro-centred", "sq:bits=1,centre=1,seed=S", 56),
-                              ("faiss", "RR,IndexRaBitQ nb_bits=1 (seed S)", 56)):
+    # Codes, the factor word, and (centred) the row's f32 <x, c>.
+    code = (d * sweep_bits + 7) // 8
+    for who, name, nbytes in (("vectro", f"sq:bits={sweep_bits},seed=S", code + 4),
+                              ("vectro-centred", f"sq:bits={sweep_bits},centre=1,seed=S",
+                               code + 8),
+                              ("faiss", f"RR,IndexRaBitQ nb_bits={sweep_bits} (seed S)",
+                               faiss_bytes)):
         r = np.array(sweep[who])
         who = who.split("-")[0]
         sd = r.std(ddof=1) if len(r) > 1 else 0.0
         per = ", ".join(f"{x:.4f}" for x in r)
         print(f"| {who} | `{name}` | {nbytes} | {per} | {r.mean():.4f} ± {sd:.4f} |", flush=True)
         for s, x in zip(seeds, r):
-            rows.append((who, f"{name.replace('S', str(s))}", 1, nbytes, x, float("nan"),
-                         float("nan")))
+            rows.append((who, f"{name.replace('=S', '=' + str(s)).replace('seed S', 'seed ' + str(s))}",
+                         sweep_bits, nbytes, x, float("nan"), float("nan")))
 
 with open(args.csv, "a", newline="") as f:
     w = csv.writer(f)
