@@ -142,8 +142,7 @@ fn code_of(x: f32, y: f32, t: f32, top: f32, half: u32, bits: u8) -> (u8, i32) {
 }
 
 /// The magnitudes `a[i] = |v[i]|` of the row `v` (finite) and their largest: [`stats_at`]
-/// without the sum of squares, which [`squares_at`] and [`sums_in_order`] give for several
-/// rows at once.
+/// without the sum of squares, which [`sums_sq_abs_at`] gives for four rows at once.
 pub fn abs_max_at(level: Level, v: &[f32], a: &mut [f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if level >= Level::Avx2 && level.runs_here() {
@@ -159,19 +158,6 @@ pub fn abs_max_at(level: Level, v: &[f32], a: &mut [f32]) -> f32 {
     max_abs
 }
 
-/// The squares `v[i]²` in f64 (exact) into `out`, whose sum in order is [`stats_at`]'s.
-pub fn squares_at(level: Level, v: &[f32], out: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    if level >= Level::Avx2 && level.runs_here() {
-        // SAFETY: `runs_here` checked at run time that the CPU has AVX2 (AVX-512 has it).
-        return unsafe { x86::products_into_avx2(v, v, out) };
-    }
-    let _ = level;
-    for (o, &y) in out.iter_mut().zip(v) {
-        *o = f64::from(y) * f64::from(y);
-    }
-}
-
 /// [`scale_at`] without the sum: each `a[i]` becomes `(a[i] × inv)` in f64, rounded to f32.
 pub fn rescale_at(level: Level, a: &mut [f32], inv: f64) {
     #[cfg(target_arch = "x86_64")]
@@ -181,35 +167,6 @@ pub fn rescale_at(level: Level, a: &mut [f32], inv: f64) {
     }
     let _ = level;
     a.iter_mut().for_each(|x| *x = (f64::from(*x) * inv) as f32);
-}
-
-/// [`codes_at`] without the sum `<L, v>`: the codes into `codes`, the products `L_i v_i`
-/// (exact in f64) into `products`, whose sum in order is [`codes_at`]'s; returns `Σ L²`.
-pub fn code_products_at(
-    level: Level,
-    v: &[f32],
-    a: &[f32],
-    t: f32,
-    bits: u8,
-    codes: &mut [u8],
-    products: &mut [f64],
-) -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    if level >= Level::Avx2 && level.runs_here() {
-        // SAFETY: `runs_here` checked at run time that the CPU has AVX2 (AVX-512 has it).
-        return unsafe { x86::code_products_avx2(v, a, t, bits, codes, products) };
-    }
-    let _ = level;
-    let half = 1u32 << (bits - 1);
-    let top = (half - 1) as f32;
-    let mut ll = 0u64;
-    for (((c, p), &y), &x) in codes.iter_mut().zip(products.iter_mut()).zip(v).zip(a) {
-        let (code, l) = code_of(x, y, t, top, half, bits);
-        *c = code;
-        *p = f64::from(l) * f64::from(y);
-        ll += (l * l) as u64;
-    }
-    ll
 }
 
 /// The sums of four rows (the encoder's group) whose order is fixed, for each row `g`:
@@ -375,8 +332,7 @@ mod tests {
                     l.name()
                 );
                 assert_eq!(bits(&a), bits(&a_ref), "{} n={n}", l.name());
-                let mut sq = vec![0f64; n];
-                squares_at(l, v, &mut sq);
+                let sq: Vec<f64> = v.iter().map(|&y| f64::from(y) * f64::from(y)).collect();
                 let [s] = sums_in_order([&sq[..]]);
                 assert_eq!(s.to_bits(), ss.to_bits(), "{} n={n}", l.name());
                 let inv = if mx > 0.0 { 1.0 / f64::from(mx) } else { 1.0 };
@@ -386,17 +342,6 @@ mod tests {
                 assert_eq!(bits(&a), bits(&scaled_ref), "{} n={n}", l.name());
                 let [s] = sums_in_order([&a[..]]);
                 assert_eq!(s.to_bits(), suma.to_bits(), "{} n={n}", l.name());
-                for b in 1..=8u8 {
-                    for t in [0.0f32, 0.37, 2.5, 17.3, 1e9] {
-                        let mut c_ref = vec![0u8; n];
-                        let (lv, ll) = codes_scalar(v, &a, t, b, &mut c_ref);
-                        let (mut c, mut p) = (vec![0xaau8; n], vec![0f64; n]);
-                        let got = code_products_at(l, v, &a, t, b, &mut c, &mut p);
-                        assert_eq!(c, c_ref, "{} n={n} b={b} t={t}", l.name());
-                        let [s] = sums_in_order([&p[..]]);
-                        assert_eq!((s.to_bits(), got), (lv.to_bits(), ll), "{} b={b}", l.name());
-                    }
-                }
             }
         }
         // Several rows at once: each row's sum as if alone.

@@ -202,27 +202,6 @@ pub(super) fn abs_max_avx2(v: &[f32], a: &mut [f32]) -> f32 {
     max_abs
 }
 
-/// `out[i] = x[i] × y[i]` in f64 (exact for f32 inputs).
-#[target_feature(enable = "avx2")]
-pub(super) fn products_into_avx2(x: &[f32], y: &[f32], out: &mut [f64]) {
-    let n = x.len().min(y.len()).min(out.len());
-    let full = n / 8 * 8;
-    for i in (0..full).step_by(8) {
-        // SAFETY: `i + 8 <= full <= n`, within all three slices.
-        let (a, b) = unsafe {
-            (
-                _mm256_loadu_ps(x.as_ptr().add(i)),
-                _mm256_loadu_ps(y.as_ptr().add(i)),
-            )
-        };
-        let chunk: &mut [f64; 8] = (&mut out[i..i + 8]).try_into().expect("8 values");
-        products_f64(a, b, chunk);
-    }
-    for ((o, &a), &b) in out[full..n].iter_mut().zip(&x[full..n]).zip(&y[full..n]) {
-        *o = f64::from(a) * f64::from(b);
-    }
-}
-
 #[target_feature(enable = "avx2")]
 pub(super) fn rescale_avx2(a: &mut [f32], inv: f64) {
     let n = a.len();
@@ -245,79 +224,6 @@ pub(super) fn rescale_avx2(a: &mut [f32], inv: f64) {
     a[full..]
         .iter_mut()
         .for_each(|x| *x = (f64::from(*x) * inv) as f32);
-}
-
-#[target_feature(enable = "avx2")]
-pub(super) fn code_products_avx2(
-    v: &[f32],
-    a: &[f32],
-    t: f32,
-    bits: u8,
-    codes: &mut [u8],
-    products: &mut [f64],
-) -> u64 {
-    let n = v.len().min(a.len()).min(codes.len()).min(products.len());
-    let full = n / 8 * 8;
-    let half = 1u32 << (bits - 1);
-    let top = (half - 1) as f32;
-    let (vt, vtop) = (_mm256_set1_ps(t), _mm256_set1_ps(top));
-    let vhalf = _mm256_set1_epi32(half as i32);
-    let vhalf1 = _mm256_set1_epi32(half as i32 - 1);
-    let lv_off = _mm256_set1_epi32(1 - (1 << bits));
-    // Byte 0 of each 32-bit lane to the low 4 bytes of its 128-bit half.
-    let pick = _mm256_setr_epi8(
-        0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1, -1, -1,
-        -1, -1, -1, -1, -1, -1, -1, -1,
-    );
-    let mut ll = _mm256_setzero_si256();
-    for i in (0..full).step_by(8) {
-        // SAFETY: `i + 8 <= full <= n`, within all four slices.
-        let (y, x) = unsafe {
-            (
-                _mm256_loadu_ps(v.as_ptr().add(i)),
-                _mm256_loadu_ps(a.as_ptr().add(i)),
-            )
-        };
-        // m is a whole number in [0, top]: the conversion is exact.
-        let m = _mm256_cvttps_epi32(_mm256_min_ps(_mm256_floor_ps(_mm256_mul_ps(x, vt)), vtop));
-        let nonneg = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(y, _mm256_setzero_ps()));
-        let code = _mm256_blendv_epi8(
-            _mm256_sub_epi32(vhalf1, m),
-            _mm256_add_epi32(vhalf, m),
-            nonneg,
-        );
-        let l = _mm256_add_epi32(_mm256_add_epi32(code, code), lv_off);
-        let l2 = _mm256_mullo_epi32(l, l);
-        ll = _mm256_add_epi64(
-            ll,
-            _mm256_add_epi64(
-                _mm256_cvtepu32_epi64(_mm256_castsi256_si128(l2)),
-                _mm256_cvtepu32_epi64(_mm256_extracti128_si256::<1>(l2)),
-            ),
-        );
-        let chunk: &mut [f64; 8] = (&mut products[i..i + 8]).try_into().expect("8 values");
-        products_f64(_mm256_cvtepi32_ps(l), y, chunk);
-        let b = _mm256_shuffle_epi8(code, pick);
-        let lo = _mm256_cvtsi256_si32(b) as u32;
-        let hi = _mm256_extract_epi32::<4>(b) as u32;
-        codes[i..i + 8].copy_from_slice(&(u64::from(lo) | (u64::from(hi) << 32)).to_le_bytes());
-    }
-    let mut sums = [0u64; 4];
-    // SAFETY: `sums` has 4 u64.
-    unsafe { _mm256_storeu_si256(sums.as_mut_ptr().cast(), ll) };
-    let mut ll: u64 = sums.iter().sum();
-    for (((c, p), &y), &x) in codes[full..n]
-        .iter_mut()
-        .zip(&mut products[full..n])
-        .zip(&v[full..n])
-        .zip(&a[full..n])
-    {
-        let (code, l) = code_of(x, y, t, top, half, bits);
-        *c = code;
-        *p = f64::from(l) * f64::from(y);
-        ll += (l * l) as u64;
-    }
-    ll
 }
 
 /// The columns of the 4 × 4 block whose rows are `r`: column `k` holds `r[g][k]` in lane `g`.
