@@ -343,13 +343,10 @@ pub(super) fn dots_in_order_avx2<const G: usize>(l: [&[f32]; G], v: [&[f32]; G])
     let full = n / 4 * 4;
     let mut acc = [_mm256_setzero_pd(); 2];
     for i in (0..full).step_by(4) {
-        for q in 0..quads {
+        for (q, acc) in acc.iter_mut().enumerate().take(quads) {
             let (cl, cv) = (columns4(&quad(&l, q), i), columns4(&quad(&v, q), i));
             for (x, y) in cl.into_iter().zip(cv) {
-                acc[q] = _mm256_add_pd(
-                    acc[q],
-                    _mm256_mul_pd(_mm256_cvtps_pd(x), _mm256_cvtps_pd(y)),
-                );
+                *acc = _mm256_add_pd(*acc, _mm256_mul_pd(_mm256_cvtps_pd(x), _mm256_cvtps_pd(y)));
             }
         }
     }
