@@ -184,27 +184,46 @@ impl Codec for Rotated {
         let d = self.dims();
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
-            s.clear();
-            s.extend_from_slice(input);
-            for (r, row) in s.chunks_exact_mut(d).enumerate() {
+            s.resize(input.len(), 0.0);
+            // Each row copied and rotated while it is in the core's cache, not the block
+            // copied first and read back for the rotation.
+            for (r, (row, x)) in s.chunks_exact_mut(d).zip(input.chunks_exact(d)).enumerate() {
+                row.copy_from_slice(x);
                 self.rotation.forward(row);
-                // Rows near f32::MAX can overflow inside the transform; the rotated value
-                // is what gets quantized, so it must be finite.
+                // The rotated value is what gets quantized, so it must be finite. A NaN or
+                // an infinity in the row makes every value of its windows one (each is a
+                // sum of them all), which is how this check stands in for a pass over the
+                // input ([`Codec::rejects_non_finite`]); a finite row near f32::MAX can
+                // also overflow inside the transform.
                 if !crate::simd::any_non_finite(row) {
                     continue;
                 }
-                if let Some(col) = row.iter().position(|x| !x.is_finite()) {
-                    return Err(EncodeFault {
-                        row: r,
-                        col,
-                        msg: "the row is too large to rotate without overflowing float32; \
-                              drop rotate=1 for this data"
-                            .into(),
-                    });
-                }
+                // The input's own column when it holds the value that is not finite.
+                let col = x
+                    .iter()
+                    .chain(row.iter())
+                    .position(|v| !v.is_finite())
+                    .unwrap_or(0)
+                    % d;
+                return Err(EncodeFault {
+                    row: r,
+                    col,
+                    msg: if x[col].is_finite() {
+                        "the row is too large to rotate without overflowing float32; \
+                         drop rotate=1 for this data"
+                            .into()
+                    } else {
+                        format!("{} is not a finite number", x[col])
+                    },
+                });
             }
             self.inner.encode(&s, out)
         })
+    }
+
+    fn rejects_non_finite(&self) -> bool {
+        // A NaN or an infinity in a row fails the check of its rotated values.
+        true
     }
 
     fn decode(&self, payload: &[u8], rows: usize, out: &mut [f32]) {

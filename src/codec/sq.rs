@@ -298,7 +298,7 @@ fn rows_of<T, const G: usize>(buf: &[T], d: usize) -> [&[T]; G] {
 }
 
 /// Rows the encoder takes at once (see [`Sq::encode_group`]).
-const GROUP: usize = 4;
+const GROUP: usize = 8;
 
 /// Bytes of one row's codes.
 pub fn code_bytes(dims: usize, bits: u8) -> usize {
@@ -696,12 +696,20 @@ impl Sq {
         // cell, `[top, top + 1)` (its product is `half`, which `min` clips to `top`).
         let t_max = half as f32;
         let mut best = (f64::NEG_INFINITY, 0f32);
-        let cands = T_FACTORS.iter().map(|f| f * t0).chain([t_max]);
-        for cand in cands {
-            if !cand.is_finite() || cand <= 0.0 {
+        let cands: [f32; T_FACTORS.len() + 1] =
+            std::array::from_fn(|k| T_FACTORS.get(k).map_or(t_max, |f| f * t0));
+        let usable = |c: f32| c.is_finite() && c > 0.0;
+        // All candidates scored in one pass (an unusable one as a stand-in step, unread).
+        let fits = simd_sq::grid_fits_at(
+            level,
+            a,
+            cands.map(|c| if usable(c) { c } else { 1.0 }),
+            top,
+        );
+        for (cand, (ma, mm)) in cands.into_iter().zip(fits) {
+            if !usable(cand) {
                 continue;
             }
-            let (ma, mm) = simd_sq::grid_fit_at(level, a, cand, top);
             // <L, a> = 2 Σ m a + Σ a; ‖L‖² = Σ (2m + 1)² = 4 Σ m(m+1) + n.
             let la = 2.0 * f64::from(ma) + f64::from(suma);
             let ll = 4.0 * f64::from(mm) + a.len() as f64;
@@ -716,7 +724,7 @@ impl Sq {
     /// [`Sq::encode_rotated`] of [`GROUP`] rotated rows at once (`v` and `a` hold `GROUP`
     /// rows, `codes` their codes), with the same bits, or `None` when a row holds a value
     /// that is not finite (nothing checks before): the three sums whose order is fixed
-    /// (`Σ v²`, `Σ a`, `<L, v>`) run for the four rows together, one row a vector lane
+    /// (`Σ v²`, `Σ a`, `<L, v>`) run for the group's rows together, one row a vector lane
     /// ([`simd_sq::sums_sq_abs_at`], [`simd_sq::dots_in_order_at`]), which overlaps their
     /// latencies instead of paying them row after row.
     fn encode_group(
@@ -805,6 +813,13 @@ impl Codec for Sq {
     }
 
     fn row_major(&self) -> bool {
+        true
+    }
+
+    fn rejects_non_finite(&self) -> bool {
+        // A NaN or an infinity in a row makes its rotated values (each a sum over its
+        // windows) and so its `Σ v²` not finite, which the encoder checks for every row
+        // and names by the input's own column.
         true
     }
 
@@ -1049,9 +1064,9 @@ mod tests {
 
     #[test]
     fn groups_encode_the_bits_of_row_after_row() {
-        // 23 rows of 100 dims: five groups of four and a tail of three, with a zero row,
+        // 27 rows of 100 dims: three groups of eight and a tail of three, with a zero row,
         // a tiny row and an outlier among the grouped ones.
-        let (d, n) = (100, 23);
+        let (d, n) = (100, 27);
         let mut data = gaussian(n, d, 5);
         data[d..2 * d].fill(0.0);
         data[2 * d..3 * d].iter_mut().for_each(|x| *x *= 1e-30);
@@ -1073,7 +1088,7 @@ mod tests {
         let c = sq(d, 3);
         let mut out = vec![0u8; c.encoded_len(n)];
         let f = c.encode(&bad, &mut out).unwrap_err();
-        assert_eq!(f.row, 9);
+        assert_eq!((f.row, f.col), (9, 3));
         let mut big = data.clone();
         big[13 * d..14 * d].fill(3e38);
         let f = c.encode(&big, &mut out).unwrap_err();

@@ -246,6 +246,16 @@ mod tests {
             Box::new(Int4::new(3, ScaleRule::Default)),
             Box::new(Int4::new(3, ScaleRule::Gauss)),
         ];
+        // The rotated codecs find them in the rotated rows.
+        let codecs: Vec<Box<dyn Codec>> = codecs
+            .into_iter()
+            .chain(
+                ["sq:bits=1", "sq:bits=4", "int4:rotate=1", "binary:rotate=1"]
+                    .into_iter()
+                    .map(|c| crate::codec::parse(c, 3).unwrap())
+                    .inspect(|c| assert!(c.rejects_non_finite(), "{}", c.name())),
+            )
+            .collect();
         let (nan, inf) = (f32::NAN, f32::INFINITY);
         for c in &codecs {
             let c = c.as_ref();

@@ -15,7 +15,8 @@
 //! passes at AVX2: round 1's into the first pass's loads, each later round's into the
 //! multiply by the norm as the previous round's last pass stores (`x × (norm × s)` is
 //! `(x × norm) × s` when `s` is ±1), so a round is four passes over a 384-float row's
-//! windows instead of seven.
+//! windows instead of seven; on a CPU with FMA its in-register stages are a fused
+//! multiply-add by ±1 each (`t + v × (±1)` rounds once, as `t ± v` does).
 //!
 //! Every function takes the row (`dims` long), the `rounds × dims` signs (±1.0, round by
 //! round) and the window `w`, a power of two `<= dims`.
@@ -98,11 +99,18 @@ impl Plan {
 
 /// [`forward_at`] of the rotation `plan` was built from (with its `signs` and window), the
 /// sign flips folded into the transform's passes where the level has such a kernel (AVX2,
-/// windows of at least 64); the same bits as [`forward_scalar`] at every level.
+/// windows of at least 64; its in-register butterflies with fused multiply-adds by ±1 when
+/// the CPU has FMA, which round as the adds do); the same bits as [`forward_scalar`] at
+/// every level.
 pub fn forward_planned_at(level: Level, plan: &Plan, signs: &[f32], row: &mut [f32]) {
     debug_assert_eq!(row.len(), plan.dims);
     #[cfg(target_arch = "x86_64")]
     if level == Level::Avx2 && plan.window >= 64 && row.len() == plan.dims && level.runs_here() {
+        if std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: `runs_here` checked at run time that the CPU has AVX2, and
+            // `is_x86_feature_detected` that it has FMA.
+            return unsafe { x86::forward_planned_avx2_fma(plan, row) };
+        }
         // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
         return unsafe { x86::forward_planned_avx2(plan, row) };
     }
@@ -255,6 +263,20 @@ mod tests {
                 forward_scalar(signs, w, &mut fwd);
                 let mut back = fwd.clone();
                 inverse_scalar(signs, w, &mut back);
+                #[cfg(target_arch = "x86_64")]
+                if w >= 64 && Level::Avx2.runs_here() {
+                    // Both AVX2 variants, whichever the dispatcher picks on this CPU.
+                    let mut planned = row.clone();
+                    // SAFETY: `runs_here` checked that the CPU has AVX2.
+                    unsafe { x86::forward_planned_avx2(&plan, &mut planned) };
+                    assert_eq!(bits(&planned), bits(&fwd), "planned avx2 dims {dims}");
+                    if std::arch::is_x86_feature_detected!("fma") {
+                        let mut planned = row.clone();
+                        // SAFETY: AVX2 as above, and FMA checked just now.
+                        unsafe { x86::forward_planned_avx2_fma(&plan, &mut planned) };
+                        assert_eq!(bits(&planned), bits(&fwd), "planned fma dims {dims}");
+                    }
+                }
                 for l in Level::available() {
                     let mut planned = row.clone();
                     forward_planned_at(l, &plan, signs, &mut planned);

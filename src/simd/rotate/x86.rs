@@ -87,23 +87,6 @@ fn fwht_avx2(x: &mut [f32]) {
     }
 }
 
-/// [`super::forward_planned_at`] at AVX2 (the window `w` is at least 64): each window in
-/// as few passes as [`fwht_avx2`] makes, with round 1's signs multiplied in by the first
-/// pass's loads and the normalisation (times the next round's signs) by the last pass's
-/// stores, instead of a pass of their own each.
-#[target_feature(enable = "avx2")]
-pub(super) fn forward_planned_avx2(plan: &Plan, row: &mut [f32]) {
-    let (d, w) = (row.len(), plan.window);
-    for r in 0..plan.rounds {
-        let load1 = (r == 0).then_some(&plan.load1[..]);
-        fwht_fused_avx2(&mut row[..w], load1, &plan.store1[r * w..(r + 1) * w]);
-        if w < d {
-            let load2 = (r == 0).then_some(&plan.load2[..]);
-            fwht_fused_avx2(&mut row[d - w..], load2, &plan.store2[r * w..(r + 1) * w]);
-        }
-    }
-}
-
 /// `x[i] × m[i]` of the eight floats at `i` of `x` and `m` (both at least `i + 8` long).
 #[target_feature(enable = "avx2")]
 #[inline]
@@ -113,89 +96,122 @@ fn times8(v: __m256, m: &[f32], i: usize) -> __m256 {
     _mm256_mul_ps(v, unsafe { _mm256_loadu_ps(m.as_ptr()) })
 }
 
-/// The butterflies of [`fwht_avx2`] on `x` (a power of two, at least 64 long), each value
-/// multiplied by `load[i]` as the first pass loads it (when given) and by `store[i]` (the
-/// normalisation, and a sign) as the last pass stores it.
-#[target_feature(enable = "avx2")]
-fn fwht_fused_avx2(x: &mut [f32], load: Option<&[f32]>, store: &[f32]) {
-    let n = x.len();
-    assert!(n >= 64 && load.is_none_or(|l| l.len() == n) && store.len() == n);
-    // Stages 1 to 32 in 64-float blocks of 8 registers.
-    for (k, b) in x.chunks_exact_mut(64).enumerate() {
-        let mut r = [_mm256_setzero_ps(); 8];
-        for (j, r) in r.iter_mut().enumerate() {
-            // SAFETY: `b` has 64 floats, so 8 from offset 8j are in bounds.
-            let mut v = unsafe { _mm256_loadu_ps(b.as_ptr().add(8 * j)) };
-            if let Some(l) = load {
-                v = times8(v, l, 64 * k + 8 * j);
-            }
-            *r = in_register8(v);
-        }
-        let mut h = 1;
-        while h < 8 {
-            for s in (0..8).step_by(2 * h) {
-                for i in s..s + h {
-                    let (u, v) = (r[i], r[i + h]);
-                    r[i] = _mm256_add_ps(u, v);
-                    r[i + h] = _mm256_sub_ps(u, v);
+/// The encoder's forward rotation ([`super::forward_planned_at`]) and its transform, once
+/// for each way of running the in-register butterflies: `$feat` the features the kernels
+/// are compiled with, `$inreg` the butterflies of stages 1, 2 and 4.
+macro_rules! planned_kernels {
+    ($feat:literal, $planned:ident, $fused:ident, $inreg:ident) => {
+        /// [`super::forward_planned_at`] at AVX2 (the window `w` is at least 64): each window in
+        /// as few passes as [`fwht_avx2`] makes, with round 1's signs multiplied in by the first
+        /// pass's loads and the normalisation (times the next round's signs) by the last pass's
+        /// stores, instead of a pass of their own each.
+        #[target_feature(enable = $feat)]
+        pub(super) fn $planned(plan: &Plan, row: &mut [f32]) {
+            let (d, w) = (row.len(), plan.window);
+            for r in 0..plan.rounds {
+                let load1 = (r == 0).then_some(&plan.load1[..]);
+                $fused(&mut row[..w], load1, &plan.store1[r * w..(r + 1) * w]);
+                if w < d {
+                    let load2 = (r == 0).then_some(&plan.load2[..]);
+                    $fused(&mut row[d - w..], load2, &plan.store2[r * w..(r + 1) * w]);
                 }
             }
-            h *= 2;
         }
-        for (j, v) in r.into_iter().enumerate() {
-            let v = if n == 64 { times8(v, store, 8 * j) } else { v };
-            // SAFETY: as above.
-            unsafe { _mm256_storeu_ps(b.as_mut_ptr().add(8 * j), v) };
-        }
-    }
-    let mut h = 64;
-    while h < n {
-        let pair = 4 * h <= n;
-        let next = if pair { 4 * h } else { 2 * h };
-        let last = next >= n;
-        let span = next;
-        for (k, b) in x.chunks_exact_mut(span).enumerate() {
-            let base = k * span;
-            let p = b.as_mut_ptr();
-            let put = |off: usize, v: __m256| {
-                let v = if last {
-                    times8(v, store, base + off)
-                } else {
-                    v
-                };
-                // SAFETY: every `off` below is at most `span − 8` (`h` is a multiple of 8).
-                unsafe { _mm256_storeu_ps(p.add(off), v) };
-            };
-            for i in (0..h).step_by(8) {
-                if pair {
-                    // SAFETY: `i + 3h + 8 <= 4h = b.len()`.
-                    let (p0, p1, p2, p3) = unsafe {
-                        (
-                            _mm256_loadu_ps(p.add(i)),
-                            _mm256_loadu_ps(p.add(i + h)),
-                            _mm256_loadu_ps(p.add(i + 2 * h)),
-                            _mm256_loadu_ps(p.add(i + 3 * h)),
-                        )
+
+        /// The butterflies of [`fwht_avx2`] on `x` (a power of two, at least 64 long), each value
+        /// multiplied by `load[i]` as the first pass loads it (when given) and by `store[i]` (the
+        /// normalisation, and a sign) as the last pass stores it.
+        #[target_feature(enable = $feat)]
+        fn $fused(x: &mut [f32], load: Option<&[f32]>, store: &[f32]) {
+            let n = x.len();
+            assert!(n >= 64 && load.is_none_or(|l| l.len() == n) && store.len() == n);
+            // Stages 1 to 32 in 64-float blocks of 8 registers.
+            for (k, b) in x.chunks_exact_mut(64).enumerate() {
+                let mut r = [_mm256_setzero_ps(); 8];
+                for (j, r) in r.iter_mut().enumerate() {
+                    // SAFETY: `b` has 64 floats, so 8 from offset 8j are in bounds.
+                    let mut v = unsafe { _mm256_loadu_ps(b.as_ptr().add(8 * j)) };
+                    if let Some(l) = load {
+                        v = times8(v, l, 64 * k + 8 * j);
+                    }
+                    *r = $inreg(v);
+                }
+                let mut h = 1;
+                while h < 8 {
+                    for s in (0..8).step_by(2 * h) {
+                        for i in s..s + h {
+                            let (u, v) = (r[i], r[i + h]);
+                            r[i] = _mm256_add_ps(u, v);
+                            r[i + h] = _mm256_sub_ps(u, v);
+                        }
+                    }
+                    h *= 2;
+                }
+                for (j, v) in r.into_iter().enumerate() {
+                    let v = if n == 64 { times8(v, store, 8 * j) } else { v };
+                    // SAFETY: as above.
+                    unsafe { _mm256_storeu_ps(b.as_mut_ptr().add(8 * j), v) };
+                }
+            }
+            let mut h = 64;
+            while h < n {
+                let pair = 4 * h <= n;
+                let next = if pair { 4 * h } else { 2 * h };
+                let last = next >= n;
+                let span = next;
+                for (k, b) in x.chunks_exact_mut(span).enumerate() {
+                    let base = k * span;
+                    let p = b.as_mut_ptr();
+                    let put = |off: usize, v: __m256| {
+                        let v = if last {
+                            times8(v, store, base + off)
+                        } else {
+                            v
+                        };
+                        // SAFETY: every `off` below is at most `span − 8` (`h` is a multiple of 8).
+                        unsafe { _mm256_storeu_ps(p.add(off), v) };
                     };
-                    // Stage h, then stage 2h, as fwht_from runs them.
-                    let (q0, q1) = (_mm256_add_ps(p0, p1), _mm256_sub_ps(p0, p1));
-                    let (q2, q3) = (_mm256_add_ps(p2, p3), _mm256_sub_ps(p2, p3));
-                    put(i, _mm256_add_ps(q0, q2));
-                    put(i + 2 * h, _mm256_sub_ps(q0, q2));
-                    put(i + h, _mm256_add_ps(q1, q3));
-                    put(i + 3 * h, _mm256_sub_ps(q1, q3));
-                } else {
-                    // SAFETY: `i + h + 8 <= 2h = b.len()`.
-                    let (u, v) =
-                        unsafe { (_mm256_loadu_ps(p.add(i)), _mm256_loadu_ps(p.add(i + h))) };
-                    put(i, _mm256_add_ps(u, v));
-                    put(i + h, _mm256_sub_ps(u, v));
+                    for i in (0..h).step_by(8) {
+                        if pair {
+                            // SAFETY: `i + 3h + 8 <= 4h = b.len()`.
+                            let (p0, p1, p2, p3) = unsafe {
+                                (
+                                    _mm256_loadu_ps(p.add(i)),
+                                    _mm256_loadu_ps(p.add(i + h)),
+                                    _mm256_loadu_ps(p.add(i + 2 * h)),
+                                    _mm256_loadu_ps(p.add(i + 3 * h)),
+                                )
+                            };
+                            // Stage h, then stage 2h, as fwht_from runs them.
+                            let (q0, q1) = (_mm256_add_ps(p0, p1), _mm256_sub_ps(p0, p1));
+                            let (q2, q3) = (_mm256_add_ps(p2, p3), _mm256_sub_ps(p2, p3));
+                            put(i, _mm256_add_ps(q0, q2));
+                            put(i + 2 * h, _mm256_sub_ps(q0, q2));
+                            put(i + h, _mm256_add_ps(q1, q3));
+                            put(i + 3 * h, _mm256_sub_ps(q1, q3));
+                        } else {
+                            // SAFETY: `i + h + 8 <= 2h = b.len()`.
+                            let (u, v) = unsafe {
+                                (_mm256_loadu_ps(p.add(i)), _mm256_loadu_ps(p.add(i + h)))
+                            };
+                            put(i, _mm256_add_ps(u, v));
+                            put(i + h, _mm256_sub_ps(u, v));
+                        }
+                    }
                 }
+                h = next;
             }
         }
-        h = next;
-    }
+    };
 }
+
+planned_kernels!("avx2", forward_planned_avx2, fwht_fused_avx2, in_register8);
+planned_kernels!(
+    "avx2,fma",
+    forward_planned_avx2_fma,
+    fwht_fused_avx2_fma,
+    in_register8_fma
+);
 
 /// Stages 1 to `4N` of [`fwht`] on `x`, exactly `8 × N` floats, held in `N` registers
 /// (no normalisation).
@@ -227,16 +243,48 @@ fn fwht8_regs<const N: usize>(x: &mut [f32]) {
 
 /// Butterfly stages 1, 2 and 4 of 8 floats in one register. Each stage: `t` is every
 /// lane's partner at distance h; lanes with bit h clear become u + v (self + partner),
-/// the others u − v (partner − self).
+/// the others u − v (partner − self), which is partner + (−self) bit for bit: the sign of
+/// those lanes is flipped (an exact xor) and one add makes both kinds, where an add, a
+/// subtract and a blend did.
 #[target_feature(enable = "avx2")]
 #[inline]
 fn in_register8(mut v: __m256) -> __m256 {
+    let neg = |lanes: [f32; 8]| {
+        // SAFETY: `lanes` has 8 floats.
+        unsafe { _mm256_loadu_ps(lanes.as_ptr()) }
+    };
+    let z = 0.0;
+    let m1 = neg([z, -z, z, -z, z, -z, z, -z]);
+    let m2 = neg([z, z, -z, -z, z, z, -z, -z]);
+    let m4 = neg([z, z, z, z, -z, -z, -z, -z]);
     let t = _mm256_permute_ps::<0b10_11_00_01>(v);
-    v = _mm256_blend_ps::<0b1010_1010>(_mm256_add_ps(v, t), _mm256_sub_ps(t, v));
+    v = _mm256_add_ps(t, _mm256_xor_ps(v, m1));
     let t = _mm256_permute_ps::<0b01_00_11_10>(v);
-    v = _mm256_blend_ps::<0b1100_1100>(_mm256_add_ps(v, t), _mm256_sub_ps(t, v));
+    v = _mm256_add_ps(t, _mm256_xor_ps(v, m2));
     let t = _mm256_permute2f128_ps::<0x01>(v, v);
-    _mm256_blend_ps::<0b1111_0000>(_mm256_add_ps(v, t), _mm256_sub_ps(t, v))
+    _mm256_add_ps(t, _mm256_xor_ps(v, m4))
+}
+
+/// [`in_register8`] with one fused multiply-add a stage: `partner + self × s`, `s` = −1 in
+/// the lanes with bit h set and 1 in the others. The product by ±1 is exact, so the one
+/// rounding is that of partner ± self: the same bits as the add, with the adds on the
+/// multiply units (half the instructions of [`in_register8`]'s stages).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn in_register8_fma(mut v: __m256) -> __m256 {
+    let s = |lanes: [f32; 8]| {
+        // SAFETY: `lanes` has 8 floats.
+        unsafe { _mm256_loadu_ps(lanes.as_ptr()) }
+    };
+    let s1 = s([1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0]);
+    let s2 = s([1.0, 1.0, -1.0, -1.0, 1.0, 1.0, -1.0, -1.0]);
+    let s4 = s([1.0, 1.0, 1.0, 1.0, -1.0, -1.0, -1.0, -1.0]);
+    let t = _mm256_permute_ps::<0b10_11_00_01>(v);
+    v = _mm256_fmadd_ps(v, s1, t);
+    let t = _mm256_permute_ps::<0b01_00_11_10>(v);
+    v = _mm256_fmadd_ps(v, s2, t);
+    let t = _mm256_permute2f128_ps::<0x01>(v, v);
+    _mm256_fmadd_ps(v, s4, t)
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]

@@ -11,9 +11,10 @@
 //! floor where the reference truncates to an integer, which is the same value for the
 //! non-negative finite products it sees (and past `2^31` both clip to the top level);
 //! maxima and integer sums do not depend on order. Rust never fuses a multiply and an add.
-//! The encoder's groups of four rows add those ordered sums with one row a vector lane
+//! The encoder's groups of eight rows add those ordered sums with one row a vector lane
 //! ([`sums_sq_abs_at`], [`dots_in_order_at`]): each lane still adds its row's values one
-//! after another, four rows for one add's latency.
+//! after another, and the two registers of four rows each run side by side: eight rows for
+//! one add's latency.
 
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -97,6 +98,31 @@ pub fn grid_fit_scalar(a: &[f32], t: f32, top: f32) -> (f32, f32) {
     (ma.iter().sum(), mm.iter().sum())
 }
 
+/// [`grid_fit_at`] of `K` steps at once, one pass over `a`: element `k` is
+/// `grid_fit_at(level, a, ts[k], top)` bit for bit (each step keeps its own [`LANES`]
+/// partial sums in their order). The step search scores its candidates so: the fits of
+/// one step are a chain of dependent adds, and `K` of them side by side overlap their
+/// latencies where `K` passes would wait on each.
+pub fn grid_fits_at<const K: usize>(
+    level: Level,
+    a: &[f32],
+    ts: [f32; K],
+    top: f32,
+) -> [(f32, f32); K] {
+    #[cfg(target_arch = "x86_64")]
+    if level >= Level::Avx2 && level.runs_here() {
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX2 (AVX-512 has it).
+        return unsafe { x86::grid_fits_avx2(a, ts, top) };
+    }
+    let _ = level;
+    grid_fits_scalar(a, ts, top)
+}
+
+/// The scalar reference of [`grid_fits_at`].
+pub fn grid_fits_scalar<const K: usize>(a: &[f32], ts: [f32; K], top: f32) -> [(f32, f32); K] {
+    ts.map(|t| grid_fit_scalar(a, t, top))
+}
+
 /// The `bits`-bit codes of the row `v` (finite) with magnitudes `a` (finite, at least 0)
 /// for the step `1/t` (`t` finite, at least 0): `m = min(⌊t·a⌋, 2^(bits−1) − 1)`, code
 /// `2^(bits−1) + m` for `v >= 0` and `2^(bits−1) − 1 − m` below, into `codes` (as long as
@@ -142,7 +168,7 @@ fn code_of(x: f32, y: f32, t: f32, top: f32, half: u32, bits: u8) -> (u8, i32) {
 }
 
 /// The magnitudes `a[i] = |v[i]|` of the row `v` (finite) and their largest: [`stats_at`]
-/// without the sum of squares, which [`sums_sq_abs_at`] gives for four rows at once.
+/// without the sum of squares, which [`sums_sq_abs_at`] gives for a group of rows at once.
 pub fn abs_max_at(level: Level, v: &[f32], a: &mut [f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if level >= Level::Avx2 && level.runs_here() {
@@ -169,14 +195,18 @@ pub fn rescale_at(level: Level, a: &mut [f32], inv: f64) {
     a.iter_mut().for_each(|x| *x = (f64::from(*x) * inv) as f32);
 }
 
-/// The sums of four rows (the encoder's group) whose order is fixed, for each row `g`:
+/// The sums of `G` rows (the encoder's group) whose order is fixed, for each row `g`:
 /// `Σ v_g[i]²` in f64 and `Σ a_g[i]` in f32, each added value after value in order from 0
-/// ([`stats_at`]'s and [`scale_at`]'s sums). The AVX2 level puts the four rows in the four
+/// ([`stats_at`]'s and [`scale_at`]'s sums). The AVX2 level (for 4 or 8 rows) puts each four rows in the four
 /// lanes of one register (a 4 × 4 transpose of the values), so one vector add is one step of
 /// all four rows' sums and the two sums' chains run side by side.
-pub fn sums_sq_abs_at(level: Level, v: [&[f32]; 4], a: [&[f32]; 4]) -> ([f64; 4], [f32; 4]) {
+pub fn sums_sq_abs_at<const G: usize>(
+    level: Level,
+    v: [&[f32]; G],
+    a: [&[f32]; G],
+) -> ([f64; G], [f32; G]) {
     #[cfg(target_arch = "x86_64")]
-    if level >= Level::Avx2 && level.runs_here() {
+    if (G == 4 || G == 8) && level >= Level::Avx2 && level.runs_here() {
         // SAFETY: `runs_here` checked at run time that the CPU has AVX2 (AVX-512 has it).
         return unsafe { x86::sums_sq_abs_avx2(v, a) };
     }
@@ -185,9 +215,9 @@ pub fn sums_sq_abs_at(level: Level, v: [&[f32]; 4], a: [&[f32]; 4]) -> ([f64; 4]
 }
 
 /// The scalar reference of [`sums_sq_abs_at`] (over the shortest row's length).
-pub fn sums_sq_abs_scalar(v: [&[f32]; 4], a: [&[f32]; 4]) -> ([f64; 4], [f32; 4]) {
+pub fn sums_sq_abs_scalar<const G: usize>(v: [&[f32]; G], a: [&[f32]; G]) -> ([f64; G], [f32; G]) {
     let n = v.iter().chain(&a).map(|r| r.len()).min().unwrap_or(0);
-    let (mut ss, mut sa) = ([0f64; 4], [0f32; 4]);
+    let (mut ss, mut sa) = ([0f64; G], [0f32; G]);
     for i in 0..n {
         for (((s, t), v), a) in ss.iter_mut().zip(&mut sa).zip(&v).zip(&a) {
             *s += f64::from(v[i]) * f64::from(v[i]);
@@ -197,12 +227,12 @@ pub fn sums_sq_abs_scalar(v: [&[f32]; 4], a: [&[f32]; 4]) -> ([f64; 4], [f32; 4]
     (ss, sa)
 }
 
-/// For four rows, `Σ l_g[i] × v_g[i]` in f64 (each product exact), value after value in
+/// For `G` rows, `Σ l_g[i] × v_g[i]` in f64 (each product exact), value after value in
 /// order from 0: [`codes_at`]'s `<L, v>` from the levels [`code_levels_at`] wrote. The
 /// AVX2 level transposes as [`sums_sq_abs_at`] does.
-pub fn dots_in_order_at(level: Level, l: [&[f32]; 4], v: [&[f32]; 4]) -> [f64; 4] {
+pub fn dots_in_order_at<const G: usize>(level: Level, l: [&[f32]; G], v: [&[f32]; G]) -> [f64; G] {
     #[cfg(target_arch = "x86_64")]
-    if level >= Level::Avx2 && level.runs_here() {
+    if (G == 4 || G == 8) && level >= Level::Avx2 && level.runs_here() {
         // SAFETY: `runs_here` checked at run time that the CPU has AVX2 (AVX-512 has it).
         return unsafe { x86::dots_in_order_avx2(l, v) };
     }
@@ -211,9 +241,9 @@ pub fn dots_in_order_at(level: Level, l: [&[f32]; 4], v: [&[f32]; 4]) -> [f64; 4
 }
 
 /// The scalar reference of [`dots_in_order_at`] (over the shortest row's length).
-pub fn dots_in_order_scalar(l: [&[f32]; 4], v: [&[f32]; 4]) -> [f64; 4] {
+pub fn dots_in_order_scalar<const G: usize>(l: [&[f32]; G], v: [&[f32]; G]) -> [f64; G] {
     let n = l.iter().chain(&v).map(|r| r.len()).min().unwrap_or(0);
-    let mut s = [0f64; 4];
+    let mut s = [0f64; G];
     for i in 0..n {
         for ((s, l), v) in s.iter_mut().zip(&l).zip(&v) {
             *s += f64::from(l[i]) * f64::from(v[i]);
@@ -429,6 +459,81 @@ mod tests {
                             );
                             assert_eq!(dots_in_order_scalar(lr, v).map(f64::to_bits), want_lv);
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn eight_row_groups_and_many_steps_give_one_by_one_bits() {
+        let rows = rows();
+        for l in Level::available() {
+            for n in [1usize, 3, 8, 9, 100, 384, 385] {
+                let group: Vec<&Vec<f32>> = rows.iter().filter(|r| r.len() == n).collect();
+                // Eight rows, cycling through the five of this length, each scaled apart.
+                let v8: Vec<Vec<f32>> = (0..8)
+                    .map(|g| {
+                        group[g % group.len()]
+                            .iter()
+                            .map(|x| x * (g + 1) as f32)
+                            .collect()
+                    })
+                    .collect();
+                let a8: Vec<Vec<f32>> = v8
+                    .iter()
+                    .map(|r| r.iter().map(|x| x.abs()).collect())
+                    .collect();
+                let v: [&[f32]; 8] = std::array::from_fn(|g| &v8[g][..]);
+                let a: [&[f32]; 8] = std::array::from_fn(|g| &a8[g][..]);
+                let (ss, sa) = sums_sq_abs_at(l, v, a);
+                let lv = dots_in_order_at(l, a, v);
+                for g in 0..8 {
+                    let want_ss = v[g]
+                        .iter()
+                        .fold(0f64, |s, &x| s + f64::from(x) * f64::from(x));
+                    let want_sa = a[g].iter().fold(0f32, |s, &x| s + x);
+                    let want_lv = a[g]
+                        .iter()
+                        .zip(v[g])
+                        .fold(0f64, |s, (&x, &y)| s + f64::from(x) * f64::from(y));
+                    assert_eq!(
+                        ss[g].to_bits(),
+                        want_ss.to_bits(),
+                        "{} n={n} g={g}",
+                        l.name()
+                    );
+                    assert_eq!(
+                        sa[g].to_bits(),
+                        want_sa.to_bits(),
+                        "{} n={n} g={g}",
+                        l.name()
+                    );
+                    assert_eq!(
+                        lv[g].to_bits(),
+                        want_lv.to_bits(),
+                        "{} n={n} g={g}",
+                        l.name()
+                    );
+                }
+                // The step search's candidates at once, each as if scored alone.
+                let mx = a8[0].iter().fold(0f32, |m, &x| m.max(x));
+                let mut scaled = a8[0].clone();
+                if mx > 0.0 {
+                    scale_scalar(&mut scaled, 1.0 / f64::from(mx));
+                }
+                for top in [1.0f32, 7.0, 127.0] {
+                    let ts = [0.37f32, 1.0, 2.5, 17.3, 128.0, 3e38];
+                    let got = grid_fits_at(l, &scaled, ts, top);
+                    assert_eq!(got, grid_fits_scalar(&scaled, ts, top));
+                    for (k, &t) in ts.iter().enumerate() {
+                        let want = grid_fit_scalar(&scaled, t, top);
+                        assert_eq!(
+                            (got[k].0.to_bits(), got[k].1.to_bits()),
+                            (want.0.to_bits(), want.1.to_bits()),
+                            "{} n={n} t={t} top={top}",
+                            l.name()
+                        );
                     }
                 }
             }

@@ -114,6 +114,39 @@ pub(super) fn grid_fit_avx2(a: &[f32], t: f32, top: f32) -> (f32, f32) {
     (la.iter().sum(), lm.iter().sum())
 }
 
+/// [`super::grid_fits_at`]: [`grid_fit_avx2`] of each of the `K` steps, in one pass.
+#[target_feature(enable = "avx2")]
+pub(super) fn grid_fits_avx2<const K: usize>(a: &[f32], ts: [f32; K], top: f32) -> [(f32, f32); K] {
+    let n = a.len();
+    let full = n / LANES * LANES;
+    let (vtop, one) = (_mm256_set1_ps(top), _mm256_set1_ps(1.0));
+    let vt = ts.map(|t| _mm256_set1_ps(t));
+    let (mut ma, mut mm) = ([_mm256_setzero_ps(); K], [_mm256_setzero_ps(); K]);
+    for i in (0..full).step_by(LANES) {
+        // SAFETY: `i + 8 <= full <= n`.
+        let x = unsafe { _mm256_loadu_ps(a.as_ptr().add(i)) };
+        for k in 0..K {
+            let m = _mm256_min_ps(_mm256_floor_ps(_mm256_mul_ps(x, vt[k])), vtop);
+            ma[k] = _mm256_add_ps(ma[k], _mm256_mul_ps(m, x));
+            mm[k] = _mm256_add_ps(mm[k], _mm256_mul_ps(m, _mm256_add_ps(m, one)));
+        }
+    }
+    std::array::from_fn(|k| {
+        let (mut la, mut lm) = ([0f32; LANES], [0f32; LANES]);
+        // SAFETY: each array has 8 floats.
+        unsafe {
+            _mm256_storeu_ps(la.as_mut_ptr(), ma[k]);
+            _mm256_storeu_ps(lm.as_mut_ptr(), mm[k]);
+        }
+        for (l, &x) in a[full..].iter().enumerate() {
+            let m = ((x * ts[k]) as i32 as f32).min(top);
+            la[l] += m * x;
+            lm[l] += m * (m + 1.0);
+        }
+        (la.iter().sum(), lm.iter().sum())
+    })
+}
+
 #[target_feature(enable = "avx2")]
 pub(super) fn codes_avx2(v: &[f32], a: &[f32], t: f32, bits: u8, codes: &mut [u8]) -> (f64, u64) {
     let n = v.len().min(a.len()).min(codes.len());
@@ -253,26 +286,44 @@ fn columns4(rows: &[&[f32]; 4], i: usize) -> [__m128; 4] {
     }))
 }
 
+/// Four of the `G` rows, from row `4q`.
+#[inline]
+fn quad<'a, const G: usize>(rows: &[&'a [f32]; G], q: usize) -> [&'a [f32]; 4] {
+    std::array::from_fn(|g| rows[4 * q + g])
+}
+
+/// [`super::sums_sq_abs_at`] of 4 or 8 rows (`G`): four rows a register, and with eight
+/// the two registers' chains side by side.
 #[target_feature(enable = "avx2")]
-pub(super) fn sums_sq_abs_avx2(v: [&[f32]; 4], a: [&[f32]; 4]) -> ([f64; 4], [f32; 4]) {
+pub(super) fn sums_sq_abs_avx2<const G: usize>(
+    v: [&[f32]; G],
+    a: [&[f32]; G],
+) -> ([f64; G], [f32; G]) {
+    assert!(G == 4 || G == 8);
+    let quads = G / 4;
     let n = v.iter().chain(&a).map(|r| r.len()).min().unwrap_or(0);
     let full = n / 4 * 4;
-    let (mut ss, mut sa) = (_mm256_setzero_pd(), _mm_setzero_ps());
+    let (mut ss, mut sa) = ([_mm256_setzero_pd(); 2], [_mm_setzero_ps(); 2]);
     for i in (0..full).step_by(4) {
-        let (cv, ca) = (columns4(&v, i), columns4(&a, i));
-        // Column k is value i + k of every row: added in column order, each lane adds its
-        // row's values one after another.
-        for (y, x) in cv.into_iter().zip(ca) {
-            let y = _mm256_cvtps_pd(y);
-            ss = _mm256_add_pd(ss, _mm256_mul_pd(y, y));
-            sa = _mm_add_ps(sa, x);
+        for q in 0..quads {
+            let (cv, ca) = (columns4(&quad(&v, q), i), columns4(&quad(&a, q), i));
+            // Column k is value i + k of every row: added in column order, each lane adds
+            // its row's values one after another.
+            for (y, x) in cv.into_iter().zip(ca) {
+                let y = _mm256_cvtps_pd(y);
+                ss[q] = _mm256_add_pd(ss[q], _mm256_mul_pd(y, y));
+                sa[q] = _mm_add_ps(sa[q], x);
+            }
         }
     }
-    let (mut s, mut t) = ([0f64; 4], [0f32; 4]);
-    // SAFETY: `s` has 4 f64 and `t` 4 f32.
-    unsafe {
-        _mm256_storeu_pd(s.as_mut_ptr(), ss);
-        _mm_storeu_ps(t.as_mut_ptr(), sa);
+    let (mut s, mut t) = ([0f64; G], [0f32; G]);
+    for q in 0..quads {
+        let (s, t) = (&mut s[4 * q..4 * q + 4], &mut t[4 * q..4 * q + 4]);
+        // SAFETY: `s` has 4 f64 and `t` 4 f32.
+        unsafe {
+            _mm256_storeu_pd(s.as_mut_ptr(), ss[q]);
+            _mm_storeu_ps(t.as_mut_ptr(), sa[q]);
+        }
     }
     for i in full..n {
         for (((s, t), v), a) in s.iter_mut().zip(&mut t).zip(&v).zip(&a) {
@@ -283,20 +334,28 @@ pub(super) fn sums_sq_abs_avx2(v: [&[f32]; 4], a: [&[f32]; 4]) -> ([f64; 4], [f3
     (s, t)
 }
 
+/// [`super::dots_in_order_at`] of 4 or 8 rows (`G`), as [`sums_sq_abs_avx2`] runs them.
 #[target_feature(enable = "avx2")]
-pub(super) fn dots_in_order_avx2(l: [&[f32]; 4], v: [&[f32]; 4]) -> [f64; 4] {
+pub(super) fn dots_in_order_avx2<const G: usize>(l: [&[f32]; G], v: [&[f32]; G]) -> [f64; G] {
+    assert!(G == 4 || G == 8);
+    let quads = G / 4;
     let n = l.iter().chain(&v).map(|r| r.len()).min().unwrap_or(0);
     let full = n / 4 * 4;
-    let mut acc = _mm256_setzero_pd();
+    let mut acc = [_mm256_setzero_pd(); 2];
     for i in (0..full).step_by(4) {
-        let (cl, cv) = (columns4(&l, i), columns4(&v, i));
-        for (x, y) in cl.into_iter().zip(cv) {
-            acc = _mm256_add_pd(acc, _mm256_mul_pd(_mm256_cvtps_pd(x), _mm256_cvtps_pd(y)));
+        for (q, acc) in acc.iter_mut().enumerate().take(quads) {
+            let (cl, cv) = (columns4(&quad(&l, q), i), columns4(&quad(&v, q), i));
+            for (x, y) in cl.into_iter().zip(cv) {
+                *acc = _mm256_add_pd(*acc, _mm256_mul_pd(_mm256_cvtps_pd(x), _mm256_cvtps_pd(y)));
+            }
         }
     }
-    let mut s = [0f64; 4];
-    // SAFETY: `s` has 4 f64.
-    unsafe { _mm256_storeu_pd(s.as_mut_ptr(), acc) };
+    let mut s = [0f64; G];
+    for q in 0..quads {
+        let s = &mut s[4 * q..4 * q + 4];
+        // SAFETY: `s` has 4 f64.
+        unsafe { _mm256_storeu_pd(s.as_mut_ptr(), acc[q]) };
+    }
     for i in full..n {
         for ((s, l), v) in s.iter_mut().zip(&l).zip(&v) {
             *s += f64::from(l[i]) * f64::from(v[i]);
