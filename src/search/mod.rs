@@ -36,6 +36,8 @@ pub mod topk;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
+use crate::codec::rq::Rq;
+use crate::codec::{Codebook, CodecId};
 use crate::error::{Error, Result};
 use crate::format::Container;
 use crate::par::run_ordered;
@@ -70,7 +72,18 @@ pub struct SearchOptions {
     /// score. An `R` of at least a chunk's rows gives the exact results. Other codecs
     /// ignore it.
     pub fast_scan_candidates: usize,
+    /// Bytes the per-query state of a search may take at once: each query's kept
+    /// candidates (`max(k, rescore)` of them, on every worker), its scoring tables and its
+    /// rescoring. More queries than fit are searched in blocks, one pass over the
+    /// container per block, so memory stays flat however many queries and however deep
+    /// the rescoring; the results are the same. At least one query goes per pass.
+    /// [`DEFAULT_MEMORY_BUDGET`] by default.
+    pub memory_budget: usize,
 }
+
+/// The default [`SearchOptions::memory_budget`]: 256 MiB. At 2 threads and `--rescore
+/// 100` that is one pass for about 17,000 queries (of 384 dims, binary codes).
+pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
 
 impl Default for SearchOptions {
     fn default() -> Self {
@@ -82,6 +95,7 @@ impl Default for SearchOptions {
             hamming: false,
             rescore: 0,
             fast_scan_candidates: 0,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
         }
     }
 }
@@ -235,53 +249,119 @@ fn run(
     };
     let rescoring = opts.rescore > 0 || fine.is_some();
     let keep = opts.k.max(if rescoring { opts.rescore } else { 0 });
-    let prepared = Queries::new(queries.to_vec(), d, None, opts.metric);
-    let scorer = Scorer::new(c, &prepared, opts.hamming)?
-        .with_fast_scan_candidates(opts.fast_scan_candidates);
-    let heaps = scan(
-        c,
-        &scorer,
-        &prepared,
-        keep,
-        filter.as_ref(),
-        opts.threads,
-        cancel,
-    )?;
-    let nq = prepared.len();
-    let (heaps, kind) = if rescoring {
-        let fine = fine.unwrap_or(c);
-        (
-            rescore(fine, &prepared, heaps, opts.k, opts.threads, cancel)?,
-            Kind::Metric,
-        )
-    } else if opts.hamming && scorer.is_hamming() {
-        (heaps, Kind::Hamming)
-    } else if scorer.l2_is_negated_distance() {
-        (heaps, Kind::NegatedDistance)
-    } else {
-        (heaps, Kind::Metric)
-    };
+    let nq = queries.len() / d;
+    let block = block_queries(
+        nq,
+        query_bytes(c, keep, crate::par::resolve_threads(opts.threads))?,
+        opts.memory_budget,
+    );
     let mut hits = Hits {
         k: opts.k,
         ids: vec![Hits::NONE; nq * opts.k],
         scores: vec![f32::NAN; nq * opts.k],
-        score: match kind {
+        score: "",
+        scorer: "",
+    };
+    // One pass over the container per block of queries (one block when the budget
+    // allows): every query's results depend on its own scores alone, so they are the
+    // same whatever the blocks.
+    let mut q0 = 0;
+    loop {
+        let q1 = (q0 + block).min(nq);
+        let part = &queries[q0 * d..q1 * d];
+        let prepared = Queries::new(part.to_vec(), d, None, opts.metric);
+        let scorer = Scorer::new(c, &prepared, opts.hamming)?
+            .with_fast_scan_candidates(opts.fast_scan_candidates);
+        let heaps = scan(
+            c,
+            &scorer,
+            &prepared,
+            keep,
+            filter.as_ref(),
+            opts.threads,
+            cancel,
+        )?;
+        let (heaps, kind) = if rescoring {
+            let fine = fine.unwrap_or(c);
+            (
+                rescore(fine, &prepared, heaps, opts.k, opts.threads, cancel)?,
+                Kind::Metric,
+            )
+        } else if opts.hamming && scorer.is_hamming() {
+            (heaps, Kind::Hamming)
+        } else if scorer.l2_is_negated_distance() {
+            (heaps, Kind::NegatedDistance)
+        } else {
+            (heaps, Kind::Metric)
+        };
+        hits.score = match kind {
             Kind::Hamming => "hamming",
             Kind::Metric | Kind::NegatedDistance => metric_name(opts.metric),
-        },
-        scorer: scorer.name(),
-    };
-    for (i, h) in heaps.iter().enumerate() {
-        let qn2 = norm_sq(&queries[i * d..(i + 1) * d]);
-        for (j, e) in h.sorted().into_iter().take(opts.k).enumerate() {
-            hits.ids[i * opts.k + j] = map.id(e.id);
-            hits.scores[i * opts.k + j] = match kind {
-                Kind::Hamming | Kind::NegatedDistance => -e.score,
-                Kind::Metric => reported(opts.metric, e.score, qn2),
-            };
+        };
+        hits.scorer = scorer.name();
+        for (l, h) in heaps.iter().enumerate() {
+            let i = q0 + l;
+            let qn2 = norm_sq(&queries[i * d..(i + 1) * d]);
+            for (j, e) in h.sorted().into_iter().take(opts.k).enumerate() {
+                hits.ids[i * opts.k + j] = map.id(e.id);
+                hits.scores[i * opts.k + j] = match kind {
+                    Kind::Hamming | Kind::NegatedDistance => -e.score,
+                    Kind::Metric => reported(opts.metric, e.score, qn2),
+                };
+            }
+        }
+        q0 = q1;
+        if q0 >= nq {
+            return Ok(hits);
         }
     }
-    Ok(hits)
+}
+
+/// Bytes of one kept candidate.
+const ENTRY_BYTES: usize = std::mem::size_of::<topk::Entry>();
+
+/// What one query of a block holds while `c` is searched keeping `keep` candidates on
+/// `threads` workers, at most: its candidates (the merged top-k, up to `2·keep` entries
+/// between selections; each worker's top-k of the chunk it scores, as many; the finished
+/// chunks' top-k waiting to be merged in order, up to `2·threads + 1` of `keep` each;
+/// the ids handed to rescoring), its scoring tables and its prepared copy.
+fn query_bytes(c: &Container, keep: usize, threads: usize) -> Result<usize> {
+    let keep = keep.min(usize::try_from(c.rows()).unwrap_or(usize::MAX));
+    // A top-k being pushed into holds room for `2·max(keep, 16)`.
+    let pushed = 2 * keep.max(16);
+    let entries = pushed
+        .saturating_mul(threads + 1)
+        .saturating_add(keep.saturating_mul(2 * threads + 1));
+    let d = c.dims();
+    let spec = &c.header().codec;
+    let tables = match spec.id {
+        // Float tables (and, for 4-bit codes, their 8-bit copy and a contiguous float one).
+        CodecId::Pq | CodecId::Opq => {
+            let b = Codebook::from_params(spec.id, &spec.params, d)?;
+            2 * b.m * b.ksub() * 4 + b.m * 32
+        }
+        CodecId::Rq => Rq::from_params(&spec.params, d)?.m() * 256 * 4,
+        // The query in the codes' frame, its quantized or sign-bit copy, byte tables.
+        _ => 5 * d + 32 * d.div_ceil(8),
+    };
+    Ok(entries
+        .saturating_mul(ENTRY_BYTES)
+        .saturating_add(keep.saturating_mul(8))
+        .saturating_add(tables + 8 * d + 64))
+}
+
+/// Queries searched per pass: as many as `budget` holds at `per_query` bytes each (all of
+/// them when it holds them all), at least one, a multiple of 64 past 64 so that blocks
+/// split the 16-query groups of the lookup tables as one pass does.
+fn block_queries(nq: usize, per_query: usize, budget: usize) -> usize {
+    let fit = (budget / per_query.max(1)).max(1);
+    if fit >= nq {
+        nq.max(1)
+    } else if fit >= 64 {
+        fit / 64 * 64
+    } else {
+        fit
+    }
 }
 
 /// What the kept scores are.
@@ -398,6 +478,8 @@ fn scan(
 
 /// Queries re-ranked per job.
 const RESCORE_BLOCK: usize = 16;
+/// Candidates decoded at a time by a rescoring job (of a codec without in-place scoring).
+const RESCORE_ROWS: usize = 1024;
 
 /// Re-ranks each query's candidates by the rows of `fine` (fetched by random access:
 /// an `int8` container's codes scored in place, [`codes::Int8Rescorer`]; any other's rows
@@ -436,11 +518,14 @@ fn rescore(
             }
             let mut rows = Vec::new();
             for (i, ids) in cands.iter().enumerate().take(end).skip(first) {
-                rows.resize(ids.len() * d, 0f32);
-                fine.get_many(ids, &mut rows)?;
                 let mut top = TopK::new(k);
-                for (&id, x) in ids.iter().zip(rows.chunks_exact(d)) {
-                    top.push(q.metric().score(q.get(i), x), id);
+                // A bounded buffer of decoded rows, however deep the rescoring.
+                for ids in ids.chunks(RESCORE_ROWS) {
+                    rows.resize(ids.len() * d, 0f32);
+                    fine.get_many(ids, &mut rows)?;
+                    for (&id, x) in ids.iter().zip(rows.chunks_exact(d)) {
+                        top.push(q.metric().score(q.get(i), x), id);
+                    }
                 }
                 heaps.push(top);
             }

@@ -348,6 +348,86 @@ fn results_are_the_same_for_any_thread_count_and_chunk_size() {
     }
 }
 
+/// A memory budget too small for every query at once searches them in blocks, one pass
+/// over the container each: the results are those of one pass, bit for bit, for every
+/// codec, with rescoring (from a tiered file's finest tier and from another container),
+/// with Hamming ranking and a filter, at any thread count.
+#[test]
+fn queries_searched_in_blocks_give_the_results_of_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let qs = queries(100);
+    let no = AtomicBool::new(false);
+    // Also writes the base rows the tiered file is compressed from.
+    let fine = Container::open(container(dir.path(), "int8", 100, Some(3))).unwrap();
+    let tiered = dir.path().join("tiered.vectro");
+    compress(
+        &dir.path().join("base.npy"),
+        &tiered,
+        &CompressOptions {
+            codec: Some("binary:rotate=1".parse().unwrap()),
+            rescore: Some("int8".parse().unwrap()),
+            chunk_rows: Some(128),
+            durability: Durability::None,
+            ..CompressOptions::default()
+        },
+        &NoProgress,
+        &no,
+    )
+    .unwrap();
+    let allow: Vec<u64> = (0..ROWS as u64).filter(|r| r % 5 != 3).collect();
+    let mut cases: Vec<(PathBuf, bool, usize, bool)> = CODECS
+        .iter()
+        .map(|c| c.0)
+        .chain(SQ_CODECS)
+        .chain(["rq:m=5,beam=4"])
+        .map(|codec| (container(dir.path(), codec, 128, None), false, 0, false))
+        .collect();
+    cases.extend([
+        (tiered.clone(), false, 0, false),
+        (tiered.clone(), true, 40, false),
+        (container(dir.path(), "binary", 128, None), true, 0, false),
+        (container(dir.path(), "binary", 128, None), false, 60, true),
+    ]);
+    for (path, hamming, rescore, with_fine) in cases {
+        let c = Container::open(&path).unwrap();
+        for (metric, filter) in [(Metric::Cos, None), (Metric::L2, Some(allow.clone()))] {
+            let opts = SearchOptions {
+                k: 12,
+                metric,
+                hamming,
+                rescore,
+                filter,
+                threads: 2,
+                ..SearchOptions::default()
+            };
+            let go = |o: &SearchOptions| match with_fine {
+                true => search_rescored(&c, &fine, &qs, o, &no).unwrap(),
+                false => search(&c, &qs, o, &no).unwrap(),
+            };
+            let whole = go(&opts);
+            assert_eq!(whole.len(), 100);
+            // One query a pass; blocks of 64 and a tail (a few queries a pass for the
+            // larger lookup tables); one pass.
+            for memory_budget in [1, 300_000, usize::MAX] {
+                for threads in [1, 3] {
+                    let blocked = SearchOptions {
+                        memory_budget,
+                        threads,
+                        ..opts.clone()
+                    };
+                    assert_eq!(
+                        go(&blocked),
+                        whole,
+                        "{} {metric} hamming={hamming} rescore={rescore}: budget {memory_budget}, \
+                         {threads} threads",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn a_filter_returns_only_allowed_ids_and_the_best_of_them() {
     let dir = tempfile::tempdir().unwrap();
