@@ -1019,7 +1019,8 @@ mod tests {
         let data: Vec<f32> = (0..23 * dims).map(|i| (i as f32 * 0.61).sin()).collect();
         let coarse = crate::codec::parse("binary", dims).unwrap().spec();
         let rows = crate::codec::parse("int8", dims).unwrap().spec();
-        let codec = crate::codec::tiers::from_specs(&[coarse.clone()], &rows, dims).unwrap();
+        let codec =
+            crate::codec::tiers::from_specs(std::slice::from_ref(&coarse), &rows, dims).unwrap();
         let header = Header {
             codec: rows,
             rows: 23,
