@@ -1424,6 +1424,7 @@ impl PyContainer {
                 rescore
             },
             fast_scan_candidates,
+            ..Default::default()
         };
         let progress = ProgressArg::from_py(None, "search")?;
         let hits = run_long(py, progress, |_, stop| match &fine {

@@ -57,7 +57,11 @@ pub struct Container {
     header_len: usize,
     index: Vec<ChunkEntry>,
     codec: Box<dyn Codec>,
-    verified: Vec<AtomicBool>,
+    /// Per chunk, whether its crc32c passed (a tier view's: its tier's crc32c). Shared
+    /// with the views [`Container::tier`] makes, so each chunk is hashed once per open.
+    verified: Verified,
+    /// A tiered file's per-tier flags, which each tier's views share (empty without tiers).
+    tier_verified: Arc<[Verified]>,
     /// The map is of a file (not a copy in anonymous memory), so its pages can be dropped
     /// and refaulted from the file.
     file_backed: bool,
@@ -65,6 +69,13 @@ pub struct Container {
     tiered: Option<Tiered>,
     /// What [`Container::tier`] made this: a view of one tier of a tiered file.
     view: Option<Box<TierView>>,
+}
+
+/// One flag per chunk, shared by a container and the views of it.
+type Verified = Arc<[AtomicBool]>;
+
+fn unverified(chunks: usize) -> Verified {
+    (0..chunks).map(|_| AtomicBool::new(false)).collect()
 }
 
 /// A view of one tier of a tiered file: its header and codec are the tier's, its chunk
@@ -141,7 +152,11 @@ impl Container {
         let (header, header_len) = Header::decode(path, &map)?;
         let codec = codec_for(path, &header)?;
         let index = read_index(path, &map, &header, header_len, codec.as_ref())?;
-        let verified = (0..index.len()).map(|_| AtomicBool::new(false)).collect();
+        let verified = unverified(index.len());
+        let tier_verified = (0..header.tiers.len() + 1)
+            .filter(|_| !header.tiers.is_empty())
+            .map(|_| unverified(index.len()))
+            .collect();
         let tiered = match header.tiers.is_empty() {
             true => None,
             false => Some(
@@ -161,6 +176,7 @@ impl Container {
             index,
             codec,
             verified,
+            tier_verified,
             file_backed: false,
             tiered,
             view: None,
@@ -196,8 +212,10 @@ impl Container {
     /// The container as tier `t` alone sees it (0 the coarsest; `tier_count() − 1` the
     /// finest): its header names the tier's codec and lists no tiers, its chunk data is
     /// the tier's codes, and each chunk is checked by the tier's own crc32c, so scanning a
-    /// coarse tier never reads the finer ones. It shares this container's map. For a file
-    /// without tiers, tier 0 is the container itself.
+    /// coarse tier never reads the finer ones. It shares this container's map, and its
+    /// record of which chunks passed their check: a chunk is hashed once per opened
+    /// container, through whichever view touches it first. For a file without tiers,
+    /// tier 0 is the container itself.
     ///
     /// # Errors
     /// [`Error::Config`] for a tier the file does not have.
@@ -239,9 +257,12 @@ impl Container {
             header_len: self.header_len,
             index: self.index.clone(),
             codec,
-            verified: (0..self.index.len())
-                .map(|_| AtomicBool::new(false))
-                .collect(),
+            // A tier view shares its tier's flags; a file without tiers is its own tier 0.
+            verified: match self.tier_verified.get(t) {
+                Some(v) => v.clone(),
+                None => self.verified.clone(),
+            },
+            tier_verified: self.tier_verified.clone(),
             file_backed: self.file_backed,
             tiered: self.file_tiers().cloned(),
             view,
@@ -985,6 +1006,66 @@ mod tests {
             w.write_chunk(n as u64, &payload).unwrap();
         }
         w.finish().unwrap()
+    }
+
+    /// Every view of one tier shares that tier's record of verified chunks (and a file
+    /// without tiers is its own tier 0), so a search of a tiered file, which makes fresh
+    /// views each call, hashes each chunk once per open; other tiers keep their own.
+    #[test]
+    fn tier_views_share_the_chunks_verified_once_per_open() {
+        use std::sync::Arc;
+        use std::sync::atomic::Ordering;
+        let (dims, chunk_rows) = (12, 5);
+        let data: Vec<f32> = (0..23 * dims).map(|i| (i as f32 * 0.61).sin()).collect();
+        let coarse = crate::codec::parse("binary", dims).unwrap().spec();
+        let rows = crate::codec::parse("int8", dims).unwrap().spec();
+        let codec =
+            crate::codec::tiers::from_specs(std::slice::from_ref(&coarse), &rows, dims).unwrap();
+        let header = Header {
+            codec: rows,
+            rows: 23,
+            dims: dims as u32,
+            chunk_rows: chunk_rows as u32,
+            source_dtype: crate::npy::Dtype::F32Le,
+            metadata: Default::default(),
+            stage: PayloadStage::Plain,
+            ids: Default::default(),
+            payload: false,
+            tiers: vec![coarse],
+        };
+        let mut w = ContainerWriter::new(Vec::new(), header).unwrap();
+        for block in data.chunks(chunk_rows * dims) {
+            let n = block.len() / dims;
+            let mut payload = vec![0u8; codec.encoded_len(n)];
+            codec.encode(block, &mut payload).unwrap();
+            w.write_chunk(n as u64, &payload).unwrap();
+        }
+        let c = Container::from_bytes("t", &w.finish().unwrap()).unwrap();
+        let flags = |v: &Container| -> Vec<bool> {
+            v.verified
+                .iter()
+                .map(|f| f.load(Ordering::Acquire))
+                .collect()
+        };
+        let (a, b, fine) = (c.tier(0).unwrap(), c.tier(0).unwrap(), c.tier(1).unwrap());
+        assert!(Arc::ptr_eq(&a.verified, &b.verified));
+        assert!(!Arc::ptr_eq(&a.verified, &fine.verified));
+        assert!(!Arc::ptr_eq(&a.verified, &c.verified));
+        assert_eq!(flags(&b), vec![false; 5]);
+        a.chunk_codes(1).unwrap();
+        a.chunk_codes(3).unwrap();
+        drop(a);
+        let want = vec![false, true, false, true, false];
+        assert_eq!(flags(&b), want);
+        assert_eq!(flags(&c.tier(0).unwrap().tier(0).unwrap()), want);
+        assert_eq!(flags(&fine), vec![false; 5]);
+        assert_eq!(flags(&c), vec![false; 5]);
+        // A file without tiers: tier 0 is the container, flags and all.
+        let plain = Container::from_bytes("p", &int8_container(&data, dims, chunk_rows)).unwrap();
+        assert!(Arc::ptr_eq(
+            &plain.tier(0).unwrap().verified,
+            &plain.verified
+        ));
     }
 
     /// A codec that claims no row access and panics if asked for one row, so that the

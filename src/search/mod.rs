@@ -1,8 +1,9 @@
 //! `search`: the top-k rows of a container for each query, scored on the codes.
 //!
-//! One pass over the container's chunks in parallel ([`run_ordered`]), bounded memory
-//! (the chunks in flight and `queries × k` candidates, never the rows), pages released
-//! behind the scan. Each codec is scored where it is cheapest, and exactly: the score of
+//! One pass over the container's chunks in parallel ([`run_ordered`]) per block of queries,
+//! in bounded memory: the chunks in flight, their pages released behind the scan, and the
+//! candidates and tables of as many queries as [`SearchOptions::memory_budget`] holds
+//! (one block, one pass, unless there are very many queries or a deep rescoring). Each codec is scored where it is cheapest, and exactly: the score of
 //! a row is the metric between the query and the row as the container decodes it, up to
 //! float rounding (the derivation is in `codes.rs` and docs/search.md):
 //! - `binary`, `binary:rotate=…`, `binary-itq`: per-byte lookup tables of the (rotated)
@@ -36,6 +37,8 @@ pub mod topk;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
+use crate::codec::rq::Rq;
+use crate::codec::{Codebook, CodecId};
 use crate::error::{Error, Result};
 use crate::format::Container;
 use crate::par::run_ordered;
@@ -70,7 +73,19 @@ pub struct SearchOptions {
     /// score. An `R` of at least a chunk's rows gives the exact results. Other codecs
     /// ignore it.
     pub fast_scan_candidates: usize,
+    /// Bytes the per-query state of a search may take at once: each query's kept
+    /// candidates (`max(k, rescore)` of them, on every worker), its scoring tables and its
+    /// rescoring. More queries than fit are searched in blocks, one pass over the
+    /// container per block, so memory stays flat however many queries and however deep
+    /// the rescoring; the results are the same. At least one query goes per pass.
+    /// [`DEFAULT_MEMORY_BUDGET`] by default.
+    pub memory_budget: usize,
 }
+
+/// The default [`SearchOptions::memory_budget`]: 256 MiB. At 2 threads and 384 dims that
+/// is about 10,700 queries a pass rescoring 100 candidates, 320 rescoring 10,000 (in
+/// chunks of 2,730 rows).
+pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
 
 impl Default for SearchOptions {
     fn default() -> Self {
@@ -82,6 +97,7 @@ impl Default for SearchOptions {
             hamming: false,
             rescore: 0,
             fast_scan_candidates: 0,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
         }
     }
 }
@@ -235,53 +251,126 @@ fn run(
     };
     let rescoring = opts.rescore > 0 || fine.is_some();
     let keep = opts.k.max(if rescoring { opts.rescore } else { 0 });
-    let prepared = Queries::new(queries.to_vec(), d, None, opts.metric);
-    let scorer = Scorer::new(c, &prepared, opts.hamming)?
-        .with_fast_scan_candidates(opts.fast_scan_candidates);
-    let heaps = scan(
-        c,
-        &scorer,
-        &prepared,
-        keep,
-        filter.as_ref(),
-        opts.threads,
-        cancel,
-    )?;
-    let nq = prepared.len();
-    let (heaps, kind) = if rescoring {
-        let fine = fine.unwrap_or(c);
-        (
-            rescore(fine, &prepared, heaps, opts.k, opts.threads, cancel)?,
-            Kind::Metric,
-        )
-    } else if opts.hamming && scorer.is_hamming() {
-        (heaps, Kind::Hamming)
-    } else if scorer.l2_is_negated_distance() {
-        (heaps, Kind::NegatedDistance)
-    } else {
-        (heaps, Kind::Metric)
-    };
+    let nq = queries.len() / d;
+    let block = block_queries(
+        nq,
+        query_bytes(c, keep, crate::par::resolve_threads(opts.threads))?,
+        opts.memory_budget,
+    );
     let mut hits = Hits {
         k: opts.k,
         ids: vec![Hits::NONE; nq * opts.k],
         scores: vec![f32::NAN; nq * opts.k],
-        score: match kind {
+        score: "",
+        scorer: "",
+    };
+    // One pass over the container per block of queries (one block when the budget
+    // allows): every query's results depend on its own scores alone, so they are the
+    // same whatever the blocks.
+    let mut q0 = 0;
+    loop {
+        let q1 = (q0 + block).min(nq);
+        let part = &queries[q0 * d..q1 * d];
+        let prepared = Queries::new(part.to_vec(), d, None, opts.metric);
+        let scorer = Scorer::new(c, &prepared, opts.hamming)?
+            .with_fast_scan_candidates(opts.fast_scan_candidates);
+        let heaps = scan(
+            c,
+            &scorer,
+            &prepared,
+            keep,
+            filter.as_ref(),
+            opts.threads,
+            cancel,
+        )?;
+        let (heaps, kind) = if rescoring {
+            let fine = fine.unwrap_or(c);
+            (
+                rescore(fine, &prepared, heaps, opts.k, opts.threads, cancel)?,
+                Kind::Metric,
+            )
+        } else if opts.hamming && scorer.is_hamming() {
+            (heaps, Kind::Hamming)
+        } else if scorer.l2_is_negated_distance() {
+            (heaps, Kind::NegatedDistance)
+        } else {
+            (heaps, Kind::Metric)
+        };
+        hits.score = match kind {
             Kind::Hamming => "hamming",
             Kind::Metric | Kind::NegatedDistance => metric_name(opts.metric),
-        },
-        scorer: scorer.name(),
-    };
-    for (i, h) in heaps.iter().enumerate() {
-        let qn2 = norm_sq(&queries[i * d..(i + 1) * d]);
-        for (j, e) in h.sorted().into_iter().take(opts.k).enumerate() {
-            hits.ids[i * opts.k + j] = map.id(e.id);
-            hits.scores[i * opts.k + j] = match kind {
-                Kind::Hamming | Kind::NegatedDistance => -e.score,
-                Kind::Metric => reported(opts.metric, e.score, qn2),
-            };
+        };
+        hits.scorer = scorer.name();
+        for (l, h) in heaps.iter().enumerate() {
+            let i = q0 + l;
+            let qn2 = norm_sq(&queries[i * d..(i + 1) * d]);
+            for (j, e) in h.sorted().into_iter().take(opts.k).enumerate() {
+                hits.ids[i * opts.k + j] = map.id(e.id);
+                hits.scores[i * opts.k + j] = match kind {
+                    Kind::Hamming | Kind::NegatedDistance => -e.score,
+                    Kind::Metric => reported(opts.metric, e.score, qn2),
+                };
+            }
+        }
+        q0 = q1;
+        if q0 >= nq {
+            return Ok(hits);
         }
     }
-    Ok(hits)
+}
+
+/// Bytes of one kept candidate.
+const ENTRY_BYTES: usize = std::mem::size_of::<topk::Entry>();
+
+/// What one query of a block holds while `c` is searched keeping `keep` candidates on
+/// `threads` workers, at most: its candidates (the merged top-k, up to `2·keep` entries
+/// between selections; each worker's top-k of the chunk it scores, as many of at most
+/// the chunk's rows; the finished chunks' top-k waiting to be merged in order, up to
+/// `2·threads + 1` of them; the ids handed to rescoring), its scoring tables and its
+/// prepared copy.
+fn query_bytes(c: &Container, keep: usize, threads: usize) -> Result<usize> {
+    let keep = keep.min(usize::try_from(c.rows()).unwrap_or(usize::MAX));
+    let chunk = (c.header().chunk_rows as usize).max(1);
+    // A top-k being pushed into holds room for `2·max(keep, 16)`; a chunk's keeps at
+    // most the chunk's rows.
+    let pushed = |keep: usize| 2 * keep.max(16);
+    let entries = pushed(keep)
+        .saturating_add(pushed(keep.min(chunk)).saturating_mul(threads))
+        .saturating_add(keep.min(chunk).saturating_mul(2 * threads + 1));
+    let d = c.dims();
+    let spec = &c.header().codec;
+    let tables = match spec.id {
+        // Float tables (and, for 4-bit codes, their 8-bit copy and a contiguous float one).
+        CodecId::Pq | CodecId::Opq => {
+            let b = Codebook::from_params(spec.id, &spec.params, d)?;
+            2 * b.m * b.ksub() * 4 + b.m * 32
+        }
+        CodecId::Rq => Rq::from_params(&spec.params, d)?.m() * 256 * 4,
+        // The query in the codes' frame, its quantized or sign-bit copy, byte tables.
+        _ => 5 * d + 32 * d.div_ceil(8),
+    };
+    Ok(entries
+        .saturating_mul(ENTRY_BYTES)
+        .saturating_add(keep.saturating_mul(8))
+        .saturating_add(tables + 8 * d + 64))
+}
+
+/// Queries searched per pass: all of them when `budget` holds them at `per_query` bytes
+/// each, else the fewest passes of at most what it holds (at least one query), evened
+/// out, a multiple of 64 past 64 so that blocks split the queries where one pass groups
+/// them (the lookup tables' 16 queries).
+fn block_queries(nq: usize, per_query: usize, budget: usize) -> usize {
+    let fit = (budget / per_query.max(1)).max(1);
+    if fit >= nq {
+        return nq.max(1);
+    }
+    let fit = if fit >= 64 { fit / 64 * 64 } else { fit };
+    let even = nq.div_ceil(nq.div_ceil(fit));
+    if fit >= 64 {
+        even.next_multiple_of(64).min(fit)
+    } else {
+        even
+    }
 }
 
 /// What the kept scores are.
@@ -377,6 +466,9 @@ fn scan(
                     heaps: Vec::new(),
                 });
             }
+            // A chunk's best `keep` of fewer rows are all of them: a top-k of its rows
+            // keeps the same, in less room.
+            let keep = keep.min(e.rows as usize);
             let heaps = scorer.scan_chunk(c, i, q, keep, &floors, filter)?;
             c.check_unchanged()?;
             Ok(Partial { chunk: i, heaps })
@@ -398,6 +490,8 @@ fn scan(
 
 /// Queries re-ranked per job.
 const RESCORE_BLOCK: usize = 16;
+/// Candidates decoded at a time by a rescoring job (of a codec without in-place scoring).
+const RESCORE_ROWS: usize = 1024;
 
 /// Re-ranks each query's candidates by the rows of `fine` (fetched by random access:
 /// an `int8` container's codes scored in place, [`codes::Int8Rescorer`]; any other's rows
@@ -436,11 +530,14 @@ fn rescore(
             }
             let mut rows = Vec::new();
             for (i, ids) in cands.iter().enumerate().take(end).skip(first) {
-                rows.resize(ids.len() * d, 0f32);
-                fine.get_many(ids, &mut rows)?;
                 let mut top = TopK::new(k);
-                for (&id, x) in ids.iter().zip(rows.chunks_exact(d)) {
-                    top.push(q.metric().score(q.get(i), x), id);
+                // A bounded buffer of decoded rows, however deep the rescoring.
+                for ids in ids.chunks(RESCORE_ROWS) {
+                    rows.resize(ids.len() * d, 0f32);
+                    fine.get_many(ids, &mut rows)?;
+                    for (&id, x) in ids.iter().zip(rows.chunks_exact(d)) {
+                        top.push(q.metric().score(q.get(i), x), id);
+                    }
                 }
                 heaps.push(top);
             }
@@ -456,34 +553,97 @@ fn rescore(
 }
 
 /// Reads a `.npy` of queries (float32, float16 or float64; `-` reads it from stdin) into
-/// memory as float32: `(rows × dims values, dims)`.
+/// memory as float32: `(rows × dims values, dims)`. The file's bytes are converted a
+/// piece at a time, never held whole beside the floats.
 ///
 /// # Errors
-/// [`Error::Io`] reading it, [`Error::BadNpy`] for what is not a 2-D float matrix,
-/// [`Error::NonFinite`] naming the first NaN or ±Inf.
+/// [`Error::Io`] reading it, [`Error::BadNpy`] for what is not a 2-D float matrix (or
+/// whose data does not match its shape), [`Error::NonFinite`] naming the first NaN or
+/// ±Inf.
 pub fn read_queries(path: &Path) -> Result<(Vec<f32>, usize)> {
-    let bytes = if path == Path::new("-") {
-        let mut b = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut b)
-            .map_err(|e| Error::io("<stdin>", "reading", e))?;
-        b
+    use std::io::{Read, Seek};
+    let stdin = path == Path::new("-");
+    let name = if stdin { Path::new("<stdin>") } else { path };
+    let (h, mut input): (_, Box<dyn Read>) = if stdin {
+        let mut i = std::io::stdin().lock();
+        (crate::npy::read_header(name, &mut i)?, Box::new(i))
     } else {
-        std::fs::read(path).map_err(|e| Error::io(path, "reading", e))?
+        let io = |e| Error::io(path, "reading", e);
+        let mut f = std::fs::File::open(path).map_err(io)?;
+        let len = f.metadata().map_err(io)?.len();
+        let h = crate::npy::read_header(name, &mut f)?;
+        // The header once more with the file's length, for its checks of the data's size;
+        // this leaves the file at the data.
+        let mut head = vec![0u8; h.data_offset as usize];
+        f.rewind()
+            .and_then(|()| f.read_exact(&mut head))
+            .map_err(io)?;
+        crate::npy::parse_header(name, &head, len)?;
+        (h, Box::new(std::io::BufReader::new(f)))
     };
-    let name = if path == Path::new("-") {
-        Path::new("<stdin>")
-    } else {
-        path
-    };
-    let h = crate::npy::parse_header(name, &bytes, bytes.len() as u64)?;
     let d = h.dims as usize;
-    let start = h.data_offset as usize;
-    let len = h.data_len().unwrap_or(u64::MAX) as usize;
-    let data = bytes
-        .get(start..start.saturating_add(len))
-        .ok_or_else(|| Error::bad_npy(name, "the data section is shorter than its shape"))?;
-    let mut out = vec![0f32; h.rows as usize * d];
-    h.dtype.to_f32(data, &mut out);
+    let size = h.dtype.size();
+    let short = || Error::bad_npy(name, "the data section is shorter than its shape");
+    let values = usize::try_from(h.rows)
+        .ok()
+        .and_then(|r| r.checked_mul(d))
+        .ok_or_else(short)?;
+    let mut out = vec![0f32; values];
+    // A piece of 1 MiB of the file's values at a time.
+    let per = (1usize << 20) / size;
+    let mut buf = vec![0u8; per.min(values) * size];
+    for piece in out.chunks_mut(per) {
+        let bytes = &mut buf[..piece.len() * size];
+        input.read_exact(bytes).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => short(),
+            _ => Error::io(name, "reading", e),
+        })?;
+        h.dtype.to_f32(bytes, piece);
+    }
+    if stdin {
+        let mut more = [0u8; 1];
+        if input
+            .read(&mut more)
+            .map_err(|e| Error::io(name, "reading", e))?
+            > 0
+        {
+            return Err(Error::bad_npy(
+                name,
+                "data section is longer than its shape says: something follows the matrix",
+            ));
+        }
+    }
     crate::source::check_finite(&out, d, 0, name)?;
     Ok((out, d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::block_queries;
+
+    /// Blocks never hold more than the budget (but one query), take the fewest passes,
+    /// and are multiples of 64 once the budget holds 64 queries.
+    #[test]
+    fn blocks_fit_the_budget_in_the_fewest_passes() {
+        for nq in [0usize, 1, 5, 63, 64, 65, 150, 1000, 10_007] {
+            for per in [1usize, 7, 1000, 40_000] {
+                for budget in [0usize, 1, 6_999, 64_000, 100_000, 300_000, 40_000_000] {
+                    let b = block_queries(nq, per, budget);
+                    let fit = (budget / per).max(1);
+                    let what = format!("nq {nq} per {per} budget {budget}: block {b}");
+                    assert!(b >= 1, "{what}");
+                    if fit >= nq {
+                        assert_eq!(b, nq.max(1), "{what}");
+                        continue;
+                    }
+                    assert!(b <= fit, "{what}");
+                    let fit = if fit >= 64 { fit / 64 * 64 } else { fit };
+                    assert_eq!(nq.div_ceil(b), nq.div_ceil(fit), "{what}");
+                    if fit >= 64 {
+                        assert_eq!(b % 64, 0, "{what}");
+                    }
+                }
+            }
+        }
+    }
 }

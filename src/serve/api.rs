@@ -807,6 +807,7 @@ pub(crate) async fn search(
             rescore
         },
         fast_scan_candidates: 0,
+        ..SearchOptions::default()
     };
     let _slot = app
         .searches

@@ -348,6 +348,143 @@ fn results_are_the_same_for_any_thread_count_and_chunk_size() {
     }
 }
 
+/// A memory budget too small for every query at once searches them in blocks, one pass
+/// over the container each: the results are those of one pass, bit for bit, for every
+/// codec, with rescoring (from a tiered file's finest tier and from another container),
+/// with Hamming ranking and a filter, at any thread count.
+#[test]
+fn queries_searched_in_blocks_give_the_results_of_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let qs = queries(100);
+    let no = AtomicBool::new(false);
+    // Also writes the base rows the tiered file is compressed from.
+    let fine = Container::open(container(dir.path(), "int8", 100, Some(3))).unwrap();
+    let tiered = dir.path().join("tiered.vectro");
+    compress(
+        &dir.path().join("base.npy"),
+        &tiered,
+        &CompressOptions {
+            codec: Some("binary:rotate=1".parse().unwrap()),
+            rescore: Some("int8".parse().unwrap()),
+            chunk_rows: Some(128),
+            durability: Durability::None,
+            ..CompressOptions::default()
+        },
+        &NoProgress,
+        &no,
+    )
+    .unwrap();
+    let allow: Vec<u64> = (0..ROWS as u64).filter(|r| r % 5 != 3).collect();
+    let mut cases: Vec<(PathBuf, bool, usize, bool)> = CODECS
+        .iter()
+        .map(|c| c.0)
+        .chain(SQ_CODECS)
+        .chain(["rq:m=5,beam=4"])
+        .map(|codec| (container(dir.path(), codec, 128, None), false, 0, false))
+        .collect();
+    cases.extend([
+        (tiered.clone(), false, 0, false),
+        (tiered.clone(), true, 40, false),
+        (container(dir.path(), "binary", 128, None), true, 0, false),
+        (container(dir.path(), "binary", 128, None), false, 60, true),
+    ]);
+    for (path, hamming, rescore, with_fine) in cases {
+        let c = Container::open(&path).unwrap();
+        for (metric, filter) in [(Metric::Cos, None), (Metric::L2, Some(allow.clone()))] {
+            let opts = SearchOptions {
+                k: 12,
+                metric,
+                hamming,
+                rescore,
+                filter,
+                threads: 2,
+                ..SearchOptions::default()
+            };
+            let go = |o: &SearchOptions| match with_fine {
+                true => search_rescored(&c, &fine, &qs, o, &no).unwrap(),
+                false => search(&c, &qs, o, &no).unwrap(),
+            };
+            let whole = go(&opts);
+            assert_eq!(whole.len(), 100);
+            // One query a pass; blocks of 64 and a tail (a few queries a pass for the
+            // larger lookup tables); one pass.
+            for memory_budget in [1, 300_000, usize::MAX] {
+                for threads in [1, 3] {
+                    let blocked = SearchOptions {
+                        memory_budget,
+                        threads,
+                        ..opts.clone()
+                    };
+                    assert_eq!(
+                        go(&blocked),
+                        whole,
+                        "{} {metric} hamming={hamming} rescore={rescore}: budget {memory_budget}, \
+                         {threads} threads",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A tiered file's chunks are checked once per opened container, not once per search:
+/// repeated searches of one open file give the same results, and a chunk corrupted on
+/// disk is still reported, naming the chunk and its tier, by a fresh open, on every search.
+#[test]
+fn a_tiered_file_searched_again_gives_the_same_results_and_corruption_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let no = AtomicBool::new(false);
+    container(dir.path(), "int8", 128, None);
+    let path = dir.path().join("tiered.vectro");
+    compress(
+        &dir.path().join("base.npy"),
+        &path,
+        &CompressOptions {
+            codec: Some("binary:rotate=1".parse().unwrap()),
+            rescore: Some("int8".parse().unwrap()),
+            chunk_rows: Some(128),
+            durability: Durability::None,
+            ..CompressOptions::default()
+        },
+        &NoProgress,
+        &no,
+    )
+    .unwrap();
+    let qs = queries(9);
+    let opts = SearchOptions {
+        k: 7,
+        threads: 2,
+        ..SearchOptions::default()
+    };
+    let c = Container::open(&path).unwrap();
+    let first = search(&c, &qs, &opts, &no).unwrap();
+    for _ in 0..3 {
+        assert_eq!(search(&c, &qs, &opts, &no).unwrap(), first);
+    }
+    let fresh = Container::open(&path).unwrap();
+    assert_eq!(search(&fresh, &qs, &opts, &no).unwrap(), first);
+    drop((c, fresh));
+    // One bit of chunk 2's search-tier codes (the first bytes of its payload).
+    let at = Container::open(&path).unwrap().chunks()[2]
+        .payload_range()
+        .start
+        + 3;
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[at] ^= 0x10;
+    std::fs::write(&path, &bytes).unwrap();
+    let bad = Container::open(&path).unwrap();
+    for _ in 0..2 {
+        let e = search(&bad, &qs, &opts, &no).unwrap_err();
+        assert!(matches!(e, vectro::Error::Corrupt { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("chunk 2 ") && msg.contains("tier 0") && msg.contains("crc32c"),
+            "{msg}"
+        );
+    }
+}
+
 #[test]
 fn a_filter_returns_only_allowed_ids_and_the_best_of_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -534,6 +671,27 @@ fn rescoring_ranks_the_candidates_by_the_finer_rows() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("same rows"), "{e}");
+}
+
+/// Queries are read a piece at a time: a float64 file of several pieces reads as its
+/// values, and a file shorter or longer than its shape is refused, naming it.
+#[test]
+fn queries_are_read_in_pieces_and_must_match_their_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = 3001u64;
+    let want = queries(rows as usize);
+    let mut bytes = vectro::npy::write_header_descr(rows, DIMS as u64, "<f8");
+    bytes.extend(want.iter().flat_map(|&v| f64::from(v).to_le_bytes()));
+    let path = dir.path().join("q64.npy");
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(vectro::search::read_queries(&path).unwrap(), (want, DIMS));
+    for (what, len) in [("truncated", bytes.len() - 5), ("longer", bytes.len() + 8)] {
+        let mut b = bytes.clone();
+        b.resize(len, 0);
+        std::fs::write(&path, &b).unwrap();
+        let e = vectro::search::read_queries(&path).unwrap_err().to_string();
+        assert!(e.contains("q64.npy") && e.contains(what), "{e}");
+    }
 }
 
 #[test]
@@ -763,6 +921,96 @@ fn search_peak_memory_is_flat_in_the_number_of_rows() {
             small >> 20,
             large >> 20
         );
+    }
+}
+
+/// Peak RSS (wait4) of `vectro search` of `queries` queries over `comp` with `args`.
+#[cfg(target_os = "linux")]
+fn search_args_peak_rss(comp: &Path, q: &Path, out: &Path, args: &[&str]) -> u64 {
+    use std::os::unix::process::ExitStatusExt;
+    // Reaped by wait4 below, which std's wait cannot replace: it returns no rusage.
+    #[allow(clippy::zombie_processes)]
+    let child = crate::helpers::vectro_std()
+        .args(["search", "--threads", "2", "--format", "npy", "--force"])
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .arg("--queries")
+        .arg(q)
+        .arg(comp)
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: rusage is plain integers, for which all-zero bytes are a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pid is our own child, reaped here (the Child is never waited on again);
+    // `status` and `usage` are valid for writes.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t);
+    let status = std::process::ExitStatus::from_raw(status);
+    assert!(status.success(), "search failed: {status}");
+    usage.ru_maxrss as u64 * 1024 // kilobytes on Linux
+}
+
+/// Many queries rescoring 10 times deeper: every query keeps 10 times the candidates, on
+/// every worker, but the queries go in blocks under `--memory`, so peak memory stays
+/// flat. Searched in one pass, the deeper search holds over 100 MiB more (2,000 queries
+/// × 1,000 candidates × 16 bytes, several copies in flight).
+#[cfg(target_os = "linux")]
+#[test]
+fn search_peak_memory_is_flat_in_the_rescoring_depth_with_many_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (npy, comp, q) = (
+        dir.path().join("base.npy"),
+        dir.path().join("tiered.vectro"),
+        dir.path().join("q.npy"),
+    );
+    for args in [
+        &[
+            "generate", "--quiet", "--dims", "64", "--rows", "20000", "--out",
+        ][..],
+        &[
+            "compress",
+            "--quiet",
+            "--no-fsync",
+            "--chunk-rows",
+            "256",
+            "--codec",
+            "binary",
+            "--rescore",
+            "int8",
+            "--in",
+            npy.to_str().unwrap(),
+            "--out",
+        ],
+    ] {
+        let last = if args[0] == "generate" { &npy } else { &comp };
+        let mut all = args.to_vec();
+        all.push(last.to_str().unwrap());
+        let o = run(&all);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let nq = 2000u64;
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let qs: Vec<f32> = (0..nq * 64)
+        .map(|_| StandardNormal.sample(&mut rng))
+        .collect();
+    write_npy(&q, nq, 64, &qs);
+    let (shallow, deep) = (dir.path().join("shallow"), dir.path().join("deep"));
+    let small = search_args_peak_rss(&comp, &q, &shallow, &["--rescore", "100", "--memory", "16"]);
+    let large = search_args_peak_rss(&comp, &q, &deep, &["--rescore", "1000", "--memory", "16"]);
+    let grew = large.saturating_sub(small);
+    assert!(
+        grew < 12 << 20,
+        "peak RSS grew by {} MiB ({} -> {} MiB)",
+        grew >> 20,
+        small >> 20,
+        large >> 20
+    );
+    // Both searched every query.
+    for out in [&shallow, &deep] {
+        let (rows, k, _) = crate::helpers::read_npy_f32(&out.with_extension("scores.npy"));
+        assert_eq!((rows, k), (nq, 10));
     }
 }
 

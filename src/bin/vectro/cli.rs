@@ -474,6 +474,10 @@ pub struct SearchArgs {
     /// a refine step; 0 searches exactly [default: 0].
     #[arg(long, value_name = "R", default_value_t = 0)]
     pub fast_scan_candidates: usize,
+    /// MiB the queries' candidates and scoring tables may take at once; more queries than
+    /// fit are searched in blocks, one pass over the container each, with the same results.
+    #[arg(long, value_name = "MIB", default_value_t = vectro::search::DEFAULT_MEMORY_BUDGET >> 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub memory: usize,
     /// A container of the same rows with a finer codec (e.g. int8 beside binary), whose
     /// rows re-rank the candidates.
     #[arg(long, value_name = "VECTRO")]

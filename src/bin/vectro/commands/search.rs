@@ -42,6 +42,7 @@ pub fn run(a: SearchArgs, cancel: &AtomicBool) -> anyhow::Result<i32> {
         filter,
         hamming: a.hamming,
         fast_scan_candidates: a.fast_scan_candidates,
+        memory_budget: a.memory.saturating_mul(1 << 20),
         rescore: a
             .rescore
             .unwrap_or(if fine.is_some() || c.tier_count() > 1 {
