@@ -43,6 +43,17 @@
 //! along the mean; so ranking decoded rows by inner product is that estimator without its
 //! error along the mean (on 384-dim embeddings, the same recall within noise), and `search` and `eval` score the codes exactly so (`g <Qq, L> + κ <q, c>`), with
 //! `‖x‖² = ‖v‖² + 2<x, c> − ‖c‖²` as the row's norm for cosine and L2.
+//!
+//! `sq:bits=B,centre=1,pad=1` (the default at one bit; `pad=0` writes the layout above)
+//! packs a centred row's three numbers into one u32 ([`Packed`]: 14 bits of `‖v‖`'s float,
+//! 8 of `cos θ`, 10 of `ρ = <x − c, c> / (‖v‖ ‖c‖)`, from which `<x, c>` decodes) and spends
+//! the 4 bytes that frees on the codes of `⌊32/B⌋` more coordinates: each centred row is
+//! padded with that many zeros and rotated over `dims + ⌊32/B⌋` dims (block layout 3), and
+//! a query scored against the codes is padded and rotated alike. At one bit and 384 dims
+//! that is 416 signs and the word, 56 bytes as before; the decoded row is the inverse
+//! rotation of `g L` with its last `⌊32/B⌋` coordinates dropped, plus `κ c`. The longer
+//! rotation carries more of the row than the lost factor precision costs: about 0.01
+//! recall@10 more on 384-dim sentence embeddings (docs/benchmarks.md).
 
 use std::cell::RefCell;
 use std::fmt;
@@ -1471,5 +1482,196 @@ mod tests {
         }
         // A layout-2 block must carry the mean: its first 20 bytes alone are refused.
         assert!(SqParams::decode(&p.encode(384), 384).is_err());
+    }
+
+    #[test]
+    fn pad_is_the_default_at_one_centred_bit_and_spelled_otherwise() {
+        for (text, pad, shortest) in [
+            ("bits=1,centre=1", true, "sq:bits=1,centre=1"),
+            ("bits=1,centre=1,pad=1", true, "sq:bits=1,centre=1"),
+            ("bits=1,centre=1,pad=0", false, "sq:bits=1,centre=1,pad=0"),
+            ("bits=3,centre=1", false, "sq:bits=3,centre=1"),
+            ("pad=1,bits=3,centre=1", true, "sq:bits=3,centre=1,pad=1"),
+            ("bits=1", false, "sq:bits=1"),
+            ("bits=1,pad=0", false, "sq:bits=1"),
+        ] {
+            let p = SqParams::parse(text).unwrap();
+            assert_eq!((p.pad, p.to_string().as_str()), (pad, shortest), "{text}");
+            assert_eq!(SqParams::parse(&shortest[3..]).unwrap(), p, "{shortest}");
+        }
+        let e = SqParams::parse("bits=1,pad=1").unwrap_err().to_string();
+        assert!(e.contains("pad=1 needs centre=1"), "{e}");
+        let e = SqParams::parse("bits=1,centre=1,pad=2").unwrap_err().to_string();
+        assert!(e.contains("sq: pad must be 0 or 1"), "{e}");
+        assert_eq!(pad_dims(1), 32);
+        assert_eq!(pad_dims(3), 10);
+        assert_eq!(pad_dims(8), 4);
+    }
+
+    /// A padded centred codec (layout 3) on `data` (its own mean, over all its rows).
+    fn padded(d: usize, bits: u8, data: &[f32]) -> Sq {
+        let src = crate::codec::codebook::MemRows::new(data.to_vec(), d);
+        let p = SqParams {
+            centre: true,
+            pad: true,
+            ..sq(d, bits).params
+        };
+        let opts = crate::codec::TrainOptions::default();
+        Sq::train(&p, &src, &opts, &crate::progress::NoProgress).unwrap()
+    }
+
+    #[test]
+    fn padded_blocks_round_trip_and_bad_ones_are_refused() {
+        let data = offset_rows(20, 24, 30);
+        let c = padded(24, 1, &data);
+        let block = c.spec().params;
+        assert_eq!(block.len(), CENTRED_FIXED_LEN + 4 * 24);
+        assert_eq!(block[0], 3);
+        assert_eq!(LE::read_u16(&block[2..4]), 32);
+        assert_eq!(LE::read_u32(&block[8..12]), 32, "the window of 24 + 32 dims");
+        let back = Sq::from_params(&block, 24).unwrap();
+        assert_eq!((back.params(), back.rotated_dims()), (c.params(), 56));
+        assert_eq!(round_trip(&back, &data), round_trip(&c, &data));
+        for (i, v) in [(2usize, 31u8), (2, 0), (8, 16), (0, 4)] {
+            let mut bad = block.clone();
+            bad[i] = v;
+            assert!(Sq::from_params(&bad, 24).is_err(), "byte {i} = {v}");
+        }
+        // Layout 2 keeps its bytes: no padding count, the window of the dims.
+        let mut p2 = c.params();
+        p2.pad = false;
+        let old = p2.encode(24);
+        assert_eq!((old[0], &old[2..4], LE::read_u32(&old[8..12])), (2, &[0u8, 0][..], 16));
+    }
+
+    #[test]
+    fn padded_rows_keep_the_bytes_and_decode_along_the_mean() {
+        let (d, n) = (100, 23);
+        let mut data = offset_rows(n, d, 31);
+        data[d..2 * d].fill(0.0);
+        for bits in BITS {
+            let c = padded(d, bits, &data);
+            let p = pad_dims(bits);
+            assert_eq!(c.rotated_dims(), d + p);
+            assert_eq!(c.row_bytes(), code_bytes(d + p, bits) + 4);
+            assert!(c.row_bytes() <= code_bytes(d, bits) + 8, "bits={bits}");
+            let mean = c.mean().unwrap().to_vec();
+            let cc = dot(&mean, &mean);
+            let out = round_trip(&c, &data);
+            let rb = c.row_bytes();
+            let mut payload = vec![0u8; c.encoded_len(n)];
+            c.encode(&data, &mut payload).unwrap();
+            let mut single = vec![0u8; c.encoded_len(n)];
+            for (r, row) in data.chunks(d).enumerate() {
+                c.encode(row, &mut single[r * rb..(r + 1) * rb]).unwrap();
+            }
+            assert_eq!(payload, single, "bits={bits}");
+            for (r, (x, y)) in data.chunks(d).zip(out.chunks(d)).enumerate() {
+                let xm: f64 = x
+                    .iter()
+                    .zip(&mean)
+                    .map(|(a, m)| f64::from(a - m).powi(2))
+                    .sum();
+                // <x', c> is <x, c> up to the 10-bit cosine ρ (and float rounding).
+                let (xc, yc) = (dot(x, &mean), dot(y, &mean));
+                let tol = (xm * cc).sqrt() / 1000.0 + 1e-4 * cc;
+                assert!((xc - yc).abs() <= tol, "bits={bits} row {r}: {yc} vs {xc}");
+                // The stored terms give the row's norm up to the 7-bit ‖v‖.
+                let row = &payload[r * rb..(r + 1) * rb];
+                let (mut codes, mut lv) = (vec![0u8; d + p], vec![0f32; d + p]);
+                let ll = row_levels(&row[..c.code_bytes()], bits, &mut codes, &mut lv);
+                let t = c.row_terms(row, &lv, ll);
+                let xx = dot(x, x);
+                assert!(
+                    (f64::from(t.norm_sq) - xx).abs() <= 0.016 * xm + 2.0 * tol + 1e-3 * xx,
+                    "bits={bits} row {r}: {} vs {xx}",
+                    t.norm_sq
+                );
+                // The error is at most that of the centred row's codes (tan² θ < 1 on these
+                // rows), with the factors' rounding.
+                let e: f64 = x.iter().zip(y).map(|(a, b)| f64::from(a - b).powi(2)).sum();
+                assert!(e <= 1.05 * xm, "bits={bits} row {r}: error {e} vs {xm}");
+            }
+        }
+    }
+
+    #[test]
+    fn padded_extreme_rows_decode_finite_and_sane() {
+        let (d, n) = (64, 40);
+        let data = offset_rows(n, d, 41);
+        let c = padded(d, 1, &data);
+        let mean = c.mean().unwrap().to_vec();
+        let cc = dot(&mean, &mean);
+        let mut rows = vec![0f32; d]; // the zero row
+        rows.extend(&mean); // the mean itself: v = 0
+        rows.extend(data[..d].iter().map(|x| x * 1e17)); // a huge norm, its square in f32
+        rows.extend(data[d..2 * d].iter().map(|x| x * 1e-30)); // a tiny one
+        let out = round_trip(&c, &rows);
+        assert!(out.iter().all(|y| y.is_finite()));
+        let mut payload = vec![0u8; c.encoded_len(4)];
+        c.encode(&rows, &mut payload).unwrap();
+        let rb = c.row_bytes();
+        for (r, (x, y)) in rows.chunks(d).zip(out.chunks(d)).enumerate() {
+            let row = &payload[r * rb..(r + 1) * rb];
+            let (mut codes, mut lv) = (vec![0u8; d + 32], vec![0f32; d + 32]);
+            let ll = row_levels(&row[..c.code_bytes()], 1, &mut codes, &mut lv);
+            let t = c.row_terms(row, &lv, ll);
+            assert!(
+                t.gain.is_finite() && t.offset.is_finite() && t.norm_sq.is_finite(),
+                "row {r}: {t:?}"
+            );
+            let xx = dot(x, x);
+            let e: f64 = x.iter().zip(y).map(|(a, b)| f64::from(a - b).powi(2)).sum();
+            match r {
+                // The mean decodes to itself: g = 0 and κ = 1.
+                1 => {
+                    assert_eq!(y, &mean[..], "the mean row");
+                    assert_eq!(t.gain, 0.0);
+                }
+                // Near the origin, x − c ≈ −c: an error of at most ‖c‖² (tan² θ < 1).
+                0 | 3 => {
+                    assert!(e <= 1.05 * cc, "row {r}: error {e}, ‖c‖² {cc}");
+                    assert!(f64::from(t.norm_sq) <= 0.05 * cc, "row {r}: {t:?}");
+                }
+                // Far from the mean: the codes of x itself, and its norm.
+                _ => {
+                    let cos = dot(x, y) / (xx * dot(y, y)).sqrt();
+                    assert!(cos > 0.6, "huge row: cos {cos}");
+                    let rel = (f64::from(t.norm_sq) - xx).abs() / xx;
+                    assert!(rel < 0.02, "huge row: norm² {} vs {xx}", t.norm_sq);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_packed_word_rounds_and_clamps() {
+        let p = Packed::from_word(Packed::word(1.0, 0.8, 0.25, 1.0));
+        assert_eq!(p.factors.norm, 1.0);
+        assert!((p.factors.cos - 0.8).abs() <= 0.5 / 255.0 + 1e-12);
+        assert!((p.rho - 0.25).abs() <= 0.5 / 511.0 + 1e-12);
+        // ‖v‖ to 7 significant bits, subnormal or large.
+        for x in [3.3e-7f32, 1.0, 7.77, 1e20, 3e38] {
+            let n = Packed::from_word(Packed::word(x, 0.5, 0.0, 1.0)).factors.norm;
+            assert!(((n - x) / x).abs() <= 1.0 / 128.0, "{x}: {n}");
+        }
+        let n = Packed::from_word(Packed::word(1e-40, 0.5, 0.0, 1.0)).factors.norm;
+        assert!(n > 0.0 && n < 2e-40, "a subnormal norm: {n}");
+        // A norm that rounds past float32 clamps to the largest finite one.
+        let n = Packed::from_word(Packed::word(f32::MAX, 0.5, 0.0, 1.0)).factors.norm;
+        assert!(n.is_finite() && n > 3.3e38, "{n}");
+        // cos θ to [1, 255] steps; ρ to [−1, 1]; both 0 without a norm or a mean.
+        let p = Packed::from_word(Packed::word(2.0, 1.5, 9.0, 1.0));
+        assert_eq!((p.factors.cos, p.rho), (1.0, 1.0));
+        let p = Packed::from_word(Packed::word(2.0, 1e-9, -9.0, 1.0));
+        assert_eq!((p.factors.cos, p.rho), (1.0 / 255.0, -1.0));
+        assert_eq!(Packed::word(0.0, 0.7, 3.0, 1.0), 511);
+        assert_eq!(Packed::from_word(Packed::word(2.0, 0.7, 3.0, 0.0)).rho, 0.0);
+        // Every word decodes to finite fields in range.
+        for w in (0..=u32::MAX).step_by(65_537).chain([u32::MAX]) {
+            let p = Packed::from_word(w);
+            assert!(p.factors.norm.is_finite() || (w >> 18) >= 0x3fc0, "{w:#x}");
+            assert!((0.0..=1.0).contains(&p.factors.cos) && (-1.0..=1.0).contains(&p.rho));
+        }
     }
 }
