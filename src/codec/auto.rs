@@ -702,7 +702,12 @@ mod tests {
                 // And what the codec of that spelling writes (padded at one bit).
                 let p = super::super::SqParams::parse(&r.codec["sq:".len()..]).unwrap();
                 let sq = super::super::Sq::with_mean(dims, p, vec![0.5; dims], 1).unwrap();
-                assert_eq!(r.trained_row_bytes(dims), Some(sq.row_bytes()), "{}", r.codec);
+                assert_eq!(
+                    r.trained_row_bytes(dims),
+                    Some(sq.row_bytes()),
+                    "{}",
+                    r.codec
+                );
                 assert_eq!(p.pad, r.codec == "sq:bits=1,centre=1");
             }
         }

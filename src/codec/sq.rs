@@ -222,7 +222,10 @@ impl SqParams {
         b[1] = self.bits;
         LE::write_u16(&mut b[2..4], self.pad_dims() as u16);
         LE::write_u32(&mut b[4..8], self.rounds);
-        LE::write_u32(&mut b[8..12], rotate::window_for(dims + self.pad_dims()) as u32);
+        LE::write_u32(
+            &mut b[8..12],
+            rotate::window_for(dims + self.pad_dims()) as u32,
+        );
         LE::write_u64(&mut b[12..20], self.seed);
         b
     }
@@ -384,7 +387,9 @@ impl Packed {
         let k = if n14 == 0 {
             0
         } else {
-            (cos * PACKED_COS_STEPS).round().clamp(1.0, PACKED_COS_STEPS) as u32
+            (cos * PACKED_COS_STEPS)
+                .round()
+                .clamp(1.0, PACKED_COS_STEPS) as u32
         };
         let den = stored * norm_c;
         let rho = if den > 0.0 && den.is_finite() {
@@ -784,7 +789,12 @@ impl Sq {
 
     /// Bytes per encoded row (codes and factors; centred and unpadded, and `<x, c>`).
     pub fn row_bytes(&self) -> usize {
-        self.code_bytes() + if self.centre.is_some() && !self.params.pad { 8 } else { 4 }
+        self.code_bytes()
+            + if self.centre.is_some() && !self.params.pad {
+                8
+            } else {
+                4
+            }
     }
 
     /// Subtracts the mean from `v` (a centred codec; nothing otherwise) and returns the
@@ -1501,7 +1511,9 @@ mod tests {
         }
         let e = SqParams::parse("bits=1,pad=1").unwrap_err().to_string();
         assert!(e.contains("pad=1 needs centre=1"), "{e}");
-        let e = SqParams::parse("bits=1,centre=1,pad=2").unwrap_err().to_string();
+        let e = SqParams::parse("bits=1,centre=1,pad=2")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sq: pad must be 0 or 1"), "{e}");
         assert_eq!(pad_dims(1), 32);
         assert_eq!(pad_dims(3), 10);
@@ -1528,7 +1540,11 @@ mod tests {
         assert_eq!(block.len(), CENTRED_FIXED_LEN + 4 * 24);
         assert_eq!(block[0], 3);
         assert_eq!(LE::read_u16(&block[2..4]), 32);
-        assert_eq!(LE::read_u32(&block[8..12]), 32, "the window of 24 + 32 dims");
+        assert_eq!(
+            LE::read_u32(&block[8..12]),
+            32,
+            "the window of 24 + 32 dims"
+        );
         let back = Sq::from_params(&block, 24).unwrap();
         assert_eq!((back.params(), back.rotated_dims()), (c.params(), 56));
         assert_eq!(round_trip(&back, &data), round_trip(&c, &data));
@@ -1541,7 +1557,10 @@ mod tests {
         let mut p2 = c.params();
         p2.pad = false;
         let old = p2.encode(24);
-        assert_eq!((old[0], &old[2..4], LE::read_u32(&old[8..12])), (2, &[0u8, 0][..], 16));
+        assert_eq!(
+            (old[0], &old[2..4], LE::read_u32(&old[8..12])),
+            (2, &[0u8, 0][..], 16)
+        );
     }
 
     #[test]
@@ -1652,13 +1671,19 @@ mod tests {
         assert!((p.rho - 0.25).abs() <= 0.5 / 511.0 + 1e-12);
         // ‖v‖ to 7 significant bits, subnormal or large.
         for x in [3.3e-7f32, 1.0, 7.77, 1e20, 3e38] {
-            let n = Packed::from_word(Packed::word(x, 0.5, 0.0, 1.0)).factors.norm;
+            let n = Packed::from_word(Packed::word(x, 0.5, 0.0, 1.0))
+                .factors
+                .norm;
             assert!(((n - x) / x).abs() <= 1.0 / 128.0, "{x}: {n}");
         }
-        let n = Packed::from_word(Packed::word(1e-40, 0.5, 0.0, 1.0)).factors.norm;
+        let n = Packed::from_word(Packed::word(1e-40, 0.5, 0.0, 1.0))
+            .factors
+            .norm;
         assert!(n > 0.0 && n < 2e-40, "a subnormal norm: {n}");
         // A norm that rounds past float32 clamps to the largest finite one.
-        let n = Packed::from_word(Packed::word(f32::MAX, 0.5, 0.0, 1.0)).factors.norm;
+        let n = Packed::from_word(Packed::word(f32::MAX, 0.5, 0.0, 1.0))
+            .factors
+            .norm;
         assert!(n.is_finite() && n > 3.3e38, "{n}");
         // cos θ to [1, 255] steps; ρ to [−1, 1]; both 0 without a norm or a mean.
         let p = Packed::from_word(Packed::word(2.0, 1.5, 9.0, 1.0));

@@ -948,7 +948,12 @@ impl SqScan {
         } else {
             let mut f = Frame::plain(q, d);
             f.qt = (0..q.len())
-                .flat_map(|i| q.get(i).iter().copied().chain(std::iter::repeat_n(0.0, rd - d)))
+                .flat_map(|i| {
+                    q.get(i)
+                        .iter()
+                        .copied()
+                        .chain(std::iter::repeat_n(0.0, rd - d))
+                })
                 .collect();
             f.d = rd;
             f.qt.chunks_exact_mut(rd)
