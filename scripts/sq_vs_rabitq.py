@@ -18,7 +18,10 @@ time.
 
 `sq:bits=B,centre=1` centres the rows on the mean of a sample of them (as faiss's `train`
 does) and is scored by its own estimator, which ranks as its decoded rows do (see
-`src/codec/sq.rs`).
+`src/codec/sq.rs`). At one bit it is padded by default (layout 3: the row's factors in one
+word, the 4 bytes freed spent on 32 more sign bits over d + 32 rotated dims), and
+`pad=0` is the unpadded layout 2 at the same bytes; the seed sweep runs both (and at more
+bits, the default unpadded and `pad=1`).
 
 faiss's `IndexRaBitQ` does not rotate (its quantizer expects the rotation to be done
 outside), but it does centre: `train` stores the mean of the base rows, codes `o − c` and
@@ -124,7 +127,7 @@ VECTRO_CODECS = [
     ("int8", 8), ("int4:rotate=1", 4), ("binary:rotate=1", 1),
     ("sq:bits=1", 1), ("sq:bits=2", 2), ("sq:bits=3", 3), ("sq:bits=4", 4),
     ("sq:bits=5", 5), ("sq:bits=6", 6), ("sq:bits=8", 8),
-    ("sq:bits=1,centre=1", 1), ("sq:bits=2,centre=1", 2), ("sq:bits=3,centre=1", 3),
+    ("sq:bits=1,centre=1", 1), ("sq:bits=1,centre=1,pad=0", 1), ("sq:bits=2,centre=1", 2), ("sq:bits=3,centre=1", 3),
     ("sq:bits=4,centre=1", 4),
 ]
 for codec, bits in VECTRO_CODECS:
@@ -168,12 +171,17 @@ for sweep_bits in [int(b) for b in args.sweep_bits.split(",") if b] if args.seed
     print("| who | codec | bytes/row | recall@10 per seed | mean ± sd |")
     print("|---|---|---|---|---|")
     seeds = range(1, args.seeds + 1)
-    sweep = {"vectro": [], "vectro-centred": [], "faiss": []}
+    # The other centred layout: at one bit the unpadded one (`pad=0`, the default is
+    # padded), at more bits the padded one (`pad=1`, the default is unpadded).
+    alt = "pad=0" if sweep_bits == 1 else "pad=1"
+    sweep = {"vectro": [], "vectro-centred": [], "vectro-centred-alt": [], "faiss": []}
     faiss_bytes = 0
     for s in seeds:
         sweep["vectro"].append(vectro_recall(f"sq:bits={sweep_bits},seed={s}")[0])
         sweep["vectro-centred"].append(
             vectro_recall(f"sq:bits={sweep_bits},centre=1,seed={s}")[0])
+        sweep["vectro-centred-alt"].append(
+            vectro_recall(f"sq:bits={sweep_bits},centre=1,{alt},seed={s}")[0])
         rr = faiss.RandomRotationMatrix(d, d)
         rr.init(s)
         inner = faiss.IndexRaBitQ(d, faiss.METRIC_INNER_PRODUCT, sweep_bits)
@@ -183,11 +191,16 @@ for sweep_bits in [int(b) for b in args.sweep_bits.split(",") if b] if args.seed
         idx.add(base)
         faiss_bytes = inner.code_size
         sweep["faiss"].append(recall(idx.search(q, 10)[1]))
-    # Codes, the factor word, and (centred) the row's f32 <x, c>.
+    # Codes, the factor word, and (centred, unpadded) the row's f32 <x, c>; padded, the
+    # codes of d + 32/B rotated dims and one packed factor word.
     code = (d * sweep_bits + 7) // 8
+    padded = ((d + 32 // sweep_bits) * sweep_bits + 7) // 8 + 4
     for who, name, nbytes in (("vectro", f"sq:bits={sweep_bits},seed=S", code + 4),
                               ("vectro-centred", f"sq:bits={sweep_bits},centre=1,seed=S",
-                               code + 8),
+                               padded if sweep_bits == 1 else code + 8),
+                              ("vectro-centred-alt",
+                               f"sq:bits={sweep_bits},centre=1,{alt},seed=S",
+                               code + 8 if sweep_bits == 1 else padded),
                               ("faiss", f"RR,IndexRaBitQ nb_bits={sweep_bits} (seed S)",
                                faiss_bytes)):
         r = np.array(sweep[who])

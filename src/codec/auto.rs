@@ -88,7 +88,8 @@ impl Rung {
             codec,
             dims_per_m: None,
             trained: true,
-            // The codes, the factor word and the row's f32 `<x, c>`.
+            // The codes, the factor word and the row's f32 `<x, c>`; at one bit the padded
+            // layout's 32 more signs and one packed word, the same bytes.
             row_bytes: Some(|d, _| (B * d).div_ceil(8) + 8),
         }
     }
@@ -698,6 +699,16 @@ mod tests {
                     "{} at {dims} dims",
                     r.codec
                 );
+                // And what the codec of that spelling writes (padded at one bit).
+                let p = super::super::SqParams::parse(&r.codec["sq:".len()..]).unwrap();
+                let sq = super::super::Sq::with_mean(dims, p, vec![0.5; dims], 1).unwrap();
+                assert_eq!(
+                    r.trained_row_bytes(dims),
+                    Some(sq.row_bytes()),
+                    "{}",
+                    r.codec
+                );
+                assert_eq!(p.pad, r.codec == "sq:bits=1,centre=1");
             }
         }
     }

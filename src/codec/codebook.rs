@@ -271,11 +271,13 @@ fn vcb_error(path: &Path, e: Error) -> Error {
 
 /// The `.vcb` minor version a file of codec `id` is written with (FORMAT.md, "The
 /// standalone codebook file"): 3 for binary-itq, which older readers refuse by its id; for
-/// pq and opq, 2 with a recipe, else 1, as before, so their files keep their bytes.
-fn vcb_minor(id: CodecId, recipe: &[u8]) -> u16 {
+/// pq and opq, 2 with a recipe, else 1, as before, so their files keep their bytes; for
+/// a centred sq block, 6 for layout 3 (padded) and 5 for layout 2.
+fn vcb_minor(id: CodecId, section: &[u8], recipe: &[u8]) -> u16 {
     match id {
         CodecId::BinaryItq => 3,
         CodecId::Rq => 4,
+        CodecId::Sq if section.first() == Some(&3) => 6,
         CodecId::Sq => 5,
         _ if recipe.is_empty() => 1,
         _ => 2,
@@ -294,7 +296,7 @@ pub fn write_vcb(id: CodecId, section: &[u8], recipe: Option<&str>) -> Vec<u8> {
     let mut out = vec![0u8; VCB_HEAD];
     out[0..4].copy_from_slice(&VCB_MAGIC);
     LE::write_u16(&mut out[4..6], 1);
-    LE::write_u16(&mut out[6..8], vcb_minor(id, recipe));
+    LE::write_u16(&mut out[6..8], vcb_minor(id, section, recipe));
     LE::write_u16(&mut out[8..10], id.code());
     LE::write_u16(&mut out[10..12], recipe_len);
     LE::write_u32(&mut out[12..16], section.len() as u32);
@@ -384,7 +386,7 @@ impl<'a> VcbFile<'a> {
                     0
                 }
             }
-            // A centred sq block (layout 2) records its dims at bytes 20..24.
+            // A centred sq block (layout 2 or 3) records its dims at bytes 20..24.
             CodecId::Sq => self.section.get(20..24).map_or(0, LE::read_u32) as usize,
             _ => self.section.get(0..4).map_or(0, LE::read_u32) as usize,
         }

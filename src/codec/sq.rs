@@ -43,6 +43,17 @@
 //! along the mean; so ranking decoded rows by inner product is that estimator without its
 //! error along the mean (on 384-dim embeddings, the same recall within noise), and `search` and `eval` score the codes exactly so (`g <Qq, L> + κ <q, c>`), with
 //! `‖x‖² = ‖v‖² + 2<x, c> − ‖c‖²` as the row's norm for cosine and L2.
+//!
+//! `sq:bits=B,centre=1,pad=1` (the default at one bit; `pad=0` writes the layout above)
+//! packs a centred row's three numbers into one u32 ([`Packed`]: 14 bits of `‖v‖`'s float,
+//! 8 of `cos θ`, 10 of `ρ = <x − c, c> / (‖v‖ ‖c‖)`, from which `<x, c>` decodes) and spends
+//! the 4 bytes that frees on the codes of `⌊32/B⌋` more coordinates: each centred row is
+//! padded with that many zeros and rotated over `dims + ⌊32/B⌋` dims (block layout 3), and
+//! a query scored against the codes is padded and rotated alike. At one bit and 384 dims
+//! that is 416 signs and the word, 56 bytes as before; the decoded row is the inverse
+//! rotation of `g L` with its last `⌊32/B⌋` coordinates dropped, plus `κ c`. The longer
+//! rotation carries more of the row than the lost factor precision costs: about 0.01
+//! recall@10 more on 384-dim sentence embeddings (docs/benchmarks.md).
 
 use std::cell::RefCell;
 use std::fmt;
@@ -92,6 +103,17 @@ pub struct SqParams {
     pub seed: u64,
     /// Rows are centred on the mean of a sample before rotating (`centre=1`; layout 2).
     pub centre: bool,
+    /// Centred only (layout 3; `pad=1`, the default at one bit): the row's three numbers
+    /// share one packed factor word, and the 4 bytes that frees hold the codes of
+    /// [`pad_dims`] more coordinates: each centred row is padded with that many zeros and
+    /// rotated over `dims + pad_dims` dimensions.
+    pub pad: bool,
+}
+
+/// The zero coordinates a padded row (layout 3) gets at `bits` bits: the 32 bits that the
+/// packed factor word frees, `⌊32 / bits⌋` codes.
+pub fn pad_dims(bits: u8) -> usize {
+    32 / usize::from(bits.max(1))
 }
 
 impl SqParams {
@@ -105,8 +127,11 @@ impl SqParams {
             rounds: DEFAULT_ROUNDS,
             seed: DEFAULT_SEED,
             centre: false,
+            pad: false,
         };
-        for (k, v) in super::params::key_values("sq", text, &["bits", "seed", "rounds", "centre"])?
+        let mut pad = None;
+        for (k, v) in
+            super::params::key_values("sq", text, &["bits", "seed", "rounds", "centre", "pad"])?
         {
             let num = |v: &str| {
                 v.parse::<u64>().map_err(|_| {
@@ -136,6 +161,17 @@ impl SqParams {
                         }
                     }
                 }
+                "pad" => {
+                    pad = match v {
+                        "0" => Some(false),
+                        "1" => Some(true),
+                        _ => {
+                            return Err(Error::Config(format!(
+                                "sq: pad must be 0 or 1 (1 packs a centred row's factors in one word and spends the 4 bytes freed on more codes), got '{v}'"
+                            )));
+                        }
+                    }
+                }
                 "rounds" => {
                     let r = num(v)?;
                     if !(1..=u64::from(MAX_ROUNDS)).contains(&r) {
@@ -153,18 +189,43 @@ impl SqParams {
                 "sq: needs the bits per dimension, 1 to 8 (e.g. sq:bits=4)".into(),
             ));
         }
+        p.pad = pad.unwrap_or_else(|| p.default_pad());
+        if p.pad && !p.centre {
+            return Err(Error::Config(
+                "sq: pad=1 needs centre=1 (it packs the centred row's <x, c> into the factor word)"
+                    .into(),
+            ));
+        }
         Ok(p)
     }
 
+    /// Whether `pad` is on unless spelled: at one bit with `centre=1`.
+    fn default_pad(&self) -> bool {
+        self.centre && self.bits == 1
+    }
+
+    /// The zero coordinates appended to each centred row before rotating (0 unpadded).
+    pub fn pad_dims(&self) -> usize {
+        if self.pad { pad_dims(self.bits) } else { 0 }
+    }
+
     /// The on-disk block (FORMAT.md, "`sq` parameter block") of an uncentred codec, or the
-    /// first [`SQ_PARAMS_LEN`] bytes of a centred one's (layout 2, which
+    /// first [`SQ_PARAMS_LEN`] bytes of a centred one's (layout 2, or 3 padded, which
     /// [`Sq::spec`] follows with the dims, the sample size and the mean).
     pub fn encode(&self, dims: usize) -> Vec<u8> {
         let mut b = vec![0u8; SQ_PARAMS_LEN];
-        b[0] = if self.centre { 2 } else { 1 };
+        b[0] = match (self.centre, self.pad) {
+            (false, _) => 1,
+            (true, false) => 2,
+            (true, true) => 3,
+        };
         b[1] = self.bits;
+        LE::write_u16(&mut b[2..4], self.pad_dims() as u16);
         LE::write_u32(&mut b[4..8], self.rounds);
-        LE::write_u32(&mut b[8..12], rotate::window_for(dims) as u32);
+        LE::write_u32(
+            &mut b[8..12],
+            rotate::window_for(dims + self.pad_dims()) as u32,
+        );
         LE::write_u64(&mut b[12..20], self.seed);
         b
     }
@@ -176,7 +237,8 @@ impl SqParams {
     /// [`Error::Config`] naming the field that is wrong.
     pub fn decode(bytes: &[u8], dims: usize) -> Result<SqParams> {
         let bad = |what: String| Err(Error::Config(format!("sq parameters: {what}")));
-        let centre = bytes.first() == Some(&2);
+        let centre = matches!(bytes.first(), Some(2 | 3));
+        let pad = bytes.first() == Some(&3);
         let want = if centre {
             CENTRED_FIXED_LEN + 4 * dims
         } else {
@@ -189,7 +251,7 @@ impl SqParams {
                 bytes.first().copied().unwrap_or(1)
             ));
         }
-        if !(1..=2).contains(&bytes[0]) || bytes[2..4] != [0, 0] {
+        if !(1..=3).contains(&bytes[0]) || (!pad && bytes[2..4] != [0, 0]) {
             return bad(format!(
                 "unknown layout {} (written by a newer vectro? upgrade vectro)",
                 bytes[0]
@@ -199,15 +261,23 @@ impl SqParams {
         if !BITS.contains(&bits) {
             return bad(format!("{bits} bits per dimension (1 to 8)"));
         }
+        let extra = LE::read_u16(&bytes[2..4]) as usize;
+        if pad && extra != pad_dims(bits) {
+            return bad(format!(
+                "{extra} padding coordinates at {bits} bits (layout 3 pads {})",
+                pad_dims(bits)
+            ));
+        }
+        let rdims = dims + extra;
         let rounds = LE::read_u32(&bytes[4..8]);
         let window = LE::read_u32(&bytes[8..12]) as usize;
         if !(1..=MAX_ROUNDS).contains(&rounds) {
             return bad(format!("{rounds} rotation rounds (1 to {MAX_ROUNDS})"));
         }
-        if window != rotate::window_for(dims) {
+        if window != rotate::window_for(rdims) {
             return bad(format!(
-                "rotation window {window} for {dims} dims (expected {})",
-                rotate::window_for(dims)
+                "rotation window {window} for {rdims} rotated dims (expected {})",
+                rotate::window_for(rdims)
             ));
         }
         if centre && LE::read_u32(&bytes[20..24]) as usize != dims {
@@ -221,6 +291,7 @@ impl SqParams {
             rounds,
             seed: LE::read_u64(&bytes[12..20]),
             centre,
+            pad,
         })
     }
 }
@@ -231,6 +302,9 @@ impl fmt::Display for SqParams {
         write!(f, "sq:bits={}", self.bits)?;
         if self.centre {
             f.write_str(",centre=1")?;
+        }
+        if self.pad != self.default_pad() {
+            write!(f, ",pad={}", u8::from(self.pad))?;
         }
         if self.seed != DEFAULT_SEED {
             write!(f, ",seed={}", self.seed)?;
@@ -268,6 +342,71 @@ impl Factors {
         }
         (f64::from(self.norm) / ((ll as f64).sqrt() * self.cos)) as f32
     }
+}
+
+/// Steps of `cos θ` in the packed factor word (layout 3).
+const PACKED_COS_STEPS: f64 = 255.0;
+/// Steps of `ρ` in `[0, 1]` in the packed factor word (layout 3): `ρ` in `[−1, 1]` is
+/// stored as `round(ρ × 511) + 511`, 0 to 1022.
+const RHO_STEPS: f64 = 511.0;
+
+/// The fields of a packed factor word (layout 3).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Packed {
+    /// `‖v‖` and `cos θ`.
+    pub factors: Factors,
+    /// `ρ = <x − c, c> / (‖v‖ ‖c‖)`, the cosine between the centred row and the mean.
+    pub rho: f64,
+}
+
+impl Packed {
+    /// Unpacks the packed factor word: bits 31..18 are bits 30..17 of the f32 `‖v‖`,
+    /// bits 17..10 `round(cos θ × 255)`, bits 9..0 `round(ρ × 511) + 511`.
+    pub fn from_word(w: u32) -> Packed {
+        Packed {
+            factors: Factors {
+                norm: f32::from_bits((w >> 18) << 17),
+                cos: f64::from((w >> 10) & 0xff) / PACKED_COS_STEPS,
+            },
+            rho: (f64::from((w & 0x3ff).min(1022)) - RHO_STEPS) / RHO_STEPS,
+        }
+    }
+
+    /// Packs a centred row's `‖v‖`, `cos θ` and `<x − c, c>` (`xc_c`) for a mean of norm
+    /// `norm_c`: `ρ` is taken with the norm as stored, so that `<x, c>` decodes closest.
+    /// Every field clamps: a norm that rounds past float32 to the largest finite one
+    /// (the caller refuses a norm that is not finite), `cos θ` to `[1, 255]` steps (0 only
+    /// for an all-zero `v`), `ρ` to `[−1, 1]` (0 when `‖v‖` or `‖c‖` is 0).
+    pub fn word(norm: f32, cos: f64, xc_c: f64, norm_c: f64) -> u32 {
+        let n14 = if norm == 0.0 {
+            0
+        } else {
+            ((norm.to_bits() + (1 << 16)) >> 17).min((0xff << 6) - 1)
+        };
+        let stored = f64::from(f32::from_bits(n14 << 17));
+        let k = if n14 == 0 {
+            0
+        } else {
+            (cos * PACKED_COS_STEPS)
+                .round()
+                .clamp(1.0, PACKED_COS_STEPS) as u32
+        };
+        let den = stored * norm_c;
+        let rho = if den > 0.0 && den.is_finite() {
+            (xc_c / den).clamp(-1.0, 1.0)
+        } else {
+            0.0
+        };
+        let j = ((rho * RHO_STEPS).round() + RHO_STEPS).clamp(0.0, 2.0 * RHO_STEPS) as u32;
+        (n14 << 18) | (k << 10) | j
+    }
+}
+
+/// A row's fit before its factors are stored: `‖v‖` and `cos θ`, unrounded.
+#[derive(Debug, Clone, Copy)]
+struct Fit {
+    norm: f32,
+    cos: f64,
 }
 
 /// Packs `norm` and `cos` into the factor word; `None` when the norm rounds past f32.
@@ -424,6 +563,8 @@ struct Scratch {
 #[derive(Debug, Clone)]
 pub struct Sq {
     dims: usize,
+    /// The rotated dimensions: `dims`, plus [`SqParams::pad_dims`] zeros when padded.
+    rdims: usize,
     params: SqParams,
     rotation: Rotation,
     /// The mean rows are centred on (`centre=1`).
@@ -435,7 +576,8 @@ pub struct Sq {
 struct Centre {
     /// `c`, `dims` values.
     mean: Vec<f32>,
-    /// `Qc`, the mean in the codes' frame.
+    /// `Qc`, the mean in the codes' frame (padded with zeros before rotating when the rows
+    /// are).
     rotated: Vec<f32>,
     /// `‖c‖²` (f64 sum of the f32 values' squares).
     norm_sq: f64,
@@ -472,8 +614,10 @@ impl Sq {
     pub fn new(dims: usize, params: SqParams) -> Sq {
         Sq {
             dims,
+            rdims: dims,
             params: SqParams {
                 centre: false,
+                pad: false,
                 ..params
             },
             rotation: Rotation::new(dims, params.rounds, params.seed),
@@ -494,7 +638,13 @@ impl Sq {
         }
         let mut sq = Sq::new(dims, params);
         sq.params.centre = true;
+        sq.params.pad = params.pad;
+        sq.rdims = dims + sq.params.pad_dims();
+        if sq.rdims != dims {
+            sq.rotation = Rotation::new(sq.rdims, params.rounds, params.seed);
+        }
         let mut rotated = mean.clone();
+        rotated.resize(sq.rdims, 0.0);
         sq.rotation.forward(&mut rotated);
         let norm_sq = mean.iter().map(|&m| f64::from(m) * f64::from(m)).sum();
         sq.centre = Some(Centre {
@@ -574,7 +724,13 @@ impl Sq {
 
     /// Bytes of one row's codes.
     pub fn code_bytes(&self) -> usize {
-        code_bytes(self.dims, self.params.bits)
+        code_bytes(self.rdims, self.params.bits)
+    }
+
+    /// The dimensions the rows are rotated and coded over: [`Codec::dims`], plus the zeros
+    /// a padded codec (layout 3) appends. A query scored against the codes is padded alike.
+    pub fn rotated_dims(&self) -> usize {
+        self.rdims
     }
 
     /// The terms of stored row `row` (its [`Sq::row_bytes`] bytes) whose levels are
@@ -583,7 +739,13 @@ impl Sq {
     /// along `c` the row's own (`<x', c> = <x, c>`).
     pub fn row_terms(&self, row: &[u8], levels: &[f32], ll: u64) -> RowTerms {
         let cb = self.code_bytes();
-        let f = Factors::from_word(LE::read_u32(&row[cb..cb + 4]));
+        let word = LE::read_u32(&row[cb..cb + 4]);
+        let (f, rho) = if self.params.pad {
+            let p = Packed::from_word(word);
+            (p.factors, p.rho)
+        } else {
+            (Factors::from_word(word), 0.0)
+        };
         let gain = f.gain(ll);
         let vv = f64::from(f.norm) * f64::from(f.norm);
         let Some(c) = &self.centre else {
@@ -593,7 +755,11 @@ impl Sq {
                 norm_sq: vv as f32,
             };
         };
-        let xc = f64::from(super::read_f32(row, cb + 4));
+        let xc = if self.params.pad {
+            c.norm_sq + f64::from(f.norm) * c.norm_sq.sqrt() * rho
+        } else {
+            f64::from(super::read_f32(row, cb + 4))
+        };
         let lq: f64 = levels
             .iter()
             .zip(&c.rotated)
@@ -621,9 +787,14 @@ impl Sq {
         &self.rotation
     }
 
-    /// Bytes per encoded row (codes and factors; centred, and `<x, c>`).
+    /// Bytes per encoded row (codes and factors; centred and unpadded, and `<x, c>`).
     pub fn row_bytes(&self) -> usize {
-        code_bytes(self.dims, self.params.bits) + if self.centre.is_some() { 8 } else { 4 }
+        self.code_bytes()
+            + if self.centre.is_some() && !self.params.pad {
+                8
+            } else {
+                4
+            }
     }
 
     /// Subtracts the mean from `v` (a centred codec; nothing otherwise) and returns the
@@ -640,9 +811,16 @@ impl Sq {
         xc
     }
 
-    /// Writes a row's factor word and, centred, its `<x, c>` after its `cb` code bytes;
-    /// `None` when `<x, c>` does not fit a float32.
-    fn put_factors(&self, o: &mut [u8], cb: usize, word: u32, xc: f64) -> Option<()> {
+    /// Writes a row's factor word and, centred, its `<x, c>` after its `cb` code bytes
+    /// (padded: the one packed word); `None` when the norm or `<x, c>` does not fit a
+    /// float32.
+    fn put_factors(&self, o: &mut [u8], cb: usize, fit: Fit, xc: f64) -> Option<()> {
+        if let (true, Some(c)) = (self.params.pad, &self.centre) {
+            let word = Packed::word(fit.norm, fit.cos, xc - c.norm_sq, c.norm_sq.sqrt());
+            o[cb..cb + 4].copy_from_slice(&word.to_le_bytes());
+            return Some(());
+        }
+        let word = factor_word(fit.norm, fit.cos)?;
         o[cb..cb + 4].copy_from_slice(&word.to_le_bytes());
         if self.centre.is_some() {
             let xc = xc as f32;
@@ -655,7 +833,7 @@ impl Sq {
     }
 
     /// Chooses the codes of the rotated row `v` (magnitudes `a`) into `codes`, returning
-    /// the factor word, or `None` when the norm does not fit a float32. Its passes run at
+    /// its fit, or `None` when the norm does not fit a float32. Its passes run at
     /// `level` and give the same bits at every level ([`crate::simd::sq`]).
     fn encode_rotated(
         &self,
@@ -663,7 +841,7 @@ impl Sq {
         v: &[f32],
         a: &mut [f32],
         codes: &mut [u8],
-    ) -> Option<u32> {
+    ) -> Option<Fit> {
         let bits = self.params.bits;
         let (sum_sq, max_abs) = simd_sq::stats_at(level, v, a);
         let norm = sum_sq.sqrt() as f32;
@@ -679,7 +857,10 @@ impl Sq {
             t = self.choose_step(level, a, sum_sq, max_abs, suma);
         }
         let (lv, ll) = simd_sq::codes_at(level, v, a, t, bits, codes);
-        factor_word(norm, cos_of(lv, ll, sum_sq))
+        Some(Fit {
+            norm,
+            cos: cos_of(lv, ll, sum_sq),
+        })
     }
 
     /// The step `1/t` of a row of `Σ v² = sum_sq` and largest magnitude `max_abs` (> 0)
@@ -733,8 +914,8 @@ impl Sq {
         v: &[f32],
         a: &mut [f32],
         codes: &mut [u8],
-    ) -> Option<[Option<u32>; GROUP]> {
-        let (d, bits) = (self.dims, self.params.bits);
+    ) -> Option<[Option<Fit>; GROUP]> {
+        let (d, bits) = (self.rdims, self.params.bits);
         let mut max_abs = [0f32; GROUP];
         for (g, m) in max_abs.iter_mut().enumerate() {
             let (vg, ag) = (&v[g * d..(g + 1) * d], &mut a[g * d..(g + 1) * d]);
@@ -781,7 +962,10 @@ impl Sq {
             if !norm.is_finite() {
                 return None;
             }
-            factor_word(norm, cos_of(lv[g], ll[g], sum_sq[g]))
+            Some(Fit {
+                norm,
+                cos: cos_of(lv[g], ll[g], sum_sq[g]),
+            })
         }))
     }
 }
@@ -825,22 +1009,23 @@ impl Codec for Sq {
 
     fn encode(&self, input: &[f32], out: &mut [u8]) -> Result<(), EncodeFault> {
         let (d, rb) = (self.dims, self.row_bytes());
-        let cb = self.code_bytes();
+        let (cb, rd) = (self.code_bytes(), self.rdims);
         let level = Level::detect();
         let mut xcs = [0f64; GROUP];
         SCRATCH.with(|s| {
             let Scratch { v, a, codes } = &mut *s.borrow_mut();
-            v.resize(GROUP * d, 0.0);
-            a.resize(GROUP * d, 0.0);
-            codes.resize(GROUP * d, 0);
+            v.resize(GROUP * rd, 0.0);
+            a.resize(GROUP * rd, 0.0);
+            codes.resize(GROUP * rd, 0);
             let rows = input.len() / d.max(1);
             // Rows before `one_by_one` go row after row.
             let (mut r, mut one_by_one) = (0, 0);
             while r < rows {
                 let words = if r >= one_by_one && rows - r >= GROUP {
                     for (g, row) in input[r * d..(r + GROUP) * d].chunks_exact(d).enumerate() {
-                        let vg = &mut v[g * d..(g + 1) * d];
-                        vg.copy_from_slice(row);
+                        let vg = &mut v[g * rd..(g + 1) * rd];
+                        vg[..d].copy_from_slice(row);
+                        vg[d..].fill(0.0);
                         xcs[g] = self.centre_row(vg);
                         self.rotation.forward(vg);
                     }
@@ -849,7 +1034,7 @@ impl Codec for Sq {
                     None
                 };
                 let g = if let Some(words) = words {
-                    for (k, word) in words.into_iter().enumerate() {
+                    for (k, fit) in words.into_iter().enumerate() {
                         let o = &mut out[(r + k) * rb..(r + k + 1) * rb];
                         let fault = || EncodeFault {
                             row: r + k,
@@ -857,9 +1042,9 @@ impl Codec for Sq {
                             msg: "the row's norm does not fit a float32; scale the data down"
                                 .into(),
                         };
-                        let word = word.ok_or_else(fault)?;
-                        pack(&codes[k * d..(k + 1) * d], self.params.bits, &mut o[..cb]);
-                        self.put_factors(o, cb, word, xcs[k]).ok_or_else(fault)?;
+                        let fit = fit.ok_or_else(fault)?;
+                        pack(&codes[k * rd..(k + 1) * rd], self.params.bits, &mut o[..cb]);
+                        self.put_factors(o, cb, fit, xcs[k]).ok_or_else(fault)?;
                     }
                     GROUP
                 } else {
@@ -870,8 +1055,9 @@ impl Codec for Sq {
                     }
                     let row = &input[r * d..(r + 1) * d];
                     let o = &mut out[r * rb..(r + 1) * rb];
-                    let (v, a, codes) = (&mut v[..d], &mut a[..d], &mut codes[..d]);
-                    v.copy_from_slice(row);
+                    let (v, a, codes) = (&mut v[..rd], &mut a[..rd], &mut codes[..rd]);
+                    v[..d].copy_from_slice(row);
+                    v[d..].fill(0.0);
                     let xc = self.centre_row(v);
                     self.rotation.forward(v);
                     if crate::simd::any_non_finite(v) {
@@ -897,9 +1083,9 @@ impl Codec for Sq {
                         col: 0,
                         msg: "the row's norm does not fit a float32; scale the data down".into(),
                     };
-                    let word = self.encode_rotated(level, v, a, codes).ok_or_else(fault)?;
+                    let fit = self.encode_rotated(level, v, a, codes).ok_or_else(fault)?;
                     pack(codes, self.params.bits, &mut o[..cb]);
-                    self.put_factors(o, cb, word, xc).ok_or_else(fault)?;
+                    self.put_factors(o, cb, fit, xc).ok_or_else(fault)?;
                     1
                 };
                 r += g;
@@ -914,15 +1100,26 @@ impl Codec for Sq {
         let r = &payload[row * rb..(row + 1) * rb];
         let out = &mut out[..self.dims];
         let terms = SCRATCH.with(|s| {
-            let codes = &mut s.borrow_mut().codes;
-            codes.resize(self.dims, 0);
-            let codes = &mut codes[..self.dims];
-            let ll = row_levels(&r[..cb], self.params.bits, codes, out);
-            let terms = self.row_terms(r, out, ll);
-            out.iter_mut().for_each(|x| *x *= terms.gain);
+            let Scratch { v, codes, .. } = &mut *s.borrow_mut();
+            codes.resize(self.rdims, 0);
+            let codes = &mut codes[..self.rdims];
+            if self.rdims == self.dims {
+                let ll = row_levels(&r[..cb], self.params.bits, codes, out);
+                let terms = self.row_terms(r, out, ll);
+                out.iter_mut().for_each(|x| *x *= terms.gain);
+                self.rotation.inverse(out);
+                return terms;
+            }
+            // Padded: the inverse rotation over the rotated dims, whose last ones drop.
+            v.resize(self.rdims, 0.0);
+            let v = &mut v[..self.rdims];
+            let ll = row_levels(&r[..cb], self.params.bits, codes, v);
+            let terms = self.row_terms(r, v, ll);
+            v.iter_mut().for_each(|x| *x *= terms.gain);
+            self.rotation.inverse(v);
+            out.copy_from_slice(&v[..self.dims]);
             terms
         });
-        self.rotation.inverse(out);
         if let Some(c) = &self.centre {
             out.iter_mut()
                 .zip(&c.mean)
@@ -935,16 +1132,27 @@ impl Codec for Sq {
     }
 
     fn facts(&self) -> Vec<(String, String)> {
-        match &self.centre {
-            Some(c) => vec![(
+        let layout = match (&self.centre, self.params.pad) {
+            (None, _) => "1: codes, then a factor word".to_string(),
+            (Some(_), false) => "2: codes, a factor word, then the f32 <x, c>".to_string(),
+            (Some(_), true) => format!(
+                "3: codes of {} rotated dims ({} + {} zeros), then one packed factor word",
+                self.rdims,
+                self.dims,
+                self.rdims - self.dims
+            ),
+        };
+        let mut facts = vec![("layout".to_string(), layout)];
+        if let Some(c) = &self.centre {
+            facts.push((
                 "centred on".into(),
                 format!(
                     "the mean of {} sampled rows (not a learned codebook)",
                     c.rows
                 ),
-            )],
-            None => Vec::new(),
+            ));
         }
+        facts
     }
 }
 
@@ -974,6 +1182,7 @@ mod tests {
                 rounds: DEFAULT_ROUNDS,
                 seed: DEFAULT_SEED,
                 centre: false,
+                pad: false,
             },
         )
     }
@@ -1298,5 +1507,211 @@ mod tests {
         }
         // A layout-2 block must carry the mean: its first 20 bytes alone are refused.
         assert!(SqParams::decode(&p.encode(384), 384).is_err());
+    }
+
+    #[test]
+    fn pad_is_the_default_at_one_centred_bit_and_spelled_otherwise() {
+        for (text, pad, shortest) in [
+            ("bits=1,centre=1", true, "sq:bits=1,centre=1"),
+            ("bits=1,centre=1,pad=1", true, "sq:bits=1,centre=1"),
+            ("bits=1,centre=1,pad=0", false, "sq:bits=1,centre=1,pad=0"),
+            ("bits=3,centre=1", false, "sq:bits=3,centre=1"),
+            ("pad=1,bits=3,centre=1", true, "sq:bits=3,centre=1,pad=1"),
+            ("bits=1", false, "sq:bits=1"),
+            ("bits=1,pad=0", false, "sq:bits=1"),
+        ] {
+            let p = SqParams::parse(text).unwrap();
+            assert_eq!((p.pad, p.to_string().as_str()), (pad, shortest), "{text}");
+            assert_eq!(SqParams::parse(&shortest[3..]).unwrap(), p, "{shortest}");
+        }
+        let e = SqParams::parse("bits=1,pad=1").unwrap_err().to_string();
+        assert!(e.contains("pad=1 needs centre=1"), "{e}");
+        let e = SqParams::parse("bits=1,centre=1,pad=2")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sq: pad must be 0 or 1"), "{e}");
+        assert_eq!(pad_dims(1), 32);
+        assert_eq!(pad_dims(3), 10);
+        assert_eq!(pad_dims(8), 4);
+    }
+
+    /// A padded centred codec (layout 3) on `data` (its own mean, over all its rows).
+    fn padded(d: usize, bits: u8, data: &[f32]) -> Sq {
+        let src = crate::codec::codebook::MemRows::new(data.to_vec(), d);
+        let p = SqParams {
+            centre: true,
+            pad: true,
+            ..sq(d, bits).params
+        };
+        let opts = crate::codec::TrainOptions::default();
+        Sq::train(&p, &src, &opts, &crate::progress::NoProgress).unwrap()
+    }
+
+    #[test]
+    fn padded_blocks_round_trip_and_bad_ones_are_refused() {
+        let data = offset_rows(20, 24, 30);
+        let c = padded(24, 1, &data);
+        let block = c.spec().params;
+        assert_eq!(block.len(), CENTRED_FIXED_LEN + 4 * 24);
+        assert_eq!(block[0], 3);
+        assert_eq!(LE::read_u16(&block[2..4]), 32);
+        assert_eq!(
+            LE::read_u32(&block[8..12]),
+            32,
+            "the window of 24 + 32 dims"
+        );
+        let back = Sq::from_params(&block, 24).unwrap();
+        assert_eq!((back.params(), back.rotated_dims()), (c.params(), 56));
+        assert_eq!(round_trip(&back, &data), round_trip(&c, &data));
+        for (i, v) in [(2usize, 31u8), (2, 0), (8, 16), (0, 4)] {
+            let mut bad = block.clone();
+            bad[i] = v;
+            assert!(Sq::from_params(&bad, 24).is_err(), "byte {i} = {v}");
+        }
+        // Layout 2 keeps its bytes: no padding count, the window of the dims.
+        let mut p2 = c.params();
+        p2.pad = false;
+        let old = p2.encode(24);
+        assert_eq!(
+            (old[0], &old[2..4], LE::read_u32(&old[8..12])),
+            (2, &[0u8, 0][..], 16)
+        );
+    }
+
+    #[test]
+    fn padded_rows_keep_the_bytes_and_decode_along_the_mean() {
+        let (d, n) = (100, 23);
+        let mut data = offset_rows(n, d, 31);
+        data[d..2 * d].fill(0.0);
+        for bits in BITS {
+            let c = padded(d, bits, &data);
+            let p = pad_dims(bits);
+            assert_eq!(c.rotated_dims(), d + p);
+            assert_eq!(c.row_bytes(), code_bytes(d + p, bits) + 4);
+            assert!(c.row_bytes() <= code_bytes(d, bits) + 8, "bits={bits}");
+            let mean = c.mean().unwrap().to_vec();
+            let cc = dot(&mean, &mean);
+            let out = round_trip(&c, &data);
+            let rb = c.row_bytes();
+            let mut payload = vec![0u8; c.encoded_len(n)];
+            c.encode(&data, &mut payload).unwrap();
+            let mut single = vec![0u8; c.encoded_len(n)];
+            for (r, row) in data.chunks(d).enumerate() {
+                c.encode(row, &mut single[r * rb..(r + 1) * rb]).unwrap();
+            }
+            assert_eq!(payload, single, "bits={bits}");
+            for (r, (x, y)) in data.chunks(d).zip(out.chunks(d)).enumerate() {
+                let xm: f64 = x
+                    .iter()
+                    .zip(&mean)
+                    .map(|(a, m)| f64::from(a - m).powi(2))
+                    .sum();
+                // <x', c> is <x, c> up to the 10-bit cosine ρ (and float rounding).
+                let (xc, yc) = (dot(x, &mean), dot(y, &mean));
+                let tol = (xm * cc).sqrt() / 1000.0 + 1e-4 * cc;
+                assert!((xc - yc).abs() <= tol, "bits={bits} row {r}: {yc} vs {xc}");
+                // The stored terms give the row's norm up to the 7-bit ‖v‖.
+                let row = &payload[r * rb..(r + 1) * rb];
+                let (mut codes, mut lv) = (vec![0u8; d + p], vec![0f32; d + p]);
+                let ll = row_levels(&row[..c.code_bytes()], bits, &mut codes, &mut lv);
+                let t = c.row_terms(row, &lv, ll);
+                let xx = dot(x, x);
+                assert!(
+                    (f64::from(t.norm_sq) - xx).abs() <= 0.016 * xm + 2.0 * tol + 1e-3 * xx,
+                    "bits={bits} row {r}: {} vs {xx}",
+                    t.norm_sq
+                );
+                // The error is at most that of the centred row's codes (tan² θ < 1 on these
+                // rows), with the factors' rounding.
+                let e: f64 = x.iter().zip(y).map(|(a, b)| f64::from(a - b).powi(2)).sum();
+                assert!(e <= 1.05 * xm, "bits={bits} row {r}: error {e} vs {xm}");
+            }
+        }
+    }
+
+    #[test]
+    fn padded_extreme_rows_decode_finite_and_sane() {
+        let (d, n) = (64, 40);
+        let data = offset_rows(n, d, 41);
+        let c = padded(d, 1, &data);
+        let mean = c.mean().unwrap().to_vec();
+        let cc = dot(&mean, &mean);
+        let mut rows = vec![0f32; d]; // the zero row
+        rows.extend(&mean); // the mean itself: v = 0
+        rows.extend(data[..d].iter().map(|x| x * 1e17)); // a huge norm, its square in f32
+        rows.extend(data[d..2 * d].iter().map(|x| x * 1e-30)); // a tiny one
+        let out = round_trip(&c, &rows);
+        assert!(out.iter().all(|y| y.is_finite()));
+        let mut payload = vec![0u8; c.encoded_len(4)];
+        c.encode(&rows, &mut payload).unwrap();
+        let rb = c.row_bytes();
+        for (r, (x, y)) in rows.chunks(d).zip(out.chunks(d)).enumerate() {
+            let row = &payload[r * rb..(r + 1) * rb];
+            let (mut codes, mut lv) = (vec![0u8; d + 32], vec![0f32; d + 32]);
+            let ll = row_levels(&row[..c.code_bytes()], 1, &mut codes, &mut lv);
+            let t = c.row_terms(row, &lv, ll);
+            assert!(
+                t.gain.is_finite() && t.offset.is_finite() && t.norm_sq.is_finite(),
+                "row {r}: {t:?}"
+            );
+            let xx = dot(x, x);
+            let e: f64 = x.iter().zip(y).map(|(a, b)| f64::from(a - b).powi(2)).sum();
+            match r {
+                // The mean decodes to itself: g = 0 and κ = 1.
+                1 => {
+                    assert_eq!(y, &mean[..], "the mean row");
+                    assert_eq!(t.gain, 0.0);
+                }
+                // Near the origin, x − c ≈ −c: an error of at most ‖c‖² (tan² θ < 1).
+                0 | 3 => {
+                    assert!(e <= 1.05 * cc, "row {r}: error {e}, ‖c‖² {cc}");
+                    assert!(f64::from(t.norm_sq) <= 0.05 * cc, "row {r}: {t:?}");
+                }
+                // Far from the mean: the codes of x itself, and its norm.
+                _ => {
+                    let cos = dot(x, y) / (xx * dot(y, y)).sqrt();
+                    assert!(cos > 0.6, "huge row: cos {cos}");
+                    let rel = (f64::from(t.norm_sq) - xx).abs() / xx;
+                    assert!(rel < 0.02, "huge row: norm² {} vs {xx}", t.norm_sq);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_packed_word_rounds_and_clamps() {
+        let p = Packed::from_word(Packed::word(1.0, 0.8, 0.25, 1.0));
+        assert_eq!(p.factors.norm, 1.0);
+        assert!((p.factors.cos - 0.8).abs() <= 0.5 / 255.0 + 1e-12);
+        assert!((p.rho - 0.25).abs() <= 0.5 / 511.0 + 1e-12);
+        // ‖v‖ to 7 significant bits, subnormal or large.
+        for x in [3.3e-7f32, 1.0, 7.77, 1e20, 3e38] {
+            let n = Packed::from_word(Packed::word(x, 0.5, 0.0, 1.0))
+                .factors
+                .norm;
+            assert!(((n - x) / x).abs() <= 1.0 / 128.0, "{x}: {n}");
+        }
+        let n = Packed::from_word(Packed::word(1e-40, 0.5, 0.0, 1.0))
+            .factors
+            .norm;
+        assert!(n > 0.0 && n < 2e-40, "a subnormal norm: {n}");
+        // A norm that rounds past float32 clamps to the largest finite one.
+        let n = Packed::from_word(Packed::word(f32::MAX, 0.5, 0.0, 1.0))
+            .factors
+            .norm;
+        assert!(n.is_finite() && n > 3.3e38, "{n}");
+        // cos θ to [1, 255] steps; ρ to [−1, 1]; both 0 without a norm or a mean.
+        let p = Packed::from_word(Packed::word(2.0, 1.5, 9.0, 1.0));
+        assert_eq!((p.factors.cos, p.rho), (1.0, 1.0));
+        let p = Packed::from_word(Packed::word(2.0, 1e-9, -9.0, 1.0));
+        assert_eq!((p.factors.cos, p.rho), (1.0 / 255.0, -1.0));
+        assert_eq!(Packed::word(0.0, 0.7, 3.0, 1.0), 511);
+        assert_eq!(Packed::from_word(Packed::word(2.0, 0.7, 3.0, 0.0)).rho, 0.0);
+        // Every word decodes to finite fields in range.
+        for w in (0..=u32::MAX).step_by(65_537).chain([u32::MAX]) {
+            let p = Packed::from_word(w);
+            assert!(p.factors.norm.is_finite() || (w >> 18) >= 0x3fc0, "{w:#x}");
+            assert!((0.0..=1.0).contains(&p.factors.cos) && (-1.0..=1.0).contains(&p.rho));
+        }
     }
 }

@@ -940,8 +940,28 @@ impl SqScan {
                 })
                 .collect()
         });
+        // A padded codec (layout 3) codes rows padded with zeros and rotated over more
+        // dims: the queries are padded and rotated alike.
+        let rd = codec.rotated_dims();
+        let frame = if rd == d {
+            Frame::rotated(q, d, codec.rotation())
+        } else {
+            let mut f = Frame::plain(q, d);
+            f.qt = (0..q.len())
+                .flat_map(|i| {
+                    q.get(i)
+                        .iter()
+                        .copied()
+                        .chain(std::iter::repeat_n(0.0, rd - d))
+                })
+                .collect();
+            f.d = rd;
+            f.qt.chunks_exact_mut(rd)
+                .for_each(|row| codec.rotation().forward(row));
+            f
+        };
         SqScan {
-            frame: Frame::rotated(q, d, codec.rotation()),
+            frame,
             qc,
             own: (0..q.len()).map(|i| q.own(i)).collect(),
             codec,

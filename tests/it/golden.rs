@@ -78,9 +78,10 @@ const TRAINS: &[Train] = &[
         input: "d24.npy",
         codec: "rq:m=2,iters=3,refine=1,beam=4",
     },
-    // `.vcb` minor version 5: a centred sq block (layout 2, with the mean).
+    // `.vcb` minor version 6: a centred, padded sq block (layout 3, with the mean). Minor
+    // 5, layout 2, is the committed input `sq1_centre.vcb`.
     Train {
-        out: "sq1_centre.vcb",
+        out: "sq1_centre_pad.vcb",
         input: "d24.npy",
         codec: "sq:bits=1,centre=1",
     },
@@ -141,18 +142,33 @@ const CASES: &[Case] = &[
         args: &["--codec", "sq:bits=1"],
         min_cosine: 0.6,
     },
+    // Layout 2 (centred): from its committed `.vcb`, whose recipe is the spelling of the
+    // time, and written afresh as `pad=0`.
     Case {
-        out: "sq1_centre.vectro",
+        out: "sq1_centre_codebook.vectro",
+        input: "d24.npy",
+        args: &["--codebook", "sq1_centre.vcb"],
+        min_cosine: 0.6,
+    },
+    Case {
+        out: "sq1_centre_pad0.vectro",
+        input: "d24.npy",
+        args: &["--codec", "sq:bits=1,centre=1,pad=0"],
+        min_cosine: 0.6,
+    },
+    // Layout 3 (centred and padded), the default at one bit.
+    Case {
+        out: "sq1_centre_pad.vectro",
         input: "d24.npy",
         args: &["--codec", "sq:bits=1,centre=1"],
         min_cosine: 0.6,
     },
     Case {
-        out: "sq1_centre_codebook.vectro",
+        out: "sq1_centre_pad_codebook.vectro",
         input: "d24.npy",
         args: &[
             "--codebook",
-            "sq1_centre.vcb",
+            "sq1_centre_pad.vcb",
             "--codec",
             "sq:bits=1,centre=1",
         ],
@@ -339,6 +355,12 @@ const CASES: &[Case] = &[
 /// `tests/fixtures/`), with the source they were written from.
 const OLDER: &[(&str, &str)] = &[("v1_int8.vectro", "v1_int8_source.npy")];
 
+/// Golden containers that this build no longer writes from their spelling (its default
+/// changed), decoded but never rewritten, with their input: `sq1_centre.vectro` is
+/// `sq:bits=1,centre=1` before it meant the padded layout, byte for byte the
+/// `sq1_centre_codebook.vectro` that is still written (from the committed `.vcb`).
+const RETIRED: &[(&str, &str)] = &[("sq1_centre.vectro", "d24.npy")];
+
 /// Files of older minors: (name, the 1.3 golden file it is laid out as, its minor).
 const EARLIER: &[(&str, &str, u16)] = &[
     // 1.1: the quantizer parameter block with a rotation; the zstd payload stage.
@@ -377,13 +399,16 @@ fn blessing() -> bool {
 /// `fixed_size_list<float>[24]`, and for row `k`: `title` = `title {k} ü, "q"` or null when
 /// `k % 7 == 3`, `n` = `3k − 100` (int64), `score` = `k / 7` (double), `flag` = `k % 3 == 0`,
 /// `tags` = `["t0", .., "t{k % 4 − 1}"]`; row groups of 100 rows) and is never rewritten.
-const INPUTS: [&str; 6] = [
+/// `sq1_centre.vcb` is a layout-2 `sq:bits=1,centre=1` codebook of `d24.npy` (`.vcb` minor
+/// 5), written before that spelling meant the padded layout and never rewritten.
+const INPUTS: [&str; 7] = [
     "d24.npy",
     "d64.npy",
     "d64_unit.npy",
     "ids_u64.npy",
     "ids.txt",
     "payload.parquet",
+    "sq1_centre.vcb",
 ];
 
 /// Writes the inputs with `vectro generate` if they are missing (blessing only).
@@ -579,6 +604,11 @@ fn golden_files_are_rewritten_byte_for_byte() {
                 .map(|c| manifest_line(c.out, &golden_dir().join(c.out))),
         );
         lines.extend(
+            RETIRED
+                .iter()
+                .map(|(f, _)| manifest_line(f, &golden_dir().join(f))),
+        );
+        lines.extend(
             EARLIER
                 .iter()
                 .map(|(f, _, _)| manifest_line(f, &golden_dir().join(f))),
@@ -621,7 +651,7 @@ fn golden_files_decode_to_the_committed_rows() {
     let lines: Vec<&str> = manifest.lines().collect();
     assert_eq!(
         lines.len(),
-        OLDER.len() + CASES.len() + EARLIER.len(),
+        OLDER.len() + CASES.len() + RETIRED.len() + EARLIER.len(),
         "MANIFEST lines"
     );
     for line in &lines {
@@ -673,6 +703,11 @@ fn golden_files_decode_to_the_committed_rows() {
             OLDER
                 .iter()
                 .map(|(f, src)| (format!("../{f}"), fixtures().join(src), 0.999)),
+        )
+        .chain(
+            RETIRED
+                .iter()
+                .map(|(f, src)| (f.to_string(), golden_dir().join(src), 0.6)),
         );
     for (file, src, min_cosine) in sources {
         let (c, decoded) = decode_all(&golden_dir().join(&file));
@@ -719,6 +754,8 @@ fn golden_files_cover_every_codec_id_and_known_minor() {
         ("binary_itq.vectro", "itq_codebook.vectro"),
         ("rq.vectro", "rq_codebook.vectro"),
         ("rq_icm.vectro", "rq_icm_codebook.vectro"),
+        ("sq1_centre.vectro", "sq1_centre_codebook.vectro"),
+        ("sq1_centre_pad.vectro", "sq1_centre_pad_codebook.vectro"),
     ] {
         assert_eq!(
             fs::read(golden_dir().join(trained)).unwrap(),

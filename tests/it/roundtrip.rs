@@ -51,6 +51,7 @@ const CODECS: &[&str] = &[
     "sq:bits=2",
     "sq:bits=5",
     "sq:bits=1,centre=1",
+    "sq:bits=1,centre=1,pad=0",
     "f16",
     "bf16",
     "pq:m=8,nbits=4",

@@ -282,3 +282,47 @@ fn a_shard_placeholder_without_shard_is_refused() {
     assert!(e.contains("only --shard K/N fills in"), "{e}");
     assert!(!out.exists());
 }
+
+/// Shards compressed with a frozen centred `sq` mean (`vectro train`; the padded layout,
+/// the default at one bit) merge to the single run with it, and `info` names the layout.
+#[test]
+fn shards_with_a_frozen_sq_mean_merge_to_the_single_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dataset(dir.path());
+    let vcb = dir.path().join("mean.vcb");
+    ok(vectro_std()
+        .args(["train", "-q", "--codec", "sq:bits=1,centre=1", "--in"])
+        .arg(&input)
+        .arg("--out")
+        .arg(&vcb));
+    let single_out = dir.path().join("single.vectro");
+    ok(shard_cmd(&input, &single_out)
+        .arg("--codebook")
+        .arg(&vcb)
+        .arg("-q"));
+    let parts = dir.path().join("parts");
+    std::fs::create_dir(&parts).unwrap();
+    for k in 0..3 {
+        ok(
+            shard(&input, &parts.join("p-{shard}.vectro"), &format!("{k}/3"))
+                .arg("--codebook")
+                .arg(&vcb)
+                .arg("-q"),
+        );
+    }
+    let merged = merge(&parts, &dir.path().join("all.vectro"));
+    assert!(
+        merged == std::fs::read(&single_out).unwrap(),
+        "merged file differs from the single run"
+    );
+    let o = vectro_std()
+        .arg("info")
+        .arg(dir.path().join("all.vectro"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("sq:bits=1,centre=1") && text.contains("3: codes of"),
+        "{text}"
+    );
+}
