@@ -141,6 +141,9 @@ pub(crate) struct AdcTables {
     /// bound may reach the top-k (exact search), else only those among the best this
     /// many (at least `k`) by their 8-bit estimate ([`AdcTables::with_candidates`]).
     candidates: usize,
+    /// The workers the fast-scan splits a chunk's query blocks over (`None`: the calling
+    /// thread alone), see [`AdcTables::with_threads`].
+    pool: Option<rayon::ThreadPool>,
 }
 
 /// Each query's tables quantized to `u8` for [`fastscan::block_scores`], and how a row's
@@ -214,6 +217,7 @@ impl AdcTables {
             norms,
             fast: None,
             candidates: 0,
+            pool: None,
         };
         if t.nbits == 4 {
             t.fast = Some(t.fast_tables(n));
@@ -236,6 +240,20 @@ impl AdcTables {
     /// least the rows of a chunk gives its results. Other codes ignore it.
     pub(crate) fn with_candidates(mut self, candidates: usize) -> AdcTables {
         self.candidates = candidates;
+        self
+    }
+
+    /// The same tables, the exact 4-bit fast-scan splitting each chunk's blocks of
+    /// queries over a pool of `threads` workers (0: the available cores; never more than
+    /// the cores): a search's chunks are few and uneven, and the queries of one chunk
+    /// are independent, so every worker keeps busy until the last chunk. Results are the
+    /// same for any count; without a pool (one thread, or the system refusing threads)
+    /// the calling thread scans alone. Other codes ignore it.
+    pub(crate) fn with_threads(mut self, threads: usize) -> AdcTables {
+        let workers = crate::par::resolve_threads(threads).min(crate::par::default_threads());
+        if self.fast.is_some() && workers > 1 {
+            self.pool = crate::par::pool(workers).ok();
+        }
         self
     }
 
@@ -536,9 +554,8 @@ impl AdcTables {
             1.0
         };
         let (metric, unit) = (self.metric, self.unit);
-        let mut keyed = Vec::new();
-        let mut hits = Vec::new();
-        for (b, block) in heaps.chunks_mut(BLOCK).enumerate() {
+        let scan = |(b, block): (usize, &mut [TopK])| {
+            let (mut keyed, mut hits) = (Vec::new(), Vec::new());
             let q0 = b * BLOCK;
             let mut sink = ScanSink {
                 metric,
@@ -606,6 +623,12 @@ impl AdcTables {
                     )
                 });
             }
+        };
+        match &self.pool {
+            Some(pool) if heaps.len() > BLOCK => {
+                pool.install(|| heaps.par_chunks_mut(BLOCK).enumerate().for_each(scan));
+            }
+            _ => heaps.chunks_mut(BLOCK).enumerate().for_each(scan),
         }
     }
 

@@ -257,6 +257,16 @@ impl Scorer {
         }
     }
 
+    /// The same scorer, the pq/opq 4-bit fast-scan splitting each chunk's queries over
+    /// `threads` workers (0: the available cores; see [`AdcTables::with_threads`]); the
+    /// other scorers are unchanged.
+    pub fn with_threads(self, threads: usize) -> Scorer {
+        match self {
+            Scorer::Adc(t) => Scorer::Adc(t.with_threads(threads)),
+            other => other,
+        }
+    }
+
     /// Whether the `l2` ranking scores are `−‖q − x̂‖²` rather than `2q·x̂ − ‖x̂‖²`.
     pub fn l2_is_negated_distance(&self) -> bool {
         matches!(self, Scorer::Adc(t) if t.l2_is_negated_distance())

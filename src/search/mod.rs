@@ -237,7 +237,8 @@ fn run(
     let keep = opts.k.max(if rescoring { opts.rescore } else { 0 });
     let prepared = Queries::new(queries.to_vec(), d, None, opts.metric);
     let scorer = Scorer::new(c, &prepared, opts.hamming)?
-        .with_fast_scan_candidates(opts.fast_scan_candidates);
+        .with_fast_scan_candidates(opts.fast_scan_candidates)
+        .with_threads(opts.threads);
     let heaps = scan(
         c,
         &scorer,
