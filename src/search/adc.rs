@@ -257,6 +257,18 @@ impl AdcTables {
         self
     }
 
+    /// Whether the scan of `queries` queries splits each chunk's query blocks over the
+    /// pool ([`AdcTables::with_threads`]): when there are at least two blocks a worker.
+    /// The caller then scans the chunks one at a time, so that each chunk starts from
+    /// the floors the chunks before it reached.
+    pub(crate) fn splits_queries(&self, queries: usize) -> bool {
+        self.candidates == 0
+            && self
+                .pool
+                .as_ref()
+                .is_some_and(|p| queries.div_ceil(BLOCK) >= 2 * p.current_num_threads())
+    }
+
     /// `out[r]` = the score of row `r` whose `σ·S` is `add + qs[r]·step` (the bits the
     /// scan's per-row scoring gives), one loop per metric so that it vectorizes.
     fn bounds_into(&self, add: f32, step: f32, qs: &[u16], inv: &[f32], out: &mut Vec<f32>) {
@@ -375,7 +387,7 @@ impl AdcTables {
                 inv_norm: &inv_norm,
                 filter,
             };
-            self.scan_fast(fast, queries, rows, &mut heaps);
+            self.scan_fast(fast, queries, rows, floors, &mut heaps);
             heaps.iter_mut().for_each(TopK::shrink);
             return heaps;
         }
@@ -494,6 +506,7 @@ impl AdcTables {
         fast: &FastTables,
         queries: &Queries,
         rows: Candidates<'_>,
+        floors: &Floors,
         heaps: &mut [TopK],
     ) {
         if self.candidates > 0 {
@@ -586,8 +599,9 @@ impl AdcTables {
                     })
                     .collect(),
             };
+            // The floors other chunks reached since this one's heaps were made.
             for (l, h) in block.iter().enumerate() {
-                sink.set_floor(l, h.floor());
+                sink.set_floor(l, h.floor().max(floors.get(q0 + l)));
             }
             fastscan::block_scan(
                 &fast.luts[q0 * bb..(q0 + block.len()) * bb],
@@ -607,6 +621,8 @@ impl AdcTables {
                 let floor = heap.floor();
                 hits.clear();
                 hits.extend((0..st.cands.len()).filter(|&c| may_enter(up(c), floor)));
+                DBG[1].fetch_add(st.cands.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                DBG[2].fetch_add(hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 let t = &fast.exact[i * m * ksub..(i + 1) * m * ksub];
                 let exact = |group: &[usize], sums: &mut [f32; EXACT_LANES]| {
                     let mut rows = [0usize; EXACT_LANES];
@@ -622,10 +638,14 @@ impl AdcTables {
                         first_row + r as u64,
                     )
                 });
+                // For the chunks still to come: `k` rows reach it.
+                if let Some(f) = heap.full_floor() {
+                    floors.raise(i, f);
+                }
             }
         };
         match &self.pool {
-            Some(pool) if heaps.len() > BLOCK => {
+            Some(pool) if self.splits_queries(heaps.len()) => {
                 pool.install(|| heaps.par_chunks_mut(BLOCK).enumerate().for_each(scan));
             }
             _ => heaps.chunks_mut(BLOCK).enumerate().for_each(scan),
@@ -988,6 +1008,10 @@ pub(crate) fn kth_floor_u16(qs: &[u16], k: usize, scratch: &mut Vec<u16>) -> Opt
     Some(*kth)
 }
 
+/// debug
+pub static DBG: [std::sync::atomic::AtomicU64; 4] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; 4];
+
 /// The score of a row whose `σ·S` is `signed` (`inv`: its `1/‖x̂‖`, unused when the score
 /// does not depend on it): the bits of every per-row scoring of the fast-scan.
 #[inline(always)]
@@ -1165,6 +1189,10 @@ impl fastscan::BlockSink for ScanSink<'_> {
 
     fn hits(&mut self, l: usize, b: usize, mask: u32, sums: &[u16; BLOCK_ROWS]) {
         let (base, low, step) = (self.base[l], self.low[l], self.step[l]);
+        DBG[0].fetch_add(
+            u64::from(mask.count_ones()),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let mut bits = mask;
         while bits != 0 {
             let i = bits.trailing_zeros() as usize;

@@ -267,6 +267,12 @@ impl Scorer {
         }
     }
 
+    /// Whether a chunk's scan of `queries` queries runs on the scorer's own workers
+    /// ([`AdcTables::splits_queries`]): the chunks are then best scanned one at a time.
+    pub fn splits_queries(&self, queries: usize) -> bool {
+        matches!(self, Scorer::Adc(t) if t.splits_queries(queries))
+    }
+
     /// Whether the `l2` ranking scores are `−‖q − x̂‖²` rather than `2q·x̂ − ‖x̂‖²`.
     pub fn l2_is_negated_distance(&self) -> bool {
         matches!(self, Scorer::Adc(t) if t.l2_is_negated_distance())

@@ -364,7 +364,12 @@ fn scan(
         return Ok(total);
     }
     let floors = Floors::new(nq);
-    let threads = crate::par::resolve_threads(threads);
+    // A scorer that splits each chunk's queries over its own workers takes the chunks
+    // one at a time: each then starts from the floors of those before it.
+    let threads = match scorer.splits_queries(nq) {
+        true => 1,
+        false => crate::par::resolve_threads(threads),
+    };
     let mut behind = ReleaseBehind::for_chunks(c);
     run_ordered(
         threads,
