@@ -621,8 +621,6 @@ impl AdcTables {
                 let floor = heap.floor();
                 hits.clear();
                 hits.extend((0..st.cands.len()).filter(|&c| may_enter(up(c), floor)));
-                DBG[1].fetch_add(st.cands.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                DBG[2].fetch_add(hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 let t = &fast.exact[i * m * ksub..(i + 1) * m * ksub];
                 let exact = |group: &[usize], sums: &mut [f32; EXACT_LANES]| {
                     let mut rows = [0usize; EXACT_LANES];
@@ -1008,10 +1006,6 @@ pub(crate) fn kth_floor_u16(qs: &[u16], k: usize, scratch: &mut Vec<u16>) -> Opt
     Some(*kth)
 }
 
-/// debug
-pub static DBG: [std::sync::atomic::AtomicU64; 4] =
-    [const { std::sync::atomic::AtomicU64::new(0) }; 4];
-
 /// The score of a row whose `σ·S` is `signed` (`inv`: its `1/‖x̂‖`, unused when the score
 /// does not depend on it): the bits of every per-row scoring of the fast-scan.
 #[inline(always)]
@@ -1189,10 +1183,6 @@ impl fastscan::BlockSink for ScanSink<'_> {
 
     fn hits(&mut self, l: usize, b: usize, mask: u32, sums: &[u16; BLOCK_ROWS]) {
         let (base, low, step) = (self.base[l], self.low[l], self.step[l]);
-        DBG[0].fetch_add(
-            u64::from(mask.count_ones()),
-            std::sync::atomic::Ordering::Relaxed,
-        );
         let mut bits = mask;
         while bits != 0 {
             let i = bits.trailing_zeros() as usize;

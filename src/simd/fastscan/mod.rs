@@ -338,12 +338,15 @@ mod tests {
         }
     }
 
+    /// One recorded block of a query: block, threshold, mask, sums (zero without hits).
+    type Call = (usize, u16, u32, [u16; BLOCK_ROWS]);
+
     /// A sink whose threshold rises with what it was told (each query's best sum so far
     /// less a margin, 0 and 65535 now and then), and that records every call by query.
     struct Recorder {
         best: Vec<u16>,
         margin: u16,
-        calls: Vec<Vec<(usize, u16, u32, [u16; BLOCK_ROWS])>>,
+        calls: Vec<Vec<Call>>,
         pending: Vec<Option<(usize, u16)>>,
     }
 
