@@ -22,6 +22,10 @@
 //! bytes as `u16` words (a word holds two rows' bytes) and a copy shifted right by 8
 //! (the odd rows'), and takes the even rows' sums as the difference at the end; the NEON
 //! kernel looks up 16 codes per `vqtbl1q_u8` and widens each row's two bytes to `u16`.
+//!
+//! [`block_scan`] computes the same sums and compares each block's 32 with a threshold per
+//! query that a [`BlockSink`] gives before the block (in registers on AVX2), reporting only
+//! the rows at or above it: a search's top-k floor keeps almost every row in the kernel.
 
 #[cfg(target_arch = "aarch64")]
 mod neon;
