@@ -130,13 +130,16 @@ fn kernels(c: &mut Criterion) {
         }
     }
     for level in Level::available() {
-        g.bench_function(format!("pq4_fastscan_threshold_16q/{}", level.name()), |b| {
-            b.iter(|| {
-                let mut sink = Count(&thresholds, 0);
-                fastscan::block_scan_at(level, &luts, pairs, black_box(&blocks), &mut sink);
-                sink.1
-            })
-        });
+        g.bench_function(
+            format!("pq4_fastscan_threshold_16q/{}", level.name()),
+            |b| {
+                b.iter(|| {
+                    let mut sink = Count(&thresholds, 0);
+                    fastscan::block_scan_at(level, &luts, pairs, black_box(&blocks), &mut sink);
+                    sink.1
+                })
+            },
+        );
     }
     g.finish();
 }
