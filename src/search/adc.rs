@@ -251,7 +251,10 @@ impl AdcTables {
     /// the calling thread scans alone. Other codes ignore it.
     pub(crate) fn with_threads(mut self, threads: usize) -> AdcTables {
         let workers = crate::par::resolve_threads(threads).min(crate::par::default_threads());
-        if self.fast.is_some() && workers > 1 {
+        // Only when there are queries enough to split ([`AdcTables::splits_queries`]): a
+        // search of a few queries starts no threads of its own.
+        let queries = self.fast.as_ref().map_or(0, |f| f.step.len());
+        if workers > 1 && queries.div_ceil(BLOCK) >= 2 * workers {
             self.pool = crate::par::pool(workers).ok();
         }
         self
@@ -1474,6 +1477,67 @@ mod tests {
                     tight <= 0.51 * book.m as f32 + 1.0,
                     "{text}: slack {tight} steps"
                 );
+            }
+        }
+    }
+
+    /// Split over a pool of workers, chunk after chunk with the floors passed on (as a
+    /// search runs it), the exact fast-scan finds the float scan's heaps bit for bit.
+    #[test]
+    fn fast_scan_split_over_workers_equals_the_float_scan() {
+        let (dims, rows, nq, k) = (28, 900, 70, 10);
+        let mut rng = ChaCha8Rng::seed_from_u64(47);
+        let x: Vec<f32> = (0..rows * dims)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        let q: Vec<f32> = (0..nq * dims)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        let own: Vec<u64> = (0..nq as u64).map(|i| i * 13).collect();
+        for text in ["m=14,nbits=4", "m=14,nbits=4,unit=1"] {
+            let p = PqParams::parse("pq", text, dims).unwrap();
+            let x = if p.unit == Some(true) {
+                unit_rows(&x, dims)
+            } else {
+                x.clone()
+            };
+            let codec = Pq::new(
+                train(CodecId::Pq, &p, &x, dims, &NoProgress, &Default::default()).unwrap(),
+            );
+            let book = codec.codebook();
+            let mut codes = vec![0u8; codec.encoded_len(rows)];
+            codec.encode(&x, &mut codes).unwrap();
+            let cb = book.code_bytes();
+            for metric in [Metric::L2, Metric::Cos] {
+                let queries = Queries::new(q.clone(), dims, Some(own.clone()), metric);
+                let fast = AdcTables::new(book, &queries).with_threads(2);
+                if crate::par::default_threads() > 1 {
+                    assert!(fast.splits_queries(nq), "{text}: no pool");
+                }
+                let slow = AdcTables::new(book, &queries).without_fast_scan();
+                let heaps = |t: &AdcTables| {
+                    let floors = Floors::new(nq);
+                    let mut total = vec![TopK::new(k); nq];
+                    for (c, chunk) in codes.chunks(300 * cb).enumerate() {
+                        let part = t.scan(&queries, chunk, (c * 300) as u64, k, &floors);
+                        for (i, (a, b)) in total.iter_mut().zip(part).enumerate() {
+                            a.merge(b);
+                            if let Some(f) = a.full_floor() {
+                                floors.raise(i, f);
+                            }
+                        }
+                    }
+                    total
+                        .iter()
+                        .map(|h| {
+                            h.sorted()
+                                .iter()
+                                .map(|e| (e.score.to_bits(), e.id))
+                                .collect::<Vec<_>>()
+                        })
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(heaps(&fast), heaps(&slow), "{text} {metric}");
             }
         }
     }
