@@ -109,6 +109,38 @@ fn kernels(c: &mut Criterion) {
             b.iter(|| fastscan::block_scores_at(level, &luts, pairs, black_box(&blocks), &mut q16))
         });
     }
+    // The threshold scan with each query's threshold at its 99th percentile or so (a
+    // search's floor), counting the rows reported.
+    let mut sorted = q16.clone();
+    let per = nb * fastscan::BLOCK_ROWS;
+    let thresholds: Vec<u16> = sorted
+        .chunks_exact_mut(per)
+        .map(|s| {
+            s.sort_unstable();
+            s[per - per / 100 - 1]
+        })
+        .collect();
+    struct Count<'a>(&'a [u16], u64);
+    impl fastscan::BlockSink for Count<'_> {
+        fn threshold(&mut self, q: usize, _b: usize) -> u16 {
+            self.0[q]
+        }
+        fn hits(&mut self, _q: usize, _b: usize, mask: u32, _s: &[u16; fastscan::BLOCK_ROWS]) {
+            self.1 += u64::from(mask.count_ones());
+        }
+    }
+    for level in Level::available() {
+        g.bench_function(
+            format!("pq4_fastscan_threshold_16q/{}", level.name()),
+            |b| {
+                b.iter(|| {
+                    let mut sink = Count(&thresholds, 0);
+                    fastscan::block_scan_at(level, &luts, pairs, black_box(&blocks), &mut sink);
+                    sink.1
+                })
+            },
+        );
+    }
     g.finish();
 }
 

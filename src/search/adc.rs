@@ -20,6 +20,8 @@
 //! assert_eq!(top, vec![vec![1, 2]]); // row ids of the 2 nearest rows per query, nearest first
 //! ```
 
+use std::collections::BinaryHeap;
+
 use rayon::prelude::*;
 
 use super::exact::{Floors, Metric, Queries};
@@ -139,6 +141,9 @@ pub(crate) struct AdcTables {
     /// bound may reach the top-k (exact search), else only those among the best this
     /// many (at least `k`) by their 8-bit estimate ([`AdcTables::with_candidates`]).
     candidates: usize,
+    /// The workers the fast-scan splits a chunk's query blocks over (`None`: the calling
+    /// thread alone), see [`AdcTables::with_threads`].
+    pool: Option<rayon::ThreadPool>,
 }
 
 /// Each query's tables quantized to `u8` for [`fastscan::block_scores`], and how a row's
@@ -212,6 +217,7 @@ impl AdcTables {
             norms,
             fast: None,
             candidates: 0,
+            pool: None,
         };
         if t.nbits == 4 {
             t.fast = Some(t.fast_tables(n));
@@ -235,6 +241,35 @@ impl AdcTables {
     pub(crate) fn with_candidates(mut self, candidates: usize) -> AdcTables {
         self.candidates = candidates;
         self
+    }
+
+    /// The same tables, the exact 4-bit fast-scan splitting each chunk's blocks of
+    /// queries over a pool of `threads` workers (0: the available cores; never more than
+    /// the cores): a search's chunks are few and uneven, and the queries of one chunk
+    /// are independent, so every worker keeps busy until the last chunk. Results are the
+    /// same for any count; without a pool (one thread, or the system refusing threads)
+    /// the calling thread scans alone. Other codes ignore it.
+    pub(crate) fn with_threads(mut self, threads: usize) -> AdcTables {
+        let workers = crate::par::resolve_threads(threads).min(crate::par::default_threads());
+        // Only when there are queries enough to split ([`AdcTables::splits_queries`]): a
+        // search of a few queries starts no threads of its own.
+        let queries = self.fast.as_ref().map_or(0, |f| f.step.len());
+        if workers > 1 && queries.div_ceil(BLOCK) >= 2 * workers {
+            self.pool = crate::par::pool(workers).ok();
+        }
+        self
+    }
+
+    /// Whether the scan of `queries` queries splits each chunk's query blocks over the
+    /// pool ([`AdcTables::with_threads`]): when there are at least two blocks a worker.
+    /// The caller then scans the chunks one at a time, so that each chunk starts from
+    /// the floors the chunks before it reached.
+    pub(crate) fn splits_queries(&self, queries: usize) -> bool {
+        self.candidates == 0
+            && self
+                .pool
+                .as_ref()
+                .is_some_and(|p| queries.div_ceil(BLOCK) >= 2 * p.current_num_threads())
     }
 
     /// `out[r]` = the score of row `r` whose `σ·S` is `add + qs[r]·step` (the bits the
@@ -355,7 +390,7 @@ impl AdcTables {
                 inv_norm: &inv_norm,
                 filter,
             };
-            self.scan_fast(fast, queries, rows, &mut heaps);
+            self.scan_fast(fast, queries, rows, floors, &mut heaps);
             heaps.iter_mut().for_each(TopK::shrink);
             return heaps;
         }
@@ -454,16 +489,175 @@ impl AdcTables {
         }
     }
 
-    /// The 4-bit fast-scan of `rows` for every query: the quantized sums of all rows, then
-    /// the exact float sum (the bits [`AdcTables::scan_block`] computes) of each row whose
-    /// bound from its quantized sum may still reach its query's floor. So the heaps end as
-    /// the float scan leaves them; only the rows scored exactly differ.
+    /// The 4-bit fast-scan of `rows` for every query: the kernel sums each row's 8-bit
+    /// table entries and reports only the rows whose sum reaches its query's threshold
+    /// ([`fastscan::block_scan`]); of those, each row whose bound may still reach the
+    /// query's floor is kept, and at the end of the chunk scored exactly (the float sum,
+    /// the bits [`AdcTables::scan_block`] computes), best first. So the heaps end as the
+    /// float scan leaves them; only the rows scored exactly differ.
     ///
-    /// Before any row is scored exactly, each query's floor is raised to a score that `k`
-    /// of the rows are known to reach from their lower bounds ([`kth_floor`]): without it
-    /// the floor of an empty top-k rises only as rows are pushed, and the first chunk's
-    /// first rows would all be scored exactly.
+    /// The threshold is the least quantized sum whose upper bound reaches the floor
+    /// (conservatively: the kept rows are then tested on their own bound). The floor rises
+    /// during the scan to a score that `k` of the kept rows are known to reach from their
+    /// lower bounds: without it the floor of an empty top-k rises only as rows are
+    /// pushed, and the first chunk's first rows would all be scored exactly. When the
+    /// score divides by the row's length (cosine, or a unit-length codebook) the rows go
+    /// to the kernel sorted by that length, so that one threshold per block of 32 rows
+    /// (from its rows' least and greatest length) is close to every row's own.
     fn scan_fast(
+        &self,
+        fast: &FastTables,
+        queries: &Queries,
+        rows: Candidates<'_>,
+        floors: &Floors,
+        heaps: &mut [TopK],
+    ) {
+        if self.candidates > 0 {
+            return self.scan_fast_estimate(fast, queries, rows, heaps);
+        }
+        let Candidates {
+            codes,
+            first_row,
+            inv_norm,
+            filter,
+        } = rows;
+        let (m, ksub, pairs) = (self.m, self.ksub, fast.pairs);
+        let bb = pairs * BLOCK_BYTES_PER_PAIR;
+        let n = codes.len() / pairs;
+        let nb = n.div_ceil(BLOCK_ROWS);
+        let per_row = self.metric == Metric::Cos || self.unit;
+        // Rows in block order: by `1/‖x̂‖`, greatest first (ties by row), when the score
+        // depends on it.
+        let order: Vec<u32> = if per_row {
+            let mut o: Vec<u32> = (0..n as u32).collect();
+            o.sort_unstable_by(|&a, &b| {
+                inv_norm[b as usize]
+                    .total_cmp(&inv_norm[a as usize])
+                    .then(a.cmp(&b))
+            });
+            o
+        } else {
+            Vec::new()
+        };
+        let mut blocks = vec![0u8; nb * bb];
+        if per_row {
+            let mut sorted = Vec::with_capacity(codes.len());
+            for &r in &order {
+                sorted.extend_from_slice(&codes[r as usize * pairs..][..pairs]);
+            }
+            fastscan::pack_blocks(&sorted, pairs, &mut blocks);
+        } else {
+            fastscan::pack_blocks(codes, pairs, &mut blocks);
+        }
+        // Per block, `‖x̂‖` of its shortest and longest rows; `None` for a block with a
+        // zero row (score 0 whatever its sum: every row of it goes to the bound test).
+        let spans: Vec<Option<(f64, f64)>> = if per_row {
+            (0..nb)
+                .map(|b| {
+                    let (hi, lo) = (
+                        inv_norm[order[b * BLOCK_ROWS] as usize],
+                        inv_norm[order[((b + 1) * BLOCK_ROWS).min(n) - 1] as usize],
+                    );
+                    (lo > 0.0).then(|| (1.0 / f64::from(hi), 1.0 / f64::from(lo)))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let sigma = if self.l2_is_negated_distance() {
+            -1.0
+        } else {
+            1.0
+        };
+        let (metric, unit) = (self.metric, self.unit);
+        let scan = |(b, block): (usize, &mut [TopK])| {
+            let (mut keyed, mut hits) = (Vec::new(), Vec::new());
+            let q0 = b * BLOCK;
+            let mut sink = ScanSink {
+                metric,
+                unit,
+                per_row,
+                n,
+                order: &order,
+                inv: inv_norm,
+                spans: &spans,
+                first_row,
+                filter,
+                own: std::array::from_fn(|l| {
+                    (l < block.len()).then(|| queries.own(q0 + l)).flatten()
+                }),
+                base: &fast.base[q0..q0 + block.len()],
+                low: &fast.low[q0..q0 + block.len()],
+                step: &fast.step[q0..q0 + block.len()],
+                states: block
+                    .iter()
+                    .map(|h| QueryScan {
+                        floor: f32::NEG_INFINITY,
+                        gs: f64::NEG_INFINITY,
+                        bs: 0.0,
+                        t: 0,
+                        lows: BinaryHeap::new(),
+                        k: h.k(),
+                        cands: Vec::new(),
+                    })
+                    .collect(),
+            };
+            // The floors other chunks reached since this one's heaps were made.
+            for (l, h) in block.iter().enumerate() {
+                sink.set_floor(l, h.floor().max(floors.get(q0 + l)));
+            }
+            fastscan::block_scan(
+                &fast.luts[q0 * bb..(q0 + block.len()) * bb],
+                pairs,
+                &blocks,
+                &mut sink,
+            );
+            for (l, (heap, st)) in block.iter_mut().zip(&sink.states).enumerate() {
+                let i = q0 + l;
+                let (base, step) = (fast.base[i], fast.step[i]);
+                let inv = |r: usize| if per_row { inv_norm[r] } else { 0.0 };
+                let up = |c: usize| {
+                    let (r, q) = (st.cands[c].0 as usize, st.cands[c].1);
+                    row_score(metric, unit, base + f32::from(q) * step, inv(r))
+                };
+                heap.raise_floor(st.floor);
+                let floor = heap.floor();
+                hits.clear();
+                hits.extend((0..st.cands.len()).filter(|&c| may_enter(up(c), floor)));
+                let t = &fast.exact[i * m * ksub..(i + 1) * m * ksub];
+                let exact = |group: &[usize], sums: &mut [f32; EXACT_LANES]| {
+                    let mut rows = [0usize; EXACT_LANES];
+                    for (r, &c) in rows.iter_mut().zip(group) {
+                        *r = st.cands[c].0 as usize;
+                    }
+                    self.exact_group(t, codes, pairs, &rows[..group.len()], sums)
+                };
+                best_first(heap, &mut hits, &mut keyed, up, exact, |sum, c| {
+                    let r = st.cands[c].0 as usize;
+                    (
+                        row_score(metric, unit, sigma * sum, inv(r)),
+                        first_row + r as u64,
+                    )
+                });
+                // For the chunks still to come: `k` rows reach it.
+                if let Some(f) = heap.full_floor() {
+                    floors.raise(i, f);
+                }
+            }
+        };
+        match &self.pool {
+            Some(pool) if self.splits_queries(heaps.len()) => {
+                pool.install(|| heaps.par_chunks_mut(BLOCK).enumerate().for_each(scan));
+            }
+            _ => heaps.chunks_mut(BLOCK).enumerate().for_each(scan),
+        }
+    }
+
+    /// The opt-in approximate 4-bit fast-scan ([`AdcTables::with_candidates`]): the
+    /// quantized sums of all rows, then the exact float sum of only the rows among each
+    /// query's best `candidates` by their 8-bit estimate whose bound may still reach its
+    /// floor.
+    fn scan_fast_estimate(
         &self,
         fast: &FastTables,
         queries: &Queries,
@@ -485,13 +679,13 @@ impl AdcTables {
         let mut quant = vec![0u16; BLOCK.min(heaps.len()) * padded];
         let (metric, unit) = (self.metric, self.unit);
         // The score from `σ·S` (`S` the row's float sum): `−S` is the `l2` score.
-        let score = |signed: f32, r: usize| match (metric, unit) {
-            (Metric::L2, false) | (Metric::Ip, false) => signed,
-            (Metric::Cos, _) | (Metric::Ip, true) => signed * inv_norm[r],
-            (Metric::L2, true) => {
-                let inv = inv_norm[r];
-                2.0 * (signed * inv) - if inv > 0.0 { 1.0 } else { 0.0 }
-            }
+        let score = |signed: f32, r: usize| {
+            let inv = if inv_norm.is_empty() {
+                0.0
+            } else {
+                inv_norm[r]
+            };
+            row_score(metric, unit, signed, inv)
         };
         let sigma = if self.l2_is_negated_distance() {
             -1.0
@@ -501,12 +695,10 @@ impl AdcTables {
         // Only the sum's sign differs with σ, and score is monotone in `σ·S`: each row
         // bound below is the score of an upper bound of `σ·S`, with the same roundings.
         let by_quant_alone = !(metric == Metric::Cos || unit);
-        let (mut lows, mut ups, mut scratch, mut scratch16) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut lows, mut scratch, mut scratch16) = (Vec::new(), Vec::new(), Vec::new());
         let mut masked: Vec<u16> = Vec::new();
         let mut hits = Vec::new();
         let mut keyed: Vec<(f32, usize)> = Vec::new();
-        let mut sums8 = [0f32; EXACT_LANES];
         for (b, block) in heaps.chunks_mut(BLOCK).enumerate() {
             let q0 = b * BLOCK;
             let out = &mut quant[..block.len() * padded];
@@ -542,139 +734,59 @@ impl AdcTables {
                     }
                 };
                 let restricted = filter.is_some() || own_here;
-                if self.candidates > 0 {
-                    // Opt-in: only the rows among the best `candidates` of this chunk by
-                    // their 8-bit estimate (ties kept) are scored exactly; the floor comes
-                    // from exact scores alone.
-                    let want = self.candidates.max(heap.k());
-                    let floor = heap.floor();
-                    if by_quant_alone {
-                        let qk = if restricted {
-                            masked.clear();
-                            masked.extend(
-                                qs.iter()
-                                    .enumerate()
-                                    .map(|(r, &v)| if allowed(r) { v } else { 0 }),
-                            );
-                            kth_floor_u16(&masked, want, &mut scratch16)
-                        } else {
-                            kth_floor_u16(qs, want, &mut scratch16)
-                        };
-                        let t = least(floor).max(qk.map_or(0, i32::from));
-                        let above = |r: usize| i32::from(qs[r]) >= t;
-                        collect(
-                            &|a, e| qs[a..e].iter().fold(false, |h, &v| h | (i32::from(v) >= t)),
-                            &above,
-                            &mut hits,
+                // Only the rows among the best `candidates` of this chunk by
+                // their 8-bit estimate (ties kept) are scored exactly; the floor comes
+                // from exact scores alone.
+                let want = self.candidates.max(heap.k());
+                let floor = heap.floor();
+                if by_quant_alone {
+                    let qk = if restricted {
+                        masked.clear();
+                        masked.extend(
+                            qs.iter()
+                                .enumerate()
+                                .map(|(r, &v)| if allowed(r) { v } else { 0 }),
                         );
+                        kth_floor_u16(&masked, want, &mut scratch16)
                     } else {
-                        // The estimate is the middle of the bounds.
-                        self.bounds_into(0.5 * (base + low), step, qs, inv_norm, &mut lows);
-                        if restricted {
-                            for (r, v) in lows.iter_mut().enumerate() {
-                                if !allowed(r) {
-                                    *v = f32::NEG_INFINITY;
-                                }
-                            }
-                        }
-                        let cut = kth_floor(&lows, want, &mut scratch);
-                        let lows = &lows;
-                        collect(
-                            &|a, e| lows[a..e].iter().fold(false, |h, &v| h | may_enter(v, cut)),
-                            &|r| {
-                                may_enter(lows[r], cut)
-                                    && may_enter(score(base + f32::from(qs[r]) * step, r), floor)
-                            },
-                            &mut hits,
-                        );
-                    }
+                        kth_floor_u16(qs, want, &mut scratch16)
+                    };
+                    let t = least(floor).max(qk.map_or(0, i32::from));
+                    let above = |r: usize| i32::from(qs[r]) >= t;
+                    collect(
+                        &|a, e| qs[a..e].iter().fold(false, |h, &v| h | (i32::from(v) >= t)),
+                        &above,
+                        &mut hits,
+                    );
                 } else {
-                    if by_quant_alone && !restricted {
-                        // Every row counts and the score is `low + Q·step` itself: the
-                        // floor from the quantized sums.
-                        if let Some(qk) = kth_floor_u16(qs, heap.k(), &mut scratch16) {
-                            heap.raise_floor(score(low + f32::from(qk) * step, 0));
-                        }
-                    } else {
-                        // Lower bounds of the scores of the rows that may be returned: a
-                        // plain loop over every row, then the rows that may not be
-                        // returned.
-                        self.bounds_into(low, step, qs, inv_norm, &mut lows);
-                        if let Some(o) = own.filter(|_| own_here) {
-                            lows[(o - first_row) as usize] = f32::NEG_INFINITY;
-                        }
-                        if let Some(f) = filter {
-                            for (r, l) in lows.iter_mut().enumerate() {
-                                if !f.allows(first_row + r as u64) {
-                                    *l = f32::NEG_INFINITY;
-                                }
+                    // The estimate is the middle of the bounds.
+                    self.bounds_into(0.5 * (base + low), step, qs, inv_norm, &mut lows);
+                    if restricted {
+                        for (r, v) in lows.iter_mut().enumerate() {
+                            if !allowed(r) {
+                                *v = f32::NEG_INFINITY;
                             }
                         }
-                        heap.raise_floor(kth_floor(&lows, heap.k(), &mut scratch));
                     }
-                    let floor = heap.floor();
-                    if by_quant_alone {
-                        let t = least(floor);
-                        collect(
-                            &|a, e| qs[a..e].iter().fold(false, |h, &v| h | (i32::from(v) >= t)),
-                            &|r| i32::from(qs[r]) >= t,
-                            &mut hits,
-                        );
-                    } else {
-                        self.bounds_into(base, step, qs, inv_norm, &mut ups);
-                        let ups = &ups;
-                        collect(
-                            &|a, e| {
-                                ups[a..e]
-                                    .iter()
-                                    .fold(false, |h, &v| h | may_enter(v, floor))
-                            },
-                            &|r| may_enter(ups[r], floor),
-                            &mut hits,
-                        );
-                    }
+                    let cut = kth_floor(&lows, want, &mut scratch);
+                    let lows = &lows;
+                    collect(
+                        &|a, e| lows[a..e].iter().fold(false, |h, &v| h | may_enter(v, cut)),
+                        &|r| {
+                            may_enter(lows[r], cut)
+                                && may_enter(score(base + f32::from(qs[r]) * step, r), floor)
+                        },
+                        &mut hits,
+                    );
                 }
-                // Best first: the `k` hits of the greatest upper bounds are scored first and
-                // the top-k compacted, so that its floor is this chunk's own `k`-th best
-                // (or better) before the other hits are scored; each of those is then
-                // tested against the floor as it stands when its group is formed (a row
-                // whose upper bound is below it cannot enter). The top-k is the same set
-                // whatever the order of pushes: only rows that cannot enter are skipped.
                 let up = |r: usize| score(base + f32::from(qs[r]) * step, r);
-                let first = heap.k().min(hits.len());
-                if hits.len() > 2 * first && first > 0 {
-                    keyed.clear();
-                    keyed.extend(hits.iter().map(|&r| (up(r), r)));
-                    keyed.select_nth_unstable_by(first - 1, |a, b| b.0.total_cmp(&a.0));
-                    hits.clear();
-                    hits.extend(keyed.iter().map(|e| e.1));
-                }
-                let (mut at, mut compacted) = (0, false);
-                let mut group = [0usize; EXACT_LANES];
-                while at < hits.len() {
-                    let floor = heap.floor();
-                    let mut g = 0;
-                    while g < EXACT_LANES && at < hits.len() {
-                        let r = hits[at];
-                        at += 1;
-                        if may_enter(up(r), floor) {
-                            group[g] = r;
-                            g += 1;
-                        }
-                    }
-                    if g > 0 {
-                        let t = &fast.exact[i * m * ksub..(i + 1) * m * ksub];
-                        self.exact_group(t, codes, pairs, &group[..g], &mut sums8);
-                        for (&sum, &r) in sums8.iter().zip(&group[..g]) {
-                            heap.push(score(sigma * sum, r), first_row + r as u64);
-                        }
-                    }
-                    if at >= first && !compacted {
-                        // The first `k` are in: their `k`-th best is a floor.
-                        heap.best_unordered();
-                        compacted = true;
-                    }
-                }
+                let t = &fast.exact[i * m * ksub..(i + 1) * m * ksub];
+                let exact = |group: &[usize], sums: &mut [f32; EXACT_LANES]| {
+                    self.exact_group(t, codes, pairs, group, sums)
+                };
+                best_first(heap, &mut hits, &mut keyed, up, exact, |sum, r| {
+                    (score(sigma * sum, r), first_row + r as u64)
+                });
             }
         }
     }
@@ -895,6 +1007,230 @@ pub(crate) fn kth_floor_u16(qs: &[u16], k: usize, scratch: &mut Vec<u16>) -> Opt
     }
     let (_, kth, _) = scratch.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
     Some(*kth)
+}
+
+/// The score of a row whose `σ·S` is `signed` (`inv`: its `1/‖x̂‖`, unused when the score
+/// does not depend on it): the bits of every per-row scoring of the fast-scan.
+#[inline(always)]
+fn row_score(metric: Metric, unit: bool, signed: f32, inv: f32) -> f32 {
+    match (metric, unit) {
+        (Metric::L2, false) | (Metric::Ip, false) => signed,
+        (Metric::Cos, _) | (Metric::Ip, true) => signed * inv,
+        (Metric::L2, true) => 2.0 * (signed * inv) - if inv > 0.0 { 1.0 } else { 0.0 },
+    }
+}
+
+/// Scores exactly the `hits` of one query (handles of its rows) into `heap`, best first:
+/// the `k` hits of the greatest upper bounds `up` are scored first and the top-k
+/// compacted, so that its floor is this chunk's own `k`-th best (or better) before the
+/// other hits are scored; each of those is then tested against the floor as it stands
+/// when its group is formed (a row whose upper bound is below it cannot enter). The
+/// top-k is the same set whatever the order of pushes: only rows that cannot enter are
+/// skipped. `exact` sums a group of at most [`EXACT_LANES`] hits; `entry` gives the score
+/// and id of a hit from its sum.
+fn best_first(
+    heap: &mut TopK,
+    hits: &mut Vec<usize>,
+    keyed: &mut Vec<(f32, usize)>,
+    up: impl Fn(usize) -> f32,
+    mut exact: impl FnMut(&[usize], &mut [f32; EXACT_LANES]),
+    entry: impl Fn(f32, usize) -> (f32, u64),
+) {
+    let first = heap.k().min(hits.len());
+    if hits.len() > 2 * first && first > 0 {
+        keyed.clear();
+        keyed.extend(hits.iter().map(|&r| (up(r), r)));
+        keyed.select_nth_unstable_by(first - 1, |a, b| b.0.total_cmp(&a.0));
+        hits.clear();
+        hits.extend(keyed.iter().map(|e| e.1));
+    }
+    let (mut at, mut compacted) = (0, false);
+    let mut group = [0usize; EXACT_LANES];
+    let mut sums = [0f32; EXACT_LANES];
+    while at < hits.len() {
+        let floor = heap.floor();
+        let mut g = 0;
+        while g < EXACT_LANES && at < hits.len() {
+            let r = hits[at];
+            at += 1;
+            if may_enter(up(r), floor) {
+                group[g] = r;
+                g += 1;
+            }
+        }
+        if g > 0 {
+            exact(&group[..g], &mut sums);
+            for (&sum, &r) in sums.iter().zip(&group[..g]) {
+                let (score, id) = entry(sum, r);
+                heap.push(score, id);
+            }
+        }
+        if at >= first && !compacted {
+            // The first `k` are in: their `k`-th best is a floor.
+            heap.best_unordered();
+            compacted = true;
+        }
+    }
+}
+
+/// A lower bound kept by [`QueryScan`], ordered by [`f32::total_cmp`], least first (so
+/// that a [`BinaryHeap`] of them has the least on top).
+#[derive(Clone, Copy, PartialEq)]
+struct Low(f32);
+
+impl Eq for Low {}
+
+impl PartialOrd for Low {
+    fn partial_cmp(&self, other: &Low) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Low {
+    fn cmp(&self, other: &Low) -> std::cmp::Ordering {
+        other.0.total_cmp(&self.0)
+    }
+}
+
+/// One query's state in [`AdcTables::scan_fast`]'s threshold scan of a chunk.
+struct QueryScan {
+    /// The floor: a score that `k` rows reach (−∞ at first, or the heap's floor).
+    floor: f32,
+    /// The floor's target of `σ·S·inv` over the step (see [`ScanSink::set_floor`]).
+    gs: f64,
+    /// The upper bound's base over the step.
+    bs: f64,
+    /// The threshold of every block, when it does not depend on the rows' lengths.
+    t: u16,
+    /// The `k` greatest lower bounds of the rows kept so far (least on top).
+    lows: BinaryHeap<Low>,
+    /// The query's `k`.
+    k: usize,
+    /// The rows kept (row in the chunk, quantized sum): each may reach the floor.
+    cands: Vec<(u32, u16)>,
+}
+
+/// The [`fastscan::BlockSink`] of [`AdcTables::scan_fast`] for one block of queries.
+struct ScanSink<'a> {
+    metric: Metric,
+    unit: bool,
+    /// The score divides by the row's length (blocks sorted by it, see `spans`).
+    per_row: bool,
+    /// Rows of the chunk (the blocks' rows past it are padding).
+    n: usize,
+    /// The row at each position of the blocks (empty: the identity).
+    order: &'a [u32],
+    /// `1/‖x̂‖` by row (empty unless `per_row`).
+    inv: &'a [f32],
+    /// Per block, `‖x̂‖` of its shortest and longest rows (`None`: it has a zero row).
+    spans: &'a [Option<(f64, f64)>],
+    first_row: u64,
+    filter: Option<&'a RowFilter>,
+    own: [Option<u64>; BLOCK],
+    base: &'a [f32],
+    low: &'a [f32],
+    step: &'a [f32],
+    states: Vec<QueryScan>,
+}
+
+impl ScanSink<'_> {
+    /// Sets query `l`'s floor and the thresholds that follow from it.
+    fn set_floor(&mut self, l: usize, floor: f32) {
+        let st = &mut self.states[l];
+        st.floor = floor;
+        let step = f64::from(self.step[l]);
+        // The score is at least `floor` only if `σ·S·inv` (per row) or `σ·S` reaches:
+        let target = match (self.metric, self.unit) {
+            (Metric::L2, true) => (f64::from(floor) + 1.0) / 2.0,
+            _ => f64::from(floor),
+        };
+        st.gs = target / step;
+        st.bs = f64::from(self.base[l]) / step;
+        if !self.per_row {
+            st.t = least_sum(st, 1.0, step);
+        }
+    }
+}
+
+/// The least quantized sum `Q` (as `u16`, saturating; 0 for NaN) whose upper bound
+/// `base + Q·step`, times `1/norm`, may reach the floor of `st`: every smaller sum is
+/// below it by at least two steps, plus margins far above the float rounding of either
+/// side.
+#[inline(always)]
+fn least_sum(st: &QueryScan, norm: f64, step: f64) -> u16 {
+    let v = st.gs * norm;
+    let x = v - st.bs;
+    let margin = 2.0
+        + 1e-5 * (v.abs() + st.bs.abs())
+        + 1e-6 * (f64::from(st.floor).abs() + 1.0) * norm / step;
+    ((x - margin).floor() as i64).clamp(0, i64::from(u16::MAX)) as u16
+}
+
+impl fastscan::BlockSink for ScanSink<'_> {
+    #[inline(always)]
+    fn threshold(&mut self, l: usize, b: usize) -> u16 {
+        let st = &self.states[l];
+        if !self.per_row {
+            return st.t;
+        }
+        match self.spans[b] {
+            // `target / inv` is least at the shortest row for a positive target, at the
+            // longest otherwise.
+            Some((short, long)) => {
+                let norm = if st.gs > 0.0 { short } else { long };
+                least_sum(st, norm, f64::from(self.step[l]))
+            }
+            None => 0,
+        }
+    }
+
+    fn hits(&mut self, l: usize, b: usize, mask: u32, sums: &[u16; BLOCK_ROWS]) {
+        let (base, low, step) = (self.base[l], self.low[l], self.step[l]);
+        let mut bits = mask;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let j = b * BLOCK_ROWS + i;
+            if j >= self.n {
+                // Padding, and so are the higher bits.
+                break;
+            }
+            let r = match self.order.get(j) {
+                Some(&r) => r as usize,
+                None => j,
+            };
+            let id = self.first_row + r as u64;
+            if self.own[l] == Some(id) || self.filter.is_some_and(|f| !f.allows(id)) {
+                continue;
+            }
+            let inv = if self.per_row { self.inv[r] } else { 0.0 };
+            let q = f32::from(sums[i]);
+            let st = &mut self.states[l];
+            if !may_enter(
+                row_score(self.metric, self.unit, base + q * step, inv),
+                st.floor,
+            ) {
+                continue;
+            }
+            st.cands.push((r as u32, sums[i]));
+            let lo = row_score(self.metric, self.unit, low + q * step, inv);
+            // −∞ and NaN do not count.
+            if lo > f32::NEG_INFINITY && st.k > 0 {
+                if st.lows.len() < st.k {
+                    st.lows.push(Low(lo));
+                } else if st.lows.peek().is_some_and(|m| lo > m.0) {
+                    st.lows.pop();
+                    st.lows.push(Low(lo));
+                }
+                if st.lows.len() == st.k
+                    && let Some(kth) = st.lows.peek().map(|m| m.0)
+                    && kth > st.floor
+                {
+                    self.set_floor(l, kth);
+                }
+            }
+        }
+    }
 }
 
 /// Whether [`TopK::push`] would take `score` against `floor`: exactly its test, NaN
@@ -1141,6 +1477,67 @@ mod tests {
                     tight <= 0.51 * book.m as f32 + 1.0,
                     "{text}: slack {tight} steps"
                 );
+            }
+        }
+    }
+
+    /// Split over a pool of workers, chunk after chunk with the floors passed on (as a
+    /// search runs it), the exact fast-scan finds the float scan's heaps bit for bit.
+    #[test]
+    fn fast_scan_split_over_workers_equals_the_float_scan() {
+        let (dims, rows, nq, k) = (28, 900, 70, 10);
+        let mut rng = ChaCha8Rng::seed_from_u64(47);
+        let x: Vec<f32> = (0..rows * dims)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        let q: Vec<f32> = (0..nq * dims)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        let own: Vec<u64> = (0..nq as u64).map(|i| i * 13).collect();
+        for text in ["m=14,nbits=4", "m=14,nbits=4,unit=1"] {
+            let p = PqParams::parse("pq", text, dims).unwrap();
+            let x = if p.unit == Some(true) {
+                unit_rows(&x, dims)
+            } else {
+                x.clone()
+            };
+            let codec = Pq::new(
+                train(CodecId::Pq, &p, &x, dims, &NoProgress, &Default::default()).unwrap(),
+            );
+            let book = codec.codebook();
+            let mut codes = vec![0u8; codec.encoded_len(rows)];
+            codec.encode(&x, &mut codes).unwrap();
+            let cb = book.code_bytes();
+            for metric in [Metric::L2, Metric::Cos] {
+                let queries = Queries::new(q.clone(), dims, Some(own.clone()), metric);
+                let fast = AdcTables::new(book, &queries).with_threads(2);
+                if crate::par::default_threads() > 1 {
+                    assert!(fast.splits_queries(nq), "{text}: no pool");
+                }
+                let slow = AdcTables::new(book, &queries).without_fast_scan();
+                let heaps = |t: &AdcTables| {
+                    let floors = Floors::new(nq);
+                    let mut total = vec![TopK::new(k); nq];
+                    for (c, chunk) in codes.chunks(300 * cb).enumerate() {
+                        let part = t.scan(&queries, chunk, (c * 300) as u64, k, &floors);
+                        for (i, (a, b)) in total.iter_mut().zip(part).enumerate() {
+                            a.merge(b);
+                            if let Some(f) = a.full_floor() {
+                                floors.raise(i, f);
+                            }
+                        }
+                    }
+                    total
+                        .iter()
+                        .map(|h| {
+                            h.sorted()
+                                .iter()
+                                .map(|e| (e.score.to_bits(), e.id))
+                                .collect::<Vec<_>>()
+                        })
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(heaps(&fast), heaps(&slow), "{text} {metric}");
             }
         }
     }

@@ -257,6 +257,22 @@ impl Scorer {
         }
     }
 
+    /// The same scorer, the pq/opq 4-bit fast-scan splitting each chunk's queries over
+    /// `threads` workers (0: the available cores; see [`AdcTables::with_threads`]); the
+    /// other scorers are unchanged.
+    pub fn with_threads(self, threads: usize) -> Scorer {
+        match self {
+            Scorer::Adc(t) => Scorer::Adc(t.with_threads(threads)),
+            other => other,
+        }
+    }
+
+    /// Whether a chunk's scan of `queries` queries runs on the scorer's own workers
+    /// ([`AdcTables::splits_queries`]): the chunks are then best scanned one at a time.
+    pub fn splits_queries(&self, queries: usize) -> bool {
+        matches!(self, Scorer::Adc(t) if t.splits_queries(queries))
+    }
+
     /// Whether the `l2` ranking scores are `−‖q − x̂‖²` rather than `2q·x̂ − ‖x̂‖²`.
     pub fn l2_is_negated_distance(&self) -> bool {
         matches!(self, Scorer::Adc(t) if t.l2_is_negated_distance())

@@ -273,7 +273,8 @@ fn run(
         let part = &queries[q0 * d..q1 * d];
         let prepared = Queries::new(part.to_vec(), d, None, opts.metric);
         let scorer = Scorer::new(c, &prepared, opts.hamming)?
-            .with_fast_scan_candidates(opts.fast_scan_candidates);
+            .with_fast_scan_candidates(opts.fast_scan_candidates)
+            .with_threads(opts.threads);
         let heaps = scan(
             c,
             &scorer,
@@ -452,7 +453,12 @@ fn scan(
         return Ok(total);
     }
     let floors = Floors::new(nq);
-    let threads = crate::par::resolve_threads(threads);
+    // A scorer that splits each chunk's queries over its own workers takes the chunks
+    // one at a time: each then starts from the floors of those before it.
+    let threads = match scorer.splits_queries(nq) {
+        true => 1,
+        false => crate::par::resolve_threads(threads),
+    };
     let mut behind = ReleaseBehind::for_chunks(c);
     run_ordered(
         threads,

@@ -22,6 +22,10 @@
 //! bytes as `u16` words (a word holds two rows' bytes) and a copy shifted right by 8
 //! (the odd rows'), and takes the even rows' sums as the difference at the end; the NEON
 //! kernel looks up 16 codes per `vqtbl1q_u8` and widens each row's two bytes to `u16`.
+//!
+//! [`block_scan`] computes the same sums and compares each block's 32 with a threshold per
+//! query that a [`BlockSink`] gives before the block (in registers on AVX2), reporting only
+//! the rows at or above it: a search's top-k floor keeps almost every row in the kernel.
 
 #[cfg(target_arch = "aarch64")]
 mod neon;
@@ -111,6 +115,116 @@ pub fn block_scores_at(level: Level, luts: &[u8], pairs: usize, blocks: &[u8], o
     }
     let _ = level;
     block_scores_scalar(luts, pairs, blocks, out)
+}
+
+/// What a threshold scan ([`block_scan`]) does with each query's rows that reach the
+/// query's threshold: the scan asks for a threshold before each block and reports the
+/// block's rows at or above it, so that almost no row leaves the kernel.
+///
+/// For each query the calls come in block order, `threshold(q, b)` before the
+/// `hits(q, b, …)` of the same block (if any row reaches it); calls of different queries
+/// may interleave. A threshold may depend on the hits reported before it.
+pub trait BlockSink {
+    /// The least sum of query `q` whose rows of block `b` are reported (0: all of them).
+    fn threshold(&mut self, q: usize, b: usize) -> u16;
+    /// Rows of block `b` whose sums for query `q` reach its threshold: bit `i` of `mask`
+    /// is row `32b + i`, and `sums[i]` its sum (all 32 of the block's sums, as
+    /// [`block_scores`] gives them).
+    fn hits(&mut self, q: usize, b: usize, mask: u32, sums: &[u16; BLOCK_ROWS]);
+}
+
+/// [`block_scores`] with a threshold per query and block from `sink`, reporting to it
+/// only the rows whose sums reach it (see [`BlockSink`]), at the detected level. The
+/// sums are [`block_scores`]'s, bit for bit.
+///
+/// # Panics
+/// If `luts` or `blocks` is not a whole number of `pairs × 32` bytes.
+pub fn block_scan<S: BlockSink>(luts: &[u8], pairs: usize, blocks: &[u8], sink: &mut S) {
+    block_scan_at(Level::detect(), luts, pairs, blocks, sink)
+}
+
+/// [`block_scan`] at a given level; a level this CPU lacks runs the scalar reference.
+/// Levels without a threshold kernel of their own (NEON) run their [`block_scores`]
+/// kernel one block and query at a time.
+///
+/// # Panics
+/// As [`block_scan`].
+pub fn block_scan_at<S: BlockSink>(
+    level: Level,
+    luts: &[u8],
+    pairs: usize,
+    blocks: &[u8],
+    sink: &mut S,
+) {
+    check_scan(luts, pairs, blocks);
+    if pairs == 0 {
+        return block_scan_scalar(luts, pairs, blocks, sink);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if level >= Level::Avx2 && level.runs_here() {
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX2 (every x86 level
+        // at or above Avx2 includes it), and `check_scan` proved the shapes the kernel
+        // relies on: `pairs > 0`, whole queries and blocks of `pairs × 32` bytes.
+        unsafe { x86::block_scan_avx2(luts, pairs, blocks, sink) };
+        return;
+    }
+    if level == Level::Scalar || !level.runs_here() {
+        return block_scan_scalar(luts, pairs, blocks, sink);
+    }
+    let bb = pairs * BLOCK_BYTES_PER_PAIR;
+    let mut sums = [0u16; BLOCK_ROWS];
+    for (q, lut) in luts.chunks_exact(bb).enumerate() {
+        for (b, block) in blocks.chunks_exact(bb).enumerate() {
+            block_scores_at(level, lut, pairs, block, &mut sums);
+            report(q, b, &sums, sink);
+        }
+    }
+}
+
+/// Asks `sink` for query `q`'s threshold of block `b` and reports the rows of `sums`
+/// that reach it.
+#[inline(always)]
+fn report<S: BlockSink>(q: usize, b: usize, sums: &[u16; BLOCK_ROWS], sink: &mut S) {
+    let t = sink.threshold(q, b);
+    let mask = sums
+        .iter()
+        .enumerate()
+        .fold(0u32, |m, (i, &v)| m | (u32::from(v >= t) << i));
+    if mask != 0 {
+        sink.hits(q, b, mask, sums);
+    }
+}
+
+/// The scalar reference of [`block_scan`]: [`block_scores_scalar`]'s sums, a query at a
+/// time, block by block.
+///
+/// # Panics
+/// As [`block_scan`].
+pub fn block_scan_scalar<S: BlockSink>(luts: &[u8], pairs: usize, blocks: &[u8], sink: &mut S) {
+    check_scan(luts, pairs, blocks);
+    let bb = pairs * BLOCK_BYTES_PER_PAIR;
+    if bb == 0 {
+        return;
+    }
+    let mut sums = [0u16; BLOCK_ROWS];
+    for (q, lut) in luts.chunks_exact(bb).enumerate() {
+        for (b, block) in blocks.chunks_exact(bb).enumerate() {
+            block_scores_scalar(lut, pairs, block, &mut sums);
+            report(q, b, &sums, sink);
+        }
+    }
+}
+
+fn check_scan(luts: &[u8], pairs: usize, blocks: &[u8]) {
+    let bb = pairs * BLOCK_BYTES_PER_PAIR;
+    if bb == 0 {
+        assert!(luts.is_empty() && blocks.is_empty(), "block_scan: no pairs");
+        return;
+    }
+    assert!(
+        luts.len().is_multiple_of(bb) && blocks.len().is_multiple_of(bb),
+        "block_scan: ragged tables or blocks"
+    );
 }
 
 fn check(luts: &[u8], pairs: usize, blocks: &[u8], out: &[u16]) {
@@ -223,6 +337,106 @@ mod tests {
                 assert_eq!(
                     got, want,
                     "{level:?}: {pairs} pairs, {rows} rows, {nq} queries"
+                );
+            }
+        }
+    }
+
+    /// One recorded block of a query: block, threshold, mask, sums (zero without hits).
+    type Call = (usize, u16, u32, [u16; BLOCK_ROWS]);
+
+    /// A sink whose threshold rises with what it was told (each query's best sum so far
+    /// less a margin, 0 and 65535 now and then), and that records every call by query.
+    struct Recorder {
+        best: Vec<u16>,
+        margin: u16,
+        calls: Vec<Vec<Call>>,
+        pending: Vec<Option<(usize, u16)>>,
+    }
+
+    impl BlockSink for Recorder {
+        fn threshold(&mut self, q: usize, b: usize) -> u16 {
+            let t = match b % 7 {
+                3 => 0,
+                5 => u16::MAX,
+                _ => self.best[q].saturating_sub(self.margin),
+            };
+            // A block without hits is recorded with an empty mask.
+            if let Some((pb, pt)) = self.pending[q].replace((b, t)) {
+                self.calls[q].push((pb, pt, 0, [0; BLOCK_ROWS]));
+            }
+            t
+        }
+
+        fn hits(&mut self, q: usize, b: usize, mask: u32, sums: &[u16; BLOCK_ROWS]) {
+            let (pb, t) = self.pending[q].take().expect("hits without a threshold");
+            assert_eq!(pb, b, "hits of another block than the threshold's");
+            self.calls[q].push((b, t, mask, *sums));
+            for (i, &v) in sums.iter().enumerate() {
+                if mask >> i & 1 == 1 {
+                    self.best[q] = self.best[q].max(v);
+                }
+            }
+        }
+    }
+
+    /// Every level's threshold scan makes the scalar reference's calls, query by query
+    /// (the thresholds depending on the hits before them), and the reference reports
+    /// exactly the rows whose [`block_scores_scalar`] sums reach the threshold.
+    #[test]
+    fn every_level_scans_as_the_reference_and_the_sums() {
+        let mut rng = Rng(0x5ca7_7e5d);
+        for (pairs, rows, nq, max, margin) in [
+            (1usize, 1usize, 1usize, 256u64, 0u16),
+            (3, 31, 3, 256, 40),
+            (48, 300, 5, 256, 300),
+            (48, 1000, 4, 6, 3),
+            (7, 2730, 2, 256, 100),
+            (200, 70, 3, 256, 65535),
+        ] {
+            let codes: Vec<u8> = (0..rows * pairs).map(|_| rng.below(256) as u8).collect();
+            let luts: Vec<u8> = (0..nq * pairs * 32).map(|_| rng.below(max) as u8).collect();
+            let nb = rows.div_ceil(BLOCK_ROWS);
+            let mut blocks = vec![0u8; nb * pairs * 32];
+            pack_blocks(&codes, pairs, &mut blocks);
+            let mut sums = vec![0u16; nq * nb * BLOCK_ROWS];
+            block_scores_scalar(&luts, pairs, &blocks, &mut sums);
+            let run = |level: Option<Level>| {
+                let mut r = Recorder {
+                    best: vec![0; nq],
+                    margin,
+                    calls: vec![Vec::new(); nq],
+                    pending: vec![None; nq],
+                };
+                match level {
+                    Some(l) => block_scan_at(l, &luts, pairs, &blocks, &mut r),
+                    None => block_scan_scalar(&luts, pairs, &blocks, &mut r),
+                }
+                for q in 0..nq {
+                    if let Some((b, t)) = r.pending[q].take() {
+                        r.calls[q].push((b, t, 0, [0; BLOCK_ROWS]));
+                    }
+                }
+                r.calls
+            };
+            let want = run(None);
+            for (q, calls) in want.iter().enumerate() {
+                assert_eq!(calls.len(), nb, "one threshold per block");
+                for (b, &(cb, t, mask, got)) in calls.iter().enumerate() {
+                    assert_eq!(cb, b);
+                    let row = &sums[(q * nb + b) * BLOCK_ROWS..][..BLOCK_ROWS];
+                    let m = (0..BLOCK_ROWS).fold(0u32, |m, i| m | (u32::from(row[i] >= t) << i));
+                    assert_eq!(mask, m, "{pairs} pairs, query {q}, block {b}");
+                    if mask != 0 {
+                        assert_eq!(&got[..], row);
+                    }
+                }
+            }
+            for level in Level::available() {
+                assert_eq!(
+                    run(Some(level)),
+                    want,
+                    "{level:?}: {pairs} pairs, {rows} rows"
                 );
             }
         }

@@ -13,7 +13,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{BLOCK_BYTES_PER_PAIR, BLOCK_ROWS};
+use super::{BLOCK_BYTES_PER_PAIR, BLOCK_ROWS, BlockSink};
 
 /// Queries sharing each load of a block's codes: two keep their 8 accumulators, the
 /// codes and the nibble masks within the 16 vector registers.
@@ -56,52 +56,140 @@ unsafe fn group<const G: usize>(luts: &[u8], pairs: usize, blocks: &[u8], out: &
     let bb = pairs * BLOCK_BYTES_PER_PAIR;
     let rows = blocks.len() / bb * BLOCK_ROWS;
     debug_assert!(luts.len() == G * bb && out.len() == G * rows);
-    let nibble = _mm256_set1_epi8(0x0f);
     for (b, block) in blocks.chunks_exact(bb).enumerate() {
-        // Per query: low-nibble rows (full, odd), high-nibble rows (full, odd).
-        let mut acc = [[_mm256_setzero_si256(); 4]; G];
-        for p in 0..pairs {
-            // SAFETY: `block` has `pairs × 32` bytes, so 32 from `32p` are in bounds;
-            // loadu needs no alignment.
-            let c = unsafe { _mm256_loadu_si256(block.as_ptr().add(32 * p).cast()) };
-            let lo = _mm256_and_si256(c, nibble);
-            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(c), nibble);
-            for (g, a) in acc.iter_mut().enumerate() {
-                // SAFETY: `luts` has `G × pairs × 32` bytes; query `g`'s pair `p` is the
-                // 32 from `g × bb + 32p`.
-                let t = unsafe { _mm256_loadu_si256(luts.as_ptr().add(g * bb + 32 * p).cast()) };
-                let r0 = _mm256_shuffle_epi8(t, lo);
-                let r1 = _mm256_shuffle_epi8(t, hi);
-                a[0] = _mm256_add_epi16(a[0], r0);
-                a[1] = _mm256_add_epi16(a[1], _mm256_srli_epi16::<8>(r0));
-                a[2] = _mm256_add_epi16(a[2], r1);
-                a[3] = _mm256_add_epi16(a[3], _mm256_srli_epi16::<8>(r1));
-            }
-        }
+        // SAFETY: AVX2 (our precondition); `luts` has `G` queries of `pairs × 32` bytes
+        // and `block` `pairs × 32` bytes.
+        let acc = unsafe { accumulate::<G>(luts, pairs, block) };
         for (g, a) in acc.iter().enumerate() {
             let at = g * rows + b * BLOCK_ROWS;
             let dst = &mut out[at..at + BLOCK_ROWS];
-            for (half, (full, odd)) in [(a[0], a[1]), (a[2], a[3])].into_iter().enumerate() {
-                let even = _mm256_sub_epi16(full, _mm256_slli_epi16::<8>(odd));
-                // Sub-quantizer 2p's half plus 2p + 1's.
-                let e = _mm_add_epi16(
-                    _mm256_castsi256_si128(even),
-                    _mm256_extracti128_si256::<1>(even),
-                );
-                let o = _mm_add_epi16(
-                    _mm256_castsi256_si128(odd),
-                    _mm256_extracti128_si256::<1>(odd),
-                );
-                // Words w of `e` and `o` are rows 2w and 2w + 1 of this half.
-                let first = _mm_unpacklo_epi16(e, o);
-                let second = _mm_unpackhi_epi16(e, o);
-                // SAFETY: `dst` has 32 entries; this half's 16 start at `16 × half`, and
-                // storeu needs no alignment.
-                unsafe {
-                    let p = dst.as_mut_ptr().add(16 * half);
-                    _mm_storeu_si128(p.cast(), first);
-                    _mm_storeu_si128(p.add(8).cast(), second);
+            for (j, v) in rows_of(a).into_iter().enumerate() {
+                // SAFETY: `dst` has 32 entries, and 8 from `8j` are in bounds; storeu
+                // needs no alignment.
+                unsafe { _mm_storeu_si128(dst.as_mut_ptr().add(8 * j).cast(), v) };
+            }
+        }
+    }
+}
+
+/// The four accumulators of each of `G` queries (`luts`: `G × pairs × 32` bytes) over
+/// one `block` (`pairs × 32` bytes): per query, low-nibble rows (full, odd) and
+/// high-nibble rows (full, odd), as [`rows_of`] takes them.
+///
+/// # Safety
+/// AVX2; `pairs > 0`, `luts` of `G × pairs × 32` bytes, `block` of `pairs × 32`.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn accumulate<const G: usize>(luts: &[u8], pairs: usize, block: &[u8]) -> [[__m256i; 4]; G] {
+    let bb = pairs * BLOCK_BYTES_PER_PAIR;
+    debug_assert!(luts.len() == G * bb && block.len() == bb);
+    let nibble = _mm256_set1_epi8(0x0f);
+    let mut acc = [[_mm256_setzero_si256(); 4]; G];
+    for p in 0..pairs {
+        // SAFETY: `block` has `pairs × 32` bytes, so 32 from `32p` are in bounds; loadu
+        // needs no alignment.
+        let c = unsafe { _mm256_loadu_si256(block.as_ptr().add(32 * p).cast()) };
+        let lo = _mm256_and_si256(c, nibble);
+        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(c), nibble);
+        for (g, a) in acc.iter_mut().enumerate() {
+            // SAFETY: `luts` has `G × pairs × 32` bytes; query `g`'s pair `p` is the 32
+            // from `g × bb + 32p`.
+            let t = unsafe { _mm256_loadu_si256(luts.as_ptr().add(g * bb + 32 * p).cast()) };
+            let r0 = _mm256_shuffle_epi8(t, lo);
+            let r1 = _mm256_shuffle_epi8(t, hi);
+            a[0] = _mm256_add_epi16(a[0], r0);
+            a[1] = _mm256_add_epi16(a[1], _mm256_srli_epi16::<8>(r0));
+            a[2] = _mm256_add_epi16(a[2], r1);
+            a[3] = _mm256_add_epi16(a[3], _mm256_srli_epi16::<8>(r1));
+        }
+    }
+    acc
+}
+
+/// A query's 32 sums of a block from its four accumulators, rows `8j..8j + 8` in the
+/// `j`-th vector.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn rows_of(a: &[__m256i; 4]) -> [__m128i; 4] {
+    let mut out = [_mm_setzero_si128(); 4];
+    for (half, (full, odd)) in [(a[0], a[1]), (a[2], a[3])].into_iter().enumerate() {
+        let even = _mm256_sub_epi16(full, _mm256_slli_epi16::<8>(odd));
+        // Sub-quantizer 2p's half plus 2p + 1's.
+        let e = _mm_add_epi16(
+            _mm256_castsi256_si128(even),
+            _mm256_extracti128_si256::<1>(even),
+        );
+        let o = _mm_add_epi16(
+            _mm256_castsi256_si128(odd),
+            _mm256_extracti128_si256::<1>(odd),
+        );
+        // Words w of `e` and `o` are rows 2w and 2w + 1 of this half.
+        out[2 * half] = _mm_unpacklo_epi16(e, o);
+        out[2 * half + 1] = _mm_unpackhi_epi16(e, o);
+    }
+    out
+}
+
+/// [`super::block_scan_scalar`] with AVX2: the sums of [`block_scores_avx2`], two queries
+/// per load of a block's codes, compared with each query's threshold in registers.
+///
+/// # Safety
+/// The CPU must have AVX2; `pairs > 0`, `luts` and `blocks` whole multiples of
+/// `pairs × 32` bytes.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn block_scan_avx2<S: BlockSink>(
+    luts: &[u8],
+    pairs: usize,
+    blocks: &[u8],
+    sink: &mut S,
+) {
+    let bb = pairs * BLOCK_BYTES_PER_PAIR;
+    let nq = luts.len() / bb;
+    let mut q = 0;
+    while q + GROUP <= nq {
+        // SAFETY: AVX2 is present (our precondition); the slice has `GROUP` queries.
+        unsafe { scan_group::<GROUP, S>(&luts[q * bb..][..GROUP * bb], q, pairs, blocks, sink) };
+        q += GROUP;
+    }
+    if q < nq {
+        // SAFETY: as above, with one query.
+        unsafe { scan_group::<1, S>(&luts[q * bb..][..bb], q, pairs, blocks, sink) };
+    }
+}
+
+/// [`block_scan_avx2`] for the `G` queries from `q0` (`luts`: theirs).
+///
+/// # Safety
+/// AVX2; shapes as [`block_scan_avx2`] with exactly `G` queries.
+#[target_feature(enable = "avx2")]
+unsafe fn scan_group<const G: usize, S: BlockSink>(
+    luts: &[u8],
+    q0: usize,
+    pairs: usize,
+    blocks: &[u8],
+    sink: &mut S,
+) {
+    let bb = pairs * BLOCK_BYTES_PER_PAIR;
+    let mut sums = [0u16; BLOCK_ROWS];
+    for (b, block) in blocks.chunks_exact(bb).enumerate() {
+        // SAFETY: AVX2 (our precondition); `luts` has `G` queries of `pairs × 32` bytes
+        // and `block` `pairs × 32` bytes.
+        let acc = unsafe { accumulate::<G>(luts, pairs, block) };
+        for (g, a) in acc.iter().enumerate() {
+            let v = rows_of(a);
+            let t = _mm_set1_epi16(sink.threshold(q0 + g, b) as i16);
+            // `v ≥ t` as unsigned words: `max(v, t) = v`; all-ones words pack to 0xff.
+            let ge = v.map(|x| _mm_cmpeq_epi16(_mm_max_epu16(x, t), x));
+            let low = _mm_movemask_epi8(_mm_packs_epi16(ge[0], ge[1])) as u32;
+            let high = _mm_movemask_epi8(_mm_packs_epi16(ge[2], ge[3])) as u32;
+            let mask = low | (high << 16);
+            if mask != 0 {
+                for (j, x) in v.into_iter().enumerate() {
+                    // SAFETY: `sums` has 32 entries, 8 from `8j` in bounds; storeu needs
+                    // no alignment.
+                    unsafe { _mm_storeu_si128(sums.as_mut_ptr().add(8 * j).cast(), x) };
                 }
+                sink.hits(q0 + g, b, mask, &sums);
             }
         }
     }
