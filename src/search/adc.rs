@@ -1276,6 +1276,36 @@ mod tests {
     use rand::{RngExt, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
+    /// `n` values uniform in [-1, 1).
+    fn uniform(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+        (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+    }
+
+    /// A pq/opq codec of `text` trained on `x` (made unit length first for a unit-length
+    /// codebook, which takes rows of length 1 only) and the codes of the rows it was
+    /// trained on.
+    fn trained(id: CodecId, text: &str, dims: usize, x: &[f32]) -> (Pq, Vec<u8>) {
+        let p = PqParams::parse("pq", text, dims).unwrap();
+        let x = if p.unit == Some(true) {
+            unit_rows(x, dims)
+        } else {
+            x.to_vec()
+        };
+        let codec = Pq::new(train(id, &p, &x, dims, &NoProgress, &Default::default()).unwrap());
+        let rows = x.len() / dims;
+        let mut codes = vec![0u8; codec.encoded_len(rows)];
+        codec.encode(&x, &mut codes).unwrap();
+        (codec, codes)
+    }
+
+    /// A top-k's entries, best first, scores as bits.
+    fn bits(t: &TopK) -> Vec<(u32, u64)> {
+        t.sorted()
+            .iter()
+            .map(|e| (e.score.to_bits(), e.id))
+            .collect()
+    }
+
     /// One table per query and a scalar sum per row, as the scan was before the query
     /// blocks: the block layout, the kernels and the floor test must find the same top-k,
     /// scores bit for bit, for every metric, code width and a partial last block.
@@ -1283,15 +1313,11 @@ mod tests {
     fn block_scan_equals_a_scan_per_query_bit_for_bit() {
         let (dims, rows, nq, k) = (16, 700, 37, 25);
         let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let mut x: Vec<f32> = (0..rows * dims)
-            .map(|_| rng.random_range(-1.0f32..1.0))
-            .collect();
+        let mut x: Vec<f32> = uniform(&mut rng, rows * dims);
         // A zero row (cosine scores it 0) and a duplicate (ties go to the smaller id).
         x[..dims].fill(0.0);
         x.copy_within(5 * dims..6 * dims, 9 * dims);
-        let q: Vec<f32> = (0..nq * dims)
-            .map(|_| rng.random_range(-1.0f32..1.0))
-            .collect();
+        let q: Vec<f32> = uniform(&mut rng, nq * dims);
         let own: Vec<u64> = (0..nq as u64).map(|i| i * 17).collect();
         for (id, text) in [
             (CodecId::Pq, "m=4"),
@@ -1300,17 +1326,8 @@ mod tests {
             (CodecId::Pq, "m=4,unit=1"),
             (CodecId::Opq, "m=8,opq_iters=2,unit=1"),
         ] {
-            let p = PqParams::parse("pq", text, dims).unwrap();
-            // A unit-length codebook takes rows of length 1 only.
-            let x = if p.unit == Some(true) {
-                unit_rows(&x, dims)
-            } else {
-                x.clone()
-            };
-            let codec = Pq::new(train(id, &p, &x, dims, &NoProgress, &Default::default()).unwrap());
+            let (codec, codes) = trained(id, text, dims, &x);
             let book = codec.codebook();
-            let mut codes = vec![0u8; codec.encoded_len(rows)];
-            codec.encode(&x, &mut codes).unwrap();
             let (m, ksub, nb) = (book.m, book.ksub(), book.nbits);
             let norms: Vec<f32> = book
                 .centroids
@@ -1348,12 +1365,6 @@ mod tests {
                             want.push(score, row as u64);
                         }
                     }
-                    let bits = |t: &TopK| -> Vec<(u32, u64)> {
-                        t.sorted()
-                            .iter()
-                            .map(|e| (e.score.to_bits(), e.id))
-                            .collect()
-                    };
                     assert_eq!(bits(got), bits(&want), "{text} {metric} query {qi}");
                     assert_eq!(got.sorted().len(), k);
                 }
@@ -1370,12 +1381,8 @@ mod tests {
         use crate::search::filter::RowFilter;
         let (dims, rows, nq, k) = (28, 1000, 21, 10);
         let mut rng = ChaCha8Rng::seed_from_u64(23);
-        let x: Vec<f32> = (0..rows * dims)
-            .map(|_| rng.random_range(-1.0f32..1.0))
-            .collect();
-        let q: Vec<f32> = (0..nq * dims)
-            .map(|_| rng.random_range(-1.0f32..1.0))
-            .collect();
+        let x: Vec<f32> = uniform(&mut rng, rows * dims);
+        let q: Vec<f32> = uniform(&mut rng, nq * dims);
         let own: Vec<u64> = (0..nq as u64).map(|i| i * 41).collect();
         let allow: Vec<u64> = (0..rows as u64).filter(|r| r % 7 != 3).collect();
         let filter = RowFilter::new(&allow, rows as u64 + 5);
@@ -1385,16 +1392,8 @@ mod tests {
             (CodecId::Opq, "m=14,nbits=4,opq_iters=2"),
             (CodecId::Pq, "m=14,nbits=4,unit=1"),
         ] {
-            let p = PqParams::parse("pq", text, dims).unwrap();
-            let x = if p.unit == Some(true) {
-                unit_rows(&x, dims)
-            } else {
-                x.clone()
-            };
-            let codec = Pq::new(train(id, &p, &x, dims, &NoProgress, &Default::default()).unwrap());
+            let (codec, codes) = trained(id, text, dims, &x);
             let book = codec.codebook();
-            let mut codes = vec![0u8; codec.encoded_len(rows)];
-            codec.encode(&x, &mut codes).unwrap();
             for metric in [Metric::L2, Metric::Ip, Metric::Cos] {
                 let queries = Queries::new(q.clone(), dims, Some(own.clone()), metric);
                 let fast = AdcTables::new(book, &queries);
@@ -1412,12 +1411,6 @@ mod tests {
                 for (i, h) in first.iter().enumerate() {
                     floors.raise(i, h.sorted()[29].score);
                 }
-                let bits = |t: &TopK| -> Vec<(u32, u64)> {
-                    t.sorted()
-                        .iter()
-                        .map(|e| (e.score.to_bits(), e.id))
-                        .collect()
-                };
                 // k = 100 (a rescoring depth) asks for more rows than the floors from
                 // the lower bounds can skip: 3 groups or fewer per `k`.
                 for kk in [k, 100, rows] {
@@ -1487,26 +1480,12 @@ mod tests {
     fn fast_scan_split_over_workers_equals_the_float_scan() {
         let (dims, rows, nq, k) = (28, 900, 70, 10);
         let mut rng = ChaCha8Rng::seed_from_u64(47);
-        let x: Vec<f32> = (0..rows * dims)
-            .map(|_| rng.random_range(-1.0f32..1.0))
-            .collect();
-        let q: Vec<f32> = (0..nq * dims)
-            .map(|_| rng.random_range(-1.0f32..1.0))
-            .collect();
+        let x: Vec<f32> = uniform(&mut rng, rows * dims);
+        let q: Vec<f32> = uniform(&mut rng, nq * dims);
         let own: Vec<u64> = (0..nq as u64).map(|i| i * 13).collect();
         for text in ["m=14,nbits=4", "m=14,nbits=4,unit=1"] {
-            let p = PqParams::parse("pq", text, dims).unwrap();
-            let x = if p.unit == Some(true) {
-                unit_rows(&x, dims)
-            } else {
-                x.clone()
-            };
-            let codec = Pq::new(
-                train(CodecId::Pq, &p, &x, dims, &NoProgress, &Default::default()).unwrap(),
-            );
+            let (codec, codes) = trained(CodecId::Pq, text, dims, &x);
             let book = codec.codebook();
-            let mut codes = vec![0u8; codec.encoded_len(rows)];
-            codec.encode(&x, &mut codes).unwrap();
             let cb = book.code_bytes();
             for metric in [Metric::L2, Metric::Cos] {
                 let queries = Queries::new(q.clone(), dims, Some(own.clone()), metric);
@@ -1551,28 +1530,14 @@ mod tests {
         use std::collections::HashMap;
         let (dims, rows, nq, k) = (28, 700, 19, 10);
         let mut rng = ChaCha8Rng::seed_from_u64(31);
-        let x: Vec<f32> = (0..rows * dims)
-            .map(|_| rng.random_range(-1.0f32..1.0))
-            .collect();
-        let q: Vec<f32> = (0..nq * dims)
-            .map(|_| rng.random_range(-1.0f32..1.0))
-            .collect();
+        let x: Vec<f32> = uniform(&mut rng, rows * dims);
+        let q: Vec<f32> = uniform(&mut rng, nq * dims);
         let own: Vec<u64> = (0..nq as u64).map(|i| i * 29).collect();
         let allow: Vec<u64> = (0..rows as u64).filter(|r| r % 5 != 2).collect();
         let filter = RowFilter::new(&allow, rows as u64);
         for text in ["m=14,nbits=4", "m=14,nbits=4,unit=1"] {
-            let p = PqParams::parse("pq", text, dims).unwrap();
-            let x = if p.unit == Some(true) {
-                unit_rows(&x, dims)
-            } else {
-                x.clone()
-            };
-            let codec = Pq::new(
-                train(CodecId::Pq, &p, &x, dims, &NoProgress, &Default::default()).unwrap(),
-            );
+            let (codec, codes) = trained(CodecId::Pq, text, dims, &x);
             let book = codec.codebook();
-            let mut codes = vec![0u8; codec.encoded_len(rows)];
-            codec.encode(&x, &mut codes).unwrap();
             for metric in [Metric::L2, Metric::Ip, Metric::Cos] {
                 let queries = Queries::new(q.clone(), dims, Some(own.clone()), metric);
                 let slow = AdcTables::new(book, &queries).without_fast_scan();
@@ -1721,12 +1686,8 @@ mod tests {
     fn adc_equals_decode_then_exact_search() {
         let (dims, rows, nq, k) = (16, 600, 20, 10);
         let mut rng = ChaCha8Rng::seed_from_u64(11);
-        let x: Vec<f32> = (0..rows * dims)
-            .map(|_| rng.random_range(-1.0f32..1.0))
-            .collect();
-        let q: Vec<f32> = (0..nq * dims)
-            .map(|_| rng.random_range(-1.0f32..1.0))
-            .collect();
+        let x: Vec<f32> = uniform(&mut rng, rows * dims);
+        let q: Vec<f32> = uniform(&mut rng, nq * dims);
         for (id, text) in [
             (CodecId::Pq, "m=4"),
             (CodecId::Pq, "m=8,nbits=4"),
@@ -1734,15 +1695,7 @@ mod tests {
             (CodecId::Pq, "m=4,unit=1"),
             (CodecId::Opq, "m=4,opq_iters=2,unit=1"),
         ] {
-            let p = PqParams::parse("pq", text, dims).unwrap();
-            let x = if p.unit == Some(true) {
-                unit_rows(&x, dims)
-            } else {
-                x.clone()
-            };
-            let codec = Pq::new(train(id, &p, &x, dims, &NoProgress, &Default::default()).unwrap());
-            let mut codes = vec![0u8; codec.encoded_len(rows)];
-            codec.encode(&x, &mut codes).unwrap();
+            let (codec, codes) = trained(id, text, dims, &x);
             let mut y = vec![0f32; rows * dims];
             codec.decode(&codes, rows, &mut y);
             let got = adc_search(codec.codebook(), &codes, &q, k);
