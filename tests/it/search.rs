@@ -60,6 +60,27 @@ fn container(dir: &Path, codec: &str, chunk_rows: u32, zstd: Option<i32>) -> Pat
     out
 }
 
+/// `dir/tiered.vectro`: `dir/base.npy` (written by [`container`]) as `binary:rotate=1`
+/// with an `int8` rescoring tier, 128 rows a chunk.
+fn tiered_binary_int8(dir: &Path) -> PathBuf {
+    let path = dir.join("tiered.vectro");
+    compress(
+        &dir.join("base.npy"),
+        &path,
+        &CompressOptions {
+            codec: Some("binary:rotate=1".parse().unwrap()),
+            rescore: Some("int8".parse().unwrap()),
+            chunk_rows: Some(128),
+            durability: Durability::None,
+            ..CompressOptions::default()
+        },
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    path
+}
+
 fn decoded(c: &Container) -> Vec<f32> {
     let mut out = vec![0f32; c.rows() as usize * c.dims()];
     c.get_range(0..c.rows(), &mut out).unwrap();
@@ -366,21 +387,7 @@ fn queries_searched_in_blocks_give_the_results_of_one_pass() {
     let no = AtomicBool::new(false);
     // Also writes the base rows the tiered file is compressed from.
     let fine = Container::open(container(dir.path(), "int8", 100, Some(3))).unwrap();
-    let tiered = dir.path().join("tiered.vectro");
-    compress(
-        &dir.path().join("base.npy"),
-        &tiered,
-        &CompressOptions {
-            codec: Some("binary:rotate=1".parse().unwrap()),
-            rescore: Some("int8".parse().unwrap()),
-            chunk_rows: Some(128),
-            durability: Durability::None,
-            ..CompressOptions::default()
-        },
-        &NoProgress,
-        &no,
-    )
-    .unwrap();
+    let tiered = tiered_binary_int8(dir.path());
     let allow: Vec<u64> = (0..ROWS as u64).filter(|r| r % 5 != 3).collect();
     let mut cases: Vec<(PathBuf, bool, usize, bool)> = CODECS
         .iter()
@@ -443,21 +450,7 @@ fn a_tiered_file_searched_again_gives_the_same_results_and_corruption_is_reporte
     let dir = tempfile::tempdir().unwrap();
     let no = AtomicBool::new(false);
     container(dir.path(), "int8", 128, None);
-    let path = dir.path().join("tiered.vectro");
-    compress(
-        &dir.path().join("base.npy"),
-        &path,
-        &CompressOptions {
-            codec: Some("binary:rotate=1".parse().unwrap()),
-            rescore: Some("int8".parse().unwrap()),
-            chunk_rows: Some(128),
-            durability: Durability::None,
-            ..CompressOptions::default()
-        },
-        &NoProgress,
-        &no,
-    )
-    .unwrap();
+    let path = tiered_binary_int8(dir.path());
     let qs = queries(9);
     let opts = SearchOptions {
         k: 7,
