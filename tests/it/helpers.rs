@@ -344,3 +344,24 @@ pub fn shard_cmd(input: &Path, out: &Path) -> std::process::Command {
     .arg(out);
     c
 }
+
+/// Runs `cmd` to its end and returns its peak resident memory in bytes, measured by
+/// `wait4` (the commands measured report no memory of their own); fails the test, naming
+/// `what`, when it does not succeed.
+#[cfg(target_os = "linux")]
+pub fn peak_rss_of(mut cmd: std::process::Command, what: &str) -> u64 {
+    use std::os::unix::process::ExitStatusExt;
+    // Reaped by wait4 below, which std's wait cannot replace: it returns no rusage.
+    #[allow(clippy::zombie_processes)]
+    let child = cmd.spawn().unwrap();
+    let mut status = 0;
+    // SAFETY: rusage is plain integers, for which all-zero bytes are a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pid is our own child, reaped here (the Child is never waited on again);
+    // `status` and `usage` are valid for writes.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t);
+    let status = std::process::ExitStatus::from_raw(status);
+    assert!(status.success(), "{what} failed: {status}");
+    usage.ru_maxrss as u64 * 1024 // kilobytes on Linux
+}

@@ -146,7 +146,6 @@ fn export_peak_memory_is_flat_in_the_number_of_rows() {
 /// nothing but the rows.
 #[cfg(target_os = "linux")]
 fn get_peak_rss(rows: u64, dir: &std::path::Path) -> u64 {
-    use std::os::unix::process::ExitStatusExt;
     let npy = dir.join(format!("g{rows}.npy"));
     let comp = dir.join(format!("g{rows}.vectro"));
     generate(rows, &npy);
@@ -165,28 +164,16 @@ fn get_peak_rss(rows: u64, dir: &std::path::Path) -> u64 {
         .assert()
         .success();
     std::fs::remove_file(&npy).unwrap();
-    // Reaped by wait4 below, which std's wait cannot replace: it returns no rusage.
-    #[allow(clippy::zombie_processes)]
-    let child = crate::helpers::vectro_std()
-        .args(["get", "--format", "npy", "--rows"])
+    let mut cmd = crate::helpers::vectro_std();
+    cmd.args(["get", "--format", "npy", "--rows"])
         .arg(format!("0..{rows}"))
         .arg("--out")
         .arg(dir.join(format!("g{rows}.out.npy")))
-        .arg(&comp)
-        .spawn()
-        .unwrap();
-    let mut status = 0;
-    // SAFETY: rusage is plain integers, for which all-zero bytes are a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: the pid is our own child, reaped here (the Child is never waited on again);
-    // `status` and `usage` are valid for writes.
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as libc::pid_t);
-    let status = std::process::ExitStatus::from_raw(status);
-    assert!(status.success(), "get failed: {status}");
+        .arg(&comp);
+    let rss = crate::helpers::peak_rss_of(cmd, "get");
     std::fs::remove_file(&comp).unwrap();
     std::fs::remove_file(dir.join(format!("g{rows}.out.npy"))).unwrap();
-    usage.ru_maxrss as u64 * 1024 // kilobytes on Linux
+    rss
 }
 
 #[cfg(target_os = "linux")]

@@ -849,7 +849,6 @@ fn cli_bad_input_gets_a_clear_error() {
 /// 256 dims (`codec`), measured by `wait4` (search reports only its results).
 #[cfg(target_os = "linux")]
 fn search_peak_rss(rows: u64, codec: &str, dir: &Path) -> u64 {
-    use std::os::unix::process::ExitStatusExt;
     let npy = dir.join(format!("s{rows}.npy"));
     let comp = dir.join(format!("s{rows}.vectro"));
     let q = dir.join("q256.npy");
@@ -881,27 +880,15 @@ fn search_peak_rss(rows: u64, codec: &str, dir: &Path) -> u64 {
         .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
         .collect();
     write_npy(&q, 10, 256, &qs);
-    // Reaped by wait4 below, which std's wait cannot replace: it returns no rusage.
-    #[allow(clippy::zombie_processes)]
-    let child = crate::helpers::vectro_std()
-        .args(["search", "--threads", "2", "--format", "npy", "--out"])
+    let mut cmd = crate::helpers::vectro_std();
+    cmd.args(["search", "--threads", "2", "--format", "npy", "--out"])
         .arg(dir.join(format!("r{rows}-{codec}")))
         .arg("--queries")
         .arg(&q)
-        .arg(&comp)
-        .spawn()
-        .unwrap();
-    let mut status = 0;
-    // SAFETY: rusage is plain integers, for which all-zero bytes are a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: the pid is our own child, reaped here (the Child is never waited on again);
-    // `status` and `usage` are valid for writes.
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as libc::pid_t);
-    let status = std::process::ExitStatus::from_raw(status);
-    assert!(status.success(), "search failed: {status}");
+        .arg(&comp);
+    let rss = crate::helpers::peak_rss_of(cmd, "search");
     std::fs::remove_file(&comp).unwrap();
-    usage.ru_maxrss as u64 * 1024 // kilobytes on Linux
+    rss
 }
 
 #[cfg(target_os = "linux")]
@@ -927,29 +914,15 @@ fn search_peak_memory_is_flat_in_the_number_of_rows() {
 /// Peak RSS (wait4) of `vectro search` of `queries` queries over `comp` with `args`.
 #[cfg(target_os = "linux")]
 fn search_args_peak_rss(comp: &Path, q: &Path, out: &Path, args: &[&str]) -> u64 {
-    use std::os::unix::process::ExitStatusExt;
-    // Reaped by wait4 below, which std's wait cannot replace: it returns no rusage.
-    #[allow(clippy::zombie_processes)]
-    let child = crate::helpers::vectro_std()
-        .args(["search", "--threads", "2", "--format", "npy", "--force"])
+    let mut cmd = crate::helpers::vectro_std();
+    cmd.args(["search", "--threads", "2", "--format", "npy", "--force"])
         .args(args)
         .arg("--out")
         .arg(out)
         .arg("--queries")
         .arg(q)
-        .arg(comp)
-        .spawn()
-        .unwrap();
-    let mut status = 0;
-    // SAFETY: rusage is plain integers, for which all-zero bytes are a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: the pid is our own child, reaped here (the Child is never waited on again);
-    // `status` and `usage` are valid for writes.
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as libc::pid_t);
-    let status = std::process::ExitStatus::from_raw(status);
-    assert!(status.success(), "search failed: {status}");
-    usage.ru_maxrss as u64 * 1024 // kilobytes on Linux
+        .arg(comp);
+    crate::helpers::peak_rss_of(cmd, "search")
 }
 
 /// Many queries rescoring 10 times deeper: every query keeps 10 times the candidates, on
