@@ -34,6 +34,7 @@ import csv
 import os
 import pathlib
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -41,6 +42,9 @@ import faiss
 import numpy as np
 
 import vectro
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "lib"))
+import peak_memory  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 THREADS = 2
@@ -455,28 +459,7 @@ def max_rss_search(tiered, queries_npy, depth, hamming):
            "--queries", str(queries_npy), "-k", str(K), "--rescore", str(depth),
            "--threads", str(THREADS), "--format", "npy", "--out", str(queries_npy.with_suffix("")) + ".hits",
            "--force", "-q"] + (["--hamming"] if hamming else [])
-    t = time.perf_counter()
-    # Under /usr/bin/time (a fork of python itself would report python's pages), the
-    # search's own status sampled through time's child.
-    p = subprocess.Popen(["/usr/bin/time", "-v", *cmd], stderr=subprocess.PIPE, text=True)
-    anon = 0
-    while p.poll() is None:
-        try:
-            with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
-                for child in f.read().split():
-                    with open(f"/proc/{child}/status") as g:
-                        for line in g:
-                            if line.startswith("RssAnon:"):
-                                anon = max(anon, int(line.split()[1]) * 1024)
-        except OSError:
-            pass
-        time.sleep(0.01)
-    err = p.stderr.read()
-    secs = time.perf_counter() - t
-    if p.returncode != 0:
-        raise subprocess.CalledProcessError(p.returncode, cmd, stderr=err)
-    kb = next(int(line.split()[-1]) for line in err.splitlines() if "Maximum resident" in line)
-    return kb * 1024, anon, secs
+    return peak_memory.measure(cmd)
 
 
 def scale_run(name, real, q, rows, repeats, rows_out, depths):

@@ -47,31 +47,7 @@ for depth in ${depths//,/ }; do
               --out "$cache/hits" --force --quiet)
         [ "$scan" = hamming ] && args+=(--hamming)
         [ -n "$memory" ] && args+=(--memory "$memory")
-        # /usr/bin/time's child is the search: sample its RssAnon while it runs.
-        read -r rss anon secs < <(python3 - "$VECTRO" "${args[@]}" <<'PY'
-import subprocess, sys, time
-t = time.perf_counter()
-p = subprocess.Popen(["/usr/bin/time", "-v", *sys.argv[1:]], stderr=subprocess.PIPE, text=True)
-anon = 0
-while p.poll() is None:
-    try:
-        with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
-            for child in f.read().split():
-                with open(f"/proc/{child}/status") as g:
-                    for line in g:
-                        if line.startswith("RssAnon:"):
-                            anon = max(anon, int(line.split()[1]) * 1024)
-    except OSError:
-        pass
-    time.sleep(0.01)
-err = p.stderr.read()
-secs = time.perf_counter() - t
-if p.returncode != 0:
-    sys.exit(err)
-kb = next(int(l.split()[-1]) for l in err.splitlines() if "Maximum resident" in l)
-print(f"{kb / 1024:.1f} {anon / 2**20:.1f} {secs:.2f}")
-PY
-)
+        read -r rss anon secs < <(python3 "$(dirname "$0")/lib/peak_memory.py" "$VECTRO" "${args[@]}")
         printf '%-8s %-8s %12s %10s %8s\n' "$depth" "$scan" "$rss" "$anon" "$secs"
         echo "$BENCH_STARTED,$BENCH_HOST,$rows,$queries,$depth,$scan,${memory:-none},$rss,$anon,$secs" >> "$csv"
     done
