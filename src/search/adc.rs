@@ -54,7 +54,8 @@ pub fn adc_search(codebook: &Codebook, codes: &[u8], queries: &[f32], k: usize) 
     if k == 0 || codes.is_empty() {
         return vec![Vec::new(); nq];
     }
-    let tables = AdcTables::new(codebook, &queries);
+    // Every row by its float lookups (the fast-scan's float tables interleaved again).
+    let tables = AdcTables::new(codebook, &queries).without_fast_scan();
     let inv_norm = if codebook.unit {
         tables.inv_norms(codes)
     } else {
@@ -168,11 +169,12 @@ struct FastTables {
     base: Vec<f32>,
     /// Per query, `Σ_s min_s` less the slack: `σ·S ≥ low + Q·step` for every row.
     low: Vec<f32>,
-    /// The float tables again, a query's `m × 16` entries contiguous (query `i`'s entry
-    /// `j` of sub-quantizer `s` at `(i·m + s)·16 + j`): the few rows scored exactly per
-    /// query and chunk read 6 KB of them (at m = 96) rather than one 64-byte line of the
-    /// interleaved tables per lookup, which missed cache on most lookups.
-    exact: Vec<f32>,
+    /// The float tables, a query's `m × 16` entries contiguous (query `i`'s entry `j` of
+    /// sub-quantizer `s` is `exact[i·m + s].0[j]`): the few rows scored exactly per query
+    /// and chunk read 6 KB of them (at m = 96) rather than one 64-byte line of the
+    /// interleaved tables per lookup, which missed cache on most lookups. The fast-scan
+    /// keeps only these (no interleaved copy, see [`AdcTables::fast_tables`]).
+    exact: LanesBuf,
 }
 
 impl AdcTables {
@@ -190,12 +192,20 @@ impl AdcTables {
         }
         let metric = queries.metric();
         let per_block = book.m * book.ksub();
-        let len = n.div_ceil(BLOCK).checked_mul(per_block);
-        let mut tables = LanesBuf::zeroed(len.expect("ADC tables overflow the address space"));
-        tables
-            .par_chunks_mut(per_block.max(1))
-            .zip(q.par_chunks(BLOCK * d.max(1)))
-            .for_each(|(t, qs)| block_table(book, qs, metric, t));
+        // The 4-bit fast-scan reads each query's tables on their own: it builds them block
+        // by block below ([`AdcTables::fast_tables`]) and keeps no interleaved copy.
+        let tables = if book.nbits == 4 {
+            LanesBuf::zeroed(0)
+        } else {
+            let len = n.div_ceil(BLOCK).checked_mul(per_block);
+            let mut tables =
+                LanesBuf::zeroed(len.expect("ADC tables overflow the address space"));
+            tables
+                .par_chunks_mut(per_block.max(1))
+                .zip(q.par_chunks(BLOCK * d.max(1)))
+                .for_each(|(t, qs)| block_table(book, qs, metric, t));
+            tables
+        };
         // A unit-length codebook decodes `x̂ / ‖x̂‖`: every metric scores through the
         // inner product and the row's `1/‖x̂‖`.
         let norms = if metric == Metric::Cos || book.unit {
@@ -220,16 +230,28 @@ impl AdcTables {
             pool: None,
         };
         if t.nbits == 4 {
-            t.fast = Some(t.fast_tables(n));
+            t.fast = Some(t.fast_tables(book, &q, n));
         }
         t
     }
 
     /// The same tables scanned without the 4-bit fast-scan: the float lookups for every
-    /// row (the reference the fast-scan's results equal).
-    #[cfg(test)]
+    /// row (the reference the fast-scan's results equal), from the fast-scan's float
+    /// tables interleaved again (the same values).
     pub(crate) fn without_fast_scan(mut self) -> AdcTables {
-        self.fast = None;
+        if let Some(f) = self.fast.take() {
+            let (m, nq) = (self.m, f.step.len());
+            let mut t = LanesBuf::zeroed(nq.div_ceil(BLOCK) * m * self.ksub);
+            for i in 0..nq {
+                let (b, l) = (i / BLOCK, i % BLOCK);
+                for s in 0..m {
+                    for j in 0..self.ksub {
+                        t[(b * m + s) * self.ksub + j].0[l] = f.exact[i * m + s].0[j];
+                    }
+                }
+            }
+            self.tables = t;
+        }
         self
     }
 
@@ -295,9 +317,12 @@ impl AdcTables {
         self.fast.is_some()
     }
 
-    /// The quantized tables of the `nq` queries (see [`FastTables`]).
-    fn fast_tables(&self, nq: usize) -> FastTables {
-        let (m, ksub) = (self.m, self.ksub);
+    /// The float and quantized tables of the `nq` queries `q` (rotated for OPQ; see
+    /// [`FastTables`]). A block of queries at a time in parallel: its interleaved tables
+    /// ([`block_table`], the bits [`AdcTables::scan_block`] sums) in a scratch of the
+    /// worker's, then each query's taken out contiguous and quantized.
+    fn fast_tables(&self, book: &Codebook, q: &[f32], nq: usize) -> FastTables {
+        let (m, ksub, d) = (self.m, self.ksub, book.dims);
         debug_assert_eq!(ksub, 16);
         let pairs = self.code_bytes;
         let bb = pairs * BLOCK_BYTES_PER_PAIR;
@@ -306,31 +331,36 @@ impl AdcTables {
         } else {
             1.0
         };
+        let metric = self.metric;
         let mut luts = vec![0u8; nq * bb];
-        // In parallel, a block of queries at a time, its lanes side by side.
-        let bounds: Vec<(f32, f32, f32)> = luts
-            .par_chunks_mut((BLOCK * bb).max(1))
-            .enumerate()
-            .map(|(b, lut)| {
-                let table = &self.tables[b * m * ksub..(b + 1) * m * ksub];
-                quantize_block(table, m, pairs, sigma, m + 8, lut)
-            })
+        let mut exact = LanesBuf::zeroed(nq * m);
+        let bounds: Vec<(f32, f32, f32)> = exact
+            .par_chunks_mut((BLOCK * m).max(1))
+            .zip(luts.par_chunks_mut((BLOCK * bb).max(1)))
+            .zip(q.par_chunks((BLOCK * d).max(1)))
+            .map_init(
+                || vec![Lanes::default(); m * ksub],
+                |table, ((ex, lut), qs)| {
+                    block_table(book, qs, metric, table);
+                    let mut out = Vec::with_capacity(BLOCK);
+                    for (l, (ex, lut)) in ex
+                        .chunks_exact_mut(m.max(1))
+                        .zip(lut.chunks_exact_mut(bb.max(1)))
+                        .enumerate()
+                    {
+                        for (s, e) in ex.iter_mut().enumerate() {
+                            e.0 = std::array::from_fn(|j| table[s * ksub + j].0[l]);
+                        }
+                        out.push(quantize_query(ex, pairs, sigma, m + 8, lut));
+                    }
+                    out
+                },
+            )
             .collect::<Vec<_>>()
             .concat();
         let step = bounds.iter().map(|b| b.0).collect();
         let base = bounds.iter().map(|b| b.1).collect();
         let low = bounds.iter().map(|b| b.2).collect();
-        let per = m * ksub;
-        let mut exact = vec![0f32; nq * per];
-        exact
-            .par_chunks_mut((BLOCK * per).max(1))
-            .enumerate()
-            .for_each(|(b, out)| {
-                let table = &self.tables[b * per..(b + 1) * per];
-                for (l, q) in out.chunks_exact_mut(per.max(1)).enumerate() {
-                    q.iter_mut().zip(table).for_each(|(e, t)| *e = t.0[l]);
-                }
-            });
         FastTables {
             pairs,
             luts,
@@ -624,7 +654,7 @@ impl AdcTables {
                 let floor = heap.floor();
                 hits.clear();
                 hits.extend((0..st.cands.len()).filter(|&c| may_enter(up(c), floor)));
-                let t = &fast.exact[i * m * ksub..(i + 1) * m * ksub];
+                let t = &fast.exact[i * m..(i + 1) * m];
                 let exact = |group: &[usize], sums: &mut [f32; EXACT_LANES]| {
                     let mut rows = [0usize; EXACT_LANES];
                     for (r, &c) in rows.iter_mut().zip(group) {
@@ -780,7 +810,7 @@ impl AdcTables {
                     );
                 }
                 let up = |r: usize| score(base + f32::from(qs[r]) * step, r);
-                let t = &fast.exact[i * m * ksub..(i + 1) * m * ksub];
+                let t = &fast.exact[i * m..(i + 1) * m];
                 let exact = |group: &[usize], sums: &mut [f32; EXACT_LANES]| {
                     self.exact_group(t, codes, pairs, group, sums)
                 };
@@ -799,13 +829,13 @@ impl AdcTables {
     #[inline(always)]
     fn exact_group(
         &self,
-        table: &[f32],
+        table: &[Lanes],
         codes: &[u8],
         pairs: usize,
         group: &[usize],
         sums: &mut [f32; EXACT_LANES],
     ) {
-        let (m, ksub) = (self.m, self.ksub);
+        let m = self.m;
         // Lanes past the group's rows sum row `group[0]` again, unused.
         let row: [&[u8]; EXACT_LANES] = std::array::from_fn(|j| {
             let r = group.get(j).copied().unwrap_or(group[0]);
@@ -815,8 +845,7 @@ impl AdcTables {
         // `get_code(code, s, 4)`: sub-quantizer `s` in byte `s/2`, the low nibble for even
         // `s`; a byte at a time, its low nibble's entry added before its high one's.
         for p in 0..m / 2 {
-            let lo = &table[2 * p * ksub..(2 * p + 1) * ksub];
-            let hi = &table[(2 * p + 1) * ksub..(2 * p + 2) * ksub];
+            let (lo, hi) = (&table[2 * p].0, &table[2 * p + 1].0);
             for (sum, code) in sums.iter_mut().zip(&row) {
                 let c = code[p];
                 *sum += lo[usize::from(c & 0x0f)];
@@ -824,7 +853,7 @@ impl AdcTables {
             }
         }
         if m % 2 == 1 {
-            let t = &table[(m - 1) * ksub..m * ksub];
+            let t = &table[m - 1].0;
             for (sum, code) in sums.iter_mut().zip(&row) {
                 *sum += t[usize::from(code[m / 2] & 0x0f)];
             }
@@ -896,68 +925,52 @@ pub(crate) fn quantize_tables(
     (1.0 / a, bias + slack, bias - slack)
 }
 
-/// [`quantize_tables`] of the queries of one block at once (`table`: `m × 16` vectors,
-/// query `l` in lane `l`, the value `σ·table`), into `luts` (`lanes × pairs × 32` bytes,
-/// zeroed): the same bytes and bounds, bit for bit, with the lanes side by side so that
-/// the loops vectorize (rounding as `f32::round` does for the non-negative values here,
-/// without its library call).
-fn quantize_block(
+/// [`quantize_tables`] of one query (`table`: its `m` vectors of 16 entries, the value
+/// `σ·table`) into `lut` (`pairs × 32` bytes, zeroed): the same bytes and bounds, bit for
+/// bit, an entry's 16 values side by side so that the loops vectorize (rounding as
+/// `f32::round` does for the non-negative values here, without its library call).
+fn quantize_query(
     table: &[Lanes],
-    m: usize,
     pairs: usize,
     sigma: f32,
     terms: usize,
-    luts: &mut [u8],
-) -> Vec<(f32, f32, f32)> {
-    let bb = pairs * BLOCK_BYTES_PER_PAIR;
-    let lanes = luts.len() / bb.max(1);
+    lut: &mut [u8],
+) -> (f32, f32, f32) {
+    let m = table.len();
     let qmax = (65535 / (2 * pairs).max(1)).min(255) as f32;
-    let (mut span, mut bias, mut mag) = ([0f32; BLOCK], [0f32; BLOCK], [0f32; BLOCK]);
-    let mut mins = vec![[0f32; BLOCK]; m];
-    for (s, min) in mins.iter_mut().enumerate() {
-        let mut lo = [f32::INFINITY; BLOCK];
-        let mut hi = [f32::NEG_INFINITY; BLOCK];
-        let mut big = [0f32; BLOCK];
-        for t in &table[s * 16..(s + 1) * 16] {
-            for l in 0..BLOCK {
-                let x = sigma * t.0[l];
-                (lo[l], hi[l], big[l]) = (lo[l].min(x), hi[l].max(x), big[l].max(x.abs()));
-            }
-        }
-        for l in 0..BLOCK {
-            min[l] = lo[l];
-            span[l] = span[l].max(hi[l] - lo[l]);
-            bias[l] += lo[l];
-            mag[l] += big[l];
-        }
+    let (mut span, mut bias, mut mag) = (0f32, 0f32, 0f32);
+    // `quantize_tables`'s folds, in its order.
+    let least = |t: &Lanes| t.0.iter().fold(f32::INFINITY, |lo, &x| lo.min(sigma * x));
+    for t in table {
+        let (lo, hi, big) = t.0.iter().fold(
+            (f32::INFINITY, f32::NEG_INFINITY, 0f32),
+            |(lo, hi, big), &x| {
+                let x = sigma * x;
+                (lo.min(x), hi.max(x), big.max(x.abs()))
+            },
+        );
+        span = span.max(hi - lo);
+        bias += lo;
+        mag += big;
     }
-    let a: [f32; BLOCK] = std::array::from_fn(|l| match qmax / span[l] {
-        a if a.is_finite() && span[l] > 0.0 => a,
+    let a = match qmax / span {
+        a if a.is_finite() && span > 0.0 => a,
         _ => 1.0,
-    });
-    for (s, min) in mins.iter().enumerate() {
+    };
+    for (s, t) in table.iter().enumerate() {
+        let min = least(t);
         let at = (s / 2) * BLOCK_BYTES_PER_PAIR + (s % 2) * 16;
-        for (j, t) in table[s * 16..(s + 1) * 16].iter().enumerate() {
-            let mut e = [0u8; BLOCK];
-            for l in 0..BLOCK {
-                // `round().clamp(0, qmax)`: NaN gives 0, and for `0 ≤ x ≤ qmax` the
-                // integer part plus one when the fraction is at least 1/2 (exact: `x`
-                // is below 2²³).
-                let x = ((sigma * t.0[l] - min[l]) * a[l]).max(0.0).min(qmax);
-                let int = x as i32 as f32;
-                e[l] = (int + if x - int >= 0.5 { 1.0 } else { 0.0 }) as u8;
-            }
-            for (l, &v) in e.iter().enumerate().take(lanes) {
-                luts[l * bb + at + j] = v;
-            }
+        let e: &mut [u8; 16] = (&mut lut[at..at + 16]).try_into().expect("16 entries");
+        for (e, &v) in e.iter_mut().zip(&t.0) {
+            // `round().clamp(0, qmax)`: NaN gives 0, and for `0 ≤ x ≤ qmax` the integer
+            // part plus one when the fraction is at least 1/2 (exact: `x` is below 2²³).
+            let x = ((sigma * v - min) * a).max(0.0).min(qmax);
+            let int = x as i32 as f32;
+            *e = (int + if x - int >= 0.5 { 1.0 } else { 0.0 }) as u8;
         }
     }
-    (0..lanes)
-        .map(|l| {
-            let slack = 0.501 * m as f32 / a[l] + 2.5e-7 * terms as f32 * (mag[l] + bias[l].abs());
-            (1.0 / a[l], bias[l] + slack, bias[l] - slack)
-        })
-        .collect()
+    let slack = 0.501 * m as f32 / a + 2.5e-7 * terms as f32 * (mag + bias.abs());
+    (1.0 / a, bias + slack, bias - slack)
 }
 
 /// A score that at least `k` rows reach, given a lower bound of each row's score in
@@ -1437,20 +1450,18 @@ mod tests {
                 };
                 let mut tight = 0f32;
                 for i in 0..nq {
-                    let (b, l) = (i / BLOCK, i % BLOCK);
-                    let per = book.m * 16;
-                    let table = &fast.tables[b * per..(b + 1) * per];
+                    let table = &f.exact[i * book.m..(i + 1) * book.m];
                     let slack = f.base[i]
                         - (0..book.m)
                             .map(|s| {
                                 (0..16)
-                                    .map(|j| sigma * table[s * 16 + j].0[l])
+                                    .map(|j| sigma * table[s].0[j])
                                     .fold(f32::INFINITY, f32::min)
                             })
                             .sum::<f32>();
                     for (r, code) in codes.chunks_exact(pairs).enumerate() {
                         let sum: f32 = (0..book.m)
-                            .fold(0f32, |a, s| a + table[s * 16 + get_code(code, s, 4)].0[l]);
+                            .fold(0f32, |a, s| a + table[s].0[get_code(code, s, 4)]);
                         let bound =
                             f.base[i] + f32::from(quant[i * nb * BLOCK_ROWS + r]) * f.step[i];
                         assert!(sigma * sum <= bound, "{text} {metric} q {i} row {r}");
@@ -1615,41 +1626,37 @@ mod tests {
         }
     }
 
-    /// The block quantizer gives each query the bytes and bounds of [`quantize_tables`],
-    /// bit for bit, with a partial block, an odd `m`, a constant table and both signs.
+    /// The per-query quantizer gives the bytes and bounds of [`quantize_tables`], bit for
+    /// bit, with an odd `m`, a constant table and both signs.
     #[test]
-    fn quantize_block_equals_quantize_tables_per_query() {
+    fn quantize_query_equals_quantize_tables() {
         let mut rng = ChaCha8Rng::seed_from_u64(41);
-        for (m, lanes) in [(7usize, 16usize), (96, 5), (14, 16)] {
+        for m in [7usize, 96, 14, 1] {
             let pairs = m.div_ceil(2);
             let bb = pairs * BLOCK_BYTES_PER_PAIR;
-            let mut table = vec![Lanes::default(); m * 16];
-            for (i, t) in table.iter_mut().enumerate() {
-                for l in 0..BLOCK {
-                    // Subspace 3 constant for lane 2 (span 0 there).
-                    t.0[l] = if i / 16 == 3 && l == 2 {
-                        0.25
-                    } else {
-                        rng.random_range(-3.0f32..5.0)
-                    };
+            for constant in [false, true] {
+                let mut table = vec![Lanes::default(); m];
+                for (s, t) in table.iter_mut().enumerate() {
+                    for v in t.0.iter_mut() {
+                        // Subspace 3 constant in the second round (span 0 there; all of
+                        // them for m = 1).
+                        *v = if constant && (s == 3 || m == 1) {
+                            0.25
+                        } else {
+                            rng.random_range(-3.0f32..5.0)
+                        };
+                    }
                 }
-            }
-            for sigma in [1.0f32, -1.0] {
-                let mut got = vec![0u8; lanes * bb];
-                let bounds = quantize_block(&table, m, pairs, sigma, m + 8, &mut got);
-                assert_eq!(bounds.len(), lanes);
-                for l in 0..lanes {
+                for sigma in [1.0f32, -1.0] {
+                    let mut got = vec![0u8; bb];
+                    let b = quantize_query(&table, pairs, sigma, m + 8, &mut got);
                     let mut want = vec![0u8; bb];
-                    let v = |s: usize, j: usize| sigma * table[s * 16 + j].0[l];
-                    let b = quantize_tables(m, pairs, v, m + 8, &mut want);
-                    assert_eq!(&got[l * bb..(l + 1) * bb], &want[..], "m={m} lane {l}");
+                    let v = |s: usize, j: usize| sigma * table[s].0[j];
+                    let w = quantize_tables(m, pairs, v, m + 8, &mut want);
+                    assert_eq!(got, want, "m={m} σ={sigma}");
                     assert_eq!(
                         (b.0.to_bits(), b.1.to_bits(), b.2.to_bits()),
-                        (
-                            bounds[l].0.to_bits(),
-                            bounds[l].1.to_bits(),
-                            bounds[l].2.to_bits()
-                        )
+                        (w.0.to_bits(), w.1.to_bits(), w.2.to_bits())
                     );
                 }
             }
