@@ -551,7 +551,7 @@ impl AdcTables {
             inv_norm,
             filter,
         } = rows;
-        let (m, ksub, pairs) = (self.m, self.ksub, fast.pairs);
+        let (m, pairs) = (self.m, fast.pairs);
         let bb = pairs * BLOCK_BYTES_PER_PAIR;
         let n = codes.len() / pairs;
         let nb = n.div_ceil(BLOCK_ROWS);
@@ -700,7 +700,7 @@ impl AdcTables {
             inv_norm,
             filter,
         } = rows;
-        let (m, ksub, pairs) = (self.m, self.ksub, fast.pairs);
+        let (m, pairs) = (self.m, fast.pairs);
         let bb = pairs * BLOCK_BYTES_PER_PAIR;
         let n = codes.len() / pairs;
         let padded = n.div_ceil(BLOCK_ROWS) * BLOCK_ROWS;
