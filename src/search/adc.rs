@@ -198,8 +198,7 @@ impl AdcTables {
             LanesBuf::zeroed(0)
         } else {
             let len = n.div_ceil(BLOCK).checked_mul(per_block);
-            let mut tables =
-                LanesBuf::zeroed(len.expect("ADC tables overflow the address space"));
+            let mut tables = LanesBuf::zeroed(len.expect("ADC tables overflow the address space"));
             tables
                 .par_chunks_mut(per_block.max(1))
                 .zip(q.par_chunks(BLOCK * d.max(1)))
@@ -1460,8 +1459,8 @@ mod tests {
                             })
                             .sum::<f32>();
                     for (r, code) in codes.chunks_exact(pairs).enumerate() {
-                        let sum: f32 = (0..book.m)
-                            .fold(0f32, |a, s| a + table[s].0[get_code(code, s, 4)]);
+                        let sum: f32 =
+                            (0..book.m).fold(0f32, |a, s| a + table[s].0[get_code(code, s, 4)]);
                         let bound =
                             f.base[i] + f32::from(quant[i * nb * BLOCK_ROWS + r]) * f.step[i];
                         assert!(sigma * sum <= bound, "{text} {metric} q {i} row {r}");
@@ -1528,6 +1527,53 @@ mod tests {
                         .collect::<Vec<_>>()
                 };
                 assert_eq!(heaps(&fast), heaps(&slow), "{text} {metric}");
+            }
+        }
+    }
+
+    /// The fast-scan's kernel scores two queries per pass over a block's codes (one
+    /// alone for an odd count): a search of 1 to 7 queries, and of 97 (split over a pool
+    /// where there are cores for it), with 1 and 3 threads, gives each query the heap it
+    /// gets when searched alone, bit for bit.
+    #[test]
+    fn fast_scan_of_several_queries_equals_each_query_alone() {
+        let (dims, rows, k, most) = (28, 700, 10, 97);
+        let mut rng = ChaCha8Rng::seed_from_u64(53);
+        let x: Vec<f32> = uniform(&mut rng, rows * dims);
+        let q: Vec<f32> = uniform(&mut rng, most * dims);
+        for text in ["m=14,nbits=4", "m=14,nbits=4,unit=1"] {
+            let (codec, codes) = trained(CodecId::Pq, text, dims, &x);
+            let book = codec.codebook();
+            for metric in [Metric::L2, Metric::Cos] {
+                let alone: Vec<Vec<(u32, u64)>> = (0..most)
+                    .map(|i| {
+                        let one =
+                            Queries::new(q[i * dims..(i + 1) * dims].to_vec(), dims, None, metric);
+                        let h =
+                            AdcTables::new(book, &one).scan(&one, &codes, 0, k, &Floors::new(1));
+                        bits(&h[0])
+                    })
+                    .collect();
+                for nq in (1..=7).chain([most]) {
+                    for threads in [1, 3] {
+                        let qs = Queries::new(q[..nq * dims].to_vec(), dims, None, metric);
+                        let got = AdcTables::new(book, &qs).with_threads(threads).scan(
+                            &qs,
+                            &codes,
+                            0,
+                            k,
+                            &Floors::new(nq),
+                        );
+                        assert_eq!(got.len(), nq);
+                        for (i, g) in got.iter().enumerate() {
+                            assert_eq!(
+                                bits(g),
+                                alone[i],
+                                "{text} {metric}: {nq} queries, {threads} threads, query {i}"
+                            );
+                        }
+                    }
+                }
             }
         }
     }
