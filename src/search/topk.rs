@@ -41,6 +41,10 @@ pub struct TopK {
     buf: Vec<Entry>,
     /// No candidate scoring strictly below this can be among the best `k`.
     floor: f32,
+    /// Nothing was pushed since the last selection: it would change nothing. A search
+    /// merges each chunk's few candidates into every query's top-k and asks for its floor
+    /// after each chunk; most chunks bring none.
+    clean: bool,
 }
 
 impl TopK {
@@ -57,6 +61,7 @@ impl TopK {
             k,
             buf: Vec::new(),
             floor,
+            clean: false,
         }
     }
 
@@ -73,6 +78,7 @@ impl TopK {
             self.buf.reserve_exact(cap);
         }
         self.buf.push(Entry { score, id });
+        self.clean = false;
         if self.buf.len() >= cap {
             self.compact();
         }
@@ -117,6 +123,10 @@ impl TopK {
 
     /// Keeps the best `k` of the buffer and raises the floor.
     fn compact(&mut self) {
+        if self.clean {
+            return;
+        }
+        self.clean = true;
         if self.buf.len() > self.k {
             self.buf.select_nth_unstable_by(self.k - 1, |a, b| b.cmp(a));
             self.buf.truncate(self.k);

@@ -208,12 +208,17 @@ pub fn pack_nibble_blocks(codes: &[u8], row_bytes: usize, out: &mut [u8]) {
         "pack_nibble_blocks: wrong output length"
     );
     out.fill(0);
-    for (r, row) in codes.chunks_exact(row_bytes).enumerate() {
-        let i = r % SCAN_ROWS;
-        let at = r / SCAN_ROWS * bb + (i / 16) * 32 + i % 16;
-        for (p, &byte) in row.iter().enumerate() {
-            out[at + p * SCAN_BLOCK_BYTES] = byte & 0x0f;
-            out[at + p * SCAN_BLOCK_BYTES + 16] = byte >> 4;
+    for (block, rows) in out
+        .chunks_exact_mut(bb)
+        .zip(codes.chunks(SCAN_ROWS * row_bytes))
+    {
+        for (i, row) in rows.chunks_exact(row_bytes).enumerate() {
+            let at = (i / 16) * 32 + i % 16;
+            for (pos, &byte) in block.chunks_exact_mut(SCAN_BLOCK_BYTES).zip(row) {
+                let pos: &mut [u8; SCAN_BLOCK_BYTES] = pos.try_into().expect("64 bytes");
+                pos[at] = byte & 0x0f;
+                pos[at + 16] = byte >> 4;
+            }
         }
     }
 }
