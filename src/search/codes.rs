@@ -798,10 +798,10 @@ impl hamming::DistSink for Gather<'_> {
                 c.push((r as u32, dists[i]));
             }
         }
-        if c.len() >= 2 * self.keep[q] + 64 {
-            if let Some(t) = keep_best(c, self.keep[q], &mut self.hist) {
-                self.bound[q] = t;
-            }
+        if c.len() >= 2 * self.keep[q] + 64
+            && let Some(t) = keep_best(c, self.keep[q], &mut self.hist)
+        {
+            self.bound[q] = t;
         }
     }
 }
