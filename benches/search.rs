@@ -47,6 +47,30 @@ fn kernels(c: &mut Criterion) {
             b.iter(|| hamming::hamming_rows_at(level, &qbits, black_box(&bits), rb, &mut dist))
         });
     }
+    // The blocked scan: 4 queries (one per load of a block), a bound no row reaches, so
+    // the time is the distances and the compare (each row of an iteration against 4
+    // queries, where `hamming` is against 1).
+    struct Nothing;
+    impl hamming::DistSink for Nothing {
+        fn bound(&mut self, _: usize, _: usize) -> u16 {
+            0
+        }
+        fn hits(&mut self, _: usize, _: usize, _: u32, _: &[u16; hamming::SCAN_ROWS]) {}
+    }
+    let mut blocks = vec![0u8; ROWS.div_ceil(hamming::SCAN_ROWS) * rb * hamming::SCAN_BLOCK_BYTES];
+    hamming::pack_nibble_blocks(&bits, rb, &mut blocks);
+    let nq = hamming::SCAN_QUERIES;
+    let mut nibbles = vec![0u8; nq * rb * hamming::SCAN_TABLE_BYTES];
+    for t in nibbles.chunks_exact_mut(rb * hamming::SCAN_TABLE_BYTES) {
+        hamming::nibble_tables(&qbits, t);
+    }
+    for level in Level::available() {
+        g.bench_function(format!("hamming_blocked_4q/{}", level.name()), |b| {
+            b.iter(|| {
+                hamming::scan_blocks_at(level, &nibbles, rb, black_box(&blocks), ROWS, &mut Nothing)
+            })
+        });
+    }
     let q: Vec<f32> = (0..DIMS)
         .map(|_| r() as f32 / (1u64 << 31) as f32 - 0.5)
         .collect();

@@ -40,7 +40,7 @@ use crate::codec::{Codebook, CodecId, CodecSpec, QuantParams, Rotation, ScaleRul
 use crate::error::Result;
 use crate::format::Container;
 use crate::simd::fastscan::{self, BLOCK_BYTES_PER_PAIR, BLOCK_ROWS};
-use crate::simd::{hamming, idot};
+use crate::simd::{Level, hamming, idot};
 
 /// Rows of int8/int4 codes scored against every query at a time: their codes stay in L2.
 const INT_TILE: usize = 512;
@@ -149,6 +149,10 @@ pub struct Bits {
     qsum: Vec<f32>,
     /// Each query's own sign bits in the codes' frame (Hamming mode), `nq × row_bytes`.
     hamming: Option<Vec<u8>>,
+    /// Their nibble tables for the blocked scan ([`hamming::nibble_tables`],
+    /// `nq × row_bytes × 32`; Hamming mode, rows of at most
+    /// [`hamming::SCAN_MAX_ROW_BYTES`]).
+    nibble_tables: Option<Vec<u8>>,
     /// The byte tables of `w` (ITQ norms) and `Σ w`.
     w_tables: Option<(Vec<f32>, f32)>,
     /// The float query scored by the fast-scan first (not Hamming mode).
@@ -413,6 +417,17 @@ impl Bits {
             }
             bits
         });
+        let nibble_tables = hamming
+            .as_ref()
+            .filter(|_| (1..=hamming::SCAN_MAX_ROW_BYTES).contains(&rb))
+            .map(|bits| {
+                let tb = rb * hamming::SCAN_TABLE_BYTES;
+                let mut t = vec![0u8; nq * tb];
+                for (t, q) in t.chunks_exact_mut(tb).zip(bits.chunks_exact(rb)) {
+                    hamming::nibble_tables(q, t);
+                }
+                t
+            });
         let w_tables = frame.w.as_ref().map(|w| {
             let mut t = vec![0f32; rb * hamming::TABLE];
             hamming::byte_tables(w, &mut t);
@@ -445,6 +460,7 @@ impl Bits {
             frame,
             qsum,
             hamming,
+            nibble_tables,
             w_tables,
             fast,
         }
@@ -596,42 +612,12 @@ impl Bits {
         let bits = &payload[..n * rb];
         let scales: Vec<f32> = (0..n).map(|r| f32_at(payload, n * rb + 4 * r)).collect();
         if let Some(qbits) = &self.hamming {
-            // Distances are integers in 0..=8·row_bytes: each query's best rows of the
-            // chunk by a counting selection ([`smallest_by_count`]), ties at the cut to the
-            // smaller row as the top-k breaks them, only its candidates offered.
-            let top = 8 * rb as u32;
-            let (mut dist, mut scratch, mut picked) =
-                (vec![0u32; n], CountScratch::default(), Vec::new());
-            for (heap, qb) in heaps.iter_mut().zip(qbits.chunks_exact(rb)) {
-                hamming::hamming_rows(qb, bits, rb, &mut dist);
-                // Rows scoring `-h` below the floor cannot enter: `h ≤ -floor`.
-                let lim = -heap.floor();
-                let max = if lim >= top as f32 {
-                    top
-                } else if lim >= 0.0 {
-                    lim as u32
-                } else {
-                    continue;
-                };
-                let keep = heap.k();
-                match filter {
-                    None => {
-                        smallest_by_count(&dist, max, keep, |_| true, &mut scratch, &mut picked)
-                    }
-                    Some(fl) => smallest_by_count(
-                        &dist,
-                        max,
-                        keep,
-                        |r| fl.allows(first_row + r as u64),
-                        &mut scratch,
-                        &mut picked,
-                    ),
+            let level = Level::detect();
+            match &self.nibble_tables {
+                Some(t) if hamming::scan_blocks_is_fast(level) => {
+                    scan_hamming_blocks(level, t, bits, rb, first_row, heaps, filter)
                 }
-                heap.extend_selected(
-                    picked
-                        .iter()
-                        .map(|&r| (-(dist[r] as f32), first_row + r as u64)),
-                );
+                _ => scan_hamming_rows(qbits, bits, rb, first_row, heaps, filter),
             }
             return;
         }
@@ -664,6 +650,196 @@ impl Bits {
             }
         }
     }
+}
+
+/// The largest Hamming distance a row may have and still enter `heap` (its scores are
+/// `-distance`, and a row scoring below the floor cannot enter: `h ≤ -floor`), at most
+/// `top`; `None` when no row can.
+fn hamming_limit(heap: &TopK, top: u32) -> Option<u32> {
+    let lim = -heap.floor();
+    if heap.k() == 0 {
+        None
+    } else if lim >= top as f32 {
+        Some(top)
+    } else if lim >= 0.0 {
+        Some(lim as u32)
+    } else {
+        None
+    }
+}
+
+/// The Hamming scan a query at a time: each query's distances to every row of the chunk
+/// ([`hamming::hamming_rows`]), then its best rows by a counting selection
+/// ([`smallest_by_count`]; distances are integers in `0..=8·row_bytes`), ties at the cut
+/// to the smaller row as the top-k breaks them, only those offered.
+fn scan_hamming_rows(
+    qbits: &[u8],
+    bits: &[u8],
+    rb: usize,
+    first_row: u64,
+    heaps: &mut [TopK],
+    filter: Option<&RowFilter>,
+) {
+    let top = 8 * rb as u32;
+    let (mut dist, mut scratch, mut picked) = (
+        vec![0u32; bits.len() / rb.max(1)],
+        CountScratch::default(),
+        Vec::new(),
+    );
+    for (heap, qb) in heaps.iter_mut().zip(qbits.chunks_exact(rb)) {
+        hamming::hamming_rows(qb, bits, rb, &mut dist);
+        let Some(max) = hamming_limit(heap, top) else {
+            continue;
+        };
+        let keep = heap.k();
+        match filter {
+            None => smallest_by_count(&dist, max, keep, |_| true, &mut scratch, &mut picked),
+            Some(fl) => smallest_by_count(
+                &dist,
+                max,
+                keep,
+                |r| fl.allows(first_row + r as u64),
+                &mut scratch,
+                &mut picked,
+            ),
+        }
+        heap.extend_selected(
+            picked
+                .iter()
+                .map(|&r| (-(dist[r] as f32), first_row + r as u64)),
+        );
+    }
+}
+
+/// The Hamming scan by blocks ([`hamming::scan_blocks`]): the chunk's rows repacked by
+/// nibble once, then [`hamming::SCAN_QUERIES`] queries at a time against every block,
+/// each query's running bound compared inside the kernel. The rows below it are gathered
+/// ([`Gather`]) and the best of them offered: the rows [`scan_hamming_rows`] offers, in
+/// the same order.
+fn scan_hamming_blocks(
+    level: Level,
+    tables: &[u8],
+    bits: &[u8],
+    rb: usize,
+    first_row: u64,
+    heaps: &mut [TopK],
+    filter: Option<&RowFilter>,
+) {
+    let n = bits.len() / rb;
+    if n == 0 {
+        return;
+    }
+    let top = 8 * rb as u32;
+    let tb = rb * hamming::SCAN_TABLE_BYTES;
+    let mut blocks = vec![0u8; n.div_ceil(hamming::SCAN_ROWS) * rb * hamming::SCAN_BLOCK_BYTES];
+    hamming::pack_nibble_blocks(bits, rb, &mut blocks);
+    let mut sink = Gather {
+        filter,
+        first_row,
+        bound: [0; hamming::SCAN_QUERIES],
+        keep: [0; hamming::SCAN_QUERIES],
+        cands: Default::default(),
+        hist: Vec::new(),
+    };
+    for (g, group) in heaps.chunks_mut(hamming::SCAN_QUERIES).enumerate() {
+        for (l, heap) in group.iter().enumerate() {
+            // Distances below `max + 1` (`0`: none) are gathered.
+            sink.bound[l] = hamming_limit(heap, top).map_or(0, |m| m as u16 + 1);
+            sink.keep[l] = heap.k();
+            sink.cands[l].clear();
+        }
+        if sink.bound[..group.len()].iter().all(|&b| b == 0) {
+            continue;
+        }
+        let q0 = g * hamming::SCAN_QUERIES;
+        let t = &tables[q0 * tb..(q0 + group.len()) * tb];
+        hamming::scan_blocks_at(level, t, rb, &blocks, n, &mut sink);
+        for (l, heap) in group.iter_mut().enumerate() {
+            let c = &mut sink.cands[l];
+            keep_best(c, sink.keep[l], &mut sink.hist);
+            heap.extend_selected(
+                c.iter()
+                    .map(|&(r, h)| (-f32::from(h), first_row + u64::from(r))),
+            );
+        }
+    }
+}
+
+/// The rows of a chunk the blocked Hamming scan reports for a group of queries: per
+/// query, the allowed rows below its bound as `(row, distance)`, in row order. Once a
+/// query has gathered `2 × keep + 64`, it keeps its best `keep` ([`keep_best`]) and lowers
+/// its bound to the worst of them: a later row at that distance comes after the kept ones
+/// and loses the tie, so no row that could be among the best `keep` is dropped.
+struct Gather<'a> {
+    filter: Option<&'a RowFilter>,
+    first_row: u64,
+    bound: [u16; hamming::SCAN_QUERIES],
+    keep: [usize; hamming::SCAN_QUERIES],
+    cands: [Vec<(u32, u16)>; hamming::SCAN_QUERIES],
+    hist: Vec<u32>,
+}
+
+impl hamming::DistSink for Gather<'_> {
+    #[inline]
+    fn bound(&mut self, q: usize, _b: usize) -> u16 {
+        self.bound[q]
+    }
+
+    fn hits(&mut self, q: usize, b: usize, mut mask: u32, dists: &[u16; hamming::SCAN_ROWS]) {
+        let c = &mut self.cands[q];
+        while mask != 0 {
+            let i = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            let r = b * hamming::SCAN_ROWS + i;
+            if self
+                .filter
+                .is_none_or(|f| f.allows(self.first_row + r as u64))
+            {
+                c.push((r as u32, dists[i]));
+            }
+        }
+        if c.len() >= 2 * self.keep[q] + 64
+            && let Some(t) = keep_best(c, self.keep[q], &mut self.hist)
+        {
+            self.bound[q] = t;
+        }
+    }
+}
+
+/// Keeps the best `keep` of `cands` (`(row, distance)` in row order): the smallest
+/// distances, ties to the earlier rows (the top-k's rule, rows increasing with ids),
+/// in their order. When some are dropped, returns the worst kept distance.
+fn keep_best(cands: &mut Vec<(u32, u16)>, keep: usize, hist: &mut Vec<u32>) -> Option<u16> {
+    if cands.len() <= keep {
+        return None;
+    }
+    if keep == 0 {
+        cands.clear();
+        return Some(0);
+    }
+    let worst = cands.iter().map(|c| c.1).max().unwrap_or(0);
+    hist.clear();
+    hist.resize(usize::from(worst) + 1, 0);
+    for &(_, h) in cands.iter() {
+        hist[usize::from(h)] += 1;
+    }
+    let (mut below, mut t) = (0usize, worst);
+    for (h, &c) in hist.iter().enumerate() {
+        if below + c as usize >= keep {
+            t = h as u16;
+            break;
+        }
+        below += c as usize;
+    }
+    let mut ties = keep - below;
+    cands.retain(|&(_, h)| {
+        if h == t && ties > 0 {
+            ties -= 1;
+            return true;
+        }
+        h < t
+    });
+    Some(t)
 }
 
 /// `Σ_{bit set} q_i` over one row of sign bits, with the bits of [`hamming::set_sums`]:
@@ -1185,6 +1361,73 @@ mod tests {
                             }
                             let what = format!("d={d} keep={keep} floor={floor} query {i}");
                             assert_eq!(g.sorted(), want.sorted(), "{what}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The blocked Hamming scan, at every level, leaves each query's top-k as the scan a
+    /// query at a time does, bit for bit: 1 to 9 queries (partial query groups), row
+    /// counts that are not a multiple of the 32-row blocks, few distinct distances (heavy
+    /// ties at every cut), `keep` small enough that the gathered rows are cut down many
+    /// times and larger than the rows, floors from other chunks and a filter.
+    #[test]
+    fn blocked_hamming_scan_equals_the_scan_a_query_at_a_time() {
+        let mut rng = Rng(0xb10c_4a33);
+        for (d, rows) in [(16usize, 333usize), (100, 517), (384, 95)] {
+            let rb = d.div_ceil(8);
+            let x: Vec<f32> = (0..rows * d)
+                .map(|_| rng.below(2001) as f32 - 1000.0)
+                .collect();
+            let mut payload = vec![0u8; rows * rb];
+            for (r, row) in x.chunks_exact(d).enumerate() {
+                hamming::sign_bits(row, &mut payload[r * rb..(r + 1) * rb]);
+            }
+            payload.extend((0..rows).flat_map(|_| 0.5f32.to_le_bytes()));
+            let bits = &payload[..rows * rb];
+            let allow: Vec<u64> = (0..rows as u64 + 5).filter(|r| r % 3 != 2).collect();
+            let filter = RowFilter::new(&allow, rows as u64 + 5);
+            for nq in 1..=9 {
+                let qv: Vec<f32> = (0..nq * d)
+                    .map(|_| rng.below(2001) as f32 - 1000.0)
+                    .collect();
+                let q = Queries::new(qv, d, None, Metric::Cos);
+                let b = Bits::new(Frame::plain(&q, d), true);
+                let (qbits, tables) = (
+                    b.hamming.as_ref().unwrap(),
+                    b.nibble_tables.as_ref().unwrap(),
+                );
+                for keep in [1usize, 7, 100, rows + 1] {
+                    for filt in [None, Some(&filter)] {
+                        for floor in [f32::NEG_INFINITY, -(d as f32) / 2.0, -2.0] {
+                            let heaps = || -> Vec<TopK> {
+                                (0..nq)
+                                    // Some queries with a floor no row reaches.
+                                    .map(|i| match i % 4 {
+                                        3 => TopK::with_floor(keep, 1.0),
+                                        _ => TopK::with_floor(keep, floor),
+                                    })
+                                    .collect()
+                            };
+                            let mut want = heaps();
+                            scan_hamming_rows(qbits, bits, rb, 5, &mut want, filt);
+                            if floor == f32::NEG_INFINITY && filt.is_none() {
+                                assert_eq!(want[0].sorted().len(), keep.min(rows));
+                            }
+                            for level in Level::available() {
+                                let mut got = heaps();
+                                scan_hamming_blocks(level, tables, bits, rb, 5, &mut got, filt);
+                                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                                    let what = format!(
+                                        "{level:?} d={d} nq={nq} keep={keep} floor={floor} \
+                                         filter={} query {i}",
+                                        filt.is_some()
+                                    );
+                                    assert_eq!(g.sorted(), w.sorted(), "{what}");
+                                }
+                            }
                         }
                     }
                 }

@@ -482,7 +482,7 @@ fn scan(
         |p| {
             for (i, (a, b)) in total.iter_mut().zip(p.heaps).enumerate() {
                 a.merge(b);
-                if let Some(f) = a.full_floor() {
+                if let Some(f) = a.lazy_floor() {
                     floors.raise(i, f);
                 }
             }

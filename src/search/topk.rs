@@ -41,6 +41,12 @@ pub struct TopK {
     buf: Vec<Entry>,
     /// No candidate scoring strictly below this can be among the best `k`.
     floor: f32,
+    /// Nothing was pushed since the last selection: it would change nothing. A search
+    /// merges each chunk's few candidates into every query's top-k and asks for its floor
+    /// after each chunk; most chunks bring none.
+    clean: bool,
+    /// `k` were kept at a selection (and so ever since): the floor is a kept score.
+    full: bool,
 }
 
 impl TopK {
@@ -57,6 +63,8 @@ impl TopK {
             k,
             buf: Vec::new(),
             floor,
+            clean: false,
+            full: false,
         }
     }
 
@@ -73,6 +81,7 @@ impl TopK {
             self.buf.reserve_exact(cap);
         }
         self.buf.push(Entry { score, id });
+        self.clean = false;
         if self.buf.len() >= cap {
             self.compact();
         }
@@ -117,11 +126,16 @@ impl TopK {
 
     /// Keeps the best `k` of the buffer and raises the floor.
     fn compact(&mut self) {
+        if self.clean {
+            return;
+        }
+        self.clean = true;
         if self.buf.len() > self.k {
             self.buf.select_nth_unstable_by(self.k - 1, |a, b| b.cmp(a));
             self.buf.truncate(self.k);
         }
         if self.buf.len() == self.k {
+            self.full = self.k > 0;
             let worst = self.buf.iter().min().map_or(f32::NEG_INFINITY, |e| e.score);
             self.floor = self.floor.max(worst);
         }
@@ -132,6 +146,19 @@ impl TopK {
     pub fn shrink(&mut self) {
         self.compact();
         self.buf.shrink_to_fit();
+    }
+
+    /// A floor for the other rows of the same search once `k` are kept, else `None`: the
+    /// worst kept score as of the last selection, which runs only once `k / 8` candidates
+    /// (at least one) have come since. Lower than [`TopK::full_floor`] by at most those,
+    /// so still a floor; for a caller that asks after every small merge (a search, after
+    /// each chunk), where selecting `k` entries each time would cost more than the few
+    /// rows a slightly lower floor lets through.
+    pub fn lazy_floor(&mut self) -> Option<f32> {
+        if !(self.full && self.buf.len() < self.k + (self.k / 8).max(1)) {
+            self.compact();
+        }
+        self.full.then_some(self.floor)
     }
 
     /// The worst kept score once `k` are kept, else `None`.
@@ -303,6 +330,37 @@ mod tests {
         first.merge(second);
         assert_eq!(first.ids(20), all.ids(20));
         assert!(TopK::new(3).full_floor().is_none());
+        assert!(TopK::new(3).lazy_floor().is_none());
+    }
+
+    /// The lazy floor never passes the exact floor, is the exact one whenever it has
+    /// just selected, and holds fewer than `k / 8` (at least one) candidates beyond `k`
+    /// unselected.
+    #[test]
+    fn the_lazy_floor_lags_by_fewer_than_k_over_8_candidates() {
+        for k in [1usize, 7, 16, 100] {
+            let lag = (k / 8).max(1);
+            let mut lazy = TopK::new(k);
+            let mut exact = TopK::new(k);
+            let mut selected = 0;
+            for i in 0..20 * k as u64 {
+                let s = ((i * 7919) % 1009) as f32;
+                lazy.push(s, i);
+                exact.push(s, i);
+                let (l, e) = (lazy.lazy_floor(), exact.full_floor());
+                assert_eq!(l.is_some(), e.is_some(), "k={k} i={i}");
+                assert!(lazy.buf.len() < k + lag, "k={k} i={i}");
+                if let (Some(l), Some(e)) = (l, e) {
+                    assert!(l <= e, "k={k} i={i}: {l} > {e}");
+                    if lazy.buf.len() == k {
+                        assert_eq!(l, e, "k={k} i={i}");
+                        selected += 1;
+                    }
+                }
+            }
+            assert!(selected > 1, "k={k}");
+            assert_eq!(lazy.ids(k), exact.ids(k));
+        }
     }
 
     /// The counting selection is the top-k of `-dist` with its id tie-break, for every

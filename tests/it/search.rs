@@ -539,18 +539,31 @@ fn a_filter_returns_only_allowed_ids_and_the_best_of_them() {
     assert!(e.to_string().contains("filter id 700"), "{e}");
 }
 
+/// The Hamming search is the brute-force ranking by the sign bits, ties to the smaller
+/// row: for 1 to 9 queries (the blocked scan's partial query groups), 1 and 3 threads,
+/// and chunks of 128 and of 100 rows (not a multiple of its 32-row blocks).
 #[test]
 fn hamming_ranks_by_the_sign_bits() {
     let dir = tempfile::tempdir().unwrap();
-    let qs = queries(10);
-    let c = Container::open(container(dir.path(), "binary", 128, None)).unwrap();
-    let rows = decoded(&c);
+    for chunk in [128, 100] {
+        let c = Container::open(container(dir.path(), "binary", chunk, None)).unwrap();
+        let rows = decoded(&c);
+        for nq in [10, 1, 2, 3, 4, 5, 6, 7, 8, 9] {
+            for threads in [1, 3] {
+                hamming_is_brute_force(&c, &rows, &queries(nq), threads, chunk);
+            }
+        }
+    }
+}
+
+fn hamming_is_brute_force(c: &Container, rows: &[f32], qs: &[f32], threads: usize, chunk: u32) {
     let opts = SearchOptions {
         k: 20,
         hamming: true,
+        threads,
         ..SearchOptions::default()
     };
-    let hits = search(&c, &qs, &opts, &AtomicBool::new(false)).unwrap();
+    let hits = search(c, qs, &opts, &AtomicBool::new(false)).unwrap();
     assert_eq!((hits.score, hits.scorer), ("hamming", "hamming"));
     for (i, q) in qs.chunks_exact(DIMS).enumerate() {
         // A decoded binary row is ±scale: its signs are the stored bits.
@@ -569,7 +582,11 @@ fn hamming_ranks_by_the_sign_bits() {
         want.sort_unstable();
         let (ids, scores) = hits.query(i);
         let got: Vec<(u32, u64)> = scores.iter().map(|&s| s as u32).zip(ids.to_vec()).collect();
-        assert_eq!(got, want[..20], "query {i}");
+        let what = format!(
+            "query {i} of {}, {threads} threads, chunks of {chunk}",
+            hits.len()
+        );
+        assert_eq!(got, want[..20], "{what}");
     }
 }
 

@@ -17,6 +17,15 @@
 //!   table loads; there is no wider path (an AVX2 gather is no faster on x86-64 cores).
 //!   `search` runs the 8-bit nibble-table fast-scan (`simd::fastscan`) over the rows first
 //!   and sums in float only the rows its bound cannot rule out.
+//! - [`scan_blocks`]: the Hamming distances of several queries to blocks of
+//!   [`SCAN_ROWS`] rows at once, each compared with a bound per query and block inside
+//!   the kernel; only the rows below it reach the caller (a [`DistSink`]). The rows are
+//!   repacked once per chunk by nibble ([`pack_nibble_blocks`]) and each query's sign bits
+//!   become tables of `popcount(nibble XOR x)` ([`nibble_tables`]), so one byte shuffle
+//!   (`vpshufb`) counts 32 rows' differing bits in a nibble, and the loads of a block's
+//!   codes serve [`SCAN_QUERIES`] queries. The counts fit a byte for 63 row bytes and are
+//!   widened to `u16` after each run of them. The scalar reference is
+//!   [`scan_blocks_scalar`]; the distances are [`hamming_rows`]'s at every level.
 
 #[cfg(target_arch = "aarch64")]
 mod neon;
@@ -159,6 +168,221 @@ pub fn set_sums(tables: &[f32], codes: &[u8], row_bytes: usize, out: &mut [f32])
     }
 }
 
+/// Rows per packed block of [`scan_blocks`].
+pub const SCAN_ROWS: usize = 32;
+
+/// Bytes of one row byte position in a packed block: the 64 nibbles of its 32 rows, one a
+/// byte (see [`pack_nibble_blocks`]).
+pub const SCAN_BLOCK_BYTES: usize = 64;
+
+/// Bytes of one row byte position in a query's nibble tables (see [`nibble_tables`]).
+pub const SCAN_TABLE_BYTES: usize = 32;
+
+/// Queries whose distances the AVX2 kernel of [`scan_blocks`] counts per load of a
+/// block's codes: callers that hold per-query state while it runs can pass this many
+/// queries a call and hold that state for this many only.
+pub const SCAN_QUERIES: usize = 4;
+
+/// The longest rows [`scan_blocks`] takes: distances up to `8 × 4095` fit an `i16`.
+pub const SCAN_MAX_ROW_BYTES: usize = 4095;
+
+/// Repacks `codes` (rows of `row_bytes` bytes) into blocks of [`SCAN_ROWS`] rows, one
+/// nibble a byte, in `out` (`⌈rows / 32⌉ × row_bytes × 64` bytes). Byte position `p` of
+/// block `b` is 64 bytes: for `i < 16`, byte `i` holds the low nibble of row `32b + i`'s
+/// byte `p` and byte `16 + i` its high nibble; bytes `32 + i` and `48 + i` the same for
+/// row `32b + 16 + i`. Rows past the last (filling the last block) are zero.
+///
+/// # Panics
+/// If `row_bytes` is 0, `codes` is not a whole number of rows or `out` has the wrong length.
+pub fn pack_nibble_blocks(codes: &[u8], row_bytes: usize, out: &mut [u8]) {
+    assert!(row_bytes > 0, "pack_nibble_blocks: rows of no bytes");
+    assert!(
+        codes.len().is_multiple_of(row_bytes),
+        "pack_nibble_blocks: ragged rows"
+    );
+    let rows = codes.len() / row_bytes;
+    let bb = row_bytes * SCAN_BLOCK_BYTES;
+    assert_eq!(
+        out.len(),
+        rows.div_ceil(SCAN_ROWS) * bb,
+        "pack_nibble_blocks: wrong output length"
+    );
+    out.fill(0);
+    for (block, rows) in out
+        .chunks_exact_mut(bb)
+        .zip(codes.chunks(SCAN_ROWS * row_bytes))
+    {
+        for (i, row) in rows.chunks_exact(row_bytes).enumerate() {
+            let at = (i / 16) * 32 + i % 16;
+            for (pos, &byte) in block.chunks_exact_mut(SCAN_BLOCK_BYTES).zip(row) {
+                let pos: &mut [u8; SCAN_BLOCK_BYTES] = pos.try_into().expect("64 bytes");
+                pos[at] = byte & 0x0f;
+                pos[at + 16] = byte >> 4;
+            }
+        }
+    }
+}
+
+/// The nibble tables of a query's sign bits `q` (one row, `row_bytes` bytes) into `out`
+/// (`row_bytes × 32` bytes): for byte position `p`, entry `x < 16` is
+/// `popcount((q[p] & 15) XOR x)` and entry `16 + x` is `popcount((q[p] >> 4) XOR x)`, so
+/// a row's distance is the sum of the entries its nibbles select.
+///
+/// # Panics
+/// If `out` is not `q.len() × 32` bytes.
+pub fn nibble_tables(q: &[u8], out: &mut [u8]) {
+    assert_eq!(
+        out.len(),
+        q.len() * SCAN_TABLE_BYTES,
+        "nibble_tables: wrong output length"
+    );
+    for (t, &byte) in out.chunks_exact_mut(SCAN_TABLE_BYTES).zip(q) {
+        for x in 0..16u8 {
+            t[usize::from(x)] = ((byte & 0x0f) ^ x).count_ones() as u8;
+            t[16 + usize::from(x)] = ((byte >> 4) ^ x).count_ones() as u8;
+        }
+    }
+}
+
+/// What [`scan_blocks`] does with each query's rows: it asks for a bound before
+/// reporting a block's rows, and reports only the rows whose distance is below it.
+///
+/// For each query the calls come in block order, `bound(q, b)` before the `hits(q, b, …)`
+/// of the same block (if any row is below it); calls of different queries may
+/// interleave. A bound may depend on the hits reported before it.
+pub trait DistSink {
+    /// Rows of block `b` whose distance to query `q` is below this are reported (0: none).
+    fn bound(&mut self, q: usize, b: usize) -> u16;
+    /// Rows of block `b` whose distances to query `q` are below its bound: bit `i` of
+    /// `mask` is row `32b + i` (never a row past the last), and `dists[i]` its distance
+    /// (all 32 of the block's, those past the last row meaningless).
+    fn hits(&mut self, q: usize, b: usize, mask: u32, dists: &[u16; SCAN_ROWS]);
+}
+
+/// The Hamming distances of every query of `tables` ([`nibble_tables`], `row_bytes × 32`
+/// bytes each) to the first `rows` rows of `blocks` ([`pack_nibble_blocks`]), each
+/// block's compared with the query's bound from `sink` and only those below it reported.
+/// At the detected level.
+///
+/// # Panics
+/// If `row_bytes` is 0 or above [`SCAN_MAX_ROW_BYTES`], `tables` or `blocks` is not a
+/// whole number of `row_bytes × 32` or `× 64` bytes, or `rows` is more than the blocks hold
+/// or fewer than all but the last block hold.
+pub fn scan_blocks<S: DistSink>(
+    tables: &[u8],
+    row_bytes: usize,
+    blocks: &[u8],
+    rows: usize,
+    sink: &mut S,
+) {
+    scan_blocks_at(Level::detect(), tables, row_bytes, blocks, rows, sink)
+}
+
+/// Whether [`scan_blocks`] has a kernel of its own at `level` on this CPU (else it runs
+/// the scalar reference, slower than [`hamming_rows`] a query at a time).
+pub fn scan_blocks_is_fast(level: Level) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if level >= Level::Avx2 && level.runs_here() {
+        return true;
+    }
+    let _ = level;
+    false
+}
+
+/// [`scan_blocks`] at a given level; a level this CPU lacks, or one without a kernel of
+/// its own ([`scan_blocks_is_fast`]), runs the scalar reference.
+///
+/// # Panics
+/// As [`scan_blocks`].
+pub fn scan_blocks_at<S: DistSink>(
+    level: Level,
+    tables: &[u8],
+    row_bytes: usize,
+    blocks: &[u8],
+    rows: usize,
+    sink: &mut S,
+) {
+    check_scan(tables, row_bytes, blocks, rows);
+    #[cfg(target_arch = "x86_64")]
+    if scan_blocks_is_fast(level) {
+        // SAFETY: `scan_blocks_is_fast` checked at run time that the CPU has AVX2, and
+        // `check_scan` the shapes the kernel relies on: `0 < row_bytes ≤ 4095`, whole
+        // queries and blocks, `rows` within the last block.
+        unsafe { x86::scan_blocks_avx2(tables, row_bytes, blocks, rows, sink) };
+        return;
+    }
+    let _ = level;
+    scan_blocks_scalar(tables, row_bytes, blocks, rows, sink)
+}
+
+fn check_scan(tables: &[u8], row_bytes: usize, blocks: &[u8], rows: usize) {
+    assert!(
+        (1..=SCAN_MAX_ROW_BYTES).contains(&row_bytes),
+        "scan_blocks: rows of {row_bytes} bytes"
+    );
+    let (tb, bb) = (row_bytes * SCAN_TABLE_BYTES, row_bytes * SCAN_BLOCK_BYTES);
+    assert!(
+        tables.len().is_multiple_of(tb) && blocks.len().is_multiple_of(bb),
+        "scan_blocks: ragged tables or blocks"
+    );
+    assert_eq!(
+        rows.div_ceil(SCAN_ROWS),
+        blocks.len() / bb,
+        "scan_blocks: {rows} rows in {} blocks",
+        blocks.len() / bb
+    );
+}
+
+/// The rows of block `b` that exist when there are `rows` in all, as a mask.
+#[inline]
+pub(crate) fn valid_rows(b: usize, rows: usize) -> u32 {
+    match rows - b * SCAN_ROWS {
+        n if n >= SCAN_ROWS => u32::MAX,
+        n => (1u32 << n) - 1,
+    }
+}
+
+/// The scalar reference of [`scan_blocks`]: each query's distances to a block's rows
+/// summed from the table entries their nibbles select, a query at a time, block by block.
+///
+/// # Panics
+/// As [`scan_blocks`].
+pub fn scan_blocks_scalar<S: DistSink>(
+    tables: &[u8],
+    row_bytes: usize,
+    blocks: &[u8],
+    rows: usize,
+    sink: &mut S,
+) {
+    check_scan(tables, row_bytes, blocks, rows);
+    let (tb, bb) = (row_bytes * SCAN_TABLE_BYTES, row_bytes * SCAN_BLOCK_BYTES);
+    let mut dists = [0u16; SCAN_ROWS];
+    for (q, t) in tables.chunks_exact(tb).enumerate() {
+        for (b, block) in blocks.chunks_exact(bb).enumerate() {
+            dists.fill(0);
+            for (tp, cp) in t
+                .chunks_exact(SCAN_TABLE_BYTES)
+                .zip(block.chunks_exact(SCAN_BLOCK_BYTES))
+            {
+                for (i, d) in dists.iter_mut().enumerate() {
+                    let at = (i / 16) * 32 + i % 16;
+                    *d += u16::from(tp[usize::from(cp[at])]);
+                    *d += u16::from(tp[16 + usize::from(cp[at + 16])]);
+                }
+            }
+            let bound = sink.bound(q, b);
+            let mask = dists
+                .iter()
+                .enumerate()
+                .fold(0u32, |m, (i, &d)| m | (u32::from(d < bound) << i))
+                & valid_rows(b, rows);
+            if mask != 0 {
+                sink.hits(q, b, mask, &dists);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +411,117 @@ mod tests {
                 assert_eq!(got, want, "{level:?}, {row_bytes} bytes");
             }
         }
+    }
+
+    /// Records each query's reports; its bound falls with the reports (the smallest
+    /// distance seen so far plus a margin), or is fixed.
+    struct Record {
+        fixed: Option<u16>,
+        seen: Vec<Vec<(usize, u32, Vec<u16>)>>,
+        least: Vec<u16>,
+    }
+
+    impl Record {
+        fn new(nq: usize, fixed: Option<u16>) -> Record {
+            Record {
+                fixed,
+                seen: vec![Vec::new(); nq],
+                least: vec![u16::MAX; nq],
+            }
+        }
+    }
+
+    impl DistSink for Record {
+        fn bound(&mut self, q: usize, _b: usize) -> u16 {
+            self.fixed
+                .unwrap_or_else(|| self.least[q].saturating_add(3))
+        }
+        fn hits(&mut self, q: usize, b: usize, mask: u32, dists: &[u16; SCAN_ROWS]) {
+            let got: Vec<u16> = (0..SCAN_ROWS)
+                .filter(|i| mask >> i & 1 == 1)
+                .map(|i| dists[i])
+                .collect();
+            self.least[q] = got.iter().copied().fold(self.least[q], u16::min);
+            self.seen[q].push((b, mask, got));
+        }
+    }
+
+    /// The packed scan reports, at every level, each row whose distance (counted bit by
+    /// bit) is below the bound, with that distance, and no other: row lengths around the
+    /// 63-byte runs, row counts around the 32-row blocks, 1 to 9 queries (partial query
+    /// groups), fixed bounds (none, some and every row) and bounds that fall with the
+    /// reports.
+    #[test]
+    fn packed_scan_reports_the_rows_below_the_bound_at_every_level() {
+        let mut rng = Rng(0x5ca7_b10c);
+        for row_bytes in [1usize, 3, 8, 48, 63, 64, 130] {
+            for rows in [1usize, 31, 32, 33, 100] {
+                let nq = 1 + rng.below(9) as usize;
+                let codes: Vec<u8> = (0..rows * row_bytes)
+                    .map(|_| rng.below(256) as u8)
+                    .collect();
+                let qs: Vec<u8> = (0..nq * row_bytes).map(|_| rng.below(256) as u8).collect();
+                let mut blocks = vec![0xa5u8; rows.div_ceil(SCAN_ROWS) * row_bytes * 64];
+                pack_nibble_blocks(&codes, row_bytes, &mut blocks);
+                let mut tables = vec![0u8; nq * row_bytes * SCAN_TABLE_BYTES];
+                for (t, q) in tables
+                    .chunks_exact_mut(row_bytes * SCAN_TABLE_BYTES)
+                    .zip(qs.chunks_exact(row_bytes))
+                {
+                    nibble_tables(q, t);
+                }
+                let top = 8 * row_bytes as u16;
+                for fixed in [Some(0u16), Some(top / 2), Some(top + 1), None] {
+                    // The reports wanted: from the bit-by-bit distances.
+                    let mut want = Record::new(nq, fixed);
+                    let mut dist = vec![0u32; rows];
+                    for (q, qb) in qs.chunks_exact(row_bytes).enumerate() {
+                        for (r, d) in dist.iter_mut().enumerate() {
+                            *d = (0..8 * row_bytes)
+                                .filter(|&i| {
+                                    (qb[i / 8] ^ codes[r * row_bytes + i / 8]) >> (i % 8) & 1 == 1
+                                })
+                                .count() as u32;
+                        }
+                        for (b, ds) in dist.chunks(SCAN_ROWS).enumerate() {
+                            let bound = want.bound(q, b);
+                            let mut all = [0u16; SCAN_ROWS];
+                            let mut mask = 0u32;
+                            for (i, &d) in ds.iter().enumerate() {
+                                all[i] = d as u16;
+                                mask |= u32::from((d as u16) < bound) << i;
+                            }
+                            if mask != 0 {
+                                want.hits(q, b, mask, &all);
+                            }
+                        }
+                    }
+                    if fixed == Some(top + 1) {
+                        assert!(
+                            want.seen
+                                .iter()
+                                .all(|s| s.len() == rows.div_ceil(SCAN_ROWS))
+                        );
+                    }
+                    for level in Level::available() {
+                        let mut got = Record::new(nq, fixed);
+                        scan_blocks_at(level, &tables, row_bytes, &blocks, rows, &mut got);
+                        assert_eq!(
+                            got.seen, want.seen,
+                            "{level:?}: {row_bytes} bytes, {rows} rows, {nq} queries, bound {fixed:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn valid_rows_mask_the_last_block() {
+        assert_eq!(valid_rows(0, 1), 1);
+        assert_eq!(valid_rows(0, 32), u32::MAX);
+        assert_eq!(valid_rows(1, 33), 1);
+        assert_eq!(valid_rows(2, 95), (1 << 31) - 1);
     }
 
     /// Each entry has the bits of the plain loop over its set bits in increasing order
