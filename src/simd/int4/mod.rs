@@ -728,7 +728,7 @@ mod tests {
                 0 => rng.below(100) as usize,
                 1 => 383,
                 2 => rng.below(4) as usize * 64 + rng.below(3) as usize,
-                // Past one or two of the AVX2 kernel's blocks of 1024 values.
+                // Many of the AVX2 kernel's blocks of 128 values.
                 _ => 1000 + rng.below(2100) as usize,
             };
             let data = row(&mut rng, len, case % 4);

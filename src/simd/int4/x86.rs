@@ -369,8 +369,9 @@ pub(super) fn gauss_pack_avx2(row: &[f32], out: &mut [u8]) -> f32 {
     super::gauss_scale(&lanes_pd(vl), &lls, tvl, tll)
 }
 
-/// Values a block of [`gauss_pack_avx2`]'s two passes: its kept levels fill 4 KiB.
-const GAUSS_BLOCK: usize = 1024;
+/// Values a block of [`gauss_pack_avx2`]'s two passes: its kept levels fill 512 bytes (a
+/// buffer set to zero for every row, so small).
+const GAUSS_BLOCK: usize = 128;
 
 /// Four registers of four f64 as the reference's 16 lanes, in order.
 #[target_feature(enable = "avx2")]
