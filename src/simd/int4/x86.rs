@@ -345,19 +345,23 @@ pub(super) fn gauss_pack_avx2(row: &[f32], out: &mut [u8]) -> f32 {
             // SAFETY: `o` has exactly 8 bytes, the width of storel_epi64.
             unsafe { _mm_storel_epi64(o.as_mut_ptr().cast(), pack16(q)) };
         }
+        // The four accumulators as locals, each step updating all four, so their chains of
+        // FMAs overlap.
+        let [mut v0, mut v1, mut v2, mut v3] = vl;
+        let abs4 = _mm256_castps256_ps128(abs);
         for (c, lc) in blk.chunks_exact(LANES).zip(lv.chunks_exact(LANES)) {
-            for (k, vl) in vl.iter_mut().enumerate() {
-                // SAFETY: `c` and `lc` have 16 floats, so 4 from offset 4k are in bounds.
-                let (x, l) = unsafe {
-                    (
-                        _mm_loadu_ps(c.as_ptr().add(4 * k)),
-                        _mm_loadu_ps(lc.as_ptr().add(4 * k)),
-                    )
-                };
-                let a = _mm256_cvtps_pd(_mm_and_ps(x, _mm256_castps256_ps128(abs)));
-                *vl = _mm256_fmadd_pd(a, _mm256_cvtps_pd(l), *vl);
-            }
+            // SAFETY: `c` and `lc` have 16 floats, so 4 from offset 4k are in bounds.
+            let term = |k: usize| unsafe {
+                let a = _mm256_cvtps_pd(_mm_and_ps(_mm_loadu_ps(c.as_ptr().add(4 * k)), abs4));
+                (a, _mm256_cvtps_pd(_mm_loadu_ps(lc.as_ptr().add(4 * k))))
+            };
+            let ((a0, l0), (a1, l1), (a2, l2), (a3, l3)) = (term(0), term(1), term(2), term(3));
+            v0 = _mm256_fmadd_pd(a0, l0, v0);
+            v1 = _mm256_fmadd_pd(a1, l1, v1);
+            v2 = _mm256_fmadd_pd(a2, l2, v2);
+            v3 = _mm256_fmadd_pd(a3, l3, v3);
         }
+        vl = [v0, v1, v2, v3];
     }
     let (tvl, tll) = super::gauss_tail(&row[full..], inv, sigma, false, tail);
     let mut lls = [0f32; LANES];
