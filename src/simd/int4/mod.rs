@@ -407,9 +407,9 @@ pub fn quantize_pack_scalar(row: &[f32], s: f32, out: &mut [u8]) {
 /// error is at most that of the nearest-level codes at scale `rms(v)`.
 ///
 /// The scalar reference of [`encode_row_gauss`]: codes packed into `out`
-/// (`ceil(row.len() / 2)` bytes). Sums run in [`LANES`] lanes, added as in
-/// [`lane_sum`], so their order is fixed and a SIMD level can reproduce them: `Σ v²` and
-/// `<|v|, level>` in f64 (their f32 versions overflow for |v| past 1.8e19), each term an
+/// (`ceil(row.len() / 2)` bytes). Sums run in [`LANES`] lanes, added as
+/// [`fit_dots_finish`] adds its lanes, so their order is fixed and a SIMD level can
+/// reproduce them: `Σ v²` and `<|v|, level>` in f64 (their f32 versions overflow for |v| past 1.8e19), each term an
 /// exact product of two f32 (so a fused multiply-add gives the same bits), `Σ level²` in f32.
 pub fn encode_row_gauss_scalar(row: &[f32], out: &mut [u8]) -> f32 {
     encode_row_gauss_body(row, out)
