@@ -150,7 +150,7 @@ fn int4_kernels(c: &mut Criterion) {
         .collect();
     let rot = vectro::codec::Rotation::new(DIMS, 3, 1);
     let mut packed = vec![0u8; input.len() / 2];
-    let mut codes = vec![0i8; DIMS];
+    let mut codes = vec![0u8; DIMS / 2];
     let mut row = vec![0f32; DIMS];
     for level in Level::available() {
         // The fit search's ranking of all nine candidates: levels, then integer scores.

@@ -68,8 +68,7 @@ fn ranks_above(a: (u64, u64), b: (u64, u64)) -> bool {
 }
 
 /// Chooses one row's codes and scale under `rule`, packs the codes into `out` and returns
-/// the scale; `q` (the `gauss` rule's) and `u` (the `fit` rule's) are scratch of `dims`
-/// values. Under `fit` and `max`, a NaN or ±Inf is refused: `Err` holds its column.
+/// the scale; `u` (the `fit` rule's) is scratch of `dims` values. Under `fit` and `max`, a NaN or ±Inf is refused: `Err` holds its column.
 ///
 /// For fixed codes the least-squares scale is `<v,q>/<q,q>` and leaves the squared error
 /// `||v||² − <v,q>²/<q,q>`, so the best candidate is the one with the largest `<v,q>²/<q,q>`.
@@ -80,14 +79,11 @@ fn encode_row(
     row: &[f32],
     rule: ScaleRule,
     level: Level,
-    q: &mut [i8],
     u: &mut [u8],
     out: &mut [u8],
 ) -> Result<f32, usize> {
     if rule == ScaleRule::Gauss {
-        let scale = k4::encode_row_gauss_at(level, row, q);
-        pack(q, out);
-        return Ok(scale);
+        return Ok(k4::encode_row_gauss_at(level, row, out));
     }
     // One pass finds max|v|, any NaN/Inf (see int8's max_abs_bits) and Σv².
     let (bits, sum_sq) = k4::max_abs_sumsq_at(level, row);
@@ -174,14 +170,6 @@ pub fn gauss_level(c: i8) -> f32 {
     if c < 0 { -l } else { l }
 }
 
-fn pack(codes: &[i8], out: &mut [u8]) {
-    for (o, pair) in out.iter_mut().zip(codes.chunks(2)) {
-        let lo = pair[0] as u8 & 0x0f;
-        let hi = pair.get(1).map_or(0, |&c| c as u8 & 0x0f);
-        *o = lo | (hi << 4);
-    }
-}
-
 /// Sign-extends a 4-bit two's-complement nibble.
 fn nibble_code(b: u8) -> i8 {
     ((b << 4) as i8) >> 4
@@ -192,9 +180,8 @@ fn nibble(b: u8) -> f32 {
 }
 
 thread_local! {
-    /// Per-row scratch: the `gauss` rule's codes and the `fit` rule's levels.
-    static SCRATCH: std::cell::RefCell<(Vec<i8>, Vec<u8>)> =
-        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    /// Per-row scratch: the `fit` rule's levels.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Codec for Int4 {
@@ -232,8 +219,7 @@ impl Codec for Int4 {
         // Detected once a block, not once a kernel call.
         let level = Level::detect();
         SCRATCH.with(|c| {
-            let (q, u) = &mut *c.borrow_mut();
-            q.resize(d, 0);
+            let u = &mut *c.borrow_mut();
             u.resize(d, 0);
             for (r, (row, code)) in input
                 .chunks_exact(d)
@@ -241,7 +227,7 @@ impl Codec for Int4 {
                 .enumerate()
             {
                 let scale =
-                    encode_row(row, self.rule, level, q, u, code).map_err(|col| EncodeFault {
+                    encode_row(row, self.rule, level, u, code).map_err(|col| EncodeFault {
                         row: r,
                         col,
                         msg: format!("{} is not a finite number", row[col]),
@@ -437,7 +423,6 @@ mod tests {
                     &row,
                     ScaleRule::Default,
                     level,
-                    &mut [],
                     &mut vec![0; row.len()],
                     &mut out,
                 )
@@ -482,7 +467,6 @@ mod tests {
                 &row,
                 ScaleRule::Default,
                 Level::detect(),
-                &mut [],
                 &mut vec![0; row.len()],
                 &mut out,
             )

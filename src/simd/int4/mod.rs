@@ -26,25 +26,29 @@ pub fn quantize_pack(row: &[f32], s: f32, out: &mut [u8]) {
     quantize_pack_at(Level::detect(), row, s, out)
 }
 
-/// Codes (into `q`, as long as `row`) and scale of `row` (finite) under the `gauss` rule.
-pub fn encode_row_gauss(row: &[f32], q: &mut [i8]) -> f32 {
-    encode_row_gauss_at(Level::detect(), row, q)
+/// Codes of `row` (finite) under the `gauss` rule, packed two per byte into `out`
+/// (`ceil(row.len() / 2)` bytes, as [`quantize_pack`] packs them), and its scale.
+pub fn encode_row_gauss(row: &[f32], out: &mut [u8]) -> f32 {
+    encode_row_gauss_at(Level::detect(), row, out)
 }
 
 /// [`encode_row_gauss`] at a given level; a level this CPU lacks runs the scalar reference.
-pub fn encode_row_gauss_at(level: Level, row: &[f32], q: &mut [i8]) -> f32 {
+///
+/// # Panics
+/// If `out` is shorter than `ceil(row.len() / 2)`.
+pub fn encode_row_gauss_at(level: Level, row: &[f32], out: &mut [u8]) -> f32 {
+    let out = &mut out[..row.len().div_ceil(2)];
     #[cfg(target_arch = "x86_64")]
-    if level.runs_here() {
-        match level {
-            // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
-            Level::Avx512 => return unsafe { x86::gauss_avx512(row, q) },
-            // SAFETY: `runs_here` checked at run time that the CPU has AVX2.
-            Level::Avx2 => return unsafe { x86::gauss_avx2(row, q) },
-            _ => {}
-        }
+    if matches!(level, Level::Avx2 | Level::Avx512)
+        && level.runs_here()
+        && std::arch::is_x86_feature_detected!("fma")
+    {
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX2 (every AVX-512
+        // level has it too), and FMA is checked here; `out` has `ceil(row.len() / 2)` bytes.
+        return unsafe { x86::gauss_pack_avx2(row, out) };
     }
     let _ = level;
-    encode_row_gauss_scalar(row, q)
+    encode_row_gauss_scalar(row, out)
 }
 
 /// `max_abs_bits(row)` (see [`super::int8::max_abs_bits`]) and `Σ v²` in the `fit`
@@ -402,75 +406,132 @@ pub fn quantize_pack_scalar(row: &[f32], s: f32, out: &mut [u8]) {
 /// level nearer zero), then the scale is refit by least squares. Bound: the row's squared
 /// error is at most that of the nearest-level codes at scale `rms(v)`.
 ///
-/// The scalar reference of [`encode_row_gauss`]: the SIMD levels compile
-/// this same body with wider instructions. Sums run in [`LANES`] f32 lanes, added as in
-/// [`fit_dots_finish`], so their order is fixed and the loops vectorise.
-pub fn encode_row_gauss_scalar(row: &[f32], q: &mut [i8]) -> f32 {
-    encode_row_gauss_body(row, q)
+/// The scalar reference of [`encode_row_gauss`]: codes packed into `out`
+/// (`ceil(row.len() / 2)` bytes). Sums run in [`LANES`] lanes, added as
+/// [`fit_dots_finish`] adds its lanes, so their order is fixed and a SIMD level can
+/// reproduce them: `Σ v²` and `<|v|, level>` in f64 (their f32 versions overflow for |v| past 1.8e19), each term an
+/// exact product of two f32 (so a fused multiply-add gives the same bits), `Σ level²` in f32.
+pub fn encode_row_gauss_scalar(row: &[f32], out: &mut [u8]) -> f32 {
+    encode_row_gauss_body(row, out)
 }
 
-/// The body of [`encode_row_gauss_scalar`], inlined into each SIMD level's wrapper.
+/// Midpoints between neighbouring [`GAUSS`] levels, in float32: a magnitude `|v| / σ`
+/// codes to the number of them it is above.
 #[inline(always)]
-pub(crate) fn encode_row_gauss_body(row: &[f32], q: &mut [i8]) -> f32 {
-    // Squares and `<|v|, level>` in f64: their f32 versions overflow for |v| past 1.8e19.
-    let sq = |x: f32| f64::from(x) * f64::from(x);
-    let mut ss = [0f64; LANES];
-    let mut chunks = row.chunks_exact(LANES);
-    for c in &mut chunks {
-        for i in 0..LANES {
-            ss[i] += sq(c[i]);
-        }
-    }
-    let tail = chunks.remainder().iter().fold(0f64, |t, &x| t + sq(x));
-    let sigma = (lane_sum(&ss, tail) / row.len() as f64).sqrt() as f32;
-    if sigma == 0.0 {
-        q.fill(0);
-        return 1.0;
-    }
-    // Midpoints between neighbouring levels.
-    let mut mid = [0f32; 7];
-    for (m, w) in mid.iter_mut().zip(GAUSS.windows(2)) {
-        *m = (w[0] + w[1]) / 2.0;
-    }
-    let inv = 1.0 / sigma;
-    // 1/σ overflows for the smallest subnormal σ, and is imprecise when σ is huge and 1/σ
-    // subnormal: divide instead.
-    let divide = !inv.is_normal();
-    // The code and level of `x`: the highest level whose midpoint |x|/σ passes. A select
-    // per midpoint (not a table lookup) keeps the loop vectorised.
-    let code = |x: f32| {
-        let u = if divide {
-            x.abs() / sigma
-        } else {
-            x.abs() * inv
-        };
-        let (mut k, mut l) = (0i32, 0f32);
-        for (j, &m) in mid.iter().enumerate() {
-            let past = u > m;
-            k += i32::from(past);
-            l = if past { GAUSS[j + 1] } else { l };
-        }
-        (if x < 0.0 { -k } else { k } as i8, l)
+pub(crate) fn gauss_mids() -> [f32; 7] {
+    std::array::from_fn(|j| (GAUSS[j] + GAUSS[j + 1]) / 2.0)
+}
+
+/// `σ = rms(row)` as the `gauss` rule computes it (see [`encode_row_gauss_scalar`]), from the
+/// [`LANES`] lanes' sums of squares of its full chunks and the rest of the row.
+#[inline(always)]
+pub(crate) fn gauss_sigma(lanes: &[f64; LANES], rest: &[f32], len: usize) -> f32 {
+    let tail = rest.iter().fold(0f64, |t, &x| t + gauss_sq(x));
+    (lane_sum(lanes, tail) / len as f64).sqrt() as f32
+}
+
+#[inline(always)]
+fn gauss_sq(x: f32) -> f64 {
+    f64::from(x) * f64::from(x)
+}
+
+/// The `gauss` code (signed) and level (unsigned) of `x` at `1 / σ = inv`, or by dividing by
+/// `sigma` when `divide`: the highest level whose midpoint `|x| / σ` is above. A select per
+/// midpoint (not a table lookup) keeps the scalar loop vectorisable.
+#[inline(always)]
+fn gauss_code(x: f32, mid: &[f32; 7], inv: f32, sigma: f32, divide: bool) -> (i8, f32) {
+    let u = if divide {
+        x.abs() / sigma
+    } else {
+        x.abs() * inv
     };
-    let (mut vl, mut ll) = ([0f64; LANES], [0f32; LANES]);
-    let (mut rows, mut codes) = (row.chunks_exact(LANES), q.chunks_exact_mut(LANES));
-    for (c, o) in (&mut rows).zip(&mut codes) {
-        for i in 0..LANES {
-            let (k, l) = code(c[i]);
-            o[i] = k;
-            // v·level(q) = |v|·|level| exactly: the code has the value's sign.
-            vl[i] += f64::from(c[i].abs()) * f64::from(l);
-            ll[i] += l * l;
-        }
+    let (mut k, mut l) = (0i32, 0f32);
+    for (j, &m) in mid.iter().enumerate() {
+        let past = u > m;
+        k += i32::from(past);
+        l = if past { GAUSS[j + 1] } else { l };
     }
+    (if x < 0.0 { -k } else { k } as i8, l)
+}
+
+/// Packs codes two per byte into `out` (`ceil(codes.len() / 2)` bytes), low nibble first.
+#[inline(always)]
+fn pack_codes(codes: &[i8], out: &mut [u8]) {
+    for (o, pair) in out.iter_mut().zip(codes.chunks(2)) {
+        let lo = pair[0] as u8 & 0x0f;
+        let hi = pair.get(1).map_or(0, |&c| c as u8 & 0x0f);
+        *o = lo | (hi << 4);
+    }
+}
+
+/// The tail of the `gauss` rule's coding pass (fewer than [`LANES`] values), shared by every
+/// level: codes packed into `out` (`ceil(rest.len() / 2)` bytes), and the plain sequential
+/// sums of `|v|·level` (f64) and `level²` (f32).
+#[inline(always)]
+pub(crate) fn gauss_tail(
+    rest: &[f32],
+    inv: f32,
+    sigma: f32,
+    divide: bool,
+    out: &mut [u8],
+) -> (f64, f32) {
+    let mid = gauss_mids();
+    let mut q = [0i8; LANES];
     let (mut tvl, mut tll) = (0f64, 0f32);
-    for (&x, o) in rows.remainder().iter().zip(codes.into_remainder()) {
-        let (k, l) = code(x);
+    for (&x, o) in rest.iter().zip(&mut q) {
+        let (k, l) = gauss_code(x, &mid, inv, sigma, divide);
         *o = k;
         tvl += f64::from(x.abs()) * f64::from(l);
         tll += l * l;
     }
-    let (vl, ll) = (lane_sum(&vl, tvl), lane_sum(&ll, tll));
+    pack_codes(&q[..rest.len()], out);
+    (tvl, tll)
+}
+
+/// The body of [`encode_row_gauss_scalar`].
+#[inline(always)]
+pub(crate) fn encode_row_gauss_body(row: &[f32], out: &mut [u8]) -> f32 {
+    let out = &mut out[..row.len().div_ceil(2)];
+    let mut ss = [0f64; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            ss[i] += gauss_sq(c[i]);
+        }
+    }
+    let sigma = gauss_sigma(&ss, chunks.remainder(), row.len());
+    if sigma == 0.0 {
+        out.fill(0);
+        return 1.0;
+    }
+    let mid = gauss_mids();
+    let inv = 1.0 / sigma;
+    // 1/σ overflows for the smallest subnormal σ, and is imprecise when σ is huge and 1/σ
+    // subnormal: divide instead.
+    let divide = !inv.is_normal();
+    let (mut vl, mut ll) = ([0f64; LANES], [0f32; LANES]);
+    // The full chunks' bytes, then the tail's (a row under 16 values has only a tail).
+    let (body, tail) = out.split_at_mut(row.len() / LANES * (LANES / 2));
+    let mut rows = row.chunks_exact(LANES);
+    for (c, o) in (&mut rows).zip(body.chunks_exact_mut(LANES / 2)) {
+        let mut q = [0i8; LANES];
+        for i in 0..LANES {
+            let (k, l) = gauss_code(c[i], &mid, inv, sigma, divide);
+            q[i] = k;
+            // v·level(q) = |v|·|level| exactly: the code has the value's sign.
+            vl[i] += f64::from(c[i].abs()) * f64::from(l);
+            ll[i] += l * l;
+        }
+        pack_codes(&q, o);
+    }
+    let (tvl, tll) = gauss_tail(rows.remainder(), inv, sigma, divide, tail);
+    gauss_scale(&vl, &ll, tvl, tll)
+}
+
+/// The `gauss` rule's least-squares scale from its lanes' sums and the tail's.
+#[inline(always)]
+pub(crate) fn gauss_scale(vl: &[f64; LANES], ll: &[f32; LANES], tvl: f64, tll: f32) -> f32 {
+    let (vl, ll) = (lane_sum(vl, tvl), lane_sum(ll, tll));
     // Every code is 0 only if every |v| < 0.1376·rms(v), which cannot happen.
     if ll == 0.0 { 1.0 } else { (vl / ll) as f32 }
 }
@@ -663,16 +724,18 @@ mod tests {
     fn gauss_rule_matches_the_scalar_reference_on_every_level() {
         let mut rng = Rng(0x2545_f491_4f6c_dd1d);
         for case in 0..2000u64 {
-            let len = 1 + match case % 3 {
+            let len = 1 + match case % 4 {
                 0 => rng.below(100) as usize,
                 1 => 383,
-                _ => rng.below(4) as usize * 64 + rng.below(3) as usize,
+                2 => rng.below(4) as usize * 64 + rng.below(3) as usize,
+                // Many of the AVX2 kernel's blocks of 128 values.
+                _ => 1000 + rng.below(2100) as usize,
             };
             let data = row(&mut rng, len, case % 4);
-            let mut want = vec![0i8; len];
+            let mut want = vec![0u8; len.div_ceil(2)];
             let scale = encode_row_gauss_scalar(&data, &mut want);
             for l in Level::available() {
-                let mut got = vec![9i8; len];
+                let mut got = vec![0x99u8; len.div_ceil(2)];
                 let s = encode_row_gauss_at(l, &data, &mut got);
                 let ctx = format!("{} case {case} len {len}", l.name());
                 assert_eq!(s.to_bits(), scale.to_bits(), "scale {ctx}");

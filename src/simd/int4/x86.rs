@@ -208,11 +208,8 @@ pub(super) fn quantize_pack_avx2(row: &[f32], s: f32, out: &mut [u8]) {
             // cvtps2dq rounds by MXCSR: to nearest, ties to even, as Rust keeps it.
             *q = _mm256_cvtps_epi32(y);
         }
-        // packs interleaves 128-bit lanes; the permute puts the 16 words back in order.
-        let w = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(q[0], q[1]));
-        let b = _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256::<1>(w));
         // SAFETY: `o` has exactly 8 bytes, the width of storel_epi64.
-        unsafe { _mm_storel_epi64(o.as_mut_ptr().cast(), nibbles(b)) };
+        unsafe { _mm_storel_epi64(o.as_mut_ptr().cast(), pack16(q)) };
     }
     super::quantize_pack_scalar(rest, s, tail);
 }
@@ -267,17 +264,140 @@ pub(super) fn quantize_pack_dots_avx512(row: &[f32], s: f32, out: &mut [u8]) -> 
     finish_avx512(vq, qq, rest, inv)
 }
 
-/// The `gauss` rule's codes and scale: the reference's body, compiled for AVX2. Rust never
-/// fuses a multiply and an add by itself, so wider registers change no bits.
-#[target_feature(enable = "avx2")]
-pub(super) fn gauss_avx2(row: &[f32], q: &mut [i8]) -> f32 {
-    super::encode_row_gauss_body(row, q)
+/// The `gauss` rule's codes, packed, and scale ([`super::encode_row_gauss_scalar`]'s bits).
+/// The reference's 16 lanes of f64 sums are four registers of four; its terms are exact
+/// products of two f32, so a fused multiply-add rounds them once, as its add does. The code
+/// of `u = |v| / σ` is a branch-free binary search over the seven midpoints (three compares,
+/// each picking the next midpoint with a lane permute), which counts the midpoints `u` is
+/// above, as the reference's seven selects do (they are sorted, and a NaN is above none);
+/// the level is one more permute.
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn gauss_pack_avx2(row: &[f32], out: &mut [u8]) -> f32 {
+    let mut ss = [_mm256_setzero_pd(); 4];
+    let mut chunks = row.chunks_exact(LANES);
+    for c in &mut chunks {
+        for h in 0..2 {
+            // SAFETY: `c` has 16 floats, so 8 from offset 8h are in bounds.
+            let x = unsafe { _mm256_loadu_ps(c.as_ptr().add(8 * h)) };
+            let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(x));
+            let hi = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(x));
+            ss[2 * h] = _mm256_fmadd_pd(lo, lo, ss[2 * h]);
+            ss[2 * h + 1] = _mm256_fmadd_pd(hi, hi, ss[2 * h + 1]);
+        }
+    }
+    let sigma = super::gauss_sigma(&lanes_pd(ss), chunks.remainder(), row.len());
+    let inv = 1.0 / sigma;
+    if sigma == 0.0 || !inv.is_normal() {
+        // All zero, or σ so small or large that the reference divides: rare, and its path.
+        return super::encode_row_gauss_body(row, out);
+    }
+    let mid = super::gauss_mids();
+    let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    let vinv = _mm256_set1_ps(inv);
+    // The search: midpoint 3 first, then 1 or 5 (the permute's index is the first answer,
+    // 0 or 1), then 0, 2, 4 or 6 (index 0–3: the first two answers as bits); the three
+    // answers are the code's bits, high to low.
+    let m3 = _mm256_set1_ps(mid[3]);
+    let m15 = _mm256_setr_ps(mid[1], mid[5], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let m0246 = _mm256_setr_ps(mid[0], mid[2], mid[4], mid[6], 0.0, 0.0, 0.0, 0.0);
+    // SAFETY: GAUSS has exactly 8 floats.
+    let levels = unsafe { _mm256_loadu_ps(super::GAUSS.as_ptr()) };
+    let mut vl = [_mm256_setzero_pd(); 4];
+    let mut ll = [_mm256_setzero_ps(); 2];
+    let full = row.len() / LANES * LANES;
+    let (body, tail) = out.split_at_mut(full / 2);
+    // Two passes a block: the codes, their levels (kept in `lv`) and `Σ level²`, then
+    // `<|v|, level>` from the kept levels. One pass would need more registers than AVX2 has,
+    // and the spilled f64 sums would wait on memory every step.
+    let mut lv = [0f32; GAUSS_BLOCK];
+    for (blk, ob) in row[..full]
+        .chunks(GAUSS_BLOCK)
+        .zip(body.chunks_mut(GAUSS_BLOCK / 2))
+    {
+        for ((c, o), lc) in blk
+            .chunks_exact(LANES)
+            .zip(ob.chunks_exact_mut(LANES / 2))
+            .zip(lv.chunks_exact_mut(LANES))
+        {
+            let mut q = [_mm256_setzero_si256(); 2];
+            for (h, q) in q.iter_mut().enumerate() {
+                // SAFETY: `c` has 16 floats, so 8 from offset 8h are in bounds.
+                let x = unsafe { _mm256_loadu_ps(c.as_ptr().add(8 * h)) };
+                let u = _mm256_mul_ps(_mm256_and_ps(x, abs), vinv);
+                let above = |m: __m256| _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(u, m));
+                // An answer is a mask (-1 or 0): `2k - mask` appends it as the next bit.
+                let k = _mm256_srli_epi32::<31>(above(m3));
+                let next = |k: __m256i, m: __m256| {
+                    let a = above(_mm256_permutevar8x32_ps(m, k));
+                    _mm256_sub_epi32(_mm256_add_epi32(k, k), a)
+                };
+                let k = next(next(k, m15), m0246);
+                let l = _mm256_permutevar8x32_ps(levels, k);
+                // Not fused: the reference rounds the square, then the sum.
+                ll[h] = _mm256_add_ps(ll[h], _mm256_mul_ps(l, l));
+                // SAFETY: `lc` has 16 floats, so 8 from offset 8h are in bounds.
+                unsafe { _mm256_storeu_ps(lc.as_mut_ptr().add(8 * h), l) };
+                // The code has the value's sign: negate (xor with -1, subtract -1) where
+                // v < 0 (-0.0 and the sign bit of a NaN only ever negate code 0).
+                let neg = _mm256_srai_epi32::<31>(_mm256_castps_si256(x));
+                *q = _mm256_sub_epi32(_mm256_xor_si256(k, neg), neg);
+            }
+            // SAFETY: `o` has exactly 8 bytes, the width of storel_epi64.
+            unsafe { _mm_storel_epi64(o.as_mut_ptr().cast(), pack16(q)) };
+        }
+        // The four accumulators as locals, each step updating all four, so their chains of
+        // FMAs overlap.
+        let [mut v0, mut v1, mut v2, mut v3] = vl;
+        let abs4 = _mm256_castps256_ps128(abs);
+        for (c, lc) in blk.chunks_exact(LANES).zip(lv.chunks_exact(LANES)) {
+            // SAFETY: `c` and `lc` have 16 floats, so 4 from offset 4k are in bounds.
+            let term = |k: usize| unsafe {
+                let a = _mm256_cvtps_pd(_mm_and_ps(_mm_loadu_ps(c.as_ptr().add(4 * k)), abs4));
+                (a, _mm256_cvtps_pd(_mm_loadu_ps(lc.as_ptr().add(4 * k))))
+            };
+            let ((a0, l0), (a1, l1), (a2, l2), (a3, l3)) = (term(0), term(1), term(2), term(3));
+            v0 = _mm256_fmadd_pd(a0, l0, v0);
+            v1 = _mm256_fmadd_pd(a1, l1, v1);
+            v2 = _mm256_fmadd_pd(a2, l2, v2);
+            v3 = _mm256_fmadd_pd(a3, l3, v3);
+        }
+        vl = [v0, v1, v2, v3];
+    }
+    let (tvl, tll) = super::gauss_tail(&row[full..], inv, sigma, false, tail);
+    let mut lls = [0f32; LANES];
+    // SAFETY: `lls` has 16 floats: two unaligned stores of 8.
+    unsafe {
+        _mm256_storeu_ps(lls.as_mut_ptr(), ll[0]);
+        _mm256_storeu_ps(lls.as_mut_ptr().add(8), ll[1]);
+    }
+    super::gauss_scale(&lanes_pd(vl), &lls, tvl, tll)
 }
 
-/// The `gauss` rule's codes and scale: the reference's body, compiled for AVX-512.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub(super) fn gauss_avx512(row: &[f32], q: &mut [i8]) -> f32 {
-    super::encode_row_gauss_body(row, q)
+/// Values a block of [`gauss_pack_avx2`]'s two passes: its kept levels fill 512 bytes (a
+/// buffer set to zero for every row, so small).
+const GAUSS_BLOCK: usize = 128;
+
+/// Four registers of four f64 as the reference's 16 lanes, in order.
+#[target_feature(enable = "avx2")]
+fn lanes_pd(r: [__m256d; 4]) -> [f64; LANES] {
+    let mut l = [0f64; LANES];
+    for (k, r) in r.into_iter().enumerate() {
+        // SAFETY: `l` has 16 f64, so 4 from offset 4k are in bounds; storeu needs no alignment.
+        unsafe { _mm256_storeu_pd(l.as_mut_ptr().add(4 * k), r) };
+    }
+    l
+}
+
+/// 16 codes in `i32` lanes (two registers, in order, each within ±7), packed two per byte
+/// into the low 8 bytes: low nibble first.
+#[target_feature(enable = "avx2")]
+fn pack16(q: [__m256i; 2]) -> __m128i {
+    // packs interleaves 128-bit lanes; the permute puts the 16 words back in order.
+    let w = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(q[0], q[1]));
+    nibbles(_mm_packs_epi16(
+        _mm256_castsi256_si128(w),
+        _mm256_extracti128_si256::<1>(w),
+    ))
 }
 
 /// The `fit` search's levels: the reference's body, compiled for AVX2.
