@@ -16,7 +16,11 @@
    chunk's best R rows by the 8-bit scan), and a plain-codebook container
    (`unit=0`: the tables' sums alone, as faiss scores, where the default unit-length
    codebook also divides by each row's decoded length), each vectro row timed beside a
-   faiss row (`--only pq4` runs this alone).
+   faiss row (`--only pq4` runs this alone; `--only pq4 --rows N` runs it on N rows
+   synthesised from the real base rows as `--rows` does for the binary recipe (see
+   scale_run and pq4_scale: same base, same held-out real queries, truth by exact float
+   search, both cached in target/bench_search/), where the scan rather than the
+   per-query setup dominates).
 4. rq m=16 and m=32 (residual codes, `--only rq` runs this alone): vectro's lookup-table
    search on the codes against decoding every row (`Container[:]`) and one numpy matrix
    multiply, and pq at the same code bytes (m=16, m=32) searched by its lookup tables;
@@ -27,6 +31,7 @@ rows). QPS is queries / best-of-N wall time, 2 threads each side (faiss through 
 vectro through --threads). Writes bench/runs/<date>-<host>/bench_search.csv.
 
     scripts/bench_search.sh [DATA.npy] [--generated-rows N]
+    scripts/bench_search.sh --only pq4 --rows 100000
 """
 
 import argparse
@@ -346,6 +351,23 @@ def pq4_only(name, base, q, repeats, tmp, rows_out):
     pq4_fastscan(name, base, q, repeats, tmp, recorder(name, base, q, want, rows_out), want)
 
 
+def pq4_scale(name, real, q, rows, repeats, tmp, rows_out):
+    """`--only pq4 --rows N`: the pq4 comparison on the synthetic base of scale_run."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    n, d = real.shape
+    tag = f"{name}-synth{rows}-mix{SYNTH_MIX}-noise{SYNTH_NOISE}-seed{SYNTH_SEED}"
+    t = time.perf_counter()
+    base = np.ascontiguousarray(synth_base(real, rows, CACHE / f"{tag}.npy"))
+    want = exact_top(base, q, K, CACHE / f"{tag}.q{len(q)}.top{K}.npy")
+    print(f"\n{name} synthesised to {rows} rows x {d} dims ({n} real base rows, the rest made from "
+          f"them: mixture weights < {SYNTH_MIX}, noise {SYNTH_NOISE} x per-dimension spread); "
+          f"{len(q)} held-out real queries, {THREADS} threads, best of {repeats}; base and exact "
+          f"top-{K} ready in {time.perf_counter() - t:.1f} s (cached in {CACHE.relative_to(ROOT)})")
+    faiss.omp_set_num_threads(THREADS)
+    name = f"{name}-synth{rows}"
+    pq4_fastscan(name, base, q, repeats, tmp, recorder(name, base, q, want, rows_out), want)
+
+
 RQ_TRAIN_ROWS = 4000
 
 
@@ -597,8 +619,9 @@ def main():
     ap.add_argument("--depths", default=",".join(map(str, DEPTHS)),
                     help="rescoring depths N swept for the binary recipes (comma-separated)")
     ap.add_argument("--rows", type=int, default=0,
-                    help="only the binary + int8 recipe, on this many rows synthesised from the "
-                         "real base rows (see scale_run); --depths then starts at 100")
+                    help="only the binary + int8 recipe (with --only pq4: only the pq4 "
+                         "fast-scan), on this many rows synthesised from the real base rows "
+                         "(see scale_run); --depths then starts at 100")
     ap.add_argument("--binary-only", action="store_true",
                     help="only the binary + int8 rows and the depth sweep (no pq)")
     a = ap.parse_args()
@@ -607,7 +630,10 @@ def main():
     BINARY_ONLY = a.binary_only
 
     def run(*args):
-        if a.rows:
+        if a.rows and a.only == "pq4":
+            name, base, q, repeats, tmp, out = args
+            pq4_scale(name, base, q, a.rows, repeats, tmp, out)
+        elif a.rows:
             name, base, q, repeats, _tmp, out = args
             scale_run(name, base, q, a.rows, repeats, out, depths)
         elif a.only == "rq":

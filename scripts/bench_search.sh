@@ -4,7 +4,8 @@
 # recipe, on the
 # same rows and held-out queries, in one run; see scripts/bench_search.py.
 # Usage: scripts/bench_search.sh [DATA.npy] [--generated-rows N] [--repeats N] [--only rq|pq4]
-#        [--rows N]  (binary + int8 only, on N rows synthesised from the real ones)
+#        [--rows N]  (binary + int8 only, or with --only pq4 the pq4 fast-scan only, on N
+#        rows synthesised from the real ones)
 # Builds the Python package into target/py-venv (scripts/test_python.sh) and installs
 # faiss-cpu there on first use. Appends to bench/runs/<date>-<host>/bench_search.{csv,md}.
 set -euo pipefail

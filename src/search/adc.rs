@@ -1531,8 +1531,8 @@ mod tests {
         }
     }
 
-    /// The fast-scan's kernel scores two queries per pass over a block's codes (one
-    /// alone for an odd count): a search of 1 to 7 queries, and of 97 (split over a pool
+    /// The fast-scan's kernel scores four queries per pass over a block's codes (then
+    /// two, then one alone): a search of 1 to 7 queries, and of 97 (split over a pool
     /// where there are cores for it), with 1 and 3 threads, gives each query the heap it
     /// gets when searched alone, bit for bit.
     #[test]

@@ -106,6 +106,53 @@ unsafe fn accumulate<const G: usize>(luts: &[u8], pairs: usize, block: &[u8]) ->
     acc
 }
 
+/// [`accumulate`] for `G` queries in two passes over the block's pairs, the low nibbles'
+/// rows (0..16) and then the high nibbles' (16..32): each pass keeps two accumulators a
+/// query, so four queries share each load of the codes with their 8 accumulators, the
+/// codes and the nibble mask within the 16 vector registers (the codes are read twice,
+/// from L1). The same wrapping sums as [`accumulate`], in the same layout.
+///
+/// # Safety
+/// AVX2; `pairs > 0`, `luts` of `G × pairs × 32` bytes, `block` of `pairs × 32`.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn accumulate_halves<const G: usize>(
+    luts: &[u8],
+    pairs: usize,
+    block: &[u8],
+) -> [[__m256i; 4]; G] {
+    let bb = pairs * BLOCK_BYTES_PER_PAIR;
+    debug_assert!(luts.len() == G * bb && block.len() == bb);
+    let nibble = _mm256_set1_epi8(0x0f);
+    let mut acc = [[_mm256_setzero_si256(); 4]; G];
+    for half in 0..2 {
+        let mut a = [[_mm256_setzero_si256(); 2]; G];
+        for p in 0..pairs {
+            // SAFETY: `block` has `pairs × 32` bytes, so 32 from `32p` are in bounds;
+            // loadu needs no alignment.
+            let c = unsafe { _mm256_loadu_si256(block.as_ptr().add(32 * p).cast()) };
+            let idx = if half == 0 {
+                _mm256_and_si256(c, nibble)
+            } else {
+                _mm256_and_si256(_mm256_srli_epi16::<4>(c), nibble)
+            };
+            for (g, a) in a.iter_mut().enumerate() {
+                // SAFETY: `luts` has `G × pairs × 32` bytes; query `g`'s pair `p` is
+                // the 32 from `g × bb + 32p`.
+                let t = unsafe { _mm256_loadu_si256(luts.as_ptr().add(g * bb + 32 * p).cast()) };
+                let r = _mm256_shuffle_epi8(t, idx);
+                a[0] = _mm256_add_epi16(a[0], r);
+                a[1] = _mm256_add_epi16(a[1], _mm256_srli_epi16::<8>(r));
+            }
+        }
+        for (dst, a) in acc.iter_mut().zip(a) {
+            dst[2 * half] = a[0];
+            dst[2 * half + 1] = a[1];
+        }
+    }
+    acc
+}
+
 /// A query's 32 sums of a block from its four accumulators, rows `8j..8j + 8` in the
 /// `j`-th vector.
 #[target_feature(enable = "avx2")]
@@ -130,8 +177,13 @@ fn rows_of(a: &[__m256i; 4]) -> [__m128i; 4] {
     out
 }
 
-/// [`super::block_scan_scalar`] with AVX2: the sums of [`block_scores_avx2`], two queries
-/// per load of a block's codes, compared with each query's threshold in registers.
+/// Queries sharing each load of a block's codes in the threshold scan, which takes the
+/// low and high nibbles' rows in two passes ([`accumulate_halves`]).
+const SCAN_GROUP: usize = 4;
+
+/// [`super::block_scan_scalar`] with AVX2: the sums of [`block_scores_avx2`], four queries
+/// per load of a block's codes (then two, then one for the rest), compared with each
+/// query's threshold in registers.
 ///
 /// # Safety
 /// The CPU must have AVX2; `pairs > 0`, `luts` and `blocks` whole multiples of
@@ -146,8 +198,14 @@ pub(super) unsafe fn block_scan_avx2<S: BlockSink>(
     let bb = pairs * BLOCK_BYTES_PER_PAIR;
     let nq = luts.len() / bb;
     let mut q = 0;
-    while q + GROUP <= nq {
-        // SAFETY: AVX2 is present (our precondition); the slice has `GROUP` queries.
+    while q + SCAN_GROUP <= nq {
+        let l = &luts[q * bb..][..SCAN_GROUP * bb];
+        // SAFETY: AVX2 is present (our precondition); the slice has `SCAN_GROUP` queries.
+        unsafe { scan_group::<SCAN_GROUP, S>(l, q, pairs, blocks, sink) };
+        q += SCAN_GROUP;
+    }
+    if q + GROUP <= nq {
+        // SAFETY: as above, with `GROUP` queries.
         unsafe { scan_group::<GROUP, S>(&luts[q * bb..][..GROUP * bb], q, pairs, blocks, sink) };
         q += GROUP;
     }
@@ -174,7 +232,13 @@ unsafe fn scan_group<const G: usize, S: BlockSink>(
     for (b, block) in blocks.chunks_exact(bb).enumerate() {
         // SAFETY: AVX2 (our precondition); `luts` has `G` queries of `pairs × 32` bytes
         // and `block` `pairs × 32` bytes.
-        let acc = unsafe { accumulate::<G>(luts, pairs, block) };
+        let acc = unsafe {
+            if G > GROUP {
+                accumulate_halves::<G>(luts, pairs, block)
+            } else {
+                accumulate::<G>(luts, pairs, block)
+            }
+        };
         for (g, a) in acc.iter().enumerate() {
             let v = rows_of(a);
             let t = _mm_set1_epi16(sink.threshold(q0 + g, b) as i16);
