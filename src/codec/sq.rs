@@ -450,67 +450,6 @@ pub fn code_bytes(dims: usize, bits: u8) -> usize {
     (dims * bits as usize).div_ceil(8)
 }
 
-/// Eight codes of `b` bits (2 to 7), one a byte of `w`, packed into the low `8b` bits of
-/// the result (code `k` at bits `[kb, (k+1)b)`): pairs, then quads, then the eight.
-#[inline]
-fn pack8(w: u64, b: u32) -> u64 {
-    let w = (w & 0x00ff_00ff_00ff_00ff) | ((w & 0xff00_ff00_ff00_ff00) >> (8 - b));
-    let w = (w & 0x0000_ffff_0000_ffff) | ((w & 0xffff_0000_ffff_0000) >> (16 - 2 * b));
-    (w & 0xffff_ffff) | ((w >> 32) << (4 * b))
-}
-
-/// Writes the `B`-bit codes `codes` densely into `out` (least significant bit first), eight
-/// codes at a time.
-fn pack(codes: &[u8], bits: u8, out: &mut [u8]) {
-    match bits {
-        8 => out.copy_from_slice(codes),
-        1 => {
-            // Eight 0/1 bytes to the eight bits of one byte, byte k to bit k: the multiply
-            // adds byte k shifted to bit 56 + k, with no carries between them.
-            for (o, c8) in out.iter_mut().zip(codes.chunks(8)) {
-                let mut w = [0u8; 8];
-                w[..c8.len()].copy_from_slice(c8);
-                *o = (u64::from_le_bytes(w).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8;
-            }
-        }
-        _ => {
-            // Eight codes fill `bits` whole bytes: one word per eight, stored eight bytes
-            // wide where the output has room (the next word overwrites the zero bytes past
-            // its `bits`).
-            let b = usize::from(bits);
-            let whole = codes.len() / 8;
-            for (k, c8) in codes.chunks_exact(8).enumerate() {
-                let w = pack8(
-                    u64::from_le_bytes(c8.try_into().expect("8 codes")),
-                    bits.into(),
-                );
-                let o = k * b;
-                if o + 8 <= out.len() {
-                    out[o..o + 8].copy_from_slice(&w.to_le_bytes());
-                } else {
-                    out[o..o + b].copy_from_slice(&w.to_le_bytes()[..b]);
-                }
-            }
-            let (codes, out) = (&codes[whole * 8..], &mut out[whole * b..]);
-            let (mut acc, mut n, mut o) = (0u64, 0u32, 0usize);
-            for &c in codes {
-                acc |= u64::from(c) << n;
-                n += u32::from(bits);
-                if n >= 32 {
-                    out[o..o + 4].copy_from_slice(&(acc as u32).to_le_bytes());
-                    acc >>= 32;
-                    n -= 32;
-                    o += 4;
-                }
-            }
-            for b in &mut out[o..o + (n as usize).div_ceil(8)] {
-                *b = acc as u8;
-                acc >>= 8;
-            }
-        }
-    }
-}
-
 /// Reads `codes.len()` `B`-bit codes from the packed row `packed`.
 pub fn unpack(packed: &[u8], bits: u8, codes: &mut [u8]) {
     match bits {
@@ -604,7 +543,7 @@ pub struct RowTerms {
 }
 
 thread_local! {
-    /// Per-thread scratch: a rotated row and its codes.
+    /// Per-thread scratch: a rotated row, and a row's codes a byte each (decoding).
     static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch {
         v: Vec::new(),
         codes: Vec::new(),
@@ -850,13 +789,14 @@ impl Sq {
         Some(())
     }
 
-    /// Chooses the codes of the rotated row `v` into `codes` and returns its fit. Its
+    /// Chooses the codes of the rotated row `v`, writes them packed into `packed` (the
+    /// row's code bytes), and returns its fit. Its
     /// passes run at `level` and give the same bits at every level ([`crate::simd::sq`]):
     /// the largest magnitude and the sums `Σ b`, `Σ b²` (`b = |v|`, or `|v| × s` for a
     /// row outside [`UNSCALED`]), the candidate steps' fits on `a = |v| × s` with `s`
     /// the [`pow2_scale`] of the largest, then the codes. `cos θ` comes from the chosen
     /// step's fit: `<L, a> = 2 Σ m a + Σ a` and `‖L‖² = 4 Σ m(m+1) + n`.
-    fn encode_rotated(&self, level: Level, v: &[f32], codes: &mut [u8]) -> Result<Fit, RowFault> {
+    fn encode_rotated(&self, level: Level, v: &[f32], packed: &mut [u8]) -> Result<Fit, RowFault> {
         let (n, bits) = (v.len(), self.params.bits);
         let (max_abs, mut sb, mut sbb) = simd_sq::stats_at(level, v, 1.0);
         let s = pow2_scale(max_abs);
@@ -880,7 +820,7 @@ impl Sq {
         if bits > 1 && max_abs > 0.0 {
             (t, la, ll) = self.choose_step(level, v, s, max_abs * s, sum_a, sum_aa);
         }
-        simd_sq::codes_at(level, v, s, t, bits, codes);
+        simd_sq::packed_codes_at(level, v, s, t, bits, packed);
         let cos = if sum_aa > 0.0 {
             la / (ll.sqrt() * sum_aa.sqrt())
         } else {
@@ -980,9 +920,9 @@ impl Codec for Sq {
         let (cb, rd) = (self.code_bytes(), self.rdims);
         let level = Level::detect();
         SCRATCH.with(|s| {
-            let Scratch { v, codes } = &mut *s.borrow_mut();
+            let mut scratch = s.borrow_mut();
+            let v = &mut scratch.v;
             v.resize(rd, 0.0);
-            codes.resize(rd, 0);
             for (r, (row, o)) in input
                 .chunks_exact(d.max(1))
                 .zip(out.chunks_exact_mut(rb))
@@ -997,7 +937,7 @@ impl Codec for Sq {
                     col: 0,
                     msg: "the row's norm does not fit a float32; scale the data down".into(),
                 };
-                let fit = match self.encode_rotated(level, v, codes) {
+                let fit = match self.encode_rotated(level, v, &mut o[..cb]) {
                     Ok(fit) => fit,
                     Err(RowFault::TooLarge) => return Err(too_large()),
                     Err(RowFault::NotFinite) => {
@@ -1019,7 +959,6 @@ impl Codec for Sq {
                         });
                     }
                 };
-                pack(codes, self.params.bits, &mut o[..cb]);
                 self.put_factors(o, cb, fit, xc).ok_or_else(too_large)?;
             }
             Ok(())
@@ -1132,7 +1071,7 @@ mod tests {
             for n in [1usize, 3, 7, 8, 9, 33] {
                 let codes: Vec<u8> = (0..n).map(|i| ((i * 37 + 5) % (1 << bits)) as u8).collect();
                 let mut packed = vec![0u8; code_bytes(n, bits)];
-                pack(&codes, bits, &mut packed);
+                simd_sq::pack(&codes, bits, &mut packed);
                 let mut back = vec![0u8; n];
                 unpack(&packed, bits, &mut back);
                 assert_eq!(back, codes, "bits={bits} n={n}");
@@ -1145,7 +1084,7 @@ mod tests {
         }
         // 3 bits: code j in bits [3j, 3j+3), least significant first.
         let mut p = [0u8; 2];
-        pack(&[1, 2, 3, 4, 5], 3, &mut p);
+        simd_sq::pack(&[1, 2, 3, 4, 5], 3, &mut p);
         assert_eq!(p, [0b1101_0001, 0b0101_1000]);
     }
 

@@ -118,6 +118,86 @@ pub fn codes_scalar(v: &[f32], s: f32, t: f32, bits: u8, codes: &mut [u8]) {
     }
 }
 
+/// Eight codes of `b` bits (2 to 7), one a byte of `w`, packed into the low `8b` bits of
+/// the result (code `k` at bits `[kb, (k+1)b)`): pairs, then quads, then the eight.
+#[inline]
+pub fn pack8(w: u64, b: u32) -> u64 {
+    let w = (w & 0x00ff_00ff_00ff_00ff) | ((w & 0xff00_ff00_ff00_ff00) >> (8 - b));
+    let w = (w & 0x0000_ffff_0000_ffff) | ((w & 0xffff_0000_ffff_0000) >> (16 - 2 * b));
+    (w & 0xffff_ffff) | ((w >> 32) << (4 * b))
+}
+
+/// Writes the `B`-bit codes `codes` densely into `out` (least significant bit first), eight
+/// codes at a time.
+pub fn pack(codes: &[u8], bits: u8, out: &mut [u8]) {
+    match bits {
+        8 => out.copy_from_slice(codes),
+        1 => {
+            // Eight 0/1 bytes to the eight bits of one byte, byte k to bit k: the multiply
+            // adds byte k shifted to bit 56 + k, with no carries between them.
+            for (o, c8) in out.iter_mut().zip(codes.chunks(8)) {
+                let mut w = [0u8; 8];
+                w[..c8.len()].copy_from_slice(c8);
+                *o = (u64::from_le_bytes(w).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8;
+            }
+        }
+        _ => {
+            // Eight codes fill `bits` whole bytes: one word per eight, stored eight bytes
+            // wide where the output has room (the next word overwrites the zero bytes past
+            // its `bits`).
+            let b = usize::from(bits);
+            let whole = codes.len() / 8;
+            for (k, c8) in codes.chunks_exact(8).enumerate() {
+                let w = pack8(
+                    u64::from_le_bytes(c8.try_into().expect("8 codes")),
+                    bits.into(),
+                );
+                let o = k * b;
+                if o + 8 <= out.len() {
+                    out[o..o + 8].copy_from_slice(&w.to_le_bytes());
+                } else {
+                    out[o..o + b].copy_from_slice(&w.to_le_bytes()[..b]);
+                }
+            }
+            let (codes, out) = (&codes[whole * 8..], &mut out[whole * b..]);
+            let (mut acc, mut n, mut o) = (0u64, 0u32, 0usize);
+            for &c in codes {
+                acc |= u64::from(c) << n;
+                n += u32::from(bits);
+                if n >= 32 {
+                    out[o..o + 4].copy_from_slice(&(acc as u32).to_le_bytes());
+                    acc >>= 32;
+                    n -= 32;
+                    o += 4;
+                }
+            }
+            for b in &mut out[o..o + (n as usize).div_ceil(8)] {
+                *b = acc as u8;
+                acc >>= 8;
+            }
+        }
+    }
+}
+
+/// [`codes_at`] written packed: the codes' `bits`-bit stream ([`pack`]) into `out`
+/// (`ceil(v.len() × bits / 8)` bytes), without the codes a byte each in between.
+pub fn packed_codes_at(level: Level, v: &[f32], s: f32, t: f32, bits: u8, out: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if level >= Level::Avx2 && level.runs_here() {
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX2 (AVX-512 has it).
+        return unsafe { x86::packed_codes_avx2(v, s, t, bits, out) };
+    }
+    let _ = level;
+    packed_codes_scalar(v, s, t, bits, out)
+}
+
+/// The scalar reference of [`packed_codes_at`]: [`codes_scalar`], then [`pack`].
+pub fn packed_codes_scalar(v: &[f32], s: f32, t: f32, bits: u8, out: &mut [u8]) {
+    let mut codes = vec![0u8; v.len()];
+    codes_scalar(v, s, t, bits, &mut codes);
+    pack(&codes, bits, out);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +272,14 @@ mod tests {
                         codes_at(l, &v, s, t, b, &mut c);
                         assert_eq!(c, c_ref, "codes {} n={n} b={b} t={t}", l.name());
                         assert!(c.iter().all(|&x| u32::from(x) < 1 << b));
+                        let nb = (n * usize::from(b)).div_ceil(8);
+                        let mut p_ref = vec![0u8; nb];
+                        pack(&c_ref, b, &mut p_ref);
+                        let mut p = vec![0x55u8; nb];
+                        packed_codes_at(l, &v, s, t, b, &mut p);
+                        assert_eq!(p, p_ref, "packed {} n={n} b={b} t={t}", l.name());
+                        packed_codes_scalar(&v, s, t, b, &mut p);
+                        assert_eq!(p, p_ref);
                     }
                 }
             }
@@ -201,7 +289,9 @@ mod tests {
     #[test]
     fn sums_are_in_lanes_and_catch_values_that_are_not_finite() {
         // Value i in lane i % 8: a row whose lanes differ sums as the lanes say.
-        let v: Vec<f32> = (0..20).map(|i| if i % 8 == 3 { 1e8 } else { 1.0 }).collect();
+        let v: Vec<f32> = (0..20)
+            .map(|i| if i % 8 == 3 { 1e8 } else { 1.0 })
+            .collect();
         let (mx, sb, sbb) = stats_scalar(&v, 1.0);
         assert_eq!(mx, 1e8);
         let mut lanes = [0f32; LANES];

@@ -2,7 +2,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{LANES, lane_sum};
+use super::{LANES, lane_sum, pack, pack8};
 
 /// `|v|` of eight floats: the sign bit cleared.
 #[target_feature(enable = "avx2")]
@@ -61,11 +61,7 @@ pub(super) fn grid_fits_avx2<const K: usize>(
 ) -> [(f32, f32); K] {
     let n = v.len();
     let full = n / LANES * LANES;
-    let (vs, vtop, one) = (
-        _mm256_set1_ps(s),
-        _mm256_set1_ps(top),
-        _mm256_set1_ps(1.0),
-    );
+    let (vs, vtop, one) = (_mm256_set1_ps(s), _mm256_set1_ps(top), _mm256_set1_ps(1.0));
     let vt = ts.map(|t| _mm256_set1_ps(t));
     let (mut ma, mut mm) = ([_mm256_setzero_ps(); K], [_mm256_setzero_ps(); K]);
     for i in (0..full).step_by(LANES) {
@@ -121,4 +117,68 @@ pub(super) fn codes_avx2(v: &[f32], s: f32, t: f32, bits: u8, codes: &mut [u8]) 
         codes[i..i + 8].copy_from_slice(&(u64::from(lo) | (u64::from(hi) << 32)).to_le_bytes());
     }
     super::codes_scalar(&v[full..n], s, t, bits, &mut codes[full..n]);
+}
+
+/// [`super::packed_codes_at`]: [`codes_avx2`]'s eight codes at a time, packed as they are
+/// made (`bits` whole bytes each eight; at one bit the sign mask itself).
+#[target_feature(enable = "avx2")]
+pub(super) fn packed_codes_avx2(v: &[f32], s: f32, t: f32, bits: u8, out: &mut [u8]) {
+    let n = v.len();
+    let full = n / 8 * 8;
+    let b = usize::from(bits);
+    assert!(out.len() >= (n * b).div_ceil(8));
+    let zero = _mm256_setzero_ps();
+    if bits == 1 {
+        for i in (0..full).step_by(8) {
+            // SAFETY: `i + 8 <= full <= n`.
+            let y = unsafe { _mm256_loadu_ps(v.as_ptr().add(i)) };
+            // Code 1 for `v >= 0` (its sign bit after the compare), lane k to bit k.
+            out[i / 8] = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(y, zero)) as u8;
+        }
+    } else {
+        let half = 1u32 << (bits - 1);
+        let top = (half - 1) as f32;
+        let (vs, vt, vtop) = (_mm256_set1_ps(s), _mm256_set1_ps(t), _mm256_set1_ps(top));
+        let vhalf = _mm256_set1_epi32(half as i32);
+        let vhalf1 = _mm256_set1_epi32(half as i32 - 1);
+        // Byte 0 of each 32-bit lane to the low 4 bytes of its 128-bit half.
+        let pick = _mm256_setr_epi8(
+            0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1, -1,
+            -1, -1, -1, -1, -1, -1, -1, -1, -1,
+        );
+        for i in (0..full).step_by(8) {
+            // SAFETY: `i + 8 <= full <= n`.
+            let y = unsafe { _mm256_loadu_ps(v.as_ptr().add(i)) };
+            let x = _mm256_mul_ps(abs8(y), vs);
+            // m is a whole number in [0, top]: the conversion is exact.
+            let m = _mm256_cvttps_epi32(_mm256_min_ps(_mm256_floor_ps(_mm256_mul_ps(x, vt)), vtop));
+            let nonneg = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(y, zero));
+            let code = _mm256_blendv_epi8(
+                _mm256_sub_epi32(vhalf1, m),
+                _mm256_add_epi32(vhalf, m),
+                nonneg,
+            );
+            let c = _mm256_shuffle_epi8(code, pick);
+            let lo = _mm256_cvtsi256_si32(c) as u32;
+            let hi = _mm256_extract_epi32::<4>(c) as u32;
+            let w = u64::from(lo) | (u64::from(hi) << 32);
+            let o = i / 8 * b;
+            if bits == 8 {
+                out[o..o + 8].copy_from_slice(&w.to_le_bytes());
+            } else {
+                let w = pack8(w, bits.into());
+                if o + 8 <= out.len() {
+                    // The next eight's bytes overwrite the zeros past this one's `bits`.
+                    out[o..o + 8].copy_from_slice(&w.to_le_bytes());
+                } else {
+                    out[o..o + b].copy_from_slice(&w.to_le_bytes()[..b]);
+                }
+            }
+        }
+    }
+    // The last `n % 8` codes start on a whole byte (`full × bits / 8`).
+    let mut tail = [0u8; 8];
+    let tail = &mut tail[..n - full];
+    super::codes_scalar(&v[full..], s, t, bits, tail);
+    pack(tail, bits, &mut out[full / 8 * b..]);
 }
