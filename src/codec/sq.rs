@@ -93,9 +93,10 @@ const GAUSS_STEP: [f32; 9] = [
 /// search (0.8 to 1.25 in eight steps) point within 0.0001 of each other (`cos θ`, at
 /// every width).
 const T_FACTORS: [f32; 2] = [0.95, 1.06];
-/// A row whose largest magnitude lies in `[2^-50, 2^50]` has its sums taken unscaled
-/// (no square of such values, nor the sum of a row's squares, leaves float32's normal range);
-/// any other row's on its magnitudes times [`pow2_scale`].
+/// A row whose largest magnitude lies in `[2^-50, 2^50]` has its sums taken unscaled (the
+/// sum of its squares stays far inside float32's range, and the squares too small to be
+/// normal floats are below its rounding); any other row's on its magnitudes times
+/// [`pow2_scale`].
 const UNSCALED: std::ops::RangeInclusive<f32> = 8.881_784e-16..=1.125_899_9e15;
 
 /// What `sq:bits=B[,centre=1][,seed=S][,rounds=R]` asks for.
