@@ -129,6 +129,9 @@ pub fn pack8(w: u64, b: u32) -> u64 {
 
 /// Writes the `B`-bit codes `codes` densely into `out` (least significant bit first), eight
 /// codes at a time.
+///
+/// # Panics
+/// When `out` is shorter than `ceil(codes.len() × bits / 8)` bytes.
 pub fn pack(codes: &[u8], bits: u8, out: &mut [u8]) {
     match bits {
         8 => out.copy_from_slice(codes),
