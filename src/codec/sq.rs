@@ -89,8 +89,15 @@ const GAUSS_STEP: [f32; 9] = [
     0.0, 1.596, 0.9957, 0.5860, 0.3352, 0.1881, 0.1041, 0.0568, 0.0307,
 ];
 /// The multiples of the Gaussian step's `t` the encoder scores (the no-clipping step is
-/// scored too).
-const T_FACTORS: [f32; 5] = [0.8, 0.9, 1.0, 1.12, 1.25];
+/// scored too). On 384-dim embeddings the best of these three steps and of a finer
+/// search (0.8 to 1.25 in eight steps) point within 0.0001 of each other (`cos θ`, at
+/// every width).
+const T_FACTORS: [f32; 2] = [0.95, 1.06];
+/// A row whose largest magnitude lies in `[2^-50, 2^50]` has its sums taken unscaled (the
+/// sum of its squares stays far inside float32's range, and the squares too small to be
+/// normal floats are below its rounding); any other row's on its magnitudes times
+/// [`pow2_scale`].
+const UNSCALED: std::ops::RangeInclusive<f32> = 8.881_784e-16..=1.125_899_9e15;
 
 /// What `sq:bits=B[,centre=1][,seed=S][,rounds=R]` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -422,87 +429,26 @@ fn factor_word(norm: f32, cos: f64) -> Option<u32> {
     Some((n18 << 14) | c)
 }
 
-/// `cos θ = <L, v> / (‖L‖ ‖v‖)` from the row's sums (0 for an all-zero row).
-fn cos_of(lv: f64, ll: u64, sum_sq: f64) -> f64 {
-    if sum_sq.sqrt() as f32 > 0.0 {
-        lv / ((ll as f64).sqrt() * sum_sq.sqrt())
-    } else {
-        0.0
-    }
+/// The power of two that brings `max` (finite, at least 0) to `[1, 2)`, kept within
+/// `[2^-126, 2^126]` (a normal float32): the magnitudes the encoder fits its grid to are
+/// `|v| × pow2_scale(max |v|)`, exact products (unless tiny) of at most 4.
+fn pow2_scale(max: f32) -> f32 {
+    let e = ((max.to_bits() >> 23) & 0xff) as i32 - 127;
+    f32::from_bits(((127 - e.clamp(-126, 126)) as u32) << 23)
 }
 
-/// The `G` consecutive `d`-long rows at the start of `buf`.
-fn rows_of<T, const G: usize>(buf: &[T], d: usize) -> [&[T]; G] {
-    std::array::from_fn(|g| &buf[g * d..(g + 1) * d])
+/// Why a rotated row has no codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowFault {
+    /// A value of the rotated row is not finite.
+    NotFinite,
+    /// The row's norm does not fit a float32.
+    TooLarge,
 }
-
-/// Rows the encoder takes at once (see [`Sq::encode_group`]).
-const GROUP: usize = 8;
 
 /// Bytes of one row's codes.
 pub fn code_bytes(dims: usize, bits: u8) -> usize {
     (dims * bits as usize).div_ceil(8)
-}
-
-/// Eight codes of `b` bits (2 to 7), one a byte of `w`, packed into the low `8b` bits of
-/// the result (code `k` at bits `[kb, (k+1)b)`): pairs, then quads, then the eight.
-#[inline]
-fn pack8(w: u64, b: u32) -> u64 {
-    let w = (w & 0x00ff_00ff_00ff_00ff) | ((w & 0xff00_ff00_ff00_ff00) >> (8 - b));
-    let w = (w & 0x0000_ffff_0000_ffff) | ((w & 0xffff_0000_ffff_0000) >> (16 - 2 * b));
-    (w & 0xffff_ffff) | ((w >> 32) << (4 * b))
-}
-
-/// Writes the `B`-bit codes `codes` densely into `out` (least significant bit first), eight
-/// codes at a time.
-fn pack(codes: &[u8], bits: u8, out: &mut [u8]) {
-    match bits {
-        8 => out.copy_from_slice(codes),
-        1 => {
-            // Eight 0/1 bytes to the eight bits of one byte, byte k to bit k: the multiply
-            // adds byte k shifted to bit 56 + k, with no carries between them.
-            for (o, c8) in out.iter_mut().zip(codes.chunks(8)) {
-                let mut w = [0u8; 8];
-                w[..c8.len()].copy_from_slice(c8);
-                *o = (u64::from_le_bytes(w).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8;
-            }
-        }
-        _ => {
-            // Eight codes fill `bits` whole bytes: one word per eight, stored eight bytes
-            // wide where the output has room (the next word overwrites the zero bytes past
-            // its `bits`).
-            let b = usize::from(bits);
-            let whole = codes.len() / 8;
-            for (k, c8) in codes.chunks_exact(8).enumerate() {
-                let w = pack8(
-                    u64::from_le_bytes(c8.try_into().expect("8 codes")),
-                    bits.into(),
-                );
-                let o = k * b;
-                if o + 8 <= out.len() {
-                    out[o..o + 8].copy_from_slice(&w.to_le_bytes());
-                } else {
-                    out[o..o + b].copy_from_slice(&w.to_le_bytes()[..b]);
-                }
-            }
-            let (codes, out) = (&codes[whole * 8..], &mut out[whole * b..]);
-            let (mut acc, mut n, mut o) = (0u64, 0u32, 0usize);
-            for &c in codes {
-                acc |= u64::from(c) << n;
-                n += u32::from(bits);
-                if n >= 32 {
-                    out[o..o + 4].copy_from_slice(&(acc as u32).to_le_bytes());
-                    acc >>= 32;
-                    n -= 32;
-                    o += 4;
-                }
-            }
-            for b in &mut out[o..o + (n as usize).div_ceil(8)] {
-                *b = acc as u8;
-                acc >>= 8;
-            }
-        }
-    }
 }
 
 /// Reads `codes.len()` `B`-bit codes from the packed row `packed`.
@@ -555,7 +501,6 @@ pub fn row_levels(packed: &[u8], bits: u8, codes: &mut [u8], out: &mut [f32]) ->
 /// The encoder's (and the decoder's) per-thread buffers.
 struct Scratch {
     v: Vec<f32>,
-    a: Vec<f32>,
     codes: Vec<u8>,
 }
 
@@ -599,11 +544,9 @@ pub struct RowTerms {
 }
 
 thread_local! {
-    /// Per-block scratch: [`GROUP`] rotated rows, their magnitudes (then levels) and their
-    /// codes.
+    /// Per-thread scratch: a rotated row, and a row's codes a byte each (decoding).
     static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch {
         v: Vec::new(),
-        a: Vec::new(),
         codes: Vec::new(),
     }) };
 }
@@ -798,17 +741,32 @@ impl Sq {
     }
 
     /// Subtracts the mean from `v` (a centred codec; nothing otherwise) and returns the
-    /// row's `<x, c>` (0 uncentred), f64 products added in order.
+    /// row's `<x, c>` (0 uncentred): f64 products, product `i` added to lane `i % 8` in
+    /// order, the lanes added last, lane 0 first (independent lanes, which the compiler
+    /// may run side by side in vector registers without changing a bit).
     fn centre_row(&self, v: &mut [f32]) -> f64 {
         let Some(c) = &self.centre else {
             return 0.0;
         };
-        let mut xc = 0f64;
-        for (x, &m) in v.iter_mut().zip(&c.mean) {
-            xc += f64::from(*x) * f64::from(m);
+        let v = &mut v[..c.mean.len()];
+        let mut lanes = [0f64; 8];
+        let mut xs = v.chunks_exact_mut(8);
+        let mut ms = c.mean.chunks_exact(8);
+        for (x, m) in (&mut xs).zip(&mut ms) {
+            for ((l, x), &m) in lanes.iter_mut().zip(x.iter_mut()).zip(m) {
+                *l += f64::from(*x) * f64::from(m);
+                *x -= m;
+            }
+        }
+        for ((l, x), &m) in lanes
+            .iter_mut()
+            .zip(xs.into_remainder())
+            .zip(ms.remainder())
+        {
+            *l += f64::from(*x) * f64::from(m);
             *x -= m;
         }
-        xc
+        lanes.iter().fold(0.0, |s, &l| s + l)
     }
 
     /// Writes a row's factor word and, centred, its `<x, c>` after its `cb` code bytes
@@ -832,141 +790,92 @@ impl Sq {
         Some(())
     }
 
-    /// Chooses the codes of the rotated row `v` (magnitudes `a`) into `codes`, returning
-    /// its fit, or `None` when the norm does not fit a float32. Its passes run at
-    /// `level` and give the same bits at every level ([`crate::simd::sq`]).
-    fn encode_rotated(
+    /// Chooses the codes of the rotated row `v`, writes them packed into `packed` (the
+    /// row's code bytes), and returns its fit. Its
+    /// passes run at `level` and give the same bits at every level ([`crate::simd::sq`]):
+    /// the largest magnitude and the sums `Σ b`, `Σ b²` (`b = |v|`, or `|v| × s` for a
+    /// row outside [`UNSCALED`]), the candidate steps' fits on `a = |v| × s` with `s`
+    /// the [`pow2_scale`] of the largest, then the codes. `cos θ` comes from the chosen
+    /// step's fit: `<L, a> = 2 Σ m a + Σ a` and `‖L‖² = 4 Σ m(m+1) + n`.
+    fn encode_rotated(&self, level: Level, v: &[f32], packed: &mut [u8]) -> Result<Fit, RowFault> {
+        let (n, bits) = (v.len(), self.params.bits);
+        let (max_abs, mut sb, mut sbb) = simd_sq::stats_at(level, v, 1.0);
+        let s = pow2_scale(max_abs);
+        let mut unit = 1f32;
+        if !UNSCALED.contains(&max_abs) {
+            (_, sb, sbb) = simd_sq::stats_at(level, v, s);
+            unit = s;
+        }
+        // A NaN or an infinity makes both sums so; a finite row's cannot overflow.
+        if !(sb.is_finite() && sbb.is_finite()) {
+            return Err(RowFault::NotFinite);
+        }
+        let norm = (f64::from(sbb).sqrt() / f64::from(unit)) as f32;
+        if !norm.is_finite() {
+            return Err(RowFault::TooLarge);
+        }
+        // The sums on a = |v| × s (`s / unit` is a power of two: exact in f64).
+        let k = f64::from(s) / f64::from(unit);
+        let (sum_a, sum_aa) = (f64::from(sb) * k, f64::from(sbb) * k * k);
+        let (mut t, mut la, mut ll) = (0f32, sum_a, n as f64);
+        if bits > 1 && max_abs > 0.0 {
+            (t, la, ll) = self.choose_step(level, v, s, max_abs * s, sum_a, sum_aa);
+        }
+        simd_sq::packed_codes_at(level, v, s, t, bits, packed);
+        let cos = if sum_aa > 0.0 {
+            la / (ll.sqrt() * sum_aa.sqrt())
+        } else {
+            0.0
+        };
+        Ok(Fit { norm, cos })
+    }
+
+    /// The step `1/t` on the magnitudes `a = |v| × s` (largest `max_a` > 0, `Σ a = sum_a`,
+    /// `Σ a² = sum_aa`; at two bits or more) among the candidates, the one whose codes point
+    /// closest to the row, with its `<L, a>` and `‖L‖²`.
+    fn choose_step(
         &self,
         level: Level,
         v: &[f32],
-        a: &mut [f32],
-        codes: &mut [u8],
-    ) -> Option<Fit> {
-        let bits = self.params.bits;
-        let (sum_sq, max_abs) = simd_sq::stats_at(level, v, a);
-        let norm = sum_sq.sqrt() as f32;
-        if !norm.is_finite() {
-            return None;
-        }
-        // The magnitude index m of each coordinate for the chosen step (0 at one bit), on
-        // the magnitudes relative to the largest, so that no step overflows float32 however
-        // small or large the row.
-        let mut t = 0f32;
-        if bits > 1 && max_abs > 0.0 {
-            let suma = simd_sq::scale_at(level, a, 1.0 / f64::from(max_abs));
-            t = self.choose_step(level, a, sum_sq, max_abs, suma);
-        }
-        let (lv, ll) = simd_sq::codes_at(level, v, a, t, bits, codes);
-        Some(Fit {
-            norm,
-            cos: cos_of(lv, ll, sum_sq),
-        })
-    }
-
-    /// The step `1/t` of a row of `Σ v² = sum_sq` and largest magnitude `max_abs` (> 0)
-    /// whose magnitudes relative to the largest are `a`, summing to `suma` (at two bits or
-    /// more): among the candidates, the one whose codes point closest to the row.
-    fn choose_step(&self, level: Level, a: &[f32], sum_sq: f64, max_abs: f32, suma: f32) -> f32 {
+        s: f32,
+        max_a: f32,
+        sum_a: f64,
+        sum_aa: f64,
+    ) -> (f32, f64, f64) {
         let bits = self.params.bits;
         let half = 1u32 << (bits - 1);
-        let inv = 1.0 / f64::from(max_abs);
         let top = (half - 1) as f32;
-        let rms = ((sum_sq / a.len() as f64).sqrt() * inv) as f32;
-        let t0 = 1.0 / (GAUSS_STEP[bits as usize] * rms);
-        // The step that clips nothing: the largest magnitude (1) lands in the top
-        // cell, `[top, top + 1)` (its product is `half`, which `min` clips to `top`).
-        let t_max = half as f32;
-        let mut best = (f64::NEG_INFINITY, 0f32);
+        let n = v.len() as f64;
+        let rms = (sum_aa / n).sqrt();
+        let t0 = (1.0 / (f64::from(GAUSS_STEP[bits as usize]) * rms)) as f32;
+        // The step that clips nothing: the largest magnitude lands in the top cell,
+        // `[top, top + 1)` (its product is about `half`, which `min` clips to `top`).
+        let t_max = half as f32 / max_a;
         let cands: [f32; T_FACTORS.len() + 1] =
             std::array::from_fn(|k| T_FACTORS.get(k).map_or(t_max, |f| f * t0));
         let usable = |c: f32| c.is_finite() && c > 0.0;
         // All candidates scored in one pass (an unusable one as a stand-in step, unread).
         let fits = simd_sq::grid_fits_at(
             level,
-            a,
+            v,
+            s,
             cands.map(|c| if usable(c) { c } else { 1.0 }),
             top,
         );
+        let mut best = (f64::NEG_INFINITY, 0f32, sum_a, n);
         for (cand, (ma, mm)) in cands.into_iter().zip(fits) {
             if !usable(cand) {
                 continue;
             }
             // <L, a> = 2 Σ m a + Σ a; ‖L‖² = Σ (2m + 1)² = 4 Σ m(m+1) + n.
-            let la = 2.0 * f64::from(ma) + f64::from(suma);
-            let ll = 4.0 * f64::from(mm) + a.len() as f64;
+            let la = 2.0 * f64::from(ma) + sum_a;
+            let ll = 4.0 * f64::from(mm) + n;
             let score = la * la / ll;
             if score > best.0 {
-                best = (score, cand);
+                best = (score, cand, la, ll);
             }
         }
-        best.1
-    }
-
-    /// [`Sq::encode_rotated`] of [`GROUP`] rotated rows at once (`v` and `a` hold `GROUP`
-    /// rows, `codes` their codes), with the same bits, or `None` when a row holds a value
-    /// that is not finite (nothing checks before): the three sums whose order is fixed
-    /// (`Σ v²`, `Σ a`, `<L, v>`) run for the group's rows together, one row a vector lane
-    /// ([`simd_sq::sums_sq_abs_at`], [`simd_sq::dots_in_order_at`]), which overlaps their
-    /// latencies instead of paying them row after row.
-    fn encode_group(
-        &self,
-        level: Level,
-        v: &[f32],
-        a: &mut [f32],
-        codes: &mut [u8],
-    ) -> Option<[Option<Fit>; GROUP]> {
-        let (d, bits) = (self.rdims, self.params.bits);
-        let mut max_abs = [0f32; GROUP];
-        for (g, m) in max_abs.iter_mut().enumerate() {
-            let (vg, ag) = (&v[g * d..(g + 1) * d], &mut a[g * d..(g + 1) * d]);
-            *m = simd_sq::abs_max_at(level, vg, ag);
-            if bits > 1 && *m > 0.0 {
-                simd_sq::rescale_at(level, ag, 1.0 / f64::from(*m));
-            }
-        }
-        let (sum_sq, suma) = simd_sq::sums_sq_abs_at(
-            level,
-            rows_of::<f32, GROUP>(v, d),
-            rows_of::<f32, GROUP>(a, d),
-        );
-        // Squares of float32 values cannot overflow a float64 sum of them: a sum that is not
-        // finite has a NaN or an infinity among its values.
-        if sum_sq.iter().any(|s| !s.is_finite()) {
-            return None;
-        }
-        let mut ll = [0u64; GROUP];
-        for (g, l) in ll.iter_mut().enumerate() {
-            let ag = &mut a[g * d..(g + 1) * d];
-            let t = if bits > 1 && max_abs[g] > 0.0 {
-                self.choose_step(level, ag, sum_sq[g], max_abs[g], suma[g])
-            } else {
-                0.0
-            };
-            // The magnitudes become the levels, whose products with `v` make `<L, v>`.
-            *l = simd_sq::code_levels_at(
-                level,
-                &v[g * d..(g + 1) * d],
-                ag,
-                t,
-                bits,
-                &mut codes[g * d..(g + 1) * d],
-            );
-        }
-        let lv = simd_sq::dots_in_order_at(
-            level,
-            rows_of::<f32, GROUP>(a, d),
-            rows_of::<f32, GROUP>(v, d),
-        );
-        Some(std::array::from_fn(|g| {
-            let norm = sum_sq[g].sqrt() as f32;
-            if !norm.is_finite() {
-                return None;
-            }
-            Some(Fit {
-                norm,
-                cos: cos_of(lv[g], ll[g], sum_sq[g]),
-            })
-        }))
+        (best.1, best.2, best.3)
     }
 }
 
@@ -1011,56 +920,28 @@ impl Codec for Sq {
         let (d, rb) = (self.dims, self.row_bytes());
         let (cb, rd) = (self.code_bytes(), self.rdims);
         let level = Level::detect();
-        let mut xcs = [0f64; GROUP];
         SCRATCH.with(|s| {
-            let Scratch { v, a, codes } = &mut *s.borrow_mut();
-            v.resize(GROUP * rd, 0.0);
-            a.resize(GROUP * rd, 0.0);
-            codes.resize(GROUP * rd, 0);
-            let rows = input.len() / d.max(1);
-            // Rows before `one_by_one` go row after row.
-            let (mut r, mut one_by_one) = (0, 0);
-            while r < rows {
-                let words = if r >= one_by_one && rows - r >= GROUP {
-                    for (g, row) in input[r * d..(r + GROUP) * d].chunks_exact(d).enumerate() {
-                        let vg = &mut v[g * rd..(g + 1) * rd];
-                        vg[..d].copy_from_slice(row);
-                        vg[d..].fill(0.0);
-                        xcs[g] = self.centre_row(vg);
-                        self.rotation.forward(vg);
-                    }
-                    self.encode_group(level, v, a, codes)
-                } else {
-                    None
+            let mut scratch = s.borrow_mut();
+            let v = &mut scratch.v;
+            v.resize(rd, 0.0);
+            for (r, (row, o)) in input
+                .chunks_exact(d.max(1))
+                .zip(out.chunks_exact_mut(rb))
+                .enumerate()
+            {
+                v[..d].copy_from_slice(row);
+                v[d..].fill(0.0);
+                let xc = self.centre_row(v);
+                self.rotation.forward(v);
+                let too_large = || EncodeFault {
+                    row: r,
+                    col: 0,
+                    msg: "the row's norm does not fit a float32; scale the data down".into(),
                 };
-                let g = if let Some(words) = words {
-                    for (k, fit) in words.into_iter().enumerate() {
-                        let o = &mut out[(r + k) * rb..(r + k + 1) * rb];
-                        let fault = || EncodeFault {
-                            row: r + k,
-                            col: 0,
-                            msg: "the row's norm does not fit a float32; scale the data down"
-                                .into(),
-                        };
-                        let fit = fit.ok_or_else(fault)?;
-                        pack(&codes[k * rd..(k + 1) * rd], self.params.bits, &mut o[..cb]);
-                        self.put_factors(o, cb, fit, xcs[k]).ok_or_else(fault)?;
-                    }
-                    GROUP
-                } else {
-                    // The tail, or a group with a value that is not finite after rotating:
-                    // row after row, which names the first faulty row.
-                    if rows - r >= GROUP {
-                        one_by_one = one_by_one.max(r + GROUP);
-                    }
-                    let row = &input[r * d..(r + 1) * d];
-                    let o = &mut out[r * rb..(r + 1) * rb];
-                    let (v, a, codes) = (&mut v[..rd], &mut a[..rd], &mut codes[..rd]);
-                    v[..d].copy_from_slice(row);
-                    v[d..].fill(0.0);
-                    let xc = self.centre_row(v);
-                    self.rotation.forward(v);
-                    if crate::simd::any_non_finite(v) {
+                let fit = match self.encode_rotated(level, v, &mut o[..cb]) {
+                    Ok(fit) => fit,
+                    Err(RowFault::TooLarge) => return Err(too_large()),
+                    Err(RowFault::NotFinite) => {
                         // The input's own column when it holds the value that is not finite.
                         let col = row
                             .iter()
@@ -1078,17 +959,8 @@ impl Codec for Sq {
                             },
                         });
                     }
-                    let fault = || EncodeFault {
-                        row: r,
-                        col: 0,
-                        msg: "the row's norm does not fit a float32; scale the data down".into(),
-                    };
-                    let fit = self.encode_rotated(level, v, a, codes).ok_or_else(fault)?;
-                    pack(codes, self.params.bits, &mut o[..cb]);
-                    self.put_factors(o, cb, fit, xc).ok_or_else(fault)?;
-                    1
                 };
-                r += g;
+                self.put_factors(o, cb, fit, xc).ok_or_else(too_large)?;
             }
             Ok(())
         })
@@ -1200,7 +1072,7 @@ mod tests {
             for n in [1usize, 3, 7, 8, 9, 33] {
                 let codes: Vec<u8> = (0..n).map(|i| ((i * 37 + 5) % (1 << bits)) as u8).collect();
                 let mut packed = vec![0u8; code_bytes(n, bits)];
-                pack(&codes, bits, &mut packed);
+                simd_sq::pack(&codes, bits, &mut packed);
                 let mut back = vec![0u8; n];
                 unpack(&packed, bits, &mut back);
                 assert_eq!(back, codes, "bits={bits} n={n}");
@@ -1213,7 +1085,7 @@ mod tests {
         }
         // 3 bits: code j in bits [3j, 3j+3), least significant first.
         let mut p = [0u8; 2];
-        pack(&[1, 2, 3, 4, 5], 3, &mut p);
+        simd_sq::pack(&[1, 2, 3, 4, 5], 3, &mut p);
         assert_eq!(p, [0b1101_0001, 0b0101_1000]);
     }
 

@@ -356,10 +356,19 @@ const CASES: &[Case] = &[
 const OLDER: &[(&str, &str)] = &[("v1_int8.vectro", "v1_int8_source.npy")];
 
 /// Golden containers that this build no longer writes from their spelling (its default
-/// changed), decoded but never rewritten, with their input: `sq1_centre.vectro` is
-/// `sq:bits=1,centre=1` before it meant the padded layout, byte for byte the
-/// `sq1_centre_codebook.vectro` that is still written (from the committed `.vcb`).
-const RETIRED: &[(&str, &str)] = &[("sq1_centre.vectro", "d24.npy")];
+/// or its encoder changed), decoded but never rewritten, with their input:
+/// `sq1_centre.vectro` is `sq:bits=1,centre=1` before it meant the padded layout, byte for
+/// byte the `sq1_centre_codebook.vectro` that is still written (from the committed `.vcb`);
+/// `sq{1,3,4,8}_enc1.vectro` are `sq:bits=1,3,4,8` (uncentred) as the first encoder wrote
+/// them, whose sums were f64 in one sequential order and whose step search scored six
+/// candidates (the decoder reads them as before).
+const RETIRED: &[(&str, &str)] = &[
+    ("sq1_centre.vectro", "d24.npy"),
+    ("sq1_enc1.vectro", "d24.npy"),
+    ("sq3_enc1.vectro", "d24.npy"),
+    ("sq4_enc1.vectro", "d24.npy"),
+    ("sq8_enc1.vectro", "d24.npy"),
+];
 
 /// Files of older minors: (name, the 1.3 golden file it is laid out as, its minor).
 const EARLIER: &[(&str, &str, u16)] = &[
