@@ -1319,6 +1319,25 @@ mod tests {
         }
     }
 
+    /// `n` integers in -1000..=1000 as floats: few distinct sign patterns' distances, many
+    /// ties.
+    fn integers(rng: &mut Rng, n: usize) -> Vec<f32> {
+        (0..n).map(|_| rng.below(2001) as f32 - 1000.0).collect()
+    }
+
+    /// A sign-bit chunk payload of `rows` random rows of `d` dims: each row's sign bits,
+    /// then every row's scale 0.5.
+    fn sign_rows(rng: &mut Rng, rows: usize, d: usize) -> Vec<u8> {
+        let rb = d.div_ceil(8);
+        let x = integers(rng, rows * d);
+        let mut payload = vec![0u8; rows * rb];
+        for (r, row) in x.chunks_exact(d).enumerate() {
+            hamming::sign_bits(row, &mut payload[r * rb..(r + 1) * rb]);
+        }
+        payload.extend((0..rows).flat_map(|_| 0.5f32.to_le_bytes()));
+        payload
+    }
+
     /// The Hamming scan's counting selection leaves each query the top-k of `-distance`
     /// over every row offered one by one (ties to the smaller row): few distinct distances
     /// (16 dimensions, so heavy ties at the cut), `keep` below and above the row count,
@@ -1330,17 +1349,8 @@ mod tests {
         for d in [16usize, 100] {
             let (rows, nq) = (500, 9);
             let rb = d.div_ceil(8);
-            let x: Vec<f32> = (0..rows * d)
-                .map(|_| rng.below(2001) as f32 - 1000.0)
-                .collect();
-            let qv: Vec<f32> = (0..nq * d)
-                .map(|_| rng.below(2001) as f32 - 1000.0)
-                .collect();
-            let mut payload = vec![0u8; rows * rb];
-            for (r, row) in x.chunks_exact(d).enumerate() {
-                hamming::sign_bits(row, &mut payload[r * rb..(r + 1) * rb]);
-            }
-            payload.extend((0..rows).flat_map(|_| 0.5f32.to_le_bytes()));
+            let payload = sign_rows(&mut rng, rows, d);
+            let qv = integers(&mut rng, nq * d);
             let allow: Vec<u64> = (0..rows as u64 + 7).filter(|r| r % 4 != 3).collect();
             let filter = RowFilter::new(&allow, rows as u64 + 7);
             let q = Queries::new(qv.clone(), d, None, Metric::Cos);
@@ -1378,14 +1388,7 @@ mod tests {
         let mut rng = Rng(0xb10c_4a33);
         for (d, rows) in [(16usize, 333usize), (100, 517), (384, 95)] {
             let rb = d.div_ceil(8);
-            let x: Vec<f32> = (0..rows * d)
-                .map(|_| rng.below(2001) as f32 - 1000.0)
-                .collect();
-            let mut payload = vec![0u8; rows * rb];
-            for (r, row) in x.chunks_exact(d).enumerate() {
-                hamming::sign_bits(row, &mut payload[r * rb..(r + 1) * rb]);
-            }
-            payload.extend((0..rows).flat_map(|_| 0.5f32.to_le_bytes()));
+            let payload = sign_rows(&mut rng, rows, d);
             let bits = &payload[..rows * rb];
             let allow: Vec<u64> = (0..rows as u64 + 5).filter(|r| r % 3 != 2).collect();
             let filter = RowFilter::new(&allow, rows as u64 + 5);
