@@ -85,36 +85,67 @@ pub(super) fn grid_fits_avx2<const K: usize>(
     })
 }
 
+/// The codes of eight values at a time for a scale `s`, a step `1/t` and `bits`: one byte
+/// each, little-endian in a `u64` (as [`super::code_of`] makes them).
+struct EightCodes {
+    vs: __m256,
+    vt: __m256,
+    vtop: __m256,
+    vhalf: __m256i,
+    vhalf1: __m256i,
+    pick: __m256i,
+}
+
+impl EightCodes {
+    #[target_feature(enable = "avx2")]
+    fn new(s: f32, t: f32, bits: u8) -> Self {
+        let half = 1u32 << (bits - 1);
+        let top = (half - 1) as f32;
+        EightCodes {
+            vs: _mm256_set1_ps(s),
+            vt: _mm256_set1_ps(t),
+            vtop: _mm256_set1_ps(top),
+            vhalf: _mm256_set1_epi32(half as i32),
+            vhalf1: _mm256_set1_epi32(half as i32 - 1),
+            // Byte 0 of each 32-bit lane to the low 4 bytes of its 128-bit half.
+            pick: _mm256_setr_epi8(
+                0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1,
+                -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+            ),
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn of(&self, y: __m256) -> u64 {
+        let x = _mm256_mul_ps(abs8(y), self.vs);
+        // m is a whole number in [0, top]: the conversion is exact.
+        let m = _mm256_cvttps_epi32(_mm256_min_ps(
+            _mm256_floor_ps(_mm256_mul_ps(x, self.vt)),
+            self.vtop,
+        ));
+        let nonneg = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(y, _mm256_setzero_ps()));
+        let code = _mm256_blendv_epi8(
+            _mm256_sub_epi32(self.vhalf1, m),
+            _mm256_add_epi32(self.vhalf, m),
+            nonneg,
+        );
+        let c = _mm256_shuffle_epi8(code, self.pick);
+        let lo = _mm256_cvtsi256_si32(c) as u32;
+        let hi = _mm256_extract_epi32::<4>(c) as u32;
+        u64::from(lo) | (u64::from(hi) << 32)
+    }
+}
+
 #[target_feature(enable = "avx2")]
 pub(super) fn codes_avx2(v: &[f32], s: f32, t: f32, bits: u8, codes: &mut [u8]) {
     let n = v.len().min(codes.len());
     let full = n / 8 * 8;
-    let half = 1u32 << (bits - 1);
-    let top = (half - 1) as f32;
-    let (vs, vt, vtop) = (_mm256_set1_ps(s), _mm256_set1_ps(t), _mm256_set1_ps(top));
-    let vhalf = _mm256_set1_epi32(half as i32);
-    let vhalf1 = _mm256_set1_epi32(half as i32 - 1);
-    // Byte 0 of each 32-bit lane to the low 4 bytes of its 128-bit half.
-    let pick = _mm256_setr_epi8(
-        0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1, -1, -1,
-        -1, -1, -1, -1, -1, -1, -1, -1,
-    );
+    let eight = EightCodes::new(s, t, bits);
     for i in (0..full).step_by(8) {
         // SAFETY: `i + 8 <= full <= n`, within both slices.
         let y = unsafe { _mm256_loadu_ps(v.as_ptr().add(i)) };
-        let x = _mm256_mul_ps(abs8(y), vs);
-        // m is a whole number in [0, top]: the conversion is exact.
-        let m = _mm256_cvttps_epi32(_mm256_min_ps(_mm256_floor_ps(_mm256_mul_ps(x, vt)), vtop));
-        let nonneg = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(y, _mm256_setzero_ps()));
-        let code = _mm256_blendv_epi8(
-            _mm256_sub_epi32(vhalf1, m),
-            _mm256_add_epi32(vhalf, m),
-            nonneg,
-        );
-        let b = _mm256_shuffle_epi8(code, pick);
-        let lo = _mm256_cvtsi256_si32(b) as u32;
-        let hi = _mm256_extract_epi32::<4>(b) as u32;
-        codes[i..i + 8].copy_from_slice(&(u64::from(lo) | (u64::from(hi) << 32)).to_le_bytes());
+        codes[i..i + 8].copy_from_slice(&eight.of(y).to_le_bytes());
     }
     super::codes_scalar(&v[full..n], s, t, bits, &mut codes[full..n]);
 }
@@ -136,32 +167,11 @@ pub(super) fn packed_codes_avx2(v: &[f32], s: f32, t: f32, bits: u8, out: &mut [
             out[i / 8] = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(y, zero)) as u8;
         }
     } else {
-        let half = 1u32 << (bits - 1);
-        let top = (half - 1) as f32;
-        let (vs, vt, vtop) = (_mm256_set1_ps(s), _mm256_set1_ps(t), _mm256_set1_ps(top));
-        let vhalf = _mm256_set1_epi32(half as i32);
-        let vhalf1 = _mm256_set1_epi32(half as i32 - 1);
-        // Byte 0 of each 32-bit lane to the low 4 bytes of its 128-bit half.
-        let pick = _mm256_setr_epi8(
-            0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1, -1,
-            -1, -1, -1, -1, -1, -1, -1, -1, -1,
-        );
+        let eight = EightCodes::new(s, t, bits);
         for i in (0..full).step_by(8) {
             // SAFETY: `i + 8 <= full <= n`.
             let y = unsafe { _mm256_loadu_ps(v.as_ptr().add(i)) };
-            let x = _mm256_mul_ps(abs8(y), vs);
-            // m is a whole number in [0, top]: the conversion is exact.
-            let m = _mm256_cvttps_epi32(_mm256_min_ps(_mm256_floor_ps(_mm256_mul_ps(x, vt)), vtop));
-            let nonneg = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(y, zero));
-            let code = _mm256_blendv_epi8(
-                _mm256_sub_epi32(vhalf1, m),
-                _mm256_add_epi32(vhalf, m),
-                nonneg,
-            );
-            let c = _mm256_shuffle_epi8(code, pick);
-            let lo = _mm256_cvtsi256_si32(c) as u32;
-            let hi = _mm256_extract_epi32::<4>(c) as u32;
-            let w = u64::from(lo) | (u64::from(hi) << 32);
+            let w = eight.of(y);
             let o = i / 8 * b;
             if bits == 8 {
                 out[o..o + 8].copy_from_slice(&w.to_le_bytes());
