@@ -7,6 +7,7 @@
 # 10 ms), and seconds.
 # Usage: scripts/search_memory.sh [--rows N] [--queries N] [--depths A,B,..] [--memory MIB]
 #   VECTRO=PATH runs another build (one without --memory: pass --memory "").
+#   --memory 4096 leaves room for every query in one pass (1,000 queries at depth 10,000).
 # Appends to bench/runs/<date>-<host>/search_memory.{csv,md}; the base is cached in
 # target/search_memory/.
 set -euo pipefail
