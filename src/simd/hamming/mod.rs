@@ -22,10 +22,14 @@
 //!   the kernel; only the rows below it reach the caller (a [`DistSink`]). The rows are
 //!   repacked once per chunk by nibble ([`pack_nibble_blocks`]) and each query's sign bits
 //!   become tables of `popcount(nibble XOR x)` ([`nibble_tables`]), so one byte shuffle
-//!   (`vpshufb`) counts 32 rows' differing bits in a nibble, and the loads of a block's
-//!   codes serve [`SCAN_QUERIES`] queries. The counts fit a byte for 63 row bytes and are
-//!   widened to `u16` after each run of them. The scalar reference is
-//!   [`scan_blocks_scalar`]; the distances are [`hamming_rows`]'s at every level.
+//!   counts 32 rows' differing bits in a nibble, and the loads of a block's codes serve
+//!   [`SCAN_QUERIES`] queries. x86-64 AVX2 shuffles 32 bytes at once (`vpshufb`: rows
+//!   0–15 or 16–31, low nibbles in one lane and high ones in the other), and its byte
+//!   counts hold 63 row bytes before they are widened to `u16`; aarch64 NEON looks up 16
+//!   nibbles at a time (`vqtbl1q_u8`: four lookups a byte position, a row's two nibble
+//!   counts added into one byte), which holds 31 row bytes. Other levels run the scalar
+//!   reference, [`scan_blocks_scalar`] ([`scan_blocks_is_fast`] says which); the
+//!   distances are [`hamming_rows`]'s at every level.
 
 #[cfg(target_arch = "aarch64")]
 mod neon;
@@ -178,8 +182,8 @@ pub const SCAN_BLOCK_BYTES: usize = 64;
 /// Bytes of one row byte position in a query's nibble tables (see [`nibble_tables`]).
 pub const SCAN_TABLE_BYTES: usize = 32;
 
-/// Queries whose distances the AVX2 kernel of [`scan_blocks`] counts per load of a
-/// block's codes: callers that hold per-query state while it runs can pass this many
+/// Queries whose distances the kernels of [`scan_blocks`] (AVX2, NEON) count per load of
+/// a block's codes: callers that hold per-query state while it runs can pass this many
 /// queries a call and hold that state for this many only.
 pub const SCAN_QUERIES: usize = 4;
 
@@ -285,6 +289,10 @@ pub fn scan_blocks_is_fast(level: Level) -> bool {
     if level >= Level::Avx2 && level.runs_here() {
         return true;
     }
+    #[cfg(target_arch = "aarch64")]
+    if level == Level::Neon && level.runs_here() {
+        return true;
+    }
     let _ = level;
     false
 }
@@ -309,6 +317,14 @@ pub fn scan_blocks_at<S: DistSink>(
         // `check_scan` the shapes the kernel relies on: `0 < row_bytes ≤ 4095`, whole
         // queries and blocks, `rows` within the last block.
         unsafe { x86::scan_blocks_avx2(tables, row_bytes, blocks, rows, sink) };
+        return;
+    }
+    #[cfg(target_arch = "aarch64")]
+    if scan_blocks_is_fast(level) {
+        // SAFETY: `scan_blocks_is_fast` checked at run time that the CPU has NEON, and
+        // `check_scan` the shapes the kernel relies on: `0 < row_bytes ≤ 4095`, whole
+        // queries and blocks, `rows` within the last block.
+        unsafe { neon::scan_blocks_neon(tables, row_bytes, blocks, rows, sink) };
         return;
     }
     let _ = level;
@@ -511,6 +527,85 @@ mod tests {
                             "{level:?}: {row_bytes} bytes, {rows} rows, {nq} queries, bound {fixed:?}"
                         );
                     }
+                }
+            }
+        }
+    }
+
+    /// Every level's kernel reports what the scalar reference reports, on random tables
+    /// (entries up to 4, as a nibble's count is) and random nibble blocks with junk in the
+    /// rows past the last: row lengths around both kernels' byte runs (31 and 63
+    /// positions) and odd ones, ragged last blocks, partial query groups, bounds that pass
+    /// no row, some, every one (`u16::MAX` too) and bounds that fall with the reports. The
+    /// levels with a kernel of their own must be the ones `scan_blocks_is_fast` names, so
+    /// that the kernel, not the fallback, is what agrees.
+    #[test]
+    fn packed_scan_kernels_agree_with_the_scalar_reference() {
+        #[cfg(target_arch = "aarch64")]
+        assert!(scan_blocks_is_fast(Level::Neon), "aarch64 always has NEON");
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            scan_blocks_is_fast(Level::Avx2),
+            std::arch::is_x86_feature_detected!("avx2")
+        );
+        assert!(!scan_blocks_is_fast(Level::Scalar));
+        let mut rng = Rng(0xa9_4ee5);
+        for row_bytes in [1usize, 5, 30, 31, 32, 33, 48, 61, 62, 63, 64, 95, 127] {
+            for rows in [1usize, 17, 32, 63, 64, 65] {
+                let nq = 1 + rng.below(11) as usize;
+                let tables: Vec<u8> = (0..nq * row_bytes * SCAN_TABLE_BYTES)
+                    .map(|_| rng.below(5) as u8)
+                    .collect();
+                let blocks: Vec<u8> = (0..rows.div_ceil(SCAN_ROWS) * row_bytes * SCAN_BLOCK_BYTES)
+                    .map(|_| rng.below(16) as u8)
+                    .collect();
+                let top = 8 * row_bytes as u16;
+                let some = 1 + rng.below(u64::from(top)) as u16;
+                for fixed in [Some(0u16), Some(some), Some(top + 1), Some(u16::MAX), None] {
+                    let mut want = Record::new(nq, fixed);
+                    scan_blocks_scalar(&tables, row_bytes, &blocks, rows, &mut want);
+                    let what = format!("{row_bytes} bytes, {rows} rows, {nq} queries, {fixed:?}");
+                    if fixed == Some(0) {
+                        assert!(want.seen.iter().all(|s| s.is_empty()), "{what}");
+                    }
+                    if fixed == Some(top + 1) {
+                        let all = valid_rows(rows.div_ceil(SCAN_ROWS) - 1, rows);
+                        assert!(
+                            want.seen.iter().all(|s| s.len() == rows.div_ceil(SCAN_ROWS)
+                                && s.last().is_some_and(|h| h.1 == all)),
+                            "{what}"
+                        );
+                    }
+                    for level in Level::available() {
+                        let mut got = Record::new(nq, fixed);
+                        scan_blocks_at(level, &tables, row_bytes, &blocks, rows, &mut got);
+                        assert_eq!(got.seen, want.seen, "{level:?}: {what}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The longest rows with every entry at its largest: each distance is `8 × 4095`, the
+    /// most the `u16` lanes (and the byte runs before them) must hold.
+    #[test]
+    fn packed_scan_counts_the_longest_rows_at_every_level() {
+        let row_bytes = SCAN_MAX_ROW_BYTES;
+        let (nq, rows) = (SCAN_QUERIES + 1, 40usize);
+        let tables = vec![4u8; nq * row_bytes * SCAN_TABLE_BYTES];
+        let blocks = vec![9u8; rows.div_ceil(SCAN_ROWS) * row_bytes * SCAN_BLOCK_BYTES];
+        let top = 8 * row_bytes as u16;
+        for level in Level::available() {
+            for (bound, hit) in [(top, false), (top + 1, true)] {
+                let mut got = Record::new(nq, Some(bound));
+                scan_blocks_at(level, &tables, row_bytes, &blocks, rows, &mut got);
+                for s in &got.seen {
+                    let want: Vec<(usize, u32, Vec<u16>)> = if hit {
+                        vec![(0, u32::MAX, vec![top; 32]), (1, 0xff, vec![top; 8])]
+                    } else {
+                        Vec::new()
+                    };
+                    assert_eq!(*s, want, "{level:?}, bound {bound}");
                 }
             }
         }
