@@ -124,9 +124,10 @@ def emit(who, name, bits, nbytes, r10, secs):
 
 
 print(f"{n} base rows x {d} dims (unit length), {len(q)} held-out queries; faiss {faiss.__version__}")
-print()
-print("| who | codec | bits/dim | bytes/row | recall@10 | encode MB/s of float32 |")
-print("|---|---|---|---|---|---|")
+if args.main:
+    print()
+    print("| who | codec | bits/dim | bytes/row | recall@10 | encode MB/s of float32 |")
+    print("|---|---|---|---|---|---|")
 out = os.path.join(tmp, "c.vectro")
 VECTRO_CODECS = [
     ("int8", 8), ("int4:rotate=1", 4), ("binary:rotate=1", 1),
