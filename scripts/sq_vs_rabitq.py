@@ -48,6 +48,11 @@ ap.add_argument("--threads", type=int, default=0)
 ap.add_argument("--seeds", type=int, default=5)
 ap.add_argument("--sweep-bits", default="1",
                 help="widths of the rotation-seed sweep, comma-separated (default 1)")
+ap.add_argument("--rounds", default="",
+                help="rotation round counts for the seed sweep, comma-separated (default: "
+                     "the codecs' default only)")
+ap.add_argument("--main", type=int, default=1,
+                help="0 skips the main table (every codec once, and faiss at each width)")
 args = ap.parse_args()
 
 x = np.load(args.npy).astype(np.float32)
@@ -119,9 +124,10 @@ def emit(who, name, bits, nbytes, r10, secs):
 
 
 print(f"{n} base rows x {d} dims (unit length), {len(q)} held-out queries; faiss {faiss.__version__}")
-print()
-print("| who | codec | bits/dim | bytes/row | recall@10 | encode MB/s of float32 |")
-print("|---|---|---|---|---|---|")
+if args.main:
+    print()
+    print("| who | codec | bits/dim | bytes/row | recall@10 | encode MB/s of float32 |")
+    print("|---|---|---|---|---|---|")
 out = os.path.join(tmp, "c.vectro")
 VECTRO_CODECS = [
     ("int8", 8), ("int4:rotate=1", 4), ("binary:rotate=1", 1),
@@ -130,39 +136,45 @@ VECTRO_CODECS = [
     ("sq:bits=1,centre=1", 1), ("sq:bits=1,centre=1,pad=0", 1), ("sq:bits=2,centre=1", 2), ("sq:bits=3,centre=1", 3),
     ("sq:bits=4,centre=1", 4),
 ]
-for codec, bits in VECTRO_CODECS:
+for codec, bits in VECTRO_CODECS if args.main else []:
     r10, nbytes, secs = vectro_recall(codec)
     emit("vectro", codec, bits, round(nbytes, 1), r10, secs)
 
-print()
-print("CPU time of the same `vectro compress` runs (user + system, all threads, best of "
-      f"{args.repeats}): what a loaded machine's wall time hides")
-print()
-print("| codec | CPU ms | MB/s of float32 per CPU second | × int8's CPU time |")
-print("|---|---|---|---|")
-for codec, _ in VECTRO_CODECS:
-    c = cpu_secs[codec]
-    print(f"| `{codec}` | {c * 1e3:.0f} | {n * d * 4 / c / 1e6:,.0f} | "
-          f"{c / cpu_secs['int8']:.2f} |", flush=True)
-print()
+def main_tables():
+    """The CPU-time table of the main runs, then faiss IndexRaBitQ (unrotated) at each width."""
+    print()
+    print("CPU time of the same `vectro compress` runs (user + system, all threads, best of "
+          f"{args.repeats}): what a loaded machine's wall time hides")
+    print()
+    print("| codec | CPU ms | MB/s of float32 per CPU second | × int8's CPU time |")
+    print("|---|---|---|---|")
+    for codec, _ in VECTRO_CODECS:
+        c = cpu_secs[codec]
+        print(f"| `{codec}` | {c * 1e3:.0f} | {n * d * 4 / c / 1e6:,.0f} | "
+              f"{c / cpu_secs['int8']:.2f} |", flush=True)
+    print()
+    for bits in (1, 2, 3, 4, 5, 6, 8):
+        idx = faiss.IndexRaBitQ(d, faiss.METRIC_INNER_PRODUCT, bits)
+        idx.qb = 0
+
+        def build():
+            idx.reset()
+            idx.train(base)
+            idx.add(base)
+
+        secs = best_time(build, 1)  # multi-bit RaBitQ encodes at a few MB/s: one run
+        params = faiss.RaBitQSearchParameters()
+        params.qb = 0
+        ids = idx.search(q, 10, params=params)[1]
+        emit("faiss", f"IndexRaBitQ nb_bits={bits}", bits, idx.code_size, recall(ids), secs)
+
 
 if args.threads:
     faiss.omp_set_num_threads(args.threads)
-for bits in (1, 2, 3, 4, 5, 6, 8):
-    idx = faiss.IndexRaBitQ(d, faiss.METRIC_INNER_PRODUCT, bits)
-    idx.qb = 0
+if args.main:
+    main_tables()
 
-    def build():
-        idx.reset()
-        idx.train(base)
-        idx.add(base)
-
-    secs = best_time(build, 1)  # multi-bit RaBitQ encodes at a few MB/s: one run
-    params = faiss.RaBitQSearchParameters()
-    params.qb = 0
-    ids = idx.search(q, 10, params=params)[1]
-    emit("faiss", f"IndexRaBitQ nb_bits={bits}", bits, idx.code_size, recall(ids), secs)
-
+rounds_sweep = [int(r) for r in args.rounds.split(",") if r]
 for sweep_bits in [int(b) for b in args.sweep_bits.split(",") if b] if args.seeds > 0 else []:
     print()
     print(f"{sweep_bits} bit(s) over {args.seeds} rotation seeds (1 to {args.seeds}): "
@@ -171,17 +183,36 @@ for sweep_bits in [int(b) for b in args.sweep_bits.split(",") if b] if args.seed
     print("| who | codec | bytes/row | recall@10 per seed | mean ± sd |")
     print("|---|---|---|---|---|")
     seeds = range(1, args.seeds + 1)
+    # Codes, the factor word, and (centred, unpadded) the row's f32 <x, c>; padded, the
+    # codes of d + 32/B rotated dims and one packed factor word.
+    code = (d * sweep_bits + 7) // 8
+    padded = ((d + 32 // sweep_bits) * sweep_bits + 7) // 8 + 4
     # The other centred layout: at one bit the unpadded one (`pad=0`, the default is
     # padded), at more bits the padded one (`pad=1`, the default is unpadded).
     alt = "pad=0" if sweep_bits == 1 else "pad=1"
-    sweep = {"vectro": [], "vectro-centred": [], "vectro-centred-alt": [], "faiss": []}
+    # (who, codec spelled with S for the seed, bytes/row); with --rounds, each vectro codec
+    # once per rotation round count R (`,rounds=R`), the alternative layout left out, and the
+    # rotated int4 (at 4 bits) and binary (at 1 bit) codecs beside sq.
+    vectro_codecs = []
+    for r in rounds_sweep or [None]:
+        rr_ = f",rounds={r}" if r is not None else ""
+        vectro_codecs += [
+            ("vectro", f"sq:bits={sweep_bits}{rr_},seed=S", code + 4),
+            ("vectro", f"sq:bits={sweep_bits},centre=1{rr_},seed=S",
+             padded if sweep_bits == 1 else code + 8)]
+        if r is None:
+            vectro_codecs.append(("vectro", f"sq:bits={sweep_bits},centre=1,{alt},seed=S",
+                                  code + 8 if sweep_bits == 1 else padded))
+        elif sweep_bits == 4:
+            vectro_codecs.append(("vectro", f"int4:rotate=1{rr_},seed=S", code + 4))
+        elif sweep_bits == 1:
+            vectro_codecs.append(("vectro", f"binary:rotate=1{rr_},seed=S", code + 4))
+    sweep = {name: [] for _, name, _ in vectro_codecs}
+    sweep["faiss"] = []
     faiss_bytes = 0
     for s in seeds:
-        sweep["vectro"].append(vectro_recall(f"sq:bits={sweep_bits},seed={s}")[0])
-        sweep["vectro-centred"].append(
-            vectro_recall(f"sq:bits={sweep_bits},centre=1,seed={s}")[0])
-        sweep["vectro-centred-alt"].append(
-            vectro_recall(f"sq:bits={sweep_bits},centre=1,{alt},seed={s}")[0])
+        for _, name, _ in vectro_codecs:
+            sweep[name].append(vectro_recall(name.replace("seed=S", f"seed={s}"))[0])
         rr = faiss.RandomRotationMatrix(d, d)
         rr.init(s)
         inner = faiss.IndexRaBitQ(d, faiss.METRIC_INNER_PRODUCT, sweep_bits)
@@ -191,20 +222,9 @@ for sweep_bits in [int(b) for b in args.sweep_bits.split(",") if b] if args.seed
         idx.add(base)
         faiss_bytes = inner.code_size
         sweep["faiss"].append(recall(idx.search(q, 10)[1]))
-    # Codes, the factor word, and (centred, unpadded) the row's f32 <x, c>; padded, the
-    # codes of d + 32/B rotated dims and one packed factor word.
-    code = (d * sweep_bits + 7) // 8
-    padded = ((d + 32 // sweep_bits) * sweep_bits + 7) // 8 + 4
-    for who, name, nbytes in (("vectro", f"sq:bits={sweep_bits},seed=S", code + 4),
-                              ("vectro-centred", f"sq:bits={sweep_bits},centre=1,seed=S",
-                               padded if sweep_bits == 1 else code + 8),
-                              ("vectro-centred-alt",
-                               f"sq:bits={sweep_bits},centre=1,{alt},seed=S",
-                               code + 8 if sweep_bits == 1 else padded),
-                              ("faiss", f"RR,IndexRaBitQ nb_bits={sweep_bits} (seed S)",
-                               faiss_bytes)):
-        r = np.array(sweep[who])
-        who = who.split("-")[0]
+    fname = f"RR,IndexRaBitQ nb_bits={sweep_bits} (seed S)"
+    for who, name, nbytes in [*vectro_codecs, ("faiss", fname, faiss_bytes)]:
+        r = np.array(sweep["faiss" if who == "faiss" else name])
         sd = r.std(ddof=1) if len(r) > 1 else 0.0
         per = ", ".join(f"{x:.4f}" for x in r)
         print(f"| {who} | `{name}` | {nbytes} | {per} | {r.mean():.4f} ± {sd:.4f} |", flush=True)

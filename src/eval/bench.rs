@@ -154,8 +154,8 @@ pub fn bench(
         ..opts.clone()
     };
     let opts = &capped;
-    let codecs = rejoin_params(&opts.codecs);
-    let codecs = codecs
+    let asked = rejoin_params(&opts.codecs);
+    let codecs = asked
         .iter()
         .map(|c| {
             if c.split(':').next() == Some("auto") {
@@ -205,7 +205,8 @@ pub fn bench(
             Ok((codec, is_trained(c).then(|| t.elapsed().as_secs_f64())))
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut names = opts.codecs.clone();
+    // Each row is named as asked (a codec string with options is one name, not its pieces).
+    let mut names = asked;
     let mut codecs = codecs;
     for (name, c) in frozen {
         names.push(name);

@@ -309,6 +309,42 @@ fn bench_trains_pq_opq_and_binary_itq_on_its_data_and_reports_training_apart() {
 }
 
 #[test]
+fn bench_names_a_codec_with_options_as_asked() {
+    // `--codecs` splits on commas and puts `key=value` pieces back after their codec; each
+    // row is named by the whole codec string, in order, whatever the spacing.
+    let a = vectro()
+        .args([
+            "bench", "--json", "--rows", "300", "--dims", "16", "--runs", "1",
+        ])
+        .args(["--query-count", "20", "--codecs", "int8"])
+        .args([
+            "sq:bits=4,rounds=2",
+            "sq:bits=2,centre=1,seed=3,int4:rotate=1,rounds=1",
+        ])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
+    let rows = v["codecs"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["codec"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "int8",
+            "sq:bits=4,rounds=2",
+            "sq:bits=2,centre=1,seed=3",
+            "int4:rotate=1,rounds=1"
+        ]
+    );
+    // The rows' sizes are their codecs': int8 16 bytes and a scale; sq at 4 bits 8 code bytes and a factor word;
+    // centred at 2 bits 4 code bytes, the factor word and <x, c>; int4 8 bytes and a scale.
+    let bytes: Vec<f64> = rows
+        .iter()
+        .map(|r| r["bytes_per_vector"].as_f64().unwrap())
+        .collect();
+    assert_eq!(bytes, [20.0, 12.0, 12.0, 12.0]);
+}
+
+#[test]
 fn bench_reads_an_input_file_and_refuses_unknown_codecs() {
     let f = files(120, 16);
     let a = vectro()
