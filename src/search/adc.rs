@@ -959,7 +959,11 @@ fn quantize_block(
     let qmax = (65535 / (2 * pairs).max(1)).min(255) as f32;
     let (mut span, mut bias, mut mag) = ([0f32; BLOCK], [0f32; BLOCK], [0f32; BLOCK]);
     for (t, min) in table.chunks_exact(16).zip(mins.iter_mut()) {
-        let (mut lo, mut hi, mut big) = ([f32::INFINITY; BLOCK], [f32::NEG_INFINITY; BLOCK], [0f32; BLOCK]);
+        let (mut lo, mut hi, mut big) = (
+            [f32::INFINITY; BLOCK],
+            [f32::NEG_INFINITY; BLOCK],
+            [0f32; BLOCK],
+        );
         for e in t {
             for l in 0..BLOCK {
                 let x = sigma * e.0[l];
@@ -1711,7 +1715,10 @@ mod tests {
         let a = shared_pool(2).expect("a pool of two");
         let b = shared_pool(2).expect("a pool of two");
         assert!(Arc::ptr_eq(&a, &b));
-        assert_eq!(a.current_num_threads(), 2.min(crate::par::default_threads()));
+        assert_eq!(
+            a.current_num_threads(),
+            2.min(crate::par::default_threads())
+        );
         let c = shared_pool(1).expect("a pool of one");
         assert!(!Arc::ptr_eq(&a, &c));
         assert_eq!(c.current_num_threads(), 1);
@@ -1748,7 +1755,11 @@ mod tests {
                         let mut want = vec![0u8; bb];
                         let v = |s: usize, j: usize| sigma * table[s * 16 + j].0[l];
                         let w = quantize_tables(m, pairs, v, m + 8, &mut want);
-                        assert_eq!(got[l * bb..(l + 1) * bb], want[..], "m={m} σ={sigma} query {l}");
+                        assert_eq!(
+                            got[l * bb..(l + 1) * bb],
+                            want[..],
+                            "m={m} σ={sigma} query {l}"
+                        );
                         assert_eq!(
                             (b[l].0.to_bits(), b[l].1.to_bits(), b[l].2.to_bits()),
                             (w.0.to_bits(), w.1.to_bits(), w.2.to_bits())
