@@ -21,6 +21,7 @@
 //! ```
 
 use std::collections::BinaryHeap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rayon::prelude::*;
 
@@ -143,8 +144,8 @@ pub(crate) struct AdcTables {
     /// many (at least `k`) by their 8-bit estimate ([`AdcTables::with_candidates`]).
     candidates: usize,
     /// The workers the fast-scan splits a chunk's query blocks over (`None`: the calling
-    /// thread alone), see [`AdcTables::with_threads`].
-    pool: Option<rayon::ThreadPool>,
+    /// thread alone), see [`AdcTables::with_threads`]: one of [`shared_pool`]'s.
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 /// Each query's tables quantized to `u8` for [`fastscan::block_scores`], and how a row's
@@ -276,7 +277,7 @@ impl AdcTables {
         // search of a few queries starts no threads of its own.
         let queries = self.fast.as_ref().map_or(0, |f| f.step.len());
         if workers > 1 && queries.div_ceil(BLOCK) >= 2 * workers {
-            self.pool = crate::par::pool(workers).ok();
+            self.pool = shared_pool(workers);
         }
         self
     }
@@ -319,7 +320,8 @@ impl AdcTables {
     /// The float and quantized tables of the `nq` queries `q` (rotated for OPQ; see
     /// [`FastTables`]). A block of queries at a time in parallel: its interleaved tables
     /// ([`block_table`], the bits [`AdcTables::scan_block`] sums) in a scratch of the
-    /// worker's, then each query's taken out contiguous and quantized.
+    /// worker's, quantized lane by lane for the whole block ([`quantize_block`]), then each
+    /// query's float tables taken out contiguous.
     fn fast_tables(&self, book: &Codebook, q: &[f32], nq: usize) -> FastTables {
         let (m, ksub, d) = (self.m, self.ksub, book.dims);
         debug_assert_eq!(ksub, 16);
@@ -338,21 +340,15 @@ impl AdcTables {
             .zip(luts.par_chunks_mut((BLOCK * bb).max(1)))
             .zip(q.par_chunks((BLOCK * d).max(1)))
             .map_init(
-                || vec![Lanes::default(); m * ksub],
-                |table, ((ex, lut), qs)| {
+                || (vec![Lanes::default(); m * ksub], vec![Lanes::default(); m]),
+                |(table, mins), ((ex, lut), qs)| {
                     block_table(book, qs, metric, table);
-                    let mut out = Vec::with_capacity(BLOCK);
-                    for (l, (ex, lut)) in ex
-                        .chunks_exact_mut(m.max(1))
-                        .zip(lut.chunks_exact_mut(bb.max(1)))
-                        .enumerate()
-                    {
+                    for (l, ex) in ex.chunks_exact_mut(m.max(1)).enumerate() {
                         for (s, e) in ex.iter_mut().enumerate() {
                             e.0 = std::array::from_fn(|j| table[s * ksub + j].0[l]);
                         }
-                        out.push(quantize_query(ex, pairs, sigma, m + 8, lut));
                     }
-                    out
+                    quantize_block(table, pairs, sigma, m + 8, lut, mins)
                 },
             )
             .collect::<Vec<_>>()
@@ -872,6 +868,21 @@ impl AdcTables {
     }
 }
 
+/// The fast-scan's pool of `workers` threads, built on first use and kept for the
+/// process (`None` if the system refuses a thread): a search then starts no threads of
+/// its own. At most one pool per count, and counts never exceed the cores
+/// ([`AdcTables::with_threads`]).
+fn shared_pool(workers: usize) -> Option<Arc<rayon::ThreadPool>> {
+    static POOLS: Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(Vec::new());
+    let mut pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, p)) = pools.iter().find(|(w, _)| *w == workers) {
+        return Some(Arc::clone(p));
+    }
+    let p = Arc::new(crate::par::pool(workers).ok()?);
+    pools.push((workers, Arc::clone(&p)));
+    Some(p)
+}
+
 /// Quantizes one query's tables `v(s, j)` (`m` of 16 entries; `v` greater for closer)
 /// into `lut` (`pairs × 32` bytes, the layout of [`fastscan`]; entries of sub-quantizers
 /// past `m` stay 0) and returns `(step, base, low)` such that any choice of one entry per
@@ -924,52 +935,77 @@ pub(crate) fn quantize_tables(
     (1.0 / a, bias + slack, bias - slack)
 }
 
-/// [`quantize_tables`] of one query (`table`: its `m` vectors of 16 entries, the value
-/// `σ·table`) into `lut` (`pairs × 32` bytes, zeroed): the same bytes and bounds, bit for
-/// bit, an entry's 16 values side by side so that the loops vectorize (rounding as
-/// `f32::round` does for the non-negative values here, without its library call).
-fn quantize_query(
+/// [`quantize_tables`] of each query of a block at once: `table` holds the block's
+/// interleaved tables (`m × 16` vectors, entry `j` of sub-quantizer `s` at `s × 16 + j`,
+/// lane `l` query `l`'s, the value `σ·table`); query `l`'s bytes go to `lut[l × pairs × 32..]`
+/// (zeroed; as many queries as `lut` holds) and its bounds to the result's `l`-th entry.
+/// The same bytes and bounds, bit for bit: every query's folds run over the lanes side by
+/// side, in [`quantize_tables`]'s order, so that the loops vectorize across the block
+/// (rounding as `f32::round` does for the non-negative values here, without its library
+/// call). `mins` is scratch of `m` vectors.
+fn quantize_block(
     table: &[Lanes],
     pairs: usize,
     sigma: f32,
     terms: usize,
     lut: &mut [u8],
-) -> (f32, f32, f32) {
-    let m = table.len();
+    mins: &mut [Lanes],
+) -> Vec<(f32, f32, f32)> {
+    let m = mins.len();
+    debug_assert_eq!(table.len(), m * 16);
+    let bb = pairs * BLOCK_BYTES_PER_PAIR;
+    let nl = if bb == 0 { 0 } else { lut.len() / bb };
+    debug_assert!(nl <= BLOCK);
     let qmax = (65535 / (2 * pairs).max(1)).min(255) as f32;
-    let (mut span, mut bias, mut mag) = (0f32, 0f32, 0f32);
-    // `quantize_tables`'s folds, in its order.
-    let least = |t: &Lanes| t.0.iter().fold(f32::INFINITY, |lo, &x| lo.min(sigma * x));
-    for t in table {
-        let (lo, hi, big) = t.0.iter().fold(
-            (f32::INFINITY, f32::NEG_INFINITY, 0f32),
-            |(lo, hi, big), &x| {
-                let x = sigma * x;
-                (lo.min(x), hi.max(x), big.max(x.abs()))
-            },
+    let (mut span, mut bias, mut mag) = ([0f32; BLOCK], [0f32; BLOCK], [0f32; BLOCK]);
+    for (t, min) in table.chunks_exact(16).zip(mins.iter_mut()) {
+        let (mut lo, mut hi, mut big) = (
+            [f32::INFINITY; BLOCK],
+            [f32::NEG_INFINITY; BLOCK],
+            [0f32; BLOCK],
         );
-        span = span.max(hi - lo);
-        bias += lo;
-        mag += big;
+        for e in t {
+            for l in 0..BLOCK {
+                let x = sigma * e.0[l];
+                lo[l] = lo[l].min(x);
+                hi[l] = hi[l].max(x);
+                big[l] = big[l].max(x.abs());
+            }
+        }
+        for l in 0..BLOCK {
+            span[l] = span[l].max(hi[l] - lo[l]);
+            bias[l] += lo[l];
+            mag[l] += big[l];
+        }
+        min.0 = lo;
     }
-    let a = match qmax / span {
-        a if a.is_finite() && span > 0.0 => a,
+    let a: [f32; BLOCK] = std::array::from_fn(|l| match qmax / span[l] {
+        a if a.is_finite() && span[l] > 0.0 => a,
         _ => 1.0,
-    };
-    for (s, t) in table.iter().enumerate() {
-        let min = least(t);
+    });
+    for (s, (t, min)) in table.chunks_exact(16).zip(mins.iter()).enumerate() {
         let at = (s / 2) * BLOCK_BYTES_PER_PAIR + (s % 2) * 16;
-        let e: &mut [u8; 16] = (&mut lut[at..at + 16]).try_into().expect("16 entries");
-        for (e, &v) in e.iter_mut().zip(&t.0) {
-            // `round().clamp(0, qmax)`: NaN gives 0, and for `0 ≤ x ≤ qmax` the integer
-            // part plus one when the fraction is at least 1/2 (exact: `x` is below 2²³).
-            let x = ((sigma * v - min) * a).max(0.0).min(qmax);
-            let int = x as i32 as f32;
-            *e = (int + if x - int >= 0.5 { 1.0 } else { 0.0 }) as u8;
+        for (j, e) in t.iter().enumerate() {
+            let mut q = [0u8; BLOCK];
+            for l in 0..BLOCK {
+                // `round().clamp(0, qmax)`: NaN gives 0, and for `0 ≤ x ≤ qmax` the
+                // integer part plus one when the fraction is at least 1/2 (exact: `x` is
+                // below 2²³).
+                let x = ((sigma * e.0[l] - min.0[l]) * a[l]).max(0.0).min(qmax);
+                let int = x as i32 as f32;
+                q[l] = (int + if x - int >= 0.5 { 1.0 } else { 0.0 }) as u8;
+            }
+            for (l, &v) in q.iter().enumerate().take(nl) {
+                lut[l * bb + at + j] = v;
+            }
         }
     }
-    let slack = 0.501 * m as f32 / a + 2.5e-7 * terms as f32 * (mag + bias.abs());
-    (1.0 / a, bias + slack, bias - slack)
+    (0..nl)
+        .map(|l| {
+            let slack = 0.501 * m as f32 / a[l] + 2.5e-7 * terms as f32 * (mag[l] + bias[l].abs());
+            (1.0 / a[l], bias[l] + slack, bias[l] - slack)
+        })
+        .collect()
 }
 
 /// A score that at least `k` rows reach, given a lower bound of each row's score in
@@ -1672,21 +1708,38 @@ mod tests {
         }
     }
 
-    /// The per-query quantizer gives the bytes and bounds of [`quantize_tables`], bit for
-    /// bit, with an odd `m`, a constant table and both signs.
+    /// Searches with the same worker count share one pool, kept from search to search;
+    /// another count has its own.
     #[test]
-    fn quantize_query_equals_quantize_tables() {
+    fn fast_scan_pools_are_built_once_per_worker_count() {
+        let a = shared_pool(2).expect("a pool of two");
+        let b = shared_pool(2).expect("a pool of two");
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(
+            a.current_num_threads(),
+            2.min(crate::par::default_threads())
+        );
+        let c = shared_pool(1).expect("a pool of one");
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(c.current_num_threads(), 1);
+    }
+
+    /// The block quantizer gives each query the bytes and bounds of [`quantize_tables`],
+    /// bit for bit, with an odd `m`, a constant table, both signs and a block of fewer
+    /// than 16 queries.
+    #[test]
+    fn quantize_block_equals_quantize_tables() {
         let mut rng = ChaCha8Rng::seed_from_u64(41);
-        for m in [7usize, 96, 14, 1] {
+        for (m, nl) in [(7usize, 16usize), (96, 16), (14, 5), (1, 1), (96, 3)] {
             let pairs = m.div_ceil(2);
             let bb = pairs * BLOCK_BYTES_PER_PAIR;
             for constant in [false, true] {
-                let mut table = vec![Lanes::default(); m];
-                for (s, t) in table.iter_mut().enumerate() {
-                    for v in t.0.iter_mut() {
-                        // Subspace 3 constant in the second round (span 0 there; all of
-                        // them for m = 1).
-                        *v = if constant && (s == 3 || m == 1) {
+                let mut table = vec![Lanes::default(); m * 16];
+                for (i, t) in table.iter_mut().enumerate() {
+                    for (l, v) in t.0.iter_mut().enumerate() {
+                        // Subspace 3 constant for query 2 in the second round (span 0
+                        // there; all of it for m = 1).
+                        *v = if constant && (i / 16 == 3 || m == 1) && l == 2 {
                             0.25
                         } else {
                             rng.random_range(-3.0f32..5.0)
@@ -1694,16 +1747,24 @@ mod tests {
                     }
                 }
                 for sigma in [1.0f32, -1.0] {
-                    let mut got = vec![0u8; bb];
-                    let b = quantize_query(&table, pairs, sigma, m + 8, &mut got);
-                    let mut want = vec![0u8; bb];
-                    let v = |s: usize, j: usize| sigma * table[s].0[j];
-                    let w = quantize_tables(m, pairs, v, m + 8, &mut want);
-                    assert_eq!(got, want, "m={m} σ={sigma}");
-                    assert_eq!(
-                        (b.0.to_bits(), b.1.to_bits(), b.2.to_bits()),
-                        (w.0.to_bits(), w.1.to_bits(), w.2.to_bits())
-                    );
+                    let mut got = vec![0u8; nl * bb];
+                    let mut mins = vec![Lanes::default(); m];
+                    let b = quantize_block(&table, pairs, sigma, m + 8, &mut got, &mut mins);
+                    assert_eq!(b.len(), nl);
+                    for l in 0..nl {
+                        let mut want = vec![0u8; bb];
+                        let v = |s: usize, j: usize| sigma * table[s * 16 + j].0[l];
+                        let w = quantize_tables(m, pairs, v, m + 8, &mut want);
+                        assert_eq!(
+                            got[l * bb..(l + 1) * bb],
+                            want[..],
+                            "m={m} σ={sigma} query {l}"
+                        );
+                        assert_eq!(
+                            (b[l].0.to_bits(), b[l].1.to_bits(), b[l].2.to_bits()),
+                            (w.0.to_bits(), w.1.to_bits(), w.2.to_bits())
+                        );
+                    }
                 }
             }
         }

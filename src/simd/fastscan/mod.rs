@@ -24,7 +24,8 @@
 //! kernel looks up 16 codes per `vqtbl1q_u8` and widens each row's two bytes to `u16`.
 //!
 //! [`block_scan`] computes the same sums and compares each block's 32 with a threshold per
-//! query that a [`BlockSink`] gives before the block (in registers on AVX2), reporting only
+//! query that a [`BlockSink`] gives before the block (in registers on AVX2 and AVX-512,
+//! the latter two pairs per 512-bit shuffle), reporting only
 //! the rows at or above it: a search's top-k floor keeps almost every row in the kernel.
 
 #[cfg(target_arch = "aarch64")]
@@ -159,6 +160,14 @@ pub fn block_scan_at<S: BlockSink>(
     check_scan(luts, pairs, blocks);
     if pairs == 0 {
         return block_scan_scalar(luts, pairs, blocks, sink);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if level == Level::Avx512 && level.runs_here() {
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F + BW (the
+        // Avx512 level), and `check_scan` proved the shapes the kernel relies on:
+        // `pairs > 0`, whole queries and blocks of `pairs × 32` bytes.
+        unsafe { x86::block_scan_avx512(luts, pairs, blocks, sink) };
+        return;
     }
     #[cfg(target_arch = "x86_64")]
     if level >= Level::Avx2 && level.runs_here() {

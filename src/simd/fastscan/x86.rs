@@ -8,8 +8,11 @@
 //! row); at the end the even rows' sums are `acc_full − (acc_odd << 8)` modulo 2¹⁶, and
 //! the two 128-bit halves (sub-quantizers `2p` and `2p + 1`) are added. All of it is
 //! wrapping integer arithmetic, so it equals the scalar reference's wrapping sums.
-//! AVX-512 (`vpermb` over 64-byte tables) is not here: the machines this was written on
-//! lack it.
+//!
+//! The AVX-512 (F + BW) threshold scan does the same with 512-bit shuffles, two pairs a
+//! shuffle (`vpshufb` looks up within each 128-bit lane, and a 64-byte load of the codes
+//! or of a query's tables holds two pairs' lanes in the same order), and adds the two
+//! 256-bit halves of each accumulator before the AVX2 kernel's last step.
 
 use std::arch::x86_64::*;
 
@@ -239,22 +242,155 @@ unsafe fn scan_group<const G: usize, S: BlockSink>(
                 accumulate::<G>(luts, pairs, block)
             }
         };
-        for (g, a) in acc.iter().enumerate() {
-            let v = rows_of(a);
-            let t = _mm_set1_epi16(sink.threshold(q0 + g, b) as i16);
-            // `v ≥ t` as unsigned words: `max(v, t) = v`; all-ones words pack to 0xff.
-            let ge = v.map(|x| _mm_cmpeq_epi16(_mm_max_epu16(x, t), x));
-            let low = _mm_movemask_epi8(_mm_packs_epi16(ge[0], ge[1])) as u32;
-            let high = _mm_movemask_epi8(_mm_packs_epi16(ge[2], ge[3])) as u32;
-            let mask = low | (high << 16);
-            if mask != 0 {
-                for (j, x) in v.into_iter().enumerate() {
-                    // SAFETY: `sums` has 32 entries, 8 from `8j` in bounds; storeu needs
-                    // no alignment.
-                    unsafe { _mm_storeu_si128(sums.as_mut_ptr().add(8 * j).cast(), x) };
-                }
-                sink.hits(q0 + g, b, mask, &sums);
+        offer(&acc, q0, b, sink, &mut sums);
+    }
+}
+
+/// Compares block `b`'s sums of the queries from `q0` (their accumulators `acc`, as
+/// [`rows_of`] takes them) with each query's threshold from `sink`, and reports the rows
+/// that reach it (`sums`: scratch).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn offer<S: BlockSink>(
+    acc: &[[__m256i; 4]],
+    q0: usize,
+    b: usize,
+    sink: &mut S,
+    sums: &mut [u16; BLOCK_ROWS],
+) {
+    for (g, a) in acc.iter().enumerate() {
+        let v = rows_of(a);
+        let t = _mm_set1_epi16(sink.threshold(q0 + g, b) as i16);
+        // `v ≥ t` as unsigned words: `max(v, t) = v`; all-ones words pack to 0xff.
+        let ge = v.map(|x| _mm_cmpeq_epi16(_mm_max_epu16(x, t), x));
+        let low = _mm_movemask_epi8(_mm_packs_epi16(ge[0], ge[1])) as u32;
+        let high = _mm_movemask_epi8(_mm_packs_epi16(ge[2], ge[3])) as u32;
+        let mask = low | (high << 16);
+        if mask != 0 {
+            for (j, x) in v.into_iter().enumerate() {
+                // SAFETY: `sums` has 32 entries, 8 from `8j` in bounds; storeu needs no
+                // alignment.
+                unsafe { _mm_storeu_si128(sums.as_mut_ptr().add(8 * j).cast(), x) };
             }
+            sink.hits(q0 + g, b, mask, sums);
         }
     }
+}
+
+/// Queries sharing each load of a block's codes in the AVX-512 threshold scan: their 16
+/// accumulators, the codes' two index vectors and the nibble mask fit the 32 registers.
+const SCAN_GROUP_512: usize = 4;
+
+/// [`block_scan_avx2`] with AVX-512 F + BW: the same calls, the same sums (see the module
+/// documentation), four queries per load of two pairs of a block's codes.
+///
+/// # Safety
+/// The CPU must have AVX-512 F and BW; `pairs > 0`, `luts` and `blocks` whole multiples
+/// of `pairs × 32` bytes.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(super) unsafe fn block_scan_avx512<S: BlockSink>(
+    luts: &[u8],
+    pairs: usize,
+    blocks: &[u8],
+    sink: &mut S,
+) {
+    let bb = pairs * BLOCK_BYTES_PER_PAIR;
+    let nq = luts.len() / bb;
+    let mut q = 0;
+    while q + SCAN_GROUP_512 <= nq {
+        let l = &luts[q * bb..][..SCAN_GROUP_512 * bb];
+        // SAFETY: AVX-512 F + BW are present (our precondition); the slice has
+        // `SCAN_GROUP_512` queries.
+        unsafe { scan_group_512::<SCAN_GROUP_512, S>(l, q, pairs, blocks, sink) };
+        q += SCAN_GROUP_512;
+    }
+    if q + 2 <= nq {
+        // SAFETY: as above, with two queries.
+        unsafe { scan_group_512::<2, S>(&luts[q * bb..][..2 * bb], q, pairs, blocks, sink) };
+        q += 2;
+    }
+    if q < nq {
+        // SAFETY: as above, with one query.
+        unsafe { scan_group_512::<1, S>(&luts[q * bb..][..bb], q, pairs, blocks, sink) };
+    }
+}
+
+/// [`block_scan_avx512`] for the `G` queries from `q0` (`luts`: theirs).
+///
+/// # Safety
+/// AVX-512 F + BW; shapes as [`block_scan_avx512`] with exactly `G` queries.
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn scan_group_512<const G: usize, S: BlockSink>(
+    luts: &[u8],
+    q0: usize,
+    pairs: usize,
+    blocks: &[u8],
+    sink: &mut S,
+) {
+    let bb = pairs * BLOCK_BYTES_PER_PAIR;
+    let mut sums = [0u16; BLOCK_ROWS];
+    for (b, block) in blocks.chunks_exact(bb).enumerate() {
+        // SAFETY: AVX-512 F + BW (our precondition); `luts` has `G` queries of
+        // `pairs × 32` bytes and `block` `pairs × 32` bytes.
+        let acc = unsafe { accumulate_512::<G>(luts, pairs, block) };
+        offer(&acc, q0, b, sink, &mut sums);
+    }
+}
+
+/// [`accumulate`] with 512-bit shuffles, two pairs each (the last pair alone, its upper
+/// half loaded as zeros, when `pairs` is odd); each accumulator's two 256-bit halves
+/// added at the end. The same wrapping sums, in the same layout.
+///
+/// # Safety
+/// AVX-512 F + BW; `pairs > 0`, `luts` of `G × pairs × 32` bytes, `block` of
+/// `pairs × 32`.
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+unsafe fn accumulate_512<const G: usize>(
+    luts: &[u8],
+    pairs: usize,
+    block: &[u8],
+) -> [[__m256i; 4]; G] {
+    let bb = pairs * BLOCK_BYTES_PER_PAIR;
+    debug_assert!(luts.len() == G * bb && block.len() == bb);
+    let nibble = _mm512_set1_epi8(0x0f);
+    let mut acc = [[_mm512_setzero_si512(); 4]; G];
+    let mut step = |c: __m512i, t: [__m512i; G]| {
+        let lo = _mm512_and_si512(c, nibble);
+        let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(c), nibble);
+        for (a, t) in acc.iter_mut().zip(t) {
+            let r0 = _mm512_shuffle_epi8(t, lo);
+            let r1 = _mm512_shuffle_epi8(t, hi);
+            a[0] = _mm512_add_epi16(a[0], r0);
+            a[1] = _mm512_add_epi16(a[1], _mm512_srli_epi16::<8>(r0));
+            a[2] = _mm512_add_epi16(a[2], r1);
+            a[3] = _mm512_add_epi16(a[3], _mm512_srli_epi16::<8>(r1));
+        }
+    };
+    let two = pairs / 2;
+    for h in 0..two {
+        // SAFETY: `block` has `pairs × 32` bytes and `luts` `G × pairs × 32`; the 64
+        // from `64h` (pairs `2h` and `2h + 1 < pairs`) are in bounds of `block` and of
+        // each query's tables; loadu needs no alignment.
+        let c = unsafe { _mm512_loadu_si512(block.as_ptr().add(64 * h).cast()) };
+        let t = std::array::from_fn(|g| unsafe {
+            _mm512_loadu_si512(luts.as_ptr().add(g * bb + 64 * h).cast())
+        });
+        step(c, t);
+    }
+    if pairs % 2 == 1 {
+        // The last pair's 32 bytes; the masked-off upper 32 load as zeros (and a zero
+        // table adds nothing) without being read.
+        let m = 0xffff_ffffu64;
+        // SAFETY: the 32 bytes from `32(pairs − 1)` are in bounds of `block` and of each
+        // query's tables; masked-off bytes are not accessed.
+        let c = unsafe { _mm512_maskz_loadu_epi8(m, block.as_ptr().add(64 * two).cast()) };
+        let t = std::array::from_fn(|g| unsafe {
+            _mm512_maskz_loadu_epi8(m, luts.as_ptr().add(g * bb + 64 * two).cast())
+        });
+        step(c, t);
+    }
+    acc.map(|a| {
+        a.map(|v| _mm256_add_epi16(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v)))
+    })
 }
