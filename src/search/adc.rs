@@ -954,7 +954,7 @@ fn quantize_block(
     let m = mins.len();
     debug_assert_eq!(table.len(), m * 16);
     let bb = pairs * BLOCK_BYTES_PER_PAIR;
-    let nl = if bb == 0 { 0 } else { lut.len() / bb };
+    let nl = lut.len().checked_div(bb).unwrap_or(0);
     debug_assert!(nl <= BLOCK);
     let qmax = (65535 / (2 * pairs).max(1)).min(255) as f32;
     let (mut span, mut bias, mut mag) = ([0f32; BLOCK], [0f32; BLOCK], [0f32; BLOCK]);

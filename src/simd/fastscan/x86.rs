@@ -373,8 +373,9 @@ unsafe fn accumulate_512<const G: usize>(
         // from `64h` (pairs `2h` and `2h + 1 < pairs`) are in bounds of `block` and of
         // each query's tables; loadu needs no alignment.
         let c = unsafe { _mm512_loadu_si512(block.as_ptr().add(64 * h).cast()) };
-        let t = std::array::from_fn(|g| unsafe {
-            _mm512_loadu_si512(luts.as_ptr().add(g * bb + 64 * h).cast())
+        let t = std::array::from_fn(|g| {
+            // SAFETY: as above, query `g`'s 64 table bytes from `g × bb + 64h`.
+            unsafe { _mm512_loadu_si512(luts.as_ptr().add(g * bb + 64 * h).cast()) }
         });
         step(c, t);
     }
@@ -385,8 +386,10 @@ unsafe fn accumulate_512<const G: usize>(
         // SAFETY: the 32 bytes from `32(pairs − 1)` are in bounds of `block` and of each
         // query's tables; masked-off bytes are not accessed.
         let c = unsafe { _mm512_maskz_loadu_epi8(m, block.as_ptr().add(64 * two).cast()) };
-        let t = std::array::from_fn(|g| unsafe {
-            _mm512_maskz_loadu_epi8(m, luts.as_ptr().add(g * bb + 64 * two).cast())
+        let t = std::array::from_fn(|g| {
+            // SAFETY: as above, query `g`'s last 32 table bytes; masked-off bytes are not
+            // accessed.
+            unsafe { _mm512_maskz_loadu_epi8(m, luts.as_ptr().add(g * bb + 64 * two).cast()) }
         });
         step(c, t);
     }
