@@ -21,7 +21,9 @@ does) and is scored by its own estimator, which ranks as its decoded rows do (se
 `src/codec/sq.rs`). At one bit it is padded by default (layout 3: the row's factors in one
 word, the 4 bytes freed spent on 32 more sign bits over d + 32 rotated dims), and
 `pad=0` is the unpadded layout 2 at the same bytes; the seed sweep runs both (and at more
-bits, the default unpadded and `pad=1`).
+bits, the default unpadded and `pad=1`), and with --extra E1,E2,... also
+`sq:bits=B,centre=1,extra=E` (each centred row rotated with E zero coordinates, the row
+`ceil((d + E) × B / 8) + 4` bytes).
 
 faiss's `IndexRaBitQ` does not rotate (its quantizer expects the rotation to be done
 outside), but it does centre: `train` stores the mean of the base rows, codes `o − c` and
