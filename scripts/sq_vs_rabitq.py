@@ -21,7 +21,9 @@ does) and is scored by its own estimator, which ranks as its decoded rows do (se
 `src/codec/sq.rs`). At one bit it is padded by default (layout 3: the row's factors in one
 word, the 4 bytes freed spent on 32 more sign bits over d + 32 rotated dims), and
 `pad=0` is the unpadded layout 2 at the same bytes; the seed sweep runs both (and at more
-bits, the default unpadded and `pad=1`).
+bits, the default unpadded and `pad=1`), and with --extra E1,E2,... also
+`sq:bits=B,centre=1,extra=E` (each centred row rotated with E zero coordinates, the row
+`ceil((d + E) × B / 8) + 4` bytes).
 
 faiss's `IndexRaBitQ` does not rotate (its quantizer expects the rotation to be done
 outside), but it does centre: `train` stores the mean of the base rows, codes `o − c` and
@@ -51,6 +53,9 @@ ap.add_argument("--sweep-bits", default="1",
 ap.add_argument("--rounds", default="",
                 help="rotation round counts for the seed sweep, comma-separated (default: "
                      "the codecs' default only)")
+ap.add_argument("--extra", default="",
+                help="comma-separated counts E: the seed sweep also runs `sq:bits=B,centre=1,extra=E` "
+                     "(each centred row rotated with E zero coordinates)")
 ap.add_argument("--main", type=int, default=1,
                 help="0 skips the main table (every codec once, and faiss at each width)")
 args = ap.parse_args()
@@ -203,6 +208,9 @@ for sweep_bits in [int(b) for b in args.sweep_bits.split(",") if b] if args.seed
         if r is None:
             vectro_codecs.append(("vectro", f"sq:bits={sweep_bits},centre=1,{alt},seed=S",
                                   code + 8 if sweep_bits == 1 else padded))
+            for e in [int(e) for e in args.extra.split(",") if e]:
+                vectro_codecs.append(("vectro", f"sq:bits={sweep_bits},centre=1,extra={e},seed=S",
+                                      ((d + e) * sweep_bits + 7) // 8 + 4))
         elif sweep_bits == 4:
             vectro_codecs.append(("vectro", f"int4:rotate=1{rr_},seed=S", code + 4))
         elif sweep_bits == 1:

@@ -12,6 +12,9 @@
 #   ROUNDS=1,2,3 SWEEP_BITS=1,2,3,4,8 SEEDS=3 MAIN=0 scripts/sq_vs_rabitq.sh
 #       # the sweep once per rotation round count R (`rounds=R`; int4:rotate=1 at 4 bits and
 #       # binary:rotate=1 at 1 bit beside sq), without the main table (MAIN=0)
+#   SWEEP_BITS=2 EXTRA=16,32,48,60 SEEDS=3 MAIN=0 scripts/sq_vs_rabitq.sh
+#       # the sweep also with `sq:bits=2,centre=1,extra=E`: each centred row rotated with E
+#       # zero coordinates (the padded layout's factor word and E more codes)
 #
 # faiss-cpu and numpy are installed into target/faiss-venv on first use (the version used is
 # printed); VECTRO=path/to/vectro uses that binary instead of building one. Each run appends
@@ -21,7 +24,7 @@ set -euo pipefail
 NPY=$(realpath "${NPY:-/work/shared/data/minilm_wordnet_10k.npy}")
 cd "$(dirname "$0")/.."
 . scripts/lib/bench_out.sh
-bench_begin sq_vs_rabitq "$(for v in QUERIES REPEATS THREADS SEEDS SWEEP_BITS ROUNDS MAIN; do [ -n "${!v:-}" ] && printf '%s=%s ' "$v" "${!v}"; done)NPY=$(basename "$NPY") scripts/sq_vs_rabitq.sh"
+bench_begin sq_vs_rabitq "$(for v in QUERIES REPEATS THREADS SEEDS SWEEP_BITS ROUNDS EXTRA MAIN; do [ -n "${!v:-}" ] && printf '%s=%s ' "$v" "${!v}"; done)NPY=$(basename "$NPY") scripts/sq_vs_rabitq.sh"
 CSV=$(bench_csv sq_vs_rabitq "started,host,data,base_rows,dims,queries,who,codec,bits_per_dim,bytes_per_row,recall_at_10,encode_seconds,encode_mb_s")
 export BENCH_STARTED BENCH_HOST
 . scripts/lib/venv.sh
@@ -32,4 +35,4 @@ fi
 if [ -z "${VECTRO:-}" ]; then nice cargo build --release --quiet; fi
 "$VENV/bin/python" scripts/sq_vs_rabitq.py --npy "$NPY" --vectro "${VECTRO:-target/release/vectro}" \
     --csv "$CSV" --queries "${QUERIES:-1000}" --repeats "${REPEATS:-3}" --seeds "${SEEDS:-5}" --threads "${THREADS:-0}" \
-    --sweep-bits "${SWEEP_BITS:-1}" --rounds "${ROUNDS:-}" --main "${MAIN:-1}"
+    --sweep-bits "${SWEEP_BITS:-1}" --rounds "${ROUNDS:-}" --main "${MAIN:-1}" --extra "${EXTRA:-}"

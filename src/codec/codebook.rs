@@ -272,11 +272,21 @@ fn vcb_error(path: &Path, e: Error) -> Error {
 /// The `.vcb` minor version a file of codec `id` is written with (FORMAT.md, "The
 /// standalone codebook file"): 3 for binary-itq, which older readers refuse by its id; for
 /// pq and opq, 2 with a recipe, else 1, as before, so their files keep their bytes; for
-/// a centred sq block, 6 for layout 3 (padded) and 5 for layout 2.
+/// a centred sq block, 7 for layout 3 (padded) with other than `⌊32 / B⌋` zero coordinates
+/// (`extra=N`, which a reader of minor 6 refuses by its count), 6 for layout 3 with
+/// `⌊32 / B⌋` and 5 for layout 2.
 fn vcb_minor(id: CodecId, section: &[u8], recipe: &[u8]) -> u16 {
     match id {
         CodecId::BinaryItq => 3,
         CodecId::Rq => 4,
+        CodecId::Sq if section.first() == Some(&3) && section.len() >= 4 => {
+            let p = usize::from(LE::read_u16(&section[2..4]));
+            if p == super::sq::pad_dims(section[1]) {
+                6
+            } else {
+                7
+            }
+        }
         CodecId::Sq if section.first() == Some(&3) => 6,
         CodecId::Sq => 5,
         _ if recipe.is_empty() => 1,

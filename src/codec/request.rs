@@ -299,7 +299,7 @@ impl fmt::Display for CodecRequest {
                 kv = params.non_default_keys(super::registry_name(*id));
             }
             CodecRequest::Trained(TrainedRequest::Rq(p)) => kv = p.non_default_keys(),
-            // `sq:bits=B[,centre=1][,seed=S][,rounds=R]`, bits always spelled.
+            // `sq:bits=B[,centre=1][,pad=P|,extra=N][,seed=S][,rounds=R]`, bits always spelled.
             CodecRequest::Sq(p) | CodecRequest::Trained(TrainedRequest::Sq(p)) => {
                 return write!(f, "{p}");
             }
@@ -341,6 +341,7 @@ mod tests {
             ("sq:centre=1,bits=1", "sq:bits=1,centre=1"),
             ("sq:seed=7,centre=1,bits=3", "sq:bits=3,centre=1,seed=7"),
             ("sq:bits=2,centre=0", "sq:bits=2"),
+            ("sq:extra=60,bits=2,centre=1", "sq:bits=2,centre=1,extra=60"),
             ("pq:m=48", "pq:m=48"),
             ("pq:nbits=8,m=48", "pq:m=48"),
             ("pq:m=48,nbits=4,seed=7", "pq:m=48,nbits=4,seed=7"),

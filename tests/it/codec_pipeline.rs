@@ -8,11 +8,12 @@ use crate::helpers::{read_npy_f32, write_npy};
 use vectro::output::Durability;
 use vectro::{CompressOptions, Container, NoProgress, codec, compress, decompress};
 
-const CODECS: [&str; 17] = [
+const CODECS: [&str; 18] = [
     "sq:bits=1",
     "sq:bits=1,centre=1",
     "sq:bits=1,centre=1,pad=0",
     "sq:bits=3,centre=1,pad=1",
+    "sq:bits=2,centre=1,extra=60",
     "sq:bits=4,centre=1",
     "sq:bits=3",
     "sq:bits=4",

@@ -85,6 +85,12 @@ const TRAINS: &[Train] = &[
         input: "d24.npy",
         codec: "sq:bits=1,centre=1",
     },
+    // `.vcb` minor version 7: layout 3 with a padding count other than ⌊32 / B⌋ (`extra=N`).
+    Train {
+        out: "sq2_centre_extra.vcb",
+        input: "d24.npy",
+        codec: "sq:bits=2,centre=1,extra=13",
+    },
     // The same with local search after the beam (byte 7 of the rq block).
     Train {
         out: "rq_icm.vcb",
@@ -173,6 +179,24 @@ const CASES: &[Case] = &[
             "sq:bits=1,centre=1",
         ],
         min_cosine: 0.6,
+    },
+    // Layout 3 with `extra=N` zero coordinates (here 13 at two bits, not the default 16).
+    Case {
+        out: "sq2_centre_extra.vectro",
+        input: "d24.npy",
+        args: &["--codec", "sq:bits=2,centre=1,extra=13"],
+        min_cosine: 0.8,
+    },
+    Case {
+        out: "sq2_centre_extra_codebook.vectro",
+        input: "d24.npy",
+        args: &[
+            "--codebook",
+            "sq2_centre_extra.vcb",
+            "--codec",
+            "sq:bits=2,centre=1,extra=13",
+        ],
+        min_cosine: 0.8,
     },
     Case {
         out: "sq3.vectro",
@@ -765,6 +789,10 @@ fn golden_files_cover_every_codec_id_and_known_minor() {
         ("rq_icm.vectro", "rq_icm_codebook.vectro"),
         ("sq1_centre.vectro", "sq1_centre_codebook.vectro"),
         ("sq1_centre_pad.vectro", "sq1_centre_pad_codebook.vectro"),
+        (
+            "sq2_centre_extra.vectro",
+            "sq2_centre_extra_codebook.vectro",
+        ),
     ] {
         assert_eq!(
             fs::read(golden_dir().join(trained)).unwrap(),

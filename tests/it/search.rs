@@ -225,9 +225,9 @@ const CODECS: [(&str, &str); 14] = [
 ];
 
 /// `sq` at the widths whose packing differs (generic, nibbles, bytes), and the centred
-/// layouts (padded: `sq:bits=1,centre=1` and `pad=1`; unpadded: `pad=0` and
+/// layouts (padded: `sq:bits=1,centre=1`, `pad=1` and `extra=N`; unpadded: `pad=0` and
 /// `sq:bits=3,centre=1`).
-const SQ_CODECS: [&str; 8] = [
+const SQ_CODECS: [&str; 9] = [
     "sq:bits=1",
     "sq:bits=3",
     "sq:bits=4",
@@ -236,6 +236,7 @@ const SQ_CODECS: [&str; 8] = [
     "sq:bits=3,centre=1",
     "sq:bits=1,centre=1,pad=0",
     "sq:bits=3,centre=1,pad=1",
+    "sq:bits=2,centre=1,extra=60",
 ];
 
 /// `sq` is scored by its estimator: the decoded row's inner product with the query (the
@@ -276,7 +277,9 @@ fn sq_search_ranks_by_the_estimator_with_the_stored_norm() {
                     })
                     .collect();
                 let what = format!("{codec} {metric} query {i}");
-                let padded = codec.contains("pad=1") || codec == "sq:bits=1,centre=1";
+                let padded = codec.contains("pad=1")
+                    || codec.contains("extra=")
+                    || codec == "sq:bits=1,centre=1";
                 let tol = if padded { 2e-2 } else { 2e-3 };
                 assert_top_k_tol(&what, &ranked(&hits, i, q, metric), &want, k, tol);
             }
