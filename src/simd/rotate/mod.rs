@@ -12,10 +12,12 @@
 //! Every stage still maps each pair to the same sum and difference. Rust never fuses a multiply and an add by itself and float
 //! addition is commutative, so every level gives the reference's bits. The encoders' forward
 //! rotation ([`forward_planned_at`], with a [`Plan`]) also folds the sign flips into the
-//! passes at AVX2: round 1's into the first pass's loads, each later round's into the
+//! passes at AVX2 and AVX-512: round 1's into the first pass's loads (at AVX-512 straight
+//! from the input row, [`forward_planned_from_at`]), each later round's into the
 //! multiply by the norm as the previous round's last pass stores (`x × (norm × s)` is
 //! `(x × norm) × s` when `s` is ±1), so a round is four passes over a 384-float row's
-//! windows instead of seven; on a CPU with FMA its in-register stages are a fused
+//! windows instead of seven at AVX2, and two at AVX-512 (each window of up to 512 floats
+//! in registers); on a CPU with FMA its in-register stages are a fused
 //! multiply-add by ±1 each (`t + v × (±1)` rounds once, as `t ± v` does).
 //!
 //! Every function takes the row (`dims` long), the `rounds × dims` signs (±1.0, round by

@@ -7,12 +7,15 @@
 //! The scalar references are the `_scalar` functions here; they are the encoder's own
 //! definition (FORMAT.md, "`sq`"). Every sum is in f32 and in [`LANES`] lanes: value `i`
 //! goes to lane `i % LANES`, each lane adds its values in order from 0, and the lanes are
-//! added last, lane 0 first ([`lane_sum`]). The AVX2 level (also used at AVX-512) keeps
-//! those lanes in one register, so it gives the reference's bits: Rust never fuses a
+//! added last, lane 0 first ([`lane_sum`]). The AVX2 level keeps those lanes in one
+//! register, and AVX-512 runs two rows of the same length at once ([`stats2_at`],
+//! [`grid_fits2_at`]) with one row's lanes in each half of a register, so both give the
+//! reference's bits: Rust never fuses a
 //! multiply and an add, `⌊t·a⌋` is a floor where the reference truncates to an integer
 //! (the same value for the non-negative products it sees, and past `2^31` both clip to the
 //! top level), and maxima do not depend on order. The lanes also keep the sums' dependent
-//! adds eight apart, where one chain in order waited on each add.
+//! adds eight apart, where one chain in order waited on each add. The codes take no sums:
+//! at AVX-512 with VBMI they are made sixteen to a register and packed 64 at a time.
 
 #[cfg(target_arch = "x86_64")]
 mod x86;
