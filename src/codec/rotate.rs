@@ -100,6 +100,20 @@ impl Rotation {
         )
     }
 
+    /// [`Rotation::forward`] of `src` into `row` (both `dims` long): the same bits as
+    /// copying `src` to `row` and rotating it, without the copy where the SIMD level reads
+    /// the first round straight from `src`.
+    pub fn forward_from(&self, src: &[f32], row: &mut [f32]) {
+        let level = crate::simd::Level::detect();
+        crate::simd::rotate::forward_planned_from_at(
+            level,
+            &self.plan,
+            &self.signs,
+            Some(&src[..self.dims]),
+            &mut row[..self.dims],
+        )
+    }
+
     /// Undoes [`Rotation::forward`] in place (up to float rounding), with the widest SIMD
     /// level this CPU has (same bits at every level).
     pub fn inverse(&self, row: &mut [f32]) {
@@ -185,11 +199,10 @@ impl Codec for Rotated {
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
             s.resize(input.len(), 0.0);
-            // Each row copied and rotated while it is in the core's cache, not the block
-            // copied first and read back for the rotation.
+            // Each row rotated from the input into the block as it is read (the first
+            // round reading the input row itself where the SIMD level can).
             for (r, (row, x)) in s.chunks_exact_mut(d).zip(input.chunks_exact(d)).enumerate() {
-                row.copy_from_slice(x);
-                self.rotation.forward(row);
+                self.rotation.forward_from(x, row);
                 // The rotated value is what gets quantized, so it must be finite. A NaN or
                 // an infinity in the row makes every value of its windows one (each is a
                 // sum of them all), which is how this check stands in for a pass over the

@@ -467,6 +467,20 @@ struct Fit {
     cos: f64,
 }
 
+/// A rotated row's scale, norm and sums before its step is chosen ([`Sq::prefit`]).
+#[derive(Debug, Clone, Copy)]
+struct Pre {
+    /// The [`pow2_scale`] of its largest magnitude.
+    s: f32,
+    norm: f32,
+    /// `Σ a` and `Σ a²` of `a = |v| × s`.
+    sum_a: f64,
+    sum_aa: f64,
+    /// The steps to score (`None`: one bit, or an all-zero row), and which are usable.
+    cands: Option<[f32; T_FACTORS.len() + 1]>,
+    usable: [bool; T_FACTORS.len() + 1],
+}
+
 /// Packs `norm` and `cos` into the factor word; `None` when the norm rounds past f32.
 fn factor_word(norm: f32, cos: f64) -> Option<u32> {
     if norm == 0.0 {
@@ -552,6 +566,8 @@ pub fn row_levels(packed: &[u8], bits: u8, codes: &mut [u8], out: &mut [f32]) ->
 /// The encoder's (and the decoder's) per-thread buffers.
 struct Scratch {
     v: Vec<f32>,
+    /// A second rotated row (rows encoded in pairs).
+    w: Vec<f32>,
     codes: Vec<u8>,
 }
 
@@ -598,6 +614,7 @@ thread_local! {
     /// Per-thread scratch: a rotated row, and a row's codes a byte each (decoding).
     static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch {
         v: Vec::new(),
+        w: Vec::new(),
         codes: Vec::new(),
     }) };
 }
@@ -851,8 +868,113 @@ impl Sq {
     /// the [`pow2_scale`] of the largest, then the codes. `cos θ` comes from the chosen
     /// step's fit: `<L, a> = 2 Σ m a + Σ a` and `‖L‖² = 4 Σ m(m+1) + n`.
     fn encode_rotated(&self, level: Level, v: &[f32], packed: &mut [u8]) -> Result<Fit, RowFault> {
-        let (n, bits) = (v.len(), self.params.bits);
-        let (max_abs, mut sb, mut sbb) = simd_sq::stats_at(level, v, 1.0);
+        let pre = self.prefit(level, v, simd_sq::stats_at(level, v, 1.0))?;
+        let fits = pre
+            .cands
+            .map(|c| simd_sq::grid_fits_at(level, v, pre.s, c, self.top()));
+        Ok(self.finish(level, v, &pre, fits, packed))
+    }
+
+    /// [`Sq::encode_rotated`] of two rotated rows of the same length, `a` and `b`, with
+    /// their sums and fits taken in one pass each ([`simd_sq::stats2_at`],
+    /// [`simd_sq::grid_fits2_at`]): the same bits as each row alone.
+    fn encode_rotated2(
+        &self,
+        level: Level,
+        a: &[f32],
+        b: &[f32],
+        pa: &mut [u8],
+        pb: &mut [u8],
+    ) -> [Result<Fit, RowFault>; 2] {
+        let [sa, sb] = simd_sq::stats2_at(level, a, b, 1.0);
+        let (pre_a, pre_b) = (self.prefit(level, a, sa), self.prefit(level, b, sb));
+        let top = self.top();
+        let (fa, fb) = match (&pre_a, &pre_b) {
+            (
+                Ok(Pre {
+                    cands: Some(ca),
+                    s: s_a,
+                    ..
+                }),
+                Ok(Pre {
+                    cands: Some(cb),
+                    s: s_b,
+                    ..
+                }),
+            ) => {
+                let [fa, fb] = simd_sq::grid_fits2_at(level, a, b, [*s_a, *s_b], [*ca, *cb], top);
+                (Some(fa), Some(fb))
+            }
+            _ => {
+                let one = |v: &[f32], p: &Result<Pre, RowFault>| match p {
+                    Ok(p) => p
+                        .cands
+                        .map(|c| simd_sq::grid_fits_at(level, v, p.s, c, top)),
+                    Err(_) => None,
+                };
+                (one(a, &pre_a), one(b, &pre_b))
+            }
+        };
+        [
+            pre_a.map(|p| self.finish(level, a, &p, fa, pa)),
+            pre_b.map(|p| self.finish(level, b, &p, fb, pb)),
+        ]
+    }
+
+    /// Stores row `r`'s factors (its codes are in place) after its `fit`, or names its
+    /// fault: `row` is the input row, `v` its rotated (and centred) values, `xc` its
+    /// `<x, c>` (0 uncentred).
+    fn put_row(
+        &self,
+        r: usize,
+        row: &[f32],
+        v: &[f32],
+        fit: Result<Fit, RowFault>,
+        o: &mut [u8],
+        xc: f64,
+    ) -> Result<(), EncodeFault> {
+        let d = self.dims;
+        let too_large = || EncodeFault {
+            row: r,
+            col: 0,
+            msg: "the row's norm does not fit a float32; scale the data down".into(),
+        };
+        let fit = match fit {
+            Ok(fit) => fit,
+            Err(RowFault::TooLarge) => return Err(too_large()),
+            Err(RowFault::NotFinite) => {
+                // The input's own column when it holds the value that is not finite.
+                let col = row
+                    .iter()
+                    .chain(v.iter())
+                    .position(|x| !x.is_finite())
+                    .unwrap_or(0)
+                    % d;
+                return Err(EncodeFault {
+                    row: r,
+                    col,
+                    msg: if row.iter().all(|x| x.is_finite()) {
+                        "the row is too large to rotate without overflowing float32".into()
+                    } else {
+                        format!("{} is not a finite number", row[col])
+                    },
+                });
+            }
+        };
+        self.put_factors(o, self.code_bytes(), fit, xc)
+            .ok_or_else(too_large)
+    }
+
+    /// The top level's magnitude `2^(B−1) − 1`, as a float.
+    fn top(&self) -> f32 {
+        ((1u32 << (self.params.bits - 1)) - 1) as f32
+    }
+
+    /// What the rotated row `v` with the stats `(max |v|, Σ |v|, Σ v²)` ([`simd_sq::stats_at`]
+    /// at scale 1) needs before its step is chosen: its scale, norm and sums, and the
+    /// candidate steps to score (at two bits or more, for a row that is not all zeros).
+    fn prefit(&self, level: Level, v: &[f32], stats: (f32, f32, f32)) -> Result<Pre, RowFault> {
+        let (max_abs, mut sb, mut sbb) = stats;
         let s = pow2_scale(max_abs);
         let mut unit = 1f32;
         if !UNSCALED.contains(&max_abs) {
@@ -870,65 +992,87 @@ impl Sq {
         // The sums on a = |v| × s (`s / unit` is a power of two: exact in f64).
         let k = f64::from(s) / f64::from(unit);
         let (sum_a, sum_aa) = (f64::from(sb) * k, f64::from(sbb) * k * k);
-        let (mut t, mut la, mut ll) = (0f32, sum_a, n as f64);
-        if bits > 1 && max_abs > 0.0 {
-            (t, la, ll) = self.choose_step(level, v, s, max_abs * s, sum_a, sum_aa);
-        }
-        simd_sq::packed_codes_at(level, v, s, t, bits, packed);
-        let cos = if sum_aa > 0.0 {
-            la / (ll.sqrt() * sum_aa.sqrt())
+        let (cands, usable) = if self.params.bits > 1 && max_abs > 0.0 {
+            let (c, u) = self.candidates(v.len(), max_abs * s, sum_aa);
+            (Some(c), u)
         } else {
-            0.0
+            (None, [false; T_FACTORS.len() + 1])
         };
-        Ok(Fit { norm, cos })
+        Ok(Pre {
+            s,
+            norm,
+            sum_a,
+            sum_aa,
+            cands,
+            usable,
+        })
     }
 
-    /// The step `1/t` on the magnitudes `a = |v| × s` (largest `max_a` > 0, `Σ a = sum_a`,
-    /// `Σ a² = sum_aa`; at two bits or more) among the candidates, the one whose codes point
-    /// closest to the row, with its `<L, a>` and `‖L‖²`.
-    fn choose_step(
+    /// The candidate steps `t` (each a step `1/t` on the magnitudes `a = |v| × s`, largest
+    /// `max_a` > 0, `Σ a² = sum_aa`, over `n` values; at two bits or more), an unusable one
+    /// (not finite, or not positive) as a stand-in step 1, with which of them are usable.
+    fn candidates(
         &self,
-        level: Level,
-        v: &[f32],
-        s: f32,
+        n: usize,
         max_a: f32,
-        sum_a: f64,
         sum_aa: f64,
-    ) -> (f32, f64, f64) {
+    ) -> ([f32; T_FACTORS.len() + 1], [bool; T_FACTORS.len() + 1]) {
         let bits = self.params.bits;
         let half = 1u32 << (bits - 1);
-        let top = (half - 1) as f32;
-        let n = v.len() as f64;
-        let rms = (sum_aa / n).sqrt();
+        let rms = (sum_aa / n as f64).sqrt();
         let t0 = (1.0 / (f64::from(GAUSS_STEP[bits as usize]) * rms)) as f32;
         // The step that clips nothing: the largest magnitude lands in the top cell,
         // `[top, top + 1)` (its product is about `half`, which `min` clips to `top`).
         let t_max = half as f32 / max_a;
         let cands: [f32; T_FACTORS.len() + 1] =
             std::array::from_fn(|k| T_FACTORS.get(k).map_or(t_max, |f| f * t0));
-        let usable = |c: f32| c.is_finite() && c > 0.0;
-        // All candidates scored in one pass (an unusable one as a stand-in step, unread).
-        let fits = simd_sq::grid_fits_at(
-            level,
-            v,
-            s,
-            cands.map(|c| if usable(c) { c } else { 1.0 }),
-            top,
-        );
-        let mut best = (f64::NEG_INFINITY, 0f32, sum_a, n);
-        for (cand, (ma, mm)) in cands.into_iter().zip(fits) {
-            if !usable(cand) {
-                continue;
+        let usable = cands.map(|c| c.is_finite() && c > 0.0);
+        // All candidates are scored in one pass (an unusable one as a stand-in, unread).
+        (
+            std::array::from_fn(|k| if usable[k] { cands[k] } else { 1.0 }),
+            usable,
+        )
+    }
+
+    /// Picks the step among the row's candidates by their `fits` ([`simd_sq::grid_fits_at`];
+    /// `None` without candidates: the one-bit or all-zero row, step 0), writes the row's
+    /// codes, and returns its fit.
+    fn finish(
+        &self,
+        level: Level,
+        v: &[f32],
+        pre: &Pre,
+        fits: Option<[(f32, f32); T_FACTORS.len() + 1]>,
+        packed: &mut [u8],
+    ) -> Fit {
+        let n = v.len() as f64;
+        let (mut t, mut la, mut ll) = (0f32, pre.sum_a, n);
+        if let (Some(cands), Some(fits)) = (pre.cands, fits) {
+            let mut best = (f64::NEG_INFINITY, 0f32, pre.sum_a, n);
+            for ((cand, (ma, mm)), ok) in cands.into_iter().zip(fits).zip(pre.usable) {
+                if !ok {
+                    continue;
+                }
+                // <L, a> = 2 Σ m a + Σ a; ‖L‖² = Σ (2m + 1)² = 4 Σ m(m+1) + n.
+                let la = 2.0 * f64::from(ma) + pre.sum_a;
+                let ll = 4.0 * f64::from(mm) + n;
+                let score = la * la / ll;
+                if score > best.0 {
+                    best = (score, cand, la, ll);
+                }
             }
-            // <L, a> = 2 Σ m a + Σ a; ‖L‖² = Σ (2m + 1)² = 4 Σ m(m+1) + n.
-            let la = 2.0 * f64::from(ma) + sum_a;
-            let ll = 4.0 * f64::from(mm) + n;
-            let score = la * la / ll;
-            if score > best.0 {
-                best = (score, cand, la, ll);
-            }
+            (t, la, ll) = (best.1, best.2, best.3);
         }
-        (best.1, best.2, best.3)
+        simd_sq::packed_codes_at(level, v, pre.s, t, self.params.bits, packed);
+        let cos = if pre.sum_aa > 0.0 {
+            la / (ll.sqrt() * pre.sum_aa.sqrt())
+        } else {
+            0.0
+        };
+        Fit {
+            norm: pre.norm,
+            cos,
+        }
     }
 }
 
@@ -972,48 +1116,40 @@ impl Codec for Sq {
     fn encode(&self, input: &[f32], out: &mut [u8]) -> Result<(), EncodeFault> {
         let (d, rb) = (self.dims, self.row_bytes());
         let (cb, rd) = (self.code_bytes(), self.rdims);
+        let d1 = d.max(1);
         let level = Level::detect();
+        // Uncentred and unpadded rows go two at a time: the rotation reads each row
+        // itself, and the pair's sums and fits are taken in one pass each.
+        let pairs = self.centre.is_none() && rd == d;
         SCRATCH.with(|s| {
             let mut scratch = s.borrow_mut();
-            let v = &mut scratch.v;
+            let Scratch { v, w, .. } = &mut *scratch;
             v.resize(rd, 0.0);
-            for (r, (row, o)) in input
-                .chunks_exact(d.max(1))
-                .zip(out.chunks_exact_mut(rb))
-                .enumerate()
-            {
-                v[..d].copy_from_slice(row);
-                v[d..].fill(0.0);
-                let xc = self.centre_row(v);
-                self.rotation.forward(v);
-                let too_large = || EncodeFault {
-                    row: r,
-                    col: 0,
-                    msg: "the row's norm does not fit a float32; scale the data down".into(),
-                };
-                let fit = match self.encode_rotated(level, v, &mut o[..cb]) {
-                    Ok(fit) => fit,
-                    Err(RowFault::TooLarge) => return Err(too_large()),
-                    Err(RowFault::NotFinite) => {
-                        // The input's own column when it holds the value that is not finite.
-                        let col = row
-                            .iter()
-                            .chain(v.iter())
-                            .position(|x| !x.is_finite())
-                            .unwrap_or(0)
-                            % d;
-                        return Err(EncodeFault {
-                            row: r,
-                            col,
-                            msg: if row.iter().all(|x| x.is_finite()) {
-                                "the row is too large to rotate without overflowing float32".into()
-                            } else {
-                                format!("{} is not a finite number", row[col])
-                            },
-                        });
-                    }
-                };
-                self.put_factors(o, cb, fit, xc).ok_or_else(too_large)?;
+            w.resize(rd, 0.0);
+            for (p, (rows, outs)) in input.chunks(2 * d1).zip(out.chunks_mut(2 * rb)).enumerate() {
+                let r = 2 * p;
+                if pairs && rows.len() == 2 * d && outs.len() == 2 * rb {
+                    let (xa, xb) = rows.split_at(d);
+                    let (oa, ob) = outs.split_at_mut(rb);
+                    self.rotation.forward_from(xa, v);
+                    self.rotation.forward_from(xb, w);
+                    let [fa, fb] = self.encode_rotated2(level, v, w, &mut oa[..cb], &mut ob[..cb]);
+                    self.put_row(r, xa, v, fa, oa, 0.0)?;
+                    self.put_row(r + 1, xb, w, fb, ob, 0.0)?;
+                    continue;
+                }
+                for (k, (row, o)) in rows
+                    .chunks_exact(d1)
+                    .zip(outs.chunks_exact_mut(rb))
+                    .enumerate()
+                {
+                    v[..d].copy_from_slice(row);
+                    v[d..].fill(0.0);
+                    let xc = self.centre_row(v);
+                    self.rotation.forward(v);
+                    let fit = self.encode_rotated(level, v, &mut o[..cb]);
+                    self.put_row(r + k, row, v, fit, o, xc)?;
+                }
             }
             Ok(())
         })
@@ -1224,11 +1360,51 @@ mod tests {
         let mut out = vec![0u8; c.encoded_len(n)];
         let f = c.encode(&bad, &mut out).unwrap_err();
         assert_eq!((f.row, f.col), (9, 3));
+        // The first row of a pair too.
+        let mut bad = data.clone();
+        bad[8 * d + 5] = f32::INFINITY;
+        let f = c.encode(&bad, &mut out).unwrap_err();
+        assert_eq!((f.row, f.col), (8, 5));
         let mut big = data.clone();
         big[13 * d..14 * d].fill(3e38);
         let f = c.encode(&big, &mut out).unwrap_err();
         assert_eq!(f.row, 13);
         assert!(f.msg.contains("too large to rotate"), "{}", f.msg);
+    }
+
+    #[test]
+    fn every_row_encodes_as_the_scalar_reference_does() {
+        // The encoder at this CPU's level (rows in pairs, the rotation reading each row
+        // itself) against the scalar kernels a row at a time: random rows of several
+        // lengths, with a zero row, a tiny row, a huge row and an outlier among them.
+        for (d, n, seed) in [
+            (384usize, 41usize, 11u64),
+            (100, 9, 12),
+            (256, 6, 13),
+            (1000, 5, 14),
+            (16, 7, 15),
+        ] {
+            let mut data = gaussian(n, d, seed);
+            data[d..2 * d].fill(0.0);
+            data[2 * d..3 * d].iter_mut().for_each(|x| *x *= 1e-30);
+            data[3 * d..4 * d].iter_mut().for_each(|x| *x *= 1e30);
+            data[4 * d + 7] = 40.0;
+            for bits in BITS {
+                let c = sq(d, bits);
+                let (rb, cb) = (c.row_bytes(), c.code_bytes());
+                let mut got = vec![0u8; c.encoded_len(n)];
+                c.encode(&data, &mut got).unwrap();
+                let mut want = vec![0x5au8; c.encoded_len(n)];
+                let rot = c.rotation();
+                for (r, (row, o)) in data.chunks(d).zip(want.chunks_mut(rb)).enumerate() {
+                    let mut v = row.to_vec();
+                    crate::simd::rotate::forward_scalar(rot.signs(), rot.window(), &mut v);
+                    let fit = c.encode_rotated(Level::Scalar, &v, &mut o[..cb]);
+                    c.put_row(r, row, &v, fit, o, 0.0).unwrap();
+                }
+                assert_eq!(got, want, "d={d} bits={bits}");
+            }
+        }
     }
 
     #[test]

@@ -12,10 +12,12 @@
 //! Every stage still maps each pair to the same sum and difference. Rust never fuses a multiply and an add by itself and float
 //! addition is commutative, so every level gives the reference's bits. The encoders' forward
 //! rotation ([`forward_planned_at`], with a [`Plan`]) also folds the sign flips into the
-//! passes at AVX2: round 1's into the first pass's loads, each later round's into the
+//! passes at AVX2 and AVX-512: round 1's into the first pass's loads (at AVX-512 straight
+//! from the input row, [`forward_planned_from_at`]), each later round's into the
 //! multiply by the norm as the previous round's last pass stores (`x × (norm × s)` is
 //! `(x × norm) × s` when `s` is ±1), so a round is four passes over a 384-float row's
-//! windows instead of seven; on a CPU with FMA its in-register stages are a fused
+//! windows instead of seven at AVX2, and two at AVX-512 (each window of up to 512 floats
+//! in registers); on a CPU with FMA its in-register stages are a fused
 //! multiply-add by ±1 each (`t + v × (±1)` rounds once, as `t ± v` does).
 //!
 //! Every function takes the row (`dims` long), the `rounds × dims` signs (±1.0, round by
@@ -99,11 +101,43 @@ impl Plan {
 
 /// [`forward_at`] of the rotation `plan` was built from (with its `signs` and window), the
 /// sign flips folded into the transform's passes where the level has such a kernel (AVX2,
-/// windows of at least 64; its in-register butterflies with fused multiply-adds by ±1 when
-/// the CPU has FMA, which round as the adds do); the same bits as [`forward_scalar`] at
-/// every level.
+/// windows of at least 64; AVX-512 with FMA, windows of 16 to 512; the in-register
+/// butterflies with fused multiply-adds by ±1 when the CPU has FMA, which round as the adds
+/// do); the same bits as [`forward_scalar`] at every level.
 pub fn forward_planned_at(level: Level, plan: &Plan, signs: &[f32], row: &mut [f32]) {
+    forward_planned_from_at(level, plan, signs, None, row)
+}
+
+/// [`forward_planned_at`] of `src` (when given, `dims` long) into `row`: the rotation of
+/// `src`'s values, without `row` holding them first (at AVX-512, the first round's first
+/// window loads them from `src` and its sign flips come with the loads; elsewhere `src` is
+/// copied to `row` first). At AVX-512 with FMA and windows of 16 to 512 floats, each window
+/// is transformed in registers with the sign flips folded into its loads and stores, its
+/// in-register stages a fused multiply-add by ±1 each. The same bits as
+/// [`forward_scalar`] of `src` at every level.
+pub fn forward_planned_from_at(
+    level: Level,
+    plan: &Plan,
+    signs: &[f32],
+    src: Option<&[f32]>,
+    row: &mut [f32],
+) {
     debug_assert_eq!(row.len(), plan.dims);
+    #[cfg(target_arch = "x86_64")]
+    if level == Level::Avx512
+        && (16..=512).contains(&plan.window)
+        && row.len() == plan.dims
+        && src.is_none_or(|s| s.len() == row.len())
+        && level.runs_here()
+        && std::arch::is_x86_feature_detected!("fma")
+    {
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL, and
+        // `is_x86_feature_detected` that it has FMA.
+        return unsafe { x86::forward_planned_avx512(plan, src, row) };
+    }
+    if let Some(s) = src {
+        row.copy_from_slice(s);
+    }
     #[cfg(target_arch = "x86_64")]
     if level == Level::Avx2 && plan.window >= 64 && row.len() == plan.dims && level.runs_here() {
         if std::arch::is_x86_feature_detected!("fma") {
@@ -286,6 +320,10 @@ mod tests {
                         "planned {} dims {dims}",
                         l.name()
                     );
+                    // From the input row: `row` starts with other values, all overwritten.
+                    let mut from = vec![f32::NAN; dims];
+                    forward_planned_from_at(l, &plan, signs, Some(&row), &mut from);
+                    assert_eq!(bits(&from), bits(&fwd), "from {} dims {dims}", l.name());
                     let mut got = row.clone();
                     forward_at(l, signs, w, &mut got);
                     assert_eq!(bits(&got), bits(&fwd), "forward {} dims {dims}", l.name());

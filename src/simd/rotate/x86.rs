@@ -366,3 +366,157 @@ fn in_register(mut v: __m512) -> __m512 {
     let t = _mm512_shuffle_f32x4::<0b01_00_11_10>(v, v);
     _mm512_mask_sub_ps(_mm512_add_ps(v, t), 0xff00, t, v)
 }
+
+/// [`in_register`] with one fused multiply-add a stage, as [`in_register8_fma`] does it:
+/// `partner + self × s` with `s` = −1 in the lanes with bit h set and 1 in the others;
+/// the product by ±1 is exact, so it rounds as `partner ± self` does.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
+#[inline]
+fn in_register_fma(mut v: __m512) -> __m512 {
+    let s = |m: u16| _mm512_mask_blend_ps(m, _mm512_set1_ps(1.0), _mm512_set1_ps(-1.0));
+    let t = _mm512_permute_ps::<0b10_11_00_01>(v);
+    v = _mm512_fmadd_ps(v, s(0xaaaa), t);
+    let t = _mm512_permute_ps::<0b01_00_11_10>(v);
+    v = _mm512_fmadd_ps(v, s(0xcccc), t);
+    let t = _mm512_shuffle_f32x4::<0b10_11_00_01>(v, v);
+    v = _mm512_fmadd_ps(v, s(0xf0f0), t);
+    let t = _mm512_shuffle_f32x4::<0b01_00_11_10>(v, v);
+    _mm512_fmadd_ps(v, s(0xff00), t)
+}
+
+/// One window of the planned forward rotation at AVX-512, `16 × N` floats held in `N`
+/// registers: loaded from `src` (times `load[i]` when given), transformed as
+/// [`fwht_regs`] does it, and stored to `dst` times `store[i]` (the normalisation, and a
+/// sign). `src` and `dst` may be the same window.
+///
+/// # Safety
+/// The CPU has AVX-512 F/BW/VL and FMA; `src`, `dst`, `store` (and `load`) point to at
+/// least `16 × N` floats.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
+#[inline]
+unsafe fn window_planned<const N: usize>(
+    src: *const f32,
+    dst: *mut f32,
+    load: Option<*const f32>,
+    store: *const f32,
+) {
+    let mut r = [_mm512_setzero_ps(); N];
+    for (k, r) in r.iter_mut().enumerate() {
+        // SAFETY: the caller's pointers have 16N floats, so 16 from offset 16k are in
+        // bounds.
+        let mut v = unsafe { _mm512_loadu_ps(src.add(16 * k)) };
+        if let Some(l) = load {
+            // SAFETY: as above.
+            v = _mm512_mul_ps(v, unsafe { _mm512_loadu_ps(l.add(16 * k)) });
+        }
+        *r = in_register_fma(v);
+    }
+    let mut h = 1;
+    while h < N {
+        for b in (0..N).step_by(2 * h) {
+            for i in b..b + h {
+                let (u, v) = (r[i], r[i + h]);
+                r[i] = _mm512_add_ps(u, v);
+                r[i + h] = _mm512_sub_ps(u, v);
+            }
+        }
+        h *= 2;
+    }
+    for (k, r) in r.iter().enumerate() {
+        // SAFETY: as above.
+        unsafe {
+            let m = _mm512_loadu_ps(store.add(16 * k));
+            _mm512_storeu_ps(dst.add(16 * k), _mm512_mul_ps(*r, m));
+        }
+    }
+}
+
+/// [`window_planned`] for a window of `w` floats (16 to 512, a power of two).
+///
+/// # Safety
+/// As [`window_planned`], with `w` for `16 × N`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
+#[inline]
+unsafe fn window_planned_w(
+    w: usize,
+    src: *const f32,
+    dst: *mut f32,
+    load: Option<*const f32>,
+    store: *const f32,
+) {
+    // SAFETY: the caller's pointers hold `w = 16N` floats.
+    unsafe {
+        match w {
+            16 => window_planned::<1>(src, dst, load, store),
+            32 => window_planned::<2>(src, dst, load, store),
+            64 => window_planned::<4>(src, dst, load, store),
+            128 => window_planned::<8>(src, dst, load, store),
+            256 => window_planned::<16>(src, dst, load, store),
+            512 => window_planned::<32>(src, dst, load, store),
+            _ => unreachable!("window {w} is not 16 to 512"),
+        }
+    }
+}
+
+/// [`super::forward_planned_from_at`] at AVX-512 (windows of 16 to 512 floats): each window
+/// of each round in registers, one load and one store a value, with round 1's signs
+/// multiplied in by the loads and the normalisation (times the next round's signs) by the
+/// stores. Round 1's first window reads `src` (the input row) instead of `row`, and the
+/// values past it are copied from `src` first, so the row needs no copy of its own.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
+pub(super) fn forward_planned_avx512(plan: &Plan, src: Option<&[f32]>, row: &mut [f32]) {
+    let (d, w) = (row.len(), plan.window);
+    assert!(
+        (16..=512).contains(&w)
+            && w <= d
+            && src.is_none_or(|s| s.len() == d)
+            && plan.load1.len() == w
+            && plan.load2.len() == w
+            && plan.store1.len() == plan.rounds * w
+            && plan.store2.len() == plan.rounds * w
+    );
+    if let Some(s) = src {
+        // The values past window 1, sixteen at a time (the last ones masked): a short
+        // copy in registers, where `copy_from_slice` calls `memcpy`.
+        let (from, to) = (&s[w..], &mut row[w..]);
+        for i in (0..from.len()).step_by(16) {
+            let k = (from.len() - i).min(16);
+            let m = if k == 16 { u16::MAX } else { (1u16 << k) - 1 };
+            // SAFETY: lanes `i..i + k` of both slices are in bounds, and the mask `m`
+            // reads and writes only those.
+            unsafe {
+                let v = _mm512_maskz_loadu_ps(m, from.as_ptr().add(i));
+                _mm512_mask_storeu_ps(to.as_mut_ptr().add(i), m, v);
+            }
+        }
+    }
+    let p = row.as_mut_ptr();
+    for r in 0..plan.rounds {
+        let first = r == 0;
+        let src1 = match (first, src) {
+            (true, Some(s)) => s.as_ptr(),
+            _ => p.cast_const(),
+        };
+        // SAFETY: the CPU has what this function is compiled for (the caller checked);
+        // windows `[0, w)` and `[d − w, d)` of `row` (and `src`, as long) hold `w` floats,
+        // as do `load1`, `load2` and each round's `store1` and `store2` (asserted above).
+        unsafe {
+            window_planned_w(
+                w,
+                src1,
+                p,
+                first.then_some(plan.load1.as_ptr()),
+                plan.store1.as_ptr().add(r * w),
+            );
+            if w < d {
+                window_planned_w(
+                    w,
+                    p.add(d - w).cast_const(),
+                    p.add(d - w),
+                    first.then_some(plan.load2.as_ptr()),
+                    plan.store2.as_ptr().add(r * w),
+                );
+            }
+        }
+    }
+}

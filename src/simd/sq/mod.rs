@@ -7,12 +7,15 @@
 //! The scalar references are the `_scalar` functions here; they are the encoder's own
 //! definition (FORMAT.md, "`sq`"). Every sum is in f32 and in [`LANES`] lanes: value `i`
 //! goes to lane `i % LANES`, each lane adds its values in order from 0, and the lanes are
-//! added last, lane 0 first ([`lane_sum`]). The AVX2 level (also used at AVX-512) keeps
-//! those lanes in one register, so it gives the reference's bits: Rust never fuses a
+//! added last, lane 0 first ([`lane_sum`]). The AVX2 level keeps those lanes in one
+//! register, and AVX-512 runs two rows of the same length at once ([`stats2_at`],
+//! [`grid_fits2_at`]) with one row's lanes in each half of a register, so both give the
+//! reference's bits: Rust never fuses a
 //! multiply and an add, `⌊t·a⌋` is a floor where the reference truncates to an integer
 //! (the same value for the non-negative products it sees, and past `2^31` both clip to the
 //! top level), and maxima do not depend on order. The lanes also keep the sums' dependent
-//! adds eight apart, where one chain in order waited on each add.
+//! adds eight apart, where one chain in order waited on each add. The codes take no sums:
+//! at AVX-512 with VBMI they are made sixteen to a register and packed 64 at a time.
 
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -39,6 +42,39 @@ pub fn stats_at(level: Level, v: &[f32], scale: f32) -> (f32, f32, f32) {
     }
     let _ = level;
     stats_scalar(v, scale)
+}
+
+/// [`stats_at`] of two rows of the same length, `[a's, b's]`: at AVX-512 both in one pass,
+/// row `a`'s lanes in the low half of each register and row `b`'s in the high half (each
+/// lane still adds its values in order: the same bits).
+pub fn stats2_at(level: Level, a: &[f32], b: &[f32], scale: f32) -> [(f32, f32, f32); 2] {
+    #[cfg(target_arch = "x86_64")]
+    if level >= Level::Avx512 && a.len() == b.len() && level.runs_here() {
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
+        return unsafe { x86::stats2_avx512(a, b, scale) };
+    }
+    [stats_at(level, a, scale), stats_at(level, b, scale)]
+}
+
+/// [`grid_fits_at`] of two rows of the same length, each with its own scale `s[r]` and
+/// steps `ts[r]`, `[a's, b's]`: at AVX-512 both in one pass, as [`stats2_at`] runs them.
+pub fn grid_fits2_at<const K: usize>(
+    level: Level,
+    a: &[f32],
+    b: &[f32],
+    s: [f32; 2],
+    ts: [[f32; K]; 2],
+    top: f32,
+) -> [[(f32, f32); K]; 2] {
+    #[cfg(target_arch = "x86_64")]
+    if level >= Level::Avx512 && a.len() == b.len() && level.runs_here() {
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
+        return unsafe { x86::grid_fits2_avx512(a, b, s, ts, top) };
+    }
+    [
+        grid_fits_at(level, a, s[0], ts[0], top),
+        grid_fits_at(level, b, s[1], ts[1], top),
+    ]
 }
 
 /// The scalar reference of [`stats_at`].
@@ -186,6 +222,15 @@ pub fn pack(codes: &[u8], bits: u8, out: &mut [u8]) {
 /// (`ceil(v.len() × bits / 8)` bytes), without the codes a byte each in between.
 pub fn packed_codes_at(level: Level, v: &[f32], s: f32, t: f32, bits: u8, out: &mut [u8]) {
     #[cfg(target_arch = "x86_64")]
+    if level >= Level::Avx512
+        && level.runs_here()
+        && std::arch::is_x86_feature_detected!("avx512vbmi")
+    {
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL, and
+        // `is_x86_feature_detected` that it has VBMI.
+        return unsafe { x86::packed_codes_avx512(v, s, t, bits, out) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if level >= Level::Avx2 && level.runs_here() {
         // SAFETY: `runs_here` checked at run time that the CPU has AVX2 (AVX-512 has it).
         return unsafe { x86::packed_codes_avx2(v, s, t, bits, out) };
@@ -243,6 +288,13 @@ mod tests {
                         l.name()
                     );
                 }
+                let w: Vec<f32> = v.iter().rev().map(|x| -x * 3.0).collect();
+                for scale in [1.0f32, 0.5, 2f32.powi(-100)] {
+                    let want = [stats_scalar(&v, scale), stats_scalar(&w, scale)];
+                    let b = |s: (f32, f32, f32)| (s.0.to_bits(), s.1.to_bits(), s.2.to_bits());
+                    let got = stats2_at(l, &v, &w, scale);
+                    assert_eq!(got.map(b), want.map(b), "stats2 {} n={n}", l.name());
+                }
                 let (mx, _, _) = stats_scalar(&v, 1.0);
                 // The encoder's scale: a power of two that brings the largest to [1, 2).
                 let s = if mx > 0.0 {
@@ -263,6 +315,15 @@ mod tests {
                             ts[k]
                         );
                     }
+                    // Two rows at once score as each does alone (the row and its reverse,
+                    // on steps of their own).
+                    let w: Vec<f32> = v.iter().rev().map(|x| x * 0.75).collect();
+                    let ts2 = ts.map(|t| t * 0.75);
+                    let pair = grid_fits2_at(l, &v, &w, [s, s * 2.0], [ts, ts2], top);
+                    let want2 = grid_fits_scalar(&w, s * 2.0, ts2, top);
+                    let b = |f: [(f32, f32); 6]| f.map(|(x, y)| (x.to_bits(), y.to_bits()));
+                    assert_eq!(b(pair[0]), b(want), "grid_fits2 a {} n={n}", l.name());
+                    assert_eq!(b(pair[1]), b(want2), "grid_fits2 b {} n={n}", l.name());
                     // One step alone scores as it does among others.
                     let [one] = grid_fits_scalar(&v, s, [ts[2]], top);
                     assert_eq!(one, want[2]);
@@ -310,6 +371,11 @@ mod tests {
                 for l in Level::available() {
                     let (_, sb, sbb) = stats_at(l, &w, 1.0);
                     assert!(!sb.is_finite() && !sbb.is_finite(), "{} at={at}", l.name());
+                    // Either row of a pair.
+                    for (r, (x, y)) in [(&w, &v), (&v, &w)].into_iter().enumerate() {
+                        let (_, sb, sbb) = stats2_at(l, x, y, 1.0)[r];
+                        assert!(!sb.is_finite() && !sbb.is_finite(), "{} at={at}", l.name());
+                    }
                 }
             }
         }
