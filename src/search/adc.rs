@@ -865,7 +865,7 @@ impl AdcTables {
 
     /// `1/‖x̂‖` of every row of `codes` (0 for a zero row), from the centroid norms.
     fn inv_norms(&self, codes: &[u8]) -> Vec<f32> {
-        if self.nbits == 4 && self.m % 2 == 0 && self.norms.len() == self.m * 16 {
+        if self.nbits == 4 && self.m.is_multiple_of(2) && self.norms.len() == self.m * 16 {
             // `inv_length`'s sum in its order (sub-quantizer `2p`, the low nibble of byte
             // `p`, then `2p + 1`), read a byte at a time from each pair's 32 norms.
             let pairs: Vec<&[f32; 32]> = self
