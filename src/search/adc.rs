@@ -343,9 +343,17 @@ impl AdcTables {
                 || (vec![Lanes::default(); m * ksub], vec![Lanes::default(); m]),
                 |(table, mins), ((ex, lut), qs)| {
                     block_table(book, qs, metric, table);
-                    for (l, ex) in ex.chunks_exact_mut(m.max(1)).enumerate() {
-                        for (s, e) in ex.iter_mut().enumerate() {
-                            e.0 = std::array::from_fn(|j| table[s * ksub + j].0[l]);
+                    // Each sub-quantizer's 16 × 16 (entry × query) values transposed
+                    // whole, in fixed-size arrays, then each query's 16 stored at once.
+                    for (s, t) in table.chunks_exact(16).enumerate() {
+                        let mut by_query = [[0f32; 16]; BLOCK];
+                        for (j, e) in t.iter().enumerate() {
+                            for (q, v) in by_query.iter_mut().zip(e.0) {
+                                q[j] = v;
+                            }
+                        }
+                        for (ex, v) in ex.chunks_exact_mut(m.max(1)).zip(&by_query) {
+                            ex[s].0 = *v;
                         }
                     }
                     quantize_block(table, pairs, sigma, m + 8, lut, mins)
@@ -618,8 +626,8 @@ impl AdcTables {
                     .iter()
                     .map(|h| QueryScan {
                         floor: f32::NEG_INFINITY,
-                        gs: f64::NEG_INFINITY,
-                        bs: 0.0,
+                        slope: 0.0,
+                        offset: 0.0,
                         t: 0,
                         lows: BinaryHeap::new(),
                         k: h.k(),
@@ -857,6 +865,26 @@ impl AdcTables {
 
     /// `1/‖x̂‖` of every row of `codes` (0 for a zero row), from the centroid norms.
     fn inv_norms(&self, codes: &[u8]) -> Vec<f32> {
+        if self.nbits == 4 && self.m.is_multiple_of(2) && self.norms.len() == self.m * 16 {
+            // `inv_length`'s sum in its order (sub-quantizer `2p`, the low nibble of byte
+            // `p`, then `2p + 1`), read a byte at a time from each pair's 32 norms.
+            let pairs: Vec<&[f32; 32]> = self
+                .norms
+                .chunks_exact(32)
+                .map(|c| c.try_into().expect("32 norms a pair"))
+                .collect();
+            return codes
+                .chunks_exact(self.code_bytes)
+                .map(|code| {
+                    let nsq: f32 = code
+                        .iter()
+                        .zip(&pairs)
+                        .map(|(&c, n)| (n[usize::from(c & 0x0f)], n[16 + usize::from(c >> 4)]))
+                        .fold(0.0, |acc, (lo, hi)| acc + lo + hi);
+                    if nsq > 0.0 { 1.0 / nsq.sqrt() } else { 0.0 }
+                })
+                .collect();
+        }
         codes
             .chunks_exact(self.code_bytes)
             .map(|code| {
@@ -985,19 +1013,24 @@ fn quantize_block(
     });
     for (s, (t, min)) in table.chunks_exact(16).zip(mins.iter()).enumerate() {
         let at = (s / 2) * BLOCK_BYTES_PER_PAIR + (s % 2) * 16;
+        // The sub-quantizer's entries by query, then each query's 16 bytes stored at once.
+        let mut by_query = [[0u8; 16]; BLOCK];
         for (j, e) in t.iter().enumerate() {
             let mut q = [0u8; BLOCK];
             for l in 0..BLOCK {
                 // `round().clamp(0, qmax)`: NaN gives 0, and for `0 ≤ x ≤ qmax` the
                 // integer part plus one when the fraction is at least 1/2 (exact: `x` is
-                // below 2²³).
+                // below 2²³; the sum is at most `qmax ≤ 255`, so the `u8` cast is exact).
                 let x = ((sigma * e.0[l] - min.0[l]) * a[l]).max(0.0).min(qmax);
-                let int = x as i32 as f32;
-                q[l] = (int + if x - int >= 0.5 { 1.0 } else { 0.0 }) as u8;
+                let int = x as i32;
+                q[l] = (int + i32::from(x - int as f32 >= 0.5)) as u8;
             }
-            for (l, &v) in q.iter().enumerate().take(nl) {
-                lut[l * bb + at + j] = v;
+            for (b, v) in by_query.iter_mut().zip(q) {
+                b[j] = v;
             }
+        }
+        for (l, v) in by_query.iter().enumerate().take(nl) {
+            lut[l * bb + at..][..16].copy_from_slice(v);
         }
     }
     (0..nl)
@@ -1144,10 +1177,10 @@ impl Ord for Low {
 struct QueryScan {
     /// The floor: a score that `k` rows reach (−∞ at first, or the heap's floor).
     floor: f32,
-    /// The floor's target of `σ·S·inv` over the step (see [`ScanSink::set_floor`]).
-    gs: f64,
-    /// The upper bound's base over the step.
-    bs: f64,
+    /// [`least_sum`]'s threshold is `norm·slope − offset`, for the row lengths `norm`
+    /// of a block (both set with the floor, see [`ScanSink::set_floor`]).
+    slope: f64,
+    offset: f64,
     /// The threshold of every block, when it does not depend on the rows' lengths.
     t: u16,
     /// The `k` greatest lower bounds of the rows kept so far (least on top).
@@ -1192,10 +1225,16 @@ impl ScanSink<'_> {
             (Metric::L2, true) => (f64::from(floor) + 1.0) / 2.0,
             _ => f64::from(floor),
         };
-        st.gs = target / step;
-        st.bs = f64::from(self.base[l]) / step;
+        let gs = target / step;
+        let bs = f64::from(self.base[l]) / step;
+        // `⌊x − margin⌋` for `x = gs·norm − bs` and the margin
+        // `2 + 10⁻⁵(|gs·norm| + |bs|) + 10⁻⁶(|floor| + 1)·norm/step`, gathered by `norm`
+        // (`norm > 0`) so that each block's threshold costs one product and one
+        // difference.
+        st.slope = gs - 1e-5 * gs.abs() - 1e-6 * (f64::from(floor).abs() + 1.0) / step;
+        st.offset = bs + 2.0 + 1e-5 * bs.abs();
         if !self.per_row {
-            st.t = least_sum(st, 1.0, step);
+            st.t = least_sum(st, 1.0);
         }
     }
 }
@@ -1203,15 +1242,12 @@ impl ScanSink<'_> {
 /// The least quantized sum `Q` (as `u16`, saturating; 0 for NaN) whose upper bound
 /// `base + Q·step`, times `1/norm`, may reach the floor of `st`: every smaller sum is
 /// below it by at least two steps, plus margins far above the float rounding of either
-/// side.
+/// side (`slope` and `offset`, see [`ScanSink::set_floor`]). The cast is `⌊·⌋` clamped
+/// to `0..=u16::MAX`: it truncates toward zero (the floor for positive values, 0 above
+/// −1) and saturates (NaN to 0).
 #[inline(always)]
-fn least_sum(st: &QueryScan, norm: f64, step: f64) -> u16 {
-    let v = st.gs * norm;
-    let x = v - st.bs;
-    let margin = 2.0
-        + 1e-5 * (v.abs() + st.bs.abs())
-        + 1e-6 * (f64::from(st.floor).abs() + 1.0) * norm / step;
-    ((x - margin).floor() as i64).clamp(0, i64::from(u16::MAX)) as u16
+fn least_sum(st: &QueryScan, norm: f64) -> u16 {
+    (norm * st.slope - st.offset) as u16
 }
 
 impl fastscan::BlockSink for ScanSink<'_> {
@@ -1222,12 +1258,9 @@ impl fastscan::BlockSink for ScanSink<'_> {
             return st.t;
         }
         match self.spans[b] {
-            // `target / inv` is least at the shortest row for a positive target, at the
-            // longest otherwise.
-            Some((short, long)) => {
-                let norm = if st.gs > 0.0 { short } else { long };
-                least_sum(st, norm, f64::from(self.step[l]))
-            }
+            // `norm·slope − offset` is least at the shortest row for a positive slope
+            // (then the target is positive too), at the longest otherwise.
+            Some((short, long)) => least_sum(st, if st.slope > 0.0 { short } else { long }),
             None => 0,
         }
     }
@@ -1766,6 +1799,46 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// The 4-bit rows' `1/‖x̂‖`, read a byte at a time, has [`inv_length`]'s bits for
+    /// every row (odd `m` takes `inv_length` itself), and 0 for a row of zero length.
+    #[test]
+    fn inv_norms_of_4_bit_codes_equal_inv_length() {
+        let (dims, rows) = (28, 300);
+        let mut rng = ChaCha8Rng::seed_from_u64(53);
+        let x = uniform(&mut rng, rows * dims);
+        for text in [
+            "m=14,nbits=4,unit=1",
+            "m=7,nbits=4,unit=1",
+            "m=14,nbits=8,unit=1",
+        ] {
+            let (codec, mut codes) = trained(CodecId::Pq, text, dims, &x);
+            let book = codec.codebook();
+            let q = Queries::new(uniform(&mut rng, 2 * dims), dims, None, Metric::Ip);
+            let mut t = AdcTables::new(book, &q);
+            // One row of centroids of zero length: its inverse length is 0.
+            for s in 0..t.m {
+                t.norms[s * t.ksub] = 0.0;
+                t.norms[s * t.ksub + 3] = 0.0;
+            }
+            let cb = book.code_bytes();
+            for (s, byte) in codes[..cb].iter_mut().enumerate() {
+                *byte = match (t.nbits, s % 2) {
+                    (4, _) => 0x30,
+                    (_, 0) => 0,
+                    _ => 3,
+                };
+            }
+            let got = t.inv_norms(&codes);
+            assert_eq!(got.len(), rows, "{text}");
+            assert_eq!(got[0], 0.0, "{text}");
+            for (r, code) in codes.chunks_exact(cb).enumerate() {
+                let want = inv_length(code, t.m, t.nbits, |s, j| t.norms[s * t.ksub + j]);
+                assert_eq!(got[r].to_bits(), want.to_bits(), "{text} row {r}");
+                assert!(r == 0 || got[r] > 0.0, "{text} row {r}");
             }
         }
     }
