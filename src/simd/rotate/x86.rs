@@ -422,7 +422,8 @@ impl Source {
 }
 
 /// One window of the planned forward rotation at AVX-512, `16 × N` floats held in `N`
-/// registers: loaded from `src` as `from` says (minus the mean, zeros past `valid`),
+/// registers: loaded from `src` (as `from` says when `FROM`: minus the mean, zeros past
+/// `valid`; in full otherwise),
 /// times `load[i]` when given, transformed as
 /// [`fwht_regs`] does it, and stored to `dst` times `store[i]` (the normalisation, and a
 /// sign). `src` and `dst` may be the same window.
@@ -432,7 +433,7 @@ impl Source {
 /// least `16 × N` floats.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
 #[inline]
-unsafe fn window_planned<const N: usize>(
+unsafe fn window_planned<const N: usize, const FROM: bool>(
     src: *const f32,
     dst: *mut f32,
     load: Option<*const f32>,
@@ -443,8 +444,14 @@ unsafe fn window_planned<const N: usize>(
     for (k, r) in r.iter_mut().enumerate() {
         // SAFETY: the caller's pointers have 16N floats (`src` and the mean `from.valid`
         // when fewer), so 16 from offset 16k are in bounds, or the lanes the mask reads.
-        let mut v = unsafe { from.load(src, 16 * k) };
-        if let Some(c) = from.mean {
+        let mut v = if FROM {
+            // SAFETY: as above.
+            unsafe { from.load(src, 16 * k) }
+        } else {
+            // SAFETY: as above (`from` is [`Source::ALL`] when `FROM` is false).
+            unsafe { _mm512_loadu_ps(src.add(16 * k)) }
+        };
+        if let (true, Some(c)) = (FROM, from.mean) {
             // SAFETY: as above.
             v = _mm512_sub_ps(v, unsafe { from.load(c, 16 * k) });
         }
@@ -488,16 +495,41 @@ unsafe fn window_planned_w(
     from: Source,
     store: *const f32,
 ) {
+    // A window read in full takes the plain loads (the code of a row without a mean or
+    // zeros is that of one read from `row`); the others the masked, centring ones.
+    if from.mean.is_none() && from.valid >= w {
+        // SAFETY: as the caller's.
+        unsafe { window_planned_as::<false>(w, src, dst, load, from, store) }
+    } else {
+        // SAFETY: as the caller's.
+        unsafe { window_planned_as::<true>(w, src, dst, load, from, store) }
+    }
+}
+
+/// [`window_planned_w`] with [`window_planned`]'s `FROM`.
+///
+/// # Safety
+/// As [`window_planned_w`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
+#[inline]
+unsafe fn window_planned_as<const FROM: bool>(
+    w: usize,
+    src: *const f32,
+    dst: *mut f32,
+    load: Option<*const f32>,
+    from: Source,
+    store: *const f32,
+) {
     // SAFETY: the caller's pointers hold `w = 16N` floats (`src` and the mean
     // `min(w, from.valid)`).
     unsafe {
         match w {
-            16 => window_planned::<1>(src, dst, load, from, store),
-            32 => window_planned::<2>(src, dst, load, from, store),
-            64 => window_planned::<4>(src, dst, load, from, store),
-            128 => window_planned::<8>(src, dst, load, from, store),
-            256 => window_planned::<16>(src, dst, load, from, store),
-            512 => window_planned::<32>(src, dst, load, from, store),
+            16 => window_planned::<1, FROM>(src, dst, load, from, store),
+            32 => window_planned::<2, FROM>(src, dst, load, from, store),
+            64 => window_planned::<4, FROM>(src, dst, load, from, store),
+            128 => window_planned::<8, FROM>(src, dst, load, from, store),
+            256 => window_planned::<16, FROM>(src, dst, load, from, store),
+            512 => window_planned::<32, FROM>(src, dst, load, from, store),
             _ => unreachable!("window {w} is not 16 to 512"),
         }
     }
