@@ -135,6 +135,9 @@ pub fn forward_planned_from_at(
 /// with the first round's loads and the zeros are masked lanes of them; elsewhere the
 /// centred, padded row is written to `row` first. The same bits as [`forward_scalar`] of
 /// that row at every level.
+///
+/// # Panics
+/// If `src` is longer than `row`, or `mean` is not as long as `src`.
 pub fn forward_planned_centred_at(
     level: Level,
     plan: &Plan,
