@@ -114,6 +114,23 @@ impl Rotation {
         )
     }
 
+    /// [`Rotation::forward`] of the row whose first `src.len()` values (at most `dims`) are
+    /// `src − mean` (`src` without a mean; `mean` as long as `src`) and whose others are
+    /// zeros, into `row` (`dims` long): the same bits as writing that row and rotating it,
+    /// without writing it first where the SIMD level reads the first round straight from
+    /// `src` and the mean.
+    pub fn forward_centred(&self, src: &[f32], mean: Option<&[f32]>, row: &mut [f32]) {
+        let level = crate::simd::Level::detect();
+        crate::simd::rotate::forward_planned_centred_at(
+            level,
+            &self.plan,
+            &self.signs,
+            src,
+            mean,
+            &mut row[..self.dims],
+        )
+    }
+
     /// Undoes [`Rotation::forward`] in place (up to float rounding), with the widest SIMD
     /// level this CPU has (same bits at every level).
     pub fn inverse(&self, row: &mut [f32]) {

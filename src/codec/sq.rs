@@ -810,31 +810,25 @@ impl Sq {
             }
     }
 
-    /// Subtracts the mean from `v` (a centred codec; nothing otherwise) and returns the
-    /// row's `<x, c>` (0 uncentred): f64 products, product `i` added to lane `i % 8` in
-    /// order, the lanes added last, lane 0 first (independent lanes, which the compiler
-    /// may run side by side in vector registers without changing a bit).
-    fn centre_row(&self, v: &mut [f32]) -> f64 {
+    /// The row `x`'s `<x, c>` (a centred codec; 0 otherwise): f64 products, product `i`
+    /// added to lane `i % 8` in order, the lanes added last, lane 0 first (independent
+    /// lanes, which the compiler may run side by side in vector registers without changing
+    /// a bit). The centring itself, `x − c`, comes with the rotation's first loads
+    /// ([`Rotation::forward_centred`]).
+    fn mean_dot(&self, x: &[f32]) -> f64 {
         let Some(c) = &self.centre else {
             return 0.0;
         };
-        let v = &mut v[..c.mean.len()];
         let mut lanes = [0f64; 8];
-        let mut xs = v.chunks_exact_mut(8);
+        let mut xs = x.chunks_exact(8);
         let mut ms = c.mean.chunks_exact(8);
         for (x, m) in (&mut xs).zip(&mut ms) {
-            for ((l, x), &m) in lanes.iter_mut().zip(x.iter_mut()).zip(m) {
-                *l += f64::from(*x) * f64::from(m);
-                *x -= m;
+            for ((l, &x), &m) in lanes.iter_mut().zip(x).zip(m) {
+                *l += f64::from(x) * f64::from(m);
             }
         }
-        for ((l, x), &m) in lanes
-            .iter_mut()
-            .zip(xs.into_remainder())
-            .zip(ms.remainder())
-        {
-            *l += f64::from(*x) * f64::from(m);
-            *x -= m;
+        for ((l, &x), &m) in lanes.iter_mut().zip(xs.remainder()).zip(ms.remainder()) {
+            *l += f64::from(x) * f64::from(m);
         }
         lanes.iter().fold(0.0, |s, &l| s + l)
     }
@@ -1118,9 +1112,10 @@ impl Codec for Sq {
         let (cb, rd) = (self.code_bytes(), self.rdims);
         let d1 = d.max(1);
         let level = Level::detect();
-        // Uncentred and unpadded rows go two at a time: the rotation reads each row
-        // itself, and the pair's sums and fits are taken in one pass each.
-        let pairs = self.centre.is_none() && rd == d;
+        // Rows go two at a time: the rotation reads each row itself (centring it on the
+        // mean and padding it with zeros as it loads it), and the pair's sums and fits are
+        // taken in one pass each.
+        let mean = self.centre.as_ref().map(|c| c.mean.as_slice());
         SCRATCH.with(|s| {
             let mut scratch = s.borrow_mut();
             let Scratch { v, w, .. } = &mut *scratch;
@@ -1128,14 +1123,15 @@ impl Codec for Sq {
             w.resize(rd, 0.0);
             for (p, (rows, outs)) in input.chunks(2 * d1).zip(out.chunks_mut(2 * rb)).enumerate() {
                 let r = 2 * p;
-                if pairs && rows.len() == 2 * d && outs.len() == 2 * rb {
+                if rows.len() == 2 * d && outs.len() == 2 * rb {
                     let (xa, xb) = rows.split_at(d);
                     let (oa, ob) = outs.split_at_mut(rb);
-                    self.rotation.forward_from(xa, v);
-                    self.rotation.forward_from(xb, w);
+                    let (ca, cb2) = (self.mean_dot(xa), self.mean_dot(xb));
+                    self.rotation.forward_centred(xa, mean, v);
+                    self.rotation.forward_centred(xb, mean, w);
                     let [fa, fb] = self.encode_rotated2(level, v, w, &mut oa[..cb], &mut ob[..cb]);
-                    self.put_row(r, xa, v, fa, oa, 0.0)?;
-                    self.put_row(r + 1, xb, w, fb, ob, 0.0)?;
+                    self.put_row(r, xa, v, fa, oa, ca)?;
+                    self.put_row(r + 1, xb, w, fb, ob, cb2)?;
                     continue;
                 }
                 for (k, (row, o)) in rows
@@ -1143,10 +1139,8 @@ impl Codec for Sq {
                     .zip(outs.chunks_exact_mut(rb))
                     .enumerate()
                 {
-                    v[..d].copy_from_slice(row);
-                    v[d..].fill(0.0);
-                    let xc = self.centre_row(v);
-                    self.rotation.forward(v);
+                    let xc = self.mean_dot(row);
+                    self.rotation.forward_centred(&row[..d], mean, v);
                     let fit = self.encode_rotated(level, v, &mut o[..cb]);
                     self.put_row(r + k, row, v, fit, o, xc)?;
                 }
@@ -1375,8 +1369,11 @@ mod tests {
     #[test]
     fn every_row_encodes_as_the_scalar_reference_does() {
         // The encoder at this CPU's level (rows in pairs, the rotation reading each row
-        // itself) against the scalar kernels a row at a time: random rows of several
-        // lengths, with a zero row, a tiny row, a huge row and an outlier among them.
+        // itself, centring and padding it as it loads it) against the scalar kernels a row
+        // at a time on the row written out (`x − c`, then the zeros): random rows of several
+        // lengths, with a zero row, a tiny row, a huge row and an outlier among them;
+        // uncentred, centred, padded (the default zeros and `extra=N`, some making the
+        // rotated row's first window longer than the row).
         for (d, n, seed) in [
             (384usize, 41usize, 11u64),
             (100, 9, 12),
@@ -1389,20 +1386,56 @@ mod tests {
             data[2 * d..3 * d].iter_mut().for_each(|x| *x *= 1e-30);
             data[3 * d..4 * d].iter_mut().for_each(|x| *x *= 1e30);
             data[4 * d + 7] = 40.0;
+            let mean: Vec<f32> = gaussian(1, d, seed + 100)
+                .iter()
+                .enumerate()
+                .map(|(i, x)| 0.3 * x + 0.5 + (i % 5) as f32 * 0.1)
+                .collect();
+            // (centre, pad, extra); extra 0 is the width's default.
+            let layouts = [
+                (false, false, 0usize),
+                (true, false, 0),
+                (true, true, 0),
+                (true, true, 60),
+                (true, true, 32),
+                (true, true, 1),
+                (true, true, 300),
+            ];
             for bits in BITS {
-                let c = sq(d, bits);
-                let (rb, cb) = (c.row_bytes(), c.code_bytes());
-                let mut got = vec![0u8; c.encoded_len(n)];
-                c.encode(&data, &mut got).unwrap();
-                let mut want = vec![0x5au8; c.encoded_len(n)];
-                let rot = c.rotation();
-                for (r, (row, o)) in data.chunks(d).zip(want.chunks_mut(rb)).enumerate() {
-                    let mut v = row.to_vec();
-                    crate::simd::rotate::forward_scalar(rot.signs(), rot.window(), &mut v);
-                    let fit = c.encode_rotated(Level::Scalar, &v, &mut o[..cb]);
-                    c.put_row(r, row, &v, fit, o, 0.0).unwrap();
+                for (centre, pad, extra) in layouts {
+                    let c = if centre {
+                        let p = SqParams {
+                            centre,
+                            pad,
+                            extra: if extra == 0 { pad_dims(bits) } else { extra },
+                            ..sq(d, bits).params
+                        };
+                        Sq::with_mean(d, p, mean.clone(), 1).unwrap()
+                    } else {
+                        sq(d, bits)
+                    };
+                    let (rb, cb, rd) = (c.row_bytes(), c.code_bytes(), c.rotated_dims());
+                    assert_eq!(rd > d, pad);
+                    let mut got = vec![0u8; c.encoded_len(n)];
+                    c.encode(&data, &mut got).unwrap();
+                    let mut want = vec![0x5au8; c.encoded_len(n)];
+                    let rot = c.rotation();
+                    for (r, (row, o)) in data.chunks(d).zip(want.chunks_mut(rb)).enumerate() {
+                        let mut v = vec![0f32; rd];
+                        let mut lanes = [0f64; 8];
+                        for (i, &x) in row.iter().enumerate() {
+                            v[i] = if centre { x - mean[i] } else { x };
+                            if centre {
+                                lanes[i % 8] += f64::from(x) * f64::from(mean[i]);
+                            }
+                        }
+                        let xc = lanes.iter().fold(0.0, |s, &l| s + l);
+                        crate::simd::rotate::forward_scalar(rot.signs(), rot.window(), &mut v);
+                        let fit = c.encode_rotated(Level::Scalar, &v, &mut o[..cb]);
+                        c.put_row(r, row, &v, fit, o, xc).unwrap();
+                    }
+                    assert_eq!(got, want, "d={d} bits={bits} {}", c.params());
                 }
-                assert_eq!(got, want, "d={d} bits={bits}");
             }
         }
     }

@@ -122,6 +122,65 @@ pub fn forward_planned_from_at(
     src: Option<&[f32]>,
     row: &mut [f32],
 ) {
+    match src {
+        Some(s) => forward_planned_centred_at(level, plan, signs, s, None, row),
+        None => forward_planned_rows_at(level, plan, signs, None, row),
+    }
+}
+
+/// [`forward_planned_from_at`] of `src` centred on `mean` (when given, as long as `src`)
+/// and padded with zeros: the rotation of the row whose first `src.len()` values
+/// (at most `dims`) are `src[i] − mean[i]` (`src[i]` without a mean) and whose others
+/// are `0.0`, into `row`. At AVX-512 (with FMA, windows of 16 to 512) the subtraction comes
+/// with the first round's loads and the zeros are masked lanes of them; elsewhere the
+/// centred, padded row is written to `row` first. The same bits as [`forward_scalar`] of
+/// that row at every level.
+///
+/// # Panics
+/// If `src` is longer than `row`, or `mean` is not as long as `src`.
+pub fn forward_planned_centred_at(
+    level: Level,
+    plan: &Plan,
+    signs: &[f32],
+    src: &[f32],
+    mean: Option<&[f32]>,
+    row: &mut [f32],
+) {
+    assert!(src.len() <= row.len() && mean.is_none_or(|m| m.len() == src.len()));
+    if src.len() == row.len() && mean.is_none() {
+        return forward_planned_rows_at(level, plan, signs, Some(src), row);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if level == Level::Avx512
+        && (16..=512).contains(&plan.window)
+        && row.len() == plan.dims
+        && level.runs_here()
+        && std::arch::is_x86_feature_detected!("fma")
+    {
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL, and
+        // `is_x86_feature_detected` that it has FMA.
+        return unsafe { x86::forward_planned_avx512(plan, Some((src, mean)), row) };
+    }
+    let (head, tail) = row.split_at_mut(src.len());
+    match mean {
+        Some(m) => head
+            .iter_mut()
+            .zip(src.iter().zip(m))
+            .for_each(|(v, (&x, &c))| *v = x - c),
+        None => head.copy_from_slice(src),
+    }
+    tail.fill(0.0);
+    forward_planned_rows_at(level, plan, signs, None, row)
+}
+
+/// [`forward_planned_from_at`]'s body (`src`, when given, as long as `row`).
+fn forward_planned_rows_at(
+    level: Level,
+    plan: &Plan,
+    signs: &[f32],
+    src: Option<&[f32]>,
+    row: &mut [f32],
+) {
     debug_assert_eq!(row.len(), plan.dims);
     #[cfg(target_arch = "x86_64")]
     if level == Level::Avx512
@@ -133,7 +192,7 @@ pub fn forward_planned_from_at(
     {
         // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL, and
         // `is_x86_feature_detected` that it has FMA.
-        return unsafe { x86::forward_planned_avx512(plan, src, row) };
+        return unsafe { x86::forward_planned_avx512(plan, src.map(|s| (s, None)), row) };
     }
     if let Some(s) = src {
         row.copy_from_slice(s);
@@ -324,6 +383,30 @@ mod tests {
                     let mut from = vec![f32::NAN; dims];
                     forward_planned_from_at(l, &plan, signs, Some(&row), &mut from);
                     assert_eq!(bits(&from), bits(&fwd), "from {} dims {dims}", l.name());
+                    // Centred on a mean and padded: the first `n` values `row − mean`,
+                    // zeros after, against the reference of that row.
+                    let mean: Vec<f32> = (0..dims).map(|_| rng.centred()).collect();
+                    for n in [dims, dims * 3 / 4, dims / 2 + 1, 1] {
+                        for centred in [true, false] {
+                            let m = centred.then_some(&mean[..n]);
+                            let mut want: Vec<f32> = (0..dims)
+                                .map(|i| match (i < n, m) {
+                                    (false, _) => 0.0,
+                                    (true, Some(m)) => row[i] - m[i],
+                                    (true, None) => row[i],
+                                })
+                                .collect();
+                            forward_scalar(signs, w, &mut want);
+                            let mut from = vec![f32::NAN; dims];
+                            forward_planned_centred_at(l, &plan, signs, &row[..n], m, &mut from);
+                            assert_eq!(
+                                bits(&from),
+                                bits(&want),
+                                "centred={centred} {} dims {dims} of {n}",
+                                l.name()
+                            );
+                        }
+                    }
                     let mut got = row.clone();
                     forward_at(l, signs, w, &mut got);
                     assert_eq!(bits(&got), bits(&fwd), "forward {} dims {dims}", l.name());

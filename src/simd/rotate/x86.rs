@@ -384,8 +384,47 @@ fn in_register_fma(mut v: __m512) -> __m512 {
     _mm512_fmadd_ps(v, s(0xff00), t)
 }
 
+/// Where a window's values come from besides its pointer: `src[i] − mean[i]` (the mean
+/// when given) for `i < valid`, `0.0` past it (a padded row's zeros, masked lanes of the
+/// loads).
+#[derive(Clone, Copy)]
+struct Source {
+    mean: Option<*const f32>,
+    valid: usize,
+}
+
+impl Source {
+    /// A window read in full from its pointer.
+    const ALL: Source = Source {
+        mean: None,
+        valid: usize::MAX,
+    };
+
+    /// The 16 values of `p` from `at`, the lanes at or past `valid` zero.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F; `p` points to at least `min(at + 16, valid)` floats.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn load(self, p: *const f32, at: usize) -> __m512 {
+        if at + 16 <= self.valid {
+            // SAFETY: the caller's `p` has `at + 16` floats.
+            unsafe { _mm512_loadu_ps(p.add(at)) }
+        } else {
+            let k = self.valid.saturating_sub(at);
+            let m = if k >= 16 { u16::MAX } else { (1u16 << k) - 1 };
+            // SAFETY: the mask reads only lanes below `valid`, which the caller's `p`
+            // holds; masked-off lanes are not accessed (and `wrapping_add` computes the
+            // address without asserting it is in bounds).
+            unsafe { _mm512_maskz_loadu_ps(m, p.wrapping_add(at)) }
+        }
+    }
+}
+
 /// One window of the planned forward rotation at AVX-512, `16 × N` floats held in `N`
-/// registers: loaded from `src` (times `load[i]` when given), transformed as
+/// registers: loaded from `src` (as `from` says when `FROM`: minus the mean, zeros past
+/// `valid`; in full otherwise),
+/// times `load[i]` when given, transformed as
 /// [`fwht_regs`] does it, and stored to `dst` times `store[i]` (the normalisation, and a
 /// sign). `src` and `dst` may be the same window.
 ///
@@ -394,17 +433,28 @@ fn in_register_fma(mut v: __m512) -> __m512 {
 /// least `16 × N` floats.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
 #[inline]
-unsafe fn window_planned<const N: usize>(
+unsafe fn window_planned<const N: usize, const FROM: bool>(
     src: *const f32,
     dst: *mut f32,
     load: Option<*const f32>,
+    from: Source,
     store: *const f32,
 ) {
     let mut r = [_mm512_setzero_ps(); N];
     for (k, r) in r.iter_mut().enumerate() {
-        // SAFETY: the caller's pointers have 16N floats, so 16 from offset 16k are in
-        // bounds.
-        let mut v = unsafe { _mm512_loadu_ps(src.add(16 * k)) };
+        // SAFETY: the caller's pointers have 16N floats (`src` and the mean `from.valid`
+        // when fewer), so 16 from offset 16k are in bounds, or the lanes the mask reads.
+        let mut v = if FROM {
+            // SAFETY: as above.
+            unsafe { from.load(src, 16 * k) }
+        } else {
+            // SAFETY: as above (`from` is [`Source::ALL`] when `FROM` is false).
+            unsafe { _mm512_loadu_ps(src.add(16 * k)) }
+        };
+        if let (true, Some(c)) = (FROM, from.mean) {
+            // SAFETY: as above.
+            v = _mm512_sub_ps(v, unsafe { from.load(c, 16 * k) });
+        }
         if let Some(l) = load {
             // SAFETY: as above.
             v = _mm512_mul_ps(v, unsafe { _mm512_loadu_ps(l.add(16 * k)) });
@@ -442,70 +492,113 @@ unsafe fn window_planned_w(
     src: *const f32,
     dst: *mut f32,
     load: Option<*const f32>,
+    from: Source,
     store: *const f32,
 ) {
-    // SAFETY: the caller's pointers hold `w = 16N` floats.
+    // A window read in full takes the plain loads (the code of a row without a mean or
+    // zeros is that of one read from `row`); the others the masked, centring ones.
+    if from.mean.is_none() && from.valid >= w {
+        // SAFETY: as the caller's.
+        unsafe { window_planned_as::<false>(w, src, dst, load, from, store) }
+    } else {
+        // SAFETY: as the caller's.
+        unsafe { window_planned_as::<true>(w, src, dst, load, from, store) }
+    }
+}
+
+/// [`window_planned_w`] with [`window_planned`]'s `FROM`.
+///
+/// # Safety
+/// As [`window_planned_w`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
+#[inline]
+unsafe fn window_planned_as<const FROM: bool>(
+    w: usize,
+    src: *const f32,
+    dst: *mut f32,
+    load: Option<*const f32>,
+    from: Source,
+    store: *const f32,
+) {
+    // SAFETY: the caller's pointers hold `w = 16N` floats (`src` and the mean
+    // `min(w, from.valid)`).
     unsafe {
         match w {
-            16 => window_planned::<1>(src, dst, load, store),
-            32 => window_planned::<2>(src, dst, load, store),
-            64 => window_planned::<4>(src, dst, load, store),
-            128 => window_planned::<8>(src, dst, load, store),
-            256 => window_planned::<16>(src, dst, load, store),
-            512 => window_planned::<32>(src, dst, load, store),
+            16 => window_planned::<1, FROM>(src, dst, load, from, store),
+            32 => window_planned::<2, FROM>(src, dst, load, from, store),
+            64 => window_planned::<4, FROM>(src, dst, load, from, store),
+            128 => window_planned::<8, FROM>(src, dst, load, from, store),
+            256 => window_planned::<16, FROM>(src, dst, load, from, store),
+            512 => window_planned::<32, FROM>(src, dst, load, from, store),
             _ => unreachable!("window {w} is not 16 to 512"),
         }
     }
 }
 
-/// [`super::forward_planned_from_at`] at AVX-512 (windows of 16 to 512 floats): each window
-/// of each round in registers, one load and one store a value, with round 1's signs
-/// multiplied in by the loads and the normalisation (times the next round's signs) by the
-/// stores. Round 1's first window reads `src` (the input row) instead of `row`, and the
-/// values past it are copied from `src` first, so the row needs no copy of its own.
+/// [`super::forward_planned_from_at`] and [`super::forward_planned_centred_at`] at AVX-512
+/// (windows of 16 to 512 floats): each window of each round in registers, one load and one
+/// store a value, with round 1's signs multiplied in by the loads and the normalisation
+/// (times the next round's signs) by the stores. Given `src` (at most `dims` values) and
+/// its mean, round 1's first window reads `src − mean` (zeros past `src`) instead of `row`,
+/// and the values past that window are written from them first, so the row needs no copy
+/// of its own.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
-pub(super) fn forward_planned_avx512(plan: &Plan, src: Option<&[f32]>, row: &mut [f32]) {
+pub(super) fn forward_planned_avx512(
+    plan: &Plan,
+    src: Option<(&[f32], Option<&[f32]>)>,
+    row: &mut [f32],
+) {
     let (d, w) = (row.len(), plan.window);
     assert!(
         (16..=512).contains(&w)
             && w <= d
-            && src.is_none_or(|s| s.len() == d)
+            && src.is_none_or(|(s, m)| s.len() <= d && m.is_none_or(|m| m.len() == s.len()))
             && plan.load1.len() == w
             && plan.load2.len() == w
             && plan.store1.len() == plan.rounds * w
             && plan.store2.len() == plan.rounds * w
     );
-    if let Some(s) = src {
-        // The values past window 1, sixteen at a time (the last ones masked): a short
-        // copy in registers, where `copy_from_slice` calls `memcpy`.
-        let (from, to) = (&s[w..], &mut row[w..]);
-        for i in (0..from.len()).step_by(16) {
-            let k = (from.len() - i).min(16);
+    let from = src.map(|(s, m)| Source {
+        mean: m.map(<[f32]>::as_ptr),
+        valid: s.len(),
+    });
+    if let (Some((s, _)), Some(from)) = (src, from) {
+        // The values past window 1, sixteen at a time (the last ones masked), centred and
+        // padded as `from` says: a short loop in registers, where `copy_from_slice` calls
+        // `memcpy`.
+        for i in (w..d).step_by(16) {
+            let k = (d - i).min(16);
             let m = if k == 16 { u16::MAX } else { (1u16 << k) - 1 };
-            // SAFETY: lanes `i..i + k` of both slices are in bounds, and the mask `m`
-            // reads and writes only those.
+            // SAFETY: lanes `i..i + k` of `row` are in bounds and the mask `m` writes
+            // only those; `from.load` reads lanes below `s.len()` of `s` and the mean
+            // (as long), which they hold.
             unsafe {
-                let v = _mm512_maskz_loadu_ps(m, from.as_ptr().add(i));
-                _mm512_mask_storeu_ps(to.as_mut_ptr().add(i), m, v);
+                let mut v = from.load(s.as_ptr(), i);
+                if let Some(c) = from.mean {
+                    v = _mm512_sub_ps(v, from.load(c, i));
+                }
+                _mm512_mask_storeu_ps(row.as_mut_ptr().add(i), m, v);
             }
         }
     }
     let p = row.as_mut_ptr();
     for r in 0..plan.rounds {
         let first = r == 0;
-        let src1 = match (first, src) {
-            (true, Some(s)) => s.as_ptr(),
-            _ => p.cast_const(),
+        let (src1, from1) = match (first, src, from) {
+            (true, Some((s, _)), Some(f)) => (s.as_ptr(), f),
+            _ => (p.cast_const(), Source::ALL),
         };
         // SAFETY: the CPU has what this function is compiled for (the caller checked);
-        // windows `[0, w)` and `[d − w, d)` of `row` (and `src`, as long) hold `w` floats,
-        // as do `load1`, `load2` and each round's `store1` and `store2` (asserted above).
+        // windows `[0, w)` and `[d − w, d)` of `row` hold `w` floats, as do `load1`,
+        // `load2` and each round's `store1` and `store2` (asserted above); `src` and its
+        // mean hold the `from1.valid` floats window 1 reads of them.
         unsafe {
             window_planned_w(
                 w,
                 src1,
                 p,
                 first.then_some(plan.load1.as_ptr()),
+                from1,
                 plan.store1.as_ptr().add(r * w),
             );
             if w < d {
@@ -514,6 +607,7 @@ pub(super) fn forward_planned_avx512(plan: &Plan, src: Option<&[f32]>, row: &mut
                     p.add(d - w).cast_const(),
                     p.add(d - w),
                     first.then_some(plan.load2.as_ptr()),
+                    Source::ALL,
                     plan.store2.as_ptr().add(r * w),
                 );
             }
