@@ -25,6 +25,7 @@ set -euo pipefail
 NPY=$(realpath "${NPY:-/work/shared/data/minilm_wordnet_10k.npy}")
 cd "$(dirname "$0")/.."
 . scripts/lib/bench_out.sh
+. scripts/lib/venv.sh
 
 TILE=${TILE:-20}
 RUNS=${RUNS:-3}
@@ -39,8 +40,10 @@ csv_row() { echo "$BENCH_STARTED,$BENCH_HOST,$(basename "$NPY")x$TILE,$IN_BYTES,
 
 if [ -z "${VECTRO:-}" ]; then nice cargo build --release --quiet; fi
 V=${VECTRO:-target/release/vectro}
+# numpy from the bench venv (PyPI), not the machine's python3.
+PY=$(faiss_venv)/bin/python
 IN=$DIR/in.npy
-python3 - "$NPY" "$IN" "$TILE" <<'PY'
+"$PY" - "$NPY" "$IN" "$TILE" <<'PY'
 import sys
 import numpy as np
 x = np.load(sys.argv[1]).astype(np.float32)
@@ -53,7 +56,7 @@ IN_BYTES=$(stat -c %s "$IN")
 # half of int8's whole run here).
 compress() {
   rm -f "$DIR/out.vectro"
-  python3 - "$V" compress --in "$IN" --out "$DIR/out.vectro" --codec "$1" --threads "$THREADS" \
+  "$PY" - "$V" compress --in "$IN" --out "$DIR/out.vectro" --codec "$1" --threads "$THREADS" \
     --no-fsync --quiet <<'PY'
 import resource, subprocess, sys, time
 t = time.perf_counter()
@@ -81,7 +84,7 @@ done
 
 # The encoder alone: one `vectro bench` over every codec (int8 first), RUNS timed passes each.
 "$V" bench "$NPY" --threads 1 --runs "$((RUNS < 3 ? 3 : RUNS))" --codecs int8 $CODECS --json 2> /dev/null > "$DIR/bench.json" || true
-python3 - "$DIR/bench.json" > "$DIR/enc" <<'PY' || true
+"$PY" - "$DIR/bench.json" > "$DIR/enc" <<'PY' || true
 import json, sys
 for c in json.load(open(sys.argv[1]))["codecs"]:
     print(c["codec"], c["compress_mb_s"])
