@@ -31,6 +31,44 @@ pub fn lane_sum(l: [f32; LANES]) -> f32 {
     l.iter().fold(0.0, |s, &x| s + x)
 }
 
+/// The end of a [`stats_at`] pass at a SIMD level: the values `tail` past the last full
+/// register (fewer than [`LANES`]) taken into the largest magnitude and the lanes `lb`,
+/// `lbb` (lane `l` gets `tail[l]`, as in the scalar reference), then each sum's lanes added.
+fn stats_finish(
+    mut max_abs: f32,
+    (mut lb, mut lbb): ([f32; LANES], [f32; LANES]),
+    tail: &[f32],
+    scale: f32,
+) -> (f32, f32, f32) {
+    for (l, &y) in tail.iter().enumerate() {
+        let x = y.abs();
+        max_abs = max_abs.max(x);
+        let b = x * scale;
+        lb[l] += b;
+        lbb[l] += b * b;
+    }
+    (max_abs, lane_sum(lb), lane_sum(lbb))
+}
+
+/// The end of one step's [`grid_fits_at`] pass at a SIMD level: the values `tail` past the
+/// last full register taken into the lanes `la`, `lm` for the scale `s` and step `1/t`,
+/// then each sum's lanes added.
+fn fits_finish(
+    (mut la, mut lm): ([f32; LANES], [f32; LANES]),
+    tail: &[f32],
+    s: f32,
+    t: f32,
+    top: f32,
+) -> (f32, f32) {
+    for (l, &y) in tail.iter().enumerate() {
+        let x = y.abs() * s;
+        let m = ((x * t) as i32 as f32).min(top);
+        la[l] += m * x;
+        lm[l] += m * (m + 1.0);
+    }
+    (lane_sum(la), lane_sum(lm))
+}
+
 /// `(max |v|, Σ b, Σ b²)` of the row `v` for `b[i] = |v[i]| × scale`, the sums in
 /// [`LANES`] lanes. `max |v|` is unscaled (a NaN in `v` may be skipped by it; it makes
 /// both sums NaN).

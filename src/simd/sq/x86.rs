@@ -2,7 +2,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{LANES, lane_sum, pack, pack8};
+use super::{LANES, fits_finish, pack, pack8, stats_finish};
 
 /// `|v|` of eight floats: the sign bit cleared.
 #[target_feature(enable = "avx2")]
@@ -39,16 +39,8 @@ pub(super) fn stats_avx2(v: &[f32], scale: f32) -> (f32, f32, f32) {
         sb = _mm256_add_ps(sb, b);
         sbb = _mm256_add_ps(sbb, _mm256_mul_ps(b, b));
     }
-    let (mut lb, mut lbb) = (lanes(sb), lanes(sbb));
-    let mut max_abs = lanes(mx).iter().fold(0f32, |m, &x| m.max(x));
-    for (l, &y) in v[full..].iter().enumerate() {
-        let x = y.abs();
-        max_abs = max_abs.max(x);
-        let b = x * scale;
-        lb[l] += b;
-        lbb[l] += b * b;
-    }
-    (max_abs, lane_sum(lb), lane_sum(lbb))
+    let max_abs = lanes(mx).iter().fold(0f32, |m, &x| m.max(x));
+    stats_finish(max_abs, (lanes(sb), lanes(sbb)), &v[full..], scale)
 }
 
 /// [`super::grid_fits_at`]: every step's lanes in registers, one pass over `v`.
@@ -73,16 +65,7 @@ pub(super) fn grid_fits_avx2<const K: usize>(
             mm[k] = _mm256_add_ps(mm[k], _mm256_mul_ps(m, _mm256_add_ps(m, one)));
         }
     }
-    std::array::from_fn(|k| {
-        let (mut la, mut lm) = (lanes(ma[k]), lanes(mm[k]));
-        for (l, &y) in v[full..].iter().enumerate() {
-            let x = y.abs() * s;
-            let m = ((x * ts[k]) as i32 as f32).min(top);
-            la[l] += m * x;
-            lm[l] += m * (m + 1.0);
-        }
-        (lane_sum(la), lane_sum(lm))
-    })
+    std::array::from_fn(|k| fits_finish((lanes(ma[k]), lanes(mm[k])), &v[full..], s, ts[k], top))
 }
 
 /// The codes of eight values at a time for a scale `s`, a step `1/t` and `bits`: one byte
@@ -357,16 +340,8 @@ pub(super) fn stats2_avx512(a: &[f32], b: &[f32], scale: f32) -> [(f32, f32, f32
     }
     let (lm, lb, lbb) = (lanes16(mx), lanes16(sb), lanes16(sbb));
     [(0, a), (1, b)].map(|(r, v)| {
-        let (mut lb, mut lbb) = (lb[r], lbb[r]);
-        let mut max_abs = lm[r].iter().fold(0f32, |m, &x| m.max(x));
-        for (l, &y) in v[full..].iter().enumerate() {
-            let x = y.abs();
-            max_abs = max_abs.max(x);
-            let b = x * scale;
-            lb[l] += b;
-            lbb[l] += b * b;
-        }
-        (max_abs, lane_sum(lb), lane_sum(lbb))
+        let max_abs = lm[r].iter().fold(0f32, |m, &x| m.max(x));
+        stats_finish(max_abs, (lb[r], lbb[r]), &v[full..], scale)
     })
 }
 
@@ -409,15 +384,6 @@ pub(super) fn grid_fits2_avx512<const K: usize>(
     }
     let (la, lm) = (ma.map(|x| lanes16(x)), mm.map(|x| lanes16(x)));
     [(0, a), (1, b)].map(|(r, v)| {
-        std::array::from_fn(|k| {
-            let (mut la, mut lm) = (la[k][r], lm[k][r]);
-            for (l, &y) in v[full..].iter().enumerate() {
-                let x = y.abs() * s[r];
-                let m = ((x * ts[r][k]) as i32 as f32).min(top);
-                la[l] += m * x;
-                lm[l] += m * (m + 1.0);
-            }
-            (lane_sum(la), lane_sum(lm))
-        })
+        std::array::from_fn(|k| fits_finish((la[k][r], lm[k][r]), &v[full..], s[r], ts[r][k], top))
     })
 }
