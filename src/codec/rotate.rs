@@ -100,20 +100,6 @@ impl Rotation {
         )
     }
 
-    /// [`Rotation::forward`] of `src` into `row` (both `dims` long): the same bits as
-    /// copying `src` to `row` and rotating it, without the copy where the SIMD level reads
-    /// the first round straight from `src`.
-    pub fn forward_from(&self, src: &[f32], row: &mut [f32]) {
-        let level = crate::simd::Level::detect();
-        crate::simd::rotate::forward_planned_from_at(
-            level,
-            &self.plan,
-            &self.signs,
-            Some(&src[..self.dims]),
-            &mut row[..self.dims],
-        )
-    }
-
     /// [`Rotation::forward`] of the row whose first `src.len()` values (at most `dims`) are
     /// `src − mean` (`src` without a mean; `mean` as long as `src`) and whose others are
     /// zeros, into `row` (`dims` long): the same bits as writing that row and rotating it,
@@ -219,7 +205,7 @@ impl Codec for Rotated {
             // Each row rotated from the input into the block as it is read (the first
             // round reading the input row itself where the SIMD level can).
             for (r, (row, x)) in s.chunks_exact_mut(d).zip(input.chunks_exact(d)).enumerate() {
-                self.rotation.forward_from(x, row);
+                self.rotation.forward_centred(x, None, row);
                 // The rotated value is what gets quantized, so it must be finite. A NaN or
                 // an infinity in the row makes every value of its windows one (each is a
                 // sum of them all), which is how this check stands in for a pass over the

@@ -1217,6 +1217,15 @@ mod tests {
     use crate::codec::harness::round_trip;
     use crate::test_rng::Rng;
 
+    /// The summed squared error of `data` after a round trip through `c`.
+    fn squared_error(c: &Sq, data: &[f32]) -> f64 {
+        let out = round_trip(c, data);
+        data.iter()
+            .zip(&out)
+            .map(|(a, b)| f64::from(a - b).powi(2))
+            .sum()
+    }
+
     /// A standard normal draw (Box–Muller).
     fn normal(rng: &mut Rng) -> f64 {
         let u1 = (f64::from(rng.centred()) + 0.5).max(1e-12);
@@ -1578,13 +1587,7 @@ mod tests {
         let (d, n) = (64, 400);
         let data = offset_rows(n, d, 22);
         for bits in [1u8, 2] {
-            let err = |c: &Sq| -> f64 {
-                let out = round_trip(c, &data);
-                data.iter()
-                    .zip(&out)
-                    .map(|(a, b)| f64::from(a - b).powi(2))
-                    .sum()
-            };
+            let err = |c: &Sq| squared_error(c, &data);
             let (plain, cent) = (err(&sq(d, bits)), err(&centred(d, bits, &data)));
             assert!(cent < 0.5 * plain, "bits={bits}: {cent} vs {plain}");
         }
@@ -1739,13 +1742,7 @@ mod tests {
             assert_eq!(round_trip(&back, &data), round_trip(&c, &data));
             // At least as many extra coordinates as the row has (twice the codes or more)
             // decode closer than the default padding does.
-            let err = |c: &Sq| -> f64 {
-                let out = round_trip(c, &data);
-                data.iter()
-                    .zip(&out)
-                    .map(|(a, b)| f64::from(a - b).powi(2))
-                    .sum()
-            };
+            let err = |c: &Sq| squared_error(c, &data);
             let base = padded(d, bits, &data);
             if extra >= d {
                 assert!(

@@ -13,7 +13,7 @@
 //! addition is commutative, so every level gives the reference's bits. The encoders' forward
 //! rotation ([`forward_planned_at`], with a [`Plan`]) also folds the sign flips into the
 //! passes at AVX2 and AVX-512: round 1's into the first pass's loads (at AVX-512 straight
-//! from the input row, [`forward_planned_from_at`]), each later round's into the
+//! from the input row, [`forward_planned_centred_at`]), each later round's into the
 //! multiply by the norm as the previous round's last pass stores (`x × (norm × s)` is
 //! `(x × norm) × s` when `s` is ±1), so a round is four passes over a 384-float row's
 //! windows instead of seven at AVX2, and two at AVX-512 (each window of up to 512 floats
@@ -105,31 +105,11 @@ impl Plan {
 /// butterflies with fused multiply-adds by ±1 when the CPU has FMA, which round as the adds
 /// do); the same bits as [`forward_scalar`] at every level.
 pub fn forward_planned_at(level: Level, plan: &Plan, signs: &[f32], row: &mut [f32]) {
-    forward_planned_from_at(level, plan, signs, None, row)
+    forward_planned_rows_at(level, plan, signs, None, row)
 }
 
-/// [`forward_planned_at`] of `src` (when given, `dims` long) into `row`: the rotation of
-/// `src`'s values, without `row` holding them first (at AVX-512, the first round's first
-/// window loads them from `src` and its sign flips come with the loads; elsewhere `src` is
-/// copied to `row` first). At AVX-512 with FMA and windows of 16 to 512 floats, each window
-/// is transformed in registers with the sign flips folded into its loads and stores, its
-/// in-register stages a fused multiply-add by ±1 each. The same bits as
-/// [`forward_scalar`] of `src` at every level.
-pub fn forward_planned_from_at(
-    level: Level,
-    plan: &Plan,
-    signs: &[f32],
-    src: Option<&[f32]>,
-    row: &mut [f32],
-) {
-    match src {
-        Some(s) => forward_planned_centred_at(level, plan, signs, s, None, row),
-        None => forward_planned_rows_at(level, plan, signs, None, row),
-    }
-}
-
-/// [`forward_planned_from_at`] of `src` centred on `mean` (when given, as long as `src`)
-/// and padded with zeros: the rotation of the row whose first `src.len()` values
+/// [`forward_planned_at`] of `src` (without `row` holding it first), centred on `mean`
+/// (when given, as long as `src`) and padded with zeros: the rotation of the row whose first `src.len()` values
 /// (at most `dims`) are `src[i] − mean[i]` (`src[i]` without a mean) and whose others
 /// are `0.0`, into `row`. At AVX-512 (with FMA, windows of 16 to 512) the subtraction comes
 /// with the first round's loads and the zeros are masked lanes of them; elsewhere the
@@ -173,7 +153,7 @@ pub fn forward_planned_centred_at(
     forward_planned_rows_at(level, plan, signs, None, row)
 }
 
-/// [`forward_planned_from_at`]'s body (`src`, when given, as long as `row`).
+/// [`forward_planned_centred_at`]'s body (`src`, when given, as long as `row`).
 fn forward_planned_rows_at(
     level: Level,
     plan: &Plan,
@@ -381,7 +361,7 @@ mod tests {
                     );
                     // From the input row: `row` starts with other values, all overwritten.
                     let mut from = vec![f32::NAN; dims];
-                    forward_planned_from_at(l, &plan, signs, Some(&row), &mut from);
+                    forward_planned_centred_at(l, &plan, signs, &row, None, &mut from);
                     assert_eq!(bits(&from), bits(&fwd), "from {} dims {dims}", l.name());
                     // Centred on a mean and padded: the first `n` values `row − mean`,
                     // zeros after, against the reference of that row.

@@ -535,7 +535,7 @@ unsafe fn window_planned_as<const FROM: bool>(
     }
 }
 
-/// [`super::forward_planned_from_at`] and [`super::forward_planned_centred_at`] at AVX-512
+/// [`super::forward_planned_at`] and [`super::forward_planned_centred_at`] at AVX-512
 /// (windows of 16 to 512 floats): each window of each round in registers, one load and one
 /// store a value, with round 1's signs multiplied in by the loads and the normalisation
 /// (times the next round's signs) by the stores. Given `src` (at most `dims` values) and
