@@ -205,6 +205,8 @@ impl Codec for Rotated {
             // Each row rotated from the input into the block as it is read (the first
             // round reading the input row itself where the SIMD level can).
             for (r, (row, x)) in s.chunks_exact_mut(d).zip(input.chunks_exact(d)).enumerate() {
+                // The next row starts loading while this one is rotated.
+                crate::simd::prefetch_floats(input, (r + 1) * d, (r + 2) * d);
                 self.rotation.forward_centred(x, None, row);
                 // The rotated value is what gets quantized, so it must be finite. A NaN or
                 // an infinity in the row makes every value of its windows one (each is a

@@ -1123,6 +1123,9 @@ impl Codec for Sq {
             w.resize(rd, 0.0);
             for (p, (rows, outs)) in input.chunks(2 * d1).zip(out.chunks_mut(2 * rb)).enumerate() {
                 let r = 2 * p;
+                // The next pair's rows start loading while this pair is encoded: its
+                // first reads of a row otherwise wait on memory.
+                crate::simd::prefetch_floats(input, (r + 2) * d, (r + 4) * d);
                 if rows.len() == 2 * d && outs.len() == 2 * rb {
                     let (xa, xb) = rows.split_at(d);
                     let (oa, ob) = outs.split_at_mut(rb);

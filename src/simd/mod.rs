@@ -55,6 +55,27 @@ pub fn prefetch(bytes: &[u8], at: usize) {
     let _ = (bytes, at);
 }
 
+/// [`prefetch`] of every cache line of `v[from..to]` (clipped to `v`): the next rows an
+/// encoder will read, asked for while it works on the current ones.
+#[inline]
+pub fn prefetch_floats(v: &[f32], from: usize, to: usize) {
+    let v = &v[from.min(v.len())..to.min(v.len())];
+    // 16 floats are one 64-byte cache line; a row not aligned to one also touches the
+    // line holding its last float.
+    for i in (0..v.len()).step_by(16).chain(v.len().checked_sub(1)) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: SSE is part of the x86-64 baseline, and a prefetch only hints the cache:
+        // it reads nothing into the program and cannot fault; `v[i]` is in bounds.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (&v[i] as *const f32).cast::<i8>(),
+            )
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i;
+    }
+}
+
 /// An instruction-set level a kernel can run at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[non_exhaustive]

@@ -105,8 +105,13 @@ pub fn grid_fits2_at<const K: usize>(
     top: f32,
 ) -> [[(f32, f32); K]; 2] {
     #[cfg(target_arch = "x86_64")]
-    if level >= Level::Avx512 && a.len() == b.len() && level.runs_here() {
-        // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL.
+    if level >= Level::Avx512
+        && a.len() == b.len()
+        && level.runs_here()
+        && std::arch::is_x86_feature_detected!("fma")
+    {
+        // SAFETY: `runs_here` checked at run time that the CPU has AVX-512 F/BW/VL, and
+        // `is_x86_feature_detected` that it has FMA.
         return unsafe { x86::grid_fits2_avx512(a, b, s, ts, top) };
     }
     [

@@ -347,8 +347,10 @@ pub(super) fn stats2_avx512(a: &[f32], b: &[f32], scale: f32) -> [(f32, f32, f32
 
 /// [`super::grid_fits2_at`] at AVX-512: [`grid_fits_avx2`] of two rows side by side (row
 /// `a`'s lanes in the low half of each register, row `b`'s in the high half), each with
-/// its own scale and steps.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+/// its own scale and steps. `Σ m(m+1)` takes one fused multiply-add a step: `m` is an
+/// integer of at most 127, so `m(m+1)` is exact in float32 and the fused sum rounds once,
+/// as the product's exact value added does: the same bits.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
 pub(super) fn grid_fits2_avx512<const K: usize>(
     a: &[f32],
     b: &[f32],
@@ -379,7 +381,7 @@ pub(super) fn grid_fits2_avx512<const K: usize>(
                 vtop,
             );
             ma[k] = _mm512_add_ps(ma[k], _mm512_mul_ps(m, x));
-            mm[k] = _mm512_add_ps(mm[k], _mm512_mul_ps(m, _mm512_add_ps(m, one)));
+            mm[k] = _mm512_fmadd_ps(m, _mm512_add_ps(m, one), mm[k]);
         }
     }
     let (la, lm) = (ma.map(|x| lanes16(x)), mm.map(|x| lanes16(x)));
