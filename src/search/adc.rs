@@ -157,7 +157,8 @@ pub(crate) struct AdcTables {
 /// so that no sum of `2p` entries overflows `u16`). The 8-bit entry is
 /// `e_s[j] = round(a·(v_s[j] − min_s))`, within `1/2` of the real value, so a row whose
 /// entries sum to `Q` has `σ·S ≤ Σ_s min_s + Q/a + m/(2a)` (`S` its exact sum), plus the
-/// float rounding of the exact sum, which `base` also covers.
+/// float rounding of the exact sum, which `base` also covers. The slacks are each table's
+/// actual rounding (its entries' greatest error above, and below), at most `1/2` a table.
 #[derive(Debug)]
 struct FastTables {
     /// Sub-quantizer pairs: the code bytes of a row.
@@ -920,7 +921,8 @@ fn shared_pool(workers: usize) -> Option<Arc<rayon::ThreadPool>> {
 ///
 /// With `min_s = min_j v(s, j)` and `a = ⌊min(255, 65535/2·pairs)⌋ / max_s (max_j v(s, j) −
 /// min_s)`, the entry is `round(a·(v(s, j) − min_s))`, within half a step of the real
-/// value: `Σ_s min_s + Q/a − m/(2a) ≤ Σ_s v_s ≤ Σ_s min_s + Q/a + m/(2a)`. The slack adds `2⁻²²·terms` times the
+/// value: `Σ_s min_s + Q/a − m/(2a) ≤ Σ_s v_s ≤ Σ_s min_s + Q/a + m/(2a)`. The bounds take
+/// each table's actual rounding rather than `1/2` (see [`slacks`]). The slack adds `2⁻²²·terms` times the
 /// magnitudes summed, for the float rounding of the sums (each below `terms·2⁻²⁴` of them).
 pub(crate) fn quantize_tables(
     m: usize,
@@ -950,17 +952,47 @@ pub(crate) fn quantize_tables(
         _ => 1.0,
     };
     lut.fill(0);
+    let (mut over, mut under) = (0f32, 0f32);
     for (s, &min) in mins.iter().enumerate() {
         let at = (s / 2) * BLOCK_BYTES_PER_PAIR + (s % 2) * 16;
+        let (mut up, mut down) = (0f32, 0f32);
         for j in 0..16 {
-            lut[at + j] = ((v(s, j) - min) * a).round().clamp(0.0, qmax) as u8;
+            let y = (v(s, j) - min) * a;
+            let e = y.round().clamp(0.0, qmax);
+            lut[at + j] = e as u8;
+            up = up.max(y - e);
+            down = down.max(e - y);
         }
+        over += up.min(0.5);
+        under += down.min(0.5);
     }
-    // Each entry within 1/2 (plus the rounding of its product) of the real value; the
-    // float sums' rounding, that of `Σ min_s` and that of evaluating `base + Q·step`
-    // are each below `terms·2⁻²⁴` times the magnitudes summed.
-    let slack = 0.501 * m as f32 / a + 2.5e-7 * terms as f32 * (mag + bias.abs());
-    (1.0 / a, bias + slack, bias - slack)
+    let (up, down) = slacks(m, terms, a, over, under, mag, bias);
+    (1.0 / a, bias + up, bias - down)
+}
+
+/// The slacks `(up, down)` of [`quantize_tables`]'s bounds: `over` (`under`) is the sum
+/// over the tables of the most any entry's scaled value `y = a·(v − min_s)` lies above
+/// (below) its 8-bit entry, each at most 1/2.
+///
+/// `y − e` is exact in `f32` (`e` an integer, `|y − e| ≤ 1/2`, `y < 2²⁴`), so a row's
+/// real sum lies within `over/a` above and `under/a` below `Σ_s min_s + Q/a`, plus the
+/// rounding of `y` against the real `a·(v − min_s)` (below `2⁻²²·255` a table, covered
+/// by `0.001` a table); the float sums' rounding, that of `Σ min_s` and that of
+/// evaluating `base + Q·step` are each below `terms·2⁻²⁴` times the magnitudes summed.
+/// Never more than the worst case `0.501·m/a` (+ the same rounding term).
+#[inline(always)]
+fn slacks(
+    m: usize,
+    terms: usize,
+    a: f32,
+    over: f32,
+    under: f32,
+    mag: f32,
+    bias: f32,
+) -> (f32, f32) {
+    let float = 2.5e-7 * terms as f32 * (mag + bias.abs());
+    let margin = 0.001 * m as f32;
+    ((over + margin) / a + float, (under + margin) / a + float)
 }
 
 /// [`quantize_tables`] of each query of a block at once: `table` holds the block's
@@ -1011,23 +1043,35 @@ fn quantize_block(
         a if a.is_finite() && span[l] > 0.0 => a,
         _ => 1.0,
     });
+    let (mut over, mut under) = ([0f32; BLOCK], [0f32; BLOCK]);
     for (s, (t, min)) in table.chunks_exact(16).zip(mins.iter()).enumerate() {
         let at = (s / 2) * BLOCK_BYTES_PER_PAIR + (s % 2) * 16;
         // The sub-quantizer's entries by query, then each query's 16 bytes stored at once.
         let mut by_query = [[0u8; 16]; BLOCK];
+        let (mut up, mut down) = ([0f32; BLOCK], [0f32; BLOCK]);
         for (j, e) in t.iter().enumerate() {
             let mut q = [0u8; BLOCK];
             for l in 0..BLOCK {
                 // `round().clamp(0, qmax)`: NaN gives 0, and for `0 ≤ x ≤ qmax` the
                 // integer part plus one when the fraction is at least 1/2 (exact: `x` is
                 // below 2²³; the sum is at most `qmax ≤ 255`, so the `u8` cast is exact).
-                let x = ((sigma * e.0[l] - min.0[l]) * a[l]).max(0.0).min(qmax);
+                let y = (sigma * e.0[l] - min.0[l]) * a[l];
+                let x = y.max(0.0).min(qmax);
                 let int = x as i32;
-                q[l] = (int + i32::from(x - int as f32 >= 0.5)) as u8;
+                let r = int + i32::from(x - int as f32 >= 0.5);
+                q[l] = r as u8;
+                // `quantize_tables`'s `y − e` and its folds (NaN dropped by `max`).
+                let e = r as f32;
+                up[l] = up[l].max(y - e);
+                down[l] = down[l].max(e - y);
             }
             for (b, v) in by_query.iter_mut().zip(q) {
                 b[j] = v;
             }
+        }
+        for l in 0..BLOCK {
+            over[l] += up[l].min(0.5);
+            under[l] += down[l].min(0.5);
         }
         for (l, v) in by_query.iter().enumerate().take(nl) {
             lut[l * bb + at..][..16].copy_from_slice(v);
@@ -1035,8 +1079,8 @@ fn quantize_block(
     }
     (0..nl)
         .map(|l| {
-            let slack = 0.501 * m as f32 / a[l] + 2.5e-7 * terms as f32 * (mag[l] + bias[l].abs());
-            (1.0 / a[l], bias[l] + slack, bias[l] - slack)
+            let (up, down) = slacks(m, terms, a[l], over[l], under[l], mag[l], bias[l]);
+            (1.0 / a[l], bias[l] + up, bias[l] - down)
         })
         .collect()
 }
@@ -1519,14 +1563,8 @@ mod tests {
                 let mut tight = 0f32;
                 for i in 0..nq {
                     let table = &f.exact[i * book.m..(i + 1) * book.m];
-                    let slack = f.base[i]
-                        - (0..book.m)
-                            .map(|s| {
-                                (0..16)
-                                    .map(|j| sigma * table[s].0[j])
-                                    .fold(f32::INFINITY, f32::min)
-                            })
-                            .sum::<f32>();
+                    // Above and below: each table's own rounding, so not alike.
+                    let width = f.base[i] - f.low[i];
                     for (r, code) in codes.chunks_exact(pairs).enumerate() {
                         let sum: f32 =
                             (0..book.m).fold(0f32, |a, s| a + table[s].0[get_code(code, s, 4)]);
@@ -1536,15 +1574,11 @@ mod tests {
                         let below =
                             f.low[i] + f32::from(quant[i * nb * BLOCK_ROWS + r]) * f.step[i];
                         assert!(sigma * sum >= below, "{text} {metric} q {i} row {r}: low");
-                        assert!(bound - below <= 2.0 * slack + 1e-5, "{text}: loose low");
-                        assert!(
-                            bound - sigma * sum <= 2.0 * slack + 1e-5,
-                            "{text}: loose bound"
-                        );
-                        tight = tight.max(slack / f.step[i]);
+                        assert!(bound - sigma * sum <= width + 1e-5, "{text}: loose bound");
+                        tight = tight.max(0.5 * width / f.step[i]);
                     }
                 }
-                // The slack is about m/2 steps of the quantized tables.
+                // The slacks are at most m/2 steps of the quantized tables each.
                 assert!(
                     tight <= 0.51 * book.m as f32 + 1.0,
                     "{text}: slack {tight} steps"
@@ -1799,6 +1833,108 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// The bounds of [`quantize_tables`] hold for adversarial tables: entries just below
+    /// and at half steps (each table's rounding error near its worst, up or down), tables
+    /// of mixed spans and signs, checked on the rows that pick each table's worst entry and
+    /// on random rows, against the sum in `f64` and the float sum the scan computes. On
+    /// tables whose entries sit on the steps the slack is far below the worst case.
+    #[test]
+    fn quantize_tables_bounds_hold_on_adversarial_tables() {
+        let mut rng = ChaCha8Rng::seed_from_u64(43);
+        for (m, case) in [96usize, 7, 1, 33]
+            .into_iter()
+            .flat_map(|m| (0..4).map(move |c| (m, c)))
+        {
+            let pairs = m.div_ceil(2);
+            let qmax = (65535 / (2 * pairs)).min(255) as f32;
+            let u = 10f32.powi(rng.random_range(-3..3));
+            let mut t = vec![0f32; m * 16];
+            for s in 0..m {
+                let min = rng.random_range(-2.0f32..2.0) * u;
+                let scale = if s == 0 {
+                    1.0
+                } else {
+                    rng.random_range(0.05f32..1.0)
+                };
+                for j in 0..16 {
+                    let k = (j as f32 * qmax * scale / 15.0).floor();
+                    let frac = match case {
+                        0 => 0.4999,
+                        1 => 0.5,
+                        2 => [0.4999f32, 0.5, 0.0, 0.25][(s + j) % 4],
+                        _ => 0.0,
+                    };
+                    // Table 0 spans exactly `qmax` steps (so `a = 1/u`); the others less.
+                    let k = if s == 0 && j == 15 {
+                        qmax
+                    } else if s == 0 && j == 0 {
+                        0.0
+                    } else {
+                        k
+                    };
+                    let f = if s == 0 && (j == 0 || j == 15) {
+                        0.0
+                    } else {
+                        frac
+                    };
+                    t[s * 16 + j] = min + (k + f).min(qmax) * u;
+                }
+            }
+            let v = |s: usize, j: usize| t[s * 16 + j];
+            let mut lut = vec![0u8; pairs * BLOCK_BYTES_PER_PAIR];
+            let (step, base, low) = quantize_tables(m, pairs, v, m + 8, &mut lut);
+            let a = 1.0 / f64::from(step);
+            let mins: Vec<f64> = (0..m)
+                .map(|s| {
+                    (0..16)
+                        .map(|j| f64::from(v(s, j)))
+                        .fold(f64::INFINITY, f64::min)
+                })
+                .collect();
+            let entry = |s: usize, j: usize| lut[(s / 2) * BLOCK_BYTES_PER_PAIR + (s % 2) * 16 + j];
+            let err =
+                |s: usize, j: usize| (f64::from(v(s, j)) - mins[s]) * a - f64::from(entry(s, j));
+            let pick = |better: &dyn Fn(f64, f64) -> bool| -> Vec<usize> {
+                (0..m)
+                    .map(|s| {
+                        (0..16).fold(0, |b, j| if better(err(s, j), err(s, b)) { j } else { b })
+                    })
+                    .collect()
+            };
+            let mut rows = vec![pick(&|x, y| x > y), pick(&|x, y| x < y)];
+            rows.extend((0..200).map(|_| (0..m).map(|_| rng.random_range(0..16)).collect()));
+            for row in &rows {
+                let q: u32 = row
+                    .iter()
+                    .enumerate()
+                    .map(|(s, &j)| u32::from(entry(s, j)))
+                    .sum();
+                let q = f32::from(u16::try_from(q).expect("sums fit u16"));
+                let exact: f64 = row
+                    .iter()
+                    .enumerate()
+                    .map(|(s, &j)| f64::from(v(s, j)))
+                    .sum();
+                let float = row
+                    .iter()
+                    .enumerate()
+                    .fold(0f32, |acc, (s, &j)| acc + v(s, j));
+                let (hi, lo) = (base + q * step, low + q * step);
+                for x in [exact, f64::from(float)] {
+                    assert!(
+                        f64::from(lo) <= x && x <= f64::from(hi),
+                        "m={m} case {case}: {x} outside [{lo}, {hi}]"
+                    );
+                }
+            }
+            if case == 3 {
+                // Entries on the steps: the slack is the margins' alone.
+                let worst = 0.5 * m as f32 * step;
+                assert!(base - low < 0.1 * worst, "m={m}: {} vs {worst}", base - low);
             }
         }
     }
